@@ -1,0 +1,238 @@
+//! What a running attempt knows about itself, and how it learns that it
+//! should stop.
+//!
+//! # Cancellation protocol
+//!
+//! [`CancelToken::cancel`] first stores the flag (`SeqCst`), then takes the
+//! waiter list's lock and wakes every waiter. A waiter (a thread in
+//! [`CancelToken::sleep`], a future in [`CancelToken::cancelled`]) first
+//! registers itself under that lock, then checks the flag. Either the waiter
+//! sees the flag, or the canceller finds the waiter in the list: a wake-up
+//! is never lost. A thread's park token covers an unpark that arrives
+//! between its check and its `park`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use crate::error::TaskError;
+use crate::job::JobId;
+
+/// Given to every attempt: which job and attempt it is, and whether it has
+/// been asked to stop (a timeout or a shutdown).
+#[derive(Clone)]
+pub struct Context {
+    job: JobId,
+    attempt: u32,
+    cancel: CancelToken,
+}
+
+impl Context {
+    /// A context for attempt `attempt` (1-based) of `job`.
+    pub fn new(job: JobId, attempt: u32, cancel: CancelToken) -> Context {
+        Context {
+            job,
+            attempt,
+            cancel,
+        }
+    }
+
+    /// The job's id.
+    pub fn job_id(&self) -> JobId {
+        self.job
+    }
+
+    /// The attempt number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether the attempt has been asked to stop. Long-running sync tasks
+    /// should check this between steps.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// `Err` once the attempt has been asked to stop, so `ctx.check()?` ends
+    /// a task early.
+    pub fn check(&self) -> Result<(), TaskError> {
+        if self.is_cancelled() {
+            Err(TaskError::retryable("cancelled"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps for `d`, waking early (with `Err`) if the attempt is cancelled.
+    pub fn sleep(&self, d: Duration) -> Result<(), TaskError> {
+        if self.cancel.sleep(d) {
+            Ok(())
+        } else {
+            Err(TaskError::retryable("cancelled"))
+        }
+    }
+
+    /// Completes when the attempt is cancelled (for async tasks that want to
+    /// clean up; a timed-out async attempt is dropped in any case).
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.cancel.cancelled()
+    }
+
+    /// The cancellation token.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("job", &self.job)
+            .field("attempt", &self.attempt)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// A flag that can be raised once, waking the threads and futures waiting on it.
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    waiters: Mutex<Vec<Waiter>>,
+}
+
+enum Waiter {
+    Thread(Thread),
+    Task(Waker),
+}
+
+impl CancelToken {
+    /// A new, unraised token.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Raises the flag and wakes every waiter.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        let waiters =
+            std::mem::take(&mut *self.0.waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in waiters {
+            match w {
+                Waiter::Thread(t) => t.unpark(),
+                Waiter::Task(w) => w.wake(),
+            }
+        }
+    }
+
+    /// Whether the flag is raised.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Blocks the calling thread for `d`, or until cancelled. Returns `true`
+    /// when the whole duration passed, `false` when cancelled.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        let me = std::thread::current();
+        self.lock_waiters().push(Waiter::Thread(me.clone()));
+        let slept = loop {
+            if self.is_cancelled() {
+                break false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break true;
+            }
+            std::thread::park_timeout(deadline - now);
+        };
+        let id = me.id();
+        self.lock_waiters()
+            .retain(|w| !matches!(w, Waiter::Thread(t) if t.id() == id));
+        slept
+    }
+
+    /// A future that completes when the flag is raised.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.is_cancelled() {
+                return Poll::Ready(());
+            }
+            {
+                let mut w = self.lock_waiters();
+                if !w
+                    .iter()
+                    .any(|w| matches!(w, Waiter::Task(k) if k.will_wake(cx.waker())))
+                {
+                    w.push(Waiter::Task(cx.waker().clone()));
+                }
+            }
+            if self.is_cancelled() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    fn lock_waiters(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
+        self.0.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CancelToken")
+            .field(&self.is_cancelled())
+            .finish()
+    }
+}
+
+/// A boxed, sendable future, as async task bodies return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn cancel_wakes_a_sleeping_thread() {
+        let token = CancelToken::new();
+        let (started_tx, started_rx) = mpsc::channel();
+        let t = token.clone();
+        let h = std::thread::spawn(move || {
+            started_tx.send(()).unwrap();
+            t.sleep(Duration::from_secs(3600))
+        });
+        started_rx.recv().unwrap();
+        token.cancel();
+        assert!(!h.join().unwrap(), "sleep must report cancellation");
+    }
+
+    #[test]
+    fn sleep_without_cancel_runs_to_the_end() {
+        let token = CancelToken::new();
+        let start = Instant::now();
+        assert!(token.sleep(Duration::from_millis(5)));
+        assert!(start.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_cancelled_token_does_not_sleep() {
+        let token = CancelToken::new();
+        token.cancel();
+        assert!(!token.sleep(Duration::from_secs(3600)));
+        let ctx = Context::new(JobId(1), 1, token);
+        assert!(ctx.check().is_err());
+    }
+}

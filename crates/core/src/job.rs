@@ -1,0 +1,455 @@
+//! Jobs: one instance of a task, with its parameters and options.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::duration::serde_duration;
+use crate::params::JobParams;
+use crate::retry::{Backoff, RetryPolicy};
+use crate::time::Timestamp;
+
+/// A job's id, unique within its queue.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where attempts run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Each task on its natural home: `cpu` tasks on the thread pool,
+    /// `blocking` tasks on the elastic blocking pool, `async` tasks on tokio,
+    /// and tasks or jobs that ask for isolation in worker processes.
+    #[default]
+    Auto,
+    /// Every attempt on one thread pool of `-j` threads.
+    Thread,
+    /// Every attempt in a pool of worker processes.
+    Process,
+    /// Async tasks on tokio; sync tasks on tokio's blocking pool.
+    Async,
+}
+
+impl Mode {
+    /// Every mode, in the order the docs list them.
+    pub const ALL: [Mode; 4] = [Mode::Auto, Mode::Thread, Mode::Process, Mode::Async];
+
+    /// The name used on the command line and in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Thread => "thread",
+            Mode::Process => "process",
+            Mode::Async => "async",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mode name that is not one of `auto`, `thread`, `process`, `async`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown mode `{0}` (expected auto, thread, process or async)")]
+pub struct ModeError(String);
+
+impl FromStr for Mode {
+    type Err = ModeError;
+
+    fn from_str(s: &str) -> Result<Mode, ModeError> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| ModeError(s.to_string()))
+    }
+}
+
+/// Where a job is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting to be claimed.
+    Queued,
+    /// Waiting for its run-at time (a retry's backoff, or a delayed job).
+    Scheduled,
+    /// An attempt is running.
+    Running,
+    /// Terminal: an attempt succeeded.
+    Succeeded,
+    /// Terminal: out of attempts, or a permanent error.
+    Dead,
+    /// Terminal: cancelled before it could succeed.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
+    /// Whether the job is finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<JobState, String> {
+        JobState::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown job state `{s}`"))
+    }
+}
+
+/// A job's options. Every field is optional: what a job leaves out comes
+/// from the run's defaults, then from the task's own defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    /// Attempts in all, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// The wait between attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// The longest one attempt may run.
+    #[serde(
+        default,
+        with = "serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Higher runs first; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Not before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    /// A job whose key is already queued or done is not enqueued again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Where its attempts run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Run its attempts in a worker process even in `auto` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolate: Option<bool>,
+}
+
+/// An invalid job option: which one, what was wrong, what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid option `{option}`: {reason}")]
+pub struct OptionError {
+    /// The option's name.
+    pub option: &'static str,
+    /// What was wrong and what would be valid.
+    pub reason: String,
+}
+
+impl JobOptions {
+    /// Checks each option's bounds.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        if let Some(0) = self.max_attempts {
+            return Err(OptionError {
+                option: "max_attempts",
+                reason: "must be >= 1, got 0".into(),
+            });
+        }
+        if let Some(t) = self.timeout {
+            if t.is_zero() {
+                return Err(OptionError {
+                    option: "timeout",
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if let Some(b) = &self.backoff {
+            RetryPolicy {
+                max_attempts: 1,
+                backoff: *b,
+            }
+            .validate()
+            .map_err(|e| OptionError {
+                option: "backoff",
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(k) = &self.idempotency_key {
+            if k.is_empty() {
+                return Err(OptionError {
+                    option: "idempotency_key",
+                    reason: "must not be empty".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each option of `self`, or else of `fallback`.
+    pub fn or(&self, fallback: &JobOptions) -> JobOptions {
+        JobOptions {
+            max_attempts: self.max_attempts.or(fallback.max_attempts),
+            backoff: self.backoff.or(fallback.backoff),
+            timeout: self.timeout.or(fallback.timeout),
+            priority: self.priority.or(fallback.priority),
+            run_at: self.run_at.or(fallback.run_at),
+            idempotency_key: self
+                .idempotency_key
+                .clone()
+                .or_else(|| fallback.idempotency_key.clone()),
+            mode: self.mode.or(fallback.mode),
+            isolate: self.isolate.or(fallback.isolate),
+        }
+    }
+}
+
+/// A job to submit: a task name, parameters and options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    /// The task's registered name.
+    pub task: String,
+    /// Its parameters.
+    pub params: JobParams,
+    /// Its options.
+    pub options: JobOptions,
+}
+
+impl JobSpec {
+    /// A job of `task` with no parameters and default options.
+    pub fn new(task: impl Into<String>) -> JobSpec {
+        JobSpec {
+            task: task.into(),
+            params: JobParams::empty(),
+            options: JobOptions::default(),
+        }
+    }
+
+    /// Sets the parameters from any serializable value that forms a JSON object.
+    pub fn params(
+        mut self,
+        params: &impl Serialize,
+    ) -> Result<JobSpec, crate::error::ParamProblem> {
+        let v = serde_json::to_value(params)
+            .map_err(|e| crate::error::ParamProblem::Decode(e.to_string()))?;
+        self.params = JobParams::from_value(v)?;
+        Ok(self)
+    }
+
+    /// Sets the parameters.
+    pub fn with_params(mut self, params: JobParams) -> JobSpec {
+        self.params = params;
+        self
+    }
+
+    /// Sets the options.
+    pub fn with_options(mut self, options: JobOptions) -> JobSpec {
+        self.options = options;
+        self
+    }
+
+    /// Sets `max_attempts`.
+    pub fn max_attempts(mut self, n: u32) -> JobSpec {
+        self.options.max_attempts = Some(n);
+        self
+    }
+
+    /// Sets the backoff.
+    pub fn backoff(mut self, b: Backoff) -> JobSpec {
+        self.options.backoff = Some(b);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout(mut self, d: Duration) -> JobSpec {
+        self.options.timeout = Some(d);
+        self
+    }
+
+    /// Sets the priority (higher runs first).
+    pub fn priority(mut self, p: i32) -> JobSpec {
+        self.options.priority = Some(p);
+        self
+    }
+
+    /// Sets the earliest start.
+    pub fn run_at(mut self, t: Timestamp) -> JobSpec {
+        self.options.run_at = Some(t);
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn idempotency_key(mut self, k: impl Into<String>) -> JobSpec {
+        self.options.idempotency_key = Some(k.into());
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, m: Mode) -> JobSpec {
+        self.options.mode = Some(m);
+        self
+    }
+
+    /// Asks for process isolation.
+    pub fn isolate(mut self, yes: bool) -> JobSpec {
+        self.options.isolate = Some(yes);
+        self
+    }
+}
+
+/// A job's options once every default has been applied: what a queue stores
+/// and what workers on any machine act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSettings {
+    /// Attempts in all.
+    pub max_attempts: u32,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+    /// The longest one attempt may run.
+    #[serde(
+        with = "serde_duration::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// The mode asked for.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Whether the job asked for process isolation.
+    #[serde(default)]
+    pub isolate: bool,
+}
+
+impl JobSettings {
+    /// The retry policy these settings describe.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_validate_their_bounds() {
+        let e = JobOptions {
+            max_attempts: Some(0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid option `max_attempts`: must be >= 1, got 0"
+        );
+        let e = JobOptions {
+            timeout: Some(Duration::ZERO),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.option, "timeout");
+        assert!(JobOptions {
+            max_attempts: Some(1),
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
+    fn options_fall_back_field_by_field() {
+        let job = JobOptions {
+            max_attempts: Some(5),
+            ..Default::default()
+        };
+        let defaults = JobOptions {
+            max_attempts: Some(2),
+            timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let o = job.or(&defaults);
+        assert_eq!(o.max_attempts, Some(5));
+        assert_eq!(o.timeout, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn options_read_durations_and_refuse_unknown_keys() {
+        let o: JobOptions = serde_json::from_str(
+            r#"{"timeout": "250ms", "backoff": "fixed:1s", "mode": "thread"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(o.mode, Some(Mode::Thread));
+        let e = serde_json::from_str::<JobOptions>(r#"{"retries": 3}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `retries`"), "{e}");
+        let e = serde_json::from_str::<JobOptions>(r#"{"mode": "fiber"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `fiber`"), "{e}");
+    }
+
+    #[test]
+    fn mode_names_round_trip() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), m);
+        }
+        assert_eq!(
+            "fiber".parse::<Mode>().unwrap_err().to_string(),
+            "unknown mode `fiber` (expected auto, thread, process or async)"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The core of runyard: tasks, the registry, parameters and their
+//! validation, jobs, retry policies, attempt outcomes, events and reports.
+//!
+//! This crate does no I/O. Executors, queues, the worker loop and the CLI
+//! build on it; most users depend on the `runyard` facade instead.
+
+mod context;
+mod duration;
+mod error;
+mod event;
+mod job;
+mod name;
+mod outcome;
+mod params;
+mod registry;
+mod report;
+mod retry;
+mod task;
+mod time;
+
+pub use context::{BoxFuture, CancelToken, Context};
+pub use duration::{
+    format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
+    DurationError,
+};
+pub use error::{ErrorIntent, ParamError, ParamProblem, RegistryError, TaskError, UnknownTask};
+pub use event::{Event, QueuedReason};
+pub use job::{JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError};
+pub use name::TaskName;
+pub use outcome::{AttemptError, AttemptRecord, Ended, Outcome, Output};
+pub use params::{FieldSchema, JobParams, ParamSchema, Params, Violation};
+pub use registry::{Registration, Registry, RegistryBuilder, TaskIndex};
+pub use report::{percentile, JobView, Summary, SummaryBuilder, TaskSummary};
+pub use retry::{
+    Backoff, BackoffError, GiveUpReason, Jitter, PolicyError, RetryDecision, RetryPolicy,
+};
+pub use task::{AsyncTask, Task, TaskDef, TaskKind};
+pub use time::Timestamp;
+
+/// What `#[runyard::task]` and `#[derive(Params)]` expand to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde_json;
+}

@@ -1,0 +1,288 @@
+//! Task parameters: typed on the task's side, JSON on the job's side, and
+//! validated before anything runs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::error::ParamProblem;
+
+/// A task's parameter type.
+///
+/// Usually derived: `#[derive(Serialize, Deserialize, runyard::Params)]`,
+/// with constraints on fields as `#[param(min = 1)]`; the derive also
+/// describes the fields for `runyard describe`. Implemented for `()` (no
+/// parameters) and `serde_json::Value` (anything, unchecked).
+pub trait Params: Serialize + DeserializeOwned + Send + 'static {
+    /// Checks the declared constraints.
+    fn validate(&self) -> Result<(), Violation> {
+        Ok(())
+    }
+
+    /// Describes the fields: names, types, defaults, constraints.
+    fn schema() -> ParamSchema
+    where
+        Self: Sized,
+    {
+        ParamSchema::free_form()
+    }
+
+    /// Reads the parameters from a JSON object; errors name the field.
+    fn decode(json: &str) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        let mut de = serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = strip_position(&inner);
+            // "unknown field `x`" names the field already.
+            if path == "." || path.is_empty() || inner.starts_with("unknown field") {
+                inner.to_string()
+            } else {
+                format!("`{path}`: {inner}")
+            }
+        })
+    }
+}
+
+/// serde_json appends " at line 1 column 17" to its messages; that position
+/// is in the engine's own JSON, not in anything the user wrote.
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+impl Params for () {
+    fn schema() -> ParamSchema {
+        ParamSchema::none()
+    }
+
+    fn decode(json: &str) -> Result<(), String> {
+        match json.trim() {
+            "{}" | "null" | "" => Ok(()),
+            other => Err(format!("this task takes no parameters, got {other}")),
+        }
+    }
+}
+
+impl Params for Value {}
+
+/// A broken constraint, as reported by [`Params::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field, e.g. `n` or `retry.max`.
+    pub field: String,
+    /// The constraint, e.g. `>= 1`.
+    pub constraint: String,
+    /// The value given, as JSON.
+    pub value: String,
+}
+
+impl Violation {
+    /// A violation of `constraint` by `field`, whose value is shown as JSON.
+    pub fn new(
+        field: impl Into<String>,
+        constraint: impl Into<String>,
+        value: &impl Serialize,
+    ) -> Violation {
+        Violation {
+            field: field.into(),
+            constraint: constraint.into(),
+            value: serde_json::to_string(value).unwrap_or_else(|_| "?".to_string()),
+        }
+    }
+
+    /// Prefixes the field with a parent path (for nested parameter structs).
+    pub fn within(mut self, parent: &str) -> Violation {
+        self.field = format!("{parent}.{}", self.field);
+        self
+    }
+}
+
+impl From<Violation> for ParamProblem {
+    fn from(v: Violation) -> ParamProblem {
+        ParamProblem::Constraint {
+            field: v.field,
+            constraint: v.constraint,
+            value: v.value,
+        }
+    }
+}
+
+/// The shape of a task's parameters, for `runyard describe` and docs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSchema {
+    /// The declared fields.
+    pub fields: Vec<FieldSchema>,
+    /// Whether any JSON object is accepted (the fields are not known).
+    pub free_form: bool,
+}
+
+impl ParamSchema {
+    /// No parameters at all.
+    pub fn none() -> ParamSchema {
+        ParamSchema {
+            fields: Vec::new(),
+            free_form: false,
+        }
+    }
+
+    /// Any JSON object.
+    pub fn free_form() -> ParamSchema {
+        ParamSchema {
+            fields: Vec::new(),
+            free_form: true,
+        }
+    }
+}
+
+/// One parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldSchema {
+    /// The name as written in job files and on the command line.
+    pub name: String,
+    /// The Rust type, e.g. `u64` or `Option<String>`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Whether a job must give it.
+    pub required: bool,
+    /// The value used when it is not given.
+    pub default: Option<Value>,
+    /// Constraints, e.g. `>= 1`.
+    pub constraints: Vec<String>,
+    /// The field's doc comment.
+    pub doc: String,
+}
+
+/// A job's parameters as a JSON object, shared cheaply between copies of a
+/// job. The empty object is stored without allocating.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct JobParams(Option<Arc<str>>);
+
+impl JobParams {
+    /// No parameters: `{}`.
+    pub const fn empty() -> JobParams {
+        JobParams(None)
+    }
+
+    /// From a JSON value, which must be an object (or null, meaning `{}`).
+    pub fn from_value(v: Value) -> Result<JobParams, ParamProblem> {
+        match v {
+            Value::Null => Ok(JobParams(None)),
+            Value::Object(m) if m.is_empty() => Ok(JobParams(None)),
+            Value::Object(m) => Ok(JobParams(Some(Value::Object(m).to_string().into()))),
+            other => Err(ParamProblem::NotAnObject(other.to_string())),
+        }
+    }
+
+    /// From JSON text, which must hold an object.
+    pub fn from_json(text: &str) -> Result<JobParams, ParamProblem> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| ParamProblem::Decode(e.to_string()))?;
+        JobParams::from_value(v)
+    }
+
+    /// The JSON text (`{}` when empty).
+    pub fn as_json(&self) -> &str {
+        self.0.as_deref().unwrap_or("{}")
+    }
+
+    /// As a JSON value.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_json()).unwrap_or(Value::Null)
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl fmt::Debug for JobParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+
+impl fmt::Display for JobParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+
+impl Serialize for JobParams {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue =
+            serde_json::from_str(self.as_json()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobParams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JobParams, D::Error> {
+        JobParams::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct P {
+        n: u64,
+        name: Option<String>,
+    }
+    impl Params for P {}
+
+    #[test]
+    fn decode_errors_name_the_field_without_engine_positions() {
+        let e = P::decode(r#"{"n": "many"}"#).err().unwrap();
+        assert_eq!(e, "`n`: invalid type: string \"many\", expected u64");
+        let e = P::decode(r#"{"n": 1, "nn": 2}"#).err().unwrap();
+        assert!(
+            e.starts_with("unknown field `nn`, expected `n` or `name`"),
+            "{e}"
+        );
+        let e = P::decode(r#"{}"#).err().unwrap();
+        assert_eq!(e, "missing field `n`");
+    }
+
+    #[test]
+    fn unit_params_refuse_parameters() {
+        assert!(<()>::decode("{}").is_ok());
+        assert!(<()>::decode(r#"{"x": 1}"#)
+            .unwrap_err()
+            .contains("takes no parameters"));
+    }
+
+    #[test]
+    fn job_params_are_objects() {
+        assert!(JobParams::from_value(serde_json::json!({}))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            JobParams::from_value(serde_json::json!({"n": 5}))
+                .unwrap()
+                .as_json(),
+            r#"{"n":5}"#
+        );
+        assert!(matches!(
+            JobParams::from_value(serde_json::json!(5)),
+            Err(ParamProblem::NotAnObject(_))
+        ));
+        let p = JobParams::from_json(r#"{"a":[1,2]}"#).unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"a":[1,2]}"#);
+    }
+}

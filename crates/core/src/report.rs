@@ -1,0 +1,255 @@
+//! The report of a run: every job once, with every attempt, and a summary.
+//!
+//! As JSON (`runyard run --json FILE`):
+//!
+//! ```json
+//! {
+//!   "jobs": [
+//!     {"id": 1, "task": "fail", "params": {"k": 1}, "state": "succeeded",
+//!      "attempts": [
+//!        {"attempt": 1, "outcome": "failed", "started_at": "2026-11-25T10:00:00.001Z",
+//!         "duration_ms": 0.02, "queued_ms": 0.1, "error": "failing on purpose (attempt 1 of k=1)"},
+//!        {"attempt": 2, "outcome": "succeeded", "started_at": "2026-11-25T10:00:00.105Z",
+//!         "duration_ms": 0.01, "queued_ms": 0.2, "error": null}],
+//!      "output": "succeeded on attempt 2"}
+//!   ],
+//!   "summary": {"jobs": 1, "succeeded": 1, "dead": 0, "cancelled": 0, "attempts": 2,
+//!               "wall_ms": 105.2, "interrupted": false,
+//!               "tasks": [{"task": "fail", "jobs": 1, "succeeded": 1, "dead": 0, "cancelled": 0,
+//!                          "attempts": 2, "p50_ms": 0.01, "p95_ms": 0.02, "max_ms": 0.02}]}
+//! }
+//! ```
+//!
+//! `state` is one of `succeeded`, `dead`, `cancelled` (or `queued`,
+//! `scheduled`, `running` for a job a durable queue still holds);
+//! `outcome` is one of `succeeded`, `failed`, `panicked`, `crashed`,
+//! `timed_out`, `cancelled`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, JobState};
+use crate::outcome::{AttemptRecord, Output};
+use crate::params::JobParams;
+use crate::time::Timestamp;
+
+/// A job as a queue holds it: its state, every attempt, its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The id.
+    pub id: JobId,
+    /// The task's name.
+    pub task: String,
+    /// The parameters.
+    pub params: JobParams,
+    /// The state.
+    pub state: JobState,
+    /// Every attempt, in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// The output of the attempt that succeeded (`null` otherwise).
+    pub output: Output,
+    /// When it was enqueued.
+    pub enqueued_at: Timestamp,
+}
+
+impl JobView {
+    /// The last attempt's error message, if any.
+    pub fn last_error(&self) -> Option<&str> {
+        self.attempts.last().and_then(|a| a.error_message())
+    }
+}
+
+/// Counts and attempt-time percentiles for one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// The task.
+    pub task: String,
+    /// Jobs of it.
+    pub jobs: u64,
+    /// Of those, succeeded.
+    pub succeeded: u64,
+    /// Dead.
+    pub dead: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// Attempts in all.
+    pub attempts: u64,
+    /// Median attempt time.
+    pub p50_ms: f64,
+    /// 95th percentile attempt time.
+    pub p95_ms: f64,
+    /// Longest attempt.
+    pub max_ms: f64,
+}
+
+/// The summary of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Jobs in the report.
+    pub jobs: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Dead.
+    pub dead: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// Not finished (only a durable queue leaves jobs unfinished).
+    #[serde(default)]
+    pub unfinished: u64,
+    /// Attempts in all.
+    pub attempts: u64,
+    /// Wall time of the run.
+    pub wall_ms: f64,
+    /// Whether the run was interrupted (Ctrl-C or SIGTERM).
+    pub interrupted: bool,
+    /// Per task, by name.
+    pub tasks: Vec<TaskSummary>,
+}
+
+impl Summary {
+    /// Whether every job succeeded.
+    pub fn all_succeeded(&self) -> bool {
+        self.succeeded == self.jobs
+    }
+}
+
+/// Builds a [`Summary`] from job views, one at a time, so that a report of
+/// a million jobs never needs them all in memory at once.
+#[derive(Debug, Default)]
+pub struct SummaryBuilder {
+    tasks: BTreeMap<String, TaskAcc>,
+}
+
+#[derive(Debug, Default)]
+struct TaskAcc {
+    jobs: u64,
+    succeeded: u64,
+    dead: u64,
+    cancelled: u64,
+    attempt_us: Vec<u64>,
+}
+
+impl SummaryBuilder {
+    /// An empty builder.
+    pub fn new() -> SummaryBuilder {
+        SummaryBuilder::default()
+    }
+
+    /// Counts one job.
+    pub fn add(&mut self, job: &JobView) {
+        self.add_parts(
+            &job.task,
+            job.state,
+            job.attempts.iter().map(|a| a.duration()),
+        );
+    }
+
+    /// Counts one job given by its parts.
+    pub fn add_parts(
+        &mut self,
+        task: &str,
+        state: JobState,
+        attempt_times: impl Iterator<Item = Duration>,
+    ) {
+        let acc = match self.tasks.get_mut(task) {
+            Some(acc) => acc,
+            None => self.tasks.entry(task.to_string()).or_default(),
+        };
+        acc.jobs += 1;
+        match state {
+            JobState::Succeeded => acc.succeeded += 1,
+            JobState::Dead => acc.dead += 1,
+            JobState::Cancelled => acc.cancelled += 1,
+            _ => {}
+        }
+        acc.attempt_us
+            .extend(attempt_times.map(|d| d.as_micros().min(u64::MAX as u128) as u64));
+    }
+
+    /// The summary, with the run's wall time.
+    pub fn finish(self, wall: Duration, interrupted: bool) -> Summary {
+        let mut s = Summary {
+            jobs: 0,
+            succeeded: 0,
+            dead: 0,
+            cancelled: 0,
+            unfinished: 0,
+            attempts: 0,
+            wall_ms: wall.as_secs_f64() * 1e3,
+            interrupted,
+            tasks: Vec::with_capacity(self.tasks.len()),
+        };
+        for (task, mut acc) in self.tasks {
+            acc.attempt_us.sort_unstable();
+            let pct = |p: f64| percentile(&acc.attempt_us, p) as f64 / 1e3;
+            s.jobs += acc.jobs;
+            s.succeeded += acc.succeeded;
+            s.dead += acc.dead;
+            s.cancelled += acc.cancelled;
+            s.unfinished += acc.jobs - acc.succeeded - acc.dead - acc.cancelled;
+            s.attempts += acc.attempt_us.len() as u64;
+            s.tasks.push(TaskSummary {
+                task,
+                jobs: acc.jobs,
+                succeeded: acc.succeeded,
+                dead: acc.dead,
+                cancelled: acc.cancelled,
+                attempts: acc.attempt_us.len() as u64,
+                p50_ms: pct(50.0),
+                p95_ms: pct(95.0),
+                max_ms: acc.attempt_us.last().copied().unwrap_or(0) as f64 / 1e3,
+            });
+        }
+        s
+    }
+}
+
+/// Nearest-rank percentile of sorted values; 0 when empty.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 95.0), 95);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[7], 50.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn summary_counts_per_task() {
+        let mut b = SummaryBuilder::new();
+        b.add_parts(
+            "cpu",
+            JobState::Succeeded,
+            [Duration::from_millis(10)].into_iter(),
+        );
+        b.add_parts(
+            "fail",
+            JobState::Dead,
+            [Duration::from_millis(1), Duration::from_millis(3)].into_iter(),
+        );
+        b.add_parts("fail", JobState::Cancelled, std::iter::empty());
+        let s = b.finish(Duration::from_secs(1), false);
+        assert_eq!(
+            (s.jobs, s.succeeded, s.dead, s.cancelled, s.attempts),
+            (3, 1, 1, 1, 3)
+        );
+        assert_eq!(s.tasks[1].task, "fail");
+        assert_eq!(s.tasks[1].max_ms, 3.0);
+        assert!(!s.all_succeeded());
+    }
+}

@@ -1,0 +1,521 @@
+//! Retry policies: how many attempts a job gets and how long to wait between them.
+//!
+//! A [`RetryPolicy`] is plain data. The worker asks it, after every attempt
+//! that did not succeed, what comes next ([`RetryPolicy::decide`]); the answer
+//! depends only on the attempt number, the error's intent and one random
+//! number, so it can be tested exhaustively.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+use crate::duration::{format_duration, parse_positive_duration};
+use crate::error::ErrorIntent;
+
+/// How long to wait before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backoff {
+    /// Retry at once.
+    None,
+    /// Always wait the same time.
+    Fixed(Duration),
+    /// Wait `base × factor^(n-1)` after the n-th failed attempt, at most `cap`,
+    /// randomized by `jitter`.
+    Exponential {
+        /// The delay after the first failed attempt (before jitter).
+        base: Duration,
+        /// Growth per attempt, at least 1.
+        factor: f64,
+        /// The largest delay (before jitter).
+        cap: Duration,
+        /// How the delay is randomized.
+        jitter: Jitter,
+    },
+}
+
+/// How an exponential delay `d` is randomized, so that jobs that failed
+/// together do not all retry at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Jitter {
+    /// Exactly `d`.
+    None,
+    /// Uniform in `[0, d]` (spreads retries the most).
+    Full,
+    /// Uniform in `[d/2, d]`.
+    Equal,
+}
+
+impl Backoff {
+    /// The default exponential backoff: base 100ms, factor 2, cap 1m, full jitter.
+    pub const DEFAULT_EXPONENTIAL: Backoff = Backoff::Exponential {
+        base: Duration::from_millis(100),
+        factor: 2.0,
+        cap: Duration::from_secs(60),
+        jitter: Jitter::Full,
+    };
+
+    /// The delay after the `failed_attempt`-th attempt failed (1-based), with
+    /// `random` uniform in `[0, 1)` supplying the jitter.
+    pub fn delay(&self, failed_attempt: u32, random: f64) -> Duration {
+        match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential {
+                base,
+                factor,
+                cap,
+                jitter,
+            } => {
+                let exp = failed_attempt.saturating_sub(1).min(1024) as i32;
+                let raw = base.as_secs_f64() * factor.powi(exp);
+                let d = if raw.is_finite() {
+                    raw.min(cap.as_secs_f64())
+                } else {
+                    cap.as_secs_f64()
+                };
+                let r = random.clamp(0.0, 1.0);
+                let secs = match jitter {
+                    Jitter::None => d,
+                    Jitter::Full => d * r,
+                    Jitter::Equal => d / 2.0 + d / 2.0 * r,
+                };
+                Duration::from_secs_f64(secs).min(cap)
+            }
+        }
+    }
+
+    /// The largest delay this backoff can produce after the `failed_attempt`-th attempt.
+    pub fn max_delay(&self, failed_attempt: u32) -> Duration {
+        match *self {
+            Backoff::Exponential { .. } => {
+                let mut no_jitter = *self;
+                if let Backoff::Exponential { jitter, .. } = &mut no_jitter {
+                    *jitter = Jitter::None;
+                }
+                no_jitter.delay(failed_attempt, 1.0)
+            }
+            other => other.delay(failed_attempt, 1.0),
+        }
+    }
+
+    fn check(&self) -> Result<(), BackoffError> {
+        if let Backoff::Exponential {
+            base, factor, cap, ..
+        } = *self
+        {
+            if !(factor.is_finite() && factor >= 1.0) {
+                return Err(BackoffError::new(
+                    self.to_string(),
+                    "factor must be a number >= 1",
+                ));
+            }
+            if cap < base {
+                return Err(BackoffError::new(
+                    self.to_string(),
+                    "cap must be at least the base delay",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A backoff specification that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid backoff `{spec}`: {reason}; expected `none`, `fixed:DELAY` or `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`, e.g. `exponential:200ms,cap=30s`")]
+pub struct BackoffError {
+    spec: String,
+    reason: String,
+}
+
+impl BackoffError {
+    fn new(spec: impl Into<String>, reason: impl Into<String>) -> BackoffError {
+        BackoffError {
+            spec: spec.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl FromStr for Backoff {
+    type Err = BackoffError;
+
+    /// Reads `none`, `fixed:2s`, `exponential`, `exponential:200ms`,
+    /// `exponential:200ms,cap=30s,factor=3,jitter=equal` (`exp` for short).
+    fn from_str(spec: &str) -> Result<Backoff, BackoffError> {
+        let s = spec.trim();
+        let (head, opts) = match s.split_once(',') {
+            Some((h, o)) => (h.trim(), Some(o)),
+            None => (s, None),
+        };
+        let (kind, arg) = match head.split_once(':') {
+            Some((k, a)) => (k.trim(), Some(a.trim())),
+            None => (head, None),
+        };
+        let dur = |text: &str| {
+            parse_positive_duration(text).map_err(|e| BackoffError::new(spec, e.to_string()))
+        };
+        let backoff = match kind {
+            "none" => {
+                if arg.is_some() || opts.is_some() {
+                    return Err(BackoffError::new(spec, "`none` takes no arguments"));
+                }
+                Backoff::None
+            }
+            "fixed" => {
+                if opts.is_some() {
+                    return Err(BackoffError::new(spec, "`fixed` takes only a delay"));
+                }
+                Backoff::Fixed(match arg {
+                    Some(a) => dur(a)?,
+                    None => Duration::from_secs(1),
+                })
+            }
+            "exponential" | "exp" => {
+                let Backoff::Exponential {
+                    mut base,
+                    mut factor,
+                    mut cap,
+                    mut jitter,
+                } = Backoff::DEFAULT_EXPONENTIAL
+                else {
+                    unreachable!()
+                };
+                if let Some(a) = arg {
+                    base = dur(a)?;
+                }
+                let mut cap_given = false;
+                for opt in opts.into_iter().flat_map(|o| o.split(',')) {
+                    let (k, v) = opt
+                        .split_once('=')
+                        .map(|(k, v)| (k.trim(), v.trim()))
+                        .ok_or_else(|| {
+                            BackoffError::new(
+                                spec,
+                                format!("option `{}` is not KEY=VALUE", opt.trim()),
+                            )
+                        })?;
+                    match k {
+                        "cap" | "max" => {
+                            cap = dur(v)?;
+                            cap_given = true;
+                        }
+                        "factor" => {
+                            factor = v.parse().map_err(|_| {
+                                BackoffError::new(spec, format!("factor `{v}` is not a number"))
+                            })?
+                        }
+                        "jitter" => {
+                            jitter = match v {
+                                "full" => Jitter::Full,
+                                "equal" => Jitter::Equal,
+                                "none" => Jitter::None,
+                                other => {
+                                    return Err(BackoffError::new(
+                                        spec,
+                                        format!("unknown jitter `{other}` (full, equal or none)"),
+                                    ))
+                                }
+                            }
+                        }
+                        other => {
+                            return Err(BackoffError::new(
+                                spec,
+                                format!("unknown option `{other}` (cap, factor or jitter)"),
+                            ))
+                        }
+                    }
+                }
+                if !cap_given && cap < base {
+                    cap = base;
+                }
+                Backoff::Exponential {
+                    base,
+                    factor,
+                    cap,
+                    jitter,
+                }
+            }
+            "" => return Err(BackoffError::new(spec, "empty")),
+            other => return Err(BackoffError::new(spec, format!("unknown kind `{other}`"))),
+        };
+        backoff.check()?;
+        Ok(backoff)
+    }
+}
+
+impl fmt::Display for Backoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Backoff::None => f.write_str("none"),
+            Backoff::Fixed(d) => write!(f, "fixed:{}", format_duration(d)),
+            Backoff::Exponential {
+                base,
+                factor,
+                cap,
+                jitter,
+            } => {
+                write!(
+                    f,
+                    "exponential:{},cap={}",
+                    format_duration(base),
+                    format_duration(cap)
+                )?;
+                if factor != 2.0 {
+                    write!(f, ",factor={factor}")?;
+                }
+                match jitter {
+                    Jitter::Full => Ok(()),
+                    Jitter::Equal => f.write_str(",jitter=equal"),
+                    Jitter::None => f.write_str(",jitter=none"),
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for Backoff {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Backoff {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Backoff, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How many attempts a job gets and how long it waits between them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, at least 1 (1 = never retried).
+    pub max_attempts: u32,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    /// Three attempts with [`Backoff::DEFAULT_EXPONENTIAL`].
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::DEFAULT_EXPONENTIAL,
+        }
+    }
+}
+
+/// What follows an attempt that did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Run another attempt after this delay.
+    Retry(Duration),
+    /// The job is dead.
+    GiveUp(GiveUpReason),
+}
+
+/// Why a job gets no further attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUpReason {
+    /// The error was permanent.
+    Permanent,
+    /// `max_attempts` attempts have run.
+    Exhausted,
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub const NEVER: RetryPolicy = RetryPolicy {
+        max_attempts: 1,
+        backoff: Backoff::None,
+    };
+
+    /// A policy of `max_attempts` attempts with the given backoff.
+    pub fn new(max_attempts: u32, backoff: Backoff) -> Result<RetryPolicy, PolicyError> {
+        let p = RetryPolicy {
+            max_attempts,
+            backoff,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks `max_attempts >= 1` and the backoff's own bounds.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.max_attempts == 0 {
+            return Err(PolicyError::MaxAttempts(self.max_attempts));
+        }
+        self.backoff.check().map_err(PolicyError::Backoff)
+    }
+
+    /// Decides what follows attempt number `attempt` (1-based), which ended
+    /// with an error of the given intent; `random` is uniform in `[0, 1)`.
+    pub fn decide(&self, attempt: u32, intent: ErrorIntent, random: f64) -> RetryDecision {
+        if intent == ErrorIntent::Permanent {
+            return RetryDecision::GiveUp(GiveUpReason::Permanent);
+        }
+        if attempt >= self.max_attempts {
+            return RetryDecision::GiveUp(GiveUpReason::Exhausted);
+        }
+        match intent {
+            ErrorIntent::RetryAfter(d) => RetryDecision::Retry(d),
+            _ => RetryDecision::Retry(self.backoff.delay(attempt, random)),
+        }
+    }
+}
+
+/// An invalid retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PolicyError {
+    /// `max_attempts` was below 1.
+    #[error("max_attempts must be >= 1, got {0}")]
+    MaxAttempts(u32),
+    /// The backoff was invalid.
+    #[error(transparent)]
+    Backoff(BackoffError),
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn parses_specs_and_round_trips_them() {
+        assert_eq!("none".parse::<Backoff>().unwrap(), Backoff::None);
+        assert_eq!(
+            "fixed:2s".parse::<Backoff>().unwrap(),
+            Backoff::Fixed(Duration::from_secs(2))
+        );
+        let e: Backoff = "exponential:200ms,cap=30s,factor=3,jitter=equal"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            e,
+            Backoff::Exponential {
+                base: Duration::from_millis(200),
+                factor: 3.0,
+                cap: Duration::from_secs(30),
+                jitter: Jitter::Equal
+            }
+        );
+        for spec in [
+            "none",
+            "fixed:250ms",
+            "exponential:200ms,cap=30s,factor=3,jitter=equal",
+            "exp",
+            "exponential:5m",
+        ] {
+            let b: Backoff = spec.parse().unwrap();
+            assert_eq!(b.to_string().parse::<Backoff>().unwrap(), b, "{spec}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_specs_with_the_valid_forms() {
+        for (spec, why) in [
+            ("linear", "unknown kind `linear`"),
+            ("fixed:0s", "greater than zero"),
+            ("fixed:soon", "invalid duration"),
+            ("exponential:1s,cap=10ms", "cap must be at least"),
+            ("exponential,factor=0.5", "factor must be"),
+            ("exponential,jitter=some", "unknown jitter"),
+            ("exponential,ceiling=1s", "unknown option `ceiling`"),
+            ("none:1s", "takes no arguments"),
+            ("", "empty"),
+        ] {
+            let e = spec.parse::<Backoff>().unwrap_err().to_string();
+            assert!(e.contains(why), "{spec}: {e}");
+            assert!(e.contains("expected `none`, `fixed:DELAY`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn max_attempts_zero_is_refused() {
+        assert_eq!(
+            RetryPolicy::new(0, Backoff::None),
+            Err(PolicyError::MaxAttempts(0))
+        );
+    }
+
+    fn backoffs() -> impl Strategy<Value = Backoff> {
+        prop_oneof![
+            Just(Backoff::None),
+            (1u64..10_000).prop_map(|ms| Backoff::Fixed(Duration::from_millis(ms))),
+            (1u64..5_000, 1.0f64..4.0, 0u64..100_000, 0..3u8).prop_map(
+                |(base, factor, extra, j)| {
+                    Backoff::Exponential {
+                        base: Duration::from_millis(base),
+                        factor,
+                        cap: Duration::from_millis(base + extra),
+                        jitter: [Jitter::None, Jitter::Full, Jitter::Equal][j as usize],
+                    }
+                }
+            ),
+        ]
+    }
+
+    fn intents() -> impl Strategy<Value = ErrorIntent> {
+        prop_oneof![
+            Just(ErrorIntent::Retryable),
+            Just(ErrorIntent::Permanent),
+            (0u64..100_000).prop_map(|ms| ErrorIntent::RetryAfter(Duration::from_millis(ms))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn delays_stay_within_their_bounds(b in backoffs(), attempt in 1u32..200, r in 0.0f64..1.0) {
+            let d = b.delay(attempt, r);
+            match b {
+                Backoff::None => prop_assert_eq!(d, Duration::ZERO),
+                Backoff::Fixed(f) => prop_assert_eq!(d, f),
+                Backoff::Exponential { base, factor, cap, jitter } => {
+                    prop_assert!(d <= cap);
+                    let ideal = (base.as_secs_f64() * factor.powi(attempt as i32 - 1)).min(cap.as_secs_f64());
+                    let tol = 1e-6;
+                    match jitter {
+                        Jitter::None => prop_assert!((d.as_secs_f64() - ideal).abs() <= tol),
+                        Jitter::Full => prop_assert!(d.as_secs_f64() <= ideal + tol),
+                        Jitter::Equal => prop_assert!(d.as_secs_f64() >= ideal / 2.0 - tol && d.as_secs_f64() <= ideal + tol),
+                    }
+                    prop_assert!(d <= b.max_delay(attempt));
+                }
+            }
+        }
+
+        #[test]
+        fn never_more_than_max_attempts_and_permanent_never_retried(
+            max in 1u32..20, b in backoffs(), intents in proptest::collection::vec(intents(), 1..40), r in 0.0f64..1.0
+        ) {
+            let p = RetryPolicy::new(max, b).unwrap();
+            let mut attempts = 0u32;
+            for intent in intents {
+                attempts += 1;
+                match p.decide(attempts, intent, r) {
+                    RetryDecision::Retry(d) => {
+                        prop_assert!(attempts < max, "retry after attempt {} of {}", attempts, max);
+                        prop_assert!(intent != ErrorIntent::Permanent);
+                        if let ErrorIntent::RetryAfter(after) = intent {
+                            prop_assert_eq!(d, after);
+                        }
+                    }
+                    RetryDecision::GiveUp(GiveUpReason::Permanent) => {
+                        prop_assert_eq!(intent, ErrorIntent::Permanent);
+                        break;
+                    }
+                    RetryDecision::GiveUp(GiveUpReason::Exhausted) => {
+                        prop_assert_eq!(attempts, max);
+                        break;
+                    }
+                }
+            }
+            prop_assert!(attempts <= max);
+        }
+    }
+}
