@@ -1,0 +1,292 @@
+//! `#[derive(Params)]`: validation and description of a parameter struct.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Expr, ExprLit, Fields, Lit, Meta, Token, Type};
+
+#[derive(Default)]
+struct FieldArgs {
+    min: Option<Expr>,
+    max: Option<Expr>,
+    min_len: Option<Expr>,
+    max_len: Option<Expr>,
+    one_of: Option<Vec<Expr>>,
+    nested: bool,
+}
+
+enum SerdeDefault {
+    None,
+    Default,
+    Path(syn::ExprPath),
+}
+
+struct SerdeField {
+    rename: Option<String>,
+    default: SerdeDefault,
+    skip: bool,
+}
+
+fn parse_field_args(attrs: &[syn::Attribute]) -> syn::Result<FieldArgs> {
+    let mut out = FieldArgs::default();
+    for a in attrs.iter().filter(|a| a.path().is_ident("param")) {
+        let metas = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+        for m in metas {
+            let key = m
+                .path()
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            match (&m, key.as_str()) {
+                (Meta::Path(_), "nested") => out.nested = true,
+                (Meta::NameValue(nv), "min") => out.min = Some(nv.value.clone()),
+                (Meta::NameValue(nv), "max") => out.max = Some(nv.value.clone()),
+                (Meta::NameValue(nv), "min_len") => out.min_len = Some(nv.value.clone()),
+                (Meta::NameValue(nv), "max_len") => out.max_len = Some(nv.value.clone()),
+                (Meta::NameValue(nv), "one_of") => match &nv.value {
+                    Expr::Array(arr) => out.one_of = Some(arr.elems.iter().cloned().collect()),
+                    other => return Err(syn::Error::new(other.span(), "one_of takes a list: one_of = [\"a\", \"b\"]")),
+                },
+                _ => {
+                    return Err(syn::Error::new(
+                        m.span(),
+                        format!("unknown constraint `{key}`; expected min, max, min_len, max_len, one_of or nested"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_serde_field(attrs: &[syn::Attribute]) -> syn::Result<SerdeField> {
+    let mut out = SerdeField {
+        rename: None,
+        default: SerdeDefault::None,
+        skip: false,
+    };
+    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let Ok(metas) = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
+            continue;
+        };
+        for m in metas {
+            match &m {
+                Meta::Path(p) if p.is_ident("default") => out.default = SerdeDefault::Default,
+                Meta::Path(p) if p.is_ident("skip") || p.is_ident("skip_deserializing") => {
+                    out.skip = true
+                }
+                Meta::NameValue(nv) if nv.path.is_ident("default") => {
+                    if let Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) = &nv.value
+                    {
+                        out.default = SerdeDefault::Path(s.parse()?);
+                    }
+                }
+                Meta::NameValue(nv) if nv.path.is_ident("rename") => {
+                    if let Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) = &nv.value
+                    {
+                        out.rename = Some(s.value());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `#[serde(default)]` and `#[serde(rename_all = "...")]` on the struct.
+fn container_serde(attrs: &[syn::Attribute]) -> (bool, Option<String>) {
+    let mut default = false;
+    let mut rename_all = None;
+    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let Ok(metas) = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
+            continue;
+        };
+        for m in metas {
+            match &m {
+                Meta::Path(p) if p.is_ident("default") => default = true,
+                Meta::NameValue(nv) if nv.path.is_ident("rename_all") => {
+                    if let Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) = &nv.value
+                    {
+                        rename_all = Some(s.value());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (default, rename_all)
+}
+
+fn rename(name: &str, rule: Option<&str>) -> String {
+    let words: Vec<&str> = name.split('_').filter(|w| !w.is_empty()).collect();
+    let cap = |w: &str| {
+        let mut c = w.chars();
+        c.next()
+            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+            .unwrap_or_default()
+    };
+    match rule {
+        Some("lowercase") => name.to_lowercase(),
+        Some("UPPERCASE") => name.to_uppercase(),
+        Some("camelCase") => words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| if i == 0 { w.to_string() } else { cap(w) })
+            .collect(),
+        Some("PascalCase") => words.iter().map(|w| cap(w)).collect(),
+        Some("kebab-case") => words.join("-"),
+        Some("SCREAMING_SNAKE_CASE") => name.to_uppercase(),
+        Some("SCREAMING-KEBAB-CASE") => words.join("-").to_uppercase(),
+        _ => name.to_string(),
+    }
+}
+
+fn is_option(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Option"))
+}
+
+fn expr_text(e: &Expr) -> String {
+    let s = quote!(#e).to_string();
+    s.replace(' ', "")
+}
+
+pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
+    let input: DeriveInput = syn::parse2(item)?;
+    let ident = &input.ident;
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            input.generics.span(),
+            "#[derive(Params)] does not support generic structs",
+        ));
+    }
+    let Data::Struct(data) = &input.data else {
+        return Err(syn::Error::new(
+            input.span(),
+            "#[derive(Params)] is for structs with named fields",
+        ));
+    };
+    let Fields::Named(fields) = &data.fields else {
+        return Err(syn::Error::new(
+            input.span(),
+            "#[derive(Params)] is for structs with named fields",
+        ));
+    };
+    let (container_default, rename_all) = container_serde(&input.attrs);
+    let r = quote!(::runyard);
+
+    let mut checks = Vec::new();
+    let mut schema_fields = Vec::new();
+    for f in &fields.named {
+        let fident = f.ident.as_ref().expect("named");
+        let serde = parse_serde_field(&f.attrs)?;
+        if serde.skip {
+            continue;
+        }
+        let args = parse_field_args(&f.attrs)?;
+        let name = serde
+            .rename
+            .clone()
+            .unwrap_or_else(|| rename(&fident.to_string(), rename_all.as_deref()));
+        let ty = &f.ty;
+        let optional = is_option(ty);
+
+        let mut constraints: Vec<String> = Vec::new();
+        let mut conds = Vec::new();
+        if let Some(min) = &args.min {
+            let c = format!(">= {}", expr_text(min));
+            conds.push(quote!(if !(*__v >= #min) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            constraints.push(c);
+        }
+        if let Some(max) = &args.max {
+            let c = format!("<= {}", expr_text(max));
+            conds.push(quote!(if !(*__v <= #max) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            constraints.push(c);
+        }
+        if let Some(n) = &args.min_len {
+            let c = format!("at least {} long", expr_text(n));
+            conds.push(quote!(if !(__v.len() >= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            constraints.push(c);
+        }
+        if let Some(n) = &args.max_len {
+            let c = format!("at most {} long", expr_text(n));
+            conds.push(quote!(if !(__v.len() <= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            constraints.push(c);
+        }
+        if let Some(list) = &args.one_of {
+            let c = format!(
+                "one of {}",
+                list.iter().map(expr_text).collect::<Vec<_>>().join(", ")
+            );
+            conds.push(quote!(if ![#(#list),*].iter().any(|__o| __v == __o) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            constraints.push(c);
+        }
+        if args.nested {
+            conds.push(quote!(#r::Params::validate(__v).map_err(|e| e.within(#name))?;));
+        }
+        if !conds.is_empty() {
+            checks.push(if optional {
+                quote!(if let ::core::option::Option::Some(__v) = &self.#fident { #(#conds)* })
+            } else {
+                quote!({ let __v = &self.#fident; #(#conds)* })
+            });
+        }
+
+        let ty_text = crate::type_text(ty);
+        let doc = crate::doc_of(&f.attrs);
+        let (required, default) = match &serde.default {
+            SerdeDefault::Default => (
+                false,
+                quote!(#r::__private::serde_json::to_value(<#ty as ::core::default::Default>::default()).ok()),
+            ),
+            SerdeDefault::Path(p) => (
+                false,
+                quote!(#r::__private::serde_json::to_value(#p()).ok()),
+            ),
+            SerdeDefault::None if container_default => (
+                false,
+                quote!(__defaults.as_ref().and_then(|d| d.get(#name).cloned())),
+            ),
+            SerdeDefault::None if optional => (false, quote!(::core::option::Option::None)),
+            SerdeDefault::None => (true, quote!(::core::option::Option::None)),
+        };
+        schema_fields.push(quote! {
+            #r::FieldSchema {
+                name: #name.to_string(),
+                ty: #ty_text.to_string(),
+                required: #required,
+                default: #default,
+                constraints: ::std::vec![#(#constraints.to_string()),*],
+                doc: #doc.to_string(),
+            }
+        });
+    }
+    let defaults = if container_default {
+        quote!(let __defaults: ::core::option::Option<#r::__private::serde_json::Value> = #r::__private::serde_json::to_value(<#ident as ::core::default::Default>::default()).ok();)
+    } else {
+        quote!()
+    };
+    Ok(quote! {
+        impl #r::Params for #ident {
+            fn validate(&self) -> ::core::result::Result<(), #r::Violation> {
+                #(#checks)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn schema() -> #r::ParamSchema {
+                #defaults
+                #r::ParamSchema {
+                    fields: ::std::vec![#(#schema_fields),*],
+                    free_form: false,
+                }
+            }
+        }
+    })
+}
