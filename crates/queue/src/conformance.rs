@@ -1,0 +1,688 @@
+//! The conformance suite: the behaviour every [`Queue`] backend must have,
+//! written once against the trait.
+//!
+//! A backend runs it with [`conformance_tests!`](crate::conformance_tests),
+//! giving a function that makes a fresh, empty queue on the given clock
+//! (each call a queue of its own: a new file, a new schema):
+//!
+//! ```ignore
+//! runyard_queue::conformance_tests!(|clock| Box::new(MyQueue::open_temp(clock)));
+//! ```
+//!
+//! Time only moves when a test moves the [`ManualClock`], so lease expiry
+//! and retry schedules are tested without sleeping.
+
+#![allow(missing_docs)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use runyard_core::{
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, Mode, Outcome,
+    Output,
+};
+
+use crate::{
+    CancelResult, Claimed, Clock, Completion, Enqueued, Finish, Lease, ListFilter, ManualClock,
+    NewJob, Queue, Rescue,
+};
+
+/// Makes a fresh, empty queue reading the given clock.
+pub type Factory<'a> = &'a (dyn Fn(Arc<dyn Clock>) -> Box<dyn Queue> + Sync);
+
+/// Runs every conformance test as a `#[test]` of the calling crate.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests $make;
+            enqueue_and_claim_in_priority_order,
+            claims_are_exclusive_under_concurrent_workers,
+            expired_leases_are_rescued_and_counted,
+            fencing_refuses_a_taken_over_lease,
+            retries_wait_for_their_time,
+            delayed_jobs_wait_for_run_at,
+            idempotency_keys_dedupe,
+            exhausted_jobs_rescued_end_dead,
+            rescue_by_worker_ignores_expiry,
+            release_does_not_count_an_attempt,
+            cancel_by_state,
+            dead_jobs_can_be_retried_by_hand,
+            list_get_and_counts,
+            claims_can_be_limited_to_tasks,
+            outputs_and_errors_round_trip,
+            nothing_lost_under_random_operations,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::$name(&$make);
+            }
+        )*
+    };
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn fresh(make: Factory<'_>) -> (Arc<ManualClock>, Box<dyn Queue>) {
+    let clock = Arc::new(ManualClock::default());
+    let q = make(clock.clone());
+    (clock, q)
+}
+
+pub fn settings(max_attempts: u32, priority: i32) -> Arc<JobSettings> {
+    Arc::new(JobSettings {
+        max_attempts,
+        backoff: Backoff::Fixed(Duration::from_secs(1)),
+        timeout: Some(Duration::from_millis(1500)),
+        priority,
+        mode: Mode::Auto,
+        isolate: false,
+    })
+}
+
+pub fn job(task: &str, max_attempts: u32, priority: i32) -> NewJob {
+    NewJob {
+        task: task.into(),
+        params: JobParams::empty(),
+        settings: settings(max_attempts, priority),
+        run_at: None,
+        idempotency_key: None,
+    }
+}
+
+fn ids(e: &[Enqueued]) -> Vec<JobId> {
+    e.iter().map(|e| e.id()).collect()
+}
+
+pub fn record(q: &dyn Queue, lease: Lease, outcome: Outcome) -> AttemptRecord {
+    let err = (outcome != Outcome::Succeeded).then(|| AttemptError {
+        message: format!("{outcome} on attempt {}", lease.attempt),
+        permanent: false,
+        detail: None,
+    });
+    AttemptRecord::new(
+        lease.attempt,
+        outcome,
+        q.now(),
+        Duration::from_millis(2),
+        Duration::from_millis(1),
+        err,
+    )
+}
+
+fn succeed(q: &dyn Queue, worker: &str, c: &Claimed) -> Result<(), crate::Fenced> {
+    let done = Completion {
+        lease: c.lease(),
+        record: record(q, c.lease(), Outcome::Succeeded),
+        finish: Finish::Succeeded(Output::none()),
+    };
+    q.complete(worker, &[done]).unwrap().pop().unwrap()
+}
+
+fn state(q: &dyn Queue, id: JobId) -> JobState {
+    q.get(id).unwrap().expect("job exists").state
+}
+
+pub fn enqueue_and_claim_in_priority_order(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let mut low = job("b", 3, -1);
+    low.params = JobParams::from_json(r#"{"n": 7}"#).unwrap();
+    let e = q
+        .enqueue(vec![job("a", 3, 0), job("a", 3, 5), job("a", 3, 0), low])
+        .unwrap();
+    let id = ids(&e);
+    assert!(e.iter().all(|e| matches!(e, Enqueued::New(_))));
+    assert_eq!(BTreeSet::from_iter(id.iter()).len(), 4, "ids are distinct");
+    let c = q.claim("w", 10, LEASE).unwrap();
+    let got: Vec<JobId> = c.iter().map(|c| c.id).collect();
+    assert_eq!(
+        got,
+        vec![id[1], id[0], id[2], id[3]],
+        "priority, then enqueue order"
+    );
+    assert!(c.iter().all(|c| c.attempt == 1));
+    assert_eq!(&*c[3].task, "b");
+    assert_eq!(c[3].params.to_value(), serde_json::json!({"n": 7}));
+    assert_eq!(c[0].settings, *settings(3, 5));
+    assert!(
+        q.claim("w", 10, LEASE).unwrap().is_empty(),
+        "nothing left to claim"
+    );
+    assert_eq!(q.counts().unwrap().running, 4);
+}
+
+pub fn claims_are_exclusive_under_concurrent_workers(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let n = 2000;
+    let enq: Vec<JobId> = (0..n / 100)
+        .flat_map(|_| {
+            ids(&q
+                .enqueue((0..100).map(|_| job("t", 1, 0)).collect())
+                .unwrap())
+        })
+        .collect();
+    let q: Arc<dyn Queue> = Arc::from(q);
+    let claimed: Vec<Vec<JobId>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let q = Arc::clone(&q);
+                s.spawn(move || {
+                    let name = format!("w{w}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let c = q.claim(&name, 7, LEASE).unwrap();
+                        if c.is_empty() {
+                            break mine;
+                        }
+                        for c in &c {
+                            succeed(&*q, &name, c).expect("lease held");
+                            mine.push(c.id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<JobId> = claimed.into_iter().flatten().collect();
+    assert_eq!(all.len(), n, "every job claimed exactly once");
+    assert_eq!(
+        BTreeSet::from_iter(all.iter().copied()),
+        BTreeSet::from_iter(enq.iter().copied())
+    );
+    assert_eq!(q.counts().unwrap().succeeded, n as u64);
+}
+
+pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
+    let c = q.claim("w1", 1, Duration::from_secs(10)).unwrap().remove(0);
+    clock.advance(Duration::from_secs(5));
+    assert!(
+        q.rescue(Rescue::Expired).unwrap().is_empty(),
+        "lease still valid"
+    );
+    let hb = q
+        .heartbeat("w1", &[c.lease()], Duration::from_secs(10))
+        .unwrap();
+    assert!(hb.lost.is_empty() && hb.cancel_requested.is_empty());
+    clock.advance(Duration::from_secs(8));
+    assert!(
+        q.rescue(Rescue::Expired).unwrap().is_empty(),
+        "the heartbeat extended the lease"
+    );
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    assert_eq!(state(&*q, id), JobState::Queued);
+    let v = q.get(id).unwrap().unwrap();
+    assert_eq!(v.attempts.len(), 1, "the lost attempt counts");
+    assert_eq!(v.attempts[0].outcome, Outcome::Crashed);
+    assert_eq!(v.attempts[0].number, 1);
+    let again = q.claim("w2", 1, LEASE).unwrap();
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
+    let old = q.claim("w1", 1, Duration::from_secs(1)).unwrap().remove(0);
+    clock.advance(Duration::from_secs(2));
+    q.rescue(Rescue::Expired).unwrap();
+    let new = q.claim("w2", 1, LEASE).unwrap().remove(0);
+    assert_eq!(new.attempt, 2);
+    assert!(
+        succeed(&*q, "w1", &old).is_err(),
+        "the old holder cannot record an outcome"
+    );
+    let hb = q.heartbeat("w1", &[old.lease()], LEASE).unwrap();
+    assert_eq!(hb.lost, vec![old.lease()]);
+    assert!(q.release("w1", &[old.lease()]).unwrap()[0].is_err());
+    assert!(
+        succeed(&*q, "w1", &new).is_err(),
+        "another worker cannot use w2's lease"
+    );
+    succeed(&*q, "w2", &new).expect("w2 holds the lease");
+    let v = q.get(id).unwrap().unwrap();
+    assert_eq!(v.state, JobState::Succeeded);
+    let outcomes: Vec<Outcome> = v.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, vec![Outcome::Crashed, Outcome::Succeeded]);
+    assert!(
+        succeed(&*q, "w2", &new).is_err(),
+        "an outcome is recorded once"
+    );
+    assert!(
+        q.claim("w3", 10, LEASE).unwrap().is_empty(),
+        "a succeeded job never runs again"
+    );
+}
+
+pub fn retries_wait_for_their_time(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
+    let c = q.claim("w", 1, LEASE).unwrap().remove(0);
+    let at = q.now().saturating_add(Duration::from_secs(10));
+    let done = Completion {
+        lease: c.lease(),
+        record: record(&*q, c.lease(), Outcome::Failed),
+        finish: Finish::Retry { at },
+    };
+    q.complete("w", &[done]).unwrap()[0].unwrap();
+    assert_eq!(state(&*q, id), JobState::Scheduled);
+    assert_eq!(q.counts().unwrap().scheduled, 1);
+    assert!(
+        q.claim("w", 1, LEASE).unwrap().is_empty(),
+        "not before its time"
+    );
+    assert_eq!(q.next_due().unwrap(), Some(at));
+    clock.advance(Duration::from_secs(9));
+    assert!(q.claim("w", 1, LEASE).unwrap().is_empty());
+    clock.advance(Duration::from_secs(1));
+    let again = q.claim("w", 1, LEASE).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].ready_at, at, "queued time counts from the run-at");
+}
+
+pub fn delayed_jobs_wait_for_run_at(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let mut j = job("t", 1, 0);
+    let at = q.now().saturating_add(Duration::from_secs(60));
+    j.run_at = Some(at);
+    let id = q.enqueue(vec![j, job("t", 1, 0)]).unwrap()[0].id();
+    assert_eq!(state(&*q, id), JobState::Scheduled);
+    let c = q.claim("w", 10, LEASE).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_ne!(c[0].id, id);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(q.claim("w", 10, LEASE).unwrap()[0].id, id);
+}
+
+pub fn idempotency_keys_dedupe(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let keyed = |k: &str| NewJob {
+        idempotency_key: Some(k.to_string()),
+        ..job("t", 1, 0)
+    };
+    let first = q.enqueue(vec![keyed("a"), keyed("a"), keyed("b")]).unwrap();
+    assert!(matches!(first[0], Enqueued::New(_)));
+    assert_eq!(
+        first[1],
+        Enqueued::Duplicate(first[0].id()),
+        "a duplicate within one batch"
+    );
+    assert!(matches!(first[2], Enqueued::New(_)));
+    assert_eq!(
+        q.enqueue(vec![keyed("a")]).unwrap()[0],
+        Enqueued::Duplicate(first[0].id())
+    );
+    for c in q.claim("w", 10, LEASE).unwrap() {
+        succeed(&*q, "w", &c).unwrap();
+    }
+    assert_eq!(
+        q.enqueue(vec![keyed("a")]).unwrap()[0],
+        Enqueued::Duplicate(first[0].id()),
+        "a key stays taken after its job is done"
+    );
+    assert_eq!(q.counts().unwrap().total(), 2);
+}
+
+pub fn exhausted_jobs_rescued_end_dead(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 1, 0)]).unwrap()[0].id();
+    q.claim("w", 1, Duration::from_secs(1)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    assert_eq!(state(&*q, id), JobState::Dead);
+    assert_eq!(q.get(id).unwrap().unwrap().attempts.len(), 1);
+}
+
+pub fn rescue_by_worker_ignores_expiry(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let e = q.enqueue(vec![job("t", 2, 0), job("t", 2, 0)]).unwrap();
+    q.claim("dead-worker", 1, LEASE).unwrap();
+    q.claim("live-worker", 1, LEASE).unwrap();
+    assert_eq!(
+        q.rescue(Rescue::Worker("dead-worker".into())).unwrap(),
+        vec![e[0].id()]
+    );
+    assert_eq!(state(&*q, e[0].id()), JobState::Queued);
+    assert_eq!(state(&*q, e[1].id()), JobState::Running);
+    assert!(q
+        .rescue(Rescue::Worker("nobody".into()))
+        .unwrap()
+        .is_empty());
+}
+
+pub fn release_does_not_count_an_attempt(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 1, 0)]).unwrap()[0].id();
+    let c = q.claim("w", 1, LEASE).unwrap().remove(0);
+    q.release("w", &[c.lease()]).unwrap()[0].unwrap();
+    assert_eq!(state(&*q, id), JobState::Queued);
+    let again = q.claim("w", 1, LEASE).unwrap().remove(0);
+    assert_eq!(again.attempt, 1, "a released claim is not an attempt");
+    assert!(q.get(id).unwrap().unwrap().attempts.is_empty());
+}
+
+pub fn cancel_by_state(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let mut sched = job("t", 1, 0);
+    sched.run_at = Some(q.now().saturating_add(Duration::from_secs(60)));
+    let e = ids(&q
+        .enqueue(vec![
+            job("t", 1, 10),
+            sched,
+            job("t", 1, 5),
+            job("t", 1, 0),
+            job("t", 1, 0),
+        ])
+        .unwrap());
+    let running = q.claim("w", 2, LEASE).unwrap();
+    assert_eq!(
+        running.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![e[0], e[2]]
+    );
+    succeed(&*q, "w", &running[1]).unwrap();
+    let r = q.cancel(&[e[3], e[1], e[0], e[2], JobId(999_999)]).unwrap();
+    assert_eq!(
+        r,
+        vec![
+            CancelResult::Cancelled,
+            CancelResult::Cancelled,
+            CancelResult::Requested,
+            CancelResult::AlreadyFinished(JobState::Succeeded),
+            CancelResult::NotFound
+        ]
+    );
+    let hb = q.heartbeat("w", &[running[0].lease()], LEASE).unwrap();
+    assert_eq!(hb.cancel_requested, vec![running[0].lease()]);
+    assert_eq!(q.cancel_pending().unwrap(), vec![e[4]]);
+    let c = q.counts().unwrap();
+    assert_eq!(
+        (c.cancelled, c.running, c.succeeded, c.queued, c.scheduled),
+        (3, 1, 1, 0, 0)
+    );
+}
+
+pub fn dead_jobs_can_be_retried_by_hand(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let id = q.enqueue(vec![job("t", 2, 0)]).unwrap()[0].id();
+    for _ in 0..2 {
+        let c = q.claim("w", 1, LEASE).unwrap().remove(0);
+        let finish = if c.attempt == 2 {
+            Finish::Dead
+        } else {
+            Finish::Retry { at: q.now() }
+        };
+        let done = Completion {
+            lease: c.lease(),
+            record: record(&*q, c.lease(), Outcome::Failed),
+            finish,
+        };
+        q.complete("w", &[done]).unwrap()[0].unwrap();
+    }
+    assert_eq!(state(&*q, id), JobState::Dead);
+    assert!(q.retry(id).unwrap());
+    assert!(
+        !q.retry(id).unwrap(),
+        "only dead or cancelled jobs are retried"
+    );
+    let c = q.claim("w", 1, LEASE).unwrap().remove(0);
+    assert_eq!(c.attempt, 3, "attempt numbers keep growing");
+    assert_eq!(c.settings.max_attempts, 4, "a fresh set of attempts");
+    assert_eq!(
+        q.get(id).unwrap().unwrap().attempts.len(),
+        2,
+        "earlier attempts stay in the record"
+    );
+}
+
+pub fn list_get_and_counts(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let e = ids(&q
+        .enqueue(
+            (0..10)
+                .map(|i| job(if i % 2 == 0 { "even" } else { "odd" }, 1, 0))
+                .collect(),
+        )
+        .unwrap());
+    for c in q.claim("w", 3, LEASE).unwrap() {
+        succeed(&*q, "w", &c).unwrap();
+    }
+    let all = q.list(&ListFilter::default()).unwrap();
+    assert_eq!(all.iter().map(|v| v.id).collect::<Vec<_>>(), e);
+    let even = q
+        .list(&ListFilter {
+            task: Some("even".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(even.len(), 5);
+    assert!(even.iter().all(|v| v.task == "even"));
+    let done = q
+        .list(&ListFilter {
+            state: Some(JobState::Succeeded),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(done.len(), 3);
+    let page = q
+        .list(&ListFilter {
+            after: Some(e[3]),
+            limit: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|v| v.id).collect::<Vec<_>>(),
+        e[4..8].to_vec()
+    );
+    assert!(q
+        .list(&ListFilter {
+            task: Some("none".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .is_empty());
+    assert!(q.get(JobId(999_999)).unwrap().is_none());
+    let c = q.counts().unwrap();
+    assert_eq!((c.queued, c.succeeded, c.total()), (7, 3, 10));
+}
+
+pub fn claims_can_be_limited_to_tasks(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let e = ids(&q
+        .enqueue(vec![
+            job("a", 1, 0),
+            job("b", 1, 0),
+            job("a", 1, 0),
+            job("c", 1, 0),
+        ])
+        .unwrap());
+    let only: Vec<crate::TaskName> = vec!["b".into(), "c".into()];
+    let got: Vec<JobId> = q
+        .claim_tasks("w", 10, LEASE, Some(&only))
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(got, vec![e[1], e[3]]);
+    let none: Vec<crate::TaskName> = vec!["zzz".into()];
+    assert!(q
+        .claim_tasks("w", 10, LEASE, Some(&none))
+        .unwrap()
+        .is_empty());
+    let rest: Vec<JobId> = q
+        .claim("w", 10, LEASE)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(rest, vec![e[0], e[2]], "skipped jobs keep their place");
+    let one = q.enqueue_one(job("a", 1, 0)).unwrap();
+    assert!(matches!(one, Enqueued::New(_)));
+}
+
+pub fn outputs_and_errors_round_trip(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let e = ids(&q.enqueue(vec![job("t", 1, 0), job("t", 1, 0)]).unwrap());
+    let c = q.claim("w", 2, LEASE).unwrap();
+    let out = Output::from_serialize(&serde_json::json!({"status": 200, "bytes": [1, 2]})).unwrap();
+    let mut failed = record(&*q, c[1].lease(), Outcome::Panicked);
+    failed.error = Some(Box::new(AttemptError {
+        message: "panicked: index out of bounds".into(),
+        permanent: true,
+        detail: Some(
+            serde_json::value::to_raw_value(&serde_json::json!({"signal": "SIGSEGV"})).unwrap(),
+        ),
+    }));
+    q.complete(
+        "w",
+        &[
+            Completion {
+                lease: c[0].lease(),
+                record: record(&*q, c[0].lease(), Outcome::Succeeded),
+                finish: Finish::Succeeded(out.clone()),
+            },
+            Completion {
+                lease: c[1].lease(),
+                record: failed.clone(),
+                finish: Finish::Dead,
+            },
+        ],
+    )
+    .unwrap();
+    let ok = q.get(e[0]).unwrap().unwrap();
+    assert_eq!(ok.output, out);
+    assert_eq!(ok.attempts[0].duration(), Duration::from_millis(2));
+    assert_eq!(ok.attempts[0].queued(), Duration::from_millis(1));
+    let dead = q.get(e[1]).unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.attempts[0], failed);
+    assert!(dead.output.is_none());
+}
+
+/// Random enqueues, claims, completions, releases, cancels and lease
+/// expiries; then every job is driven to the end. Every job must end in
+/// exactly one terminal state, appear once in `list`, and carry attempts
+/// numbered 1, 2, 3, ...
+pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
+    for seed in 0..4u64 {
+        let (clock, q) = fresh(make);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut enqueued: Vec<JobId> = Vec::new();
+        let mut held: Vec<(String, Claimed)> = Vec::new();
+        for _ in 0..400 {
+            match rng.u8(0..10) {
+                0..=2 => {
+                    let n = rng.usize(1..20);
+                    let batch = (0..n)
+                        .map(|_| job("t", rng.u32(1..4), rng.i32(-1..2)))
+                        .collect();
+                    enqueued.extend(ids(&q.enqueue(batch).unwrap()));
+                }
+                3..=4 => {
+                    let w = format!("w{}", rng.u8(0..3));
+                    for c in q
+                        .claim(&w, rng.usize(1..8), Duration::from_secs(rng.u64(1..20)))
+                        .unwrap()
+                    {
+                        held.push((w.clone(), c));
+                    }
+                }
+                5..=6 if !held.is_empty() => {
+                    let (w, c) = held.swap_remove(rng.usize(0..held.len()));
+                    let (outcome, finish) = match rng.u8(0..4) {
+                        0 => (Outcome::Succeeded, Finish::Succeeded(Output::none())),
+                        1 if c.attempt < c.settings.max_attempts => (
+                            Outcome::Failed,
+                            Finish::Retry {
+                                at: q.now().saturating_add(Duration::from_secs(rng.u64(0..5))),
+                            },
+                        ),
+                        2 => (Outcome::Failed, Finish::Dead),
+                        _ => (Outcome::Cancelled, Finish::Cancelled),
+                    };
+                    let done = Completion {
+                        lease: c.lease(),
+                        record: record(&*q, c.lease(), outcome),
+                        finish,
+                    };
+                    // May be fenced: its lease may have expired and been rescued.
+                    let _ = q.complete(&w, &[done]).unwrap();
+                }
+                7 if !held.is_empty() => {
+                    let (w, c) = held.swap_remove(rng.usize(0..held.len()));
+                    let _ = q.release(&w, &[c.lease()]).unwrap();
+                }
+                8 if !enqueued.is_empty() => {
+                    let id = enqueued[rng.usize(0..enqueued.len())];
+                    q.cancel(&[id]).unwrap();
+                }
+                _ => {
+                    clock.advance(Duration::from_secs(rng.u64(0..10)));
+                    q.rescue(Rescue::Expired).unwrap();
+                }
+            }
+        }
+        // Drive everything to the end: expire every lease, then run what is left.
+        clock.advance(Duration::from_secs(3600));
+        q.rescue(Rescue::Expired).unwrap();
+        for _ in 0..10_000 {
+            if q.counts().unwrap().unfinished() == 0 {
+                break;
+            }
+            clock.advance(Duration::from_secs(10));
+            for c in q.claim("final", 64, LEASE).unwrap() {
+                succeed(&*q, "final", &c).unwrap();
+            }
+        }
+        let all = q.list(&ListFilter::default()).unwrap();
+        let mut seen: HashMap<JobId, usize> = HashMap::new();
+        for v in &all {
+            *seen.entry(v.id).or_default() += 1;
+            assert!(
+                v.state.is_terminal(),
+                "seed {seed}: job {} ended {:?}",
+                v.id,
+                v.state
+            );
+            let numbers: Vec<u32> = v.attempts.iter().map(|a| a.number).collect();
+            let expected: Vec<u32> = (1..=numbers.len() as u32).collect();
+            assert_eq!(
+                numbers, expected,
+                "seed {seed}: job {} attempt numbers",
+                v.id
+            );
+            if v.state == JobState::Succeeded {
+                assert_eq!(v.attempts.last().unwrap().outcome, Outcome::Succeeded);
+                assert_eq!(
+                    v.attempts
+                        .iter()
+                        .filter(|a| a.outcome == Outcome::Succeeded)
+                        .count(),
+                    1,
+                    "seed {seed}: a job succeeds once"
+                );
+            }
+        }
+        assert_eq!(all.len(), enqueued.len(), "seed {seed}: every job appears");
+        assert!(seen.values().all(|&n| n == 1), "seed {seed}: once");
+        assert_eq!(
+            BTreeSet::from_iter(enqueued.iter()),
+            BTreeSet::from_iter(seen.keys())
+        );
+        let c = q.counts().unwrap();
+        assert_eq!(c.total(), enqueued.len() as u64);
+        for s in JobState::ALL {
+            assert_eq!(
+                c.get(s),
+                all.iter().filter(|v| v.state == s).count() as u64,
+                "seed {seed}: count of {s}"
+            );
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! runyard's queues: the [`Queue`] trait every backend implements, the
+//! [`MemoryQueue`], and (feature `conformance`) the suite every backend must
+//! pass.
+
+mod clock;
+mod error;
+mod memory;
+mod queue;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{QueueError, QueueErrorKind};
+pub use memory::MemoryQueue;
+pub use queue::{
+    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
+    ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
+};

@@ -1,0 +1,774 @@
+//! The in-memory queue: the default for `runyard run`. Nothing survives the
+//! process, but every operation of the [`Queue`] trait behaves as in the
+//! durable backends (leases, fencing, rescue, idempotency keys), so the
+//! worker loop is the same everywhere.
+//!
+//! # Two locks
+//!
+//! Submitters only take the *ingress* lock: they assign the next id, check
+//! the idempotency key and append the job. Everything else takes the
+//! *state* lock and first moves what the ingress holds into the state, in
+//! one batch. So a thread submitting jobs one by one and the worker loop
+//! claiming and completing them rarely wait for each other. Lock order:
+//! state, then ingress.
+//!
+//! Records live in fixed-size chunks that never move, so a million queued
+//! jobs never pay for (or briefly double their memory in) a reallocation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use runyard_core::{
+    AttemptError, AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Outcome, Output,
+    Timestamp,
+};
+use rustc_hash::FxHashMap;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::QueueError;
+use crate::queue::{
+    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
+    ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
+};
+
+/// An in-memory [`Queue`].
+pub struct MemoryQueue {
+    ingress: Mutex<Ingress>,
+    /// Jobs in the ingress, for `counts` without the ingress lock.
+    arriving: AtomicU64,
+    state: Mutex<State>,
+    waker: OnceLock<Waker>,
+    clock: Arc<dyn Clock>,
+}
+
+const CHUNK: usize = 1 << 14;
+
+/// Jobs enqueued but not yet moved into the state.
+#[derive(Default)]
+struct Ingress {
+    next: u64,
+    fresh: Vec<(Rec, i64)>,
+    keys: FxHashMap<String, JobId>,
+    tasks: Vec<TaskName>,
+    task_ids: FxHashMap<TaskName, u32>,
+    /// The last task interned: most runs submit many jobs of one task in a row.
+    last: Option<(TaskName, u32)>,
+}
+
+/// A job's attempts; the first one is stored inline (most jobs have one).
+#[derive(Default)]
+enum Attempts {
+    #[default]
+    None,
+    One(AttemptRecord),
+    Many(Vec<AttemptRecord>),
+}
+
+impl Attempts {
+    fn push(&mut self, r: AttemptRecord) {
+        *self = match std::mem::take(self) {
+            Attempts::None => Attempts::One(r),
+            Attempts::One(first) => Attempts::Many(vec![first, r]),
+            Attempts::Many(mut v) => {
+                v.push(r);
+                Attempts::Many(v)
+            }
+        };
+    }
+
+    fn to_vec(&self) -> Vec<AttemptRecord> {
+        match self {
+            Attempts::None => Vec::new(),
+            Attempts::One(r) => vec![r.clone()],
+            Attempts::Many(v) => v.clone(),
+        }
+    }
+}
+
+struct Rec {
+    task: u32,
+    state: JobState,
+    /// Attempts claimed so far (the number of the current or last attempt).
+    attempt: u32,
+    max_attempts: u32,
+    worker: u32,
+    in_ready: bool,
+    cancel_requested: bool,
+    priority: i32,
+    lease_until: i64,
+    claimed_at: i64,
+    enqueued_at: i64,
+    ready_at: i64,
+    params: JobParams,
+    settings: Arc<JobSettings>,
+    attempts: Attempts,
+    output: Output,
+}
+
+#[derive(Default)]
+struct State {
+    chunks: Vec<Vec<Rec>>,
+    len: usize,
+    /// Ready jobs by priority (highest first), FIFO within one priority.
+    ready: BTreeMap<Reverse<i32>, VecDeque<u32>>,
+    /// Entries in `ready`.
+    ready_count: usize,
+    /// Scheduled jobs by run-at; entries whose job moved on are skipped.
+    scheduled: BinaryHeap<Reverse<(i64, u32)>>,
+    tasks: Vec<TaskName>,
+    workers: Vec<String>,
+    worker_ids: FxHashMap<String, u32>,
+    counts: Counts,
+    spare: Vec<(Rec, i64)>,
+}
+
+impl MemoryQueue {
+    /// An empty queue on the system clock.
+    pub fn new() -> MemoryQueue {
+        MemoryQueue::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty queue on the given clock.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryQueue {
+        MemoryQueue {
+            ingress: Mutex::new(Ingress {
+                next: 1,
+                ..Ingress::default()
+            }),
+            arriving: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            waker: OnceLock::new(),
+            clock,
+        }
+    }
+
+    fn lock_ingress(&self) -> MutexGuard<'_, Ingress> {
+        self.ingress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state, with every job of the ingress moved in.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.arriving.load(Ordering::Acquire) > 0 {
+            let mut fresh = std::mem::take(&mut st.spare);
+            {
+                let mut ing = self.lock_ingress();
+                std::mem::swap(&mut fresh, &mut ing.fresh);
+                let known = st.tasks.len();
+                st.tasks.extend(ing.tasks[known..].iter().cloned());
+                self.arriving.store(0, Ordering::Release);
+            }
+            let now = self.clock.now().as_micros();
+            for (rec, at) in fresh.drain(..) {
+                st.insert(rec, at, now);
+            }
+            st.spare = fresh;
+        }
+        st
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+}
+
+impl Default for MemoryQueue {
+    fn default() -> MemoryQueue {
+        MemoryQueue::new()
+    }
+}
+
+impl fmt::Debug for MemoryQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryQueue")
+            .field("counts", &self.lock().counts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn idx(id: JobId) -> Option<usize> {
+    (id.0 as usize).checked_sub(1)
+}
+
+fn id_of(i: u32) -> JobId {
+    JobId(i as u64 + 1)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Ingress {
+    fn add(&mut self, job: NewJob, now: i64) -> Enqueued {
+        if let Some(k) = &job.idempotency_key {
+            if let Some(&existing) = self.keys.get(k) {
+                return Enqueued::Duplicate(existing);
+            }
+        }
+        let task = match &self.last {
+            Some((name, t)) if *name == job.task => *t,
+            _ => {
+                let t = match self.task_ids.get(&job.task) {
+                    Some(&t) => t,
+                    None => {
+                        let t = self.tasks.len() as u32;
+                        self.tasks.push(job.task.clone());
+                        self.task_ids.insert(job.task.clone(), t);
+                        t
+                    }
+                };
+                self.last = Some((job.task, t));
+                t
+            }
+        };
+        let id = JobId(self.next);
+        self.next += 1;
+        if let Some(k) = job.idempotency_key {
+            self.keys.insert(k, id);
+        }
+        let rec = Rec {
+            task,
+            state: JobState::Queued,
+            attempt: 0,
+            max_attempts: job.settings.max_attempts,
+            worker: 0,
+            in_ready: false,
+            cancel_requested: false,
+            priority: job.settings.priority,
+            lease_until: 0,
+            claimed_at: 0,
+            enqueued_at: now,
+            ready_at: now,
+            params: job.params,
+            settings: job.settings,
+            attempts: Attempts::None,
+            output: Output::none(),
+        };
+        self.fresh
+            .push((rec, job.run_at.map_or(now, Timestamp::as_micros)));
+        Enqueued::New(id)
+    }
+}
+
+impl State {
+    fn rec(&self, i: usize) -> &Rec {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn rec_mut(&mut self, i: usize) -> &mut Rec {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn get(&self, id: JobId) -> Option<usize> {
+        idx(id).filter(|&i| i < self.len)
+    }
+
+    fn insert(&mut self, rec: Rec, at: i64, now: i64) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(rec);
+        let i = self.len as u32;
+        self.len += 1;
+        self.counts.queued += 1;
+        self.make_waiting(i, at, now);
+    }
+
+    fn set_state(&mut self, i: u32, to: JobState) {
+        let from = self.rec(i as usize).state;
+        *self.counts.get_mut(from) -= 1;
+        *self.counts.get_mut(to) += 1;
+        self.rec_mut(i as usize).state = to;
+    }
+
+    fn push_ready(&mut self, i: u32) {
+        let rec = self.rec_mut(i as usize);
+        if !rec.in_ready {
+            rec.in_ready = true;
+            let p = rec.priority;
+            self.ready_count += 1;
+            // Most jobs share one priority: skip the map lookup for it.
+            if let Some(mut last) = self.ready.last_entry() {
+                if last.key().0 == p {
+                    last.get_mut().push_back(i);
+                    return;
+                }
+            }
+            self.ready.entry(Reverse(p)).or_default().push_back(i);
+        }
+    }
+
+    /// Puts job `i` back to waiting: queued now, or scheduled for `at`.
+    fn make_waiting(&mut self, i: u32, at: i64, now: i64) {
+        let rec = self.rec_mut(i as usize);
+        rec.ready_at = at.max(rec.enqueued_at);
+        if at > now {
+            self.set_state(i, JobState::Scheduled);
+            self.scheduled.push(Reverse((at, i)));
+        } else {
+            self.set_state(i, JobState::Queued);
+            self.push_ready(i);
+        }
+    }
+
+    fn promote_due(&mut self, now: i64) {
+        while let Some(&Reverse((at, i))) = self.scheduled.peek() {
+            if at > now {
+                break;
+            }
+            self.scheduled.pop();
+            let rec = self.rec(i as usize);
+            if rec.state == JobState::Scheduled && rec.ready_at == at {
+                self.set_state(i, JobState::Queued);
+                self.push_ready(i);
+            }
+        }
+    }
+
+    fn intern_worker(&mut self, w: &str) -> u32 {
+        if let Some(&i) = self.worker_ids.get(w) {
+            return i;
+        }
+        let i = self.workers.len() as u32;
+        self.workers.push(w.to_string());
+        self.worker_ids.insert(w.to_string(), i);
+        i
+    }
+
+    fn holds(&self, worker: Option<u32>, lease: &Lease) -> Option<u32> {
+        let i = self.get(lease.job)?;
+        let rec = self.rec(i);
+        let ok = rec.state == JobState::Running
+            && rec.attempt == lease.attempt
+            && worker.is_some_and(|w| w == rec.worker);
+        ok.then_some(i as u32)
+    }
+
+    fn view(&self, i: usize) -> JobView {
+        let r = self.rec(i);
+        JobView {
+            id: id_of(i as u32),
+            task: self.tasks[r.task as usize].to_string(),
+            params: r.params.clone(),
+            state: r.state,
+            attempts: r.attempts.to_vec(),
+            output: r.output.clone(),
+            enqueued_at: Timestamp::from_micros(r.enqueued_at),
+        }
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let out: Vec<Enqueued> = {
+            let mut ing = self.lock_ingress();
+            let out = jobs.into_iter().map(|job| ing.add(job, now)).collect();
+            self.arriving
+                .store(ing.fresh.len() as u64, Ordering::Release);
+            out
+        };
+        self.wake();
+        Ok(out)
+    }
+
+    fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let now = self.clock.now().as_micros();
+        let e = {
+            let mut ing = self.lock_ingress();
+            let e = ing.add(job, now);
+            self.arriving
+                .store(ing.fresh.len() as u64, Ordering::Release);
+            e
+        };
+        self.wake();
+        Ok(e)
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let until = now.saturating_add(micros(lease));
+        let mut st = self.lock();
+        st.promote_due(now);
+        let w = st.intern_worker(worker);
+        let only: Option<Vec<u32>> = tasks.map(|names| {
+            names
+                .iter()
+                .filter_map(|n| st.tasks.iter().position(|t| t == n).map(|p| p as u32))
+                .collect()
+        });
+        let mut skipped: Vec<u32> = Vec::new();
+        let mut out = Vec::with_capacity(max.min(st.counts.queued as usize));
+        let st = &mut *st;
+        while out.len() < max {
+            let Some(mut bucket) = st.ready.first_entry() else {
+                break;
+            };
+            let Some(i) = bucket.get_mut().pop_front() else {
+                bucket.remove();
+                continue;
+            };
+            st.ready_count -= 1;
+            let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
+            rec.in_ready = false;
+            if rec.state != JobState::Queued {
+                continue;
+            }
+            if only.as_ref().is_some_and(|o| !o.contains(&rec.task)) {
+                skipped.push(i);
+                continue;
+            }
+            rec.attempt += 1;
+            rec.worker = w;
+            rec.lease_until = until;
+            rec.claimed_at = now;
+            rec.state = JobState::Running;
+            let mut settings = (*rec.settings).clone();
+            settings.max_attempts = rec.max_attempts;
+            out.push(Claimed {
+                id: id_of(i),
+                attempt: rec.attempt,
+                task: st.tasks[rec.task as usize].clone(),
+                params: rec.params.clone(),
+                settings,
+                ready_at: Timestamp::from_micros(rec.ready_at),
+            });
+            st.counts.queued -= 1;
+            st.counts.running += 1;
+            // Take the rest of this bucket without looking it up again.
+            while out.len() < max {
+                let Some(i) = bucket.get_mut().pop_front() else {
+                    break;
+                };
+                st.ready_count -= 1;
+                let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
+                rec.in_ready = false;
+                if rec.state != JobState::Queued {
+                    continue;
+                }
+                if only.as_ref().is_some_and(|o| !o.contains(&rec.task)) {
+                    skipped.push(i);
+                    continue;
+                }
+                rec.attempt += 1;
+                rec.worker = w;
+                rec.lease_until = until;
+                rec.claimed_at = now;
+                rec.state = JobState::Running;
+                let mut settings = (*rec.settings).clone();
+                settings.max_attempts = rec.max_attempts;
+                out.push(Claimed {
+                    id: id_of(i),
+                    attempt: rec.attempt,
+                    task: st.tasks[rec.task as usize].clone(),
+                    params: rec.params.clone(),
+                    settings,
+                    ready_at: Timestamp::from_micros(rec.ready_at),
+                });
+                st.counts.queued -= 1;
+                st.counts.running += 1;
+            }
+        }
+        for i in skipped.into_iter().rev() {
+            let rec = st.rec_mut(i as usize);
+            rec.in_ready = true;
+            let p = rec.priority;
+            st.ready.entry(Reverse(p)).or_default().push_front(i);
+            st.ready_count += 1;
+        }
+        Ok(out)
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> Result<HeartbeatReply, QueueError> {
+        let now = self.clock.now().as_micros();
+        let mut st = self.lock();
+        let w = st.worker_ids.get(worker).copied();
+        let mut reply = HeartbeatReply::default();
+        for l in leases {
+            match st.holds(w, l) {
+                Some(i) => {
+                    let rec = st.rec_mut(i as usize);
+                    rec.lease_until = now.saturating_add(micros(lease));
+                    if rec.cancel_requested {
+                        reply.cancel_requested.push(*l);
+                    }
+                }
+                None => reply.lost.push(*l),
+            }
+        }
+        Ok(reply)
+    }
+
+    fn complete(
+        &self,
+        worker: &str,
+        done: &[Completion],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let mut out = Vec::with_capacity(done.len());
+        let mut wake = false;
+        {
+            let mut st = self.lock();
+            let w = st.worker_ids.get(worker).copied();
+            for c in done {
+                let Some(i) = st.holds(w, &c.lease) else {
+                    out.push(Err(Fenced(c.lease)));
+                    continue;
+                };
+                let rec = st.rec_mut(i as usize);
+                rec.attempts.push(c.record.clone());
+                rec.cancel_requested = false;
+                match &c.finish {
+                    Finish::Succeeded(output) => {
+                        rec.output = output.clone();
+                        st.set_state(i, JobState::Succeeded);
+                    }
+                    Finish::Retry { at } => {
+                        st.make_waiting(i, at.as_micros(), now);
+                        wake = true;
+                    }
+                    Finish::Dead => st.set_state(i, JobState::Dead),
+                    Finish::Cancelled => st.set_state(i, JobState::Cancelled),
+                }
+                out.push(Ok(()));
+            }
+        }
+        if wake {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn release(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let mut out = Vec::with_capacity(leases.len());
+        {
+            let mut st = self.lock();
+            let w = st.worker_ids.get(worker).copied();
+            for l in leases {
+                match st.holds(w, l) {
+                    Some(i) => {
+                        let rec = st.rec_mut(i as usize);
+                        rec.attempt -= 1;
+                        let ready_at = rec.ready_at;
+                        st.make_waiting(i, ready_at.min(now), now);
+                        out.push(Ok(()));
+                    }
+                    None => out.push(Err(Fenced(*l))),
+                }
+            }
+        }
+        self.wake();
+        Ok(out)
+    }
+
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let mut st = self.lock();
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                let Some(i) = st.get(id) else {
+                    return CancelResult::NotFound;
+                };
+                match st.rec(i).state {
+                    JobState::Queued | JobState::Scheduled => {
+                        st.set_state(i as u32, JobState::Cancelled);
+                        CancelResult::Cancelled
+                    }
+                    JobState::Running => {
+                        st.rec_mut(i).cancel_requested = true;
+                        CancelResult::Requested
+                    }
+                    s => CancelResult::AlreadyFinished(s),
+                }
+            })
+            .collect())
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        for i in 0..st.len {
+            if matches!(st.rec(i).state, JobState::Queued | JobState::Scheduled) {
+                st.set_state(i as u32, JobState::Cancelled);
+                out.push(id_of(i as u32));
+            }
+        }
+        Ok(out)
+    }
+
+    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            if st.counts.running == 0 {
+                return Ok(out);
+            }
+            let only = match &which {
+                Rescue::Expired => None,
+                Rescue::Worker(w) => match st.worker_ids.get(w.as_str()) {
+                    Some(&w) => Some(w),
+                    None => return Ok(out),
+                },
+            };
+            for i in 0..st.len {
+                let rec = st.rec(i);
+                if rec.state != JobState::Running {
+                    continue;
+                }
+                let hit = match only {
+                    Some(w) => rec.worker == w,
+                    None => rec.lease_until < now,
+                };
+                if !hit {
+                    continue;
+                }
+                let worker = &st.workers[rec.worker as usize];
+                let record = AttemptRecord::new(
+                    rec.attempt,
+                    Outcome::Crashed,
+                    Timestamp::from_micros(rec.claimed_at),
+                    Duration::from_micros(now.saturating_sub(rec.claimed_at).max(0) as u64),
+                    Duration::from_micros(rec.claimed_at.saturating_sub(rec.ready_at).max(0) as u64),
+                    Some(AttemptError {
+                        message: format!(
+                            "lost: worker `{worker}` stopped before recording this attempt"
+                        ),
+                        permanent: false,
+                        detail: None,
+                    }),
+                );
+                let exhausted = rec.attempt >= rec.max_attempts;
+                st.rec_mut(i).attempts.push(record);
+                if exhausted {
+                    st.set_state(i as u32, JobState::Dead);
+                } else {
+                    st.make_waiting(i as u32, now, now);
+                }
+                out.push(id_of(i as u32));
+            }
+        }
+        if !out.is_empty() {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.clock.now().as_micros();
+        let done = {
+            let mut st = self.lock();
+            let Some(i) = st.get(id) else {
+                return Ok(false);
+            };
+            if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled) {
+                return Ok(false);
+            }
+            let rec = st.rec_mut(i);
+            rec.max_attempts = rec.attempt + rec.settings.max_attempts;
+            rec.cancel_requested = false;
+            st.make_waiting(i as u32, now, now);
+            true
+        };
+        self.wake();
+        Ok(done)
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        Ok(self.lock().counts)
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
+        let st = self.lock();
+        Ok(st.get(id).map(|i| st.view(i)))
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
+        let st = self.lock();
+        let start = filter.after.map_or(0, |a| a.0 as usize);
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        let task = match &filter.task {
+            Some(t) => match st.tasks.iter().position(|n| n.as_str() == t.as_str()) {
+                Some(p) => Some(p as u32),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        Ok((start..st.len)
+            .filter(|&i| {
+                let r = st.rec(i);
+                filter.state.is_none_or(|s| s == r.state) && task.is_none_or(|t| t == r.task)
+            })
+            .take(limit)
+            .map(|i| st.view(i))
+            .collect())
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let mut st = self.lock();
+        while let Some(&Reverse((at, i))) = st.scheduled.peek() {
+            let rec = st.rec(i as usize);
+            if rec.state == JobState::Scheduled && rec.ready_at == at {
+                return Ok(Some(Timestamp::from_micros(at)));
+            }
+            st.scheduled.pop();
+        }
+        Ok(None)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        // One worker loop per in-memory queue: the first waker stays.
+        let _ = self.waker.set(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_record_stays_small() {
+        // The report of a million jobs is kept in memory (BENCH.md B1: at most
+        // 200 MB of peak RSS); this is the part that grows with them, and it
+        // holds the first attempt inline.
+        assert!(
+            std::mem::size_of::<Rec>() <= 144,
+            "{}",
+            std::mem::size_of::<Rec>()
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The queue trait: what every backend (memory, SQLite, PostgreSQL) does.
+//!
+//! # Lifecycle and fencing
+//!
+//! `enqueue` puts a job in `queued` (or `scheduled` when it has a future
+//! run-at). `claim` moves ready jobs to `running` under a lease owned by a
+//! named worker and bumps the job's attempt number; that number is the
+//! fencing token. Every later call about that attempt (`heartbeat`,
+//! `complete`, `release`) carries a [`Lease`] = (job, attempt) and is refused
+//! when the job is no longer running that attempt: a worker whose lease was
+//! taken over can never record an outcome. `rescue` puts running jobs whose
+//! lease expired (or whose worker is known dead) back to `queued`, recording
+//! the lost attempt as `crashed`, or `dead` when that was the last attempt.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runyard_core::{
+    AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Output, Timestamp,
+};
+
+use crate::error::QueueError;
+
+pub use runyard_core::TaskName;
+
+/// A job to enqueue, with every default already applied.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The task.
+    pub task: TaskName,
+    /// Its parameters.
+    pub params: JobParams,
+    /// Its settings (shared between copies).
+    pub settings: Arc<JobSettings>,
+    /// Not before this time.
+    pub run_at: Option<Timestamp>,
+    /// A job whose key is already in the queue (in any state) is not added again.
+    pub idempotency_key: Option<String>,
+}
+
+/// What `enqueue` did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Added with this id.
+    New(JobId),
+    /// Not added: a job with the same idempotency key exists.
+    Duplicate(JobId),
+}
+
+impl Enqueued {
+    /// The job's id, new or existing.
+    pub fn id(self) -> JobId {
+        match self {
+            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A claimed job: one attempt to run.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job.
+    pub id: JobId,
+    /// This attempt's number (from 1): the fencing token.
+    pub attempt: u32,
+    /// The task.
+    pub task: TaskName,
+    /// The parameters.
+    pub params: JobParams,
+    /// The settings.
+    pub settings: JobSettings,
+    /// When the job became ready to run (enqueued, or its run-at).
+    pub ready_at: Timestamp,
+}
+
+impl Claimed {
+    /// The lease this claim holds.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            job: self.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// A worker's hold on one attempt of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// The attempt number.
+    pub attempt: u32,
+}
+
+/// How an attempt ends the job's `running` state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// The job succeeded with this output.
+    Succeeded(Output),
+    /// Another attempt may start at this time.
+    Retry {
+        /// The earliest start of the next attempt.
+        at: Timestamp,
+    },
+    /// The job is dead.
+    Dead,
+    /// The job is cancelled.
+    Cancelled,
+}
+
+/// An attempt's end, to record.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Whose attempt.
+    pub lease: Lease,
+    /// The attempt's record.
+    pub record: AttemptRecord,
+    /// What becomes of the job.
+    pub finish: Finish,
+}
+
+/// A refused record: the lease was no longer held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fenced(pub Lease);
+
+impl fmt::Display for Fenced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "job {} attempt {}: the lease was taken over; the outcome was not recorded",
+            self.0.job, self.0.attempt
+        )
+    }
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// Leases this worker no longer holds (expired and rescued, or taken over):
+    /// stop those attempts, their outcome will not be recorded.
+    pub lost: Vec<Lease>,
+    /// Leases whose job someone asked to cancel: stop those attempts and
+    /// complete them as cancelled.
+    pub cancel_requested: Vec<Lease>,
+}
+
+/// Which running jobs `rescue` puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescue {
+    /// Jobs whose lease has expired.
+    Expired,
+    /// Every job leased by this worker (known to be dead), expired or not.
+    Worker(String),
+}
+
+/// What `cancel` did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    /// It was queued or scheduled and is now cancelled.
+    Cancelled,
+    /// It is running; its worker is asked to stop it.
+    Requested,
+    /// It had already finished (in this state).
+    AlreadyFinished(JobState),
+    /// No such job.
+    NotFound,
+}
+
+/// Jobs per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting to be claimed.
+    pub queued: u64,
+    /// Waiting for their run-at.
+    pub scheduled: u64,
+    /// Running.
+    pub running: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Dead.
+    pub dead: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+impl Counts {
+    /// Every job.
+    pub fn total(&self) -> u64 {
+        self.queued + self.scheduled + self.running + self.succeeded + self.dead + self.cancelled
+    }
+
+    /// Jobs not yet in a terminal state.
+    pub fn unfinished(&self) -> u64 {
+        self.queued + self.scheduled + self.running
+    }
+
+    /// The count for one state.
+    pub fn get(&self, s: JobState) -> u64 {
+        match s {
+            JobState::Queued => self.queued,
+            JobState::Scheduled => self.scheduled,
+            JobState::Running => self.running,
+            JobState::Succeeded => self.succeeded,
+            JobState::Dead => self.dead,
+            JobState::Cancelled => self.cancelled,
+        }
+    }
+
+    /// The count for one state, to change it.
+    pub fn get_mut(&mut self, s: JobState) -> &mut u64 {
+        match s {
+            JobState::Queued => &mut self.queued,
+            JobState::Scheduled => &mut self.scheduled,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Dead => &mut self.dead,
+            JobState::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+/// Which jobs `list` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this task.
+    pub task: Option<String>,
+    /// Only jobs with a larger id (for paging).
+    pub after: Option<JobId>,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+}
+
+/// A callback a queue calls when new work may be ready (a job was
+/// enqueued, released, rescued or scheduled for retry).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// A queue of jobs. Every operation is atomic; batches are all-or-nothing.
+///
+/// Implementations: the in-memory [`crate::MemoryQueue`], and the SQLite
+/// and PostgreSQL queues in their own crates. Each passes
+/// the conformance suite (the `conformance` module, feature `conformance`).
+pub trait Queue: Send + Sync + fmt::Debug + 'static {
+    /// Adds jobs, in order.
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError>;
+
+    /// Adds one job.
+    fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        Ok(self.enqueue(vec![job])?.remove(0))
+    }
+
+    /// Whether jobs outlive this process (workers then heartbeat and rescue
+    /// on a schedule; an in-process queue has no other worker to lose).
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    /// Claims up to `max` ready jobs for `worker` (highest priority first,
+    /// then earliest run-at, then id), each under a lease of `lease`.
+    fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, QueueError> {
+        self.claim_tasks(worker, max, lease, None)
+    }
+
+    /// Like [`Queue::claim`], but only jobs of the given tasks (all when `None`).
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError>;
+
+    /// Extends `worker`'s leases by `lease` from now.
+    fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> Result<HeartbeatReply, QueueError>;
+
+    /// Records the end of attempts. Each is recorded only if its lease is
+    /// still held; the others come back as [`Fenced`]. On an error nothing
+    /// was recorded, and the same batch may be given again.
+    fn complete(
+        &self,
+        worker: &str,
+        done: &[Completion],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError>;
+
+    /// Gives claimed jobs back unstarted: they return to `queued` and the
+    /// claim does not count as an attempt.
+    fn release(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError>;
+
+    /// Cancels jobs: queued and scheduled ones at once, running ones by
+    /// asking their worker (see [`HeartbeatReply::cancel_requested`]).
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError>;
+
+    /// Cancels every queued and scheduled job; returns their ids.
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError>;
+
+    /// Puts running jobs back (see [`Rescue`]); returns their ids. The lost
+    /// attempt is recorded as `crashed`; a job that has used all its
+    /// attempts becomes `dead`.
+    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError>;
+
+    /// Puts a dead or cancelled job back to `queued` with a fresh set of
+    /// attempts (its earlier attempts stay in its record).
+    fn retry(&self, id: JobId) -> Result<bool, QueueError>;
+
+    /// Jobs per state.
+    fn counts(&self) -> Result<Counts, QueueError>;
+
+    /// One job with its attempts.
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError>;
+
+    /// Jobs by id, filtered and paged.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
+
+    /// The earliest run-at among scheduled jobs, for a worker that has
+    /// nothing to do until then.
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError>;
+
+    /// The queue's clock.
+    fn now(&self) -> Timestamp;
+
+    /// Registers a callback for work that may be ready. Queues that cannot
+    /// notify (another process enqueued) leave it uncalled; workers poll too.
+    fn set_waker(&self, waker: Waker);
+}
