@@ -1,0 +1,24 @@
+//! runyard's executors: where attempts run.
+//!
+//! An [`Executor`] receives [`Attempt`]s from the worker loop, runs them and
+//! reports each one's end, exactly once, to a [`Sink`] as a [`Finished`].
+//! Executors know nothing of queues or retry policies; they run attempts,
+//! time them, contain their panics and enforce their timeouts:
+//!
+//! - [`ThreadPool`] (fixed, for `cpu` tasks and `thread` mode; elastic, for
+//!   `blocking` tasks): a timed-out attempt's context is cancelled and its
+//!   thread abandoned and replaced, so the run never waits for it.
+//! - [`AsyncExecutor`]: attempts are tokio tasks on one runtime; a timeout
+//!   drops the future.
+
+mod async_exec;
+mod attempt;
+mod panic;
+mod spin;
+mod thread;
+
+pub use async_exec::AsyncExecutor;
+pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};
+pub use panic::{catch_panic, install_panic_hook};
+pub use spin::spin_until;
+pub use thread::{PoolConfig, ThreadPool};

@@ -1,0 +1,544 @@
+//! The thread pool: a fixed pool for `cpu` work, or an elastic one for
+//! `blocking` work.
+//!
+//! # How it works
+//!
+//! Attempts wait in one shared deque. A worker thread takes a chunk of them
+//! into its own [`Slot`] (so one lock covers many attempts), runs them one
+//! by one, and collects their ends in the slot before handing them to the
+//! sink in a batch. An idle thread steals half of another thread's chunk, so
+//! a long attempt never keeps short ones waiting behind it.
+//!
+//! # Protocol: who reports an attempt
+//!
+//! A slot's `current` is set (under the slot's lock) when an attempt starts.
+//! Whoever takes it out of `current` reports the attempt, exactly once: the
+//! thread when the task returns, or the watchdog when the attempt times out,
+//! or a canceller. When the watchdog or a canceller takes it, the slot is
+//! marked abandoned, the attempt's context is cancelled, its unstarted chunk
+//! goes back to the shared deque, and a new thread takes the old one's place.
+//! The old thread, if its task ever returns, finds `current` empty, drops the
+//! result and exits: the run never waits for it.
+//!
+//! Lock order: the shared lock, then a slot's lock. A thread holding its
+//! slot's lock never takes the shared lock.
+
+mod watchdog;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
+
+use crate::attempt::{Attempt, Epoch, Executor, Finished, Sink};
+use crate::panic::catch_panic;
+use crate::spin::spin_until;
+use watchdog::Watchdog;
+
+/// How a [`ThreadPool`] is shaped.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Thread names are `NAME-N`.
+    pub name: String,
+    /// Threads kept even when idle.
+    pub min_threads: usize,
+    /// The most threads at once (not counting abandoned ones).
+    pub max_threads: usize,
+    /// How long a thread above `min_threads` stays idle before it exits.
+    pub keep_alive: Duration,
+    /// The most attempts a thread takes at once.
+    pub chunk: usize,
+}
+
+impl PoolConfig {
+    /// A fixed pool of `threads` threads, for CPU-bound work.
+    pub fn fixed(name: &str, threads: usize) -> PoolConfig {
+        let threads = threads.max(1);
+        PoolConfig {
+            name: name.to_string(),
+            min_threads: threads,
+            max_threads: threads,
+            keep_alive: Duration::from_secs(3600),
+            chunk: 32,
+        }
+    }
+
+    /// An elastic pool of up to `max` threads, one attempt per thread, for
+    /// blocking work.
+    pub fn elastic(name: &str, max: usize) -> PoolConfig {
+        PoolConfig {
+            name: name.to_string(),
+            min_threads: 0,
+            max_threads: max.max(1),
+            keep_alive: Duration::from_secs(10),
+            chunk: 1,
+        }
+    }
+}
+
+/// A pool of threads that runs sync attempts. See the module docs.
+pub struct ThreadPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: PoolConfig,
+    registry: Arc<Registry>,
+    sink: Arc<dyn Sink>,
+    wants_started: bool,
+    epoch: Epoch,
+    shared: Mutex<Shared>,
+    /// `shared.pending.len()`, readable without the lock while spinning.
+    pending_hint: AtomicUsize,
+    work: Condvar,
+    watchdog: Watchdog,
+}
+
+struct Shared {
+    pending: VecDeque<Attempt>,
+    slots: Vec<Arc<Slot>>,
+    /// Threads without work (spinning or asleep).
+    idle: usize,
+    /// Threads asleep on the condvar.
+    sleeping: usize,
+    next_id: u64,
+    shutdown: bool,
+}
+
+/// One worker thread's state.
+pub(crate) struct Slot {
+    id: u64,
+    state: Mutex<SlotState>,
+    cancel: CancelToken,
+}
+
+struct SlotState {
+    local: VecDeque<Attempt>,
+    current: Option<Current>,
+    done: Vec<Finished>,
+    seq: u64,
+    abandoned: bool,
+}
+
+struct Current {
+    token: u64,
+    seq: u64,
+    started: Instant,
+    started_at: Timestamp,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Results older than this are handed over before the next attempt starts.
+const FLUSH_AGE: Duration = Duration::from_micros(200);
+const FLUSH_LEN: usize = 64;
+
+impl ThreadPool {
+    /// A pool running tasks of `registry`, reporting to `sink`.
+    pub fn new(cfg: PoolConfig, registry: Arc<Registry>, sink: Arc<dyn Sink>) -> ThreadPool {
+        crate::panic::install_panic_hook();
+        let wants_started = sink.wants_started();
+        let inner = Arc::new(Inner {
+            cfg,
+            registry,
+            sink,
+            wants_started,
+            epoch: Epoch::now(),
+            shared: Mutex::new(Shared {
+                pending: VecDeque::new(),
+                slots: Vec::new(),
+                idle: 0,
+                sleeping: 0,
+                next_id: 0,
+                shutdown: false,
+            }),
+            pending_hint: AtomicUsize::new(0),
+            work: Condvar::new(),
+            watchdog: Watchdog::default(),
+        });
+        {
+            let mut sh = lock(&inner.shared);
+            for _ in 0..inner.cfg.min_threads {
+                Inner::spawn(&inner, &mut sh);
+            }
+        }
+        Watchdog::start(&inner);
+        ThreadPool { inner }
+    }
+
+    /// Threads alive now (not counting abandoned ones).
+    pub fn threads(&self) -> usize {
+        lock(&self.inner.shared).slots.len()
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("name", &self.inner.cfg.name)
+            .field("threads", &self.threads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn spawn(this: &Arc<Inner>, sh: &mut Shared) {
+        sh.next_id += 1;
+        let slot = Arc::new(Slot {
+            id: sh.next_id,
+            state: Mutex::new(SlotState {
+                local: VecDeque::new(),
+                current: None,
+                done: Vec::new(),
+                seq: 0,
+                abandoned: false,
+            }),
+            cancel: CancelToken::new(),
+        });
+        sh.slots.push(Arc::clone(&slot));
+        let inner = Arc::clone(this);
+        let name = format!("{}-{}", this.cfg.name, slot.id);
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || inner.run_thread(slot));
+        if let Err(e) = spawned {
+            // Out of threads: the pool keeps working with the ones it has.
+            sh.slots.pop();
+            eprintln!(
+                "runyard: could not start a thread for pool `{}`: {e}",
+                this.cfg.name
+            );
+        }
+    }
+
+    fn run_thread(self: Arc<Inner>, slot: Arc<Slot>) {
+        let mut oldest_done: Option<Instant> = None;
+        loop {
+            let next = {
+                let mut st = lock(&slot.state);
+                if st.abandoned {
+                    return;
+                }
+                st.local.pop_front()
+            };
+            let att = match next {
+                Some(a) => a,
+                None => {
+                    self.flush(&slot);
+                    oldest_done = None;
+                    match self.fetch(&slot) {
+                        true => continue,
+                        false => return,
+                    }
+                }
+            };
+            let task = self.registry.task(att.task);
+            let started = Instant::now();
+            if oldest_done.is_some_and(|t| started - t >= FLUSH_AGE) {
+                self.flush(&slot);
+                oldest_done = None;
+            }
+            let started_at = self.epoch.at(started);
+            let seq = {
+                let mut st = lock(&slot.state);
+                st.seq += 1;
+                st.current = Some(Current {
+                    token: att.token,
+                    seq: st.seq,
+                    started,
+                    started_at,
+                });
+                st.seq
+            };
+            if let Some(t) = att.timeout {
+                self.watchdog.watch(&slot, seq, started + t);
+            }
+            if self.wants_started {
+                self.sink.started(att.token, started_at);
+            }
+            let ctx = Context::new(att.job, att.number, slot.cancel.clone());
+            let result = catch_panic(|| task.run_sync(&att.params, &ctx));
+            drop(ctx);
+            let duration = started.elapsed();
+            let ended = match result {
+                Ok(Ok(out)) => Ended::Succeeded(out),
+                Ok(Err(e)) => Ended::Failed(e),
+                Err(msg) => Ended::Panicked(msg),
+            };
+            let mut st = lock(&slot.state);
+            if st.current.take().is_none() {
+                // Timed out or cancelled meanwhile: already reported, and a
+                // new thread has taken this one's place.
+                return;
+            }
+            st.done.push(Finished {
+                token: att.token,
+                started_at,
+                duration,
+                ended,
+            });
+            oldest_done.get_or_insert(started + duration);
+            if st.done.len() >= FLUSH_LEN {
+                let batch = std::mem::replace(&mut st.done, Vec::with_capacity(FLUSH_LEN));
+                drop(st);
+                self.sink.finished(batch);
+                oldest_done = None;
+            }
+        }
+    }
+
+    fn flush(&self, slot: &Slot) {
+        let batch = {
+            let mut st = lock(&slot.state);
+            if st.done.is_empty() {
+                return;
+            }
+            std::mem::replace(&mut st.done, Vec::with_capacity(FLUSH_LEN))
+        };
+        if !batch.is_empty() {
+            self.sink.finished(batch);
+        }
+    }
+
+    /// Fills the slot's chunk from the shared deque or another thread.
+    /// Returns false when the thread should exit.
+    fn fetch(&self, slot: &Arc<Slot>) -> bool {
+        let mut sh = lock(&self.shared);
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            if !sh.pending.is_empty() {
+                let threads = sh.slots.len().max(1);
+                let n = (sh.pending.len() / threads).clamp(1, self.cfg.chunk);
+                let chunk: Vec<Attempt> = sh.pending.drain(..n).collect();
+                self.pending_hint.store(sh.pending.len(), Ordering::Relaxed);
+                drop(sh);
+                let mut st = lock(&slot.state);
+                if st.abandoned {
+                    drop(st);
+                    let mut sh = lock(&self.shared);
+                    for a in chunk.into_iter().rev() {
+                        sh.pending.push_front(a);
+                    }
+                    self.pending_hint.store(sh.pending.len(), Ordering::Relaxed);
+                    self.work.notify_one();
+                    return false;
+                }
+                st.local.extend(chunk);
+                return true;
+            }
+            if let Some(stolen) = steal(&sh.slots, slot) {
+                drop(sh);
+                lock(&slot.state).local.extend(stolen);
+                return true;
+            }
+            if sh.shutdown {
+                remove_slot(&mut sh, slot);
+                return false;
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            let waited = since.elapsed();
+            if sh.slots.len() > self.cfg.min_threads && waited >= self.cfg.keep_alive {
+                remove_slot(&mut sh, slot);
+                return false;
+            }
+            // Spin a little first: work usually comes back within microseconds.
+            sh.idle += 1;
+            drop(sh);
+            let woke = spin_until(|| self.pending_hint.load(Ordering::Relaxed) > 0);
+            sh = lock(&self.shared);
+            if woke || !sh.pending.is_empty() || sh.shutdown {
+                sh.idle -= 1;
+                continue;
+            }
+            sh.sleeping += 1;
+            sh = match sh.slots.len() > self.cfg.min_threads {
+                true => {
+                    self.work
+                        .wait_timeout(sh, self.cfg.keep_alive - waited)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                false => self.work.wait(sh).unwrap_or_else(|e| e.into_inner()),
+            };
+            sh.sleeping -= 1;
+            sh.idle -= 1;
+        }
+    }
+
+    /// Takes the running attempt out of `slot` if it is attempt `seq` (or
+    /// any attempt, when `seq` is `None`), abandons the slot, and replaces
+    /// its thread. Returns what the slot held.
+    fn abandon(this: &Arc<Inner>, slot: &Arc<Slot>, seq: Option<u64>) -> Option<Abandoned> {
+        let (current, local, done) = {
+            let mut st = lock(&slot.state);
+            match &st.current {
+                Some(c) if seq.is_none_or(|s| s == c.seq) => {}
+                _ => return None,
+            }
+            st.abandoned = true;
+            let current = st.current.take().expect("checked");
+            (
+                current,
+                std::mem::take(&mut st.local),
+                std::mem::take(&mut st.done),
+            )
+        };
+        slot.cancel.cancel();
+        let mut sh = lock(&this.shared);
+        remove_slot(&mut sh, slot);
+        for a in local.into_iter().rev() {
+            sh.pending.push_front(a);
+        }
+        this.pending_hint.store(sh.pending.len(), Ordering::Relaxed);
+        if !sh.shutdown && (sh.slots.len() < this.cfg.min_threads || !sh.pending.is_empty()) {
+            Inner::spawn(this, &mut sh);
+        }
+        drop(sh);
+        if !done.is_empty() {
+            this.sink.finished(done);
+        }
+        Some(Abandoned { current })
+    }
+
+    fn ended(&self, a: Abandoned, ended: Ended) {
+        self.sink.finished(vec![Finished {
+            token: a.current.token,
+            started_at: a.current.started_at,
+            duration: a.current.started.elapsed(),
+            ended,
+        }]);
+    }
+}
+
+struct Abandoned {
+    current: Current,
+}
+
+fn remove_slot(sh: &mut Shared, slot: &Slot) {
+    sh.slots.retain(|s| s.id != slot.id);
+}
+
+/// Takes half of the largest other chunk.
+fn steal(slots: &[Arc<Slot>], me: &Slot) -> Option<Vec<Attempt>> {
+    for s in slots.iter().filter(|s| s.id != me.id) {
+        let Ok(mut st) = s.state.try_lock() else {
+            continue;
+        };
+        if st.abandoned || st.local.is_empty() {
+            continue;
+        }
+        // The owner is busy with `current`, so its whole chunk is waiting.
+        let n = if st.current.is_some() {
+            st.local.len().div_ceil(2)
+        } else {
+            st.local.len() / 2
+        };
+        if n == 0 {
+            continue;
+        }
+        let keep = st.local.len() - n;
+        return Some(st.local.split_off(keep).into_iter().collect());
+    }
+    None
+}
+
+impl Executor for ThreadPool {
+    fn submit(&self, batch: Vec<Attempt>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let mut sh = lock(&self.inner.shared);
+        sh.pending.extend(batch);
+        self.inner
+            .pending_hint
+            .store(sh.pending.len(), Ordering::Relaxed);
+        let busy = sh.slots.len() - sh.idle;
+        let wanted = (busy + sh.pending.len()).min(self.inner.cfg.max_threads);
+        while sh.slots.len() < wanted && sh.idle < sh.pending.len() && !sh.shutdown {
+            Inner::spawn(&self.inner, &mut sh);
+        }
+        // Spinning threads find the work themselves; only sleepers need a call.
+        let wake = sh.sleeping.min(n);
+        drop(sh);
+        if wake == 1 {
+            self.inner.work.notify_one();
+        } else if wake > 1 {
+            self.inner.work.notify_all();
+        }
+    }
+
+    fn take_unstarted(&self) -> Vec<Attempt> {
+        let mut sh = lock(&self.inner.shared);
+        let mut out: Vec<Attempt> = sh.pending.drain(..).collect();
+        self.inner.pending_hint.store(0, Ordering::Relaxed);
+        for s in &sh.slots {
+            out.extend(lock(&s.state).local.drain(..));
+        }
+        out
+    }
+
+    fn cancel(&self, token: u64) -> Option<Attempt> {
+        let slots = {
+            let mut sh = lock(&self.inner.shared);
+            if let Some(i) = sh.pending.iter().position(|a| a.token == token) {
+                let a = sh.pending.remove(i);
+                self.inner
+                    .pending_hint
+                    .store(sh.pending.len(), Ordering::Relaxed);
+                return a;
+            }
+            for s in &sh.slots {
+                let mut st = lock(&s.state);
+                if let Some(i) = st.local.iter().position(|a| a.token == token) {
+                    return st.local.remove(i);
+                }
+            }
+            sh.slots.clone()
+        };
+        for s in slots {
+            let seq = {
+                let st = lock(&s.state);
+                match &st.current {
+                    Some(c) if c.token == token => c.seq,
+                    _ => continue,
+                }
+            };
+            if let Some(a) = Inner::abandon(&self.inner, &s, Some(seq)) {
+                self.inner.ended(a, Ended::Cancelled);
+            }
+            break;
+        }
+        None
+    }
+
+    fn cancel_running(&self) -> Vec<Attempt> {
+        let unstarted = self.take_unstarted();
+        let slots = lock(&self.inner.shared).slots.clone();
+        for s in slots {
+            if let Some(a) = Inner::abandon(&self.inner, &s, None) {
+                self.inner.ended(a, Ended::Cancelled);
+            }
+        }
+        let mut rest = self.take_unstarted();
+        rest.extend(unstarted);
+        rest
+    }
+
+    fn shutdown(&self) {
+        lock(&self.inner.shared).shutdown = true;
+        self.inner.work.notify_all();
+        self.inner.watchdog.stop();
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,325 @@
+//! The thread pool and the async executor against real tasks: every attempt
+//! reported once, panics contained, timeouts that do not wait for the task.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runyard_core::{
+    AsyncTask, Context, Ended, JobId, JobParams, Registry, Task, TaskDef, TaskError, TaskIndex,
+};
+use runyard_exec::{AsyncExecutor, Attempt, Executor, Finished, PoolConfig, Sink, ThreadPool};
+
+struct Chan(Mutex<Sender<Finished>>, Mutex<Option<Sender<u64>>>);
+
+impl Sink for Chan {
+    fn finished(&self, batch: Vec<Finished>) {
+        let tx = self.0.lock().unwrap();
+        for f in batch {
+            tx.send(f).unwrap();
+        }
+    }
+
+    fn started(&self, token: u64, _: runyard_core::Timestamp) {
+        if let Some(tx) = &*self.1.lock().unwrap() {
+            tx.send(token).unwrap();
+        }
+    }
+
+    fn wants_started(&self) -> bool {
+        self.1.lock().unwrap().is_some()
+    }
+}
+
+fn sink() -> (Arc<dyn Sink>, Receiver<Finished>) {
+    let (tx, rx) = channel();
+    (Arc::new(Chan(Mutex::new(tx), Mutex::new(None))), rx)
+}
+
+fn sink_with_starts() -> (Arc<dyn Sink>, Receiver<Finished>, Receiver<u64>) {
+    let (tx, rx) = channel();
+    let (stx, srx) = channel();
+    (
+        Arc::new(Chan(Mutex::new(tx), Mutex::new(Some(stx)))),
+        rx,
+        srx,
+    )
+}
+
+/// Blocks, ignoring cancellation, until RELEASE is set.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+static STUCK_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+struct Noop;
+impl Task for Noop {
+    const NAME: &'static str = "noop";
+    type Params = ();
+    type Output = u64;
+    fn run(&self, _: (), ctx: &Context) -> Result<u64, TaskError> {
+        Ok(ctx.job_id().0)
+    }
+}
+
+struct Panics;
+impl Task for Panics {
+    const NAME: &'static str = "panics";
+    type Params = ();
+    type Output = ();
+    fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+        panic!("task blew up")
+    }
+}
+
+struct Stuck;
+impl Task for Stuck {
+    const NAME: &'static str = "stuck";
+    type Params = ();
+    type Output = ();
+    fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+        STUCK_STARTED.fetch_add(1, Ordering::SeqCst);
+        while !RELEASE.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+}
+
+struct Polite;
+impl Task for Polite {
+    const NAME: &'static str = "polite";
+    type Params = ();
+    type Output = ();
+    fn run(&self, _: (), ctx: &Context) -> Result<(), TaskError> {
+        ctx.sleep(Duration::from_secs(3600))
+    }
+}
+
+struct AsyncSleep;
+impl AsyncTask for AsyncSleep {
+    const NAME: &'static str = "asleep";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    }
+}
+
+struct AsyncPanics;
+impl AsyncTask for AsyncPanics {
+    const NAME: &'static str = "apanics";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        tokio::task::yield_now().await;
+        panic!("async blew up")
+    }
+}
+
+fn registry() -> Arc<Registry> {
+    Arc::new(
+        Registry::builder()
+            .task(TaskDef::from_task(Noop))
+            .task(TaskDef::from_task(Panics))
+            .task(TaskDef::from_task(Stuck))
+            .task(TaskDef::from_task(Polite))
+            .task(TaskDef::from_async(AsyncSleep))
+            .task(TaskDef::from_async(AsyncPanics))
+            .build()
+            .unwrap(),
+    )
+}
+
+fn attempt(reg: &Registry, task: &str, token: u64, timeout: Option<Duration>) -> Attempt {
+    Attempt {
+        token,
+        job: JobId(token),
+        number: 1,
+        task: reg.lookup(task).unwrap(),
+        params: JobParams::empty(),
+        timeout,
+    }
+}
+
+fn recv(rx: &Receiver<Finished>) -> Finished {
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("an attempt was never reported")
+}
+
+#[test]
+fn every_attempt_is_reported_exactly_once() {
+    let reg = registry();
+    let (s, rx) = sink();
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    let n = 10_000u64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(333) {
+        pool.submit(
+            chunk
+                .iter()
+                .map(|&i| attempt(&reg, "noop", i, None))
+                .collect(),
+        );
+    }
+    let mut seen = vec![0u32; n as usize];
+    for _ in 0..n {
+        let f = recv(&rx);
+        seen[f.token as usize] += 1;
+        match f.ended {
+            Ended::Succeeded(out) => assert_eq!(out.as_json(), f.token.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(seen.iter().all(|&c| c == 1));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "nothing reported twice"
+    );
+}
+
+#[test]
+fn a_panic_is_an_outcome_and_the_pool_goes_on() {
+    let reg = registry();
+    let (s, rx) = sink();
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    pool.submit(vec![
+        attempt(&reg, "panics", 1, None),
+        attempt(&reg, "noop", 2, None),
+    ]);
+    let a = recv(&rx);
+    let b = recv(&rx);
+    match a.ended {
+        Ended::Panicked(msg) => assert!(msg.starts_with("task blew up (at "), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(b.ended, Ended::Succeeded(_)));
+    assert_eq!(pool.threads(), 1);
+}
+
+#[test]
+fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
+    let reg = registry();
+    let (s, rx) = sink();
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    pool.submit(vec![attempt(
+        &reg,
+        "stuck",
+        1,
+        Some(Duration::from_millis(50)),
+    )]);
+    let f = recv(&rx);
+    assert_eq!(f.token, 1);
+    assert!(
+        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
+        "{:?}",
+        f.ended
+    );
+    assert!(
+        !RELEASE.load(Ordering::SeqCst),
+        "reported while the task is still stuck"
+    );
+    // The pool has a new thread: other work runs while the old one is stuck.
+    pool.submit(vec![attempt(&reg, "noop", 2, None)]);
+    let g = recv(&rx);
+    assert_eq!(g.token, 2);
+    assert!(matches!(g.ended, Ended::Succeeded(_)));
+    RELEASE.store(true, Ordering::SeqCst);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "the abandoned attempt is not reported again"
+    );
+}
+
+#[test]
+fn a_cooperative_task_stops_at_its_timeout() {
+    let reg = registry();
+    let (s, rx) = sink();
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    pool.submit(vec![attempt(
+        &reg,
+        "polite",
+        1,
+        Some(Duration::from_millis(20)),
+    )]);
+    assert!(matches!(recv(&rx).ended, Ended::TimedOut(_)));
+}
+
+#[test]
+fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
+    let reg = registry();
+    let (s, rx, starts) = sink_with_starts();
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    pool.submit((1..=5).map(|i| attempt(&reg, "polite", i, None)).collect());
+    // Wait until both threads are inside an attempt.
+    let mut running = vec![
+        starts.recv_timeout(Duration::from_secs(60)).unwrap(),
+        starts.recv_timeout(Duration::from_secs(60)).unwrap(),
+    ];
+    running.sort();
+    let rest = pool.cancel_running();
+    let mut cancelled = [recv(&rx), recv(&rx)];
+    cancelled.sort_by_key(|f| f.token);
+    assert_eq!(
+        cancelled.iter().map(|f| f.token).collect::<Vec<_>>(),
+        running
+    );
+    assert!(cancelled
+        .iter()
+        .all(|f| matches!(f.ended, Ended::Cancelled)));
+    let mut all: Vec<u64> = rest.iter().map(|a| a.token).chain(running).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![1, 2, 3, 4, 5],
+        "every attempt is either reported or given back"
+    );
+}
+
+#[test]
+fn an_elastic_pool_grows_to_the_blocked_attempts() {
+    let reg = registry();
+    let (s, rx) = sink();
+    let pool = ThreadPool::new(PoolConfig::elastic("b", 64), reg.clone(), s);
+    pool.submit(
+        (1..=20)
+            .map(|i| attempt(&reg, "polite", i, Some(Duration::from_millis(200))))
+            .collect(),
+    );
+    for _ in 0..20 {
+        assert!(matches!(recv(&rx).ended, Ended::TimedOut(_)));
+    }
+    let _ = TaskIndex(0);
+}
+
+#[test]
+fn async_attempts_time_out_panic_and_cancel() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let reg = registry();
+    let (s, rx) = sink();
+    let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
+    ex.submit(vec![
+        attempt(&reg, "asleep", 1, Some(Duration::from_millis(30))),
+        attempt(&reg, "apanics", 2, None),
+        attempt(&reg, "asleep", 3, None),
+    ]);
+    let mut got: Vec<Finished> = vec![recv(&rx), recv(&rx)];
+    got.sort_by_key(|f| f.token);
+    assert!(
+        matches!(got[0].ended, Ended::TimedOut(_)),
+        "{:?}",
+        got[0].ended
+    );
+    assert!(
+        matches!(&got[1].ended, Ended::Panicked(m) if m.starts_with("async blew up")),
+        "{:?}",
+        got[1].ended
+    );
+    ex.cancel(3);
+    let c = recv(&rx);
+    assert_eq!(c.token, 3);
+    assert!(matches!(c.ended, Ended::Cancelled));
+}
