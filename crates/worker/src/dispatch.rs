@@ -1,0 +1,922 @@
+//! The dispatcher: one thread that owns a run's state.
+//!
+//! Each turn it takes what arrived in its [`Inbox`] (finished attempts,
+//! starts, interrupts), records finished attempts in the queue after
+//! applying the retry policy, hands claimed jobs to executors as capacity
+//! allows, and sleeps until something arrives or a timer is due. Because
+//! one thread owns the running table, the retry decision and the queue
+//! writes, an attempt's end is applied exactly once; executors only run
+//! attempts and report.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runyard_core::{
+    AttemptError, AttemptRecord, Ended, Event, GiveUpReason, JobId, JobSettings, Outcome,
+    QueuedReason, RetryDecision, TaskIndex, Timestamp,
+};
+use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
+use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescue, TaskName};
+
+use crate::config::{cores, DEFAULT_ASYNC_LIMIT};
+use crate::engine::{EngineInner, RunOutcome};
+use crate::events::Events;
+use crate::inbox::{Inbox, InboxSink, Mail};
+use crate::lane::{lane_for, Lane};
+use crate::slab::Slab;
+
+/// A claimed job the dispatcher is responsible for.
+struct Entry {
+    id: JobId,
+    attempt: u32,
+    task: TaskIndex,
+    lane: Lane,
+    settings: JobSettings,
+    ready_at: Timestamp,
+    /// Held until the attempt is handed to an executor.
+    params: Option<runyard_core::JobParams>,
+    started_at: Option<Timestamp>,
+    cancel_requested: bool,
+}
+
+impl Entry {
+    fn lease(&self) -> Lease {
+        Lease {
+            job: self.id,
+            attempt: self.attempt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Running,
+    /// Interrupted: no new claims; running attempts may finish until the deadline.
+    Draining {
+        deadline: Instant,
+    },
+    /// Running attempts were told to stop; their reports are awaited until the deadline.
+    Cancelling {
+        deadline: Instant,
+    },
+}
+
+/// How long a cancelled attempt's report is awaited before the dispatcher
+/// records it as cancelled itself (an async task that blocks its thread
+/// never reports).
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+/// Attempts handed to the CPU pool per thread: enough that a thread always
+/// has a chunk waiting while the dispatcher records the last one.
+const CPU_PREFETCH: usize = 256;
+/// The most jobs claimed in one call.
+const MAX_CLAIM: usize = 4096;
+/// How often a durable queue is polled for jobs another process enqueued.
+const POLL: Duration = Duration::from_millis(500);
+
+pub(crate) struct Dispatcher {
+    engine: Arc<EngineInner>,
+    queue: Arc<dyn Queue>,
+    inbox: Arc<Inbox>,
+    events: Events,
+    failed_attempts: Arc<AtomicU64>,
+    execs: [Option<Arc<dyn Executor>>; 4],
+    runtime: Option<tokio::runtime::Runtime>,
+    inflight: [usize; 4],
+    cap: [usize; 4],
+    /// A lane is refilled once its attempts in flight drop to this (the CPU
+    /// pool is refilled in bursts, so threads take whole chunks).
+    low_water: [usize; 4],
+    global_cap: usize,
+    global_inflight: usize,
+    running: Slab<Entry>,
+    task_running: Vec<u32>,
+    /// Claimed jobs waiting for room in their lane, per lane.
+    deferred: [VecDeque<u64>; 4],
+    /// Claimed jobs waiting for their task's concurrency limit, per task.
+    blocked: rustc_hash::FxHashMap<u32, VecDeque<u64>>,
+    /// Jobs in `deferred` and `blocked`.
+    waiting: usize,
+    pending: Vec<Completion>,
+    phase: Phase,
+    interrupted: bool,
+    rng: fastrand::Rng,
+    durable: bool,
+    last_heartbeat: Instant,
+    last_rescue: Instant,
+    last_task: Option<(TaskName, TaskIndex)>,
+    queue_idle: bool,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        engine: Arc<EngineInner>,
+        queue: Arc<dyn Queue>,
+        inbox: Arc<Inbox>,
+        events: Events,
+        failed_attempts: Arc<AtomicU64>,
+    ) -> Dispatcher {
+        let cfg = &engine.config;
+        let n = cores();
+        let j = cfg.concurrency;
+        let cpu_threads = match cfg.mode {
+            runyard_core::Mode::Thread => j.unwrap_or(n),
+            _ => cfg.cpu_threads.max(1),
+        };
+        let async_limit = match cfg.mode {
+            runyard_core::Mode::Async => j.unwrap_or(DEFAULT_ASYNC_LIMIT),
+            _ => DEFAULT_ASYNC_LIMIT,
+        };
+        let process_workers = match cfg.mode {
+            runyard_core::Mode::Process => j.unwrap_or(n),
+            _ => n,
+        };
+        let global_cap = match cfg.mode {
+            runyard_core::Mode::Auto => j.unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
+        let cap = [
+            // Several chunks per thread, so threads never wait for the dispatcher.
+            cpu_threads * CPU_PREFETCH,
+            cfg.blocking_threads.max(1),
+            async_limit.max(1),
+            process_workers * 64,
+        ];
+        let low_water = [cap[0] / 2, cap[1], cap[2], cap[3]];
+        let durable = queue.is_durable();
+        let tasks = engine.registry.len();
+        Dispatcher {
+            engine,
+            queue,
+            inbox,
+            events,
+            failed_attempts,
+            execs: [None, None, None, None],
+            runtime: None,
+            inflight: [0; 4],
+            cap,
+            low_water,
+            global_cap,
+            global_inflight: 0,
+            running: Slab::new(),
+            task_running: vec![0; tasks],
+            deferred: Default::default(),
+            blocked: Default::default(),
+            waiting: 0,
+            pending: Vec::new(),
+            phase: Phase::Running,
+            interrupted: false,
+            rng: fastrand::Rng::new(),
+            durable,
+            last_heartbeat: Instant::now(),
+            last_rescue: Instant::now(),
+            last_task: None,
+            queue_idle: false,
+        }
+    }
+
+    fn worker(&self) -> &str {
+        &self.engine.config.worker_name
+    }
+
+    pub(crate) fn run(mut self) -> RunOutcome {
+        let start = Instant::now();
+        let mut mail = Mail::default();
+        let mut seen_interrupts = 0;
+        let error = loop {
+            let work = self.inbox.take(&mut mail);
+            if work {
+                self.queue_idle = false;
+            }
+            let started = std::mem::take(&mut mail.started);
+            self.on_started(started);
+            let finished = std::mem::take(&mut mail.finished);
+            self.on_finished(finished);
+            if let Err(e) = self.flush_completions() {
+                break Some(e);
+            }
+            while seen_interrupts < mail.interrupts {
+                seen_interrupts += 1;
+                self.on_interrupt();
+            }
+            if let Err(e) = self.on_timers() {
+                break Some(e);
+            }
+            if self.phase == Phase::Running {
+                self.submit_deferred();
+                if let Err(e) = self.claim() {
+                    break Some(e);
+                }
+            }
+            match self.done(mail.closed) {
+                Ok(true) => break None,
+                Ok(false) => {}
+                Err(e) => break Some(e),
+            }
+            let wait = self.wait_time();
+            if wait != Some(Duration::ZERO) {
+                self.inbox.wait(wait, seen_interrupts, mail.closed);
+            }
+        };
+        let error = error.or_else(|| self.finish().err());
+        for e in self.execs.iter().flatten() {
+            e.shutdown();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+        RunOutcome {
+            wall: start.elapsed(),
+            interrupted: self.interrupted,
+            error,
+        }
+    }
+
+    fn task_index(&mut self, name: &TaskName) -> Option<TaskIndex> {
+        if let Some((n, i)) = &self.last_task {
+            if n == name {
+                return Some(*i);
+            }
+        }
+        let i = self.engine.registry.lookup(name).ok()?;
+        self.last_task = Some((name.clone(), i));
+        Some(i)
+    }
+
+    fn executor(&mut self, lane: Lane) -> &Arc<dyn Executor> {
+        if self.execs[lane.index()].is_none() {
+            let sink = Arc::new(InboxSink {
+                inbox: Arc::clone(&self.inbox),
+                wants_started: !self.events.is_empty(),
+            });
+            let reg = Arc::clone(&self.engine.registry);
+            let cfg = &self.engine.config;
+            let exec: Arc<dyn Executor> = match lane {
+                Lane::Cpu => {
+                    let threads = self.cap[Lane::Cpu.index()] / CPU_PREFETCH;
+                    Arc::new(ThreadPool::new(
+                        PoolConfig::fixed("runyard-cpu", threads),
+                        reg,
+                        sink,
+                    ))
+                }
+                Lane::Blocking => Arc::new(ThreadPool::new(
+                    PoolConfig::elastic("runyard-blocking", cfg.blocking_threads),
+                    reg,
+                    sink,
+                )),
+                Lane::Async => {
+                    let rt = self.runtime.get_or_insert_with(|| {
+                        tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(cores())
+                            .thread_name("runyard-async")
+                            .enable_all()
+                            .build()
+                            .expect("cannot start the tokio runtime")
+                    });
+                    Arc::new(AsyncExecutor::new(rt.handle().clone(), reg, sink))
+                }
+                Lane::Process => unreachable!("process lane refused at submit"),
+            };
+            self.execs[lane.index()] = Some(exec);
+        }
+        self.execs[lane.index()].as_ref().expect("just created")
+    }
+
+    // ---------------------------------------------------------------- claiming
+
+    fn free(&self) -> usize {
+        let lanes: usize = (0..4)
+            .map(|i| self.cap[i].saturating_sub(self.inflight[i]))
+            .sum();
+        lanes.min(self.global_cap.saturating_sub(self.global_inflight))
+    }
+
+    fn claim(&mut self) -> Result<(), QueueError> {
+        if self.waiting > 0 || self.queue_idle {
+            return Ok(());
+        }
+        let want = self.free().min(MAX_CLAIM);
+        if want == 0 {
+            return Ok(());
+        }
+        let tasks = self.engine.config.tasks.clone();
+        let claimed = self.queue.claim_tasks(
+            self.worker(),
+            want,
+            self.engine.config.lease,
+            tasks.as_deref(),
+        )?;
+        if claimed.len() < want {
+            self.queue_idle = true;
+        }
+        let mut batches: [Vec<Attempt>; 4] = Default::default();
+        for c in claimed {
+            self.route(c, &mut batches);
+        }
+        self.submit_batches(batches);
+        Ok(())
+    }
+
+    fn route(&mut self, c: Claimed, batches: &mut [Vec<Attempt>; 4]) {
+        let Claimed {
+            id,
+            attempt,
+            task,
+            params,
+            settings,
+            ready_at,
+        } = c;
+        let Some(idx) = self.task_index(&task) else {
+            self.refuse(
+                id,
+                attempt,
+                ready_at,
+                format!("no task named `{task}` is registered in this worker"),
+            );
+            return;
+        };
+        let def = self.engine.registry.task(idx);
+        let lane = match lane_for(settings.mode, def, settings.isolate) {
+            Ok(Lane::Process) if !self.engine.process_available => {
+                self.refuse(
+                    id,
+                    attempt,
+                    ready_at,
+                    "worker processes are not available in this build".into(),
+                );
+                return;
+            }
+            Ok(l) => l,
+            Err(e) => {
+                self.refuse(id, attempt, ready_at, e.to_string());
+                return;
+            }
+        };
+        let token = self.running.insert(Entry {
+            id,
+            attempt,
+            task: idx,
+            lane,
+            settings,
+            ready_at,
+            params: Some(params),
+            started_at: None,
+            cancel_requested: false,
+        });
+        self.waiting += 1;
+        self.deferred[lane.index()].push_back(token);
+        self.start_waiting(lane, batches);
+    }
+
+    fn lane_has_room(&self, lane: Lane) -> bool {
+        self.inflight[lane.index()] < self.cap[lane.index()]
+            && self.global_inflight < self.global_cap
+    }
+
+    fn task_has_room(&self, task: TaskIndex) -> bool {
+        let limit = self.engine.registry.task(task).concurrency();
+        limit.is_none_or(|l| self.task_running[task.0 as usize] < l)
+    }
+
+    /// Moves jobs waiting in `lane` into its batch while the lane has room;
+    /// those whose task is at its limit wait in `blocked`.
+    fn start_waiting(&mut self, lane: Lane, batches: &mut [Vec<Attempt>; 4]) {
+        if self.inflight[lane.index()] > self.low_water[lane.index()]
+            && batches[lane.index()].is_empty()
+        {
+            return;
+        }
+        while self.lane_has_room(lane) {
+            let Some(token) = self.deferred[lane.index()].pop_front() else {
+                break;
+            };
+            let Some(task) = self.running.get(token).map(|e| e.task) else {
+                self.waiting -= 1;
+                continue;
+            };
+            if self.task_has_room(task) {
+                self.waiting -= 1;
+                let a = self.take_attempt(token);
+                batches[lane.index()].push(a);
+            } else {
+                self.blocked.entry(task.0).or_default().push_back(token);
+            }
+        }
+    }
+
+    /// A task's attempt ended: one job held back by its limit may go.
+    fn unblock(&mut self, task: TaskIndex, lane: Lane) {
+        if let Some(q) = self.blocked.get_mut(&task.0) {
+            if let Some(token) = q.pop_front() {
+                self.deferred[lane.index()].push_front(token);
+            }
+        }
+    }
+
+    /// Marks the entry as handed to its executor and builds its attempt.
+    fn take_attempt(&mut self, token: u64) -> Attempt {
+        let e = self.running.get_mut(token).expect("entry exists");
+        self.inflight[e.lane.index()] += 1;
+        self.global_inflight += 1;
+        self.task_running[e.task.0 as usize] += 1;
+        Attempt {
+            token,
+            job: e.id,
+            number: e.attempt,
+            task: e.task,
+            params: e.params.take().unwrap_or_default(),
+            timeout: e.settings.timeout,
+        }
+    }
+
+    fn submit_batches(&mut self, batches: [Vec<Attempt>; 4]) {
+        for (lane, batch) in Lane::ALL.into_iter().zip(batches) {
+            if !batch.is_empty() {
+                self.executor(lane).submit(batch);
+            }
+        }
+    }
+
+    fn submit_deferred(&mut self) {
+        if self.waiting == 0 {
+            return;
+        }
+        let mut batches: [Vec<Attempt>; 4] = Default::default();
+        for lane in Lane::ALL {
+            self.start_waiting(lane, &mut batches);
+        }
+        self.submit_batches(batches);
+    }
+
+    /// A claimed job this worker cannot run at all: dead, permanently.
+    fn refuse(&mut self, id: JobId, attempt: u32, ready_at: Timestamp, message: String) {
+        let now = self.queue.now();
+        let record = AttemptRecord::new(
+            attempt,
+            Outcome::Failed,
+            now,
+            Duration::ZERO,
+            now.since(ready_at),
+            Some(AttemptError {
+                message,
+                permanent: true,
+                detail: None,
+            }),
+        );
+        self.pending.push(Completion {
+            lease: Lease { job: id, attempt },
+            record,
+            finish: Finish::Dead,
+        });
+    }
+
+    // ---------------------------------------------------------------- reports
+
+    fn on_started(&mut self, started: Vec<(u64, Timestamp)>) {
+        if started.is_empty() {
+            return;
+        }
+        let _order = self.events.lock();
+        for (token, at) in started {
+            let Some(e) = self.running.get_mut(token) else {
+                continue;
+            };
+            e.started_at = Some(at);
+            let (id, attempt, task, ready_at) = (e.id, e.attempt, e.task, e.ready_at);
+            self.events.emit(&Event::Running {
+                job: id,
+                task: &self.engine.names[task.0 as usize],
+                at,
+                attempt,
+                queued_ms: ms(at.since(ready_at)),
+            });
+        }
+    }
+
+    fn on_finished(&mut self, finished: Vec<runyard_exec::Finished>) {
+        for f in finished {
+            let Some(e) = self.running.remove(f.token) else {
+                // An attempt already accounted for (lost lease, given up).
+                continue;
+            };
+            self.inflight[e.lane.index()] -= 1;
+            self.global_inflight -= 1;
+            self.task_running[e.task.0 as usize] -= 1;
+            if !self.blocked.is_empty() {
+                self.unblock(e.task, e.lane);
+            }
+            self.end_attempt(e, f.started_at, f.duration, f.ended);
+        }
+    }
+
+    /// Applies the retry policy to an attempt's end and queues its record.
+    fn end_attempt(&mut self, e: Entry, started_at: Timestamp, duration: Duration, ended: Ended) {
+        let outcome = ended.outcome();
+        let intent = ended.intent();
+        let (output, error) = ended.into_parts();
+        if outcome != Outcome::Succeeded {
+            self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+        let finish = match outcome {
+            Outcome::Succeeded => Finish::Succeeded(output),
+            Outcome::Cancelled if e.cancel_requested || !self.durable => Finish::Cancelled,
+            Outcome::Cancelled => {
+                // Stopped by a shutdown: a durable queue keeps the job for the
+                // next run; the interrupted attempt counts.
+                if e.attempt < e.settings.max_attempts {
+                    Finish::Retry {
+                        at: self.queue.now(),
+                    }
+                } else {
+                    Finish::Dead
+                }
+            }
+            _ => match e
+                .settings
+                .policy()
+                .decide(e.attempt, intent, self.rng.f64())
+            {
+                RetryDecision::Retry(d) => Finish::Retry {
+                    at: self.queue.now() + d,
+                },
+                RetryDecision::GiveUp(GiveUpReason::Permanent | GiveUpReason::Exhausted) => {
+                    Finish::Dead
+                }
+            },
+        };
+        let record = AttemptRecord::new(
+            e.attempt,
+            outcome,
+            started_at,
+            duration,
+            started_at.since(e.ready_at),
+            error,
+        );
+        if !self.events.is_empty() {
+            self.emit_end(&e, &record, &finish);
+        }
+        self.pending.push(Completion {
+            lease: e.lease(),
+            record,
+            finish,
+        });
+    }
+
+    fn emit_end(&self, e: &Entry, r: &AttemptRecord, finish: &Finish) {
+        let _order = self.events.lock();
+        let task: &str = &self.engine.names[e.task.0 as usize];
+        let at = self.queue.now();
+        let error = r.error_message().unwrap_or("");
+        let ev = match finish {
+            Finish::Succeeded(_) => Event::Succeeded {
+                job: e.id,
+                task,
+                at,
+                attempt: e.attempt,
+                duration_ms: ms(r.duration()),
+            },
+            Finish::Retry { at: run_at } => Event::Scheduled {
+                job: e.id,
+                task,
+                at,
+                attempt: e.attempt,
+                outcome: r.outcome,
+                duration_ms: ms(r.duration()),
+                error,
+                delay_ms: ms(run_at.since(at)),
+                run_at: *run_at,
+            },
+            Finish::Dead => Event::Dead {
+                job: e.id,
+                task,
+                at,
+                attempt: e.attempt,
+                outcome: r.outcome,
+                duration_ms: ms(r.duration()),
+                error,
+            },
+            Finish::Cancelled => Event::Cancelled {
+                job: e.id,
+                task,
+                at,
+                attempts: e.attempt,
+            },
+        };
+        self.events.emit(&ev);
+    }
+
+    /// Writes queued records to the queue, retrying while it is unavailable.
+    fn flush_completions(&mut self) -> Result<(), QueueError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut delay = Duration::from_millis(10);
+        let mut tries = 0;
+        loop {
+            match self.queue.complete(self.worker(), &self.pending) {
+                // A fenced record belongs to an attempt whose lease was taken
+                // over; the job's new attempt will record its own outcome.
+                Ok(_) => {
+                    self.pending.clear();
+                    self.queue_idle = false;
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn on_timers(&mut self) -> Result<(), QueueError> {
+        let now = Instant::now();
+        let lease = self.engine.config.lease;
+        if self.durable && now - self.last_heartbeat >= lease / 3 {
+            self.last_heartbeat = now;
+            self.heartbeat()?;
+        }
+        if self.durable && now - self.last_rescue >= lease / 2 {
+            self.last_rescue = now;
+            let rescued = self.queue.rescue(Rescue::Expired)?;
+            if !rescued.is_empty() {
+                self.queue_idle = false;
+                self.emit_requeued(&rescued, QueuedReason::Rescued);
+            }
+        }
+        match self.phase {
+            Phase::Draining { deadline } if now >= deadline || self.running.is_empty() => {
+                self.cancel_running()
+            }
+            Phase::Cancelling { deadline } if now >= deadline => self.give_up_running(),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn heartbeat(&mut self) -> Result<(), QueueError> {
+        if self.running.is_empty() {
+            return Ok(());
+        }
+        let leases: Vec<(u64, Lease)> = self.running.iter().map(|(t, e)| (t, e.lease())).collect();
+        let only: Vec<Lease> = leases.iter().map(|(_, l)| *l).collect();
+        let reply = self
+            .queue
+            .heartbeat(self.worker(), &only, self.engine.config.lease)?;
+        for lost in reply.lost {
+            if let Some((token, _)) = leases.iter().find(|(_, l)| *l == lost) {
+                // Its outcome can no longer be recorded: stop it and forget it.
+                if let Some(e) = self.running.remove(*token) {
+                    self.forget(*token, &e);
+                }
+            }
+        }
+        for l in reply.cancel_requested {
+            if let Some((token, _)) = leases.iter().find(|(_, x)| *x == l) {
+                self.cancel_one(*token);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops tracking an entry that was removed from the running table.
+    fn forget(&mut self, token: u64, e: &Entry) {
+        if e.params.is_none() {
+            self.inflight[e.lane.index()] -= 1;
+            self.global_inflight -= 1;
+            self.task_running[e.task.0 as usize] -= 1;
+            if let Some(ex) = &self.execs[e.lane.index()] {
+                ex.cancel(token);
+            }
+        } else {
+            self.drop_waiting(token, e);
+        }
+    }
+
+    /// Removes a job that never reached its executor from the waiting lists.
+    fn drop_waiting(&mut self, token: u64, e: &Entry) {
+        let before = self.deferred[e.lane.index()].len();
+        self.deferred[e.lane.index()].retain(|t| *t != token);
+        let mut removed = before - self.deferred[e.lane.index()].len();
+        if let Some(q) = self.blocked.get_mut(&e.task.0) {
+            let b = q.len();
+            q.retain(|t| *t != token);
+            removed += b - q.len();
+        }
+        self.waiting -= removed;
+    }
+
+    fn cancel_one(&mut self, token: u64) {
+        let Some(e) = self.running.get_mut(token) else {
+            return;
+        };
+        e.cancel_requested = true;
+        let (lane, submitted) = (e.lane, e.params.is_none());
+        let unstarted = if submitted {
+            self.execs[lane.index()]
+                .as_ref()
+                .and_then(|ex| ex.cancel(token))
+        } else {
+            let e = self.running.remove(token).expect("present");
+            self.drop_waiting(token, &e);
+            let now = self.queue.now();
+            self.end_attempt(e, now, Duration::ZERO, Ended::Cancelled);
+            return;
+        };
+        if unstarted.is_some() {
+            // Never started: recorded as cancelled without running.
+            let e = self.running.remove(token).expect("present");
+            self.inflight[e.lane.index()] -= 1;
+            self.global_inflight -= 1;
+            self.task_running[e.task.0 as usize] -= 1;
+            let now = self.queue.now();
+            self.end_attempt(e, now, Duration::ZERO, Ended::Cancelled);
+        }
+    }
+
+    // ---------------------------------------------------------------- interrupts
+
+    fn on_interrupt(&mut self) {
+        self.interrupted = true;
+        match self.phase {
+            Phase::Running => {
+                self.phase = Phase::Draining {
+                    deadline: Instant::now() + self.engine.config.grace,
+                };
+                self.release_unstarted();
+            }
+            Phase::Draining { .. } => self.cancel_running(),
+            Phase::Cancelling { .. } => self.give_up_running(),
+        }
+    }
+
+    /// Gives back every claimed job that has not started.
+    fn release_unstarted(&mut self) {
+        let mut tokens: Vec<u64> = self.deferred.iter_mut().flat_map(|d| d.drain(..)).collect();
+        tokens.extend(self.blocked.drain().flat_map(|(_, q)| q));
+        self.waiting = 0;
+        for ex in self.execs.iter().flatten() {
+            tokens.extend(ex.take_unstarted().into_iter().map(|a| a.token));
+        }
+        self.release(tokens);
+    }
+
+    fn release(&mut self, tokens: Vec<u64>) {
+        let mut leases = Vec::new();
+        for token in tokens {
+            if let Some(e) = self.running.remove(token) {
+                if e.params.is_none() {
+                    self.inflight[e.lane.index()] -= 1;
+                    self.global_inflight -= 1;
+                    self.task_running[e.task.0 as usize] -= 1;
+                }
+                leases.push(e.lease());
+            }
+        }
+        if leases.is_empty() {
+            return;
+        }
+        // A release that fails leaves the leases to expire and be rescued.
+        let _ = self.queue.release(self.worker(), &leases);
+        if self.durable {
+            let ids: Vec<JobId> = leases.iter().map(|l| l.job).collect();
+            self.emit_requeued(&ids, QueuedReason::Released);
+        }
+    }
+
+    fn cancel_running(&mut self) {
+        let mut rest = Vec::new();
+        for ex in self.execs.iter().flatten() {
+            rest.extend(ex.cancel_running().into_iter().map(|a| a.token));
+        }
+        self.release(rest);
+        self.phase = Phase::Cancelling {
+            deadline: Instant::now() + CANCEL_WAIT,
+        };
+    }
+
+    /// Cancelled attempts that never reported: recorded as cancelled here.
+    fn give_up_running(&mut self) {
+        let tokens: Vec<u64> = self.running.iter().map(|(t, _)| t).collect();
+        let now = self.queue.now();
+        for token in tokens {
+            let e = self.running.remove(token).expect("listed");
+            self.forget(token, &e);
+            let started = e.started_at.unwrap_or(now);
+            self.end_attempt(e, started, now.since(started), Ended::Cancelled);
+        }
+    }
+
+    fn emit_requeued(&self, ids: &[JobId], reason: QueuedReason) {
+        if self.events.is_empty() {
+            return;
+        }
+        let _order = self.events.lock();
+        let at = self.queue.now();
+        for &id in ids {
+            let task = self
+                .queue
+                .get(id)
+                .ok()
+                .flatten()
+                .map(|v| v.task)
+                .unwrap_or_default();
+            self.events.emit(&Event::Queued {
+                job: id,
+                task: &task,
+                at,
+                reason,
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- the end
+
+    fn done(&mut self, closed: bool) -> Result<bool, QueueError> {
+        if !self.pending.is_empty() {
+            return Ok(false);
+        }
+        match self.phase {
+            Phase::Running => {
+                let drained = closed
+                    && self.engine.config.exit_when_drained
+                    && self.running.is_empty()
+                    && self.queue_idle;
+                if !drained {
+                    return Ok(false);
+                }
+                Ok(self.queue.counts()?.unfinished() == 0)
+            }
+            Phase::Draining { .. } | Phase::Cancelling { .. } => Ok(self.running.is_empty()),
+        }
+    }
+
+    fn wait_time(&mut self) -> Option<Duration> {
+        if !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut wait: Option<Duration> = None;
+        let mut at_most = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        match self.phase {
+            Phase::Running => {
+                if !self.queue_idle && self.free() > 0 && self.waiting == 0 {
+                    return Some(Duration::ZERO);
+                }
+                if self.queue_idle {
+                    if let Ok(Some(due)) = self.queue.next_due() {
+                        let d = due.since(self.queue.now());
+                        if d.is_zero() {
+                            self.queue_idle = false;
+                            return Some(Duration::ZERO);
+                        }
+                        at_most(d);
+                    }
+                }
+                if self.durable {
+                    at_most(POLL);
+                    at_most(self.engine.config.lease / 3);
+                }
+            }
+            Phase::Draining { deadline } | Phase::Cancelling { deadline } => {
+                at_most(deadline.saturating_duration_since(Instant::now()));
+            }
+        }
+        if self.durable && wait.is_none_or(|w| w >= POLL) {
+            // Another process may enqueue at any time.
+            self.queue_idle = false;
+        }
+        wait
+    }
+
+    /// After the loop: an interrupted in-memory run cancels what never ran.
+    fn finish(&mut self) -> Result<(), QueueError> {
+        if self.interrupted && !self.durable {
+            let ids = self.queue.cancel_pending()?;
+            if !self.events.is_empty() {
+                let _order = self.events.lock();
+                let at = self.queue.now();
+                for id in ids {
+                    if let Ok(Some(v)) = self.queue.get(id) {
+                        self.events.emit(&Event::Cancelled {
+                            job: id,
+                            task: &v.task,
+                            at,
+                            attempts: v.attempts.len() as u32,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

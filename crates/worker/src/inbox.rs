@@ -1,0 +1,146 @@
+//! The dispatcher's mailbox: finished attempts from executors, wake-ups from
+//! the queue, interrupts and the end of submissions from the [`Run`](crate::Run).
+//!
+//! # Wake-up protocol
+//!
+//! The dispatcher stores `sleeping = true` (SeqCst), then takes the lock and
+//! checks for work before it waits on the condvar. A notifier first makes its
+//! work visible (`work = true`, SeqCst, or a push under the lock), then reads
+//! `sleeping` and, if set, notifies under the lock. In the SeqCst order either
+//! the notifier sees `sleeping` and wakes the dispatcher, or the dispatcher's
+//! check comes after the work was made visible and it does not sleep.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use runyard_core::Timestamp;
+use runyard_exec::{Finished, Sink};
+
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<Mail>,
+    cond: Condvar,
+    work: AtomicBool,
+    /// Something was put in `state` since the last `take`.
+    news: AtomicBool,
+    sleeping: AtomicBool,
+}
+
+/// What the dispatcher takes out of its inbox in one go.
+#[derive(Default)]
+pub(crate) struct Mail {
+    pub(crate) finished: Vec<Finished>,
+    pub(crate) started: Vec<(u64, Timestamp)>,
+    pub(crate) interrupts: u32,
+    pub(crate) closed: bool,
+}
+
+impl Mail {
+    fn has_news(&self) -> bool {
+        !self.finished.is_empty() || !self.started.is_empty()
+    }
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, Mail> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _g = self.lock();
+            self.cond.notify_one();
+        }
+    }
+
+    /// New work may be in the queue.
+    pub(crate) fn notify_work(&self) {
+        // A plain load first: while the dispatcher is busy the flag stays
+        // set, and reading it does not take the cache line from it.
+        if !self.work.load(Ordering::SeqCst) && !self.work.swap(true, Ordering::SeqCst) {
+            self.wake_if_sleeping();
+        }
+    }
+
+    pub(crate) fn interrupt(&self) {
+        self.lock().interrupts += 1;
+        self.news.store(true, Ordering::SeqCst);
+        self.cond.notify_one();
+    }
+
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.news.store(true, Ordering::SeqCst);
+        self.cond.notify_one();
+    }
+
+    /// Moves the news into `into` (keeping `into`'s interrupt count and
+    /// `closed` cumulative) and clears the work flag. Returns whether there
+    /// was work.
+    pub(crate) fn take(&self, into: &mut Mail) -> bool {
+        let work = self.work.swap(false, Ordering::SeqCst);
+        self.news.store(false, Ordering::SeqCst);
+        let mut st = self.lock();
+        std::mem::swap(&mut st.finished, &mut into.finished);
+        std::mem::swap(&mut st.started, &mut into.started);
+        into.interrupts = st.interrupts;
+        into.closed = st.closed;
+        work
+    }
+
+    /// Sleeps until there is news or work, or `timeout` passes.
+    pub(crate) fn wait(&self, timeout: Option<Duration>, interrupts_seen: u32, closed_seen: bool) {
+        if runyard_exec::spin_until(|| {
+            self.work.load(Ordering::Relaxed) || self.news.load(Ordering::Relaxed)
+        }) {
+            return;
+        }
+        self.sleeping.store(true, Ordering::SeqCst);
+        let st = self.lock();
+        let ready = |m: &Mail| {
+            m.has_news()
+                || m.interrupts != interrupts_seen
+                || m.closed != closed_seen
+                || self.work.load(Ordering::SeqCst)
+        };
+        if !ready(&st) {
+            match timeout {
+                Some(t) => drop(self.cond.wait_timeout_while(st, t, |m| !ready(m))),
+                None => drop(self.cond.wait_while(st, |m| !ready(m))),
+            }
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The executors' [`Sink`]: delivers into the inbox.
+pub(crate) struct InboxSink {
+    pub(crate) inbox: std::sync::Arc<Inbox>,
+    pub(crate) wants_started: bool,
+}
+
+impl Sink for InboxSink {
+    fn finished(&self, batch: Vec<Finished>) {
+        {
+            let mut st = self.inbox.lock();
+            if st.finished.is_empty() {
+                st.finished = batch;
+            } else {
+                st.finished.extend(batch);
+            }
+        }
+        self.inbox.news.store(true, Ordering::SeqCst);
+        self.inbox.wake_if_sleeping();
+    }
+
+    fn started(&self, token: u64, at: Timestamp) {
+        self.inbox.lock().started.push((token, at));
+        self.inbox.news.store(true, Ordering::SeqCst);
+        self.inbox.wake_if_sleeping();
+    }
+
+    fn wants_started(&self) -> bool {
+        self.wants_started
+    }
+}
