@@ -1,0 +1,122 @@
+//! runyard runs many instances ("jobs") of named tasks concurrently, each on
+//! the execution mode that fits it, with retry policies, timeouts that stop
+//! work, a record of every attempt, and queues that survive crashes.
+//!
+//! # Defining tasks
+//!
+//! ```
+//! use runyard::{task, Context, Params, TaskError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// Parameters of `resize`, checked before any job runs.
+//! #[derive(Debug, Serialize, Deserialize, Params)]
+//! #[serde(deny_unknown_fields)]
+//! pub struct Resize {
+//!     /// Width in pixels.
+//!     #[param(min = 1, max = 10_000)]
+//!     width: u32,
+//!     /// Output format.
+//!     #[serde(default = "png")]
+//!     #[param(one_of = ["png", "jpeg"])]
+//!     format: String,
+//! }
+//!
+//! fn png() -> String {
+//!     "png".to_string()
+//! }
+//!
+//! /// Resizes an image (a stand-in for real work).
+//! #[task(kind = "cpu", max_attempts = 3, backoff = "exponential:200ms,cap=10s", timeout = "30s")]
+//! fn resize(p: Resize, ctx: &Context) -> Result<String, TaskError> {
+//!     ctx.check()?; // stop early once the attempt is cancelled (a timeout)
+//!     Ok(format!("{}px {}", p.width, p.format))
+//! }
+//!
+//! /// Tasks may be async; they run on tokio.
+//! #[task(concurrency = 20)]
+//! async fn ping(_: (), _ctx: runyard::Context) -> Result<(), TaskError> {
+//!     Ok(())
+//! }
+//!
+//! let registry = runyard::Registry::linked().unwrap();
+//! let engine = runyard::Engine::new(registry, runyard::EngineConfig::default());
+//! let report = engine
+//!     .run([
+//!         runyard::JobSpec::new("resize").params(&serde_json::json!({"width": 640})).unwrap(),
+//!         runyard::JobSpec::new("ping"),
+//!     ])
+//!     .unwrap();
+//! assert_eq!(report.summary.succeeded, 2);
+//! assert_eq!(report.jobs[0].output.as_json(), r#""640px png""#);
+//! ```
+//!
+//! `#[task]` takes: `name` (default: the function's name), `kind` (`"cpu"`,
+//! the default for a plain function, or `"blocking"`; an `async fn` is
+//! `async`), `description` (default: the doc comment's first line),
+//! `max_attempts`, `backoff` (`none`, `fixed:DELAY`,
+//! `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`),
+//! `timeout`, `isolate` (run in a worker process in `auto` mode) and
+//! `concurrency` (the most attempts of this task at once). Specs are checked
+//! at compile time. The function takes its parameters (any type that
+//! implements [`Params`]; `()` for none), optionally followed by its context
+//! (`&Context` for a plain function, `Context` for an `async fn`), and
+//! returns `Result<T, E>` with `T: Serialize` and `E: Into<TaskError>`.
+//!
+//! A task defined with `#[task]` registers itself when the binary is linked:
+//! [`Registry::linked`] finds every such task in the executable (one list
+//! per process, whichever crate defined them). A registry can also be built
+//! by hand with [`Registry::builder`] from [`TaskDef`]s.
+//!
+//! # Modes
+//!
+//! | mode | where attempts run | timeouts | use it for |
+//! |---|---|---|---|
+//! | `auto` (default) | `cpu` tasks on a pool sized to the cores, `blocking` tasks on an elastic pool, `async` tasks on tokio, isolated tasks in worker processes | per executor | mixed work |
+//! | `thread` | one pool of `-j` threads | the context is cancelled; a task that ignores it is abandoned and reported `timed_out` | CPU-bound Rust code |
+//! | `async` | tokio; sync tasks on the blocking pool | the future is dropped | massive IO |
+//! | `process` | worker processes | the process group is killed | code that may crash, hang or leak |
+//!
+//! Code that cannot be interrupted (a C library call, a busy loop that never
+//! checks its context) is only truly stopped in `process` mode: in `thread`
+//! mode its thread is abandoned, still running, while the run goes on.
+
+extern crate self as runyard;
+
+pub use runyard_core::{
+    format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
+    AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelToken, Context,
+    DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
+    JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, Output,
+    ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
+    RegistryError, RetryDecision, RetryPolicy, Summary, Task, TaskDef, TaskError, TaskIndex,
+    TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
+};
+pub use runyard_macros::{task, Params};
+pub use runyard_worker::{
+    lane_for, write_report_json, Engine, EngineConfig, EventSink, JsonLines, Lane, ModeRefused,
+    Progress, Report, ReportError, Run, RunOutcome, SubmitError,
+};
+
+/// Queues: the trait, the in-memory queue, and what they exchange.
+pub mod queue {
+    pub use runyard_queue::{
+        CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
+        Lease, ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
+        Rescue, SystemClock, TaskName, Waker,
+    };
+}
+
+/// Executors, for those who build their own worker loop.
+pub mod exec {
+    pub use runyard_exec::{
+        catch_panic, install_panic_hook, AsyncExecutor, Attempt, Epoch, Executor, Finished,
+        PoolConfig, Sink, ThreadPool,
+    };
+}
+
+/// What the macros expand to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use runyard_core::__private::*;
+    pub use runyard_core::Registration;
+}
