@@ -1,0 +1,149 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use runyard::{Backoff, Mode};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runyard",
+    version,
+    about = "Run many jobs of named tasks concurrently, with retries, timeouts and a record of every attempt",
+    after_help = "Run `runyard run --help` for the job syntax and job files.\nExit codes: 0 all jobs succeeded, 1 a job ended dead or cancelled, 2 usage or input error (nothing ran), 130 interrupted."
+)]
+pub(crate) struct Cli {
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run jobs and report.
+    Run(RunArgs),
+    /// List the tasks this binary can run.
+    List(ListArgs),
+    /// Describe a task: its parameters, their constraints, its default policy.
+    Describe(DescribeArgs),
+    /// Run a benchmark workload (see BENCH.md); prints one JSON line.
+    Bench(crate::bench::BenchArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Job options given on the command line: defaults for every job of the run.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct JobFlags {
+    /// Where attempts run: auto, thread, process or async.
+    #[arg(long, value_parser = parse_mode)]
+    pub(crate) mode: Option<Mode>,
+
+    /// Attempts per job, at least 1.
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one_u32)]
+    pub(crate) max_attempts: Option<u32>,
+
+    #[arg(
+        long,
+        value_name = "SPEC",
+        value_parser = parse_backoff,
+        help = "Wait between attempts: none, fixed:DELAY, or exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]"
+    )]
+    pub(crate) backoff: Option<Backoff>,
+
+    /// The longest one attempt may run, e.g. 250ms, 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::jobs::SYNTAX_HELP)]
+pub(crate) struct RunArgs {
+    #[arg(
+        value_name = "JOB",
+        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
+    )]
+    pub(crate) jobs: Vec<String>,
+
+    /// A TOML job file (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) flags: JobFlags,
+
+    /// Attempts running at once (in thread mode, the pool's size); default: the cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
+    pub(crate) concurrency: Option<u64>,
+
+    /// After Ctrl-C, how long running attempts may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub(crate) grace: Duration,
+
+    /// Write the full report as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Write every job state transition as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) events: Option<PathBuf>,
+
+    /// Print only errors (no progress, no job lines, no summary).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The task.
+    pub(crate) task: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse().map_err(|e: runyard::ModeError| e.to_string())
+}
+
+pub(crate) fn parse_backoff(s: &str) -> Result<Backoff, String> {
+    s.parse::<Backoff>().map_err(|e| e.to_string())
+}
+
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    runyard::parse_positive_duration(s).map_err(|e| e.to_string())
+}
+
+pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number (expected 1 or more)")),
+    }
+}
+
+pub(crate) fn parse_at_least_one_u32(s: &str) -> Result<u32, String> {
+    let n = parse_at_least_one(s)?;
+    u32::try_from(n).map_err(|_| format!("{n} is too large"))
+}

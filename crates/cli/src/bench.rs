@@ -1,0 +1,278 @@
+//! `runyard bench`: the workloads of BENCH.md, driven through the same
+//! public API a user's program uses (registered tasks, jobs, the worker
+//! loop, the retry policy, the report). Prints one JSON line on stdout.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use runyard::queue::{MemoryQueue, Queue};
+use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, Report};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::args::{parse_mode, parse_positive_duration};
+use crate::UsageError;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// B1: N no-op jobs submitted one by one, thread mode, pool = cores.
+    NoopThread {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+    },
+    /// B2: N concurrent async sleeps.
+    SleepAsync {
+        #[arg(long, default_value_t = 100_000)]
+        n: u64,
+        #[arg(long, default_value = "1s", value_parser = parse_positive_duration)]
+        sleep: Duration,
+    },
+    /// B3: N blocking sleeps on a pool of WORKERS threads.
+    SleepThread {
+        #[arg(long, default_value_t = 200)]
+        n: u64,
+        #[arg(long, default_value = "500ms", value_parser = parse_positive_duration)]
+        sleep: Duration,
+        #[arg(long, default_value_t = 100)]
+        workers: usize,
+    },
+    /// B4: N `cpu` jobs of ROUNDS steps with 1 worker, then 2: the speedup.
+    CpuScale {
+        #[arg(long, default_value_t = 8)]
+        n: u64,
+        #[arg(long, default_value_t = 120_000_000)]
+        rounds: u64,
+        #[arg(long, default_value = "thread", value_parser = parse_mode)]
+        mode: Mode,
+    },
+    /// SEED: the original design's demo, 4 `cpu` + 4 `io` jobs in auto mode.
+    Seed,
+}
+
+#[derive(Serialize)]
+struct Line {
+    workload: &'static str,
+    peer: &'static str,
+    tasks: u64,
+    wall_s: f64,
+    tasks_per_s: f64,
+    peak_rss_mb: Option<f64>,
+    cores: usize,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+fn emit(workload: &'static str, peer: &'static str, tasks: u64, wall: Duration, extra: Value) {
+    let Value::Object(extra) = extra else {
+        unreachable!("extras are an object")
+    };
+    let line = Line {
+        workload,
+        peer,
+        tasks,
+        wall_s: round6(wall.as_secs_f64()),
+        tasks_per_s: round6(tasks as f64 / wall.as_secs_f64()),
+        peak_rss_mb: peak_rss_mb().map(round6),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        extra,
+    };
+    println!("{}", serde_json::to_string(&line).expect("serializable"));
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// One run: the jobs submitted one by one, then waited for.
+struct Timed {
+    /// From the first submit to the end of the run.
+    wall: Duration,
+    /// From the first submit to the last.
+    submit: Duration,
+    queue: Arc<dyn Queue>,
+}
+
+fn timed_run(engine: &Engine, jobs: &[(JobSpec, u64)]) -> anyhow::Result<Timed> {
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+    let run = engine.start(Arc::clone(&queue), Vec::new());
+    let t0 = Instant::now();
+    for (spec, count) in jobs {
+        for _ in 0..*count {
+            run.submit(spec)?;
+        }
+    }
+    let submit = t0.elapsed();
+    run.close();
+    let out = run.wait();
+    let wall = t0.elapsed();
+    if let Some(e) = out.error {
+        return Err(e.into());
+    }
+    let c = queue.counts()?;
+    let total: u64 = jobs.iter().map(|(_, n)| n).sum();
+    if c.succeeded != total {
+        bail!("only {} of {total} jobs succeeded ({c:?})", c.succeeded);
+    }
+    Ok(Timed {
+        wall,
+        submit,
+        queue,
+    })
+}
+
+fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> Engine {
+    Engine::new(
+        Arc::clone(registry),
+        EngineConfig {
+            mode,
+            concurrency: j,
+            ..EngineConfig::default()
+        },
+    )
+}
+
+fn spec(task: &str, params: Value) -> anyhow::Result<JobSpec> {
+    Ok(JobSpec::new(task).params(&params)?)
+}
+
+pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match args.workload {
+        Workload::NoopThread { n } => {
+            let e = engine(&registry, Mode::Thread, Some(cores));
+            let r = timed_run(&e, &[(JobSpec::new("noop"), n)])?;
+            // The report of every job, read back after the timing.
+            let t = Instant::now();
+            let s = Report::summarize(&*r.queue, r.wall, false)?;
+            emit(
+                "B1 noop-thread",
+                "runyard",
+                n,
+                r.wall,
+                json!({
+                    "succeeded": s.succeeded,
+                    "attempts": s.attempts,
+                    "submit_s": round6(r.submit.as_secs_f64()),
+                    "report_s": round6(t.elapsed().as_secs_f64()),
+                }),
+            );
+        }
+        Workload::SleepAsync { n, sleep } => {
+            // The workload is N waits at once: -j N, as `runyard run --mode async -j N` would ask.
+            let e = engine(&registry, Mode::Async, Some(n as usize));
+            let job = spec(
+                "sleep",
+                json!({"duration": runyard::format_duration(sleep)}),
+            )?;
+            let wall = timed_run(&e, &[(job, n)])?.wall;
+            emit(
+                "B2 sleep-async",
+                "runyard",
+                n,
+                wall,
+                json!({
+                    "over_ideal_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
+                    "concurrency": n,
+                }),
+            );
+        }
+        Workload::SleepThread { n, sleep, workers } => {
+            if workers == 0 {
+                return Err(UsageError("--workers must be at least 1".into()).into());
+            }
+            let e = engine(&registry, Mode::Thread, Some(workers));
+            let job = spec(
+                "sleep",
+                json!({"duration": runyard::format_duration(sleep)}),
+            )?;
+            let wall = timed_run(&e, &[(job, n)])?.wall;
+            let ideal = sleep.as_secs_f64() * (n as f64 / workers as f64).ceil();
+            emit(
+                "B3 sleep-thread",
+                "runyard",
+                n,
+                wall,
+                json!({"over_ideal_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
+            );
+        }
+        Workload::CpuScale { n, rounds, mode } => {
+            if !matches!(mode, Mode::Thread | Mode::Process) {
+                return Err(
+                    UsageError("cpu-scale runs in --mode thread or --mode process".into()).into(),
+                );
+            }
+            let job = spec("cpu", json!({"n": rounds}))?;
+            let mut walls = Vec::new();
+            let mut outputs = Vec::new();
+            for workers in [1, 2] {
+                let e = engine(&registry, mode, Some(workers));
+                let t = timed_run(&e, &[(job.clone(), n)])?;
+                walls.push(t.wall);
+                let r = Report::collect(&*t.queue, t.wall, false)?;
+                outputs.push(
+                    r.jobs
+                        .iter()
+                        .map(|j| j.output.as_json().to_string())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            if outputs[0] != outputs[1] {
+                bail!("the checksums of the 1-worker and 2-worker runs differ");
+            }
+            let speedup = walls[0].as_secs_f64() / walls[1].as_secs_f64();
+            emit(
+                "B4 cpu-scale",
+                "runyard",
+                n,
+                walls[1],
+                json!({
+                    "mode": mode.as_str(),
+                    "w1_s": round6(walls[0].as_secs_f64()),
+                    "w2_s": round6(walls[1].as_secs_f64()),
+                    "speedup": round6(speedup),
+                    "per_task_s": round6(walls[0].as_secs_f64() / n as f64),
+                    "checksum": outputs[0].first().cloned().unwrap_or_default(),
+                }),
+            );
+        }
+        Workload::Seed => {
+            let e = engine(&registry, Mode::Auto, None);
+            let jobs = [
+                (spec("cpu", json!({"n": 10_000_000}))?, 4),
+                (spec("io", json!({"duration": "1s"}))?, 4),
+            ];
+            let wall = timed_run(&e, &jobs).context("the seed workload")?.wall;
+            emit(
+                "SEED auto 4cpu+4io",
+                "runyard",
+                8,
+                wall,
+                json!({"mode": "auto"}),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

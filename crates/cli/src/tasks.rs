@@ -1,0 +1,94 @@
+//! `runyard list` and `runyard describe`.
+
+use runyard::{format_duration, Registry, TaskDef};
+use serde_json::json;
+
+use crate::output::Human;
+
+fn info(t: &TaskDef) -> serde_json::Value {
+    let p = t.policy();
+    json!({
+        "name": t.name(),
+        "kind": t.kind().as_str(),
+        "description": t.description(),
+        "max_attempts": p.max_attempts,
+        "backoff": p.backoff.to_string(),
+        "timeout": t.timeout().map(format_duration),
+        "isolate": t.isolate(),
+        "concurrency": t.concurrency(),
+        "params": t.schema(),
+    })
+}
+
+pub(crate) fn list(reg: &Registry, json: bool, human: &Human) {
+    if json {
+        let all: Vec<_> = reg.iter().map(|t| info(t)).collect();
+        human.line(&serde_json::to_string_pretty(&all).expect("serializable"));
+        return;
+    }
+    let width = reg.iter().map(|t| t.name().len()).max().unwrap_or(4).max(4);
+    human.line(&human.bold(&format!("{:<width$}  {:<8}  description", "task", "kind")));
+    for t in reg.iter() {
+        human.line(&format!(
+            "{:<width$}  {:<8}  {}",
+            t.name(),
+            t.kind().as_str(),
+            t.description()
+        ));
+    }
+}
+
+pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
+    if json {
+        human.line(&serde_json::to_string_pretty(&info(t)).expect("serializable"));
+        return;
+    }
+    let p = t.policy();
+    human.line(&format!(
+        "{} ({} task)",
+        human.bold(t.name()),
+        t.kind().as_str()
+    ));
+    if !t.description().is_empty() {
+        human.line(&format!("  {}", t.description()));
+    }
+    human.line("");
+    human.line(&human.bold("default policy"));
+    human.line(&format!("  max_attempts  {}", p.max_attempts));
+    human.line(&format!("  backoff       {}", p.backoff));
+    human.line(&format!(
+        "  timeout       {}",
+        t.timeout().map_or("none".to_string(), format_duration)
+    ));
+    if t.isolate() {
+        human.line("  isolate       yes (runs in a worker process in auto mode)");
+    }
+    if let Some(c) = t.concurrency() {
+        human.line(&format!("  concurrency   at most {c} at once"));
+    }
+    human.line("");
+    let schema = t.schema();
+    human.line(&human.bold("parameters"));
+    if schema.free_form {
+        human.line("  any table of name = value (not checked)");
+    } else if schema.fields.is_empty() {
+        human.line("  none");
+    }
+    for f in &schema.fields {
+        let mut line = format!("  {:<14} {:<16}", f.name, f.ty);
+        match (&f.default, f.required) {
+            (_, true) => line.push_str(" required"),
+            (Some(d), false) => line.push_str(&format!(" default {d}")),
+            (None, false) => line.push_str(" optional"),
+        }
+        if !f.constraints.is_empty() {
+            line.push_str(&format!("; must be {}", f.constraints.join(" and ")));
+        }
+        human.line(&line);
+        if !f.doc.is_empty() {
+            for d in f.doc.lines() {
+                human.line(&format!("  {:<14} {}", "", human.dim(d)));
+            }
+        }
+    }
+}
