@@ -1,0 +1,78 @@
+//! A user's own binary: it defines tasks with `#[runyard::task]`, submits
+//! jobs of them, and prints what happened to each.
+//!
+//! ```sh
+//! cargo run --release -p runyard-example-resize
+//! ```
+
+use std::time::Duration;
+
+use runyard::{task, Context, Engine, EngineConfig, JobSpec, Params, Registry, TaskError};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of `thumbnail`.
+#[derive(Debug, Serialize, Deserialize, Params)]
+#[serde(deny_unknown_fields)]
+struct Thumbnail {
+    /// The image's name.
+    #[param(min_len = 1)]
+    image: String,
+    /// Width of the thumbnail, in pixels.
+    #[param(min = 16, max = 4096)]
+    width: u32,
+}
+
+/// Makes a thumbnail (here: a checksum standing in for the pixels).
+#[task(kind = "cpu", max_attempts = 2)]
+fn thumbnail(p: Thumbnail, ctx: &Context) -> Result<String, TaskError> {
+    let mut x = p.width as u64;
+    for (i, b) in p.image.bytes().cycle().take(2_000_000).enumerate() {
+        if i % 500_000 == 0 {
+            ctx.check()?; // a timeout stops the loop here
+        }
+        x = x.rotate_left(5) ^ b as u64;
+    }
+    Ok(format!("{}@{}px:{x:016x}", p.image, p.width))
+}
+
+/// Uploads a thumbnail (an async wait standing in for a network call).
+#[task(concurrency = 4, timeout = "2s")]
+async fn upload(_: (), _ctx: Context) -> Result<(), TaskError> {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+/// Fails twice, then succeeds: retries at work.
+#[task(max_attempts = 5, backoff = "exponential:10ms,cap=100ms")]
+fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
+    if ctx.attempt() < 3 {
+        return Err(TaskError::retryable(format!("not yet (attempt {})", ctx.attempt())));
+    }
+    Ok(ctx.attempt())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let registry = Registry::linked()?;
+    let engine = Engine::new(registry, EngineConfig::default());
+    let mut jobs = Vec::new();
+    for (i, image) in ["cat.png", "dog.png", "owl.png"].iter().enumerate() {
+        let p = serde_json::json!({"image": image, "width": 64 << i});
+        jobs.push(JobSpec::new("thumbnail").params(&p)?);
+        jobs.push(JobSpec::new("upload"));
+    }
+    jobs.push(JobSpec::new("flaky"));
+    let report = engine.run(jobs)?;
+    for job in &report.jobs {
+        println!(
+            "#{} {:<10} {:<9} attempts={} output={}",
+            job.id,
+            job.task,
+            job.state,
+            job.attempts.len(),
+            job.output.as_json()
+        );
+    }
+    let s = &report.summary;
+    println!("{} jobs: {} succeeded, {} dead in {:.0} ms", s.jobs, s.succeeded, s.dead, s.wall_ms);
+    Ok(())
+}
