@@ -22,8 +22,15 @@ pub(crate) fn run(
     color: Color,
     registry: Arc<Registry>,
 ) -> anyhow::Result<ExitCode> {
-    let stdout_taken = args.json.as_deref().is_some_and(is_stdout)
-        || args.events.as_deref().is_some_and(is_stdout);
+    let json_stdout = args.json.as_deref().is_some_and(is_stdout);
+    let events_stdout = args.events.as_deref().is_some_and(is_stdout);
+    if json_stdout && events_stdout {
+        return Err(UsageError(
+            "--json - and --events - cannot both write to standard output; give one of them a file".into(),
+        )
+        .into());
+    }
+    let stdout_taken = json_stdout || events_stdout;
     let human = Human::new(stdout_taken, color);
     let flags = JobOptions {
         mode: args.flags.mode,
@@ -79,9 +86,20 @@ pub(crate) fn run(
     let interrupt = run.interrupter();
     let presses = Arc::new(AtomicU32::new(0));
     let p = Arc::clone(&presses);
+    let grace = runyard::format_duration(args.grace);
+    let quiet = args.quiet;
     let _ = ctrlc::set_handler(move || {
-        if p.fetch_add(1, Ordering::SeqCst) >= 2 {
-            std::process::exit(130);
+        let n = p.fetch_add(1, Ordering::SeqCst);
+        let note = match n {
+            0 => format!(
+                "interrupted: starting no more jobs; running attempts may finish (up to {grace}); \
+                 interrupt again to cancel them"
+            ),
+            1 => "cancelling running attempts; interrupt again to exit at once".to_string(),
+            _ => std::process::exit(130),
+        };
+        if !quiet {
+            eprintln!("runyard: {note}");
         }
         interrupt();
     });

@@ -215,6 +215,7 @@ impl Dispatcher {
                 Err(e) => break Some(e),
             }
             let wait = self.wait_time();
+            self.events.flush_if_dirty();
             if wait != Some(Duration::ZERO) {
                 self.inbox.wait(wait, seen_interrupts, mail.closed);
             }

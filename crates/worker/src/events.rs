@@ -60,6 +60,8 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
 pub(crate) struct Events {
     sinks: Arc<Vec<Arc<dyn EventSink>>>,
     order: Arc<Mutex<()>>,
+    /// Events emitted since the last flush.
+    dirty: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Events {
@@ -67,6 +69,7 @@ impl Events {
         Events {
             sinks: Arc::new(sinks),
             order: Arc::new(Mutex::new(())),
+            dirty: Arc::default(),
         }
     }
 
@@ -83,11 +86,22 @@ impl Events {
         for s in self.sinks.iter() {
             s.event(e);
         }
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn flush(&self) {
+        self.dirty.store(false, std::sync::atomic::Ordering::Relaxed);
         for s in self.sinks.iter() {
             s.flush();
+        }
+    }
+
+    /// Flushes if anything was emitted since the last flush: the dispatcher
+    /// calls this once per turn, so event files stay live at a write per
+    /// batch of transitions.
+    pub(crate) fn flush_if_dirty(&self) {
+        if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            self.flush();
         }
     }
 }

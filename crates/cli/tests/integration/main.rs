@@ -1,0 +1,11 @@
+//! The `runyard` binary end to end: every exit code, the error messages,
+//! the report formats, signals, and DESIGN.md's guarantees as a user meets
+//! them on the command line.
+
+mod errors;
+mod guarantees;
+mod jobfile;
+mod report;
+mod signals;
+mod tasks;
+mod util;

@@ -1,0 +1,6 @@
+#[runyard::task(kind = "async")]
+fn t(_: ()) -> Result<(), runyard::TaskError> {
+    Ok(())
+}
+
+fn main() {}
