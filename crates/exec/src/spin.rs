@@ -5,7 +5,7 @@
 /// that hand work to each other at a high rate call this before they block,
 /// so a hand-off rarely costs a futex sleep and wake-up.
 pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-    for round in 0..24u32 {
+    for round in 0..16u32 {
         if ready() {
             return true;
         }
