@@ -194,7 +194,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 n,
                 wall,
                 json!({
-                    "over_ideal_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
+                    "overhead_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
                     "concurrency": n,
                 }),
             );
@@ -215,7 +215,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 "runyard",
                 n,
                 wall,
-                json!({"over_ideal_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
+                json!({"overhead_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
             );
         }
         Workload::CpuScale { n, rounds, mode } => {
@@ -250,10 +250,10 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 walls[1],
                 json!({
                     "mode": mode.as_str(),
-                    "w1_s": round6(walls[0].as_secs_f64()),
-                    "w2_s": round6(walls[1].as_secs_f64()),
+                    "wall_1w_s": round6(walls[0].as_secs_f64()),
+                    "wall_2w_s": round6(walls[1].as_secs_f64()),
                     "speedup": round6(speedup),
-                    "per_task_s": round6(walls[0].as_secs_f64() / n as f64),
+                    "task_s": round6(walls[0].as_secs_f64() / n as f64),
                     "checksum": outputs[0].first().cloned().unwrap_or_default(),
                 }),
             );
