@@ -33,6 +33,8 @@ pub(crate) enum Color {
 pub(crate) enum Command {
     /// Run jobs and report.
     Run(RunArgs),
+    /// Run a command for each input line, in parallel, with retries and timeouts (like xargs -P).
+    Exec(crate::exec::ExecArgs),
     /// List the tasks this binary can run.
     List(ListArgs),
     /// Describe a task: its parameters, their constraints, its default policy.

@@ -56,6 +56,13 @@ enum Workload {
     },
     /// SEED: the original design's demo, 4 `cpu` + 4 `io` jobs in auto mode.
     Seed,
+    /// B6: N `shell` jobs running `true`, PARALLEL at a time.
+    Shell {
+        #[arg(long, default_value_t = 2000)]
+        n: u64,
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+    },
 }
 
 #[derive(Serialize)]
@@ -256,6 +263,21 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                     "task_s": round6(walls[0].as_secs_f64() / n as f64),
                     "checksum": outputs[0].first().cloned().unwrap_or_default(),
                 }),
+            );
+        }
+        Workload::Shell { n, parallel } => {
+            if parallel == 0 {
+                return Err(UsageError("--parallel must be at least 1".into()).into());
+            }
+            let e = engine(&registry, Mode::Auto, Some(parallel));
+            let job = spec("shell", json!({"cmd": ["true"]}))?;
+            let wall = timed_run(&e, &[(job, n)])?.wall;
+            emit(
+                "B6 shell",
+                "runyard",
+                n,
+                wall,
+                json!({"parallel": parallel}),
             );
         }
         Workload::Seed => {

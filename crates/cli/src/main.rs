@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod exec;
 mod jobs;
 mod output;
 mod run;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.color, registry()?),
+        Command::Exec(args) => exec::exec(args, cli.color, registry()?),
         Command::List(args) => {
             tasks::list(&*registry()?, args.json, &Human::new(false, cli.color));
             Ok(ExitCode::SUCCESS)

@@ -26,7 +26,8 @@ pub(crate) fn run(
     let events_stdout = args.events.as_deref().is_some_and(is_stdout);
     if json_stdout && events_stdout {
         return Err(UsageError(
-            "--json - and --events - cannot both write to standard output; give one of them a file".into(),
+            "--json - and --events - cannot both write to standard output; give one of them a file"
+                .into(),
         )
         .into());
     }

@@ -107,11 +107,13 @@ pub struct CancelToken(Arc<Inner>);
 struct Inner {
     cancelled: AtomicBool,
     waiters: Mutex<Vec<Waiter>>,
+    next_call: std::sync::atomic::AtomicU64,
 }
 
 enum Waiter {
     Thread(Thread),
     Task(Waker),
+    Call(u64, Box<dyn FnOnce() + Send>),
 }
 
 impl CancelToken {
@@ -129,7 +131,31 @@ impl CancelToken {
             match w {
                 Waiter::Thread(t) => t.unpark(),
                 Waiter::Task(w) => w.wake(),
+                Waiter::Call(_, f) => f(),
             }
+        }
+    }
+
+    /// Calls `f` (once) when the token is cancelled, or at once if it
+    /// already is. Dropping the returned guard first unregisters `f`. For
+    /// code blocked in a call that the token cannot wake, e.g. a thread
+    /// waiting for a child process: `f` kills the child.
+    pub fn on_cancel(&self, f: impl FnOnce() + Send + 'static) -> CancelGuard {
+        let id = self.0.next_call.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut w = self.lock_waiters();
+            if !self.is_cancelled() {
+                w.push(Waiter::Call(id, Box::new(f)));
+                return CancelGuard {
+                    token: self.clone(),
+                    id,
+                };
+            }
+        }
+        f();
+        CancelGuard {
+            token: self.clone(),
+            id,
         }
     }
 
@@ -188,6 +214,27 @@ impl CancelToken {
     }
 }
 
+/// Unregisters an [`CancelToken::on_cancel`] callback when dropped.
+#[must_use = "dropping the guard unregisters the callback"]
+pub struct CancelGuard {
+    token: CancelToken,
+    id: u64,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        self.token
+            .lock_waiters()
+            .retain(|w| !matches!(w, Waiter::Call(id, _) if *id == self.id));
+    }
+}
+
+impl fmt::Debug for CancelGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelGuard").field("id", &self.id).finish()
+    }
+}
+
 impl fmt::Debug for CancelToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CancelToken")
@@ -225,6 +272,33 @@ mod tests {
         let start = Instant::now();
         assert!(token.sleep(Duration::from_millis(5)));
         assert!(start.elapsed() >= Duration::from_millis(5));
+    }
+
+    #[test]
+    fn on_cancel_calls_once_and_not_after_the_guard_is_gone() {
+        use std::sync::atomic::AtomicUsize;
+        let token = CancelToken::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (Arc::clone(&calls), Arc::clone(&calls));
+        let kept = token.on_cancel(move || {
+            a.fetch_add(1, Ordering::SeqCst);
+        });
+        drop(token.on_cancel(move || {
+            b.fetch_add(100, Ordering::SeqCst);
+        }));
+        token.cancel();
+        token.cancel();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let c = Arc::clone(&calls);
+        let _late = token.on_cancel(move || {
+            c.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            11,
+            "registered after the cancel: called at once"
+        );
+        drop(kept);
     }
 
     #[test]

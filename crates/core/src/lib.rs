@@ -18,7 +18,7 @@ mod retry;
 mod task;
 mod time;
 
-pub use context::{BoxFuture, CancelToken, Context};
+pub use context::{BoxFuture, CancelGuard, CancelToken, Context};
 pub use duration::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
     DurationError,

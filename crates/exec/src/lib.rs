@@ -13,6 +13,7 @@
 
 mod async_exec;
 mod attempt;
+pub mod os;
 mod panic;
 mod spin;
 mod thread;
@@ -20,5 +21,5 @@ mod thread;
 pub use async_exec::AsyncExecutor;
 pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};
 pub use panic::{catch_panic, install_panic_hook};
-pub use spin::spin_until;
+pub use spin::{spin_until, Spinner};
 pub use thread::{PoolConfig, ThreadPool};

@@ -125,6 +125,35 @@ fn container_serde(attrs: &[syn::Attribute]) -> (bool, Option<String>) {
     (default, rename_all)
 }
 
+/// `#[param(check = path)]` on the struct: functions `fn(&Self) -> Result<(), Violation>`
+/// for constraints that span fields, run after the fields' own.
+fn container_checks(attrs: &[syn::Attribute]) -> syn::Result<Vec<syn::ExprPath>> {
+    let mut out = Vec::new();
+    for a in attrs.iter().filter(|a| a.path().is_ident("param")) {
+        let metas = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
+        for m in metas {
+            match &m {
+                Meta::NameValue(nv) if nv.path.is_ident("check") => match &nv.value {
+                    Expr::Path(p) => out.push(p.clone()),
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "check takes a function path: #[param(check = my_check)]",
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(syn::Error::new(
+                        m.span(),
+                        "on a struct, #[param(...)] takes `check = function`",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn rename(name: &str, rule: Option<&str>) -> String {
     let words: Vec<&str> = name.split('_').filter(|w| !w.is_empty()).collect();
     let cap = |w: &str| {
@@ -180,6 +209,7 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         ));
     };
     let (container_default, rename_all) = container_serde(&input.attrs);
+    let container_checks = container_checks(&input.attrs)?;
     let r = quote!(::runyard);
 
     let mut checks = Vec::new();
@@ -277,6 +307,7 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         impl #r::Params for #ident {
             fn validate(&self) -> ::core::result::Result<(), #r::Violation> {
                 #(#checks)*
+                #(#container_checks(self)?;)*
                 ::core::result::Result::Ok(())
             }
 

@@ -84,10 +84,10 @@ extern crate self as runyard;
 
 pub use runyard_core::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
-    AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelToken, Context,
-    DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
-    JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, Output,
-    ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
+    AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelGuard, CancelToken,
+    Context, DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions,
+    JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
+    Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
     RegistryError, RetryDecision, RetryPolicy, Summary, Task, TaskDef, TaskError, TaskIndex,
     TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
 };
@@ -109,7 +109,7 @@ pub mod queue {
 /// Executors, for those who build their own worker loop.
 pub mod exec {
     pub use runyard_exec::{
-        catch_panic, install_panic_hook, AsyncExecutor, Attempt, Epoch, Executor, Finished,
+        catch_panic, install_panic_hook, os, AsyncExecutor, Attempt, Epoch, Executor, Finished,
         PoolConfig, Sink, ThreadPool,
     };
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use runyard::queue::{MemoryQueue, Queue};
 use runyard::{
-    task, AsyncTask, Context, Engine, EngineConfig, Event, EventSink, JobSpec, JobState, Mode, Outcome, Params,
-    Registry, SubmitError, TaskDef, TaskError,
+    task, AsyncTask, Context, Engine, EngineConfig, Event, EventSink, JobSpec, JobState, Mode,
+    Outcome, Params, Registry, SubmitError, TaskDef, TaskError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +38,11 @@ struct Greeting {
 /// Greets.
 #[task]
 fn greet(p: Greeting) -> Result<String, TaskError> {
-    Ok(format!("hello {}{}", p.name, "!".repeat(p.excitement as usize)))
+    Ok(format!(
+        "hello {}{}",
+        p.name,
+        "!".repeat(p.excitement as usize)
+    ))
 }
 
 /// An async task.
@@ -99,11 +103,19 @@ fn invalid_parameters_are_refused_before_anything_runs() {
             json(serde_json::json!({"task": "greet", "params": {"name": "yard", "excitement": 9}})),
         ])
         .unwrap_err();
-    assert_eq!(e.to_string(), "invalid parameters for task `greet`: `excitement` must be <= 3, got 9");
+    assert_eq!(
+        e.to_string(),
+        "invalid parameters for task `greet`: `excitement` must be <= 3, got 9"
+    );
     let e = engine(Mode::Auto)
-        .prepare(&json(serde_json::json!({"task": "greet", "params": {"name": ""}})))
+        .prepare(&json(
+            serde_json::json!({"task": "greet", "params": {"name": ""}}),
+        ))
         .unwrap_err();
-    assert_eq!(e.to_string(), "invalid parameters for task `greet`: `name` must be at least 1 long, got \"\"");
+    assert_eq!(
+        e.to_string(),
+        "invalid parameters for task `greet`: `name` must be at least 1 long, got \"\""
+    );
 }
 
 #[test]
@@ -111,11 +123,17 @@ fn described_parameters_come_from_the_derive() {
     let reg = Registry::linked().unwrap();
     let s = reg.get("greet").unwrap().schema();
     let name = &s.fields[0];
-    assert_eq!((name.name.as_str(), name.ty.as_str(), name.required), ("name", "String", true));
+    assert_eq!(
+        (name.name.as_str(), name.ty.as_str(), name.required),
+        ("name", "String", true)
+    );
     assert_eq!(name.constraints, vec!["at least 1 long"]);
     assert_eq!(name.doc, "Who.");
     let ex = &s.fields[1];
-    assert_eq!((ex.required, ex.default.clone()), (false, Some(serde_json::json!(0))));
+    assert_eq!(
+        (ex.required, ex.default.clone()),
+        (false, Some(serde_json::json!(0)))
+    );
     assert_eq!(reg.get("greet").unwrap().description(), "Greets.");
 }
 
@@ -131,7 +149,9 @@ fn a_task_limit_caps_its_attempts_at_once() {
 
 #[test]
 fn a_mode_that_cannot_run_a_task_is_refused_at_submit() {
-    let e = engine(Mode::Thread).run([JobSpec::new("forever"), JobSpec::new("wait_a_bit")]).unwrap_err();
+    let e = engine(Mode::Thread)
+        .run([JobSpec::new("forever"), JobSpec::new("wait_a_bit")])
+        .unwrap_err();
     assert!(matches!(e, SubmitError::Mode(_)), "{e}");
     assert_eq!(
         e.to_string(),
@@ -154,7 +174,10 @@ struct Collect(Mutex<Vec<(u64, String)>>);
 impl EventSink for Collect {
     fn event(&self, e: &Event<'_>) {
         let v = serde_json::to_value(e).unwrap();
-        self.0.lock().unwrap().push((e.job().0, v["type"].as_str().unwrap().to_string()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((e.job().0, v["type"].as_str().unwrap().to_string()));
     }
 }
 
@@ -165,12 +188,22 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     let sink = Arc::new(Collect(Mutex::new(Vec::new())));
     let run = e.start(Arc::clone(&queue), vec![sink.clone() as Arc<dyn EventSink>]);
     let first = run.submit(&JobSpec::new("forever")).unwrap();
-    let later = run.submit(&JobSpec::new("greet").params(&serde_json::json!({"name": "x"})).unwrap().run_at(
-        queue.now() + Duration::from_secs(3600),
-    ))
-    .unwrap();
+    let later = run
+        .submit(
+            &JobSpec::new("greet")
+                .params(&serde_json::json!({"name": "x"}))
+                .unwrap()
+                .run_at(queue.now() + Duration::from_secs(3600)),
+        )
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !sink.0.lock().unwrap().iter().any(|(j, t)| *j == first.0 && t == "running") {
+    while !sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(j, t)| *j == first.0 && t == "running")
+    {
         assert!(Instant::now() < deadline, "the first job never started");
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -185,9 +218,19 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     assert_eq!(r.jobs[1].state, JobState::Cancelled);
     assert!(r.jobs[1].attempts.is_empty());
     let events = sink.0.lock().unwrap();
-    let types: Vec<&str> = events.iter().filter(|(j, _)| *j == first.0).map(|(_, t)| t.as_str()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .filter(|(j, _)| *j == first.0)
+        .map(|(_, t)| t.as_str())
+        .collect();
     assert_eq!(types, ["queued", "running", "cancelled"]);
-    assert_eq!(events.iter().filter(|(j, t)| *j == later.0 && t == "cancelled").count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(j, t)| *j == later.0 && t == "cancelled")
+            .count(),
+        1
+    );
 }
 
 struct Dup;
@@ -204,8 +247,15 @@ impl AsyncTask for Dup {
 
 #[test]
 fn a_registry_with_two_tasks_of_one_name_names_both() {
-    let e = Registry::builder().linked().task(TaskDef::from_async(Dup)).build().unwrap_err();
+    let e = Registry::builder()
+        .linked()
+        .task(TaskDef::from_async(Dup))
+        .build()
+        .unwrap_err();
     let msg = e.to_string();
     assert!(msg.starts_with("two tasks are named `greet`: "), "{msg}");
-    assert!(msg.contains("tests/engine.rs:") && msg.contains("engine::Dup"), "{msg}");
+    assert!(
+        msg.contains("tests/engine.rs:") && msg.contains("engine::Dup"),
+        "{msg}"
+    );
 }

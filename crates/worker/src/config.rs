@@ -39,6 +39,11 @@ pub struct EngineConfig {
     /// Finish when the queue has no unfinished jobs left and the run is
     /// closed; a long-running worker sets this to false.
     pub exit_when_drained: bool,
+    /// Hand executors more attempts than they run at once, so a thread
+    /// finds its next attempt waiting. Off, an attempt is claimed only when
+    /// a place to run it is free: slower, but nothing starts after the
+    /// worker loop has decided to stop (`runyard exec --halt`).
+    pub prefetch: bool,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +59,7 @@ impl Default for EngineConfig {
             worker_name: default_worker_name(),
             tasks: None,
             exit_when_drained: true,
+            prefetch: true,
         }
     }
 }

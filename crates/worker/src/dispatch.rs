@@ -88,6 +88,8 @@ pub(crate) struct Dispatcher {
     /// A lane is refilled once its attempts in flight drop to this (the CPU
     /// pool is refilled in bursts, so threads take whole chunks).
     low_water: [usize; 4],
+    /// Attempts each lane runs at once: pool threads, async permits, workers.
+    threads: [usize; 4],
     global_cap: usize,
     global_inflight: usize,
     running: Slab<Entry>,
@@ -99,6 +101,8 @@ pub(crate) struct Dispatcher {
     /// Jobs in `deferred` and `blocked`.
     waiting: usize,
     pending: Vec<Completion>,
+    /// The task of each record in `pending`.
+    pending_tasks: Vec<TaskName>,
     phase: Phase,
     interrupted: bool,
     rng: fastrand::Rng,
@@ -120,30 +124,45 @@ impl Dispatcher {
         let cfg = &engine.config;
         let n = cores();
         let j = cfg.concurrency;
-        let cpu_threads = match cfg.mode {
-            runyard_core::Mode::Thread => j.unwrap_or(n),
-            _ => cfg.cpu_threads.max(1),
+        // `-j N` sizes the executors: in thread mode the one pool; otherwise
+        // each executor runs at most N attempts at once (the CPU pool and the
+        // worker processes keep their own defaults when those are smaller).
+        let at_most = |default: usize| j.map_or(default, |j| j.min(default)).max(1);
+        let (cpu_threads, blocking_threads, async_limit, process_workers) = match cfg.mode {
+            runyard_core::Mode::Thread => (
+                j.unwrap_or(n).max(1),
+                cfg.blocking_threads,
+                DEFAULT_ASYNC_LIMIT,
+                n,
+            ),
+            runyard_core::Mode::Process => (
+                cfg.cpu_threads,
+                cfg.blocking_threads,
+                DEFAULT_ASYNC_LIMIT,
+                j.unwrap_or(n),
+            ),
+            runyard_core::Mode::Async | runyard_core::Mode::Auto => (
+                at_most(cfg.cpu_threads),
+                at_most(cfg.blocking_threads),
+                j.unwrap_or(DEFAULT_ASYNC_LIMIT).max(1),
+                at_most(n),
+            ),
         };
-        let async_limit = match cfg.mode {
-            runyard_core::Mode::Async => j.unwrap_or(DEFAULT_ASYNC_LIMIT),
-            _ => DEFAULT_ASYNC_LIMIT,
+        let global_cap = usize::MAX;
+        // What may be handed to each executor beyond what it runs: enough
+        // that a thread finds its next attempt waiting when one ends.
+        let cap = if cfg.prefetch {
+            [
+                cpu_threads * CPU_PREFETCH,
+                blocking_threads * 2,
+                async_limit,
+                process_workers * 64,
+            ]
+        } else {
+            [cpu_threads, blocking_threads, async_limit, process_workers]
         };
-        let process_workers = match cfg.mode {
-            runyard_core::Mode::Process => j.unwrap_or(n),
-            _ => n,
-        };
-        let global_cap = match cfg.mode {
-            runyard_core::Mode::Auto => j.unwrap_or(usize::MAX),
-            _ => usize::MAX,
-        };
-        let cap = [
-            // Several chunks per thread, so threads never wait for the dispatcher.
-            cpu_threads * CPU_PREFETCH,
-            cfg.blocking_threads.max(1),
-            async_limit.max(1),
-            process_workers * 64,
-        ];
         let low_water = [cap[0] / 2, cap[1], cap[2], cap[3]];
+        let threads = [cpu_threads, blocking_threads, async_limit, process_workers];
         let durable = queue.is_durable();
         let tasks = engine.registry.len();
         Dispatcher {
@@ -157,6 +176,7 @@ impl Dispatcher {
             inflight: [0; 4],
             cap,
             low_water,
+            threads,
             global_cap,
             global_inflight: 0,
             running: Slab::new(),
@@ -165,6 +185,7 @@ impl Dispatcher {
             blocked: Default::default(),
             waiting: 0,
             pending: Vec::new(),
+            pending_tasks: Vec::new(),
             phase: Phase::Running,
             interrupted: false,
             rng: fastrand::Rng::new(),
@@ -184,6 +205,7 @@ impl Dispatcher {
         let start = Instant::now();
         let mut mail = Mail::default();
         let mut seen_interrupts = 0;
+        let mut spinner = runyard_exec::Spinner::default();
         let error = loop {
             let work = self.inbox.take(&mut mail);
             if work {
@@ -217,7 +239,8 @@ impl Dispatcher {
             let wait = self.wait_time();
             self.events.flush_if_dirty();
             if wait != Some(Duration::ZERO) {
-                self.inbox.wait(wait, seen_interrupts, mail.closed);
+                self.inbox
+                    .wait(&mut spinner, wait, seen_interrupts, mail.closed);
             }
         };
         let error = error.or_else(|| self.finish().err());
@@ -252,10 +275,9 @@ impl Dispatcher {
                 wants_started: !self.events.is_empty(),
             });
             let reg = Arc::clone(&self.engine.registry);
-            let cfg = &self.engine.config;
             let exec: Arc<dyn Executor> = match lane {
                 Lane::Cpu => {
-                    let threads = self.cap[Lane::Cpu.index()] / CPU_PREFETCH;
+                    let threads = self.threads[Lane::Cpu.index()];
                     Arc::new(ThreadPool::new(
                         PoolConfig::fixed("runyard-cpu", threads),
                         reg,
@@ -263,7 +285,7 @@ impl Dispatcher {
                     ))
                 }
                 Lane::Blocking => Arc::new(ThreadPool::new(
-                    PoolConfig::elastic("runyard-blocking", cfg.blocking_threads),
+                    PoolConfig::elastic("runyard-blocking", self.threads[Lane::Blocking.index()]),
                     reg,
                     sink,
                 )),
@@ -330,28 +352,20 @@ impl Dispatcher {
             ready_at,
         } = c;
         let Some(idx) = self.task_index(&task) else {
-            self.refuse(
-                id,
-                attempt,
-                ready_at,
-                format!("no task named `{task}` is registered in this worker"),
-            );
+            let msg = format!("no task named `{task}` is registered in this worker");
+            self.refuse(id, attempt, task, ready_at, msg);
             return;
         };
         let def = self.engine.registry.task(idx);
         let lane = match lane_for(settings.mode, def, settings.isolate) {
             Ok(Lane::Process) if !self.engine.process_available => {
-                self.refuse(
-                    id,
-                    attempt,
-                    ready_at,
-                    "worker processes are not available in this build".into(),
-                );
+                let msg = "worker processes are not available in this build".to_string();
+                self.refuse(id, attempt, task, ready_at, msg);
                 return;
             }
             Ok(l) => l,
             Err(e) => {
-                self.refuse(id, attempt, ready_at, e.to_string());
+                self.refuse(id, attempt, task, ready_at, e.to_string());
                 return;
             }
         };
@@ -452,7 +466,14 @@ impl Dispatcher {
     }
 
     /// A claimed job this worker cannot run at all: dead, permanently.
-    fn refuse(&mut self, id: JobId, attempt: u32, ready_at: Timestamp, message: String) {
+    fn refuse(
+        &mut self,
+        id: JobId,
+        attempt: u32,
+        task: TaskName,
+        ready_at: Timestamp,
+        message: String,
+    ) {
         let now = self.queue.now();
         let record = AttemptRecord::new(
             attempt,
@@ -466,11 +487,20 @@ impl Dispatcher {
                 detail: None,
             }),
         );
-        self.pending.push(Completion {
-            lease: Lease { job: id, attempt },
-            record,
-            finish: Finish::Dead,
-        });
+        self.record(
+            task,
+            Completion {
+                lease: Lease { job: id, attempt },
+                record,
+                finish: Finish::Dead,
+            },
+        );
+    }
+
+    /// Queues a record for the next write to the queue.
+    fn record(&mut self, task: TaskName, c: Completion) {
+        self.pending.push(c);
+        self.pending_tasks.push(task);
     }
 
     // ---------------------------------------------------------------- reports
@@ -555,34 +585,35 @@ impl Dispatcher {
             started_at.since(e.ready_at),
             error,
         );
-        if !self.events.is_empty() {
-            self.emit_end(&e, &record, &finish);
-        }
-        self.pending.push(Completion {
-            lease: e.lease(),
-            record,
-            finish,
-        });
+        let task = self.engine.names[e.task.0 as usize].clone();
+        self.record(
+            task,
+            Completion {
+                lease: e.lease(),
+                record,
+                finish,
+            },
+        );
     }
 
-    fn emit_end(&self, e: &Entry, r: &AttemptRecord, finish: &Finish) {
-        let _order = self.events.lock();
-        let task: &str = &self.engine.names[e.task.0 as usize];
+    /// The event for a recorded attempt's end (the caller holds the event order).
+    fn emit_end(&self, task: &str, c: &Completion) {
+        let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
         let at = self.queue.now();
         let error = r.error_message().unwrap_or("");
-        let ev = match finish {
+        let ev = match &c.finish {
             Finish::Succeeded(_) => Event::Succeeded {
-                job: e.id,
+                job,
                 task,
                 at,
-                attempt: e.attempt,
+                attempt,
                 duration_ms: ms(r.duration()),
             },
             Finish::Retry { at: run_at } => Event::Scheduled {
-                job: e.id,
+                job,
                 task,
                 at,
-                attempt: e.attempt,
+                attempt,
                 outcome: r.outcome,
                 duration_ms: ms(r.duration()),
                 error,
@@ -590,19 +621,19 @@ impl Dispatcher {
                 run_at: *run_at,
             },
             Finish::Dead => Event::Dead {
-                job: e.id,
+                job,
                 task,
                 at,
-                attempt: e.attempt,
+                attempt,
                 outcome: r.outcome,
                 duration_ms: ms(r.duration()),
                 error,
             },
             Finish::Cancelled => Event::Cancelled {
-                job: e.id,
+                job,
                 task,
                 at,
-                attempts: e.attempt,
+                attempts: attempt,
             },
         };
         self.events.emit(&ev);
@@ -619,8 +650,21 @@ impl Dispatcher {
             match self.queue.complete(self.worker(), &self.pending) {
                 // A fenced record belongs to an attempt whose lease was taken
                 // over; the job's new attempt will record its own outcome.
-                Ok(_) => {
+                // Events follow the records, so a sink that reads the queue
+                // finds what the event announces.
+                Ok(results) => {
+                    if !self.events.is_empty() {
+                        let _order = self.events.lock();
+                        for ((c, task), r) in
+                            self.pending.iter().zip(&self.pending_tasks).zip(results)
+                        {
+                            if r.is_ok() {
+                                self.emit_end(task, c);
+                            }
+                        }
+                    }
                     self.pending.clear();
+                    self.pending_tasks.clear();
                     self.queue_idle = false;
                     return Ok(());
                 }

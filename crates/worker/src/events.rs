@@ -90,7 +90,8 @@ impl Events {
     }
 
     pub(crate) fn flush(&self) {
-        self.dirty.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.dirty
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         for s in self.sinks.iter() {
             s.flush();
         }

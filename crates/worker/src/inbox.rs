@@ -90,10 +90,14 @@ impl Inbox {
     }
 
     /// Sleeps until there is news or work, or `timeout` passes.
-    pub(crate) fn wait(&self, timeout: Option<Duration>, interrupts_seen: u32, closed_seen: bool) {
-        if runyard_exec::spin_until(|| {
-            self.work.load(Ordering::Relaxed) || self.news.load(Ordering::Relaxed)
-        }) {
+    pub(crate) fn wait(
+        &self,
+        spinner: &mut runyard_exec::Spinner,
+        timeout: Option<Duration>,
+        interrupts_seen: u32,
+        closed_seen: bool,
+    ) {
+        if spinner.spin(|| self.work.load(Ordering::Relaxed) || self.news.load(Ordering::Relaxed)) {
             return;
         }
         self.sleeping.store(true, Ordering::SeqCst);

@@ -46,7 +46,10 @@ async fn upload(_: (), _ctx: Context) -> Result<(), TaskError> {
 #[task(max_attempts = 5, backoff = "exponential:10ms,cap=100ms")]
 fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
     if ctx.attempt() < 3 {
-        return Err(TaskError::retryable(format!("not yet (attempt {})", ctx.attempt())));
+        return Err(TaskError::retryable(format!(
+            "not yet (attempt {})",
+            ctx.attempt()
+        )));
     }
     Ok(ctx.attempt())
 }
@@ -73,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let s = &report.summary;
-    println!("{} jobs: {} succeeded, {} dead in {:.0} ms", s.jobs, s.succeeded, s.dead, s.wall_ms);
+    println!(
+        "{} jobs: {} succeeded, {} dead in {:.0} ms",
+        s.jobs, s.succeeded, s.dead, s.wall_ms
+    );
     Ok(())
 }

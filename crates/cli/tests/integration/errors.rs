@@ -7,16 +7,26 @@ use crate::util::{run, Dir};
 fn refused(args: &[&str]) -> String {
     let r = run(args);
     r.code(2);
-    assert!(!r.stdout.contains("succeeded"), "nothing may run:\n{}", r.stdout);
+    assert!(
+        !r.stdout.contains("succeeded"),
+        "nothing may run:\n{}",
+        r.stdout
+    );
     r.stderr
 }
 
 #[test]
 fn an_unknown_task_suggests_the_closest_names() {
     let e = refused(&["run", "noop", "cpuu"]);
-    assert!(e.contains("job `cpuu` (argument 2): unknown task `cpuu`; did you mean `cpu`?"), "{e}");
+    assert!(
+        e.contains("job `cpuu` (argument 2): unknown task `cpuu`; did you mean `cpu`?"),
+        "{e}"
+    );
     let e = refused(&["run", "zzzzzz"]);
-    assert!(e.contains("unknown task `zzzzzz` (`runyard list` shows the registered tasks)"), "{e}");
+    assert!(
+        e.contains("unknown task `zzzzzz` (`runyard list` shows the registered tasks)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -27,9 +37,15 @@ fn an_invalid_parameter_names_task_field_constraint_and_value() {
         "{e}"
     );
     let e = refused(&["run", "cpu:n=many"]);
-    assert!(e.contains("`n`: invalid type: string \"many\", expected u64"), "{e}");
+    assert!(
+        e.contains("`n`: invalid type: string \"many\", expected u64"),
+        "{e}"
+    );
     let e = refused(&["run", "cpu:m=1"]);
-    assert!(e.contains("unknown field `m`, expected `n` or `seed`"), "{e}");
+    assert!(
+        e.contains("unknown field `m`, expected `n` or `seed`"),
+        "{e}"
+    );
     let e = refused(&["run", "noop:x=1"]);
     assert!(e.contains("this task takes no parameters"), "{e}");
 }
@@ -53,9 +69,15 @@ fn invalid_options_are_refused_before_running() {
     let e = refused(&["run", "noop", "--timeout", "0s"]);
     assert!(e.contains("must be greater than zero"), "{e}");
     let e = refused(&["run", "noop", "--backoff", "linear"]);
-    assert!(e.contains("unknown kind `linear`") && e.contains("expected `none`, `fixed:DELAY`"), "{e}");
+    assert!(
+        e.contains("unknown kind `linear`") && e.contains("expected `none`, `fixed:DELAY`"),
+        "{e}"
+    );
     let e = refused(&["run", "noop", "--mode", "fiber"]);
-    assert!(e.contains("unknown mode `fiber` (expected auto, thread, process or async)"), "{e}");
+    assert!(
+        e.contains("unknown mode `fiber` (expected auto, thread, process or async)"),
+        "{e}"
+    );
 }
 
 #[test]

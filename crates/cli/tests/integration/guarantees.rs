@@ -10,14 +10,25 @@ fn report(d: &Dir, args: &[&str]) -> (i32, serde_json::Value) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--json", out.to_str().unwrap(), "--quiet"]);
     let r = run(&all);
-    (r.code, serde_json::from_str(&d.read("r.json")).expect("a JSON report"))
+    (
+        r.code,
+        serde_json::from_str(&d.read("r.json")).expect("a JSON report"),
+    )
 }
 
 #[test]
 fn the_original_demo_runs_exactly_as_written() {
     let r = run(&["run", "--mode", "thread", "cpu", "io", "io"]);
     r.code(0);
-    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("succeeded")).count(), 3, "{}", r.stdout);
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("succeeded"))
+            .count(),
+        3,
+        "{}",
+        r.stdout
+    );
 }
 
 /// Guarantees 1, 2 and 4: a mixed run of two thousand jobs, with panics,
@@ -58,25 +69,51 @@ fn nothing_is_lost_and_every_failure_is_contained() {
     assert_eq!(ids.len(), 2000, "each job once");
     let mut by: HashMap<(String, String), Vec<usize>> = HashMap::new();
     for j in jobs {
-        let key = (j["task"].as_str().unwrap().to_string(), j["state"].as_str().unwrap().to_string());
-        by.entry(key).or_default().push(j["attempts"].as_array().unwrap().len());
+        let key = (
+            j["task"].as_str().unwrap().to_string(),
+            j["state"].as_str().unwrap().to_string(),
+        );
+        by.entry(key)
+            .or_default()
+            .push(j["attempts"].as_array().unwrap().len());
     }
     let get = |t: &str, s: &str| by.get(&(t.into(), s.into())).cloned().unwrap_or_default();
     assert_eq!(get("noop", "succeeded"), vec![1; 800]);
     assert_eq!(get("fail", "succeeded"), vec![2; 400]);
-    assert_eq!(get("fail", "dead"), vec![1; 200], "permanent errors are not retried");
-    assert_eq!(get("panic", "dead"), vec![3; 300], "a panic costs an attempt, never the run");
+    assert_eq!(
+        get("fail", "dead"),
+        vec![1; 200],
+        "permanent errors are not retried"
+    );
+    assert_eq!(
+        get("panic", "dead"),
+        vec![3; 300],
+        "a panic costs an attempt, never the run"
+    );
     assert_eq!(get("sleep", "dead"), vec![3; 20], "each attempt timed out");
     assert_eq!(get("cpu", "succeeded"), vec![1; 280]);
     let panicked = jobs.iter().find(|j| j["task"] == "panic").unwrap();
     let a = &panicked["attempts"][0];
     assert_eq!(a["outcome"], "panicked");
-    assert!(a["error"].as_str().unwrap().starts_with("the `panic` task panicked, as asked (at "), "{a}");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the `panic` task panicked, as asked (at "),
+        "{a}"
+    );
     let timed = jobs.iter().find(|j| j["task"] == "sleep").unwrap();
     assert_eq!(timed["attempts"][0]["outcome"], "timed_out");
     assert_eq!(timed["attempts"][0]["error"], "timed out after 20ms");
     let s = &r["summary"];
-    assert_eq!((s["succeeded"].as_u64(), s["dead"].as_u64(), s["cancelled"].as_u64()), (Some(1480), Some(520), Some(0)));
+    assert_eq!(
+        (
+            s["succeeded"].as_u64(),
+            s["dead"].as_u64(),
+            s["cancelled"].as_u64()
+        ),
+        (Some(1480), Some(520), Some(0))
+    );
 }
 
 /// Guarantee 3, thread mode: a task that ignores its cancellation is
@@ -114,13 +151,27 @@ fn a_task_that_ignores_its_timeout_is_abandoned_not_awaited() {
 #[test]
 fn a_retry_never_starts_before_its_backoff() {
     let d = Dir::new();
-    let (code, r) = report(&d, &["run", "fail:k=2", "--backoff", "fixed:150ms", "--max-attempts", "3"]);
+    let (code, r) = report(
+        &d,
+        &[
+            "run",
+            "fail:k=2",
+            "--backoff",
+            "fixed:150ms",
+            "--max-attempts",
+            "3",
+        ],
+    );
     assert_eq!(code, 0);
     let a = r["jobs"][0]["attempts"].as_array().unwrap();
     assert_eq!(a.len(), 3);
     let start = |i: usize| humantime::parse_rfc3339(a[i]["started_at"].as_str().unwrap()).unwrap();
     for i in 1..3 {
         let gap = start(i).duration_since(start(i - 1)).unwrap();
-        assert!(gap >= Duration::from_millis(150), "attempt {} started {gap:?} after the previous one", i + 1);
+        assert!(
+            gap >= Duration::from_millis(150),
+            "attempt {} started {gap:?} after the previous one",
+            i + 1
+        );
     }
 }

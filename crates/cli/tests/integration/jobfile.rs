@@ -37,7 +37,12 @@ params = { k = 3 }
     let r = report(&d, &["run", "-f", f.to_str().unwrap()]);
     let jobs = r["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 5);
-    assert_eq!(jobs.iter().filter(|j| j["task"] == "noop" && j["state"] == "succeeded").count(), 3);
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| j["task"] == "noop" && j["state"] == "succeeded")
+            .count(),
+        3
+    );
     // [defaults] gives the plain `fail` two attempts; the last job's own option gives it four.
     assert_eq!(jobs[3]["state"], "dead");
     assert_eq!(jobs[3]["attempts"].as_array().unwrap().len(), 2);
@@ -53,7 +58,10 @@ fn flags_override_file_defaults_and_job_options_override_flags() {
         "jobs.toml",
         "[defaults]\nmax_attempts = 5\nbackoff = \"none\"\n\n[[job]]\ntask = \"fail\"\n\n[[job]]\ntask = \"fail\"\nmax_attempts = 1\n",
     );
-    let r = report(&d, &["run", "-f", f.to_str().unwrap(), "--max-attempts", "2"]);
+    let r = report(
+        &d,
+        &["run", "-f", f.to_str().unwrap(), "--max-attempts", "2"],
+    );
     let attempts: Vec<usize> = r["jobs"]
         .as_array()
         .unwrap()
@@ -83,7 +91,10 @@ fn bad_toml_is_located() {
 #[test]
 fn an_unknown_key_is_located_with_the_expected_keys() {
     let e = refused("[[job]]\ntask = \"noop\"\nretries = 3\n");
-    assert!(e.contains("jobs.toml:3:1: unknown field `retries`, expected one of"), "{e}");
+    assert!(
+        e.contains("jobs.toml:3:1: unknown field `retries`, expected one of"),
+        "{e}"
+    );
     let e = refused("[defaults]\nmode = \"thread\"\nspeed = 1\n\n[[job]]\ntask = \"noop\"\n");
     assert!(e.contains("jobs.toml:3:1: unknown field `speed`"), "{e}");
 }
@@ -97,17 +108,29 @@ fn a_missing_task_is_located() {
 #[test]
 fn a_wrong_type_is_located() {
     let e = refused("[[job]]\ntask = \"noop\"\nmax_attempts = \"three\"\n");
-    assert!(e.contains("jobs.toml:3:16: invalid type: string \"three\", expected u32"), "{e}");
+    assert!(
+        e.contains("jobs.toml:3:16: invalid type: string \"three\", expected u32"),
+        "{e}"
+    );
     let e = refused("[[job]]\ntask = \"noop\"\ntimeout = \"soon\"\n");
-    assert!(e.contains("jobs.toml:3:11: ") && e.contains("invalid duration `soon`"), "{e}");
+    assert!(
+        e.contains("jobs.toml:3:11: ") && e.contains("invalid duration `soon`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_tasks_and_bad_params_in_a_file_point_at_them() {
     let e = refused("[[job]]\ntask = \"noop\"\n\n[[job]]\ntask = \"cpuu\"\n");
-    assert!(e.contains("jobs.toml:5:8: unknown task `cpuu`; did you mean `cpu`?"), "{e}");
+    assert!(
+        e.contains("jobs.toml:5:8: unknown task `cpuu`; did you mean `cpu`?"),
+        "{e}"
+    );
     let e = refused("[[job]]\ntask = \"cpu\"\nparams = { n = 0 }\n");
-    assert!(e.contains("jobs.toml:3:10: invalid parameters for task `cpu`: `n` must be >= 1, got 0"), "{e}");
+    assert!(
+        e.contains("jobs.toml:3:10: invalid parameters for task `cpu`: `n` must be >= 1, got 0"),
+        "{e}"
+    );
     let e = refused("[[job]]\ntask = \"noop\"\ncount = 0\n");
     assert!(e.contains("jobs.toml:3:9: count must be at least 1"), "{e}");
 }
@@ -118,5 +141,9 @@ fn an_empty_or_missing_file_is_refused() {
     assert!(e.contains("the file has no jobs"), "{e}");
     let r = run(&["run", "-f", "/no/such/jobs.toml"]);
     r.code(2);
-    assert!(r.stderr.contains("cannot read the job file"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot read the job file"),
+        "{}",
+        r.stderr
+    );
 }

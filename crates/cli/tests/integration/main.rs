@@ -3,6 +3,7 @@
 //! them on the command line.
 
 mod errors;
+mod exec;
 mod guarantees;
 mod jobfile;
 mod report;

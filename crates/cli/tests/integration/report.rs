@@ -7,7 +7,15 @@ use crate::util::{events, run, Dir};
 
 #[test]
 fn the_json_report_has_the_documented_names() {
-    let r = run(&["run", "fail:k=1", "fail:permanent=true", "--backoff", "none", "--json", "-"]);
+    let r = run(&[
+        "run",
+        "fail:k=1",
+        "fail:permanent=true",
+        "--backoff",
+        "none",
+        "--json",
+        "-",
+    ]);
     r.code(1);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is the report alone");
     let jobs = v["jobs"].as_array().unwrap();
@@ -21,7 +29,10 @@ fn the_json_report_has_the_documented_names() {
     let a = ok["attempts"].as_array().unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(a[0]["outcome"], "failed");
-    assert_eq!(a[0]["error"], "failing on purpose (attempt 1 of the first 1)");
+    assert_eq!(
+        a[0]["error"],
+        "failing on purpose (attempt 1 of the first 1)"
+    );
     assert_eq!(a[1]["outcome"], "succeeded");
     assert!(a[1]["error"].is_null());
     for at in a {
@@ -31,10 +42,21 @@ fn the_json_report_has_the_documented_names() {
     }
     let dead = &jobs[1];
     assert_eq!(dead["state"], "dead");
-    assert_eq!(dead["attempts"].as_array().unwrap().len(), 1, "a permanent error is not retried");
+    assert_eq!(
+        dead["attempts"].as_array().unwrap().len(),
+        1,
+        "a permanent error is not retried"
+    );
     assert!(dead["output"].is_null());
     let s = &v["summary"];
-    assert_eq!((s["jobs"].as_u64(), s["succeeded"].as_u64(), s["dead"].as_u64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (
+            s["jobs"].as_u64(),
+            s["succeeded"].as_u64(),
+            s["dead"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
     assert_eq!(s["attempts"], 3);
     assert_eq!(s["interrupted"], false);
     let t = &s["tasks"][0];
@@ -42,49 +64,97 @@ fn the_json_report_has_the_documented_names() {
     for k in ["p50_ms", "p95_ms", "max_ms"] {
         assert!(t[k].as_f64().is_some(), "{k}");
     }
-    assert!(r.stderr.contains("total"), "the summary goes to stderr when stdout has the report");
+    assert!(
+        r.stderr.contains("total"),
+        "the summary goes to stderr when stdout has the report"
+    );
 }
 
 #[test]
 fn events_are_one_json_line_per_transition_in_order() {
     let d = Dir::new();
     let ev = d.path("events.jsonl");
-    run(&["run", "noop*3", "fail:k=1", "--backoff", "fixed:10ms", "--events", ev.to_str().unwrap()]).code(0);
+    run(&[
+        "run",
+        "noop*3",
+        "fail:k=1",
+        "--backoff",
+        "fixed:10ms",
+        "--events",
+        ev.to_str().unwrap(),
+    ])
+    .code(0);
     let all = events(&d.read("events.jsonl"));
     let mut per_job: HashMap<u64, Vec<String>> = HashMap::new();
     for e in &all {
         let ty = e["type"].as_str().unwrap().to_string();
         let data = &e["data"];
         assert!(data["at"].as_str().is_some(), "{e}");
-        per_job.entry(data["job"].as_u64().unwrap()).or_default().push(ty);
+        per_job
+            .entry(data["job"].as_u64().unwrap())
+            .or_default()
+            .push(ty);
     }
     assert_eq!(per_job.len(), 4);
     for id in 1..=3 {
         assert_eq!(per_job[&id], ["queued", "running", "succeeded"], "job {id}");
     }
-    assert_eq!(per_job[&4], ["queued", "running", "scheduled", "running", "succeeded"]);
+    assert_eq!(
+        per_job[&4],
+        ["queued", "running", "scheduled", "running", "succeeded"]
+    );
     let sched = all.iter().find(|e| e["type"] == "scheduled").unwrap();
     assert_eq!(sched["data"]["outcome"], "failed");
-    assert_eq!(sched["data"]["delay_ms"].as_f64().map(|d| d.round()), Some(10.0));
+    assert_eq!(
+        sched["data"]["delay_ms"].as_f64().map(|d| d.round()),
+        Some(10.0)
+    );
 }
 
 #[test]
 fn job_lines_and_summary_when_not_on_a_terminal() {
-    let r = run(&["run", "noop", "fail", "--max-attempts", "2", "--backoff", "none"]);
+    let r = run(&[
+        "run",
+        "noop",
+        "fail",
+        "--max-attempts",
+        "2",
+        "--backoff",
+        "none",
+    ]);
     r.code(1);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("succeeded noop #1 attempts=1 time=")), "{}", r.stdout);
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("dead      fail #2 attempts=2") && l.ends_with("failed: failing on purpose (attempt 2)")),
+            .any(|l| l.starts_with("succeeded noop #1 attempts=1 time=")),
         "{}",
         r.stdout
     );
-    let header = lines.iter().position(|l| l.starts_with("task")).expect("a summary table");
-    assert!(lines[header].contains("p50") && lines[header].contains("p95") && lines[header].contains("max"));
-    assert!(lines.iter().any(|l| l.starts_with("total") && l.split_whitespace().collect::<Vec<_>>() == ["total", "2", "1", "1", "0", "3"]));
-    assert!(lines.last().unwrap().starts_with("wall time "), "{}", r.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("dead      fail #2 attempts=2")
+                && l.ends_with("failed: failing on purpose (attempt 2)")),
+        "{}",
+        r.stdout
+    );
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("task"))
+        .expect("a summary table");
+    assert!(
+        lines[header].contains("p50")
+            && lines[header].contains("p95")
+            && lines[header].contains("max")
+    );
+    assert!(lines.iter().any(|l| l.starts_with("total")
+        && l.split_whitespace().collect::<Vec<_>>() == ["total", "2", "1", "1", "0", "3"]));
+    assert!(
+        lines.last().unwrap().starts_with("wall time "),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -19,7 +19,12 @@ fn start(d: &Dir, args: &[&str]) -> Background {
     let ev = d.path("events.jsonl");
     let out = d.path("r.json");
     let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--events", ev.to_str().unwrap(), "--json", out.to_str().unwrap()]);
+    all.extend([
+        "--events",
+        ev.to_str().unwrap(),
+        "--json",
+        out.to_str().unwrap(),
+    ]);
     let mut child = runyard()
         .args(&all)
         .stdout(Stdio::null())
@@ -34,7 +39,9 @@ fn start(d: &Dir, args: &[&str]) -> Background {
             if n == 0 {
                 break;
             }
-            buf.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+            buf.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
     });
     Background { child, stderr }
@@ -44,7 +51,10 @@ fn running(d: &Dir) -> usize {
     let text = d.read("events.jsonl");
     // The last line may still be half written.
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    events(complete).iter().filter(|e| e["type"] == "running").count()
+    events(complete)
+        .iter()
+        .filter(|e| e["type"] == "running")
+        .count()
 }
 
 fn report(d: &Dir) -> serde_json::Value {
@@ -54,27 +64,81 @@ fn report(d: &Dir) -> serde_json::Value {
 #[test]
 fn first_interrupt_lets_running_attempts_finish_and_cancels_the_rest() {
     let d = Dir::new();
-    let mut bg = start(&d, &["run", "--mode", "thread", "-j", "1", "sleep:duration=2s*3", "--grace", "1m"]);
-    wait_until(Duration::from_secs(30), "the first attempt to start", || running(&d) == 1);
+    let mut bg = start(
+        &d,
+        &[
+            "run",
+            "--mode",
+            "thread",
+            "-j",
+            "1",
+            "sleep:duration=2s*3",
+            "--grace",
+            "1m",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the first attempt to start",
+        || running(&d) == 1,
+    );
     signal(&bg.child, "INT");
     assert_eq!(wait_exit(&mut bg.child, Duration::from_secs(60)), 130);
     let r = report(&d);
-    let states: Vec<&str> = r["jobs"].as_array().unwrap().iter().map(|j| j["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["succeeded", "cancelled", "cancelled"], "the running attempt finished within the grace");
-    assert_eq!(r["jobs"][1]["attempts"].as_array().unwrap().len(), 0, "unstarted jobs never ran");
+    let states: Vec<&str> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["succeeded", "cancelled", "cancelled"],
+        "the running attempt finished within the grace"
+    );
+    assert_eq!(
+        r["jobs"][1]["attempts"].as_array().unwrap().len(),
+        0,
+        "unstarted jobs never ran"
+    );
     assert_eq!(r["summary"]["interrupted"], true);
-    assert!(bg.stderr.lock().unwrap().contains("interrupted: starting no more jobs"));
+    assert!(bg
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("interrupted: starting no more jobs"));
 }
 
 #[test]
 fn second_interrupt_cancels_running_attempts() {
     let d = Dir::new();
-    let mut bg = start(&d, &["run", "--mode", "thread", "-j", "2", "sleep:duration=1h*4", "--grace", "1h"]);
-    wait_until(Duration::from_secs(30), "two attempts to start", || running(&d) == 2);
-    signal(&bg.child, "INT");
-    wait_until(Duration::from_secs(30), "the first interrupt to be taken", || {
-        bg.stderr.lock().unwrap().contains("interrupted: starting no more jobs")
+    let mut bg = start(
+        &d,
+        &[
+            "run",
+            "--mode",
+            "thread",
+            "-j",
+            "2",
+            "sleep:duration=1h*4",
+            "--grace",
+            "1h",
+        ],
+    );
+    wait_until(Duration::from_secs(30), "two attempts to start", || {
+        running(&d) == 2
     });
+    signal(&bg.child, "INT");
+    wait_until(
+        Duration::from_secs(30),
+        "the first interrupt to be taken",
+        || {
+            bg.stderr
+                .lock()
+                .unwrap()
+                .contains("interrupted: starting no more jobs")
+        },
+    );
     signal(&bg.child, "INT");
     assert_eq!(wait_exit(&mut bg.child, Duration::from_secs(60)), 130);
     let r = report(&d);
@@ -82,16 +146,35 @@ fn second_interrupt_cancels_running_attempts() {
     assert!(jobs.iter().all(|j| j["state"] == "cancelled"), "{r}");
     let cancelled_attempts = jobs
         .iter()
-        .filter(|j| j["attempts"].as_array().is_some_and(|a| a.len() == 1 && a[0]["outcome"] == "cancelled"))
+        .filter(|j| {
+            j["attempts"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["outcome"] == "cancelled")
+        })
         .count();
-    assert_eq!(cancelled_attempts, 2, "the two running attempts were cancelled; the others never started");
+    assert_eq!(
+        cancelled_attempts, 2,
+        "the two running attempts were cancelled; the others never started"
+    );
 }
 
 #[test]
 fn sigterm_is_an_interrupt_too() {
     let d = Dir::new();
-    let mut bg = start(&d, &["run", "--mode", "thread", "sleep:duration=1h", "--grace", "50ms"]);
-    wait_until(Duration::from_secs(30), "the attempt to start", || running(&d) == 1);
+    let mut bg = start(
+        &d,
+        &[
+            "run",
+            "--mode",
+            "thread",
+            "sleep:duration=1h",
+            "--grace",
+            "50ms",
+        ],
+    );
+    wait_until(Duration::from_secs(30), "the attempt to start", || {
+        running(&d) == 1
+    });
     signal(&bg.child, "TERM");
     assert_eq!(wait_exit(&mut bg.child, Duration::from_secs(60)), 130);
     let r = report(&d);

@@ -6,7 +6,13 @@ use crate::util::run;
 fn list_names_every_built_in_with_its_kind() {
     let r = run(&["list"]);
     r.code(0);
-    for (task, kind) in [("cpu", "cpu"), ("sleep", "async"), ("io", "async"), ("fail", "cpu"), ("noop", "cpu")] {
+    for (task, kind) in [
+        ("cpu", "cpu"),
+        ("sleep", "async"),
+        ("io", "async"),
+        ("fail", "cpu"),
+        ("noop", "cpu"),
+    ] {
         let line = r
             .stdout
             .lines()
@@ -15,19 +21,39 @@ fn list_names_every_built_in_with_its_kind() {
         assert_eq!(line.split_whitespace().nth(1), Some(kind), "{line}");
     }
     let json: serde_json::Value = serde_json::from_str(&run(&["list", "--json"]).stdout).unwrap();
-    let names: Vec<&str> = json.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"cpu") && names.contains(&"fail"), "{names:?}");
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"cpu") && names.contains(&"fail"),
+        "{names:?}"
+    );
 }
 
 #[test]
 fn describe_shows_parameters_defaults_constraints_and_policy() {
     let r = run(&["describe", "cpu"]);
     r.code(0);
-    let n = r.stdout.lines().find(|l| l.trim_start().starts_with("n ")).expect("a line for n");
-    assert!(n.contains("u64") && n.contains("default 10000000") && n.contains("must be >= 1"), "{n}");
+    let n = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("n "))
+        .expect("a line for n");
+    assert!(
+        n.contains("u64") && n.contains("default 10000000") && n.contains("must be >= 1"),
+        "{n}"
+    );
     assert!(r.stdout.contains("max_attempts  3"), "{}", r.stdout);
-    assert!(r.stdout.contains("backoff       exponential:100ms,cap=1m"), "{}", r.stdout);
-    let j: serde_json::Value = serde_json::from_str(&run(&["describe", "fail", "--json"]).stdout).unwrap();
+    assert!(
+        r.stdout.contains("backoff       exponential:100ms,cap=1m"),
+        "{}",
+        r.stdout
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&run(&["describe", "fail", "--json"]).stdout).unwrap();
     assert_eq!(j["name"], "fail");
     let fields = j["params"]["fields"].as_array().unwrap();
     let k = fields.iter().find(|f| f["name"] == "k").unwrap();

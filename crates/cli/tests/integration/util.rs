@@ -5,7 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
-pub fn runyard() -> Command {
+pub(crate) fn runyard() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
     c.env("NO_COLOR", "1");
     c
@@ -13,10 +13,10 @@ pub fn runyard() -> Command {
 
 /// What a finished run printed and returned.
 #[derive(Debug)]
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Ran {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Ran {
@@ -29,14 +29,18 @@ impl Ran {
     }
 
     /// Asserts the exit code, showing the output when it differs.
-    pub fn code(&self, expected: i32) -> &Ran {
-        assert_eq!(self.code, expected, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+    pub(crate) fn code(&self, expected: i32) -> &Ran {
+        assert_eq!(
+            self.code, expected,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 /// Runs `runyard ARGS` (in `dir` when given) to the end.
-pub fn run_in(dir: Option<&Path>, args: &[&str]) -> Ran {
+pub(crate) fn run_in(dir: Option<&Path>, args: &[&str]) -> Ran {
     let mut c = runyard();
     c.args(args).stdin(Stdio::null());
     if let Some(d) = dir {
@@ -45,39 +49,39 @@ pub fn run_in(dir: Option<&Path>, args: &[&str]) -> Ran {
     Ran::from(c.output().expect("runyard starts"))
 }
 
-pub fn run(args: &[&str]) -> Ran {
+pub(crate) fn run(args: &[&str]) -> Ran {
     run_in(None, args)
 }
 
 /// A temporary directory with a file written in it.
-pub struct Dir {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Dir {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Dir {
-    pub fn new() -> Dir {
+    pub(crate) fn new() -> Dir {
         Dir {
             dir: tempfile::tempdir().expect("a temp dir"),
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, text).expect("write");
         p
     }
 
-    pub fn read(&self, name: &str) -> String {
+    pub(crate) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
     }
 }
 
 /// Waits until `cond` holds, checking every few milliseconds, for at most `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < limit, "gave up waiting for: {what}");
@@ -86,7 +90,7 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Waits for a child to exit, for at most `limit` (killing it if it does not).
-pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
@@ -101,7 +105,7 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
 }
 
 /// Sends a signal to a child.
-pub fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
@@ -111,7 +115,7 @@ pub fn signal(child: &Child, sig: &str) {
 }
 
 /// The JSON lines of an events file.
-pub fn events(text: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()

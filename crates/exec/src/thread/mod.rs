@@ -51,6 +51,9 @@ pub struct PoolConfig {
     pub keep_alive: Duration,
     /// The most attempts a thread takes at once.
     pub chunk: usize,
+    /// Whether an idle thread spins a little before it sleeps (worth it
+    /// when attempts are short and come in streams).
+    pub spin: bool,
 }
 
 impl PoolConfig {
@@ -63,6 +66,7 @@ impl PoolConfig {
             max_threads: threads,
             keep_alive: Duration::from_secs(3600),
             chunk: 32,
+            spin: true,
         }
     }
 
@@ -75,6 +79,7 @@ impl PoolConfig {
             max_threads: max.max(1),
             keep_alive: Duration::from_secs(10),
             chunk: 1,
+            spin: false,
         }
     }
 }
@@ -349,7 +354,8 @@ impl Inner {
             // Spin a little first: work usually comes back within microseconds.
             sh.idle += 1;
             drop(sh);
-            let woke = spin_until(|| self.pending_hint.load(Ordering::Relaxed) > 0);
+            let woke =
+                self.cfg.spin && spin_until(|| self.pending_hint.load(Ordering::Relaxed) > 0);
             sh = lock(&self.shared);
             if woke || !sh.pending.is_empty() || sh.shutdown {
                 sh.idle -= 1;
