@@ -96,7 +96,6 @@ pub(crate) struct ExecArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "COMMAND"
     )]
     command: Vec<String>,

@@ -358,3 +358,13 @@ fn halt_soon_starts_no_more_jobs_after_the_first_dead_one() {
     r.code(1);
     assert_eq!(sorted(&r.stdout), ["r1", "r2", "r3"]);
 }
+
+#[test]
+fn options_end_where_the_command_begins() {
+    // `-j2` is runyard's; `-x` and `-c` after the command are the command's.
+    let r = exec(&["-k", "-j2", "printf", "%s-%s\n", "-x", "{}"], "1\n2\n");
+    r.code(0);
+    assert_eq!(r.stdout, "-x-1\n-x-2\n");
+    let r = exec(&["-j2", "true"], "1\n2\n3\n");
+    r.code(0);
+}
