@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Describe(DescribeArgs),
     /// Run a benchmark workload (see BENCH.md); prints one JSON line.
     Bench(crate::bench::BenchArgs),
+    /// The worker role of `--mode process` (started by runyard itself).
+    #[command(name = "__worker", hide = true)]
+    Worker,
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -72,6 +75,23 @@ pub(crate) struct JobFlags {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// How worker processes (`--mode process`, isolated tasks) are kept.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ProcessFlags {
+    /// Replace a worker process after it has run N attempts.
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one)]
+    pub(crate) max_jobs_per_worker: Option<u64>,
+
+    /// Replace a worker process whose resident memory grows above SIZE (e.g. 512M, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_worker_rss: Option<u64>,
+
+    /// Limit each worker process's memory to SIZE (its address space): an
+    /// allocation past it fails the attempt, not the run.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) worker_memory_limit: Option<u64>,
+}
+
 #[derive(Debug, Args)]
 #[command(after_long_help = crate::jobs::SYNTAX_HELP)]
 pub(crate) struct RunArgs {
@@ -87,6 +107,9 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) flags: JobFlags,
+
+    #[command(flatten)]
+    pub(crate) process: ProcessFlags,
 
     /// Attempts running at once (in thread mode, the pool's size); default: the cores.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
@@ -148,4 +171,37 @@ pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {
 pub(crate) fn parse_at_least_one_u32(s: &str) -> Result<u32, String> {
     let n = parse_at_least_one(s)?;
     u32::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+impl ProcessFlags {
+    /// No limits, no recycling.
+    pub(crate) fn none() -> ProcessFlags {
+        ProcessFlags::default()
+    }
+}
+
+/// Reads a size: a number of bytes, or with a unit K, M, G (powers of 1024;
+/// `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB` too).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (expected e.g. 512M or 2G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}` (expected K, M or G)"
+            ))
+        }
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("`{s}` must be a size above zero")),
+        Some(b) => Ok(b),
+    }
 }

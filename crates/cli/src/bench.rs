@@ -56,6 +56,14 @@ enum Workload {
     },
     /// SEED: the original design's demo, 4 `cpu` + 4 `io` jobs in auto mode.
     Seed,
+    /// B5: N no-op jobs submitted one by one, process mode, WORKERS worker
+    /// processes (started before the timing, as the peers' pools are).
+    NoopProcess {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// B6: N `shell` jobs running `true`, PARALLEL at a time.
     Shell {
         #[arg(long, default_value_t = 2000)]
@@ -156,6 +164,7 @@ fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> Engine {
         EngineConfig {
             mode,
             concurrency: j,
+            process: crate::process_config(&crate::args::ProcessFlags::none(), j),
             ..EngineConfig::default()
         },
     )
@@ -278,6 +287,46 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 n,
                 wall,
                 json!({"parallel": parallel}),
+            );
+        }
+        Workload::NoopProcess { n, workers } => {
+            if workers == 0 {
+                return Err(UsageError("--workers must be at least 1".into()).into());
+            }
+            let e = engine(&registry, Mode::Process, Some(workers));
+            let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+            let run = e.start(Arc::clone(&queue), Vec::new());
+            // Warm the pool: its workers start with the first jobs.
+            let t = Instant::now();
+            let noop = JobSpec::new("noop");
+            for _ in 0..workers * 4 {
+                run.submit(&noop)?;
+            }
+            while queue.counts()?.succeeded < (workers * 4) as u64 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let pool_start = t.elapsed();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                run.submit(&noop)?;
+            }
+            run.close();
+            let out = run.wait();
+            let wall = t0.elapsed();
+            if let Some(e) = out.error {
+                return Err(e.into());
+            }
+            let c = queue.counts()?;
+            let total = n + (workers * 4) as u64;
+            if c.succeeded != total {
+                bail!("only {} of {total} jobs succeeded ({c:?})", c.succeeded);
+            }
+            emit(
+                "B5 noop-process",
+                "runyard",
+                n,
+                wall,
+                json!({"workers": workers, "pool_start_s": round6(pool_start.as_secs_f64())}),
             );
         }
         Workload::Seed => {

@@ -93,11 +93,7 @@ pub(crate) struct ExecArgs {
     grace: Duration,
 
     /// The command and its arguments, then optionally `::: INPUT...`.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 

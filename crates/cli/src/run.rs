@@ -44,6 +44,7 @@ pub(crate) fn run(
         mode: args.flags.mode.unwrap_or(Mode::Auto),
         concurrency: args.concurrency.map(|j| j as usize),
         grace: args.grace,
+        process: crate::process_config(&args.process, None),
         ..EngineConfig::default()
     };
     let engine = Engine::new(registry, config);

@@ -15,6 +15,7 @@ mod async_exec;
 mod attempt;
 pub mod os;
 mod panic;
+pub mod process;
 mod spin;
 mod thread;
 

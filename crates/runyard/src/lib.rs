@@ -114,6 +114,41 @@ pub mod exec {
     };
 }
 
+/// Worker processes, for `process` mode and isolated tasks.
+///
+/// A binary that runs jobs in `process` mode starts copies of itself as its
+/// workers; each must find the same tasks. So call [`worker::enter_if_worker`]
+/// first thing in `main`:
+///
+/// ```no_run
+/// // First thing in `main`:
+/// runyard::worker::enter_if_worker();
+/// // Then the program as usual; the engine needs a ProcessConfig:
+/// let config = runyard::EngineConfig {
+///     mode: runyard::Mode::Process,
+///     process: Some(runyard::worker::ProcessConfig::current_exe().unwrap()),
+///     ..runyard::EngineConfig::default()
+/// };
+/// # let _ = config;
+/// ```
+pub mod worker {
+    pub use runyard_exec::process::{
+        enter_if_worker_with, is_worker, run_worker, ProcessConfig, WORKER_ENV,
+    };
+
+    /// In a worker process, runs the worker role with the tasks linked into
+    /// this binary (`Registry::linked()`) and exits; elsewhere returns at once.
+    pub fn enter_if_worker() {
+        enter_if_worker_with(|| match crate::Registry::linked() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("runyard worker: {e}");
+                std::process::exit(2);
+            }
+        });
+    }
+}
+
 /// What the macros expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use runyard_core::{JobOptions, Mode};
+use runyard_exec::process::ProcessConfig;
 use runyard_queue::TaskName;
 
 /// Attempts in flight on the async executor at once, unless `-j` says otherwise.
@@ -44,6 +45,9 @@ pub struct EngineConfig {
     /// a place to run it is free: slower, but nothing starts after the
     /// worker loop has decided to stop (`runyard exec --halt`).
     pub prefetch: bool,
+    /// How to start worker processes (for `process` mode and isolated
+    /// tasks); without it, jobs that need them are refused at submit.
+    pub process: Option<ProcessConfig>,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +64,7 @@ impl Default for EngineConfig {
             tasks: None,
             exit_when_drained: true,
             prefetch: true,
+            process: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use runyard_core::{
     AttemptError, AttemptRecord, Ended, Event, GiveUpReason, JobId, JobSettings, Outcome,
     QueuedReason, RetryDecision, TaskIndex, Timestamp,
 };
+use runyard_exec::process::ProcessPool;
 use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
 use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescue, TaskName};
 
@@ -70,6 +71,9 @@ const CANCEL_WAIT: Duration = Duration::from_secs(2);
 /// Attempts handed to the CPU pool per thread: enough that a thread always
 /// has a chunk waiting while the dispatcher records the last one.
 const CPU_PREFETCH: usize = 256;
+/// Attempts handed to the worker processes per worker: room for a batch
+/// in flight and the next one waiting.
+const PROCESS_PREFETCH: usize = 256;
 /// The most jobs claimed in one call.
 const MAX_CLAIM: usize = 4096;
 /// How often a durable queue is polled for jobs another process enqueued.
@@ -111,6 +115,10 @@ pub(crate) struct Dispatcher {
     last_rescue: Instant,
     last_task: Option<(TaskName, TaskIndex)>,
     queue_idle: bool,
+    /// Why the worker processes could not start.
+    process_error: Option<String>,
+    /// Whether event sinks are present (and so might interrupt the run).
+    events_may_interrupt: bool,
 }
 
 impl Dispatcher {
@@ -156,15 +164,16 @@ impl Dispatcher {
                 cpu_threads * CPU_PREFETCH,
                 blocking_threads * 2,
                 async_limit,
-                process_workers * 64,
+                process_workers * PROCESS_PREFETCH,
             ]
         } else {
             [cpu_threads, blocking_threads, async_limit, process_workers]
         };
-        let low_water = [cap[0] / 2, cap[1], cap[2], cap[3]];
+        let low_water = [cap[0] / 2, cap[1], cap[2], cap[3] / 2];
         let threads = [cpu_threads, blocking_threads, async_limit, process_workers];
         let durable = queue.is_durable();
         let tasks = engine.registry.len();
+        let events_may_interrupt = !events.is_empty();
         Dispatcher {
             engine,
             queue,
@@ -194,6 +203,8 @@ impl Dispatcher {
             last_rescue: Instant::now(),
             last_task: None,
             queue_idle: false,
+            process_error: None,
+            events_may_interrupt,
         }
     }
 
@@ -217,6 +228,11 @@ impl Dispatcher {
             self.on_finished(finished);
             if let Err(e) = self.flush_completions() {
                 break Some(e);
+            }
+            // Writing records emits events, and a sink may interrupt (a
+            // halt on the first dead job): look again before claiming.
+            if self.events_may_interrupt {
+                mail.interrupts = mail.interrupts.max(self.inbox.interrupts());
             }
             while seen_interrupts < mail.interrupts {
                 seen_interrupts += 1;
@@ -268,13 +284,16 @@ impl Dispatcher {
         Some(i)
     }
 
-    fn executor(&mut self, lane: Lane) -> &Arc<dyn Executor> {
+    /// The lane's executor, started on first use; `None` when it cannot
+    /// start (worker processes need pipes and threads).
+    fn executor(&mut self, lane: Lane) -> Option<&Arc<dyn Executor>> {
         if self.execs[lane.index()].is_none() {
             let sink = Arc::new(InboxSink {
                 inbox: Arc::clone(&self.inbox),
                 wants_started: !self.events.is_empty(),
             });
             let reg = Arc::clone(&self.engine.registry);
+            let cfg = &self.engine.config;
             let exec: Arc<dyn Executor> = match lane {
                 Lane::Cpu => {
                     let threads = self.threads[Lane::Cpu.index()];
@@ -300,11 +319,24 @@ impl Dispatcher {
                     });
                     Arc::new(AsyncExecutor::new(rt.handle().clone(), reg, sink))
                 }
-                Lane::Process => unreachable!("process lane refused at submit"),
+                Lane::Process => {
+                    let mut pc = cfg
+                        .process
+                        .clone()
+                        .expect("process lane refused at submit without a ProcessConfig");
+                    pc.workers = self.threads[Lane::Process.index()];
+                    match ProcessPool::new(pc, reg, sink) {
+                        Ok(p) => Arc::new(p),
+                        Err(e) => {
+                            self.process_error = Some(e.to_string());
+                            return None;
+                        }
+                    }
+                }
             };
             self.execs[lane.index()] = Some(exec);
         }
-        self.execs[lane.index()].as_ref().expect("just created")
+        self.execs[lane.index()].as_ref()
     }
 
     // ---------------------------------------------------------------- claiming
@@ -448,8 +480,29 @@ impl Dispatcher {
 
     fn submit_batches(&mut self, batches: [Vec<Attempt>; 4]) {
         for (lane, batch) in Lane::ALL.into_iter().zip(batches) {
-            if !batch.is_empty() {
-                self.executor(lane).submit(batch);
+            if batch.is_empty() {
+                continue;
+            }
+            match self.executor(lane) {
+                Some(ex) => ex.submit(batch),
+                None => {
+                    // The executor cannot start: each attempt crashes (and
+                    // is retried per its policy, so the run still ends).
+                    let why = self.process_error.clone().unwrap_or_default();
+                    let now = self.queue.now();
+                    for a in batch {
+                        if let Some(e) = self.running.remove(a.token) {
+                            self.inflight[e.lane.index()] -= 1;
+                            self.global_inflight -= 1;
+                            self.task_running[e.task.0 as usize] -= 1;
+                            let ended = Ended::Crashed {
+                                message: format!("the {lane} cannot start: {why}"),
+                                detail: None,
+                            };
+                            self.end_attempt(e, now, Duration::ZERO, ended);
+                        }
+                    }
+                }
             }
         }
     }

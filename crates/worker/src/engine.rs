@@ -82,12 +82,13 @@ impl Engine {
     pub fn new(registry: impl Into<Arc<Registry>>, config: EngineConfig) -> Engine {
         let registry = registry.into();
         let names: Vec<TaskName> = registry.iter().map(|t| t.task_name()).collect();
+        let process_available = config.process.is_some();
         let mut inner = EngineInner {
             settings: Vec::new(),
             names,
             config,
             registry,
-            process_available: false,
+            process_available,
         };
         inner.settings = (0..inner.names.len())
             .map(|i| inner.resolve(TaskIndex(i as u32), &JobOptions::default()))
@@ -186,7 +187,8 @@ impl EngineInner {
             return Err(SettingsError::Mode(ModeRefused {
                 task: def.name().to_string(),
                 mode: settings.mode,
-                reason: "worker processes are not available in this build".to_string(),
+                reason: "no worker processes are configured (the engine needs a ProcessConfig)"
+                    .to_string(),
             }));
         }
         Ok(Arc::new(settings))

@@ -69,6 +69,12 @@ impl Inbox {
         self.cond.notify_one();
     }
 
+    /// Interrupts so far (an event sink may interrupt while the dispatcher
+    /// writes records: it looks again before it claims more work).
+    pub(crate) fn interrupts(&self) -> u32 {
+        self.lock().interrupts
+    }
+
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.news.store(true, Ordering::SeqCst);

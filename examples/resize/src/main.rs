@@ -2,12 +2,13 @@
 //! jobs of them, and prints what happened to each.
 //!
 //! ```sh
-//! cargo run --release -p runyard-example-resize
+//! cargo run --release -p runyard-example-resize            # auto mode
+//! cargo run --release -p runyard-example-resize -- process # thumbnails in worker processes
 //! ```
 
 use std::time::Duration;
 
-use runyard::{task, Context, Engine, EngineConfig, JobSpec, Params, Registry, TaskError};
+use runyard::{task, Context, Engine, EngineConfig, JobSpec, Mode, Params, Registry, TaskError};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `thumbnail`.
@@ -55,13 +56,28 @@ fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // First thing: in a worker process (process mode starts this binary as
+    // its workers), run the worker role and exit.
+    runyard::worker::enter_if_worker();
+    let mode: Mode = match std::env::args().nth(1) {
+        Some(m) => m.parse()?,
+        None => Mode::Auto,
+    };
     let registry = Registry::linked()?;
-    let engine = Engine::new(registry, EngineConfig::default());
+    let engine = Engine::new(
+        registry,
+        EngineConfig {
+            mode,
+            process: Some(runyard::worker::ProcessConfig::current_exe()?),
+            ..EngineConfig::default()
+        },
+    );
     let mut jobs = Vec::new();
     for (i, image) in ["cat.png", "dog.png", "owl.png"].iter().enumerate() {
         let p = serde_json::json!({"image": image, "width": 64 << i});
         jobs.push(JobSpec::new("thumbnail").params(&p)?);
-        jobs.push(JobSpec::new("upload"));
+        // An async task runs on tokio whatever the run's mode.
+        jobs.push(JobSpec::new("upload").mode(Mode::Auto));
     }
     jobs.push(JobSpec::new("flaky"));
     let report = engine.run(jobs)?;
@@ -77,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let s = &report.summary;
     println!(
-        "{} jobs: {} succeeded, {} dead in {:.0} ms",
+        "{} jobs: {} succeeded, {} dead in {:.0} ms, in {mode} mode",
         s.jobs, s.succeeded, s.dead, s.wall_ms
     );
     Ok(())

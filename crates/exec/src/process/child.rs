@@ -1,0 +1,277 @@
+//! The worker role: what a worker process runs.
+//!
+//! The engine starts the same executable with `RUNYARD_WORKER` in its
+//! environment (set to the engine's pid), the protocol's pipes on file
+//! descriptors 3 and 4, and the shared page on 5. The worker removes the
+//! variable and marks the descriptors close-on-exec (so commands its tasks
+//! start inherit none of them), greets the engine, and runs what it is
+//! sent, one attempt at a time.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::FromRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use runyard_core::{CancelToken, Context, JobParams, Registry, TaskIndex, Timestamp};
+
+use super::protocol::{
+    FrameReader, FromWorker, ToWorker, WireAttempt, WireOutcome, WireResult, VERSION,
+};
+use super::shm::Shm;
+use crate::panic::catch_panic;
+
+/// The environment variable that marks a worker process.
+pub const WORKER_ENV: &str = "RUNYARD_WORKER";
+
+/// How long a result may wait in the worker before it is sent (when the
+/// attempts after it take long; otherwise it goes with its batch).
+const FLUSH_AFTER: Duration = Duration::from_millis(5);
+
+/// Whether this process was started as a worker by a runyard engine.
+pub fn is_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some()
+}
+
+/// In a worker process, runs the worker role with the tasks of `registry`
+/// and exits; elsewhere returns at once. Call it first thing in `main` of
+/// any binary that runs jobs in `process` mode, so the engine can start
+/// that binary as its workers.
+pub fn enter_if_worker_with(registry: impl FnOnce() -> Registry) {
+    if is_worker() {
+        let code = run_worker(&registry());
+        std::process::exit(code);
+    }
+}
+
+fn set_cloexec(fd: i32) {
+    // SAFETY: fcntl on a descriptor this process owns; no memory is touched.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Runs the worker role on descriptors 3 (from the engine), 4 (to it) and
+/// 5 (the shared page) until the engine says to stop or goes away.
+/// Returns the exit code.
+pub fn run_worker(registry: &Registry) -> i32 {
+    let parent = std::env::var(WORKER_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    // Before any other thread starts: commands that tasks run must not
+    // take themselves for workers.
+    std::env::remove_var(WORKER_ENV);
+    // The engine may have died between starting us and our parent-death
+    // signal taking effect.
+    // SAFETY: getppid has no preconditions.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        return 1;
+    }
+    for fd in [3, 4, 5] {
+        set_cloexec(fd);
+    }
+    crate::panic::install_panic_hook();
+    let shm = match Shm::open(5) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("runyard worker {}: no shared page: {e}", std::process::id());
+            return 2;
+        }
+    };
+    // SAFETY: the engine passed these descriptors; nothing else owns them.
+    let (input, output) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
+    match serve(registry, input, output, shm) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("runyard worker {}: {e}", std::process::id());
+            2
+        }
+    }
+}
+
+/// Results on their way to the engine, sent in groups.
+struct Outbox {
+    state: Mutex<Pending>,
+}
+
+struct Pending {
+    file: File,
+    buf: Vec<u8>,
+    /// When the oldest result in `buf` was written there.
+    oldest: Option<Instant>,
+    broken: bool,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, m: &FromWorker, flush: bool) -> io::Result<()> {
+        let mut p = self.lock();
+        m.encode(&mut p.buf);
+        if flush {
+            return Outbox::flush(&mut p);
+        }
+        if p.oldest.is_none() {
+            p.oldest = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn flush(p: &mut Pending) -> io::Result<()> {
+        p.oldest = None;
+        if p.buf.is_empty() {
+            return Ok(());
+        }
+        let r = p.file.write_all(&p.buf);
+        p.buf.clear();
+        if r.is_err() {
+            p.broken = true;
+        }
+        r
+    }
+
+    /// Sends results that have waited `FLUSH_AFTER`, so a long attempt
+    /// never holds back the results of those before it. It looks on its own
+    /// every `FLUSH_AFTER`: the runner never has to wake it.
+    fn flusher(self: Arc<Outbox>) {
+        loop {
+            std::thread::sleep(FLUSH_AFTER);
+            let mut p = self.lock();
+            if p.broken {
+                return;
+            }
+            if p.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+                && Outbox::flush(&mut p).is_err()
+            {
+                // The engine is gone.
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+struct Worker<'a> {
+    registry: &'a Registry,
+    /// The engine's task numbers, mapped to this binary's.
+    tasks: Vec<Option<TaskIndex>>,
+    names: Vec<String>,
+    input: File,
+    reader: FrameReader,
+    out: Arc<Outbox>,
+    shm: Shm,
+}
+
+fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result<()> {
+    let out = Arc::new(Outbox {
+        state: Mutex::new(Pending {
+            file: output,
+            buf: Vec::with_capacity(4096),
+            oldest: None,
+            broken: false,
+        }),
+    });
+    let flusher = Arc::clone(&out);
+    std::thread::Builder::new()
+        .name("runyard-results".into())
+        .spawn(move || flusher.flusher())?;
+    let mut w = Worker {
+        registry,
+        tasks: Vec::new(),
+        names: Vec::new(),
+        input,
+        reader: FrameReader::default(),
+        out,
+        shm,
+    };
+    w.out.push(
+        &FromWorker::Hello {
+            version: VERSION,
+            pid: std::process::id(),
+        },
+        true,
+    )?;
+    loop {
+        let Some(msg) = w.next_message()? else {
+            return Ok(());
+        };
+        match msg {
+            ToWorker::Setup { version, tasks } => {
+                if version != VERSION {
+                    return Err(io::Error::other(format!(
+                        "the engine speaks protocol {version}, this worker {VERSION}"
+                    )));
+                }
+                w.tasks = tasks.iter().map(|n| registry.lookup(n).ok()).collect();
+                w.names = tasks;
+            }
+            ToWorker::Batch(attempts) => w.run_batch(attempts)?,
+            ToWorker::Shutdown => return Ok(()),
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// The next message, blocking; `None` when the engine closed the pipe.
+    fn next_message(&mut self) -> io::Result<Option<ToWorker>> {
+        loop {
+            if let Some(m) = self.reader.next_to_worker().map_err(io::Error::other)? {
+                return Ok(Some(m));
+            }
+            if !self.reader.fill(&mut self.input)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Runs a batch until its end or until the engine stops it.
+    fn run_batch(&mut self, attempts: Vec<WireAttempt>) -> io::Result<()> {
+        let n = attempts.len();
+        for (i, a) in attempts.into_iter().enumerate() {
+            if !self.shm.begin(i as u64, Timestamp::now().as_micros()) {
+                break;
+            }
+            let result = self.run_one(a);
+            self.shm.end(i as u64);
+            self.out.push(&FromWorker::Result(result), i + 1 == n)?;
+        }
+        // A stopped batch: what ran is reported now.
+        let mut p = self.out.lock();
+        Outbox::flush(&mut p)
+    }
+
+    fn run_one(&self, a: WireAttempt) -> WireResult {
+        let started_at = Timestamp::now();
+        let start = Instant::now();
+        let outcome = match self.tasks.get(a.task as usize).copied().flatten() {
+            None => {
+                let name = self.names.get(a.task as usize).map_or("?", String::as_str);
+                WireOutcome::Failed {
+                    intent: runyard_core::ErrorIntent::Permanent,
+                    message: format!("task `{name}` is not registered in the worker's binary"),
+                    detail: None,
+                }
+            }
+            Some(idx) => {
+                let params = JobParams::from_trusted_json(&a.params);
+                let ctx = Context::new(a.job, a.attempt, CancelToken::new());
+                let task = self.registry.task(idx);
+                match catch_panic(|| task.run_sync(&params, &ctx)) {
+                    Ok(Ok(out)) => WireOutcome::Succeeded(out.as_json().to_string()),
+                    Ok(Err(e)) => WireOutcome::failed(e),
+                    Err(msg) => WireOutcome::Panicked(msg),
+                }
+            }
+        };
+        WireResult {
+            token: a.token,
+            started_at,
+            duration_us: start.elapsed().as_micros() as u64,
+            outcome,
+        }
+    }
+}

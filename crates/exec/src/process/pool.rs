@@ -1,0 +1,873 @@
+//! The engine's side of `process` mode: the pool of worker processes.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use runyard_core::{Ended, Output, Registry, TaskError, Timestamp};
+use serde_json::value::RawValue;
+
+use super::protocol::{
+    FrameReader, FromWorker, ToWorker, WireAttempt, WireOutcome, WireResult, VERSION,
+};
+use super::shm::Shm;
+use super::spawn::{rss_bytes, spawn, Spawned};
+use crate::attempt::{Attempt, Executor, Finished, Sink};
+use crate::os;
+
+/// How a pool of worker processes is started and kept.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// The executable to run as a worker (usually this one).
+    pub program: PathBuf,
+    /// Its arguments (the CLI adds a hidden subcommand; a library binary
+    /// that calls `enter_if_worker` first thing needs none).
+    pub args: Vec<OsString>,
+    /// Worker processes.
+    pub workers: usize,
+    /// The most attempts sent to a worker at once.
+    pub batch: usize,
+    /// Replace a worker after it has run this many attempts.
+    pub max_jobs_per_worker: Option<u64>,
+    /// Replace a worker whose resident set grows above this many bytes.
+    pub max_worker_rss: Option<u64>,
+    /// Limit each worker's address space to this many bytes (RLIMIT_AS):
+    /// an allocation past it fails, and the attempt with it.
+    pub memory_limit: Option<u64>,
+    /// After SIGTERM, how long a worker has before SIGKILL.
+    pub kill_grace: Duration,
+    /// How long a new worker may take to greet the engine.
+    pub startup_timeout: Duration,
+}
+
+impl ProcessConfig {
+    /// Workers that run `program args`, with defaults: one per core,
+    /// batches of up to 64, a grace of one second.
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> ProcessConfig {
+        ProcessConfig {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch: 128,
+            max_jobs_per_worker: None,
+            max_worker_rss: None,
+            memory_limit: None,
+            kill_grace: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Workers that run this executable with no arguments: for a binary
+    /// that calls `enter_if_worker` first thing in `main`.
+    pub fn current_exe() -> io::Result<ProcessConfig> {
+        Ok(ProcessConfig::new(
+            std::env::current_exe()?,
+            Vec::<OsString>::new(),
+        ))
+    }
+}
+
+/// A pool of worker processes that runs sync attempts. See the module docs.
+pub struct ProcessPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ProcessConfig,
+    registry: Arc<Registry>,
+    sink: Arc<dyn Sink>,
+    shared: Mutex<Shared>,
+    work: Condvar,
+    slots: Vec<Arc<Slot>>,
+    /// Worker starts that failed in a row (for backing off).
+    failures: AtomicU32,
+    /// A moving average of attempt durations, in µs: batches help short
+    /// attempts and only unbalance long ones.
+    avg_us: AtomicU64,
+}
+
+/// Above this average attempt duration, attempts go one at a time.
+const LONG_ATTEMPT_US: u64 = 1000;
+
+struct Shared {
+    pending: VecDeque<Attempt>,
+    shutdown: bool,
+}
+
+/// One worker process's place in the pool.
+struct Slot {
+    state: Mutex<SlotState>,
+    wake_r: RawFd,
+    wake_w: RawFd,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The batch in flight: attempts not yet answered, with their place in
+    /// the batch.
+    batch: VecDeque<(u64, Attempt)>,
+    /// The page shared with the current worker.
+    shm: Option<Arc<Shm>>,
+    /// Stop the running attempt (kill the worker) and report it cancelled.
+    cancel: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Slot {
+    fn new() -> io::Result<Slot> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Slot {
+            state: Mutex::new(SlotState::default()),
+            wake_r: fds[0],
+            wake_w: fds[1],
+        })
+    }
+
+    fn wake(&self) {
+        // SAFETY: writing one byte to our own non-blocking pipe; a full pipe
+        // already holds a wake-up.
+        unsafe { libc::write(self.wake_w, [1u8].as_ptr().cast(), 1) };
+    }
+
+    fn drain_wakes(&self) {
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into a local buffer from our own non-blocking pipe.
+        while unsafe { libc::read(self.wake_r, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+
+    /// Stops the batch in flight: nothing more of it starts. Returns the
+    /// attempts that had not started.
+    fn stop_batch(st: &mut SlotState) -> Vec<Attempt> {
+        let Some(shm) = st.shm.as_ref() else {
+            return Vec::new();
+        };
+        if st.batch.is_empty() {
+            return Vec::new();
+        }
+        let started = shm.stop();
+        let mut back = Vec::new();
+        st.batch.retain(|(i, a)| {
+            if *i < started {
+                true
+            } else {
+                back.push(a.clone());
+                false
+            }
+        });
+        back
+    }
+
+    /// The index of the attempt running now, if one is.
+    fn running(st: &SlotState) -> Option<u64> {
+        let (started, finished, _) = st.shm.as_ref()?.progress();
+        (started > finished).then(|| started - 1)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: closing the slot's own pipe.
+        unsafe {
+            libc::close(self.wake_r);
+            libc::close(self.wake_w);
+        }
+    }
+}
+
+/// A live worker process as its supervisor holds it.
+struct Worker {
+    child: Child,
+    pid: u32,
+    to_worker: std::fs::File,
+    from_worker: std::fs::File,
+    reader: FrameReader,
+    shm: Arc<Shm>,
+    jobs: u64,
+}
+
+/// Why a worker is gone.
+enum Gone {
+    Crashed {
+        message: String,
+        detail: serde_json::Value,
+    },
+    TimedOut(Duration),
+    Cancelled,
+}
+
+/// How often a supervisor looks at a batch with timeouts.
+fn check_period(min_timeout: Duration) -> Duration {
+    (min_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
+}
+
+impl ProcessPool {
+    /// A pool running tasks of `registry` in worker processes.
+    pub fn new(
+        cfg: ProcessConfig,
+        registry: Arc<Registry>,
+        sink: Arc<dyn Sink>,
+    ) -> io::Result<ProcessPool> {
+        let workers = cfg.workers.max(1);
+        let slots = (0..workers)
+            .map(|_| Slot::new().map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
+        let inner = Arc::new(Inner {
+            cfg,
+            registry,
+            sink,
+            shared: Mutex::new(Shared {
+                pending: VecDeque::new(),
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            slots,
+            failures: AtomicU32::new(0),
+            avg_us: AtomicU64::new(0),
+        });
+        for (i, slot) in inner.slots.iter().enumerate() {
+            let (inner, slot) = (Arc::clone(&inner), Arc::clone(slot));
+            std::thread::Builder::new()
+                .name(format!("runyard-proc-{i}"))
+                .spawn(move || inner.supervise(&slot))?;
+        }
+        Ok(ProcessPool { inner })
+    }
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("program", &self.inner.cfg.program)
+            .field("workers", &self.inner.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// A supervisor: keeps one worker process running and feeds it.
+    fn supervise(self: Arc<Inner>, slot: &Slot) {
+        // Start at once, so the pool is warm when work arrives.
+        let mut worker = self.start().ok();
+        // Crashes that no running attempt can be blamed for, in a row.
+        let mut blameless = 0;
+        loop {
+            // A worker due for recycling after N jobs gets no more than that.
+            let left = match (self.cfg.max_jobs_per_worker, &worker) {
+                (Some(max), Some(w)) => max.saturating_sub(w.jobs).max(1) as usize,
+                (Some(max), None) => max.max(1) as usize,
+                (None, _) => usize::MAX,
+            };
+            let Some(batch) = self.take_batch(left) else {
+                break;
+            };
+            if worker
+                .as_mut()
+                .is_some_and(|w| w.child.try_wait().ok().flatten().is_some())
+            {
+                // It died while idle: nothing of this batch has run.
+                worker = None;
+            }
+            let mut w = match worker.take() {
+                Some(w) => w,
+                None => match self.start() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        self.fail_batch(batch, &e);
+                        continue;
+                    }
+                },
+            };
+            match self.run_batch(slot, &mut w, batch) {
+                Ok(()) => {
+                    blameless = 0;
+                    if self.should_recycle(&w) {
+                        self.stop(w);
+                    } else {
+                        worker = Some(w);
+                    }
+                }
+                Err(gone) => {
+                    if self.bury(slot, w, gone, blameless >= 3) {
+                        blameless = 0;
+                    } else {
+                        blameless += 1;
+                    }
+                }
+            }
+        }
+        lock(&slot.state).shm = None;
+        if let Some(w) = worker {
+            self.stop(w);
+        }
+    }
+
+    /// The next batch (at most `most` attempts), or `None` when the pool
+    /// shuts down.
+    fn take_batch(&self, most: usize) -> Option<Vec<Attempt>> {
+        let mut sh = lock(&self.shared);
+        loop {
+            if sh.shutdown {
+                return None;
+            }
+            if !sh.pending.is_empty() {
+                let batch = if self.avg_us.load(Ordering::Relaxed) > LONG_ATTEMPT_US {
+                    1
+                } else {
+                    self.cfg.batch.max(1)
+                };
+                let n = (sh.pending.len() / self.slots.len())
+                    .clamp(1, batch)
+                    .min(most);
+                return Some(sh.pending.drain(..n).collect());
+            }
+            sh = self.work.wait(sh).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, attempts: Vec<Attempt>) {
+        if attempts.is_empty() {
+            return;
+        }
+        let mut sh = lock(&self.shared);
+        for a in attempts.into_iter().rev() {
+            sh.pending.push_front(a);
+        }
+        drop(sh);
+        self.work.notify_all();
+    }
+
+    /// Starts a worker and does the handshake.
+    fn start(&self) -> io::Result<Worker> {
+        let failures = self.failures.load(Ordering::Relaxed);
+        if failures > 0 {
+            // Starting fails (a missing binary, a worker that dies at once):
+            // back off instead of spinning.
+            std::thread::sleep(Duration::from_millis(50u64 << failures.min(6)));
+        }
+        let r = self.start_once();
+        match &r {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn start_once(&self) -> io::Result<Worker> {
+        let shm = Arc::new(Shm::create()?);
+        let Spawned {
+            child,
+            to_worker,
+            from_worker,
+        } = spawn(
+            &self.cfg.program,
+            &self.cfg.args,
+            self.cfg.memory_limit,
+            shm.raw_fd(),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot start {}: {e}", self.cfg.program.display()),
+            )
+        })?;
+        let pid = child.id();
+        let mut w = Worker {
+            child,
+            pid,
+            to_worker,
+            from_worker,
+            reader: FrameReader::default(),
+            shm,
+            jobs: 0,
+        };
+        let hello = read_with_deadline(&mut w, Instant::now() + self.cfg.startup_timeout);
+        let fail = |w: &mut Worker, msg: String| {
+            let _ = os::kill_group(w.pid, libc::SIGKILL);
+            let _ = w.child.wait();
+            io::Error::other(msg)
+        };
+        match hello {
+            Ok(Some(FromWorker::Hello { version, .. })) if version == VERSION => {}
+            Ok(Some(FromWorker::Hello { version, .. })) => {
+                return Err(fail(
+                    &mut w,
+                    format!("the worker speaks protocol {version}, the engine {VERSION}: is it the same build?"),
+                ))
+            }
+            Ok(Some(other)) => return Err(fail(&mut w, format!("the worker began with {other:?} instead of a greeting"))),
+            Ok(None) => {
+                let status = w.child.wait().map(os::describe_exit).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "the worker {} before greeting the engine (is `{}` a runyard binary that enters the worker role?)",
+                    status,
+                    self.cfg.program.display()
+                )));
+            }
+            Err(e) => return Err(fail(&mut w, format!("no greeting from the worker: {e}"))),
+        }
+        let mut buf = Vec::new();
+        ToWorker::Setup {
+            version: VERSION,
+            tasks: self.registry.iter().map(|t| t.name().to_string()).collect(),
+        }
+        .encode(&mut buf);
+        if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
+            return Err(fail(
+                &mut w,
+                format!("the worker went away during setup: {e}"),
+            ));
+        }
+        Ok(w)
+    }
+
+    /// Every attempt of a batch that could not start: a crash each (they
+    /// count, and are retried by their policy; a binary that never starts
+    /// makes jobs dead, not a loop).
+    fn fail_batch(&self, batch: Vec<Attempt>, e: &io::Error) {
+        let now = Timestamp::now();
+        self.sink.finished(
+            batch
+                .into_iter()
+                .map(|a| Finished {
+                    token: a.token,
+                    started_at: now,
+                    duration: Duration::ZERO,
+                    ended: Ended::Crashed {
+                        message: format!("no worker process: {e}"),
+                        detail: None,
+                    },
+                })
+                .collect(),
+        );
+    }
+
+    /// Sends a batch and reads its results. `Err` when the worker is gone
+    /// (the batch's unanswered attempts are dealt with by `bury`).
+    fn run_batch(&self, slot: &Slot, w: &mut Worker, batch: Vec<Attempt>) -> Result<(), Gone> {
+        let mut buf = Vec::with_capacity(64 * batch.len());
+        ToWorker::Batch(
+            batch
+                .iter()
+                .map(|a| WireAttempt {
+                    token: a.token,
+                    task: a.task.0,
+                    job: a.job,
+                    attempt: a.number,
+                    params: a.params.as_json().to_string(),
+                })
+                .collect(),
+        )
+        .encode(&mut buf);
+        let period = batch
+            .iter()
+            .filter_map(|a| a.timeout)
+            .min()
+            .map(check_period);
+        w.shm.reset();
+        {
+            let mut st = lock(&slot.state);
+            st.shm = Some(Arc::clone(&w.shm));
+            st.batch
+                .extend(batch.into_iter().enumerate().map(|(i, a)| (i as u64, a)));
+        }
+        if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
+            // The worker is gone before it could read: nothing of this batch ran.
+            let back: Vec<Attempt> = lock(&slot.state).batch.drain(..).map(|(_, a)| a).collect();
+            self.give_back(back);
+            let status = w.child.wait().map(os::describe_exit).unwrap_or_default();
+            return Err(Gone::Crashed {
+                message: format!("the worker {status} ({e})"),
+                detail: serde_json::Value::Null,
+            });
+        }
+        let mut done = Vec::new();
+        loop {
+            {
+                let mut st = lock(&slot.state);
+                if st.batch.is_empty() {
+                    return Ok(());
+                }
+                if std::mem::take(&mut st.cancel) {
+                    let back = Slot::stop_batch(&mut st);
+                    drop(st);
+                    self.give_back(back);
+                    return Err(Gone::Cancelled);
+                }
+                if let Some(t) = self.timed_out(&st) {
+                    return Err(Gone::TimedOut(t));
+                }
+            }
+            match poll2(w.from_worker.as_raw_fd(), slot.wake_r, period) {
+                Ready::Timeout => {}
+                Ready::Wake => slot.drain_wakes(),
+                Ready::Data => match w.reader.fill(&mut w.from_worker) {
+                    Ok(true) => {
+                        if let Err(e) = self.take_results(slot, w, &mut done) {
+                            return Err(Gone::Crashed {
+                                message: e,
+                                detail: serde_json::Value::Null,
+                            });
+                        }
+                        if !done.is_empty() {
+                            self.sink.finished(std::mem::take(&mut done));
+                        }
+                        // A worker that grew too big starts nothing more of
+                        // this batch; the rest comes back, and it is replaced.
+                        if self
+                            .cfg
+                            .max_worker_rss
+                            .is_some_and(|m| rss_bytes(w.pid).is_some_and(|rss| rss > m))
+                        {
+                            let back = Slot::stop_batch(&mut lock(&slot.state));
+                            self.give_back(back);
+                        }
+                    }
+                    Ok(false) | Err(_) => {
+                        let status = w.child.wait();
+                        let (message, detail) = match status {
+                            Ok(s) => {
+                                let (code, signal) = os::exit_parts(s);
+                                (
+                                    format!("the worker process {}", os::describe_exit(s)),
+                                    serde_json::json!({"exit_code": code, "signal": signal, "pid": w.pid}),
+                                )
+                            }
+                            Err(e) => (
+                                format!("the worker process is gone: {e}"),
+                                serde_json::Value::Null,
+                            ),
+                        };
+                        return Err(Gone::Crashed { message, detail });
+                    }
+                },
+            }
+        }
+    }
+
+    /// The timeout of the running attempt, if it has passed.
+    fn timed_out(&self, st: &SlotState) -> Option<Duration> {
+        let shm = st.shm.as_ref()?;
+        let (started, finished, started_us) = shm.progress();
+        if started <= finished {
+            return None;
+        }
+        let (_, a) = st.batch.iter().find(|(i, _)| *i == started - 1)?;
+        let t = a.timeout?;
+        let ran = Timestamp::now().since(Timestamp::from_micros(started_us));
+        (ran >= t).then_some(t)
+    }
+
+    /// Turns the results that have arrived into reports.
+    fn take_results(
+        &self,
+        slot: &Slot,
+        w: &mut Worker,
+        done: &mut Vec<Finished>,
+    ) -> Result<(), String> {
+        let mut st = lock(&slot.state);
+        loop {
+            let r = match w.reader.next_from_worker() {
+                Ok(Some(FromWorker::Result(r))) => r,
+                Ok(Some(other)) => return Err(format!("protocol error: unexpected {other:?}")),
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            // A result for an attempt taken back meanwhile is dropped.
+            let Some(pos) = st.batch.iter().position(|(_, a)| a.token == r.token) else {
+                continue;
+            };
+            let (_, a) = st.batch.remove(pos).expect("found");
+            w.jobs += 1;
+            let avg = self.avg_us.load(Ordering::Relaxed);
+            self.avg_us
+                .store(avg - avg / 8 + r.duration_us / 8, Ordering::Relaxed);
+            let (started_at, duration, ended) = to_ended(r);
+            done.push(Finished {
+                token: a.token,
+                started_at,
+                duration,
+                ended,
+            });
+        }
+    }
+
+    /// A worker is gone (crashed, timed out, or killed to cancel): report
+    /// its running attempt and run the rest of its batch elsewhere. With
+    /// nothing running to blame, the batch's first attempt is blamed only
+    /// when `blame_first` (crashes outside attempts, again and again, must
+    /// not loop). Returns whether an attempt was blamed.
+    fn bury(&self, slot: &Slot, mut w: Worker, gone: Gone, blame_first: bool) -> bool {
+        // Nothing more starts, whatever the worker is doing.
+        w.shm.stop();
+        if matches!(gone, Gone::TimedOut(_) | Gone::Cancelled) {
+            self.kill(&mut w);
+        } else {
+            let _ = os::kill_group(w.pid, libc::SIGKILL);
+            let _ = w.child.wait();
+        }
+        let (started, finished, started_us) = w.shm.progress();
+        let running = (started > finished).then(|| started - 1);
+        let mut rest: VecDeque<(u64, Attempt)> = {
+            let mut st = lock(&slot.state);
+            st.cancel = false;
+            st.shm = None;
+            st.batch.drain(..).collect()
+        };
+        let blamed = match running.and_then(|r| rest.iter().position(|(i, _)| *i == r)) {
+            Some(pos) => rest.remove(pos),
+            None if blame_first => rest.pop_front(),
+            None => None,
+        };
+        if let Some((_, a)) = &blamed {
+            let started_at = Timestamp::from_micros(started_us);
+            let ended = match gone {
+                Gone::Crashed { message, detail } => Ended::Crashed {
+                    message,
+                    detail: (!detail.is_null())
+                        .then(|| serde_json::value::to_raw_value(&detail).ok())
+                        .flatten(),
+                },
+                Gone::TimedOut(t) => Ended::TimedOut(t),
+                Gone::Cancelled => Ended::Cancelled,
+            };
+            self.sink.finished(vec![Finished {
+                token: a.token,
+                started_at,
+                duration: Timestamp::now().since(started_at),
+                ended,
+            }]);
+        }
+        // Not started, or ended with a result that died with the worker:
+        // they run again elsewhere.
+        self.give_back(rest.into_iter().map(|(_, a)| a).collect());
+        blamed.is_some()
+    }
+
+    /// SIGTERM to the worker's process group, SIGKILL after the grace.
+    fn kill(&self, w: &mut Worker) {
+        let _ = os::kill_group(w.pid, libc::SIGTERM);
+        let deadline = Instant::now() + self.cfg.kill_grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = w.child.try_wait() {
+                // The leader is gone; its group may not be.
+                let _ = os::kill_group(w.pid, libc::SIGKILL);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = os::kill_group(w.pid, libc::SIGKILL);
+        let _ = w.child.wait();
+    }
+
+    fn should_recycle(&self, w: &Worker) -> bool {
+        self.cfg.max_jobs_per_worker.is_some_and(|m| w.jobs >= m)
+            || self
+                .cfg
+                .max_worker_rss
+                .is_some_and(|m| rss_bytes(w.pid).is_some_and(|rss| rss > m))
+    }
+
+    /// Asks a worker to exit, and makes sure it does.
+    fn stop(&self, mut w: Worker) {
+        let mut b = Vec::new();
+        ToWorker::Shutdown.encode(&mut b);
+        let _ = super::protocol::write_all(&mut w.to_worker, &b);
+        let deadline = Instant::now() + self.cfg.kill_grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = w.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill(&mut w);
+    }
+}
+
+/// A result as the sink takes it.
+fn to_ended(r: WireResult) -> (Timestamp, Duration, Ended) {
+    let duration = Duration::from_micros(r.duration_us);
+    let ended = match r.outcome {
+        WireOutcome::Succeeded(text) => match Output::from_json(&text) {
+            Ok(out) => Ended::Succeeded(out),
+            Err(e) => Ended::Failed(TaskError::permanent(format!(
+                "the worker sent an unreadable output: {e}"
+            ))),
+        },
+        WireOutcome::Failed {
+            intent,
+            message,
+            detail,
+        } => {
+            let mut e = TaskError::with_intent(intent, message);
+            if let Some(raw) = detail.and_then(|d| RawValue::from_string(d).ok()) {
+                e = e.with_detail(&raw);
+            }
+            Ended::Failed(e)
+        }
+        WireOutcome::Panicked(m) => Ended::Panicked(m),
+    };
+    (r.started_at, duration, ended)
+}
+
+enum Ready {
+    Data,
+    Wake,
+    Timeout,
+}
+
+/// Waits until the worker's pipe or the wake pipe is readable.
+fn poll2(data: RawFd, wake: RawFd, timeout: Option<Duration>) -> Ready {
+    let mut fds = [
+        libc::pollfd {
+            fd: data,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+    loop {
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return Ready::Timeout;
+        }
+        if fds[0].revents != 0 {
+            return Ready::Data;
+        }
+        return Ready::Wake;
+    }
+}
+
+/// Reads one message from a new worker, within a deadline.
+fn read_with_deadline(w: &mut Worker, deadline: Instant) -> io::Result<Option<FromWorker>> {
+    loop {
+        if let Some(m) = w.reader.next_from_worker().map_err(io::Error::other)? {
+            return Ok(Some(m));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        let mut pfd = libc::pollfd {
+            fd: w.from_worker.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe {
+            libc::poll(
+                &mut pfd,
+                1,
+                left.as_millis().clamp(1, i32::MAX as u128) as i32,
+            )
+        };
+        if n > 0 && !w.reader.fill(&mut w.from_worker)? {
+            return Ok(None);
+        }
+    }
+}
+
+impl Executor for ProcessPool {
+    fn submit(&self, batch: Vec<Attempt>) {
+        if batch.is_empty() {
+            return;
+        }
+        lock(&self.inner.shared).pending.extend(batch);
+        self.inner.work.notify_all();
+    }
+
+    fn take_unstarted(&self) -> Vec<Attempt> {
+        let mut out: Vec<Attempt> = lock(&self.inner.shared).pending.drain(..).collect();
+        for slot in &self.inner.slots {
+            out.extend(Slot::stop_batch(&mut lock(&slot.state)));
+        }
+        out
+    }
+
+    fn cancel(&self, token: u64) -> Option<Attempt> {
+        {
+            let mut sh = lock(&self.inner.shared);
+            if let Some(i) = sh.pending.iter().position(|a| a.token == token) {
+                return sh.pending.remove(i);
+            }
+        }
+        for slot in &self.inner.slots {
+            let mut st = lock(&slot.state);
+            let Some(&(idx, _)) = st.batch.iter().find(|(_, a)| a.token == token) else {
+                continue;
+            };
+            // Nothing more of this batch starts; then either it is running
+            // (its worker is stopped), or it never started (given back).
+            let mut back = Slot::stop_batch(&mut st);
+            let mine = back
+                .iter()
+                .position(|a| a.token == token)
+                .map(|i| back.remove(i));
+            if mine.is_none() && Slot::running(&st) == Some(idx) {
+                st.cancel = true;
+                drop(st);
+                slot.wake();
+            } else {
+                drop(st);
+            }
+            self.inner.give_back(back);
+            return mine;
+        }
+        None
+    }
+
+    fn cancel_running(&self) -> Vec<Attempt> {
+        let mut out = self.take_unstarted();
+        for slot in &self.inner.slots {
+            let mut st = lock(&slot.state);
+            out.extend(Slot::stop_batch(&mut st));
+            if Slot::running(&st).is_some() {
+                st.cancel = true;
+                drop(st);
+                slot.wake();
+            }
+        }
+        out
+    }
+
+    fn shutdown(&self) {
+        lock(&self.inner.shared).shutdown = true;
+        self.inner.work.notify_all();
+        for slot in &self.inner.slots {
+            slot.wake();
+        }
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

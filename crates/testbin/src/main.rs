@@ -1,0 +1,139 @@
+//! runyard's test binary: the whole `runyard` command line, with tasks that
+//! misbehave on purpose, for tests that need real crashes in real
+//! processes. Not a tool for users.
+
+use std::io::Write;
+use std::time::Duration;
+
+use runyard::{task, Context, Registry, TaskError};
+use serde::{Deserialize, Serialize};
+
+/// Calls `abort()`.
+#[task(kind = "cpu")]
+fn abort(_: ()) -> Result<(), TaskError> {
+    std::process::abort()
+}
+
+/// Dereferences a null pointer (SIGSEGV).
+#[task(kind = "cpu")]
+fn segv(_: ()) -> Result<(), TaskError> {
+    // SAFETY: not safe at all: this task exists to crash its process.
+    unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+    Ok(())
+}
+
+/// Parameters of `exit`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields, default)]
+struct Exit {
+    code: i32,
+}
+
+impl Default for Exit {
+    fn default() -> Exit {
+        Exit { code: 3 }
+    }
+}
+
+/// Calls `exit(code)`.
+#[task(kind = "cpu")]
+fn exit(p: Exit) -> Result<(), TaskError> {
+    std::process::exit(p.code)
+}
+
+/// Parameters of `alloc`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Alloc {
+    /// Bytes to allocate and touch.
+    mb: u64,
+}
+
+/// Allocates `mb` megabytes and touches every page.
+#[task(kind = "cpu")]
+fn alloc(p: Alloc) -> Result<u64, TaskError> {
+    let mut v: Vec<u8> = Vec::with_capacity((p.mb << 20) as usize);
+    v.resize((p.mb << 20) as usize, 1);
+    Ok(v.iter().step_by(4096).map(|b| *b as u64).sum())
+}
+
+/// Allocates `mb` megabytes and keeps them (a leak): the worker grows.
+#[task(kind = "cpu")]
+fn leak(p: Alloc) -> Result<u32, TaskError> {
+    let v = vec![1u8; (p.mb << 20) as usize];
+    std::mem::forget(v);
+    Ok(std::process::id())
+}
+
+/// Sleeps forever and ignores cancellation.
+#[task(kind = "blocking")]
+fn hang(_: ()) -> Result<(), TaskError> {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Parameters of `spew`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Spew {
+    mb: u64,
+}
+
+/// Prints `mb` megabytes to standard output and to standard error.
+#[task(kind = "cpu")]
+fn spew(p: Spew) -> Result<u64, TaskError> {
+    let line = [b'x'; 1023];
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for _ in 0..(p.mb << 10) {
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+        err.write_all(b"e\n")?;
+    }
+    Ok(p.mb)
+}
+
+/// This process's id.
+#[task(kind = "cpu")]
+fn pid(_: ()) -> Result<u32, TaskError> {
+    Ok(std::process::id())
+}
+
+/// Parameters of `chaos`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Chaos {
+    /// One attempt in `one_in` crashes (which ones is decided by the job
+    /// and the attempt number, so a test can work it out).
+    #[param(min = 1)]
+    one_in: u64,
+}
+
+/// Whether attempt `attempt` of job `job` crashes, for `chaos`.
+pub fn chaos_crashes(job: u64, attempt: u32, one_in: u64) -> bool {
+    let mut x = job.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (attempt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    x.is_multiple_of(one_in)
+}
+
+/// Crashes the process on some attempts (SIGKILL to itself), else succeeds.
+#[task(kind = "cpu")]
+fn chaos(p: Chaos, ctx: &Context) -> Result<u64, TaskError> {
+    if chaos_crashes(ctx.job_id().0, ctx.attempt(), p.one_in) {
+        // SAFETY: kill on our own pid.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    Ok(ctx.job_id().0)
+}
+
+fn main() -> std::process::ExitCode {
+    runyard_cli::main_with(|| {
+        Ok(Registry::builder()
+            .tasks(runyard_builtins::tasks())
+            .linked()
+            .build()?)
+    })
+}
