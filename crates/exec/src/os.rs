@@ -1,8 +1,12 @@
 //! Operating-system helpers for running processes: signal names, exit
-//! statuses as outcomes, killing a process group. Linux and other Unixes.
+//! statuses as outcomes, ending a process group (SIGTERM, then SIGKILL),
+//! the parent-death signal, an address-space limit, and the resident size
+//! of a process. The worker processes of `process` mode and the `shell`
+//! task are built on them. Linux (the parent-death signal and `/proc` are
+//! Linux's; the rest is Unix).
 
 use std::io;
-use std::process::ExitStatus;
+use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +95,77 @@ pub fn terminate_group(pgid: u32, grace: Duration, reaped: Arc<AtomicBool>) {
     }
 }
 
+/// Ends `child`, the leader of its own process group (started with
+/// `process_group(0)`), and its group: SIGTERM to the group, SIGKILL when
+/// the leader has not exited after `grace`, and SIGKILL to what is left of
+/// the group once it has (a member that outlived its leader). Waits for the
+/// leader and returns how it ended.
+pub fn stop_group(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
+    let pgid = child.id();
+    let _ = kill_group(pgid, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + grace;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = kill_group(pgid, libc::SIGKILL);
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // The leader's id stays reserved while its group has members, so this
+    // reaches only stragglers of this group.
+    let _ = kill_group(pgid, libc::SIGKILL);
+    Ok(status)
+}
+
+/// Asks the kernel to send `sig` to this process when the thread that
+/// started it exits (`prctl(PR_SET_PDEATHSIG)`): a process started by an
+/// engine then dies with it, even when the engine is killed with SIGKILL.
+/// Meant for the child side of a fork (`CommandExt::pre_exec`): it is
+/// async-signal-safe. The parent may already be gone by the time this runs:
+/// compare `getppid()` with the expected parent afterwards.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Limits this process's address space to `bytes` (`RLIMIT_AS`, soft and
+/// hard): an allocation past it fails. Async-signal-safe, for
+/// `CommandExt::pre_exec`.
+pub fn limit_address_space(bytes: u64) -> io::Result<()> {
+    let r = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass; nothing else is touched.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The resident set size of process `pid`, in bytes (`VmRSS` in
+/// `/proc/PID/status`); `None` when the process is gone.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +186,47 @@ mod tests {
             exit_parts(ExitStatus::from_raw(libc::SIGABRT)),
             (None, Some("SIGABRT".into()))
         );
+    }
+
+    #[test]
+    fn the_resident_size_of_this_process_is_read() {
+        let rss = rss_bytes(std::process::id()).expect("this process exists");
+        assert!(rss > 0);
+        assert_eq!(rss_bytes(u32::MAX), None);
+    }
+
+    #[test]
+    fn stopping_a_group_kills_its_members_and_escalates_past_an_ignored_term() {
+        use std::os::unix::process::CommandExt;
+        // A leader that ignores SIGTERM, with a member that would outlive it.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 300 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let member: i32 = line.trim().parse().unwrap();
+        let status = stop_group(&mut child, Duration::from_millis(100)).unwrap();
+        assert_eq!(exit_parts(status), (None, Some("SIGKILL".into())));
+        // The member got the group's signals; once reaped by init it is gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{member}/stat")).ok();
+            let gone = state.is_none_or(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'));
+            if gone {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "member {member} survived"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -160,6 +160,8 @@ struct Worker<'a> {
     /// The engine's task numbers, mapped to this binary's.
     tasks: Vec<Option<TaskIndex>>,
     names: Vec<String>,
+    /// Whether the engine wants a `Started` before each result.
+    report_starts: bool,
     input: File,
     reader: FrameReader,
     out: Arc<Outbox>,
@@ -183,6 +185,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
         registry,
         tasks: Vec::new(),
         names: Vec::new(),
+        report_starts: false,
         input,
         reader: FrameReader::default(),
         out,
@@ -200,7 +203,11 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
             return Ok(());
         };
         match msg {
-            ToWorker::Setup { version, tasks } => {
+            ToWorker::Setup {
+                version,
+                tasks,
+                report_starts,
+            } => {
                 if version != VERSION {
                     return Err(io::Error::other(format!(
                         "the engine speaks protocol {version}, this worker {VERSION}"
@@ -208,6 +215,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 }
                 w.tasks = tasks.iter().map(|n| registry.lookup(n).ok()).collect();
                 w.names = tasks;
+                w.report_starts = report_starts;
             }
             ToWorker::Batch(attempts) => w.run_batch(attempts)?,
             ToWorker::Shutdown => return Ok(()),
@@ -232,10 +240,18 @@ impl Worker<'_> {
     fn run_batch(&mut self, attempts: Vec<WireAttempt>) -> io::Result<()> {
         let n = attempts.len();
         for (i, a) in attempts.into_iter().enumerate() {
-            if !self.shm.begin(i as u64, Timestamp::now().as_micros()) {
+            let started_at = Timestamp::now();
+            if !self.shm.begin(i as u64, started_at.as_micros()) {
                 break;
             }
-            let result = self.run_one(a);
+            if self.report_starts {
+                let started = FromWorker::Started {
+                    token: a.token,
+                    at: started_at,
+                };
+                self.out.push(&started, false)?;
+            }
+            let result = self.run_one(a, started_at);
             self.shm.end(i as u64);
             self.out.push(&FromWorker::Result(result), i + 1 == n)?;
         }
@@ -244,8 +260,7 @@ impl Worker<'_> {
         Outbox::flush(&mut p)
     }
 
-    fn run_one(&self, a: WireAttempt) -> WireResult {
-        let started_at = Timestamp::now();
+    fn run_one(&self, a: WireAttempt, started_at: Timestamp) -> WireResult {
         let start = Instant::now();
         let outcome = match self.tasks.get(a.task as usize).copied().flatten() {
             None => {

@@ -18,7 +18,7 @@ use super::protocol::{
     FrameReader, FromWorker, ToWorker, WireAttempt, WireOutcome, WireResult, VERSION,
 };
 use super::shm::Shm;
-use super::spawn::{rss_bytes, spawn, Spawned};
+use super::spawn::{spawn, Spawned};
 use crate::attempt::{Attempt, Executor, Finished, Sink};
 use crate::os;
 
@@ -49,7 +49,7 @@ pub struct ProcessConfig {
 
 impl ProcessConfig {
     /// Workers that run `program args`, with defaults: one per core,
-    /// batches of up to 64, a grace of one second.
+    /// batches of up to 128, a grace of one second.
     pub fn new(
         program: impl Into<PathBuf>,
         args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -91,6 +91,8 @@ struct Inner {
     slots: Vec<Arc<Slot>>,
     /// Worker starts that failed in a row (for backing off).
     failures: AtomicU32,
+    /// Whether the sink wants to hear of each start.
+    report_starts: bool,
     /// A moving average of attempt durations, in µs: batches help short
     /// attempts and only unbalance long ones.
     avg_us: AtomicU64,
@@ -118,8 +120,9 @@ struct SlotState {
     batch: VecDeque<(u64, Attempt)>,
     /// The page shared with the current worker.
     shm: Option<Arc<Shm>>,
-    /// Stop the running attempt (kill the worker) and report it cancelled.
-    cancel: bool,
+    /// The attempt to stop by killing the worker (and report cancelled),
+    /// as soon as it is seen running.
+    cancel: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,8 +211,13 @@ enum Gone {
         message: String,
         detail: serde_json::Value,
     },
-    TimedOut(Duration),
-    Cancelled,
+    TimedOut {
+        token: u64,
+        after: Duration,
+    },
+    Cancelled {
+        token: u64,
+    },
 }
 
 /// How often a supervisor looks at a batch with timeouts.
@@ -228,7 +236,9 @@ impl ProcessPool {
         let slots = (0..workers)
             .map(|_| Slot::new().map(Arc::new))
             .collect::<io::Result<Vec<_>>>()?;
+        let report_starts = sink.wants_started();
         let inner = Arc::new(Inner {
+            report_starts,
             cfg,
             registry,
             sink,
@@ -416,10 +426,16 @@ impl Inner {
             Ok(Some(other)) => return Err(fail(&mut w, format!("the worker began with {other:?} instead of a greeting"))),
             Ok(None) => {
                 let status = w.child.wait().map(os::describe_exit).unwrap_or_default();
+                let program = self.cfg.program.display();
+                let hint = match self.cfg.memory_limit {
+                    Some(b) => format!(
+                        "is its memory limit of {} MiB too low to start it, or is `{program}` not a runyard binary that enters the worker role?",
+                        b >> 20
+                    ),
+                    None => format!("is `{program}` a runyard binary that enters the worker role?"),
+                };
                 return Err(io::Error::other(format!(
-                    "the worker {} before greeting the engine (is `{}` a runyard binary that enters the worker role?)",
-                    status,
-                    self.cfg.program.display()
+                    "the worker {status} before greeting the engine ({hint})"
                 )));
             }
             Err(e) => return Err(fail(&mut w, format!("no greeting from the worker: {e}"))),
@@ -428,6 +444,7 @@ impl Inner {
         ToWorker::Setup {
             version: VERSION,
             tasks: self.registry.iter().map(|t| t.name().to_string()).collect(),
+            report_starts: self.report_starts,
         }
         .encode(&mut buf);
         if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
@@ -499,21 +516,30 @@ impl Inner {
                 detail: serde_json::Value::Null,
             });
         }
-        let mut done = Vec::new();
+        let (mut starts, mut done) = (Vec::new(), Vec::new());
         loop {
             {
                 let mut st = lock(&slot.state);
                 if st.batch.is_empty() {
                     return Ok(());
                 }
-                if std::mem::take(&mut st.cancel) {
-                    let back = Slot::stop_batch(&mut st);
-                    drop(st);
-                    self.give_back(back);
-                    return Err(Gone::Cancelled);
+                if let Some(token) = st.cancel {
+                    match st.batch.iter().find(|(_, a)| a.token == token) {
+                        // Answered meanwhile: nothing to stop.
+                        None => st.cancel = None,
+                        Some(&(i, _)) if Slot::running(&st) == Some(i) => {
+                            st.cancel = None;
+                            let back = Slot::stop_batch(&mut st);
+                            drop(st);
+                            self.give_back(back);
+                            return Err(Gone::Cancelled { token });
+                        }
+                        // Ended: its result is on its way.
+                        Some(_) => {}
+                    }
                 }
-                if let Some(t) = self.timed_out(&st) {
-                    return Err(Gone::TimedOut(t));
+                if let Some((token, after)) = self.timed_out(&st) {
+                    return Err(Gone::TimedOut { token, after });
                 }
             }
             match poll2(w.from_worker.as_raw_fd(), slot.wake_r, period) {
@@ -521,22 +547,24 @@ impl Inner {
                 Ready::Wake => slot.drain_wakes(),
                 Ready::Data => match w.reader.fill(&mut w.from_worker) {
                     Ok(true) => {
-                        if let Err(e) = self.take_results(slot, w, &mut done) {
+                        let taken = self.take_results(slot, w, &mut starts, &mut done);
+                        // Outside the slot's lock, starts before ends, and
+                        // what was read before a bad frame too.
+                        for (token, at) in starts.drain(..) {
+                            self.sink.started(token, at);
+                        }
+                        if !done.is_empty() {
+                            self.sink.finished(std::mem::take(&mut done));
+                        }
+                        if let Err(e) = taken {
                             return Err(Gone::Crashed {
                                 message: e,
                                 detail: serde_json::Value::Null,
                             });
                         }
-                        if !done.is_empty() {
-                            self.sink.finished(std::mem::take(&mut done));
-                        }
                         // A worker that grew too big starts nothing more of
                         // this batch; the rest comes back, and it is replaced.
-                        if self
-                            .cfg
-                            .max_worker_rss
-                            .is_some_and(|m| rss_bytes(w.pid).is_some_and(|rss| rss > m))
-                        {
+                        if self.too_big(w) {
                             let back = Slot::stop_batch(&mut lock(&slot.state));
                             self.give_back(back);
                         }
@@ -563,8 +591,8 @@ impl Inner {
         }
     }
 
-    /// The timeout of the running attempt, if it has passed.
-    fn timed_out(&self, st: &SlotState) -> Option<Duration> {
+    /// The running attempt and its timeout, if it has passed.
+    fn timed_out(&self, st: &SlotState) -> Option<(u64, Duration)> {
         let shm = st.shm.as_ref()?;
         let (started, finished, started_us) = shm.progress();
         if started <= finished {
@@ -573,7 +601,7 @@ impl Inner {
         let (_, a) = st.batch.iter().find(|(i, _)| *i == started - 1)?;
         let t = a.timeout?;
         let ran = Timestamp::now().since(Timestamp::from_micros(started_us));
-        (ran >= t).then_some(t)
+        (ran >= t).then_some((a.token, t))
     }
 
     /// Turns the results that have arrived into reports.
@@ -581,12 +609,19 @@ impl Inner {
         &self,
         slot: &Slot,
         w: &mut Worker,
+        starts: &mut Vec<(u64, Timestamp)>,
         done: &mut Vec<Finished>,
     ) -> Result<(), String> {
         let mut st = lock(&slot.state);
         loop {
             let r = match w.reader.next_from_worker() {
                 Ok(Some(FromWorker::Result(r))) => r,
+                Ok(Some(FromWorker::Started { token, at })) => {
+                    if st.batch.iter().any(|(_, a)| a.token == token) {
+                        starts.push((token, at));
+                    }
+                    continue;
+                }
                 Ok(Some(other)) => return Err(format!("protocol error: unexpected {other:?}")),
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
@@ -618,21 +653,33 @@ impl Inner {
     fn bury(&self, slot: &Slot, mut w: Worker, gone: Gone, blame_first: bool) -> bool {
         // Nothing more starts, whatever the worker is doing.
         w.shm.stop();
-        if matches!(gone, Gone::TimedOut(_) | Gone::Cancelled) {
-            self.kill(&mut w);
-        } else {
-            let _ = os::kill_group(w.pid, libc::SIGKILL);
-            let _ = w.child.wait();
-        }
+        let target = match gone {
+            Gone::TimedOut { token, .. } | Gone::Cancelled { token } => {
+                let _ = os::stop_group(&mut w.child, self.cfg.kill_grace);
+                Some(token)
+            }
+            Gone::Crashed { .. } => {
+                let _ = os::kill_group(w.pid, libc::SIGKILL);
+                let _ = w.child.wait();
+                None
+            }
+        };
         let (started, finished, started_us) = w.shm.progress();
         let running = (started > finished).then(|| started - 1);
         let mut rest: VecDeque<(u64, Attempt)> = {
             let mut st = lock(&slot.state);
-            st.cancel = false;
+            st.cancel = None;
             st.shm = None;
             st.batch.drain(..).collect()
         };
-        let blamed = match running.and_then(|r| rest.iter().position(|(i, _)| *i == r)) {
+        // A timeout or a cancel names its attempt (it may have ended in the
+        // moment before the kill: its result died with the worker); a crash
+        // is the running attempt's.
+        let blamed = match target {
+            Some(token) => rest.iter().position(|(_, a)| a.token == token),
+            None => running.and_then(|r| rest.iter().position(|(i, _)| *i == r)),
+        };
+        let blamed = match blamed {
             Some(pos) => rest.remove(pos),
             None if blame_first => rest.pop_front(),
             None => None,
@@ -646,8 +693,8 @@ impl Inner {
                         .then(|| serde_json::value::to_raw_value(&detail).ok())
                         .flatten(),
                 },
-                Gone::TimedOut(t) => Ended::TimedOut(t),
-                Gone::Cancelled => Ended::Cancelled,
+                Gone::TimedOut { after, .. } => Ended::TimedOut(after),
+                Gone::Cancelled { .. } => Ended::Cancelled,
             };
             self.sink.finished(vec![Finished {
                 token: a.token,
@@ -662,28 +709,15 @@ impl Inner {
         blamed.is_some()
     }
 
-    /// SIGTERM to the worker's process group, SIGKILL after the grace.
-    fn kill(&self, w: &mut Worker) {
-        let _ = os::kill_group(w.pid, libc::SIGTERM);
-        let deadline = Instant::now() + self.cfg.kill_grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = w.child.try_wait() {
-                // The leader is gone; its group may not be.
-                let _ = os::kill_group(w.pid, libc::SIGKILL);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = os::kill_group(w.pid, libc::SIGKILL);
-        let _ = w.child.wait();
+    fn should_recycle(&self, w: &Worker) -> bool {
+        self.cfg.max_jobs_per_worker.is_some_and(|m| w.jobs >= m) || self.too_big(w)
     }
 
-    fn should_recycle(&self, w: &Worker) -> bool {
-        self.cfg.max_jobs_per_worker.is_some_and(|m| w.jobs >= m)
-            || self
-                .cfg
-                .max_worker_rss
-                .is_some_and(|m| rss_bytes(w.pid).is_some_and(|rss| rss > m))
+    /// Whether a worker's resident memory is above `max_worker_rss`.
+    fn too_big(&self, w: &Worker) -> bool {
+        self.cfg
+            .max_worker_rss
+            .is_some_and(|m| os::rss_bytes(w.pid).is_some_and(|rss| rss > m))
     }
 
     /// Asks a worker to exit, and makes sure it does.
@@ -698,7 +732,7 @@ impl Inner {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.kill(&mut w);
+        let _ = os::stop_group(&mut w.child, Duration::ZERO);
     }
 }
 
@@ -831,7 +865,7 @@ impl Executor for ProcessPool {
                 .position(|a| a.token == token)
                 .map(|i| back.remove(i));
             if mine.is_none() && Slot::running(&st) == Some(idx) {
-                st.cancel = true;
+                st.cancel = Some(token);
                 drop(st);
                 slot.wake();
             } else {
@@ -848,8 +882,11 @@ impl Executor for ProcessPool {
         for slot in &self.inner.slots {
             let mut st = lock(&slot.state);
             out.extend(Slot::stop_batch(&mut st));
-            if Slot::running(&st).is_some() {
-                st.cancel = true;
+            let running = Slot::running(&st)
+                .and_then(|r| st.batch.iter().find(|(i, _)| *i == r))
+                .map(|(_, a)| a.token);
+            if let Some(token) = running {
+                st.cancel = Some(token);
                 drop(st);
                 slot.wake();
             }

@@ -12,14 +12,15 @@
 //!
 //! The worker speaks first (`Hello`: the protocol version and its pid); the
 //! engine answers with `Setup` (its task names, so both sides number tasks
-//! alike) or, on a version it does not speak, closes the pipes. Then the
-//! engine sends `Batch`es of attempts and the worker answers each attempt
-//! with one `Result`; results travel in groups (at the end of a batch, or
-//! after at most a millisecond). Which attempt is running at any moment is
-//! not a message: the worker and its supervisor share a page of memory for
-//! it (see `shm`). `Shutdown` asks the worker to exit. A frame that cannot
-//! be decoded is an error for the side that reads it, never a hang: the
-//! engine replaces the worker.
+//! alike, and whether it wants to hear of each start) or, on a version it
+//! does not speak, closes the pipes. Then the engine sends `Batch`es of
+//! attempts and the worker answers each attempt with one `Result`, preceded
+//! by a `Started` when the engine asked for them; these travel in groups
+//! (at the end of a batch, or within `FLUSH_AFTER` of being written). Which
+//! attempt is running at any moment is not a message: the worker and its
+//! supervisor share a page of memory for it (see `shm`). `Shutdown` asks
+//! the worker to exit. A frame that cannot be decoded is an error for the
+//! side that reads it, never a hang: the engine replaces the worker.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -27,7 +28,7 @@ use std::io::{self, Read, Write};
 use runyard_core::{ErrorIntent, JobId, TaskError, Timestamp};
 
 /// The protocol version; both sides must speak the same.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Frames larger than this are refused (a garbled length would otherwise
 /// make the reader wait for gigabytes).
@@ -37,6 +38,7 @@ const HELLO: u8 = 1;
 const SETUP: u8 = 2;
 const BATCH: u8 = 3;
 const RESULT: u8 = 4;
+const STARTED: u8 = 5;
 const SHUTDOWN: u8 = 6;
 
 /// A frame that could not be decoded.
@@ -85,7 +87,12 @@ pub(crate) struct WireResult {
 /// A message from the engine to a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ToWorker {
-    Setup { version: u32, tasks: Vec<String> },
+    Setup {
+        version: u32,
+        tasks: Vec<String>,
+        /// Send a `Started` before each attempt's result.
+        report_starts: bool,
+    },
     Batch(Vec<WireAttempt>),
     Shutdown,
 }
@@ -94,6 +101,7 @@ pub(crate) enum ToWorker {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FromWorker {
     Hello { version: u32, pid: u32 },
+    Started { token: u64, at: Timestamp },
     Result(WireResult),
 }
 
@@ -183,9 +191,14 @@ impl ToWorker {
     /// Appends this message's frame to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            ToWorker::Setup { version, tasks } => {
+            ToWorker::Setup {
+                version,
+                tasks,
+                report_starts,
+            } => {
                 let mut e = Enc::frame(SETUP);
                 e.u32(*version);
+                e.u8(u8::from(*report_starts));
                 e.u32(tasks.len() as u32);
                 for t in tasks {
                     e.str(t);
@@ -213,9 +226,14 @@ impl ToWorker {
         let m = match kind {
             SETUP => {
                 let version = d.u32()?;
+                let report_starts = d.u8()? != 0;
                 let n = d.u32()? as usize;
                 let tasks = (0..n).map(|_| d.str()).collect::<Result<_, _>>()?;
-                ToWorker::Setup { version, tasks }
+                ToWorker::Setup {
+                    version,
+                    tasks,
+                    report_starts,
+                }
             }
             BATCH => {
                 let n = d.u32()? as usize;
@@ -251,6 +269,12 @@ impl FromWorker {
                 let mut e = Enc::frame(HELLO);
                 e.u32(*version);
                 e.u32(*pid);
+                e.finish(out);
+            }
+            FromWorker::Started { token, at } => {
+                let mut e = Enc::frame(STARTED);
+                e.u64(*token);
+                e.i64(at.as_micros());
                 e.finish(out);
             }
             FromWorker::Result(r) => {
@@ -295,6 +319,10 @@ impl FromWorker {
             HELLO => FromWorker::Hello {
                 version: d.u32()?,
                 pid: d.u32()?,
+            },
+            STARTED => FromWorker::Started {
+                token: d.u64()?,
+                at: Timestamp::from_micros(d.i64()?),
             },
             RESULT => {
                 let token = d.u64()?;
@@ -476,6 +504,7 @@ mod tests {
         roundtrip_to(ToWorker::Setup {
             version: VERSION,
             tasks: vec!["cpu".into(), "ünïcode".into()],
+            report_starts: true,
         });
         roundtrip_to(ToWorker::Batch(vec![
             WireAttempt {
@@ -497,6 +526,10 @@ mod tests {
         roundtrip_from(FromWorker::Hello {
             version: 1,
             pid: 42,
+        });
+        roundtrip_from(FromWorker::Started {
+            token: 3,
+            at: Timestamp::from_micros(1_700_000_000_000_001),
         });
         for outcome in [
             WireOutcome::Succeeded("[1,2]".into()),

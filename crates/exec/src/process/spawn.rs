@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::child::WORKER_ENV;
+use crate::os;
 
 /// A pipe's ends, moved above the descriptors a child will use.
 fn pipe() -> io::Result<(RawFd, RawFd)> {
@@ -69,24 +70,9 @@ pub(crate) fn spawn(
                 return Err(io::Error::last_os_error());
             }
             // The worker dies with the engine, even when the engine is killed.
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
+            os::set_parent_death_signal(libc::SIGKILL)?;
             if let Some(bytes) = limit {
-                let r = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: bytes as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &r) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                os::limit_address_space(bytes)?;
             }
             Ok(())
         });
@@ -115,18 +101,4 @@ pub(crate) fn spawn(
         to_worker,
         from_worker,
     })
-}
-
-/// The resident set size of a process, in bytes.
-pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
