@@ -65,7 +65,7 @@ fn registry() -> Registry {
 
 #[derive(Debug)]
 enum Heard {
-    Started(u64),
+    Started(u64, Timestamp),
     Finished(Finished),
 }
 
@@ -79,8 +79,8 @@ impl Sink for Chan {
             let _ = tx.send(Heard::Finished(f));
         }
     }
-    fn started(&self, token: u64, _: Timestamp) {
-        let _ = self.0.lock().unwrap().send(Heard::Started(token));
+    fn started(&self, token: u64, at: Timestamp) {
+        let _ = self.0.lock().unwrap().send(Heard::Started(token, at));
     }
     fn wants_started(&self) -> bool {
         true
@@ -143,7 +143,7 @@ impl Fixture {
     fn started(&mut self, token: u64) {
         self.until(&format!("attempt {token} to start"), |h| {
             h.iter()
-                .any(|x| matches!(x, Heard::Started(t) if *t == token))
+                .any(|x| matches!(x, Heard::Started(t, _) if *t == token))
         });
     }
 
@@ -231,7 +231,7 @@ fn each_attempt_is_started_then_finished_exactly_once() {
         let started = f
             .heard
             .iter()
-            .position(|h| matches!(h, Heard::Started(x) if *x == t));
+            .position(|h| matches!(h, Heard::Started(x, _) if *x == t));
         let finished = f
             .heard
             .iter()
@@ -241,7 +241,7 @@ fn each_attempt_is_started_then_finished_exactly_once() {
         let starts = f
             .heard
             .iter()
-            .filter(|h| matches!(h, Heard::Started(x) if *x == t))
+            .filter(|h| matches!(h, Heard::Started(x, _) if *x == t))
             .count();
         assert_eq!(starts, 1, "attempt {t} started once");
     }
@@ -326,14 +326,16 @@ fn a_timeout_inside_a_batch_is_charged_to_its_attempt() {
     f.finish();
 }
 
-/// Cancels race with ends: attempts are cancelled the moment they are
-/// heard to start (a start is heard within a few milliseconds), while they
-/// end by themselves within a few milliseconds. Each
-/// attempt is then either given back by `cancel` or reported exactly once,
-/// and only attempts that were asked to stop are reported cancelled.
+/// Cancels race with ends: each attempt naps `NAP`, and two in three are
+/// cancelled around the moment they end (from a little before to a little
+/// after). Each attempt is then either given back by `cancel` or reported
+/// exactly once, and only attempts that were asked to stop are reported
+/// cancelled (a cancel that arrives as its attempt ends must not stop the
+/// worker's next attempt).
 fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
+    const NAP: Duration = Duration::from_millis(12);
     let f = Fixture::new(2);
-    let n = 800u64;
+    let n = 400u64;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -342,31 +344,41 @@ fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
         rng
     };
     let attempts: Vec<Attempt> = (1..=n)
-        .map(|t| f.attempt(t, "nap", json!({"us": 2000 + next() % 8000})))
+        .map(|t| f.attempt(t, "nap", json!({"us": NAP.as_micros() as u64})))
         .collect();
-    for chunk in attempts.chunks(20) {
-        f.pool.submit(chunk.to_vec());
-    }
+    f.pool.submit(attempts);
+    // (when, token), soonest last.
+    let mut due: Vec<(Timestamp, u64)> = Vec::new();
     let mut asked = HashSet::new();
     let mut given_back = HashSet::new();
     let mut reported = HashMap::new();
     let deadline = Instant::now() + PATIENCE;
     while (reported.len() + given_back.len()) < n as usize {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match f
-            .rx
-            .recv_timeout(left)
-            .expect("every attempt accounted for")
-        {
-            Heard::Started(t) => {
-                if next() % 3 == 0 {
-                    asked.insert(t);
-                    if f.pool.cancel(t).is_some() {
-                        given_back.insert(t);
-                    }
+        assert!(Instant::now() < deadline, "every attempt accounted for");
+        while let Some(&(when, t)) = due.last() {
+            if Timestamp::now() < when {
+                break;
+            }
+            due.pop();
+            asked.insert(t);
+            if f.pool.cancel(t).is_some() {
+                given_back.insert(t);
+            }
+        }
+        let wait = due.last().map_or(Duration::from_millis(50), |(when, _)| {
+            when.since(Timestamp::now()).min(Duration::from_millis(50))
+        });
+        match f.rx.recv_timeout(wait) {
+            Ok(Heard::Started(t, at)) => {
+                if next() % 3 != 0 {
+                    // From 150 µs before its end to 150 µs after.
+                    let when =
+                        at + NAP - Duration::from_micros(150) + Duration::from_micros(next() % 300);
+                    due.push((when, t));
+                    due.sort_unstable_by(|a, b| b.0.cmp(&a.0));
                 }
             }
-            Heard::Finished(x) => {
+            Ok(Heard::Finished(x)) => {
                 let o = outcome(&x.ended);
                 assert!(
                     reported.insert(x.token, o).is_none(),
@@ -374,6 +386,7 @@ fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
                     x.token
                 );
             }
+            Err(_) => {}
         }
     }
     assert!(
