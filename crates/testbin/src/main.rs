@@ -73,6 +73,24 @@ fn hang(_: ()) -> Result<(), TaskError> {
     }
 }
 
+/// Ignores SIGTERM, starts a `sleep` in its process group (which ignores
+/// SIGTERM too), and hangs: only SIGKILL to the whole group ends them.
+#[task(kind = "blocking")]
+fn stubborn(_: ()) -> Result<(), TaskError> {
+    // SAFETY: setting a signal's disposition to "ignore" touches no memory.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let _sleeper = std::process::Command::new("sleep").arg("3600").spawn()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// This process's id, in a worker process even in `auto` mode.
+#[task(kind = "cpu", isolate)]
+fn isolated_pid(_: ()) -> Result<u32, TaskError> {
+    Ok(std::process::id())
+}
+
 /// Parameters of `spew`.
 #[derive(Debug, Serialize, Deserialize, runyard::Params)]
 #[serde(deny_unknown_fields)]

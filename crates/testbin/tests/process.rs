@@ -1,30 +1,114 @@
 //! Process mode with real processes: every kind of crash costs one attempt,
 //! timeouts kill, workers are recycled, nothing is lost, nothing is left
 //! behind, and no worker outlives a killed engine.
+//!
+//! Every run gets a mark in its environment, which its workers (and what
+//! they start) inherit: after the run, no process with that mark may be
+//! left, whoever became its parent.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runyard-testbin");
 
+const MARK: &str = "RUNYARD_TEST_MARK";
+
+/// The runyard command, marked.
+fn runyard(args: &[&str]) -> (Command, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mark = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env(MARK, &mark).stdin(Stdio::null());
+    (cmd, mark)
+}
+
+/// Running processes (not zombies) that carry `mark`.
+fn marked(mark: &str) -> Vec<u32> {
+    let entry = format!("{MARK}={mark}");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{p}/environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == entry.as_bytes()) && alive(p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Waits until nothing started by the run marked `mark` is left (and on
+/// failure kills what is, so a failed test leaves nothing behind either).
+fn nothing_left(mark: &str) {
+    let start = Instant::now();
+    loop {
+        let left = marked(mark);
+        if left.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            for p in &left {
+                let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+            }
+            panic!("processes of the run left behind: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 struct Ran {
+    /// The engine's process id.
+    pid: u32,
     code: i32,
     stdout: String,
     stderr: String,
 }
 
+/// Runs to the end, then checks that nothing it started is left. Output
+/// goes to files, not pipes: a process left behind holding them would make
+/// reading a pipe wait forever instead of failing the check.
 fn run(args: &[&str]) -> Ran {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
+    let (mut cmd, mark) = runyard(args);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
         .unwrap();
+    let status = wait_for_exit(&mut child, Duration::from_secs(300));
+    nothing_left(&mark);
+    let read = |p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
     Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid: child.id(),
+        code: status.code().unwrap_or(-1),
+        stdout: read(&out),
+        stderr: read(&err),
+    }
+}
+
+/// Waits for `child` to exit, killing it (and failing) past `limit`.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the run did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -77,24 +161,6 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
         .unwrap_or(false)
-}
-
-/// Worker processes of this binary still running anywhere.
-fn workers_alive() -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.starts_with(BIN) && cmd.contains("__worker") && alive(p) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
@@ -161,21 +227,6 @@ fn each_kind_of_crash_costs_one_attempt_and_names_its_cause() {
         "the other jobs run on"
     );
     assert_eq!(r["summary"]["succeeded"], 20);
-    assert!(workers_alive().is_empty() || no_workers_of_finished_runs());
-}
-
-/// Workers of runs that have ended are gone (other tests may be running
-/// their own workers at the same moment, so look for ours by parentage).
-fn no_workers_of_finished_runs() -> bool {
-    workers_alive().iter().all(|p| {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        let ppid: u32 = stat
-            .get(stat.rfind(')').map_or(0, |i| i + 2)..)
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1);
-        alive(ppid) && ppid != 1
-    })
 }
 
 #[test]
@@ -301,7 +352,6 @@ fn ten_thousand_jobs_with_random_crashes_lose_nothing() {
     assert_eq!(s["dead"], dead);
     assert_eq!(s["succeeded"], 10_000 - dead);
     assert_eq!(code, if dead > 0 { 1 } else { 0 });
-    assert!(no_workers_of_finished_runs());
 }
 
 /// The crash rule of the `chaos` task (the same as the binary's).
@@ -352,7 +402,8 @@ fn a_worker_that_dies_between_jobs_is_replaced_and_costs_nothing() {
     let events = d.path().join("events.jsonl");
     // The first attempt fails at once and the retry waits two seconds: the
     // worker is idle meanwhile, and the test kills it.
-    let mut child = Command::new(BIN)
+    let (mut cmd, mark) = runyard(&[]);
+    let mut child = cmd
         .args([
             "run",
             "--mode",
@@ -384,7 +435,11 @@ fn a_worker_that_dies_between_jobs_is_replaced_and_costs_nothing() {
             .code(),
         Some(0)
     );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        wait_for_exit(&mut child, Duration::from_secs(60)).code(),
+        Some(0)
+    );
+    nothing_left(&mark);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let a = attempts(&r["jobs"][0]);
@@ -394,18 +449,19 @@ fn a_worker_that_dies_between_jobs_is_replaced_and_costs_nothing() {
     );
 }
 
-fn spawn_run(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
+fn spawn_run(args: &[&str]) -> (Child, String) {
+    let (mut cmd, mark) = runyard(args);
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    (child, mark)
 }
 
 #[test]
 fn no_worker_outlives_an_engine_killed_with_sigkill() {
-    let mut child = spawn_run(&["run", "--mode", "process", "-j", "2", "hang*4"]);
+    let (mut child, mark) = spawn_run(&["run", "--mode", "process", "-j", "2", "hang*4"]);
     let mut workers = Vec::new();
     wait_until(Duration::from_secs(30), "two workers", || {
         workers = children_of(child.id());
@@ -417,6 +473,7 @@ fn no_worker_outlives_an_engine_killed_with_sigkill() {
     wait_until(Duration::from_secs(10), "the workers to exit", || {
         workers.iter().all(|&w| !alive(w))
     });
+    nothing_left(&mark);
 }
 
 #[test]
@@ -450,13 +507,148 @@ fn a_library_binary_runs_its_own_tasks_in_worker_processes() {
             .success();
         assert!(ok, "building the example");
     }
-    let out = Command::new(&example).arg("process").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Thumbnails say which process made them, the summary which process
+    // ran the engine.
+    let made_by = |mode: &str| {
+        let out = Command::new(&example).arg(mode).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("7 jobs: 7 succeeded"), "{text}");
+        let pid_after = |s: &str, tag: &str| -> u32 {
+            let rest = &s[s.find(tag).unwrap() + tag.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap()
+        };
+        let engine = pid_after(&text, "this is process ");
+        let thumbs: BTreeSet<u32> = text
+            .lines()
+            .filter(|l| l.contains("thumbnail"))
+            .map(|l| pid_after(l, "by process "))
+            .collect();
+        (engine, thumbs)
+    };
+    let (engine, thumbs) = made_by("process");
     assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        !thumbs.is_empty() && !thumbs.contains(&engine),
+        "{thumbs:?}"
     );
-    assert!(text.contains("7 jobs: 7 succeeded"), "{text}");
-    assert!(text.contains("in process mode"), "{text}");
+    let (engine, thumbs) = made_by("thread");
+    assert_eq!(
+        thumbs,
+        BTreeSet::from([engine]),
+        "thread mode stays in the engine"
+    );
+}
+
+#[test]
+fn a_task_deaf_to_sigterm_is_killed_at_its_timeout_with_what_it_started() {
+    // `stubborn` ignores SIGTERM and starts a `sleep` that ignores it too:
+    // only SIGKILL to the process group, after the grace, ends both (the
+    // `sleep` has no parent-death signal: nothing else would end it, and
+    // `report` checks that nothing of the run is left).
+    let (code, r) = report(&[
+        "--timeout",
+        "200ms",
+        "--max-attempts",
+        "1",
+        "stubborn",
+        "noop",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        attempts(&r["jobs"][0]),
+        vec![("timed_out".into(), "timed out after 200ms".into())]
+    );
+    assert_eq!(r["jobs"][1]["state"], "succeeded");
+}
+
+#[test]
+fn an_interrupted_run_cancels_its_running_attempts_and_kills_their_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r.json");
+    let events = d.path().join("events.jsonl");
+    let (mut child, mark) = spawn_run(&[
+        "run",
+        "--mode",
+        "process",
+        "-j",
+        "2",
+        "--grace",
+        "200ms",
+        "hang*4",
+        "--json",
+        out.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    wait_until(Duration::from_secs(30), "two attempts running", || {
+        std::fs::read_to_string(&events)
+            .is_ok_and(|e| e.matches("\"type\":\"running\"").count() == 2)
+    });
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_for_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    nothing_left(&mark);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let jobs = r["jobs"].as_array().unwrap();
+    assert!(jobs.iter().all(|j| j["state"] == "cancelled"), "{jobs:?}");
+    let mut ran: Vec<Vec<(String, String)>> = jobs.iter().map(attempts).collect();
+    ran.sort();
+    let cancelled = vec![("cancelled".to_string(), "cancelled".to_string())];
+    assert_eq!(
+        ran,
+        [vec![], vec![], cancelled.clone(), cancelled],
+        "the two running attempts were cancelled, the others never started"
+    );
+}
+
+#[test]
+fn auto_mode_runs_isolated_tasks_and_jobs_in_worker_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("jobs.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[job]]
+task = "pid"
+
+[[job]]
+task = "pid"
+isolate = true
+
+[[job]]
+task = "isolated_pid"
+
+[[job]]
+task = "isolated_pid"
+isolate = false
+"#,
+    )
+    .unwrap();
+    let ran = run(&["run", "--json", "-", "-f", file.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let engine = u64::from(ran.pid);
+    let r: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let pids: Vec<u64> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["output"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids[0], engine, "a plain job runs in the engine");
+    assert_ne!(
+        pids[1], engine,
+        "a job with isolate = true runs in a worker"
+    );
+    assert_ne!(pids[2], engine, "a task declared isolate runs in a worker");
+    assert_eq!(pids[3], engine, "a job may opt out of its task's isolation");
 }

@@ -23,7 +23,8 @@ struct Thumbnail {
     width: u32,
 }
 
-/// Makes a thumbnail (here: a checksum standing in for the pixels).
+/// Makes a thumbnail (here: a checksum standing in for the pixels), and
+/// says which process made it.
 #[task(kind = "cpu", max_attempts = 2)]
 fn thumbnail(p: Thumbnail, ctx: &Context) -> Result<String, TaskError> {
     let mut x = p.width as u64;
@@ -33,7 +34,12 @@ fn thumbnail(p: Thumbnail, ctx: &Context) -> Result<String, TaskError> {
         }
         x = x.rotate_left(5) ^ b as u64;
     }
-    Ok(format!("{}@{}px:{x:016x}", p.image, p.width))
+    Ok(format!(
+        "{}@{}px:{x:016x} by process {}",
+        p.image,
+        p.width,
+        std::process::id()
+    ))
 }
 
 /// Uploads a thumbnail (an async wait standing in for a network call).
@@ -93,8 +99,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let s = &report.summary;
     println!(
-        "{} jobs: {} succeeded, {} dead in {:.0} ms, in {mode} mode",
-        s.jobs, s.succeeded, s.dead, s.wall_ms
+        "{} jobs: {} succeeded, {} dead in {:.0} ms, in {mode} mode (this is process {})",
+        s.jobs,
+        s.succeeded,
+        s.dead,
+        s.wall_ms,
+        std::process::id()
     );
     Ok(())
 }
