@@ -375,7 +375,7 @@ fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
                     let when =
                         at + NAP - Duration::from_micros(150) + Duration::from_micros(next() % 300);
                     due.push((when, t));
-                    due.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                    due.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
                 }
             }
             Ok(Heard::Finished(x)) => {

@@ -46,12 +46,15 @@ macro_rules! conformance_tests {
             exhausted_jobs_rescued_end_dead,
             rescue_by_worker_ignores_expiry,
             release_does_not_count_an_attempt,
+            a_rescued_claim_that_never_started_does_not_count,
+            a_job_that_kills_workers_before_its_start_is_seen_ends_dead,
             cancel_by_state,
             dead_jobs_can_be_retried_by_hand,
             list_get_and_counts,
             claims_can_be_limited_to_tasks,
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,
+            agrees_with_a_model_step_by_step,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -200,6 +203,7 @@ pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     let id = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
     let c = q.claim("w1", 1, Duration::from_secs(10)).unwrap().remove(0);
+    q.started("w1", &[(c.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(5));
     assert!(
         q.rescue(Rescue::Expired).unwrap().is_empty(),
@@ -229,6 +233,7 @@ pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     let id = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
     let old = q.claim("w1", 1, Duration::from_secs(1)).unwrap().remove(0);
+    q.started("w1", &[(old.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(2));
     q.rescue(Rescue::Expired).unwrap();
     let new = q.claim("w2", 1, LEASE).unwrap().remove(0);
@@ -280,6 +285,9 @@ pub fn retries_wait_for_their_time(make: Factory<'_>) {
     clock.advance(Duration::from_secs(9));
     assert!(q.claim("w", 1, LEASE).unwrap().is_empty());
     clock.advance(Duration::from_secs(1));
+    // Readers see it queued, and a worker told when to look is told now.
+    assert_eq!(q.counts().unwrap().queued, 1);
+    assert!(q.next_due().unwrap().is_some_and(|t| t <= q.now()));
     let again = q.claim("w", 1, LEASE).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2);
@@ -298,6 +306,7 @@ pub fn delayed_jobs_wait_for_run_at(make: Factory<'_>) {
     assert_ne!(c[0].id, id);
     clock.advance(Duration::from_secs(60));
     assert_eq!(q.claim("w", 10, LEASE).unwrap()[0].id, id);
+    assert_eq!(q.next_due().unwrap(), None, "nothing waits");
 }
 
 pub fn idempotency_keys_dedupe(make: Factory<'_>) {
@@ -332,7 +341,8 @@ pub fn idempotency_keys_dedupe(make: Factory<'_>) {
 pub fn exhausted_jobs_rescued_end_dead(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     let id = q.enqueue(vec![job("t", 1, 0)]).unwrap()[0].id();
-    q.claim("w", 1, Duration::from_secs(1)).unwrap();
+    let c = q.claim("w", 1, Duration::from_secs(1)).unwrap().remove(0);
+    q.started("w", &[(c.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(2));
     assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
     assert_eq!(state(&*q, id), JobState::Dead);
@@ -342,8 +352,10 @@ pub fn exhausted_jobs_rescued_end_dead(make: Factory<'_>) {
 pub fn rescue_by_worker_ignores_expiry(make: Factory<'_>) {
     let (_, q) = fresh(make);
     let e = q.enqueue(vec![job("t", 2, 0), job("t", 2, 0)]).unwrap();
-    q.claim("dead-worker", 1, LEASE).unwrap();
-    q.claim("live-worker", 1, LEASE).unwrap();
+    let a = q.claim("dead-worker", 1, LEASE).unwrap().remove(0);
+    let b = q.claim("live-worker", 1, LEASE).unwrap().remove(0);
+    q.started("dead-worker", &[(a.lease(), q.now())]).unwrap();
+    q.started("live-worker", &[(b.lease(), q.now())]).unwrap();
     assert_eq!(
         q.rescue(Rescue::Worker("dead-worker".into())).unwrap(),
         vec![e[0].id()]
@@ -365,6 +377,68 @@ pub fn release_does_not_count_an_attempt(make: Factory<'_>) {
     let again = q.claim("w", 1, LEASE).unwrap().remove(0);
     assert_eq!(again.attempt, 1, "a released claim is not an attempt");
     assert!(q.get(id).unwrap().unwrap().attempts.is_empty());
+}
+
+pub fn a_rescued_claim_that_never_started_does_not_count(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let e = ids(&q.enqueue(vec![job("t", 1, 0), job("t", 1, 0)]).unwrap());
+    let c = q.claim("w", 2, Duration::from_secs(1)).unwrap();
+    // Only the first started before the worker died; the second was claimed ahead.
+    q.started("w", &[(c[0].lease(), q.now())]).unwrap();
+    q.started("someone-else", &[(c[1].lease(), q.now())])
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    let mut rescued = q.rescue(Rescue::Expired).unwrap();
+    rescued.sort();
+    assert_eq!(rescued, e);
+    assert_eq!(state(&*q, e[0]), JobState::Dead, "its one attempt was lost");
+    assert_eq!(
+        q.get(e[0]).unwrap().unwrap().attempts[0].outcome,
+        Outcome::Crashed
+    );
+    assert_eq!(
+        state(&*q, e[1]),
+        JobState::Queued,
+        "never started: back, with its attempt"
+    );
+    assert!(q.get(e[1]).unwrap().unwrap().attempts.is_empty());
+    assert_eq!(q.claim("w2", 1, LEASE).unwrap()[0].attempt, 1);
+}
+
+pub fn a_job_that_kills_workers_before_its_start_is_seen_ends_dead(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let id = ids(&q.enqueue(vec![job("t", 2, 0)]).unwrap())[0];
+    // Two claims may be lost unseen (as many as its attempts)...
+    for round in 1..=2 {
+        let c = q
+            .claim(&format!("w{round}"), 1, Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(
+            c[0].attempt, 1,
+            "round {round}: unseen claims are not attempts"
+        );
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+        assert_eq!(state(&*q, id), JobState::Queued);
+    }
+    // ...then each lost claim counts, until the job is dead.
+    for round in 3..=4 {
+        let c = q
+            .claim(&format!("w{round}"), 1, Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(c[0].attempt, round - 2);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    }
+    let v = q.get(id).unwrap().unwrap();
+    assert_eq!(v.state, JobState::Dead);
+    assert_eq!(v.attempts.len(), 2);
+    assert!(v.attempts.iter().all(|a| a.outcome == Outcome::Crashed));
+    let msg = &v.attempts[0].error.as_ref().unwrap().message;
+    assert!(
+        msg.contains("before this attempt was seen starting"),
+        "{msg}"
+    );
 }
 
 pub fn cancel_by_state(make: Factory<'_>) {
@@ -590,6 +664,9 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
                         .claim(&w, rng.usize(1..8), Duration::from_secs(rng.u64(1..20)))
                         .unwrap()
                     {
+                        if rng.bool() {
+                            q.started(&w, &[(c.lease(), q.now())]).unwrap();
+                        }
                         held.push((w.clone(), c));
                     }
                 }
@@ -685,4 +762,268 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
             );
         }
     }
+}
+
+/// A plain model of the lifecycle, for [`agrees_with_a_model_step_by_step`].
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    pub(super) enum Op {
+        Enqueue { n: u8, max: u32, later: bool },
+        Claim { worker: u8, n: u8, lease: u8 },
+        Start(usize),
+        Finish(usize, u8),
+        Release(usize),
+        Cancel(usize),
+        Heartbeat(usize),
+        Advance(u8),
+        Rescue,
+    }
+
+    pub(super) fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (1u8..4, 1u32..4, proptest::bool::weighted(0.2)).prop_map(|(n, max, later)| Op::Enqueue { n, max, later }),
+            3 => (0u8..2, 1u8..4, 1u8..10).prop_map(|(worker, n, lease)| Op::Claim { worker, n, lease }),
+            2 => any::<usize>().prop_map(Op::Start),
+            3 => (any::<usize>(), 0u8..4).prop_map(|(i, k)| Op::Finish(i, k)),
+            1 => any::<usize>().prop_map(Op::Release),
+            1 => any::<usize>().prop_map(Op::Cancel),
+            1 => any::<usize>().prop_map(Op::Heartbeat),
+            2 => (1u8..8).prop_map(Op::Advance),
+            1 => Just(Op::Rescue),
+        ]
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub(super) enum S {
+        Waiting,
+        Running,
+        Succeeded,
+        Dead,
+        Cancelled,
+    }
+
+    #[derive(Debug, Clone)]
+    pub(super) struct Job {
+        pub(super) id: JobId,
+        pub(super) state: S,
+        pub(super) attempt: u32,
+        pub(super) max: u32,
+        pub(super) ready_at: i64,
+        pub(super) worker: String,
+        pub(super) lease_until: i64,
+        pub(super) started: bool,
+        pub(super) lost: u32,
+        pub(super) outcomes: Vec<Outcome>,
+    }
+
+    impl Job {
+        pub(super) fn holds(&self, worker: &str, attempt: u32) -> bool {
+            self.state == S::Running && self.attempt == attempt && self.worker == worker
+        }
+
+        pub(super) fn state_at(&self, now: i64) -> JobState {
+            match self.state {
+                S::Waiting if self.ready_at > now => JobState::Scheduled,
+                S::Waiting => JobState::Queued,
+                S::Running => JobState::Running,
+                S::Succeeded => JobState::Succeeded,
+                S::Dead => JobState::Dead,
+                S::Cancelled => JobState::Cancelled,
+            }
+        }
+    }
+}
+
+/// Random operations, applied to the queue and to a plain model of the job
+/// lifecycle; after every step each job's state and attempts must agree.
+pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
+    use model::{Job, Op, S};
+    use proptest::prop_assert_eq;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let ops = proptest::collection::vec(model::op(), 1..60);
+    runner
+        .run(&ops, |ops| {
+            let (clock, q) = fresh(make);
+            let mut jobs: Vec<Job> = Vec::new();
+            let mut held: Vec<(String, Lease)> = Vec::new();
+            for op in ops {
+                let now = q.now().as_micros();
+                match op {
+                    Op::Enqueue { n, max, later } => {
+                        let run_at = later.then(|| q.now().saturating_add(Duration::from_secs(5)));
+                        let batch: Vec<NewJob> = (0..n)
+                            .map(|_| NewJob {
+                                run_at,
+                                ..job("t", max, 0)
+                            })
+                            .collect();
+                        for e in q.enqueue(batch).unwrap() {
+                            jobs.push(Job {
+                                id: e.id(),
+                                state: S::Waiting,
+                                attempt: 0,
+                                max,
+                                ready_at: run_at.map_or(now, |t| t.as_micros()),
+                                worker: String::new(),
+                                lease_until: 0,
+                                started: false,
+                                lost: 0,
+                                outcomes: Vec::new(),
+                            });
+                        }
+                    }
+                    Op::Claim { worker, n, lease } => {
+                        let w = format!("w{worker}");
+                        let lease = Duration::from_secs(lease as u64);
+                        let got = q.claim(&w, n as usize, lease).unwrap();
+                        let mut ready: Vec<usize> = (0..jobs.len())
+                            .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
+                            .collect();
+                        ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
+                        ready.truncate(n as usize);
+                        let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
+                        let have: Vec<JobId> = got.iter().map(|c| c.id).collect();
+                        prop_assert_eq!(have, want, "claim order");
+                        for (c, &i) in got.iter().zip(&ready) {
+                            let j = &mut jobs[i];
+                            j.attempt += 1;
+                            j.state = S::Running;
+                            j.worker = w.clone();
+                            j.lease_until = now + lease.as_micros() as i64;
+                            j.started = false;
+                            prop_assert_eq!(c.attempt, j.attempt);
+                            held.push((w.clone(), c.lease()));
+                        }
+                    }
+                    Op::Start(i) if !held.is_empty() => {
+                        let (w, l) = held[i % held.len()].clone();
+                        q.started(&w, &[(l, q.now())]).unwrap();
+                        if let Some(j) = jobs
+                            .iter_mut()
+                            .find(|j| j.id == l.job && j.holds(&w, l.attempt))
+                        {
+                            j.started = true;
+                        }
+                    }
+                    Op::Finish(i, kind) if !held.is_empty() => {
+                        let (w, l) = held.remove(i % held.len());
+                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                        let holds = j.holds(&w, l.attempt);
+                        let (outcome, finish) = match kind {
+                            0 => (Outcome::Succeeded, Finish::Succeeded(Output::none())),
+                            1 if l.attempt < j.max => {
+                                (Outcome::Failed, Finish::Retry { at: q.now() })
+                            }
+                            2 | 1 => (Outcome::Failed, Finish::Dead),
+                            _ => (Outcome::Cancelled, Finish::Cancelled),
+                        };
+                        let r = q
+                            .complete(
+                                &w,
+                                &[Completion {
+                                    lease: l,
+                                    record: record(&*q, l, outcome),
+                                    finish: finish.clone(),
+                                }],
+                            )
+                            .unwrap();
+                        prop_assert_eq!(r[0].is_ok(), holds, "fencing");
+                        if holds {
+                            j.outcomes.push(outcome);
+                            j.state = match finish {
+                                Finish::Succeeded(_) => S::Succeeded,
+                                Finish::Retry { .. } => {
+                                    j.ready_at = now;
+                                    S::Waiting
+                                }
+                                Finish::Dead => S::Dead,
+                                Finish::Cancelled => S::Cancelled,
+                            };
+                        }
+                    }
+                    Op::Release(i) if !held.is_empty() => {
+                        let (w, l) = held.remove(i % held.len());
+                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                        let holds = j.holds(&w, l.attempt);
+                        prop_assert_eq!(q.release(&w, &[l]).unwrap()[0].is_ok(), holds, "fencing");
+                        if holds {
+                            j.attempt -= 1;
+                            j.state = S::Waiting;
+                            j.ready_at = j.ready_at.min(now);
+                        }
+                    }
+                    Op::Cancel(i) if !jobs.is_empty() => {
+                        let n = jobs.len();
+                        let j = &mut jobs[i % n];
+                        let r = q.cancel(&[j.id]).unwrap()[0];
+                        let want = match j.state {
+                            S::Waiting => {
+                                j.state = S::Cancelled;
+                                CancelResult::Cancelled
+                            }
+                            S::Running => CancelResult::Requested,
+                            _ => CancelResult::AlreadyFinished(j.state_at(now)),
+                        };
+                        prop_assert_eq!(r, want);
+                    }
+                    Op::Heartbeat(i) if !held.is_empty() => {
+                        let (w, l) = held[i % held.len()].clone();
+                        let reply = q.heartbeat(&w, &[l], Duration::from_secs(5)).unwrap();
+                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                        let holds = j.holds(&w, l.attempt);
+                        prop_assert_eq!(reply.lost.is_empty(), holds, "heartbeat");
+                        if holds {
+                            j.lease_until = now + 5_000_000;
+                        }
+                    }
+                    Op::Advance(s) => clock.advance(Duration::from_secs(s as u64)),
+                    Op::Rescue => {
+                        let mut got = q.rescue(Rescue::Expired).unwrap();
+                        got.sort();
+                        let mut want = Vec::new();
+                        for j in jobs
+                            .iter_mut()
+                            .filter(|j| j.state == S::Running && j.lease_until < now)
+                        {
+                            want.push(j.id);
+                            if j.started || j.lost >= j.max {
+                                j.outcomes.push(Outcome::Crashed);
+                                j.state = if j.attempt >= j.max {
+                                    S::Dead
+                                } else {
+                                    S::Waiting
+                                };
+                                j.ready_at = now;
+                            } else {
+                                j.attempt -= 1;
+                                j.lost += 1;
+                                j.state = S::Waiting;
+                                j.ready_at = j.ready_at.min(now);
+                            }
+                        }
+                        want.sort();
+                        prop_assert_eq!(got, want, "rescued");
+                    }
+                    _ => {}
+                }
+                let now = q.now().as_micros();
+                for j in &jobs {
+                    let v = q.get(j.id).unwrap().expect("exists");
+                    prop_assert_eq!(v.state, j.state_at(now), "state of job {}", j.id);
+                    let outcomes: Vec<Outcome> = v.attempts.iter().map(|a| a.outcome).collect();
+                    prop_assert_eq!(&outcomes, &j.outcomes, "attempts of job {}", j.id);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
 }

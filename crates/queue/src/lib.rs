@@ -14,6 +14,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{QueueError, QueueErrorKind};
 pub use memory::MemoryQueue;
 pub use queue::{
-    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
+    lost_attempt_message, CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish,
+    HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
 };

@@ -96,8 +96,12 @@ struct Rec {
     attempt: u32,
     max_attempts: u32,
     worker: u32,
-    in_ready: bool,
     cancel_requested: bool,
+    /// Whether the current claim's attempt has started.
+    started: bool,
+    /// Claims undone because their worker died before they were seen
+    /// starting (see [`Queue::rescue`]).
+    lost: u8,
     priority: i32,
     lease_until: i64,
     claimed_at: i64,
@@ -113,10 +117,8 @@ struct Rec {
 struct State {
     chunks: Vec<Vec<Rec>>,
     len: usize,
-    /// Ready jobs by priority (highest first), FIFO within one priority.
-    ready: BTreeMap<Reverse<i32>, VecDeque<u32>>,
-    /// Entries in `ready`.
-    ready_count: usize,
+    /// Ready jobs by priority (highest first), then (ready-at, index).
+    ready: BTreeMap<Reverse<i32>, VecDeque<(i64, u32)>>,
     /// Scheduled jobs by run-at; entries whose job moved on are skipped.
     scheduled: BinaryHeap<Reverse<(i64, u32)>>,
     tasks: Vec<TaskName>,
@@ -148,6 +150,14 @@ impl MemoryQueue {
 
     fn lock_ingress(&self) -> MutexGuard<'_, Ingress> {
         self.ingress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state as a reader should see it: scheduled jobs whose time has
+    /// come are queued.
+    fn lock_due(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        st.promote_due(self.clock.now().as_micros());
+        st
     }
 
     /// The state, with every job of the ingress moved in.
@@ -238,8 +248,9 @@ impl Ingress {
             attempt: 0,
             max_attempts: job.settings.max_attempts,
             worker: 0,
-            in_ready: false,
             cancel_requested: false,
+            started: false,
+            lost: 0,
             priority: job.settings.priority,
             lease_until: 0,
             claimed_at: 0,
@@ -287,20 +298,26 @@ impl State {
         self.rec_mut(i as usize).state = to;
     }
 
+    /// Files job `i` as ready, in (ready-at, id) order within its priority.
+    /// Entries of jobs that moved on since are skipped when popped, so a job
+    /// may be listed more than once; only the entry matching its current
+    /// ready-at counts.
     fn push_ready(&mut self, i: u32) {
-        let rec = self.rec_mut(i as usize);
-        if !rec.in_ready {
-            rec.in_ready = true;
-            let p = rec.priority;
-            self.ready_count += 1;
+        let rec = self.rec(i as usize);
+        let (p, key) = (rec.priority, (rec.ready_at, i));
+        let bucket = match self.ready.last_entry() {
             // Most jobs share one priority: skip the map lookup for it.
-            if let Some(mut last) = self.ready.last_entry() {
-                if last.key().0 == p {
-                    last.get_mut().push_back(i);
-                    return;
-                }
+            Some(last) if last.key().0 == p => last.into_mut(),
+            _ => self.ready.entry(Reverse(p)).or_default(),
+        };
+        match bucket.back() {
+            // Jobs mostly become ready in time order: the back is the place.
+            None => bucket.push_back(key),
+            Some(back) if *back <= key => bucket.push_back(key),
+            Some(_) => {
+                let pos = bucket.partition_point(|e| *e <= key);
+                bucket.insert(pos, key);
             }
-            self.ready.entry(Reverse(p)).or_default().push_back(i);
         }
     }
 
@@ -413,63 +430,31 @@ impl Queue for MemoryQueue {
                 .filter_map(|n| st.tasks.iter().position(|t| t == n).map(|p| p as u32))
                 .collect()
         });
-        let mut skipped: Vec<u32> = Vec::new();
+        let mut skipped: Vec<(i64, u32)> = Vec::new();
         let mut out = Vec::with_capacity(max.min(st.counts.queued as usize));
         let st = &mut *st;
-        while out.len() < max {
+        'buckets: while out.len() < max {
             let Some(mut bucket) = st.ready.first_entry() else {
                 break;
             };
-            let Some(i) = bucket.get_mut().pop_front() else {
-                bucket.remove();
-                continue;
-            };
-            st.ready_count -= 1;
-            let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
-            rec.in_ready = false;
-            if rec.state != JobState::Queued {
-                continue;
-            }
-            if only.as_ref().is_some_and(|o| !o.contains(&rec.task)) {
-                skipped.push(i);
-                continue;
-            }
-            rec.attempt += 1;
-            rec.worker = w;
-            rec.lease_until = until;
-            rec.claimed_at = now;
-            rec.state = JobState::Running;
-            let mut settings = (*rec.settings).clone();
-            settings.max_attempts = rec.max_attempts;
-            out.push(Claimed {
-                id: id_of(i),
-                attempt: rec.attempt,
-                task: st.tasks[rec.task as usize].clone(),
-                params: rec.params.clone(),
-                settings,
-                ready_at: Timestamp::from_micros(rec.ready_at),
-            });
-            st.counts.queued -= 1;
-            st.counts.running += 1;
-            // Take the rest of this bucket without looking it up again.
             while out.len() < max {
-                let Some(i) = bucket.get_mut().pop_front() else {
-                    break;
+                let Some((at, i)) = bucket.get_mut().pop_front() else {
+                    bucket.remove();
+                    continue 'buckets;
                 };
-                st.ready_count -= 1;
                 let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
-                rec.in_ready = false;
-                if rec.state != JobState::Queued {
+                if rec.state != JobState::Queued || rec.ready_at != at {
                     continue;
                 }
                 if only.as_ref().is_some_and(|o| !o.contains(&rec.task)) {
-                    skipped.push(i);
+                    skipped.push((at, i));
                     continue;
                 }
                 rec.attempt += 1;
                 rec.worker = w;
                 rec.lease_until = until;
                 rec.claimed_at = now;
+                rec.started = false;
                 rec.state = JobState::Running;
                 let mut settings = (*rec.settings).clone();
                 settings.max_attempts = rec.max_attempts;
@@ -485,14 +470,25 @@ impl Queue for MemoryQueue {
                 st.counts.running += 1;
             }
         }
-        for i in skipped.into_iter().rev() {
-            let rec = st.rec_mut(i as usize);
-            rec.in_ready = true;
-            let p = rec.priority;
-            st.ready.entry(Reverse(p)).or_default().push_front(i);
-            st.ready_count += 1;
+        // Skipped jobs came off the fronts, in order: back they go.
+        for (at, i) in skipped.into_iter().rev() {
+            let p = st.rec(i as usize).priority;
+            st.ready.entry(Reverse(p)).or_default().push_front((at, i));
         }
         Ok(out)
+    }
+
+    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
+        let mut st = self.lock();
+        let w = st.worker_ids.get(worker).copied();
+        for (l, at) in started {
+            if let Some(i) = st.holds(w, l) {
+                let rec = st.rec_mut(i as usize);
+                rec.started = true;
+                rec.claimed_at = at.as_micros();
+            }
+        }
+        Ok(())
     }
 
     fn heartbeat(
@@ -649,6 +645,17 @@ impl Queue for MemoryQueue {
                 if !hit {
                     continue;
                 }
+                if !rec.started && u32::from(rec.lost) < rec.max_attempts {
+                    // Claimed ahead, never started: undone, not counted.
+                    let i = i as u32;
+                    let ready_at = rec.ready_at;
+                    let r = st.rec_mut(i as usize);
+                    r.attempt -= 1;
+                    r.lost = r.lost.saturating_add(1);
+                    st.make_waiting(i, ready_at.min(now), now);
+                    out.push(id_of(i));
+                    continue;
+                }
                 let worker = &st.workers[rec.worker as usize];
                 let record = AttemptRecord::new(
                     rec.attempt,
@@ -657,9 +664,7 @@ impl Queue for MemoryQueue {
                     Duration::from_micros(now.saturating_sub(rec.claimed_at).max(0) as u64),
                     Duration::from_micros(rec.claimed_at.saturating_sub(rec.ready_at).max(0) as u64),
                     Some(AttemptError {
-                        message: format!(
-                            "lost: worker `{worker}` stopped before recording this attempt"
-                        ),
+                        message: crate::lost_attempt_message(worker, rec.started),
                         permanent: false,
                         detail: None,
                     }),
@@ -701,16 +706,16 @@ impl Queue for MemoryQueue {
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
-        Ok(self.lock().counts)
+        Ok(self.lock_due().counts)
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
-        let st = self.lock();
+        let st = self.lock_due();
         Ok(st.get(id).map(|i| st.view(i)))
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
-        let st = self.lock();
+        let st = self.lock_due();
         let start = filter.after.map_or(0, |a| a.0 as usize);
         let limit = if filter.limit == 0 {
             usize::MAX
@@ -735,7 +740,10 @@ impl Queue for MemoryQueue {
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let mut st = self.lock();
+        let mut st = self.lock_due();
+        if st.counts.queued > 0 {
+            return Ok(Some(self.clock.now()));
+        }
         while let Some(&Reverse((at, i))) = st.scheduled.peek() {
             let rec = st.rec(i as usize);
             if rec.state == JobState::Scheduled && rec.ready_at == at {

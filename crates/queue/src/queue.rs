@@ -8,9 +8,13 @@
 //! fencing token. Every later call about that attempt (`heartbeat`,
 //! `complete`, `release`) carries a [`Lease`] = (job, attempt) and is refused
 //! when the job is no longer running that attempt: a worker whose lease was
-//! taken over can never record an outcome. `rescue` puts running jobs whose
-//! lease expired (or whose worker is known dead) back to `queued`, recording
-//! the lost attempt as `crashed`, or `dead` when that was the last attempt.
+//! taken over can never record an outcome. A worker tells the queue when a
+//! claimed attempt actually starts (`started`): claims are made ahead of
+//! time, and one that never started did not cost an attempt. `rescue` puts
+//! running jobs whose lease expired (or whose worker is known dead) back to
+//! `queued`: an attempt that had started is recorded as `crashed` (and the
+//! job is `dead` when that was its last attempt); a claim that had not
+//! started is simply undone.
 
 use std::fmt;
 use std::sync::Arc;
@@ -272,6 +276,10 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
         tasks: Option<&[TaskName]>,
     ) -> Result<Vec<Claimed>, QueueError>;
 
+    /// Records that these claimed attempts have started (at the given
+    /// times). Leases no longer held are ignored.
+    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError>;
+
     /// Extends `worker`'s leases by `lease` from now.
     fn heartbeat(
         &self,
@@ -304,9 +312,13 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Cancels every queued and scheduled job; returns their ids.
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError>;
 
-    /// Puts running jobs back (see [`Rescue`]); returns their ids. The lost
-    /// attempt is recorded as `crashed`; a job that has used all its
-    /// attempts becomes `dead`.
+    /// Puts running jobs back (see [`Rescue`]); returns their ids. A lost
+    /// attempt that had started is recorded as `crashed`, and a job that
+    /// has used all its attempts becomes `dead`; a claim that had not
+    /// started goes back as if it had never been made, except that a job
+    /// can lose as many unseen claims as it has attempts: the next lost
+    /// claim counts (a job that kills its worker before its start is
+    /// recorded ends dead rather than being retried for ever).
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError>;
 
     /// Puts a dead or cancelled job back to `queued` with a fresh set of
@@ -322,8 +334,9 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Jobs by id, filtered and paged.
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
 
-    /// The earliest run-at among scheduled jobs, for a worker that has
-    /// nothing to do until then.
+    /// When a claim can next find a job: a time not after now if some job
+    /// is queued, the earliest run-at of the scheduled ones otherwise, and
+    /// `None` if no job waits. For a worker with nothing to do until then.
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError>;
 
     /// The queue's clock.
@@ -332,4 +345,19 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Registers a callback for work that may be ready. Queues that cannot
     /// notify (another process enqueued) leave it uncalled; workers poll too.
     fn set_waker(&self, waker: Waker);
+}
+
+/// The error of an attempt whose worker died: `started` if it was seen
+/// starting (otherwise its job outlived as many unseen claims as it has
+/// attempts, and the claim is counted: a job that kills its worker before
+/// the start can be recorded must not run for ever).
+pub fn lost_attempt_message(worker: &str, started: bool) -> String {
+    if started {
+        format!("lost: worker `{worker}` stopped before recording this attempt")
+    } else {
+        format!(
+            "lost: worker `{worker}` stopped before this attempt was seen starting, \
+             as often as the job has attempts"
+        )
+    }
 }

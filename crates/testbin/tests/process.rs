@@ -499,14 +499,14 @@ fn a_job_that_crashes_every_worker_ends_dead_and_the_pool_goes_on() {
 fn a_library_binary_runs_its_own_tasks_in_worker_processes() {
     // The example binary calls `enter_if_worker` and takes a mode argument.
     let example = Path::new(BIN).with_file_name("resize-demo");
-    if !example.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "runyard-example-resize"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "building the example");
-    }
+    // Built every time (quick when up to date): a stale binary would test
+    // old code.
+    let ok = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "runyard-example-resize"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building the example");
     // Thumbnails say which process made them, the summary which process
     // ran the engine.
     let made_by = |mode: &str| {

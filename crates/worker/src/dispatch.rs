@@ -290,7 +290,8 @@ impl Dispatcher {
         if self.execs[lane.index()].is_none() {
             let sink = Arc::new(InboxSink {
                 inbox: Arc::clone(&self.inbox),
-                wants_started: !self.events.is_empty(),
+                // A durable queue is told when claims start (see `on_started`).
+                wants_started: !self.events.is_empty() || self.durable,
             });
             let reg = Arc::clone(&self.engine.registry);
             let cfg = &self.engine.config;
@@ -558,24 +559,40 @@ impl Dispatcher {
 
     // ---------------------------------------------------------------- reports
 
+    /// Attempts that started: their `running` events, and for a durable
+    /// queue a record that they started (claims are made ahead of time; a
+    /// claim lost before it started does not cost an attempt).
     fn on_started(&mut self, started: Vec<(u64, Timestamp)>) {
         if started.is_empty() {
             return;
         }
-        let _order = self.events.lock();
-        for (token, at) in started {
-            let Some(e) = self.running.get_mut(token) else {
-                continue;
-            };
-            e.started_at = Some(at);
-            let (id, attempt, task, ready_at) = (e.id, e.attempt, e.task, e.ready_at);
-            self.events.emit(&Event::Running {
-                job: id,
-                task: &self.engine.names[task.0 as usize],
-                at,
-                attempt,
-                queued_ms: ms(at.since(ready_at)),
-            });
+        let mut marks = Vec::new();
+        {
+            let _order = self.events.lock();
+            for (token, at) in started {
+                let Some(e) = self.running.get_mut(token) else {
+                    continue;
+                };
+                e.started_at = Some(at);
+                let (id, attempt, task, ready_at) = (e.id, e.attempt, e.task, e.ready_at);
+                if self.durable {
+                    marks.push((Lease { job: id, attempt }, at));
+                }
+                if !self.events.is_empty() {
+                    self.events.emit(&Event::Running {
+                        job: id,
+                        task: &self.engine.names[task.0 as usize],
+                        at,
+                        attempt,
+                        queued_ms: ms(at.since(ready_at)),
+                    });
+                }
+            }
+        }
+        // A failure here only loses precision: a claim not known to have
+        // started is undone on rescue instead of counted.
+        if !marks.is_empty() {
+            let _ = self.queue.started(self.worker(), &marks);
         }
     }
 

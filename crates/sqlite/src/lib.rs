@@ -1,0 +1,17 @@
+//! runyard's SQLite queue: a run recorded in one file survives the process
+//! (a crash, a SIGKILL, a reboot) and resumes where it stopped.
+//!
+//! The file is opened in WAL mode with `synchronous = NORMAL`: every
+//! committed claim and outcome survives the process being killed; after a
+//! power loss the last few transactions may be lost (they are re-run, never
+//! double-recorded). Claims and outcomes are written in batches, one
+//! transaction each. Before anything is written to an existing file it is
+//! checked: not an SQLite file, an SQLite file that is not a runyard
+//! queue, a schema from a newer runyard, a read-only file or directory are
+//! each an error, and the file is left untouched.
+
+mod open;
+mod queue;
+
+pub use open::{OpenMode, SCHEMA_VERSION};
+pub use queue::SqliteQueue;

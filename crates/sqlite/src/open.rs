@@ -1,0 +1,203 @@
+//! Opening a state file: checked before anything is written, then migrated.
+
+use std::path::Path;
+
+use runyard_queue::{QueueError, QueueErrorKind};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// What opening a state file may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file if it does not exist.
+    CreateOrOpen,
+    /// The file must exist and be a runyard queue.
+    Existing,
+}
+
+fn err(kind: QueueErrorKind, path: &Path, msg: impl std::fmt::Display) -> QueueError {
+    QueueError::new(kind, format!("{}: {msg}", path.display()))
+}
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> QueueError {
+    use rusqlite::ErrorCode as C;
+    let kind = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => QueueErrorKind::Unavailable,
+            C::ReadOnly => QueueErrorKind::ReadOnly,
+            C::NotADatabase | C::DatabaseCorrupt => QueueErrorKind::Corrupt,
+            _ => QueueErrorKind::Storage,
+        },
+        _ => QueueErrorKind::Storage,
+    };
+    QueueError::with_source(kind, "SQLite", e)
+}
+
+/// Whether this process may write in `dir` (WAL mode needs two files next
+/// to the database).
+fn dir_writable(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: access on a valid NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Opens (or creates) a state file, refusing anything that is not a
+/// runyard queue this build can use, before writing to it.
+pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, QueueError> {
+    let exists = path.exists();
+    if !exists && mode == OpenMode::Existing {
+        return Err(err(
+            QueueErrorKind::InvalidInput,
+            path,
+            "no such state file",
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(err(
+            QueueErrorKind::InvalidInput,
+            path,
+            "its directory does not exist",
+        ));
+    }
+    if exists {
+        let meta = std::fs::metadata(path).map_err(|e| err(QueueErrorKind::Storage, path, e))?;
+        if !meta.is_file() {
+            return Err(err(QueueErrorKind::InvalidInput, path, "not a file"));
+        }
+        if meta.permissions().readonly() {
+            return Err(err(QueueErrorKind::ReadOnly, path, "the file is read-only"));
+        }
+    }
+    if !dir_writable(dir) {
+        return Err(err(
+            QueueErrorKind::ReadOnly,
+            path,
+            format!(
+                "cannot write in {} (a state file needs its directory writable)",
+                dir.display()
+            ),
+        ));
+    }
+    let flags = if exists {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| err(QueueErrorKind::Storage, path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql_err)?;
+    // Read-only checks first: nothing below writes until the file is known.
+    let tables: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .map_err(|e| not_ours(path, e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| not_ours(path, e))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| not_ours(path, e))?
+    };
+    let version: u32 = if tables.iter().any(|t| t == "runyard_meta") {
+        let v: Option<String> = conn
+            .query_row(
+                "SELECT value FROM runyard_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err)?;
+        v.and_then(|v| v.parse().ok()).ok_or_else(|| {
+            err(
+                QueueErrorKind::Corrupt,
+                path,
+                "a runyard state file without a schema version (damaged?)",
+            )
+        })?
+    } else if tables.is_empty() {
+        0
+    } else {
+        return Err(err(
+            QueueErrorKind::Corrupt,
+            path,
+            format!(
+                "an SQLite database, but not a runyard state file (it has tables: {})",
+                tables.join(", ")
+            ),
+        ));
+    };
+    if version > SCHEMA_VERSION {
+        return Err(err(
+            QueueErrorKind::Incompatible,
+            path,
+            format!("written by a newer runyard (schema {version}; this build reads up to {SCHEMA_VERSION})"),
+        ));
+    }
+    if version == 0 && mode == OpenMode::Existing {
+        return Err(err(
+            QueueErrorKind::InvalidInput,
+            path,
+            "holds no runyard queue",
+        ));
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql_err)?;
+    migrate(&conn, version).map_err(sql_err)?;
+    Ok(conn)
+}
+
+fn not_ours(path: &Path, e: rusqlite::Error) -> QueueError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            err(
+                QueueErrorKind::Corrupt,
+                path,
+                "not an SQLite file (or a damaged one)",
+            )
+        }
+        _ => err(QueueErrorKind::Storage, path, e),
+    }
+}
+
+/// Applies the migrations after `from`, each in its own transaction.
+fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let to = i as u32 + 1;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let r = conn.execute_batch(sql).and_then(|_| {
+            conn.execute(
+                "INSERT INTO runyard_meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [to.to_string()],
+            )
+        });
+        match r {
+            Ok(_) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,690 @@
+//! The SQLite queue.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use runyard_core::{
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
+    Outcome, Output, TaskName, Timestamp,
+};
+use runyard_queue::{
+    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
+    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use rustc_hash::FxHashMap;
+
+use crate::open::{open, sql_err, OpenMode};
+
+const WAITING: i64 = 0;
+const RUNNING: i64 = 2;
+const SUCCEEDED: i64 = 3;
+const DEAD: i64 = 4;
+const CANCELLED: i64 = 5;
+
+const CLAIM: &str = include_str!("../sql/claim.sql");
+const CLAIM_TASKS: &str = include_str!("../sql/claim_tasks.sql");
+const FINISH: &str = include_str!("../sql/finish.sql");
+const INSERT_ATTEMPT: &str = include_str!("../sql/insert_attempt.sql");
+const INSERT_JOB: &str = include_str!("../sql/insert_job.sql");
+
+/// A [`Queue`] in an SQLite file.
+pub struct SqliteQueue {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    waker: OnceLock<Waker>,
+    /// Task names as claims return them, shared rather than allocated per job.
+    names: Mutex<FxHashMap<String, TaskName>>,
+}
+
+impl fmt::Debug for SqliteQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteQueue")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+type Tx<'a> = rusqlite::Transaction<'a>;
+
+impl SqliteQueue {
+    /// Opens (or, with [`OpenMode::CreateOrOpen`], creates) the state file at `path`.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<SqliteQueue, QueueError> {
+        SqliteQueue::open_with_clock(path, mode, Arc::new(SystemClock))
+    }
+
+    /// The same, on the given clock.
+    pub fn open_with_clock(
+        path: &Path,
+        mode: OpenMode,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqliteQueue, QueueError> {
+        let conn = open(path, mode)?;
+        Ok(SqliteQueue {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            clock,
+            waker: OnceLock::new(),
+            names: Mutex::new(FxHashMap::default()),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying
+    /// while another process holds the write lock.
+    fn write<T>(&self, f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T, QueueError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let out = f(&tx).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(out)
+    }
+
+    fn now_us(&self) -> i64 {
+        self.clock.now().as_micros()
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+
+    fn task_name(&self, name: String) -> TaskName {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(&name) {
+            Some(n) => n.clone(),
+            None => {
+                let n = TaskName::from(name.as_str());
+                names.insert(name, n.clone());
+                n
+            }
+        }
+    }
+
+    /// The workers holding leases now (for a resume to rescue those known dead).
+    pub fn lease_holders(&self) -> Result<Vec<String>, QueueError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT DISTINCT worker FROM runyard_jobs WHERE state = 2 AND worker IS NOT NULL",
+            )
+            .map_err(sql_err)?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(sql_err)?;
+        rows.collect::<Result<_, _>>().map_err(sql_err)
+    }
+
+    /// A value stored with the run (e.g. how it was started).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, QueueError> {
+        self.lock()
+            .query_row(
+                "SELECT value FROM runyard_meta WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err)
+    }
+
+    /// Stores a value with the run.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), QueueError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO runyard_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        })
+        .map(|_| ())
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    o.as_str()
+}
+
+fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Result<usize> {
+    let e = r.error.as_deref();
+    tx.prepare_cached(INSERT_ATTEMPT)?.execute(params![
+        job.0 as i64,
+        r.number,
+        outcome_name(r.outcome),
+        r.started_at.as_micros(),
+        r.duration().as_micros() as i64,
+        r.queued().as_micros() as i64,
+        e.map(|e| e.message.as_str()),
+        e.is_some_and(|e| e.permanent),
+        e.and_then(|e| e.detail.as_deref()).map(|d| d.get()),
+    ])
+}
+
+fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
+    match code {
+        WAITING if run_at > now => JobState::Scheduled,
+        WAITING => JobState::Queued,
+        RUNNING => JobState::Running,
+        SUCCEEDED => JobState::Succeeded,
+        DEAD => JobState::Dead,
+        _ => JobState::Cancelled,
+    }
+}
+
+fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(i32, i64, Claimed)> {
+    let backoff: String = r.get(5)?;
+    let mode: String = r.get(8)?;
+    let priority: i32 = r.get(7)?;
+    let run_at: i64 = r.get(10)?;
+    let timeout: Option<i64> = r.get(6)?;
+    let c = Claimed {
+        id: JobId(r.get::<_, i64>(0)? as u64),
+        attempt: r.get(1)?,
+        task: q.task_name(r.get(2)?),
+        params: JobParams::from_trusted_json(&r.get::<_, String>(3)?),
+        settings: JobSettings {
+            max_attempts: r.get(4)?,
+            backoff: backoff.parse().unwrap_or(Backoff::DEFAULT_EXPONENTIAL),
+            timeout: timeout.map(|t| Duration::from_micros(t as u64)),
+            priority,
+            mode: mode.parse().unwrap_or(Mode::Auto),
+            isolate: r.get(9)?,
+        },
+        ready_at: Timestamp::from_micros(run_at),
+    };
+    Ok((priority, run_at, c))
+}
+
+impl Queue for SqliteQueue {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let now = self.now_us();
+        let out = self.write(|tx| {
+            let mut insert = tx.prepare_cached(INSERT_JOB)?;
+            let mut find =
+                tx.prepare_cached("SELECT id FROM runyard_jobs WHERE idempotency_key = ?1")?;
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                let s = &j.settings;
+                let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+                let n = insert.execute(params![
+                    j.task.as_str(),
+                    j.params.as_json(),
+                    s.priority,
+                    run_at,
+                    now,
+                    s.max_attempts,
+                    s.backoff.to_string(),
+                    s.timeout.map(|t| t.as_micros() as i64),
+                    s.mode.as_str(),
+                    s.isolate,
+                    j.idempotency_key.as_deref(),
+                ])?;
+                out.push(if n == 1 {
+                    Enqueued::New(JobId(tx.last_insert_rowid() as u64))
+                } else {
+                    let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
+                    Enqueued::Duplicate(JobId(id as u64))
+                });
+            }
+            Ok(out)
+        })?;
+        self.wake();
+        Ok(out)
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let now = self.now_us();
+        let until = now.saturating_add(lease.as_micros() as i64);
+        let filter = tasks.map(|t| {
+            serde_json::to_string(&t.iter().map(|n| n.as_str()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
+        let mut rows = self.write(|tx| {
+            let mut out = Vec::with_capacity(max.min(4096));
+            match &filter {
+                None => {
+                    let mut st = tx.prepare_cached(CLAIM)?;
+                    let mut rows = st.query(params![worker, until, now, max as i64])?;
+                    while let Some(r) = rows.next()? {
+                        out.push(claimed(self, r)?);
+                    }
+                }
+                Some(f) => {
+                    let mut st = tx.prepare_cached(CLAIM_TASKS)?;
+                    let mut rows = st.query(params![worker, until, now, max as i64, f])?;
+                    while let Some(r) = rows.next()? {
+                        out.push(claimed(self, r)?);
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        // RETURNING gives no order: priority, then run-at, then id.
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
+        Ok(rows.into_iter().map(|(_, _, c)| c).collect())
+    }
+
+    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE runyard_jobs SET started = 1, claimed_at = ?1
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
+            )?;
+            for (l, at) in started {
+                st.execute(params![at.as_micros(), l.job.0 as i64, l.attempt, worker])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> Result<HeartbeatReply, QueueError> {
+        let until = self.now_us().saturating_add(lease.as_micros() as i64);
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE runyard_jobs SET lease_until = ?1
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4
+                 RETURNING cancel_requested",
+            )?;
+            let mut reply = HeartbeatReply::default();
+            for l in leases {
+                let cancel: Option<bool> = st
+                    .query_row(params![until, l.job.0 as i64, l.attempt, worker], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                match cancel {
+                    None => reply.lost.push(*l),
+                    Some(true) => reply.cancel_requested.push(*l),
+                    Some(false) => {}
+                }
+            }
+            Ok(reply)
+        })
+    }
+
+    fn complete(
+        &self,
+        worker: &str,
+        done: &[Completion],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        let now = self.now_us();
+        let mut wake = false;
+        let out = self.write(|tx| {
+            let mut finish = tx.prepare_cached(FINISH)?;
+            let mut out = Vec::with_capacity(done.len());
+            for c in done {
+                let (state, run_at, output) = match &c.finish {
+                    Finish::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                    Finish::Retry { at } => (WAITING, at.as_micros(), None),
+                    Finish::Dead => (DEAD, now, None),
+                    Finish::Cancelled => (CANCELLED, now, None),
+                };
+                let n = finish.execute(params![
+                    state,
+                    run_at,
+                    output,
+                    c.lease.job.0 as i64,
+                    c.lease.attempt,
+                    worker
+                ])?;
+                if n == 1 {
+                    insert_attempt(tx, c.lease.job, &c.record)?;
+                    out.push(Ok(()));
+                } else {
+                    out.push(Err(Fenced(c.lease)));
+                }
+            }
+            Ok(out)
+        })?;
+        for (c, r) in done.iter().zip(&out) {
+            wake |= r.is_ok() && matches!(c.finish, Finish::Retry { .. });
+        }
+        if wake {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn release(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        let now = self.now_us();
+        let out = self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE runyard_jobs
+                 SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL, run_at = MIN(run_at, ?1)
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
+            )?;
+            leases
+                .iter()
+                .map(|l| {
+                    let n = st.execute(params![now, l.job.0 as i64, l.attempt, worker])?;
+                    Ok(if n == 1 { Ok(()) } else { Err(Fenced(*l)) })
+                })
+                .collect()
+        })?;
+        self.wake();
+        Ok(out)
+    }
+
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        self.write(|tx| {
+            let mut get =
+                tx.prepare_cached("SELECT state, run_at FROM runyard_jobs WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<(i64, i64)> = get
+                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                out.push(match row {
+                    None => CancelResult::NotFound,
+                    Some((WAITING, _)) => {
+                        tx.execute(
+                            "UPDATE runyard_jobs SET state = 5 WHERE id = ?1",
+                            [id.0 as i64],
+                        )?;
+                        CancelResult::Cancelled
+                    }
+                    Some((RUNNING, _)) => {
+                        tx.execute(
+                            "UPDATE runyard_jobs SET cancel_requested = 1 WHERE id = ?1",
+                            [id.0 as i64],
+                        )?;
+                        CancelResult::Requested
+                    }
+                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        self.write(|tx| {
+            let mut st =
+                tx.prepare("UPDATE runyard_jobs SET state = 5 WHERE state = 0 RETURNING id")?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            let mut ids: Vec<JobId> = rows
+                .map(|r| r.map(|id| JobId(id as u64)))
+                .collect::<Result<_, _>>()?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
+    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
+        let out = self.write(|tx| {
+            type Lost = (i64, u32, u32, String, i64, i64, bool, u32);
+            let lost: Vec<Lost> = {
+                let map = |r: &Row<'_>| -> rusqlite::Result<Lost> {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+                };
+                let cols = "id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims";
+                match &which {
+                    Rescue::Expired => {
+                        let mut st = tx.prepare_cached(&format!(
+                            "SELECT {cols} FROM runyard_jobs WHERE state = 2 AND lease_until < ?1 ORDER BY id"
+                        ))?;
+                        let rows = st.query_map([now], map)?;
+                        rows.collect::<Result<_, _>>()?
+                    }
+                    Rescue::Worker(w) => {
+                        let mut st = tx.prepare_cached(&format!(
+                            "SELECT {cols} FROM runyard_jobs WHERE state = 2 AND worker = ?1 ORDER BY id"
+                        ))?;
+                        let rows = st.query_map([w], map)?;
+                        rows.collect::<Result<_, _>>()?
+                    }
+                }
+            };
+            let mut ids = Vec::with_capacity(lost.len());
+            for (id, attempt, max, worker, claimed_at, run_at, started, lost_claims) in lost {
+                if !started && lost_claims < max {
+                    // Claimed ahead, never started: undone, not counted.
+                    tx.execute(
+                        "UPDATE runyard_jobs SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL,
+                         run_at = MIN(run_at, ?1), lost_claims = lost_claims + 1 WHERE id = ?2",
+                        params![now, id],
+                    )?;
+                } else {
+                    let record = AttemptRecord::new(
+                        attempt,
+                        Outcome::Crashed,
+                        Timestamp::from_micros(claimed_at),
+                        Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
+                        Duration::from_micros(claimed_at.saturating_sub(run_at).max(0) as u64),
+                        Some(AttemptError {
+                            message: runyard_queue::lost_attempt_message(&worker, started),
+                            permanent: false,
+                            detail: None,
+                        }),
+                    );
+                    insert_attempt(tx, JobId(id as u64), &record)?;
+                    let state = if attempt >= max { DEAD } else { WAITING };
+                    tx.execute(
+                        "UPDATE runyard_jobs SET state = ?1, run_at = ?2, worker = NULL, lease_until = NULL WHERE id = ?3",
+                        params![state, now, id],
+                    )?;
+                }
+                ids.push(JobId(id as u64));
+            }
+            Ok(ids)
+        })?;
+        if !out.is_empty() {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.now_us();
+        let n = self.write(|tx| {
+            tx.execute(
+                "UPDATE runyard_jobs SET state = 0, run_at = ?1, max_attempts = attempt + attempts_per_round,
+                 cancel_requested = 0 WHERE id = ?2 AND state IN (4, 5)",
+                params![now, id.0 as i64],
+            )
+        })?;
+        if n == 1 {
+            self.wake();
+        }
+        Ok(n == 1)
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        let now = self.now_us();
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT state, state = 0 AND run_at > ?1, COUNT(*) FROM runyard_jobs GROUP BY 1, 2",
+            )
+            .map_err(sql_err)?;
+        let mut c = Counts::default();
+        let rows = st
+            .query_map([now], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sql_err)?;
+        for row in rows {
+            let (state, later, n) = row.map_err(sql_err)?;
+            let s = match (state, later) {
+                (WAITING, true) => JobState::Scheduled,
+                (s, _) => state_of(s, 0, 1),
+            };
+            *c.get_mut(s) += n as u64;
+        }
+        Ok(c)
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
+        let mut v = self.list(&ListFilter {
+            after: Some(JobId(id.0.saturating_sub(1))),
+            limit: 1,
+            ..ListFilter::default()
+        })?;
+        Ok(v.pop().filter(|j| j.id == id))
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
+        let now = self.now_us();
+        let conn = self.lock();
+        let mut sql = String::from(
+            "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard_jobs WHERE id > ?1",
+        );
+        let (state_code, later) = match filter.state {
+            None => (None, None),
+            Some(JobState::Queued) => (Some(WAITING), Some(false)),
+            Some(JobState::Scheduled) => (Some(WAITING), Some(true)),
+            Some(JobState::Running) => (Some(RUNNING), None),
+            Some(JobState::Succeeded) => (Some(SUCCEEDED), None),
+            Some(JobState::Dead) => (Some(DEAD), None),
+            Some(JobState::Cancelled) => (Some(CANCELLED), None),
+        };
+        if state_code.is_some() {
+            sql.push_str(" AND state = ?2");
+        }
+        match later {
+            Some(true) => sql.push_str(" AND run_at > ?3"),
+            Some(false) => sql.push_str(" AND run_at <= ?3"),
+            None => sql.push_str(" AND ?3 = ?3"),
+        }
+        if filter.task.is_some() {
+            sql.push_str(" AND task = ?4");
+        }
+        sql.push_str(" ORDER BY id LIMIT ?5");
+        let limit = if filter.limit == 0 {
+            i64::MAX
+        } else {
+            filter.limit as i64
+        };
+        let mut st = conn.prepare_cached(&sql).map_err(sql_err)?;
+        let mut bind: Vec<(usize, rusqlite::types::Value)> = vec![
+            (1, (filter.after.map_or(0, |a| a.0) as i64).into()),
+            (3, now.into()),
+            (5, limit.into()),
+        ];
+        if let Some(s) = state_code {
+            bind.push((2, s.into()));
+        }
+        if let Some(t) = &filter.task {
+            bind.push((4, t.clone().into()));
+        }
+        for (i, v) in &bind {
+            st.raw_bind_parameter(*i, v).map_err(sql_err)?;
+        }
+        let mut jobs: Vec<JobView> = Vec::new();
+        let mut rows = st.raw_query();
+        while let Some(r) = rows.next().map_err(sql_err)? {
+            let state: i64 = r.get(3).map_err(sql_err)?;
+            let run_at: i64 = r.get(4).map_err(sql_err)?;
+            let output: Option<String> = r.get(6).map_err(sql_err)?;
+            jobs.push(JobView {
+                id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
+                task: r.get(1).map_err(sql_err)?,
+                params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),
+                state: state_of(state, run_at, now),
+                attempts: Vec::new(),
+                output: output
+                    .and_then(|o| Output::from_json(&o).ok())
+                    .unwrap_or_default(),
+                enqueued_at: Timestamp::from_micros(r.get(5).map_err(sql_err)?),
+            });
+        }
+        drop(rows);
+        if let (Some(first), Some(last)) =
+            (jobs.first().map(|j| j.id.0), jobs.last().map(|j| j.id.0))
+        {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail
+                     FROM runyard_attempts WHERE job BETWEEN ?1 AND ?2 ORDER BY job, n",
+                )
+                .map_err(sql_err)?;
+            let mut rows = st
+                .query(params![first as i64, last as i64])
+                .map_err(sql_err)?;
+            let mut pos = 0;
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                let job = r.get::<_, i64>(0).map_err(sql_err)? as u64;
+                while pos < jobs.len() && jobs[pos].id.0 < job {
+                    pos += 1;
+                }
+                if pos == jobs.len() || jobs[pos].id.0 != job {
+                    continue;
+                }
+                let outcome: String = r.get(2).map_err(sql_err)?;
+                let error: Option<String> = r.get(6).map_err(sql_err)?;
+                let detail: Option<String> = r.get(8).map_err(sql_err)?;
+                let permanent: bool = r.get(7).map_err(sql_err)?;
+                jobs[pos].attempts.push(AttemptRecord::new(
+                    r.get(1).map_err(sql_err)?,
+                    Outcome::from_name(&outcome).unwrap_or(Outcome::Crashed),
+                    Timestamp::from_micros(r.get(3).map_err(sql_err)?),
+                    Duration::from_micros(r.get::<_, i64>(4).map_err(sql_err)?.max(0) as u64),
+                    Duration::from_micros(r.get::<_, i64>(5).map_err(sql_err)?.max(0) as u64),
+                    error.map(|message| AttemptError {
+                        message,
+                        permanent,
+                        detail: detail
+                            .and_then(|d| serde_json::value::RawValue::from_string(d).ok()),
+                    }),
+                ));
+            }
+        }
+        Ok(jobs)
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let t: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT MIN(run_at) FROM runyard_jobs WHERE state = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        Ok(t.map(Timestamp::from_micros))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        let _ = self.waker.set(waker);
+    }
+}

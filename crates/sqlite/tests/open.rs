@@ -1,0 +1,155 @@
+//! Opening state files: what is not a runyard queue this build can use is
+//! refused, and left exactly as it was.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runyard_core::Outcome;
+use runyard_queue::conformance::{job, record};
+use runyard_queue::{Completion, Finish, Queue, QueueErrorKind};
+use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
+
+fn dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Opening `path` fails with `kind`, and the file's bytes are unchanged.
+fn refused(path: &Path, mode: OpenMode, kind: QueueErrorKind, says: &str) {
+    let before = std::fs::read(path).ok();
+    let e = SqliteQueue::open(path, mode).expect_err("opening must fail");
+    assert_eq!(e.kind(), kind, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "names the file: {msg}"
+    );
+    assert!(msg.contains(says), "{msg:?} should say {says:?}");
+    assert_eq!(std::fs::read(path).ok(), before, "the file is untouched");
+    let parent = path.parent().unwrap();
+    for side in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(side);
+        assert!(!PathBuf::from(p).exists(), "no {side} file left next to it");
+    }
+    assert!(parent.exists());
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused() {
+    let d = dir();
+    let p = d.path().join("notes.db");
+    std::fs::write(
+        &p,
+        b"these are my notes, not a database, and they matter\n".repeat(200),
+    )
+    .unwrap();
+    refused(
+        &p,
+        OpenMode::CreateOrOpen,
+        QueueErrorKind::Corrupt,
+        "not an SQLite file",
+    );
+}
+
+#[test]
+fn an_sqlite_file_of_another_program_is_refused() {
+    let d = dir();
+    let p = d.path().join("app.db");
+    {
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ada');")
+            .unwrap();
+    }
+    refused(
+        &p,
+        OpenMode::CreateOrOpen,
+        QueueErrorKind::Corrupt,
+        "tables: users",
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let d = dir();
+    let p = d.path().join("state.db");
+    drop(SqliteQueue::open(&p, OpenMode::CreateOrOpen).unwrap());
+    {
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute(
+            "UPDATE runyard_meta SET value = ?1 WHERE key = 'schema_version'",
+            [(SCHEMA_VERSION + 1).to_string()],
+        )
+        .unwrap();
+        c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    refused(
+        &p,
+        OpenMode::Existing,
+        QueueErrorKind::Incompatible,
+        "newer runyard",
+    );
+}
+
+#[test]
+fn a_missing_file_is_refused_when_it_must_exist() {
+    let d = dir();
+    let p = d.path().join("absent.db");
+    let e = SqliteQueue::open(&p, OpenMode::Existing).unwrap_err();
+    assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+    assert!(e.to_string().contains("no such state file"), "{e}");
+    assert!(!p.exists(), "nothing created");
+}
+
+#[test]
+fn a_missing_directory_is_refused() {
+    let d = dir();
+    let p = d.path().join("nope").join("state.db");
+    let e = SqliteQueue::open(&p, OpenMode::CreateOrOpen).unwrap_err();
+    assert!(e.to_string().contains("directory does not exist"), "{e}");
+}
+
+#[test]
+fn a_read_only_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir();
+    let p = d.path().join("state.db");
+    drop(SqliteQueue::open(&p, OpenMode::CreateOrOpen).unwrap());
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&p).unwrap();
+    let e = SqliteQueue::open(&p, OpenMode::Existing).unwrap_err();
+    assert_eq!(e.kind(), QueueErrorKind::ReadOnly, "{e}");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+}
+
+#[test]
+fn what_was_committed_is_there_after_reopening() {
+    let d = dir();
+    let p = d.path().join("state.db");
+    let (done, left) = {
+        let q = SqliteQueue::open(&p, OpenMode::CreateOrOpen).unwrap();
+        let e = q
+            .enqueue((0..10).map(|_| job("a", 3, 0)).collect())
+            .unwrap();
+        let claimed = q.claim("w1", 4, Duration::from_secs(30)).unwrap();
+        let c = &claimed[0];
+        let done = Completion {
+            lease: c.lease(),
+            record: record(&q, c.lease(), Outcome::Succeeded),
+            finish: Finish::Succeeded(runyard_core::Output::none()),
+        };
+        q.complete("w1", &[done]).unwrap().pop().unwrap().unwrap();
+        q.set_meta("command", "run cpu").unwrap();
+        (c.id, e.len())
+        // Dropped without any shutdown step, as a killed process would.
+    };
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    let counts = q.counts().unwrap();
+    assert_eq!(counts.succeeded, 1);
+    assert_eq!(counts.running, 3, "claims survive: their leases hold");
+    assert_eq!(counts.queued, left as u64 - 4);
+    let v = q.get(done).unwrap().unwrap();
+    assert_eq!(v.attempts.len(), 1);
+    assert_eq!(q.meta("command").unwrap().as_deref(), Some("run cpu"));
+    assert_eq!(q.lease_holders().unwrap(), vec!["w1".to_string()]);
+}
