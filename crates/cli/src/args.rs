@@ -39,6 +39,8 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Describe a task: its parameters, their constraints, its default policy.
     Describe(DescribeArgs),
+    /// Show a recorded run: counts per state and task, dead jobs and their last error.
+    Status(StatusArgs),
     /// Run a benchmark workload (see BENCH.md); prints one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The worker role of `--mode process` (started by runyard itself).
@@ -130,6 +132,56 @@ pub(crate) struct RunArgs {
     /// Print only errors (no progress, no job lines, no summary).
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreFlags,
+
+    /// Resume the run recorded in the state file: run its unfinished jobs
+    /// (an interrupted attempt counts as one), then report on every job.
+    #[arg(long, requires = "store")]
+    pub(crate) resume: bool,
+
+    /// With --resume: give dead and cancelled jobs a fresh set of attempts too.
+    #[arg(long, requires = "resume")]
+    pub(crate) retry_dead: bool,
+}
+
+/// Where a run is recorded.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct StoreFlags {
+    /// Record the run in this SQLite file, so that it survives a crash and
+    /// can be resumed (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: memory (the default) or sqlite://PATH.
+    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
+    pub(crate) queue: Option<crate::state::QueueUrl>,
+}
+
+impl StoreFlags {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<crate::state::QueueUrl> {
+        match (&self.state, &self.queue) {
+            (Some(p), _) => Some(crate::state::QueueUrl::Sqlite(p.clone())),
+            (None, q) => q.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreFlags,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Dead jobs to list, at most.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) dead: usize,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,21 @@ enum Workload {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// B7: N no-op jobs enqueued in batches of BATCH into a durable queue,
+    /// then drained by this process's engine; then SAMPLES jobs enqueued one
+    /// at a time into the idle engine, for the enqueue-to-start latency.
+    Queue {
+        #[arg(long, default_value_t = 100_000)]
+        n: u64,
+        /// The queue: sqlite://PATH (a scratch file: a runyard state file
+        /// there is replaced) or memory.
+        #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
+        queue: crate::state::QueueUrl,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// B6: N `shell` jobs running `true`, PARALLEL at a time.
     Shell {
         #[arg(long, default_value_t = 2000)]
@@ -329,6 +344,17 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 json!({"workers": workers, "pool_start_s": round6(pool_start.as_secs_f64())}),
             );
         }
+        Workload::Queue {
+            n,
+            queue,
+            batch,
+            samples,
+        } => {
+            if batch == 0 {
+                return Err(UsageError("--batch must be at least 1".into()).into());
+            }
+            queue_bench(&registry, n, &queue, batch, samples)?;
+        }
         Workload::Seed => {
             let e = engine(&registry, Mode::Auto, None);
             let jobs = [
@@ -346,4 +372,118 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// B7: enqueue, drain, and idle latency on a queue of `url`.
+fn queue_bench(
+    registry: &Arc<Registry>,
+    n: u64,
+    url: &crate::state::QueueUrl,
+    batch: usize,
+    samples: usize,
+) -> anyhow::Result<()> {
+    use crate::state::QueueUrl;
+    let (queue, backend): (Arc<dyn Queue>, &str) = match url {
+        QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
+        QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let e = engine(registry, Mode::Thread, Some(cores));
+    let job = e.prepare(&JobSpec::new("noop"))?;
+
+    let t = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch as u64);
+        queue.enqueue((0..k).map(|_| job.clone()).collect())?;
+        left -= k;
+    }
+    let enqueue = t.elapsed();
+
+    let t = Instant::now();
+    let run = e.start(Arc::clone(&queue), Vec::new());
+    run.close();
+    let out = run.wait();
+    let drain = t.elapsed();
+    if let Some(e) = out.error {
+        return Err(e.into());
+    }
+    let c = queue.counts()?;
+    if c.succeeded != n {
+        bail!("only {} of {n} jobs succeeded ({c:?})", c.succeeded);
+    }
+
+    // Idle latency: one job at a time into an engine with nothing to do.
+    let run = e.start(Arc::clone(&queue), Vec::new());
+    let noop = JobSpec::new("noop");
+    let mut lat = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        // Let the engine go idle first.
+        std::thread::sleep(Duration::from_millis(5));
+        let id = run.submit(&noop)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let v = loop {
+            match queue.get(id)? {
+                Some(v) if v.state.is_terminal() => break v,
+                _ if Instant::now() > deadline => bail!("job {id} did not finish within 30s"),
+                _ => std::thread::sleep(Duration::from_micros(200)),
+            }
+        };
+        let started = v.attempts.first().context("an attempt")?.started_at;
+        lat.push(started.since(v.enqueued_at).as_secs_f64() * 1e3);
+    }
+    run.close();
+    if let Some(e) = run.wait().error {
+        return Err(e.into());
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+    };
+    emit(
+        "B7 queue",
+        "runyard",
+        n,
+        drain,
+        json!({
+            "queue": backend,
+            "enqueue_per_s": round6(n as f64 / enqueue.as_secs_f64()),
+            "enqueue_s": round6(enqueue.as_secs_f64()),
+            "batch": batch,
+            "p50_latency_ms": pct(0.5).map(round6),
+            "p95_latency_ms": pct(0.95).map(round6),
+            "latency_samples": lat.len(),
+        }),
+    );
+    Ok(())
+}
+
+/// A fresh state file at `path` for the benchmark. A runyard state file
+/// already there is replaced; anything else is refused.
+fn scratch_sqlite(path: &std::path::Path) -> anyhow::Result<Arc<dyn Queue>> {
+    use runyard::sqlite::{OpenMode, SqliteQueue};
+    if path.exists() {
+        SqliteQueue::open(path, OpenMode::Existing).map_err(|e| {
+            UsageError(format!(
+                "{} is not a runyard state file the benchmark may replace: {e}",
+                path.display()
+            ))
+        })?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("removing {}", path.display()))
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    let q = SqliteQueue::open(path, OpenMode::CreateOrOpen)
+        .map_err(|e| UsageError(format!("cannot use {}: {e}", path.display())))?;
+    Ok(Arc::new(q))
 }

@@ -19,6 +19,8 @@ mod exec;
 mod jobs;
 mod output;
 mod run;
+mod state;
+mod status;
 mod tasks;
 
 use std::fmt;
@@ -121,6 +123,7 @@ fn dispatch(
             tasks::describe(reg.task(idx), args.json, &Human::new(false, cli.color));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status(args) => status::status(args, &Human::new(false, cli.color)),
         Command::Bench(args) => bench::bench(args, registry()?),
         Command::Worker => Ok(worker_role(registry())),
         Command::Completions { shell } => {

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use runyard::queue::{MemoryQueue, Queue};
+use runyard::queue::{ListFilter, Queue};
+use runyard::JobState;
 use runyard::{
     write_report_json, Engine, EngineConfig, EventSink, JobOptions, JsonLines, Mode, Registry,
     Report,
@@ -15,6 +16,7 @@ use runyard::{
 use crate::args::{Color, RunArgs};
 use crate::jobs::{self, create_output, is_stdout, Prepared};
 use crate::output::{print_summary, Human, JobLines, ProgressView};
+use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
 
 pub(crate) fn run(
@@ -49,17 +51,35 @@ pub(crate) fn run(
     };
     let engine = Engine::new(registry, config);
 
-    // Everything is checked before anything runs.
+    let url = args.store.url().unwrap_or(QueueUrl::Memory);
+    if args.resume {
+        check_resume(&args, &url)?;
+    }
+
+    // Everything is checked before anything runs (or a state file is made).
     let mut prepared: Vec<Prepared> = jobs::from_args(&engine, &args.jobs, &flags)?;
     for f in &args.files {
         prepared.extend(jobs::from_file(&engine, f, &flags)?);
     }
-    if prepared.is_empty() {
+    if prepared.is_empty() && !args.resume {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard run cpu sleep`) or give a job file with -f; `runyard list` shows the tasks"
                 .into(),
         )
         .into());
+    }
+    let purpose = if args.resume {
+        Purpose::Resume
+    } else {
+        Purpose::NewRun
+    };
+    let opened = state::open(&url, purpose)?;
+    let queue = Arc::clone(&opened.queue);
+    if args.resume {
+        check_tasks(&*queue, &engine)?;
+        if args.retry_dead {
+            retry_dead(&*queue)?;
+        }
     }
     let json_out = args
         .json
@@ -81,7 +101,6 @@ pub(crate) fn run(
             human: human.clone(),
         }));
     }
-    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
     let run = engine.start(Arc::clone(&queue), sinks);
 
     // Ctrl-C / SIGTERM: first drains, second cancels, third leaves at once.
@@ -106,22 +125,32 @@ pub(crate) fn run(
         interrupt();
     });
 
-    let total: u64 = prepared.iter().map(|p| u64::from(p.count)).sum();
+    let total: u64 = prepared.iter().map(|p| u64::from(p.count)).sum::<u64>()
+        + queue.counts().map_or(0, |c| c.total());
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let source = run.progress_source();
         ProgressView::start(total, move || source().ok())
     });
+    // A state file gets the whole run in one transaction: a crash records
+    // all of it or none. In memory, batches let work start sooner.
+    let chunk = if opened.file.is_some() {
+        usize::MAX
+    } else {
+        10_000
+    };
     let mut batch = Vec::with_capacity(total.min(10_000) as usize);
     for p in prepared {
         for _ in 0..p.count {
             batch.push(p.job.clone());
-            if batch.len() == 10_000 {
+            if batch.len() == chunk {
                 run.submit_prepared(std::mem::take(&mut batch))
                     .context("enqueueing jobs")?;
             }
         }
     }
-    run.submit_prepared(batch).context("enqueueing jobs")?;
+    if !batch.is_empty() {
+        run.submit_prepared(batch).context("enqueueing jobs")?;
+    }
     run.close();
     let out = run.wait();
     if let Some(p) = progress {
@@ -136,6 +165,16 @@ pub(crate) fn run(
     if !args.quiet {
         print_summary(&human, &summary);
     }
+    if let Some((path, _)) = &opened.file {
+        if summary.unfinished > 0 {
+            eprintln!(
+                "runyard: {} unfinished jobs are recorded in {}; resume with `runyard run --state {} --resume`",
+                summary.unfinished,
+                path.display(),
+                path.display()
+            );
+        }
+    }
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the run stopped early"));
     }
@@ -146,4 +185,74 @@ pub(crate) fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A resume runs what the state file holds, as it was recorded.
+fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
+    if *url == QueueUrl::Memory {
+        return Err(UsageError(
+            "--resume needs a state file (--state PATH or --queue sqlite://PATH); a run in memory ends with its process"
+                .into(),
+        )
+        .into());
+    }
+    if !args.jobs.is_empty() || !args.files.is_empty() {
+        return Err(UsageError(
+            "--resume runs the jobs recorded in the state file; give no jobs or job files with it (start a new run for new jobs)"
+                .into(),
+        )
+        .into());
+    }
+    let f = &args.flags;
+    let given: Vec<&str> = [
+        (f.mode.is_some(), "--mode"),
+        (f.max_attempts.is_some(), "--max-attempts"),
+        (f.backoff.is_some(), "--backoff"),
+        (f.timeout.is_some(), "--timeout"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if !given.is_empty() {
+        return Err(UsageError(format!(
+            "{} cannot be changed on --resume: each job keeps the options it was recorded with",
+            given.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Every task the recorded run names must be one this binary can run.
+fn check_tasks(queue: &dyn Queue, engine: &Engine) -> anyhow::Result<()> {
+    for (task, counts) in queue.counts_by_task()? {
+        if counts.unfinished() > 0 {
+            if let Err(e) = engine.registry().lookup(&task) {
+                return Err(UsageError(format!(
+                    "the recorded run has {} unfinished jobs of a task this binary cannot run: {e}",
+                    counts.unfinished()
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives every dead and cancelled job a fresh set of attempts.
+fn retry_dead(queue: &dyn Queue) -> anyhow::Result<()> {
+    for state in [JobState::Dead, JobState::Cancelled] {
+        let ids: Vec<_> = queue
+            .list(&ListFilter {
+                state: Some(state),
+                ..ListFilter::default()
+            })?
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        for id in ids {
+            queue.retry(id)?;
+        }
+    }
+    Ok(())
 }

@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,
             agrees_with_a_model_step_by_step,
+            the_latest_waker_is_called,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -564,6 +565,12 @@ pub fn list_get_and_counts(make: Factory<'_>) {
     assert!(q.get(JobId(999_999)).unwrap().is_none());
     let c = q.counts().unwrap();
     assert_eq!((c.queued, c.succeeded, c.total()), (7, 3, 10));
+    // Claimed in id order: jobs 0 and 2 are even, 1 is odd.
+    let by = q.counts_by_task().unwrap();
+    let names: Vec<&str> = by.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["even", "odd"]);
+    assert_eq!((by[0].1.succeeded, by[0].1.queued), (2, 3));
+    assert_eq!((by[1].1.succeeded, by[1].1.queued), (1, 4));
 }
 
 pub fn claims_can_be_limited_to_tasks(make: Factory<'_>) {
@@ -1026,4 +1033,35 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
             Ok(())
         })
         .unwrap();
+}
+
+pub fn the_latest_waker_is_called(make: Factory<'_>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let (_, q) = fresh(make);
+    let (first, second) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let f = Arc::clone(&first);
+    q.set_waker(Arc::new(move || {
+        f.fetch_add(1, Ordering::SeqCst);
+    }));
+    q.enqueue(vec![job("t", 1, 0)]).unwrap();
+    assert!(
+        first.load(Ordering::SeqCst) >= 1,
+        "an enqueue wakes the worker"
+    );
+    // A second run on the same queue sets its own waker.
+    let s = Arc::clone(&second);
+    q.set_waker(Arc::new(move || {
+        s.fetch_add(1, Ordering::SeqCst);
+    }));
+    let before = first.load(Ordering::SeqCst);
+    q.enqueue(vec![job("t", 1, 0)]).unwrap();
+    assert!(
+        second.load(Ordering::SeqCst) >= 1,
+        "the new waker is called"
+    );
+    assert_eq!(
+        first.load(Ordering::SeqCst),
+        before,
+        "the old one no longer"
+    );
 }

@@ -15,5 +15,5 @@ pub use error::{QueueError, QueueErrorKind};
 pub use memory::MemoryQueue;
 pub use queue::{
     lost_attempt_message, CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish,
-    HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
+    HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, Waker, WakerSlot,
 };

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
@@ -32,7 +32,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::QueueError;
 use crate::queue::{
     CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, Rescue, TaskName, Waker,
+    ListFilter, NewJob, Queue, Rescue, TaskName, Waker, WakerSlot,
 };
 
 /// An in-memory [`Queue`].
@@ -41,7 +41,7 @@ pub struct MemoryQueue {
     /// Jobs in the ingress, for `counts` without the ingress lock.
     arriving: AtomicU64,
     state: Mutex<State>,
-    waker: OnceLock<Waker>,
+    waker: WakerSlot,
     clock: Arc<dyn Clock>,
 }
 
@@ -143,7 +143,7 @@ impl MemoryQueue {
             }),
             arriving: AtomicU64::new(0),
             state: Mutex::new(State::default()),
-            waker: OnceLock::new(),
+            waker: WakerSlot::new(),
             clock,
         }
     }
@@ -182,9 +182,7 @@ impl MemoryQueue {
     }
 
     fn wake(&self) {
-        if let Some(w) = self.waker.get() {
-            w();
-        }
+        self.waker.wake();
     }
 }
 
@@ -759,8 +757,7 @@ impl Queue for MemoryQueue {
     }
 
     fn set_waker(&self, waker: Waker) {
-        // One worker loop per in-memory queue: the first waker stays.
-        let _ = self.waker.set(waker);
+        self.waker.set(waker);
     }
 }
 

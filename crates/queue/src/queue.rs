@@ -172,7 +172,7 @@ pub enum CancelResult {
 }
 
 /// Jobs per state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Waiting to be claimed.
     pub queued: u64,
@@ -334,6 +334,27 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Jobs by id, filtered and paged.
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
 
+    /// Counts per state for each task, by task name. The default reads
+    /// every job a page at a time; a backend with an index does better.
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let mut by: std::collections::BTreeMap<String, Counts> = Default::default();
+        let mut after = None;
+        loop {
+            let page = self.list(&ListFilter {
+                after,
+                limit: 1024,
+                ..ListFilter::default()
+            })?;
+            after = page.last().map(|v| v.id);
+            for v in &page {
+                *by.entry(v.task.clone()).or_default().get_mut(v.state) += 1;
+            }
+            if page.len() < 1024 {
+                return Ok(by.into_iter().collect());
+            }
+        }
+    }
+
     /// When a claim can next find a job: a time not after now if some job
     /// is queued, the earliest run-at of the scheduled ones otherwise, and
     /// `None` if no job waits. For a worker with nothing to do until then.
@@ -342,9 +363,40 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// The queue's clock.
     fn now(&self) -> Timestamp;
 
-    /// Registers a callback for work that may be ready. Queues that cannot
+    /// Registers a callback for work that may be ready, replacing the one
+    /// before (the worker loop of each run sets its own). Queues that cannot
     /// notify (another process enqueued) leave it uncalled; workers poll too.
     fn set_waker(&self, waker: Waker);
+}
+
+/// Where a queue keeps its [`Waker`]: set (and replaced) rarely, called on
+/// every enqueue.
+#[derive(Default)]
+pub struct WakerSlot(std::sync::RwLock<Option<Waker>>);
+
+impl WakerSlot {
+    /// An empty slot.
+    pub fn new() -> WakerSlot {
+        WakerSlot::default()
+    }
+
+    /// Replaces the waker.
+    pub fn set(&self, w: Waker) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(w);
+    }
+
+    /// Calls the waker, if one is set.
+    pub fn wake(&self) {
+        if let Some(w) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            w();
+        }
+    }
+}
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WakerSlot")
+    }
 }
 
 /// The error of an attempt whose worker died: `started` if it was seen

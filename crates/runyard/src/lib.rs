@@ -106,6 +106,13 @@ pub mod queue {
     };
 }
 
+/// The SQLite queue: runs recorded in one file, resumed after a crash
+/// (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
+}
+
 /// Executors, for those who build their own worker loop.
 pub mod exec {
     pub use runyard_exec::{

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
@@ -11,7 +11,7 @@ use runyard_core::{
 };
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker,
+    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker, WakerSlot,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rustc_hash::FxHashMap;
@@ -35,7 +35,7 @@ pub struct SqliteQueue {
     conn: Mutex<Connection>,
     path: PathBuf,
     clock: Arc<dyn Clock>,
-    waker: OnceLock<Waker>,
+    waker: WakerSlot,
     /// Task names as claims return them, shared rather than allocated per job.
     names: Mutex<FxHashMap<String, TaskName>>,
 }
@@ -67,7 +67,7 @@ impl SqliteQueue {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             clock,
-            waker: OnceLock::new(),
+            waker: WakerSlot::new(),
             names: Mutex::new(FxHashMap::default()),
         })
     }
@@ -98,9 +98,7 @@ impl SqliteQueue {
     }
 
     fn wake(&self) {
-        if let Some(w) = self.waker.get() {
-            w();
-        }
+        self.waker.wake();
     }
 
     fn task_name(&self, name: String) -> TaskName {
@@ -550,6 +548,40 @@ impl Queue for SqliteQueue {
         Ok(c)
     }
 
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let now = self.now_us();
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT task, state, state = 0 AND run_at > ?1, COUNT(*) FROM runyard_jobs
+                 GROUP BY 1, 2, 3 ORDER BY 1",
+            )
+            .map_err(sql_err)?;
+        let rows = st
+            .query_map([now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(sql_err)?;
+        let mut out: Vec<(String, Counts)> = Vec::new();
+        for row in rows {
+            let (task, state, later, n) = row.map_err(sql_err)?;
+            if out.last().is_none_or(|(t, _)| *t != task) {
+                out.push((task, Counts::default()));
+            }
+            let s = match (state, later) {
+                (WAITING, true) => JobState::Scheduled,
+                (s, _) => state_of(s, 0, 1),
+            };
+            *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
+        }
+        Ok(out)
+    }
+
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
         let mut v = self.list(&ListFilter {
             after: Some(JobId(id.0.saturating_sub(1))),
@@ -685,6 +717,6 @@ impl Queue for SqliteQueue {
     }
 
     fn set_waker(&self, waker: Waker) {
-        let _ = self.waker.set(waker);
+        self.waker.set(waker);
     }
 }

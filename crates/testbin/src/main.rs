@@ -147,6 +147,34 @@ fn chaos(p: Chaos, ctx: &Context) -> Result<u64, TaskError> {
     Ok(ctx.job_id().0)
 }
 
+/// Parameters of `append`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Append {
+    /// The file each execution is recorded in.
+    file: std::path::PathBuf,
+    /// Microseconds of work before the record is written.
+    #[serde(default)]
+    work_us: u64,
+}
+
+/// Appends `JOB ATTEMPT` to `file`: a test counts executions from it.
+#[task(kind = "cpu")]
+fn append(p: Append, ctx: &Context) -> Result<u64, TaskError> {
+    let until = std::time::Instant::now() + Duration::from_micros(p.work_us);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    let line = format!("{} {}\n", ctx.job_id().0, ctx.attempt());
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p.file)?;
+    // One write of one short line: O_APPEND keeps lines whole.
+    f.write_all(line.as_bytes())?;
+    Ok(ctx.job_id().0)
+}
+
 fn main() -> std::process::ExitCode {
     runyard_cli::main_with(|| {
         Ok(Registry::builder()

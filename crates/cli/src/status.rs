@@ -1,0 +1,166 @@
+//! `runyard status`: what a recorded run holds.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use runyard::queue::{Counts, ListFilter, Queue};
+use runyard::JobState;
+use serde::Serialize;
+
+use crate::args::StatusArgs;
+use crate::output::Human;
+use crate::state::{self, Purpose, QueueUrl};
+use crate::UsageError;
+
+#[derive(Debug, Serialize)]
+struct Status {
+    queue: String,
+    counts: Counts,
+    tasks: Vec<TaskCounts>,
+    dead: Vec<DeadJob>,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskCounts {
+    task: String,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+#[derive(Debug, Serialize)]
+struct DeadJob {
+    id: u64,
+    task: String,
+    attempts: usize,
+    /// The last attempt's outcome and error.
+    outcome: Option<String>,
+    error: Option<String>,
+}
+
+pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
+    let url = match args.store.url() {
+        Some(QueueUrl::Memory) => {
+            return Err(UsageError(
+                "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
+                    .into(),
+            )
+            .into())
+        }
+        Some(u) => u,
+        None => {
+            return Err(
+                UsageError("which run? give --state PATH or --queue sqlite://PATH".into()).into(),
+            )
+        }
+    };
+    let opened = state::open(&url, Purpose::Inspect)?;
+    let q = &*opened.queue;
+    let s = Status {
+        queue: match &url {
+            QueueUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            QueueUrl::Memory => "memory".into(),
+        },
+        counts: q.counts()?,
+        tasks: q
+            .counts_by_task()?
+            .into_iter()
+            .map(|(task, counts)| TaskCounts { task, counts })
+            .collect(),
+        dead: dead_jobs(q, args.dead)?,
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&s)? + "\n"
+    } else {
+        render(&s, human)
+    };
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let page = q.list(&ListFilter {
+        state: Some(JobState::Dead),
+        limit,
+        ..ListFilter::default()
+    })?;
+    Ok(page
+        .into_iter()
+        .map(|v| {
+            let last = v.attempts.last();
+            DeadJob {
+                id: v.id.0,
+                task: v.task.clone(),
+                attempts: v.attempts.len(),
+                outcome: last.map(|a| a.outcome.to_string()),
+                error: v.last_error().map(str::to_string),
+            }
+        })
+        .collect())
+}
+
+fn render(s: &Status, human: &Human) -> String {
+    let mut out = String::new();
+    let c = &s.counts;
+    let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
+    let width = s
+        .tasks
+        .iter()
+        .map(|t| t.task.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "{}",
+        human.bold(&format!(
+            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}",
+            "task", "jobs", "succeeded", "dead", "cancelled", "queued", "scheduled", "running"
+        ))
+    );
+    for t in &s.tasks {
+        let k = &t.counts;
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}",
+            t.task,
+            k.total(),
+            k.succeeded,
+            k.dead,
+            k.cancelled,
+            k.queued,
+            k.scheduled,
+            k.running
+        );
+    }
+    if !s.dead.is_empty() {
+        let shown = if (s.dead.len() as u64) < c.dead {
+            format!(" (first {} of {})", s.dead.len(), c.dead)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "\n{}", human.bold(&format!("dead jobs{shown}:")));
+        for d in &s.dead {
+            let _ = writeln!(
+                out,
+                "  #{} {} after {} attempt{}: {}{}",
+                d.id,
+                d.task,
+                d.attempts,
+                if d.attempts == 1 { "" } else { "s" },
+                d.outcome.as_deref().unwrap_or("-"),
+                d.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
