@@ -198,6 +198,8 @@ impl CancelToken {
                     .iter()
                     .any(|w| matches!(w, Waiter::Task(k) if k.will_wake(cx.waker())))
                 {
+                    // Most tokens have one waiter: no room for more up front.
+                    w.reserve_exact(1);
                     w.push(Waiter::Task(cx.waker().clone()));
                 }
             }

@@ -117,9 +117,32 @@ impl AsyncTask for AsyncPanics {
     }
 }
 
+/// Counts the futures of `aguarded` dropped (cancelled or timed out).
+static GUARDS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+struct Guard;
+impl Drop for Guard {
+    fn drop(&mut self) {
+        GUARDS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct AsyncGuarded;
+impl AsyncTask for AsyncGuarded {
+    const NAME: &'static str = "aguarded";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        let _g = Guard;
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+        Ok(())
+    }
+}
+
 fn registry() -> Arc<Registry> {
     Arc::new(
         Registry::builder()
+            .task(TaskDef::from_async(AsyncGuarded))
             .task(TaskDef::from_task(Noop))
             .task(TaskDef::from_task(Panics))
             .task(TaskDef::from_task(Stuck))
@@ -322,4 +345,62 @@ fn async_attempts_time_out_panic_and_cancel() {
     let c = recv(&rx);
     assert_eq!(c.token, 3);
     assert!(matches!(c.ended, Ended::Cancelled));
+}
+
+/// On tokio's paused clock: timeouts fire in the order of their deadlines,
+/// a timed-out future is dropped (its guard runs), and hours of virtual
+/// time pass without the test waiting for them.
+#[test]
+fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let reg = registry();
+    let (s, rx) = sink();
+    let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
+    let dropped_before = GUARDS_DROPPED.load(Ordering::SeqCst);
+    let minutes = |m: u64| Some(Duration::from_secs(60 * m));
+    ex.submit(vec![
+        attempt(&reg, "aguarded", 1, minutes(30)),
+        attempt(&reg, "aguarded", 2, minutes(10)),
+        attempt(&reg, "aguarded", 3, minutes(20)),
+        attempt(&reg, "aguarded", 4, None),
+    ]);
+    let got: Vec<Finished> = rt.block_on(async {
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match rx.try_recv() {
+                Ok(f) => got.push(f),
+                // Idle: the paused clock jumps to the next timer.
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        got
+    });
+    let order: Vec<u64> = got.iter().map(|f| f.token).collect();
+    assert_eq!(order, [2, 3, 1], "in the order of their deadlines");
+    for f in &got {
+        assert!(matches!(f.ended, Ended::TimedOut(_)), "{:?}", f.ended);
+    }
+    assert!(matches!(got[0].ended, Ended::TimedOut(d) if d == Duration::from_secs(600)));
+    assert_eq!(
+        GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before,
+        3,
+        "each timed-out future was dropped, the fourth still runs"
+    );
+    // Cancelling the last drops it too.
+    ex.cancel(4);
+    let c = rt.block_on(async {
+        loop {
+            match rx.try_recv() {
+                Ok(f) => break f,
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    });
+    assert_eq!(c.token, 4);
+    assert!(matches!(c.ended, Ended::Cancelled));
+    assert_eq!(GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before, 4);
 }

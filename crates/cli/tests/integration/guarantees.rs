@@ -37,13 +37,30 @@ fn the_original_demo_runs_exactly_as_written() {
 /// policy allows.
 #[test]
 fn nothing_is_lost_and_every_failure_is_contained() {
+    nothing_is_lost_and_every_failure_is_contained_in("thread");
+}
+
+/// The same in async mode: sync tasks on the blocking pool, `sleep` as a
+/// future dropped at its timeout.
+#[test]
+fn nothing_is_lost_and_every_failure_is_contained_in_async_mode() {
+    nothing_is_lost_and_every_failure_is_contained_in("async");
+}
+
+/// The same in auto mode: each task on its home.
+#[test]
+fn nothing_is_lost_and_every_failure_is_contained_in_auto_mode() {
+    nothing_is_lost_and_every_failure_is_contained_in("auto");
+}
+
+fn nothing_is_lost_and_every_failure_is_contained_in(mode: &str) {
     let d = Dir::new();
     let (code, r) = report(
         &d,
         &[
             "run",
             "--mode",
-            "thread",
+            mode,
             "-j",
             "4",
             "--max-attempts",
@@ -120,14 +137,29 @@ fn nothing_is_lost_and_every_failure_is_contained() {
 /// reported timed out and abandoned; the run does not wait for it.
 #[test]
 fn a_task_that_ignores_its_timeout_is_abandoned_not_awaited() {
+    // On a thread, `ignore_cancel` sleeps without looking at its context.
+    a_task_that_ignores_its_timeout_is_stopped_in("thread", "sleep:duration=1h,ignore_cancel=true");
+}
+
+/// Guarantee 3, async mode: the future is dropped at its timeout, whatever
+/// the task does with its cancellation.
+#[test]
+fn a_task_that_ignores_its_timeout_is_dropped_in_async_mode() {
+    // As a future, `sleep` never looks at its context: only dropping it
+    // stops it. (A future that blocks its thread cannot be dropped: such
+    // code belongs in thread or process mode, as docs/modes.md says.)
+    a_task_that_ignores_its_timeout_is_stopped_in("async", "sleep:duration=1h");
+}
+
+fn a_task_that_ignores_its_timeout_is_stopped_in(mode: &str, job: &str) {
     let d = Dir::new();
     let out = d.path("r.json");
     let mut child = runyard()
         .args([
             "run",
             "--mode",
-            "thread",
-            "sleep:duration=1h,ignore_cancel=true",
+            mode,
+            job,
             "noop",
             "--timeout",
             "50ms",

@@ -111,13 +111,23 @@ fn first_interrupt_lets_running_attempts_finish_and_cancels_the_rest() {
 
 #[test]
 fn second_interrupt_cancels_running_attempts() {
+    second_interrupt_cancels_running_attempts_in("thread");
+}
+
+/// In async mode the in-flight futures are dropped.
+#[test]
+fn second_interrupt_cancels_in_flight_futures_in_async_mode() {
+    second_interrupt_cancels_running_attempts_in("async");
+}
+
+fn second_interrupt_cancels_running_attempts_in(mode: &str) {
     let d = Dir::new();
     let mut bg = start(
         &d,
         &[
             "run",
             "--mode",
-            "thread",
+            mode,
             "-j",
             "2",
             "sleep:duration=1h*4",
@@ -160,13 +170,23 @@ fn second_interrupt_cancels_running_attempts() {
 
 #[test]
 fn sigterm_is_an_interrupt_too() {
+    sigterm_is_an_interrupt_in("thread");
+}
+
+/// Auto mode: the grace ends, the future is dropped.
+#[test]
+fn sigterm_is_an_interrupt_in_auto_mode_too() {
+    sigterm_is_an_interrupt_in("auto");
+}
+
+fn sigterm_is_an_interrupt_in(mode: &str) {
     let d = Dir::new();
     let mut bg = start(
         &d,
         &[
             "run",
             "--mode",
-            "thread",
+            mode,
             "sleep:duration=1h",
             "--grace",
             "50ms",
