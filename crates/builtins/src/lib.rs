@@ -1,12 +1,13 @@
 //! runyard's built-in tasks, which make the `runyard` binary useful without
 //! writing Rust: `cpu`, `sleep` (and `io`, its original name), `fail`,
-//! `noop`, `panic` and `shell`.
+//! `noop`, `panic`, `shell` and `http`.
 //!
 //! They are not registered at link time: a binary adds them with
 //! [`tasks`], so a user's own binary is free to define tasks of those names.
 
 mod cpu;
 mod fail;
+mod http;
 mod shell;
 mod sleep;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cpu::{hash_chain, splitmix64, Cpu, CpuParams};
 pub use fail::{Fail, FailParams};
+pub use http::{Expect, Http, HttpOutput, HttpParams};
 pub use shell::{Cmd, Shell, ShellOutput, ShellParams};
 pub use sleep::{Sleep, SleepParams};
 
@@ -30,6 +32,7 @@ pub fn tasks() -> Vec<TaskDef> {
         TaskDef::from_task(Noop),
         TaskDef::from_task(Panic),
         TaskDef::from_task(Shell),
+        TaskDef::from_async(Http),
     ]
 }
 

@@ -60,3 +60,36 @@ fn describe_shows_parameters_defaults_constraints_and_policy() {
     assert_eq!(k["type"], "Option<u32>");
     assert_eq!(k["required"], false);
 }
+
+/// `http` from the command line, in auto mode, against a server that
+/// answers 503 once, then 200.
+#[test]
+fn http_jobs_run_from_the_command_line() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let mut conn = conn.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let status = if n == 0 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            );
+        }
+    });
+    let job = format!("http:url={url}");
+    let r = run(&["run", &job, "--backoff", "none", "--json", "-", "-q"]);
+    r.code(0);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let j = &report["jobs"][0];
+    assert_eq!(j["attempts"][0]["outcome"], "failed");
+    assert_eq!(j["output"]["status"], 200);
+    assert_eq!(j["output"]["bytes"], 2);
+}
