@@ -1,0 +1,14 @@
+-- Adds jobs given as parallel arrays, in order; a job whose idempotency key
+-- is taken is skipped. Returns the added jobs.
+INSERT INTO runyard.jobs
+    (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,
+     backoff, timeout_us, mode, isolate, idempotency_key)
+SELECT j.task, j.params, 0, j.priority, j.run_at, $1, j.max_attempts, j.max_attempts,
+       j.backoff, j.timeout_us, j.mode, j.isolate, j.key
+FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], $7::text[],
+            $8::bigint[], $9::text[], $10::boolean[], $11::text[])
+    WITH ORDINALITY AS j(task, params, priority, run_at, max_attempts, backoff, timeout_us, mode,
+                         isolate, key, ord)
+ORDER BY j.ord
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, idempotency_key

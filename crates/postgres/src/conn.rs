@@ -1,0 +1,455 @@
+//! Connections: where the queue lives, a small pool, reconnecting, and
+//! the schema's migrations.
+
+use std::cell::Cell;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls};
+use runyard_queue::{QueueError, QueueErrorKind};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema the SQL files are written for; another configured schema
+/// replaces it.
+const DEFAULT_SCHEMA: &str = "runyard";
+
+/// How to reach a queue.
+#[derive(Clone)]
+pub struct PgOptions {
+    pub(crate) config: postgres::Config,
+    pub(crate) schema: String,
+    pub(crate) migrate: bool,
+    pub(crate) reconnect_for: Duration,
+    pub(crate) pool_size: usize,
+    url: String,
+}
+
+impl fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &self.url)
+            .field("schema", &self.schema)
+            .field("migrate", &self.migrate)
+            .field("reconnect_for", &self.reconnect_for)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgOptions {
+    /// Reads a connection URL (`postgres://user:password@host:port/db`, or
+    /// libpq's `key=value` form). runyard reads one option of its own from
+    /// the URL's query, `schema=NAME` (default `runyard`): the schema that
+    /// holds the queue's tables, so several queues can share a database.
+    pub fn from_url(url: &str) -> Result<PgOptions, QueueError> {
+        let (rest, schema) = take_schema(url);
+        let config = postgres::Config::from_str(&rest).map_err(|e| {
+            QueueError::with_source(
+                QueueErrorKind::InvalidInput,
+                format!("`{}` is not a PostgreSQL connection URL", redact(url)),
+                e,
+            )
+        })?;
+        let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        check_schema_name(&schema)?;
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        // A worker notices a vanished server (not just a closed socket).
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        if config.get_application_name().is_none() {
+            config.application_name("runyard");
+        }
+        Ok(PgOptions {
+            config,
+            schema,
+            migrate: true,
+            reconnect_for: Duration::from_secs(60),
+            pool_size: 4,
+            url: redact(url),
+        })
+    }
+
+    /// The schema that holds the queue's tables.
+    pub fn schema(mut self, schema: &str) -> Result<PgOptions, QueueError> {
+        check_schema_name(schema)?;
+        self.schema = schema.to_string();
+        Ok(self)
+    }
+
+    /// Whether connecting applies missing migrations (default yes); when not,
+    /// a database without the current schema is an error naming
+    /// `runyard migrate`.
+    pub fn migrate_on_connect(mut self, yes: bool) -> PgOptions {
+        self.migrate = yes;
+        self
+    }
+
+    /// How long an operation keeps reconnecting to an unreachable server
+    /// before it fails (default 60 s).
+    pub fn reconnect_for(mut self, d: Duration) -> PgOptions {
+        self.reconnect_for = d;
+        self
+    }
+
+    /// The URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The notification channel of this schema's queue.
+    pub(crate) fn channel(&self) -> String {
+        format!("runyard_{}", self.schema)
+    }
+
+    /// SQL written for the `runyard` schema, for this one.
+    pub(crate) fn sql(&self, text: &str) -> String {
+        if self.schema == DEFAULT_SCHEMA {
+            text.to_string()
+        } else {
+            text.replace("runyard.", &format!("\"{}\".", self.schema))
+        }
+    }
+}
+
+fn check_schema_name(s: &str) -> Result<(), QueueError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(QueueError::new(
+            QueueErrorKind::InvalidInput,
+            format!(
+                "`{s}` is not a usable schema name (expected lower-case letters, digits and `_`, \
+                 not starting with a digit, at most 63 characters)"
+            ),
+        ))
+    }
+}
+
+/// Splits `schema=NAME` off a URL's query.
+fn take_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(v) => {
+                schema = Some(v.to_string());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_string(), schema)
+    } else {
+        (format!("{base}?{}", rest.join("&")), schema)
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Whether a failure is of the connection or the server's availability
+/// (trying again later may help), not of the request.
+pub(crate) fn is_transient(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+        // No SQLSTATE: the socket, a timeout, or connecting failed.
+        None => {
+            let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+            while let Some(s) = src {
+                if s.is::<std::io::Error>() {
+                    return true;
+                }
+                src = s.source();
+            }
+            let text = e.to_string();
+            text.contains("connect") || text.contains("timeout") || text.contains("closed")
+        }
+    }
+}
+
+pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
+    let kind = if is_transient(&e) {
+        QueueErrorKind::Unavailable
+    } else if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
+        || e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+    {
+        QueueErrorKind::ReadOnly
+    } else {
+        QueueErrorKind::Storage
+    };
+    QueueError::with_source(kind, format!("PostgreSQL: {what}"), e)
+}
+
+/// Connections kept open between operations, and reconnecting.
+pub(crate) struct Pool {
+    pub(crate) opts: PgOptions,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Pool {
+    pub(crate) fn new(opts: PgOptions) -> Pool {
+        Pool {
+            opts,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn connect(&self) -> Result<Client, postgres::Error> {
+        self.opts.config.connect(NoTls)
+    }
+
+    fn take(&self) -> Result<Client, postgres::Error> {
+        let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match c {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect(),
+        }
+    }
+
+    fn put(&self, c: Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if !c.is_closed() && idle.len() < self.opts.pool_size {
+            idle.push(c);
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A failure of the connection (the
+    /// server restarting, a dropped socket) is retried on a new one, with
+    /// backoff, for up to the configured reconnect window, unless `f` had
+    /// begun committing (set `committing`): its outcome is then unknown and
+    /// the error is returned.
+    pub(crate) fn run<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut(&mut Client, &Cell<bool>) -> Result<T, postgres::Error>,
+    ) -> Result<T, QueueError> {
+        let deadline = Instant::now() + self.opts.reconnect_for;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let committing = Cell::new(false);
+            let result = self.take().and_then(|mut c| {
+                let r = f(&mut c, &committing);
+                if r.is_ok() || !c.is_closed() {
+                    self.put(c);
+                }
+                r
+            });
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) && !committing.get() && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(pg_err(what, e)),
+            }
+        }
+    }
+}
+
+/// Applies the missing migrations (one transaction, under an advisory lock
+/// so that workers starting together do not race), refusing a schema newer
+/// than this build. Returns the versions applied.
+pub(crate) fn migrate(opts: &PgOptions, c: &mut Client) -> Result<Vec<i32>, QueueError> {
+    let e = |e| pg_err("migrating the schema", e);
+    let mut tx = c.transaction().map_err(e)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&lock_key(&opts.schema)],
+    )
+    .map_err(e)?;
+    let schema = &opts.schema;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".migrations (
+             version    integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .map_err(e)?;
+    let current = version_in(&mut tx, schema).map_err(e)?;
+    check_version(opts, current)?;
+    let mut applied = Vec::new();
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let v = i as i32 + 1;
+        if v > current {
+            tx.batch_execute(&opts.sql(m)).map_err(e)?;
+            tx.execute(
+                &format!("INSERT INTO \"{schema}\".migrations (version) VALUES ($1)"),
+                &[&v],
+            )
+            .map_err(e)?;
+            applied.push(v);
+        }
+    }
+    tx.commit().map_err(e)?;
+    Ok(applied)
+}
+
+fn version_in(tx: &mut postgres::Transaction<'_>, schema: &str) -> Result<i32, postgres::Error> {
+    let row = tx.query_one(
+        &format!("SELECT COALESCE(MAX(version), 0) FROM \"{schema}\".migrations"),
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+fn check_version(opts: &PgOptions, current: i32) -> Result<(), QueueError> {
+    if current > SCHEMA_VERSION {
+        return Err(QueueError::new(
+            QueueErrorKind::Incompatible,
+            format!(
+                "{} (schema `{}`): the queue's schema is version {current}, written by a newer \
+                 runyard; this build reads version {SCHEMA_VERSION}",
+                opts.url, opts.schema
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The schema version in the database (0 when it has none).
+pub(crate) fn schema_version(opts: &PgOptions, c: &mut Client) -> Result<i32, QueueError> {
+    let e = |e| pg_err("reading the schema version", e);
+    let exists: bool = c
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("\"{}\".migrations", opts.schema)],
+        )
+        .map_err(e)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT COALESCE(MAX(version), 0) FROM \"{}\".migrations",
+                opts.schema
+            ),
+            &[],
+        )
+        .map_err(e)?;
+    Ok(row.get(0))
+}
+
+/// Checks the schema is this build's, migrating first when allowed.
+pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<(), QueueError> {
+    let v = schema_version(opts, c)?;
+    check_version(opts, v)?;
+    if v == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if !opts.migrate {
+        return Err(QueueError::new(
+            QueueErrorKind::Incompatible,
+            format!(
+                "{} (schema `{}`): the queue's schema is at version {v}, this build needs \
+                 {SCHEMA_VERSION}; run `runyard migrate --queue URL`",
+                opts.url, opts.schema
+            ),
+        ));
+    }
+    migrate(opts, c).map(|_| ())
+}
+
+/// The advisory lock taken while migrating a schema.
+fn lock_key(schema: &str) -> i64 {
+    // FNV-1a: stable across builds and machines.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in b"runyard-migrate:".iter().chain(schema.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_comes_off_the_url() {
+        assert_eq!(
+            take_schema("postgres://u@h/db?schema=abc"),
+            ("postgres://u@h/db".to_string(), Some("abc".to_string()))
+        );
+        assert_eq!(
+            take_schema("postgres://u@h/db?sslmode=disable&schema=x_1"),
+            (
+                "postgres://u@h/db?sslmode=disable".to_string(),
+                Some("x_1".to_string())
+            )
+        );
+        assert_eq!(take_schema("postgres://u@h/db").1, None);
+        let o = PgOptions::from_url("postgres://u@h/db?schema=t_9").unwrap();
+        assert_eq!(o.schema, "t_9");
+        assert_eq!(
+            o.sql("SELECT * FROM runyard.jobs"),
+            "SELECT * FROM \"t_9\".jobs"
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_schemas_are_named() {
+        let e = PgOptions::from_url("postgres://u@h/db?schema=Bad-Name").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`Bad-Name` is not a usable schema name"),
+            "{e}"
+        );
+        let e = PgOptions::from_url("postgres://u@h:notaport/db").unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/q"),
+            "postgres://me:***@db:5432/q"
+        );
+        assert_eq!(redact("postgres://me@db/q"), "postgres://me@db/q");
+    }
+}

@@ -1,0 +1,993 @@
+//! The PostgreSQL queue.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
+use runyard_core::{
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
+    Outcome, Output, TaskName, Timestamp,
+};
+use runyard_queue::{
+    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
+    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker, WakerSlot,
+};
+use rustc_hash::FxHashMap;
+
+use crate::conn::{self, pg_err, PgOptions, Pool};
+
+const WAITING: i16 = 0;
+const RUNNING: i16 = 2;
+const SUCCEEDED: i16 = 3;
+const DEAD: i16 = 4;
+const CANCELLED: i16 = 5;
+
+const CLAIM: &str = include_str!("../sql/claim.sql");
+const COMPLETE: &str = include_str!("../sql/complete.sql");
+const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
+const INSERT_JOBS: &str = include_str!("../sql/insert_jobs.sql");
+const RELEASE: &str = include_str!("../sql/release.sql");
+const STARTED: &str = include_str!("../sql/started.sql");
+
+/// The statements, rendered for the configured schema once.
+struct Sql {
+    claim: String,
+    complete: String,
+    heartbeat: String,
+    insert_jobs: String,
+    release: String,
+    started: String,
+}
+
+/// A [`Queue`] in a PostgreSQL database, shared by workers on any number
+/// of machines.
+///
+/// Claims take ready jobs in batches with `FOR UPDATE SKIP LOCKED`, so
+/// workers never wait on each other's rows; outcomes are written in
+/// batches, each fenced by its attempt number. Enqueues, releases, rescues
+/// and retries send a notification that wakes idle workers at once (see
+/// [`Queue::set_waker`]); workers poll slowly as well, for a notification
+/// lost while their listening connection was down.
+///
+/// Times (run-at, leases) are read from the clock of the machine that
+/// writes them: keep the workers' clocks synchronized (NTP), well within
+/// the lease.
+///
+/// Every call is a blocking one: call it from a thread, not from inside an
+/// async runtime (the driver runs its own).
+pub struct PgQueue {
+    pool: Pool,
+    sql: Sql,
+    clock: Arc<dyn Clock>,
+    shared: Arc<Shared>,
+    /// Task names as claims return them, shared rather than allocated per job.
+    names: Mutex<FxHashMap<String, TaskName>>,
+}
+
+/// What the listening thread shares with the queue.
+struct Shared {
+    waker: WakerSlot,
+    listening: AtomicBool,
+}
+
+impl fmt::Debug for PgQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgQueue")
+            .field("url", &self.pool.opts.url())
+            .field("schema", &self.pool.opts.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgQueue {
+    fn drop(&mut self) {
+        self.shared.listening.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Queue-wide figures for `runyard status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Jobs that reached a terminal state in the window.
+    pub finished_in_window: u64,
+    /// The window.
+    pub window: Duration,
+    /// When the oldest job ready to run (queued, not scheduled) became ready.
+    pub oldest_ready: Option<Timestamp>,
+    /// Workers holding leases now, with how many.
+    pub workers: Vec<(String, u64)>,
+}
+
+impl PgQueue {
+    /// Connects to the queue at `url` (see [`PgOptions::from_url`]),
+    /// migrating its schema if needed.
+    pub fn connect(url: &str) -> Result<PgQueue, QueueError> {
+        PgQueue::open(PgOptions::from_url(url)?, Arc::new(SystemClock))
+    }
+
+    /// Connects with the given options, on the given clock.
+    pub fn open(opts: PgOptions, clock: Arc<dyn Clock>) -> Result<PgQueue, QueueError> {
+        let pool = Pool::new(opts);
+        let mut c = pool
+            .connect()
+            .map_err(|e| pg_err(&format!("cannot connect to {}", pool.opts.url()), e))?;
+        conn::prepare(&pool.opts, &mut c)?;
+        drop(c);
+        let o = &pool.opts;
+        let sql = Sql {
+            claim: o.sql(CLAIM),
+            complete: o.sql(COMPLETE),
+            heartbeat: o.sql(HEARTBEAT),
+            insert_jobs: o.sql(INSERT_JOBS),
+            release: o.sql(RELEASE),
+            started: o.sql(STARTED),
+        };
+        Ok(PgQueue {
+            pool,
+            sql,
+            clock,
+            shared: Arc::new(Shared {
+                waker: WakerSlot::new(),
+                listening: AtomicBool::new(false),
+            }),
+            names: Mutex::new(FxHashMap::default()),
+        })
+    }
+
+    /// Applies the missing migrations to the database at `opts`; returns
+    /// the versions applied (none when it was current).
+    pub fn migrate(opts: &PgOptions) -> Result<Vec<i32>, QueueError> {
+        let mut c = opts
+            .config
+            .connect(postgres::NoTls)
+            .map_err(|e| pg_err(&format!("cannot connect to {}", opts.url()), e))?;
+        conn::migrate(opts, &mut c)
+    }
+
+    /// The options this queue was opened with.
+    pub fn options(&self) -> &PgOptions {
+        &self.pool.opts
+    }
+
+    fn now_us(&self) -> i64 {
+        self.clock.now().as_micros()
+    }
+
+    fn task_name(&self, name: String) -> TaskName {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(&name) {
+            Some(n) => n.clone(),
+            None => {
+                let n = TaskName::from(name.as_str());
+                names.insert(name, n.clone());
+                n
+            }
+        }
+    }
+
+    fn q(&self, s: &str) -> String {
+        self.pool.opts.sql(s)
+    }
+
+    /// Adds jobs inside the caller's own transaction: they exist (and wake
+    /// workers) only if and when that transaction commits. `tx` must be on
+    /// the queue's database.
+    pub fn enqueue_in(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        self.insert(tx, jobs)
+            .map_err(|e| pg_err("enqueueing jobs", e))
+    }
+
+    fn insert(
+        &self,
+        c: &mut impl GenericClient,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>, postgres::Error> {
+        let now = self.now_us();
+        let n = jobs.len();
+        let (mut task, mut params, mut prio, mut run_at, mut max, mut backoff) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut timeout, mut mode, mut isolate, mut key) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        // Settings are shared between copies: render each once.
+        let mut last: Option<(*const JobSettings, String)> = None;
+        for j in jobs {
+            let s = &j.settings;
+            task.push(j.task.as_str());
+            params.push(j.params.as_json());
+            prio.push(s.priority);
+            run_at.push(j.run_at.map_or(now, Timestamp::as_micros));
+            max.push(s.max_attempts as i32);
+            let ptr = Arc::as_ptr(s);
+            let b = match &last {
+                Some((p, b)) if *p == ptr => b.clone(),
+                _ => {
+                    let b = s.backoff.to_string();
+                    last = Some((ptr, b.clone()));
+                    b
+                }
+            };
+            backoff.push(b);
+            timeout.push(s.timeout.map(|t| t.as_micros() as i64));
+            mode.push(s.mode.as_str());
+            isolate.push(s.isolate);
+            key.push(j.idempotency_key.as_deref());
+        }
+        let rows = c.query(
+            &self.sql.insert_jobs,
+            &[
+                &now, &task, &params, &prio, &run_at, &max, &backoff, &timeout, &mode, &isolate,
+                &key,
+            ],
+        )?;
+        // Rows come back in insertion order (the input's, skipping taken keys).
+        let mut new_by_key: FxHashMap<String, i64> = FxHashMap::default();
+        let mut unkeyed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.get(0);
+            match r.get::<_, Option<String>>(1) {
+                Some(k) => {
+                    new_by_key.insert(k, id);
+                }
+                None => unkeyed.push(id),
+            }
+        }
+        let mut existing: FxHashMap<String, i64> = FxHashMap::default();
+        let missing: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.idempotency_key.as_deref())
+            .filter(|k| !new_by_key.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            for r in c.query(
+                &self.q(
+                    "SELECT idempotency_key, id FROM runyard.jobs WHERE idempotency_key = ANY($1)",
+                ),
+                &[&missing],
+            )? {
+                existing.insert(r.get(0), r.get(1));
+            }
+        }
+        let mut unkeyed = unkeyed.into_iter();
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut out = Vec::with_capacity(n);
+        for j in jobs {
+            out.push(match j.idempotency_key.as_deref() {
+                None => Enqueued::New(JobId(unkeyed.next().unwrap_or_default() as u64)),
+                Some(k) => match new_by_key.get(k) {
+                    // The first job with the key was added; later ones in
+                    // the batch are its duplicates.
+                    Some(&id) if seen.insert(k) => Enqueued::New(JobId(id as u64)),
+                    Some(&id) => Enqueued::Duplicate(JobId(id as u64)),
+                    None => {
+                        let id = existing.get(k).copied().unwrap_or_default();
+                        Enqueued::Duplicate(JobId(id as u64))
+                    }
+                },
+            });
+        }
+        if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+            self.notify_on(c)?;
+        }
+        Ok(out)
+    }
+
+    fn notify_on(&self, c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+        c.execute("SELECT pg_notify($1, '')", &[&self.pool.opts.channel()])
+            .map(|_| ())
+    }
+
+    /// Wakes this process's worker, and (through the database) every other.
+    fn notify(&self) {
+        self.shared.waker.wake();
+        let _ = self.pool.run("notifying workers", |c, _| self.notify_on(c));
+    }
+
+    /// Runs `f` in one transaction, reconnecting as [`Pool::run`] does.
+    fn tx<T>(
+        &self,
+        what: &str,
+        f: impl Fn(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+    ) -> Result<T, QueueError> {
+        self.pool.run(what, |c, committing: &Cell<bool>| {
+            let mut tx = c.transaction()?;
+            let v = f(&mut tx)?;
+            committing.set(true);
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+
+    /// Deletes succeeded and cancelled jobs (and dead ones, with
+    /// `dead`) that finished more than `older_than` ago, with their
+    /// attempts; returns how many jobs went. Deletes in batches, so a large
+    /// backlog does not hold locks for long.
+    pub fn prune(&self, older_than: Duration, dead: bool) -> Result<u64, QueueError> {
+        let before = self.now_us() - older_than.as_micros() as i64;
+        let states: Vec<i16> = if dead {
+            vec![SUCCEEDED, DEAD, CANCELLED]
+        } else {
+            vec![SUCCEEDED, CANCELLED]
+        };
+        let sql = self.q("WITH gone AS (
+                 DELETE FROM runyard.jobs WHERE id IN (
+                     SELECT id FROM runyard.jobs
+                     WHERE state = ANY($1) AND finished_at < $2
+                     LIMIT 10000 FOR UPDATE SKIP LOCKED)
+                 RETURNING id
+             ), attempts AS (
+                 DELETE FROM runyard.attempts WHERE job IN (SELECT id FROM gone)
+             )
+             SELECT COUNT(*) FROM gone");
+        let mut total = 0u64;
+        loop {
+            let n: i64 = self.pool.run("pruning finished jobs", |c, _| {
+                Ok(c.query_one(&sql, &[&states, &before])?.get(0))
+            })?;
+            total += n as u64;
+            if n < 10000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Throughput, the oldest ready job and the workers holding leases.
+    pub fn activity(&self, window: Duration) -> Result<Activity, QueueError> {
+        let now = self.now_us();
+        let since = now - window.as_micros() as i64;
+        let finished_sql =
+            self.q("SELECT COUNT(*) FROM runyard.jobs WHERE state >= 3 AND finished_at >= $1");
+        let oldest_sql =
+            self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0 AND run_at <= $1");
+        let workers_sql = self.q(
+            "SELECT worker, COUNT(*) FROM runyard.jobs WHERE state = 2 AND worker IS NOT NULL
+             GROUP BY 1 ORDER BY 1",
+        );
+        self.pool.run("reading activity", |c, _| {
+            let finished: i64 = c.query_one(&finished_sql, &[&since])?.get(0);
+            let oldest: Option<i64> = c.query_one(&oldest_sql, &[&now])?.get(0);
+            let workers = c
+                .query(&workers_sql, &[])?
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+                .collect();
+            Ok(Activity {
+                finished_in_window: finished as u64,
+                window,
+                oldest_ready: oldest.map(Timestamp::from_micros),
+                workers,
+            })
+        })
+    }
+
+    /// Starts the thread that listens for notifications, once.
+    fn listen(&self) {
+        if self.shared.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let shared = Arc::downgrade(&self.shared);
+        let config = self.pool.opts.config.clone();
+        let channel = self.pool.opts.channel();
+        let spawned = std::thread::Builder::new()
+            .name("runyard-pg-listen".into())
+            .spawn(move || listen_loop(shared, config, channel));
+        if spawned.is_err() {
+            // Workers poll as well; without the thread they only wake later.
+            self.shared.listening.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Holds a connection that `LISTEN`s on the queue's channel and calls the
+/// waker on each notification; reconnects (waking once, for what was missed)
+/// when the connection is lost. Ends once the queue is dropped.
+fn listen_loop(shared: Weak<Shared>, config: postgres::Config, channel: String) {
+    use postgres::fallible_iterator::FallibleIterator;
+    let alive = || {
+        shared
+            .upgrade()
+            .filter(|s| s.listening.load(Ordering::SeqCst))
+    };
+    let mut pause = Duration::from_millis(100);
+    while alive().is_some() {
+        let mut c = match config.connect(postgres::NoTls) {
+            Ok(c) => c,
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let quoted = channel.replace('"', "\"\"");
+        if c.batch_execute(&format!("LISTEN \"{quoted}\"")).is_err() {
+            continue;
+        }
+        pause = Duration::from_millis(100);
+        // Whatever was sent while not listening.
+        if let Some(s) = alive() {
+            s.waker.wake();
+        }
+        loop {
+            let next = c
+                .notifications()
+                .timeout_iter(Duration::from_millis(500))
+                .next();
+            let Some(s) = alive() else { return };
+            match next {
+                Ok(Some(_)) => s.waker.wake(),
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn state_of(code: i16, run_at: i64, now: i64) -> JobState {
+    match code {
+        WAITING if run_at > now => JobState::Scheduled,
+        WAITING => JobState::Queued,
+        RUNNING => JobState::Running,
+        SUCCEEDED => JobState::Succeeded,
+        DEAD => JobState::Dead,
+        _ => JobState::Cancelled,
+    }
+}
+
+fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
+    leases
+        .iter()
+        .map(|l| (l.job.0 as i64, l.attempt as i32))
+        .unzip()
+}
+
+fn claimed(q: &PgQueue, r: &Row) -> (i32, i64, Claimed) {
+    let backoff: String = r.get(5);
+    let mode: String = r.get(8);
+    let priority: i32 = r.get(7);
+    let run_at: i64 = r.get(10);
+    let timeout: Option<i64> = r.get(6);
+    let c = Claimed {
+        id: JobId(r.get::<_, i64>(0) as u64),
+        attempt: r.get::<_, i32>(1) as u32,
+        task: q.task_name(r.get(2)),
+        params: JobParams::from_trusted_json(r.get::<_, &str>(3)),
+        settings: JobSettings {
+            max_attempts: r.get::<_, i32>(4) as u32,
+            backoff: backoff.parse().unwrap_or(Backoff::DEFAULT_EXPONENTIAL),
+            timeout: timeout.map(|t| Duration::from_micros(t.max(0) as u64)),
+            priority,
+            mode: mode.parse().unwrap_or(Mode::Auto),
+            isolate: r.get(9),
+        },
+        ready_at: Timestamp::from_micros(run_at),
+    };
+    (priority, run_at, c)
+}
+
+fn insert_attempt(
+    q: &PgQueue,
+    tx: &mut postgres::Transaction<'_>,
+    job: i64,
+    worker: &str,
+    r: &AttemptRecord,
+) -> Result<u64, postgres::Error> {
+    let e = r.error.as_deref();
+    tx.execute(
+        &q.q("INSERT INTO runyard.attempts
+                  (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        &[
+            &job,
+            &(r.number as i32),
+            &r.outcome.as_str(),
+            &r.started_at.as_micros(),
+            &(r.duration().as_micros() as i64),
+            &(r.queued().as_micros() as i64),
+            &e.map(|e| e.message.as_str()),
+            &e.is_some_and(|e| e.permanent),
+            &e.and_then(|e| e.detail.as_deref()).map(|d| d.get()),
+            &worker,
+        ],
+    )
+}
+
+impl Queue for PgQueue {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        // Not retried once the commit was sent: its outcome is then unknown,
+        // and enqueueing again could add the jobs twice.
+        let out = self.pool.run("enqueueing jobs", |c, committing| {
+            let mut tx = c.transaction()?;
+            let out = self.insert(&mut tx, &jobs)?;
+            committing.set(true);
+            tx.commit()?;
+            Ok(out)
+        })?;
+        if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+            self.shared.waker.wake();
+        }
+        Ok(out)
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let now = self.now_us();
+        let until = now.saturating_add(lease.as_micros() as i64);
+        let filter: Option<Vec<&str>> = tasks.map(|t| t.iter().map(|n| n.as_str()).collect());
+        let limit = max as i64;
+        let mut rows = self.pool.run("claiming jobs", |c, _| {
+            let rows = c.query(&self.sql.claim, &[&worker, &until, &now, &limit, &filter])?;
+            Ok(rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>())
+        })?;
+        // RETURNING gives no order: priority, then run-at, then id.
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
+        Ok(rows.into_iter().map(|(_, _, c)| c).collect())
+    }
+
+    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
+        if started.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = started.iter().map(|(l, _)| l.job.0 as i64).collect();
+        let attempts: Vec<i32> = started.iter().map(|(l, _)| l.attempt as i32).collect();
+        let at: Vec<i64> = started.iter().map(|(_, t)| t.as_micros()).collect();
+        self.pool.run("recording starts", |c, _| {
+            c.execute(&self.sql.started, &[&worker, &ids, &attempts, &at])
+                .map(|_| ())
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> Result<HeartbeatReply, QueueError> {
+        if leases.is_empty() {
+            return Ok(HeartbeatReply::default());
+        }
+        let until = self.now_us().saturating_add(lease.as_micros() as i64);
+        let (ids, attempts) = lease_arrays(leases);
+        let rows = self.pool.run("renewing leases", |c, _| {
+            c.query(&self.sql.heartbeat, &[&worker, &until, &ids, &attempts])
+        })?;
+        let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
+        for r in &rows {
+            let l = Lease {
+                job: JobId(r.get::<_, i64>(0) as u64),
+                attempt: r.get::<_, i32>(1) as u32,
+            };
+            held.insert(l, r.get(2));
+        }
+        let mut reply = HeartbeatReply::default();
+        for l in leases {
+            match held.get(l) {
+                None => reply.lost.push(*l),
+                Some(true) => reply.cancel_requested.push(*l),
+                Some(false) => {}
+            }
+        }
+        Ok(reply)
+    }
+
+    fn complete(
+        &self,
+        worker: &str,
+        done: &[Completion],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now_us();
+        let n = done.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut attempts = Vec::with_capacity(n);
+        let mut states = Vec::with_capacity(n);
+        let mut run_ats = Vec::with_capacity(n);
+        let mut outputs: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut outcomes = Vec::with_capacity(n);
+        let mut started_at = Vec::with_capacity(n);
+        let mut duration = Vec::with_capacity(n);
+        let mut queued = Vec::with_capacity(n);
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut permanent = Vec::with_capacity(n);
+        let mut detail: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut wake = false;
+        for c in done {
+            let (state, run_at, output) = match &c.finish {
+                Finish::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                Finish::Retry { at } => {
+                    wake |= at.as_micros() <= now;
+                    (WAITING, at.as_micros(), None)
+                }
+                Finish::Dead => (DEAD, now, None),
+                Finish::Cancelled => (CANCELLED, now, None),
+            };
+            let r = &c.record;
+            let e = r.error.as_deref();
+            ids.push(c.lease.job.0 as i64);
+            attempts.push(c.lease.attempt as i32);
+            states.push(state);
+            run_ats.push(run_at);
+            outputs.push(output);
+            outcomes.push(r.outcome.as_str());
+            started_at.push(r.started_at.as_micros());
+            duration.push(r.duration().as_micros() as i64);
+            queued.push(r.queued().as_micros() as i64);
+            errors.push(e.map(|e| e.message.as_str()));
+            permanent.push(e.is_some_and(|e| e.permanent));
+            detail.push(e.and_then(|e| e.detail.as_deref()).map(|d| d.get()));
+        }
+        let ended = self.pool.run("recording outcomes", |c, _| {
+            c.query(
+                &self.sql.complete,
+                &[
+                    &worker,
+                    &ids,
+                    &attempts,
+                    &states,
+                    &run_ats,
+                    &outputs,
+                    &now,
+                    &outcomes,
+                    &started_at,
+                    &duration,
+                    &queued,
+                    &errors,
+                    &permanent,
+                    &detail,
+                ],
+            )
+        })?;
+        let ended: rustc_hash::FxHashSet<i64> = ended.iter().map(|r| r.get(0)).collect();
+        if wake {
+            self.shared.waker.wake();
+        }
+        Ok(done
+            .iter()
+            .map(|c| {
+                if ended.contains(&(c.lease.job.0 as i64)) {
+                    Ok(())
+                } else {
+                    Err(Fenced(c.lease))
+                }
+            })
+            .collect())
+    }
+
+    fn release(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now_us();
+        let (ids, attempts) = lease_arrays(leases);
+        let rows = self.pool.run("releasing claims", |c, _| {
+            c.query(&self.sql.release, &[&worker, &now, &ids, &attempts])
+        })?;
+        let back: rustc_hash::FxHashSet<(i64, i32)> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        if !back.is_empty() {
+            self.notify();
+        }
+        Ok(leases
+            .iter()
+            .map(|l| {
+                if back.contains(&(l.job.0 as i64, l.attempt as i32)) {
+                    Ok(())
+                } else {
+                    Err(Fenced(*l))
+                }
+            })
+            .collect())
+    }
+
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+        let select =
+            self.q("SELECT id, state, run_at FROM runyard.jobs WHERE id = ANY($1) FOR UPDATE");
+        let cancel = self.q(
+            "UPDATE runyard.jobs SET state = 5, finished_at = $2 WHERE id = ANY($1) AND state = 0",
+        );
+        let ask = self
+            .q("UPDATE runyard.jobs SET cancel_requested = true WHERE id = ANY($1) AND state = 2");
+        let found = self.tx("cancelling jobs", |tx| {
+            let found: FxHashMap<i64, (i16, i64)> = tx
+                .query(&select, &[&want])?
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            tx.execute(&cancel, &[&want, &now])?;
+            tx.execute(&ask, &[&want])?;
+            Ok(found)
+        })?;
+        Ok(ids
+            .iter()
+            .map(|id| match found.get(&(id.0 as i64)) {
+                None => CancelResult::NotFound,
+                Some((WAITING, _)) => CancelResult::Cancelled,
+                Some((RUNNING, _)) => CancelResult::Requested,
+                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
+            })
+            .collect())
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
+        let sql = self
+            .q("UPDATE runyard.jobs SET state = 5, finished_at = $1 WHERE state = 0 RETURNING id");
+        let mut ids: Vec<JobId> = self
+            .pool
+            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
+            .iter()
+            .map(|r| JobId(r.get::<_, i64>(0) as u64))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
+        let cols = "id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims";
+        let (select, worker) = match &which {
+            Rescue::Expired => (
+                self.q(&format!(
+                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND lease_until < $1
+                     ORDER BY id FOR UPDATE SKIP LOCKED"
+                )),
+                None,
+            ),
+            Rescue::Worker(w) => (
+                self.q(&format!(
+                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND worker = $1
+                     ORDER BY id FOR UPDATE SKIP LOCKED"
+                )),
+                Some(w.clone()),
+            ),
+        };
+        let undo = self.q(
+            "UPDATE runyard.jobs SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL,
+             run_at = LEAST(run_at, $1), lost_claims = lost_claims + 1 WHERE id = $2",
+        );
+        let requeue = self.q(
+            "UPDATE runyard.jobs SET state = $1, run_at = $2, worker = NULL, lease_until = NULL,
+             finished_at = CASE WHEN $1::smallint = 0 THEN NULL ELSE $2::bigint END WHERE id = $3",
+        );
+        let out = self.tx("rescuing expired leases", |tx| {
+            let rows = match &worker {
+                None => tx.query(&select, &[&now])?,
+                Some(w) => tx.query(&select, &[w])?,
+            };
+            let mut ids = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: i64 = r.get(0);
+                let attempt = r.get::<_, i32>(1) as u32;
+                let max = r.get::<_, i32>(2) as u32;
+                let holder: Option<String> = r.get(3);
+                let holder = holder.unwrap_or_default();
+                let claimed_at: i64 = r.get::<_, Option<i64>>(4).unwrap_or(now);
+                let run_at: i64 = r.get(5);
+                let started: bool = r.get(6);
+                let lost_claims = r.get::<_, i32>(7) as u32;
+                if !started && lost_claims < max {
+                    // Claimed ahead, never started: undone, not counted.
+                    tx.execute(&undo, &[&now, &id])?;
+                } else {
+                    let record = AttemptRecord::new(
+                        attempt,
+                        Outcome::Crashed,
+                        Timestamp::from_micros(claimed_at),
+                        Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
+                        Duration::from_micros(claimed_at.saturating_sub(run_at).max(0) as u64),
+                        Some(AttemptError {
+                            message: runyard_queue::lost_attempt_message(&holder, started),
+                            permanent: false,
+                            detail: None,
+                        }),
+                    );
+                    insert_attempt(self, tx, id, &holder, &record)?;
+                    let state = if attempt >= max { DEAD } else { WAITING };
+                    tx.execute(&requeue, &[&state, &now, &id])?;
+                }
+                ids.push(JobId(id as u64));
+            }
+            Ok(ids)
+        })?;
+        if !out.is_empty() {
+            self.notify();
+        }
+        Ok(out)
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.now_us();
+        let sql = self.q(
+            "UPDATE runyard.jobs SET state = 0, run_at = $1, max_attempts = attempt + attempts_per_round,
+             cancel_requested = false, finished_at = NULL WHERE id = $2 AND state IN (4, 5)",
+        );
+        let n = self.pool.run("retrying a job", |c, _| {
+            c.execute(&sql, &[&now, &(id.0 as i64)])
+        })?;
+        if n == 1 {
+            self.notify();
+        }
+        Ok(n == 1)
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        let mut c = Counts::default();
+        for (_, t) in self.counts_by_task()? {
+            for s in JobState::ALL {
+                *c.get_mut(s) += t.get(s);
+            }
+        }
+        Ok(c)
+    }
+
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let now = self.now_us();
+        let sql = self.q(
+            "SELECT task, state, state = 0 AND run_at > $1, COUNT(*) FROM runyard.jobs
+             GROUP BY 1, 2, 3 ORDER BY 1",
+        );
+        let rows = self
+            .pool
+            .run("counting jobs", |c, _| c.query(&sql, &[&now]))?;
+        let mut out: Vec<(String, Counts)> = Vec::new();
+        for r in &rows {
+            let task: String = r.get(0);
+            let state: i16 = r.get(1);
+            let later: bool = r.get(2);
+            let n: i64 = r.get(3);
+            if out.last().is_none_or(|(t, _)| *t != task) {
+                out.push((task, Counts::default()));
+            }
+            let s = match (state, later) {
+                (WAITING, true) => JobState::Scheduled,
+                (s, _) => state_of(s, 0, 1),
+            };
+            *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
+        }
+        Ok(out)
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
+        let mut v = self.list(&ListFilter {
+            after: Some(JobId(id.0.saturating_sub(1))),
+            limit: 1,
+            ..ListFilter::default()
+        })?;
+        Ok(v.pop().filter(|j| j.id == id))
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
+        let now = self.now_us();
+        let (state_code, later): (Option<i16>, Option<bool>) = match filter.state {
+            None => (None, None),
+            Some(JobState::Queued) => (Some(WAITING), Some(false)),
+            Some(JobState::Scheduled) => (Some(WAITING), Some(true)),
+            Some(JobState::Running) => (Some(RUNNING), None),
+            Some(JobState::Succeeded) => (Some(SUCCEEDED), None),
+            Some(JobState::Dead) => (Some(DEAD), None),
+            Some(JobState::Cancelled) => (Some(CANCELLED), None),
+        };
+        let after = filter.after.map_or(0, |a| a.0) as i64;
+        let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
+        let jobs_sql = self.q(
+            "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard.jobs
+             WHERE id > $1
+               AND ($2::smallint IS NULL OR state = $2)
+               AND ($3::boolean IS NULL OR (run_at > $4) = $3)
+               AND ($5::text IS NULL OR task = $5)
+             ORDER BY id LIMIT $6",
+        );
+        let attempts_sql = self.q(
+            "SELECT job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail
+             FROM runyard.attempts WHERE job BETWEEN $1 AND $2 ORDER BY job, n",
+        );
+        let task = filter.task.as_deref();
+        let params: [&(dyn ToSql + Sync); 6] = [&after, &state_code, &later, &now, &task, &limit];
+        let (rows, attempts) = self.tx("listing jobs", |tx| {
+            let rows = tx.query(&jobs_sql, &params)?;
+            let attempts = match (rows.first(), rows.last()) {
+                (Some(a), Some(b)) => {
+                    tx.query(&attempts_sql, &[&a.get::<_, i64>(0), &b.get::<_, i64>(0)])?
+                }
+                _ => Vec::new(),
+            };
+            Ok((rows, attempts))
+        })?;
+        let mut jobs: Vec<JobView> = rows
+            .iter()
+            .map(|r| {
+                let state: i16 = r.get(3);
+                let run_at: i64 = r.get(4);
+                let output: Option<&str> = r.get(6);
+                JobView {
+                    id: JobId(r.get::<_, i64>(0) as u64),
+                    task: r.get(1),
+                    params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
+                    state: state_of(state, run_at, now),
+                    attempts: Vec::new(),
+                    output: output
+                        .and_then(|o| Output::from_json(o).ok())
+                        .unwrap_or_default(),
+                    enqueued_at: Timestamp::from_micros(r.get(5)),
+                }
+            })
+            .collect();
+        let mut pos = 0;
+        for r in &attempts {
+            let job = r.get::<_, i64>(0) as u64;
+            while pos < jobs.len() && jobs[pos].id.0 < job {
+                pos += 1;
+            }
+            if pos == jobs.len() || jobs[pos].id.0 != job {
+                continue;
+            }
+            let outcome: &str = r.get(2);
+            let error: Option<String> = r.get(6);
+            let detail: Option<String> = r.get(8);
+            let permanent: bool = r.get(7);
+            jobs[pos].attempts.push(AttemptRecord::new(
+                r.get::<_, i32>(1) as u32,
+                Outcome::from_name(outcome).unwrap_or(Outcome::Crashed),
+                Timestamp::from_micros(r.get(3)),
+                Duration::from_micros(r.get::<_, i64>(4).max(0) as u64),
+                Duration::from_micros(r.get::<_, i64>(5).max(0) as u64),
+                error.map(|message| AttemptError {
+                    message,
+                    permanent,
+                    detail: detail.and_then(|d| serde_json::value::RawValue::from_string(d).ok()),
+                }),
+            ));
+        }
+        Ok(jobs)
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
+        let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
+            Ok(c.query_one(&sql, &[])?.get(0))
+        })?;
+        Ok(t.map(Timestamp::from_micros))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.shared.waker.set(waker);
+        self.listen();
+    }
+}

@@ -1,0 +1,226 @@
+//! A throwaway PostgreSQL server for tests (feature `testing`).
+//!
+//! [`server`] gives the server every test of one test process shares:
+//! the one `RUNYARD_TEST_PG_URL` names, or else a cluster started with
+//! `initdb` and `pg_ctl` (Debian's `postgresql` package: the newest
+//! `/usr/lib/postgresql/*/bin`, or `RUNYARD_PG_BIN`) in a temporary
+//! directory, listening on 127.0.0.1 only, and stopped when the test
+//! process exits. As root, the cluster runs as the `postgres` user.
+//! Each test then takes a schema of its own ([`Server::fresh_url`]).
+//!
+//! A server that cannot be had is a test failure, never a skip.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+/// A PostgreSQL server for tests.
+#[derive(Debug)]
+pub struct Server {
+    url: String,
+    cluster: Option<Cluster>,
+}
+
+#[derive(Debug)]
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The server this test process shares, started on first use.
+///
+/// # Panics
+///
+/// When no server can be had, with what is missing.
+pub fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("RUNYARD_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Server { url, cluster: None },
+        _ => start().unwrap_or_else(|e| {
+            panic!(
+                "no PostgreSQL for the tests: {e}\n\
+                 install Debian's `postgresql` package (apt-get install postgresql), \
+                 or set RUNYARD_TEST_PG_URL to a server the tests may create schemas in"
+            )
+        }),
+    })
+}
+
+impl Server {
+    /// The server's URL (its `postgres` database).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A URL for a queue in a schema no other test uses.
+    pub fn fresh_url(&self, name: &str) -> String {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let clean: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(32)
+            .collect();
+        let schema = format!("t_{clean}_{}_{n}", std::process::id());
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}schema={schema}", self.url)
+    }
+
+    /// Restarts the server (fast shutdown: connections are dropped), for
+    /// tests of reconnecting. Only a server this process started.
+    ///
+    /// # Panics
+    ///
+    /// When the server was given by URL, or does not come back.
+    pub fn restart(&self) {
+        let c = self
+            .cluster
+            .as_ref()
+            .expect("only a cluster the tests started can be restarted");
+        let ok = c
+            .pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "the test cluster did not restart");
+    }
+}
+
+impl Cluster {
+    fn cmd(&self, prog: &str) -> Command {
+        let path = self.bin.join(prog);
+        let mut c = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        };
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd("pg_ctl");
+        c.arg("-D").arg(&self.data).args(args);
+        c
+    }
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some(Server {
+        cluster: Some(c), ..
+    }) = SERVER.get()
+    {
+        let _ = c.pg_ctl(&["stop", "-m", "immediate", "-w"]).status();
+        if let Some(dir) = c.data.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn find_bin() -> Result<PathBuf, String> {
+    if let Ok(b) = std::env::var("RUNYARD_PG_BIN") {
+        return Ok(PathBuf::from(b));
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "no /usr/lib/postgresql (initdb and pg_ctl not found)".to_string())?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or_else(|| "no /usr/lib/postgresql/*/bin/initdb".to_string())
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn chown_to_postgres(p: &Path) -> Result<(), String> {
+    let ok = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(p)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("cannot give {} to the postgres user", p.display()))
+    }
+}
+
+fn start() -> Result<Server, String> {
+    let bin = find_bin()?;
+    // SAFETY: geteuid has no preconditions.
+    let as_postgres = unsafe { libc::geteuid() } == 0;
+    let base = std::env::temp_dir();
+    let dir = tempfile::Builder::new()
+        .prefix("runyard-test-pg.")
+        .tempdir_in(&base)
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?
+        .keep();
+    let data = dir.join("data");
+    let cluster = Cluster {
+        bin,
+        data: data.clone(),
+        as_postgres,
+    };
+    if as_postgres {
+        chown_to_postgres(&dir)?;
+    }
+    let init = cluster
+        .cmd("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        .status()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !init.success() {
+        return Err(format!("initdb failed ({init})"));
+    }
+    // SAFETY: registering a plain extern "C" fn.
+    unsafe { libc::atexit(stop_at_exit) };
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            dir.display()
+        );
+        let log = dir.join("server.log");
+        let ok = cluster
+            .pg_ctl(&["start", "-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(&log)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            let server = Server {
+                url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                cluster: Some(cluster),
+            };
+            return Ok(server);
+        }
+        last = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    Err(format!("pg_ctl start failed; the server's log:\n{last}"))
+}
