@@ -41,6 +41,19 @@ pub(crate) enum Command {
     Describe(DescribeArgs),
     /// Show a recorded run: counts per state and task, dead jobs and their last error.
     Status(StatusArgs),
+    /// Put jobs in a shared queue (PostgreSQL) for workers to run; prints their ids.
+    Submit(SubmitArgs),
+    /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits).
+    #[command(name = "worker")]
+    QueueWorker(WorkerArgs),
+    /// Give dead or cancelled jobs a fresh set of attempts.
+    Retry(RetryArgs),
+    /// Cancel jobs: queued ones at once, running ones by asking their worker.
+    Cancel(CancelArgs),
+    /// Delete jobs that finished long ago from a PostgreSQL queue.
+    Prune(PruneArgs),
+    /// Create or upgrade a PostgreSQL queue's schema.
+    Migrate(MigrateArgs),
     /// Run a benchmark workload (see BENCH.md); prints one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The worker role of `--mode process` (started by runyard itself).
@@ -155,7 +168,7 @@ pub(crate) struct StoreFlags {
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
 
-    /// The queue: memory (the default) or sqlite://PATH.
+    /// The queue: memory (the default), sqlite://PATH, or postgres://USER@HOST/DB.
     #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
     pub(crate) queue: Option<crate::state::QueueUrl>,
 }
@@ -168,6 +181,128 @@ impl StoreFlags {
             (None, q) => q.clone(),
         }
     }
+}
+
+/// A queue that outlives the process, required.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct QueueFlag {
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
+    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url, env = "RUNYARD_QUEUE")]
+    pub(crate) queue: crate::state::QueueUrl,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::jobs::SYNTAX_HELP)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    #[arg(
+        value_name = "JOB",
+        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
+    )]
+    pub(crate) jobs: Vec<String>,
+
+    /// A TOML job file (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) flags: JobFlags,
+
+    /// Wait until every submitted job has ended, then report on them (exit 1 if any did not succeed).
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    /// With --wait: print only errors.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    /// Where attempts run unless a job says otherwise: auto, thread, process or async.
+    #[arg(long, value_parser = parse_mode)]
+    pub(crate) mode: Option<Mode>,
+
+    /// Attempts running at once (see `runyard run --help`); default: the cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
+    pub(crate) concurrency: Option<u64>,
+
+    /// Run only jobs of these tasks (comma-separated); others stay for other workers.
+    #[arg(long, value_name = "TASK,...")]
+    pub(crate) tasks: Option<String>,
+
+    /// This worker's name in the queue (default HOST:PID; must be unique among live workers).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// How long a claim is held without a heartbeat: a worker that dies has
+    /// its jobs run elsewhere after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub(crate) lease: Duration,
+
+    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub(crate) grace: Duration,
+
+    #[command(flatten)]
+    pub(crate) process: ProcessFlags,
+
+    /// Write every job state transition as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) events: Option<PathBuf>,
+
+    /// Print only errors (no line per finished job).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    /// The jobs.
+    #[arg(value_name = "ID")]
+    pub(crate) ids: Vec<u64>,
+
+    /// Every dead job.
+    #[arg(long)]
+    pub(crate) dead: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    /// The jobs.
+    #[arg(value_name = "ID", required = true)]
+    pub(crate) ids: Vec<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    /// Delete jobs that finished longer ago than this, e.g. 7d, 12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) older_than: Duration,
+
+    /// Delete dead jobs too (kept by default, for inspection and retry).
+    #[arg(long)]
+    pub(crate) dead: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
 }
 
 #[derive(Debug, Args)]

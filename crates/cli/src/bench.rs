@@ -386,6 +386,7 @@ fn queue_bench(
     let (queue, backend): (Arc<dyn Queue>, &str) = match url {
         QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
         QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),
+        QueueUrl::Postgres(u) => (scratch_postgres(u)?, "postgres"),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let e = engine(registry, Mode::Thread, Some(cores));
@@ -457,6 +458,40 @@ fn queue_bench(
         }),
     );
     Ok(())
+}
+
+/// A fresh queue for the benchmark in the database at `url`: in the
+/// schema the URL names, or `runyard_bench`. A runyard queue already in
+/// that schema is dropped; a schema holding anything else is refused.
+fn scratch_postgres(url: &str) -> anyhow::Result<Arc<dyn Queue>> {
+    use runyard::postgres::{PgOptions, PgQueue};
+    let mut opts = PgOptions::from_url(url).map_err(|e| UsageError(e.to_string()))?;
+    if !url.contains("schema=") {
+        opts = opts.schema("runyard_bench")?;
+    }
+    let schema = opts.schema_name().to_string();
+    let mut c = opts
+        .connect_client()
+        .with_context(|| format!("connecting to {}", opts.url()))?;
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ours = ["attempts", "jobs", "meta", "migrations"];
+    if let Some(other) = tables.iter().find(|t| !ours.contains(&t.as_str())) {
+        bail!(UsageError(format!(
+            "schema `{schema}` holds a table runyard did not make (`{other}`); \
+             give the benchmark a schema of its own with ?schema=NAME"
+        )));
+    }
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))?;
+    drop(c);
+    let q = PgQueue::open(opts, Arc::new(runyard::queue::SystemClock))?;
+    Ok(Arc::new(q))
 }
 
 /// A fresh state file at `path` for the benchmark. A runyard state file

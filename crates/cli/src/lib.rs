@@ -19,6 +19,7 @@ mod exec;
 mod jobs;
 mod output;
 mod run;
+mod shared;
 mod state;
 mod status;
 mod tasks;
@@ -125,6 +126,12 @@ fn dispatch(
         }
         Command::Status(args) => status::status(args, &Human::new(false, cli.color)),
         Command::Bench(args) => bench::bench(args, registry()?),
+        Command::Submit(args) => shared::submit(args, cli.color, registry()?),
+        Command::QueueWorker(args) => shared::worker(args, cli.color, registry()?),
+        Command::Retry(args) => shared::retry(args),
+        Command::Cancel(args) => shared::cancel(args),
+        Command::Prune(args) => shared::prune(args),
+        Command::Migrate(args) => shared::migrate(args),
         Command::Worker => Ok(worker_role(registry())),
         Command::Completions { shell } => {
             clap_complete::generate(

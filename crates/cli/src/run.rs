@@ -52,6 +52,15 @@ pub(crate) fn run(
     let engine = Engine::new(registry, config);
 
     let url = args.store.url().unwrap_or(QueueUrl::Memory);
+    if let QueueUrl::Postgres(_) = url {
+        return Err(UsageError(
+            "a PostgreSQL queue is shared by workers on many machines: put jobs in it with \
+             `runyard submit --queue URL` (add --wait to wait for them) and drain it with \
+             `runyard worker --queue URL`"
+                .into(),
+        )
+        .into());
+    }
     if args.resume {
         check_resume(&args, &url)?;
     }

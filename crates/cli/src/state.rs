@@ -18,9 +18,24 @@ pub(crate) enum QueueUrl {
     Memory,
     /// `sqlite://PATH`: a state file.
     Sqlite(PathBuf),
+    /// `postgres://...`: a queue shared by workers on many machines.
+    Postgres(String),
 }
 
-/// Reads `memory` or `sqlite://PATH` (`sqlite:PATH` too).
+impl QueueUrl {
+    /// The URL, as given (without a password).
+    pub(crate) fn display(&self) -> String {
+        match self {
+            QueueUrl::Memory => "memory".into(),
+            QueueUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            QueueUrl::Postgres(u) => runyard::postgres::PgOptions::from_url(u)
+                .map(|o| o.url().to_string())
+                .unwrap_or_else(|_| u.clone()),
+        }
+    }
+}
+
+/// Reads `memory`, `sqlite://PATH` (`sqlite:PATH` too) or a PostgreSQL URL.
 pub(crate) fn parse_queue_url(s: &str) -> Result<QueueUrl, String> {
     if s == "memory" || s == "memory://" {
         return Ok(QueueUrl::Memory);
@@ -35,13 +50,11 @@ pub(crate) fn parse_queue_url(s: &str) -> Result<QueueUrl, String> {
         return Ok(QueueUrl::Sqlite(PathBuf::from(rest)));
     }
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        return Err(
-            "PostgreSQL queues are not part of this build; use sqlite://PATH (one machine) or memory"
-                .into(),
-        );
+        runyard::postgres::PgOptions::from_url(s).map_err(|e| e.to_string())?;
+        return Ok(QueueUrl::Postgres(s.to_string()));
     }
     Err(format!(
-        "`{s}` is not a queue URL (expected memory or sqlite://PATH)"
+        "`{s}` is not a queue URL (expected memory, sqlite://PATH or postgres://USER@HOST/DB)"
     ))
 }
 
@@ -162,7 +175,24 @@ pub(crate) fn open(url: &QueueUrl, purpose: Purpose) -> anyhow::Result<Opened> {
                 file: Some((p.clone(), q)),
             }
         }
+        QueueUrl::Postgres(u) => Opened {
+            queue: connect_postgres(u)?,
+            file: None,
+        },
     })
+}
+
+/// Connects to a PostgreSQL queue (migrating its schema on first use).
+pub(crate) fn connect_postgres(url: &str) -> anyhow::Result<Arc<runyard::postgres::PgQueue>> {
+    match runyard::postgres::PgQueue::connect(url) {
+        Ok(q) => Ok(Arc::new(q)),
+        Err(e) => match e.kind() {
+            QueueErrorKind::Incompatible | QueueErrorKind::InvalidInput => {
+                Err(UsageError(e.to_string()).into())
+            }
+            _ => Err(anyhow::Error::new(e)),
+        },
+    }
 }
 
 /// An open queue.
@@ -193,6 +223,13 @@ mod tests {
             .contains("needs a path"));
         assert!(parse_queue_url("redis://x")
             .unwrap_err()
-            .contains("expected memory or sqlite://PATH"));
+            .contains("expected memory, sqlite://PATH or postgres://"));
+        assert_eq!(
+            parse_queue_url("postgres://me@db/jobs?schema=q1"),
+            Ok(QueueUrl::Postgres("postgres://me@db/jobs?schema=q1".into()))
+        );
+        assert!(parse_queue_url("postgres://me@db/jobs?schema=No-Good")
+            .unwrap_err()
+            .contains("not a usable schema name"));
     }
 }

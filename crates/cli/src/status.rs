@@ -17,8 +17,27 @@ use crate::UsageError;
 struct Status {
     queue: String,
     counts: Counts,
+    /// A shared queue's activity (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activity: Option<ActivityView>,
     tasks: Vec<TaskCounts>,
     dead: Vec<DeadJob>,
+}
+
+#[derive(Debug, Serialize)]
+struct ActivityView {
+    /// Jobs finished per second over the last minute.
+    finished_per_s: f64,
+    /// Seconds the oldest ready job has waited.
+    oldest_ready_age_s: Option<f64>,
+    /// Workers holding leases now, with how many jobs each.
+    workers: Vec<WorkerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerView {
+    name: String,
+    running: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,18 +68,35 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
         }
         Some(u) => u,
         None => {
-            return Err(
-                UsageError("which run? give --state PATH or --queue sqlite://PATH".into()).into(),
+            return Err(UsageError(
+                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://..."
+                    .into(),
             )
+            .into())
         }
     };
     let opened = state::open(&url, Purpose::Inspect)?;
     let q = &*opened.queue;
+    let activity = match &url {
+        QueueUrl::Postgres(u) => {
+            let pg = state::connect_postgres(u)?;
+            let a = pg.activity(std::time::Duration::from_secs(60))?;
+            let now = pg.now();
+            Some(ActivityView {
+                finished_per_s: a.finished_in_window as f64 / a.window.as_secs_f64(),
+                oldest_ready_age_s: a.oldest_ready.map(|t| now.since(t).as_secs_f64()),
+                workers: a
+                    .workers
+                    .into_iter()
+                    .map(|(name, running)| WorkerView { name, running })
+                    .collect(),
+            })
+        }
+        _ => None,
+    };
     let s = Status {
-        queue: match &url {
-            QueueUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            QueueUrl::Memory => "memory".into(),
-        },
+        queue: url.display(),
+        activity,
         counts: q.counts()?,
         tasks: q
             .counts_by_task()?
@@ -109,6 +145,22 @@ fn render(s: &Status, human: &Human) -> String {
     let mut out = String::new();
     let c = &s.counts;
     let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
+    if let Some(a) = &s.activity {
+        let _ = writeln!(
+            out,
+            "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}; {} worker{} holding leases",
+            a.finished_per_s,
+            a.oldest_ready_age_s
+                .map_or("-".to_string(), |s| runyard::human_duration(
+                    std::time::Duration::from_secs_f64(s)
+                )),
+            a.workers.len(),
+            if a.workers.len() == 1 { "" } else { "s" }
+        );
+        for w in &a.workers {
+            let _ = writeln!(out, "  {} running {}", w.name, w.running);
+        }
+    }
     let width = s
         .tasks
         .iter()

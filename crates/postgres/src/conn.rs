@@ -101,6 +101,18 @@ impl PgOptions {
         self
     }
 
+    /// The schema that holds the queue's tables.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// A new connection of the driver, outside the queue's pool.
+    pub fn connect_client(&self) -> Result<postgres::Client, QueueError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| pg_err(&format!("cannot connect to {}", self.url), e))
+    }
+
     /// The URL, without its password.
     pub fn url(&self) -> &str {
         &self.url

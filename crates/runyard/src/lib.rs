@@ -88,7 +88,7 @@ pub use runyard_core::{
     Context, DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions,
     JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
-    RegistryError, RetryDecision, RetryPolicy, Summary, Task, TaskDef, TaskError, TaskIndex,
+    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError, TaskIndex,
     TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
 };
 pub use runyard_macros::{task, Params};
@@ -111,6 +111,13 @@ pub mod queue {
 #[cfg(feature = "sqlite")]
 pub mod sqlite {
     pub use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
+}
+
+/// The PostgreSQL queue: workers on many machines drain one queue
+/// (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use runyard_postgres::{postgres as driver, Activity, PgOptions, PgQueue, SCHEMA_VERSION};
 }
 
 /// Executors, for those who build their own worker loop.

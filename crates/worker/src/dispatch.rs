@@ -986,11 +986,14 @@ impl Dispatcher {
                 if self.queue_idle {
                     if let Ok(Some(due)) = self.queue.next_due() {
                         let d = due.since(self.queue.now());
-                        if d.is_zero() {
+                        if !d.is_zero() {
+                            at_most(d);
+                        } else if self.engine.config.tasks.is_none() {
                             self.queue_idle = false;
                             return Some(Duration::ZERO);
                         }
-                        at_most(d);
+                        // A worker of some tasks: what is due may be
+                        // another task's; it polls (and wakes on enqueues).
                     }
                 }
                 if self.durable {
