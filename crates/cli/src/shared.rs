@@ -125,10 +125,7 @@ fn wait_for(
         b.add(v);
         if !quiet {
             let attempts = v.attempts.len();
-            let error = v
-                .last_error()
-                .map(|e| format!(" {e}"))
-                .unwrap_or_default();
+            let error = v.last_error().map(|e| format!(" {e}")).unwrap_or_default();
             human.line(&format!(
                 "{} {} #{} attempts={attempts}{error}",
                 human.state(v.state.as_str()),
@@ -259,7 +256,9 @@ pub(crate) fn worker(
 pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "retry")?;
     if args.ids.is_empty() && !args.dead {
-        return Err(UsageError("give job ids to retry, or --dead for every dead job".into()).into());
+        return Err(
+            UsageError("give job ids to retry, or --dead for every dead job".into()).into(),
+        );
     }
     let queue = open(&args.queue, Purpose::Inspect)?;
     let mut ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
@@ -287,7 +286,10 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
             refused += 1;
             let why = match queue.get(id)? {
                 None => "no such job".to_string(),
-                Some(v) => format!("it is {} (only dead and cancelled jobs are retried)", v.state),
+                Some(v) => format!(
+                    "it is {} (only dead and cancelled jobs are retried)",
+                    v.state
+                ),
             };
             println!("{id}: not retried: {why}");
         }
@@ -346,7 +348,8 @@ pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let url = postgres_only(&args.queue, "migrate")?;
-    let opts = runyard::postgres::PgOptions::from_url(&url).map_err(|e| UsageError(e.to_string()))?;
+    let opts =
+        runyard::postgres::PgOptions::from_url(&url).map_err(|e| UsageError(e.to_string()))?;
     let applied = runyard::postgres::PgQueue::migrate(&opts).map_err(|e| {
         if e.kind() == runyard::queue::QueueErrorKind::Incompatible {
             UsageError(e.to_string()).into()
@@ -363,7 +366,11 @@ pub(crate) fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         for v in applied {
-            println!("applied migration {v} to {} (schema `{}`)", opts.url(), opts.schema_name());
+            println!(
+                "applied migration {v} to {} (schema `{}`)",
+                opts.url(),
+                opts.schema_name()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -58,23 +58,20 @@ struct DeadJob {
 }
 
 pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
-    let url = match args.store.url() {
-        Some(QueueUrl::Memory) => {
-            return Err(UsageError(
+    let url =
+        match args.store.url() {
+            Some(QueueUrl::Memory) => return Err(UsageError(
                 "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
                     .into(),
             )
-            .into())
-        }
-        Some(u) => u,
-        None => {
-            return Err(UsageError(
+            .into()),
+            Some(u) => u,
+            None => return Err(UsageError(
                 "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://..."
                     .into(),
             )
-            .into())
-        }
-    };
+            .into()),
+        };
     let opened = state::open(&url, Purpose::Inspect)?;
     let q = &*opened.queue;
     let activity = match &url {

@@ -88,8 +88,8 @@ pub use runyard_core::{
     Context, DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions,
     JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
-    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError, TaskIndex,
-    TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
+    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
+    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
 };
 pub use runyard_macros::{task, Params};
 pub use runyard_worker::{

@@ -1,0 +1,304 @@
+//! A PostgreSQL queue drained by worker processes: jobs submitted by one
+//! command are run by workers started apart from it; workers killed with
+//! SIGKILL at random moments lose no job; a worker paused past its lease
+//! cannot overwrite the outcome of the attempt that replaced it.
+//!
+//! Against the test server of `runyard_postgres::testing` (a throwaway
+//! cluster, or RUNYARD_TEST_PG_URL), each test in a schema of its own.
+
+mod pg;
+
+use std::time::Duration;
+
+use pg::*;
+
+/// A small, seeded generator: the seed is printed, so a failure can be
+/// replayed with RUNYARD_TEST_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("RUNYARD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("RUNYARD_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn jobs_submitted_by_one_command_are_run_by_separate_workers() {
+    let q = TestQueue::new("submit");
+    let d = dir();
+    let side = d.path().join("executions");
+    let file = append_jobs(d.path(), &side, 300, 0);
+
+    // Submitted before any worker exists: the jobs wait in the queue.
+    let out = q.cli(&[
+        "submit",
+        "-f",
+        file.to_str().unwrap(),
+        "fail:permanent=true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ids: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 301, "one id printed per job");
+    // Jobs named on the command line come before the job file's.
+    let (failing, appends) = (ids[0], &ids[1..]);
+    let mut db = q.db();
+    assert_eq!(q.count(&mut db, "waiting"), 301);
+
+    let (log1, log2) = (d.path().join("w1.log"), d.path().join("w2.log"));
+    let w1 = q.worker("w1", &["--lease", "2s"], &log1);
+    let w2 = q.worker("w2", &["--lease", "2s"], &log2);
+
+    // `submit --wait` reports on its own jobs once the workers ran them.
+    let out = q.cli(&["submit", "--wait", "noop*5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("noop"), "a summary of the waited jobs: {err}");
+    wait_until(Duration::from_secs(120), "the first jobs to end", || {
+        q.count(&mut db, "succeeded") == 305 && q.count(&mut db, "dead") == 1
+    });
+    check_executions_of_first(&side, appends);
+
+    // status: counts per task, the dead job with its error.
+    let out = q.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["counts"]["succeeded"], 305);
+    assert_eq!(s["counts"]["dead"], 1);
+    assert_eq!(s["dead"][0]["id"], failing);
+    assert!(s["dead"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("failing on purpose"));
+    let tasks: Vec<&str> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks, ["append", "fail", "noop"]);
+    assert!(s["activity"]["finished_per_s"].as_f64().unwrap() > 0.0);
+
+    // retry: the dead job gets a fresh attempt (and dies again: permanent).
+    let out = q.cli(&["retry", "--dead"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("queued again"));
+    wait_until(Duration::from_secs(60), "the retried job to end", || {
+        let n: i64 = db
+            .query_one(
+                &format!(
+                    "SELECT COUNT(*) FROM \"{}\".attempts WHERE job = $1",
+                    q.schema
+                ),
+                &[&(failing as i64)],
+            )
+            .unwrap()
+            .get(0);
+        n == 2 && q.count(&mut db, "dead") == 1
+    });
+
+    // cancel: a running job is stopped by its worker.
+    let out = q.cli(&["submit", "sleep:duration=1h"]);
+    let long: i64 = text(&out.stdout).trim().parse().unwrap();
+    wait_until(Duration::from_secs(60), "the long job to start", || {
+        q.count(&mut db, "running") == 1
+    });
+    let out = q.cli(&["cancel", &long.to_string()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("asked to stop"),
+        "{}",
+        text(&out.stdout)
+    );
+    wait_until(Duration::from_secs(60), "the cancel to be recorded", || {
+        q.count(&mut db, "cancelled") == 1
+    });
+
+    stop(w1, Duration::from_secs(30), &log1);
+    stop(w2, Duration::from_secs(30), &log2);
+}
+
+fn check_executions_of_first(side: &std::path::Path, ids: &[u64]) {
+    let runs = executions(side);
+    let ran: Vec<u64> = runs.keys().copied().collect();
+    assert_eq!(ran, ids, "each submitted append job ran");
+}
+
+#[test]
+fn workers_killed_at_random_moments_lose_no_job() {
+    const JOBS: i64 = 20_000;
+    let q = TestQueue::new("kill");
+    let d = dir();
+    let side = d.path().join("executions");
+    let file = append_jobs(d.path(), &side, JOBS as u64, 50);
+    let out = q.cli(&["submit", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut db = q.db();
+
+    let mut rng = Rng::new();
+    let args = ["--lease", "2s", "-j", "2"];
+    let mut n = 0;
+    let spawn = |n: &mut u32| {
+        *n += 1;
+        let log = d.path().join(format!("w{n}.log"));
+        (q.worker(&format!("w{n}"), &args, &log), log)
+    };
+    let mut workers: Vec<_> = (0..3).map(|_| spawn(&mut n)).collect();
+    let mut kills = 0;
+    while kills < 5 {
+        let done = q.count(&mut db, "succeeded");
+        if done >= JOBS {
+            break;
+        }
+        // Let a random share of what is left run, then kill one worker.
+        let target = done + 1 + rng.below(((JOBS - done) / 6).max(1) as u64) as i64;
+        wait_until(Duration::from_secs(120), "progress", || {
+            q.count(&mut db, "succeeded") >= target.min(JOBS)
+        });
+        let (mut victim, _) = workers.remove(rng.below(workers.len() as u64) as usize);
+        signal(&victim, libc::SIGKILL);
+        victim.wait().unwrap();
+        kills += 1;
+        workers.push(spawn(&mut n));
+    }
+    assert!(kills >= 3, "the workers were killed only {kills} times");
+    wait_until(Duration::from_secs(240), "every job to succeed", || {
+        q.count(&mut db, "succeeded") == JOBS
+    });
+    for (w, log) in workers {
+        stop(w, Duration::from_secs(30), &log);
+    }
+    check_every_job_succeeded_once(&q, &mut db, JOBS, &side);
+}
+
+#[test]
+fn a_worker_paused_past_its_lease_cannot_overwrite_the_new_attempt() {
+    let q = TestQueue::new("pause");
+    let d = dir();
+    let mut db = q.db();
+    let (log_a, log_b) = (d.path().join("a.log"), d.path().join("b.log"));
+    let a = q.worker("a", &["--lease", "1s"], &log_a);
+    let out = q.cli(&["submit", "--max-attempts", "5", "sleep:duration=2s"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let job: i64 = text(&out.stdout).trim().parse().unwrap();
+    let s = q.schema.clone();
+    let holder = |db: &mut runyard_postgres::postgres::Client| -> Option<(String, i32)> {
+        db.query_opt(
+            &format!(
+                "SELECT worker, attempt FROM \"{s}\".jobs WHERE id = $1 AND state = 2 AND started"
+            ),
+            &[&job],
+        )
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+    };
+    wait_until(Duration::from_secs(60), "worker a to start the job", || {
+        holder(&mut db).is_some_and(|(w, _)| w == "a")
+    });
+    signal(&a, libc::SIGSTOP);
+
+    // b takes the job over once a's lease expires, and finishes it.
+    let b = q.worker("b", &["--lease", "1s"], &log_b);
+    wait_until(
+        Duration::from_secs(60),
+        "worker b to finish the job",
+        || q.count(&mut db, "succeeded") == 1,
+    );
+
+    // a wakes with its attempt done (its sleep ran out while stopped) and
+    // tries to record it; then drains and exits.
+    signal(&a, libc::SIGCONT);
+    stop(a, Duration::from_secs(30), &log_a);
+    stop(b, Duration::from_secs(30), &log_b);
+
+    let rows = db
+        .query(
+            &format!("SELECT n, outcome, worker FROM \"{s}\".attempts WHERE job = $1 ORDER BY n"),
+            &[&job],
+        )
+        .unwrap();
+    let attempts: Vec<(i32, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            (1, "crashed".to_string(), Some("a".to_string())),
+            (2, "succeeded".to_string(), Some("b".to_string())),
+        ],
+        "a's late outcome was refused; the record is b's"
+    );
+    assert_eq!(q.count(&mut db, "succeeded"), 1);
+}
+
+#[test]
+fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "submit",
+                "--queue",
+                "postgres://u@127.0.0.1/db?schema=Bad-Name",
+                "noop",
+            ],
+            "not a usable schema name",
+        ),
+        (
+            &["run", "--queue", "postgres://u@127.0.0.1/db", "noop"],
+            "runyard submit --queue URL",
+        ),
+        (&["worker", "--queue", "mysql://x"], "is not a queue URL"),
+        (
+            &["submit", "--queue", "memory", "noop"],
+            "needs a queue that outlives the process",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = finish({
+            let mut c = runyard();
+            c.args(args);
+            c
+        });
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // An unreachable server: an error at once, naming it (nothing retried for a minute).
+    let start = std::time::Instant::now();
+    let out = finish({
+        let mut c = runyard();
+        c.args(["submit", "--queue", "postgres://u@127.0.0.1:1/db", "noop"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot connect to postgres://u@127.0.0.1:1/db"));
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
