@@ -414,22 +414,26 @@ fn queue_bench(
         bail!("only {} of {n} jobs succeeded ({c:?})", c.succeeded);
     }
 
-    // Idle latency: one job at a time into an engine with nothing to do.
-    let run = e.start(Arc::clone(&queue), Vec::new());
+    // Idle latency: one job at a time into an engine with nothing to do,
+    // from its enqueue to its start as the queue records them; the run's
+    // events say when each job is done (no polling beside the worker).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ended: Arc<dyn runyard::EventSink> = Arc::new(Ended(std::sync::Mutex::new(tx)));
+    let run = e.start(Arc::clone(&queue), vec![ended]);
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
     for _ in 0..samples {
         // Let the engine go idle first.
         std::thread::sleep(Duration::from_millis(5));
         let id = run.submit(&noop)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let v = loop {
-            match queue.get(id)? {
-                Some(v) if v.state.is_terminal() => break v,
-                _ if Instant::now() > deadline => bail!("job {id} did not finish within 30s"),
-                _ => std::thread::sleep(Duration::from_micros(200)),
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(done) if done == id => break,
+                Ok(_) => {}
+                Err(_) => bail!("job {id} did not finish within 30s"),
             }
-        };
+        }
+        let v = queue.get(id)?.context("the job")?;
         let started = v.attempts.first().context("an attempt")?.started_at;
         lat.push(started.since(v.enqueued_at).as_secs_f64() * 1e3);
     }
@@ -458,6 +462,18 @@ fn queue_bench(
         }),
     );
     Ok(())
+}
+
+/// Tells which jobs ended.
+struct Ended(std::sync::Mutex<std::sync::mpsc::Sender<runyard::JobId>>);
+
+impl runyard::EventSink for Ended {
+    fn event(&self, e: &runyard::Event<'_>) {
+        use runyard::Event as E;
+        if let E::Succeeded { job, .. } | E::Dead { job, .. } | E::Cancelled { job, .. } = e {
+            let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).send(*job);
+        }
+    }
 }
 
 /// A fresh queue for the benchmark in the database at `url`: in the

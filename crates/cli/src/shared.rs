@@ -177,8 +177,15 @@ pub(crate) fn worker(
     registry: Arc<Registry>,
 ) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "worker")?;
+    // A worker claims only jobs it can run: of its own tasks, or of those
+    // `--tasks` names. Jobs of other tasks wait for workers that have them.
     let tasks = match &args.tasks {
-        None => None,
+        None => Some(
+            registry
+                .iter()
+                .map(|t| runyard::queue::TaskName::from(t.name()))
+                .collect(),
+        ),
         Some(list) => {
             let mut names = Vec::new();
             for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {

@@ -32,15 +32,18 @@ CREATE TABLE runyard.jobs (
     -- claims undone because their worker died before they were seen starting
     lost_claims        integer  NOT NULL DEFAULT 0,
     cancel_requested   boolean  NOT NULL DEFAULT false,
-    idempotency_key    text UNIQUE,
+    idempotency_key    text,
     output             text
 ) WITH (fillfactor = 80);
 
+-- Few, narrow and partial indexes: every claim and outcome updates a row,
+-- and each index an update touches costs every job. (Counts per state and
+-- task scan the table, and pruning walks it by id: neither is on the hot
+-- path.)
 CREATE INDEX jobs_ready ON runyard.jobs (priority DESC, run_at, id) WHERE state = 0;
 CREATE INDEX jobs_due ON runyard.jobs (run_at) WHERE state = 0;
 CREATE INDEX jobs_leases ON runyard.jobs (lease_until) WHERE state = 2;
-CREATE INDEX jobs_state_task ON runyard.jobs (state, task);
-CREATE INDEX jobs_finished ON runyard.jobs (finished_at) WHERE state >= 3;
+CREATE UNIQUE INDEX jobs_key ON runyard.jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE runyard.attempts (
     job         bigint  NOT NULL,
@@ -55,3 +58,15 @@ CREATE TABLE runyard.attempts (
     worker      text,
     PRIMARY KEY (job, n)
 );
+
+-- New jobs wake the workers listening on the schema's channel, however
+-- they were added; once per statement, delivered at commit.
+CREATE FUNCTION runyard.notify_workers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('runyard_' || TG_TABLE_SCHEMA, '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_added AFTER INSERT ON runyard.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION runyard.notify_workers();

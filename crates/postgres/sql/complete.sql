@@ -1,17 +1,21 @@
 -- Ends attempts held by worker $1: per attempt, job $2[i], attempt $3[i],
 -- new state $4[i], run-at $5[i], output $6[i]; at time $7. A job changes
 -- only while that attempt still holds its lease (fencing), and only then is
--- its attempt record (the remaining arrays) written. Returns the ended jobs.
+-- its attempt record (the remaining arrays) written. Returns the ended
+-- jobs. (On the subquery, see started.sql.)
 WITH done AS (
-    SELECT * FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[])
+    SELECT d.*, 2::smallint AS running, $1::text AS holder
+    FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[])
         AS d(id, attempt, state, run_at, output)
+    OFFSET 0
 ), ended AS (
     UPDATE runyard.jobs j
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
         lease_until = NULL, cancel_requested = false,
         finished_at = CASE WHEN done.state = 0 THEN NULL ELSE $7::bigint END
     FROM done
-    WHERE j.id = done.id AND j.attempt = done.attempt AND j.state = 2 AND j.worker = $1
+    WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.state = done.running
+      AND j.worker = done.holder
     RETURNING j.id
 ), recorded AS (
     INSERT INTO runyard.attempts

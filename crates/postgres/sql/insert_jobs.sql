@@ -10,5 +10,5 @@ FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], 
     WITH ORDINALITY AS j(task, params, priority, run_at, max_attempts, backoff, timeout_us, mode,
                          isolate, key, ord)
 ORDER BY j.ord
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, idempotency_key

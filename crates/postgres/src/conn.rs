@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use runyard_queue::{QueueError, QueueErrorKind};
+use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -235,10 +236,41 @@ pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
     QueueError::with_source(kind, format!("PostgreSQL: {what}"), e)
 }
 
+/// A pooled connection, with the statements prepared on it.
+pub(crate) struct Conn {
+    client: Client,
+    statements: FxHashMap<String, Statement>,
+}
+
+impl Conn {
+    /// The statement for `sql`, prepared on this connection once.
+    pub(crate) fn st(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
 /// Connections kept open between operations, and reconnecting.
 pub(crate) struct Pool {
     pub(crate) opts: PgOptions,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 impl Pool {
@@ -253,15 +285,25 @@ impl Pool {
         self.opts.config.connect(NoTls)
     }
 
-    fn take(&self) -> Result<Client, postgres::Error> {
+    fn take(&self) -> Result<Conn, postgres::Error> {
         let c = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match c {
             Some(c) if !c.is_closed() => Ok(c),
-            _ => self.connect(),
+            _ => {
+                let mut client = self.connect()?;
+                // The statements are written to take their rows by primary
+                // key or by the ready index whatever the batch: a plan made
+                // once serves every call, with no planning per claim.
+                client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
+                Ok(Conn {
+                    client,
+                    statements: FxHashMap::default(),
+                })
+            }
         }
     }
 
-    fn put(&self, c: Client) {
+    fn put(&self, c: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if !c.is_closed() && idle.len() < self.opts.pool_size {
             idle.push(c);
@@ -276,7 +318,7 @@ impl Pool {
     pub(crate) fn run<T>(
         &self,
         what: &str,
-        mut f: impl FnMut(&mut Client, &Cell<bool>) -> Result<T, postgres::Error>,
+        mut f: impl FnMut(&mut Conn, &Cell<bool>) -> Result<T, postgres::Error>,
     ) -> Result<T, QueueError> {
         let deadline = Instant::now() + self.opts.reconnect_for;
         let mut pause = Duration::from_millis(50);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{GenericClient, Row};
+use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
     AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
     Outcome, Output, TaskName, Timestamp,
@@ -18,7 +18,7 @@ use runyard_queue::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::conn::{self, pg_err, PgOptions, Pool};
+use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 
 const WAITING: i16 = 0;
 const RUNNING: i16 = 2;
@@ -26,10 +26,14 @@ const SUCCEEDED: i16 = 3;
 const DEAD: i16 = 4;
 const CANCELLED: i16 = 5;
 
+/// Batches without idempotency keys at least this large go in by `COPY`.
+const COPY_FROM: usize = 256;
+
 const CLAIM: &str = include_str!("../sql/claim.sql");
 const COMPLETE: &str = include_str!("../sql/complete.sql");
 const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
 const INSERT_JOBS: &str = include_str!("../sql/insert_jobs.sql");
+const INSERT_PLAIN: &str = include_str!("../sql/insert_plain.sql");
 const RELEASE: &str = include_str!("../sql/release.sql");
 const STARTED: &str = include_str!("../sql/started.sql");
 
@@ -39,6 +43,7 @@ struct Sql {
     complete: String,
     heartbeat: String,
     insert_jobs: String,
+    insert_plain: String,
     release: String,
     started: String,
 }
@@ -123,6 +128,7 @@ impl PgQueue {
             complete: o.sql(COMPLETE),
             heartbeat: o.sql(HEARTBEAT),
             insert_jobs: o.sql(INSERT_JOBS),
+            insert_plain: o.sql(INSERT_PLAIN),
             release: o.sql(RELEASE),
             started: o.sql(STARTED),
         };
@@ -181,13 +187,20 @@ impl PgQueue {
         tx: &mut postgres::Transaction<'_>,
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
-        self.insert(tx, jobs)
+        let sql = [
+            self.sql.insert_plain.as_str(),
+            self.sql.insert_jobs.as_str(),
+        ];
+        self.insert(tx, sql, jobs)
             .map_err(|e| pg_err("enqueueing jobs", e))
     }
 
-    fn insert(
+    /// Adds `jobs` with `insert`: the statement for jobs without
+    /// idempotency keys, then the one for a batch with some.
+    fn insert<S: ToStatement + ?Sized>(
         &self,
         c: &mut impl GenericClient,
+        insert: [&S; 2],
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, postgres::Error> {
         let now = self.now_us();
@@ -230,13 +243,22 @@ impl PgQueue {
             isolate.push(s.isolate);
             key.push(j.idempotency_key.as_deref());
         }
-        let rows = c.query(
-            &self.sql.insert_jobs,
-            &[
-                &now, &task, &params, &prio, &run_at, &max, &backoff, &timeout, &mode, &isolate,
-                &key,
-            ],
-        )?;
+        let rows = if key.iter().any(Option::is_some) {
+            c.query(
+                insert[1],
+                &[
+                    &now, &task, &params, &prio, &run_at, &max, &backoff, &timeout, &mode,
+                    &isolate, &key,
+                ],
+            )?
+        } else {
+            c.query(
+                insert[0],
+                &[
+                    &now, &task, &params, &prio, &run_at, &max, &backoff, &timeout, &mode, &isolate,
+                ],
+            )?
+        };
         // Rows come back in insertion order (the input's, skipping taken keys).
         let mut new_by_key: FxHashMap<String, i64> = FxHashMap::default();
         let mut unkeyed = Vec::with_capacity(rows.len());
@@ -283,15 +305,85 @@ impl PgQueue {
                 },
             });
         }
-        if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
-            self.notify_on(c)?;
-        }
         Ok(out)
     }
 
-    fn notify_on(&self, c: &mut impl GenericClient) -> Result<(), postgres::Error> {
-        c.execute("SELECT pg_notify($1, '')", &[&self.pool.opts.channel()])
-            .map(|_| ())
+    /// Adds a large batch without keys by `COPY`: ids drawn from the
+    /// sequence first, then the rows streamed in binary, in one transaction.
+    fn copy_in(
+        &self,
+        c: &mut Conn,
+        committing: &Cell<bool>,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Enqueued>, postgres::Error> {
+        use postgres::binary_copy::BinaryCopyInWriter;
+        use postgres::types::Type;
+        let now = self.now_us();
+        let ids_st = c
+            .st(&self
+                .q("SELECT nextval('runyard.jobs_id_seq') FROM generate_series(1, $1::bigint)"))?;
+        let copy = self.q(
+            "COPY runyard.jobs (id, task, params, state, priority, run_at, enqueued_at, max_attempts,
+                                attempts_per_round, backoff, timeout_us, mode, isolate)
+             FROM STDIN (FORMAT binary)",
+        );
+        let mut tx = c.transaction()?;
+        let n = jobs.len() as i64;
+        let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
+        let types = [
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::INT8,
+            Type::INT4,
+            Type::INT4,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::BOOL,
+        ];
+        let mut w = BinaryCopyInWriter::new(tx.copy_in(&copy)?, &types);
+        // Settings are shared between copies: render each once.
+        let mut last: Option<(*const JobSettings, String)> = None;
+        for (j, id) in jobs.iter().zip(&ids) {
+            let s = &j.settings;
+            let ptr = Arc::as_ptr(s);
+            if last.as_ref().is_none_or(|(p, _)| *p != ptr) {
+                last = Some((ptr, s.backoff.to_string()));
+            }
+            let backoff = &last.as_ref().expect("set above").1;
+            let max = s.max_attempts as i32;
+            w.write(&[
+                id,
+                &j.task.as_str(),
+                &j.params.as_json(),
+                &WAITING,
+                &s.priority,
+                &j.run_at.map_or(now, Timestamp::as_micros),
+                &now,
+                &max,
+                &max,
+                backoff,
+                &s.timeout.map(|t| t.as_micros() as i64),
+                &s.mode.as_str(),
+                &s.isolate,
+            ])?;
+        }
+        w.finish()?;
+        committing.set(true);
+        tx.commit()?;
+        Ok(ids
+            .into_iter()
+            .map(|id| Enqueued::New(JobId(id as u64)))
+            .collect())
+    }
+
+    fn notify_on(&self, c: &mut Conn) -> Result<(), postgres::Error> {
+        let st = c.st("SELECT pg_notify($1, '')")?;
+        c.execute(&st, &[&self.pool.opts.channel()]).map(|_| ())
     }
 
     /// Wakes this process's worker, and (through the database) every other.
@@ -326,26 +418,35 @@ impl PgQueue {
         } else {
             vec![SUCCEEDED, CANCELLED]
         };
+        // One pass over the table by id, a range per transaction.
+        const RANGE: i64 = 10_000;
         let sql = self.q("WITH gone AS (
-                 DELETE FROM runyard.jobs WHERE id IN (
-                     SELECT id FROM runyard.jobs
-                     WHERE state = ANY($1) AND finished_at < $2
-                     LIMIT 10000 FOR UPDATE SKIP LOCKED)
+                 DELETE FROM runyard.jobs
+                 WHERE id >= $3 AND id < $3 + $4 AND state = ANY($1) AND finished_at < $2
                  RETURNING id
              ), attempts AS (
                  DELETE FROM runyard.attempts WHERE job IN (SELECT id FROM gone)
              )
              SELECT COUNT(*) FROM gone");
+        let bounds = self.q("SELECT MIN(id), MAX(id) FROM runyard.jobs");
+        let (first, last): (Option<i64>, Option<i64>) =
+            self.pool.run("pruning finished jobs", |c, _| {
+                let r = c.query_one(&bounds, &[])?;
+                Ok((r.get(0), r.get(1)))
+            })?;
+        let (Some(mut from), Some(last)) = (first, last) else {
+            return Ok(0);
+        };
         let mut total = 0u64;
-        loop {
+        while from <= last {
             let n: i64 = self.pool.run("pruning finished jobs", |c, _| {
-                Ok(c.query_one(&sql, &[&states, &before])?.get(0))
+                Ok(c.query_one(&sql, &[&states, &before, &from, &RANGE])?
+                    .get(0))
             })?;
             total += n as u64;
-            if n < 10000 {
-                return Ok(total);
-            }
+            from += RANGE;
         }
+        Ok(total)
     }
 
     /// Throughput, the oldest ready job and the workers holding leases.
@@ -511,10 +612,21 @@ fn insert_attempt(
 impl Queue for PgQueue {
     fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         // Not retried once the commit was sent: its outcome is then unknown,
-        // and enqueueing again could add the jobs twice.
+        // and enqueueing again could add the jobs twice. Jobs without keys
+        // go in one statement (its own transaction); with keys, the
+        // duplicates are looked up in the same transaction.
+        let keyed = jobs.iter().any(|j| j.idempotency_key.is_some());
         let out = self.pool.run("enqueueing jobs", |c, committing| {
+            if !keyed && jobs.len() >= COPY_FROM {
+                return self.copy_in(c, committing, &jobs);
+            }
+            let insert = [c.st(&self.sql.insert_plain)?, c.st(&self.sql.insert_jobs)?];
+            if !keyed {
+                committing.set(true);
+                return self.insert(&mut **c, [&insert[0], &insert[1]], &jobs);
+            }
             let mut tx = c.transaction()?;
-            let out = self.insert(&mut tx, &jobs)?;
+            let out = self.insert(&mut tx, [&insert[0], &insert[1]], &jobs)?;
             committing.set(true);
             tx.commit()?;
             Ok(out)
@@ -526,6 +638,10 @@ impl Queue for PgQueue {
     }
 
     fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn writes_concurrently(&self) -> bool {
         true
     }
 
@@ -541,7 +657,8 @@ impl Queue for PgQueue {
         let filter: Option<Vec<&str>> = tasks.map(|t| t.iter().map(|n| n.as_str()).collect());
         let limit = max as i64;
         let mut rows = self.pool.run("claiming jobs", |c, _| {
-            let rows = c.query(&self.sql.claim, &[&worker, &until, &now, &limit, &filter])?;
+            let st = c.st(&self.sql.claim)?;
+            let rows = c.query(&st, &[&worker, &until, &now, &limit, &filter])?;
             Ok(rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>())
         })?;
         // RETURNING gives no order: priority, then run-at, then id.
@@ -557,8 +674,8 @@ impl Queue for PgQueue {
         let attempts: Vec<i32> = started.iter().map(|(l, _)| l.attempt as i32).collect();
         let at: Vec<i64> = started.iter().map(|(_, t)| t.as_micros()).collect();
         self.pool.run("recording starts", |c, _| {
-            c.execute(&self.sql.started, &[&worker, &ids, &attempts, &at])
-                .map(|_| ())
+            let st = c.st(&self.sql.started)?;
+            c.execute(&st, &[&worker, &ids, &attempts, &at]).map(|_| ())
         })
     }
 
@@ -574,7 +691,8 @@ impl Queue for PgQueue {
         let until = self.now_us().saturating_add(lease.as_micros() as i64);
         let (ids, attempts) = lease_arrays(leases);
         let rows = self.pool.run("renewing leases", |c, _| {
-            c.query(&self.sql.heartbeat, &[&worker, &until, &ids, &attempts])
+            let st = c.st(&self.sql.heartbeat)?;
+            c.query(&st, &[&worker, &until, &ids, &attempts])
         })?;
         let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
         for r in &rows {
@@ -644,8 +762,9 @@ impl Queue for PgQueue {
             detail.push(e.and_then(|e| e.detail.as_deref()).map(|d| d.get()));
         }
         let ended = self.pool.run("recording outcomes", |c, _| {
+            let st = c.st(&self.sql.complete)?;
             c.query(
-                &self.sql.complete,
+                &st,
                 &[
                     &worker,
                     &ids,
@@ -691,7 +810,8 @@ impl Queue for PgQueue {
         let now = self.now_us();
         let (ids, attempts) = lease_arrays(leases);
         let rows = self.pool.run("releasing claims", |c, _| {
-            c.query(&self.sql.release, &[&worker, &now, &ids, &attempts])
+            let st = c.st(&self.sql.release)?;
+            c.query(&st, &[&worker, &now, &ids, &attempts])
         })?;
         let back: rustc_hash::FxHashSet<(i64, i32)> =
             rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -977,7 +1097,8 @@ impl Queue for PgQueue {
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
         let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
         let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
-            Ok(c.query_one(&sql, &[])?.get(0))
+            let st = c.st(&sql)?;
+            Ok(c.query_one(&st, &[])?.get(0))
         })?;
         Ok(t.map(Timestamp::from_micros))
     }

@@ -261,6 +261,13 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
         true
     }
 
+    /// Whether outcomes are best written from a thread of their own while
+    /// the worker claims (a server with a connection each), rather than
+    /// between claims (a file with one writer at a time).
+    fn writes_concurrently(&self) -> bool {
+        false
+    }
+
     /// Claims up to `max` ready jobs for `worker` (highest priority first,
     /// then earliest run-at, then id), each under a lease of `lease`.
     fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, QueueError> {

@@ -146,7 +146,9 @@ fn killed_and_resumed(mode: &str, JOBS: u64) {
         // Let it make some progress (or none: a kill at start matters too),
         // then kill it at a random moment.
         if rng.below(4) != 0 {
-            let want = before + 1 + rng.below(400) as usize;
+            // At most an eighth of the jobs per kill: the run must not
+            // finish before four kills came in the middle of it.
+            let want = before + 1 + rng.below(400.min(JOBS / 8)) as usize;
             let start = Instant::now();
             while lines(&side) < want && start.elapsed() < Duration::from_secs(60) {
                 if child.try_wait().unwrap().is_some() {

@@ -107,6 +107,11 @@ pub(crate) struct Dispatcher {
     pending: Vec<Completion>,
     /// The task of each record in `pending`.
     pending_tasks: Vec<TaskName>,
+    /// Writes records on a thread of its own, for a queue that can take
+    /// them while the dispatcher claims (one batch in flight at a time).
+    writer: Option<Writer>,
+    /// A batch is with the writer.
+    writing: bool,
     phase: Phase,
     interrupted: bool,
     rng: fastrand::Rng,
@@ -195,6 +200,8 @@ impl Dispatcher {
             waiting: 0,
             pending: Vec::new(),
             pending_tasks: Vec::new(),
+            writer: None,
+            writing: false,
             phase: Phase::Running,
             interrupted: false,
             rng: fastrand::Rng::new(),
@@ -223,9 +230,14 @@ impl Dispatcher {
                 self.queue_idle = false;
             }
             let started = std::mem::take(&mut mail.started);
-            self.on_started(started);
             let finished = std::mem::take(&mut mail.finished);
+            self.on_started(started, &finished);
             self.on_finished(finished);
+            if let Some(w) = mail.written.take() {
+                if let Err(e) = self.on_written(w) {
+                    break Some(e);
+                }
+            }
             if let Err(e) = self.flush_completions() {
                 break Some(e);
             }
@@ -260,6 +272,9 @@ impl Dispatcher {
             }
         };
         let error = error.or_else(|| self.finish().err());
+        if let Some(w) = self.writer.take() {
+            w.stop();
+        }
         for e in self.execs.iter().flatten() {
             e.shutdown();
         }
@@ -561,11 +576,18 @@ impl Dispatcher {
 
     /// Attempts that started: their `running` events, and for a durable
     /// queue a record that they started (claims are made ahead of time; a
-    /// claim lost before it started does not cost an attempt).
-    fn on_started(&mut self, started: Vec<(u64, Timestamp)>) {
+    /// claim lost before it started does not cost an attempt), except for
+    /// attempts that have already `finished`: their outcome, written next,
+    /// records them whole.
+    fn on_started(&mut self, started: Vec<(u64, Timestamp)>, finished: &[runyard_exec::Finished]) {
         if started.is_empty() {
             return;
         }
+        let done: rustc_hash::FxHashSet<u64> = if self.durable {
+            finished.iter().map(|f| f.token).collect()
+        } else {
+            Default::default()
+        };
         let mut marks = Vec::new();
         {
             let _order = self.events.lock();
@@ -575,7 +597,7 @@ impl Dispatcher {
                 };
                 e.started_at = Some(at);
                 let (id, attempt, task, ready_at) = (e.id, e.attempt, e.task, e.ready_at);
-                if self.durable {
+                if self.durable && !done.contains(&token) {
                     marks.push((Lease { job: id, attempt }, at));
                 }
                 if !self.events.is_empty() {
@@ -709,43 +731,73 @@ impl Dispatcher {
         self.events.emit(&ev);
     }
 
-    /// Writes queued records to the queue, retrying while it is unavailable.
+    /// Writes queued records to the queue: here, or by handing them to the
+    /// writer thread when the queue takes writes beside claims.
     fn flush_completions(&mut self) -> Result<(), QueueError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.writing {
             return Ok(());
         }
-        let mut delay = Duration::from_millis(10);
-        let mut tries = 0;
-        loop {
-            match self.queue.complete(self.worker(), &self.pending) {
-                // A fenced record belongs to an attempt whose lease was taken
-                // over; the job's new attempt will record its own outcome.
-                // Events follow the records, so a sink that reads the queue
-                // finds what the event announces.
-                Ok(results) => {
-                    if !self.events.is_empty() {
-                        let _order = self.events.lock();
-                        for ((c, task), r) in
-                            self.pending.iter().zip(&self.pending_tasks).zip(results)
-                        {
-                            if r.is_ok() {
-                                self.emit_end(task, c);
-                            }
-                        }
-                    }
-                    self.pending.clear();
-                    self.pending_tasks.clear();
-                    self.queue_idle = false;
+        if self.writer.is_none() && self.queue.writes_concurrently() {
+            self.writer = Writer::start(
+                Arc::clone(&self.queue),
+                self.worker().to_string(),
+                Arc::clone(&self.inbox),
+            );
+        }
+        if let Some(w) = &self.writer {
+            let batch = Written {
+                records: std::mem::take(&mut self.pending),
+                tasks: std::mem::take(&mut self.pending_tasks),
+                results: Ok(Vec::new()),
+            };
+            match w.send(batch) {
+                Ok(()) => {
+                    self.writing = true;
                     return Ok(());
                 }
-                Err(e) if e.is_transient() && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(2));
+                Err(back) => {
+                    // The thread is gone: write here from now on.
+                    self.pending = back.records;
+                    self.pending_tasks = back.tasks;
+                    self.writer = None;
                 }
-                Err(e) => return Err(e),
             }
         }
+        let results = write_records(&*self.queue, self.worker(), &self.pending);
+        let batch = Written {
+            records: std::mem::take(&mut self.pending),
+            tasks: std::mem::take(&mut self.pending_tasks),
+            results,
+        };
+        self.on_written(batch)
+    }
+
+    /// A batch of records was written (or failed to be): the events for
+    /// those recorded.
+    fn on_written(&mut self, w: Written) -> Result<(), QueueError> {
+        self.writing = false;
+        let results = match w.results {
+            Ok(r) => r,
+            Err(e) => {
+                self.pending = w.records;
+                self.pending_tasks = w.tasks;
+                return Err(e);
+            }
+        };
+        // A fenced record belongs to an attempt whose lease was taken
+        // over; the job's new attempt will record its own outcome.
+        // Events follow the records, so a sink that reads the queue
+        // finds what the event announces.
+        if !self.events.is_empty() {
+            let _order = self.events.lock();
+            for ((c, task), r) in w.records.iter().zip(&w.tasks).zip(results) {
+                if r.is_ok() {
+                    self.emit_end(task, c);
+                }
+            }
+        }
+        self.queue_idle = false;
+        Ok(())
     }
 
     // ---------------------------------------------------------------- timers
@@ -954,7 +1006,7 @@ impl Dispatcher {
     // ---------------------------------------------------------------- the end
 
     fn done(&mut self, closed: bool) -> Result<bool, QueueError> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.writing {
             return Ok(false);
         }
         match self.phase {
@@ -973,7 +1025,7 @@ impl Dispatcher {
     }
 
     fn wait_time(&mut self) -> Option<Duration> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() && !self.writing {
             return Some(Duration::ZERO);
         }
         let mut wait: Option<Duration> = None;
@@ -1037,4 +1089,65 @@ impl Dispatcher {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Records handed to the writer, and what became of them.
+pub(crate) struct Written {
+    records: Vec<Completion>,
+    tasks: Vec<TaskName>,
+    results: Result<Vec<Result<(), runyard_queue::Fenced>>, QueueError>,
+}
+
+/// Writes records, retrying while the queue is unavailable.
+fn write_records(
+    queue: &dyn Queue,
+    worker: &str,
+    records: &[Completion],
+) -> Result<Vec<Result<(), runyard_queue::Fenced>>, QueueError> {
+    let mut delay = Duration::from_millis(10);
+    let mut tries = 0;
+    loop {
+        match queue.complete(worker, records) {
+            Err(e) if e.is_transient() && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The thread that writes records while the dispatcher goes on claiming
+/// and starting attempts; it hands each written batch back through the
+/// inbox.
+struct Writer {
+    tx: std::sync::mpsc::Sender<Written>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(queue: Arc<dyn Queue>, worker: String, inbox: Arc<Inbox>) -> Option<Writer> {
+        let (tx, rx) = std::sync::mpsc::channel::<Written>();
+        let thread = std::thread::Builder::new()
+            .name("runyard-writer".into())
+            .spawn(move || {
+                for mut w in rx {
+                    w.results = write_records(&*queue, &worker, &w.records);
+                    inbox.written(w);
+                }
+            })
+            .ok()?;
+        Some(Writer { tx, thread })
+    }
+
+    /// Hands a batch over; gives it back if the thread is gone.
+    fn send(&self, w: Written) -> Result<(), Written> {
+        self.tx.send(w).map_err(|e| e.0)
+    }
+
+    fn stop(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
 }

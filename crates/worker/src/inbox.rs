@@ -34,11 +34,13 @@ pub(crate) struct Mail {
     pub(crate) started: Vec<(u64, Timestamp)>,
     pub(crate) interrupts: u32,
     pub(crate) closed: bool,
+    /// Records the writer thread has written.
+    pub(crate) written: Option<crate::dispatch::Written>,
 }
 
 impl Mail {
     fn has_news(&self) -> bool {
-        !self.finished.is_empty() || !self.started.is_empty()
+        !self.finished.is_empty() || !self.started.is_empty() || self.written.is_some()
     }
 }
 
@@ -75,6 +77,13 @@ impl Inbox {
         self.lock().interrupts
     }
 
+    /// The writer thread's batch is written.
+    pub(crate) fn written(&self, w: crate::dispatch::Written) {
+        self.lock().written = Some(w);
+        self.news.store(true, Ordering::SeqCst);
+        self.wake_if_sleeping();
+    }
+
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.news.store(true, Ordering::SeqCst);
@@ -90,6 +99,9 @@ impl Inbox {
         let mut st = self.lock();
         std::mem::swap(&mut st.finished, &mut into.finished);
         std::mem::swap(&mut st.started, &mut into.started);
+        if st.written.is_some() {
+            into.written = st.written.take();
+        }
         into.interrupts = st.interrupts;
         into.closed = st.closed;
         work

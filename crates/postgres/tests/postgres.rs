@@ -1,0 +1,234 @@
+//! What the PostgreSQL queue does beyond the conformance suite: enqueueing
+//! in the caller's transaction, wake-ups across connections, migrations,
+//! pruning, large batches.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runyard_core::{JobState, Outcome, Timestamp};
+use runyard_postgres::postgres::{Client, NoTls};
+use runyard_postgres::{PgOptions, PgQueue, SCHEMA_VERSION};
+use runyard_queue::conformance::{job, record};
+use runyard_queue::{
+    Completion, Enqueued, Finish, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
+    SystemClock,
+};
+
+fn url(name: &str) -> String {
+    runyard_postgres::testing::server().fresh_url(name)
+}
+
+fn schema_of(url: &str) -> String {
+    url.rsplit_once("schema=").unwrap().1.to_string()
+}
+
+fn client() -> Client {
+    Client::connect(runyard_postgres::testing::server().url(), NoTls).unwrap()
+}
+
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn jobs_enqueued_in_the_callers_transaction_exist_only_if_it_commits() {
+    let u = url("in_tx");
+    let q = PgQueue::connect(&u).unwrap();
+    let s = schema_of(&u);
+    let mut c = client();
+    c.batch_execute(&format!("CREATE TABLE \"{s}\".orders (id int, paid bool)"))
+        .unwrap();
+
+    let mut tx = c.transaction().unwrap();
+    tx.execute(&format!("INSERT INTO \"{s}\".orders VALUES (1, true)"), &[])
+        .unwrap();
+    q.enqueue_in(&mut tx, &[job("receipt", 1, 0)]).unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(q.counts().unwrap().total(), 0, "rolled back with the order");
+
+    let mut tx = c.transaction().unwrap();
+    tx.execute(&format!("INSERT INTO \"{s}\".orders VALUES (2, true)"), &[])
+        .unwrap();
+    let ids = q.enqueue_in(&mut tx, &[job("receipt", 1, 0)]).unwrap();
+    assert_eq!(
+        q.counts().unwrap().total(),
+        0,
+        "not visible before the commit"
+    );
+    tx.commit().unwrap();
+    let v = q
+        .get(ids[0].id())
+        .unwrap()
+        .expect("committed with the order");
+    assert_eq!((v.task.as_str(), v.state), ("receipt", JobState::Queued));
+}
+
+#[test]
+fn an_enqueue_on_one_connection_wakes_a_worker_listening_on_another() {
+    let u = url("wake");
+    let worker_side = PgQueue::connect(&u).unwrap();
+    let woken = Arc::new(AtomicU32::new(0));
+    let w = Arc::clone(&woken);
+    worker_side.set_waker(Arc::new(move || {
+        w.fetch_add(1, Ordering::SeqCst);
+    }));
+    // The listener wakes once when it starts listening (for what it may
+    // have missed): wait for that, then for the enqueue's notification.
+    wait_until(Duration::from_secs(10), "the listener", || {
+        woken.load(Ordering::SeqCst) >= 1
+    });
+    let before = woken.load(Ordering::SeqCst);
+    // Another process's insert: plain SQL, not even runyard's.
+    let s = schema_of(&u);
+    client()
+        .batch_execute(&format!(
+            "INSERT INTO \"{s}\".jobs (task, params, state, priority, run_at, enqueued_at, \
+             max_attempts, attempts_per_round, backoff, mode, isolate) \
+             VALUES ('noop', '{{}}', 0, 0, 0, 0, 1, 1, 'none', 'auto', false)"
+        ))
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the notification", || {
+        woken.load(Ordering::SeqCst) > before
+    });
+}
+
+#[test]
+fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let u = url("migrate");
+    let opts = PgOptions::from_url(&u).unwrap();
+    assert_eq!(
+        PgQueue::migrate(&opts).unwrap(),
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    assert!(PgQueue::migrate(&opts).unwrap().is_empty(), "nothing twice");
+
+    // Without migrating on connect, an empty schema names the command.
+    let fresh = PgOptions::from_url(&url("unmigrated"))
+        .unwrap()
+        .migrate_on_connect(false);
+    let e = PgQueue::open(fresh, Arc::new(SystemClock)).unwrap_err();
+    assert_eq!(e.kind(), QueueErrorKind::Incompatible);
+    assert!(e.to_string().contains("runyard migrate"), "{e}");
+
+    let s = schema_of(&u);
+    client()
+        .batch_execute(&format!(
+            "INSERT INTO \"{s}\".migrations (version) VALUES ({})",
+            SCHEMA_VERSION + 1
+        ))
+        .unwrap();
+    let e = PgQueue::connect(&u).unwrap_err();
+    assert_eq!(e.kind(), QueueErrorKind::Incompatible);
+    assert!(e.to_string().contains("newer runyard"), "{e}");
+    let e = PgQueue::migrate(&opts).unwrap_err();
+    assert_eq!(e.kind(), QueueErrorKind::Incompatible);
+}
+
+#[test]
+fn workers_migrating_at_once_do_not_race() {
+    let u = url("race");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let u = u.clone();
+            std::thread::spawn(move || PgQueue::connect(&u).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn large_batches_keep_their_order_and_ids() {
+    let q = PgQueue::connect(&url("copy")).unwrap();
+    let settings = runyard_queue::conformance::settings(1, 0);
+    let jobs: Vec<NewJob> = (0..3000)
+        .map(|i| NewJob {
+            params: runyard_core::JobParams::from_trusted_json(&format!("{{\"i\":{i}}}")),
+            settings: Arc::clone(&settings),
+            ..job("t", 1, 0)
+        })
+        .collect();
+    let out = q.enqueue(jobs).unwrap();
+    assert_eq!(out.len(), 3000);
+    for (i, e) in out.iter().enumerate() {
+        let Enqueued::New(id) = e else {
+            panic!("{e:?}")
+        };
+        let v = q.get(*id).unwrap().unwrap();
+        assert_eq!(v.params.as_json(), format!("{{\"i\":{i}}}"), "job {id}");
+    }
+    assert_eq!(q.counts().unwrap().queued, 3000);
+}
+
+#[test]
+fn pruning_deletes_old_finished_jobs_and_keeps_the_rest() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_000_000_000_000)));
+    let q = PgQueue::open(
+        PgOptions::from_url(&url("prune")).unwrap(),
+        Arc::clone(&clock) as Arc<dyn runyard_queue::Clock>,
+    )
+    .unwrap();
+    q.enqueue((0..6).map(|_| job("t", 1, 0)).collect()).unwrap();
+    let claimed = q.claim("w", 4, Duration::from_secs(60)).unwrap();
+    let done: Vec<Completion> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (outcome, finish) = if i < 3 {
+                (Outcome::Succeeded, Finish::Succeeded(Default::default()))
+            } else {
+                (Outcome::Failed, Finish::Dead)
+            };
+            Completion {
+                lease: c.lease(),
+                record: record(&q, c.lease(), outcome),
+                finish,
+            }
+        })
+        .collect();
+    assert!(q.complete("w", &done).unwrap().iter().all(Result::is_ok));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        q.prune(Duration::from_secs(7200), false).unwrap(),
+        0,
+        "too recent"
+    );
+    assert_eq!(q.prune(Duration::from_secs(60), false).unwrap(), 3);
+    let c = q.counts().unwrap();
+    assert_eq!((c.succeeded, c.dead, c.queued), (0, 1, 2), "{c:?}");
+    assert_eq!(q.prune(Duration::from_secs(60), true).unwrap(), 1);
+    assert!(q
+        .list(&ListFilter {
+            state: Some(JobState::Dead),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .is_empty());
+    let left: i64 = client()
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM \"{}\".attempts",
+                q.options().schema_name()
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "their attempts went with them");
+}
+
+#[test]
+fn activity_names_the_workers_holding_leases() {
+    let q = PgQueue::connect(&url("activity")).unwrap();
+    q.enqueue((0..3).map(|_| job("t", 1, 0)).collect()).unwrap();
+    q.claim("host-a:1", 2, Duration::from_secs(60)).unwrap();
+    let a = q.activity(Duration::from_secs(60)).unwrap();
+    assert_eq!(a.workers, vec![("host-a:1".to_string(), 2)]);
+    assert!(a.oldest_ready.is_some(), "one job still waits");
+}
