@@ -90,6 +90,20 @@ pub(crate) struct JobFlags {
     pub(crate) timeout: Option<Duration>,
 }
 
+impl JobFlags {
+    /// The flags as job options (each unset one left to the job, its file
+    /// or its task).
+    pub(crate) fn options(&self) -> runyard::JobOptions {
+        runyard::JobOptions {
+            mode: self.mode,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            timeout: self.timeout,
+            ..runyard::JobOptions::default()
+        }
+    }
+}
+
 /// How worker processes (`--mode process`, isolated tasks) are kept.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ProcessFlags {

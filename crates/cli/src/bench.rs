@@ -71,10 +71,13 @@ enum Workload {
         #[arg(long, default_value_t = 100_000)]
         n: u64,
         /// The queue: sqlite://PATH (a scratch file: a runyard state file
-        /// there is replaced) or memory.
+        /// there is replaced), postgres://... (a scratch schema,
+        /// `runyard_bench` unless the URL names one with ?schema=: a runyard
+        /// queue there is dropped) or memory.
         #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
         queue: crate::state::QueueUrl,
-        #[arg(long, default_value_t = 1000)]
+        /// Jobs per enqueue call (one transaction each).
+        #[arg(long, default_value_t = 5000)]
         batch: usize,
         #[arg(long, default_value_t = 200)]
         samples: usize,

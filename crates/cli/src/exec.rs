@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use runyard::queue::{MemoryQueue, Queue};
 use runyard::{
-    write_report_json, Engine, EngineConfig, Event, EventSink, JobId, JobOptions, JobSpec,
-    JobState, JsonLines, Mode, Registry, Report,
+    write_report_json, Engine, EngineConfig, Event, EventSink, JobId, JobSpec, JobState, JsonLines,
+    Mode, Registry, Report,
 };
 use serde_json::json;
 
@@ -342,13 +342,7 @@ pub(crate) fn exec(
     let template = Template::parse(command).map_err(UsageError)?;
     let inputs = read_inputs(&args, listed)?;
 
-    let flags = JobOptions {
-        mode: args.flags.mode,
-        max_attempts: args.flags.max_attempts,
-        backoff: args.flags.backoff,
-        timeout: args.flags.timeout,
-        ..JobOptions::default()
-    };
+    let flags = args.flags.options();
     let engine = Engine::new(
         registry,
         EngineConfig {

@@ -89,6 +89,32 @@ fn worker_role(registry: anyhow::Result<Arc<Registry>>) -> ExitCode {
     }
 }
 
+/// Ctrl-C and SIGTERM for a run: the first drains (saying `first`), the
+/// second cancels running attempts, the third exits at once (130). Returns
+/// the count of interrupts so far.
+pub(crate) fn on_interrupts(
+    interrupt: impl Fn() + Send + Sync + 'static,
+    who: &'static str,
+    first: String,
+    quiet: bool,
+) -> Arc<std::sync::atomic::AtomicU32> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let presses = Arc::new(AtomicU32::new(0));
+    let p = Arc::clone(&presses);
+    let _ = ctrlc::set_handler(move || {
+        let note = match p.fetch_add(1, Ordering::SeqCst) {
+            0 => first.clone(),
+            1 => "cancelling running attempts; interrupt again to exit at once".to_string(),
+            _ => std::process::exit(130),
+        };
+        if !quiet {
+            eprintln!("{who}: {note}");
+        }
+        interrupt();
+    });
+    presses
+}
+
 /// How this binary starts its worker processes.
 pub(crate) fn process_config(
     flags: &args::ProcessFlags,

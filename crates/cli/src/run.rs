@@ -2,15 +2,14 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
 use runyard::{
-    write_report_json, Engine, EngineConfig, EventSink, JobOptions, JsonLines, Mode, Registry,
-    Report,
+    write_report_json, Engine, EngineConfig, EventSink, JsonLines, Mode, Registry, Report,
 };
 
 use crate::args::{Color, RunArgs};
@@ -35,13 +34,7 @@ pub(crate) fn run(
     }
     let stdout_taken = json_stdout || events_stdout;
     let human = Human::new(stdout_taken, color);
-    let flags = JobOptions {
-        mode: args.flags.mode,
-        max_attempts: args.flags.max_attempts,
-        backoff: args.flags.backoff,
-        timeout: args.flags.timeout,
-        ..JobOptions::default()
-    };
+    let flags = args.flags.options();
     let config = EngineConfig {
         mode: args.flags.mode.unwrap_or(Mode::Auto),
         concurrency: args.concurrency.map(|j| j as usize),
@@ -112,27 +105,16 @@ pub(crate) fn run(
     }
     let run = engine.start(Arc::clone(&queue), sinks);
 
-    // Ctrl-C / SIGTERM: first drains, second cancels, third leaves at once.
-    let interrupt = run.interrupter();
-    let presses = Arc::new(AtomicU32::new(0));
-    let p = Arc::clone(&presses);
     let grace = runyard::format_duration(args.grace);
-    let quiet = args.quiet;
-    let _ = ctrlc::set_handler(move || {
-        let n = p.fetch_add(1, Ordering::SeqCst);
-        let note = match n {
-            0 => format!(
-                "interrupted: starting no more jobs; running attempts may finish (up to {grace}); \
-                 interrupt again to cancel them"
-            ),
-            1 => "cancelling running attempts; interrupt again to exit at once".to_string(),
-            _ => std::process::exit(130),
-        };
-        if !quiet {
-            eprintln!("runyard: {note}");
-        }
-        interrupt();
-    });
+    let presses = crate::on_interrupts(
+        run.interrupter(),
+        "runyard",
+        format!(
+            "interrupted: starting no more jobs; running attempts may finish (up to {grace}); \
+             interrupt again to cancel them"
+        ),
+        args.quiet,
+    );
 
     let total: u64 = prepared.iter().map(|p| u64::from(p.count)).sum::<u64>()
         + queue.counts().map_or(0, |c| c.total());

@@ -4,15 +4,14 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use runyard::queue::{CancelResult, ListFilter, Queue};
 use runyard::{
-    Engine, EngineConfig, EventSink, JobId, JobOptions, JobState, JobView, JsonLines, Mode,
-    Registry, SummaryBuilder,
+    Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry,
+    SummaryBuilder,
 };
 
 use crate::args::{
@@ -47,13 +46,7 @@ pub(crate) fn submit(
     registry: Arc<Registry>,
 ) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "submit")?;
-    let flags = JobOptions {
-        mode: args.flags.mode,
-        max_attempts: args.flags.max_attempts,
-        backoff: args.flags.backoff,
-        timeout: args.flags.timeout,
-        ..JobOptions::default()
-    };
+    let flags = args.flags.options();
     let engine = Engine::new(registry, EngineConfig::default());
     let mut prepared: Vec<Prepared> = jobs::from_args(&engine, &args.jobs, &flags)?;
     for f in &args.files {
@@ -227,26 +220,16 @@ pub(crate) fn worker(
         }));
     }
     let run = engine.start(Arc::clone(&queue), sinks);
-    let interrupt = run.interrupter();
-    let presses = Arc::new(AtomicU32::new(0));
-    let p = Arc::clone(&presses);
     let grace = runyard::format_duration(args.grace);
-    let quiet = args.quiet;
-    let _ = ctrlc::set_handler(move || {
-        let n = p.fetch_add(1, Ordering::SeqCst);
-        let note = match n {
-            0 => format!(
-                "stopping: claiming no more jobs; running attempts may finish (up to {grace}), \
-                 the rest go back to the queue; interrupt again to cancel them"
-            ),
-            1 => "cancelling running attempts; interrupt again to exit at once".to_string(),
-            _ => std::process::exit(130),
-        };
-        if !quiet {
-            eprintln!("runyard worker: {note}");
-        }
-        interrupt();
-    });
+    crate::on_interrupts(
+        run.interrupter(),
+        "runyard worker",
+        format!(
+            "stopping: claiming no more jobs; running attempts may finish (up to {grace}), \
+             the rest go back to the queue; interrupt again to cancel them"
+        ),
+        args.quiet,
+    );
     if !args.quiet {
         eprintln!(
             "runyard worker `{name}` draining {}",

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use postgres::types::ToSql;
@@ -14,7 +14,7 @@ use runyard_core::{
 };
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker, WakerSlot,
+    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
 };
 use rustc_hash::FxHashMap;
 
@@ -69,8 +69,7 @@ pub struct PgQueue {
     sql: Sql,
     clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
-    /// Task names as claims return them, shared rather than allocated per job.
-    names: Mutex<FxHashMap<String, TaskName>>,
+    names: TaskNames,
 }
 
 /// What the listening thread shares with the queue.
@@ -140,7 +139,7 @@ impl PgQueue {
                 waker: WakerSlot::new(),
                 listening: AtomicBool::new(false),
             }),
-            names: Mutex::new(FxHashMap::default()),
+            names: TaskNames::new(),
         })
     }
 
@@ -161,18 +160,6 @@ impl PgQueue {
 
     fn now_us(&self) -> i64 {
         self.clock.now().as_micros()
-    }
-
-    fn task_name(&self, name: String) -> TaskName {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        match names.get(&name) {
-            Some(n) => n.clone(),
-            None => {
-                let n = TaskName::from(name.as_str());
-                names.insert(name, n.clone());
-                n
-            }
-        }
     }
 
     fn q(&self, s: &str) -> String {
@@ -567,7 +554,7 @@ fn claimed(q: &PgQueue, r: &Row) -> (i32, i64, Claimed) {
     let c = Claimed {
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
-        task: q.task_name(r.get(2)),
+        task: q.names.get(r.get(2)),
         params: JobParams::from_trusted_json(r.get::<_, &str>(3)),
         settings: JobSettings {
             max_attempts: r.get::<_, i32>(4) as u32,
@@ -922,17 +909,8 @@ impl Queue for PgQueue {
                     // Claimed ahead, never started: undone, not counted.
                     tx.execute(&undo, &[&now, &id])?;
                 } else {
-                    let record = AttemptRecord::new(
-                        attempt,
-                        Outcome::Crashed,
-                        Timestamp::from_micros(claimed_at),
-                        Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
-                        Duration::from_micros(claimed_at.saturating_sub(run_at).max(0) as u64),
-                        Some(AttemptError {
-                            message: runyard_queue::lost_attempt_message(&holder, started),
-                            permanent: false,
-                            detail: None,
-                        }),
+                    let record = runyard_queue::lost_attempt(
+                        attempt, &holder, started, claimed_at, run_at, now,
                     );
                     insert_attempt(self, tx, id, &holder, &record)?;
                     let state = if attempt >= max { DEAD } else { WAITING };

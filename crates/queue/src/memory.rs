@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptError, AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Outcome, Output,
-    Timestamp,
+    AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Output, Timestamp,
 };
 use rustc_hash::FxHashMap;
 
@@ -655,17 +654,13 @@ impl Queue for MemoryQueue {
                     continue;
                 }
                 let worker = &st.workers[rec.worker as usize];
-                let record = AttemptRecord::new(
+                let record = crate::lost_attempt(
                     rec.attempt,
-                    Outcome::Crashed,
-                    Timestamp::from_micros(rec.claimed_at),
-                    Duration::from_micros(now.saturating_sub(rec.claimed_at).max(0) as u64),
-                    Duration::from_micros(rec.claimed_at.saturating_sub(rec.ready_at).max(0) as u64),
-                    Some(AttemptError {
-                        message: crate::lost_attempt_message(worker, rec.started),
-                        permanent: false,
-                        detail: None,
-                    }),
+                    worker,
+                    rec.started,
+                    rec.claimed_at,
+                    rec.ready_at,
+                    now,
                 );
                 let exhausted = rec.attempt >= rec.max_attempts;
                 st.rec_mut(i).attempts.push(record);

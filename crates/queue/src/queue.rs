@@ -420,3 +420,53 @@ pub fn lost_attempt_message(worker: &str, started: bool) -> String {
         )
     }
 }
+
+/// The record of an attempt lost with its worker (see [`Queue::rescue`]):
+/// `crashed`, from its claim (microseconds since the epoch) until `now`,
+/// having waited since the job was ready.
+pub fn lost_attempt(
+    attempt: u32,
+    worker: &str,
+    started: bool,
+    claimed_at: i64,
+    ready_at: i64,
+    now: i64,
+) -> AttemptRecord {
+    AttemptRecord::new(
+        attempt,
+        runyard_core::Outcome::Crashed,
+        Timestamp::from_micros(claimed_at),
+        Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
+        Duration::from_micros(claimed_at.saturating_sub(ready_at).max(0) as u64),
+        Some(runyard_core::AttemptError {
+            message: lost_attempt_message(worker, started),
+            permanent: false,
+            detail: None,
+        }),
+    )
+}
+
+/// Task names as a store returns them, shared rather than allocated per
+/// claimed job.
+#[derive(Debug, Default)]
+pub struct TaskNames(std::sync::Mutex<rustc_hash::FxHashMap<String, TaskName>>);
+
+impl TaskNames {
+    /// No names yet.
+    pub fn new() -> TaskNames {
+        TaskNames::default()
+    }
+
+    /// The shared name equal to `name`.
+    pub fn get(&self, name: String) -> TaskName {
+        let mut names = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match names.get(&name) {
+            Some(n) => n.clone(),
+            None => {
+                let n = TaskName::from(name.as_str());
+                names.insert(name, n.clone());
+                n
+            }
+        }
+    }
+}

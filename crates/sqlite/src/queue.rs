@@ -11,10 +11,9 @@ use runyard_core::{
 };
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, Waker, WakerSlot,
+    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use rustc_hash::FxHashMap;
 
 use crate::open::{open, sql_err, OpenMode};
 
@@ -36,8 +35,7 @@ pub struct SqliteQueue {
     path: PathBuf,
     clock: Arc<dyn Clock>,
     waker: WakerSlot,
-    /// Task names as claims return them, shared rather than allocated per job.
-    names: Mutex<FxHashMap<String, TaskName>>,
+    names: TaskNames,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -68,7 +66,7 @@ impl SqliteQueue {
             path: path.to_path_buf(),
             clock,
             waker: WakerSlot::new(),
-            names: Mutex::new(FxHashMap::default()),
+            names: TaskNames::new(),
         })
     }
 
@@ -99,18 +97,6 @@ impl SqliteQueue {
 
     fn wake(&self) {
         self.waker.wake();
-    }
-
-    fn task_name(&self, name: String) -> TaskName {
-        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
-        match names.get(&name) {
-            Some(n) => n.clone(),
-            None => {
-                let n = TaskName::from(name.as_str());
-                names.insert(name, n.clone());
-                n
-            }
-        }
     }
 
     /// The workers holding leases now (for a resume to rescue those known dead).
@@ -189,7 +175,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(i32, i64, Claimed)
     let c = Claimed {
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
-        task: q.task_name(r.get(2)?),
+        task: q.names.get(r.get(2)?),
         params: JobParams::from_trusted_json(&r.get::<_, String>(3)?),
         settings: JobSettings {
             max_attempts: r.get(4)?,
@@ -475,17 +461,8 @@ impl Queue for SqliteQueue {
                         params![now, id],
                     )?;
                 } else {
-                    let record = AttemptRecord::new(
-                        attempt,
-                        Outcome::Crashed,
-                        Timestamp::from_micros(claimed_at),
-                        Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
-                        Duration::from_micros(claimed_at.saturating_sub(run_at).max(0) as u64),
-                        Some(AttemptError {
-                            message: runyard_queue::lost_attempt_message(&worker, started),
-                            permanent: false,
-                            detail: None,
-                        }),
+                    let record = runyard_queue::lost_attempt(
+                        attempt, &worker, started, claimed_at, run_at, now,
                     );
                     insert_attempt(tx, JobId(id as u64), &record)?;
                     let state = if attempt >= max { DEAD } else { WAITING };

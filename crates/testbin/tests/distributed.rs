@@ -6,38 +6,13 @@
 //! Against the test server of `runyard_postgres::testing` (a throwaway
 //! cluster, or RUNYARD_TEST_PG_URL), each test in a schema of its own.
 
+mod common;
 mod pg;
 
 use std::time::Duration;
 
+use common::*;
 use pg::*;
-
-/// A small, seeded generator: the seed is printed, so a failure can be
-/// replayed with RUNYARD_TEST_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("RUNYARD_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("RUNYARD_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 #[test]
 fn jobs_submitted_by_one_command_are_run_by_separate_workers() {

@@ -3,55 +3,14 @@
 //! interrupted run keeps its unfinished jobs; state files that cannot be
 //! used are refused and left as they were.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_runyard-testbin");
-
-fn runyard() -> Command {
-    let mut c = Command::new(BIN);
-    c.stdin(Stdio::null());
-    c
-}
-
-fn dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-/// Runs to the end (at most five minutes), reading its output meanwhile.
-fn finish(mut c: Command) -> Output {
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // SAFETY: our own child, still unreaped (its waiter is blocked).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the run did not end");
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Waits for `cond`, failing after `limit`.
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use common::*;
 
 fn lines(p: &Path) -> usize {
     std::fs::read(p).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
@@ -66,33 +25,6 @@ fn status(state: &Path) -> Option<serde_json::Value> {
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// A small, seeded generator: the seed is printed, so a failure can be
-/// replayed with RUNYARD_TEST_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("RUNYARD_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("RUNYARD_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[test]

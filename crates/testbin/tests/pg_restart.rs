@@ -2,10 +2,12 @@
 //! reconnect and finish, and no job is lost. (A test binary of its own:
 //! the restart would disturb the other tests' server.)
 
+mod common;
 mod pg;
 
 use std::time::Duration;
 
+use common::*;
 use pg::*;
 
 #[test]

@@ -5,22 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use runyard_postgres::postgres::{Client, NoTls};
 
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_runyard-testbin");
-
-pub(crate) fn runyard() -> Command {
-    let mut c = Command::new(BIN);
-    c.stdin(Stdio::null());
-    c
-}
-
-pub(crate) fn dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
+use crate::common::{finish, runyard};
 
 /// A queue in a schema of its own on the test server.
 pub(crate) struct TestQueue {
@@ -76,39 +66,6 @@ impl TestQueue {
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap()
-    }
-}
-
-/// Runs to the end (at most five minutes), reading its output meanwhile.
-pub(crate) fn finish(mut c: Command) -> Output {
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // SAFETY: our own child, still unreaped (its waiter is blocked).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the command did not end");
-        }
-    }
-}
-
-pub(crate) fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Waits for `cond`, failing after `limit`.
-pub(crate) fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
