@@ -24,7 +24,7 @@ use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescu
 use crate::config::{cores, DEFAULT_ASYNC_LIMIT};
 use crate::engine::{EngineInner, RunOutcome};
 use crate::events::Events;
-use crate::inbox::{Inbox, InboxSink, Mail};
+use crate::inbox::{Inbox, InboxSink, Mail, Written};
 use crate::lane::{lane_for, Lane};
 use crate::slab::Slab;
 
@@ -1089,13 +1089,6 @@ impl Dispatcher {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Records handed to the writer, and what became of them.
-pub(crate) struct Written {
-    records: Vec<Completion>,
-    tasks: Vec<TaskName>,
-    results: Result<Vec<Result<(), runyard_queue::Fenced>>, QueueError>,
 }
 
 /// Writes records, retrying while the queue is unavailable.

@@ -17,6 +17,13 @@ use std::time::Duration;
 use runyard_core::Timestamp;
 use runyard_exec::{Finished, Sink};
 
+/// Records handed to the dispatcher's writer thread, and what became of them.
+pub(crate) struct Written {
+    pub(crate) records: Vec<runyard_queue::Completion>,
+    pub(crate) tasks: Vec<runyard_queue::TaskName>,
+    pub(crate) results: Result<Vec<Result<(), runyard_queue::Fenced>>, runyard_queue::QueueError>,
+}
+
 #[derive(Default)]
 pub(crate) struct Inbox {
     state: Mutex<Mail>,
@@ -35,7 +42,7 @@ pub(crate) struct Mail {
     pub(crate) interrupts: u32,
     pub(crate) closed: bool,
     /// Records the writer thread has written.
-    pub(crate) written: Option<crate::dispatch::Written>,
+    pub(crate) written: Option<Written>,
 }
 
 impl Mail {
@@ -78,7 +85,7 @@ impl Inbox {
     }
 
     /// The writer thread's batch is written.
-    pub(crate) fn written(&self, w: crate::dispatch::Written) {
+    pub(crate) fn written(&self, w: Written) {
         self.lock().written = Some(w);
         self.news.store(true, Ordering::SeqCst);
         self.wake_if_sleeping();
