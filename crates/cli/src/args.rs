@@ -39,7 +39,7 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Describe a task: its parameters, their constraints, its default policy.
     Describe(DescribeArgs),
-    /// Show a recorded run: counts per state and task, dead jobs and their last error.
+    /// Show a queue or a recorded run: counts per state and task, dead jobs and their last error.
     Status(StatusArgs),
     /// Put jobs in a shared queue (PostgreSQL) for workers to run; prints their ids.
     Submit(SubmitArgs),
