@@ -106,9 +106,13 @@ fn wait_for(
     };
     let mut pause = Duration::from_millis(20);
     let views = loop {
-        let views = jobs_between(queue, first, last, &want)?;
-        if views.iter().all(|v| v.state.is_terminal()) {
-            break views;
+        // A job may move between the states looked at: the whole read
+        // confirms.
+        if !any_unfinished(queue, first, last, &want)? {
+            let views = jobs_between(queue, first, last, &want)?;
+            if views.iter().all(|v| v.state.is_terminal()) {
+                break views;
+            }
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(1));
@@ -136,6 +140,40 @@ fn wait_for(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether a job of `want` has not ended: reads only the unfinished jobs in
+/// their id range, so a wait costs less as jobs end.
+fn any_unfinished(
+    queue: &dyn Queue,
+    first: u64,
+    last: u64,
+    want: &BTreeSet<u64>,
+) -> anyhow::Result<bool> {
+    for state in [JobState::Running, JobState::Queued, JobState::Scheduled] {
+        let mut after = JobId(first - 1);
+        loop {
+            let page = queue.list(&ListFilter {
+                state: Some(state),
+                after: Some(after),
+                limit: 1000,
+                ..ListFilter::default()
+            })?;
+            for v in &page {
+                if v.id.0 > last {
+                    break;
+                }
+                if want.contains(&v.id.0) {
+                    return Ok(true);
+                }
+            }
+            match page.last() {
+                Some(v) if page.len() == 1000 && v.id.0 < last => after = v.id,
+                _ => break,
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The jobs of `want`, read a page at a time across their id range.
