@@ -46,11 +46,23 @@ impl fmt::Debug for PgOptions {
 
 impl PgOptions {
     /// Reads a connection URL (`postgres://user:password@host:port/db`, or
-    /// libpq's `key=value` form). runyard reads one option of its own from
-    /// the URL's query, `schema=NAME` (default `runyard`): the schema that
-    /// holds the queue's tables, so several queues can share a database.
+    /// libpq's `key=value` form). runyard reads two options of its own from
+    /// the URL's query: `schema=NAME` (default `runyard`), the schema that
+    /// holds the queue's tables, so several queues can share a database;
+    /// and `migrate=false`, for a role that may not change the schema (see
+    /// [`PgOptions::migrate_on_connect`]).
     pub fn from_url(url: &str) -> Result<PgOptions, QueueError> {
-        let (rest, schema) = take_schema(url);
+        let (rest, schema, migrate) = take_ours(url);
+        let migrate = match migrate.as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => return Err(QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!(
+                    "`migrate={other}` in the queue URL: expected migrate=true or migrate=false"
+                ),
+            )),
+        };
         let config = postgres::Config::from_str(&rest).map_err(|e| {
             QueueError::with_source(
                 QueueErrorKind::InvalidInput,
@@ -73,7 +85,7 @@ impl PgOptions {
         Ok(PgOptions {
             config,
             schema,
-            migrate: true,
+            migrate,
             reconnect_for: Duration::from_secs(60),
             pool_size: 4,
             url: redact(url),
@@ -153,26 +165,31 @@ fn check_schema_name(s: &str) -> Result<(), QueueError> {
     }
 }
 
-/// Splits `schema=NAME` off a URL's query.
-fn take_schema(url: &str) -> (String, Option<String>) {
+/// Splits runyard's own options (`schema=NAME`, `migrate=true|false`) off
+/// a URL's query: the URL for the driver, the schema, the migrate flag.
+fn take_ours(url: &str) -> (String, Option<String>, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
+        return (url.to_string(), None, None);
     };
-    let mut schema = None;
+    let (mut schema, mut migrate) = (None, None);
     let rest: Vec<&str> = query
         .split('&')
-        .filter(|kv| match kv.strip_prefix("schema=") {
-            Some(v) => {
+        .filter(|kv| {
+            if let Some(v) = kv.strip_prefix("schema=") {
                 schema = Some(v.to_string());
                 false
+            } else if let Some(v) = kv.strip_prefix("migrate=") {
+                migrate = Some(v.to_string());
+                false
+            } else {
+                !kv.is_empty()
             }
-            None => !kv.is_empty(),
         })
         .collect();
     if rest.is_empty() {
-        (base.to_string(), schema)
+        (base.to_string(), schema, migrate)
     } else {
-        (format!("{base}?{}", rest.join("&")), schema)
+        (format!("{base}?{}", rest.join("&")), schema, migrate)
     }
 }
 
@@ -467,17 +484,33 @@ mod tests {
     #[test]
     fn schema_comes_off_the_url() {
         assert_eq!(
-            take_schema("postgres://u@h/db?schema=abc"),
-            ("postgres://u@h/db".to_string(), Some("abc".to_string()))
-        );
-        assert_eq!(
-            take_schema("postgres://u@h/db?sslmode=disable&schema=x_1"),
+            take_ours("postgres://u@h/db?schema=abc"),
             (
-                "postgres://u@h/db?sslmode=disable".to_string(),
-                Some("x_1".to_string())
+                "postgres://u@h/db".to_string(),
+                Some("abc".to_string()),
+                None
             )
         );
-        assert_eq!(take_schema("postgres://u@h/db").1, None);
+        assert_eq!(
+            take_ours("postgres://u@h/db?sslmode=disable&schema=x_1&migrate=false"),
+            (
+                "postgres://u@h/db?sslmode=disable".to_string(),
+                Some("x_1".to_string()),
+                Some("false".to_string())
+            )
+        );
+        assert_eq!(take_ours("postgres://u@h/db").1, None);
+        assert!(
+            !PgOptions::from_url("postgres://u@h/db?migrate=false")
+                .unwrap()
+                .migrate
+        );
+        let e = PgOptions::from_url("postgres://u@h/db?migrate=no").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected migrate=true or migrate=false"),
+            "{e}"
+        );
         let o = PgOptions::from_url("postgres://u@h/db?schema=t_9").unwrap();
         assert_eq!(o.schema, "t_9");
         assert_eq!(
