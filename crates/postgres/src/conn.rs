@@ -56,12 +56,14 @@ impl PgOptions {
         let migrate = match migrate.as_deref() {
             None | Some("true") => true,
             Some("false") => false,
-            Some(other) => return Err(QueueError::new(
-                QueueErrorKind::InvalidInput,
-                format!(
+            Some(other) => {
+                return Err(QueueError::new(
+                    QueueErrorKind::InvalidInput,
+                    format!(
                     "`migrate={other}` in the queue URL: expected migrate=true or migrate=false"
                 ),
-            )),
+                ))
+            }
         };
         let config = postgres::Config::from_str(&rest).map_err(|e| {
             QueueError::with_source(
