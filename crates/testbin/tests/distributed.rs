@@ -110,6 +110,29 @@ fn jobs_submitted_by_one_command_are_run_by_separate_workers() {
 
     stop(w1, Duration::from_secs(30), &log1);
     stop(w2, Duration::from_secs(30), &log2);
+
+    // prune: the succeeded and cancelled jobs go, the dead one stays.
+    std::thread::sleep(Duration::from_millis(20));
+    let out = q.cli(&["prune", "--older-than", "10ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("pruned 306 jobs"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        q.states(&mut db),
+        std::collections::BTreeMap::from([("dead".to_string(), 1)])
+    );
+
+    // migrate: the schema is current.
+    let out = q.cli(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("nothing to do"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 fn check_executions_of_first(side: &std::path::Path, ids: &[u64]) {
