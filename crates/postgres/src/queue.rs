@@ -505,6 +505,8 @@ fn listen_loop(shared: Weak<Shared>, config: postgres::Config, channel: String) 
         };
         let quoted = channel.replace('"', "\"\"");
         if c.batch_execute(&format!("LISTEN \"{quoted}\"")).is_err() {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
             continue;
         }
         pause = Duration::from_millis(100);
