@@ -46,13 +46,28 @@ impl fmt::Debug for PgOptions {
 
 impl PgOptions {
     /// Reads a connection URL (`postgres://user:password@host:port/db`, or
-    /// libpq's `key=value` form). runyard reads two options of its own from
+    /// libpq's `key=value` form). runyard reads options of its own from
     /// the URL's query: `schema=NAME` (default `runyard`), the schema that
     /// holds the queue's tables, so several queues can share a database;
-    /// and `migrate=false`, for a role that may not change the schema (see
-    /// [`PgOptions::migrate_on_connect`]).
+    /// `migrate=false`, for a role that may not change the schema (see
+    /// [`PgOptions::migrate_on_connect`]); `reconnect=DURATION`, how long
+    /// one operation keeps reconnecting (see [`PgOptions::reconnect_for`]).
     pub fn from_url(url: &str) -> Result<PgOptions, QueueError> {
-        let (rest, schema, migrate) = take_ours(url);
+        let (rest, ours) = take_ours(url);
+        let Ours {
+            schema,
+            migrate,
+            reconnect,
+        } = ours;
+        let reconnect_for = match reconnect.as_deref() {
+            None => Duration::from_secs(60),
+            Some(d) => runyard_core::parse_positive_duration(d).map_err(|e| {
+                QueueError::new(
+                    QueueErrorKind::InvalidInput,
+                    format!("`reconnect={d}` in the queue URL: {e}"),
+                )
+            })?,
+        };
         let migrate = match migrate.as_deref() {
             None | Some("true") => true,
             Some("false") => false,
@@ -88,7 +103,7 @@ impl PgOptions {
             config,
             schema,
             migrate,
-            reconnect_for: Duration::from_secs(60),
+            reconnect_for,
             pool_size: 4,
             url: redact(url),
         })
@@ -167,31 +182,39 @@ fn check_schema_name(s: &str) -> Result<(), QueueError> {
     }
 }
 
-/// Splits runyard's own options (`schema=NAME`, `migrate=true|false`) off
-/// a URL's query: the URL for the driver, the schema, the migrate flag.
-fn take_ours(url: &str) -> (String, Option<String>, Option<String>) {
+/// runyard's own options in a queue URL's query.
+#[derive(Debug, Default, PartialEq)]
+struct Ours {
+    schema: Option<String>,
+    migrate: Option<String>,
+    reconnect: Option<String>,
+}
+
+/// Splits runyard's own options (`schema=`, `migrate=`, `reconnect=`) off
+/// a URL's query: the URL for the driver, and the options.
+fn take_ours(url: &str) -> (String, Ours) {
+    let mut ours = Ours::default();
     let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None, None);
+        return (url.to_string(), ours);
     };
-    let (mut schema, mut migrate) = (None, None);
     let rest: Vec<&str> = query
         .split('&')
         .filter(|kv| {
-            if let Some(v) = kv.strip_prefix("schema=") {
-                schema = Some(v.to_string());
-                false
-            } else if let Some(v) = kv.strip_prefix("migrate=") {
-                migrate = Some(v.to_string());
-                false
-            } else {
-                !kv.is_empty()
-            }
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let slot = match k {
+                "schema" => &mut ours.schema,
+                "migrate" => &mut ours.migrate,
+                "reconnect" => &mut ours.reconnect,
+                _ => return !kv.is_empty(),
+            };
+            *slot = Some(v.to_string());
+            false
         })
         .collect();
     if rest.is_empty() {
-        (base.to_string(), schema, migrate)
+        (base.to_string(), ours)
     } else {
-        (format!("{base}?{}", rest.join("&")), schema, migrate)
+        (format!("{base}?{}", rest.join("&")), ours)
     }
 }
 
@@ -489,19 +512,27 @@ mod tests {
             take_ours("postgres://u@h/db?schema=abc"),
             (
                 "postgres://u@h/db".to_string(),
-                Some("abc".to_string()),
-                None
+                Ours {
+                    schema: Some("abc".into()),
+                    ..Ours::default()
+                }
             )
         );
         assert_eq!(
-            take_ours("postgres://u@h/db?sslmode=disable&schema=x_1&migrate=false"),
+            take_ours("postgres://u@h/db?sslmode=disable&schema=x_1&migrate=false&reconnect=5s"),
             (
                 "postgres://u@h/db?sslmode=disable".to_string(),
-                Some("x_1".to_string()),
-                Some("false".to_string())
+                Ours {
+                    schema: Some("x_1".into()),
+                    migrate: Some("false".into()),
+                    reconnect: Some("5s".into()),
+                }
             )
         );
-        assert_eq!(take_ours("postgres://u@h/db").1, None);
+        assert_eq!(take_ours("postgres://u@h/db").1, Ours::default());
+        let o = PgOptions::from_url("postgres://u@h/db?reconnect=2s").unwrap();
+        assert_eq!(o.reconnect_for, Duration::from_secs(2));
+        assert!(PgOptions::from_url("postgres://u@h/db?reconnect=soon").is_err());
         assert!(
             !PgOptions::from_url("postgres://u@h/db?migrate=false")
                 .unwrap()

@@ -28,6 +28,8 @@ struct Cluster {
     bin: PathBuf,
     data: PathBuf,
     as_postgres: bool,
+    /// The server's options (its port among them), once it started.
+    opts: OnceLock<String>,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -83,15 +85,50 @@ impl Server {
     ///
     /// When the server was given by URL, or does not come back.
     pub fn restart(&self) {
-        let c = self
-            .cluster
-            .as_ref()
-            .expect("only a cluster the tests started can be restarted");
-        let ok = c
+        let ok = self
+            .own()
             .pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "the test cluster did not restart");
+    }
+
+    /// Stops the server (fast shutdown), for tests of an outage; [`Server::start`]
+    /// brings it back on the same port.
+    ///
+    /// # Panics
+    ///
+    /// As [`Server::restart`].
+    pub fn stop(&self) {
+        let ok = self
+            .own()
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "the test cluster did not stop");
+    }
+
+    /// Starts the server again after [`Server::stop`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Server::restart`].
+    pub fn start(&self) {
+        let c = self.own();
+        let opts = c.opts.get().expect("started once");
+        let log = c.data.with_file_name("server.log");
+        let ok = c
+            .pg_ctl(&["start", "-w", "-t", "60", "-o", opts, "-l"])
+            .arg(&log)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "the test cluster did not start again");
+    }
+
+    fn own(&self) -> &Cluster {
+        self.cluster
+            .as_ref()
+            .expect("only a cluster the tests started can be stopped and started")
     }
 }
 
@@ -183,6 +220,7 @@ fn start() -> Result<Server, String> {
         bin,
         data: data.clone(),
         as_postgres,
+        opts: OnceLock::new(),
     };
     if as_postgres {
         chown_to_postgres(&dir)?;
@@ -214,6 +252,7 @@ fn start() -> Result<Server, String> {
             .status()
             .is_ok_and(|s| s.success());
         if ok {
+            let _ = cluster.opts.set(opts);
             let server = Server {
                 url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
                 cluster: Some(cluster),

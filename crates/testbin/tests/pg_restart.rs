@@ -1,17 +1,23 @@
-//! Workers draining a PostgreSQL queue while the server restarts: they
+//! Workers draining a PostgreSQL queue while the server goes away: they
 //! reconnect and finish, and no job is lost. (A test binary of its own:
-//! the restart would disturb the other tests' server.)
+//! stopping the server would disturb the other tests; its two tests take
+//! turns.)
 
 mod common;
 mod pg;
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
 use pg::*;
 
+/// One outage at a time.
+static SERVER: Mutex<()> = Mutex::new(());
+
 #[test]
 fn workers_reconnect_after_the_server_restarts_and_lose_no_job() {
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     const JOBS: i64 = 6_000;
     let q = TestQueue::new("restart");
     let d = dir();
@@ -30,6 +36,49 @@ fn workers_reconnect_after_the_server_restarts_and_lose_no_job() {
     let mut db = q.db();
     let mid = q.count(&mut db, "succeeded");
     assert!(mid < JOBS, "the restart came after the run ({mid} done)");
+    wait_until(Duration::from_secs(240), "every job to succeed", || {
+        q.count(&mut db, "succeeded") == JOBS
+    });
+    stop(w1, Duration::from_secs(30), &log1);
+    stop(w2, Duration::from_secs(30), &log2);
+    check_every_job_succeeded_once(&q, &mut db, JOBS, &side);
+}
+
+#[test]
+fn workers_ride_out_an_outage_longer_than_they_reconnect_for() {
+    let _turn = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    const JOBS: i64 = 4_000;
+    let mut q = TestQueue::new("outage");
+    // Each operation reconnects for one second at most; the outage lasts
+    // several: the workers' operations fail, and the workers go on.
+    q.url.push_str("&reconnect=1s");
+    let d = dir();
+    let side = d.path().join("executions");
+    let file = append_jobs(d.path(), &side, JOBS as u64, 1000);
+    let out = q.cli(&["submit", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut db = q.db();
+    let (log1, log2) = (d.path().join("w1.log"), d.path().join("w2.log"));
+    let mut w1 = q.worker("w1", &["--lease", "5s", "-j", "1"], &log1);
+    let mut w2 = q.worker("w2", &["--lease", "5s", "-j", "1"], &log2);
+    wait_until(Duration::from_secs(120), "a tenth of the jobs", || {
+        q.count(&mut db, "succeeded") >= JOBS / 10
+    });
+    let server = runyard_postgres::testing::server();
+    server.stop();
+    drop(db);
+    std::thread::sleep(Duration::from_secs(4));
+    for (w, log) in [(&mut w1, &log1), (&mut w2, &log2)] {
+        assert!(
+            w.try_wait().unwrap().is_none(),
+            "a worker gave up during the outage: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    server.start();
+    let mut db = q.db();
+    let mid = q.count(&mut db, "succeeded");
+    assert!(mid < JOBS, "the outage came after the run ({mid} done)");
     wait_until(Duration::from_secs(240), "every job to succeed", || {
         q.count(&mut db, "succeeded") == JOBS
     });

@@ -76,6 +76,9 @@ const CPU_PREFETCH: usize = 256;
 const PROCESS_PREFETCH: usize = 256;
 /// The most jobs claimed in one call.
 const MAX_CLAIM: usize = 4096;
+/// How long a long-running worker waits before it tries an unreachable
+/// queue again (each try itself may reconnect for a while).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
 /// How often a durable queue is polled for jobs another process enqueued.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -112,6 +115,8 @@ pub(crate) struct Dispatcher {
     writer: Option<Writer>,
     /// A batch is with the writer.
     writing: bool,
+    /// Queue operations pause until then: the queue could not be reached.
+    queue_down_until: Option<Instant>,
     phase: Phase,
     interrupted: bool,
     rng: fastrand::Rng,
@@ -202,6 +207,7 @@ impl Dispatcher {
             pending_tasks: Vec::new(),
             writer: None,
             writing: false,
+            queue_down_until: None,
             phase: Phase::Running,
             interrupted: false,
             rng: fastrand::Rng::new(),
@@ -235,11 +241,15 @@ impl Dispatcher {
             self.on_finished(finished);
             if let Some(w) = mail.written.take() {
                 if let Err(e) = self.on_written(w) {
-                    break Some(e);
+                    if let Err(e) = self.ride_out(e) {
+                        break Some(e);
+                    }
                 }
             }
             if let Err(e) = self.flush_completions() {
-                break Some(e);
+                if let Err(e) = self.ride_out(e) {
+                    break Some(e);
+                }
             }
             // Writing records emits events, and a sink may interrupt (a
             // halt on the first dead job): look again before claiming.
@@ -251,12 +261,16 @@ impl Dispatcher {
                 self.on_interrupt();
             }
             if let Err(e) = self.on_timers() {
-                break Some(e);
+                if let Err(e) = self.ride_out(e) {
+                    break Some(e);
+                }
             }
             if self.phase == Phase::Running {
                 self.submit_deferred();
                 if let Err(e) = self.claim() {
-                    break Some(e);
+                    if let Err(e) = self.ride_out(e) {
+                        break Some(e);
+                    }
                 }
             }
             match self.done(mail.closed) {
@@ -365,7 +379,7 @@ impl Dispatcher {
     }
 
     fn claim(&mut self) -> Result<(), QueueError> {
-        if self.waiting > 0 || self.queue_idle {
+        if self.waiting > 0 || self.queue_idle || self.queue_down() {
             return Ok(());
         }
         let want = self.free().min(MAX_CLAIM);
@@ -734,7 +748,7 @@ impl Dispatcher {
     /// Writes queued records to the queue: here, or by handing them to the
     /// writer thread when the queue takes writes beside claims.
     fn flush_completions(&mut self) -> Result<(), QueueError> {
-        if self.pending.is_empty() || self.writing {
+        if self.pending.is_empty() || self.writing || self.queue_down() {
             return Ok(());
         }
         if self.writer.is_none() && self.queue.writes_concurrently() {
@@ -804,6 +818,47 @@ impl Dispatcher {
 
     fn on_timers(&mut self) -> Result<(), QueueError> {
         let now = Instant::now();
+        let r = if self.queue_down() {
+            Ok(())
+        } else {
+            self.queue_timers(now)
+        };
+        match self.phase {
+            Phase::Draining { deadline } if now >= deadline || self.running.is_empty() => {
+                self.cancel_running()
+            }
+            Phase::Cancelling { deadline } if now >= deadline => self.give_up_running(),
+            _ => {}
+        }
+        r
+    }
+
+    /// A long-running worker rides out a queue it cannot reach: queue
+    /// operations pause for a while and are tried again, outcomes wait in
+    /// `pending`, attempts go on. A run that ends when drained stops instead.
+    fn ride_out(&mut self, e: QueueError) -> Result<(), QueueError> {
+        if e.is_transient() && !self.engine.config.exit_when_drained {
+            self.queue_down_until = Some(Instant::now() + QUEUE_RETRY);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Whether queue operations are paused (see `ride_out`).
+    fn queue_down(&mut self) -> bool {
+        match self.queue_down_until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                self.queue_down_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Heartbeats and rescues, when due.
+    fn queue_timers(&mut self, now: Instant) -> Result<(), QueueError> {
         let lease = self.engine.config.lease;
         if self.durable && now - self.last_heartbeat >= lease / 3 {
             self.last_heartbeat = now;
@@ -816,13 +871,6 @@ impl Dispatcher {
                 self.queue_idle = false;
                 self.emit_requeued(&rescued, QueuedReason::Rescued);
             }
-        }
-        match self.phase {
-            Phase::Draining { deadline } if now >= deadline || self.running.is_empty() => {
-                self.cancel_running()
-            }
-            Phase::Cancelling { deadline } if now >= deadline => self.give_up_running(),
-            _ => {}
         }
         Ok(())
     }
@@ -1025,11 +1073,20 @@ impl Dispatcher {
     }
 
     fn wait_time(&mut self) -> Option<Duration> {
-        if !self.pending.is_empty() && !self.writing {
+        let down = self
+            .queue_down_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero());
+        if !self.pending.is_empty() && !self.writing && down.is_none() {
             return Some(Duration::ZERO);
         }
         let mut wait: Option<Duration> = None;
         let mut at_most = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        if let Some(d) = down {
+            // The queue is out of reach: nothing to ask it before then.
+            at_most(d);
+            return wait;
+        }
         match self.phase {
             Phase::Running => {
                 if !self.queue_idle && self.free() > 0 && self.waiting == 0 {
