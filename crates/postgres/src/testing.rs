@@ -85,12 +85,7 @@ impl Server {
     ///
     /// When the server was given by URL, or does not come back.
     pub fn restart(&self) {
-        let ok = self
-            .own()
-            .pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "the test cluster did not restart");
+        self.ctl(&["restart", "-m", "fast"], "restart");
     }
 
     /// Stops the server (fast shutdown), for tests of an outage; [`Server::start`]
@@ -100,12 +95,7 @@ impl Server {
     ///
     /// As [`Server::restart`].
     pub fn stop(&self) {
-        let ok = self
-            .own()
-            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "the test cluster did not stop");
+        self.ctl(&["stop", "-m", "fast"], "stop");
     }
 
     /// Starts the server again after [`Server::stop`].
@@ -117,12 +107,19 @@ impl Server {
         let c = self.own();
         let opts = c.opts.get().expect("started once");
         let log = c.data.with_file_name("server.log");
-        let ok = c
-            .pg_ctl(&["start", "-w", "-t", "60", "-o", opts, "-l"])
-            .arg(&log)
+        let log = log.to_str().expect("a temporary path in UTF-8");
+        self.ctl(&["start", "-o", opts, "-l", log], "start again");
+    }
+
+    /// Runs `pg_ctl ARGS` (waiting up to a minute), failing the test if it fails.
+    fn ctl(&self, args: &[&str], what: &str) {
+        let ok = self
+            .own()
+            .pg_ctl(args)
+            .args(["-w", "-t", "60"])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "the test cluster did not start again");
+        assert!(ok, "the test cluster did not {what}");
     }
 
     fn own(&self) -> &Cluster {
