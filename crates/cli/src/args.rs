@@ -104,6 +104,20 @@ impl JobFlags {
     }
 }
 
+/// Jobs named on the command line and in job files.
+#[derive(Debug, Args)]
+pub(crate) struct JobInput {
+    #[arg(
+        value_name = "JOB",
+        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
+    )]
+    pub(crate) jobs: Vec<String>,
+
+    /// A TOML job file (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+}
+
 /// How worker processes (`--mode process`, isolated tasks) are kept.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ProcessFlags {
@@ -124,15 +138,8 @@ pub(crate) struct ProcessFlags {
 #[derive(Debug, Args)]
 #[command(after_long_help = crate::jobs::SYNTAX_HELP)]
 pub(crate) struct RunArgs {
-    #[arg(
-        value_name = "JOB",
-        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
-    )]
-    pub(crate) jobs: Vec<String>,
-
-    /// A TOML job file (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) input: JobInput,
 
     #[command(flatten)]
     pub(crate) flags: JobFlags,
@@ -211,15 +218,8 @@ pub(crate) struct SubmitArgs {
     #[command(flatten)]
     pub(crate) queue: QueueFlag,
 
-    #[arg(
-        value_name = "JOB",
-        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
-    )]
-    pub(crate) jobs: Vec<String>,
-
-    /// A TOML job file (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) input: JobInput,
 
     #[command(flatten)]
     pub(crate) flags: JobFlags,

@@ -421,7 +421,7 @@ fn queue_bench(
     // from its enqueue to its start as the queue records them; the run's
     // events say when each job is done (no polling beside the worker).
     let (tx, rx) = std::sync::mpsc::channel();
-    let ended: Arc<dyn runyard::EventSink> = Arc::new(Ended(std::sync::Mutex::new(tx)));
+    let ended: Arc<dyn runyard::EventSink> = Arc::new(Ended(tx));
     let run = e.start(Arc::clone(&queue), vec![ended]);
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
@@ -468,13 +468,13 @@ fn queue_bench(
 }
 
 /// Tells which jobs ended.
-struct Ended(std::sync::Mutex<std::sync::mpsc::Sender<runyard::JobId>>);
+struct Ended(std::sync::mpsc::Sender<runyard::JobId>);
 
 impl runyard::EventSink for Ended {
     fn event(&self, e: &runyard::Event<'_>) {
         use runyard::Event as E;
         if let E::Succeeded { job, .. } | E::Dead { job, .. } | E::Cancelled { job, .. } = e {
-            let _ = self.0.lock().unwrap_or_else(|e| e.into_inner()).send(*job);
+            let _ = self.0.send(*job);
         }
     }
 }

@@ -76,6 +76,22 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
+impl crate::args::JobInput {
+    /// Every job named, checked: those on the command line, then each
+    /// file's, in order.
+    pub(crate) fn prepare(
+        &self,
+        engine: &Engine,
+        flags: &JobOptions,
+    ) -> Result<Vec<Prepared>, InputError> {
+        let mut prepared = from_args(engine, &self.jobs, flags)?;
+        for f in &self.files {
+            prepared.extend(from_file(engine, f, flags)?);
+        }
+        Ok(prepared)
+    }
+}
+
 /// Reads one `TASK[:KEY=VALUE,...][*COUNT]` argument.
 pub(crate) fn parse_job_arg(arg: &str) -> Result<(JobSpec, u32), String> {
     let (body, count) = match arg.rsplit_once('*') {
@@ -139,7 +155,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 /// Checks the command line's jobs.
-pub(crate) fn from_args(
+fn from_args(
     engine: &Engine,
     args: &[String],
     flags: &JobOptions,
@@ -245,7 +261,7 @@ impl Source<'_> {
 }
 
 /// Reads and checks a TOML job file.
-pub(crate) fn from_file(
+fn from_file(
     engine: &Engine,
     path: &Path,
     flags: &JobOptions,

@@ -13,7 +13,7 @@ use runyard::{
 };
 
 use crate::args::{Color, RunArgs};
-use crate::jobs::{self, create_output, is_stdout, Prepared};
+use crate::jobs::{create_output, is_stdout};
 use crate::output::{print_summary, Human, JobLines, ProgressView};
 use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
@@ -59,10 +59,7 @@ pub(crate) fn run(
     }
 
     // Everything is checked before anything runs (or a state file is made).
-    let mut prepared: Vec<Prepared> = jobs::from_args(&engine, &args.jobs, &flags)?;
-    for f in &args.files {
-        prepared.extend(jobs::from_file(&engine, f, &flags)?);
-    }
+    let prepared = args.input.prepare(&engine, &flags)?;
     if prepared.is_empty() && !args.resume {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard run cpu sleep`) or give a job file with -f; `runyard list` shows the tasks"
@@ -187,7 +184,7 @@ fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
         )
         .into());
     }
-    if !args.jobs.is_empty() || !args.files.is_empty() {
+    if !args.input.jobs.is_empty() || !args.input.files.is_empty() {
         return Err(UsageError(
             "--resume runs the jobs recorded in the state file; give no jobs or job files with it (start a new run for new jobs)"
                 .into(),

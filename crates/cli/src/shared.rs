@@ -17,7 +17,7 @@ use runyard::{
 use crate::args::{
     CancelArgs, Color, MigrateArgs, PruneArgs, QueueFlag, RetryArgs, SubmitArgs, WorkerArgs,
 };
-use crate::jobs::{self, create_output, Prepared};
+use crate::jobs::create_output;
 use crate::output::{print_summary, Human, JobLines};
 use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
@@ -48,10 +48,7 @@ pub(crate) fn submit(
     shared_only(&args.queue, "submit")?;
     let flags = args.flags.options();
     let engine = Engine::new(registry, EngineConfig::default());
-    let mut prepared: Vec<Prepared> = jobs::from_args(&engine, &args.jobs, &flags)?;
-    for f in &args.files {
-        prepared.extend(jobs::from_file(&engine, f, &flags)?);
-    }
+    let prepared = args.input.prepare(&engine, &flags)?;
     if prepared.is_empty() {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard submit --queue URL cpu sleep`) or give a job file with -f"

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use runyard::queue::{Counts, ListFilter, Queue};
 use runyard::JobState;
@@ -72,11 +73,17 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
             )
             .into()),
         };
-    let opened = state::open(&url, Purpose::Inspect)?;
-    let q = &*opened.queue;
-    let activity = match &url {
+    // A PostgreSQL queue, opened once, also tells its activity.
+    let (queue, pg): (Arc<dyn Queue>, _) = match &url {
         QueueUrl::Postgres(u) => {
             let pg = state::connect_postgres(u)?;
+            (pg.clone(), Some(pg))
+        }
+        _ => (state::open(&url, Purpose::Inspect)?.queue, None),
+    };
+    let q = &*queue;
+    let activity = match &pg {
+        Some(pg) => {
             let a = pg.activity(std::time::Duration::from_secs(60))?;
             let now = pg.now();
             Some(ActivityView {
@@ -89,14 +96,19 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
                     .collect(),
             })
         }
-        _ => None,
+        None => None,
     };
+    // The totals are the tasks' counts summed: one read of the queue.
+    let tasks = q.counts_by_task()?;
+    let mut counts = Counts::default();
+    for (_, c) in &tasks {
+        counts += c;
+    }
     let s = Status {
         queue: url.display(),
         activity,
-        counts: q.counts()?,
-        tasks: q
-            .counts_by_task()?
+        counts,
+        tasks: tasks
             .into_iter()
             .map(|(task, counts)| TaskCounts { task, counts })
             .collect(),

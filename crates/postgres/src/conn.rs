@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, GenericClient, NoTls, Statement};
 use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
@@ -323,7 +323,7 @@ impl Pool {
         }
     }
 
-    pub(crate) fn connect(&self) -> Result<Client, postgres::Error> {
+    fn connect(&self) -> Result<Client, postgres::Error> {
         self.opts.config.connect(NoTls)
     }
 
@@ -424,8 +424,8 @@ pub(crate) fn migrate(opts: &PgOptions, c: &mut Client) -> Result<Vec<i32>, Queu
     Ok(applied)
 }
 
-fn version_in(tx: &mut postgres::Transaction<'_>, schema: &str) -> Result<i32, postgres::Error> {
-    let row = tx.query_one(
+fn version_in(c: &mut impl GenericClient, schema: &str) -> Result<i32, postgres::Error> {
+    let row = c.query_one(
         &format!("SELECT COALESCE(MAX(version), 0) FROM \"{schema}\".migrations"),
         &[],
     )?;
@@ -459,16 +459,7 @@ pub(crate) fn schema_version(opts: &PgOptions, c: &mut Client) -> Result<i32, Qu
     if !exists {
         return Ok(0);
     }
-    let row = c
-        .query_one(
-            &format!(
-                "SELECT COALESCE(MAX(version), 0) FROM \"{}\".migrations",
-                opts.schema
-            ),
-            &[],
-        )
-        .map_err(e)?;
-    Ok(row.get(0))
+    version_in(c, &opts.schema).map_err(e)
 }
 
 /// Checks the schema is this build's, migrating first when allowed.

@@ -115,12 +115,8 @@ impl PgQueue {
 
     /// Connects with the given options, on the given clock.
     pub fn open(opts: PgOptions, clock: Arc<dyn Clock>) -> Result<PgQueue, QueueError> {
+        conn::prepare(&opts, &mut opts.connect_client()?)?;
         let pool = Pool::new(opts);
-        let mut c = pool
-            .connect()
-            .map_err(|e| pg_err(&format!("cannot connect to {}", pool.opts.url()), e))?;
-        conn::prepare(&pool.opts, &mut c)?;
-        drop(c);
         let o = &pool.opts;
         let sql = Sql {
             claim: o.sql(CLAIM),
@@ -146,11 +142,7 @@ impl PgQueue {
     /// Applies the missing migrations to the database at `opts`; returns
     /// the versions applied (none when it was current).
     pub fn migrate(opts: &PgOptions) -> Result<Vec<i32>, QueueError> {
-        let mut c = opts
-            .config
-            .connect(postgres::NoTls)
-            .map_err(|e| pg_err(&format!("cannot connect to {}", opts.url()), e))?;
-        conn::migrate(opts, &mut c)
+        conn::migrate(opts, &mut opts.connect_client()?)
     }
 
     /// The options this queue was opened with.
@@ -946,9 +938,7 @@ impl Queue for PgQueue {
     fn counts(&self) -> Result<Counts, QueueError> {
         let mut c = Counts::default();
         for (_, t) in self.counts_by_task()? {
-            for s in JobState::ALL {
-                *c.get_mut(s) += t.get(s);
-            }
+            c += &t;
         }
         Ok(c)
     }

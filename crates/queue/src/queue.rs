@@ -224,6 +224,14 @@ impl Counts {
     }
 }
 
+impl std::ops::AddAssign<&Counts> for Counts {
+    fn add_assign(&mut self, other: &Counts) {
+        for s in JobState::ALL {
+            *self.get_mut(s) += other.get(s);
+        }
+    }
+}
+
 /// Which jobs `list` returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {

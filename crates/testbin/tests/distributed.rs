@@ -39,9 +39,7 @@ fn jobs_submitted_by_one_command_are_run_by_separate_workers() {
     let mut db = q.db();
     assert_eq!(q.count(&mut db, "waiting"), 301);
 
-    let (log1, log2) = (d.path().join("w1.log"), d.path().join("w2.log"));
-    let w1 = q.worker("w1", &["--lease", "2s"], &log1);
-    let w2 = q.worker("w2", &["--lease", "2s"], &log2);
+    let workers = q.workers(d.path(), 2, &["--lease", "2s"]);
 
     // `submit --wait` reports on its own jobs once the workers ran them.
     let out = q.cli(&["submit", "--wait", "noop*5"]);
@@ -108,8 +106,7 @@ fn jobs_submitted_by_one_command_are_run_by_separate_workers() {
         q.count(&mut db, "cancelled") == 1
     });
 
-    stop(w1, Duration::from_secs(30), &log1);
-    stop(w2, Duration::from_secs(30), &log2);
+    stop_all(workers);
 
     // prune: the succeeded and cancelled jobs go, the dead one stays.
     std::thread::sleep(Duration::from_millis(20));
@@ -146,10 +143,7 @@ fn workers_killed_at_random_moments_lose_no_job() {
     const JOBS: i64 = 20_000;
     let q = TestQueue::new("kill");
     let d = dir();
-    let side = d.path().join("executions");
-    let file = append_jobs(d.path(), &side, JOBS as u64, 50);
-    let out = q.cli(&["submit", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let side = q.submit_appends(d.path(), JOBS as u64, 50);
     let mut db = q.db();
 
     let mut rng = Rng::new();
@@ -182,9 +176,7 @@ fn workers_killed_at_random_moments_lose_no_job() {
     wait_until(Duration::from_secs(240), "every job to succeed", || {
         q.count(&mut db, "succeeded") == JOBS
     });
-    for (w, log) in workers {
-        stop(w, Duration::from_secs(30), &log);
-    }
+    stop_all(workers);
     check_every_job_succeeded_once(&q, &mut db, JOBS, &side);
 }
 

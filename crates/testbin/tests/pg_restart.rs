@@ -21,14 +21,9 @@ fn workers_reconnect_after_the_server_restarts_and_lose_no_job() {
     const JOBS: i64 = 6_000;
     let q = TestQueue::new("restart");
     let d = dir();
-    let side = d.path().join("executions");
-    let file = append_jobs(d.path(), &side, JOBS as u64, 300);
-    let out = q.cli(&["submit", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let side = q.submit_appends(d.path(), JOBS as u64, 300);
     let mut db = q.db();
-    let (log1, log2) = (d.path().join("w1.log"), d.path().join("w2.log"));
-    let w1 = q.worker("w1", &["--lease", "5s", "-j", "1"], &log1);
-    let w2 = q.worker("w2", &["--lease", "5s", "-j", "1"], &log2);
+    let workers = q.workers(d.path(), 2, &["--lease", "5s", "-j", "1"]);
     wait_until(Duration::from_secs(120), "a quarter of the jobs", || {
         q.count(&mut db, "succeeded") >= JOBS / 4
     });
@@ -39,8 +34,7 @@ fn workers_reconnect_after_the_server_restarts_and_lose_no_job() {
     wait_until(Duration::from_secs(240), "every job to succeed", || {
         q.count(&mut db, "succeeded") == JOBS
     });
-    stop(w1, Duration::from_secs(30), &log1);
-    stop(w2, Duration::from_secs(30), &log2);
+    stop_all(workers);
     check_every_job_succeeded_once(&q, &mut db, JOBS, &side);
 }
 
@@ -53,14 +47,9 @@ fn workers_ride_out_an_outage_longer_than_they_reconnect_for() {
     // several: the workers' operations fail, and the workers go on.
     q.url.push_str("&reconnect=1s");
     let d = dir();
-    let side = d.path().join("executions");
-    let file = append_jobs(d.path(), &side, JOBS as u64, 1000);
-    let out = q.cli(&["submit", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let side = q.submit_appends(d.path(), JOBS as u64, 1000);
     let mut db = q.db();
-    let (log1, log2) = (d.path().join("w1.log"), d.path().join("w2.log"));
-    let mut w1 = q.worker("w1", &["--lease", "5s", "-j", "1"], &log1);
-    let mut w2 = q.worker("w2", &["--lease", "5s", "-j", "1"], &log2);
+    let mut workers = q.workers(d.path(), 2, &["--lease", "5s", "-j", "1"]);
     wait_until(Duration::from_secs(120), "a tenth of the jobs", || {
         q.count(&mut db, "succeeded") >= JOBS / 10
     });
@@ -68,7 +57,7 @@ fn workers_ride_out_an_outage_longer_than_they_reconnect_for() {
     server.stop();
     drop(db);
     std::thread::sleep(Duration::from_secs(4));
-    for (w, log) in [(&mut w1, &log1), (&mut w2, &log2)] {
+    for (w, log) in &mut workers {
         assert!(
             w.try_wait().unwrap().is_none(),
             "a worker gave up during the outage: {}",
@@ -82,7 +71,6 @@ fn workers_ride_out_an_outage_longer_than_they_reconnect_for() {
     wait_until(Duration::from_secs(240), "every job to succeed", || {
         q.count(&mut db, "succeeded") == JOBS
     });
-    stop(w1, Duration::from_secs(30), &log1);
-    stop(w2, Duration::from_secs(30), &log2);
+    stop_all(workers);
     check_every_job_succeeded_once(&q, &mut db, JOBS, &side);
 }

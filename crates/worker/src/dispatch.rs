@@ -240,16 +240,12 @@ impl Dispatcher {
             self.on_started(started, &finished);
             self.on_finished(finished);
             if let Some(w) = mail.written.take() {
-                if let Err(e) = self.on_written(w) {
-                    if let Err(e) = self.ride_out(e) {
-                        break Some(e);
-                    }
-                }
-            }
-            if let Err(e) = self.flush_completions() {
-                if let Err(e) = self.ride_out(e) {
+                if let Err(e) = self.on_written(w).or_else(|e| self.ride_out(e)) {
                     break Some(e);
                 }
+            }
+            if let Err(e) = self.flush_completions().or_else(|e| self.ride_out(e)) {
+                break Some(e);
             }
             // Writing records emits events, and a sink may interrupt (a
             // halt on the first dead job): look again before claiming.
@@ -260,17 +256,13 @@ impl Dispatcher {
                 seen_interrupts += 1;
                 self.on_interrupt();
             }
-            if let Err(e) = self.on_timers() {
-                if let Err(e) = self.ride_out(e) {
-                    break Some(e);
-                }
+            if let Err(e) = self.on_timers().or_else(|e| self.ride_out(e)) {
+                break Some(e);
             }
             if self.phase == Phase::Running {
                 self.submit_deferred();
-                if let Err(e) = self.claim() {
-                    if let Err(e) = self.ride_out(e) {
-                        break Some(e);
-                    }
+                if let Err(e) = self.claim().or_else(|e| self.ride_out(e)) {
+                    break Some(e);
                 }
             }
             match self.done(mail.closed) {

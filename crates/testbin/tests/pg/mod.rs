@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,27 @@ impl TestQueue {
         })
     }
 
+    /// Submits `n` `append` jobs (each working `work_us`) recording their
+    /// executions in a side file under `dir`; returns the side file.
+    pub(crate) fn submit_appends(&self, dir: &Path, n: u64, work_us: u64) -> PathBuf {
+        let side = dir.join("executions");
+        let file = append_jobs(dir, &side, n, work_us);
+        let out = self.cli(&["submit", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", crate::common::text(&out.stderr));
+        side
+    }
+
+    /// Starts `k` workers `w1`..`wk` with `args`, each logging to
+    /// `dir/wN.log`.
+    pub(crate) fn workers(&self, dir: &Path, k: u32, args: &[&str]) -> Vec<(Child, PathBuf)> {
+        (1..=k)
+            .map(|n| {
+                let log = dir.join(format!("w{n}.log"));
+                (self.worker(&format!("w{n}"), args, &log), log)
+            })
+            .collect()
+    }
+
     /// Starts `runyard worker` named `name`; its stderr goes to `log`.
     pub(crate) fn worker(&self, name: &str, extra: &[&str], log: &Path) -> Child {
         runyard()
@@ -96,6 +117,13 @@ pub(crate) fn stop(mut child: Child, limit: Duration, log: &Path) {
     }
 }
 
+/// Stops each worker with SIGTERM (see [`stop`]).
+pub(crate) fn stop_all(workers: Vec<(Child, PathBuf)>) {
+    for (w, log) in workers {
+        stop(w, Duration::from_secs(30), &log);
+    }
+}
+
 /// Job ids and how many times each ran, from the tasks' side file.
 pub(crate) fn executions(side: &Path) -> BTreeMap<u64, u32> {
     let mut runs = BTreeMap::new();
@@ -107,7 +135,7 @@ pub(crate) fn executions(side: &Path) -> BTreeMap<u64, u32> {
 }
 
 /// A job file of `n` `append` jobs writing to `side`.
-pub(crate) fn append_jobs(dir: &Path, side: &Path, n: u64, work_us: u64) -> std::path::PathBuf {
+pub(crate) fn append_jobs(dir: &Path, side: &Path, n: u64, work_us: u64) -> PathBuf {
     let file = dir.join("jobs.toml");
     std::fs::write(
         &file,
