@@ -12,6 +12,7 @@ use runyard_core::{
     AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
     Outcome, Output, TaskName, Timestamp,
 };
+use runyard_queue::stored;
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
     Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
@@ -20,11 +21,12 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 
-const WAITING: i16 = 0;
-const RUNNING: i16 = 2;
-const SUCCEEDED: i16 = 3;
-const DEAD: i16 = 4;
-const CANCELLED: i16 = 5;
+// The state codes of `runyard_queue::stored`, as the schema's smallint.
+const WAITING: i16 = stored::WAITING as i16;
+const RUNNING: i16 = stored::RUNNING as i16;
+const SUCCEEDED: i16 = stored::SUCCEEDED as i16;
+const DEAD: i16 = stored::DEAD as i16;
+const CANCELLED: i16 = stored::CANCELLED as i16;
 
 /// Batches without idempotency keys at least this large go in by `COPY`.
 const COPY_FROM: usize = 256;
@@ -522,14 +524,7 @@ fn listen_loop(shared: Weak<Shared>, config: postgres::Config, channel: String) 
 }
 
 fn state_of(code: i16, run_at: i64, now: i64) -> JobState {
-    match code {
-        WAITING if run_at > now => JobState::Scheduled,
-        WAITING => JobState::Queued,
-        RUNNING => JobState::Running,
-        SUCCEEDED => JobState::Succeeded,
-        DEAD => JobState::Dead,
-        _ => JobState::Cancelled,
-    }
+    stored::state_of(i64::from(code), run_at, now)
 }
 
 fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
@@ -539,13 +534,13 @@ fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
         .unzip()
 }
 
-fn claimed(q: &PgQueue, r: &Row) -> (i32, i64, Claimed) {
+fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     let backoff: String = r.get(5);
     let mode: String = r.get(8);
     let priority: i32 = r.get(7);
     let run_at: i64 = r.get(10);
     let timeout: Option<i64> = r.get(6);
-    let c = Claimed {
+    Claimed {
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
         task: q.names.get(r.get(2)),
@@ -559,8 +554,7 @@ fn claimed(q: &PgQueue, r: &Row) -> (i32, i64, Claimed) {
             isolate: r.get(9),
         },
         ready_at: Timestamp::from_micros(run_at),
-    };
-    (priority, run_at, c)
+    }
 }
 
 fn insert_attempt(
@@ -642,9 +636,8 @@ impl Queue for PgQueue {
             let rows = c.query(&st, &[&worker, &until, &now, &limit, &filter])?;
             Ok(rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>())
         })?;
-        // RETURNING gives no order: priority, then run-at, then id.
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
-        Ok(rows.into_iter().map(|(_, _, c)| c).collect())
+        stored::sort_claims(&mut rows);
+        Ok(rows)
     }
 
     fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
@@ -961,10 +954,7 @@ impl Queue for PgQueue {
             if out.last().is_none_or(|(t, _)| *t != task) {
                 out.push((task, Counts::default()));
             }
-            let s = match (state, later) {
-                (WAITING, true) => JobState::Scheduled,
-                (s, _) => state_of(s, 0, 1),
-            };
+            let s = stored::counted_state(i64::from(state), later);
             *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
         }
         Ok(out)
@@ -981,15 +971,11 @@ impl Queue for PgQueue {
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
         let now = self.now_us();
-        let (state_code, later): (Option<i16>, Option<bool>) = match filter.state {
-            None => (None, None),
-            Some(JobState::Queued) => (Some(WAITING), Some(false)),
-            Some(JobState::Scheduled) => (Some(WAITING), Some(true)),
-            Some(JobState::Running) => (Some(RUNNING), None),
-            Some(JobState::Succeeded) => (Some(SUCCEEDED), None),
-            Some(JobState::Dead) => (Some(DEAD), None),
-            Some(JobState::Cancelled) => (Some(CANCELLED), None),
-        };
+        let (state_code, later): (Option<i16>, Option<bool>) =
+            match filter.state.map(stored::filter_of) {
+                Some((code, later)) => (Some(code as i16), later),
+                None => (None, None),
+            };
         let after = filter.after.map_or(0, |a| a.0) as i64;
         let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
         let jobs_sql = self.q(

@@ -6,6 +6,7 @@ mod clock;
 mod error;
 mod memory;
 mod queue;
+pub mod stored;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

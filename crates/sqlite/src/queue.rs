@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    Outcome, Output, TaskName, Timestamp,
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, Outcome,
+    Output, TaskName, Timestamp,
 };
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
@@ -17,11 +17,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::open::{open, sql_err, OpenMode};
 
-const WAITING: i64 = 0;
-const RUNNING: i64 = 2;
-const SUCCEEDED: i64 = 3;
-const DEAD: i64 = 4;
-const CANCELLED: i64 = 5;
+use runyard_queue::stored::{
+    counted_state, filter_of, sort_claims, state_of, CANCELLED, DEAD, RUNNING, SUCCEEDED, WAITING,
+};
 
 const CLAIM: &str = include_str!("../sql/claim.sql");
 const CLAIM_TASKS: &str = include_str!("../sql/claim_tasks.sql");
@@ -155,24 +153,13 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
     ])
 }
 
-fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
-    match code {
-        WAITING if run_at > now => JobState::Scheduled,
-        WAITING => JobState::Queued,
-        RUNNING => JobState::Running,
-        SUCCEEDED => JobState::Succeeded,
-        DEAD => JobState::Dead,
-        _ => JobState::Cancelled,
-    }
-}
-
-fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(i32, i64, Claimed)> {
+fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
     let backoff: String = r.get(5)?;
     let mode: String = r.get(8)?;
     let priority: i32 = r.get(7)?;
     let run_at: i64 = r.get(10)?;
     let timeout: Option<i64> = r.get(6)?;
-    let c = Claimed {
+    Ok(Claimed {
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
         task: q.names.get(r.get(2)?),
@@ -186,8 +173,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(i32, i64, Claimed)
             isolate: r.get(9)?,
         },
         ready_at: Timestamp::from_micros(run_at),
-    };
-    Ok((priority, run_at, c))
+    })
 }
 
 impl Queue for SqliteQueue {
@@ -264,9 +250,8 @@ impl Queue for SqliteQueue {
             }
             Ok(out)
         })?;
-        // RETURNING gives no order: priority, then run-at, then id.
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.id.cmp(&b.2.id)));
-        Ok(rows.into_iter().map(|(_, _, c)| c).collect())
+        sort_claims(&mut rows);
+        Ok(rows)
     }
 
     fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
@@ -516,10 +501,7 @@ impl Queue for SqliteQueue {
             .map_err(sql_err)?;
         for row in rows {
             let (state, later, n) = row.map_err(sql_err)?;
-            let s = match (state, later) {
-                (WAITING, true) => JobState::Scheduled,
-                (s, _) => state_of(s, 0, 1),
-            };
+            let s = counted_state(state, later);
             *c.get_mut(s) += n as u64;
         }
         Ok(c)
@@ -550,10 +532,7 @@ impl Queue for SqliteQueue {
             if out.last().is_none_or(|(t, _)| *t != task) {
                 out.push((task, Counts::default()));
             }
-            let s = match (state, later) {
-                (WAITING, true) => JobState::Scheduled,
-                (s, _) => state_of(s, 0, 1),
-            };
+            let s = counted_state(state, later);
             *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
         }
         Ok(out)
@@ -574,14 +553,9 @@ impl Queue for SqliteQueue {
         let mut sql = String::from(
             "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard_jobs WHERE id > ?1",
         );
-        let (state_code, later) = match filter.state {
+        let (state_code, later) = match filter.state.map(filter_of) {
+            Some((code, later)) => (Some(code), later),
             None => (None, None),
-            Some(JobState::Queued) => (Some(WAITING), Some(false)),
-            Some(JobState::Scheduled) => (Some(WAITING), Some(true)),
-            Some(JobState::Running) => (Some(RUNNING), None),
-            Some(JobState::Succeeded) => (Some(SUCCEEDED), None),
-            Some(JobState::Dead) => (Some(DEAD), None),
-            Some(JobState::Cancelled) => (Some(CANCELLED), None),
         };
         if state_code.is_some() {
             sql.push_str(" AND state = ?2");
