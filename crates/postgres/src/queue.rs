@@ -9,8 +9,8 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    Outcome, Output, TaskName, Timestamp,
+    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
+    TaskName, Timestamp,
 };
 use runyard_queue::stored;
 use runyard_queue::{
@@ -945,19 +945,14 @@ impl Queue for PgQueue {
         let rows = self
             .pool
             .run("counting jobs", |c, _| c.query(&sql, &[&now]))?;
-        let mut out: Vec<(String, Counts)> = Vec::new();
-        for r in &rows {
-            let task: String = r.get(0);
-            let state: i16 = r.get(1);
-            let later: bool = r.get(2);
-            let n: i64 = r.get(3);
-            if out.last().is_none_or(|(t, _)| *t != task) {
-                out.push((task, Counts::default()));
-            }
-            let s = stored::counted_state(i64::from(state), later);
-            *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
-        }
-        Ok(out)
+        Ok(stored::counts_by_task(rows.iter().map(|r| {
+            (
+                r.get::<_, String>(0),
+                i64::from(r.get::<_, i16>(1)),
+                r.get::<_, bool>(2),
+                r.get::<_, i64>(3),
+            )
+        })))
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
@@ -1021,32 +1016,20 @@ impl Queue for PgQueue {
                 }
             })
             .collect();
-        let mut pos = 0;
-        for r in &attempts {
-            let job = r.get::<_, i64>(0) as u64;
-            while pos < jobs.len() && jobs[pos].id.0 < job {
-                pos += 1;
-            }
-            if pos == jobs.len() || jobs[pos].id.0 != job {
-                continue;
-            }
-            let outcome: &str = r.get(2);
-            let error: Option<String> = r.get(6);
-            let detail: Option<String> = r.get(8);
-            let permanent: bool = r.get(7);
-            jobs[pos].attempts.push(AttemptRecord::new(
-                r.get::<_, i32>(1) as u32,
-                Outcome::from_name(outcome).unwrap_or(Outcome::Crashed),
-                Timestamp::from_micros(r.get(3)),
-                Duration::from_micros(r.get::<_, i64>(4).max(0) as u64),
-                Duration::from_micros(r.get::<_, i64>(5).max(0) as u64),
-                error.map(|message| AttemptError {
-                    message,
-                    permanent,
-                    detail: detail.and_then(|d| serde_json::value::RawValue::from_string(d).ok()),
-                }),
-            ));
-        }
+        stored::attach_attempts(
+            &mut jobs,
+            attempts.iter().map(|r| stored::StoredAttempt {
+                job: r.get::<_, i64>(0) as u64,
+                n: r.get::<_, i32>(1) as u32,
+                outcome: r.get(2),
+                started_at: r.get(3),
+                duration_us: r.get(4),
+                queued_us: r.get(5),
+                error: r.get(6),
+                permanent: r.get(7),
+                detail: r.get(8),
+            }),
+        );
         Ok(jobs)
     }
 

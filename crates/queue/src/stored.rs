@@ -2,10 +2,11 @@
 //! per row, with queued and scheduled told apart by the run-at.
 
 use std::cmp::Reverse;
+use std::time::Duration;
 
-use runyard_core::JobState;
+use runyard_core::{AttemptError, AttemptRecord, JobState, JobView, Outcome, Timestamp};
 
-use crate::Claimed;
+use crate::{Claimed, Counts};
 
 /// Queued, or scheduled while the run-at is ahead.
 pub const WAITING: i64 = 0;
@@ -52,4 +53,81 @@ pub fn filter_of(state: JobState) -> (i64, Option<bool>) {
 /// priority, then earliest run-at, then id.
 pub fn sort_claims(claims: &mut [Claimed]) {
     claims.sort_by_key(|c| (Reverse(c.settings.priority), c.ready_at, c.id));
+}
+
+/// Counts per task from rows of (task, state code, run-at ahead, count),
+/// ordered by task.
+pub fn counts_by_task(
+    rows: impl IntoIterator<Item = (String, i64, bool, i64)>,
+) -> Vec<(String, Counts)> {
+    let mut out: Vec<(String, Counts)> = Vec::new();
+    for (task, code, later, n) in rows {
+        if out.last().is_none_or(|(t, _)| *t != task) {
+            out.push((task, Counts::default()));
+        }
+        *out.last_mut()
+            .expect("pushed")
+            .1
+            .get_mut(counted_state(code, later)) += n as u64;
+    }
+    out
+}
+
+/// An attempt as its row stores it.
+#[derive(Debug)]
+pub struct StoredAttempt {
+    /// The job.
+    pub job: u64,
+    /// The attempt's number.
+    pub n: u32,
+    /// Its outcome's name.
+    pub outcome: String,
+    /// When it started (microseconds since the epoch).
+    pub started_at: i64,
+    /// How long it ran.
+    pub duration_us: i64,
+    /// How long it waited.
+    pub queued_us: i64,
+    /// Its error's message.
+    pub error: Option<String>,
+    /// Whether the error was permanent.
+    pub permanent: bool,
+    /// The error's detail, as JSON.
+    pub detail: Option<String>,
+}
+
+impl StoredAttempt {
+    /// The attempt's record.
+    pub fn record(self) -> AttemptRecord {
+        let detail = self.detail;
+        let permanent = self.permanent;
+        AttemptRecord::new(
+            self.n,
+            Outcome::from_name(&self.outcome).unwrap_or(Outcome::Crashed),
+            Timestamp::from_micros(self.started_at),
+            Duration::from_micros(self.duration_us.max(0) as u64),
+            Duration::from_micros(self.queued_us.max(0) as u64),
+            self.error.map(|message| AttemptError {
+                message,
+                permanent,
+                detail: detail.and_then(|d| serde_json::value::RawValue::from_string(d).ok()),
+            }),
+        )
+    }
+}
+
+/// Gives `jobs` (in id order) their attempts, from rows in (job, number) order.
+pub fn attach_attempts(jobs: &mut [JobView], attempts: impl IntoIterator<Item = StoredAttempt>) {
+    let mut pos = 0;
+    for a in attempts {
+        while pos < jobs.len() && jobs[pos].id.0 < a.job {
+            pos += 1;
+        }
+        if pos == jobs.len() {
+            return;
+        }
+        if jobs[pos].id.0 == a.job {
+            jobs[pos].attempts.push(a.record());
+        }
+    }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, Outcome,
-    Output, TaskName, Timestamp,
+    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, Outcome, Output,
+    TaskName, Timestamp,
 };
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
@@ -18,7 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::open::{open, sql_err, OpenMode};
 
 use runyard_queue::stored::{
-    counted_state, filter_of, sort_claims, state_of, CANCELLED, DEAD, RUNNING, SUCCEEDED, WAITING,
+    attach_attempts, counted_state, counts_by_task, filter_of, sort_claims, state_of,
+    StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED, WAITING,
 };
 
 const CLAIM: &str = include_str!("../sql/claim.sql");
@@ -526,16 +527,8 @@ impl Queue for SqliteQueue {
                 ))
             })
             .map_err(sql_err)?;
-        let mut out: Vec<(String, Counts)> = Vec::new();
-        for row in rows {
-            let (task, state, later, n) = row.map_err(sql_err)?;
-            if out.last().is_none_or(|(t, _)| *t != task) {
-                out.push((task, Counts::default()));
-            }
-            let s = counted_state(state, later);
-            *out.last_mut().expect("pushed").1.get_mut(s) += n as u64;
-        }
-        Ok(out)
+        let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
+        Ok(counts_by_task(rows))
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
@@ -617,36 +610,23 @@ impl Queue for SqliteQueue {
                      FROM runyard_attempts WHERE job BETWEEN ?1 AND ?2 ORDER BY job, n",
                 )
                 .map_err(sql_err)?;
-            let mut rows = st
-                .query(params![first as i64, last as i64])
+            let rows = st
+                .query_map(params![first as i64, last as i64], |r| {
+                    Ok(StoredAttempt {
+                        job: r.get::<_, i64>(0)? as u64,
+                        n: r.get(1)?,
+                        outcome: r.get(2)?,
+                        started_at: r.get(3)?,
+                        duration_us: r.get(4)?,
+                        queued_us: r.get(5)?,
+                        error: r.get(6)?,
+                        permanent: r.get(7)?,
+                        detail: r.get(8)?,
+                    })
+                })
                 .map_err(sql_err)?;
-            let mut pos = 0;
-            while let Some(r) = rows.next().map_err(sql_err)? {
-                let job = r.get::<_, i64>(0).map_err(sql_err)? as u64;
-                while pos < jobs.len() && jobs[pos].id.0 < job {
-                    pos += 1;
-                }
-                if pos == jobs.len() || jobs[pos].id.0 != job {
-                    continue;
-                }
-                let outcome: String = r.get(2).map_err(sql_err)?;
-                let error: Option<String> = r.get(6).map_err(sql_err)?;
-                let detail: Option<String> = r.get(8).map_err(sql_err)?;
-                let permanent: bool = r.get(7).map_err(sql_err)?;
-                jobs[pos].attempts.push(AttemptRecord::new(
-                    r.get(1).map_err(sql_err)?,
-                    Outcome::from_name(&outcome).unwrap_or(Outcome::Crashed),
-                    Timestamp::from_micros(r.get(3).map_err(sql_err)?),
-                    Duration::from_micros(r.get::<_, i64>(4).map_err(sql_err)?.max(0) as u64),
-                    Duration::from_micros(r.get::<_, i64>(5).map_err(sql_err)?.max(0) as u64),
-                    error.map(|message| AttemptError {
-                        message,
-                        permanent,
-                        detail: detail
-                            .and_then(|d| serde_json::value::RawValue::from_string(d).ok()),
-                    }),
-                ));
-            }
+            let attempts: Vec<StoredAttempt> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
+            attach_attempts(&mut jobs, attempts);
         }
         Ok(jobs)
     }
