@@ -152,7 +152,7 @@ fn dispatch(
 ) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.color, registry()?),
-        Command::Exec(args) => exec::exec(args, cli.color, registry()?),
+        Command::Exec(args) => exec::exec(args, cli.color),
         Command::List(args) => {
             tasks::list(&*registry()?, args.json, &Human::new(false, cli.color));
             Ok(ExitCode::SUCCESS)

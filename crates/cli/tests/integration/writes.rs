@@ -36,6 +36,57 @@ fn said_once(r: &Ran, what: &str) {
 }
 
 #[test]
+fn exec_reports_a_full_standard_output_and_stops() {
+    let r = to_full_stdout(&["exec", "-j", "1", "echo", ":::", "a", "b", "c"]);
+    said_once(&r, "standard output");
+}
+
+#[test]
+fn exec_reports_an_events_file_it_cannot_write() {
+    let d = Dir::new();
+    let report = d.path("r.json");
+    let r = run(&[
+        "exec",
+        "--events",
+        "/dev/full",
+        "--json",
+        report.to_str().unwrap(),
+        "echo",
+        ":::",
+        "a",
+        "b",
+    ]);
+    said_once(&r, "--events /dev/full");
+    assert_eq!(r.stdout.lines().count(), 2, "the run went on");
+    let v: serde_json::Value = serde_json::from_str(&d.read("r.json")).unwrap();
+    assert_eq!(v["summary"]["succeeded"], 2);
+}
+
+#[test]
+fn exec_reports_a_report_it_cannot_write() {
+    let r = run(&["exec", "--json", "/dev/full", "echo", ":::", "a"]);
+    said_once(&r, "--json /dev/full");
+    assert_eq!(r.stdout, "a\n");
+}
+
+#[test]
+fn exec_names_a_job_log_it_cannot_write_before_anything_runs() {
+    let d = Dir::new();
+    let marker = d.path("ran");
+    let r = run(&[
+        "exec",
+        "--joblog",
+        "/dev/full",
+        "touch",
+        marker.to_str().unwrap(),
+        ":::",
+        "a",
+    ]);
+    said_once(&r, "--joblog /dev/full");
+    assert!(!marker.exists(), "a command ran");
+}
+
+#[test]
 fn run_reports_an_events_file_it_cannot_write_and_runs_every_job() {
     let d = Dir::new();
     let report = d.path("r.json");
