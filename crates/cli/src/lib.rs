@@ -46,6 +46,18 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The runner itself failed (a queue it could not reach or write, an output it could not write): exit code 3.
+#[derive(Debug)]
+pub(crate) struct RunnerFailure(pub(crate) String);
+
+impl fmt::Display for RunnerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunnerFailure {}
+
 /// The tasks of the `runyard` binary: the built-ins, and any linked in with
 /// `#[runyard::task]`.
 pub fn default_registry() -> anyhow::Result<Registry> {
@@ -69,9 +81,12 @@ pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
             let usage = e
                 .chain()
                 .any(|c| c.is::<UsageError>() || c.is::<jobs::InputError>());
+            let runner = e.chain().any(|c| c.is::<RunnerFailure>());
             eprintln!("error: {e:#}");
             if usage {
                 ExitCode::from(2)
+            } else if runner {
+                ExitCode::from(3)
             } else {
                 ExitCode::from(1)
             }
@@ -137,7 +152,7 @@ fn dispatch(
 ) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.color, registry()?),
-        Command::Exec(args) => exec::exec(args, cli.color, registry()?),
+        Command::Exec(args) => exec::exec(args, cli.color),
         Command::List(args) => {
             tasks::list(&*registry()?, args.json, &Human::new(false, cli.color));
             Ok(ExitCode::SUCCESS)

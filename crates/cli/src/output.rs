@@ -1,6 +1,7 @@
 //! What people see: per-job lines, the progress bar, the summary table.
 
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -8,9 +9,106 @@ use std::time::Duration;
 
 use console::Style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use runyard::{human_duration, Event, EventSink, Progress, Summary};
+use runyard::queue::Queue;
+use runyard::{
+    human_duration, write_report_json, Event, EventSink, JsonLines, Progress, ReportError, Summary,
+};
 
 use crate::args::Color;
+use crate::jobs::{create_output, is_stdout, InputError};
+use crate::RunnerFailure;
+
+type Out = Box<dyn Write + Send>;
+
+/// A run's `--json` and `--events` outputs, opened before anything runs.
+pub(crate) struct RunOutputs {
+    json: Option<(PathBuf, Out)>,
+    events: Option<(PathBuf, Arc<JsonLines<Out>>)>,
+}
+
+impl RunOutputs {
+    /// Creates the files (a path that cannot be created is an input error).
+    pub(crate) fn open(
+        json: Option<&PathBuf>,
+        events: Option<&PathBuf>,
+    ) -> Result<RunOutputs, InputError> {
+        Ok(RunOutputs {
+            json: json
+                .map(|p| Ok::<_, InputError>((p.clone(), create_output(p, "report")?)))
+                .transpose()?,
+            events: events
+                .map(|p| {
+                    Ok::<_, InputError>((
+                        p.clone(),
+                        Arc::new(JsonLines::new(create_output(p, "events")?)),
+                    ))
+                })
+                .transpose()?,
+        })
+    }
+
+    /// The sink of `--events`, if given.
+    pub(crate) fn events_sink(&self) -> Option<Arc<dyn EventSink>> {
+        self.events
+            .as_ref()
+            .map(|(_, sink)| Arc::clone(sink) as Arc<dyn EventSink>)
+    }
+
+    /// After the run (its events flushed): notes an events file that
+    /// failed, and writes the report. Returns the outputs that failed.
+    pub(crate) fn finish(
+        self,
+        queue: &dyn Queue,
+        summary: &Summary,
+    ) -> anyhow::Result<Vec<RunnerFailure>> {
+        let mut failed = Vec::new();
+        if let Some((path, sink)) = &self.events {
+            if let Some(e) = sink.take_error() {
+                failed.push(output_failed("--events", path, &e));
+            }
+        }
+        if let Some((path, w)) = self.json {
+            match write_report_json(queue, summary, w) {
+                Ok(()) => {}
+                Err(ReportError::Io(e)) => failed.push(output_failed("--json", &path, &e)),
+                Err(e) => return Err(RunnerFailure(format!("reading the report: {e}")).into()),
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// Ends a run whose outputs failed: every failure in one error, each said
+/// once (exit code 3); nothing if none failed.
+pub(crate) fn check_outputs(failures: Vec<RunnerFailure>) -> Result<(), RunnerFailure> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<String> = failures.into_iter().map(|f| f.0).collect();
+    Err(RunnerFailure(all.join("; ")))
+}
+
+/// An I/O error's message, without the ` (os error N)` std adds to it.
+pub(crate) fn io_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_string),
+        None => text,
+    }
+}
+
+/// A write to one of the run's outputs failed: the output, by the flag
+/// that named it, and why (`--events out.jsonl: No space left on device`).
+pub(crate) fn output_failed(flag: &str, path: &Path, e: &io::Error) -> RunnerFailure {
+    let name = if is_stdout(path) {
+        "- (standard output)".to_string()
+    } else {
+        path.display().to_string()
+    };
+    RunnerFailure(format!("{flag} {name}: {}", io_message(e)))
+}
 
 /// Where human-readable output goes, and whether it is styled.
 #[derive(Clone)]

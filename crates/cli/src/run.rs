@@ -8,13 +8,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
-use runyard::{
-    write_report_json, Engine, EngineConfig, EventSink, JsonLines, Mode, Registry, Report,
-};
+use runyard::{Engine, EngineConfig, EventSink, Mode, Registry, Report};
 
 use crate::args::{Color, RunArgs};
-use crate::jobs::{create_output, is_stdout};
-use crate::output::{print_summary, Human, JobLines, ProgressView};
+use crate::jobs::is_stdout;
+use crate::output::{check_outputs, print_summary, Human, JobLines, ProgressView, RunOutputs};
 use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
 
@@ -80,21 +78,9 @@ pub(crate) fn run(
             retry_dead(&*queue)?;
         }
     }
-    let json_out = args
-        .json
-        .as_ref()
-        .map(|p| create_output(p, "report"))
-        .transpose()?;
-    let events_out = args
-        .events
-        .as_ref()
-        .map(|p| create_output(p, "events"))
-        .transpose()?;
+    let outputs = RunOutputs::open(args.json.as_ref(), args.events.as_ref())?;
 
-    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
-    if let Some(w) = events_out {
-        sinks.push(Arc::new(JsonLines::new(w)));
-    }
+    let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
     if !args.quiet && !human.is_terminal {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
@@ -147,9 +133,9 @@ pub(crate) fn run(
 
     let summary =
         Report::summarize(&*queue, out.wall, out.interrupted).context("reading the report")?;
-    if let Some(w) = json_out {
-        write_report_json(&*queue, &summary, w).context("writing the JSON report")?;
-    }
+    // An output that cannot be written does not stop the run: each is
+    // reported once at the end (exit code 3).
+    let failures = outputs.finish(&*queue, &summary)?;
     if !args.quiet {
         print_summary(&human, &summary);
     }
@@ -166,6 +152,7 @@ pub(crate) fn run(
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the run stopped early"));
     }
+    check_outputs(failures)?;
     Ok(if out.interrupted || presses.load(Ordering::SeqCst) > 0 {
         ExitCode::from(130)
     } else if summary.all_succeeded() {

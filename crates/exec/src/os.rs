@@ -13,34 +13,47 @@ use std::time::Duration;
 
 use std::os::unix::process::ExitStatusExt;
 
-/// The name of a signal, e.g. `SIGSEGV` for 11.
+/// The signals with names of their own.
+const SIGNALS: [(i32, &str); 22] = [
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGILL, "SIGILL"),
+    (libc::SIGTRAP, "SIGTRAP"),
+    (libc::SIGABRT, "SIGABRT"),
+    (libc::SIGBUS, "SIGBUS"),
+    (libc::SIGFPE, "SIGFPE"),
+    (libc::SIGKILL, "SIGKILL"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGSEGV, "SIGSEGV"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGPIPE, "SIGPIPE"),
+    (libc::SIGALRM, "SIGALRM"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGCHLD, "SIGCHLD"),
+    (libc::SIGCONT, "SIGCONT"),
+    (libc::SIGSTOP, "SIGSTOP"),
+    (libc::SIGTSTP, "SIGTSTP"),
+    (libc::SIGXCPU, "SIGXCPU"),
+    (libc::SIGXFSZ, "SIGXFSZ"),
+    (libc::SIGSYS, "SIGSYS"),
+];
+
+/// The name of a signal, e.g. `SIGSEGV` for 11 (`signal 40` for one
+/// without a name).
 pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGCONT => "SIGCONT",
-        libc::SIGSTOP => "SIGSTOP",
-        libc::SIGTSTP => "SIGTSTP",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        other => return format!("signal {other}"),
-    };
-    name.to_string()
+    match SIGNALS.iter().find(|(n, _)| *n == sig) {
+        Some((_, name)) => name.to_string(),
+        None => format!("signal {sig}"),
+    }
+}
+
+/// The number of a signal from its [`signal_name`].
+pub fn signal_number(name: &str) -> Option<i32> {
+    match SIGNALS.iter().find(|(_, n)| *n == name) {
+        Some((sig, _)) => Some(*sig),
+        None => name.strip_prefix("signal ")?.parse().ok(),
+    }
 }
 
 /// How a process ended: `(exit code, signal name)`, one of them set.
@@ -174,6 +187,10 @@ mod tests {
     fn names_and_statuses() {
         assert_eq!(signal_name(libc::SIGSEGV), "SIGSEGV");
         assert_eq!(signal_name(64), "signal 64");
+        for sig in [libc::SIGKILL, libc::SIGTERM, libc::SIGSYS, 64] {
+            assert_eq!(signal_number(&signal_name(sig)), Some(sig));
+        }
+        assert_eq!(signal_number("SIGNOPE"), None);
         assert_eq!(
             describe_exit(ExitStatus::from_raw(3 << 8)),
             "exited with code 3"

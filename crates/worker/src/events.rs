@@ -2,7 +2,7 @@
 //! progress bar). See [`runyard_core::Event`] for the events and their JSON.
 
 use std::fmt;
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runyard_core::Event;
@@ -17,20 +17,57 @@ pub trait EventSink: Send + Sync {
 }
 
 /// Writes events as JSON lines: `{"type": ..., "data": {...}}` per line.
+///
+/// A write that fails (a full disk, a closed pipe) does not stop the run:
+/// the sink keeps the first error, drops what it had buffered, closes the
+/// writer and writes nothing more; [`JsonLines::take_error`] gives the
+/// error back, for the program to report when the run ends. An event that
+/// cannot be encoded is skipped whole (never half a line) and kept the same
+/// way.
 pub struct JsonLines<W: Write + Send> {
-    out: Mutex<BufWriter<W>>,
+    out: Mutex<Lines<W>>,
+}
+
+struct Lines<W: Write> {
+    /// `None` once a write has failed.
+    writer: Option<BufWriter<W>>,
+    /// The line being encoded.
+    line: Vec<u8>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Lines<W> {
+    fn fail(&mut self, e: io::Error) {
+        if let Some(w) = self.writer.take() {
+            // The buffered lines are dropped with the writer's failure, not
+            // written later by the buffer's own drop.
+            let _ = w.into_parts();
+        }
+        self.error.get_or_insert(e);
+    }
 }
 
 impl<W: Write + Send> JsonLines<W> {
     /// Writes to `out`.
     pub fn new(out: W) -> JsonLines<W> {
         JsonLines {
-            out: Mutex::new(BufWriter::new(out)),
+            out: Mutex::new(Lines {
+                writer: Some(BufWriter::new(out)),
+                line: Vec::new(),
+                error: None,
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BufWriter<W>> {
+    fn lock(&self) -> MutexGuard<'_, Lines<W>> {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first error, if writing or encoding failed (events from then on
+    /// were not written). Call it after the run's last flush
+    /// ([`crate::Run::wait`] flushes).
+    pub fn take_error(&self) -> Option<io::Error> {
+        self.lock().error.take()
     }
 }
 
@@ -43,14 +80,28 @@ impl<W: Write + Send> fmt::Debug for JsonLines<W> {
 impl<W: Write + Send> EventSink for JsonLines<W> {
     fn event(&self, event: &Event<'_>) {
         let mut out = self.lock();
-        // A full disk must not stop the run; the report still has everything.
-        if serde_json::to_writer(&mut *out, event).is_ok() {
-            let _ = out.write_all(b"\n");
+        let out = &mut *out;
+        let Some(w) = &mut out.writer else {
+            return;
+        };
+        out.line.clear();
+        let written = match serde_json::to_writer(&mut out.line, event) {
+            Ok(()) => {
+                out.line.push(b'\n');
+                w.write_all(&out.line)
+            }
+            Err(e) => Err(io::Error::from(e)),
+        };
+        if let Err(e) = written {
+            out.fail(e);
         }
     }
 
     fn flush(&self) {
-        let _ = self.lock().flush();
+        let mut out = self.lock();
+        if let Some(Err(e)) = out.writer.as_mut().map(Write::flush) {
+            out.fail(e);
+        }
     }
 }
 
@@ -104,5 +155,75 @@ impl Events {
         if self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
             self.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runyard_core::{JobId, QueuedReason, Timestamp};
+
+    use super::*;
+
+    /// Takes `room` bytes, then fails as a full disk does.
+    struct Filling {
+        taken: Arc<Mutex<Vec<u8>>>,
+        room: usize,
+    }
+
+    impl Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut taken = self.taken.lock().unwrap();
+            let n = buf.len().min(self.room - taken.len());
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(ENOSPC));
+            }
+            taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// "No space left on device" on Linux.
+    const ENOSPC: i32 = 28;
+
+    fn queued(job: u64) -> Event<'static> {
+        Event::Queued {
+            job: JobId(job),
+            task: "noop",
+            at: Timestamp::EPOCH,
+            reason: QueuedReason::Submitted,
+        }
+    }
+
+    #[test]
+    fn the_first_write_error_is_kept_and_nothing_is_written_after_it() {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let sink = JsonLines::new(Filling {
+            taken: Arc::clone(&taken),
+            room: 150,
+        });
+        sink.event(&queued(1));
+        sink.flush();
+        assert!(sink.take_error().is_none(), "one line fits");
+        let one_line = taken.lock().unwrap().len();
+        for job in 2..100 {
+            sink.event(&queued(job));
+        }
+        sink.flush();
+        sink.event(&queued(100));
+        sink.flush();
+        let e = sink.take_error().expect("the full disk is reported");
+        assert_eq!(e.raw_os_error(), Some(ENOSPC));
+        let written = taken.lock().unwrap().clone();
+        assert_eq!(written.len(), 150, "nothing was written past the failure");
+        assert!(one_line < 150);
+        let text = String::from_utf8(written).unwrap();
+        assert!(
+            text.starts_with(r#"{"type":"queued","data":{"job":1,"#),
+            "{text}"
+        );
     }
 }

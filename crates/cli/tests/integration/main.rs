@@ -10,3 +10,4 @@ mod report;
 mod signals;
 mod tasks;
 mod util;
+mod writes;

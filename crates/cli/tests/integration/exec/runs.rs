@@ -1,142 +1,12 @@
-//! `runyard exec` against GNU parallel and xargs on the same inputs, then
-//! what they cannot do: retries, timeouts, halting.
+//! What xargs and parallel cannot do, and what `exec` does as they do:
+//! each command once unless retries are asked for, timeouts, halting, the
+//! summary on standard error, bad input refused before anything runs.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::util::{runyard, Dir, Ran};
-
-/// Runs a command with `input` on its standard input.
-fn with_input(mut cmd: Command, input: &str) -> Ran {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    // A command that refuses its arguments exits without reading its input.
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn exec(args: &[&str], input: &str) -> Ran {
-    let mut c = runyard();
-    c.arg("exec").args(args);
-    with_input(c, input)
-}
-
-/// GNU parallel: CI installs it (`.ci/run`); elsewhere `apt-get install parallel`.
-fn parallel(args: &[&str], input: &str) -> Ran {
-    let mut c = Command::new("parallel");
-    c.arg("--will-cite").args(args);
-    assert!(
-        Command::new("parallel").arg("--version").output().is_ok(),
-        "these tests compare with GNU parallel: apt-get install parallel"
-    );
-    with_input(c, input)
-}
-
-fn sorted(s: &str) -> Vec<&str> {
-    let mut v: Vec<&str> = s.lines().collect();
-    v.sort();
-    v
-}
-
-const PATHS: &str = "a\nb.txt\ndir/c.tar.gz\n/abs/x.y\nwith space.txt\n.hidden\ndir.d/file\n";
-
-#[test]
-fn placeholders_fill_as_gnu_parallel_fills_them() {
-    let args = [
-        "-k",
-        "echo",
-        "{}",
-        "{.}",
-        "{/}",
-        "{//}",
-        "{/.}",
-        "n{#}",
-        "pre{}post",
-    ];
-    let ours = exec(&args, PATHS);
-    ours.code(0);
-    let theirs = parallel(&args, PATHS);
-    theirs.code(0);
-    assert_eq!(ours.stdout, theirs.stdout);
-}
-
-#[test]
-fn without_a_placeholder_the_input_is_appended_as_xargs_and_parallel_do() {
-    let ours = exec(&["-j", "3", "echo", "got"], PATHS);
-    ours.code(0);
-    let mut xargs = Command::new("xargs");
-    xargs.args(["-d", "\n", "-n", "1", "-P", "3", "echo", "got"]);
-    let x = with_input(xargs, PATHS);
-    let p = parallel(&["-j", "3", "echo", "got"], PATHS);
-    assert_eq!(sorted(&ours.stdout), sorted(&x.stdout));
-    assert_eq!(sorted(&ours.stdout), sorted(&p.stdout));
-}
-
-/// Per input: (exit status, output) from a job log of runyard or parallel.
-fn statuses(log: &str, exitval_col: usize) -> BTreeMap<String, String> {
-    log.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_string(), f[exitval_col].to_string())
-        })
-        .collect()
-}
-
-#[test]
-fn exit_statuses_match_gnu_parallel() {
-    let d = Dir::new();
-    let ours_log = d.path("ours.tsv");
-    let theirs_log = d.path("theirs.tsv");
-    let input = "0\n1\n2\n3\n0\n7\n";
-    let ours = exec(
-        &[
-            "--max-attempts",
-            "1",
-            "--joblog",
-            ours_log.to_str().unwrap(),
-            "sh",
-            "-c",
-            "echo s$1; exit $1",
-            "sh",
-            "{}",
-        ],
-        input,
-    );
-    ours.code(1);
-    let theirs = parallel(
-        &[
-            "--joblog",
-            theirs_log.to_str().unwrap(),
-            "sh",
-            "-c",
-            "'echo s$1; exit $1'",
-            "sh",
-            "{}",
-        ],
-        input,
-    );
-    assert_eq!(
-        theirs.code, 4,
-        "parallel exits with the number of failed jobs"
-    );
-    assert_eq!(sorted(&ours.stdout), sorted(&theirs.stdout));
-    // runyard's log: Seq, Input, Exitval, ...; parallel's: Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, ...
-    assert_eq!(
-        statuses(&d.read("ours.tsv"), 2),
-        statuses(&d.read("theirs.tsv"), 6)
-    );
-}
+use super::{exec, sorted};
+use crate::util::{runyard, signal, wait_exit, wait_until, Dir};
 
 #[test]
 fn each_jobs_output_is_printed_whole_and_in_order_with_keep_order() {
@@ -163,18 +33,6 @@ fn each_jobs_output_is_printed_whole_and_in_order_with_keep_order() {
     let firsts: Vec<&str> = k.stdout.lines().step_by(300).collect();
     let expected: Vec<String> = (1..=12).map(|i| format!("{i}-1")).collect();
     assert_eq!(firsts, expected);
-}
-
-#[test]
-fn inputs_come_from_triple_colons_a_file_or_nul_separated_stdin() {
-    let d = Dir::new();
-    let f = d.write("inputs.txt", "x\ny\n");
-    let a = exec(&["-k", "-a", f.to_str().unwrap(), "echo"], "");
-    assert_eq!(a.stdout, "x\ny\n");
-    let c = exec(&["-k", "echo", ":::", "p", "q r"], "");
-    assert_eq!(c.stdout, "p\nq r\n");
-    let z = exec(&["-k", "-0", "echo"], "one\0two words\0");
-    assert_eq!(z.stdout, "one\ntwo words\n");
 }
 
 #[test]
@@ -208,8 +66,8 @@ fn bad_input_is_refused_before_anything_runs() {
     let touch = format!("touch {}", marker.display());
     for (args, msg) in [
         (
-            vec!["sh", "-c", touch.as_str(), "out/{."],
-            "unclosed placeholder `{.` in `out/{.`",
+            vec!["sh", "-c", touch.as_str(), "out/{%}"],
+            "`{%}` (the job slot) in `out/{%}` is not supported",
         ),
         (
             vec!["-j", "0", "sh", "-c", touch.as_str()],
@@ -218,6 +76,18 @@ fn bad_input_is_refused_before_anything_runs() {
         (
             vec!["-a", "/no/such/inputs", "sh", "-c", touch.as_str()],
             "/no/such/inputs: cannot read the input file",
+        ),
+        (
+            vec!["--mode", "process", "sh", "-c", touch.as_str()],
+            "--mode process does not apply to exec",
+        ),
+        (
+            vec!["--joblog", "-", "sh", "-c", touch.as_str()],
+            "--joblog -: standard output carries the commands' output",
+        ),
+        (
+            vec!["-a", "-", "-a", "-", "sh", "-c", touch.as_str()],
+            "standard input (`-`) is given as an input source twice",
         ),
     ] {
         let r = exec(&args, "1\n");
@@ -367,4 +237,74 @@ fn options_end_where_the_command_begins() {
     assert_eq!(r.stdout, "-x-1\n-x-2\n");
     let r = exec(&["-j2", "true"], "1\n2\n3\n");
     r.code(0);
+}
+
+#[test]
+fn each_command_runs_once_unless_retries_are_asked_for() {
+    let d = Dir::new();
+    let count = d.path("count");
+    let script = format!("echo x >> {}; exit 1", count.display());
+    let r = exec(&["sh", "-c", &script], "a\n");
+    r.code(1);
+    assert_eq!(d.read("count").lines().count(), 1, "one attempt by default");
+    let r = exec(
+        &[
+            "--max-attempts",
+            "3",
+            "--backoff",
+            "none",
+            "sh",
+            "-c",
+            &script,
+        ],
+        "a\n",
+    );
+    r.code(1);
+    assert_eq!(d.read("count").lines().count(), 1 + 3);
+    let help = runyard().args(["exec", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("Each command runs once, as with xargs and parallel"),
+        "{help}"
+    );
+}
+
+#[test]
+fn off_a_terminal_the_summary_goes_to_stderr_also_when_interrupted() {
+    let r = exec(&["-k", "echo"], "a\nb\n");
+    r.code(0);
+    assert_eq!(r.stdout, "a\nb\n", "the summary is not in the output");
+    let total = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap_or_else(|| panic!("no summary: {}", r.stderr));
+    assert_eq!(
+        total.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["total", "2", "2"]
+    );
+
+    let d = Dir::new();
+    let started = d.path("started");
+    let script = format!("touch {}; exec sleep 600", started.display());
+    let mut child = runyard()
+        .args(["exec", "--grace", "100ms", "sh", "-c", &script, ":::", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the command started", || {
+        started.exists()
+    });
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), 130);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("runyard: interrupted: starting no more commands"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(interrupted)"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("total")), "{stderr}");
 }
