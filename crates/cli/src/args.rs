@@ -190,7 +190,7 @@ pub(crate) struct StoreFlags {
     pub(crate) state: Option<PathBuf>,
 
     /// The queue: memory (the default), sqlite://PATH, or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
     pub(crate) queue: Option<crate::state::QueueUrl>,
 }
 
@@ -208,7 +208,7 @@ impl StoreFlags {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct QueueFlag {
     /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
-    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url, env = "RUNYARD_QUEUE")]
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser, env = "RUNYARD_QUEUE")]
     pub(crate) queue: crate::state::QueueUrl,
 }
 

@@ -53,9 +53,44 @@ pub(crate) fn parse_queue_url(s: &str) -> Result<QueueUrl, String> {
         runyard::postgres::PgOptions::from_url(s).map_err(|e| e.to_string())?;
         return Ok(QueueUrl::Postgres(s.to_string()));
     }
+    // Not echoed whole: it may hold a password.
+    let shown = match s.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://…"),
+        _ if s.contains("password") => "…".to_string(),
+        _ => s.to_string(),
+    };
     Err(format!(
-        "`{s}` is not a queue URL (expected memory, sqlite://PATH or postgres://USER@HOST/DB)"
+        "`{shown}` is not a queue URL (expected memory, sqlite://PATH or postgres://USER@HOST/DB)"
     ))
+}
+
+/// Reads `--queue` (or `RUNYARD_QUEUE`) with [`parse_queue_url`]: clap's own
+/// message would repeat the value, and with it any password.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueUrlParser;
+
+impl clap::builder::TypedValueParser for QueueUrlParser {
+    type Value = QueueUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<QueueUrl, clap::Error> {
+        let flag = arg.map_or_else(|| "--queue".to_string(), |a| a.to_string());
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
+        parse_queue_url(s).map_err(refuse)
+    }
 }
 
 /// What a state file is opened for.
@@ -224,6 +259,10 @@ mod tests {
         assert!(parse_queue_url("redis://x")
             .unwrap_err()
             .contains("expected memory, sqlite://PATH or postgres://"));
+        let e = parse_queue_url("mysql://me:secret@db/x").unwrap_err();
+        assert!(e.starts_with("`mysql://…` is not a queue URL"), "{e}");
+        let e = parse_queue_url("postgres://me:secret@db/x?schema=No-Good").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
         assert_eq!(
             parse_queue_url("postgres://me@db/jobs?schema=q1"),
             Ok(QueueUrl::Postgres("postgres://me@db/jobs?schema=q1".into()))

@@ -232,3 +232,22 @@ fn activity_names_the_workers_holding_leases() {
     assert_eq!(a.workers, vec![("host-a:1".to_string(), 2)]);
     assert!(a.oldest_ready.is_some(), "one job still waits");
 }
+
+#[test]
+fn a_refused_connection_names_the_server_once_and_never_the_password() {
+    let server = runyard_postgres::testing::server().url();
+    let opts = PgOptions::from_url(server).unwrap();
+    let at = opts.server();
+    let (_, rest) = server.split_once('@').unwrap();
+    let e = PgQueue::connect(&format!("postgres://nobody:s3cret-pw@{rest}")).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("cannot connect to {at}")), "{msg}");
+    assert!(!msg.contains("s3cret-pw"), "{msg}");
+    assert_eq!(msg.matches("FATAL").count(), 1, "{msg}");
+    assert_eq!(
+        msg.matches("nobody").count(),
+        2,
+        "the URL and the server's word: {msg}"
+    );
+    assert!(!msg.contains("db error"), "{msg}");
+}

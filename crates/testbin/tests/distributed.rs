@@ -281,14 +281,66 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
             text(&out.stderr)
         );
     }
-    // An unreachable server: an error at once, naming it (nothing retried for a minute).
+    // A password is never repeated, whatever is wrong.
+    for (args, says) in [
+        (
+            &[
+                "submit",
+                "--queue",
+                "postgres://u:s3cret@127.0.0.1/db?schema=Bad-Name",
+                "noop",
+            ][..],
+            "not a usable schema name",
+        ),
+        (
+            &[
+                "submit",
+                "--queue",
+                "postgres://u:s3cret@127.0.0.1:port/db",
+                "noop",
+            ],
+            "not a PostgreSQL connection URL",
+        ),
+        (
+            &["status", "--queue", "mysql://u:s3cret@db/x"],
+            "is not a queue URL",
+        ),
+    ] {
+        let out = finish({
+            let mut c = runyard();
+            c.args(args);
+            c
+        });
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("s3cret"), "{args:?}: {err}");
+    }
+    // An unreachable server: an error at once, naming its host and port,
+    // each cause said once (nothing retried for a minute).
     let start = std::time::Instant::now();
     let out = finish({
         let mut c = runyard();
-        c.args(["submit", "--queue", "postgres://u@127.0.0.1:1/db", "noop"]);
+        c.args([
+            "submit",
+            "--queue",
+            "postgres://u:s3cret@127.0.0.1:1/db",
+            "noop",
+        ]);
         c
     });
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("cannot connect to postgres://u@127.0.0.1:1/db"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot connect to 127.0.0.1:1 (postgres://u:***@127.0.0.1:1/db)"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("error connecting to server").count(),
+        1,
+        "{err}"
+    );
     assert!(start.elapsed() < Duration::from_secs(30));
 }
