@@ -41,7 +41,7 @@ pub(crate) enum Command {
     Describe(DescribeArgs),
     /// Show a queue or a recorded run: counts per state and task, dead jobs and their last error.
     Status(StatusArgs),
-    /// Put jobs in a shared queue (PostgreSQL) for workers to run; prints their ids.
+    /// Put jobs in a shared queue (PostgreSQL, or an SQLite file, created if missing) for workers to run; prints their ids.
     Submit(SubmitArgs),
     /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits).
     #[command(name = "worker")]
@@ -321,8 +321,14 @@ pub(crate) struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    #[command(flatten)]
-    pub(crate) store: StoreFlags,
+    /// A run's state file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "queue")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
+    /// (default: $RUNYARD_QUEUE).
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
+    pub(crate) queue: Option<crate::state::QueueUrl>,
 
     /// Print JSON.
     #[arg(long)]

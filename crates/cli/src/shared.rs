@@ -56,7 +56,7 @@ pub(crate) fn submit(
         )
         .into());
     }
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Share)?;
     let mut ids = Vec::new();
     let mut batch = Vec::with_capacity(SUBMIT_BATCH);
     let mut send = |batch: &mut Vec<_>| -> anyhow::Result<()> {
@@ -243,7 +243,7 @@ pub(crate) fn worker(
     }
     let name = config.worker_name.clone();
     let engine = Engine::new(registry, config);
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Share)?;
     let human = Human::new(false, color);
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events {
@@ -285,7 +285,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
             UsageError("give job ids to retry, or --dead for every dead job".into()).into(),
         );
     }
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Change)?;
     let mut ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
     if args.dead {
         let mut after = None;
@@ -328,7 +328,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "cancel")?;
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Change)?;
     let ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
     let mut missing = 0;
     for (id, r) in ids.iter().zip(queue.cancel(&ids)?) {
@@ -362,7 +362,7 @@ fn postgres_only(q: &QueueFlag, command: &str) -> anyhow::Result<String> {
 
 pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let url = postgres_only(&args.queue, "prune")?;
-    let q = state::connect_postgres(&url)?;
+    let q = state::connect_postgres(&url, Purpose::Change)?;
     let n = q.prune(args.older_than, args.dead)?;
     println!(
         "pruned {n} jobs that finished more than {} ago",

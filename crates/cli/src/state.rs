@@ -93,15 +93,41 @@ impl clap::builder::TypedValueParser for QueueUrlParser {
     }
 }
 
-/// What a state file is opened for.
+/// What a queue is opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     /// A new run: the file may not exist yet, and must hold no jobs.
     NewRun,
     /// Resuming the run the file holds.
     Resume,
-    /// Reading it (`runyard status`), alongside a run that may be going on.
+    /// Putting jobs in or running them (`submit`, `worker`), beside other
+    /// processes: a missing state file or schema is created.
+    Share,
+    /// Changing jobs already there (`retry`, `cancel`, `prune`): the queue
+    /// must exist.
+    Change,
+    /// Reading it (`status`), alongside a run that may be going on: the
+    /// queue must exist, and nothing is created, upgraded or written.
     Inspect,
+}
+
+impl Purpose {
+    fn sqlite_mode(self) -> OpenMode {
+        match self {
+            Purpose::NewRun | Purpose::Share => OpenMode::CreateOrOpen,
+            Purpose::Resume | Purpose::Change => OpenMode::Existing,
+            Purpose::Inspect => OpenMode::Inspect,
+        }
+    }
+
+    fn postgres_mode(self) -> runyard::postgres::OpenMode {
+        use runyard::postgres::OpenMode as Pg;
+        match self {
+            Purpose::NewRun | Purpose::Share => Pg::CreateOrOpen,
+            Purpose::Resume | Purpose::Change => Pg::Existing,
+            Purpose::Inspect => Pg::Inspect,
+        }
+    }
 }
 
 /// Opens the state file at `path` for `purpose`. Files that are not a
@@ -110,12 +136,17 @@ pub(crate) enum Purpose {
 /// ends.
 pub(crate) fn open_state(path: &Path, purpose: Purpose) -> anyhow::Result<Arc<SqliteQueue>> {
     // A new run may start in an empty file (one a killed run was creating).
-    let mode = match purpose {
-        Purpose::NewRun => OpenMode::CreateOrOpen,
-        _ => OpenMode::Existing,
-    };
+    let mode = purpose.sqlite_mode();
+    if mode != OpenMode::CreateOrOpen && !path.exists() {
+        let p = path.display();
+        return Err(UsageError(format!(
+            "{p}: no such state file (`runyard run --state {p}` records a run in a new one; \
+             `runyard submit --queue sqlite://{p}` creates one for workers to drain)"
+        ))
+        .into());
+    }
     let q = SqliteQueue::open(path, mode).map_err(|e| refused(path, e))?;
-    if purpose == Purpose::Inspect {
+    if !matches!(purpose, Purpose::NewRun | Purpose::Resume) {
         return Ok(Arc::new(q));
     }
     hold(path)?;
@@ -196,7 +227,8 @@ pub(crate) fn describe(c: &Counts) -> String {
     format!("{} jobs: {}", c.total(), parts.join(", "))
 }
 
-/// The queue of a run: in memory, or the state file (opened for `purpose`).
+/// The queue of a run: in memory, a state file or a PostgreSQL queue
+/// (opened for `purpose`).
 pub(crate) fn open(url: &QueueUrl, purpose: Purpose) -> anyhow::Result<Opened> {
     Ok(match url {
         QueueUrl::Memory => Opened {
@@ -211,22 +243,39 @@ pub(crate) fn open(url: &QueueUrl, purpose: Purpose) -> anyhow::Result<Opened> {
             }
         }
         QueueUrl::Postgres(u) => Opened {
-            queue: connect_postgres(u)?,
+            queue: connect_postgres(u, purpose)?,
             file: None,
         },
     })
 }
 
-/// Connects to a PostgreSQL queue (migrating its schema on first use).
-pub(crate) fn connect_postgres(url: &str) -> anyhow::Result<Arc<runyard::postgres::PgQueue>> {
-    match runyard::postgres::PgQueue::connect(url) {
-        Ok(q) => Ok(Arc::new(q)),
-        Err(e) => match e.kind() {
-            QueueErrorKind::Incompatible | QueueErrorKind::InvalidInput => {
-                Err(UsageError(e.to_string()).into())
-            }
-            _ => Err(anyhow::Error::new(e)),
-        },
+/// Connects to a PostgreSQL queue for `purpose` (creating or upgrading its
+/// schema when that may).
+pub(crate) fn connect_postgres(
+    url: &str,
+    purpose: Purpose,
+) -> anyhow::Result<Arc<runyard::postgres::PgQueue>> {
+    try_postgres(url, purpose)
+        .map(Arc::new)
+        .map_err(postgres_refused)
+}
+
+/// One attempt to connect to a PostgreSQL queue for `purpose`.
+pub(crate) fn try_postgres(
+    url: &str,
+    purpose: Purpose,
+) -> Result<runyard::postgres::PgQueue, QueueError> {
+    let opts = runyard::postgres::PgOptions::from_url(url)?.open_mode(purpose.postgres_mode());
+    runyard::postgres::PgQueue::open(opts, Arc::new(runyard::queue::SystemClock))
+}
+
+/// A PostgreSQL queue's refusal: the URL or the schema is the user's input.
+pub(crate) fn postgres_refused(e: QueueError) -> anyhow::Error {
+    match e.kind() {
+        QueueErrorKind::Incompatible | QueueErrorKind::InvalidInput => {
+            UsageError(e.to_string()).into()
+        }
+        _ => anyhow::Error::new(e),
     }
 }
 

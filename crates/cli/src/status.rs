@@ -60,7 +60,7 @@ struct DeadJob {
 
 pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
     let url =
-        match args.store.url() {
+        match which_queue(&args)? {
             Some(QueueUrl::Memory) => return Err(UsageError(
                 "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
                     .into(),
@@ -68,15 +68,17 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
             .into()),
             Some(u) => u,
             None => return Err(UsageError(
-                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://..."
+                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
+             (or set RUNYARD_QUEUE)"
                     .into(),
             )
             .into()),
         };
-    // A PostgreSQL queue, opened once, also tells its activity.
+    // Read, never created or upgraded. A PostgreSQL queue, opened once,
+    // also tells its activity.
     let (queue, pg): (Arc<dyn Queue>, _) = match &url {
         QueueUrl::Postgres(u) => {
-            let pg = state::connect_postgres(u)?;
+            let pg = state::connect_postgres(u, Purpose::Inspect)?;
             (pg.clone(), Some(pg))
         }
         _ => (state::open(&url, Purpose::Inspect)?.queue, None),
@@ -123,6 +125,22 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
+fn which_queue(args: &StatusArgs) -> anyhow::Result<Option<QueueUrl>> {
+    if let Some(p) = &args.state {
+        return Ok(Some(QueueUrl::Sqlite(p.clone())));
+    }
+    if let Some(q) = &args.queue {
+        return Ok(Some(q.clone()));
+    }
+    match std::env::var("RUNYARD_QUEUE") {
+        Ok(v) if !v.is_empty() => state::parse_queue_url(&v)
+            .map(Some)
+            .map_err(|e| UsageError(format!("RUNYARD_QUEUE: {e}")).into()),
+        _ => Ok(None),
     }
 }
 

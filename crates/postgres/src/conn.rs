@@ -18,6 +18,23 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 
+/// What connecting may do to the queue's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the schema if the database has none, and upgrade an older
+    /// one (unless [`PgOptions::migrate_on_connect`] says not to): for
+    /// putting jobs in and running them.
+    CreateOrOpen,
+    /// The queue must exist (a missing schema is an error saying so); an
+    /// older one is upgraded as with `CreateOrOpen`: for changing jobs that
+    /// are already there.
+    Existing,
+    /// The queue must exist, and connecting writes nothing: a schema of an
+    /// older version is read as it is, not upgraded (for reading the queue,
+    /// as `runyard status` does).
+    Inspect,
+}
+
 /// The schema the SQL files are written for; another configured schema
 /// replaces it.
 const DEFAULT_SCHEMA: &str = "runyard";
@@ -30,6 +47,7 @@ pub struct PgOptions {
     pub(crate) migrate: bool,
     pub(crate) reconnect_for: Duration,
     pub(crate) pool_size: usize,
+    pub(crate) mode: OpenMode,
     url: String,
 }
 
@@ -40,6 +58,7 @@ impl fmt::Debug for PgOptions {
             .field("schema", &self.schema)
             .field("migrate", &self.migrate)
             .field("reconnect_for", &self.reconnect_for)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -105,8 +124,16 @@ impl PgOptions {
             migrate,
             reconnect_for,
             pool_size: 4,
+            mode: OpenMode::CreateOrOpen,
             url: redact(url),
         })
+    }
+
+    /// What connecting may do to the schema (default
+    /// [`OpenMode::CreateOrOpen`]).
+    pub fn open_mode(mut self, mode: OpenMode) -> PgOptions {
+        self.mode = mode;
+        self
     }
 
     /// The schema that holds the queue's tables.
@@ -591,12 +618,25 @@ pub(crate) fn schema_version(opts: &PgOptions, c: &mut Client) -> Result<i32, Qu
     version_in(c, &opts.schema).map_err(e)
 }
 
-/// Checks the schema is this build's, migrating first when allowed.
-pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<(), QueueError> {
+/// Checks the schema is one this build can use, as `opts.mode` allows:
+/// creating or upgrading it first, or (to inspect it) reading an older one
+/// as it is. Returns its version.
+pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<i32, QueueError> {
     let v = schema_version(opts, c)?;
     check_version(opts, v)?;
-    if v == SCHEMA_VERSION {
-        return Ok(());
+    if v == 0 && opts.mode != OpenMode::CreateOrOpen {
+        return Err(QueueError::new(
+            QueueErrorKind::InvalidInput,
+            format!(
+                "{} has no runyard queue in schema `{}`: name the schema of an existing queue \
+                 (`?schema=NAME`), or create this one with `runyard migrate --queue URL` \
+                 (submitting jobs or starting a worker creates it too)",
+                opts.url, opts.schema
+            ),
+        ));
+    }
+    if v == SCHEMA_VERSION || opts.mode == OpenMode::Inspect {
+        return Ok(v);
     }
     if !opts.migrate {
         return Err(QueueError::new(
@@ -608,7 +648,8 @@ pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<(), QueueError
             ),
         ));
     }
-    migrate(opts, c).map(|_| ())
+    migrate(opts, c)?;
+    Ok(SCHEMA_VERSION)
 }
 
 /// The advisory lock taken while migrating a schema.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use runyard_core::{JobState, Outcome, Timestamp};
 use runyard_postgres::postgres::{Client, NoTls};
-use runyard_postgres::{PgOptions, PgQueue, SCHEMA_VERSION};
+use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{
     Completion, Enqueued, Finish, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
@@ -231,6 +231,36 @@ fn activity_names_the_workers_holding_leases() {
     let a = q.activity(Duration::from_secs(60)).unwrap();
     assert_eq!(a.workers, vec![("host-a:1".to_string(), 2)]);
     assert!(a.oldest_ready.is_some(), "one job still waits");
+}
+
+fn schema_exists(s: &str) -> bool {
+    client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&s],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_missing_queue_is_not_created_by_inspecting_or_changing_it() {
+    let u = url("typo");
+    let s = schema_of(&u);
+    for mode in [OpenMode::Existing, OpenMode::Inspect] {
+        let opts = PgOptions::from_url(&u).unwrap().open_mode(mode);
+        let e = PgQueue::open(opts, Arc::new(SystemClock)).unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput, "{mode:?}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("no runyard queue in schema `{s}`")),
+            "{msg}"
+        );
+        assert!(msg.contains("runyard migrate --queue URL"), "{msg}");
+        assert!(!schema_exists(&s), "{mode:?} created the schema");
+    }
+    PgQueue::connect(&u).unwrap();
+    assert!(schema_exists(&s), "a queue to put jobs in is created");
 }
 
 #[test]

@@ -117,7 +117,9 @@ pub mod sqlite {
 /// (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {
-    pub use runyard_postgres::{postgres as driver, Activity, PgOptions, PgQueue, SCHEMA_VERSION};
+    pub use runyard_postgres::{
+        postgres as driver, Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION,
+    };
 }
 
 /// Executors, for those who build their own worker loop.

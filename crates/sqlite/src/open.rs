@@ -14,10 +14,14 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 /// What opening a state file may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Create the file if it does not exist.
+    /// Create the file if it does not exist (and upgrade an older one).
     CreateOrOpen,
-    /// The file must exist and be a runyard queue.
+    /// The file must exist and be a runyard queue (an older one is upgraded).
     Existing,
+    /// The file must exist and be a runyard queue, and opening writes
+    /// nothing to it: a file of an older schema is read as it is, not
+    /// upgraded (for reading it, as `runyard status` does).
+    Inspect,
 }
 
 fn err(kind: QueueErrorKind, path: &Path, msg: impl std::fmt::Display) -> QueueError {
@@ -52,7 +56,7 @@ fn dir_writable(dir: &Path) -> bool {
 /// runyard queue this build can use, before writing to it.
 pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, QueueError> {
     let exists = path.exists();
-    if !exists && mode == OpenMode::Existing {
+    if !exists && mode != OpenMode::CreateOrOpen {
         return Err(err(
             QueueErrorKind::InvalidInput,
             path,
@@ -146,12 +150,15 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, QueueError
             format!("written by a newer runyard (schema {version}; this build reads up to {SCHEMA_VERSION})"),
         ));
     }
-    if version == 0 && mode == OpenMode::Existing {
+    if version == 0 && mode != OpenMode::CreateOrOpen {
         return Err(err(
             QueueErrorKind::InvalidInput,
             path,
             "holds no runyard queue",
         ));
+    }
+    if mode == OpenMode::Inspect {
+        return Ok(conn);
     }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql_err)?;

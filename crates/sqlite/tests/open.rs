@@ -94,10 +94,20 @@ fn a_newer_schema_is_refused() {
 fn a_missing_file_is_refused_when_it_must_exist() {
     let d = dir();
     let p = d.path().join("absent.db");
-    let e = SqliteQueue::open(&p, OpenMode::Existing).unwrap_err();
-    assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
-    assert!(e.to_string().contains("no such state file"), "{e}");
-    assert!(!p.exists(), "nothing created");
+    for mode in [OpenMode::Existing, OpenMode::Inspect] {
+        let e = SqliteQueue::open(&p, mode).unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+        assert!(e.to_string().contains("no such state file"), "{e}");
+        assert!(!p.exists(), "nothing created");
+    }
+    // Nor is an empty file a queue to inspect (a run killed while creating it).
+    std::fs::write(&p, b"").unwrap();
+    refused(
+        &p,
+        OpenMode::Inspect,
+        QueueErrorKind::InvalidInput,
+        "holds no runyard queue",
+    );
 }
 
 #[test]

@@ -344,3 +344,44 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+fn schema_exists(db: &mut runyard_postgres::postgres::Client, s: &str) -> bool {
+    db.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+        &[&s],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn status_reads_runyard_queue_and_a_missing_queue_is_never_created() {
+    let q = TestQueue::new("status_env");
+    let mut db = q.db();
+    // Read-only, and about jobs already there: refused, nothing created.
+    for args in [&["status"][..], &["retry", "1"], &["cancel", "1"]] {
+        let out = q.cli(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("no runyard queue in schema `{}`", q.schema)),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("runyard migrate --queue URL"), "{err}");
+        assert!(
+            !schema_exists(&mut db, &q.schema),
+            "{args:?} created the schema"
+        );
+    }
+    let out = q.cli(&["submit", "noop*2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = finish({
+        let mut c = runyard();
+        c.args(["status", "--json"]).env("RUNYARD_QUEUE", &q.url);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["counts"]["queued"], 2, "{s}");
+    assert!(s["queue"].as_str().unwrap().contains(&q.schema), "{s}");
+}

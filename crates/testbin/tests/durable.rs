@@ -358,11 +358,23 @@ fn state_files_that_cannot_be_used_are_refused_and_left_untouched() {
         "no such state file",
     );
     assert!(!absent.exists());
-    refused(
-        &["status", "--state", &s(&absent)],
-        &absent,
-        "no such state file",
-    );
+    // Commands about jobs already there create nothing, and say how a
+    // state file is made.
+    let url = format!("sqlite://{}", s(&absent));
+    for args in [
+        &["status", "--state", &s(&absent)][..],
+        &["status", "--queue", &url],
+        &["retry", "--queue", &url, "1"],
+        &["cancel", "--queue", &url, "1"],
+    ] {
+        refused(args, &absent, "no such state file");
+        refused(args, &absent, "`runyard submit --queue sqlite://");
+        for side in ["", "-wal", "-shm"] {
+            let mut f = absent.as_os_str().to_owned();
+            f.push(side);
+            assert!(!PathBuf::from(f).exists(), "{args:?} left {side} behind");
+        }
+    }
 }
 
 #[test]
