@@ -39,7 +39,7 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Describe a task: its parameters, their constraints, its default policy.
     Describe(DescribeArgs),
-    /// Show a queue or a recorded run: counts per state and task, dead jobs and their last error.
+    /// Show a queue or a recorded run: counts per state and task, live workers, dead jobs and their last error.
     Status(StatusArgs),
     /// Put jobs in a shared queue (PostgreSQL, or an SQLite file, created if missing) for workers to run; prints their ids.
     Submit(SubmitArgs),
@@ -250,7 +250,9 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "TASK,...")]
     pub(crate) tasks: Option<String>,
 
-    /// This worker's name in the queue (default HOST:PID; must be unique among live workers).
+    /// This worker's name in the queue (default HOST:PID). A name held by a
+    /// live worker is refused; one whose holder died is taken over once the
+    /// holder's heartbeat has lapsed for its lease.
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use runyard::queue::{CancelResult, ListFilter, Queue};
+use runyard::queue::{CancelResult, ListFilter, LiveWorker, NameTaken, Queue, WorkerInfo};
 use runyard::{
     Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry,
     SummaryBuilder,
@@ -243,7 +243,6 @@ pub(crate) fn worker(
     }
     let name = config.worker_name.clone();
     let engine = Engine::new(registry, config);
-    let queue = open(&args.queue, Purpose::Share)?;
     let human = Human::new(false, color);
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events {
@@ -254,6 +253,8 @@ pub(crate) fn worker(
             human: human.clone(),
         }));
     }
+    let queue = open(&args.queue, Purpose::Share)?;
+    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let run = engine.start(Arc::clone(&queue), sinks);
     let grace = runyard::format_duration(args.grace);
     crate::on_interrupts(
@@ -272,10 +273,64 @@ pub(crate) fn worker(
         );
     }
     let out = run.wait();
+    // Its name is free at once (were this to fail, once its heartbeat lapses).
+    let _ = queue.unregister_worker(&name);
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the worker stopped"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers the worker under its name. A name whose holder still
+/// heartbeats is refused (exit 2, naming the holder). A holder whose
+/// heartbeats have stopped (it died moments ago, and its registration has
+/// not lapsed yet) is waited for until it lapses and the name is taken
+/// over: a service restarted at once after a crash starts, instead of
+/// failing until then.
+fn register(queue: &dyn Queue, me: &WorkerInfo) -> anyhow::Result<()> {
+    let mut first: Option<LiveWorker> = None;
+    loop {
+        let holder = match queue
+            .register_worker(me)
+            .context("registering the worker")?
+        {
+            Ok(()) => {
+                if first.is_some() {
+                    eprintln!(
+                        "runyard worker: the name `{}` was free again; taking it",
+                        me.name
+                    );
+                }
+                return Ok(());
+            }
+            Err(NameTaken(holder)) => holder,
+        };
+        match &first {
+            None => {
+                eprintln!(
+                    "runyard worker: the name `{}` is held by pid {} on {} (last heartbeat at {}); \
+                     waiting to see whether it still heartbeats (it is taken over if it does not)",
+                    me.name, holder.worker.pid, holder.worker.host, holder.last_heartbeat
+                );
+                first = Some(holder.clone());
+            }
+            Some(f)
+                if (&f.worker, f.started_at, f.last_heartbeat)
+                    != (&holder.worker, holder.started_at, holder.last_heartbeat) =>
+            {
+                return Err(UsageError(format!(
+                    "{}; give this worker another --name, or stop that one first",
+                    NameTaken(holder)
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+        // Ten looks per lease: the holder heartbeats every third of it.
+        let pause =
+            (holder.worker.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::sleep(pause);
+    }
 }
 
 pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {

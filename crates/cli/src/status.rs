@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runyard::queue::{Counts, ListFilter, Queue};
-use runyard::JobState;
+use runyard::queue::{Counts, ListFilter, LiveWorker, Queue};
+use runyard::{JobState, Timestamp};
 use serde::Serialize;
 
 use crate::args::StatusArgs;
@@ -21,6 +21,9 @@ struct Status {
     /// A shared queue's activity (PostgreSQL).
     #[serde(skip_serializing_if = "Option::is_none")]
     activity: Option<ActivityView>,
+    /// The live workers (registered, their heartbeat not lapsed), idle
+    /// ones too, by name.
+    workers: Vec<LiveWorkerView>,
     tasks: Vec<TaskCounts>,
     dead: Vec<DeadJob>,
 }
@@ -39,6 +42,33 @@ struct ActivityView {
 struct WorkerView {
     name: String,
     running: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LiveWorkerView {
+    name: String,
+    host: String,
+    pid: u32,
+    started_at: Timestamp,
+    last_heartbeat: Timestamp,
+    /// Seconds after its last heartbeat that it counts as gone.
+    lease_s: f64,
+    /// Jobs it holds leases on.
+    leases: u64,
+}
+
+impl From<LiveWorker> for LiveWorkerView {
+    fn from(w: LiveWorker) -> LiveWorkerView {
+        LiveWorkerView {
+            name: w.worker.name,
+            host: w.worker.host,
+            pid: w.worker.pid,
+            started_at: w.started_at,
+            last_heartbeat: w.last_heartbeat,
+            lease_s: w.worker.lease.as_secs_f64(),
+            leases: w.leases,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +139,7 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     let s = Status {
         queue: url.display(),
         activity,
+        workers: q.live_workers()?.into_iter().map(Into::into).collect(),
         counts,
         tasks: tasks
             .into_iter()
@@ -119,7 +150,7 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     let text = if args.json {
         serde_json::to_string_pretty(&s)? + "\n"
     } else {
-        render(&s, human)
+        render(&s, q.now(), human)
     };
     // A reader that stops early (`| head`) is not an error.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
@@ -168,24 +199,50 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
         .collect())
 }
 
-fn render(s: &Status, human: &Human) -> String {
+fn render(s: &Status, now: Timestamp, human: &Human) -> String {
     let mut out = String::new();
     let c = &s.counts;
     let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
     if let Some(a) = &s.activity {
         let _ = writeln!(
             out,
-            "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}; {} worker{} holding leases",
+            "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}",
             a.finished_per_s,
             a.oldest_ready_age_s
                 .map_or("-".to_string(), |s| runyard::human_duration(
                     std::time::Duration::from_secs_f64(s)
                 )),
-            a.workers.len(),
-            if a.workers.len() == 1 { "" } else { "s" }
         );
-        for w in &a.workers {
-            let _ = writeln!(out, "  {} running {}", w.name, w.running);
+    }
+    let n = s.workers.len();
+    if n == 0 {
+        let _ = writeln!(out, "no live workers");
+    } else {
+        let _ = writeln!(out, "{n} live worker{}:", if n == 1 { "" } else { "s" });
+    }
+    let leases = |n: u64| format!("{n} lease{}", if n == 1 { "" } else { "s" });
+    for w in &s.workers {
+        let _ = writeln!(
+            out,
+            "  {}  pid {} on {}, since {}, last heartbeat {} ago, holding {}",
+            w.name,
+            w.pid,
+            w.host,
+            w.started_at,
+            runyard::human_duration(now.since(w.last_heartbeat)),
+            leases(w.leases)
+        );
+    }
+    // Leases held by no live worker: a worker that died, its leases not yet
+    // expired and rescued.
+    for w in s.activity.iter().flat_map(|a| &a.workers) {
+        if !s.workers.iter().any(|l| l.name == w.name) {
+            let _ = writeln!(
+                out,
+                "  {}  not live, holding {} (they are rescued once they expire)",
+                w.name,
+                leases(w.running)
+            );
         }
     }
     let width = s

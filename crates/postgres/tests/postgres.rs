@@ -264,6 +264,46 @@ fn a_missing_queue_is_not_created_by_inspecting_or_changing_it() {
 }
 
 #[test]
+fn an_older_schema_is_read_as_it_is_when_inspected_and_upgraded_when_used() {
+    let u = url("v1");
+    let s = schema_of(&u);
+    let mut db = client();
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\";
+         CREATE TABLE \"{s}\".migrations (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now());
+         {}
+         INSERT INTO \"{s}\".migrations (version) VALUES (1);
+         INSERT INTO \"{s}\".jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate)
+         VALUES ('t', '{{}}', 0, 0, 0, 0, 1, 1, 'none', 'auto', false);",
+        include_str!("../migrations/0001_init.sql").replace("runyard.", &format!("\"{s}\"."))
+    ))
+    .unwrap();
+    let version = |db: &mut Client| -> i32 {
+        db.query_one(&format!("SELECT MAX(version) FROM \"{s}\".migrations"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let opts = PgOptions::from_url(&u).unwrap();
+    let q = PgQueue::open(
+        opts.clone().open_mode(OpenMode::Inspect),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert_eq!(q.counts().unwrap().queued, 1);
+    assert!(q.live_workers().unwrap().is_empty());
+    assert_eq!(version(&mut db), 1, "inspecting upgraded nothing");
+
+    let q = PgQueue::open(opts, Arc::new(SystemClock)).unwrap();
+    assert_eq!(version(&mut db), SCHEMA_VERSION);
+    assert_eq!(q.counts().unwrap().queued, 1, "its job kept");
+    let me = runyard_queue::WorkerInfo::this_process("w", Duration::from_secs(10));
+    q.register_worker(&me).unwrap().unwrap();
+    assert_eq!(q.live_workers().unwrap()[0].worker, me);
+}
+
+#[test]
 fn a_refused_connection_names_the_server_once_and_never_the_password() {
     let server = runyard_postgres::testing::server().url();
     let opts = PgOptions::from_url(server).unwrap();

@@ -18,6 +18,9 @@ pub enum QueueErrorKind {
     ReadOnly,
     /// The request itself was invalid (an unknown job id, a bad filter).
     InvalidInput,
+    /// Another worker holds what this one needs: its name was taken over
+    /// by a worker that started while this one's heartbeat had lapsed.
+    Conflict,
     /// Any other failure of the store.
     Storage,
 }

@@ -385,3 +385,90 @@ fn status_reads_runyard_queue_and_a_missing_queue_is_never_created() {
     assert_eq!(s["counts"]["queued"], 2, "{s}");
     assert!(s["queue"].as_str().unwrap().contains(&q.schema), "{s}");
 }
+
+/// The pids of the live workers `status` lists under `name`.
+fn live(q: &TestQueue, name: &str) -> Vec<u64> {
+    let out = q.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["name"] == name)
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_worker_name_is_held_while_its_worker_lives_and_taken_again_once_it_died() {
+    let q = TestQueue::new("names");
+    let d = dir();
+    let out = q.cli(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lease = ["--lease", "1s"];
+    let log = |n: &str| d.path().join(format!("{n}.log"));
+    let a = q.worker("same", &lease, &log("a"));
+    let a_pid = u64::from(a.id());
+    wait_until(Duration::from_secs(60), "a to register", || {
+        live(&q, "same") == [a_pid]
+    });
+
+    // A second live worker of the name is refused, naming the holder.
+    let (code, err) = exit_of(
+        runyard().args(["worker", "-q", "--name", "same", "--queue", &q.url]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("held by a live worker: pid {a_pid} on ")),
+        "{err}"
+    );
+
+    // Paused past its lease, a is gone: its name is taken over, and when
+    // it wakes it learns so and stops.
+    signal(&a, libc::SIGSTOP);
+    wait_until(Duration::from_secs(60), "a's heartbeat to lapse", || {
+        live(&q, "same").is_empty()
+    });
+    let b = q.worker("same", &lease, &log("b"));
+    let b_pid = u64::from(b.id());
+    wait_until(Duration::from_secs(60), "b to take the name", || {
+        live(&q, "same") == [b_pid]
+    });
+    signal(&a, libc::SIGCONT);
+    let (mut a, mut b) = (a, b);
+    let mut st = None;
+    let ended = std::time::Instant::now();
+    while st.is_none() && ended.elapsed() < Duration::from_secs(60) {
+        st = a.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let a_log = std::fs::read_to_string(log("a")).unwrap();
+    if st.is_none() {
+        signal(&a, libc::SIGKILL);
+        a.wait().unwrap();
+    }
+    assert!(
+        st.is_some_and(|st| !st.success()),
+        "a went on under a name taken over ({st:?}): {a_log}"
+    );
+    assert!(
+        a_log.contains("was taken over by another worker"),
+        "{a_log}"
+    );
+
+    // Killed, b frees the name once its heartbeat has lapsed: a restarted
+    // worker gets it (waiting for that, not failing).
+    signal(&b, libc::SIGKILL);
+    b.wait().unwrap();
+    let c = q.worker("same", &lease, &log("c"));
+    let c_pid = u64::from(c.id());
+    wait_until(Duration::from_secs(60), "c to take the name", || {
+        live(&q, "same") == [c_pid]
+    });
+    let out = q.cli(&["submit", "--wait", "noop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    stop(c, Duration::from_secs(30), &log("c"));
+    assert!(live(&q, "same").is_empty(), "c unregistered as it stopped");
+}

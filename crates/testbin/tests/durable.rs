@@ -377,6 +377,76 @@ fn state_files_that_cannot_be_used_are_refused_and_left_untouched() {
     }
 }
 
+fn cli(args: &[&str]) -> std::process::Output {
+    finish({
+        let mut c = runyard();
+        c.args(args);
+        c
+    })
+}
+
+fn live_pids(state: &Path) -> Vec<u64> {
+    status_of(state)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn submit_creates_a_state_file_that_a_worker_drains() {
+    let d = dir();
+    let state = d.path().join("new.db");
+    let url = format!("sqlite://{}", state.display());
+    let out = cli(&["submit", "--queue", &url, "noop*3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+    let s = status_of(&state);
+    assert_eq!(s["counts"]["queued"], 3, "{s}");
+    assert_eq!(s["workers"], serde_json::json!([]), "{s}");
+
+    let log = d.path().join("worker.log");
+    let mut worker = runyard()
+        .args([
+            "worker", "-q", "--name", "w", "--lease", "1s", "--queue", &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(worker.id());
+    wait_until(
+        Duration::from_secs(60),
+        "the worker to drain the file",
+        || status_of(&state)["counts"]["succeeded"] == 3,
+    );
+    // Idle, it stays live: a second worker of its name sees it heartbeat,
+    // and is refused.
+    assert_eq!(live_pids(&state), [pid]);
+    let (code, err) = exit_of(
+        runyard().args(["worker", "-q", "--name", "w", "--queue", &url]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("held by a live worker: pid {pid} on ")),
+        "{err}"
+    );
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    let st = worker.wait().unwrap();
+    assert!(
+        st.success(),
+        "{st}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        live_pids(&state).is_empty(),
+        "a worker that stopped is no longer listed"
+    );
+}
+
 #[test]
 fn bad_jobs_create_no_state_file_and_a_resume_takes_no_jobs() {
     let d = dir();
