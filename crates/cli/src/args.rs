@@ -43,7 +43,7 @@ pub(crate) enum Command {
     Status(StatusArgs),
     /// Put jobs in a shared queue (PostgreSQL, or an SQLite file, created if missing) for workers to run; prints their ids.
     Submit(SubmitArgs),
-    /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits).
+    /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits); waits for a database that is not up yet.
     #[command(name = "worker")]
     QueueWorker(WorkerArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.

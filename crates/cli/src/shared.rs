@@ -24,6 +24,11 @@ use crate::UsageError;
 
 /// Jobs per enqueue when submitting (each batch is one transaction).
 const SUBMIT_BATCH: usize = 10_000;
+/// How often a worker tries again a queue it cannot reach at start-up (as
+/// the engine does once it runs).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
+/// How often a worker waiting for its queue says so again.
+const STILL_WAITING: Duration = Duration::from_secs(60);
 
 fn open(q: &QueueFlag, purpose: Purpose) -> anyhow::Result<Arc<dyn Queue>> {
     Ok(state::open(&q.queue, purpose)?.queue)
@@ -253,7 +258,7 @@ pub(crate) fn worker(
             human: human.clone(),
         }));
     }
-    let queue = open(&args.queue, Purpose::Share)?;
+    let queue = open_for_worker(&args.queue.queue)?;
     register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let run = engine.start(Arc::clone(&queue), sinks);
     let grace = runyard::format_duration(args.grace);
@@ -279,6 +284,50 @@ pub(crate) fn worker(
         return Err(anyhow::Error::new(e).context("the worker stopped"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a worker's queue. A PostgreSQL server the worker cannot reach is
+/// waited for, as a running worker waits for one that went away: tried
+/// again every second, for as long as it takes, and said on stderr when the
+/// wait begins, each minute it lasts, and when it ends. (An interrupt
+/// meanwhile ends the worker at once: it holds nothing yet.)
+fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
+    let QueueUrl::Postgres(u) = url else {
+        return Ok(state::open(url, Purpose::Share)?.queue);
+    };
+    let start = Instant::now();
+    let mut said: Option<Duration> = None;
+    loop {
+        let e = match state::try_postgres(u, Purpose::Share) {
+            Ok(q) => {
+                if said.is_some() {
+                    eprintln!(
+                        "runyard worker: the queue answers (after {}); starting",
+                        runyard::human_duration(start.elapsed())
+                    );
+                }
+                return Ok(Arc::new(q));
+            }
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(state::postgres_refused(e)),
+        };
+        let waited = start.elapsed();
+        match said {
+            None => eprintln!(
+                "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
+                runyard::format_duration(QUEUE_RETRY)
+            ),
+            Some(at) if waited - at >= STILL_WAITING => eprintln!(
+                "runyard worker: still cannot reach the queue after {}: {e}",
+                runyard::human_duration(waited)
+            ),
+            Some(_) => {}
+        }
+        if said.is_none_or(|at| waited - at >= STILL_WAITING) {
+            said = Some(waited);
+        }
+        std::thread::sleep(QUEUE_RETRY);
+    }
 }
 
 /// Registers the worker under its name. A name whose holder still
