@@ -256,9 +256,10 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
 
-    /// How long a claim is held without a heartbeat: a worker that dies has
-    /// its jobs run elsewhere after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    /// How long a claim is held without a heartbeat, at least 1s (heartbeats
+    /// go every third of it): a worker that dies has its jobs run elsewhere,
+    /// and its name freed, after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
     pub(crate) lease: Duration,
 
     /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
@@ -367,6 +368,24 @@ pub(crate) fn parse_backoff(s: &str) -> Result<Backoff, String> {
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     runyard::parse_positive_duration(s).map_err(|e| e.to_string())
+}
+
+/// The shortest lease a worker may hold: heartbeats renew it every third
+/// of it, and each must reach the queue in time.
+pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
+
+pub(crate) fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = parse_positive_duration(s)?;
+    if d < MIN_LEASE {
+        return Err(format!(
+            "a lease of {} is too short: it must be at least {} (its heartbeats go every third \
+             of it; a shorter one would let the worker's own jobs be rescued from under it), \
+             e.g. --lease 10s",
+            runyard::format_duration(d),
+            runyard::format_duration(MIN_LEASE)
+        ));
+    }
+    Ok(d)
 }
 
 pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {

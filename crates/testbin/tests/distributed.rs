@@ -243,7 +243,7 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_new_attempt() {
 
 #[test]
 fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &[
                 "submit",
@@ -261,6 +261,16 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
         (
             &["submit", "--queue", "memory", "noop"],
             "needs a queue that outlives the process",
+        ),
+        (
+            &[
+                "worker",
+                "--queue",
+                "sqlite:///nonexistent/q.db",
+                "--lease",
+                "1ms",
+            ],
+            "it must be at least 1s",
         ),
     ];
     for (args, says) in cases {
