@@ -279,6 +279,9 @@ pub(crate) struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the jobs were queued again, or there was nothing to do (a job neither dead nor cancelled); 2 an id names no job (nothing is retried then)."
+)]
 pub(crate) struct RetryArgs {
     #[command(flatten)]
     pub(crate) queue: QueueFlag,
@@ -293,6 +296,9 @@ pub(crate) struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the jobs were cancelled (or their workers asked to stop them), or there was nothing to do (a job that had ended); 2 an id names no job (nothing is cancelled then)."
+)]
 pub(crate) struct CancelArgs {
     #[command(flatten)]
     pub(crate) queue: QueueFlag,

@@ -391,6 +391,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     }
     let queue = open(&args.queue, Purpose::Change)?;
     let mut ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
+    all_exist(&*queue, &ids, &args.queue, "retried")?;
     if args.dead {
         let mut after = None;
         loop {
@@ -406,52 +407,76 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
         }
+        if ids.is_empty() {
+            println!("no dead jobs: nothing to retry");
+        }
     }
-    let mut refused = 0;
+    let mut gone = Vec::new();
     for id in ids {
         if queue.retry(id)? {
             println!("{id}: queued again");
-        } else {
-            refused += 1;
-            let why = match queue.get(id)? {
-                None => "no such job".to_string(),
-                Some(v) => format!(
-                    "it is {} (only dead and cancelled jobs are retried)",
-                    v.state
-                ),
-            };
-            println!("{id}: not retried: {why}");
+            continue;
+        }
+        match queue.get(id)? {
+            // Deleted since it was looked up (pruned).
+            None => gone.push(id),
+            Some(v) => println!(
+                "{id}: nothing to do: it is {} (only dead and cancelled jobs are retried)",
+                v.state
+            ),
         }
     }
-    Ok(if refused == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    no_such_jobs(&gone, &args.queue)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "cancel")?;
     let queue = open(&args.queue, Purpose::Change)?;
     let ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
-    let mut missing = 0;
+    all_exist(&*queue, &ids, &args.queue, "cancelled")?;
+    let mut gone = Vec::new();
     for (id, r) in ids.iter().zip(queue.cancel(&ids)?) {
         let what = match r {
             CancelResult::Cancelled => "cancelled".to_string(),
             CancelResult::Requested => "running; its worker is asked to stop it".to_string(),
-            CancelResult::AlreadyFinished(s) => format!("already {s}"),
+            CancelResult::AlreadyFinished(s) => format!("nothing to do: it already {s}"),
             CancelResult::NotFound => {
-                missing += 1;
-                "no such job".to_string()
+                gone.push(*id);
+                continue;
             }
         };
         println!("{id}: {what}");
     }
-    Ok(if missing == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    no_such_jobs(&gone, &args.queue)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses ids that name no job of the queue, before anything is done to
+/// the others.
+fn all_exist(queue: &dyn Queue, ids: &[JobId], q: &QueueFlag, done: &str) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for id in ids {
+        if queue.get(*id)?.is_none() {
+            missing.push(*id);
+        }
+    }
+    no_such_jobs(&missing, q).map_err(|e| e.context(format!("nothing was {done}")))
+}
+
+/// An error naming `ids`, unless there are none.
+fn no_such_jobs(ids: &[JobId], q: &QueueFlag) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    Err(UsageError(format!(
+        "no job with the id{} {} in {} (`runyard status` shows its jobs)",
+        if ids.len() == 1 { "" } else { "s" },
+        list.join(", "),
+        q.queue.display()
+    ))
+    .into())
 }
 
 fn postgres_only(q: &QueueFlag, command: &str) -> anyhow::Result<String> {

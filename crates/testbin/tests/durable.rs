@@ -448,6 +448,54 @@ fn submit_creates_a_state_file_that_a_worker_drains() {
 }
 
 #[test]
+fn retry_and_cancel_say_when_there_is_nothing_to_do_and_refuse_unknown_ids() {
+    let d = dir();
+    let state = d.path().join("run.db");
+    let st = state.display().to_string();
+    let out = cli(&["run", "-q", "--state", &st, "noop", "fail:permanent=true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let url = format!("sqlite://{st}");
+    let says = |args: &[&str], code: i32, says: &str| {
+        let out = cli(args);
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {all}");
+        assert!(all.contains(says), "{args:?} should say {says:?}: {all}");
+    };
+    says(
+        &["retry", "--queue", &url, "1"],
+        0,
+        "1: nothing to do: it is succeeded",
+    );
+    says(
+        &["cancel", "--queue", &url, "1"],
+        0,
+        "1: nothing to do: it already succeeded",
+    );
+    says(
+        &["retry", "--queue", &url, "2", "99"],
+        2,
+        "no job with the id 99 in sqlite://",
+    );
+    says(
+        &["cancel", "--queue", &url, "99", "98"],
+        2,
+        "the ids 99, 98",
+    );
+    assert_eq!(
+        status_of(&state)["counts"]["dead"],
+        1,
+        "nothing was retried"
+    );
+    says(&["retry", "--queue", &url, "--dead"], 0, "2: queued again");
+    says(&["cancel", "--queue", &url, "2"], 0, "2: cancelled");
+    says(
+        &["retry", "--queue", &url, "--dead"],
+        0,
+        "no dead jobs: nothing to retry",
+    );
+}
+
+#[test]
 fn bad_jobs_create_no_state_file_and_a_resume_takes_no_jobs() {
     let d = dir();
     let state = d.path().join("run.db");
