@@ -39,11 +39,11 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Describe a task: its parameters, their constraints, its default policy.
     Describe(DescribeArgs),
-    /// Show a queue or a recorded run: counts per state and task, dead jobs and their last error.
+    /// Show a queue or a recorded run: counts per state and task, live workers, dead jobs and their last error.
     Status(StatusArgs),
-    /// Put jobs in a shared queue (PostgreSQL) for workers to run; prints their ids.
+    /// Put jobs in a shared queue (PostgreSQL, or an SQLite file, created if missing) for workers to run; prints their ids.
     Submit(SubmitArgs),
-    /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits).
+    /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits); waits for a database that is not up yet.
     #[command(name = "worker")]
     QueueWorker(WorkerArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.
@@ -190,7 +190,7 @@ pub(crate) struct StoreFlags {
     pub(crate) state: Option<PathBuf>,
 
     /// The queue: memory (the default), sqlite://PATH, or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
     pub(crate) queue: Option<crate::state::QueueUrl>,
 }
 
@@ -208,7 +208,7 @@ impl StoreFlags {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct QueueFlag {
     /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
-    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url, env = "RUNYARD_QUEUE")]
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser, env = "RUNYARD_QUEUE")]
     pub(crate) queue: crate::state::QueueUrl,
 }
 
@@ -250,13 +250,16 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "TASK,...")]
     pub(crate) tasks: Option<String>,
 
-    /// This worker's name in the queue (default HOST:PID; must be unique among live workers).
+    /// This worker's name in the queue (default HOST:PID). A name held by a
+    /// live worker is refused; one whose holder died is taken over once the
+    /// holder's heartbeat has lapsed for its lease.
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
 
-    /// How long a claim is held without a heartbeat: a worker that dies has
-    /// its jobs run elsewhere after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    /// How long a claim is held without a heartbeat, at least 1s (heartbeats
+    /// go every third of it): a worker that dies has its jobs run elsewhere,
+    /// and its name freed, after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
     pub(crate) lease: Duration,
 
     /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
@@ -276,6 +279,9 @@ pub(crate) struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the jobs were queued again, or there was nothing to do (a job neither dead nor cancelled); 2 an id names no job (nothing is retried then)."
+)]
 pub(crate) struct RetryArgs {
     #[command(flatten)]
     pub(crate) queue: QueueFlag,
@@ -290,6 +296,9 @@ pub(crate) struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 the jobs were cancelled (or their workers asked to stop them), or there was nothing to do (a job that had ended); 2 an id names no job (nothing is cancelled then)."
+)]
 pub(crate) struct CancelArgs {
     #[command(flatten)]
     pub(crate) queue: QueueFlag,
@@ -321,8 +330,14 @@ pub(crate) struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    #[command(flatten)]
-    pub(crate) store: StoreFlags,
+    /// A run's state file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH", conflicts_with = "queue")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
+    /// (default: $RUNYARD_QUEUE).
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
+    pub(crate) queue: Option<crate::state::QueueUrl>,
 
     /// Print JSON.
     #[arg(long)]
@@ -359,6 +374,24 @@ pub(crate) fn parse_backoff(s: &str) -> Result<Backoff, String> {
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     runyard::parse_positive_duration(s).map_err(|e| e.to_string())
+}
+
+/// The shortest lease a worker may hold: heartbeats renew it every third
+/// of it, and each must reach the queue in time.
+pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
+
+pub(crate) fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = parse_positive_duration(s)?;
+    if d < MIN_LEASE {
+        return Err(format!(
+            "a lease of {} is too short: it must be at least {} (its heartbeats go every third \
+             of it; a shorter one would let the worker's own jobs be rescued from under it), \
+             e.g. --lease 10s",
+            runyard::format_duration(d),
+            runyard::format_duration(MIN_LEASE)
+        ));
+    }
+    Ok(d)
 }
 
 pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use runyard::queue::{CancelResult, ListFilter, Queue};
+use runyard::queue::{CancelResult, ListFilter, LiveWorker, NameTaken, Queue, WorkerInfo};
 use runyard::{
     Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry,
     SummaryBuilder,
@@ -24,6 +24,11 @@ use crate::UsageError;
 
 /// Jobs per enqueue when submitting (each batch is one transaction).
 const SUBMIT_BATCH: usize = 10_000;
+/// How often a worker tries again a queue it cannot reach at start-up (as
+/// the engine does once it runs).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
+/// How often a worker waiting for its queue says so again.
+const STILL_WAITING: Duration = Duration::from_secs(60);
 
 fn open(q: &QueueFlag, purpose: Purpose) -> anyhow::Result<Arc<dyn Queue>> {
     Ok(state::open(&q.queue, purpose)?.queue)
@@ -56,7 +61,7 @@ pub(crate) fn submit(
         )
         .into());
     }
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Share)?;
     let mut ids = Vec::new();
     let mut batch = Vec::with_capacity(SUBMIT_BATCH);
     let mut send = |batch: &mut Vec<_>| -> anyhow::Result<()> {
@@ -243,7 +248,6 @@ pub(crate) fn worker(
     }
     let name = config.worker_name.clone();
     let engine = Engine::new(registry, config);
-    let queue = open(&args.queue, Purpose::Inspect)?;
     let human = Human::new(false, color);
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events {
@@ -254,6 +258,8 @@ pub(crate) fn worker(
             human: human.clone(),
         }));
     }
+    let queue = open_for_worker(&args.queue.queue)?;
+    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let run = engine.start(Arc::clone(&queue), sinks);
     let grace = runyard::format_duration(args.grace);
     crate::on_interrupts(
@@ -272,10 +278,108 @@ pub(crate) fn worker(
         );
     }
     let out = run.wait();
+    // Its name is free at once (were this to fail, once its heartbeat lapses).
+    let _ = queue.unregister_worker(&name);
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the worker stopped"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a worker's queue. A PostgreSQL server the worker cannot reach is
+/// waited for, as a running worker waits for one that went away: tried
+/// again every second, for as long as it takes, and said on stderr when the
+/// wait begins, each minute it lasts, and when it ends. (An interrupt
+/// meanwhile ends the worker at once: it holds nothing yet.)
+fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
+    let QueueUrl::Postgres(u) = url else {
+        return Ok(state::open(url, Purpose::Share)?.queue);
+    };
+    let start = Instant::now();
+    let mut said: Option<Duration> = None;
+    loop {
+        let e = match state::try_postgres(u, Purpose::Share) {
+            Ok(q) => {
+                if said.is_some() {
+                    eprintln!(
+                        "runyard worker: the queue answers (after {}); starting",
+                        runyard::human_duration(start.elapsed())
+                    );
+                }
+                return Ok(Arc::new(q));
+            }
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(state::postgres_refused(e)),
+        };
+        let waited = start.elapsed();
+        match said {
+            None => eprintln!(
+                "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
+                runyard::format_duration(QUEUE_RETRY)
+            ),
+            Some(at) if waited - at >= STILL_WAITING => eprintln!(
+                "runyard worker: still cannot reach the queue after {}: {e}",
+                runyard::human_duration(waited)
+            ),
+            Some(_) => {}
+        }
+        if said.is_none_or(|at| waited - at >= STILL_WAITING) {
+            said = Some(waited);
+        }
+        std::thread::sleep(QUEUE_RETRY);
+    }
+}
+
+/// Registers the worker under its name. A name whose holder still
+/// heartbeats is refused (exit 2, naming the holder). A holder whose
+/// heartbeats have stopped (it died moments ago, and its registration has
+/// not lapsed yet) is waited for until it lapses and the name is taken
+/// over: a service restarted at once after a crash starts, instead of
+/// failing until then.
+fn register(queue: &dyn Queue, me: &WorkerInfo) -> anyhow::Result<()> {
+    let mut first: Option<LiveWorker> = None;
+    loop {
+        let holder = match queue
+            .register_worker(me)
+            .context("registering the worker")?
+        {
+            Ok(()) => {
+                if first.is_some() {
+                    eprintln!(
+                        "runyard worker: the name `{}` was free again; taking it",
+                        me.name
+                    );
+                }
+                return Ok(());
+            }
+            Err(NameTaken(holder)) => holder,
+        };
+        match &first {
+            None => {
+                eprintln!(
+                    "runyard worker: the name `{}` is held by pid {} on {} (last heartbeat at {}); \
+                     waiting to see whether it still heartbeats (it is taken over if it does not)",
+                    me.name, holder.worker.pid, holder.worker.host, holder.last_heartbeat
+                );
+                first = Some(holder.clone());
+            }
+            Some(f)
+                if (&f.worker, f.started_at, f.last_heartbeat)
+                    != (&holder.worker, holder.started_at, holder.last_heartbeat) =>
+            {
+                return Err(UsageError(format!(
+                    "{}; give this worker another --name, or stop that one first",
+                    NameTaken(holder)
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+        // Ten looks per lease: the holder heartbeats every third of it.
+        let pause =
+            (holder.worker.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::sleep(pause);
+    }
 }
 
 pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
@@ -285,8 +389,9 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
             UsageError("give job ids to retry, or --dead for every dead job".into()).into(),
         );
     }
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Change)?;
     let mut ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
+    all_exist(&*queue, &ids, &args.queue, "retried")?;
     if args.dead {
         let mut after = None;
         loop {
@@ -302,52 +407,76 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
         }
+        if ids.is_empty() {
+            println!("no dead jobs: nothing to retry");
+        }
     }
-    let mut refused = 0;
+    let mut gone = Vec::new();
     for id in ids {
         if queue.retry(id)? {
             println!("{id}: queued again");
-        } else {
-            refused += 1;
-            let why = match queue.get(id)? {
-                None => "no such job".to_string(),
-                Some(v) => format!(
-                    "it is {} (only dead and cancelled jobs are retried)",
-                    v.state
-                ),
-            };
-            println!("{id}: not retried: {why}");
+            continue;
+        }
+        match queue.get(id)? {
+            // Deleted since it was looked up (pruned).
+            None => gone.push(id),
+            Some(v) => println!(
+                "{id}: nothing to do: it is {} (only dead and cancelled jobs are retried)",
+                v.state
+            ),
         }
     }
-    Ok(if refused == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    no_such_jobs(&gone, &args.queue)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "cancel")?;
-    let queue = open(&args.queue, Purpose::Inspect)?;
+    let queue = open(&args.queue, Purpose::Change)?;
     let ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
-    let mut missing = 0;
+    all_exist(&*queue, &ids, &args.queue, "cancelled")?;
+    let mut gone = Vec::new();
     for (id, r) in ids.iter().zip(queue.cancel(&ids)?) {
         let what = match r {
             CancelResult::Cancelled => "cancelled".to_string(),
             CancelResult::Requested => "running; its worker is asked to stop it".to_string(),
-            CancelResult::AlreadyFinished(s) => format!("already {s}"),
+            CancelResult::AlreadyFinished(s) => format!("nothing to do: it already {s}"),
             CancelResult::NotFound => {
-                missing += 1;
-                "no such job".to_string()
+                gone.push(*id);
+                continue;
             }
         };
         println!("{id}: {what}");
     }
-    Ok(if missing == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    no_such_jobs(&gone, &args.queue)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses ids that name no job of the queue, before anything is done to
+/// the others.
+fn all_exist(queue: &dyn Queue, ids: &[JobId], q: &QueueFlag, done: &str) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for id in ids {
+        if queue.get(*id)?.is_none() {
+            missing.push(*id);
+        }
+    }
+    no_such_jobs(&missing, q).map_err(|e| e.context(format!("nothing was {done}")))
+}
+
+/// An error naming `ids`, unless there are none.
+fn no_such_jobs(ids: &[JobId], q: &QueueFlag) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    Err(UsageError(format!(
+        "no job with the id{} {} in {} (`runyard status` shows its jobs)",
+        if ids.len() == 1 { "" } else { "s" },
+        list.join(", "),
+        q.queue.display()
+    ))
+    .into())
 }
 
 fn postgres_only(q: &QueueFlag, command: &str) -> anyhow::Result<String> {
@@ -362,7 +491,7 @@ fn postgres_only(q: &QueueFlag, command: &str) -> anyhow::Result<String> {
 
 pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let url = postgres_only(&args.queue, "prune")?;
-    let q = state::connect_postgres(&url)?;
+    let q = state::connect_postgres(&url, Purpose::Change)?;
     let n = q.prune(args.older_than, args.dead)?;
     println!(
         "pruned {n} jobs that finished more than {} ago",

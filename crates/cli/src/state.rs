@@ -53,20 +53,81 @@ pub(crate) fn parse_queue_url(s: &str) -> Result<QueueUrl, String> {
         runyard::postgres::PgOptions::from_url(s).map_err(|e| e.to_string())?;
         return Ok(QueueUrl::Postgres(s.to_string()));
     }
+    // Not echoed whole: it may hold a password.
+    let shown = match s.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://…"),
+        _ if s.contains("password") => "…".to_string(),
+        _ => s.to_string(),
+    };
     Err(format!(
-        "`{s}` is not a queue URL (expected memory, sqlite://PATH or postgres://USER@HOST/DB)"
+        "`{shown}` is not a queue URL (expected memory, sqlite://PATH or postgres://USER@HOST/DB)"
     ))
 }
 
-/// What a state file is opened for.
+/// Reads `--queue` (or `RUNYARD_QUEUE`) with [`parse_queue_url`]: clap's own
+/// message would repeat the value, and with it any password.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueUrlParser;
+
+impl clap::builder::TypedValueParser for QueueUrlParser {
+    type Value = QueueUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<QueueUrl, clap::Error> {
+        let flag = arg.map_or_else(|| "--queue".to_string(), |a| a.to_string());
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not UTF-8".into()))?;
+        parse_queue_url(s).map_err(refuse)
+    }
+}
+
+/// What a queue is opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     /// A new run: the file may not exist yet, and must hold no jobs.
     NewRun,
     /// Resuming the run the file holds.
     Resume,
-    /// Reading it (`runyard status`), alongside a run that may be going on.
+    /// Putting jobs in or running them (`submit`, `worker`), beside other
+    /// processes: a missing state file or schema is created.
+    Share,
+    /// Changing jobs already there (`retry`, `cancel`, `prune`): the queue
+    /// must exist.
+    Change,
+    /// Reading it (`status`), alongside a run that may be going on: the
+    /// queue must exist, and nothing is created, upgraded or written.
     Inspect,
+}
+
+impl Purpose {
+    fn sqlite_mode(self) -> OpenMode {
+        match self {
+            Purpose::NewRun | Purpose::Share => OpenMode::CreateOrOpen,
+            Purpose::Resume | Purpose::Change => OpenMode::Existing,
+            Purpose::Inspect => OpenMode::Inspect,
+        }
+    }
+
+    fn postgres_mode(self) -> runyard::postgres::OpenMode {
+        use runyard::postgres::OpenMode as Pg;
+        match self {
+            Purpose::NewRun | Purpose::Share => Pg::CreateOrOpen,
+            Purpose::Resume | Purpose::Change => Pg::Existing,
+            Purpose::Inspect => Pg::Inspect,
+        }
+    }
 }
 
 /// Opens the state file at `path` for `purpose`. Files that are not a
@@ -75,12 +136,17 @@ pub(crate) enum Purpose {
 /// ends.
 pub(crate) fn open_state(path: &Path, purpose: Purpose) -> anyhow::Result<Arc<SqliteQueue>> {
     // A new run may start in an empty file (one a killed run was creating).
-    let mode = match purpose {
-        Purpose::NewRun => OpenMode::CreateOrOpen,
-        _ => OpenMode::Existing,
-    };
+    let mode = purpose.sqlite_mode();
+    if mode != OpenMode::CreateOrOpen && !path.exists() {
+        let p = path.display();
+        return Err(UsageError(format!(
+            "{p}: no such state file (`runyard run --state {p}` records a run in a new one; \
+             `runyard submit --queue sqlite://{p}` creates one for workers to drain)"
+        ))
+        .into());
+    }
     let q = SqliteQueue::open(path, mode).map_err(|e| refused(path, e))?;
-    if purpose == Purpose::Inspect {
+    if !matches!(purpose, Purpose::NewRun | Purpose::Resume) {
         return Ok(Arc::new(q));
     }
     hold(path)?;
@@ -161,7 +227,8 @@ pub(crate) fn describe(c: &Counts) -> String {
     format!("{} jobs: {}", c.total(), parts.join(", "))
 }
 
-/// The queue of a run: in memory, or the state file (opened for `purpose`).
+/// The queue of a run: in memory, a state file or a PostgreSQL queue
+/// (opened for `purpose`).
 pub(crate) fn open(url: &QueueUrl, purpose: Purpose) -> anyhow::Result<Opened> {
     Ok(match url {
         QueueUrl::Memory => Opened {
@@ -176,22 +243,39 @@ pub(crate) fn open(url: &QueueUrl, purpose: Purpose) -> anyhow::Result<Opened> {
             }
         }
         QueueUrl::Postgres(u) => Opened {
-            queue: connect_postgres(u)?,
+            queue: connect_postgres(u, purpose)?,
             file: None,
         },
     })
 }
 
-/// Connects to a PostgreSQL queue (migrating its schema on first use).
-pub(crate) fn connect_postgres(url: &str) -> anyhow::Result<Arc<runyard::postgres::PgQueue>> {
-    match runyard::postgres::PgQueue::connect(url) {
-        Ok(q) => Ok(Arc::new(q)),
-        Err(e) => match e.kind() {
-            QueueErrorKind::Incompatible | QueueErrorKind::InvalidInput => {
-                Err(UsageError(e.to_string()).into())
-            }
-            _ => Err(anyhow::Error::new(e)),
-        },
+/// Connects to a PostgreSQL queue for `purpose` (creating or upgrading its
+/// schema when that may).
+pub(crate) fn connect_postgres(
+    url: &str,
+    purpose: Purpose,
+) -> anyhow::Result<Arc<runyard::postgres::PgQueue>> {
+    try_postgres(url, purpose)
+        .map(Arc::new)
+        .map_err(postgres_refused)
+}
+
+/// One attempt to connect to a PostgreSQL queue for `purpose`.
+pub(crate) fn try_postgres(
+    url: &str,
+    purpose: Purpose,
+) -> Result<runyard::postgres::PgQueue, QueueError> {
+    let opts = runyard::postgres::PgOptions::from_url(url)?.open_mode(purpose.postgres_mode());
+    runyard::postgres::PgQueue::open(opts, Arc::new(runyard::queue::SystemClock))
+}
+
+/// A PostgreSQL queue's refusal: the URL or the schema is the user's input.
+pub(crate) fn postgres_refused(e: QueueError) -> anyhow::Error {
+    match e.kind() {
+        QueueErrorKind::Incompatible | QueueErrorKind::InvalidInput => {
+            UsageError(e.to_string()).into()
+        }
+        _ => anyhow::Error::new(e),
     }
 }
 
@@ -224,6 +308,10 @@ mod tests {
         assert!(parse_queue_url("redis://x")
             .unwrap_err()
             .contains("expected memory, sqlite://PATH or postgres://"));
+        let e = parse_queue_url("mysql://me:secret@db/x").unwrap_err();
+        assert!(e.starts_with("`mysql://…` is not a queue URL"), "{e}");
+        let e = parse_queue_url("postgres://me:secret@db/x?schema=No-Good").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
         assert_eq!(
             parse_queue_url("postgres://me@db/jobs?schema=q1"),
             Ok(QueueUrl::Postgres("postgres://me@db/jobs?schema=q1".into()))

@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use runyard::queue::{Counts, ListFilter, Queue};
-use runyard::JobState;
+use runyard::queue::{Counts, ListFilter, LiveWorker, Queue};
+use runyard::{JobState, Timestamp};
 use serde::Serialize;
 
 use crate::args::StatusArgs;
@@ -21,6 +21,9 @@ struct Status {
     /// A shared queue's activity (PostgreSQL).
     #[serde(skip_serializing_if = "Option::is_none")]
     activity: Option<ActivityView>,
+    /// The live workers (registered, their heartbeat not lapsed), idle
+    /// ones too, by name.
+    workers: Vec<LiveWorkerView>,
     tasks: Vec<TaskCounts>,
     dead: Vec<DeadJob>,
 }
@@ -42,6 +45,33 @@ struct WorkerView {
 }
 
 #[derive(Debug, Serialize)]
+struct LiveWorkerView {
+    name: String,
+    host: String,
+    pid: u32,
+    started_at: Timestamp,
+    last_heartbeat: Timestamp,
+    /// Seconds after its last heartbeat that it counts as gone.
+    lease_s: f64,
+    /// Jobs it holds leases on.
+    leases: u64,
+}
+
+impl From<LiveWorker> for LiveWorkerView {
+    fn from(w: LiveWorker) -> LiveWorkerView {
+        LiveWorkerView {
+            name: w.worker.name,
+            host: w.worker.host,
+            pid: w.worker.pid,
+            started_at: w.started_at,
+            last_heartbeat: w.last_heartbeat,
+            lease_s: w.worker.lease.as_secs_f64(),
+            leases: w.leases,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
 struct TaskCounts {
     task: String,
     #[serde(flatten)]
@@ -60,7 +90,7 @@ struct DeadJob {
 
 pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
     let url =
-        match args.store.url() {
+        match which_queue(&args)? {
             Some(QueueUrl::Memory) => return Err(UsageError(
                 "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
                     .into(),
@@ -68,15 +98,17 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
             .into()),
             Some(u) => u,
             None => return Err(UsageError(
-                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://..."
+                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
+             (or set RUNYARD_QUEUE)"
                     .into(),
             )
             .into()),
         };
-    // A PostgreSQL queue, opened once, also tells its activity.
+    // Read, never created or upgraded. A PostgreSQL queue, opened once,
+    // also tells its activity.
     let (queue, pg): (Arc<dyn Queue>, _) = match &url {
         QueueUrl::Postgres(u) => {
-            let pg = state::connect_postgres(u)?;
+            let pg = state::connect_postgres(u, Purpose::Inspect)?;
             (pg.clone(), Some(pg))
         }
         _ => (state::open(&url, Purpose::Inspect)?.queue, None),
@@ -107,6 +139,7 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     let s = Status {
         queue: url.display(),
         activity,
+        workers: q.live_workers()?.into_iter().map(Into::into).collect(),
         counts,
         tasks: tasks
             .into_iter()
@@ -117,12 +150,28 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     let text = if args.json {
         serde_json::to_string_pretty(&s)? + "\n"
     } else {
-        render(&s, human)
+        render(&s, q.now(), human)
     };
     // A reader that stops early (`| head`) is not an error.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
+fn which_queue(args: &StatusArgs) -> anyhow::Result<Option<QueueUrl>> {
+    if let Some(p) = &args.state {
+        return Ok(Some(QueueUrl::Sqlite(p.clone())));
+    }
+    if let Some(q) = &args.queue {
+        return Ok(Some(q.clone()));
+    }
+    match std::env::var("RUNYARD_QUEUE") {
+        Ok(v) if !v.is_empty() => state::parse_queue_url(&v)
+            .map(Some)
+            .map_err(|e| UsageError(format!("RUNYARD_QUEUE: {e}")).into()),
+        _ => Ok(None),
     }
 }
 
@@ -150,24 +199,50 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
         .collect())
 }
 
-fn render(s: &Status, human: &Human) -> String {
+fn render(s: &Status, now: Timestamp, human: &Human) -> String {
     let mut out = String::new();
     let c = &s.counts;
     let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
     if let Some(a) = &s.activity {
         let _ = writeln!(
             out,
-            "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}; {} worker{} holding leases",
+            "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}",
             a.finished_per_s,
             a.oldest_ready_age_s
                 .map_or("-".to_string(), |s| runyard::human_duration(
                     std::time::Duration::from_secs_f64(s)
                 )),
-            a.workers.len(),
-            if a.workers.len() == 1 { "" } else { "s" }
         );
-        for w in &a.workers {
-            let _ = writeln!(out, "  {} running {}", w.name, w.running);
+    }
+    let n = s.workers.len();
+    if n == 0 {
+        let _ = writeln!(out, "no live workers");
+    } else {
+        let _ = writeln!(out, "{n} live worker{}:", if n == 1 { "" } else { "s" });
+    }
+    let leases = |n: u64| format!("{n} lease{}", if n == 1 { "" } else { "s" });
+    for w in &s.workers {
+        let _ = writeln!(
+            out,
+            "  {}  pid {} on {}, since {}, last heartbeat {} ago, holding {}",
+            w.name,
+            w.pid,
+            w.host,
+            w.started_at,
+            runyard::human_duration(now.since(w.last_heartbeat)),
+            leases(w.leases)
+        );
+    }
+    // Leases held by no live worker: a worker that died, its leases not yet
+    // expired and rescued.
+    for w in s.activity.iter().flat_map(|a| &a.workers) {
+        if !s.workers.iter().any(|l| l.name == w.name) {
+            let _ = writeln!(
+                out,
+                "  {}  not live, holding {} (they are rescued once they expire)",
+                w.name,
+                leases(w.running)
+            );
         }
     }
     let width = s

@@ -13,10 +13,30 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_workers.sql"),
+];
+
+/// What connecting may do to the queue's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the schema if the database has none, and upgrade an older
+    /// one (unless [`PgOptions::migrate_on_connect`] says not to): for
+    /// putting jobs in and running them.
+    CreateOrOpen,
+    /// The queue must exist (a missing schema is an error saying so); an
+    /// older one is upgraded as with `CreateOrOpen`: for changing jobs that
+    /// are already there.
+    Existing,
+    /// The queue must exist, and connecting writes nothing: a schema of an
+    /// older version is read as it is, not upgraded (for reading the queue,
+    /// as `runyard status` does).
+    Inspect,
+}
 
 /// The schema the SQL files are written for; another configured schema
 /// replaces it.
@@ -30,6 +50,7 @@ pub struct PgOptions {
     pub(crate) migrate: bool,
     pub(crate) reconnect_for: Duration,
     pub(crate) pool_size: usize,
+    pub(crate) mode: OpenMode,
     url: String,
 }
 
@@ -40,6 +61,7 @@ impl fmt::Debug for PgOptions {
             .field("schema", &self.schema)
             .field("migrate", &self.migrate)
             .field("reconnect_for", &self.reconnect_for)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -105,8 +127,16 @@ impl PgOptions {
             migrate,
             reconnect_for,
             pool_size: 4,
+            mode: OpenMode::CreateOrOpen,
             url: redact(url),
         })
+    }
+
+    /// What connecting may do to the schema (default
+    /// [`OpenMode::CreateOrOpen`]).
+    pub fn open_mode(mut self, mode: OpenMode) -> PgOptions {
+        self.mode = mode;
+        self
     }
 
     /// The schema that holds the queue's tables.
@@ -138,14 +168,43 @@ impl PgOptions {
 
     /// A new connection of the driver, outside the queue's pool.
     pub fn connect_client(&self) -> Result<postgres::Client, QueueError> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| pg_err(&format!("cannot connect to {}", self.url), e))
+        self.config.connect(NoTls).map_err(|e| {
+            pg_err(
+                &format!("cannot connect to {} ({})", self.server(), self.url),
+                e,
+            )
+        })
     }
 
     /// The URL, without its password.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where the server is, for messages: `host:port` (for a Unix socket,
+    /// its path), each host the URL names.
+    pub fn server(&self) -> String {
+        use postgres::config::Host;
+        let ports = self.config.get_ports();
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                // One port for every host, or one each; libpq's default.
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match h {
+                    Host::Tcp(name) => format!("{name}:{port}"),
+                    Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+                }
+            })
+            .collect();
+        if hosts.is_empty() {
+            "no host named".to_string()
+        } else {
+            hosts.join(", ")
+        }
     }
 
     /// The notification channel of this schema's queue.
@@ -218,19 +277,94 @@ fn take_ours(url: &str) -> (String, Ours) {
     }
 }
 
-/// The URL with any password replaced, for messages.
+/// The URL (or `key=value` string) with any password replaced, for messages.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return redact_key_values(url);
     };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some(x) => x,
-        None => return url.to_string(),
+    // The user info ends at the last `@` (a password may hold one).
+    let (auth, tail) = match rest.rsplit_once('@') {
+        Some((auth, tail)) => (Some(auth), tail),
+        None => (None, rest),
     };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+    let auth = match auth {
+        Some(a) => match a.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{a}@"),
+        },
+        None => String::new(),
+    };
+    // libpq also takes `?password=`.
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|kv| {
+                    if kv.starts_with("password=") {
+                        "password=***"
+                    } else {
+                        kv
+                    }
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{auth}{tail}")
+}
+
+/// A libpq `key=value` string with the password's value replaced.
+fn redact_key_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        let key_len = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let (key, after) = rest.split_at(key_len);
+        out.push_str(key);
+        let t = after.trim_start();
+        let Some(value) = t.strip_prefix('=') else {
+            // Not `key=value`: copy the spaces and go on.
+            out.push_str(&after[..after.len() - t.len()]);
+            rest = t;
+            continue;
+        };
+        out.push_str(&after[..after.len() - t.len()]);
+        out.push('=');
+        let v = value.trim_start();
+        out.push_str(&value[..value.len() - v.len()]);
+        let len = if let Some(quoted) = v.strip_prefix('\'') {
+            // Up to the closing quote; `\'` and `\\` are escapes.
+            let mut end = quoted.len();
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '\'' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            1 + end
+        } else {
+            v.find(char::is_whitespace).unwrap_or(v.len())
+        };
+        if key == "password" {
+            out.push_str("***");
+        } else {
+            out.push_str(&v[..len]);
+        }
+        let after_value = &v[len..];
+        let t = after_value.trim_start();
+        out.push_str(&after_value[..after_value.len() - t.len()]);
+        rest = t;
     }
+    out
 }
 
 /// Whether a failure is of the connection or the server's availability
@@ -275,7 +409,32 @@ pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
     } else {
         QueueErrorKind::Storage
     };
-    QueueError::with_source(kind, format!("PostgreSQL: {what}"), e)
+    let what = format!("PostgreSQL: {what}");
+    // A server's error is said as the server said it (`FATAL: ...`), not
+    // under the driver's "db error" besides.
+    if e.as_db_error().is_some() {
+        if let Some(db) = e.into_source() {
+            return QueueError::with_source(kind, what, BoxedError(db));
+        }
+        return QueueError::new(kind, what);
+    }
+    QueueError::with_source(kind, what, e)
+}
+
+/// A driver's boxed cause, as an error of its own.
+#[derive(Debug)]
+struct BoxedError(Box<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for BoxedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BoxedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// A pooled connection, with the statements prepared on it.
@@ -462,12 +621,25 @@ pub(crate) fn schema_version(opts: &PgOptions, c: &mut Client) -> Result<i32, Qu
     version_in(c, &opts.schema).map_err(e)
 }
 
-/// Checks the schema is this build's, migrating first when allowed.
-pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<(), QueueError> {
+/// Checks the schema is one this build can use, as `opts.mode` allows:
+/// creating or upgrading it first, or (to inspect it) reading an older one
+/// as it is. Returns its version.
+pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<i32, QueueError> {
     let v = schema_version(opts, c)?;
     check_version(opts, v)?;
-    if v == SCHEMA_VERSION {
-        return Ok(());
+    if v == 0 && opts.mode != OpenMode::CreateOrOpen {
+        return Err(QueueError::new(
+            QueueErrorKind::InvalidInput,
+            format!(
+                "{} has no runyard queue in schema `{}`: name the schema of an existing queue \
+                 (`?schema=NAME`), or create this one with `runyard migrate --queue URL` \
+                 (submitting jobs or starting a worker creates it too)",
+                opts.url, opts.schema
+            ),
+        ));
+    }
+    if v == SCHEMA_VERSION || opts.mode == OpenMode::Inspect {
+        return Ok(v);
     }
     if !opts.migrate {
         return Err(QueueError::new(
@@ -479,7 +651,8 @@ pub(crate) fn prepare(opts: &PgOptions, c: &mut Client) -> Result<(), QueueError
             ),
         ));
     }
-    migrate(opts, c).map(|_| ())
+    migrate(opts, c)?;
+    Ok(SCHEMA_VERSION)
 }
 
 /// The advisory lock taken while migrating a schema.
@@ -562,5 +735,39 @@ mod tests {
             "postgres://me:***@db:5432/q"
         );
         assert_eq!(redact("postgres://me@db/q"), "postgres://me@db/q");
+        assert_eq!(
+            redact("postgres://me:p@ss?w/rd@db/q?password=secret&schema=x"),
+            "postgres://me:***@db/q?password=***&schema=x"
+        );
+        assert_eq!(
+            redact("host=db user=me password=secret dbname=q"),
+            "host=db user=me password=*** dbname=q"
+        );
+        assert_eq!(
+            redact("host=db password = 'sec ret\\' more' user=me"),
+            "host=db password = *** user=me"
+        );
+        for url in [
+            "host=db password=secret",
+            "postgres://me:secret@db/q",
+            "postgres://me@db/q?password=secret",
+        ] {
+            let o = PgOptions::from_url(url).unwrap();
+            assert!(!o.url().contains("secret"), "{}", o.url());
+            let e = PgOptions::from_url(&format!("{url} port=x")).map(|_| ());
+            if let Err(e) = e {
+                assert!(!e.to_string().contains("secret"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_server_is_named_with_its_port() {
+        let o = PgOptions::from_url("postgres://me:secret@db.internal/q").unwrap();
+        assert_eq!(o.server(), "db.internal:5432");
+        let o = PgOptions::from_url("postgres://me@a:6000,b:6001/q").unwrap();
+        assert_eq!(o.server(), "a:6000, b:6001");
+        let o = PgOptions::from_url("host=/run/postgresql port=5433 user=me").unwrap();
+        assert_eq!(o.server(), "/run/postgresql/.s.PGSQL.5433");
     }
 }

@@ -22,6 +22,6 @@ mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use conn::{PgOptions, SCHEMA_VERSION};
+pub use conn::{OpenMode, PgOptions, SCHEMA_VERSION};
 pub use postgres;
 pub use queue::{Activity, PgQueue};

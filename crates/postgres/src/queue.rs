@@ -12,11 +12,12 @@ use runyard_core::{
     AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
     TaskName, Timestamp,
 };
-use runyard_queue::stored;
+use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
     Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
 };
+use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
@@ -36,7 +37,10 @@ const COMPLETE: &str = include_str!("../sql/complete.sql");
 const HEARTBEAT: &str = include_str!("../sql/heartbeat.sql");
 const INSERT_JOBS: &str = include_str!("../sql/insert_jobs.sql");
 const INSERT_PLAIN: &str = include_str!("../sql/insert_plain.sql");
+const LIVE_WORKERS: &str = include_str!("../sql/live_workers.sql");
+const REGISTER_WORKER: &str = include_str!("../sql/register_worker.sql");
 const RELEASE: &str = include_str!("../sql/release.sql");
+const RENEW_WORKER: &str = include_str!("../sql/renew_worker.sql");
 const STARTED: &str = include_str!("../sql/started.sql");
 
 /// The statements, rendered for the configured schema once.
@@ -46,7 +50,10 @@ struct Sql {
     heartbeat: String,
     insert_jobs: String,
     insert_plain: String,
+    live_workers: String,
+    register_worker: String,
     release: String,
+    renew_worker: String,
     started: String,
 }
 
@@ -72,6 +79,10 @@ pub struct PgQueue {
     clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
     names: TaskNames,
+    /// The schema's version (older than this build's only when the queue
+    /// was opened to inspect it).
+    version: i32,
+    registered: Registrations,
 }
 
 /// What the listening thread shares with the queue.
@@ -115,9 +126,11 @@ impl PgQueue {
         PgQueue::open(PgOptions::from_url(url)?, Arc::new(SystemClock))
     }
 
-    /// Connects with the given options, on the given clock.
+    /// Connects with the given options, on the given clock: one attempt to
+    /// connect (an unreachable server is an error at once; a worker that
+    /// should wait for it tries again).
     pub fn open(opts: PgOptions, clock: Arc<dyn Clock>) -> Result<PgQueue, QueueError> {
-        conn::prepare(&opts, &mut opts.connect_client()?)?;
+        let version = conn::prepare(&opts, &mut opts.connect_client()?)?;
         let pool = Pool::new(opts);
         let o = &pool.opts;
         let sql = Sql {
@@ -126,7 +139,10 @@ impl PgQueue {
             heartbeat: o.sql(HEARTBEAT),
             insert_jobs: o.sql(INSERT_JOBS),
             insert_plain: o.sql(INSERT_PLAIN),
+            live_workers: o.sql(LIVE_WORKERS),
+            register_worker: o.sql(REGISTER_WORKER),
             release: o.sql(RELEASE),
+            renew_worker: o.sql(RENEW_WORKER),
             started: o.sql(STARTED),
         };
         Ok(PgQueue {
@@ -138,6 +154,8 @@ impl PgQueue {
                 listening: AtomicBool::new(false),
             }),
             names: TaskNames::new(),
+            version,
+            registered: Registrations::new(),
         })
     }
 
@@ -371,6 +389,26 @@ impl PgQueue {
     fn notify(&self) {
         self.shared.waker.wake();
         let _ = self.pool.run("notifying workers", |c, _| self.notify_on(c));
+    }
+
+    /// Renews `me`'s row of the workers table (see `runyard_queue::stored`);
+    /// false when another worker has taken its name.
+    fn renew(&self, c: &mut Conn, me: &Registered, now: i64) -> Result<bool, postgres::Error> {
+        let w = &me.worker;
+        let st = c.st(&self.sql.renew_worker)?;
+        let pid = w.pid as i32;
+        let row = c.query_one(
+            &st,
+            &[
+                &w.name,
+                &w.host,
+                &pid,
+                &me.started_at,
+                &now,
+                &micros(w.lease),
+            ],
+        )?;
+        Ok(row.get(0))
     }
 
     /// Runs `f` in one transaction, reconnecting as [`Pool::run`] does.
@@ -659,15 +697,28 @@ impl Queue for PgQueue {
         leases: &[Lease],
         lease: Duration,
     ) -> Result<HeartbeatReply, QueueError> {
-        if leases.is_empty() {
+        let me = self.registered.get(worker);
+        if leases.is_empty() && me.is_none() {
             return Ok(HeartbeatReply::default());
         }
-        let until = self.now_us().saturating_add(lease.as_micros() as i64);
+        let now = self.now_us();
+        let until = now.saturating_add(lease.as_micros() as i64);
         let (ids, attempts) = lease_arrays(leases);
         let rows = self.pool.run("renewing leases", |c, _| {
+            if let Some(me) = &me {
+                if !self.renew(c, me, now)? {
+                    return Ok(None);
+                }
+            }
+            if leases.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
             let st = c.st(&self.sql.heartbeat)?;
-            c.query(&st, &[&worker, &until, &ids, &attempts])
+            c.query(&st, &[&worker, &until, &ids, &attempts]).map(Some)
         })?;
+        let Some(rows) = rows else {
+            return Err(stored::name_taken_over(worker));
+        };
         let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
         for r in &rows {
             let l = Lease {
@@ -1049,5 +1100,80 @@ impl Queue for PgQueue {
     fn set_waker(&self, waker: Waker) {
         self.shared.waker.set(waker);
         self.listen();
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.now_us();
+        let lease_us = micros(worker.lease);
+        let pid = worker.pid as i32;
+        let lapsed = self.q("DELETE FROM runyard.workers WHERE last_heartbeat + lease_us < $1");
+        let out = self.tx("registering the worker", |tx| {
+            // The holder may stop between the insert and the read: then the
+            // name is free, and inserting again takes it.
+            loop {
+                tx.execute(&lapsed, &[&now])?;
+                let added = tx.query_opt(
+                    &self.sql.register_worker,
+                    &[&worker.name, &worker.host, &pid, &now, &lease_us],
+                )?;
+                if added.is_some() {
+                    return Ok(Ok(()));
+                }
+                let holder = tx.query(&self.sql.live_workers, &[&now, &worker.name])?;
+                if let Some(h) = holder.first() {
+                    return Ok(Err(NameTaken(live_worker(h))));
+                }
+            }
+        })?;
+        if out.is_ok() {
+            self.registered.insert(worker, now);
+        }
+        Ok(out)
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let Some(me) = self.registered.remove(name) else {
+            return Ok(());
+        };
+        let sql = self.q(
+            "DELETE FROM runyard.workers WHERE name = $1 AND host = $2 AND pid = $3 AND started_at = $4",
+        );
+        let w = &me.worker;
+        let pid = w.pid as i32;
+        self.pool
+            .run("unregistering the worker", |c, _| {
+                c.execute(&sql, &[&w.name, &w.host, &pid, &me.started_at])
+            })
+            .map(|_| ())
+    }
+
+    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
+        if self.version < 2 {
+            // A schema no worker of this build has used: none registered.
+            return Ok(Vec::new());
+        }
+        let now = self.now_us();
+        let rows = self.pool.run("reading the live workers", |c, _| {
+            c.query(&self.sql.live_workers, &[&now, &None::<&str>])
+        })?;
+        Ok(rows.iter().map(live_worker).collect())
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn live_worker(r: &Row) -> LiveWorker {
+    LiveWorker {
+        worker: WorkerInfo {
+            name: r.get(0),
+            host: r.get(1),
+            pid: r.get::<_, i32>(2).max(0) as u32,
+            lease: Duration::from_micros(r.get::<_, i64>(5).max(0) as u64),
+        },
+        started_at: Timestamp::from_micros(r.get(3)),
+        last_heartbeat: Timestamp::from_micros(r.get(4)),
+        leases: r.get::<_, i64>(6).max(0) as u64,
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use runyard_core::{JobState, Outcome, Timestamp};
 use runyard_postgres::postgres::{Client, NoTls};
-use runyard_postgres::{PgOptions, PgQueue, SCHEMA_VERSION};
+use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{
     Completion, Enqueued, Finish, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
@@ -231,4 +231,93 @@ fn activity_names_the_workers_holding_leases() {
     let a = q.activity(Duration::from_secs(60)).unwrap();
     assert_eq!(a.workers, vec![("host-a:1".to_string(), 2)]);
     assert!(a.oldest_ready.is_some(), "one job still waits");
+}
+
+fn schema_exists(s: &str) -> bool {
+    client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&s],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_missing_queue_is_not_created_by_inspecting_or_changing_it() {
+    let u = url("typo");
+    let s = schema_of(&u);
+    for mode in [OpenMode::Existing, OpenMode::Inspect] {
+        let opts = PgOptions::from_url(&u).unwrap().open_mode(mode);
+        let e = PgQueue::open(opts, Arc::new(SystemClock)).unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput, "{mode:?}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("no runyard queue in schema `{s}`")),
+            "{msg}"
+        );
+        assert!(msg.contains("runyard migrate --queue URL"), "{msg}");
+        assert!(!schema_exists(&s), "{mode:?} created the schema");
+    }
+    PgQueue::connect(&u).unwrap();
+    assert!(schema_exists(&s), "a queue to put jobs in is created");
+}
+
+#[test]
+fn an_older_schema_is_read_as_it_is_when_inspected_and_upgraded_when_used() {
+    let u = url("v1");
+    let s = schema_of(&u);
+    let mut db = client();
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\";
+         CREATE TABLE \"{s}\".migrations (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now());
+         {}
+         INSERT INTO \"{s}\".migrations (version) VALUES (1);
+         INSERT INTO \"{s}\".jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate)
+         VALUES ('t', '{{}}', 0, 0, 0, 0, 1, 1, 'none', 'auto', false);",
+        include_str!("../migrations/0001_init.sql").replace("runyard.", &format!("\"{s}\"."))
+    ))
+    .unwrap();
+    let version = |db: &mut Client| -> i32 {
+        db.query_one(&format!("SELECT MAX(version) FROM \"{s}\".migrations"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let opts = PgOptions::from_url(&u).unwrap();
+    let q = PgQueue::open(
+        opts.clone().open_mode(OpenMode::Inspect),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert_eq!(q.counts().unwrap().queued, 1);
+    assert!(q.live_workers().unwrap().is_empty());
+    assert_eq!(version(&mut db), 1, "inspecting upgraded nothing");
+
+    let q = PgQueue::open(opts, Arc::new(SystemClock)).unwrap();
+    assert_eq!(version(&mut db), SCHEMA_VERSION);
+    assert_eq!(q.counts().unwrap().queued, 1, "its job kept");
+    let me = runyard_queue::WorkerInfo::this_process("w", Duration::from_secs(10));
+    q.register_worker(&me).unwrap().unwrap();
+    assert_eq!(q.live_workers().unwrap()[0].worker, me);
+}
+
+#[test]
+fn a_refused_connection_names_the_server_once_and_never_the_password() {
+    let server = runyard_postgres::testing::server().url();
+    let opts = PgOptions::from_url(server).unwrap();
+    let at = opts.server();
+    let (_, rest) = server.split_once('@').unwrap();
+    let e = PgQueue::connect(&format!("postgres://nobody:s3cret-pw@{rest}")).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("cannot connect to {at}")), "{msg}");
+    assert!(!msg.contains("s3cret-pw"), "{msg}");
+    assert_eq!(msg.matches("FATAL").count(), 1, "{msg}");
+    assert_eq!(
+        msg.matches("nobody").count(),
+        2,
+        "the URL and the server's word: {msg}"
+    );
+    assert!(!msg.contains("db error"), "{msg}");
 }

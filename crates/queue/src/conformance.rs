@@ -27,6 +27,7 @@ use crate::{
     CancelResult, Claimed, Clock, Completion, Enqueued, Finish, Lease, ListFilter, ManualClock,
     NewJob, Queue, Rescue,
 };
+use crate::{LiveWorker, NameTaken, WorkerInfo};
 
 /// Makes a fresh, empty queue reading the given clock.
 pub type Factory<'a> = &'a (dyn Fn(Arc<dyn Clock>) -> Box<dyn Queue> + Sync);
@@ -56,6 +57,8 @@ macro_rules! conformance_tests {
             nothing_lost_under_random_operations,
             agrees_with_a_model_step_by_step,
             the_latest_waker_is_called,
+            a_live_worker_holds_its_name_until_its_heartbeat_lapses,
+            unregistering_frees_a_name_and_only_registered_workers_are_listed,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -1064,4 +1067,105 @@ pub fn the_latest_waker_is_called(make: Factory<'_>) {
         before,
         "the old one no longer"
     );
+}
+
+fn worker_info(name: &str, host: &str, pid: u32, lease: Duration) -> WorkerInfo {
+    WorkerInfo {
+        name: name.into(),
+        host: host.into(),
+        pid,
+        lease,
+    }
+}
+
+pub fn a_live_worker_holds_its_name_until_its_heartbeat_lapses(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let lease = Duration::from_secs(10);
+    let a = worker_info("w", "host-a", 11, lease);
+    let b = worker_info("w", "host-b", 22, lease);
+    assert_eq!(q.live_workers().unwrap(), Vec::<LiveWorker>::new());
+    q.register_worker(&a).unwrap().expect("a free name");
+    let started = q.now();
+
+    // Its leases are counted with it.
+    q.enqueue(vec![job("t", 1, 0), job("t", 1, 0)]).unwrap();
+    let claimed = q.claim("w", 2, lease).unwrap();
+    let live = q.live_workers().unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].worker, a);
+    assert_eq!(live[0].started_at, started);
+    assert_eq!(
+        live[0].last_heartbeat, started,
+        "registering is a heartbeat"
+    );
+    assert_eq!(live[0].leases, 2);
+
+    // A second worker of the name is refused, and told who holds it.
+    let NameTaken(holder) = q.register_worker(&b).unwrap().unwrap_err();
+    assert_eq!(holder.worker, a);
+    assert_eq!((holder.started_at, holder.leases), (started, 2));
+
+    // Heartbeats keep it live, with leases and without (an idle worker).
+    clock.advance(Duration::from_secs(8));
+    let leases: Vec<Lease> = claimed.iter().map(Claimed::lease).collect();
+    q.heartbeat("w", &leases, lease).unwrap();
+    for c in &claimed {
+        succeed(&*q, "w", c).expect("lease held");
+    }
+    clock.advance(Duration::from_secs(8));
+    q.heartbeat("w", &[], lease).unwrap();
+    let beat = q.now();
+    clock.advance(Duration::from_secs(8));
+    assert!(
+        q.register_worker(&b).unwrap().is_err(),
+        "live 24 s after registering: it heartbeats"
+    );
+    let live = q.live_workers().unwrap();
+    assert_eq!((live[0].last_heartbeat, live[0].leases), (beat, 0));
+
+    // Once its heartbeat has lapsed it is gone, and its name is free.
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(q.live_workers().unwrap(), Vec::<LiveWorker>::new());
+    q.register_worker(&b)
+        .unwrap()
+        .expect("a lapsed holder's name is taken over");
+    let live = q.live_workers().unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!((&live[0].worker, live[0].started_at), (&b, q.now()));
+    let NameTaken(holder) = q.register_worker(&a).unwrap().unwrap_err();
+    assert_eq!(holder.worker, b, "the new holder keeps the name");
+}
+
+pub fn unregistering_frees_a_name_and_only_registered_workers_are_listed(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let lease = Duration::from_secs(10);
+    let a = worker_info("a", "host", 1, lease);
+    let b = worker_info("b", "host", 2, Duration::from_secs(60));
+    q.register_worker(&a).unwrap().unwrap();
+    q.register_worker(&b).unwrap().unwrap();
+    // A worker that holds leases without registering is no live worker.
+    q.enqueue(vec![job("t", 1, 0)]).unwrap();
+    q.claim("unregistered", 1, lease).unwrap();
+    q.heartbeat("unregistered", &[], lease).unwrap();
+    let names = |q: &dyn Queue| -> Vec<String> {
+        q.live_workers()
+            .unwrap()
+            .into_iter()
+            .map(|w| w.worker.name)
+            .collect()
+    };
+    assert_eq!(names(&*q), ["a", "b"], "by name");
+    // Each worker lapses by its own lease.
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(names(&*q), ["b"]);
+    q.unregister_worker("b").unwrap();
+    assert!(
+        names(&*q).is_empty(),
+        "a worker that stopped is gone at once"
+    );
+    let other = worker_info("b", "elsewhere", 3, lease);
+    q.register_worker(&other)
+        .unwrap()
+        .expect("its name is free at once");
+    assert_eq!(q.live_workers().unwrap()[0].worker, other);
 }

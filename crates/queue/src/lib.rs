@@ -14,6 +14,7 @@ pub mod conformance;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{QueueError, QueueErrorKind};
 pub use memory::MemoryQueue;
+pub use queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
 pub use queue::{
     lost_attempt, lost_attempt_message, CancelResult, Claimed, Completion, Counts, Enqueued,
     Fenced, Finish, HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, TaskNames,

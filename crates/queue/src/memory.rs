@@ -33,6 +33,7 @@ use crate::queue::{
     CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
     ListFilter, NewJob, Queue, Rescue, TaskName, Waker, WakerSlot,
 };
+use crate::queue::{LiveWorker, NameTaken, WorkerInfo};
 
 /// An in-memory [`Queue`].
 pub struct MemoryQueue {
@@ -42,6 +43,9 @@ pub struct MemoryQueue {
     state: Mutex<State>,
     waker: WakerSlot,
     clock: Arc<dyn Clock>,
+    /// Registered workers by name (their `leases` counted when asked). A
+    /// lock of its own, never held with the others.
+    registered: Mutex<BTreeMap<String, LiveWorker>>,
 }
 
 const CHUNK: usize = 1 << 14;
@@ -144,7 +148,27 @@ impl MemoryQueue {
             state: Mutex::new(State::default()),
             waker: WakerSlot::new(),
             clock,
+            registered: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn lock_registered(&self) -> MutexGuard<'_, BTreeMap<String, LiveWorker>> {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Jobs each worker holds leases on.
+    fn leases_by_worker(&self) -> FxHashMap<String, u64> {
+        let st = self.lock();
+        let mut by: FxHashMap<String, u64> = FxHashMap::default();
+        if st.counts.running > 0 {
+            for i in 0..st.len {
+                let r = st.rec(i);
+                if r.state == JobState::Running {
+                    *by.entry(st.workers[r.worker as usize].clone()).or_default() += 1;
+                }
+            }
+        }
+        by
     }
 
     fn lock_ingress(&self) -> MutexGuard<'_, Ingress> {
@@ -510,6 +534,10 @@ impl Queue for MemoryQueue {
                 None => reply.lost.push(*l),
             }
         }
+        drop(st);
+        if let Some(w) = self.lock_registered().get_mut(worker) {
+            w.last_heartbeat = Timestamp::from_micros(now);
+        }
         Ok(reply)
     }
 
@@ -753,6 +781,57 @@ impl Queue for MemoryQueue {
 
     fn set_waker(&self, waker: Waker) {
         self.waker.set(waker);
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.clock.now();
+        let holder = {
+            let mut registered = self.lock_registered();
+            match registered.get(&worker.name).filter(|w| !w.lapsed(now)) {
+                Some(holder) => Some(holder.clone()),
+                None => {
+                    let me = LiveWorker {
+                        worker: worker.clone(),
+                        started_at: now,
+                        last_heartbeat: now,
+                        leases: 0,
+                    };
+                    registered.insert(worker.name.clone(), me);
+                    None
+                }
+            }
+        };
+        Ok(match holder {
+            None => Ok(()),
+            Some(mut holder) => {
+                holder.leases = self
+                    .leases_by_worker()
+                    .get(&worker.name)
+                    .copied()
+                    .unwrap_or(0);
+                Err(NameTaken(holder))
+            }
+        })
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        self.lock_registered().remove(name);
+        Ok(())
+    }
+
+    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
+        let now = self.clock.now();
+        let mut live: Vec<LiveWorker> = self
+            .lock_registered()
+            .values()
+            .filter(|w| !w.lapsed(now))
+            .cloned()
+            .collect();
+        let leases = self.leases_by_worker();
+        for w in &mut live {
+            w.leases = leases.get(&w.worker.name).copied().unwrap_or(0);
+        }
+        Ok(live)
     }
 }
 

@@ -249,6 +249,83 @@ pub struct ListFilter {
 /// enqueued, released, rescued or scheduled for retry).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
+/// A worker process, as it registers with a queue (see
+/// [`Queue::register_worker`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its name: the one its leases are held under, unique among live workers.
+    pub name: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// How long after its last heartbeat it counts as gone: its lease.
+    pub lease: Duration,
+}
+
+impl WorkerInfo {
+    /// This process, under `name`, heartbeating within `lease`.
+    pub fn this_process(name: impl Into<String>, lease: Duration) -> WorkerInfo {
+        WorkerInfo {
+            name: name.into(),
+            host: host_name(),
+            pid: std::process::id(),
+            lease,
+        }
+    }
+}
+
+/// This machine's host name (`localhost` when it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A registered worker whose heartbeat has not lapsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveWorker {
+    /// The worker, as it registered.
+    pub worker: WorkerInfo,
+    /// When it registered.
+    pub started_at: Timestamp,
+    /// Its last heartbeat (registering counts as the first).
+    pub last_heartbeat: Timestamp,
+    /// Jobs it holds leases on now.
+    pub leases: u64,
+}
+
+impl LiveWorker {
+    /// Whether its heartbeat has lapsed at `now`: it is gone.
+    pub fn lapsed(&self, now: Timestamp) -> bool {
+        self.last_heartbeat.saturating_add(self.worker.lease) < now
+    }
+}
+
+/// A refused registration: a live worker holds the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTaken(pub LiveWorker);
+
+impl fmt::Display for NameTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.0.worker;
+        write!(
+            f,
+            "the worker name `{}` is held by a live worker: pid {} on {}, since {} \
+             (its last heartbeat at {}; a worker that died frees its name once its \
+             heartbeat has lapsed for its lease of {})",
+            w.name,
+            w.pid,
+            w.host,
+            self.0.started_at,
+            self.0.last_heartbeat,
+            runyard_core::format_duration(w.lease)
+        )
+    }
+}
+
 /// A queue of jobs. Every operation is atomic; batches are all-or-nothing.
 ///
 /// Implementations: the in-memory [`crate::MemoryQueue`], and the SQLite
@@ -295,7 +372,11 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// times). Leases no longer held are ignored.
     fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError>;
 
-    /// Extends `worker`'s leases by `lease` from now.
+    /// Extends `worker`'s leases by `lease` from now, and renews its
+    /// registration if it has one (see [`Queue::register_worker`]): a
+    /// registered worker heartbeats even when it holds no leases. Fails
+    /// with [`QueueErrorKind::Conflict`](crate::QueueErrorKind::Conflict)
+    /// when another worker has taken the name over meanwhile.
     fn heartbeat(
         &self,
         worker: &str,
@@ -382,6 +463,32 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// before (the worker loop of each run sets its own). Queues that cannot
     /// notify (another process enqueued) leave it uncalled; workers poll too.
     fn set_waker(&self, waker: Waker);
+
+    /// Registers a worker under its name, so that no two live workers share
+    /// one. A registered worker stays live by heartbeating (see
+    /// [`Queue::heartbeat`]; the engine's worker loop heartbeats every third
+    /// of its lease, idle or not) and ends its registration with
+    /// [`Queue::unregister_worker`] when it stops. A name is refused, with
+    /// its holder, while a worker holds it whose last heartbeat is at most
+    /// its lease ago; a holder whose heartbeat has lapsed is gone, and its
+    /// name is taken over (so a worker restarted after a crash gets its name
+    /// back once its lease has passed). The default keeps no table of
+    /// workers: every registration succeeds.
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let _ = worker;
+        Ok(Ok(()))
+    }
+
+    /// Ends a registration made through this queue: the name is free at once.
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let _ = name;
+        Ok(())
+    }
+
+    /// The registered workers whose heartbeat has not lapsed, by name.
+    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Where a queue keeps its [`Waker`]: set (and replaced) rarely, called on

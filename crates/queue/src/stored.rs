@@ -1,12 +1,25 @@
 //! How the SQL queues (SQLite, PostgreSQL) store a job's state: one code
-//! per row, with queued and scheduled told apart by the run-at.
+//! per row, with queued and scheduled told apart by the run-at; and how
+//! they keep their table of workers.
+//!
+//! # Workers
+//!
+//! A registered worker has a row: name (the key), host, pid, when it
+//! started, its last heartbeat and its lease. Registering first deletes the
+//! rows whose heartbeat has lapsed (their workers are gone), then inserts
+//! its own, or is refused when a row of its name is left. Each heartbeat
+//! renews the row that is still the worker's own (same host, pid and
+//! start): if it was deleted meanwhile (the worker was paused past its
+//! lease) the worker inserts it again, unless another worker has taken the
+//! name, which ends the paused one ([`name_taken_over`]). Which rows are a
+//! handle's own is kept in [`Registrations`].
 
 use std::cmp::Reverse;
 use std::time::Duration;
 
 use runyard_core::{AttemptError, AttemptRecord, JobState, JobView, Outcome, Timestamp};
 
-use crate::{Claimed, Counts};
+use crate::{Claimed, Counts, QueueError, QueueErrorKind, WorkerInfo};
 
 /// Queued, or scheduled while the run-at is ahead.
 pub const WAITING: i64 = 0;
@@ -130,4 +143,59 @@ pub fn attach_attempts(jobs: &mut [JobView], attempts: impl IntoIterator<Item = 
             jobs[pos].attempts.push(a.record());
         }
     }
+}
+
+/// A worker registered through one handle of a queue, as its row identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// The worker.
+    pub worker: WorkerInfo,
+    /// When it registered (microseconds since the epoch).
+    pub started_at: i64,
+}
+
+/// The workers registered through one handle of a queue, by name.
+#[derive(Debug, Default)]
+pub struct Registrations(std::sync::Mutex<rustc_hash::FxHashMap<String, Registered>>);
+
+impl Registrations {
+    /// None yet.
+    pub fn new() -> Registrations {
+        Registrations::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<String, Registered>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `worker` registered at `started_at`.
+    pub fn insert(&self, worker: &WorkerInfo, started_at: i64) {
+        let r = Registered {
+            worker: worker.clone(),
+            started_at,
+        };
+        self.lock().insert(worker.name.clone(), r);
+    }
+
+    /// The registration of `name`, if this handle made one.
+    pub fn get(&self, name: &str) -> Option<Registered> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Forgets the registration of `name`; returns it.
+    pub fn remove(&self, name: &str) -> Option<Registered> {
+        self.lock().remove(name)
+    }
+}
+
+/// The error of a heartbeat that found its worker's name taken over.
+pub fn name_taken_over(name: &str) -> QueueError {
+    QueueError::new(
+        QueueErrorKind::Conflict,
+        format!(
+            "the worker name `{name}` was taken over by another worker while this one's \
+             heartbeat had lapsed (it was paused, or cut off from the queue, for longer than \
+             its lease); its leases are lost, and it stops"
+        ),
+    )
 }

@@ -99,6 +99,7 @@ pub use runyard_worker::{
 
 /// Queues: the trait, the in-memory queue, and what they exchange.
 pub mod queue {
+    pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{
         CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
         Lease, ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
@@ -117,7 +118,9 @@ pub mod sqlite {
 /// (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {
-    pub use runyard_postgres::{postgres as driver, Activity, PgOptions, PgQueue, SCHEMA_VERSION};
+    pub use runyard_postgres::{
+        postgres as driver, Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION,
+    };
 }
 
 /// Executors, for those who build their own worker loop.

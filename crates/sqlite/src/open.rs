@@ -6,18 +6,25 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_workers.sql"),
+];
 
 /// What opening a state file may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Create the file if it does not exist.
+    /// Create the file if it does not exist (and upgrade an older one).
     CreateOrOpen,
-    /// The file must exist and be a runyard queue.
+    /// The file must exist and be a runyard queue (an older one is upgraded).
     Existing,
+    /// The file must exist and be a runyard queue, and opening writes
+    /// nothing to it: a file of an older schema is read as it is, not
+    /// upgraded (for reading it, as `runyard status` does).
+    Inspect,
 }
 
 fn err(kind: QueueErrorKind, path: &Path, msg: impl std::fmt::Display) -> QueueError {
@@ -49,10 +56,12 @@ fn dir_writable(dir: &Path) -> bool {
 }
 
 /// Opens (or creates) a state file, refusing anything that is not a
-/// runyard queue this build can use, before writing to it.
-pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, QueueError> {
+/// runyard queue this build can use, before writing to it. Returns the
+/// connection and the file's schema version (this build's, unless the
+/// file was inspected).
+pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<(Connection, u32), QueueError> {
     let exists = path.exists();
-    if !exists && mode == OpenMode::Existing {
+    if !exists && mode != OpenMode::CreateOrOpen {
         return Err(err(
             QueueErrorKind::InvalidInput,
             path,
@@ -146,19 +155,22 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<Connection, QueueError
             format!("written by a newer runyard (schema {version}; this build reads up to {SCHEMA_VERSION})"),
         ));
     }
-    if version == 0 && mode == OpenMode::Existing {
+    if version == 0 && mode != OpenMode::CreateOrOpen {
         return Err(err(
             QueueErrorKind::InvalidInput,
             path,
             "holds no runyard queue",
         ));
     }
+    if mode == OpenMode::Inspect {
+        return Ok((conn, version));
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sql_err)?;
     migrate(&conn, version).map_err(sql_err)?;
-    Ok(conn)
+    Ok((conn, SCHEMA_VERSION))
 }
 
 fn not_ours(path: &Path, e: rusqlite::Error) -> QueueError {

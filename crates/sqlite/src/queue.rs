@@ -13,13 +13,15 @@ use runyard_queue::{
     CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
     Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
 };
+use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::open::{open, sql_err, OpenMode};
 
 use runyard_queue::stored::{
-    attach_attempts, counted_state, counts_by_task, filter_of, sort_claims, state_of,
-    StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED, WAITING,
+    attach_attempts, counted_state, counts_by_task, filter_of, name_taken_over, sort_claims,
+    state_of, Registered, Registrations, StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED,
+    WAITING,
 };
 
 const CLAIM: &str = include_str!("../sql/claim.sql");
@@ -27,6 +29,7 @@ const CLAIM_TASKS: &str = include_str!("../sql/claim_tasks.sql");
 const FINISH: &str = include_str!("../sql/finish.sql");
 const INSERT_ATTEMPT: &str = include_str!("../sql/insert_attempt.sql");
 const INSERT_JOB: &str = include_str!("../sql/insert_job.sql");
+const LIVE_WORKERS: &str = include_str!("../sql/live_workers.sql");
 
 /// A [`Queue`] in an SQLite file.
 pub struct SqliteQueue {
@@ -35,6 +38,10 @@ pub struct SqliteQueue {
     clock: Arc<dyn Clock>,
     waker: WakerSlot,
     names: TaskNames,
+    /// The file's schema version (older than this build's only when the
+    /// file was opened to inspect it).
+    version: u32,
+    registered: Registrations,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -59,13 +66,15 @@ impl SqliteQueue {
         mode: OpenMode,
         clock: Arc<dyn Clock>,
     ) -> Result<SqliteQueue, QueueError> {
-        let conn = open(path, mode)?;
+        let (conn, version) = open(path, mode)?;
         Ok(SqliteQueue {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             clock,
             waker: WakerSlot::new(),
             names: TaskNames::new(),
+            version,
+            registered: Registrations::new(),
         })
     }
 
@@ -274,8 +283,18 @@ impl Queue for SqliteQueue {
         leases: &[Lease],
         lease: Duration,
     ) -> Result<HeartbeatReply, QueueError> {
-        let until = self.now_us().saturating_add(lease.as_micros() as i64);
-        self.write(|tx| {
+        let now = self.now_us();
+        let until = now.saturating_add(lease.as_micros() as i64);
+        let me = self.registered.get(worker);
+        if leases.is_empty() && me.is_none() {
+            return Ok(HeartbeatReply::default());
+        }
+        let reply = self.write(|tx| {
+            if let Some(me) = &me {
+                if !renew(tx, me, now)? {
+                    return Ok(None);
+                }
+            }
             let mut st = tx.prepare_cached(
                 "UPDATE runyard_jobs SET lease_until = ?1
                  WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4
@@ -294,8 +313,9 @@ impl Queue for SqliteQueue {
                     Some(false) => {}
                 }
             }
-            Ok(reply)
-        })
+            Ok(Some(reply))
+        })?;
+        reply.ok_or_else(|| name_taken_over(worker))
     }
 
     fn complete(
@@ -650,4 +670,99 @@ impl Queue for SqliteQueue {
     fn set_waker(&self, waker: Waker) {
         self.waker.set(waker);
     }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.now_us();
+        let lease_us = micros(worker.lease);
+        let out = self.write(|tx| {
+            tx.execute(
+                "DELETE FROM runyard_workers WHERE last_heartbeat + lease_us < ?1",
+                [now],
+            )?;
+            if let Some(holder) = live_workers(tx, now, Some(&worker.name))?.pop() {
+                return Ok(Err(NameTaken(holder)));
+            }
+            tx.execute(
+                "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![worker.name, worker.host, worker.pid, now, lease_us],
+            )?;
+            Ok(Ok(()))
+        })?;
+        if out.is_ok() {
+            self.registered.insert(worker, now);
+        }
+        Ok(out)
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let Some(me) = self.registered.remove(name) else {
+            return Ok(());
+        };
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM runyard_workers WHERE name = ?1 AND host = ?2 AND pid = ?3 AND started_at = ?4",
+                params![me.worker.name, me.worker.host, me.worker.pid, me.started_at],
+            )
+        })
+        .map(|_| ())
+    }
+
+    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
+        if self.version < 2 {
+            // A file no worker of this build has used: none registered.
+            return Ok(Vec::new());
+        }
+        let now = self.now_us();
+        let conn = self.lock();
+        live_workers(&conn, now, None).map_err(sql_err)
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Renews `me`'s row, or puts it back if it was deleted while `me` was
+/// away and nobody took the name; false when somebody did.
+fn renew(tx: &Tx<'_>, me: &Registered, now: i64) -> rusqlite::Result<bool> {
+    let w = &me.worker;
+    let renewed = tx
+        .prepare_cached(
+            "UPDATE runyard_workers SET last_heartbeat = ?1
+             WHERE name = ?2 AND host = ?3 AND pid = ?4 AND started_at = ?5",
+        )?
+        .execute(params![now, w.name, w.host, w.pid, me.started_at])?;
+    if renewed == 1 {
+        return Ok(true);
+    }
+    let back = tx.execute(
+        "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+        params![w.name, w.host, w.pid, me.started_at, now, micros(w.lease)],
+    )?;
+    Ok(back == 1)
+}
+
+/// The live workers (only the one named `name`, if given), with their leases.
+fn live_workers(
+    conn: &Connection,
+    now: i64,
+    name: Option<&str>,
+) -> rusqlite::Result<Vec<LiveWorker>> {
+    let mut st = conn.prepare_cached(LIVE_WORKERS)?;
+    let rows = st.query_map(params![now, name], |r| {
+        Ok(LiveWorker {
+            worker: WorkerInfo {
+                name: r.get(0)?,
+                host: r.get(1)?,
+                pid: r.get(2)?,
+                lease: Duration::from_micros(r.get::<_, i64>(5)?.max(0) as u64),
+            },
+            started_at: Timestamp::from_micros(r.get(3)?),
+            last_heartbeat: Timestamp::from_micros(r.get(4)?),
+            leases: r.get::<_, i64>(6)?.max(0) as u64,
+        })
+    })?;
+    rows.collect()
 }

@@ -94,10 +94,74 @@ fn a_newer_schema_is_refused() {
 fn a_missing_file_is_refused_when_it_must_exist() {
     let d = dir();
     let p = d.path().join("absent.db");
-    let e = SqliteQueue::open(&p, OpenMode::Existing).unwrap_err();
-    assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
-    assert!(e.to_string().contains("no such state file"), "{e}");
-    assert!(!p.exists(), "nothing created");
+    for mode in [OpenMode::Existing, OpenMode::Inspect] {
+        let e = SqliteQueue::open(&p, mode).unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+        assert!(e.to_string().contains("no such state file"), "{e}");
+        assert!(!p.exists(), "nothing created");
+    }
+    // Nor is an empty file a queue to inspect (a run killed while creating it).
+    std::fs::write(&p, b"").unwrap();
+    refused(
+        &p,
+        OpenMode::Inspect,
+        QueueErrorKind::InvalidInput,
+        "holds no runyard queue",
+    );
+}
+
+/// A state file as the first schema wrote it, holding one queued job.
+fn version_1_file(p: &Path) {
+    let c = rusqlite::Connection::open(p).unwrap();
+    c.execute_batch(include_str!("../migrations/0001_init.sql"))
+        .unwrap();
+    c.execute_batch(
+        "INSERT INTO runyard_meta (key, value) VALUES ('schema_version', '1');
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate)
+         VALUES ('t', '{}', 0, 0, 0, 0, 1, 1, 'none', 'auto', 0);",
+    )
+    .unwrap();
+}
+
+fn version_of(p: &Path) -> String {
+    rusqlite::Connection::open(p)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM runyard_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn an_older_file_is_read_as_it_is_when_inspected_and_upgraded_when_used() {
+    let d = dir();
+    let p = d.path().join("old.db");
+    version_1_file(&p);
+    let before = std::fs::read(&p).unwrap();
+    {
+        let q = SqliteQueue::open(&p, OpenMode::Inspect).unwrap();
+        assert_eq!(q.counts().unwrap().queued, 1);
+        assert!(q.live_workers().unwrap().is_empty());
+    }
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        before,
+        "inspecting wrote nothing"
+    );
+    assert_eq!(version_of(&p), "1");
+
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    assert_eq!(version_of(&p), SCHEMA_VERSION.to_string(), "upgraded");
+    assert_eq!(q.counts().unwrap().queued, 1, "its job kept");
+    let me = runyard_queue::WorkerInfo::this_process("w", Duration::from_secs(10));
+    q.register_worker(&me).unwrap().unwrap();
+    assert_eq!(q.live_workers().unwrap()[0].worker, me);
+    drop(q);
+    let q = SqliteQueue::open(&p, OpenMode::Inspect).unwrap();
+    assert_eq!(q.live_workers().unwrap()[0].worker, me, "kept in the file");
 }
 
 #[test]

@@ -243,7 +243,7 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_new_attempt() {
 
 #[test]
 fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &[
                 "submit",
@@ -261,6 +261,16 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
         (
             &["submit", "--queue", "memory", "noop"],
             "needs a queue that outlives the process",
+        ),
+        (
+            &[
+                "worker",
+                "--queue",
+                "sqlite:///nonexistent/q.db",
+                "--lease",
+                "1ms",
+            ],
+            "it must be at least 1s",
         ),
     ];
     for (args, says) in cases {
@@ -281,14 +291,194 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
             text(&out.stderr)
         );
     }
-    // An unreachable server: an error at once, naming it (nothing retried for a minute).
+    // A password is never repeated, whatever is wrong.
+    for (args, says) in [
+        (
+            &[
+                "submit",
+                "--queue",
+                "postgres://u:s3cret@127.0.0.1/db?schema=Bad-Name",
+                "noop",
+            ][..],
+            "not a usable schema name",
+        ),
+        (
+            &[
+                "submit",
+                "--queue",
+                "postgres://u:s3cret@127.0.0.1:port/db",
+                "noop",
+            ],
+            "not a PostgreSQL connection URL",
+        ),
+        (
+            &["status", "--queue", "mysql://u:s3cret@db/x"],
+            "is not a queue URL",
+        ),
+    ] {
+        let out = finish({
+            let mut c = runyard();
+            c.args(args);
+            c
+        });
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("s3cret"), "{args:?}: {err}");
+    }
+    // An unreachable server: an error at once, naming its host and port,
+    // each cause said once (nothing retried for a minute).
     let start = std::time::Instant::now();
     let out = finish({
         let mut c = runyard();
-        c.args(["submit", "--queue", "postgres://u@127.0.0.1:1/db", "noop"]);
+        c.args([
+            "submit",
+            "--queue",
+            "postgres://u:s3cret@127.0.0.1:1/db",
+            "noop",
+        ]);
         c
     });
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("cannot connect to postgres://u@127.0.0.1:1/db"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot connect to 127.0.0.1:1 (postgres://u:***@127.0.0.1:1/db)"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("error connecting to server").count(),
+        1,
+        "{err}"
+    );
     assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+fn schema_exists(db: &mut runyard_postgres::postgres::Client, s: &str) -> bool {
+    db.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+        &[&s],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn status_reads_runyard_queue_and_a_missing_queue_is_never_created() {
+    let q = TestQueue::new("status_env");
+    let mut db = q.db();
+    // Read-only, and about jobs already there: refused, nothing created.
+    for args in [&["status"][..], &["retry", "1"], &["cancel", "1"]] {
+        let out = q.cli(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("no runyard queue in schema `{}`", q.schema)),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("runyard migrate --queue URL"), "{err}");
+        assert!(
+            !schema_exists(&mut db, &q.schema),
+            "{args:?} created the schema"
+        );
+    }
+    let out = q.cli(&["submit", "noop*2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = finish({
+        let mut c = runyard();
+        c.args(["status", "--json"]).env("RUNYARD_QUEUE", &q.url);
+        c
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["counts"]["queued"], 2, "{s}");
+    assert!(s["queue"].as_str().unwrap().contains(&q.schema), "{s}");
+}
+
+/// The pids of the live workers `status` lists under `name`.
+fn live(q: &TestQueue, name: &str) -> Vec<u64> {
+    let out = q.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["name"] == name)
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_worker_name_is_held_while_its_worker_lives_and_taken_again_once_it_died() {
+    let q = TestQueue::new("names");
+    let d = dir();
+    let out = q.cli(&["migrate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lease = ["--lease", "1s"];
+    let log = |n: &str| d.path().join(format!("{n}.log"));
+    let a = q.worker("same", &lease, &log("a"));
+    let a_pid = u64::from(a.id());
+    wait_until(Duration::from_secs(60), "a to register", || {
+        live(&q, "same") == [a_pid]
+    });
+
+    // A second live worker of the name is refused, naming the holder.
+    let (code, err) = exit_of(
+        runyard().args(["worker", "-q", "--name", "same", "--queue", &q.url]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("held by a live worker: pid {a_pid} on ")),
+        "{err}"
+    );
+
+    // Paused past its lease, a is gone: its name is taken over, and when
+    // it wakes it learns so and stops.
+    signal(&a, libc::SIGSTOP);
+    wait_until(Duration::from_secs(60), "a's heartbeat to lapse", || {
+        live(&q, "same").is_empty()
+    });
+    let b = q.worker("same", &lease, &log("b"));
+    let b_pid = u64::from(b.id());
+    wait_until(Duration::from_secs(60), "b to take the name", || {
+        live(&q, "same") == [b_pid]
+    });
+    signal(&a, libc::SIGCONT);
+    let (mut a, mut b) = (a, b);
+    let mut st = None;
+    let ended = std::time::Instant::now();
+    while st.is_none() && ended.elapsed() < Duration::from_secs(60) {
+        st = a.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let a_log = std::fs::read_to_string(log("a")).unwrap();
+    if st.is_none() {
+        signal(&a, libc::SIGKILL);
+        a.wait().unwrap();
+    }
+    assert!(
+        st.is_some_and(|st| !st.success()),
+        "a went on under a name taken over ({st:?}): {a_log}"
+    );
+    assert!(
+        a_log.contains("was taken over by another worker"),
+        "{a_log}"
+    );
+
+    // Killed, b frees the name once its heartbeat has lapsed: a restarted
+    // worker gets it (waiting for that, not failing).
+    signal(&b, libc::SIGKILL);
+    b.wait().unwrap();
+    let c = q.worker("same", &lease, &log("c"));
+    let c_pid = u64::from(c.id());
+    wait_until(Duration::from_secs(60), "c to take the name", || {
+        live(&q, "same") == [c_pid]
+    });
+    let out = q.cli(&["submit", "--wait", "noop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    stop(c, Duration::from_secs(30), &log("c"));
+    assert!(live(&q, "same").is_empty(), "c unregistered as it stopped");
 }

@@ -358,10 +358,140 @@ fn state_files_that_cannot_be_used_are_refused_and_left_untouched() {
         "no such state file",
     );
     assert!(!absent.exists());
-    refused(
-        &["status", "--state", &s(&absent)],
-        &absent,
-        "no such state file",
+    // Commands about jobs already there create nothing, and say how a
+    // state file is made.
+    let url = format!("sqlite://{}", s(&absent));
+    for args in [
+        &["status", "--state", &s(&absent)][..],
+        &["status", "--queue", &url],
+        &["retry", "--queue", &url, "1"],
+        &["cancel", "--queue", &url, "1"],
+    ] {
+        refused(args, &absent, "no such state file");
+        refused(args, &absent, "`runyard submit --queue sqlite://");
+        for side in ["", "-wal", "-shm"] {
+            let mut f = absent.as_os_str().to_owned();
+            f.push(side);
+            assert!(!PathBuf::from(f).exists(), "{args:?} left {side} behind");
+        }
+    }
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    finish({
+        let mut c = runyard();
+        c.args(args);
+        c
+    })
+}
+
+fn live_pids(state: &Path) -> Vec<u64> {
+    status_of(state)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn submit_creates_a_state_file_that_a_worker_drains() {
+    let d = dir();
+    let state = d.path().join("new.db");
+    let url = format!("sqlite://{}", state.display());
+    let out = cli(&["submit", "--queue", &url, "noop*3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+    let s = status_of(&state);
+    assert_eq!(s["counts"]["queued"], 3, "{s}");
+    assert_eq!(s["workers"], serde_json::json!([]), "{s}");
+
+    let log = d.path().join("worker.log");
+    let mut worker = runyard()
+        .args([
+            "worker", "-q", "--name", "w", "--lease", "1s", "--queue", &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(worker.id());
+    wait_until(
+        Duration::from_secs(60),
+        "the worker to drain the file",
+        || status_of(&state)["counts"]["succeeded"] == 3,
+    );
+    // Idle, it stays live: a second worker of its name sees it heartbeat,
+    // and is refused.
+    assert_eq!(live_pids(&state), [pid]);
+    let (code, err) = exit_of(
+        runyard().args(["worker", "-q", "--name", "w", "--queue", &url]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("held by a live worker: pid {pid} on ")),
+        "{err}"
+    );
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    let st = worker.wait().unwrap();
+    assert!(
+        st.success(),
+        "{st}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        live_pids(&state).is_empty(),
+        "a worker that stopped is no longer listed"
+    );
+}
+
+#[test]
+fn retry_and_cancel_say_when_there_is_nothing_to_do_and_refuse_unknown_ids() {
+    let d = dir();
+    let state = d.path().join("run.db");
+    let st = state.display().to_string();
+    let out = cli(&["run", "-q", "--state", &st, "noop", "fail:permanent=true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let url = format!("sqlite://{st}");
+    let says = |args: &[&str], code: i32, says: &str| {
+        let out = cli(args);
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {all}");
+        assert!(all.contains(says), "{args:?} should say {says:?}: {all}");
+    };
+    says(
+        &["retry", "--queue", &url, "1"],
+        0,
+        "1: nothing to do: it is succeeded",
+    );
+    says(
+        &["cancel", "--queue", &url, "1"],
+        0,
+        "1: nothing to do: it already succeeded",
+    );
+    says(
+        &["retry", "--queue", &url, "2", "99"],
+        2,
+        "no job with the id 99 in sqlite://",
+    );
+    says(
+        &["cancel", "--queue", &url, "99", "98"],
+        2,
+        "the ids 99, 98",
+    );
+    assert_eq!(
+        status_of(&state)["counts"]["dead"],
+        1,
+        "nothing was retried"
+    );
+    says(&["retry", "--queue", &url, "--dead"], 0, "2: queued again");
+    says(&["cancel", "--queue", &url, "2"], 0, "2: cancelled");
+    says(
+        &["retry", "--queue", &url, "--dead"],
+        0,
+        "no dead jobs: nothing to retry",
     );
 }
 

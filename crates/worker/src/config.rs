@@ -76,8 +76,5 @@ pub(crate) fn cores() -> usize {
 
 /// `host:pid`, unique among live workers.
 fn default_worker_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
-    format!("{host}:{}", std::process::id())
+    format!("{}:{}", runyard_queue::host_name(), std::process::id())
 }

@@ -867,10 +867,9 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Renews the leases held, and (with none, too) the worker's
+    /// registration as a live worker, if it has one.
     fn heartbeat(&mut self) -> Result<(), QueueError> {
-        if self.running.is_empty() {
-            return Ok(());
-        }
         let leases: Vec<(u64, Lease)> = self.running.iter().map(|(t, e)| (t, e.lease())).collect();
         let only: Vec<Lease> = leases.iter().map(|(_, l)| *l).collect();
         let reply = self

@@ -38,6 +38,35 @@ pub fn finish(mut c: Command) -> Output {
     }
 }
 
+/// Runs `c` (a command that might not end: a worker) until it exits,
+/// killing it after `limit`; its exit code and standard error.
+pub fn exit_of(c: &mut Command, limit: Duration) -> (Option<i32>, String) {
+    let err = tempfile::tempfile().unwrap();
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut text = String::new();
+    use std::io::{Read, Seek};
+    let mut err = err;
+    err.rewind().unwrap();
+    err.read_to_string(&mut text).unwrap();
+    (code, text)
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
