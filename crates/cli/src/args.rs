@@ -370,8 +370,15 @@ pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {
 }
 
 pub(crate) fn parse_at_least_one_u32(s: &str) -> Result<u32, String> {
-    let n = parse_at_least_one(s)?;
-    u32::try_from(n).map_err(|_| format!("{n} is too large"))
+    let expected = || format!("expected a whole number from 1 to {}", u32::MAX);
+    match s.parse::<u32>() {
+        Ok(0) => Err(format!("must be at least 1 ({})", expected())),
+        Ok(n) => Ok(n),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("{s} is too large ({})", expected()))
+        }
+        Err(_) => Err(format!("`{s}` is not a whole number ({})", expected())),
+    }
 }
 
 impl ProcessFlags {

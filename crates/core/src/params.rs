@@ -40,10 +40,10 @@ pub trait Params: Serialize + DeserializeOwned + Send + 'static {
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let inner = strip_position(&inner);
+            let inner = plain_expected(strip_position(&inner));
             // "unknown field `x`" names the field already.
             if path == "." || path.is_empty() || inner.starts_with("unknown field") {
-                inner.to_string()
+                inner
             } else {
                 format!("`{path}`: {inner}")
             }
@@ -58,6 +58,29 @@ fn strip_position(msg: &str) -> &str {
         Some(i) => &msg[..i],
         None => msg,
     }
+}
+
+/// serde says which Rust type a number must fit ("invalid value: integer
+/// `-1`, expected u32"); a user is told what may be written instead
+/// ("expected a whole number from 0 to 4294967295").
+fn plain_expected(msg: &str) -> String {
+    let Some((head, expected)) = msg.rsplit_once(", expected ") else {
+        return msg.to_string();
+    };
+    let range = match expected {
+        "u8" => "a whole number from 0 to 255".to_string(),
+        "u16" => format!("a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "u64" | "usize" => format!("a whole number from 0 to {}", u64::MAX),
+        "i8" => "a whole number from -128 to 127".to_string(),
+        "i16" => format!("a whole number from {} to {}", i16::MIN, i16::MAX),
+        "i32" => format!("a whole number from {} to {}", i32::MIN, i32::MAX),
+        "i64" | "isize" => format!("a whole number from {} to {}", i64::MIN, i64::MAX),
+        "f32" | "f64" => "a number".to_string(),
+        _ => return msg.to_string(),
+    };
+    let head = head.replace(" as i128", "").replace(" as u128", "");
+    format!("{head}, expected {range}")
 }
 
 impl Params for () {
@@ -258,7 +281,10 @@ mod tests {
     #[test]
     fn decode_errors_name_the_field_without_engine_positions() {
         let e = P::decode(r#"{"n": "many"}"#).err().unwrap();
-        assert_eq!(e, "`n`: invalid type: string \"many\", expected u64");
+        assert_eq!(
+            e,
+            "`n`: invalid type: string \"many\", expected a whole number from 0 to 18446744073709551615"
+        );
         let e = P::decode(r#"{"n": 1, "nn": 2}"#).err().unwrap();
         assert!(
             e.starts_with("unknown field `nn`, expected `n` or `name`"),
@@ -266,6 +292,38 @@ mod tests {
         );
         let e = P::decode(r#"{}"#).err().unwrap();
         assert_eq!(e, "missing field `n`");
+    }
+
+    #[test]
+    fn number_errors_say_which_numbers_are_accepted() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct N {
+            a: u32,
+            b: i32,
+            c: f64,
+        }
+        impl Params for N {}
+        let e = N::decode(r#"{"a": -1, "b": 0, "c": 0}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "`a`: invalid value: integer `-1`, expected a whole number from 0 to 4294967295"
+        );
+        let e = N::decode(r#"{"a": 1.8446744073709552e19, "b": 0, "c": 0}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "`a`: invalid type: floating point `1.8446744073709552e+19`, \
+             expected a whole number from 0 to 4294967295"
+        );
+        let e = N::decode(r#"{"a": 1, "b": 3000000000, "c": 0}"#).unwrap_err();
+        assert!(
+            e.ends_with("expected a whole number from -2147483648 to 2147483647"),
+            "{e}"
+        );
+        let e = N::decode(r#"{"a": 1, "b": 1, "c": "x"}"#).unwrap_err();
+        assert_eq!(e, "`c`: invalid type: string \"x\", expected a number");
+        // Other expectations are left as serde says them.
+        let e = P::decode(r#"{"n": 1, "name": 5}"#).err().unwrap();
+        assert_eq!(e, "`name`: invalid type: integer `5`, expected a string");
     }
 
     #[test]
