@@ -168,12 +168,15 @@ impl ParamSchema {
 }
 
 /// One parameter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Serialized with its type as a user writes it (`type`: `integer`, `list
+/// of strings`, see [`FieldSchema::type_name`]) beside the Rust type
+/// (`rust_type`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FieldSchema {
     /// The name as written in job files and on the command line.
     pub name: String,
     /// The Rust type, e.g. `u64` or `Option<String>`.
-    #[serde(rename = "type")]
     pub ty: String,
     /// Whether a job must give it.
     pub required: bool,
@@ -183,6 +186,83 @@ pub struct FieldSchema {
     pub constraints: Vec<String>,
     /// The field's doc comment.
     pub doc: String,
+}
+
+impl FieldSchema {
+    /// The type in a job's terms rather than Rust's: `integer`, `number`,
+    /// `boolean`, `string`, `path`, `duration`, `list of integers`, `map of
+    /// string to string`; `Option<T>` is `T` (whether a field may be left
+    /// out is [`FieldSchema::required`]). A type of the task's own is a
+    /// `value` (its doc comment says what it takes).
+    pub fn type_name(&self) -> String {
+        type_name(&self.ty.replace(' ', ""), false)
+    }
+}
+
+/// The words for the Rust type `ty` (without spaces), plural in a list.
+fn type_name(ty: &str, plural: bool) -> String {
+    let (outer, args) = match ty.split_once('<') {
+        Some((o, rest)) if rest.ends_with('>') => (o, Some(&rest[..rest.len() - 1])),
+        _ => (ty, None),
+    };
+    // `std::time::Duration` reads as `Duration`.
+    let outer = outer.rsplit("::").next().unwrap_or(outer);
+    let word = |one: &str, many: &str| if plural { many } else { one }.to_string();
+    match (outer, args) {
+        ("Option" | "Box", Some(t)) => type_name(t, plural),
+        ("Vec" | "VecDeque" | "HashSet" | "BTreeSet", Some(t)) => {
+            format!("{} of {}", word("list", "lists"), type_name(t, true))
+        }
+        ("HashMap" | "BTreeMap", Some(kv)) => match split_args(kv) {
+            Some((k, v)) => format!(
+                "{} of {} to {}",
+                word("map", "maps"),
+                type_name(k, false),
+                type_name(v, false)
+            ),
+            None => word("map", "maps"),
+        },
+        (
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128"
+            | "isize",
+            None,
+        ) => word("integer", "integers"),
+        ("f32" | "f64", None) => word("number", "numbers"),
+        ("bool", None) => word("boolean", "booleans"),
+        ("String" | "str" | "&str" | "char" | "Cow", _) => word("string", "strings"),
+        ("PathBuf" | "Path" | "&Path", None) => word("path", "paths"),
+        ("Duration", None) => word("duration", "durations"),
+        _ => word("value", "values"),
+    }
+}
+
+/// `K,V` split at its top-level comma.
+fn split_args(kv: &str) -> Option<(&str, &str)> {
+    let mut depth = 0;
+    for (i, c) in kv.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => return Some((&kv[..i], &kv[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Serialize for FieldSchema {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("FieldSchema", 7)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("type", &self.type_name())?;
+        st.serialize_field("rust_type", &self.ty)?;
+        st.serialize_field("required", &self.required)?;
+        st.serialize_field("default", &self.default)?;
+        st.serialize_field("constraints", &self.constraints)?;
+        st.serialize_field("doc", &self.doc)?;
+        st.end()
+    }
 }
 
 /// A job's parameters as a JSON object, shared cheaply between copies of a
@@ -324,6 +404,39 @@ mod tests {
         // Other expectations are left as serde says them.
         let e = P::decode(r#"{"n": 1, "name": 5}"#).err().unwrap();
         assert_eq!(e, "`name`: invalid type: integer `5`, expected a string");
+    }
+
+    #[test]
+    fn field_types_are_named_as_a_job_writes_them() {
+        let field = |ty: &str| FieldSchema {
+            name: "f".into(),
+            ty: ty.into(),
+            required: false,
+            default: None,
+            constraints: Vec::new(),
+            doc: String::new(),
+        };
+        let name = |ty: &str| field(ty).type_name();
+        assert_eq!(name("u64"), "integer");
+        assert_eq!(name("Option<u32>"), "integer");
+        assert_eq!(name("Option < i64 >"), "integer");
+        assert_eq!(name("f64"), "number");
+        assert_eq!(name("bool"), "boolean");
+        assert_eq!(name("String"), "string");
+        assert_eq!(name("Option<PathBuf>"), "path");
+        assert_eq!(name("std::time::Duration"), "duration");
+        assert_eq!(name("Vec<String>"), "list of strings");
+        assert_eq!(name("Vec<i32>"), "list of integers");
+        assert_eq!(name("Vec<Vec<u8>>"), "list of lists of integers");
+        assert_eq!(name("BTreeMap<String, String>"), "map of string to string");
+        assert_eq!(
+            name("HashMap<String,Vec<u64>>"),
+            "map of string to list of integers"
+        );
+        assert_eq!(name("Cmd"), "value");
+        let json = serde_json::to_value(field("Option<u32>")).unwrap();
+        assert_eq!(json["type"], "integer");
+        assert_eq!(json["rust_type"], "Option<u32>");
     }
 
     #[test]

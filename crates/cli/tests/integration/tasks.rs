@@ -43,7 +43,7 @@ fn describe_shows_parameters_defaults_constraints_and_policy() {
         .find(|l| l.trim_start().starts_with("n "))
         .expect("a line for n");
     assert!(
-        n.contains("u64") && n.contains("default 10000000") && n.contains("must be >= 1"),
+        n.contains("integer") && n.contains("default 10000000") && n.contains("must be >= 1"),
         "{n}"
     );
     assert!(r.stdout.contains("max_attempts  3"), "{}", r.stdout);
@@ -57,8 +57,59 @@ fn describe_shows_parameters_defaults_constraints_and_policy() {
     assert_eq!(j["name"], "fail");
     let fields = j["params"]["fields"].as_array().unwrap();
     let k = fields.iter().find(|f| f["name"] == "k").unwrap();
-    assert_eq!(k["type"], "Option<u32>");
+    assert_eq!(k["type"], "integer");
+    assert_eq!(k["rust_type"], "Option<u32>");
     assert_eq!(k["required"], false);
+}
+
+#[test]
+fn describe_names_types_and_durations_as_a_job_writes_them() {
+    let r = run(&["describe", "shell"]);
+    r.code(0);
+    let field = |name: &str| -> Vec<String> {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("a line for {name}:\n{}", r.stdout));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(field("kill_grace")[1..], ["duration", "default", "2s"]);
+    assert_eq!(
+        field("env")[1..],
+        ["map", "of", "string", "to", "string", "default", "{}"]
+    );
+    assert_eq!(field("cwd")[1..], ["path", "optional"]);
+    assert_eq!(field("ok_codes")[1..4], ["list", "of", "integers"]);
+    let sleep = run(&["describe", "sleep"]).stdout;
+    assert!(sleep.contains("duration         default 1s"), "{sleep}");
+    let j: serde_json::Value =
+        serde_json::from_str(&run(&["describe", "shell", "--json"]).stdout).unwrap();
+    let grace = j["params"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "kill_grace")
+        .unwrap();
+    assert_eq!(
+        (&grace["type"], &grace["default"]),
+        (&serde_json::json!("duration"), &serde_json::json!("2s"))
+    );
+}
+
+#[test]
+fn the_cpu_output_is_a_decimal_string() {
+    // 64 bits: as a JSON number it would be rounded by readers that hold
+    // numbers as doubles.
+    let r = run(&["run", "cpu:n=3", "--json", "-", "-q"]);
+    r.code(0);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let out = report["jobs"][0]["output"].as_str().expect("a string");
+    let mut x = 0u64;
+    for _ in 0..3 {
+        x = runyard_builtins::splitmix64(x);
+    }
+    assert_eq!(out, x.to_string());
 }
 
 /// `http` from the command line, in auto mode, against a server that
