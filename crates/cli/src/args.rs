@@ -11,7 +11,13 @@ use runyard::{Backoff, Mode};
     name = "runyard",
     version,
     about = "Run many jobs of named tasks concurrently, with retries, timeouts and a record of every attempt",
-    after_help = "Run `runyard run --help` for the job syntax and job files.\nExit codes: 0 all jobs succeeded, 1 a job ended dead or cancelled, 2 usage or input error (nothing ran), 130 interrupted."
+    after_help = "Run `runyard run --help` for the job syntax and job files.\n\n\
+Exit codes:\n  \
+0    every job succeeded\n  \
+1    at least one job ended dead or cancelled\n  \
+2    usage or input error (nothing ran)\n  \
+3    the runner itself failed: a queue or an output it could not reach or write\n  \
+130  interrupted"
 )]
 pub(crate) struct Cli {
     /// When to use colour.

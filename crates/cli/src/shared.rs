@@ -2,7 +2,6 @@
 //! `retry`, `cancel`, `prune`, `migrate`.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,11 +76,9 @@ pub(crate) fn submit(
     if !batch.is_empty() {
         send(&mut batch)?;
     }
-    let mut out = std::io::stdout().lock();
     for id in &ids {
-        writeln!(out, "{}", id.0)?;
+        outln!("{}", id.0)?;
     }
-    drop(out);
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -266,7 +263,7 @@ pub(crate) fn worker(
         args.quiet,
     );
     if !args.quiet {
-        eprintln!(
+        errln!(
             "runyard worker `{name}` draining {}",
             args.queue.queue.display()
         );
@@ -306,7 +303,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     let mut refused = 0;
     for id in ids {
         if queue.retry(id)? {
-            println!("{id}: queued again");
+            outln!("{id}: queued again")?;
         } else {
             refused += 1;
             let why = match queue.get(id)? {
@@ -316,7 +313,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
                     v.state
                 ),
             };
-            println!("{id}: not retried: {why}");
+            outln!("{id}: not retried: {why}")?;
         }
     }
     Ok(if refused == 0 {
@@ -341,7 +338,7 @@ pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
                 "no such job".to_string()
             }
         };
-        println!("{id}: {what}");
+        outln!("{id}: {what}")?;
     }
     Ok(if missing == 0 {
         ExitCode::SUCCESS
@@ -364,10 +361,10 @@ pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let url = postgres_only(&args.queue, "prune")?;
     let q = state::connect_postgres(&url)?;
     let n = q.prune(args.older_than, args.dead)?;
-    println!(
+    outln!(
         "pruned {n} jobs that finished more than {} ago",
         runyard::format_duration(args.older_than)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -383,19 +380,19 @@ pub(crate) fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     if applied.is_empty() {
-        println!(
+        outln!(
             "{} (schema `{}`) is at version {}: nothing to do",
             opts.url(),
             opts.schema_name(),
             runyard::postgres::SCHEMA_VERSION
-        );
+        )?;
     } else {
         for v in applied {
-            println!(
+            outln!(
                 "applied migration {v} to {} (schema `{}`)",
                 opts.url(),
                 opts.schema_name()
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
