@@ -60,7 +60,7 @@ pub(crate) enum Command {
     Prune(PruneArgs),
     /// Create or upgrade a PostgreSQL queue's schema.
     Migrate(MigrateArgs),
-    /// Run a benchmark workload (see BENCH.md); prints one JSON line.
+    /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The worker role of `--mode process` (started by runyard itself).
     #[command(name = "__worker", hide = true)]
@@ -195,7 +195,8 @@ pub(crate) struct StoreFlags {
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
 
-    /// The queue: memory (the default), sqlite://PATH, or postgres://USER@HOST/DB.
+    /// The queue: memory (the default) or sqlite://PATH. (A PostgreSQL
+    /// queue is filled by `runyard submit` and drained by `runyard worker`.)
     #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
     pub(crate) queue: Option<crate::state::QueueUrl>,
 }
@@ -203,10 +204,38 @@ pub(crate) struct StoreFlags {
 impl StoreFlags {
     /// The queue named, if any.
     pub(crate) fn url(&self) -> Option<crate::state::QueueUrl> {
-        match (&self.state, &self.queue) {
-            (Some(p), _) => Some(crate::state::QueueUrl::Sqlite(p.clone())),
-            (None, q) => q.clone(),
-        }
+        queue_url(&self.state, &self.queue)
+    }
+}
+
+/// The queue or recorded run that `status` shows.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct ShownStore {
+    /// Show the run recorded in this SQLite file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME].
+    #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
+    pub(crate) queue: Option<crate::state::QueueUrl>,
+}
+
+impl ShownStore {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<crate::state::QueueUrl> {
+        queue_url(&self.state, &self.queue)
+    }
+}
+
+/// `--state PATH` is `--queue sqlite://PATH`.
+fn queue_url(
+    state: &Option<PathBuf>,
+    queue: &Option<crate::state::QueueUrl>,
+) -> Option<crate::state::QueueUrl> {
+    match (state, queue) {
+        (Some(p), _) => Some(crate::state::QueueUrl::Sqlite(p.clone())),
+        (None, q) => q.clone(),
     }
 }
 
@@ -328,7 +357,7 @@ pub(crate) struct MigrateArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
-    pub(crate) store: StoreFlags,
+    pub(crate) store: ShownStore,
 
     /// Print JSON.
     #[arg(long)]

@@ -1,4 +1,4 @@
-//! `runyard bench`: the workloads of BENCH.md, driven through the same
+//! `runyard bench`: the workloads of docs/BENCHMARKS.md, driven through the same
 //! public API a user's program uses (registered tasks, jobs, the worker
 //! loop, the retry policy, the report). Prints one JSON line on stdout.
 

@@ -144,3 +144,41 @@ fn http_jobs_run_from_the_command_line() {
     assert_eq!(j["output"]["status"], 200);
     assert_eq!(j["output"]["bytes"], 2);
 }
+
+#[test]
+fn help_texts_point_at_what_exists_and_offer_what_works() {
+    let bench = run(&["bench", "--help"]).stdout;
+    assert!(bench.contains("docs/BENCHMARKS.md"), "{bench}");
+    assert!(!bench.contains("BENCH.md"), "{bench}");
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/BENCHMARKS.md");
+    let text = std::fs::read_to_string(docs).expect("docs/BENCHMARKS.md exists");
+    for workload in [
+        "noop-thread",
+        "sleep-async",
+        "sleep-thread",
+        "cpu-scale",
+        "noop-process",
+        "shell",
+        "seed",
+        "queue",
+    ] {
+        assert!(
+            text.contains(&format!("runyard bench {workload}")),
+            "docs/BENCHMARKS.md says what `{workload}` is"
+        );
+    }
+    // `run` refuses a PostgreSQL queue, so its help does not offer one.
+    let run_help = run(&["run", "--help"]).stdout;
+    let queue = run_help
+        .split("--queue <URL>")
+        .nth(1)
+        .expect("--queue is described");
+    let queue = &queue[..queue.find("\n\n").unwrap_or(queue.len())];
+    assert!(!queue.contains("postgres://"), "{queue}");
+    assert!(queue.contains("sqlite://PATH"), "{queue}");
+    // `status` reads a run, it does not record one.
+    let status = run(&["status", "--help"]).stdout;
+    let state = status.lines().find(|l| l.contains("--state")).unwrap();
+    assert!(!state.contains("Record"), "{state}");
+    assert!(state.contains("Show the run recorded"), "{state}");
+}
