@@ -281,14 +281,15 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
             text(&out.stderr)
         );
     }
-    // An unreachable server: an error at once, naming it (nothing retried for a minute).
+    // An unreachable server: an error at once, naming it (nothing retried
+    // for a minute); the runner could not reach its queue: exit 3.
     let start = std::time::Instant::now();
     let out = finish({
         let mut c = runyard();
         c.args(["submit", "--queue", "postgres://u@127.0.0.1:1/db", "noop"]);
         c
     });
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("cannot connect to postgres://u@127.0.0.1:1/db"));
     assert!(start.elapsed() < Duration::from_secs(30));
 }
