@@ -45,18 +45,21 @@ impl Default for CpuParams {
     }
 }
 
-/// `cpu`: runs a splitmix64 hash chain of `n` steps; the output is the final value.
+/// `cpu`: runs a splitmix64 hash chain of `n` steps; the output is the final
+/// value in decimal, as a JSON string: it is a 64-bit integer, and JSON
+/// readers that hold numbers as doubles (JavaScript's) would round it past
+/// 2^53.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
 
 impl Task for Cpu {
     const NAME: &'static str = "cpu";
     const DESCRIPTION: &'static str =
-        "Runs a splitmix64 hash chain of `n` steps (CPU-bound); outputs the final value";
+        "Runs a splitmix64 hash chain of `n` steps (CPU-bound); outputs the final value as a decimal string";
     type Params = CpuParams;
-    type Output = u64;
+    type Output = String;
 
-    fn run(&self, p: CpuParams, ctx: &Context) -> Result<u64, TaskError> {
+    fn run(&self, p: CpuParams, ctx: &Context) -> Result<String, TaskError> {
         // Check for cancellation between slices, so a timeout stops it.
         const SLICE: u64 = 1 << 24;
         let mut x = p.seed;
@@ -69,7 +72,7 @@ impl Task for Cpu {
                 ctx.check()?;
             }
         }
-        Ok(x)
+        Ok(x.to_string())
     }
 }
 
@@ -86,7 +89,10 @@ mod tests {
             x = splitmix64(x);
         }
         let ctx = Context::new(runyard::JobId(1), 1, runyard::CancelToken::new());
-        assert_eq!(Cpu.run(CpuParams { n, seed: 0 }, &ctx).unwrap(), x);
+        assert_eq!(
+            Cpu.run(CpuParams { n, seed: 0 }, &ctx).unwrap(),
+            x.to_string()
+        );
         assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
     }
 }

@@ -11,7 +11,13 @@ use runyard::{Backoff, Mode};
     name = "runyard",
     version,
     about = "Run many jobs of named tasks concurrently, with retries, timeouts and a record of every attempt",
-    after_help = "Run `runyard run --help` for the job syntax and job files.\nExit codes: 0 all jobs succeeded, 1 a job ended dead or cancelled, 2 usage or input error (nothing ran), 130 interrupted."
+    after_help = "Run `runyard run --help` for the job syntax and job files.\n\n\
+Exit codes:\n  \
+0    every job succeeded\n  \
+1    at least one job ended dead or cancelled\n  \
+2    usage or input error (nothing ran)\n  \
+3    the runner itself failed: a queue or an output it could not reach or write\n  \
+130  interrupted"
 )]
 pub(crate) struct Cli {
     /// When to use colour.
@@ -54,7 +60,7 @@ pub(crate) enum Command {
     Prune(PruneArgs),
     /// Create or upgrade a PostgreSQL queue's schema.
     Migrate(MigrateArgs),
-    /// Run a benchmark workload (see BENCH.md); prints one JSON line.
+    /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The worker role of `--mode process` (started by runyard itself).
     #[command(name = "__worker", hide = true)]
@@ -189,7 +195,8 @@ pub(crate) struct StoreFlags {
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
 
-    /// The queue: memory (the default), sqlite://PATH, or postgres://USER@HOST/DB.
+    /// The queue: memory (the default) or sqlite://PATH. (A PostgreSQL
+    /// queue is filled by `runyard submit` and drained by `runyard worker`.)
     #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
     pub(crate) queue: Option<crate::state::QueueUrl>,
 }
@@ -197,10 +204,39 @@ pub(crate) struct StoreFlags {
 impl StoreFlags {
     /// The queue named, if any.
     pub(crate) fn url(&self) -> Option<crate::state::QueueUrl> {
-        match (&self.state, &self.queue) {
-            (Some(p), _) => Some(crate::state::QueueUrl::Sqlite(p.clone())),
-            (None, q) => q.clone(),
-        }
+        queue_url(&self.state, &self.queue)
+    }
+}
+
+/// The queue or recorded run that `status` shows.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct ShownStore {
+    /// Show the run recorded in this SQLite file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
+    /// (default: $RUNYARD_QUEUE).
+    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
+    pub(crate) queue: Option<crate::state::QueueUrl>,
+}
+
+impl ShownStore {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<crate::state::QueueUrl> {
+        queue_url(&self.state, &self.queue)
+    }
+}
+
+/// `--state PATH` is `--queue sqlite://PATH`.
+fn queue_url(
+    state: &Option<PathBuf>,
+    queue: &Option<crate::state::QueueUrl>,
+) -> Option<crate::state::QueueUrl> {
+    match (state, queue) {
+        (Some(p), _) => Some(crate::state::QueueUrl::Sqlite(p.clone())),
+        (None, q) => q.clone(),
     }
 }
 
@@ -330,14 +366,8 @@ pub(crate) struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
-    /// A run's state file (the same as --queue sqlite://PATH).
-    #[arg(long, value_name = "PATH", conflicts_with = "queue")]
-    pub(crate) state: Option<PathBuf>,
-
-    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
-    /// (default: $RUNYARD_QUEUE).
-    #[arg(long, value_name = "URL", value_parser = crate::state::QueueUrlParser)]
-    pub(crate) queue: Option<crate::state::QueueUrl>,
+    #[command(flatten)]
+    pub(crate) store: ShownStore,
 
     /// Print JSON.
     #[arg(long)]
@@ -403,8 +433,15 @@ pub(crate) fn parse_at_least_one(s: &str) -> Result<u64, String> {
 }
 
 pub(crate) fn parse_at_least_one_u32(s: &str) -> Result<u32, String> {
-    let n = parse_at_least_one(s)?;
-    u32::try_from(n).map_err(|_| format!("{n} is too large"))
+    let expected = || format!("expected a whole number from 1 to {}", u32::MAX);
+    match s.parse::<u32>() {
+        Ok(0) => Err(format!("must be at least 1 ({})", expected())),
+        Ok(n) => Ok(n),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("{s} is too large ({})", expected()))
+        }
+        Err(_) => Err(format!("`{s}` is not a whole number ({})", expected())),
+    }
 }
 
 impl ProcessFlags {

@@ -1,4 +1,4 @@
-//! `runyard bench`: the workloads of BENCH.md, driven through the same
+//! `runyard bench`: the workloads of docs/BENCHMARKS.md, driven through the same
 //! public API a user's program uses (registered tasks, jobs, the worker
 //! loop, the retry policy, the report). Prints one JSON line on stdout.
 
@@ -104,7 +104,13 @@ struct Line {
     extra: Map<String, Value>,
 }
 
-fn emit(workload: &'static str, peer: &'static str, tasks: u64, wall: Duration, extra: Value) {
+fn emit(
+    workload: &'static str,
+    peer: &'static str,
+    tasks: u64,
+    wall: Duration,
+    extra: Value,
+) -> Result<(), crate::RunnerFailure> {
     let Value::Object(extra) = extra else {
         unreachable!("extras are an object")
     };
@@ -118,7 +124,7 @@ fn emit(workload: &'static str, peer: &'static str, tasks: u64, wall: Duration, 
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         extra,
     };
-    println!("{}", serde_json::to_string(&line).expect("serializable"));
+    outln!("{}", serde_json::to_string(&line).expect("serializable"))
 }
 
 fn round6(x: f64) -> f64 {
@@ -212,7 +218,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                     "submit_s": round6(r.submit.as_secs_f64()),
                     "report_s": round6(t.elapsed().as_secs_f64()),
                 }),
-            );
+            )?;
         }
         Workload::SleepAsync { n, sleep } => {
             // The workload is N waits at once: -j N, as `runyard run --mode async -j N` would ask.
@@ -231,7 +237,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                     "overhead_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
                     "concurrency": n,
                 }),
-            );
+            )?;
         }
         Workload::SleepThread { n, sleep, workers } => {
             if workers == 0 {
@@ -250,7 +256,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 n,
                 wall,
                 json!({"overhead_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
-            );
+            )?;
         }
         Workload::CpuScale { n, rounds, mode } => {
             if !matches!(mode, Mode::Thread | Mode::Process) {
@@ -290,7 +296,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                     "task_s": round6(walls[0].as_secs_f64() / n as f64),
                     "checksum": outputs[0].first().cloned().unwrap_or_default(),
                 }),
-            );
+            )?;
         }
         Workload::Shell { n, parallel } => {
             if parallel == 0 {
@@ -305,7 +311,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 n,
                 wall,
                 json!({"parallel": parallel}),
-            );
+            )?;
         }
         Workload::NoopProcess { n, workers } => {
             if workers == 0 {
@@ -345,7 +351,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 n,
                 wall,
                 json!({"workers": workers, "pool_start_s": round6(pool_start.as_secs_f64())}),
-            );
+            )?;
         }
         Workload::Queue {
             n,
@@ -371,7 +377,7 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
                 8,
                 wall,
                 json!({"mode": "auto"}),
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -463,7 +469,7 @@ fn queue_bench(
             "p95_latency_ms": pct(0.95).map(round6),
             "latency_samples": lat.len(),
         }),
-    );
+    )?;
     Ok(())
 }
 

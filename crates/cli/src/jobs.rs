@@ -2,18 +2,34 @@
 //!
 //! Every job is checked (task, parameters, options, mode) before any runs;
 //! an error names where the job came from: the argument, or the file, line
-//! and column.
+//! and column. A command names at most [`MAX_JOBS`] jobs, all its counts
+//! together.
+//!
+//! Messages echo what was given, cut short when it is long: an argument, a
+//! file's line (around the column at fault) and a message each show a few
+//! hundred characters at most.
 
+mod fields;
+
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, Mode, SubmitError, Timestamp};
+use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, Mode, SubmitError};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
+
+use fields::{Attempts, Count, ParamTable, Priority, RunAt};
+
+/// The most jobs one command may name, all its counts together. Every job
+/// of a run is held in its queue from the start, so a typo
+/// (`noop*4294967295`) is refused before anything starts rather than run
+/// out of memory; the largest runs measured (10^7 jobs) fit ten times over.
+pub(crate) const MAX_JOBS: u64 = 100_000_000;
 
 pub(crate) const SYNTAX_HELP: &str = "\
 JOBS ON THE COMMAND LINE
@@ -35,6 +51,11 @@ JOB FILES (-f FILE, TOML)
   count = 4                # that many copies
   max_attempts = 2         # per-job options: the same keys as [defaults],
                            # and idempotency_key, isolate, run_at
+  run_at = 2026-11-25T10:00:00Z   # not before (a TOML date-time or a string,
+                                  # with Z or an offset such as +01:00)
+
+COUNTS
+  1 to 100000000 jobs per command: every `*COUNT` and `count =` together
 
 PRECEDENCE
   a job's own options > command-line flags > the file's [defaults] > the task's defaults
@@ -55,6 +76,58 @@ pub(crate) struct InputError {
     location: String,
     message: String,
     snippet: Option<(usize, String, usize, usize)>,
+}
+
+impl InputError {
+    /// An error at `location` (an argument, a file).
+    fn new(location: impl Into<String>, message: impl fmt::Display) -> InputError {
+        InputError {
+            location: location.into(),
+            message: clip(&message.to_string(), MESSAGE_CHARS).into_owned(),
+            snippet: None,
+        }
+    }
+}
+
+/// How much of a message, an argument and a file's line an error shows.
+const MESSAGE_CHARS: usize = 400;
+const ARG_CHARS: usize = 80;
+const LINE_CHARS: usize = 120;
+
+/// `s`, or when it has more than `max` characters its start and end with
+/// `…` between.
+fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    let n = s.chars().count();
+    if n <= max {
+        return Cow::Borrowed(s);
+    }
+    let keep = max.saturating_sub(1) / 2;
+    let head: String = s.chars().take(keep).collect();
+    let tail: String = s.chars().skip(n - keep).collect();
+    Cow::Owned(format!("{head}…{tail}"))
+}
+
+/// The part of a long `line` around the mark at column `col` (from 1, in
+/// characters) that is `width` wide: the text, with `…` where it was cut,
+/// and the mark's column and width in it.
+fn around(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= LINE_CHARS {
+        return (line.to_string(), col, width);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    let end = (at.saturating_sub(LINE_CHARS / 3) + LINE_CHARS).min(chars.len());
+    let start = end - LINE_CHARS;
+    let mut text = String::new();
+    if start > 0 {
+        text.push('…');
+    }
+    text.extend(&chars[start..end]);
+    if end < chars.len() {
+        text.push('…');
+    }
+    let col = at - start + 1 + usize::from(start > 0);
+    (text, col, width.min(end.saturating_sub(at)))
 }
 
 impl fmt::Display for InputError {
@@ -84,26 +157,81 @@ impl crate::args::JobInput {
         engine: &Engine,
         flags: &JobOptions,
     ) -> Result<Vec<Prepared>, InputError> {
-        let mut prepared = from_args(engine, &self.jobs, flags)?;
+        let mut tally = Tally::default();
+        let mut prepared = from_args(engine, &self.jobs, flags, &mut tally)?;
         for f in &self.files {
-            prepared.extend(from_file(engine, f, flags)?);
+            prepared.extend(from_file(engine, f, flags, &mut tally)?);
         }
         Ok(prepared)
     }
 }
 
+/// The jobs a command names so far, against [`MAX_JOBS`].
+#[derive(Debug, Default)]
+struct Tally {
+    total: u64,
+}
+
+impl Tally {
+    /// Counts `count` more jobs; says why when that is too many.
+    fn add(&mut self, count: u32) -> Result<(), String> {
+        self.total += u64::from(count);
+        if self.total > MAX_JOBS {
+            return Err(format!(
+                "with these {count} jobs the command names {} jobs, more than it may run \
+                 (at most {MAX_JOBS} jobs per command, all counts together): split the work \
+                 over several commands",
+                self.total
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the count after `*`: a whole number from 1 to [`MAX_JOBS`].
+fn parse_count(c: &str) -> Result<u32, String> {
+    if c.is_empty() {
+        return Err(format!(
+            "missing the count after `*` (a whole number from 1 to {MAX_JOBS})"
+        ));
+    }
+    match c.parse::<u64>() {
+        Ok(0) => Err("the count after `*` must be at least 1".into()),
+        Ok(n) if n <= MAX_JOBS => Ok(n as u32),
+        _ if c.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "the count after `*` is {}, more than one command may run (at most {MAX_JOBS} jobs)",
+            clip(c, ARG_CHARS)
+        )),
+        _ => Err(format!(
+            "the count after `*` must be a whole number from 1 to {MAX_JOBS}, got `{}`",
+            clip(c, ARG_CHARS)
+        )),
+    }
+}
+
+/// Splits `TASK...*COUNT` into the job and its count. A `*` in the task's
+/// name always starts a count (task names have none); one among the
+/// parameters does when what follows it looks like a number (`*4`, `*-1`,
+/// `*1.5`), and is part of a value otherwise (`cmd=ls *.txt`).
+fn split_count(arg: &str) -> Result<(&str, u32), String> {
+    let Some((body, c)) = arg.rsplit_once('*') else {
+        return Ok((arg, 1));
+    };
+    let in_task = arg.find(':').is_none_or(|colon| colon > body.len());
+    let unsigned = c.strip_prefix(['+', '-']).unwrap_or(c);
+    let numeric = unsigned.starts_with(|ch: char| ch.is_ascii_digit())
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "._+-".contains(ch));
+    if in_task || numeric {
+        Ok((body, parse_count(c)?))
+    } else {
+        Ok((arg, 1))
+    }
+}
+
 /// Reads one `TASK[:KEY=VALUE,...][*COUNT]` argument.
 pub(crate) fn parse_job_arg(arg: &str) -> Result<(JobSpec, u32), String> {
-    let (body, count) = match arg.rsplit_once('*') {
-        Some((b, c)) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => {
-            let n: u32 = c.parse().map_err(|_| format!("count `{c}` is too large"))?;
-            if n == 0 {
-                return Err("the count after `*` must be at least 1".into());
-            }
-            (b, n)
-        }
-        _ => (arg, 1),
-    };
+    let (body, count) = split_count(arg)?;
     let (task, params) = match body.split_once(':') {
         Some((t, p)) => (t, Some(p)),
         None => (body, None),
@@ -115,15 +243,15 @@ pub(crate) fn parse_job_arg(arg: &str) -> Result<(JobSpec, u32), String> {
     for pair in params.map(split_top_level).unwrap_or_default() {
         let (k, v) = pair
             .split_once('=')
-            .ok_or_else(|| format!("expected KEY=VALUE, got `{pair}`"))?;
+            .ok_or_else(|| format!("expected KEY=VALUE, got `{}`", clip(pair, ARG_CHARS)))?;
         let k = k.trim();
         if k.is_empty() {
-            return Err(format!("missing the key in `{pair}`"));
+            return Err(format!("missing the key in `{}`", clip(pair, ARG_CHARS)));
         }
         let value =
             serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
         if map.insert(k.to_string(), value).is_some() {
-            return Err(format!("parameter `{k}` is given twice"));
+            return Err(format!("parameter `{}` is given twice", clip(k, ARG_CHARS)));
         }
     }
     let params = JobParams::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
@@ -159,18 +287,21 @@ fn from_args(
     engine: &Engine,
     args: &[String],
     flags: &JobOptions,
+    tally: &mut Tally,
 ) -> Result<Vec<Prepared>, InputError> {
     args.iter()
         .enumerate()
         .map(|(i, arg)| {
-            let err = |message: String| InputError {
-                location: format!("job `{arg}` (argument {})", i + 1),
-                message,
-                snippet: None,
+            let err = |message: String| {
+                InputError::new(
+                    format!("job `{}` (argument {})", clip(arg, ARG_CHARS), i + 1),
+                    message,
+                )
             };
             let (spec, count) = parse_job_arg(arg).map_err(err)?;
             let spec = spec.with_options(flags.clone());
             let job = engine.prepare(&spec).map_err(|e| err(submit_message(e)))?;
+            tally.add(count).map_err(err)?;
             Ok(Prepared { job, count })
         })
         .collect()
@@ -196,11 +327,11 @@ struct JobFile {
 #[serde(deny_unknown_fields)]
 struct FileDefaults {
     mode: Option<Mode>,
-    max_attempts: Option<u32>,
+    max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
-    priority: Option<i32>,
+    priority: Option<Priority>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,18 +339,18 @@ struct FileDefaults {
 struct FileJob {
     task: Spanned<String>,
     #[serde(default)]
-    params: Option<Spanned<toml::Table>>,
+    params: Option<Spanned<ParamTable>>,
     #[serde(default)]
-    count: Option<Spanned<u32>>,
+    count: Option<Spanned<Count>>,
     mode: Option<Mode>,
-    max_attempts: Option<u32>,
+    max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
-    priority: Option<i32>,
+    priority: Option<Priority>,
     idempotency_key: Option<String>,
     isolate: Option<bool>,
-    run_at: Option<Spanned<String>>,
+    run_at: Option<Spanned<RunAt>>,
 }
 
 /// A file's text, to turn byte offsets into lines and columns.
@@ -229,34 +360,35 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> InputError {
+    fn error(&self, span: Option<Range<usize>>, message: impl fmt::Display) -> InputError {
         let path = self.path.display();
-        match span {
-            Some(span) => {
-                let start = span.start.min(self.text.len());
-                let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
-                let line_no = self.text[..start].matches('\n').count() + 1;
-                let col = self.text[line_start..start].chars().count() + 1;
-                let line_end = self.text[start..]
-                    .find('\n')
-                    .map_or(self.text.len(), |i| start + i);
-                let text = self.text[line_start..line_end]
-                    .trim_end_matches('\r')
-                    .to_string();
-                let end = span.end.min(line_end).max(start);
-                let width = self.text[start..end].chars().count();
-                InputError {
-                    location: format!("{path}:{line_no}:{col}"),
-                    message: message.into(),
-                    snippet: Some((line_no, text, col, width)),
-                }
-            }
-            None => InputError {
-                location: path.to_string(),
-                message: message.into(),
-                snippet: None,
-            },
+        let Some(span) = span else {
+            return InputError::new(path.to_string(), message);
+        };
+        let start = self.boundary(span.start);
+        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_no = self.text[..start].matches('\n').count() + 1;
+        let col = self.text[line_start..start].chars().count() + 1;
+        let line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let line = self.text[line_start..line_end].trim_end_matches('\r');
+        let end = self.boundary(span.end.min(line_end).max(start));
+        let width = self.text[start..end].chars().count();
+        let (text, mark, width) = around(line, col, width);
+        InputError {
+            snippet: Some((line_no, text, mark, width)),
+            ..InputError::new(format!("{path}:{line_no}:{col}"), message)
         }
+    }
+
+    /// `at`, moved back to the start of its character (and into the text).
+    fn boundary(&self, at: usize) -> usize {
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
     }
 }
 
@@ -265,22 +397,33 @@ fn from_file(
     engine: &Engine,
     path: &Path,
     flags: &JobOptions,
+    tally: &mut Tally,
 ) -> Result<Vec<Prepared>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError {
-        location: path.display().to_string(),
-        message: format!("cannot read the job file: {e}"),
-        snippet: None,
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        InputError::new(
+            path.display().to_string(),
+            format!("cannot read the job file: {e}"),
+        )
     })?;
-    let src = Source { path, text: &text };
+    from_text(engine, &Source { path, text: &text }, flags, tally)
+}
+
+/// Checks the jobs of a job file's text.
+fn from_text(
+    engine: &Engine,
+    src: &Source<'_>,
+    flags: &JobOptions,
+    tally: &mut Tally,
+) -> Result<Vec<Prepared>, InputError> {
     let file: JobFile =
-        toml::from_str(&text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
+        toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
     let defaults = file.defaults.unwrap_or_default();
     let file_defaults = JobOptions {
         mode: defaults.mode,
-        max_attempts: defaults.max_attempts,
+        max_attempts: defaults.max_attempts.map(|a| a.0),
         timeout: defaults.timeout,
         backoff: defaults.backoff,
-        priority: defaults.priority,
+        priority: defaults.priority.map(|p| p.0),
         ..JobOptions::default()
     };
     let fallback = flags.or(&file_defaults);
@@ -295,37 +438,29 @@ fn from_file(
         .map(|entry| {
             let span = entry.span();
             let j = entry.into_inner();
-            let count = match j.count {
-                Some(c) if *c.get_ref() == 0 => {
-                    return Err(src.error(Some(c.span()), "count must be at least 1"))
-                }
-                Some(c) => c.into_inner(),
-                None => 1,
+            let (count, count_span) = match j.count {
+                Some(c) => (c.get_ref().0, c.span()),
+                None => (1, span.clone()),
             };
             let run_at = match j.run_at {
-                Some(t) => Some(Timestamp::parse_rfc3339(t.get_ref()).map_err(|e| {
-                    src.error(
-                        Some(t.span()),
-                        format!("invalid run_at: {e} (expected e.g. \"2026-11-25T10:00:00Z\")"),
-                    )
-                })?),
+                Some(t) => Some(
+                    t.get_ref()
+                        .timestamp()
+                        .map_err(|e| src.error(Some(t.span()), format!("invalid run_at: {e}")))?,
+                ),
                 None => None,
             };
             let params_span = j.params.as_ref().map(|p| p.span());
             let params = match j.params {
-                Some(p) => {
-                    let v = serde_json::to_value(p.into_inner())
-                        .map_err(|e| src.error(params_span.clone(), e.to_string()))?;
-                    JobParams::from_value(v)
-                        .map_err(|e| src.error(params_span.clone(), e.to_string()))?
-                }
+                Some(p) => JobParams::from_value(Value::Object(p.into_inner().0))
+                    .map_err(|e| src.error(params_span.clone(), e))?,
                 None => JobParams::empty(),
             };
             let own = JobOptions {
-                max_attempts: j.max_attempts,
+                max_attempts: j.max_attempts.map(|a| a.0),
                 backoff: j.backoff,
                 timeout: j.timeout,
-                priority: j.priority,
+                priority: j.priority.map(|p| p.0),
                 run_at,
                 idempotency_key: j.idempotency_key,
                 mode: j.mode,
@@ -342,6 +477,9 @@ fn from_file(
                 };
                 src.error(at, submit_message(e))
             })?;
+            tally
+                .add(count)
+                .map_err(|e| src.error(Some(count_span), e))?;
             Ok(Prepared { job, count })
         })
         .collect()
@@ -362,45 +500,13 @@ pub(crate) fn create_output(
     }
     std::fs::File::create(p)
         .map(|f| Box::new(f) as Box<dyn std::io::Write + Send>)
-        .map_err(|e| InputError {
-            location: p.display().to_string(),
-            message: format!("cannot create the {what} file: {e}"),
-            snippet: None,
+        .map_err(|e| {
+            InputError::new(
+                p.display().to_string(),
+                format!("cannot create the {what} file: {e}"),
+            )
         })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_args_read_params_counts_and_json_values() {
-        let (s, n) = parse_job_arg("cpu").unwrap();
-        assert_eq!((s.task.as_str(), n, s.params.as_json()), ("cpu", 1, "{}"));
-        let (s, n) = parse_job_arg("sleep:duration=250ms*4").unwrap();
-        assert_eq!((s.task.as_str(), n), ("sleep", 4));
-        assert_eq!(
-            s.params.to_value(),
-            serde_json::json!({"duration": "250ms"})
-        );
-        let (s, _) = parse_job_arg(r#"x:k=2,permanent=true,tags=["a,b",1],name="q,r""#).unwrap();
-        assert_eq!(
-            s.params.to_value(),
-            serde_json::json!({"k": 2, "permanent": true, "tags": ["a,b", 1], "name": "q,r"})
-        );
-    }
-
-    #[test]
-    fn bad_job_args_say_what_is_expected() {
-        assert!(parse_job_arg(":n=1")
-            .unwrap_err()
-            .contains("missing the task name"));
-        assert!(parse_job_arg("cpu:n")
-            .unwrap_err()
-            .contains("expected KEY=VALUE, got `n`"));
-        assert!(parse_job_arg("cpu:n=1,n=2")
-            .unwrap_err()
-            .contains("given twice"));
-        assert!(parse_job_arg("cpu*0").unwrap_err().contains("at least 1"));
-    }
-}
+mod tests;

@@ -12,6 +12,46 @@
 //!     })
 //! }
 //! ```
+//!
+//! # Exit codes
+//!
+//! 0: every job succeeded; 1: a job ended dead or cancelled; 2: usage or
+//! input error (nothing ran); 3: the runner itself failed (a queue or
+//! database it could not reach or write, an output it could not write);
+//! 130: interrupted.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+// Output. Nothing here prints with `println!` or `eprintln!`, which panic
+// when the stream is closed (`runyard run badtask 2>&1 | true`): lines go
+// through `outln!` and `errln!` (the lint above holds it). A closed
+// standard error is ignored: there is no one left to tell. A closed
+// standard output drops the output and the command goes on (a reader that
+// stops early, `| head`, is not an error, as in ripgrep); any other failure
+// to write it is the runner's (`RunnerFailure`, exit 3).
+//
+// Errors. One that reaches `main_with` is printed once on standard error,
+// its causes joined by `: `, each written once (some libraries show their
+// source in their own message and return it as their source too). Its
+// chain chooses the exit code: 2 if the input was at fault (`UsageError`,
+// a job's `InputError`, a queue that refused the request as invalid), else
+// 3. Exit codes 0, 1 and 130 are results, never errors.
+
+/// `println!` that never panics: a line to standard output (see
+/// `write_stdout`); evaluates to `Result<(), RunnerFailure>`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: a line to standard error, dropped if
+/// standard error is closed.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::write_stderr(format_args!($($arg)*))
+    };
+}
 
 mod args;
 mod bench;
@@ -25,10 +65,12 @@ mod status;
 mod tasks;
 
 use std::fmt;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
+use runyard::queue::{QueueError, QueueErrorKind};
 use runyard::Registry;
 
 use crate::args::{Cli, Command};
@@ -58,6 +100,67 @@ impl fmt::Display for RunnerFailure {
 
 impl std::error::Error for RunnerFailure {}
 
+/// Writes one line to standard output. A reader that has gone (`| head`)
+/// is not an error: the line is dropped. Any other failure (a full disk)
+/// is.
+pub(crate) fn write_stdout(line: fmt::Arguments<'_>) -> Result<(), RunnerFailure> {
+    write_all_stdout(format!("{line}\n").as_bytes())
+}
+
+/// Writes `bytes` to standard output, as [`write_stdout`] does.
+pub(crate) fn write_all_stdout(bytes: &[u8]) -> Result<(), RunnerFailure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(RunnerFailure(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes one line to standard error, ignoring a failure: standard error is
+/// where a failure would be told.
+pub(crate) fn write_stderr(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The exit code for an error: 2 when the input was at fault (nothing ran),
+/// 3 when the runner was.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let input = e.chain().any(|c| {
+        c.is::<UsageError>()
+            || c.is::<jobs::InputError>()
+            || c.downcast_ref::<QueueError>()
+                .is_some_and(|q| q.kind() == QueueErrorKind::InvalidInput)
+    });
+    if input {
+        2
+    } else {
+        3
+    }
+}
+
+/// An error and its causes, joined by `: `, each cause written once: a
+/// cause whose text ends the one before it (an error that shows its source
+/// in its own message and returns it as its source too) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if c.is_empty() || last.ends_with(&c) {
+            last = c;
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+        last = c;
+    }
+    text
+}
+
 /// The tasks of the `runyard` binary: the built-ins, and any linked in with
 /// `#[runyard::task]`.
 pub fn default_registry() -> anyhow::Result<Registry> {
@@ -78,18 +181,8 @@ pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
     match dispatch(cli, &registry) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e
-                .chain()
-                .any(|c| c.is::<UsageError>() || c.is::<jobs::InputError>());
-            let runner = e.chain().any(|c| c.is::<RunnerFailure>());
-            eprintln!("error: {e:#}");
-            if usage {
-                ExitCode::from(2)
-            } else if runner {
-                ExitCode::from(3)
-            } else {
-                ExitCode::from(1)
-            }
+            errln!("error: {}", error_text(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
 }
@@ -98,7 +191,7 @@ fn worker_role(registry: anyhow::Result<Arc<Registry>>) -> ExitCode {
     match registry {
         Ok(r) => ExitCode::from(runyard::worker::run_worker(&r).clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("runyard worker: {e:#}");
+            errln!("runyard worker: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
@@ -123,7 +216,7 @@ pub(crate) fn on_interrupts(
             _ => std::process::exit(130),
         };
         if !quiet {
-            eprintln!("{who}: {note}");
+            errln!("{who}: {note}");
         }
         interrupt();
     });
@@ -175,12 +268,10 @@ fn dispatch(
         Command::Migrate(args) => shared::migrate(args),
         Command::Worker => Ok(worker_role(registry())),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "runyard",
-                &mut std::io::stdout(),
-            );
+            // Generated whole first: clap_complete panics on a write error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "runyard", &mut script);
+            write_all_stdout(&script)?;
             Ok(ExitCode::SUCCESS)
         }
     }

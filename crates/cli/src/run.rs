@@ -141,7 +141,7 @@ pub(crate) fn run(
     }
     if let Some((path, _)) = &opened.file {
         if summary.unfinished > 0 {
-            eprintln!(
+            errln!(
                 "runyard: {} unfinished jobs are recorded in {}; resume with `runyard run --state {} --resume`",
                 summary.unfinished,
                 path.display(),

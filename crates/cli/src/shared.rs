@@ -2,7 +2,6 @@
 //! `retry`, `cancel`, `prune`, `migrate`.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,11 +81,9 @@ pub(crate) fn submit(
     if !batch.is_empty() {
         send(&mut batch)?;
     }
-    let mut out = std::io::stdout().lock();
     for id in &ids {
-        writeln!(out, "{}", id.0)?;
+        outln!("{}", id.0)?;
     }
-    drop(out);
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
@@ -272,7 +269,7 @@ pub(crate) fn worker(
         args.quiet,
     );
     if !args.quiet {
-        eprintln!(
+        errln!(
             "runyard worker `{name}` draining {}",
             args.queue.queue.display()
         );
@@ -301,7 +298,7 @@ fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
         let e = match state::try_postgres(u, Purpose::Share) {
             Ok(q) => {
                 if said.is_some() {
-                    eprintln!(
+                    errln!(
                         "runyard worker: the queue answers (after {}); starting",
                         runyard::human_duration(start.elapsed())
                     );
@@ -313,11 +310,11 @@ fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
         };
         let waited = start.elapsed();
         match said {
-            None => eprintln!(
+            None => errln!(
                 "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
                 runyard::format_duration(QUEUE_RETRY)
             ),
-            Some(at) if waited - at >= STILL_WAITING => eprintln!(
+            Some(at) if waited - at >= STILL_WAITING => errln!(
                 "runyard worker: still cannot reach the queue after {}: {e}",
                 runyard::human_duration(waited)
             ),
@@ -345,7 +342,7 @@ fn register(queue: &dyn Queue, me: &WorkerInfo) -> anyhow::Result<()> {
         {
             Ok(()) => {
                 if first.is_some() {
-                    eprintln!(
+                    errln!(
                         "runyard worker: the name `{}` was free again; taking it",
                         me.name
                     );
@@ -356,7 +353,7 @@ fn register(queue: &dyn Queue, me: &WorkerInfo) -> anyhow::Result<()> {
         };
         match &first {
             None => {
-                eprintln!(
+                errln!(
                     "runyard worker: the name `{}` is held by pid {} on {} (last heartbeat at {}); \
                      waiting to see whether it still heartbeats (it is taken over if it does not)",
                     me.name, holder.worker.pid, holder.worker.host, holder.last_heartbeat
@@ -408,22 +405,22 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if ids.is_empty() {
-            println!("no dead jobs: nothing to retry");
+            outln!("no dead jobs: nothing to retry")?;
         }
     }
     let mut gone = Vec::new();
     for id in ids {
         if queue.retry(id)? {
-            println!("{id}: queued again");
+            outln!("{id}: queued again")?;
             continue;
         }
         match queue.get(id)? {
             // Deleted since it was looked up (pruned).
             None => gone.push(id),
-            Some(v) => println!(
+            Some(v) => outln!(
                 "{id}: nothing to do: it is {} (only dead and cancelled jobs are retried)",
                 v.state
-            ),
+            )?,
         }
     }
     no_such_jobs(&gone, &args.queue)?;
@@ -446,7 +443,7 @@ pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        println!("{id}: {what}");
+        outln!("{id}: {what}")?;
     }
     no_such_jobs(&gone, &args.queue)?;
     Ok(ExitCode::SUCCESS)
@@ -493,10 +490,10 @@ pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let url = postgres_only(&args.queue, "prune")?;
     let q = state::connect_postgres(&url, Purpose::Change)?;
     let n = q.prune(args.older_than, args.dead)?;
-    println!(
+    outln!(
         "pruned {n} jobs that finished more than {} ago",
         runyard::format_duration(args.older_than)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -512,19 +509,19 @@ pub(crate) fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     if applied.is_empty() {
-        println!(
+        outln!(
             "{} (schema `{}`) is at version {}: nothing to do",
             opts.url(),
             opts.schema_name(),
             runyard::postgres::SCHEMA_VERSION
-        );
+        )?;
     } else {
         for v in applied {
-            println!(
+            outln!(
                 "applied migration {v} to {} (schema `{}`)",
                 opts.url(),
                 opts.schema_name()
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

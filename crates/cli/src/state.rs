@@ -211,8 +211,11 @@ fn hold(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "5000 jobs: 4990 succeeded, 3 dead, 7 unfinished".
+/// "5000 jobs: 4990 succeeded, 3 dead, 7 unfinished", or "no jobs".
 pub(crate) fn describe(c: &Counts) -> String {
+    if c.total() == 0 {
+        return "no jobs".to_string();
+    }
     let mut parts = Vec::new();
     for (n, what) in [
         (c.succeeded, "succeeded"),
@@ -290,6 +293,21 @@ pub(crate) struct Opened {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_described_in_words() {
+        assert_eq!(describe(&Counts::default()), "no jobs");
+        let c = Counts {
+            succeeded: 4990,
+            dead: 3,
+            queued: 7,
+            ..Counts::default()
+        };
+        assert_eq!(
+            describe(&c),
+            "5000 jobs: 4990 succeeded, 3 dead, 7 unfinished"
+        );
+    }
 
     #[test]
     fn queue_urls() {

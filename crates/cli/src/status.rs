@@ -161,11 +161,8 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
 
 /// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
 fn which_queue(args: &StatusArgs) -> anyhow::Result<Option<QueueUrl>> {
-    if let Some(p) = &args.state {
-        return Ok(Some(QueueUrl::Sqlite(p.clone())));
-    }
-    if let Some(q) = &args.queue {
-        return Ok(Some(q.clone()));
+    if let Some(u) = args.store.url() {
+        return Ok(Some(u));
     }
     match std::env::var("RUNYARD_QUEUE") {
         Ok(v) if !v.is_empty() => state::parse_queue_url(&v)

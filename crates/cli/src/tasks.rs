@@ -1,7 +1,7 @@
 //! `runyard list` and `runyard describe`.
 
 use runyard::{format_duration, Registry, TaskDef};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::output::Human;
 
@@ -74,12 +74,18 @@ pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
     } else if schema.fields.is_empty() {
         human.line("  none");
     }
-    for f in &schema.fields {
-        let mut line = format!("  {:<14} {:<16}", f.name, f.ty);
+    let types: Vec<String> = schema.fields.iter().map(|f| f.type_name()).collect();
+    let width = types.iter().map(String::len).max().unwrap_or(0).max(16);
+    for (f, ty) in schema.fields.iter().zip(types) {
+        let mut line = format!("  {:<14} {ty:<width$}", f.name);
         match (&f.default, f.required) {
             (_, true) => line.push_str(" required"),
+            (None | Some(Value::Null), false) => line.push_str(" optional"),
+            // A duration as it is written: `2s`.
+            (Some(Value::String(d)), false) if ty == "duration" => {
+                line.push_str(&format!(" default {d}"))
+            }
             (Some(d), false) => line.push_str(&format!(" default {d}")),
-            (None, false) => line.push_str(" optional"),
         }
         if !f.constraints.is_empty() {
             line.push_str(&format!("; must be {}", f.constraints.join(" and ")));

@@ -40,10 +40,10 @@ pub trait Params: Serialize + DeserializeOwned + Send + 'static {
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let inner = strip_position(&inner);
+            let inner = plain_expected(strip_position(&inner));
             // "unknown field `x`" names the field already.
             if path == "." || path.is_empty() || inner.starts_with("unknown field") {
-                inner.to_string()
+                inner
             } else {
                 format!("`{path}`: {inner}")
             }
@@ -58,6 +58,29 @@ fn strip_position(msg: &str) -> &str {
         Some(i) => &msg[..i],
         None => msg,
     }
+}
+
+/// serde says which Rust type a number must fit ("invalid value: integer
+/// `-1`, expected u32"); a user is told what may be written instead
+/// ("expected a whole number from 0 to 4294967295").
+fn plain_expected(msg: &str) -> String {
+    let Some((head, expected)) = msg.rsplit_once(", expected ") else {
+        return msg.to_string();
+    };
+    let range = match expected {
+        "u8" => "a whole number from 0 to 255".to_string(),
+        "u16" => format!("a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "u64" | "usize" => format!("a whole number from 0 to {}", u64::MAX),
+        "i8" => "a whole number from -128 to 127".to_string(),
+        "i16" => format!("a whole number from {} to {}", i16::MIN, i16::MAX),
+        "i32" => format!("a whole number from {} to {}", i32::MIN, i32::MAX),
+        "i64" | "isize" => format!("a whole number from {} to {}", i64::MIN, i64::MAX),
+        "f32" | "f64" => "a number".to_string(),
+        _ => return msg.to_string(),
+    };
+    let head = head.replace(" as i128", "").replace(" as u128", "");
+    format!("{head}, expected {range}")
 }
 
 impl Params for () {
@@ -145,12 +168,15 @@ impl ParamSchema {
 }
 
 /// One parameter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Serialized with its type as a user writes it (`type`: `integer`, `list
+/// of strings`, see [`FieldSchema::type_name`]) beside the Rust type
+/// (`rust_type`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FieldSchema {
     /// The name as written in job files and on the command line.
     pub name: String,
     /// The Rust type, e.g. `u64` or `Option<String>`.
-    #[serde(rename = "type")]
     pub ty: String,
     /// Whether a job must give it.
     pub required: bool,
@@ -160,6 +186,83 @@ pub struct FieldSchema {
     pub constraints: Vec<String>,
     /// The field's doc comment.
     pub doc: String,
+}
+
+impl FieldSchema {
+    /// The type in a job's terms rather than Rust's: `integer`, `number`,
+    /// `boolean`, `string`, `path`, `duration`, `list of integers`, `map of
+    /// string to string`; `Option<T>` is `T` (whether a field may be left
+    /// out is [`FieldSchema::required`]). A type of the task's own is a
+    /// `value` (its doc comment says what it takes).
+    pub fn type_name(&self) -> String {
+        type_name(&self.ty.replace(' ', ""), false)
+    }
+}
+
+/// The words for the Rust type `ty` (without spaces), plural in a list.
+fn type_name(ty: &str, plural: bool) -> String {
+    let (outer, args) = match ty.split_once('<') {
+        Some((o, rest)) if rest.ends_with('>') => (o, Some(&rest[..rest.len() - 1])),
+        _ => (ty, None),
+    };
+    // `std::time::Duration` reads as `Duration`.
+    let outer = outer.rsplit("::").next().unwrap_or(outer);
+    let word = |one: &str, many: &str| if plural { many } else { one }.to_string();
+    match (outer, args) {
+        ("Option" | "Box", Some(t)) => type_name(t, plural),
+        ("Vec" | "VecDeque" | "HashSet" | "BTreeSet", Some(t)) => {
+            format!("{} of {}", word("list", "lists"), type_name(t, true))
+        }
+        ("HashMap" | "BTreeMap", Some(kv)) => match split_args(kv) {
+            Some((k, v)) => format!(
+                "{} of {} to {}",
+                word("map", "maps"),
+                type_name(k, false),
+                type_name(v, false)
+            ),
+            None => word("map", "maps"),
+        },
+        (
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128"
+            | "isize",
+            None,
+        ) => word("integer", "integers"),
+        ("f32" | "f64", None) => word("number", "numbers"),
+        ("bool", None) => word("boolean", "booleans"),
+        ("String" | "str" | "&str" | "char" | "Cow", _) => word("string", "strings"),
+        ("PathBuf" | "Path" | "&Path", None) => word("path", "paths"),
+        ("Duration", None) => word("duration", "durations"),
+        _ => word("value", "values"),
+    }
+}
+
+/// `K,V` split at its top-level comma.
+fn split_args(kv: &str) -> Option<(&str, &str)> {
+    let mut depth = 0;
+    for (i, c) in kv.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => return Some((&kv[..i], &kv[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Serialize for FieldSchema {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("FieldSchema", 7)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("type", &self.type_name())?;
+        st.serialize_field("rust_type", &self.ty)?;
+        st.serialize_field("required", &self.required)?;
+        st.serialize_field("default", &self.default)?;
+        st.serialize_field("constraints", &self.constraints)?;
+        st.serialize_field("doc", &self.doc)?;
+        st.end()
+    }
 }
 
 /// A job's parameters as a JSON object, shared cheaply between copies of a
@@ -258,7 +361,10 @@ mod tests {
     #[test]
     fn decode_errors_name_the_field_without_engine_positions() {
         let e = P::decode(r#"{"n": "many"}"#).err().unwrap();
-        assert_eq!(e, "`n`: invalid type: string \"many\", expected u64");
+        assert_eq!(
+            e,
+            "`n`: invalid type: string \"many\", expected a whole number from 0 to 18446744073709551615"
+        );
         let e = P::decode(r#"{"n": 1, "nn": 2}"#).err().unwrap();
         assert!(
             e.starts_with("unknown field `nn`, expected `n` or `name`"),
@@ -266,6 +372,71 @@ mod tests {
         );
         let e = P::decode(r#"{}"#).err().unwrap();
         assert_eq!(e, "missing field `n`");
+    }
+
+    #[test]
+    fn number_errors_say_which_numbers_are_accepted() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct N {
+            a: u32,
+            b: i32,
+            c: f64,
+        }
+        impl Params for N {}
+        let e = N::decode(r#"{"a": -1, "b": 0, "c": 0}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "`a`: invalid value: integer `-1`, expected a whole number from 0 to 4294967295"
+        );
+        let e = N::decode(r#"{"a": 1.8446744073709552e19, "b": 0, "c": 0}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "`a`: invalid type: floating point `1.8446744073709552e+19`, \
+             expected a whole number from 0 to 4294967295"
+        );
+        let e = N::decode(r#"{"a": 1, "b": 3000000000, "c": 0}"#).unwrap_err();
+        assert!(
+            e.ends_with("expected a whole number from -2147483648 to 2147483647"),
+            "{e}"
+        );
+        let e = N::decode(r#"{"a": 1, "b": 1, "c": "x"}"#).unwrap_err();
+        assert_eq!(e, "`c`: invalid type: string \"x\", expected a number");
+        // Other expectations are left as serde says them.
+        let e = P::decode(r#"{"n": 1, "name": 5}"#).err().unwrap();
+        assert_eq!(e, "`name`: invalid type: integer `5`, expected a string");
+    }
+
+    #[test]
+    fn field_types_are_named_as_a_job_writes_them() {
+        let field = |ty: &str| FieldSchema {
+            name: "f".into(),
+            ty: ty.into(),
+            required: false,
+            default: None,
+            constraints: Vec::new(),
+            doc: String::new(),
+        };
+        let name = |ty: &str| field(ty).type_name();
+        assert_eq!(name("u64"), "integer");
+        assert_eq!(name("Option<u32>"), "integer");
+        assert_eq!(name("Option < i64 >"), "integer");
+        assert_eq!(name("f64"), "number");
+        assert_eq!(name("bool"), "boolean");
+        assert_eq!(name("String"), "string");
+        assert_eq!(name("Option<PathBuf>"), "path");
+        assert_eq!(name("std::time::Duration"), "duration");
+        assert_eq!(name("Vec<String>"), "list of strings");
+        assert_eq!(name("Vec<i32>"), "list of integers");
+        assert_eq!(name("Vec<Vec<u8>>"), "list of lists of integers");
+        assert_eq!(name("BTreeMap<String, String>"), "map of string to string");
+        assert_eq!(
+            name("HashMap<String,Vec<u64>>"),
+            "map of string to list of integers"
+        );
+        assert_eq!(name("Cmd"), "value");
+        let json = serde_json::to_value(field("Option<u32>")).unwrap();
+        assert_eq!(json["type"], "integer");
+        assert_eq!(json["rust_type"], "Option<u32>");
     }
 
     #[test]

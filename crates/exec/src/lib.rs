@@ -11,6 +11,9 @@
 //! - [`AsyncExecutor`]: attempts are tokio tasks on one runtime; a timeout
 //!   drops the future.
 
+// A closed standard error must not panic an executor: no `eprintln!`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod async_exec;
 mod attempt;
 pub mod os;

@@ -26,6 +26,10 @@ struct SerdeField {
     rename: Option<String>,
     default: SerdeDefault,
     skip: bool,
+    /// `with = "module"` or `serialize_with = "function"`: how the field's
+    /// value is written, so its default is shown the same way (a duration
+    /// as `"2s"`, not `{"secs": 2, "nanos": 0}`).
+    serialize: Option<syn::ExprPath>,
 }
 
 fn parse_field_args(attrs: &[syn::Attribute]) -> syn::Result<FieldArgs> {
@@ -65,6 +69,7 @@ fn parse_serde_field(attrs: &[syn::Attribute]) -> syn::Result<SerdeField> {
         rename: None,
         default: SerdeDefault::None,
         skip: false,
+        serialize: None,
     };
     for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let Ok(metas) = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
@@ -82,6 +87,21 @@ fn parse_serde_field(attrs: &[syn::Attribute]) -> syn::Result<SerdeField> {
                     }) = &nv.value
                     {
                         out.default = SerdeDefault::Path(s.parse()?);
+                    }
+                }
+                Meta::NameValue(nv)
+                    if nv.path.is_ident("with") || nv.path.is_ident("serialize_with") =>
+                {
+                    if let Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) = &nv.value
+                    {
+                        let text = if nv.path.is_ident("with") {
+                            format!("{}::serialize", s.value())
+                        } else {
+                            s.value()
+                        };
+                        out.serialize = Some(syn::parse_str(&text)?);
                     }
                 }
                 Meta::NameValue(nv) if nv.path.is_ident("rename") => {
@@ -271,15 +291,16 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
 
         let ty_text = crate::type_text(ty);
         let doc = crate::doc_of(&f.attrs);
+        let to_value = |v: TokenStream| match &serde.serialize {
+            Some(f) => quote!(#f(&#v, #r::__private::serde_json::value::Serializer).ok()),
+            None => quote!(#r::__private::serde_json::to_value(#v).ok()),
+        };
         let (required, default) = match &serde.default {
             SerdeDefault::Default => (
                 false,
-                quote!(#r::__private::serde_json::to_value(<#ty as ::core::default::Default>::default()).ok()),
+                to_value(quote!(<#ty as ::core::default::Default>::default())),
             ),
-            SerdeDefault::Path(p) => (
-                false,
-                quote!(#r::__private::serde_json::to_value(#p()).ok()),
-            ),
+            SerdeDefault::Path(p) => (false, to_value(quote!(#p()))),
             SerdeDefault::None if container_default => (
                 false,
                 quote!(__defaults.as_ref().and_then(|d| d.get(#name).cloned())),

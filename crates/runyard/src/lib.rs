@@ -80,6 +80,9 @@
 //! checks its context) is only truly stopped in `process` mode: in `thread`
 //! mode its thread is abandoned, still running, while the run goes on.
 
+// A closed standard error must not panic a worker: no `eprintln!`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 extern crate self as runyard;
 
 pub use runyard_core::{
@@ -159,7 +162,8 @@ pub mod worker {
         enter_if_worker_with(|| match crate::Registry::linked() {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("runyard worker: {e}");
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "runyard worker: {e}");
                 std::process::exit(2);
             }
         });

@@ -327,7 +327,8 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
         assert!(!err.contains("s3cret"), "{args:?}: {err}");
     }
     // An unreachable server: an error at once, naming its host and port,
-    // each cause said once (nothing retried for a minute).
+    // each cause said once (nothing retried for a minute); the runner could
+    // not reach its queue: exit 3.
     let start = std::time::Instant::now();
     let out = finish({
         let mut c = runyard();
@@ -340,7 +341,7 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
         c
     });
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
         err.contains("cannot connect to 127.0.0.1:1 (postgres://u:***@127.0.0.1:1/db)"),
         "{err}"

@@ -2,8 +2,10 @@
 //! the report formats, signals, and DESIGN.md's guarantees as a user meets
 //! them on the command line.
 
+mod closed;
 mod errors;
 mod exec;
+mod exit_codes;
 mod guarantees;
 mod jobfile;
 mod report;

@@ -53,6 +53,32 @@ pub(crate) fn run(args: &[&str]) -> Ran {
     run_in(None, args)
 }
 
+/// Runs `runyard ARGS` with its address space limited to 1 GiB: a test of
+/// a limit on input that, were the limit gone, would take the machine's
+/// memory fails at once instead.
+pub(crate) fn run_small(args: &[&str]) -> Ran {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: libc::rlim_t = 1 << 30;
+    let mut c = runyard();
+    c.args(args).stdin(Stdio::null());
+    // SAFETY: only setrlimit(2), which is async-signal-safe, runs in the
+    // child before exec.
+    unsafe {
+        c.pre_exec(|| {
+            let l = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &l) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Ran::from(c.output().expect("runyard starts"))
+}
+
 /// A temporary directory with a file written in it.
 pub(crate) struct Dir {
     pub(crate) dir: tempfile::TempDir,

@@ -77,7 +77,11 @@ pub fn run_worker(registry: &Registry) -> i32 {
     let shm = match Shm::open(5) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("runyard worker {}: no shared page: {e}", std::process::id());
+            let _ = writeln!(
+                std::io::stderr(),
+                "runyard worker {}: no shared page: {e}",
+                std::process::id()
+            );
             return 2;
         }
     };
@@ -86,7 +90,11 @@ pub fn run_worker(registry: &Registry) -> i32 {
     match serve(registry, input, output, shm) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("runyard worker {}: {e}", std::process::id());
+            let _ = writeln!(
+                std::io::stderr(),
+                "runyard worker {}: {e}",
+                std::process::id()
+            );
             2
         }
     }

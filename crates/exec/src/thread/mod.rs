@@ -214,7 +214,9 @@ impl Inner {
         if let Err(e) = spawned {
             // Out of threads: the pool keeps working with the ones it has.
             sh.slots.pop();
-            eprintln!(
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "runyard: could not start a thread for pool `{}`: {e}",
                 this.cfg.name
             );

@@ -58,7 +58,9 @@ impl Watchdog {
             .name(name)
             .spawn(move || run(weak))
         {
-            eprintln!(
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "runyard: could not start the watchdog of pool `{}`: {e}",
                 pool.cfg.name
             );

@@ -1,0 +1,380 @@
+//! The job syntax and job files: what is read, what is refused and how it
+//! is told, and a property test over arbitrary input.
+
+use runyard::Timestamp;
+
+use super::*;
+
+#[test]
+fn job_args_read_params_counts_and_json_values() {
+    let (s, n) = parse_job_arg("cpu").unwrap();
+    assert_eq!((s.task.as_str(), n, s.params.as_json()), ("cpu", 1, "{}"));
+    let (s, n) = parse_job_arg("sleep:duration=250ms*4").unwrap();
+    assert_eq!((s.task.as_str(), n), ("sleep", 4));
+    assert_eq!(
+        s.params.to_value(),
+        serde_json::json!({"duration": "250ms"})
+    );
+    let (s, _) = parse_job_arg(r#"x:k=2,permanent=true,tags=["a,b",1],name="q,r""#).unwrap();
+    assert_eq!(
+        s.params.to_value(),
+        serde_json::json!({"k": 2, "permanent": true, "tags": ["a,b", 1], "name": "q,r"})
+    );
+}
+
+#[test]
+fn bad_job_args_say_what_is_expected() {
+    assert!(parse_job_arg(":n=1")
+        .unwrap_err()
+        .contains("missing the task name"));
+    assert!(parse_job_arg("cpu:n")
+        .unwrap_err()
+        .contains("expected KEY=VALUE, got `n`"));
+    assert!(parse_job_arg("cpu:n=1,n=2")
+        .unwrap_err()
+        .contains("given twice"));
+    assert!(parse_job_arg("cpu*0").unwrap_err().contains("at least 1"));
+}
+
+fn engine() -> Engine {
+    Engine::new(
+        crate::default_registry().unwrap(),
+        runyard::EngineConfig::default(),
+    )
+}
+
+/// A job file's text, checked as if read from `jobs.toml`.
+fn file(text: &str) -> Result<Vec<Prepared>, InputError> {
+    let src = Source {
+        path: Path::new("jobs.toml"),
+        text,
+    };
+    from_text(
+        &engine(),
+        &src,
+        &JobOptions::default(),
+        &mut Tally::default(),
+    )
+}
+
+fn args(args: &[&str]) -> Result<Vec<Prepared>, InputError> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    from_args(
+        &engine(),
+        &args,
+        &JobOptions::default(),
+        &mut Tally::default(),
+    )
+}
+
+#[test]
+fn counts_after_a_star_are_whole_numbers_up_to_the_cap() {
+    let cap = MAX_JOBS.to_string();
+    assert_eq!(
+        parse_job_arg(&format!("noop*{cap}")).unwrap().1 as u64,
+        MAX_JOBS
+    );
+    for bad in ["cpu*-1", "cpu*1.5", "cpu*abc", "cpu*1e3"] {
+        let e = parse_job_arg(bad).unwrap_err();
+        assert!(
+            e.contains(&format!("must be a whole number from 1 to {cap}, got `")),
+            "{bad}: {e}"
+        );
+    }
+    assert!(parse_job_arg("cpu*")
+        .unwrap_err()
+        .contains("missing the count"));
+    for big in [
+        "noop*100000001",
+        "noop*4294967295",
+        "noop*99999999999999999999999",
+    ] {
+        let e = parse_job_arg(big).unwrap_err();
+        assert!(e.contains(&format!("at most {cap} jobs")), "{big}: {e}");
+    }
+    // A `*` in a value that is not followed by a number is the value's.
+    let (s, n) = parse_job_arg("shell:cmd=ls *.txt,shell=true").unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(s.params.to_value()["cmd"], "ls *.txt");
+    let (s, n) = parse_job_arg(r#"shell:cmd="a*b"*2"#).unwrap();
+    assert_eq!((n, s.params.to_value()["cmd"].as_str()), (2, Some("a*b")));
+}
+
+#[test]
+fn the_cap_holds_for_all_counts_of_a_command_together() {
+    let half = (MAX_JOBS / 2).to_string();
+    assert!(args(&[&format!("noop*{half}"), &format!("noop*{half}")]).is_ok());
+    let e = args(&[&format!("noop*{half}"), &format!("noop*{half}"), "noop"]).unwrap_err();
+    assert_eq!(e.location, "job `noop` (argument 3)");
+    assert!(
+        e.message.contains(&format!("{} jobs", MAX_JOBS + 1))
+            && e.message
+                .contains(&format!("at most {MAX_JOBS} jobs per command")),
+        "{e}"
+    );
+    // Counts in files add to those on the command line.
+    let mut tally = Tally::default();
+    let engine = engine();
+    let flags = JobOptions::default();
+    from_args(&engine, &[format!("noop*{MAX_JOBS}")], &flags, &mut tally).unwrap();
+    let src = Source {
+        path: Path::new("jobs.toml"),
+        text: "[[job]]\ntask = \"noop\"\ncount = 2\n",
+    };
+    let e = from_text(&engine, &src, &flags, &mut tally).unwrap_err();
+    assert_eq!(e.location, "jobs.toml:3:9");
+    assert!(
+        e.message.contains("at most 100000000 jobs per command"),
+        "{e}"
+    );
+}
+
+#[test]
+fn run_at_is_a_toml_date_time_or_a_string_with_an_offset() {
+    let at = |text: &str| file(text).map(|p| p[0].job.run_at);
+    let ten_utc = Timestamp::parse_rfc3339("2026-11-25T10:00:00Z").unwrap();
+    for v in [
+        "2026-11-25T10:00:00Z",
+        "2026-11-25 10:00:00Z",
+        "2026-11-25T11:00:00+01:00",
+        "2026-11-25T08:30:00-01:30",
+        "\"2026-11-25T10:00:00Z\"",
+        "\"2026-11-25T12:00:00+02:00\"",
+    ] {
+        let text = format!("[[job]]\ntask = \"noop\"\nrun_at = {v}\n");
+        assert_eq!(at(&text).unwrap(), Some(ten_utc), "{v}");
+    }
+    let e = at("[[job]]\ntask = \"noop\"\nrun_at = 2026-11-25T10:00:00\n").unwrap_err();
+    assert_eq!(e.location, "jobs.toml:3:10");
+    assert!(e.message.contains("has no time zone: add Z for UTC"), "{e}");
+    let e = at("[[job]]\ntask = \"noop\"\nrun_at = \"tomorrow\"\n").unwrap_err();
+    assert!(
+        e.message
+            .contains("expected a date and time with Z or an offset, e.g. 2026-11-25T10:00:00Z"),
+        "{e}"
+    );
+}
+
+#[test]
+fn numbers_in_a_file_say_what_they_accept() {
+    let e = file("[[job]]\ntask = \"noop\"\ncount = 4294967295\n").unwrap_err();
+    assert_eq!(e.location, "jobs.toml:3:9");
+    assert_eq!(
+        e.message,
+        "invalid value: integer `4294967295`, expected a whole number from 1 to 100000000 \
+         (the most jobs one command may run)"
+    );
+    let e = file("[[job]]\ntask = \"noop\"\ncount = 99999999999999999999\n").unwrap_err();
+    assert!(!e.message.contains("i128"), "{e}");
+    assert!(e.message.contains("integer `99999999999999999999`"), "{e}");
+    let e = file("[defaults]\nmax_attempts = 1.5\n[[job]]\ntask = \"noop\"\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "invalid type: floating point `1.5`, expected a whole number from 1 to 4294967295"
+    );
+    let e = file("[[job]]\ntask = \"noop\"\npriority = 3000000000\n").unwrap_err();
+    assert!(
+        e.message
+            .ends_with("expected a whole number from -2147483648 to 2147483647"),
+        "{e}"
+    );
+    let e = file("[[job]]\ntask = \"cpu\"\nparams = { n = 99999999999999999999 }\n").unwrap_err();
+    assert_eq!(e.location, "jobs.toml:3:16");
+    assert!(
+        e.message
+            .starts_with("the integer 99999999999999999999 is too large"),
+        "{e}"
+    );
+    // Parameters up to 2^64 - 1 are TOML's and JSON's both.
+    let p = file("[[job]]\ntask = \"cpu\"\nparams = { seed = 18446744073709551615 }\n").unwrap();
+    assert_eq!(p[0].job.params.to_value()["seed"], u64::MAX);
+}
+
+#[test]
+fn a_long_line_is_shown_around_the_error() {
+    let long = "x".repeat(200_000);
+    let text = format!("[[job]]\ntask = \"noop\"\nidempotency_key = \"{long}\" oops\n");
+    let e = file(&text).unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.len() < 1_000, "{} bytes", shown.len());
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].starts_with("jobs.toml:3:"), "{shown}");
+    // The caret still points under the text at fault.
+    let (code, caret) = (lines[2], lines[3]);
+    let at = caret.find('^').unwrap();
+    let under: String = code.chars().skip(at).take(4).collect();
+    assert_eq!(under, "oops", "{shown}");
+    assert!(code.contains('…'), "{shown}");
+    // Command-line arguments are cut short too.
+    let e = args(&[&format!("cpu:n={long}")]).unwrap_err();
+    assert!(e.to_string().len() < 1_000);
+}
+
+#[test]
+fn the_example_job_files_are_valid() {
+    for text in [
+        include_str!("../../../../examples/jobs/mixed.toml"),
+        include_str!("../../../../examples/jobs/urls.toml"),
+    ] {
+        assert!(file(text).is_ok(), "{}", file(text).unwrap_err());
+    }
+}
+
+/// Arbitrary input, and valid input mutated at random, never panics
+/// the parsers, and each rejection says where: the argument, or the
+/// file's line and column (or the file, for a file without jobs).
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ARGS: &[&str] = &[
+        "cpu",
+        "cpu:n=5000",
+        "sleep:duration=250ms*4",
+        "fail:k=2,permanent=true",
+        r#"shell:cmd=["echo","a,b"],shell=false*2"#,
+        r#"x:k=2,tags=["a,b",1],name="q,r""#,
+        "noop*100000000",
+    ];
+
+    const FILES: &[&str] = &[
+        "[defaults]\nmax_attempts = 3\ntimeout = \"30s\"\n\n[[job]]\ntask = \"cpu\"\nparams = { n = 5000 }\ncount = 4\n",
+        "[[job]]\ntask = \"fail\"\nmax_attempts = 2\nbackoff = \"fixed:1s\"\npriority = -3\nparams = { k = 1, permanent = false }\n",
+        "[[job]]\ntask = \"noop\"\nrun_at = 2026-11-25T10:00:00Z\nidempotency_key = \"é\"\nisolate = false\n\n[[job]]\ntask = \"sleep\"\nparams.duration = \"1ms\"\nmode = \"async\"\n",
+    ];
+
+    /// Bits of syntax worth splicing in.
+    const PIECES: &[&str] = &[
+        "*",
+        ":",
+        "=",
+        ",",
+        "\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\n",
+        "#",
+        "'",
+        "\\",
+        "é",
+        "\u{0}",
+        "\r",
+        "4294967295",
+        "-1",
+        "1.5",
+        "99999999999999999999",
+        "[[job]]",
+        "task",
+        "count",
+        "params",
+        "run_at",
+        "2026-11-25T10:00:00",
+        "true",
+        "nan",
+        "inf",
+    ];
+
+    /// `text` with each edit applied: insert a piece, insert a
+    /// character, delete a run, or repeat a run (positions wrap).
+    fn mutate(text: &str, edits: &[(u8, usize, usize, char)]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for &(op, at, n, c) in edits {
+            let at = if chars.is_empty() {
+                0
+            } else {
+                at % (chars.len() + 1)
+            };
+            match op % 4 {
+                0 => {
+                    let piece = PIECES[n % PIECES.len()];
+                    chars.splice(at..at, piece.chars());
+                }
+                1 => chars.insert(at, c),
+                2 => {
+                    let end = (at + n % 8).min(chars.len());
+                    chars.drain(at..end);
+                }
+                _ => {
+                    let end = (at + n % 16).min(chars.len());
+                    let run: Vec<char> = chars[at..end].to_vec();
+                    chars.splice(at..at, run);
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<(u8, usize, usize, char)>> {
+        prop::collection::vec(
+            (any::<u8>(), any::<usize>(), any::<usize>(), any::<char>()),
+            0..6,
+        )
+    }
+
+    fn check_arg(arg: &str) -> Result<(), TestCaseError> {
+        if let Err(e) = args(&[arg]) {
+            prop_assert!(
+                e.location.starts_with("job `") && e.location.ends_with("` (argument 1)"),
+                "{e}"
+            );
+            prop_assert!(e.snippet.is_none());
+            prop_assert!(!e.message.is_empty());
+            prop_assert!(e.to_string().chars().count() < 1_000, "{e}");
+        }
+        Ok(())
+    }
+
+    fn check_file(text: &str) -> Result<(), TestCaseError> {
+        let Err(e) = file(text) else {
+            return Ok(());
+        };
+        prop_assert!(!e.message.is_empty());
+        if e.location == "jobs.toml" {
+            prop_assert!(e.message.starts_with("the file has no jobs"), "{e}");
+            return Ok(());
+        }
+        let place = e.location.strip_prefix("jobs.toml:");
+        let nums: Vec<usize> = place
+            .into_iter()
+            .flat_map(|p| p.split(':'))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        prop_assert!(nums.len() == 2 && nums[0] >= 1 && nums[1] >= 1, "{e}");
+        let lines = text.split('\n').count();
+        prop_assert!(nums[0] <= lines, "line {} of {lines}: {e}", nums[0]);
+        let snippet = e.snippet.as_ref().map(|s| s.0);
+        prop_assert_eq!(snippet, Some(nums[0]));
+        prop_assert!(e.to_string().chars().count() < 1_500, "{e}");
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn random_job_arguments(arg in any::<String>()) {
+            check_arg(&arg)?;
+        }
+
+        #[test]
+        fn mutated_job_arguments(i in 0..ARGS.len(), edits in edits()) {
+            check_arg(&mutate(ARGS[i], &edits))?;
+        }
+
+        #[test]
+        fn random_job_files(text in "[\\[\\]a-z_=\"'{}0-9.,:*#\n -]{0,200}") {
+            check_file(&text)?;
+        }
+
+        #[test]
+        fn random_bytes_as_job_files(text in any::<String>()) {
+            check_file(&text)?;
+        }
+
+        #[test]
+        fn mutated_job_files(i in 0..FILES.len(), edits in edits()) {
+            check_file(&mutate(FILES[i], &edits))?;
+        }
+    }
+}
