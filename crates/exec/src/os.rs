@@ -9,8 +9,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::os::unix::process::ExitStatusExt;
@@ -72,28 +70,6 @@ pub fn kill_group(pgid: u32, sig: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// Ends process group `pgid`: SIGTERM now, SIGKILL after `grace` unless
-/// `reaped` is set by then (the group's leader was waited for, so its id
-/// may be reused). The wait happens on a thread of its own: this returns at
-/// once, so it can be called from a cancellation callback.
-pub fn terminate_group(pgid: u32, grace: Duration, reaped: Arc<AtomicBool>) {
-    let _ = kill_group(pgid, libc::SIGTERM);
-    let escalate = move || {
-        std::thread::sleep(grace);
-        if !reaped.load(Ordering::SeqCst) {
-            let _ = kill_group(pgid, libc::SIGKILL);
-        }
-    };
-    if std::thread::Builder::new()
-        .name("runyard-kill".into())
-        .spawn(escalate)
-        .is_err()
-    {
-        // Out of threads: do not leave the group running.
-        let _ = kill_group(pgid, libc::SIGKILL);
     }
 }
 
