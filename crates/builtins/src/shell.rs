@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for Arg {
 #[serde(deny_unknown_fields)]
 #[param(check = check)]
 pub struct ShellParams {
-    /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`.
+    /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`. It runs in a process group of its own, killed when it exits (a process that leaves the group, e.g. with setsid, is out of reach).
     pub cmd: Cmd,
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]

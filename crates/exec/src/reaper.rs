@@ -36,7 +36,8 @@
 //! (a parent-death signal). A worker process cannot register a group after
 //! the reaper's last look, since it holds the pipe until it dies. The
 //! reaper then reads the whole table and sends SIGKILL to every group it
-//! names, and exits.
+//! names, and exits. (A child that the runner's own code forks without
+//! `exec` holds the pipe too: the reaper then waits for it as well.)
 //!
 //! **The reaper process** is forked from the runner, which has threads: the
 //! child makes only async-signal-safe calls (`fork`, `setpgid`,

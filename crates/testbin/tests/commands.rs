@@ -196,12 +196,15 @@ fn timing_out_in_process_mode(job: &str, attempts: u32) -> Vec<String> {
 
 #[test]
 fn a_timed_out_command_is_killed_before_its_retry_in_process_mode() {
-    // Each attempt writes its start and whether the one before still runs.
+    // Each attempt writes its start and whether the one before still runs
+    // (its pid is in `pid`, `exec` making the shell the `sleep`; a zombie,
+    // state Z, has exited).
     let d = dir();
-    let log = d.path().join("log");
+    let (log, pid) = (d.path().join("log"), d.path().join("pid"));
     let job = format!(
-        "shell:cmd=\"pgrep -x -f 'sleep 31458' >/dev/null && echo overlap >> {0}; echo start >> {0}; exec sleep 31458\",shell=true",
-        log.display()
+        "shell:cmd=\"s=$(cut -d' ' -f3 /proc/$(cat {1} 2>/dev/null)/stat 2>/dev/null); [ x$s != x ] && [ $s != Z ] && echo overlap >> {0}; echo $$ > {1}; echo start >> {0}; exec sleep 31458\",shell=true",
+        log.display(),
+        pid.display()
     );
     assert_eq!(timing_out_in_process_mode(&job, 3), ["timed_out"; 3]);
     assert_eq!(
