@@ -1,22 +1,29 @@
 //! `shell`: runs a command, in a process group of its own.
+//!
+//! The command is a [`CommandGroup`]: the job ends when the command (the
+//! group's leader) exits, and what is left of its group then is killed; a
+//! timeout or a cancel ends the whole group (SIGTERM, then SIGKILL after
+//! `kill_grace`); and the runner's reaper kills the group should the runner
+//! die. Output is read until the leader exits, then what is already in the
+//! pipes is taken: a background process that holds them open does not hold
+//! the job, and what it writes later is dropped.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{ChildStderr, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use runyard::exec::os;
+use runyard::exec::{os, CommandGroup, SpawnError};
 use runyard::{Context, Task, TaskError, TaskKind, Violation};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// A command: a list of arguments, or a line for `sh -c` (with `shell = true`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Cmd {
     /// The program and its arguments, run as given.
@@ -25,12 +32,67 @@ pub enum Cmd {
     Line(String),
 }
 
+/// What `cmd` accepts, for the error when it is something else.
+const CMD_EXPECTED: &str = "a list of the program and its arguments, e.g. [\"ls\", \"-l\"], \
+     or a command line for `sh -c` with shell = true, e.g. \"ls -l | wc -l\"";
+
+impl<'de> Deserialize<'de> for Cmd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cmd, D::Error> {
+        struct CmdVisitor;
+
+        impl<'de> Visitor<'de> for CmdVisitor {
+            type Value = Cmd;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(CMD_EXPECTED)
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Cmd, E> {
+                Ok(Cmd::Line(s.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cmd, A::Error> {
+                let mut args = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(Arg(a)) = seq.next_element()? {
+                    args.push(a);
+                }
+                Ok(Cmd::Args(args))
+            }
+        }
+
+        d.deserialize_any(CmdVisitor)
+    }
+}
+
+/// One argument of a `cmd` list.
+struct Arg(String);
+
+impl<'de> Deserialize<'de> for Arg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Arg, D::Error> {
+        struct ArgVisitor;
+
+        impl Visitor<'_> for ArgVisitor {
+            type Value = Arg;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string (each argument of `cmd` is one, e.g. [\"sleep\", \"5\"])")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Arg, E> {
+                Ok(Arg(s.to_string()))
+            }
+        }
+
+        d.deserialize_str(ArgVisitor)
+    }
+}
+
 /// Parameters of `shell`.
 #[derive(Debug, Clone, Serialize, Deserialize, runyard::Params)]
 #[serde(deny_unknown_fields)]
 #[param(check = check)]
 pub struct ShellParams {
-    /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`.
+    /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`. It runs in a process group of its own, killed when it exits (a process that leaves the group, e.g. with setsid, is out of reach).
     pub cmd: Cmd,
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]
@@ -61,7 +123,7 @@ pub struct ShellParams {
     #[serde(default = "default_capture")]
     #[param(max = 1_073_741_824)]
     pub capture: u64,
-    /// After a timeout or a cancel: the time between SIGTERM and SIGKILL to the process group.
+    /// After a timeout or a cancel: the time between SIGTERM and SIGKILL to the process group (in process mode, the worker processes' grace applies).
     #[serde(default = "default_grace", with = "runyard::serde_duration")]
     pub kill_grace: Duration,
 }
@@ -121,8 +183,12 @@ pub struct ShellOutput {
 }
 
 /// `shell`: runs a command in a process group of its own. Success is an
-/// exit status in `ok_codes`; on a timeout or a cancel the whole group gets
-/// SIGTERM, then SIGKILL after `kill_grace`.
+/// exit status in `ok_codes`. The job ends when the command exits, and
+/// what is left of its group then is killed (what it writes later is
+/// dropped); on a timeout or a cancel the whole group gets SIGTERM, then
+/// SIGKILL after `kill_grace`; should the runner die, even of SIGKILL, its
+/// reaper kills the group. A process that leaves the group on purpose
+/// (`setsid`) is out of runyard's reach.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Shell;
 
@@ -130,7 +196,7 @@ impl Task for Shell {
     const NAME: &'static str = "shell";
     const KIND: TaskKind = TaskKind::Blocking;
     const DESCRIPTION: &'static str =
-        "Runs a command (argv, or `sh -c` with shell = true); captures its output; a timeout kills its process group";
+        "Runs a command (argv, or `sh -c` with shell = true) in a process group that ends with it, at a timeout, and with the runner; captures its output";
     type Params = ShellParams;
     type Output = ShellOutput;
 
@@ -147,7 +213,7 @@ impl Task for Shell {
                 c
             }
         };
-        cmd.envs(&p.env).process_group(0);
+        cmd.envs(&p.env);
         if let Some(d) = &p.cwd {
             cmd.current_dir(d);
         }
@@ -160,28 +226,21 @@ impl Task for Shell {
         });
         cmd.stdout(output_to(&p.stdout_file, "stdout_file")?);
         cmd.stderr(output_to(&p.stderr_file, "stderr_file")?);
-        let mut child = cmd.spawn().map_err(|e| spawn_error(&p.cmd, e))?;
-        let pid = child.id();
-        let reaped = Arc::new(AtomicBool::new(false));
+        let mut group = CommandGroup::spawn(&mut cmd).map_err(|e| spawn_error(&p, e))?;
         let guard = {
-            let (reaped, grace) = (Arc::clone(&reaped), p.kill_grace);
-            ctx.cancel_token()
-                .on_cancel(move || os::terminate_group(pid, grace, reaped))
+            let (stopper, grace) = (group.stopper(), p.kill_grace);
+            ctx.cancel_token().on_cancel(move || stopper.stop(grace))
         };
-        let writer = match (child.stdin.take(), p.stdin) {
-            (Some(mut pipe), Some(text)) => Some(std::thread::spawn(move || {
-                // A command that exits without reading its input is not an error.
-                let _ = pipe.write_all(text.as_bytes());
-            })),
-            _ => None,
-        };
-        let (out, err) = drain(child.stdout.take(), child.stderr.take(), p.capture)?;
-        let status = child.wait()?;
-        reaped.store(true, Ordering::SeqCst);
-        drop(guard);
-        if let Some(w) = writer {
-            let _ = w.join();
+        let input = p.stdin.map(String::into_bytes);
+        let mut pipes = Pipes::new(&mut group, input, p.capture)?;
+        if let Err(e) = pipes.until_exit(&group) {
+            // Dropping the group kills it.
+            drop(group);
+            return Err(e.into());
         }
+        let status = group.finish()?;
+        drop(guard);
+        let (out, err) = pipes.rest()?;
         ctx.check()?;
         let (code, signal) = os::exit_parts(status);
         match code {
@@ -217,20 +276,54 @@ fn output_to(file: &Option<PathBuf>, what: &str) -> Result<Stdio, TaskError> {
     })
 }
 
-/// A command that cannot start (not found, not executable) will not start
-/// on a retry either: permanent, with the OS error.
-fn spawn_error(cmd: &Cmd, e: io::Error) -> TaskError {
-    let program = match cmd {
-        Cmd::Args(a) => a[0].clone(),
-        Cmd::Line(_) => "sh".to_string(),
+/// A command that cannot start (not found, not executable, a working
+/// directory that cannot be entered) will not start on a retry either:
+/// permanent, with the OS error and what it is about.
+fn spawn_error(p: &ShellParams, e: SpawnError) -> TaskError {
+    let e = match e {
+        SpawnError::Start(e) => e,
+        other => return TaskError::retryable(other.to_string()),
     };
-    let msg = format!("cannot run `{program}`: {e}");
-    match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput => {
-            TaskError::permanent(msg)
+    let permanent = matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput
+    );
+    // The OS gives one error for a missing program and a missing directory.
+    let msg = match p.cwd.as_deref().and_then(unusable_dir) {
+        Some((dir, why)) => format!(
+            "cannot enter the working directory `{}` (cwd): {why}",
+            dir.display()
+        ),
+        None => {
+            let program = match &p.cmd {
+                Cmd::Args(a) => a[0].as_str(),
+                Cmd::Line(_) => "sh",
+            };
+            format!("cannot run `{program}`: {e}")
         }
-        _ => TaskError::retryable(msg),
+    };
+    if permanent {
+        TaskError::permanent(msg)
+    } else {
+        TaskError::retryable(msg)
     }
+}
+
+/// Why `dir` cannot be a command's working directory, if it cannot.
+fn unusable_dir(dir: &Path) -> Option<(&Path, String)> {
+    let why = match std::fs::metadata(dir) {
+        Err(e) => e.to_string(),
+        Ok(m) if !m.is_dir() => "not a directory".to_string(),
+        Ok(_) => {
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+            // SAFETY: access reads the NUL-terminated path we pass.
+            if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+                return None;
+            }
+            io::Error::last_os_error().to_string()
+        }
+    };
+    Some((dir, why))
 }
 
 /// A captured stream: the first bytes, and how many there were.
@@ -264,79 +357,199 @@ impl Captured {
 struct Stream {
     reader: Option<Box<dyn Read>>,
     captured: Captured,
-    fd: i32,
+    fd: RawFd,
 }
 
 impl Stream {
-    fn of<R: Read + AsRawFd + 'static>(pipe: Option<R>) -> Stream {
-        match pipe {
-            Some(p) => Stream {
-                fd: p.as_raw_fd(),
-                reader: Some(Box::new(p)),
-                captured: Captured {
-                    kept: Some(Vec::new()),
-                    total: 0,
-                },
-            },
+    fn of<R: Read + AsRawFd + 'static>(pipe: Option<R>) -> io::Result<Stream> {
+        Ok(match pipe {
+            Some(p) => {
+                os::set_nonblocking(p.as_raw_fd())?;
+                Stream {
+                    fd: p.as_raw_fd(),
+                    reader: Some(Box::new(p)),
+                    captured: Captured {
+                        kept: Some(Vec::new()),
+                        total: 0,
+                    },
+                }
+            }
             None => Stream {
                 reader: None,
                 captured: Captured::default(),
                 fd: -1,
             },
+        })
+    }
+
+    /// Reads at most `most` bytes of what is there; closes the stream at
+    /// its end. Returns how many bytes were read.
+    fn read(&mut self, buf: &mut [u8], most: usize, keep: u64) -> io::Result<usize> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(0);
+        };
+        let most = most.min(buf.len());
+        match reader.read(&mut buf[..most]) {
+            Ok(0) => {
+                self.reader = None;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.captured.total += n as u64;
+                if let Some(k) = &mut self.captured.kept {
+                    let room = keep.saturating_sub(k.len() as u64) as usize;
+                    k.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Ok(n)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
         }
     }
 }
 
-/// Reads both pipes to their ends at once (so neither can fill up and stall
-/// the command), keeping up to `keep` bytes of each.
-fn drain(
-    out: Option<ChildStdout>,
-    err: Option<ChildStderr>,
+/// Text for the command's standard input, written as it takes it.
+struct Feed {
+    pipe: std::process::ChildStdin,
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+/// The command's pipes: both output streams read at once (so neither can
+/// fill up and stall the command), and its input written as it reads it.
+struct Pipes {
+    streams: [Stream; 2],
+    feed: Option<Feed>,
     keep: u64,
-) -> io::Result<(Captured, Captured)> {
-    let mut streams = [Stream::of(out), Stream::of(err)];
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let mut fds: Vec<libc::pollfd> = streams
-            .iter()
-            .filter(|s| s.reader.is_some())
-            .map(|s| libc::pollfd {
-                fd: s.fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if fds.is_empty() {
-            break;
-        }
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+    buf: Box<[u8; 16 * 1024]>,
+}
+
+impl Pipes {
+    fn new(group: &mut CommandGroup, input: Option<Vec<u8>>, keep: u64) -> io::Result<Pipes> {
+        let feed = match (group.take_stdin(), input) {
+            (Some(pipe), Some(bytes)) => {
+                os::set_nonblocking(pipe.as_raw_fd())?;
+                Some(Feed { pipe, bytes, at: 0 })
             }
-            return Err(e);
-        }
-        for pfd in fds.iter().filter(|p| p.revents != 0) {
-            let s = streams.iter_mut().find(|s| s.fd == pfd.fd).expect("polled");
-            let reader = s.reader.as_mut().expect("open");
-            match reader.read(&mut buf) {
-                Ok(0) => s.reader = None,
-                Ok(n) => {
-                    s.captured.total += n as u64;
-                    if let Some(k) = &mut s.captured.kept {
-                        let room = keep.saturating_sub(k.len() as u64) as usize;
-                        k.extend_from_slice(&buf[..n.min(room)]);
-                    }
+            _ => None,
+        };
+        Ok(Pipes {
+            streams: [
+                Stream::of(group.take_stdout())?,
+                Stream::of(group.take_stderr())?,
+            ],
+            feed,
+            keep,
+            buf: Box::new([0; 16 * 1024]),
+        })
+    }
+
+    /// Reads and writes until the command's leader exits.
+    fn until_exit(&mut self, group: &CommandGroup) -> io::Result<()> {
+        let exit_fd = group.exit_fd().map(|f| f.as_raw_fd());
+        loop {
+            let mut fds = [libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            }; 4];
+            for (pfd, s) in fds.iter_mut().zip(&self.streams) {
+                if s.reader.is_some() {
+                    (pfd.fd, pfd.events) = (s.fd, libc::POLLIN);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            }
+            if let Some(f) = &self.feed {
+                (fds[2].fd, fds[2].events) = (f.pipe.as_raw_fd(), libc::POLLOUT);
+            }
+            if let Some(fd) = exit_fd {
+                (fds[3].fd, fds[3].events) = (fd, libc::POLLIN);
+            }
+            // Without a pidfd, the leader is looked at every 20 ms.
+            let timeout = if exit_fd.is_some() { -1 } else { 20 };
+            // SAFETY: `fds` is a valid array of pollfd of the given length
+            // (entries with fd -1 are ignored).
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for (i, s) in self.streams.iter_mut().enumerate() {
+                if fds[i].revents != 0 {
+                    s.read(&mut self.buf[..], usize::MAX, self.keep)?;
+                }
+            }
+            if fds[2].revents != 0 {
+                self.write_input();
+            }
+            let exited = match exit_fd {
+                Some(_) => fds[3].revents != 0,
+                None => group.has_exited()?,
+            };
+            if exited {
+                // Closed: a process of the group left reading it sees its end.
+                self.feed = None;
+                return Ok(());
             }
         }
     }
-    let [o, e] = streams;
-    Ok((o.captured, e.captured))
+
+    /// Writes what the command's input pipe takes now; closes it once all
+    /// is written (or once the command no longer reads it: not an error).
+    fn write_input(&mut self) {
+        let Some(f) = &mut self.feed else {
+            return;
+        };
+        match f.pipe.write(&f.bytes[f.at..]) {
+            Ok(n) => {
+                f.at += n;
+                if f.at == f.bytes.len() {
+                    self.feed = None;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) => {}
+            Err(_) => self.feed = None,
+        }
+    }
+
+    /// Takes what is in the pipes now (the group is gone): whatever writes
+    /// to them later is not waited for.
+    fn rest(mut self) -> io::Result<(Captured, Captured)> {
+        for s in self.streams.iter_mut().filter(|s| s.reader.is_some()) {
+            let mut left = pipe_bytes(s.fd);
+            while left > 0 {
+                match s.read(&mut self.buf[..], left, self.keep)? {
+                    0 => break,
+                    n => left -= n,
+                }
+            }
+        }
+        let [o, e] = self.streams;
+        Ok((o.captured, e.captured))
+    }
+}
+
+/// Bytes waiting in a pipe (`FIONREAD`).
+fn pipe_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer we pass.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 {
+        return 0;
+    }
+    n.max(0) as usize
 }
 
 #[cfg(test)]
@@ -400,6 +613,66 @@ mod tests {
     }
 
     #[test]
+    fn what_cmd_accepts_is_said_with_an_example() {
+        let e = params(serde_json::json!({"cmd": true})).unwrap_err();
+        assert_eq!(
+            e,
+            "`cmd`: invalid type: boolean `true`, expected a list of the program and its arguments, \
+             e.g. [\"ls\", \"-l\"], or a command line for `sh -c` with shell = true, e.g. \"ls -l | wc -l\""
+        );
+        let e = params(serde_json::json!({"cmd": ["sleep", 5]})).unwrap_err();
+        assert!(
+            e.starts_with("`cmd[1]`: invalid type: integer `5`, expected a string"),
+            "{e}"
+        );
+        assert!(e.contains(r#"["sleep", "5"]"#), "{e}");
+    }
+
+    #[test]
+    fn the_job_ends_when_its_command_exits_and_later_output_is_dropped() {
+        // The background process holds standard output open, and writes to
+        // it after the command has exited.
+        let p = params(serde_json::json!({
+            "cmd": "echo early; (sleep 2; echo late) & sleep 31490 & echo $!", "shell": true
+        }))
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(Shell.run(p, &ctx())));
+        let out = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the job ended with its command")
+            .unwrap();
+        let stdout = out.stdout.unwrap();
+        let (early, pid) = stdout.split_once('\n').unwrap();
+        assert_eq!(early, "early");
+        // Its process group was killed: the background `sleep` is gone.
+        let pid: u32 = pid.trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while os::is_running(pid) {
+            assert!(std::time::Instant::now() < deadline, "sleep {pid} runs on");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!stdout.contains("late"), "{stdout}");
+    }
+
+    #[test]
+    fn a_working_directory_that_cannot_be_entered_is_named() {
+        let p = params(serde_json::json!({"cmd": ["true"], "cwd": "/no/such/dir"})).unwrap();
+        let e = Shell.run(p, &ctx()).unwrap_err();
+        assert!(e.is_permanent());
+        assert_eq!(
+            e.message(),
+            "cannot enter the working directory `/no/such/dir` (cwd): No such file or directory (os error 2)"
+        );
+        let p = params(serde_json::json!({"cmd": ["true"], "cwd": "/etc/hostname"})).unwrap();
+        assert!(Shell
+            .run(p, &ctx())
+            .unwrap_err()
+            .message()
+            .ends_with("(cwd): not a directory"));
+    }
+
+    #[test]
     fn a_missing_program_is_a_permanent_error() {
         let p = params(serde_json::json!({"cmd": ["/no/such/program"]})).unwrap();
         let e = Shell.run(p, &ctx()).unwrap_err();
@@ -433,9 +706,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(Shell.run(p, &c)));
         // Cancelled before or after the command starts, the group is killed
-        // (a callback registered after the cancel runs at once). The task
-        // returns only once every process holding its pipes is gone, so a
-        // grandchild left alive would keep it waiting past the deadline.
+        // (a callback registered after the cancel runs at once): the shell
+        // dies of it, and the task returns.
         token.cancel();
         let r = rx
             .recv_timeout(Duration::from_secs(30))

@@ -243,6 +243,15 @@ fn dispatch(
     cli: Cli,
     registry: &dyn Fn() -> anyhow::Result<Arc<Registry>>,
 ) -> anyhow::Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Exec(_) | Command::QueueWorker(_)
+    ) {
+        // Commands that run jobs: the reaper is forked now, while this
+        // process is small (its copy of this memory stays small). Should it
+        // fail, the first command that needs it says why.
+        let _ = runyard::exec::start_reaper();
+    }
     match cli.command {
         Command::Run(args) => run::run(args, cli.color, registry()?),
         Command::Exec(args) => exec::exec(args, cli.color),

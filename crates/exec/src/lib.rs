@@ -10,20 +10,28 @@
 //!   thread abandoned and replaced, so the run never waits for it.
 //! - [`AsyncExecutor`]: attempts are tokio tasks on one runtime; a timeout
 //!   drops the future.
+//!
+//! A task that starts commands starts each as a [`CommandGroup`]: a
+//! process group of its own that ends whole, and that a reaper process
+//! kills should the runner die (see [`start_reaper`]).
 
 // A closed standard error must not panic an executor: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod async_exec;
 mod attempt;
+mod group;
 pub mod os;
 mod panic;
 pub mod process;
+mod reaper;
 mod spin;
 mod thread;
 
 pub use async_exec::AsyncExecutor;
 pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};
+pub use group::{CommandGroup, GroupStopper, SpawnError};
 pub use panic::{catch_panic, install_panic_hook};
+pub use reaper::start_reaper;
 pub use spin::{spin_until, Spinner};
 pub use thread::{PoolConfig, ThreadPool};

@@ -1,14 +1,14 @@
 //! Operating-system helpers for running processes: signal names, exit
 //! statuses as outcomes, ending a process group (SIGTERM, then SIGKILL),
-//! the parent-death signal, an address-space limit, and the resident size
-//! of a process. The worker processes of `process` mode and the `shell`
-//! task are built on them. Linux (the parent-death signal and `/proc` are
-//! Linux's; the rest is Unix).
+//! waiting for a child's exit without reaping it, the parent-death signal,
+//! an address-space limit, and the resident size of a process. The worker
+//! processes of `process` mode and the `shell` task are built on them.
+//! Linux (pidfds, the parent-death signal and `/proc` are Linux's; the rest
+//! is Unix).
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::os::unix::process::ExitStatusExt;
@@ -86,28 +86,6 @@ pub fn kill_group(pgid: u32, sig: i32) -> io::Result<()> {
     }
 }
 
-/// Ends process group `pgid`: SIGTERM now, SIGKILL after `grace` unless
-/// `reaped` is set by then (the group's leader was waited for, so its id
-/// may be reused). The wait happens on a thread of its own: this returns at
-/// once, so it can be called from a cancellation callback.
-pub fn terminate_group(pgid: u32, grace: Duration, reaped: Arc<AtomicBool>) {
-    let _ = kill_group(pgid, libc::SIGTERM);
-    let escalate = move || {
-        std::thread::sleep(grace);
-        if !reaped.load(Ordering::SeqCst) {
-            let _ = kill_group(pgid, libc::SIGKILL);
-        }
-    };
-    if std::thread::Builder::new()
-        .name("runyard-kill".into())
-        .spawn(escalate)
-        .is_err()
-    {
-        // Out of threads: do not leave the group running.
-        let _ = kill_group(pgid, libc::SIGKILL);
-    }
-}
-
 /// Ends `child`, the leader of its own process group (started with
 /// `process_group(0)`), and its group: SIGTERM to the group, SIGKILL when
 /// the leader has not exited after `grace`, and SIGKILL to what is left of
@@ -131,6 +109,110 @@ pub fn stop_group(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> 
     // reaches only stragglers of this group.
     let _ = kill_group(pgid, libc::SIGKILL);
     Ok(status)
+}
+
+/// A descriptor that becomes readable when process `pid` exits (a pidfd,
+/// Linux 5.3): something to `poll` beside a child's pipes. The process is
+/// not reaped by it.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes integers; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether child `pid` has exited, waiting for it when `block`; it is not
+/// reaped (`waitid` with `WNOWAIT`), so its id, and its process group's,
+/// stay reserved until `Child::wait`.
+pub fn child_exited(pid: u32, block: bool) -> io::Result<bool> {
+    let pid = libc::id_t::from(pid);
+    let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: waitid fills the siginfo we pass; zeroed, so `si_pid` stays
+        // 0 when nothing has exited (WNOHANG).
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) } == 0 {
+            // SAFETY: waitid succeeded: the pid field is set (or zero).
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+pub fn is_running(pid: u32) -> bool {
+    // The state follows the command name, which may hold spaces: after ')'.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rfind(')')
+            .and_then(|i| s.get(i + 2..))
+            .is_some_and(|state| !state.starts_with(['Z', 'X']))
+    })
+}
+
+/// Makes reads and writes on `fd` return `WouldBlock` instead of waiting.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns; no memory is touched.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Maps `len` bytes of the file `fd` from `offset`, shared and read-write.
+pub(crate) fn map_shared(fd: RawFd, len: usize, offset: usize) -> io::Result<*mut libc::c_void> {
+    // SAFETY: a new mapping of the caller's file; the kernel picks where.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p)
+    }
+}
+
+/// `fd` moved to a descriptor at or above `min`, close-on-exec: out of
+/// the way of the low numbers a child is handed.
+pub(crate) fn fd_above(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: duplicating a descriptor we own; the result is checked.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if high < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, ours alone (`fd` closes as it drops).
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Asks the kernel to send `sig` to this process when the thread that

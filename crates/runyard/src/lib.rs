@@ -126,11 +126,12 @@ pub mod postgres {
     };
 }
 
-/// Executors, for those who build their own worker loop.
+/// Executors, for those who build their own worker loop, and commands run
+/// in process groups of their own that never outlive the runner.
 pub mod exec {
     pub use runyard_exec::{
-        catch_panic, install_panic_hook, os, AsyncExecutor, Attempt, Epoch, Executor, Finished,
-        PoolConfig, Sink, ThreadPool,
+        catch_panic, install_panic_hook, os, start_reaper, AsyncExecutor, Attempt, CommandGroup,
+        Epoch, Executor, Finished, GroupStopper, PoolConfig, Sink, SpawnError, ThreadPool,
     };
 }
 

@@ -2,121 +2,23 @@
 //! timeouts kill, workers are recycled, nothing is lost, nothing is left
 //! behind, and no worker outlives a killed engine.
 //!
-//! Every run gets a mark in its environment, which its workers (and what
-//! they start) inherit: after the run, no process with that mark may be
-//! left, whoever became its parent.
+//! Every run is marked (see `common`): after it, nothing it started may be
+//! left.
+
+mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_runyard-testbin");
-
-const MARK: &str = "RUNYARD_TEST_MARK";
-
-/// The runyard command, marked.
-fn runyard(args: &[&str]) -> (Command, String) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let mark = format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env(MARK, &mark).stdin(Stdio::null());
-    (cmd, mark)
-}
-
-/// Running processes (not zombies) that carry `mark`.
-fn marked(mark: &str) -> Vec<u32> {
-    let entry = format!("{MARK}={mark}");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{p}/environ")) else {
-            continue;
-        };
-        if env.split(|b| *b == 0).any(|v| v == entry.as_bytes()) && alive(p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// Waits until nothing started by the run marked `mark` is left (and on
-/// failure kills what is, so a failed test leaves nothing behind either).
-fn nothing_left(mark: &str) {
-    let start = Instant::now();
-    loop {
-        let left = marked(mark);
-        if left.is_empty() {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            for p in &left {
-                let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
-            }
-            panic!("processes of the run left behind: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-struct Ran {
-    /// The engine's process id.
-    pid: u32,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs to the end, then checks that nothing it started is left. Output
-/// goes to files, not pipes: a process left behind holding them would make
-/// reading a pipe wait forever instead of failing the check.
-fn run(args: &[&str]) -> Ran {
-    let (mut cmd, mark) = runyard(args);
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let status = wait_for_exit(&mut child, Duration::from_secs(300));
-    nothing_left(&mark);
-    let read = |p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-    Ran {
-        pid: child.id(),
-        code: status.code().unwrap_or(-1),
-        stdout: read(&out),
-        stderr: read(&err),
-    }
-}
-
-/// Waits for `child` to exit, killing it (and failing) past `limit`.
-fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the run did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use common::*;
 
 /// Runs with `--json -` and returns (exit code, report).
 fn report(args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = vec!["run", "--mode", "process", "--json", "-"];
     all.extend(args);
-    let r = run(&all);
+    let r = run_marked(&all);
     let v = serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("not a report ({e}); stderr:\n{}", r.stderr));
     (r.code, v)
@@ -134,41 +36,6 @@ fn attempts(job: &serde_json::Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // The fields after the command name (which may hold spaces) start after ')'.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after.split_whitespace().nth(1).unwrap().parse().unwrap();
-        if ppid == pid {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited: it is waiting to be reaped, not running.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(false)
-}
-
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "gave up waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -278,7 +145,7 @@ fn a_hung_attempt_is_killed_at_its_timeout_with_its_process_group() {
 
 #[test]
 fn a_task_that_floods_stdout_does_not_corrupt_the_protocol_or_the_report() {
-    let r = run(&[
+    let r = run_marked(&[
         "run",
         "--mode",
         "process",
@@ -402,7 +269,7 @@ fn a_worker_that_dies_between_jobs_is_replaced_and_costs_nothing() {
     let events = d.path().join("events.jsonl");
     // The first attempt fails at once and the retry waits two seconds: the
     // worker is idle meanwhile, and the test kills it.
-    let (mut cmd, mark) = runyard(&[]);
+    let (mut cmd, mark) = marked_runyard(&[]);
     let mut child = cmd
         .args([
             "run",
@@ -447,16 +314,6 @@ fn a_worker_that_dies_between_jobs_is_replaced_and_costs_nothing() {
         a.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
         ["failed", "succeeded"]
     );
-}
-
-fn spawn_run(args: &[&str]) -> (Child, String) {
-    let (mut cmd, mark) = runyard(args);
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (child, mark)
 }
 
 #[test]
@@ -634,7 +491,7 @@ isolate = false
 "#,
     )
     .unwrap();
-    let ran = run(&["run", "--json", "-", "-f", file.to_str().unwrap()]);
+    let ran = run_marked(&["run", "--json", "-", "-f", file.to_str().unwrap()]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let engine = u64::from(ran.pid);
     let r: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();

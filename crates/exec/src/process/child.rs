@@ -2,10 +2,12 @@
 //!
 //! The engine starts the same executable with `RUNYARD_WORKER` in its
 //! environment (set to the engine's pid), the protocol's pipes on file
-//! descriptors 3 and 4, and the shared page on 5. The worker removes the
-//! variable and marks the descriptors close-on-exec (so commands its tasks
-//! start inherit none of them), greets the engine, and runs what it is
-//! sent, one attempt at a time.
+//! descriptors 3 and 4, the shared page on 5, and, when the engine has a
+//! reaper, the reaper's life pipe on 6 and its table on 7 (see `reaper`:
+//! `Setup` names the worker's page). The worker removes the variable and
+//! marks the descriptors close-on-exec (so commands its tasks start inherit
+//! none of them), greets the engine, and runs what it is sent, one attempt
+//! at a time.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -70,7 +72,8 @@ pub fn run_worker(registry: &Registry) -> i32 {
     if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
         return 1;
     }
-    for fd in [3, 4, 5] {
+    // 6 and 7 (the reaper's life pipe and table) only when handed over.
+    for fd in [3, 4, 5, 6, 7] {
         set_cloexec(fd);
     }
     crate::panic::install_panic_hook();
@@ -215,11 +218,22 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 version,
                 tasks,
                 report_starts,
+                groups,
             } => {
                 if version != VERSION {
                     return Err(io::Error::other(format!(
                         "the engine speaks protocol {version}, this worker {VERSION}"
                     )));
+                }
+                if let Some(page) = groups {
+                    if let Err(e) = crate::reaper::adopt(page) {
+                        // The commands of this worker get a reaper of its own.
+                        let _ = writeln!(
+                            io::stderr(),
+                            "runyard worker {}: cannot use the engine's reaper: {e}",
+                            std::process::id()
+                        );
+                    }
                 }
                 w.tasks = tasks.iter().map(|n| registry.lookup(n).ok()).collect();
                 w.names = tasks;

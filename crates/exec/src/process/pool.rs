@@ -1,4 +1,10 @@
 //! The engine's side of `process` mode: the pool of worker processes.
+//!
+//! Each slot of the pool has a page of the reaper's table (see `reaper`),
+//! which its worker processes register their commands in. Whenever a
+//! supervisor ends a worker (a timeout, a cancel, a crash, recycling), it
+//! ends the commands of that page with it, before it reports anything: a
+//! command never outlives the attempt that started it.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -21,6 +27,7 @@ use super::shm::Shm;
 use super::spawn::{spawn, Spawned};
 use crate::attempt::{Attempt, Executor, Finished, Sink};
 use crate::os;
+use crate::reaper::{self, Loan};
 
 /// How a pool of worker processes is started and kept.
 #[derive(Debug, Clone)]
@@ -111,6 +118,9 @@ struct Slot {
     state: Mutex<SlotState>,
     wake_r: RawFd,
     wake_w: RawFd,
+    /// The page of the reaper's table its workers register their commands
+    /// in (none when the engine has no reaper: each worker then has its own).
+    groups: Option<Loan>,
 }
 
 #[derive(Default)]
@@ -140,7 +150,18 @@ impl Slot {
             state: Mutex::new(SlotState::default()),
             wake_r: fds[0],
             wake_w: fds[1],
+            // Without a reaper here, each worker starts its own at its
+            // first command (and says why, should that fail too).
+            groups: reaper::lend().ok(),
         })
+    }
+
+    /// Ends the commands a worker of this slot started, once that worker is
+    /// gone: what is left of their groups gets SIGKILL.
+    fn end_commands(&self) {
+        if let Some(g) = &self.groups {
+            g.kill_all();
+        }
     }
 
     fn wake(&self) {
@@ -274,7 +295,7 @@ impl Inner {
     /// A supervisor: keeps one worker process running and feeds it.
     fn supervise(self: Arc<Inner>, slot: &Slot) {
         // Start at once, so the pool is warm when work arrives.
-        let mut worker = self.start().ok();
+        let mut worker = self.start(slot).ok();
         // Crashes that no running attempt can be blamed for, in a row.
         let mut blameless = 0;
         loop {
@@ -293,10 +314,11 @@ impl Inner {
             {
                 // It died while idle: nothing of this batch has run.
                 worker = None;
+                slot.end_commands();
             }
             let mut w = match worker.take() {
                 Some(w) => w,
-                None => match self.start() {
+                None => match self.start(slot) {
                     Ok(w) => w,
                     Err(e) => {
                         self.fail_batch(batch, &e);
@@ -308,7 +330,7 @@ impl Inner {
                 Ok(()) => {
                     blameless = 0;
                     if self.should_recycle(&w) {
-                        self.stop(w);
+                        self.stop(slot, w);
                     } else {
                         worker = Some(w);
                     }
@@ -324,7 +346,7 @@ impl Inner {
         }
         lock(&slot.state).shm = None;
         if let Some(w) = worker {
-            self.stop(w);
+            self.stop(slot, w);
         }
     }
 
@@ -364,14 +386,14 @@ impl Inner {
     }
 
     /// Starts a worker and does the handshake.
-    fn start(&self) -> io::Result<Worker> {
+    fn start(&self, slot: &Slot) -> io::Result<Worker> {
         let failures = self.failures.load(Ordering::Relaxed);
         if failures > 0 {
             // Starting fails (a missing binary, a worker that dies at once):
             // back off instead of spinning.
             std::thread::sleep(Duration::from_millis(50u64 << failures.min(6)));
         }
-        let r = self.start_once();
+        let r = self.start_once(slot);
         match &r {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
             Err(_) => {
@@ -381,8 +403,12 @@ impl Inner {
         r
     }
 
-    fn start_once(&self) -> io::Result<Worker> {
+    fn start_once(&self, slot: &Slot) -> io::Result<Worker> {
         let shm = Arc::new(Shm::create()?);
+        let groups = slot
+            .groups
+            .as_ref()
+            .and_then(|g| Some((reaper::handoff()?, g.index())));
         let Spawned {
             child,
             to_worker,
@@ -392,6 +418,7 @@ impl Inner {
             &self.cfg.args,
             self.cfg.memory_limit,
             shm.raw_fd(),
+            groups.map(|(fds, _)| fds),
         )
         .map_err(|e| {
             io::Error::new(
@@ -445,6 +472,7 @@ impl Inner {
             version: VERSION,
             tasks: self.registry.iter().map(|t| t.name().to_string()).collect(),
             report_starts: self.report_starts,
+            groups: groups.map(|(_, page)| page),
         }
         .encode(&mut buf);
         if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
@@ -655,12 +683,13 @@ impl Inner {
         w.shm.stop();
         let target = match gone {
             Gone::TimedOut { token, .. } | Gone::Cancelled { token } => {
-                let _ = os::stop_group(&mut w.child, self.cfg.kill_grace);
+                self.end_gracefully(slot, &mut w);
                 Some(token)
             }
             Gone::Crashed { .. } => {
                 let _ = os::kill_group(w.pid, libc::SIGKILL);
                 let _ = w.child.wait();
+                slot.end_commands();
                 None
             }
         };
@@ -720,19 +749,45 @@ impl Inner {
             .is_some_and(|m| os::rss_bytes(w.pid).is_some_and(|rss| rss > m))
     }
 
-    /// Asks a worker to exit, and makes sure it does.
-    fn stop(&self, mut w: Worker) {
+    /// Ends a worker that is running an attempt, with the commands it
+    /// started: SIGTERM to the worker's process group and to theirs, then,
+    /// after the grace, SIGKILL to whatever is left of any of them.
+    fn end_gracefully(&self, slot: &Slot, w: &mut Worker) {
+        let deadline = Instant::now() + self.cfg.kill_grace;
+        if let Some(g) = &slot.groups {
+            g.signal_all(libc::SIGTERM);
+        }
+        let _ = os::stop_group(&mut w.child, self.cfg.kill_grace);
+        // The worker is gone (it seldom outlives a SIGTERM); its commands
+        // have what is left of the grace.
+        if let Some(g) = &slot.groups {
+            while g.any_running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        slot.end_commands();
+    }
+
+    /// Asks a worker to exit, and makes sure it does, and that nothing it
+    /// started is left.
+    fn stop(&self, slot: &Slot, mut w: Worker) {
         let mut b = Vec::new();
         ToWorker::Shutdown.encode(&mut b);
         let _ = super::protocol::write_all(&mut w.to_worker, &b);
         let deadline = Instant::now() + self.cfg.kill_grace;
-        while Instant::now() < deadline {
+        let exited = loop {
             if let Ok(Some(_)) = w.child.try_wait() {
-                return;
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
             }
             std::thread::sleep(Duration::from_millis(2));
+        };
+        if !exited {
+            let _ = os::stop_group(&mut w.child, Duration::ZERO);
         }
-        let _ = os::stop_group(&mut w.child, Duration::ZERO);
+        slot.end_commands();
     }
 }
 

@@ -12,7 +12,8 @@
 //!
 //! The worker speaks first (`Hello`: the protocol version and its pid); the
 //! engine answers with `Setup` (its task names, so both sides number tasks
-//! alike, and whether it wants to hear of each start) or, on a version it
+//! alike, whether it wants to hear of each start, and the page of the
+//! reaper's table the worker registers its commands in) or, on a version it
 //! does not speak, closes the pipes. Then the engine sends `Batch`es of
 //! attempts and the worker answers each attempt with one `Result`, preceded
 //! by a `Started` when the engine asked for them; these travel in groups
@@ -20,7 +21,8 @@
 //! attempt is running at any moment is not a message: the worker and its
 //! supervisor share a page of memory for it (see `shm`). `Shutdown` asks
 //! the worker to exit. A frame that cannot be decoded is an error for the
-//! side that reads it, never a hang: the engine replaces the worker.
+//! side that reads it, never a hang or a panic: the error says which frame,
+//! at which byte of it, reading what; the engine replaces the worker.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -28,7 +30,7 @@ use std::io::{self, Read, Write};
 use runyard_core::{ErrorIntent, JobId, TaskError, Timestamp};
 
 /// The protocol version; both sides must speak the same.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// Frames larger than this are refused (a garbled length would otherwise
 /// make the reader wait for gigabytes).
@@ -41,13 +43,70 @@ const RESULT: u8 = 4;
 const STARTED: u8 = 5;
 const SHUTDOWN: u8 = 6;
 
-/// A frame that could not be decoded.
-#[derive(Debug)]
-pub(crate) struct ProtocolError(pub(crate) String);
+/// A frame that could not be decoded, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProtocolError {
+    /// A length field of zero, or above the largest frame.
+    Length(usize),
+    /// A frame of a kind the reading side does not know.
+    Kind {
+        kind: u8,
+        /// Who sent it: `the engine` or `a worker`.
+        from: &'static str,
+    },
+    /// A frame whose body does not decode.
+    Body {
+        /// The frame's kind, e.g. `Result`.
+        frame: &'static str,
+        /// The byte of the frame (its length field is bytes 0 to 3) where
+        /// the field begins.
+        at: usize,
+        /// The field being read, e.g. `message`.
+        field: &'static str,
+        problem: Problem,
+    },
+}
+
+/// What is wrong with a field of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The frame ends this many bytes before the field does.
+    Short(usize),
+    /// A string that is not UTF-8.
+    NotUtf8,
+    /// A value the field cannot take.
+    Unknown(u64),
+    /// Bytes after the last field.
+    Trailing(usize),
+}
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "protocol error: {}", self.0)
+        match self {
+            ProtocolError::Length(len) => {
+                write!(f, "protocol error: a frame of impossible length {len}")
+            }
+            ProtocolError::Kind { kind, from } => {
+                write!(f, "protocol error: unknown frame kind {kind} from {from}")
+            }
+            ProtocolError::Body {
+                frame,
+                at,
+                field,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "protocol error: a {frame} frame is malformed at byte {at} (`{field}`): "
+                )?;
+                match problem {
+                    Problem::Short(n) => write!(f, "the frame ends {n} bytes early"),
+                    Problem::NotUtf8 => write!(f, "not UTF-8"),
+                    Problem::Unknown(v) => write!(f, "no such value: {v}"),
+                    Problem::Trailing(n) => write!(f, "{n} unexpected bytes after the last field"),
+                }
+            }
+        }
     }
 }
 
@@ -92,6 +151,9 @@ pub(crate) enum ToWorker {
         tasks: Vec<String>,
         /// Send a `Started` before each attempt's result.
         report_starts: bool,
+        /// The page of the reaper's table for the worker's commands (the
+        /// table is on descriptor 7), if the engine has a reaper.
+        groups: Option<u32>,
     },
     Batch(Vec<WireAttempt>),
     Shutdown,
@@ -136,53 +198,84 @@ impl Enc {
     }
 }
 
+/// Reads the fields of one frame's body, keeping track of where it is.
 struct Dec<'a> {
     buf: &'a [u8],
+    frame: &'static str,
+    /// The byte of the frame at which `buf` begins.
+    at: usize,
 }
 
 impl<'a> Dec<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+    fn new(frame: &'static str, body: &'a [u8]) -> Dec<'a> {
+        // The body follows the length (4 bytes) and the kind (1).
+        Dec {
+            buf: body,
+            frame,
+            at: 5,
+        }
+    }
+    fn error(&self, field: &'static str, problem: Problem) -> ProtocolError {
+        ProtocolError::Body {
+            frame: self.frame,
+            at: self.at,
+            field,
+            problem,
+        }
+    }
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ProtocolError> {
         if self.buf.len() < n {
-            return Err(ProtocolError(format!(
-                "a frame ended {} bytes early",
-                n - self.buf.len()
-            )));
+            return Err(self.error(field, Problem::Short(n - self.buf.len())));
         }
         let (a, b) = self.buf.split_at(n);
         self.buf = b;
+        self.at += n;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, ProtocolError> {
-        Ok(self.take(1)?[0])
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ProtocolError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N, field)?);
+        Ok(a)
     }
-    fn u32(&mut self) -> Result<u32, ProtocolError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+    fn u8(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
+        Ok(self.array::<1>(field)?[0])
     }
-    fn u64(&mut self) -> Result<u64, ProtocolError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+    fn u32(&mut self, field: &'static str) -> Result<u32, ProtocolError> {
+        Ok(u32::from_le_bytes(self.array(field)?))
     }
-    fn i64(&mut self) -> Result<i64, ProtocolError> {
-        Ok(i64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+    fn u64(&mut self, field: &'static str) -> Result<u64, ProtocolError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
     }
-    fn str(&mut self) -> Result<String, ProtocolError> {
-        let n = self.u32()? as usize;
-        let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| ProtocolError("a string is not UTF-8".into()))
+    fn i64(&mut self, field: &'static str) -> Result<i64, ProtocolError> {
+        Ok(i64::from_le_bytes(self.array(field)?))
+    }
+    fn str(&mut self, field: &'static str) -> Result<String, ProtocolError> {
+        // Problems are reported where the string begins, at its length.
+        let at = self.at;
+        let n = self.u32(field)? as usize;
+        let problem = match self.buf.get(..n) {
+            None => Problem::Short(n - self.buf.len()),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(s) => {
+                    let s = s.to_string();
+                    self.take(n, field)?;
+                    return Ok(s);
+                }
+                Err(_) => Problem::NotUtf8,
+            },
+        };
+        Err(ProtocolError::Body {
+            frame: self.frame,
+            at,
+            field,
+            problem,
+        })
     }
     fn done(&self) -> Result<(), ProtocolError> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(ProtocolError(format!(
-                "{} unexpected bytes at the end of a frame",
-                self.buf.len()
-            )))
+            Err(self.error("end", Problem::Trailing(self.buf.len())))
         }
     }
 }
@@ -195,6 +288,7 @@ impl ToWorker {
                 version,
                 tasks,
                 report_starts,
+                groups,
             } => {
                 let mut e = Enc::frame(SETUP);
                 e.u32(*version);
@@ -203,6 +297,8 @@ impl ToWorker {
                 for t in tasks {
                     e.str(t);
                 }
+                e.u8(u8::from(groups.is_some()));
+                e.u32(groups.unwrap_or(0));
                 e.finish(out);
             }
             ToWorker::Batch(attempts) => {
@@ -222,41 +318,50 @@ impl ToWorker {
     }
 
     fn decode(kind: u8, body: &[u8]) -> Result<ToWorker, ProtocolError> {
-        let mut d = Dec { buf: body };
         let m = match kind {
             SETUP => {
-                let version = d.u32()?;
-                let report_starts = d.u8()? != 0;
-                let n = d.u32()? as usize;
-                let tasks = (0..n).map(|_| d.str()).collect::<Result<_, _>>()?;
+                let mut d = Dec::new("Setup", body);
+                let version = d.u32("version")?;
+                let report_starts = d.u8("report_starts")? != 0;
+                let n = d.u32("tasks")? as usize;
+                let tasks = (0..n).map(|_| d.str("task")).collect::<Result<_, _>>()?;
+                let has_groups = d.u8("groups")? != 0;
+                let page = d.u32("groups")?;
+                d.done()?;
                 ToWorker::Setup {
                     version,
                     tasks,
                     report_starts,
+                    groups: has_groups.then_some(page),
                 }
             }
             BATCH => {
-                let n = d.u32()? as usize;
+                let mut d = Dec::new("Batch", body);
+                let n = d.u32("attempts")? as usize;
                 let mut v = Vec::with_capacity(n.min(4096));
                 for _ in 0..n {
                     v.push(WireAttempt {
-                        token: d.u64()?,
-                        task: d.u32()?,
-                        job: JobId(d.u64()?),
-                        attempt: d.u32()?,
-                        params: d.str()?,
+                        token: d.u64("token")?,
+                        task: d.u32("task")?,
+                        job: JobId(d.u64("job")?),
+                        attempt: d.u32("attempt")?,
+                        params: d.str("params")?,
                     });
                 }
+                d.done()?;
                 ToWorker::Batch(v)
             }
-            SHUTDOWN => ToWorker::Shutdown,
+            SHUTDOWN => {
+                Dec::new("Shutdown", body).done()?;
+                ToWorker::Shutdown
+            }
             other => {
-                return Err(ProtocolError(format!(
-                    "unknown frame kind {other} from the engine"
-                )))
+                return Err(ProtocolError::Kind {
+                    kind: other,
+                    from: "the engine",
+                })
             }
         };
-        d.done()?;
         Ok(m)
     }
 }
@@ -314,44 +419,69 @@ impl FromWorker {
     }
 
     fn decode(kind: u8, body: &[u8]) -> Result<FromWorker, ProtocolError> {
-        let mut d = Dec { buf: body };
         let m = match kind {
-            HELLO => FromWorker::Hello {
-                version: d.u32()?,
-                pid: d.u32()?,
-            },
-            STARTED => FromWorker::Started {
-                token: d.u64()?,
-                at: Timestamp::from_micros(d.i64()?),
-            },
+            HELLO => {
+                let mut d = Dec::new("Hello", body);
+                let m = FromWorker::Hello {
+                    version: d.u32("version")?,
+                    pid: d.u32("pid")?,
+                };
+                d.done()?;
+                m
+            }
+            STARTED => {
+                let mut d = Dec::new("Started", body);
+                let m = FromWorker::Started {
+                    token: d.u64("token")?,
+                    at: Timestamp::from_micros(d.i64("at")?),
+                };
+                d.done()?;
+                m
+            }
             RESULT => {
-                let token = d.u64()?;
-                let started_at = Timestamp::from_micros(d.i64()?);
-                let duration_us = d.u64()?;
-                let outcome = match d.u8()? {
-                    0 => WireOutcome::Succeeded(d.str()?),
+                let mut d = Dec::new("Result", body);
+                let token = d.u64("token")?;
+                let started_at = Timestamp::from_micros(d.i64("started_at")?);
+                let duration_us = d.u64("duration_us")?;
+                let before_outcome = d.at;
+                let outcome = match d.u8("outcome")? {
+                    0 => WireOutcome::Succeeded(d.str("output")?),
                     1 => {
-                        let intent = match (d.u8()?, d.u64()?) {
+                        let before_intent = d.at;
+                        let intent = match (d.u8("intent")?, d.u64("retry_after_ms")?) {
                             (0, _) => ErrorIntent::Retryable,
                             (1, _) => ErrorIntent::Permanent,
                             (2, ms) => {
                                 ErrorIntent::RetryAfter(std::time::Duration::from_millis(ms))
                             }
                             (k, _) => {
-                                return Err(ProtocolError(format!("unknown error intent {k}")))
+                                return Err(ProtocolError::Body {
+                                    frame: "Result",
+                                    at: before_intent,
+                                    field: "intent",
+                                    problem: Problem::Unknown(k.into()),
+                                })
                             }
                         };
-                        let message = d.str()?;
-                        let detail = Some(d.str()?).filter(|s| !s.is_empty());
+                        let message = d.str("message")?;
+                        let detail = Some(d.str("detail")?).filter(|s| !s.is_empty());
                         WireOutcome::Failed {
                             intent,
                             message,
                             detail,
                         }
                     }
-                    2 => WireOutcome::Panicked(d.str()?),
-                    k => return Err(ProtocolError(format!("unknown outcome kind {k}"))),
+                    2 => WireOutcome::Panicked(d.str("message")?),
+                    k => {
+                        return Err(ProtocolError::Body {
+                            frame: "Result",
+                            at: before_outcome,
+                            field: "outcome",
+                            problem: Problem::Unknown(k.into()),
+                        })
+                    }
                 };
+                d.done()?;
                 FromWorker::Result(WireResult {
                     token,
                     started_at,
@@ -360,12 +490,12 @@ impl FromWorker {
                 })
             }
             other => {
-                return Err(ProtocolError(format!(
-                    "unknown frame kind {other} from a worker"
-                )))
+                return Err(ProtocolError::Kind {
+                    kind: other,
+                    from: "a worker",
+                })
             }
         };
-        d.done()?;
         Ok(m)
     }
 }
@@ -439,7 +569,7 @@ impl FrameReader {
         }
         let len = u32::from_le_bytes(avail[..4].try_into().expect("4 bytes")) as usize;
         if len == 0 || len > MAX_FRAME {
-            return Err(ProtocolError(format!("a frame of impossible length {len}")));
+            return Err(ProtocolError::Length(len));
         }
         if avail.len() < 4 + len {
             return Ok(None);
@@ -505,6 +635,13 @@ mod tests {
             version: VERSION,
             tasks: vec!["cpu".into(), "ünïcode".into()],
             report_starts: true,
+            groups: Some(3),
+        });
+        roundtrip_to(ToWorker::Setup {
+            version: VERSION,
+            tasks: vec![],
+            report_starts: false,
+            groups: None,
         });
         roundtrip_to(ToWorker::Batch(vec![
             WireAttempt {
@@ -591,10 +728,217 @@ mod tests {
             .contains("unknown frame kind 99"));
         let mut r = FrameReader::default();
         r.fill(&mut &[3, 0, 0, 0, HELLO, 1, 0][..]).unwrap();
-        assert!(r
-            .next_from_worker()
-            .unwrap_err()
-            .to_string()
-            .contains("ended"));
+        assert_eq!(
+            r.next_from_worker().unwrap_err().to_string(),
+            "protocol error: a Hello frame is malformed at byte 5 (`version`): the frame ends 2 bytes early"
+        );
+    }
+
+    mod properties {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            "[a-zé\\PC{}\"]{0,12}"
+        }
+
+        fn to_worker() -> impl Strategy<Value = ToWorker> {
+            let attempt = (
+                any::<u64>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u32>(),
+                text(),
+            )
+                .prop_map(|(token, task, job, attempt, params)| WireAttempt {
+                    token,
+                    task,
+                    job: JobId(job),
+                    attempt,
+                    params,
+                });
+            prop_oneof![
+                (
+                    any::<u32>(),
+                    vec(text(), 0..4),
+                    any::<bool>(),
+                    any::<Option<u32>>()
+                )
+                    .prop_map(|(version, tasks, report_starts, groups)| {
+                        ToWorker::Setup {
+                            version,
+                            tasks,
+                            report_starts,
+                            groups,
+                        }
+                    }),
+                vec(attempt, 0..4).prop_map(ToWorker::Batch),
+                Just(ToWorker::Shutdown),
+            ]
+        }
+
+        fn from_worker() -> impl Strategy<Value = FromWorker> {
+            let intent = prop_oneof![
+                Just(ErrorIntent::Retryable),
+                Just(ErrorIntent::Permanent),
+                any::<u64>()
+                    .prop_map(|ms| ErrorIntent::RetryAfter(std::time::Duration::from_millis(ms))),
+            ];
+            let outcome = prop_oneof![
+                text().prop_map(WireOutcome::Succeeded),
+                (intent, text(), proptest::option::of("[a-z{}]{1,8}")).prop_map(
+                    |(intent, message, detail)| WireOutcome::Failed {
+                        intent,
+                        message,
+                        detail,
+                    }
+                ),
+                text().prop_map(WireOutcome::Panicked),
+            ];
+            prop_oneof![
+                (any::<u32>(), any::<u32>())
+                    .prop_map(|(version, pid)| FromWorker::Hello { version, pid }),
+                (any::<u64>(), any::<i64>()).prop_map(|(token, at)| FromWorker::Started {
+                    token,
+                    at: Timestamp::from_micros(at),
+                }),
+                (any::<u64>(), any::<i64>(), any::<u64>(), outcome).prop_map(
+                    |(token, at, duration_us, outcome)| FromWorker::Result(WireResult {
+                        token,
+                        started_at: Timestamp::from_micros(at),
+                        duration_us,
+                        outcome,
+                    })
+                ),
+            ]
+        }
+
+        /// Feeds `bytes` to a reader `cut` bytes at a time and decodes every
+        /// frame as the engine (or, with `to_worker`, a worker) would, until
+        /// the bytes run out or a frame is refused. Checks that a refusal
+        /// says where, within the frame it names, it went wrong.
+        fn decode_all(bytes: &[u8], cut: usize, to_worker: bool) -> Result<usize, ProtocolError> {
+            let mut r = FrameReader::default();
+            let mut frames = 0;
+            for chunk in bytes.chunks(cut.max(1)) {
+                r.fill(&mut &chunk[..]).unwrap();
+                loop {
+                    // The frame about to be decoded, for checking a refusal.
+                    let avail = &r.buf[r.start..r.end];
+                    let frame_len = avail
+                        .get(..4)
+                        .map(|l| 4 + u32::from_le_bytes(l.try_into().unwrap()) as usize);
+                    let got = if to_worker {
+                        r.next_to_worker().map(|m| m.is_some())
+                    } else {
+                        r.next_from_worker().map(|m| m.is_some())
+                    };
+                    match got {
+                        Ok(true) => frames += 1,
+                        Ok(false) => break,
+                        Err(e) => {
+                            check_refusal(&e, frame_len.expect("a length was read"));
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Ok(frames)
+        }
+
+        /// The messages of `bytes`, fed to a reader `cut` bytes at a time.
+        fn read_cut<M>(
+            bytes: &[u8],
+            cut: usize,
+            next: fn(&mut FrameReader) -> Result<Option<M>, ProtocolError>,
+        ) -> Vec<M> {
+            let mut r = FrameReader::default();
+            let mut got = Vec::new();
+            for chunk in bytes.chunks(cut) {
+                r.fill(&mut &chunk[..]).unwrap();
+                while let Some(m) = next(&mut r).unwrap() {
+                    got.push(m);
+                }
+            }
+            got
+        }
+
+        fn check_refusal(e: &ProtocolError, frame_len: usize) {
+            let said = e.to_string();
+            assert!(said.starts_with("protocol error: "), "{said}");
+            match e {
+                ProtocolError::Length(len) => {
+                    assert!(*len == 0 || *len > MAX_FRAME);
+                    assert_eq!(*len + 4, frame_len);
+                }
+                ProtocolError::Kind { kind, .. } => assert!(said.contains(&kind.to_string())),
+                ProtocolError::Body { at, field, .. } => {
+                    assert!(
+                        (5..=frame_len).contains(at),
+                        "byte {at} of a {frame_len}-byte frame"
+                    );
+                    assert!(
+                        said.contains(&format!("at byte {at} (`{field}`)")),
+                        "{said}"
+                    );
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_and_a_refusal_says_where(
+                bytes in vec(any::<u8>(), 0..600), cut in 1usize..80, to_worker: bool
+            ) {
+                let _ = decode_all(&bytes, cut, to_worker);
+            }
+
+            #[test]
+            fn any_body_of_any_kind_decodes_or_is_refused_with_its_place(
+                kind in 0u8..9, body in vec(any::<u8>(), 0..300), to_worker: bool
+            ) {
+                let mut frame = ((body.len() + 1) as u32).to_le_bytes().to_vec();
+                frame.push(kind);
+                frame.extend_from_slice(&body);
+                let _ = decode_all(&frame, frame.len(), to_worker);
+            }
+
+            #[test]
+            fn messages_round_trip_however_they_are_cut(
+                to in vec(to_worker(), 1..4), from in vec(from_worker(), 1..4), cut in 1usize..50
+            ) {
+                let mut bytes = Vec::new();
+                to.iter().for_each(|m| m.encode(&mut bytes));
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_to_worker), &to);
+                let mut bytes = Vec::new();
+                from.iter().for_each(|m| m.encode(&mut bytes));
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_from_worker), &from);
+            }
+
+            #[test]
+            fn damaged_frames_are_refused_with_their_place_or_decode(
+                m in from_worker(), to in to_worker(), at in any::<prop::sample::Index>(),
+                byte: u8, shorten in 0usize..8
+            ) {
+                for (mut bytes, to_worker) in [
+                    { let mut b = Vec::new(); m.encode(&mut b); (b, false) },
+                    { let mut b = Vec::new(); to.encode(&mut b); (b, true) },
+                ] {
+                    // A byte changed (the length field included), and the body
+                    // cut short under an intact length (or not).
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                    let n = bytes.len();
+                    if n > 5 + shorten {
+                        let len = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+                        bytes.truncate(n - shorten);
+                        bytes[..4].copy_from_slice(&len.saturating_sub(shorten as u32).to_le_bytes());
+                    }
+                    let _ = decode_all(&bytes, 7, to_worker);
+                }
+            }
+        }
     }
 }

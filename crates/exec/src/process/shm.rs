@@ -49,19 +49,10 @@ impl Shm {
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
-        // Above the descriptors a worker is handed (3 to 5), so that moving
+        // Above the descriptors a worker is handed (3 to 7), so that moving
         // it to 5 in the worker is never a no-op that keeps close-on-exec.
-        // SAFETY: duplicating and closing a descriptor we own.
-        let high = unsafe {
-            let h = libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10);
-            libc::close(raw);
-            h
-        };
-        if high < 0 {
-            return Err(io::Error::last_os_error());
-        }
         // SAFETY: a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(high) };
+        let fd = crate::os::fd_above(unsafe { OwnedFd::from_raw_fd(raw) }, 10)?;
         // SAFETY: sizing our own memfd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), SIZE as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
@@ -76,20 +67,8 @@ impl Shm {
     }
 
     fn map(fd: OwnedFd) -> io::Result<Shm> {
-        // SAFETY: mapping a file of SIZE bytes, shared, read-write.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        // A file of SIZE bytes.
+        let p = crate::os::map_shared(fd.as_raw_fd(), SIZE, 0)?;
         Ok(Shm {
             page: p as *const Page,
             fd,

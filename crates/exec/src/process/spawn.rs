@@ -1,36 +1,23 @@
 //! Starting a worker process: the protocol's pipes on descriptors 3 and 4,
-//! its own process group, a parent-death signal, an optional memory limit.
+//! the shared page on 5, the reaper's life pipe and table on 6 and 7, its
+//! own process group, a parent-death signal, an optional memory limit.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::child::WORKER_ENV;
 use crate::os;
+use crate::reaper::{WORKER_LIFE_FD, WORKER_TABLE_FD};
 
 /// A pipe's ends, moved above the descriptors a child will use.
-fn pipe() -> io::Result<(RawFd, RawFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let high = |fd: RawFd| -> io::Result<RawFd> {
-        // SAFETY: duplicating a descriptor we own to one >= 10, close-on-exec.
-        let h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
-        // SAFETY: closing the original, which nothing else uses.
-        unsafe { libc::close(fd) };
-        if h < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(h)
-        }
-    };
-    Ok((high(fds[0])?, high(fds[1])?))
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = os::pipe()?;
+    Ok((os::fd_above(r, 10)?, os::fd_above(w, 10)?))
 }
 
 /// A running worker process and the engine's ends of its pipes.
@@ -40,15 +27,18 @@ pub(crate) struct Spawned {
     pub(crate) from_worker: File,
 }
 
-/// Starts `program args` as a worker, handing it `shm` as descriptor 5.
+/// Starts `program args` as a worker, handing it `shm` as descriptor 5,
+/// and `groups` (the reaper's life pipe and table) as 6 and 7.
 pub(crate) fn spawn(
     program: &PathBuf,
     args: &[OsString],
     memory_limit: Option<u64>,
     shm: RawFd,
+    groups: Option<(RawFd, RawFd)>,
 ) -> io::Result<Spawned> {
     let (req_r, req_w) = pipe()?;
     let (resp_r, resp_w) = pipe()?;
+    let (req_r_fd, resp_w_fd) = (req_r.as_raw_fd(), resp_w.as_raw_fd());
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env(WORKER_ENV, std::process::id().to_string())
@@ -61,8 +51,14 @@ pub(crate) fn spawn(
     // fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(req_r, 3) < 0 || libc::dup2(resp_w, 4) < 0 || libc::dup2(shm, 5) < 0 {
+            if libc::dup2(req_r_fd, 3) < 0 || libc::dup2(resp_w_fd, 4) < 0 || libc::dup2(shm, 5) < 0
+            {
                 return Err(io::Error::last_os_error());
+            }
+            if let Some((life, table)) = groups {
+                if libc::dup2(life, WORKER_LIFE_FD) < 0 || libc::dup2(table, WORKER_TABLE_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             // A task's prints go to the engine's standard error, never to
             // its standard output (which may carry a report).
@@ -77,28 +73,12 @@ pub(crate) fn spawn(
             Ok(())
         });
     }
-    let spawned = cmd.spawn();
-    // SAFETY: the child has its copies; the engine keeps only its own ends.
-    unsafe {
-        libc::close(req_r);
-        libc::close(resp_w);
-    }
-    let child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            // SAFETY: closing our ends, which nothing else owns.
-            unsafe {
-                libc::close(req_w);
-                libc::close(resp_r);
-            }
-            return Err(e);
-        }
-    };
-    // SAFETY: these descriptors are ours alone from here on.
-    let (to_worker, from_worker) = unsafe { (File::from_raw_fd(req_w), File::from_raw_fd(resp_r)) };
+    let child = cmd.spawn()?;
+    // The child has its copies of `req_r` and `resp_w`, which close here:
+    // the engine keeps only its own ends.
     Ok(Spawned {
         child,
-        to_worker,
-        from_worker,
+        to_worker: File::from(req_w),
+        from_worker: File::from(resp_r),
     })
 }
