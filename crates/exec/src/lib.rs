@@ -9,7 +9,8 @@
 //!   `blocking` tasks): a timed-out attempt's context is cancelled and its
 //!   thread abandoned and replaced, so the run never waits for it.
 //! - [`AsyncExecutor`]: attempts are tokio tasks on one runtime; a timeout
-//!   drops the future.
+//!   drops the future, and a future that blocks its thread is reported
+//!   timed out and abandoned, as on the thread pool.
 
 mod async_exec;
 mod attempt;
@@ -18,6 +19,7 @@ mod panic;
 pub mod process;
 mod spin;
 mod thread;
+mod watchdog;
 
 pub use async_exec::AsyncExecutor;
 pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};

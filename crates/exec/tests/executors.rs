@@ -139,9 +139,40 @@ impl AsyncTask for AsyncGuarded {
     }
 }
 
+/// Holds its runtime thread, ignoring cancellation, until ABLOCK_RELEASE is
+/// set: an async task that blocks (a synchronous sleep or read).
+static ABLOCK_RELEASE: AtomicBool = AtomicBool::new(false);
+static ABLOCK_RETURNED: AtomicUsize = AtomicUsize::new(0);
+
+struct AsyncBlocks;
+impl AsyncTask for AsyncBlocks {
+    const NAME: &'static str = "ablocks";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        while !ABLOCK_RELEASE.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        ABLOCK_RETURNED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct AsyncNoop;
+impl AsyncTask for AsyncNoop {
+    const NAME: &'static str = "anoop";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
 fn registry() -> Arc<Registry> {
     Arc::new(
         Registry::builder()
+            .task(TaskDef::from_async(AsyncBlocks))
+            .task(TaskDef::from_async(AsyncNoop))
             .task(TaskDef::from_async(AsyncGuarded))
             .task(TaskDef::from_task(Noop))
             .task(TaskDef::from_task(Panics))
@@ -403,4 +434,59 @@ fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
     assert_eq!(c.token, 4);
     assert!(matches!(c.ended, Ended::Cancelled));
     assert_eq!(GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before, 4);
+}
+
+/// A future that blocks its runtime thread never reaches an `.await`, and
+/// with the runtime's only thread held its own timer cannot fire: it is
+/// reported timed out at its deadline all the same (by the watchdog, on a
+/// thread of its own, so this runs on the real clock), abandoned, and
+/// never reported again when it finally returns.
+#[test]
+fn an_async_task_that_blocks_its_thread_is_timed_out_and_abandoned() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Dropped before the runtime (which waits for its thread), even when
+    // an assertion fails.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            ABLOCK_RELEASE.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release = Release;
+    let reg = registry();
+    let (s, rx) = sink();
+    let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
+    ex.submit(vec![attempt(
+        &reg,
+        "ablocks",
+        1,
+        Some(Duration::from_millis(50)),
+    )]);
+    let f = recv(&rx);
+    assert_eq!(f.token, 1);
+    assert!(
+        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
+        "{:?}",
+        f.ended
+    );
+    assert_eq!(
+        ABLOCK_RETURNED.load(Ordering::SeqCst),
+        0,
+        "reported while the future still holds its thread"
+    );
+    // The thread comes back: the abandoned future is dropped unreported,
+    // and the runtime runs the next attempt.
+    ABLOCK_RELEASE.store(true, Ordering::SeqCst);
+    ex.submit(vec![attempt(&reg, "anoop", 2, None)]);
+    let g = recv(&rx);
+    assert_eq!(g.token, 2, "the abandoned attempt is not reported again");
+    assert!(matches!(g.ended, Ended::Succeeded(_)), "{:?}", g.ended);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing reported twice"
+    );
 }

@@ -23,12 +23,10 @@
 //! Lock order: the shared lock, then a slot's lock. A thread holding its
 //! slot's lock never takes the shared lock.
 
-mod watchdog;
-
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
@@ -36,7 +34,7 @@ use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
 use crate::attempt::{Attempt, Epoch, Executor, Finished, Sink};
 use crate::panic::catch_panic;
 use crate::spin::spin_until;
-use watchdog::Watchdog;
+use crate::watchdog::{Watchdog, Watched};
 
 /// How a [`ThreadPool`] is shaped.
 #[derive(Debug, Clone)]
@@ -99,7 +97,14 @@ struct Inner {
     /// `shared.pending.len()`, readable without the lock while spinning.
     pending_hint: AtomicUsize,
     work: Condvar,
-    watchdog: Watchdog,
+    watchdog: Watchdog<SlotDeadline>,
+}
+
+/// What the watchdog holds of a timed attempt: its thread's slot, and which
+/// of the slot's attempts it is.
+struct SlotDeadline {
+    slot: Weak<Slot>,
+    seq: u64,
 }
 
 struct Shared {
@@ -172,7 +177,12 @@ impl ThreadPool {
                 Inner::spawn(&inner, &mut sh);
             }
         }
-        Watchdog::start(&inner);
+        if let Err(e) = Watchdog::start(&inner, format!("{}-watchdog", inner.cfg.name)) {
+            eprintln!(
+                "runyard: could not start the watchdog of pool `{}`: {e}",
+                inner.cfg.name
+            );
+        }
         ThreadPool { inner }
     }
 
@@ -260,8 +270,10 @@ impl Inner {
                 });
                 st.seq
             };
-            if let Some(t) = att.timeout {
-                self.watchdog.watch(&slot, seq, started + t);
+            // A timeout too long to reach is none.
+            if let Some(at) = att.timeout.and_then(|t| started.checked_add(t)) {
+                let slot = Arc::downgrade(&slot);
+                self.watchdog.watch(SlotDeadline { slot, seq }, at);
             }
             if self.wants_started {
                 self.sink.started(att.token, started_at);
@@ -423,6 +435,52 @@ impl Inner {
 
 struct Abandoned {
     current: Current,
+}
+
+/// How often results held by threads busy with a long attempt are handed over.
+const SWEEP: Duration = Duration::from_millis(20);
+
+impl Watched for Inner {
+    type Key = SlotDeadline;
+
+    const SWEEP: Option<Duration> = Some(SWEEP);
+
+    fn watchdog(&self) -> &Watchdog<SlotDeadline> {
+        &self.watchdog
+    }
+
+    /// Takes the attempt from its slot, if it is still running there.
+    fn expired(self: &Arc<Inner>, d: SlotDeadline, at: Instant) {
+        let Some(slot) = d.slot.upgrade() else {
+            return;
+        };
+        if let Some(a) = Inner::abandon(self, &slot, Some(d.seq)) {
+            let timeout = at.saturating_duration_since(a.current.started);
+            let ended = if timeout.is_zero() {
+                a.current.started.elapsed()
+            } else {
+                timeout
+            };
+            self.ended(a, Ended::TimedOut(ended));
+        }
+    }
+
+    /// Hands over results held by threads that are busy with a long attempt.
+    fn sweep(self: &Arc<Inner>) {
+        let slots = lock(&self.shared).slots.clone();
+        for s in slots {
+            let batch = {
+                let mut st = lock(&s.state);
+                match &st.current {
+                    Some(c) if c.started.elapsed() >= SWEEP && !st.done.is_empty() => {
+                        std::mem::take(&mut st.done)
+                    }
+                    _ => continue,
+                }
+            };
+            self.sink.finished(batch);
+        }
+    }
 }
 
 fn remove_slot(sh: &mut Shared, slot: &Slot) {
