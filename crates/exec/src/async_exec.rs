@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ struct Inner {
     wants_started: bool,
     epoch: Epoch,
     state: Mutex<State>,
+    /// Attempts started and not yet reported.
+    started: AtomicUsize,
     watchdog: Watchdog<Deadline>,
 }
 
@@ -85,6 +88,7 @@ impl AsyncExecutor {
             sink,
             epoch: Epoch::now(),
             state: Mutex::new(State::default()),
+            started: AtomicUsize::new(0),
             watchdog: Watchdog::default(),
         });
         if let Err(e) = Watchdog::start(&inner, "runyard-async-watchdog".to_string()) {
@@ -135,6 +139,7 @@ impl Inner {
     async fn run(self: Arc<Inner>, att: Attempt, token: CancelToken, seq: u64) {
         let started = Instant::now();
         let started_at = self.epoch.at(started);
+        self.started.fetch_add(1, Ordering::Relaxed);
         // A timeout too long to reach is none.
         if let Some(t) = att.timeout.filter(|t| started.checked_add(*t).is_some()) {
             let deadline = Deadline {
@@ -184,6 +189,7 @@ impl Inner {
             // The watchdog reported it.
             return;
         }
+        self.started.fetch_sub(1, Ordering::Relaxed);
         // The task's future is dropped by now; tell anything it spawned.
         if matches!(ended, Ended::TimedOut(_)) {
             token.cancel();
@@ -210,6 +216,7 @@ impl Watched for Inner {
         let Some(entry) = self.take(d.token, d.seq) else {
             return;
         };
+        self.started.fetch_sub(1, Ordering::Relaxed);
         entry.cancel.cancel();
         self.sink.finished(vec![Finished {
             token: d.token,
@@ -261,6 +268,10 @@ impl Executor for AsyncExecutor {
             e.cancel.cancel();
         }
         Vec::new()
+    }
+
+    fn running(&self) -> usize {
+        self.inner.started.load(Ordering::Relaxed)
     }
 
     fn shutdown(&self) {

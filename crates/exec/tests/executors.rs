@@ -478,6 +478,7 @@ fn an_async_task_that_blocks_its_thread_is_timed_out_and_abandoned() {
         0,
         "reported while the future still holds its thread"
     );
+    assert_eq!(ex.running(), 0, "a reported attempt is not running");
     // The thread comes back: the abandoned future is dropped unreported,
     // and the runtime runs the next attempt.
     ABLOCK_RELEASE.store(true, Ordering::SeqCst);

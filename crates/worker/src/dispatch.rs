@@ -9,7 +9,7 @@
 //! attempts and report.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
 use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescue, TaskName};
 
 use crate::config::{cores, DEFAULT_ASYNC_LIMIT};
-use crate::engine::{EngineInner, RunOutcome};
+use crate::engine::{EngineInner, RunOutcome, Tally};
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Written};
 use crate::lane::{lane_for, Lane};
@@ -87,7 +87,7 @@ pub(crate) struct Dispatcher {
     queue: Arc<dyn Queue>,
     inbox: Arc<Inbox>,
     events: Events,
-    failed_attempts: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     execs: [Option<Arc<dyn Executor>>; 4],
     runtime: Option<tokio::runtime::Runtime>,
     inflight: [usize; 4],
@@ -137,7 +137,7 @@ impl Dispatcher {
         queue: Arc<dyn Queue>,
         inbox: Arc<Inbox>,
         events: Events,
-        failed_attempts: Arc<AtomicU64>,
+        tally: Arc<Tally>,
     ) -> Dispatcher {
         let cfg = &engine.config;
         let n = cores();
@@ -189,7 +189,7 @@ impl Dispatcher {
             queue,
             inbox,
             events,
-            failed_attempts,
+            tally,
             execs: [None, None, None, None],
             runtime: None,
             inflight: [0; 4],
@@ -356,6 +356,7 @@ impl Dispatcher {
                     }
                 }
             };
+            self.tally.add_executor(&exec);
             self.execs[lane.index()] = Some(exec);
         }
         self.execs[lane.index()].as_ref()
@@ -646,7 +647,7 @@ impl Dispatcher {
         let intent = ended.intent();
         let (output, error) = ended.into_parts();
         if outcome != Outcome::Succeeded {
-            self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
         }
         let finish = match outcome {
             Outcome::Succeeded => Finish::Succeeded(output),

@@ -15,6 +15,14 @@ struct Background {
     stderr: Arc<Mutex<String>>,
 }
 
+/// A test that fails leaves no run behind.
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(d: &Dir, args: &[&str]) -> Background {
     let ev = d.path("events.jsonl");
     let out = d.path("r.json");
@@ -200,4 +208,42 @@ fn sigterm_is_an_interrupt_in(mode: &str) {
     let r = report(&d);
     assert_eq!(r["jobs"][0]["state"], "cancelled");
     assert_eq!(r["jobs"][0]["attempts"][0]["outcome"], "cancelled");
+}
+
+/// A state file counts started attempts as running, claims made ahead of
+/// them as queued: after a SIGKILL of a `-j 2` run, `status` shows the two
+/// attempts that were running, not every job the run had claimed.
+#[test]
+fn after_a_kill_status_counts_the_started_attempts_as_running() {
+    let d = Dir::new();
+    let state = d.path("state.db");
+    let state = state.to_str().unwrap();
+    let mut bg = start(
+        &d,
+        &[
+            "run",
+            "--mode",
+            "thread",
+            "-j",
+            "2",
+            "sleep:duration=1h*10",
+            "--state",
+            state,
+        ],
+    );
+    // None until the run has made its state file.
+    let counts = || {
+        let r = crate::util::run(&["status", "--state", state, "--json"]);
+        let s: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+        let n = |k: &str| s["counts"][k].as_u64();
+        Some((n("queued")?, n("running")?))
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the state file to record two started attempts",
+        || counts() == Some((8, 2)),
+    );
+    bg.child.kill().unwrap(); // SIGKILL
+    bg.child.wait().unwrap();
+    assert_eq!(counts(), Some((8, 2)));
 }

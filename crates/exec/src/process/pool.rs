@@ -894,6 +894,17 @@ impl Executor for ProcessPool {
         out
     }
 
+    fn running(&self) -> usize {
+        let running = |st: &SlotState| {
+            Slot::running(st).is_some_and(|r| st.batch.iter().any(|(i, _)| *i == r))
+        };
+        self.inner
+            .slots
+            .iter()
+            .filter(|slot| running(&lock(&slot.state)))
+            .count()
+    }
+
     fn shutdown(&self) {
         lock(&self.inner.shared).shutdown = true;
         self.inner.work.notify_all();

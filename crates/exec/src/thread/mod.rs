@@ -594,6 +594,14 @@ impl Executor for ThreadPool {
         rest
     }
 
+    fn running(&self) -> usize {
+        let slots = lock(&self.inner.shared).slots.clone();
+        slots
+            .iter()
+            .filter(|s| lock(&s.state).current.is_some())
+            .count()
+    }
+
     fn shutdown(&self) {
         lock(&self.inner.shared).shutdown = true;
         self.inner.work.notify_all();
