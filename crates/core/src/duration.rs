@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// The longest duration runyard takes anywhere (a timeout, a backoff delay,
+/// a grace period, a lease, a `sleep`): 100 years, `"100y"`. A longer one
+/// is refused where it is read, so that every time computed from one (now
+/// plus a delay) is a date that can be written down.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * YEAR_SECS);
+
+/// A year as `"1y"` reads: 365.25 days.
+const YEAR_SECS: u64 = 31_557_600;
+
 /// A duration string that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid duration `{input}`: {reason} (expected a number with a unit, e.g. \"250ms\", \"2s\", \"1m\", \"1h\")")]
@@ -20,11 +29,29 @@ impl DurationError {
     }
 }
 
-/// Parses a duration such as `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or `"1h 30m"`.
+/// Parses a duration such as `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or `"1h 30m"`,
+/// at most [`MAX_DURATION`].
 ///
 /// A bare number without a unit is refused: `"5"` could mean seconds or
 /// milliseconds, and guessing wrong is worse than asking.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let d = parse_any_duration(input)?;
+    check_duration(d).map_err(|reason| DurationError {
+        input: input.to_string(),
+        reason,
+    })?;
+    Ok(d)
+}
+
+/// `Err` with the reason when `d` is longer than [`MAX_DURATION`].
+pub(crate) fn check_duration(d: Duration) -> Result<(), String> {
+    if d > MAX_DURATION {
+        return Err("longer than the maximum of 100 years (`100y`)".to_string());
+    }
+    Ok(())
+}
+
+fn parse_any_duration(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     let err = |reason: &str| DurationError {
         input: input.to_string(),
@@ -198,6 +225,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("greater than zero"));
+    }
+
+    #[test]
+    fn refuses_durations_beyond_the_maximum_naming_both() {
+        assert_eq!(parse_duration("100y").unwrap(), MAX_DURATION);
+        for long in [
+            "8000y",
+            "101y",
+            "36526d",
+            "1000000000000000s",
+            "99999999999.5h",
+        ] {
+            let e = parse_duration(long).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`{long}`")) && e.contains("maximum of 100 years"),
+                "{e}"
+            );
+        }
+        assert!(parse_duration("99999999999999999999999s").is_err());
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! that did not succeed, what comes next ([`RetryPolicy::decide`]); the answer
 //! depends only on the attempt number, the error's intent and one random
 //! number, so it can be tested exhaustively.
+//!
+//! A task may ask for its own delay ([`ErrorIntent::RetryAfter`], e.g. an
+//! HTTP server's `Retry-After`); the policy honours it up to
+//! [`Backoff::retry_after_cap`], so a server cannot push a retry past what
+//! the job allows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +17,13 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-use crate::duration::{format_duration, parse_positive_duration};
+use crate::duration::{check_duration, format_duration, parse_positive_duration};
 use crate::error::ErrorIntent;
+
+/// The longest a task's own retry delay ([`ErrorIntent::RetryAfter`]) is
+/// honoured when the backoff has no cap of its own (`none`, or a shorter
+/// `fixed` delay): one hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How long to wait before the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,13 +86,15 @@ impl Backoff {
                 } else {
                     cap.as_secs_f64()
                 };
+                // NaN (from a NaN random) clamps to 0.
                 let r = random.clamp(0.0, 1.0);
+                let r = if r.is_nan() { 0.0 } else { r };
                 let secs = match jitter {
                     Jitter::None => d,
                     Jitter::Full => d * r,
                     Jitter::Equal => d / 2.0 + d / 2.0 * r,
                 };
-                Duration::from_secs_f64(secs).min(cap)
+                Duration::try_from_secs_f64(secs).map_or(cap, |d| d.min(cap))
             }
         }
     }
@@ -101,7 +113,24 @@ impl Backoff {
         }
     }
 
+    /// The longest delay a task's own retry-after is honoured for: an
+    /// exponential backoff's cap; otherwise [`MAX_RETRY_AFTER`], or the
+    /// fixed delay when that is longer.
+    pub fn retry_after_cap(&self) -> Duration {
+        match *self {
+            Backoff::None => MAX_RETRY_AFTER,
+            Backoff::Fixed(d) => d.max(MAX_RETRY_AFTER),
+            Backoff::Exponential { cap, .. } => cap,
+        }
+    }
+
     fn check(&self) -> Result<(), BackoffError> {
+        let longest = match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { base, cap, .. } => base.max(cap),
+        };
+        check_duration(longest).map_err(|reason| BackoffError::new(self.to_string(), reason))?;
         if let Backoff::Exponential {
             base, factor, cap, ..
         } = *self
@@ -362,7 +391,9 @@ impl RetryPolicy {
             return RetryDecision::GiveUp(GiveUpReason::Exhausted);
         }
         match intent {
-            ErrorIntent::RetryAfter(d) => RetryDecision::Retry(d),
+            ErrorIntent::RetryAfter(d) => {
+                RetryDecision::Retry(d.min(self.backoff.retry_after_cap()))
+            }
             _ => RetryDecision::Retry(self.backoff.delay(attempt, random)),
         }
     }
@@ -436,6 +467,44 @@ mod tests {
     }
 
     #[test]
+    fn delays_beyond_the_maximum_are_refused_naming_the_spec() {
+        for spec in ["fixed:8000y", "exponential:1s,cap=200y", "exp:101y"] {
+            let e = spec.parse::<Backoff>().unwrap_err().to_string();
+            assert!(e.contains("maximum of 100 years"), "{spec}: {e}");
+        }
+        let huge = Backoff::Fixed(Duration::MAX);
+        assert!(
+            RetryPolicy::new(2, huge).is_err(),
+            "checked when built in code too"
+        );
+        assert!("fixed:100y".parse::<Backoff>().is_ok());
+    }
+
+    /// A task's own retry-after (an HTTP server's `Retry-After`) is
+    /// honoured up to the backoff's cap, or an hour without one.
+    #[test]
+    fn a_retry_after_is_capped_by_the_backoff() {
+        let far = ErrorIntent::RetryAfter(Duration::from_secs(999_999_999_999));
+        let p = |b: &str| RetryPolicy::new(3, b.parse().unwrap()).unwrap();
+        let delay = |b: &str, intent| match p(b).decide(1, intent, 0.5) {
+            RetryDecision::Retry(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            delay("exponential:1s,cap=30s", far),
+            Duration::from_secs(30)
+        );
+        assert_eq!(delay("none", far), MAX_RETRY_AFTER);
+        assert_eq!(delay("fixed:2s", far), MAX_RETRY_AFTER);
+        assert_eq!(delay("fixed:3h", far), Duration::from_secs(3 * 3600));
+        let soon = ErrorIntent::RetryAfter(Duration::from_secs(5));
+        assert_eq!(
+            delay("exponential:1s,cap=30s", soon),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
     fn max_attempts_zero_is_refused() {
         assert_eq!(
             RetryPolicy::new(0, Backoff::None),
@@ -502,7 +571,7 @@ mod tests {
                         prop_assert!(attempts < max, "retry after attempt {} of {}", attempts, max);
                         prop_assert!(intent != ErrorIntent::Permanent);
                         if let ErrorIntent::RetryAfter(after) = intent {
-                            prop_assert_eq!(d, after);
+                            prop_assert_eq!(d, after.min(b.retry_after_cap()));
                         }
                     }
                     RetryDecision::GiveUp(GiveUpReason::Permanent) => {

@@ -89,7 +89,8 @@ pub use runyard_core::{
     JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
     RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
-    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
+    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
+    MAX_RETRY_AFTER,
 };
 pub use runyard_macros::{task, Params};
 pub use runyard_worker::{

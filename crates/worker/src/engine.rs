@@ -183,6 +183,15 @@ impl EngineInner {
             mode: o.mode.unwrap_or(self.config.mode),
             isolate: o.isolate.unwrap_or(def.isolate()),
         };
+        // The task's own defaults are held to the bounds of a job's options.
+        JobOptions {
+            max_attempts: Some(settings.max_attempts),
+            backoff: Some(settings.backoff),
+            timeout: settings.timeout,
+            ..JobOptions::default()
+        }
+        .validate()
+        .map_err(SettingsError::Options)?;
         let lane = lane_for(settings.mode, def, settings.isolate).map_err(SettingsError::Mode)?;
         if lane == Lane::Process && !self.process_available {
             return Err(SettingsError::Mode(ModeRefused {

@@ -80,6 +80,39 @@ fn invalid_options_are_refused_before_running() {
     );
 }
 
+/// A far-future time once stopped the run with a panic (exit 101) in the
+/// middle of an event line: durations past the maximum are refused where
+/// they are read, naming the spec and the maximum.
+#[test]
+fn durations_past_the_maximum_are_refused_where_they_are_read() {
+    let e = refused(&[
+        "run",
+        "--backoff",
+        "fixed:8000y",
+        "--max-attempts",
+        "3",
+        "fail",
+        "--events",
+        "-",
+    ]);
+    assert!(
+        e.contains("invalid backoff `fixed:8000y`")
+            && e.contains("invalid duration `8000y`: longer than the maximum of 100 years"),
+        "{e}"
+    );
+    let e = refused(&["run", "noop", "--timeout", "101y"]);
+    assert!(e.contains("`101y`: longer than the maximum"), "{e}");
+    let e = refused(&["run", "sleep:duration=8000y"]);
+    assert!(e.contains("`8000y`: longer than the maximum"), "{e}");
+    let d = Dir::new();
+    let f = d.write(
+        "jobs.toml",
+        "[[job]]\ntask = \"noop\"\nbackoff = \"exponential:1s,cap=200y\"\n",
+    );
+    let e = refused(&["run", "-f", f.to_str().unwrap()]);
+    assert!(e.contains("longer than the maximum of 100 years"), "{e}");
+}
+
 #[test]
 fn no_jobs_is_a_usage_error() {
     let e = refused(&["run"]);
