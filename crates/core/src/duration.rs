@@ -199,7 +199,85 @@ pub mod serde_duration {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// What a rejection says: the spec, a reason, and the valid forms.
+    fn says_what_was_wrong(input: &str, e: &DurationError) -> Result<(), TestCaseError> {
+        prop_assert_eq!(e.input(), input);
+        prop_assert!(!e.reason.trim().is_empty(), "{:?}", e);
+        let text = e.to_string();
+        let head = format!("invalid duration `{input}`: {}", e.reason);
+        prop_assert!(text.starts_with(&head), "{}", text);
+        prop_assert!(text.contains("expected a number with a unit"), "{}", text);
+        Ok(())
+    }
+
+    /// Near misses and hits: numbers of any size, with and without a
+    /// fraction, with units that are read and units that are not.
+    fn spec_like() -> impl Strategy<Value = String> {
+        let unit = proptest::sample::select(vec![
+            "", "ns", "us", "µs", "ms", "s", "sec", "m", "min", "h", "hrs", "d", "w", "y", "years",
+            "parsecs", "S",
+        ]);
+        (
+            "[0-9]{0,22}",
+            proptest::option::of("[0-9]{0,12}"),
+            any::<bool>(),
+            unit,
+            proptest::option::of("[0-9]{1,4}(ms|s|m)"),
+        )
+            .prop_map(|(int, frac, space, unit, more)| {
+                let mut s = int;
+                if let Some(f) = frac {
+                    s.push('.');
+                    s.push_str(&f);
+                }
+                if space {
+                    s.push(' ');
+                }
+                s.push_str(unit);
+                if let Some(m) = more {
+                    s.push(' ');
+                    s.push_str(&m);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        // Parsing is cheap: many cases, so the rarer near misses come up.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the input: no panic; a rejection says what was wrong;
+        /// an accepted duration is within the maximum and reads back from
+        /// its display form.
+        #[test]
+        fn any_input_is_read_or_refused_with_a_reason(
+            input in prop_oneof![spec_like(), any::<String>()]
+        ) {
+            match parse_duration(&input) {
+                Ok(d) => {
+                    prop_assert!(d <= MAX_DURATION);
+                    let shown = format_duration(d);
+                    prop_assert_eq!(parse_duration(&shown), Ok(d), "{} shown as {}", input, shown);
+                }
+                Err(e) => says_what_was_wrong(&input, &e)?,
+            }
+            if let Err(e) = parse_positive_duration(&input) {
+                says_what_was_wrong(&input, &e)?;
+            }
+        }
+
+        /// Every duration up to the maximum is displayed in a form that
+        /// reads back exactly.
+        #[test]
+        fn every_duration_within_the_maximum_reads_back(nanos in 0..=MAX_DURATION.as_nanos() as u64) {
+            let d = Duration::from_nanos(nanos);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
 
     #[test]
     fn parses_the_documented_forms() {

@@ -271,7 +271,10 @@ impl FromStr for Backoff {
             "" => return Err(BackoffError::new(spec, "empty")),
             other => return Err(BackoffError::new(spec, format!("unknown kind `{other}`"))),
         };
-        backoff.check()?;
+        // Named as it was written, not as it reads back.
+        backoff
+            .check()
+            .map_err(|e| BackoffError::new(spec, e.reason))?;
         Ok(backoff)
     }
 }
@@ -537,7 +540,85 @@ mod tests {
         ]
     }
 
+    /// Specs near the grammar: each part from what is read and what is not.
+    fn spec_like() -> impl Strategy<Value = String> {
+        let kind = proptest::sample::select(vec![
+            "none",
+            "fixed",
+            "exp",
+            "exponential",
+            "linear",
+            "",
+            "Fixed",
+        ]);
+        let delay = proptest::sample::select(vec![
+            "250ms", "1s", "0s", "1.5s", "5m", "100y", "101y", "8000y", "soon", "5", "",
+        ]);
+        let opt = (
+            proptest::sample::select(vec!["cap", "max", "factor", "jitter", "ceiling", ""]),
+            proptest::sample::select(vec![
+                "10ms", "30s", "1h", "200y", "0.5", "1", "3", "1e308", "inf", "NaN", "full",
+                "equal", "none", "some", "",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(k, v, eq)| {
+                if eq {
+                    format!("{k}={v}")
+                } else {
+                    format!("{k}{v}")
+                }
+            });
+        (
+            kind,
+            proptest::option::of(delay),
+            proptest::collection::vec(opt, 0..4),
+        )
+            .prop_map(|(kind, delay, opts)| {
+                let mut s = kind.to_string();
+                if let Some(d) = delay {
+                    s.push(':');
+                    s.push_str(d);
+                }
+                for o in opts {
+                    s.push(',');
+                    s.push_str(&o);
+                }
+                s
+            })
+    }
+
     proptest! {
+        // Parsing is cheap: many cases, so the rarer near misses come up.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the spec: no panic; a rejection names the spec, says
+        /// what was wrong and shows the valid forms; an accepted backoff
+        /// reads back from its display form and stays within the bounds.
+        #[test]
+        fn any_spec_is_read_or_refused_with_a_reason(
+            spec in prop_oneof![spec_like(), any::<String>()]
+        ) {
+            match spec.parse::<Backoff>() {
+                Ok(b) => {
+                    let shown = b.to_string();
+                    prop_assert_eq!(shown.parse::<Backoff>(), Ok(b), "{} shown as {}", spec, shown);
+                    prop_assert!(b.check().is_ok());
+                    prop_assert!(b.retry_after_cap() <= crate::duration::MAX_DURATION.max(MAX_RETRY_AFTER));
+                    for attempt in [1, 2, 30, u32::MAX] {
+                        prop_assert!(b.delay(attempt, 0.999) <= b.max_delay(attempt));
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(&e.spec, &spec);
+                    prop_assert!(!e.reason.trim().is_empty(), "{:?}", e);
+                    let text = e.to_string();
+                    prop_assert!(text.starts_with(&format!("invalid backoff `{}`: {}", spec, e.reason)), "{}", text);
+                    prop_assert!(text.contains("expected `none`, `fixed:DELAY`"), "{}", text);
+                }
+            }
+        }
+
         #[test]
         fn delays_stay_within_their_bounds(b in backoffs(), attempt in 1u32..200, r in 0.0f64..1.0) {
             let d = b.delay(attempt, r);
