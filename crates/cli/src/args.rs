@@ -148,6 +148,14 @@ pub(crate) struct RunArgs {
     pub(crate) process: ProcessFlags,
 
     /// Attempts running at once (in thread mode, the pool's size); default: the cores.
+    ///
+    /// In thread mode (a thread per attempt) and process mode (a worker
+    /// process per attempt) at most 4096, and what the process's limits
+    /// leave: RLIMIT_NPROC (`ulimit -u`, threads and processes of the user,
+    /// 3 per worker process) and, for worker processes, RLIMIT_NOFILE
+    /// (`ulimit -n`, 10 descriptors each); more is refused before anything
+    /// runs. In async and auto modes it caps the attempts in flight (async
+    /// mode's default is 10,000).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) concurrency: Option<u64>,
 
@@ -242,7 +250,8 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_parser = parse_mode)]
     pub(crate) mode: Option<Mode>,
 
-    /// Attempts running at once (see `runyard run --help`); default: the cores.
+    /// Attempts running at once, bounded in thread and process modes by the
+    /// process's limits (see `runyard run --help`); default: the cores.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) concurrency: Option<u64>,
 

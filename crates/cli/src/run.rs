@@ -42,6 +42,7 @@ pub(crate) fn run(
         process: crate::process_config(&args.process, None),
         ..EngineConfig::default()
     };
+    config.check().map_err(|e| UsageError(e.to_string()))?;
     let engine = Engine::new(registry, config);
 
     let url = args.store.url().unwrap_or(QueueUrl::Memory);

@@ -14,6 +14,7 @@
 
 mod async_exec;
 mod attempt;
+pub mod limits;
 pub mod os;
 mod panic;
 pub mod process;

@@ -151,6 +151,17 @@ pub fn limit_address_space(bytes: u64) -> io::Result<()> {
     }
 }
 
+/// The error of a failed `fcntl(F_DUPFD...)`: at the descriptor limit it
+/// says `EINVAL` (no descriptor at or above the one asked for is allowed),
+/// which is `EMFILE` (too many open files) for whoever asked.
+pub fn dup_error() -> io::Error {
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => io::Error::from_raw_os_error(libc::EMFILE),
+        _ => e,
+    }
+}
+
 /// The resident set size of process `pid`, in bytes (`VmRSS` in
 /// `/proc/PID/status`); `None` when the process is gone.
 pub fn rss_bytes(pid: u32) -> Option<u64> {

@@ -205,7 +205,7 @@ fn recv(rx: &Receiver<Finished>) -> Finished {
 fn every_attempt_is_reported_exactly_once() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s).unwrap();
     let n = 10_000u64;
     for chunk in (0..n).collect::<Vec<_>>().chunks(333) {
         pool.submit(
@@ -235,7 +235,7 @@ fn every_attempt_is_reported_exactly_once() {
 fn a_panic_is_an_outcome_and_the_pool_goes_on() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
     pool.submit(vec![
         attempt(&reg, "panics", 1, None),
         attempt(&reg, "noop", 2, None),
@@ -254,7 +254,7 @@ fn a_panic_is_an_outcome_and_the_pool_goes_on() {
 fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
     pool.submit(vec![attempt(
         &reg,
         "stuck",
@@ -288,7 +288,7 @@ fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
 fn a_cooperative_task_stops_at_its_timeout() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
     pool.submit(vec![attempt(
         &reg,
         "polite",
@@ -302,7 +302,7 @@ fn a_cooperative_task_stops_at_its_timeout() {
 fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
     let reg = registry();
     let (s, rx, starts) = sink_with_starts();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s).unwrap();
     pool.submit((1..=5).map(|i| attempt(&reg, "polite", i, None)).collect());
     // Wait until both threads are inside an attempt.
     let mut running = vec![
@@ -333,7 +333,7 @@ fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
 fn an_elastic_pool_grows_to_the_blocked_attempts() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::elastic("b", 64), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::elastic("b", 64), reg.clone(), s).unwrap();
     pool.submit(
         (1..=20)
             .map(|i| attempt(&reg, "polite", i, Some(Duration::from_millis(200))))

@@ -92,10 +92,11 @@ pub use runyard_core::{
     TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
     MAX_RETRY_AFTER,
 };
+pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
 pub use runyard_worker::{
-    lane_for, write_report_json, Engine, EngineConfig, EventSink, JsonLines, Lane, ModeRefused,
-    Progress, Report, ReportError, Run, RunOutcome, SubmitError,
+    lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,
+    ModeRefused, Progress, Report, ReportError, Run, RunOutcome, SubmitError,
 };
 
 /// Queues: the trait, the in-memory queue, and what they exchange.

@@ -1,7 +1,9 @@
 //! Bad input: exit 2, a message saying what, where and what would be
 //! valid, and nothing run.
 
-use crate::util::{run, Dir};
+use std::process::{Command, Stdio};
+
+use crate::util::{run, Dir, Ran};
 
 /// Runs a command that must be refused; returns its stderr.
 fn refused(args: &[&str]) -> String {
@@ -111,6 +113,84 @@ fn durations_past_the_maximum_are_refused_where_they_are_read() {
     );
     let e = refused(&["run", "-f", f.to_str().unwrap()]);
     assert!(e.contains("longer than the maximum of 100 years"), "{e}");
+}
+
+/// Runs `runyard ARGS` under `prlimit LIMITS` (util-linux): the limits of
+/// that process alone, so nothing is asked of the machine.
+fn under(limits: &[&str], args: &[&str]) -> Ran {
+    let out = Command::new("prlimit")
+        .args(limits)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_runyard"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("prlimit (util-linux) runs");
+    Ran::from(out)
+}
+
+/// `-j` beyond the threads or worker processes the process can start is
+/// refused before anything runs, naming the limit; async mode, which needs
+/// no thread per attempt, keeps its large `-j`.
+#[test]
+fn concurrency_beyond_what_the_process_can_start_is_refused() {
+    let r = under(
+        &["--nproc=200"],
+        &["run", "-j", "1000", "--mode", "thread", "noop"],
+    );
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("-j 1000 is more than thread mode can start")
+            && r.stderr.contains("RLIMIT_NPROC (`ulimit -u`) is 200"),
+        "{}",
+        r.stderr
+    );
+    let r = under(
+        &["--nofile=256"],
+        &["run", "-j", "100", "--mode", "process", "noop*100"],
+    );
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("-j 100 is more than process mode can start")
+            && r.stderr.contains("RLIMIT_NOFILE (`ulimit -n`) is 256"),
+        "{}",
+        r.stderr
+    );
+    let r = under(
+        &["--nofile=256"],
+        &[
+            "worker",
+            "--queue",
+            "sqlite:///nonexistent/q.db",
+            "-j",
+            "100",
+            "--mode",
+            "process",
+        ],
+    );
+    r.code(2);
+    assert!(r.stderr.contains("RLIMIT_NOFILE"), "{}", r.stderr);
+    let e = refused(&["run", "-j", "100000", "--mode", "thread", "noop"]);
+    assert!(
+        e.contains("at most 4096 threads (runyard's cap on one pool)"),
+        "{e}"
+    );
+    under(
+        &["--nproc=200", "--nofile=256"],
+        &[
+            "run",
+            "-j",
+            "100000",
+            "--mode",
+            "async",
+            "sleep:duration=1ms*20",
+            "-q",
+        ],
+    )
+    .code(0);
 }
 
 #[test]

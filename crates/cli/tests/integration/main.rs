@@ -6,6 +6,7 @@ mod errors;
 mod exec;
 mod guarantees;
 mod jobfile;
+mod limits;
 mod report;
 mod signals;
 mod tasks;

@@ -2,26 +2,9 @@
 //! claiming and lets running attempts finish within the grace period,
 //! unstarted jobs are cancelled; the second cancels at once; exit code 130.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::util::{events, runyard, signal, wait_exit, wait_until, Dir};
-
-/// A run in the background, its stderr collected as it comes.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-/// A test that fails leaves no run behind.
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::util::{background, events, signal, wait_exit, wait_until, Background, Dir};
 
 fn start(d: &Dir, args: &[&str]) -> Background {
     let ev = d.path("events.jsonl");
@@ -33,29 +16,11 @@ fn start(d: &Dir, args: &[&str]) -> Background {
         "--json",
         out.to_str().unwrap(),
     ]);
-    let mut child = runyard()
-        .args(&all)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    });
-    Background { child, stderr }
+    background(&all)
 }
 
-fn running(d: &Dir) -> usize {
+/// `running` events so far.
+pub(crate) fn running(d: &Dir) -> usize {
     let text = d.read("events.jsonl");
     // The last line may still be half written.
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];

@@ -220,6 +220,19 @@ enum Gone {
     },
 }
 
+/// Whether starting a worker failed for want of descriptors, processes or
+/// memory (`EMFILE`, `ENFILE`, `EAGAIN`, `ENOMEM`): the system's state, not
+/// the jobs', worth trying again.
+fn for_want_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
+    )
+}
+
 /// How often a supervisor looks at a batch with timeouts.
 fn check_period(min_timeout: Duration) -> Duration {
     (min_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
@@ -298,6 +311,12 @@ impl Inner {
                 Some(w) => w,
                 None => match self.start() {
                     Ok(w) => w,
+                    Err(e) if for_want_of_resources(&e) => {
+                        // Not the jobs' doing: they wait for a worker, and
+                        // `start` tries again after a pause.
+                        self.give_back(batch);
+                        continue;
+                    }
                     Err(e) => {
                         self.fail_batch(batch, &e);
                         continue;
@@ -374,8 +393,14 @@ impl Inner {
         let r = self.start_once();
         match &r {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
-            Err(_) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                let first = self.failures.fetch_add(1, Ordering::Relaxed) == 0;
+                if first && for_want_of_resources(e) {
+                    eprintln!(
+                        "runyard: a worker process cannot start ({e}); its jobs wait, no \
+                         attempt is counted, and it is tried again"
+                    );
+                }
             }
         }
         r
@@ -394,8 +419,13 @@ impl Inner {
             shm.raw_fd(),
         )
         .map_err(|e| {
+            // Out of descriptors or processes: WouldBlock, try again later.
+            let kind = match for_want_of_resources(&e) {
+                true => io::ErrorKind::WouldBlock,
+                false => e.kind(),
+            };
             io::Error::new(
-                e.kind(),
+                kind,
                 format!("cannot start {}: {e}", self.cfg.program.display()),
             )
         })?;
@@ -456,7 +486,8 @@ impl Inner {
         Ok(w)
     }
 
-    /// Every attempt of a batch that could not start: a crash each (they
+    /// Every attempt of a batch that could not start, for a reason other
+    /// than a want of descriptors, processes or memory: a crash each (they
     /// count, and are retried by their policy; a binary that never starts
     /// makes jobs dead, not a loop).
     fn fail_batch(&self, batch: Vec<Attempt>, e: &io::Error) {

@@ -58,7 +58,7 @@ impl Shm {
             h
         };
         if high < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(crate::os::dup_error());
         }
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(high) };

@@ -25,7 +25,7 @@ fn pipe() -> io::Result<(RawFd, RawFd)> {
         // SAFETY: closing the original, which nothing else uses.
         unsafe { libc::close(fd) };
         if h < 0 {
-            Err(io::Error::last_os_error())
+            Err(os::dup_error())
         } else {
             Ok(h)
         }
