@@ -118,19 +118,21 @@ pub(crate) struct JobInput {
     pub(crate) files: Vec<PathBuf>,
 }
 
-/// How worker processes (`--mode process`, isolated tasks) are kept.
+/// How worker processes (`--mode process`, isolated tasks) are kept. For
+/// a run in which no job runs in a worker process these do nothing, and
+/// `run` refuses them.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ProcessFlags {
-    /// Replace a worker process after it has run N attempts.
+    /// Replace a worker process after it has run N attempts (worker processes only).
     #[arg(long, value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) max_jobs_per_worker: Option<u64>,
 
-    /// Replace a worker process whose resident memory grows above SIZE (e.g. 512M, 2G).
+    /// Replace a worker process whose resident memory grows above SIZE (e.g. 512M, 2G; worker processes only).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_worker_rss: Option<u64>,
 
     /// Limit each worker process's memory to SIZE (its address space): an
-    /// allocation past it fails the attempt, not the run.
+    /// allocation past it fails the attempt, not the run (worker processes only).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) worker_memory_limit: Option<u64>,
 }

@@ -9,11 +9,12 @@ use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
 use runyard::{
-    write_report_json, Engine, EngineConfig, EventSink, JsonLines, Mode, Registry, Report,
+    lane_for, write_report_json, Engine, EngineConfig, EventSink, JsonLines, Lane, Mode, Registry,
+    Report,
 };
 
-use crate::args::{Color, RunArgs};
-use crate::jobs::{create_output, is_stdout};
+use crate::args::{Color, ProcessFlags, RunArgs};
+use crate::jobs::{create_output, is_stdout, Prepared};
 use crate::output::{print_summary, Human, JobLines, ProgressView};
 use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
@@ -67,6 +68,9 @@ pub(crate) fn run(
                 .into(),
         )
         .into());
+    }
+    if !args.resume {
+        check_process_flags(&args.process, &prepared, &engine, args.quiet)?;
     }
     let purpose = if args.resume {
         Purpose::Resume
@@ -174,6 +178,62 @@ pub(crate) fn run(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Worker-process flags do something only for jobs that run in worker
+/// processes: given for a run with none, they are refused (the user meant
+/// something that would not happen); for a run where only some jobs do, a
+/// note says which.
+fn check_process_flags(
+    flags: &ProcessFlags,
+    prepared: &[Prepared],
+    engine: &Engine,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let given: Vec<&str> = [
+        (flags.max_jobs_per_worker.is_some(), "--max-jobs-per-worker"),
+        (flags.max_worker_rss.is_some(), "--max-worker-rss"),
+        (flags.worker_memory_limit.is_some(), "--worker-memory-limit"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    let (mut isolated, mut others) = (0u64, 0u64);
+    for p in prepared {
+        let s = &p.job.settings;
+        let lane = engine
+            .registry()
+            .lookup(&p.job.task)
+            .ok()
+            .and_then(|i| lane_for(s.mode, engine.registry().task(i), s.isolate).ok());
+        match lane {
+            Some(Lane::Process) => isolated += u64::from(p.count),
+            _ => others += u64::from(p.count),
+        }
+    }
+    let names = given.join(", ");
+    let (it, applies) = match given.len() {
+        1 => ("it", "applies"),
+        _ => ("they", "apply"),
+    };
+    if isolated == 0 {
+        return Err(UsageError(format!(
+            "{names}: {it} {applies} to worker processes only, and no job of this run runs in \
+             one (use --mode process, or isolate = true on the jobs that need it)"
+        ))
+        .into());
+    }
+    if others > 0 && !quiet {
+        eprintln!(
+            "runyard: note: {names} {applies} only to the jobs that run in worker processes: \
+             {isolated} of the {}",
+            isolated + others
+        );
+    }
+    Ok(())
 }
 
 /// A resume runs what the state file holds, as it was recorded.

@@ -193,6 +193,62 @@ fn concurrency_beyond_what_the_process_can_start_is_refused() {
     .code(0);
 }
 
+/// Worker-process flags given to a run where no job runs in a worker
+/// process would do nothing: refused, naming the flag; where some jobs do,
+/// a note says to how many they apply.
+#[test]
+fn worker_process_flags_that_would_do_nothing_are_refused() {
+    let e = refused(&["run", "--worker-memory-limit", "512M", "noop"]);
+    assert!(
+        e.contains("--worker-memory-limit: it applies to worker processes only, and no job of this run runs in one"),
+        "{e}"
+    );
+    let e = refused(&[
+        "run",
+        "--mode",
+        "thread",
+        "--max-jobs-per-worker",
+        "5",
+        "--max-worker-rss",
+        "1G",
+        "noop",
+    ]);
+    assert!(
+        e.contains("--max-jobs-per-worker, --max-worker-rss: they apply"),
+        "{e}"
+    );
+    let d = Dir::new();
+    let f = d.write(
+        "jobs.toml",
+        "[[job]]\ntask = \"noop\"\nisolate = true\n\n[[job]]\ntask = \"noop\"\ncount = 3\n",
+    );
+    let r = run(&[
+        "run",
+        "--max-jobs-per-worker",
+        "2",
+        "-f",
+        f.to_str().unwrap(),
+    ]);
+    r.code(0);
+    assert!(
+        r.stderr.contains(
+            "note: --max-jobs-per-worker applies only to the jobs that run in worker processes: 1 of the 4"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "run",
+        "--mode",
+        "process",
+        "--worker-memory-limit",
+        "512M",
+        "noop",
+    ]);
+    r.code(0);
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}
+
 #[test]
 fn no_jobs_is_a_usage_error() {
     let e = refused(&["run"]);
