@@ -180,6 +180,14 @@ pub(crate) fn run(
     })
 }
 
+/// The names of the flags that were given.
+fn given<const N: usize>(flags: [(bool, &'static str); N]) -> Vec<&'static str> {
+    flags
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
 /// Worker-process flags do something only for jobs that run in worker
 /// processes: given for a run with none, they are refused (the user meant
 /// something that would not happen); for a run where only some jobs do, a
@@ -190,14 +198,11 @@ fn check_process_flags(
     engine: &Engine,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let given: Vec<&str> = [
+    let given = given([
         (flags.max_jobs_per_worker.is_some(), "--max-jobs-per-worker"),
         (flags.max_worker_rss.is_some(), "--max-worker-rss"),
         (flags.worker_memory_limit.is_some(), "--worker-memory-limit"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
+    ]);
     if given.is_empty() {
         return Ok(());
     }
@@ -253,15 +258,12 @@ fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
         .into());
     }
     let f = &args.flags;
-    let given: Vec<&str> = [
+    let given = given([
         (f.mode.is_some(), "--mode"),
         (f.max_attempts.is_some(), "--max-attempts"),
         (f.backoff.is_some(), "--backoff"),
         (f.timeout.is_some(), "--timeout"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
+    ]);
     if !given.is_empty() {
         return Err(UsageError(format!(
             "{} cannot be changed on --resume: each job keeps the options it was recorded with",

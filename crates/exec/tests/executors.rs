@@ -201,6 +201,26 @@ fn recv(rx: &Receiver<Finished>) -> Finished {
         .expect("an attempt was never reported")
 }
 
+/// Submits attempt 1 of `task`, with a 50 ms timeout, and checks that it
+/// is reported timed out while `stuck` says the task still holds its thread.
+fn times_out_while_stuck(
+    ex: &dyn Executor,
+    reg: &Registry,
+    rx: &Receiver<Finished>,
+    task: &str,
+    stuck: impl Fn() -> bool,
+) {
+    ex.submit(vec![attempt(reg, task, 1, Some(Duration::from_millis(50)))]);
+    let f = recv(rx);
+    assert_eq!(f.token, 1);
+    assert!(
+        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
+        "{:?}",
+        f.ended
+    );
+    assert!(stuck(), "reported while the task still holds its thread");
+}
+
 #[test]
 fn every_attempt_is_reported_exactly_once() {
     let reg = registry();
@@ -255,23 +275,9 @@ fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
     let reg = registry();
     let (s, rx) = sink();
     let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
-    pool.submit(vec![attempt(
-        &reg,
-        "stuck",
-        1,
-        Some(Duration::from_millis(50)),
-    )]);
-    let f = recv(&rx);
-    assert_eq!(f.token, 1);
-    assert!(
-        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
-        "{:?}",
-        f.ended
-    );
-    assert!(
-        !RELEASE.load(Ordering::SeqCst),
-        "reported while the task is still stuck"
-    );
+    times_out_while_stuck(&pool, &reg, &rx, "stuck", || {
+        STUCK_STARTED.load(Ordering::SeqCst) > 0 && !RELEASE.load(Ordering::SeqCst)
+    });
     // The pool has a new thread: other work runs while the old one is stuck.
     pool.submit(vec![attempt(&reg, "noop", 2, None)]);
     let g = recv(&rx);
@@ -460,24 +466,9 @@ fn an_async_task_that_blocks_its_thread_is_timed_out_and_abandoned() {
     let reg = registry();
     let (s, rx) = sink();
     let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
-    ex.submit(vec![attempt(
-        &reg,
-        "ablocks",
-        1,
-        Some(Duration::from_millis(50)),
-    )]);
-    let f = recv(&rx);
-    assert_eq!(f.token, 1);
-    assert!(
-        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
-        "{:?}",
-        f.ended
-    );
-    assert_eq!(
-        ABLOCK_RETURNED.load(Ordering::SeqCst),
-        0,
-        "reported while the future still holds its thread"
-    );
+    times_out_while_stuck(&ex, &reg, &rx, "ablocks", || {
+        ABLOCK_RETURNED.load(Ordering::SeqCst) == 0
+    });
     assert_eq!(ex.running(), 0, "a reported attempt is not running");
     // The thread comes back: the abandoned future is dropped unreported,
     // and the runtime runs the next attempt.
