@@ -107,8 +107,9 @@ pub struct HttpOutput {
 
 /// `http`: sends one request and reads the response. Connection errors,
 /// timeouts, 5xx and 429 are retried (429 and 503 after their
-/// `Retry-After`, when it gives seconds); other statuses that were not
-/// expected are permanent errors.
+/// `Retry-After`, when it gives seconds, up to the job's backoff cap: see
+/// [`Backoff::retry_after_cap`](runyard::Backoff::retry_after_cap)); other
+/// statuses that were not expected are permanent errors.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Http;
 
@@ -183,7 +184,7 @@ impl AsyncTask for Http {
     }
 }
 
-/// A `Retry-After` given in seconds.
+/// A `Retry-After` given in seconds (the retry policy caps it).
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let secs: u64 = h.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs))

@@ -8,7 +8,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runyard::{Backoff, Engine, EngineConfig, JobSpec, JobState, Mode, Outcome, Registry, Report};
+use runyard::queue::{MemoryQueue, Queue};
+use runyard::{
+    Backoff, Engine, EngineConfig, EventSink, JobSpec, JobState, JsonLines, Mode, Outcome,
+    Registry, Report,
+};
 use serde_json::json;
 
 /// A request as the server read it.
@@ -196,6 +200,81 @@ fn a_429_is_retried_after_its_retry_after() {
         gap >= Duration::from_secs(1),
         "the second attempt came {gap:?} after the first"
     );
+}
+
+/// Where a run writes its JSON lines, for the test to read.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A `Retry-After` decades ahead is honoured only up to the job's backoff
+/// cap: the retry comes at the cap, the run ends, and every event is
+/// written whole. (Such a reply once stopped the run with a panic while
+/// writing the retry's `run_at`, or scheduled the retry for 2058.)
+#[test]
+fn a_far_retry_after_is_capped_by_the_backoff() {
+    for secs in ["999999999999", "999999999"] {
+        let s = serve(move |n, _| {
+            if n == 1 {
+                reply(
+                    "429 Too Many Requests",
+                    &format!("Retry-After: {secs}\r\n"),
+                    "",
+                )
+            } else {
+                reply("200 OK", "", "ok")
+            }
+        });
+        let lines = Lines::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (url, out) = (s.url.clone(), lines.clone());
+        std::thread::spawn(move || {
+            let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+            let sink: Arc<dyn EventSink> = Arc::new(JsonLines::new(out));
+            let run = engine(Mode::Async).start(Arc::clone(&queue), vec![sink]);
+            let job = http(json!({ "url": url }))
+                .max_attempts(2)
+                .backoff("exponential:10ms,cap=50ms".parse().unwrap());
+            run.submit(&job).unwrap();
+            run.close();
+            let out = run.wait();
+            let _ = tx.send(Report::collect(&*queue, out.wall, out.interrupted).unwrap());
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("Retry-After: {secs}: the run did not end ({e})"));
+        assert_eq!(outcomes(&r, 0), [Outcome::Failed, Outcome::Succeeded]);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let scheduled = events
+            .iter()
+            .find(|e| e["type"] == "scheduled")
+            .expect("a scheduled event");
+        // Counted from when the event was written, after the decision.
+        let delay = scheduled["data"]["delay_ms"].as_f64().unwrap();
+        assert!(
+            delay <= 50.0,
+            "the retry waits at most the cap: {scheduled}"
+        );
+        let run_at = scheduled["data"]["run_at"].as_str().unwrap();
+        assert!(
+            runyard::Timestamp::parse_rfc3339(run_at).is_ok(),
+            "{run_at}"
+        );
+        assert_eq!(events.last().unwrap()["type"], "succeeded");
+    }
 }
 
 #[test]

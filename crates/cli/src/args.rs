@@ -124,19 +124,21 @@ pub(crate) struct JobInput {
     pub(crate) files: Vec<PathBuf>,
 }
 
-/// How worker processes (`--mode process`, isolated tasks) are kept.
+/// How worker processes (`--mode process`, isolated tasks) are kept. For
+/// a run in which no job runs in a worker process these do nothing, and
+/// `run` refuses them.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct ProcessFlags {
-    /// Replace a worker process after it has run N attempts.
+    /// Replace a worker process after it has run N attempts (worker processes only).
     #[arg(long, value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) max_jobs_per_worker: Option<u64>,
 
-    /// Replace a worker process whose resident memory grows above SIZE (e.g. 512M, 2G).
+    /// Replace a worker process whose resident memory grows above SIZE (e.g. 512M, 2G; worker processes only).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_worker_rss: Option<u64>,
 
     /// Limit each worker process's memory to SIZE (its address space): an
-    /// allocation past it fails the attempt, not the run.
+    /// allocation past it fails the attempt, not the run (worker processes only).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) worker_memory_limit: Option<u64>,
 }
@@ -154,6 +156,14 @@ pub(crate) struct RunArgs {
     pub(crate) process: ProcessFlags,
 
     /// Attempts running at once (in thread mode, the pool's size); default: the cores.
+    ///
+    /// In thread mode (a thread per attempt) and process mode (a worker
+    /// process per attempt) at most 4096, and what the process's limits
+    /// leave: RLIMIT_NPROC (`ulimit -u`, threads and processes of the user,
+    /// 3 per worker process) and, for worker processes, RLIMIT_NOFILE
+    /// (`ulimit -n`, 10 descriptors each); more is refused before anything
+    /// runs. In async and auto modes it caps the attempts in flight (async
+    /// mode's default is 10,000).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) concurrency: Option<u64>,
 
@@ -278,7 +288,8 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_parser = parse_mode)]
     pub(crate) mode: Option<Mode>,
 
-    /// Attempts running at once (see `runyard run --help`); default: the cores.
+    /// Attempts running at once, bounded in thread and process modes by the
+    /// process's limits (see `runyard run --help`); default: the cores.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
     pub(crate) concurrency: Option<u64>,
 

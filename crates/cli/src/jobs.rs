@@ -61,7 +61,7 @@ PRECEDENCE
   a job's own options > command-line flags > the file's [defaults] > the task's defaults
 
 DURATIONS
-  250ms, 2s, 1m, 1h 30m";
+  250ms, 2s, 1m, 1h 30m, 7d; at most 100y";
 
 /// A checked job, with how many copies to run.
 #[derive(Debug)]

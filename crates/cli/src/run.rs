@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
-use runyard::{Engine, EngineConfig, EventSink, Mode, Registry, Report};
+use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, Report};
 
-use crate::args::{Color, RunArgs};
-use crate::jobs::is_stdout;
+use crate::args::{Color, ProcessFlags, RunArgs};
+use crate::jobs::{is_stdout, Prepared};
 use crate::output::{check_outputs, print_summary, Human, JobLines, ProgressView, RunOutputs};
 use crate::state::{self, Purpose, QueueUrl};
 use crate::UsageError;
@@ -40,6 +40,7 @@ pub(crate) fn run(
         process: crate::process_config(&args.process, None),
         ..EngineConfig::default()
     };
+    config.check().map_err(|e| UsageError(e.to_string()))?;
     let engine = Engine::new(registry, config);
 
     let url = args.store.url().unwrap_or(QueueUrl::Memory);
@@ -64,6 +65,9 @@ pub(crate) fn run(
                 .into(),
         )
         .into());
+    }
+    if !args.resume {
+        check_process_flags(&args.process, &prepared, &engine, args.quiet)?;
     }
     let purpose = if args.resume {
         Purpose::Resume
@@ -162,6 +166,67 @@ pub(crate) fn run(
     })
 }
 
+/// The names of the flags that were given.
+fn given<const N: usize>(flags: [(bool, &'static str); N]) -> Vec<&'static str> {
+    flags
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
+/// Worker-process flags do something only for jobs that run in worker
+/// processes: given for a run with none, they are refused (the user meant
+/// something that would not happen); for a run where only some jobs do, a
+/// note says which.
+fn check_process_flags(
+    flags: &ProcessFlags,
+    prepared: &[Prepared],
+    engine: &Engine,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let given = given([
+        (flags.max_jobs_per_worker.is_some(), "--max-jobs-per-worker"),
+        (flags.max_worker_rss.is_some(), "--max-worker-rss"),
+        (flags.worker_memory_limit.is_some(), "--worker-memory-limit"),
+    ]);
+    if given.is_empty() {
+        return Ok(());
+    }
+    let (mut isolated, mut others) = (0u64, 0u64);
+    for p in prepared {
+        let s = &p.job.settings;
+        let lane = engine
+            .registry()
+            .lookup(&p.job.task)
+            .ok()
+            .and_then(|i| lane_for(s.mode, engine.registry().task(i), s.isolate).ok());
+        match lane {
+            Some(Lane::Process) => isolated += u64::from(p.count),
+            _ => others += u64::from(p.count),
+        }
+    }
+    let names = given.join(", ");
+    let (it, applies) = match given.len() {
+        1 => ("it", "applies"),
+        _ => ("they", "apply"),
+    };
+    if isolated == 0 {
+        return Err(UsageError(format!(
+            "{names}: {it} {applies} to worker processes only, and no job of this run runs in \
+             one (use --mode process, or isolate = true on the jobs that need it)"
+        ))
+        .into());
+    }
+    if others > 0 && !quiet {
+        errln!(
+            "runyard: note: {names} {applies} only to the jobs that run in worker processes: \
+             {isolated} of the {}",
+            isolated + others
+        );
+    }
+    Ok(())
+}
+
 /// A resume runs what the state file holds, as it was recorded.
 fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
     if *url == QueueUrl::Memory {
@@ -179,15 +244,12 @@ fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
         .into());
     }
     let f = &args.flags;
-    let given: Vec<&str> = [
+    let given = given([
         (f.mode.is_some(), "--mode"),
         (f.max_attempts.is_some(), "--max-attempts"),
         (f.backoff.is_some(), "--backoff"),
         (f.timeout.is_some(), "--timeout"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
+    ]);
     if !given.is_empty() {
         return Err(UsageError(format!(
             "{} cannot be changed on --resume: each job keeps the options it was recorded with",

@@ -51,7 +51,13 @@ pub(crate) fn submit(
 ) -> anyhow::Result<ExitCode> {
     shared_only(&args.queue, "submit")?;
     let flags = args.flags.options();
-    let engine = Engine::new(registry, EngineConfig::default());
+    // Workers run these jobs: jobs for worker processes are checked as this
+    // binary's own workers would take them, not refused for want of any.
+    let config = EngineConfig {
+        process: crate::process_config(&crate::args::ProcessFlags::none(), None),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(registry, config);
     let prepared = args.input.prepare(&engine, &flags)?;
     if prepared.is_empty() {
         return Err(UsageError(
@@ -243,6 +249,7 @@ pub(crate) fn worker(
     if let Some(name) = &args.name {
         config.worker_name = name.clone();
     }
+    config.check().map_err(|e| UsageError(e.to_string()))?;
     let name = config.worker_name.clone();
     let engine = Engine::new(registry, config);
     let human = Human::new(false, color);

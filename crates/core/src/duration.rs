@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// The longest duration runyard takes anywhere (a timeout, a backoff delay,
+/// a grace period, a lease, a `sleep`): 100 years, `"100y"`. A longer one
+/// is refused where it is read, so that every time computed from one (now
+/// plus a delay) is a date that can be written down.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * YEAR_SECS);
+
+/// A year as `"1y"` reads: 365.25 days.
+const YEAR_SECS: u64 = 31_557_600;
+
 /// A duration string that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid duration `{input}`: {reason} (expected a number with a unit, e.g. \"250ms\", \"2s\", \"1m\", \"1h\")")]
@@ -20,11 +29,29 @@ impl DurationError {
     }
 }
 
-/// Parses a duration such as `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or `"1h 30m"`.
+/// Parses a duration such as `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or `"1h 30m"`,
+/// at most [`MAX_DURATION`].
 ///
 /// A bare number without a unit is refused: `"5"` could mean seconds or
 /// milliseconds, and guessing wrong is worse than asking.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let d = parse_any_duration(input)?;
+    check_duration(d).map_err(|reason| DurationError {
+        input: input.to_string(),
+        reason,
+    })?;
+    Ok(d)
+}
+
+/// `Err` with the reason when `d` is longer than [`MAX_DURATION`].
+pub(crate) fn check_duration(d: Duration) -> Result<(), String> {
+    if d > MAX_DURATION {
+        return Err("longer than the maximum of 100 years (`100y`)".to_string());
+    }
+    Ok(())
+}
+
+fn parse_any_duration(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     let err = |reason: &str| DurationError {
         input: input.to_string(),
@@ -172,7 +199,85 @@ pub mod serde_duration {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// What a rejection says: the spec, a reason, and the valid forms.
+    fn says_what_was_wrong(input: &str, e: &DurationError) -> Result<(), TestCaseError> {
+        prop_assert_eq!(e.input(), input);
+        prop_assert!(!e.reason.trim().is_empty(), "{:?}", e);
+        let text = e.to_string();
+        let head = format!("invalid duration `{input}`: {}", e.reason);
+        prop_assert!(text.starts_with(&head), "{}", text);
+        prop_assert!(text.contains("expected a number with a unit"), "{}", text);
+        Ok(())
+    }
+
+    /// Near misses and hits: numbers of any size, with and without a
+    /// fraction, with units that are read and units that are not.
+    fn spec_like() -> impl Strategy<Value = String> {
+        let unit = proptest::sample::select(vec![
+            "", "ns", "us", "µs", "ms", "s", "sec", "m", "min", "h", "hrs", "d", "w", "y", "years",
+            "parsecs", "S",
+        ]);
+        (
+            "[0-9]{0,22}",
+            proptest::option::of("[0-9]{0,12}"),
+            any::<bool>(),
+            unit,
+            proptest::option::of("[0-9]{1,4}(ms|s|m)"),
+        )
+            .prop_map(|(int, frac, space, unit, more)| {
+                let mut s = int;
+                if let Some(f) = frac {
+                    s.push('.');
+                    s.push_str(&f);
+                }
+                if space {
+                    s.push(' ');
+                }
+                s.push_str(unit);
+                if let Some(m) = more {
+                    s.push(' ');
+                    s.push_str(&m);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        // Parsing is cheap: many cases, so the rarer near misses come up.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the input: no panic; a rejection says what was wrong;
+        /// an accepted duration is within the maximum and reads back from
+        /// its display form.
+        #[test]
+        fn any_input_is_read_or_refused_with_a_reason(
+            input in prop_oneof![spec_like(), any::<String>()]
+        ) {
+            match parse_duration(&input) {
+                Ok(d) => {
+                    prop_assert!(d <= MAX_DURATION);
+                    let shown = format_duration(d);
+                    prop_assert_eq!(parse_duration(&shown), Ok(d), "{} shown as {}", input, shown);
+                }
+                Err(e) => says_what_was_wrong(&input, &e)?,
+            }
+            if let Err(e) = parse_positive_duration(&input) {
+                says_what_was_wrong(&input, &e)?;
+            }
+        }
+
+        /// Every duration up to the maximum is displayed in a form that
+        /// reads back exactly.
+        #[test]
+        fn every_duration_within_the_maximum_reads_back(nanos in 0..=MAX_DURATION.as_nanos() as u64) {
+            let d = Duration::from_nanos(nanos);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
 
     #[test]
     fn parses_the_documented_forms() {
@@ -198,6 +303,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("greater than zero"));
+    }
+
+    #[test]
+    fn refuses_durations_beyond_the_maximum_naming_both() {
+        assert_eq!(parse_duration("100y").unwrap(), MAX_DURATION);
+        for long in [
+            "8000y",
+            "101y",
+            "36526d",
+            "1000000000000000s",
+            "99999999999.5h",
+        ] {
+            let e = parse_duration(long).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`{long}`")) && e.contains("maximum of 100 years"),
+                "{e}"
+            );
+        }
+        assert!(parse_duration("99999999999999999999999s").is_err());
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl TaskError {
         TaskError::with_intent(ErrorIntent::Permanent, message)
     }
 
-    /// A retryable error that asks to wait `delay` before the next attempt.
+    /// A retryable error that asks to wait `delay` before the next attempt
+    /// (honoured up to [`Backoff::retry_after_cap`](crate::Backoff::retry_after_cap)).
     pub fn retry_after(delay: Duration, message: impl fmt::Display) -> TaskError {
         TaskError::with_intent(ErrorIntent::RetryAfter(delay), message)
     }

@@ -14,9 +14,10 @@
 //! | `cancelled` | `job`, `task`, `at`, `attempts` |
 //!
 //! `at` is an RFC 3339 timestamp; `attempt` counts from 1; `outcome` is one
-//! of `failed`, `panicked`, `crashed`, `timed_out`, `cancelled`.
+//! of `failed`, `panicked`, `crashed`, `timed_out`, `cancelled`; the `*_ms`
+//! fields are milliseconds to the microsecond (`0.338`).
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::job::JobId;
 use crate::outcome::Outcome;
@@ -48,6 +49,7 @@ pub enum Event<'a> {
         /// The attempt number.
         attempt: u32,
         /// How long the job waited since it became ready.
+        #[serde(serialize_with = "micros")]
         queued_ms: f64,
     },
     /// An attempt did not succeed and another is scheduled.
@@ -63,10 +65,12 @@ pub enum Event<'a> {
         /// How it ended.
         outcome: Outcome,
         /// How long it ran.
+        #[serde(serialize_with = "micros")]
         duration_ms: f64,
         /// Its error.
         error: &'a str,
         /// The backoff delay.
+        #[serde(serialize_with = "micros")]
         delay_ms: f64,
         /// When the next attempt may start.
         run_at: Timestamp,
@@ -82,6 +86,7 @@ pub enum Event<'a> {
         /// The attempt that succeeded.
         attempt: u32,
         /// How long it ran.
+        #[serde(serialize_with = "micros")]
         duration_ms: f64,
     },
     /// The job is dead: out of attempts, or a permanent error.
@@ -97,6 +102,7 @@ pub enum Event<'a> {
         /// How it ended.
         outcome: Outcome,
         /// How long it ran.
+        #[serde(serialize_with = "micros")]
         duration_ms: f64,
         /// Its error.
         error: &'a str,
@@ -112,6 +118,12 @@ pub enum Event<'a> {
         /// Attempts it had run.
         attempts: u32,
     },
+}
+
+/// Milliseconds written to the microsecond, a JSON number still: `0.338`,
+/// not the `0.33799999999999997` of the float it was computed in.
+fn micros<S: Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((ms * 1e3).round() / 1e3)
 }
 
 /// Why a job entered the `queued` state.
@@ -161,5 +173,32 @@ mod tests {
         assert_eq!(v["data"]["outcome"], "failed");
         assert_eq!(v["data"]["error"], "boom");
         assert_eq!(e.job(), JobId(7));
+    }
+
+    #[test]
+    fn milliseconds_are_written_to_the_microsecond() {
+        let e = Event::Scheduled {
+            job: JobId(1),
+            task: "fail",
+            at: Timestamp::from_micros(0),
+            attempt: 1,
+            outcome: Outcome::Failed,
+            duration_ms: 0.33799999999999997,
+            error: "boom",
+            delay_ms: 1000.3539999999999,
+            run_at: Timestamp::from_micros(0),
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""duration_ms":0.338,"#), "{json}");
+        assert!(json.contains(r#""delay_ms":1000.354,"#), "{json}");
+        let running = Event::Running {
+            job: JobId(1),
+            task: "fail",
+            at: Timestamp::from_micros(0),
+            attempt: 1,
+            queued_ms: 1.8439999999999999,
+        };
+        let json = serde_json::to_string(&running).unwrap();
+        assert!(json.ends_with(r#""queued_ms":1.844}}"#), "{json}");
     }
 }

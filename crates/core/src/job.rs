@@ -211,6 +211,10 @@ impl JobOptions {
                     reason: "must be greater than zero".into(),
                 });
             }
+            crate::duration::check_duration(t).map_err(|reason| OptionError {
+                option: "timeout",
+                reason,
+            })?;
         }
         if let Some(b) = &self.backoff {
             RetryPolicy {

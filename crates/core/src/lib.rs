@@ -21,7 +21,7 @@ mod time;
 pub use context::{BoxFuture, CancelGuard, CancelToken, Context};
 pub use duration::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
-    DurationError,
+    DurationError, MAX_DURATION,
 };
 pub use error::{ErrorIntent, ParamError, ParamProblem, RegistryError, TaskError, UnknownTask};
 pub use event::{Event, QueuedReason};
@@ -33,6 +33,7 @@ pub use registry::{Registration, Registry, RegistryBuilder, TaskIndex};
 pub use report::{percentile, JobView, Summary, SummaryBuilder, TaskSummary};
 pub use retry::{
     Backoff, BackoffError, GiveUpReason, Jitter, PolicyError, RetryDecision, RetryPolicy,
+    MAX_RETRY_AFTER,
 };
 pub use task::{AsyncTask, Task, TaskDef, TaskKind};
 pub use time::Timestamp;

@@ -4,6 +4,11 @@
 //! that did not succeed, what comes next ([`RetryPolicy::decide`]); the answer
 //! depends only on the attempt number, the error's intent and one random
 //! number, so it can be tested exhaustively.
+//!
+//! A task may ask for its own delay ([`ErrorIntent::RetryAfter`], e.g. an
+//! HTTP server's `Retry-After`); the policy honours it up to
+//! [`Backoff::retry_after_cap`], so a server cannot push a retry past what
+//! the job allows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +17,13 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-use crate::duration::{format_duration, parse_positive_duration};
+use crate::duration::{check_duration, format_duration, parse_positive_duration};
 use crate::error::ErrorIntent;
+
+/// The longest a task's own retry delay ([`ErrorIntent::RetryAfter`]) is
+/// honoured when the backoff has no cap of its own (`none`, or a shorter
+/// `fixed` delay): one hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How long to wait before the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,13 +86,15 @@ impl Backoff {
                 } else {
                     cap.as_secs_f64()
                 };
+                // NaN (from a NaN random) clamps to 0.
                 let r = random.clamp(0.0, 1.0);
+                let r = if r.is_nan() { 0.0 } else { r };
                 let secs = match jitter {
                     Jitter::None => d,
                     Jitter::Full => d * r,
                     Jitter::Equal => d / 2.0 + d / 2.0 * r,
                 };
-                Duration::from_secs_f64(secs).min(cap)
+                Duration::try_from_secs_f64(secs).map_or(cap, |d| d.min(cap))
             }
         }
     }
@@ -101,7 +113,24 @@ impl Backoff {
         }
     }
 
+    /// The longest delay a task's own retry-after is honoured for: an
+    /// exponential backoff's cap; otherwise [`MAX_RETRY_AFTER`], or the
+    /// fixed delay when that is longer.
+    pub fn retry_after_cap(&self) -> Duration {
+        match *self {
+            Backoff::None => MAX_RETRY_AFTER,
+            Backoff::Fixed(d) => d.max(MAX_RETRY_AFTER),
+            Backoff::Exponential { cap, .. } => cap,
+        }
+    }
+
     fn check(&self) -> Result<(), BackoffError> {
+        let longest = match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { base, cap, .. } => base.max(cap),
+        };
+        check_duration(longest).map_err(|reason| BackoffError::new(self.to_string(), reason))?;
         if let Backoff::Exponential {
             base, factor, cap, ..
         } = *self
@@ -242,7 +271,10 @@ impl FromStr for Backoff {
             "" => return Err(BackoffError::new(spec, "empty")),
             other => return Err(BackoffError::new(spec, format!("unknown kind `{other}`"))),
         };
-        backoff.check()?;
+        // Named as it was written, not as it reads back.
+        backoff
+            .check()
+            .map_err(|e| BackoffError::new(spec, e.reason))?;
         Ok(backoff)
     }
 }
@@ -362,7 +394,9 @@ impl RetryPolicy {
             return RetryDecision::GiveUp(GiveUpReason::Exhausted);
         }
         match intent {
-            ErrorIntent::RetryAfter(d) => RetryDecision::Retry(d),
+            ErrorIntent::RetryAfter(d) => {
+                RetryDecision::Retry(d.min(self.backoff.retry_after_cap()))
+            }
             _ => RetryDecision::Retry(self.backoff.delay(attempt, random)),
         }
     }
@@ -436,6 +470,44 @@ mod tests {
     }
 
     #[test]
+    fn delays_beyond_the_maximum_are_refused_naming_the_spec() {
+        for spec in ["fixed:8000y", "exponential:1s,cap=200y", "exp:101y"] {
+            let e = spec.parse::<Backoff>().unwrap_err().to_string();
+            assert!(e.contains("maximum of 100 years"), "{spec}: {e}");
+        }
+        let huge = Backoff::Fixed(Duration::MAX);
+        assert!(
+            RetryPolicy::new(2, huge).is_err(),
+            "checked when built in code too"
+        );
+        assert!("fixed:100y".parse::<Backoff>().is_ok());
+    }
+
+    /// A task's own retry-after (an HTTP server's `Retry-After`) is
+    /// honoured up to the backoff's cap, or an hour without one.
+    #[test]
+    fn a_retry_after_is_capped_by_the_backoff() {
+        let far = ErrorIntent::RetryAfter(Duration::from_secs(999_999_999_999));
+        let p = |b: &str| RetryPolicy::new(3, b.parse().unwrap()).unwrap();
+        let delay = |b: &str, intent| match p(b).decide(1, intent, 0.5) {
+            RetryDecision::Retry(d) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            delay("exponential:1s,cap=30s", far),
+            Duration::from_secs(30)
+        );
+        assert_eq!(delay("none", far), MAX_RETRY_AFTER);
+        assert_eq!(delay("fixed:2s", far), MAX_RETRY_AFTER);
+        assert_eq!(delay("fixed:3h", far), Duration::from_secs(3 * 3600));
+        let soon = ErrorIntent::RetryAfter(Duration::from_secs(5));
+        assert_eq!(
+            delay("exponential:1s,cap=30s", soon),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
     fn max_attempts_zero_is_refused() {
         assert_eq!(
             RetryPolicy::new(0, Backoff::None),
@@ -468,7 +540,85 @@ mod tests {
         ]
     }
 
+    /// Specs near the grammar: each part from what is read and what is not.
+    fn spec_like() -> impl Strategy<Value = String> {
+        let kind = proptest::sample::select(vec![
+            "none",
+            "fixed",
+            "exp",
+            "exponential",
+            "linear",
+            "",
+            "Fixed",
+        ]);
+        let delay = proptest::sample::select(vec![
+            "250ms", "1s", "0s", "1.5s", "5m", "100y", "101y", "8000y", "soon", "5", "",
+        ]);
+        let opt = (
+            proptest::sample::select(vec!["cap", "max", "factor", "jitter", "ceiling", ""]),
+            proptest::sample::select(vec![
+                "10ms", "30s", "1h", "200y", "0.5", "1", "3", "1e308", "inf", "NaN", "full",
+                "equal", "none", "some", "",
+            ]),
+            any::<bool>(),
+        )
+            .prop_map(|(k, v, eq)| {
+                if eq {
+                    format!("{k}={v}")
+                } else {
+                    format!("{k}{v}")
+                }
+            });
+        (
+            kind,
+            proptest::option::of(delay),
+            proptest::collection::vec(opt, 0..4),
+        )
+            .prop_map(|(kind, delay, opts)| {
+                let mut s = kind.to_string();
+                if let Some(d) = delay {
+                    s.push(':');
+                    s.push_str(d);
+                }
+                for o in opts {
+                    s.push(',');
+                    s.push_str(&o);
+                }
+                s
+            })
+    }
+
     proptest! {
+        // Parsing is cheap: many cases, so the rarer near misses come up.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the spec: no panic; a rejection names the spec, says
+        /// what was wrong and shows the valid forms; an accepted backoff
+        /// reads back from its display form and stays within the bounds.
+        #[test]
+        fn any_spec_is_read_or_refused_with_a_reason(
+            spec in prop_oneof![spec_like(), any::<String>()]
+        ) {
+            match spec.parse::<Backoff>() {
+                Ok(b) => {
+                    let shown = b.to_string();
+                    prop_assert_eq!(shown.parse::<Backoff>(), Ok(b), "{} shown as {}", spec, shown);
+                    prop_assert!(b.check().is_ok());
+                    prop_assert!(b.retry_after_cap() <= crate::duration::MAX_DURATION.max(MAX_RETRY_AFTER));
+                    for attempt in [1, 2, 30, u32::MAX] {
+                        prop_assert!(b.delay(attempt, 0.999) <= b.max_delay(attempt));
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(&e.spec, &spec);
+                    prop_assert!(!e.reason.trim().is_empty(), "{:?}", e);
+                    let text = e.to_string();
+                    prop_assert!(text.starts_with(&format!("invalid backoff `{}`: {}", spec, e.reason)), "{}", text);
+                    prop_assert!(text.contains("expected `none`, `fixed:DELAY`"), "{}", text);
+                }
+            }
+        }
+
         #[test]
         fn delays_stay_within_their_bounds(b in backoffs(), attempt in 1u32..200, r in 0.0f64..1.0) {
             let d = b.delay(attempt, r);
@@ -502,7 +652,7 @@ mod tests {
                         prop_assert!(attempts < max, "retry after attempt {} of {}", attempts, max);
                         prop_assert!(intent != ErrorIntent::Permanent);
                         if let ErrorIntent::RetryAfter(after) = intent {
-                            prop_assert_eq!(d, after);
+                            prop_assert_eq!(d, after.min(b.retry_after_cap()));
                         }
                     }
                     RetryDecision::GiveUp(GiveUpReason::Permanent) => {

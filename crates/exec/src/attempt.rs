@@ -71,6 +71,12 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// back those not started.
     fn cancel_running(&self) -> Vec<Attempt>;
 
+    /// How many attempts are running now: started and not yet reported (a
+    /// submitted attempt still waiting for a thread or a worker is not).
+    /// For progress displays: read now and then, it costs the attempts
+    /// nothing.
+    fn running(&self) -> usize;
+
     /// Stops accepting work and lets idle threads go. Does not wait for
     /// abandoned attempts.
     fn shutdown(&self);

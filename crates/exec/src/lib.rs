@@ -9,7 +9,8 @@
 //!   `blocking` tasks): a timed-out attempt's context is cancelled and its
 //!   thread abandoned and replaced, so the run never waits for it.
 //! - [`AsyncExecutor`]: attempts are tokio tasks on one runtime; a timeout
-//!   drops the future.
+//!   drops the future, and a future that blocks its thread is reported
+//!   timed out and abandoned, as on the thread pool.
 //!
 //! A task that starts commands starts each as a [`CommandGroup`]: a
 //! process group of its own that ends whole, and that a reaper process
@@ -21,12 +22,14 @@
 mod async_exec;
 mod attempt;
 mod group;
+pub mod limits;
 pub mod os;
 mod panic;
 pub mod process;
 mod reaper;
 mod spin;
 mod thread;
+mod watchdog;
 
 pub use async_exec::AsyncExecutor;
 pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};

@@ -198,7 +198,7 @@ pub(crate) fn fd_above(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: duplicating a descriptor we own; the result is checked.
     let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
     if high < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(dup_error());
     }
     // SAFETY: a fresh descriptor, ours alone (`fd` closes as it drops).
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
@@ -243,6 +243,17 @@ pub fn limit_address_space(bytes: u64) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// The error of a failed `fcntl(F_DUPFD...)`: at the descriptor limit it
+/// says `EINVAL` (no descriptor at or above the one asked for is allowed),
+/// which is `EMFILE` (too many open files) for whoever asked.
+pub fn dup_error() -> io::Error {
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => io::Error::from_raw_os_error(libc::EMFILE),
+        _ => e,
     }
 }
 

@@ -139,9 +139,40 @@ impl AsyncTask for AsyncGuarded {
     }
 }
 
+/// Holds its runtime thread, ignoring cancellation, until ABLOCK_RELEASE is
+/// set: an async task that blocks (a synchronous sleep or read).
+static ABLOCK_RELEASE: AtomicBool = AtomicBool::new(false);
+static ABLOCK_RETURNED: AtomicUsize = AtomicUsize::new(0);
+
+struct AsyncBlocks;
+impl AsyncTask for AsyncBlocks {
+    const NAME: &'static str = "ablocks";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        while !ABLOCK_RELEASE.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        ABLOCK_RETURNED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct AsyncNoop;
+impl AsyncTask for AsyncNoop {
+    const NAME: &'static str = "anoop";
+    type Params = ();
+    type Output = ();
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
 fn registry() -> Arc<Registry> {
     Arc::new(
         Registry::builder()
+            .task(TaskDef::from_async(AsyncBlocks))
+            .task(TaskDef::from_async(AsyncNoop))
             .task(TaskDef::from_async(AsyncGuarded))
             .task(TaskDef::from_task(Noop))
             .task(TaskDef::from_task(Panics))
@@ -170,11 +201,31 @@ fn recv(rx: &Receiver<Finished>) -> Finished {
         .expect("an attempt was never reported")
 }
 
+/// Submits attempt 1 of `task`, with a 50 ms timeout, and checks that it
+/// is reported timed out while `stuck` says the task still holds its thread.
+fn times_out_while_stuck(
+    ex: &dyn Executor,
+    reg: &Registry,
+    rx: &Receiver<Finished>,
+    task: &str,
+    stuck: impl Fn() -> bool,
+) {
+    ex.submit(vec![attempt(reg, task, 1, Some(Duration::from_millis(50)))]);
+    let f = recv(rx);
+    assert_eq!(f.token, 1);
+    assert!(
+        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
+        "{:?}",
+        f.ended
+    );
+    assert!(stuck(), "reported while the task still holds its thread");
+}
+
 #[test]
 fn every_attempt_is_reported_exactly_once() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s).unwrap();
     let n = 10_000u64;
     for chunk in (0..n).collect::<Vec<_>>().chunks(333) {
         pool.submit(
@@ -204,7 +255,7 @@ fn every_attempt_is_reported_exactly_once() {
 fn a_panic_is_an_outcome_and_the_pool_goes_on() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
     pool.submit(vec![
         attempt(&reg, "panics", 1, None),
         attempt(&reg, "noop", 2, None),
@@ -223,24 +274,10 @@ fn a_panic_is_an_outcome_and_the_pool_goes_on() {
 fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
-    pool.submit(vec![attempt(
-        &reg,
-        "stuck",
-        1,
-        Some(Duration::from_millis(50)),
-    )]);
-    let f = recv(&rx);
-    assert_eq!(f.token, 1);
-    assert!(
-        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
-        "{:?}",
-        f.ended
-    );
-    assert!(
-        !RELEASE.load(Ordering::SeqCst),
-        "reported while the task is still stuck"
-    );
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
+    times_out_while_stuck(&pool, &reg, &rx, "stuck", || {
+        STUCK_STARTED.load(Ordering::SeqCst) > 0 && !RELEASE.load(Ordering::SeqCst)
+    });
     // The pool has a new thread: other work runs while the old one is stuck.
     pool.submit(vec![attempt(&reg, "noop", 2, None)]);
     let g = recv(&rx);
@@ -257,7 +294,7 @@ fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
 fn a_cooperative_task_stops_at_its_timeout() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 1), reg.clone(), s).unwrap();
     pool.submit(vec![attempt(
         &reg,
         "polite",
@@ -271,7 +308,7 @@ fn a_cooperative_task_stops_at_its_timeout() {
 fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
     let reg = registry();
     let (s, rx, starts) = sink_with_starts();
-    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::fixed("t", 2), reg.clone(), s).unwrap();
     pool.submit((1..=5).map(|i| attempt(&reg, "polite", i, None)).collect());
     // Wait until both threads are inside an attempt.
     let mut running = vec![
@@ -302,7 +339,7 @@ fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
 fn an_elastic_pool_grows_to_the_blocked_attempts() {
     let reg = registry();
     let (s, rx) = sink();
-    let pool = ThreadPool::new(PoolConfig::elastic("b", 64), reg.clone(), s);
+    let pool = ThreadPool::new(PoolConfig::elastic("b", 64), reg.clone(), s).unwrap();
     pool.submit(
         (1..=20)
             .map(|i| attempt(&reg, "polite", i, Some(Duration::from_millis(200))))
@@ -403,4 +440,45 @@ fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
     assert_eq!(c.token, 4);
     assert!(matches!(c.ended, Ended::Cancelled));
     assert_eq!(GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before, 4);
+}
+
+/// A future that blocks its runtime thread never reaches an `.await`, and
+/// with the runtime's only thread held its own timer cannot fire: it is
+/// reported timed out at its deadline all the same (by the watchdog, on a
+/// thread of its own, so this runs on the real clock), abandoned, and
+/// never reported again when it finally returns.
+#[test]
+fn an_async_task_that_blocks_its_thread_is_timed_out_and_abandoned() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Dropped before the runtime (which waits for its thread), even when
+    // an assertion fails.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            ABLOCK_RELEASE.store(true, Ordering::SeqCst);
+        }
+    }
+    let _release = Release;
+    let reg = registry();
+    let (s, rx) = sink();
+    let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
+    times_out_while_stuck(&ex, &reg, &rx, "ablocks", || {
+        ABLOCK_RETURNED.load(Ordering::SeqCst) == 0
+    });
+    assert_eq!(ex.running(), 0, "a reported attempt is not running");
+    // The thread comes back: the abandoned future is dropped unreported,
+    // and the runtime runs the next attempt.
+    ABLOCK_RELEASE.store(true, Ordering::SeqCst);
+    ex.submit(vec![attempt(&reg, "anoop", 2, None)]);
+    let g = recv(&rx);
+    assert_eq!(g.token, 2, "the abandoned attempt is not reported again");
+    assert!(matches!(g.ended, Ended::Succeeded(_)), "{:?}", g.ended);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing reported twice"
+    );
 }

@@ -990,8 +990,8 @@ impl Queue for PgQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let sql = self.q(
-            "SELECT task, state, state = 0 AND run_at > $1, COUNT(*) FROM runyard.jobs
-             GROUP BY 1, 2, 3 ORDER BY 1",
+            "SELECT task, state, state = 0 AND run_at > $1, state <> 2 OR started, COUNT(*)
+             FROM runyard.jobs GROUP BY 1, 2, 3, 4 ORDER BY 1",
         );
         let rows = self
             .pool
@@ -1001,7 +1001,8 @@ impl Queue for PgQueue {
                 r.get::<_, String>(0),
                 i64::from(r.get::<_, i16>(1)),
                 r.get::<_, bool>(2),
-                r.get::<_, i64>(3),
+                r.get::<_, bool>(3),
+                r.get::<_, i64>(4),
             )
         })))
     }

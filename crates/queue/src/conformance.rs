@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             cancel_by_state,
             dead_jobs_can_be_retried_by_hand,
             list_get_and_counts,
+            a_claim_counts_as_running_only_once_started,
             claims_can_be_limited_to_tasks,
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,
@@ -158,6 +159,8 @@ pub fn enqueue_and_claim_in_priority_order(make: Factory<'_>) {
         q.claim("w", 10, LEASE).unwrap().is_empty(),
         "nothing left to claim"
     );
+    let starts: Vec<_> = c.iter().map(|c| (c.lease(), q.now())).collect();
+    q.started("w", &starts).unwrap();
     assert_eq!(q.counts().unwrap().running, 4);
 }
 
@@ -463,6 +466,7 @@ pub fn cancel_by_state(make: Factory<'_>) {
         running.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![e[0], e[2]]
     );
+    q.started("w", &[(running[0].lease(), q.now())]).unwrap();
     succeed(&*q, "w", &running[1]).unwrap();
     let r = q.cancel(&[e[3], e[1], e[0], e[2], JobId(999_999)]).unwrap();
     assert_eq!(
@@ -574,6 +578,57 @@ pub fn list_get_and_counts(make: Factory<'_>) {
     assert_eq!(names, ["even", "odd"]);
     assert_eq!((by[0].1.succeeded, by[0].1.queued), (2, 3));
     assert_eq!((by[1].1.succeeded, by[1].1.queued), (1, 4));
+}
+
+/// Claims are made ahead of time: a claimed job counts as `running` once
+/// its attempt has started, and as `queued` until then, in the totals and
+/// per task.
+pub fn a_claim_counts_as_running_only_once_started(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let e = ids(&q
+        .enqueue(
+            (0..6)
+                .map(|i| job(if i < 4 { "a" } else { "b" }, 2, 0))
+                .collect(),
+        )
+        .unwrap());
+    let claimed = q.claim("w", 5, LEASE).unwrap();
+    assert_eq!(claimed.len(), 5);
+    let counts = |q: &dyn Queue| {
+        let c = q.counts().unwrap();
+        let by = q.counts_by_task().unwrap();
+        let per_task: Vec<(String, u64, u64)> = by
+            .iter()
+            .map(|(t, c)| (t.clone(), c.queued, c.running))
+            .collect();
+        ((c.queued, c.running, c.succeeded, c.total()), per_task)
+    };
+    let row = |t: &str, queued, running| (t.to_string(), queued, running);
+    assert_eq!(
+        counts(&*q),
+        ((6, 0, 0, 6), vec![row("a", 4, 0), row("b", 2, 0)]),
+        "claimed, none started"
+    );
+    let (a0, a1, b0) = (&claimed[0], &claimed[1], &claimed[4]);
+    assert_eq!((a0.id, b0.id), (e[0], e[4]));
+    q.started("w", &[(a0.lease(), q.now()), (b0.lease(), q.now())])
+        .unwrap();
+    assert_eq!(
+        counts(&*q),
+        ((4, 2, 0, 6), vec![row("a", 3, 1), row("b", 1, 1)])
+    );
+    // A start told twice counts once; one for a lease not held, not at all.
+    q.started("w", &[(a0.lease(), q.now())]).unwrap();
+    q.started("other", &[(a1.lease(), q.now())]).unwrap();
+    assert_eq!(counts(&*q).0, (4, 2, 0, 6));
+    // An attempt that ends is no longer running; a claim given back
+    // unstarted stays queued.
+    succeed(&*q, "w", a0).unwrap();
+    q.release("w", &[a1.lease()]).unwrap();
+    assert_eq!(
+        counts(&*q),
+        ((4, 1, 1, 6), vec![row("a", 3, 0), row("b", 1, 1)])
+    );
 }
 
 pub fn claims_can_be_limited_to_tasks(make: Factory<'_>) {
@@ -844,6 +899,14 @@ mod model {
                 S::Cancelled => JobState::Cancelled,
             }
         }
+
+        /// The state it is counted in: a claim not started is queued.
+        pub(super) fn counted_at(&self, now: i64) -> JobState {
+            match self.state_at(now) {
+                JobState::Running if !self.started => JobState::Queued,
+                s => s,
+            }
+        }
     }
 }
 
@@ -1026,6 +1089,11 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                     _ => {}
                 }
                 let now = q.now().as_micros();
+                let mut want = crate::Counts::default();
+                for j in &jobs {
+                    *want.get_mut(j.counted_at(now)) += 1;
+                }
+                prop_assert_eq!(q.counts().unwrap(), want, "counts");
                 for j in &jobs {
                     let v = q.get(j.id).unwrap().expect("exists");
                     prop_assert_eq!(v.state, j.state_at(now), "state of job {}", j.id);

@@ -127,7 +127,10 @@ struct State {
     tasks: Vec<TaskName>,
     workers: Vec<String>,
     worker_ids: FxHashMap<String, u32>,
+    /// Jobs per state, claimed ones as `running` whether they started or not.
     counts: Counts,
+    /// Claimed jobs whose attempt has not started (within `counts.running`).
+    unstarted: u64,
     spare: Vec<(Rec, i64)>,
 }
 
@@ -231,6 +234,14 @@ fn id_of(i: u32) -> JobId {
     JobId(i as u64 + 1)
 }
 
+/// Counts as a reader sees them: `unstarted` of the running ones are claims
+/// not yet started, counted queued.
+fn counted(mut c: Counts, unstarted: u64) -> Counts {
+    c.running -= unstarted;
+    c.queued += unstarted;
+    c
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -313,7 +324,11 @@ impl State {
     }
 
     fn set_state(&mut self, i: u32, to: JobState) {
-        let from = self.rec(i as usize).state;
+        let rec = self.rec(i as usize);
+        let from = rec.state;
+        if from == JobState::Running && !rec.started {
+            self.unstarted -= 1;
+        }
         *self.counts.get_mut(from) -= 1;
         *self.counts.get_mut(to) += 1;
         self.rec_mut(i as usize).state = to;
@@ -489,6 +504,7 @@ impl Queue for MemoryQueue {
                 });
                 st.counts.queued -= 1;
                 st.counts.running += 1;
+                st.unstarted += 1;
             }
         }
         // Skipped jobs came off the fronts, in order: back they go.
@@ -505,8 +521,12 @@ impl Queue for MemoryQueue {
         for (l, at) in started {
             if let Some(i) = st.holds(w, l) {
                 let rec = st.rec_mut(i as usize);
+                let first = !rec.started;
                 rec.started = true;
                 rec.claimed_at = at.as_micros();
+                if first {
+                    st.unstarted -= 1;
+                }
             }
         }
         Ok(())
@@ -727,7 +747,30 @@ impl Queue for MemoryQueue {
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
-        Ok(self.lock_due().counts)
+        let st = self.lock_due();
+        Ok(counted(st.counts, st.unstarted))
+    }
+
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let st = self.lock_due();
+        let mut by = vec![(Counts::default(), 0u64); st.tasks.len()];
+        for i in 0..st.len {
+            let r = st.rec(i);
+            let (counts, unstarted) = &mut by[r.task as usize];
+            *counts.get_mut(r.state) += 1;
+            if r.state == JobState::Running && !r.started {
+                *unstarted += 1;
+            }
+        }
+        let mut out: Vec<(String, Counts)> = st
+            .tasks
+            .iter()
+            .zip(by)
+            .filter(|(_, (c, _))| c.total() > 0)
+            .map(|(t, (c, u))| (t.to_string(), counted(c, u)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {

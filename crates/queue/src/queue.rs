@@ -172,13 +172,18 @@ pub enum CancelResult {
 }
 
 /// Jobs per state.
+///
+/// A job claimed ahead of time whose attempt has not started (it waits for
+/// a thread or a worker process) is counted `queued`, never `running`: as
+/// far as a queue knows, an attempt starts when its worker says so
+/// ([`Queue::started`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
-    /// Waiting to be claimed.
+    /// Waiting to be claimed, or claimed and not started.
     pub queued: u64,
     /// Waiting for their run-at.
     pub scheduled: u64,
-    /// Running.
+    /// Running: claimed, and the attempt has started.
     pub running: u64,
     /// Succeeded.
     pub succeeded: u64,
@@ -421,7 +426,8 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// attempts (its earlier attempts stay in its record).
     fn retry(&self, id: JobId) -> Result<bool, QueueError>;
 
-    /// Jobs per state.
+    /// Jobs per state (see [`Counts`] for how a claim that has not started
+    /// is counted).
     fn counts(&self) -> Result<Counts, QueueError>;
 
     /// One job with its attempts.
@@ -430,8 +436,10 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Jobs by id, filtered and paged.
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
 
-    /// Counts per state for each task, by task name. The default reads
-    /// every job a page at a time; a backend with an index does better.
+    /// Counts per state for each task, by task name, as [`Queue::counts`]
+    /// counts them. The default reads every job a page at a time and counts
+    /// it by its view's state, so it counts a claim not yet started as
+    /// running: a backend that records starts overrides it.
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let mut by: std::collections::BTreeMap<String, Counts> = Default::default();
         let mut after = None;

@@ -44,9 +44,14 @@ pub fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
     }
 }
 
-/// The state of a row counted by code and whether its run-at is ahead.
-pub fn counted_state(code: i64, later: bool) -> JobState {
-    state_of(code, i64::from(later), 0)
+/// The state a row is counted in, by its code, whether its run-at is ahead
+/// and whether its attempt has started: a claim that has not started is
+/// counted queued, never running (see [`Counts`]).
+pub fn counted_state(code: i64, later: bool, started: bool) -> JobState {
+    match state_of(code, i64::from(later), 0) {
+        JobState::Running if !started => JobState::Queued,
+        s => s,
+    }
 }
 
 /// The rows of a state: its code, and for the waiting ones whether the
@@ -68,20 +73,20 @@ pub fn sort_claims(claims: &mut [Claimed]) {
     claims.sort_by_key(|c| (Reverse(c.settings.priority), c.ready_at, c.id));
 }
 
-/// Counts per task from rows of (task, state code, run-at ahead, count),
-/// ordered by task.
+/// Counts per task from rows of (task, state code, run-at ahead, started,
+/// count), ordered by task.
 pub fn counts_by_task(
-    rows: impl IntoIterator<Item = (String, i64, bool, i64)>,
+    rows: impl IntoIterator<Item = (String, i64, bool, bool, i64)>,
 ) -> Vec<(String, Counts)> {
     let mut out: Vec<(String, Counts)> = Vec::new();
-    for (task, code, later, n) in rows {
+    for (task, code, later, started, n) in rows {
         if out.last().is_none_or(|(t, _)| *t != task) {
             out.push((task, Counts::default()));
         }
         *out.last_mut()
             .expect("pushed")
             .1
-            .get_mut(counted_state(code, later)) += n as u64;
+            .get_mut(counted_state(code, later, started)) += n as u64;
     }
     out
 }

@@ -92,12 +92,14 @@ pub use runyard_core::{
     JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
     RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
-    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
+    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
+    MAX_RETRY_AFTER,
 };
+pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
 pub use runyard_worker::{
-    lane_for, write_report_json, Engine, EngineConfig, EventSink, JsonLines, Lane, ModeRefused,
-    Progress, Report, ReportError, Run, RunOutcome, SubmitError,
+    lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,
+    ModeRefused, Progress, Report, ReportError, Run, RunOutcome, SubmitError,
 };
 
 /// Queues: the trait, the in-memory queue, and what they exchange.

@@ -233,6 +233,43 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     );
 }
 
+/// `running` counts attempts that have started: with two threads, two
+/// run and the jobs claimed ahead for them wait as `queued`.
+#[test]
+fn progress_counts_only_started_attempts_as_running() {
+    for mode in [Mode::Thread, Mode::Auto] {
+        let e = Engine::new(
+            Registry::linked().expect("no duplicates"),
+            EngineConfig {
+                mode,
+                concurrency: Some(2),
+                ..EngineConfig::default()
+            },
+        );
+        let run = e.start(Arc::new(MemoryQueue::new()), Vec::new());
+        for _ in 0..10 {
+            run.submit(&JobSpec::new("forever")).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let p = loop {
+            let p = run.progress().unwrap();
+            if p.counts.running == 2 {
+                break p;
+            }
+            assert!(
+                p.counts.running < 2 && Instant::now() < deadline,
+                "{mode:?}: {:?}",
+                p.counts
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert_eq!((p.counts.queued, p.counts.total()), (8, 10), "{mode:?}");
+        run.interrupt();
+        run.interrupt();
+        assert!(run.wait().interrupted);
+    }
+}
+
 struct Dup;
 
 impl AsyncTask for Dup {

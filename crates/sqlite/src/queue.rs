@@ -507,7 +507,8 @@ impl Queue for SqliteQueue {
         let conn = self.lock();
         let mut st = conn
             .prepare_cached(
-                "SELECT state, state = 0 AND run_at > ?1, COUNT(*) FROM runyard_jobs GROUP BY 1, 2",
+                "SELECT state, state = 0 AND run_at > ?1, state <> 2 OR started, COUNT(*)
+                 FROM runyard_jobs GROUP BY 1, 2, 3",
             )
             .map_err(sql_err)?;
         let mut c = Counts::default();
@@ -516,14 +517,14 @@ impl Queue for SqliteQueue {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, bool>(1)?,
-                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .map_err(sql_err)?;
         for row in rows {
-            let (state, later, n) = row.map_err(sql_err)?;
-            let s = counted_state(state, later);
-            *c.get_mut(s) += n as u64;
+            let (state, later, started, n) = row.map_err(sql_err)?;
+            *c.get_mut(counted_state(state, later, started)) += n as u64;
         }
         Ok(c)
     }
@@ -533,8 +534,8 @@ impl Queue for SqliteQueue {
         let conn = self.lock();
         let mut st = conn
             .prepare_cached(
-                "SELECT task, state, state = 0 AND run_at > ?1, COUNT(*) FROM runyard_jobs
-                 GROUP BY 1, 2, 3 ORDER BY 1",
+                "SELECT task, state, state = 0 AND run_at > ?1, state <> 2 OR started, COUNT(*)
+                 FROM runyard_jobs GROUP BY 1, 2, 3, 4 ORDER BY 1",
             )
             .map_err(sql_err)?;
         let rows = st
@@ -543,7 +544,8 @@ impl Queue for SqliteQueue {
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, bool>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })
             .map_err(sql_err)?;

@@ -196,6 +196,8 @@ fn what_was_committed_is_there_after_reopening() {
             .enqueue((0..10).map(|_| job("a", 3, 0)).collect())
             .unwrap();
         let claimed = q.claim("w1", 4, Duration::from_secs(30)).unwrap();
+        let starts: Vec<_> = claimed.iter().map(|c| (c.lease(), q.now())).collect();
+        q.started("w1", &starts).unwrap();
         let c = &claimed[0];
         let done = Completion {
             lease: c.lease(),

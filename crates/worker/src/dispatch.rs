@@ -7,9 +7,16 @@
 //! one thread owns the running table, the retry decision and the queue
 //! writes, an attempt's end is applied exactly once; executors only run
 //! attempts and report.
+//!
+//! An executor is started when its lane first gets an attempt. One that
+//! cannot start (no thread, pipe or process to be had) costs no attempt:
+//! the attempts handed to it go back to the front of the lane's waiting
+//! list, still claimed and unstarted, the lane is tried again after
+//! `EXEC_RETRY`, and meanwhile nothing more is claimed. An interrupt gives
+//! the waiting claims back as usual.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +28,8 @@ use runyard_exec::process::ProcessPool;
 use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
 use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescue, TaskName};
 
-use crate::config::{cores, DEFAULT_ASYNC_LIMIT};
-use crate::engine::{EngineInner, RunOutcome};
+use crate::config::cores;
+use crate::engine::{EngineInner, RunOutcome, Tally};
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Written};
 use crate::lane::{lane_for, Lane};
@@ -81,13 +88,15 @@ const MAX_CLAIM: usize = 4096;
 const QUEUE_RETRY: Duration = Duration::from_secs(1);
 /// How often a durable queue is polled for jobs another process enqueued.
 const POLL: Duration = Duration::from_millis(500);
+/// How long a lane whose executor could not start waits before it is tried again.
+const EXEC_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
     queue: Arc<dyn Queue>,
     inbox: Arc<Inbox>,
     events: Events,
-    failed_attempts: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     execs: [Option<Arc<dyn Executor>>; 4],
     runtime: Option<tokio::runtime::Runtime>,
     inflight: [usize; 4],
@@ -125,8 +134,8 @@ pub(crate) struct Dispatcher {
     last_rescue: Instant,
     last_task: Option<(TaskName, TaskIndex)>,
     queue_idle: bool,
-    /// Why the worker processes could not start.
-    process_error: Option<String>,
+    /// Lanes whose executor could not start: not tried again before then.
+    exec_down: [Option<Instant>; 4],
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
 }
@@ -137,35 +146,16 @@ impl Dispatcher {
         queue: Arc<dyn Queue>,
         inbox: Arc<Inbox>,
         events: Events,
-        failed_attempts: Arc<AtomicU64>,
+        tally: Arc<Tally>,
     ) -> Dispatcher {
         let cfg = &engine.config;
-        let n = cores();
-        let j = cfg.concurrency;
-        // `-j N` sizes the executors: in thread mode the one pool; otherwise
-        // each executor runs at most N attempts at once (the CPU pool and the
-        // worker processes keep their own defaults when those are smaller).
-        let at_most = |default: usize| j.map_or(default, |j| j.min(default)).max(1);
-        let (cpu_threads, blocking_threads, async_limit, process_workers) = match cfg.mode {
-            runyard_core::Mode::Thread => (
-                j.unwrap_or(n).max(1),
-                cfg.blocking_threads,
-                DEFAULT_ASYNC_LIMIT,
-                n,
-            ),
-            runyard_core::Mode::Process => (
-                cfg.cpu_threads,
-                cfg.blocking_threads,
-                DEFAULT_ASYNC_LIMIT,
-                j.unwrap_or(n),
-            ),
-            runyard_core::Mode::Async | runyard_core::Mode::Auto => (
-                at_most(cfg.cpu_threads),
-                at_most(cfg.blocking_threads),
-                j.unwrap_or(DEFAULT_ASYNC_LIMIT).max(1),
-                at_most(n),
-            ),
-        };
+        let sizes = cfg.sizes();
+        let (cpu_threads, blocking_threads, async_limit, process_workers) = (
+            sizes.cpu_threads,
+            sizes.blocking_threads,
+            sizes.async_limit,
+            sizes.process_workers,
+        );
         let global_cap = usize::MAX;
         // What may be handed to each executor beyond what it runs: enough
         // that a thread finds its next attempt waiting when one ends.
@@ -189,7 +179,7 @@ impl Dispatcher {
             queue,
             inbox,
             events,
-            failed_attempts,
+            tally,
             execs: [None, None, None, None],
             runtime: None,
             inflight: [0; 4],
@@ -216,7 +206,7 @@ impl Dispatcher {
             last_rescue: Instant::now(),
             last_task: None,
             queue_idle: false,
-            process_error: None,
+            exec_down: [None; 4],
             events_may_interrupt,
         }
     }
@@ -305,10 +295,45 @@ impl Dispatcher {
         Some(i)
     }
 
+    /// Whether the lane's executor could not start and is not to be tried
+    /// again yet.
+    fn lane_down(&self, lane: Lane) -> bool {
+        self.exec_down[lane.index()].is_some_and(|t| Instant::now() < t)
+    }
+
     /// The lane's executor, started on first use; `None` when it cannot
-    /// start (worker processes need pipes and threads).
+    /// start (see the module docs).
     fn executor(&mut self, lane: Lane) -> Option<&Arc<dyn Executor>> {
         if self.execs[lane.index()].is_none() {
+            if self.lane_down(lane) {
+                return None;
+            }
+            match self.start_executor(lane) {
+                Ok(exec) => {
+                    if self.exec_down[lane.index()].take().is_some() {
+                        eprintln!("runyard: the {lane} started");
+                    }
+                    self.tally.add_executor(&exec);
+                    self.execs[lane.index()] = Some(exec);
+                }
+                Err(e) => {
+                    if self.exec_down[lane.index()].is_none() {
+                        eprintln!(
+                            "runyard: the {lane} cannot start ({e}); its jobs wait, no attempt \
+                             is counted, and it is tried again every {}s",
+                            EXEC_RETRY.as_secs()
+                        );
+                    }
+                    self.exec_down[lane.index()] = Some(Instant::now() + EXEC_RETRY);
+                    return None;
+                }
+            }
+        }
+        self.execs[lane.index()].as_ref()
+    }
+
+    fn start_executor(&mut self, lane: Lane) -> std::io::Result<Arc<dyn Executor>> {
+        {
             let sink = Arc::new(InboxSink {
                 inbox: Arc::clone(&self.inbox),
                 // A durable queue is told when claims start (see `on_started`).
@@ -316,29 +341,31 @@ impl Dispatcher {
             });
             let reg = Arc::clone(&self.engine.registry);
             let cfg = &self.engine.config;
-            let exec: Arc<dyn Executor> = match lane {
+            Ok(match lane {
                 Lane::Cpu => {
                     let threads = self.threads[Lane::Cpu.index()];
                     Arc::new(ThreadPool::new(
                         PoolConfig::fixed("runyard-cpu", threads),
                         reg,
                         sink,
-                    ))
+                    )?)
                 }
                 Lane::Blocking => Arc::new(ThreadPool::new(
                     PoolConfig::elastic("runyard-blocking", self.threads[Lane::Blocking.index()]),
                     reg,
                     sink,
-                )),
+                )?),
                 Lane::Async => {
-                    let rt = self.runtime.get_or_insert_with(|| {
-                        tokio::runtime::Builder::new_multi_thread()
-                            .worker_threads(cores())
-                            .thread_name("runyard-async")
-                            .enable_all()
-                            .build()
-                            .expect("cannot start the tokio runtime")
-                    });
+                    let rt = match &self.runtime {
+                        Some(rt) => rt,
+                        None => self.runtime.insert(
+                            tokio::runtime::Builder::new_multi_thread()
+                                .worker_threads(cores())
+                                .thread_name("runyard-async")
+                                .enable_all()
+                                .build()?,
+                        ),
+                    };
                     Arc::new(AsyncExecutor::new(rt.handle().clone(), reg, sink))
                 }
                 Lane::Process => {
@@ -347,18 +374,10 @@ impl Dispatcher {
                         .clone()
                         .expect("process lane refused at submit without a ProcessConfig");
                     pc.workers = self.threads[Lane::Process.index()];
-                    match ProcessPool::new(pc, reg, sink) {
-                        Ok(p) => Arc::new(p),
-                        Err(e) => {
-                            self.process_error = Some(e.to_string());
-                            return None;
-                        }
-                    }
+                    Arc::new(ProcessPool::new(pc, reg, sink)?)
                 }
-            };
-            self.execs[lane.index()] = Some(exec);
+            })
         }
-        self.execs[lane.index()].as_ref()
     }
 
     // ---------------------------------------------------------------- claiming
@@ -457,6 +476,9 @@ impl Dispatcher {
         {
             return;
         }
+        if self.execs[lane.index()].is_none() && self.lane_down(lane) {
+            return;
+        }
         while self.lane_has_room(lane) {
             let Some(token) = self.deferred[lane.index()].pop_front() else {
                 break;
@@ -508,20 +530,16 @@ impl Dispatcher {
             match self.executor(lane) {
                 Some(ex) => ex.submit(batch),
                 None => {
-                    // The executor cannot start: each attempt crashes (and
-                    // is retried per its policy, so the run still ends).
-                    let why = self.process_error.clone().unwrap_or_default();
-                    let now = self.queue.now();
-                    for a in batch {
-                        if let Some(e) = self.running.remove(a.token) {
-                            self.inflight[e.lane.index()] -= 1;
+                    // The executor cannot start: the attempts wait for it,
+                    // unstarted and uncounted, in their order.
+                    for a in batch.into_iter().rev() {
+                        if let Some(e) = self.running.get_mut(a.token) {
+                            e.params = Some(a.params);
+                            self.inflight[lane.index()] -= 1;
                             self.global_inflight -= 1;
                             self.task_running[e.task.0 as usize] -= 1;
-                            let ended = Ended::Crashed {
-                                message: format!("the {lane} cannot start: {why}"),
-                                detail: None,
-                            };
-                            self.end_attempt(e, now, Duration::ZERO, ended);
+                            self.deferred[lane.index()].push_front(a.token);
+                            self.waiting += 1;
                         }
                     }
                 }
@@ -646,7 +664,7 @@ impl Dispatcher {
         let intent = ended.intent();
         let (output, error) = ended.into_parts();
         if outcome != Outcome::Succeeded {
-            self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
         }
         let finish = match outcome {
             Outcome::Succeeded => Finish::Succeeded(output),
@@ -1099,6 +1117,14 @@ impl Dispatcher {
                 if self.durable {
                     at_most(POLL);
                     at_most(self.engine.config.lease / 3);
+                }
+                // A lane whose executor could not start, with jobs for it.
+                for lane in Lane::ALL {
+                    if let Some(t) = self.exec_down[lane.index()] {
+                        if !self.deferred[lane.index()].is_empty() {
+                            at_most(t.saturating_duration_since(Instant::now()));
+                        }
+                    }
                 }
             }
             Phase::Draining { deadline } | Phase::Cancelling { deadline } => {

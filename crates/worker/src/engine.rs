@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use runyard_core::{
     Event, JobId, JobOptions, JobSettings, JobSpec, OptionError, ParamError, QueuedReason,
     Registry, TaskIndex, UnknownTask,
 };
+use runyard_exec::Executor;
 use runyard_queue::{Counts, Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName};
 use thiserror::Error;
 
@@ -123,13 +124,13 @@ impl Engine {
         let waker_inbox = Arc::clone(&inbox);
         queue.set_waker(Arc::new(move || waker_inbox.notify_work()));
         let events = Events::new(sinks);
-        let failed_attempts = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Tally::default());
         let dispatcher = Dispatcher::new(
             Arc::clone(&self.inner),
             Arc::clone(&queue),
             Arc::clone(&inbox),
             events.clone(),
-            Arc::clone(&failed_attempts),
+            Arc::clone(&tally),
         );
         let thread = std::thread::Builder::new()
             .name("runyard-dispatch".to_string())
@@ -140,7 +141,7 @@ impl Engine {
             queue,
             inbox,
             events,
-            failed_attempts,
+            tally,
             thread: Some(thread),
         }
     }
@@ -182,6 +183,15 @@ impl EngineInner {
             mode: o.mode.unwrap_or(self.config.mode),
             isolate: o.isolate.unwrap_or(def.isolate()),
         };
+        // The task's own defaults are held to the bounds of a job's options.
+        JobOptions {
+            max_attempts: Some(settings.max_attempts),
+            backoff: Some(settings.backoff),
+            timeout: settings.timeout,
+            ..JobOptions::default()
+        }
+        .validate()
+        .map_err(SettingsError::Options)?;
         let lane = lane_for(settings.mode, def, settings.isolate).map_err(SettingsError::Mode)?;
         if lane == Lane::Process && !self.process_available {
             return Err(SettingsError::Mode(ModeRefused {
@@ -235,8 +245,51 @@ pub struct Run {
     queue: Arc<dyn Queue>,
     inbox: Arc<Inbox>,
     events: Events,
-    failed_attempts: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     thread: Option<JoinHandle<RunOutcome>>,
+}
+
+/// What a run's dispatcher shares with those who watch its progress.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Attempts that did not succeed.
+    pub(crate) failed_attempts: AtomicU64,
+    /// The executors started so far, which know how many attempts run now.
+    executors: Mutex<Vec<Arc<dyn Executor>>>,
+}
+
+impl Tally {
+    pub(crate) fn add_executor(&self, e: &Arc<dyn Executor>) {
+        self.executors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(e));
+    }
+
+    fn progress(&self, queue: &dyn Queue) -> Result<Progress, QueueError> {
+        let mut counts = queue.counts()?;
+        if !queue.is_durable() {
+            // An in-memory queue is not told when attempts start (it costs
+            // the dispatch path, and only this process reads the queue): it
+            // counts every claim queued, and the executors say which of them
+            // run. Read after the counts, an attempt started since is one
+            // the counts hold as queued.
+            let running: usize = self
+                .executors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|e| e.running())
+                .sum();
+            let running = (running as u64).min(counts.queued);
+            counts.queued -= running;
+            counts.running += running;
+        }
+        Ok(Progress {
+            counts,
+            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
+        })
+    }
 }
 
 /// How a run ended.
@@ -253,7 +306,8 @@ pub struct RunOutcome {
 /// A run's counts, for a progress display.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
-    /// Jobs per state.
+    /// Jobs per state; `running` counts attempts that have started, a job
+    /// claimed and waiting for its turn is `queued`.
     pub counts: Counts,
     /// Attempts that did not succeed so far.
     pub failed_attempts: u64,
@@ -337,10 +391,7 @@ impl Run {
 
     /// Counts so far.
     pub fn progress(&self) -> Result<Progress, QueueError> {
-        Ok(Progress {
-            counts: self.queue.counts()?,
-            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
-        })
+        self.tally.progress(&*self.queue)
     }
 
     /// A function that reads the run's counts, for a progress display on
@@ -349,13 +400,8 @@ impl Run {
         &self,
     ) -> impl Fn() -> Result<Progress, QueueError> + Send + Sync + 'static {
         let queue = Arc::clone(&self.queue);
-        let failed = Arc::clone(&self.failed_attempts);
-        move || {
-            Ok(Progress {
-                counts: queue.counts()?,
-                failed_attempts: failed.load(Ordering::Relaxed),
-            })
-        }
+        let tally = Arc::clone(&self.tally);
+        move || tally.progress(&*queue)
     }
 
     /// Waits for the run to end.

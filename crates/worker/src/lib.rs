@@ -16,7 +16,7 @@ mod lane;
 mod report;
 mod slab;
 
-pub use config::{EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};
+pub use config::{ConfigError, EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};
 pub use engine::{Engine, Progress, Run, RunOutcome, SubmitError};
 pub use events::{EventSink, JsonLines};
 pub use lane::{lane_for, Lane, ModeRefused};

@@ -1,7 +1,9 @@
 //! Bad input: exit 2, a message saying what, where and what would be
 //! valid, and nothing run.
 
-use crate::util::{run, run_small, Dir};
+use std::process::{Command, Stdio};
+
+use crate::util::{run, run_small, Dir, Ran};
 
 /// Runs a command that must be refused; returns its stderr.
 fn refused(args: &[&str]) -> String {
@@ -135,6 +137,173 @@ fn invalid_options_are_refused_before_running() {
         e.contains("unknown mode `fiber` (expected auto, thread, process or async)"),
         "{e}"
     );
+}
+
+/// A far-future time once stopped the run with a panic (exit 101) in the
+/// middle of an event line: durations past the maximum are refused where
+/// they are read, naming the spec and the maximum.
+#[test]
+fn durations_past_the_maximum_are_refused_where_they_are_read() {
+    let e = refused(&[
+        "run",
+        "--backoff",
+        "fixed:8000y",
+        "--max-attempts",
+        "3",
+        "fail",
+        "--events",
+        "-",
+    ]);
+    assert!(
+        e.contains("invalid backoff `fixed:8000y`")
+            && e.contains("invalid duration `8000y`: longer than the maximum of 100 years"),
+        "{e}"
+    );
+    let e = refused(&["run", "noop", "--timeout", "101y"]);
+    assert!(e.contains("`101y`: longer than the maximum"), "{e}");
+    let e = refused(&["run", "sleep:duration=8000y"]);
+    assert!(e.contains("`8000y`: longer than the maximum"), "{e}");
+    let d = Dir::new();
+    let f = d.write(
+        "jobs.toml",
+        "[[job]]\ntask = \"noop\"\nbackoff = \"exponential:1s,cap=200y\"\n",
+    );
+    let e = refused(&["run", "-f", f.to_str().unwrap()]);
+    assert!(e.contains("longer than the maximum of 100 years"), "{e}");
+}
+
+/// Runs `runyard ARGS` under `prlimit LIMITS` (util-linux): the limits of
+/// that process alone, so nothing is asked of the machine.
+fn under(limits: &[&str], args: &[&str]) -> Ran {
+    let out = Command::new("prlimit")
+        .args(limits)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_runyard"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("prlimit (util-linux) runs");
+    Ran::from(out)
+}
+
+/// `-j` beyond the threads or worker processes the process can start is
+/// refused before anything runs, naming the limit; async mode, which needs
+/// no thread per attempt, keeps its large `-j`.
+#[test]
+fn concurrency_beyond_what_the_process_can_start_is_refused() {
+    let r = under(
+        &["--nproc=200"],
+        &["run", "-j", "1000", "--mode", "thread", "noop"],
+    );
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("-j 1000 is more than thread mode can start")
+            && r.stderr.contains("RLIMIT_NPROC (`ulimit -u`) is 200"),
+        "{}",
+        r.stderr
+    );
+    let r = under(
+        &["--nofile=256"],
+        &["run", "-j", "100", "--mode", "process", "noop*100"],
+    );
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("-j 100 is more than process mode can start")
+            && r.stderr.contains("RLIMIT_NOFILE (`ulimit -n`) is 256"),
+        "{}",
+        r.stderr
+    );
+    let r = under(
+        &["--nofile=256"],
+        &[
+            "worker",
+            "--queue",
+            "sqlite:///nonexistent/q.db",
+            "-j",
+            "100",
+            "--mode",
+            "process",
+        ],
+    );
+    r.code(2);
+    assert!(r.stderr.contains("RLIMIT_NOFILE"), "{}", r.stderr);
+    let e = refused(&["run", "-j", "100000", "--mode", "thread", "noop"]);
+    assert!(
+        e.contains("at most 4096 threads (runyard's cap on one pool)"),
+        "{e}"
+    );
+    under(
+        &["--nproc=200", "--nofile=256"],
+        &[
+            "run",
+            "-j",
+            "100000",
+            "--mode",
+            "async",
+            "sleep:duration=1ms*20",
+            "-q",
+        ],
+    )
+    .code(0);
+}
+
+/// Worker-process flags given to a run where no job runs in a worker
+/// process would do nothing: refused, naming the flag; where some jobs do,
+/// a note says to how many they apply.
+#[test]
+fn worker_process_flags_that_would_do_nothing_are_refused() {
+    let e = refused(&["run", "--worker-memory-limit", "512M", "noop"]);
+    assert!(
+        e.contains("--worker-memory-limit: it applies to worker processes only, and no job of this run runs in one"),
+        "{e}"
+    );
+    let e = refused(&[
+        "run",
+        "--mode",
+        "thread",
+        "--max-jobs-per-worker",
+        "5",
+        "--max-worker-rss",
+        "1G",
+        "noop",
+    ]);
+    assert!(
+        e.contains("--max-jobs-per-worker, --max-worker-rss: they apply"),
+        "{e}"
+    );
+    let d = Dir::new();
+    let f = d.write(
+        "jobs.toml",
+        "[[job]]\ntask = \"noop\"\nisolate = true\n\n[[job]]\ntask = \"noop\"\ncount = 3\n",
+    );
+    let r = run(&[
+        "run",
+        "--max-jobs-per-worker",
+        "2",
+        "-f",
+        f.to_str().unwrap(),
+    ]);
+    r.code(0);
+    assert!(
+        r.stderr.contains(
+            "note: --max-jobs-per-worker applies only to the jobs that run in worker processes: 1 of the 4"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "run",
+        "--mode",
+        "process",
+        "--worker-memory-limit",
+        "512M",
+        "noop",
+    ]);
+    r.code(0);
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
 }
 
 #[test]

@@ -146,9 +146,19 @@ fn a_task_that_ignores_its_timeout_is_abandoned_not_awaited() {
 #[test]
 fn a_task_that_ignores_its_timeout_is_dropped_in_async_mode() {
     // As a future, `sleep` never looks at its context: only dropping it
-    // stops it. (A future that blocks its thread cannot be dropped: such
-    // code belongs in thread or process mode, as docs/modes.md says.)
+    // stops it.
     a_task_that_ignores_its_timeout_is_stopped_in("async", "sleep:duration=1h");
+}
+
+/// Guarantee 3, async and auto modes, for a future that blocks its runtime
+/// thread (`ignore_cancel` sleeps synchronously, so it never reaches an
+/// `.await` to be dropped at): reported timed out at its timeout and
+/// abandoned, as in thread mode; the run does not wait for it.
+#[test]
+fn an_async_task_that_blocks_its_thread_is_abandoned_at_its_timeout() {
+    for mode in ["async", "auto"] {
+        a_task_that_ignores_its_timeout_is_stopped_in(mode, "sleep:duration=1h,ignore_cancel=true");
+    }
 }
 
 fn a_task_that_ignores_its_timeout_is_stopped_in(mode: &str, job: &str) {

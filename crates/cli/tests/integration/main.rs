@@ -8,6 +8,7 @@ mod exec;
 mod exit_codes;
 mod guarantees;
 mod jobfile;
+mod limits;
 mod report;
 mod signals;
 mod tasks;

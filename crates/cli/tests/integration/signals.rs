@@ -2,18 +2,9 @@
 //! claiming and lets running attempts finish within the grace period,
 //! unstarted jobs are cancelled; the second cancels at once; exit code 130.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::util::{events, runyard, signal, wait_exit, wait_until, Dir};
-
-/// A run in the background, its stderr collected as it comes.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
+use crate::util::{background, events, signal, wait_exit, wait_until, Background, Dir};
 
 fn start(d: &Dir, args: &[&str]) -> Background {
     let ev = d.path("events.jsonl");
@@ -25,29 +16,11 @@ fn start(d: &Dir, args: &[&str]) -> Background {
         "--json",
         out.to_str().unwrap(),
     ]);
-    let mut child = runyard()
-        .args(&all)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    });
-    Background { child, stderr }
+    background(&all)
 }
 
-fn running(d: &Dir) -> usize {
+/// `running` events so far.
+pub(crate) fn running(d: &Dir) -> usize {
     let text = d.read("events.jsonl");
     // The last line may still be half written.
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
@@ -200,4 +173,42 @@ fn sigterm_is_an_interrupt_in(mode: &str) {
     let r = report(&d);
     assert_eq!(r["jobs"][0]["state"], "cancelled");
     assert_eq!(r["jobs"][0]["attempts"][0]["outcome"], "cancelled");
+}
+
+/// A state file counts started attempts as running, claims made ahead of
+/// them as queued: after a SIGKILL of a `-j 2` run, `status` shows the two
+/// attempts that were running, not every job the run had claimed.
+#[test]
+fn after_a_kill_status_counts_the_started_attempts_as_running() {
+    let d = Dir::new();
+    let state = d.path("state.db");
+    let state = state.to_str().unwrap();
+    let mut bg = start(
+        &d,
+        &[
+            "run",
+            "--mode",
+            "thread",
+            "-j",
+            "2",
+            "sleep:duration=1h*10",
+            "--state",
+            state,
+        ],
+    );
+    // None until the run has made its state file.
+    let counts = || {
+        let r = crate::util::run(&["status", "--state", state, "--json"]);
+        let s: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+        let n = |k: &str| s["counts"][k].as_u64();
+        Some((n("queued")?, n("running")?))
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the state file to record two started attempts",
+        || counts() == Some((8, 2)),
+    );
+    bg.child.kill().unwrap(); // SIGKILL
+    bg.child.wait().unwrap();
+    assert_eq!(counts(), Some((8, 2)));
 }

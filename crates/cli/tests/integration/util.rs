@@ -1,7 +1,9 @@
 //! Running the real `runyard` binary in tests.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -20,7 +22,7 @@ pub(crate) struct Ran {
 }
 
 impl Ran {
-    fn from(o: Output) -> Ran {
+    pub(crate) fn from(o: Output) -> Ran {
         Ran {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -145,4 +147,50 @@ pub(crate) fn events(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// A run in the background, its stderr collected as it comes.
+pub(crate) struct Background {
+    pub(crate) child: Child,
+    pub(crate) stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    /// What it has written to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// A test that fails leaves no run behind.
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `runyard ARGS` in the background.
+pub(crate) fn background(args: &[&str]) -> Background {
+    let mut child = runyard()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    Background { child, stderr }
 }

@@ -241,6 +241,19 @@ enum Gone {
     },
 }
 
+/// Whether starting a worker failed for want of descriptors, processes or
+/// memory (`EMFILE`, `ENFILE`, `EAGAIN`, `ENOMEM`): the system's state, not
+/// the jobs', worth trying again.
+fn for_want_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM)
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory
+    )
+}
+
 /// How often a supervisor looks at a batch with timeouts.
 fn check_period(min_timeout: Duration) -> Duration {
     (min_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
@@ -320,6 +333,12 @@ impl Inner {
                 Some(w) => w,
                 None => match self.start(slot) {
                     Ok(w) => w,
+                    Err(e) if for_want_of_resources(&e) => {
+                        // Not the jobs' doing: they wait for a worker, and
+                        // `start` tries again after a pause.
+                        self.give_back(batch);
+                        continue;
+                    }
                     Err(e) => {
                         self.fail_batch(batch, &e);
                         continue;
@@ -396,8 +415,16 @@ impl Inner {
         let r = self.start_once(slot);
         match &r {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
-            Err(_) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                let first = self.failures.fetch_add(1, Ordering::Relaxed) == 0;
+                if first && for_want_of_resources(e) {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "runyard: a worker process cannot start ({e}); its jobs wait, no \
+                         attempt is counted, and it is tried again"
+                    );
+                }
             }
         }
         r
@@ -421,8 +448,13 @@ impl Inner {
             groups.map(|(fds, _)| fds),
         )
         .map_err(|e| {
+            // Out of descriptors or processes: WouldBlock, try again later.
+            let kind = match for_want_of_resources(&e) {
+                true => io::ErrorKind::WouldBlock,
+                false => e.kind(),
+            };
             io::Error::new(
-                e.kind(),
+                kind,
                 format!("cannot start {}: {e}", self.cfg.program.display()),
             )
         })?;
@@ -484,7 +516,8 @@ impl Inner {
         Ok(w)
     }
 
-    /// Every attempt of a batch that could not start: a crash each (they
+    /// Every attempt of a batch that could not start, for a reason other
+    /// than a want of descriptors, processes or memory: a crash each (they
     /// count, and are retried by their policy; a binary that never starts
     /// makes jobs dead, not a loop).
     fn fail_batch(&self, batch: Vec<Attempt>, e: &io::Error) {
@@ -947,6 +980,17 @@ impl Executor for ProcessPool {
             }
         }
         out
+    }
+
+    fn running(&self) -> usize {
+        let running = |st: &SlotState| {
+            Slot::running(st).is_some_and(|r| st.batch.iter().any(|(i, _)| *i == r))
+        };
+        self.inner
+            .slots
+            .iter()
+            .filter(|slot| running(&lock(&slot.state)))
+            .count()
     }
 
     fn shutdown(&self) {

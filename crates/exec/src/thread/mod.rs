@@ -22,13 +22,20 @@
 //!
 //! Lock order: the shared lock, then a slot's lock. A thread holding its
 //! slot's lock never takes the shared lock.
-
-mod watchdog;
+//!
+//! # Threads that cannot start
+//!
+//! A thread the system refuses (`EAGAIN`: `RLIMIT_NPROC` or memory) costs
+//! no attempt: the pool goes on with the threads it has, and its watchdog
+//! tries again at each sweep, as long as the pool has fewer threads than it
+//! should, so even a pool left without any runs its attempts once threads
+//! can be had. The failure is told once on standard error, not per try.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
@@ -36,7 +43,7 @@ use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
 use crate::attempt::{Attempt, Epoch, Executor, Finished, Sink};
 use crate::panic::catch_panic;
 use crate::spin::spin_until;
-use watchdog::Watchdog;
+use crate::watchdog::{Watchdog, Watched};
 
 /// How a [`ThreadPool`] is shaped.
 #[derive(Debug, Clone)]
@@ -99,7 +106,16 @@ struct Inner {
     /// `shared.pending.len()`, readable without the lock while spinning.
     pending_hint: AtomicUsize,
     work: Condvar,
-    watchdog: Watchdog,
+    watchdog: Watchdog<SlotDeadline>,
+    /// A thread could not be started: the watchdog tries again.
+    short: AtomicBool,
+}
+
+/// What the watchdog holds of a timed attempt: its thread's slot, and which
+/// of the slot's attempts it is.
+struct SlotDeadline {
+    slot: Weak<Slot>,
+    seq: u64,
 }
 
 struct Shared {
@@ -144,8 +160,13 @@ const FLUSH_AGE: Duration = Duration::from_micros(200);
 const FLUSH_LEN: usize = 64;
 
 impl ThreadPool {
-    /// A pool running tasks of `registry`, reporting to `sink`.
-    pub fn new(cfg: PoolConfig, registry: Arc<Registry>, sink: Arc<dyn Sink>) -> ThreadPool {
+    /// A pool running tasks of `registry`, reporting to `sink`. Fails when
+    /// its watchdog cannot start, or none of its `min_threads`.
+    pub fn new(
+        cfg: PoolConfig,
+        registry: Arc<Registry>,
+        sink: Arc<dyn Sink>,
+    ) -> io::Result<ThreadPool> {
         crate::panic::install_panic_hook();
         let wants_started = sink.wants_started();
         let inner = Arc::new(Inner {
@@ -165,15 +186,27 @@ impl ThreadPool {
             pending_hint: AtomicUsize::new(0),
             work: Condvar::new(),
             watchdog: Watchdog::default(),
+            short: AtomicBool::new(false),
         });
-        {
-            let mut sh = lock(&inner.shared);
-            for _ in 0..inner.cfg.min_threads {
-                Inner::spawn(&inner, &mut sh);
+        let pool = ThreadPool {
+            inner: Arc::clone(&inner),
+        };
+        Watchdog::start(&inner, format!("{}-watchdog", inner.cfg.name))?;
+        let mut sh = lock(&inner.shared);
+        let mut error = None;
+        for _ in 0..inner.cfg.min_threads {
+            if let Err(e) = Inner::spawn(&inner, &mut sh) {
+                error = Some(e);
+                break;
             }
         }
-        Watchdog::start(&inner);
-        ThreadPool { inner }
+        match error {
+            Some(e) if sh.slots.is_empty() => Err(e),
+            _ => {
+                drop(sh);
+                Ok(pool)
+            }
+        }
     }
 
     /// Threads alive now (not counting abandoned ones).
@@ -192,7 +225,9 @@ impl fmt::Debug for ThreadPool {
 }
 
 impl Inner {
-    fn spawn(this: &Arc<Inner>, sh: &mut Shared) {
+    /// Starts a thread; one that cannot start leaves the pool short, for the
+    /// watchdog to try again.
+    fn spawn(this: &Arc<Inner>, sh: &mut Shared) -> io::Result<()> {
         sh.next_id += 1;
         let slot = Arc::new(Slot {
             id: sh.next_id,
@@ -208,19 +243,56 @@ impl Inner {
         sh.slots.push(Arc::clone(&slot));
         let inner = Arc::clone(this);
         let name = format!("{}-{}", this.cfg.name, slot.id);
-        let spawned = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || inner.run_thread(slot));
-        if let Err(e) = spawned {
-            // Out of threads: the pool keeps working with the ones it has.
-            sh.slots.pop();
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "runyard: could not start a thread for pool `{}`: {e}",
-                this.cfg.name
-            );
+        let spawned = match refuse_spawn() {
+            Some(e) => Err(e),
+            None => std::thread::Builder::new()
+                .name(name)
+                .spawn(move || inner.run_thread(slot)),
+        };
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Out of threads: the pool keeps working with the ones it
+                // has, and tries again (see the module docs).
+                sh.slots.pop();
+                if !this.short.swap(true, Ordering::Relaxed) {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "runyard: could not start a thread for pool `{}` ({e}); it goes on with \
+                         {} and tries again",
+                        this.cfg.name,
+                        sh.slots.len()
+                    );
+                }
+                Err(e)
+            }
         }
+    }
+
+    /// The threads the pool should have: its minimum, or as many as there
+    /// is work for, up to its maximum.
+    fn wanted(&self, sh: &Shared) -> usize {
+        let busy = sh.slots.len() - sh.idle;
+        (busy + sh.pending.len())
+            .min(self.cfg.max_threads)
+            .max(self.cfg.min_threads)
+    }
+
+    /// After a thread could not start: starts what is missing, if it can.
+    fn top_up(this: &Arc<Inner>) {
+        if !this.short.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut sh = lock(&this.shared);
+        while !sh.shutdown && sh.slots.len() < this.wanted(&sh) {
+            if Inner::spawn(this, &mut sh).is_err() {
+                return;
+            }
+        }
+        this.short.store(false, Ordering::Relaxed);
+        drop(sh);
+        this.work.notify_all();
     }
 
     fn run_thread(self: Arc<Inner>, slot: Arc<Slot>) {
@@ -262,8 +334,10 @@ impl Inner {
                 });
                 st.seq
             };
-            if let Some(t) = att.timeout {
-                self.watchdog.watch(&slot, seq, started + t);
+            // A timeout too long to reach is none.
+            if let Some(at) = att.timeout.and_then(|t| started.checked_add(t)) {
+                let slot = Arc::downgrade(&slot);
+                self.watchdog.watch(SlotDeadline { slot, seq }, at);
             }
             if self.wants_started {
                 self.sink.started(att.token, started_at);
@@ -404,7 +478,8 @@ impl Inner {
         }
         this.pending_hint.store(sh.pending.len(), Ordering::Relaxed);
         if !sh.shutdown && (sh.slots.len() < this.cfg.min_threads || !sh.pending.is_empty()) {
-            Inner::spawn(this, &mut sh);
+            // One that cannot start is tried again by the watchdog.
+            let _ = Inner::spawn(this, &mut sh);
         }
         drop(sh);
         if !done.is_empty() {
@@ -425,6 +500,54 @@ impl Inner {
 
 struct Abandoned {
     current: Current,
+}
+
+/// How often results held by threads busy with a long attempt are handed over.
+const SWEEP: Duration = Duration::from_millis(20);
+
+impl Watched for Inner {
+    type Key = SlotDeadline;
+
+    const SWEEP: Option<Duration> = Some(SWEEP);
+
+    fn watchdog(&self) -> &Watchdog<SlotDeadline> {
+        &self.watchdog
+    }
+
+    /// Takes the attempt from its slot, if it is still running there.
+    fn expired(self: &Arc<Inner>, d: SlotDeadline, at: Instant) {
+        let Some(slot) = d.slot.upgrade() else {
+            return;
+        };
+        if let Some(a) = Inner::abandon(self, &slot, Some(d.seq)) {
+            let timeout = at.saturating_duration_since(a.current.started);
+            let ended = if timeout.is_zero() {
+                a.current.started.elapsed()
+            } else {
+                timeout
+            };
+            self.ended(a, Ended::TimedOut(ended));
+        }
+    }
+
+    /// Hands over results held by threads that are busy with a long
+    /// attempt, and starts threads that could not start before.
+    fn sweep(self: &Arc<Inner>) {
+        Inner::top_up(self);
+        let slots = lock(&self.shared).slots.clone();
+        for s in slots {
+            let batch = {
+                let mut st = lock(&s.state);
+                match &st.current {
+                    Some(c) if c.started.elapsed() >= SWEEP && !st.done.is_empty() => {
+                        std::mem::take(&mut st.done)
+                    }
+                    _ => continue,
+                }
+            };
+            self.sink.finished(batch);
+        }
+    }
 }
 
 fn remove_slot(sh: &mut Shared, slot: &Slot) {
@@ -469,7 +592,10 @@ impl Executor for ThreadPool {
         let busy = sh.slots.len() - sh.idle;
         let wanted = (busy + sh.pending.len()).min(self.inner.cfg.max_threads);
         while sh.slots.len() < wanted && sh.idle < sh.pending.len() && !sh.shutdown {
-            Inner::spawn(&self.inner, &mut sh);
+            if Inner::spawn(&self.inner, &mut sh).is_err() {
+                // Tried again by the watchdog.
+                break;
+            }
         }
         // Spinning threads find the work themselves; only sleepers need a call.
         let wake = sh.sleeping.min(n);
@@ -538,6 +664,14 @@ impl Executor for ThreadPool {
         rest
     }
 
+    fn running(&self) -> usize {
+        let slots = lock(&self.inner.shared).slots.clone();
+        slots
+            .iter()
+            .filter(|s| lock(&s.state).current.is_some())
+            .count()
+    }
+
     fn shutdown(&self) {
         lock(&self.inner.shared).shutdown = true;
         self.inner.work.notify_all();
@@ -548,5 +682,101 @@ impl Executor for ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+static REFUSE_SPAWNS: AtomicBool = AtomicBool::new(false);
+
+/// In tests, the system's refusal of a thread, on demand.
+fn refuse_spawn() -> Option<io::Error> {
+    #[cfg(test)]
+    if REFUSE_SPAWNS.load(Ordering::SeqCst) {
+        return Some(io::Error::from(io::ErrorKind::WouldBlock));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{channel, Receiver, Sender};
+
+    use runyard_core::{JobId, JobParams, Task, TaskDef, TaskError};
+
+    use super::*;
+
+    struct Noop;
+    impl Task for Noop {
+        const NAME: &'static str = "noop";
+        type Params = ();
+        type Output = ();
+        fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    struct Chan(Mutex<Sender<Finished>>);
+    impl Sink for Chan {
+        fn finished(&self, batch: Vec<Finished>) {
+            let tx = lock(&self.0);
+            for f in batch {
+                let _ = tx.send(f);
+            }
+        }
+    }
+
+    /// While the system refuses threads, an elastic pool left without any
+    /// holds its attempts, charging none of them; once threads can be had
+    /// again its watchdog starts them and every attempt runs, once.
+    #[test]
+    fn attempts_wait_for_threads_that_cannot_start_and_run_when_they_can() {
+        let reg = Arc::new(
+            Registry::builder()
+                .task(TaskDef::from_task(Noop))
+                .build()
+                .unwrap(),
+        );
+        let (tx, rx): (_, Receiver<Finished>) = channel();
+        let pool = ThreadPool::new(
+            PoolConfig::elastic("t", 4),
+            Arc::clone(&reg),
+            Arc::new(Chan(Mutex::new(tx))),
+        )
+        .unwrap();
+        REFUSE_SPAWNS.store(true, Ordering::SeqCst);
+        let task = reg.lookup("noop").unwrap();
+        pool.submit(
+            (1..=8)
+                .map(|t| Attempt {
+                    token: t,
+                    job: JobId(t),
+                    number: 1,
+                    task,
+                    params: JobParams::empty(),
+                    timeout: None,
+                })
+                .collect(),
+        );
+        assert_eq!(pool.threads(), 0, "no thread could start");
+        assert!(
+            rx.try_recv().is_err(),
+            "no attempt is reported (nor charged)"
+        );
+        REFUSE_SPAWNS.store(false, Ordering::SeqCst);
+        let mut tokens: Vec<u64> = (0..8)
+            .map(|_| {
+                let f = rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("the attempts run once threads start");
+                assert!(matches!(f.ended, Ended::Succeeded(_)), "{:?}", f.ended);
+                f.token
+            })
+            .collect();
+        tokens.sort();
+        assert_eq!(tokens, (1..=8).collect::<Vec<u64>>());
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "each once"
+        );
     }
 }
