@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use runyard::queue::{MemoryQueue, Queue};
 use runyard::{
-    Backoff, Engine, EngineConfig, EventSink, JobSpec, JobState, JsonLines, Mode, Outcome,
+    Backoff, Engine, EngineConfig, EventSink, JobSpec, JobState, JsonLines, Mode, OutcomeKind,
     Registry, Report,
 };
 use serde_json::json;
@@ -124,7 +124,7 @@ fn run(mode: Mode, jobs: Vec<JobSpec>) -> Report {
     engine(mode).run(jobs).unwrap()
 }
 
-fn outcomes(r: &Report, job: usize) -> Vec<Outcome> {
+fn outcomes(r: &Report, job: usize) -> Vec<OutcomeKind> {
     r.jobs[job].attempts.iter().map(|a| a.outcome).collect()
 }
 
@@ -148,7 +148,11 @@ fn server_errors_are_retried_until_the_answer_comes() {
         assert_eq!(j.state, JobState::Succeeded, "{mode:?}: {:?}", j.attempts);
         assert_eq!(
             outcomes(&r, 0),
-            [Outcome::Failed, Outcome::Failed, Outcome::Succeeded]
+            [
+                OutcomeKind::Failed,
+                OutcomeKind::Failed,
+                OutcomeKind::Succeeded
+            ]
         );
         let err = j.attempts[0].error_message().unwrap();
         assert!(err.contains("500"), "{err}");
@@ -169,7 +173,7 @@ fn a_404_is_permanent() {
             .backoff(Backoff::None)],
     );
     assert_eq!(r.jobs[0].state, JobState::Dead);
-    assert_eq!(outcomes(&r, 0), [Outcome::Failed], "never retried");
+    assert_eq!(outcomes(&r, 0), [OutcomeKind::Failed], "never retried");
     let err = r.jobs[0].attempts[0].error_message().unwrap();
     assert!(
         err.contains("GET") && err.contains("404 Not Found"),
@@ -194,7 +198,10 @@ fn a_429_is_retried_after_its_retry_after() {
             .backoff(Backoff::None)],
     );
     let a = &r.jobs[0].attempts;
-    assert_eq!(outcomes(&r, 0), [Outcome::Failed, Outcome::Succeeded]);
+    assert_eq!(
+        outcomes(&r, 0),
+        [OutcomeKind::Failed, OutcomeKind::Succeeded]
+    );
     let gap = a[1].started_at.since(a[0].started_at);
     assert!(
         gap >= Duration::from_secs(1),
@@ -252,7 +259,10 @@ fn a_far_retry_after_is_capped_by_the_backoff() {
         let r = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("Retry-After: {secs}: the run did not end ({e})"));
-        assert_eq!(outcomes(&r, 0), [Outcome::Failed, Outcome::Succeeded]);
+        assert_eq!(
+            outcomes(&r, 0),
+            [OutcomeKind::Failed, OutcomeKind::Succeeded]
+        );
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let events: Vec<serde_json::Value> = text
             .lines()
@@ -293,8 +303,8 @@ fn a_stalled_server_costs_a_timed_out_attempt() {
                 .backoff(Backoff::None),
         ],
     );
-    assert_eq!(outcomes(&r, 0), [Outcome::TimedOut]);
-    assert_eq!(outcomes(&r, 1), [Outcome::Failed, Outcome::Failed]);
+    assert_eq!(outcomes(&r, 0), [OutcomeKind::TimedOut]);
+    assert_eq!(outcomes(&r, 1), [OutcomeKind::Failed, OutcomeKind::Failed]);
     let err = r.jobs[1].attempts[0].error_message().unwrap();
     assert!(err.contains("timed out"), "{err}");
 }
@@ -341,7 +351,7 @@ fn an_unexpected_success_status_is_a_permanent_error() {
         Mode::Async,
         vec![http(json!({"url": s.url, "expect": [200, 201]})).max_attempts(3)],
     );
-    assert_eq!(outcomes(&r, 0), [Outcome::Failed]);
+    assert_eq!(outcomes(&r, 0), [OutcomeKind::Failed]);
     assert!(r.jobs[0].attempts[0]
         .error_message()
         .unwrap()

@@ -63,7 +63,7 @@ pub(crate) enum Command {
     /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The worker role of `--mode process` (started by runyard itself).
-    #[command(name = "__worker", hide = true)]
+    #[command(name = "__child", hide = true)]
     Worker,
     /// Print a shell completion script.
     Completions {

@@ -427,7 +427,7 @@ fn queue_bench(
     // from its enqueue to its start as the queue records them; the run's
     // events say when each job is done (no polling beside the worker).
     let (tx, rx) = std::sync::mpsc::channel();
-    let ended: Arc<dyn runyard::EventSink> = Arc::new(Ended(tx));
+    let ended: Arc<dyn runyard::EventSink> = Arc::new(Outcome(tx));
     let run = e.start(Arc::clone(&queue), vec![ended]);
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
@@ -474,9 +474,9 @@ fn queue_bench(
 }
 
 /// Tells which jobs ended.
-struct Ended(std::sync::mpsc::Sender<runyard::JobId>);
+struct Outcome(std::sync::mpsc::Sender<runyard::JobId>);
 
-impl runyard::EventSink for Ended {
+impl runyard::EventSink for Outcome {
     fn event(&self, e: &runyard::Event<'_>) {
         use runyard::Event as E;
         if let E::Succeeded { job, .. } | E::Dead { job, .. } | E::Cancelled { job, .. } = e {

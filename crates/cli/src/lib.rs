@@ -173,7 +173,7 @@ pub fn default_registry() -> anyhow::Result<Registry> {
 /// Runs the command line with the tasks `registry` builds. In a worker
 /// process started by `--mode process`, runs the worker role instead.
 pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
-    if runyard::worker::is_worker() {
+    if runyard::process::is_child() {
         return worker_role(registry().map(Arc::new));
     }
     let cli = Cli::parse();
@@ -189,7 +189,7 @@ pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
 
 fn worker_role(registry: anyhow::Result<Arc<Registry>>) -> ExitCode {
     match registry {
-        Ok(r) => ExitCode::from(runyard::worker::run_worker(&r).clamp(0, 255) as u8),
+        Ok(r) => ExitCode::from(runyard::process::run_child(&r).clamp(0, 255) as u8),
         Err(e) => {
             errln!("runyard worker: {}", error_text(&e));
             ExitCode::from(2)
@@ -227,9 +227,9 @@ pub(crate) fn on_interrupts(
 pub(crate) fn process_config(
     flags: &args::ProcessFlags,
     workers: Option<usize>,
-) -> Option<runyard::worker::ProcessConfig> {
+) -> Option<runyard::process::ProcessConfig> {
     let exe = std::env::current_exe().ok()?;
-    let mut pc = runyard::worker::ProcessConfig::new(exe, ["__worker"]);
+    let mut pc = runyard::process::ProcessConfig::new(exe, ["__child"]);
     if let Some(w) = workers {
         pc.workers = w;
     }

@@ -20,7 +20,7 @@
 use serde::{Serialize, Serializer};
 
 use crate::job::JobId;
-use crate::outcome::Outcome;
+use crate::outcome::OutcomeKind;
 use crate::time::Timestamp;
 
 /// A job's state transition.
@@ -63,7 +63,7 @@ pub enum Event<'a> {
         /// The attempt that ended.
         attempt: u32,
         /// How it ended.
-        outcome: Outcome,
+        outcome: OutcomeKind,
         /// How long it ran.
         #[serde(serialize_with = "micros")]
         duration_ms: f64,
@@ -100,7 +100,7 @@ pub enum Event<'a> {
         /// The last attempt.
         attempt: u32,
         /// How it ended.
-        outcome: Outcome,
+        outcome: OutcomeKind,
         /// How long it ran.
         #[serde(serialize_with = "micros")]
         duration_ms: f64,
@@ -163,7 +163,7 @@ mod tests {
             task: "fail",
             at: Timestamp::from_micros(0),
             attempt: 3,
-            outcome: Outcome::Failed,
+            outcome: OutcomeKind::Failed,
             duration_ms: 1.5,
             error: "boom",
         };
@@ -182,7 +182,7 @@ mod tests {
             task: "fail",
             at: Timestamp::from_micros(0),
             attempt: 1,
-            outcome: Outcome::Failed,
+            outcome: OutcomeKind::Failed,
             duration_ms: 0.33799999999999997,
             error: "boom",
             delay_ms: 1000.3539999999999,

@@ -27,7 +27,7 @@ pub use error::{ErrorIntent, ParamError, ParamProblem, RegistryError, TaskError,
 pub use event::{Event, QueuedReason};
 pub use job::{JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError};
 pub use name::TaskName;
-pub use outcome::{AttemptError, AttemptRecord, Ended, Outcome, Output};
+pub use outcome::{AttemptError, AttemptRecord, Outcome, OutcomeKind, Output};
 pub use params::{FieldSchema, JobParams, ParamSchema, Params, Violation};
 pub use registry::{Registration, Registry, RegistryBuilder, TaskIndex};
 pub use report::{percentile, JobView, Summary, SummaryBuilder, TaskSummary};

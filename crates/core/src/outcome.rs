@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 /// How an attempt ended, as named in reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum OutcomeKind {
     /// The task returned its output.
     Succeeded,
     /// The task returned an error.
@@ -28,36 +28,36 @@ pub enum Outcome {
     Cancelled,
 }
 
-impl Outcome {
+impl OutcomeKind {
     /// Every outcome.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::Panicked,
-        Outcome::Crashed,
-        Outcome::TimedOut,
-        Outcome::Cancelled,
+    pub const ALL: [OutcomeKind; 6] = [
+        OutcomeKind::Succeeded,
+        OutcomeKind::Failed,
+        OutcomeKind::Panicked,
+        OutcomeKind::Crashed,
+        OutcomeKind::TimedOut,
+        OutcomeKind::Cancelled,
     ];
 
     /// The name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Panicked => "panicked",
-            Outcome::Crashed => "crashed",
-            Outcome::TimedOut => "timed_out",
-            Outcome::Cancelled => "cancelled",
+            OutcomeKind::Succeeded => "succeeded",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::Panicked => "panicked",
+            OutcomeKind::Crashed => "crashed",
+            OutcomeKind::TimedOut => "timed_out",
+            OutcomeKind::Cancelled => "cancelled",
         }
     }
 
-    /// From [`Outcome::as_str`]'s names.
-    pub fn from_name(s: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    /// From [`OutcomeKind::as_str`]'s names.
+    pub fn from_name(s: &str) -> Option<OutcomeKind> {
+        OutcomeKind::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for OutcomeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -136,7 +136,7 @@ impl<'de> Deserialize<'de> for Output {
 
 /// How one attempt ended, with what it produced.
 #[derive(Debug)]
-pub enum Ended {
+pub enum Outcome {
     /// It returned an output.
     Succeeded(Output),
     /// It returned an error.
@@ -156,16 +156,16 @@ pub enum Ended {
     Cancelled,
 }
 
-impl Ended {
+impl Outcome {
     /// The outcome's name.
-    pub fn outcome(&self) -> Outcome {
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Ended::Succeeded(_) => Outcome::Succeeded,
-            Ended::Failed(_) => Outcome::Failed,
-            Ended::Panicked(_) => Outcome::Panicked,
-            Ended::Crashed { .. } => Outcome::Crashed,
-            Ended::TimedOut(_) => Outcome::TimedOut,
-            Ended::Cancelled => Outcome::Cancelled,
+            Outcome::Succeeded(_) => OutcomeKind::Succeeded,
+            Outcome::Failed(_) => OutcomeKind::Failed,
+            Outcome::Panicked(_) => OutcomeKind::Panicked,
+            Outcome::Crashed { .. } => OutcomeKind::Crashed,
+            Outcome::TimedOut(_) => OutcomeKind::TimedOut,
+            Outcome::Cancelled => OutcomeKind::Cancelled,
         }
     }
 
@@ -173,7 +173,7 @@ impl Ended {
     /// timeouts are retryable: the next attempt may well succeed.
     pub fn intent(&self) -> ErrorIntent {
         match self {
-            Ended::Failed(e) => e.intent(),
+            Outcome::Failed(e) => e.intent(),
             _ => ErrorIntent::Retryable,
         }
     }
@@ -188,17 +188,17 @@ impl Ended {
             })
         };
         match self {
-            Ended::Succeeded(out) => (out, None),
-            Ended::Failed(e) => {
+            Outcome::Succeeded(out) => (out, None),
+            Outcome::Failed(e) => {
                 let (intent, message, detail) = e.into_parts();
                 (
                     Output::none(),
                     err(message, intent == ErrorIntent::Permanent, detail),
                 )
             }
-            Ended::Panicked(m) => (Output::none(), err(m, false, None)),
-            Ended::Crashed { message, detail } => (Output::none(), err(message, false, detail)),
-            Ended::TimedOut(d) => (
+            Outcome::Panicked(m) => (Output::none(), err(m, false, None)),
+            Outcome::Crashed { message, detail } => (Output::none(), err(message, false, detail)),
+            Outcome::TimedOut(d) => (
                 Output::none(),
                 err(
                     format!("timed out after {}", crate::duration::format_duration(d)),
@@ -206,7 +206,7 @@ impl Ended {
                     None,
                 ),
             ),
-            Ended::Cancelled => (Output::none(), err("cancelled".to_string(), false, None)),
+            Outcome::Cancelled => (Output::none(), err("cancelled".to_string(), false, None)),
         }
     }
 }
@@ -242,7 +242,7 @@ pub struct AttemptRecord {
     /// The attempt number, from 1.
     pub number: u32,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: OutcomeKind,
     /// When it started.
     pub started_at: Timestamp,
     duration_us: u64,
@@ -255,7 +255,7 @@ impl AttemptRecord {
     /// A record of attempt `number`.
     pub fn new(
         number: u32,
-        outcome: Outcome,
+        outcome: OutcomeKind,
         started_at: Timestamp,
         duration: Duration,
         queued: Duration,
@@ -311,7 +311,7 @@ impl<'de> Deserialize<'de> for AttemptRecord {
         #[derive(Deserialize)]
         struct Wire {
             attempt: u32,
-            outcome: Outcome,
+            outcome: OutcomeKind,
             started_at: Timestamp,
             duration_ms: f64,
             #[serde(default)]
@@ -349,11 +349,11 @@ mod tests {
     fn attempt_records_use_the_documented_names() {
         let r = AttemptRecord::new(
             2,
-            Outcome::TimedOut,
+            OutcomeKind::TimedOut,
             Timestamp::from_micros(1_000_000),
             Duration::from_micros(1500),
             Duration::from_millis(3),
-            Ended::TimedOut(Duration::from_millis(250)).into_parts().1,
+            Outcome::TimedOut(Duration::from_millis(250)).into_parts().1,
         );
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["attempt"], 2);
@@ -377,8 +377,8 @@ mod tests {
 
     #[test]
     fn outcome_names_round_trip() {
-        for o in Outcome::ALL {
-            assert_eq!(Outcome::from_name(o.as_str()), Some(o));
+        for o in OutcomeKind::ALL {
+            assert_eq!(OutcomeKind::from_name(o.as_str()), Some(o));
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
         }
     }

@@ -30,11 +30,11 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    BoxFuture, CancelToken, Context, Ended, Output, Registry, TaskError, Timestamp,
+    BoxFuture, CancelToken, Context, Outcome, Output, Registry, TaskError, Timestamp,
 };
 use tokio::runtime::Handle;
 
-use crate::attempt::{Attempt, Epoch, Executor, Finished, Sink};
+use crate::attempt::{Attempt, AttemptReport, Epoch, Executor, Sink};
 use crate::panic::catch_panic;
 use crate::watchdog::{Watchdog, Watched};
 
@@ -168,22 +168,22 @@ impl Inner {
                 // Reported by the watchdog while the future held its thread:
                 // abandoned, never polled again.
                 if token.is_cancelled() {
-                    return Poll::Ready(Ended::Cancelled);
+                    return Poll::Ready(Outcome::Cancelled);
                 }
                 if let Poll::Ready(r) = work.as_mut().poll(cx) {
                     return Poll::Ready(match r {
-                        Ok(Ok(out)) => Ended::Succeeded(out),
-                        Ok(Err(e)) => Ended::Failed(e),
-                        Err(msg) => Ended::Panicked(msg),
+                        Ok(Ok(out)) => Outcome::Succeeded(out),
+                        Ok(Err(e)) => Outcome::Failed(e),
+                        Err(msg) => Outcome::Panicked(msg),
                     });
                 }
                 if let Some(d) = deadline.as_mut() {
                     if d.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Ended::TimedOut(att.timeout.unwrap_or_default()));
+                        return Poll::Ready(Outcome::TimedOut(att.timeout.unwrap_or_default()));
                     }
                 }
                 if cancelled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Ended::Cancelled);
+                    return Poll::Ready(Outcome::Cancelled);
                 }
                 Poll::Pending
             })
@@ -195,14 +195,14 @@ impl Inner {
         }
         self.started.fetch_sub(1, Ordering::Relaxed);
         // The task's future is dropped by now; tell anything it spawned.
-        if matches!(ended, Ended::TimedOut(_)) {
+        if matches!(ended, Outcome::TimedOut(_)) {
             token.cancel();
         }
-        self.sink.finished(vec![Finished {
+        self.sink.finished(vec![AttemptReport {
             token: att.token,
             started_at,
             duration: started.elapsed(),
-            ended,
+            outcome: ended,
         }]);
     }
 }
@@ -222,11 +222,11 @@ impl Watched for Inner {
         };
         self.started.fetch_sub(1, Ordering::Relaxed);
         entry.cancel.cancel();
-        self.sink.finished(vec![Finished {
+        self.sink.finished(vec![AttemptReport {
             token: d.token,
             started_at: d.started_at,
             duration: d.started.elapsed(),
-            ended: Ended::TimedOut(d.timeout),
+            outcome: Outcome::TimedOut(d.timeout),
         }]);
     }
 }

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use runyard_core::{Ended, JobId, JobParams, TaskIndex, Timestamp};
+use runyard_core::{JobId, JobParams, Outcome, TaskIndex, Timestamp};
 
 /// One attempt to run.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    /// The worker loop's token for this attempt, given back in [`Finished`].
+    /// The worker loop's token for this attempt, given back in [`AttemptReport`].
     pub token: u64,
     /// The job.
     pub job: JobId,
@@ -24,7 +24,7 @@ pub struct Attempt {
 
 /// The end of one attempt.
 #[derive(Debug)]
-pub struct Finished {
+pub struct AttemptReport {
     /// The [`Attempt::token`].
     pub token: u64,
     /// When it started (or, for an attempt that never started, when it was given up).
@@ -32,13 +32,13 @@ pub struct Finished {
     /// How long it ran.
     pub duration: Duration,
     /// How it ended.
-    pub ended: Ended,
+    pub outcome: Outcome,
 }
 
 /// Where executors report.
 pub trait Sink: Send + Sync + 'static {
     /// Attempts that ended. Called from executor threads, with batches.
-    fn finished(&self, batch: Vec<Finished>);
+    fn finished(&self, batch: Vec<AttemptReport>);
 
     /// An attempt started (only called when [`Sink::wants_started`]).
     fn started(&self, token: u64, at: Timestamp) {

@@ -1,7 +1,7 @@
 //! runyard's executors: where attempts run.
 //!
 //! An [`Executor`] receives [`Attempt`]s from the worker loop, runs them and
-//! reports each one's end, exactly once, to a [`Sink`] as a [`Finished`].
+//! reports each one's end, exactly once, to a [`Sink`] as a [`AttemptReport`].
 //! Executors know nothing of queues or retry policies; they run attempts,
 //! time them, contain their panics and enforce their timeouts:
 //!
@@ -32,7 +32,7 @@ mod thread;
 mod watchdog;
 
 pub use async_exec::AsyncExecutor;
-pub use attempt::{Attempt, Epoch, Executor, Finished, Sink};
+pub use attempt::{Attempt, AttemptReport, Epoch, Executor, Sink};
 pub use group::{CommandGroup, GroupStopper, SpawnError};
 pub use panic::{catch_panic, install_panic_hook};
 pub use reaper::start_reaper;

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runyard_core::{
-    AsyncTask, Context, Ended, JobId, JobParams, Registry, Task, TaskDef, TaskError, TaskIndex,
+    AsyncTask, Context, JobId, JobParams, Outcome, Registry, Task, TaskDef, TaskError, TaskIndex,
 };
-use runyard_exec::{AsyncExecutor, Attempt, Executor, Finished, PoolConfig, Sink, ThreadPool};
+use runyard_exec::{AsyncExecutor, Attempt, AttemptReport, Executor, PoolConfig, Sink, ThreadPool};
 
-struct Chan(Mutex<Sender<Finished>>, Mutex<Option<Sender<u64>>>);
+struct Chan(Mutex<Sender<AttemptReport>>, Mutex<Option<Sender<u64>>>);
 
 impl Sink for Chan {
-    fn finished(&self, batch: Vec<Finished>) {
+    fn finished(&self, batch: Vec<AttemptReport>) {
         let tx = self.0.lock().unwrap();
         for f in batch {
             tx.send(f).unwrap();
@@ -32,12 +32,12 @@ impl Sink for Chan {
     }
 }
 
-fn sink() -> (Arc<dyn Sink>, Receiver<Finished>) {
+fn sink() -> (Arc<dyn Sink>, Receiver<AttemptReport>) {
     let (tx, rx) = channel();
     (Arc::new(Chan(Mutex::new(tx), Mutex::new(None))), rx)
 }
 
-fn sink_with_starts() -> (Arc<dyn Sink>, Receiver<Finished>, Receiver<u64>) {
+fn sink_with_starts() -> (Arc<dyn Sink>, Receiver<AttemptReport>, Receiver<u64>) {
     let (tx, rx) = channel();
     let (stx, srx) = channel();
     (
@@ -196,7 +196,7 @@ fn attempt(reg: &Registry, task: &str, token: u64, timeout: Option<Duration>) ->
     }
 }
 
-fn recv(rx: &Receiver<Finished>) -> Finished {
+fn recv(rx: &Receiver<AttemptReport>) -> AttemptReport {
     rx.recv_timeout(Duration::from_secs(60))
         .expect("an attempt was never reported")
 }
@@ -206,7 +206,7 @@ fn recv(rx: &Receiver<Finished>) -> Finished {
 fn times_out_while_stuck(
     ex: &dyn Executor,
     reg: &Registry,
-    rx: &Receiver<Finished>,
+    rx: &Receiver<AttemptReport>,
     task: &str,
     stuck: impl Fn() -> bool,
 ) {
@@ -214,9 +214,9 @@ fn times_out_while_stuck(
     let f = recv(rx);
     assert_eq!(f.token, 1);
     assert!(
-        matches!(f.ended, Ended::TimedOut(d) if d == Duration::from_millis(50)),
+        matches!(f.outcome, Outcome::TimedOut(d) if d == Duration::from_millis(50)),
         "{:?}",
-        f.ended
+        f.outcome
     );
     assert!(stuck(), "reported while the task still holds its thread");
 }
@@ -239,8 +239,8 @@ fn every_attempt_is_reported_exactly_once() {
     for _ in 0..n {
         let f = recv(&rx);
         seen[f.token as usize] += 1;
-        match f.ended {
-            Ended::Succeeded(out) => assert_eq!(out.as_json(), f.token.to_string()),
+        match f.outcome {
+            Outcome::Succeeded(out) => assert_eq!(out.as_json(), f.token.to_string()),
             other => panic!("{other:?}"),
         }
     }
@@ -262,11 +262,11 @@ fn a_panic_is_an_outcome_and_the_pool_goes_on() {
     ]);
     let a = recv(&rx);
     let b = recv(&rx);
-    match a.ended {
-        Ended::Panicked(msg) => assert!(msg.starts_with("task blew up (at "), "{msg}"),
+    match a.outcome {
+        Outcome::Panicked(msg) => assert!(msg.starts_with("task blew up (at "), "{msg}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(b.ended, Ended::Succeeded(_)));
+    assert!(matches!(b.outcome, Outcome::Succeeded(_)));
     assert_eq!(pool.threads(), 1);
 }
 
@@ -282,7 +282,7 @@ fn a_timed_out_task_that_ignores_cancellation_is_abandoned_not_awaited() {
     pool.submit(vec![attempt(&reg, "noop", 2, None)]);
     let g = recv(&rx);
     assert_eq!(g.token, 2);
-    assert!(matches!(g.ended, Ended::Succeeded(_)));
+    assert!(matches!(g.outcome, Outcome::Succeeded(_)));
     RELEASE.store(true, Ordering::SeqCst);
     assert!(
         rx.recv_timeout(Duration::from_millis(200)).is_err(),
@@ -301,7 +301,7 @@ fn a_cooperative_task_stops_at_its_timeout() {
         1,
         Some(Duration::from_millis(20)),
     )]);
-    assert!(matches!(recv(&rx).ended, Ended::TimedOut(_)));
+    assert!(matches!(recv(&rx).outcome, Outcome::TimedOut(_)));
 }
 
 #[test]
@@ -325,7 +325,7 @@ fn cancel_running_reports_each_running_attempt_and_returns_the_rest() {
     );
     assert!(cancelled
         .iter()
-        .all(|f| matches!(f.ended, Ended::Cancelled)));
+        .all(|f| matches!(f.outcome, Outcome::Cancelled)));
     let mut all: Vec<u64> = rest.iter().map(|a| a.token).chain(running).collect();
     all.sort();
     assert_eq!(
@@ -346,7 +346,7 @@ fn an_elastic_pool_grows_to_the_blocked_attempts() {
             .collect(),
     );
     for _ in 0..20 {
-        assert!(matches!(recv(&rx).ended, Ended::TimedOut(_)));
+        assert!(matches!(recv(&rx).outcome, Outcome::TimedOut(_)));
     }
     let _ = TaskIndex(0);
 }
@@ -366,22 +366,22 @@ fn async_attempts_time_out_panic_and_cancel() {
         attempt(&reg, "apanics", 2, None),
         attempt(&reg, "asleep", 3, None),
     ]);
-    let mut got: Vec<Finished> = vec![recv(&rx), recv(&rx)];
+    let mut got: Vec<AttemptReport> = vec![recv(&rx), recv(&rx)];
     got.sort_by_key(|f| f.token);
     assert!(
-        matches!(got[0].ended, Ended::TimedOut(_)),
+        matches!(got[0].outcome, Outcome::TimedOut(_)),
         "{:?}",
-        got[0].ended
+        got[0].outcome
     );
     assert!(
-        matches!(&got[1].ended, Ended::Panicked(m) if m.starts_with("async blew up")),
+        matches!(&got[1].outcome, Outcome::Panicked(m) if m.starts_with("async blew up")),
         "{:?}",
-        got[1].ended
+        got[1].outcome
     );
     ex.cancel(3);
     let c = recv(&rx);
     assert_eq!(c.token, 3);
-    assert!(matches!(c.ended, Ended::Cancelled));
+    assert!(matches!(c.outcome, Outcome::Cancelled));
 }
 
 /// On tokio's paused clock: timeouts fire in the order of their deadlines,
@@ -405,7 +405,7 @@ fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
         attempt(&reg, "aguarded", 3, minutes(20)),
         attempt(&reg, "aguarded", 4, None),
     ]);
-    let got: Vec<Finished> = rt.block_on(async {
+    let got: Vec<AttemptReport> = rt.block_on(async {
         let mut got = Vec::new();
         while got.len() < 3 {
             match rx.try_recv() {
@@ -419,9 +419,9 @@ fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
     let order: Vec<u64> = got.iter().map(|f| f.token).collect();
     assert_eq!(order, [2, 3, 1], "in the order of their deadlines");
     for f in &got {
-        assert!(matches!(f.ended, Ended::TimedOut(_)), "{:?}", f.ended);
+        assert!(matches!(f.outcome, Outcome::TimedOut(_)), "{:?}", f.outcome);
     }
-    assert!(matches!(got[0].ended, Ended::TimedOut(d) if d == Duration::from_secs(600)));
+    assert!(matches!(got[0].outcome, Outcome::TimedOut(d) if d == Duration::from_secs(600)));
     assert_eq!(
         GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before,
         3,
@@ -438,7 +438,7 @@ fn async_timeouts_drop_the_future_in_deadline_order_on_a_paused_clock() {
         }
     });
     assert_eq!(c.token, 4);
-    assert!(matches!(c.ended, Ended::Cancelled));
+    assert!(matches!(c.outcome, Outcome::Cancelled));
     assert_eq!(GUARDS_DROPPED.load(Ordering::SeqCst) - dropped_before, 4);
 }
 
@@ -476,7 +476,11 @@ fn an_async_task_that_blocks_its_thread_is_timed_out_and_abandoned() {
     ex.submit(vec![attempt(&reg, "anoop", 2, None)]);
     let g = recv(&rx);
     assert_eq!(g.token, 2, "the abandoned attempt is not reported again");
-    assert!(matches!(g.ended, Ended::Succeeded(_)), "{:?}", g.ended);
+    assert!(
+        matches!(g.outcome, Outcome::Succeeded(_)),
+        "{:?}",
+        g.outcome
+    );
     assert!(
         rx.recv_timeout(Duration::from_millis(200)).is_err(),
         "nothing reported twice"

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    Context, Ended, JobId, JobParams, Registry, Task, TaskDef, TaskError, TaskIndex, Timestamp,
+    Context, JobId, JobParams, Outcome, Registry, Task, TaskDef, TaskError, TaskIndex, Timestamp,
 };
-use runyard_exec::process::{enter_if_worker_with, ProcessConfig, ProcessPool};
-use runyard_exec::{Attempt, Executor, Finished, Sink};
+use runyard_exec::process::{enter_if_child_with, ProcessConfig, ProcessPool};
+use runyard_exec::{Attempt, AttemptReport, Executor, Sink};
 use serde_json::{json, Value};
 
 struct Noop;
@@ -66,17 +66,17 @@ fn registry() -> Registry {
 #[derive(Debug)]
 enum Heard {
     Started(u64, Timestamp),
-    Finished(Finished),
+    AttemptReport(AttemptReport),
 }
 
 /// A sink that wants starts and passes everything to the test.
 struct Chan(Mutex<Sender<Heard>>);
 
 impl Sink for Chan {
-    fn finished(&self, batch: Vec<Finished>) {
+    fn finished(&self, batch: Vec<AttemptReport>) {
         let tx = self.0.lock().unwrap();
         for f in batch {
-            let _ = tx.send(Heard::Finished(f));
+            let _ = tx.send(Heard::AttemptReport(f));
         }
     }
     fn started(&self, token: u64, at: Timestamp) {
@@ -153,7 +153,7 @@ impl Fixture {
             let ended: HashSet<u64> = h
                 .iter()
                 .filter_map(|x| match x {
-                    Heard::Finished(f) => Some(f.token),
+                    Heard::AttemptReport(f) => Some(f.token),
                     _ => None,
                 })
                 .collect();
@@ -166,8 +166,8 @@ impl Fixture {
     fn outcomes(&self) -> HashMap<u64, String> {
         let mut out = HashMap::new();
         for h in &self.heard {
-            if let Heard::Finished(f) = h {
-                let o = outcome(&f.ended);
+            if let Heard::AttemptReport(f) = h {
+                let o = outcome(&f.outcome);
                 assert!(
                     out.insert(f.token, o).is_none(),
                     "attempt {} reported twice",
@@ -193,8 +193,8 @@ impl Fixture {
     }
 }
 
-fn outcome(e: &Ended) -> String {
-    e.outcome().to_string()
+fn outcome(e: &Outcome) -> String {
+    e.kind().to_string()
 }
 
 /// Children of this process that have not exited.
@@ -235,7 +235,7 @@ fn each_attempt_is_started_then_finished_exactly_once() {
         let finished = f
             .heard
             .iter()
-            .position(|h| matches!(h, Heard::Finished(x) if x.token == t));
+            .position(|h| matches!(h, Heard::AttemptReport(x) if x.token == t));
         let (s, e) = (started.expect("a start"), finished.expect("an end"));
         assert!(s < e, "attempt {t}: its start is heard before its end");
         let starts = f
@@ -378,8 +378,8 @@ fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
                     due.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
                 }
             }
-            Ok(Heard::Finished(x)) => {
-                let o = outcome(&x.ended);
+            Ok(Heard::AttemptReport(x)) => {
+                let o = outcome(&x.outcome);
                 assert!(
                     reported.insert(x.token, o).is_none(),
                     "attempt {} reported twice",
@@ -411,7 +411,7 @@ fn cancels_racing_with_ends_never_hit_the_wrong_attempt() {
 }
 
 fn main() {
-    enter_if_worker_with(registry);
+    enter_if_child_with(registry);
     let tests: [(&str, fn()); 6] = [
         (
             "each_attempt_is_started_then_finished_exactly_once",

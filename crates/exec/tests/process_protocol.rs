@@ -5,14 +5,14 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runyard_core::{Context, Ended, JobId, JobParams, Registry, Task, TaskDef, TaskError};
+use runyard_core::{Context, JobId, JobParams, Outcome, Registry, Task, TaskDef, TaskError};
 use runyard_exec::process::{ProcessConfig, ProcessPool};
-use runyard_exec::{Attempt, Executor, Finished, Sink};
+use runyard_exec::{Attempt, AttemptReport, Executor, Sink};
 
-struct Chan(Mutex<Sender<Finished>>);
+struct Chan(Mutex<Sender<AttemptReport>>);
 
 impl Sink for Chan {
-    fn finished(&self, batch: Vec<Finished>) {
+    fn finished(&self, batch: Vec<AttemptReport>) {
         for f in batch {
             let _ = self.0.lock().unwrap().send(f);
         }
@@ -30,7 +30,7 @@ impl Task for Noop {
 }
 
 /// A pool whose "worker" is a shell script, and one attempt sent to it.
-fn try_worker(script: &str) -> (ProcessPool, Receiver<Finished>) {
+fn try_worker(script: &str) -> (ProcessPool, Receiver<AttemptReport>) {
     let (tx, rx) = channel();
     let reg = Arc::new(
         Registry::builder()
@@ -58,8 +58,8 @@ fn crash_message(script: &str) -> String {
     let f = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the attempt is reported, not left hanging");
-    match f.ended {
-        Ended::Crashed { message, .. } => message,
+    match f.outcome {
+        Outcome::Crashed { message, .. } => message,
         other => panic!("{other:?}"),
     }
 }

@@ -14,8 +14,9 @@ use runyard_core::{
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
+    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
+    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
+    WakerSlot,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
@@ -762,14 +763,14 @@ impl Queue for PgQueue {
         let mut detail: Vec<Option<&str>> = Vec::with_capacity(n);
         let mut wake = false;
         for c in done {
-            let (state, run_at, output) = match &c.finish {
-                Finish::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
-                Finish::Retry { at } => {
+            let (state, run_at, output) = match &c.verdict {
+                Verdict::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                Verdict::Retry { at } => {
                     wake |= at.as_micros() <= now;
                     (WAITING, at.as_micros(), None)
                 }
-                Finish::Dead => (DEAD, now, None),
-                Finish::Cancelled => (CANCELLED, now, None),
+                Verdict::Dead => (DEAD, now, None),
+                Verdict::Cancelled => (CANCELLED, now, None),
             };
             let r = &c.record;
             let e = r.error.as_deref();

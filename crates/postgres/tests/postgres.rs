@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runyard_core::{JobState, Outcome, Timestamp};
+use runyard_core::{JobState, OutcomeKind, Timestamp};
 use runyard_postgres::postgres::{Client, NoTls};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{
-    Completion, Enqueued, Finish, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
-    SystemClock,
+    Completion, Enqueued, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind, SystemClock,
+    Verdict,
 };
 
 fn url(name: &str) -> String {
@@ -180,15 +180,18 @@ fn pruning_deletes_old_finished_jobs_and_keeps_the_rest() {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let (outcome, finish) = if i < 3 {
-                (Outcome::Succeeded, Finish::Succeeded(Default::default()))
+            let (outcome, verdict) = if i < 3 {
+                (
+                    OutcomeKind::Succeeded,
+                    Verdict::Succeeded(Default::default()),
+                )
             } else {
-                (Outcome::Failed, Finish::Dead)
+                (OutcomeKind::Failed, Verdict::Dead)
             };
             Completion {
                 lease: c.lease(),
                 record: record(&q, c.lease(), outcome),
-                finish,
+                verdict,
             }
         })
         .collect();

@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, Mode, Outcome,
-    Output,
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, Mode,
+    OutcomeKind, Output,
 };
 
 use crate::{
-    CancelResult, Claimed, Clock, Completion, Enqueued, Finish, Lease, ListFilter, ManualClock,
-    NewJob, Queue, Rescue,
+    CancelResult, Claimed, Clock, Completion, Enqueued, Lease, ListFilter, ManualClock, NewJob,
+    Queue, Rescue, Verdict,
 };
 use crate::{LiveWorker, NameTaken, WorkerInfo};
 
@@ -105,8 +105,8 @@ fn ids(e: &[Enqueued]) -> Vec<JobId> {
     e.iter().map(|e| e.id()).collect()
 }
 
-pub fn record(q: &dyn Queue, lease: Lease, outcome: Outcome) -> AttemptRecord {
-    let err = (outcome != Outcome::Succeeded).then(|| AttemptError {
+pub fn record(q: &dyn Queue, lease: Lease, outcome: OutcomeKind) -> AttemptRecord {
+    let err = (outcome != OutcomeKind::Succeeded).then(|| AttemptError {
         message: format!("{outcome} on attempt {}", lease.attempt),
         permanent: false,
         detail: None,
@@ -124,8 +124,8 @@ pub fn record(q: &dyn Queue, lease: Lease, outcome: Outcome) -> AttemptRecord {
 fn succeed(q: &dyn Queue, worker: &str, c: &Claimed) -> Result<(), crate::Fenced> {
     let done = Completion {
         lease: c.lease(),
-        record: record(q, c.lease(), Outcome::Succeeded),
-        finish: Finish::Succeeded(Output::none()),
+        record: record(q, c.lease(), OutcomeKind::Succeeded),
+        verdict: Verdict::Succeeded(Output::none()),
     };
     q.complete(worker, &[done]).unwrap().pop().unwrap()
 }
@@ -230,7 +230,7 @@ pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
     assert_eq!(state(&*q, id), JobState::Queued);
     let v = q.get(id).unwrap().unwrap();
     assert_eq!(v.attempts.len(), 1, "the lost attempt counts");
-    assert_eq!(v.attempts[0].outcome, Outcome::Crashed);
+    assert_eq!(v.attempts[0].outcome, OutcomeKind::Crashed);
     assert_eq!(v.attempts[0].number, 1);
     let again = q.claim("w2", 1, LEASE).unwrap();
     assert_eq!(again[0].attempt, 2);
@@ -259,8 +259,8 @@ pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
     succeed(&*q, "w2", &new).expect("w2 holds the lease");
     let v = q.get(id).unwrap().unwrap();
     assert_eq!(v.state, JobState::Succeeded);
-    let outcomes: Vec<Outcome> = v.attempts.iter().map(|a| a.outcome).collect();
-    assert_eq!(outcomes, vec![Outcome::Crashed, Outcome::Succeeded]);
+    let outcomes: Vec<OutcomeKind> = v.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, vec![OutcomeKind::Crashed, OutcomeKind::Succeeded]);
     assert!(
         succeed(&*q, "w2", &new).is_err(),
         "an outcome is recorded once"
@@ -278,8 +278,8 @@ pub fn retries_wait_for_their_time(make: Factory<'_>) {
     let at = q.now().saturating_add(Duration::from_secs(10));
     let done = Completion {
         lease: c.lease(),
-        record: record(&*q, c.lease(), Outcome::Failed),
-        finish: Finish::Retry { at },
+        record: record(&*q, c.lease(), OutcomeKind::Failed),
+        verdict: Verdict::Retry { at },
     };
     q.complete("w", &[done]).unwrap()[0].unwrap();
     assert_eq!(state(&*q, id), JobState::Scheduled);
@@ -401,7 +401,7 @@ pub fn a_rescued_claim_that_never_started_does_not_count(make: Factory<'_>) {
     assert_eq!(state(&*q, e[0]), JobState::Dead, "its one attempt was lost");
     assert_eq!(
         q.get(e[0]).unwrap().unwrap().attempts[0].outcome,
-        Outcome::Crashed
+        OutcomeKind::Crashed
     );
     assert_eq!(
         state(&*q, e[1]),
@@ -440,7 +440,7 @@ pub fn a_job_that_kills_workers_before_its_start_is_seen_ends_dead(make: Factory
     let v = q.get(id).unwrap().unwrap();
     assert_eq!(v.state, JobState::Dead);
     assert_eq!(v.attempts.len(), 2);
-    assert!(v.attempts.iter().all(|a| a.outcome == Outcome::Crashed));
+    assert!(v.attempts.iter().all(|a| a.outcome == OutcomeKind::Crashed));
     let msg = &v.attempts[0].error.as_ref().unwrap().message;
     assert!(
         msg.contains("before this attempt was seen starting"),
@@ -494,15 +494,15 @@ pub fn dead_jobs_can_be_retried_by_hand(make: Factory<'_>) {
     let id = q.enqueue(vec![job("t", 2, 0)]).unwrap()[0].id();
     for _ in 0..2 {
         let c = q.claim("w", 1, LEASE).unwrap().remove(0);
-        let finish = if c.attempt == 2 {
-            Finish::Dead
+        let verdict = if c.attempt == 2 {
+            Verdict::Dead
         } else {
-            Finish::Retry { at: q.now() }
+            Verdict::Retry { at: q.now() }
         };
         let done = Completion {
             lease: c.lease(),
-            record: record(&*q, c.lease(), Outcome::Failed),
-            finish,
+            record: record(&*q, c.lease(), OutcomeKind::Failed),
+            verdict,
         };
         q.complete("w", &[done]).unwrap()[0].unwrap();
     }
@@ -670,7 +670,7 @@ pub fn outputs_and_errors_round_trip(make: Factory<'_>) {
     let e = ids(&q.enqueue(vec![job("t", 1, 0), job("t", 1, 0)]).unwrap());
     let c = q.claim("w", 2, LEASE).unwrap();
     let out = Output::from_serialize(&serde_json::json!({"status": 200, "bytes": [1, 2]})).unwrap();
-    let mut failed = record(&*q, c[1].lease(), Outcome::Panicked);
+    let mut failed = record(&*q, c[1].lease(), OutcomeKind::Panicked);
     failed.error = Some(Box::new(AttemptError {
         message: "panicked: index out of bounds".into(),
         permanent: true,
@@ -683,13 +683,13 @@ pub fn outputs_and_errors_round_trip(make: Factory<'_>) {
         &[
             Completion {
                 lease: c[0].lease(),
-                record: record(&*q, c[0].lease(), Outcome::Succeeded),
-                finish: Finish::Succeeded(out.clone()),
+                record: record(&*q, c[0].lease(), OutcomeKind::Succeeded),
+                verdict: Verdict::Succeeded(out.clone()),
             },
             Completion {
                 lease: c[1].lease(),
                 record: failed.clone(),
-                finish: Finish::Dead,
+                verdict: Verdict::Dead,
             },
         ],
     )
@@ -737,21 +737,21 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
                 }
                 5..=6 if !held.is_empty() => {
                     let (w, c) = held.swap_remove(rng.usize(0..held.len()));
-                    let (outcome, finish) = match rng.u8(0..4) {
-                        0 => (Outcome::Succeeded, Finish::Succeeded(Output::none())),
+                    let (outcome, verdict) = match rng.u8(0..4) {
+                        0 => (OutcomeKind::Succeeded, Verdict::Succeeded(Output::none())),
                         1 if c.attempt < c.settings.max_attempts => (
-                            Outcome::Failed,
-                            Finish::Retry {
+                            OutcomeKind::Failed,
+                            Verdict::Retry {
                                 at: q.now().saturating_add(Duration::from_secs(rng.u64(0..5))),
                             },
                         ),
-                        2 => (Outcome::Failed, Finish::Dead),
-                        _ => (Outcome::Cancelled, Finish::Cancelled),
+                        2 => (OutcomeKind::Failed, Verdict::Dead),
+                        _ => (OutcomeKind::Cancelled, Verdict::Cancelled),
                     };
                     let done = Completion {
                         lease: c.lease(),
                         record: record(&*q, c.lease(), outcome),
-                        finish,
+                        verdict,
                     };
                     // May be fenced: its lease may have expired and been rescued.
                     let _ = q.complete(&w, &[done]).unwrap();
@@ -800,11 +800,11 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
                 v.id
             );
             if v.state == JobState::Succeeded {
-                assert_eq!(v.attempts.last().unwrap().outcome, Outcome::Succeeded);
+                assert_eq!(v.attempts.last().unwrap().outcome, OutcomeKind::Succeeded);
                 assert_eq!(
                     v.attempts
                         .iter()
-                        .filter(|a| a.outcome == Outcome::Succeeded)
+                        .filter(|a| a.outcome == OutcomeKind::Succeeded)
                         .count(),
                     1,
                     "seed {seed}: a job succeeds once"
@@ -839,7 +839,7 @@ mod model {
         Enqueue { n: u8, max: u32, later: bool },
         Claim { worker: u8, n: u8, lease: u8 },
         Start(usize),
-        Finish(usize, u8),
+        Verdict(usize, u8),
         Release(usize),
         Cancel(usize),
         Heartbeat(usize),
@@ -852,7 +852,7 @@ mod model {
             3 => (1u8..4, 1u32..4, proptest::bool::weighted(0.2)).prop_map(|(n, max, later)| Op::Enqueue { n, max, later }),
             3 => (0u8..2, 1u8..4, 1u8..10).prop_map(|(worker, n, lease)| Op::Claim { worker, n, lease }),
             2 => any::<usize>().prop_map(Op::Start),
-            3 => (any::<usize>(), 0u8..4).prop_map(|(i, k)| Op::Finish(i, k)),
+            3 => (any::<usize>(), 0u8..4).prop_map(|(i, k)| Op::Verdict(i, k)),
             1 => any::<usize>().prop_map(Op::Release),
             1 => any::<usize>().prop_map(Op::Cancel),
             1 => any::<usize>().prop_map(Op::Heartbeat),
@@ -881,7 +881,7 @@ mod model {
         pub(super) lease_until: i64,
         pub(super) started: bool,
         pub(super) lost: u32,
-        pub(super) outcomes: Vec<Outcome>,
+        pub(super) outcomes: Vec<OutcomeKind>,
     }
 
     impl Job {
@@ -987,17 +987,17 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                             j.started = true;
                         }
                     }
-                    Op::Finish(i, kind) if !held.is_empty() => {
+                    Op::Verdict(i, kind) if !held.is_empty() => {
                         let (w, l) = held.remove(i % held.len());
                         let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
                         let holds = j.holds(&w, l.attempt);
                         let (outcome, finish) = match kind {
-                            0 => (Outcome::Succeeded, Finish::Succeeded(Output::none())),
+                            0 => (OutcomeKind::Succeeded, Verdict::Succeeded(Output::none())),
                             1 if l.attempt < j.max => {
-                                (Outcome::Failed, Finish::Retry { at: q.now() })
+                                (OutcomeKind::Failed, Verdict::Retry { at: q.now() })
                             }
-                            2 | 1 => (Outcome::Failed, Finish::Dead),
-                            _ => (Outcome::Cancelled, Finish::Cancelled),
+                            2 | 1 => (OutcomeKind::Failed, Verdict::Dead),
+                            _ => (OutcomeKind::Cancelled, Verdict::Cancelled),
                         };
                         let r = q
                             .complete(
@@ -1005,7 +1005,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                                 &[Completion {
                                     lease: l,
                                     record: record(&*q, l, outcome),
-                                    finish: finish.clone(),
+                                    verdict: finish.clone(),
                                 }],
                             )
                             .unwrap();
@@ -1013,13 +1013,13 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         if holds {
                             j.outcomes.push(outcome);
                             j.state = match finish {
-                                Finish::Succeeded(_) => S::Succeeded,
-                                Finish::Retry { .. } => {
+                                Verdict::Succeeded(_) => S::Succeeded,
+                                Verdict::Retry { .. } => {
                                     j.ready_at = now;
                                     S::Waiting
                                 }
-                                Finish::Dead => S::Dead,
-                                Finish::Cancelled => S::Cancelled,
+                                Verdict::Dead => S::Dead,
+                                Verdict::Cancelled => S::Cancelled,
                             };
                         }
                     }
@@ -1069,7 +1069,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         {
                             want.push(j.id);
                             if j.started || j.lost >= j.max {
-                                j.outcomes.push(Outcome::Crashed);
+                                j.outcomes.push(OutcomeKind::Crashed);
                                 j.state = if j.attempt >= j.max {
                                     S::Dead
                                 } else {
@@ -1097,7 +1097,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                 for j in &jobs {
                     let v = q.get(j.id).unwrap().expect("exists");
                     prop_assert_eq!(v.state, j.state_at(now), "state of job {}", j.id);
-                    let outcomes: Vec<Outcome> = v.attempts.iter().map(|a| a.outcome).collect();
+                    let outcomes: Vec<OutcomeKind> = v.attempts.iter().map(|a| a.outcome).collect();
                     prop_assert_eq!(&outcomes, &j.outcomes, "attempts of job {}", j.id);
                 }
             }

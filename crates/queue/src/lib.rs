@@ -17,6 +17,6 @@ pub use memory::MemoryQueue;
 pub use queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
 pub use queue::{
     lost_attempt, lost_attempt_message, CancelResult, Claimed, Completion, Counts, Enqueued,
-    Fenced, Finish, HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, TaskNames,
+    Fenced, HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, TaskNames, Verdict,
     Waker, WakerSlot,
 };

@@ -30,8 +30,8 @@ use rustc_hash::FxHashMap;
 use crate::clock::{Clock, SystemClock};
 use crate::error::QueueError;
 use crate::queue::{
-    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, Rescue, TaskName, Waker, WakerSlot,
+    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease, ListFilter,
+    NewJob, Queue, Rescue, TaskName, Verdict, Waker, WakerSlot,
 };
 use crate::queue::{LiveWorker, NameTaken, WorkerInfo};
 
@@ -580,17 +580,17 @@ impl Queue for MemoryQueue {
                 let rec = st.rec_mut(i as usize);
                 rec.attempts.push(c.record.clone());
                 rec.cancel_requested = false;
-                match &c.finish {
-                    Finish::Succeeded(output) => {
+                match &c.verdict {
+                    Verdict::Succeeded(output) => {
                         rec.output = output.clone();
                         st.set_state(i, JobState::Succeeded);
                     }
-                    Finish::Retry { at } => {
+                    Verdict::Retry { at } => {
                         st.make_waiting(i, at.as_micros(), now);
                         wake = true;
                     }
-                    Finish::Dead => st.set_state(i, JobState::Dead),
-                    Finish::Cancelled => st.set_state(i, JobState::Cancelled),
+                    Verdict::Dead => st.set_state(i, JobState::Dead),
+                    Verdict::Cancelled => st.set_state(i, JobState::Cancelled),
                 }
                 out.push(Ok(()));
             }

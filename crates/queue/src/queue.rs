@@ -99,7 +99,7 @@ pub struct Lease {
 
 /// How an attempt ends the job's `running` state.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Finish {
+pub enum Verdict {
     /// The job succeeded with this output.
     Succeeded(Output),
     /// Another attempt may start at this time.
@@ -121,7 +121,7 @@ pub struct Completion {
     /// The attempt's record.
     pub record: AttemptRecord,
     /// What becomes of the job.
-    pub finish: Finish,
+    pub verdict: Verdict,
 }
 
 /// A refused record: the lease was no longer held.
@@ -557,7 +557,7 @@ pub fn lost_attempt(
 ) -> AttemptRecord {
     AttemptRecord::new(
         attempt,
-        runyard_core::Outcome::Crashed,
+        runyard_core::OutcomeKind::Crashed,
         Timestamp::from_micros(claimed_at),
         Duration::from_micros(now.saturating_sub(claimed_at).max(0) as u64),
         Duration::from_micros(claimed_at.saturating_sub(ready_at).max(0) as u64),

@@ -17,7 +17,7 @@
 use std::cmp::Reverse;
 use std::time::Duration;
 
-use runyard_core::{AttemptError, AttemptRecord, JobState, JobView, Outcome, Timestamp};
+use runyard_core::{AttemptError, AttemptRecord, JobState, JobView, OutcomeKind, Timestamp};
 
 use crate::{Claimed, Counts, QueueError, QueueErrorKind, WorkerInfo};
 
@@ -121,7 +121,7 @@ impl StoredAttempt {
         let permanent = self.permanent;
         AttemptRecord::new(
             self.n,
-            Outcome::from_name(&self.outcome).unwrap_or(Outcome::Crashed),
+            OutcomeKind::from_name(&self.outcome).unwrap_or(OutcomeKind::Crashed),
             Timestamp::from_micros(self.started_at),
             Duration::from_micros(self.duration_us.max(0) as u64),
             Duration::from_micros(self.queued_us.max(0) as u64),

@@ -88,27 +88,27 @@ extern crate self as runyard;
 pub use runyard_core::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
     AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelGuard, CancelToken,
-    Context, DurationError, Ended, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions,
-    JobParams, JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome,
+    Context, DurationError, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
+    JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, OutcomeKind,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
     RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
     TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
     MAX_RETRY_AFTER,
 };
-pub use runyard_exec::limits;
-pub use runyard_macros::{task, Params};
-pub use runyard_worker::{
+pub use runyard_engine::{
     lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,
     ModeRefused, Progress, Report, ReportError, Run, RunOutcome, SubmitError,
 };
+pub use runyard_exec::limits;
+pub use runyard_macros::{task, Params};
 
 /// Queues: the trait, the in-memory queue, and what they exchange.
 pub mod queue {
     pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{
-        CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-        Lease, ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
-        Rescue, SystemClock, TaskName, Waker,
+        CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
+        ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind, Rescue,
+        SystemClock, TaskName, Verdict, Waker,
     };
 }
 
@@ -132,41 +132,42 @@ pub mod postgres {
 /// in process groups of their own that never outlive the runner.
 pub mod exec {
     pub use runyard_exec::{
-        catch_panic, install_panic_hook, os, start_reaper, AsyncExecutor, Attempt, CommandGroup,
-        Epoch, Executor, Finished, GroupStopper, PoolConfig, Sink, SpawnError, ThreadPool,
+        catch_panic, install_panic_hook, os, start_reaper, AsyncExecutor, Attempt, AttemptReport,
+        CommandGroup, Epoch, Executor, GroupStopper, PoolConfig, Sink, SpawnError, ThreadPool,
     };
 }
 
-/// Worker processes, for `process` mode and isolated tasks.
+/// Child processes, for `process` mode and isolated tasks.
 ///
 /// A binary that runs jobs in `process` mode starts copies of itself as its
-/// workers; each must find the same tasks. So call [`worker::enter_if_worker`]
-/// first thing in `main`:
+/// child processes; each must find the same tasks. So call
+/// [`process::enter_if_child`] first thing in `main`:
 ///
 /// ```no_run
 /// // First thing in `main`:
-/// runyard::worker::enter_if_worker();
+/// runyard::process::enter_if_child();
 /// // Then the program as usual; the engine needs a ProcessConfig:
 /// let config = runyard::EngineConfig {
 ///     mode: runyard::Mode::Process,
-///     process: Some(runyard::worker::ProcessConfig::current_exe().unwrap()),
+///     process: Some(runyard::process::ProcessConfig::current_exe().unwrap()),
 ///     ..runyard::EngineConfig::default()
 /// };
 /// # let _ = config;
 /// ```
-pub mod worker {
+pub mod process {
     pub use runyard_exec::process::{
-        enter_if_worker_with, is_worker, run_worker, ProcessConfig, WORKER_ENV,
+        enter_if_child_with, is_child, run_child, ProcessConfig, CHILD_ENV,
     };
 
-    /// In a worker process, runs the worker role with the tasks linked into
-    /// this binary (`Registry::linked()`) and exits; elsewhere returns at once.
-    pub fn enter_if_worker() {
-        enter_if_worker_with(|| match crate::Registry::linked() {
+    /// In a child process of `process` mode, runs the child's role with the
+    /// tasks linked into this binary (`Registry::linked()`) and exits;
+    /// elsewhere returns at once.
+    pub fn enter_if_child() {
+        enter_if_child_with(|| match crate::Registry::linked() {
             Ok(r) => r,
             Err(e) => {
                 use std::io::Write as _;
-                let _ = writeln!(std::io::stderr(), "runyard worker: {e}");
+                let _ = writeln!(std::io::stderr(), "runyard child process: {e}");
                 std::process::exit(2);
             }
         });

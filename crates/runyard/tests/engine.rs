@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use runyard::queue::{MemoryQueue, Queue};
 use runyard::{
     task, AsyncTask, Context, Engine, EngineConfig, Event, EventSink, JobSpec, JobState, Mode,
-    Outcome, Params, Registry, SubmitError, TaskDef, TaskError,
+    OutcomeKind, Params, Registry, SubmitError, TaskDef, TaskError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -213,7 +213,7 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     assert!(out.interrupted);
     let r = runyard::Report::collect(&*queue, out.wall, out.interrupted).unwrap();
     assert_eq!(r.jobs[0].state, JobState::Cancelled);
-    assert_eq!(r.jobs[0].attempts[0].outcome, Outcome::Cancelled);
+    assert_eq!(r.jobs[0].attempts[0].outcome, OutcomeKind::Cancelled);
     assert_eq!(r.jobs[1].id, later);
     assert_eq!(r.jobs[1].state, JobState::Cancelled);
     assert!(r.jobs[1].attempts.is_empty());

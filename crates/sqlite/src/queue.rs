@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, Outcome, Output,
+    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, OutcomeKind, Output,
     TaskName, Timestamp,
 };
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, Finish, HeartbeatReply,
-    Lease, ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Waker, WakerSlot,
+    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
+    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
+    WakerSlot,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -144,7 +145,7 @@ impl SqliteQueue {
     }
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
+fn outcome_name(o: OutcomeKind) -> &'static str {
     o.as_str()
 }
 
@@ -329,11 +330,11 @@ impl Queue for SqliteQueue {
             let mut finish = tx.prepare_cached(FINISH)?;
             let mut out = Vec::with_capacity(done.len());
             for c in done {
-                let (state, run_at, output) = match &c.finish {
-                    Finish::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
-                    Finish::Retry { at } => (WAITING, at.as_micros(), None),
-                    Finish::Dead => (DEAD, now, None),
-                    Finish::Cancelled => (CANCELLED, now, None),
+                let (state, run_at, output) = match &c.verdict {
+                    Verdict::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                    Verdict::Retry { at } => (WAITING, at.as_micros(), None),
+                    Verdict::Dead => (DEAD, now, None),
+                    Verdict::Cancelled => (CANCELLED, now, None),
                 };
                 let n = finish.execute(params![
                     state,
@@ -353,7 +354,7 @@ impl Queue for SqliteQueue {
             Ok(out)
         })?;
         for (c, r) in done.iter().zip(&out) {
-            wake |= r.is_ok() && matches!(c.finish, Finish::Retry { .. });
+            wake |= r.is_ok() && matches!(c.verdict, Verdict::Retry { .. });
         }
         if wake {
             self.wake();

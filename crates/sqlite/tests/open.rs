@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runyard_core::Outcome;
+use runyard_core::OutcomeKind;
 use runyard_queue::conformance::{job, record};
-use runyard_queue::{Completion, Finish, Queue, QueueErrorKind};
+use runyard_queue::{Completion, Queue, QueueErrorKind, Verdict};
 use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
 
 fn dir() -> tempfile::TempDir {
@@ -201,8 +201,8 @@ fn what_was_committed_is_there_after_reopening() {
         let c = &claimed[0];
         let done = Completion {
             lease: c.lease(),
-            record: record(&q, c.lease(), Outcome::Succeeded),
-            finish: Finish::Succeeded(runyard_core::Output::none()),
+            record: record(&q, c.lease(), OutcomeKind::Succeeded),
+            verdict: Verdict::Succeeded(runyard_core::Output::none()),
         };
         q.complete("w1", &[done]).unwrap().pop().unwrap().unwrap();
         q.set_meta("command", "run cpu").unwrap();

@@ -354,7 +354,7 @@ fn a_job_that_crashes_every_worker_ends_dead_and_the_pool_goes_on() {
 
 #[test]
 fn a_library_binary_runs_its_own_tasks_in_worker_processes() {
-    // The example binary calls `enter_if_worker` and takes a mode argument.
+    // The example binary calls `enter_if_child` and takes a mode argument.
     let example = Path::new(BIN).with_file_name("resize-demo");
     // Built every time (quick when up to date): a stale binary would test
     // old code.

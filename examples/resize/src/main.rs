@@ -64,7 +64,7 @@ fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // First thing: in a worker process (process mode starts this binary as
     // its workers), run the worker role and exit.
-    runyard::worker::enter_if_worker();
+    runyard::process::enter_if_child();
     let mode: Mode = match std::env::args().nth(1) {
         Some(m) => m.parse()?,
         None => Mode::Auto,
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         registry,
         EngineConfig {
             mode,
-            process: Some(runyard::worker::ProcessConfig::current_exe()?),
+            process: Some(runyard::process::ProcessConfig::current_exe()?),
             ..EngineConfig::default()
         },
     );

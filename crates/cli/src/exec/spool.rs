@@ -17,7 +17,7 @@
 //! command returns, so a descriptor named in a path is never closed (and
 //! its number reused) while a command may still open it.
 //!
-//! Ended spools wait for the printer: for a slow reader of the output, or
+//! Outcome spools wait for the printer: for a slow reader of the output, or
 //! with `--keep-order` for the jobs ahead. To keep open files bounded, at
 //! most [`waiting_open`] ended spools stay open; past that, an attempt
 //! moves its output to one [`Backlog`] file as its command ends. The
@@ -100,7 +100,7 @@ impl Entry {
 #[derive(Debug)]
 struct Waiting {
     by_job: HashMap<JobId, Entry>,
-    /// Ended entries that hold their own files.
+    /// Outcome entries that hold their own files.
     open_ended: usize,
     open_limit: usize,
     backlog: Backlog,

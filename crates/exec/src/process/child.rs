@@ -1,6 +1,6 @@
 //! The worker role: what a worker process runs.
 //!
-//! The engine starts the same executable with `RUNYARD_WORKER` in its
+//! The engine starts the same executable with `RUNYARD_CHILD` in its
 //! environment (set to the engine's pid), the protocol's pipes on file
 //! descriptors 3 and 4, the shared page on 5, and, when the engine has a
 //! reaper, the reaper's life pipe on 6 and its table on 7 (see `reaper`:
@@ -18,30 +18,30 @@ use std::time::{Duration, Instant};
 use runyard_core::{CancelToken, Context, JobParams, Registry, TaskIndex, Timestamp};
 
 use super::protocol::{
-    FrameReader, FromWorker, ToWorker, WireAttempt, WireOutcome, WireResult, VERSION,
+    FrameReader, FromChild, ToChild, WireAttempt, WireOutcome, WireResult, VERSION,
 };
 use super::shm::Shm;
 use crate::panic::catch_panic;
 
 /// The environment variable that marks a worker process.
-pub const WORKER_ENV: &str = "RUNYARD_WORKER";
+pub const CHILD_ENV: &str = "RUNYARD_CHILD";
 
 /// How long a result may wait in the worker before it is sent (when the
 /// attempts after it take long; otherwise it goes with its batch).
 const FLUSH_AFTER: Duration = Duration::from_millis(5);
 
 /// Whether this process was started as a worker by a runyard engine.
-pub fn is_worker() -> bool {
-    std::env::var_os(WORKER_ENV).is_some()
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
 }
 
 /// In a worker process, runs the worker role with the tasks of `registry`
 /// and exits; elsewhere returns at once. Call it first thing in `main` of
 /// any binary that runs jobs in `process` mode, so the engine can start
 /// that binary as its workers.
-pub fn enter_if_worker_with(registry: impl FnOnce() -> Registry) {
-    if is_worker() {
-        let code = run_worker(&registry());
+pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
+    if is_child() {
+        let code = run_child(&registry());
         std::process::exit(code);
     }
 }
@@ -59,13 +59,13 @@ fn set_cloexec(fd: i32) {
 /// Runs the worker role on descriptors 3 (from the engine), 4 (to it) and
 /// 5 (the shared page) until the engine says to stop or goes away.
 /// Returns the exit code.
-pub fn run_worker(registry: &Registry) -> i32 {
-    let parent = std::env::var(WORKER_ENV)
+pub fn run_child(registry: &Registry) -> i32 {
+    let parent = std::env::var(CHILD_ENV)
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
     // Before any other thread starts: commands that tasks run must not
     // take themselves for workers.
-    std::env::remove_var(WORKER_ENV);
+    std::env::remove_var(CHILD_ENV);
     // The engine may have died between starting us and our parent-death
     // signal taking effect.
     // SAFETY: getppid has no preconditions.
@@ -121,7 +121,7 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, m: &FromWorker, flush: bool) -> io::Result<()> {
+    fn push(&self, m: &FromChild, flush: bool) -> io::Result<()> {
         let mut p = self.lock();
         m.encode(&mut p.buf);
         if flush {
@@ -166,7 +166,7 @@ impl Outbox {
     }
 }
 
-struct Worker<'a> {
+struct Serve<'a> {
     registry: &'a Registry,
     /// The engine's task numbers, mapped to this binary's.
     tasks: Vec<Option<TaskIndex>>,
@@ -192,7 +192,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
     std::thread::Builder::new()
         .name("runyard-results".into())
         .spawn(move || flusher.flusher())?;
-    let mut w = Worker {
+    let mut w = Serve {
         registry,
         tasks: Vec::new(),
         names: Vec::new(),
@@ -203,7 +203,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
         shm,
     };
     w.out.push(
-        &FromWorker::Hello {
+        &FromChild::Hello {
             version: VERSION,
             pid: std::process::id(),
         },
@@ -214,7 +214,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
             return Ok(());
         };
         match msg {
-            ToWorker::Setup {
+            ToChild::Setup {
                 version,
                 tasks,
                 report_starts,
@@ -239,15 +239,15 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 w.names = tasks;
                 w.report_starts = report_starts;
             }
-            ToWorker::Batch(attempts) => w.run_batch(attempts)?,
-            ToWorker::Shutdown => return Ok(()),
+            ToChild::Batch(attempts) => w.run_batch(attempts)?,
+            ToChild::Shutdown => return Ok(()),
         }
     }
 }
 
-impl Worker<'_> {
+impl Serve<'_> {
     /// The next message, blocking; `None` when the engine closed the pipe.
-    fn next_message(&mut self) -> io::Result<Option<ToWorker>> {
+    fn next_message(&mut self) -> io::Result<Option<ToChild>> {
         loop {
             if let Some(m) = self.reader.next_to_worker().map_err(io::Error::other)? {
                 return Ok(Some(m));
@@ -267,7 +267,7 @@ impl Worker<'_> {
                 break;
             }
             if self.report_starts {
-                let started = FromWorker::Started {
+                let started = FromChild::Started {
                     token: a.token,
                     at: started_at,
                 };
@@ -275,7 +275,7 @@ impl Worker<'_> {
             }
             let result = self.run_one(a, started_at);
             self.shm.end(i as u64);
-            self.out.push(&FromWorker::Result(result), i + 1 == n)?;
+            self.out.push(&FromChild::Result(result), i + 1 == n)?;
         }
         // A stopped batch: what ran is reported now.
         let mut p = self.out.lock();

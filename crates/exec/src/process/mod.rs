@@ -4,7 +4,7 @@
 //!
 //! Each worker process has a supervising thread in the engine. It starts
 //! the worker (the same executable, in the worker role: see
-//! [`enter_if_worker_with`]), sends it batches of attempts and reads their
+//! [`enter_if_child_with`]), sends it batches of attempts and reads their
 //! results; a page of memory they share says at every moment which attempt
 //! is running. When the worker dies, that attempt is `crashed` (with the
 //! exit code or signal), the batch's attempts that had not started go back
@@ -21,5 +21,5 @@ pub(crate) mod protocol;
 mod shm;
 mod spawn;
 
-pub use child::{enter_if_worker_with, is_worker, run_worker, WORKER_ENV};
+pub use child::{enter_if_child_with, is_child, run_child, CHILD_ENV};
 pub use pool::{ProcessConfig, ProcessPool};

@@ -12,20 +12,20 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::Child as Process;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use runyard_core::{Ended, Output, Registry, TaskError, Timestamp};
+use runyard_core::{Outcome, Output, Registry, TaskError, Timestamp};
 use serde_json::value::RawValue;
 
 use super::protocol::{
-    FrameReader, FromWorker, ToWorker, WireAttempt, WireOutcome, WireResult, VERSION,
+    FrameReader, FromChild, ToChild, WireAttempt, WireOutcome, WireResult, VERSION,
 };
 use super::shm::Shm;
 use super::spawn::{spawn, Spawned};
-use crate::attempt::{Attempt, Executor, Finished, Sink};
+use crate::attempt::{Attempt, AttemptReport, Executor, Sink};
 use crate::os;
 use crate::reaper::{self, Loan};
 
@@ -35,9 +35,9 @@ pub struct ProcessConfig {
     /// The executable to run as a worker (usually this one).
     pub program: PathBuf,
     /// Its arguments (the CLI adds a hidden subcommand; a library binary
-    /// that calls `enter_if_worker` first thing needs none).
+    /// that calls `enter_if_child` first thing needs none).
     pub args: Vec<OsString>,
-    /// Worker processes.
+    /// Child processes.
     pub workers: usize,
     /// The most attempts sent to a worker at once.
     pub batch: usize,
@@ -75,7 +75,7 @@ impl ProcessConfig {
     }
 
     /// Workers that run this executable with no arguments: for a binary
-    /// that calls `enter_if_worker` first thing in `main`.
+    /// that calls `enter_if_child` first thing in `main`.
     pub fn current_exe() -> io::Result<ProcessConfig> {
         Ok(ProcessConfig::new(
             std::env::current_exe()?,
@@ -96,7 +96,7 @@ struct Inner {
     shared: Mutex<Shared>,
     work: Condvar,
     slots: Vec<Arc<Slot>>,
-    /// Worker starts that failed in a row (for backing off).
+    /// Child starts that failed in a row (for backing off).
     failures: AtomicU32,
     /// Whether the sink wants to hear of each start.
     report_starts: bool,
@@ -216,11 +216,11 @@ impl Drop for Slot {
 }
 
 /// A live worker process as its supervisor holds it.
-struct Worker {
-    child: Child,
+struct Child {
+    process: Process,
     pid: u32,
-    to_worker: std::fs::File,
-    from_worker: std::fs::File,
+    to_child: std::fs::File,
+    from_child: std::fs::File,
     reader: FrameReader,
     shm: Arc<Shm>,
     jobs: u64,
@@ -323,7 +323,7 @@ impl Inner {
             };
             if worker
                 .as_mut()
-                .is_some_and(|w| w.child.try_wait().ok().flatten().is_some())
+                .is_some_and(|w| w.process.try_wait().ok().flatten().is_some())
             {
                 // It died while idle: nothing of this batch has run.
                 worker = None;
@@ -405,7 +405,7 @@ impl Inner {
     }
 
     /// Starts a worker and does the handshake.
-    fn start(&self, slot: &Slot) -> io::Result<Worker> {
+    fn start(&self, slot: &Slot) -> io::Result<Child> {
         let failures = self.failures.load(Ordering::Relaxed);
         if failures > 0 {
             // Starting fails (a missing binary, a worker that dies at once):
@@ -430,7 +430,7 @@ impl Inner {
         r
     }
 
-    fn start_once(&self, slot: &Slot) -> io::Result<Worker> {
+    fn start_once(&self, slot: &Slot) -> io::Result<Child> {
         let shm = Arc::new(Shm::create()?);
         let groups = slot
             .groups
@@ -438,8 +438,8 @@ impl Inner {
             .and_then(|g| Some((reaper::handoff()?, g.index())));
         let Spawned {
             child,
-            to_worker,
-            from_worker,
+            to_child,
+            from_child,
         } = spawn(
             &self.cfg.program,
             &self.cfg.args,
@@ -459,24 +459,24 @@ impl Inner {
             )
         })?;
         let pid = child.id();
-        let mut w = Worker {
-            child,
+        let mut w = Child {
+            process: child,
             pid,
-            to_worker,
-            from_worker,
+            to_child,
+            from_child,
             reader: FrameReader::default(),
             shm,
             jobs: 0,
         };
         let hello = read_with_deadline(&mut w, Instant::now() + self.cfg.startup_timeout);
-        let fail = |w: &mut Worker, msg: String| {
+        let fail = |w: &mut Child, msg: String| {
             let _ = os::kill_group(w.pid, libc::SIGKILL);
-            let _ = w.child.wait();
+            let _ = w.process.wait();
             io::Error::other(msg)
         };
         match hello {
-            Ok(Some(FromWorker::Hello { version, .. })) if version == VERSION => {}
-            Ok(Some(FromWorker::Hello { version, .. })) => {
+            Ok(Some(FromChild::Hello { version, .. })) if version == VERSION => {}
+            Ok(Some(FromChild::Hello { version, .. })) => {
                 return Err(fail(
                     &mut w,
                     format!("the worker speaks protocol {version}, the engine {VERSION}: is it the same build?"),
@@ -484,7 +484,7 @@ impl Inner {
             }
             Ok(Some(other)) => return Err(fail(&mut w, format!("the worker began with {other:?} instead of a greeting"))),
             Ok(None) => {
-                let status = w.child.wait().map(os::describe_exit).unwrap_or_default();
+                let status = w.process.wait().map(os::describe_exit).unwrap_or_default();
                 let program = self.cfg.program.display();
                 let hint = match self.cfg.memory_limit {
                     Some(b) => format!(
@@ -500,14 +500,14 @@ impl Inner {
             Err(e) => return Err(fail(&mut w, format!("no greeting from the worker: {e}"))),
         }
         let mut buf = Vec::new();
-        ToWorker::Setup {
+        ToChild::Setup {
             version: VERSION,
             tasks: self.registry.iter().map(|t| t.name().to_string()).collect(),
             report_starts: self.report_starts,
             groups: groups.map(|(_, page)| page),
         }
         .encode(&mut buf);
-        if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
+        if let Err(e) = super::protocol::write_all(&mut w.to_child, &buf) {
             return Err(fail(
                 &mut w,
                 format!("the worker went away during setup: {e}"),
@@ -525,11 +525,11 @@ impl Inner {
         self.sink.finished(
             batch
                 .into_iter()
-                .map(|a| Finished {
+                .map(|a| AttemptReport {
                     token: a.token,
                     started_at: now,
                     duration: Duration::ZERO,
-                    ended: Ended::Crashed {
+                    outcome: Outcome::Crashed {
                         message: format!("no worker process: {e}"),
                         detail: None,
                     },
@@ -540,9 +540,9 @@ impl Inner {
 
     /// Sends a batch and reads its results. `Err` when the worker is gone
     /// (the batch's unanswered attempts are dealt with by `bury`).
-    fn run_batch(&self, slot: &Slot, w: &mut Worker, batch: Vec<Attempt>) -> Result<(), Gone> {
+    fn run_batch(&self, slot: &Slot, w: &mut Child, batch: Vec<Attempt>) -> Result<(), Gone> {
         let mut buf = Vec::with_capacity(64 * batch.len());
-        ToWorker::Batch(
+        ToChild::Batch(
             batch
                 .iter()
                 .map(|a| WireAttempt {
@@ -567,11 +567,11 @@ impl Inner {
             st.batch
                 .extend(batch.into_iter().enumerate().map(|(i, a)| (i as u64, a)));
         }
-        if let Err(e) = super::protocol::write_all(&mut w.to_worker, &buf) {
+        if let Err(e) = super::protocol::write_all(&mut w.to_child, &buf) {
             // The worker is gone before it could read: nothing of this batch ran.
             let back: Vec<Attempt> = lock(&slot.state).batch.drain(..).map(|(_, a)| a).collect();
             self.give_back(back);
-            let status = w.child.wait().map(os::describe_exit).unwrap_or_default();
+            let status = w.process.wait().map(os::describe_exit).unwrap_or_default();
             return Err(Gone::Crashed {
                 message: format!("the worker {status} ({e})"),
                 detail: serde_json::Value::Null,
@@ -595,7 +595,7 @@ impl Inner {
                             self.give_back(back);
                             return Err(Gone::Cancelled { token });
                         }
-                        // Ended: its result is on its way.
+                        // Outcome: its result is on its way.
                         Some(_) => {}
                     }
                 }
@@ -603,10 +603,10 @@ impl Inner {
                     return Err(Gone::TimedOut { token, after });
                 }
             }
-            match poll2(w.from_worker.as_raw_fd(), slot.wake_r, period) {
+            match poll2(w.from_child.as_raw_fd(), slot.wake_r, period) {
                 Ready::Timeout => {}
                 Ready::Wake => slot.drain_wakes(),
-                Ready::Data => match w.reader.fill(&mut w.from_worker) {
+                Ready::Data => match w.reader.fill(&mut w.from_child) {
                     Ok(true) => {
                         let taken = self.take_results(slot, w, &mut starts, &mut done);
                         // Outside the slot's lock, starts before ends, and
@@ -631,7 +631,7 @@ impl Inner {
                         }
                     }
                     Ok(false) | Err(_) => {
-                        let status = w.child.wait();
+                        let status = w.process.wait();
                         let (message, detail) = match status {
                             Ok(s) => {
                                 let (code, signal) = os::exit_parts(s);
@@ -669,15 +669,15 @@ impl Inner {
     fn take_results(
         &self,
         slot: &Slot,
-        w: &mut Worker,
+        w: &mut Child,
         starts: &mut Vec<(u64, Timestamp)>,
-        done: &mut Vec<Finished>,
+        done: &mut Vec<AttemptReport>,
     ) -> Result<(), String> {
         let mut st = lock(&slot.state);
         loop {
             let r = match w.reader.next_from_worker() {
-                Ok(Some(FromWorker::Result(r))) => r,
-                Ok(Some(FromWorker::Started { token, at })) => {
+                Ok(Some(FromChild::Result(r))) => r,
+                Ok(Some(FromChild::Started { token, at })) => {
                     if st.batch.iter().any(|(_, a)| a.token == token) {
                         starts.push((token, at));
                     }
@@ -697,11 +697,11 @@ impl Inner {
             self.avg_us
                 .store(avg - avg / 8 + r.duration_us / 8, Ordering::Relaxed);
             let (started_at, duration, ended) = to_ended(r);
-            done.push(Finished {
+            done.push(AttemptReport {
                 token: a.token,
                 started_at,
                 duration,
-                ended,
+                outcome: ended,
             });
         }
     }
@@ -711,7 +711,7 @@ impl Inner {
     /// nothing running to blame, the batch's first attempt is blamed only
     /// when `blame_first` (crashes outside attempts, again and again, must
     /// not loop). Returns whether an attempt was blamed.
-    fn bury(&self, slot: &Slot, mut w: Worker, gone: Gone, blame_first: bool) -> bool {
+    fn bury(&self, slot: &Slot, mut w: Child, gone: Gone, blame_first: bool) -> bool {
         // Nothing more starts, whatever the worker is doing.
         w.shm.stop();
         let target = match gone {
@@ -721,7 +721,7 @@ impl Inner {
             }
             Gone::Crashed { .. } => {
                 let _ = os::kill_group(w.pid, libc::SIGKILL);
-                let _ = w.child.wait();
+                let _ = w.process.wait();
                 slot.end_commands();
                 None
             }
@@ -749,20 +749,20 @@ impl Inner {
         if let Some((_, a)) = &blamed {
             let started_at = Timestamp::from_micros(started_us);
             let ended = match gone {
-                Gone::Crashed { message, detail } => Ended::Crashed {
+                Gone::Crashed { message, detail } => Outcome::Crashed {
                     message,
                     detail: (!detail.is_null())
                         .then(|| serde_json::value::to_raw_value(&detail).ok())
                         .flatten(),
                 },
-                Gone::TimedOut { after, .. } => Ended::TimedOut(after),
-                Gone::Cancelled { .. } => Ended::Cancelled,
+                Gone::TimedOut { after, .. } => Outcome::TimedOut(after),
+                Gone::Cancelled { .. } => Outcome::Cancelled,
             };
-            self.sink.finished(vec![Finished {
+            self.sink.finished(vec![AttemptReport {
                 token: a.token,
                 started_at,
                 duration: Timestamp::now().since(started_at),
-                ended,
+                outcome: ended,
             }]);
         }
         // Not started, or ended with a result that died with the worker:
@@ -771,12 +771,12 @@ impl Inner {
         blamed.is_some()
     }
 
-    fn should_recycle(&self, w: &Worker) -> bool {
+    fn should_recycle(&self, w: &Child) -> bool {
         self.cfg.max_jobs_per_worker.is_some_and(|m| w.jobs >= m) || self.too_big(w)
     }
 
     /// Whether a worker's resident memory is above `max_worker_rss`.
-    fn too_big(&self, w: &Worker) -> bool {
+    fn too_big(&self, w: &Child) -> bool {
         self.cfg
             .max_worker_rss
             .is_some_and(|m| os::rss_bytes(w.pid).is_some_and(|rss| rss > m))
@@ -785,12 +785,12 @@ impl Inner {
     /// Ends a worker that is running an attempt, with the commands it
     /// started: SIGTERM to the worker's process group and to theirs, then,
     /// after the grace, SIGKILL to whatever is left of any of them.
-    fn end_gracefully(&self, slot: &Slot, w: &mut Worker) {
+    fn end_gracefully(&self, slot: &Slot, w: &mut Child) {
         let deadline = Instant::now() + self.cfg.kill_grace;
         if let Some(g) = &slot.groups {
             g.signal_all(libc::SIGTERM);
         }
-        let _ = os::stop_group(&mut w.child, self.cfg.kill_grace);
+        let _ = os::stop_group(&mut w.process, self.cfg.kill_grace);
         // The worker is gone (it seldom outlives a SIGTERM); its commands
         // have what is left of the grace.
         if let Some(g) = &slot.groups {
@@ -803,13 +803,13 @@ impl Inner {
 
     /// Asks a worker to exit, and makes sure it does, and that nothing it
     /// started is left.
-    fn stop(&self, slot: &Slot, mut w: Worker) {
+    fn stop(&self, slot: &Slot, mut w: Child) {
         let mut b = Vec::new();
-        ToWorker::Shutdown.encode(&mut b);
-        let _ = super::protocol::write_all(&mut w.to_worker, &b);
+        ToChild::Shutdown.encode(&mut b);
+        let _ = super::protocol::write_all(&mut w.to_child, &b);
         let deadline = Instant::now() + self.cfg.kill_grace;
         let exited = loop {
-            if let Ok(Some(_)) = w.child.try_wait() {
+            if let Ok(Some(_)) = w.process.try_wait() {
                 break true;
             }
             if Instant::now() >= deadline {
@@ -818,19 +818,19 @@ impl Inner {
             std::thread::sleep(Duration::from_millis(2));
         };
         if !exited {
-            let _ = os::stop_group(&mut w.child, Duration::ZERO);
+            let _ = os::stop_group(&mut w.process, Duration::ZERO);
         }
         slot.end_commands();
     }
 }
 
 /// A result as the sink takes it.
-fn to_ended(r: WireResult) -> (Timestamp, Duration, Ended) {
+fn to_ended(r: WireResult) -> (Timestamp, Duration, Outcome) {
     let duration = Duration::from_micros(r.duration_us);
     let ended = match r.outcome {
         WireOutcome::Succeeded(text) => match Output::from_json(&text) {
-            Ok(out) => Ended::Succeeded(out),
-            Err(e) => Ended::Failed(TaskError::permanent(format!(
+            Ok(out) => Outcome::Succeeded(out),
+            Err(e) => Outcome::Failed(TaskError::permanent(format!(
                 "the worker sent an unreadable output: {e}"
             ))),
         },
@@ -843,9 +843,9 @@ fn to_ended(r: WireResult) -> (Timestamp, Duration, Ended) {
             if let Some(raw) = detail.and_then(|d| RawValue::from_string(d).ok()) {
                 e = e.with_detail(&raw);
             }
-            Ended::Failed(e)
+            Outcome::Failed(e)
         }
-        WireOutcome::Panicked(m) => Ended::Panicked(m),
+        WireOutcome::Panicked(m) => Outcome::Panicked(m),
     };
     (r.started_at, duration, ended)
 }
@@ -888,7 +888,7 @@ fn poll2(data: RawFd, wake: RawFd, timeout: Option<Duration>) -> Ready {
 }
 
 /// Reads one message from a new worker, within a deadline.
-fn read_with_deadline(w: &mut Worker, deadline: Instant) -> io::Result<Option<FromWorker>> {
+fn read_with_deadline(w: &mut Child, deadline: Instant) -> io::Result<Option<FromChild>> {
     loop {
         if let Some(m) = w.reader.next_from_worker().map_err(io::Error::other)? {
             return Ok(Some(m));
@@ -898,7 +898,7 @@ fn read_with_deadline(w: &mut Worker, deadline: Instant) -> io::Result<Option<Fr
             return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         }
         let mut pfd = libc::pollfd {
-            fd: w.from_worker.as_raw_fd(),
+            fd: w.from_child.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -910,7 +910,7 @@ fn read_with_deadline(w: &mut Worker, deadline: Instant) -> io::Result<Option<Fr
                 left.as_millis().clamp(1, i32::MAX as u128) as i32,
             )
         };
-        if n > 0 && !w.reader.fill(&mut w.from_worker)? {
+        if n > 0 && !w.reader.fill(&mut w.from_child)? {
             return Ok(None);
         }
     }

@@ -145,7 +145,7 @@ pub(crate) struct WireResult {
 
 /// A message from the engine to a worker.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ToWorker {
+pub(crate) enum ToChild {
     Setup {
         version: u32,
         tasks: Vec<String>,
@@ -161,7 +161,7 @@ pub(crate) enum ToWorker {
 
 /// A message from a worker to the engine.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum FromWorker {
+pub(crate) enum FromChild {
     Hello { version: u32, pid: u32 },
     Started { token: u64, at: Timestamp },
     Result(WireResult),
@@ -280,11 +280,11 @@ impl<'a> Dec<'a> {
     }
 }
 
-impl ToWorker {
+impl ToChild {
     /// Appends this message's frame to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            ToWorker::Setup {
+            ToChild::Setup {
                 version,
                 tasks,
                 report_starts,
@@ -301,7 +301,7 @@ impl ToWorker {
                 e.u32(groups.unwrap_or(0));
                 e.finish(out);
             }
-            ToWorker::Batch(attempts) => {
+            ToChild::Batch(attempts) => {
                 let mut e = Enc::frame(BATCH);
                 e.u32(attempts.len() as u32);
                 for a in attempts {
@@ -313,11 +313,11 @@ impl ToWorker {
                 }
                 e.finish(out);
             }
-            ToWorker::Shutdown => Enc::frame(SHUTDOWN).finish(out),
+            ToChild::Shutdown => Enc::frame(SHUTDOWN).finish(out),
         }
     }
 
-    fn decode(kind: u8, body: &[u8]) -> Result<ToWorker, ProtocolError> {
+    fn decode(kind: u8, body: &[u8]) -> Result<ToChild, ProtocolError> {
         let m = match kind {
             SETUP => {
                 let mut d = Dec::new("Setup", body);
@@ -328,7 +328,7 @@ impl ToWorker {
                 let has_groups = d.u8("groups")? != 0;
                 let page = d.u32("groups")?;
                 d.done()?;
-                ToWorker::Setup {
+                ToChild::Setup {
                     version,
                     tasks,
                     report_starts,
@@ -349,11 +349,11 @@ impl ToWorker {
                     });
                 }
                 d.done()?;
-                ToWorker::Batch(v)
+                ToChild::Batch(v)
             }
             SHUTDOWN => {
                 Dec::new("Shutdown", body).done()?;
-                ToWorker::Shutdown
+                ToChild::Shutdown
             }
             other => {
                 return Err(ProtocolError::Kind {
@@ -366,23 +366,23 @@ impl ToWorker {
     }
 }
 
-impl FromWorker {
+impl FromChild {
     /// Appends this message's frame to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            FromWorker::Hello { version, pid } => {
+            FromChild::Hello { version, pid } => {
                 let mut e = Enc::frame(HELLO);
                 e.u32(*version);
                 e.u32(*pid);
                 e.finish(out);
             }
-            FromWorker::Started { token, at } => {
+            FromChild::Started { token, at } => {
                 let mut e = Enc::frame(STARTED);
                 e.u64(*token);
                 e.i64(at.as_micros());
                 e.finish(out);
             }
-            FromWorker::Result(r) => {
+            FromChild::Result(r) => {
                 let mut e = Enc::frame(RESULT);
                 e.u64(r.token);
                 e.i64(r.started_at.as_micros());
@@ -418,11 +418,11 @@ impl FromWorker {
         }
     }
 
-    fn decode(kind: u8, body: &[u8]) -> Result<FromWorker, ProtocolError> {
+    fn decode(kind: u8, body: &[u8]) -> Result<FromChild, ProtocolError> {
         let m = match kind {
             HELLO => {
                 let mut d = Dec::new("Hello", body);
-                let m = FromWorker::Hello {
+                let m = FromChild::Hello {
                     version: d.u32("version")?,
                     pid: d.u32("pid")?,
                 };
@@ -431,7 +431,7 @@ impl FromWorker {
             }
             STARTED => {
                 let mut d = Dec::new("Started", body);
-                let m = FromWorker::Started {
+                let m = FromChild::Started {
                     token: d.u64("token")?,
                     at: Timestamp::from_micros(d.i64("at")?),
                 };
@@ -482,7 +482,7 @@ impl FromWorker {
                     }
                 };
                 d.done()?;
-                FromWorker::Result(WireResult {
+                FromChild::Result(WireResult {
                     token,
                     started_at,
                     duration_us,
@@ -587,17 +587,17 @@ impl FrameReader {
     }
 
     /// The next message from a worker, if a whole one has arrived.
-    pub(crate) fn next_from_worker(&mut self) -> Result<Option<FromWorker>, ProtocolError> {
+    pub(crate) fn next_from_worker(&mut self) -> Result<Option<FromChild>, ProtocolError> {
         match self.next_raw()? {
-            Some((kind, body)) => FromWorker::decode(kind, body).map(Some),
+            Some((kind, body)) => FromChild::decode(kind, body).map(Some),
             None => Ok(None),
         }
     }
 
     /// The next message from the engine, if a whole one has arrived.
-    pub(crate) fn next_to_worker(&mut self) -> Result<Option<ToWorker>, ProtocolError> {
+    pub(crate) fn next_to_worker(&mut self) -> Result<Option<ToChild>, ProtocolError> {
         match self.next_raw()? {
-            Some((kind, body)) => ToWorker::decode(kind, body).map(Some),
+            Some((kind, body)) => ToChild::decode(kind, body).map(Some),
             None => Ok(None),
         }
     }
@@ -612,7 +612,7 @@ pub(crate) fn write_all(w: &mut impl Write, buf: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn roundtrip_to(m: ToWorker) {
+    fn roundtrip_to(m: ToChild) {
         let mut buf = Vec::new();
         m.encode(&mut buf);
         let mut r = FrameReader::default();
@@ -621,7 +621,7 @@ mod tests {
         assert_eq!(r.next_to_worker().unwrap(), None);
     }
 
-    fn roundtrip_from(m: FromWorker) {
+    fn roundtrip_from(m: FromChild) {
         let mut buf = Vec::new();
         m.encode(&mut buf);
         let mut r = FrameReader::default();
@@ -631,19 +631,19 @@ mod tests {
 
     #[test]
     fn every_message_round_trips() {
-        roundtrip_to(ToWorker::Setup {
+        roundtrip_to(ToChild::Setup {
             version: VERSION,
             tasks: vec!["cpu".into(), "ünïcode".into()],
             report_starts: true,
             groups: Some(3),
         });
-        roundtrip_to(ToWorker::Setup {
+        roundtrip_to(ToChild::Setup {
             version: VERSION,
             tasks: vec![],
             report_starts: false,
             groups: None,
         });
-        roundtrip_to(ToWorker::Batch(vec![
+        roundtrip_to(ToChild::Batch(vec![
             WireAttempt {
                 token: 1 << 40,
                 task: 3,
@@ -659,12 +659,12 @@ mod tests {
                 params: "{}".into(),
             },
         ]));
-        roundtrip_to(ToWorker::Shutdown);
-        roundtrip_from(FromWorker::Hello {
+        roundtrip_to(ToChild::Shutdown);
+        roundtrip_from(FromChild::Hello {
             version: 1,
             pid: 42,
         });
-        roundtrip_from(FromWorker::Started {
+        roundtrip_from(FromChild::Started {
             token: 3,
             at: Timestamp::from_micros(1_700_000_000_000_001),
         });
@@ -682,7 +682,7 @@ mod tests {
             },
             WireOutcome::Panicked("boom".into()),
         ] {
-            roundtrip_from(FromWorker::Result(WireResult {
+            roundtrip_from(FromChild::Result(WireResult {
                 token: 7,
                 started_at: Timestamp::from_micros(1_700_000_000_000_000),
                 duration_us: 12,
@@ -695,13 +695,13 @@ mod tests {
     fn frames_split_across_reads_are_reassembled() {
         let mut buf = Vec::new();
         for i in 0..100 {
-            FromWorker::Hello { version: i, pid: i }.encode(&mut buf);
+            FromChild::Hello { version: i, pid: i }.encode(&mut buf);
         }
         let mut r = FrameReader::default();
         let mut got = 0;
         for chunk in buf.chunks(7) {
             r.fill(&mut &chunk[..]).unwrap();
-            while let Some(FromWorker::Hello { version, .. }) = r.next_from_worker().unwrap() {
+            while let Some(FromChild::Hello { version, .. }) = r.next_from_worker().unwrap() {
                 assert_eq!(version, got);
                 got += 1;
             }
@@ -744,7 +744,7 @@ mod tests {
             "[a-zé\\PC{}\"]{0,12}"
         }
 
-        fn to_worker() -> impl Strategy<Value = ToWorker> {
+        fn to_worker() -> impl Strategy<Value = ToChild> {
             let attempt = (
                 any::<u64>(),
                 any::<u32>(),
@@ -767,19 +767,19 @@ mod tests {
                     any::<Option<u32>>()
                 )
                     .prop_map(|(version, tasks, report_starts, groups)| {
-                        ToWorker::Setup {
+                        ToChild::Setup {
                             version,
                             tasks,
                             report_starts,
                             groups,
                         }
                     }),
-                vec(attempt, 0..4).prop_map(ToWorker::Batch),
-                Just(ToWorker::Shutdown),
+                vec(attempt, 0..4).prop_map(ToChild::Batch),
+                Just(ToChild::Shutdown),
             ]
         }
 
-        fn from_worker() -> impl Strategy<Value = FromWorker> {
+        fn from_worker() -> impl Strategy<Value = FromChild> {
             let intent = prop_oneof![
                 Just(ErrorIntent::Retryable),
                 Just(ErrorIntent::Permanent),
@@ -799,13 +799,13 @@ mod tests {
             ];
             prop_oneof![
                 (any::<u32>(), any::<u32>())
-                    .prop_map(|(version, pid)| FromWorker::Hello { version, pid }),
-                (any::<u64>(), any::<i64>()).prop_map(|(token, at)| FromWorker::Started {
+                    .prop_map(|(version, pid)| FromChild::Hello { version, pid }),
+                (any::<u64>(), any::<i64>()).prop_map(|(token, at)| FromChild::Started {
                     token,
                     at: Timestamp::from_micros(at),
                 }),
                 (any::<u64>(), any::<i64>(), any::<u64>(), outcome).prop_map(
-                    |(token, at, duration_us, outcome)| FromWorker::Result(WireResult {
+                    |(token, at, duration_us, outcome)| FromChild::Result(WireResult {
                         token,
                         started_at: Timestamp::from_micros(at),
                         duration_us,

@@ -45,7 +45,7 @@ impl Shm {
     /// A new page (a memfd, to hand to a worker).
     pub(crate) fn create() -> io::Result<Shm> {
         // SAFETY: a name and flags; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"runyard-worker".as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe { libc::memfd_create(c"runyard-engine".as_ptr(), libc::MFD_CLOEXEC) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }

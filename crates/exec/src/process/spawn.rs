@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::child::WORKER_ENV;
+use super::child::CHILD_ENV;
 use crate::os;
 use crate::reaper::{WORKER_LIFE_FD, WORKER_TABLE_FD};
 
@@ -23,8 +23,8 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// A running worker process and the engine's ends of its pipes.
 pub(crate) struct Spawned {
     pub(crate) child: Child,
-    pub(crate) to_worker: File,
-    pub(crate) from_worker: File,
+    pub(crate) to_child: File,
+    pub(crate) from_child: File,
 }
 
 /// Starts `program args` as a worker, handing it `shm` as descriptor 5,
@@ -41,7 +41,7 @@ pub(crate) fn spawn(
     let (req_r_fd, resp_w_fd) = (req_r.as_raw_fd(), resp_w.as_raw_fd());
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .env(WORKER_ENV, std::process::id().to_string())
+        .env(CHILD_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -78,7 +78,7 @@ pub(crate) fn spawn(
     // the engine keeps only its own ends.
     Ok(Spawned {
         child,
-        to_worker: File::from(req_w),
-        from_worker: File::from(resp_r),
+        to_child: File::from(req_w),
+        from_child: File::from(resp_r),
     })
 }

@@ -38,9 +38,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use runyard_core::{CancelToken, Context, Ended, Registry, Timestamp};
+use runyard_core::{CancelToken, Context, Outcome, Registry, Timestamp};
 
-use crate::attempt::{Attempt, Epoch, Executor, Finished, Sink};
+use crate::attempt::{Attempt, AttemptReport, Epoch, Executor, Sink};
 use crate::panic::catch_panic;
 use crate::spin::spin_until;
 use crate::watchdog::{Watchdog, Watched};
@@ -139,7 +139,7 @@ pub(crate) struct Slot {
 struct SlotState {
     local: VecDeque<Attempt>,
     current: Option<Current>,
-    done: Vec<Finished>,
+    done: Vec<AttemptReport>,
     seq: u64,
     abandoned: bool,
 }
@@ -347,9 +347,9 @@ impl Inner {
             drop(ctx);
             let duration = started.elapsed();
             let ended = match result {
-                Ok(Ok(out)) => Ended::Succeeded(out),
-                Ok(Err(e)) => Ended::Failed(e),
-                Err(msg) => Ended::Panicked(msg),
+                Ok(Ok(out)) => Outcome::Succeeded(out),
+                Ok(Err(e)) => Outcome::Failed(e),
+                Err(msg) => Outcome::Panicked(msg),
             };
             let mut st = lock(&slot.state);
             if st.current.take().is_none() {
@@ -357,11 +357,11 @@ impl Inner {
                 // new thread has taken this one's place.
                 return;
             }
-            st.done.push(Finished {
+            st.done.push(AttemptReport {
                 token: att.token,
                 started_at,
                 duration,
-                ended,
+                outcome: ended,
             });
             oldest_done.get_or_insert(started + duration);
             if st.done.len() >= FLUSH_LEN {
@@ -488,12 +488,12 @@ impl Inner {
         Some(Abandoned { current })
     }
 
-    fn ended(&self, a: Abandoned, ended: Ended) {
-        self.sink.finished(vec![Finished {
+    fn ended(&self, a: Abandoned, ended: Outcome) {
+        self.sink.finished(vec![AttemptReport {
             token: a.current.token,
             started_at: a.current.started_at,
             duration: a.current.started.elapsed(),
-            ended,
+            outcome: ended,
         }]);
     }
 }
@@ -526,7 +526,7 @@ impl Watched for Inner {
             } else {
                 timeout
             };
-            self.ended(a, Ended::TimedOut(ended));
+            self.ended(a, Outcome::TimedOut(ended));
         }
     }
 
@@ -644,7 +644,7 @@ impl Executor for ThreadPool {
                 }
             };
             if let Some(a) = Inner::abandon(&self.inner, &s, Some(seq)) {
-                self.inner.ended(a, Ended::Cancelled);
+                self.inner.ended(a, Outcome::Cancelled);
             }
             break;
         }
@@ -656,7 +656,7 @@ impl Executor for ThreadPool {
         let slots = lock(&self.inner.shared).slots.clone();
         for s in slots {
             if let Some(a) = Inner::abandon(&self.inner, &s, None) {
-                self.inner.ended(a, Ended::Cancelled);
+                self.inner.ended(a, Outcome::Cancelled);
             }
         }
         let mut rest = self.take_unstarted();
@@ -715,9 +715,9 @@ mod tests {
         }
     }
 
-    struct Chan(Mutex<Sender<Finished>>);
+    struct Chan(Mutex<Sender<AttemptReport>>);
     impl Sink for Chan {
-        fn finished(&self, batch: Vec<Finished>) {
+        fn finished(&self, batch: Vec<AttemptReport>) {
             let tx = lock(&self.0);
             for f in batch {
                 let _ = tx.send(f);
@@ -736,7 +736,7 @@ mod tests {
                 .build()
                 .unwrap(),
         );
-        let (tx, rx): (_, Receiver<Finished>) = channel();
+        let (tx, rx): (_, Receiver<AttemptReport>) = channel();
         let pool = ThreadPool::new(
             PoolConfig::elastic("t", 4),
             Arc::clone(&reg),
@@ -768,7 +768,11 @@ mod tests {
                 let f = rx
                     .recv_timeout(Duration::from_secs(60))
                     .expect("the attempts run once threads start");
-                assert!(matches!(f.ended, Ended::Succeeded(_)), "{:?}", f.ended);
+                assert!(
+                    matches!(f.outcome, Outcome::Succeeded(_)),
+                    "{:?}",
+                    f.outcome
+                );
                 f.token
             })
             .collect();

@@ -41,7 +41,7 @@ pub struct EngineConfig {
     pub worker_name: String,
     /// Claim only jobs of these tasks (all when `None`).
     pub tasks: Option<Vec<TaskName>>,
-    /// Finish when the queue has no unfinished jobs left and the run is
+    /// Verdict when the queue has no unfinished jobs left and the run is
     /// closed; a long-running worker sets this to false.
     pub exit_when_drained: bool,
     /// Hand executors more attempts than they run at once, so a thread

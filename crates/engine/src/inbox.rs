@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::Timestamp;
-use runyard_exec::{Finished, Sink};
+use runyard_exec::{AttemptReport, Sink};
 
 /// Records handed to the dispatcher's writer thread, and what became of them.
 pub(crate) struct Written {
@@ -37,7 +37,7 @@ pub(crate) struct Inbox {
 /// What the dispatcher takes out of its inbox in one go.
 #[derive(Default)]
 pub(crate) struct Mail {
-    pub(crate) finished: Vec<Finished>,
+    pub(crate) finished: Vec<AttemptReport>,
     pub(crate) started: Vec<(u64, Timestamp)>,
     pub(crate) interrupts: u32,
     pub(crate) closed: bool,
@@ -150,7 +150,7 @@ pub(crate) struct InboxSink {
 }
 
 impl Sink for InboxSink {
-    fn finished(&self, batch: Vec<Finished>) {
+    fn finished(&self, batch: Vec<AttemptReport>) {
         {
             let mut st = self.inbox.lock();
             if st.finished.is_empty() {

@@ -21,12 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    AttemptError, AttemptRecord, Ended, Event, GiveUpReason, JobId, JobSettings, Outcome,
+    AttemptError, AttemptRecord, Event, GiveUpReason, JobId, JobSettings, Outcome, OutcomeKind,
     QueuedReason, RetryDecision, TaskIndex, Timestamp,
 };
 use runyard_exec::process::ProcessPool;
 use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
-use runyard_queue::{Claimed, Completion, Finish, Lease, Queue, QueueError, Rescue, TaskName};
+use runyard_queue::{Claimed, Completion, Lease, Queue, QueueError, Rescue, TaskName, Verdict};
 
 use crate::config::cores;
 use crate::engine::{EngineInner, RunOutcome, Tally};
@@ -570,7 +570,7 @@ impl Dispatcher {
         let now = self.queue.now();
         let record = AttemptRecord::new(
             attempt,
-            Outcome::Failed,
+            OutcomeKind::Failed,
             now,
             Duration::ZERO,
             now.since(ready_at),
@@ -585,7 +585,7 @@ impl Dispatcher {
             Completion {
                 lease: Lease { job: id, attempt },
                 record,
-                finish: Finish::Dead,
+                verdict: Verdict::Dead,
             },
         );
     }
@@ -603,7 +603,11 @@ impl Dispatcher {
     /// claim lost before it started does not cost an attempt), except for
     /// attempts that have already `finished`: their outcome, written next,
     /// records them whole.
-    fn on_started(&mut self, started: Vec<(u64, Timestamp)>, finished: &[runyard_exec::Finished]) {
+    fn on_started(
+        &mut self,
+        started: Vec<(u64, Timestamp)>,
+        finished: &[runyard_exec::AttemptReport],
+    ) {
         if started.is_empty() {
             return;
         }
@@ -642,7 +646,7 @@ impl Dispatcher {
         }
     }
 
-    fn on_finished(&mut self, finished: Vec<runyard_exec::Finished>) {
+    fn on_finished(&mut self, finished: Vec<runyard_exec::AttemptReport>) {
         for f in finished {
             let Some(e) = self.running.remove(f.token) else {
                 // An attempt already accounted for (lost lease, given up).
@@ -654,30 +658,30 @@ impl Dispatcher {
             if !self.blocked.is_empty() {
                 self.unblock(e.task, e.lane);
             }
-            self.end_attempt(e, f.started_at, f.duration, f.ended);
+            self.end_attempt(e, f.started_at, f.duration, f.outcome);
         }
     }
 
     /// Applies the retry policy to an attempt's end and queues its record.
-    fn end_attempt(&mut self, e: Entry, started_at: Timestamp, duration: Duration, ended: Ended) {
-        let outcome = ended.outcome();
+    fn end_attempt(&mut self, e: Entry, started_at: Timestamp, duration: Duration, ended: Outcome) {
+        let outcome = ended.kind();
         let intent = ended.intent();
         let (output, error) = ended.into_parts();
-        if outcome != Outcome::Succeeded {
+        if outcome != OutcomeKind::Succeeded {
             self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
         }
-        let finish = match outcome {
-            Outcome::Succeeded => Finish::Succeeded(output),
-            Outcome::Cancelled if e.cancel_requested || !self.durable => Finish::Cancelled,
-            Outcome::Cancelled => {
+        let verdict = match outcome {
+            OutcomeKind::Succeeded => Verdict::Succeeded(output),
+            OutcomeKind::Cancelled if e.cancel_requested || !self.durable => Verdict::Cancelled,
+            OutcomeKind::Cancelled => {
                 // Stopped by a shutdown: a durable queue keeps the job for the
                 // next run; the interrupted attempt counts.
                 if e.attempt < e.settings.max_attempts {
-                    Finish::Retry {
+                    Verdict::Retry {
                         at: self.queue.now(),
                     }
                 } else {
-                    Finish::Dead
+                    Verdict::Dead
                 }
             }
             _ => match e
@@ -685,11 +689,11 @@ impl Dispatcher {
                 .policy()
                 .decide(e.attempt, intent, self.rng.f64())
             {
-                RetryDecision::Retry(d) => Finish::Retry {
+                RetryDecision::Retry(d) => Verdict::Retry {
                     at: self.queue.now() + d,
                 },
                 RetryDecision::GiveUp(GiveUpReason::Permanent | GiveUpReason::Exhausted) => {
-                    Finish::Dead
+                    Verdict::Dead
                 }
             },
         };
@@ -707,7 +711,7 @@ impl Dispatcher {
             Completion {
                 lease: e.lease(),
                 record,
-                finish,
+                verdict,
             },
         );
     }
@@ -717,15 +721,15 @@ impl Dispatcher {
         let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
         let at = self.queue.now();
         let error = r.error_message().unwrap_or("");
-        let ev = match &c.finish {
-            Finish::Succeeded(_) => Event::Succeeded {
+        let ev = match &c.verdict {
+            Verdict::Succeeded(_) => Event::Succeeded {
                 job,
                 task,
                 at,
                 attempt,
                 duration_ms: ms(r.duration()),
             },
-            Finish::Retry { at: run_at } => Event::Scheduled {
+            Verdict::Retry { at: run_at } => Event::Scheduled {
                 job,
                 task,
                 at,
@@ -736,7 +740,7 @@ impl Dispatcher {
                 delay_ms: ms(run_at.since(at)),
                 run_at: *run_at,
             },
-            Finish::Dead => Event::Dead {
+            Verdict::Dead => Event::Dead {
                 job,
                 task,
                 at,
@@ -745,7 +749,7 @@ impl Dispatcher {
                 duration_ms: ms(r.duration()),
                 error,
             },
-            Finish::Cancelled => Event::Cancelled {
+            Verdict::Cancelled => Event::Cancelled {
                 job,
                 task,
                 at,
@@ -950,7 +954,7 @@ impl Dispatcher {
             let e = self.running.remove(token).expect("present");
             self.drop_waiting(token, &e);
             let now = self.queue.now();
-            self.end_attempt(e, now, Duration::ZERO, Ended::Cancelled);
+            self.end_attempt(e, now, Duration::ZERO, Outcome::Cancelled);
             return;
         };
         if unstarted.is_some() {
@@ -960,7 +964,7 @@ impl Dispatcher {
             self.global_inflight -= 1;
             self.task_running[e.task.0 as usize] -= 1;
             let now = self.queue.now();
-            self.end_attempt(e, now, Duration::ZERO, Ended::Cancelled);
+            self.end_attempt(e, now, Duration::ZERO, Outcome::Cancelled);
         }
     }
 
@@ -1033,7 +1037,7 @@ impl Dispatcher {
             let e = self.running.remove(token).expect("listed");
             self.forget(token, &e);
             let started = e.started_at.unwrap_or(now);
-            self.end_attempt(e, started, now.since(started), Ended::Cancelled);
+            self.end_attempt(e, started, now.since(started), Outcome::Cancelled);
         }
     }
 
