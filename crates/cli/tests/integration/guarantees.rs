@@ -55,6 +55,12 @@ fn nothing_is_lost_and_every_failure_is_contained_in_auto_mode() {
 
 fn nothing_is_lost_and_every_failure_is_contained_in(mode: &str) {
     let d = Dir::new();
+    let sleeps = d.path("sleeps.toml");
+    std::fs::write(
+        &sleeps,
+        "[[job]]\ntask = \"sleep\"\nparams = { duration = \"1h\" }\ncount = 20\ntimeout = \"20ms\"\n",
+    )
+    .unwrap();
     let (code, r) = report(
         &d,
         &[
@@ -71,9 +77,10 @@ fn nothing_is_lost_and_every_failure_is_contained_in(mode: &str) {
             "fail:k=1*400",
             "fail:permanent=true*200",
             "panic*300",
-            "sleep:duration=1h*20",
-            "--timeout",
-            "20ms",
+            // Only the sleeps have a timeout (from the file): a short one
+            // on every job would time out quick ones on a loaded machine.
+            "-f",
+            sleeps.to_str().unwrap(),
             "cpu:n=1000*280",
         ],
     );

@@ -135,10 +135,12 @@ fn retries_and_timeouts_on_flaky_and_hanging_commands() {
     let state = d.path("state");
     std::fs::create_dir(&state).unwrap();
     // Input i: fails on its first run when i % 3 == 0, hangs (with a child of
-    // its own) when i % 7 == 0, succeeds otherwise.
+    // its own) when i % 7 == 0, succeeds otherwise. The hanging sleeps carry
+    // this test's own number, so that looking for leftovers finds only them.
+    let hang = format!("sleep {}", 3_000_000 + std::process::id());
     let script = format!(
         r#"i=$1; mark={}/$i
-if [ $((i % 7)) -eq 0 ]; then sleep 3600 & sleep 3600; fi
+if [ $((i % 7)) -eq 0 ]; then {hang} & {hang}; fi
 if [ $((i % 3)) -eq 0 ] && [ ! -e $mark ]; then touch $mark; exit 9; fi
 echo done-$i"#,
         state.display()
@@ -152,8 +154,10 @@ echo done-$i"#,
             "2",
             "--backoff",
             "none",
+            // Long enough that a quick command never reaches it on a loaded
+            // machine; only the hanging ones do.
             "--timeout",
-            "300ms",
+            "3s",
             "--json",
             report.to_str().unwrap(),
             "sh",
@@ -195,11 +199,8 @@ echo done-$i"#,
         r.stdout.lines().filter(|l| l.starts_with("done-")).count(),
         60 - 8
     );
-    // No `sleep 3600` of this test is left: each timed-out group was killed.
-    let left = Command::new("pgrep")
-        .args(["-f", "sleep 3600"])
-        .output()
-        .unwrap();
+    // No hanging sleep of this test is left: each timed-out group was killed.
+    let left = Command::new("pgrep").args(["-f", &hang]).output().unwrap();
     assert!(
         left.stdout.is_empty(),
         "processes left behind: {}",
