@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -361,10 +361,10 @@ struct Stream {
 }
 
 impl Stream {
-    fn of<R: Read + AsRawFd + 'static>(pipe: Option<R>) -> io::Result<Stream> {
+    fn of<R: Read + AsFd + AsRawFd + 'static>(pipe: Option<R>) -> io::Result<Stream> {
         Ok(match pipe {
             Some(p) => {
-                os::set_nonblocking(p.as_raw_fd())?;
+                os::set_nonblocking(&p)?;
                 Stream {
                     fd: p.as_raw_fd(),
                     reader: Some(Box::new(p)),
@@ -435,7 +435,7 @@ impl Pipes {
     fn new(group: &mut CommandGroup, input: Option<Vec<u8>>, keep: u64) -> io::Result<Pipes> {
         let feed = match (group.take_stdin(), input) {
             (Some(pipe), Some(bytes)) => {
-                os::set_nonblocking(pipe.as_raw_fd())?;
+                os::set_nonblocking(&pipe)?;
                 Some(Feed { pipe, bytes, at: 0 })
             }
             _ => None,

@@ -11,7 +11,6 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::FromRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use super::protocol::{
     FrameReader, FromChild, ToChild, WireAttempt, WireOutcome, WireResult, VERSION,
 };
 use super::shm::Shm;
+use crate::os;
 use crate::panic::catch_panic;
 
 /// The environment variable that marks a worker process.
@@ -46,16 +46,6 @@ pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
     }
 }
 
-fn set_cloexec(fd: i32) {
-    // SAFETY: fcntl on a descriptor this process owns; no memory is touched.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
-    }
-}
-
 /// Runs the worker role on descriptors 3 (from the engine), 4 (to it) and
 /// 5 (the shared page) until the engine says to stop or goes away.
 /// Returns the exit code.
@@ -68,16 +58,19 @@ pub fn run_child(registry: &Registry) -> i32 {
     std::env::remove_var(CHILD_ENV);
     // The engine may have died between starting us and our parent-death
     // signal taking effect.
-    // SAFETY: getppid has no preconditions.
-    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+    if parent.is_some_and(|p| p != os::parent_pid() as i32) {
         return 1;
     }
-    // 6 and 7 (the reaper's life pipe and table) only when handed over.
-    for fd in [3, 4, 5, 6, 7] {
-        set_cloexec(fd);
+    // Commands that tasks start inherit none of them. 6 and 7 (the
+    // reaper's life pipe and table) only when handed over, and taken at
+    // `Setup` when they are.
+    let inherited = [3, 4, 5].map(os::take_inherited);
+    for fd in [6, 7] {
+        os::close_inherited_on_exec(fd);
     }
     crate::panic::install_panic_hook();
-    let shm = match Shm::open(5) {
+    let [input, output, page] = inherited;
+    let shm = match page.and_then(Shm::open) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(
@@ -88,8 +81,17 @@ pub fn run_child(registry: &Registry) -> i32 {
             return 2;
         }
     };
-    // SAFETY: the engine passed these descriptors; nothing else owns them.
-    let (input, output) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
+    let (input, output) = match (input, output) {
+        (Ok(i), Ok(o)) => (File::from(i), File::from(o)),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "runyard worker {}: no pipes to the engine: {e}",
+                std::process::id()
+            );
+            return 2;
+        }
+    };
     match serve(registry, input, output, shm) {
         Ok(()) => 0,
         Err(e) => {
