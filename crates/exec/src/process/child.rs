@@ -251,7 +251,7 @@ impl Serve<'_> {
     /// The next message, blocking; `None` when the engine closed the pipe.
     fn next_message(&mut self) -> io::Result<Option<ToChild>> {
         loop {
-            if let Some(m) = self.reader.next_to_worker().map_err(io::Error::other)? {
+            if let Some(m) = self.reader.next_to_child().map_err(io::Error::other)? {
                 return Ok(Some(m));
             }
             if !self.reader.fill(&mut self.input)? {

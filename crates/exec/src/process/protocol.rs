@@ -587,7 +587,7 @@ impl FrameReader {
     }
 
     /// The next message from a worker, if a whole one has arrived.
-    pub(crate) fn next_from_worker(&mut self) -> Result<Option<FromChild>, ProtocolError> {
+    pub(crate) fn next_from_child(&mut self) -> Result<Option<FromChild>, ProtocolError> {
         match self.next_raw()? {
             Some((kind, body)) => FromChild::decode(kind, body).map(Some),
             None => Ok(None),
@@ -595,7 +595,7 @@ impl FrameReader {
     }
 
     /// The next message from the engine, if a whole one has arrived.
-    pub(crate) fn next_to_worker(&mut self) -> Result<Option<ToChild>, ProtocolError> {
+    pub(crate) fn next_to_child(&mut self) -> Result<Option<ToChild>, ProtocolError> {
         match self.next_raw()? {
             Some((kind, body)) => ToChild::decode(kind, body).map(Some),
             None => Ok(None),
@@ -617,8 +617,8 @@ mod tests {
         m.encode(&mut buf);
         let mut r = FrameReader::default();
         r.fill(&mut &buf[..]).unwrap();
-        assert_eq!(r.next_to_worker().unwrap(), Some(m));
-        assert_eq!(r.next_to_worker().unwrap(), None);
+        assert_eq!(r.next_to_child().unwrap(), Some(m));
+        assert_eq!(r.next_to_child().unwrap(), None);
     }
 
     fn roundtrip_from(m: FromChild) {
@@ -626,7 +626,7 @@ mod tests {
         m.encode(&mut buf);
         let mut r = FrameReader::default();
         r.fill(&mut &buf[..]).unwrap();
-        assert_eq!(r.next_from_worker().unwrap(), Some(m));
+        assert_eq!(r.next_from_child().unwrap(), Some(m));
     }
 
     #[test]
@@ -701,7 +701,7 @@ mod tests {
         let mut got = 0;
         for chunk in buf.chunks(7) {
             r.fill(&mut &chunk[..]).unwrap();
-            while let Some(FromChild::Hello { version, .. }) = r.next_from_worker().unwrap() {
+            while let Some(FromChild::Hello { version, .. }) = r.next_from_child().unwrap() {
                 assert_eq!(version, got);
                 got += 1;
             }
@@ -715,21 +715,21 @@ mod tests {
         let mut r = FrameReader::default();
         r.fill(&mut &[0xff, 0xff, 0xff, 0xff, 1, 2][..]).unwrap();
         assert!(r
-            .next_from_worker()
+            .next_from_child()
             .unwrap_err()
             .to_string()
             .contains("impossible length"));
         let mut r = FrameReader::default();
         r.fill(&mut &[2, 0, 0, 0, 99, 0][..]).unwrap();
         assert!(r
-            .next_from_worker()
+            .next_from_child()
             .unwrap_err()
             .to_string()
             .contains("unknown frame kind 99"));
         let mut r = FrameReader::default();
         r.fill(&mut &[3, 0, 0, 0, HELLO, 1, 0][..]).unwrap();
         assert_eq!(
-            r.next_from_worker().unwrap_err().to_string(),
+            r.next_from_child().unwrap_err().to_string(),
             "protocol error: a Hello frame is malformed at byte 5 (`version`): the frame ends 2 bytes early"
         );
     }
@@ -831,9 +831,9 @@ mod tests {
                         .get(..4)
                         .map(|l| 4 + u32::from_le_bytes(l.try_into().unwrap()) as usize);
                     let got = if to_worker {
-                        r.next_to_worker().map(|m| m.is_some())
+                        r.next_to_child().map(|m| m.is_some())
                     } else {
-                        r.next_from_worker().map(|m| m.is_some())
+                        r.next_from_child().map(|m| m.is_some())
                     };
                     match got {
                         Ok(true) => frames += 1,
@@ -911,10 +911,10 @@ mod tests {
             ) {
                 let mut bytes = Vec::new();
                 to.iter().for_each(|m| m.encode(&mut bytes));
-                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_to_worker), &to);
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_to_child), &to);
                 let mut bytes = Vec::new();
                 from.iter().for_each(|m| m.encode(&mut bytes));
-                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_from_worker), &from);
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_from_child), &from);
             }
 
             #[test]
