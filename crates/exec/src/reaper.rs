@@ -83,9 +83,10 @@ pub(crate) const WORKER_LIFE_FD: RawFd = 6;
 /// Where a worker process finds the table.
 pub(crate) const WORKER_TABLE_FD: RawFd = 7;
 
-#[repr(C, align(4096))]
+/// A page of the table, mapped here for the rest of the process.
 pub(crate) struct Page {
-    slots: [AtomicI32; SLOTS],
+    /// SLOTS slots.
+    slots: &'static [AtomicI32],
 }
 
 impl Page {
@@ -205,12 +206,11 @@ impl Table {
     }
 }
 
+/// Maps page `index` of the table for the rest of the process (pages are
+/// few, and never unmapped: a slot may be in use until the process ends).
 fn map_page(mem: BorrowedFd<'_>, index: u32) -> io::Result<&'static Page> {
-    let p = os::Mapping::shared(mem, PAGE, index as usize * PAGE)?.leak();
-    // SAFETY: mapped for the life of the process (leaked: never unmapped),
-    // PAGE bytes (a `Page`), zero-filled by the kernel (zeros are valid
-    // atomics), page-aligned, and only read or written through atomics.
-    Ok(unsafe { &*p.cast::<Page>() })
+    let slots = os::Mapping::shared(mem, PAGE, index as usize * PAGE)?.leak_i32s();
+    Ok(Box::leak(Box::new(Page { slots })))
 }
 
 /// A command's slot in the table: taken before the command starts, set to
@@ -307,7 +307,7 @@ impl Loan {
             let _ = os::kill_group(pgid, libc::SIGKILL);
             slot.store(FREE, Ordering::SeqCst);
         }
-        for s in &self.page.slots {
+        for s in self.page.slots {
             s.store(FREE, Ordering::SeqCst);
         }
     }

@@ -4,6 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU64};
 
 /// `len` bytes of a file mapped shared and read-write into this process.
 #[derive(Debug)]
@@ -36,25 +37,37 @@ impl Mapping {
         }
     }
 
-    /// Where the mapping starts: page-aligned, valid for `len` bytes while
-    /// `self` lives.
-    pub(crate) fn as_ptr(&self) -> *mut libc::c_void {
-        self.ptr.as_ptr()
+    /// The mapping as 64-bit atomics, the only way it is read or written
+    /// (here and in the other processes that map the file).
+    pub(crate) fn u64s(&self) -> &[AtomicU64] {
+        // SAFETY: `len` bytes mapped while `self` lives, page-aligned (more
+        // than an AtomicU64 needs); an AtomicU64 has the layout of a u64,
+        // for which every bit pattern is valid, and is only accessed
+        // atomically, so another process writing the file races nothing.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.len / 8) }
     }
 
-    /// Keeps the mapping for the rest of the process: its start, valid for
-    /// ever.
-    pub(crate) fn leak(self) -> *mut libc::c_void {
-        let p = self.ptr.as_ptr();
+    /// Keeps the mapping for the rest of the process, as 32-bit atomics
+    /// (see [`Mapping::u64s`]).
+    pub(crate) fn leak_i32s(self) -> &'static [AtomicI32] {
+        let (p, len) = (self.ptr.as_ptr(), self.len);
         std::mem::forget(self);
-        p
+        // SAFETY: as in `u64s`, for i32s; never unmapped (forgotten above),
+        // so valid for the rest of the process.
+        unsafe { std::slice::from_raw_parts(p.cast(), len / 4) }
     }
 }
+
+// SAFETY: the mapping is reachable only as atomics (`u64s`, `leak_i32s`),
+// which any thread may use.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmapping what `shared` mapped, once; no reference into
-        // it outlives `self` (its users borrow it from their owner).
+        // it outlives `self` (`u64s` borrows it).
         unsafe { libc::munmap(self.ptr.as_ptr(), self.len) };
     }
 }

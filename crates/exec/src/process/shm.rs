@@ -17,17 +17,23 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::os::{self, Mapping};
 
 const SKIP: u64 = 1 << 63;
 
-#[repr(C, align(64))]
-struct Page {
-    state: AtomicU64,
-    finished: AtomicU64,
-    started_us: AtomicI64,
+/// The page's words (64-bit atomics): `state`, `finished`, and the start
+/// time of the latest started attempt (`started_us`, an i64 of µs).
+const STATE: usize = 0;
+const FINISHED: usize = 1;
+const STARTED_US: usize = 2;
+
+/// The page's words, by name.
+struct Page<'a> {
+    state: &'a AtomicU64,
+    finished: &'a AtomicU64,
+    started_us: &'a AtomicU64,
 }
 
 const SIZE: usize = 4096;
@@ -37,11 +43,6 @@ pub(crate) struct Shm {
     map: Mapping,
     fd: OwnedFd,
 }
-
-// SAFETY: the page is only accessed through atomics.
-unsafe impl Send for Shm {}
-// SAFETY: as above.
-unsafe impl Sync for Shm {}
 
 impl Shm {
     /// A new page (a memfd, to hand to a child process).
@@ -68,11 +69,13 @@ impl Shm {
         self.fd.as_raw_fd()
     }
 
-    fn page(&self) -> &Page {
-        // SAFETY: mapped for the life of `self` (SIZE bytes, more than a
-        // `Page`), zero-initialized by the memfd's sizing (zeros are valid
-        // atomics), page-aligned by mmap; only atomics are read or written.
-        unsafe { &*self.map.as_ptr().cast::<Page>() }
+    fn page(&self) -> Page<'_> {
+        let words = self.map.u64s();
+        Page {
+            state: &words[STATE],
+            finished: &words[FINISHED],
+            started_us: &words[STARTED_US],
+        }
     }
 
     /// Supervisor: a new batch is about to be sent.
@@ -93,13 +96,17 @@ impl Shm {
         let p = self.page();
         let finished = p.finished.load(Ordering::Acquire);
         let started = p.state.load(Ordering::Acquire) & !SKIP;
-        (started, finished, p.started_us.load(Ordering::Acquire))
+        (
+            started,
+            finished,
+            p.started_us.load(Ordering::Acquire) as i64,
+        )
     }
 
     /// Child: starts attempt `i` unless the batch was stopped.
     pub(crate) fn begin(&self, i: u64, now_us: i64) -> bool {
         let p = self.page();
-        p.started_us.store(now_us, Ordering::Release);
+        p.started_us.store(now_us as u64, Ordering::Release);
         p.state
             .compare_exchange(i, i + 1, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
