@@ -7,7 +7,7 @@
 //! lives on, and a resume would start the same commands again beside them.
 //! A parent-death signal reaches only the direct child, never what
 //! `sh -c 'a | b'` starts. So each runner has a reaper: a small process that
-//! knows the groups of the commands the runner and its worker processes
+//! knows the groups of the commands the runner and its child processes
 //! have running, and kills every one of them once the runner is gone.
 //!
 //! # Protocol
@@ -16,9 +16,9 @@
 //! taken (a command is being started), any other value the id of a live
 //! command's process group. Only the runner adds pages (it grows the
 //! memfd). It registers its own commands in pages it keeps, and lends one
-//! page to each slot of a process pool: the worker processes of that slot
+//! page to each slot of a process pool: the child processes of that slot
 //! map it (descriptor 7) and write only there, and the pool's supervisor
-//! reads it when it ends a worker.
+//! reads it when it ends a child.
 //!
 //! **A command's slot**: the starting thread takes a free slot (compare and
 //! swap `0 → -1`) before it starts the command, and stores the group's id
@@ -30,10 +30,10 @@
 //!
 //! **The life pipe**: the reaper holds its read end. The runner holds the
 //! only write end (close-on-exec: commands do not inherit it), and so does
-//! every worker process (descriptor 6, close-on-exec there too). The
+//! every child process (descriptor 6, close-on-exec there too). The
 //! reaper blocks reading the pipe, which ends (end of file) only when every
-//! holder is gone: the runner, and its worker processes, which die with it
-//! (a parent-death signal). A worker process cannot register a group after
+//! holder is gone: the runner, and its child processes, which die with it
+//! (a parent-death signal). A child process cannot register a group after
 //! the reaper's last look, since it holds the pipe until it dies. The
 //! reaper then reads the whole table and sends SIGKILL to every group it
 //! names, and exits. (A child that the runner's own code forks without
@@ -53,9 +53,9 @@
 //! best started early ([`start_reaper`]: the CLI does before it reads any
 //! job), and is otherwise started at the first need.
 //!
-//! **A worker process's commands**: when a pool's supervisor ends a worker
+//! **A child process's commands**: when a pool's supervisor ends a child
 //! (timeout, cancel, crash, recycling), it ends the commands of the
-//! worker's page with it (SIGTERM with the worker's, SIGKILL to what is
+//! child's page with it (SIGTERM with the child's, SIGKILL to what is
 //! left after the grace) and clears the page, before it reports the
 //! attempt: a retry never runs beside the command of the attempt before.
 //!
@@ -78,10 +78,10 @@ const PAGE: usize = SLOTS * 4;
 const FREE: i32 = 0;
 const TAKEN: i32 = -1;
 
-/// Where a worker process finds the life pipe's write end.
-pub(crate) const WORKER_LIFE_FD: RawFd = 6;
-/// Where a worker process finds the table.
-pub(crate) const WORKER_TABLE_FD: RawFd = 7;
+/// Where a child process finds the life pipe's write end.
+pub(crate) const CHILD_LIFE_FD: RawFd = 6;
+/// Where a child process finds the table.
+pub(crate) const CHILD_TABLE_FD: RawFd = 7;
 
 /// A page of the table, mapped here for the rest of the process.
 pub(crate) struct Page {
@@ -105,7 +105,7 @@ struct Table {
     /// Never written: it closes with this process, which is what the
     /// reaper waits for.
     life: OwnedFd,
-    /// Whether this process may add pages: the runner may; a worker process
+    /// Whether this process may add pages: the runner may; a child process
     /// registers only in the page it was lent.
     grows: bool,
     pages: Mutex<Pages>,
@@ -241,7 +241,7 @@ impl Drop for Entry {
     }
 }
 
-/// A page lent to a slot of a process pool, for the commands of its worker
+/// A page lent to a slot of a process pool, for the commands of its child
 /// processes.
 pub(crate) struct Loan {
     index: u32,
@@ -265,14 +265,14 @@ pub(crate) fn lend() -> io::Result<Loan> {
     Ok(Loan { index, page })
 }
 
-/// The descriptors a worker process is handed (the life pipe's write end
+/// The descriptors a child process is handed (the life pipe's write end
 /// and the table), when this process has a reaper.
 pub(crate) fn handoff() -> Option<(RawFd, RawFd)> {
     TABLE.get().map(|t| (t.life.as_raw_fd(), t.mem.as_raw_fd()))
 }
 
 impl Loan {
-    /// The page's number, for the worker to map.
+    /// The page's number, for the child to map.
     pub(crate) fn index(&self) -> u32 {
         self.index
     }
@@ -286,7 +286,7 @@ impl Loan {
 
     /// Whether the leader of a group of the page still runs. A group whose
     /// leader has ended is ended now (SIGKILL to what is left of it) and
-    /// cleared. For when the worker that wrote there is gone.
+    /// cleared. For when the child that wrote there is gone.
     pub(crate) fn any_running(&self) -> bool {
         let mut running = false;
         for (slot, pgid) in self.page.groups() {
@@ -301,7 +301,7 @@ impl Loan {
     }
 
     /// SIGKILL to every group of the page, and the page cleared. For when
-    /// the worker that wrote there is gone.
+    /// the child that wrote there is gone.
     pub(crate) fn kill_all(&self) {
         for (slot, pgid) in self.page.groups() {
             let _ = os::kill_group(pgid, libc::SIGKILL);
@@ -322,12 +322,12 @@ impl Drop for Loan {
     }
 }
 
-/// In a worker process: registers this process's commands in page `index`
+/// In a child process: registers this process's commands in page `index`
 /// of the table its engine handed it (descriptors 6 and 7), so that the
-/// engine's reaper and the worker's supervisor know them.
+/// engine's reaper and the child's supervisor know them.
 pub(crate) fn adopt(index: u32) -> io::Result<()> {
-    let life = os::take_inherited(WORKER_LIFE_FD)?;
-    let mem = os::take_inherited(WORKER_TABLE_FD)?;
+    let life = os::take_inherited(CHILD_LIFE_FD)?;
+    let mem = os::take_inherited(CHILD_TABLE_FD)?;
     let page = map_page(mem.as_fd(), index)?;
     let t = Table {
         mem,

@@ -1,10 +1,10 @@
-//! The worker role: what a worker process runs.
+//! The child role: what a child process runs.
 //!
 //! The engine starts the same executable with `RUNYARD_CHILD` in its
 //! environment (set to the engine's pid), the protocol's pipes on file
 //! descriptors 3 and 4, the shared page on 5, and, when the engine has a
 //! reaper, the reaper's life pipe on 6 and its table on 7 (see `reaper`:
-//! `Setup` names the worker's page). The worker removes the variable and
+//! `Setup` names the child's page). The child removes the variable and
 //! marks the descriptors close-on-exec (so commands its tasks start inherit
 //! none of them), greets the engine, and runs what it is sent, one attempt
 //! at a time.
@@ -23,22 +23,22 @@ use super::shm::Shm;
 use crate::os;
 use crate::panic::catch_panic;
 
-/// The environment variable that marks a worker process.
+/// The environment variable that marks a child process.
 pub const CHILD_ENV: &str = "RUNYARD_CHILD";
 
-/// How long a result may wait in the worker before it is sent (when the
+/// How long a result may wait in the child before it is sent (when the
 /// attempts after it take long; otherwise it goes with its batch).
 const FLUSH_AFTER: Duration = Duration::from_millis(5);
 
-/// Whether this process was started as a worker by a runyard engine.
+/// Whether this process was started as a child by a runyard engine.
 pub fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
-/// In a worker process, runs the worker role with the tasks of `registry`
+/// In a child process, runs the child role with the tasks of `registry`
 /// and exits; elsewhere returns at once. Call it first thing in `main` of
 /// any binary that runs jobs in `process` mode, so the engine can start
-/// that binary as its workers.
+/// that binary as its child processes.
 pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
     if is_child() {
         let code = run_child(&registry());
@@ -46,7 +46,7 @@ pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
     }
 }
 
-/// Runs the worker role on descriptors 3 (from the engine), 4 (to it) and
+/// Runs the child role on descriptors 3 (from the engine), 4 (to it) and
 /// 5 (the shared page) until the engine says to stop or goes away.
 /// Returns the exit code.
 pub fn run_child(registry: &Registry) -> i32 {
@@ -54,7 +54,7 @@ pub fn run_child(registry: &Registry) -> i32 {
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
     // Before any other thread starts: commands that tasks run must not
-    // take themselves for workers.
+    // take themselves for child processes.
     std::env::remove_var(CHILD_ENV);
     // The engine may have died between starting us and our parent-death
     // signal taking effect.
@@ -229,7 +229,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 }
                 if let Some(page) = groups {
                     if let Err(e) = crate::reaper::adopt(page) {
-                        // The commands of this worker get a reaper of its own.
+                        // The commands of this child get a reaper of its own.
                         let _ = writeln!(
                             io::stderr(),
                             "runyard worker {}: cannot use the engine's reaper: {e}",

@@ -1,7 +1,7 @@
-//! The wire protocol between the engine and its worker processes.
+//! The wire protocol between the engine and its child processes.
 //!
-//! It runs over two pipes that are not the worker's standard streams (the
-//! worker reads file descriptor 3 and writes 4), so whatever a task prints
+//! It runs over two pipes that are not the child's standard streams (the
+//! child reads file descriptor 3 and writes 4), so whatever a task prints
 //! cannot corrupt it. Every message is a frame:
 //!
 //! ```text
@@ -10,19 +10,19 @@
 //! ...      payload (integers little-endian; strings and JSON as u32 length + bytes)
 //! ```
 //!
-//! The worker speaks first (`Hello`: the protocol version and its pid); the
+//! The child speaks first (`Hello`: the protocol version and its pid); the
 //! engine answers with `Setup` (its task names, so both sides number tasks
 //! alike, whether it wants to hear of each start, and the page of the
-//! reaper's table the worker registers its commands in) or, on a version it
+//! reaper's table the child registers its commands in) or, on a version it
 //! does not speak, closes the pipes. Then the engine sends `Batch`es of
-//! attempts and the worker answers each attempt with one `Result`, preceded
+//! attempts and the child answers each attempt with one `Result`, preceded
 //! by a `Started` when the engine asked for them; these travel in groups
 //! (at the end of a batch, or within `FLUSH_AFTER` of being written). Which
-//! attempt is running at any moment is not a message: the worker and its
+//! attempt is running at any moment is not a message: the child and its
 //! supervisor share a page of memory for it (see `shm`). `Shutdown` asks
-//! the worker to exit. A frame that cannot be decoded is an error for the
+//! the child to exit. A frame that cannot be decoded is an error for the
 //! side that reads it, never a hang or a panic: the error says which frame,
-//! at which byte of it, reading what; the engine replaces the worker.
+//! at which byte of it, reading what; the engine replaces the child.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -112,7 +112,7 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// One attempt as sent to a worker.
+/// One attempt as sent to a child.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireAttempt {
     pub(crate) token: u64,
@@ -122,7 +122,7 @@ pub(crate) struct WireAttempt {
     pub(crate) params: String,
 }
 
-/// How an attempt ended, as a worker reports it.
+/// How an attempt ended, as a child reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WireOutcome {
     Succeeded(String),
@@ -134,7 +134,7 @@ pub(crate) enum WireOutcome {
     Panicked(String),
 }
 
-/// A worker's report of one attempt.
+/// A child's report of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireResult {
     pub(crate) token: u64,
@@ -143,7 +143,7 @@ pub(crate) struct WireResult {
     pub(crate) outcome: WireOutcome,
 }
 
-/// A message from the engine to a worker.
+/// A message from the engine to a child.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ToChild {
     Setup {
@@ -151,7 +151,7 @@ pub(crate) enum ToChild {
         tasks: Vec<String>,
         /// Send a `Started` before each attempt's result.
         report_starts: bool,
-        /// The page of the reaper's table for the worker's commands (the
+        /// The page of the reaper's table for the child's commands (the
         /// table is on descriptor 7), if the engine has a reaper.
         groups: Option<u32>,
     },
@@ -159,7 +159,7 @@ pub(crate) enum ToChild {
     Shutdown,
 }
 
-/// A message from a worker to the engine.
+/// A message from a child to the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FromChild {
     Hello { version: u32, pid: u32 },
@@ -586,7 +586,7 @@ impl FrameReader {
         self.start < self.end
     }
 
-    /// The next message from a worker, if a whole one has arrived.
+    /// The next message from a child, if a whole one has arrived.
     pub(crate) fn next_from_child(&mut self) -> Result<Option<FromChild>, ProtocolError> {
         match self.next_raw()? {
             Some((kind, body)) => FromChild::decode(kind, body).map(Some),
@@ -816,7 +816,7 @@ mod tests {
         }
 
         /// Feeds `bytes` to a reader `cut` bytes at a time and decodes every
-        /// frame as the engine (or, with `to_worker`, a worker) would, until
+        /// frame as the engine (or, with `to_worker`, a child) would, until
         /// the bytes run out or a frame is refused. Checks that a refusal
         /// says where, within the frame it names, it went wrong.
         fn decode_all(bytes: &[u8], cut: usize, to_worker: bool) -> Result<usize, ProtocolError> {

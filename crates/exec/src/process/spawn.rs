@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::child::CHILD_ENV;
 use crate::os::{self, ChildSetup};
-use crate::reaper::{WORKER_LIFE_FD, WORKER_TABLE_FD};
+use crate::reaper::{CHILD_LIFE_FD, CHILD_TABLE_FD};
 
 /// A pipe's ends, moved above the descriptors a child will use.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -48,7 +48,7 @@ pub(crate) fn spawn(
         .process_group(0);
     let mut moves = vec![(req_r_fd, 3), (resp_w_fd, 4), (shm, 5)];
     if let Some((life, table)) = groups {
-        moves.extend([(life, WORKER_LIFE_FD), (table, WORKER_TABLE_FD)]);
+        moves.extend([(life, CHILD_LIFE_FD), (table, CHILD_TABLE_FD)]);
     }
     // A task's prints go to the engine's standard error, never to its
     // standard output (which may carry a report).
