@@ -6,6 +6,7 @@
 //! every attempt that did not succeed, records outcomes in the queue and
 //! emits [`Event`](runyard_core::Event)s to [`EventSink`]s. [`Report`] reads
 //! the finished run back from the queue.
+#![forbid(unsafe_code)]
 
 mod config;
 mod dispatch;

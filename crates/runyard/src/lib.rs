@@ -79,7 +79,7 @@
 //! Code that cannot be interrupted (a C library call, a busy loop that never
 //! checks its context) is only truly stopped in `process` mode: in `thread`
 //! mode its thread is abandoned, still running, while the run goes on.
-
+#![forbid(unsafe_code)]
 // A closed standard error must not panic a worker: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
