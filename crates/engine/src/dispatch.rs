@@ -29,10 +29,10 @@ use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
 use runyard_queue::{Claimed, Completion, Lease, Queue, QueueError, Rescue, TaskName, Verdict};
 
 use crate::config::cores;
-use crate::engine::{EngineInner, RunOutcome, Tally};
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Written};
 use crate::lane::{lane_for, Lane};
+use crate::shared::{EngineInner, RunOutcome, Tally};
 use crate::slab::Slab;
 
 /// A claimed job the dispatcher is responsible for.

@@ -14,6 +14,7 @@ mod events;
 mod inbox;
 mod lane;
 mod report;
+mod shared;
 mod slab;
 
 pub use config::{ConfigError, EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};
