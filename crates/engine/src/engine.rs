@@ -14,7 +14,7 @@ use runyard_queue::{Counts, Enqueued, MemoryQueue, NewJob, Queue, QueueError, Ta
 use thiserror::Error;
 
 use crate::config::EngineConfig;
-use crate::dispatch::Dispatcher;
+use crate::dispatcher::Dispatcher;
 use crate::events::{EventSink, Events};
 use crate::inbox::Inbox;
 use crate::lane::{lane_for, Lane, ModeRefused};

@@ -8,7 +8,7 @@
 //! the finished run back from the queue.
 
 mod config;
-mod dispatch;
+mod dispatcher;
 mod engine;
 mod events;
 mod inbox;

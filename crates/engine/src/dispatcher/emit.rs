@@ -1,0 +1,95 @@
+//! The events the dispatcher emits.
+
+use std::time::Duration;
+
+use runyard_core::{Event, JobId, QueuedReason, Timestamp};
+use runyard_queue::{Completion, Queue, Verdict};
+
+use crate::events::Events;
+
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The event for a recorded attempt's end, at `at`.
+pub(super) fn end_event<'a>(task: &'a str, c: &'a Completion, at: Timestamp) -> Event<'a> {
+    let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
+    let error = r.error_message().unwrap_or("");
+    match &c.verdict {
+        Verdict::Succeeded(_) => Event::Succeeded {
+            job,
+            task,
+            at,
+            attempt,
+            duration_ms: ms(r.duration()),
+        },
+        Verdict::Retry { at: run_at } => Event::Scheduled {
+            job,
+            task,
+            at,
+            attempt,
+            outcome: r.outcome,
+            duration_ms: ms(r.duration()),
+            error,
+            delay_ms: ms(run_at.since(at)),
+            run_at: *run_at,
+        },
+        Verdict::Dead => Event::Dead {
+            job,
+            task,
+            at,
+            attempt,
+            outcome: r.outcome,
+            duration_ms: ms(r.duration()),
+            error,
+        },
+        Verdict::Cancelled => Event::Cancelled {
+            job,
+            task,
+            at,
+            attempts: attempt,
+        },
+    }
+}
+
+/// `queued` events for jobs put back in the queue (the task read from it).
+pub(super) fn requeued(events: &Events, queue: &dyn Queue, ids: &[JobId], reason: QueuedReason) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    let at = queue.now();
+    for &id in ids {
+        let task = queue
+            .get(id)
+            .ok()
+            .flatten()
+            .map(|v| v.task)
+            .unwrap_or_default();
+        events.emit(&Event::Queued {
+            job: id,
+            task: &task,
+            at,
+            reason,
+        });
+    }
+}
+
+/// `cancelled` events for jobs cancelled before they ran.
+pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    let at = queue.now();
+    for &id in ids {
+        if let Ok(Some(v)) = queue.get(id) {
+            events.emit(&Event::Cancelled {
+                job: id,
+                task: &v.task,
+                at,
+                attempts: v.attempts.len() as u32,
+            });
+        }
+    }
+}
