@@ -87,10 +87,6 @@ impl Claims {
         self.entries.get(token)
     }
 
-    pub(super) fn get_mut(&mut self, token: u64) -> Option<&mut Entry> {
-        self.entries.get_mut(token)
-    }
-
     /// Every entry's token and lease.
     pub(super) fn leases(&self) -> Vec<(u64, Lease)> {
         self.entries.iter().map(|(t, e)| (t, e.lease)).collect()
@@ -239,9 +235,68 @@ impl Claims {
         tokens
     }
 
-    /// Whether jobs wait in `lane`.
-    pub(super) fn has_waiting(&self, lane: Lane) -> bool {
-        !self.lanes[lane].waiting.is_empty()
+    /// Asks the executor running `token`'s attempt to stop it; gives the
+    /// attempt back if it had not started.
+    fn stop(&self, lane: Lane, token: u64) -> Option<Attempt> {
+        self.lanes[lane].exec.as_ref()?.cancel(token)
+    }
+
+    /// The entry's lease was lost (its outcome can no longer be recorded):
+    /// its attempt is stopped and the entry forgotten.
+    pub(super) fn lose(&mut self, token: u64) {
+        if let Some(e) = self.end(token) {
+            if e.holds_slot() {
+                self.stop(e.lane, token);
+            }
+        }
+    }
+
+    /// Someone asked to cancel the job. A running attempt is stopped (it
+    /// reports `cancelled`, and the entry stays until it does); an entry
+    /// whose attempt had not started is ended and returned, to be recorded
+    /// as cancelled without running.
+    pub(super) fn cancel(&mut self, token: u64) -> Option<Entry> {
+        let e = self.entries.get_mut(token)?;
+        e.cancel_requested = true;
+        let (lane, with_executor) = (e.lane, e.holds_slot());
+        if with_executor && self.stop(lane, token).is_none() {
+            return None;
+        }
+        self.end(token)
+    }
+
+    /// The tokens of every entry that has not started: those waiting, and
+    /// those the executors give back unstarted.
+    pub(super) fn take_unstarted(&mut self) -> Vec<u64> {
+        let mut tokens = self.take_waiting();
+        for ex in self.lanes.executors() {
+            tokens.extend(ex.take_unstarted().into_iter().map(|a| a.token));
+        }
+        tokens
+    }
+
+    /// Stops every running attempt (each reports `cancelled`); the tokens
+    /// of those the executors give back unstarted.
+    pub(super) fn stop_running(&self) -> Vec<u64> {
+        let mut tokens = Vec::new();
+        for ex in self.lanes.executors() {
+            tokens.extend(ex.cancel_running().into_iter().map(|a| a.token));
+        }
+        tokens
+    }
+
+    /// Ends every entry, stopping the attempts with executors (a shutdown
+    /// no longer waits for their reports).
+    pub(super) fn end_all(&mut self) -> Vec<Entry> {
+        let mut ended = Vec::new();
+        for token in self.tokens() {
+            let e = self.end(token).expect("listed");
+            if e.holds_slot() {
+                self.stop(e.lane, token);
+            }
+            ended.push(e);
+        }
+        ended
     }
 }
 
@@ -426,9 +481,9 @@ mod tests {
     fn a_lane_whose_executor_is_down_hands_nothing_over() {
         let mut c = claims(vec![None]);
         let now = Instant::now();
-        let failed = Err(std::io::Error::other("no threads"));
+        let failed = |_| Err(std::io::Error::other("no threads"));
         assert!(c.lanes[Lane::Cpu]
-            .on_start(Lane::Cpu, failed, now)
+            .executor(Lane::Cpu, now, failed)
             .is_none());
         c.insert(entry(1, 0, Lane::Cpu));
         assert!(c.take_all_ready(now).iter().all(Vec::is_empty));

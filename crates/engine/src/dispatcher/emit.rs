@@ -5,6 +5,8 @@ use std::time::Duration;
 use runyard_core::{Event, JobId, QueuedReason, Timestamp};
 use runyard_queue::{Completion, Queue, Verdict};
 
+use super::entry::Entry;
+use super::record::Recorded;
 use crate::events::Events;
 
 pub(super) fn ms(d: Duration) -> f64 {
@@ -50,6 +52,31 @@ pub(super) fn end_event<'a>(task: &'a str, c: &'a Completion, at: Timestamp) -> 
             attempts: attempt,
         },
     }
+}
+
+/// The events of a written batch's recorded ends.
+pub(super) fn ends(events: &Events, queue: &dyn Queue, done: &Recorded) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
+        if r.is_ok() {
+            events.emit(&end_event(&note.task, c, queue.now()));
+        }
+    }
+}
+
+/// The `running` event of `e`'s attempt, started at `at` (the caller
+/// holds the event order).
+pub(super) fn running(events: &Events, task: &str, e: &Entry, at: Timestamp) {
+    events.emit(&Event::Running {
+        job: e.lease.job,
+        task,
+        at,
+        attempt: e.lease.attempt,
+        queued_ms: ms(at.since(e.ready_at)),
+    });
 }
 
 /// `queued` events for jobs put back in the queue (the task read from it).

@@ -65,10 +65,29 @@ impl LaneState {
         self.exec.is_none() && self.down_until.is_some_and(|t| now < t)
     }
 
+    /// The executor, started by `start` (given the threads it runs) on
+    /// first use; `None` when it cannot start, and then it is not tried
+    /// again for [`EXEC_RETRY`].
+    pub(super) fn executor(
+        &mut self,
+        lane: Lane,
+        now: Instant,
+        start: impl FnOnce(usize) -> std::io::Result<Arc<dyn Executor>>,
+    ) -> Option<Arc<dyn Executor>> {
+        if let Some(exec) = &self.exec {
+            return Some(Arc::clone(exec));
+        }
+        if self.down(now) {
+            return None;
+        }
+        let started = start(self.threads);
+        self.on_start(lane, started, now)
+    }
+
     /// Takes the result of starting the executor: it is kept, or the lane
     /// waits [`EXEC_RETRY`] before the next try. Says so on stderr once per
     /// change.
-    pub(super) fn on_start(
+    fn on_start(
         &mut self,
         lane: Lane,
         started: std::io::Result<Arc<dyn Executor>>,
@@ -128,6 +147,7 @@ impl Lanes {
         }))
     }
 
+    #[cfg(test)]
     pub(super) fn iter(&self) -> impl Iterator<Item = (Lane, &LaneState)> {
         Lane::ALL.into_iter().zip(self.0.iter())
     }
@@ -135,6 +155,13 @@ impl Lanes {
     /// The executors started so far.
     pub(super) fn executors(&self) -> impl Iterator<Item = &Arc<dyn Executor>> {
         self.0.iter().filter_map(|l| l.exec.as_ref())
+    }
+
+    /// When the first lane whose executor could not start, and that has
+    /// jobs waiting, is tried again.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        let waiting = self.0.iter().filter(|l| !l.waiting.is_empty());
+        waiting.filter_map(|l| l.down_until).min()
     }
 
     /// How many more attempts the executors may be handed, over all lanes.
@@ -193,9 +220,11 @@ mod tests {
     fn a_lane_whose_executor_cannot_start_waits_before_the_next_try() {
         let mut l = Lanes::new(&sizes(), false);
         let t0 = Instant::now();
-        let failed = Err(std::io::Error::other("no threads"));
-        assert!(l[Lane::Cpu].on_start(Lane::Cpu, failed, t0).is_none());
+        let failed = |_| Err(std::io::Error::other("no threads"));
+        assert!(l[Lane::Cpu].executor(Lane::Cpu, t0, failed).is_none());
         assert!(l[Lane::Cpu].down(t0));
+        let tried = |_| -> std::io::Result<Arc<dyn Executor>> { panic!("tried while down") };
+        assert!(l[Lane::Cpu].executor(Lane::Cpu, t0, tried).is_none());
         assert!(l[Lane::Cpu].down(t0 + EXEC_RETRY / 2));
         assert!(!l[Lane::Cpu].down(t0 + EXEC_RETRY));
         assert!(!l[Lane::Blocking].down(t0));

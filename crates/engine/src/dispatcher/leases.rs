@@ -1,10 +1,15 @@
-//! Leases and the durable queue's timers: heartbeats that renew the leases
-//! held (every third of the lease) and rescues of other workers' expired
-//! leases (every half).
+//! Leases and the queue's timers: heartbeats that renew the leases held
+//! (every third of the lease), rescues of other workers' expired leases
+//! (every half), and the pause of queue operations while the queue cannot
+//! be reached.
 
 use std::time::{Duration, Instant};
 
-use runyard_queue::Lease;
+use runyard_queue::{Lease, QueueError};
+
+/// How long a long-running worker waits before it tries an unreachable
+/// queue again (each try itself may reconnect for a while).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
 
 /// How often a durable queue is polled for jobs another process enqueued.
 pub(super) const POLL: Duration = Duration::from_millis(500);
@@ -47,6 +52,52 @@ impl Timers {
     }
 }
 
+/// Whether queue operations are paused: a long-running worker rides out a
+/// queue it cannot reach (operations pause for a while and are tried
+/// again, records wait, attempts go on); a run that ends when drained stops
+/// instead.
+#[derive(Debug, Default)]
+pub(super) struct Reach {
+    down_until: Option<Instant>,
+}
+
+impl Reach {
+    /// A queue operation failed with `e`: paused for a while if `e` is
+    /// transient and the run `rides_out` failures, else the run's error.
+    pub(super) fn ride_out(
+        &mut self,
+        e: QueueError,
+        now: Instant,
+        rides_out: bool,
+    ) -> Result<(), QueueError> {
+        if e.is_transient() && rides_out {
+            self.down_until = Some(now + QUEUE_RETRY);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Whether queue operations are paused at `now`.
+    pub(super) fn is_down(&mut self, now: Instant) -> bool {
+        match self.down_until {
+            Some(t) if now < t => true,
+            Some(_) => {
+                self.down_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// How long queue operations stay paused, if they are.
+    pub(super) fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.down_until
+            .map(|t| t.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+}
+
 /// The tokens of the held leases named in `named` (a heartbeat's lost or
 /// cancel-requested leases).
 pub(super) fn tokens_of(held: &[(u64, Lease)], named: &[Lease]) -> Vec<u64> {
@@ -72,6 +123,25 @@ mod tests {
         assert!(due.heartbeat && !due.rescue);
         let due = timers.due(t0 + Duration::from_millis(1500), lease);
         assert!(!due.heartbeat && due.rescue);
+    }
+
+    #[test]
+    fn a_worker_rides_out_a_transient_failure_and_a_run_stops_on_it() {
+        let t0 = Instant::now();
+        let transient = || {
+            QueueError::new(
+                runyard_queue::QueueErrorKind::Unavailable,
+                "connection refused",
+            )
+        };
+        let mut r = Reach::default();
+        assert!(r.ride_out(transient(), t0, false).is_err());
+        assert!(!r.is_down(t0));
+        assert!(r.ride_out(transient(), t0, true).is_ok());
+        assert!(r.is_down(t0));
+        assert_eq!(r.remaining(t0), Some(QUEUE_RETRY));
+        assert!(!r.is_down(t0 + QUEUE_RETRY));
+        assert_eq!(r.remaining(t0 + QUEUE_RETRY), None);
     }
 
     #[test]

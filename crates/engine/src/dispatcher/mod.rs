@@ -12,8 +12,10 @@
 //!
 //! - The **dispatcher thread** owns everything in [`Dispatcher`]: the
 //!   claims ([`claims`]: every claimed job's [`Entry`], the lanes' waiting
-//!   lists and slots), the records not yet written ([`record`]), the
-//!   timers ([`leases`]) and the phase ([`shutdown`]). Only it claims,
+//!   lists and slots; [`route`] makes an entry of a claimed job, and
+//!   [`lanes`] sizes the lanes and starts their [`executors`]), the
+//!   records not yet written ([`record`]), the timers ([`leases`]) and the
+//!   phase ([`shutdown`]); [`emit`] builds its events. Only it claims,
 //!   releases, heartbeats and rescues.
 //! - The **writer thread** ([`writer`]), for a queue that takes writes
 //!   beside claims, owns one batch of records at a time, from the hand-over
@@ -71,6 +73,7 @@ mod executors;
 mod lanes;
 mod leases;
 mod record;
+mod route;
 mod shutdown;
 mod writer;
 
@@ -78,27 +81,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runyard_core::{
-    AttemptError, AttemptRecord, Event, JobId, Outcome, OutcomeKind, QueuedReason, TaskIndex,
-    Timestamp,
-};
+use runyard_core::{JobId, Outcome, OutcomeKind, QueuedReason, Timestamp};
 use runyard_exec::{AttemptReport, Executor, Spinner};
-use runyard_queue::{Claimed, Completion, Lease, Queue, QueueError, Rescue, TaskName, Verdict};
+use runyard_queue::{Claimed, Lease, Queue, QueueError, Rescue};
 
 use self::claims::{Batches, Claims};
-use self::entry::{Entry, Stage};
+use self::entry::Entry;
 use self::lanes::Lanes;
-use self::leases::Timers;
-use self::record::{Ending, Next, Recorder};
+use self::leases::{Reach, Timers};
+use self::record::{End, Recorder};
+use self::route::Router;
 use self::shutdown::{Phase, Step};
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
-use crate::lane::{lane_for, Lane};
+use crate::lane::Lane;
 use crate::shared::{EngineInner, RunOutcome, Tally};
-
-/// How long a long-running worker waits before it tries an unreachable
-/// queue again (each try itself may reconnect for a while).
-const QUEUE_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
@@ -115,11 +112,11 @@ pub(crate) struct Dispatcher {
     timers: Timers,
     /// The last claim found fewer jobs than it asked for.
     queue_idle: bool,
-    /// Queue operations pause until then: the queue could not be reached.
-    queue_down_until: Option<Instant>,
+    /// Queue operations pause while the queue cannot be reached.
+    reach: Reach,
     rng: fastrand::Rng,
     durable: bool,
-    last_task: Option<(TaskName, TaskIndex)>,
+    router: Router,
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
 }
@@ -149,10 +146,10 @@ impl Dispatcher {
             interrupted: false,
             timers: Timers::new(Instant::now()),
             queue_idle: false,
-            queue_down_until: None,
+            reach: Reach::default(),
             rng: fastrand::Rng::new(),
             durable,
-            last_task: None,
+            router: Router::default(),
             events_may_interrupt,
         }
     }
@@ -228,43 +225,20 @@ impl Dispatcher {
         }
     }
 
-    fn task_index(&mut self, name: &TaskName) -> Option<TaskIndex> {
-        if let Some((n, i)) = &self.last_task {
-            if n == name {
-                return Some(*i);
-            }
-        }
-        let i = self.engine.registry.lookup(name).ok()?;
-        self.last_task = Some((name.clone(), i));
-        Some(i)
-    }
-
     /// The lane's executor, started on first use; `None` when it cannot
     /// start (see the module docs).
     fn executor(&mut self, lane: Lane) -> Option<Arc<dyn Executor>> {
-        let now = Instant::now();
-        let l = &self.claims.lanes[lane];
-        if let Some(exec) = &l.exec {
-            return Some(Arc::clone(exec));
-        }
-        if l.down(now) {
-            return None;
-        }
+        let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
             // A durable queue is told when claims start (see `on_started`).
             wants_started: !self.events.is_empty() || self.durable,
         });
-        let started = executors::start(lane, l.threads, &self.engine, sink, &mut self.runtime);
-        let exec = self.claims.lanes[lane].on_start(lane, started, now)?;
-        self.tally.add_executor(&exec);
-        Some(exec)
-    }
-
-    /// Asks a running attempt's executor to stop it; gives back the attempt
-    /// if it had not started.
-    fn cancel_in_executor(&self, lane: Lane, token: u64) -> Option<runyard_exec::Attempt> {
-        self.claims.lanes[lane].exec.as_ref()?.cancel(token)
+        self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
+            let exec = executors::start(lane, threads, engine, sink, runtime)?;
+            tally.add_executor(&exec);
+            Ok(exec)
+        })
     }
 
     // ---------------------------------------------------------------- claiming
@@ -293,40 +267,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Takes a claimed job into its lane (or refuses it: a job this worker
-    /// cannot run at all is dead, permanently).
+    /// Takes a claimed job into its lane, or records it as refused.
     fn route(&mut self, c: Claimed, now: Instant, batches: &mut Batches) {
-        let lease = c.lease();
-        let Claimed {
-            task,
-            params,
-            settings,
-            ready_at,
-            ..
-        } = c;
-        let Some(idx) = self.task_index(&task) else {
-            let msg = format!("no task named `{task}` is registered in this worker");
-            return self.refuse(lease, task, ready_at, msg);
-        };
-        let def = self.engine.registry.task(idx);
-        let lane = match lane_for(settings.mode, def, settings.isolate) {
-            Ok(Lane::Process) if !self.engine.process_available => {
-                let msg = "worker processes are not available in this build".to_string();
-                return self.refuse(lease, task, ready_at, msg);
+        match self.router.route(&self.engine, c) {
+            Ok(e) => {
+                let lane = e.lane;
+                self.claims.insert(e);
+                self.claims.take_ready(lane, now, batches);
             }
-            Ok(l) => l,
-            Err(e) => return self.refuse(lease, task, ready_at, e.to_string()),
-        };
-        self.claims.insert(Entry {
-            lease,
-            task: idx,
-            lane,
-            settings,
-            ready_at,
-            stage: Stage::Waiting { params },
-            cancel_requested: false,
-        });
-        self.claims.take_ready(lane, now, batches);
+            Err(r) => {
+                let c = record::refusal(r.lease, r.ready_at, self.queue.now(), r.message);
+                self.recorder.push(c, Note { task: r.task });
+            }
+        }
     }
 
     /// Hands each lane's batch to its executor (or back to the lane's
@@ -341,28 +294,6 @@ impl Dispatcher {
                 None => self.claims.hand_back(lane, batch),
             }
         }
-    }
-
-    fn refuse(&mut self, lease: Lease, task: TaskName, ready_at: Timestamp, message: String) {
-        let now = self.queue.now();
-        let record = AttemptRecord::new(
-            lease.attempt,
-            OutcomeKind::Failed,
-            now,
-            Duration::ZERO,
-            now.since(ready_at),
-            Some(AttemptError {
-                message,
-                permanent: true,
-                detail: None,
-            }),
-        );
-        let c = Completion {
-            lease,
-            record,
-            verdict: Verdict::Dead,
-        };
-        self.recorder.push(c, Note { task });
     }
 
     // ---------------------------------------------------------------- reports
@@ -392,13 +323,8 @@ impl Dispatcher {
                     marks.push((e.lease, at));
                 }
                 if !self.events.is_empty() {
-                    self.events.emit(&Event::Running {
-                        job: e.lease.job,
-                        task: &self.engine.names[e.task.0 as usize],
-                        at,
-                        attempt: e.lease.attempt,
-                        queued_ms: emit::ms(at.since(e.ready_at)),
-                    });
+                    let task = &self.engine.names[e.task.0 as usize];
+                    emit::running(&self.events, task, e, at);
                 }
             }
         }
@@ -413,55 +339,25 @@ impl Dispatcher {
         for f in finished {
             // `None`: an attempt already accounted for (lost lease, given up).
             if let Some(e) = self.claims.end(f.token) {
-                self.end_attempt(e, f.started_at, f.duration, f.outcome);
+                let end = End {
+                    started_at: f.started_at,
+                    duration: f.duration,
+                    outcome: f.outcome,
+                };
+                self.end_attempt(e, end);
             }
         }
     }
 
     /// Decides what comes after an attempt (see [`record::next`]) and
     /// queues its record.
-    fn end_attempt(&mut self, e: Entry, started_at: Timestamp, duration: Duration, ended: Outcome) {
-        let outcome = ended.kind();
-        let intent = ended.intent();
-        let (output, error) = ended.into_parts();
-        if outcome != OutcomeKind::Succeeded {
+    fn end_attempt(&mut self, e: Entry, end: End) {
+        if end.outcome.kind() != OutcomeKind::Succeeded {
             self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
         }
-        let ending = Ending {
-            cancel_requested: e.cancel_requested,
-            durable: self.durable,
-        };
-        let policy = e.settings.policy();
-        let next = record::next(
-            outcome,
-            intent,
-            e.lease.attempt,
-            policy,
-            ending,
-            self.rng.f64(),
-        );
-        let verdict = match next {
-            Next::Succeeded => Verdict::Succeeded(output),
-            Next::Retry(d) => Verdict::Retry {
-                at: self.queue.now() + d,
-            },
-            Next::Dead => Verdict::Dead,
-            Next::Cancelled => Verdict::Cancelled,
-        };
-        let record = AttemptRecord::new(
-            e.lease.attempt,
-            outcome,
-            started_at,
-            duration,
-            started_at.since(e.ready_at),
-            error,
-        );
+        let queue = &self.queue;
+        let c = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
         let task = self.engine.names[e.task.0 as usize].clone();
-        let c = Completion {
-            lease: e.lease,
-            record,
-            verdict,
-        };
         self.recorder.push(c, Note { task });
     }
 
@@ -484,15 +380,7 @@ impl Dispatcher {
     /// what the event announces.
     fn on_written(&mut self, w: Written) -> Result<(), QueueError> {
         let done = self.recorder.written(w)?;
-        if !self.events.is_empty() {
-            let _order = self.events.lock();
-            for ((c, note), r) in done.records.iter().zip(&done.notes).zip(done.results) {
-                if r.is_ok() {
-                    let at = self.queue.now();
-                    self.events.emit(&emit::end_event(&note.task, c, at));
-                }
-            }
-        }
+        emit::ends(&self.events, &*self.queue, &done);
         self.queue_idle = false;
         Ok(())
     }
@@ -518,24 +406,13 @@ impl Dispatcher {
     /// the recorder, attempts go on. A run that ends when drained stops
     /// instead.
     fn ride_out(&mut self, e: QueueError) -> Result<(), QueueError> {
-        if e.is_transient() && !self.engine.config.exit_when_drained {
-            self.queue_down_until = Some(Instant::now() + QUEUE_RETRY);
-            Ok(())
-        } else {
-            Err(e)
-        }
+        let rides_out = !self.engine.config.exit_when_drained;
+        self.reach.ride_out(e, Instant::now(), rides_out)
     }
 
     /// Whether queue operations are paused (see `ride_out`).
     fn queue_down(&mut self) -> bool {
-        match self.queue_down_until {
-            Some(t) if Instant::now() < t => true,
-            Some(_) => {
-                self.queue_down_until = None;
-                false
-            }
-            None => false,
-        }
+        self.reach.is_down(Instant::now())
     }
 
     /// A durable queue's heartbeats and rescues, when due.
@@ -566,34 +443,20 @@ impl Dispatcher {
             .queue
             .heartbeat(self.worker(), &leases, self.engine.config.lease)?;
         for token in leases::tokens_of(&held, &reply.lost) {
-            // Its outcome can no longer be recorded: stop it and forget it.
-            if let Some(e) = self.claims.end(token) {
-                if e.holds_slot() {
-                    self.cancel_in_executor(e.lane, token);
-                }
-            }
+            self.claims.lose(token);
         }
         for token in leases::tokens_of(&held, &reply.cancel_requested) {
-            self.cancel_one(token);
+            // Not started: recorded as cancelled without running.
+            if let Some(e) = self.claims.cancel(token) {
+                let end = End {
+                    started_at: self.queue.now(),
+                    duration: Duration::ZERO,
+                    outcome: Outcome::Cancelled,
+                };
+                self.end_attempt(e, end);
+            }
         }
         Ok(())
-    }
-
-    /// Someone asked to cancel this job: a running attempt is stopped (and
-    /// reports `cancelled`); one that has not started is recorded as
-    /// cancelled without running.
-    fn cancel_one(&mut self, token: u64) {
-        let Some(e) = self.claims.get_mut(token) else {
-            return;
-        };
-        e.cancel_requested = true;
-        let (lane, with_executor) = (e.lane, e.holds_slot());
-        if with_executor && self.cancel_in_executor(lane, token).is_none() {
-            return;
-        }
-        let e = self.claims.end(token).expect("present");
-        let now = self.queue.now();
-        self.end_attempt(e, now, Duration::ZERO, Outcome::Cancelled);
     }
 
     // ---------------------------------------------------------------- shutdown
@@ -610,18 +473,12 @@ impl Dispatcher {
     fn take_step(&mut self, step: Step) {
         match step {
             Step::ReleaseUnstarted => {
-                let mut tokens = self.claims.take_waiting();
-                for ex in self.claims.lanes.executors() {
-                    tokens.extend(ex.take_unstarted().into_iter().map(|a| a.token));
-                }
+                let tokens = self.claims.take_unstarted();
                 self.release(tokens);
             }
             Step::CancelRunning => {
-                let mut rest = Vec::new();
-                for ex in self.claims.lanes.executors() {
-                    rest.extend(ex.cancel_running().into_iter().map(|a| a.token));
-                }
-                self.release(rest);
+                let tokens = self.claims.stop_running();
+                self.release(tokens);
             }
             Step::GiveUp => self.give_up_running(),
         }
@@ -648,13 +505,14 @@ impl Dispatcher {
     /// Cancelled attempts that never reported: recorded as cancelled here.
     fn give_up_running(&mut self) {
         let now = self.queue.now();
-        for token in self.claims.tokens() {
-            let e = self.claims.end(token).expect("listed");
-            if e.holds_slot() {
-                self.cancel_in_executor(e.lane, token);
-            }
+        for e in self.claims.end_all() {
             let started = e.started_at().unwrap_or(now);
-            self.end_attempt(e, started, now.since(started), Outcome::Cancelled);
+            let end = End {
+                started_at: started,
+                duration: now.since(started),
+                outcome: Outcome::Cancelled,
+            };
+            self.end_attempt(e, end);
         }
     }
 
@@ -683,10 +541,7 @@ impl Dispatcher {
     /// the inbox has news.
     fn wait_time(&mut self) -> Option<Duration> {
         let now = Instant::now();
-        let down = self
-            .queue_down_until
-            .map(|t| t.saturating_duration_since(now))
-            .filter(|d| !d.is_zero());
+        let down = self.reach.remaining(now);
         if self.recorder.has_pending() && !self.recorder.writing() && down.is_none() {
             return Some(Duration::ZERO);
         }
@@ -721,12 +576,8 @@ impl Dispatcher {
             at_most(self.engine.config.lease / 3);
         }
         // A lane whose executor could not start, with jobs for it.
-        for (lane, l) in self.claims.lanes.iter() {
-            if let Some(t) = l.down_until {
-                if self.claims.has_waiting(lane) {
-                    at_most(t.saturating_duration_since(now));
-                }
-            }
+        if let Some(t) = self.claims.lanes.next_retry() {
+            at_most(t.saturating_duration_since(now));
         }
         if self.durable && wait.is_none_or(|w| w >= leases::POLL) {
             // Another process may enqueue at any time.

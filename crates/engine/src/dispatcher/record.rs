@@ -5,9 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::{ErrorIntent, GiveUpReason, OutcomeKind, RetryDecision, RetryPolicy};
-use runyard_queue::{Completion, Fenced, Queue, QueueError};
+use runyard_core::{
+    AttemptError, AttemptRecord, ErrorIntent, GiveUpReason, Outcome, OutcomeKind, RetryDecision,
+    RetryPolicy, Timestamp,
+};
+use runyard_queue::{Completion, Fenced, Lease, Queue, QueueError, Verdict};
 
+use super::entry::Entry;
 use super::writer::{write_records, Writer};
 use crate::inbox::{Inbox, Note, Written};
 
@@ -62,6 +66,78 @@ pub(super) struct Recorded {
     pub(super) records: Vec<Completion>,
     pub(super) notes: Vec<Note>,
     pub(super) results: Vec<Result<(), Fenced>>,
+}
+
+/// How an attempt ended, as its executor (or the dispatcher) reports it.
+pub(super) struct End {
+    pub(super) started_at: Timestamp,
+    pub(super) duration: Duration,
+    pub(super) outcome: Outcome,
+}
+
+/// The completion of `e`'s attempt: its record, and the verdict [`next`]
+/// decides (`now` is read for a retry's time).
+pub(super) fn completion(
+    e: &Entry,
+    end: End,
+    durable: bool,
+    random: f64,
+    now: impl FnOnce() -> Timestamp,
+) -> Completion {
+    let outcome = end.outcome.kind();
+    let intent = end.outcome.intent();
+    let (output, error) = end.outcome.into_parts();
+    let ending = Ending {
+        cancel_requested: e.cancel_requested,
+        durable,
+    };
+    let policy = e.settings.policy();
+    let verdict = match next(outcome, intent, e.lease.attempt, policy, ending, random) {
+        Next::Succeeded => Verdict::Succeeded(output),
+        Next::Retry(d) => Verdict::Retry { at: now() + d },
+        Next::Dead => Verdict::Dead,
+        Next::Cancelled => Verdict::Cancelled,
+    };
+    let record = AttemptRecord::new(
+        e.lease.attempt,
+        outcome,
+        end.started_at,
+        end.duration,
+        end.started_at.since(e.ready_at),
+        error,
+    );
+    Completion {
+        lease: e.lease,
+        record,
+        verdict,
+    }
+}
+
+/// The completion of a claimed job this worker cannot run at all (an
+/// unknown task, a lane it does not have): dead, permanently, at `now`.
+pub(super) fn refusal(
+    lease: Lease,
+    ready_at: Timestamp,
+    now: Timestamp,
+    message: String,
+) -> Completion {
+    let error = AttemptError {
+        message,
+        permanent: true,
+        detail: None,
+    };
+    Completion {
+        lease,
+        record: AttemptRecord::new(
+            lease.attempt,
+            OutcomeKind::Failed,
+            now,
+            Duration::ZERO,
+            now.since(ready_at),
+            Some(error),
+        ),
+        verdict: Verdict::Dead,
+    }
 }
 
 /// Records waiting to be written, and the writer thread if there is one.
