@@ -36,10 +36,12 @@ pub(super) struct Ending {
 }
 
 /// What comes after attempt `attempt`, which ended as `outcome` with
-/// `intent` (the outcome's [`Outcome::intent`](runyard_core::Outcome::intent)).
-/// An attempt stopped by a shutdown is run again at once while attempts
-/// remain, and counts as an attempt; on a queue that does not outlive the
-/// run it is cancelled instead.
+/// `intent` (the outcome's [`Outcome::intent`]): a cancelled job is
+/// cancelled, and every other end that did not succeed is the retry
+/// policy's decision. An attempt stopped by a shutdown asks to be run again
+/// at once (its intent is a retry after no delay) and counts as an
+/// attempt; on a queue that does not outlive the run it is cancelled
+/// instead.
 pub(super) fn next(
     outcome: OutcomeKind,
     intent: ErrorIntent,
@@ -51,8 +53,6 @@ pub(super) fn next(
     match outcome {
         OutcomeKind::Succeeded => Next::Succeeded,
         OutcomeKind::Cancelled if ending.cancel_requested || !ending.durable => Next::Cancelled,
-        OutcomeKind::Cancelled if attempt < policy.max_attempts => Next::Retry(Duration::ZERO),
-        OutcomeKind::Cancelled => Next::Dead,
         _ => match policy.decide(attempt, intent, random) {
             RetryDecision::Retry(d) => Next::Retry(d),
             RetryDecision::GiveUp(GiveUpReason::Permanent | GiveUpReason::Exhausted) => Next::Dead,
