@@ -25,9 +25,11 @@ pub(crate) struct Written {
     pub(crate) results: Result<Vec<Result<(), runyard_queue::Fenced>>, runyard_queue::QueueError>,
 }
 
-/// Beside a record: its task.
+/// Beside a record: its task and, for a retry, the delay the retry policy
+/// chose (the `scheduled` event's `delay_ms`, whenever the event is emitted).
 pub(crate) struct Note {
     pub(crate) task: runyard_queue::TaskName,
+    pub(crate) delay: Duration,
 }
 
 #[derive(Default)]

@@ -1,4 +1,6 @@
-//! The events the dispatcher emits.
+//! The events the dispatcher emits: built from what it holds (the record
+//! written, the delay the retry policy chose), so an event says what was
+//! decided rather than what a clock reads when it is emitted.
 
 use std::time::Duration;
 
@@ -13,8 +15,14 @@ pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The event for a recorded attempt's end, at `at`.
-pub(super) fn end_event<'a>(task: &'a str, c: &'a Completion, at: Timestamp) -> Event<'a> {
+/// The event for a recorded attempt's end, at `at`; `delay` is the one the
+/// retry policy chose for a retry.
+pub(super) fn end_event<'a>(
+    task: &'a str,
+    c: &'a Completion,
+    delay: Duration,
+    at: Timestamp,
+) -> Event<'a> {
     let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
     let error = r.error_message().unwrap_or("");
     match &c.verdict {
@@ -33,7 +41,7 @@ pub(super) fn end_event<'a>(task: &'a str, c: &'a Completion, at: Timestamp) -> 
             outcome: r.outcome,
             duration_ms: ms(r.duration()),
             error,
-            delay_ms: ms(run_at.since(at)),
+            delay_ms: ms(delay),
             run_at: *run_at,
         },
         Verdict::Dead => Event::Dead {
@@ -62,7 +70,7 @@ pub(super) fn ends(events: &Events, queue: &dyn Queue, done: &Recorded) {
     let _order = events.lock();
     for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
         if r.is_ok() {
-            events.emit(&end_event(&note.task, c, queue.now()));
+            events.emit(&end_event(&note.task, c, note.delay, queue.now()));
         }
     }
 }
@@ -117,6 +125,48 @@ pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
                 at,
                 attempts: v.attempts.len() as u32,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runyard_core::{AttemptRecord, OutcomeKind};
+    use runyard_queue::Lease;
+
+    use super::*;
+
+    #[test]
+    fn a_scheduled_event_carries_the_delay_chosen_not_the_time_left() {
+        let chosen = Duration::from_millis(10);
+        let decided = Timestamp::from_micros(1_000_000);
+        let c = Completion {
+            lease: Lease {
+                job: JobId(7),
+                attempt: 1,
+            },
+            record: AttemptRecord::new(
+                1,
+                OutcomeKind::Failed,
+                decided,
+                Duration::from_millis(2),
+                Duration::ZERO,
+                None,
+            ),
+            verdict: Verdict::Retry {
+                at: decided + chosen,
+            },
+        };
+        // Emitted 1 ms after the decision (the record was written first).
+        let later = decided + Duration::from_millis(1);
+        match end_event("flaky", &c, chosen, later) {
+            Event::Scheduled {
+                delay_ms, run_at, ..
+            } => {
+                assert_eq!(delay_ms, 10.0);
+                assert_eq!(run_at, decided + chosen);
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -277,7 +277,11 @@ impl Dispatcher {
             }
             Err(r) => {
                 let c = record::refusal(r.lease, r.ready_at, self.queue.now(), r.message);
-                self.recorder.push(c, Note { task: r.task });
+                let note = Note {
+                    task: r.task,
+                    delay: Duration::ZERO,
+                };
+                self.recorder.push(c, note);
             }
         }
     }
@@ -356,9 +360,9 @@ impl Dispatcher {
             self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
         }
         let queue = &self.queue;
-        let c = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
+        let (c, delay) = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
         let task = self.engine.names[e.task.0 as usize].clone();
-        self.recorder.push(c, Note { task });
+        self.recorder.push(c, Note { task, delay });
     }
 
     /// Writes the waiting records, here or by the writer thread.

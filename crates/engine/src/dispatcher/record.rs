@@ -76,14 +76,15 @@ pub(super) struct End {
 }
 
 /// The completion of `e`'s attempt: its record, and the verdict [`next`]
-/// decides (`now` is read for a retry's time).
+/// decides (`now` is read for a retry's time), with the delay chosen for a
+/// retry (zero otherwise).
 pub(super) fn completion(
     e: &Entry,
     end: End,
     durable: bool,
     random: f64,
     now: impl FnOnce() -> Timestamp,
-) -> Completion {
+) -> (Completion, Duration) {
     let outcome = end.outcome.kind();
     let intent = end.outcome.intent();
     let (output, error) = end.outcome.into_parts();
@@ -92,11 +93,11 @@ pub(super) fn completion(
         durable,
     };
     let policy = e.settings.policy();
-    let verdict = match next(outcome, intent, e.lease.attempt, policy, ending, random) {
-        Next::Succeeded => Verdict::Succeeded(output),
-        Next::Retry(d) => Verdict::Retry { at: now() + d },
-        Next::Dead => Verdict::Dead,
-        Next::Cancelled => Verdict::Cancelled,
+    let (verdict, delay) = match next(outcome, intent, e.lease.attempt, policy, ending, random) {
+        Next::Succeeded => (Verdict::Succeeded(output), Duration::ZERO),
+        Next::Retry(d) => (Verdict::Retry { at: now() + d }, d),
+        Next::Dead => (Verdict::Dead, Duration::ZERO),
+        Next::Cancelled => (Verdict::Cancelled, Duration::ZERO),
     };
     let record = AttemptRecord::new(
         e.lease.attempt,
@@ -106,11 +107,12 @@ pub(super) fn completion(
         end.started_at.since(e.ready_at),
         error,
     );
-    Completion {
+    let c = Completion {
         lease: e.lease,
         record,
         verdict,
-    }
+    };
+    (c, delay)
 }
 
 /// The completion of a claimed job this worker cannot run at all (an
