@@ -1,7 +1,13 @@
 //! Leases and the queue's timers: heartbeats that renew the leases held
 //! (every third of the lease), rescues of other workers' expired leases
-//! (every half), and the pause of queue operations while the queue cannot
-//! be reached.
+//! (every half), polls for jobs another process enqueued (a durable queue
+//! wakes the dispatcher only for its own process's enqueues), and the pause
+//! of queue operations while the queue cannot be reached.
+//!
+//! Each timer keeps its own time: the poll does not depend on how long the
+//! dispatcher happens to sleep, so a short lease (down to 1 s, whose
+//! heartbeats come more often than polls) does not keep an idle worker
+//! from ever looking at the queue again.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +17,8 @@ use runyard_queue::{Lease, QueueError};
 /// queue again (each try itself may reconnect for a while).
 const QUEUE_RETRY: Duration = Duration::from_secs(1);
 
-/// How often a durable queue is polled for jobs another process enqueued.
+/// How often an idle worker asks a durable queue for jobs another process
+/// enqueued.
 pub(super) const POLL: Duration = Duration::from_millis(500);
 
 /// When each of a durable queue's timers last fired.
@@ -19,6 +26,7 @@ pub(super) const POLL: Duration = Duration::from_millis(500);
 pub(super) struct Timers {
     last_heartbeat: Instant,
     last_rescue: Instant,
+    last_poll: Instant,
 }
 
 /// Which timers are due.
@@ -26,6 +34,8 @@ pub(super) struct Timers {
 pub(super) struct Due {
     pub(super) heartbeat: bool,
     pub(super) rescue: bool,
+    /// An idle worker asks the queue again.
+    pub(super) poll: bool,
 }
 
 impl Timers {
@@ -33,11 +43,13 @@ impl Timers {
         Timers {
             last_heartbeat: now,
             last_rescue: now,
+            last_poll: now,
         }
     }
 
-    /// The timers due at `now` under `lease`, each restarted.
-    pub(super) fn due(&mut self, now: Instant, lease: Duration) -> Due {
+    /// The timers due at `now` under `lease`, each restarted; `idle` says
+    /// whether the worker found the queue empty (only then is a poll due).
+    pub(super) fn due(&mut self, now: Instant, lease: Duration, idle: bool) -> Due {
         let fire = |last: &mut Instant, every: Duration| {
             let due = now.saturating_duration_since(*last) >= every;
             if due {
@@ -48,7 +60,23 @@ impl Timers {
         Due {
             heartbeat: fire(&mut self.last_heartbeat, lease / 3),
             rescue: fire(&mut self.last_rescue, lease / 2),
+            poll: idle && fire(&mut self.last_poll, POLL),
         }
+    }
+
+    /// The queue was asked for jobs: the next poll is one [`POLL`] away.
+    pub(super) fn polled(&mut self, now: Instant) {
+        self.last_poll = now;
+    }
+
+    /// How long until the next heartbeat or rescue, or (when `idle`) the
+    /// next poll.
+    pub(super) fn until_next(&self, now: Instant, lease: Duration, idle: bool) -> Duration {
+        let mut next = (self.last_heartbeat + lease / 3).min(self.last_rescue + lease / 2);
+        if idle {
+            next = next.min(self.last_poll + POLL);
+        }
+        next.saturating_duration_since(now)
     }
 }
 
@@ -113,15 +141,52 @@ mod tests {
 
     use super::*;
 
+    /// The dispatcher's turns for an idle worker, on a simulated clock: it
+    /// sleeps until the next timer, takes what is due and asks the queue
+    /// again when a poll is. Returns when it first asks again.
+    fn next_poll(lease: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0);
+        let mut now = t0;
+        while now - t0 < Duration::from_secs(30) {
+            now += timers.until_next(now, lease, true).min(POLL);
+            if timers.due(now, lease, true).poll {
+                timers.polled(now);
+                return Some(now - t0);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn an_idle_worker_polls_every_poll_interval_whatever_its_lease() {
+        for lease in [30, 2, 1].map(Duration::from_secs) {
+            let at = next_poll(lease);
+            let on_time = at.is_some_and(|at| at <= POLL + Duration::from_millis(1));
+            assert!(on_time, "{lease:?}: {at:?}");
+        }
+    }
+
+    #[test]
+    fn a_busy_worker_does_not_poll() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0);
+        let lease = Duration::from_secs(1);
+        assert!(timers.until_next(t0, lease, false) <= lease / 3);
+        let due = timers.due(t0 + POLL, lease, false);
+        assert!(due.heartbeat && !due.poll);
+        assert!(timers.due(t0 + POLL, lease, true).poll, "idle, it does");
+    }
+
     #[test]
     fn heartbeats_come_every_third_of_the_lease_and_rescues_every_half() {
         let t0 = Instant::now();
         let mut timers = Timers::new(t0);
         let lease = Duration::from_secs(3);
-        assert_eq!(timers.due(t0, lease), Due::default());
-        let due = timers.due(t0 + Duration::from_secs(1), lease);
+        assert_eq!(timers.due(t0, lease, false), Due::default());
+        let due = timers.due(t0 + Duration::from_secs(1), lease, false);
         assert!(due.heartbeat && !due.rescue);
-        let due = timers.due(t0 + Duration::from_millis(1500), lease);
+        let due = timers.due(t0 + Duration::from_millis(1500), lease, false);
         assert!(!due.heartbeat && due.rescue);
     }
 

@@ -251,6 +251,7 @@ impl Dispatcher {
         if want == 0 {
             return Ok(());
         }
+        self.timers.polled(Instant::now());
         let cfg = &self.engine.config;
         let claimed =
             self.queue
@@ -419,12 +420,17 @@ impl Dispatcher {
         self.reach.is_down(Instant::now())
     }
 
-    /// A durable queue's heartbeats and rescues, when due.
+    /// A durable queue's heartbeats, rescues and polls, when due.
     fn queue_timers(&mut self, now: Instant) -> Result<(), QueueError> {
         if !self.durable {
             return Ok(());
         }
-        let due = self.timers.due(now, self.engine.config.lease);
+        let due = self
+            .timers
+            .due(now, self.engine.config.lease, self.queue_idle);
+        if due.poll {
+            self.queue_idle = false;
+        }
         if due.heartbeat {
             self.heartbeat()?;
         }
@@ -577,15 +583,12 @@ impl Dispatcher {
         }
         if self.durable {
             at_most(leases::POLL);
-            at_most(self.engine.config.lease / 3);
+            let lease = self.engine.config.lease;
+            at_most(self.timers.until_next(now, lease, self.queue_idle));
         }
         // A lane whose executor could not start, with jobs for it.
         if let Some(t) = self.claims.lanes.next_retry() {
             at_most(t.saturating_duration_since(now));
-        }
-        if self.durable && wait.is_none_or(|w| w >= leases::POLL) {
-            // Another process may enqueue at any time.
-            self.queue_idle = false;
         }
         wait
     }
