@@ -87,6 +87,19 @@ pub(super) fn running(events: &Events, task: &str, e: &Entry, at: Timestamp) {
     });
 }
 
+/// `queued` events for this run's claims given back (the caller holds the
+/// event order).
+pub(super) fn released(events: &Events, released: &[(&Entry, &str)], at: Timestamp) {
+    for (e, task) in released {
+        events.emit(&Event::Queued {
+            job: e.lease.job,
+            task,
+            at,
+            reason: QueuedReason::Released,
+        });
+    }
+}
+
 /// `queued` events for jobs put back in the queue (the task read from it).
 pub(super) fn requeued(events: &Events, queue: &dyn Queue, ids: &[JobId], reason: QueuedReason) {
     if events.is_empty() {

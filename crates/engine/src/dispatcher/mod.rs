@@ -81,7 +81,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runyard_core::{JobId, Outcome, OutcomeKind, QueuedReason, Timestamp};
+use runyard_core::{Outcome, OutcomeKind, QueuedReason, Timestamp};
 use runyard_exec::{AttemptReport, Executor, Spinner};
 use runyard_queue::{Claimed, Lease, Queue, QueueError, Rescue};
 
@@ -496,19 +496,24 @@ impl Dispatcher {
 
     /// Gives claims that never started back to the queue.
     fn release(&mut self, tokens: Vec<u64>) {
-        let leases: Vec<Lease> = tokens
+        let ended: Vec<Entry> = tokens
             .into_iter()
             .filter_map(|t| self.claims.end(t))
-            .map(|e| e.lease)
             .collect();
-        if leases.is_empty() {
+        if ended.is_empty() {
             return;
         }
+        let leases: Vec<Lease> = ended.iter().map(|e| e.lease).collect();
         // A release that fails leaves the leases to expire and be rescued.
         let _ = self.queue.release(self.worker(), &leases);
-        if self.durable {
-            let ids: Vec<JobId> = leases.iter().map(|l| l.job).collect();
-            emit::requeued(&self.events, &*self.queue, &ids, QueuedReason::Released);
+        if self.durable && !self.events.is_empty() {
+            let names = &self.engine.names;
+            let released: Vec<_> = ended
+                .iter()
+                .map(|e| (e, names[e.task.0 as usize].as_ref()))
+                .collect();
+            let _order = self.events.lock();
+            emit::released(&self.events, &released, self.queue.now());
         }
     }
 
