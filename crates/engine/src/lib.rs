@@ -9,12 +9,13 @@
 #![forbid(unsafe_code)]
 
 mod config;
-mod dispatch;
+mod dispatcher;
 mod engine;
 mod events;
 mod inbox;
 mod lane;
 mod report;
+mod shared;
 mod slab;
 
 pub use config::{ConfigError, EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};
