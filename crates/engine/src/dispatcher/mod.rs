@@ -28,13 +28,17 @@
 //!
 //! # An entry's states
 //!
-//! ```text
-//!  claim ──▶ Waiting ──(room in its lane and under its task's limit)──▶ Submitted ──(start)──▶ Started
-//!              ▲   │                                                         │                  │
-//!              └───┼──────────(the executor could not start)────────────────┘                  │
-//!                  │                                                                            │
-//!                  └──(interrupt: released) ──▶ gone ◀──(reported, lost, released, given up)────┘
-//! ```
+//! A claimed job enters as `Waiting`, and then:
+//!
+//! - `Waiting` → `Submitted`: its lane has room and its task is under its
+//!   concurrency limit ([`Claims::take_ready`]);
+//! - `Submitted` → `Waiting`: its executor could not start
+//!   ([`Claims::hand_back`]);
+//! - `Submitted` → `Started`: the executor says the attempt started;
+//! - any → ended ([`Claims::end`]): the attempt reported its end; a
+//!   shutdown gave the claim back (waiting, or not started by its
+//!   executor); its lease was lost; it was cancelled before it started; a
+//!   shutdown gave up waiting for its report.
 //!
 //! `Waiting` holds the job's parameters and no slot; `Submitted` and
 //! `Started` hold a running slot (the lane's `inflight`, the task's count),
