@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::value::{Datetime, Offset};
 
-use super::{clip, ARG_CHARS, MAX_JOBS};
+use super::limits::{clip, ARG_CHARS, MAX_JOBS};
 
 /// Reads a whole number from `min` to `max`, and says so when it is not
 /// one (serde's own message names a Rust type: "expected u32").

@@ -1,11 +1,39 @@
-//! `runyard list` and `runyard describe`.
+//! `runyard describe`: a task's parameters, their constraints and its
+//! default policy.
 
+use std::sync::Arc;
+
+use clap::Args;
 use runyard::{format_duration, Registry, TaskDef};
 use serde_json::{json, Value};
 
-use crate::output::Human;
+use crate::exit::{Exit, UsageError};
+use crate::flags::Color;
+use crate::output::human::Human;
 
-fn info(t: &TaskDef) -> serde_json::Value {
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The task.
+    pub(crate) task: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn main(
+    args: DescribeArgs,
+    color: Color,
+    registry: Arc<Registry>,
+) -> anyhow::Result<Exit> {
+    let idx = registry
+        .lookup(&args.task)
+        .map_err(|e| UsageError(e.to_string()))?;
+    describe(registry.task(idx), args.json, &Human::new(false, color));
+    Ok(Exit::Success)
+}
+
+/// A task as `--json` shows it (`list --json` too).
+pub(super) fn info(t: &TaskDef) -> serde_json::Value {
     let p = t.policy();
     json!({
         "name": t.name(),
@@ -20,25 +48,7 @@ fn info(t: &TaskDef) -> serde_json::Value {
     })
 }
 
-pub(crate) fn list(reg: &Registry, json: bool, human: &Human) {
-    if json {
-        let all: Vec<_> = reg.iter().map(|t| info(t)).collect();
-        human.line(&serde_json::to_string_pretty(&all).expect("serializable"));
-        return;
-    }
-    let width = reg.iter().map(|t| t.name().len()).max().unwrap_or(4).max(4);
-    human.line(&human.bold(&format!("{:<width$}  {:<8}  description", "task", "kind")));
-    for t in reg.iter() {
-        human.line(&format!(
-            "{:<width$}  {:<8}  {}",
-            t.name(),
-            t.kind().as_str(),
-            t.description()
-        ));
-    }
-}
-
-pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
+fn describe(t: &TaskDef, json: bool, human: &Human) {
     if json {
         human.line(&serde_json::to_string_pretty(&info(t)).expect("serializable"));
         return;

@@ -2,7 +2,6 @@
 //! public API a user's program uses (registered tasks, jobs, the worker
 //! loop, the retry policy, the report). Prints one JSON line on stdout.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,9 @@ use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, Report};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::args::{parse_mode, parse_positive_duration};
-use crate::UsageError;
+use crate::exit::{Exit, RunnerFailure, UsageError};
+use crate::flags::{parse_mode, parse_positive_duration, ProcessFlags};
+use crate::queues::{parse_queue_url, QueueUrl};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -74,8 +74,8 @@ enum Workload {
         /// there is replaced), postgres://... (a scratch schema,
         /// `runyard_bench` unless the URL names one with ?schema=: a runyard
         /// queue there is dropped) or memory.
-        #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
-        queue: crate::state::QueueUrl,
+        #[arg(long, value_name = "URL", value_parser = parse_queue_url)]
+        queue: QueueUrl,
         /// Jobs per enqueue call (one transaction each).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
@@ -110,7 +110,7 @@ fn emit(
     tasks: u64,
     wall: Duration,
     extra: Value,
-) -> Result<(), crate::RunnerFailure> {
+) -> Result<(), RunnerFailure> {
     let Value::Object(extra) = extra else {
         unreachable!("extras are an object")
     };
@@ -188,7 +188,7 @@ fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> Engine {
         EngineConfig {
             mode,
             concurrency: j,
-            process: crate::process_config(&crate::args::ProcessFlags::none(), j),
+            process: ProcessFlags::none().config(j),
             ..EngineConfig::default()
         },
     )
@@ -198,7 +198,7 @@ fn spec(task: &str, params: Value) -> anyhow::Result<JobSpec> {
     Ok(JobSpec::new(task).params(&params)?)
 }
 
-pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<ExitCode> {
+pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<Exit> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match args.workload {
         Workload::NoopThread { n } => {
@@ -380,18 +380,17 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
             )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// B7: enqueue, drain, and idle latency on a queue of `url`.
 fn queue_bench(
     registry: &Arc<Registry>,
     n: u64,
-    url: &crate::state::QueueUrl,
+    url: &QueueUrl,
     batch: usize,
     samples: usize,
 ) -> anyhow::Result<()> {
-    use crate::state::QueueUrl;
     let (queue, backend): (Arc<dyn Queue>, &str) = match url {
         QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
         QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),

@@ -1,18 +1,55 @@
-//! `runyard status`: what a recorded run holds.
+//! `runyard status`: what a queue or a recorded run holds.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use clap::Args;
 
 use runyard::queue::{Counts, ListFilter, LiveWorker, Queue};
 use runyard::{JobState, Timestamp};
 use serde::Serialize;
 
-use crate::args::StatusArgs;
-use crate::output::Human;
-use crate::state::{self, Purpose, QueueUrl};
-use crate::UsageError;
+use crate::exit::{Exit, UsageError};
+use crate::flags::Color;
+use crate::output::human::Human;
+use crate::queues::{self, Purpose, QueueUrl, QueueUrlParser};
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) store: ShownStore,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Dead jobs to list, at most.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) dead: usize,
+}
+
+/// The queue or recorded run that `status` shows.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct ShownStore {
+    /// Show the run recorded in this SQLite file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
+    /// (default: $RUNYARD_QUEUE).
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser)]
+    pub(crate) queue: Option<QueueUrl>,
+}
+
+impl ShownStore {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<QueueUrl> {
+        QueueUrl::from_flags(&self.state, &self.queue)
+    }
+}
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -88,7 +125,8 @@ struct DeadJob {
     error: Option<String>,
 }
 
-pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
+pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
+    let human = &Human::new(false, color);
     let url =
         match which_queue(&args)? {
             Some(QueueUrl::Memory) => return Err(UsageError(
@@ -108,10 +146,10 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     // also tells its activity.
     let (queue, pg): (Arc<dyn Queue>, _) = match &url {
         QueueUrl::Postgres(u) => {
-            let pg = state::connect_postgres(u, Purpose::Inspect)?;
+            let pg = queues::connect_postgres(u, Purpose::Inspect)?;
             (pg.clone(), Some(pg))
         }
-        _ => (state::open(&url, Purpose::Inspect)?.queue, None),
+        _ => (queues::open(&url, Purpose::Inspect)?.queue, None),
     };
     let q = &*queue;
     let activity = match &pg {
@@ -155,7 +193,7 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     // A reader that stops early (`| head`) is not an error.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
+        _ => Ok(Exit::Success),
     }
 }
 
@@ -165,7 +203,7 @@ fn which_queue(args: &StatusArgs) -> anyhow::Result<Option<QueueUrl>> {
         return Ok(Some(u));
     }
     match std::env::var("RUNYARD_QUEUE") {
-        Ok(v) if !v.is_empty() => state::parse_queue_url(&v)
+        Ok(v) if !v.is_empty() => queues::parse_queue_url(&v)
             .map(Some)
             .map_err(|e| UsageError(format!("RUNYARD_QUEUE: {e}")).into()),
         _ => Ok(None),
@@ -199,7 +237,7 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
 fn render(s: &Status, now: Timestamp, human: &Human) -> String {
     let mut out = String::new();
     let c = &s.counts;
-    let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
+    let _ = writeln!(out, "{}: {}", s.queue, queues::describe(c));
     if let Some(a) = &s.activity {
         let _ = writeln!(
             out,
