@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, Mode, SubmitError};
+use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, SubmitError};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use fields::{Attempts, Count, ParamTable, Priority, RunAt};
+use fields::{Attempts, Count, FileMode, ParamTable, Priority, RunAt};
 pub(crate) use limits::MAX_JOBS;
 use limits::{clip, ARG_CHARS, LINE_CHARS, MESSAGE_CHARS};
 
@@ -319,7 +319,7 @@ struct JobFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileDefaults {
-    mode: Option<Mode>,
+    mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
@@ -335,7 +335,7 @@ struct FileJob {
     params: Option<Spanned<ParamTable>>,
     #[serde(default)]
     count: Option<Spanned<Count>>,
-    mode: Option<Mode>,
+    mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
@@ -412,7 +412,7 @@ fn from_text(
         toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
     let defaults = file.defaults.unwrap_or_default();
     let file_defaults = JobOptions {
-        mode: defaults.mode,
+        mode: defaults.mode.map(|m| m.0),
         max_attempts: defaults.max_attempts.map(|a| a.0),
         timeout: defaults.timeout,
         backoff: defaults.backoff,
@@ -456,7 +456,7 @@ fn from_text(
                 priority: j.priority.map(|p| p.0),
                 run_at,
                 idempotency_key: j.idempotency_key,
-                mode: j.mode,
+                mode: j.mode.map(|m| m.0),
                 isolate: j.isolate,
             };
             let spec = JobSpec::new(j.task.get_ref().clone())
