@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use runyard::queue::{Counts, Queue, QueueError, QueueErrorKind, Rescue};
 use runyard::sqlite::{OpenMode, SqliteQueue};
 
-use crate::exit::UsageError;
+use crate::exit::{RunnerFailure, UsageError};
 
 /// A queue named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,17 +211,22 @@ pub(crate) fn open_state(path: &Path, purpose: Purpose) -> anyhow::Result<Arc<Sq
 }
 
 /// A queue error met while opening: the file's fault is the user's input.
+/// The message names the file once (the backend's own starts with it).
 fn refused(path: &Path, e: QueueError) -> anyhow::Error {
+    let text = e.to_string();
+    let why = text
+        .strip_prefix(&format!("{}: ", path.display()))
+        .unwrap_or(&text);
     match e.kind() {
         QueueErrorKind::Corrupt
         | QueueErrorKind::Incompatible
         | QueueErrorKind::ReadOnly
         | QueueErrorKind::InvalidInput => UsageError(format!(
-            "cannot use {} as a state file: {e}",
+            "cannot use {} as a state file: {why}",
             path.display()
         ))
         .into(),
-        _ => anyhow::Error::new(e).context(format!("opening {}", path.display())),
+        _ => RunnerFailure(format!("opening {}: {why}", path.display())).into(),
     }
 }
 

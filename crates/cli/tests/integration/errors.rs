@@ -378,6 +378,23 @@ fn exec_checks_its_output_paths_and_concurrency_before_anything_runs() {
 }
 
 #[test]
+fn a_file_that_is_no_state_file_is_named_once() {
+    let d = Dir::new();
+    let junk = d.write("junk.db", "not a state file");
+    for args in [
+        &["status", "--state"][..],
+        &["run", "noop", "--state"],
+        &["run", "--resume", "--state"],
+    ] {
+        let mut all = args.to_vec();
+        all.push(junk.to_str().unwrap());
+        let e = refused(&all);
+        assert!(e.contains("cannot use"), "{e}");
+        assert_eq!(e.matches("junk.db").count(), 1, "{e}");
+    }
+}
+
+#[test]
 fn describe_of_an_unknown_task_suggests_names() {
     let e = refused(&["describe", "slep"]);
     assert!(e.contains("did you mean `sleep`?"), "{e}");
