@@ -289,10 +289,12 @@ fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
         Report::summarize(queue, out.wall, out.interrupted).context("reading the report")?;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
-    let failures = outputs.finish(queue, &summary)?;
+    let mut failures = outputs.finish(queue, &summary)?;
     if !args.quiet {
-        print_summary(&human, &summary);
+        // A failure is kept in `human` (the job lines' too), told below.
+        let _ = print_summary(&human, &summary);
     }
+    failures.extend(human.failure());
     if let Some((path, _)) = &opened.file {
         if summary.unfinished > 0 {
             errln!(

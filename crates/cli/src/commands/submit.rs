@@ -140,12 +140,12 @@ fn wait_for(queue: &dyn Queue, ids: &[JobId], color: Color, quiet: bool) -> anyh
                 human.state(v.state.as_str()),
                 v.task,
                 v.id
-            ));
+            ))?;
         }
     }
     let summary = b.finish(start.elapsed(), false);
     if !quiet {
-        print_summary(&human, &summary);
+        print_summary(&human, &summary)?;
     }
     Ok(Exit::of_run(false, summary.all_succeeded()))
 }

@@ -1,9 +1,10 @@
 //! `runyard worker`: drains a shared queue under a name until stopped.
 //!
-//! Plan (the tasks it takes, the engine's configuration and the outputs
-//! checked; nothing opened), then the queue opened (waiting for a
-//! PostgreSQL server that is not up yet) and the name registered, then
-//! the engine run until an interrupt drains it; the name is given back.
+//! Plan (the tasks it takes, the engine's configuration and the `--events`
+//! path checked; nothing opened), then the queue opened (waiting for a
+//! PostgreSQL server that is not up yet), the name registered and the
+//! events file created, then the engine run until an interrupt drains it;
+//! the name is given back, and an output that failed is told (exit 3).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,16 +13,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use runyard::queue::{LiveWorker, NameTaken, Queue, TaskName, WorkerInfo};
-use runyard::{Engine, EngineConfig, EventSink, JsonLines, Mode, Registry};
+use runyard::{Engine, EngineConfig, EventSink, Mode, Registry};
 
-use crate::exit::{Exit, UsageError};
+use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{
     parse_at_least_one, parse_lease, parse_mode, parse_positive_duration, Color, ProcessFlags,
     QueueFlag,
 };
 use crate::interrupt::on_interrupts;
 use crate::output::human::{Human, JobLines};
-use crate::output::report::create_output;
+use crate::output::report::{check_outputs, OutputPaths};
 use crate::queues;
 
 #[derive(Debug, Args)]
@@ -74,6 +75,7 @@ pub(crate) struct WorkerArgs {
 struct Plan {
     engine: Engine,
     name: String,
+    outputs: OutputPaths,
 }
 
 pub(crate) fn main(
@@ -81,19 +83,27 @@ pub(crate) fn main(
     color: Color,
     registry: Arc<Registry>,
 ) -> anyhow::Result<Exit> {
-    let Plan { engine, name } = plan(&args, registry)?;
+    let Plan {
+        engine,
+        name,
+        outputs,
+    } = plan(&args, registry)?;
+    let queue = queues::open_waiting(&args.queue.queue)?;
+    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
+    let outputs = match outputs.open() {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = queue.unregister_worker(&name);
+            return Err(e.into());
+        }
+    };
     let human = Human::new(false, color);
-    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
-    if let Some(p) = &args.events {
-        sinks.push(Arc::new(JsonLines::new(create_output(p, "events")?)));
-    }
+    let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
     if !args.quiet {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
         }));
     }
-    let queue = queues::open_waiting(&args.queue.queue)?;
-    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let run = engine.start(Arc::clone(&queue), sinks);
     let grace = runyard::format_duration(args.grace);
     on_interrupts(
@@ -117,6 +127,14 @@ pub(crate) fn main(
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the worker stopped"));
     }
+    // An output that cannot be written does not stop the worker: each is
+    // reported once when it ends (exit code 3).
+    let failures: Vec<RunnerFailure> = outputs
+        .events_failure()
+        .into_iter()
+        .chain(human.failure())
+        .collect();
+    check_outputs(failures)?;
     Ok(Exit::Success)
 }
 
@@ -140,9 +158,11 @@ fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
     }
     config.check().map_err(|e| UsageError(e.to_string()))?;
     let name = config.worker_name.clone();
+    let outputs = OutputPaths::check(None, args.events.as_ref())?;
     Ok(Plan {
         engine: Engine::new(registry, config),
         name,
+        outputs,
     })
 }
 

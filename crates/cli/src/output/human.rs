@@ -3,18 +3,28 @@
 //! when `--color` says so.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use console::Style;
 use runyard::{human_duration, Event, EventSink, Summary};
 
+use crate::exit::RunnerFailure;
 use crate::flags::Color;
+use crate::stdio::stdout_result;
 
 /// Where human-readable output goes, and whether it is styled.
+///
+/// A line that cannot be written to standard output is an error of the
+/// runner (exit 3), except when the reader has gone (`| head`); it is also
+/// kept ([`Human::failure`]) for what writes lines where no error can be
+/// returned (the job lines of an event sink). Standard error's failures
+/// are ignored, as everywhere.
 #[derive(Clone)]
 pub(crate) struct Human {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
+    to_stdout: bool,
+    failed: Arc<OnceLock<String>>,
     pub(crate) styled: bool,
     pub(crate) is_terminal: bool,
 }
@@ -34,15 +44,28 @@ impl Human {
         };
         Human {
             out: Arc::new(Mutex::new(out)),
+            to_stdout: !to_stderr,
+            failed: Arc::new(OnceLock::new()),
             styled,
             is_terminal,
         }
     }
 
-    pub(crate) fn line(&self, s: &str) {
+    /// Writes a line (see [`Human`] for its errors).
+    pub(crate) fn line(&self, s: &str) -> Result<(), RunnerFailure> {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        // A closed pipe (`| head`) is not an error of the run.
-        let _ = writeln!(out, "{s}");
+        let written = writeln!(out, "{s}").and_then(|()| out.flush());
+        if !self.to_stdout {
+            return Ok(());
+        }
+        stdout_result(written).inspect_err(|f| {
+            let _ = self.failed.set(f.0.clone());
+        })
+    }
+
+    /// The first line that could not be written, if one could not.
+    pub(crate) fn failure(&self) -> Option<RunnerFailure> {
+        self.failed.get().cloned().map(RunnerFailure)
     }
 
     fn style(&self, s: &Style, text: &str) -> String {
@@ -115,7 +138,8 @@ impl EventSink for JobLines {
             ),
             _ => return,
         };
-        self.human.line(&line);
+        // A failure is kept in `human`, and told when the run ends.
+        let _ = self.human.line(&line);
     }
 }
 
@@ -124,12 +148,12 @@ fn ms(v: f64) -> String {
 }
 
 /// The summary table: per task, jobs and states, attempts, attempt-time percentiles.
-pub(crate) fn print_summary(human: &Human, s: &Summary) {
+pub(crate) fn print_summary(human: &Human, s: &Summary) -> Result<(), RunnerFailure> {
     let header = format!(
         "{:<16} {:>7} {:>9} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9}",
         "task", "jobs", "succeeded", "dead", "cancelled", "attempts", "p50", "p95", "max"
     );
-    human.line(&human.bold(&header));
+    human.line(&human.bold(&header))?;
     let t = |ms: f64| human_duration(Duration::from_secs_f64(ms / 1e3));
     for r in &s.tasks {
         human.line(&format!(
@@ -143,12 +167,12 @@ pub(crate) fn print_summary(human: &Human, s: &Summary) {
             t(r.p50_ms),
             t(r.p95_ms),
             t(r.max_ms)
-        ));
+        ))?;
     }
     human.line(&format!(
         "{:<16} {:>7} {:>9} {:>6} {:>9} {:>8}",
         "total", s.jobs, s.succeeded, s.dead, s.cancelled, s.attempts
-    ));
+    ))?;
     let mut tail = format!("wall time {}", t(s.wall_ms));
     if s.interrupted {
         tail.push_str(" (interrupted)");
@@ -156,5 +180,5 @@ pub(crate) fn print_summary(human: &Human, s: &Summary) {
     if s.unfinished > 0 {
         tail.push_str(&format!("; {} jobs unfinished", s.unfinished));
     }
-    human.line(&human.dim(&tail));
+    human.line(&human.dim(&tail))
 }

@@ -115,6 +115,15 @@ impl RunOutputs {
             .map(|(_, sink)| Arc::clone(sink) as Arc<dyn EventSink>)
     }
 
+    /// After the run (its events flushed): the write to the events file
+    /// that failed, if one did (for a command with no report, the whole of
+    /// its finish).
+    pub(crate) fn events_failure(&self) -> Option<RunnerFailure> {
+        let (path, sink) = self.events.as_ref()?;
+        sink.take_error()
+            .map(|e| output_failed("--events", path, &e))
+    }
+
     /// After the run (its events flushed): notes an events file that
     /// failed, and writes the report. Returns the outputs that failed.
     pub(crate) fn finish(
@@ -122,12 +131,7 @@ impl RunOutputs {
         queue: &dyn Queue,
         summary: &Summary,
     ) -> anyhow::Result<Vec<RunnerFailure>> {
-        let mut failed = Vec::new();
-        if let Some((path, sink)) = &self.events {
-            if let Some(e) = sink.take_error() {
-                failed.push(output_failed("--events", path, &e));
-            }
-        }
+        let mut failed: Vec<RunnerFailure> = self.events_failure().into_iter().collect();
         if let Some((path, w)) = self.json {
             match write_report_json(queue, summary, w) {
                 Ok(()) => {}

@@ -388,9 +388,9 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
     failures.extend(outputs.finish(&*queue, &summary)?);
     let human = Human::new(true, color);
     for line in &printed.dead {
-        human.line(line);
+        human.line(line)?;
     }
-    print_summary(&human, &summary);
+    print_summary(&human, &summary)?;
     if let Some(e) = out.error {
         failures.push(RunnerFailure(format!("the run stopped early: {e}")));
     }
