@@ -45,7 +45,7 @@ pub(crate) enum Command {
     Submit(commands::submit::SubmitArgs),
     /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits); waits for a database that is not up yet.
     #[command(name = "worker")]
-    QueueWorker(commands::worker::WorkerArgs),
+    Worker(commands::worker::WorkerArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.
     Retry(commands::retry::RetryArgs),
     /// Cancel jobs: queued ones at once, running ones by asking their worker.
@@ -56,9 +56,9 @@ pub(crate) enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line.
     Bench(commands::bench::BenchArgs),
-    /// The worker role of `--mode process` (started by runyard itself).
+    /// The role of a child process of `--mode process` (started by runyard itself).
     #[command(name = "__child", hide = true)]
-    Worker,
+    Child,
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -102,7 +102,7 @@ fn dispatch(
 ) -> anyhow::Result<Exit> {
     if matches!(
         cli.command,
-        Command::Run(_) | Command::Exec(_) | Command::QueueWorker(_)
+        Command::Run(_) | Command::Exec(_) | Command::Worker(_)
     ) {
         // Commands that run jobs: the reaper is forked now, while this
         // process is small (its copy of this memory stays small). Should it
@@ -118,12 +118,12 @@ fn dispatch(
         Command::Status(args) => commands::status::main(args, color),
         Command::Bench(args) => commands::bench::main(args, registry()?),
         Command::Submit(args) => commands::submit::main(args, color, registry()?),
-        Command::QueueWorker(args) => commands::worker::main(args, color, registry()?),
+        Command::Worker(args) => commands::worker::main(args, color, registry()?),
         Command::Retry(args) => commands::retry::main(args),
         Command::Cancel(args) => commands::cancel::main(args),
         Command::Prune(args) => commands::prune::main(args),
         Command::Migrate(args) => commands::migrate::main(args),
-        Command::Worker => Ok(commands::child::main(registry())),
+        Command::Child => Ok(commands::child::main(registry())),
         Command::Completions { shell } => commands::completions::main(shell),
     }
 }

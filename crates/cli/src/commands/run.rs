@@ -277,25 +277,18 @@ fn submit(run: &Run, jobs: Vec<Prepared>, in_file: bool) -> anyhow::Result<()> {
 
 /// Summarizes the run, finishes its outputs, and says how it ended.
 fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
-    let Ran {
-        opened,
-        outputs,
-        out,
-        interrupts,
-        human,
-    } = ran;
-    let queue = &*opened.queue;
+    let (queue, out, human) = (&*ran.opened.queue, ran.out, ran.human);
     let summary =
         Report::summarize(queue, out.wall, out.interrupted).context("reading the report")?;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
-    let mut failures = outputs.finish(queue, &summary)?;
+    let mut failures = ran.outputs.finish(queue, &summary)?;
     if !args.quiet {
         // A failure is kept in `human` (the job lines' too), told below.
         let _ = print_summary(&human, &summary);
     }
     failures.extend(human.failure());
-    if let Some((path, _)) = &opened.file {
+    if let Some((path, _)) = &ran.opened.file {
         if summary.unfinished > 0 {
             errln!(
                 "runyard: {} unfinished jobs are recorded in {}; resume with `runyard run --state {} --resume`",
@@ -310,7 +303,7 @@ fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
     }
     check_outputs(failures)?;
     Ok(Exit::of_run(
-        out.interrupted || interrupts.any(),
+        out.interrupted || ran.interrupts.any(),
         summary.all_succeeded(),
     ))
 }

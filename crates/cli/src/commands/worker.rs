@@ -22,7 +22,7 @@ use crate::flags::{
 };
 use crate::interrupt::on_interrupts;
 use crate::output::human::{Human, JobLines};
-use crate::output::report::{check_outputs, OutputPaths};
+use crate::output::report::{check_outputs, OutputPaths, RunOutputs};
 use crate::queues;
 
 #[derive(Debug, Args)]
@@ -97,6 +97,22 @@ pub(crate) fn main(
             return Err(e.into());
         }
     };
+    let exit = drain(&args, engine, &queue, &name, outputs, color);
+    // Its name is free at once (were this to fail, once its heartbeat lapses).
+    let _ = queue.unregister_worker(&name);
+    exit
+}
+
+/// Runs the engine on the queue until an interrupt drains it; then tells
+/// what failed.
+fn drain(
+    args: &WorkerArgs,
+    engine: Engine,
+    queue: &Arc<dyn Queue>,
+    name: &str,
+    outputs: RunOutputs,
+    color: Color,
+) -> anyhow::Result<Exit> {
     let human = Human::new(false, color);
     let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
     if !args.quiet {
@@ -104,7 +120,7 @@ pub(crate) fn main(
             human: human.clone(),
         }));
     }
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = engine.start(Arc::clone(queue), sinks);
     let grace = runyard::format_duration(args.grace);
     on_interrupts(
         run.interrupter(),
@@ -122,8 +138,6 @@ pub(crate) fn main(
         );
     }
     let out = run.wait();
-    // Its name is free at once (were this to fail, once its heartbeat lapses).
-    let _ = queue.unregister_worker(&name);
     if let Some(e) = out.error {
         return Err(anyhow::Error::new(e).context("the worker stopped"));
     }

@@ -16,7 +16,7 @@ use crate::jobs::InputError;
 type Out = Box<dyn Write + Send>;
 
 /// A run's `--json` and `--events` paths, each checked to be one that can
-/// be created ([`check_creatable`]); nothing is opened yet.
+/// be created ([`creatable`]); nothing is opened yet.
 #[derive(Debug, Default)]
 pub(crate) struct OutputPaths {
     json: Option<PathBuf>,

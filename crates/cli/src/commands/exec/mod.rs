@@ -22,8 +22,9 @@ mod template;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Args;
@@ -323,28 +324,15 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     );
 
     let total = jobs.len() as u64;
-    let printing = {
-        let (queue, spools) = (Arc::clone(&queue), Arc::clone(&spools));
-        let stop = run.interrupter();
-        let (keep_order, tag) = (args.keep_order, args.tag);
-        std::thread::spawn(move || {
-            print_outputs(
-                rx,
-                Printing {
-                    queue: &*queue,
-                    spools: &spools,
-                    metas: &metas,
-                    keep_order,
-                    tag,
-                    joblog,
-                    stop: Box::new(move || {
-                        stop();
-                        stop();
-                    }),
-                },
-            )
-        })
-    };
+    let printing = start_printer(
+        args,
+        rx,
+        Arc::clone(&queue),
+        spools,
+        metas,
+        joblog,
+        Box::new(run.interrupter()),
+    );
     let progress = std::io::stderr().is_terminal().then(|| {
         let source = run.progress_source();
         ProgressView::start(total, move || source().ok())
@@ -370,22 +358,47 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     })
 }
 
+/// Starts the thread that prints each job's output as it ends (see
+/// [`printer`]); `stop` is the run's interrupter.
+fn start_printer(
+    args: &ExecArgs,
+    rx: Receiver<JobId>,
+    queue: Arc<dyn Queue>,
+    spools: Arc<Spools>,
+    metas: Vec<Meta>,
+    joblog: Option<Joblog>,
+    stop: Box<dyn Fn() + Send + Sync>,
+) -> JoinHandle<Printed> {
+    let (keep_order, tag) = (args.keep_order, args.tag);
+    std::thread::spawn(move || {
+        print_outputs(
+            rx,
+            Printing {
+                queue: &*queue,
+                spools: &spools,
+                metas: &metas,
+                keep_order,
+                tag,
+                joblog,
+                // Twice: the first drains, the second cancels.
+                stop: Box::new(move || {
+                    stop();
+                    stop();
+                }),
+            },
+        )
+    })
+}
+
 /// Summarizes the run on standard error, finishes its outputs, and says
 /// how it ended.
 fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
-    let Ran {
-        queue,
-        outputs,
-        out,
-        printed,
-        submitted,
-        interrupts,
-    } = ran;
-    submitted?;
+    let (queue, out, printed) = (ran.queue, ran.out, ran.printed);
+    ran.submitted?;
     let summary = Report::summarize(&*queue, out.wall, out.interrupted)
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
-    failures.extend(outputs.finish(&*queue, &summary)?);
+    failures.extend(ran.outputs.finish(&*queue, &summary)?);
     let human = Human::new(true, color);
     for line in &printed.dead {
         human.line(line)?;
@@ -397,7 +410,7 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
     ended(
         failures,
         printed.stdout_closed,
-        interrupts.any(),
+        ran.interrupts.any(),
         summary.all_succeeded(),
     )
 }
