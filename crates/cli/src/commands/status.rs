@@ -126,22 +126,7 @@ struct DeadJob {
 }
 
 pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
-    let human = &Human::new(false, color);
-    let url =
-        match which_queue(&args)? {
-            Some(QueueUrl::Memory) => return Err(UsageError(
-                "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
-                    .into(),
-            )
-            .into()),
-            Some(u) => u,
-            None => return Err(UsageError(
-                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
-             (or set RUNYARD_QUEUE)"
-                    .into(),
-            )
-            .into()),
-        };
+    let url = plan(&args)?;
     // Read, never created or upgraded. A PostgreSQL queue, opened once,
     // also tells its activity.
     let (queue, pg): (Arc<dyn Queue>, _) = match &url {
@@ -151,30 +136,68 @@ pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
         }
         _ => (queues::open(&url, Purpose::Inspect)?.queue, None),
     };
-    let q = &*queue;
-    let activity = match &pg {
-        Some(pg) => {
-            let a = pg.activity(std::time::Duration::from_secs(60))?;
-            let now = pg.now();
-            Some(ActivityView {
-                finished_per_s: a.finished_in_window as f64 / a.window.as_secs_f64(),
-                oldest_ready_age_s: a.oldest_ready.map(|t| now.since(t).as_secs_f64()),
-                workers: a
-                    .workers
-                    .into_iter()
-                    .map(|(name, running)| WorkerView { name, running })
-                    .collect(),
-            })
-        }
-        None => None,
+    let activity = pg.as_deref().map(activity).transpose()?;
+    let s = read(&*queue, &url, activity, args.dead)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&s)? + "\n"
+    } else {
+        render(&s, queue.now(), &Human::new(false, color))
     };
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(Exit::Success),
+    }
+}
+
+/// The queue to show, before anything is opened: one that outlives the
+/// process.
+fn plan(args: &StatusArgs) -> anyhow::Result<QueueUrl> {
+    match which_queue(args)? {
+        Some(QueueUrl::Memory) => Err(UsageError(
+            "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
+                .into(),
+        )
+        .into()),
+        Some(u) => Ok(u),
+        None => Err(UsageError(
+            "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
+             (or set RUNYARD_QUEUE)"
+                .into(),
+        )
+        .into()),
+    }
+}
+
+/// A PostgreSQL queue's activity over the last minute.
+fn activity(pg: &runyard::postgres::PgQueue) -> anyhow::Result<ActivityView> {
+    let a = pg.activity(std::time::Duration::from_secs(60))?;
+    let now = pg.now();
+    Ok(ActivityView {
+        finished_per_s: a.finished_in_window as f64 / a.window.as_secs_f64(),
+        oldest_ready_age_s: a.oldest_ready.map(|t| now.since(t).as_secs_f64()),
+        workers: a
+            .workers
+            .into_iter()
+            .map(|(name, running)| WorkerView { name, running })
+            .collect(),
+    })
+}
+
+/// What `status` shows of `q`, with at most `dead` dead jobs.
+fn read(
+    q: &dyn Queue,
+    url: &QueueUrl,
+    activity: Option<ActivityView>,
+    dead: usize,
+) -> anyhow::Result<Status> {
     // The totals are the tasks' counts summed: one read of the queue.
     let tasks = q.counts_by_task()?;
     let mut counts = Counts::default();
     for (_, c) in &tasks {
         counts += c;
     }
-    let s = Status {
+    Ok(Status {
         queue: url.display(),
         activity,
         workers: q.live_workers()?.into_iter().map(Into::into).collect(),
@@ -183,18 +206,8 @@ pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
             .into_iter()
             .map(|(task, counts)| TaskCounts { task, counts })
             .collect(),
-        dead: dead_jobs(q, args.dead)?,
-    };
-    let text = if args.json {
-        serde_json::to_string_pretty(&s)? + "\n"
-    } else {
-        render(&s, q.now(), human)
-    };
-    // A reader that stops early (`| head`) is not an error.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Exit::Success),
-    }
+        dead: dead_jobs(q, dead)?,
+    })
 }
 
 /// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
