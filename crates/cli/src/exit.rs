@@ -76,15 +76,22 @@ impl Exit {
     }
 }
 
+impl Exit {
+    /// The process's exit code.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::NotAllSucceeded => 1,
+            Exit::Interrupted => 130,
+            Exit::StdoutClosed => 141,
+            Exit::Child(c) => c,
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
-        match e {
-            Exit::Success => ExitCode::SUCCESS,
-            Exit::NotAllSucceeded => ExitCode::from(1),
-            Exit::Interrupted => ExitCode::from(130),
-            Exit::StdoutClosed => ExitCode::from(141),
-            Exit::Child(c) => ExitCode::from(c),
-        }
+        ExitCode::from(e.code())
     }
 }
 

@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::exit::Exit;
+
 /// Interrupts so far, shared with the handler.
 #[derive(Debug, Clone)]
 pub(crate) struct Interrupts(Arc<AtomicU32>);
@@ -36,7 +38,7 @@ pub(crate) fn on_interrupts(
         let note = match p.fetch_add(1, Ordering::SeqCst) {
             0 => first.clone(),
             1 => "cancelling running attempts; interrupt again to exit at once".to_string(),
-            _ => std::process::exit(130),
+            _ => std::process::exit(i32::from(Exit::Interrupted.code())),
         };
         if !quiet {
             errln!("{who}: {note}");
