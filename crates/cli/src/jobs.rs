@@ -10,26 +10,23 @@
 //! hundred characters at most.
 
 mod fields;
+mod limits;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, Mode, SubmitError};
+use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, SubmitError};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use fields::{Attempts, Count, ParamTable, Priority, RunAt};
-
-/// The most jobs one command may name, all its counts together. Every job
-/// of a run is held in its queue from the start, so a typo
-/// (`noop*4294967295`) is refused before anything starts rather than run
-/// out of memory; the largest runs measured (10^7 jobs) fit ten times over.
-pub(crate) const MAX_JOBS: u64 = 100_000_000;
+use fields::{Attempts, Count, FileMode, ParamTable, Priority, RunAt};
+pub(crate) use limits::MAX_JOBS;
+use limits::{clip, ARG_CHARS, LINE_CHARS, MESSAGE_CHARS};
 
 pub(crate) const SYNTAX_HELP: &str = "\
 JOBS ON THE COMMAND LINE
@@ -80,31 +77,13 @@ pub(crate) struct InputError {
 
 impl InputError {
     /// An error at `location` (an argument, a file).
-    fn new(location: impl Into<String>, message: impl fmt::Display) -> InputError {
+    pub(crate) fn new(location: impl Into<String>, message: impl fmt::Display) -> InputError {
         InputError {
             location: location.into(),
             message: clip(&message.to_string(), MESSAGE_CHARS).into_owned(),
             snippet: None,
         }
     }
-}
-
-/// How much of a message, an argument and a file's line an error shows.
-const MESSAGE_CHARS: usize = 400;
-const ARG_CHARS: usize = 80;
-const LINE_CHARS: usize = 120;
-
-/// `s`, or when it has more than `max` characters its start and end with
-/// `…` between.
-fn clip(s: &str, max: usize) -> Cow<'_, str> {
-    let n = s.chars().count();
-    if n <= max {
-        return Cow::Borrowed(s);
-    }
-    let keep = max.saturating_sub(1) / 2;
-    let head: String = s.chars().take(keep).collect();
-    let tail: String = s.chars().skip(n - keep).collect();
-    Cow::Owned(format!("{head}…{tail}"))
 }
 
 /// The part of a long `line` around the mark at column `col` (from 1, in
@@ -149,7 +128,21 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
-impl crate::args::JobInput {
+/// Jobs named on the command line and in job files.
+#[derive(Debug, Args)]
+pub(crate) struct JobInput {
+    #[arg(
+        value_name = "JOB",
+        help = "Jobs: TASK[:KEY=VALUE[,KEY=VALUE...]][*COUNT], e.g. `cpu`, `cpu:n=5000`, `sleep:duration=250ms*4`"
+    )]
+    pub(crate) jobs: Vec<String>,
+
+    /// A TOML job file (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+impl JobInput {
     /// Every job named, checked: those on the command line, then each
     /// file's, in order.
     pub(crate) fn prepare(
@@ -326,7 +319,7 @@ struct JobFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileDefaults {
-    mode: Option<Mode>,
+    mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
@@ -342,7 +335,7 @@ struct FileJob {
     params: Option<Spanned<ParamTable>>,
     #[serde(default)]
     count: Option<Spanned<Count>>,
-    mode: Option<Mode>,
+    mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
     #[serde(default, with = "runyard::serde_duration::option")]
     timeout: Option<Duration>,
@@ -419,7 +412,7 @@ fn from_text(
         toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
     let defaults = file.defaults.unwrap_or_default();
     let file_defaults = JobOptions {
-        mode: defaults.mode,
+        mode: defaults.mode.map(|m| m.0),
         max_attempts: defaults.max_attempts.map(|a| a.0),
         timeout: defaults.timeout,
         backoff: defaults.backoff,
@@ -463,7 +456,7 @@ fn from_text(
                 priority: j.priority.map(|p| p.0),
                 run_at,
                 idempotency_key: j.idempotency_key,
-                mode: j.mode,
+                mode: j.mode.map(|m| m.0),
                 isolate: j.isolate,
             };
             let spec = JobSpec::new(j.task.get_ref().clone())
@@ -483,29 +476,6 @@ fn from_text(
             Ok(Prepared { job, count })
         })
         .collect()
-}
-
-/// The path for messages: `-` is standard output.
-pub(crate) fn is_stdout(p: &Path) -> bool {
-    p == Path::new("-")
-}
-
-/// Opens an output file before anything runs, so a bad path is an input error.
-pub(crate) fn create_output(
-    p: &PathBuf,
-    what: &str,
-) -> Result<Box<dyn std::io::Write + Send>, InputError> {
-    if is_stdout(p) {
-        return Ok(Box::new(std::io::stdout()));
-    }
-    std::fs::File::create(p)
-        .map(|f| Box::new(f) as Box<dyn std::io::Write + Send>)
-        .map_err(|e| {
-            InputError::new(
-                p.display().to_string(),
-                format!("cannot create the {what} file: {e}"),
-            )
-        })
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use runyard::Timestamp;
+use runyard::{Mode, Timestamp};
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::value::{Datetime, Offset};
 
-use super::{clip, ARG_CHARS, MAX_JOBS};
+use super::limits::{clip, ARG_CHARS, MAX_JOBS};
 
 /// Reads a whole number from `min` to `max`, and says so when it is not
 /// one (serde's own message names a Rust type: "expected u32").
@@ -189,6 +189,36 @@ whole_number!(
     /// `priority`: a 32-bit whole number.
     Priority(i32) from i64::from(i32::MIN), to i64::from(i32::MAX), ""
 );
+
+/// `mode`: one of the modes' names. (`Mode`'s own reading says only
+/// "wanted string or table" of a value of another type.)
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FileMode(pub(super) Mode);
+
+/// The names [`FileMode`] takes: those of [`Mode::ALL`] (a test holds it).
+pub(super) const MODE_NAMES: [&str; 4] = ["auto", "thread", "process", "async"];
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileMode, D::Error> {
+        struct ModeVisitor;
+        impl Visitor<'_> for ModeVisitor {
+            type Value = FileMode;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a mode: one of `{}`", MODE_NAMES.join("`, `"))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
+                Mode::ALL
+                    .into_iter()
+                    .find(|m| m.as_str() == v)
+                    .map(FileMode)
+                    .ok_or_else(|| E::unknown_variant(v, &MODE_NAMES))
+            }
+        }
+        d.deserialize_any(ModeVisitor)
+    }
+}
 
 /// `run_at`: a TOML date-time (`run_at = 2026-11-25T10:00:00Z`) or the
 /// same in a string, with `Z` or an offset.

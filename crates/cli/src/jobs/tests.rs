@@ -191,6 +191,30 @@ fn numbers_in_a_file_say_what_they_accept() {
 }
 
 #[test]
+fn a_mode_of_another_type_says_which_values_mode_takes() {
+    for text in [
+        "[[job]]\ntask = \"noop\"\nmode = 1\n",
+        "[defaults]\nmode = true\n[[job]]\ntask = \"noop\"\n",
+    ] {
+        let e = file(text).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("expected a mode: one of `auto`, `thread`, `process`, `async`"),
+            "{e}"
+        );
+    }
+    let e = file("[[job]]\ntask = \"noop\"\nmode = \"bogus\"\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "unknown variant `bogus`, expected one of `auto`, `thread`, `process`, `async`"
+    );
+    let p = file("[[job]]\ntask = \"noop\"\nmode = \"thread\"\n").unwrap();
+    assert_eq!(p[0].job.settings.mode, runyard::Mode::Thread);
+    let names: Vec<&str> = runyard::Mode::ALL.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, fields::MODE_NAMES);
+}
+
+#[test]
 fn a_long_line_is_shown_around_the_error() {
     let long = "x".repeat(200_000);
     let text = format!("[[job]]\ntask = \"noop\"\nidempotency_key = \"{long}\" oops\n");

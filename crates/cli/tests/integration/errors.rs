@@ -323,6 +323,78 @@ fn output_files_that_cannot_be_created_stop_the_run_before_it_starts() {
 }
 
 #[test]
+fn a_refused_output_path_leaves_no_state_file_behind() {
+    let d = Dir::new();
+    let state = d.path("new.db");
+    for flag in ["--json", "--events"] {
+        let e = refused(&[
+            "run",
+            "noop",
+            "--state",
+            state.to_str().unwrap(),
+            flag,
+            "/nonexistent/dir/r.json",
+        ]);
+        assert!(e.contains("cannot create the"), "{flag}: {e}");
+        assert!(!state.exists(), "{flag}: a state file was left behind");
+    }
+    // Nor is an output file left behind by a state file that is refused.
+    let taken = d.write("taken.db", "not a state file");
+    let report = d.path("r.json");
+    refused(&[
+        "run",
+        "noop",
+        "--state",
+        taken.to_str().unwrap(),
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(!report.exists(), "a report file was left behind");
+}
+
+#[test]
+fn exec_checks_its_output_paths_and_concurrency_before_anything_runs() {
+    let d = Dir::new();
+    let marker = d.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let e = refused(&[
+        "exec",
+        "--joblog",
+        "/nonexistent/dir/log",
+        "--json",
+        d.path("r.json").to_str().unwrap(),
+        "--shell",
+        &touch,
+        ":::",
+        "a",
+    ]);
+    assert!(e.contains("cannot create the job log"), "{e}");
+    assert!(!d.path("r.json").exists(), "a report file was left behind");
+    let e = refused(&[
+        "exec", "--mode", "thread", "-j", "100000", "--shell", &touch, ":::", "a",
+    ]);
+    assert!(e.contains("at most 4096 threads"), "{e}");
+    assert!(!marker.exists(), "a command ran");
+}
+
+#[test]
+fn a_file_that_is_no_state_file_is_named_once() {
+    let d = Dir::new();
+    let junk = d.write("junk.db", "not a state file");
+    for args in [
+        &["status", "--state"][..],
+        &["run", "noop", "--state"],
+        &["run", "--resume", "--state"],
+    ] {
+        let mut all = args.to_vec();
+        all.push(junk.to_str().unwrap());
+        let e = refused(&all);
+        assert!(e.contains("cannot use"), "{e}");
+        assert_eq!(e.matches("junk.db").count(), 1, "{e}");
+    }
+}
+
+#[test]
 fn describe_of_an_unknown_task_suggests_names() {
     let e = refused(&["describe", "slep"]);
     assert!(e.contains("did you mean `sleep`?"), "{e}");

@@ -3,8 +3,9 @@
 //! nothing else of the run is lost.
 
 use std::process::Stdio;
+use std::time::Duration;
 
-use crate::util::{run, runyard, Dir, Ran};
+use crate::util::{background, run, runyard, signal, wait_exit, wait_until, Dir, Ran};
 
 const FULL: &str = "No space left on device";
 
@@ -113,4 +114,45 @@ fn run_reports_a_report_it_cannot_write() {
 fn run_reports_events_on_a_full_standard_output() {
     let r = to_full_stdout(&["run", "noop*3", "--events", "-"]);
     said_once(&r, "--events - (standard output)");
+}
+
+#[test]
+fn list_and_describe_report_a_full_standard_output() {
+    for args in [&["list"][..], &["list", "--json"], &["describe", "sleep"]] {
+        let r = to_full_stdout(args);
+        said_once(&r, "cannot write to standard output");
+    }
+}
+
+#[test]
+fn run_reports_a_full_standard_output_once_and_runs_every_job() {
+    let d = Dir::new();
+    let report = d.path("r.json");
+    let r = to_full_stdout(&["run", "noop*3", "--json", report.to_str().unwrap()]);
+    said_once(&r, "cannot write to standard output");
+    let v: serde_json::Value = serde_json::from_str(&d.read("r.json")).unwrap();
+    assert_eq!(v["summary"]["succeeded"], 3);
+}
+
+#[test]
+fn worker_reports_an_events_file_it_cannot_write_when_it_stops() {
+    let d = Dir::new();
+    let db = d.path("q.db");
+    let url = format!("sqlite://{}", db.display());
+    run(&["submit", "--queue", &url, "noop*3"]).code(0);
+    let mut worker = background(&["worker", "--queue", &url, "--events", "/dev/full", "-q"]);
+    let state = db.to_str().unwrap().to_string();
+    wait_until(Duration::from_secs(30), "the jobs to succeed", || {
+        let s = run(&["status", "--state", &state, "--json"]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout)
+            .is_ok_and(|v| v["counts"]["succeeded"] == 3)
+    });
+    signal(&worker.child, "TERM");
+    let code = wait_exit(&mut worker.child, Duration::from_secs(30));
+    let r = Ran {
+        code,
+        stdout: String::new(),
+        stderr: worker.stderr(),
+    };
+    said_once(&r, "--events /dev/full");
 }

@@ -1,18 +1,55 @@
-//! `runyard status`: what a recorded run holds.
+//! `runyard status`: what a queue or a recorded run holds.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use clap::Args;
 
 use runyard::queue::{Counts, ListFilter, LiveWorker, Queue};
 use runyard::{JobState, Timestamp};
 use serde::Serialize;
 
-use crate::args::StatusArgs;
-use crate::output::Human;
-use crate::state::{self, Purpose, QueueUrl};
-use crate::UsageError;
+use crate::exit::{Exit, UsageError};
+use crate::flags::Color;
+use crate::output::human::Human;
+use crate::queues::{self, Purpose, QueueUrl, QueueUrlParser};
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) store: ShownStore,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Dead jobs to list, at most.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) dead: usize,
+}
+
+/// The queue or recorded run that `status` shows.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct ShownStore {
+    /// Show the run recorded in this SQLite file (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH
+    /// (default: $RUNYARD_QUEUE).
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser)]
+    pub(crate) queue: Option<QueueUrl>,
+}
+
+impl ShownStore {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<QueueUrl> {
+        QueueUrl::from_flags(&self.state, &self.queue)
+    }
+}
 
 #[derive(Debug, Serialize)]
 struct Status {
@@ -88,55 +125,79 @@ struct DeadJob {
     error: Option<String>,
 }
 
-pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode> {
-    let url =
-        match which_queue(&args)? {
-            Some(QueueUrl::Memory) => return Err(UsageError(
-                "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
-                    .into(),
-            )
-            .into()),
-            Some(u) => u,
-            None => return Err(UsageError(
-                "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
-             (or set RUNYARD_QUEUE)"
-                    .into(),
-            )
-            .into()),
-        };
+pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
+    let url = plan(&args)?;
     // Read, never created or upgraded. A PostgreSQL queue, opened once,
     // also tells its activity.
     let (queue, pg): (Arc<dyn Queue>, _) = match &url {
         QueueUrl::Postgres(u) => {
-            let pg = state::connect_postgres(u, Purpose::Inspect)?;
+            let pg = queues::connect_postgres(u, Purpose::Inspect)?;
             (pg.clone(), Some(pg))
         }
-        _ => (state::open(&url, Purpose::Inspect)?.queue, None),
+        _ => (queues::open(&url, Purpose::Inspect)?.queue, None),
     };
-    let q = &*queue;
-    let activity = match &pg {
-        Some(pg) => {
-            let a = pg.activity(std::time::Duration::from_secs(60))?;
-            let now = pg.now();
-            Some(ActivityView {
-                finished_per_s: a.finished_in_window as f64 / a.window.as_secs_f64(),
-                oldest_ready_age_s: a.oldest_ready.map(|t| now.since(t).as_secs_f64()),
-                workers: a
-                    .workers
-                    .into_iter()
-                    .map(|(name, running)| WorkerView { name, running })
-                    .collect(),
-            })
-        }
-        None => None,
+    let activity = pg.as_deref().map(activity).transpose()?;
+    let s = read(&*queue, &url, activity, args.dead)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&s)? + "\n"
+    } else {
+        render(&s, queue.now(), &Human::new(false, color))
     };
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(Exit::Success),
+    }
+}
+
+/// The queue to show, before anything is opened: one that outlives the
+/// process.
+fn plan(args: &StatusArgs) -> anyhow::Result<QueueUrl> {
+    match which_queue(args)? {
+        Some(QueueUrl::Memory) => Err(UsageError(
+            "a run in memory ends with its process: give --state PATH or --queue sqlite://PATH"
+                .into(),
+        )
+        .into()),
+        Some(u) => Ok(u),
+        None => Err(UsageError(
+            "which queue? give --state PATH, --queue sqlite://PATH or --queue postgres://... \
+             (or set RUNYARD_QUEUE)"
+                .into(),
+        )
+        .into()),
+    }
+}
+
+/// A PostgreSQL queue's activity over the last minute.
+fn activity(pg: &runyard::postgres::PgQueue) -> anyhow::Result<ActivityView> {
+    let a = pg.activity(std::time::Duration::from_secs(60))?;
+    let now = pg.now();
+    Ok(ActivityView {
+        finished_per_s: a.finished_in_window as f64 / a.window.as_secs_f64(),
+        oldest_ready_age_s: a.oldest_ready.map(|t| now.since(t).as_secs_f64()),
+        workers: a
+            .workers
+            .into_iter()
+            .map(|(name, running)| WorkerView { name, running })
+            .collect(),
+    })
+}
+
+/// What `status` shows of `q`, with at most `dead` dead jobs.
+fn read(
+    q: &dyn Queue,
+    url: &QueueUrl,
+    activity: Option<ActivityView>,
+    dead: usize,
+) -> anyhow::Result<Status> {
     // The totals are the tasks' counts summed: one read of the queue.
     let tasks = q.counts_by_task()?;
     let mut counts = Counts::default();
     for (_, c) in &tasks {
         counts += c;
     }
-    let s = Status {
+    Ok(Status {
         queue: url.display(),
         activity,
         workers: q.live_workers()?.into_iter().map(Into::into).collect(),
@@ -145,18 +206,8 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
             .into_iter()
             .map(|(task, counts)| TaskCounts { task, counts })
             .collect(),
-        dead: dead_jobs(q, args.dead)?,
-    };
-    let text = if args.json {
-        serde_json::to_string_pretty(&s)? + "\n"
-    } else {
-        render(&s, q.now(), human)
-    };
-    // A reader that stops early (`| head`) is not an error.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+        dead: dead_jobs(q, dead)?,
+    })
 }
 
 /// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
@@ -165,7 +216,7 @@ fn which_queue(args: &StatusArgs) -> anyhow::Result<Option<QueueUrl>> {
         return Ok(Some(u));
     }
     match std::env::var("RUNYARD_QUEUE") {
-        Ok(v) if !v.is_empty() => state::parse_queue_url(&v)
+        Ok(v) if !v.is_empty() => queues::parse_queue_url(&v)
             .map(Some)
             .map_err(|e| UsageError(format!("RUNYARD_QUEUE: {e}")).into()),
         _ => Ok(None),
@@ -199,7 +250,7 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
 fn render(s: &Status, now: Timestamp, human: &Human) -> String {
     let mut out = String::new();
     let c = &s.counts;
-    let _ = writeln!(out, "{}: {}", s.queue, state::describe(c));
+    let _ = writeln!(out, "{}: {}", s.queue, queues::describe(c));
     if let Some(a) = &s.activity {
         let _ = writeln!(
             out,

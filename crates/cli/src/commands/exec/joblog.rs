@@ -18,8 +18,8 @@ use std::time::Duration;
 use runyard::exec::os::signal_number;
 use runyard::{JobState, JobView};
 
-use crate::output::output_failed;
-use crate::{RunnerFailure, UsageError};
+use crate::exit::{RunnerFailure, UsageError};
+use crate::output::report::{creatable, output_failed};
 
 pub(super) const HEADER: &str =
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\tAttempts\n";
@@ -33,14 +33,14 @@ pub(super) struct Joblog {
 }
 
 impl Joblog {
+    /// Checks that the log can be created, before anything is opened.
+    pub(super) fn check(path: &Path) -> Result<(), UsageError> {
+        creatable(path).map_err(|e| cannot_create(path, e))
+    }
+
     /// Creates the log and writes its header, before anything runs.
     pub(super) fn create(path: &Path) -> anyhow::Result<Joblog> {
-        let mut file = File::create(path).map_err(|e| {
-            UsageError(format!(
-                "{}: cannot create the job log: {e}",
-                path.display()
-            ))
-        })?;
+        let mut file = File::create(path).map_err(|e| cannot_create(path, e))?;
         file.write_all(HEADER.as_bytes())
             .map_err(|e| output_failed("--joblog", path, &e))?;
         Ok(Joblog {
@@ -67,6 +67,14 @@ impl Joblog {
     pub(super) fn finish(self) -> Option<RunnerFailure> {
         self.failed
     }
+}
+
+/// The error of a job log that cannot be created.
+fn cannot_create(path: &Path, e: std::io::Error) -> UsageError {
+    UsageError(format!(
+        "{}: cannot create the job log: {e}",
+        path.display()
+    ))
 }
 
 /// A job's line, if it ran.

@@ -30,9 +30,16 @@ use runyard::{Event, EventSink, JobId, JobState};
 
 use super::joblog::Joblog;
 use super::spool::{Held, Spools};
-use super::Halt;
-use crate::output::io_message;
-use crate::RunnerFailure;
+use crate::exit::RunnerFailure;
+use crate::output::report::io_message;
+
+/// What `--halt` does on the first job that ends dead: `soon` starts no
+/// more jobs; `now` also cancels the running ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Halt {
+    Soon,
+    Now,
+}
 
 /// What the printer knows of each job, by job number.
 #[derive(Debug)]

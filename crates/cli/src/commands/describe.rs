@@ -1,11 +1,39 @@
-//! `runyard list` and `runyard describe`.
+//! `runyard describe`: a task's parameters, their constraints and its
+//! default policy.
 
+use std::sync::Arc;
+
+use clap::Args;
 use runyard::{format_duration, Registry, TaskDef};
 use serde_json::{json, Value};
 
-use crate::output::Human;
+use crate::exit::{Exit, RunnerFailure, UsageError};
+use crate::flags::Color;
+use crate::output::human::Human;
 
-fn info(t: &TaskDef) -> serde_json::Value {
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The task.
+    pub(crate) task: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn main(
+    args: DescribeArgs,
+    color: Color,
+    registry: Arc<Registry>,
+) -> anyhow::Result<Exit> {
+    let idx = registry
+        .lookup(&args.task)
+        .map_err(|e| UsageError(e.to_string()))?;
+    describe(registry.task(idx), args.json, &Human::new(false, color))?;
+    Ok(Exit::Success)
+}
+
+/// A task as `--json` shows it (`list --json` too).
+pub(super) fn info(t: &TaskDef) -> serde_json::Value {
     let p = t.policy();
     json!({
         "name": t.name(),
@@ -20,59 +48,41 @@ fn info(t: &TaskDef) -> serde_json::Value {
     })
 }
 
-pub(crate) fn list(reg: &Registry, json: bool, human: &Human) {
+fn describe(t: &TaskDef, json: bool, human: &Human) -> Result<(), RunnerFailure> {
     if json {
-        let all: Vec<_> = reg.iter().map(|t| info(t)).collect();
-        human.line(&serde_json::to_string_pretty(&all).expect("serializable"));
-        return;
-    }
-    let width = reg.iter().map(|t| t.name().len()).max().unwrap_or(4).max(4);
-    human.line(&human.bold(&format!("{:<width$}  {:<8}  description", "task", "kind")));
-    for t in reg.iter() {
-        human.line(&format!(
-            "{:<width$}  {:<8}  {}",
-            t.name(),
-            t.kind().as_str(),
-            t.description()
-        ));
-    }
-}
-
-pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
-    if json {
-        human.line(&serde_json::to_string_pretty(&info(t)).expect("serializable"));
-        return;
+        human.line(&serde_json::to_string_pretty(&info(t)).expect("serializable"))?;
+        return Ok(());
     }
     let p = t.policy();
     human.line(&format!(
         "{} ({} task)",
         human.bold(t.name()),
         t.kind().as_str()
-    ));
+    ))?;
     if !t.description().is_empty() {
-        human.line(&format!("  {}", t.description()));
+        human.line(&format!("  {}", t.description()))?;
     }
-    human.line("");
-    human.line(&human.bold("default policy"));
-    human.line(&format!("  max_attempts  {}", p.max_attempts));
-    human.line(&format!("  backoff       {}", p.backoff));
+    human.line("")?;
+    human.line(&human.bold("default policy"))?;
+    human.line(&format!("  max_attempts  {}", p.max_attempts))?;
+    human.line(&format!("  backoff       {}", p.backoff))?;
     human.line(&format!(
         "  timeout       {}",
         t.timeout().map_or("none".to_string(), format_duration)
-    ));
+    ))?;
     if t.isolate() {
-        human.line("  isolate       yes (runs in a worker process in auto mode)");
+        human.line("  isolate       yes (runs in a worker process in auto mode)")?;
     }
     if let Some(c) = t.concurrency() {
-        human.line(&format!("  concurrency   at most {c} at once"));
+        human.line(&format!("  concurrency   at most {c} at once"))?;
     }
-    human.line("");
+    human.line("")?;
     let schema = t.schema();
-    human.line(&human.bold("parameters"));
+    human.line(&human.bold("parameters"))?;
     if schema.free_form {
-        human.line("  any table of name = value (not checked)");
+        human.line("  any table of name = value (not checked)")?;
     } else if schema.fields.is_empty() {
-        human.line("  none");
+        human.line("  none")?;
     }
     let types: Vec<String> = schema.fields.iter().map(|f| f.type_name()).collect();
     let width = types.iter().map(String::len).max().unwrap_or(0).max(16);
@@ -90,11 +100,12 @@ pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
         if !f.constraints.is_empty() {
             line.push_str(&format!("; must be {}", f.constraints.join(" and ")));
         }
-        human.line(&line);
+        human.line(&line)?;
         if !f.doc.is_empty() {
             for d in f.doc.lines() {
-                human.line(&format!("  {:<14} {}", "", human.dim(d)));
+                human.line(&format!("  {:<14} {}", "", human.dim(d)))?;
             }
         }
     }
+    Ok(())
 }

@@ -6,6 +6,12 @@
 //! is spooled to unlinked files ([`spool`]) and printed whole when its job
 //! ends ([`printer`]); `--joblog` writes GNU parallel's job log
 //! ([`joblog`]).
+//!
+//! Like every command that runs jobs, in three steps: [`plan`] (the
+//! command, its inputs, every job and every output path checked; nothing
+//! opened or written), [`execute`] (the outputs created, the run started
+//! with the printer, the interrupt handler and the progress bar, and
+//! waited for), [`report`] (the summary and the exit code).
 
 mod inputs;
 mod joblog;
@@ -15,29 +21,31 @@ mod template;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::channel;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
-use runyard::queue::{MemoryQueue, Queue};
+use clap::Args;
+use runyard::queue::{MemoryQueue, NewJob, Queue};
 use runyard::{
     format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, Report,
-    TaskDef,
+    RunOutcome, TaskDef,
 };
 use serde_json::json;
 
 use self::inputs::CommandLine;
 use self::joblog::Joblog;
-use self::printer::{print_outputs, Meta, Printer, Printing};
+use self::printer::{print_outputs, Halt, Meta, Printed, Printer, Printing};
 use self::spool::{Spooled, Spools};
 use self::template::Template;
-use crate::args::{Color, JobFlags};
-use crate::jobs::is_stdout;
-use crate::output::{check_outputs, io_message, print_summary, Human, ProgressView, RunOutputs};
-use crate::{RunnerFailure, UsageError};
+use crate::exit::{Exit, RunnerFailure, UsageError};
+use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags};
+use crate::interrupt::{on_interrupts, Interrupts};
+use crate::output::human::{print_summary, Human};
+use crate::output::progress::ProgressView;
+use crate::output::report::{check_outputs, io_message, is_stdout, OutputPaths, RunOutputs};
 
 pub(crate) const EXEC_HELP: &str = "\
 INPUTS (as GNU parallel takes them)
@@ -77,7 +85,7 @@ EXIT CODES
 #[command(after_long_help = EXEC_HELP)]
 pub(crate) struct ExecArgs {
     /// Jobs running at once (default: the cores).
-    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = crate::args::parse_at_least_one)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
     jobs: Option<u64>,
 
     /// Read inputs from FILE, one per line (`-`: standard input); repeat it
@@ -128,19 +136,13 @@ pub(crate) struct ExecArgs {
     events: Option<PathBuf>,
 
     /// After Ctrl-C, how long running commands may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::args::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     grace: Duration,
 
     /// The command and its arguments, then optionally input sources
     /// (`::: INPUT...`, `:::: FILE...`, `:::+`, `::::+`).
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Halt {
-    Soon,
-    Now,
 }
 
 /// Everything checked before anything runs: the command, each job's
@@ -177,7 +179,38 @@ fn check_flags(args: &ExecArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
+/// What `exec` runs, checked, with nothing opened yet.
+struct Plan {
+    engine: Engine,
+    jobs: Vec<NewJob>,
+    metas: Vec<Meta>,
+    spools: Arc<Spools>,
+    outputs: OutputPaths,
+}
+
+/// A run that has ended, for [`report`].
+struct Ran {
+    queue: Arc<dyn Queue>,
+    outputs: RunOutputs,
+    out: RunOutcome,
+    printed: Printed,
+    submitted: Result<(), RunnerFailure>,
+    interrupts: Interrupts,
+}
+
+pub(crate) fn main(args: ExecArgs, color: Color) -> anyhow::Result<Exit> {
+    if args.dry_run {
+        let (_, metas) = commands(&args)?;
+        return dry_run(&metas, args.tag);
+    }
+    let plan = plan(&args)?;
+    let ran = execute(&args, plan)?;
+    report(ran, color)
+}
+
+/// The command of every job, and what the printer shows of it: one job
+/// of the `shell` task per combination of inputs.
+fn commands(args: &ExecArgs) -> anyhow::Result<(Vec<serde_json::Value>, Vec<Meta>)> {
     let line = CommandLine::split(&args.command);
     if line.command.is_empty() {
         return Err(UsageError(
@@ -185,12 +218,9 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    check_flags(&args)?;
+    check_flags(args)?;
     let template = Template::parse(line.command).map_err(UsageError)?;
     let inputs = inputs::combine(inputs::read(&args.arg_file, &line, args.null)?)?;
-
-    // A job per combination of inputs: its `shell` parameters, and what the
-    // printer shows of it.
     let mut metas = Vec::with_capacity(inputs.len());
     let mut params = Vec::with_capacity(inputs.len());
     for (i, job_args) in inputs.into_iter().enumerate() {
@@ -208,30 +238,32 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
             command,
         });
     }
-    if args.dry_run {
-        return dry_run(&metas, args.tag);
-    }
+    Ok((params, metas))
+}
 
+/// Checks everything before anything is opened: the command and its
+/// inputs, the engine's configuration, every job, and the output paths.
+fn plan(args: &ExecArgs) -> anyhow::Result<Plan> {
+    let (params, metas) = commands(args)?;
+    let config = EngineConfig {
+        mode: args.flags.mode.unwrap_or(Mode::Auto),
+        concurrency: Some(args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |j| j as usize,
+        )),
+        grace: args.grace,
+        // With --halt, nothing may start once a job has ended dead.
+        prefetch: args.halt.is_none(),
+        ..EngineConfig::default()
+    };
+    config.check().map_err(|e| UsageError(e.to_string()))?;
     let spools = Arc::new(Spools::new(spool::waiting_open()));
     let registry = Registry::builder()
         .task(TaskDef::from_task(Spooled {
             spools: Arc::clone(&spools),
         }))
         .build()?;
-    let engine = Engine::new(
-        registry,
-        EngineConfig {
-            mode: args.flags.mode.unwrap_or(Mode::Auto),
-            concurrency: Some(args.jobs.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |j| j as usize,
-            )),
-            grace: args.grace,
-            // With --halt, nothing may start once a job has ended dead.
-            prefetch: args.halt.is_none(),
-            ..EngineConfig::default()
-        },
-    );
+    let engine = Engine::new(registry, config);
     let flags = args.flags.options();
     let mut jobs = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
@@ -242,9 +274,30 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
                 .map_err(|e| UsageError(format!("input {} (`{}`): {e}", i + 1, metas[i].input)))?,
         );
     }
-    drop(params);
+    let outputs = OutputPaths::check(args.json.as_ref(), args.events.as_ref())?;
+    if let Some(p) = &args.joblog {
+        Joblog::check(p)?;
+    }
+    Ok(Plan {
+        engine,
+        jobs,
+        metas,
+        spools,
+        outputs,
+    })
+}
 
-    let outputs = RunOutputs::open(args.json.as_ref(), args.events.as_ref())?;
+/// Creates the outputs, runs the jobs with the printer, and waits for the
+/// run and the printer.
+fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
+    let Plan {
+        engine,
+        jobs,
+        metas,
+        spools,
+        outputs,
+    } = plan;
+    let outputs = outputs.open()?;
     let joblog = args.joblog.as_deref().map(Joblog::create).transpose()?;
 
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
@@ -259,7 +312,7 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
     sinks.extend(outputs.events_sink());
     let run = engine.start(Arc::clone(&queue), sinks);
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
-    let presses = crate::on_interrupts(
+    let interrupts = on_interrupts(
         run.interrupter(),
         "runyard",
         format!(
@@ -271,33 +324,23 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
     );
 
     let total = jobs.len() as u64;
-    let printing = {
-        let (queue, spools) = (Arc::clone(&queue), Arc::clone(&spools));
-        let stop = run.interrupter();
-        let (keep_order, tag) = (args.keep_order, args.tag);
-        std::thread::spawn(move || {
-            print_outputs(
-                rx,
-                Printing {
-                    queue: &*queue,
-                    spools: &spools,
-                    metas: &metas,
-                    keep_order,
-                    tag,
-                    joblog,
-                    stop: Box::new(move || {
-                        stop();
-                        stop();
-                    }),
-                },
-            )
-        })
-    };
+    let printing = start_printer(
+        args,
+        rx,
+        Arc::clone(&queue),
+        spools,
+        metas,
+        joblog,
+        Box::new(run.interrupter()),
+    );
     let progress = std::io::stderr().is_terminal().then(|| {
         let source = run.progress_source();
         ProgressView::start(total, move || source().ok())
     });
-    let submitted = run.submit_prepared(jobs);
+    let submitted = run
+        .submit_prepared(jobs)
+        .map(drop)
+        .map_err(|e| RunnerFailure(format!("enqueueing the jobs: {e}")));
     run.close();
     let out = run.wait();
     if let Some(p) = progress {
@@ -305,26 +348,69 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
     }
     drop(printer);
     let printed = printing.join().expect("the printer does not panic");
-    if let Err(e) = submitted {
-        return Err(RunnerFailure(format!("enqueueing the jobs: {e}")).into());
-    }
+    Ok(Ran {
+        queue,
+        outputs,
+        out,
+        printed,
+        submitted,
+        interrupts,
+    })
+}
 
+/// Starts the thread that prints each job's output as it ends (see
+/// [`printer`]); `stop` is the run's interrupter.
+fn start_printer(
+    args: &ExecArgs,
+    rx: Receiver<JobId>,
+    queue: Arc<dyn Queue>,
+    spools: Arc<Spools>,
+    metas: Vec<Meta>,
+    joblog: Option<Joblog>,
+    stop: Box<dyn Fn() + Send + Sync>,
+) -> JoinHandle<Printed> {
+    let (keep_order, tag) = (args.keep_order, args.tag);
+    std::thread::spawn(move || {
+        print_outputs(
+            rx,
+            Printing {
+                queue: &*queue,
+                spools: &spools,
+                metas: &metas,
+                keep_order,
+                tag,
+                joblog,
+                // Twice: the first drains, the second cancels.
+                stop: Box::new(move || {
+                    stop();
+                    stop();
+                }),
+            },
+        )
+    })
+}
+
+/// Summarizes the run on standard error, finishes its outputs, and says
+/// how it ended.
+fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
+    let (queue, out, printed) = (ran.queue, ran.out, ran.printed);
+    ran.submitted?;
     let summary = Report::summarize(&*queue, out.wall, out.interrupted)
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
-    failures.extend(outputs.finish(&*queue, &summary)?);
+    failures.extend(ran.outputs.finish(&*queue, &summary)?);
     let human = Human::new(true, color);
     for line in &printed.dead {
-        human.line(line);
+        human.line(line)?;
     }
-    print_summary(&human, &summary);
+    print_summary(&human, &summary)?;
     if let Some(e) = out.error {
         failures.push(RunnerFailure(format!("the run stopped early: {e}")));
     }
     ended(
         failures,
         printed.stdout_closed,
-        presses.load(Ordering::SeqCst) > 0,
+        ran.interrupts.any(),
         summary.all_succeeded(),
     )
 }
@@ -337,27 +423,21 @@ fn ended(
     stdout_closed: bool,
     interrupted: bool,
     all_succeeded: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     if stdout_closed {
         let mut stderr = io::stderr();
         for f in &failures {
             // Standard error may be gone too; the exit code still says it.
             let _ = writeln!(stderr, "error: {f}");
         }
-        return Ok(ExitCode::from(141));
+        return Ok(Exit::StdoutClosed);
     }
     check_outputs(failures)?;
-    Ok(if interrupted {
-        ExitCode::from(130)
-    } else if all_succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(Exit::of_run(interrupted, all_succeeded))
 }
 
 /// `--dry-run`: every job's command, in order, nothing run.
-fn dry_run(metas: &[Meta], tag: bool) -> anyhow::Result<ExitCode> {
+fn dry_run(metas: &[Meta], tag: bool) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = metas
@@ -370,8 +450,8 @@ fn dry_run(metas: &[Meta], tag: bool) -> anyhow::Result<ExitCode> {
         })
         .and_then(|()| out.flush());
     match written {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::from(141)),
+        Ok(()) => Ok(Exit::Success),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::StdoutClosed),
         Err(e) => Err(RunnerFailure(format!("standard output: {}", io_message(&e))).into()),
     }
 }

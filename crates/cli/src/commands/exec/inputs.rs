@@ -13,7 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::UsageError;
+use crate::exit::UsageError;
 
 /// The most jobs one `exec` makes: every job is prepared (and its command
 /// line kept) before any starts.

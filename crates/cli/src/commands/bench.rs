@@ -2,7 +2,6 @@
 //! public API a user's program uses (registered tasks, jobs, the worker
 //! loop, the retry policy, the report). Prints one JSON line on stdout.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,9 @@ use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, Report};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::args::{parse_mode, parse_positive_duration};
-use crate::UsageError;
+use crate::exit::{Exit, RunnerFailure, UsageError};
+use crate::flags::{parse_mode, parse_positive_duration, ProcessFlags};
+use crate::queues::{parse_queue_url, QueueUrl};
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -74,8 +74,8 @@ enum Workload {
         /// there is replaced), postgres://... (a scratch schema,
         /// `runyard_bench` unless the URL names one with ?schema=: a runyard
         /// queue there is dropped) or memory.
-        #[arg(long, value_name = "URL", value_parser = crate::state::parse_queue_url)]
-        queue: crate::state::QueueUrl,
+        #[arg(long, value_name = "URL", value_parser = parse_queue_url)]
+        queue: QueueUrl,
         /// Jobs per enqueue call (one transaction each).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
@@ -110,7 +110,7 @@ fn emit(
     tasks: u64,
     wall: Duration,
     extra: Value,
-) -> Result<(), crate::RunnerFailure> {
+) -> Result<(), RunnerFailure> {
     let Value::Object(extra) = extra else {
         unreachable!("extras are an object")
     };
@@ -188,7 +188,7 @@ fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> Engine {
         EngineConfig {
             mode,
             concurrency: j,
-            process: crate::process_config(&crate::args::ProcessFlags::none(), j),
+            process: ProcessFlags::none().config(j),
             ..EngineConfig::default()
         },
     )
@@ -198,161 +198,16 @@ fn spec(task: &str, params: Value) -> anyhow::Result<JobSpec> {
     Ok(JobSpec::new(task).params(&params)?)
 }
 
-pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<ExitCode> {
+pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<Exit> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match args.workload {
-        Workload::NoopThread { n } => {
-            let e = engine(&registry, Mode::Thread, Some(cores));
-            let r = timed_run(&e, &[(JobSpec::new("noop"), n)])?;
-            // The report of every job, read back after the timing.
-            let t = Instant::now();
-            let s = Report::summarize(&*r.queue, r.wall, false)?;
-            emit(
-                "B1 noop-thread",
-                "runyard",
-                n,
-                r.wall,
-                json!({
-                    "succeeded": s.succeeded,
-                    "attempts": s.attempts,
-                    "submit_s": round6(r.submit.as_secs_f64()),
-                    "report_s": round6(t.elapsed().as_secs_f64()),
-                }),
-            )?;
-        }
-        Workload::SleepAsync { n, sleep } => {
-            // The workload is N waits at once: -j N, as `runyard run --mode async -j N` would ask.
-            let e = engine(&registry, Mode::Async, Some(n as usize));
-            let job = spec(
-                "sleep",
-                json!({"duration": runyard::format_duration(sleep)}),
-            )?;
-            let wall = timed_run(&e, &[(job, n)])?.wall;
-            emit(
-                "B2 sleep-async",
-                "runyard",
-                n,
-                wall,
-                json!({
-                    "overhead_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
-                    "concurrency": n,
-                }),
-            )?;
-        }
-        Workload::SleepThread { n, sleep, workers } => {
-            if workers == 0 {
-                return Err(UsageError("--workers must be at least 1".into()).into());
-            }
-            let e = engine(&registry, Mode::Thread, Some(workers));
-            let job = spec(
-                "sleep",
-                json!({"duration": runyard::format_duration(sleep)}),
-            )?;
-            let wall = timed_run(&e, &[(job, n)])?.wall;
-            let ideal = sleep.as_secs_f64() * (n as f64 / workers as f64).ceil();
-            emit(
-                "B3 sleep-thread",
-                "runyard",
-                n,
-                wall,
-                json!({"overhead_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
-            )?;
-        }
-        Workload::CpuScale { n, rounds, mode } => {
-            if !matches!(mode, Mode::Thread | Mode::Process) {
-                return Err(
-                    UsageError("cpu-scale runs in --mode thread or --mode process".into()).into(),
-                );
-            }
-            let job = spec("cpu", json!({"n": rounds}))?;
-            let mut walls = Vec::new();
-            let mut outputs = Vec::new();
-            for workers in [1, 2] {
-                let e = engine(&registry, mode, Some(workers));
-                let t = timed_run(&e, &[(job.clone(), n)])?;
-                walls.push(t.wall);
-                let r = Report::collect(&*t.queue, t.wall, false)?;
-                outputs.push(
-                    r.jobs
-                        .iter()
-                        .map(|j| j.output.as_json().to_string())
-                        .collect::<Vec<_>>(),
-                );
-            }
-            if outputs[0] != outputs[1] {
-                bail!("the checksums of the 1-worker and 2-worker runs differ");
-            }
-            let speedup = walls[0].as_secs_f64() / walls[1].as_secs_f64();
-            emit(
-                "B4 cpu-scale",
-                "runyard",
-                n,
-                walls[1],
-                json!({
-                    "mode": mode.as_str(),
-                    "wall_1w_s": round6(walls[0].as_secs_f64()),
-                    "wall_2w_s": round6(walls[1].as_secs_f64()),
-                    "speedup": round6(speedup),
-                    "task_s": round6(walls[0].as_secs_f64() / n as f64),
-                    "checksum": outputs[0].first().cloned().unwrap_or_default(),
-                }),
-            )?;
-        }
-        Workload::Shell { n, parallel } => {
-            if parallel == 0 {
-                return Err(UsageError("--parallel must be at least 1".into()).into());
-            }
-            let e = engine(&registry, Mode::Auto, Some(parallel));
-            let job = spec("shell", json!({"cmd": ["true"]}))?;
-            let wall = timed_run(&e, &[(job, n)])?.wall;
-            emit(
-                "B6 shell",
-                "runyard",
-                n,
-                wall,
-                json!({"parallel": parallel}),
-            )?;
-        }
-        Workload::NoopProcess { n, workers } => {
-            if workers == 0 {
-                return Err(UsageError("--workers must be at least 1".into()).into());
-            }
-            let e = engine(&registry, Mode::Process, Some(workers));
-            let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
-            let run = e.start(Arc::clone(&queue), Vec::new());
-            // Warm the pool: its workers start with the first jobs.
-            let t = Instant::now();
-            let noop = JobSpec::new("noop");
-            for _ in 0..workers * 4 {
-                run.submit(&noop)?;
-            }
-            while queue.counts()?.succeeded < (workers * 4) as u64 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let pool_start = t.elapsed();
-            let t0 = Instant::now();
-            for _ in 0..n {
-                run.submit(&noop)?;
-            }
-            run.close();
-            let out = run.wait();
-            let wall = t0.elapsed();
-            if let Some(e) = out.error {
-                return Err(e.into());
-            }
-            let c = queue.counts()?;
-            let total = n + (workers * 4) as u64;
-            if c.succeeded != total {
-                bail!("only {} of {total} jobs succeeded ({c:?})", c.succeeded);
-            }
-            emit(
-                "B5 noop-process",
-                "runyard",
-                n,
-                wall,
-                json!({"workers": workers, "pool_start_s": round6(pool_start.as_secs_f64())}),
-            )?;
-        }
+        Workload::NoopThread { n } => noop_thread(&registry, cores, n)?,
+        Workload::SleepAsync { n, sleep } => sleep_async(&registry, n, sleep)?,
+        Workload::SleepThread { n, sleep, workers } => sleep_thread(&registry, n, sleep, workers)?,
+        Workload::CpuScale { n, rounds, mode } => cpu_scale(&registry, n, rounds, mode)?,
+        Workload::Shell { n, parallel } => shell(&registry, n, parallel)?,
+        Workload::NoopProcess { n, workers } => noop_process(&registry, n, workers)?,
+        Workload::Seed => seed(&registry)?,
         Workload::Queue {
             n,
             queue,
@@ -364,34 +219,209 @@ pub(crate) fn bench(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<
             }
             queue_bench(&registry, n, &queue, batch, samples)?;
         }
-        Workload::Seed => {
-            let e = engine(&registry, Mode::Auto, None);
-            let jobs = [
-                (spec("cpu", json!({"n": 10_000_000}))?, 4),
-                (spec("io", json!({"duration": "1s"}))?, 4),
-            ];
-            let wall = timed_run(&e, &jobs).context("the seed workload")?.wall;
-            emit(
-                "SEED auto 4cpu+4io",
-                "runyard",
-                8,
-                wall,
-                json!({"mode": "auto"}),
-            )?;
-        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
+}
+
+/// The workload B1 (see [`Workload`]).
+fn noop_thread(registry: &Arc<Registry>, cores: usize, n: u64) -> anyhow::Result<()> {
+    let e = engine(registry, Mode::Thread, Some(cores));
+    let r = timed_run(&e, &[(JobSpec::new("noop"), n)])?;
+    // The report of every job, read back after the timing.
+    let t = Instant::now();
+    let s = Report::summarize(&*r.queue, r.wall, false)?;
+    emit(
+        "B1 noop-thread",
+        "runyard",
+        n,
+        r.wall,
+        json!({
+            "succeeded": s.succeeded,
+            "attempts": s.attempts,
+            "submit_s": round6(r.submit.as_secs_f64()),
+            "report_s": round6(t.elapsed().as_secs_f64()),
+        }),
+    )?;
+    Ok(())
+}
+
+/// The workload B2 (see [`Workload`]).
+fn sleep_async(registry: &Arc<Registry>, n: u64, sleep: Duration) -> anyhow::Result<()> {
+    // The workload is N waits at once: -j N, as `runyard run --mode async -j N` would ask.
+    let e = engine(registry, Mode::Async, Some(n as usize));
+    let job = spec(
+        "sleep",
+        json!({"duration": runyard::format_duration(sleep)}),
+    )?;
+    let wall = timed_run(&e, &[(job, n)])?.wall;
+    emit(
+        "B2 sleep-async",
+        "runyard",
+        n,
+        wall,
+        json!({
+            "overhead_s": round6((wall.as_secs_f64() - sleep.as_secs_f64()).max(0.0)),
+            "concurrency": n,
+        }),
+    )?;
+    Ok(())
+}
+
+/// The workload B3 (see [`Workload`]).
+fn sleep_thread(
+    registry: &Arc<Registry>,
+    n: u64,
+    sleep: Duration,
+    workers: usize,
+) -> anyhow::Result<()> {
+    if workers == 0 {
+        return Err(UsageError("--workers must be at least 1".into()).into());
+    }
+    let e = engine(registry, Mode::Thread, Some(workers));
+    let job = spec(
+        "sleep",
+        json!({"duration": runyard::format_duration(sleep)}),
+    )?;
+    let wall = timed_run(&e, &[(job, n)])?.wall;
+    let ideal = sleep.as_secs_f64() * (n as f64 / workers as f64).ceil();
+    emit(
+        "B3 sleep-thread",
+        "runyard",
+        n,
+        wall,
+        json!({"overhead_s": round6(wall.as_secs_f64() - ideal), "workers": workers}),
+    )?;
+    Ok(())
+}
+
+/// The workload B4 (see [`Workload`]).
+fn cpu_scale(registry: &Arc<Registry>, n: u64, rounds: u64, mode: Mode) -> anyhow::Result<()> {
+    if !matches!(mode, Mode::Thread | Mode::Process) {
+        return Err(UsageError("cpu-scale runs in --mode thread or --mode process".into()).into());
+    }
+    let job = spec("cpu", json!({"n": rounds}))?;
+    let mut walls = Vec::new();
+    let mut outputs = Vec::new();
+    for workers in [1, 2] {
+        let e = engine(registry, mode, Some(workers));
+        let t = timed_run(&e, &[(job.clone(), n)])?;
+        walls.push(t.wall);
+        let r = Report::collect(&*t.queue, t.wall, false)?;
+        outputs.push(
+            r.jobs
+                .iter()
+                .map(|j| j.output.as_json().to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    if outputs[0] != outputs[1] {
+        bail!("the checksums of the 1-worker and 2-worker runs differ");
+    }
+    let speedup = walls[0].as_secs_f64() / walls[1].as_secs_f64();
+    emit(
+        "B4 cpu-scale",
+        "runyard",
+        n,
+        walls[1],
+        json!({
+            "mode": mode.as_str(),
+            "wall_1w_s": round6(walls[0].as_secs_f64()),
+            "wall_2w_s": round6(walls[1].as_secs_f64()),
+            "speedup": round6(speedup),
+            "task_s": round6(walls[0].as_secs_f64() / n as f64),
+            "checksum": outputs[0].first().cloned().unwrap_or_default(),
+        }),
+    )?;
+    Ok(())
+}
+
+/// The workload B6 (see [`Workload`]).
+fn shell(registry: &Arc<Registry>, n: u64, parallel: usize) -> anyhow::Result<()> {
+    if parallel == 0 {
+        return Err(UsageError("--parallel must be at least 1".into()).into());
+    }
+    let e = engine(registry, Mode::Auto, Some(parallel));
+    let job = spec("shell", json!({"cmd": ["true"]}))?;
+    let wall = timed_run(&e, &[(job, n)])?.wall;
+    emit(
+        "B6 shell",
+        "runyard",
+        n,
+        wall,
+        json!({"parallel": parallel}),
+    )?;
+    Ok(())
+}
+
+/// The workload B5 (see [`Workload`]).
+fn noop_process(registry: &Arc<Registry>, n: u64, workers: usize) -> anyhow::Result<()> {
+    if workers == 0 {
+        return Err(UsageError("--workers must be at least 1".into()).into());
+    }
+    let e = engine(registry, Mode::Process, Some(workers));
+    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+    let run = e.start(Arc::clone(&queue), Vec::new());
+    // Warm the pool: its workers start with the first jobs.
+    let t = Instant::now();
+    let noop = JobSpec::new("noop");
+    for _ in 0..workers * 4 {
+        run.submit(&noop)?;
+    }
+    while queue.counts()?.succeeded < (workers * 4) as u64 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pool_start = t.elapsed();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        run.submit(&noop)?;
+    }
+    run.close();
+    let out = run.wait();
+    let wall = t0.elapsed();
+    if let Some(e) = out.error {
+        return Err(e.into());
+    }
+    let c = queue.counts()?;
+    let total = n + (workers * 4) as u64;
+    if c.succeeded != total {
+        bail!("only {} of {total} jobs succeeded ({c:?})", c.succeeded);
+    }
+    emit(
+        "B5 noop-process",
+        "runyard",
+        n,
+        wall,
+        json!({"workers": workers, "pool_start_s": round6(pool_start.as_secs_f64())}),
+    )?;
+    Ok(())
+}
+
+/// The workload SEED (see [`Workload`]).
+fn seed(registry: &Arc<Registry>) -> anyhow::Result<()> {
+    let e = engine(registry, Mode::Auto, None);
+    let jobs = [
+        (spec("cpu", json!({"n": 10_000_000}))?, 4),
+        (spec("io", json!({"duration": "1s"}))?, 4),
+    ];
+    let wall = timed_run(&e, &jobs).context("the seed workload")?.wall;
+    emit(
+        "SEED auto 4cpu+4io",
+        "runyard",
+        8,
+        wall,
+        json!({"mode": "auto"}),
+    )?;
+    Ok(())
 }
 
 /// B7: enqueue, drain, and idle latency on a queue of `url`.
 fn queue_bench(
     registry: &Arc<Registry>,
     n: u64,
-    url: &crate::state::QueueUrl,
+    url: &QueueUrl,
     batch: usize,
     samples: usize,
 ) -> anyhow::Result<()> {
-    use crate::state::QueueUrl;
     let (queue, backend): (Arc<dyn Queue>, &str) = match url {
         QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
         QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),

@@ -1,26 +1,140 @@
-//! `runyard run`.
+//! `runyard run`: runs jobs in this process and reports on them.
+//!
+//! In three steps, each a function of its own:
+//!
+//! 1. [`plan`]: the flags, the jobs (each one read and checked), the
+//!    engine's configuration and every output path are checked; nothing is
+//!    opened or written, so a refusal (exit 2) leaves nothing behind;
+//! 2. [`execute`]: the queue (a state file) is opened, the outputs are
+//!    created, the run starts with the interrupt handler and the progress
+//!    bar, its jobs are submitted and it is waited for;
+//! 3. [`report`]: the summary, the report and events files finished, and
+//!    the exit code.
 
 use std::io::IsTerminal;
-use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::Args;
 use runyard::queue::{ListFilter, Queue};
-use runyard::JobState;
-use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, Report};
+use runyard::{
+    lane_for, Engine, EngineConfig, EventSink, JobState, Lane, Mode, Registry, Report, Run,
+};
 
-use crate::args::{Color, ProcessFlags, RunArgs};
-use crate::jobs::{is_stdout, Prepared};
-use crate::output::{check_outputs, print_summary, Human, JobLines, ProgressView, RunOutputs};
-use crate::state::{self, Purpose, QueueUrl};
-use crate::UsageError;
+use crate::exit::{Exit, UsageError};
+use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
+use crate::interrupt::{on_interrupts, Interrupts};
+use crate::jobs::{JobInput, Prepared};
+use crate::output::human::{print_summary, Human, JobLines};
+use crate::output::progress::ProgressView;
+use crate::output::report::{check_outputs, is_stdout, OutputPaths, RunOutputs};
+use crate::queues::{self, Opened, Purpose, QueueUrl, QueueUrlParser};
 
-pub(crate) fn run(
-    args: RunArgs,
-    color: Color,
-    registry: Arc<Registry>,
-) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::jobs::SYNTAX_HELP)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) input: JobInput,
+
+    #[command(flatten)]
+    pub(crate) flags: JobFlags,
+
+    #[command(flatten)]
+    pub(crate) process: ProcessFlags,
+
+    /// Attempts running at once (in thread mode, the pool's size); default: the cores.
+    ///
+    /// In thread mode (a thread per attempt) and process mode (a worker
+    /// process per attempt) at most 4096, and what the process's limits
+    /// leave: RLIMIT_NPROC (`ulimit -u`, threads and processes of the user,
+    /// 3 per worker process) and, for worker processes, RLIMIT_NOFILE
+    /// (`ulimit -n`, 10 descriptors each); more is refused before anything
+    /// runs. In async and auto modes it caps the attempts in flight (async
+    /// mode's default is 10,000).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
+    pub(crate) concurrency: Option<u64>,
+
+    /// After Ctrl-C, how long running attempts may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub(crate) grace: Duration,
+
+    /// Write the full report as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Write every job state transition as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) events: Option<PathBuf>,
+
+    /// Print only errors (no progress, no job lines, no summary).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreFlags,
+
+    /// Resume the run recorded in the state file: run its unfinished jobs
+    /// (an interrupted attempt counts as one), then report on every job.
+    #[arg(long, requires = "store")]
+    pub(crate) resume: bool,
+
+    /// With --resume: give dead and cancelled jobs a fresh set of attempts too.
+    #[arg(long, requires = "resume")]
+    pub(crate) retry_dead: bool,
+}
+
+/// Where a run is recorded.
+#[derive(Debug, Clone, Default, Args)]
+#[group(id = "store", multiple = false)]
+pub(crate) struct StoreFlags {
+    /// Record the run in this SQLite file, so that it survives a crash and
+    /// can be resumed (the same as --queue sqlite://PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+
+    /// The queue: memory (the default) or sqlite://PATH. (A PostgreSQL
+    /// queue is filled by `runyard submit` and drained by `runyard worker`.)
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser)]
+    pub(crate) queue: Option<QueueUrl>,
+}
+
+impl StoreFlags {
+    /// The queue named, if any.
+    pub(crate) fn url(&self) -> Option<QueueUrl> {
+        QueueUrl::from_flags(&self.state, &self.queue)
+    }
+}
+
+/// A run, checked: what [`execute`] needs, with nothing opened yet.
+struct Plan {
+    engine: Engine,
+    url: QueueUrl,
+    purpose: Purpose,
+    jobs: Vec<Prepared>,
+    outputs: OutputPaths,
+    human: Human,
+}
+
+/// A run that has ended, for [`report`].
+struct Ran {
+    opened: Opened,
+    outputs: RunOutputs,
+    out: runyard::RunOutcome,
+    interrupts: Interrupts,
+    human: Human,
+}
+
+pub(crate) fn main(args: RunArgs, color: Color, registry: Arc<Registry>) -> anyhow::Result<Exit> {
+    let plan = plan(&args, color, registry)?;
+    let ran = execute(&args, plan)?;
+    report(&args, ran)
+}
+
+/// Checks everything before anything is opened: the flags, the engine's
+/// configuration, the queue URL, every job, and the output paths.
+fn plan(args: &RunArgs, color: Color, registry: Arc<Registry>) -> anyhow::Result<Plan> {
     let json_stdout = args.json.as_deref().is_some_and(is_stdout);
     let events_stdout = args.events.as_deref().is_some_and(is_stdout);
     if json_stdout && events_stdout {
@@ -30,14 +144,12 @@ pub(crate) fn run(
         )
         .into());
     }
-    let stdout_taken = json_stdout || events_stdout;
-    let human = Human::new(stdout_taken, color);
-    let flags = args.flags.options();
+    let human = Human::new(json_stdout || events_stdout, color);
     let config = EngineConfig {
         mode: args.flags.mode.unwrap_or(Mode::Auto),
         concurrency: args.concurrency.map(|j| j as usize),
         grace: args.grace,
-        process: crate::process_config(&args.process, None),
+        process: args.process.config(None),
         ..EngineConfig::default()
     };
     config.check().map_err(|e| UsageError(e.to_string()))?;
@@ -54,12 +166,10 @@ pub(crate) fn run(
         .into());
     }
     if args.resume {
-        check_resume(&args, &url)?;
+        check_resume(args, &url)?;
     }
-
-    // Everything is checked before anything runs (or a state file is made).
-    let prepared = args.input.prepare(&engine, &flags)?;
-    if prepared.is_empty() && !args.resume {
+    let jobs = args.input.prepare(&engine, &args.flags.options())?;
+    if jobs.is_empty() && !args.resume {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard run cpu sleep`) or give a job file with -f; `runyard list` shows the tasks"
                 .into(),
@@ -67,14 +177,34 @@ pub(crate) fn run(
         .into());
     }
     if !args.resume {
-        check_process_flags(&args.process, &prepared, &engine, args.quiet)?;
+        check_process_flags(&args.process, &jobs, &engine, args.quiet)?;
     }
-    let purpose = if args.resume {
-        Purpose::Resume
-    } else {
-        Purpose::NewRun
-    };
-    let opened = state::open(&url, purpose)?;
+    let outputs = OutputPaths::check(args.json.as_ref(), args.events.as_ref())?;
+    Ok(Plan {
+        engine,
+        url,
+        purpose: if args.resume {
+            Purpose::Resume
+        } else {
+            Purpose::NewRun
+        },
+        jobs,
+        outputs,
+        human,
+    })
+}
+
+/// Opens the queue and the outputs, runs the jobs, and waits for the run.
+fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
+    let Plan {
+        engine,
+        url,
+        purpose,
+        jobs,
+        outputs,
+        human,
+    } = plan;
+    let opened = queues::open(&url, purpose)?;
     let queue = Arc::clone(&opened.queue);
     if args.resume {
         check_tasks(&*queue, &engine)?;
@@ -82,7 +212,7 @@ pub(crate) fn run(
             retry_dead(&*queue)?;
         }
     }
-    let outputs = RunOutputs::open(args.json.as_ref(), args.events.as_ref())?;
+    let outputs = outputs.open()?;
 
     let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
     if !args.quiet && !human.is_terminal {
@@ -91,9 +221,8 @@ pub(crate) fn run(
         }));
     }
     let run = engine.start(Arc::clone(&queue), sinks);
-
     let grace = runyard::format_duration(args.grace);
-    let presses = crate::on_interrupts(
+    let interrupts = on_interrupts(
         run.interrupter(),
         "runyard",
         format!(
@@ -103,21 +232,35 @@ pub(crate) fn run(
         args.quiet,
     );
 
-    let total: u64 = prepared.iter().map(|p| u64::from(p.count)).sum::<u64>()
+    let total: u64 = jobs.iter().map(|p| u64::from(p.count)).sum::<u64>()
         + queue.counts().map_or(0, |c| c.total());
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let source = run.progress_source();
         ProgressView::start(total, move || source().ok())
     });
-    // A state file gets the whole run in one transaction: a crash records
-    // all of it or none. In memory, batches let work start sooner.
-    let chunk = if opened.file.is_some() {
-        usize::MAX
-    } else {
-        10_000
-    };
+    submit(&run, jobs, opened.file.is_some())?;
+    run.close();
+    let out = run.wait();
+    if let Some(p) = progress {
+        p.finish();
+    }
+    Ok(Ran {
+        opened,
+        outputs,
+        out,
+        interrupts,
+        human,
+    })
+}
+
+/// Submits the jobs. A state file gets the whole run in one transaction:
+/// a crash records all of it or none. In memory, batches let work start
+/// sooner.
+fn submit(run: &Run, jobs: Vec<Prepared>, in_file: bool) -> anyhow::Result<()> {
+    let chunk = if in_file { usize::MAX } else { 10_000 };
+    let total: u64 = jobs.iter().map(|p| u64::from(p.count)).sum();
     let mut batch = Vec::with_capacity(total.min(10_000) as usize);
-    for p in prepared {
+    for p in jobs {
         for _ in 0..p.count {
             batch.push(p.job.clone());
             if batch.len() == chunk {
@@ -129,21 +272,23 @@ pub(crate) fn run(
     if !batch.is_empty() {
         run.submit_prepared(batch).context("enqueueing jobs")?;
     }
-    run.close();
-    let out = run.wait();
-    if let Some(p) = progress {
-        p.finish();
-    }
+    Ok(())
+}
 
+/// Summarizes the run, finishes its outputs, and says how it ended.
+fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
+    let (queue, out, human) = (&*ran.opened.queue, ran.out, ran.human);
     let summary =
-        Report::summarize(&*queue, out.wall, out.interrupted).context("reading the report")?;
+        Report::summarize(queue, out.wall, out.interrupted).context("reading the report")?;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
-    let failures = outputs.finish(&*queue, &summary)?;
+    let mut failures = ran.outputs.finish(queue, &summary)?;
     if !args.quiet {
-        print_summary(&human, &summary);
+        // A failure is kept in `human` (the job lines' too), told below.
+        let _ = print_summary(&human, &summary);
     }
-    if let Some((path, _)) = &opened.file {
+    failures.extend(human.failure());
+    if let Some((path, _)) = &ran.opened.file {
         if summary.unfinished > 0 {
             errln!(
                 "runyard: {} unfinished jobs are recorded in {}; resume with `runyard run --state {} --resume`",
@@ -157,13 +302,10 @@ pub(crate) fn run(
         return Err(anyhow::Error::new(e).context("the run stopped early"));
     }
     check_outputs(failures)?;
-    Ok(if out.interrupted || presses.load(Ordering::SeqCst) > 0 {
-        ExitCode::from(130)
-    } else if summary.all_succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(Exit::of_run(
+        out.interrupted || ran.interrupts.any(),
+        summary.all_succeeded(),
+    ))
 }
 
 /// The names of the flags that were given.

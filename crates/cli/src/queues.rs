@@ -1,14 +1,17 @@
-//! Where a run is recorded: in memory (the default), or in a state file
-//! that survives the process and can be resumed.
+//! Opening a queue from its URL: in memory (a run's default), a state
+//! file (SQLite, which survives the process and can be resumed), or a
+//! PostgreSQL queue shared by workers on many machines. Every command
+//! opens its queue here, for a [`Purpose`] that says what may be created.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use runyard::queue::{Counts, Queue, QueueError, QueueErrorKind, Rescue};
 use runyard::sqlite::{OpenMode, SqliteQueue};
 
-use crate::UsageError;
+use crate::exit::{RunnerFailure, UsageError};
 
 /// A queue named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,41 @@ pub(crate) enum QueueUrl {
 }
 
 impl QueueUrl {
+    /// The queue of `--state PATH` (the same as `--queue sqlite://PATH`)
+    /// or `--queue URL`, if either was given.
+    pub(crate) fn from_flags(
+        state: &Option<PathBuf>,
+        queue: &Option<QueueUrl>,
+    ) -> Option<QueueUrl> {
+        match (state, queue) {
+            (Some(p), _) => Some(QueueUrl::Sqlite(p.clone())),
+            (None, q) => q.clone(),
+        }
+    }
+
+    /// Refuses a queue in memory for `command`, which needs one that
+    /// outlives the process.
+    pub(crate) fn require_lasting(&self, command: &str) -> Result<(), UsageError> {
+        match self {
+            QueueUrl::Memory => Err(UsageError(format!(
+                "`runyard {command}` needs a queue that outlives the process: --queue postgres://... \
+                 (or sqlite://PATH on one machine)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The PostgreSQL URL, or a refusal for `command`, which is for
+    /// PostgreSQL queues only.
+    pub(crate) fn require_postgres(&self, command: &str) -> Result<&str, UsageError> {
+        match self {
+            QueueUrl::Postgres(u) => Ok(u),
+            _ => Err(UsageError(format!(
+                "`runyard {command}` is for PostgreSQL queues (--queue postgres://...)"
+            ))),
+        }
+    }
+
     /// The URL, as given (without a password).
     pub(crate) fn display(&self) -> String {
         match self {
@@ -172,17 +210,22 @@ pub(crate) fn open_state(path: &Path, purpose: Purpose) -> anyhow::Result<Arc<Sq
 }
 
 /// A queue error met while opening: the file's fault is the user's input.
+/// The message names the file once (the backend's own starts with it).
 fn refused(path: &Path, e: QueueError) -> anyhow::Error {
+    let text = e.to_string();
+    let why = text
+        .strip_prefix(&format!("{}: ", path.display()))
+        .unwrap_or(&text);
     match e.kind() {
         QueueErrorKind::Corrupt
         | QueueErrorKind::Incompatible
         | QueueErrorKind::ReadOnly
         | QueueErrorKind::InvalidInput => UsageError(format!(
-            "cannot use {} as a state file: {e}",
+            "cannot use {} as a state file: {why}",
             path.display()
         ))
         .into(),
-        _ => anyhow::Error::new(e).context(format!("opening {}", path.display())),
+        _ => RunnerFailure(format!("opening {}: {why}", path.display())).into(),
     }
 }
 
@@ -278,6 +321,56 @@ pub(crate) fn postgres_refused(e: QueueError) -> anyhow::Error {
             UsageError(e.to_string()).into()
         }
         _ => anyhow::Error::new(e),
+    }
+}
+
+/// How often a worker tries again a queue it cannot reach at start-up (as
+/// the engine does once it runs).
+const QUEUE_RETRY: Duration = Duration::from_secs(1);
+/// How often a worker waiting for its queue says so again.
+const STILL_WAITING: Duration = Duration::from_secs(60);
+
+/// Opens a worker's queue (for [`Purpose::Share`]). A PostgreSQL server the worker cannot reach is
+/// waited for, as a running worker waits for one that went away: tried
+/// again every second, for as long as it takes, and said on stderr when the
+/// wait begins, each minute it lasts, and when it ends. (An interrupt
+/// meanwhile ends the worker at once: it holds nothing yet.)
+pub(crate) fn open_waiting(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
+    let QueueUrl::Postgres(u) = url else {
+        return Ok(open(url, Purpose::Share)?.queue);
+    };
+    let start = Instant::now();
+    let mut said: Option<Duration> = None;
+    loop {
+        let e = match try_postgres(u, Purpose::Share) {
+            Ok(q) => {
+                if said.is_some() {
+                    errln!(
+                        "runyard worker: the queue answers (after {}); starting",
+                        runyard::human_duration(start.elapsed())
+                    );
+                }
+                return Ok(Arc::new(q));
+            }
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(postgres_refused(e)),
+        };
+        let waited = start.elapsed();
+        match said {
+            None => errln!(
+                "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
+                runyard::format_duration(QUEUE_RETRY)
+            ),
+            Some(at) if waited - at >= STILL_WAITING => errln!(
+                "runyard worker: still cannot reach the queue after {}: {e}",
+                runyard::human_duration(waited)
+            ),
+            Some(_) => {}
+        }
+        if said.is_none_or(|at| waited - at >= STILL_WAITING) {
+            said = Some(waited);
+        }
+        std::thread::sleep(QUEUE_RETRY);
     }
 }
 

@@ -1,0 +1,252 @@
+//! `runyard worker`: drains a shared queue under a name until stopped.
+//!
+//! Plan (the tasks it takes, the engine's configuration and the `--events`
+//! path checked; nothing opened), then the queue opened (waiting for a
+//! PostgreSQL server that is not up yet), the name registered and the
+//! events file created, then the engine run until an interrupt drains it;
+//! the name is given back, and an output that failed is told (exit 3).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use runyard::queue::{LiveWorker, NameTaken, Queue, TaskName, WorkerInfo};
+use runyard::{Engine, EngineConfig, EventSink, Mode, Registry};
+
+use crate::exit::{Exit, RunnerFailure, UsageError};
+use crate::flags::{
+    parse_at_least_one, parse_lease, parse_mode, parse_positive_duration, Color, ProcessFlags,
+    QueueFlag,
+};
+use crate::interrupt::on_interrupts;
+use crate::output::human::{Human, JobLines};
+use crate::output::report::{check_outputs, OutputPaths, RunOutputs};
+use crate::queues;
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) queue: QueueFlag,
+
+    /// Where attempts run unless a job says otherwise: auto, thread, process or async.
+    #[arg(long, value_parser = parse_mode)]
+    pub(crate) mode: Option<Mode>,
+
+    /// Attempts running at once, bounded in thread and process modes by the
+    /// process's limits (see `runyard run --help`); default: the cores.
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_at_least_one)]
+    pub(crate) concurrency: Option<u64>,
+
+    /// Run only jobs of these tasks (comma-separated); others stay for other workers.
+    #[arg(long, value_name = "TASK,...")]
+    pub(crate) tasks: Option<String>,
+
+    /// This worker's name in the queue (default HOST:PID). A name held by a
+    /// live worker is refused; one whose holder died is taken over once the
+    /// holder's heartbeat has lapsed for its lease.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// How long a claim is held without a heartbeat, at least 1s (heartbeats
+    /// go every third of it): a worker that dies has its jobs run elsewhere,
+    /// and its name freed, after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
+    pub(crate) lease: Duration,
+
+    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub(crate) grace: Duration,
+
+    #[command(flatten)]
+    pub(crate) process: ProcessFlags,
+
+    /// Write every job state transition as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) events: Option<PathBuf>,
+
+    /// Print only errors (no line per finished job).
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// What a worker does, checked before anything is opened.
+struct Plan {
+    engine: Engine,
+    name: String,
+    outputs: OutputPaths,
+}
+
+pub(crate) fn main(
+    args: WorkerArgs,
+    color: Color,
+    registry: Arc<Registry>,
+) -> anyhow::Result<Exit> {
+    let Plan {
+        engine,
+        name,
+        outputs,
+    } = plan(&args, registry)?;
+    let queue = queues::open_waiting(&args.queue.queue)?;
+    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
+    let outputs = match outputs.open() {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = queue.unregister_worker(&name);
+            return Err(e.into());
+        }
+    };
+    let exit = drain(&args, engine, &queue, &name, outputs, color);
+    // Its name is free at once (were this to fail, once its heartbeat lapses).
+    let _ = queue.unregister_worker(&name);
+    exit
+}
+
+/// Runs the engine on the queue until an interrupt drains it; then tells
+/// what failed.
+fn drain(
+    args: &WorkerArgs,
+    engine: Engine,
+    queue: &Arc<dyn Queue>,
+    name: &str,
+    outputs: RunOutputs,
+    color: Color,
+) -> anyhow::Result<Exit> {
+    let human = Human::new(false, color);
+    let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
+    if !args.quiet {
+        sinks.push(Arc::new(JobLines {
+            human: human.clone(),
+        }));
+    }
+    let run = engine.start(Arc::clone(queue), sinks);
+    let grace = runyard::format_duration(args.grace);
+    on_interrupts(
+        run.interrupter(),
+        "runyard worker",
+        format!(
+            "stopping: claiming no more jobs; running attempts may finish (up to {grace}), \
+             the rest go back to the queue; interrupt again to cancel them"
+        ),
+        args.quiet,
+    );
+    if !args.quiet {
+        errln!(
+            "runyard worker `{name}` draining {}",
+            args.queue.queue.display()
+        );
+    }
+    let out = run.wait();
+    if let Some(e) = out.error {
+        return Err(anyhow::Error::new(e).context("the worker stopped"));
+    }
+    // An output that cannot be written does not stop the worker: each is
+    // reported once when it ends (exit code 3).
+    let failures: Vec<RunnerFailure> = outputs
+        .events_failure()
+        .into_iter()
+        .chain(human.failure())
+        .collect();
+    check_outputs(failures)?;
+    Ok(Exit::Success)
+}
+
+/// The worker's engine and name: its tasks (its own, or those `--tasks`
+/// names) and its configuration, checked.
+fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
+    args.queue.queue.require_lasting("worker")?;
+    let tasks = Some(tasks(args.tasks.as_deref(), &registry)?);
+    let mut config = EngineConfig {
+        mode: args.mode.unwrap_or(Mode::Auto),
+        concurrency: args.concurrency.map(|j| j as usize),
+        grace: args.grace,
+        lease: args.lease,
+        tasks,
+        exit_when_drained: false,
+        process: args.process.config(None),
+        ..EngineConfig::default()
+    };
+    if let Some(name) = &args.name {
+        config.worker_name = name.clone();
+    }
+    config.check().map_err(|e| UsageError(e.to_string()))?;
+    let name = config.worker_name.clone();
+    let outputs = OutputPaths::check(None, args.events.as_ref())?;
+    Ok(Plan {
+        engine: Engine::new(registry, config),
+        name,
+        outputs,
+    })
+}
+
+/// The tasks a worker claims jobs of: its own, or those `--tasks` names.
+/// Jobs of other tasks wait for workers that have them.
+fn tasks(list: Option<&str>, registry: &Registry) -> Result<Vec<TaskName>, UsageError> {
+    let Some(list) = list else {
+        return Ok(registry.iter().map(|t| TaskName::from(t.name())).collect());
+    };
+    let mut names = Vec::new();
+    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        registry
+            .lookup(t)
+            .map_err(|e| UsageError(format!("--tasks: {e}")))?;
+        names.push(TaskName::from(t));
+    }
+    if names.is_empty() {
+        return Err(UsageError("--tasks needs at least one task name".into()));
+    }
+    Ok(names)
+}
+
+/// Registers the worker under its name. A name whose holder still
+/// heartbeats is refused (exit 2, naming the holder). A holder whose
+/// heartbeats have stopped (it died moments ago, and its registration has
+/// not lapsed yet) is waited for until it lapses and the name is taken
+/// over: a service restarted at once after a crash starts, instead of
+/// failing until then.
+fn register(queue: &dyn Queue, me: &WorkerInfo) -> anyhow::Result<()> {
+    let mut first: Option<LiveWorker> = None;
+    loop {
+        let holder = match queue
+            .register_worker(me)
+            .context("registering the worker")?
+        {
+            Ok(()) => {
+                if first.is_some() {
+                    errln!(
+                        "runyard worker: the name `{}` was free again; taking it",
+                        me.name
+                    );
+                }
+                return Ok(());
+            }
+            Err(NameTaken(holder)) => holder,
+        };
+        match &first {
+            None => {
+                errln!(
+                    "runyard worker: the name `{}` is held by pid {} on {} (last heartbeat at {}); \
+                     waiting to see whether it still heartbeats (it is taken over if it does not)",
+                    me.name, holder.worker.pid, holder.worker.host, holder.last_heartbeat
+                );
+                first = Some(holder.clone());
+            }
+            Some(f)
+                if (&f.worker, f.started_at, f.last_heartbeat)
+                    != (&holder.worker, holder.started_at, holder.last_heartbeat) =>
+            {
+                return Err(UsageError(format!(
+                    "{}; give this worker another --name, or stop that one first",
+                    NameTaken(holder)
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+        // Ten looks per lease: the holder heartbeats every third of it.
+        let pause =
+            (holder.worker.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        std::thread::sleep(pause);
+    }
+}
