@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
-use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, Report};
+use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, RunError};
 
 use crate::args::{Color, ProcessFlags, RunArgs};
 use crate::jobs::{is_stdout, Prepared};
@@ -33,14 +33,16 @@ pub(crate) fn run(
     let stdout_taken = json_stdout || events_stdout;
     let human = Human::new(stdout_taken, color);
     let flags = args.flags.options();
-    let config = EngineConfig {
-        mode: args.flags.mode.unwrap_or(Mode::Auto),
-        concurrency: args.concurrency.map(|j| j as usize),
-        grace: args.grace,
-        process: crate::process_config(&args.process, None),
-        ..EngineConfig::default()
-    };
-    config.check().map_err(|e| UsageError(e.to_string()))?;
+    let mut config = EngineConfig::builder()
+        .mode(args.flags.mode.unwrap_or(Mode::Auto))
+        .grace(args.grace);
+    if let Some(j) = args.concurrency {
+        config = config.concurrency(j as usize);
+    }
+    if let Some(pc) = crate::process_config(&args.process, None) {
+        config = config.process(pc);
+    }
+    let config = config.build().map_err(|e| UsageError(e.to_string()))?;
     let engine = Engine::new(registry, config);
 
     let url = args.store.url().unwrap_or(QueueUrl::Memory);
@@ -90,7 +92,7 @@ pub(crate) fn run(
             human: human.clone(),
         }));
     }
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
 
     let grace = runyard::format_duration(args.grace);
     let presses = crate::on_interrupts(
@@ -130,13 +132,18 @@ pub(crate) fn run(
         run.submit_prepared(batch).context("enqueueing jobs")?;
     }
     run.close();
-    let out = run.wait();
+    let ended = run.join();
     if let Some(p) = progress {
         p.finish();
     }
+    // A run the queue stopped early is reported as far as the queue has it.
+    let (ended, stopped) = match ended {
+        Ok(r) => (r, None),
+        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
+        Err(e) => return Err(e.into()),
+    };
 
-    let summary =
-        Report::summarize(&*queue, out.wall, out.interrupted).context("reading the report")?;
+    let summary = ended.summary().context("reading the report")?;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
     let failures = outputs.finish(&*queue, &summary)?;
@@ -153,17 +160,19 @@ pub(crate) fn run(
             );
         }
     }
-    if let Some(e) = out.error {
+    if let Some(e) = stopped {
         return Err(anyhow::Error::new(e).context("the run stopped early"));
     }
     check_outputs(failures)?;
-    Ok(if out.interrupted || presses.load(Ordering::SeqCst) > 0 {
-        ExitCode::from(130)
-    } else if summary.all_succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if summary.interrupted || presses.load(Ordering::SeqCst) > 0 {
+            ExitCode::from(130)
+        } else if summary.all_succeeded() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 /// The names of the flags that were given.

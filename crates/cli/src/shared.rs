@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use runyard::queue::{CancelResult, ListFilter, LiveWorker, NameTaken, Queue, WorkerInfo};
 use runyard::{
-    Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry,
+    Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry, RunError,
     SummaryBuilder,
 };
 
@@ -53,11 +53,11 @@ pub(crate) fn submit(
     let flags = args.flags.options();
     // Workers run these jobs: jobs for worker processes are checked as this
     // binary's own workers would take them, not refused for want of any.
-    let config = EngineConfig {
-        process: crate::process_config(&crate::args::ProcessFlags::none(), None),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(registry, config);
+    let mut config = EngineConfig::builder();
+    if let Some(pc) = crate::process_config(&crate::args::ProcessFlags::none(), None) {
+        config = config.process(pc);
+    }
+    let engine = Engine::new(registry, config.build()?);
     let prepared = args.input.prepare(&engine, &flags)?;
     if prepared.is_empty() {
         return Err(UsageError(
@@ -236,21 +236,20 @@ pub(crate) fn worker(
             Some(names)
         }
     };
-    let mut config = EngineConfig {
-        mode: args.mode.unwrap_or(Mode::Auto),
-        concurrency: args.concurrency.map(|j| j as usize),
-        grace: args.grace,
-        lease: args.lease,
-        tasks,
-        exit_when_drained: false,
-        process: crate::process_config(&args.process, None),
-        ..EngineConfig::default()
-    };
-    if let Some(name) = &args.name {
-        config.worker_name = name.clone();
+    let mut config = EngineConfig::builder()
+        .mode(args.mode.unwrap_or(Mode::Auto))
+        .grace(args.grace)
+        .lease(args.lease);
+    if let Some(j) = args.concurrency {
+        config = config.concurrency(j as usize);
     }
-    config.check().map_err(|e| UsageError(e.to_string()))?;
-    let name = config.worker_name.clone();
+    if let Some(tasks) = tasks {
+        config = config.tasks(tasks);
+    }
+    if let Some(pc) = crate::process_config(&args.process, None) {
+        config = config.process(pc);
+    }
+    let config = config.build().map_err(|e| UsageError(e.to_string()))?;
     let engine = Engine::new(registry, config);
     let human = Human::new(false, color);
     let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
@@ -263,8 +262,13 @@ pub(crate) fn worker(
         }));
     }
     let queue = open_for_worker(&args.queue.queue)?;
+    let mut worker = engine.worker(Arc::clone(&queue)).sinks(sinks);
+    if let Some(name) = &args.name {
+        worker = worker.name(name.clone());
+    }
+    let name = worker.worker_name().to_string();
     register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = worker.start()?;
     let grace = runyard::format_duration(args.grace);
     crate::on_interrupts(
         run.interrupter(),
@@ -281,13 +285,16 @@ pub(crate) fn worker(
             args.queue.queue.display()
         );
     }
-    let out = run.wait();
+    let ended = run.join();
     // Its name is free at once (were this to fail, once its heartbeat lapses).
     let _ = queue.unregister_worker(&name);
-    if let Some(e) = out.error {
-        return Err(anyhow::Error::new(e).context("the worker stopped"));
+    match ended {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(RunError::Stopped { error, .. }) => {
+            Err(anyhow::Error::new(error).context("the worker stopped"))
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens a worker's queue. A PostgreSQL server the worker cannot reach is

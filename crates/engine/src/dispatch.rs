@@ -28,7 +28,7 @@ use runyard_exec::process::ProcessPool;
 use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
 use runyard_queue::{Claimed, Completion, Lease, Queue, QueueError, Rescue, TaskName, Verdict};
 
-use crate::config::cores;
+use crate::config::{cores, RunSettings};
 use crate::engine::{EngineInner, RunOutcome, Tally};
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Written};
@@ -93,6 +93,8 @@ const EXEC_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
+    /// This run's worker name and whether it ends once drained.
+    settings: RunSettings,
     queue: Arc<dyn Queue>,
     inbox: Arc<Inbox>,
     events: Events,
@@ -143,6 +145,7 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     pub(crate) fn new(
         engine: Arc<EngineInner>,
+        settings: RunSettings,
         queue: Arc<dyn Queue>,
         inbox: Arc<Inbox>,
         events: Events,
@@ -176,6 +179,7 @@ impl Dispatcher {
         let events_may_interrupt = !events.is_empty();
         Dispatcher {
             engine,
+            settings,
             queue,
             inbox,
             events,
@@ -212,7 +216,7 @@ impl Dispatcher {
     }
 
     fn worker(&self) -> &str {
-        &self.engine.config.worker_name
+        &self.settings.worker_name
     }
 
     pub(crate) fn run(mut self) -> RunOutcome {
@@ -851,7 +855,7 @@ impl Dispatcher {
     /// operations pause for a while and are tried again, outcomes wait in
     /// `pending`, attempts go on. A run that ends when drained stops instead.
     fn ride_out(&mut self, e: QueueError) -> Result<(), QueueError> {
-        if e.is_transient() && !self.engine.config.exit_when_drained {
+        if e.is_transient() && !self.settings.exit_when_drained {
             self.queue_down_until = Some(Instant::now() + QUEUE_RETRY);
             Ok(())
         } else {
@@ -1073,7 +1077,7 @@ impl Dispatcher {
         match self.phase {
             Phase::Running => {
                 let drained = closed
-                    && self.engine.config.exit_when_drained
+                    && self.settings.exit_when_drained
                     && self.running.is_empty()
                     && self.queue_idle;
                 if !drained {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use runyard::queue::{MemoryQueue, Queue};
 use runyard::{
-    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, Report,
+    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, RunError,
     TaskDef,
 };
 use serde_json::json;
@@ -218,20 +218,18 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
             spools: Arc::clone(&spools),
         }))
         .build()?;
-    let engine = Engine::new(
-        registry,
-        EngineConfig {
-            mode: args.flags.mode.unwrap_or(Mode::Auto),
-            concurrency: Some(args.jobs.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |j| j as usize,
-            )),
-            grace: args.grace,
-            // With --halt, nothing may start once a job has ended dead.
-            prefetch: args.halt.is_none(),
-            ..EngineConfig::default()
-        },
-    );
+    let config = EngineConfig::builder()
+        .mode(args.flags.mode.unwrap_or(Mode::Auto))
+        .concurrency(args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |j| j as usize,
+        ))
+        .grace(args.grace)
+        // With --halt, nothing may start once a job has ended dead.
+        .prefetch(args.halt.is_none())
+        .build()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let engine = Engine::new(registry, config);
     let flags = args.flags.options();
     let mut jobs = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
@@ -257,7 +255,7 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
     });
     let mut sinks: Vec<Arc<dyn EventSink>> = vec![printer.clone()];
     sinks.extend(outputs.events_sink());
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
     let presses = crate::on_interrupts(
         run.interrupter(),
@@ -299,7 +297,7 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
     });
     let submitted = run.submit_prepared(jobs);
     run.close();
-    let out = run.wait();
+    let joined = run.join();
     if let Some(p) = progress {
         p.finish();
     }
@@ -309,7 +307,14 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
         return Err(RunnerFailure(format!("enqueueing the jobs: {e}")).into());
     }
 
-    let summary = Report::summarize(&*queue, out.wall, out.interrupted)
+    // A run the queue stopped early is reported as far as the queue has it.
+    let (finished, stopped) = match joined {
+        Ok(r) => (r, None),
+        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
+        Err(e) => return Err(e.into()),
+    };
+    let summary = finished
+        .summary()
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
     failures.extend(outputs.finish(&*queue, &summary)?);
@@ -318,7 +323,7 @@ pub(crate) fn exec(args: ExecArgs, color: Color) -> anyhow::Result<ExitCode> {
         human.line(line);
     }
     print_summary(&human, &summary);
-    if let Some(e) = out.error {
+    if let Some(e) = stopped {
         failures.push(RunnerFailure(format!("the run stopped early: {e}")));
     }
     ended(
