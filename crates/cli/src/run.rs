@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
-use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, RunError};
+use runyard::{Engine, EngineConfig, EventSink, Mode, Registry, RunError};
 
 use crate::args::{Color, ProcessFlags, RunArgs};
 use crate::jobs::{is_stdout, Prepared};
@@ -203,15 +203,10 @@ fn check_process_flags(
     }
     let (mut isolated, mut others) = (0u64, 0u64);
     for p in prepared {
-        let s = &p.job.settings;
-        let lane = engine
-            .registry()
-            .lookup(&p.job.task)
-            .ok()
-            .and_then(|i| lane_for(s.mode, engine.registry().task(i), s.isolate).ok());
-        match lane {
-            Some(Lane::Process) => isolated += u64::from(p.count),
-            _ => others += u64::from(p.count),
+        if engine.runs_in_child_processes(&p.job) {
+            isolated += u64::from(p.count);
+        } else {
+            others += u64::from(p.count);
         }
     }
     let names = given.join(", ");

@@ -93,6 +93,16 @@ impl Engine {
         &self.inner.config
     }
 
+    /// Whether the attempts of `job` (checked with [`Engine::prepare`]) run
+    /// in child processes: in `process` mode, or isolated in `auto` mode.
+    /// Settings for child processes apply to those jobs only.
+    pub fn runs_in_child_processes(&self, job: &NewJob) -> bool {
+        let s = &job.settings;
+        self.inner.registry.lookup(&job.task).is_ok_and(|i| {
+            lane_for(s.mode, self.inner.registry.task(i), s.isolate) == Ok(Lane::Process)
+        })
+    }
+
     /// Checks a job and applies every default, without enqueueing it: an
     /// unknown task, invalid parameters or options, or a mode the task cannot
     /// run in are errors here, before anything runs.

@@ -31,7 +31,7 @@ pub use config::{
 pub use engine::{Engine, Progress};
 pub use error::{RunError, StartError, SubmitError};
 pub use events::{EventSink, JsonLines};
-pub use lane::{lane_for, Lane, ModeRefused};
+pub use lane::ModeRefused;
 pub use report::{write_report_json, Report, ReportError, ReportReader};
 pub use run::Run;
 pub use worker::Worker;

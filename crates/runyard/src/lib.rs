@@ -96,9 +96,9 @@ pub use runyard_core::{
     MAX_RETRY_AFTER,
 };
 pub use runyard_engine::{
-    lane_for, write_report_json, ConfigError, Engine, EngineConfig, EngineConfigBuilder, EventSink,
-    JsonLines, Lane, ModeRefused, Progress, Report, ReportError, ReportReader, Run, RunError,
-    StartError, SubmitError, Worker,
+    write_report_json, ConfigError, Engine, EngineConfig, EngineConfigBuilder, EventSink,
+    JsonLines, ModeRefused, Progress, Report, ReportError, ReportReader, Run, RunError, StartError,
+    SubmitError, Worker,
 };
 pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
