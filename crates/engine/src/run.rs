@@ -76,7 +76,7 @@ impl Engine {
 }
 
 /// The dispatcher's thread.
-fn dispatcher_thread() -> std::thread::Builder {
+pub(crate) fn dispatcher_thread() -> std::thread::Builder {
     std::thread::Builder::new().name("runyard-dispatch".to_string())
 }
 

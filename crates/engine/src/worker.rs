@@ -17,7 +17,7 @@ use crate::config::{default_worker_name, RunSettings};
 use crate::engine::{Engine, EngineInner};
 use crate::error::{RunError, StartError};
 use crate::events::EventSink;
-use crate::run::Run;
+use crate::run::{dispatcher_thread, Run};
 
 impl Engine {
     /// A worker draining `queue` with this engine's configuration, named
@@ -106,7 +106,7 @@ impl Worker {
             },
             self.queue,
             self.sinks,
-            std::thread::Builder::new().name("runyard-dispatch".to_string()),
+            dispatcher_thread(),
         )
     }
 
