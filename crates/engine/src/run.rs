@@ -82,7 +82,8 @@ pub(crate) fn dispatcher_thread() -> std::thread::Builder {
 
 /// A run in progress. Dropping it without waiting for it interrupts it
 /// (twice: running attempts are cancelled); from blocking code the drop
-/// waits for the dispatcher, within a tokio runtime it does not.
+/// waits for the dispatcher, within a tokio runtime it leaves that wait to
+/// the run's offload thread.
 ///
 /// Its methods take `&self`: share it (in an `Arc`) between the tasks of a
 /// service that submit to it.
@@ -249,7 +250,8 @@ impl Run {
 
     /// [`Run::close`], then [`Run::wait`] from async code: the dispatcher's
     /// end is awaited without blocking, and joining it and reading the
-    /// report run on the run's offload thread.
+    /// report run on the run's offload thread. (A worker's run does not end
+    /// when drained: interrupt it first, or use [`Worker::run`](crate::Worker::run).)
     pub async fn finish(self) -> Result<Report, RunError> {
         self.close();
         self.join_then(|r| r.report().map_err(RunError::Report))
@@ -372,6 +374,13 @@ impl Drop for Run {
             self.inbox.interrupt();
             if tokio::runtime::Handle::try_current().is_err() {
                 let _ = end(Some(thread), &self.events, &self.queue);
+            } else {
+                // Joined and flushed on the offload thread, which ends
+                // once it has (the run's handle to it goes with the run).
+                let (events, queue) = (self.events.clone(), Arc::clone(&self.queue));
+                drop(self.offload.call(move || {
+                    let _ = end(Some(thread), &events, &queue);
+                }));
             }
         }
     }
