@@ -109,10 +109,7 @@ fn engine(mode: Mode) -> Engine {
                 .build()
                 .unwrap(),
         ),
-        EngineConfig {
-            mode,
-            ..EngineConfig::default()
-        },
+        EngineConfig::builder().mode(mode).build().unwrap(),
     )
 }
 
@@ -247,14 +244,15 @@ fn a_far_retry_after_is_capped_by_the_backoff() {
         std::thread::spawn(move || {
             let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
             let sink: Arc<dyn EventSink> = Arc::new(JsonLines::new(out));
-            let run = engine(Mode::Async).start(Arc::clone(&queue), vec![sink]);
+            let run = engine(Mode::Async)
+                .start_with_sinks(Arc::clone(&queue), vec![sink])
+                .unwrap();
             let job = http(json!({ "url": url }))
                 .max_attempts(2)
                 .backoff("exponential:10ms,cap=50ms".parse().unwrap());
             run.submit(&job).unwrap();
             run.close();
-            let out = run.wait();
-            let _ = tx.send(Report::collect(&*queue, out.wall, out.interrupted).unwrap());
+            let _ = tx.send(run.wait().unwrap());
         });
         let r = rx
             .recv_timeout(Duration::from_secs(60))

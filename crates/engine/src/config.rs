@@ -1,4 +1,7 @@
-//! How an engine runs: its mode, pool sizes, run-wide job defaults, grace period.
+//! How an engine runs: its mode, pool sizes, run-wide job defaults, grace
+//! period, lease. An [`EngineConfig`] is made by an [`EngineConfigBuilder`],
+//! whose [`build`](EngineConfigBuilder::build) checks every setting against
+//! what this process can start: a configuration that exists can run.
 
 use std::time::Duration;
 
@@ -8,50 +11,39 @@ use runyard_exec::process::ProcessConfig;
 use runyard_queue::TaskName;
 use thiserror::Error;
 
-/// Attempts in flight on the async executor at once, unless `-j` says otherwise.
+/// Attempts in flight on the async executor at once, unless the
+/// concurrency says otherwise.
 pub const DEFAULT_ASYNC_LIMIT: usize = 10_000;
 /// The most threads of the elastic blocking pool.
 pub const DEFAULT_BLOCKING_THREADS: usize = 512;
 
-/// An engine's configuration. `Default` gives `auto` mode with pools sized
-/// to the machine.
+/// An engine's configuration, checked when it was built.
+///
+/// ```
+/// use runyard_core::Mode;
+/// use runyard_engine::EngineConfig;
+///
+/// let config = EngineConfig::builder()
+///     .mode(Mode::Thread)
+///     .concurrency(4)
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.mode(), Mode::Thread);
+/// // `Default` is `auto` mode with pools sized to the machine.
+/// assert_eq!(EngineConfig::default().mode(), Mode::Auto);
+/// ```
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// The mode jobs run in unless they ask for another.
-    pub mode: Mode,
-    /// `-j`: in `thread` mode the pool's size, in `process` mode the number
-    /// of worker processes, in `async` mode the attempts in flight; in `auto`
-    /// mode a cap on attempts in flight across every executor. Threads and
-    /// worker processes are bounded by what the process can start (see
-    /// [`EngineConfig::check`]).
-    pub concurrency: Option<usize>,
-    /// Threads of the `cpu` pool in `auto` mode.
-    pub cpu_threads: usize,
-    /// The most threads of the blocking pool.
-    pub blocking_threads: usize,
-    /// Defaults for every job of the run, below each job's own options and
-    /// above each task's defaults.
-    pub defaults: JobOptions,
-    /// After an interrupt, how long running attempts may take to finish
-    /// before they are cancelled.
-    pub grace: Duration,
-    /// The lease a claim holds; heartbeats renew it every third of it.
-    pub lease: Duration,
-    /// The worker's name in the queue (leases are held under it).
-    pub worker_name: String,
-    /// Claim only jobs of these tasks (all when `None`).
-    pub tasks: Option<Vec<TaskName>>,
-    /// Verdict when the queue has no unfinished jobs left and the run is
-    /// closed; a long-running worker sets this to false.
-    pub exit_when_drained: bool,
-    /// Hand executors more attempts than they run at once, so a thread
-    /// finds its next attempt waiting. Off, an attempt is claimed only when
-    /// a place to run it is free: slower, but nothing starts after the
-    /// worker loop has decided to stop (`runyard exec --halt`).
-    pub prefetch: bool,
-    /// How to start worker processes (for `process` mode and isolated
-    /// tasks); without it, jobs that need them are refused at submit.
-    pub process: Option<ProcessConfig>,
+    pub(crate) mode: Mode,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) cpu_threads: usize,
+    pub(crate) blocking_threads: usize,
+    pub(crate) defaults: JobOptions,
+    pub(crate) grace: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) tasks: Option<Vec<TaskName>>,
+    pub(crate) prefetch: bool,
+    pub(crate) process: Option<ProcessConfig>,
 }
 
 impl Default for EngineConfig {
@@ -64,12 +56,167 @@ impl Default for EngineConfig {
             defaults: JobOptions::default(),
             grace: Duration::from_secs(10),
             lease: Duration::from_secs(30),
-            worker_name: default_worker_name(),
             tasks: None,
-            exit_when_drained: true,
             prefetch: true,
             process: None,
         }
+    }
+}
+
+/// Builds an [`EngineConfig`]; every setting has a default (those of
+/// [`EngineConfig::default`]), and [`build`](EngineConfigBuilder::build)
+/// checks them all.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until it is built"]
+pub struct EngineConfigBuilder {
+    config: EngineConfig,
+}
+
+impl EngineConfigBuilder {
+    /// The mode jobs run in unless they ask for another (default `auto`).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// The concurrency: in `thread` mode the pool's size, in `process` mode
+    /// the number of child processes, in `async` mode the attempts in
+    /// flight; in `auto` mode a cap on attempts in flight across every
+    /// executor. Threads and child processes are bounded by what the
+    /// process can start (checked by [`build`](Self::build)). By default,
+    /// the number of cores.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = Some(n);
+        self
+    }
+
+    /// Threads of the `cpu` pool in `auto` mode (default: the cores).
+    pub fn cpu_threads(mut self, n: usize) -> Self {
+        self.config.cpu_threads = n;
+        self
+    }
+
+    /// The most threads of the blocking pool (default
+    /// [`DEFAULT_BLOCKING_THREADS`]).
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.config.blocking_threads = n;
+        self
+    }
+
+    /// Defaults for every job of the engine's runs, below each job's own
+    /// options and above each task's defaults (checked when jobs are
+    /// submitted).
+    pub fn defaults(mut self, defaults: JobOptions) -> Self {
+        self.config.defaults = defaults;
+        self
+    }
+
+    /// After an interrupt, how long running attempts may take to finish
+    /// before they are cancelled (default 10 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = grace;
+        self
+    }
+
+    /// The lease a claim holds; heartbeats renew it every third of it
+    /// (default 30 s).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        self
+    }
+
+    /// Claim only jobs of these tasks (default: every task).
+    pub fn tasks(mut self, tasks: impl IntoIterator<Item = TaskName>) -> Self {
+        self.config.tasks = Some(tasks.into_iter().collect());
+        self
+    }
+
+    /// Hand executors more attempts than they run at once, so a thread
+    /// finds its next attempt waiting (default on). Off, an attempt is
+    /// claimed only when a place to run it is free: slower, but nothing
+    /// starts after the run has been interrupted (a halt on the first
+    /// dead job).
+    pub fn prefetch(mut self, on: bool) -> Self {
+        self.config.prefetch = on;
+        self
+    }
+
+    /// How to start child processes (for `process` mode and isolated
+    /// tasks); without it, jobs that need them are refused at submit.
+    pub fn process(mut self, process: ProcessConfig) -> Self {
+        self.config.process = Some(process);
+        self
+    }
+
+    /// The configuration, once what it asks of the process has been
+    /// checked: in `thread` mode the concurrency in threads, in `process`
+    /// mode in child processes, each within what the process can start
+    /// (runyard's cap of [`limits::MAX_POOL_THREADS`], `RLIMIT_NPROC`, and
+    /// for child processes `RLIMIT_NOFILE`; see [`runyard_exec::limits`]);
+    /// and the grace period and lease within [`MAX_DURATION`]. `async` and
+    /// `auto` modes start no thread per attempt: their concurrency is not
+    /// bounded here.
+    pub fn build(self) -> Result<EngineConfig, ConfigError> {
+        self.config.check()?;
+        Ok(self.config)
+    }
+}
+
+impl EngineConfig {
+    /// A builder, starting from the defaults.
+    pub fn builder() -> EngineConfigBuilder {
+        EngineConfigBuilder::default()
+    }
+
+    /// The mode jobs run in unless they ask for another.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The concurrency asked for, if any (see
+    /// [`EngineConfigBuilder::concurrency`]).
+    pub fn concurrency(&self) -> Option<usize> {
+        self.concurrency
+    }
+
+    /// Threads of the `cpu` pool in `auto` mode.
+    pub fn cpu_threads(&self) -> usize {
+        self.cpu_threads
+    }
+
+    /// The most threads of the blocking pool.
+    pub fn blocking_threads(&self) -> usize {
+        self.blocking_threads
+    }
+
+    /// Defaults for every job.
+    pub fn defaults(&self) -> &JobOptions {
+        &self.defaults
+    }
+
+    /// The grace period after an interrupt.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The lease a claim holds.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The tasks whose jobs are claimed (all when `None`).
+    pub fn tasks(&self) -> Option<&[TaskName]> {
+        self.tasks.as_deref()
+    }
+
+    /// Whether executors are handed more attempts than they run at once.
+    pub fn prefetch(&self) -> bool {
+        self.prefetch
+    }
+
+    /// How child processes are started, if they can be.
+    pub fn process(&self) -> Option<&ProcessConfig> {
+        self.process.as_ref()
     }
 }
 
@@ -86,12 +233,12 @@ pub(crate) struct Sizes {
     pub(crate) process_workers: usize,
 }
 
-/// A configuration that cannot run here; see [`EngineConfig::check`].
+/// A configuration that cannot run here; see [`EngineConfigBuilder::build`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `-j` asks for more threads or worker processes than this process
-    /// can start.
+    /// The concurrency asks for more threads or child processes than this
+    /// process can start.
     #[error("{}", concurrency_message(*mode, *asked, limit))]
     Concurrency {
         /// The mode.
@@ -120,20 +267,19 @@ fn concurrency_message(mode: Mode, asked: usize, limit: &Limit) -> String {
         _ => ("each attempt on a thread of its own", "threads"),
     };
     format!(
-        "-j {asked} is more than {mode} mode can start: it runs {runs}, and this process can \
+        "a concurrency of {asked} is more than {mode} mode can start: it runs {runs}, and this process can \
          start at most {} {unit} ({})",
         limit.most, limit.bound
     )
 }
 
 impl EngineConfig {
-    /// What each executor runs at once, from the mode and `-j`: in `thread`
-    /// mode `-j` sizes the one pool; otherwise each executor runs at most
-    /// `-j` attempts at once (the CPU pool and the worker processes keep
-    /// their own defaults when those are smaller). Pools never get more
-    /// threads, nor the worker pool more processes, than this process can
-    /// start: a configuration that [`EngineConfig::check`] would refuse
-    /// runs with what can start.
+    /// What each executor runs at once, from the mode and the concurrency:
+    /// in `thread` mode it sizes the one pool; otherwise each executor runs
+    /// at most that many attempts at once (the CPU pool and the child
+    /// processes keep their own defaults when those are smaller). Pools
+    /// never get more threads, nor the process pool more processes, than
+    /// this process can start.
     pub(crate) fn sizes(&self) -> Sizes {
         let n = cores();
         let j = self.concurrency;
@@ -168,13 +314,8 @@ impl EngineConfig {
     }
 
     /// Checks what this configuration asks of the process before anything
-    /// runs: in `thread` mode `-j` threads, in `process` mode `-j` worker
-    /// processes, each within what the process can start (runyard's cap of
-    /// [`limits::MAX_POOL_THREADS`], `RLIMIT_NPROC`, and for worker processes
-    /// `RLIMIT_NOFILE`; see [`runyard_exec::limits`]); and the grace period
-    /// and lease within [`MAX_DURATION`]. `async` and `auto` modes start
-    /// no thread per attempt: their `-j` is not bounded here.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    /// runs; see [`EngineConfigBuilder::build`].
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         for (option, value) in [("grace period", self.grace), ("lease", self.lease)] {
             if value > MAX_DURATION {
                 return Err(ConfigError::Duration { option, value });
@@ -202,7 +343,29 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// What differs between the runs of one engine: the name leases are held
+/// under, and whether the run ends once it is closed and drained (a
+/// worker's does not: it drains until it is interrupted).
+#[derive(Debug, Clone)]
+pub(crate) struct RunSettings {
+    /// The worker's name in the queue (leases are held under it).
+    pub(crate) worker_name: String,
+    /// Whether the run ends when the queue has no unfinished jobs left and
+    /// the run is closed.
+    pub(crate) exit_when_drained: bool,
+}
+
+impl RunSettings {
+    /// A run that ends once closed and drained, under this process's name.
+    pub(crate) fn run() -> RunSettings {
+        RunSettings {
+            worker_name: default_worker_name(),
+            exit_when_drained: true,
+        }
+    }
+}
+
 /// `host:pid`, unique among live workers.
-fn default_worker_name() -> String {
+pub(crate) fn default_worker_name() -> String {
     format!("{}:{}", runyard_queue::host_name(), std::process::id())
 }

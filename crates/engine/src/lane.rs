@@ -8,7 +8,7 @@ use thiserror::Error;
 
 /// Where an attempt runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lane {
+pub(crate) enum Lane {
     /// The thread pool (`cpu` tasks; every sync task in `thread` mode).
     Cpu,
     /// The elastic blocking pool (`blocking` tasks; sync tasks in `async` mode).
@@ -21,14 +21,14 @@ pub enum Lane {
 
 impl Lane {
     /// Every lane.
-    pub const ALL: [Lane; 4] = [Lane::Cpu, Lane::Blocking, Lane::Async, Lane::Process];
+    pub(crate) const ALL: [Lane; 4] = [Lane::Cpu, Lane::Blocking, Lane::Async, Lane::Process];
 
     pub(crate) fn index(self) -> usize {
         self as usize
     }
 
     /// The name used in messages.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Lane::Cpu => "thread pool",
             Lane::Blocking => "blocking pool",
@@ -68,7 +68,7 @@ pub struct ModeRefused {
 /// In `auto` mode, a task or job that asks for isolation runs in worker
 /// processes. A task with both bodies (the built-in `sleep`) is `async`
 /// and runs its sync body where threads or processes are asked for.
-pub fn lane_for(mode: Mode, task: &TaskDef, isolate: bool) -> Result<Lane, ModeRefused> {
+pub(crate) fn lane_for(mode: Mode, task: &TaskDef, isolate: bool) -> Result<Lane, ModeRefused> {
     let refuse = |reason: &str| ModeRefused {
         task: task.name().to_string(),
         mode,

@@ -1,25 +1,39 @@
-//! runyard's worker loop.
+//! runyard's engine: the loop that claims jobs and runs them.
 //!
-//! An [`Engine`] holds a registry and a configuration; [`Engine::start`]
-//! starts a [`Run`] on a queue: a dispatcher thread that claims jobs, routes
-//! each attempt to the executor for its [`Lane`], applies the retry policy to
-//! every attempt that did not succeed, records outcomes in the queue and
-//! emits [`Event`](runyard_core::Event)s to [`EventSink`]s. [`Report`] reads
-//! the finished run back from the queue.
+//! An [`Engine`] holds a registry and an [`EngineConfig`] (made by
+//! [`EngineConfig::builder`], checked when built); [`Engine::start`] starts
+//! a [`Run`] on a queue: a dispatcher thread that claims jobs, routes each
+//! attempt to the executor that runs it, applies the retry policy to every
+//! attempt that did not succeed, records outcomes in the queue and emits
+//! [`Event`](runyard_core::Event)s to [`EventSink`]s. [`Run::wait`] gives
+//! the finished run's [`Report`] ([`Run::join`] a [`ReportReader`] for
+//! large runs). [`Engine::worker`] starts a long-lived [`Worker`] on a
+//! shared queue. Every wait has an async form that blocks no thread of the
+//! caller's runtime ([`Run::submit_async`], [`Run::finish`],
+//! [`Worker::run`]).
 #![forbid(unsafe_code)]
 
 mod config;
 mod dispatcher;
 mod engine;
+mod error;
 mod events;
 mod inbox;
 mod lane;
+mod offload;
 mod report;
+mod run;
 mod shared;
 mod slab;
+mod worker;
 
-pub use config::{ConfigError, EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};
-pub use engine::{Engine, Progress, Run, RunOutcome, SubmitError};
+pub use config::{
+    ConfigError, EngineConfig, EngineConfigBuilder, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS,
+};
+pub use engine::{Engine, Progress};
+pub use error::{RunError, StartError, SubmitError};
 pub use events::{EventSink, JsonLines};
-pub use lane::{lane_for, Lane, ModeRefused};
-pub use report::{write_report_json, Report, ReportError};
+pub use lane::ModeRefused;
+pub use report::{write_report_json, Report, ReportError, ReportReader};
+pub use run::Run;
+pub use worker::Worker;

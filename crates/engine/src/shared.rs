@@ -52,13 +52,13 @@ impl Tally {
     }
 }
 
-/// How a run ended.
+/// How a run ended, as its dispatcher tells it.
 #[derive(Debug)]
-pub struct RunOutcome {
+pub(crate) struct RunOutcome {
     /// From the start of the run to its end.
-    pub wall: Duration,
+    pub(crate) wall: Duration,
     /// Whether it was interrupted.
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
     /// The queue failure that ended the run early, if any.
-    pub error: Option<QueueError>,
+    pub(crate) error: Option<QueueError>,
 }

@@ -96,8 +96,9 @@ pub use runyard_core::{
     MAX_RETRY_AFTER,
 };
 pub use runyard_engine::{
-    lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,
-    ModeRefused, Progress, Report, ReportError, Run, RunOutcome, SubmitError,
+    write_report_json, ConfigError, Engine, EngineConfig, EngineConfigBuilder, EventSink,
+    JsonLines, ModeRefused, Progress, Report, ReportError, ReportReader, Run, RunError, StartError,
+    SubmitError, Worker,
 };
 pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
@@ -147,11 +148,11 @@ pub mod exec {
 /// // First thing in `main`:
 /// runyard::process::enter_if_child();
 /// // Then the program as usual; the engine needs a ProcessConfig:
-/// let config = runyard::EngineConfig {
-///     mode: runyard::Mode::Process,
-///     process: Some(runyard::process::ProcessConfig::current_exe().unwrap()),
-///     ..runyard::EngineConfig::default()
-/// };
+/// let config = runyard::EngineConfig::builder()
+///     .mode(runyard::Mode::Process)
+///     .process(runyard::process::ProcessConfig::current_exe().unwrap())
+///     .build()
+///     .unwrap();
 /// # let _ = config;
 /// ```
 pub mod process {

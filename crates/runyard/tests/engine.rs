@@ -70,10 +70,7 @@ fn forever(_: (), ctx: &Context) -> Result<(), TaskError> {
 fn engine(mode: Mode) -> Engine {
     Engine::new(
         Registry::linked().expect("no duplicates"),
-        EngineConfig {
-            mode,
-            ..EngineConfig::default()
-        },
+        EngineConfig::builder().mode(mode).build().unwrap(),
     )
 }
 
@@ -152,7 +149,10 @@ fn a_mode_that_cannot_run_a_task_is_refused_at_submit() {
     let e = engine(Mode::Thread)
         .run([JobSpec::new("forever"), JobSpec::new("wait_a_bit")])
         .unwrap_err();
-    assert!(matches!(e, SubmitError::Mode(_)), "{e}");
+    assert!(
+        matches!(e, runyard::RunError::Submit(SubmitError::Mode(_))),
+        "{e}"
+    );
     assert_eq!(
         e.to_string(),
         "task `wait_a_bit` cannot run in thread mode: it is an async task, which runs in `Mode::Async` or `Mode::Auto`"
@@ -186,7 +186,9 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     let e = engine(Mode::Auto);
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
     let sink = Arc::new(Collect(Mutex::new(Vec::new())));
-    let run = e.start(Arc::clone(&queue), vec![sink.clone() as Arc<dyn EventSink>]);
+    let run = e
+        .start_with_sinks(Arc::clone(&queue), vec![sink.clone() as Arc<dyn EventSink>])
+        .unwrap();
     let first = run.submit(&JobSpec::new("forever")).unwrap();
     let later = run
         .submit(
@@ -209,9 +211,8 @@ fn an_interrupted_run_cancels_what_never_ran_and_reports_it() {
     }
     run.interrupt();
     run.interrupt();
-    let out = run.wait();
-    assert!(out.interrupted);
-    let r = runyard::Report::collect(&*queue, out.wall, out.interrupted).unwrap();
+    let r = run.wait().unwrap();
+    assert!(r.summary.interrupted);
     assert_eq!(r.jobs[0].state, JobState::Cancelled);
     assert_eq!(r.jobs[0].attempts[0].outcome, OutcomeKind::Cancelled);
     assert_eq!(r.jobs[1].id, later);
@@ -240,13 +241,13 @@ fn progress_counts_only_started_attempts_as_running() {
     for mode in [Mode::Thread, Mode::Auto] {
         let e = Engine::new(
             Registry::linked().expect("no duplicates"),
-            EngineConfig {
-                mode,
-                concurrency: Some(2),
-                ..EngineConfig::default()
-            },
+            EngineConfig::builder()
+                .mode(mode)
+                .concurrency(2)
+                .build()
+                .unwrap(),
         );
-        let run = e.start(Arc::new(MemoryQueue::new()), Vec::new());
+        let run = e.start(Arc::new(MemoryQueue::new())).unwrap();
         for _ in 0..10 {
             run.submit(&JobSpec::new("forever")).unwrap();
         }
@@ -266,7 +267,7 @@ fn progress_counts_only_started_attempts_as_running() {
         assert_eq!((p.counts.queued, p.counts.total()), (8, 10), "{mode:?}");
         run.interrupt();
         run.interrupt();
-        assert!(run.wait().interrupted);
+        assert!(run.wait().unwrap().summary.interrupted);
     }
 }
 

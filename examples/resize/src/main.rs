@@ -71,14 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Mode::Auto,
     };
     let registry = Registry::linked()?;
-    let engine = Engine::new(
-        registry,
-        EngineConfig {
-            mode,
-            process: Some(runyard::process::ProcessConfig::current_exe()?),
-            ..EngineConfig::default()
-        },
-    );
+    let config = EngineConfig::builder()
+        .mode(mode)
+        .process(runyard::process::ProcessConfig::current_exe()?)
+        .build()?;
+    let engine = Engine::new(registry, config);
     let mut jobs = Vec::new();
     for (i, image) in ["cat.png", "dog.png", "owl.png"].iter().enumerate() {
         let p = serde_json::json!({"image": image, "width": 64 << i});

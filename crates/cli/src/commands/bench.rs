@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use runyard::queue::{MemoryQueue, Queue};
-use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, Report};
+use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, ReportReader};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -151,12 +151,13 @@ struct Timed {
     wall: Duration,
     /// From the first submit to the last.
     submit: Duration,
-    queue: Arc<dyn Queue>,
+    /// The ended run, its report not read yet.
+    ended: ReportReader,
 }
 
 fn timed_run(engine: &Engine, jobs: &[(JobSpec, u64)]) -> anyhow::Result<Timed> {
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
-    let run = engine.start(Arc::clone(&queue), Vec::new());
+    let run = engine.start(Arc::clone(&queue))?;
     let t0 = Instant::now();
     for (spec, count) in jobs {
         for _ in 0..*count {
@@ -165,11 +166,8 @@ fn timed_run(engine: &Engine, jobs: &[(JobSpec, u64)]) -> anyhow::Result<Timed> 
     }
     let submit = t0.elapsed();
     run.close();
-    let out = run.wait();
+    let ended = run.join()?;
     let wall = t0.elapsed();
-    if let Some(e) = out.error {
-        return Err(e.into());
-    }
     let c = queue.counts()?;
     let total: u64 = jobs.iter().map(|(_, n)| n).sum();
     if c.succeeded != total {
@@ -178,20 +176,19 @@ fn timed_run(engine: &Engine, jobs: &[(JobSpec, u64)]) -> anyhow::Result<Timed> 
     Ok(Timed {
         wall,
         submit,
-        queue,
+        ended,
     })
 }
 
-fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> Engine {
-    Engine::new(
-        Arc::clone(registry),
-        EngineConfig {
-            mode,
-            concurrency: j,
-            process: ProcessFlags::none().config(j),
-            ..EngineConfig::default()
-        },
-    )
+fn engine(registry: &Arc<Registry>, mode: Mode, j: Option<usize>) -> anyhow::Result<Engine> {
+    let mut config = EngineConfig::builder().mode(mode);
+    if let Some(j) = j {
+        config = config.concurrency(j);
+    }
+    if let Some(pc) = ProcessFlags::none().config(j) {
+        config = config.process(pc);
+    }
+    Ok(Engine::new(Arc::clone(registry), config.build()?))
 }
 
 fn spec(task: &str, params: Value) -> anyhow::Result<JobSpec> {
@@ -225,11 +222,11 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
 
 /// The workload B1 (see [`Workload`]).
 fn noop_thread(registry: &Arc<Registry>, cores: usize, n: u64) -> anyhow::Result<()> {
-    let e = engine(registry, Mode::Thread, Some(cores));
+    let e = engine(registry, Mode::Thread, Some(cores))?;
     let r = timed_run(&e, &[(JobSpec::new("noop"), n)])?;
     // The report of every job, read back after the timing.
     let t = Instant::now();
-    let s = Report::summarize(&*r.queue, r.wall, false)?;
+    let s = r.ended.summary()?;
     emit(
         "B1 noop-thread",
         "runyard",
@@ -248,7 +245,7 @@ fn noop_thread(registry: &Arc<Registry>, cores: usize, n: u64) -> anyhow::Result
 /// The workload B2 (see [`Workload`]).
 fn sleep_async(registry: &Arc<Registry>, n: u64, sleep: Duration) -> anyhow::Result<()> {
     // The workload is N waits at once: -j N, as `runyard run --mode async -j N` would ask.
-    let e = engine(registry, Mode::Async, Some(n as usize));
+    let e = engine(registry, Mode::Async, Some(n as usize))?;
     let job = spec(
         "sleep",
         json!({"duration": runyard::format_duration(sleep)}),
@@ -277,7 +274,7 @@ fn sleep_thread(
     if workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
-    let e = engine(registry, Mode::Thread, Some(workers));
+    let e = engine(registry, Mode::Thread, Some(workers))?;
     let job = spec(
         "sleep",
         json!({"duration": runyard::format_duration(sleep)}),
@@ -303,10 +300,10 @@ fn cpu_scale(registry: &Arc<Registry>, n: u64, rounds: u64, mode: Mode) -> anyho
     let mut walls = Vec::new();
     let mut outputs = Vec::new();
     for workers in [1, 2] {
-        let e = engine(registry, mode, Some(workers));
+        let e = engine(registry, mode, Some(workers))?;
         let t = timed_run(&e, &[(job.clone(), n)])?;
         walls.push(t.wall);
-        let r = Report::collect(&*t.queue, t.wall, false)?;
+        let r = t.ended.report()?;
         outputs.push(
             r.jobs
                 .iter()
@@ -340,7 +337,7 @@ fn shell(registry: &Arc<Registry>, n: u64, parallel: usize) -> anyhow::Result<()
     if parallel == 0 {
         return Err(UsageError("--parallel must be at least 1".into()).into());
     }
-    let e = engine(registry, Mode::Auto, Some(parallel));
+    let e = engine(registry, Mode::Auto, Some(parallel))?;
     let job = spec("shell", json!({"cmd": ["true"]}))?;
     let wall = timed_run(&e, &[(job, n)])?.wall;
     emit(
@@ -358,9 +355,9 @@ fn noop_process(registry: &Arc<Registry>, n: u64, workers: usize) -> anyhow::Res
     if workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
-    let e = engine(registry, Mode::Process, Some(workers));
+    let e = engine(registry, Mode::Process, Some(workers))?;
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
-    let run = e.start(Arc::clone(&queue), Vec::new());
+    let run = e.start(Arc::clone(&queue))?;
     // Warm the pool: its workers start with the first jobs.
     let t = Instant::now();
     let noop = JobSpec::new("noop");
@@ -376,11 +373,8 @@ fn noop_process(registry: &Arc<Registry>, n: u64, workers: usize) -> anyhow::Res
         run.submit(&noop)?;
     }
     run.close();
-    let out = run.wait();
+    run.join()?;
     let wall = t0.elapsed();
-    if let Some(e) = out.error {
-        return Err(e.into());
-    }
     let c = queue.counts()?;
     let total = n + (workers * 4) as u64;
     if c.succeeded != total {
@@ -398,7 +392,7 @@ fn noop_process(registry: &Arc<Registry>, n: u64, workers: usize) -> anyhow::Res
 
 /// The workload SEED (see [`Workload`]).
 fn seed(registry: &Arc<Registry>) -> anyhow::Result<()> {
-    let e = engine(registry, Mode::Auto, None);
+    let e = engine(registry, Mode::Auto, None)?;
     let jobs = [
         (spec("cpu", json!({"n": 10_000_000}))?, 4),
         (spec("io", json!({"duration": "1s"}))?, 4),
@@ -428,7 +422,7 @@ fn queue_bench(
         QueueUrl::Postgres(u) => (scratch_postgres(u)?, "postgres"),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let e = engine(registry, Mode::Thread, Some(cores));
+    let e = engine(registry, Mode::Thread, Some(cores))?;
     let job = e.prepare(&JobSpec::new("noop"))?;
 
     let t = Instant::now();
@@ -441,13 +435,10 @@ fn queue_bench(
     let enqueue = t.elapsed();
 
     let t = Instant::now();
-    let run = e.start(Arc::clone(&queue), Vec::new());
+    let run = e.start(Arc::clone(&queue))?;
     run.close();
-    let out = run.wait();
+    run.join()?;
     let drain = t.elapsed();
-    if let Some(e) = out.error {
-        return Err(e.into());
-    }
     let c = queue.counts()?;
     if c.succeeded != n {
         bail!("only {} of {n} jobs succeeded ({c:?})", c.succeeded);
@@ -458,7 +449,7 @@ fn queue_bench(
     // events say when each job is done (no polling beside the worker).
     let (tx, rx) = std::sync::mpsc::channel();
     let ended: Arc<dyn runyard::EventSink> = Arc::new(Outcome(tx));
-    let run = e.start(Arc::clone(&queue), vec![ended]);
+    let run = e.start_with_sinks(Arc::clone(&queue), vec![ended])?;
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -477,9 +468,7 @@ fn queue_bench(
         lat.push(started.since(v.enqueued_at).as_secs_f64() * 1e3);
     }
     run.close();
-    if let Some(e) = run.wait().error {
-        return Err(e.into());
-    }
+    run.join()?;
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)

@@ -19,9 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use runyard::queue::{ListFilter, Queue};
-use runyard::{
-    lane_for, Engine, EngineConfig, EventSink, JobState, Lane, Mode, Registry, Report, Run,
-};
+use runyard::{Engine, EngineConfig, EventSink, JobState, Mode, Registry, ReportReader, Run, RunError};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
@@ -121,7 +119,9 @@ struct Plan {
 struct Ran {
     opened: Opened,
     outputs: RunOutputs,
-    out: runyard::RunOutcome,
+    ended: ReportReader,
+    /// The queue failure that stopped the run early, if any.
+    stopped: Option<runyard::queue::QueueError>,
     interrupts: Interrupts,
     human: Human,
 }
@@ -145,14 +145,16 @@ fn plan(args: &RunArgs, color: Color, registry: Arc<Registry>) -> anyhow::Result
         .into());
     }
     let human = Human::new(json_stdout || events_stdout, color);
-    let config = EngineConfig {
-        mode: args.flags.mode.unwrap_or(Mode::Auto),
-        concurrency: args.concurrency.map(|j| j as usize),
-        grace: args.grace,
-        process: args.process.config(None),
-        ..EngineConfig::default()
-    };
-    config.check().map_err(|e| UsageError(e.to_string()))?;
+    let mut config = EngineConfig::builder()
+        .mode(args.flags.mode.unwrap_or(Mode::Auto))
+        .grace(args.grace);
+    if let Some(j) = args.concurrency {
+        config = config.concurrency(j as usize);
+    }
+    if let Some(pc) = args.process.config(None) {
+        config = config.process(pc);
+    }
+    let config = config.build().map_err(|e| UsageError(e.to_string()))?;
     let engine = Engine::new(registry, config);
 
     let url = args.store.url().unwrap_or(QueueUrl::Memory);
@@ -220,7 +222,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
             human: human.clone(),
         }));
     }
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let grace = runyard::format_duration(args.grace);
     let interrupts = on_interrupts(
         run.interrupter(),
@@ -240,14 +242,21 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     });
     submit(&run, jobs, opened.file.is_some())?;
     run.close();
-    let out = run.wait();
+    let ended = run.join();
     if let Some(p) = progress {
         p.finish();
     }
+    // A run the queue stopped early is reported as far as the queue has it.
+    let (ended, stopped) = match ended {
+        Ok(r) => (r, None),
+        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
+        Err(e) => return Err(e.into()),
+    };
     Ok(Ran {
         opened,
         outputs,
-        out,
+        ended,
+        stopped,
         interrupts,
         human,
     })
@@ -277,9 +286,8 @@ fn submit(run: &Run, jobs: Vec<Prepared>, in_file: bool) -> anyhow::Result<()> {
 
 /// Summarizes the run, finishes its outputs, and says how it ended.
 fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
-    let (queue, out, human) = (&*ran.opened.queue, ran.out, ran.human);
-    let summary =
-        Report::summarize(queue, out.wall, out.interrupted).context("reading the report")?;
+    let (queue, human) = (&*ran.opened.queue, ran.human);
+    let summary = ran.ended.summary().context("reading the report")?;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
     let mut failures = ran.outputs.finish(queue, &summary)?;
@@ -298,12 +306,12 @@ fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
             );
         }
     }
-    if let Some(e) = out.error {
+    if let Some(e) = ran.stopped {
         return Err(anyhow::Error::new(e).context("the run stopped early"));
     }
     check_outputs(failures)?;
     Ok(Exit::of_run(
-        out.interrupted || ran.interrupts.any(),
+        summary.interrupted || ran.interrupts.any(),
         summary.all_succeeded(),
     ))
 }
@@ -336,15 +344,10 @@ fn check_process_flags(
     }
     let (mut isolated, mut others) = (0u64, 0u64);
     for p in prepared {
-        let s = &p.job.settings;
-        let lane = engine
-            .registry()
-            .lookup(&p.job.task)
-            .ok()
-            .and_then(|i| lane_for(s.mode, engine.registry().task(i), s.isolate).ok());
-        match lane {
-            Some(Lane::Process) => isolated += u64::from(p.count),
-            _ => others += u64::from(p.count),
+        if engine.runs_in_child_processes(&p.job) {
+            isolated += u64::from(p.count);
+        } else {
+            others += u64::from(p.count);
         }
     }
     let names = given.join(", ");

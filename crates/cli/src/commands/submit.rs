@@ -67,11 +67,11 @@ fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Vec<Prepar
     let flags = args.flags.options();
     // Workers run these jobs: jobs for worker processes are checked as this
     // binary's own workers would take them, not refused for want of any.
-    let config = EngineConfig {
-        process: ProcessFlags::none().config(None),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(registry, config);
+    let mut config = EngineConfig::builder();
+    if let Some(pc) = ProcessFlags::none().config(None) {
+        config = config.process(pc);
+    }
+    let engine = Engine::new(registry, config.build()?);
     let prepared = args.input.prepare(&engine, &flags)?;
     if prepared.is_empty() {
         return Err(UsageError(

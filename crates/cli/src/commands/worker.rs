@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use runyard::queue::{LiveWorker, NameTaken, Queue, TaskName, WorkerInfo};
-use runyard::{Engine, EngineConfig, EventSink, Mode, Registry};
+use runyard::{Engine, EngineConfig, EventSink, Mode, Registry, RunError, Worker};
 
 use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{
@@ -74,7 +74,8 @@ pub(crate) struct WorkerArgs {
 /// What a worker does, checked before anything is opened.
 struct Plan {
     engine: Engine,
-    name: String,
+    /// `--name`; else the engine's default (host and process id).
+    name: Option<String>,
     outputs: OutputPaths,
 }
 
@@ -89,6 +90,11 @@ pub(crate) fn main(
         outputs,
     } = plan(&args, registry)?;
     let queue = queues::open_waiting(&args.queue.queue)?;
+    let mut worker = engine.worker(Arc::clone(&queue));
+    if let Some(name) = name {
+        worker = worker.name(name);
+    }
+    let name = worker.worker_name().to_string();
     register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let outputs = match outputs.open() {
         Ok(o) => o,
@@ -97,7 +103,7 @@ pub(crate) fn main(
             return Err(e.into());
         }
     };
-    let exit = drain(&args, engine, &queue, &name, outputs, color);
+    let exit = drain(&args, worker, &name, outputs, color);
     // Its name is free at once (were this to fail, once its heartbeat lapses).
     let _ = queue.unregister_worker(&name);
     exit
@@ -107,8 +113,7 @@ pub(crate) fn main(
 /// what failed.
 fn drain(
     args: &WorkerArgs,
-    engine: Engine,
-    queue: &Arc<dyn Queue>,
+    worker: Worker,
     name: &str,
     outputs: RunOutputs,
     color: Color,
@@ -120,7 +125,7 @@ fn drain(
             human: human.clone(),
         }));
     }
-    let run = engine.start(Arc::clone(queue), sinks);
+    let run = worker.sinks(sinks).start()?;
     let grace = runyard::format_duration(args.grace);
     on_interrupts(
         run.interrupter(),
@@ -137,9 +142,12 @@ fn drain(
             args.queue.queue.display()
         );
     }
-    let out = run.wait();
-    if let Some(e) = out.error {
-        return Err(anyhow::Error::new(e).context("the worker stopped"));
+    match run.join() {
+        Ok(_) => {}
+        Err(RunError::Stopped { error, .. }) => {
+            return Err(anyhow::Error::new(error).context("the worker stopped"));
+        }
+        Err(e) => return Err(e.into()),
     }
     // An output that cannot be written does not stop the worker: each is
     // reported once when it ends (exit code 3).
@@ -156,22 +164,20 @@ fn drain(
 /// names) and its configuration, checked.
 fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
     args.queue.queue.require_lasting("worker")?;
-    let tasks = Some(tasks(args.tasks.as_deref(), &registry)?);
-    let mut config = EngineConfig {
-        mode: args.mode.unwrap_or(Mode::Auto),
-        concurrency: args.concurrency.map(|j| j as usize),
-        grace: args.grace,
-        lease: args.lease,
-        tasks,
-        exit_when_drained: false,
-        process: args.process.config(None),
-        ..EngineConfig::default()
-    };
-    if let Some(name) = &args.name {
-        config.worker_name = name.clone();
+    let tasks = tasks(args.tasks.as_deref(), &registry)?;
+    let mut config = EngineConfig::builder()
+        .mode(args.mode.unwrap_or(Mode::Auto))
+        .grace(args.grace)
+        .lease(args.lease)
+        .tasks(tasks);
+    if let Some(j) = args.concurrency {
+        config = config.concurrency(j as usize);
     }
-    config.check().map_err(|e| UsageError(e.to_string()))?;
-    let name = config.worker_name.clone();
+    if let Some(pc) = args.process.config(None) {
+        config = config.process(pc);
+    }
+    let config = config.build().map_err(|e| UsageError(e.to_string()))?;
+    let name = args.name.clone();
     let outputs = OutputPaths::check(None, args.events.as_ref())?;
     Ok(Plan {
         engine: Engine::new(registry, config),

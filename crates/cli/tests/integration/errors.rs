@@ -199,7 +199,7 @@ fn concurrency_beyond_what_the_process_can_start_is_refused() {
     r.code(2);
     assert!(
         r.stderr
-            .contains("-j 1000 is more than thread mode can start")
+            .contains("a concurrency of 1000 is more than thread mode can start")
             && r.stderr.contains("RLIMIT_NPROC (`ulimit -u`) is 200"),
         "{}",
         r.stderr
@@ -211,7 +211,7 @@ fn concurrency_beyond_what_the_process_can_start_is_refused() {
     r.code(2);
     assert!(
         r.stderr
-            .contains("-j 100 is more than process mode can start")
+            .contains("a concurrency of 100 is more than process mode can start")
             && r.stderr.contains("RLIMIT_NOFILE (`ulimit -n`) is 256"),
         "{}",
         r.stderr

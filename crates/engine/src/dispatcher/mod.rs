@@ -96,6 +96,7 @@ use self::leases::{Reach, Timers};
 use self::record::{End, Recorder};
 use self::route::Router;
 use self::shutdown::{Phase, Step};
+use crate::config::RunSettings;
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
 use crate::lane::Lane;
@@ -103,6 +104,8 @@ use crate::shared::{EngineInner, RunOutcome, Tally};
 
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
+    /// This run's worker name and whether it ends once drained.
+    settings: RunSettings,
     queue: Arc<dyn Queue>,
     inbox: Arc<Inbox>,
     events: Events,
@@ -128,6 +131,7 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     pub(crate) fn new(
         engine: Arc<EngineInner>,
+        settings: RunSettings,
         queue: Arc<dyn Queue>,
         inbox: Arc<Inbox>,
         events: Events,
@@ -139,6 +143,7 @@ impl Dispatcher {
         let events_may_interrupt = !events.is_empty();
         Dispatcher {
             engine,
+            settings,
             queue,
             inbox,
             events,
@@ -159,7 +164,7 @@ impl Dispatcher {
     }
 
     fn worker(&self) -> &str {
-        &self.engine.config.worker_name
+        &self.settings.worker_name
     }
 
     pub(crate) fn run(mut self) -> RunOutcome {
@@ -259,7 +264,7 @@ impl Dispatcher {
         let cfg = &self.engine.config;
         let claimed =
             self.queue
-                .claim_tasks(&cfg.worker_name, want, cfg.lease, cfg.tasks.as_deref())?;
+                .claim_tasks(&self.settings.worker_name, want, cfg.lease, cfg.tasks.as_deref())?;
         if claimed.len() < want {
             self.queue_idle = true;
         }
@@ -375,7 +380,7 @@ impl Dispatcher {
         if !self.recorder.has_pending() || self.recorder.writing() || self.queue_down() {
             return Ok(());
         }
-        let worker = &self.engine.config.worker_name;
+        let worker = &self.settings.worker_name;
         match self.recorder.flush(&self.queue, worker, &self.inbox) {
             Some(w) => self.on_written(w),
             None => Ok(()),
@@ -415,7 +420,7 @@ impl Dispatcher {
     /// the recorder, attempts go on. A run that ends when drained stops
     /// instead.
     fn ride_out(&mut self, e: QueueError) -> Result<(), QueueError> {
-        let rides_out = !self.engine.config.exit_when_drained;
+        let rides_out = !self.settings.exit_when_drained;
         self.reach.ride_out(e, Instant::now(), rides_out)
     }
 
@@ -544,7 +549,7 @@ impl Dispatcher {
         match self.phase {
             Phase::Running => {
                 let drained = closed
-                    && self.engine.config.exit_when_drained
+                    && self.settings.exit_when_drained
                     && self.claims.is_empty()
                     && self.queue_idle;
                 if !drained {

@@ -29,9 +29,10 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::queue::{MemoryQueue, NewJob, Queue};
+use runyard::queue::QueueError;
 use runyard::{
-    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, Report,
-    RunOutcome, TaskDef,
+    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry,
+    ReportReader, RunError, TaskDef,
 };
 use serde_json::json;
 
@@ -192,7 +193,9 @@ struct Plan {
 struct Ran {
     queue: Arc<dyn Queue>,
     outputs: RunOutputs,
-    out: RunOutcome,
+    ended: ReportReader,
+    /// The queue failure that stopped the run early, if any.
+    stopped: Option<QueueError>,
     printed: Printed,
     submitted: Result<(), RunnerFailure>,
     interrupts: Interrupts,
@@ -245,18 +248,17 @@ fn commands(args: &ExecArgs) -> anyhow::Result<(Vec<serde_json::Value>, Vec<Meta
 /// inputs, the engine's configuration, every job, and the output paths.
 fn plan(args: &ExecArgs) -> anyhow::Result<Plan> {
     let (params, metas) = commands(args)?;
-    let config = EngineConfig {
-        mode: args.flags.mode.unwrap_or(Mode::Auto),
-        concurrency: Some(args.jobs.map_or_else(
+    let config = EngineConfig::builder()
+        .mode(args.flags.mode.unwrap_or(Mode::Auto))
+        .concurrency(args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |j| j as usize,
-        )),
-        grace: args.grace,
+        ))
+        .grace(args.grace)
         // With --halt, nothing may start once a job has ended dead.
-        prefetch: args.halt.is_none(),
-        ..EngineConfig::default()
-    };
-    config.check().map_err(|e| UsageError(e.to_string()))?;
+        .prefetch(args.halt.is_none())
+        .build()
+        .map_err(|e| UsageError(e.to_string()))?;
     let spools = Arc::new(Spools::new(spool::waiting_open()));
     let registry = Registry::builder()
         .task(TaskDef::from_task(Spooled {
@@ -310,7 +312,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     });
     let mut sinks: Vec<Arc<dyn EventSink>> = vec![printer.clone()];
     sinks.extend(outputs.events_sink());
-    let run = engine.start(Arc::clone(&queue), sinks);
+    let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
     let interrupts = on_interrupts(
         run.interrupter(),
@@ -342,16 +344,23 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
         .map(drop)
         .map_err(|e| RunnerFailure(format!("enqueueing the jobs: {e}")));
     run.close();
-    let out = run.wait();
+    let ended = run.join();
     if let Some(p) = progress {
         p.finish();
     }
     drop(printer);
     let printed = printing.join().expect("the printer does not panic");
+    // A run the queue stopped early is reported as far as the queue has it.
+    let (ended, stopped) = match ended {
+        Ok(r) => (r, None),
+        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
+        Err(e) => return Err(e.into()),
+    };
     Ok(Ran {
         queue,
         outputs,
-        out,
+        ended,
+        stopped,
         printed,
         submitted,
         interrupts,
@@ -393,9 +402,11 @@ fn start_printer(
 /// Summarizes the run on standard error, finishes its outputs, and says
 /// how it ended.
 fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
-    let (queue, out, printed) = (ran.queue, ran.out, ran.printed);
+    let (queue, printed) = (ran.queue, ran.printed);
     ran.submitted?;
-    let summary = Report::summarize(&*queue, out.wall, out.interrupted)
+    let summary = ran
+        .ended
+        .summary()
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
     failures.extend(ran.outputs.finish(&*queue, &summary)?);
@@ -404,7 +415,7 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
         human.line(line)?;
     }
     print_summary(&human, &summary)?;
-    if let Some(e) = out.error {
+    if let Some(e) = ran.stopped {
         failures.push(RunnerFailure(format!("the run stopped early: {e}")));
     }
     ended(

@@ -1,0 +1,127 @@
+//! A worker: a long-lived run under a name that drains a shared queue
+//! until it is shut down, from blocking code ([`Worker::start`], then
+//! [`Run::interrupt`] on a signal) or inside the caller's tokio runtime
+//! ([`Worker::run`] with a shutdown future).
+//!
+//! Unlike a run, a worker does not end when the queue is empty: it waits
+//! for jobs that others enqueue, and rides out a queue it cannot reach for
+//! a while. Leases are held under its name, unique among live workers.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use runyard_queue::Queue;
+
+use crate::config::{default_worker_name, RunSettings};
+use crate::engine::Engine;
+use crate::shared::EngineInner;
+use crate::error::{RunError, StartError};
+use crate::events::EventSink;
+use crate::run::{dispatcher_thread, Run};
+
+impl Engine {
+    /// A worker draining `queue` with this engine's configuration, named
+    /// `host:pid` unless [`Worker::name`] says otherwise.
+    pub fn worker(&self, queue: Arc<dyn Queue>) -> Worker {
+        Worker {
+            engine: Arc::clone(self.inner()),
+            queue,
+            name: default_worker_name(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// A worker about to start: [`Engine::worker`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use runyard_core::Registry;
+/// use runyard_engine::{Engine, EngineConfig};
+/// use runyard_queue::MemoryQueue;
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// # runtime.block_on(async {
+/// let engine = Engine::new(Registry::builder().build().unwrap(), EngineConfig::default());
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let worker = engine.worker(Arc::new(MemoryQueue::new())).name("a");
+/// // In a service: spawned at start-up, stopped by its shutdown signal.
+/// let worker = tokio::spawn(worker.run(async move {
+///     let _ = stopped.await;
+/// }));
+/// stop.send(()).unwrap();
+/// worker.await.unwrap().unwrap();
+/// # });
+/// ```
+#[must_use = "a worker does nothing until it is started"]
+pub struct Worker {
+    engine: Arc<EngineInner>,
+    queue: Arc<dyn Queue>,
+    name: String,
+    sinks: Vec<Arc<dyn EventSink>>,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("queue", &self.queue)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// The worker's name in the queue: its leases are held under it.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The name it will run under.
+    pub fn worker_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends the worker's events to `sink` too.
+    pub fn sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Sends the worker's events to each of `sinks` too.
+    pub fn sinks(mut self, sinks: impl IntoIterator<Item = Arc<dyn EventSink>>) -> Self {
+        self.sinks.extend(sinks);
+        self
+    }
+
+    /// Starts draining, for blocking code: the run ends once interrupted
+    /// ([`Run::interrupt`]: the first call drains gracefully, the second
+    /// cancels), or when the queue fails for good.
+    pub fn start(self) -> Result<Run, StartError> {
+        Run::start(
+            self.engine,
+            RunSettings {
+                worker_name: self.name,
+                exit_when_drained: false,
+            },
+            self.queue,
+            self.sinks,
+            dispatcher_thread(),
+        )
+    }
+
+    /// Drains the queue until `shutdown` resolves, then drains gracefully
+    /// as an interrupt does (no more claims; running attempts get the
+    /// grace period, the rest go back to the queue), and returns once the
+    /// dispatcher has ended. Nothing here blocks a thread of the caller's
+    /// runtime: the dispatcher runs on a thread of its own, and its end is
+    /// awaited through a channel.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+        let mut run = self.start()?;
+        if !run.ended_or(shutdown).await {
+            run.interrupt();
+        }
+        run.join_async().await.map(drop)
+    }
+}
