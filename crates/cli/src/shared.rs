@@ -158,7 +158,7 @@ fn any_unfinished(
     for state in [JobState::Running, JobState::Queued, JobState::Scheduled] {
         let mut after = JobId(first - 1);
         loop {
-            let page = queue.list(&ListFilter {
+            let page = queue.inspect()?.list(&ListFilter {
                 state: Some(state),
                 after: Some(after),
                 limit: 1000,
@@ -191,7 +191,7 @@ fn jobs_between(
     let mut out = Vec::with_capacity(want.len());
     let mut after = JobId(first - 1);
     loop {
-        let page = queue.list(&ListFilter {
+        let page = queue.inspect()?.list(&ListFilter {
             after: Some(after),
             limit: 2000,
             ..ListFilter::default()
@@ -399,7 +399,7 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     if args.dead {
         let mut after = None;
         loop {
-            let page = queue.list(&ListFilter {
+            let page = queue.inspect()?.list(&ListFilter {
                 state: Some(JobState::Dead),
                 after,
                 limit: 1000,
@@ -417,11 +417,11 @@ pub(crate) fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     }
     let mut gone = Vec::new();
     for id in ids {
-        if queue.retry(id)? {
+        if queue.admin()?.retry(id)? {
             outln!("{id}: queued again")?;
             continue;
         }
-        match queue.get(id)? {
+        match queue.inspect()?.get(id)? {
             // Deleted since it was looked up (pruned).
             None => gone.push(id),
             Some(v) => outln!(
@@ -440,7 +440,7 @@ pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     let ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
     all_exist(&*queue, &ids, &args.queue, "cancelled")?;
     let mut gone = Vec::new();
-    for (id, r) in ids.iter().zip(queue.cancel(&ids)?) {
+    for (id, r) in ids.iter().zip(queue.admin()?.cancel(&ids)?) {
         let what = match r {
             CancelResult::Cancelled => "cancelled".to_string(),
             CancelResult::Requested => "running; its worker is asked to stop it".to_string(),
@@ -461,7 +461,7 @@ pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
 fn all_exist(queue: &dyn Queue, ids: &[JobId], q: &QueueFlag, done: &str) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for id in ids {
-        if queue.get(*id)?.is_none() {
+        if queue.inspect()?.get(*id)?.is_none() {
             missing.push(*id);
         }
     }

@@ -131,7 +131,7 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
         None => None,
     };
     // The totals are the tasks' counts summed: one read of the queue.
-    let tasks = q.counts_by_task()?;
+    let tasks = q.inspect()?.counts_by_task()?;
     let mut counts = Counts::default();
     for (_, c) in &tasks {
         counts += c;
@@ -139,7 +139,12 @@ pub(crate) fn status(args: StatusArgs, human: &Human) -> anyhow::Result<ExitCode
     let s = Status {
         queue: url.display(),
         activity,
-        workers: q.live_workers()?.into_iter().map(Into::into).collect(),
+        workers: q
+            .inspect()?
+            .live_workers()?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         counts,
         tasks: tasks
             .into_iter()
@@ -176,7 +181,7 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let page = q.list(&ListFilter {
+    let page = q.inspect()?.list(&ListFilter {
         state: Some(JobState::Dead),
         limit,
         ..ListFilter::default()

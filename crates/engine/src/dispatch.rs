@@ -26,7 +26,9 @@ use runyard_core::{
 };
 use runyard_exec::process::ProcessPool;
 use runyard_exec::{AsyncExecutor, Attempt, Executor, PoolConfig, ThreadPool};
-use runyard_queue::{Claimed, Completion, Lease, Queue, QueueError, Rescue, TaskName, Verdict};
+use runyard_queue::{
+    Claimed, Completion, Durability, Lease, Queue, QueueError, Rescue, TaskName, Verdict, Writes,
+};
 
 use crate::config::cores;
 use crate::engine::{EngineInner, RunOutcome, Tally};
@@ -39,6 +41,8 @@ use crate::slab::Slab;
 struct Entry {
     id: JobId,
     attempt: u32,
+    /// The claim's fencing token.
+    claim: u64,
     task: TaskIndex,
     lane: Lane,
     settings: JobSettings,
@@ -54,6 +58,7 @@ impl Entry {
         Lease {
             job: self.id,
             attempt: self.attempt,
+            claim: self.claim,
         }
     }
 }
@@ -171,7 +176,7 @@ impl Dispatcher {
         };
         let low_water = [cap[0] / 2, cap[1], cap[2], cap[3] / 2];
         let threads = [cpu_threads, blocking_threads, async_limit, process_workers];
-        let durable = queue.is_durable();
+        let durable = queue.capabilities().durability() == Durability::Durable;
         let tasks = engine.registry.len();
         let events_may_interrupt = !events.is_empty();
         Dispatcher {
@@ -416,9 +421,11 @@ impl Dispatcher {
     }
 
     fn route(&mut self, c: Claimed, batches: &mut [Vec<Attempt>; 4]) {
+        let lease = c.lease();
         let Claimed {
             id,
             attempt,
+            claim,
             task,
             params,
             settings,
@@ -426,25 +433,26 @@ impl Dispatcher {
         } = c;
         let Some(idx) = self.task_index(&task) else {
             let msg = format!("no task named `{task}` is registered in this worker");
-            self.refuse(id, attempt, task, ready_at, msg);
+            self.refuse(lease, task, ready_at, msg);
             return;
         };
         let def = self.engine.registry.task(idx);
         let lane = match lane_for(settings.mode, def, settings.isolate) {
             Ok(Lane::Process) if !self.engine.process_available => {
                 let msg = "worker processes are not available in this build".to_string();
-                self.refuse(id, attempt, task, ready_at, msg);
+                self.refuse(lease, task, ready_at, msg);
                 return;
             }
             Ok(l) => l,
             Err(e) => {
-                self.refuse(id, attempt, task, ready_at, e.to_string());
+                self.refuse(lease, task, ready_at, e.to_string());
                 return;
             }
         };
         let token = self.running.insert(Entry {
             id,
             attempt,
+            claim,
             task: idx,
             lane,
             settings,
@@ -559,17 +567,10 @@ impl Dispatcher {
     }
 
     /// A claimed job this worker cannot run at all: dead, permanently.
-    fn refuse(
-        &mut self,
-        id: JobId,
-        attempt: u32,
-        task: TaskName,
-        ready_at: Timestamp,
-        message: String,
-    ) {
+    fn refuse(&mut self, lease: Lease, task: TaskName, ready_at: Timestamp, message: String) {
         let now = self.queue.now();
         let record = AttemptRecord::new(
-            attempt,
+            lease.attempt,
             OutcomeKind::Failed,
             now,
             Duration::ZERO,
@@ -583,7 +584,7 @@ impl Dispatcher {
         self.record(
             task,
             Completion {
-                lease: Lease { job: id, attempt },
+                lease,
                 record,
                 verdict: Verdict::Dead,
             },
@@ -626,7 +627,7 @@ impl Dispatcher {
                 e.started_at = Some(at);
                 let (id, attempt, task, ready_at) = (e.id, e.attempt, e.task, e.ready_at);
                 if self.durable && !done.contains(&token) {
-                    marks.push((Lease { job: id, attempt }, at));
+                    marks.push((e.lease(), at));
                 }
                 if !self.events.is_empty() {
                     self.events.emit(&Event::Running {
@@ -765,7 +766,7 @@ impl Dispatcher {
         if self.pending.is_empty() || self.writing || self.queue_down() {
             return Ok(());
         }
-        if self.writer.is_none() && self.queue.writes_concurrently() {
+        if self.writer.is_none() && self.queue.capabilities().writes() == Writes::Concurrent {
             self.writer = Writer::start(
                 Arc::clone(&self.queue),
                 self.worker().to_string(),
@@ -1050,7 +1051,8 @@ impl Dispatcher {
         for &id in ids {
             let task = self
                 .queue
-                .get(id)
+                .inspect()
+                .and_then(|q| q.get(id))
                 .ok()
                 .flatten()
                 .map(|v| v.task)
@@ -1145,12 +1147,12 @@ impl Dispatcher {
     /// After the loop: an interrupted in-memory run cancels what never ran.
     fn finish(&mut self) -> Result<(), QueueError> {
         if self.interrupted && !self.durable {
-            let ids = self.queue.cancel_pending()?;
+            let ids = self.queue.admin()?.cancel_pending()?;
             if !self.events.is_empty() {
                 let _order = self.events.lock();
                 let at = self.queue.now();
                 for id in ids {
-                    if let Ok(Some(v)) = self.queue.get(id) {
+                    if let Ok(Some(v)) = self.queue.inspect().and_then(|q| q.get(id)) {
                         self.events.emit(&Event::Cancelled {
                             job: id,
                             task: &v.task,

@@ -11,7 +11,9 @@ use runyard_core::{
     Registry, TaskIndex, UnknownTask,
 };
 use runyard_exec::Executor;
-use runyard_queue::{Counts, Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName};
+use runyard_queue::{
+    Counts, Durability, Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName,
+};
 use thiserror::Error;
 
 use crate::config::EngineConfig;
@@ -268,7 +270,7 @@ impl Tally {
 
     fn progress(&self, queue: &dyn Queue) -> Result<Progress, QueueError> {
         let mut counts = queue.counts()?;
-        if !queue.is_durable() {
+        if queue.capabilities().durability() == Durability::Process {
             // An in-memory queue is not told when attempts start (it costs
             // the dispatch path, and only this process reads the queue): it
             // counts every claim queued, and the executors say which of them

@@ -14,9 +14,9 @@ use runyard_core::{
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot,
+    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
+    Fenced, HeartbeatReply, Inspect, Lease, ListFilter, NewJob, Queue, QueueError, Rescue, Submit,
+    SubmitThread, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
@@ -84,6 +84,8 @@ pub struct PgQueue {
     /// was opened to inspect it).
     version: i32,
     registered: Registrations,
+    /// Where async callers enqueue (see [`Queue::insert_async`]).
+    submit: std::sync::OnceLock<SubmitThread>,
 }
 
 /// What the listening thread shares with the queue.
@@ -157,6 +159,7 @@ impl PgQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
+            submit: std::sync::OnceLock::new(),
         })
     }
 
@@ -175,29 +178,45 @@ impl PgQueue {
         self.clock.now().as_micros()
     }
 
+    /// The thread async callers enqueue on, started on first use with a
+    /// queue (a connection) of its own.
+    fn submitter(&self) -> Result<&SubmitThread, QueueError> {
+        if let Some(s) = self.submit.get() {
+            return Ok(s);
+        }
+        let (opts, clock) = (self.pool.opts.clone(), self.clock.clone());
+        let thread = SubmitThread::spawn("runyard-pg-enqueue", move || {
+            let q = PgQueue::open(opts, clock)?;
+            Ok(move |jobs: Vec<NewJob>| q.insert(jobs))
+        })?;
+        Ok(self.submit.get_or_init(|| thread))
+    }
+
     fn q(&self, s: &str) -> String {
         self.pool.opts.sql(s)
     }
 
     /// Adds jobs inside the caller's own transaction: they exist (and wake
     /// workers) only if and when that transaction commits. `tx` must be on
-    /// the queue's database.
+    /// the queue's database. The transaction is the `postgres` crate's
+    /// (version 0.19): this method follows that driver's versions.
     pub fn enqueue_in(
         &self,
         tx: &mut postgres::Transaction<'_>,
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
+        runyard_queue::admit(&self.capabilities(), jobs)?;
         let sql = [
             self.sql.insert_plain.as_str(),
             self.sql.insert_jobs.as_str(),
         ];
-        self.insert(tx, sql, jobs)
+        self.insert_rows(tx, sql, jobs)
             .map_err(|e| pg_err("enqueueing jobs", e))
     }
 
     /// Adds `jobs` with `insert`: the statement for jobs without
     /// idempotency keys, then the one for a batch with some.
-    fn insert<S: ToStatement + ?Sized>(
+    fn insert_rows<S: ToStatement + ?Sized>(
         &self,
         c: &mut impl GenericClient,
         insert: [&S; 2],
@@ -566,11 +585,28 @@ fn state_of(code: i16, run_at: i64, now: i64) -> JobState {
     stored::state_of(i64::from(code), run_at, now)
 }
 
-fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
-    leases
-        .iter()
-        .map(|l| (l.job.0 as i64, l.attempt as i32))
-        .unzip()
+/// Leases as the statements take them: jobs, attempts, claims.
+fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>, Vec<i64>) {
+    let mut out = (
+        Vec::with_capacity(leases.len()),
+        Vec::with_capacity(leases.len()),
+        Vec::with_capacity(leases.len()),
+    );
+    for l in leases {
+        out.0.push(l.job.0 as i64);
+        out.1.push(l.attempt as i32);
+        out.2.push(l.claim as i64);
+    }
+    out
+}
+
+/// A lease from columns `at..at + 3` of a row (job, attempt, claim).
+fn lease_at(r: &Row, at: usize) -> Lease {
+    Lease {
+        job: JobId(r.get::<_, i64>(at) as u64),
+        attempt: r.get::<_, i32>(at + 1) as u32,
+        claim: r.get::<_, i64>(at + 2) as u64,
+    }
 }
 
 fn claimed(q: &PgQueue, r: &Row) -> Claimed {
@@ -582,6 +618,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     Claimed {
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
+        claim: r.get::<_, i64>(11) as u64,
         task: q.names.get(r.get(2)),
         params: JobParams::from_trusted_json(r.get::<_, &str>(3)),
         settings: JobSettings {
@@ -624,7 +661,32 @@ fn insert_attempt(
 }
 
 impl Queue for PgQueue {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        Some(self)
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    /// On a thread of its own with a connection of its own: the future
+    /// waits for its answer (see [`SubmitThread`]).
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        let answer = self.submitter().map(|s| s.submit(jobs));
+        Box::pin(async move {
+            let out = answer?.await?;
+            if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+                self.shared.waker.wake();
+            }
+            Ok(out)
+        })
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         // Not retried once the commit was sent: its outcome is then unknown,
         // and enqueueing again could add the jobs twice. Jobs without keys
         // go in one statement (its own transaction); with keys, the
@@ -637,10 +699,10 @@ impl Queue for PgQueue {
             let insert = [c.st(&self.sql.insert_plain)?, c.st(&self.sql.insert_jobs)?];
             if !keyed {
                 committing.set(true);
-                return self.insert(&mut **c, [&insert[0], &insert[1]], &jobs);
+                return self.insert_rows(&mut **c, [&insert[0], &insert[1]], &jobs);
             }
             let mut tx = c.transaction()?;
-            let out = self.insert(&mut tx, [&insert[0], &insert[1]], &jobs)?;
+            let out = self.insert_rows(&mut tx, [&insert[0], &insert[1]], &jobs)?;
             committing.set(true);
             tx.commit()?;
             Ok(out)
@@ -649,14 +711,6 @@ impl Queue for PgQueue {
             self.shared.waker.wake();
         }
         Ok(out)
-    }
-
-    fn is_durable(&self) -> bool {
-        true
-    }
-
-    fn writes_concurrently(&self) -> bool {
-        true
     }
 
     fn claim_tasks(
@@ -683,12 +737,13 @@ impl Queue for PgQueue {
         if started.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = started.iter().map(|(l, _)| l.job.0 as i64).collect();
-        let attempts: Vec<i32> = started.iter().map(|(l, _)| l.attempt as i32).collect();
+        let leases: Vec<Lease> = started.iter().map(|(l, _)| *l).collect();
+        let (ids, attempts, claims) = lease_arrays(&leases);
         let at: Vec<i64> = started.iter().map(|(_, t)| t.as_micros()).collect();
         self.pool.run("recording starts", |c, _| {
             let st = c.st(&self.sql.started)?;
-            c.execute(&st, &[&worker, &ids, &attempts, &at]).map(|_| ())
+            c.execute(&st, &[&worker, &ids, &attempts, &at, &claims])
+                .map(|_| ())
         })
     }
 
@@ -704,7 +759,7 @@ impl Queue for PgQueue {
         }
         let now = self.now_us();
         let until = now.saturating_add(lease.as_micros() as i64);
-        let (ids, attempts) = lease_arrays(leases);
+        let (ids, attempts, claims) = lease_arrays(leases);
         let rows = self.pool.run("renewing leases", |c, _| {
             if let Some(me) = &me {
                 if !self.renew(c, me, now)? {
@@ -715,18 +770,15 @@ impl Queue for PgQueue {
                 return Ok(Some(Vec::new()));
             }
             let st = c.st(&self.sql.heartbeat)?;
-            c.query(&st, &[&worker, &until, &ids, &attempts]).map(Some)
+            c.query(&st, &[&worker, &until, &ids, &attempts, &claims])
+                .map(Some)
         })?;
         let Some(rows) = rows else {
             return Err(stored::name_taken_over(worker));
         };
         let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
         for r in &rows {
-            let l = Lease {
-                job: JobId(r.get::<_, i64>(0) as u64),
-                attempt: r.get::<_, i32>(1) as u32,
-            };
-            held.insert(l, r.get(2));
+            held.insert(lease_at(r, 0), r.get(3));
         }
         let mut reply = HeartbeatReply::default();
         for l in leases {
@@ -751,6 +803,7 @@ impl Queue for PgQueue {
         let n = done.len();
         let mut ids = Vec::with_capacity(n);
         let mut attempts = Vec::with_capacity(n);
+        let mut claims = Vec::with_capacity(n);
         let mut states = Vec::with_capacity(n);
         let mut run_ats = Vec::with_capacity(n);
         let mut outputs: Vec<Option<&str>> = Vec::with_capacity(n);
@@ -776,6 +829,7 @@ impl Queue for PgQueue {
             let e = r.error.as_deref();
             ids.push(c.lease.job.0 as i64);
             attempts.push(c.lease.attempt as i32);
+            claims.push(c.lease.claim as i64);
             states.push(state);
             run_ats.push(run_at);
             outputs.push(output);
@@ -806,17 +860,19 @@ impl Queue for PgQueue {
                     &errors,
                     &permanent,
                     &detail,
+                    &claims,
                 ],
             )
         })?;
-        let ended: rustc_hash::FxHashSet<i64> = ended.iter().map(|r| r.get(0)).collect();
+        let ended: rustc_hash::FxHashSet<(i64, i64)> =
+            ended.iter().map(|r| (r.get(0), r.get(1))).collect();
         if wake {
             self.shared.waker.wake();
         }
         Ok(done
             .iter()
             .map(|c| {
-                if ended.contains(&(c.lease.job.0 as i64)) {
+                if ended.contains(&(c.lease.job.0 as i64, c.lease.claim as i64)) {
                     Ok(())
                 } else {
                     Err(Fenced(c.lease))
@@ -834,71 +890,25 @@ impl Queue for PgQueue {
             return Ok(Vec::new());
         }
         let now = self.now_us();
-        let (ids, attempts) = lease_arrays(leases);
+        let (ids, attempts, claims) = lease_arrays(leases);
         let rows = self.pool.run("releasing claims", |c, _| {
             let st = c.st(&self.sql.release)?;
-            c.query(&st, &[&worker, &now, &ids, &attempts])
+            c.query(&st, &[&worker, &now, &ids, &attempts, &claims])
         })?;
-        let back: rustc_hash::FxHashSet<(i64, i32)> =
-            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let back: rustc_hash::FxHashSet<Lease> = rows.iter().map(|r| lease_at(r, 0)).collect();
         if !back.is_empty() {
             self.notify();
         }
         Ok(leases
             .iter()
             .map(|l| {
-                if back.contains(&(l.job.0 as i64, l.attempt as i32)) {
+                if back.contains(l) {
                     Ok(())
                 } else {
                     Err(Fenced(*l))
                 }
             })
             .collect())
-    }
-
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
-        let now = self.now_us();
-        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
-        let select =
-            self.q("SELECT id, state, run_at FROM runyard.jobs WHERE id = ANY($1) FOR UPDATE");
-        let cancel = self.q(
-            "UPDATE runyard.jobs SET state = 5, finished_at = $2 WHERE id = ANY($1) AND state = 0",
-        );
-        let ask = self
-            .q("UPDATE runyard.jobs SET cancel_requested = true WHERE id = ANY($1) AND state = 2");
-        let found = self.tx("cancelling jobs", |tx| {
-            let found: FxHashMap<i64, (i16, i64)> = tx
-                .query(&select, &[&want])?
-                .iter()
-                .map(|r| (r.get(0), (r.get(1), r.get(2))))
-                .collect();
-            tx.execute(&cancel, &[&want, &now])?;
-            tx.execute(&ask, &[&want])?;
-            Ok(found)
-        })?;
-        Ok(ids
-            .iter()
-            .map(|id| match found.get(&(id.0 as i64)) {
-                None => CancelResult::NotFound,
-                Some((WAITING, _)) => CancelResult::Cancelled,
-                Some((RUNNING, _)) => CancelResult::Requested,
-                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
-            })
-            .collect())
-    }
-
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
-        let now = self.now_us();
-        let sql = self
-            .q("UPDATE runyard.jobs SET state = 5, finished_at = $1 WHERE state = 0 RETURNING id");
-        let mut ids: Vec<JobId> = self
-            .pool
-            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
-            .iter()
-            .map(|r| JobId(r.get::<_, i64>(0) as u64))
-            .collect();
-        ids.sort();
-        Ok(ids)
     }
 
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
@@ -965,6 +975,124 @@ impl Queue for PgQueue {
         Ok(out)
     }
 
+    fn counts(&self) -> Result<Counts, QueueError> {
+        let mut c = Counts::default();
+        for (_, t) in self.counts_by_task()? {
+            c += &t;
+        }
+        Ok(c)
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
+        let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
+            let st = c.st(&sql)?;
+            Ok(c.query_one(&st, &[])?.get(0))
+        })?;
+        Ok(t.map(Timestamp::from_micros))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.shared.waker.set(waker);
+        self.listen();
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.now_us();
+        let lease_us = micros(worker.lease);
+        let pid = worker.pid as i32;
+        let lapsed = self.q("DELETE FROM runyard.workers WHERE last_heartbeat + lease_us < $1");
+        let out = self.tx("registering the worker", |tx| {
+            // The holder may stop between the insert and the read: then the
+            // name is free, and inserting again takes it.
+            loop {
+                tx.execute(&lapsed, &[&now])?;
+                let added = tx.query_opt(
+                    &self.sql.register_worker,
+                    &[&worker.name, &worker.host, &pid, &now, &lease_us],
+                )?;
+                if added.is_some() {
+                    return Ok(Ok(()));
+                }
+                let holder = tx.query(&self.sql.live_workers, &[&now, &worker.name])?;
+                if let Some(h) = holder.first() {
+                    return Ok(Err(NameTaken(live_worker(h))));
+                }
+            }
+        })?;
+        if out.is_ok() {
+            self.registered.insert(worker, now);
+        }
+        Ok(out)
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let Some(me) = self.registered.remove(name) else {
+            return Ok(());
+        };
+        let sql = self.q(
+            "DELETE FROM runyard.workers WHERE name = $1 AND host = $2 AND pid = $3 AND started_at = $4",
+        );
+        let w = &me.worker;
+        let pid = w.pid as i32;
+        self.pool
+            .run("unregistering the worker", |c, _| {
+                c.execute(&sql, &[&w.name, &w.host, &pid, &me.started_at])
+            })
+            .map(|_| ())
+    }
+}
+
+impl Admin for PgQueue {
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+        let select =
+            self.q("SELECT id, state, run_at FROM runyard.jobs WHERE id = ANY($1) FOR UPDATE");
+        let cancel = self.q(
+            "UPDATE runyard.jobs SET state = 5, finished_at = $2 WHERE id = ANY($1) AND state = 0",
+        );
+        let ask = self
+            .q("UPDATE runyard.jobs SET cancel_requested = true WHERE id = ANY($1) AND state = 2");
+        let found = self.tx("cancelling jobs", |tx| {
+            let found: FxHashMap<i64, (i16, i64)> = tx
+                .query(&select, &[&want])?
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            tx.execute(&cancel, &[&want, &now])?;
+            tx.execute(&ask, &[&want])?;
+            Ok(found)
+        })?;
+        Ok(ids
+            .iter()
+            .map(|id| match found.get(&(id.0 as i64)) {
+                None => CancelResult::NotFound,
+                Some((WAITING, _)) => CancelResult::Cancelled,
+                Some((RUNNING, _)) => CancelResult::Requested,
+                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
+            })
+            .collect())
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
+        let sql = self
+            .q("UPDATE runyard.jobs SET state = 5, finished_at = $1 WHERE state = 0 RETURNING id");
+        let mut ids: Vec<JobId> = self
+            .pool
+            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
+            .iter()
+            .map(|r| JobId(r.get::<_, i64>(0) as u64))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     fn retry(&self, id: JobId) -> Result<bool, QueueError> {
         let now = self.now_us();
         let sql = self.q(
@@ -979,15 +1107,9 @@ impl Queue for PgQueue {
         }
         Ok(n == 1)
     }
+}
 
-    fn counts(&self) -> Result<Counts, QueueError> {
-        let mut c = Counts::default();
-        for (_, t) in self.counts_by_task()? {
-            c += &t;
-        }
-        Ok(c)
-    }
-
+impl Inspect for PgQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let sql = self.q(
@@ -1084,69 +1206,6 @@ impl Queue for PgQueue {
             }),
         );
         Ok(jobs)
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
-        let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
-            let st = c.st(&sql)?;
-            Ok(c.query_one(&st, &[])?.get(0))
-        })?;
-        Ok(t.map(Timestamp::from_micros))
-    }
-
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    fn set_waker(&self, waker: Waker) {
-        self.shared.waker.set(waker);
-        self.listen();
-    }
-
-    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
-        let now = self.now_us();
-        let lease_us = micros(worker.lease);
-        let pid = worker.pid as i32;
-        let lapsed = self.q("DELETE FROM runyard.workers WHERE last_heartbeat + lease_us < $1");
-        let out = self.tx("registering the worker", |tx| {
-            // The holder may stop between the insert and the read: then the
-            // name is free, and inserting again takes it.
-            loop {
-                tx.execute(&lapsed, &[&now])?;
-                let added = tx.query_opt(
-                    &self.sql.register_worker,
-                    &[&worker.name, &worker.host, &pid, &now, &lease_us],
-                )?;
-                if added.is_some() {
-                    return Ok(Ok(()));
-                }
-                let holder = tx.query(&self.sql.live_workers, &[&now, &worker.name])?;
-                if let Some(h) = holder.first() {
-                    return Ok(Err(NameTaken(live_worker(h))));
-                }
-            }
-        })?;
-        if out.is_ok() {
-            self.registered.insert(worker, now);
-        }
-        Ok(out)
-    }
-
-    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
-        let Some(me) = self.registered.remove(name) else {
-            return Ok(());
-        };
-        let sql = self.q(
-            "DELETE FROM runyard.workers WHERE name = $1 AND host = $2 AND pid = $3 AND started_at = $4",
-        );
-        let w = &me.worker;
-        let pid = w.pid as i32;
-        self.pool
-            .run("unregistering the worker", |c, _| {
-                c.execute(&sql, &[&w.name, &w.host, &pid, &me.started_at])
-            })
-            .map(|_| ())
     }
 
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {

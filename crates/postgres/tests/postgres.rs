@@ -11,8 +11,8 @@ use runyard_postgres::postgres::{Client, NoTls};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{
-    Completion, Enqueued, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind, SystemClock,
-    Verdict,
+    Completion, Enqueued, Inspect, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
+    SystemClock, Verdict,
 };
 
 fn url(name: &str) -> String {

@@ -6,12 +6,13 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_workers.sql"),
+    include_str!("../migrations/0003_claims.sql"),
 ];
 
 /// What opening a state file may do.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use runyard_core::{
@@ -10,9 +10,9 @@ use runyard_core::{
     TaskName, Timestamp,
 };
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot,
+    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
+    Fenced, HeartbeatReply, Inspect, Lease, ListFilter, NewJob, Queue, QueueError, Rescue, Submit,
+    SubmitThread, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -43,6 +43,8 @@ pub struct SqliteQueue {
     /// file was opened to inspect it).
     version: u32,
     registered: Registrations,
+    /// Where async callers enqueue (see [`Queue::insert_async`]).
+    submit: OnceLock<SubmitThread>,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -76,6 +78,7 @@ impl SqliteQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
+            submit: OnceLock::new(),
         })
     }
 
@@ -88,16 +91,26 @@ impl SqliteQueue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying
-    /// while another process holds the write lock.
+    /// Runs `f` in one write transaction (see [`write_on`]).
     fn write<T>(&self, f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T, QueueError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        let out = f(&tx).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        Ok(out)
+        write_on(&mut self.lock(), f)
+    }
+
+    /// The thread async callers enqueue on, started on first use with a
+    /// connection of its own.
+    fn submitter(&self) -> Result<&SubmitThread, QueueError> {
+        if let Some(s) = self.submit.get() {
+            return Ok(s);
+        }
+        let (path, clock) = (self.path.clone(), self.clock.clone());
+        let thread = SubmitThread::spawn("runyard-sqlite-enqueue", move || {
+            let (mut conn, _) = open(&path, OpenMode::Existing)?;
+            Ok(move |jobs: Vec<NewJob>| {
+                let now = clock.now().as_micros();
+                write_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
+            })
+        })?;
+        Ok(self.submit.get_or_init(|| thread))
     }
 
     fn now_us(&self) -> i64 {
@@ -164,6 +177,51 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
     ])
 }
 
+/// Adds jobs in `tx` at time `now`.
+fn insert_jobs(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
+    let mut insert = tx.prepare_cached(INSERT_JOB)?;
+    let mut find = tx.prepare_cached("SELECT id FROM runyard_jobs WHERE idempotency_key = ?1")?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let s = &j.settings;
+        let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+        let n = insert.execute(params![
+            j.task.as_str(),
+            j.params.as_json(),
+            s.priority,
+            run_at,
+            now,
+            s.max_attempts,
+            s.backoff.to_string(),
+            s.timeout.map(|t| t.as_micros() as i64),
+            s.mode.as_str(),
+            s.isolate,
+            j.idempotency_key.as_deref(),
+        ])?;
+        out.push(if n == 1 {
+            Enqueued::New(JobId(tx.last_insert_rowid() as u64))
+        } else {
+            let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
+            Enqueued::Duplicate(JobId(id as u64))
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying while
+/// another process holds the write lock.
+fn write_on<T>(
+    conn: &mut Connection,
+    f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>,
+) -> Result<T, QueueError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let out = f(&tx).map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    Ok(out)
+}
+
 fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
     let backoff: String = r.get(5)?;
     let mode: String = r.get(8)?;
@@ -173,6 +231,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
+        claim: r.get::<_, i64>(11)? as u64,
         task: q.names.get(r.get(2)?),
         params: JobParams::from_trusted_json(&r.get::<_, String>(3)?),
         settings: JobSettings {
@@ -188,44 +247,34 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
 }
 
 impl Queue for SqliteQueue {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        Some(self)
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_us();
-        let out = self.write(|tx| {
-            let mut insert = tx.prepare_cached(INSERT_JOB)?;
-            let mut find =
-                tx.prepare_cached("SELECT id FROM runyard_jobs WHERE idempotency_key = ?1")?;
-            let mut out = Vec::with_capacity(jobs.len());
-            for j in &jobs {
-                let s = &j.settings;
-                let run_at = j.run_at.map_or(now, Timestamp::as_micros);
-                let n = insert.execute(params![
-                    j.task.as_str(),
-                    j.params.as_json(),
-                    s.priority,
-                    run_at,
-                    now,
-                    s.max_attempts,
-                    s.backoff.to_string(),
-                    s.timeout.map(|t| t.as_micros() as i64),
-                    s.mode.as_str(),
-                    s.isolate,
-                    j.idempotency_key.as_deref(),
-                ])?;
-                out.push(if n == 1 {
-                    Enqueued::New(JobId(tx.last_insert_rowid() as u64))
-                } else {
-                    let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
-                    Enqueued::Duplicate(JobId(id as u64))
-                });
-            }
-            Ok(out)
-        })?;
+        let out = self.write(|tx| insert_jobs(tx, &jobs, now))?;
         self.wake();
         Ok(out)
     }
 
-    fn is_durable(&self) -> bool {
-        true
+    /// On a thread of its own with its own connection: the future waits
+    /// for its answer (see [`SubmitThread`]).
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        let answer = self.submitter().map(|s| s.submit(jobs));
+        Box::pin(async move {
+            let out = answer?.await?;
+            self.wake();
+            Ok(out)
+        })
     }
 
     fn claim_tasks(
@@ -269,10 +318,16 @@ impl Queue for SqliteQueue {
         self.write(|tx| {
             let mut st = tx.prepare_cached(
                 "UPDATE runyard_jobs SET started = 1, claimed_at = ?1
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4 AND claims = ?5",
             )?;
             for (l, at) in started {
-                st.execute(params![at.as_micros(), l.job.0 as i64, l.attempt, worker])?;
+                st.execute(params![
+                    at.as_micros(),
+                    l.job.0 as i64,
+                    l.attempt,
+                    worker,
+                    l.claim as i64
+                ])?;
             }
             Ok(())
         })
@@ -298,15 +353,16 @@ impl Queue for SqliteQueue {
             }
             let mut st = tx.prepare_cached(
                 "UPDATE runyard_jobs SET lease_until = ?1
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4 AND claims = ?5
                  RETURNING cancel_requested",
             )?;
             let mut reply = HeartbeatReply::default();
             for l in leases {
                 let cancel: Option<bool> = st
-                    .query_row(params![until, l.job.0 as i64, l.attempt, worker], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        params![until, l.job.0 as i64, l.attempt, worker, l.claim as i64],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 match cancel {
                     None => reply.lost.push(*l),
@@ -342,7 +398,8 @@ impl Queue for SqliteQueue {
                     output,
                     c.lease.job.0 as i64,
                     c.lease.attempt,
-                    worker
+                    worker,
+                    c.lease.claim as i64
                 ])?;
                 if n == 1 {
                     insert_attempt(tx, c.lease.job, &c.record)?;
@@ -372,64 +429,19 @@ impl Queue for SqliteQueue {
             let mut st = tx.prepare_cached(
                 "UPDATE runyard_jobs
                  SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL, run_at = MIN(run_at, ?1)
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
+                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4 AND claims = ?5",
             )?;
             leases
                 .iter()
                 .map(|l| {
-                    let n = st.execute(params![now, l.job.0 as i64, l.attempt, worker])?;
+                    let n =
+                        st.execute(params![now, l.job.0 as i64, l.attempt, worker, l.claim as i64])?;
                     Ok(if n == 1 { Ok(()) } else { Err(Fenced(*l)) })
                 })
                 .collect()
         })?;
         self.wake();
         Ok(out)
-    }
-
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
-        let now = self.now_us();
-        self.write(|tx| {
-            let mut get =
-                tx.prepare_cached("SELECT state, run_at FROM runyard_jobs WHERE id = ?1")?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let row: Option<(i64, i64)> = get
-                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                out.push(match row {
-                    None => CancelResult::NotFound,
-                    Some((WAITING, _)) => {
-                        tx.execute(
-                            "UPDATE runyard_jobs SET state = 5 WHERE id = ?1",
-                            [id.0 as i64],
-                        )?;
-                        CancelResult::Cancelled
-                    }
-                    Some((RUNNING, _)) => {
-                        tx.execute(
-                            "UPDATE runyard_jobs SET cancel_requested = 1 WHERE id = ?1",
-                            [id.0 as i64],
-                        )?;
-                        CancelResult::Requested
-                    }
-                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
-                });
-            }
-            Ok(out)
-        })
-    }
-
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
-        self.write(|tx| {
-            let mut st =
-                tx.prepare("UPDATE runyard_jobs SET state = 5 WHERE state = 0 RETURNING id")?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
-            let mut ids: Vec<JobId> = rows
-                .map(|r| r.map(|id| JobId(id as u64)))
-                .collect::<Result<_, _>>()?;
-            ids.sort();
-            Ok(ids)
-        })
     }
 
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
@@ -488,21 +500,6 @@ impl Queue for SqliteQueue {
         Ok(out)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
-        let now = self.now_us();
-        let n = self.write(|tx| {
-            tx.execute(
-                "UPDATE runyard_jobs SET state = 0, run_at = ?1, max_attempts = attempt + attempts_per_round,
-                 cancel_requested = 0 WHERE id = ?2 AND state IN (4, 5)",
-                params![now, id.0 as i64],
-            )
-        })?;
-        if n == 1 {
-            self.wake();
-        }
-        Ok(n == 1)
-    }
-
     fn counts(&self) -> Result<Counts, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
@@ -530,6 +527,128 @@ impl Queue for SqliteQueue {
         Ok(c)
     }
 
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let t: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT MIN(run_at) FROM runyard_jobs WHERE state = 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        Ok(t.map(Timestamp::from_micros))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.waker.set(waker);
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.now_us();
+        let lease_us = micros(worker.lease);
+        let out = self.write(|tx| {
+            tx.execute(
+                "DELETE FROM runyard_workers WHERE last_heartbeat + lease_us < ?1",
+                [now],
+            )?;
+            if let Some(holder) = live_workers(tx, now, Some(&worker.name))?.pop() {
+                return Ok(Err(NameTaken(holder)));
+            }
+            tx.execute(
+                "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![worker.name, worker.host, worker.pid, now, lease_us],
+            )?;
+            Ok(Ok(()))
+        })?;
+        if out.is_ok() {
+            self.registered.insert(worker, now);
+        }
+        Ok(out)
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let Some(me) = self.registered.remove(name) else {
+            return Ok(());
+        };
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM runyard_workers WHERE name = ?1 AND host = ?2 AND pid = ?3 AND started_at = ?4",
+                params![me.worker.name, me.worker.host, me.worker.pid, me.started_at],
+            )
+        })
+        .map(|_| ())
+    }
+}
+
+impl Admin for SqliteQueue {
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        self.write(|tx| {
+            let mut get =
+                tx.prepare_cached("SELECT state, run_at FROM runyard_jobs WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<(i64, i64)> = get
+                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                out.push(match row {
+                    None => CancelResult::NotFound,
+                    Some((WAITING, _)) => {
+                        tx.execute(
+                            "UPDATE runyard_jobs SET state = 5 WHERE id = ?1",
+                            [id.0 as i64],
+                        )?;
+                        CancelResult::Cancelled
+                    }
+                    Some((RUNNING, _)) => {
+                        tx.execute(
+                            "UPDATE runyard_jobs SET cancel_requested = 1 WHERE id = ?1",
+                            [id.0 as i64],
+                        )?;
+                        CancelResult::Requested
+                    }
+                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        self.write(|tx| {
+            let mut st =
+                tx.prepare("UPDATE runyard_jobs SET state = 5 WHERE state = 0 RETURNING id")?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            let mut ids: Vec<JobId> = rows
+                .map(|r| r.map(|id| JobId(id as u64)))
+                .collect::<Result<_, _>>()?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.now_us();
+        let n = self.write(|tx| {
+            tx.execute(
+                "UPDATE runyard_jobs SET state = 0, run_at = ?1, max_attempts = attempt + attempts_per_round,
+                 cancel_requested = 0 WHERE id = ?2 AND state IN (4, 5)",
+                params![now, id.0 as i64],
+            )
+        })?;
+        if n == 1 {
+            self.wake();
+        }
+        Ok(n == 1)
+    }
+}
+
+impl Inspect for SqliteQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
@@ -652,63 +771,6 @@ impl Queue for SqliteQueue {
             attach_attempts(&mut jobs, attempts);
         }
         Ok(jobs)
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let t: Option<i64> = self
-            .lock()
-            .query_row(
-                "SELECT MIN(run_at) FROM runyard_jobs WHERE state = 0",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql_err)?;
-        Ok(t.map(Timestamp::from_micros))
-    }
-
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    fn set_waker(&self, waker: Waker) {
-        self.waker.set(waker);
-    }
-
-    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
-        let now = self.now_us();
-        let lease_us = micros(worker.lease);
-        let out = self.write(|tx| {
-            tx.execute(
-                "DELETE FROM runyard_workers WHERE last_heartbeat + lease_us < ?1",
-                [now],
-            )?;
-            if let Some(holder) = live_workers(tx, now, Some(&worker.name))?.pop() {
-                return Ok(Err(NameTaken(holder)));
-            }
-            tx.execute(
-                "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
-                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-                params![worker.name, worker.host, worker.pid, now, lease_us],
-            )?;
-            Ok(Ok(()))
-        })?;
-        if out.is_ok() {
-            self.registered.insert(worker, now);
-        }
-        Ok(out)
-    }
-
-    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
-        let Some(me) = self.registered.remove(name) else {
-            return Ok(());
-        };
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM runyard_workers WHERE name = ?1 AND host = ?2 AND pid = ?3 AND started_at = ?4",
-                params![me.worker.name, me.worker.host, me.worker.pid, me.started_at],
-            )
-        })
-        .map(|_| ())
     }
 
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
