@@ -123,6 +123,17 @@ struct Rec {
     output: Output,
 }
 
+impl Rec {
+    /// The state a view shows: a claim that has not started is queued, as
+    /// [`Counts`] counts it.
+    fn shown(&self) -> JobState {
+        match self.state {
+            JobState::Running if !self.started => JobState::Queued,
+            s => s,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     chunks: Vec<Vec<Rec>>,
@@ -418,7 +429,7 @@ impl State {
             id: id_of(i as u32),
             task: self.tasks[r.task as usize].to_string(),
             params: r.params.clone(),
-            state: r.state,
+            state: r.shown(),
             attempts: r.attempts.to_vec(),
             output: r.output.clone(),
             enqueued_at: Timestamp::from_micros(r.enqueued_at),
@@ -883,7 +894,7 @@ impl Inspect for MemoryQueue {
         Ok((start..st.len)
             .filter(|&i| {
                 let r = st.rec(i);
-                filter.state.is_none_or(|s| s == r.state) && task.is_none_or(|t| t == r.task)
+                filter.state.is_none_or(|s| s == r.shown()) && task.is_none_or(|t| t == r.task)
             })
             .take(limit)
             .map(|i| st.view(i))

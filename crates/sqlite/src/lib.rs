@@ -12,6 +12,7 @@
 
 mod open;
 mod queue;
+mod sql;
 
 pub use open::{OpenMode, SCHEMA_VERSION};
 pub use queue::SqliteQueue;
