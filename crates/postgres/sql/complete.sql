@@ -4,7 +4,7 @@
 -- its attempt record (the remaining arrays) written. Returns the ended
 -- jobs. (On the subquery, see started.sql.)
 WITH done AS (
-    SELECT d.*, 2::smallint AS running, $1::text AS holder
+    SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
     FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[], $15::bigint[])
         AS d(id, attempt, state, run_at, output, claim)
     OFFSET 0
@@ -12,7 +12,7 @@ WITH done AS (
     UPDATE runyard.jobs j
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
         lease_until = NULL, cancel_requested = false,
-        finished_at = CASE WHEN done.state = 0 THEN NULL ELSE $7::bigint END
+        finished_at = CASE WHEN done.state = {WAITING} THEN NULL ELSE $7::bigint END
     FROM done
     WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim
       AND j.state = done.running

@@ -3,7 +3,7 @@
 -- subquery, see started.sql.)
 UPDATE runyard.jobs j
 SET lease_until = $2
-FROM (SELECT l.*, 2::smallint AS running, $1::text AS holder
+FROM (SELECT l.*, {RUNNING}::smallint AS running, $1::text AS holder
       FROM unnest($3::bigint[], $4::integer[], $5::bigint[]) AS l(id, attempt, claim) OFFSET 0) l
 WHERE j.id = ANY($3) AND j.id = l.id AND j.attempt = l.attempt AND j.claims = l.claim AND j.state = l.running AND j.worker = l.holder
 RETURNING l.id, l.attempt, l.claim, j.cancel_requested

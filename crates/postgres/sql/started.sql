@@ -6,6 +6,6 @@
 -- bounds the rows to the batch whatever the size of the table.)
 UPDATE runyard.jobs j
 SET started = true, claimed_at = s.at
-FROM (SELECT d.*, 2::smallint AS running, $1::text AS holder
+FROM (SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
       FROM unnest($2::bigint[], $3::integer[], $4::bigint[], $5::bigint[]) AS d(id, attempt, at, claim) OFFSET 0) s
 WHERE j.id = ANY($2) AND j.id = s.id AND j.attempt = s.attempt AND j.claims = s.claim AND j.state = s.running AND j.worker = s.holder

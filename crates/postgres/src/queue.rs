@@ -15,8 +15,8 @@ use runyard_core::{
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
     Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
-    Fenced, HeartbeatReply, Inspect, Lease, ListFilter, NewJob, Queue, QueueError, Rescue, Submit,
-    SubmitThread, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
+    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
+    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
@@ -63,7 +63,7 @@ struct Sql {
 ///
 /// Claims take ready jobs in batches with `FOR UPDATE SKIP LOCKED`, so
 /// workers never wait on each other's rows; outcomes are written in
-/// batches, each fenced by its attempt number. Enqueues, releases, rescues
+/// batches, each fenced by its claim number. Enqueues, releases, rescues
 /// and retries send a notification that wakes idle workers at once (see
 /// [`Queue::set_waker`]); workers poll slowly as well, for a notification
 /// lost while their listening connection was down.
@@ -73,7 +73,8 @@ struct Sql {
 /// the lease.
 ///
 /// Every call is a blocking one: call it from a thread, not from inside an
-/// async runtime (the driver runs its own).
+/// async runtime (the driver runs its own), except
+/// [`Queue::enqueue_async`], which writes on a thread of its own.
 pub struct PgQueue {
     pool: Pool,
     sql: Sql,
@@ -85,7 +86,7 @@ pub struct PgQueue {
     version: i32,
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
-    submit: std::sync::OnceLock<SubmitThread>,
+    submit: LazySubmit,
 }
 
 /// What the listening thread shares with the queue.
@@ -118,7 +119,8 @@ pub struct Activity {
     pub window: Duration,
     /// When the oldest job ready to run (queued, not scheduled) became ready.
     pub oldest_ready: Option<Timestamp>,
-    /// Workers holding leases now, with how many.
+    /// Workers running attempts now (claims that have started, as
+    /// [`Queue::counts`] counts them), with how many.
     pub workers: Vec<(String, u64)>,
 }
 
@@ -159,7 +161,7 @@ impl PgQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
-            submit: std::sync::OnceLock::new(),
+            submit: LazySubmit::new(),
         })
     }
 
@@ -176,20 +178,6 @@ impl PgQueue {
 
     fn now_us(&self) -> i64 {
         self.clock.now().as_micros()
-    }
-
-    /// The thread async callers enqueue on, started on first use with a
-    /// queue (a connection) of its own.
-    fn submitter(&self) -> Result<&SubmitThread, QueueError> {
-        if let Some(s) = self.submit.get() {
-            return Ok(s);
-        }
-        let (opts, clock) = (self.pool.opts.clone(), self.clock.clone());
-        let thread = SubmitThread::spawn("runyard-pg-enqueue", move || {
-            let q = PgQueue::open(opts, clock)?;
-            Ok(move |jobs: Vec<NewJob>| q.insert(jobs))
-        })?;
-        Ok(self.submit.get_or_init(|| thread))
     }
 
     fn q(&self, s: &str) -> String {
@@ -297,12 +285,7 @@ impl PgQueue {
             .filter(|k| !new_by_key.contains_key(*k))
             .collect();
         if !missing.is_empty() {
-            for r in c.query(
-                &self.q(
-                    "SELECT idempotency_key, id FROM runyard.jobs WHERE idempotency_key = ANY($1)",
-                ),
-                &[&missing],
-            )? {
+            for r in c.query(&self.q(include_str!("../sql/find_keys.sql")), &[&missing])? {
                 existing.insert(r.get(0), r.get(1));
             }
         }
@@ -338,14 +321,8 @@ impl PgQueue {
         use postgres::binary_copy::BinaryCopyInWriter;
         use postgres::types::Type;
         let now = self.now_us();
-        let ids_st = c
-            .st(&self
-                .q("SELECT nextval('runyard.jobs_id_seq') FROM generate_series(1, $1::bigint)"))?;
-        let copy = self.q(
-            "COPY runyard.jobs (id, task, params, state, priority, run_at, enqueued_at, max_attempts,
-                                attempts_per_round, backoff, timeout_us, mode, isolate)
-             FROM STDIN (FORMAT binary)",
-        );
+        let ids_st = c.st(&self.q(include_str!("../sql/next_ids.sql")))?;
+        let copy = self.q(include_str!("../sql/copy_jobs.sql"));
         let mut tx = c.transaction()?;
         let n = jobs.len() as i64;
         let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
@@ -401,7 +378,7 @@ impl PgQueue {
     }
 
     fn notify_on(&self, c: &mut Conn) -> Result<(), postgres::Error> {
-        let st = c.st("SELECT pg_notify($1, '')")?;
+        let st = c.st(include_str!("../sql/notify.sql"))?;
         c.execute(&st, &[&self.pool.opts.channel()]).map(|_| ())
     }
 
@@ -459,15 +436,8 @@ impl PgQueue {
         };
         // One pass over the table by id, a range per transaction.
         const RANGE: i64 = 10_000;
-        let sql = self.q("WITH gone AS (
-                 DELETE FROM runyard.jobs
-                 WHERE id >= $3 AND id < $3 + $4 AND state = ANY($1) AND finished_at < $2
-                 RETURNING id
-             ), attempts AS (
-                 DELETE FROM runyard.attempts WHERE job IN (SELECT id FROM gone)
-             )
-             SELECT COUNT(*) FROM gone");
-        let bounds = self.q("SELECT MIN(id), MAX(id) FROM runyard.jobs");
+        let sql = self.q(include_str!("../sql/prune.sql"));
+        let bounds = self.q(include_str!("../sql/id_bounds.sql"));
         let (first, last): (Option<i64>, Option<i64>) =
             self.pool.run("pruning finished jobs", |c, _| {
                 let r = c.query_one(&bounds, &[])?;
@@ -492,14 +462,9 @@ impl PgQueue {
     pub fn activity(&self, window: Duration) -> Result<Activity, QueueError> {
         let now = self.now_us();
         let since = now - window.as_micros() as i64;
-        let finished_sql =
-            self.q("SELECT COUNT(*) FROM runyard.jobs WHERE state >= 3 AND finished_at >= $1");
-        let oldest_sql =
-            self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0 AND run_at <= $1");
-        let workers_sql = self.q(
-            "SELECT worker, COUNT(*) FROM runyard.jobs WHERE state = 2 AND worker IS NOT NULL
-             GROUP BY 1 ORDER BY 1",
-        );
+        let finished_sql = self.q(include_str!("../sql/finished_since.sql"));
+        let oldest_sql = self.q(include_str!("../sql/oldest_ready.sql"));
+        let workers_sql = self.q(include_str!("../sql/running_by_worker.sql"));
         self.pool.run("reading activity", |c, _| {
             let finished: i64 = c.query_one(&finished_sql, &[&since])?.get(0);
             let oldest: Option<i64> = c.query_one(&oldest_sql, &[&now])?.get(0);
@@ -642,9 +607,7 @@ fn insert_attempt(
 ) -> Result<u64, postgres::Error> {
     let e = r.error.as_deref();
     tx.execute(
-        &q.q("INSERT INTO runyard.attempts
-                  (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        &q.q(include_str!("../sql/insert_attempt.sql")),
         &[
             &job,
             &(r.number as i32),
@@ -674,16 +637,15 @@ impl Queue for PgQueue {
     }
 
     /// On a thread of its own with a connection of its own: the future
-    /// waits for its answer (see [`SubmitThread`]).
+    /// waits for its answer (see [`LazySubmit`]).
     fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
-        let answer = self.submitter().map(|s| s.submit(jobs));
-        Box::pin(async move {
-            let out = answer?.await?;
-            if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
-                self.shared.waker.wake();
-            }
-            Ok(out)
-        })
+        let (opts, clock) = (self.pool.opts.clone(), self.clock.clone());
+        let start = move || {
+            let q = PgQueue::open(opts, clock)?;
+            Ok(move |jobs: Vec<NewJob>| q.insert(jobs))
+        };
+        self.submit
+            .submit("runyard-pg-enqueue", start, jobs, &self.shared.waker)
     }
 
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
@@ -913,31 +875,15 @@ impl Queue for PgQueue {
 
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
         let now = self.now_us();
-        let cols = "id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims";
         let (select, worker) = match &which {
-            Rescue::Expired => (
-                self.q(&format!(
-                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND lease_until < $1
-                     ORDER BY id FOR UPDATE SKIP LOCKED"
-                )),
-                None,
-            ),
+            Rescue::Expired => (self.q(include_str!("../sql/rescue_expired.sql")), None),
             Rescue::Worker(w) => (
-                self.q(&format!(
-                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND worker = $1
-                     ORDER BY id FOR UPDATE SKIP LOCKED"
-                )),
+                self.q(include_str!("../sql/rescue_worker.sql")),
                 Some(w.clone()),
             ),
         };
-        let undo = self.q(
-            "UPDATE runyard.jobs SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL,
-             run_at = LEAST(run_at, $1), lost_claims = lost_claims + 1 WHERE id = $2",
-        );
-        let requeue = self.q(
-            "UPDATE runyard.jobs SET state = $1, run_at = $2, worker = NULL, lease_until = NULL,
-             finished_at = CASE WHEN $1::smallint = 0 THEN NULL ELSE $2::bigint END WHERE id = $3",
-        );
+        let undo = self.q(include_str!("../sql/undo_claim.sql"));
+        let requeue = self.q(include_str!("../sql/requeue.sql"));
         let out = self.tx("rescuing expired leases", |tx| {
             let rows = match &worker {
                 None => tx.query(&select, &[&now])?,
@@ -984,7 +930,7 @@ impl Queue for PgQueue {
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
+        let sql = self.q(include_str!("../sql/next_due.sql"));
         let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
             let st = c.st(&sql)?;
             Ok(c.query_one(&st, &[])?.get(0))
@@ -1005,7 +951,7 @@ impl Queue for PgQueue {
         let now = self.now_us();
         let lease_us = micros(worker.lease);
         let pid = worker.pid as i32;
-        let lapsed = self.q("DELETE FROM runyard.workers WHERE last_heartbeat + lease_us < $1");
+        let lapsed = self.q(include_str!("../sql/drop_lapsed_workers.sql"));
         let out = self.tx("registering the worker", |tx| {
             // The holder may stop between the insert and the read: then the
             // name is free, and inserting again takes it.
@@ -1034,9 +980,7 @@ impl Queue for PgQueue {
         let Some(me) = self.registered.remove(name) else {
             return Ok(());
         };
-        let sql = self.q(
-            "DELETE FROM runyard.workers WHERE name = $1 AND host = $2 AND pid = $3 AND started_at = $4",
-        );
+        let sql = self.q(include_str!("../sql/unregister_worker.sql"));
         let w = &me.worker;
         let pid = w.pid as i32;
         self.pool
@@ -1051,13 +995,9 @@ impl Admin for PgQueue {
     fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
         let now = self.now_us();
         let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
-        let select =
-            self.q("SELECT id, state, run_at FROM runyard.jobs WHERE id = ANY($1) FOR UPDATE");
-        let cancel = self.q(
-            "UPDATE runyard.jobs SET state = 5, finished_at = $2 WHERE id = ANY($1) AND state = 0",
-        );
-        let ask = self
-            .q("UPDATE runyard.jobs SET cancel_requested = true WHERE id = ANY($1) AND state = 2");
+        let select = self.q(include_str!("../sql/lock_jobs.sql"));
+        let cancel = self.q(include_str!("../sql/cancel_waiting.sql"));
+        let ask = self.q(include_str!("../sql/ask_cancel.sql"));
         let found = self.tx("cancelling jobs", |tx| {
             let found: FxHashMap<i64, (i16, i64)> = tx
                 .query(&select, &[&want])?
@@ -1081,8 +1021,7 @@ impl Admin for PgQueue {
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
         let now = self.now_us();
-        let sql = self
-            .q("UPDATE runyard.jobs SET state = 5, finished_at = $1 WHERE state = 0 RETURNING id");
+        let sql = self.q(include_str!("../sql/cancel_pending.sql"));
         let mut ids: Vec<JobId> = self
             .pool
             .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
@@ -1095,10 +1034,7 @@ impl Admin for PgQueue {
 
     fn retry(&self, id: JobId) -> Result<bool, QueueError> {
         let now = self.now_us();
-        let sql = self.q(
-            "UPDATE runyard.jobs SET state = 0, run_at = $1, max_attempts = attempt + attempts_per_round,
-             cancel_requested = false, finished_at = NULL WHERE id = $2 AND state IN (4, 5)",
-        );
+        let sql = self.q(include_str!("../sql/retry.sql"));
         let n = self.pool.run("retrying a job", |c, _| {
             c.execute(&sql, &[&now, &(id.0 as i64)])
         })?;
@@ -1112,10 +1048,7 @@ impl Admin for PgQueue {
 impl Inspect for PgQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
-        let sql = self.q(
-            "SELECT task, state, state = 0 AND run_at > $1, state <> 2 OR started, COUNT(*)
-             FROM runyard.jobs GROUP BY 1, 2, 3, 4 ORDER BY 1",
-        );
+        let sql = self.q(include_str!("../sql/counts_by_task.sql"));
         let rows = self
             .pool
             .run("counting jobs", |c, _| c.query(&sql, &[&now]))?;
@@ -1141,27 +1074,13 @@ impl Inspect for PgQueue {
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
         let now = self.now_us();
-        let (state_code, later): (Option<i16>, Option<bool>) =
-            match filter.state.map(stored::filter_of) {
-                Some((code, later)) => (Some(code as i16), later),
-                None => (None, None),
-            };
+        let state = filter.state.map(JobState::as_str);
         let after = filter.after.map_or(0, |a| a.0) as i64;
         let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
-        let jobs_sql = self.q(
-            "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard.jobs
-             WHERE id > $1
-               AND ($2::smallint IS NULL OR state = $2)
-               AND ($3::boolean IS NULL OR (run_at > $4) = $3)
-               AND ($5::text IS NULL OR task = $5)
-             ORDER BY id LIMIT $6",
-        );
-        let attempts_sql = self.q(
-            "SELECT job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail
-             FROM runyard.attempts WHERE job BETWEEN $1 AND $2 ORDER BY job, n",
-        );
+        let jobs_sql = self.q(include_str!("../sql/list.sql"));
+        let attempts_sql = self.q(include_str!("../sql/attempts.sql"));
         let task = filter.task.as_deref();
-        let params: [&(dyn ToSql + Sync); 6] = [&after, &state_code, &later, &now, &task, &limit];
+        let params: [&(dyn ToSql + Sync); 5] = [&after, &state, &now, &task, &limit];
         let (rows, attempts) = self.tx("listing jobs", |tx| {
             let rows = tx.query(&jobs_sql, &params)?;
             let attempts = match (rows.first(), rows.last()) {
@@ -1178,11 +1097,12 @@ impl Inspect for PgQueue {
                 let state: i16 = r.get(3);
                 let run_at: i64 = r.get(4);
                 let output: Option<&str> = r.get(6);
+                let started: bool = r.get(7);
                 JobView {
                     id: JobId(r.get::<_, i64>(0) as u64),
                     task: r.get(1),
                     params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
-                    state: state_of(state, run_at, now),
+                    state: stored::view_state(i64::from(state), run_at, started, now),
                     attempts: Vec::new(),
                     output: output
                         .and_then(|o| Output::from_json(o).ok())

@@ -30,5 +30,5 @@ pub use queue::{
     admit, lost_attempt, lost_attempt_message, Claimed, Completion, Enqueued, Fenced,
     HeartbeatReply, Lease, NewJob, Queue, Rescue, TaskName, TaskNames, Verdict, Waker, WakerSlot,
 };
-pub use submit::{Submit, SubmitThread};
+pub use submit::{LazySubmit, Submit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

@@ -60,6 +60,28 @@ pub fn unrendered(sql: &str) -> Option<&str> {
     Some(&sql[i..end])
 }
 
+/// Checks one SQL file of a backend: every placeholder renders, and no
+/// `state` is compared with a number (codes are written by name). For the
+/// backends' tests of their `sql/` folders.
+pub fn check_statement(file: &str, text: &str) -> Result<(), String> {
+    if let Some(p) = unrendered(&render_states(text)) {
+        return Err(format!("{file}: unknown placeholder {p}"));
+    }
+    let s: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<String>()
+        .replace(char::is_whitespace, "");
+    for op in ["state=", "state<>", "state>=", "stateIN("] {
+        for (i, _) in s.match_indices(op) {
+            if s[i + op.len()..].starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(format!("{file}: a state code written as a number"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The state of a row with this code and run-at, at `now` (microseconds).
 pub fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
     match code {
@@ -254,5 +276,9 @@ mod tests {
         assert_eq!(render_states(sql), want);
         assert_eq!(unrendered(&render_states(sql)), None);
         assert_eq!(unrendered("state = {RUNING} AND"), Some("{RUNING}"));
+        assert!(check_statement("a.sql", "SELECT 1 WHERE state = {RUNNING}").is_ok());
+        assert!(check_statement("b.sql", "SELECT 1 WHERE state = 2").is_err());
+        assert!(check_statement("c.sql", "WHERE state IN (4, 5)").is_err());
+        assert!(check_statement("d.sql", "WHERE state = {RUNING}").is_err());
     }
 }

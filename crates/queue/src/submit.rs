@@ -1,7 +1,8 @@
 //! Enqueueing from async code: [`Submit`], the future
 //! [`Queue::enqueue_async`](crate::Queue::enqueue_async) returns, and
 //! [`SubmitThread`], a thread of its own on which a backend with a blocking
-//! driver writes the jobs async callers submit.
+//! driver writes the jobs async callers submit ([`LazySubmit`] starts it
+//! on first use).
 //!
 //! # Protocol
 //!
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::error::{QueueError, QueueErrorKind};
-use crate::queue::{Enqueued, NewJob};
+use crate::queue::{Enqueued, NewJob, WakerSlot};
 
 /// What [`Queue::enqueue_async`](crate::Queue::enqueue_async) returns.
 pub type Submit<'a> = Pin<Box<dyn Future<Output = Result<Vec<Enqueued>, QueueError>> + Send + 'a>>;
@@ -87,6 +88,45 @@ impl SubmitThread {
             }
             answer.await.unwrap_or_else(|_| Err(stopped()))
         }
+    }
+}
+
+/// A [`SubmitThread`] started on the first async enqueue.
+#[derive(Debug, Default)]
+pub struct LazySubmit(std::sync::OnceLock<SubmitThread>);
+
+impl LazySubmit {
+    /// None started yet.
+    pub fn new() -> LazySubmit {
+        LazySubmit::default()
+    }
+
+    /// Sends `jobs` to the thread (started as [`SubmitThread::spawn`]
+    /// with `name` and `open` if it is not yet), and calls `waker` once they
+    /// are added, if any is new: what a backend's
+    /// [`Queue::insert_async`](crate::Queue::insert_async) returns.
+    pub fn submit<'a, F>(
+        &'a self,
+        name: &str,
+        open: impl FnOnce() -> Result<F, QueueError> + Send + 'static,
+        jobs: Vec<NewJob>,
+        waker: &'a WakerSlot,
+    ) -> Submit<'a>
+    where
+        F: FnMut(Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError>,
+    {
+        let thread = match self.0.get() {
+            Some(t) => Ok(t),
+            None => SubmitThread::spawn(name, open).map(|t| self.0.get_or_init(|| t)),
+        };
+        let answer = thread.map(|t| t.submit(jobs));
+        Box::pin(async move {
+            let out = answer?.await?;
+            if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+                waker.wake();
+            }
+            Ok(out)
+        })
     }
 }
 

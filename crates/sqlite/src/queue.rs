@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
@@ -11,8 +11,8 @@ use runyard_core::{
 };
 use runyard_queue::{
     Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
-    Fenced, HeartbeatReply, Inspect, Lease, ListFilter, NewJob, Queue, QueueError, Rescue, Submit,
-    SubmitThread, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
+    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
+    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -38,7 +38,7 @@ pub struct SqliteQueue {
     version: u32,
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
-    submit: OnceLock<SubmitThread>,
+    submit: LazySubmit,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -72,7 +72,7 @@ impl SqliteQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
-            submit: OnceLock::new(),
+            submit: LazySubmit::new(),
         })
     }
 
@@ -88,23 +88,6 @@ impl SqliteQueue {
     /// Runs `f` in one write transaction (see [`write_on`]).
     fn write<T>(&self, f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T, QueueError> {
         write_on(&mut self.lock(), f)
-    }
-
-    /// The thread async callers enqueue on, started on first use with a
-    /// connection of its own.
-    fn submitter(&self) -> Result<&SubmitThread, QueueError> {
-        if let Some(s) = self.submit.get() {
-            return Ok(s);
-        }
-        let (path, clock) = (self.path.clone(), self.clock.clone());
-        let thread = SubmitThread::spawn("runyard-sqlite-enqueue", move || {
-            let (mut conn, _) = open(&path, OpenMode::Existing)?;
-            Ok(move |jobs: Vec<NewJob>| {
-                let now = clock.now().as_micros();
-                write_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
-            })
-        })?;
-        Ok(self.submit.get_or_init(|| thread))
     }
 
     fn now_us(&self) -> i64 {
@@ -247,14 +230,18 @@ impl Queue for SqliteQueue {
     }
 
     /// On a thread of its own with its own connection: the future waits
-    /// for its answer (see [`SubmitThread`]).
+    /// for its answer (see [`LazySubmit`]).
     fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
-        let answer = self.submitter().map(|s| s.submit(jobs));
-        Box::pin(async move {
-            let out = answer?.await?;
-            self.wake();
-            Ok(out)
-        })
+        let (path, clock) = (self.path.clone(), self.clock.clone());
+        let start = move || {
+            let (mut conn, _) = open(&path, OpenMode::Existing)?;
+            Ok(move |jobs: Vec<NewJob>| {
+                let now = clock.now().as_micros();
+                write_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
+            })
+        };
+        self.submit
+            .submit("runyard-sqlite-enqueue", start, jobs, &self.waker)
     }
 
     fn claim_tasks(
