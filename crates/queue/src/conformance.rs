@@ -15,6 +15,10 @@
 #![allow(missing_docs)]
 
 mod additions;
+mod support;
+
+use support::{fresh, ids, state, succeed, LEASE};
+pub use support::{job, record, settings, Factory};
 
 pub use additions::{
     a_job_needing_what_the_queue_lacks_is_refused_at_submit,
@@ -26,19 +30,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, Mode,
-    OutcomeKind, Output,
-};
+use runyard_core::{AttemptError, JobId, JobParams, JobState, OutcomeKind, Output};
 
 use crate::{
-    CancelResult, Claimed, Clock, Completion, Enqueued, Lease, ListFilter, ManualClock, NewJob,
-    Queue, Rescue, Verdict,
+    CancelResult, Claimed, Completion, Enqueued, Lease, ListFilter, NewJob, Queue, Rescue, Verdict,
 };
 use crate::{LiveWorker, NameTaken, WorkerInfo};
-
-/// Makes a fresh, empty queue reading the given clock.
-pub type Factory<'a> = &'a (dyn Fn(Arc<dyn Clock>) -> Box<dyn Queue> + Sync);
 
 /// Runs every conformance test as a `#[test]` of the calling crate.
 #[macro_export]
@@ -81,73 +78,6 @@ macro_rules! conformance_tests {
             }
         )*
     };
-}
-
-const LEASE: Duration = Duration::from_secs(30);
-
-fn fresh(make: Factory<'_>) -> (Arc<ManualClock>, Box<dyn Queue>) {
-    let clock = Arc::new(ManualClock::default());
-    let q = make(clock.clone());
-    (clock, q)
-}
-
-pub fn settings(max_attempts: u32, priority: i32) -> Arc<JobSettings> {
-    Arc::new(JobSettings {
-        max_attempts,
-        backoff: Backoff::Fixed(Duration::from_secs(1)),
-        timeout: Some(Duration::from_millis(1500)),
-        priority,
-        mode: Mode::Auto,
-        isolate: false,
-    })
-}
-
-pub fn job(task: &str, max_attempts: u32, priority: i32) -> NewJob {
-    NewJob {
-        task: task.into(),
-        params: JobParams::empty(),
-        settings: settings(max_attempts, priority),
-        run_at: None,
-        idempotency_key: None,
-    }
-}
-
-fn ids(e: &[Enqueued]) -> Vec<JobId> {
-    e.iter().map(|e| e.id()).collect()
-}
-
-pub fn record(q: &dyn Queue, lease: Lease, outcome: OutcomeKind) -> AttemptRecord {
-    let err = (outcome != OutcomeKind::Succeeded).then(|| AttemptError {
-        message: format!("{outcome} on attempt {}", lease.attempt),
-        permanent: false,
-        detail: None,
-    });
-    AttemptRecord::new(
-        lease.attempt,
-        outcome,
-        q.now(),
-        Duration::from_millis(2),
-        Duration::from_millis(1),
-        err,
-    )
-}
-
-fn succeed(q: &dyn Queue, worker: &str, c: &Claimed) -> Result<(), crate::Fenced> {
-    let done = Completion {
-        lease: c.lease(),
-        record: record(q, c.lease(), OutcomeKind::Succeeded),
-        verdict: Verdict::Succeeded(Output::none()),
-    };
-    q.complete(worker, &[done]).unwrap().pop().unwrap()
-}
-
-fn state(q: &dyn Queue, id: JobId) -> JobState {
-    q.inspect()
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .expect("job exists")
-        .state
 }
 
 pub fn enqueue_and_claim_in_priority_order(make: Factory<'_>) {

@@ -28,7 +28,8 @@ pub use inspect::{Inspect, ListFilter};
 pub use memory::MemoryQueue;
 pub use queue::{
     admit, lost_attempt, lost_attempt_message, Claimed, Completion, Enqueued, Fenced,
-    HeartbeatReply, Lease, NewJob, Queue, Rescue, TaskName, TaskNames, Verdict, Waker, WakerSlot,
+    HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit, TaskName, TaskNames, Verdict, Waker,
+    WakerSlot,
 };
-pub use submit::{LazySubmit, Submit, SubmitThread};
+pub use submit::{LazySubmit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

@@ -34,10 +34,9 @@ use crate::counts::Counts;
 use crate::error::QueueError;
 use crate::inspect::{Inspect, ListFilter};
 use crate::queue::{
-    Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Rescue, TaskName,
-    Verdict, Waker, WakerSlot,
+    Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit,
+    TaskName, Verdict, Waker, WakerSlot,
 };
-use crate::submit::Submit;
 use crate::workers::{LiveWorker, NameTaken, WorkerInfo};
 
 /// An in-memory [`Queue`].

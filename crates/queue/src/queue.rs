@@ -42,7 +42,6 @@ use crate::capability::{Capabilities, Capability};
 use crate::counts::Counts;
 use crate::error::{QueueError, QueueErrorKind};
 use crate::inspect::Inspect;
-use crate::submit::Submit;
 use crate::workers::{NameTaken, WorkerInfo};
 
 pub use runyard_core::TaskName;
@@ -217,6 +216,12 @@ pub enum Rescue {
     /// Every job leased by this worker (known to be dead), expired or not.
     Worker(String),
 }
+
+/// What [`Queue::enqueue_async`] returns: a future that blocks no thread
+/// polling it on I/O.
+pub type Submit<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Enqueued>, QueueError>> + Send + 'a>,
+>;
 
 /// A callback a queue calls when new work may be ready (a job was
 /// enqueued, released, rescued or scheduled for retry).

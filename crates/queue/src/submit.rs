@@ -1,7 +1,6 @@
-//! Enqueueing from async code: [`Submit`], the future
-//! [`Queue::enqueue_async`](crate::Queue::enqueue_async) returns, and
-//! [`SubmitThread`], a thread of its own on which a backend with a blocking
-//! driver writes the jobs async callers submit ([`LazySubmit`] starts it
+//! Enqueueing from async code for backends with a blocking driver:
+//! [`SubmitThread`], a thread of its own on which such a backend
+//! writes the jobs async callers submit ([`LazySubmit`] starts it
 //! on first use).
 //!
 //! # Protocol
@@ -14,17 +13,13 @@
 //! already sent and ends, and the drop waits for it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
 use crate::error::{QueueError, QueueErrorKind};
-use crate::queue::{Enqueued, NewJob, WakerSlot};
-
-/// What [`Queue::enqueue_async`](crate::Queue::enqueue_async) returns.
-pub type Submit<'a> = Pin<Box<dyn Future<Output = Result<Vec<Enqueued>, QueueError>> + Send + 'a>>;
+use crate::queue::{Enqueued, NewJob, Submit, WakerSlot};
 
 type Reply = oneshot::Sender<Result<Vec<Enqueued>, QueueError>>;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use runyard_core::{JobState, OutcomeKind, Output, Timestamp};
 
-use super::{fresh, job, record, Factory, LEASE};
+use super::support::{fresh, job, record, Factory, LEASE};
 use crate::{
     Admin, Capabilities, Capability, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply,
     Inspect, Lease, NameTaken, NewJob, Queue, QueueError, QueueErrorKind, Rescue, Submit, TaskName,
