@@ -1,4 +1,7 @@
-//! The PostgreSQL queue.
+//! The PostgreSQL queue: one concept, the `Queue`, `Admin` and `Inspect`
+//! implementations over one schema, with the listening thread that wakes
+//! idle workers (statements in `sql/`; connections and migrations are
+//! `conn.rs`).
 
 use std::cell::Cell;
 use std::fmt;

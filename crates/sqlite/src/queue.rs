@@ -1,4 +1,6 @@
-//! The SQLite queue.
+//! The SQLite queue: one concept, the `Queue`, `Admin` and `Inspect`
+//! implementations over one file (its statements are in `sql/`, loaded by
+//! `sql.rs`; opening and migrating the file is `open.rs`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
