@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use runyard_core::{JobOptions, JobSettings, JobSpec, Registry, TaskIndex};
-use runyard_queue::{Counts, NewJob, Queue, QueueError, TaskName};
+use runyard_queue::{Counts, Durability, NewJob, Queue, QueueError, TaskName};
 
 use crate::config::EngineConfig;
 use crate::error::SubmitError;
@@ -169,7 +169,7 @@ impl EngineInner {
 impl Tally {
     pub(crate) fn progress(&self, queue: &dyn Queue) -> Result<Progress, QueueError> {
         let mut counts = queue.counts()?;
-        if !queue.is_durable() {
+        if queue.capabilities().durability() == Durability::Process {
             // An in-memory queue is not told when attempts start (it costs
             // the dispatch path, and only this process reads the queue): it
             // counts every claim queued, and the executors say which of them

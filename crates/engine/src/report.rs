@@ -54,7 +54,7 @@ fn for_each_job(
 ) -> Result<(), ReportError> {
     let mut after = None;
     loop {
-        let page = queue.list(&ListFilter {
+        let page = queue.inspect()?.list(&ListFilter {
             after,
             limit: PAGE,
             ..ListFilter::default()

@@ -33,12 +33,12 @@ use tokio::sync::oneshot;
 use crate::config::RunSettings;
 use crate::dispatcher::Dispatcher;
 use crate::engine::{Engine, Progress};
-use crate::shared::{EngineInner, RunOutcome, Tally};
 use crate::error::{RunError, StartError, SubmitError};
 use crate::events::{EventSink, Events};
 use crate::inbox::Inbox;
 use crate::offload::Offload;
 use crate::report::{Report, ReportReader};
+use crate::shared::{EngineInner, RunOutcome, Tally};
 
 impl Engine {
     /// Starts a run on `queue`: a dispatcher thread that claims and runs its

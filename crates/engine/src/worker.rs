@@ -15,10 +15,10 @@ use runyard_queue::Queue;
 
 use crate::config::{default_worker_name, RunSettings};
 use crate::engine::Engine;
-use crate::shared::EngineInner;
 use crate::error::{RunError, StartError};
 use crate::events::EventSink;
 use crate::run::{dispatcher_thread, Run};
+use crate::shared::EngineInner;
 
 impl Engine {
     /// A worker draining `queue` with this engine's configuration, named

@@ -3,13 +3,13 @@
 -- claiming are skipped, not waited for. (The ids go through an array so
 -- that the update finds its rows by primary key, not by a join.)
 UPDATE runyard.jobs j
-SET state = 2, attempt = j.attempt + 1, worker = $1, lease_until = $2, claimed_at = $3, started = false
+SET state = {RUNNING}, attempt = j.attempt + 1, claims = j.claims + 1, worker = $1, lease_until = $2, claimed_at = $3, started = false
 WHERE j.id = ANY(ARRAY(
     SELECT id FROM runyard.jobs
-    WHERE state = 0 AND run_at <= $3 AND ($5::text[] IS NULL OR task = ANY($5))
+    WHERE state = {WAITING} AND run_at <= $3 AND ($5::text[] IS NULL OR task = ANY($5))
     ORDER BY priority DESC, run_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 ))
 RETURNING j.id, j.attempt, j.task, j.params, j.max_attempts, j.backoff, j.timeout_us, j.priority,
-          j.mode, j.isolate, j.run_at
+          j.mode, j.isolate, j.run_at, j.claims

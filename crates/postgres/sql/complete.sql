@@ -1,30 +1,31 @@
 -- Ends attempts held by worker $1: per attempt, job $2[i], attempt $3[i],
--- new state $4[i], run-at $5[i], output $6[i]; at time $7. A job changes
+-- claim $15[i], new state $4[i], run-at $5[i], output $6[i]; at time $7. A job changes
 -- only while that attempt still holds its lease (fencing), and only then is
 -- its attempt record (the remaining arrays) written. Returns the ended
 -- jobs. (On the subquery, see started.sql.)
 WITH done AS (
-    SELECT d.*, 2::smallint AS running, $1::text AS holder
-    FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[])
-        AS d(id, attempt, state, run_at, output)
+    SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
+    FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[], $15::bigint[])
+        AS d(id, attempt, state, run_at, output, claim)
     OFFSET 0
 ), ended AS (
     UPDATE runyard.jobs j
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
         lease_until = NULL, cancel_requested = false,
-        finished_at = CASE WHEN done.state = 0 THEN NULL ELSE $7::bigint END
+        finished_at = CASE WHEN done.state = {WAITING} THEN NULL ELSE $7::bigint END
     FROM done
-    WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.state = done.running
+    WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim
+      AND j.state = done.running
       AND j.worker = done.holder
-    RETURNING j.id
+    RETURNING j.id, j.claims
 ), recorded AS (
     INSERT INTO runyard.attempts
         (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)
     SELECT a.job, a.n, a.outcome, a.started_at, a.duration_us, a.queued_us, a.error, a.permanent,
            a.detail, $1
     FROM unnest($2::bigint[], $3::integer[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
-                $12::text[], $13::boolean[], $14::text[])
-        AS a(job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail)
-    WHERE a.job IN (SELECT id FROM ended)
+                $12::text[], $13::boolean[], $14::text[], $15::bigint[])
+        AS a(job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, claim)
+    WHERE (a.job, a.claim) IN (SELECT id, claims FROM ended)
 )
-SELECT id FROM ended
+SELECT id, claims FROM ended

@@ -1,9 +1,10 @@
--- Gives worker $1's unstarted claims (jobs $3[i], attempts $4[i]) back at
+-- Gives worker $1's unstarted claims (jobs $3[i], attempts $4[i], claims
+-- $5[i]) back at
 -- time $2: queued again, the claim not counted. Returns the released
 -- leases. (On the subquery, see started.sql.)
 UPDATE runyard.jobs j
-SET state = 0, attempt = j.attempt - 1, worker = NULL, lease_until = NULL, run_at = LEAST(j.run_at, $2)
-FROM (SELECT l.*, 2::smallint AS running, $1::text AS holder
-      FROM unnest($3::bigint[], $4::integer[]) AS l(id, attempt) OFFSET 0) l
-WHERE j.id = ANY($3) AND j.id = l.id AND j.attempt = l.attempt AND j.state = l.running AND j.worker = l.holder
-RETURNING l.id, l.attempt
+SET state = {WAITING}, attempt = j.attempt - 1, worker = NULL, lease_until = NULL, run_at = LEAST(j.run_at, $2)
+FROM (SELECT l.*, {RUNNING}::smallint AS running, $1::text AS holder
+      FROM unnest($3::bigint[], $4::integer[], $5::bigint[]) AS l(id, attempt, claim) OFFSET 0) l
+WHERE j.id = ANY($3) AND j.id = l.id AND j.attempt = l.attempt AND j.claims = l.claim AND j.state = l.running AND j.worker = l.holder
+RETURNING l.id, l.attempt, l.claim

@@ -13,12 +13,13 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_workers.sql"),
+    include_str!("../migrations/0003_claims.sql"),
 ];
 
 /// What connecting may do to the queue's schema.
@@ -109,6 +110,17 @@ impl PgOptions {
                 e,
             )
         })?;
+        if config.get_hosts().is_empty() {
+            return Err(QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!(
+                    "`{}` names no host: write the server's host after the `@` \
+                     (postgres://user@localhost/db), or a socket directory as \
+                     `?host=/run/postgresql`",
+                    redact(url)
+                ),
+            ));
+        }
         let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         check_schema_name(&schema)?;
         let mut config = config;
@@ -213,9 +225,13 @@ impl PgOptions {
     }
 
     /// SQL written for the `runyard` schema, for this one.
+    /// A statement for this queue: its schema's name in place of
+    /// `runyard.`, and its state codes by name rendered (see
+    /// `runyard_queue::stored::render_states`).
     pub(crate) fn sql(&self, text: &str) -> String {
+        let text = runyard_queue::stored::render_states(text);
         if self.schema == DEFAULT_SCHEMA {
-            text.to_string()
+            text
         } else {
             text.replace("runyard.", &format!("\"{}\".", self.schema))
         }
@@ -668,6 +684,29 @@ fn lock_key(schema: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_url_without_a_host_is_refused_when_read() {
+        let e = PgOptions::from_url("postgres://u@/db").unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+        assert!(e.to_string().contains("names no host"), "{e}");
+        assert!(PgOptions::from_url("postgres://u@/db?host=/tmp").is_ok());
+        assert!(PgOptions::from_url("postgres://u@localhost/db").is_ok());
+    }
+
+    /// Every statement file renders whole and names its state codes.
+    #[test]
+    fn every_statement_names_its_states() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            runyard_queue::stored::check_statement(&path.display().to_string(), &text).unwrap();
+            n += 1;
+        }
+        assert!(n > 30, "{n} files");
+    }
+
     use super::*;
 
     #[test]

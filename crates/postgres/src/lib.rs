@@ -8,7 +8,7 @@
 //! unless [`PgOptions::migrate_on_connect`] says not to) under an advisory
 //! lock. Delivery is at least once: a worker that dies mid-attempt has its
 //! lease expire and its job rescued and run again, and an outcome is
-//! recorded exactly once, fenced by the attempt number, so a worker that
+//! recorded exactly once, fenced by the claim number, so a worker that
 //! comes back after its lease was taken over cannot overwrite the new
 //! attempt's outcome.
 //!
@@ -24,5 +24,6 @@ mod queue;
 pub mod testing;
 
 pub use conn::{OpenMode, PgOptions, SCHEMA_VERSION};
+/// The driver, for [`PgQueue::enqueue_in`]'s transaction (version 0.19).
 pub use postgres;
 pub use queue::{Activity, PgQueue};

@@ -1,4 +1,7 @@
-//! The PostgreSQL queue.
+//! The PostgreSQL queue: one concept, the `Queue`, `Admin` and `Inspect`
+//! implementations over one schema, with the listening thread that wakes
+//! idle workers (statements in `sql/`; connections and migrations are
+//! `conn.rs`).
 
 use std::cell::Cell;
 use std::fmt;
@@ -14,9 +17,9 @@ use runyard_core::{
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot,
+    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
+    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
+    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
@@ -63,7 +66,7 @@ struct Sql {
 ///
 /// Claims take ready jobs in batches with `FOR UPDATE SKIP LOCKED`, so
 /// workers never wait on each other's rows; outcomes are written in
-/// batches, each fenced by its attempt number. Enqueues, releases, rescues
+/// batches, each fenced by its claim number. Enqueues, releases, rescues
 /// and retries send a notification that wakes idle workers at once (see
 /// [`Queue::set_waker`]); workers poll slowly as well, for a notification
 /// lost while their listening connection was down.
@@ -73,7 +76,8 @@ struct Sql {
 /// the lease.
 ///
 /// Every call is a blocking one: call it from a thread, not from inside an
-/// async runtime (the driver runs its own).
+/// async runtime (the driver runs its own), except
+/// [`Queue::enqueue_async`], which writes on a thread of its own.
 pub struct PgQueue {
     pool: Pool,
     sql: Sql,
@@ -84,6 +88,8 @@ pub struct PgQueue {
     /// was opened to inspect it).
     version: i32,
     registered: Registrations,
+    /// Where async callers enqueue (see [`Queue::insert_async`]).
+    submit: LazySubmit,
 }
 
 /// What the listening thread shares with the queue.
@@ -116,7 +122,8 @@ pub struct Activity {
     pub window: Duration,
     /// When the oldest job ready to run (queued, not scheduled) became ready.
     pub oldest_ready: Option<Timestamp>,
-    /// Workers holding leases now, with how many.
+    /// Workers running attempts now (claims that have started, as
+    /// [`Queue::counts`] counts them), with how many.
     pub workers: Vec<(String, u64)>,
 }
 
@@ -157,6 +164,7 @@ impl PgQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
+            submit: LazySubmit::new(),
         })
     }
 
@@ -181,23 +189,25 @@ impl PgQueue {
 
     /// Adds jobs inside the caller's own transaction: they exist (and wake
     /// workers) only if and when that transaction commits. `tx` must be on
-    /// the queue's database.
+    /// the queue's database. The transaction is the `postgres` crate's
+    /// (version 0.19): this method follows that driver's versions.
     pub fn enqueue_in(
         &self,
         tx: &mut postgres::Transaction<'_>,
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
+        runyard_queue::admit(&self.capabilities(), jobs)?;
         let sql = [
             self.sql.insert_plain.as_str(),
             self.sql.insert_jobs.as_str(),
         ];
-        self.insert(tx, sql, jobs)
+        self.insert_rows(tx, sql, jobs)
             .map_err(|e| pg_err("enqueueing jobs", e))
     }
 
     /// Adds `jobs` with `insert`: the statement for jobs without
     /// idempotency keys, then the one for a batch with some.
-    fn insert<S: ToStatement + ?Sized>(
+    fn insert_rows<S: ToStatement + ?Sized>(
         &self,
         c: &mut impl GenericClient,
         insert: [&S; 2],
@@ -278,12 +288,7 @@ impl PgQueue {
             .filter(|k| !new_by_key.contains_key(*k))
             .collect();
         if !missing.is_empty() {
-            for r in c.query(
-                &self.q(
-                    "SELECT idempotency_key, id FROM runyard.jobs WHERE idempotency_key = ANY($1)",
-                ),
-                &[&missing],
-            )? {
+            for r in c.query(&self.q(include_str!("../sql/find_keys.sql")), &[&missing])? {
                 existing.insert(r.get(0), r.get(1));
             }
         }
@@ -319,14 +324,8 @@ impl PgQueue {
         use postgres::binary_copy::BinaryCopyInWriter;
         use postgres::types::Type;
         let now = self.now_us();
-        let ids_st = c
-            .st(&self
-                .q("SELECT nextval('runyard.jobs_id_seq') FROM generate_series(1, $1::bigint)"))?;
-        let copy = self.q(
-            "COPY runyard.jobs (id, task, params, state, priority, run_at, enqueued_at, max_attempts,
-                                attempts_per_round, backoff, timeout_us, mode, isolate)
-             FROM STDIN (FORMAT binary)",
-        );
+        let ids_st = c.st(&self.q(include_str!("../sql/next_ids.sql")))?;
+        let copy = self.q(include_str!("../sql/copy_jobs.sql"));
         let mut tx = c.transaction()?;
         let n = jobs.len() as i64;
         let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
@@ -382,7 +381,7 @@ impl PgQueue {
     }
 
     fn notify_on(&self, c: &mut Conn) -> Result<(), postgres::Error> {
-        let st = c.st("SELECT pg_notify($1, '')")?;
+        let st = c.st(include_str!("../sql/notify.sql"))?;
         c.execute(&st, &[&self.pool.opts.channel()]).map(|_| ())
     }
 
@@ -440,15 +439,8 @@ impl PgQueue {
         };
         // One pass over the table by id, a range per transaction.
         const RANGE: i64 = 10_000;
-        let sql = self.q("WITH gone AS (
-                 DELETE FROM runyard.jobs
-                 WHERE id >= $3 AND id < $3 + $4 AND state = ANY($1) AND finished_at < $2
-                 RETURNING id
-             ), attempts AS (
-                 DELETE FROM runyard.attempts WHERE job IN (SELECT id FROM gone)
-             )
-             SELECT COUNT(*) FROM gone");
-        let bounds = self.q("SELECT MIN(id), MAX(id) FROM runyard.jobs");
+        let sql = self.q(include_str!("../sql/prune.sql"));
+        let bounds = self.q(include_str!("../sql/id_bounds.sql"));
         let (first, last): (Option<i64>, Option<i64>) =
             self.pool.run("pruning finished jobs", |c, _| {
                 let r = c.query_one(&bounds, &[])?;
@@ -473,14 +465,9 @@ impl PgQueue {
     pub fn activity(&self, window: Duration) -> Result<Activity, QueueError> {
         let now = self.now_us();
         let since = now - window.as_micros() as i64;
-        let finished_sql =
-            self.q("SELECT COUNT(*) FROM runyard.jobs WHERE state >= 3 AND finished_at >= $1");
-        let oldest_sql =
-            self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0 AND run_at <= $1");
-        let workers_sql = self.q(
-            "SELECT worker, COUNT(*) FROM runyard.jobs WHERE state = 2 AND worker IS NOT NULL
-             GROUP BY 1 ORDER BY 1",
-        );
+        let finished_sql = self.q(include_str!("../sql/finished_since.sql"));
+        let oldest_sql = self.q(include_str!("../sql/oldest_ready.sql"));
+        let workers_sql = self.q(include_str!("../sql/running_by_worker.sql"));
         self.pool.run("reading activity", |c, _| {
             let finished: i64 = c.query_one(&finished_sql, &[&since])?.get(0);
             let oldest: Option<i64> = c.query_one(&oldest_sql, &[&now])?.get(0);
@@ -566,11 +553,28 @@ fn state_of(code: i16, run_at: i64, now: i64) -> JobState {
     stored::state_of(i64::from(code), run_at, now)
 }
 
-fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>) {
-    leases
-        .iter()
-        .map(|l| (l.job.0 as i64, l.attempt as i32))
-        .unzip()
+/// Leases as the statements take them: jobs, attempts, claims.
+fn lease_arrays(leases: &[Lease]) -> (Vec<i64>, Vec<i32>, Vec<i64>) {
+    let mut out = (
+        Vec::with_capacity(leases.len()),
+        Vec::with_capacity(leases.len()),
+        Vec::with_capacity(leases.len()),
+    );
+    for l in leases {
+        out.0.push(l.job.0 as i64);
+        out.1.push(l.attempt as i32);
+        out.2.push(l.claim as i64);
+    }
+    out
+}
+
+/// A lease from columns `at..at + 3` of a row (job, attempt, claim).
+fn lease_at(r: &Row, at: usize) -> Lease {
+    Lease {
+        job: JobId(r.get::<_, i64>(at) as u64),
+        attempt: r.get::<_, i32>(at + 1) as u32,
+        claim: r.get::<_, i64>(at + 2) as u64,
+    }
 }
 
 fn claimed(q: &PgQueue, r: &Row) -> Claimed {
@@ -582,6 +586,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     Claimed {
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
+        claim: r.get::<_, i64>(11) as u64,
         task: q.names.get(r.get(2)),
         params: JobParams::from_trusted_json(r.get::<_, &str>(3)),
         settings: JobSettings {
@@ -605,9 +610,7 @@ fn insert_attempt(
 ) -> Result<u64, postgres::Error> {
     let e = r.error.as_deref();
     tx.execute(
-        &q.q("INSERT INTO runyard.attempts
-                  (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)
-              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        &q.q(include_str!("../sql/insert_attempt.sql")),
         &[
             &job,
             &(r.number as i32),
@@ -624,7 +627,31 @@ fn insert_attempt(
 }
 
 impl Queue for PgQueue {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        Some(self)
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    /// On a thread of its own with a connection of its own: the future
+    /// waits for its answer (see [`LazySubmit`]).
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        let (opts, clock) = (self.pool.opts.clone(), self.clock.clone());
+        let start = move || {
+            let q = PgQueue::open(opts, clock)?;
+            Ok(move |jobs: Vec<NewJob>| q.insert(jobs))
+        };
+        self.submit
+            .submit("runyard-pg-enqueue", start, jobs, &self.shared.waker)
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         // Not retried once the commit was sent: its outcome is then unknown,
         // and enqueueing again could add the jobs twice. Jobs without keys
         // go in one statement (its own transaction); with keys, the
@@ -637,10 +664,10 @@ impl Queue for PgQueue {
             let insert = [c.st(&self.sql.insert_plain)?, c.st(&self.sql.insert_jobs)?];
             if !keyed {
                 committing.set(true);
-                return self.insert(&mut **c, [&insert[0], &insert[1]], &jobs);
+                return self.insert_rows(&mut **c, [&insert[0], &insert[1]], &jobs);
             }
             let mut tx = c.transaction()?;
-            let out = self.insert(&mut tx, [&insert[0], &insert[1]], &jobs)?;
+            let out = self.insert_rows(&mut tx, [&insert[0], &insert[1]], &jobs)?;
             committing.set(true);
             tx.commit()?;
             Ok(out)
@@ -649,14 +676,6 @@ impl Queue for PgQueue {
             self.shared.waker.wake();
         }
         Ok(out)
-    }
-
-    fn is_durable(&self) -> bool {
-        true
-    }
-
-    fn writes_concurrently(&self) -> bool {
-        true
     }
 
     fn claim_tasks(
@@ -683,12 +702,13 @@ impl Queue for PgQueue {
         if started.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = started.iter().map(|(l, _)| l.job.0 as i64).collect();
-        let attempts: Vec<i32> = started.iter().map(|(l, _)| l.attempt as i32).collect();
+        let leases: Vec<Lease> = started.iter().map(|(l, _)| *l).collect();
+        let (ids, attempts, claims) = lease_arrays(&leases);
         let at: Vec<i64> = started.iter().map(|(_, t)| t.as_micros()).collect();
         self.pool.run("recording starts", |c, _| {
             let st = c.st(&self.sql.started)?;
-            c.execute(&st, &[&worker, &ids, &attempts, &at]).map(|_| ())
+            c.execute(&st, &[&worker, &ids, &attempts, &at, &claims])
+                .map(|_| ())
         })
     }
 
@@ -704,7 +724,7 @@ impl Queue for PgQueue {
         }
         let now = self.now_us();
         let until = now.saturating_add(lease.as_micros() as i64);
-        let (ids, attempts) = lease_arrays(leases);
+        let (ids, attempts, claims) = lease_arrays(leases);
         let rows = self.pool.run("renewing leases", |c, _| {
             if let Some(me) = &me {
                 if !self.renew(c, me, now)? {
@@ -715,18 +735,15 @@ impl Queue for PgQueue {
                 return Ok(Some(Vec::new()));
             }
             let st = c.st(&self.sql.heartbeat)?;
-            c.query(&st, &[&worker, &until, &ids, &attempts]).map(Some)
+            c.query(&st, &[&worker, &until, &ids, &attempts, &claims])
+                .map(Some)
         })?;
         let Some(rows) = rows else {
             return Err(stored::name_taken_over(worker));
         };
         let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
         for r in &rows {
-            let l = Lease {
-                job: JobId(r.get::<_, i64>(0) as u64),
-                attempt: r.get::<_, i32>(1) as u32,
-            };
-            held.insert(l, r.get(2));
+            held.insert(lease_at(r, 0), r.get(3));
         }
         let mut reply = HeartbeatReply::default();
         for l in leases {
@@ -751,6 +768,7 @@ impl Queue for PgQueue {
         let n = done.len();
         let mut ids = Vec::with_capacity(n);
         let mut attempts = Vec::with_capacity(n);
+        let mut claims = Vec::with_capacity(n);
         let mut states = Vec::with_capacity(n);
         let mut run_ats = Vec::with_capacity(n);
         let mut outputs: Vec<Option<&str>> = Vec::with_capacity(n);
@@ -776,6 +794,7 @@ impl Queue for PgQueue {
             let e = r.error.as_deref();
             ids.push(c.lease.job.0 as i64);
             attempts.push(c.lease.attempt as i32);
+            claims.push(c.lease.claim as i64);
             states.push(state);
             run_ats.push(run_at);
             outputs.push(output);
@@ -806,17 +825,19 @@ impl Queue for PgQueue {
                     &errors,
                     &permanent,
                     &detail,
+                    &claims,
                 ],
             )
         })?;
-        let ended: rustc_hash::FxHashSet<i64> = ended.iter().map(|r| r.get(0)).collect();
+        let ended: rustc_hash::FxHashSet<(i64, i64)> =
+            ended.iter().map(|r| (r.get(0), r.get(1))).collect();
         if wake {
             self.shared.waker.wake();
         }
         Ok(done
             .iter()
             .map(|c| {
-                if ended.contains(&(c.lease.job.0 as i64)) {
+                if ended.contains(&(c.lease.job.0 as i64, c.lease.claim as i64)) {
                     Ok(())
                 } else {
                     Err(Fenced(c.lease))
@@ -834,20 +855,19 @@ impl Queue for PgQueue {
             return Ok(Vec::new());
         }
         let now = self.now_us();
-        let (ids, attempts) = lease_arrays(leases);
+        let (ids, attempts, claims) = lease_arrays(leases);
         let rows = self.pool.run("releasing claims", |c, _| {
             let st = c.st(&self.sql.release)?;
-            c.query(&st, &[&worker, &now, &ids, &attempts])
+            c.query(&st, &[&worker, &now, &ids, &attempts, &claims])
         })?;
-        let back: rustc_hash::FxHashSet<(i64, i32)> =
-            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let back: rustc_hash::FxHashSet<Lease> = rows.iter().map(|r| lease_at(r, 0)).collect();
         if !back.is_empty() {
             self.notify();
         }
         Ok(leases
             .iter()
             .map(|l| {
-                if back.contains(&(l.job.0 as i64, l.attempt as i32)) {
+                if back.contains(l) {
                     Ok(())
                 } else {
                     Err(Fenced(*l))
@@ -856,78 +876,17 @@ impl Queue for PgQueue {
             .collect())
     }
 
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
-        let now = self.now_us();
-        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
-        let select =
-            self.q("SELECT id, state, run_at FROM runyard.jobs WHERE id = ANY($1) FOR UPDATE");
-        let cancel = self.q(
-            "UPDATE runyard.jobs SET state = 5, finished_at = $2 WHERE id = ANY($1) AND state = 0",
-        );
-        let ask = self
-            .q("UPDATE runyard.jobs SET cancel_requested = true WHERE id = ANY($1) AND state = 2");
-        let found = self.tx("cancelling jobs", |tx| {
-            let found: FxHashMap<i64, (i16, i64)> = tx
-                .query(&select, &[&want])?
-                .iter()
-                .map(|r| (r.get(0), (r.get(1), r.get(2))))
-                .collect();
-            tx.execute(&cancel, &[&want, &now])?;
-            tx.execute(&ask, &[&want])?;
-            Ok(found)
-        })?;
-        Ok(ids
-            .iter()
-            .map(|id| match found.get(&(id.0 as i64)) {
-                None => CancelResult::NotFound,
-                Some((WAITING, _)) => CancelResult::Cancelled,
-                Some((RUNNING, _)) => CancelResult::Requested,
-                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
-            })
-            .collect())
-    }
-
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
-        let now = self.now_us();
-        let sql = self
-            .q("UPDATE runyard.jobs SET state = 5, finished_at = $1 WHERE state = 0 RETURNING id");
-        let mut ids: Vec<JobId> = self
-            .pool
-            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
-            .iter()
-            .map(|r| JobId(r.get::<_, i64>(0) as u64))
-            .collect();
-        ids.sort();
-        Ok(ids)
-    }
-
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
         let now = self.now_us();
-        let cols = "id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims";
         let (select, worker) = match &which {
-            Rescue::Expired => (
-                self.q(&format!(
-                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND lease_until < $1
-                     ORDER BY id FOR UPDATE SKIP LOCKED"
-                )),
-                None,
-            ),
+            Rescue::Expired => (self.q(include_str!("../sql/rescue_expired.sql")), None),
             Rescue::Worker(w) => (
-                self.q(&format!(
-                    "SELECT {cols} FROM runyard.jobs WHERE state = 2 AND worker = $1
-                     ORDER BY id FOR UPDATE SKIP LOCKED"
-                )),
+                self.q(include_str!("../sql/rescue_worker.sql")),
                 Some(w.clone()),
             ),
         };
-        let undo = self.q(
-            "UPDATE runyard.jobs SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL,
-             run_at = LEAST(run_at, $1), lost_claims = lost_claims + 1 WHERE id = $2",
-        );
-        let requeue = self.q(
-            "UPDATE runyard.jobs SET state = $1, run_at = $2, worker = NULL, lease_until = NULL,
-             finished_at = CASE WHEN $1::smallint = 0 THEN NULL ELSE $2::bigint END WHERE id = $3",
-        );
+        let undo = self.q(include_str!("../sql/undo_claim.sql"));
+        let requeue = self.q(include_str!("../sql/requeue.sql"));
         let out = self.tx("rescuing expired leases", |tx| {
             let rows = match &worker {
                 None => tx.query(&select, &[&now])?,
@@ -965,21 +924,6 @@ impl Queue for PgQueue {
         Ok(out)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
-        let now = self.now_us();
-        let sql = self.q(
-            "UPDATE runyard.jobs SET state = 0, run_at = $1, max_attempts = attempt + attempts_per_round,
-             cancel_requested = false, finished_at = NULL WHERE id = $2 AND state IN (4, 5)",
-        );
-        let n = self.pool.run("retrying a job", |c, _| {
-            c.execute(&sql, &[&now, &(id.0 as i64)])
-        })?;
-        if n == 1 {
-            self.notify();
-        }
-        Ok(n == 1)
-    }
-
     fn counts(&self) -> Result<Counts, QueueError> {
         let mut c = Counts::default();
         for (_, t) in self.counts_by_task()? {
@@ -988,106 +932,8 @@ impl Queue for PgQueue {
         Ok(c)
     }
 
-    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
-        let now = self.now_us();
-        let sql = self.q(
-            "SELECT task, state, state = 0 AND run_at > $1, state <> 2 OR started, COUNT(*)
-             FROM runyard.jobs GROUP BY 1, 2, 3, 4 ORDER BY 1",
-        );
-        let rows = self
-            .pool
-            .run("counting jobs", |c, _| c.query(&sql, &[&now]))?;
-        Ok(stored::counts_by_task(rows.iter().map(|r| {
-            (
-                r.get::<_, String>(0),
-                i64::from(r.get::<_, i16>(1)),
-                r.get::<_, bool>(2),
-                r.get::<_, bool>(3),
-                r.get::<_, i64>(4),
-            )
-        })))
-    }
-
-    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
-        let mut v = self.list(&ListFilter {
-            after: Some(JobId(id.0.saturating_sub(1))),
-            limit: 1,
-            ..ListFilter::default()
-        })?;
-        Ok(v.pop().filter(|j| j.id == id))
-    }
-
-    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
-        let now = self.now_us();
-        let (state_code, later): (Option<i16>, Option<bool>) =
-            match filter.state.map(stored::filter_of) {
-                Some((code, later)) => (Some(code as i16), later),
-                None => (None, None),
-            };
-        let after = filter.after.map_or(0, |a| a.0) as i64;
-        let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
-        let jobs_sql = self.q(
-            "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard.jobs
-             WHERE id > $1
-               AND ($2::smallint IS NULL OR state = $2)
-               AND ($3::boolean IS NULL OR (run_at > $4) = $3)
-               AND ($5::text IS NULL OR task = $5)
-             ORDER BY id LIMIT $6",
-        );
-        let attempts_sql = self.q(
-            "SELECT job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail
-             FROM runyard.attempts WHERE job BETWEEN $1 AND $2 ORDER BY job, n",
-        );
-        let task = filter.task.as_deref();
-        let params: [&(dyn ToSql + Sync); 6] = [&after, &state_code, &later, &now, &task, &limit];
-        let (rows, attempts) = self.tx("listing jobs", |tx| {
-            let rows = tx.query(&jobs_sql, &params)?;
-            let attempts = match (rows.first(), rows.last()) {
-                (Some(a), Some(b)) => {
-                    tx.query(&attempts_sql, &[&a.get::<_, i64>(0), &b.get::<_, i64>(0)])?
-                }
-                _ => Vec::new(),
-            };
-            Ok((rows, attempts))
-        })?;
-        let mut jobs: Vec<JobView> = rows
-            .iter()
-            .map(|r| {
-                let state: i16 = r.get(3);
-                let run_at: i64 = r.get(4);
-                let output: Option<&str> = r.get(6);
-                JobView {
-                    id: JobId(r.get::<_, i64>(0) as u64),
-                    task: r.get(1),
-                    params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
-                    state: state_of(state, run_at, now),
-                    attempts: Vec::new(),
-                    output: output
-                        .and_then(|o| Output::from_json(o).ok())
-                        .unwrap_or_default(),
-                    enqueued_at: Timestamp::from_micros(r.get(5)),
-                }
-            })
-            .collect();
-        stored::attach_attempts(
-            &mut jobs,
-            attempts.iter().map(|r| stored::StoredAttempt {
-                job: r.get::<_, i64>(0) as u64,
-                n: r.get::<_, i32>(1) as u32,
-                outcome: r.get(2),
-                started_at: r.get(3),
-                duration_us: r.get(4),
-                queued_us: r.get(5),
-                error: r.get(6),
-                permanent: r.get(7),
-                detail: r.get(8),
-            }),
-        );
-        Ok(jobs)
-    }
-
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let sql = self.q("SELECT MIN(run_at) FROM runyard.jobs WHERE state = 0");
+        let sql = self.q(include_str!("../sql/next_due.sql"));
         let t: Option<i64> = self.pool.run("reading the next run-at", |c, _| {
             let st = c.st(&sql)?;
             Ok(c.query_one(&st, &[])?.get(0))
@@ -1108,7 +954,7 @@ impl Queue for PgQueue {
         let now = self.now_us();
         let lease_us = micros(worker.lease);
         let pid = worker.pid as i32;
-        let lapsed = self.q("DELETE FROM runyard.workers WHERE last_heartbeat + lease_us < $1");
+        let lapsed = self.q(include_str!("../sql/drop_lapsed_workers.sql"));
         let out = self.tx("registering the worker", |tx| {
             // The holder may stop between the insert and the read: then the
             // name is free, and inserting again takes it.
@@ -1137,9 +983,7 @@ impl Queue for PgQueue {
         let Some(me) = self.registered.remove(name) else {
             return Ok(());
         };
-        let sql = self.q(
-            "DELETE FROM runyard.workers WHERE name = $1 AND host = $2 AND pid = $3 AND started_at = $4",
-        );
+        let sql = self.q(include_str!("../sql/unregister_worker.sql"));
         let w = &me.worker;
         let pid = w.pid as i32;
         self.pool
@@ -1147,6 +991,144 @@ impl Queue for PgQueue {
                 c.execute(&sql, &[&w.name, &w.host, &pid, &me.started_at])
             })
             .map(|_| ())
+    }
+}
+
+impl Admin for PgQueue {
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+        let select = self.q(include_str!("../sql/lock_jobs.sql"));
+        let cancel = self.q(include_str!("../sql/cancel_waiting.sql"));
+        let ask = self.q(include_str!("../sql/ask_cancel.sql"));
+        let found = self.tx("cancelling jobs", |tx| {
+            let found: FxHashMap<i64, (i16, i64)> = tx
+                .query(&select, &[&want])?
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            tx.execute(&cancel, &[&want, &now])?;
+            tx.execute(&ask, &[&want])?;
+            Ok(found)
+        })?;
+        Ok(ids
+            .iter()
+            .map(|id| match found.get(&(id.0 as i64)) {
+                None => CancelResult::NotFound,
+                Some((WAITING, _)) => CancelResult::Cancelled,
+                Some((RUNNING, _)) => CancelResult::Requested,
+                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
+            })
+            .collect())
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
+        let sql = self.q(include_str!("../sql/cancel_pending.sql"));
+        let mut ids: Vec<JobId> = self
+            .pool
+            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
+            .iter()
+            .map(|r| JobId(r.get::<_, i64>(0) as u64))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.now_us();
+        let sql = self.q(include_str!("../sql/retry.sql"));
+        let n = self.pool.run("retrying a job", |c, _| {
+            c.execute(&sql, &[&now, &(id.0 as i64)])
+        })?;
+        if n == 1 {
+            self.notify();
+        }
+        Ok(n == 1)
+    }
+}
+
+impl Inspect for PgQueue {
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let now = self.now_us();
+        let sql = self.q(include_str!("../sql/counts_by_task.sql"));
+        let rows = self
+            .pool
+            .run("counting jobs", |c, _| c.query(&sql, &[&now]))?;
+        Ok(stored::counts_by_task(rows.iter().map(|r| {
+            (
+                r.get::<_, String>(0),
+                i64::from(r.get::<_, i16>(1)),
+                r.get::<_, bool>(2),
+                r.get::<_, bool>(3),
+                r.get::<_, i64>(4),
+            )
+        })))
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
+        let mut v = self.list(&ListFilter {
+            after: Some(JobId(id.0.saturating_sub(1))),
+            limit: 1,
+            ..ListFilter::default()
+        })?;
+        Ok(v.pop().filter(|j| j.id == id))
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
+        let now = self.now_us();
+        let state = filter.state.map(JobState::as_str);
+        let after = filter.after.map_or(0, |a| a.0) as i64;
+        let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
+        let jobs_sql = self.q(include_str!("../sql/list.sql"));
+        let attempts_sql = self.q(include_str!("../sql/attempts.sql"));
+        let task = filter.task.as_deref();
+        let params: [&(dyn ToSql + Sync); 5] = [&after, &state, &now, &task, &limit];
+        let (rows, attempts) = self.tx("listing jobs", |tx| {
+            let rows = tx.query(&jobs_sql, &params)?;
+            let attempts = match (rows.first(), rows.last()) {
+                (Some(a), Some(b)) => {
+                    tx.query(&attempts_sql, &[&a.get::<_, i64>(0), &b.get::<_, i64>(0)])?
+                }
+                _ => Vec::new(),
+            };
+            Ok((rows, attempts))
+        })?;
+        let mut jobs: Vec<JobView> = rows
+            .iter()
+            .map(|r| {
+                let state: i16 = r.get(3);
+                let run_at: i64 = r.get(4);
+                let output: Option<&str> = r.get(6);
+                let started: bool = r.get(7);
+                JobView {
+                    id: JobId(r.get::<_, i64>(0) as u64),
+                    task: r.get(1),
+                    params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
+                    state: stored::view_state(i64::from(state), run_at, started, now),
+                    attempts: Vec::new(),
+                    output: output
+                        .and_then(|o| Output::from_json(o).ok())
+                        .unwrap_or_default(),
+                    enqueued_at: Timestamp::from_micros(r.get(5)),
+                }
+            })
+            .collect();
+        stored::attach_attempts(
+            &mut jobs,
+            attempts.iter().map(|r| stored::StoredAttempt {
+                job: r.get::<_, i64>(0) as u64,
+                n: r.get::<_, i32>(1) as u32,
+                outcome: r.get(2),
+                started_at: r.get(3),
+                duration_us: r.get(4),
+                queued_us: r.get(5),
+                error: r.get(6),
+                permanent: r.get(7),
+                detail: r.get(8),
+            }),
+        );
+        Ok(jobs)
     }
 
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {

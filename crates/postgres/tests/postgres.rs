@@ -11,8 +11,8 @@ use runyard_postgres::postgres::{Client, NoTls};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{
-    Completion, Enqueued, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind, SystemClock,
-    Verdict,
+    Completion, Enqueued, Inspect, ListFilter, ManualClock, NewJob, Queue, QueueErrorKind,
+    SystemClock, Verdict,
 };
 
 fn url(name: &str) -> String {
@@ -227,10 +227,14 @@ fn pruning_deletes_old_finished_jobs_and_keeps_the_rest() {
 }
 
 #[test]
-fn activity_names_the_workers_holding_leases() {
+fn activity_names_the_workers_running_attempts() {
     let q = PgQueue::connect(&url("activity")).unwrap();
     q.enqueue((0..3).map(|_| job("t", 1, 0)).collect()).unwrap();
-    q.claim("host-a:1", 2, Duration::from_secs(60)).unwrap();
+    let claimed = q.claim("host-a:1", 2, Duration::from_secs(60)).unwrap();
+    let a = q.activity(Duration::from_secs(60)).unwrap();
+    assert_eq!(a.workers, vec![], "claims not started run nothing yet");
+    let started: Vec<_> = claimed.iter().map(|c| (c.lease(), q.now())).collect();
+    q.started("host-a:1", &started).unwrap();
     let a = q.activity(Duration::from_secs(60)).unwrap();
     assert_eq!(a.workers, vec![("host-a:1".to_string(), 2)]);
     assert!(a.oldest_ready.is_some(), "one job still waits");

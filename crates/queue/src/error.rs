@@ -21,6 +21,10 @@ pub enum QueueErrorKind {
     /// Another worker holds what this one needs: its name was taken over
     /// by a worker that started while this one's heartbeat had lapsed.
     Conflict,
+    /// The queue lacks what the request needs: a job feature it does not
+    /// keep (see [`Capability`](crate::Capability)), or administration or
+    /// inspection. The message names it.
+    Unsupported,
     /// Any other failure of the store.
     Storage,
 }

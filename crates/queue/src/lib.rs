@@ -1,23 +1,36 @@
-//! runyard's queues: the [`Queue`] trait every backend implements, the
+//! runyard's queues: the core [`Queue`] trait every backend implements (the
+//! worker protocol), the capability traits a backend may add ([`Admin`],
+//! [`Inspect`]) and the job features it may keep ([`Capabilities`]), the
 //! [`MemoryQueue`], and (feature `conformance`) the suite every backend must
 //! pass.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod capability;
 mod clock;
+mod counts;
 mod error;
+mod inspect;
 mod memory;
 mod queue;
 pub mod stored;
+mod submit;
+mod workers;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use admin::{Admin, CancelResult};
+pub use capability::{Capabilities, Capability, Durability, Writes};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use counts::Counts;
 pub use error::{QueueError, QueueErrorKind};
+pub use inspect::{Inspect, ListFilter};
 pub use memory::MemoryQueue;
-pub use queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
 pub use queue::{
-    lost_attempt, lost_attempt_message, CancelResult, Claimed, Completion, Counts, Enqueued,
-    Fenced, HeartbeatReply, Lease, ListFilter, NewJob, Queue, Rescue, TaskName, TaskNames, Verdict,
-    Waker, WakerSlot,
+    admit, lost_attempt, lost_attempt_message, Claimed, Completion, Enqueued, Fenced,
+    HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit, TaskName, TaskNames, Verdict, Waker,
+    WakerSlot,
 };
+pub use submit::{LazySubmit, SubmitThread};
+pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

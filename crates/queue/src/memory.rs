@@ -27,13 +27,17 @@ use runyard_core::{
 };
 use rustc_hash::FxHashMap;
 
+use crate::admin::{Admin, CancelResult};
+use crate::capability::{Capabilities, Durability, Writes};
 use crate::clock::{Clock, SystemClock};
+use crate::counts::Counts;
 use crate::error::QueueError;
+use crate::inspect::{Inspect, ListFilter};
 use crate::queue::{
-    CancelResult, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease, ListFilter,
-    NewJob, Queue, Rescue, TaskName, Verdict, Waker, WakerSlot,
+    Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit,
+    TaskName, Verdict, Waker, WakerSlot,
 };
-use crate::queue::{LiveWorker, NameTaken, WorkerInfo};
+use crate::workers::{LiveWorker, NameTaken, WorkerInfo};
 
 /// An in-memory [`Queue`].
 pub struct MemoryQueue {
@@ -97,6 +101,8 @@ struct Rec {
     state: JobState,
     /// Attempts claimed so far (the number of the current or last attempt).
     attempt: u32,
+    /// Claims made so far, undone ones included: the fencing token.
+    claims: u32,
     max_attempts: u32,
     worker: u32,
     cancel_requested: bool,
@@ -114,6 +120,17 @@ struct Rec {
     settings: Arc<JobSettings>,
     attempts: Attempts,
     output: Output,
+}
+
+impl Rec {
+    /// The state a view shows: a claim that has not started is queued, as
+    /// [`Counts`] counts it.
+    fn shown(&self) -> JobState {
+        match self.state {
+            JobState::Running if !self.started => JobState::Queued,
+            s => s,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -278,6 +295,7 @@ impl Ingress {
             task,
             state: JobState::Queued,
             attempt: 0,
+            claims: 0,
             max_attempts: job.settings.max_attempts,
             worker: 0,
             cancel_requested: false,
@@ -399,6 +417,7 @@ impl State {
         let rec = self.rec(i);
         let ok = rec.state == JobState::Running
             && rec.attempt == lease.attempt
+            && u64::from(rec.claims) == lease.claim
             && worker.is_some_and(|w| w == rec.worker);
         ok.then_some(i as u32)
     }
@@ -409,7 +428,7 @@ impl State {
             id: id_of(i as u32),
             task: self.tasks[r.task as usize].to_string(),
             params: r.params.clone(),
-            state: r.state,
+            state: r.shown(),
             attempts: r.attempts.to_vec(),
             output: r.output.clone(),
             enqueued_at: Timestamp::from_micros(r.enqueued_at),
@@ -418,7 +437,19 @@ impl State {
 }
 
 impl Queue for MemoryQueue {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Durability::Process, Writes::BetweenClaims).with_all()
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        Some(self)
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.clock.now().as_micros();
         let out: Vec<Enqueued> = {
             let mut ing = self.lock_ingress();
@@ -431,7 +462,7 @@ impl Queue for MemoryQueue {
         Ok(out)
     }
 
-    fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+    fn insert_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
         let now = self.clock.now().as_micros();
         let e = {
             let mut ing = self.lock_ingress();
@@ -444,8 +475,9 @@ impl Queue for MemoryQueue {
         Ok(e)
     }
 
-    fn is_durable(&self) -> bool {
-        false
+    /// No I/O: the jobs are added as the future is made.
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        Box::pin(std::future::ready(self.insert(jobs)))
     }
 
     fn claim_tasks(
@@ -487,6 +519,7 @@ impl Queue for MemoryQueue {
                     continue;
                 }
                 rec.attempt += 1;
+                rec.claims += 1;
                 rec.worker = w;
                 rec.lease_until = until;
                 rec.claimed_at = now;
@@ -497,6 +530,7 @@ impl Queue for MemoryQueue {
                 out.push(Claimed {
                     id: id_of(i),
                     attempt: rec.attempt,
+                    claim: u64::from(rec.claims),
                     task: st.tasks[rec.task as usize].clone(),
                     params: rec.params.clone(),
                     settings,
@@ -628,41 +662,6 @@ impl Queue for MemoryQueue {
         Ok(out)
     }
 
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
-        let mut st = self.lock();
-        Ok(ids
-            .iter()
-            .map(|&id| {
-                let Some(i) = st.get(id) else {
-                    return CancelResult::NotFound;
-                };
-                match st.rec(i).state {
-                    JobState::Queued | JobState::Scheduled => {
-                        st.set_state(i as u32, JobState::Cancelled);
-                        CancelResult::Cancelled
-                    }
-                    JobState::Running => {
-                        st.rec_mut(i).cancel_requested = true;
-                        CancelResult::Requested
-                    }
-                    s => CancelResult::AlreadyFinished(s),
-                }
-            })
-            .collect())
-    }
-
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
-        let mut st = self.lock();
-        let mut out = Vec::new();
-        for i in 0..st.len {
-            if matches!(st.rec(i).state, JobState::Queued | JobState::Scheduled) {
-                st.set_state(i as u32, JobState::Cancelled);
-                out.push(id_of(i as u32));
-            }
-        }
-        Ok(out)
-    }
-
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
         let now = self.clock.now().as_micros();
         let mut out = Vec::new();
@@ -726,81 +725,9 @@ impl Queue for MemoryQueue {
         Ok(out)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
-        let now = self.clock.now().as_micros();
-        let done = {
-            let mut st = self.lock();
-            let Some(i) = st.get(id) else {
-                return Ok(false);
-            };
-            if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled) {
-                return Ok(false);
-            }
-            let rec = st.rec_mut(i);
-            rec.max_attempts = rec.attempt + rec.settings.max_attempts;
-            rec.cancel_requested = false;
-            st.make_waiting(i as u32, now, now);
-            true
-        };
-        self.wake();
-        Ok(done)
-    }
-
     fn counts(&self) -> Result<Counts, QueueError> {
         let st = self.lock_due();
         Ok(counted(st.counts, st.unstarted))
-    }
-
-    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
-        let st = self.lock_due();
-        let mut by = vec![(Counts::default(), 0u64); st.tasks.len()];
-        for i in 0..st.len {
-            let r = st.rec(i);
-            let (counts, unstarted) = &mut by[r.task as usize];
-            *counts.get_mut(r.state) += 1;
-            if r.state == JobState::Running && !r.started {
-                *unstarted += 1;
-            }
-        }
-        let mut out: Vec<(String, Counts)> = st
-            .tasks
-            .iter()
-            .zip(by)
-            .filter(|(_, (c, _))| c.total() > 0)
-            .map(|(t, (c, u))| (t.to_string(), counted(c, u)))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
-        let st = self.lock_due();
-        Ok(st.get(id).map(|i| st.view(i)))
-    }
-
-    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
-        let st = self.lock_due();
-        let start = filter.after.map_or(0, |a| a.0 as usize);
-        let limit = if filter.limit == 0 {
-            usize::MAX
-        } else {
-            filter.limit
-        };
-        let task = match &filter.task {
-            Some(t) => match st.tasks.iter().position(|n| n.as_str() == t.as_str()) {
-                Some(p) => Some(p as u32),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
-        Ok((start..st.len)
-            .filter(|&i| {
-                let r = st.rec(i);
-                filter.state.is_none_or(|s| s == r.state) && task.is_none_or(|t| t == r.task)
-            })
-            .take(limit)
-            .map(|i| st.view(i))
-            .collect())
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
@@ -860,6 +787,117 @@ impl Queue for MemoryQueue {
     fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
         self.lock_registered().remove(name);
         Ok(())
+    }
+}
+
+impl Admin for MemoryQueue {
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let mut st = self.lock();
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                let Some(i) = st.get(id) else {
+                    return CancelResult::NotFound;
+                };
+                match st.rec(i).state {
+                    JobState::Queued | JobState::Scheduled => {
+                        st.set_state(i as u32, JobState::Cancelled);
+                        CancelResult::Cancelled
+                    }
+                    JobState::Running => {
+                        st.rec_mut(i).cancel_requested = true;
+                        CancelResult::Requested
+                    }
+                    s => CancelResult::AlreadyFinished(s),
+                }
+            })
+            .collect())
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        for i in 0..st.len {
+            if matches!(st.rec(i).state, JobState::Queued | JobState::Scheduled) {
+                st.set_state(i as u32, JobState::Cancelled);
+                out.push(id_of(i as u32));
+            }
+        }
+        Ok(out)
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.clock.now().as_micros();
+        let done = {
+            let mut st = self.lock();
+            let Some(i) = st.get(id) else {
+                return Ok(false);
+            };
+            if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled) {
+                return Ok(false);
+            }
+            let rec = st.rec_mut(i);
+            rec.max_attempts = rec.attempt + rec.settings.max_attempts;
+            rec.cancel_requested = false;
+            st.make_waiting(i as u32, now, now);
+            true
+        };
+        self.wake();
+        Ok(done)
+    }
+}
+
+impl Inspect for MemoryQueue {
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let st = self.lock_due();
+        let mut by = vec![(Counts::default(), 0u64); st.tasks.len()];
+        for i in 0..st.len {
+            let r = st.rec(i);
+            let (counts, unstarted) = &mut by[r.task as usize];
+            *counts.get_mut(r.state) += 1;
+            if r.state == JobState::Running && !r.started {
+                *unstarted += 1;
+            }
+        }
+        let mut out: Vec<(String, Counts)> = st
+            .tasks
+            .iter()
+            .zip(by)
+            .filter(|(_, (c, _))| c.total() > 0)
+            .map(|(t, (c, u))| (t.to_string(), counted(c, u)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
+        let st = self.lock_due();
+        Ok(st.get(id).map(|i| st.view(i)))
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
+        let st = self.lock_due();
+        let start = filter.after.map_or(0, |a| a.0 as usize);
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        let task = match &filter.task {
+            Some(t) => match st.tasks.iter().position(|n| n.as_str() == t.as_str()) {
+                Some(p) => Some(p as u32),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        Ok((start..st.len)
+            .filter(|&i| {
+                let r = st.rec(i);
+                filter.state.is_none_or(|s| s == r.shown()) && task.is_none_or(|t| t == r.task)
+            })
+            .take(limit)
+            .map(|i| st.view(i))
+            .collect())
     }
 
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {

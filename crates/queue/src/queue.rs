@@ -1,30 +1,48 @@
-//! The queue trait: what every backend (memory, SQLite, PostgreSQL) does.
+//! The core queue trait: the worker protocol every backend (memory, SQLite,
+//! PostgreSQL) implements, and the types it speaks in. What a backend may
+//! have beyond it is in `capability.rs` (job features), `admin.rs` and
+//! `inspect.rs` (capability traits).
 //!
 //! # Lifecycle and fencing
 //!
 //! `enqueue` puts a job in `queued` (or `scheduled` when it has a future
 //! run-at). `claim` moves ready jobs to `running` under a lease owned by a
-//! named worker and bumps the job's attempt number; that number is the
-//! fencing token. Every later call about that attempt (`heartbeat`,
-//! `complete`, `release`) carries a [`Lease`] = (job, attempt) and is refused
-//! when the job is no longer running that attempt: a worker whose lease was
-//! taken over can never record an outcome. A worker tells the queue when a
-//! claimed attempt actually starts (`started`): claims are made ahead of
-//! time, and one that never started did not cost an attempt. `rescue` puts
-//! running jobs whose lease expired (or whose worker is known dead) back to
-//! `queued`: an attempt that had started is recorded as `crashed` (and the
-//! job is `dead` when that was its last attempt); a claim that had not
-//! started is simply undone.
+//! named worker, bumps the job's attempt number and its claim number; the
+//! claim number is the fencing token. It only grows: a claim that is undone
+//! (released, or rescued before it started) gives its attempt number back,
+//! so the next claim may carry the same attempt number, but never the same
+//! claim number. Every later call about that attempt (`started`,
+//! `heartbeat`, `complete`, `release`) carries a [`Lease`] = (job, attempt,
+//! claim) and is refused when the job is no longer running under that
+//! claim: a worker whose lease was taken over can never record an outcome,
+//! even when the job was claimed again under the same attempt number. A
+//! worker tells the queue when a claimed attempt actually starts
+//! (`started`): claims are made ahead of time, and one that never started
+//! did not cost an attempt. `rescue` puts running jobs whose lease expired
+//! (or whose worker is known dead) back to `queued`: an attempt that had
+//! started is recorded as `crashed` (and the job is `dead` when that was
+//! its last attempt); a claim that had not started is simply undone.
+//!
+//! # Submitting
+//!
+//! `enqueue` (and `enqueue_async`, for async code) first checks what each
+//! job needs ([`NewJob::needs`]) against the queue's [`Capabilities`], in
+//! [`admit`]: a batch with a job the queue cannot keep is refused whole,
+//! naming the capability, before the backend sees it. Backends implement
+//! `insert` and `insert_async`, which take admitted jobs.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::{
-    AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Output, Timestamp,
-};
+use runyard_core::{AttemptRecord, JobId, JobParams, JobSettings, Output, Timestamp};
 
-use crate::error::QueueError;
+use crate::admin::Admin;
+use crate::capability::{Capabilities, Capability};
+use crate::counts::Counts;
+use crate::error::{QueueError, QueueErrorKind};
+use crate::inspect::Inspect;
+use crate::workers::{NameTaken, WorkerInfo};
 
 pub use runyard_core::TaskName;
 
@@ -41,6 +59,42 @@ pub struct NewJob {
     pub run_at: Option<Timestamp>,
     /// A job whose key is already in the queue (in any state) is not added again.
     pub idempotency_key: Option<String>,
+}
+
+impl NewJob {
+    /// The capabilities a queue needs to keep this job.
+    pub fn needs(&self) -> impl Iterator<Item = Capability> {
+        [
+            self.run_at.is_some().then_some(Capability::RunAt),
+            self.idempotency_key
+                .is_some()
+                .then_some(Capability::IdempotencyKeys),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Checks that a queue with `caps` can keep every job of a batch: the one
+/// place a job is refused for what it needs.
+pub fn admit(caps: &Capabilities, jobs: &[NewJob]) -> Result<(), QueueError> {
+    for (i, j) in jobs.iter().enumerate() {
+        if let Some(c) = j.needs().find(|c| !caps.has(*c)) {
+            let which = if jobs.len() == 1 {
+                String::new()
+            } else {
+                format!(" (job {} of {} in the batch)", i + 1, jobs.len())
+            };
+            return Err(QueueError::new(
+                QueueErrorKind::Unsupported,
+                format!(
+                    "this queue does not keep {c}: a job of task `{}` needs them{which}; nothing was enqueued",
+                    j.task
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What `enqueue` did with one job.
@@ -66,8 +120,10 @@ impl Enqueued {
 pub struct Claimed {
     /// The job.
     pub id: JobId,
-    /// This attempt's number (from 1): the fencing token.
+    /// This attempt's number (from 1), as records show it.
     pub attempt: u32,
+    /// This claim's number: the fencing token (see the module's opening).
+    pub claim: u64,
     /// The task.
     pub task: TaskName,
     /// The parameters.
@@ -84,6 +140,7 @@ impl Claimed {
         Lease {
             job: self.id,
             attempt: self.attempt,
+            claim: self.claim,
         }
     }
 }
@@ -93,8 +150,10 @@ impl Claimed {
 pub struct Lease {
     /// The job.
     pub job: JobId,
-    /// The attempt number.
+    /// The attempt number (what records show).
     pub attempt: u32,
+    /// The claim number, the fencing token: it never repeats for a job.
+    pub claim: u64,
 }
 
 /// How an attempt ends the job's `running` state.
@@ -158,205 +217,84 @@ pub enum Rescue {
     Worker(String),
 }
 
-/// What `cancel` did with one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelResult {
-    /// It was queued or scheduled and is now cancelled.
-    Cancelled,
-    /// It is running; its worker is asked to stop it.
-    Requested,
-    /// It had already finished (in this state).
-    AlreadyFinished(JobState),
-    /// No such job.
-    NotFound,
-}
-
-/// Jobs per state.
-///
-/// A job claimed ahead of time whose attempt has not started (it waits for
-/// a thread or a worker process) is counted `queued`, never `running`: as
-/// far as a queue knows, an attempt starts when its worker says so
-/// ([`Queue::started`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Counts {
-    /// Waiting to be claimed, or claimed and not started.
-    pub queued: u64,
-    /// Waiting for their run-at.
-    pub scheduled: u64,
-    /// Running: claimed, and the attempt has started.
-    pub running: u64,
-    /// Succeeded.
-    pub succeeded: u64,
-    /// Dead.
-    pub dead: u64,
-    /// Cancelled.
-    pub cancelled: u64,
-}
-
-impl Counts {
-    /// Every job.
-    pub fn total(&self) -> u64 {
-        self.queued + self.scheduled + self.running + self.succeeded + self.dead + self.cancelled
-    }
-
-    /// Jobs not yet in a terminal state.
-    pub fn unfinished(&self) -> u64 {
-        self.queued + self.scheduled + self.running
-    }
-
-    /// The count for one state.
-    pub fn get(&self, s: JobState) -> u64 {
-        match s {
-            JobState::Queued => self.queued,
-            JobState::Scheduled => self.scheduled,
-            JobState::Running => self.running,
-            JobState::Succeeded => self.succeeded,
-            JobState::Dead => self.dead,
-            JobState::Cancelled => self.cancelled,
-        }
-    }
-
-    /// The count for one state, to change it.
-    pub fn get_mut(&mut self, s: JobState) -> &mut u64 {
-        match s {
-            JobState::Queued => &mut self.queued,
-            JobState::Scheduled => &mut self.scheduled,
-            JobState::Running => &mut self.running,
-            JobState::Succeeded => &mut self.succeeded,
-            JobState::Dead => &mut self.dead,
-            JobState::Cancelled => &mut self.cancelled,
-        }
-    }
-}
-
-impl std::ops::AddAssign<&Counts> for Counts {
-    fn add_assign(&mut self, other: &Counts) {
-        for s in JobState::ALL {
-            *self.get_mut(s) += other.get(s);
-        }
-    }
-}
-
-/// Which jobs `list` returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    /// Only jobs in this state.
-    pub state: Option<JobState>,
-    /// Only jobs of this task.
-    pub task: Option<String>,
-    /// Only jobs with a larger id (for paging).
-    pub after: Option<JobId>,
-    /// At most this many (0 = no limit).
-    pub limit: usize,
-}
+/// What [`Queue::enqueue_async`] returns: a future that blocks no thread
+/// polling it on I/O.
+pub type Submit<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Enqueued>, QueueError>> + Send + 'a>,
+>;
 
 /// A callback a queue calls when new work may be ready (a job was
 /// enqueued, released, rescued or scheduled for retry).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
-/// A worker process, as it registers with a queue (see
-/// [`Queue::register_worker`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerInfo {
-    /// Its name: the one its leases are held under, unique among live workers.
-    pub name: String,
-    /// The machine it runs on.
-    pub host: String,
-    /// Its process id there.
-    pub pid: u32,
-    /// How long after its last heartbeat it counts as gone: its lease.
-    pub lease: Duration,
-}
-
-impl WorkerInfo {
-    /// This process, under `name`, heartbeating within `lease`.
-    pub fn this_process(name: impl Into<String>, lease: Duration) -> WorkerInfo {
-        WorkerInfo {
-            name: name.into(),
-            host: host_name(),
-            pid: std::process::id(),
-            lease,
-        }
-    }
-}
-
-/// This machine's host name (`localhost` when it cannot be read).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// A registered worker whose heartbeat has not lapsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveWorker {
-    /// The worker, as it registered.
-    pub worker: WorkerInfo,
-    /// When it registered.
-    pub started_at: Timestamp,
-    /// Its last heartbeat (registering counts as the first).
-    pub last_heartbeat: Timestamp,
-    /// Jobs it holds leases on now.
-    pub leases: u64,
-}
-
-impl LiveWorker {
-    /// Whether its heartbeat has lapsed at `now`: it is gone.
-    pub fn lapsed(&self, now: Timestamp) -> bool {
-        self.last_heartbeat.saturating_add(self.worker.lease) < now
-    }
-}
-
-/// A refused registration: a live worker holds the name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameTaken(pub LiveWorker);
-
-impl fmt::Display for NameTaken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = &self.0.worker;
-        write!(
-            f,
-            "the worker name `{}` is held by a live worker: pid {} on {}, since {} \
-             (its last heartbeat at {}; a worker that died frees its name once its \
-             heartbeat has lapsed for its lease of {})",
-            w.name,
-            w.pid,
-            w.host,
-            self.0.started_at,
-            self.0.last_heartbeat,
-            runyard_core::format_duration(w.lease)
-        )
-    }
-}
-
-/// A queue of jobs. Every operation is atomic; batches are all-or-nothing.
+/// A queue of jobs: the worker protocol. Every operation is atomic; batches
+/// are all-or-nothing.
 ///
 /// Implementations: the in-memory [`crate::MemoryQueue`], and the SQLite
-/// and PostgreSQL queues in their own crates. Each passes
-/// the conformance suite (the `conformance` module, feature `conformance`).
+/// and PostgreSQL queues in their own crates. Each passes the conformance
+/// suite (the `conformance` module, feature `conformance`);
+/// `docs/backends.md` says how to write another.
 pub trait Queue: Send + Sync + fmt::Debug + 'static {
-    /// Adds jobs, in order.
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError>;
+    /// What this queue is and which job features it keeps.
+    fn capabilities(&self) -> Capabilities;
 
-    /// Adds one job.
+    /// Administration (cancel, retry), if the queue has it.
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        None
+    }
+
+    /// Inspection (jobs, counts per task, live workers), if the queue has it.
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        None
+    }
+
+    /// Administration, or an error naming it when the queue has none.
+    fn admin(&self) -> Result<&dyn Admin, QueueError> {
+        self.as_admin()
+            .ok_or_else(|| missing("administration (cancel, retry)"))
+    }
+
+    /// Inspection, or an error naming it when the queue has none.
+    fn inspect(&self) -> Result<&dyn Inspect, QueueError> {
+        self.as_inspect()
+            .ok_or_else(|| missing("inspection (jobs, their attempts, workers)"))
+    }
+
+    /// Adds jobs, in order, once [`admit`] has found that the queue keeps
+    /// what each needs. Not to be overridden: backends implement
+    /// [`Queue::insert`].
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        admit(&self.capabilities(), &jobs)?;
+        self.insert(jobs)
+    }
+
+    /// Adds one job (see [`Queue::enqueue`]).
     fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
-        Ok(self.enqueue(vec![job])?.remove(0))
+        admit(&self.capabilities(), std::slice::from_ref(&job))?;
+        self.insert_one(job)
     }
 
-    /// Whether jobs outlive this process (workers then heartbeat and rescue
-    /// on a schedule; an in-process queue has no other worker to lose).
-    fn is_durable(&self) -> bool {
-        true
+    /// [`Queue::enqueue`] for async code: the future never blocks the
+    /// thread that polls it on I/O (a backend that writes with a blocking
+    /// driver does so on a thread of its own).
+    fn enqueue_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        match admit(&self.capabilities(), &jobs) {
+            Ok(()) => self.insert_async(jobs),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
-    /// Whether outcomes are best written from a thread of their own while
-    /// the worker claims (a server with a connection each), rather than
-    /// between claims (a file with one writer at a time).
-    fn writes_concurrently(&self) -> bool {
-        false
+    /// Adds admitted jobs, in order (see [`Queue::enqueue`]).
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError>;
+
+    /// Adds one admitted job.
+    fn insert_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        Ok(self.insert(vec![job])?.remove(0))
     }
+
+    /// Adds admitted jobs from async code, blocking no thread that polls
+    /// the future (see [`Queue::enqueue_async`]).
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_>;
 
     /// Claims up to `max` ready jobs for `worker` (highest priority first,
     /// then earliest run-at, then id), each under a lease of `lease`.
@@ -406,13 +344,6 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
         leases: &[Lease],
     ) -> Result<Vec<Result<(), Fenced>>, QueueError>;
 
-    /// Cancels jobs: queued and scheduled ones at once, running ones by
-    /// asking their worker (see [`HeartbeatReply::cancel_requested`]).
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError>;
-
-    /// Cancels every queued and scheduled job; returns their ids.
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError>;
-
     /// Puts running jobs back (see [`Rescue`]); returns their ids. A lost
     /// attempt that had started is recorded as `crashed`, and a job that
     /// has used all its attempts becomes `dead`; a claim that had not
@@ -422,42 +353,9 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// recorded ends dead rather than being retried for ever).
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError>;
 
-    /// Puts a dead or cancelled job back to `queued` with a fresh set of
-    /// attempts (its earlier attempts stay in its record).
-    fn retry(&self, id: JobId) -> Result<bool, QueueError>;
-
     /// Jobs per state (see [`Counts`] for how a claim that has not started
     /// is counted).
     fn counts(&self) -> Result<Counts, QueueError>;
-
-    /// One job with its attempts.
-    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError>;
-
-    /// Jobs by id, filtered and paged.
-    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
-
-    /// Counts per state for each task, by task name, as [`Queue::counts`]
-    /// counts them. The default reads every job a page at a time and counts
-    /// it by its view's state, so it counts a claim not yet started as
-    /// running: a backend that records starts overrides it.
-    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
-        let mut by: std::collections::BTreeMap<String, Counts> = Default::default();
-        let mut after = None;
-        loop {
-            let page = self.list(&ListFilter {
-                after,
-                limit: 1024,
-                ..ListFilter::default()
-            })?;
-            after = page.last().map(|v| v.id);
-            for v in &page {
-                *by.entry(v.task.clone()).or_default().get_mut(v.state) += 1;
-            }
-            if page.len() < 1024 {
-                return Ok(by.into_iter().collect());
-            }
-        }
-    }
 
     /// When a claim can next find a job: a time not after now if some job
     /// is queued, the earliest run-at of the scheduled ones otherwise, and
@@ -492,11 +390,13 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
         let _ = name;
         Ok(())
     }
+}
 
-    /// The registered workers whose heartbeat has not lapsed, by name.
-    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
-        Ok(Vec::new())
-    }
+fn missing(what: &str) -> QueueError {
+    QueueError::new(
+        QueueErrorKind::Unsupported,
+        format!("this queue has no {what}"),
+    )
 }
 
 /// Where a queue keeps its [`Waker`]: set (and replaced) rarely, called on

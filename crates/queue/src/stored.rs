@@ -32,6 +32,56 @@ pub const DEAD: i64 = 4;
 /// Cancelled.
 pub const CANCELLED: i64 = 5;
 
+/// The state codes by the names SQL files write them in: a statement says
+/// `state = {RUNNING}`, and [`render_states`] puts the code in when the
+/// backend loads it.
+pub const STATE_NAMES: [(&str, i64); 5] = [
+    ("{WAITING}", WAITING),
+    ("{RUNNING}", RUNNING),
+    ("{SUCCEEDED}", SUCCEEDED),
+    ("{DEAD}", DEAD),
+    ("{CANCELLED}", CANCELLED),
+];
+
+/// An SQL file's text with each state's name in braces (see
+/// [`STATE_NAMES`]) replaced by its code. A backend renders its files once
+/// and checks, in a test, that none has a brace left ([`unrendered`]).
+pub fn render_states(sql: &str) -> String {
+    STATE_NAMES.iter().fold(sql.to_string(), |s, (name, code)| {
+        s.replace(name, &code.to_string())
+    })
+}
+
+/// The first placeholder left in a rendered statement (a misspelled state
+/// name), if any.
+pub fn unrendered(sql: &str) -> Option<&str> {
+    let i = sql.find('{')?;
+    let end = sql[i..].find('}').map_or(sql.len(), |e| i + e + 1);
+    Some(&sql[i..end])
+}
+
+/// Checks one SQL file of a backend: every placeholder renders, and no
+/// `state` is compared with a number (codes are written by name). For the
+/// backends' tests of their `sql/` folders.
+pub fn check_statement(file: &str, text: &str) -> Result<(), String> {
+    if let Some(p) = unrendered(&render_states(text)) {
+        return Err(format!("{file}: unknown placeholder {p}"));
+    }
+    let s: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<String>()
+        .replace(char::is_whitespace, "");
+    for op in ["state=", "state<>", "state>=", "stateIN("] {
+        for (i, _) in s.match_indices(op) {
+            if s[i + op.len()..].starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(format!("{file}: a state code written as a number"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The state of a row with this code and run-at, at `now` (microseconds).
 pub fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
     match code {
@@ -49,6 +99,16 @@ pub fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
 /// counted queued, never running (see [`Counts`]).
 pub fn counted_state(code: i64, later: bool, started: bool) -> JobState {
     match state_of(code, i64::from(later), 0) {
+        JobState::Running if !started => JobState::Queued,
+        s => s,
+    }
+}
+
+/// The state a job's view shows, by its row's code, run-at and whether its
+/// attempt has started, at `now`: as [`counted_state`] counts it (a claim
+/// that has not started is queued).
+pub fn view_state(code: i64, run_at: i64, started: bool, now: i64) -> JobState {
+    match state_of(code, run_at, now) {
         JobState::Running if !started => JobState::Queued,
         s => s,
     }
@@ -203,4 +263,22 @@ pub fn name_taken_over(name: &str) -> QueueError {
              its lease); its leases are lost, and it stops"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_render_as_their_codes() {
+        let sql = "state IN ({WAITING}, {RUNNING}, {SUCCEEDED}, {DEAD}, {CANCELLED})";
+        let want = format!("state IN ({WAITING}, {RUNNING}, {SUCCEEDED}, {DEAD}, {CANCELLED})");
+        assert_eq!(render_states(sql), want);
+        assert_eq!(unrendered(&render_states(sql)), None);
+        assert_eq!(unrendered("state = {RUNING} AND"), Some("{RUNING}"));
+        assert!(check_statement("a.sql", "SELECT 1 WHERE state = {RUNNING}").is_ok());
+        assert!(check_statement("b.sql", "SELECT 1 WHERE state = 2").is_err());
+        assert!(check_statement("c.sql", "WHERE state IN (4, 5)").is_err());
+        assert!(check_statement("d.sql", "WHERE state = {RUNING}").is_err());
+    }
 }

@@ -103,13 +103,17 @@ pub use runyard_engine::{
 pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
 
-/// Queues: the trait, the in-memory queue, and what they exchange.
+/// Queues: the core trait (the worker protocol), the capability traits
+/// ([`Admin`](queue::Admin), [`Inspect`](queue::Inspect)) and job features
+/// ([`Capabilities`](queue::Capabilities)) a queue may have, the in-memory
+/// queue, and what they exchange.
 pub mod queue {
     pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{
-        CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
-        ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind, Rescue,
-        SystemClock, TaskName, Verdict, Waker,
+        Admin, CancelResult, Capabilities, Capability, Claimed, Clock, Completion, Counts,
+        Durability, Enqueued, Fenced, HeartbeatReply, Inspect, Lease, ListFilter, ManualClock,
+        MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind, Rescue, Submit, SystemClock,
+        TaskName, Verdict, Waker, Writes,
     };
 }
 
@@ -122,11 +126,13 @@ pub mod sqlite {
 
 /// The PostgreSQL queue: workers on many machines drain one queue
 /// (feature `postgres`).
+///
+/// [`PgQueue::enqueue_in`](postgres::PgQueue::enqueue_in) adds jobs inside
+/// the caller's own transaction of the `postgres` crate (0.19): depend on
+/// that crate yourself; the method follows that driver's versions.
 #[cfg(feature = "postgres")]
 pub mod postgres {
-    pub use runyard_postgres::{
-        postgres as driver, Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION,
-    };
+    pub use runyard_postgres::{Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 }
 
 /// Executors, for those who build their own worker loop, and commands run

@@ -2,11 +2,11 @@
 -- SQLite has no SKIP LOCKED: a claim runs in a write transaction (one writer
 -- at a time), so this select-and-update is atomic.
 UPDATE runyard_jobs
-SET state = 2, attempt = attempt + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
+SET state = {RUNNING}, attempt = attempt + 1, claims = claims + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
 WHERE id IN (
     SELECT id FROM runyard_jobs
-    WHERE state = 0 AND run_at <= ?3
+    WHERE state = {WAITING} AND run_at <= ?3
     ORDER BY priority DESC, run_at, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims

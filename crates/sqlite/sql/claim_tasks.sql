@@ -1,10 +1,10 @@
 -- As claim.sql, only jobs of the tasks in the JSON array ?5.
 UPDATE runyard_jobs
-SET state = 2, attempt = attempt + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
+SET state = {RUNNING}, attempt = attempt + 1, claims = claims + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
 WHERE id IN (
     SELECT id FROM runyard_jobs
-    WHERE state = 0 AND run_at <= ?3 AND task IN (SELECT value FROM json_each(?5))
+    WHERE state = {WAITING} AND run_at <= ?3 AND task IN (SELECT value FROM json_each(?5))
     ORDER BY priority DESC, run_at, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims

@@ -13,6 +13,7 @@
 
 mod open;
 mod queue;
+mod sql;
 
 pub use open::{OpenMode, SCHEMA_VERSION};
 pub use queue::SqliteQueue;

@@ -5,13 +5,16 @@ use std::path::Path;
 use runyard_queue::{QueueError, QueueErrorKind};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::sql::SQL;
+
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_workers.sql"),
+    include_str!("../migrations/0003_claims.sql"),
 ];
 
 /// What opening a state file may do.
@@ -107,9 +110,7 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<(Connection, u32), Que
         .map_err(sql_err)?;
     // Read-only checks first: nothing below writes until the file is known.
     let tables: Vec<String> = {
-        let mut st = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .map_err(|e| not_ours(path, e))?;
+        let mut st = conn.prepare(&SQL.tables).map_err(|e| not_ours(path, e))?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(|e| not_ours(path, e))?;
@@ -118,11 +119,7 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<(Connection, u32), Que
     };
     let version: u32 = if tables.iter().any(|t| t == "runyard_meta") {
         let v: Option<String> = conn
-            .query_row(
-                "SELECT value FROM runyard_meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(&SQL.meta_get, ["schema_version"], |r| r.get(0))
             .optional()
             .map_err(sql_err)?;
         v.and_then(|v| v.parse().ok()).ok_or_else(|| {
@@ -192,13 +189,9 @@ fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let to = i as u32 + 1;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let r = conn.execute_batch(sql).and_then(|_| {
-            conn.execute(
-                "INSERT INTO runyard_meta (key, value) VALUES ('schema_version', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [to.to_string()],
-            )
-        });
+        let r = conn
+            .execute_batch(sql)
+            .and_then(|_| conn.execute(&SQL.meta_set, ["schema_version", &to.to_string()]));
         match r {
             Ok(_) => conn.execute_batch("COMMIT")?,
             Err(e) => {

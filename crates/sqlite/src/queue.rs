@@ -1,4 +1,6 @@
-//! The SQLite queue.
+//! The SQLite queue: one concept, the `Queue`, `Admin` and `Inspect`
+//! implementations over one file (its statements are in `sql/`, loaded by
+//! `sql.rs`; opening and migrating the file is `open.rs`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,31 +8,25 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobView, Mode, OutcomeKind, Output,
-    TaskName, Timestamp,
+    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, OutcomeKind,
+    Output, TaskName, Timestamp,
 };
 use runyard_queue::{
-    CancelResult, Claimed, Clock, Completion, Counts, Enqueued, Fenced, HeartbeatReply, Lease,
-    ListFilter, NewJob, Queue, QueueError, Rescue, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot,
+    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
+    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
+    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::open::{open, sql_err, OpenMode};
+use crate::sql::SQL;
 
 use runyard_queue::stored::{
-    attach_attempts, counted_state, counts_by_task, filter_of, name_taken_over, sort_claims,
-    state_of, Registered, Registrations, StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED,
+    attach_attempts, counted_state, counts_by_task, name_taken_over, sort_claims, state_of,
+    view_state, Registered, Registrations, StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED,
     WAITING,
 };
-
-const CLAIM: &str = include_str!("../sql/claim.sql");
-const CLAIM_TASKS: &str = include_str!("../sql/claim_tasks.sql");
-const FINISH: &str = include_str!("../sql/finish.sql");
-const INSERT_ATTEMPT: &str = include_str!("../sql/insert_attempt.sql");
-const INSERT_JOB: &str = include_str!("../sql/insert_job.sql");
-const LIVE_WORKERS: &str = include_str!("../sql/live_workers.sql");
 
 /// A [`Queue`] in an SQLite file.
 pub struct SqliteQueue {
@@ -43,6 +39,8 @@ pub struct SqliteQueue {
     /// file was opened to inspect it).
     version: u32,
     registered: Registrations,
+    /// Where async callers enqueue (see [`Queue::insert_async`]).
+    submit: LazySubmit,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -76,6 +74,7 @@ impl SqliteQueue {
             names: TaskNames::new(),
             version,
             registered: Registrations::new(),
+            submit: LazySubmit::new(),
         })
     }
 
@@ -88,16 +87,9 @@ impl SqliteQueue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying
-    /// while another process holds the write lock.
+    /// Runs `f` in one write transaction (see [`write_on`]).
     fn write<T>(&self, f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T, QueueError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        let out = f(&tx).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        Ok(out)
+        write_on(&mut self.lock(), f)
     }
 
     fn now_us(&self) -> i64 {
@@ -111,11 +103,7 @@ impl SqliteQueue {
     /// The workers holding leases now (for a resume to rescue those known dead).
     pub fn lease_holders(&self) -> Result<Vec<String>, QueueError> {
         let conn = self.lock();
-        let mut st = conn
-            .prepare(
-                "SELECT DISTINCT worker FROM runyard_jobs WHERE state = 2 AND worker IS NOT NULL",
-            )
-            .map_err(sql_err)?;
+        let mut st = conn.prepare_cached(&SQL.lease_holders).map_err(sql_err)?;
         let rows = st.query_map([], |r| r.get(0)).map_err(sql_err)?;
         rows.collect::<Result<_, _>>().map_err(sql_err)
     }
@@ -123,25 +111,15 @@ impl SqliteQueue {
     /// A value stored with the run (e.g. how it was started).
     pub fn meta(&self, key: &str) -> Result<Option<String>, QueueError> {
         self.lock()
-            .query_row(
-                "SELECT value FROM runyard_meta WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
+            .query_row(&SQL.meta_get, [key], |r| r.get(0))
             .optional()
             .map_err(sql_err)
     }
 
     /// Stores a value with the run.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), QueueError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO runyard_meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-        })
-        .map(|_| ())
+        self.write(|tx| tx.execute(&SQL.meta_set, [key, value]))
+            .map(|_| ())
     }
 }
 
@@ -151,7 +129,7 @@ fn outcome_name(o: OutcomeKind) -> &'static str {
 
 fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Result<usize> {
     let e = r.error.as_deref();
-    tx.prepare_cached(INSERT_ATTEMPT)?.execute(params![
+    tx.prepare_cached(&SQL.insert_attempt)?.execute(params![
         job.0 as i64,
         r.number,
         outcome_name(r.outcome),
@@ -164,6 +142,51 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
     ])
 }
 
+/// Adds jobs in `tx` at time `now`.
+fn insert_jobs(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
+    let mut insert = tx.prepare_cached(&SQL.insert_job)?;
+    let mut find = tx.prepare_cached(&SQL.find_key)?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let s = &j.settings;
+        let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+        let n = insert.execute(params![
+            j.task.as_str(),
+            j.params.as_json(),
+            s.priority,
+            run_at,
+            now,
+            s.max_attempts,
+            s.backoff.to_string(),
+            s.timeout.map(|t| t.as_micros() as i64),
+            s.mode.as_str(),
+            s.isolate,
+            j.idempotency_key.as_deref(),
+        ])?;
+        out.push(if n == 1 {
+            Enqueued::New(JobId(tx.last_insert_rowid() as u64))
+        } else {
+            let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
+            Enqueued::Duplicate(JobId(id as u64))
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying while
+/// another process holds the write lock.
+fn write_on<T>(
+    conn: &mut Connection,
+    f: impl Fn(&Tx<'_>) -> rusqlite::Result<T>,
+) -> Result<T, QueueError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let out = f(&tx).map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    Ok(out)
+}
+
 fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
     let backoff: String = r.get(5)?;
     let mode: String = r.get(8)?;
@@ -173,6 +196,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
+        claim: r.get::<_, i64>(11)? as u64,
         task: q.names.get(r.get(2)?),
         params: JobParams::from_trusted_json(&r.get::<_, String>(3)?),
         settings: JobSettings {
@@ -188,44 +212,38 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
 }
 
 impl Queue for SqliteQueue {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        Some(self)
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_us();
-        let out = self.write(|tx| {
-            let mut insert = tx.prepare_cached(INSERT_JOB)?;
-            let mut find =
-                tx.prepare_cached("SELECT id FROM runyard_jobs WHERE idempotency_key = ?1")?;
-            let mut out = Vec::with_capacity(jobs.len());
-            for j in &jobs {
-                let s = &j.settings;
-                let run_at = j.run_at.map_or(now, Timestamp::as_micros);
-                let n = insert.execute(params![
-                    j.task.as_str(),
-                    j.params.as_json(),
-                    s.priority,
-                    run_at,
-                    now,
-                    s.max_attempts,
-                    s.backoff.to_string(),
-                    s.timeout.map(|t| t.as_micros() as i64),
-                    s.mode.as_str(),
-                    s.isolate,
-                    j.idempotency_key.as_deref(),
-                ])?;
-                out.push(if n == 1 {
-                    Enqueued::New(JobId(tx.last_insert_rowid() as u64))
-                } else {
-                    let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
-                    Enqueued::Duplicate(JobId(id as u64))
-                });
-            }
-            Ok(out)
-        })?;
+        let out = self.write(|tx| insert_jobs(tx, &jobs, now))?;
         self.wake();
         Ok(out)
     }
 
-    fn is_durable(&self) -> bool {
-        true
+    /// On a thread of its own with its own connection: the future waits
+    /// for its answer (see [`LazySubmit`]).
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        let (path, clock) = (self.path.clone(), self.clock.clone());
+        let start = move || {
+            let (mut conn, _) = open(&path, OpenMode::Existing)?;
+            Ok(move |jobs: Vec<NewJob>| {
+                let now = clock.now().as_micros();
+                write_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
+            })
+        };
+        self.submit
+            .submit("runyard-sqlite-enqueue", start, jobs, &self.waker)
     }
 
     fn claim_tasks(
@@ -245,14 +263,14 @@ impl Queue for SqliteQueue {
             let mut out = Vec::with_capacity(max.min(4096));
             match &filter {
                 None => {
-                    let mut st = tx.prepare_cached(CLAIM)?;
+                    let mut st = tx.prepare_cached(&SQL.claim)?;
                     let mut rows = st.query(params![worker, until, now, max as i64])?;
                     while let Some(r) = rows.next()? {
                         out.push(claimed(self, r)?);
                     }
                 }
                 Some(f) => {
-                    let mut st = tx.prepare_cached(CLAIM_TASKS)?;
+                    let mut st = tx.prepare_cached(&SQL.claim_tasks)?;
                     let mut rows = st.query(params![worker, until, now, max as i64, f])?;
                     while let Some(r) = rows.next()? {
                         out.push(claimed(self, r)?);
@@ -267,12 +285,15 @@ impl Queue for SqliteQueue {
 
     fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
         self.write(|tx| {
-            let mut st = tx.prepare_cached(
-                "UPDATE runyard_jobs SET started = 1, claimed_at = ?1
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
-            )?;
+            let mut st = tx.prepare_cached(&SQL.started)?;
             for (l, at) in started {
-                st.execute(params![at.as_micros(), l.job.0 as i64, l.attempt, worker])?;
+                st.execute(params![
+                    at.as_micros(),
+                    l.job.0 as i64,
+                    l.attempt,
+                    worker,
+                    l.claim as i64
+                ])?;
             }
             Ok(())
         })
@@ -296,17 +317,14 @@ impl Queue for SqliteQueue {
                     return Ok(None);
                 }
             }
-            let mut st = tx.prepare_cached(
-                "UPDATE runyard_jobs SET lease_until = ?1
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4
-                 RETURNING cancel_requested",
-            )?;
+            let mut st = tx.prepare_cached(&SQL.heartbeat)?;
             let mut reply = HeartbeatReply::default();
             for l in leases {
                 let cancel: Option<bool> = st
-                    .query_row(params![until, l.job.0 as i64, l.attempt, worker], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        params![until, l.job.0 as i64, l.attempt, worker, l.claim as i64],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 match cancel {
                     None => reply.lost.push(*l),
@@ -327,7 +345,7 @@ impl Queue for SqliteQueue {
         let now = self.now_us();
         let mut wake = false;
         let out = self.write(|tx| {
-            let mut finish = tx.prepare_cached(FINISH)?;
+            let mut finish = tx.prepare_cached(&SQL.finish)?;
             let mut out = Vec::with_capacity(done.len());
             for c in done {
                 let (state, run_at, output) = match &c.verdict {
@@ -342,7 +360,8 @@ impl Queue for SqliteQueue {
                     output,
                     c.lease.job.0 as i64,
                     c.lease.attempt,
-                    worker
+                    worker,
+                    c.lease.claim as i64
                 ])?;
                 if n == 1 {
                     insert_attempt(tx, c.lease.job, &c.record)?;
@@ -369,15 +388,17 @@ impl Queue for SqliteQueue {
     ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
         let now = self.now_us();
         let out = self.write(|tx| {
-            let mut st = tx.prepare_cached(
-                "UPDATE runyard_jobs
-                 SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL, run_at = MIN(run_at, ?1)
-                 WHERE id = ?2 AND attempt = ?3 AND state = 2 AND worker = ?4",
-            )?;
+            let mut st = tx.prepare_cached(&SQL.release)?;
             leases
                 .iter()
                 .map(|l| {
-                    let n = st.execute(params![now, l.job.0 as i64, l.attempt, worker])?;
+                    let n = st.execute(params![
+                        now,
+                        l.job.0 as i64,
+                        l.attempt,
+                        worker,
+                        l.claim as i64
+                    ])?;
                     Ok(if n == 1 { Ok(()) } else { Err(Fenced(*l)) })
                 })
                 .collect()
@@ -386,73 +407,31 @@ impl Queue for SqliteQueue {
         Ok(out)
     }
 
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
-        let now = self.now_us();
-        self.write(|tx| {
-            let mut get =
-                tx.prepare_cached("SELECT state, run_at FROM runyard_jobs WHERE id = ?1")?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let row: Option<(i64, i64)> = get
-                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                out.push(match row {
-                    None => CancelResult::NotFound,
-                    Some((WAITING, _)) => {
-                        tx.execute(
-                            "UPDATE runyard_jobs SET state = 5 WHERE id = ?1",
-                            [id.0 as i64],
-                        )?;
-                        CancelResult::Cancelled
-                    }
-                    Some((RUNNING, _)) => {
-                        tx.execute(
-                            "UPDATE runyard_jobs SET cancel_requested = 1 WHERE id = ?1",
-                            [id.0 as i64],
-                        )?;
-                        CancelResult::Requested
-                    }
-                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
-                });
-            }
-            Ok(out)
-        })
-    }
-
-    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
-        self.write(|tx| {
-            let mut st =
-                tx.prepare("UPDATE runyard_jobs SET state = 5 WHERE state = 0 RETURNING id")?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
-            let mut ids: Vec<JobId> = rows
-                .map(|r| r.map(|id| JobId(id as u64)))
-                .collect::<Result<_, _>>()?;
-            ids.sort();
-            Ok(ids)
-        })
-    }
-
     fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
         let now = self.now_us();
         let out = self.write(|tx| {
             type Lost = (i64, u32, u32, String, i64, i64, bool, u32);
             let lost: Vec<Lost> = {
                 let map = |r: &Row<'_>| -> rusqlite::Result<Lost> {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
                 };
-                let cols = "id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims";
                 match &which {
                     Rescue::Expired => {
-                        let mut st = tx.prepare_cached(&format!(
-                            "SELECT {cols} FROM runyard_jobs WHERE state = 2 AND lease_until < ?1 ORDER BY id"
-                        ))?;
+                        let mut st = tx.prepare_cached(&SQL.rescue_expired)?;
                         let rows = st.query_map([now], map)?;
                         rows.collect::<Result<_, _>>()?
                     }
                     Rescue::Worker(w) => {
-                        let mut st = tx.prepare_cached(&format!(
-                            "SELECT {cols} FROM runyard_jobs WHERE state = 2 AND worker = ?1 ORDER BY id"
-                        ))?;
+                        let mut st = tx.prepare_cached(&SQL.rescue_worker)?;
                         let rows = st.query_map([w], map)?;
                         rows.collect::<Result<_, _>>()?
                     }
@@ -462,21 +441,14 @@ impl Queue for SqliteQueue {
             for (id, attempt, max, worker, claimed_at, run_at, started, lost_claims) in lost {
                 if !started && lost_claims < max {
                     // Claimed ahead, never started: undone, not counted.
-                    tx.execute(
-                        "UPDATE runyard_jobs SET state = 0, attempt = attempt - 1, worker = NULL, lease_until = NULL,
-                         run_at = MIN(run_at, ?1), lost_claims = lost_claims + 1 WHERE id = ?2",
-                        params![now, id],
-                    )?;
+                    tx.execute(&SQL.undo_claim, params![now, id])?;
                 } else {
                     let record = runyard_queue::lost_attempt(
                         attempt, &worker, started, claimed_at, run_at, now,
                     );
                     insert_attempt(tx, JobId(id as u64), &record)?;
                     let state = if attempt >= max { DEAD } else { WAITING };
-                    tx.execute(
-                        "UPDATE runyard_jobs SET state = ?1, run_at = ?2, worker = NULL, lease_until = NULL WHERE id = ?3",
-                        params![state, now, id],
-                    )?;
+                    tx.execute(&SQL.requeue, params![state, now, id])?;
                 }
                 ids.push(JobId(id as u64));
             }
@@ -488,30 +460,10 @@ impl Queue for SqliteQueue {
         Ok(out)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
-        let now = self.now_us();
-        let n = self.write(|tx| {
-            tx.execute(
-                "UPDATE runyard_jobs SET state = 0, run_at = ?1, max_attempts = attempt + attempts_per_round,
-                 cancel_requested = 0 WHERE id = ?2 AND state IN (4, 5)",
-                params![now, id.0 as i64],
-            )
-        })?;
-        if n == 1 {
-            self.wake();
-        }
-        Ok(n == 1)
-    }
-
     fn counts(&self) -> Result<Counts, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT state, state = 0 AND run_at > ?1, state <> 2 OR started, COUNT(*)
-                 FROM runyard_jobs GROUP BY 1, 2, 3",
-            )
-            .map_err(sql_err)?;
+        let mut st = conn.prepare_cached(&SQL.counts).map_err(sql_err)?;
         let mut c = Counts::default();
         let rows = st
             .query_map([now], |r| {
@@ -530,15 +482,110 @@ impl Queue for SqliteQueue {
         Ok(c)
     }
 
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        let t: Option<i64> = self
+            .lock()
+            .query_row(&SQL.next_due, [], |r| r.get(0))
+            .map_err(sql_err)?;
+        Ok(t.map(Timestamp::from_micros))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.waker.set(waker);
+    }
+
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
+        let now = self.now_us();
+        let lease_us = micros(worker.lease);
+        let out = self.write(|tx| {
+            tx.execute(&SQL.drop_lapsed_workers, [now])?;
+            if let Some(holder) = live_workers(tx, now, Some(&worker.name))?.pop() {
+                return Ok(Err(NameTaken(holder)));
+            }
+            tx.execute(
+                &SQL.register_worker,
+                params![worker.name, worker.host, worker.pid, now, lease_us],
+            )?;
+            Ok(Ok(()))
+        })?;
+        if out.is_ok() {
+            self.registered.insert(worker, now);
+        }
+        Ok(out)
+    }
+
+    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        let Some(me) = self.registered.remove(name) else {
+            return Ok(());
+        };
+        self.write(|tx| {
+            tx.execute(
+                &SQL.unregister_worker,
+                params![me.worker.name, me.worker.host, me.worker.pid, me.started_at],
+            )
+        })
+        .map(|_| ())
+    }
+}
+
+impl Admin for SqliteQueue {
+    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+        let now = self.now_us();
+        self.write(|tx| {
+            let mut get = tx.prepare_cached(&SQL.job_state)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<(i64, i64)> = get
+                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                out.push(match row {
+                    None => CancelResult::NotFound,
+                    Some((WAITING, _)) => {
+                        tx.execute(&SQL.cancel_job, [id.0 as i64])?;
+                        CancelResult::Cancelled
+                    }
+                    Some((RUNNING, _)) => {
+                        tx.execute(&SQL.ask_cancel, [id.0 as i64])?;
+                        CancelResult::Requested
+                    }
+                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(&SQL.cancel_pending)?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            let mut ids: Vec<JobId> = rows
+                .map(|r| r.map(|id| JobId(id as u64)))
+                .collect::<Result<_, _>>()?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
+    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+        let now = self.now_us();
+        let n = self.write(|tx| tx.execute(&SQL.retry, params![now, id.0 as i64]))?;
+        if n == 1 {
+            self.wake();
+        }
+        Ok(n == 1)
+    }
+}
+
+impl Inspect for SqliteQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT task, state, state = 0 AND run_at > ?1, state <> 2 OR started, COUNT(*)
-                 FROM runyard_jobs GROUP BY 1, 2, 3, 4 ORDER BY 1",
-            )
-            .map_err(sql_err)?;
+        let mut st = conn.prepare_cached(&SQL.counts_by_task).map_err(sql_err)?;
         let rows = st
             .query_map([now], |r| {
                 Ok((
@@ -566,56 +613,30 @@ impl Queue for SqliteQueue {
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
-        let mut sql = String::from(
-            "SELECT id, task, params, state, run_at, enqueued_at, output FROM runyard_jobs WHERE id > ?1",
-        );
-        let (state_code, later) = match filter.state.map(filter_of) {
-            Some((code, later)) => (Some(code), later),
-            None => (None, None),
-        };
-        if state_code.is_some() {
-            sql.push_str(" AND state = ?2");
-        }
-        match later {
-            Some(true) => sql.push_str(" AND run_at > ?3"),
-            Some(false) => sql.push_str(" AND run_at <= ?3"),
-            None => sql.push_str(" AND ?3 = ?3"),
-        }
-        if filter.task.is_some() {
-            sql.push_str(" AND task = ?4");
-        }
-        sql.push_str(" ORDER BY id LIMIT ?5");
         let limit = if filter.limit == 0 {
             i64::MAX
         } else {
             filter.limit as i64
         };
-        let mut st = conn.prepare_cached(&sql).map_err(sql_err)?;
-        let mut bind: Vec<(usize, rusqlite::types::Value)> = vec![
-            (1, (filter.after.map_or(0, |a| a.0) as i64).into()),
-            (3, now.into()),
-            (5, limit.into()),
-        ];
-        if let Some(s) = state_code {
-            bind.push((2, s.into()));
-        }
-        if let Some(t) = &filter.task {
-            bind.push((4, t.clone().into()));
-        }
-        for (i, v) in &bind {
-            st.raw_bind_parameter(*i, v).map_err(sql_err)?;
-        }
+        let mut st = conn.prepare_cached(&SQL.list).map_err(sql_err)?;
+        st.raw_bind_parameter(1, filter.after.map_or(0, |a| a.0) as i64)
+            .and_then(|_| st.raw_bind_parameter(2, filter.state.map(JobState::as_str)))
+            .and_then(|_| st.raw_bind_parameter(3, now))
+            .and_then(|_| st.raw_bind_parameter(4, filter.task.as_deref()))
+            .and_then(|_| st.raw_bind_parameter(5, limit))
+            .map_err(sql_err)?;
         let mut jobs: Vec<JobView> = Vec::new();
         let mut rows = st.raw_query();
         while let Some(r) = rows.next().map_err(sql_err)? {
             let state: i64 = r.get(3).map_err(sql_err)?;
             let run_at: i64 = r.get(4).map_err(sql_err)?;
             let output: Option<String> = r.get(6).map_err(sql_err)?;
+            let started: bool = r.get(7).map_err(sql_err)?;
             jobs.push(JobView {
                 id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
                 task: r.get(1).map_err(sql_err)?,
                 params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),
-                state: state_of(state, run_at, now),
+                state: view_state(state, run_at, started, now),
                 attempts: Vec::new(),
                 output: output
                     .and_then(|o| Output::from_json(&o).ok())
@@ -627,12 +648,7 @@ impl Queue for SqliteQueue {
         if let (Some(first), Some(last)) =
             (jobs.first().map(|j| j.id.0), jobs.last().map(|j| j.id.0))
         {
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail
-                     FROM runyard_attempts WHERE job BETWEEN ?1 AND ?2 ORDER BY job, n",
-                )
-                .map_err(sql_err)?;
+            let mut st = conn.prepare_cached(&SQL.attempts).map_err(sql_err)?;
             let rows = st
                 .query_map(params![first as i64, last as i64], |r| {
                     Ok(StoredAttempt {
@@ -654,63 +670,6 @@ impl Queue for SqliteQueue {
         Ok(jobs)
     }
 
-    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        let t: Option<i64> = self
-            .lock()
-            .query_row(
-                "SELECT MIN(run_at) FROM runyard_jobs WHERE state = 0",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql_err)?;
-        Ok(t.map(Timestamp::from_micros))
-    }
-
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    fn set_waker(&self, waker: Waker) {
-        self.waker.set(waker);
-    }
-
-    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
-        let now = self.now_us();
-        let lease_us = micros(worker.lease);
-        let out = self.write(|tx| {
-            tx.execute(
-                "DELETE FROM runyard_workers WHERE last_heartbeat + lease_us < ?1",
-                [now],
-            )?;
-            if let Some(holder) = live_workers(tx, now, Some(&worker.name))?.pop() {
-                return Ok(Err(NameTaken(holder)));
-            }
-            tx.execute(
-                "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
-                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-                params![worker.name, worker.host, worker.pid, now, lease_us],
-            )?;
-            Ok(Ok(()))
-        })?;
-        if out.is_ok() {
-            self.registered.insert(worker, now);
-        }
-        Ok(out)
-    }
-
-    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
-        let Some(me) = self.registered.remove(name) else {
-            return Ok(());
-        };
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM runyard_workers WHERE name = ?1 AND host = ?2 AND pid = ?3 AND started_at = ?4",
-                params![me.worker.name, me.worker.host, me.worker.pid, me.started_at],
-            )
-        })
-        .map(|_| ())
-    }
-
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
         if self.version < 2 {
             // A file no worker of this build has used: none registered.
@@ -730,18 +689,18 @@ fn micros(d: Duration) -> i64 {
 /// away and nobody took the name; false when somebody did.
 fn renew(tx: &Tx<'_>, me: &Registered, now: i64) -> rusqlite::Result<bool> {
     let w = &me.worker;
-    let renewed = tx
-        .prepare_cached(
-            "UPDATE runyard_workers SET last_heartbeat = ?1
-             WHERE name = ?2 AND host = ?3 AND pid = ?4 AND started_at = ?5",
-        )?
-        .execute(params![now, w.name, w.host, w.pid, me.started_at])?;
+    let renewed = tx.prepare_cached(&SQL.renew_worker)?.execute(params![
+        now,
+        w.name,
+        w.host,
+        w.pid,
+        me.started_at
+    ])?;
     if renewed == 1 {
         return Ok(true);
     }
     let back = tx.execute(
-        "INSERT INTO runyard_workers (name, host, pid, started_at, last_heartbeat, lease_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+        &SQL.restore_worker,
         params![w.name, w.host, w.pid, me.started_at, now, micros(w.lease)],
     )?;
     Ok(back == 1)
@@ -753,7 +712,7 @@ fn live_workers(
     now: i64,
     name: Option<&str>,
 ) -> rusqlite::Result<Vec<LiveWorker>> {
-    let mut st = conn.prepare_cached(LIVE_WORKERS)?;
+    let mut st = conn.prepare_cached(&SQL.live_workers)?;
     let rows = st.query_map(params![now, name], |r| {
         Ok(LiveWorker {
             worker: WorkerInfo {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use runyard_core::OutcomeKind;
 use runyard_queue::conformance::{job, record};
-use runyard_queue::{Completion, Queue, QueueErrorKind, Verdict};
+use runyard_queue::{Completion, Inspect, Queue, QueueErrorKind, Verdict};
 use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
 
 fn dir() -> tempfile::TempDir {

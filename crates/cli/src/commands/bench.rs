@@ -463,7 +463,7 @@ fn queue_bench(
                 Err(_) => bail!("job {id} did not finish within 30s"),
             }
         }
-        let v = queue.get(id)?.context("the job")?;
+        let v = queue.inspect()?.get(id)?.context("the job")?;
         let started = v.attempts.first().context("an attempt")?.started_at;
         lat.push(started.since(v.enqueued_at).as_secs_f64() * 1e3);
     }

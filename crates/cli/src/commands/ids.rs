@@ -17,7 +17,7 @@ pub(super) fn all_exist(
 ) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for id in ids {
-        if queue.get(*id)?.is_none() {
+        if queue.inspect()?.get(*id)?.is_none() {
             missing.push(*id);
         }
     }

@@ -39,7 +39,7 @@ pub(crate) fn main(args: RetryArgs) -> anyhow::Result<Exit> {
     if args.dead {
         let mut after = None;
         loop {
-            let page = queue.list(&ListFilter {
+            let page = queue.inspect()?.list(&ListFilter {
                 state: Some(JobState::Dead),
                 after,
                 limit: 1000,
@@ -57,11 +57,11 @@ pub(crate) fn main(args: RetryArgs) -> anyhow::Result<Exit> {
     }
     let mut gone = Vec::new();
     for id in ids {
-        if queue.retry(id)? {
+        if queue.admin()?.retry(id)? {
             outln!("{id}: queued again")?;
             continue;
         }
-        match queue.get(id)? {
+        match queue.inspect()?.get(id)? {
             // Deleted since it was looked up (pruned).
             None => gone.push(id),
             Some(v) => outln!(

@@ -19,7 +19,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use runyard::queue::{ListFilter, Queue};
-use runyard::{Engine, EngineConfig, EventSink, JobState, Mode, Registry, ReportReader, Run, RunError};
+use runyard::{
+    Engine, EngineConfig, EventSink, JobState, Mode, Registry, ReportReader, Run, RunError,
+};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
@@ -407,7 +409,7 @@ fn check_resume(args: &RunArgs, url: &QueueUrl) -> anyhow::Result<()> {
 
 /// Every task the recorded run names must be one this binary can run.
 fn check_tasks(queue: &dyn Queue, engine: &Engine) -> anyhow::Result<()> {
-    for (task, counts) in queue.counts_by_task()? {
+    for (task, counts) in queue.inspect()?.counts_by_task()? {
         if counts.unfinished() > 0 {
             if let Err(e) = engine.registry().lookup(&task) {
                 return Err(UsageError(format!(
@@ -425,6 +427,7 @@ fn check_tasks(queue: &dyn Queue, engine: &Engine) -> anyhow::Result<()> {
 fn retry_dead(queue: &dyn Queue) -> anyhow::Result<()> {
     for state in [JobState::Dead, JobState::Cancelled] {
         let ids: Vec<_> = queue
+            .inspect()?
             .list(&ListFilter {
                 state: Some(state),
                 ..ListFilter::default()
@@ -433,7 +436,7 @@ fn retry_dead(queue: &dyn Queue) -> anyhow::Result<()> {
             .map(|v| v.id)
             .collect();
         for id in ids {
-            queue.retry(id)?;
+            queue.admin()?.retry(id)?;
         }
     }
     Ok(())

@@ -192,7 +192,7 @@ fn read(
     dead: usize,
 ) -> anyhow::Result<Status> {
     // The totals are the tasks' counts summed: one read of the queue.
-    let tasks = q.counts_by_task()?;
+    let tasks = q.inspect()?.counts_by_task()?;
     let mut counts = Counts::default();
     for (_, c) in &tasks {
         counts += c;
@@ -200,7 +200,12 @@ fn read(
     Ok(Status {
         queue: url.display(),
         activity,
-        workers: q.live_workers()?.into_iter().map(Into::into).collect(),
+        workers: q
+            .inspect()?
+            .live_workers()?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         counts,
         tasks: tasks
             .into_iter()
@@ -227,7 +232,7 @@ fn dead_jobs(q: &dyn Queue, limit: usize) -> anyhow::Result<Vec<DeadJob>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let page = q.list(&ListFilter {
+    let page = q.inspect()?.list(&ListFilter {
         state: Some(JobState::Dead),
         limit,
         ..ListFilter::default()

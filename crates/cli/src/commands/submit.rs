@@ -161,7 +161,7 @@ fn any_unfinished(
     for state in [JobState::Running, JobState::Queued, JobState::Scheduled] {
         let mut after = JobId(first - 1);
         loop {
-            let page = queue.list(&ListFilter {
+            let page = queue.inspect()?.list(&ListFilter {
                 state: Some(state),
                 after: Some(after),
                 limit: 1000,
@@ -194,7 +194,7 @@ fn jobs_between(
     let mut out = Vec::with_capacity(want.len());
     let mut after = JobId(first - 1);
     loop {
-        let page = queue.list(&ListFilter {
+        let page = queue.inspect()?.list(&ListFilter {
             after: Some(after),
             limit: 2000,
             ..ListFilter::default()

@@ -324,6 +324,7 @@ mod tests {
             lease: Lease {
                 job: JobId(job),
                 attempt: 1,
+                claim: 1,
             },
             task: TaskIndex(task),
             lane,

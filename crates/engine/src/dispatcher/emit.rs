@@ -109,7 +109,8 @@ pub(super) fn requeued(events: &Events, queue: &dyn Queue, ids: &[JobId], reason
     let at = queue.now();
     for &id in ids {
         let task = queue
-            .get(id)
+            .inspect()
+            .and_then(|q| q.get(id))
             .ok()
             .flatten()
             .map(|v| v.task)
@@ -131,7 +132,7 @@ pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
     let _order = events.lock();
     let at = queue.now();
     for &id in ids {
-        if let Ok(Some(v)) = queue.get(id) {
+        if let Ok(Some(v)) = queue.inspect().and_then(|q| q.get(id)) {
             events.emit(&Event::Cancelled {
                 job: id,
                 task: &v.task,
@@ -157,6 +158,7 @@ mod tests {
             lease: Lease {
                 job: JobId(7),
                 attempt: 1,
+                claim: 1,
             },
             record: AttemptRecord::new(
                 1,

@@ -214,6 +214,7 @@ mod tests {
         let lease = |job, attempt| Lease {
             job: JobId(job),
             attempt,
+            claim: u64::from(attempt),
         };
         let held = [(10, lease(1, 1)), (11, lease(2, 3))];
         assert_eq!(tokens_of(&held, &[lease(2, 3), lease(2, 2)]), vec![11]);

@@ -87,7 +87,7 @@ use std::time::{Duration, Instant};
 
 use runyard_core::{Outcome, OutcomeKind, QueuedReason, Timestamp};
 use runyard_exec::{AttemptReport, Executor, Spinner};
-use runyard_queue::{Claimed, Lease, Queue, QueueError, Rescue};
+use runyard_queue::{Claimed, Durability, Lease, Queue, QueueError, Rescue};
 
 use self::claims::{Batches, Claims};
 use self::entry::Entry;
@@ -139,7 +139,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         let lanes = Lanes::new(&engine.config.sizes(), engine.config.prefetch);
         let limits = engine.registry.iter().map(|t| t.concurrency()).collect();
-        let durable = queue.is_durable();
+        let durable = queue.capabilities().durability() == Durability::Durable;
         let events_may_interrupt = !events.is_empty();
         Dispatcher {
             engine,
@@ -262,9 +262,12 @@ impl Dispatcher {
         }
         self.timers.polled(Instant::now());
         let cfg = &self.engine.config;
-        let claimed =
-            self.queue
-                .claim_tasks(&self.settings.worker_name, want, cfg.lease, cfg.tasks.as_deref())?;
+        let claimed = self.queue.claim_tasks(
+            &self.settings.worker_name,
+            want,
+            cfg.lease,
+            cfg.tasks.as_deref(),
+        )?;
         if claimed.len() < want {
             self.queue_idle = true;
         }
@@ -610,7 +613,7 @@ impl Dispatcher {
     /// After the loop: an interrupted in-memory run cancels what never ran.
     fn finish(&mut self) -> Result<(), QueueError> {
         if self.interrupted && !self.durable {
-            let ids = self.queue.cancel_pending()?;
+            let ids = self.queue.admin()?.cancel_pending()?;
             emit::cancelled(&self.events, &*self.queue, &ids);
         }
         Ok(())

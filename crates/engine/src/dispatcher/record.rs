@@ -9,7 +9,7 @@ use runyard_core::{
     AttemptError, AttemptRecord, ErrorIntent, GiveUpReason, Outcome, OutcomeKind, RetryDecision,
     RetryPolicy, Timestamp,
 };
-use runyard_queue::{Completion, Fenced, Lease, Queue, QueueError, Verdict};
+use runyard_queue::{Completion, Fenced, Lease, Queue, QueueError, Verdict, Writes};
 
 use super::entry::Entry;
 use super::writer::{write_records, Writer};
@@ -190,7 +190,7 @@ impl Recorder {
         if self.pending.is_empty() || self.writing {
             return None;
         }
-        if self.writer.is_none() && queue.writes_concurrently() {
+        if self.writer.is_none() && queue.capabilities().writes() == Writes::Concurrent {
             self.writer = Writer::start(Arc::clone(queue), worker.to_string(), Arc::clone(inbox));
         }
         if let Some(w) = &self.writer {

@@ -271,7 +271,7 @@ impl State<'_> {
     }
 
     fn record(&mut self, id: u64, receive: u64) {
-        let view = match self.p.queue.get(JobId(id)) {
+        let view = match self.p.queue.inspect().and_then(|q| q.get(JobId(id))) {
             Ok(Some(v)) => v,
             Ok(None) => return,
             Err(e) => {

@@ -1,0 +1,3 @@
+-- Jobs per (task, state code, run-at after $1, counted as started), by task.
+SELECT task, state, state = {WAITING} AND run_at > $1, state <> {RUNNING} OR started, COUNT(*)
+FROM runyard.jobs GROUP BY 1, 2, 3, 4 ORDER BY 1

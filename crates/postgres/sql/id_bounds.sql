@@ -1,0 +1,2 @@
+-- The lowest and highest job ids.
+SELECT MIN(id), MAX(id) FROM runyard.jobs

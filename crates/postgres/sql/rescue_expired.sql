@@ -1,0 +1,4 @@
+-- Running jobs whose lease ended before $1, locked, with what rescuing
+-- them needs.
+SELECT id, attempt, max_attempts, worker, claimed_at, run_at, started, lost_claims FROM runyard.jobs WHERE state = {RUNNING} AND lease_until < $1
+ORDER BY id FOR UPDATE SKIP LOCKED

@@ -1,0 +1,4 @@
+-- Undoes job $2's claim that never started, at time $1: queued again, the
+-- attempt number given back (the claim number stays), the lost claim counted.
+UPDATE runyard.jobs SET state = {WAITING}, attempt = attempt - 1, worker = NULL, lease_until = NULL,
+run_at = LEAST(run_at, $1), lost_claims = lost_claims + 1 WHERE id = $2

@@ -1,0 +1,61 @@
+//! Inspection: the [`Inspect`] capability (jobs, their attempts, counts per
+//! task, live workers), which a queue returns from
+//! [`Queue::as_inspect`](crate::Queue::as_inspect) when it has it.
+
+use runyard_core::{JobId, JobState, JobView};
+
+use crate::counts::Counts;
+use crate::error::QueueError;
+use crate::workers::LiveWorker;
+
+/// Which jobs `list` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this task.
+    pub task: Option<String>,
+    /// Only jobs with a larger id (for paging).
+    pub after: Option<JobId>,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+}
+
+/// Reading jobs: what `runyard status`, `list` and reports read.
+///
+/// A job's view and a listing by state say `running` only for an attempt
+/// that has started, as [`Queue::counts`](crate::Queue::counts) counts it:
+/// a claim made ahead of time and not started is `queued`.
+pub trait Inspect: Send + Sync {
+    /// One job with its attempts.
+    fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError>;
+
+    /// Jobs by id, filtered and paged.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
+
+    /// Counts per state for each task, by task name, as
+    /// [`Queue::counts`](crate::Queue::counts) counts them. The default
+    /// reads every job a page at a time and counts it by its view's state.
+    fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
+        let mut by: std::collections::BTreeMap<String, Counts> = Default::default();
+        let mut after = None;
+        loop {
+            let page = self.list(&ListFilter {
+                after,
+                limit: 1024,
+                ..ListFilter::default()
+            })?;
+            after = page.last().map(|v| v.id);
+            for v in &page {
+                *by.entry(v.task.clone()).or_default().get_mut(v.state) += 1;
+            }
+            if page.len() < 1024 {
+                return Ok(by.into_iter().collect());
+            }
+        }
+    }
+
+    /// The registered workers whose heartbeat has not lapsed, by name (see
+    /// [`Queue::register_worker`](crate::Queue::register_worker)).
+    fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError>;
+}

@@ -1,0 +1,80 @@
+//! The SQLite queue's statements: one file each under `sql/`, with state
+//! codes written by name (`{RUNNING}`) and rendered once, at first use,
+//! from `runyard_queue::stored` (see `stored::render_states`).
+
+use std::sync::LazyLock;
+
+macro_rules! statements {
+    ($($name:ident = $file:literal;)*) => {
+        /// Every statement, rendered.
+        pub(crate) struct Sql {
+            $(pub(crate) $name: String,)*
+        }
+
+        /// The statements, rendered once.
+        pub(crate) static SQL: LazyLock<Sql> = LazyLock::new(|| Sql {
+            $($name: runyard_queue::stored::render_states(include_str!(concat!("../sql/", $file))),)*
+        });
+
+        #[cfg(test)]
+        const FILES: &[(&str, &str)] = &[$(($file, include_str!(concat!("../sql/", $file))),)*];
+    };
+}
+
+statements! {
+    ask_cancel = "ask_cancel.sql";
+    attempts = "attempts.sql";
+    cancel_job = "cancel_job.sql";
+    cancel_pending = "cancel_pending.sql";
+    claim = "claim.sql";
+    claim_tasks = "claim_tasks.sql";
+    counts = "counts.sql";
+    counts_by_task = "counts_by_task.sql";
+    drop_lapsed_workers = "drop_lapsed_workers.sql";
+    find_key = "find_key.sql";
+    finish = "finish.sql";
+    heartbeat = "heartbeat.sql";
+    insert_attempt = "insert_attempt.sql";
+    insert_job = "insert_job.sql";
+    job_state = "job_state.sql";
+    lease_holders = "lease_holders.sql";
+    list = "list.sql";
+    live_workers = "live_workers.sql";
+    meta_get = "meta_get.sql";
+    meta_set = "meta_set.sql";
+    next_due = "next_due.sql";
+    register_worker = "register_worker.sql";
+    release = "release.sql";
+    renew_worker = "renew_worker.sql";
+    requeue = "requeue.sql";
+    rescue_expired = "rescue_expired.sql";
+    rescue_worker = "rescue_worker.sql";
+    restore_worker = "restore_worker.sql";
+    retry = "retry.sql";
+    started = "started.sql";
+    tables = "tables.sql";
+    undo_claim = "undo_claim.sql";
+    unregister_worker = "unregister_worker.sql";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file is used, renders whole, and names its state codes.
+    #[test]
+    fn every_statement_renders_with_named_states() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let listed: Vec<&str> = FILES.iter().map(|(f, _)| *f).collect();
+        assert_eq!(on_disk, listed, "every file in sql/ is listed, in order");
+        for (file, text) in FILES {
+            runyard_queue::stored::check_statement(file, text).unwrap();
+        }
+        let _ = &SQL.list;
+    }
+}
