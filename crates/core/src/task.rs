@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{BoxFuture, Context};
 use crate::error::{ParamError, ParamProblem, TaskError};
+use crate::job::JobSpec;
 use crate::outcome::Output;
 use crate::params::{JobParams, ParamSchema, Params};
 use crate::retry::RetryPolicy;
@@ -83,6 +84,11 @@ impl FromStr for TaskKind {
 ///         Ok(2 * x)
 ///     }
 /// }
+///
+/// // A job of it, by type: the name comes from `Double::NAME`.
+/// let job = Double::job(serde_json::json!({"x": 21})).max_attempts(3);
+/// assert_eq!(job.task, "double");
+/// assert_eq!(job.params.as_json(), r#"{"x":21}"#);
 /// ```
 pub trait Task: Send + Sync + 'static {
     /// The registered name.
@@ -119,6 +125,17 @@ pub trait Task: Send + Sync + 'static {
 
     /// Runs one attempt.
     fn run(&self, params: Self::Params, ctx: &Context) -> Result<Self::Output, TaskError>;
+
+    /// A job of this task: its name from the type, its parameters of the
+    /// task's parameter type, options by [`JobSpec`]'s builder
+    /// (`Double::job(p).max_attempts(3)`). Panics as [`JobSpec`]'s typed
+    /// constructors do, if the parameters are not a JSON object.
+    fn job(params: Self::Params) -> JobSpec
+    where
+        Self: Sized,
+    {
+        JobSpec::typed(Self::NAME, &params)
+    }
 }
 
 /// An async task: runs on the engine's tokio runtime.
@@ -159,6 +176,16 @@ pub trait AsyncTask: Send + Sync + 'static {
         params: Self::Params,
         ctx: Context,
     ) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
+
+    /// A job of this task: its name from the type, its parameters of the
+    /// task's parameter type, options by [`JobSpec`]'s builder. Panics as
+    /// [`Task::job`] does, if the parameters are not a JSON object.
+    fn job(params: Self::Params) -> JobSpec
+    where
+        Self: Sized,
+    {
+        JobSpec::typed(Self::NAME, &params)
+    }
 }
 
 type SyncBody = dyn Fn(&JobParams, &Context) -> Result<Output, TaskError> + Send + Sync;

@@ -1,7 +1,7 @@
 //! `#[runyard::task(...)]` on a function.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -262,6 +262,26 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         .concurrency
         .map(|n| quote!(fn concurrency(&self) -> ::core::option::Option<u32> { ::core::option::Option::Some(#n) }));
 
+    let job_doc = format!(
+        "A job of the `{name}` task with these parameters; options by the builder (`{fn_name}::job(params).max_attempts(3)`)."
+    );
+    let task_trait = if is_async {
+        quote!(#r::AsyncTask)
+    } else {
+        quote!(#r::Task)
+    };
+    // Spanned at the function's name, so that a job with the wrong
+    // parameters is told where the task is defined.
+    let job_fn = quote_spanned! {fn_name.span()=>
+        impl #fn_name {
+            #[doc = #job_doc]
+            #[allow(dead_code)]
+            #vis fn job(params: #params_ty) -> #r::JobSpec {
+                <Self as #task_trait>::job(params)
+            }
+        }
+    };
+
     let (trait_impl, def) = if is_async {
         if let Some((k, span)) = &args.kind {
             if k != "async" {
@@ -338,6 +358,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #vis struct #fn_name {}
 
         #trait_impl
+
+        #job_fn
 
         #[doc(hidden)]
         #[allow(non_snake_case)]

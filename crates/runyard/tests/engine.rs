@@ -96,6 +96,24 @@ fn tasks_defined_with_the_macro_run_by_name() {
 }
 
 #[test]
+fn typed_jobs_run_like_jobs_by_name() {
+    let greeting = Greeting {
+        name: "yard".into(),
+        excitement: 1,
+    };
+    let typed = greet::job(greeting).max_attempts(2);
+    assert_eq!(typed.task, "greet");
+    assert_eq!(typed.options.max_attempts, Some(2));
+    let r = engine(Mode::Auto)
+        .run([typed, wait_a_bit::job(()).priority(5)])
+        .unwrap();
+    assert_eq!(r.jobs[0].output.as_json(), r#""hello yard!""#);
+    assert_eq!(r.jobs[1].output.as_json(), "7");
+    // A hand-written task has the same constructor through its trait.
+    assert_eq!(Dup::job(()).task, "greet");
+}
+
+#[test]
 fn invalid_parameters_are_refused_before_anything_runs() {
     let e = engine(Mode::Auto)
         .run([

@@ -1,0 +1,16 @@
+use runyard::{task, Params, TaskError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Params)]
+struct Resize {
+    width: u32,
+}
+
+#[task]
+fn resize(p: Resize) -> Result<u32, TaskError> {
+    Ok(p.width)
+}
+
+fn main() {
+    let _ = resise::job(Resize { width: 640 });
+}
