@@ -15,7 +15,7 @@ fn info(t: &TaskDef) -> serde_json::Value {
         "backoff": p.backoff.to_string(),
         "timeout": t.timeout().map(format_duration),
         "isolate": t.isolate(),
-        "concurrency": t.concurrency(),
+        "concurrency": t.worker_concurrency(),
         "params": t.schema(),
     })
 }
@@ -63,7 +63,7 @@ pub(crate) fn describe(t: &TaskDef, json: bool, human: &Human) {
     if t.isolate() {
         human.line("  isolate       yes (runs in a worker process in auto mode)");
     }
-    if let Some(c) = t.concurrency() {
+    if let Some(c) = t.worker_concurrency() {
         human.line(&format!("  concurrency   at most {c} at once"));
     }
     human.line("");

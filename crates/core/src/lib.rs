@@ -5,6 +5,7 @@
 //! build on it; most users depend on the `runyard` facade instead.
 
 mod context;
+mod defaults;
 mod duration;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod task;
 mod time;
 
 pub use context::{BoxFuture, CancelGuard, CancelToken, Context};
+pub use defaults::TaskDefaults;
 pub use duration::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
     DurationError, MAX_DURATION,

@@ -1,6 +1,10 @@
 //! Tasks: named kinds of work. A [`Task`] runs on a thread; an
 //! [`AsyncTask`] runs on tokio. Both erase to a [`TaskDef`], which is what
-//! the registry, the executors and worker processes handle.
+//! the registry, the executors and child processes handle. What a task's
+//! jobs get unless they say otherwise is one value, [`TaskDefaults`], that
+//! each trait gives through `defaults()` and a `TaskDef` keeps; its kind is
+//! a constant of the trait instead, so that a sync task of kind `async` is
+//! refused at compile time.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{BoxFuture, Context};
+use crate::defaults::TaskDefaults;
 use crate::error::{ParamError, ParamProblem, TaskError};
 use crate::job::JobSpec;
 use crate::outcome::Output;
@@ -69,7 +74,8 @@ impl FromStr for TaskKind {
 /// by hand when a task carries state:
 ///
 /// ```
-/// use runyard_core::{Context, Task, TaskError, TaskKind};
+/// use std::time::Duration;
+/// use runyard_core::{Context, Task, TaskDefaults, TaskError, TaskKind};
 ///
 /// struct Double;
 ///
@@ -78,6 +84,12 @@ impl FromStr for TaskKind {
 ///     const KIND: TaskKind = TaskKind::Cpu;
 ///     type Params = serde_json::Value;
 ///     type Output = i64;
+///
+///     // Every per-task setting in one place; what is not set is the
+///     // engine's default.
+///     fn defaults(&self) -> TaskDefaults {
+///         TaskDefaults::new().timeout(Duration::from_secs(5)).worker_concurrency(8)
+///     }
 ///
 ///     fn run(&self, p: serde_json::Value, _ctx: &Context) -> Result<i64, TaskError> {
 ///         let x = p["x"].as_i64().ok_or_else(|| TaskError::permanent("x must be an integer"))?;
@@ -103,24 +115,10 @@ pub trait Task: Send + Sync + 'static {
     /// The output type.
     type Output: Serialize + Send + 'static;
 
-    /// The retry policy jobs of this task get unless they say otherwise.
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy::default()
-    }
-
-    /// The per-attempt timeout jobs get unless they say otherwise.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Whether `auto` mode runs it in a worker process.
-    fn isolate(&self) -> bool {
-        false
-    }
-
-    /// The most attempts of this task that may run at once.
-    fn concurrency(&self) -> Option<u32> {
-        None
+    /// What its jobs get unless they say otherwise (retry policy, timeout,
+    /// isolation) and how the engine limits it (`worker_concurrency`).
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new()
     }
 
     /// Runs one attempt.
@@ -149,25 +147,10 @@ pub trait AsyncTask: Send + Sync + 'static {
     /// The output type.
     type Output: Serialize + Send + 'static;
 
-    /// The retry policy jobs of this task get unless they say otherwise.
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy::default()
-    }
-
-    /// The per-attempt timeout jobs get unless they say otherwise.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Whether `auto` mode runs it in a worker process.
-    fn isolate(&self) -> bool {
-        false
-    }
-
-    /// The most attempts of this task that may run at once (e.g. at most 20
-    /// requests to one service).
-    fn concurrency(&self) -> Option<u32> {
-        None
+    /// What its jobs get unless they say otherwise (retry policy, timeout,
+    /// isolation) and how the engine limits it (`worker_concurrency`).
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new()
     }
 
     /// Runs one attempt.
@@ -197,10 +180,7 @@ pub struct TaskDef {
     name: Cow<'static, str>,
     kind: TaskKind,
     description: Cow<'static, str>,
-    policy: RetryPolicy,
-    timeout: Option<Duration>,
-    isolate: bool,
-    concurrency: Option<u32>,
+    defaults: TaskDefaults,
     schema: fn() -> ParamSchema,
     check: fn(&str) -> Result<(), ParamProblem>,
     sync_body: Option<Box<SyncBody>>,
@@ -245,10 +225,7 @@ impl TaskDef {
             name: Cow::Borrowed(T::NAME),
             kind: T::KIND,
             description: Cow::Borrowed(T::DESCRIPTION),
-            policy: task.policy(),
-            timeout: task.timeout(),
-            isolate: task.isolate(),
-            concurrency: task.concurrency(),
+            defaults: task.defaults(),
             schema: T::Params::schema,
             check: check_params::<T::Params>,
             sync_body: Some(Box::new(move |params, ctx| {
@@ -268,10 +245,7 @@ impl TaskDef {
             name: Cow::Borrowed(T::NAME),
             kind: TaskKind::Async,
             description: Cow::Borrowed(T::DESCRIPTION),
-            policy: task.policy(),
-            timeout: task.timeout(),
-            isolate: task.isolate(),
-            concurrency: task.concurrency(),
+            defaults: task.defaults(),
             schema: T::Params::schema,
             check: check_params::<T::Params>,
             sync_body: None,
@@ -337,24 +311,32 @@ impl TaskDef {
         &self.description
     }
 
-    /// The default retry policy.
+    /// Its defaults, as its [`Task::defaults`] or [`AsyncTask::defaults`]
+    /// gave them.
+    pub fn defaults(&self) -> &TaskDefaults {
+        &self.defaults
+    }
+
+    /// The default retry policy (`defaults().policy`).
     pub fn policy(&self) -> RetryPolicy {
-        self.policy
+        self.defaults.policy
     }
 
-    /// The default per-attempt timeout.
+    /// The default per-attempt timeout (`defaults().timeout`).
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.defaults.timeout
     }
 
-    /// Whether `auto` mode isolates it in a worker process.
+    /// Whether `auto` mode isolates it in a child process
+    /// (`defaults().isolate`).
     pub fn isolate(&self) -> bool {
-        self.isolate
+        self.defaults.isolate
     }
 
-    /// The most attempts that may run at once, if limited.
-    pub fn concurrency(&self) -> Option<u32> {
-        self.concurrency
+    /// The most attempts of it that one engine runs at once, if limited
+    /// (`defaults().worker_concurrency`).
+    pub fn worker_concurrency(&self) -> Option<u32> {
+        self.defaults.worker_concurrency
     }
 
     /// Where it was defined.
@@ -420,10 +402,7 @@ impl fmt::Debug for TaskDef {
         f.debug_struct("TaskDef")
             .field("name", &self.name)
             .field("kind", &self.kind)
-            .field("policy", &self.policy)
-            .field("timeout", &self.timeout)
-            .field("isolate", &self.isolate)
-            .field("concurrency", &self.concurrency)
+            .field("defaults", &self.defaults)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -438,20 +417,8 @@ impl<T: AsyncTask> AsyncTask for ArcAsync<T> {
     type Params = T::Params;
     type Output = T::Output;
 
-    fn policy(&self) -> RetryPolicy {
-        self.0.policy()
-    }
-
-    fn timeout(&self) -> Option<Duration> {
-        self.0.timeout()
-    }
-
-    fn isolate(&self) -> bool {
-        self.0.isolate()
-    }
-
-    fn concurrency(&self) -> Option<u32> {
-        self.0.concurrency()
+    fn defaults(&self) -> TaskDefaults {
+        self.0.defaults()
     }
 
     fn run(

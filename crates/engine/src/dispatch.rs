@@ -464,7 +464,7 @@ impl Dispatcher {
     }
 
     fn task_has_room(&self, task: TaskIndex) -> bool {
-        let limit = self.engine.registry.task(task).concurrency();
+        let limit = self.engine.registry.task(task).worker_concurrency();
         limit.is_none_or(|l| self.task_running[task.0 as usize] < l)
     }
 

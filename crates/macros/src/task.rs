@@ -16,10 +16,11 @@ struct Args {
     backoff: Option<String>,
     timeout: Option<String>,
     isolate: bool,
-    concurrency: Option<u32>,
+    worker_concurrency: Option<u32>,
 }
 
-const KNOWN: &str = "name, kind, description, max_attempts, backoff, timeout, isolate, concurrency";
+const KNOWN: &str =
+    "name, kind, description, max_attempts, backoff, timeout, isolate, worker_concurrency";
 
 fn lit_str(e: &Expr, key: &str) -> syn::Result<String> {
     match e {
@@ -92,12 +93,23 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
                             ))
                         }
                     },
-                    "concurrency" => {
+                    "worker_concurrency" => {
                         let n = lit_u32(v, k)?;
                         if n == 0 {
-                            return Err(syn::Error::new(v.span(), "concurrency must be >= 1"));
+                            return Err(syn::Error::new(
+                                v.span(),
+                                "worker_concurrency must be >= 1",
+                            ));
                         }
-                        out.concurrency = Some(n);
+                        out.worker_concurrency = Some(n);
+                    }
+                    // Renamed, so that it is never taken for a limit per
+                    // queue (which two engines on one queue would share).
+                    "concurrency" => {
+                        return Err(syn::Error::new(
+                            meta.path().span(),
+                            "`concurrency` is now `worker_concurrency` (the most attempts of this task one engine runs at once)",
+                        ))
                     }
                     _ => {
                         return Err(syn::Error::new(
@@ -224,43 +236,38 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         quote!(::core::result::Result::Ok(__value))
     };
 
-    let policy = match (args.max_attempts, &args.backoff) {
-        (None, None) => quote!(),
-        (max, backoff) => {
-            let max = match max {
-                Some(n) => quote!(#n),
-                None => quote!(#r::RetryPolicy::default().max_attempts),
-            };
-            let backoff = match backoff {
-                Some(s) => {
-                    quote!(<#r::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
-                }
-                None => quote!(#r::RetryPolicy::default().backoff),
-            };
-            quote! {
-                fn policy(&self) -> #r::RetryPolicy {
-                    #r::RetryPolicy { max_attempts: #max, backoff: #backoff }
-                }
+    // One `defaults()` holds every per-task setting: a new one is a
+    // setter here and a field of `TaskDefaults`.
+    let mut setters = Vec::new();
+    if args.max_attempts.is_some() || args.backoff.is_some() {
+        let max = match args.max_attempts {
+            Some(n) => quote!(#n),
+            None => quote!(#r::RetryPolicy::DEFAULT.max_attempts),
+        };
+        let backoff = match &args.backoff {
+            Some(s) => {
+                quote!(<#r::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
             }
-        }
-    };
-    let timeout = args.timeout.as_ref().map(|s| {
+            None => quote!(#r::RetryPolicy::DEFAULT.backoff),
+        };
+        setters.push(quote!(.policy(#r::RetryPolicy { max_attempts: #max, backoff: #backoff })));
+    }
+    if let Some(s) = &args.timeout {
+        setters.push(quote!(.timeout(#r::parse_duration(#s).expect("checked at compile time"))));
+    }
+    if args.isolate {
+        setters.push(quote!(.isolate(true)));
+    }
+    if let Some(n) = args.worker_concurrency {
+        setters.push(quote!(.worker_concurrency(#n)));
+    }
+    let defaults = (!setters.is_empty()).then(|| {
         quote! {
-            fn timeout(&self) -> ::core::option::Option<::std::time::Duration> {
-                ::core::option::Option::Some(#r::parse_duration(#s).expect("checked at compile time"))
+            fn defaults(&self) -> #r::TaskDefaults {
+                #r::TaskDefaults::new() #(#setters)*
             }
         }
     });
-    let isolate = args.isolate.then(|| {
-        quote!(
-            fn isolate(&self) -> bool {
-                true
-            }
-        )
-    });
-    let concurrency = args
-        .concurrency
-        .map(|n| quote!(fn concurrency(&self) -> ::core::option::Option<u32> { ::core::option::Option::Some(#n) }));
 
     let job_doc = format!(
         "A job of the `{name}` task with these parameters; options by the builder (`{fn_name}::job(params).max_attempts(3)`)."
@@ -298,7 +305,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     const DESCRIPTION: &'static str = #description;
                     type Params = #params_ty;
                     type Output = #output_ty;
-                    #policy #timeout #isolate #concurrency
+                    #defaults
                     fn run(&self, params: #params_ty, ctx: #r::Context)
                         -> impl ::core::future::Future<Output = ::core::result::Result<#output_ty, #r::TaskError>> + ::core::marker::Send
                     {
@@ -334,7 +341,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     const DESCRIPTION: &'static str = #description;
                     type Params = #params_ty;
                     type Output = #output_ty;
-                    #policy #timeout #isolate #concurrency
+                    #defaults
                     fn run(&self, params: #params_ty, ctx: &#r::Context) -> ::core::result::Result<#output_ty, #r::TaskError> {
                         let _ = (&params, ctx);
                         let __value = #fn_name(#call_args);

@@ -33,7 +33,7 @@
 //! }
 //!
 //! /// Tasks may be async; they run on tokio.
-//! #[task(concurrency = 20)]
+//! #[task(worker_concurrency = 20)]
 //! async fn ping(_: (), _ctx: runyard::Context) -> Result<(), TaskError> {
 //!     Ok(())
 //! }
@@ -55,8 +55,9 @@
 //! `async`), `description` (default: the doc comment's first line),
 //! `max_attempts`, `backoff` (`none`, `fixed:DELAY`,
 //! `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`),
-//! `timeout`, `isolate` (run in a worker process in `auto` mode) and
-//! `concurrency` (the most attempts of this task at once). Specs are checked
+//! `timeout`, `isolate` (run in a child process in `auto` mode) and
+//! `worker_concurrency` (the most attempts of this task one engine runs at
+//! once; the older `concurrency` is refused with a message naming it). Specs are checked
 //! at compile time. The function takes its parameters (any type that
 //! implements [`Params`]; `()` for none), optionally followed by its context
 //! (`&Context` for a plain function, `Context` for an `async fn`), and
@@ -91,9 +92,9 @@ pub use runyard_core::{
     Context, DurationError, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
     JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, OutcomeKind,
     Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
-    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
-    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
-    MAX_RETRY_AFTER,
+    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef,
+    TaskDefaults, TaskError, TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
+    MAX_DURATION, MAX_RETRY_AFTER,
 };
 pub use runyard_engine::{
     lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,

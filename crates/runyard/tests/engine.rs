@@ -15,7 +15,7 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MOST: AtomicUsize = AtomicUsize::new(0);
 
 /// At most two at once, however many threads there are.
-#[task(kind = "blocking", concurrency = 2)]
+#[task(kind = "blocking", worker_concurrency = 2)]
 fn limited(_: (), ctx: &Context) -> Result<(), TaskError> {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MOST.fetch_max(now, Ordering::SeqCst);

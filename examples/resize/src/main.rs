@@ -43,7 +43,7 @@ fn thumbnail(p: Thumbnail, ctx: &Context) -> Result<String, TaskError> {
 }
 
 /// Uploads a thumbnail (an async wait standing in for a network call).
-#[task(concurrency = 4, timeout = "2s")]
+#[task(worker_concurrency = 4, timeout = "2s")]
 async fn upload(_: (), _ctx: Context) -> Result<(), TaskError> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
