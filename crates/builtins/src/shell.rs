@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use runyard::exec::{os, CommandGroup, SpawnError};
-use runyard::{Context, Task, TaskError, TaskKind, Violation};
+use runyard::params::Violation;
+use runyard::{Context, Task, TaskError, TaskKind};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -124,7 +125,7 @@ pub struct ShellParams {
     #[param(max = 1_073_741_824)]
     pub capture: u64,
     /// After a timeout or a cancel: the time between SIGTERM and SIGKILL to the process group (in process mode, the worker processes' grace applies).
-    #[serde(default = "default_grace", with = "runyard::serde_duration")]
+    #[serde(default = "default_grace", with = "runyard::duration::serde_duration")]
     pub kill_grace: Duration,
 }
 

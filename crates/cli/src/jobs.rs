@@ -17,8 +17,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use runyard::params::JobParams;
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, Mode, SubmitError};
+use runyard::{Backoff, Engine, JobOptions, JobSpec, Mode, SubmitError};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -328,7 +329,7 @@ struct JobFile {
 struct FileDefaults {
     mode: Option<Mode>,
     max_attempts: Option<Attempts>,
-    #[serde(default, with = "runyard::serde_duration::option")]
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,
@@ -344,7 +345,7 @@ struct FileJob {
     count: Option<Spanned<Count>>,
     mode: Option<Mode>,
     max_attempts: Option<Attempts>,
-    #[serde(default, with = "runyard::serde_duration::option")]
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,

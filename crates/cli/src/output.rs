@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use console::Style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use runyard::duration::human_duration;
+use runyard::event::{Event, EventSink, JsonLines};
 use runyard::queue::Queue;
-use runyard::{
-    human_duration, write_report_json, Event, EventSink, JsonLines, Progress, ReportError, Summary,
-};
+use runyard::report::{write_report_json, Summary};
+use runyard::{Progress, ReportError};
 
 use crate::args::Color;
 use crate::jobs::{create_output, is_stdout, InputError};

@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use runyard::event::EventSink;
+use runyard::exec::{lane_for, Lane};
 use runyard::queue::{ListFilter, Queue};
 use runyard::JobState;
-use runyard::{lane_for, Engine, EngineConfig, EventSink, Lane, Mode, Registry, Report};
+use runyard::{Engine, EngineConfig, Mode, Registry, Report};
 
 use crate::args::{Color, ProcessFlags, RunArgs};
 use crate::jobs::{is_stdout, Prepared};
@@ -92,7 +94,7 @@ pub(crate) fn run(
     }
     let run = engine.start(Arc::clone(&queue), sinks);
 
-    let grace = runyard::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace);
     let presses = crate::on_interrupts(
         run.interrupter(),
         "runyard",

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use runyard::event::{EventSink, JsonLines};
 use runyard::queue::{CancelResult, ListFilter, LiveWorker, NameTaken, Queue, WorkerInfo};
-use runyard::{
-    Engine, EngineConfig, EventSink, JobId, JobState, JobView, JsonLines, Mode, Registry,
-    SummaryBuilder,
-};
+use runyard::report::{JobView, SummaryBuilder};
+use runyard::{Engine, EngineConfig, JobId, JobState, Mode, Registry};
 
 use crate::args::{
     CancelArgs, Color, MigrateArgs, PruneArgs, QueueFlag, RetryArgs, SubmitArgs, WorkerArgs,
@@ -265,7 +264,7 @@ pub(crate) fn worker(
     let queue = open_for_worker(&args.queue.queue)?;
     register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
     let run = engine.start(Arc::clone(&queue), sinks);
-    let grace = runyard::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace);
     crate::on_interrupts(
         run.interrupter(),
         "runyard worker",
@@ -307,7 +306,7 @@ fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
                 if said.is_some() {
                     errln!(
                         "runyard worker: the queue answers (after {}); starting",
-                        runyard::human_duration(start.elapsed())
+                        runyard::duration::human_duration(start.elapsed())
                     );
                 }
                 return Ok(Arc::new(q));
@@ -319,11 +318,11 @@ fn open_for_worker(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
         match said {
             None => errln!(
                 "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
-                runyard::format_duration(QUEUE_RETRY)
+                runyard::duration::format_duration(QUEUE_RETRY)
             ),
             Some(at) if waited - at >= STILL_WAITING => errln!(
                 "runyard worker: still cannot reach the queue after {}: {e}",
-                runyard::human_duration(waited)
+                runyard::duration::human_duration(waited)
             ),
             Some(_) => {}
         }
@@ -499,7 +498,7 @@ pub(crate) fn prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let n = q.prune(args.older_than, args.dead)?;
     outln!(
         "pruned {n} jobs that finished more than {} ago",
-        runyard::format_duration(args.older_than)
+        runyard::duration::format_duration(args.older_than)
     )?;
     Ok(ExitCode::SUCCESS)
 }

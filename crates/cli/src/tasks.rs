@@ -1,6 +1,7 @@
 //! `runyard list` and `runyard describe`.
 
-use runyard::{format_duration, Registry, TaskDef};
+use runyard::duration::format_duration;
+use runyard::{Registry, TaskDef};
 use serde_json::{json, Value};
 
 use crate::output::Human;

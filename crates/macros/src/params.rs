@@ -252,22 +252,22 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         let mut conds = Vec::new();
         if let Some(min) = &args.min {
             let c = format!(">= {}", expr_text(min));
-            conds.push(quote!(if !(*__v >= #min) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(*__v >= #min) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(max) = &args.max {
             let c = format!("<= {}", expr_text(max));
-            conds.push(quote!(if !(*__v <= #max) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(*__v <= #max) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(n) = &args.min_len {
             let c = format!("at least {} long", expr_text(n));
-            conds.push(quote!(if !(__v.len() >= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(__v.len() >= #n) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(n) = &args.max_len {
             let c = format!("at most {} long", expr_text(n));
-            conds.push(quote!(if !(__v.len() <= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(__v.len() <= #n) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(list) = &args.one_of {
@@ -275,11 +275,11 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                 "one of {}",
                 list.iter().map(expr_text).collect::<Vec<_>>().join(", ")
             );
-            conds.push(quote!(if ![#(#list),*].iter().any(|__o| __v == __o) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if ![#(#list),*].iter().any(|__o| __v == __o) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if args.nested {
-            conds.push(quote!(#r::Params::validate(__v).map_err(|e| e.within(#name))?;));
+            conds.push(quote!(#r::__private::Params::validate(__v).map_err(|e| e.within(#name))?;));
         }
         if !conds.is_empty() {
             checks.push(if optional {
@@ -309,7 +309,7 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
             SerdeDefault::None => (true, quote!(::core::option::Option::None)),
         };
         schema_fields.push(quote! {
-            #r::FieldSchema {
+            #r::__private::FieldSchema {
                 name: #name.to_string(),
                 ty: #ty_text.to_string(),
                 required: #required,
@@ -325,16 +325,16 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         quote!()
     };
     Ok(quote! {
-        impl #r::Params for #ident {
-            fn validate(&self) -> ::core::result::Result<(), #r::Violation> {
+        impl #r::__private::Params for #ident {
+            fn validate(&self) -> ::core::result::Result<(), #r::__private::Violation> {
                 #(#checks)*
                 #(#container_checks(self)?;)*
                 ::core::result::Result::Ok(())
             }
 
-            fn schema() -> #r::ParamSchema {
+            fn schema() -> #r::__private::ParamSchema {
                 #defaults
-                #r::ParamSchema {
+                #r::__private::ParamSchema {
                     fields: ::std::vec![#(#schema_fields),*],
                     free_form: false,
                 }

@@ -242,18 +242,22 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     if args.max_attempts.is_some() || args.backoff.is_some() {
         let max = match args.max_attempts {
             Some(n) => quote!(#n),
-            None => quote!(#r::RetryPolicy::DEFAULT.max_attempts),
+            None => quote!(#r::__private::RetryPolicy::DEFAULT.max_attempts),
         };
         let backoff = match &args.backoff {
             Some(s) => {
-                quote!(<#r::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
+                quote!(<#r::__private::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
             }
-            None => quote!(#r::RetryPolicy::DEFAULT.backoff),
+            None => quote!(#r::__private::RetryPolicy::DEFAULT.backoff),
         };
-        setters.push(quote!(.policy(#r::RetryPolicy { max_attempts: #max, backoff: #backoff })));
+        setters.push(
+            quote!(.policy(#r::__private::RetryPolicy { max_attempts: #max, backoff: #backoff })),
+        );
     }
     if let Some(s) = &args.timeout {
-        setters.push(quote!(.timeout(#r::parse_duration(#s).expect("checked at compile time"))));
+        setters.push(
+            quote!(.timeout(#r::__private::parse_duration(#s).expect("checked at compile time"))),
+        );
     }
     if args.isolate {
         setters.push(quote!(.isolate(true)));
@@ -263,8 +267,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     let defaults = (!setters.is_empty()).then(|| {
         quote! {
-            fn defaults(&self) -> #r::TaskDefaults {
-                #r::TaskDefaults::new() #(#setters)*
+            fn defaults(&self) -> #r::__private::TaskDefaults {
+                #r::__private::TaskDefaults::new() #(#setters)*
             }
         }
     });

@@ -86,22 +86,68 @@
 
 extern crate self as runyard;
 
+// What users use: defining tasks, building jobs, running them, and the
+// errors of each. Everything else is in a module named for its concern.
 pub use runyard_core::{
-    format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
-    AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelGuard, CancelToken,
-    Context, DurationError, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
-    JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, OutcomeKind,
-    Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
-    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef,
-    TaskDefaults, TaskError, TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation,
-    MAX_DURATION, MAX_RETRY_AFTER,
+    AsyncTask, Backoff, CancelGuard, CancelToken, Context, ErrorIntent, JobId, JobOptions, JobSpec,
+    JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
+    RegistryBuilder, RegistryError, RetryPolicy, Task, TaskDef, TaskDefaults, TaskError, TaskKind,
+    Timestamp, UnknownTask,
 };
 pub use runyard_engine::{
-    lane_for, write_report_json, ConfigError, Engine, EngineConfig, EventSink, JsonLines, Lane,
-    ModeRefused, Progress, Report, ReportError, Run, RunOutcome, SubmitError,
+    ConfigError, Engine, EngineConfig, ModeRefused, Progress, Report, ReportError, Run, RunOutcome,
+    SubmitError,
 };
-pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
+
+/// What a task definition and a simple run need, in one import:
+/// `use runyard::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        task, AsyncTask, Context, Engine, EngineConfig, JobSpec, Mode, Params, Registry, Task,
+        TaskDefaults, TaskError, TaskKind,
+    };
+}
+
+/// Parameters as jobs carry them (JSON objects) and as `runyard describe`
+/// shows them; [`Violation`](params::Violation) is what a `#[param(check =
+/// ...)]` function returns.
+pub mod params {
+    pub use runyard_core::{FieldSchema, JobParams, ParamSchema, Violation};
+}
+
+/// Retry policies and their decisions ([`RetryPolicy`](crate::RetryPolicy)
+/// and [`Backoff`](crate::Backoff) are also at the root).
+pub mod retry {
+    pub use runyard_core::{
+        Backoff, BackoffError, Jitter, RetryDecision, RetryPolicy, MAX_RETRY_AFTER,
+    };
+}
+
+/// Durations as runyard writes and reads them (`250ms`, `1m30s`), and the
+/// serde helpers for fields of that form.
+pub mod duration {
+    pub use runyard_core::{
+        format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
+        DurationError, MAX_DURATION,
+    };
+}
+
+/// What a run reports: each job with its attempts, and the summary.
+pub mod report {
+    pub use runyard_core::{
+        percentile, AttemptError, AttemptRecord, JobView, Outcome, OutcomeKind, Output, Summary,
+        SummaryBuilder, TaskSummary,
+    };
+    pub use runyard_engine::{write_report_json, Report, ReportError};
+}
+
+/// Events: what happens to each job as it happens, for a sink of your own
+/// or as JSON lines.
+pub mod event {
+    pub use runyard_core::{Event, QueuedReason};
+    pub use runyard_engine::{EventSink, JsonLines};
+}
 
 /// Queues: the trait, the in-memory queue, and what they exchange.
 pub mod queue {
@@ -124,17 +170,21 @@ pub mod sqlite {
 /// (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {
-    pub use runyard_postgres::{
-        postgres as driver, Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION,
-    };
+    // The driver crate itself is not re-exported: runyard's version must
+    // not be tied to the `postgres` crate's.
+    pub use runyard_postgres::{Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 }
 
-/// Executors, for those who build their own worker loop, and commands run
-/// in process groups of their own that never outlive the runner.
+/// Executors, for those who build their own engine loop, the lanes the
+/// engine sorts attempts into, the process's limits, and commands run in
+/// process groups of their own that never outlive the runner.
 pub mod exec {
+    pub use runyard_core::TaskIndex;
+    pub use runyard_engine::{lane_for, Lane};
     pub use runyard_exec::{
-        catch_panic, install_panic_hook, os, start_reaper, AsyncExecutor, Attempt, AttemptReport,
-        CommandGroup, Epoch, Executor, GroupStopper, PoolConfig, Sink, SpawnError, ThreadPool,
+        catch_panic, install_panic_hook, limits, os, start_reaper, AsyncExecutor, Attempt,
+        AttemptReport, CommandGroup, Epoch, Executor, GroupStopper, PoolConfig, Sink, SpawnError,
+        ThreadPool,
     };
 }
 
@@ -179,5 +229,8 @@ pub mod process {
 #[doc(hidden)]
 pub mod __private {
     pub use runyard_core::__private::*;
-    pub use runyard_core::Registration;
+    pub use runyard_core::{
+        parse_duration, Backoff, FieldSchema, ParamSchema, Params, Registration, RetryPolicy,
+        TaskDefaults, Violation,
+    };
 }

@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use runyard::event::{Event, EventSink};
 use runyard::queue::{MemoryQueue, Queue};
+use runyard::report::OutcomeKind;
 use runyard::{
-    task, AsyncTask, Context, Engine, EngineConfig, Event, EventSink, JobSpec, JobState, Mode,
-    OutcomeKind, Params, Registry, SubmitError, TaskDef, TaskError,
+    task, AsyncTask, Context, Engine, EngineConfig, JobSpec, JobState, Mode, Params, Registry,
+    SubmitError, TaskDef, TaskError,
 };
 use serde::{Deserialize, Serialize};
 

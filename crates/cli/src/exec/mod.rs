@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use runyard::duration::format_duration;
+use runyard::event::EventSink;
 use runyard::queue::{MemoryQueue, Queue};
-use runyard::{
-    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, Report,
-    TaskDef,
-};
+use runyard::{Engine, EngineConfig, JobId, JobSpec, Mode, Registry, Report, TaskDef};
 use serde_json::json;
 
 use self::inputs::CommandLine;
