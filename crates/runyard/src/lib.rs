@@ -2,10 +2,20 @@
 //! the execution mode that fits it, with retry policies, timeouts that stop
 //! work, a record of every attempt, and queues that survive crashes.
 //!
-//! # Defining tasks
+//! This page is a tour: [tasks](#tasks), [modes](#modes),
+//! [queues](#queues), [events](#events) and [errors](#errors), each with an
+//! example that runs. `use runyard::prelude::*;` imports what a task
+//! definition and a simple run need.
+//!
+//! # Tasks
+//!
+//! A task is a named kind of work; a job is one instance of it, with its
+//! parameters. `#[task]` on a function defines one, and `#[derive(Params)]`
+//! on its parameter type checks every job's parameters before anything
+//! runs and describes them for `runyard describe`:
 //!
 //! ```
-//! use runyard::{task, Context, Params, TaskError};
+//! use runyard::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
 //! /// Parameters of `resize`, checked before any job runs.
@@ -34,16 +44,16 @@
 //!
 //! /// Tasks may be async; they run on tokio.
 //! #[task(worker_concurrency = 20)]
-//! async fn ping(_: (), _ctx: runyard::Context) -> Result<(), TaskError> {
+//! async fn ping(_: (), _ctx: Context) -> Result<(), TaskError> {
 //!     Ok(())
 //! }
 //!
-//! let registry = runyard::Registry::linked().unwrap();
-//! let engine = runyard::Engine::new(registry, runyard::EngineConfig::default());
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
 //! let report = engine
 //!     .run([
-//!         runyard::JobSpec::new("resize").params(&serde_json::json!({"width": 640})).unwrap(),
-//!         runyard::JobSpec::new("ping"),
+//!         // A job by type: a misspelled task or field does not compile.
+//!         resize::job(Resize { width: 640, format: png() }).priority(1),
+//!         ping::job(()),
 //!     ])
 //!     .unwrap();
 //! assert_eq!(report.summary.succeeded, 2);
@@ -57,29 +67,270 @@
 //! `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`),
 //! `timeout`, `isolate` (run in a child process in `auto` mode) and
 //! `worker_concurrency` (the most attempts of this task one engine runs at
-//! once; the older `concurrency` is refused with a message naming it). Specs are checked
-//! at compile time. The function takes its parameters (any type that
-//! implements [`Params`]; `()` for none), optionally followed by its context
-//! (`&Context` for a plain function, `Context` for an `async fn`), and
-//! returns `Result<T, E>` with `T: Serialize` and `E: Into<TaskError>`.
+//! once; the older `concurrency` is refused with a message naming it).
+//! Specs are checked at compile time. The function takes its parameters
+//! (any type that implements [`Params`]; `()` for none), optionally
+//! followed by its context (`&Context` for a plain function, `Context` for
+//! an `async fn`), and returns `Result<T, E>` with `T: Serialize` and `E:
+//! Into<TaskError>`. Each task gets `job(params)`, which builds a
+//! [`JobSpec`] whose options are set by its builder (`max_attempts`,
+//! `timeout`, `priority`, `run_at`, `mode`, ...).
+//!
+//! A task that carries state is a type that implements [`Task`] (or
+//! [`AsyncTask`]); its defaults are one [`TaskDefaults`], and `X::job`
+//! comes with the trait:
+//!
+//! ```
+//! use std::time::Duration;
+//! use runyard::prelude::*;
+//!
+//! struct Scale {
+//!     factor: i64,
+//! }
+//!
+//! impl Task for Scale {
+//!     const NAME: &'static str = "scale";
+//!     type Params = serde_json::Value;
+//!     type Output = i64;
+//!
+//!     fn defaults(&self) -> TaskDefaults {
+//!         TaskDefaults::new().timeout(Duration::from_secs(5))
+//!     }
+//!
+//!     fn run(&self, p: serde_json::Value, _ctx: &Context) -> Result<i64, TaskError> {
+//!         let x = p["x"].as_i64().ok_or_else(|| TaskError::permanent("x must be an integer"))?;
+//!         Ok(self.factor * x)
+//!     }
+//! }
+//!
+//! let registry = Registry::builder().task(runyard::TaskDef::from_task(Scale { factor: 3 })).build().unwrap();
+//! let report = Engine::new(registry, EngineConfig::default())
+//!     .run([Scale::job(serde_json::json!({"x": 14}))])
+//!     .unwrap();
+//! assert_eq!(report.jobs[0].output.as_json(), "42");
+//! ```
+//!
+//! Jobs read from files keep the string form,
+//! `JobSpec::new("resize").params(&json)?`, checked against the task when
+//! submitted.
 //!
 //! A task defined with `#[task]` registers itself when the binary is linked:
 //! [`Registry::linked`] finds every such task in the executable (one list
 //! per process, whichever crate defined them). A registry can also be built
-//! by hand with [`Registry::builder`] from [`TaskDef`]s.
+//! by hand with [`Registry::builder`] from [`TaskDef`]s, as above.
 //!
 //! # Modes
 //!
 //! | mode | where attempts run | timeouts | use it for |
 //! |---|---|---|---|
-//! | `auto` (default) | `cpu` tasks on a pool sized to the cores, `blocking` tasks on an elastic pool, `async` tasks on tokio, isolated tasks in worker processes | per executor | mixed work |
+//! | `auto` (default) | `cpu` tasks on a pool sized to the cores, `blocking` tasks on an elastic pool, `async` tasks on tokio, isolated tasks in child processes | per executor | mixed work |
 //! | `thread` | one pool of `-j` threads | the context is cancelled; a task that ignores it is abandoned and reported `timed_out` | CPU-bound Rust code |
 //! | `async` | tokio; sync tasks on the blocking pool | the future is dropped | massive IO |
-//! | `process` | worker processes | the process group is killed | code that may crash, hang or leak |
+//! | `process` | child processes | the process group is killed | code that may crash, hang or leak |
 //!
 //! Code that cannot be interrupted (a C library call, a busy loop that never
 //! checks its context) is only truly stopped in `process` mode: in `thread`
 //! mode its thread is abandoned, still running, while the run goes on.
+//!
+//! A run has a mode, and a job may ask for another:
+//!
+//! ```
+//! use runyard::prelude::*;
+//!
+//! /// Counts to `n`.
+//! #[derive(serde::Serialize, serde::Deserialize, Params)]
+//! struct Count {
+//!     n: u64,
+//! }
+//!
+//! #[task]
+//! fn count(p: Count) -> Result<u64, TaskError> {
+//!     Ok((0..p.n).sum())
+//! }
+//!
+//! let config = EngineConfig {
+//!     mode: Mode::Thread,
+//!     concurrency: Some(2),
+//!     ..EngineConfig::default()
+//! };
+//! let engine = Engine::new(Registry::linked().unwrap(), config);
+//! let report = engine
+//!     .run([
+//!         count::job(Count { n: 10 }),
+//!         count::job(Count { n: 100 }).mode(Mode::Async),
+//!     ])
+//!     .unwrap();
+//! assert_eq!(report.jobs[1].output.as_json(), "4950");
+//! ```
+//!
+//! `process` mode starts copies of the executable as its child processes:
+//! see [`process`] for the one line `main` needs.
+//!
+//! # Queues
+//!
+//! An engine runs the jobs of a queue. [`Engine::run`] makes an in-memory
+//! one for a batch of jobs; [`Engine::start`] runs on any queue and returns
+//! the [`Run`], to which jobs are submitted while it goes:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use runyard::prelude::*;
+//! use runyard::queue::{MemoryQueue, Queue};
+//! use runyard::report::Report;
+//!
+//! #[task]
+//! fn hello(_: ()) -> Result<&'static str, TaskError> {
+//!     Ok("hello")
+//! }
+//!
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! run.submit(&hello::job(())).unwrap();
+//! run.close(); // no more jobs: the run ends once they are done
+//! let ended = run.wait();
+//! let report = Report::collect(&*queue, ended.wall, ended.interrupted).unwrap();
+//! assert!(report.summary.all_succeeded());
+//! ```
+//!
+//! The SQLite queue (feature `sqlite`) records a run in one file: every job
+//! and attempt survives a crash, and a run started again on the file goes
+//! on where it stopped (a job that was running when its worker died is
+//! claimed again once its lease runs out).
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use std::sync::Arc;
+//! use runyard::prelude::*;
+//! use runyard::queue::Queue;
+//! use runyard::sqlite::{OpenMode, SqliteQueue};
+//!
+//! #[task]
+//! fn hello(_: ()) -> Result<&'static str, TaskError> {
+//!     Ok("hello")
+//! }
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("state.db");
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::CreateOrOpen).unwrap());
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! let id = run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap();
+//! run.close();
+//! assert!(run.wait().error.is_none());
+//! drop(queue);
+//!
+//! // The file remembers: the job is done, and submitting it again under
+//! // the same key does not enqueue a second one.
+//! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::Existing).unwrap());
+//! assert_eq!(queue.get(id).unwrap().unwrap().state, JobState::Succeeded);
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! assert_eq!(run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap(), id);
+//! run.close();
+//! run.wait();
+//! # }
+//! ```
+//!
+//! The PostgreSQL queue (feature `postgres`, `runyard::postgres`) lets workers on
+//! many machines drain one queue, and a service enqueue a job inside its own
+//! transaction. Every backend passes the same conformance suite
+//! (`runyard_queue::conformance`).
+//!
+//! # Events
+//!
+//! Each job's transitions (queued, running, scheduled for a retry,
+//! succeeded, dead, cancelled) are events, given as they happen to every
+//! [`EventSink`](event::EventSink) of a run; [`JsonLines`](event::JsonLines)
+//! writes them as JSON lines:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use runyard::prelude::*;
+//! use runyard::event::{Event, EventSink};
+//! use runyard::queue::{MemoryQueue, Queue};
+//!
+//! /// Keeps the name of each event.
+//! #[derive(Default)]
+//! struct Names(Mutex<Vec<&'static str>>);
+//!
+//! impl EventSink for Names {
+//!     fn event(&self, e: &Event<'_>) {
+//!         let name = match e {
+//!             Event::Queued { .. } => "queued",
+//!             Event::Running { .. } => "running",
+//!             Event::Scheduled { .. } => "scheduled",
+//!             Event::Succeeded { .. } => "succeeded",
+//!             Event::Dead { .. } => "dead",
+//!             Event::Cancelled { .. } => "cancelled",
+//!         };
+//!         self.0.lock().unwrap().push(name);
+//!     }
+//! }
+//!
+//! /// Fails once, then succeeds.
+//! #[task(max_attempts = 2, backoff = "none")]
+//! fn flaky(_: (), ctx: &Context) -> Result<(), TaskError> {
+//!     if ctx.attempt() == 1 {
+//!         return Err(TaskError::retryable("not yet"));
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let names = Arc::new(Names::default());
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+//! let run = engine.start(queue, vec![names.clone() as Arc<dyn EventSink>]);
+//! run.submit(&flaky::job(())).unwrap();
+//! run.close();
+//! run.wait();
+//! assert_eq!(
+//!     *names.0.lock().unwrap(),
+//!     ["queued", "running", "scheduled", "running", "succeeded"]
+//! );
+//! ```
+//!
+//! # Errors
+//!
+//! A job that cannot run is refused when it is submitted, before anything
+//! runs: an unknown task, parameters that break their constraints, an
+//! invalid option, a mode the task cannot run in ([`SubmitError`], whose
+//! message names the task, the field and what would be valid). An attempt
+//! that fails returns a [`TaskError`], which says whether to retry:
+//! [`TaskError::retryable`] follows the retry policy,
+//! [`TaskError::retry_after`] asks for a delay, [`TaskError::permanent`]
+//! ends the job at once. A panic is caught and reported as the attempt's
+//! outcome; it never takes the engine down.
+//!
+//! ```
+//! use runyard::prelude::*;
+//! use runyard::SubmitError;
+//!
+//! /// Parameters of `fetch`.
+//! #[derive(serde::Serialize, serde::Deserialize, Params)]
+//! struct Fetch {
+//!     #[param(min_len = 1)]
+//!     url: String,
+//! }
+//!
+//! #[task(max_attempts = 5)]
+//! fn fetch(p: Fetch) -> Result<(), TaskError> {
+//!     Err(TaskError::permanent(format!("{}: not found", p.url)))
+//! }
+//!
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//!
+//! // Refused before anything runs.
+//! let e = engine.run([fetch::job(Fetch { url: String::new() })]).unwrap_err();
+//! assert!(matches!(e, SubmitError::Params(_)), "{e}");
+//! let e = engine.run([JobSpec::new("fecth")]).unwrap_err();
+//! assert!(e.to_string().contains("did you mean `fetch`?"), "{e}");
+//!
+//! // A permanent error is not retried: one attempt, and the job is dead.
+//! let report = engine.run([fetch::job(Fetch { url: "a.example".into() })]).unwrap();
+//! let job = &report.jobs[0];
+//! assert_eq!((job.state, job.attempts.len()), (JobState::Dead, 1));
+//! assert_eq!(job.last_error(), Some("a.example: not found"));
+//! ```
 
 // A closed standard error must not panic a worker: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
@@ -104,8 +355,8 @@ pub use runyard_macros::{task, Params};
 /// `use runyard::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        task, AsyncTask, Context, Engine, EngineConfig, JobSpec, Mode, Params, Registry, Task,
-        TaskDefaults, TaskError, TaskKind,
+        task, AsyncTask, Context, Engine, EngineConfig, JobSpec, JobState, Mode, Params, Registry,
+        Task, TaskDefaults, TaskError, TaskKind,
     };
 }
 
@@ -116,8 +367,8 @@ pub mod params {
     pub use runyard_core::{FieldSchema, JobParams, ParamSchema, Violation};
 }
 
-/// Retry policies and their decisions ([`RetryPolicy`](crate::RetryPolicy)
-/// and [`Backoff`](crate::Backoff) are also at the root).
+/// Retry policies and their decisions ([`RetryPolicy`]
+/// and [`Backoff`] are also at the root).
 pub mod retry {
     pub use runyard_core::{
         Backoff, BackoffError, Jitter, RetryDecision, RetryPolicy, MAX_RETRY_AFTER,
