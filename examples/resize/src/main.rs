@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use runyard::{task, Context, Engine, EngineConfig, JobSpec, Mode, Params, Registry, TaskError};
+use runyard::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `thumbnail`.
@@ -79,13 +79,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     let mut jobs = Vec::new();
-    for (i, image) in ["cat.png", "dog.png", "owl.png"].iter().enumerate() {
-        let p = serde_json::json!({"image": image, "width": 64 << i});
-        jobs.push(JobSpec::new("thumbnail").params(&p)?);
+    for (i, image) in ["cat.png", "dog.png", "owl.png"].into_iter().enumerate() {
+        // Jobs by type: the task's name and its parameters are checked by
+        // the compiler.
+        jobs.push(thumbnail::job(Thumbnail {
+            image: image.to_string(),
+            width: 64 << i,
+        }));
         // An async task runs on tokio whatever the run's mode.
-        jobs.push(JobSpec::new("upload").mode(Mode::Auto));
+        jobs.push(upload::job(()).mode(Mode::Auto));
     }
-    jobs.push(JobSpec::new("flaky"));
+    jobs.push(flaky::job(()).max_attempts(4));
     let report = engine.run(jobs)?;
     for job in &report.jobs {
         println!(
