@@ -94,6 +94,7 @@ impl<'de> Deserialize<'de> for Arg {
 #[param(check = check)]
 pub struct ShellParams {
     /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`. It runs in a process group of its own, killed when it exits (a process that leaves the group, e.g. with setsid, is out of reach).
+    #[param(type = "string or list of strings")]
     pub cmd: Cmd,
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]
@@ -558,6 +559,14 @@ mod tests {
     use runyard::Params;
 
     use super::*;
+
+    #[test]
+    fn cmd_is_described_in_a_job_writers_words() {
+        let schema = ShellParams::schema();
+        let cmd = schema.fields.iter().find(|f| f.name == "cmd").unwrap();
+        assert_eq!(cmd.type_name(), "string or list of strings");
+        assert_eq!(cmd.ty, "Cmd");
+    }
 
     fn params(v: serde_json::Value) -> Result<ShellParams, String> {
         let p = ShellParams::decode(&v.to_string())?;
