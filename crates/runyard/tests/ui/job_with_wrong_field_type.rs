@@ -1,15 +1,4 @@
-use runyard::{task, Params, TaskError};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, Params)]
-struct Resize {
-    width: u32,
-}
-
-#[task]
-fn resize(p: Resize) -> Result<u32, TaskError> {
-    Ok(p.width)
-}
+include!("support/resize.rs");
 
 fn main() {
     let _ = resize::job(Resize { width: "640" });
