@@ -35,12 +35,12 @@ impl fmt::Debug for JobId {
 pub enum Mode {
     /// Each task on its natural home: `cpu` tasks on the thread pool,
     /// `blocking` tasks on the elastic blocking pool, `async` tasks on tokio,
-    /// and tasks or jobs that ask for isolation in worker processes.
+    /// and tasks or jobs that ask for isolation in child processes.
     #[default]
     Auto,
     /// Every attempt on one thread pool of `-j` threads.
     Thread,
-    /// Every attempt in a pool of worker processes.
+    /// Every attempt in a pool of child processes.
     Process,
     /// Async tasks on tokio; sync tasks on tokio's blocking pool.
     Async,
@@ -180,7 +180,7 @@ pub struct JobOptions {
     /// Where its attempts run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
-    /// Run its attempts in a worker process even in `auto` mode.
+    /// Run its attempts in a child process even in `auto` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolate: Option<bool>,
 }

@@ -68,7 +68,7 @@ impl FromStr for TaskKind {
     }
 }
 
-/// A sync task: runs on a thread (or in a worker process).
+/// A sync task: runs on a thread (or in a child process).
 ///
 /// Usually written with `#[runyard::task]` on a plain function; implement it
 /// by hand when a task carries state:

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p runyard-example-resize            # auto mode
-//! cargo run --release -p runyard-example-resize -- process # thumbnails in worker processes
+//! cargo run --release -p runyard-example-resize -- process # thumbnails in child processes
 //! ```
 
 use std::time::Duration;
@@ -62,8 +62,8 @@ fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // First thing: in a worker process (process mode starts this binary as
-    // its workers), run the worker role and exit.
+    // First thing: in a child process (process mode starts this binary as
+    // its child processes), run the child's role and exit.
     runyard::process::enter_if_child();
     let mode: Mode = match std::env::args().nth(1) {
         Some(m) => m.parse()?,
