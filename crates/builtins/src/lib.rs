@@ -4,6 +4,7 @@
 //!
 //! They are not registered at link time: a binary adds them with
 //! [`tasks`], so a user's own binary is free to define tasks of those names.
+#![forbid(unsafe_code)]
 
 mod cpu;
 mod fail;

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use runyard::exec::{os, CommandGroup, SpawnError};
+use runyard::exec::os::{self, Interest, PollFd};
+use runyard::exec::{CommandGroup, SpawnError};
 use runyard::params::Violation;
 use runyard::{Context, Task, TaskError, TaskKind};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -317,12 +318,10 @@ fn unusable_dir(dir: &Path) -> Option<(&Path, String)> {
         Err(e) => e.to_string(),
         Ok(m) if !m.is_dir() => "not a directory".to_string(),
         Ok(_) => {
-            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-            // SAFETY: access reads the NUL-terminated path we pass.
-            if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+            let Err(e) = os::may_execute(dir) else {
                 return None;
-            }
-            io::Error::last_os_error().to_string()
+            };
+            e.to_string()
         }
     };
     Some((dir, why))
@@ -355,20 +354,22 @@ impl Captured {
     }
 }
 
+/// A pipe to read from and to wait on.
+trait Pipe: Read + AsFd {}
+impl<R: Read + AsFd> Pipe for R {}
+
 /// One pipe being read.
 struct Stream {
-    reader: Option<Box<dyn Read>>,
+    reader: Option<Box<dyn Pipe>>,
     captured: Captured,
-    fd: RawFd,
 }
 
 impl Stream {
-    fn of<R: Read + AsRawFd + 'static>(pipe: Option<R>) -> io::Result<Stream> {
+    fn of<R: Read + AsFd + 'static>(pipe: Option<R>) -> io::Result<Stream> {
         Ok(match pipe {
             Some(p) => {
-                os::set_nonblocking(p.as_raw_fd())?;
+                os::set_nonblocking(&p)?;
                 Stream {
-                    fd: p.as_raw_fd(),
                     reader: Some(Box::new(p)),
                     captured: Captured {
                         kept: Some(Vec::new()),
@@ -379,7 +380,6 @@ impl Stream {
             None => Stream {
                 reader: None,
                 captured: Captured::default(),
-                fd: -1,
             },
         })
     }
@@ -437,7 +437,7 @@ impl Pipes {
     fn new(group: &mut CommandGroup, input: Option<Vec<u8>>, keep: u64) -> io::Result<Pipes> {
         let feed = match (group.take_stdin(), input) {
             (Some(pipe), Some(bytes)) => {
-                os::set_nonblocking(pipe.as_raw_fd())?;
+                os::set_nonblocking(&pipe)?;
                 Some(Feed { pipe, bytes, at: 0 })
             }
             _ => None,
@@ -455,46 +455,36 @@ impl Pipes {
 
     /// Reads and writes until the command's leader exits.
     fn until_exit(&mut self, group: &CommandGroup) -> io::Result<()> {
-        let exit_fd = group.exit_fd().map(|f| f.as_raw_fd());
+        let exit_fd = group.exit_fd();
         loop {
-            let mut fds = [libc::pollfd {
-                fd: -1,
-                events: 0,
-                revents: 0,
-            }; 4];
-            for (pfd, s) in fds.iter_mut().zip(&self.streams) {
-                if s.reader.is_some() {
-                    (pfd.fd, pfd.events) = (s.fd, libc::POLLIN);
+            let ready = {
+                let mut fds = [PollFd::none(); 4];
+                for (pfd, s) in fds.iter_mut().zip(&self.streams) {
+                    if let Some(r) = &s.reader {
+                        *pfd = PollFd::new(r.as_fd(), Interest::Read);
+                    }
                 }
-            }
-            if let Some(f) = &self.feed {
-                (fds[2].fd, fds[2].events) = (f.pipe.as_raw_fd(), libc::POLLOUT);
-            }
-            if let Some(fd) = exit_fd {
-                (fds[3].fd, fds[3].events) = (fd, libc::POLLIN);
-            }
-            // Without a pidfd, the leader is looked at every 20 ms.
-            let timeout = if exit_fd.is_some() { -1 } else { 20 };
-            // SAFETY: `fds` is a valid array of pollfd of the given length
-            // (entries with fd -1 are ignored).
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+                if let Some(f) = &self.feed {
+                    fds[2] = PollFd::new(f.pipe.as_fd(), Interest::Write);
                 }
-                return Err(e);
-            }
+                if let Some(fd) = exit_fd {
+                    fds[3] = PollFd::new(fd, Interest::Read);
+                }
+                // Without a pidfd, the leader is looked at every 20 ms.
+                let timeout = exit_fd.is_none().then_some(Duration::from_millis(20));
+                os::poll(&mut fds, timeout)?;
+                fds.map(|f| f.ready())
+            };
             for (i, s) in self.streams.iter_mut().enumerate() {
-                if fds[i].revents != 0 {
+                if ready[i] {
                     s.read(&mut self.buf[..], usize::MAX, self.keep)?;
                 }
             }
-            if fds[2].revents != 0 {
+            if ready[2] {
                 self.write_input();
             }
             let exited = match exit_fd {
-                Some(_) => fds[3].revents != 0,
+                Some(_) => ready[3],
                 None => group.has_exited()?,
             };
             if exited {
@@ -530,8 +520,9 @@ impl Pipes {
     /// Takes what is in the pipes now (the group is gone): whatever writes
     /// to them later is not waited for.
     fn rest(mut self) -> io::Result<(Captured, Captured)> {
-        for s in self.streams.iter_mut().filter(|s| s.reader.is_some()) {
-            let mut left = pipe_bytes(s.fd);
+        for s in self.streams.iter_mut() {
+            let Some(r) = &s.reader else { continue };
+            let mut left = os::bytes_readable(r.as_fd());
             while left > 0 {
                 match s.read(&mut self.buf[..], left, self.keep)? {
                     0 => break,
@@ -542,16 +533,6 @@ impl Pipes {
         let [o, e] = self.streams;
         Ok((o.captured, e.captured))
     }
-}
-
-/// Bytes waiting in a pipe (`FIONREAD`).
-fn pipe_bytes(fd: RawFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer we pass.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } != 0 {
-        return 0;
-    }
-    n.max(0) as usize
 }
 
 #[cfg(test)]

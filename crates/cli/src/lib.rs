@@ -19,7 +19,7 @@
 //! input error (nothing ran); 3: the runner itself failed (a queue or
 //! database it could not reach or write, an output it could not write);
 //! 130: interrupted.
-
+#![forbid(unsafe_code)]
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 // Output. Nothing here prints with `println!` or `eprintln!`, which panic

@@ -2,7 +2,6 @@
 //! that survives the process and can be resumed.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -193,11 +192,9 @@ fn refused(path: &Path, e: QueueError) -> anyhow::Error {
 /// would drop SQLite's locks on it.)
 fn hold(path: &Path) -> anyhow::Result<()> {
     let f = File::open(path)?;
-    // SAFETY: flock on a descriptor we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    match runyard::exec::os::try_lock_exclusive(&f) {
+        Ok(true) => {}
+        Ok(false) => {
             return Err(UsageError(format!(
                 "{} is in use by another runyard run; wait for it to end (see it with `runyard status --state {}`)",
                 path.display(),
@@ -205,7 +202,9 @@ fn hold(path: &Path) -> anyhow::Result<()> {
             ))
             .into());
         }
-        return Err(anyhow::Error::new(e).context(format!("locking {}", path.display())));
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("locking {}", path.display())));
+        }
     }
     std::mem::forget(f);
     Ok(())

@@ -3,6 +3,7 @@
 //!
 //! This crate does no I/O. Executors, queues, the worker loop and the CLI
 //! build on it; most users depend on the `runyard` facade instead.
+#![forbid(unsafe_code)]
 
 mod context;
 mod defaults;

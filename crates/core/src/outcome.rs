@@ -170,10 +170,15 @@ impl Outcome {
     }
 
     /// What the retry policy should make of it. Panics, crashes and
-    /// timeouts are retryable: the next attempt may well succeed.
+    /// timeouts are retryable: the next attempt may well succeed. An
+    /// attempt stopped by a shutdown asks to run again at once
+    /// (`RetryAfter(0)`), if the policy has attempts left; one stopped by a
+    /// cancel request is not retried at all, which the engine decides before
+    /// it asks the policy.
     pub fn intent(&self) -> ErrorIntent {
         match self {
             Outcome::Failed(e) => e.intent(),
+            Outcome::Cancelled => ErrorIntent::RetryAfter(Duration::ZERO),
             _ => ErrorIntent::Retryable,
         }
     }
@@ -366,6 +371,18 @@ mod tests {
         assert_eq!(back.number, 2);
         assert_eq!(back.duration(), Duration::from_micros(1500));
         assert_eq!(back.error_message(), Some("timed out after 250ms"));
+    }
+
+    #[test]
+    fn an_attempt_stopped_by_a_shutdown_asks_the_policy_for_a_retry_at_once() {
+        use crate::retry::{Backoff, RetryDecision, RetryPolicy};
+        let p = RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(5))).unwrap();
+        let intent = Outcome::Cancelled.intent();
+        assert_eq!(
+            p.decide(1, intent, 0.5),
+            RetryDecision::Retry(Duration::ZERO)
+        );
+        assert!(matches!(p.decide(2, intent, 0.5), RetryDecision::GiveUp(_)));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The engine and a run: submitting jobs, interrupting, waiting.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -10,16 +10,17 @@ use runyard_core::{
     Event, JobId, JobOptions, JobSettings, JobSpec, OptionError, ParamError, QueuedReason,
     Registry, TaskIndex, UnknownTask,
 };
-use runyard_exec::Executor;
 use runyard_queue::{Counts, Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName};
 use thiserror::Error;
 
 use crate::config::EngineConfig;
-use crate::dispatch::Dispatcher;
+use crate::dispatcher::Dispatcher;
 use crate::events::{EventSink, Events};
 use crate::inbox::Inbox;
 use crate::lane::{lane_for, Lane, ModeRefused};
 use crate::report::Report;
+pub use crate::shared::RunOutcome;
+use crate::shared::{EngineInner, SettingsError, Tally};
 
 /// A job that was refused before anything ran.
 #[derive(Debug, Error)]
@@ -49,23 +50,6 @@ pub enum SubmitError {
 /// Runs jobs of a registry's tasks.
 pub struct Engine {
     inner: Arc<EngineInner>,
-}
-
-pub(crate) struct EngineInner {
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) config: EngineConfig,
-    /// Task names by index, shared by every job of the task.
-    pub(crate) names: Vec<TaskName>,
-    /// Per task: its settings under the run's defaults alone.
-    settings: Vec<Result<Arc<JobSettings>, SettingsError>>,
-    /// Which lanes can run here.
-    pub(crate) process_available: bool,
-}
-
-#[derive(Debug, Clone)]
-enum SettingsError {
-    Options(OptionError),
-    Mode(ModeRefused),
 }
 
 impl fmt::Debug for Engine {
@@ -249,23 +233,7 @@ pub struct Run {
     thread: Option<JoinHandle<RunOutcome>>,
 }
 
-/// What a run's dispatcher shares with those who watch its progress.
-#[derive(Default)]
-pub(crate) struct Tally {
-    /// Attempts that did not succeed.
-    pub(crate) failed_attempts: AtomicU64,
-    /// The executors started so far, which know how many attempts run now.
-    executors: Mutex<Vec<Arc<dyn Executor>>>,
-}
-
 impl Tally {
-    pub(crate) fn add_executor(&self, e: &Arc<dyn Executor>) {
-        self.executors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(e));
-    }
-
     fn progress(&self, queue: &dyn Queue) -> Result<Progress, QueueError> {
         let mut counts = queue.counts()?;
         if !queue.is_durable() {
@@ -290,17 +258,6 @@ impl Tally {
             failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
         })
     }
-}
-
-/// How a run ended.
-#[derive(Debug)]
-pub struct RunOutcome {
-    /// From the start of the run to its end.
-    pub wall: Duration,
-    /// Whether it was interrupted.
-    pub interrupted: bool,
-    /// The queue failure that ended the run early, if any.
-    pub error: Option<QueueError>,
 }
 
 /// A run's counts, for a progress display.

@@ -20,8 +20,16 @@ use runyard_exec::{AttemptReport, Sink};
 /// Records handed to the dispatcher's writer thread, and what became of them.
 pub(crate) struct Written {
     pub(crate) records: Vec<runyard_queue::Completion>,
-    pub(crate) tasks: Vec<runyard_queue::TaskName>,
+    /// What each record's event needs that the record does not hold.
+    pub(crate) notes: Vec<Note>,
     pub(crate) results: Result<Vec<Result<(), runyard_queue::Fenced>>, runyard_queue::QueueError>,
+}
+
+/// Beside a record: its task and, for a retry, the delay the retry policy
+/// chose (the `scheduled` event's `delay_ms`, whenever the event is emitted).
+pub(crate) struct Note {
+    pub(crate) task: runyard_queue::TaskName,
+    pub(crate) delay: Duration,
 }
 
 #[derive(Default)]

@@ -76,10 +76,13 @@ pub fn lane_for(mode: Mode, task: &TaskDef, isolate: bool) -> Result<Lane, ModeR
     };
     match mode {
         Mode::Thread if task.has_sync_body() => Ok(Lane::Cpu),
-        Mode::Thread => Err(refuse("it is an async task; use --mode async or --mode auto")),
+        Mode::Thread => Err(refuse(
+            "it is an async task, which runs in `Mode::Async` or `Mode::Auto`",
+        )),
         Mode::Process if task.has_sync_body() => Ok(Lane::Process),
         Mode::Process => Err(refuse(
-            "it is an async task and worker processes run sync tasks; use --mode async or --mode auto",
+            "it is an async task and worker processes run sync tasks; it runs in `Mode::Async` \
+             or `Mode::Auto`",
         )),
         Mode::Async if task.has_async_body() => Ok(Lane::Async),
         Mode::Async => Ok(Lane::Blocking),

@@ -6,14 +6,16 @@
 //! every attempt that did not succeed, records outcomes in the queue and
 //! emits [`Event`](runyard_core::Event)s to [`EventSink`]s. [`Report`] reads
 //! the finished run back from the queue.
+#![forbid(unsafe_code)]
 
 mod config;
-mod dispatch;
+mod dispatcher;
 mod engine;
 mod events;
 mod inbox;
 mod lane;
 mod report;
+mod shared;
 mod slab;
 
 pub use config::{ConfigError, EngineConfig, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS};

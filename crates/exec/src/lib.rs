@@ -16,6 +16,8 @@
 //! process group of its own that ends whole, and that a reaper process
 //! kills should the runner die (see [`start_reaper`]).
 
+// Unsafe code only behind the safe wrappers of `os`.
+#![deny(unsafe_code)]
 // A closed standard error must not panic an executor: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -23,6 +25,7 @@ mod async_exec;
 mod attempt;
 mod group;
 pub mod limits;
+#[allow(unsafe_code)]
 pub mod os;
 mod panic;
 pub mod process;

@@ -18,6 +18,7 @@
 //!
 //! Async attempts need no thread of their own and are not bounded here.
 
+use crate::os::{self, Resource};
 use std::fmt;
 
 /// The most threads one pool runs, and the most worker processes.
@@ -96,7 +97,7 @@ pub fn pool_threads() -> Limit {
         most: MAX_POOL_THREADS,
         bound: Bound::Cap,
     };
-    match soft_limit(libc::RLIMIT_NPROC) {
+    match os::soft_limit(Resource::Processes) {
         Some(n) => cap.min(Limit {
             most: (n as usize)
                 .saturating_sub(threads_now() + RESERVED_THREADS + cores())
@@ -117,7 +118,7 @@ pub fn worker_processes() -> Limit {
         },
         bound: threads.bound,
     };
-    if let Some(n) = soft_limit(libc::RLIMIT_NOFILE) {
+    if let Some(n) = os::soft_limit(Resource::OpenFiles) {
         let room = (n as usize).saturating_sub(open_files_now() + RESERVED_FILES);
         most = most.min(Limit {
             most: (room / FILES_PER_WORKER).max(1),
@@ -125,19 +126,6 @@ pub fn worker_processes() -> Limit {
         });
     }
     most
-}
-
-/// A resource's soft limit, `None` when unlimited (or unknown).
-fn soft_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass; nothing else is touched.
-    if unsafe { libc::getrlimit(resource, &mut r) } != 0 || r.rlim_cur == libc::RLIM_INFINITY {
-        return None;
-    }
-    Some(r.rlim_cur)
 }
 
 /// This process's threads now (`Threads:` in `/proc/self/status`).

@@ -7,7 +7,7 @@
 //! lives on, and a resume would start the same commands again beside them.
 //! A parent-death signal reaches only the direct child, never what
 //! `sh -c 'a | b'` starts. So each runner has a reaper: a small process that
-//! knows the groups of the commands the runner and its worker processes
+//! knows the groups of the commands the runner and its child processes
 //! have running, and kills every one of them once the runner is gone.
 //!
 //! # Protocol
@@ -16,9 +16,9 @@
 //! taken (a command is being started), any other value the id of a live
 //! command's process group. Only the runner adds pages (it grows the
 //! memfd). It registers its own commands in pages it keeps, and lends one
-//! page to each slot of a process pool: the worker processes of that slot
+//! page to each slot of a process pool: the child processes of that slot
 //! map it (descriptor 7) and write only there, and the pool's supervisor
-//! reads it when it ends a worker.
+//! reads it when it ends a child.
 //!
 //! **A command's slot**: the starting thread takes a free slot (compare and
 //! swap `0 → -1`) before it starts the command, and stores the group's id
@@ -30,16 +30,16 @@
 //!
 //! **The life pipe**: the reaper holds its read end. The runner holds the
 //! only write end (close-on-exec: commands do not inherit it), and so does
-//! every worker process (descriptor 6, close-on-exec there too). The
+//! every child process (descriptor 6, close-on-exec there too). The
 //! reaper blocks reading the pipe, which ends (end of file) only when every
-//! holder is gone: the runner, and its worker processes, which die with it
-//! (a parent-death signal). A worker process cannot register a group after
+//! holder is gone: the runner, and its child processes, which die with it
+//! (a parent-death signal). A child process cannot register a group after
 //! the reaper's last look, since it holds the pipe until it dies. The
 //! reaper then reads the whole table and sends SIGKILL to every group it
 //! names, and exits. (A child that the runner's own code forks without
 //! `exec` holds the pipe too: the reaper then waits for it as well.)
 //!
-//! **The reaper process** is forked from the runner, which has threads: the
+//! **The reaper process** (`os::fork_reaper`) is forked from the runner, which has threads: the
 //! child makes only async-signal-safe calls (`fork`, `setpgid`,
 //! `sigaction`, `prctl`, `chdir`, `close_range`/`close`, `read`, `lseek`,
 //! `kill`, `_exit`) on memory it owns (a buffer on its stack). It forks
@@ -53,9 +53,9 @@
 //! best started early ([`start_reaper`]: the CLI does before it reads any
 //! job), and is otherwise started at the first need.
 //!
-//! **A worker process's commands**: when a pool's supervisor ends a worker
+//! **A child process's commands**: when a pool's supervisor ends a child
 //! (timeout, cancel, crash, recycling), it ends the commands of the
-//! worker's page with it (SIGTERM with the worker's, SIGKILL to what is
+//! child's page with it (SIGTERM with the child's, SIGKILL to what is
 //! left after the grace) and clears the page, before it reports the
 //! attempt: a retry never runs beside the command of the attempt before.
 //!
@@ -65,7 +65,7 @@
 //! its id (the spawn returns only once the command runs).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -78,14 +78,15 @@ const PAGE: usize = SLOTS * 4;
 const FREE: i32 = 0;
 const TAKEN: i32 = -1;
 
-/// Where a worker process finds the life pipe's write end.
-pub(crate) const WORKER_LIFE_FD: RawFd = 6;
-/// Where a worker process finds the table.
-pub(crate) const WORKER_TABLE_FD: RawFd = 7;
+/// Where a child process finds the life pipe's write end.
+pub(crate) const CHILD_LIFE_FD: RawFd = 6;
+/// Where a child process finds the table.
+pub(crate) const CHILD_TABLE_FD: RawFd = 7;
 
-#[repr(C, align(4096))]
+/// A page of the table, mapped here for the rest of the process.
 pub(crate) struct Page {
-    slots: [AtomicI32; SLOTS],
+    /// SLOTS slots.
+    slots: &'static [AtomicI32],
 }
 
 impl Page {
@@ -104,7 +105,7 @@ struct Table {
     /// Never written: it closes with this process, which is what the
     /// reaper waits for.
     life: OwnedFd,
-    /// Whether this process may add pages: the runner may; a worker process
+    /// Whether this process may add pages: the runner may; a child process
     /// registers only in the page it was lent.
     grows: bool,
     pages: Mutex<Pages>,
@@ -154,43 +155,13 @@ fn table() -> io::Result<&'static Table> {
 impl Table {
     /// A table and a reaper watching it.
     fn start() -> io::Result<Table> {
-        // SAFETY: a name and flags; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"runyard-groups".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Above the descriptors a worker is handed, so that moving them
-        // there in a new worker never overwrites one with the other.
-        // SAFETY: a fresh descriptor, ours alone.
-        let mem = os::fd_above(unsafe { OwnedFd::from_raw_fd(raw) }, 10)?;
+        // Above the descriptors a child process is handed, so that moving
+        // them there in a new child never overwrites one with the other.
+        let mem = os::fd_above(os::memfd(c"runyard-groups", 0)?, 10)?;
         let (r, w) = os::pipe()?;
         let (r, life) = (os::fd_above(r, 10)?, os::fd_above(w, 10)?);
-        let fd_limit = open_fd_limit();
-        // SAFETY: the child side runs `spawn_reaper_child`, which makes only
-        // async-signal-safe calls and never returns.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            spawn_reaper_child(r.as_raw_fd(), mem.as_raw_fd(), fd_limit);
-        }
+        os::fork_reaper(r.as_fd(), mem.as_fd())?;
         drop(r);
-        // The middle process exits as soon as it has forked the reaper.
-        let status = loop {
-            let mut status = 0;
-            // SAFETY: waiting for our own child, into a local.
-            if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-                break status;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            return Err(io::Error::other("the reaper could not be forked"));
-        }
         Ok(Table {
             mem,
             life,
@@ -208,12 +179,10 @@ impl Table {
         }
         let index = pages.count;
         let len = (index as usize + 1) * PAGE;
-        // SAFETY: sizing our own memfd; only this process does.
-        if unsafe { libc::ftruncate(self.mem.as_raw_fd(), len as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Only this process sizes the memfd.
+        os::set_len(&self.mem, len as u64)?;
         pages.count += 1;
-        Ok((index, map_page(self.mem.as_raw_fd(), index)?))
+        Ok((index, map_page(self.mem.as_fd(), index)?))
     }
 
     /// Takes a free slot, in a new page if every page is full.
@@ -237,121 +206,11 @@ impl Table {
     }
 }
 
-fn map_page(mem: RawFd, index: u32) -> io::Result<&'static Page> {
-    let p = os::map_shared(mem, PAGE, index as usize * PAGE)?;
-    // SAFETY: mapped for the life of the process (never unmapped),
-    // zero-filled by the kernel, page-aligned, and only read or written
-    // through atomics.
-    Ok(unsafe { &*(p as *const Page) })
-}
-
-/// How many descriptors this process may have open (for closing them in
-/// the reaper when `close_range` is missing).
-fn open_fd_limit() -> RawFd {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return 1024;
-    }
-    r.rlim_cur.min(1 << 20) as RawFd
-}
-
-/// The first child: forks the reaper and exits. Async-signal-safe only.
-fn spawn_reaper_child(life: RawFd, mem: RawFd, fd_limit: RawFd) -> ! {
-    // SAFETY: fork and _exit are async-signal-safe.
-    unsafe {
-        match libc::fork() {
-            0 => reap(life, mem, fd_limit),
-            p if p > 0 => libc::_exit(0),
-            _ => libc::_exit(1),
-        }
-    }
-}
-
-/// The reaper: waits for the end of the life pipe, then kills every group
-/// in the table. Async-signal-safe only, on its own stack buffer.
-fn reap(life: RawFd, mem: RawFd, fd_limit: RawFd) -> ! {
-    // SAFETY: every call below is async-signal-safe and touches only the
-    // integers and the local buffer passed to it.
-    unsafe {
-        libc::prctl(libc::PR_SET_NAME, c"runyard-reaper".as_ptr());
-        libc::setpgid(0, 0);
-        // Not pinning the runner's working directory (a mount) meanwhile.
-        libc::chdir(c"/".as_ptr());
-        let mut ignore: libc::sigaction = std::mem::zeroed();
-        ignore.sa_sigaction = libc::SIG_IGN;
-        for sig in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGPIPE,
-            libc::SIGALRM,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ] {
-            libc::sigaction(sig, &ignore, std::ptr::null_mut());
-        }
-        close_all_but(life, mem, fd_limit);
-        let mut buf = [0u8; PAGE];
-        loop {
-            let n = libc::read(life, buf.as_mut_ptr().cast(), 1);
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            // End of file (or a pipe that cannot be read): the runner and
-            // its workers are gone.
-            break;
-        }
-        libc::lseek(mem, 0, libc::SEEK_SET);
-        loop {
-            let n = libc::read(mem, buf.as_mut_ptr().cast(), PAGE);
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                break;
-            }
-            for w in buf[..n as usize].chunks_exact(4) {
-                let pgid = i32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
-                if pgid > 0 {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
-            }
-        }
-        libc::_exit(0)
-    }
-}
-
-/// Closes every descriptor but `a` and `b`. Async-signal-safe.
-fn close_all_but(a: RawFd, b: RawFd, fd_limit: RawFd) {
-    let (lo, hi) = (a.min(b) as libc::c_uint, a.max(b) as libc::c_uint);
-    let ranges = [
-        (0, lo.checked_sub(1)),
-        (lo + 1, hi.checked_sub(1)),
-        (hi + 1, Some(!0)),
-    ];
-    for (first, last) in ranges {
-        let Some(last) = last.filter(|l| first <= *l) else {
-            continue;
-        };
-        // SAFETY: close_range takes integers.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-        if r != 0 {
-            // An old kernel: one by one, up to the limit.
-            let last = last.min(fd_limit as libc::c_uint);
-            for fd in first..=last {
-                // SAFETY: closing a descriptor number; no memory is touched.
-                unsafe { libc::close(fd as RawFd) };
-            }
-        }
-    }
+/// Maps page `index` of the table for the rest of the process (pages are
+/// few, and never unmapped: a slot may be in use until the process ends).
+fn map_page(mem: BorrowedFd<'_>, index: u32) -> io::Result<&'static Page> {
+    let slots = os::Mapping::shared(mem, PAGE, index as usize * PAGE)?.leak_i32s();
+    Ok(Box::leak(Box::new(Page { slots })))
 }
 
 /// A command's slot in the table: taken before the command starts, set to
@@ -382,7 +241,7 @@ impl Drop for Entry {
     }
 }
 
-/// A page lent to a slot of a process pool, for the commands of its worker
+/// A page lent to a slot of a process pool, for the commands of its child
 /// processes.
 pub(crate) struct Loan {
     index: u32,
@@ -406,14 +265,14 @@ pub(crate) fn lend() -> io::Result<Loan> {
     Ok(Loan { index, page })
 }
 
-/// The descriptors a worker process is handed (the life pipe's write end
+/// The descriptors a child process is handed (the life pipe's write end
 /// and the table), when this process has a reaper.
 pub(crate) fn handoff() -> Option<(RawFd, RawFd)> {
     TABLE.get().map(|t| (t.life.as_raw_fd(), t.mem.as_raw_fd()))
 }
 
 impl Loan {
-    /// The page's number, for the worker to map.
+    /// The page's number, for the child to map.
     pub(crate) fn index(&self) -> u32 {
         self.index
     }
@@ -427,7 +286,7 @@ impl Loan {
 
     /// Whether the leader of a group of the page still runs. A group whose
     /// leader has ended is ended now (SIGKILL to what is left of it) and
-    /// cleared. For when the worker that wrote there is gone.
+    /// cleared. For when the child that wrote there is gone.
     pub(crate) fn any_running(&self) -> bool {
         let mut running = false;
         for (slot, pgid) in self.page.groups() {
@@ -442,13 +301,13 @@ impl Loan {
     }
 
     /// SIGKILL to every group of the page, and the page cleared. For when
-    /// the worker that wrote there is gone.
+    /// the child that wrote there is gone.
     pub(crate) fn kill_all(&self) {
         for (slot, pgid) in self.page.groups() {
             let _ = os::kill_group(pgid, libc::SIGKILL);
             slot.store(FREE, Ordering::SeqCst);
         }
-        for s in &self.page.slots {
+        for s in self.page.slots {
             s.store(FREE, Ordering::SeqCst);
         }
     }
@@ -463,18 +322,13 @@ impl Drop for Loan {
     }
 }
 
-/// In a worker process: registers this process's commands in page `index`
+/// In a child process: registers this process's commands in page `index`
 /// of the table its engine handed it (descriptors 6 and 7), so that the
-/// engine's reaper and the worker's supervisor know them.
+/// engine's reaper and the child's supervisor know them.
 pub(crate) fn adopt(index: u32) -> io::Result<()> {
-    // SAFETY: the engine handed us these descriptors; nothing else owns them.
-    let (life, mem) = unsafe {
-        (
-            OwnedFd::from_raw_fd(WORKER_LIFE_FD),
-            OwnedFd::from_raw_fd(WORKER_TABLE_FD),
-        )
-    };
-    let page = map_page(mem.as_raw_fd(), index)?;
+    let life = os::take_inherited(CHILD_LIFE_FD)?;
+    let mem = os::take_inherited(CHILD_TABLE_FD)?;
+    let page = map_page(mem.as_fd(), index)?;
     let t = Table {
         mem,
         life,

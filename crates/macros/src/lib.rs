@@ -1,5 +1,6 @@
 //! Procedural macros for runyard: `#[runyard::task]` and
 //! `#[derive(runyard::Params)]`. Use them through the `runyard` crate.
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 

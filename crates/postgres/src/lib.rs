@@ -16,6 +16,7 @@
 //! (60 s by default, [`PgOptions::reconnect_for`]); an enqueue whose
 //! commit was sent but not acknowledged is reported as an error rather than
 //! retried, since it may have been applied.
+#![forbid(unsafe_code)]
 
 mod conn;
 mod queue;

@@ -204,8 +204,7 @@ fn chown_to_postgres(p: &Path) -> Result<(), String> {
 
 fn start() -> Result<Server, String> {
     let bin = find_bin()?;
-    // SAFETY: geteuid has no preconditions.
-    let as_postgres = unsafe { libc::geteuid() } == 0;
+    let as_postgres = runyard_exec::os::is_root();
     let base = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix("runyard-test-pg.")
@@ -232,8 +231,7 @@ fn start() -> Result<Server, String> {
     if !init.success() {
         return Err(format!("initdb failed ({init})"));
     }
-    // SAFETY: registering a plain extern "C" fn.
-    unsafe { libc::atexit(stop_at_exit) };
+    let _ = runyard_exec::os::at_exit(stop_at_exit);
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port()?;

@@ -1,6 +1,7 @@
 //! runyard's queues: the [`Queue`] trait every backend implements, the
 //! [`MemoryQueue`], and (feature `conformance`) the suite every backend must
 //! pass.
+#![forbid(unsafe_code)]
 
 mod clock;
 mod error;

@@ -332,6 +332,7 @@
 //! assert_eq!(job.last_error(), Some("a.example: not found"));
 //! ```
 
+#![forbid(unsafe_code)]
 // A closed standard error must not panic a worker: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 

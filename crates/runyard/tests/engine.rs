@@ -175,7 +175,7 @@ fn a_mode_that_cannot_run_a_task_is_refused_at_submit() {
     assert!(matches!(e, SubmitError::Mode(_)), "{e}");
     assert_eq!(
         e.to_string(),
-        "task `wait_a_bit` cannot run in thread mode: it is an async task; use --mode async or --mode auto"
+        "task `wait_a_bit` cannot run in thread mode: it is an async task, which runs in `Mode::Async` or `Mode::Auto`"
     );
 }
 

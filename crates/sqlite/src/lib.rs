@@ -9,6 +9,7 @@
 //! checked: not an SQLite file, an SQLite file that is not a runyard
 //! queue, a schema from a newer runyard, a read-only file or directory are
 //! each an error, and the file is left untouched.
+#![forbid(unsafe_code)]
 
 mod open;
 mod queue;

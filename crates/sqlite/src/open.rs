@@ -48,11 +48,7 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> QueueError {
 /// Whether this process may write in `dir` (WAL mode needs two files next
 /// to the database).
 fn dir_writable(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: access on a valid NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    runyard_exec::os::may_write(dir).is_ok()
 }
 
 /// Opens (or creates) a state file, refusing anything that is not a

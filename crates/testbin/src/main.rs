@@ -1,10 +1,13 @@
 //! runyard's test binary: the whole `runyard` command line, with tasks that
 //! misbehave on purpose, for tests that need real crashes in real
 //! processes. Not a tool for users.
+// Unsafe code only for a real segmentation fault (`null_write`).
+#![deny(unsafe_code)]
 
 use std::io::Write;
 use std::time::Duration;
 
+use runyard::exec::os;
 use runyard::{task, Context, Registry, TaskError};
 use serde::{Deserialize, Serialize};
 
@@ -17,9 +20,15 @@ fn abort(_: ()) -> Result<(), TaskError> {
 /// Dereferences a null pointer (SIGSEGV).
 #[task(kind = "cpu")]
 fn segv(_: ()) -> Result<(), TaskError> {
+    null_write();
+    Ok(())
+}
+
+/// A real segmentation fault, the one unsafe code of this crate.
+#[allow(unsafe_code)]
+fn null_write() {
     // SAFETY: not safe at all: this task exists to crash its process.
     unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
-    Ok(())
 }
 
 /// Parameters of `exit`.
@@ -77,8 +86,7 @@ fn hang(_: ()) -> Result<(), TaskError> {
 /// SIGTERM too), and hangs: only SIGKILL to the whole group ends them.
 #[task(kind = "blocking")]
 fn stubborn(_: ()) -> Result<(), TaskError> {
-    // SAFETY: setting a signal's disposition to "ignore" touches no memory.
-    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let _ = os::ignore_signal(libc::SIGTERM);
     let _sleeper = std::process::Command::new("sleep").arg("3600").spawn()?;
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -141,8 +149,7 @@ pub fn chaos_crashes(job: u64, attempt: u32, one_in: u64) -> bool {
 #[task(kind = "cpu")]
 fn chaos(p: Chaos, ctx: &Context) -> Result<u64, TaskError> {
     if chaos_crashes(ctx.job_id().0, ctx.attempt(), p.one_in) {
-        // SAFETY: kill on our own pid.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        let _ = os::kill(std::process::id(), libc::SIGKILL);
     }
     Ok(ctx.job_id().0)
 }

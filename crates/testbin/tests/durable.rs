@@ -572,3 +572,41 @@ fn a_state_file_in_use_by_a_run_is_refused_to_a_second_one() {
     first.kill().unwrap();
     first.wait().unwrap();
 }
+
+#[test]
+fn an_idle_worker_with_a_short_lease_takes_jobs_another_process_submits() {
+    // A 1 s lease heartbeats every 333 ms, more often than the worker polls
+    // a file that another process writes to; it must still poll.
+    let d = dir();
+    let state = d.path().join("idle.db");
+    let url = format!("sqlite://{}", state.display());
+    assert!(cli(&["submit", "--queue", &url, "noop"]).status.success());
+    let log = d.path().join("worker.log");
+    let mut worker = runyard()
+        .args(["worker", "-q", "--lease", "1s", "--queue", &url])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let succeeded = || status_of(&state)["counts"]["succeeded"].as_u64();
+    wait_until(Duration::from_secs(60), "the first job", || {
+        succeeded() == Some(1)
+    });
+    // Idle for a few heartbeats.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(cli(&["submit", "--queue", &url, "noop*2"]).status.success());
+    let limit = Instant::now() + Duration::from_secs(10);
+    while succeeded() != Some(3) && Instant::now() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let taken = succeeded();
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    worker.wait().unwrap();
+    assert_eq!(
+        taken,
+        Some(3),
+        "an idle worker never took the jobs submitted later: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}

@@ -5,6 +5,7 @@
 //! cargo run --release -p runyard-example-resize            # auto mode
 //! cargo run --release -p runyard-example-resize -- process # thumbnails in child processes
 //! ```
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

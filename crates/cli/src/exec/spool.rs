@@ -249,16 +249,9 @@ impl Task for Spooled {
 /// How many ended spools keep their own files: two files each, in all an
 /// eighth of this process's open-file limit (at least 16 spools).
 pub(super) fn waiting_open() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur
-    } else {
-        1024
-    };
+    // None: unlimited (getrlimit does not fail for this resource).
+    let soft =
+        runyard::exec::os::soft_limit(runyard::exec::os::Resource::OpenFiles).unwrap_or(u64::MAX);
     usize::try_from(soft / 16).unwrap_or(usize::MAX).max(16)
 }
 

@@ -1,17 +1,16 @@
-//! The worker role: what a worker process runs.
+//! The child role: what a child process runs.
 //!
 //! The engine starts the same executable with `RUNYARD_CHILD` in its
 //! environment (set to the engine's pid), the protocol's pipes on file
 //! descriptors 3 and 4, the shared page on 5, and, when the engine has a
 //! reaper, the reaper's life pipe on 6 and its table on 7 (see `reaper`:
-//! `Setup` names the worker's page). The worker removes the variable and
+//! `Setup` names the child's page). The child removes the variable and
 //! marks the descriptors close-on-exec (so commands its tasks start inherit
 //! none of them), greets the engine, and runs what it is sent, one attempt
 //! at a time.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::FromRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,24 +20,25 @@ use super::protocol::{
     FrameReader, FromChild, ToChild, WireAttempt, WireOutcome, WireResult, VERSION,
 };
 use super::shm::Shm;
+use crate::os;
 use crate::panic::catch_panic;
 
-/// The environment variable that marks a worker process.
+/// The environment variable that marks a child process.
 pub const CHILD_ENV: &str = "RUNYARD_CHILD";
 
-/// How long a result may wait in the worker before it is sent (when the
+/// How long a result may wait in the child before it is sent (when the
 /// attempts after it take long; otherwise it goes with its batch).
 const FLUSH_AFTER: Duration = Duration::from_millis(5);
 
-/// Whether this process was started as a worker by a runyard engine.
+/// Whether this process was started as a child by a runyard engine.
 pub fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
-/// In a worker process, runs the worker role with the tasks of `registry`
+/// In a child process, runs the child role with the tasks of `registry`
 /// and exits; elsewhere returns at once. Call it first thing in `main` of
 /// any binary that runs jobs in `process` mode, so the engine can start
-/// that binary as its workers.
+/// that binary as its child processes.
 pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
     if is_child() {
         let code = run_child(&registry());
@@ -46,17 +46,7 @@ pub fn enter_if_child_with(registry: impl FnOnce() -> Registry) {
     }
 }
 
-fn set_cloexec(fd: i32) {
-    // SAFETY: fcntl on a descriptor this process owns; no memory is touched.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
-    }
-}
-
-/// Runs the worker role on descriptors 3 (from the engine), 4 (to it) and
+/// Runs the child role on descriptors 3 (from the engine), 4 (to it) and
 /// 5 (the shared page) until the engine says to stop or goes away.
 /// Returns the exit code.
 pub fn run_child(registry: &Registry) -> i32 {
@@ -64,20 +54,23 @@ pub fn run_child(registry: &Registry) -> i32 {
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
     // Before any other thread starts: commands that tasks run must not
-    // take themselves for workers.
+    // take themselves for child processes.
     std::env::remove_var(CHILD_ENV);
     // The engine may have died between starting us and our parent-death
     // signal taking effect.
-    // SAFETY: getppid has no preconditions.
-    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+    if parent.is_some_and(|p| p != os::parent_pid() as i32) {
         return 1;
     }
-    // 6 and 7 (the reaper's life pipe and table) only when handed over.
-    for fd in [3, 4, 5, 6, 7] {
-        set_cloexec(fd);
+    // Commands that tasks start inherit none of them. 6 and 7 (the
+    // reaper's life pipe and table) only when handed over, and taken at
+    // `Setup` when they are.
+    let inherited = [3, 4, 5].map(os::take_inherited);
+    for fd in [6, 7] {
+        os::close_inherited_on_exec(fd);
     }
     crate::panic::install_panic_hook();
-    let shm = match Shm::open(5) {
+    let [input, output, page] = inherited;
+    let shm = match page.and_then(Shm::open) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(
@@ -88,8 +81,17 @@ pub fn run_child(registry: &Registry) -> i32 {
             return 2;
         }
     };
-    // SAFETY: the engine passed these descriptors; nothing else owns them.
-    let (input, output) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
+    let (input, output) = match (input, output) {
+        (Ok(i), Ok(o)) => (File::from(i), File::from(o)),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "runyard worker {}: no pipes to the engine: {e}",
+                std::process::id()
+            );
+            return 2;
+        }
+    };
     match serve(registry, input, output, shm) {
         Ok(()) => 0,
         Err(e) => {
@@ -227,7 +229,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 }
                 if let Some(page) = groups {
                     if let Err(e) = crate::reaper::adopt(page) {
-                        // The commands of this worker get a reaper of its own.
+                        // The commands of this child get a reaper of its own.
                         let _ = writeln!(
                             io::stderr(),
                             "runyard worker {}: cannot use the engine's reaper: {e}",
@@ -249,7 +251,7 @@ impl Serve<'_> {
     /// The next message, blocking; `None` when the engine closed the pipe.
     fn next_message(&mut self) -> io::Result<Option<ToChild>> {
         loop {
-            if let Some(m) = self.reader.next_to_worker().map_err(io::Error::other)? {
+            if let Some(m) = self.reader.next_to_child().map_err(io::Error::other)? {
                 return Ok(Some(m));
             }
             if !self.reader.fill(&mut self.input)? {

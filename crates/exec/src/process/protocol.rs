@@ -1,7 +1,7 @@
-//! The wire protocol between the engine and its worker processes.
+//! The wire protocol between the engine and its child processes.
 //!
-//! It runs over two pipes that are not the worker's standard streams (the
-//! worker reads file descriptor 3 and writes 4), so whatever a task prints
+//! It runs over two pipes that are not the child's standard streams (the
+//! child reads file descriptor 3 and writes 4), so whatever a task prints
 //! cannot corrupt it. Every message is a frame:
 //!
 //! ```text
@@ -10,19 +10,19 @@
 //! ...      payload (integers little-endian; strings and JSON as u32 length + bytes)
 //! ```
 //!
-//! The worker speaks first (`Hello`: the protocol version and its pid); the
+//! The child speaks first (`Hello`: the protocol version and its pid); the
 //! engine answers with `Setup` (its task names, so both sides number tasks
 //! alike, whether it wants to hear of each start, and the page of the
-//! reaper's table the worker registers its commands in) or, on a version it
+//! reaper's table the child registers its commands in) or, on a version it
 //! does not speak, closes the pipes. Then the engine sends `Batch`es of
-//! attempts and the worker answers each attempt with one `Result`, preceded
+//! attempts and the child answers each attempt with one `Result`, preceded
 //! by a `Started` when the engine asked for them; these travel in groups
 //! (at the end of a batch, or within `FLUSH_AFTER` of being written). Which
-//! attempt is running at any moment is not a message: the worker and its
+//! attempt is running at any moment is not a message: the child and its
 //! supervisor share a page of memory for it (see `shm`). `Shutdown` asks
-//! the worker to exit. A frame that cannot be decoded is an error for the
+//! the child to exit. A frame that cannot be decoded is an error for the
 //! side that reads it, never a hang or a panic: the error says which frame,
-//! at which byte of it, reading what; the engine replaces the worker.
+//! at which byte of it, reading what; the engine replaces the child.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -112,7 +112,7 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// One attempt as sent to a worker.
+/// One attempt as sent to a child.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireAttempt {
     pub(crate) token: u64,
@@ -122,7 +122,7 @@ pub(crate) struct WireAttempt {
     pub(crate) params: String,
 }
 
-/// How an attempt ended, as a worker reports it.
+/// How an attempt ended, as a child reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WireOutcome {
     Succeeded(String),
@@ -134,7 +134,7 @@ pub(crate) enum WireOutcome {
     Panicked(String),
 }
 
-/// A worker's report of one attempt.
+/// A child's report of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireResult {
     pub(crate) token: u64,
@@ -143,7 +143,7 @@ pub(crate) struct WireResult {
     pub(crate) outcome: WireOutcome,
 }
 
-/// A message from the engine to a worker.
+/// A message from the engine to a child.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ToChild {
     Setup {
@@ -151,7 +151,7 @@ pub(crate) enum ToChild {
         tasks: Vec<String>,
         /// Send a `Started` before each attempt's result.
         report_starts: bool,
-        /// The page of the reaper's table for the worker's commands (the
+        /// The page of the reaper's table for the child's commands (the
         /// table is on descriptor 7), if the engine has a reaper.
         groups: Option<u32>,
     },
@@ -159,7 +159,7 @@ pub(crate) enum ToChild {
     Shutdown,
 }
 
-/// A message from a worker to the engine.
+/// A message from a child to the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FromChild {
     Hello { version: u32, pid: u32 },
@@ -586,8 +586,8 @@ impl FrameReader {
         self.start < self.end
     }
 
-    /// The next message from a worker, if a whole one has arrived.
-    pub(crate) fn next_from_worker(&mut self) -> Result<Option<FromChild>, ProtocolError> {
+    /// The next message from a child, if a whole one has arrived.
+    pub(crate) fn next_from_child(&mut self) -> Result<Option<FromChild>, ProtocolError> {
         match self.next_raw()? {
             Some((kind, body)) => FromChild::decode(kind, body).map(Some),
             None => Ok(None),
@@ -595,7 +595,7 @@ impl FrameReader {
     }
 
     /// The next message from the engine, if a whole one has arrived.
-    pub(crate) fn next_to_worker(&mut self) -> Result<Option<ToChild>, ProtocolError> {
+    pub(crate) fn next_to_child(&mut self) -> Result<Option<ToChild>, ProtocolError> {
         match self.next_raw()? {
             Some((kind, body)) => ToChild::decode(kind, body).map(Some),
             None => Ok(None),
@@ -617,8 +617,8 @@ mod tests {
         m.encode(&mut buf);
         let mut r = FrameReader::default();
         r.fill(&mut &buf[..]).unwrap();
-        assert_eq!(r.next_to_worker().unwrap(), Some(m));
-        assert_eq!(r.next_to_worker().unwrap(), None);
+        assert_eq!(r.next_to_child().unwrap(), Some(m));
+        assert_eq!(r.next_to_child().unwrap(), None);
     }
 
     fn roundtrip_from(m: FromChild) {
@@ -626,7 +626,7 @@ mod tests {
         m.encode(&mut buf);
         let mut r = FrameReader::default();
         r.fill(&mut &buf[..]).unwrap();
-        assert_eq!(r.next_from_worker().unwrap(), Some(m));
+        assert_eq!(r.next_from_child().unwrap(), Some(m));
     }
 
     #[test]
@@ -701,7 +701,7 @@ mod tests {
         let mut got = 0;
         for chunk in buf.chunks(7) {
             r.fill(&mut &chunk[..]).unwrap();
-            while let Some(FromChild::Hello { version, .. }) = r.next_from_worker().unwrap() {
+            while let Some(FromChild::Hello { version, .. }) = r.next_from_child().unwrap() {
                 assert_eq!(version, got);
                 got += 1;
             }
@@ -715,21 +715,21 @@ mod tests {
         let mut r = FrameReader::default();
         r.fill(&mut &[0xff, 0xff, 0xff, 0xff, 1, 2][..]).unwrap();
         assert!(r
-            .next_from_worker()
+            .next_from_child()
             .unwrap_err()
             .to_string()
             .contains("impossible length"));
         let mut r = FrameReader::default();
         r.fill(&mut &[2, 0, 0, 0, 99, 0][..]).unwrap();
         assert!(r
-            .next_from_worker()
+            .next_from_child()
             .unwrap_err()
             .to_string()
             .contains("unknown frame kind 99"));
         let mut r = FrameReader::default();
         r.fill(&mut &[3, 0, 0, 0, HELLO, 1, 0][..]).unwrap();
         assert_eq!(
-            r.next_from_worker().unwrap_err().to_string(),
+            r.next_from_child().unwrap_err().to_string(),
             "protocol error: a Hello frame is malformed at byte 5 (`version`): the frame ends 2 bytes early"
         );
     }
@@ -816,7 +816,7 @@ mod tests {
         }
 
         /// Feeds `bytes` to a reader `cut` bytes at a time and decodes every
-        /// frame as the engine (or, with `to_worker`, a worker) would, until
+        /// frame as the engine (or, with `to_worker`, a child) would, until
         /// the bytes run out or a frame is refused. Checks that a refusal
         /// says where, within the frame it names, it went wrong.
         fn decode_all(bytes: &[u8], cut: usize, to_worker: bool) -> Result<usize, ProtocolError> {
@@ -831,9 +831,9 @@ mod tests {
                         .get(..4)
                         .map(|l| 4 + u32::from_le_bytes(l.try_into().unwrap()) as usize);
                     let got = if to_worker {
-                        r.next_to_worker().map(|m| m.is_some())
+                        r.next_to_child().map(|m| m.is_some())
                     } else {
-                        r.next_from_worker().map(|m| m.is_some())
+                        r.next_from_child().map(|m| m.is_some())
                     };
                     match got {
                         Ok(true) => frames += 1,
@@ -911,10 +911,10 @@ mod tests {
             ) {
                 let mut bytes = Vec::new();
                 to.iter().for_each(|m| m.encode(&mut bytes));
-                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_to_worker), &to);
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_to_child), &to);
                 let mut bytes = Vec::new();
                 from.iter().for_each(|m| m.encode(&mut bytes));
-                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_from_worker), &from);
+                prop_assert_eq!(&read_cut(&bytes, cut, FrameReader::next_from_child), &from);
             }
 
             #[test]

@@ -1,4 +1,4 @@
-//! Starting a worker process: the protocol's pipes on descriptors 3 and 4,
+//! Starting a child process: the protocol's pipes on descriptors 3 and 4,
 //! the shared page on 5, the reaper's life pipe and table on 6 and 7, its
 //! own process group, a parent-death signal, an optional memory limit.
 
@@ -6,13 +6,13 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::child::CHILD_ENV;
-use crate::os;
-use crate::reaper::{WORKER_LIFE_FD, WORKER_TABLE_FD};
+use crate::os::{self, ChildSetup};
+use crate::reaper::{CHILD_LIFE_FD, CHILD_TABLE_FD};
 
 /// A pipe's ends, moved above the descriptors a child will use.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -20,14 +20,14 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((os::fd_above(r, 10)?, os::fd_above(w, 10)?))
 }
 
-/// A running worker process and the engine's ends of its pipes.
+/// A running child process and the engine's ends of its pipes.
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) to_child: File,
     pub(crate) from_child: File,
 }
 
-/// Starts `program args` as a worker, handing it `shm` as descriptor 5,
+/// Starts `program args` as a child process, handing it `shm` as descriptor 5,
 /// and `groups` (the reaper's life pipe and table) as 6 and 7.
 pub(crate) fn spawn(
     program: &PathBuf,
@@ -46,33 +46,21 @@ pub(crate) fn spawn(
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .process_group(0);
-    let limit = memory_limit;
-    // SAFETY: only async-signal-safe calls (dup2, prctl, setrlimit) between
-    // fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(req_r_fd, 3) < 0 || libc::dup2(resp_w_fd, 4) < 0 || libc::dup2(shm, 5) < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if let Some((life, table)) = groups {
-                if libc::dup2(life, WORKER_LIFE_FD) < 0 || libc::dup2(table, WORKER_TABLE_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            // A task's prints go to the engine's standard error, never to
-            // its standard output (which may carry a report).
-            if libc::dup2(2, 1) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The worker dies with the engine, even when the engine is killed.
-            os::set_parent_death_signal(libc::SIGKILL)?;
-            if let Some(bytes) = limit {
-                os::limit_address_space(bytes)?;
-            }
-            Ok(())
-        });
+    let mut moves = vec![(req_r_fd, 3), (resp_w_fd, 4), (shm, 5)];
+    if let Some((life, table)) = groups {
+        moves.extend([(life, CHILD_LIFE_FD), (table, CHILD_TABLE_FD)]);
     }
+    // A task's prints go to the engine's standard error, never to its
+    // standard output (which may carry a report).
+    moves.push((2, 1));
+    ChildSetup {
+        moves,
+        // The child process dies with the engine, even when the engine is
+        // killed.
+        parent_death_signal: Some(libc::SIGKILL),
+        address_space: memory_limit,
+    }
+    .apply_to(&mut cmd);
     let child = cmd.spawn()?;
     // The child has its copies of `req_r` and `resp_w`, which close here:
     // the engine keeps only its own ends.

@@ -1,0 +1,185 @@
+//! The events the dispatcher emits: built from what it holds (the record
+//! written, the delay the retry policy chose), so an event says what was
+//! decided rather than what a clock reads when it is emitted.
+
+use std::time::Duration;
+
+use runyard_core::{Event, JobId, QueuedReason, Timestamp};
+use runyard_queue::{Completion, Queue, Verdict};
+
+use super::entry::Entry;
+use super::record::Recorded;
+use crate::events::Events;
+
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The event for a recorded attempt's end, at `at`; `delay` is the one the
+/// retry policy chose for a retry.
+pub(super) fn end_event<'a>(
+    task: &'a str,
+    c: &'a Completion,
+    delay: Duration,
+    at: Timestamp,
+) -> Event<'a> {
+    let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
+    let error = r.error_message().unwrap_or("");
+    match &c.verdict {
+        Verdict::Succeeded(_) => Event::Succeeded {
+            job,
+            task,
+            at,
+            attempt,
+            duration_ms: ms(r.duration()),
+        },
+        Verdict::Retry { at: run_at } => Event::Scheduled {
+            job,
+            task,
+            at,
+            attempt,
+            outcome: r.outcome,
+            duration_ms: ms(r.duration()),
+            error,
+            delay_ms: ms(delay),
+            run_at: *run_at,
+        },
+        Verdict::Dead => Event::Dead {
+            job,
+            task,
+            at,
+            attempt,
+            outcome: r.outcome,
+            duration_ms: ms(r.duration()),
+            error,
+        },
+        Verdict::Cancelled => Event::Cancelled {
+            job,
+            task,
+            at,
+            attempts: attempt,
+        },
+    }
+}
+
+/// The events of a written batch's recorded ends.
+pub(super) fn ends(events: &Events, queue: &dyn Queue, done: &Recorded) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
+        if r.is_ok() {
+            events.emit(&end_event(&note.task, c, note.delay, queue.now()));
+        }
+    }
+}
+
+/// The `running` event of `e`'s attempt, started at `at` (the caller
+/// holds the event order).
+pub(super) fn running(events: &Events, task: &str, e: &Entry, at: Timestamp) {
+    events.emit(&Event::Running {
+        job: e.lease.job,
+        task,
+        at,
+        attempt: e.lease.attempt,
+        queued_ms: ms(at.since(e.ready_at)),
+    });
+}
+
+/// `queued` events for this run's claims given back (the caller holds the
+/// event order).
+pub(super) fn released(events: &Events, released: &[(&Entry, &str)], at: Timestamp) {
+    for (e, task) in released {
+        events.emit(&Event::Queued {
+            job: e.lease.job,
+            task,
+            at,
+            reason: QueuedReason::Released,
+        });
+    }
+}
+
+/// `queued` events for jobs put back in the queue (the task read from it).
+pub(super) fn requeued(events: &Events, queue: &dyn Queue, ids: &[JobId], reason: QueuedReason) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    let at = queue.now();
+    for &id in ids {
+        let task = queue
+            .get(id)
+            .ok()
+            .flatten()
+            .map(|v| v.task)
+            .unwrap_or_default();
+        events.emit(&Event::Queued {
+            job: id,
+            task: &task,
+            at,
+            reason,
+        });
+    }
+}
+
+/// `cancelled` events for jobs cancelled before they ran.
+pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
+    if events.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    let at = queue.now();
+    for &id in ids {
+        if let Ok(Some(v)) = queue.get(id) {
+            events.emit(&Event::Cancelled {
+                job: id,
+                task: &v.task,
+                at,
+                attempts: v.attempts.len() as u32,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runyard_core::{AttemptRecord, OutcomeKind};
+    use runyard_queue::Lease;
+
+    use super::*;
+
+    #[test]
+    fn a_scheduled_event_carries_the_delay_chosen_not_the_time_left() {
+        let chosen = Duration::from_millis(10);
+        let decided = Timestamp::from_micros(1_000_000);
+        let c = Completion {
+            lease: Lease {
+                job: JobId(7),
+                attempt: 1,
+            },
+            record: AttemptRecord::new(
+                1,
+                OutcomeKind::Failed,
+                decided,
+                Duration::from_millis(2),
+                Duration::ZERO,
+                None,
+            ),
+            verdict: Verdict::Retry {
+                at: decided + chosen,
+            },
+        };
+        // Emitted 1 ms after the decision (the record was written first).
+        let later = decided + Duration::from_millis(1);
+        match end_event("flaky", &c, chosen, later) {
+            Event::Scheduled {
+                delay_ms, run_at, ..
+            } => {
+                assert_eq!(delay_ms, 10.0);
+                assert_eq!(run_at, decided + chosen);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

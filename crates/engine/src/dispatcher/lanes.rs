@@ -1,0 +1,232 @@
+//! The dispatcher's lanes: per lane, its executor and how many attempts it
+//! takes, runs and has, and the claimed jobs waiting for room in it.
+
+use std::collections::VecDeque;
+use std::ops::{Index, IndexMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runyard_exec::Executor;
+
+use crate::config::Sizes;
+use crate::lane::Lane;
+
+/// Attempts handed to the CPU pool per thread: enough that a thread always
+/// has a chunk waiting while the dispatcher records the last one.
+const CPU_PREFETCH: usize = 256;
+/// Attempts handed to the worker processes per worker: room for a batch
+/// in flight and the next one waiting.
+const PROCESS_PREFETCH: usize = 256;
+/// How long a lane whose executor could not start waits before it is tried again.
+pub(super) const EXEC_RETRY: Duration = Duration::from_secs(1);
+
+/// One lane's state.
+#[derive(Debug)]
+pub(super) struct LaneState {
+    /// Its executor, started when the lane first gets an attempt.
+    pub(super) exec: Option<Arc<dyn Executor>>,
+    /// The executor could not start: it is not tried again before then.
+    pub(super) down_until: Option<Instant>,
+    /// Attempts the executor runs at once: pool threads, async permits,
+    /// worker processes.
+    pub(super) threads: usize,
+    /// The most attempts handed to the executor at once (those it runs and
+    /// those waiting for one of its threads).
+    pub(super) cap: usize,
+    /// The lane is refilled once its attempts in flight drop to this (the
+    /// CPU pool is refilled in bursts, so threads take whole chunks).
+    pub(super) low_water: usize,
+    /// Attempts handed to the executor and not yet ended.
+    pub(super) inflight: usize,
+    /// Claimed jobs waiting for room in the lane, by token, in order.
+    pub(super) waiting: VecDeque<u64>,
+}
+
+impl LaneState {
+    fn new(threads: usize, cap: usize, low_water: usize) -> LaneState {
+        LaneState {
+            exec: None,
+            down_until: None,
+            threads,
+            cap,
+            low_water,
+            inflight: 0,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// How many more attempts the executor may be handed.
+    pub(super) fn room(&self) -> usize {
+        self.cap.saturating_sub(self.inflight)
+    }
+
+    /// Whether the executor could not start and is not to be tried again yet.
+    pub(super) fn down(&self, now: Instant) -> bool {
+        self.exec.is_none() && self.down_until.is_some_and(|t| now < t)
+    }
+
+    /// The executor, started by `start` (given the threads it runs) on
+    /// first use; `None` when it cannot start, and then it is not tried
+    /// again for [`EXEC_RETRY`].
+    pub(super) fn executor(
+        &mut self,
+        lane: Lane,
+        now: Instant,
+        start: impl FnOnce(usize) -> std::io::Result<Arc<dyn Executor>>,
+    ) -> Option<Arc<dyn Executor>> {
+        if let Some(exec) = &self.exec {
+            return Some(Arc::clone(exec));
+        }
+        if self.down(now) {
+            return None;
+        }
+        let started = start(self.threads);
+        self.on_start(lane, started, now)
+    }
+
+    /// Takes the result of starting the executor: it is kept, or the lane
+    /// waits [`EXEC_RETRY`] before the next try. Says so on stderr once per
+    /// change.
+    fn on_start(
+        &mut self,
+        lane: Lane,
+        started: std::io::Result<Arc<dyn Executor>>,
+        now: Instant,
+    ) -> Option<Arc<dyn Executor>> {
+        match started {
+            Ok(exec) => {
+                if self.down_until.take().is_some() {
+                    eprintln!("runyard: the {lane} started");
+                }
+                self.exec = Some(Arc::clone(&exec));
+                Some(exec)
+            }
+            Err(e) => {
+                if self.down_until.is_none() {
+                    eprintln!(
+                        "runyard: the {lane} cannot start ({e}); its jobs wait, no attempt \
+                         is counted, and it is tried again every {}s",
+                        EXEC_RETRY.as_secs()
+                    );
+                }
+                self.down_until = Some(now + EXEC_RETRY);
+                None
+            }
+        }
+    }
+}
+
+/// Every lane's state, indexed by [`Lane`].
+#[derive(Debug)]
+pub(super) struct Lanes([LaneState; 4]);
+
+impl Lanes {
+    /// Lanes sized for `sizes`; with `prefetch`, an executor is handed more
+    /// than it runs, so that a thread finds its next attempt waiting when
+    /// one ends.
+    pub(super) fn new(sizes: &Sizes, prefetch: bool) -> Lanes {
+        let threads = [
+            sizes.cpu_threads,
+            sizes.blocking_threads,
+            sizes.async_limit,
+            sizes.process_workers,
+        ];
+        let cap = if prefetch {
+            [
+                threads[0] * CPU_PREFETCH,
+                threads[1] * 2,
+                threads[2],
+                threads[3] * PROCESS_PREFETCH,
+            ]
+        } else {
+            threads
+        };
+        let low_water = [cap[0] / 2, cap[1], cap[2], cap[3] / 2];
+        Lanes(std::array::from_fn(|i| {
+            LaneState::new(threads[i], cap[i], low_water[i])
+        }))
+    }
+
+    #[cfg(test)]
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Lane, &LaneState)> {
+        Lane::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// The executors started so far.
+    pub(super) fn executors(&self) -> impl Iterator<Item = &Arc<dyn Executor>> {
+        self.0.iter().filter_map(|l| l.exec.as_ref())
+    }
+
+    /// When the first lane whose executor could not start, and that has
+    /// jobs waiting, is tried again.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        let waiting = self.0.iter().filter(|l| !l.waiting.is_empty());
+        waiting.filter_map(|l| l.down_until).min()
+    }
+
+    /// How many more attempts the executors may be handed, over all lanes.
+    pub(super) fn room(&self) -> usize {
+        self.0.iter().map(LaneState::room).sum()
+    }
+}
+
+impl Index<Lane> for Lanes {
+    type Output = LaneState;
+
+    fn index(&self, lane: Lane) -> &LaneState {
+        &self.0[lane.index()]
+    }
+}
+
+impl IndexMut<Lane> for Lanes {
+    fn index_mut(&mut self, lane: Lane) -> &mut LaneState {
+        &mut self.0[lane.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes() -> Sizes {
+        Sizes {
+            cpu_threads: 4,
+            blocking_threads: 8,
+            async_limit: 100,
+            process_workers: 2,
+        }
+    }
+
+    #[test]
+    fn with_prefetch_the_pools_are_handed_more_than_they_run() {
+        let l = Lanes::new(&sizes(), true);
+        assert_eq!(l[Lane::Cpu].cap, 4 * CPU_PREFETCH);
+        assert_eq!(l[Lane::Cpu].low_water, 2 * CPU_PREFETCH);
+        assert_eq!(l[Lane::Blocking].cap, 16);
+        assert_eq!(l[Lane::Async].cap, 100);
+        assert_eq!(l[Lane::Process].cap, 2 * PROCESS_PREFETCH);
+        assert_eq!(l[Lane::Process].threads, 2);
+    }
+
+    #[test]
+    fn without_prefetch_each_lane_takes_what_it_runs() {
+        let l = Lanes::new(&sizes(), false);
+        let caps: Vec<usize> = l.iter().map(|(_, s)| s.cap).collect();
+        assert_eq!(caps, [4, 8, 100, 2]);
+        assert_eq!(l.room(), 114);
+    }
+
+    #[test]
+    fn a_lane_whose_executor_cannot_start_waits_before_the_next_try() {
+        let mut l = Lanes::new(&sizes(), false);
+        let t0 = Instant::now();
+        let failed = |_| Err(std::io::Error::other("no threads"));
+        assert!(l[Lane::Cpu].executor(Lane::Cpu, t0, failed).is_none());
+        assert!(l[Lane::Cpu].down(t0));
+        let tried = |_| -> std::io::Result<Arc<dyn Executor>> { panic!("tried while down") };
+        assert!(l[Lane::Cpu].executor(Lane::Cpu, t0, tried).is_none());
+        assert!(l[Lane::Cpu].down(t0 + EXEC_RETRY / 2));
+        assert!(!l[Lane::Cpu].down(t0 + EXEC_RETRY));
+        assert!(!l[Lane::Blocking].down(t0));
+    }
+}

@@ -1,0 +1,613 @@
+//! The dispatcher: one thread that owns a run's state.
+//!
+//! Each turn it takes what arrived in its [`Inbox`] (finished attempts,
+//! starts, written records, interrupts), records finished attempts after
+//! applying the retry policy, hands claimed jobs to executors as their
+//! lanes have room, and sleeps until something arrives or a timer is due.
+//! Because one thread owns the claims, the retry decisions and the queue
+//! writes, an attempt's end is applied exactly once; executors only run
+//! attempts and report.
+//!
+//! # Who owns what
+//!
+//! - The **dispatcher thread** owns everything in [`Dispatcher`]: the
+//!   claims ([`claims`]: every claimed job's [`Entry`], the lanes' waiting
+//!   lists and slots; [`route`] makes an entry of a claimed job, and
+//!   [`lanes`] sizes the lanes and starts their [`executors`]), the
+//!   records not yet written ([`record`]), the timers ([`leases`]) and the
+//!   phase ([`shutdown`]); [`emit`] builds its events. Only it claims,
+//!   releases, heartbeats and rescues.
+//! - The **writer thread** ([`writer`]), for a queue that takes writes
+//!   beside claims, owns one batch of records at a time, from the hand-over
+//!   to its return through the inbox; the dispatcher writes no record while
+//!   a batch is with it.
+//! - **Executors** own the attempts handed to them until they report an
+//!   attempt's start and its end to the inbox (or give it back when asked).
+//! - The **inbox** holds what others tell the dispatcher; the wake-up
+//!   protocol is in [`crate::inbox`].
+//!
+//! # An entry's states
+//!
+//! ```text
+//!  claim ──▶ Waiting ──(room in its lane and under its task's limit)──▶ Submitted ──(start)──▶ Started
+//!              ▲   │                                                         │                  │
+//!              └───┼──────────(the executor could not start)────────────────┘                  │
+//!                  │                                                                            │
+//!                  └──(interrupt: released) ──▶ gone ◀──(reported, lost, released, given up)────┘
+//! ```
+//!
+//! `Waiting` holds the job's parameters and no slot; `Submitted` and
+//! `Started` hold a running slot (the lane's `inflight`, the task's count),
+//! which [`Claims::end`] gives back, whichever way the entry goes. An
+//! executor that cannot start (no thread, pipe or process to be had) costs
+//! no attempt: its attempts go back to the front of the lane's waiting
+//! list, still claimed and unstarted, the lane is tried again after
+//! [`lanes::EXEC_RETRY`], and meanwhile nothing more is claimed.
+//!
+//! # Phases
+//!
+//! `Running` claims and runs; the first interrupt moves to `Draining`
+//! (waiting claims are given back, running attempts may finish within the
+//! grace period), then `Cancelling` (running attempts are stopped, their
+//! reports awaited a while), then the dispatcher gives up on what never
+//! reported and records it as cancelled; see [`shutdown`]. An attempt
+//! stopped this way is, on a durable queue, retried at once if its policy
+//! has attempts left (the next run takes it); on a queue that ends with the
+//! run it is cancelled, with the jobs that never ran.
+//!
+//! # Sleeping and waking
+//!
+//! The loop does not sleep while records wait to be written (and the writer
+//! is free), nor while the queue may have jobs and the lanes have room. It
+//! otherwise sleeps until the inbox has news (an executor's report, the
+//! writer's batch, an enqueue in this process, an interrupt, the end of
+//! submissions) or the first of: the queue's next scheduled job, a durable
+//! queue's next heartbeat or poll (at most [`leases::POLL`]), a lane's
+//! executor retry, the queue's return after it could not be reached, a
+//! shutdown deadline.
+
+mod claims;
+mod emit;
+mod entry;
+mod executors;
+mod lanes;
+mod leases;
+mod record;
+mod route;
+mod shutdown;
+mod writer;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runyard_core::{Outcome, OutcomeKind, QueuedReason, Timestamp};
+use runyard_exec::{AttemptReport, Executor, Spinner};
+use runyard_queue::{Claimed, Lease, Queue, QueueError, Rescue};
+
+use self::claims::{Batches, Claims};
+use self::entry::Entry;
+use self::lanes::Lanes;
+use self::leases::{Reach, Timers};
+use self::record::{End, Recorder};
+use self::route::Router;
+use self::shutdown::{Phase, Step};
+use crate::events::Events;
+use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
+use crate::lane::Lane;
+use crate::shared::{EngineInner, RunOutcome, Tally};
+
+pub(crate) struct Dispatcher {
+    engine: Arc<EngineInner>,
+    queue: Arc<dyn Queue>,
+    inbox: Arc<Inbox>,
+    events: Events,
+    tally: Arc<Tally>,
+    claims: Claims,
+    recorder: Recorder,
+    /// The async lane's runtime, built with its executor.
+    runtime: Option<tokio::runtime::Runtime>,
+    phase: Phase,
+    interrupted: bool,
+    timers: Timers,
+    /// The last claim found fewer jobs than it asked for.
+    queue_idle: bool,
+    /// Queue operations pause while the queue cannot be reached.
+    reach: Reach,
+    rng: fastrand::Rng,
+    durable: bool,
+    router: Router,
+    /// Whether event sinks are present (and so might interrupt the run).
+    events_may_interrupt: bool,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        engine: Arc<EngineInner>,
+        queue: Arc<dyn Queue>,
+        inbox: Arc<Inbox>,
+        events: Events,
+        tally: Arc<Tally>,
+    ) -> Dispatcher {
+        let lanes = Lanes::new(&engine.config.sizes(), engine.config.prefetch);
+        let limits = engine
+            .registry
+            .iter()
+            .map(|t| t.worker_concurrency())
+            .collect();
+        let durable = queue.is_durable();
+        let events_may_interrupt = !events.is_empty();
+        Dispatcher {
+            engine,
+            queue,
+            inbox,
+            events,
+            tally,
+            claims: Claims::new(lanes, limits),
+            recorder: Recorder::default(),
+            runtime: None,
+            phase: Phase::Running,
+            interrupted: false,
+            timers: Timers::new(Instant::now()),
+            queue_idle: false,
+            reach: Reach::default(),
+            rng: fastrand::Rng::new(),
+            durable,
+            router: Router::default(),
+            events_may_interrupt,
+        }
+    }
+
+    fn worker(&self) -> &str {
+        &self.engine.config.worker_name
+    }
+
+    pub(crate) fn run(mut self) -> RunOutcome {
+        let start = Instant::now();
+        let mut mail = Mail::default();
+        let mut seen_interrupts = 0;
+        let mut spinner = Spinner::default();
+        let error = loop {
+            if self.inbox.take(&mut mail) {
+                self.queue_idle = false;
+            }
+            let started = std::mem::take(&mut mail.started);
+            let finished = std::mem::take(&mut mail.finished);
+            self.on_started(started, &finished);
+            self.on_finished(finished);
+            if let Some(w) = mail.written.take() {
+                if let Err(e) = self.on_written(w).or_else(|e| self.ride_out(e)) {
+                    break Some(e);
+                }
+            }
+            if let Err(e) = self.flush_records().or_else(|e| self.ride_out(e)) {
+                break Some(e);
+            }
+            // Writing records emits events, and a sink may interrupt (a
+            // halt on the first dead job): look again before claiming.
+            if self.events_may_interrupt {
+                mail.interrupts = mail.interrupts.max(self.inbox.interrupts());
+            }
+            while seen_interrupts < mail.interrupts {
+                seen_interrupts += 1;
+                self.on_interrupt();
+            }
+            if let Err(e) = self.on_timers().or_else(|e| self.ride_out(e)) {
+                break Some(e);
+            }
+            if self.phase == Phase::Running {
+                let batches = self.claims.take_all_ready(Instant::now());
+                self.submit(batches);
+                if let Err(e) = self.claim().or_else(|e| self.ride_out(e)) {
+                    break Some(e);
+                }
+            }
+            match self.done(mail.closed) {
+                Ok(true) => break None,
+                Ok(false) => {}
+                Err(e) => break Some(e),
+            }
+            let wait = self.wait_time();
+            self.events.flush_if_dirty();
+            if wait != Some(Duration::ZERO) {
+                self.inbox
+                    .wait(&mut spinner, wait, seen_interrupts, mail.closed);
+            }
+        };
+        let error = error.or_else(|| self.finish().err());
+        self.recorder.stop();
+        for e in self.claims.lanes.executors() {
+            e.shutdown();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+        RunOutcome {
+            wall: start.elapsed(),
+            interrupted: self.interrupted,
+            error,
+        }
+    }
+
+    /// The lane's executor, started on first use; `None` when it cannot
+    /// start (see the module docs).
+    fn executor(&mut self, lane: Lane) -> Option<Arc<dyn Executor>> {
+        let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
+        let sink = Arc::new(InboxSink {
+            inbox: Arc::clone(&self.inbox),
+            // A durable queue is told when claims start (see `on_started`).
+            wants_started: !self.events.is_empty() || self.durable,
+        });
+        self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
+            let exec = executors::start(lane, threads, engine, sink, runtime)?;
+            tally.add_executor(&exec);
+            Ok(exec)
+        })
+    }
+
+    // ---------------------------------------------------------------- claiming
+
+    fn claim(&mut self) -> Result<(), QueueError> {
+        if self.queue_idle || self.queue_down() {
+            return Ok(());
+        }
+        let want = self.claims.claim_size();
+        if want == 0 {
+            return Ok(());
+        }
+        self.timers.polled(Instant::now());
+        let cfg = &self.engine.config;
+        let claimed =
+            self.queue
+                .claim_tasks(&cfg.worker_name, want, cfg.lease, cfg.tasks.as_deref())?;
+        if claimed.len() < want {
+            self.queue_idle = true;
+        }
+        let now = Instant::now();
+        let mut batches = Batches::default();
+        for c in claimed {
+            self.route(c, now, &mut batches);
+        }
+        self.submit(batches);
+        Ok(())
+    }
+
+    /// Takes a claimed job into its lane, or records it as refused.
+    fn route(&mut self, c: Claimed, now: Instant, batches: &mut Batches) {
+        match self.router.route(&self.engine, c) {
+            Ok(e) => {
+                let lane = e.lane;
+                self.claims.insert(e);
+                self.claims.take_ready(lane, now, batches);
+            }
+            Err(r) => {
+                let c = record::refusal(r.lease, r.ready_at, self.queue.now(), r.message);
+                let note = Note {
+                    task: r.task,
+                    delay: Duration::ZERO,
+                };
+                self.recorder.push(c, note);
+            }
+        }
+    }
+
+    /// Hands each lane's batch to its executor (or back to the lane's
+    /// waiting list when the executor cannot start).
+    fn submit(&mut self, batches: Batches) {
+        for (lane, batch) in Lane::ALL.into_iter().zip(batches) {
+            if batch.is_empty() {
+                continue;
+            }
+            match self.executor(lane) {
+                Some(ex) => ex.submit(batch),
+                None => self.claims.hand_back(lane, batch),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- reports
+
+    /// Attempts that started: their `running` events, and for a durable
+    /// queue a record that they started (claims are made ahead of time; a
+    /// claim lost before it started does not cost an attempt), except for
+    /// attempts that have already `finished`: their outcome, written next,
+    /// records them whole.
+    fn on_started(&mut self, started: Vec<(u64, Timestamp)>, finished: &[AttemptReport]) {
+        if started.is_empty() {
+            return;
+        }
+        let done: rustc_hash::FxHashSet<u64> = if self.durable {
+            finished.iter().map(|f| f.token).collect()
+        } else {
+            Default::default()
+        };
+        let mut marks = Vec::new();
+        {
+            let _order = self.events.lock();
+            for (token, at) in started {
+                let Some(e) = self.claims.started(token, at) else {
+                    continue;
+                };
+                if self.durable && !done.contains(&token) {
+                    marks.push((e.lease, at));
+                }
+                if !self.events.is_empty() {
+                    let task = &self.engine.names[e.task.0 as usize];
+                    emit::running(&self.events, task, e, at);
+                }
+            }
+        }
+        // A failure here only loses precision: a claim not known to have
+        // started is undone on rescue instead of counted.
+        if !marks.is_empty() {
+            let _ = self.queue.started(self.worker(), &marks);
+        }
+    }
+
+    fn on_finished(&mut self, finished: Vec<AttemptReport>) {
+        for f in finished {
+            // `None`: an attempt already accounted for (lost lease, given up).
+            if let Some(e) = self.claims.end(f.token) {
+                let end = End {
+                    started_at: f.started_at,
+                    duration: f.duration,
+                    outcome: f.outcome,
+                };
+                self.end_attempt(e, end);
+            }
+        }
+    }
+
+    /// Decides what comes after an attempt (see [`record::next`]) and
+    /// queues its record.
+    fn end_attempt(&mut self, e: Entry, end: End) {
+        if end.outcome.kind() != OutcomeKind::Succeeded {
+            self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+        let queue = &self.queue;
+        let (c, delay) = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
+        let task = self.engine.names[e.task.0 as usize].clone();
+        self.recorder.push(c, Note { task, delay });
+    }
+
+    /// Writes the waiting records, here or by the writer thread.
+    fn flush_records(&mut self) -> Result<(), QueueError> {
+        if !self.recorder.has_pending() || self.recorder.writing() || self.queue_down() {
+            return Ok(());
+        }
+        let worker = &self.engine.config.worker_name;
+        match self.recorder.flush(&self.queue, worker, &self.inbox) {
+            Some(w) => self.on_written(w),
+            None => Ok(()),
+        }
+    }
+
+    /// A batch of records was written (or failed to be): the events for
+    /// those recorded. A fenced record belongs to an attempt whose lease
+    /// was taken over; the job's new attempt will record its own outcome.
+    /// Events follow the records, so a sink that reads the queue finds
+    /// what the event announces.
+    fn on_written(&mut self, w: Written) -> Result<(), QueueError> {
+        let done = self.recorder.written(w)?;
+        emit::ends(&self.events, &*self.queue, &done);
+        self.queue_idle = false;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn on_timers(&mut self) -> Result<(), QueueError> {
+        let now = Instant::now();
+        let r = if self.queue_down() {
+            Ok(())
+        } else {
+            self.queue_timers(now)
+        };
+        if let Some((phase, step)) = self.phase.on_time(now, self.claims.is_empty()) {
+            self.phase = phase;
+            self.take_step(step);
+        }
+        r
+    }
+
+    /// A long-running worker rides out a queue it cannot reach: queue
+    /// operations pause for a while and are tried again, records wait in
+    /// the recorder, attempts go on. A run that ends when drained stops
+    /// instead.
+    fn ride_out(&mut self, e: QueueError) -> Result<(), QueueError> {
+        let rides_out = !self.engine.config.exit_when_drained;
+        self.reach.ride_out(e, Instant::now(), rides_out)
+    }
+
+    /// Whether queue operations are paused (see `ride_out`).
+    fn queue_down(&mut self) -> bool {
+        self.reach.is_down(Instant::now())
+    }
+
+    /// A durable queue's heartbeats, rescues and polls, when due.
+    fn queue_timers(&mut self, now: Instant) -> Result<(), QueueError> {
+        if !self.durable {
+            return Ok(());
+        }
+        let due = self
+            .timers
+            .due(now, self.engine.config.lease, self.queue_idle);
+        if due.poll {
+            self.queue_idle = false;
+        }
+        if due.heartbeat {
+            self.heartbeat()?;
+        }
+        if due.rescue {
+            let rescued = self.queue.rescue(Rescue::Expired)?;
+            if !rescued.is_empty() {
+                self.queue_idle = false;
+                emit::requeued(&self.events, &*self.queue, &rescued, QueuedReason::Rescued);
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews the leases held, and (with none, too) the worker's
+    /// registration as a live worker, if it has one.
+    fn heartbeat(&mut self) -> Result<(), QueueError> {
+        let held = self.claims.leases();
+        let leases: Vec<Lease> = held.iter().map(|(_, l)| *l).collect();
+        let reply = self
+            .queue
+            .heartbeat(self.worker(), &leases, self.engine.config.lease)?;
+        for token in leases::tokens_of(&held, &reply.lost) {
+            self.claims.lose(token);
+        }
+        for token in leases::tokens_of(&held, &reply.cancel_requested) {
+            // Not started: recorded as cancelled without running.
+            if let Some(e) = self.claims.cancel(token) {
+                let end = End {
+                    started_at: self.queue.now(),
+                    duration: Duration::ZERO,
+                    outcome: Outcome::Cancelled,
+                };
+                self.end_attempt(e, end);
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- shutdown
+
+    fn on_interrupt(&mut self) {
+        self.interrupted = true;
+        let (phase, step) = self
+            .phase
+            .interrupt(Instant::now(), self.engine.config.grace);
+        self.phase = phase;
+        self.take_step(step);
+    }
+
+    fn take_step(&mut self, step: Step) {
+        match step {
+            Step::ReleaseUnstarted => {
+                let tokens = self.claims.take_unstarted();
+                self.release(tokens);
+            }
+            Step::CancelRunning => {
+                let tokens = self.claims.stop_running();
+                self.release(tokens);
+            }
+            Step::GiveUp => self.give_up_running(),
+        }
+    }
+
+    /// Gives claims that never started back to the queue.
+    fn release(&mut self, tokens: Vec<u64>) {
+        let ended: Vec<Entry> = tokens
+            .into_iter()
+            .filter_map(|t| self.claims.end(t))
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        let leases: Vec<Lease> = ended.iter().map(|e| e.lease).collect();
+        // A release that fails leaves the leases to expire and be rescued.
+        let _ = self.queue.release(self.worker(), &leases);
+        if self.durable && !self.events.is_empty() {
+            let names = &self.engine.names;
+            let released: Vec<_> = ended
+                .iter()
+                .map(|e| (e, names[e.task.0 as usize].as_ref()))
+                .collect();
+            let _order = self.events.lock();
+            emit::released(&self.events, &released, self.queue.now());
+        }
+    }
+
+    /// Cancelled attempts that never reported: recorded as cancelled here.
+    fn give_up_running(&mut self) {
+        let now = self.queue.now();
+        for e in self.claims.end_all() {
+            let started = e.started_at().unwrap_or(now);
+            let end = End {
+                started_at: started,
+                duration: now.since(started),
+                outcome: Outcome::Cancelled,
+            };
+            self.end_attempt(e, end);
+        }
+    }
+
+    // ---------------------------------------------------------------- the end
+
+    fn done(&mut self, closed: bool) -> Result<bool, QueueError> {
+        if self.recorder.has_pending() || self.recorder.writing() {
+            return Ok(false);
+        }
+        match self.phase {
+            Phase::Running => {
+                let drained = closed
+                    && self.engine.config.exit_when_drained
+                    && self.claims.is_empty()
+                    && self.queue_idle;
+                if !drained {
+                    return Ok(false);
+                }
+                Ok(self.queue.counts()?.unfinished() == 0)
+            }
+            Phase::Draining { .. } | Phase::Cancelling { .. } => Ok(self.claims.is_empty()),
+        }
+    }
+
+    /// How long the loop may sleep (see the module docs); `None`: until
+    /// the inbox has news.
+    fn wait_time(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let down = self.reach.remaining(now);
+        if self.recorder.has_pending() && !self.recorder.writing() && down.is_none() {
+            return Some(Duration::ZERO);
+        }
+        if let Some(d) = down {
+            // The queue is out of reach: nothing to ask it before then.
+            return Some(d);
+        }
+        let mut wait: Option<Duration> = None;
+        let mut at_most = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        if let Some(deadline) = self.phase.deadline() {
+            at_most(deadline.saturating_duration_since(now));
+            return wait;
+        }
+        if !self.queue_idle && self.claims.lanes.room() > 0 && self.claims.waiting() == 0 {
+            return Some(Duration::ZERO);
+        }
+        if self.queue_idle {
+            if let Ok(Some(due)) = self.queue.next_due() {
+                let d = due.since(self.queue.now());
+                if !d.is_zero() {
+                    at_most(d);
+                } else if self.engine.config.tasks.is_none() {
+                    self.queue_idle = false;
+                    return Some(Duration::ZERO);
+                }
+                // A worker of some tasks: what is due may be another
+                // task's; it polls (and wakes on enqueues).
+            }
+        }
+        if self.durable {
+            at_most(leases::POLL);
+            let lease = self.engine.config.lease;
+            at_most(self.timers.until_next(now, lease, self.queue_idle));
+        }
+        // A lane whose executor could not start, with jobs for it.
+        if let Some(t) = self.claims.lanes.next_retry() {
+            at_most(t.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// After the loop: an interrupted in-memory run cancels what never ran.
+    fn finish(&mut self) -> Result<(), QueueError> {
+        if self.interrupted && !self.durable {
+            let ids = self.queue.cancel_pending()?;
+            emit::cancelled(&self.events, &*self.queue, &ids);
+        }
+        Ok(())
+    }
+}

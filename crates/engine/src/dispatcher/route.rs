@@ -1,0 +1,87 @@
+//! Routing a claimed job: its task in this engine's registry and the lane
+//! its attempt runs in, or why this engine cannot run it at all (such a job
+//! is dead, permanently: another run would refuse it the same way).
+
+use runyard_core::{JobSettings, TaskIndex, Timestamp};
+use runyard_queue::{Claimed, Lease, TaskName};
+
+use super::entry::{Entry, Stage};
+use crate::lane::{lane_for, Lane};
+use crate::shared::EngineInner;
+
+/// A claimed job this engine cannot run.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) lease: Lease,
+    pub(super) task: TaskName,
+    pub(super) ready_at: Timestamp,
+    pub(super) message: String,
+}
+
+/// Routes claimed jobs, remembering the last task looked up (claims come
+/// in runs of one task).
+#[derive(Debug, Default)]
+pub(super) struct Router {
+    last_task: Option<(TaskName, TaskIndex)>,
+}
+
+impl Router {
+    fn task_index(&mut self, engine: &EngineInner, name: &TaskName) -> Option<TaskIndex> {
+        if let Some((n, i)) = &self.last_task {
+            if n == name {
+                return Some(*i);
+            }
+        }
+        let i = engine.registry.lookup(name).ok()?;
+        self.last_task = Some((name.clone(), i));
+        Some(i)
+    }
+
+    /// The entry for a claimed job, waiting in its lane.
+    pub(super) fn route(&mut self, engine: &EngineInner, c: Claimed) -> Result<Entry, Refused> {
+        let lease = c.lease();
+        let Claimed {
+            task,
+            params,
+            settings,
+            ready_at,
+            ..
+        } = c;
+        let refuse = |task, message| Refused {
+            lease,
+            task,
+            ready_at,
+            message,
+        };
+        let Some(idx) = self.task_index(engine, &task) else {
+            let msg = format!("no task named `{task}` is registered in this worker");
+            return Err(refuse(task, msg));
+        };
+        let lane = match lane_of(engine, idx, &settings) {
+            Ok(l) => l,
+            Err(msg) => return Err(refuse(task, msg)),
+        };
+        Ok(Entry {
+            lease,
+            task: idx,
+            lane,
+            settings,
+            ready_at,
+            stage: Stage::Waiting { params },
+            cancel_requested: false,
+        })
+    }
+}
+
+/// The lane of a job of `task` with `settings`, or why this engine cannot
+/// run it.
+fn lane_of(engine: &EngineInner, task: TaskIndex, settings: &JobSettings) -> Result<Lane, String> {
+    let def = engine.registry.task(task);
+    match lane_for(settings.mode, def, settings.isolate) {
+        Ok(Lane::Process) if !engine.process_available => {
+            Err("worker processes are not available in this build".to_string())
+        }
+        Ok(l) => Ok(l),
+        Err(e) => Err(e.to_string()),
+    }
+}
