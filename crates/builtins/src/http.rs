@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Method, StatusCode, Url};
-use runyard::{AsyncTask, Context, TaskError, Violation};
+use runyard::params::Violation;
+use runyard::{AsyncTask, Context, TaskError};
 use serde::{Deserialize, Serialize};
 
 /// Expected statuses: one code, or a list.
@@ -48,7 +49,7 @@ pub struct HttpParams {
     #[serde(default)]
     pub expect: Option<Expect>,
     /// The longest the request may take, connecting and reading the body included (the job's `timeout` applies too).
-    #[serde(default, with = "runyard::serde_duration::option")]
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
     pub timeout: Option<Duration>,
 }
 

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use runyard::exec::os::{self, Interest, PollFd};
 use runyard::exec::{CommandGroup, SpawnError};
-use runyard::{Context, Task, TaskError, TaskKind, Violation};
+use runyard::params::Violation;
+use runyard::{Context, Task, TaskError, TaskKind};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,7 @@ impl<'de> Deserialize<'de> for Arg {
 #[param(check = check)]
 pub struct ShellParams {
     /// The command: a list of arguments (run as given), or a string run with `sh -c` when `shell = true`. It runs in a process group of its own, killed when it exits (a process that leaves the group, e.g. with setsid, is out of reach).
+    #[param(type = "string or list of strings")]
     pub cmd: Cmd,
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]
@@ -125,7 +127,7 @@ pub struct ShellParams {
     #[param(max = 1_073_741_824)]
     pub capture: u64,
     /// After a timeout or a cancel: the time between SIGTERM and SIGKILL to the process group (in process mode, the worker processes' grace applies).
-    #[serde(default = "default_grace", with = "runyard::serde_duration")]
+    #[serde(default = "default_grace", with = "runyard::duration::serde_duration")]
     pub kill_grace: Duration,
 }
 
@@ -538,6 +540,14 @@ mod tests {
     use runyard::Params;
 
     use super::*;
+
+    #[test]
+    fn cmd_is_described_in_a_job_writers_words() {
+        let schema = ShellParams::schema();
+        let cmd = schema.fields.iter().find(|f| f.name == "cmd").unwrap();
+        assert_eq!(cmd.type_name(), "string or list of strings");
+        assert_eq!(cmd.ty, "Cmd");
+    }
 
     fn params(v: serde_json::Value) -> Result<ShellParams, String> {
         let p = ShellParams::decode(&v.to_string())?;

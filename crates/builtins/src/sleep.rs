@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct SleepParams {
     /// How long to wait, e.g. "250ms", "1s".
-    #[serde(with = "runyard::serde_duration")]
+    #[serde(with = "runyard::duration::serde_duration")]
     pub duration: Duration,
     /// Keep sleeping when cancelled (to see how each mode deals with code
     /// that ignores its timeout).

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use runyard::event::{EventSink, JsonLines};
 use runyard::queue::{MemoryQueue, Queue};
-use runyard::{
-    Backoff, Engine, EngineConfig, EventSink, JobSpec, JobState, JsonLines, Mode, OutcomeKind,
-    Registry, Report,
-};
+use runyard::report::OutcomeKind;
+use runyard::{Backoff, Engine, EngineConfig, JobSpec, JobState, Mode, Registry, Report};
 use serde_json::json;
 
 /// A request as the server read it.

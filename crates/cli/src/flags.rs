@@ -91,7 +91,7 @@ pub(crate) fn parse_backoff(s: &str) -> Result<Backoff, String> {
 }
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    runyard::parse_positive_duration(s).map_err(|e| e.to_string())
+    runyard::duration::parse_positive_duration(s).map_err(|e| e.to_string())
 }
 
 /// The shortest lease a worker may hold: heartbeats renew it every third
@@ -105,8 +105,8 @@ pub(crate) fn parse_lease(s: &str) -> Result<Duration, String> {
             "a lease of {} is too short: it must be at least {} (its heartbeats go every third \
              of it; a shorter one would let the worker's own jobs be rescued from under it), \
              e.g. --lease 10s",
-            runyard::format_duration(d),
-            runyard::format_duration(MIN_LEASE)
+            runyard::duration::format_duration(d),
+            runyard::duration::format_duration(MIN_LEASE)
         ));
     }
     Ok(d)

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use runyard::params::JobParams;
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobParams, JobSpec, SubmitError};
+use runyard::{Backoff, Engine, JobOptions, JobSpec, SubmitError};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -321,7 +322,7 @@ struct JobFile {
 struct FileDefaults {
     mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
-    #[serde(default, with = "runyard::serde_duration::option")]
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,
@@ -337,7 +338,7 @@ struct FileJob {
     count: Option<Spanned<Count>>,
     mode: Option<FileMode>,
     max_attempts: Option<Attempts>,
-    #[serde(default, with = "runyard::serde_duration::option")]
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,

@@ -347,7 +347,7 @@ pub(crate) fn open_waiting(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
                 if said.is_some() {
                     errln!(
                         "runyard worker: the queue answers (after {}); starting",
-                        runyard::human_duration(start.elapsed())
+                        runyard::duration::human_duration(start.elapsed())
                     );
                 }
                 return Ok(Arc::new(q));
@@ -359,11 +359,11 @@ pub(crate) fn open_waiting(url: &QueueUrl) -> anyhow::Result<Arc<dyn Queue>> {
         match said {
             None => errln!(
                 "runyard worker: cannot reach the queue: {e}; trying again every {} until it answers",
-                runyard::format_duration(QUEUE_RETRY)
+                runyard::duration::format_duration(QUEUE_RETRY)
             ),
             Some(at) if waited - at >= STILL_WAITING => errln!(
                 "runyard worker: still cannot reach the queue after {}: {e}",
-                runyard::human_duration(waited)
+                runyard::duration::human_duration(waited)
             ),
             Some(_) => {}
         }

@@ -35,12 +35,12 @@ impl fmt::Debug for JobId {
 pub enum Mode {
     /// Each task on its natural home: `cpu` tasks on the thread pool,
     /// `blocking` tasks on the elastic blocking pool, `async` tasks on tokio,
-    /// and tasks or jobs that ask for isolation in worker processes.
+    /// and tasks or jobs that ask for isolation in child processes.
     #[default]
     Auto,
     /// Every attempt on one thread pool of `-j` threads.
     Thread,
-    /// Every attempt in a pool of worker processes.
+    /// Every attempt in a pool of child processes.
     Process,
     /// Async tasks on tokio; sync tasks on tokio's blocking pool.
     Async,
@@ -180,7 +180,7 @@ pub struct JobOptions {
     /// Where its attempts run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
-    /// Run its attempts in a worker process even in `auto` mode.
+    /// Run its attempts in a child process even in `auto` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolate: Option<bool>,
 }
@@ -277,7 +277,27 @@ impl JobSpec {
         }
     }
 
-    /// Sets the parameters from any serializable value that forms a JSON object.
+    /// A job of the task named `task` with these typed parameters: what
+    /// [`Task::job`](crate::Task::job), [`AsyncTask::job`](crate::AsyncTask::job)
+    /// and the `job` function `#[runyard::task]` gives each task build on.
+    ///
+    /// # Panics
+    ///
+    /// If the parameters do not serialize to a JSON object (or to `null`).
+    /// A `#[derive(Params)]` struct and `()` always do; a hand-written
+    /// `Serialize` or a `serde_json::Value` that is not an object does not.
+    pub(crate) fn typed(task: &'static str, params: &impl Serialize) -> JobSpec {
+        match JobSpec::new(task).params(params) {
+            Ok(spec) => spec,
+            Err(e) => panic!("the parameters of a `{task}` job are not a JSON object: {e}"),
+        }
+    }
+
+    /// Sets the parameters from any serializable value that forms a JSON
+    /// object: the string form, for jobs read from files. A job built in
+    /// Rust is better built from its task's type (`resize::job(Resize { .. })`,
+    /// [`Task::job`](crate::Task::job)): then neither the task's name nor
+    /// its parameters can be misspelled.
     pub fn params(
         mut self,
         params: &impl Serialize,
@@ -444,6 +464,26 @@ mod tests {
         assert!(e.to_string().contains("unknown field `retries`"), "{e}");
         let e = serde_json::from_str::<JobOptions>(r#"{"mode": "fiber"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown variant `fiber`"), "{e}");
+    }
+
+    #[test]
+    fn typed_jobs_carry_their_parameters_as_an_object() {
+        #[derive(Serialize)]
+        struct P {
+            width: u32,
+        }
+        let job = JobSpec::typed("resize", &P { width: 640 });
+        assert_eq!(
+            (job.task.as_str(), job.params.as_json()),
+            ("resize", r#"{"width":640}"#)
+        );
+        assert!(JobSpec::typed("noop", &()).params.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "the parameters of a `t` job are not a JSON object")]
+    fn typed_jobs_refuse_parameters_that_are_not_an_object() {
+        JobSpec::typed("t", &3);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod context;
+mod defaults;
 mod duration;
 mod error;
 mod event;
@@ -20,6 +21,7 @@ mod task;
 mod time;
 
 pub use context::{BoxFuture, CancelGuard, CancelToken, Context};
+pub use defaults::TaskDefaults;
 pub use duration::{
     format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
     DurationError, MAX_DURATION,

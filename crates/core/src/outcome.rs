@@ -20,7 +20,7 @@ pub enum OutcomeKind {
     Failed,
     /// The task panicked.
     Panicked,
-    /// The worker process running it died (a signal or an exit code).
+    /// The child process running it died (a signal or an exit code).
     Crashed,
     /// It ran past its timeout and was stopped (or, in thread mode, abandoned).
     TimedOut,
@@ -143,7 +143,7 @@ pub enum Outcome {
     Failed(TaskError),
     /// It panicked, with this message.
     Panicked(String),
-    /// Its worker process died.
+    /// Its child process died.
     Crashed {
         /// E.g. `killed by signal SIGSEGV` or `exited with code 3`.
         message: String,

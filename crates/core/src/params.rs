@@ -178,6 +178,11 @@ pub struct FieldSchema {
     pub name: String,
     /// The Rust type, e.g. `u64` or `Option<String>`.
     pub ty: String,
+    /// The type as the parameter struct names it for people
+    /// (`#[param(type = "string or list of strings")]`), where the Rust
+    /// type says little; shown instead of what [`FieldSchema::type_name`]
+    /// reads from the Rust type.
+    pub type_label: Option<String>,
     /// Whether a job must give it.
     pub required: bool,
     /// The value used when it is not given.
@@ -193,9 +198,13 @@ impl FieldSchema {
     /// `boolean`, `string`, `path`, `duration`, `list of integers`, `map of
     /// string to string`; `Option<T>` is `T` (whether a field may be left
     /// out is [`FieldSchema::required`]). A type of the task's own is a
-    /// `value` (its doc comment says what it takes).
+    /// `value` (its doc comment says what it takes), unless the struct
+    /// names it with `#[param(type = "...")]`.
     pub fn type_name(&self) -> String {
-        type_name(&self.ty.replace(' ', ""), false)
+        match &self.type_label {
+            Some(label) => label.clone(),
+            None => type_name(&self.ty.replace(' ', ""), false),
+        }
     }
 }
 
@@ -411,6 +420,7 @@ mod tests {
         let field = |ty: &str| FieldSchema {
             name: "f".into(),
             ty: ty.into(),
+            type_label: None,
             required: false,
             default: None,
             constraints: Vec::new(),
@@ -418,6 +428,15 @@ mod tests {
         };
         let name = |ty: &str| field(ty).type_name();
         assert_eq!(name("u64"), "integer");
+        // A type the struct names for people is shown as it names it.
+        let cmd = FieldSchema {
+            type_label: Some("string or list of strings".into()),
+            ..field("Cmd")
+        };
+        assert_eq!(
+            (name("Cmd").as_str(), cmd.type_name().as_str()),
+            ("value", "string or list of strings")
+        );
         assert_eq!(name("Option<u32>"), "integer");
         assert_eq!(name("Option < i64 >"), "integer");
         assert_eq!(name("f64"), "number");

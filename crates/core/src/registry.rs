@@ -2,7 +2,7 @@
 //!
 //! Tasks defined with `#[runyard::task]` register themselves at link time
 //! (through `inventory`), so any binary that links them finds them with
-//! [`Registry::linked`]; worker processes rely on this to run a task by
+//! [`Registry::linked`]; child processes rely on this to run a task by
 //! name. The list of linked tasks is one per process: it is built from what
 //! the linker put into this executable, whichever crate asks for it.
 
@@ -29,7 +29,7 @@ impl Registration {
 inventory::collect!(Registration);
 
 /// A task's position in its registry: a cheap handle that executors and
-/// worker processes pass around instead of the name.
+/// child processes pass around instead of the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskIndex(pub u32);
 

@@ -332,12 +332,9 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Three attempts with [`Backoff::DEFAULT_EXPONENTIAL`].
+    /// [`RetryPolicy::DEFAULT`].
     fn default() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 3,
-            backoff: Backoff::DEFAULT_EXPONENTIAL,
-        }
+        RetryPolicy::DEFAULT
     }
 }
 
@@ -360,6 +357,12 @@ pub enum GiveUpReason {
 }
 
 impl RetryPolicy {
+    /// The default: three attempts with [`Backoff::DEFAULT_EXPONENTIAL`].
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        backoff: Backoff::DEFAULT_EXPONENTIAL,
+    };
+
     /// A policy that never retries.
     pub const NEVER: RetryPolicy = RetryPolicy {
         max_attempts: 1,

@@ -1,6 +1,10 @@
 //! Tasks: named kinds of work. A [`Task`] runs on a thread; an
 //! [`AsyncTask`] runs on tokio. Both erase to a [`TaskDef`], which is what
-//! the registry, the executors and worker processes handle.
+//! the registry, the executors and child processes handle. What a task's
+//! jobs get unless they say otherwise is one value, [`TaskDefaults`], that
+//! each trait gives through `defaults()` and a `TaskDef` keeps; its kind is
+//! a constant of the trait instead, so that a sync task of kind `async` is
+//! refused at compile time.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,7 +16,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{BoxFuture, Context};
+use crate::defaults::TaskDefaults;
 use crate::error::{ParamError, ParamProblem, TaskError};
+use crate::job::JobSpec;
 use crate::outcome::Output;
 use crate::params::{JobParams, ParamSchema, Params};
 use crate::retry::RetryPolicy;
@@ -62,13 +68,14 @@ impl FromStr for TaskKind {
     }
 }
 
-/// A sync task: runs on a thread (or in a worker process).
+/// A sync task: runs on a thread (or in a child process).
 ///
 /// Usually written with `#[runyard::task]` on a plain function; implement it
 /// by hand when a task carries state:
 ///
 /// ```
-/// use runyard_core::{Context, Task, TaskError, TaskKind};
+/// use std::time::Duration;
+/// use runyard_core::{Context, Task, TaskDefaults, TaskError, TaskKind};
 ///
 /// struct Double;
 ///
@@ -78,11 +85,22 @@ impl FromStr for TaskKind {
 ///     type Params = serde_json::Value;
 ///     type Output = i64;
 ///
+///     // Every per-task setting in one place; what is not set is the
+///     // engine's default.
+///     fn defaults(&self) -> TaskDefaults {
+///         TaskDefaults::new().timeout(Duration::from_secs(5)).worker_concurrency(8)
+///     }
+///
 ///     fn run(&self, p: serde_json::Value, _ctx: &Context) -> Result<i64, TaskError> {
 ///         let x = p["x"].as_i64().ok_or_else(|| TaskError::permanent("x must be an integer"))?;
 ///         Ok(2 * x)
 ///     }
 /// }
+///
+/// // A job of it, by type: the name comes from `Double::NAME`.
+/// let job = Double::job(serde_json::json!({"x": 21})).max_attempts(3);
+/// assert_eq!(job.task, "double");
+/// assert_eq!(job.params.as_json(), r#"{"x":21}"#);
 /// ```
 pub trait Task: Send + Sync + 'static {
     /// The registered name.
@@ -97,28 +115,25 @@ pub trait Task: Send + Sync + 'static {
     /// The output type.
     type Output: Serialize + Send + 'static;
 
-    /// The retry policy jobs of this task get unless they say otherwise.
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy::default()
-    }
-
-    /// The per-attempt timeout jobs get unless they say otherwise.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Whether `auto` mode runs it in a worker process.
-    fn isolate(&self) -> bool {
-        false
-    }
-
-    /// The most attempts of this task that may run at once.
-    fn concurrency(&self) -> Option<u32> {
-        None
+    /// What its jobs get unless they say otherwise (retry policy, timeout,
+    /// isolation) and how the engine limits it (`worker_concurrency`).
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new()
     }
 
     /// Runs one attempt.
     fn run(&self, params: Self::Params, ctx: &Context) -> Result<Self::Output, TaskError>;
+
+    /// A job of this task: its name from the type, its parameters of the
+    /// task's parameter type, options by [`JobSpec`]'s builder
+    /// (`Double::job(p).max_attempts(3)`). Panics as [`JobSpec`]'s typed
+    /// constructors do, if the parameters are not a JSON object.
+    fn job(params: Self::Params) -> JobSpec
+    where
+        Self: Sized,
+    {
+        JobSpec::typed(Self::NAME, &params)
+    }
 }
 
 /// An async task: runs on the engine's tokio runtime.
@@ -132,25 +147,10 @@ pub trait AsyncTask: Send + Sync + 'static {
     /// The output type.
     type Output: Serialize + Send + 'static;
 
-    /// The retry policy jobs of this task get unless they say otherwise.
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy::default()
-    }
-
-    /// The per-attempt timeout jobs get unless they say otherwise.
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Whether `auto` mode runs it in a worker process.
-    fn isolate(&self) -> bool {
-        false
-    }
-
-    /// The most attempts of this task that may run at once (e.g. at most 20
-    /// requests to one service).
-    fn concurrency(&self) -> Option<u32> {
-        None
+    /// What its jobs get unless they say otherwise (retry policy, timeout,
+    /// isolation) and how the engine limits it (`worker_concurrency`).
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new()
     }
 
     /// Runs one attempt.
@@ -159,6 +159,16 @@ pub trait AsyncTask: Send + Sync + 'static {
         params: Self::Params,
         ctx: Context,
     ) -> impl Future<Output = Result<Self::Output, TaskError>> + Send;
+
+    /// A job of this task: its name from the type, its parameters of the
+    /// task's parameter type, options by [`JobSpec`]'s builder. Panics as
+    /// [`Task::job`] does, if the parameters are not a JSON object.
+    fn job(params: Self::Params) -> JobSpec
+    where
+        Self: Sized,
+    {
+        JobSpec::typed(Self::NAME, &params)
+    }
 }
 
 type SyncBody = dyn Fn(&JobParams, &Context) -> Result<Output, TaskError> + Send + Sync;
@@ -170,10 +180,7 @@ pub struct TaskDef {
     name: Cow<'static, str>,
     kind: TaskKind,
     description: Cow<'static, str>,
-    policy: RetryPolicy,
-    timeout: Option<Duration>,
-    isolate: bool,
-    concurrency: Option<u32>,
+    defaults: TaskDefaults,
     schema: fn() -> ParamSchema,
     check: fn(&str) -> Result<(), ParamProblem>,
     sync_body: Option<Box<SyncBody>>,
@@ -218,10 +225,7 @@ impl TaskDef {
             name: Cow::Borrowed(T::NAME),
             kind: T::KIND,
             description: Cow::Borrowed(T::DESCRIPTION),
-            policy: task.policy(),
-            timeout: task.timeout(),
-            isolate: task.isolate(),
-            concurrency: task.concurrency(),
+            defaults: task.defaults(),
             schema: T::Params::schema,
             check: check_params::<T::Params>,
             sync_body: Some(Box::new(move |params, ctx| {
@@ -241,10 +245,7 @@ impl TaskDef {
             name: Cow::Borrowed(T::NAME),
             kind: TaskKind::Async,
             description: Cow::Borrowed(T::DESCRIPTION),
-            policy: task.policy(),
-            timeout: task.timeout(),
-            isolate: task.isolate(),
-            concurrency: task.concurrency(),
+            defaults: task.defaults(),
             schema: T::Params::schema,
             check: check_params::<T::Params>,
             sync_body: None,
@@ -310,24 +311,32 @@ impl TaskDef {
         &self.description
     }
 
-    /// The default retry policy.
+    /// Its defaults, as its [`Task::defaults`] or [`AsyncTask::defaults`]
+    /// gave them.
+    pub fn defaults(&self) -> &TaskDefaults {
+        &self.defaults
+    }
+
+    /// The default retry policy (`defaults().policy`).
     pub fn policy(&self) -> RetryPolicy {
-        self.policy
+        self.defaults.policy
     }
 
-    /// The default per-attempt timeout.
+    /// The default per-attempt timeout (`defaults().timeout`).
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.defaults.timeout
     }
 
-    /// Whether `auto` mode isolates it in a worker process.
+    /// Whether `auto` mode isolates it in a child process
+    /// (`defaults().isolate`).
     pub fn isolate(&self) -> bool {
-        self.isolate
+        self.defaults.isolate
     }
 
-    /// The most attempts that may run at once, if limited.
-    pub fn concurrency(&self) -> Option<u32> {
-        self.concurrency
+    /// The most attempts of it that one engine runs at once, if limited
+    /// (`defaults().worker_concurrency`).
+    pub fn worker_concurrency(&self) -> Option<u32> {
+        self.defaults.worker_concurrency
     }
 
     /// Where it was defined.
@@ -393,10 +402,7 @@ impl fmt::Debug for TaskDef {
         f.debug_struct("TaskDef")
             .field("name", &self.name)
             .field("kind", &self.kind)
-            .field("policy", &self.policy)
-            .field("timeout", &self.timeout)
-            .field("isolate", &self.isolate)
-            .field("concurrency", &self.concurrency)
+            .field("defaults", &self.defaults)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -411,20 +417,8 @@ impl<T: AsyncTask> AsyncTask for ArcAsync<T> {
     type Params = T::Params;
     type Output = T::Output;
 
-    fn policy(&self) -> RetryPolicy {
-        self.0.policy()
-    }
-
-    fn timeout(&self) -> Option<Duration> {
-        self.0.timeout()
-    }
-
-    fn isolate(&self) -> bool {
-        self.0.isolate()
-    }
-
-    fn concurrency(&self) -> Option<u32> {
-        self.0.concurrency()
+    fn defaults(&self) -> TaskDefaults {
+        self.0.defaults()
     }
 
     fn run(

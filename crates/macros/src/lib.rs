@@ -17,9 +17,11 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
-/// Derives `runyard::Params`: constraints from `#[param(...)]`, the field
+/// Derives `runyard::Params`: constraints from `#[param(...)]` (`min`,
+/// `max`, `min_len`, `max_len`, `one_of = [...]`, `nested`), the field
 /// descriptions for `runyard describe` from types, doc comments and serde's
-/// defaults.
+/// defaults. `#[param(type = "string or list of strings")]` names a field's
+/// type for people where the Rust type says little (an untagged enum).
 #[proc_macro_derive(Params, attributes(param))]
 pub fn derive_params(item: TokenStream) -> TokenStream {
     params::expand(item.into())

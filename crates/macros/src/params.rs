@@ -14,6 +14,9 @@ struct FieldArgs {
     max_len: Option<Expr>,
     one_of: Option<Vec<Expr>>,
     nested: bool,
+    /// `type = "..."`: the type as people name it, where the Rust type
+    /// says little (an untagged enum, a type of the task's own).
+    type_label: Option<String>,
 }
 
 enum SerdeDefault {
@@ -32,30 +35,57 @@ struct SerdeField {
     serialize: Option<syn::ExprPath>,
 }
 
+/// One `key` or `key = value` of `#[param(...)]`. Not a `syn::Meta`,
+/// because `type` is a keyword and a `Meta`'s path cannot be one.
+struct FieldArg {
+    key: syn::Ident,
+    value: Option<Expr>,
+}
+
+impl syn::parse::Parse for FieldArg {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<FieldArg> {
+        let key = input.call(<syn::Ident as syn::ext::IdentExt>::parse_any)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(FieldArg { key, value })
+    }
+}
+
 fn parse_field_args(attrs: &[syn::Attribute]) -> syn::Result<FieldArgs> {
     let mut out = FieldArgs::default();
     for a in attrs.iter().filter(|a| a.path().is_ident("param")) {
-        let metas = a.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
-        for m in metas {
-            let key = m
-                .path()
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            match (&m, key.as_str()) {
-                (Meta::Path(_), "nested") => out.nested = true,
-                (Meta::NameValue(nv), "min") => out.min = Some(nv.value.clone()),
-                (Meta::NameValue(nv), "max") => out.max = Some(nv.value.clone()),
-                (Meta::NameValue(nv), "min_len") => out.min_len = Some(nv.value.clone()),
-                (Meta::NameValue(nv), "max_len") => out.max_len = Some(nv.value.clone()),
-                (Meta::NameValue(nv), "one_of") => match &nv.value {
+        let args = a.parse_args_with(Punctuated::<FieldArg, Token![,]>::parse_terminated)?;
+        for arg in args {
+            let key = arg.key.to_string();
+            match (arg.value, key.as_str()) {
+                (None, "nested") => out.nested = true,
+                (Some(v), "min") => out.min = Some(v),
+                (Some(v), "max") => out.max = Some(v),
+                (Some(v), "min_len") => out.min_len = Some(v),
+                (Some(v), "max_len") => out.max_len = Some(v),
+                (Some(v), "type") => match &v {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) if !s.value().trim().is_empty() => out.type_label = Some(s.value()),
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "type takes the type as people name it: type = \"string or list of strings\"",
+                        ))
+                    }
+                },
+                (Some(v), "one_of") => match &v {
                     Expr::Array(arr) => out.one_of = Some(arr.elems.iter().cloned().collect()),
                     other => return Err(syn::Error::new(other.span(), "one_of takes a list: one_of = [\"a\", \"b\"]")),
                 },
                 _ => {
                     return Err(syn::Error::new(
-                        m.span(),
-                        format!("unknown constraint `{key}`; expected min, max, min_len, max_len, one_of or nested"),
+                        arg.key.span(),
+                        format!("unknown constraint `{key}`; expected min, max, min_len, max_len, one_of, nested or type"),
                     ))
                 }
             }
@@ -252,22 +282,22 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         let mut conds = Vec::new();
         if let Some(min) = &args.min {
             let c = format!(">= {}", expr_text(min));
-            conds.push(quote!(if !(*__v >= #min) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(*__v >= #min) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(max) = &args.max {
             let c = format!("<= {}", expr_text(max));
-            conds.push(quote!(if !(*__v <= #max) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(*__v <= #max) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(n) = &args.min_len {
             let c = format!("at least {} long", expr_text(n));
-            conds.push(quote!(if !(__v.len() >= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(__v.len() >= #n) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(n) = &args.max_len {
             let c = format!("at most {} long", expr_text(n));
-            conds.push(quote!(if !(__v.len() <= #n) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if !(__v.len() <= #n) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if let Some(list) = &args.one_of {
@@ -275,11 +305,11 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                 "one of {}",
                 list.iter().map(expr_text).collect::<Vec<_>>().join(", ")
             );
-            conds.push(quote!(if ![#(#list),*].iter().any(|__o| __v == __o) { return ::core::result::Result::Err(#r::Violation::new(#name, #c, __v)); }));
+            conds.push(quote!(if ![#(#list),*].iter().any(|__o| __v == __o) { return ::core::result::Result::Err(#r::__private::Violation::new(#name, #c, __v)); }));
             constraints.push(c);
         }
         if args.nested {
-            conds.push(quote!(#r::Params::validate(__v).map_err(|e| e.within(#name))?;));
+            conds.push(quote!(#r::__private::Params::validate(__v).map_err(|e| e.within(#name))?;));
         }
         if !conds.is_empty() {
             checks.push(if optional {
@@ -290,6 +320,10 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         }
 
         let ty_text = crate::type_text(ty);
+        let type_label = match &args.type_label {
+            Some(l) => quote!(::core::option::Option::Some(#l.to_string())),
+            None => quote!(::core::option::Option::None),
+        };
         let doc = crate::doc_of(&f.attrs);
         let to_value = |v: TokenStream| match &serde.serialize {
             Some(f) => quote!(#f(&#v, #r::__private::serde_json::value::Serializer).ok()),
@@ -309,9 +343,10 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
             SerdeDefault::None => (true, quote!(::core::option::Option::None)),
         };
         schema_fields.push(quote! {
-            #r::FieldSchema {
+            #r::__private::FieldSchema {
                 name: #name.to_string(),
                 ty: #ty_text.to_string(),
+                type_label: #type_label,
                 required: #required,
                 default: #default,
                 constraints: ::std::vec![#(#constraints.to_string()),*],
@@ -325,16 +360,16 @@ pub(crate) fn expand(item: TokenStream) -> syn::Result<TokenStream> {
         quote!()
     };
     Ok(quote! {
-        impl #r::Params for #ident {
-            fn validate(&self) -> ::core::result::Result<(), #r::Violation> {
+        impl #r::__private::Params for #ident {
+            fn validate(&self) -> ::core::result::Result<(), #r::__private::Violation> {
                 #(#checks)*
                 #(#container_checks(self)?;)*
                 ::core::result::Result::Ok(())
             }
 
-            fn schema() -> #r::ParamSchema {
+            fn schema() -> #r::__private::ParamSchema {
                 #defaults
-                #r::ParamSchema {
+                #r::__private::ParamSchema {
                     fields: ::std::vec![#(#schema_fields),*],
                     free_form: false,
                 }

@@ -1,7 +1,7 @@
 //! `#[runyard::task(...)]` on a function.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -16,10 +16,11 @@ struct Args {
     backoff: Option<String>,
     timeout: Option<String>,
     isolate: bool,
-    concurrency: Option<u32>,
+    worker_concurrency: Option<u32>,
 }
 
-const KNOWN: &str = "name, kind, description, max_attempts, backoff, timeout, isolate, concurrency";
+const KNOWN: &str =
+    "name, kind, description, max_attempts, backoff, timeout, isolate, worker_concurrency";
 
 fn lit_str(e: &Expr, key: &str) -> syn::Result<String> {
     match e {
@@ -92,12 +93,23 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
                             ))
                         }
                     },
-                    "concurrency" => {
+                    "worker_concurrency" => {
                         let n = lit_u32(v, k)?;
                         if n == 0 {
-                            return Err(syn::Error::new(v.span(), "concurrency must be >= 1"));
+                            return Err(syn::Error::new(
+                                v.span(),
+                                "worker_concurrency must be >= 1",
+                            ));
                         }
-                        out.concurrency = Some(n);
+                        out.worker_concurrency = Some(n);
+                    }
+                    // Renamed, so that it is never taken for a limit per
+                    // queue (which two engines on one queue would share).
+                    "concurrency" => {
+                        return Err(syn::Error::new(
+                            meta.path().span(),
+                            "`concurrency` is now `worker_concurrency` (the most attempts of this task one engine runs at once)",
+                        ))
                     }
                     _ => {
                         return Err(syn::Error::new(
@@ -224,43 +236,62 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         quote!(::core::result::Result::Ok(__value))
     };
 
-    let policy = match (args.max_attempts, &args.backoff) {
-        (None, None) => quote!(),
-        (max, backoff) => {
-            let max = match max {
-                Some(n) => quote!(#n),
-                None => quote!(#r::RetryPolicy::default().max_attempts),
-            };
-            let backoff = match backoff {
-                Some(s) => {
-                    quote!(<#r::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
-                }
-                None => quote!(#r::RetryPolicy::default().backoff),
-            };
-            quote! {
-                fn policy(&self) -> #r::RetryPolicy {
-                    #r::RetryPolicy { max_attempts: #max, backoff: #backoff }
-                }
+    // One `defaults()` holds every per-task setting: a new one is a
+    // setter here and a field of `TaskDefaults`.
+    let mut setters = Vec::new();
+    if args.max_attempts.is_some() || args.backoff.is_some() {
+        let max = match args.max_attempts {
+            Some(n) => quote!(#n),
+            None => quote!(#r::__private::RetryPolicy::DEFAULT.max_attempts),
+        };
+        let backoff = match &args.backoff {
+            Some(s) => {
+                quote!(<#r::__private::Backoff as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))
+            }
+            None => quote!(#r::__private::RetryPolicy::DEFAULT.backoff),
+        };
+        setters.push(
+            quote!(.policy(#r::__private::RetryPolicy { max_attempts: #max, backoff: #backoff })),
+        );
+    }
+    if let Some(s) = &args.timeout {
+        setters.push(
+            quote!(.timeout(#r::__private::parse_duration(#s).expect("checked at compile time"))),
+        );
+    }
+    if args.isolate {
+        setters.push(quote!(.isolate(true)));
+    }
+    if let Some(n) = args.worker_concurrency {
+        setters.push(quote!(.worker_concurrency(#n)));
+    }
+    let defaults = (!setters.is_empty()).then(|| {
+        quote! {
+            fn defaults(&self) -> #r::__private::TaskDefaults {
+                #r::__private::TaskDefaults::new() #(#setters)*
+            }
+        }
+    });
+
+    let job_doc = format!(
+        "A job of the `{name}` task with these parameters; options by the builder (`{fn_name}::job(params).max_attempts(3)`)."
+    );
+    let task_trait = if is_async {
+        quote!(#r::AsyncTask)
+    } else {
+        quote!(#r::Task)
+    };
+    // Spanned at the function's name, so that a job with the wrong
+    // parameters is told where the task is defined.
+    let job_fn = quote_spanned! {fn_name.span()=>
+        impl #fn_name {
+            #[doc = #job_doc]
+            #[allow(dead_code)]
+            #vis fn job(params: #params_ty) -> #r::JobSpec {
+                <Self as #task_trait>::job(params)
             }
         }
     };
-    let timeout = args.timeout.as_ref().map(|s| {
-        quote! {
-            fn timeout(&self) -> ::core::option::Option<::std::time::Duration> {
-                ::core::option::Option::Some(#r::parse_duration(#s).expect("checked at compile time"))
-            }
-        }
-    });
-    let isolate = args.isolate.then(|| {
-        quote!(
-            fn isolate(&self) -> bool {
-                true
-            }
-        )
-    });
-    let concurrency = args
-        .concurrency
-        .map(|n| quote!(fn concurrency(&self) -> ::core::option::Option<u32> { ::core::option::Option::Some(#n) }));
 
     let (trait_impl, def) = if is_async {
         if let Some((k, span)) = &args.kind {
@@ -278,7 +309,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     const DESCRIPTION: &'static str = #description;
                     type Params = #params_ty;
                     type Output = #output_ty;
-                    #policy #timeout #isolate #concurrency
+                    #defaults
                     fn run(&self, params: #params_ty, ctx: #r::Context)
                         -> impl ::core::future::Future<Output = ::core::result::Result<#output_ty, #r::TaskError>> + ::core::marker::Send
                     {
@@ -314,7 +345,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     const DESCRIPTION: &'static str = #description;
                     type Params = #params_ty;
                     type Output = #output_ty;
-                    #policy #timeout #isolate #concurrency
+                    #defaults
                     fn run(&self, params: #params_ty, ctx: &#r::Context) -> ::core::result::Result<#output_ty, #r::TaskError> {
                         let _ = (&params, ctx);
                         let __value = #fn_name(#call_args);
@@ -338,6 +369,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #vis struct #fn_name {}
 
         #trait_impl
+
+        #job_fn
 
         #[doc(hidden)]
         #[allow(non_snake_case)]

@@ -2,10 +2,20 @@
 //! the execution mode that fits it, with retry policies, timeouts that stop
 //! work, a record of every attempt, and queues that survive crashes.
 //!
-//! # Defining tasks
+//! This page is a tour: [tasks](#tasks), [modes](#modes),
+//! [queues](#queues), [events](#events) and [errors](#errors), each with an
+//! example that runs. `use runyard::prelude::*;` imports what a task
+//! definition and a simple run need.
+//!
+//! # Tasks
+//!
+//! A task is a named kind of work; a job is one instance of it, with its
+//! parameters. `#[task]` on a function defines one, and `#[derive(Params)]`
+//! on its parameter type checks every job's parameters before anything
+//! runs and describes them for `runyard describe`:
 //!
 //! ```
-//! use runyard::{task, Context, Params, TaskError};
+//! use runyard::prelude::*;
 //! use serde::{Deserialize, Serialize};
 //!
 //! /// Parameters of `resize`, checked before any job runs.
@@ -33,17 +43,17 @@
 //! }
 //!
 //! /// Tasks may be async; they run on tokio.
-//! #[task(concurrency = 20)]
-//! async fn ping(_: (), _ctx: runyard::Context) -> Result<(), TaskError> {
+//! #[task(worker_concurrency = 20)]
+//! async fn ping(_: (), _ctx: Context) -> Result<(), TaskError> {
 //!     Ok(())
 //! }
 //!
-//! let registry = runyard::Registry::linked().unwrap();
-//! let engine = runyard::Engine::new(registry, runyard::EngineConfig::default());
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
 //! let report = engine
 //!     .run([
-//!         runyard::JobSpec::new("resize").params(&serde_json::json!({"width": 640})).unwrap(),
-//!         runyard::JobSpec::new("ping"),
+//!         // A job by type: a misspelled task or field does not compile.
+//!         resize::job(Resize { width: 640, format: png() }).priority(1),
+//!         ping::job(()),
 //!     ])
 //!     .unwrap();
 //! assert_eq!(report.summary.succeeded, 2);
@@ -55,53 +65,341 @@
 //! `async`), `description` (default: the doc comment's first line),
 //! `max_attempts`, `backoff` (`none`, `fixed:DELAY`,
 //! `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`),
-//! `timeout`, `isolate` (run in a worker process in `auto` mode) and
-//! `concurrency` (the most attempts of this task at once). Specs are checked
-//! at compile time. The function takes its parameters (any type that
-//! implements [`Params`]; `()` for none), optionally followed by its context
-//! (`&Context` for a plain function, `Context` for an `async fn`), and
-//! returns `Result<T, E>` with `T: Serialize` and `E: Into<TaskError>`.
+//! `timeout`, `isolate` (run in a child process in `auto` mode) and
+//! `worker_concurrency` (the most attempts of this task one engine runs at
+//! once; the older `concurrency` is refused with a message naming it).
+//! Specs are checked at compile time. The function takes its parameters
+//! (any type that implements [`Params`]; `()` for none), optionally
+//! followed by its context (`&Context` for a plain function, `Context` for
+//! an `async fn`), and returns `Result<T, E>` with `T: Serialize` and `E:
+//! Into<TaskError>`. Each task gets `job(params)`, which builds a
+//! [`JobSpec`] whose options are set by its builder (`max_attempts`,
+//! `timeout`, `priority`, `run_at`, `mode`, ...).
+//!
+//! A task that carries state is a type that implements [`Task`] (or
+//! [`AsyncTask`]); its defaults are one [`TaskDefaults`], and `X::job`
+//! comes with the trait:
+//!
+//! ```
+//! use std::time::Duration;
+//! use runyard::prelude::*;
+//!
+//! struct Scale {
+//!     factor: i64,
+//! }
+//!
+//! impl Task for Scale {
+//!     const NAME: &'static str = "scale";
+//!     type Params = serde_json::Value;
+//!     type Output = i64;
+//!
+//!     fn defaults(&self) -> TaskDefaults {
+//!         TaskDefaults::new().timeout(Duration::from_secs(5))
+//!     }
+//!
+//!     fn run(&self, p: serde_json::Value, _ctx: &Context) -> Result<i64, TaskError> {
+//!         let x = p["x"].as_i64().ok_or_else(|| TaskError::permanent("x must be an integer"))?;
+//!         Ok(self.factor * x)
+//!     }
+//! }
+//!
+//! let registry = Registry::builder().task(runyard::TaskDef::from_task(Scale { factor: 3 })).build().unwrap();
+//! let report = Engine::new(registry, EngineConfig::default())
+//!     .run([Scale::job(serde_json::json!({"x": 14}))])
+//!     .unwrap();
+//! assert_eq!(report.jobs[0].output.as_json(), "42");
+//! ```
+//!
+//! Jobs read from files keep the string form,
+//! `JobSpec::new("resize").params(&json)?`, checked against the task when
+//! submitted.
 //!
 //! A task defined with `#[task]` registers itself when the binary is linked:
 //! [`Registry::linked`] finds every such task in the executable (one list
 //! per process, whichever crate defined them). A registry can also be built
-//! by hand with [`Registry::builder`] from [`TaskDef`]s.
+//! by hand with [`Registry::builder`] from [`TaskDef`]s, as above.
 //!
 //! # Modes
 //!
 //! | mode | where attempts run | timeouts | use it for |
 //! |---|---|---|---|
-//! | `auto` (default) | `cpu` tasks on a pool sized to the cores, `blocking` tasks on an elastic pool, `async` tasks on tokio, isolated tasks in worker processes | per executor | mixed work |
+//! | `auto` (default) | `cpu` tasks on a pool sized to the cores, `blocking` tasks on an elastic pool, `async` tasks on tokio, isolated tasks in child processes | per executor | mixed work |
 //! | `thread` | one pool of `-j` threads | the context is cancelled; a task that ignores it is abandoned and reported `timed_out` | CPU-bound Rust code |
 //! | `async` | tokio; sync tasks on the blocking pool | the future is dropped | massive IO |
-//! | `process` | worker processes | the process group is killed | code that may crash, hang or leak |
+//! | `process` | child processes | the process group is killed | code that may crash, hang or leak |
 //!
 //! Code that cannot be interrupted (a C library call, a busy loop that never
 //! checks its context) is only truly stopped in `process` mode: in `thread`
 //! mode its thread is abandoned, still running, while the run goes on.
+//!
+//! A run has a mode, and a job may ask for another:
+//!
+//! ```
+//! use runyard::prelude::*;
+//!
+//! /// Counts to `n`.
+//! #[derive(serde::Serialize, serde::Deserialize, Params)]
+//! struct Count {
+//!     n: u64,
+//! }
+//!
+//! #[task]
+//! fn count(p: Count) -> Result<u64, TaskError> {
+//!     Ok((0..p.n).sum())
+//! }
+//!
+//! let config = EngineConfig {
+//!     mode: Mode::Thread,
+//!     concurrency: Some(2),
+//!     ..EngineConfig::default()
+//! };
+//! let engine = Engine::new(Registry::linked().unwrap(), config);
+//! let report = engine
+//!     .run([
+//!         count::job(Count { n: 10 }),
+//!         count::job(Count { n: 100 }).mode(Mode::Async),
+//!     ])
+//!     .unwrap();
+//! assert_eq!(report.jobs[1].output.as_json(), "4950");
+//! ```
+//!
+//! `process` mode starts copies of the executable as its child processes:
+//! see [`process`] for the one line `main` needs.
+//!
+//! # Queues
+//!
+//! An engine runs the jobs of a queue. [`Engine::run`] makes an in-memory
+//! one for a batch of jobs; [`Engine::start`] runs on any queue and returns
+//! the [`Run`], to which jobs are submitted while it goes:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use runyard::prelude::*;
+//! use runyard::queue::{MemoryQueue, Queue};
+//! use runyard::report::Report;
+//!
+//! #[task]
+//! fn hello(_: ()) -> Result<&'static str, TaskError> {
+//!     Ok("hello")
+//! }
+//!
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! run.submit(&hello::job(())).unwrap();
+//! run.close(); // no more jobs: the run ends once they are done
+//! let ended = run.wait();
+//! let report = Report::collect(&*queue, ended.wall, ended.interrupted).unwrap();
+//! assert!(report.summary.all_succeeded());
+//! ```
+//!
+//! The SQLite queue (feature `sqlite`) records a run in one file: every job
+//! and attempt survives a crash, and a run started again on the file goes
+//! on where it stopped (a job that was running when its worker died is
+//! claimed again once its lease runs out).
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] {
+//! use std::sync::Arc;
+//! use runyard::prelude::*;
+//! use runyard::queue::Queue;
+//! use runyard::sqlite::{OpenMode, SqliteQueue};
+//!
+//! #[task]
+//! fn hello(_: ()) -> Result<&'static str, TaskError> {
+//!     Ok("hello")
+//! }
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("state.db");
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::CreateOrOpen).unwrap());
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! let id = run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap();
+//! run.close();
+//! assert!(run.wait().error.is_none());
+//! drop(queue);
+//!
+//! // The file remembers: the job is done, and submitting it again under
+//! // the same key does not enqueue a second one.
+//! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::Existing).unwrap());
+//! assert_eq!(queue.get(id).unwrap().unwrap().state, JobState::Succeeded);
+//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! assert_eq!(run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap(), id);
+//! run.close();
+//! run.wait();
+//! # }
+//! ```
+//!
+//! The PostgreSQL queue (feature `postgres`, `runyard::postgres`) lets workers on
+//! many machines drain one queue, and a service enqueue a job inside its own
+//! transaction. Every backend passes the same conformance suite
+//! (`runyard_queue::conformance`).
+//!
+//! # Events
+//!
+//! Each job's transitions (queued, running, scheduled for a retry,
+//! succeeded, dead, cancelled) are events, given as they happen to every
+//! [`EventSink`](event::EventSink) of a run; [`JsonLines`](event::JsonLines)
+//! writes them as JSON lines:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use runyard::prelude::*;
+//! use runyard::event::{Event, EventSink};
+//! use runyard::queue::{MemoryQueue, Queue};
+//!
+//! /// Keeps the name of each event.
+//! #[derive(Default)]
+//! struct Names(Mutex<Vec<&'static str>>);
+//!
+//! impl EventSink for Names {
+//!     fn event(&self, e: &Event<'_>) {
+//!         let name = match e {
+//!             Event::Queued { .. } => "queued",
+//!             Event::Running { .. } => "running",
+//!             Event::Scheduled { .. } => "scheduled",
+//!             Event::Succeeded { .. } => "succeeded",
+//!             Event::Dead { .. } => "dead",
+//!             Event::Cancelled { .. } => "cancelled",
+//!         };
+//!         self.0.lock().unwrap().push(name);
+//!     }
+//! }
+//!
+//! /// Fails once, then succeeds.
+//! #[task(max_attempts = 2, backoff = "none")]
+//! fn flaky(_: (), ctx: &Context) -> Result<(), TaskError> {
+//!     if ctx.attempt() == 1 {
+//!         return Err(TaskError::retryable("not yet"));
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let names = Arc::new(Names::default());
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+//! let run = engine.start(queue, vec![names.clone() as Arc<dyn EventSink>]);
+//! run.submit(&flaky::job(())).unwrap();
+//! run.close();
+//! run.wait();
+//! assert_eq!(
+//!     *names.0.lock().unwrap(),
+//!     ["queued", "running", "scheduled", "running", "succeeded"]
+//! );
+//! ```
+//!
+//! # Errors
+//!
+//! A job that cannot run is refused when it is submitted, before anything
+//! runs: an unknown task, parameters that break their constraints, an
+//! invalid option, a mode the task cannot run in ([`SubmitError`], whose
+//! message names the task, the field and what would be valid). An attempt
+//! that fails returns a [`TaskError`], which says whether to retry:
+//! [`TaskError::retryable`] follows the retry policy,
+//! [`TaskError::retry_after`] asks for a delay, [`TaskError::permanent`]
+//! ends the job at once. A panic is caught and reported as the attempt's
+//! outcome; it never takes the engine down.
+//!
+//! ```
+//! use runyard::prelude::*;
+//! use runyard::SubmitError;
+//!
+//! /// Parameters of `fetch`.
+//! #[derive(serde::Serialize, serde::Deserialize, Params)]
+//! struct Fetch {
+//!     #[param(min_len = 1)]
+//!     url: String,
+//! }
+//!
+//! #[task(max_attempts = 5)]
+//! fn fetch(p: Fetch) -> Result<(), TaskError> {
+//!     Err(TaskError::permanent(format!("{}: not found", p.url)))
+//! }
+//!
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//!
+//! // Refused before anything runs.
+//! let e = engine.run([fetch::job(Fetch { url: String::new() })]).unwrap_err();
+//! assert!(matches!(e, SubmitError::Params(_)), "{e}");
+//! let e = engine.run([JobSpec::new("fecth")]).unwrap_err();
+//! assert!(e.to_string().contains("did you mean `fetch`?"), "{e}");
+//!
+//! // A permanent error is not retried: one attempt, and the job is dead.
+//! let report = engine.run([fetch::job(Fetch { url: "a.example".into() })]).unwrap();
+//! let job = &report.jobs[0];
+//! assert_eq!((job.state, job.attempts.len()), (JobState::Dead, 1));
+//! assert_eq!(job.last_error(), Some("a.example: not found"));
+//! ```
+
 #![forbid(unsafe_code)]
 // A closed standard error must not panic a worker: no `eprintln!`.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 extern crate self as runyard;
 
+// What users use: defining tasks, building jobs, running them, and the
+// errors of each. Everything else is in a module named for its concern.
 pub use runyard_core::{
-    format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
-    AsyncTask, AttemptError, AttemptRecord, Backoff, BackoffError, CancelGuard, CancelToken,
-    Context, DurationError, ErrorIntent, Event, FieldSchema, Jitter, JobId, JobOptions, JobParams,
-    JobSettings, JobSpec, JobState, JobView, Mode, ModeError, OptionError, Outcome, OutcomeKind,
-    Output, ParamError, ParamProblem, ParamSchema, Params, QueuedReason, Registry, RegistryBuilder,
-    RegistryError, RetryDecision, RetryPolicy, Summary, SummaryBuilder, Task, TaskDef, TaskError,
-    TaskIndex, TaskKind, TaskSummary, Timestamp, UnknownTask, Violation, MAX_DURATION,
-    MAX_RETRY_AFTER,
+    AsyncTask, Backoff, CancelGuard, CancelToken, Context, ErrorIntent, JobId, JobOptions, JobSpec,
+    JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
+    RegistryBuilder, RegistryError, RetryPolicy, Task, TaskDef, TaskDefaults, TaskError, TaskKind,
+    Timestamp, UnknownTask,
 };
 pub use runyard_engine::{
-    write_report_json, ConfigError, Engine, EngineConfig, EngineConfigBuilder, EventSink,
-    JsonLines, ModeRefused, Progress, Report, ReportError, ReportReader, Run, RunError, StartError,
-    SubmitError, Worker,
+    ConfigError, Engine, EngineConfig, EngineConfigBuilder, ModeRefused, Progress, Report,
+    ReportError, ReportReader, Run, RunError, StartError, SubmitError, Worker,
 };
-pub use runyard_exec::limits;
 pub use runyard_macros::{task, Params};
+
+/// What a task definition and a simple run need, in one import:
+/// `use runyard::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        task, AsyncTask, Context, Engine, EngineConfig, JobSpec, JobState, Mode, Params, Registry,
+        Task, TaskDefaults, TaskError, TaskKind,
+    };
+}
+
+/// Parameters as jobs carry them (JSON objects) and as `runyard describe`
+/// shows them; [`Violation`](params::Violation) is what a `#[param(check =
+/// ...)]` function returns.
+pub mod params {
+    pub use runyard_core::{FieldSchema, JobParams, ParamSchema, Violation};
+}
+
+/// Retry policies and their decisions ([`RetryPolicy`]
+/// and [`Backoff`] are also at the root).
+pub mod retry {
+    pub use runyard_core::{
+        Backoff, BackoffError, Jitter, RetryDecision, RetryPolicy, MAX_RETRY_AFTER,
+    };
+}
+
+/// Durations as runyard writes and reads them (`250ms`, `1m30s`), and the
+/// serde helpers for fields of that form.
+pub mod duration {
+    pub use runyard_core::{
+        format_duration, human_duration, parse_duration, parse_positive_duration, serde_duration,
+        DurationError, MAX_DURATION,
+    };
+}
+
+/// What a run reports: each job with its attempts, and the summary.
+pub mod report {
+    pub use runyard_core::{
+        percentile, AttemptError, AttemptRecord, JobView, Outcome, OutcomeKind, Output, Summary,
+        SummaryBuilder, TaskSummary,
+    };
+    pub use runyard_engine::{write_report_json, Report, ReportError};
+}
+
+/// Events: what happens to each job as it happens, for a sink of your own
+/// or as JSON lines.
+pub mod event {
+    pub use runyard_core::{Event, QueuedReason};
+    pub use runyard_engine::{EventSink, JsonLines};
+}
 
 /// Queues: the core trait (the worker protocol), the capability traits
 /// ([`Admin`](queue::Admin), [`Inspect`](queue::Inspect)) and job features
@@ -132,15 +430,20 @@ pub mod sqlite {
 /// that crate yourself; the method follows that driver's versions.
 #[cfg(feature = "postgres")]
 pub mod postgres {
+    // The driver crate itself is not re-exported: runyard's version must
+    // not be tied to the `postgres` crate's.
     pub use runyard_postgres::{Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 }
 
-/// Executors, for those who build their own worker loop, and commands run
-/// in process groups of their own that never outlive the runner.
+/// Executors, for those who build their own engine loop, the process's
+/// limits, and commands run in process groups of their own that never
+/// outlive the runner.
 pub mod exec {
+    pub use runyard_core::TaskIndex;
     pub use runyard_exec::{
-        catch_panic, install_panic_hook, os, start_reaper, AsyncExecutor, Attempt, AttemptReport,
-        CommandGroup, Epoch, Executor, GroupStopper, PoolConfig, Sink, SpawnError, ThreadPool,
+        catch_panic, install_panic_hook, limits, os, start_reaper, AsyncExecutor, Attempt,
+        AttemptReport, CommandGroup, Epoch, Executor, GroupStopper, PoolConfig, Sink, SpawnError,
+        ThreadPool,
     };
 }
 
@@ -185,5 +488,8 @@ pub mod process {
 #[doc(hidden)]
 pub mod __private {
     pub use runyard_core::__private::*;
-    pub use runyard_core::Registration;
+    pub use runyard_core::{
+        parse_duration, Backoff, FieldSchema, ParamSchema, Params, Registration, RetryPolicy,
+        TaskDefaults, Violation,
+    };
 }

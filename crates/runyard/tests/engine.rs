@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use runyard::event::{Event, EventSink};
 use runyard::queue::{MemoryQueue, Queue};
+use runyard::report::OutcomeKind;
 use runyard::{
-    task, AsyncTask, Context, Engine, EngineConfig, Event, EventSink, JobSpec, JobState, Mode,
-    OutcomeKind, Params, Registry, SubmitError, TaskDef, TaskError,
+    task, AsyncTask, Context, Engine, EngineConfig, JobSpec, JobState, Mode, Params, Registry,
+    SubmitError, TaskDef, TaskError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,7 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MOST: AtomicUsize = AtomicUsize::new(0);
 
 /// At most two at once, however many threads there are.
-#[task(kind = "blocking", concurrency = 2)]
+#[task(kind = "blocking", worker_concurrency = 2)]
 fn limited(_: (), ctx: &Context) -> Result<(), TaskError> {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MOST.fetch_max(now, Ordering::SeqCst);
@@ -90,6 +92,24 @@ fn tasks_defined_with_the_macro_run_by_name() {
     assert_eq!(r.jobs[0].output.as_json(), r#""hello yard!!""#);
     assert_eq!(r.jobs[1].output.as_json(), "7");
     assert!(r.summary.all_succeeded());
+}
+
+#[test]
+fn typed_jobs_run_like_jobs_by_name() {
+    let greeting = Greeting {
+        name: "yard".into(),
+        excitement: 1,
+    };
+    let typed = greet::job(greeting).max_attempts(2);
+    assert_eq!(typed.task, "greet");
+    assert_eq!(typed.options.max_attempts, Some(2));
+    let r = engine(Mode::Auto)
+        .run([typed, wait_a_bit::job(()).priority(5)])
+        .unwrap();
+    assert_eq!(r.jobs[0].output.as_json(), r#""hello yard!""#);
+    assert_eq!(r.jobs[1].output.as_json(), "7");
+    // A hand-written task has the same constructor through its trait.
+    assert_eq!(Dup::job(()).task, "greet");
 }
 
 #[test]

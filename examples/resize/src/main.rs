@@ -3,13 +3,13 @@
 //!
 //! ```sh
 //! cargo run --release -p runyard-example-resize            # auto mode
-//! cargo run --release -p runyard-example-resize -- process # thumbnails in worker processes
+//! cargo run --release -p runyard-example-resize -- process # thumbnails in child processes
 //! ```
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
-use runyard::{task, Context, Engine, EngineConfig, JobSpec, Mode, Params, Registry, TaskError};
+use runyard::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of `thumbnail`.
@@ -44,7 +44,7 @@ fn thumbnail(p: Thumbnail, ctx: &Context) -> Result<String, TaskError> {
 }
 
 /// Uploads a thumbnail (an async wait standing in for a network call).
-#[task(concurrency = 4, timeout = "2s")]
+#[task(worker_concurrency = 4, timeout = "2s")]
 async fn upload(_: (), _ctx: Context) -> Result<(), TaskError> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
@@ -63,8 +63,8 @@ fn flaky(_: (), ctx: &Context) -> Result<u32, TaskError> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // First thing: in a worker process (process mode starts this binary as
-    // its workers), run the worker role and exit.
+    // First thing: in a child process (process mode starts this binary as
+    // its child processes), run the child's role and exit.
     runyard::process::enter_if_child();
     let mode: Mode = match std::env::args().nth(1) {
         Some(m) => m.parse()?,
@@ -77,13 +77,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let engine = Engine::new(registry, config);
     let mut jobs = Vec::new();
-    for (i, image) in ["cat.png", "dog.png", "owl.png"].iter().enumerate() {
-        let p = serde_json::json!({"image": image, "width": 64 << i});
-        jobs.push(JobSpec::new("thumbnail").params(&p)?);
+    for (i, image) in ["cat.png", "dog.png", "owl.png"].into_iter().enumerate() {
+        // Jobs by type: the task's name and its parameters are checked by
+        // the compiler.
+        jobs.push(thumbnail::job(Thumbnail {
+            image: image.to_string(),
+            width: 64 << i,
+        }));
         // An async task runs on tokio whatever the run's mode.
-        jobs.push(JobSpec::new("upload").mode(Mode::Auto));
+        jobs.push(upload::job(()).mode(Mode::Auto));
     }
-    jobs.push(JobSpec::new("flaky"));
+    jobs.push(flaky::job(()).max_attempts(4));
     let report = engine.run(jobs)?;
     for job in &report.jobs {
         println!(

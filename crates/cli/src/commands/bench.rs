@@ -248,7 +248,7 @@ fn sleep_async(registry: &Arc<Registry>, n: u64, sleep: Duration) -> anyhow::Res
     let e = engine(registry, Mode::Async, Some(n as usize))?;
     let job = spec(
         "sleep",
-        json!({"duration": runyard::format_duration(sleep)}),
+        json!({"duration": runyard::duration::format_duration(sleep)}),
     )?;
     let wall = timed_run(&e, &[(job, n)])?.wall;
     emit(
@@ -277,7 +277,7 @@ fn sleep_thread(
     let e = engine(registry, Mode::Thread, Some(workers))?;
     let job = spec(
         "sleep",
-        json!({"duration": runyard::format_duration(sleep)}),
+        json!({"duration": runyard::duration::format_duration(sleep)}),
     )?;
     let wall = timed_run(&e, &[(job, n)])?.wall;
     let ideal = sleep.as_secs_f64() * (n as f64 / workers as f64).ceil();
@@ -448,7 +448,7 @@ fn queue_bench(
     // from its enqueue to its start as the queue records them; the run's
     // events say when each job is done (no polling beside the worker).
     let (tx, rx) = std::sync::mpsc::channel();
-    let ended: Arc<dyn runyard::EventSink> = Arc::new(Outcome(tx));
+    let ended: Arc<dyn runyard::event::EventSink> = Arc::new(Outcome(tx));
     let run = e.start_with_sinks(Arc::clone(&queue), vec![ended])?;
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
@@ -495,9 +495,9 @@ fn queue_bench(
 /// Tells which jobs ended.
 struct Outcome(std::sync::mpsc::Sender<runyard::JobId>);
 
-impl runyard::EventSink for Outcome {
-    fn event(&self, e: &runyard::Event<'_>) {
-        use runyard::Event as E;
+impl runyard::event::EventSink for Outcome {
+    fn event(&self, e: &runyard::event::Event<'_>) {
+        use runyard::event::Event as E;
         if let E::Succeeded { job, .. } | E::Dead { job, .. } | E::Cancelled { job, .. } = e {
             let _ = self.0.send(*job);
         }

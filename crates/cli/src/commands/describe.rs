@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use clap::Args;
-use runyard::{format_duration, Registry, TaskDef};
+use runyard::duration::format_duration;
+use runyard::{Registry, TaskDef};
 use serde_json::{json, Value};
 
 use crate::exit::{Exit, RunnerFailure, UsageError};
@@ -43,7 +44,7 @@ pub(super) fn info(t: &TaskDef) -> serde_json::Value {
         "backoff": p.backoff.to_string(),
         "timeout": t.timeout().map(format_duration),
         "isolate": t.isolate(),
-        "concurrency": t.concurrency(),
+        "concurrency": t.worker_concurrency(),
         "params": t.schema(),
     })
 }
@@ -73,7 +74,7 @@ fn describe(t: &TaskDef, json: bool, human: &Human) -> Result<(), RunnerFailure>
     if t.isolate() {
         human.line("  isolate       yes (runs in a worker process in auto mode)")?;
     }
-    if let Some(c) = t.concurrency() {
+    if let Some(c) = t.worker_concurrency() {
         human.line(&format!("  concurrency   at most {c} at once"))?;
     }
     human.line("")?;

@@ -29,7 +29,7 @@ pub(crate) fn main(args: PruneArgs) -> anyhow::Result<Exit> {
     let n = q.prune(args.older_than, args.dead)?;
     outln!(
         "pruned {n} jobs that finished more than {} ago",
-        runyard::format_duration(args.older_than)
+        runyard::duration::format_duration(args.older_than)
     )?;
     Ok(Exit::Success)
 }

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use runyard::event::EventSink;
 use runyard::queue::{ListFilter, Queue};
-use runyard::{
-    Engine, EngineConfig, EventSink, JobState, Mode, Registry, ReportReader, Run, RunError,
-};
+use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run, RunError};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
@@ -225,7 +224,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         }));
     }
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
-    let grace = runyard::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace);
     let interrupts = on_interrupts(
         run.interrupter(),
         "runyard",

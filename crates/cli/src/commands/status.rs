@@ -262,7 +262,7 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
             "finished {:.1} jobs/s over the last minute; oldest ready job waiting {}",
             a.finished_per_s,
             a.oldest_ready_age_s
-                .map_or("-".to_string(), |s| runyard::human_duration(
+                .map_or("-".to_string(), |s| runyard::duration::human_duration(
                     std::time::Duration::from_secs_f64(s)
                 )),
         );
@@ -282,7 +282,7 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
             w.pid,
             w.host,
             w.started_at,
-            runyard::human_duration(now.since(w.last_heartbeat)),
+            runyard::duration::human_duration(now.since(w.last_heartbeat)),
             leases(w.leases)
         );
     }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use runyard::queue::{ListFilter, Queue};
-use runyard::{Engine, EngineConfig, JobId, JobState, JobView, Registry, SummaryBuilder};
+use runyard::report::{JobView, SummaryBuilder};
+use runyard::{Engine, EngineConfig, JobId, JobState, Registry};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{Color, JobFlags, ProcessFlags, QueueFlag};

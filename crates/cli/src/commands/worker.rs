@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use runyard::event::EventSink;
 use runyard::queue::{LiveWorker, NameTaken, Queue, TaskName, WorkerInfo};
-use runyard::{Engine, EngineConfig, EventSink, Mode, Registry, RunError, Worker};
+use runyard::{Engine, EngineConfig, Mode, Registry, RunError, Worker};
 
 use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{
@@ -126,7 +127,7 @@ fn drain(
         }));
     }
     let run = worker.sinks(sinks).start()?;
-    let grace = runyard::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace);
     on_interrupts(
         run.interrupter(),
         "runyard worker",

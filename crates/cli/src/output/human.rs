@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use console::Style;
-use runyard::{human_duration, Event, EventSink, Summary};
+use runyard::duration::human_duration;
+use runyard::event::{Event, EventSink};
+use runyard::report::Summary;
 
 use crate::exit::RunnerFailure;
 use crate::flags::Color;

@@ -7,8 +7,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use runyard::event::{EventSink, JsonLines};
 use runyard::queue::Queue;
-use runyard::{write_report_json, EventSink, JsonLines, ReportError, Summary};
+use runyard::report::{write_report_json, Summary};
+use runyard::ReportError;
 
 use crate::exit::RunnerFailure;
 use crate::jobs::InputError;

@@ -138,7 +138,11 @@ impl Dispatcher {
         tally: Arc<Tally>,
     ) -> Dispatcher {
         let lanes = Lanes::new(&engine.config.sizes(), engine.config.prefetch);
-        let limits = engine.registry.iter().map(|t| t.concurrency()).collect();
+        let limits = engine
+            .registry
+            .iter()
+            .map(|t| t.worker_concurrency())
+            .collect();
         let durable = queue.capabilities().durability() == Durability::Durable;
         let events_may_interrupt = !events.is_empty();
         Dispatcher {

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runyard::exec::os::signal_number;
-use runyard::{JobState, JobView};
+use runyard::report::JobView;
+use runyard::JobState;
 
 use crate::exit::{RunnerFailure, UsageError};
 use crate::output::report::{creatable, output_failed};

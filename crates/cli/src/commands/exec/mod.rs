@@ -28,11 +28,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Args;
+use runyard::duration::format_duration;
+use runyard::event::EventSink;
 use runyard::queue::QueueError;
 use runyard::queue::{MemoryQueue, NewJob, Queue};
 use runyard::{
-    format_duration, Engine, EngineConfig, EventSink, JobId, JobSpec, Mode, Registry, ReportReader,
-    RunError, TaskDef,
+    Engine, EngineConfig, JobId, JobSpec, Mode, Registry, ReportReader, RunError, TaskDef,
 };
 use serde_json::json;
 

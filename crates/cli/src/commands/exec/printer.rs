@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Mutex, OnceLock};
 
+use runyard::event::{Event, EventSink};
 use runyard::queue::Queue;
-use runyard::{Event, EventSink, JobId, JobState};
+use runyard::{JobId, JobState};
 
 use super::joblog::Joblog;
 use super::spool::{Held, Spools};

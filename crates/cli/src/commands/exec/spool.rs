@@ -31,7 +31,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use runyard::{Context, JobId, RetryPolicy, Task, TaskError, TaskKind};
+use runyard::{Context, JobId, RetryPolicy, Task, TaskDefaults, TaskError, TaskKind};
 use runyard_builtins::{Shell, ShellOutput, ShellParams};
 
 /// One attempt's output files.
@@ -221,11 +221,11 @@ impl Task for Spooled {
     type Params = ShellParams;
     type Output = ShellOutput;
 
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy {
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new().policy(RetryPolicy {
             max_attempts: 1,
             ..RetryPolicy::default()
-        }
+        })
     }
 
     fn run(&self, mut p: ShellParams, ctx: &Context) -> Result<ShellOutput, TaskError> {

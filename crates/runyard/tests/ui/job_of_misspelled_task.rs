@@ -1,0 +1,5 @@
+include!("support/resize.rs");
+
+fn main() {
+    let _ = resise::job(Resize { width: 640 });
+}

@@ -1,0 +1,5 @@
+include!("support/resize.rs");
+
+fn main() {
+    let _ = resize::job(Resize { widht: 640 });
+}
