@@ -148,11 +148,11 @@
 //!     Ok((0..p.n).sum())
 //! }
 //!
-//! let config = EngineConfig {
-//!     mode: Mode::Thread,
-//!     concurrency: Some(2),
-//!     ..EngineConfig::default()
-//! };
+//! let config = EngineConfig::builder()
+//!     .mode(Mode::Thread)
+//!     .concurrency(2)
+//!     .build()
+//!     .unwrap();
 //! let engine = Engine::new(Registry::linked().unwrap(), config);
 //! let report = engine
 //!     .run([
@@ -170,13 +170,14 @@
 //!
 //! An engine runs the jobs of a queue. [`Engine::run`] makes an in-memory
 //! one for a batch of jobs; [`Engine::start`] runs on any queue and returns
-//! the [`Run`], to which jobs are submitted while it goes:
+//! the [`Run`], to which jobs are submitted while it goes; [`Run::wait`]
+//! gives its [`Report`] (and [`Run::finish`] does the same from async code,
+//! blocking no thread of the caller's runtime):
 //!
 //! ```
 //! use std::sync::Arc;
 //! use runyard::prelude::*;
 //! use runyard::queue::{MemoryQueue, Queue};
-//! use runyard::report::Report;
 //!
 //! #[task]
 //! fn hello(_: ()) -> Result<&'static str, TaskError> {
@@ -185,11 +186,10 @@
 //!
 //! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
 //! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
-//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! let run = engine.start(Arc::clone(&queue)).unwrap();
 //! run.submit(&hello::job(())).unwrap();
 //! run.close(); // no more jobs: the run ends once they are done
-//! let ended = run.wait();
-//! let report = Report::collect(&*queue, ended.wall, ended.interrupted).unwrap();
+//! let report = run.wait().unwrap();
 //! assert!(report.summary.all_succeeded());
 //! ```
 //!
@@ -214,20 +214,21 @@
 //! let path = dir.path().join("state.db");
 //! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
 //! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::CreateOrOpen).unwrap());
-//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! let run = engine.start(Arc::clone(&queue)).unwrap();
 //! let id = run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap();
 //! run.close();
-//! assert!(run.wait().error.is_none());
+//! run.wait().unwrap();
 //! drop(queue);
 //!
 //! // The file remembers: the job is done, and submitting it again under
 //! // the same key does not enqueue a second one.
 //! let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&path, OpenMode::Existing).unwrap());
-//! assert_eq!(queue.get(id).unwrap().unwrap().state, JobState::Succeeded);
-//! let run = engine.start(Arc::clone(&queue), Vec::new());
+//! let view = queue.inspect().unwrap().get(id).unwrap().unwrap();
+//! assert_eq!(view.state, JobState::Succeeded);
+//! let run = engine.start(Arc::clone(&queue)).unwrap();
 //! assert_eq!(run.submit(&hello::job(()).idempotency_key("hello-1")).unwrap(), id);
 //! run.close();
-//! run.wait();
+//! run.wait().unwrap();
 //! # }
 //! ```
 //!
@@ -279,10 +280,12 @@
 //! let names = Arc::new(Names::default());
 //! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
 //! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
-//! let run = engine.start(queue, vec![names.clone() as Arc<dyn EventSink>]);
+//! let run = engine
+//!     .start_with_sinks(queue, vec![names.clone() as Arc<dyn EventSink>])
+//!     .unwrap();
 //! run.submit(&flaky::job(())).unwrap();
 //! run.close();
-//! run.wait();
+//! run.wait().unwrap();
 //! assert_eq!(
 //!     *names.0.lock().unwrap(),
 //!     ["queued", "running", "scheduled", "running", "succeeded"]
@@ -303,7 +306,7 @@
 //!
 //! ```
 //! use runyard::prelude::*;
-//! use runyard::SubmitError;
+//! use runyard::{RunError, SubmitError};
 //!
 //! /// Parameters of `fetch`.
 //! #[derive(serde::Serialize, serde::Deserialize, Params)]
@@ -321,7 +324,7 @@
 //!
 //! // Refused before anything runs.
 //! let e = engine.run([fetch::job(Fetch { url: String::new() })]).unwrap_err();
-//! assert!(matches!(e, SubmitError::Params(_)), "{e}");
+//! assert!(matches!(e, RunError::Submit(SubmitError::Params(_))), "{e}");
 //! let e = engine.run([JobSpec::new("fecth")]).unwrap_err();
 //! assert!(e.to_string().contains("did you mean `fetch`?"), "{e}");
 //!
