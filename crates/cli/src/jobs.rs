@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::Args;
 use runyard::params::JobParams;
 use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobSpec, SubmitError};
+use runyard::{Backoff, Engine, JobOptions, JobSpec, SubmitError, UnknownTask};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -304,7 +304,18 @@ fn from_args(
 fn submit_message(e: SubmitError) -> String {
     match e {
         SubmitError::Options { error, .. } => error.to_string(),
+        SubmitError::UnknownTask(e) => unknown_task_message(&e),
         other => other.to_string(),
+    }
+}
+
+/// An unknown task in the command line's words: with no close name to
+/// suggest, where the registered ones are listed.
+pub(crate) fn unknown_task_message(e: &UnknownTask) -> String {
+    if e.suggestions.is_empty() {
+        format!("{e} (`runyard list` shows the registered tasks)")
+    } else {
+        e.to_string()
     }
 }
 

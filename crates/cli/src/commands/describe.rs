@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::Color;
+use crate::jobs::unknown_task_message;
 use crate::output::human::Human;
 
 #[derive(Debug, Args)]
@@ -28,7 +29,7 @@ pub(crate) fn main(
 ) -> anyhow::Result<Exit> {
     let idx = registry
         .lookup(&args.task)
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| UsageError(unknown_task_message(&e)))?;
     describe(registry.task(idx), args.json, &Human::new(false, color))?;
     Ok(Exit::Success)
 }

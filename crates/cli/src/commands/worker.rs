@@ -22,6 +22,7 @@ use crate::flags::{
     QueueFlag,
 };
 use crate::interrupt::on_interrupts;
+use crate::jobs::unknown_task_message;
 use crate::output::human::{Human, JobLines};
 use crate::output::report::{check_outputs, OutputPaths, RunOutputs};
 use crate::queues;
@@ -197,7 +198,7 @@ fn tasks(list: Option<&str>, registry: &Registry) -> Result<Vec<TaskName>, Usage
     for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         registry
             .lookup(t)
-            .map_err(|e| UsageError(format!("--tasks: {e}")))?;
+            .map_err(|e| UsageError(format!("--tasks: {}", unknown_task_message(&e))))?;
         names.push(TaskName::from(t));
     }
     if names.is_empty() {
