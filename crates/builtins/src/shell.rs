@@ -1,5 +1,8 @@
 //! `shell`: runs a command, in a process group of its own.
 //!
+//! One concept, with its tests: the `shell` task (a command's group, its
+//! output, its end).
+//!
 //! The command is a [`CommandGroup`]: the job ends when the command (the
 //! group's leader) exits, and what is left of its group then is killed; a
 //! timeout or a cancel ends the whole group (SIGTERM, then SIGKILL after

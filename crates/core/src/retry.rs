@@ -1,5 +1,7 @@
 //! Retry policies: how many attempts a job gets and how long to wait between them.
 //!
+//! One concept, with its property tests: the retry policy and its backoff.
+//!
 //! A [`RetryPolicy`] is plain data. The worker asks it, after every attempt
 //! that did not succeed, what comes next ([`RetryPolicy::decide`]); the answer
 //! depends only on the attempt number, the error's intent and one random

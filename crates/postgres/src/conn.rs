@@ -1,5 +1,8 @@
 //! Connections: where the queue lives, a small pool, reconnecting, and
 //! the schema's migrations.
+//!
+//! One concept, with its tests: the queue's connections to its server
+//! (finding it, pooling, reconnecting, migrating its schema).
 
 use std::cell::Cell;
 use std::fmt;

@@ -1,6 +1,8 @@
 //! The conformance suite: the behaviour every [`Queue`] backend must have,
 //! written once against the trait.
 //!
+//! One concept: the conformance suite (its newer cases in `conformance/`).
+//!
 //! A backend runs it with [`conformance_tests!`](crate::conformance_tests),
 //! giving a function that makes a fresh, empty queue on the given clock
 //! (each call a queue of its own: a new file, a new schema):

@@ -3,6 +3,8 @@
 //! durable backends (leases, fencing, rescue, idempotency keys), so the
 //! worker loop is the same everywhere.
 //!
+//! One concept, with its tests: the in-memory queue.
+//!
 //! # Two locks
 //!
 //! Submitters only take the *ingress* lock: they assign the next id, check

@@ -1,5 +1,7 @@
 //! The dispatcher: one thread that owns a run's state.
 //!
+//! One concept: the dispatcher's loop, composing the files of this folder.
+//!
 //! Each turn it takes what arrived in its [`Inbox`] (finished attempts,
 //! starts, written records, interrupts), records finished attempts after
 //! applying the retry policy, hands claimed jobs to executors as their

@@ -1,5 +1,7 @@
 //! The wire protocol between the engine and its child processes.
 //!
+//! One concept, with its tests: the wire protocol of process mode.
+//!
 //! It runs over two pipes that are not the child's standard streams (the
 //! child reads file descriptor 3 and writes 4), so whatever a task prints
 //! cannot corrupt it. Every message is a frame:

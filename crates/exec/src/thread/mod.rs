@@ -1,6 +1,8 @@
 //! The thread pool: a fixed pool for `cpu` work, or an elastic one for
 //! `blocking` work.
 //!
+//! One concept, with its tests: the thread pool and its watchdog's use.
+//!
 //! # How it works
 //!
 //! Attempts wait in one shared deque. A worker thread takes a chunk of them
