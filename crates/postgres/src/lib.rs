@@ -23,7 +23,5 @@ mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use conn::{OpenMode, PgOptions, SCHEMA_VERSION};
-/// The driver, for [`PgQueue::enqueue_in`]'s transaction (version 0.19).
-pub use postgres;
+pub use conn::{OpenMode, PgOptions, SCHEMA_VERSION, TABLES};
 pub use queue::{Activity, PgQueue};

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use postgres::{Client, NoTls};
 use runyard_core::{JobState, OutcomeKind, Timestamp};
-use runyard_postgres::postgres::{Client, NoTls};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::{job, record};
 use runyard_queue::{

@@ -191,7 +191,7 @@ fn a_worker_paused_past_its_lease_cannot_overwrite_the_new_attempt() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let job: i64 = text(&out.stdout).trim().parse().unwrap();
     let s = q.schema.clone();
-    let holder = |db: &mut runyard_postgres::postgres::Client| -> Option<(String, i32)> {
+    let holder = |db: &mut postgres::Client| -> Option<(String, i32)> {
         db.query_opt(
             &format!(
                 "SELECT worker, attempt FROM \"{s}\".jobs WHERE id = $1 AND state = 2 AND started"
@@ -356,7 +356,7 @@ fn bad_queue_urls_and_commands_are_refused_before_anything_runs() {
     assert!(start.elapsed() < Duration::from_secs(30));
 }
 
-fn schema_exists(db: &mut runyard_postgres::postgres::Client, s: &str) -> bool {
+fn schema_exists(db: &mut postgres::Client, s: &str) -> bool {
     db.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
         &[&s],

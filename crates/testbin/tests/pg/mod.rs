@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use runyard_postgres::postgres::{Client, NoTls};
+use postgres::{Client, NoTls};
 
 use crate::common::{finish, runyard};
 
