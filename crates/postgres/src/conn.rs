@@ -25,6 +25,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_claims.sql"),
 ];
 
+/// Every table the migrations create in the queue's schema, besides the
+/// `migrations` table that records them: a tool that resets a schema (the
+/// benchmark) can tell runyard's tables from anyone else's.
+pub const TABLES: &[&str] = &["meta", "jobs", "attempts", "workers", "migrations"];
+
 /// What connecting may do to the queue's schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -687,6 +692,24 @@ fn lock_key(schema: &str) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tables_names_every_table_the_migrations_create() {
+        let mut created: Vec<&str> = super::MIGRATIONS
+            .iter()
+            .flat_map(|m| m.split("CREATE TABLE runyard.").skip(1))
+            .map(|rest| {
+                rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        created.push("migrations");
+        created.sort_unstable();
+        let mut named = super::TABLES.to_vec();
+        named.sort_unstable();
+        assert_eq!(created, named);
+    }
+
     #[test]
     fn a_url_without_a_host_is_refused_when_read() {
         let e = PgOptions::from_url("postgres://u@/db").unwrap_err();

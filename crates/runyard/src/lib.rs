@@ -435,7 +435,7 @@ pub mod sqlite {
 pub mod postgres {
     // The driver crate itself is not re-exported: runyard's version must
     // not be tied to the `postgres` crate's.
-    pub use runyard_postgres::{Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
+    pub use runyard_postgres::{Activity, OpenMode, PgOptions, PgQueue, SCHEMA_VERSION, TABLES};
 }
 
 /// Executors, for those who build their own engine loop, the process's

@@ -483,3 +483,18 @@ fn a_worker_name_is_held_while_its_worker_lives_and_taken_again_once_it_died() {
     stop(c, Duration::from_secs(30), &log("c"));
     assert!(live(&q, "same").is_empty(), "c unregistered as it stopped");
 }
+
+#[test]
+fn the_queue_benchmark_runs_again_on_the_schema_it_used_before() {
+    // It resets the schema it is given, so long as every table there is
+    // one of runyard's: the second run finds the first one's tables.
+    let q = pg::TestQueue::new("bench_again");
+    for round in 1..=2 {
+        let out = q.cli(&["bench", "queue", "--n", "200", "--samples", "5"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round}: {stderr}");
+        let line = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(report["tasks"], 200, "round {round}: {line}");
+    }
+}

@@ -508,7 +508,7 @@ impl runyard::event::EventSink for Outcome {
 /// schema the URL names, or `runyard_bench`. A runyard queue already in
 /// that schema is dropped; a schema holding anything else is refused.
 fn scratch_postgres(url: &str) -> anyhow::Result<Arc<dyn Queue>> {
-    use runyard::postgres::{PgOptions, PgQueue};
+    use runyard::postgres::{PgOptions, PgQueue, TABLES};
     let mut opts = PgOptions::from_url(url).map_err(|e| UsageError(e.to_string()))?;
     if !url.contains("schema=") {
         opts = opts.schema("runyard_bench")?;
@@ -525,8 +525,7 @@ fn scratch_postgres(url: &str) -> anyhow::Result<Arc<dyn Queue>> {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let ours = ["attempts", "jobs", "meta", "migrations"];
-    if let Some(other) = tables.iter().find(|t| !ours.contains(&t.as_str())) {
+    if let Some(other) = tables.iter().find(|t| !TABLES.contains(&t.as_str())) {
         bail!(UsageError(format!(
             "schema `{schema}` holds a table runyard did not make (`{other}`); \
              give the benchmark a schema of its own with ?schema=NAME"
