@@ -19,7 +19,7 @@
 mod additions;
 mod support;
 
-use support::{fresh, ids, state, succeed, LEASE};
+use support::{fresh, ids, state, succeed, view, LEASE};
 pub use support::{job, record, settings, Factory};
 
 pub use additions::{
@@ -176,7 +176,7 @@ pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
     clock.advance(Duration::from_secs(3));
     assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
     assert_eq!(state(&*q, id), JobState::Queued);
-    let v = q.inspect().unwrap().get(id).unwrap().unwrap();
+    let v = view(&*q, id);
     assert_eq!(v.attempts.len(), 1, "the lost attempt counts");
     assert_eq!(v.attempts[0].outcome, OutcomeKind::Crashed);
     assert_eq!(v.attempts[0].number, 1);
@@ -205,7 +205,7 @@ pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
         "another worker cannot use w2's lease"
     );
     succeed(&*q, "w2", &new).expect("w2 holds the lease");
-    let v = q.inspect().unwrap().get(id).unwrap().unwrap();
+    let v = view(&*q, id);
     assert_eq!(v.state, JobState::Succeeded);
     let outcomes: Vec<OutcomeKind> = v.attempts.iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, vec![OutcomeKind::Crashed, OutcomeKind::Succeeded]);
@@ -301,16 +301,7 @@ pub fn exhausted_jobs_rescued_end_dead(make: Factory<'_>) {
     clock.advance(Duration::from_secs(2));
     assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
     assert_eq!(state(&*q, id), JobState::Dead);
-    assert_eq!(
-        q.inspect()
-            .unwrap()
-            .get(id)
-            .unwrap()
-            .unwrap()
-            .attempts
-            .len(),
-        1
-    );
+    assert_eq!(view(&*q, id).attempts.len(), 1);
 }
 
 pub fn rescue_by_worker_ignores_expiry(make: Factory<'_>) {
@@ -340,14 +331,7 @@ pub fn release_does_not_count_an_attempt(make: Factory<'_>) {
     assert_eq!(state(&*q, id), JobState::Queued);
     let again = q.claim("w", 1, LEASE).unwrap().remove(0);
     assert_eq!(again.attempt, 1, "a released claim is not an attempt");
-    assert!(q
-        .inspect()
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .unwrap()
-        .attempts
-        .is_empty());
+    assert!(view(&*q, id).attempts.is_empty());
 }
 
 pub fn a_rescued_claim_that_never_started_does_not_count(make: Factory<'_>) {
@@ -363,23 +347,13 @@ pub fn a_rescued_claim_that_never_started_does_not_count(make: Factory<'_>) {
     rescued.sort();
     assert_eq!(rescued, e);
     assert_eq!(state(&*q, e[0]), JobState::Dead, "its one attempt was lost");
-    assert_eq!(
-        q.inspect().unwrap().get(e[0]).unwrap().unwrap().attempts[0].outcome,
-        OutcomeKind::Crashed
-    );
+    assert_eq!(view(&*q, e[0]).attempts[0].outcome, OutcomeKind::Crashed);
     assert_eq!(
         state(&*q, e[1]),
         JobState::Queued,
         "never started: back, with its attempt"
     );
-    assert!(q
-        .inspect()
-        .unwrap()
-        .get(e[1])
-        .unwrap()
-        .unwrap()
-        .attempts
-        .is_empty());
+    assert!(view(&*q, e[1]).attempts.is_empty());
     assert_eq!(q.claim("w2", 1, LEASE).unwrap()[0].attempt, 1);
 }
 
@@ -408,7 +382,7 @@ pub fn a_job_that_kills_workers_before_its_start_is_seen_ends_dead(make: Factory
         clock.advance(Duration::from_secs(2));
         assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
     }
-    let v = q.inspect().unwrap().get(id).unwrap().unwrap();
+    let v = view(&*q, id);
     assert_eq!(v.state, JobState::Dead);
     assert_eq!(v.attempts.len(), 2);
     assert!(v.attempts.iter().all(|a| a.outcome == OutcomeKind::Crashed));
@@ -491,13 +465,7 @@ pub fn dead_jobs_can_be_retried_by_hand(make: Factory<'_>) {
     assert_eq!(c.attempt, 3, "attempt numbers keep growing");
     assert_eq!(c.settings.max_attempts, 4, "a fresh set of attempts");
     assert_eq!(
-        q.inspect()
-            .unwrap()
-            .get(id)
-            .unwrap()
-            .unwrap()
-            .attempts
-            .len(),
+        view(&*q, id).attempts.len(),
         2,
         "earlier attempts stay in the record"
     );
@@ -702,11 +670,11 @@ pub fn outputs_and_errors_round_trip(make: Factory<'_>) {
         ],
     )
     .unwrap();
-    let ok = q.inspect().unwrap().get(e[0]).unwrap().unwrap();
+    let ok = view(&*q, e[0]);
     assert_eq!(ok.output, out);
     assert_eq!(ok.attempts[0].duration(), Duration::from_millis(2));
     assert_eq!(ok.attempts[0].queued(), Duration::from_millis(1));
-    let dead = q.inspect().unwrap().get(e[1]).unwrap().unwrap();
+    let dead = view(&*q, e[1]);
     assert_eq!(dead.state, JobState::Dead);
     assert_eq!(dead.attempts[0], failed);
     assert!(dead.output.is_none());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use runyard_core::{JobState, OutcomeKind, Output, Timestamp};
 
-use super::support::{fresh, job, record, Factory, LEASE};
+use super::support::{fresh, job, record, view, Factory, LEASE};
 use crate::{
     Admin, Capabilities, Capability, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply,
     Inspect, Lease, NameTaken, NewJob, Queue, QueueError, QueueErrorKind, Rescue, Submit, TaskName,
@@ -206,7 +206,7 @@ pub fn an_undone_claim_never_shares_its_fencing_token(make: Factory<'_>) {
     };
     let r = q.complete("w", &[done(&first), done(&second)]).unwrap();
     assert_eq!(r, vec![Err(Fenced(first.lease())), Ok(())]);
-    let v = q.inspect().unwrap().get(id).unwrap().unwrap();
+    let v = view(&*q, id);
     assert_eq!(v.state, JobState::Succeeded);
     assert_eq!(v.attempts.len(), 1);
 

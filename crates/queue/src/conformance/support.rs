@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, Mode,
+    AttemptError, AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode,
     OutcomeKind, Output,
 };
 
@@ -73,10 +73,10 @@ pub(crate) fn succeed(q: &dyn Queue, worker: &str, c: &Claimed) -> Result<(), cr
 }
 
 pub(crate) fn state(q: &dyn Queue, id: JobId) -> JobState {
-    q.inspect()
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .expect("job exists")
-        .state
+    view(q, id).state
+}
+
+/// The job's view, which must exist.
+pub(crate) fn view(q: &dyn Queue, id: JobId) -> JobView {
+    q.inspect().unwrap().get(id).unwrap().expect("job exists")
 }
