@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use clap::Args;
 use runyard::event::EventSink;
 use runyard::queue::{ListFilter, Queue};
-use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run, RunError};
+use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
@@ -28,7 +28,7 @@ use crate::interrupt::{on_interrupts, Interrupts};
 use crate::jobs::{JobInput, Prepared};
 use crate::output::human::{print_summary, Human, JobLines};
 use crate::output::progress::ProgressView;
-use crate::output::report::{check_outputs, is_stdout, OutputPaths, RunOutputs};
+use crate::output::report::{check_outputs, is_stdout, split_end, OutputPaths, RunOutputs};
 use crate::queues::{self, Opened, Purpose, QueueUrl, QueueUrlParser};
 
 #[derive(Debug, Args)]
@@ -247,12 +247,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     if let Some(p) = progress {
         p.finish();
     }
-    // A run the queue stopped early is reported as far as the queue has it.
-    let (ended, stopped) = match ended {
-        Ok(r) => (r, None),
-        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
-        Err(e) => return Err(e.into()),
-    };
+    let (ended, stopped) = split_end(ended)?;
     Ok(Ran {
         opened,
         outputs,

@@ -8,14 +8,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runyard::event::{EventSink, JsonLines};
-use runyard::queue::Queue;
+use runyard::queue::{Queue, QueueError};
 use runyard::report::{write_report_json, Summary};
-use runyard::ReportError;
+use runyard::{ReportError, ReportReader, RunError};
 
 use crate::exit::RunnerFailure;
 use crate::jobs::InputError;
 
 type Out = Box<dyn Write + Send>;
+
+/// How a run ended, for its report: a run the queue stopped early is
+/// reported as far as the queue has it, with the failure that stopped it.
+pub(crate) fn split_end(
+    ended: Result<ReportReader, RunError>,
+) -> Result<(ReportReader, Option<QueueError>), RunError> {
+    match ended {
+        Ok(r) => Ok((r, None)),
+        Err(RunError::Stopped { error, run }) => Ok((*run, Some(error))),
+        Err(e) => Err(e),
+    }
+}
 
 /// A run's `--json` and `--events` paths, each checked to be one that can
 /// be created ([`creatable`]); nothing is opened yet.

@@ -32,9 +32,7 @@ use runyard::duration::format_duration;
 use runyard::event::EventSink;
 use runyard::queue::QueueError;
 use runyard::queue::{MemoryQueue, NewJob, Queue};
-use runyard::{
-    Engine, EngineConfig, JobId, JobSpec, Mode, Registry, ReportReader, RunError, TaskDef,
-};
+use runyard::{Engine, EngineConfig, JobId, JobSpec, Mode, Registry, ReportReader, TaskDef};
 use serde_json::json;
 
 use self::inputs::CommandLine;
@@ -47,7 +45,9 @@ use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags}
 use crate::interrupt::{on_interrupts, Interrupts};
 use crate::output::human::{print_summary, Human};
 use crate::output::progress::ProgressView;
-use crate::output::report::{check_outputs, io_message, is_stdout, OutputPaths, RunOutputs};
+use crate::output::report::{
+    check_outputs, io_message, is_stdout, split_end, OutputPaths, RunOutputs,
+};
 
 pub(crate) const EXEC_HELP: &str = "\
 INPUTS (as GNU parallel takes them)
@@ -351,12 +351,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     }
     drop(printer);
     let printed = printing.join().expect("the printer does not panic");
-    // A run the queue stopped early is reported as far as the queue has it.
-    let (ended, stopped) = match ended {
-        Ok(r) => (r, None),
-        Err(RunError::Stopped { error, run }) => (*run, Some(error)),
-        Err(e) => return Err(e.into()),
-    };
+    let (ended, stopped) = split_end(ended)?;
     Ok(Ran {
         queue,
         outputs,
