@@ -91,6 +91,8 @@ pub enum JobState {
     Queued,
     /// Waiting for its run-at time (a retry's backoff, or a delayed job).
     Scheduled,
+    /// Waiting for the jobs it is after (see [`RunIf`](crate::RunIf)).
+    Blocked,
     /// An attempt is running.
     Running,
     /// Terminal: an attempt succeeded.
@@ -103,9 +105,10 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
         JobState::Queued,
         JobState::Scheduled,
+        JobState::Blocked,
         JobState::Running,
         JobState::Succeeded,
         JobState::Dead,
@@ -125,6 +128,7 @@ impl JobState {
         match self {
             JobState::Queued => "queued",
             JobState::Scheduled => "scheduled",
+            JobState::Blocked => "blocked",
             JobState::Running => "running",
             JobState::Succeeded => "succeeded",
             JobState::Dead => "dead",

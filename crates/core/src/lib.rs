@@ -19,6 +19,7 @@ mod report;
 mod retry;
 mod task;
 mod time;
+mod workflow;
 
 pub use context::{BoxFuture, CancelGuard, CancelToken, Context};
 pub use defaults::TaskDefaults;
@@ -40,6 +41,7 @@ pub use retry::{
 };
 pub use task::{AsyncTask, Task, TaskDef, TaskKind};
 pub use time::Timestamp;
+pub use workflow::{After, Cause, Parent, Parents, RunIf, OUTPUT_CAP, PARENTS_CAP};
 
 /// What `#[runyard::task]` and `#[derive(Params)]` expand to. Not a public API.
 #[doc(hidden)]

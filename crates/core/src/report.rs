@@ -34,6 +34,7 @@ use crate::job::{JobId, JobState};
 use crate::outcome::{AttemptRecord, Output};
 use crate::params::JobParams;
 use crate::time::Timestamp;
+use crate::workflow::{Cause, RunIf};
 
 /// A job as a queue holds it: its state, every attempt, its output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,23 @@ pub struct JobView {
     pub output: Output,
     /// When it was enqueued.
     pub enqueued_at: Timestamp,
+    /// Its name in its workflow, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The ids of the jobs it is after, in the order it named them.
+    #[serde(default)]
+    pub after: Vec<JobId>,
+    /// When it runs, if it is after other jobs.
+    #[serde(default, skip_serializing_if = "is_success")]
+    pub run_if: RunIf,
+    /// For a job cancelled because a job it was after ended dead or
+    /// cancelled: that job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<Cause>,
+}
+
+fn is_success(r: &RunIf) -> bool {
+    *r == RunIf::Success
 }
 
 impl JobView {

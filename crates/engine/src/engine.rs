@@ -162,6 +162,9 @@ impl EngineInner {
             settings,
             run_at: o.run_at,
             idempotency_key: o.idempotency_key,
+            name: None,
+            after: Vec::new(),
+            run_if: runyard_core::RunIf::Success,
         })
     }
 }

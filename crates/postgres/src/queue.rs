@@ -12,14 +12,15 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
-    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
+    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output, RunIf,
     TaskName, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
-    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
-    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
-    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
+    Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
+    Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
+    Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
+    WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
@@ -598,6 +599,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
             isolate: r.get(9),
         },
         ready_at: Timestamp::from_micros(run_at),
+        parents: Output::none(),
     }
 }
 
@@ -628,7 +630,9 @@ fn insert_attempt(
 
 impl Queue for PgQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
+        Capabilities::new(Durability::Durable, Writes::Concurrent)
+            .with_all()
+            .without(runyard_queue::Capability::Dependencies)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -756,13 +760,9 @@ impl Queue for PgQueue {
         Ok(reply)
     }
 
-    fn complete(
-        &self,
-        worker: &str,
-        done: &[Completion],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         if done.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         let now = self.now_us();
         let n = done.len();
@@ -834,7 +834,7 @@ impl Queue for PgQueue {
         if wake {
             self.shared.waker.wake();
         }
-        Ok(done
+        let results = done
             .iter()
             .map(|c| {
                 if ended.contains(&(c.lease.job.0 as i64, c.lease.claim as i64)) {
@@ -843,7 +843,11 @@ impl Queue for PgQueue {
                     Err(Fenced(c.lease))
                 }
             })
-            .collect())
+            .collect();
+        Ok(Recorded {
+            results,
+            cascade: Cascade::default(),
+        })
     }
 
     fn release(
@@ -876,7 +880,7 @@ impl Queue for PgQueue {
             .collect())
     }
 
-    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
         let now = self.now_us();
         let (select, worker) = match &which {
             Rescue::Expired => (self.q(include_str!("../sql/rescue_expired.sql")), None),
@@ -921,7 +925,10 @@ impl Queue for PgQueue {
         if !out.is_empty() {
             self.notify();
         }
-        Ok(out)
+        Ok(Rescued {
+            ids: out,
+            cascade: Cascade::default(),
+        })
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -995,7 +1002,7 @@ impl Queue for PgQueue {
 }
 
 impl Admin for PgQueue {
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+    fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError> {
         let now = self.now_us();
         let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
         let select = self.q(include_str!("../sql/lock_jobs.sql"));
@@ -1011,7 +1018,7 @@ impl Admin for PgQueue {
             tx.execute(&ask, &[&want])?;
             Ok(found)
         })?;
-        Ok(ids
+        let results = ids
             .iter()
             .map(|id| match found.get(&(id.0 as i64)) {
                 None => CancelResult::NotFound,
@@ -1019,7 +1026,11 @@ impl Admin for PgQueue {
                 Some((RUNNING, _)) => CancelResult::Requested,
                 Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
             })
-            .collect())
+            .collect();
+        Ok(Cancelled {
+            results,
+            cascade: Cascade::default(),
+        })
     }
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
@@ -1035,7 +1046,7 @@ impl Admin for PgQueue {
         Ok(ids)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+    fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError> {
         let now = self.now_us();
         let sql = self.q(include_str!("../sql/retry.sql"));
         let n = self.pool.run("retrying a job", |c, _| {
@@ -1044,11 +1055,19 @@ impl Admin for PgQueue {
         if n == 1 {
             self.notify();
         }
-        Ok(n == 1)
+        Ok((n == 1).then(Cascade::default))
+    }
+
+    fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        Ok(self.get(id)?.map(|v| vec![v.id]).unwrap_or_default())
     }
 }
 
 impl Inspect for PgQueue {
+    fn dependents(&self, _id: JobId) -> Result<Vec<JobId>, QueueError> {
+        Ok(Vec::new())
+    }
+
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let sql = self.q(include_str!("../sql/counts_by_task.sql"));
@@ -1111,6 +1130,10 @@ impl Inspect for PgQueue {
                         .and_then(|o| Output::from_json(o).ok())
                         .unwrap_or_default(),
                     enqueued_at: Timestamp::from_micros(r.get(5)),
+                    name: None,
+                    after: Vec::new(),
+                    run_if: RunIf::Success,
+                    cancelled_by: None,
                 }
             })
             .collect();

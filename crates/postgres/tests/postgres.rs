@@ -195,7 +195,12 @@ fn pruning_deletes_old_finished_jobs_and_keeps_the_rest() {
             }
         })
         .collect();
-    assert!(q.complete("w", &done).unwrap().iter().all(Result::is_ok));
+    assert!(q
+        .complete("w", &done)
+        .unwrap()
+        .results
+        .iter()
+        .all(Result::is_ok));
     clock.advance(Duration::from_secs(3600));
     assert_eq!(
         q.prune(Duration::from_secs(7200), false).unwrap(),

@@ -4,11 +4,12 @@
 use runyard_core::{JobId, JobState};
 
 use crate::error::QueueError;
+use crate::queue::Cascade;
 
 /// What `cancel` did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelResult {
-    /// It was queued or scheduled and is now cancelled.
+    /// It was queued, scheduled or blocked and is now cancelled.
     Cancelled,
     /// It is running; its worker is asked to stop it.
     Requested,
@@ -18,17 +19,37 @@ pub enum CancelResult {
     NotFound,
 }
 
+/// What [`Admin::cancel`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cancelled {
+    /// One result per id asked for, in order.
+    pub results: Vec<CancelResult>,
+    /// The blocked dependents of the jobs cancelled at once, cancelled
+    /// with them (those of a running job follow when its worker stops it).
+    pub cascade: Cascade,
+}
+
 /// Changing jobs by hand: what `runyard cancel` and `runyard retry` do.
 pub trait Admin: Send + Sync {
-    /// Cancels jobs: queued and scheduled ones at once, running ones by
-    /// asking their worker (see
+    /// Cancels jobs: queued, scheduled and blocked ones at once (with their
+    /// blocked dependents, transitively, each naming its cause), running
+    /// ones by asking their worker (see
     /// [`HeartbeatReply::cancel_requested`](crate::HeartbeatReply::cancel_requested)).
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError>;
+    fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError>;
 
-    /// Cancels every queued and scheduled job; returns their ids.
+    /// Cancels every queued, scheduled and blocked job; returns their ids.
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError>;
 
-    /// Puts a dead or cancelled job back to `queued` with a fresh set of
-    /// attempts (its earlier attempts stay in its record).
-    fn retry(&self, id: JobId) -> Result<bool, QueueError>;
+    /// Puts a dead or cancelled job back to `queued` (or `blocked`, for a
+    /// job whose parents have not all ended as it needs) with a fresh set
+    /// of attempts (its earlier attempts stay in its record), and gives
+    /// the jobs its end had cancelled, transitively, back their `blocked`
+    /// state (in [`Cascade::reblocked`]). `None` when the job is not dead
+    /// or cancelled, or does not exist.
+    fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError>;
+
+    /// The ids of the jobs of `id`'s workflow: every job linked to it by
+    /// `after`, either way, transitively, itself included, by id. Empty
+    /// when there is no such job.
+    fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError>;
 }

@@ -25,17 +25,24 @@ pub enum Capability {
     RunAt,
     /// Jobs added at most once per key ([`NewJob::idempotency_key`](crate::NewJob::idempotency_key)).
     IdempotencyKeys,
+    /// Jobs that wait for other jobs ([`NewJob::after`](crate::NewJob::after)).
+    Dependencies,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 2] = [Capability::RunAt, Capability::IdempotencyKeys];
+    pub const ALL: [Capability; 3] = [
+        Capability::RunAt,
+        Capability::IdempotencyKeys,
+        Capability::Dependencies,
+    ];
 
     /// Its name in messages.
     pub fn name(self) -> &'static str {
         match self {
             Capability::RunAt => "run-at times",
             Capability::IdempotencyKeys => "idempotency keys",
+            Capability::Dependencies => "dependencies between jobs",
         }
     }
 
@@ -143,7 +150,7 @@ mod tests {
         let all = c.with_all().without(Capability::RunAt);
         assert_eq!(
             all.kept().collect::<Vec<_>>(),
-            [Capability::IdempotencyKeys]
+            [Capability::IdempotencyKeys, Capability::Dependencies]
         );
         assert_eq!(all.durability(), Durability::Durable);
         assert_eq!(all.writes(), Writes::Concurrent);

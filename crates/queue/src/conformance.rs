@@ -161,7 +161,7 @@ pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
     q.started("w1", &[(c.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(5));
     assert!(
-        q.rescue(Rescue::Expired).unwrap().is_empty(),
+        q.rescue(Rescue::Expired).unwrap().ids.is_empty(),
         "lease still valid"
     );
     let hb = q
@@ -170,11 +170,11 @@ pub fn expired_leases_are_rescued_and_counted(make: Factory<'_>) {
     assert!(hb.lost.is_empty() && hb.cancel_requested.is_empty());
     clock.advance(Duration::from_secs(8));
     assert!(
-        q.rescue(Rescue::Expired).unwrap().is_empty(),
+        q.rescue(Rescue::Expired).unwrap().ids.is_empty(),
         "the heartbeat extended the lease"
     );
     clock.advance(Duration::from_secs(3));
-    assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    assert_eq!(q.rescue(Rescue::Expired).unwrap().ids, vec![id]);
     assert_eq!(state(&*q, id), JobState::Queued);
     let v = view(&*q, id);
     assert_eq!(v.attempts.len(), 1, "the lost attempt counts");
@@ -190,7 +190,7 @@ pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
     let old = q.claim("w1", 1, Duration::from_secs(1)).unwrap().remove(0);
     q.started("w1", &[(old.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(2));
-    q.rescue(Rescue::Expired).unwrap();
+    q.rescue(Rescue::Expired).unwrap().ids;
     let new = q.claim("w2", 1, LEASE).unwrap().remove(0);
     assert_eq!(new.attempt, 2);
     assert!(
@@ -229,7 +229,7 @@ pub fn retries_wait_for_their_time(make: Factory<'_>) {
         record: record(&*q, c.lease(), OutcomeKind::Failed),
         verdict: Verdict::Retry { at },
     };
-    q.complete("w", &[done]).unwrap()[0].unwrap();
+    q.complete("w", &[done]).unwrap().results[0].unwrap();
     assert_eq!(state(&*q, id), JobState::Scheduled);
     assert_eq!(q.counts().unwrap().scheduled, 1);
     assert!(
@@ -299,7 +299,7 @@ pub fn exhausted_jobs_rescued_end_dead(make: Factory<'_>) {
     let c = q.claim("w", 1, Duration::from_secs(1)).unwrap().remove(0);
     q.started("w", &[(c.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(2));
-    assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    assert_eq!(q.rescue(Rescue::Expired).unwrap().ids, vec![id]);
     assert_eq!(state(&*q, id), JobState::Dead);
     assert_eq!(view(&*q, id).attempts.len(), 1);
 }
@@ -312,7 +312,7 @@ pub fn rescue_by_worker_ignores_expiry(make: Factory<'_>) {
     q.started("dead-worker", &[(a.lease(), q.now())]).unwrap();
     q.started("live-worker", &[(b.lease(), q.now())]).unwrap();
     assert_eq!(
-        q.rescue(Rescue::Worker("dead-worker".into())).unwrap(),
+        q.rescue(Rescue::Worker("dead-worker".into())).unwrap().ids,
         vec![e[0].id()]
     );
     assert_eq!(state(&*q, e[0].id()), JobState::Queued);
@@ -320,6 +320,7 @@ pub fn rescue_by_worker_ignores_expiry(make: Factory<'_>) {
     assert!(q
         .rescue(Rescue::Worker("nobody".into()))
         .unwrap()
+        .ids
         .is_empty());
 }
 
@@ -343,7 +344,7 @@ pub fn a_rescued_claim_that_never_started_does_not_count(make: Factory<'_>) {
     q.started("someone-else", &[(c[1].lease(), q.now())])
         .unwrap();
     clock.advance(Duration::from_secs(2));
-    let mut rescued = q.rescue(Rescue::Expired).unwrap();
+    let mut rescued = q.rescue(Rescue::Expired).unwrap().ids;
     rescued.sort();
     assert_eq!(rescued, e);
     assert_eq!(state(&*q, e[0]), JobState::Dead, "its one attempt was lost");
@@ -370,7 +371,7 @@ pub fn a_job_that_kills_workers_before_its_start_is_seen_ends_dead(make: Factory
             "round {round}: unseen claims are not attempts"
         );
         clock.advance(Duration::from_secs(2));
-        assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+        assert_eq!(q.rescue(Rescue::Expired).unwrap().ids, vec![id]);
         assert_eq!(state(&*q, id), JobState::Queued);
     }
     // ...then each lost claim counts, until the job is dead.
@@ -380,7 +381,7 @@ pub fn a_job_that_kills_workers_before_its_start_is_seen_ends_dead(make: Factory
             .unwrap();
         assert_eq!(c[0].attempt, round - 2);
         clock.advance(Duration::from_secs(2));
-        assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+        assert_eq!(q.rescue(Rescue::Expired).unwrap().ids, vec![id]);
     }
     let v = view(&*q, id);
     assert_eq!(v.state, JobState::Dead);
@@ -417,7 +418,8 @@ pub fn cancel_by_state(make: Factory<'_>) {
         .admin()
         .unwrap()
         .cancel(&[e[3], e[1], e[0], e[2], JobId(999_999)])
-        .unwrap();
+        .unwrap()
+        .results;
     assert_eq!(
         r,
         vec![
@@ -453,12 +455,12 @@ pub fn dead_jobs_can_be_retried_by_hand(make: Factory<'_>) {
             record: record(&*q, c.lease(), OutcomeKind::Failed),
             verdict,
         };
-        q.complete("w", &[done]).unwrap()[0].unwrap();
+        q.complete("w", &[done]).unwrap().results[0].unwrap();
     }
     assert_eq!(state(&*q, id), JobState::Dead);
-    assert!(q.admin().unwrap().retry(id).unwrap());
+    assert!(q.admin().unwrap().retry(id).unwrap().is_some());
     assert!(
-        !q.admin().unwrap().retry(id).unwrap(),
+        q.admin().unwrap().retry(id).unwrap().is_none(),
         "only dead or cancelled jobs are retried"
     );
     let c = q.claim("w", 1, LEASE).unwrap().remove(0);
@@ -742,13 +744,13 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
                 }
                 _ => {
                     clock.advance(Duration::from_secs(rng.u64(0..10)));
-                    q.rescue(Rescue::Expired).unwrap();
+                    q.rescue(Rescue::Expired).unwrap().ids;
                 }
             }
         }
         // Drive everything to the end: expire every lease, then run what is left.
         clock.advance(Duration::from_secs(3600));
-        q.rescue(Rescue::Expired).unwrap();
+        q.rescue(Rescue::Expired).unwrap().ids;
         for _ in 0..10_000 {
             if q.counts().unwrap().unfinished() == 0 {
                 break;
@@ -993,7 +995,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                                 }],
                             )
                             .unwrap();
-                        prop_assert_eq!(r[0].is_ok(), holds, "fencing");
+                        prop_assert_eq!(r.results[0].is_ok(), holds, "fencing");
                         if holds {
                             j.outcomes.push(outcome);
                             j.state = match finish {
@@ -1021,7 +1023,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                     Op::Cancel(i) if !jobs.is_empty() => {
                         let n = jobs.len();
                         let j = &mut jobs[i % n];
-                        let r = q.admin().unwrap().cancel(&[j.id]).unwrap()[0];
+                        let r = q.admin().unwrap().cancel(&[j.id]).unwrap().results[0];
                         let want = match j.state {
                             S::Waiting => {
                                 j.state = S::Cancelled;
@@ -1044,7 +1046,7 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                     }
                     Op::Advance(s) => clock.advance(Duration::from_secs(s as u64)),
                     Op::Rescue => {
-                        let mut got = q.rescue(Rescue::Expired).unwrap();
+                        let mut got = q.rescue(Rescue::Expired).unwrap().ids;
                         got.sort();
                         let mut want = Vec::new();
                         for j in jobs

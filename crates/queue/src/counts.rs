@@ -14,6 +14,9 @@ pub struct Counts {
     pub queued: u64,
     /// Waiting for their run-at.
     pub scheduled: u64,
+    /// Waiting for the jobs they are after.
+    #[serde(default)]
+    pub blocked: u64,
     /// Running: claimed, and the attempt has started.
     pub running: u64,
     /// Succeeded.
@@ -27,12 +30,12 @@ pub struct Counts {
 impl Counts {
     /// Every job.
     pub fn total(&self) -> u64 {
-        self.queued + self.scheduled + self.running + self.succeeded + self.dead + self.cancelled
+        self.unfinished() + self.succeeded + self.dead + self.cancelled
     }
 
     /// Jobs not yet in a terminal state.
     pub fn unfinished(&self) -> u64 {
-        self.queued + self.scheduled + self.running
+        self.queued + self.scheduled + self.blocked + self.running
     }
 
     /// The count for one state.
@@ -40,6 +43,7 @@ impl Counts {
         match s {
             JobState::Queued => self.queued,
             JobState::Scheduled => self.scheduled,
+            JobState::Blocked => self.blocked,
             JobState::Running => self.running,
             JobState::Succeeded => self.succeeded,
             JobState::Dead => self.dead,
@@ -52,6 +56,7 @@ impl Counts {
         match s {
             JobState::Queued => &mut self.queued,
             JobState::Scheduled => &mut self.scheduled,
+            JobState::Blocked => &mut self.blocked,
             JobState::Running => &mut self.running,
             JobState::Succeeded => &mut self.succeeded,
             JobState::Dead => &mut self.dead,

@@ -33,6 +33,9 @@ pub trait Inspect: Send + Sync {
     /// Jobs by id, filtered and paged.
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError>;
 
+    /// The ids of the jobs after `id` (its direct dependents), by id.
+    fn dependents(&self, id: JobId) -> Result<Vec<JobId>, QueueError>;
+
     /// Counts per state for each task, by task name, as
     /// [`Queue::counts`](crate::Queue::counts) counts them. The default
     /// reads every job a page at a time and counts it by its view's state.

@@ -20,7 +20,7 @@ mod workers;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use admin::{Admin, CancelResult};
+pub use admin::{Admin, CancelResult, Cancelled};
 pub use capability::{Capabilities, Capability, Durability, Writes};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counts::Counts;
@@ -28,9 +28,9 @@ pub use error::{QueueError, QueueErrorKind};
 pub use inspect::{Inspect, ListFilter};
 pub use memory::MemoryQueue;
 pub use queue::{
-    admit, lost_attempt, lost_attempt_message, Claimed, Completion, Enqueued, Fenced,
-    HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit, TaskName, TaskNames, Verdict, Waker,
-    WakerSlot,
+    admit, lost_attempt, lost_attempt_message, Cascade, Claimed, Completion, Enqueued, Fenced,
+    HeartbeatReply, Lease, NewJob, Queue, Recorded, Rescue, Rescued, Submit, TaskName, TaskNames,
+    Verdict, Waker, WakerSlot,
 };
 pub use submit::{LazySubmit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

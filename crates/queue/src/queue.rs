@@ -35,7 +35,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::{AttemptRecord, JobId, JobParams, JobSettings, Output, Timestamp};
+use runyard_core::{
+    After, AttemptRecord, JobId, JobParams, JobSettings, Output, Parent, RunIf, Timestamp,
+};
 
 use crate::admin::Admin;
 use crate::capability::{Capabilities, Capability};
@@ -59,6 +61,32 @@ pub struct NewJob {
     pub run_at: Option<Timestamp>,
     /// A job whose key is already in the queue (in any state) is not added again.
     pub idempotency_key: Option<String>,
+    /// Its name in its workflow (kept, shown, and named as the cause of
+    /// the cancellations its end brings).
+    pub name: Option<String>,
+    /// The jobs it is after: it is `blocked` until they have ended (see
+    /// [`RunIf`]). A [`Parent::Batch`] names an earlier job of the same
+    /// batch.
+    pub after: Vec<After>,
+    /// When it runs, once its parents have ended.
+    pub run_if: RunIf,
+}
+
+impl NewJob {
+    /// A job of `task` with these parameters and settings, and nothing
+    /// else: no run-at, key, name or parents.
+    pub fn new(task: TaskName, params: JobParams, settings: Arc<JobSettings>) -> NewJob {
+        NewJob {
+            task,
+            params,
+            settings,
+            run_at: None,
+            idempotency_key: None,
+            name: None,
+            after: Vec::new(),
+            run_if: RunIf::Success,
+        }
+    }
 }
 
 impl NewJob {
@@ -69,6 +97,7 @@ impl NewJob {
             self.idempotency_key
                 .is_some()
                 .then_some(Capability::IdempotencyKeys),
+            (!self.after.is_empty()).then_some(Capability::Dependencies),
         ]
         .into_iter()
         .flatten()
@@ -76,9 +105,23 @@ impl NewJob {
 }
 
 /// Checks that a queue with `caps` can keep every job of a batch: the one
-/// place a job is refused for what it needs.
+/// place a job is refused for what it needs. It also checks that each
+/// [`Parent::Batch`] names an earlier job of the batch.
 pub fn admit(caps: &Capabilities, jobs: &[NewJob]) -> Result<(), QueueError> {
     for (i, j) in jobs.iter().enumerate() {
+        if let Some(p) = j.after.iter().find_map(|a| match a.parent {
+            Parent::Batch(p) if p >= i => Some(p),
+            _ => None,
+        }) {
+            return Err(QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!(
+                    "job {} of the batch is after job {} of it, which does not come before it; nothing was enqueued",
+                    i + 1,
+                    p + 1
+                ),
+            ));
+        }
         if let Some(c) = j.needs().find(|c| !caps.has(*c)) {
             let which = if jobs.len() == 1 {
                 String::new()
@@ -132,6 +175,9 @@ pub struct Claimed {
     pub settings: JobSettings,
     /// When the job became ready to run (enqueued, or its run-at).
     pub ready_at: Timestamp,
+    /// Its parents' outputs (see [`runyard_core::Parents`]); `null` for a
+    /// job that is after none.
+    pub parents: Output,
 }
 
 impl Claimed {
@@ -181,6 +227,54 @@ pub struct Completion {
     pub record: AttemptRecord,
     /// What becomes of the job.
     pub verdict: Verdict,
+}
+
+/// Jobs that an operation moved besides those it was asked about: the
+/// dependents that a job's end (or a cancel, or a retry) released,
+/// cancelled or blocked again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cascade {
+    /// Blocked jobs that became queued (or scheduled): every job they were
+    /// after has ended as they need.
+    pub unblocked: Vec<JobId>,
+    /// Blocked jobs cancelled because a job they were after (directly or
+    /// not) ended dead or cancelled.
+    pub cancelled: Vec<JobId>,
+    /// Jobs cancelled that way which a retry gave back their `blocked`
+    /// state.
+    pub reblocked: Vec<JobId>,
+}
+
+impl Cascade {
+    /// Whether it moved no job.
+    pub fn is_empty(&self) -> bool {
+        self.unblocked.is_empty() && self.cancelled.is_empty() && self.reblocked.is_empty()
+    }
+
+    /// Adds another cascade's jobs to this one's.
+    pub fn extend(&mut self, other: Cascade) {
+        self.unblocked.extend(other.unblocked);
+        self.cancelled.extend(other.cancelled);
+        self.reblocked.extend(other.reblocked);
+    }
+}
+
+/// What [`Queue::complete`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// One result per completion, in order: recorded, or fenced.
+    pub results: Vec<Result<(), Fenced>>,
+    /// The dependents that the recorded ends moved.
+    pub cascade: Cascade,
+}
+
+/// What [`Queue::rescue`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// The jobs put back (or ended dead, out of attempts).
+    pub ids: Vec<JobId>,
+    /// The dependents of those that ended dead: cancelled.
+    pub cascade: Cascade,
 }
 
 /// A refused record: the lease was no longer held.
@@ -329,12 +423,12 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
 
     /// Records the end of attempts. Each is recorded only if its lease is
     /// still held; the others come back as [`Fenced`]. On an error nothing
-    /// was recorded, and the same batch may be given again.
-    fn complete(
-        &self,
-        worker: &str,
-        done: &[Completion],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError>;
+    /// was recorded, and the same batch may be given again. In the same
+    /// transaction, the blocked dependents of each job that ended move on
+    /// (see [`runyard_core::RunIf`]): those released are queued, and a
+    /// waker is called for them; those cancelled name the job that ended
+    /// first as their cause, and their own dependents follow.
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError>;
 
     /// Gives claimed jobs back unstarted: they return to `queued` and the
     /// claim does not count as an attempt.
@@ -350,8 +444,10 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// started goes back as if it had never been made, except that a job
     /// can lose as many unseen claims as it has attempts: the next lost
     /// claim counts (a job that kills its worker before its start is
-    /// recorded ends dead rather than being retried for ever).
-    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError>;
+    /// recorded ends dead rather than being retried for ever). The
+    /// dependents of a job that ends dead are cancelled, as by
+    /// [`Queue::complete`].
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError>;
 
     /// Jobs per state (see [`Counts`] for how a claim that has not started
     /// is counted).

@@ -23,6 +23,8 @@ use crate::{Claimed, Counts, QueueError, QueueErrorKind, WorkerInfo};
 
 /// Queued, or scheduled while the run-at is ahead.
 pub const WAITING: i64 = 0;
+/// Blocked: waiting for the jobs it is after.
+pub const BLOCKED: i64 = 1;
 /// Claimed by a worker.
 pub const RUNNING: i64 = 2;
 /// Succeeded.
@@ -35,8 +37,9 @@ pub const CANCELLED: i64 = 5;
 /// The state codes by the names SQL files write them in: a statement says
 /// `state = {RUNNING}`, and [`render_states`] puts the code in when the
 /// backend loads it.
-pub const STATE_NAMES: [(&str, i64); 5] = [
+pub const STATE_NAMES: [(&str, i64); 6] = [
     ("{WAITING}", WAITING),
+    ("{BLOCKED}", BLOCKED),
     ("{RUNNING}", RUNNING),
     ("{SUCCEEDED}", SUCCEEDED),
     ("{DEAD}", DEAD),
@@ -87,6 +90,7 @@ pub fn state_of(code: i64, run_at: i64, now: i64) -> JobState {
     match code {
         WAITING if run_at > now => JobState::Scheduled,
         WAITING => JobState::Queued,
+        BLOCKED => JobState::Blocked,
         RUNNING => JobState::Running,
         SUCCEEDED => JobState::Succeeded,
         DEAD => JobState::Dead,
@@ -120,6 +124,7 @@ pub fn filter_of(state: JobState) -> (i64, Option<bool>) {
     match state {
         JobState::Queued => (WAITING, Some(false)),
         JobState::Scheduled => (WAITING, Some(true)),
+        JobState::Blocked => (BLOCKED, None),
         JobState::Running => (RUNNING, None),
         JobState::Succeeded => (SUCCEEDED, None),
         JobState::Dead => (DEAD, None),

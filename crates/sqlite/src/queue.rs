@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use runyard_core::{
     AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, OutcomeKind,
-    Output, TaskName, Timestamp,
+    Output, RunIf, TaskName, Timestamp,
 };
 use runyard_queue::{
-    Admin, CancelResult, Capabilities, Claimed, Clock, Completion, Counts, Durability, Enqueued,
-    Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob, Queue, QueueError,
-    Rescue, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
+    Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
+    Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
+    Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
+    WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -208,12 +209,15 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
             isolate: r.get(9)?,
         },
         ready_at: Timestamp::from_micros(run_at),
+        parents: Output::none(),
     })
 }
 
 impl Queue for SqliteQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims)
+            .with_all()
+            .without(runyard_queue::Capability::Dependencies)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -337,11 +341,7 @@ impl Queue for SqliteQueue {
         reply.ok_or_else(|| name_taken_over(worker))
     }
 
-    fn complete(
-        &self,
-        worker: &str,
-        done: &[Completion],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         let now = self.now_us();
         let mut wake = false;
         let out = self.write(|tx| {
@@ -378,7 +378,10 @@ impl Queue for SqliteQueue {
         if wake {
             self.wake();
         }
-        Ok(out)
+        Ok(Recorded {
+            results: out,
+            cascade: Cascade::default(),
+        })
     }
 
     fn release(
@@ -407,7 +410,7 @@ impl Queue for SqliteQueue {
         Ok(out)
     }
 
-    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
         let now = self.now_us();
         let out = self.write(|tx| {
             type Lost = (i64, u32, u32, String, i64, i64, bool, u32);
@@ -457,7 +460,10 @@ impl Queue for SqliteQueue {
         if !out.is_empty() {
             self.wake();
         }
-        Ok(out)
+        Ok(Rescued {
+            ids: out,
+            cascade: Cascade::default(),
+        })
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -533,9 +539,9 @@ impl Queue for SqliteQueue {
 }
 
 impl Admin for SqliteQueue {
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+    fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError> {
         let now = self.now_us();
-        self.write(|tx| {
+        let results = self.write(|tx| {
             let mut get = tx.prepare_cached(&SQL.job_state)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -556,6 +562,10 @@ impl Admin for SqliteQueue {
                 });
             }
             Ok(out)
+        })?;
+        Ok(Cancelled {
+            results,
+            cascade: Cascade::default(),
         })
     }
 
@@ -571,13 +581,17 @@ impl Admin for SqliteQueue {
         })
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+    fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError> {
         let now = self.now_us();
         let n = self.write(|tx| tx.execute(&SQL.retry, params![now, id.0 as i64]))?;
         if n == 1 {
             self.wake();
         }
-        Ok(n == 1)
+        Ok((n == 1).then(Cascade::default))
+    }
+
+    fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        Ok(self.get(id)?.map(|v| vec![v.id]).unwrap_or_default())
     }
 }
 
@@ -599,6 +613,10 @@ impl Inspect for SqliteQueue {
             .map_err(sql_err)?;
         let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
         Ok(counts_by_task(rows))
+    }
+
+    fn dependents(&self, _id: JobId) -> Result<Vec<JobId>, QueueError> {
+        Ok(Vec::new())
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
@@ -642,6 +660,10 @@ impl Inspect for SqliteQueue {
                     .and_then(|o| Output::from_json(&o).ok())
                     .unwrap_or_default(),
                 enqueued_at: Timestamp::from_micros(r.get(5).map_err(sql_err)?),
+                name: None,
+                after: Vec::new(),
+                run_if: RunIf::Success,
+                cancelled_by: None,
             });
         }
         drop(rows);

@@ -204,7 +204,12 @@ fn what_was_committed_is_there_after_reopening() {
             record: record(&q, c.lease(), OutcomeKind::Succeeded),
             verdict: Verdict::Succeeded(runyard_core::Output::none()),
         };
-        q.complete("w1", &[done]).unwrap().pop().unwrap().unwrap();
+        q.complete("w1", &[done])
+            .unwrap()
+            .results
+            .pop()
+            .unwrap()
+            .unwrap();
         q.set_meta("command", "run cpu").unwrap();
         (c.id, e.len())
         // Dropped without any shutdown step, as a killed process would.

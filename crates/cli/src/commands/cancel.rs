@@ -29,7 +29,7 @@ pub(crate) fn main(args: CancelArgs) -> anyhow::Result<Exit> {
     let ids: Vec<JobId> = args.ids.iter().map(|i| JobId(*i)).collect();
     all_exist(&*queue, &ids, &args.queue, "cancelled")?;
     let mut gone = Vec::new();
-    for (id, r) in ids.iter().zip(queue.admin()?.cancel(&ids)?) {
+    for (id, r) in ids.iter().zip(queue.admin()?.cancel(&ids)?.results) {
         let what = match r {
             CancelResult::Cancelled => "cancelled".to_string(),
             CancelResult::Requested => "running; its worker is asked to stop it".to_string(),

@@ -57,7 +57,7 @@ pub(crate) fn main(args: RetryArgs) -> anyhow::Result<Exit> {
     }
     let mut gone = Vec::new();
     for id in ids {
-        if queue.admin()?.retry(id)? {
+        if queue.admin()?.retry(id)?.is_some() {
             outln!("{id}: queued again")?;
             continue;
         }

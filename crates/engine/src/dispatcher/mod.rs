@@ -453,7 +453,7 @@ impl Dispatcher {
             self.heartbeat()?;
         }
         if due.rescue {
-            let rescued = self.queue.rescue(Rescue::Expired)?;
+            let rescued = self.queue.rescue(Rescue::Expired)?.ids;
             if !rescued.is_empty() {
                 self.queue_idle = false;
                 emit::requeued(&self.events, &*self.queue, &rescued, QueuedReason::Rescued);

@@ -27,7 +27,7 @@ pub(super) fn write_records(
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-            r => return r,
+            r => return r.map(|r| r.results),
         }
     }
 }

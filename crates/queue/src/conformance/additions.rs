@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::{JobState, OutcomeKind, Output, Timestamp};
+use runyard_core::{JobId, JobState, OutcomeKind, Output, Timestamp};
 
 use super::support::{fresh, job, record, view, Factory, LEASE};
 use crate::{
     Admin, Capabilities, Capability, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply,
-    Inspect, Lease, NameTaken, NewJob, Queue, QueueError, QueueErrorKind, Rescue, Submit, TaskName,
-    Verdict, Waker, WorkerInfo,
+    Inspect, Lease, NameTaken, NewJob, Queue, QueueError, QueueErrorKind, Recorded, Rescue,
+    Rescued, Submit, TaskName, Verdict, Waker, WorkerInfo,
 };
 
 /// A backend as it is, but keeping one capability fewer.
@@ -57,11 +57,7 @@ impl Queue for Lacking {
     ) -> Result<HeartbeatReply, QueueError> {
         self.inner.heartbeat(worker, leases, lease)
     }
-    fn complete(
-        &self,
-        worker: &str,
-        done: &[Completion],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         self.inner.complete(worker, done)
     }
     fn release(
@@ -71,7 +67,7 @@ impl Queue for Lacking {
     ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
         self.inner.release(worker, leases)
     }
-    fn rescue(&self, which: Rescue) -> Result<Vec<runyard_core::JobId>, QueueError> {
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
         self.inner.rescue(which)
     }
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -100,6 +96,7 @@ fn needing(c: Capability, n: u32) -> NewJob {
     match c {
         Capability::RunAt => j.run_at = Some(Timestamp::from_micros(i64::MAX / 2)),
         Capability::IdempotencyKeys => j.idempotency_key = Some(format!("key-{n}")),
+        Capability::Dependencies => j.after = vec![runyard_core::After::job(JobId(1))],
     }
     assert!(j.needs().any(|x| x == c));
     j
@@ -186,7 +183,7 @@ pub fn an_undone_claim_never_shares_its_fencing_token(make: Factory<'_>) {
     let id = q.enqueue_one(job("t", 3, 0)).unwrap().id();
     let first = q.claim("w", 1, Duration::from_secs(1)).unwrap().remove(0);
     clock.advance(Duration::from_secs(2));
-    assert_eq!(q.rescue(Rescue::Expired).unwrap(), vec![id]);
+    assert_eq!(q.rescue(Rescue::Expired).unwrap().ids, vec![id]);
     let second = q.claim("w", 1, LEASE).unwrap().remove(0);
     assert_eq!(
         second.attempt, first.attempt,
@@ -204,7 +201,10 @@ pub fn an_undone_claim_never_shares_its_fencing_token(make: Factory<'_>) {
         record: record(&*q, c.lease(), OutcomeKind::Succeeded),
         verdict: Verdict::Succeeded(Output::none()),
     };
-    let r = q.complete("w", &[done(&first), done(&second)]).unwrap();
+    let r = q
+        .complete("w", &[done(&first), done(&second)])
+        .unwrap()
+        .results;
     assert_eq!(r, vec![Err(Fenced(first.lease())), Ok(())]);
     let v = view(&*q, id);
     assert_eq!(v.state, JobState::Succeeded);
@@ -220,6 +220,9 @@ pub fn an_undone_claim_never_shares_its_fencing_token(make: Factory<'_>) {
         q.release("w", &[first.lease()]).unwrap(),
         vec![Err(Fenced(first.lease()))]
     );
-    let r = q.complete("w", &[done(&first), done(&second)]).unwrap();
+    let r = q
+        .complete("w", &[done(&first), done(&second)])
+        .unwrap()
+        .results;
     assert_eq!(r, vec![Err(Fenced(first.lease())), Ok(())]);
 }

@@ -34,13 +34,11 @@ pub fn settings(max_attempts: u32, priority: i32) -> Arc<JobSettings> {
 }
 
 pub fn job(task: &str, max_attempts: u32, priority: i32) -> NewJob {
-    NewJob {
-        task: task.into(),
-        params: JobParams::empty(),
-        settings: settings(max_attempts, priority),
-        run_at: None,
-        idempotency_key: None,
-    }
+    NewJob::new(
+        task.into(),
+        JobParams::empty(),
+        settings(max_attempts, priority),
+    )
 }
 
 pub(crate) fn ids(e: &[Enqueued]) -> Vec<JobId> {
@@ -69,7 +67,7 @@ pub(crate) fn succeed(q: &dyn Queue, worker: &str, c: &Claimed) -> Result<(), cr
         record: record(q, c.lease(), OutcomeKind::Succeeded),
         verdict: Verdict::Succeeded(Output::none()),
     };
-    q.complete(worker, &[done]).unwrap().pop().unwrap()
+    q.complete(worker, &[done]).unwrap().results.pop().unwrap()
 }
 
 pub(crate) fn state(q: &dyn Queue, id: JobId) -> JobState {

@@ -14,6 +14,10 @@
 //! claiming and completing them rarely wait for each other. Lock order:
 //! state, then ingress.
 //!
+//! Jobs with a name or parents go another way: the submitter takes the
+//! state lock too, so their parents can be found and their first state
+//! (blocked, waiting or cancelled) set at once ([`flow`]).
+//!
 //! Records live in fixed-size chunks that never move, so a million queued
 //! jobs never pay for (or briefly double their memory in) a reallocation.
 
@@ -25,19 +29,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, JobId, JobParams, JobSettings, JobState, JobView, Output, Timestamp,
+    AttemptRecord, Cause, JobId, JobParams, JobSettings, JobState, JobView, Output, Parent,
+    Timestamp,
 };
 use rustc_hash::FxHashMap;
 
-use crate::admin::{Admin, CancelResult};
+mod flow;
+
+use crate::admin::{Admin, CancelResult, Cancelled};
 use crate::capability::{Capabilities, Durability, Writes};
 use crate::clock::{Clock, SystemClock};
 use crate::counts::Counts;
 use crate::error::QueueError;
 use crate::inspect::{Inspect, ListFilter};
 use crate::queue::{
-    Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Rescue, Submit,
-    TaskName, Verdict, Waker, WakerSlot,
+    Cascade, Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Recorded,
+    Rescue, Rescued, Submit, TaskName, Verdict, Waker, WakerSlot,
 };
 use crate::workers::{LiveWorker, NameTaken, WorkerInfo};
 
@@ -122,6 +129,8 @@ struct Rec {
     settings: Arc<JobSettings>,
     attempts: Attempts,
     output: Output,
+    /// Its name, parents and children, if it has any.
+    flow: Option<Box<flow::Flow>>,
 }
 
 impl Rec {
@@ -229,6 +238,51 @@ impl MemoryQueue {
     fn wake(&self) {
         self.waker.wake();
     }
+
+    /// Adds a batch in which some job has a name or parents, under both
+    /// locks: each job takes the next id and its first state at once.
+    fn insert_linked(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ing = self.lock_ingress();
+        // What arrived before is moved in first: indices follow ids.
+        let known = st.tasks.len();
+        st.tasks.extend(ing.tasks[known..].iter().cloned());
+        for (rec, at) in std::mem::take(&mut ing.fresh) {
+            st.insert(rec, at, now);
+        }
+        flow::check_parents(&jobs, st.len)?;
+        let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            let unlinked = flow::Unlinked::take(&mut job);
+            let e = ing.add(job, now);
+            let known = st.tasks.len();
+            st.tasks.extend(ing.tasks[known..].iter().cloned());
+            if let Some((rec, at)) = ing.fresh.pop() {
+                let i = st.push(rec);
+                match unlinked {
+                    Some(u) => {
+                        let parents = u
+                            .after
+                            .iter()
+                            .map(|(p, _, _)| match *p {
+                                Parent::Batch(b) => out[b].id().0 as u32 - 1,
+                                Parent::Job(id) => id.0 as u32 - 1,
+                            })
+                            .collect();
+                        st.link(i, u, parents, at, now);
+                    }
+                    None => st.make_waiting(i, at, now),
+                }
+            }
+            out.push(e);
+        }
+        self.arriving.store(0, Ordering::Release);
+        drop(ing);
+        drop(st);
+        self.wake();
+        Ok(out)
+    }
 }
 
 impl Default for MemoryQueue {
@@ -312,6 +366,7 @@ impl Ingress {
             settings: job.settings,
             attempts: Attempts::None,
             output: Output::none(),
+            flow: None,
         };
         self.fresh
             .push((rec, job.run_at.map_or(now, Timestamp::as_micros)));
@@ -333,6 +388,12 @@ impl State {
     }
 
     fn insert(&mut self, rec: Rec, at: i64, now: i64) {
+        let i = self.push(rec);
+        self.make_waiting(i, at, now);
+    }
+
+    /// Appends a record, counted queued until its state is set.
+    fn push(&mut self, rec: Rec) -> u32 {
         if self.len % CHUNK == 0 {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
@@ -340,7 +401,7 @@ impl State {
         let i = self.len as u32;
         self.len += 1;
         self.counts.queued += 1;
-        self.make_waiting(i, at, now);
+        i
     }
 
     fn set_state(&mut self, i: u32, to: JobState) {
@@ -426,7 +487,19 @@ impl State {
 
     fn view(&self, i: usize) -> JobView {
         let r = self.rec(i);
+        let f = r.flow.as_deref();
         JobView {
+            name: f.and_then(|f| f.name.clone()),
+            after: f.map_or_else(Vec::new, |f| f.after.iter().map(|a| id_of(a.0)).collect()),
+            run_if: f.map_or_else(Default::default, |f| f.run_if),
+            cancelled_by: f.and_then(|f| f.cause).map(|c| Cause {
+                job: id_of(c),
+                name: self
+                    .rec(c as usize)
+                    .flow
+                    .as_ref()
+                    .and_then(|f| f.name.clone()),
+            }),
             id: id_of(i as u32),
             task: self.tasks[r.task as usize].to_string(),
             params: r.params.clone(),
@@ -452,6 +525,9 @@ impl Queue for MemoryQueue {
     }
 
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        if jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty()) {
+            return self.insert_linked(jobs);
+        }
         let now = self.clock.now().as_micros();
         let out: Vec<Enqueued> = {
             let mut ing = self.lock_ingress();
@@ -465,6 +541,9 @@ impl Queue for MemoryQueue {
     }
 
     fn insert_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        if job.name.is_some() || !job.after.is_empty() {
+            return Ok(self.insert_linked(vec![job])?.remove(0));
+        }
         let now = self.clock.now().as_micros();
         let e = {
             let mut ing = self.lock_ingress();
@@ -501,6 +580,8 @@ impl Queue for MemoryQueue {
                 .collect()
         });
         let mut skipped: Vec<(i64, u32)> = Vec::new();
+        // Claimed jobs that are after others: their parents' outputs, next.
+        let mut linked_at: Vec<(usize, u32)> = Vec::new();
         let mut out = Vec::with_capacity(max.min(st.counts.queued as usize));
         let st = &mut *st;
         'buckets: while out.len() < max {
@@ -529,6 +610,7 @@ impl Queue for MemoryQueue {
                 rec.state = JobState::Running;
                 let mut settings = (*rec.settings).clone();
                 settings.max_attempts = rec.max_attempts;
+                let linked = rec.flow.as_ref().is_some_and(|f| !f.after.is_empty());
                 out.push(Claimed {
                     id: id_of(i),
                     attempt: rec.attempt,
@@ -537,11 +619,18 @@ impl Queue for MemoryQueue {
                     params: rec.params.clone(),
                     settings,
                     ready_at: Timestamp::from_micros(rec.ready_at),
+                    parents: Output::none(),
                 });
+                if linked {
+                    linked_at.push((out.len() - 1, i));
+                }
                 st.counts.queued -= 1;
                 st.counts.running += 1;
                 st.unstarted += 1;
             }
+        }
+        for (pos, i) in linked_at {
+            out[pos].parents = st.parents_of(i);
         }
         // Skipped jobs came off the fronts, in order: back they go.
         for (at, i) in skipped.into_iter().rev() {
@@ -597,13 +686,10 @@ impl Queue for MemoryQueue {
         Ok(reply)
     }
 
-    fn complete(
-        &self,
-        worker: &str,
-        done: &[Completion],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         let now = self.clock.now().as_micros();
         let mut out = Vec::with_capacity(done.len());
+        let mut cascade = Cascade::default();
         let mut wake = false;
         {
             let mut st = self.lock();
@@ -628,13 +714,19 @@ impl Queue for MemoryQueue {
                     Verdict::Dead => st.set_state(i, JobState::Dead),
                     Verdict::Cancelled => st.set_state(i, JobState::Cancelled),
                 }
+                if st.rec(i as usize).state.is_terminal() {
+                    st.settle(i, now, &mut cascade);
+                }
                 out.push(Ok(()));
             }
         }
-        if wake {
+        if wake || !cascade.unblocked.is_empty() {
             self.wake();
         }
-        Ok(out)
+        Ok(Recorded {
+            results: out,
+            cascade,
+        })
     }
 
     fn release(
@@ -664,19 +756,20 @@ impl Queue for MemoryQueue {
         Ok(out)
     }
 
-    fn rescue(&self, which: Rescue) -> Result<Vec<JobId>, QueueError> {
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
         let now = self.clock.now().as_micros();
         let mut out = Vec::new();
+        let mut cascade = Cascade::default();
         {
             let mut st = self.lock();
             if st.counts.running == 0 {
-                return Ok(out);
+                return Ok(Rescued::default());
             }
             let only = match &which {
                 Rescue::Expired => None,
                 Rescue::Worker(w) => match st.worker_ids.get(w.as_str()) {
                     Some(&w) => Some(w),
-                    None => return Ok(out),
+                    None => return Ok(Rescued::default()),
                 },
             };
             for i in 0..st.len {
@@ -715,6 +808,7 @@ impl Queue for MemoryQueue {
                 st.rec_mut(i).attempts.push(record);
                 if exhausted {
                     st.set_state(i as u32, JobState::Dead);
+                    st.settle(i as u32, now, &mut cascade);
                 } else {
                     st.make_waiting(i as u32, now, now);
                 }
@@ -724,7 +818,7 @@ impl Queue for MemoryQueue {
         if !out.is_empty() {
             self.wake();
         }
-        Ok(out)
+        Ok(Rescued { ids: out, cascade })
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -793,17 +887,20 @@ impl Queue for MemoryQueue {
 }
 
 impl Admin for MemoryQueue {
-    fn cancel(&self, ids: &[JobId]) -> Result<Vec<CancelResult>, QueueError> {
+    fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError> {
+        let now = self.clock.now().as_micros();
         let mut st = self.lock();
-        Ok(ids
+        let mut cascade = Cascade::default();
+        let results = ids
             .iter()
             .map(|&id| {
                 let Some(i) = st.get(id) else {
                     return CancelResult::NotFound;
                 };
                 match st.rec(i).state {
-                    JobState::Queued | JobState::Scheduled => {
+                    JobState::Queued | JobState::Scheduled | JobState::Blocked => {
                         st.set_state(i as u32, JobState::Cancelled);
+                        st.settle(i as u32, now, &mut cascade);
                         CancelResult::Cancelled
                     }
                     JobState::Running => {
@@ -813,14 +910,22 @@ impl Admin for MemoryQueue {
                     s => CancelResult::AlreadyFinished(s),
                 }
             })
-            .collect())
+            .collect();
+        drop(st);
+        if !cascade.unblocked.is_empty() {
+            self.wake();
+        }
+        Ok(Cancelled { results, cascade })
     }
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
         let mut st = self.lock();
         let mut out = Vec::new();
         for i in 0..st.len {
-            if matches!(st.rec(i).state, JobState::Queued | JobState::Scheduled) {
+            if matches!(
+                st.rec(i).state,
+                JobState::Queued | JobState::Scheduled | JobState::Blocked
+            ) {
                 st.set_state(i as u32, JobState::Cancelled);
                 out.push(id_of(i as u32));
             }
@@ -828,24 +933,35 @@ impl Admin for MemoryQueue {
         Ok(out)
     }
 
-    fn retry(&self, id: JobId) -> Result<bool, QueueError> {
+    fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError> {
         let now = self.clock.now().as_micros();
         let done = {
             let mut st = self.lock();
             let Some(i) = st.get(id) else {
-                return Ok(false);
+                return Ok(None);
             };
-            if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled) {
-                return Ok(false);
+            if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled)
+                || st.parents_fail(i as u32)
+            {
+                return Ok(None);
             }
             let rec = st.rec_mut(i);
             rec.max_attempts = rec.attempt + rec.settings.max_attempts;
             rec.cancel_requested = false;
-            st.make_waiting(i as u32, now, now);
-            true
+            if !st.block_if_pending(i as u32) {
+                st.make_waiting(i as u32, now, now);
+            }
+            let mut cascade = Cascade::default();
+            st.reblock(i as u32, now, &mut cascade);
+            cascade
         };
         self.wake();
-        Ok(done)
+        Ok(Some(done))
+    }
+
+    fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        let st = self.lock();
+        Ok(st.get(id).map_or_else(Vec::new, |i| st.workflow(i as u32)))
     }
 }
 
@@ -875,6 +991,13 @@ impl Inspect for MemoryQueue {
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
         let st = self.lock_due();
         Ok(st.get(id).map(|i| st.view(i)))
+    }
+
+    fn dependents(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        let st = self.lock();
+        Ok(st
+            .get(id)
+            .map_or_else(Vec::new, |i| st.dependents(i as u32)))
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
@@ -926,9 +1049,10 @@ mod tests {
     fn a_job_record_stays_small() {
         // The report of a million jobs is kept in memory (BENCH.md B1: at most
         // 200 MB of peak RSS); this is the part that grows with them, and it
-        // holds the first attempt inline.
+        // holds the first attempt inline. A job's place in a workflow is one
+        // pointer, null for most jobs.
         assert!(
-            std::mem::size_of::<Rec>() <= 144,
+            std::mem::size_of::<Rec>() <= 152,
             "{}",
             std::mem::size_of::<Rec>()
         );
