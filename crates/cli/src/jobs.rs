@@ -10,6 +10,7 @@
 //! hundred characters at most.
 
 mod fields;
+mod flow;
 mod limits;
 
 use std::fmt;
@@ -19,13 +20,15 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::params::JobParams;
-use runyard::queue::NewJob;
-use runyard::{Backoff, Engine, JobOptions, JobSpec, SubmitError, UnknownTask};
+use runyard::queue::{admit, After, Capability, Queue};
+use runyard::{Backoff, Engine, JobId, JobOptions, JobSpec, SubmitError, UnknownTask};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use fields::{Attempts, Count, FileMode, ParamTable, Priority, RunAt};
+use fields::{AfterEntry, Attempts, Count, FileMode, FileRunIf, ParamTable, Priority, RunAt};
+pub(crate) use flow::{enqueue, Prepared};
+use flow::{Links, Spot, Target};
 pub(crate) use limits::MAX_JOBS;
 use limits::{clip, ARG_CHARS, LINE_CHARS, MESSAGE_CHARS};
 
@@ -52,6 +55,19 @@ JOB FILES (-f FILE, TOML)
   run_at = 2026-11-25T10:00:00Z   # not before (a TOML date-time or a string,
                                   # with Z or an offset such as +01:00)
 
+WORKFLOWS (docs/workflows.md)
+  [[job]]
+  name = \"extract\"         # unique across the command's job files
+  task = \"shell\"
+  params = { cmd = \"./extract.sh\" }
+
+  [[job]]
+  name = \"load\"
+  task = \"shell\"
+  params = { cmd = \"./load.sh\" }
+  after = [\"extract\", 17] # names of this command's jobs, ids of jobs in the queue
+  run_if = \"success\"       # the default; \"always\" runs once they have all ended
+
 COUNTS
   1 to 100000000 jobs per command: every `*COUNT` and `count =` together
 
@@ -60,13 +76,6 @@ PRECEDENCE
 
 DURATIONS
   250ms, 2s, 1m, 1h 30m, 7d; at most 100y";
-
-/// A checked job, with how many copies to run.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    pub(crate) job: NewJob,
-    pub(crate) count: u32,
-}
 
 /// Bad input: where, what, and the offending line when it is in a file.
 #[derive(Debug)]
@@ -145,18 +154,132 @@ pub(crate) struct JobInput {
 
 impl JobInput {
     /// Every job named, checked: those on the command line, then each
-    /// file's, in order.
-    pub(crate) fn prepare(
-        &self,
-        engine: &Engine,
-        flags: &JobOptions,
-    ) -> Result<Vec<Prepared>, InputError> {
-        let mut tally = Tally::default();
-        let mut prepared = from_args(engine, &self.jobs, flags, &mut tally)?;
-        for f in &self.files {
-            prepared.extend(from_file(engine, f, flags, &mut tally)?);
+    /// file's, in order, then put in an order where each comes after the
+    /// jobs it is after.
+    pub(crate) fn prepare(&self, engine: &Engine, flags: &JobOptions) -> Result<Jobs, InputError> {
+        let mut files = Vec::with_capacity(self.files.len());
+        for path in &self.files {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                InputError::new(
+                    path.display().to_string(),
+                    format!("cannot read the job file: {e}"),
+                )
+            })?;
+            files.push((path.clone(), text));
         }
-        Ok(prepared)
+        collect(engine, &self.jobs, files, flags)
+    }
+}
+
+/// The jobs of a command, checked and ordered, with the job files' texts
+/// to point at what the queue refuses.
+#[derive(Debug)]
+pub(crate) struct Jobs {
+    /// Parents before their children.
+    pub(crate) list: Vec<Prepared>,
+    files: Vec<(PathBuf, String)>,
+}
+
+impl Jobs {
+    /// The jobs, all copies counted.
+    pub(crate) fn total(&self) -> u64 {
+        self.list.iter().map(|p| u64::from(p.count)).sum()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn error(&self, at: &Spot, message: impl fmt::Display) -> InputError {
+        let (path, text) = &self.files[at.file];
+        Source { path, text }.error(Some(at.span.clone()), message)
+    }
+
+    /// The first edge to a job given by id, if any.
+    fn first_id(&self) -> Option<&flow::Edge> {
+        self.list
+            .iter()
+            .flat_map(|p| &p.edges)
+            .find(|e| matches!(e.to, Target::Id(_)))
+    }
+
+    /// Refuses `after` entries that are ids, for a command whose queue
+    /// starts empty (`run`): no job could be there.
+    pub(crate) fn refuse_ids(&self, why: &str) -> Result<(), InputError> {
+        match self.first_id() {
+            Some(e) => Err(self.error(&e.at, format!("`after` names job {}, but {why}", e.key))),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks, before anything is enqueued, what the queue would refuse
+    /// part-way: dependencies it does not keep, ids in `after` that name
+    /// no job of it.
+    pub(crate) fn check_queue(&self, queue: &dyn Queue) -> anyhow::Result<()> {
+        let Some(p) = self.list.iter().find(|p| !p.edges.is_empty()) else {
+            return Ok(());
+        };
+        let caps = queue.capabilities();
+        if !caps.has(Capability::Dependencies) {
+            // The queue's own refusal, for one job that needs them.
+            let mut probe = p.job.clone();
+            probe.after = vec![After::job(JobId(1))];
+            if let Err(e) = admit(&caps, &[probe]) {
+                return Err(self.error(&p.edges[0].at, e).into());
+            }
+        }
+        let mut checked = std::collections::HashSet::new();
+        for e in self.list.iter().flat_map(|p| &p.edges) {
+            if let Target::Id(id) = e.to {
+                if checked.insert(id) && queue.inspect()?.get(id)?.is_none() {
+                    return Err(self
+                        .error(
+                            &e.at,
+                            format!(
+                                "`after` names job {id}, which is not in the queue                                  (`runyard status` shows its jobs); nothing was enqueued"
+                            ),
+                        )
+                        .into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The jobs of the command line and of the job files' texts, checked and
+/// ordered.
+fn collect(
+    engine: &Engine,
+    args: &[String],
+    files: Vec<(PathBuf, String)>,
+    flags: &JobOptions,
+) -> Result<Jobs, InputError> {
+    let mut tally = Tally::default();
+    let mut drafts: Vec<(Prepared, Links)> = from_args(engine, args, flags, &mut tally)?
+        .into_iter()
+        .map(|p| (p, Links::default()))
+        .collect();
+    for (i, (path, text)) in files.iter().enumerate() {
+        let src = Source { path, text };
+        drafts.extend(from_text(engine, &src, i, flags, &mut tally)?);
+    }
+    let jobs = Jobs {
+        list: Vec::new(),
+        files,
+    };
+    match flow::resolve(drafts) {
+        Ok(list) => Ok(Jobs { list, ..jobs }),
+        Err(r) => {
+            let message = match &r.other {
+                Some(o) => {
+                    let e = jobs.error(o, "");
+                    r.message.replace("{other}", &e.location)
+                }
+                None => r.message,
+            };
+            Err(jobs.error(&r.at, message))
+        }
     }
 }
 
@@ -296,7 +419,11 @@ fn from_args(
             let spec = spec.with_options(flags.clone());
             let job = engine.prepare(&spec).map_err(|e| err(submit_message(e)))?;
             tally.add(count).map_err(err)?;
-            Ok(Prepared { job, count })
+            Ok(Prepared {
+                job,
+                count,
+                edges: Vec::new(),
+            })
         })
         .collect()
 }
@@ -356,6 +483,9 @@ struct FileJob {
     idempotency_key: Option<String>,
     isolate: Option<bool>,
     run_at: Option<Spanned<RunAt>>,
+    name: Option<Spanned<String>>,
+    after: Option<Vec<Spanned<AfterEntry>>>,
+    run_if: Option<FileRunIf>,
 }
 
 /// A file's text, to turn byte offsets into lines and columns.
@@ -397,29 +527,15 @@ impl Source<'_> {
     }
 }
 
-/// Reads and checks a TOML job file.
-fn from_file(
-    engine: &Engine,
-    path: &Path,
-    flags: &JobOptions,
-    tally: &mut Tally,
-) -> Result<Vec<Prepared>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        InputError::new(
-            path.display().to_string(),
-            format!("cannot read the job file: {e}"),
-        )
-    })?;
-    from_text(engine, &Source { path, text: &text }, flags, tally)
-}
-
-/// Checks the jobs of a job file's text.
+/// Checks the jobs of a job file's text (the command's file number
+/// `file`), with their workflow keys.
 fn from_text(
     engine: &Engine,
     src: &Source<'_>,
+    file_no: usize,
     flags: &JobOptions,
     tally: &mut Tally,
-) -> Result<Vec<Prepared>, InputError> {
+) -> Result<Vec<(Prepared, Links)>, InputError> {
     let file: JobFile =
         toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
     let defaults = file.defaults.unwrap_or_default();
@@ -443,7 +559,7 @@ fn from_text(
         .map(|entry| {
             let span = entry.span();
             let j = entry.into_inner();
-            let (count, count_span) = match j.count {
+            let (count, count_span) = match &j.count {
                 Some(c) => (c.get_ref().0, c.span()),
                 None => (1, span.clone()),
             };
@@ -485,9 +601,59 @@ fn from_text(
             tally
                 .add(count)
                 .map_err(|e| src.error(Some(count_span), e))?;
-            Ok(Prepared { job, count })
+            let spot = |span: Range<usize>| Spot {
+                file: file_no,
+                span,
+            };
+            let name = match j.name {
+                Some(n) => {
+                    let text = n.get_ref();
+                    if let Some(why) = bad_name(text) {
+                        return Err(src.error(Some(n.span()), why));
+                    }
+                    Some((text.clone(), spot(n.span())))
+                }
+                None => None,
+            };
+            let links = Links {
+                name,
+                after: j
+                    .after
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| {
+                        let s = spot(a.span());
+                        (a.into_inner(), s)
+                    })
+                    .collect(),
+                counted: j.count.is_some(),
+            };
+            let mut job = job;
+            job.name = links.name.as_ref().map(|(n, _)| n.clone());
+            job.run_if = j.run_if.map(|r| r.0).unwrap_or_default();
+            let prepared = Prepared {
+                job,
+                count,
+                edges: Vec::new(),
+            };
+            Ok((prepared, links))
         })
         .collect()
+}
+
+/// Why `name` cannot be a job's name, if it cannot.
+fn bad_name(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("a job's name cannot be empty".into());
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!(
+            "a job's name cannot be a number (`{}`): in `after` a number is the id of a job \
+             in the queue",
+            clip(name, ARG_CHARS)
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -409,6 +409,8 @@ pub mod event {
 /// ([`Capabilities`](queue::Capabilities)) a queue may have, the in-memory
 /// queue, and what they exchange.
 pub mod queue {
+    pub use runyard_core::{After, Cause, Parent, RunIf};
+    pub use runyard_queue::{admit, Cancelled, Cascade};
     pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{
         Admin, CancelResult, Capabilities, Capability, Claimed, Clock, Completion, Counts,

@@ -25,7 +25,7 @@ use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run}
 use crate::exit::{Exit, UsageError};
 use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
 use crate::interrupt::{on_interrupts, Interrupts};
-use crate::jobs::{JobInput, Prepared};
+use crate::jobs::{enqueue, JobInput, Jobs, Prepared};
 use crate::output::human::{print_summary, Human, JobLines};
 use crate::output::progress::ProgressView;
 use crate::output::report::{check_outputs, is_stdout, split_end, OutputPaths, RunOutputs};
@@ -111,7 +111,7 @@ struct Plan {
     engine: Engine,
     url: QueueUrl,
     purpose: Purpose,
-    jobs: Vec<Prepared>,
+    jobs: Jobs,
     outputs: OutputPaths,
     human: Human,
 }
@@ -180,8 +180,12 @@ fn plan(args: &RunArgs, color: Color, registry: Arc<Registry>) -> anyhow::Result
         .into());
     }
     if !args.resume {
-        check_process_flags(&args.process, &jobs, &engine, args.quiet)?;
+        check_process_flags(&args.process, &jobs.list, &engine, args.quiet)?;
     }
+    jobs.refuse_ids(
+        "a run starts with an empty queue: name a job of this run's files, or put the jobs \
+         in a shared queue with `runyard submit`",
+    )?;
     let outputs = OutputPaths::check(args.json.as_ref(), args.events.as_ref())?;
     Ok(Plan {
         engine,
@@ -215,12 +219,14 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
             retry_dead(&*queue)?;
         }
     }
+    jobs.check_queue(&*queue)?;
     let outputs = outputs.open()?;
 
     let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
     if !args.quiet && !human.is_terminal {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
+            queue: Arc::clone(&queue),
         }));
     }
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
@@ -235,8 +241,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         args.quiet,
     );
 
-    let total: u64 = jobs.iter().map(|p| u64::from(p.count)).sum::<u64>()
-        + queue.counts().map_or(0, |c| c.total());
+    let total: u64 = jobs.total() + queue.counts().map_or(0, |c| c.total());
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let source = run.progress_source();
         ProgressView::start(total, move || source().ok())
@@ -258,26 +263,14 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     })
 }
 
-/// Submits the jobs. A state file gets the whole run in one transaction:
-/// a crash records all of it or none. In memory, batches let work start
-/// sooner.
-fn submit(run: &Run, jobs: Vec<Prepared>, in_file: bool) -> anyhow::Result<()> {
+/// Submits the jobs, parents first. A state file gets the whole run in
+/// one transaction: a crash records all of it or none. In memory, batches
+/// let work start sooner.
+fn submit(run: &Run, jobs: Jobs, in_file: bool) -> anyhow::Result<()> {
     let chunk = if in_file { usize::MAX } else { 10_000 };
-    let total: u64 = jobs.iter().map(|p| u64::from(p.count)).sum();
-    let mut batch = Vec::with_capacity(total.min(10_000) as usize);
-    for p in jobs {
-        for _ in 0..p.count {
-            batch.push(p.job.clone());
-            if batch.len() == chunk {
-                run.submit_prepared(std::mem::take(&mut batch))
-                    .context("enqueueing jobs")?;
-            }
-        }
-    }
-    if !batch.is_empty() {
-        run.submit_prepared(batch).context("enqueueing jobs")?;
-    }
-    Ok(())
+    enqueue(&jobs.list, chunk, |batch| {
+        run.submit_prepared(batch).context("enqueueing jobs")
+    })
 }
 
 /// Summarizes the run, finishes its outputs, and says how it ended.

@@ -1,24 +1,29 @@
 //! `runyard submit`: puts jobs in a shared queue for workers to run, and
 //! with `--wait` waits for them to end and reports on them.
 //!
-//! Plan (the queue URL and every job checked, nothing opened), then submit
-//! (the queue opened, the jobs enqueued in batches, their ids printed),
-//! then with `--wait` the report.
+//! Plan (the queue URL, every job and the `--json` path checked, nothing
+//! opened), then submit (the queue opened and checked for what the jobs
+//! need, the jobs enqueued in batches with parents first, their ids
+//! printed, or with `--json` one object per job), then with `--wait` the
+//! report (with `--json`, the report `run --json` writes, for these jobs).
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use runyard::queue::{ListFilter, Queue};
+use runyard::queue::{Enqueued, ListFilter, Queue};
 use runyard::report::{JobView, SummaryBuilder};
 use runyard::{Engine, EngineConfig, JobId, JobState, Registry};
 
 use crate::exit::{Exit, UsageError};
 use crate::flags::{Color, JobFlags, ProcessFlags, QueueFlag};
-use crate::jobs::{JobInput, Prepared};
-use crate::output::human::{print_summary, Human};
+use crate::jobs::{enqueue, JobInput, Jobs};
+use crate::output::human::{cancel_reason, print_summary, state_in, Human};
+use crate::output::report::{create_output, is_stdout, OutputPaths};
 use crate::queues::{self, Purpose};
 
 #[derive(Debug, Args)]
@@ -40,6 +45,12 @@ pub(crate) struct SubmitArgs {
     /// With --wait: print only errors.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Write one JSON object per submitted job to FILE (`-` for stdout,
+    /// then without the id lines): `{"id", "task", "name", "existing"}`;
+    /// with --wait, the report `run --json` writes, for these jobs.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
 }
 
 /// Jobs per enqueue when submitting (each batch is one transaction).
@@ -52,19 +63,36 @@ pub(crate) fn main(
 ) -> anyhow::Result<Exit> {
     let jobs = plan(&args, registry)?;
     let queue = queues::open(&args.queue.queue, Purpose::Share)?.queue;
-    let ids = submit(&*queue, jobs)?;
-    for id in &ids {
-        outln!("{}", id.0)?;
+    jobs.check_queue(&*queue)?;
+    let json_stdout = args.json.as_deref().is_some_and(is_stdout);
+    let mut lines = match (&args.json, args.wait) {
+        (Some(p), false) => Some(create_output(p, "job list")?),
+        _ => None,
+    };
+    let mut report = match (&args.json, args.wait) {
+        (Some(p), true) => Some(create_output(p, "report")?),
+        _ => None,
+    };
+    let ids = submit(&*queue, &jobs, lines.as_mut(), !json_stdout)?;
+    if let Some(mut l) = lines {
+        l.flush().context("writing the job list")?;
     }
     if !args.wait {
         return Ok(Exit::Success);
     }
-    wait_for(&*queue, &ids, color, args.quiet)
+    wait_for(
+        &*queue,
+        &ids,
+        color,
+        args.quiet || json_stdout,
+        report.as_mut(),
+    )
 }
 
 /// The jobs to submit, every one checked; nothing is opened.
-fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Vec<Prepared>> {
+fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Jobs> {
     args.queue.queue.require_lasting("submit")?;
+    OutputPaths::check(args.json.as_ref(), None)?;
     let flags = args.flags.options();
     // Workers run these jobs: jobs for worker processes are checked as this
     // binary's own workers would take them, not refused for want of any.
@@ -84,33 +112,51 @@ fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Vec<Prepar
     Ok(prepared)
 }
 
-/// Enqueues the jobs in batches of [`SUBMIT_BATCH`]; returns their ids.
-fn submit(queue: &dyn Queue, prepared: Vec<Prepared>) -> anyhow::Result<Vec<JobId>> {
+/// Enqueues the jobs in batches of [`SUBMIT_BATCH`], parents first;
+/// prints their ids (`print`), writes a JSON object for each to `lines`,
+/// and returns the ids.
+fn submit(
+    queue: &dyn Queue,
+    jobs: &Jobs,
+    mut lines: Option<&mut Box<dyn Write + Send>>,
+    print: bool,
+) -> anyhow::Result<Vec<JobId>> {
     let mut ids = Vec::new();
-    let mut batch = Vec::with_capacity(SUBMIT_BATCH);
-    let mut send = |batch: &mut Vec<_>| -> anyhow::Result<()> {
-        let out = queue
-            .enqueue(std::mem::take(batch))
-            .context("submitting jobs")?;
-        ids.extend(out.into_iter().map(|e| e.id()));
-        Ok(())
-    };
-    for p in prepared {
-        for _ in 0..p.count {
-            batch.push(p.job.clone());
-            if batch.len() == SUBMIT_BATCH {
-                send(&mut batch)?;
+    enqueue(&jobs.list, SUBMIT_BATCH, |batch| {
+        let named: Vec<_> = batch
+            .iter()
+            .map(|j| (j.task.clone(), j.name.clone()))
+            .collect();
+        let out = queue.enqueue(batch).context("submitting jobs")?;
+        for (e, (task, name)) in out.iter().zip(named) {
+            if print {
+                outln!("{}", e.id().0)?;
+            }
+            if let Some(l) = lines.as_mut() {
+                let line = serde_json::json!({
+                    "id": e.id().0,
+                    "task": task.as_str(),
+                    "name": name,
+                    "existing": matches!(e, Enqueued::Duplicate(_)),
+                });
+                writeln!(l, "{line}").context("writing the job list")?;
             }
         }
-    }
-    if !batch.is_empty() {
-        send(&mut batch)?;
-    }
+        ids.extend(out.iter().map(|e| e.id()));
+        Ok(out)
+    })?;
     Ok(ids)
 }
 
-/// Waits until every job in `ids` has ended, then reports on them as `run` does.
-fn wait_for(queue: &dyn Queue, ids: &[JobId], color: Color, quiet: bool) -> anyhow::Result<Exit> {
+/// Waits until every job in `ids` has ended, then reports on them as `run`
+/// does (to `report`, the report of `run --json`).
+fn wait_for(
+    queue: &dyn Queue,
+    ids: &[JobId],
+    color: Color,
+    quiet: bool,
+    report: Option<&mut Box<dyn Write + Send>>,
+) -> anyhow::Result<Exit> {
     let start = Instant::now();
     let human = Human::new(true, color);
     let want: BTreeSet<u64> = ids.iter().map(|i| i.0).collect();
@@ -135,7 +181,10 @@ fn wait_for(queue: &dyn Queue, ids: &[JobId], color: Color, quiet: bool) -> anyh
         b.add(v);
         if !quiet {
             let attempts = v.attempts.len();
-            let error = v.last_error().map(|e| format!(" {e}")).unwrap_or_default();
+            let error = match cancel_reason(v, |id| state_in(queue, id)) {
+                Some(why) => format!(" {why}"),
+                None => v.last_error().map(|e| format!(" {e}")).unwrap_or_default(),
+            };
             human.line(&format!(
                 "{} {} #{} attempts={attempts}{error}",
                 human.state(v.state.as_str()),
@@ -145,6 +194,9 @@ fn wait_for(queue: &dyn Queue, ids: &[JobId], color: Color, quiet: bool) -> anyh
         }
     }
     let summary = b.finish(start.elapsed(), false);
+    if let Some(out) = report {
+        write_report(out, &views, &summary).context("writing the report")?;
+    }
     if !quiet {
         print_summary(&human, &summary)?;
     }
@@ -159,7 +211,12 @@ fn any_unfinished(
     last: u64,
     want: &BTreeSet<u64>,
 ) -> anyhow::Result<bool> {
-    for state in [JobState::Running, JobState::Queued, JobState::Scheduled] {
+    for state in [
+        JobState::Running,
+        JobState::Queued,
+        JobState::Scheduled,
+        JobState::Blocked,
+    ] {
         let mut after = JobId(first - 1);
         loop {
             let page = queue.inspect()?.list(&ListFilter {
@@ -209,4 +266,26 @@ fn jobs_between(
         }
     }
     Ok(out)
+}
+
+/// The report of `run --json` (`{"jobs": [...], "summary": {...}}`) for
+/// these jobs.
+fn write_report(
+    out: &mut dyn Write,
+    views: &[JobView],
+    summary: &runyard::report::Summary,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(out);
+    out.write_all(b"{\"jobs\": [")?;
+    for (i, v) in views.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(b"\n  ")?;
+        serde_json::to_writer(&mut out, v)?;
+    }
+    out.write_all(b"\n],\n\"summary\": ")?;
+    serde_json::to_writer_pretty(&mut out, summary)?;
+    out.write_all(b"}\n")?;
+    out.flush()
 }

@@ -105,7 +105,7 @@ pub(crate) fn main(
             return Err(e.into());
         }
     };
-    let exit = drain(&args, worker, &name, outputs, color);
+    let exit = drain(&args, worker, &queue, &name, outputs, color);
     // Its name is free at once (were this to fail, once its heartbeat lapses).
     let _ = queue.unregister_worker(&name);
     exit
@@ -116,6 +116,7 @@ pub(crate) fn main(
 fn drain(
     args: &WorkerArgs,
     worker: Worker,
+    queue: &Arc<dyn Queue>,
     name: &str,
     outputs: RunOutputs,
     color: Color,
@@ -125,6 +126,7 @@ fn drain(
     if !args.quiet {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
+            queue: Arc::clone(queue),
         }));
     }
     let run = worker.sinks(sinks).start()?;

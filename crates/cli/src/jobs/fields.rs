@@ -1,11 +1,13 @@
 //! The fields of a job file that serde's own types would read with a Rust
 //! type's words ("expected u32", "as i128", "invalid type: map"): whole
 //! numbers with their range, `run_at` as a TOML date-time or a string, and
-//! `params` with integers JSON cannot hold refused in words.
+//! `params` with integers JSON cannot hold refused in words, `run_if` and
+//! the entries of `after` (a name or an id).
 
 use std::fmt;
 use std::time::Duration;
 
+use runyard::queue::RunIf;
 use runyard::{Mode, Timestamp};
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;
@@ -288,5 +290,76 @@ impl RunAt {
                 }
             }
         })
+    }
+}
+
+/// `run_if`: `"success"` or `"always"`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FileRunIf(pub(super) RunIf);
+
+impl<'de> Deserialize<'de> for FileRunIf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileRunIf, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileRunIf;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"success\" (run once every job it is after has succeeded) or \"always\" (once they have all ended)")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileRunIf, E> {
+                v.parse::<RunIf>().map(FileRunIf).map_err(|_| {
+                    E::custom(format!(
+                        "unknown run_if `{}`: expected \"success\" (run once every job it is \
+                         after has succeeded, the default) or \"always\" (once they have all \
+                         ended, whatever their outcome)",
+                        clip(v, ARG_CHARS)
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One entry of `after`: a job's name, or the id of a job in the queue.
+#[derive(Debug, Clone)]
+pub(super) enum AfterEntry {
+    Name(String),
+    Id(u64),
+}
+
+impl<'de> Deserialize<'de> for AfterEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AfterEntry, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AfterEntry;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "the name of a job of this command (a string) or the id of a job in the \
+                     queue (a whole number from 1)",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AfterEntry, E> {
+                Ok(AfterEntry::Name(v.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AfterEntry, E> {
+                match u64::try_from(v) {
+                    Ok(id) if id > 0 => Ok(AfterEntry::Id(id)),
+                    _ => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AfterEntry, E> {
+                if v == 0 {
+                    return Err(E::invalid_value(Unexpected::Unsigned(v), &self));
+                }
+                Ok(AfterEntry::Id(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }

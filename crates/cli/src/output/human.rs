@@ -9,7 +9,9 @@ use std::time::Duration;
 use console::Style;
 use runyard::duration::human_duration;
 use runyard::event::{Event, EventSink};
-use runyard::report::Summary;
+use runyard::queue::Queue;
+use runyard::report::{JobView, Summary};
+use runyard::{JobId, JobState};
 
 use crate::exit::RunnerFailure;
 use crate::flags::Color;
@@ -97,9 +99,31 @@ impl Human {
     }
 }
 
-/// One line per finished job: state, task, id, attempts, time of the last attempt.
+/// One line per finished job: state, task, id, attempts, time of the last
+/// attempt; for a job cancelled by a job it was after, that job (read from
+/// `queue`).
 pub(crate) struct JobLines {
     pub(crate) human: Human,
+    pub(crate) queue: Arc<dyn Queue>,
+}
+
+/// Why a job was cancelled, when a job it was after ended dead or
+/// cancelled: "cancelled: job 3 (extract) ended dead". `state_of` tells
+/// the cause's state, if it can.
+pub(crate) fn cancel_reason(
+    v: &JobView,
+    state_of: impl Fn(JobId) -> Option<JobState>,
+) -> Option<String> {
+    let cause = v.cancelled_by.as_ref()?;
+    Some(match state_of(cause.job) {
+        Some(s) if s.is_terminal() => format!("cancelled: {cause} ended {s}"),
+        _ => format!("cancelled: {cause} did not succeed"),
+    })
+}
+
+/// A job's state in `queue`, if it can be read.
+pub(crate) fn state_in(queue: &dyn Queue, id: JobId) -> Option<JobState> {
+    queue.inspect().ok()?.get(id).ok()?.map(|v| v.state)
 }
 
 impl EventSink for JobLines {
@@ -134,10 +158,22 @@ impl EventSink for JobLines {
                 task,
                 attempts,
                 ..
-            } => format!(
-                "{} {task} #{job} attempts={attempts}",
-                self.human.state("cancelled")
-            ),
+            } => {
+                let view = self
+                    .queue
+                    .inspect()
+                    .ok()
+                    .and_then(|i| i.get(*job).ok().flatten());
+                let why = view
+                    .as_ref()
+                    .and_then(|v| cancel_reason(v, |id| state_in(&*self.queue, id)))
+                    .map(|w| format!(" {w}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} {task} #{job} attempts={attempts}{why}",
+                    self.human.state("cancelled")
+                )
+            }
             _ => return,
         };
         // A failure is kept in `human`, and told when the run ends.
