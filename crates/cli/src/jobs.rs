@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::params::JobParams;
-use runyard::queue::{admit, After, Capability, Queue};
+use runyard::queue::{admit, After, Capabilities, Capability, Queue};
 use runyard::{Backoff, Engine, JobId, JobOptions, JobSpec, SubmitError, UnknownTask};
 use serde::Deserialize;
 use serde_json::Value;
@@ -216,27 +216,39 @@ impl Jobs {
     /// part-way: dependencies it does not keep, ids in `after` that name
     /// no job of it.
     pub(crate) fn check_queue(&self, queue: &dyn Queue) -> anyhow::Result<()> {
+        self.check_against(&queue.capabilities(), |id| {
+            Ok(queue.inspect()?.get(id)?.is_some())
+        })
+    }
+
+    /// [`Jobs::check_queue`] for a queue with `caps`, where `exists` tells
+    /// whether a job is in it.
+    fn check_against(
+        &self,
+        caps: &Capabilities,
+        mut exists: impl FnMut(JobId) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
         let Some(p) = self.list.iter().find(|p| !p.edges.is_empty()) else {
             return Ok(());
         };
-        let caps = queue.capabilities();
         if !caps.has(Capability::Dependencies) {
             // The queue's own refusal, for one job that needs them.
             let mut probe = p.job.clone();
             probe.after = vec![After::job(JobId(1))];
-            if let Err(e) = admit(&caps, &[probe]) {
+            if let Err(e) = admit(caps, &[probe]) {
                 return Err(self.error(&p.edges[0].at, e).into());
             }
         }
         let mut checked = std::collections::HashSet::new();
         for e in self.list.iter().flat_map(|p| &p.edges) {
             if let Target::Id(id) = e.to {
-                if checked.insert(id) && queue.inspect()?.get(id)?.is_none() {
+                if checked.insert(id) && !exists(id)? {
                     return Err(self
                         .error(
                             &e.at,
                             format!(
-                                "`after` names job {id}, which is not in the queue                                  (`runyard status` shows its jobs); nothing was enqueued"
+                                "`after` names job {id}, which is not in the queue \
+                                 (`runyard status` shows its jobs); nothing was enqueued"
                             ),
                         )
                         .into());

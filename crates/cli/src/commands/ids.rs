@@ -1,5 +1,5 @@
 //! Job ids named on the command line (`retry`, `cancel`): each must name
-//! a job of the queue.
+//! a job of the queue; and how output lines count and list jobs.
 
 use runyard::queue::Queue;
 use runyard::JobId;
@@ -37,4 +37,19 @@ pub(super) fn no_such_jobs(ids: &[JobId], q: &QueueFlag) -> anyhow::Result<()> {
         q.queue.display()
     ))
     .into())
+}
+
+/// Ids for a line of output: the first few, and how many more.
+pub(super) fn some_ids(ids: &[JobId]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = ids.iter().take(SHOWN).map(|i| i.to_string()).collect();
+    if ids.len() > SHOWN {
+        s.push(format!("and {} more", ids.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+/// "1 job", "3 jobs".
+pub(super) fn jobs(n: usize) -> String {
+    format!("{n} job{}", if n == 1 { "" } else { "s" })
 }

@@ -282,7 +282,8 @@ fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
     let mut failures = ran.outputs.finish(queue, &summary)?;
     if !args.quiet {
         // A failure is kept in `human` (the job lines' too), told below.
-        let _ = print_summary(&human, &summary);
+        let blocked = queue.counts().map_or(0, |c| c.blocked);
+        let _ = print_summary(&human, &summary, blocked);
     }
     failures.extend(human.failure());
     if let Some((path, _)) = &ran.opened.file {
@@ -410,7 +411,9 @@ fn check_tasks(queue: &dyn Queue, engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives every dead and cancelled job a fresh set of attempts.
+/// Gives every dead and cancelled job a fresh set of attempts: those
+/// cancelled by the end of a job they were after come back `blocked` with
+/// the retry of that job.
 fn retry_dead(queue: &dyn Queue) -> anyhow::Result<()> {
     for state in [JobState::Dead, JobState::Cancelled] {
         let ids: Vec<_> = queue
@@ -420,6 +423,7 @@ fn retry_dead(queue: &dyn Queue) -> anyhow::Result<()> {
                 ..ListFilter::default()
             })?
             .into_iter()
+            .filter(|v| v.cancelled_by.is_none())
             .map(|v| v.id)
             .collect();
         for id in ids {

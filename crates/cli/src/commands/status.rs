@@ -1,4 +1,7 @@
-//! `runyard status`: what a queue or a recorded run holds.
+//! `runyard status`: what a queue or a recorded run holds, or with
+//! `--job ID` one job in full ([`job`]).
+
+mod job;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -8,7 +11,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use runyard::queue::{Counts, ListFilter, LiveWorker, Queue};
-use runyard::{JobState, Timestamp};
+use runyard::{JobId, JobState, Timestamp};
 use serde::Serialize;
 
 use crate::exit::{Exit, UsageError};
@@ -28,6 +31,11 @@ pub(crate) struct StatusArgs {
     /// Dead jobs to list, at most.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) dead: usize,
+
+    /// Show one job in full: its state, every attempt, its output, the
+    /// jobs it is after and the jobs after it.
+    #[arg(long, value_name = "ID")]
+    pub(crate) job: Option<u64>,
 }
 
 /// The queue or recorded run that `status` shows.
@@ -136,12 +144,25 @@ pub(crate) fn main(args: StatusArgs, color: Color) -> anyhow::Result<Exit> {
         }
         _ => (queues::open(&url, Purpose::Inspect)?.queue, None),
     };
-    let activity = pg.as_deref().map(activity).transpose()?;
-    let s = read(&*queue, &url, activity, args.dead)?;
-    let text = if args.json {
-        serde_json::to_string_pretty(&s)? + "\n"
+    let text = if let Some(id) = args.job {
+        match job::show(&*queue, JobId(id), args.json, &Human::new(false, color))? {
+            Some(t) => t,
+            None => {
+                return Err(UsageError(format!(
+                    "no job with the id {id} in {} (`runyard status` shows its jobs)",
+                    url.display()
+                ))
+                .into())
+            }
+        }
     } else {
-        render(&s, queue.now(), &Human::new(false, color))
+        let activity = pg.as_deref().map(activity).transpose()?;
+        let s = read(&*queue, &url, activity, args.dead)?;
+        if args.json {
+            serde_json::to_string_pretty(&s)? + "\n"
+        } else {
+            render(&s, queue.now(), &Human::new(false, color))
+        }
     };
     // A reader that stops early (`| head`) is not an error.
     match std::io::stdout().lock().write_all(text.as_bytes()) {
@@ -309,15 +330,23 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
         out,
         "{}",
         human.bold(&format!(
-            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}",
-            "task", "jobs", "succeeded", "dead", "cancelled", "queued", "scheduled", "running"
+            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}",
+            "task",
+            "jobs",
+            "succeeded",
+            "dead",
+            "cancelled",
+            "queued",
+            "scheduled",
+            "blocked",
+            "running"
         ))
     );
     for t in &s.tasks {
         let k = &t.counts;
         let _ = writeln!(
             out,
-            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}",
+            "{:<width$}  {:>8}  {:>9}  {:>6}  {:>9}  {:>7}  {:>9}  {:>7}  {:>7}",
             t.task,
             k.total(),
             k.succeeded,
@@ -325,6 +354,7 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
             k.cancelled,
             k.queued,
             k.scheduled,
+            k.blocked,
             k.running
         );
     }

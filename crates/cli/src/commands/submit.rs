@@ -198,7 +198,7 @@ fn wait_for(
         write_report(out, &views, &summary).context("writing the report")?;
     }
     if !quiet {
-        print_summary(&human, &summary)?;
+        print_summary(&human, &summary, 0)?;
     }
     Ok(Exit::of_run(false, summary.all_succeeded()))
 }

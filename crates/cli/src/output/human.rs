@@ -185,8 +185,9 @@ fn ms(v: f64) -> String {
     human_duration(Duration::from_secs_f64(v.max(0.0) / 1e3))
 }
 
-/// The summary table: per task, jobs and states, attempts, attempt-time percentiles.
-pub(crate) fn print_summary(human: &Human, s: &Summary) -> Result<(), RunnerFailure> {
+/// The summary table: per task, jobs and states, attempts, attempt-time
+/// percentiles; `blocked` of the unfinished jobs are blocked.
+pub(crate) fn print_summary(human: &Human, s: &Summary, blocked: u64) -> Result<(), RunnerFailure> {
     let header = format!(
         "{:<16} {:>7} {:>9} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9}",
         "task", "jobs", "succeeded", "dead", "cancelled", "attempts", "p50", "p95", "max"
@@ -217,6 +218,11 @@ pub(crate) fn print_summary(human: &Human, s: &Summary) -> Result<(), RunnerFail
     }
     if s.unfinished > 0 {
         tail.push_str(&format!("; {} jobs unfinished", s.unfinished));
+    }
+    if blocked > 0 {
+        tail.push_str(&format!(
+            " ({blocked} blocked: waiting for the jobs they are after)"
+        ));
     }
     human.line(&human.dim(&tail))
 }

@@ -42,8 +42,13 @@ impl ProgressView {
                     if let Some(p) = poll() {
                         let c = p.counts;
                         b.set_position(c.succeeded + c.dead + c.cancelled);
+                        let blocked = if c.blocked > 0 {
+                            format!(" blocked {}", c.blocked)
+                        } else {
+                            String::new()
+                        };
                         b.set_message(format!(
-                            "ok {} dead {} cancelled {} running {} failed attempts {}",
+                            "ok {} dead {} cancelled {} running {}{blocked} failed attempts {}",
                             c.succeeded, c.dead, c.cancelled, c.running, p.failed_attempts
                         ));
                     }

@@ -410,7 +410,7 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
     for line in &printed.dead {
         human.line(line)?;
     }
-    print_summary(&human, &summary)?;
+    print_summary(&human, &summary, 0)?;
     if let Some(e) = ran.stopped {
         failures.push(RunnerFailure(format!("the run stopped early: {e}")));
     }
