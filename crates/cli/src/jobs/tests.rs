@@ -1,5 +1,6 @@
 //! The job syntax and job files: what is read, what is refused and how it
-//! is told, and a property test over arbitrary input.
+//! is told, and a property test over arbitrary input; workflows in
+//! [`workflow`].
 
 use runyard::Timestamp;
 
@@ -45,16 +46,25 @@ fn engine() -> Engine {
 
 /// A job file's text, checked as if read from `jobs.toml`.
 fn file(text: &str) -> Result<Vec<Prepared>, InputError> {
-    let src = Source {
-        path: Path::new("jobs.toml"),
-        text,
-    };
-    from_text(
-        &engine(),
-        &src,
-        &JobOptions::default(),
-        &mut Tally::default(),
-    )
+    files(&[text]).map(|j| j.list)
+}
+
+/// Job files' texts, checked and ordered as if read from `jobs.toml`,
+/// `jobs2.toml`, ...
+fn files(texts: &[&str]) -> Result<Jobs, InputError> {
+    let files = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let name = if i == 0 {
+                "jobs.toml".to_string()
+            } else {
+                format!("jobs{}.toml", i + 1)
+            };
+            (PathBuf::from(name), t.to_string())
+        })
+        .collect();
+    collect(&engine(), &[], files, &JobOptions::default())
 }
 
 fn args(args: &[&str]) -> Result<Vec<Prepared>, InputError> {
@@ -121,7 +131,7 @@ fn the_cap_holds_for_all_counts_of_a_command_together() {
         path: Path::new("jobs.toml"),
         text: "[[job]]\ntask = \"noop\"\ncount = 2\n",
     };
-    let e = from_text(&engine, &src, &flags, &mut tally).unwrap_err();
+    let e = from_text(&engine, &src, 0, &flags, &mut tally).unwrap_err();
     assert_eq!(e.location, "jobs.toml:3:9");
     assert!(
         e.message.contains("at most 100000000 jobs per command"),
@@ -243,6 +253,8 @@ fn the_example_job_files_are_valid() {
         assert!(file(text).is_ok(), "{}", file(text).unwrap_err());
     }
 }
+
+mod workflow;
 
 /// Arbitrary input, and valid input mutated at random, never panics
 /// the parsers, and each rejection says where: the argument, or the
