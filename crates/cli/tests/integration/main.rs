@@ -13,4 +13,5 @@ mod report;
 mod signals;
 mod tasks;
 mod util;
+mod workflow;
 mod writes;

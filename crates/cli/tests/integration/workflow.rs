@@ -1,0 +1,227 @@
+//! Workflows from job files: jobs that wait for other jobs (`name`,
+//! `after`, `run_if`), in order on every queue, refused bad input with the
+//! place at fault and nothing enqueued, and the commands that show,
+//! cancel and retry them.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::util::{run, Dir};
+
+/// An ETL-shaped workflow: extract, a fan-out of four transforms, a load
+/// after all of them, and a cleanup after the load whatever happens. The
+/// load is given first: the order comes from `after`, not the file.
+const ETL: &str = r#"
+[[job]]
+name = "load"
+task = "shell"
+params = { cmd = "echo load", shell = true }
+after = ["transform"]
+
+[[job]]
+name = "extract"
+task = "shell"
+params = { cmd = "sleep 0.05; echo extract", shell = true }
+
+[[job]]
+name = "transform"
+task = "shell"
+count = 4
+params = { cmd = "sleep 0.05; echo transform", shell = true }
+after = ["extract"]
+
+[[job]]
+name = "cleanup"
+task = "noop"
+after = ["load"]
+run_if = "always"
+"#;
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The report `--json FILE` wrote.
+fn report(d: &Dir, name: &str) -> Value {
+    serde_json::from_str(&d.read(name))
+        .unwrap_or_else(|e| panic!("a report ({e}): {}", d.read(name)))
+}
+
+fn millis(t: &Value) -> f64 {
+    let t = humantime::parse_rfc3339(t.as_str().expect("a time")).expect("RFC 3339");
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+/// Every job of the report started only after every job it is after had
+/// ended. Times are written to the millisecond (cut, not rounded), so a
+/// start shown is at most 1 ms before the real one: a start that, with
+/// that millisecond, is before a parent's recorded end broke the order.
+fn assert_order(r: &Value) {
+    let jobs = r["jobs"].as_array().unwrap();
+    let by_id: HashMap<u64, &Value> = jobs
+        .iter()
+        .map(|j| (j["id"].as_u64().unwrap(), j))
+        .collect();
+    for j in jobs {
+        let Some(first) = j["attempts"].as_array().unwrap().first() else {
+            continue;
+        };
+        let start = millis(&first["started_at"]);
+        for p in j["after"].as_array().unwrap() {
+            let p = by_id[&p.as_u64().unwrap()];
+            let last = p["attempts"]
+                .as_array()
+                .unwrap()
+                .last()
+                .expect("a parent that ran");
+            let end = millis(&last["started_at"]) + last["duration_ms"].as_f64().unwrap();
+            assert!(
+                start + 1.0 >= end,
+                "job {} started at {start} before its parent {} ended at {end}",
+                j["id"],
+                p["id"]
+            );
+        }
+    }
+}
+
+/// The report's jobs by name: (id, state), in id order.
+fn by_name(r: &Value) -> HashMap<String, Vec<(u64, String)>> {
+    let mut out: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for j in r["jobs"].as_array().unwrap() {
+        out.entry(j["name"].as_str().unwrap_or("-").to_string())
+            .or_default()
+            .push((
+                j["id"].as_u64().unwrap(),
+                j["state"].as_str().unwrap().to_string(),
+            ));
+    }
+    out
+}
+
+#[test]
+fn an_etl_workflow_runs_in_order_with_run() {
+    let d = Dir::new();
+    let f = d.write("etl.toml", ETL);
+    let out = d.path("r.json");
+    run(&["run", "-q", "-f", path(&f), "--json", path(&out)]).code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 7);
+    let names = by_name(&r);
+    // Ids follow the order parents first: extract, the transforms, load,
+    // cleanup.
+    assert_eq!(names["extract"][0].0, 1);
+    let transforms: Vec<u64> = names["transform"].iter().map(|t| t.0).collect();
+    assert_eq!(transforms, [2, 3, 4, 5]);
+    assert_eq!(names["load"][0].0, 6);
+    let jobs = r["jobs"].as_array().unwrap();
+    assert_eq!(jobs[5]["after"], serde_json::json!([2, 3, 4, 5]));
+    assert_eq!(jobs[6]["run_if"], "always");
+    assert_order(&r);
+}
+
+#[test]
+fn a_failed_step_cancels_the_jobs_after_it_and_an_always_step_still_runs() {
+    let d = Dir::new();
+    let f = d.write(
+        "etl.toml",
+        &ETL.replace(
+            "params = { cmd = \"sleep 0.05; echo extract\", shell = true }",
+            "params = { cmd = \"exit 3\", shell = true }\nmax_attempts = 1",
+        ),
+    );
+    let out = d.path("r.json");
+    let ran = run(&["run", "-f", path(&f), "--json", path(&out)]);
+    ran.code(1);
+    let r = report(&d, "r.json");
+    let names = by_name(&r);
+    assert_eq!(names["extract"], [(1, "dead".to_string())]);
+    for (_, s) in names["transform"].iter().chain(&names["load"]) {
+        assert_eq!(s, "cancelled");
+    }
+    // The cleanup counts a failed parent as ended.
+    assert_eq!(names["cleanup"][0].1, "succeeded");
+    for j in r["jobs"].as_array().unwrap() {
+        if j["state"] == "cancelled" {
+            assert_eq!(
+                j["cancelled_by"],
+                serde_json::json!({"job": 1, "name": "extract"}),
+                "{j}"
+            );
+            assert!(j["attempts"].as_array().unwrap().is_empty());
+        }
+    }
+    assert_eq!(r["summary"]["jobs"], 7);
+}
+
+/// Runs `runyard ARGS` expecting a refusal at `at` whose message has
+/// `says`; the state file it names is never created.
+fn refused_by_run(d: &Dir, files: &[(&str, &str)], at: &str, says: &[&str]) {
+    let state = d.path("state.db");
+    let mut args = vec!["run", "--state", path(&state)];
+    let paths: Vec<_> = files.iter().map(|(n, t)| d.write(n, t)).collect();
+    for p in &paths {
+        args.extend(["-f", path(p)]);
+    }
+    let ran = run(&args);
+    ran.code(2);
+    assert!(ran.stderr.contains(at), "want {at}:\n{}", ran.stderr);
+    for s in says {
+        assert!(ran.stderr.contains(s), "want {s}:\n{}", ran.stderr);
+    }
+    assert!(!state.exists(), "nothing is enqueued: no state file");
+}
+
+#[test]
+fn bad_workflows_are_refused_with_the_place_and_nothing_runs() {
+    let d = Dir::new();
+    let job = |name: &str, after: &str| {
+        format!("[[job]]\nname = \"{name}\"\ntask = \"noop\"\nafter = [{after}]\n\n")
+    };
+    // An unknown name, with the closest one.
+    let text = job("extract", "") + &job("load", "\"extrct\"");
+    refused_by_run(
+        &d,
+        &[("a.toml", &text)],
+        "a.toml:9:10",
+        &["`extrct`", "did you mean `extract`?"],
+    );
+    // A cycle, its members in order, across two files.
+    let one = job("a", "\"b\"");
+    let two = job("b", "\"c\"") + &job("c", "\"a\"");
+    refused_by_run(
+        &d,
+        &[("one.toml", &one), ("two.toml", &two)],
+        "one.toml:4:10",
+        &["`a` → `b` → `c` → `a`"],
+    );
+    // A name given twice: both places.
+    refused_by_run(
+        &d,
+        &[("one.toml", &job("a", "")), ("two.toml", &job("a", ""))],
+        "two.toml:2:8",
+        &["one.toml:2:8", "`a`"],
+    );
+    // An unknown run_if: the two valid ones.
+    refused_by_run(
+        &d,
+        &[(
+            "a.toml",
+            "[[job]]\ntask = \"noop\"\nrun_if = \"sometimes\"\n",
+        )],
+        "a.toml:3:10",
+        &["\"success\"", "\"always\""],
+    );
+    // An id: a run's queue starts empty.
+    refused_by_run(
+        &d,
+        &[("a.toml", &job("a", "17"))],
+        "a.toml:4:10",
+        &["job 17"],
+    );
+}
