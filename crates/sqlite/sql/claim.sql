@@ -1,4 +1,6 @@
--- Claims up to ?4 ready jobs for worker ?1 with a lease until ?2, at time ?3.
+-- Claims up to ?4 ready jobs for worker ?1 with a lease until ?2, at time ?3
+-- (with each its number of parents: only those with some have their
+-- parents' outputs read).
 -- SQLite has no SKIP LOCKED: a claim runs in a write transaction (one writer
 -- at a time), so this select-and-update is atomic.
 UPDATE runyard_jobs
@@ -9,4 +11,4 @@ WHERE id IN (
     ORDER BY priority DESC, run_at, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents

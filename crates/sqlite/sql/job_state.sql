@@ -1,2 +1,2 @@
--- Job ?1's state code and run-at.
-SELECT state, run_at FROM runyard_jobs WHERE id = ?1
+-- Job ?1's state code, run-at and number of edges to jobs after it.
+SELECT state, run_at, children FROM runyard_jobs WHERE id = ?1

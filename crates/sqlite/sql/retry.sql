@@ -1,5 +1,6 @@
--- Puts dead or cancelled job ?2 back at time ?1 with a fresh round of attempts.
+-- Puts dead or cancelled job ?2 back at time ?1 with a fresh round of
+-- attempts: in state ?3 (waiting, or blocked with ?4 pending parents).
 UPDATE runyard_jobs
-SET state = {WAITING}, run_at = ?1, max_attempts = attempt + attempts_per_round,
-    cancel_requested = 0
+SET state = ?3, run_at = ?1, max_attempts = attempt + attempts_per_round,
+    cancel_requested = 0, pending = ?4, cause = NULL
 WHERE id = ?2 AND state IN ({DEAD}, {CANCELLED})

@@ -11,6 +11,7 @@
 //! each an error, and the file is left untouched.
 #![forbid(unsafe_code)]
 
+mod flow;
 mod open;
 mod queue;
 mod sql;

@@ -8,13 +8,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_workers.sql"),
     include_str!("../migrations/0003_claims.sql"),
+    include_str!("../migrations/0004_workflows.sql"),
 ];
 
 /// What opening a state file may do.

@@ -1,6 +1,7 @@
 //! The SQLite queue: one concept, the `Queue`, `Admin` and `Inspect`
 //! implementations over one file (its statements are in `sql/`, loaded by
-//! `sql.rs`; opening and migrating the file is `open.rs`).
+//! `sql.rs`; opening and migrating the file is `open.rs`; what dependencies
+//! between jobs add, `flow.rs`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, OutcomeKind,
-    Output, RunIf, TaskName, Timestamp,
+    AttemptRecord, Backoff, Cause, JobId, JobParams, JobSettings, JobState, JobView, Mode,
+    OutcomeKind, Output, RunIf, TaskName, Timestamp,
 };
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
@@ -20,13 +21,14 @@ use runyard_queue::{
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::flow;
 use crate::open::{open, sql_err, OpenMode};
 use crate::sql::SQL;
 
 use runyard_queue::stored::{
     attach_attempts, counted_state, counts_by_task, name_taken_over, sort_claims, state_of,
-    view_state, Registered, Registrations, StoredAttempt, CANCELLED, DEAD, RUNNING, SUCCEEDED,
-    WAITING,
+    view_state, Registered, Registrations, StoredAttempt, BLOCKED, CANCELLED, DEAD, RUNNING,
+    SUCCEEDED, WAITING,
 };
 
 /// A [`Queue`] in an SQLite file.
@@ -143,8 +145,22 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
     ])
 }
 
-/// Adds jobs in `tx` at time `now`.
-fn insert_jobs(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
+/// Adds jobs in `tx` at time `now`: a batch where some job has a name or
+/// parents the linked way ([`flow::insert_linked`]), others one plain
+/// statement a job. An `Err` inside means nothing may be committed.
+fn insert_jobs(
+    tx: &Tx<'_>,
+    jobs: &[NewJob],
+    now: i64,
+) -> rusqlite::Result<Result<Vec<Enqueued>, QueueError>> {
+    if flow::is_linked(jobs) {
+        return flow::insert_linked(tx, jobs, now);
+    }
+    insert_plain(tx, jobs, now).map(Ok)
+}
+
+/// Adds jobs without names or parents in `tx` at time `now`.
+fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
     let mut out = Vec::with_capacity(jobs.len());
@@ -188,13 +204,32 @@ fn write_on<T>(
     Ok(out)
 }
 
-fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
+/// As [`write_on`], for work that may refuse its input: committed only
+/// when `f` accepts it, rolled back (nothing written) otherwise.
+fn write_checked_on<T>(
+    conn: &mut Connection,
+    f: impl Fn(&Tx<'_>) -> rusqlite::Result<Result<T, QueueError>>,
+) -> Result<T, QueueError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let out = f(&tx).map_err(sql_err)?;
+    if out.is_ok() {
+        tx.commit().map_err(sql_err)?;
+    }
+    out
+}
+
+/// A claimed job from its row, and whether it has parents (whose outputs
+/// it is then given).
+fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool)> {
     let backoff: String = r.get(5)?;
     let mode: String = r.get(8)?;
     let priority: i32 = r.get(7)?;
     let run_at: i64 = r.get(10)?;
     let timeout: Option<i64> = r.get(6)?;
-    Ok(Claimed {
+    let parents: i64 = r.get(12)?;
+    let c = Claimed {
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
         claim: r.get::<_, i64>(11)? as u64,
@@ -210,14 +245,13 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<Claimed> {
         },
         ready_at: Timestamp::from_micros(run_at),
         parents: Output::none(),
-    })
+    };
+    Ok((c, parents > 0))
 }
 
 impl Queue for SqliteQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::BetweenClaims)
-            .with_all()
-            .without(runyard_queue::Capability::Dependencies)
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -230,7 +264,7 @@ impl Queue for SqliteQueue {
 
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.now_us();
-        let out = self.write(|tx| insert_jobs(tx, &jobs, now))?;
+        let out = write_checked_on(&mut self.lock(), |tx| insert_jobs(tx, &jobs, now))?;
         self.wake();
         Ok(out)
     }
@@ -243,7 +277,7 @@ impl Queue for SqliteQueue {
             let (mut conn, _) = open(&path, OpenMode::Existing)?;
             Ok(move |jobs: Vec<NewJob>| {
                 let now = clock.now().as_micros();
-                write_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
+                write_checked_on(&mut conn, |tx| insert_jobs(tx, &jobs, now))
             })
         };
         self.submit
@@ -265,21 +299,34 @@ impl Queue for SqliteQueue {
         });
         let mut rows = self.write(|tx| {
             let mut out = Vec::with_capacity(max.min(4096));
+            let mut linked = Vec::new();
+            let mut take = |r: &Row<'_>| -> rusqlite::Result<()> {
+                let (c, has_parents) = claimed(self, r)?;
+                if has_parents {
+                    linked.push(out.len());
+                }
+                out.push(c);
+                Ok(())
+            };
             match &filter {
                 None => {
                     let mut st = tx.prepare_cached(&SQL.claim)?;
                     let mut rows = st.query(params![worker, until, now, max as i64])?;
                     while let Some(r) = rows.next()? {
-                        out.push(claimed(self, r)?);
+                        take(r)?;
                     }
                 }
                 Some(f) => {
                     let mut st = tx.prepare_cached(&SQL.claim_tasks)?;
                     let mut rows = st.query(params![worker, until, now, max as i64, f])?;
                     while let Some(r) = rows.next()? {
-                        out.push(claimed(self, r)?);
+                        take(r)?;
                     }
                 }
+            }
+            // One more read only for the claimed jobs that have parents.
+            for i in linked {
+                out[i].parents = flow::parents_of(tx, out[i].id.0 as i64)?;
             }
             Ok(out)
         })?;
@@ -344,43 +391,58 @@ impl Queue for SqliteQueue {
     fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         let now = self.now_us();
         let mut wake = false;
-        let out = self.write(|tx| {
+        let (out, cascade) = self.write(|tx| {
             let mut finish = tx.prepare_cached(&SQL.finish)?;
             let mut out = Vec::with_capacity(done.len());
+            let mut cascade = Cascade::default();
             for c in done {
+                let capped;
                 let (state, run_at, output) = match &c.verdict {
+                    Verdict::Succeeded(o) if o.as_json().len() > runyard_core::OUTPUT_CAP => {
+                        capped = o.clone().capped();
+                        (SUCCEEDED, now, Some(capped.as_json()))
+                    }
                     Verdict::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
                     Verdict::Retry { at } => (WAITING, at.as_micros(), None),
                     Verdict::Dead => (DEAD, now, None),
                     Verdict::Cancelled => (CANCELLED, now, None),
                 };
-                let n = finish.execute(params![
-                    state,
-                    run_at,
-                    output,
-                    c.lease.job.0 as i64,
-                    c.lease.attempt,
-                    worker,
-                    c.lease.claim as i64
-                ])?;
-                if n == 1 {
-                    insert_attempt(tx, c.lease.job, &c.record)?;
-                    out.push(Ok(()));
-                } else {
-                    out.push(Err(Fenced(c.lease)));
+                let children: Option<i64> = finish
+                    .query_row(
+                        params![
+                            state,
+                            run_at,
+                            output,
+                            c.lease.job.0 as i64,
+                            c.lease.attempt,
+                            worker,
+                            c.lease.claim as i64
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match children {
+                    Some(children) => {
+                        insert_attempt(tx, c.lease.job, &c.record)?;
+                        if state != WAITING && children > 0 {
+                            flow::settle(tx, c.lease.job.0 as i64, now, &mut cascade)?;
+                        }
+                        out.push(Ok(()));
+                    }
+                    None => out.push(Err(Fenced(c.lease))),
                 }
             }
-            Ok(out)
+            Ok((out, cascade))
         })?;
         for (c, r) in done.iter().zip(&out) {
             wake |= r.is_ok() && matches!(c.verdict, Verdict::Retry { .. });
         }
-        if wake {
+        if wake || !cascade.unblocked.is_empty() {
             self.wake();
         }
         Ok(Recorded {
             results: out,
-            cascade: Cascade::default(),
+            cascade,
         })
     }
 
@@ -412,8 +474,8 @@ impl Queue for SqliteQueue {
 
     fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
         let now = self.now_us();
-        let out = self.write(|tx| {
-            type Lost = (i64, u32, u32, String, i64, i64, bool, u32);
+        let (out, cascade) = self.write(|tx| {
+            type Lost = (i64, u32, u32, String, i64, i64, bool, u32, i64);
             let lost: Vec<Lost> = {
                 let map = |r: &Row<'_>| -> rusqlite::Result<Lost> {
                     Ok((
@@ -425,6 +487,7 @@ impl Queue for SqliteQueue {
                         r.get(5)?,
                         r.get(6)?,
                         r.get(7)?,
+                        r.get(8)?,
                     ))
                 };
                 match &which {
@@ -441,7 +504,10 @@ impl Queue for SqliteQueue {
                 }
             };
             let mut ids = Vec::with_capacity(lost.len());
-            for (id, attempt, max, worker, claimed_at, run_at, started, lost_claims) in lost {
+            let mut cascade = Cascade::default();
+            for (id, attempt, max, worker, claimed_at, run_at, started, lost_claims, children) in
+                lost
+            {
                 if !started && lost_claims < max {
                     // Claimed ahead, never started: undone, not counted.
                     tx.execute(&SQL.undo_claim, params![now, id])?;
@@ -452,18 +518,18 @@ impl Queue for SqliteQueue {
                     insert_attempt(tx, JobId(id as u64), &record)?;
                     let state = if attempt >= max { DEAD } else { WAITING };
                     tx.execute(&SQL.requeue, params![state, now, id])?;
+                    if state == DEAD && children > 0 {
+                        flow::settle(tx, id, now, &mut cascade)?;
+                    }
                 }
                 ids.push(JobId(id as u64));
             }
-            Ok(ids)
+            Ok((ids, cascade))
         })?;
         if !out.is_empty() {
             self.wake();
         }
-        Ok(Rescued {
-            ids: out,
-            cascade: Cascade::default(),
-        })
+        Ok(Rescued { ids: out, cascade })
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -541,32 +607,36 @@ impl Queue for SqliteQueue {
 impl Admin for SqliteQueue {
     fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError> {
         let now = self.now_us();
-        let results = self.write(|tx| {
+        let (results, cascade) = self.write(|tx| {
             let mut get = tx.prepare_cached(&SQL.job_state)?;
             let mut out = Vec::with_capacity(ids.len());
+            let mut cascade = Cascade::default();
             for id in ids {
-                let row: Option<(i64, i64)> = get
-                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                let row: Option<(i64, i64, i64)> = get
+                    .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 out.push(match row {
                     None => CancelResult::NotFound,
-                    Some((WAITING, _)) => {
+                    Some((WAITING | BLOCKED, _, children)) => {
                         tx.execute(&SQL.cancel_job, [id.0 as i64])?;
+                        if children > 0 {
+                            flow::settle(tx, id.0 as i64, now, &mut cascade)?;
+                        }
                         CancelResult::Cancelled
                     }
-                    Some((RUNNING, _)) => {
+                    Some((RUNNING, _, _)) => {
                         tx.execute(&SQL.ask_cancel, [id.0 as i64])?;
                         CancelResult::Requested
                     }
-                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
+                    Some((s, run_at, _)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
                 });
             }
-            Ok(out)
+            Ok((out, cascade))
         })?;
-        Ok(Cancelled {
-            results,
-            cascade: Cascade::default(),
-        })
+        if !cascade.unblocked.is_empty() {
+            self.wake();
+        }
+        Ok(Cancelled { results, cascade })
     }
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
@@ -583,15 +653,25 @@ impl Admin for SqliteQueue {
 
     fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError> {
         let now = self.now_us();
-        let n = self.write(|tx| tx.execute(&SQL.retry, params![now, id.0 as i64]))?;
-        if n == 1 {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(None);
+        };
+        let out = self.write(|tx| flow::retry(tx, id, now))?;
+        if out.is_some() {
             self.wake();
         }
-        Ok((n == 1).then(Cascade::default))
+        Ok(out)
     }
 
     fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
-        Ok(self.get(id)?.map(|v| vec![v.id]).unwrap_or_default())
+        if self.version < 4 {
+            // A file read as it is, from before workflows: no edges.
+            return Ok(self.get(id)?.map(|v| vec![v.id]).unwrap_or_default());
+        }
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(Vec::new());
+        };
+        flow::workflow(&self.lock(), id).map_err(sql_err)
     }
 }
 
@@ -615,8 +695,14 @@ impl Inspect for SqliteQueue {
         Ok(counts_by_task(rows))
     }
 
-    fn dependents(&self, _id: JobId) -> Result<Vec<JobId>, QueueError> {
-        Ok(Vec::new())
+    fn dependents(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(Vec::new());
+        };
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        flow::dependents(&self.lock(), id).map_err(sql_err)
     }
 
     fn get(&self, id: JobId) -> Result<Option<JobView>, QueueError> {
@@ -636,7 +722,10 @@ impl Inspect for SqliteQueue {
         } else {
             filter.limit as i64
         };
-        let mut st = conn.prepare_cached(&SQL.list).map_err(sql_err)?;
+        // A file from before workflows, read as it is, has no workflow columns.
+        let linked = self.version >= 4;
+        let sql = if linked { &SQL.list } else { &SQL.list_v3 };
+        let mut st = conn.prepare_cached(sql).map_err(sql_err)?;
         st.raw_bind_parameter(1, filter.after.map_or(0, |a| a.0) as i64)
             .and_then(|_| st.raw_bind_parameter(2, filter.state.map(JobState::as_str)))
             .and_then(|_| st.raw_bind_parameter(3, now))
@@ -644,8 +733,24 @@ impl Inspect for SqliteQueue {
             .and_then(|_| st.raw_bind_parameter(5, limit))
             .map_err(sql_err)?;
         let mut jobs: Vec<JobView> = Vec::new();
+        let mut with_parents = false;
         let mut rows = st.raw_query();
         while let Some(r) = rows.next().map_err(sql_err)? {
+            let (name, run_if, cancelled_by) = if linked {
+                with_parents |= r.get::<_, i64>(10).map_err(sql_err)? > 0;
+                let cause: Option<i64> = r.get(11).map_err(sql_err)?;
+                let cause = match cause {
+                    Some(c) => Some(Cause {
+                        job: JobId(c as u64),
+                        name: r.get(12).map_err(sql_err)?,
+                    }),
+                    None => None,
+                };
+                let run_if = RunIf::from_code(r.get(9).map_err(sql_err)?);
+                (r.get(8).map_err(sql_err)?, run_if, cause)
+            } else {
+                (None, RunIf::Success, None)
+            };
             let state: i64 = r.get(3).map_err(sql_err)?;
             let run_at: i64 = r.get(4).map_err(sql_err)?;
             let output: Option<String> = r.get(6).map_err(sql_err)?;
@@ -660,10 +765,10 @@ impl Inspect for SqliteQueue {
                     .and_then(|o| Output::from_json(&o).ok())
                     .unwrap_or_default(),
                 enqueued_at: Timestamp::from_micros(r.get(5).map_err(sql_err)?),
-                name: None,
+                name,
                 after: Vec::new(),
-                run_if: RunIf::Success,
-                cancelled_by: None,
+                run_if,
+                cancelled_by,
             });
         }
         drop(rows);
@@ -688,6 +793,11 @@ impl Inspect for SqliteQueue {
                 .map_err(sql_err)?;
             let attempts: Vec<StoredAttempt> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
             attach_attempts(&mut jobs, attempts);
+            if with_parents {
+                let edges =
+                    flow::edges_between(&conn, first as i64, last as i64).map_err(sql_err)?;
+                attach_parents(&mut jobs, edges);
+            }
         }
         Ok(jobs)
     }
@@ -700,6 +810,22 @@ impl Inspect for SqliteQueue {
         let now = self.now_us();
         let conn = self.lock();
         live_workers(&conn, now, None).map_err(sql_err)
+    }
+}
+
+/// Gives `jobs` (in id order) their parents, from (child, parent) pairs
+/// in child and edge order.
+fn attach_parents(jobs: &mut [JobView], edges: Vec<(u64, JobId)>) {
+    let mut pos = 0;
+    for (child, parent) in edges {
+        while pos < jobs.len() && jobs[pos].id.0 < child {
+            pos += 1;
+        }
+        match jobs.get_mut(pos) {
+            Some(j) if j.id.0 == child => j.after.push(parent),
+            Some(_) => {}
+            None => return,
+        }
     }
 }
 

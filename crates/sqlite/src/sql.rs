@@ -22,39 +22,55 @@ macro_rules! statements {
 }
 
 statements! {
+    add_child = "add_child.sql";
     ask_cancel = "ask_cancel.sql";
     attempts = "attempts.sql";
+    cancel_blocked = "cancel_blocked.sql";
     cancel_job = "cancel_job.sql";
     cancel_pending = "cancel_pending.sql";
+    children = "children.sql";
     claim = "claim.sql";
     claim_tasks = "claim_tasks.sql";
     counts = "counts.sql";
     counts_by_task = "counts_by_task.sql";
+    dependents = "dependents.sql";
     drop_lapsed_workers = "drop_lapsed_workers.sql";
+    edges_between = "edges_between.sql";
     find_key = "find_key.sql";
     finish = "finish.sql";
+    flow_state = "flow_state.sql";
     heartbeat = "heartbeat.sql";
     insert_attempt = "insert_attempt.sql";
+    insert_edge = "insert_edge.sql";
     insert_job = "insert_job.sql";
+    insert_linked_job = "insert_linked_job.sql";
     job_state = "job_state.sql";
     lease_holders = "lease_holders.sql";
     list = "list.sql";
+    list_v3 = "list_v3.sql";
     live_workers = "live_workers.sql";
     meta_get = "meta_get.sql";
     meta_set = "meta_set.sql";
     next_due = "next_due.sql";
+    parent_outputs = "parent_outputs.sql";
+    parent_states = "parent_states.sql";
+    reblock = "reblock.sql";
     register_worker = "register_worker.sql";
     release = "release.sql";
+    release_blocked = "release_blocked.sql";
     renew_worker = "renew_worker.sql";
     requeue = "requeue.sql";
     rescue_expired = "rescue_expired.sql";
     rescue_worker = "rescue_worker.sql";
     restore_worker = "restore_worker.sql";
     retry = "retry.sql";
+    retry_row = "retry_row.sql";
+    set_pending = "set_pending.sql";
     started = "started.sql";
     tables = "tables.sql";
     undo_claim = "undo_claim.sql";
     unregister_worker = "unregister_worker.sql";
+    workflow = "workflow.sql";
 }
 
 #[cfg(test)]

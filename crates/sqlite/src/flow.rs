@@ -1,0 +1,378 @@
+//! Dependencies in the SQLite queue: adding a batch of jobs that have
+//! names or parents, moving on the dependents of a job that ended, giving
+//! them back their `blocked` state when that job is retried, and reading a
+//! job's parents (its edges and their outputs).
+//!
+//! # Rows
+//!
+//! Schema 4 (`migrations/0004_workflows.sql`): a job's row has its `name`,
+//! `run_if`, `pending` (its parents that have not yet ended as it needs:
+//! it is blocked while that is above zero), `cause` (the job whose end
+//! cancelled it) and the number of its edges each way (`parents`,
+//! `children`: a plain job has none, and claiming or completing it reads
+//! nothing more); `runyard_edges` has one row per edge, in the child's
+//! order (`pos`).
+//!
+//! # Protocol
+//!
+//! The rules are the memory queue's (`runyard_queue::MemoryQueue`), step
+//! for step, so that the two agree job for job and in the order of a
+//! [`Cascade`]'s lists:
+//! - a parent counts as met once it succeeded (or, for a `run_if =
+//!   always` child, once it ended in any way); one that ended dead or
+//!   cancelled cancels a `run_if = success` child, which names the parent's
+//!   own cause if it has one (the root of a chain), the parent otherwise;
+//! - every transition of a job into a terminal state calls [`settle`] in
+//!   the same transaction: a blocked child whose last pending parent ended
+//!   is waiting (queued, or scheduled for its own later run-at), one that a
+//!   failed parent cancels is cancelled and its own children follow;
+//! - a retry ([`retry`]) gives back their blocked state to the jobs whose
+//!   cause is the retried job, transitively, and counts their pending
+//!   parents afresh.
+//!
+//! Every function here runs inside the write transaction of the operation
+//! that calls it. A parent's end and its dependents' release or
+//! cancellation commit together or not at all, so no crash can leave a
+//! child blocked on a parent that has ended, nor released by an end that
+//! was lost.
+
+use runyard_core::{JobId, Output, Parent, Parents, RunIf, Timestamp};
+use runyard_queue::stored::{BLOCKED, CANCELLED, DEAD, SUCCEEDED, WAITING};
+use runyard_queue::{Cascade, Enqueued, NewJob, QueueError, QueueErrorKind};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::sql::SQL;
+
+type Tx<'a> = Transaction<'a>;
+
+/// What a parent's state means for a job after it.
+enum Seen {
+    /// Ended as the child needs.
+    Met,
+    /// Not ended yet.
+    Pending,
+    /// Ended dead or cancelled, and the child runs only on success: it is
+    /// cancelled, naming this job.
+    Fails(i64),
+}
+
+/// What parent `id` in state `state`, cancelled by `cause`, means for a
+/// child with `run_if`.
+fn seen(id: i64, state: i64, cause: Option<i64>, run_if: RunIf) -> Seen {
+    match state {
+        SUCCEEDED => Seen::Met,
+        DEAD | CANCELLED if run_if == RunIf::Always => Seen::Met,
+        DEAD | CANCELLED => Seen::Fails(cause.unwrap_or(id)),
+        _ => Seen::Pending,
+    }
+}
+
+/// Whether a batch must go the linked way ([`insert_linked`]): some job
+/// has a name or parents. Others keep the plain path, one statement a job.
+pub(crate) fn is_linked(jobs: &[NewJob]) -> bool {
+    jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty())
+}
+
+fn invalid(msg: String) -> QueueError {
+    QueueError::new(QueueErrorKind::InvalidInput, msg)
+}
+
+/// Adds a batch in which some job has a name or parents, at time `now`,
+/// in `tx`: each [`Parent::Batch`] is the job given to (or, for a duplicate
+/// by idempotency key, found for) that entry; each [`Parent::Job`] must be
+/// in the queue. Each new job starts blocked, cancelled (a parent already
+/// failed it) or waiting. An `Err` inside means nothing may be committed.
+pub(crate) fn insert_linked(
+    tx: &Tx<'_>,
+    jobs: &[NewJob],
+    now: i64,
+) -> rusqlite::Result<Result<Vec<Enqueued>, QueueError>> {
+    let mut insert = tx.prepare_cached(&SQL.insert_linked_job)?;
+    let mut find = tx.prepare_cached(&SQL.find_key)?;
+    let mut edge = tx.prepare_cached(&SQL.insert_edge)?;
+    let mut add_child = tx.prepare_cached(&SQL.add_child)?;
+    let mut state_of = tx.prepare_cached(&SQL.flow_state)?;
+    let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
+    // The first state and cause of each job this batch added (None for a
+    // duplicate, whose row is read).
+    let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
+    for (i, j) in jobs.iter().enumerate() {
+        let mut parents = Vec::with_capacity(j.after.len());
+        let mut pending = 0i64;
+        let mut fails = None;
+        for a in &j.after {
+            let (p, known) = match a.parent {
+                Parent::Batch(b) if b < i => (out[b].id().0 as i64, added[b]),
+                Parent::Batch(b) => {
+                    return Ok(Err(invalid(format!(
+                        "job {} of the batch is after job {} of it, which does not come before it; nothing was enqueued",
+                        i + 1,
+                        b + 1
+                    ))))
+                }
+                Parent::Job(id) => (i64::try_from(id.0).unwrap_or(-1), None),
+            };
+            let row = match known {
+                Some(row) => Some(row),
+                None => state_of
+                    .query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            };
+            let Some((state, cause)) = row else {
+                return Ok(Err(invalid(format!(
+                    "a job of task `{}` is after job {p}, which is not in the queue; nothing was enqueued",
+                    j.task
+                ))));
+            };
+            match seen(p, state, cause, j.run_if) {
+                Seen::Met => {}
+                Seen::Pending => pending += 1,
+                Seen::Fails(c) => fails = fails.or(Some(c)),
+            }
+            parents.push(p);
+        }
+        let (state, cause) = match fails {
+            Some(c) => (CANCELLED, Some(c)),
+            None if pending > 0 => (BLOCKED, None),
+            None => (WAITING, None),
+        };
+        let s = &j.settings;
+        let n = insert.execute(params![
+            j.task.as_str(),
+            j.params.as_json(),
+            s.priority,
+            j.run_at.map_or(now, Timestamp::as_micros),
+            now,
+            s.max_attempts,
+            s.backoff.to_string(),
+            s.timeout.map(|t| t.as_micros() as i64),
+            s.mode.as_str(),
+            s.isolate,
+            j.idempotency_key.as_deref(),
+            state,
+            j.name.as_deref(),
+            j.run_if.code(),
+            pending,
+            cause,
+            j.after.len() as i64,
+        ])?;
+        if n == 1 {
+            let id = tx.last_insert_rowid();
+            for (pos, (a, p)) in j.after.iter().zip(parents).enumerate() {
+                edge.execute(params![id, pos as i64, p, a.key, a.many])?;
+                add_child.execute(params![p, 1])?;
+            }
+            added.push(Some((state, cause)));
+            out.push(Enqueued::New(JobId(id as u64)));
+        } else {
+            // A duplicate: the job already there stays as it is, and the
+            // edges to this entry point at it.
+            let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
+            added.push(None);
+            out.push(Enqueued::Duplicate(JobId(id as u64)));
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// A job after another, as [`settle`] and [`reblock`] read it.
+struct Child {
+    id: i64,
+    /// Its edges to the parent.
+    edges: i64,
+    state: i64,
+    run_if: RunIf,
+    cause: Option<i64>,
+}
+
+fn children(tx: &Tx<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
+    let mut st = tx.prepare_cached(&SQL.children)?;
+    let rows = st.query_map([parent], |r| {
+        Ok(Child {
+            id: r.get(0)?,
+            edges: r.get(1)?,
+            state: r.get(2)?,
+            run_if: RunIf::from_code(r.get(3)?),
+            cause: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Moves on the dependents of job `id`, which has just ended, in the
+/// transaction that ended it: each blocked child counts it as met (and is
+/// waiting from `now` once none is pending) or is cancelled by it, with
+/// its own children in turn (see the module's protocol).
+pub(crate) fn settle(
+    tx: &Tx<'_>,
+    id: i64,
+    now: i64,
+    cascade: &mut Cascade,
+) -> rusqlite::Result<()> {
+    let mut state_of = tx.prepare_cached(&SQL.flow_state)?;
+    let mut release = tx.prepare_cached(&SQL.release_blocked)?;
+    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
+    let mut ended = vec![id];
+    while let Some(p) = ended.pop() {
+        let (state, cause): (i64, Option<i64>) =
+            state_of.query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for c in children(tx, p)? {
+            if c.state != BLOCKED {
+                continue;
+            }
+            match seen(p, state, cause, c.run_if) {
+                Seen::Pending => {}
+                Seen::Met => {
+                    let now_state: Option<i64> = release
+                        .query_row(params![c.id, c.edges, now], |r| r.get(0))
+                        .optional()?;
+                    if now_state == Some(WAITING) {
+                        cascade.unblocked.push(JobId(c.id as u64));
+                    }
+                }
+                Seen::Fails(root) => {
+                    cancel.execute(params![c.id, root])?;
+                    cascade.cancelled.push(JobId(c.id as u64));
+                    ended.push(c.id);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Job `id`'s parents not yet ended as it needs (with `run_if`), and the
+/// cause that cancels it if a parent failed it.
+fn count_parents(tx: &Tx<'_>, id: i64, run_if: RunIf) -> rusqlite::Result<(i64, Option<i64>)> {
+    let mut st = tx.prepare_cached(&SQL.parent_states)?;
+    let mut rows = st.query([id])?;
+    let (mut pending, mut fails) = (0, None);
+    while let Some(r) = rows.next()? {
+        match seen(r.get(0)?, r.get(1)?, r.get(2)?, run_if) {
+            Seen::Met => {}
+            Seen::Pending => pending += 1,
+            Seen::Fails(c) => fails = fails.or(Some(c)),
+        }
+    }
+    Ok((pending, fails))
+}
+
+/// Retries dead or cancelled job `id` at `now`: waiting again, or blocked
+/// while some parent has not ended; then [`reblock`]. `None` when it is not
+/// dead or cancelled, or a parent it needs has failed (it would be
+/// cancelled again at once).
+pub(crate) fn retry(tx: &Tx<'_>, id: i64, now: i64) -> rusqlite::Result<Option<Cascade>> {
+    let row: Option<(i64, i64, i64, i64)> = tx
+        .prepare_cached(&SQL.retry_row)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((state, run_if, parents, kids)) = row else {
+        return Ok(None);
+    };
+    if state != DEAD && state != CANCELLED {
+        return Ok(None);
+    }
+    let (pending, fails) = if parents > 0 {
+        count_parents(tx, id, RunIf::from_code(run_if))?
+    } else {
+        (0, None)
+    };
+    if fails.is_some() {
+        return Ok(None);
+    }
+    let to = if pending > 0 { BLOCKED } else { WAITING };
+    tx.prepare_cached(&SQL.retry)?
+        .execute(params![now, id, to, pending])?;
+    let mut cascade = Cascade::default();
+    if kids > 0 {
+        reblock(tx, id, now, &mut cascade)?;
+    }
+    Ok(Some(cascade))
+}
+
+/// After job `id` was retried: the jobs its end cancelled (transitively,
+/// those naming it as their cause) are blocked again and their pending
+/// parents counted afresh; one that another failed parent still cancels
+/// is cancelled again, naming that one, and its dependents follow.
+fn reblock(tx: &Tx<'_>, id: i64, now: i64, cascade: &mut Cascade) -> rusqlite::Result<()> {
+    let mut back = tx.prepare_cached(&SQL.reblock)?;
+    let mut found: Vec<(i64, RunIf)> = Vec::new();
+    let mut todo = vec![id];
+    while let Some(p) = todo.pop() {
+        for c in children(tx, p)? {
+            if c.state == CANCELLED && c.cause == Some(id) && back.execute(params![c.id, id])? == 1
+            {
+                found.push((c.id, c.run_if));
+                todo.push(c.id);
+            }
+        }
+    }
+    let mut set_pending = tx.prepare_cached(&SQL.set_pending)?;
+    let mut failing = Vec::new();
+    for &(c, run_if) in &found {
+        match count_parents(tx, c, run_if)? {
+            (_, Some(cause)) => failing.push((c, cause)),
+            (pending, None) => {
+                set_pending.execute(params![c, pending, now])?;
+            }
+        }
+    }
+    cascade
+        .reblocked
+        .extend(found.iter().map(|&(c, _)| JobId(c as u64)));
+    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
+    for (c, cause) in failing {
+        if cancel.execute(params![c, cause])? == 1 {
+            settle(tx, c, now, cascade)?;
+        }
+    }
+    Ok(())
+}
+
+/// The parents object of job `id` (see [`runyard_core::Parents`]), from
+/// its edges in order and its parents' stored outputs.
+pub(crate) fn parents_of(tx: &Tx<'_>, id: i64) -> rusqlite::Result<Output> {
+    let mut st = tx.prepare_cached(&SQL.parent_outputs)?;
+    let mut rows = st.query([id])?;
+    let mut p = Parents::new();
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        let output: Option<String> = r.get(2)?;
+        let output = output
+            .and_then(|o| Output::from_json(&o).ok())
+            .unwrap_or_default();
+        p.push(&key, r.get(1)?, &output);
+    }
+    Ok(p.finish())
+}
+
+/// Every job linked to `id` by edges, either way, by id.
+pub(crate) fn workflow(conn: &Connection, id: i64) -> rusqlite::Result<Vec<JobId>> {
+    let mut st = conn.prepare_cached(&SQL.workflow)?;
+    let rows = st.query_map([id], |r| Ok(JobId(r.get::<_, i64>(0)? as u64)))?;
+    rows.collect()
+}
+
+/// The jobs after `id`, by id.
+pub(crate) fn dependents(conn: &Connection, id: i64) -> rusqlite::Result<Vec<JobId>> {
+    let mut st = conn.prepare_cached(&SQL.dependents)?;
+    let rows = st.query_map([id], |r| Ok(JobId(r.get::<_, i64>(0)? as u64)))?;
+    rows.collect()
+}
+
+/// The edges of the jobs with ids from `first` to `last`: (child, parent),
+/// by child and edge order.
+pub(crate) fn edges_between(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+) -> rusqlite::Result<Vec<(u64, JobId)>> {
+    let mut st = conn.prepare_cached(&SQL.edges_between)?;
+    let rows = st.query_map([first, last], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            JobId(r.get::<_, i64>(1)? as u64),
+        ))
+    })?;
+    rows.collect()
+}
