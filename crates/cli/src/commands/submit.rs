@@ -112,6 +112,17 @@ fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Jobs> {
     Ok(prepared)
 }
 
+/// One line of `--json`: a submitted job.
+#[derive(serde::Serialize)]
+struct Submitted<'a> {
+    id: u64,
+    task: &'a str,
+    name: Option<&'a str>,
+    /// Whether a job with its idempotency key was already in the queue
+    /// (`id` is that job's).
+    existing: bool,
+}
+
 /// Enqueues the jobs in batches of [`SUBMIT_BATCH`], parents first;
 /// prints their ids (`print`), writes a JSON object for each to `lines`,
 /// and returns the ids.
@@ -133,12 +144,13 @@ fn submit(
                 outln!("{}", e.id().0)?;
             }
             if let Some(l) = lines.as_mut() {
-                let line = serde_json::json!({
-                    "id": e.id().0,
-                    "task": task.as_str(),
-                    "name": name,
-                    "existing": matches!(e, Enqueued::Duplicate(_)),
-                });
+                let line = Submitted {
+                    id: e.id().0,
+                    task: task.as_str(),
+                    name: name.as_deref(),
+                    existing: matches!(e, Enqueued::Duplicate(_)),
+                };
+                let line = serde_json::to_string(&line)?;
                 writeln!(l, "{line}").context("writing the job list")?;
             }
         }

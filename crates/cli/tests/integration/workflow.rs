@@ -225,3 +225,227 @@ fn bad_workflows_are_refused_with_the_place_and_nothing_runs() {
         &["job 17"],
     );
 }
+
+#[test]
+fn an_etl_workflow_runs_in_order_with_run_state() {
+    let d = Dir::new();
+    let f = d.write("etl.toml", ETL);
+    let (state, out) = (d.path("s.db"), d.path("r.json"));
+    run(&[
+        "run",
+        "-q",
+        "-f",
+        path(&f),
+        "--state",
+        path(&state),
+        "--json",
+        path(&out),
+    ])
+    .code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 7);
+    assert_eq!(r["jobs"][5]["after"], serde_json::json!([2, 3, 4, 5]));
+    assert_order(&r);
+}
+
+/// The JSON lines of `submit --json -`.
+fn submitted(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The queue's counts, as `status --json` tells them.
+fn counts(url: &str) -> Value {
+    let ran = run(&["status", "--queue", url, "--json"]);
+    ran.code(0);
+    serde_json::from_str::<Value>(&ran.stdout).unwrap()["counts"].clone()
+}
+
+#[test]
+fn submit_and_workers_run_a_workflow_in_order_and_report_on_it() {
+    let d = Dir::new();
+    let url = format!("sqlite://{}", path(&d.path("q.db")));
+    let f = d.write("etl.toml", ETL);
+    let ran = run(&["submit", "--queue", &url, "-f", path(&f), "--json", "-"]);
+    ran.code(0);
+    let lines = submitted(&ran.stdout);
+    assert_eq!(lines.len(), 7, "only the JSON lines: {}", ran.stdout);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"id": 1, "task": "shell", "name": "extract", "existing": false})
+    );
+    assert_eq!(lines[5]["name"], "load");
+    assert_eq!(counts(&url)["blocked"], 6);
+    let _worker = crate::util::background(&["worker", "--queue", &url, "-q"]);
+    // A second workflow, waited for: the report of `run --json`, for its
+    // jobs only.
+    let out = d.path("r.json");
+    run(&[
+        "submit",
+        "--queue",
+        &url,
+        "-f",
+        path(&f),
+        "--wait",
+        "--json",
+        path(&out),
+    ])
+    .code(0);
+    let r = report(&d, "r.json");
+    let ids: Vec<u64> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (8..=14).collect::<Vec<_>>());
+    assert_eq!(r["summary"]["succeeded"], 7);
+    assert_order(&r);
+    // A failed step: the wait's lines name the cause of each cancellation.
+    let failing = d.write(
+        "fail.toml",
+        "[[job]]\nname = \"extract\"\ntask = \"fail\"\nmax_attempts = 1\n\n\
+         [[job]]\nname = \"load\"\ntask = \"noop\"\nafter = [\"extract\"]\n",
+    );
+    let ran = run(&["submit", "--queue", &url, "-f", path(&failing), "--wait"]);
+    ran.code(1);
+    assert!(
+        ran.stderr
+            .contains("cancelled: job 15 (extract) ended dead"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn status_cancel_and_retry_follow_the_jobs_after_a_job() {
+    let d = Dir::new();
+    let url = format!("sqlite://{}", path(&d.path("q.db")));
+    let chain = d.write(
+        "chain.toml",
+        "[[job]]\nname = \"a\"\ntask = \"noop\"\n\n\
+         [[job]]\nname = \"b\"\ntask = \"noop\"\nafter = [\"a\"]\n\n\
+         [[job]]\nname = \"c\"\ntask = \"noop\"\nafter = [\"b\"]\n\n\
+         [[job]]\ntask = \"noop\"\n",
+    );
+    run(&["submit", "--queue", &url, "-f", path(&chain)]).code(0);
+    let says = |args: &[&str], want: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--queue", &url]);
+        let ran = run(&all);
+        ran.code(0);
+        assert!(
+            ran.stdout.contains(want),
+            "{args:?}: want {want}:\n{}",
+            ran.stdout
+        );
+    };
+    says(&["cancel", "1"], "1: cancelled, with 2 jobs after it: 2, 3");
+    let job = |id: &str| {
+        let ran = run(&["status", "--queue", &url, "--job", id, "--json"]);
+        ran.code(0);
+        serde_json::from_str::<Value>(&ran.stdout).unwrap()
+    };
+    let c = job("3");
+    assert_eq!(c["state"], "cancelled");
+    assert_eq!(
+        c["cancelled_by"],
+        serde_json::json!({"job": 1, "name": "a"})
+    );
+    let b = job("2");
+    assert_eq!(
+        b["after"],
+        serde_json::json!([{"id": 1, "name": "a", "state": "cancelled"}])
+    );
+    assert_eq!(
+        b["dependents"],
+        serde_json::json!([{"id": 3, "name": "c", "state": "cancelled"}])
+    );
+    let ran = run(&["status", "--queue", &url, "--job", "3"]);
+    assert!(
+        ran.stdout.contains("cancelled: job 1 (a) ended cancelled"),
+        "{}",
+        ran.stdout
+    );
+    says(
+        &["retry", "1"],
+        "1: queued again; 2 jobs after it blocked again: 2, 3",
+    );
+    assert_eq!(counts(&url)["blocked"], 2);
+    // A workflow at once: the unrelated job 4 is left alone.
+    says(
+        &["cancel", "--workflow", "2"],
+        "cancelled 3 jobs of the workflow of job 2 (3 in all)",
+    );
+    assert_eq!(counts(&url)["queued"], 1);
+    says(
+        &["retry", "--workflow", "3"],
+        "1: queued again; 2 jobs after it blocked again: 2, 3",
+    );
+    let n = counts(&url);
+    assert_eq!(
+        (n["queued"].as_u64(), n["blocked"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // A job whose parent failed is not retried on its own.
+    says(&["cancel", "1"], "with 2 jobs after it");
+    says(
+        &["retry", "3"],
+        "3: not retried: job 2, which it is after, has not succeeded",
+    );
+    let ran = run(&["status", "--queue", &url, "--job", "99"]);
+    ran.code(2);
+}
+
+#[test]
+fn a_submission_that_names_a_missing_job_enqueues_nothing() {
+    let d = Dir::new();
+    let url = format!("sqlite://{}", path(&d.path("q.db")));
+    run(&["submit", "--queue", &url, "noop"]).code(0);
+    let f = d.write(
+        "a.toml",
+        "[[job]]\nname = \"a\"\ntask = \"noop\"\n\n[[job]]\ntask = \"noop\"\nafter = [\"a\", 1, 99]\n",
+    );
+    let ran = run(&["submit", "--queue", &url, "-f", path(&f)]);
+    ran.code(2);
+    assert!(ran.stderr.contains("a.toml:7:18"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("job 99, which is not in the queue"),
+        "{}",
+        ran.stderr
+    );
+    let bad = d.write("b.toml", "[[job]]\ntask = \"noop\"\nafter = [\"zzz\"]\n");
+    run(&["submit", "--queue", &url, "-f", path(&bad)]).code(2);
+    assert_eq!(counts(&url)["queued"], 1);
+    assert_eq!(counts(&url)["blocked"], 0);
+    // With job 1 named by id, the same file goes in whole.
+    let good = d.write(
+        "c.toml",
+        "[[job]]\nname = \"a\"\ntask = \"noop\"\nidempotency_key = \"a\"\n\n\
+         [[job]]\ntask = \"noop\"\nafter = [\"a\", 1]\n",
+    );
+    let ran = run(&["submit", "--queue", &url, "-f", path(&good), "--json", "-"]);
+    ran.code(0);
+    assert_eq!(submitted(&ran.stdout)[0]["existing"], false);
+    assert_eq!(counts(&url)["blocked"], 1);
+    // Again: the keyed job exists, and the new job waits on it.
+    let ran = run(&["submit", "--queue", &url, "-f", path(&good), "--json", "-"]);
+    let lines = submitted(&ran.stdout);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"id": 2, "task": "noop", "name": "a", "existing": true})
+    );
+    let ran = run(&[
+        "status",
+        "--queue",
+        &url,
+        "--job",
+        &lines[1]["id"].to_string(),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(v["after"][0]["id"], 2);
+    assert_eq!(v["after"][1]["id"], 1);
+}

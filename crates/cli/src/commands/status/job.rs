@@ -90,10 +90,10 @@ fn render(
     if let Some(why) = cancel_reason(v, |_| cause_state) {
         let _ = writeln!(out, "  {why}");
     }
-    let _ = writeln!(out, "  params    {}", v.params.as_json());
-    let _ = writeln!(out, "  enqueued  {}", v.enqueued_at);
+    let _ = writeln!(out, "  params      {}", v.params.as_json());
+    let _ = writeln!(out, "  enqueued    {}", v.enqueued_at);
     if !v.after.is_empty() {
-        let _ = writeln!(out, "  run_if    {}", v.run_if);
+        let _ = writeln!(out, "  run_if      {}", v.run_if);
     }
     let links = |l: &[Link]| {
         if l.is_empty() {
@@ -112,8 +112,8 @@ fn render(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let _ = writeln!(out, "  after     {}", links(after));
-    let _ = writeln!(out, "  before    {}", links(dependents));
+    let _ = writeln!(out, "  after       {}", links(after));
+    let _ = writeln!(out, "  dependents  {}", links(dependents));
     if v.attempts.is_empty() {
         let _ = writeln!(out, "  no attempts");
     }
@@ -134,7 +134,7 @@ fn render(
         }
     }
     if !v.output.is_none() {
-        let _ = writeln!(out, "  output    {}", v.output.as_json());
+        let _ = writeln!(out, "  output      {}", v.output.as_json());
     }
     out
 }
