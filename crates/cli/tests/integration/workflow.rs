@@ -4,7 +4,7 @@
 //! cancel and retry them.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
