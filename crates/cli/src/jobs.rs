@@ -7,15 +7,20 @@
 //!
 //! Messages echo what was given, cut short when it is long: an argument, a
 //! file's line (around the column at fault) and a message each show a few
-//! hundred characters at most.
+//! hundred characters at most ([`place`]).
+//!
+//! Jobs of files may form a workflow (`name`, `after`, `run_if`): they are
+//! linked and ordered parents first ([`flow`]), and [`Jobs`] checks what a
+//! queue would refuse before anything is enqueued.
 
 mod fields;
 mod flow;
 mod limits;
+mod place;
 
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -30,7 +35,9 @@ use fields::{AfterEntry, Attempts, Count, FileMode, FileRunIf, ParamTable, Prior
 pub(crate) use flow::{enqueue, Prepared};
 use flow::{Links, Spot, Target};
 pub(crate) use limits::MAX_JOBS;
-use limits::{clip, ARG_CHARS, LINE_CHARS, MESSAGE_CHARS};
+use limits::{clip, ARG_CHARS};
+pub(crate) use place::InputError;
+use place::Source;
 
 pub(crate) const SYNTAX_HELP: &str = "\
 JOBS ON THE COMMAND LINE
@@ -76,67 +83,6 @@ PRECEDENCE
 
 DURATIONS
   250ms, 2s, 1m, 1h 30m, 7d; at most 100y";
-
-/// Bad input: where, what, and the offending line when it is in a file.
-#[derive(Debug)]
-pub(crate) struct InputError {
-    location: String,
-    message: String,
-    snippet: Option<(usize, String, usize, usize)>,
-}
-
-impl InputError {
-    /// An error at `location` (an argument, a file).
-    pub(crate) fn new(location: impl Into<String>, message: impl fmt::Display) -> InputError {
-        InputError {
-            location: location.into(),
-            message: clip(&message.to_string(), MESSAGE_CHARS).into_owned(),
-            snippet: None,
-        }
-    }
-}
-
-/// The part of a long `line` around the mark at column `col` (from 1, in
-/// characters) that is `width` wide: the text, with `…` where it was cut,
-/// and the mark's column and width in it.
-fn around(line: &str, col: usize, width: usize) -> (String, usize, usize) {
-    let chars: Vec<char> = line.chars().collect();
-    if chars.len() <= LINE_CHARS {
-        return (line.to_string(), col, width);
-    }
-    let at = col.saturating_sub(1).min(chars.len());
-    let end = (at.saturating_sub(LINE_CHARS / 3) + LINE_CHARS).min(chars.len());
-    let start = end - LINE_CHARS;
-    let mut text = String::new();
-    if start > 0 {
-        text.push('…');
-    }
-    text.extend(&chars[start..end]);
-    if end < chars.len() {
-        text.push('…');
-    }
-    let col = at - start + 1 + usize::from(start > 0);
-    (text, col, width.min(end.saturating_sub(at)))
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)?;
-        if let Some((line, text, col, width)) = &self.snippet {
-            let num = line.to_string();
-            let pad = " ".repeat(num.len());
-            write!(
-                f,
-                "\n{pad} |\n{num} | {text}\n{pad} | {}{}",
-                " ".repeat(col.saturating_sub(1)),
-                "^".repeat((*width).max(1))
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for InputError {}
 
 /// Jobs named on the command line and in job files.
 #[derive(Debug, Args)]
@@ -498,45 +444,6 @@ struct FileJob {
     name: Option<Spanned<String>>,
     after: Option<Vec<Spanned<AfterEntry>>>,
     run_if: Option<FileRunIf>,
-}
-
-/// A file's text, to turn byte offsets into lines and columns.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    fn error(&self, span: Option<Range<usize>>, message: impl fmt::Display) -> InputError {
-        let path = self.path.display();
-        let Some(span) = span else {
-            return InputError::new(path.to_string(), message);
-        };
-        let start = self.boundary(span.start);
-        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_no = self.text[..start].matches('\n').count() + 1;
-        let col = self.text[line_start..start].chars().count() + 1;
-        let line_end = self.text[start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| start + i);
-        let line = self.text[line_start..line_end].trim_end_matches('\r');
-        let end = self.boundary(span.end.min(line_end).max(start));
-        let width = self.text[start..end].chars().count();
-        let (text, mark, width) = around(line, col, width);
-        InputError {
-            snippet: Some((line_no, text, mark, width)),
-            ..InputError::new(format!("{path}:{line_no}:{col}"), message)
-        }
-    }
-
-    /// `at`, moved back to the start of its character (and into the text).
-    fn boundary(&self, at: usize) -> usize {
-        let mut at = at.min(self.text.len());
-        while !self.text.is_char_boundary(at) {
-            at -= 1;
-        }
-        at
-    }
 }
 
 /// Checks the jobs of a job file's text (the command's file number

@@ -2,6 +2,8 @@
 //! is told, and a property test over arbitrary input; workflows in
 //! [`workflow`].
 
+use std::path::Path;
+
 use runyard::Timestamp;
 
 use super::*;
