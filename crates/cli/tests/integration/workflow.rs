@@ -449,3 +449,36 @@ fn a_submission_that_names_a_missing_job_enqueues_nothing() {
     assert_eq!(v["after"][0]["id"], 2);
     assert_eq!(v["after"][1]["id"], 1);
 }
+
+#[test]
+fn a_resume_with_retry_dead_mends_a_workflow_from_the_failed_step() {
+    let d = Dir::new();
+    let state = d.path("s.db");
+    // The first attempt of `extract` fails; a retry's attempt succeeds.
+    let f = d.write(
+        "flow.toml",
+        "[[job]]\nname = \"extract\"\ntask = \"fail\"\nparams = { k = 1 }\nmax_attempts = 1\n\n\
+         [[job]]\nname = \"load\"\ntask = \"noop\"\nafter = [\"extract\"]\n\n\
+         [[job]]\nname = \"report\"\ntask = \"noop\"\nafter = [\"load\"]\n",
+    );
+    run(&["run", "-q", "-f", path(&f), "--state", path(&state)]).code(1);
+    let out = d.path("r.json");
+    run(&[
+        "run",
+        "-q",
+        "--state",
+        path(&state),
+        "--resume",
+        "--retry-dead",
+        "--json",
+        path(&out),
+    ])
+    .code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 3, "{r}");
+    // The jobs the failure cancelled ran once, after it.
+    for j in &r["jobs"].as_array().unwrap()[1..] {
+        assert_eq!(j["attempts"].as_array().unwrap().len(), 1, "{j}");
+    }
+    assert_order(&r);
+}
