@@ -66,13 +66,13 @@ WORKFLOWS (docs/workflows.md)
   [[job]]
   name = \"extract\"         # unique across the command's job files
   task = \"shell\"
-  params = { cmd = \"./extract.sh\" }
+  params = { cmd = [\"./extract.sh\"] }
 
   [[job]]
   name = \"load\"
   task = \"shell\"
-  params = { cmd = \"./load.sh\" }
-  after = [\"extract\", 17] # names of this command's jobs, ids of jobs in the queue
+  params = { cmd = [\"./load.sh\"] }
+  after = [\"extract\", 17]  # names of this command's jobs, ids of jobs in the queue
   run_if = \"success\"       # the default; \"always\" runs once they have all ended
 
 COUNTS

@@ -233,3 +233,16 @@ fn a_queue_without_dependencies_or_without_the_ids_is_refused_before_anything() 
         .check_against(&without, |_| Ok(false))
         .unwrap();
 }
+
+#[test]
+fn the_readme_workflow_is_valid() {
+    let readme = include_str!("../../../../../README.md");
+    let start = readme
+        .find("```toml\n[[job]]\nname = \"extract\"")
+        .expect("the README's workflow");
+    let text = &readme[start + "```toml\n".len()..];
+    let text = &text[..text.find("```").unwrap()];
+    let jobs = files(&[text]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&jobs), ["extract", "transform", "load"]);
+    assert_eq!(jobs.list[2].edges[1].to, Target::Id(JobId(17)));
+}
