@@ -80,13 +80,7 @@ pub(crate) fn main(
     if !args.wait {
         return Ok(Exit::Success);
     }
-    wait_for(
-        &*queue,
-        &ids,
-        color,
-        args.quiet || json_stdout,
-        report.as_mut(),
-    )
+    wait_for(&*queue, &ids, color, args.quiet, report.as_mut())
 }
 
 /// The jobs to submit, every one checked; nothing is opened.

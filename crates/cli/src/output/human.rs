@@ -159,11 +159,11 @@ impl EventSink for JobLines {
                 attempts,
                 ..
             } => {
-                let view = self
-                    .queue
-                    .inspect()
-                    .ok()
-                    .and_then(|i| i.get(*job).ok().flatten());
+                // Only a job that never ran can have been cancelled by
+                // a job it was after.
+                let view = (*attempts == 0)
+                    .then(|| self.queue.inspect().ok()?.get(*job).ok().flatten())
+                    .flatten();
                 let why = view
                     .as_ref()
                     .and_then(|v| cancel_reason(v, |id| state_in(&*self.queue, id)))
