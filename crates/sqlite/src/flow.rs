@@ -136,6 +136,13 @@ pub(crate) fn insert_linked(
             None if pending > 0 => (BLOCKED, None),
             None => (WAITING, None),
         };
+        // A job with neither name nor parents keeps no run_if (it has
+        // nothing to run after), as in the memory queue.
+        let run_if = if j.name.is_some() || !j.after.is_empty() {
+            j.run_if
+        } else {
+            RunIf::Success
+        };
         let s = &j.settings;
         let n = insert.execute(params![
             j.task.as_str(),
@@ -151,7 +158,7 @@ pub(crate) fn insert_linked(
             j.idempotency_key.as_deref(),
             state,
             j.name.as_deref(),
-            j.run_if.code(),
+            run_if.code(),
             pending,
             cause,
             j.after.len() as i64,
