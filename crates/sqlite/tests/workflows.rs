@@ -101,6 +101,10 @@ fn batch(specs: &[Spec], known: usize, serial: &mut usize) -> Vec<NewJob> {
                     (Parent::Batch(p % i), format!("b{}", p % i))
                 } else if i > 0 && p % 2 == 0 {
                     (Parent::Batch(p % i), format!("b{}", p % i))
+                } else if p % 13 == 3 {
+                    // Not in the queue before the batch (perhaps in it): refused.
+                    let id = JobId((known + 1 + p % 3) as u64);
+                    (Parent::Job(id), id.to_string())
                 } else {
                     let id = JobId((p % known) as u64 + 1);
                     (Parent::Job(id), id.to_string())
@@ -145,9 +149,16 @@ impl Pair {
     }
 
     fn insert(&self, jobs: Vec<NewJob>) {
-        let m = self.mem.insert(jobs.clone()).unwrap();
-        let s = self.sql.insert(jobs).unwrap();
-        assert_eq!(s, m, "enqueued");
+        let m = self.mem.insert(jobs.clone());
+        let s = self.sql.insert(jobs);
+        match (s, m) {
+            (Ok(s), Ok(m)) => assert_eq!(s, m, "enqueued"),
+            (Err(s), Err(m)) => {
+                assert_eq!(s.kind(), QueueErrorKind::InvalidInput);
+                assert_eq!(s.to_string(), m.to_string());
+            }
+            (s, m) => panic!("sqlite {s:?}, memory {m:?}"),
+        }
     }
 
     fn step(&mut self, op: &Op, serial: &mut usize) {
