@@ -92,6 +92,15 @@ pub(crate) fn insert_linked(
     let mut edge = tx.prepare_cached(&SQL.insert_edge)?;
     let mut add_child = tx.prepare_cached(&SQL.add_child)?;
     let mut state_of = tx.prepare_cached(&SQL.flow_state)?;
+    // A parent given by id is a job that was in the queue before the batch.
+    let before: i64 = if jobs
+        .iter()
+        .any(|j| j.after.iter().any(|a| matches!(a.parent, Parent::Job(_))))
+    {
+        tx.query_row(&SQL.last_id, [], |r| r.get(0))?
+    } else {
+        0
+    };
     let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
     // The first state and cause of each job this batch added (None for a
     // duplicate, whose row is read).
@@ -110,7 +119,10 @@ pub(crate) fn insert_linked(
                         b + 1
                     ))))
                 }
-                Parent::Job(id) => (i64::try_from(id.0).unwrap_or(-1), None),
+                Parent::Job(id) => match i64::try_from(id.0) {
+                    Ok(id) if id <= before => (id, None),
+                    _ => (-1, None),
+                },
             };
             let row = match known {
                 Some(row) => Some(row),
@@ -119,8 +131,12 @@ pub(crate) fn insert_linked(
                     .optional()?,
             };
             let Some((state, cause)) = row else {
+                let id = match a.parent {
+                    Parent::Job(id) => id,
+                    Parent::Batch(_) => JobId(p as u64),
+                };
                 return Ok(Err(invalid(format!(
-                    "a job of task `{}` is after job {p}, which is not in the queue; nothing was enqueued",
+                    "a job of task `{}` is after job {id}, which is not in the queue; nothing was enqueued",
                     j.task
                 ))));
             };
@@ -135,6 +151,13 @@ pub(crate) fn insert_linked(
             Some(c) => (CANCELLED, Some(c)),
             None if pending > 0 => (BLOCKED, None),
             None => (WAITING, None),
+        };
+        // A job with neither name nor parents keeps no run_if (it has
+        // nothing to run after), as in the memory queue.
+        let run_if = if j.name.is_some() || !j.after.is_empty() {
+            j.run_if
+        } else {
+            RunIf::Success
         };
         let s = &j.settings;
         let n = insert.execute(params![
@@ -151,7 +174,7 @@ pub(crate) fn insert_linked(
             j.idempotency_key.as_deref(),
             state,
             j.name.as_deref(),
-            j.run_if.code(),
+            run_if.code(),
             pending,
             cause,
             j.after.len() as i64,
@@ -238,6 +261,29 @@ pub(crate) fn settle(
             }
         }
     }
+    Ok(())
+}
+
+/// As [`settle`] for job `id`, which has just succeeded: a success only
+/// releases, so every blocked child is moved on by one statement.
+pub(crate) fn settle_succeeded(
+    tx: &Tx<'_>,
+    id: i64,
+    now: i64,
+    cascade: &mut Cascade,
+) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(&SQL.release_children)?;
+    let rows = st.query_map(params![id, now], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
+    let mut released = Vec::new();
+    for row in rows {
+        let (c, state): (i64, i64) = row?;
+        if state == WAITING {
+            released.push(JobId(c as u64));
+        }
+    }
+    // In the order of the children, as settle gives them.
+    released.sort_unstable();
+    cascade.unblocked.extend(released);
     Ok(())
 }
 

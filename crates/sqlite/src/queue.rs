@@ -424,8 +424,11 @@ impl Queue for SqliteQueue {
                 match children {
                     Some(children) => {
                         insert_attempt(tx, c.lease.job, &c.record)?;
-                        if state != WAITING && children > 0 {
-                            flow::settle(tx, c.lease.job.0 as i64, now, &mut cascade)?;
+                        let job = c.lease.job.0 as i64;
+                        if state == SUCCEEDED && children > 0 {
+                            flow::settle_succeeded(tx, job, now, &mut cascade)?;
+                        } else if state != WAITING && children > 0 {
+                            flow::settle(tx, job, now, &mut cascade)?;
                         }
                         out.push(Ok(()));
                     }

@@ -45,6 +45,7 @@ statements! {
     insert_job = "insert_job.sql";
     insert_linked_job = "insert_linked_job.sql";
     job_state = "job_state.sql";
+    last_id = "last_id.sql";
     lease_holders = "lease_holders.sql";
     list = "list.sql";
     list_v3 = "list_v3.sql";
@@ -58,6 +59,7 @@ statements! {
     register_worker = "register_worker.sql";
     release = "release.sql";
     release_blocked = "release_blocked.sql";
+    release_children = "release_children.sql";
     renew_worker = "renew_worker.sql";
     requeue = "requeue.sql";
     rescue_expired = "rescue_expired.sql";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use runyard_core::OutcomeKind;
 use runyard_queue::conformance::{job, record};
-use runyard_queue::{Completion, Inspect, Queue, QueueErrorKind, Verdict};
+use runyard_queue::{Admin, Completion, Inspect, Queue, QueueErrorKind, Verdict};
 use runyard_sqlite::{OpenMode, SqliteQueue, SCHEMA_VERSION};
 
 fn dir() -> tempfile::TempDir {
@@ -223,4 +223,117 @@ fn what_was_committed_is_there_after_reopening() {
     assert_eq!(v.attempts.len(), 1);
     assert_eq!(q.meta("command").unwrap().as_deref(), Some("run cpu"));
     assert_eq!(q.lease_holders().unwrap(), vec!["w1".to_string()]);
+}
+
+/// A state file as schema 3 wrote it (the migrations up to it, applied by
+/// hand), holding a succeeded job with an output and a queued one.
+fn version_3_file(p: &Path) {
+    let c = rusqlite::Connection::open(p).unwrap();
+    for m in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_workers.sql"),
+        include_str!("../migrations/0003_claims.sql"),
+    ] {
+        c.execute_batch(m).unwrap();
+    }
+    c.execute_batch(
+        "INSERT INTO runyard_meta (key, value) VALUES ('schema_version', '3');
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate, output, attempt, claims)
+         VALUES ('extract', '{}', 3, 0, 0, 0, 1, 1, 'none', 'auto', 0, '{\"rows\":3}', 1, 1);
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate)
+         VALUES ('load', '{}', 0, 0, 0, 0, 1, 1, 'none', 'auto', 0);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_3_file_is_read_as_it_is_then_migrated_keeping_its_jobs() {
+    use runyard_core::{After, JobId, JobState};
+    let d = dir();
+    let p = d.path().join("v3.db");
+    version_3_file(&p);
+    {
+        let q = SqliteQueue::open(&p, OpenMode::Inspect).unwrap();
+        let v = q.get(JobId(1)).unwrap().unwrap();
+        assert_eq!(v.state, JobState::Succeeded);
+        assert!(v.after.is_empty() && v.name.is_none());
+        assert!(q.dependents(JobId(1)).unwrap().is_empty());
+        assert_eq!(version_of(&p), "3", "inspecting migrates nothing");
+    }
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    assert_eq!(version_of(&p), SCHEMA_VERSION.to_string(), "migrated");
+    let c = q.counts().unwrap();
+    assert_eq!((c.succeeded, c.queued, c.blocked), (1, 1, 0), "jobs kept");
+    assert_eq!(
+        q.get(JobId(1)).unwrap().unwrap().output.as_json(),
+        r#"{"rows":3}"#
+    );
+    // A job after an old one sees its output.
+    let mut next = job("report", 1, 0);
+    next.after = vec![After::job(JobId(1)), After::job(JobId(2))];
+    let id = q.insert(vec![next]).unwrap()[0].id();
+    assert_eq!(q.counts().unwrap().blocked, 1, "waits for the queued one");
+    assert_eq!(q.dependents(JobId(2)).unwrap(), vec![id]);
+    assert_eq!(q.workflow(JobId(1)).unwrap(), vec![JobId(1), JobId(2), id]);
+}
+
+#[test]
+fn a_blocked_chain_survives_closing_and_reopening() {
+    use runyard_core::{After, Output, Parent};
+    let d = dir();
+    let p = d.path().join("chain.db");
+    let chain = |q: &SqliteQueue| {
+        let jobs = (0..3)
+            .map(|i| {
+                let mut j = job("step", 1, 0);
+                j.name = Some(format!("s{i}"));
+                if i > 0 {
+                    j.after = vec![After {
+                        parent: Parent::Batch(i - 1),
+                        key: format!("s{}", i - 1),
+                        many: false,
+                    }];
+                }
+                j
+            })
+            .collect();
+        q.insert(jobs).unwrap()
+    };
+    let ids: Vec<_> = {
+        let q = SqliteQueue::open(&p, OpenMode::CreateOrOpen).unwrap();
+        chain(&q).iter().map(|e| e.id()).collect()
+        // Dropped without any shutdown step, as a killed process would.
+    };
+    let step = |q: &SqliteQueue, want: usize, parents: &str| {
+        let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+        assert_eq!(c.len(), 1, "one step at a time");
+        assert_eq!(c[0].id, ids[want]);
+        assert_eq!(c[0].parents.as_json(), parents);
+        let done = Completion {
+            lease: c[0].lease(),
+            record: record(q, c[0].lease(), OutcomeKind::Succeeded),
+            verdict: Verdict::Succeeded(Output::from_json(&want.to_string()).unwrap()),
+        };
+        q.complete("w", &[done]).unwrap().cascade
+    };
+    {
+        let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+        assert_eq!(q.counts().unwrap().blocked, 2);
+        let cascade = step(&q, 0, "null");
+        assert_eq!(cascade.unblocked, vec![ids[1]]);
+    }
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    let c = q.counts().unwrap();
+    assert_eq!(
+        (c.succeeded, c.queued, c.blocked),
+        (1, 1, 1),
+        "released once, kept"
+    );
+    step(&q, 1, r#"{"s0":0}"#);
+    drop(q);
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    step(&q, 2, r#"{"s1":1}"#);
+    assert_eq!(q.counts().unwrap().succeeded, 3);
 }
