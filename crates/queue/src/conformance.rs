@@ -18,6 +18,7 @@
 
 mod additions;
 mod flow;
+mod flow_admin;
 mod support;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
@@ -34,6 +35,15 @@ pub use flow::{
     a_fan_in_waits_for_every_copy, a_missing_or_later_parent_is_refused_and_nothing_enqueued,
     a_parent_lost_on_its_last_attempt_cancels_its_dependents,
     parents_that_already_ended_count_at_insert,
+};
+pub use flow_admin::{
+    a_released_job_waits_for_its_own_run_at,
+    a_retry_leaves_cancelled_what_another_parent_still_cancels,
+    a_retry_makes_an_always_job_wait_again,
+    a_running_job_cancels_its_dependents_when_its_worker_stops_it,
+    a_workflow_is_found_from_any_member, an_edge_to_a_duplicate_waits_on_the_existing_job,
+    cancel_pending_includes_blocked_jobs, cancelling_a_blocked_job_cancels_its_dependents,
+    retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
 
 use std::collections::{BTreeSet, HashMap};
@@ -85,6 +95,16 @@ macro_rules! conformance_tests {
             a_diamond_with_a_failed_branch,
             parents_that_already_ended_count_at_insert,
             a_missing_or_later_parent_is_refused_and_nothing_enqueued,
+            cancelling_a_blocked_job_cancels_its_dependents,
+            a_running_job_cancels_its_dependents_when_its_worker_stops_it,
+            cancel_pending_includes_blocked_jobs,
+            retrying_the_dead_root_gives_back_what_it_cancelled,
+            a_retry_makes_an_always_job_wait_again,
+            a_retry_leaves_cancelled_what_another_parent_still_cancels,
+            a_workflow_is_found_from_any_member,
+            a_released_job_waits_for_its_own_run_at,
+            an_edge_to_a_duplicate_waits_on_the_existing_job,
+            views_and_counts_of_a_workflow,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
