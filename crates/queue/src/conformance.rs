@@ -19,6 +19,7 @@
 mod additions;
 mod flow;
 mod flow_admin;
+mod flow_random;
 mod support;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
@@ -45,6 +46,7 @@ pub use flow_admin::{
     cancel_pending_includes_blocked_jobs, cancelling_a_blocked_job_cancels_its_dependents,
     retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
+pub use flow_random::random_workflows_respect_every_edge;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -105,6 +107,7 @@ macro_rules! conformance_tests {
             a_released_job_waits_for_its_own_run_at,
             an_edge_to_a_duplicate_waits_on_the_existing_job,
             views_and_counts_of_a_workflow,
+            random_workflows_respect_every_edge,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
