@@ -33,7 +33,8 @@ pub use additions::{
 pub use flow::{
     a_chain_runs_in_order_and_passes_outputs_on,
     a_dead_parent_cancels_its_dependents_naming_the_root, a_diamond_with_a_failed_branch,
-    a_fan_in_waits_for_every_copy, a_missing_or_later_parent_is_refused_and_nothing_enqueued,
+    a_fan_in_waits_for_every_copy, a_large_output_is_stored_capped,
+    a_missing_or_later_parent_is_refused_and_nothing_enqueued,
     a_parent_lost_on_its_last_attempt_cancels_its_dependents,
     parents_that_already_ended_count_at_insert,
 };
@@ -108,6 +109,7 @@ macro_rules! conformance_tests {
             an_edge_to_a_duplicate_waits_on_the_existing_job,
             views_and_counts_of_a_workflow,
             random_workflows_respect_every_edge,
+            a_large_output_is_stored_capped,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -464,3 +464,35 @@ pub fn a_missing_or_later_parent_is_refused_and_nothing_enqueued(make: Factory<'
     assert_eq!(q.counts().unwrap(), before, "nothing was enqueued");
     assert_eq!(claim_ids(&*q), vec![p]);
 }
+
+/// An output larger than [`runyard_core::OUTPUT_CAP`] is stored as the
+/// marker that counts it (`Output::capped`), in the job's view and in its
+/// dependents' parents object; a small one is stored whole.
+pub fn a_large_output_is_stored_capped(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_dependencies(&*q) {
+        return;
+    }
+    let e = ids(&q
+        .enqueue(vec![named("big"), after(named("next"), 0, "big")])
+        .unwrap());
+    let [big, next] = e[..] else {
+        panic!("two ids")
+    };
+    let huge = Output::from_serialize(&"x".repeat(runyard_core::OUTPUT_CAP + 10)).unwrap();
+    let bytes = huge.as_json().len();
+    let got = claim_all(&*q);
+    end(&*q, &got[0], Verdict::Succeeded(huge.clone()));
+    let stored = view(&*q, big).output;
+    assert!(stored.as_json().len() <= runyard_core::OUTPUT_CAP);
+    assert_eq!(value(&stored), value(&huge.capped()));
+    assert_eq!(value(&stored)["truncated"]["bytes"], bytes);
+    let got = claim_all(&*q);
+    assert_eq!(got[0].id, next);
+    assert_eq!(value(&got[0].parents)["big"]["truncated"]["bytes"], bytes);
+    ok(&*q, &got[0], r#"{"small": [1, 2]}"#);
+    assert_eq!(
+        value(&view(&*q, next).output),
+        serde_json::json!({"small": [1, 2]})
+    );
+}
