@@ -251,6 +251,7 @@ fn the_example_job_files_are_valid() {
     for text in [
         include_str!("../../../../examples/jobs/mixed.toml"),
         include_str!("../../../../examples/jobs/urls.toml"),
+        include_str!("../../../../examples/jobs/etl.toml"),
     ] {
         assert!(file(text).is_ok(), "{}", file(text).unwrap_err());
     }
