@@ -482,3 +482,29 @@ fn a_resume_with_retry_dead_mends_a_workflow_from_the_failed_step() {
     }
     assert_order(&r);
 }
+
+#[test]
+fn a_fan_in_past_one_batch_waits_for_every_copy() {
+    // `run` enqueues in batches of 10,000: the fan-in is in the second
+    // batch, after copies of both.
+    let d = Dir::new();
+    let f = d.write(
+        "fan.toml",
+        "[[job]]\nname = \"all\"\ntask = \"noop\"\nafter = [\"shard\"]\n\n\
+         [[job]]\nname = \"shard\"\ntask = \"noop\"\ncount = 10001\n",
+    );
+    let out = d.path("r.json");
+    run(&["run", "-q", "-f", path(&f), "--json", path(&out)]).code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 10_002);
+    let all = &r["jobs"][10_001];
+    assert_eq!(all["name"], "all");
+    let after: Vec<u64> = all["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(after, (1..=10_001).collect::<Vec<_>>());
+    assert_order(&r);
+}
