@@ -303,6 +303,21 @@ fn submit_and_workers_run_a_workflow_in_order_and_report_on_it() {
     assert_eq!(ids, (8..=14).collect::<Vec<_>>());
     assert_eq!(r["summary"]["succeeded"], 7);
     assert_order(&r);
+    // With `--json -` standard output carries the report alone.
+    let ran = run(&[
+        "submit",
+        "--queue",
+        &url,
+        "-f",
+        path(&f),
+        "--wait",
+        "--json",
+        "-",
+    ]);
+    ran.code(0);
+    let r: Value = serde_json::from_str(&ran.stdout).expect("only the report on stdout");
+    assert_eq!(r["summary"]["jobs"], 7);
+    assert_eq!(r["jobs"][0]["id"], 15);
     // A failed step: the wait's lines name the cause of each cancellation.
     let failing = d.write(
         "fail.toml",
@@ -313,7 +328,7 @@ fn submit_and_workers_run_a_workflow_in_order_and_report_on_it() {
     ran.code(1);
     assert!(
         ran.stderr
-            .contains("cancelled: job 15 (extract) ended dead"),
+            .contains("cancelled: job 22 (extract) ended dead"),
         "{}",
         ran.stderr
     );
