@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::params::JobParams;
-use runyard::queue::{admit, After, Capabilities, Capability, Queue};
+use runyard::queue::{admit, After, Capabilities, Capability, NewJob, Queue};
 use runyard::{Backoff, Engine, JobId, JobOptions, JobSpec, SubmitError, UnknownTask};
 use serde::Deserialize;
 use serde_json::Value;
@@ -178,8 +178,9 @@ impl Jobs {
             return Ok(());
         };
         if !caps.has(Capability::Dependencies) {
-            // The queue's own refusal, for one job that needs them.
-            let mut probe = p.job.clone();
+            // The queue's own refusal, for one job that needs only them.
+            let j = &p.job;
+            let mut probe = NewJob::new(j.task.clone(), j.params.clone(), j.settings.clone());
             probe.after = vec![After::job(JobId(1))];
             if let Err(e) = admit(caps, &[probe]) {
                 return Err(self.error(&p.edges[0].at, e).into());
