@@ -39,7 +39,7 @@
 use runyard_core::{JobId, Output, Parent, Parents, RunIf, Timestamp};
 use runyard_queue::stored::{BLOCKED, CANCELLED, DEAD, SUCCEEDED, WAITING};
 use runyard_queue::{Cascade, Enqueued, NewJob, QueueError, QueueErrorKind};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Statement, Transaction};
 
 use crate::sql::SQL;
 
@@ -206,10 +206,16 @@ struct Child {
     state: i64,
     run_if: RunIf,
     cause: Option<i64>,
+    pending: i64,
 }
 
 fn children(tx: &Tx<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
     let mut st = tx.prepare_cached(&SQL.children)?;
+    children_by(&mut st, parent)
+}
+
+/// The children of `parent`, by `st` (children.sql).
+fn children_by(st: &mut Statement<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
     let rows = st.query_map([parent], |r| {
         Ok(Child {
             id: r.get(0)?,
@@ -217,74 +223,85 @@ fn children(tx: &Tx<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
             state: r.get(2)?,
             run_if: RunIf::from_code(r.get(3)?),
             cause: r.get(4)?,
+            pending: r.get(5)?,
         })
     })?;
     rows.collect()
 }
 
-/// Moves on the dependents of job `id`, which has just ended, in the
-/// transaction that ended it: each blocked child counts it as met (and is
-/// waiting from `now` once none is pending) or is cancelled by it, with
-/// its own children in turn (see the module's protocol).
-pub(crate) fn settle(
-    tx: &Tx<'_>,
-    id: i64,
-    now: i64,
-    cascade: &mut Cascade,
-) -> rusqlite::Result<()> {
-    let mut state_of = tx.prepare_cached(&SQL.flow_state)?;
-    let mut release = tx.prepare_cached(&SQL.release_blocked)?;
-    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
-    let mut ended = vec![id];
-    while let Some(p) = ended.pop() {
-        let (state, cause): (i64, Option<i64>) =
-            state_of.query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        for c in children(tx, p)? {
-            if c.state != BLOCKED {
-                continue;
-            }
-            match seen(p, state, cause, c.run_if) {
-                Seen::Pending => {}
-                Seen::Met => {
-                    let now_state: Option<i64> = release
-                        .query_row(params![c.id, c.edges, now], |r| r.get(0))
-                        .optional()?;
-                    if now_state == Some(WAITING) {
-                        cascade.unblocked.push(JobId(c.id as u64));
-                    }
-                }
-                Seen::Fails(root) => {
-                    cancel.execute(params![c.id, root])?;
-                    cascade.cancelled.push(JobId(c.id as u64));
-                    ended.push(c.id);
-                }
-            }
-        }
-    }
-    Ok(())
+/// Moves on the dependents of jobs that have just ended, in the
+/// transaction that ended them. Made once for an operation's whole batch
+/// and kept: its statements stay prepared between jobs (a statement
+/// handed back to rusqlite's cache has its bindings cleared, and SQLite
+/// prepares again one whose plan read a bound value).
+pub(crate) struct Settler<'t> {
+    state_of: CachedStatement<'t>,
+    children: CachedStatement<'t>,
+    left: CachedStatement<'t>,
+    release: CachedStatement<'t>,
+    cancel: CachedStatement<'t>,
 }
 
-/// As [`settle`] for job `id`, which has just succeeded: a success only
-/// releases, so every blocked child is moved on by one statement.
-pub(crate) fn settle_succeeded(
-    tx: &Tx<'_>,
-    id: i64,
-    now: i64,
-    cascade: &mut Cascade,
-) -> rusqlite::Result<()> {
-    let mut st = tx.prepare_cached(&SQL.release_children)?;
-    let rows = st.query_map(params![id, now], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
-    let mut released = Vec::new();
-    for row in rows {
-        let (c, state): (i64, i64) = row?;
-        if state == WAITING {
-            released.push(JobId(c as u64));
-        }
+impl<'t> Settler<'t> {
+    fn new(tx: &'t Tx<'_>) -> rusqlite::Result<Settler<'t>> {
+        Ok(Settler {
+            state_of: tx.prepare_cached(&SQL.flow_state)?,
+            children: tx.prepare_cached(&SQL.children)?,
+            left: tx.prepare_cached(&SQL.pending_left)?,
+            release: tx.prepare_cached(&SQL.release_job)?,
+            cancel: tx.prepare_cached(&SQL.cancel_blocked)?,
+        })
     }
-    // In the order of the children, as settle gives them.
-    released.sort_unstable();
-    cascade.unblocked.extend(released);
-    Ok(())
+
+    /// The settler in `slot`, made there at first use.
+    pub(crate) fn get<'s>(
+        slot: &'s mut Option<Settler<'t>>,
+        tx: &'t Tx<'_>,
+    ) -> rusqlite::Result<&'s mut Settler<'t>> {
+        if slot.is_none() {
+            *slot = Some(Settler::new(tx)?);
+        }
+        Ok(slot.as_mut().expect("made above"))
+    }
+
+    /// Moves on the dependents of job `id`, which has just ended: each
+    /// blocked child counts it as met (and is waiting from `now` once none
+    /// is pending) or is cancelled by it, with its own children in turn
+    /// (see the module's protocol).
+    pub(crate) fn settle(
+        &mut self,
+        id: i64,
+        now: i64,
+        cascade: &mut Cascade,
+    ) -> rusqlite::Result<()> {
+        let mut ended = vec![id];
+        while let Some(p) = ended.pop() {
+            let (state, cause): (i64, Option<i64>) = self
+                .state_of
+                .query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for c in children_by(&mut self.children, p)? {
+                if c.state != BLOCKED {
+                    continue;
+                }
+                match seen(p, state, cause, c.run_if) {
+                    Seen::Pending => {}
+                    Seen::Met if c.pending > c.edges => {
+                        self.left.execute(params![c.id, c.pending - c.edges])?;
+                    }
+                    Seen::Met => {
+                        self.release.execute(params![c.id, now])?;
+                        cascade.unblocked.push(JobId(c.id as u64));
+                    }
+                    Seen::Fails(root) => {
+                        self.cancel.execute(params![c.id, root])?;
+                        cascade.cancelled.push(JobId(c.id as u64));
+                        ended.push(c.id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Job `id`'s parents not yet ended as it needs (with `run_if`), and the
@@ -369,16 +386,16 @@ fn reblock(tx: &Tx<'_>, id: i64, now: i64, cascade: &mut Cascade) -> rusqlite::R
     let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
     for (c, cause) in failing {
         if cancel.execute(params![c, cause])? == 1 {
-            settle(tx, c, now, cascade)?;
+            Settler::new(tx)?.settle(c, now, cascade)?;
         }
     }
     Ok(())
 }
 
 /// The parents object of job `id` (see [`runyard_core::Parents`]), from
-/// its edges in order and its parents' stored outputs.
-pub(crate) fn parents_of(tx: &Tx<'_>, id: i64) -> rusqlite::Result<Output> {
-    let mut st = tx.prepare_cached(&SQL.parent_outputs)?;
+/// its edges in order and its parents' stored outputs, by `st`
+/// (parent_outputs.sql, kept prepared for a claim's whole batch).
+pub(crate) fn parents_of(st: &mut Statement<'_>, id: i64) -> rusqlite::Result<Output> {
     let mut rows = st.query([id])?;
     let mut p = Parents::new();
     while let Some(r) = rows.next()? {

@@ -55,11 +55,11 @@ statements! {
     next_due = "next_due.sql";
     parent_outputs = "parent_outputs.sql";
     parent_states = "parent_states.sql";
+    pending_left = "pending_left.sql";
     reblock = "reblock.sql";
     register_worker = "register_worker.sql";
     release = "release.sql";
-    release_blocked = "release_blocked.sql";
-    release_children = "release_children.sql";
+    release_job = "release_job.sql";
     renew_worker = "renew_worker.sql";
     requeue = "requeue.sql";
     rescue_expired = "rescue_expired.sql";
