@@ -28,13 +28,15 @@
 //!   failed parent cancels is cancelled and its own children follow;
 //! - a retry ([`retry`]) gives back their blocked state to the jobs whose
 //!   cause is the retried job, transitively, and counts their pending
-//!   parents afresh.
+//!   parents afresh, as it does for the jobs after them that still wait.
 //!
 //! Every function here runs inside the write transaction of the operation
 //! that calls it. A parent's end and its dependents' release or
 //! cancellation commit together or not at all, so no crash can leave a
 //! child blocked on a parent that has ended, nor released by an end that
 //! was lost.
+
+use std::collections::BTreeMap;
 
 use runyard_core::{JobId, Output, Parent, Parents, RunIf, Timestamp};
 use runyard_queue::stored::{BLOCKED, CANCELLED, DEAD, SUCCEEDED, WAITING};
@@ -354,39 +356,55 @@ pub(crate) fn retry(tx: &Tx<'_>, id: i64, now: i64) -> rusqlite::Result<Option<C
 }
 
 /// After job `id` was retried: the jobs its end cancelled (transitively,
-/// those naming it as their cause) are blocked again and their pending
-/// parents counted afresh; one that another failed parent still cancels
-/// is cancelled again, naming that one, and its dependents follow.
+/// those naming it as their cause) are blocked again, their pending
+/// parents counted afresh, and listed in `reblocked` (and in `unblocked`
+/// when none is pending). One that another failed parent still cancels
+/// stays cancelled, naming that parent's root cause, and is listed
+/// nowhere. Then every job after `id` or after one blocked again that
+/// waits (a `run_if = always` job released and not yet claimed, or one
+/// still blocked) counts its pending parents afresh; one released already
+/// is blocked again and listed in `reblocked` too.
 fn reblock(tx: &Tx<'_>, id: i64, now: i64, cascade: &mut Cascade) -> rusqlite::Result<()> {
-    let mut back = tx.prepare_cached(&SQL.reblock)?;
-    let mut found: Vec<(i64, RunIf)> = Vec::new();
+    let mut found: BTreeMap<i64, RunIf> = BTreeMap::new();
     let mut todo = vec![id];
     while let Some(p) = todo.pop() {
         for c in children(tx, p)? {
-            if c.state == CANCELLED && c.cause == Some(id) && back.execute(params![c.id, id])? == 1
+            if c.state == CANCELLED && c.cause == Some(id) && found.insert(c.id, c.run_if).is_none()
             {
-                found.push((c.id, c.run_if));
                 todo.push(c.id);
             }
         }
     }
-    let mut set_pending = tx.prepare_cached(&SQL.set_pending)?;
-    let mut failing = Vec::new();
-    for &(c, run_if) in &found {
+    // Ids follow insertion and a parent is inserted before its children:
+    // in id order, each job is counted after its parents.
+    let mut back = tx.prepare_cached(&SQL.reblock)?;
+    let mut set_cause = tx.prepare_cached(&SQL.set_cause)?;
+    let mut again = vec![id];
+    for (c, run_if) in found {
         match count_parents(tx, c, run_if)? {
-            (_, Some(cause)) => failing.push((c, cause)),
+            (_, Some(cause)) => {
+                set_cause.execute(params![c, cause])?;
+            }
             (pending, None) => {
-                set_pending.execute(params![c, pending, now])?;
+                back.execute(params![c, pending, now])?;
+                cascade.reblocked.push(JobId(c as u64));
+                again.push(c);
+                if pending == 0 {
+                    cascade.unblocked.push(JobId(c as u64));
+                }
             }
         }
     }
-    cascade
-        .reblocked
-        .extend(found.iter().map(|&(c, _)| JobId(c as u64)));
-    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
-    for (c, cause) in failing {
-        if cancel.execute(params![c, cause])? == 1 {
-            Settler::new(tx)?.settle(c, now, cascade)?;
+    let mut recount = tx.prepare_cached(&SQL.recount)?;
+    for p in again {
+        for c in children(tx, p)? {
+            if c.state == WAITING || c.state == BLOCKED {
+                let (pending, _) = count_parents(tx, c.id, c.run_if)?;
+                recount.execute(params![c.id, pending])?;
+                if c.state == WAITING && pending > 0 {
+                    cascade.reblocked.push(JobId(c.id as u64));
+                }
+            }
         }
     }
     Ok(())

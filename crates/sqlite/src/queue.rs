@@ -428,6 +428,8 @@ impl Queue for SqliteQueue {
                 match children {
                     Some(children) => {
                         insert_attempt(tx, c.lease.job, &c.record)?;
+                        // Its dependents move on in this same transaction:
+                        // no crash can record the end without them.
                         if state != WAITING && children > 0 {
                             flow::Settler::get(&mut settler, tx)?.settle(
                                 c.lease.job.0 as i64,

@@ -57,6 +57,7 @@ statements! {
     parent_states = "parent_states.sql";
     pending_left = "pending_left.sql";
     reblock = "reblock.sql";
+    recount = "recount.sql";
     register_worker = "register_worker.sql";
     release = "release.sql";
     release_job = "release_job.sql";
@@ -67,7 +68,7 @@ statements! {
     restore_worker = "restore_worker.sql";
     retry = "retry.sql";
     retry_row = "retry_row.sql";
-    set_pending = "set_pending.sql";
+    set_cause = "set_cause.sql";
     started = "started.sql";
     tables = "tables.sql";
     undo_claim = "undo_claim.sql";
