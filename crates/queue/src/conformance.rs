@@ -11,7 +11,7 @@
 //! runyard_queue::conformance_tests!(|clock| Box::new(MyQueue::open_temp(clock)));
 //! ```
 //!
-//! Time only moves when a test moves the [`ManualClock`], so lease expiry
+//! Time only moves when a test moves the [`ManualClock`](crate::ManualClock), so lease expiry
 //! and retry schedules are tested without sleeping.
 
 #![allow(missing_docs)]

@@ -28,7 +28,7 @@
 //!   failed parent cancels is cancelled and its own children follow;
 //! - a retry ([`retry`]) gives back their blocked state to the jobs whose
 //!   cause is the retried job, transitively, and counts their pending
-//!   parents afresh.
+//!   parents afresh, as it does for the jobs after them that still wait.
 //!
 //! Every function here runs inside the write transaction of the operation
 //! that calls it. A parent's end and its dependents' release or
@@ -36,10 +36,12 @@
 //! child blocked on a parent that has ended, nor released by an end that
 //! was lost.
 
+use std::collections::BTreeMap;
+
 use runyard_core::{JobId, Output, Parent, Parents, RunIf, Timestamp};
 use runyard_queue::stored::{BLOCKED, CANCELLED, DEAD, SUCCEEDED, WAITING};
 use runyard_queue::{Cascade, Enqueued, NewJob, QueueError, QueueErrorKind};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Statement, Transaction};
 
 use crate::sql::SQL;
 
@@ -206,10 +208,16 @@ struct Child {
     state: i64,
     run_if: RunIf,
     cause: Option<i64>,
+    pending: i64,
 }
 
 fn children(tx: &Tx<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
     let mut st = tx.prepare_cached(&SQL.children)?;
+    children_by(&mut st, parent)
+}
+
+/// The children of `parent`, by `st` (children.sql).
+fn children_by(st: &mut Statement<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
     let rows = st.query_map([parent], |r| {
         Ok(Child {
             id: r.get(0)?,
@@ -217,74 +225,85 @@ fn children(tx: &Tx<'_>, parent: i64) -> rusqlite::Result<Vec<Child>> {
             state: r.get(2)?,
             run_if: RunIf::from_code(r.get(3)?),
             cause: r.get(4)?,
+            pending: r.get(5)?,
         })
     })?;
     rows.collect()
 }
 
-/// Moves on the dependents of job `id`, which has just ended, in the
-/// transaction that ended it: each blocked child counts it as met (and is
-/// waiting from `now` once none is pending) or is cancelled by it, with
-/// its own children in turn (see the module's protocol).
-pub(crate) fn settle(
-    tx: &Tx<'_>,
-    id: i64,
-    now: i64,
-    cascade: &mut Cascade,
-) -> rusqlite::Result<()> {
-    let mut state_of = tx.prepare_cached(&SQL.flow_state)?;
-    let mut release = tx.prepare_cached(&SQL.release_blocked)?;
-    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
-    let mut ended = vec![id];
-    while let Some(p) = ended.pop() {
-        let (state, cause): (i64, Option<i64>) =
-            state_of.query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        for c in children(tx, p)? {
-            if c.state != BLOCKED {
-                continue;
-            }
-            match seen(p, state, cause, c.run_if) {
-                Seen::Pending => {}
-                Seen::Met => {
-                    let now_state: Option<i64> = release
-                        .query_row(params![c.id, c.edges, now], |r| r.get(0))
-                        .optional()?;
-                    if now_state == Some(WAITING) {
-                        cascade.unblocked.push(JobId(c.id as u64));
-                    }
-                }
-                Seen::Fails(root) => {
-                    cancel.execute(params![c.id, root])?;
-                    cascade.cancelled.push(JobId(c.id as u64));
-                    ended.push(c.id);
-                }
-            }
-        }
-    }
-    Ok(())
+/// Moves on the dependents of jobs that have just ended, in the
+/// transaction that ended them. Made once for an operation's whole batch
+/// and kept: its statements stay prepared between jobs (a statement
+/// handed back to rusqlite's cache has its bindings cleared, and SQLite
+/// prepares again one whose plan read a bound value).
+pub(crate) struct Settler<'t> {
+    state_of: CachedStatement<'t>,
+    children: CachedStatement<'t>,
+    left: CachedStatement<'t>,
+    release: CachedStatement<'t>,
+    cancel: CachedStatement<'t>,
 }
 
-/// As [`settle`] for job `id`, which has just succeeded: a success only
-/// releases, so every blocked child is moved on by one statement.
-pub(crate) fn settle_succeeded(
-    tx: &Tx<'_>,
-    id: i64,
-    now: i64,
-    cascade: &mut Cascade,
-) -> rusqlite::Result<()> {
-    let mut st = tx.prepare_cached(&SQL.release_children)?;
-    let rows = st.query_map(params![id, now], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
-    let mut released = Vec::new();
-    for row in rows {
-        let (c, state): (i64, i64) = row?;
-        if state == WAITING {
-            released.push(JobId(c as u64));
-        }
+impl<'t> Settler<'t> {
+    fn new(tx: &'t Tx<'_>) -> rusqlite::Result<Settler<'t>> {
+        Ok(Settler {
+            state_of: tx.prepare_cached(&SQL.flow_state)?,
+            children: tx.prepare_cached(&SQL.children)?,
+            left: tx.prepare_cached(&SQL.pending_left)?,
+            release: tx.prepare_cached(&SQL.release_job)?,
+            cancel: tx.prepare_cached(&SQL.cancel_blocked)?,
+        })
     }
-    // In the order of the children, as settle gives them.
-    released.sort_unstable();
-    cascade.unblocked.extend(released);
-    Ok(())
+
+    /// The settler in `slot`, made there at first use.
+    pub(crate) fn get<'s>(
+        slot: &'s mut Option<Settler<'t>>,
+        tx: &'t Tx<'_>,
+    ) -> rusqlite::Result<&'s mut Settler<'t>> {
+        if slot.is_none() {
+            *slot = Some(Settler::new(tx)?);
+        }
+        Ok(slot.as_mut().expect("made above"))
+    }
+
+    /// Moves on the dependents of job `id`, which has just ended: each
+    /// blocked child counts it as met (and is waiting from `now` once none
+    /// is pending) or is cancelled by it, with its own children in turn
+    /// (see the module's protocol).
+    pub(crate) fn settle(
+        &mut self,
+        id: i64,
+        now: i64,
+        cascade: &mut Cascade,
+    ) -> rusqlite::Result<()> {
+        let mut ended = vec![id];
+        while let Some(p) = ended.pop() {
+            let (state, cause): (i64, Option<i64>) = self
+                .state_of
+                .query_row([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for c in children_by(&mut self.children, p)? {
+                if c.state != BLOCKED {
+                    continue;
+                }
+                match seen(p, state, cause, c.run_if) {
+                    Seen::Pending => {}
+                    Seen::Met if c.pending > c.edges => {
+                        self.left.execute(params![c.id, c.pending - c.edges])?;
+                    }
+                    Seen::Met => {
+                        self.release.execute(params![c.id, now])?;
+                        cascade.unblocked.push(JobId(c.id as u64));
+                    }
+                    Seen::Fails(root) => {
+                        self.cancel.execute(params![c.id, root])?;
+                        cascade.cancelled.push(JobId(c.id as u64));
+                        ended.push(c.id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Job `id`'s parents not yet ended as it needs (with `run_if`), and the
@@ -337,48 +356,64 @@ pub(crate) fn retry(tx: &Tx<'_>, id: i64, now: i64) -> rusqlite::Result<Option<C
 }
 
 /// After job `id` was retried: the jobs its end cancelled (transitively,
-/// those naming it as their cause) are blocked again and their pending
-/// parents counted afresh; one that another failed parent still cancels
-/// is cancelled again, naming that one, and its dependents follow.
+/// those naming it as their cause) are blocked again, their pending
+/// parents counted afresh, and listed in `reblocked` (and in `unblocked`
+/// when none is pending). One that another failed parent still cancels
+/// stays cancelled, naming that parent's root cause, and is listed
+/// nowhere. Then every job after `id` or after one blocked again that
+/// waits (a `run_if = always` job released and not yet claimed, or one
+/// still blocked) counts its pending parents afresh; one released already
+/// is blocked again and listed in `reblocked` too.
 fn reblock(tx: &Tx<'_>, id: i64, now: i64, cascade: &mut Cascade) -> rusqlite::Result<()> {
-    let mut back = tx.prepare_cached(&SQL.reblock)?;
-    let mut found: Vec<(i64, RunIf)> = Vec::new();
+    let mut found: BTreeMap<i64, RunIf> = BTreeMap::new();
     let mut todo = vec![id];
     while let Some(p) = todo.pop() {
         for c in children(tx, p)? {
-            if c.state == CANCELLED && c.cause == Some(id) && back.execute(params![c.id, id])? == 1
+            if c.state == CANCELLED && c.cause == Some(id) && found.insert(c.id, c.run_if).is_none()
             {
-                found.push((c.id, c.run_if));
                 todo.push(c.id);
             }
         }
     }
-    let mut set_pending = tx.prepare_cached(&SQL.set_pending)?;
-    let mut failing = Vec::new();
-    for &(c, run_if) in &found {
+    // Ids follow insertion and a parent is inserted before its children:
+    // in id order, each job is counted after its parents.
+    let mut back = tx.prepare_cached(&SQL.reblock)?;
+    let mut set_cause = tx.prepare_cached(&SQL.set_cause)?;
+    let mut again = vec![id];
+    for (c, run_if) in found {
         match count_parents(tx, c, run_if)? {
-            (_, Some(cause)) => failing.push((c, cause)),
+            (_, Some(cause)) => {
+                set_cause.execute(params![c, cause])?;
+            }
             (pending, None) => {
-                set_pending.execute(params![c, pending, now])?;
+                back.execute(params![c, pending, now])?;
+                cascade.reblocked.push(JobId(c as u64));
+                again.push(c);
+                if pending == 0 {
+                    cascade.unblocked.push(JobId(c as u64));
+                }
             }
         }
     }
-    cascade
-        .reblocked
-        .extend(found.iter().map(|&(c, _)| JobId(c as u64)));
-    let mut cancel = tx.prepare_cached(&SQL.cancel_blocked)?;
-    for (c, cause) in failing {
-        if cancel.execute(params![c, cause])? == 1 {
-            settle(tx, c, now, cascade)?;
+    let mut recount = tx.prepare_cached(&SQL.recount)?;
+    for p in again {
+        for c in children(tx, p)? {
+            if c.state == WAITING || c.state == BLOCKED {
+                let (pending, _) = count_parents(tx, c.id, c.run_if)?;
+                recount.execute(params![c.id, pending])?;
+                if c.state == WAITING && pending > 0 {
+                    cascade.reblocked.push(JobId(c.id as u64));
+                }
+            }
         }
     }
     Ok(())
 }
 
 /// The parents object of job `id` (see [`runyard_core::Parents`]), from
-/// its edges in order and its parents' stored outputs.
-pub(crate) fn parents_of(tx: &Tx<'_>, id: i64) -> rusqlite::Result<Output> {
-    let mut st = tx.prepare_cached(&SQL.parent_outputs)?;
+/// its edges in order and its parents' stored outputs, by `st`
+/// (parent_outputs.sql, kept prepared for a claim's whole batch).
+pub(crate) fn parents_of(st: &mut Statement<'_>, id: i64) -> rusqlite::Result<Output> {
     let mut rows = st.query([id])?;
     let mut p = Parents::new();
     while let Some(r) = rows.next()? {

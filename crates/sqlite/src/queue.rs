@@ -325,8 +325,11 @@ impl Queue for SqliteQueue {
                 }
             }
             // One more read only for the claimed jobs that have parents.
-            for i in linked {
-                out[i].parents = flow::parents_of(tx, out[i].id.0 as i64)?;
+            if !linked.is_empty() {
+                let mut st = tx.prepare_cached(&SQL.parent_outputs)?;
+                for i in linked {
+                    out[i].parents = flow::parents_of(&mut st, out[i].id.0 as i64)?;
+                }
             }
             Ok(out)
         })?;
@@ -395,6 +398,7 @@ impl Queue for SqliteQueue {
             let mut finish = tx.prepare_cached(&SQL.finish)?;
             let mut out = Vec::with_capacity(done.len());
             let mut cascade = Cascade::default();
+            let mut settler = None;
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -424,11 +428,14 @@ impl Queue for SqliteQueue {
                 match children {
                     Some(children) => {
                         insert_attempt(tx, c.lease.job, &c.record)?;
-                        let job = c.lease.job.0 as i64;
-                        if state == SUCCEEDED && children > 0 {
-                            flow::settle_succeeded(tx, job, now, &mut cascade)?;
-                        } else if state != WAITING && children > 0 {
-                            flow::settle(tx, job, now, &mut cascade)?;
+                        // Its dependents move on in this same transaction:
+                        // no crash can record the end without them.
+                        if state != WAITING && children > 0 {
+                            flow::Settler::get(&mut settler, tx)?.settle(
+                                c.lease.job.0 as i64,
+                                now,
+                                &mut cascade,
+                            )?;
                         }
                         out.push(Ok(()));
                     }
@@ -508,6 +515,7 @@ impl Queue for SqliteQueue {
             };
             let mut ids = Vec::with_capacity(lost.len());
             let mut cascade = Cascade::default();
+            let mut settler = None;
             for (id, attempt, max, worker, claimed_at, run_at, started, lost_claims, children) in
                 lost
             {
@@ -522,7 +530,7 @@ impl Queue for SqliteQueue {
                     let state = if attempt >= max { DEAD } else { WAITING };
                     tx.execute(&SQL.requeue, params![state, now, id])?;
                     if state == DEAD && children > 0 {
-                        flow::settle(tx, id, now, &mut cascade)?;
+                        flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
                     }
                 }
                 ids.push(JobId(id as u64));
@@ -614,6 +622,7 @@ impl Admin for SqliteQueue {
             let mut get = tx.prepare_cached(&SQL.job_state)?;
             let mut out = Vec::with_capacity(ids.len());
             let mut cascade = Cascade::default();
+            let mut settler = None;
             for id in ids {
                 let row: Option<(i64, i64, i64)> = get
                     .query_row([id.0 as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -623,7 +632,11 @@ impl Admin for SqliteQueue {
                     Some((WAITING | BLOCKED, _, children)) => {
                         tx.execute(&SQL.cancel_job, [id.0 as i64])?;
                         if children > 0 {
-                            flow::settle(tx, id.0 as i64, now, &mut cascade)?;
+                            flow::Settler::get(&mut settler, tx)?.settle(
+                                id.0 as i64,
+                                now,
+                                &mut cascade,
+                            )?;
                         }
                         CancelResult::Cancelled
                     }

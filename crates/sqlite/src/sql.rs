@@ -55,11 +55,12 @@ statements! {
     next_due = "next_due.sql";
     parent_outputs = "parent_outputs.sql";
     parent_states = "parent_states.sql";
+    pending_left = "pending_left.sql";
     reblock = "reblock.sql";
+    recount = "recount.sql";
     register_worker = "register_worker.sql";
     release = "release.sql";
-    release_blocked = "release_blocked.sql";
-    release_children = "release_children.sql";
+    release_job = "release_job.sql";
     renew_worker = "renew_worker.sql";
     requeue = "requeue.sql";
     rescue_expired = "rescue_expired.sql";
@@ -67,7 +68,7 @@ statements! {
     restore_worker = "restore_worker.sql";
     retry = "retry.sql";
     retry_row = "retry_row.sql";
-    set_pending = "set_pending.sql";
+    set_cause = "set_cause.sql";
     started = "started.sql";
     tables = "tables.sql";
     undo_claim = "undo_claim.sql";
