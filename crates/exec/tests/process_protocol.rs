@@ -49,6 +49,7 @@ fn try_worker(script: &str) -> (ProcessPool, Receiver<AttemptReport>) {
         task: reg.lookup("noop").unwrap(),
         params: JobParams::empty(),
         timeout: None,
+        parents: None,
     }]);
     (pool, rx)
 }

@@ -179,6 +179,8 @@ struct Serve<'a> {
     reader: FrameReader,
     out: Arc<Outbox>,
     shm: Shm,
+    /// Parents objects sent for the next batch, by attempt token.
+    parents: Vec<(u64, Arc<str>)>,
 }
 
 fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result<()> {
@@ -203,6 +205,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
         reader: FrameReader::default(),
         out,
         shm,
+        parents: Vec::new(),
     };
     w.out.push(
         &FromChild::Hello {
@@ -241,7 +244,11 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 w.names = tasks;
                 w.report_starts = report_starts;
             }
-            ToChild::Batch(attempts) => w.run_batch(attempts)?,
+            ToChild::Parents { token, json } => w.parents.push((token, Arc::from(json))),
+            ToChild::Batch(attempts) => {
+                let batch = w.take_parents(attempts)?;
+                w.run_batch(batch)?;
+            }
             ToChild::Shutdown => return Ok(()),
         }
     }
@@ -260,10 +267,37 @@ impl Serve<'_> {
         }
     }
 
+    /// Pairs each flagged attempt with the parents object sent before its
+    /// batch; objects no attempt of the batch names are dropped.
+    fn take_parents(
+        &mut self,
+        attempts: Vec<WireAttempt>,
+    ) -> io::Result<Vec<(WireAttempt, Option<Arc<str>>)>> {
+        let mut sent = std::mem::take(&mut self.parents);
+        attempts
+            .into_iter()
+            .map(|a| {
+                if !a.parents {
+                    return Ok((a, None));
+                }
+                match sent.iter().position(|(t, _)| *t == a.token) {
+                    Some(i) => {
+                        let (_, json) = sent.swap_remove(i);
+                        Ok((a, Some(json)))
+                    }
+                    None => Err(io::Error::other(format!(
+                        "protocol error: attempt {} of job {} has parents, but no Parents frame came for token {}",
+                        a.attempt, a.job, a.token
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     /// Runs a batch until its end or until the engine stops it.
-    fn run_batch(&mut self, attempts: Vec<WireAttempt>) -> io::Result<()> {
+    fn run_batch(&mut self, attempts: Vec<(WireAttempt, Option<Arc<str>>)>) -> io::Result<()> {
         let n = attempts.len();
-        for (i, a) in attempts.into_iter().enumerate() {
+        for (i, (a, parents)) in attempts.into_iter().enumerate() {
             let started_at = Timestamp::now();
             if !self.shm.begin(i as u64, started_at.as_micros()) {
                 break;
@@ -275,7 +309,7 @@ impl Serve<'_> {
                 };
                 self.out.push(&started, false)?;
             }
-            let result = self.run_one(a, started_at);
+            let result = self.run_one(a, parents, started_at);
             self.shm.end(i as u64);
             self.out.push(&FromChild::Result(result), i + 1 == n)?;
         }
@@ -284,7 +318,12 @@ impl Serve<'_> {
         Outbox::flush(&mut p)
     }
 
-    fn run_one(&self, a: WireAttempt, started_at: Timestamp) -> WireResult {
+    fn run_one(
+        &self,
+        a: WireAttempt,
+        parents: Option<Arc<str>>,
+        started_at: Timestamp,
+    ) -> WireResult {
         let start = Instant::now();
         let outcome = match self.tasks.get(a.task as usize).copied().flatten() {
             None => {
@@ -297,7 +336,7 @@ impl Serve<'_> {
             }
             Some(idx) => {
                 let params = JobParams::from_trusted_json(&a.params);
-                let ctx = Context::new(a.job, a.attempt, CancelToken::new());
+                let ctx = Context::new(a.job, a.attempt, CancelToken::new()).with_parents(parents);
                 let task = self.registry.task(idx);
                 match catch_panic(|| task.run_sync(&params, &ctx)) {
                     Ok(Ok(out)) => WireOutcome::Succeeded(out.as_json().to_string()),
