@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use runyard_core::{Event, JobId, JobSpec, QueuedReason};
+use runyard_core::{Event, JobId, JobSpec, JobState, QueuedReason};
 use runyard_queue::{Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName};
 use tokio::sync::oneshot;
 
@@ -332,10 +332,11 @@ fn enqueue_one(queue: &dyn Queue, events: &Events, job: NewJob) -> Result<Enqueu
         return queue.enqueue_one(job);
     }
     let task = job.task.clone();
+    let after = !job.after.is_empty();
     let _order = events.lock();
     let e = queue.enqueue_one(job)?;
     if let Enqueued::New(id) = e {
-        emit_queued(queue, events, id, &task);
+        emit_submitted(queue, events, id, &task, after);
     }
     Ok(e)
 }
@@ -348,24 +349,51 @@ fn enqueue(
     if events.is_empty() {
         return queue.enqueue(jobs);
     }
-    let tasks: Vec<TaskName> = jobs.iter().map(|j| j.task.clone()).collect();
+    let tasks: Vec<(TaskName, bool)> = jobs
+        .iter()
+        .map(|j| (j.task.clone(), !j.after.is_empty()))
+        .collect();
     let _order = events.lock();
     let out = queue.enqueue(jobs)?;
-    for (e, task) in out.iter().zip(&tasks) {
+    for (e, (task, after)) in out.iter().zip(&tasks) {
         if let Enqueued::New(id) = e {
-            emit_queued(queue, events, *id, task);
+            emit_submitted(queue, events, *id, task, *after);
         }
     }
     Ok(out)
 }
 
-fn emit_queued(queue: &dyn Queue, events: &Events, job: JobId, task: &str) {
-    events.emit(&Event::Queued {
-        job,
-        task,
-        at: queue.now(),
-        reason: QueuedReason::Submitted,
-    });
+/// The event of a job just submitted: `queued`; for a job with parents, the
+/// state the queue put it in: `blocked`, `queued` (its parents had all
+/// ended as it needs), or `cancelled` naming the cause (one had already
+/// ended dead or cancelled). Only jobs with parents are read back.
+fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, after: bool) {
+    let at = queue.now();
+    let view = if after {
+        queue.inspect().and_then(|q| q.get(job)).ok().flatten()
+    } else {
+        None
+    };
+    match view {
+        Some(v) if v.state == JobState::Blocked => {
+            events.emit(&Event::Blocked { job, task, at });
+        }
+        Some(v) if v.state == JobState::Cancelled => {
+            events.emit(&Event::Cancelled {
+                job,
+                task,
+                at,
+                attempts: v.attempts.len() as u32,
+                cancelled_by: v.cancelled_by.as_ref(),
+            });
+        }
+        _ => events.emit(&Event::Queued {
+            job,
+            task,
+            at,
+            reason: QueuedReason::Submitted,
+        }),
+    }
 }
 
 impl Drop for Run {
