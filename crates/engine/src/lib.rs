@@ -26,6 +26,7 @@ mod run;
 mod shared;
 mod slab;
 mod worker;
+mod workflow;
 
 pub use config::{
     ConfigError, EngineConfig, EngineConfigBuilder, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS,
@@ -37,3 +38,4 @@ pub use lane::ModeRefused;
 pub use report::{write_report_json, Report, ReportError, ReportReader};
 pub use run::Run;
 pub use worker::Worker;
+pub use workflow::{Step, Workflow, WorkflowError, WorkflowIds};

@@ -39,6 +39,7 @@ use crate::inbox::Inbox;
 use crate::offload::Offload;
 use crate::report::{Report, ReportReader};
 use crate::shared::{EngineInner, RunOutcome, Tally};
+use crate::workflow::{Workflow, WorkflowIds};
 
 impl Engine {
     /// Starts a run on `queue`: a dispatcher thread that claims and runs its
@@ -170,6 +171,34 @@ impl Run {
             .offloaded(move || enqueue_one(&*queue, &events, job))
             .await?;
         Ok(e.id())
+    }
+
+    /// Checks a workflow and every job of it, then enqueues it in one batch
+    /// (nothing when anything is refused); the ids of each step's jobs. See
+    /// [`Workflow`].
+    pub fn submit_workflow(&self, workflow: &Workflow) -> Result<WorkflowIds, SubmitError> {
+        let (jobs, layout) = workflow.prepare(|s| self.engine.prepare(s))?;
+        let enqueued = enqueue(&*self.queue, &self.events, jobs)?;
+        Ok(layout.ids(&enqueued))
+    }
+
+    /// [`Run::submit_workflow`] from async code: the workflow is checked
+    /// here, and enqueued on the run's offload thread (see
+    /// [`Run::submit_async`]).
+    pub fn submit_workflow_async(
+        &self,
+        workflow: &Workflow,
+    ) -> impl Future<Output = Result<WorkflowIds, SubmitError>> + Send + 'static {
+        let prepared = workflow.prepare(|s| self.engine.prepare(s));
+        let (queue, events) = (Arc::clone(&self.queue), self.events.clone());
+        let call = prepared.map(|(jobs, layout)| {
+            let enqueued = self.offloaded(move || enqueue(&*queue, &events, jobs));
+            (enqueued, layout)
+        });
+        async move {
+            let (enqueued, layout) = call?;
+            Ok(layout.ids(&enqueued.await?))
+        }
     }
 
     /// [`Run::submit_prepared`] from async code (see [`Run::submit_async`]).

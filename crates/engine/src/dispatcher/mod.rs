@@ -456,7 +456,12 @@ impl Dispatcher {
             let rescued = self.queue.rescue(Rescue::Expired)?;
             if !rescued.ids.is_empty() {
                 self.queue_idle = false;
-                emit::requeued(&self.events, &*self.queue, &rescued.ids, QueuedReason::Rescued);
+                emit::requeued(
+                    &self.events,
+                    &*self.queue,
+                    &rescued.ids,
+                    QueuedReason::Rescued,
+                );
                 emit::cascade(&self.events, &*self.queue, &rescued.cascade);
             }
         }

@@ -171,7 +171,10 @@ pub(crate) enum ToChild {
     },
     Batch(Vec<WireAttempt>),
     /// The parents object of the attempt `token` of the next batch.
-    Parents { token: u64, json: String },
+    Parents {
+        token: u64,
+        json: String,
+    },
     Shutdown,
 }
 
