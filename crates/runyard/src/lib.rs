@@ -460,7 +460,7 @@ pub mod report {
     pub use runyard_engine::{write_report_json, Report, ReportError};
 }
 
-/// Workflows: jobs after other jobs. [`Workflow`](crate::Workflow) builds
+/// Workflows: jobs after other jobs. [`Workflow`] builds
 /// one from typed jobs; the rest is what its jobs carry and see (the
 /// parents object a task reads with [`Context::parents`](crate::Context::parents),
 /// the caps on stored outputs, the cause of a cancellation).

@@ -177,7 +177,7 @@ impl Recorder {
             records: std::mem::take(pending),
             notes: std::mem::take(notes),
             results: Ok(Vec::new()),
-            cascade: Cascade::default(),
+            cascade: None,
         }
     }
 
@@ -225,7 +225,7 @@ impl Recorder {
                 records: w.records,
                 notes: w.notes,
                 results,
-                cascade: w.cascade,
+                cascade: w.cascade.map(|c| *c).unwrap_or_default(),
             }),
             Err(e) => {
                 self.pending = w.records;

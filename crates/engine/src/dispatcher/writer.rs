@@ -39,7 +39,7 @@ impl Written {
         match write_records(queue, worker, &self.records) {
             Ok(r) => {
                 self.results = Ok(r.results);
-                self.cascade = r.cascade;
+                self.cascade = (!r.cascade.is_empty()).then(|| Box::new(r.cascade));
             }
             Err(e) => self.results = Err(e),
         }
