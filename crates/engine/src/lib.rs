@@ -10,7 +10,9 @@
 //! large runs). [`Engine::worker`] starts a long-lived [`Worker`] on a
 //! shared queue. Every wait has an async form that blocks no thread of the
 //! caller's runtime ([`Run::submit_async`], [`Run::finish`],
-//! [`Worker::run`]).
+//! [`Worker::run`]). A [`Workflow`] is jobs after other jobs, built by
+//! step and submitted checked in one batch ([`Run::submit_workflow`],
+//! [`Engine::enqueue_workflow`]).
 #![forbid(unsafe_code)]
 
 mod config;
