@@ -267,31 +267,12 @@ impl Serve<'_> {
         }
     }
 
-    /// Pairs each flagged attempt with the parents object sent before its
-    /// batch; objects no attempt of the batch names are dropped.
+    /// [`pair_parents`] with the objects sent since the last batch.
     fn take_parents(
         &mut self,
         attempts: Vec<WireAttempt>,
     ) -> io::Result<Vec<(WireAttempt, Option<Arc<str>>)>> {
-        let mut sent = std::mem::take(&mut self.parents);
-        attempts
-            .into_iter()
-            .map(|a| {
-                if !a.parents {
-                    return Ok((a, None));
-                }
-                match sent.iter().position(|(t, _)| *t == a.token) {
-                    Some(i) => {
-                        let (_, json) = sent.swap_remove(i);
-                        Ok((a, Some(json)))
-                    }
-                    None => Err(io::Error::other(format!(
-                        "protocol error: attempt {} of job {} has parents, but no Parents frame came for token {}",
-                        a.attempt, a.job, a.token
-                    ))),
-                }
-            })
-            .collect()
+        pair_parents(std::mem::take(&mut self.parents), attempts)
     }
 
     /// Runs a batch until its end or until the engine stops it.
@@ -351,5 +332,81 @@ impl Serve<'_> {
             duration_us: start.elapsed().as_micros() as u64,
             outcome,
         }
+    }
+}
+
+/// Pairs each flagged attempt of a batch with the parents object sent
+/// before it (`sent`, by token); objects no attempt names are dropped. A
+/// flagged attempt whose object never came is a protocol error.
+fn pair_parents(
+    mut sent: Vec<(u64, Arc<str>)>,
+    attempts: Vec<WireAttempt>,
+) -> io::Result<Vec<(WireAttempt, Option<Arc<str>>)>> {
+    attempts
+        .into_iter()
+        .map(|a| {
+            if !a.parents {
+                return Ok((a, None));
+            }
+            match sent.iter().position(|(t, _)| *t == a.token) {
+                Some(i) => {
+                    let (_, json) = sent.swap_remove(i);
+                    Ok((a, Some(json)))
+                }
+                None => Err(io::Error::other(format!(
+                    "protocol error: attempt {} of job {} has parents, but no Parents frame came for token {}",
+                    a.attempt, a.job, a.token
+                ))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use runyard_core::JobId;
+
+    use super::*;
+
+    fn attempt(token: u64, parents: bool) -> WireAttempt {
+        WireAttempt {
+            token,
+            task: 0,
+            job: JobId(token),
+            attempt: 1,
+            params: "{}".into(),
+            parents,
+        }
+    }
+
+    #[test]
+    fn each_flagged_attempt_takes_the_parents_sent_for_its_token() {
+        let sent = vec![
+            (3, Arc::from("{\"a\":3}")),
+            (1, Arc::from("{\"a\":1}")),
+            (9, Arc::from("{}")),
+        ];
+        let paired = pair_parents(
+            sent,
+            vec![attempt(1, true), attempt(2, false), attempt(3, true)],
+        )
+        .unwrap();
+        let seen: Vec<(u64, Option<&str>)> = paired
+            .iter()
+            .map(|(a, p)| (a.token, p.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![(1, Some("{\"a\":1}")), (2, None), (3, Some("{\"a\":3}"))]
+        );
+    }
+
+    #[test]
+    fn a_flagged_attempt_without_its_parents_is_a_protocol_error() {
+        let e = pair_parents(Vec::new(), vec![attempt(7, true)]).unwrap_err();
+        assert!(
+            e.to_string().contains("no Parents frame came for token 7"),
+            "{e}"
+        );
     }
 }
