@@ -9,6 +9,7 @@
 mod cpu;
 mod fail;
 mod http;
+mod parents_file;
 mod shell;
 mod sleep;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use cpu::{hash_chain, splitmix64, Cpu, CpuParams};
 pub use fail::{Fail, FailParams};
 pub use http::{Expect, Http, HttpOutput, HttpParams};
+pub use parents_file::PARENTS_ENV;
 pub use shell::{Cmd, Shell, ShellOutput, ShellParams};
 pub use sleep::{Sleep, SleepParams};
 

@@ -10,6 +10,11 @@
 //! die. Output is read until the leader exits, then what is already in the
 //! pipes is taken: a background process that holds them open does not hold
 //! the job, and what it writes later is dropped.
+//!
+//! A job that is after other jobs gives its command their outputs (the
+//! parents object, JSON): in a file named by `RUNYARD_PARENTS` (see
+//! `parents_file`: nothing of it outlives the attempt), and on standard
+//! input unless the job gives `stdin` or `stdin_file` of its own.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +29,8 @@ use runyard::exec::os::{self, Interest, PollFd};
 use runyard::exec::{CommandGroup, SpawnError};
 use runyard::params::Violation;
 use runyard::{Context, Task, TaskError, TaskKind};
+
+use crate::parents_file::{ParentsFile, PARENTS_ENV};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -109,7 +116,7 @@ pub struct ShellParams {
     /// The working directory.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
-    /// Text given as standard input (none by default: /dev/null).
+    /// Text given as standard input (by default: the parents' outputs for a job after other jobs, else /dev/null).
     #[serde(default)]
     pub stdin: Option<String>,
     /// A file given as standard input.
@@ -223,12 +230,27 @@ impl Task for Shell {
         if let Some(d) = &p.cwd {
             cmd.current_dir(d);
         }
-        cmd.stdin(match (&p.stdin, &p.stdin_file) {
-            (Some(_), _) => Stdio::piped(),
-            (None, Some(f)) => Stdio::from(File::open(f).map_err(|e| {
+        // Held until the command has returned (see `parents_file`).
+        let parents = match ctx.parents_shared() {
+            Some(json) => Some(ParentsFile::new(json).map_err(|e| {
+                TaskError::retryable(format!(
+                    "cannot write the parents' outputs to a temporary file: {e}"
+                ))
+            })?),
+            None => None,
+        };
+        if let Some(f) = &parents {
+            cmd.env(PARENTS_ENV, f.path());
+        }
+        cmd.stdin(match (&p.stdin, &p.stdin_file, &parents) {
+            (Some(_), _, _) => Stdio::piped(),
+            (None, Some(f), _) => Stdio::from(File::open(f).map_err(|e| {
                 TaskError::permanent(format!("cannot open stdin_file {}: {e}", f.display()))
             })?),
-            (None, None) => Stdio::null(),
+            (None, None, Some(f)) => Stdio::from(f.reader().map_err(|e| {
+                TaskError::retryable(format!("cannot reopen the parents' outputs file: {e}"))
+            })?),
+            (None, None, None) => Stdio::null(),
         });
         cmd.stdout(output_to(&p.stdout_file, "stdout_file")?);
         cmd.stderr(output_to(&p.stderr_file, "stderr_file")?);
@@ -246,6 +268,7 @@ impl Task for Shell {
         }
         let status = group.finish()?;
         drop(guard);
+        drop(parents);
         let (out, err) = pipes.rest()?;
         ctx.check()?;
         let (code, signal) = os::exit_parts(status);

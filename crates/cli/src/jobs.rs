@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use clap::Args;
 use runyard::params::JobParams;
-use runyard::queue::{admit, After, Capabilities, Capability, NewJob, Queue};
+use runyard::queue::{admit, Capabilities, Capability, NewJob, Queue};
+use runyard::workflow::After;
 use runyard::{Backoff, Engine, JobId, JobOptions, JobSpec, SubmitError, UnknownTask};
 use serde::Deserialize;
 use serde_json::Value;

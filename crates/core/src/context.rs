@@ -1,5 +1,13 @@
-//! What a running attempt knows about itself, and how it learns that it
-//! should stop.
+//! What a running attempt knows about itself (its job, its attempt, its
+//! parents' outputs), and how it learns that it should stop.
+//!
+//! # Parents
+//!
+//! A job that is after other jobs sees their outputs as one JSON object
+//! (see [`crate::Parents`]): [`Context::parents_json`] gives its text,
+//! [`Context::parents`] reads it into a type. The object is shared, not
+//! copied, between the attempt and whoever made the context; a job without
+//! parents carries none (no allocation) and reads `null`.
 //!
 //! # Cancellation protocol
 //!
@@ -20,6 +28,8 @@ use std::task::{Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+
 use crate::error::TaskError;
 use crate::job::JobId;
 
@@ -30,16 +40,60 @@ pub struct Context {
     job: JobId,
     attempt: u32,
     cancel: CancelToken,
+    /// The parents object's JSON; `None` for a job that is after none.
+    parents: Option<Arc<str>>,
 }
 
 impl Context {
-    /// A context for attempt `attempt` (1-based) of `job`.
+    /// A context for attempt `attempt` (1-based) of `job`, without parents.
     pub fn new(job: JobId, attempt: u32, cancel: CancelToken) -> Context {
         Context {
             job,
             attempt,
             cancel,
+            parents: None,
         }
+    }
+
+    /// The same context, whose job sees `parents`: the JSON of its parents
+    /// object (see [`crate::Parents`]), `None` for a job that is after none.
+    /// The text is trusted to be JSON (it comes from the queue).
+    pub fn with_parents(mut self, parents: Option<Arc<str>>) -> Context {
+        self.parents = parents;
+        self
+    }
+
+    /// Whether the job is after other jobs (it has a parents object).
+    pub fn has_parents(&self) -> bool {
+        self.parents.is_some()
+    }
+
+    /// The JSON of the parents object: each parent's name (or, for a parent
+    /// given by id, its id) mapped to its output, a list of outputs for a
+    /// name that stands for several copies. `null` for a job that is after
+    /// none.
+    pub fn parents_json(&self) -> &str {
+        self.parents.as_deref().unwrap_or("null")
+    }
+
+    /// The parents object (see [`Context::parents_json`]) read as a `T`,
+    /// e.g. a struct with a field per parent's name, or a
+    /// `HashMap<String, serde_json::Value>`. A permanent error naming `T`
+    /// when it does not read as one (retrying would not change the
+    /// outputs).
+    pub fn parents<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        serde_json::from_str(self.parents_json()).map_err(|e| {
+            TaskError::permanent(format!(
+                "the parents' outputs do not read as a `{}`: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// The shared JSON of the parents object, for handing it on (e.g. to a
+    /// command's environment) without copying it.
+    pub fn parents_shared(&self) -> Option<&Arc<str>> {
+        self.parents.as_ref()
     }
 
     /// The job's id.
@@ -94,6 +148,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("job", &self.job)
             .field("attempt", &self.attempt)
+            .field("parents", &self.parents.as_ref().map(|p| p.len()))
             .field("cancelled", &self.is_cancelled())
             .finish()
     }
@@ -310,5 +365,25 @@ mod tests {
         assert!(!token.sleep(Duration::from_secs(3600)));
         let ctx = Context::new(JobId(1), 1, token);
         assert!(ctx.check().is_err());
+    }
+
+    #[test]
+    fn a_context_reads_its_parents_or_names_the_type_it_could_not_read() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Fan {
+            shard: Vec<u32>,
+        }
+        let none = Context::new(JobId(1), 1, CancelToken::new());
+        assert!(!none.has_parents());
+        assert_eq!(none.parents_json(), "null");
+        assert_eq!(none.parents::<Option<Fan>>().unwrap(), None);
+        let ctx = Context::new(JobId(2), 1, CancelToken::new())
+            .with_parents(Some(Arc::from(r#"{"shard":[1,2,3]}"#)));
+        assert!(ctx.has_parents());
+        assert_eq!(ctx.parents::<Fan>().unwrap().shard, vec![1, 2, 3]);
+        let e = ctx.parents::<Vec<String>>().unwrap_err();
+        assert_eq!(e.intent(), crate::ErrorIntent::Permanent);
+        assert!(e.message().contains("Vec<alloc::string::String>"), "{e}");
+        assert!(none.parents::<Fan>().is_err());
     }
 }

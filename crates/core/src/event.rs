@@ -2,16 +2,18 @@
 //!
 //! As JSON lines (`runyard run --events FILE`), each event is one object
 //! `{"type": STATE, "data": {...}}` where `type` names the state the job
-//! entered:
+//! entered (`unblocked`: it left `blocked` for `queued`):
 //!
 //! | `type` | `data` fields |
 //! |---|---|
 //! | `queued` | `job`, `task`, `at`, `reason` (`submitted`, `rescued` after a lost lease, `released` at a shutdown) |
+//! | `blocked` | `job`, `task`, `at`: submitted after jobs that have not all ended as it needs |
+//! | `unblocked` | `job`, `task`, `at`: the jobs it was after ended as it needs; it is queued (or scheduled, until its own run-at) |
 //! | `running` | `job`, `task`, `at`, `attempt`, `queued_ms` |
 //! | `scheduled` | `job`, `task`, `at`, `attempt`, `outcome`, `duration_ms`, `error`, `delay_ms`, `run_at` |
 //! | `succeeded` | `job`, `task`, `at`, `attempt`, `duration_ms` |
 //! | `dead` | `job`, `task`, `at`, `attempt`, `outcome`, `duration_ms`, `error` |
-//! | `cancelled` | `job`, `task`, `at`, `attempts` |
+//! | `cancelled` | `job`, `task`, `at`, `attempts`, and `cancelled_by` (`{"job": ID, "name": NAME}`, the job whose end cancelled it) when a job it was after ended dead or cancelled |
 //!
 //! `at` is an RFC 3339 timestamp; `attempt` counts from 1; `outcome` is one
 //! of `failed`, `panicked`, `crashed`, `timed_out`, `cancelled`; the `*_ms`
@@ -22,6 +24,7 @@ use serde::{Serialize, Serializer};
 use crate::job::JobId;
 use crate::outcome::OutcomeKind;
 use crate::time::Timestamp;
+use crate::workflow::Cause;
 
 /// A job's state transition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,6 +40,26 @@ pub enum Event<'a> {
         at: Timestamp,
         /// Why it is queued.
         reason: QueuedReason,
+    },
+    /// The job was submitted after jobs that have not all ended as it
+    /// needs: it waits for them.
+    Blocked {
+        /// The job.
+        job: JobId,
+        /// Its task.
+        task: &'a str,
+        /// When.
+        at: Timestamp,
+    },
+    /// A blocked job's parents all ended as it needs: it is queued (or
+    /// scheduled until its run-at).
+    Unblocked {
+        /// The job.
+        job: JobId,
+        /// Its task.
+        task: &'a str,
+        /// When.
+        at: Timestamp,
     },
     /// An attempt started.
     Running {
@@ -117,6 +140,10 @@ pub enum Event<'a> {
         at: Timestamp,
         /// Attempts it had run.
         attempts: u32,
+        /// The job whose end cancelled it, when a job it was after ended
+        /// dead or cancelled.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cancelled_by: Option<&'a Cause>,
     },
 }
 
@@ -143,6 +170,8 @@ impl Event<'_> {
     pub fn job(&self) -> JobId {
         match self {
             Event::Queued { job, .. }
+            | Event::Blocked { job, .. }
+            | Event::Unblocked { job, .. }
             | Event::Running { job, .. }
             | Event::Scheduled { job, .. }
             | Event::Succeeded { job, .. }
@@ -173,6 +202,35 @@ mod tests {
         assert_eq!(v["data"]["outcome"], "failed");
         assert_eq!(v["data"]["error"], "boom");
         assert_eq!(e.job(), JobId(7));
+    }
+
+    #[test]
+    fn a_cancelled_event_names_its_cause_only_when_it_has_one() {
+        let cause = Cause {
+            job: JobId(3),
+            name: Some("extract".into()),
+        };
+        let mut e = Event::Cancelled {
+            job: JobId(7),
+            task: "load",
+            at: Timestamp::from_micros(0),
+            attempts: 0,
+            cancelled_by: Some(&cause),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["data"]["cancelled_by"]["job"], 3);
+        assert_eq!(v["data"]["cancelled_by"]["name"], "extract");
+        if let Event::Cancelled { cancelled_by, .. } = &mut e {
+            *cancelled_by = None;
+        }
+        let v = serde_json::to_value(&e).unwrap();
+        assert!(v["data"].get("cancelled_by").is_none(), "{v}");
+        let u = Event::Unblocked {
+            job: JobId(8),
+            task: "load",
+            at: Timestamp::from_micros(0),
+        };
+        assert_eq!(serde_json::to_value(&u).unwrap()["type"], "unblocked");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::EngineConfig;
 use crate::error::SubmitError;
 use crate::lane::{lane_for, Lane, ModeRefused};
 use crate::shared::{EngineInner, SettingsError, Tally};
+use crate::workflow::{Workflow, WorkflowIds};
 
 /// Runs jobs of a registry's tasks.
 pub struct Engine {
@@ -90,6 +91,22 @@ impl Engine {
     /// run in are errors here, before anything runs.
     pub fn prepare(&self, spec: &JobSpec) -> Result<NewJob, SubmitError> {
         self.inner.prepare(spec)
+    }
+
+    /// Checks every job of a workflow (as [`Engine::prepare`] does) and the
+    /// workflow itself, then enqueues it in one batch to `queue`, without a
+    /// run: for a durable queue that workers drain. Nothing is enqueued
+    /// when anything is refused. The queue must keep dependencies
+    /// ([`Capability::Dependencies`](runyard_queue::Capability)) for a
+    /// workflow with edges.
+    pub fn enqueue_workflow(
+        &self,
+        queue: &dyn Queue,
+        workflow: &Workflow,
+    ) -> Result<WorkflowIds, SubmitError> {
+        let (jobs, layout) = workflow.prepare(|s| self.inner.prepare(s))?;
+        let enqueued = queue.enqueue(jobs)?;
+        Ok(layout.ids(&enqueued))
     }
 }
 

@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::lane::ModeRefused;
 use crate::report::ReportReader;
+use crate::workflow::WorkflowError;
 
 /// A job that was refused before anything ran.
 #[derive(Debug, Error)]
@@ -39,6 +40,22 @@ pub enum SubmitError {
     /// The queue failed.
     #[error("the queue failed")]
     Queue(#[from] QueueError),
+    /// A workflow that cannot be submitted as built.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// A job of a workflow's step was refused.
+    #[error("job {copy} of {copies} of workflow step `{step}`")]
+    Step {
+        /// The step's name.
+        step: String,
+        /// Which of its jobs, from 1.
+        copy: usize,
+        /// How many jobs the step has.
+        copies: usize,
+        /// Why it was refused.
+        #[source]
+        error: Box<SubmitError>,
+    },
 }
 
 /// A run could not start: the process could not start its dispatcher

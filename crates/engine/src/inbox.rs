@@ -23,6 +23,9 @@ pub(crate) struct Written {
     /// What each record's event needs that the record does not hold.
     pub(crate) notes: Vec<Note>,
     pub(crate) results: Result<Vec<Result<(), runyard_queue::Fenced>>, runyard_queue::QueueError>,
+    /// The jobs after these that the written ends moved (see
+    /// [`runyard_queue::Cascade`]), when they moved any.
+    pub(crate) cascade: Option<Box<runyard_queue::Cascade>>,
 }
 
 /// Beside a record: its task and, for a retry, the delay the retry policy

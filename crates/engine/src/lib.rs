@@ -10,7 +10,9 @@
 //! large runs). [`Engine::worker`] starts a long-lived [`Worker`] on a
 //! shared queue. Every wait has an async form that blocks no thread of the
 //! caller's runtime ([`Run::submit_async`], [`Run::finish`],
-//! [`Worker::run`]).
+//! [`Worker::run`]). A [`Workflow`] is jobs after other jobs, built by
+//! step and submitted checked in one batch ([`Run::submit_workflow`],
+//! [`Engine::enqueue_workflow`]).
 #![forbid(unsafe_code)]
 
 mod config;
@@ -26,6 +28,7 @@ mod run;
 mod shared;
 mod slab;
 mod worker;
+mod workflow;
 
 pub use config::{
     ConfigError, EngineConfig, EngineConfigBuilder, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS,
@@ -37,3 +40,4 @@ pub use lane::ModeRefused;
 pub use report::{write_report_json, Report, ReportError, ReportReader};
 pub use run::Run;
 pub use worker::Worker;
+pub use workflow::{Step, Workflow, WorkflowError, WorkflowIds};

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use runyard_core::{Event, JobId, JobSpec, QueuedReason};
+use runyard_core::{Event, JobId, JobSpec, JobState, QueuedReason};
 use runyard_queue::{Enqueued, MemoryQueue, NewJob, Queue, QueueError, TaskName};
 use tokio::sync::oneshot;
 
@@ -39,6 +39,7 @@ use crate::inbox::Inbox;
 use crate::offload::Offload;
 use crate::report::{Report, ReportReader};
 use crate::shared::{EngineInner, RunOutcome, Tally};
+use crate::workflow::{Workflow, WorkflowIds};
 
 impl Engine {
     /// Starts a run on `queue`: a dispatcher thread that claims and runs its
@@ -170,6 +171,34 @@ impl Run {
             .offloaded(move || enqueue_one(&*queue, &events, job))
             .await?;
         Ok(e.id())
+    }
+
+    /// Checks a workflow and every job of it, then enqueues it in one batch
+    /// (nothing when anything is refused); the ids of each step's jobs. See
+    /// [`Workflow`].
+    pub fn submit_workflow(&self, workflow: &Workflow) -> Result<WorkflowIds, SubmitError> {
+        let (jobs, layout) = workflow.prepare(|s| self.engine.prepare(s))?;
+        let enqueued = enqueue(&*self.queue, &self.events, jobs)?;
+        Ok(layout.ids(&enqueued))
+    }
+
+    /// [`Run::submit_workflow`] from async code: the workflow is checked
+    /// here, and enqueued on the run's offload thread (see
+    /// [`Run::submit_async`]).
+    pub fn submit_workflow_async(
+        &self,
+        workflow: &Workflow,
+    ) -> impl Future<Output = Result<WorkflowIds, SubmitError>> + Send + 'static {
+        let prepared = workflow.prepare(|s| self.engine.prepare(s));
+        let (queue, events) = (Arc::clone(&self.queue), self.events.clone());
+        let call = prepared.map(|(jobs, layout)| {
+            let enqueued = self.offloaded(move || enqueue(&*queue, &events, jobs));
+            (enqueued, layout)
+        });
+        async move {
+            let (enqueued, layout) = call?;
+            Ok(layout.ids(&enqueued.await?))
+        }
     }
 
     /// [`Run::submit_prepared`] from async code (see [`Run::submit_async`]).
@@ -332,10 +361,11 @@ fn enqueue_one(queue: &dyn Queue, events: &Events, job: NewJob) -> Result<Enqueu
         return queue.enqueue_one(job);
     }
     let task = job.task.clone();
+    let after = !job.after.is_empty();
     let _order = events.lock();
     let e = queue.enqueue_one(job)?;
     if let Enqueued::New(id) = e {
-        emit_queued(queue, events, id, &task);
+        emit_submitted(queue, events, id, &task, after);
     }
     Ok(e)
 }
@@ -348,24 +378,51 @@ fn enqueue(
     if events.is_empty() {
         return queue.enqueue(jobs);
     }
-    let tasks: Vec<TaskName> = jobs.iter().map(|j| j.task.clone()).collect();
+    let tasks: Vec<(TaskName, bool)> = jobs
+        .iter()
+        .map(|j| (j.task.clone(), !j.after.is_empty()))
+        .collect();
     let _order = events.lock();
     let out = queue.enqueue(jobs)?;
-    for (e, task) in out.iter().zip(&tasks) {
+    for (e, (task, after)) in out.iter().zip(&tasks) {
         if let Enqueued::New(id) = e {
-            emit_queued(queue, events, *id, task);
+            emit_submitted(queue, events, *id, task, *after);
         }
     }
     Ok(out)
 }
 
-fn emit_queued(queue: &dyn Queue, events: &Events, job: JobId, task: &str) {
-    events.emit(&Event::Queued {
-        job,
-        task,
-        at: queue.now(),
-        reason: QueuedReason::Submitted,
-    });
+/// The event of a job just submitted: `queued`; for a job with parents, the
+/// state the queue put it in: `blocked`, `queued` (its parents had all
+/// ended as it needs), or `cancelled` naming the cause (one had already
+/// ended dead or cancelled). Only jobs with parents are read back.
+fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, after: bool) {
+    let at = queue.now();
+    let view = if after {
+        queue.inspect().and_then(|q| q.get(job)).ok().flatten()
+    } else {
+        None
+    };
+    match view {
+        Some(v) if v.state == JobState::Blocked => {
+            events.emit(&Event::Blocked { job, task, at });
+        }
+        Some(v) if v.state == JobState::Cancelled => {
+            events.emit(&Event::Cancelled {
+                job,
+                task,
+                at,
+                attempts: v.attempts.len() as u32,
+                cancelled_by: v.cancelled_by.as_ref(),
+            });
+        }
+        _ => events.emit(&Event::Queued {
+            job,
+            task,
+            at,
+            reason: QueuedReason::Submitted,
+        }),
+    }
 }
 
 impl Drop for Run {

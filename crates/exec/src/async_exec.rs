@@ -158,7 +158,8 @@ impl Inner {
         if self.wants_started {
             self.sink.started(att.token, started_at);
         }
-        let ctx = Context::new(att.job, att.number, token.clone());
+        let ctx =
+            Context::new(att.job, att.number, token.clone()).with_parents(att.parents.clone());
         let task = self.registry.task(att.task);
         let ended = {
             let mut work = pin!(CatchUnwind(task.run_async(att.params, ctx)));

@@ -1,6 +1,7 @@
 //! What executors receive and report.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runyard_core::{JobId, JobParams, Outcome, TaskIndex, Timestamp};
@@ -20,6 +21,10 @@ pub struct Attempt {
     pub params: JobParams,
     /// The per-attempt timeout.
     pub timeout: Option<Duration>,
+    /// The JSON of the job's parents object (see `runyard_core::Parents`),
+    /// shared; `None` for a job that is after none. The task's context
+    /// gives it (`Context::parents_json`).
+    pub parents: Option<Arc<str>>,
 }
 
 /// The end of one attempt.

@@ -193,6 +193,7 @@ fn attempt(reg: &Registry, task: &str, token: u64, timeout: Option<Duration>) ->
         task: reg.lookup(task).unwrap(),
         params: JobParams::empty(),
         timeout,
+        parents: None,
     }
 }
 

@@ -121,6 +121,7 @@ impl Fixture {
             task: self.task(task),
             params: JobParams::from_value(params).unwrap(),
             timeout: None,
+            parents: None,
         }
     }
 

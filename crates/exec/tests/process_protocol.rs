@@ -49,6 +49,7 @@ fn try_worker(script: &str) -> (ProcessPool, Receiver<AttemptReport>) {
         task: reg.lookup("noop").unwrap(),
         params: JobParams::empty(),
         timeout: None,
+        parents: None,
     }]);
     (pool, rx)
 }
@@ -71,7 +72,7 @@ fn a_worker_speaking_another_protocol_version_is_refused() {
         r"printf '\011\000\000\000\001\143\000\000\000\052\000\000\000' >&4; sleep 30",
     );
     assert!(
-        m.contains("the worker speaks protocol 99, the engine 3"),
+        m.contains("the worker speaks protocol 99, the engine 4"),
         "{m}"
     );
 }

@@ -3,7 +3,8 @@
 //! work, a record of every attempt, and queues that survive crashes.
 //!
 //! This page is a tour: [tasks](#tasks), [modes](#modes),
-//! [queues](#queues), [events](#events) and [errors](#errors), each with an
+//! [queues](#queues), [workflows](#workflows), [events](#events) and
+//! [errors](#errors), each with an
 //! example that runs. `use runyard::prelude::*;` imports what a task
 //! definition and a simple run need.
 //!
@@ -237,10 +238,69 @@
 //! transaction. Every backend passes the same conformance suite
 //! (`runyard_queue::conformance`).
 //!
+//! # Workflows
+//!
+//! Jobs can wait for other jobs and read their outputs. A [`Workflow`] is
+//! built of named steps of typed jobs, each after steps added before it;
+//! a step of several copies ([`Workflow::add_many`]) fans out, and a step
+//! after it fans in: it waits for every copy and sees their outputs as a
+//! list, in order. A task reads its parents' outputs from its context,
+//! [`Context::parents`] as a type of its own (one field per step it is
+//! after) or [`Context::parents_json`] as text. When a job ends dead or
+//! cancelled, the jobs after it are cancelled, naming it as the cause;
+//! a step with [`RunIf::Always`] runs once its parents have ended, however
+//! they did (a cleanup step).
+//!
+//! ```
+//! use runyard::prelude::*;
+//! use runyard::queue::{MemoryQueue, Queue};
+//! use std::sync::Arc;
+//!
+//! /// One shard's share of the work.
+//! #[derive(serde::Serialize, serde::Deserialize, Params)]
+//! struct Shard {
+//!     n: u64,
+//! }
+//!
+//! #[task]
+//! fn square(p: Shard) -> Result<u64, TaskError> {
+//!     Ok(p.n * p.n)
+//! }
+//!
+//! /// What `total` is after: the `square` step's outputs, in order.
+//! #[derive(serde::Deserialize)]
+//! struct Squares {
+//!     square: Vec<u64>,
+//! }
+//!
+//! #[task]
+//! fn total(_: (), ctx: &Context) -> Result<u64, TaskError> {
+//!     Ok(ctx.parents::<Squares>()?.square.iter().sum())
+//! }
+//!
+//! let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+//! let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+//! let run = engine.start(Arc::clone(&queue)).unwrap();
+//!
+//! let wf = Workflow::new();
+//! let shards = wf.add_many("square", (1..=4).map(|n| square::job(Shard { n })));
+//! let sum = wf.add("total", total::job(())).after(&[shards]);
+//! let ids = run.submit_workflow(&wf).unwrap(); // every job checked first
+//! run.close();
+//! let report = run.wait().unwrap();
+//!
+//! let job = report.jobs.iter().find(|j| j.id == ids.of(sum)[0]).unwrap();
+//! assert_eq!(job.output.as_json(), "30"); // 1 + 4 + 9 + 16
+//! assert_eq!(job.after, ids.of(shards));
+//! ```
+//!
+//! [`Engine::enqueue_workflow`] enqueues a workflow to a durable queue
+//! without a run, for workers to drain.
+//!
 //! # Events
 //!
-//! Each job's transitions (queued, running, scheduled for a retry,
-//! succeeded, dead, cancelled) are events, given as they happen to every
+//! Each job's transitions (queued, blocked and unblocked, running,
+//! scheduled for a retry, succeeded, dead, cancelled) are events, given as they happen to every
 //! [`EventSink`](event::EventSink) of a run; [`JsonLines`](event::JsonLines)
 //! writes them as JSON lines:
 //!
@@ -258,6 +318,8 @@
 //!     fn event(&self, e: &Event<'_>) {
 //!         let name = match e {
 //!             Event::Queued { .. } => "queued",
+//!             Event::Blocked { .. } => "blocked",
+//!             Event::Unblocked { .. } => "unblocked",
 //!             Event::Running { .. } => "running",
 //!             Event::Scheduled { .. } => "scheduled",
 //!             Event::Succeeded { .. } => "succeeded",
@@ -344,14 +406,15 @@ extern crate self as runyard;
 // What users use: defining tasks, building jobs, running them, and the
 // errors of each. Everything else is in a module named for its concern.
 pub use runyard_core::{
-    AsyncTask, Backoff, CancelGuard, CancelToken, Cause, Context, ErrorIntent, JobId, JobOptions,
-    JobSpec, JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
+    AsyncTask, Backoff, CancelGuard, CancelToken, Context, ErrorIntent, JobId, JobOptions, JobSpec,
+    JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
     RegistryBuilder, RegistryError, RetryPolicy, RunIf, Task, TaskDef, TaskDefaults, TaskError,
     TaskKind, Timestamp, UnknownTask,
 };
 pub use runyard_engine::{
     ConfigError, Engine, EngineConfig, EngineConfigBuilder, ModeRefused, Progress, Report,
-    ReportError, ReportReader, Run, RunError, StartError, SubmitError, Worker,
+    ReportError, ReportReader, Run, RunError, StartError, SubmitError, Worker, Workflow,
+    WorkflowIds,
 };
 pub use runyard_macros::{task, Params};
 
@@ -360,7 +423,7 @@ pub use runyard_macros::{task, Params};
 pub mod prelude {
     pub use crate::{
         task, AsyncTask, Context, Engine, EngineConfig, JobSpec, JobState, Mode, Params, Registry,
-        Task, TaskDefaults, TaskError, TaskKind,
+        RunIf, Task, TaskDefaults, TaskError, TaskKind, Workflow,
     };
 }
 
@@ -397,6 +460,15 @@ pub mod report {
     pub use runyard_engine::{write_report_json, Report, ReportError};
 }
 
+/// Workflows: jobs after other jobs. [`Workflow`] builds
+/// one from typed jobs; the rest is what its jobs carry and see (the
+/// parents object a task reads with [`Context::parents`](crate::Context::parents),
+/// the caps on stored outputs, the cause of a cancellation).
+pub mod workflow {
+    pub use runyard_core::{After, Cause, Parent, Parents, RunIf, OUTPUT_CAP, PARENTS_CAP};
+    pub use runyard_engine::{Step, Workflow, WorkflowError, WorkflowIds};
+}
+
 /// Events: what happens to each job as it happens, for a sink of your own
 /// or as JSON lines.
 pub mod event {
@@ -409,7 +481,6 @@ pub mod event {
 /// ([`Capabilities`](queue::Capabilities)) a queue may have, the in-memory
 /// queue, and what they exchange.
 pub mod queue {
-    pub use runyard_core::{After, Cause, Parent, RunIf};
     pub use runyard_queue::admit;
     pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{

@@ -525,7 +525,8 @@ fn dag_bench(
     chain: u64,
     fanout: u64,
 ) -> anyhow::Result<()> {
-    use runyard::queue::{After, NewJob, Parent};
+    use runyard::queue::NewJob;
+    use runyard::workflow::{After, Parent};
     if chain < 2 || fanout < 1 {
         bail!(UsageError(
             "bench dag needs --chain of at least 2 and --fanout of at least 1".into()

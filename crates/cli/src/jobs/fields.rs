@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use runyard::queue::RunIf;
+use runyard::workflow::RunIf;
 use runyard::{Mode, Timestamp};
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::Deserialize;

@@ -19,7 +19,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use runyard::queue::{After, Enqueued, NewJob, Parent};
+use runyard::queue::{Enqueued, NewJob};
+use runyard::workflow::{After, Parent};
 use runyard::JobId;
 
 use super::fields::AfterEntry;

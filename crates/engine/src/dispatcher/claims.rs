@@ -144,7 +144,8 @@ impl Claims {
     /// attempt.
     fn hand_over(&mut self, token: u64) -> Attempt {
         let e = self.entries.get_mut(token).expect("entry exists");
-        let Stage::Waiting { params } = std::mem::replace(&mut e.stage, Stage::Submitted) else {
+        let Stage::Waiting { params, parents } = std::mem::replace(&mut e.stage, Stage::Submitted)
+        else {
             unreachable!("only waiting entries are in the waiting lists")
         };
         self.lanes[e.lane].inflight += 1;
@@ -156,6 +157,7 @@ impl Claims {
             task: e.task,
             params,
             timeout: e.settings.timeout,
+            parents,
         }
     }
 
@@ -166,7 +168,10 @@ impl Claims {
             let Some(e) = self.entries.get_mut(a.token) else {
                 continue;
             };
-            e.stage = Stage::Waiting { params: a.params };
+            e.stage = Stage::Waiting {
+                params: a.params,
+                parents: a.parents,
+            };
             let task = e.task;
             self.free_slot(lane, task);
             self.lanes[lane].waiting.push_front(a.token);
@@ -339,6 +344,7 @@ mod tests {
             ready_at: Timestamp::EPOCH,
             stage: Stage::Waiting {
                 params: JobParams::default(),
+                parents: None,
             },
             cancel_requested: false,
         }

@@ -1,11 +1,13 @@
 //! The events the dispatcher emits: built from what it holds (the record
 //! written, the delay the retry policy chose), so an event says what was
-//! decided rather than what a clock reads when it is emitted.
+//! decided rather than what a clock reads when it is emitted. The moves a
+//! recorded end caused among the jobs after it (the queue's [`Cascade`])
+//! follow that end's event: `unblocked`, or `cancelled` naming the cause.
 
 use std::time::Duration;
 
 use runyard_core::{Event, JobId, QueuedReason, Timestamp};
-use runyard_queue::{Completion, Queue, Verdict};
+use runyard_queue::{Cascade, Completion, Queue, Verdict};
 
 use super::entry::Entry;
 use super::record::Recorded;
@@ -58,6 +60,7 @@ pub(super) fn end_event<'a>(
             task,
             at,
             attempts: attempt,
+            cancelled_by: None,
         },
     }
 }
@@ -71,6 +74,46 @@ pub(super) fn ends(events: &Events, queue: &dyn Queue, done: &Recorded) {
     for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
         if r.is_ok() {
             events.emit(&end_event(&note.task, c, note.delay, queue.now()));
+        }
+    }
+    cascaded(events, queue, &done.cascade);
+}
+
+/// The events of a cascade the queue reported (see the module), when it
+/// did not come with a written batch (a rescue).
+pub(super) fn cascade(events: &Events, queue: &dyn Queue, cascade: &Cascade) {
+    if events.is_empty() || cascade.unblocked.is_empty() && cascade.cancelled.is_empty() {
+        return;
+    }
+    let _order = events.lock();
+    cascaded(events, queue, cascade);
+}
+
+/// [`cascade`] with the event order held. Each job's task (and cause) is
+/// read from the queue: a cascade names only ids.
+fn cascaded(events: &Events, queue: &dyn Queue, cascade: &Cascade) {
+    if cascade.unblocked.is_empty() && cascade.cancelled.is_empty() {
+        return;
+    }
+    let at = queue.now();
+    let view = |id| queue.inspect().and_then(|q| q.get(id)).ok().flatten();
+    for &id in &cascade.unblocked {
+        let task = view(id).map(|v| v.task).unwrap_or_default();
+        events.emit(&Event::Unblocked {
+            job: id,
+            task: &task,
+            at,
+        });
+    }
+    for &id in &cascade.cancelled {
+        if let Some(v) = view(id) {
+            events.emit(&Event::Cancelled {
+                job: id,
+                task: &v.task,
+                at,
+                attempts: v.attempts.len() as u32,
+                cancelled_by: v.cancelled_by.as_ref(),
+            });
         }
     }
 }
@@ -138,6 +181,7 @@ pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
                 task: &v.task,
                 at,
                 attempts: v.attempts.len() as u32,
+                cancelled_by: v.cancelled_by.as_ref(),
             });
         }
     }

@@ -1,6 +1,8 @@
 //! A claimed job the dispatcher is responsible for, and where its attempt
 //! is: waiting for room, with its executor, or started.
 
+use std::sync::Arc;
+
 use runyard_core::{JobParams, JobSettings, TaskIndex, Timestamp};
 use runyard_queue::Lease;
 
@@ -10,8 +12,12 @@ use crate::lane::Lane;
 #[derive(Debug)]
 pub(super) enum Stage {
     /// Claimed and waiting for room in its lane or under its task's limit;
-    /// the parameters are held until the attempt is handed over.
-    Waiting { params: JobParams },
+    /// the parameters and the parents object's JSON (`None` without
+    /// parents) are held until the attempt is handed over.
+    Waiting {
+        params: JobParams,
+        parents: Option<Arc<str>>,
+    },
     /// Handed to its lane's executor, not known to have started. Holds a
     /// running slot.
     Submitted,

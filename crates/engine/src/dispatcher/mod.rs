@@ -453,10 +453,16 @@ impl Dispatcher {
             self.heartbeat()?;
         }
         if due.rescue {
-            let rescued = self.queue.rescue(Rescue::Expired)?.ids;
-            if !rescued.is_empty() {
+            let rescued = self.queue.rescue(Rescue::Expired)?;
+            if !rescued.ids.is_empty() {
                 self.queue_idle = false;
-                emit::requeued(&self.events, &*self.queue, &rescued, QueuedReason::Rescued);
+                emit::requeued(
+                    &self.events,
+                    &*self.queue,
+                    &rescued.ids,
+                    QueuedReason::Rescued,
+                );
+                emit::cascade(&self.events, &*self.queue, &rescued.cascade);
             }
         }
         Ok(())

@@ -9,10 +9,10 @@ use runyard_core::{
     AttemptError, AttemptRecord, ErrorIntent, GiveUpReason, Outcome, OutcomeKind, RetryDecision,
     RetryPolicy, Timestamp,
 };
-use runyard_queue::{Completion, Fenced, Lease, Queue, QueueError, Verdict, Writes};
+use runyard_queue::{Cascade, Completion, Fenced, Lease, Queue, QueueError, Verdict, Writes};
 
 use super::entry::Entry;
-use super::writer::{write_records, Writer};
+use super::writer::Writer;
 use crate::inbox::{Inbox, Note, Written};
 
 /// What comes after an attempt.
@@ -66,6 +66,8 @@ pub(super) struct Recorded {
     pub(super) records: Vec<Completion>,
     pub(super) notes: Vec<Note>,
     pub(super) results: Vec<Result<(), Fenced>>,
+    /// The jobs after these that the recorded ends moved.
+    pub(super) cascade: Cascade,
 }
 
 /// How an attempt ended, as its executor (or the dispatcher) reports it.
@@ -94,7 +96,8 @@ pub(super) fn completion(
     };
     let policy = e.settings.policy();
     let (verdict, delay) = match next(outcome, intent, e.lease.attempt, policy, ending, random) {
-        Next::Succeeded => (Verdict::Succeeded(output), Duration::ZERO),
+        // Every queue stores at most `OUTPUT_CAP` of an output.
+        Next::Succeeded => (Verdict::Succeeded(output.capped()), Duration::ZERO),
         Next::Retry(d) => (Verdict::Retry { at: now() + d }, d),
         Next::Dead => (Verdict::Dead, Duration::ZERO),
         Next::Cancelled => (Verdict::Cancelled, Duration::ZERO),
@@ -174,6 +177,7 @@ impl Recorder {
             records: std::mem::take(pending),
             notes: std::mem::take(notes),
             results: Ok(Vec::new()),
+            cascade: None,
         }
     }
 
@@ -207,11 +211,9 @@ impl Recorder {
                 }
             }
         }
-        let results = write_records(&**queue, worker, &self.pending);
-        Some(Written {
-            results,
-            ..Recorder::take(&mut self.pending, &mut self.notes)
-        })
+        let mut w = Recorder::take(&mut self.pending, &mut self.notes);
+        w.write(&**queue, worker);
+        Some(w)
     }
 
     /// A batch was written (or failed to be): the records with their
@@ -223,6 +225,7 @@ impl Recorder {
                 records: w.records,
                 notes: w.notes,
                 results,
+                cascade: w.cascade.map(|c| *c).unwrap_or_default(),
             }),
             Err(e) => {
                 self.pending = w.records;

@@ -2,6 +2,8 @@
 //! its attempt runs in, or why this engine cannot run it at all (such a job
 //! is dead, permanently: another run would refuse it the same way).
 
+use std::sync::Arc;
+
 use runyard_core::{JobSettings, TaskIndex, Timestamp};
 use runyard_queue::{Claimed, Lease, TaskName};
 
@@ -45,6 +47,7 @@ impl Router {
             params,
             settings,
             ready_at,
+            parents,
             ..
         } = c;
         let refuse = |task, message| Refused {
@@ -67,7 +70,11 @@ impl Router {
             lane,
             settings,
             ready_at,
-            stage: Stage::Waiting { params },
+            stage: Stage::Waiting {
+                params,
+                // Jobs without parents (most) allocate nothing here.
+                parents: (!parents.is_none()).then(|| Arc::from(parents.as_json())),
+            },
             cancel_requested: false,
         })
     }

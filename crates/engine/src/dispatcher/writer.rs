@@ -1,23 +1,23 @@
 //! The writer thread: writes records while the dispatcher goes on claiming
 //! and starting attempts, for a queue that takes writes beside claims. One
 //! batch is with it at a time; it hands each written batch back through the
-//! inbox.
+//! inbox, with the cascade the queue reported for it.
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use runyard_queue::{Completion, Fenced, Queue, QueueError};
+use runyard_queue::{Completion, Queue, QueueError, Recorded};
 
 use crate::inbox::{Inbox, Written};
 
 /// Writes records, retrying while the queue is unavailable.
-pub(super) fn write_records(
+fn write_records(
     queue: &dyn Queue,
     worker: &str,
     records: &[Completion],
-) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+) -> Result<Recorded, QueueError> {
     let mut delay = Duration::from_millis(10);
     let mut tries = 0;
     loop {
@@ -27,7 +27,21 @@ pub(super) fn write_records(
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
-            r => return r.map(|r| r.results),
+            r => return r,
+        }
+    }
+}
+
+impl Written {
+    /// Writes the records (retrying while the queue is unavailable),
+    /// keeping their results and the cascade they caused.
+    pub(super) fn write(&mut self, queue: &dyn Queue, worker: &str) {
+        match write_records(queue, worker, &self.records) {
+            Ok(r) => {
+                self.results = Ok(r.results);
+                self.cascade = (!r.cascade.is_empty()).then(|| Box::new(r.cascade));
+            }
+            Err(e) => self.results = Err(e),
         }
     }
 }
@@ -49,7 +63,7 @@ impl Writer {
             .name("runyard-writer".into())
             .spawn(move || {
                 for mut w in rx {
-                    w.results = write_records(&*queue, &worker, &w.records);
+                    w.write(&*queue, &worker);
                     inbox.written(w);
                 }
             })

@@ -80,6 +80,12 @@ impl Pool {
     /// Puts the batch in the slot and writes it to the child.
     fn send_batch(&self, slot: &Slot, child: &mut Child, batch: Vec<Attempt>) -> Result<(), Gone> {
         let mut buf = Vec::with_capacity(64 * batch.len());
+        // Parents objects first, each in a frame of its own (see `protocol`).
+        for a in &batch {
+            if let Some(json) = &a.parents {
+                ToChild::encode_parents(a.token, json, &mut buf);
+            }
+        }
         ToChild::Batch(batch.iter().map(wire_attempt).collect()).encode(&mut buf);
         child.shm.reset();
         {
@@ -213,6 +219,7 @@ fn wire_attempt(a: &Attempt) -> WireAttempt {
         job: a.job,
         attempt: a.number,
         params: a.params.as_json().to_string(),
+        parents: a.parents.is_some(),
     }
 }
 

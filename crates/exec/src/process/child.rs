@@ -179,6 +179,8 @@ struct Serve<'a> {
     reader: FrameReader,
     out: Arc<Outbox>,
     shm: Shm,
+    /// Parents objects sent for the next batch, by attempt token.
+    parents: Vec<(u64, Arc<str>)>,
 }
 
 fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result<()> {
@@ -203,6 +205,7 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
         reader: FrameReader::default(),
         out,
         shm,
+        parents: Vec::new(),
     };
     w.out.push(
         &FromChild::Hello {
@@ -241,7 +244,11 @@ fn serve(registry: &Registry, input: File, output: File, shm: Shm) -> io::Result
                 w.names = tasks;
                 w.report_starts = report_starts;
             }
-            ToChild::Batch(attempts) => w.run_batch(attempts)?,
+            ToChild::Parents { token, json } => w.parents.push((token, Arc::from(json))),
+            ToChild::Batch(attempts) => {
+                let batch = w.take_parents(attempts)?;
+                w.run_batch(batch)?;
+            }
             ToChild::Shutdown => return Ok(()),
         }
     }
@@ -260,10 +267,18 @@ impl Serve<'_> {
         }
     }
 
+    /// [`pair_parents`] with the objects sent since the last batch.
+    fn take_parents(
+        &mut self,
+        attempts: Vec<WireAttempt>,
+    ) -> io::Result<Vec<(WireAttempt, Option<Arc<str>>)>> {
+        pair_parents(std::mem::take(&mut self.parents), attempts)
+    }
+
     /// Runs a batch until its end or until the engine stops it.
-    fn run_batch(&mut self, attempts: Vec<WireAttempt>) -> io::Result<()> {
+    fn run_batch(&mut self, attempts: Vec<(WireAttempt, Option<Arc<str>>)>) -> io::Result<()> {
         let n = attempts.len();
-        for (i, a) in attempts.into_iter().enumerate() {
+        for (i, (a, parents)) in attempts.into_iter().enumerate() {
             let started_at = Timestamp::now();
             if !self.shm.begin(i as u64, started_at.as_micros()) {
                 break;
@@ -275,7 +290,7 @@ impl Serve<'_> {
                 };
                 self.out.push(&started, false)?;
             }
-            let result = self.run_one(a, started_at);
+            let result = self.run_one(a, parents, started_at);
             self.shm.end(i as u64);
             self.out.push(&FromChild::Result(result), i + 1 == n)?;
         }
@@ -284,7 +299,12 @@ impl Serve<'_> {
         Outbox::flush(&mut p)
     }
 
-    fn run_one(&self, a: WireAttempt, started_at: Timestamp) -> WireResult {
+    fn run_one(
+        &self,
+        a: WireAttempt,
+        parents: Option<Arc<str>>,
+        started_at: Timestamp,
+    ) -> WireResult {
         let start = Instant::now();
         let outcome = match self.tasks.get(a.task as usize).copied().flatten() {
             None => {
@@ -297,7 +317,7 @@ impl Serve<'_> {
             }
             Some(idx) => {
                 let params = JobParams::from_trusted_json(&a.params);
-                let ctx = Context::new(a.job, a.attempt, CancelToken::new());
+                let ctx = Context::new(a.job, a.attempt, CancelToken::new()).with_parents(parents);
                 let task = self.registry.task(idx);
                 match catch_panic(|| task.run_sync(&params, &ctx)) {
                     Ok(Ok(out)) => WireOutcome::Succeeded(out.as_json().to_string()),
@@ -312,5 +332,81 @@ impl Serve<'_> {
             duration_us: start.elapsed().as_micros() as u64,
             outcome,
         }
+    }
+}
+
+/// Pairs each flagged attempt of a batch with the parents object sent
+/// before it (`sent`, by token); objects no attempt names are dropped. A
+/// flagged attempt whose object never came is a protocol error.
+fn pair_parents(
+    mut sent: Vec<(u64, Arc<str>)>,
+    attempts: Vec<WireAttempt>,
+) -> io::Result<Vec<(WireAttempt, Option<Arc<str>>)>> {
+    attempts
+        .into_iter()
+        .map(|a| {
+            if !a.parents {
+                return Ok((a, None));
+            }
+            match sent.iter().position(|(t, _)| *t == a.token) {
+                Some(i) => {
+                    let (_, json) = sent.swap_remove(i);
+                    Ok((a, Some(json)))
+                }
+                None => Err(io::Error::other(format!(
+                    "protocol error: attempt {} of job {} has parents, but no Parents frame came for token {}",
+                    a.attempt, a.job, a.token
+                ))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use runyard_core::JobId;
+
+    use super::*;
+
+    fn attempt(token: u64, parents: bool) -> WireAttempt {
+        WireAttempt {
+            token,
+            task: 0,
+            job: JobId(token),
+            attempt: 1,
+            params: "{}".into(),
+            parents,
+        }
+    }
+
+    #[test]
+    fn each_flagged_attempt_takes_the_parents_sent_for_its_token() {
+        let sent = vec![
+            (3, Arc::from("{\"a\":3}")),
+            (1, Arc::from("{\"a\":1}")),
+            (9, Arc::from("{}")),
+        ];
+        let paired = pair_parents(
+            sent,
+            vec![attempt(1, true), attempt(2, false), attempt(3, true)],
+        )
+        .unwrap();
+        let seen: Vec<(u64, Option<&str>)> = paired
+            .iter()
+            .map(|(a, p)| (a.token, p.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![(1, Some("{\"a\":1}")), (2, None), (3, Some("{\"a\":3}"))]
+        );
+    }
+
+    #[test]
+    fn a_flagged_attempt_without_its_parents_is_a_protocol_error() {
+        let e = pair_parents(Vec::new(), vec![attempt(7, true)]).unwrap_err();
+        assert!(
+            e.to_string().contains("no Parents frame came for token 7"),
+            "{e}"
+        );
     }
 }

@@ -22,7 +22,16 @@
 //! (at the end of a batch, or within `FLUSH_AFTER` of being written). Which
 //! attempt is running at any moment is not a message: the child and its
 //! supervisor share a page of memory for it (see `shm`). `Shutdown` asks
-//! the child to exit. A frame that cannot be decoded is an error for the
+//! the child to exit.
+//!
+//! An attempt whose job has parents is flagged in its batch, and its
+//! parents object (JSON, up to `PARENTS_CAP`, 16 MiB) travels before the
+//! batch in a `Parents` frame of its own (the attempt's token and the
+//! JSON), one per such attempt, so a batch's frame stays small whatever
+//! the parents hold and no frame nears `MAX_FRAME`. The child keeps the
+//! objects it was sent until the batch that names their tokens arrives;
+//! a flagged attempt whose object did not come first is a protocol error,
+//! and objects no batch took are dropped with that batch. A frame that cannot be decoded is an error for the
 //! side that reads it, never a hang or a panic: the error says which frame,
 //! at which byte of it, reading what; the engine replaces the child.
 
@@ -32,7 +41,7 @@ use std::io::{self, Read, Write};
 use runyard_core::{ErrorIntent, JobId, TaskError, Timestamp};
 
 /// The protocol version; both sides must speak the same.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// Frames larger than this are refused (a garbled length would otherwise
 /// make the reader wait for gigabytes).
@@ -44,6 +53,7 @@ const BATCH: u8 = 3;
 const RESULT: u8 = 4;
 const STARTED: u8 = 5;
 const SHUTDOWN: u8 = 6;
+const PARENTS: u8 = 7;
 
 /// A frame that could not be decoded, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +132,8 @@ pub(crate) struct WireAttempt {
     pub(crate) job: JobId,
     pub(crate) attempt: u32,
     pub(crate) params: String,
+    /// Its parents object comes in a `Parents` frame before the batch.
+    pub(crate) parents: bool,
 }
 
 /// How an attempt ended, as a child reports it.
@@ -158,6 +170,11 @@ pub(crate) enum ToChild {
         groups: Option<u32>,
     },
     Batch(Vec<WireAttempt>),
+    /// The parents object of the attempt `token` of the next batch.
+    Parents {
+        token: u64,
+        json: String,
+    },
     Shutdown,
 }
 
@@ -283,6 +300,15 @@ impl<'a> Dec<'a> {
 }
 
 impl ToChild {
+    /// Appends a `Parents` frame to `out` without owning its JSON.
+    pub(crate) fn encode_parents(token: u64, json: &str, out: &mut Vec<u8>) {
+        let mut e = Enc::frame(PARENTS);
+        e.0.reserve(json.len() + 12);
+        e.u64(token);
+        e.str(json);
+        e.finish(out);
+    }
+
     /// Appends this message's frame to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -312,9 +338,11 @@ impl ToChild {
                     e.u64(a.job.0);
                     e.u32(a.attempt);
                     e.str(&a.params);
+                    e.u8(u8::from(a.parents));
                 }
                 e.finish(out);
             }
+            ToChild::Parents { token, json } => ToChild::encode_parents(*token, json, out),
             ToChild::Shutdown => Enc::frame(SHUTDOWN).finish(out),
         }
     }
@@ -348,10 +376,32 @@ impl ToChild {
                         job: JobId(d.u64("job")?),
                         attempt: d.u32("attempt")?,
                         params: d.str("params")?,
+                        parents: {
+                            let at = d.at;
+                            match d.u8("parents")? {
+                                0 => false,
+                                1 => true,
+                                k => {
+                                    return Err(ProtocolError::Body {
+                                        frame: "Batch",
+                                        at,
+                                        field: "parents",
+                                        problem: Problem::Unknown(k.into()),
+                                    })
+                                }
+                            }
+                        },
                     });
                 }
                 d.done()?;
                 ToChild::Batch(v)
+            }
+            PARENTS => {
+                let mut d = Dec::new("Parents", body);
+                let token = d.u64("token")?;
+                let json = d.str("json")?;
+                d.done()?;
+                ToChild::Parents { token, json }
             }
             SHUTDOWN => {
                 Dec::new("Shutdown", body).done()?;
@@ -652,6 +702,7 @@ mod tests {
                 job: JobId(9),
                 attempt: 2,
                 params: r#"{"n":5}"#.into(),
+                parents: true,
             },
             WireAttempt {
                 token: 2,
@@ -659,8 +710,13 @@ mod tests {
                 job: JobId(10),
                 attempt: 1,
                 params: "{}".into(),
+                parents: false,
             },
         ]));
+        roundtrip_to(ToChild::Parents {
+            token: 1 << 40,
+            json: r#"{"extract":{"rows":3},"shard":[1,2]}"#.into(),
+        });
         roundtrip_to(ToChild::Shutdown);
         roundtrip_from(FromChild::Hello {
             version: 1,
@@ -753,13 +809,15 @@ mod tests {
                 any::<u64>(),
                 any::<u32>(),
                 text(),
+                any::<bool>(),
             )
-                .prop_map(|(token, task, job, attempt, params)| WireAttempt {
+                .prop_map(|(token, task, job, attempt, params, parents)| WireAttempt {
                     token,
                     task,
                     job: JobId(job),
                     attempt,
                     params,
+                    parents,
                 });
             prop_oneof![
                 (
@@ -777,6 +835,7 @@ mod tests {
                         }
                     }),
                 vec(attempt, 0..4).prop_map(ToChild::Batch),
+                (any::<u64>(), text()).prop_map(|(token, json)| ToChild::Parents { token, json }),
                 Just(ToChild::Shutdown),
             ]
         }

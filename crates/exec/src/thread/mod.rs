@@ -344,7 +344,8 @@ impl Inner {
             if self.wants_started {
                 self.sink.started(att.token, started_at);
             }
-            let ctx = Context::new(att.job, att.number, slot.cancel.clone());
+            let ctx = Context::new(att.job, att.number, slot.cancel.clone())
+                .with_parents(att.parents.clone());
             let result = catch_panic(|| task.run_sync(&att.params, &ctx));
             drop(ctx);
             let duration = started.elapsed();
@@ -756,6 +757,7 @@ mod tests {
                     task,
                     params: JobParams::empty(),
                     timeout: None,
+                    parents: None,
                 })
                 .collect(),
         );

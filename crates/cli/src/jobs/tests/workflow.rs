@@ -2,7 +2,8 @@
 //! ordered parents first, refused with the place at fault, and expanded
 //! into batches with their edges.
 
-use runyard::queue::{Capabilities, Durability, Enqueued, NewJob, Parent, RunIf, Writes};
+use runyard::queue::{Capabilities, Durability, Enqueued, NewJob, Writes};
+use runyard::workflow::{Parent, RunIf};
 
 use super::*;
 
