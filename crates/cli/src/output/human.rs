@@ -11,6 +11,7 @@ use runyard::duration::human_duration;
 use runyard::event::{Event, EventSink};
 use runyard::queue::Queue;
 use runyard::report::{JobView, Summary};
+use runyard::workflow::Cause;
 use runyard::{JobId, JobState};
 
 use crate::exit::RunnerFailure;
@@ -100,8 +101,8 @@ impl Human {
 }
 
 /// One line per finished job: state, task, id, attempts, time of the last
-/// attempt; for a job cancelled by a job it was after, that job (read from
-/// `queue`).
+/// attempt; for a job cancelled by a job it was after, that job and its
+/// state (read from `queue`).
 pub(crate) struct JobLines {
     pub(crate) human: Human,
     pub(crate) queue: Arc<dyn Queue>,
@@ -115,10 +116,15 @@ pub(crate) fn cancel_reason(
     state_of: impl Fn(JobId) -> Option<JobState>,
 ) -> Option<String> {
     let cause = v.cancelled_by.as_ref()?;
-    Some(match state_of(cause.job) {
+    Some(cause_text(cause, state_of(cause.job)))
+}
+
+/// "cancelled: job 3 (extract) ended dead", for a cause in `state`.
+fn cause_text(cause: &Cause, state: Option<JobState>) -> String {
+    match state {
         Some(s) if s.is_terminal() => format!("cancelled: {cause} ended {s}"),
         _ => format!("cancelled: {cause} did not succeed"),
-    })
+    }
 }
 
 /// A job's state in `queue`, if it can be read.
@@ -157,17 +163,11 @@ impl EventSink for JobLines {
                 job,
                 task,
                 attempts,
+                cancelled_by,
                 ..
             } => {
-                // Only a job that never ran can have been cancelled by
-                // a job it was after.
-                let view = (*attempts == 0)
-                    .then(|| self.queue.inspect().ok()?.get(*job).ok().flatten())
-                    .flatten();
-                let why = view
-                    .as_ref()
-                    .and_then(|v| cancel_reason(v, |id| state_in(&*self.queue, id)))
-                    .map(|w| format!(" {w}"))
+                let why = cancelled_by
+                    .map(|c| format!(" {}", cause_text(c, state_in(&*self.queue, c.job))))
                     .unwrap_or_default();
                 format!(
                     "{} {task} #{job} attempts={attempts}{why}",

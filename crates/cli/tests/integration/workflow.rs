@@ -157,6 +157,13 @@ fn a_failed_step_cancels_the_jobs_after_it_and_an_always_step_still_runs() {
         }
     }
     assert_eq!(r["summary"]["jobs"], 7);
+    // The human lines name the cause.
+    assert!(
+        ran.stdout
+            .contains("cancelled shell #6 attempts=0 cancelled: job 1 (extract) ended dead"),
+        "{}",
+        ran.stdout
+    );
 }
 
 /// Runs `runyard ARGS` expecting a refusal at `at` whose message has
