@@ -398,7 +398,7 @@ impl Queue for SqliteQueue {
             let mut finish = tx.prepare_cached(&SQL.finish)?;
             let mut out = Vec::with_capacity(done.len());
             let mut cascade = Cascade::default();
-            let mut settler = None;
+            let mut ended = Vec::new();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -411,35 +411,38 @@ impl Queue for SqliteQueue {
                     Verdict::Dead => (DEAD, now, None),
                     Verdict::Cancelled => (CANCELLED, now, None),
                 };
-                let children: Option<i64> = finish
-                    .query_row(
-                        params![
-                            state,
-                            run_at,
-                            output,
-                            c.lease.job.0 as i64,
-                            c.lease.attempt,
-                            worker,
-                            c.lease.claim as i64
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                match children {
-                    Some(children) => {
-                        insert_attempt(tx, c.lease.job, &c.record)?;
-                        // Its dependents move on in this same transaction:
-                        // no crash can record the end without them.
-                        if state != WAITING && children > 0 {
-                            flow::Settler::get(&mut settler, tx)?.settle(
-                                c.lease.job.0 as i64,
-                                now,
-                                &mut cascade,
-                            )?;
-                        }
-                        out.push(Ok(()));
+                let n = finish.execute(params![
+                    state,
+                    run_at,
+                    output,
+                    c.lease.job.0 as i64,
+                    c.lease.attempt,
+                    worker,
+                    c.lease.claim as i64
+                ])?;
+                if n == 1 {
+                    insert_attempt(tx, c.lease.job, &c.record)?;
+                    if state != WAITING {
+                        ended.push(c.lease.job.0 as i64);
                     }
-                    None => out.push(Err(Fenced(c.lease))),
+                    out.push(Ok(()));
+                } else {
+                    out.push(Err(Fenced(c.lease)));
+                }
+            }
+            // The dependents of the jobs that ended move on in this same
+            // transaction: no crash can record an end without them. In the
+            // order the jobs ended (settling one never reads the state of
+            // another job of the batch, so after all their ends is the same).
+            if !ended.is_empty() {
+                let ids = serde_json::to_string(&ended).unwrap_or_default();
+                let linked: rustc_hash::FxHashSet<i64> = tx
+                    .prepare_cached(&SQL.with_children)?
+                    .query_map([ids], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut settler = None;
+                for id in ended.into_iter().filter(|id| linked.contains(id)) {
+                    flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
                 }
             }
             Ok((out, cascade))

@@ -73,6 +73,7 @@ statements! {
     tables = "tables.sql";
     undo_claim = "undo_claim.sql";
     unregister_worker = "unregister_worker.sql";
+    with_children = "with_children.sql";
     workflow = "workflow.sql";
 }
 
