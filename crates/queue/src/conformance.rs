@@ -17,6 +17,9 @@
 #![allow(missing_docs)]
 
 mod additions;
+mod flow;
+mod flow_admin;
+mod flow_random;
 mod support;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
@@ -27,6 +30,24 @@ pub use additions::{
     an_undone_claim_never_shares_its_fencing_token,
     enqueue_async_adds_jobs_from_a_current_thread_runtime,
 };
+pub use flow::{
+    a_chain_runs_in_order_and_passes_outputs_on,
+    a_dead_parent_cancels_its_dependents_naming_the_root, a_diamond_with_a_failed_branch,
+    a_fan_in_waits_for_every_copy, a_large_output_is_stored_capped,
+    a_missing_or_later_parent_is_refused_and_nothing_enqueued,
+    a_parent_lost_on_its_last_attempt_cancels_its_dependents,
+    parents_that_already_ended_count_at_insert,
+};
+pub use flow_admin::{
+    a_released_job_waits_for_its_own_run_at,
+    a_retry_leaves_cancelled_what_another_parent_still_cancels,
+    a_retry_makes_an_always_job_wait_again,
+    a_running_job_cancels_its_dependents_when_its_worker_stops_it,
+    a_workflow_is_found_from_any_member, an_edge_to_a_duplicate_waits_on_the_existing_job,
+    cancel_pending_includes_blocked_jobs, cancelling_a_blocked_job_cancels_its_dependents,
+    retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
+};
+pub use flow_random::random_workflows_respect_every_edge;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -70,6 +91,25 @@ macro_rules! conformance_tests {
             a_job_needing_what_the_queue_lacks_is_refused_at_submit,
             enqueue_async_adds_jobs_from_a_current_thread_runtime,
             an_undone_claim_never_shares_its_fencing_token,
+            a_chain_runs_in_order_and_passes_outputs_on,
+            a_fan_in_waits_for_every_copy,
+            a_dead_parent_cancels_its_dependents_naming_the_root,
+            a_parent_lost_on_its_last_attempt_cancels_its_dependents,
+            a_diamond_with_a_failed_branch,
+            parents_that_already_ended_count_at_insert,
+            a_missing_or_later_parent_is_refused_and_nothing_enqueued,
+            cancelling_a_blocked_job_cancels_its_dependents,
+            a_running_job_cancels_its_dependents_when_its_worker_stops_it,
+            cancel_pending_includes_blocked_jobs,
+            retrying_the_dead_root_gives_back_what_it_cancelled,
+            a_retry_makes_an_always_job_wait_again,
+            a_retry_leaves_cancelled_what_another_parent_still_cancels,
+            a_workflow_is_found_from_any_member,
+            a_released_job_waits_for_its_own_run_at,
+            an_edge_to_a_duplicate_waits_on_the_existing_job,
+            views_and_counts_of_a_workflow,
+            random_workflows_respect_every_edge,
+            a_large_output_is_stored_capped,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -190,7 +230,7 @@ pub fn fencing_refuses_a_taken_over_lease(make: Factory<'_>) {
     let old = q.claim("w1", 1, Duration::from_secs(1)).unwrap().remove(0);
     q.started("w1", &[(old.lease(), q.now())]).unwrap();
     clock.advance(Duration::from_secs(2));
-    q.rescue(Rescue::Expired).unwrap().ids;
+    q.rescue(Rescue::Expired).unwrap();
     let new = q.claim("w2", 1, LEASE).unwrap().remove(0);
     assert_eq!(new.attempt, 2);
     assert!(
@@ -744,13 +784,13 @@ pub fn nothing_lost_under_random_operations(make: Factory<'_>) {
                 }
                 _ => {
                     clock.advance(Duration::from_secs(rng.u64(0..10)));
-                    q.rescue(Rescue::Expired).unwrap().ids;
+                    q.rescue(Rescue::Expired).unwrap();
                 }
             }
         }
         // Drive everything to the end: expire every lease, then run what is left.
         clock.advance(Duration::from_secs(3600));
-        q.rescue(Rescue::Expired).unwrap().ids;
+        q.rescue(Rescue::Expired).unwrap();
         for _ in 0..10_000 {
             if q.counts().unwrap().unfinished() == 0 {
                 break;

@@ -178,12 +178,34 @@ impl State {
         }
     }
 
+    /// What job `i`'s parents, as they are now, mean for it: how many have
+    /// not ended as it needs, and the cause that cancels it, if one of
+    /// them does.
+    fn count(&self, i: u32) -> (u32, Option<u32>) {
+        let Some(f) = self.flow(i) else {
+            return (0, None);
+        };
+        let mut pending = 0;
+        let mut fails = None;
+        for a in &f.after {
+            match self.seen(a.0, f.run_if) {
+                Seen::Met => {}
+                Seen::Pending => pending += 1,
+                Seen::Fails(c) => fails = fails.or(Some(c)),
+            }
+        }
+        (pending, fails)
+    }
+
     /// After job `i` was retried: the jobs its end cancelled (transitively,
-    /// those naming it as their cause) are blocked again, and their
-    /// pending parents counted afresh; one that another failed parent
-    /// still cancels is cancelled again, naming that one.
+    /// those naming it as their cause) are blocked again, their pending
+    /// parents counted afresh, and listed in `reblocked`. One that another
+    /// failed parent still cancels stays cancelled, naming that parent's
+    /// root cause instead (as its dependents do), and is listed nowhere.
+    /// Blocked `run_if = always` jobs after `i` or after one blocked again
+    /// count it as pending again.
     pub(super) fn reblock(&mut self, i: u32, now: i64, cascade: &mut Cascade) {
-        let mut found = Vec::new();
+        let mut found = rustc_hash::FxHashSet::default();
         let mut todo = vec![i];
         while let Some(p) = todo.pop() {
             let Some(children) = self.flow(p).map(|f| f.children.clone()) else {
@@ -192,45 +214,40 @@ impl State {
             for c in children {
                 let ours = self.rec(c as usize).state == JobState::Cancelled
                     && self.flow(c).and_then(|f| f.cause) == Some(i);
-                if ours {
-                    self.flow_mut(c).cause = None;
-                    self.set_state(c, JobState::Blocked);
-                    found.push(c);
+                if ours && found.insert(c) {
                     todo.push(c);
                 }
             }
         }
-        let mut failing = Vec::new();
-        for &c in &found {
-            let (run_if, parents) = match self.flow(c) {
-                Some(f) => (f.run_if, f.after.iter().map(|a| a.0).collect::<Vec<_>>()),
-                None => continue,
-            };
-            let mut pending = 0;
-            let mut fails = None;
-            for p in parents {
-                match self.seen(p, run_if) {
-                    Seen::Met => {}
-                    Seen::Pending => pending += 1,
-                    Seen::Fails(cause) => fails = fails.or(Some(cause)),
+        // A parent is always inserted before its children: index order is
+        // a topological order, so each job is counted after its parents.
+        let mut found: Vec<u32> = found.into_iter().collect();
+        found.sort_unstable();
+        let mut again = vec![i];
+        for c in found {
+            match self.count(c) {
+                (_, Some(cause)) => self.flow_mut(c).cause = Some(cause),
+                (pending, None) => {
+                    let f = self.flow_mut(c);
+                    f.cause = None;
+                    f.pending = pending;
+                    self.set_state(c, JobState::Blocked);
+                    cascade.reblocked.push(id_of(c));
+                    again.push(c);
+                    if pending == 0 {
+                        let at = self.rec(c as usize).ready_at.max(now);
+                        self.make_waiting(c, at, now);
+                        cascade.unblocked.push(id_of(c));
+                    }
                 }
-            }
-            self.flow_mut(c).pending = pending;
-            match fails {
-                Some(cause) => failing.push((c, cause)),
-                None if pending == 0 => {
-                    let at = self.rec(c as usize).ready_at.max(now);
-                    self.make_waiting(c, at, now);
-                }
-                None => {}
             }
         }
-        cascade.reblocked.extend(found.iter().map(|&c| id_of(c)));
-        for (c, cause) in failing {
-            if self.rec(c as usize).state == JobState::Blocked {
-                self.flow_mut(c).cause = Some(cause);
-                self.set_state(c, JobState::Cancelled);
-                self.settle(c, now, cascade);
+        for p in again {
+            let children = self.flow(p).map_or_else(Vec::new, |f| f.children.clone());
+            for c in children {
+                if self.rec(c as usize).state == JobState::Blocked {
+                    self.flow_mut(c).pending = self.count(c).0;
+                }
             }
         }
     }
@@ -238,28 +255,19 @@ impl State {
     /// Whether a retried job `i` would be cancelled again at once: a
     /// parent it needs to succeed has failed.
     pub(super) fn parents_fail(&self, i: u32) -> bool {
-        let Some(f) = self.flow(i) else {
-            return false;
-        };
-        f.after
-            .iter()
-            .any(|a| matches!(self.seen(a.0, f.run_if), Seen::Fails(_)))
+        self.count(i).1.is_some()
     }
 
     /// Blocks a retried job `i` again if some parent has not ended;
     /// otherwise it waits as usual. Returns whether it is blocked.
     pub(super) fn block_if_pending(&mut self, i: u32) -> bool {
-        let Some(f) = self.flow(i) else {
+        if self.flow(i).is_none() {
             return false;
-        };
-        let run_if = f.run_if;
-        let parents: Vec<u32> = f.after.iter().map(|a| a.0).collect();
-        let pending = parents
-            .into_iter()
-            .filter(|&p| matches!(self.seen(p, run_if), Seen::Pending))
-            .count() as u32;
-        self.flow_mut(i).pending = pending;
-        self.flow_mut(i).cause = None;
+        }
+        let pending = self.count(i).0;
+        let f = self.flow_mut(i);
+        f.pending = pending;
+        f.cause = None;
         if pending > 0 {
             self.set_state(i, JobState::Blocked);
         }

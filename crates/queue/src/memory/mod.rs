@@ -704,7 +704,7 @@ impl Queue for MemoryQueue {
                 rec.cancel_requested = false;
                 match &c.verdict {
                     Verdict::Succeeded(output) => {
-                        rec.output = output.clone();
+                        rec.output = output.clone().capped();
                         st.set_state(i, JobState::Succeeded);
                     }
                     Verdict::Retry { at } => {
