@@ -26,11 +26,11 @@ SET state = CASE
         ELSE {BLOCKED} END,
     pending = GREATEST(j.pending - CASE WHEN j.run_if = 0 THEN h.succeeded ELSE h.edges END, 0),
     cause = CASE WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN h.failed_by ELSE j.cause END,
-    finished_at = CASE WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN $4 END,
+    finished_at = CASE WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN $4::bigint END,
     run_at = CASE
         WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN j.run_at
         WHEN j.pending - CASE WHEN j.run_if = 0 THEN h.succeeded ELSE h.edges END <= 0
-            THEN GREATEST(j.run_at, $4)
+            THEN GREATEST(j.run_at, $4::bigint)
         ELSE j.run_at END
 FROM hit h
 WHERE j.id = ANY(ARRAY(SELECT child FROM hit ORDER BY child)) AND j.id = h.child

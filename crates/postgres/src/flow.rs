@@ -81,6 +81,8 @@ pub(crate) struct FlowSql {
     recount: String,
     retry: String,
     lock_job: String,
+    children_of: String,
+    lock_waiting: String,
     edges_of: String,
     edges_between: String,
     parents: String,
@@ -102,6 +104,8 @@ impl FlowSql {
             recount: o.sql(include_str!("../sql/recount.sql")),
             retry: o.sql(include_str!("../sql/retry.sql")),
             lock_job: o.sql(include_str!("../sql/lock_job.sql")),
+            children_of: o.sql(include_str!("../sql/children_of.sql")),
+            lock_waiting: o.sql(include_str!("../sql/lock_waiting.sql")),
             edges_of: o.sql(include_str!("../sql/edges_of.sql")),
             edges_between: o.sql(include_str!("../sql/edges_between.sql")),
             parents: o.sql(include_str!("../sql/parents.sql")),
@@ -562,12 +566,17 @@ fn count(
 }
 
 /// Retries job `id` if it is dead or cancelled, in the caller's
-/// transaction (`None` otherwise): a fresh round of attempts,
-/// blocked again while some parent has not ended; then the jobs its end
-/// had cancelled (transitively, those naming it as the cause) are blocked
-/// again and their pending parents counted afresh, and one still failed by
-/// another parent is cancelled again naming that one. `None`, with nothing
-/// written, when a parent it needs has failed. Announces what became ready.
+/// transaction (`None` otherwise, and when a parent it needs has failed:
+/// nothing is written then), as the memory queue does: a fresh round of
+/// attempts, blocked again while some parent has not ended. The jobs its
+/// end cancelled (transitively, those naming it as the cause) are counted
+/// afresh in id order (a parent before its children): blocked again
+/// (`reblocked`; released at once, `unblocked` too, when no parent is
+/// pending), or, when another failed parent still cancels one, left
+/// cancelled naming that parent's root. Then every waiting or blocked job
+/// after the retried job or one blocked again counts its pending parents
+/// afresh, and one that was waiting and now has some is blocked again
+/// (`reblocked`). Announces what became ready.
 pub(crate) fn retry(
     c: &mut impl GenericClient,
     sql: &FlowSql,
@@ -582,18 +591,17 @@ pub(crate) fn retry(
         return Ok(None);
     }
     let run_if = RunIf::from_code(i64::from(run_if));
-    let mut cascade = Cascade::default();
     let mine = edges_of(c, sql, &[id])?.remove(&id).unwrap_or_default();
     let mut want = mine.clone();
-    let states = share(c, sql, &mut want)?;
+    let mut states = share(c, sql, &mut want)?;
     let (pending, fails) = count(&mine, &states, run_if);
     if fails.is_some() {
         return Ok(None);
     }
-    let n = c.execute(&sql.retry, &[&now, &id, &pending])?;
-    if n == 0 {
-        return Ok(None);
-    }
+    c.execute(&sql.retry, &[&now, &id, &pending])?;
+    // From here on, `states` holds what this transaction decided.
+    states.insert(id, (BLOCKED, id));
+    let mut cascade = Cascade::default();
     // The jobs its end cancelled, level by level (each level locked before
     // its children are read).
     let mut found: Vec<(i64, RunIf)> = Vec::new();
@@ -608,41 +616,119 @@ pub(crate) fn retry(
             )
         }));
     }
+    found.sort_unstable_by_key(|f| f.0);
+    found.dedup_by_key(|f| f.0);
+    let mut moved = Moved::default();
+    let mut again = vec![id];
     if !found.is_empty() {
         let children: Vec<i64> = found.iter().map(|f| f.0).collect();
         let by = edges_of(c, sql, &children)?;
-        let mut want: Vec<i64> = by.values().flatten().copied().collect();
-        let states = share(c, sql, &mut want)?;
-        let (mut r_id, mut r_state, mut r_pending, mut r_cause) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut failing = Vec::new();
+        let mut want: Vec<i64> = by
+            .values()
+            .flatten()
+            .copied()
+            .filter(|p| !states.contains_key(p) && children.binary_search(p).is_err())
+            .collect();
+        states.extend(share(c, sql, &mut want)?);
         for &(child, run_if) in &found {
             let parents = by.get(&child).map_or(&[][..], |v| &v[..]);
-            let (pending, fails) = count(parents, &states, run_if);
-            let state = match fails {
-                Some(cause) => {
-                    failing.push(Ended {
-                        id: child,
-                        state: CANCELLED,
-                        cause,
-                    });
-                    CANCELLED
+            match count(parents, &states, run_if) {
+                (pending, Some(cause)) => {
+                    states.insert(child, (CANCELLED, cause));
+                    moved.push(child, CANCELLED, pending, Some(cause));
                 }
-                None if pending == 0 => WAITING,
-                None => BLOCKED,
-            };
-            r_id.push(child);
-            r_state.push(state);
-            r_pending.push(pending);
-            r_cause.push(fails);
+                (pending, None) => {
+                    let state = if pending == 0 { WAITING } else { BLOCKED };
+                    states.insert(child, (state, child));
+                    moved.push(child, state, pending, None);
+                    cascade.reblocked.push(id_of(child));
+                    if pending == 0 {
+                        cascade.unblocked.push(id_of(child));
+                    }
+                    again.push(child);
+                }
+            }
         }
-        c.execute(&sql.recount, &[&r_id, &r_state, &r_pending, &r_cause, &now])?;
-        cascade.reblocked = children.into_iter().map(id_of).collect();
-        cascade.reblocked.sort();
-        settle(c, sql, failing, now, &mut cascade)?;
+    }
+    // Waiting jobs after the retried job or one blocked again count their
+    // parents afresh (a `run_if = always` job had counted a failed one).
+    let mut order: Vec<i64> = Vec::new();
+    let mut by_parent: FxHashMap<i64, Vec<i64>> = FxHashMap::default();
+    for r in c.query(&sql.children_of, &[&again])? {
+        by_parent.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    for p in &again {
+        for &ch in by_parent.get(p).map_or(&[][..], |v| &v[..]) {
+            if !order.contains(&ch) && found.binary_search_by_key(&ch, |f| f.0).is_err() {
+                order.push(ch);
+            }
+        }
+    }
+    if !order.is_empty() {
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        let waiting: FxHashMap<i64, (i16, RunIf)> = c
+            .query(&sql.lock_waiting, &[&sorted])?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    (r.get(1), RunIf::from_code(i64::from(r.get::<_, i16>(2)))),
+                )
+            })
+            .collect();
+        let ids: Vec<i64> = order
+            .iter()
+            .copied()
+            .filter(|ch| waiting.contains_key(ch))
+            .collect();
+        if !ids.is_empty() {
+            let by = edges_of(c, sql, &ids)?;
+            let mut want: Vec<i64> = by
+                .values()
+                .flatten()
+                .copied()
+                .filter(|p| !states.contains_key(p))
+                .collect();
+            states.extend(share(c, sql, &mut want)?);
+            for ch in ids {
+                let (state, run_if) = waiting[&ch];
+                let parents = by.get(&ch).map_or(&[][..], |v| &v[..]);
+                let pending = count(parents, &states, run_if).0;
+                let to = if pending > 0 { BLOCKED } else { state };
+                if state == WAITING && to == BLOCKED {
+                    cascade.reblocked.push(id_of(ch));
+                }
+                moved.push(ch, to, pending, None);
+            }
+        }
+    }
+    if !moved.id.is_empty() {
+        c.execute(
+            &sql.recount,
+            &[&moved.id, &moved.state, &moved.pending, &moved.cause, &now],
+        )?;
     }
     notify(c, sql)?;
     Ok(Some(cascade))
+}
+
+/// Jobs a retry moved, as `recount.sql` takes them.
+#[derive(Default)]
+struct Moved {
+    id: Vec<i64>,
+    state: Vec<i16>,
+    pending: Vec<i32>,
+    cause: Vec<Option<i64>>,
+}
+
+impl Moved {
+    fn push(&mut self, id: i64, state: i16, pending: i32, cause: Option<i64>) {
+        self.id.push(id);
+        self.state.push(state);
+        self.pending.push(pending);
+        self.cause.push(cause);
+    }
 }
 
 /// The parents objects of claimed jobs `children` (those that have

@@ -838,9 +838,22 @@ impl Queue for PgQueue {
         let mut permanent = Vec::with_capacity(n);
         let mut detail: Vec<Option<&str>> = Vec::with_capacity(n);
         let mut wake = false;
-        for c in done {
+        // Outputs past the cap are stored as its marker (see `Output::capped`).
+        let capped: Vec<Option<Output>> = done
+            .iter()
+            .map(|c| match &c.verdict {
+                Verdict::Succeeded(o) if o.as_json().len() > runyard_core::OUTPUT_CAP => {
+                    Some(o.clone().capped())
+                }
+                _ => None,
+            })
+            .collect();
+        for (c, big) in done.iter().zip(&capped) {
             let (state, run_at, output) = match &c.verdict {
-                Verdict::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                Verdict::Succeeded(o) => {
+                    let o = big.as_ref().unwrap_or(o);
+                    (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json()))
+                }
                 Verdict::Retry { at } => {
                     wake |= at.as_micros() <= now;
                     (WAITING, at.as_micros(), None)
