@@ -2,8 +2,9 @@
 //! moving dependents on when a job ends, giving a retried job's dependents
 //! their blocked state back, and reading parents' outputs and edges.
 //!
-//! The memory queue (`runyard_queue::memory`, its `flow.rs`) is the
-//! reference; this is the same, kept by many workers on many machines.
+//! One concept: the dependencies of the PostgreSQL queue. The memory queue
+//! (`runyard_queue::memory`, its `flow.rs`) is the reference; this is the
+//! same, kept by many workers on many machines.
 //!
 //! # The rows
 //!

@@ -466,8 +466,9 @@ impl PgQueue {
 
     /// Deletes succeeded and cancelled jobs (and dead ones, with
     /// `dead`) that finished more than `older_than` ago, with their
-    /// attempts; returns how many jobs went. Deletes in batches, so a large
-    /// backlog does not hold locks for long.
+    /// attempts; returns how many jobs went. A job that an unfinished job
+    /// is after stays (its output is still to be read). Deletes in
+    /// batches, so a large backlog does not hold locks for long.
     pub fn prune(&self, older_than: Duration, dead: bool) -> Result<u64, QueueError> {
         let before = self.now_us() - older_than.as_micros() as i64;
         let states: Vec<i16> = if dead {
@@ -478,6 +479,7 @@ impl PgQueue {
         // One pass over the table by id, a range per transaction.
         const RANGE: i64 = 10_000;
         let sql = self.q(include_str!("../sql/prune.sql"));
+        let lock = self.q(include_str!("../sql/prune_lock.sql"));
         let bounds = self.q(include_str!("../sql/id_bounds.sql"));
         let (first, last): (Option<i64>, Option<i64>) =
             self.pool.run("pruning finished jobs", |c, _| {
@@ -489,9 +491,12 @@ impl PgQueue {
         };
         let mut total = 0u64;
         while from <= last {
-            let n: i64 = self.pool.run("pruning finished jobs", |c, _| {
-                Ok(c.query_one(&sql, &[&states, &before, &from, &RANGE])?
-                    .get(0))
+            // The rows first, then the delete in a statement of its own: see
+            // prune_lock.sql.
+            let n: i64 = self.tx("pruning finished jobs", |tx| {
+                let args: [&(dyn ToSql + Sync); 4] = [&states, &before, &from, &RANGE];
+                tx.execute(&lock, &args)?;
+                Ok(tx.query_one(&sql, &args)?.get(0))
             })?;
             total += n as u64;
             from += RANGE;
