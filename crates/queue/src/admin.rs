@@ -44,8 +44,10 @@ pub trait Admin: Send + Sync {
     /// job whose parents have not all ended as it needs) with a fresh set
     /// of attempts (its earlier attempts stay in its record), and gives
     /// the jobs its end had cancelled, transitively, back their `blocked`
-    /// state (in [`Cascade::reblocked`]). `None` when the job is not dead
-    /// or cancelled, or does not exist.
+    /// state (in [`Cascade::reblocked`], with the `run_if = always` jobs
+    /// after them that were released and not yet claimed, which wait
+    /// again). `None` when the job is not dead or cancelled, does not
+    /// exist, or a parent it needs to succeed is still dead or cancelled.
     fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError>;
 
     /// The ids of the jobs of `id`'s workflow: every job linked to it by

@@ -11,7 +11,7 @@
 //! runyard_queue::conformance_tests!(|clock| Box::new(MyQueue::open_temp(clock)));
 //! ```
 //!
-//! Time only moves when a test moves the [`ManualClock`], so lease expiry
+//! Time only moves when a test moves the [`ManualClock`](crate::ManualClock), so lease expiry
 //! and retry schedules are tested without sleeping.
 
 #![allow(missing_docs)]
@@ -39,7 +39,7 @@ pub use flow::{
     parents_that_already_ended_count_at_insert,
 };
 pub use flow_admin::{
-    a_released_job_waits_for_its_own_run_at,
+    a_released_job_waits_for_its_own_run_at, a_retry_blocks_again_a_released_always_job,
     a_retry_leaves_cancelled_what_another_parent_still_cancels,
     a_retry_makes_an_always_job_wait_again,
     a_running_job_cancels_its_dependents_when_its_worker_stops_it,
@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             views_and_counts_of_a_workflow,
             random_workflows_respect_every_edge,
             a_large_output_is_stored_capped,
+            a_retry_blocks_again_a_released_always_job,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

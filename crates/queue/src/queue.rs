@@ -240,8 +240,9 @@ pub struct Cascade {
     /// Blocked jobs cancelled because a job they were after (directly or
     /// not) ended dead or cancelled.
     pub cancelled: Vec<JobId>,
-    /// Jobs cancelled that way which a retry gave back their `blocked`
-    /// state.
+    /// Jobs a retry gave back their `blocked` state: those cancelled that
+    /// way, and `run_if = always` jobs that were released but had not been
+    /// claimed, which wait again for the retried jobs.
     pub reblocked: Vec<JobId>,
 }
 

@@ -344,10 +344,10 @@ extern crate self as runyard;
 // What users use: defining tasks, building jobs, running them, and the
 // errors of each. Everything else is in a module named for its concern.
 pub use runyard_core::{
-    AsyncTask, Backoff, CancelGuard, CancelToken, Context, ErrorIntent, JobId, JobOptions, JobSpec,
-    JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
-    RegistryBuilder, RegistryError, RetryPolicy, Task, TaskDef, TaskDefaults, TaskError, TaskKind,
-    Timestamp, UnknownTask,
+    AsyncTask, Backoff, CancelGuard, CancelToken, Cause, Context, ErrorIntent, JobId, JobOptions,
+    JobSpec, JobState, Mode, ModeError, OptionError, ParamError, ParamProblem, Params, Registry,
+    RegistryBuilder, RegistryError, RetryPolicy, RunIf, Task, TaskDef, TaskDefaults, TaskError,
+    TaskKind, Timestamp, UnknownTask,
 };
 pub use runyard_engine::{
     ConfigError, Engine, EngineConfig, EngineConfigBuilder, ModeRefused, Progress, Report,
@@ -409,12 +409,13 @@ pub mod event {
 /// ([`Capabilities`](queue::Capabilities)) a queue may have, the in-memory
 /// queue, and what they exchange.
 pub mod queue {
+    pub use runyard_core::{After, Parent};
     pub use runyard_queue::{host_name, LiveWorker, NameTaken, WorkerInfo};
     pub use runyard_queue::{
-        Admin, CancelResult, Capabilities, Capability, Claimed, Clock, Completion, Counts,
-        Durability, Enqueued, Fenced, HeartbeatReply, Inspect, Lease, ListFilter, ManualClock,
-        MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind, Rescue, Submit, SystemClock,
-        TaskName, Verdict, Waker, Writes,
+        Admin, CancelResult, Cancelled, Capabilities, Capability, Cascade, Claimed, Clock,
+        Completion, Counts, Durability, Enqueued, Fenced, HeartbeatReply, Inspect, Lease,
+        ListFilter, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind, Recorded,
+        Rescue, Rescued, Submit, SystemClock, TaskName, Verdict, Waker, Writes,
     };
 }
 

@@ -182,6 +182,38 @@ fn append(p: Append, ctx: &Context) -> Result<u64, TaskError> {
     Ok(ctx.job_id().0)
 }
 
+/// Parameters of `step`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    /// The file each execution's start and end are recorded in.
+    file: std::path::PathBuf,
+    /// Microseconds of work between the two records.
+    #[serde(default)]
+    work_us: u64,
+}
+
+/// Appends `S JOB ATTEMPT` to `file` as it starts and `E JOB ATTEMPT` as
+/// it ends: a test of jobs after jobs checks from it that no job started
+/// before the jobs it is after had ended.
+#[task(kind = "cpu")]
+fn step(p: Step, ctx: &Context) -> Result<u64, TaskError> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p.file)?;
+    let (job, attempt) = (ctx.job_id().0, ctx.attempt());
+    // One write of one short line each: O_APPEND keeps lines whole and in
+    // the order they were written, across processes.
+    f.write_all(format!("S {job} {attempt}\n").as_bytes())?;
+    let until = std::time::Instant::now() + Duration::from_micros(p.work_us);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    f.write_all(format!("E {job} {attempt}\n").as_bytes())?;
+    Ok(job)
+}
+
 fn main() -> std::process::ExitCode {
     runyard_cli::main_with(|| {
         Ok(Registry::builder()

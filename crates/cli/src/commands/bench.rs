@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use runyard::queue::{MemoryQueue, Queue};
-use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, ReportReader};
+use runyard::{Engine, EngineConfig, JobSpec, Mode, Registry, ReportReader, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -81,6 +81,20 @@ enum Workload {
         batch: usize,
         #[arg(long, default_value_t = 200)]
         samples: usize,
+    },
+    /// B8: workflows on a queue. A chain of CHAIN `noop` jobs, each after
+    /// the one before (`hop_p50_ms`: from one job's recorded end to the
+    /// next one's recorded start), then FANOUT `noop` jobs and one job after
+    /// all of them (`tasks_per_s`), beside FANOUT plain `noop` jobs drained
+    /// the same way in the same run (`plain_tasks_per_s`).
+    Dag {
+        /// The queue, as for `bench queue`; memory when left out.
+        #[arg(long, value_name = "URL", value_parser = parse_queue_url)]
+        queue: Option<QueueUrl>,
+        #[arg(long, default_value_t = 1000)]
+        chain: u64,
+        #[arg(long, default_value_t = 10_000)]
+        fanout: u64,
     },
     /// B6: N `shell` jobs running `true`, PARALLEL at a time.
     Shell {
@@ -205,6 +219,11 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
         Workload::Shell { n, parallel } => shell(&registry, n, parallel)?,
         Workload::NoopProcess { n, workers } => noop_process(&registry, n, workers)?,
         Workload::Seed => seed(&registry)?,
+        Workload::Dag {
+            queue,
+            chain,
+            fanout,
+        } => dag_bench(&registry, queue.as_ref(), chain, fanout)?,
         Workload::Queue {
             n,
             queue,
@@ -416,11 +435,7 @@ fn queue_bench(
     batch: usize,
     samples: usize,
 ) -> anyhow::Result<()> {
-    let (queue, backend): (Arc<dyn Queue>, &str) = match url {
-        QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
-        QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),
-        QueueUrl::Postgres(u) => (scratch_postgres(u)?, "postgres"),
-    };
+    let (queue, backend) = scratch_queue(url)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let e = engine(registry, Mode::Thread, Some(cores))?;
     let job = e.prepare(&JobSpec::new("noop"))?;
@@ -487,6 +502,127 @@ fn queue_bench(
             "p50_latency_ms": pct(0.5).map(round6),
             "p95_latency_ms": pct(0.95).map(round6),
             "latency_samples": lat.len(),
+        }),
+    )?;
+    Ok(())
+}
+
+/// A fresh queue for a benchmark at `url`, and its backend's name.
+fn scratch_queue(url: &QueueUrl) -> anyhow::Result<(Arc<dyn Queue>, &'static str)> {
+    Ok(match url {
+        QueueUrl::Memory => (Arc::new(MemoryQueue::new()), "memory"),
+        QueueUrl::Sqlite(path) => (scratch_sqlite(path)?, "sqlite"),
+        QueueUrl::Postgres(u) => (scratch_postgres(u)?, "postgres"),
+    })
+}
+
+/// B8: a chain, a fan-out into one fan-in, and a plain drain of the same
+/// size, each enqueued in one batch and then drained by a run of its own
+/// on the same queue.
+fn dag_bench(
+    registry: &Arc<Registry>,
+    url: Option<&QueueUrl>,
+    chain: u64,
+    fanout: u64,
+) -> anyhow::Result<()> {
+    use runyard::queue::{After, NewJob, Parent};
+    if chain < 2 || fanout < 1 {
+        bail!(UsageError(
+            "bench dag needs --chain of at least 2 and --fanout of at least 1".into()
+        ));
+    }
+    let (queue, backend) = scratch_queue(url.unwrap_or(&QueueUrl::Memory))?;
+    if !queue
+        .capabilities()
+        .has(runyard::queue::Capability::Dependencies)
+    {
+        bail!(UsageError(format!(
+            "the {backend} queue does not keep dependencies between jobs"
+        )));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let e = engine(registry, Mode::Thread, Some(cores))?;
+    let noop = e.prepare(&JobSpec::new("noop"))?;
+    let edge = |i: usize, key: &str, many: bool| After {
+        parent: Parent::Batch(i),
+        key: key.to_string(),
+        many,
+    };
+    let drain = |jobs: Vec<NewJob>| -> anyhow::Result<(Vec<runyard::JobId>, Duration, Duration)> {
+        let t = Instant::now();
+        let ids: Vec<_> = queue.enqueue(jobs)?.into_iter().map(|e| e.id()).collect();
+        let enqueue = t.elapsed();
+        let t = Instant::now();
+        let run = e.start(Arc::clone(&queue))?;
+        run.close();
+        run.join()?;
+        Ok((ids, enqueue, t.elapsed()))
+    };
+
+    // The chain: each job after the one before.
+    let jobs: Vec<NewJob> = (0..chain as usize)
+        .map(|i| {
+            let mut j = noop.clone();
+            if i > 0 {
+                j.after = vec![edge(i - 1, "prev", false)];
+            }
+            j
+        })
+        .collect();
+    let (ids, _, chain_wall) = drain(jobs)?;
+    let mut ends: Vec<(Timestamp, Timestamp)> = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let v = queue.inspect()?.get(*id)?.context("a chain job")?;
+        if v.state != runyard::JobState::Succeeded {
+            bail!("chain job {id} ended {}", v.state);
+        }
+        let a = v.attempts.last().context("an attempt")?;
+        ends.push((a.started_at, a.started_at + a.duration()));
+    }
+    let mut hops: Vec<f64> = ends
+        .windows(2)
+        .map(|w| w[1].0.since(w[0].1).as_secs_f64() * 1e3)
+        .collect();
+    hops.sort_by(f64::total_cmp);
+    let pct = |p: f64| hops[((hops.len() as f64 - 1.0) * p).round() as usize];
+
+    // A fan-out of FANOUT copies of one name, and one job after them all.
+    let n = fanout as usize;
+    let mut jobs: Vec<NewJob> = (0..n)
+        .map(|_| {
+            let mut j = noop.clone();
+            j.name = Some("shard".into());
+            j
+        })
+        .collect();
+    let mut fan_in = noop.clone();
+    fan_in.after = (0..n).map(|i| edge(i, "shard", true)).collect();
+    jobs.push(fan_in);
+    let (_, fan_enqueue, fan_wall) = drain(jobs)?;
+    // The same number of plain jobs, drained the same way.
+    let (_, plain_enqueue, plain_wall) = drain(vec![noop.clone(); n + 1])?;
+    let c = queue.counts()?;
+    let total = chain + 2 * (fanout + 1);
+    if c.succeeded != total {
+        bail!("only {} of {total} jobs succeeded ({c:?})", c.succeeded);
+    }
+    let rate = |w: Duration| round6((n + 1) as f64 / w.as_secs_f64());
+    emit(
+        "B8 dag",
+        "runyard",
+        fanout + 1,
+        fan_wall,
+        json!({
+            "queue": backend,
+            "chain": chain,
+            "chain_wall_s": round6(chain_wall.as_secs_f64()),
+            "hop_p50_ms": round6(pct(0.5)),
+            "hop_p95_ms": round6(pct(0.95)),
+            "fanout": fanout,
+            "fanout_enqueue_s": round6(fan_enqueue.as_secs_f64()),
+            "plain_tasks_per_s": rate(plain_wall),
+            "plain_enqueue_s": round6(plain_enqueue.as_secs_f64()),
+            "fanout_vs_plain": round6(plain_wall.as_secs_f64() / fan_wall.as_secs_f64()),
         }),
     )?;
     Ok(())

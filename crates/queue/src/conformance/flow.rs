@@ -313,8 +313,9 @@ pub fn a_dead_parent_cancels_its_dependents_naming_the_root(make: Factory<'_>) {
     );
 }
 
-/// A job lost on its last attempt ends dead through `rescue`, whose
-/// cascade cancels its dependents, naming it.
+/// A job lost on its last attempt (its lease expired, or its worker
+/// rescued by name) ends dead through `rescue`, whose cascade cancels its
+/// dependents, naming it.
 pub fn a_parent_lost_on_its_last_attempt_cancels_its_dependents(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     if !keeps_dependencies(&*q) {
@@ -339,6 +340,17 @@ pub fn a_parent_lost_on_its_last_attempt_cancels_its_dependents(make: Factory<'_
     assert_eq!(state(&*q, a), JobState::Dead);
     assert_eq!(view(&*q, c).cancelled_by, cause(a, "a"));
     assert_eq!(q.counts().unwrap().unfinished(), 0);
+
+    // The same when the worker is rescued by name.
+    let e = ids(&q
+        .enqueue(vec![named("p"), after(named("q"), 0, "p")])
+        .unwrap());
+    let got = q.claim("gone", 10, LEASE).unwrap();
+    q.started("gone", &[(got[0].lease(), q.now())]).unwrap();
+    let r = q.rescue(Rescue::Worker("gone".to_string())).unwrap();
+    assert_eq!(r.ids, vec![e[0]]);
+    assert_eq!(r.cascade.cancelled, vec![e[1]]);
+    assert_eq!(view(&*q, e[1]).cancelled_by, cause(e[0], "p"));
 }
 
 /// A diamond a → (b, c) → d, with a cleanup after b and c: b dies, so d is

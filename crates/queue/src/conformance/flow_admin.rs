@@ -377,3 +377,37 @@ pub fn views_and_counts_of_a_workflow(make: Factory<'_>) {
     assert_eq!((v.name, v.after, v.run_if), (None, vec![], RunIf::Success));
     assert_eq!(view(&*q, p1).name.as_deref(), Some("p1"));
 }
+
+/// A `run_if = always` job released by its parent's death but not yet
+/// claimed waits again when that parent is retried (listed in
+/// `reblocked`), and is released again by the parent's new end.
+pub fn a_retry_blocks_again_a_released_always_job(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_dependencies(&*q) {
+        return;
+    }
+    let e = ids(&q
+        .enqueue(vec![named("a"), always(after(named("cleanup"), 0, "a"))])
+        .unwrap());
+    let [a, cleanup] = e[..] else {
+        panic!("two ids")
+    };
+    let got = claim_all(&*q);
+    assert_eq!(dead(&*q, &got[0]).cascade, unblocked(&[cleanup]));
+    assert_eq!(state(&*q, cleanup), JobState::Queued);
+    let r = q.admin().unwrap().retry(a).unwrap().expect("retried");
+    assert_eq!(
+        r,
+        Cascade {
+            reblocked: vec![cleanup],
+            ..Cascade::default()
+        }
+    );
+    assert_eq!(state(&*q, cleanup), JobState::Blocked);
+    let got = claim_all(&*q);
+    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(ok(&*q, &got[0], "4").cascade, unblocked(&[cleanup]));
+    let got = claim_all(&*q);
+    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), vec![cleanup]);
+    assert_eq!(value(&got[0].parents), serde_json::json!({"a": 4}));
+}

@@ -1,6 +1,6 @@
 //! The property test of dependencies: random DAGs run to the end under
-//! random claims, outcomes, cancels and lost leases, checked against the
-//! rules of `runyard_core::workflow`.
+//! random claims, outcomes, cancels, retries and lost leases, checked
+//! against the rules of `runyard_core::workflow`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -111,8 +111,11 @@ fn submit(q: &dyn Queue, jobs: &[Spec], split: usize) -> Vec<JobId> {
     out
 }
 
-/// Random DAGs run to the end: (a) no job is claimed before each parent
-/// has ended as it needs, and it sees their outputs; (b) the jobs
+/// Random DAGs run to the end, with a few retries by hand (refused
+/// exactly when the job has not failed or a parent it needs to succeed
+/// has): (a) no job is claimed before each parent
+/// has ended as it needs, and it sees their outputs (checked at its first
+/// claim and at the first after a retry gives it back); (b) the jobs
 /// cancelled without running (and not by hand) are exactly the
 /// `run_if = success` jobs with a parent that ended dead or cancelled,
 /// each naming as its cause an ancestor that itself ended so; (c) a
@@ -148,6 +151,11 @@ fn run_one(make: Factory<'_>, jobs: &[Spec], split: usize, seed: u64) {
     let mut ran: HashSet<usize> = HashSet::new();
     let mut by_hand: HashSet<usize> = HashSet::new();
     let mut asked: HashSet<usize> = HashSet::new();
+    let mut retries = 0;
+    // Jobs whose next claim is a first start (not the next attempt of a
+    // run that began with its parents ended): all, and those given back
+    // by a retry.
+    let mut first: HashSet<usize> = (0..id.len()).collect();
     let lease = Duration::from_secs(10);
     for step in 0.. {
         if q.counts().unwrap().unfinished() == 0 {
@@ -167,12 +175,29 @@ fn run_one(make: Factory<'_>, jobs: &[Spec], split: usize, seed: u64) {
                     _ => {}
                 }
             }
-            1 => {
+            1 if retries < 8 => {
+                retries += 1;
+                let i = rng.usize(0..id.len());
+                let all = q.inspect().unwrap().list(&ListFilter::default()).unwrap();
+                let failed = |s: JobState| matches!(s, JobState::Dead | JobState::Cancelled);
+                let blocked_by_a_parent =
+                    !jobs[i].always && jobs[i].parents.iter().any(|&p| failed(all[p].state));
+                let can = failed(all[i].state) && !blocked_by_a_parent;
+                let r = q.admin().unwrap().retry(id[i]).unwrap();
+                assert_eq!(r.is_some(), can, "retry of j{i} ({:?})", all[i]);
+                if let Some(r) = r {
+                    first.insert(i);
+                    first.extend(r.reblocked.iter().map(|j| index[j]));
+                    by_hand.remove(&i);
+                    asked.remove(&i);
+                }
+            }
+            2 => {
                 clock.advance(lease + Duration::from_secs(1));
                 q.rescue(Rescue::Expired).unwrap();
                 held.clear();
             }
-            2..=9 if !held.is_empty() => {
+            3..=9 if !held.is_empty() => {
                 let c = held.swap_remove(rng.usize(0..held.len()));
                 let i = index[&c.id];
                 let verdict = if asked.contains(&i) {
@@ -194,7 +219,9 @@ fn run_one(make: Factory<'_>, jobs: &[Spec], split: usize, seed: u64) {
                 }
                 for c in got {
                     let i = index[&c.id];
-                    check_claim(q, jobs, &id, i, &c);
+                    if first.remove(&i) {
+                        check_claim(q, jobs, &id, i, &c);
+                    }
                     ran.insert(i);
                     held.push(c);
                 }

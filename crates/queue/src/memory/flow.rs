@@ -202,8 +202,10 @@ impl State {
     /// parents counted afresh, and listed in `reblocked`. One that another
     /// failed parent still cancels stays cancelled, naming that parent's
     /// root cause instead (as its dependents do), and is listed nowhere.
-    /// Blocked `run_if = always` jobs after `i` or after one blocked again
-    /// count it as pending again.
+    /// Then every job after `i` or after one blocked again that waits
+    /// (blocked, queued or scheduled: a `run_if = always` job) counts its
+    /// pending parents afresh; one released already is blocked again and
+    /// listed in `reblocked` too.
     pub(super) fn reblock(&mut self, i: u32, now: i64, cascade: &mut Cascade) {
         let mut found = rustc_hash::FxHashSet::default();
         let mut todo = vec![i];
@@ -245,8 +247,17 @@ impl State {
         for p in again {
             let children = self.flow(p).map_or_else(Vec::new, |f| f.children.clone());
             for c in children {
-                if self.rec(c as usize).state == JobState::Blocked {
-                    self.flow_mut(c).pending = self.count(c).0;
+                let s = self.rec(c as usize).state;
+                if matches!(
+                    s,
+                    JobState::Blocked | JobState::Queued | JobState::Scheduled
+                ) {
+                    let pending = self.count(c).0;
+                    self.flow_mut(c).pending = pending;
+                    if s != JobState::Blocked && pending > 0 {
+                        self.set_state(c, JobState::Blocked);
+                        cascade.reblocked.push(id_of(c));
+                    }
                 }
             }
         }

@@ -33,8 +33,9 @@ impl TestQueue {
     /// Jobs per state name.
     pub(crate) fn states(&self, db: &mut Client) -> BTreeMap<String, i64> {
         let sql = format!(
-            "SELECT CASE state WHEN 0 THEN 'waiting' WHEN 2 THEN 'running' WHEN 3 THEN 'succeeded' \
-             WHEN 4 THEN 'dead' ELSE 'cancelled' END, COUNT(*) FROM \"{}\".jobs GROUP BY 1",
+            "SELECT CASE state WHEN 0 THEN 'waiting' WHEN 1 THEN 'blocked' WHEN 2 THEN 'running' \
+             WHEN 3 THEN 'succeeded' WHEN 4 THEN 'dead' ELSE 'cancelled' END, COUNT(*) \
+             FROM \"{}\".jobs GROUP BY 1",
             self.schema
         );
         match db.query(&sql, &[]) {
