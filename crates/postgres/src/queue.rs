@@ -209,7 +209,8 @@ impl PgQueue {
                 Some(out) => Ok(out),
                 None => Err(QueueError::new(
                     QueueErrorKind::Conflict,
-                    "an idempotency key of the batch was taken by another transaction at the                      same moment; nothing was enqueued: roll back and enqueue again",
+                    "an idempotency key of the batch was taken by another transaction at the \
+                     same moment; nothing was enqueued: roll back and enqueue again",
                 )),
             };
         }
