@@ -585,3 +585,39 @@ fn pruning_keeps_a_parent_whose_child_has_not_finished() {
         .get(0);
     assert_eq!(edges, 0, "the edges went with their jobs");
 }
+
+/// A parent ending on one handle wakes a worker listening on another: the
+/// released child reaches every worker at once, as an enqueue does.
+#[test]
+fn a_released_child_wakes_a_worker_listening_on_another_connection() {
+    let u = url("release_wakes");
+    let worker_side = open(&u);
+    let woken = Arc::new(AtomicU32::new(0));
+    let w = Arc::clone(&woken);
+    worker_side.set_waker(Arc::new(move || {
+        w.fetch_add(1, Ordering::SeqCst);
+    }));
+    wait_until(Duration::from_secs(10), "the listener", || {
+        woken.load(Ordering::SeqCst) >= 1
+    });
+    let started = woken.load(Ordering::SeqCst);
+    let q = open(&u);
+    let e = q
+        .enqueue(vec![named("p"), after(named("c"), Parent::Batch(0), "p")])
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the enqueue's notification",
+        || woken.load(Ordering::SeqCst) > started,
+    );
+    let got = claim_started(&q, "w");
+    assert_eq!(got.len(), 1);
+    let before = woken.load(Ordering::SeqCst);
+    let r = q.complete("w", &[succeeded(&q, &got[0], "1")]).unwrap();
+    assert_eq!(r.cascade.unblocked, vec![id(&e[1])]);
+    wait_until(
+        Duration::from_secs(10),
+        "the release's notification",
+        || woken.load(Ordering::SeqCst) > before,
+    );
+}
