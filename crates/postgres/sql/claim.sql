@@ -1,6 +1,7 @@
 -- Claims up to $4 ready jobs (only of the tasks in $5 unless it is NULL) for
 -- worker $1 with a lease until $2, at time $3. Rows another worker is
--- claiming are skipped, not waited for. (The ids go through an array so
+-- claiming are skipped, not waited for. The last column says whether the
+-- job has parents (their outputs are read next, see parents.sql). (The ids go through an array so
 -- that the update finds its rows by primary key, not by a join.)
 UPDATE runyard.jobs j
 SET state = {RUNNING}, attempt = j.attempt + 1, claims = j.claims + 1, worker = $1, lease_until = $2, claimed_at = $3, started = false
@@ -12,4 +13,5 @@ WHERE j.id = ANY(ARRAY(
     FOR UPDATE SKIP LOCKED
 ))
 RETURNING j.id, j.attempt, j.task, j.params, j.max_attempts, j.backoff, j.timeout_us, j.priority,
-          j.mode, j.isolate, j.run_at, j.claims
+          j.mode, j.isolate, j.run_at, j.claims,
+          EXISTS (SELECT 1 FROM runyard.edges e WHERE e.child = j.id)

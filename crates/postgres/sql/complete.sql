@@ -2,7 +2,11 @@
 -- claim $15[i], new state $4[i], run-at $5[i], output $6[i]; at time $7. A job changes
 -- only while that attempt still holds its lease (fencing), and only then is
 -- its attempt record (the remaining arrays) written. Returns the ended
--- jobs. (On the subquery, see started.sql.)
+-- jobs: id, claim, state, the job its failure names as the cause, and
+-- whether it has children. A job with children is ended only when $16 is
+-- true, in the transaction that then settles them (see src/flow.rs); the
+-- flag is re-read under the row's lock, so an edge added at the same
+-- moment is never missed. (On the subquery, see started.sql.)
 WITH done AS (
     SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
     FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[], $15::bigint[])
@@ -17,7 +21,8 @@ WITH done AS (
     WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim
       AND j.state = done.running
       AND j.worker = done.holder
-    RETURNING j.id, j.claims
+      AND ($16::boolean OR NOT j.children)
+    RETURNING j.id, j.claims, j.state, COALESCE(j.cause, j.id) AS cause, j.children
 ), recorded AS (
     INSERT INTO runyard.attempts
         (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)
@@ -28,4 +33,4 @@ WITH done AS (
         AS a(job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, claim)
     WHERE (a.job, a.claim) IN (SELECT id, claims FROM ended)
 )
-SELECT id, claims FROM ended
+SELECT id, claims, state, cause, children FROM ended

@@ -16,19 +16,20 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_workers.sql"),
     include_str!("../migrations/0003_claims.sql"),
+    include_str!("../migrations/0004_workflows.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the
 /// `migrations` table that records them: a tool that resets a schema (the
 /// benchmark) can tell runyard's tables from anyone else's.
-pub const TABLES: &[&str] = &["meta", "jobs", "attempts", "workers", "migrations"];
+pub const TABLES: &[&str] = &["meta", "jobs", "attempts", "workers", "edges", "migrations"];
 
 /// What connecting may do to the queue's schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

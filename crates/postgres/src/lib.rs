@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod flow;
 mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;

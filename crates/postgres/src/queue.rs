@@ -12,23 +12,25 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
-    AttemptRecord, Backoff, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output, RunIf,
-    TaskName, Timestamp,
+    AttemptRecord, Backoff, Cause, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
+    RunIf, TaskName, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
     Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
-    Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot, Writes,
+    Queue, QueueError, QueueErrorKind, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames,
+    Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
+use crate::flow::{self, FlowSql};
 
 // The state codes of `runyard_queue::stored`, as the schema's smallint.
 const WAITING: i16 = stored::WAITING as i16;
+const BLOCKED: i16 = stored::BLOCKED as i16;
 const RUNNING: i16 = stored::RUNNING as i16;
 const SUCCEEDED: i16 = stored::SUCCEEDED as i16;
 const DEAD: i16 = stored::DEAD as i16;
@@ -60,6 +62,7 @@ struct Sql {
     release: String,
     renew_worker: String,
     started: String,
+    flow: FlowSql,
 }
 
 /// A [`Queue`] in a PostgreSQL database, shared by workers on any number
@@ -153,6 +156,7 @@ impl PgQueue {
             release: o.sql(RELEASE),
             renew_worker: o.sql(RENEW_WORKER),
             started: o.sql(STARTED),
+            flow: FlowSql::new(o),
         };
         Ok(PgQueue {
             pool,
@@ -198,6 +202,18 @@ impl PgQueue {
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
         runyard_queue::admit(&self.capabilities(), jobs)?;
+        if linked(jobs) {
+            return match flow::insert(tx, &self.sql.flow, jobs, self.now_us())
+                .map_err(|e| pg_err("enqueueing jobs", e))??
+            {
+                Some(out) => Ok(out),
+                None => Err(QueueError::new(
+                    QueueErrorKind::Conflict,
+                    "an idempotency key of the batch was taken by another transaction at the \
+                     same moment; nothing was enqueued: roll back and enqueue again",
+                )),
+            };
+        }
         let sql = [
             self.sql.insert_plain.as_str(),
             self.sql.insert_jobs.as_str(),
@@ -381,6 +397,28 @@ impl PgQueue {
             .collect())
     }
 
+    /// Adds a batch with names or parents (see [`flow::insert`]) in one
+    /// transaction, again when an idempotency key was taken meanwhile.
+    fn insert_linked(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, QueueError> {
+        let now = self.now_us();
+        let out = self.pool.run("enqueueing jobs", |c, committing| loop {
+            let mut tx = c.transaction()?;
+            match flow::insert(&mut tx, &self.sql.flow, jobs, now)? {
+                Err(e) => return Ok(Err(e)),
+                Ok(None) => tx.rollback()?,
+                Ok(Some(out)) => {
+                    committing.set(true);
+                    tx.commit()?;
+                    return Ok(Ok(out));
+                }
+            }
+        })??;
+        if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+            self.shared.waker.wake();
+        }
+        Ok(out)
+    }
+
     fn notify_on(&self, c: &mut Conn) -> Result<(), postgres::Error> {
         let st = c.st(include_str!("../sql/notify.sql"))?;
         c.execute(&st, &[&self.pool.opts.channel()]).map(|_| ())
@@ -429,8 +467,9 @@ impl PgQueue {
 
     /// Deletes succeeded and cancelled jobs (and dead ones, with
     /// `dead`) that finished more than `older_than` ago, with their
-    /// attempts; returns how many jobs went. Deletes in batches, so a large
-    /// backlog does not hold locks for long.
+    /// attempts; returns how many jobs went. A job that an unfinished job
+    /// is after stays (its output is still to be read). Deletes in
+    /// batches, so a large backlog does not hold locks for long.
     pub fn prune(&self, older_than: Duration, dead: bool) -> Result<u64, QueueError> {
         let before = self.now_us() - older_than.as_micros() as i64;
         let states: Vec<i16> = if dead {
@@ -441,6 +480,7 @@ impl PgQueue {
         // One pass over the table by id, a range per transaction.
         const RANGE: i64 = 10_000;
         let sql = self.q(include_str!("../sql/prune.sql"));
+        let lock = self.q(include_str!("../sql/prune_lock.sql"));
         let bounds = self.q(include_str!("../sql/id_bounds.sql"));
         let (first, last): (Option<i64>, Option<i64>) =
             self.pool.run("pruning finished jobs", |c, _| {
@@ -452,9 +492,12 @@ impl PgQueue {
         };
         let mut total = 0u64;
         while from <= last {
-            let n: i64 = self.pool.run("pruning finished jobs", |c, _| {
-                Ok(c.query_one(&sql, &[&states, &before, &from, &RANGE])?
-                    .get(0))
+            // The rows first, then the delete in a statement of its own: see
+            // prune_lock.sql.
+            let n: i64 = self.tx("pruning finished jobs", |tx| {
+                let args: [&(dyn ToSql + Sync); 4] = [&states, &before, &from, &RANGE];
+                tx.execute(&lock, &args)?;
+                Ok(tx.query_one(&sql, &args)?.get(0))
             })?;
             total += n as u64;
             from += RANGE;
@@ -630,9 +673,7 @@ fn insert_attempt(
 
 impl Queue for PgQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::Concurrent)
-            .with_all()
-            .without(runyard_queue::Capability::Dependencies)
+        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -660,6 +701,9 @@ impl Queue for PgQueue {
         // and enqueueing again could add the jobs twice. Jobs without keys
         // go in one statement (its own transaction); with keys, the
         // duplicates are looked up in the same transaction.
+        if linked(&jobs) {
+            return self.insert_linked(&jobs);
+        }
         let keyed = jobs.iter().any(|j| j.idempotency_key.is_some());
         let out = self.pool.run("enqueueing jobs", |c, committing| {
             if !keyed && jobs.len() >= COPY_FROM {
@@ -693,11 +737,31 @@ impl Queue for PgQueue {
         let until = now.saturating_add(lease.as_micros() as i64);
         let filter: Option<Vec<&str>> = tasks.map(|t| t.iter().map(|n| n.as_str()).collect());
         let limit = max as i64;
-        let mut rows = self.pool.run("claiming jobs", |c, _| {
+        let (mut rows, linked) = self.pool.run("claiming jobs", |c, _| {
             let st = c.st(&self.sql.claim)?;
             let rows = c.query(&st, &[&worker, &until, &now, &limit, &filter])?;
-            Ok(rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>())
+            let linked: Vec<i64> = rows
+                .iter()
+                .filter(|r| r.get::<_, bool>(12))
+                .map(|r| r.get(0))
+                .collect();
+            Ok((
+                rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>(),
+                linked,
+            ))
         })?;
+        if !linked.is_empty() {
+            // Parents have ended and their outputs no longer change: read
+            // after the claim, outside its statement.
+            let mut by = self.pool.run("reading the outputs of parents", |c, _| {
+                flow::parents_of(&mut **c, &self.sql.flow, &linked)
+            })?;
+            for r in &mut rows {
+                if let Some(p) = by.remove(&(r.id.0 as i64)) {
+                    r.parents = p;
+                }
+            }
+        }
         stored::sort_claims(&mut rows);
         Ok(rows)
     }
@@ -780,9 +844,22 @@ impl Queue for PgQueue {
         let mut permanent = Vec::with_capacity(n);
         let mut detail: Vec<Option<&str>> = Vec::with_capacity(n);
         let mut wake = false;
-        for c in done {
+        // Outputs past the cap are stored as its marker (see `Output::capped`).
+        let capped: Vec<Option<Output>> = done
+            .iter()
+            .map(|c| match &c.verdict {
+                Verdict::Succeeded(o) if o.as_json().len() > runyard_core::OUTPUT_CAP => {
+                    Some(o.clone().capped())
+                }
+                _ => None,
+            })
+            .collect();
+        for (c, big) in done.iter().zip(&capped) {
             let (state, run_at, output) = match &c.verdict {
-                Verdict::Succeeded(o) => (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json())),
+                Verdict::Succeeded(o) => {
+                    let o = big.as_ref().unwrap_or(o);
+                    (SUCCEEDED, now, (!o.is_none()).then(|| o.as_json()))
+                }
                 Verdict::Retry { at } => {
                     wake |= at.as_micros() <= now;
                     (WAITING, at.as_micros(), None)
@@ -806,32 +883,55 @@ impl Queue for PgQueue {
             permanent.push(e.is_some_and(|e| e.permanent));
             detail.push(e.and_then(|e| e.detail.as_deref()).map(|d| d.get()));
         }
-        let ended = self.pool.run("recording outcomes", |c, _| {
+        // Jobs without children end in one statement; one that has some
+        // is left, and ended again with its dependents settled in one
+        // transaction (see `flow`).
+        let args = |with_children: bool| -> Vec<&(dyn ToSql + Sync)> {
+            let with_children: &'static bool = if with_children { &true } else { &false };
+            vec![
+                &worker,
+                &ids,
+                &attempts,
+                &states,
+                &run_ats,
+                &outputs,
+                &now,
+                &outcomes,
+                &started_at,
+                &duration,
+                &queued,
+                &errors,
+                &permanent,
+                &detail,
+                &claims,
+                with_children,
+            ]
+        };
+        let first = self.pool.run("recording outcomes", |c, _| {
             let st = c.st(&self.sql.complete)?;
-            c.query(
-                &st,
-                &[
-                    &worker,
-                    &ids,
-                    &attempts,
-                    &states,
-                    &run_ats,
-                    &outputs,
-                    &now,
-                    &outcomes,
-                    &started_at,
-                    &duration,
-                    &queued,
-                    &errors,
-                    &permanent,
-                    &detail,
-                    &claims,
-                ],
-            )
+            c.query(&st, &args(false))
         })?;
-        let ended: rustc_hash::FxHashSet<(i64, i64)> =
-            ended.iter().map(|r| (r.get(0), r.get(1))).collect();
-        if wake {
+        let mut ended: rustc_hash::FxHashSet<(i64, i64)> =
+            first.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut cascade = Cascade::default();
+        if ended.len() < done.len() {
+            let (more, settled) = self.tx("recording outcomes", |tx| {
+                let rows = tx.query(&self.sql.complete, &args(true))?;
+                let mut cascade = Cascade::default();
+                let ends = flow::ended_with_children(
+                    rows.iter()
+                        .map(|r| (r.get(0), r.get(2), r.get(3), r.get(4))),
+                );
+                flow::settle(tx, &self.sql.flow, ends, now, &mut cascade)?;
+                Ok((rows, cascade))
+            })?;
+            ended.extend(
+                more.iter()
+                    .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))),
+            );
+            cascade = settled;
+        }
+        if wake || !cascade.unblocked.is_empty() {
             self.shared.waker.wake();
         }
         let results = done
@@ -844,10 +944,7 @@ impl Queue for PgQueue {
                 }
             })
             .collect();
-        Ok(Recorded {
-            results,
-            cascade: Cascade::default(),
-        })
+        Ok(Recorded { results, cascade })
     }
 
     fn release(
@@ -891,7 +988,8 @@ impl Queue for PgQueue {
         };
         let undo = self.q(include_str!("../sql/undo_claim.sql"));
         let requeue = self.q(include_str!("../sql/requeue.sql"));
-        let out = self.tx("rescuing expired leases", |tx| {
+        let (out, cascade) = self.tx("rescuing expired leases", |tx| {
+            let mut dead = Vec::new();
             let rows = match &worker {
                 None => tx.query(&select, &[&now])?,
                 Some(w) => tx.query(&select, &[w])?,
@@ -916,19 +1014,20 @@ impl Queue for PgQueue {
                     );
                     insert_attempt(self, tx, id, &holder, &record)?;
                     let state = if attempt >= max { DEAD } else { WAITING };
-                    tx.execute(&requeue, &[&state, &now, &id])?;
+                    let r = tx.query_one(&requeue, &[&state, &now, &id])?;
+                    dead.push((id, state, r.get(0), r.get(1)));
                 }
                 ids.push(JobId(id as u64));
             }
-            Ok(ids)
+            let mut cascade = Cascade::default();
+            let ends = flow::ended_with_children(dead);
+            flow::settle(tx, &self.sql.flow, ends, now, &mut cascade)?;
+            Ok((ids, cascade))
         })?;
         if !out.is_empty() {
             self.notify();
         }
-        Ok(Rescued {
-            ids: out,
-            cascade: Cascade::default(),
-        })
+        Ok(Rescued { ids: out, cascade })
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -1002,70 +1101,124 @@ impl Queue for PgQueue {
 }
 
 impl Admin for PgQueue {
+    /// Cancels the jobs in order, each with its dependents (so a job that
+    /// an earlier one's end cancelled is already finished when its turn
+    /// comes), in one transaction that locks them all first.
     fn cancel(&self, ids: &[JobId]) -> Result<Cancelled, QueueError> {
         let now = self.now_us();
-        let want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+        let mut want: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+        want.sort_unstable();
+        want.dedup();
         let select = self.q(include_str!("../sql/lock_jobs.sql"));
         let cancel = self.q(include_str!("../sql/cancel_waiting.sql"));
         let ask = self.q(include_str!("../sql/ask_cancel.sql"));
-        let found = self.tx("cancelling jobs", |tx| {
-            let found: FxHashMap<i64, (i16, i64)> = tx
+        let (results, cascade) = self.tx("cancelling jobs", |tx| {
+            let mut found: FxHashMap<i64, (i16, i64)> = tx
                 .query(&select, &[&want])?
                 .iter()
                 .map(|r| (r.get(0), (r.get(1), r.get(2))))
                 .collect();
-            tx.execute(&cancel, &[&want, &now])?;
-            tx.execute(&ask, &[&want])?;
-            Ok(found)
+            let mut cascade = Cascade::default();
+            let mut results = Vec::with_capacity(ids.len());
+            let mut asked = Vec::new();
+            for id in ids {
+                let i = id.0 as i64;
+                let result = match found.get(&i).copied() {
+                    None => CancelResult::NotFound,
+                    Some((WAITING | BLOCKED, _)) => {
+                        let r = tx.query_one(&cancel, &[&i, &now])?;
+                        found.insert(i, (CANCELLED, now));
+                        let ends = flow::ended_with_children([(i, CANCELLED, r.get(0), r.get(1))]);
+                        let mut moved = Cascade::default();
+                        flow::settle(tx, &self.sql.flow, ends, now, &mut moved)?;
+                        for c in &moved.cancelled {
+                            found.insert(c.0 as i64, (CANCELLED, now));
+                        }
+                        for c in &moved.unblocked {
+                            if let Some(f) = found.get_mut(&(c.0 as i64)) {
+                                f.0 = WAITING;
+                            }
+                        }
+                        cascade.unblocked.extend(moved.unblocked);
+                        cascade.cancelled.extend(moved.cancelled);
+                        CancelResult::Cancelled
+                    }
+                    Some((RUNNING, _)) => {
+                        asked.push(i);
+                        CancelResult::Requested
+                    }
+                    Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
+                };
+                results.push(result);
+            }
+            if !asked.is_empty() {
+                tx.execute(&ask, &[&asked])?;
+            }
+            Ok((results, cascade))
         })?;
-        let results = ids
-            .iter()
-            .map(|id| match found.get(&(id.0 as i64)) {
-                None => CancelResult::NotFound,
-                Some((WAITING, _)) => CancelResult::Cancelled,
-                Some((RUNNING, _)) => CancelResult::Requested,
-                Some((s, run_at)) => CancelResult::AlreadyFinished(state_of(*s, *run_at, now)),
-            })
-            .collect();
-        Ok(Cancelled {
-            results,
-            cascade: Cascade::default(),
-        })
+        if !cascade.unblocked.is_empty() {
+            self.shared.waker.wake();
+        }
+        Ok(Cancelled { results, cascade })
     }
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
         let now = self.now_us();
         let sql = self.q(include_str!("../sql/cancel_pending.sql"));
-        let mut ids: Vec<JobId> = self
-            .pool
-            .run("cancelling queued jobs", |c, _| c.query(&sql, &[&now]))?
-            .iter()
-            .map(|r| JobId(r.get::<_, i64>(0) as u64))
-            .collect();
+        let mut ids = self.tx("cancelling queued jobs", |tx| {
+            let rows = tx.query(&sql, &[&now])?;
+            let mut ids: Vec<JobId> = rows
+                .iter()
+                .map(|r| JobId(r.get::<_, i64>(0) as u64))
+                .collect();
+            // Dependents added meanwhile by another transaction follow.
+            let ends = flow::ended_with_children(
+                rows.iter()
+                    .map(|r| (r.get(0), CANCELLED, r.get(1), r.get(2))),
+            );
+            let mut cascade = Cascade::default();
+            flow::settle(tx, &self.sql.flow, ends, now, &mut cascade)?;
+            ids.extend(cascade.cancelled);
+            Ok(ids)
+        })?;
         ids.sort();
         Ok(ids)
     }
 
     fn retry(&self, id: JobId) -> Result<Option<Cascade>, QueueError> {
         let now = self.now_us();
-        let sql = self.q(include_str!("../sql/retry.sql"));
-        let n = self.pool.run("retrying a job", |c, _| {
-            c.execute(&sql, &[&now, &(id.0 as i64)])
+        let out = self.tx("retrying a job", |tx| {
+            flow::retry(tx, &self.sql.flow, id.0 as i64, now)
         })?;
-        if n == 1 {
-            self.notify();
+        if out.is_some() {
+            self.shared.waker.wake();
         }
-        Ok((n == 1).then(Cascade::default))
+        Ok(out)
     }
 
     fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
-        Ok(self.get(id)?.map(|v| vec![v.id]).unwrap_or_default())
+        let sql = self.q(include_str!("../sql/workflow.sql"));
+        self.ids("reading a workflow", &sql, id)
+    }
+}
+
+impl PgQueue {
+    /// The ids a statement about job `id` returns.
+    fn ids(&self, what: &str, sql: &str, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        let rows = self
+            .pool
+            .run(what, |c, _| c.query(sql, &[&(id.0 as i64)]))?;
+        Ok(rows
+            .iter()
+            .map(|r| JobId(r.get::<_, i64>(0) as u64))
+            .collect())
     }
 }
 
 impl Inspect for PgQueue {
-    fn dependents(&self, _id: JobId) -> Result<Vec<JobId>, QueueError> {
-        Ok(Vec::new())
+    fn dependents(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
+        let sql = self.q(include_str!("../sql/dependents.sql"));
+        self.ids("reading a job's dependents", &sql, id)
     }
 
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
@@ -1099,19 +1252,30 @@ impl Inspect for PgQueue {
         let state = filter.state.map(JobState::as_str);
         let after = filter.after.map_or(0, |a| a.0) as i64;
         let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
-        let jobs_sql = self.q(include_str!("../sql/list.sql"));
+        let flows = self.version >= 4;
+        let jobs_sql = if flows {
+            self.q(include_str!("../sql/list.sql"))
+        } else {
+            self.q(include_str!("../sql/list_v3.sql"))
+        };
         let attempts_sql = self.q(include_str!("../sql/attempts.sql"));
         let task = filter.task.as_deref();
         let params: [&(dyn ToSql + Sync); 5] = [&after, &state, &now, &task, &limit];
-        let (rows, attempts) = self.tx("listing jobs", |tx| {
+        let (rows, attempts, mut after) = self.tx("listing jobs", |tx| {
             let rows = tx.query(&jobs_sql, &params)?;
-            let attempts = match (rows.first(), rows.last()) {
+            let (attempts, after) = match (rows.first(), rows.last()) {
                 (Some(a), Some(b)) => {
-                    tx.query(&attempts_sql, &[&a.get::<_, i64>(0), &b.get::<_, i64>(0)])?
+                    let (a, b) = (a.get::<_, i64>(0), b.get::<_, i64>(0));
+                    let after = if flows {
+                        flow::after_between(tx, &self.sql.flow, a, b)?
+                    } else {
+                        FxHashMap::default()
+                    };
+                    (tx.query(&attempts_sql, &[&a, &b])?, after)
                 }
-                _ => Vec::new(),
+                _ => (Vec::new(), FxHashMap::default()),
             };
-            Ok((rows, attempts))
+            Ok((rows, attempts, after))
         })?;
         let mut jobs: Vec<JobView> = rows
             .iter()
@@ -1120,8 +1284,22 @@ impl Inspect for PgQueue {
                 let run_at: i64 = r.get(4);
                 let output: Option<&str> = r.get(6);
                 let started: bool = r.get(7);
+                let id: i64 = r.get(0);
+                let (name, run_if, cancelled_by) = if flows {
+                    let cause: Option<i64> = r.get(10);
+                    (
+                        r.get(8),
+                        RunIf::from_code(i64::from(r.get::<_, i16>(9))),
+                        cause.map(|c| Cause {
+                            job: JobId(c as u64),
+                            name: r.get(11),
+                        }),
+                    )
+                } else {
+                    (None, RunIf::Success, None)
+                };
                 JobView {
-                    id: JobId(r.get::<_, i64>(0) as u64),
+                    id: JobId(id as u64),
                     task: r.get(1),
                     params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
                     state: stored::view_state(i64::from(state), run_at, started, now),
@@ -1130,10 +1308,10 @@ impl Inspect for PgQueue {
                         .and_then(|o| Output::from_json(o).ok())
                         .unwrap_or_default(),
                     enqueued_at: Timestamp::from_micros(r.get(5)),
-                    name: None,
-                    after: Vec::new(),
-                    run_if: RunIf::Success,
-                    cancelled_by: None,
+                    name,
+                    after: after.remove(&id).unwrap_or_default(),
+                    run_if,
+                    cancelled_by,
                 }
             })
             .collect();
@@ -1165,6 +1343,12 @@ impl Inspect for PgQueue {
         })?;
         Ok(rows.iter().map(live_worker).collect())
     }
+}
+
+/// Whether some job of the batch has a name or parents: the batch then
+/// goes in the linked way ([`flow::insert`]).
+fn linked(jobs: &[NewJob]) -> bool {
+    jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty())
 }
 
 fn micros(d: Duration) -> i64 {
