@@ -13,3 +13,17 @@ fn fresh(clock: Arc<dyn runyard_queue::Clock>) -> Box<dyn Queue> {
 }
 
 runyard_queue::conformance_tests!(fresh);
+
+/// This backend keeps every job feature the suite knows: each dependency,
+/// run-at and key case above runs on it rather than being skipped.
+#[test]
+fn keeps_every_capability() {
+    let q = fresh_for_capabilities();
+    for c in runyard_queue::Capability::ALL {
+        assert!(q.capabilities().has(c), "{c} is not kept");
+    }
+}
+
+fn fresh_for_capabilities() -> Box<dyn runyard_queue::Queue> {
+    fresh(Arc::new(runyard_queue::SystemClock))
+}
