@@ -1348,7 +1348,7 @@ impl Inspect for PgQueue {
 /// Whether some job of the batch has a name or parents: the batch then
 /// goes in the linked way ([`flow::insert`]).
 fn linked(jobs: &[NewJob]) -> bool {
-    jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty())
+    jobs.iter().any(NewJob::is_linked)
 }
 
 fn micros(d: Duration) -> i64 {

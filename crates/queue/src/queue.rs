@@ -90,6 +90,12 @@ impl NewJob {
 }
 
 impl NewJob {
+    /// Whether the job takes part in a workflow (it has a name or parents):
+    /// a backend stores such jobs the linked way, the others as before.
+    pub fn is_linked(&self) -> bool {
+        self.name.is_some() || !self.after.is_empty()
+    }
+
     /// The capabilities a queue needs to keep this job.
     pub fn needs(&self) -> impl Iterator<Item = Capability> {
         [

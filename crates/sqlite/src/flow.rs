@@ -72,7 +72,7 @@ fn seen(id: i64, state: i64, cause: Option<i64>, run_if: RunIf) -> Seen {
 /// Whether a batch must go the linked way ([`insert_linked`]): some job
 /// has a name or parents. Others keep the plain path, one statement a job.
 pub(crate) fn is_linked(jobs: &[NewJob]) -> bool {
-    jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty())
+    jobs.iter().any(NewJob::is_linked)
 }
 
 fn invalid(msg: String) -> QueueError {
@@ -156,7 +156,7 @@ pub(crate) fn insert_linked(
         };
         // A job with neither name nor parents keeps no run_if (it has
         // nothing to run after), as in the memory queue.
-        let run_if = if j.name.is_some() || !j.after.is_empty() {
+        let run_if = if j.is_linked() {
             j.run_if
         } else {
             RunIf::Success

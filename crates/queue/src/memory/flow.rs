@@ -39,7 +39,7 @@ pub(super) struct Unlinked {
 impl Unlinked {
     /// The flow part of a new job, if it has one.
     pub(super) fn take(job: &mut NewJob) -> Option<Unlinked> {
-        if job.name.is_none() && job.after.is_empty() {
+        if !job.is_linked() {
             return None;
         }
         Some(Unlinked {

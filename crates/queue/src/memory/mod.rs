@@ -525,7 +525,7 @@ impl Queue for MemoryQueue {
     }
 
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
-        if jobs.iter().any(|j| j.name.is_some() || !j.after.is_empty()) {
+        if jobs.iter().any(NewJob::is_linked) {
             return self.insert_linked(jobs);
         }
         let now = self.clock.now().as_micros();
@@ -541,7 +541,7 @@ impl Queue for MemoryQueue {
     }
 
     fn insert_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
-        if job.name.is_some() || !job.after.is_empty() {
+        if job.is_linked() {
             return Ok(self.insert_linked(vec![job])?.remove(0));
         }
         let now = self.clock.now().as_micros();
