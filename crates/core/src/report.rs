@@ -65,7 +65,7 @@ pub struct JobView {
     /// For a job cancelled because a job it was after ended dead or
     /// cancelled: that job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancelled_by: Option<Cause>,
+    pub cancelled_by: Option<Box<Cause>>,
 }
 
 fn is_success(r: &RunIf) -> bool {

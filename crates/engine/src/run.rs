@@ -413,7 +413,7 @@ fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, af
                 task,
                 at,
                 attempts: v.attempts.len() as u32,
-                cancelled_by: v.cancelled_by.as_ref(),
+                cancelled_by: v.cancelled_by.as_deref(),
             });
         }
         _ => events.emit(&Event::Queued {

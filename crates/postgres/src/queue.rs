@@ -1311,7 +1311,7 @@ impl Inspect for PgQueue {
                     name,
                     after: after.remove(&id).unwrap_or_default(),
                     run_if,
-                    cancelled_by,
+                    cancelled_by: cancelled_by.map(Box::new),
                 }
             })
             .collect();

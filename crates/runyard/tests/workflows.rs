@@ -226,7 +226,7 @@ fn a_failure_cancels_its_dependents_naming_the_cause() {
     for s in [c1, c2] {
         let j = view(ids.of(s)[0]);
         assert_eq!(j.state, JobState::Cancelled, "{j:?}");
-        assert_eq!(j.cancelled_by.as_ref(), Some(&cause), "{j:?}");
+        assert_eq!(j.cancelled_by.as_deref(), Some(&cause), "{j:?}");
         assert!(j.attempts.is_empty());
         assert_eq!(
             kept.types(j.id),

@@ -787,7 +787,7 @@ impl Inspect for SqliteQueue {
                 name,
                 after: Vec::new(),
                 run_if,
-                cancelled_by,
+                cancelled_by: cancelled_by.map(Box::new),
             });
         }
         drop(rows);

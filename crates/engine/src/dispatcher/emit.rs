@@ -112,7 +112,7 @@ fn cascaded(events: &Events, queue: &dyn Queue, cascade: &Cascade) {
                 task: &v.task,
                 at,
                 attempts: v.attempts.len() as u32,
-                cancelled_by: v.cancelled_by.as_ref(),
+                cancelled_by: v.cancelled_by.as_deref(),
             });
         }
     }
@@ -181,7 +181,7 @@ pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
                 task: &v.task,
                 at,
                 attempts: v.attempts.len() as u32,
-                cancelled_by: v.cancelled_by.as_ref(),
+                cancelled_by: v.cancelled_by.as_deref(),
             });
         }
     }

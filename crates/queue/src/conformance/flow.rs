@@ -135,11 +135,11 @@ pub(super) fn listed(q: &dyn Queue, s: JobState) -> Vec<JobId> {
 }
 
 /// The cause a job names when `id` (named `name`) cancelled it.
-pub(super) fn cause(id: JobId, name: &str) -> Option<Cause> {
-    Some(Cause {
+pub(super) fn cause(id: JobId, name: &str) -> Option<Box<Cause>> {
+    Some(Box::new(Cause {
         job: id,
         name: Some(name.to_string()),
-    })
+    }))
 }
 
 /// A chain a → b → c: the later ones are blocked (in views, counts and

@@ -492,13 +492,15 @@ impl State {
             name: f.and_then(|f| f.name.clone()),
             after: f.map_or_else(Vec::new, |f| f.after.iter().map(|a| id_of(a.0)).collect()),
             run_if: f.map_or_else(Default::default, |f| f.run_if),
-            cancelled_by: f.and_then(|f| f.cause).map(|c| Cause {
-                job: id_of(c),
-                name: self
-                    .rec(c as usize)
-                    .flow
-                    .as_ref()
-                    .and_then(|f| f.name.clone()),
+            cancelled_by: f.and_then(|f| f.cause).map(|c| {
+                Box::new(Cause {
+                    job: id_of(c),
+                    name: self
+                        .rec(c as usize)
+                        .flow
+                        .as_ref()
+                        .and_then(|f| f.name.clone()),
+                })
             }),
             id: id_of(i as u32),
             task: self.tasks[r.task as usize].to_string(),
