@@ -161,6 +161,7 @@ fn help_texts_point_at_what_exists_and_offer_what_works() {
         "shell",
         "seed",
         "queue",
+        "dag",
     ] {
         assert!(
             text.contains(&format!("runyard bench {workload}")),
