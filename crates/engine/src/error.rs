@@ -14,7 +14,6 @@ use thiserror::Error;
 
 use crate::lane::ModeRefused;
 use crate::report::ReportReader;
-use crate::workflow::WorkflowError;
 
 /// A job that was refused before anything ran.
 #[derive(Debug, Error)]
@@ -212,4 +211,48 @@ mod tests {
             messages[3]
         );
     }
+}
+
+/// Why a workflow cannot be submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// Two steps have the same name.
+    #[error("two steps of the workflow are named `{name}`: step names must be unique")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A name that cannot be a step's.
+    #[error("the step name `{name}` is not valid: {reason}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// Why, and what would be.
+        reason: &'static str,
+    },
+    /// A step of several copies was given none.
+    #[error("step `{step}` has no jobs: `add_many` needs at least one")]
+    NoJobs {
+        /// The step.
+        step: String,
+    },
+    /// A step was made after a step added after it (that could make a
+    /// cycle).
+    #[error(
+        "step `{step}` cannot be after `{after}`, which was added after it: \
+         a step is only after steps added before it"
+    )]
+    Later {
+        /// The step.
+        step: String,
+        /// The step it was to be after.
+        after: String,
+    },
+    /// A step was made after a step of another workflow.
+    #[error("step `{step}` cannot be after a step of another workflow")]
+    Foreign {
+        /// The step.
+        step: String,
+    },
 }

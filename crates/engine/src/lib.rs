@@ -34,10 +34,10 @@ pub use config::{
     ConfigError, EngineConfig, EngineConfigBuilder, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS,
 };
 pub use engine::{Engine, Progress};
-pub use error::{RunError, StartError, SubmitError};
+pub use error::{RunError, StartError, SubmitError, WorkflowError};
 pub use events::{EventSink, JsonLines};
 pub use lane::ModeRefused;
 pub use report::{write_report_json, Report, ReportError, ReportReader};
 pub use run::Run;
 pub use worker::Worker;
-pub use workflow::{Step, Workflow, WorkflowError, WorkflowIds};
+pub use workflow::{Step, Workflow, WorkflowIds};
