@@ -146,6 +146,10 @@ impl State {
     /// when it was their last pending parent, cancelled (with theirs,
     /// transitively) when it failed them.
     pub(super) fn settle(&mut self, i: u32, now: i64, cascade: &mut Cascade) {
+        // Most jobs are in no workflow: nothing to settle, nothing allocated.
+        if self.flow(i).is_none_or(|f| f.children.is_empty()) {
+            return;
+        }
         let mut ended = vec![i];
         while let Some(p) = ended.pop() {
             let Some(children) = self.flow(p).map(|f| f.children.clone()) else {
