@@ -159,8 +159,22 @@ pub(crate) fn open(path: &Path, mode: OpenMode) -> Result<(Connection, u32), Que
     if mode == OpenMode::Inspect {
         return Ok((conn, version));
     }
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql_err)?;
+    // A file being created by another process at the same moment may
+    // refuse the change of journal mode at once (SQLite does not wait for
+    // it): try again for as long as the busy timeout.
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && waited < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                waited += std::time::Duration::from_millis(5);
+            }
+            r => break r.map_err(sql_err)?,
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sql_err)?;
     migrate(&conn, version).map_err(sql_err)?;
@@ -185,11 +199,40 @@ fn not_ours(path: &Path, e: rusqlite::Error) -> QueueError {
     }
 }
 
+/// The schema version the file holds now (0 before the first migration).
+fn stored_version(conn: &Connection) -> rusqlite::Result<u32> {
+    let mut st = conn.prepare(&SQL.tables)?;
+    let tables = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if !tables.iter().any(|t| t == "runyard_meta") {
+        return Ok(0);
+    }
+    let v: Option<String> = conn
+        .query_row(&SQL.meta_get, ["schema_version"], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Applies the migrations after `from`, each in its own transaction.
 fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let to = i as u32 + 1;
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Another process (two workers started at once on a new file) may
+        // have migrated the file since this one read its version: under
+        // the write lock, look again.
+        match stored_version(conn) {
+            Ok(v) if v >= to => {
+                conn.execute_batch("COMMIT")?;
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
         let r = conn
             .execute_batch(sql)
             .and_then(|_| conn.execute(&SQL.meta_set, ["schema_version", &to.to_string()]));

@@ -337,3 +337,27 @@ fn a_blocked_chain_survives_closing_and_reopening() {
     step(&q, 2, r#"{"s1":1}"#);
     assert_eq!(q.counts().unwrap().succeeded, 3);
 }
+
+/// Two workers started at once on a new file both open it: the one that
+/// finds the schema made meanwhile does not make it again.
+#[test]
+fn openers_racing_on_a_new_file_all_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let path = dir.path().join(format!("race{round}.db"));
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, gate) = (path.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    SqliteQueue::open(&path, OpenMode::CreateOrOpen).map(|_| ())
+                })
+            })
+            .collect();
+        for o in openers {
+            let r = o.join().unwrap();
+            assert!(r.is_ok(), "round {round}: {}", r.unwrap_err());
+        }
+    }
+}
