@@ -155,17 +155,7 @@ pub(crate) fn append_jobs(dir: &Path, side: &Path, n: u64, work_us: u64) -> Path
 pub(crate) fn check_every_job_succeeded_once(q: &TestQueue, db: &mut Client, n: i64, side: &Path) {
     let s = &q.schema;
     assert_eq!(q.states(db), BTreeMap::from([("succeeded".into(), n)]));
-    let twice: i64 = db
-        .query_one(
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT job FROM \"{s}\".attempts WHERE outcome = 'succeeded' \
-                 GROUP BY job HAVING COUNT(*) <> 1) x"
-            ),
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(twice, 0, "jobs with more or less than one success recorded");
+    assert_each_success_recorded_once(q, db);
     let recorded: i64 = db
         .query_one(
             &format!(
@@ -186,4 +176,20 @@ pub(crate) fn check_every_job_succeeded_once(q: &TestQueue, db: &mut Client, n: 
         .collect();
     let ran: Vec<i64> = runs.keys().map(|k| *k as i64).collect();
     assert_eq!(ids, ran, "the side file names exactly the queue's jobs");
+}
+
+/// No job of the queue has more than one succeeded attempt recorded.
+pub(crate) fn assert_each_success_recorded_once(q: &TestQueue, db: &mut Client) {
+    let s = &q.schema;
+    let twice: i64 = db
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT job FROM \"{s}\".attempts WHERE outcome = 'succeeded' \
+                 GROUP BY job HAVING COUNT(*) <> 1) x"
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(twice, 0, "jobs with more or less than one success recorded");
 }
