@@ -174,6 +174,9 @@ impl Output {
 pub struct Parents {
     /// Keys in first-seen order, each with its outputs.
     keys: Vec<(String, bool, Vec<String>)>,
+    /// Where each key is in `keys`: a job after many differently named
+    /// parents finds each in constant time.
+    index: std::collections::HashMap<String, usize>,
     bytes: usize,
 }
 
@@ -192,9 +195,12 @@ impl Parents {
             json.to_string()
         };
         self.bytes += json.len() + key.len() + 4;
-        match self.keys.iter_mut().find(|(k, _, _)| k == key) {
-            Some((_, _, v)) => v.push(json),
-            None => self.keys.push((key.to_string(), many, vec![json])),
+        match self.index.get(key) {
+            Some(&at) => self.keys[at].2.push(json),
+            None => {
+                self.index.insert(key.to_string(), self.keys.len());
+                self.keys.push((key.to_string(), many, vec![json]));
+            }
         }
     }
 
