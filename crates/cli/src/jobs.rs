@@ -507,6 +507,7 @@ fn from_text(
                 idempotency_key: j.idempotency_key,
                 mode: j.mode.map(|m| m.0),
                 isolate: j.isolate,
+                ..JobOptions::default()
             };
             let spec = JobSpec::new(j.task.get_ref().clone())
                 .with_params(params)

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::flow::Rate;
 use crate::retry::RetryPolicy;
 
 /// What a task's jobs get unless they say otherwise, and how the engine
@@ -39,6 +40,13 @@ pub struct TaskDefaults {
     /// engine's own. A cap per engine, not per queue: two workers on one
     /// queue may run twice as many.
     pub worker_concurrency: Option<u32>,
+    /// The most attempts of the task at once across every worker of a
+    /// queue (`#[task(queue_concurrency = N)]`); a limit stored in the
+    /// queue for the task beats it.
+    pub queue_concurrency: Option<u32>,
+    /// The most starts of the task per window across every worker of a
+    /// queue (`#[task(rate = "10/s")]`); a stored rate beats it.
+    pub rate: Option<Rate>,
 }
 
 impl TaskDefaults {
@@ -49,6 +57,8 @@ impl TaskDefaults {
             timeout: None,
             isolate: false,
             worker_concurrency: None,
+            queue_concurrency: None,
+            rate: None,
         }
     }
 
@@ -73,6 +83,20 @@ impl TaskDefaults {
     /// Sets the most attempts of it that one engine runs at once.
     pub const fn worker_concurrency(mut self, n: u32) -> TaskDefaults {
         self.worker_concurrency = Some(n);
+        self
+    }
+}
+
+impl TaskDefaults {
+    /// With at most `n` attempts at once across the queue.
+    pub const fn queue_concurrency(mut self, n: u32) -> TaskDefaults {
+        self.queue_concurrency = Some(n);
+        self
+    }
+
+    /// With at most `rate` starts per window across the queue.
+    pub const fn rate(mut self, rate: Rate) -> TaskDefaults {
+        self.rate = Some(rate);
         self
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::duration::serde_duration;
+use crate::flow::{FlowKey, OnConflict, Rate, Unique, KEY_MAX};
 use crate::params::JobParams;
 use crate::retry::{Backoff, RetryPolicy};
 use crate::time::Timestamp;
@@ -187,6 +188,32 @@ pub struct JobOptions {
     /// Run its attempts in a child process even in `auto` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolate: Option<bool>,
+    /// While a job with this key is queued, scheduled or blocked, another
+    /// is not added (see [`Unique`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// Also while a job with the key succeeded at most this long ago.
+    #[serde(
+        default,
+        with = "serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unique_for: Option<Duration>,
+    /// What a submit does to the waiting job with its unique key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnConflict>,
+    /// Its concurrency key (`NAME` or `NAME:VALUE`, see [`FlowKey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<FlowKey>,
+    /// The most attempts at once of jobs with its concurrency key's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Its rate key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_key: Option<FlowKey>,
+    /// The most starts per window of jobs with its rate key's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 /// An invalid job option: which one, what was wrong, what would be valid.
@@ -239,7 +266,81 @@ impl JobOptions {
                 });
             }
         }
+        self.validate_flow()
+    }
+
+    fn validate_flow(&self) -> Result<(), OptionError> {
+        let err = |option, reason: &str| {
+            Err(OptionError {
+                option,
+                reason: reason.to_string(),
+            })
+        };
+        match &self.unique_key {
+            Some(k) if k.is_empty() => return err("unique_key", "must not be empty"),
+            Some(k) if k.len() > KEY_MAX => {
+                return Err(OptionError {
+                    option: "unique_key",
+                    reason: format!("is at most {KEY_MAX} bytes, got {}", k.len()),
+                })
+            }
+            Some(_) => {}
+            None if self.unique_for.is_some() => {
+                return err(
+                    "unique_for",
+                    "needs a `unique_key` to say which jobs it holds for",
+                )
+            }
+            None if self.on_conflict.is_some() => {
+                return err(
+                    "on_conflict",
+                    "needs a `unique_key` to say which jobs conflict",
+                )
+            }
+            None => {}
+        }
+        if let Some(d) = self.unique_for {
+            if d.is_zero() {
+                return err(
+                    "unique_for",
+                    "must be greater than zero (leave it out for none)",
+                );
+            }
+            crate::duration::check_duration(d).map_err(|reason| OptionError {
+                option: "unique_for",
+                reason,
+            })?;
+        }
+        if self.concurrency == Some(0) {
+            return err(
+                "concurrency",
+                "must be >= 1, got 0 (to stop a task, pause it: `runyard task pause TASK`)",
+            );
+        }
+        if self.concurrency.is_some() && self.concurrency_key.is_none() {
+            return err(
+                "concurrency",
+                "limits the jobs of a `concurrency_key`, and this job has none \
+                 (a task's limit goes in `[limits.TASK]`, or `runyard limit --task TASK`)",
+            );
+        }
+        if self.rate.is_some() && self.rate_key.is_none() {
+            return err(
+                "rate",
+                "limits the jobs of a `rate_key`, and this job has none \
+                 (a task's rate goes in `[limits.TASK]`, or `runyard limit --task TASK`)",
+            );
+        }
         Ok(())
+    }
+
+    /// Its unique key, with `unique_for` and `on_conflict`, if it has one.
+    pub fn unique(&self) -> Option<Unique> {
+        self.unique_key.as_ref().map(|key| Unique {
+            key: key.clone(),
+            within: self.unique_for,
+            on_conflict: self.on_conflict.unwrap_or_default(),
+        })
     }
 
     /// Each option of `self`, or else of `fallback`.
@@ -256,6 +357,19 @@ impl JobOptions {
                 .or_else(|| fallback.idempotency_key.clone()),
             mode: self.mode.or(fallback.mode),
             isolate: self.isolate.or(fallback.isolate),
+            unique_key: self
+                .unique_key
+                .clone()
+                .or_else(|| fallback.unique_key.clone()),
+            unique_for: self.unique_for.or(fallback.unique_for),
+            on_conflict: self.on_conflict.or(fallback.on_conflict),
+            concurrency_key: self
+                .concurrency_key
+                .clone()
+                .or_else(|| fallback.concurrency_key.clone()),
+            concurrency: self.concurrency.or(fallback.concurrency),
+            rate_key: self.rate_key.clone().or_else(|| fallback.rate_key.clone()),
+            rate: self.rate.or(fallback.rate),
         }
     }
 }
@@ -369,6 +483,39 @@ impl JobSpec {
     /// Asks for process isolation.
     pub fn isolate(mut self, yes: bool) -> JobSpec {
         self.options.isolate = Some(yes);
+        self
+    }
+
+    /// Sets the unique key (see [`Unique`]).
+    pub fn unique_key(mut self, k: impl Into<String>) -> JobSpec {
+        self.options.unique_key = Some(k.into());
+        self
+    }
+
+    /// Keeps the unique key held this long after a job with it succeeded.
+    pub fn unique_for(mut self, d: Duration) -> JobSpec {
+        self.options.unique_for = Some(d);
+        self
+    }
+
+    /// Sets what a submit does to the waiting job with the unique key.
+    pub fn on_conflict(mut self, c: OnConflict) -> JobSpec {
+        self.options.on_conflict = Some(c);
+        self
+    }
+
+    /// Sets the concurrency key, and the limit the job gives each of its
+    /// values (`None`: only a stored limit holds it).
+    pub fn concurrency_key(mut self, key: FlowKey, limit: Option<u32>) -> JobSpec {
+        self.options.concurrency_key = Some(key);
+        self.options.concurrency = limit;
+        self
+    }
+
+    /// Sets the rate key, and the rate the job gives it.
+    pub fn rate_key(mut self, key: FlowKey, rate: Option<Rate>) -> JobSpec {
+        self.options.rate_key = Some(key);
+        self.options.rate = rate;
         self
     }
 }

@@ -10,6 +10,7 @@ mod defaults;
 mod duration;
 mod error;
 mod event;
+mod flow;
 mod job;
 mod name;
 mod outcome;
@@ -29,6 +30,10 @@ pub use duration::{
 };
 pub use error::{ErrorIntent, ParamError, ParamProblem, RegistryError, TaskError, UnknownTask};
 pub use event::{Event, QueuedReason};
+pub use flow::{
+    check_key_name, FlowError, FlowKey, Hold, JobLimits, LimitTarget, OnConflict, Rate,
+    StoredLimit, Unique, KEY_MAX,
+};
 pub use job::{JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError};
 pub use name::TaskName;
 pub use outcome::{AttemptError, AttemptRecord, Outcome, OutcomeKind, Output};

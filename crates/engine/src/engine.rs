@@ -173,7 +173,29 @@ impl EngineInner {
             SettingsError::Mode(m) => SubmitError::Mode(m),
         })?;
         let o = own.or(&self.config.defaults);
+        let flow = o.unique_key.is_some()
+            || o.unique_for.is_some()
+            || o.on_conflict.is_some()
+            || o.concurrency_key.is_some()
+            || o.concurrency.is_some()
+            || o.rate_key.is_some()
+            || o.rate.is_some();
+        if flow {
+            o.validate().map_err(|error| SubmitError::Options {
+                task: def.name().to_string(),
+                error,
+            })?;
+        }
+        let d = def.defaults();
+        let limits = runyard_core::JobLimits {
+            task_concurrency: d.queue_concurrency,
+            task_rate: d.rate,
+            concurrency_key: o.concurrency_key.clone().map(|k| (k, o.concurrency)),
+            rate_key: o.rate_key.clone().map(|k| (k, o.rate)),
+        };
         Ok(NewJob {
+            unique: o.unique(),
+            limits,
             task: self.names[idx.0 as usize].clone(),
             params: spec.params.clone(),
             settings,

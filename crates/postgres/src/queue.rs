@@ -643,6 +643,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
         },
         ready_at: Timestamp::from_micros(run_at),
         parents: Output::none(),
+        admitted_at: None,
     }
 }
 
@@ -673,7 +674,10 @@ fn insert_attempt(
 
 impl Queue for PgQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
+        Capabilities::new(Durability::Durable, Writes::Concurrent)
+            .with_all()
+            .without(runyard_queue::Capability::UniqueJobs)
+            .without(runyard_queue::Capability::Limits)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {

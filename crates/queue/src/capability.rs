@@ -27,14 +27,22 @@ pub enum Capability {
     IdempotencyKeys,
     /// Jobs that wait for other jobs ([`NewJob::after`](crate::NewJob::after)).
     Dependencies,
+    /// Jobs with a unique key ([`NewJob::unique`](crate::NewJob::unique)).
+    UniqueJobs,
+    /// Jobs under concurrency or rate limits, or placed by a fairness key
+    /// ([`NewJob::limits`](crate::NewJob::limits)); a queue that keeps them
+    /// also has [`FlowControl`](crate::FlowControl) (stored limits, pausing).
+    Limits,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 3] = [
+    pub const ALL: [Capability; 5] = [
         Capability::RunAt,
         Capability::IdempotencyKeys,
         Capability::Dependencies,
+        Capability::UniqueJobs,
+        Capability::Limits,
     ];
 
     /// Its name in messages.
@@ -43,6 +51,8 @@ impl Capability {
             Capability::RunAt => "run-at times",
             Capability::IdempotencyKeys => "idempotency keys",
             Capability::Dependencies => "dependencies between jobs",
+            Capability::UniqueJobs => "unique keys",
+            Capability::Limits => "concurrency and rate limits",
         }
     }
 

@@ -11,6 +11,7 @@ mod clock;
 mod counts;
 mod error;
 mod inspect;
+mod limits;
 mod memory;
 mod queue;
 pub mod stored;
@@ -26,6 +27,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use counts::Counts;
 pub use error::{QueueError, QueueErrorKind};
 pub use inspect::{Inspect, ListFilter};
+pub use limits::{FlowControl, Holds, LimitChange, Paused};
 pub use memory::MemoryQueue;
 pub use queue::{
     admit, lost_attempt, lost_attempt_message, Cascade, Claimed, Completion, Enqueued, Fenced,

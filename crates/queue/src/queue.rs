@@ -36,7 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runyard_core::{
-    After, AttemptRecord, JobId, JobParams, JobSettings, Output, Parent, RunIf, Timestamp,
+    After, AttemptRecord, JobId, JobLimits, JobParams, JobSettings, Output, Parent, RunIf,
+    Timestamp, Unique,
 };
 
 use crate::admin::Admin;
@@ -44,6 +45,7 @@ use crate::capability::{Capabilities, Capability};
 use crate::counts::Counts;
 use crate::error::{QueueError, QueueErrorKind};
 use crate::inspect::Inspect;
+use crate::limits::FlowControl;
 use crate::workers::{NameTaken, WorkerInfo};
 
 pub use runyard_core::TaskName;
@@ -70,6 +72,12 @@ pub struct NewJob {
     pub after: Vec<After>,
     /// When it runs, once its parents have ended.
     pub run_if: RunIf,
+    /// Its unique key: while a job with the key waits, this one is not
+    /// added (see [`Unique`] and `docs/backends.md` §8).
+    pub unique: Option<Unique>,
+    /// The limits it carries and its fairness key (see
+    /// [`runyard_core::JobLimits`]).
+    pub limits: JobLimits,
 }
 
 impl NewJob {
@@ -85,6 +93,8 @@ impl NewJob {
             name: None,
             after: Vec::new(),
             run_if: RunIf::Success,
+            unique: None,
+            limits: JobLimits::default(),
         }
     }
 }
@@ -104,6 +114,8 @@ impl NewJob {
                 .is_some()
                 .then_some(Capability::IdempotencyKeys),
             (!self.after.is_empty()).then_some(Capability::Dependencies),
+            self.unique.is_some().then_some(Capability::UniqueJobs),
+            (!self.limits.is_empty()).then_some(Capability::Limits),
         ]
         .into_iter()
         .flatten()
@@ -125,6 +137,30 @@ pub fn admit(caps: &Capabilities, jobs: &[NewJob]) -> Result<(), QueueError> {
                     "job {} of the batch is after job {} of it, which does not come before it; nothing was enqueued",
                     i + 1,
                     p + 1
+                ),
+            ));
+        }
+        if j.unique.is_some() && !j.after.is_empty() {
+            return Err(QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!(
+                    "job {} of the batch (task `{}`) has both a unique key and parents: a job \
+                     after others cannot be unique (give the key to a job before it); \
+                     nothing was enqueued",
+                    i + 1,
+                    j.task
+                ),
+            ));
+        }
+        let l = &j.limits;
+        if l.task_concurrency == Some(0) || matches!(l.concurrency_key, Some((_, Some(0)))) {
+            return Err(QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!(
+                    "job {} of the batch (task `{}`) has a concurrency limit of 0 (a limit is \
+                     at least 1; to stop a task, pause it); nothing was enqueued",
+                    i + 1,
+                    j.task
                 ),
             ));
         }
@@ -151,16 +187,26 @@ pub fn admit(caps: &Capabilities, jobs: &[NewJob]) -> Result<(), QueueError> {
 pub enum Enqueued {
     /// Added with this id.
     New(JobId),
-    /// Not added: a job with the same idempotency key exists.
+    /// Not added: a job with the same idempotency key exists, or one with
+    /// the same unique key waits (or succeeded within `unique_for`) and
+    /// was kept as it is.
     Duplicate(JobId),
+    /// Not added: the waiting job with the same unique key took this one's
+    /// parameters and run-at (`on_conflict = replace`).
+    Replaced(JobId),
 }
 
 impl Enqueued {
     /// The job's id, new or existing.
     pub fn id(self) -> JobId {
         match self {
-            Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+            Enqueued::New(id) | Enqueued::Duplicate(id) | Enqueued::Replaced(id) => id,
         }
+    }
+
+    /// Whether it names a job that was already in the queue.
+    pub fn is_existing(self) -> bool {
+        !matches!(self, Enqueued::New(_))
     }
 }
 
@@ -184,6 +230,10 @@ pub struct Claimed {
     /// Its parents' outputs (see [`runyard_core::Parents`]); `null` for a
     /// job that is after none.
     pub parents: Output,
+    /// For a job under a rate limit: when the queue admitted its start (the
+    /// claim, on the queue's clock). Its attempt's record starts at this
+    /// time: the rate counts these (see `docs/backends.md` §8).
+    pub admitted_at: Option<Timestamp>,
 }
 
 impl Claimed {
@@ -307,6 +357,9 @@ pub struct HeartbeatReply {
     /// Leases whose job someone asked to cancel: stop those attempts and
     /// complete them as cancelled.
     pub cancel_requested: Vec<Lease>,
+    /// Claims of this worker that have not started and whose task is
+    /// paused: give them back unstarted ([`Queue::release`]).
+    pub paused: Vec<Lease>,
 }
 
 /// Which running jobs `rescue` puts back.
@@ -355,6 +408,18 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
             .ok_or_else(|| missing("administration (cancel, retry)"))
     }
 
+    /// Flow control (stored limits, pausing tasks, what holds jobs), if
+    /// the queue has it: every queue that keeps [`Capability::Limits`] does.
+    fn as_flow(&self) -> Option<&dyn FlowControl> {
+        None
+    }
+
+    /// Flow control, or an error naming it when the queue has none.
+    fn flow(&self) -> Result<&dyn FlowControl, QueueError> {
+        self.as_flow()
+            .ok_or_else(|| missing("flow control (limits, pausing tasks)"))
+    }
+
     /// Inspection, or an error naming it when the queue has none.
     fn inspect(&self) -> Result<&dyn Inspect, QueueError> {
         self.as_inspect()
@@ -398,7 +463,10 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_>;
 
     /// Claims up to `max` ready jobs for `worker` (highest priority first,
-    /// then earliest run-at, then id), each under a lease of `lease`.
+    /// then in fair order over their fairness keys, then id: see
+    /// `docs/backends.md` §8), each under a lease of `lease`. A job is
+    /// claimed only while its task is not paused and every limit that holds
+    /// it has room; a claim takes its slots and its rate permits.
     fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Vec<Claimed>, QueueError> {
         self.claim_tasks(worker, max, lease, None)
     }

@@ -245,13 +245,17 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool)> {
         },
         ready_at: Timestamp::from_micros(run_at),
         parents: Output::none(),
+        admitted_at: None,
     };
     Ok((c, parents > 0))
 }
 
 impl Queue for SqliteQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims)
+            .with_all()
+            .without(runyard_queue::Capability::UniqueJobs)
+            .without(runyard_queue::Capability::Limits)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {

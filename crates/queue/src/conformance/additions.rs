@@ -97,6 +97,14 @@ fn needing(c: Capability, n: u32) -> NewJob {
         Capability::RunAt => j.run_at = Some(Timestamp::from_micros(i64::MAX / 2)),
         Capability::IdempotencyKeys => j.idempotency_key = Some(format!("key-{n}")),
         Capability::Dependencies => j.after = vec![runyard_core::After::job(JobId(1))],
+        Capability::UniqueJobs => {
+            j.unique = Some(runyard_core::Unique {
+                key: format!("unique-{n}"),
+                within: None,
+                on_conflict: runyard_core::OnConflict::Skip,
+            })
+        }
+        Capability::Limits => j.limits.task_concurrency = Some(1),
     }
     assert!(j.needs().any(|x| x == c));
     j

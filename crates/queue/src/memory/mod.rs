@@ -515,7 +515,10 @@ impl State {
 
 impl Queue for MemoryQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Process, Writes::BetweenClaims).with_all()
+        Capabilities::new(Durability::Process, Writes::BetweenClaims)
+            .with_all()
+            .without(crate::Capability::UniqueJobs)
+            .without(crate::Capability::Limits)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -622,6 +625,7 @@ impl Queue for MemoryQueue {
                     settings,
                     ready_at: Timestamp::from_micros(rec.ready_at),
                     parents: Output::none(),
+                    admitted_at: None,
                 });
                 if linked {
                     linked_at.push((out.len() - 1, i));
