@@ -160,7 +160,12 @@ mod tests {
         let all = c.with_all().without(Capability::RunAt);
         assert_eq!(
             all.kept().collect::<Vec<_>>(),
-            [Capability::IdempotencyKeys, Capability::Dependencies]
+            [
+                Capability::IdempotencyKeys,
+                Capability::Dependencies,
+                Capability::UniqueJobs,
+                Capability::Limits
+            ]
         );
         assert_eq!(all.durability(), Durability::Durable);
         assert_eq!(all.writes(), Writes::Concurrent);
