@@ -263,6 +263,19 @@ pub(crate) fn promote(tx: &Tx<'_>, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Gives the jobs `ids` that are waiting and due at `now` without a tag
+/// (a retry due now, a job released from its parents) the frontier.
+pub(crate) fn tag_due(tx: &Tx<'_>, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(&SQL.tag_job)?;
+    for &id in ids {
+        let (v, max) = frontier(tx)?;
+        if st.execute(params![id, now, v])? == 1 && v > max {
+            tx.prepare_cached(&SQL.fair_set)?.execute(params!["", v])?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether a claim must look at limits (see the module's opening).
 pub(crate) fn limited(tx: &Tx<'_>) -> rusqlite::Result<bool> {
     tx.prepare_cached(&SQL.limited)?.query_row([], |r| r.get(0))

@@ -449,6 +449,7 @@ impl Queue for SqliteQueue {
             let mut out = Vec::with_capacity(done.len());
             let mut cascade = Cascade::default();
             let mut ended = Vec::new();
+            let mut due = Vec::new();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -474,6 +475,8 @@ impl Queue for SqliteQueue {
                     insert_attempt(tx, c.lease.job, &c.record)?;
                     if state != WAITING {
                         ended.push(c.lease.job.0 as i64);
+                    } else if run_at <= now {
+                        due.push(c.lease.job.0 as i64);
                     }
                     out.push(Ok(()));
                 } else {
@@ -494,6 +497,11 @@ impl Queue for SqliteQueue {
                 for id in ended.into_iter().filter(|id| linked.contains(id)) {
                     flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
                 }
+            }
+            // Retries due now and released dependents take the frontier.
+            due.extend(cascade.unblocked.iter().map(|j| j.0 as i64));
+            if !due.is_empty() {
+                limits::tag_due(tx, &due, now)?;
             }
             Ok((out, cascade))
         })?;
@@ -588,6 +596,7 @@ impl Queue for SqliteQueue {
                 }
                 ids.push(JobId(id as u64));
             }
+            tag_unblocked(tx, &cascade, now)?;
             Ok((ids, cascade))
         })?;
         if !out.is_empty() {
@@ -706,6 +715,7 @@ impl Admin for SqliteQueue {
                     Some((s, run_at, _)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
                 });
             }
+            tag_unblocked(tx, &cascade, now)?;
             Ok((out, cascade))
         })?;
         if !cascade.unblocked.is_empty() {
@@ -731,7 +741,14 @@ impl Admin for SqliteQueue {
         let Ok(id) = i64::try_from(id.0) else {
             return Ok(None);
         };
-        let out = self.write(|tx| flow::retry(tx, id, now))?;
+        let out = self.write(|tx| {
+            let out = flow::retry(tx, id, now)?;
+            if let Some(c) = &out {
+                limits::tag_due(tx, &[id], now)?;
+                tag_unblocked(tx, c, now)?;
+            }
+            Ok(out)
+        })?;
         if out.is_some() {
             self.wake();
         }
@@ -964,6 +981,15 @@ fn attach_parents(jobs: &mut [JobView], edges: Vec<(u64, JobId)>) {
             None => return,
         }
     }
+}
+
+/// The jobs a cascade released that are due now take the frontier.
+fn tag_unblocked(tx: &Tx<'_>, cascade: &Cascade, now: i64) -> rusqlite::Result<()> {
+    if cascade.unblocked.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = cascade.unblocked.iter().map(|j| j.0 as i64).collect();
+    limits::tag_due(tx, &ids, now)
 }
 
 fn micros(d: Duration) -> i64 {

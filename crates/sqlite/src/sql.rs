@@ -92,6 +92,7 @@ statements! {
     starts_count = "starts_count.sql";
     starts_drop = "starts_drop.sql";
     tables = "tables.sql";
+    tag_job = "tag_job.sql";
     undo_claim = "undo_claim.sql";
     unique_holder = "unique_holder.sql";
     unique_replace = "unique_replace.sql";
