@@ -21,6 +21,7 @@ mod flow;
 mod flow_admin;
 mod flow_random;
 mod support;
+mod unique;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
 pub use support::{job, record, settings, Factory};
@@ -48,6 +49,13 @@ pub use flow_admin::{
     retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
 pub use flow_random::random_workflows_respect_every_edge;
+pub use unique::{
+    a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
+    a_waiting_job_holds_its_unique_key, jobs_of_one_batch_see_the_keys_before_them,
+    racing_submitters_of_one_key_make_one_job,
+    replace_gives_the_waiting_job_new_parameters_and_run_at,
+    the_idempotency_key_is_checked_before_the_unique_key, within_holds_the_key_after_a_success,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -111,6 +119,14 @@ macro_rules! conformance_tests {
             random_workflows_respect_every_edge,
             a_large_output_is_stored_capped,
             a_retry_blocks_again_a_released_always_job,
+            a_waiting_job_holds_its_unique_key,
+            replace_gives_the_waiting_job_new_parameters_and_run_at,
+            within_holds_the_key_after_a_success,
+            a_running_job_holds_no_key_and_one_waits_behind_it,
+            jobs_of_one_batch_see_the_keys_before_them,
+            racing_submitters_of_one_key_make_one_job,
+            the_idempotency_key_is_checked_before_the_unique_key,
+            a_unique_job_after_others_is_refused,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
