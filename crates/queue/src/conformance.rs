@@ -21,6 +21,7 @@ mod flow;
 mod flow_admin;
 mod flow_random;
 mod limits;
+mod pause;
 mod support;
 mod unique;
 
@@ -56,6 +57,12 @@ pub use limits::{
     a_task_limit_holds_across_claims, a_value_limit_beats_the_name_limit,
     bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
     slots_come_back_on_complete_release_and_rescue,
+};
+pub use pause::{
+    a_newcomer_key_is_not_held_back_by_a_backlog,
+    a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+    holds_say_what_keeps_each_job_waiting, pausing_every_task_holds_every_job,
+    rate_keys_share_the_workers_fairly_too,
 };
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
@@ -144,6 +151,11 @@ macro_rules! conformance_tests {
             bad_limit_changes_are_refused,
             a_rate_admits_a_burst_then_waits_for_the_window,
             a_key_rate_is_shared_and_a_stored_rate_beats_it,
+            a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+            pausing_every_task_holds_every_job,
+            holds_say_what_keeps_each_job_waiting,
+            a_newcomer_key_is_not_held_back_by_a_backlog,
+            rate_keys_share_the_workers_fairly_too,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
