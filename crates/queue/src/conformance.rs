@@ -21,6 +21,7 @@ mod flow;
 mod flow_admin;
 mod flow_random;
 mod limits;
+mod limits_random;
 mod pause;
 mod support;
 mod unique;
@@ -58,6 +59,7 @@ pub use limits::{
     bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
     slots_come_back_on_complete_release_and_rescue,
 };
+pub use limits_random::limits_hold_under_random_operations;
 pub use pause::{
     a_newcomer_key_is_not_held_back_by_a_backlog,
     a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
@@ -156,6 +158,7 @@ macro_rules! conformance_tests {
             holds_say_what_keeps_each_job_waiting,
             a_newcomer_key_is_not_held_back_by_a_backlog,
             rate_keys_share_the_workers_fairly_too,
+            limits_hold_under_random_operations,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
