@@ -1,3 +1,5 @@
+-- (Each statement on the flow indexes names its index: without statistics
+-- the planner would take the state index and sort.)
 -- Claims up to ?4 due jobs in fair order (their tags) for worker ?1 with a lease until ?2, at time ?3
 -- (with each its number of parents: only those with some have their
 -- parents' outputs read).
@@ -6,7 +8,7 @@
 UPDATE runyard_jobs
 SET state = {RUNNING}, attempt = attempt + 1, claims = claims + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
 WHERE id IN (
-    SELECT id FROM runyard_jobs
+    SELECT id FROM runyard_jobs INDEXED BY runyard_jobs_fair
     WHERE state = {WAITING} AND tag IS NOT NULL AND run_at <= ?3
     ORDER BY priority DESC, tag, id
     LIMIT ?4

@@ -2,4 +2,4 @@
 -- paused, or a waiting job carries a limit.
 SELECT EXISTS (SELECT 1 FROM runyard_limits)
     OR EXISTS (SELECT 1 FROM runyard_paused)
-    OR EXISTS (SELECT 1 FROM runyard_jobs WHERE state = {WAITING} AND limited = 1)
+    OR EXISTS (SELECT 1 FROM runyard_jobs INDEXED BY runyard_jobs_limited WHERE state = {WAITING} AND limited = 1)
