@@ -33,9 +33,6 @@ CREATE INDEX runyard_jobs_limited ON runyard_jobs (id) WHERE state = 0 AND limit
 -- key that succeeded (their run-at is their end).
 CREATE INDEX runyard_jobs_unique ON runyard_jobs (unique_key, state, run_at)
     WHERE unique_key IS NOT NULL;
--- The running jobs, by what they count against (concurrency is counted
--- from here: exact in every transaction, with nothing to keep in step).
-CREATE INDEX runyard_jobs_running ON runyard_jobs (task, concurrency_key) WHERE state = 2;
 
 -- Limits stored with `runyard limit`: the target as JSON
 -- (`runyard_core::LimitTarget`), its concurrency and its rate.
