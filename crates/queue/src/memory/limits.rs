@@ -143,6 +143,14 @@ impl Flows {
         self.give(tag)
     }
 
+    /// Every tag in use moved down by `m` (see `State::rebase_tags`).
+    pub(super) fn rebase(&mut self, m: u32) {
+        self.next_tag -= m;
+        for ks in &mut self.keys {
+            ks.last_tag = ks.last_tag.and_then(|t| t.checked_sub(m));
+        }
+    }
+
     /// Brings the per-task state up to `n` tasks.
     pub(super) fn tasks_known(&mut self, names: &[runyard_core::TaskName]) {
         while self.tasks.len() < names.len() {
