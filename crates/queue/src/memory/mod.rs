@@ -581,9 +581,8 @@ impl State {
     fn hold_of(&self, i: u32, now: i64) -> Option<Hold> {
         let r = self.rec(i as usize);
         let lim = r.flow.as_ref().and_then(|f| f.lim.as_ref());
-        self.fl
-            .check(r.task, &self.tasks[r.task as usize], lim, now)
-            .err()
+        let why = self.fl.check(r.task, lim, now).err()?;
+        Some(self.fl.hold(why, &self.tasks[r.task as usize]))
     }
 
     /// Keeps tags within `u32`: once the next tag passes [`REBASE_AT`],
@@ -901,10 +900,7 @@ impl Queue for MemoryQueue {
                 let mut rated = false;
                 let mut hold = false;
                 if !pass && (st.fl.active || lim.is_some()) {
-                    match st
-                        .fl
-                        .check(rec.task, &st.tasks[rec.task as usize], lim, now)
-                    {
+                    match st.fl.check(rec.task, lim, now) {
                         Ok(r) => rated = r,
                         Err(_) => {
                             hold = true;
