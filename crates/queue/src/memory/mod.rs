@@ -14,9 +14,14 @@
 //! claiming and completing them rarely wait for each other. Lock order:
 //! state, then ingress.
 //!
-//! Jobs with a name or parents go another way: the submitter takes the
-//! state lock too, so their parents can be found and their first state
-//! (blocked, waiting or cancelled) set at once ([`flow`]).
+//! Jobs with a name, parents, a unique key or limits go another way: the
+//! submitter takes the state lock too, so their parents and the holder of
+//! their unique key can be found, their keys interned and their first
+//! state (blocked, waiting or cancelled) set at once ([`flow`],
+//! [`limits`]).
+//!
+//! Waiting jobs are claimed in the fair order of `docs/backends.md` §8:
+//! by priority, then tag, then id ([`limits`] says how that stays cheap).
 //!
 //! Records live in fixed-size chunks that never move, so a million queued
 //! jobs never pay for (or briefly double their memory in) a reallocation.
