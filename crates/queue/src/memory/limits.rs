@@ -274,6 +274,25 @@ impl Flows {
         Ok(rated)
     }
 
+    /// The earliest time a job held for `why` may be claimed, with nothing
+    /// else changing: when the oldest start in a used window leaves it
+    /// (never, for a pause or a full concurrency limit).
+    pub(super) fn frees_at(&self, why: Why, task: u32, now: i64) -> i64 {
+        let (starts, rate) = match why {
+            Why::TaskRate(r) => match self.tasks.get(task as usize) {
+                Some(t) => (&t.starts, r),
+                None => return now,
+            },
+            Why::KeyRate(k, r) => (&self.keys[k as usize].starts, r),
+            _ => return i64::MAX,
+        };
+        let cutoff = now.saturating_sub(micros(rate.per));
+        let first = starts.partition_point(|&s| s <= cutoff);
+        starts
+            .get(first)
+            .map_or(now, |&s| s.saturating_add(micros(rate.per)))
+    }
+
     /// A reason, as [`Hold`] says it.
     pub(super) fn hold(&self, why: Why, task_name: &str) -> Hold {
         let task = || LimitTarget::Task(task_name.to_string());

@@ -176,6 +176,10 @@ struct State {
     fl: limits::Flows,
     /// Jobs a reader found due, queued without a tag until the next claim.
     untagged: Vec<u32>,
+    /// Set when the last claim found every due job held: none can be
+    /// claimed before this time unless something changes (a job waits
+    /// anew, a slot is freed, a limit or pause changes), which clears it.
+    stalled: Option<i64>,
 }
 
 /// The tag of a queued job that a reader found due: given at the next claim.
@@ -653,6 +657,7 @@ impl State {
         let rec = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
         let from = rec.state;
         if from == JobState::Running {
+            self.stalled = None;
             if !rec.started {
                 self.unstarted -= 1;
             }
@@ -669,6 +674,7 @@ impl State {
     /// may be listed more than once; only an entry matching its current
     /// tag, while it is queued, counts.
     fn push_ready(&mut self, i: u32) {
+        self.stalled = None;
         let rec = self.rec(i as usize);
         let (p, key) = (rec.priority, (rec.tag, i));
         let bucket = match self.ready.last_entry() {
@@ -740,6 +746,7 @@ impl State {
                 } else {
                     self.rec_mut(i as usize).tag = UNTAGGED;
                     self.untagged.push(i);
+                    self.stalled = None;
                 }
             }
         }
@@ -881,6 +888,8 @@ impl Queue for MemoryQueue {
         let mut skipped: Vec<(i32, Vec<(u32, u32)>)> = Vec::new();
         // Held jobs looked at: a claim looks at a bounded window of them.
         let mut held = 0usize;
+        // The earliest time a held job may be claimed.
+        let mut frees_at = i64::MAX;
         let window = max.saturating_mul(16).max(1024);
         // Claimed jobs that are after others: their parents' outputs, next.
         let mut linked_at: Vec<(usize, u32)> = Vec::new();
@@ -907,9 +916,10 @@ impl Queue for MemoryQueue {
                 if !pass && (st.fl.active || lim.is_some()) {
                     match st.fl.check(rec.task, lim, now) {
                         Ok(r) => rated = r,
-                        Err(_) => {
+                        Err(why) => {
                             hold = true;
                             held += 1;
+                            frees_at = frees_at.min(st.fl.frees_at(why, rec.task, now));
                         }
                     }
                 }
@@ -957,8 +967,14 @@ impl Queue for MemoryQueue {
             out[pos].parents = st.parents_of(i);
         }
         // Skipped jobs came off in order: back they go, as a run each.
+        let passed = skipped.iter().map(|(_, r)| r.len()).sum::<usize>() > held;
         for (p, run) in skipped {
             st.ready.entry(Reverse(p)).or_default().push_run(run);
+        }
+        // Every due job it saw was held (none of other tasks passed over,
+        // the whole window or the whole queue seen): say when to come back.
+        if out.is_empty() && held > 0 && !passed {
+            st.stalled = Some(frees_at);
         }
         Ok(out)
     }
@@ -1157,17 +1173,26 @@ impl Queue for MemoryQueue {
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
         let mut st = self.lock_due();
-        if st.counts.queued > 0 {
-            return Ok(Some(self.clock.now()));
-        }
+        // Jobs held at the last claim wait for a change, or their window.
+        let held = match st.stalled {
+            Some(t) if st.counts.queued > 0 => Some(t),
+            _ if st.counts.queued > 0 => return Ok(Some(self.clock.now())),
+            _ => None,
+        };
+        let mut due = None;
         while let Some(&Reverse((at, i))) = st.scheduled.peek() {
             let rec = st.rec(i as usize);
             if rec.state == JobState::Scheduled && rec.ready_at == at {
-                return Ok(Some(Timestamp::from_micros(at)));
+                due = Some(at);
+                break;
             }
             st.scheduled.pop();
         }
-        Ok(None)
+        let t = match (held.filter(|&t| t < i64::MAX), due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(t.map(Timestamp::from_micros))
     }
 
     fn now(&self) -> Timestamp {
@@ -1404,6 +1429,7 @@ impl FlowControl for MemoryQueue {
         let now = {
             let mut st = self.lock();
             let st = &mut *st;
+            st.stalled = None;
             st.fl.set_limit(
                 &change.target,
                 change.concurrency,
@@ -1438,6 +1464,7 @@ impl FlowControl for MemoryQueue {
         let was = {
             let mut st = self.lock();
             let st = &mut *st;
+            st.stalled = None;
             st.fl.resume(task.map(TaskName::as_str), &st.tasks)
         };
         self.wake();
@@ -1556,6 +1583,46 @@ mod tests {
         let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
         let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
         assert_eq!(ids, vec![2, 5, 3, 6]);
+    }
+
+    #[test]
+    fn next_due_waits_out_jobs_that_every_limit_holds() {
+        use runyard_core::JobLimits;
+        let q = MemoryQueue::with_clock(Arc::new(crate::ManualClock::default()));
+        let lease = Duration::from_secs(30);
+        let with = |limits: JobLimits| NewJob {
+            limits,
+            ..crate::conformance::job("t", 1, 0)
+        };
+        let one = JobLimits {
+            task_concurrency: Some(1),
+            ..JobLimits::default()
+        };
+        q.enqueue(vec![with(one.clone()), with(one)]).unwrap();
+        let c = q.claim("w", 10, lease).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(q.next_due().unwrap(), Some(q.now()), "not claimed since");
+        assert!(q.claim("w", 10, lease).unwrap().is_empty());
+        assert_eq!(q.next_due().unwrap(), None, "held until a slot frees");
+        q.release("w", &[c[0].lease()]).unwrap();
+        assert_eq!(q.next_due().unwrap(), Some(q.now()), "a slot came back");
+        // A used rate: due again when its oldest start leaves the window.
+        let clock2 = Arc::new(crate::ManualClock::default());
+        let q = MemoryQueue::with_clock(clock2.clone());
+        let rated = JobLimits {
+            task_rate: Some("1/s".parse().unwrap()),
+            ..JobLimits::default()
+        };
+        q.enqueue(vec![with(rated.clone()), with(rated)]).unwrap();
+        let t0 = q.now();
+        assert_eq!(q.claim("w", 10, lease).unwrap().len(), 1);
+        assert!(q.claim("w", 10, lease).unwrap().is_empty());
+        assert_eq!(
+            q.next_due().unwrap(),
+            Some(t0.saturating_add(Duration::from_secs(1)))
+        );
+        clock2.advance(Duration::from_secs(1));
+        assert_eq!(q.claim("w", 10, lease).unwrap().len(), 1);
     }
 
     #[test]
