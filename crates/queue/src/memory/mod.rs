@@ -14,9 +14,14 @@
 //! claiming and completing them rarely wait for each other. Lock order:
 //! state, then ingress.
 //!
-//! Jobs with a name or parents go another way: the submitter takes the
-//! state lock too, so their parents can be found and their first state
-//! (blocked, waiting or cancelled) set at once ([`flow`]).
+//! Jobs with a name, parents, a unique key or limits go another way: the
+//! submitter takes the state lock too, so their parents and the holder of
+//! their unique key can be found, their keys interned and their first
+//! state (blocked, waiting or cancelled) set at once ([`flow`],
+//! [`limits`]).
+//!
+//! Waiting jobs are claimed in the fair order of `docs/backends.md` §8:
+//! by priority, then tag, then id ([`limits`] says how that stays cheap).
 //!
 //! Records live in fixed-size chunks that never move, so a million queued
 //! jobs never pay for (or briefly double their memory in) a reallocation.
@@ -171,10 +176,20 @@ struct State {
     fl: limits::Flows,
     /// Jobs a reader found due, queued without a tag until the next claim.
     untagged: Vec<u32>,
+    /// Set when the last claim found every due job held: none can be
+    /// claimed before this time unless something changes (a job waits
+    /// anew, a slot is freed, a limit or pause changes), which clears it.
+    stalled: Option<i64>,
 }
 
 /// The tag of a queued job that a reader found due: given at the next claim.
 const UNTAGGED: u32 = u32::MAX;
+
+/// Tags are moved down once the next one passes this.
+const REBASE_AT: u32 = 1 << 31;
+
+/// How far behind the frontier a rebase keeps tags apart.
+const TAG_SPAN: u32 = 1 << 30;
 
 /// Which tag a job that becomes due gets.
 #[derive(Debug, Clone, Copy)]
@@ -575,9 +590,47 @@ impl State {
     fn hold_of(&self, i: u32, now: i64) -> Option<Hold> {
         let r = self.rec(i as usize);
         let lim = r.flow.as_ref().and_then(|f| f.lim.as_ref());
-        self.fl
-            .check(r.task, &self.tasks[r.task as usize], lim, now)
-            .err()
+        let why = self.fl.check(r.task, lim, now).err()?;
+        Some(self.fl.hold(why, &self.tasks[r.task as usize]))
+    }
+
+    /// Keeps tags within `u32`: once the next tag passes [`REBASE_AT`],
+    /// every tag in use is moved down by the smallest one (by at most
+    /// [`REBASE_AT`] less [`TAG_SPAN`], so that one job holding an old tag
+    /// cannot make this happen at every claim: tags further behind the
+    /// frontier than that become ties, ordered by id). Order is kept.
+    fn rebase_tags(&mut self) {
+        let next = self.fl.next_tag;
+        let in_use =
+            |r: &Rec| matches!(r.state, JobState::Queued | JobState::Running) && r.tag != UNTAGGED;
+        let mut m = next;
+        for i in 0..self.len {
+            let r = self.rec(i);
+            if in_use(r) {
+                m = m.min(r.tag);
+            }
+        }
+        let m = m.max(next.saturating_sub(TAG_SPAN));
+        for i in 0..self.len {
+            let r = self.rec_mut(i);
+            if in_use(r) {
+                r.tag = r.tag.saturating_sub(m);
+            }
+        }
+        let old = std::mem::take(&mut self.ready);
+        for (p, mut fair) in old {
+            let mut run = Vec::new();
+            while let Some((t, i)) = fair.pop() {
+                let r = self.rec(i as usize);
+                if r.state == JobState::Queued && r.tag == t.saturating_sub(m) {
+                    run.push((r.tag, i));
+                }
+            }
+            // Tags clamped to 0 tie, and ties go by index.
+            run.sort_unstable();
+            self.ready.entry(p).or_default().push_run(run);
+        }
+        self.fl.rebase(m);
     }
 
     /// The limits job `i` carries, if any.
@@ -604,6 +657,7 @@ impl State {
         let rec = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
         let from = rec.state;
         if from == JobState::Running {
+            self.stalled = None;
             if !rec.started {
                 self.unstarted -= 1;
             }
@@ -620,6 +674,7 @@ impl State {
     /// may be listed more than once; only an entry matching its current
     /// tag, while it is queued, counts.
     fn push_ready(&mut self, i: u32) {
+        self.stalled = None;
         let rec = self.rec(i as usize);
         let (p, key) = (rec.priority, (rec.tag, i));
         let bucket = match self.ready.last_entry() {
@@ -691,6 +746,7 @@ impl State {
                 } else {
                     self.rec_mut(i as usize).tag = UNTAGGED;
                     self.untagged.push(i);
+                    self.stalled = None;
                 }
             }
         }
@@ -816,6 +872,9 @@ impl Queue for MemoryQueue {
         let now = self.clock.now().as_micros();
         let until = now.saturating_add(micros(lease));
         let mut st = self.lock();
+        if st.fl.next_tag >= REBASE_AT {
+            st.rebase_tags();
+        }
         st.promote_due(now, true);
         let w = st.intern_worker(worker);
         let only: Option<Vec<u32>> = tasks.map(|names| {
@@ -829,6 +888,8 @@ impl Queue for MemoryQueue {
         let mut skipped: Vec<(i32, Vec<(u32, u32)>)> = Vec::new();
         // Held jobs looked at: a claim looks at a bounded window of them.
         let mut held = 0usize;
+        // The earliest time a held job may be claimed.
+        let mut frees_at = i64::MAX;
         let window = max.saturating_mul(16).max(1024);
         // Claimed jobs that are after others: their parents' outputs, next.
         let mut linked_at: Vec<(usize, u32)> = Vec::new();
@@ -853,14 +914,12 @@ impl Queue for MemoryQueue {
                 let mut rated = false;
                 let mut hold = false;
                 if !pass && (st.fl.active || lim.is_some()) {
-                    match st
-                        .fl
-                        .check(rec.task, &st.tasks[rec.task as usize], lim, now)
-                    {
+                    match st.fl.check(rec.task, lim, now) {
                         Ok(r) => rated = r,
-                        Err(_) => {
+                        Err(why) => {
                             hold = true;
                             held += 1;
+                            frees_at = frees_at.min(st.fl.frees_at(why, rec.task, now));
                         }
                     }
                 }
@@ -908,8 +967,14 @@ impl Queue for MemoryQueue {
             out[pos].parents = st.parents_of(i);
         }
         // Skipped jobs came off in order: back they go, as a run each.
+        let passed = skipped.iter().map(|(_, r)| r.len()).sum::<usize>() > held;
         for (p, run) in skipped {
             st.ready.entry(Reverse(p)).or_default().push_run(run);
+        }
+        // Every due job it saw was held (none of other tasks passed over,
+        // the whole window or the whole queue seen): say when to come back.
+        if out.is_empty() && held > 0 && !passed {
+            st.stalled = Some(frees_at);
         }
         Ok(out)
     }
@@ -1108,17 +1173,26 @@ impl Queue for MemoryQueue {
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
         let mut st = self.lock_due();
-        if st.counts.queued > 0 {
-            return Ok(Some(self.clock.now()));
-        }
+        // Jobs held at the last claim wait for a change, or their window.
+        let held = match st.stalled {
+            Some(t) if st.counts.queued > 0 => Some(t),
+            _ if st.counts.queued > 0 => return Ok(Some(self.clock.now())),
+            _ => None,
+        };
+        let mut due = None;
         while let Some(&Reverse((at, i))) = st.scheduled.peek() {
             let rec = st.rec(i as usize);
             if rec.state == JobState::Scheduled && rec.ready_at == at {
-                return Ok(Some(Timestamp::from_micros(at)));
+                due = Some(at);
+                break;
             }
             st.scheduled.pop();
         }
-        Ok(None)
+        let t = match (held.filter(|&t| t < i64::MAX), due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(t.map(Timestamp::from_micros))
     }
 
     fn now(&self) -> Timestamp {
@@ -1355,6 +1429,7 @@ impl FlowControl for MemoryQueue {
         let now = {
             let mut st = self.lock();
             let st = &mut *st;
+            st.stalled = None;
             st.fl.set_limit(
                 &change.target,
                 change.concurrency,
@@ -1389,6 +1464,7 @@ impl FlowControl for MemoryQueue {
         let was = {
             let mut st = self.lock();
             let st = &mut *st;
+            st.stalled = None;
             st.fl.resume(task.map(TaskName::as_str), &st.tasks)
         };
         self.wake();
@@ -1474,6 +1550,80 @@ pub(crate) fn check_change(change: &LimitChange) -> Result<(), QueueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_moved_down_before_they_run_out_keeping_their_order() {
+        let q = MemoryQueue::new();
+        let job = |_| crate::conformance::job("t", 1, 0);
+        // Two batches: their tags interleave (0, 0, 1, 1, 2, 2).
+        q.enqueue((0..3).map(job).collect()).unwrap();
+        q.enqueue((3..6).map(job).collect()).unwrap();
+        {
+            let mut st = q.lock();
+            // As if a billion tags had been given since: the jobs' tags
+            // sit just below the next one.
+            let shift = REBASE_AT - 10;
+            for i in 0..st.len {
+                st.rec_mut(i).tag += shift;
+            }
+            let old = std::mem::take(&mut st.ready);
+            for (p, mut fair) in old {
+                while let Some((t, i)) = fair.pop() {
+                    st.ready.entry(p).or_default().push((t + shift, i));
+                }
+            }
+            st.fl.next_tag = REBASE_AT;
+        }
+        let c = q.claim("w", 2, Duration::from_secs(30)).unwrap();
+        let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
+        assert_eq!(ids, vec![1, 4], "the fair order is kept");
+        let st = q.lock();
+        assert_eq!(st.fl.next_tag, 10, "moved down by the smallest tag in use");
+        drop(st);
+        let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+        let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
+        assert_eq!(ids, vec![2, 5, 3, 6]);
+    }
+
+    #[test]
+    fn next_due_waits_out_jobs_that_every_limit_holds() {
+        use runyard_core::JobLimits;
+        let q = MemoryQueue::with_clock(Arc::new(crate::ManualClock::default()));
+        let lease = Duration::from_secs(30);
+        let with = |limits: JobLimits| NewJob {
+            limits,
+            ..crate::conformance::job("t", 1, 0)
+        };
+        let one = JobLimits {
+            task_concurrency: Some(1),
+            ..JobLimits::default()
+        };
+        q.enqueue(vec![with(one.clone()), with(one)]).unwrap();
+        let c = q.claim("w", 10, lease).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(q.next_due().unwrap(), Some(q.now()), "not claimed since");
+        assert!(q.claim("w", 10, lease).unwrap().is_empty());
+        assert_eq!(q.next_due().unwrap(), None, "held until a slot frees");
+        q.release("w", &[c[0].lease()]).unwrap();
+        assert_eq!(q.next_due().unwrap(), Some(q.now()), "a slot came back");
+        // A used rate: due again when its oldest start leaves the window.
+        let clock2 = Arc::new(crate::ManualClock::default());
+        let q = MemoryQueue::with_clock(clock2.clone());
+        let rated = JobLimits {
+            task_rate: Some("1/s".parse().unwrap()),
+            ..JobLimits::default()
+        };
+        q.enqueue(vec![with(rated.clone()), with(rated)]).unwrap();
+        let t0 = q.now();
+        assert_eq!(q.claim("w", 10, lease).unwrap().len(), 1);
+        assert!(q.claim("w", 10, lease).unwrap().is_empty());
+        assert_eq!(
+            q.next_due().unwrap(),
+            Some(t0.saturating_add(Duration::from_secs(1)))
+        );
+        clock2.advance(Duration::from_secs(1));
+        assert_eq!(q.claim("w", 10, lease).unwrap().len(), 1);
+    }
 
     #[test]
     fn a_job_record_stays_small() {
