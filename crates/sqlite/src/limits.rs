@@ -606,15 +606,36 @@ impl Walk {
     }
 }
 
+/// What a claim under limits took: each job with whether a rate admitted
+/// its start; and, when it found due jobs and every one held, the earliest
+/// time one of them could be admitted with nothing else changing
+/// (`i64::MAX` when only a slot freed or a pause ended would do).
+pub(crate) struct Taken {
+    pub jobs: Vec<(i64, bool)>,
+    pub stalled: Option<i64>,
+}
+
+/// The name of a rate target in `runyard_starts`.
+fn rate_name(target: &LimitTarget) -> String {
+    match target {
+        LimitTarget::Task(t) => format!("t:{t}"),
+        LimitTarget::Key { name, value: None } => format!("k:{name}"),
+        LimitTarget::Key {
+            name,
+            value: Some(v),
+        } => format!("k:{name}:{v}"),
+    }
+}
+
 /// The jobs a claim under limits takes at `now`: at most `max`, walking
-/// at most `max(1024, 16 × max)` due jobs in claim order; with each,
-/// whether a rate admitted its start. Records the starts it admits.
+/// at most `max(1024, 16 × max)` due jobs in claim order. Records the
+/// starts it admits.
 pub(crate) fn claim_limited(
     tx: &Tx<'_>,
     max: usize,
     now: i64,
     tasks: Option<&str>,
-) -> rusqlite::Result<Vec<(i64, bool)>> {
+) -> rusqlite::Result<Taken> {
     let mut walk = Walk::new(tx, now)?;
     let window = max.saturating_mul(16).max(1024) as i64;
     let jobs: Vec<Candidate> = {
@@ -623,20 +644,32 @@ pub(crate) fn claim_limited(
         rows.collect::<Result<_, _>>()?
     };
     let mut out = Vec::new();
+    let mut frees = i64::MAX;
     for c in &jobs {
         if out.len() >= max {
             break;
         }
-        if let Ok(f) = walk.check(tx, c)? {
-            walk.take(Some(tx), c, &f)?;
-            out.push((c.id, !f.rates.is_empty()));
+        match walk.check(tx, c)? {
+            Ok(f) => {
+                walk.take(Some(tx), c, &f)?;
+                out.push((c.id, !f.rates.is_empty()));
+            }
+            Err(Hold::Rate { target, rate }) if out.is_empty() => {
+                let per = micros(rate.per);
+                let oldest: Option<i64> = tx
+                    .prepare_cached(&SQL.starts_oldest)?
+                    .query_row(params![rate_name(&target), now - per], |r| r.get(0))?;
+                frees = frees.min(oldest.map_or(now, |s| s.saturating_add(per)));
+            }
+            Err(_) => {}
         }
     }
     let mut drop = tx.prepare_cached(&SQL.starts_drop)?;
     for (target, per) in &walk.widest {
         drop.execute(params![target, now - per])?;
     }
-    Ok(out)
+    let stalled = (out.is_empty() && !jobs.is_empty()).then_some(frees);
+    Ok(Taken { jobs: out, stalled })
 }
 
 /// What holds each due waiting job a claim would pass over now, in

@@ -46,6 +46,13 @@ pub struct SqliteQueue {
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
     submit: LazySubmit,
+    /// Set when this handle's last claim found every due job held: the
+    /// earliest time one could be admitted with nothing else changing
+    /// (`i64::MAX`: only a change would do). Cleared by every change made
+    /// through this handle; [`Queue::next_due`] answers it instead of now,
+    /// so that a worker does not spin on held jobs (a change made by
+    /// another process is seen at the worker's next poll).
+    stalled: Mutex<Option<i64>>,
 }
 
 impl fmt::Debug for SqliteQueue {
@@ -80,6 +87,7 @@ impl SqliteQueue {
             version,
             registered: Registrations::new(),
             submit: LazySubmit::new(),
+            stalled: Mutex::new(None),
         })
     }
 
@@ -102,7 +110,16 @@ impl SqliteQueue {
     }
 
     fn wake(&self) {
+        self.unstall();
         self.waker.wake();
+    }
+
+    fn unstall(&self) {
+        *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn stall(&self, until: Option<i64>) {
+        *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = until;
     }
 
     /// The workers holding leases now (for a resume to rescue those known dead).
@@ -328,7 +345,9 @@ impl Queue for SqliteQueue {
             serde_json::to_string(&t.iter().map(|n| n.as_str()).collect::<Vec<_>>())
                 .unwrap_or_default()
         });
+        let stalled = std::cell::Cell::new(None);
         let mut rows = self.write(|tx| {
+            stalled.set(None);
             let mut out = Vec::with_capacity(max.min(4096));
             let mut linked = Vec::new();
             let mut tags = Vec::with_capacity(max.min(4096));
@@ -350,9 +369,12 @@ impl Queue for SqliteQueue {
             let limited = limits::limited(tx)?;
             match &filter {
                 _ if limited => {
-                    let chosen = limits::claim_limited(tx, max, now, filter.as_deref())?;
+                    let taken = limits::claim_limited(tx, max, now, filter.as_deref())?;
+                    if filter.is_none() {
+                        stalled.set(taken.stalled);
+                    }
                     let mut st = tx.prepare_cached(&SQL.claim_one)?;
-                    for (id, admitted) in chosen {
+                    for (id, admitted) in taken.jobs {
                         let mut rows = st.query(params![worker, until, now, id])?;
                         if let Some(r) = rows.next()? {
                             take(r, admitted)?;
@@ -383,6 +405,7 @@ impl Queue for SqliteQueue {
             }
             Ok(out.into_iter().zip(tags).collect::<Vec<_>>())
         })?;
+        self.stall(stalled.get());
         // In claim order (`RETURNING` gives none): priority, tag, id.
         rows.sort_by_key(|(c, tag)| (std::cmp::Reverse(c.settings.priority), *tag, c.id));
         Ok(rows.into_iter().map(|(c, _)| c).collect())
@@ -450,6 +473,8 @@ impl Queue for SqliteQueue {
 
     fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
         let now = self.now_us();
+        // An end frees a slot: a held job may be claimed.
+        self.unstall();
         let mut wake = false;
         let (out, cascade) = self.write(|tx| {
             let mut finish = tx.prepare_cached(&SQL.finish)?;
@@ -645,10 +670,25 @@ impl Queue for SqliteQueue {
         } else {
             &SQL.next_due_v4
         };
-        let t: Option<i64> = self
-            .lock()
-            .query_row(sql, [], |r| r.get(0))
-            .map_err(sql_err)?;
+        let held = *self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = self.lock();
+        let t: Option<i64> = conn.query_row(sql, [], |r| r.get(0)).map_err(sql_err)?;
+        let now = self.now_us();
+        if let (Some(held), Some(due)) = (held, t) {
+            if due <= now {
+                // Every due job was held at this handle's last claim: they
+                // wait for their window, a change, or a job due later.
+                let later: Option<i64> = conn
+                    .query_row(&SQL.next_later, [now], |r| r.get(0))
+                    .map_err(sql_err)?;
+                let held = (held < i64::MAX).then_some(held);
+                let t = match (held, later) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                return Ok(t.map(Timestamp::from_micros));
+            }
+        }
         Ok(t.map(Timestamp::from_micros))
     }
 

@@ -65,6 +65,7 @@ statements! {
     meta_set = "meta_set.sql";
     next_due = "next_due.sql";
     next_due_v4 = "next_due_v4.sql";
+    next_later = "next_later.sql";
     parent_outputs = "parent_outputs.sql";
     parent_states = "parent_states.sql";
     pause = "pause.sql";
@@ -91,6 +92,7 @@ statements! {
     starts_add = "starts_add.sql";
     starts_count = "starts_count.sql";
     starts_drop = "starts_drop.sql";
+    starts_oldest = "starts_oldest.sql";
     tables = "tables.sql";
     tag_job = "tag_job.sql";
     undo_claim = "undo_claim.sql";

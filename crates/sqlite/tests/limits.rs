@@ -328,3 +328,41 @@ fn keys_share_the_workers_round_robin() {
         .collect();
     assert_eq!(at, vec![1, 3, 5], "the keys alternate: {order:?}");
 }
+
+#[test]
+fn next_due_waits_out_jobs_that_every_limit_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let (clock, a, _) = two(d.path());
+    a.enqueue((0..3).map(|_| rated("t", "1/s")).collect())
+        .unwrap();
+    let first = a.claim("w", 10, LEASE).unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        q_due(&a).is_some_and(|t| t <= a.now()),
+        "not yet known to be held"
+    );
+    assert!(a.claim("w", 10, LEASE).unwrap().is_empty());
+    let window_ends = a.now().saturating_add(Duration::from_secs(1));
+    assert_eq!(q_due(&a), Some(window_ends), "the window slides then");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(a.claim("w", 10, LEASE).unwrap().len(), 1);
+    // Held by a full concurrency limit: only an end frees them.
+    a.enqueue(vec![keyed("c", "k", Some(1)), keyed("c", "k", Some(1))])
+        .unwrap();
+    let c = a.claim_tasks("w", 10, LEASE, Some(&["c".into()])).unwrap();
+    assert_eq!(c.len(), 1);
+    let _ = a.claim("w", 10, LEASE).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let _ = a.claim("w", 10, LEASE).unwrap();
+    assert!(a.claim("w", 10, LEASE).unwrap().is_empty());
+    assert_eq!(q_due(&a), None, "nothing frees them but a change");
+    succeed(&a, "w", &c[0]);
+    assert!(
+        q_due(&a).is_some_and(|t| t <= a.now()),
+        "an end frees a slot"
+    );
+}
+
+fn q_due(q: &SqliteQueue) -> Option<Timestamp> {
+    q.next_due().unwrap()
+}
