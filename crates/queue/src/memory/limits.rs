@@ -507,29 +507,30 @@ impl Fair {
                 return;
             }
         }
-        let r = self.new_run(VecDeque::from([e]));
+        let r = self.new_run(std::iter::once(e));
         self.last = Some(r);
     }
 
     /// Adds entries already in order, as a run of their own.
     pub(super) fn push_run(&mut self, run: Vec<(u32, u32)>) {
         if !run.is_empty() {
-            self.new_run(VecDeque::from(run));
+            self.new_run(run);
         }
     }
 
-    fn new_run(&mut self, run: VecDeque<(u32, u32)>) -> u32 {
-        let (t, i) = run[0];
+    /// A run of these entries (at least one), in a freed run's space when
+    /// there is one: a queue that empties and fills again allocates nothing.
+    fn new_run(&mut self, entries: impl IntoIterator<Item = (u32, u32)>) -> u32 {
         let r = match self.free.pop() {
-            Some(r) => {
-                self.runs[r as usize] = run;
-                r
-            }
+            Some(r) => r,
             None => {
-                self.runs.push(run);
+                self.runs.push(VecDeque::new());
                 self.runs.len() as u32 - 1
             }
         };
+        let run = &mut self.runs[r as usize];
+        run.extend(entries);
+        let (t, i) = run[0];
         self.heap.push(Reverse((t, i, r)));
         r
     }

@@ -180,6 +180,8 @@ struct State {
     /// claimed before this time unless something changes (a job waits
     /// anew, a slot is freed, a limit or pause changes), which clears it.
     stalled: Option<i64>,
+    /// An emptied priority's order, kept for the next one (its space).
+    spare_fair: Option<limits::Fair>,
 }
 
 /// The tag of a queued job that a reader found due: given at the next claim.
@@ -680,7 +682,12 @@ impl State {
         let bucket = match self.ready.last_entry() {
             // Most jobs share one priority: skip the map lookup for it.
             Some(last) if last.key().0 == p => last.into_mut(),
-            _ => self.ready.entry(Reverse(p)).or_default(),
+            _ => {
+                let spare = &mut self.spare_fair;
+                self.ready
+                    .entry(Reverse(p))
+                    .or_insert_with(|| spare.take().unwrap_or_default())
+            }
         };
         bucket.push(key);
     }
@@ -902,7 +909,7 @@ impl Queue for MemoryQueue {
             let priority = bucket.key().0;
             while out.len() < max {
                 let Some((tag, i)) = bucket.get_mut().pop() else {
-                    bucket.remove();
+                    st.spare_fair = Some(bucket.remove());
                     continue 'buckets;
                 };
                 let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
