@@ -1,3 +1,5 @@
+-- The plain claim, while no job of the queue is limited or keyed (the
+-- `flow` row of meta is absent; see claim_limited in migration 0005).
 -- Claims up to $4 ready jobs (only of the tasks in $5 unless it is NULL) for
 -- worker $1 with a lease until $2, at time $3. Rows another worker is
 -- claiming are skipped, not waited for. The last column says whether the
@@ -8,6 +10,7 @@ SET state = {RUNNING}, attempt = j.attempt + 1, claims = j.claims + 1, worker = 
 WHERE j.id = ANY(ARRAY(
     SELECT id FROM runyard.jobs
     WHERE state = {WAITING} AND run_at <= $3 AND ($5::text[] IS NULL OR task = ANY($5))
+      AND NOT EXISTS (SELECT 1 FROM runyard.meta WHERE key = 'flow')
     ORDER BY priority DESC, run_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

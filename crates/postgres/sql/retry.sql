@@ -2,4 +2,4 @@
 -- blocked while $3 of its parents have not ended, waiting otherwise.
 UPDATE runyard.jobs SET state = CASE WHEN $3::integer > 0 THEN {BLOCKED} ELSE {WAITING} END,
 run_at = $1, max_attempts = attempt + attempts_per_round, pending = $3, cause = NULL,
-cancel_requested = false, finished_at = NULL WHERE id = $2 AND state IN ({DEAD}, {CANCELLED})
+cancel_requested = false, finished_at = NULL, tag = NULL WHERE id = $2 AND state IN ({DEAD}, {CANCELLED})

@@ -239,6 +239,21 @@ pub(crate) fn insert(
     jobs: &[NewJob],
     now: i64,
 ) -> Result<Result<Option<Vec<Enqueued>>, QueueError>, postgres::Error> {
+    insert_resolved(c, sql, jobs, &vec![None; jobs.len()], now)
+        .map(|r| r.map(|o| o.map(|(e, _)| e)))
+}
+
+/// [`insert`], with some jobs already resolved to an existing job
+/// (`Some(Ok(id))`) or to an earlier job of the batch (`Some(Err(i))`):
+/// those are not added (unique keys, see `limits.rs`). Also returns each
+/// job's id, new or existing.
+pub(crate) fn insert_resolved(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    jobs: &[NewJob],
+    resolved: &[Option<Result<i64, usize>>],
+    now: i64,
+) -> Result<Result<Option<(Vec<Enqueued>, Vec<i64>)>, QueueError>, postgres::Error> {
     let n = jobs.len();
     // Which jobs are new, and which are duplicates (of what).
     let keys: Vec<&str> = jobs
@@ -256,6 +271,14 @@ pub(crate) fn insert(
     let mut first: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, j) in jobs.iter().enumerate() {
         slot.push(match j.idempotency_key.as_deref() {
+            _ if resolved[i].is_some() => match resolved[i] {
+                Some(Ok(id)) => Err(Resolved::Existing(id)),
+                Some(Err(b)) => match slot[b] {
+                    Ok(()) => Err(Resolved::New(b)),
+                    Err(r) => Err(r),
+                },
+                None => Ok(()),
+            },
             None => Ok(()),
             Some(k) => match (taken.get(k), first.get(k)) {
                 (Some(&id), _) => Err(Resolved::Existing(id)),
@@ -422,16 +445,24 @@ pub(crate) fn insert(
             ],
         )?;
     }
-    let out = slot
+    let ids: Vec<i64> = slot
         .iter()
         .enumerate()
         .map(|(i, s)| match s {
-            Ok(()) => Enqueued::New(id_of(id_at[i])),
-            Err(Resolved::Existing(id)) => Enqueued::Duplicate(id_of(*id)),
-            Err(Resolved::New(b)) => Enqueued::Duplicate(id_of(id_at[*b])),
+            Ok(()) => id_at[i],
+            Err(Resolved::Existing(id)) => *id,
+            Err(Resolved::New(b)) => id_at[*b],
         })
         .collect();
-    Ok(Ok(Some(out)))
+    let out = slot
+        .iter()
+        .zip(&ids)
+        .map(|(s, id)| match s {
+            Ok(()) => Enqueued::New(id_of(*id)),
+            Err(_) => Enqueued::Duplicate(id_of(*id)),
+        })
+        .collect();
+    Ok(Ok(Some((out, ids))))
 }
 
 /// The new jobs of a linked batch as `insert_linked.sql` takes them.
