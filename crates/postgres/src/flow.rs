@@ -243,6 +243,9 @@ pub(crate) fn insert(
         .map(|r| r.map(|o| o.map(|(e, _)| e)))
 }
 
+/// What a batch became, per job: its result, and its id (new or existing).
+pub(crate) type Inserted = (Vec<Enqueued>, Vec<i64>);
+
 /// [`insert`], with some jobs already resolved to an existing job
 /// (`Some(Ok(id))`) or to an earlier job of the batch (`Some(Err(i))`):
 /// those are not added (unique keys, see `limits.rs`). Also returns each
@@ -253,7 +256,7 @@ pub(crate) fn insert_resolved(
     jobs: &[NewJob],
     resolved: &[Option<Result<i64, usize>>],
     now: i64,
-) -> Result<Result<Option<(Vec<Enqueued>, Vec<i64>)>, QueueError>, postgres::Error> {
+) -> Result<Result<Option<Inserted>, QueueError>, postgres::Error> {
     let n = jobs.len();
     // Which jobs are new, and which are duplicates (of what).
     let keys: Vec<&str> = jobs
