@@ -25,10 +25,11 @@ ALTER TABLE runyard.jobs
     ADD COLUMN held         text[],
     ADD COLUMN admitted_at  bigint;
 
--- Due jobs with a tag are in the fair order; those without one wait to be
--- given one (or are claimed the plain way while no job of the queue is
--- limited or keyed: then no job has a tag, and `jobs_due` is as before).
+-- Due jobs with a tag are in the fair order (every claim takes them by
+-- priority, tag, id: `jobs_fair` replaces `jobs_ready`); those without
+-- one (not due when added, or retried) wait in `jobs_due` to be given one.
 DROP INDEX runyard.jobs_due;
+DROP INDEX runyard.jobs_ready;
 CREATE INDEX jobs_due ON runyard.jobs (run_at) WHERE state = {WAITING} AND tag IS NULL;
 CREATE INDEX jobs_fair ON runyard.jobs (priority DESC, tag, id) WHERE state = {WAITING} AND tag IS NOT NULL;
 CREATE INDEX jobs_unique ON runyard.jobs (unique_key, finished_at) WHERE unique_key IS NOT NULL;
@@ -56,9 +57,11 @@ CREATE TABLE runyard.key_tags (
     last bigint NOT NULL
 );
 
--- A counter per target: `t:TASK` and `k:NAME:VALUE` count the running
--- jobs that hold a slot of them; `r:t:TASK` and `r:k:NAME:VALUE` are the
--- rows a claim locks while it admits a start of that rate.
+-- A counter per target: `k:NAME:VALUE` counts the running jobs that
+-- carry that key; `t:TASK` (whose running jobs are counted from the jobs
+-- table while a limit holds the task), `r:t:TASK` and `r:k:NAME:VALUE`
+-- are rows a claim locks while it admits a job of that task or a start of
+-- that rate.
 CREATE TABLE runyard.running (
     target text    PRIMARY KEY,
     n      integer NOT NULL DEFAULT 0
@@ -168,11 +171,19 @@ BEGIN
                 SELECT x.n INTO cur FROM runyard.running x WHERE x.target = t
                 FOR UPDATE SKIP LOCKED;
             END IF;
+            IF FOUND AND i = 1 THEN
+                -- A task's running jobs are counted, under its row's lock,
+                -- whenever a limit holds it (none is kept while none does).
+                SELECT count(*) INTO cur FROM runyard.jobs x
+                WHERE x.state = {RUNNING} AND x.task = r.task;
+            END IF;
             IF NOT FOUND OR (lim IS NOT NULL AND cur >= lim) THEN
                 ok := false;
                 EXIT;
             END IF;
-            conc := conc || t;
+            IF i = 2 THEN
+                conc := conc || t;
+            END IF;
         END LOOP;
         CONTINUE WHEN NOT ok;
         -- Rates: the task's and the key's, as a sliding window each.

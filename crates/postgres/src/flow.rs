@@ -87,6 +87,7 @@ pub(crate) struct FlowSql {
     edges_of: String,
     edges_between: String,
     parents: String,
+    frontier: String,
     notify: String,
     channel: String,
 }
@@ -110,6 +111,7 @@ impl FlowSql {
             edges_of: o.sql(include_str!("../sql/edges_of.sql")),
             edges_between: o.sql(include_str!("../sql/edges_between.sql")),
             parents: o.sql(include_str!("../sql/parents.sql")),
+            frontier: o.sql(include_str!("../sql/frontier.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
         }
@@ -405,9 +407,22 @@ pub(crate) fn insert_resolved(
         state_at[i] = (state, cause.unwrap_or(id_at[i]));
         rows.push(j, id_at[i], state, pending, cause, now, &mut last);
     }
+    // Due waiting jobs without a fairness key take the frontier plus
+    // their place among them (those with one are tagged by key after).
+    let front: i64 = c.query_one(&sql.frontier, &[])?.get(0);
+    let mut place = 0i64;
+    let mut at = 0;
     for (i, s) in slot.iter().enumerate() {
         if s.is_ok() {
             rows.children.push(has_children[i]);
+            let j = &jobs[i];
+            let due = rows.state[at] == WAITING && rows.run_at[at] <= now;
+            rows.tag
+                .push((due && j.limits.fairness_key().is_none()).then(|| {
+                    place += 1;
+                    front + place - 1
+                }));
+            at += 1;
         }
     }
     let added = c.query(
@@ -431,6 +446,7 @@ pub(crate) fn insert_resolved(
             &rows.pending,
             &rows.cause,
             &rows.children,
+            &rows.tag,
         ],
     )?;
     if added.len() != fresh {
@@ -488,6 +504,7 @@ struct Rows<'a> {
     pending: Vec<i32>,
     cause: Vec<Option<i64>>,
     children: Vec<bool>,
+    tag: Vec<Option<i64>>,
 }
 
 impl<'a> Rows<'a> {

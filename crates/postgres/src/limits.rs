@@ -30,6 +30,8 @@ pub(crate) struct LimitSql {
     pub(crate) claim_limited: String,
     pub(crate) claimed_rows: String,
     pub(crate) free_slots: String,
+    pub(crate) promote: String,
+    pub(crate) frontier: String,
     set_flow_columns: String,
     tag_keyed: String,
     unique_holder: String,
@@ -47,6 +49,8 @@ impl LimitSql {
             claim_limited: o.sql(include_str!("../sql/claim_limited.sql")),
             claimed_rows: o.sql(include_str!("../sql/claimed_rows.sql")),
             free_slots: o.sql(include_str!("../sql/free_slots.sql")),
+            promote: o.sql(include_str!("../sql/promote.sql")),
+            frontier: o.sql(include_str!("../sql/frontier.sql")),
             set_flow_columns: o.sql(include_str!("../sql/set_flow_columns.sql")),
             tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
             unique_holder: o.sql(include_str!("../sql/unique_holder.sql")),
@@ -255,9 +259,7 @@ impl PgQueue {
             )?;
         }
         if !tag_ids.is_empty() {
-            let front: i64 = tx
-                .query_one(&self.q("SELECT runyard.frontier()"), &[])?
-                .get(0);
+            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
             tx.execute(&self.lsql.tag_keyed, &[&tag_ids, &tag_keys, &front])?;
         }
         Ok(Ok(Some(out)))
@@ -355,11 +357,19 @@ impl PgQueue {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let running: FxHashMap<String, i32> = tx
+            let mut running: FxHashMap<String, i32> = tx
                 .query(&self.q("SELECT target, n FROM runyard.running"), &[])?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
+            // A task's running jobs are counted from the jobs table.
+            for r in tx.query(
+                &self.q("SELECT 't:' || task, count(*)::integer FROM runyard.jobs \
+                     WHERE state = {RUNNING} GROUP BY task"),
+                &[],
+            )? {
+                running.insert(r.get(0), r.get(1));
+            }
             let lnow = self.limits_now(tx)?;
             let mut starts: FxHashMap<String, Vec<i64>> = FxHashMap::default();
             for r in tx.query(

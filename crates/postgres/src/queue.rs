@@ -404,6 +404,8 @@ impl PgQueue {
         let mut tx = c.transaction()?;
         let n = jobs.len() as i64;
         let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
+        let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
+        let mut place = 0i64;
         let types = [
             Type::INT8,
             Type::TEXT,
@@ -418,6 +420,7 @@ impl PgQueue {
             Type::INT8,
             Type::TEXT,
             Type::BOOL,
+            Type::INT8,
         ];
         let mut w = BinaryCopyInWriter::new(tx.copy_in(&copy)?, &types);
         // Settings are shared between copies: render each once.
@@ -430,13 +433,18 @@ impl PgQueue {
             }
             let backoff = &last.as_ref().expect("set above").1;
             let max = s.max_attempts as i32;
+            let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+            let tag = (run_at <= now).then(|| {
+                place += 1;
+                front + place - 1
+            });
             w.write(&[
                 id,
                 &j.task.as_str(),
                 &j.params.as_json(),
                 &WAITING,
                 &s.priority,
-                &j.run_at.map_or(now, Timestamp::as_micros),
+                &run_at,
                 &now,
                 &max,
                 &max,
@@ -444,6 +452,7 @@ impl PgQueue {
                 &s.timeout.map(|t| t.as_micros() as i64),
                 &s.mode.as_str(),
                 &s.isolate,
+                &tag,
             ])?;
         }
         w.finish()?;
@@ -806,6 +815,8 @@ impl Queue for PgQueue {
         let mut plain = Vec::new();
         if !self.flow_on.load(Ordering::Relaxed) {
             plain = self.pool.run("claiming jobs", |c, _| {
+                let promote = c.st(&self.lsql.promote)?;
+                c.execute(&promote, &[&now])?;
                 let st = c.st(&self.sql.claim)?;
                 c.query(&st, &[&worker, &until, &now, &limit, &filter])
             })?;
@@ -825,14 +836,17 @@ impl Queue for PgQueue {
             .filter(|(r, _)| r.get::<_, bool>(12))
             .map(|(r, _)| r.get(0))
             .collect();
-        let mut rows: Vec<Claimed> = got
+        // In claim order: priority, tag, id (`RETURNING` keeps none).
+        let mut got: Vec<(Claimed, Option<i64>)> = got
             .iter()
             .map(|(r, a)| {
                 let mut c = claimed(self, r);
                 c.admitted_at = a.map(Timestamp::from_micros);
-                c
+                (c, r.get::<_, Option<i64>>(13))
             })
             .collect();
+        got.sort_by_key(|(c, tag)| (std::cmp::Reverse(c.settings.priority), *tag, c.id));
+        let mut rows: Vec<Claimed> = got.into_iter().map(|(c, _)| c).collect();
         if !linked.is_empty() {
             // Parents have ended and their outputs no longer change: read
             // after the claim, outside its statement.
@@ -845,7 +859,6 @@ impl Queue for PgQueue {
                 }
             }
         }
-        stored::sort_claims(&mut rows);
         Ok(rows)
     }
 
