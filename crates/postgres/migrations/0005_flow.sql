@@ -77,12 +77,14 @@ CREATE INDEX rate_starts_target ON runyard.rate_starts (target, at);
 
 -- The frontier of the fair order: the smallest tag among the due, waiting
 -- jobs at the top priority, or, when none waits, one more than the
--- largest tag given so far.
+-- largest tag given so far that is still known: the last of any key, or
+-- of a running job (a finished job's tag is not kept).
 CREATE FUNCTION runyard.frontier() RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT COALESCE(
         (SELECT f.tag FROM runyard.jobs f WHERE f.state = {WAITING} AND f.tag IS NOT NULL
          ORDER BY f.priority DESC, f.tag, f.id LIMIT 1),
-        (SELECT max(k.last) + 1 FROM runyard.key_tags k),
+        GREATEST((SELECT max(k.last) FROM runyard.key_tags k),
+                 (SELECT max(r.tag) FROM runyard.jobs r WHERE r.state = {RUNNING})) + 1,
         0)
 $$;
 
