@@ -7,7 +7,8 @@
 -- true, in the transaction that then settles them (see src/flow.rs); the
 -- flag is re-read under the row's lock, so an edge added at the same
 -- moment is never missed. The concurrency slots the claims held are given
--- back, and a retried job loses its tag until it is due again. (On the subquery, see started.sql.)
+-- back; a retry due now takes the frontier as its tag, one due later none
+-- until a claim after its run-at. (On the subquery, see started.sql.)
 WITH done AS (
     SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
     FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[], $15::bigint[])
@@ -16,7 +17,9 @@ WITH done AS (
 ), ended AS (
     UPDATE runyard.jobs j
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
-        lease_until = NULL, cancel_requested = false, tag = NULL,
+        lease_until = NULL, cancel_requested = false,
+        tag = CASE WHEN done.state = {WAITING} AND done.run_at <= $7::bigint
+                   THEN (SELECT runyard.frontier()) END,
         finished_at = CASE WHEN done.state = {WAITING} THEN NULL ELSE $7::bigint END
     FROM done
     WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim
