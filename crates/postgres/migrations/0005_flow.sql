@@ -75,17 +75,30 @@ CREATE TABLE runyard.rate_starts (
 );
 CREATE INDEX rate_starts_target ON runyard.rate_starts (target, at);
 
+-- One more than the largest tag given so far, as far as the tags that
+-- are no longer kept go: moved on by each insert that tags jobs and by
+-- each frontier read while nothing waits (a sequence: no row that
+-- submitters wait on).
+CREATE SEQUENCE runyard.tag_next MINVALUE 0 START 0;
+
 -- The frontier of the fair order: the smallest tag among the due, waiting
 -- jobs at the top priority, or, when none waits, one more than the
--- largest tag given so far that is still known: the last of any key, or
--- of a running job (a finished job's tag is not kept).
-CREATE FUNCTION runyard.frontier() RETURNS bigint LANGUAGE sql STABLE AS $$
-    SELECT COALESCE(
-        (SELECT f.tag FROM runyard.jobs f WHERE f.state = {WAITING} AND f.tag IS NOT NULL
-         ORDER BY f.priority DESC, f.tag, f.id LIMIT 1),
-        GREATEST((SELECT max(k.last) FROM runyard.key_tags k),
-                 (SELECT max(r.tag) FROM runyard.jobs r WHERE r.state = {RUNNING})) + 1,
-        0)
+-- largest tag given so far (of any key, of a running job, or `tag_next`).
+CREATE FUNCTION runyard.frontier() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v bigint;
+BEGIN
+    SELECT f.tag INTO v FROM runyard.jobs f WHERE f.state = {WAITING} AND f.tag IS NOT NULL
+    ORDER BY f.priority DESC, f.tag, f.id LIMIT 1;
+    IF v IS NOT NULL THEN
+        RETURN v;
+    END IF;
+    v := GREATEST((SELECT max(k.last) + 1 FROM runyard.key_tags k),
+                  (SELECT max(r.tag) + 1 FROM runyard.jobs r WHERE r.state = {RUNNING}),
+                  (SELECT s.last_value FROM runyard.tag_next s));
+    PERFORM setval('runyard.tag_next', v + 1);
+    RETURN v;
+END
 $$;
 
 -- The limited claim: up to p_max due jobs (of the tasks p_tasks unless it

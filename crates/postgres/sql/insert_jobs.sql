@@ -14,4 +14,4 @@ FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], 
 CROSS JOIN (SELECT runyard.frontier() AS v) f
 ORDER BY j.ord
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, idempotency_key
+RETURNING id, idempotency_key, tag

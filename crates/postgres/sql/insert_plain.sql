@@ -11,4 +11,4 @@ FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], 
                          isolate, ord)
 CROSS JOIN (SELECT runyard.frontier() AS v) f
 ORDER BY j.ord
-RETURNING id, NULL::text
+RETURNING id, NULL::text, tag

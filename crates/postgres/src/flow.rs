@@ -88,6 +88,7 @@ pub(crate) struct FlowSql {
     edges_between: String,
     parents: String,
     frontier: String,
+    gave_tags: String,
     notify: String,
     channel: String,
 }
@@ -112,6 +113,7 @@ impl FlowSql {
             edges_between: o.sql(include_str!("../sql/edges_between.sql")),
             parents: o.sql(include_str!("../sql/parents.sql")),
             frontier: o.sql(include_str!("../sql/frontier.sql")),
+            gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
         }
@@ -451,6 +453,9 @@ pub(crate) fn insert_resolved(
     )?;
     if added.len() != fresh {
         return Ok(Ok(None));
+    }
+    if place > 0 {
+        c.execute(&sql.gave_tags, &[&(front + place - 1)])?;
     }
     if !edges.child.is_empty() {
         c.execute(

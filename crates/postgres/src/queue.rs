@@ -344,6 +344,9 @@ impl PgQueue {
                 ],
             )?
         };
+        if let Some(top) = rows.iter().filter_map(|r| r.get::<_, Option<i64>>(2)).max() {
+            c.execute(&self.lsql.gave_tags, &[&top])?;
+        }
         // Rows come back in insertion order (the input's, skipping taken keys).
         let mut new_by_key: FxHashMap<String, i64> = FxHashMap::default();
         let mut unkeyed = Vec::with_capacity(rows.len());
@@ -456,6 +459,9 @@ impl PgQueue {
             ])?;
         }
         w.finish()?;
+        if place > 0 {
+            tx.execute(&self.lsql.gave_tags, &[&(front + place - 1)])?;
+        }
         committing.set(true);
         tx.commit()?;
         Ok(ids
