@@ -6,7 +6,9 @@
 -- whether it has children. A job with children is ended only when $16 is
 -- true, in the transaction that then settles them (see src/flow.rs); the
 -- flag is re-read under the row's lock, so an edge added at the same
--- moment is never missed. (On the subquery, see started.sql.)
+-- moment is never missed. The concurrency slots the claims held are given
+-- back; a retry due now takes the frontier as its tag, one due later none
+-- until a claim after its run-at. (On the subquery, see started.sql.)
 WITH done AS (
     SELECT d.*, {RUNNING}::smallint AS running, $1::text AS holder
     FROM unnest($2::bigint[], $3::integer[], $4::smallint[], $5::bigint[], $6::text[], $15::bigint[])
@@ -16,13 +18,21 @@ WITH done AS (
     UPDATE runyard.jobs j
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
         lease_until = NULL, cancel_requested = false,
+        tag = CASE WHEN done.state = {WAITING} AND done.run_at <= $7::bigint
+                   THEN (SELECT runyard.frontier()) END,
         finished_at = CASE WHEN done.state = {WAITING} THEN NULL ELSE $7::bigint END
     FROM done
     WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim
       AND j.state = done.running
       AND j.worker = done.holder
       AND ($16::boolean OR NOT j.children)
-    RETURNING j.id, j.claims, j.state, COALESCE(j.cause, j.id) AS cause, j.children
+    RETURNING j.id, j.claims, j.state, COALESCE(j.cause, j.id) AS cause, j.children, j.held
+), freed AS (
+    -- The slots the ended claims held, given back (counters locked in
+    -- target order).
+    UPDATE runyard.running r
+    SET n = r.n - (SELECT count(*) FROM ended e, unnest(e.held) AS h(t) WHERE h.t = r.target)
+    WHERE r.target = ANY(ARRAY(SELECT DISTINCT h.t FROM ended e, unnest(e.held) AS h(t)))
 ), recorded AS (
     INSERT INTO runyard.attempts
         (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)

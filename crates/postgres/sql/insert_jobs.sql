@@ -1,14 +1,17 @@
 -- Adds jobs given as parallel arrays, in order; a job whose idempotency key
--- is taken is skipped. Returns the added jobs.
+-- is taken is skipped. A due job's fair tag is the frontier plus its place
+-- among the batch's due jobs. Returns the added jobs.
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,
-     backoff, timeout_us, mode, isolate, idempotency_key)
+     backoff, timeout_us, mode, isolate, idempotency_key, tag)
 SELECT j.task, j.params, 0, j.priority, j.run_at, $1, j.max_attempts, j.max_attempts,
-       j.backoff, j.timeout_us, j.mode, j.isolate, j.key
+       j.backoff, j.timeout_us, j.mode, j.isolate, j.key,
+       CASE WHEN j.run_at <= $1 THEN f.v + count(*) FILTER (WHERE j.run_at <= $1) OVER (ORDER BY j.ord) - 1 END
 FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], $7::text[],
             $8::bigint[], $9::text[], $10::boolean[], $11::text[])
     WITH ORDINALITY AS j(task, params, priority, run_at, max_attempts, backoff, timeout_us, mode,
                          isolate, key, ord)
+CROSS JOIN (SELECT runyard.frontier() AS v) f
 ORDER BY j.ord
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, idempotency_key
+RETURNING id, idempotency_key, tag

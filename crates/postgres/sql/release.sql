@@ -1,10 +1,17 @@
 -- Gives worker $1's unstarted claims (jobs $3[i], attempts $4[i], claims
 -- $5[i]) back at
 -- time $2: queued again, the claim not counted. Returns the released
--- leases. (On the subquery, see started.sql.)
+-- leases; the concurrency slots they held are given back. (On the subquery, see started.sql.)
+WITH back AS (
 UPDATE runyard.jobs j
 SET state = {WAITING}, attempt = j.attempt - 1, worker = NULL, lease_until = NULL, run_at = LEAST(j.run_at, $2)
 FROM (SELECT l.*, {RUNNING}::smallint AS running, $1::text AS holder
       FROM unnest($3::bigint[], $4::integer[], $5::bigint[]) AS l(id, attempt, claim) OFFSET 0) l
 WHERE j.id = ANY($3) AND j.id = l.id AND j.attempt = l.attempt AND j.claims = l.claim AND j.state = l.running AND j.worker = l.holder
-RETURNING l.id, l.attempt, l.claim
+RETURNING l.id, l.attempt, l.claim, j.held
+), freed AS (
+    UPDATE runyard.running r
+    SET n = r.n - (SELECT count(*) FROM back b, unnest(b.held) AS h(t) WHERE h.t = r.target)
+    WHERE r.target = ANY(ARRAY(SELECT DISTINCT h.t FROM back b, unnest(b.held) AS h(t)))
+)
+SELECT id, attempt, claim FROM back

@@ -24,6 +24,7 @@ SET state = CASE
         WHEN j.pending - CASE WHEN j.run_if = 0 THEN h.succeeded ELSE h.edges END <= 0
             THEN {WAITING}
         ELSE {BLOCKED} END,
+    tag = NULL,
     pending = GREATEST(j.pending - CASE WHEN j.run_if = 0 THEN h.succeeded ELSE h.edges END, 0),
     cause = CASE WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN h.failed_by ELSE j.cause END,
     finished_at = CASE WHEN j.run_if = 0 AND h.failed_by IS NOT NULL THEN $4::bigint END,

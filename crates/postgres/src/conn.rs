@@ -16,7 +16,7 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -24,12 +24,25 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_workers.sql"),
     include_str!("../migrations/0003_claims.sql"),
     include_str!("../migrations/0004_workflows.sql"),
+    include_str!("../migrations/0005_flow.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the
 /// `migrations` table that records them: a tool that resets a schema (the
 /// benchmark) can tell runyard's tables from anyone else's.
-pub const TABLES: &[&str] = &["meta", "jobs", "attempts", "workers", "edges", "migrations"];
+pub const TABLES: &[&str] = &[
+    "meta",
+    "jobs",
+    "attempts",
+    "workers",
+    "edges",
+    "migrations",
+    "limits",
+    "paused",
+    "key_tags",
+    "running",
+    "rate_starts",
+];
 
 /// What connecting may do to the queue's schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +74,7 @@ pub struct PgOptions {
     pub(crate) reconnect_for: Duration,
     pub(crate) pool_size: usize,
     pub(crate) mode: OpenMode,
+    pub(crate) limits_on_queue_clock: bool,
     url: String,
 }
 
@@ -149,6 +163,7 @@ impl PgOptions {
             reconnect_for,
             pool_size: 4,
             mode: OpenMode::CreateOrOpen,
+            limits_on_queue_clock: false,
             url: redact(url),
         })
     }
@@ -157,6 +172,15 @@ impl PgOptions {
     /// [`OpenMode::CreateOrOpen`]).
     pub fn open_mode(mut self, mode: OpenMode) -> PgOptions {
         self.mode = mode;
+        self
+    }
+
+    /// Whether claims admit rate-limited starts on the clock the queue was
+    /// opened with rather than on the database's (default no: every
+    /// worker's starts are then timed by one clock, however the workers'
+    /// clocks differ). For tests that drive the queue with a manual clock.
+    pub fn limits_on_queue_clock(mut self, yes: bool) -> PgOptions {
+        self.limits_on_queue_clock = yes;
         self
     }
 

@@ -87,6 +87,8 @@ pub(crate) struct FlowSql {
     edges_of: String,
     edges_between: String,
     parents: String,
+    frontier: String,
+    gave_tags: String,
     notify: String,
     channel: String,
 }
@@ -110,6 +112,8 @@ impl FlowSql {
             edges_of: o.sql(include_str!("../sql/edges_of.sql")),
             edges_between: o.sql(include_str!("../sql/edges_between.sql")),
             parents: o.sql(include_str!("../sql/parents.sql")),
+            frontier: o.sql(include_str!("../sql/frontier.sql")),
+            gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
         }
@@ -239,6 +243,24 @@ pub(crate) fn insert(
     jobs: &[NewJob],
     now: i64,
 ) -> Result<Result<Option<Vec<Enqueued>>, QueueError>, postgres::Error> {
+    insert_resolved(c, sql, jobs, &vec![None; jobs.len()], now)
+        .map(|r| r.map(|o| o.map(|(e, _)| e)))
+}
+
+/// What a batch became, per job: its result, and its id (new or existing).
+pub(crate) type Inserted = (Vec<Enqueued>, Vec<i64>);
+
+/// [`insert`], with some jobs already resolved to an existing job
+/// (`Some(Ok(id))`) or to an earlier job of the batch (`Some(Err(i))`):
+/// those are not added (unique keys, see `limits.rs`). Also returns each
+/// job's id, new or existing.
+pub(crate) fn insert_resolved(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    jobs: &[NewJob],
+    resolved: &[Option<Result<i64, usize>>],
+    now: i64,
+) -> Result<Result<Option<Inserted>, QueueError>, postgres::Error> {
     let n = jobs.len();
     // Which jobs are new, and which are duplicates (of what).
     let keys: Vec<&str> = jobs
@@ -256,6 +278,14 @@ pub(crate) fn insert(
     let mut first: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, j) in jobs.iter().enumerate() {
         slot.push(match j.idempotency_key.as_deref() {
+            _ if resolved[i].is_some() => match resolved[i] {
+                Some(Ok(id)) => Err(Resolved::Existing(id)),
+                Some(Err(b)) => match slot[b] {
+                    Ok(()) => Err(Resolved::New(b)),
+                    Err(r) => Err(r),
+                },
+                None => Ok(()),
+            },
             None => Ok(()),
             Some(k) => match (taken.get(k), first.get(k)) {
                 (Some(&id), _) => Err(Resolved::Existing(id)),
@@ -379,9 +409,22 @@ pub(crate) fn insert(
         state_at[i] = (state, cause.unwrap_or(id_at[i]));
         rows.push(j, id_at[i], state, pending, cause, now, &mut last);
     }
+    // Due waiting jobs without a fairness key take the frontier plus
+    // their place among them (those with one are tagged by key after).
+    let front: i64 = c.query_one(&sql.frontier, &[])?.get(0);
+    let mut place = 0i64;
+    let mut at = 0;
     for (i, s) in slot.iter().enumerate() {
         if s.is_ok() {
             rows.children.push(has_children[i]);
+            let j = &jobs[i];
+            let due = rows.state[at] == WAITING && rows.run_at[at] <= now;
+            rows.tag
+                .push((due && j.limits.fairness_key().is_none()).then(|| {
+                    place += 1;
+                    front + place - 1
+                }));
+            at += 1;
         }
     }
     let added = c.query(
@@ -405,10 +448,14 @@ pub(crate) fn insert(
             &rows.pending,
             &rows.cause,
             &rows.children,
+            &rows.tag,
         ],
     )?;
     if added.len() != fresh {
         return Ok(Ok(None));
+    }
+    if place > 0 {
+        c.execute(&sql.gave_tags, &[&(front + place - 1)])?;
     }
     if !edges.child.is_empty() {
         c.execute(
@@ -422,16 +469,24 @@ pub(crate) fn insert(
             ],
         )?;
     }
-    let out = slot
+    let ids: Vec<i64> = slot
         .iter()
         .enumerate()
         .map(|(i, s)| match s {
-            Ok(()) => Enqueued::New(id_of(id_at[i])),
-            Err(Resolved::Existing(id)) => Enqueued::Duplicate(id_of(*id)),
-            Err(Resolved::New(b)) => Enqueued::Duplicate(id_of(id_at[*b])),
+            Ok(()) => id_at[i],
+            Err(Resolved::Existing(id)) => *id,
+            Err(Resolved::New(b)) => id_at[*b],
         })
         .collect();
-    Ok(Ok(Some(out)))
+    let out = slot
+        .iter()
+        .zip(&ids)
+        .map(|(s, id)| match s {
+            Ok(()) => Enqueued::New(id_of(*id)),
+            Err(_) => Enqueued::Duplicate(id_of(*id)),
+        })
+        .collect();
+    Ok(Ok(Some((out, ids))))
 }
 
 /// The new jobs of a linked batch as `insert_linked.sql` takes them.
@@ -454,6 +509,7 @@ struct Rows<'a> {
     pending: Vec<i32>,
     cause: Vec<Option<i64>>,
     children: Vec<bool>,
+    tag: Vec<Option<i64>>,
 }
 
 impl<'a> Rows<'a> {

@@ -20,6 +20,7 @@
 
 mod conn;
 mod flow;
+mod limits;
 mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -27,6 +27,7 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 use crate::flow::{self, FlowSql};
+use crate::limits::{needs_flow, LimitSql};
 
 // The state codes of `runyard_queue::stored`, as the schema's smallint.
 const WAITING: i16 = stored::WAITING as i16;
@@ -94,6 +95,11 @@ pub struct PgQueue {
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
     submit: LazySubmit,
+    /// The flow statements (see `limits.rs`).
+    pub(crate) lsql: LimitSql,
+    /// Whether the queue is known to need the limited claim (see
+    /// `limits.rs`): once set, it stays.
+    pub(crate) flow_on: AtomicBool,
 }
 
 /// What the listening thread shares with the queue.
@@ -158,6 +164,7 @@ impl PgQueue {
             started: o.sql(STARTED),
             flow: FlowSql::new(o),
         };
+        let lsql = LimitSql::new(o);
         Ok(PgQueue {
             pool,
             sql,
@@ -170,6 +177,8 @@ impl PgQueue {
             version,
             registered: Registrations::new(),
             submit: LazySubmit::new(),
+            lsql,
+            flow_on: AtomicBool::new(false),
         })
     }
 
@@ -188,8 +197,44 @@ impl PgQueue {
         self.clock.now().as_micros()
     }
 
-    fn q(&self, s: &str) -> String {
+    pub(crate) fn q(&self, s: &str) -> String {
         self.pool.opts.sql(s)
+    }
+
+    pub(crate) fn clock_now_us(&self) -> i64 {
+        self.now_us()
+    }
+
+    pub(crate) fn flow_sql(&self) -> &FlowSql {
+        &self.sql.flow
+    }
+
+    /// Runs `f` on a pooled connection (see [`Pool::run`]).
+    pub(crate) fn pool_run<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&mut Conn, &Cell<bool>) -> Result<T, postgres::Error>,
+    ) -> Result<T, QueueError> {
+        self.pool.run(what, f)
+    }
+
+    /// Runs `f` in one transaction (see [`PgQueue::tx`]).
+    pub(crate) fn tx_run<T>(
+        &self,
+        what: &str,
+        f: impl Fn(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+    ) -> Result<T, QueueError> {
+        self.tx(what, f)
+    }
+
+    /// Wakes this process's worker.
+    pub(crate) fn wake_local(&self) {
+        self.shared.waker.wake();
+    }
+
+    /// Wakes this process's worker and every other.
+    pub(crate) fn notify_all(&self) {
+        self.notify();
     }
 
     /// Adds jobs inside the caller's own transaction: they exist (and wake
@@ -202,6 +247,19 @@ impl PgQueue {
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
         runyard_queue::admit(&self.capabilities(), jobs)?;
+        if jobs.iter().any(needs_flow) {
+            let now = self.now_us();
+            return match self
+                .insert_flow_in(tx, jobs, now)
+                .map_err(|e| pg_err("enqueueing jobs", e))??
+            {
+                Some(out) => Ok(out),
+                None => Err(QueueError::new(
+                    QueueErrorKind::Conflict,
+                    "an idempotency key of the batch was taken by another transaction at the                      same moment; nothing was enqueued: roll back and enqueue again",
+                )),
+            };
+        }
         if linked(jobs) {
             return match flow::insert(tx, &self.sql.flow, jobs, self.now_us())
                 .map_err(|e| pg_err("enqueueing jobs", e))??
@@ -286,6 +344,9 @@ impl PgQueue {
                 ],
             )?
         };
+        if let Some(top) = rows.iter().filter_map(|r| r.get::<_, Option<i64>>(2)).max() {
+            c.execute(&self.lsql.gave_tags, &[&top])?;
+        }
         // Rows come back in insertion order (the input's, skipping taken keys).
         let mut new_by_key: FxHashMap<String, i64> = FxHashMap::default();
         let mut unkeyed = Vec::with_capacity(rows.len());
@@ -346,6 +407,8 @@ impl PgQueue {
         let mut tx = c.transaction()?;
         let n = jobs.len() as i64;
         let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
+        let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
+        let mut place = 0i64;
         let types = [
             Type::INT8,
             Type::TEXT,
@@ -360,6 +423,7 @@ impl PgQueue {
             Type::INT8,
             Type::TEXT,
             Type::BOOL,
+            Type::INT8,
         ];
         let mut w = BinaryCopyInWriter::new(tx.copy_in(&copy)?, &types);
         // Settings are shared between copies: render each once.
@@ -372,13 +436,18 @@ impl PgQueue {
             }
             let backoff = &last.as_ref().expect("set above").1;
             let max = s.max_attempts as i32;
+            let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+            let tag = (run_at <= now).then(|| {
+                place += 1;
+                front + place - 1
+            });
             w.write(&[
                 id,
                 &j.task.as_str(),
                 &j.params.as_json(),
                 &WAITING,
                 &s.priority,
-                &j.run_at.map_or(now, Timestamp::as_micros),
+                &run_at,
                 &now,
                 &max,
                 &max,
@@ -386,9 +455,13 @@ impl PgQueue {
                 &s.timeout.map(|t| t.as_micros() as i64),
                 &s.mode.as_str(),
                 &s.isolate,
+                &tag,
             ])?;
         }
         w.finish()?;
+        if place > 0 {
+            tx.execute(&self.lsql.gave_tags, &[&(front + place - 1)])?;
+        }
         committing.set(true);
         tx.commit()?;
         Ok(ids
@@ -674,10 +747,11 @@ fn insert_attempt(
 
 impl Queue for PgQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::Concurrent)
-            .with_all()
-            .without(runyard_queue::Capability::UniqueJobs)
-            .without(runyard_queue::Capability::Limits)
+        Capabilities::new(Durability::Durable, Writes::Concurrent).with_all()
+    }
+
+    fn as_flow(&self) -> Option<&dyn runyard_queue::FlowControl> {
+        Some(self)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -705,6 +779,9 @@ impl Queue for PgQueue {
         // and enqueueing again could add the jobs twice. Jobs without keys
         // go in one statement (its own transaction); with keys, the
         // duplicates are looked up in the same transaction.
+        if jobs.iter().any(needs_flow) {
+            return self.insert_flow(&jobs);
+        }
         if linked(&jobs) {
             return self.insert_linked(&jobs);
         }
@@ -741,19 +818,41 @@ impl Queue for PgQueue {
         let until = now.saturating_add(lease.as_micros() as i64);
         let filter: Option<Vec<&str>> = tasks.map(|t| t.iter().map(|n| n.as_str()).collect());
         let limit = max as i64;
-        let (mut rows, linked) = self.pool.run("claiming jobs", |c, _| {
-            let st = c.st(&self.sql.claim)?;
-            let rows = c.query(&st, &[&worker, &until, &now, &limit, &filter])?;
-            let linked: Vec<i64> = rows
-                .iter()
-                .filter(|r| r.get::<_, bool>(12))
-                .map(|r| r.get(0))
-                .collect();
-            Ok((
-                rows.iter().map(|r| claimed(self, r)).collect::<Vec<_>>(),
-                linked,
-            ))
-        })?;
+        let mut plain = Vec::new();
+        if !self.flow_on.load(Ordering::Relaxed) {
+            plain = self.pool.run("claiming jobs", |c, _| {
+                let promote = c.st(&self.lsql.promote)?;
+                c.execute(&promote, &[&now])?;
+                let st = c.st(&self.sql.claim)?;
+                c.query(&st, &[&worker, &until, &now, &limit, &filter])
+            })?;
+            // Nothing found: perhaps because the queue needs the limited
+            // claim now (see `limits.rs`).
+            if plain.is_empty() && !self.read_flow_on()? {
+                return Ok(Vec::new());
+            }
+        }
+        let got: Vec<(Row, Option<i64>)> = if plain.is_empty() {
+            self.claim_limited(worker, until, now, max, &filter)?
+        } else {
+            plain.into_iter().map(|r| (r, None)).collect()
+        };
+        let linked: Vec<i64> = got
+            .iter()
+            .filter(|(r, _)| r.get::<_, bool>(12))
+            .map(|(r, _)| r.get(0))
+            .collect();
+        // In claim order: priority, tag, id (`RETURNING` keeps none).
+        let mut got: Vec<(Claimed, Option<i64>)> = got
+            .iter()
+            .map(|(r, a)| {
+                let mut c = claimed(self, r);
+                c.admitted_at = a.map(Timestamp::from_micros);
+                (c, r.get::<_, Option<i64>>(13))
+            })
+            .collect();
+        got.sort_by_key(|(c, tag)| (std::cmp::Reverse(c.settings.priority), *tag, c.id));
+        let mut rows: Vec<Claimed> = got.into_iter().map(|(c, _)| c).collect();
         if !linked.is_empty() {
             // Parents have ended and their outputs no longer change: read
             // after the claim, outside its statement.
@@ -766,7 +865,6 @@ impl Queue for PgQueue {
                 }
             }
         }
-        stored::sort_claims(&mut rows);
         Ok(rows)
     }
 
@@ -813,16 +911,17 @@ impl Queue for PgQueue {
         let Some(rows) = rows else {
             return Err(stored::name_taken_over(worker));
         };
-        let mut held: FxHashMap<Lease, bool> = FxHashMap::default();
+        let mut held: FxHashMap<Lease, (bool, bool)> = FxHashMap::default();
         for r in &rows {
-            held.insert(lease_at(r, 0), r.get(3));
+            held.insert(lease_at(r, 0), (r.get(3), r.get(4)));
         }
         let mut reply = HeartbeatReply::default();
         for l in leases {
             match held.get(l) {
                 None => reply.lost.push(*l),
-                Some(true) => reply.cancel_requested.push(*l),
-                Some(false) => {}
+                Some((true, _)) => reply.cancel_requested.push(*l),
+                Some((false, true)) => reply.paused.push(*l),
+                Some((false, false)) => {}
             }
         }
         Ok(reply)
@@ -991,6 +1090,7 @@ impl Queue for PgQueue {
             ),
         };
         let undo = self.q(include_str!("../sql/undo_claim.sql"));
+        let free = &self.lsql.free_slots;
         let requeue = self.q(include_str!("../sql/requeue.sql"));
         let (out, cascade) = self.tx("rescuing expired leases", |tx| {
             let mut dead = Vec::new();
@@ -1009,6 +1109,7 @@ impl Queue for PgQueue {
                 let run_at: i64 = r.get(5);
                 let started: bool = r.get(6);
                 let lost_claims = r.get::<_, i32>(7) as u32;
+                tx.execute(free, &[&id])?;
                 if !started && lost_claims < max {
                     // Claimed ahead, never started: undone, not counted.
                     tx.execute(&undo, &[&now, &id])?;

@@ -488,14 +488,15 @@ fn a_child_added_while_its_parent_ends_is_never_left_blocked() {
 /// on first use: the job is kept, and new jobs can be after it.
 #[test]
 fn a_queue_of_the_previous_version_is_upgraded_and_its_jobs_can_be_parents() {
-    assert_eq!(SCHEMA_VERSION, 4);
-    let u = url("v3");
+    assert_eq!(SCHEMA_VERSION, 5);
+    let u = url("v4");
     let s = schema_of(&u);
     let mut db = client();
     let migrations = [
         include_str!("../migrations/0001_init.sql"),
         include_str!("../migrations/0002_workers.sql"),
         include_str!("../migrations/0003_claims.sql"),
+        include_str!("../migrations/0004_workflows.sql"),
     ]
     .map(|m| m.replace("runyard.", &format!("\"{s}\".")))
     .join("\n");
@@ -504,7 +505,7 @@ fn a_queue_of_the_previous_version_is_upgraded_and_its_jobs_can_be_parents() {
          CREATE TABLE \"{s}\".migrations (version integer PRIMARY KEY,
              applied_at timestamptz NOT NULL DEFAULT now());
          {migrations}
-         INSERT INTO \"{s}\".migrations (version) VALUES (1), (2), (3);
+         INSERT INTO \"{s}\".migrations (version) VALUES (1), (2), (3), (4);
          INSERT INTO \"{s}\".jobs (task, params, state, priority, run_at, enqueued_at,
              max_attempts, attempts_per_round, backoff, mode, isolate)
          VALUES ('t', '{{}}', 0, 0, 0, 0, 1, 1, 'none', 'auto', false);"
@@ -515,7 +516,7 @@ fn a_queue_of_the_previous_version_is_upgraded_and_its_jobs_can_be_parents() {
         .query_one(&format!("SELECT MAX(version) FROM \"{s}\".migrations"), &[])
         .unwrap()
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let old = q.list(&Default::default()).unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!(

@@ -1,0 +1,2 @@
+-- The fair order's frontier (see migration 0005).
+SELECT runyard.frontier()
