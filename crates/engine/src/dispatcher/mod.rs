@@ -50,6 +50,27 @@
 //! list, still claimed and unstarted, the lane is tried again after
 //! [`lanes::EXEC_RETRY`], and meanwhile nothing more is claimed.
 //!
+//! # Flow control
+//!
+//! A claim of a rate-limited job says when the queue admitted its start
+//! (`Claimed::admitted_at`): the job goes to its executor at once, past
+//! every waiting one, and its record starts at that time; when it cannot
+//! start at once (no free thread in its lane, its task at its limit in
+//! this engine, its executor down) it goes back to the queue, and no claim
+//! is made until an attempt ends (or [`leases::POLL`] has passed). A lane
+//! that has had rate-limited jobs is claimed for no more than its free
+//! threads, so that no such claim waits behind prefetched ones.
+//!
+//! A heartbeat's `paused` claims go back to the queue unless they have
+//! started: waiting ones, and those their executor gives back unstarted.
+//! Queues that keep limits are heartbeaten for that even when they are
+//! not durable.
+//!
+//! When heartbeats fail, a lease that was last renewed (or claimed) five
+//! sixths of a lease ago is given up as if it had been lost: its attempt
+//! is stopped and its outcome never recorded, so that no attempt runs
+//! past its lease while the queue's rescue frees its slot.
+//!
 //! # Phases
 //!
 //! `Running` claims and runs; the first interrupt moves to `Draining`
