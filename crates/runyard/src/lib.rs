@@ -514,6 +514,7 @@ pub mod flow {
         check_key_name, FlowError, FlowKey, Hold, JobLimits, LimitTarget, OnConflict, Rate,
         StoredLimit, Unique, KEY_MAX,
     };
+    pub use runyard_engine::TaskLimits;
     pub use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 }
 
