@@ -91,7 +91,9 @@
 //! submissions) or the first of: the queue's next scheduled job, a durable
 //! queue's next heartbeat or poll (at most [`leases::POLL`]), a lane's
 //! executor retry, the queue's return after it could not be reached, a
-//! shutdown deadline.
+//! shutdown deadline. On a queue that keeps limits, due jobs that a claim
+//! passed over (held by limits) are asked for again after a short wait
+//! that doubles, up to [`leases::POLL`], while they stay held.
 
 mod claims;
 mod emit;
@@ -125,6 +127,10 @@ use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
 use crate::lane::Lane;
 use crate::shared::{EngineInner, RunOutcome, Tally};
 
+/// The first wait before asking again for due jobs that limits held (it
+/// doubles, up to [`leases::POLL`], while they stay held).
+const HELD_POLL: Duration = Duration::from_millis(10);
+
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
     /// This run's worker name and whether it ends once drained.
@@ -157,6 +163,11 @@ pub(crate) struct Dispatcher {
     /// claim until an attempt ends, or until then. Each claim of such a
     /// job uses a permit of its rate.
     claims_held_until: Option<Instant>,
+    /// Whether the queue keeps limits (a claim may pass over due jobs).
+    limits: bool,
+    /// How long the loop last waited before asking again for due jobs
+    /// that limits held; zero once a claim finds jobs.
+    held_backoff: Duration,
     /// No lease is due to be given up before then (see
     /// [`leases::give_up_at`]).
     give_up_check: Instant,
@@ -207,6 +218,8 @@ impl Dispatcher {
             renewed: now,
             give_up_check,
             claims_held_until: None,
+            limits: caps.has(Capability::Limits),
+            held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
         }
@@ -320,6 +333,9 @@ impl Dispatcher {
         )?;
         if claimed.len() < want {
             self.queue_idle = true;
+        }
+        if !claimed.is_empty() {
+            self.held_backoff = Duration::ZERO;
         }
         let now = Instant::now();
         let mut batches = Batches::default();
@@ -798,6 +814,15 @@ impl Dispatcher {
                 let d = due.since(self.queue.now());
                 if !d.is_zero() {
                     at_most(d);
+                } else if self.limits {
+                    // Due jobs the claim passed over are held by limits
+                    // (or a pause): an attempt's end here wakes the loop,
+                    // and a slot freed or a rate's window passed elsewhere
+                    // is found by asking again, less often while nothing
+                    // comes.
+                    self.held_backoff = (self.held_backoff * 2).clamp(HELD_POLL, leases::POLL);
+                    self.queue_idle = false;
+                    at_most(self.held_backoff);
                 } else if self.engine.config.tasks.is_none() {
                     self.queue_idle = false;
                     return Some(Duration::ZERO);
