@@ -20,7 +20,11 @@ mod additions;
 mod flow;
 mod flow_admin;
 mod flow_random;
+mod limits;
+mod limits_random;
+mod pause;
 mod support;
+mod unique;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
 pub use support::{job, record, settings, Factory};
@@ -48,6 +52,27 @@ pub use flow_admin::{
     retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
 pub use flow_random::random_workflows_respect_every_edge;
+pub use limits::{
+    a_key_is_shared_by_tasks_and_workers, a_key_rate_is_shared_and_a_stored_rate_beats_it,
+    a_rate_admits_a_burst_then_waits_for_the_window, a_stored_limit_beats_the_carried_one,
+    a_task_limit_holds_across_claims, a_value_limit_beats_the_name_limit,
+    bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
+    slots_come_back_on_complete_release_and_rescue,
+};
+pub use limits_random::limits_hold_under_random_operations;
+pub use pause::{
+    a_newcomer_key_is_not_held_back_by_a_backlog,
+    a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+    holds_say_what_keeps_each_job_waiting, pausing_every_task_holds_every_job,
+    rate_keys_share_the_workers_fairly_too,
+};
+pub use unique::{
+    a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
+    a_waiting_job_holds_its_unique_key, jobs_of_one_batch_see_the_keys_before_them,
+    racing_submitters_of_one_key_make_one_job,
+    replace_gives_the_waiting_job_new_parameters_and_run_at,
+    the_idempotency_key_is_checked_before_the_unique_key, within_holds_the_key_after_a_success,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -111,6 +136,29 @@ macro_rules! conformance_tests {
             random_workflows_respect_every_edge,
             a_large_output_is_stored_capped,
             a_retry_blocks_again_a_released_always_job,
+            a_waiting_job_holds_its_unique_key,
+            replace_gives_the_waiting_job_new_parameters_and_run_at,
+            within_holds_the_key_after_a_success,
+            a_running_job_holds_no_key_and_one_waits_behind_it,
+            jobs_of_one_batch_see_the_keys_before_them,
+            racing_submitters_of_one_key_make_one_job,
+            the_idempotency_key_is_checked_before_the_unique_key,
+            a_unique_job_after_others_is_refused,
+            a_task_limit_holds_across_claims,
+            a_key_is_shared_by_tasks_and_workers,
+            slots_come_back_on_complete_release_and_rescue,
+            a_stored_limit_beats_the_carried_one,
+            a_value_limit_beats_the_name_limit,
+            lowering_a_limit_takes_nothing_back,
+            bad_limit_changes_are_refused,
+            a_rate_admits_a_burst_then_waits_for_the_window,
+            a_key_rate_is_shared_and_a_stored_rate_beats_it,
+            a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+            pausing_every_task_holds_every_job,
+            holds_say_what_keeps_each_job_waiting,
+            a_newcomer_key_is_not_held_back_by_a_backlog,
+            rate_keys_share_the_workers_fairly_too,
+            limits_hold_under_random_operations,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -903,6 +951,18 @@ mod model {
         /// Claims made, undone ones included: the fencing token.
         pub(super) claims: u64,
         pub(super) outcomes: Vec<OutcomeKind>,
+        /// Its place in the fair order, while due (`docs/backends.md` §8).
+        pub(super) tag: Option<u64>,
+    }
+
+    /// The frontier: the smallest tag of a waiting job, or one more than
+    /// the largest tag given when none waits.
+    pub(super) fn frontier(jobs: &[Job], next_tag: u64) -> u64 {
+        jobs.iter()
+            .filter(|j| j.state == S::Waiting)
+            .filter_map(|j| j.tag)
+            .min()
+            .unwrap_or(next_tag)
     }
 
     impl Job {
@@ -952,6 +1012,8 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
             let (clock, q) = fresh(make);
             let mut jobs: Vec<Job> = Vec::new();
             let mut held: Vec<(String, Lease)> = Vec::new();
+            // One more than the largest tag given so far.
+            let mut next_tag = 0u64;
             for op in ops {
                 let now = q.now().as_micros();
                 match op {
@@ -963,8 +1025,14 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                                 ..job("t", max, 0)
                             })
                             .collect();
-                        for e in q.enqueue(batch).unwrap() {
+                        let v = model::frontier(&jobs, next_tag);
+                        for (place, e) in q.enqueue(batch).unwrap().into_iter().enumerate() {
+                            let tag = (!later).then_some(v + place as u64);
+                            if let Some(t) = tag {
+                                next_tag = next_tag.max(t + 1);
+                            }
                             jobs.push(Job {
+                                tag,
                                 id: e.id(),
                                 state: S::Waiting,
                                 attempt: 0,
@@ -983,10 +1051,18 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         let w = format!("w{worker}");
                         let lease = Duration::from_secs(lease as u64);
                         let got = q.claim(&w, n as usize, lease).unwrap();
+                        // The claim tags the jobs that became due: the frontier.
+                        let v = model::frontier(&jobs, next_tag);
+                        for j in jobs.iter_mut() {
+                            if j.state == S::Waiting && j.tag.is_none() && j.ready_at <= now {
+                                j.tag = Some(v);
+                                next_tag = next_tag.max(v + 1);
+                            }
+                        }
                         let mut ready: Vec<usize> = (0..jobs.len())
                             .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
                             .collect();
-                        ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
+                        ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
                         ready.truncate(n as usize);
                         let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
                         let have: Vec<JobId> = got.iter().map(|c| c.id).collect();
@@ -1039,10 +1115,15 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         prop_assert_eq!(r.results[0].is_ok(), holds, "fencing");
                         if holds {
                             j.outcomes.push(outcome);
+                            // A retry due now is tagged at the frontier.
+                            let v = model::frontier(&jobs, next_tag);
+                            let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
                             j.state = match finish {
                                 Verdict::Succeeded(_) => S::Succeeded,
                                 Verdict::Retry { .. } => {
                                     j.ready_at = now;
+                                    j.tag = Some(v);
+                                    next_tag = next_tag.max(v + 1);
                                     S::Waiting
                                 }
                                 Verdict::Dead => S::Dead,
