@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    Context, Event, FlowKey, JobId, JobSpec, JobState, Mode, OnConflict, OutcomeKind, Rate,
+    Context, Event, FlowKey, Hold, JobId, JobSpec, JobState, Mode, OnConflict, OutcomeKind, Rate,
     Registry, Task, TaskDef, TaskDefaults, TaskError, TaskKind, Timestamp,
 };
 use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink};
 use runyard_queue::{
-    Admin, Capabilities, Capability, Claimed, Completion, Counts, Durability, Enqueued, Fenced,
-    HeartbeatReply, Inspect, Lease, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
-    Recorded, Rescue, Rescued, Submit, TaskName, Waker,
+    Admin, Capabilities, Capability, Claimed, Clock, Completion, Counts, Durability, Enqueued,
+    Fenced, HeartbeatReply, Inspect, Lease, ManualClock, MemoryQueue, NewJob, Queue, QueueError,
+    QueueErrorKind, Recorded, Rescue, Rescued, Submit, TaskName, Waker,
 };
 
 // ------------------------------------------------------------------ tasks
@@ -30,6 +30,8 @@ struct Gate {
     open: Arc<AtomicBool>,
     started: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
 }
 
 impl Task for Gate {
@@ -39,14 +41,19 @@ impl Task for Gate {
     type Output = ();
 
     fn run(&self, _: (), ctx: &Context) -> Result<(), TaskError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
         self.started.fetch_add(1, Ordering::SeqCst);
+        let mut r = Ok(());
         while !self.open.load(Ordering::SeqCst) {
             if let Err(e) = ctx.sleep(Duration::from_millis(1)) {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
-                return Err(e);
+                r = Err(e);
+                break;
             }
         }
-        Ok(())
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 }
 
@@ -89,6 +96,8 @@ struct Switches {
     open: Arc<AtomicBool>,
     started: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
 }
 
 fn registry(s: &Switches) -> Registry {
@@ -97,6 +106,8 @@ fn registry(s: &Switches) -> Registry {
             open: Arc::clone(&s.open),
             started: Arc::clone(&s.started),
             cancelled: Arc::clone(&s.cancelled),
+            running: Arc::clone(&s.running),
+            most: Arc::clone(&s.most),
         }))
         .task(TaskDef::from_task(Limited))
         .task(TaskDef::from_task(Plain))
@@ -643,4 +654,137 @@ fn attempts_whose_leases_cannot_be_renewed_are_stopped_before_they_expire() {
     assert!(!kinds.contains(&OutcomeKind::Cancelled), "{kinds:?}");
     run.interrupt();
     run.wait().unwrap();
+}
+
+// ------------------------------------------------------------------ on the memory queue
+
+#[test]
+fn a_rate_on_the_memory_queue_admits_starts_by_its_clock() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_000_000_000_000_000,
+    )));
+    let t0 = clock.now();
+    let queue = Arc::new(MemoryQueue::with_clock(Arc::clone(&clock) as Arc<dyn Clock>));
+    let config = EngineConfig::builder()
+        .task_limits("plain", None, Some("3/m".parse().unwrap()))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&Switches::default()), config);
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    for _ in 0..5 {
+        run.submit(&JobSpec::new("plain")).unwrap();
+    }
+    let flow = || queue.as_flow().expect("the memory queue keeps limits");
+    wait_for("three start and two are held by the rate", || {
+        let held = flow().holds().unwrap().held;
+        queue.counts().unwrap().succeeded == 3
+            && held
+                .iter()
+                .any(|(h, n)| matches!(h, Hold::Rate { .. }) && *n == 2)
+    });
+    clock.advance(Duration::from_secs(61));
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 5);
+    let mut starts: Vec<Timestamp> = report
+        .jobs
+        .iter()
+        .map(|j| j.attempts[0].started_at)
+        .collect();
+    starts.sort();
+    // Each record starts when the queue admitted it, on the queue's clock.
+    assert_eq!(&starts[..3], &[t0; 3]);
+    assert_eq!(&starts[3..], &[t0 + Duration::from_secs(61); 2]);
+}
+
+#[test]
+fn a_task_limit_holds_across_two_workers_on_one_queue() {
+    let s = Switches::default();
+    let config = EngineConfig::builder()
+        .task_limits("gate", Some(1), None)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let queue = Arc::new(MemoryQueue::new());
+    let a = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .name("a")
+        .start()
+        .unwrap();
+    let b = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .name("b")
+        .start()
+        .unwrap();
+    let jobs: Vec<NewJob> = (0..3)
+        .map(|_| engine.prepare(&JobSpec::new("gate")).unwrap())
+        .collect();
+    let ids: Vec<JobId> = queue
+        .enqueue(jobs)
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let flow = || queue.as_flow().unwrap();
+    wait_for("one runs and two are held by the task's limit", || {
+        let held = flow().holds().unwrap().held;
+        s.started.load(Ordering::SeqCst) == 1
+            && held
+                .iter()
+                .any(|(h, n)| matches!(h, Hold::Concurrency { .. }) && *n == 2)
+    });
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("all three succeed", || {
+        queue.counts().unwrap().succeeded == 3
+    });
+    assert_eq!(s.most.load(Ordering::SeqCst), 1, "never two at once");
+    for id in ids {
+        let v = queue.inspect().unwrap().get(id).unwrap().unwrap();
+        assert_eq!(v.attempts.len(), 1);
+    }
+    a.interrupt();
+    b.interrupt();
+    a.wait().unwrap();
+    b.wait().unwrap();
+}
+
+#[test]
+fn pausing_a_task_on_the_memory_queue_gives_its_unstarted_claims_back() {
+    let s = Switches::default();
+    // Heartbeats every 100 ms.
+    let engine = thread_engine(&s, Duration::from_millis(300));
+    let queue = Arc::new(MemoryQueue::new());
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let running = run.submit(&JobSpec::new("gate")).unwrap();
+    wait_for("the first gate runs", || {
+        s.started.load(Ordering::SeqCst) == 1
+    });
+    let waiting = run.submit(&JobSpec::new("gate")).unwrap();
+    let flow = queue.as_flow().unwrap();
+    let gate = TaskName::from("gate");
+    let state = |id| queue.inspect().unwrap().get(id).unwrap().unwrap().state;
+    // Paused once the second gate is claimed (and not started: the one
+    // thread runs the first): `pause` names the claims it holds back.
+    wait_for("the second gate is claimed when the task is paused", || {
+        if flow.pause(Some(&gate)).unwrap().contains(&waiting) {
+            return true;
+        }
+        flow.resume(Some(&gate)).unwrap();
+        false
+    });
+    // An in-process queue is not told of starts: it lists the running
+    // attempt as unstarted too, and the worker, which knows, keeps it.
+    wait_for("the worker gives it back", || {
+        !flow.unstarted().unwrap().contains(&waiting)
+    });
+    assert_eq!(state(waiting), JobState::Queued);
+    assert!(flow.unstarted().unwrap().contains(&running));
+    assert_eq!(s.started.load(Ordering::SeqCst), 1);
+    assert!(flow.resume(Some(&gate)).unwrap());
+    s.open.store(true, Ordering::SeqCst);
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 2);
+    assert!(report.jobs.iter().all(|j| j.attempts.len() == 1));
 }

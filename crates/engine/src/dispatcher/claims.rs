@@ -70,7 +70,7 @@ impl Claims {
         if self.waiting > 0 {
             return 0;
         }
-        self.lanes.claim_room().min(MAX_CLAIM)
+        self.lanes.room().min(MAX_CLAIM)
     }
 
     /// Takes a claimed job: it waits in its lane's list.

@@ -40,9 +40,9 @@ pub(super) struct LaneState {
     pub(super) inflight: usize,
     /// Claimed jobs waiting for room in the lane, by token, in order.
     pub(super) waiting: VecDeque<u64>,
-    /// The lane has had rate-limited claims: claims ask for no more of it
-    /// than it can start at once (a rate-limited job starts when claimed,
-    /// and one given back has used its rate's permit for nothing).
+    /// The lane runs rate-limited tasks: their claims ask for no more
+    /// than its free threads (a rate-limited job starts when claimed, and
+    /// one given back has used its rate's permit for nothing).
     pub(super) rated: bool,
 }
 
@@ -65,14 +65,9 @@ impl LaneState {
         self.cap.saturating_sub(self.inflight)
     }
 
-    /// How many more attempts a claim may bring for the lane: its room,
-    /// or for a lane with rate-limited jobs its free threads.
-    pub(super) fn claim_room(&self) -> usize {
-        if self.rated {
-            self.threads.saturating_sub(self.inflight)
-        } else {
-            self.room()
-        }
+    /// Attempts the executor would start at once: its free threads.
+    pub(super) fn free_threads(&self) -> usize {
+        self.threads.saturating_sub(self.inflight)
     }
 
     /// Whether the executor could not start and is not to be tried again yet.
@@ -180,15 +175,18 @@ impl Lanes {
     }
 
     /// How many more attempts the executors may be handed, over all lanes.
-    #[cfg(test)]
     pub(super) fn room(&self) -> usize {
         self.0.iter().map(LaneState::room).sum()
     }
 
-    /// How many more jobs a claim may bring, over all lanes (see
-    /// [`LaneState::claim_room`]).
-    pub(super) fn claim_room(&self) -> usize {
-        self.0.iter().map(LaneState::claim_room).sum()
+    /// How many rate-limited jobs a claim may bring: the free threads of
+    /// the lanes that run rate-limited tasks.
+    pub(super) fn rated_room(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|l| l.rated)
+            .map(LaneState::free_threads)
+            .sum()
     }
 }
 
@@ -239,14 +237,15 @@ mod tests {
     }
 
     #[test]
-    fn a_lane_with_rate_limited_jobs_is_claimed_for_its_free_threads_only() {
+    fn rate_limited_jobs_are_claimed_for_the_free_threads_of_their_lanes() {
         let mut l = Lanes::new(&sizes(), true);
-        let all = l.claim_room();
+        assert_eq!(l.rated_room(), 0);
         l[Lane::Cpu].inflight = 3;
-        assert_eq!(l[Lane::Cpu].claim_room(), 4 * CPU_PREFETCH - 3);
         l[Lane::Cpu].rated = true;
-        assert_eq!(l[Lane::Cpu].claim_room(), 1, "one thread is free");
-        assert_eq!(l.claim_room(), all - 4 * CPU_PREFETCH + 1);
+        assert_eq!(l.rated_room(), 1, "one CPU thread is free");
+        assert_eq!(l[Lane::Cpu].room(), 4 * CPU_PREFETCH - 3);
+        l[Lane::Blocking].rated = true;
+        assert_eq!(l.rated_room(), 1 + 8);
     }
 
     #[test]

@@ -110,7 +110,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runyard_core::{Outcome, OutcomeKind, QueuedReason, Timestamp};
+use runyard_core::{Outcome, OutcomeKind, QueuedReason, TaskIndex, Timestamp};
 use runyard_exec::{AttemptReport, Executor, Spinner};
 use runyard_queue::{Capability, Claimed, Durability, Lease, Queue, QueueError, Rescue};
 
@@ -124,7 +124,7 @@ use self::shutdown::{Phase, Step};
 use crate::config::RunSettings;
 use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
-use crate::lane::Lane;
+use crate::lane::{lane_for, Lane};
 use crate::shared::{EngineInner, RunOutcome, Tally};
 
 /// The first wait before asking again for due jobs that limits held (it
@@ -163,6 +163,9 @@ pub(crate) struct Dispatcher {
     /// claim until an attempt ends, or until then. Each claim of such a
     /// job uses a permit of its rate.
     claims_held_until: Option<Instant>,
+    /// Per task: whether it is rate-limited (by its defaults or the run's
+    /// limits, or as its claims have shown).
+    rated: Vec<bool>,
     /// Whether the queue keeps limits (a claim may pass over due jobs).
     limits: bool,
     /// How long the loop last waited before asking again for due jobs
@@ -197,7 +200,8 @@ impl Dispatcher {
         let now = Instant::now();
         let give_up_check = leases::give_up_at(now, now, engine.config.lease);
         let events_may_interrupt = !events.is_empty();
-        Dispatcher {
+        let tasks = engine.names.len();
+        let mut d = Dispatcher {
             engine,
             settings,
             queue,
@@ -219,10 +223,23 @@ impl Dispatcher {
             give_up_check,
             claims_held_until: None,
             limits: caps.has(Capability::Limits),
+            rated: vec![false; tasks],
             held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
+        };
+        // Tasks rate-limited by their defaults or the run's limits, in
+        // the lane their jobs run in unless they ask for another mode.
+        for i in 0..tasks {
+            if !d.limits || d.engine.limits[i].1.is_none() {
+                continue;
+            }
+            let def = d.engine.registry.task(TaskIndex(i as u32));
+            if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
+                d.mark_rated(TaskIndex(i as u32), lane);
+            }
         }
+        d
     }
 
     fn worker(&self) -> &str {
@@ -324,14 +341,8 @@ impl Dispatcher {
         }
         let asked = Instant::now();
         self.timers.polled(asked);
-        let cfg = &self.engine.config;
-        let claimed = self.queue.claim_tasks(
-            &self.settings.worker_name,
-            want,
-            cfg.lease,
-            cfg.tasks.as_deref(),
-        )?;
-        if claimed.len() < want {
+        let (claimed, asked_for) = self.claim_batch(want)?;
+        if claimed.len() < asked_for || asked_for == 0 {
             self.queue_idle = true;
         }
         if !claimed.is_empty() {
@@ -351,6 +362,58 @@ impl Dispatcher {
             self.release_entries(unstartable);
         }
         Ok(())
+    }
+
+    /// Claims up to `want` jobs; returns them and how many were asked for.
+    /// Jobs of rate-limited tasks are claimed apart, for no more than the
+    /// free threads of their lanes (see the module docs).
+    fn claim_batch(&mut self, want: usize) -> Result<(Vec<Claimed>, usize), QueueError> {
+        let cfg = &self.engine.config;
+        let (worker, lease) = (&self.settings.worker_name, cfg.lease);
+        if !self.rated.contains(&true) {
+            let claimed = self
+                .queue
+                .claim_tasks(worker, want, lease, cfg.tasks.as_deref())?;
+            return Ok((claimed, want));
+        }
+        let names = &self.engine.names;
+        let allowed = |i: usize| {
+            cfg.tasks
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|n| *n == names[i]))
+        };
+        let (mut rated, mut others) = (Vec::new(), Vec::new());
+        for (i, name) in names.iter().enumerate().filter(|(i, _)| allowed(*i)) {
+            if self.rated[i] {
+                rated.push(name.clone());
+            } else {
+                others.push(name.clone());
+            }
+        }
+        let rated_want = self.claims.lanes.rated_room().min(want);
+        let mut claimed = Vec::new();
+        if rated_want > 0 && !rated.is_empty() {
+            claimed = self
+                .queue
+                .claim_tasks(worker, rated_want, lease, Some(&rated))?;
+        }
+        let mut asked_for = rated_want;
+        let others_want = want - claimed.len();
+        if others_want > 0 && !others.is_empty() {
+            asked_for += others_want;
+            claimed.extend(
+                self.queue
+                    .claim_tasks(worker, others_want, lease, Some(&others))?,
+            );
+        }
+        Ok((claimed, asked_for))
+    }
+
+    /// Marks `task` (in `lane`) as rate-limited: its jobs are claimed for
+    /// free threads only.
+    fn mark_rated(&mut self, task: TaskIndex, lane: Lane) {
+        self.rated[task.0 as usize] = true;
+        self.claims.lanes[lane].rated = true;
     }
 
     /// Whether claims wait for an attempt's end (see `claims_held_until`).
@@ -380,7 +443,7 @@ impl Dispatcher {
         match self.router.route(&self.engine, c, asked) {
             Ok(e) if e.admitted_at.is_some() => {
                 let (lane, task) = (e.lane, e.task);
-                self.claims.lanes[lane].rated = true;
+                self.mark_rated(task, lane);
                 let startable =
                     self.claims.can_start_now(lane, task, now) && self.executor(lane).is_some();
                 if startable {
@@ -802,11 +865,7 @@ impl Dispatcher {
         if let Some(t) = self.claims_held_until {
             at_most(t.saturating_duration_since(now));
         }
-        if !self.queue_idle
-            && !held
-            && self.claims.lanes.claim_room() > 0
-            && self.claims.waiting() == 0
-        {
+        if !self.queue_idle && !held && self.claims.lanes.room() > 0 && self.claims.waiting() == 0 {
             return Some(Duration::ZERO);
         }
         if self.queue_idle {
