@@ -788,3 +788,39 @@ fn pausing_a_task_on_the_memory_queue_gives_its_unstarted_claims_back() {
     assert_eq!(report.summary.succeeded, 2);
     assert!(report.jobs.iter().all(|j| j.attempts.len() == 1));
 }
+
+#[test]
+fn a_unique_key_on_the_memory_queue_makes_one_job_whether_it_skips_or_replaces() {
+    let s = Switches::default();
+    s.open.store(true, Ordering::SeqCst);
+    let engine = Engine::new(registry(&s), EngineConfig::default());
+    let queue = Arc::new(MemoryQueue::new());
+    // Held back, so that the first job still waits when the others come.
+    let flow = queue.as_flow().unwrap();
+    let plain = TaskName::from("plain");
+    flow.pause(Some(&plain)).unwrap();
+    let names = Arc::new(Names::default());
+    let run = engine
+        .start_with_sinks(
+            Arc::clone(&queue) as Arc<dyn Queue>,
+            vec![Arc::clone(&names) as Arc<dyn EventSink>],
+        )
+        .unwrap();
+    let job = || JobSpec::new("plain").unique_key("nightly");
+    let first = run.submit(&job()).unwrap();
+    assert_eq!(run.submit(&job()).unwrap(), first);
+    let replaced = run.submit(&job().on_conflict(OnConflict::Replace)).unwrap();
+    assert_eq!(replaced, first);
+    flow.resume(Some(&plain)).unwrap();
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 1, "one job in all");
+    let queued = names
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == "queued")
+        .count();
+    assert_eq!(queued, 1, "the duplicates were never queued");
+}

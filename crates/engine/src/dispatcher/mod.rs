@@ -57,9 +57,12 @@
 //! every waiting one, and its record starts at that time; when it cannot
 //! start at once (no free thread in its lane, its task at its limit in
 //! this engine, its executor down) it goes back to the queue, and no claim
-//! is made until an attempt ends (or [`leases::POLL`] has passed). A lane
-//! that has had rate-limited jobs is claimed for no more than its free
-//! threads, so that no such claim waits behind prefetched ones.
+//! is made until an attempt ends (or [`leases::POLL`] has passed). The
+//! jobs of rate-limited tasks (by their defaults or the run's limits, or
+//! once a claim of theirs was admitted) are claimed apart from the others,
+//! for no more than the free threads of their lanes: claimed with the
+//! others, they would come in prefetched numbers and most would go back,
+//! each having used a permit of its rate.
 //!
 //! A heartbeat's `paused` claims go back to the queue unless they have
 //! started: waiting ones, and those their executor gives back unstarted.
