@@ -607,8 +607,8 @@ fn claims_of_a_paused_task_go_back_unless_they_started() {
 #[test]
 fn attempts_whose_leases_cannot_be_renewed_are_stopped_before_they_expire() {
     let s = Switches::default();
-    // Heartbeats every 200 ms; a lease not renewed for 500 ms is given up.
-    let engine = thread_engine(&s, Duration::from_millis(600));
+    // Heartbeats every 400 ms; a lease not renewed for 1 s is given up.
+    let engine = thread_engine(&s, Duration::from_millis(1200));
     let queue = Arc::new(Shim::new(true));
     let run = engine
         .worker(Arc::clone(&queue) as Arc<dyn Queue>)
@@ -620,10 +620,17 @@ fn attempts_whose_leases_cannot_be_renewed_are_stopped_before_they_expire() {
         .id();
     wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
     queue.fail_heartbeats.store(true, Ordering::SeqCst);
+    wait_for("a heartbeat fails", || {
+        queue.failed_heartbeats.load(Ordering::SeqCst) > 0
+    });
+    assert_eq!(
+        s.cancelled.load(Ordering::SeqCst),
+        0,
+        "not before they fail"
+    );
     wait_for("the attempt is stopped", || {
         s.cancelled.load(Ordering::SeqCst) == 1
     });
-    assert!(queue.failed_heartbeats.load(Ordering::SeqCst) > 0);
     let first = queue
         .claimed
         .lock()
