@@ -506,7 +506,7 @@ pub mod workflow {
 /// its jobs across every worker of a queue; `worker_concurrency` caps only
 /// what one engine runs at once. A run may override a task's limits with
 /// [`EngineConfigBuilder::task_limits`](crate::EngineConfigBuilder::task_limits),
-/// and a limit stored in the queue ([`FlowControl::set_limit`]) beats both.
+/// and a limit stored in the queue ([`FlowControl::set_limit`](flow::FlowControl::set_limit)) beats both.
 /// Submitting a job whose unique key is held returns the id of the job
 /// that holds it.
 pub mod flow {
