@@ -759,8 +759,9 @@ fn a_task_limit_holds_across_two_workers_on_one_queue() {
 #[test]
 fn pausing_a_task_on_the_memory_queue_gives_its_unstarted_claims_back() {
     let s = Switches::default();
-    // Heartbeats every 100 ms.
-    let engine = thread_engine(&s, Duration::from_millis(300));
+    // A long lease: an in-process queue is heartbeaten every second all
+    // the same, for its pauses.
+    let engine = thread_engine(&s, Duration::from_secs(600));
     let queue = Arc::new(MemoryQueue::new());
     let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
     let running = run.submit(&JobSpec::new("gate")).unwrap();

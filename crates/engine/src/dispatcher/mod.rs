@@ -620,9 +620,7 @@ impl Dispatcher {
         if !self.heartbeats {
             return Ok(());
         }
-        let due = self
-            .timers
-            .due(now, self.engine.config.lease, self.queue_idle);
+        let due = self.timers.due(now, self.timer_lease(), self.queue_idle);
         if due.poll && self.durable {
             self.queue_idle = false;
         }
@@ -646,6 +644,18 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// The lease the timers are kept by: the engine's, or for an
+    /// in-process queue (heartbeaten only to hear of pauses) at most 3 s,
+    /// so that a paused task's claims go back within a second.
+    fn timer_lease(&self) -> Duration {
+        let lease = self.engine.config.lease;
+        if self.durable {
+            lease
+        } else {
+            lease.min(Duration::from_secs(3))
+        }
     }
 
     /// Renews the leases held, and (with none, too) the worker's
@@ -900,7 +910,7 @@ impl Dispatcher {
             }
         }
         if self.heartbeats {
-            let lease = self.engine.config.lease;
+            let lease = self.timer_lease();
             let idle = self.queue_idle && self.durable;
             at_most(self.timers.until_next(now, lease, idle));
         }
