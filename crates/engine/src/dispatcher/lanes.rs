@@ -40,6 +40,10 @@ pub(super) struct LaneState {
     pub(super) inflight: usize,
     /// Claimed jobs waiting for room in the lane, by token, in order.
     pub(super) waiting: VecDeque<u64>,
+    /// The lane runs rate-limited tasks: their claims ask for no more
+    /// than its free threads (a rate-limited job starts when claimed, and
+    /// one given back has used its rate's permit for nothing).
+    pub(super) rated: bool,
 }
 
 impl LaneState {
@@ -52,12 +56,18 @@ impl LaneState {
             low_water,
             inflight: 0,
             waiting: VecDeque::new(),
+            rated: false,
         }
     }
 
     /// How many more attempts the executor may be handed.
     pub(super) fn room(&self) -> usize {
         self.cap.saturating_sub(self.inflight)
+    }
+
+    /// Attempts the executor would start at once: its free threads.
+    pub(super) fn free_threads(&self) -> usize {
+        self.threads.saturating_sub(self.inflight)
     }
 
     /// Whether the executor could not start and is not to be tried again yet.
@@ -168,6 +178,16 @@ impl Lanes {
     pub(super) fn room(&self) -> usize {
         self.0.iter().map(LaneState::room).sum()
     }
+
+    /// How many rate-limited jobs a claim may bring: the free threads of
+    /// the lanes that run rate-limited tasks.
+    pub(super) fn rated_room(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|l| l.rated)
+            .map(LaneState::free_threads)
+            .sum()
+    }
 }
 
 impl Index<Lane> for Lanes {
@@ -214,6 +234,18 @@ mod tests {
         let caps: Vec<usize> = l.iter().map(|(_, s)| s.cap).collect();
         assert_eq!(caps, [4, 8, 100, 2]);
         assert_eq!(l.room(), 114);
+    }
+
+    #[test]
+    fn rate_limited_jobs_are_claimed_for_the_free_threads_of_their_lanes() {
+        let mut l = Lanes::new(&sizes(), true);
+        assert_eq!(l.rated_room(), 0);
+        l[Lane::Cpu].inflight = 3;
+        l[Lane::Cpu].rated = true;
+        assert_eq!(l.rated_room(), 1, "one CPU thread is free");
+        assert_eq!(l[Lane::Cpu].room(), 4 * CPU_PREFETCH - 3);
+        l[Lane::Blocking].rated = true;
+        assert_eq!(l.rated_room(), 1 + 8);
     }
 
     #[test]
