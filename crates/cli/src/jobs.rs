@@ -79,6 +79,23 @@ WORKFLOWS (docs/workflows.md)
   after = [\"extract\", 17]  # names of this command's jobs, ids of jobs in the queue
   run_if = \"success\"       # the default; \"always\" runs once they have all ended
 
+FLOW CONTROL (docs/flow-control.md)
+  [[job]]
+  task = \"call_api\"
+  unique_key = \"sync-42\"     # no second job while one with the key waits
+  unique_for = \"10m\"         # ... or succeeded this long ago or less
+  on_conflict = \"replace\"    # the waiting job takes these params (default: skip)
+  concurrency_key = \"tenant:42\"  # NAME or NAME:VALUE, shared across tasks
+  concurrency = 2              # at most 2 at once of each value of the key
+  rate_key = \"stripe\"
+  rate = \"50/s\"              # COUNT/s, /m or /h: starts, across all workers
+  # concurrency_key, concurrency, rate_key, rate, unique_for and on_conflict
+  # may also go in [defaults]
+
+  [limits.call_api]            # `run` only: the task's limits for this run
+  concurrency = 4              # (a shared queue's are set with `runyard limit`)
+  rate = \"10/s\"
+
 COUNTS
   1 to 100000000 jobs per command: every `*COUNT` and `count =` together
 
@@ -638,7 +655,6 @@ fn from_text(
                 concurrency: j.concurrency.as_ref().map(|c| c.get_ref().0),
                 rate_key: j.rate_key.map(|k| k.0),
                 rate: j.rate.as_ref().map(|r| r.get_ref().0),
-                ..JobOptions::default()
             };
             let spec = JobSpec::new(j.task.get_ref().clone())
                 .with_params(params)
