@@ -21,6 +21,7 @@ mod flow;
 mod flow_admin;
 mod flow_random;
 mod support;
+mod unique;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
 pub use support::{job, record, settings, Factory};
@@ -48,6 +49,13 @@ pub use flow_admin::{
     retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
 pub use flow_random::random_workflows_respect_every_edge;
+pub use unique::{
+    a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
+    a_waiting_job_holds_its_unique_key, jobs_of_one_batch_see_the_keys_before_them,
+    racing_submitters_of_one_key_make_one_job,
+    replace_gives_the_waiting_job_new_parameters_and_run_at,
+    the_idempotency_key_is_checked_before_the_unique_key, within_holds_the_key_after_a_success,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -111,6 +119,14 @@ macro_rules! conformance_tests {
             random_workflows_respect_every_edge,
             a_large_output_is_stored_capped,
             a_retry_blocks_again_a_released_always_job,
+            a_waiting_job_holds_its_unique_key,
+            replace_gives_the_waiting_job_new_parameters_and_run_at,
+            within_holds_the_key_after_a_success,
+            a_running_job_holds_no_key_and_one_waits_behind_it,
+            jobs_of_one_batch_see_the_keys_before_them,
+            racing_submitters_of_one_key_make_one_job,
+            the_idempotency_key_is_checked_before_the_unique_key,
+            a_unique_job_after_others_is_refused,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -903,6 +919,18 @@ mod model {
         /// Claims made, undone ones included: the fencing token.
         pub(super) claims: u64,
         pub(super) outcomes: Vec<OutcomeKind>,
+        /// Its place in the fair order, while due (`docs/backends.md` §8).
+        pub(super) tag: Option<u64>,
+    }
+
+    /// The frontier: the smallest tag of a waiting job, or one more than
+    /// the largest tag given when none waits.
+    pub(super) fn frontier(jobs: &[Job], next_tag: u64) -> u64 {
+        jobs.iter()
+            .filter(|j| j.state == S::Waiting)
+            .filter_map(|j| j.tag)
+            .min()
+            .unwrap_or(next_tag)
     }
 
     impl Job {
@@ -952,6 +980,8 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
             let (clock, q) = fresh(make);
             let mut jobs: Vec<Job> = Vec::new();
             let mut held: Vec<(String, Lease)> = Vec::new();
+            // One more than the largest tag given so far.
+            let mut next_tag = 0u64;
             for op in ops {
                 let now = q.now().as_micros();
                 match op {
@@ -963,8 +993,14 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                                 ..job("t", max, 0)
                             })
                             .collect();
-                        for e in q.enqueue(batch).unwrap() {
+                        let v = model::frontier(&jobs, next_tag);
+                        for (place, e) in q.enqueue(batch).unwrap().into_iter().enumerate() {
+                            let tag = (!later).then_some(v + place as u64);
+                            if let Some(t) = tag {
+                                next_tag = next_tag.max(t + 1);
+                            }
                             jobs.push(Job {
+                                tag,
                                 id: e.id(),
                                 state: S::Waiting,
                                 attempt: 0,
@@ -983,10 +1019,18 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         let w = format!("w{worker}");
                         let lease = Duration::from_secs(lease as u64);
                         let got = q.claim(&w, n as usize, lease).unwrap();
+                        // The claim tags the jobs that became due: the frontier.
+                        let v = model::frontier(&jobs, next_tag);
+                        for j in jobs.iter_mut() {
+                            if j.state == S::Waiting && j.tag.is_none() && j.ready_at <= now {
+                                j.tag = Some(v);
+                                next_tag = next_tag.max(v + 1);
+                            }
+                        }
                         let mut ready: Vec<usize> = (0..jobs.len())
                             .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
                             .collect();
-                        ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
+                        ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
                         ready.truncate(n as usize);
                         let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
                         let have: Vec<JobId> = got.iter().map(|c| c.id).collect();
@@ -1039,10 +1083,15 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         prop_assert_eq!(r.results[0].is_ok(), holds, "fencing");
                         if holds {
                             j.outcomes.push(outcome);
+                            // A retry due now is tagged at the frontier.
+                            let v = model::frontier(&jobs, next_tag);
+                            let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
                             j.state = match finish {
                                 Verdict::Succeeded(_) => S::Succeeded,
                                 Verdict::Retry { .. } => {
                                     j.ready_at = now;
+                                    j.tag = Some(v);
+                                    next_tag = next_tag.max(v + 1);
                                     S::Waiting
                                 }
                                 Verdict::Dead => S::Dead,

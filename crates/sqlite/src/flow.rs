@@ -107,7 +107,13 @@ pub(crate) fn insert_linked(
     // The first state and cause of each job this batch added (None for a
     // duplicate, whose row is read).
     let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
+    let mut tags = crate::limits::Tagger::default();
     for (i, j) in jobs.iter().enumerate() {
+        if let Some(existing) = crate::limits::existing(tx, &mut find, j, now)? {
+            added.push(None);
+            out.push(existing);
+            continue;
+        }
         let mut parents = Vec::with_capacity(j.after.len());
         let mut pending = 0i64;
         let mut fails = None;
@@ -162,11 +168,18 @@ pub(crate) fn insert_linked(
             RunIf::Success
         };
         let s = &j.settings;
+        let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+        let tag = if state == WAITING {
+            tags.tag(tx, j, run_at, now)?
+        } else {
+            None
+        };
+        let f = crate::limits::Columns::of(j);
         let n = insert.execute(params![
             j.task.as_str(),
             j.params.as_json(),
             s.priority,
-            j.run_at.map_or(now, Timestamp::as_micros),
+            run_at,
             now,
             s.max_attempts,
             s.backoff.to_string(),
@@ -180,8 +193,18 @@ pub(crate) fn insert_linked(
             pending,
             cause,
             j.after.len() as i64,
+            f.unique_key,
+            f.task_concurrency,
+            f.task_rate,
+            f.concurrency_key,
+            f.key_concurrency,
+            f.rate_key,
+            f.key_rate,
+            f.limited,
+            tag,
         ])?;
         if n == 1 {
+            tags.taken(j, tag);
             let id = tx.last_insert_rowid();
             for (pos, (a, p)) in j.after.iter().zip(parents).enumerate() {
                 edge.execute(params![id, pos as i64, p, a.key, a.many])?;
@@ -197,6 +220,7 @@ pub(crate) fn insert_linked(
             out.push(Enqueued::Duplicate(JobId(id as u64)));
         }
     }
+    tags.finish(tx)?;
     Ok(Ok(out))
 }
 

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod flow;
+mod limits;
 mod open;
 mod queue;
 mod sql;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_workers.sql"),
     include_str!("../migrations/0003_claims.sql"),
     include_str!("../migrations/0004_workflows.sql"),
+    include_str!("../migrations/0005_flow.sql"),
 ];
 
 /// What opening a state file may do.

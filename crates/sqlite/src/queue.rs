@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Backoff, Cause, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    OutcomeKind, Output, RunIf, TaskName, Timestamp,
+    AttemptRecord, Backoff, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, Mode,
+    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Timestamp,
 };
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
@@ -18,10 +18,12 @@ use runyard_queue::{
     Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
     WakerSlot, Writes,
 };
+use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::flow;
+use crate::limits;
 use crate::open::{open, sql_err, OpenMode};
 use crate::sql::SQL;
 
@@ -159,14 +161,23 @@ fn insert_jobs(
     insert_plain(tx, jobs, now).map(Ok)
 }
 
-/// Adds jobs without names or parents in `tx` at time `now`.
+/// Adds jobs without names or parents in `tx` at time `now` (a job with a
+/// unique key may name one already there instead, see
+/// [`limits::existing`]).
 fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
+    let mut tags = limits::Tagger::default();
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
+        if let Some(existing) = limits::existing(tx, &mut find, j, now)? {
+            out.push(existing);
+            continue;
+        }
         let s = &j.settings;
         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
+        let tag = tags.tag(tx, j, run_at, now)?;
+        let f = limits::Columns::of(j);
         let n = insert.execute(params![
             j.task.as_str(),
             j.params.as_json(),
@@ -179,14 +190,25 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             s.mode.as_str(),
             s.isolate,
             j.idempotency_key.as_deref(),
+            f.unique_key,
+            f.task_concurrency,
+            f.task_rate,
+            f.concurrency_key,
+            f.key_concurrency,
+            f.rate_key,
+            f.key_rate,
+            f.limited,
+            tag,
         ])?;
         out.push(if n == 1 {
+            tags.taken(j, tag);
             Enqueued::New(JobId(tx.last_insert_rowid() as u64))
         } else {
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
             Enqueued::Duplicate(JobId(id as u64))
         });
     }
+    tags.finish(tx)?;
     Ok(out)
 }
 
@@ -252,10 +274,11 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool)> {
 
 impl Queue for SqliteQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Durable, Writes::BetweenClaims)
-            .with_all()
-            .without(runyard_queue::Capability::UniqueJobs)
-            .without(runyard_queue::Capability::Limits)
+        Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
+    }
+
+    fn as_flow(&self) -> Option<&dyn FlowControl> {
+        Some(self)
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -304,27 +327,44 @@ impl Queue for SqliteQueue {
         let mut rows = self.write(|tx| {
             let mut out = Vec::with_capacity(max.min(4096));
             let mut linked = Vec::new();
-            let mut take = |r: &Row<'_>| -> rusqlite::Result<()> {
-                let (c, has_parents) = claimed(self, r)?;
+            let mut take = |r: &Row<'_>, admitted: bool| -> rusqlite::Result<()> {
+                let (mut c, has_parents) = claimed(self, r)?;
                 if has_parents {
                     linked.push(out.len());
+                }
+                if admitted {
+                    c.admitted_at = Some(Timestamp::from_micros(now));
                 }
                 out.push(c);
                 Ok(())
             };
+            // Due jobs without a tag get the frontier; then, while nothing
+            // limits any waiting job, one statement claims.
+            limits::promote(tx, now)?;
+            let limited = limits::limited(tx)?;
             match &filter {
+                _ if limited => {
+                    let chosen = limits::claim_limited(tx, max, now, filter.as_deref())?;
+                    let mut st = tx.prepare_cached(&SQL.claim_one)?;
+                    for (id, admitted) in chosen {
+                        let mut rows = st.query(params![worker, until, now, id])?;
+                        if let Some(r) = rows.next()? {
+                            take(r, admitted)?;
+                        }
+                    }
+                }
                 None => {
                     let mut st = tx.prepare_cached(&SQL.claim)?;
                     let mut rows = st.query(params![worker, until, now, max as i64])?;
                     while let Some(r) = rows.next()? {
-                        take(r)?;
+                        take(r, false)?;
                     }
                 }
                 Some(f) => {
                     let mut st = tx.prepare_cached(&SQL.claim_tasks)?;
                     let mut rows = st.query(params![worker, until, now, max as i64, f])?;
                     while let Some(r) = rows.next()? {
-                        take(r)?;
+                        take(r, false)?;
                     }
                 }
             }
@@ -377,17 +417,23 @@ impl Queue for SqliteQueue {
             }
             let mut st = tx.prepare_cached(&SQL.heartbeat)?;
             let mut reply = HeartbeatReply::default();
+            let paused = if leases.is_empty() {
+                Paused::default()
+            } else {
+                limits::paused(tx)?
+            };
             for l in leases {
-                let cancel: Option<bool> = st
+                let row: Option<(bool, bool, String)> = st
                     .query_row(
                         params![until, l.job.0 as i64, l.attempt, worker, l.claim as i64],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
-                match cancel {
+                match row {
                     None => reply.lost.push(*l),
-                    Some(true) => reply.cancel_requested.push(*l),
-                    Some(false) => {}
+                    Some((true, _, _)) => reply.cancel_requested.push(*l),
+                    Some((false, false, task)) if paused.holds(&task) => reply.paused.push(*l),
+                    Some(_) => {}
                 }
             }
             Ok(Some(reply))
@@ -403,6 +449,7 @@ impl Queue for SqliteQueue {
             let mut out = Vec::with_capacity(done.len());
             let mut cascade = Cascade::default();
             let mut ended = Vec::new();
+            let mut due = Vec::new();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -428,6 +475,8 @@ impl Queue for SqliteQueue {
                     insert_attempt(tx, c.lease.job, &c.record)?;
                     if state != WAITING {
                         ended.push(c.lease.job.0 as i64);
+                    } else if run_at <= now {
+                        due.push(c.lease.job.0 as i64);
                     }
                     out.push(Ok(()));
                 } else {
@@ -448,6 +497,11 @@ impl Queue for SqliteQueue {
                 for id in ended.into_iter().filter(|id| linked.contains(id)) {
                     flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
                 }
+            }
+            // Retries due now and released dependents take the frontier.
+            due.extend(cascade.unblocked.iter().map(|j| j.0 as i64));
+            if !due.is_empty() {
+                limits::tag_due(tx, &due, now)?;
             }
             Ok((out, cascade))
         })?;
@@ -542,6 +596,7 @@ impl Queue for SqliteQueue {
                 }
                 ids.push(JobId(id as u64));
             }
+            tag_unblocked(tx, &cascade, now)?;
             Ok((ids, cascade))
         })?;
         if !out.is_empty() {
@@ -573,9 +628,15 @@ impl Queue for SqliteQueue {
     }
 
     fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        // A file read as it is, from before flow control, has no tags.
+        let sql = if self.version >= 5 {
+            &SQL.next_due
+        } else {
+            &SQL.next_due_v4
+        };
         let t: Option<i64> = self
             .lock()
-            .query_row(&SQL.next_due, [], |r| r.get(0))
+            .query_row(sql, [], |r| r.get(0))
             .map_err(sql_err)?;
         Ok(t.map(Timestamp::from_micros))
     }
@@ -654,6 +715,7 @@ impl Admin for SqliteQueue {
                     Some((s, run_at, _)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
                 });
             }
+            tag_unblocked(tx, &cascade, now)?;
             Ok((out, cascade))
         })?;
         if !cascade.unblocked.is_empty() {
@@ -679,7 +741,14 @@ impl Admin for SqliteQueue {
         let Ok(id) = i64::try_from(id.0) else {
             return Ok(None);
         };
-        let out = self.write(|tx| flow::retry(tx, id, now))?;
+        let out = self.write(|tx| {
+            let out = flow::retry(tx, id, now)?;
+            if let Some(c) = &out {
+                limits::tag_due(tx, &[id], now)?;
+                tag_unblocked(tx, c, now)?;
+            }
+            Ok(out)
+        })?;
         if out.is_some() {
             self.wake();
         }
@@ -695,6 +764,68 @@ impl Admin for SqliteQueue {
             return Ok(Vec::new());
         };
         flow::workflow(&self.lock(), id).map_err(sql_err)
+    }
+}
+
+impl FlowControl for SqliteQueue {
+    fn set_limit(&self, change: &LimitChange) -> Result<Option<StoredLimit>, QueueError> {
+        let out = write_checked_on(&mut self.lock(), |tx| limits::set_limit(tx, change))?;
+        self.wake();
+        Ok(out)
+    }
+
+    fn limits(&self) -> Result<Vec<StoredLimit>, QueueError> {
+        if self.version < 5 {
+            return Ok(Vec::new());
+        }
+        limits::limits(&self.lock()).map_err(sql_err)
+    }
+
+    fn pause(&self, task: Option<&TaskName>) -> Result<Vec<JobId>, QueueError> {
+        let ids = self.write(|tx| limits::pause(tx, task.map(TaskName::as_str)))?;
+        Ok(ids.into_iter().map(|id| JobId(id as u64)).collect())
+    }
+
+    fn resume(&self, task: Option<&TaskName>) -> Result<bool, QueueError> {
+        let out = self.write(|tx| limits::resume(tx, task.map(TaskName::as_str)))?;
+        if out {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn paused(&self) -> Result<Paused, QueueError> {
+        if self.version < 5 {
+            return Ok(Paused::default());
+        }
+        limits::paused(&self.lock()).map_err(sql_err)
+    }
+
+    fn unstarted(&self) -> Result<Vec<JobId>, QueueError> {
+        if self.version < 5 {
+            return Ok(Vec::new());
+        }
+        let ids = limits::unstarted(&self.lock(), None).map_err(sql_err)?;
+        Ok(ids.into_iter().map(|id| JobId(id as u64)).collect())
+    }
+
+    fn holds(&self) -> Result<Holds, QueueError> {
+        if self.version < 5 {
+            return Ok(Holds::default());
+        }
+        let now = self.now_us();
+        limits::holds(&self.lock(), now).map_err(sql_err)
+    }
+
+    fn hold(&self, id: JobId) -> Result<Option<Hold>, QueueError> {
+        let Ok(id) = i64::try_from(id.0) else {
+            return Ok(None);
+        };
+        if self.version < 5 {
+            return Ok(None);
+        }
+        let now = self.now_us();
+        limits::hold(&self.lock(), id, now).map_err(sql_err)
     }
 }
 
@@ -850,6 +981,15 @@ fn attach_parents(jobs: &mut [JobView], edges: Vec<(u64, JobId)>) {
             None => return,
         }
     }
+}
+
+/// The jobs a cascade released that are due now take the frontier.
+fn tag_unblocked(tx: &Tx<'_>, cascade: &Cascade, now: i64) -> rusqlite::Result<()> {
+    if cascade.unblocked.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = cascade.unblocked.iter().map(|j| j.0 as i64).collect();
+    limits::tag_due(tx, &ids, now)
 }
 
 fn micros(d: Duration) -> i64 {

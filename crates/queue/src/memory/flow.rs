@@ -10,7 +10,7 @@
 
 use runyard_core::{JobId, JobState, Output, Parent, Parents, RunIf};
 
-use super::{id_of, State};
+use super::{id_of, State, Tag};
 use crate::error::{QueueError, QueueErrorKind};
 use crate::queue::{Cascade, NewJob};
 
@@ -27,6 +27,8 @@ pub(super) struct Flow {
     pub(super) pending: u32,
     /// The job whose end cancelled this one.
     pub(super) cause: Option<u32>,
+    /// Its limits and unique key, if it has any.
+    pub(super) lim: Option<super::limits::Lim>,
 }
 
 /// A new job's flow before its parents are resolved to indices.
@@ -89,7 +91,7 @@ impl State {
         self.rec(i as usize).flow.as_deref()
     }
 
-    fn flow_mut(&mut self, i: u32) -> &mut Flow {
+    pub(super) fn flow_mut(&mut self, i: u32) -> &mut Flow {
         self.rec_mut(i as usize)
             .flow
             .get_or_insert_with(Box::default)
@@ -113,7 +115,15 @@ impl State {
     /// Links the job just inserted at `i` to its parents (given as
     /// indices) and puts it in its first state: blocked, cancelled (a
     /// parent already failed) or waiting until `at`.
-    pub(super) fn link(&mut self, i: u32, flow: Unlinked, parents: Vec<u32>, at: i64, now: i64) {
+    pub(super) fn link(
+        &mut self,
+        i: u32,
+        flow: Unlinked,
+        parents: Vec<u32>,
+        at: i64,
+        now: i64,
+        tag: u32,
+    ) {
         let mut pending = 0;
         let mut fails = None;
         let mut after = Vec::with_capacity(parents.len());
@@ -138,7 +148,7 @@ impl State {
         } else if pending > 0 {
             self.set_state(i, JobState::Blocked);
         } else {
-            self.make_waiting(i, at, now);
+            self.make_waiting_as(i, at, now, Tag::Is(tag));
         }
     }
 

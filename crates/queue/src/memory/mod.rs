@@ -22,19 +22,20 @@
 //! jobs never pay for (or briefly double their memory in) a reallocation.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Cause, JobId, JobParams, JobSettings, JobState, JobView, Output, Parent,
-    Timestamp,
+    AttemptRecord, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, OnConflict,
+    Output, Parent, Timestamp, Unique,
 };
 use rustc_hash::FxHashMap;
 
 mod flow;
+mod limits;
 
 use crate::admin::{Admin, CancelResult, Cancelled};
 use crate::capability::{Capabilities, Durability, Writes};
@@ -42,11 +43,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::counts::Counts;
 use crate::error::QueueError;
 use crate::inspect::{Inspect, ListFilter};
+use crate::limits::{FlowControl, Holds, LimitChange, Paused};
 use crate::queue::{
     Cascade, Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Recorded,
     Rescue, Rescued, Submit, TaskName, Verdict, Waker, WakerSlot,
 };
 use crate::workers::{LiveWorker, NameTaken, WorkerInfo};
+use runyard_core::{LimitTarget, StoredLimit};
 
 /// An in-memory [`Queue`].
 pub struct MemoryQueue {
@@ -67,7 +70,9 @@ const CHUNK: usize = 1 << 14;
 #[derive(Default)]
 struct Ingress {
     next: u64,
-    fresh: Vec<(Rec, i64)>,
+    /// New jobs with their run-at and their place among their batch's
+    /// keyless jobs (for their tag).
+    fresh: Vec<(Rec, i64, u32)>,
     keys: FxHashMap<String, JobId>,
     tasks: Vec<TaskName>,
     task_ids: FxHashMap<TaskName, u32>,
@@ -120,6 +125,8 @@ struct Rec {
     /// Claims undone because their worker died before they were seen
     /// starting (see [`Queue::rescue`]).
     lost: u8,
+    /// Its place in the fair order (`docs/backends.md` §8).
+    tag: u32,
     priority: i32,
     lease_until: i64,
     claimed_at: i64,
@@ -148,8 +155,8 @@ impl Rec {
 struct State {
     chunks: Vec<Vec<Rec>>,
     len: usize,
-    /// Ready jobs by priority (highest first), then (ready-at, index).
-    ready: BTreeMap<Reverse<i32>, VecDeque<(i64, u32)>>,
+    /// Ready jobs by priority (highest first), then (tag, index).
+    ready: BTreeMap<Reverse<i32>, limits::Fair>,
     /// Scheduled jobs by run-at; entries whose job moved on are skipped.
     scheduled: BinaryHeap<Reverse<(i64, u32)>>,
     tasks: Vec<TaskName>,
@@ -159,7 +166,26 @@ struct State {
     counts: Counts,
     /// Claimed jobs whose attempt has not started (within `counts.running`).
     unstarted: u64,
-    spare: Vec<(Rec, i64)>,
+    spare: Vec<(Rec, i64, u32)>,
+    /// Limits, pauses, unique keys and tags.
+    fl: limits::Flows,
+    /// Jobs a reader found due, queued without a tag until the next claim.
+    untagged: Vec<u32>,
+}
+
+/// The tag of a queued job that a reader found due: given at the next claim.
+const UNTAGGED: u32 = u32::MAX;
+
+/// Which tag a job that becomes due gets.
+#[derive(Debug, Clone, Copy)]
+enum Tag {
+    /// The frontier (a job due later than it was submitted, retried or
+    /// released from its parents).
+    Frontier,
+    /// The one it has (a claim given back or rescued).
+    Keep,
+    /// This one (a new job).
+    Is(u32),
 }
 
 impl MemoryQueue {
@@ -207,10 +233,10 @@ impl MemoryQueue {
     }
 
     /// The state as a reader should see it: scheduled jobs whose time has
-    /// come are queued.
+    /// come are queued (their tags wait for the next claim).
     fn lock_due(&self) -> MutexGuard<'_, State> {
         let mut st = self.lock();
-        st.promote_due(self.clock.now().as_micros());
+        st.promote_due(self.clock.now().as_micros(), false);
         st
     }
 
@@ -226,9 +252,11 @@ impl MemoryQueue {
                 st.tasks.extend(ing.tasks[known..].iter().cloned());
                 self.arriving.store(0, Ordering::Release);
             }
-            let now = self.clock.now().as_micros();
-            for (rec, at) in fresh.drain(..) {
-                st.insert(rec, at, now);
+            st.tasks_known();
+            let v = st.frontier();
+            for (rec, at, place) in fresh.drain(..) {
+                let tag = st.fl.insert_tag(None, place, v);
+                st.insert(rec, at, tag);
             }
             st.spare = fresh;
         }
@@ -239,8 +267,9 @@ impl MemoryQueue {
         self.waker.wake();
     }
 
-    /// Adds a batch in which some job has a name or parents, under both
-    /// locks: each job takes the next id and its first state at once.
+    /// Adds a batch in which some job has a name, parents, a unique key or
+    /// limits, under both locks: each job takes the next id and its first
+    /// state at once, and sees the jobs before it.
     fn insert_linked(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let now = self.clock.now().as_micros();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,18 +277,58 @@ impl MemoryQueue {
         // What arrived before is moved in first: indices follow ids.
         let known = st.tasks.len();
         st.tasks.extend(ing.tasks[known..].iter().cloned());
-        for (rec, at) in std::mem::take(&mut ing.fresh) {
-            st.insert(rec, at, now);
+        st.tasks_known();
+        let v = st.frontier();
+        for (rec, at, place) in std::mem::take(&mut ing.fresh) {
+            let tag = st.fl.insert_tag(None, place, v);
+            st.insert(rec, at, tag);
         }
         flow::check_parents(&jobs, st.len)?;
         let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
+        let mut place = 0;
         for mut job in jobs {
+            if let Some(k) = &job.idempotency_key {
+                if let Some(&existing) = ing.keys.get(k) {
+                    out.push(Enqueued::Duplicate(existing));
+                    continue;
+                }
+            }
+            let mut unique = None;
+            if let Some(u) = &job.unique {
+                match st.unique_conflict(u, now) {
+                    Some(Conflict::Holder(h)) if u.on_conflict == OnConflict::Replace => {
+                        let at = job.run_at.map_or(now, Timestamp::as_micros);
+                        st.replace(h, std::mem::take(&mut job.params), at, now);
+                        out.push(Enqueued::Replaced(id_of(h)));
+                        continue;
+                    }
+                    Some(Conflict::Holder(h)) | Some(Conflict::Recent(h)) => {
+                        out.push(Enqueued::Duplicate(id_of(h)));
+                        continue;
+                    }
+                    None => unique = Some(st.fl.unique_id(&u.key)),
+                }
+            }
+            let lim = (unique.is_some() || !job.limits.is_empty())
+                .then(|| st.fl.lim(&job.limits, unique));
             let unlinked = flow::Unlinked::take(&mut job);
-            let e = ing.add(job, now);
+            let e = ing.add(job, now, 0);
             let known = st.tasks.len();
             st.tasks.extend(ing.tasks[known..].iter().cloned());
-            if let Some((rec, at)) = ing.fresh.pop() {
+            st.tasks_known();
+            if let Some((rec, at, _)) = ing.fresh.pop() {
+                let fair = lim.as_ref().and_then(limits::Lim::fair);
+                let tag = st.fl.insert_tag(fair, place, v);
+                if fair.is_none() {
+                    place += 1;
+                }
                 let i = st.push(rec);
+                if let Some(l) = lim {
+                    if let Some(u) = l.unique {
+                        st.fl.uniques[u as usize].live.push(i);
+                    }
+                    st.flow_mut(i).lim = Some(l);
+                }
                 match unlinked {
                     Some(u) => {
                         let parents = u
@@ -270,9 +339,9 @@ impl MemoryQueue {
                                 Parent::Job(id) => id.0 as u32 - 1,
                             })
                             .collect();
-                        st.link(i, u, parents, at, now);
+                        st.link(i, u, parents, at, now, tag);
                     }
-                    None => st.make_waiting(i, at, now),
+                    None => st.make_waiting_as(i, at, now, Tag::Is(tag)),
                 }
             }
             out.push(e);
@@ -283,6 +352,14 @@ impl MemoryQueue {
         self.wake();
         Ok(out)
     }
+}
+
+/// Why a job with a unique key is not added.
+enum Conflict {
+    /// This job with the key waits.
+    Holder(u32),
+    /// This job with the key succeeded within the new job's `within`.
+    Recent(u32),
 }
 
 impl Default for MemoryQueue {
@@ -297,6 +374,12 @@ impl fmt::Debug for MemoryQueue {
             .field("counts", &self.lock().counts)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a job is added under the state lock: it has a name, parents, a
+/// unique key or limits (the others only take the ingress lock).
+fn goes_locked(job: &NewJob) -> bool {
+    job.is_linked() || job.unique.is_some() || !job.limits.is_empty()
 }
 
 fn idx(id: JobId) -> Option<usize> {
@@ -320,7 +403,7 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Ingress {
-    fn add(&mut self, job: NewJob, now: i64) -> Enqueued {
+    fn add(&mut self, job: NewJob, now: i64, place: u32) -> Enqueued {
         if let Some(k) = &job.idempotency_key {
             if let Some(&existing) = self.keys.get(k) {
                 return Enqueued::Duplicate(existing);
@@ -357,6 +440,7 @@ impl Ingress {
             cancel_requested: false,
             started: false,
             lost: 0,
+            tag: 0,
             priority: job.settings.priority,
             lease_until: 0,
             claimed_at: 0,
@@ -369,7 +453,7 @@ impl Ingress {
             flow: None,
         };
         self.fresh
-            .push((rec, job.run_at.map_or(now, Timestamp::as_micros)));
+            .push((rec, job.run_at.map_or(now, Timestamp::as_micros), place));
         Enqueued::New(id)
     }
 }
@@ -387,9 +471,101 @@ impl State {
         idx(id).filter(|&i| i < self.len)
     }
 
-    fn insert(&mut self, rec: Rec, at: i64, now: i64) {
+    /// Files a job moved in from the ingress: due or not as it was when
+    /// it was submitted (a job due later is tagged once it is due).
+    fn insert(&mut self, rec: Rec, at: i64, tag: u32) {
+        let submitted = rec.enqueued_at;
         let i = self.push(rec);
-        self.make_waiting(i, at, now);
+        self.make_waiting_as(i, at, submitted, Tag::Is(tag));
+    }
+
+    /// Brings the per-task flow state up to the known tasks.
+    fn tasks_known(&mut self) {
+        if self.fl.tasks.len() < self.tasks.len() {
+            self.fl.tasks_known(&self.tasks);
+        }
+    }
+
+    /// The frontier `V`: the smallest tag of a due, waiting job at the top
+    /// priority, or (none waiting) one more than the largest tag given.
+    fn frontier(&mut self) -> u32 {
+        loop {
+            let Some(mut b) = self.ready.first_entry() else {
+                return self.fl.next_tag;
+            };
+            while let Some((t, i)) = b.get().peek() {
+                let r = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
+                if r.state == JobState::Queued && r.tag == t {
+                    return t;
+                }
+                b.get_mut().pop();
+            }
+            b.remove();
+        }
+    }
+
+    /// The job that keeps a new job with unique key `u` from being added:
+    /// a waiting holder of the key, else (with `within`) its latest
+    /// success that recent.
+    fn unique_conflict(&mut self, u: &Unique, now: i64) -> Option<Conflict> {
+        let k = self.fl.find_unique(&u.key)? as usize;
+        let mut live = std::mem::take(&mut self.fl.uniques[k].live);
+        live.retain(|&j| !self.rec(j as usize).state.is_terminal());
+        let holder = live.iter().copied().find(|&j| {
+            let r = self.rec(j as usize);
+            matches!(
+                r.state,
+                JobState::Queued | JobState::Scheduled | JobState::Blocked
+            )
+        });
+        let entry = &mut self.fl.uniques[k];
+        entry.live = live;
+        if let Some(h) = holder {
+            return Some(Conflict::Holder(h));
+        }
+        let d = u.within?;
+        let (end, j) = entry.success?;
+        (end >= now.saturating_sub(micros(d))).then_some(Conflict::Recent(j))
+    }
+
+    /// A waiting job `h` takes new parameters and run-at.
+    fn replace(&mut self, h: u32, params: JobParams, at: i64, now: i64) {
+        let rec = self.rec_mut(h as usize);
+        rec.params = params;
+        match rec.state {
+            JobState::Queued if at <= now => {}
+            JobState::Queued | JobState::Scheduled => self.make_waiting(h, at, now),
+            // A blocked job takes its run-at once released.
+            _ => rec.ready_at = at,
+        }
+    }
+
+    /// Job `i`, with a unique key or not, succeeded at `end`.
+    fn succeeded_unique(&mut self, i: u32, end: i64) {
+        let Some(u) = self.lim(i).and_then(|l| l.unique) else {
+            return;
+        };
+        let entry = &mut self.fl.uniques[u as usize];
+        if entry.success.is_none_or(|(e, _)| e <= end) {
+            entry.success = Some((end, i));
+        }
+    }
+
+    /// What holds job `i`, queued and due, from being claimed now.
+    fn hold_of(&self, i: u32, now: i64) -> Option<Hold> {
+        let r = self.rec(i as usize);
+        let lim = r.flow.as_ref().and_then(|f| f.lim.as_ref());
+        self.fl
+            .check(r.task, &self.tasks[r.task as usize], lim, now)
+            .err()
+    }
+
+    /// The limits job `i` carries, if any.
+    fn lim(&self, i: u32) -> Option<&limits::Lim> {
+        self.rec(i as usize)
+            .flow
+            .as_ref()
+            .and_then(|f| f.lim.as_ref())
     }
 
     /// Appends a record, counted queued until its state is set.
@@ -405,53 +581,81 @@ impl State {
     }
 
     fn set_state(&mut self, i: u32, to: JobState) {
-        let rec = self.rec(i as usize);
+        let rec = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
         let from = rec.state;
-        if from == JobState::Running && !rec.started {
-            self.unstarted -= 1;
+        if from == JobState::Running {
+            if !rec.started {
+                self.unstarted -= 1;
+            }
+            let lim = rec.flow.as_ref().and_then(|f| f.lim.as_ref());
+            self.fl.leave(rec.task, lim);
         }
         *self.counts.get_mut(from) -= 1;
         *self.counts.get_mut(to) += 1;
         self.rec_mut(i as usize).state = to;
     }
 
-    /// Files job `i` as ready, in (ready-at, id) order within its priority.
+    /// Files job `i` as ready, in (tag, index) order within its priority.
     /// Entries of jobs that moved on since are skipped when popped, so a job
-    /// may be listed more than once; only the entry matching its current
-    /// ready-at counts.
+    /// may be listed more than once; only an entry matching its current
+    /// tag, while it is queued, counts.
     fn push_ready(&mut self, i: u32) {
         let rec = self.rec(i as usize);
-        let (p, key) = (rec.priority, (rec.ready_at, i));
+        let (p, key) = (rec.priority, (rec.tag, i));
         let bucket = match self.ready.last_entry() {
             // Most jobs share one priority: skip the map lookup for it.
             Some(last) if last.key().0 == p => last.into_mut(),
             _ => self.ready.entry(Reverse(p)).or_default(),
         };
-        match bucket.back() {
-            // Jobs mostly become ready in time order: the back is the place.
-            None => bucket.push_back(key),
-            Some(back) if *back <= key => bucket.push_back(key),
-            Some(_) => {
-                let pos = bucket.partition_point(|e| *e <= key);
-                bucket.insert(pos, key);
-            }
-        }
+        bucket.push(key);
     }
 
-    /// Puts job `i` back to waiting: queued now, or scheduled for `at`.
+    /// Puts job `i` back to waiting: queued now (at the frontier of the
+    /// fair order), or scheduled for `at`.
     fn make_waiting(&mut self, i: u32, at: i64, now: i64) {
+        self.make_waiting_as(i, at, now, Tag::Frontier);
+    }
+
+    /// Puts job `i` back to waiting, with `tag` if it is due now.
+    fn make_waiting_as(&mut self, i: u32, at: i64, now: i64, tag: Tag) {
         let rec = self.rec_mut(i as usize);
         rec.ready_at = at.max(rec.enqueued_at);
         if at > now {
             self.set_state(i, JobState::Scheduled);
             self.scheduled.push(Reverse((at, i)));
         } else {
+            let t = match tag {
+                Tag::Keep => None,
+                Tag::Is(t) => Some(t),
+                Tag::Frontier => {
+                    let v = self.frontier();
+                    Some(self.fl.give(v))
+                }
+            };
+            if let Some(t) = t {
+                self.rec_mut(i as usize).tag = t;
+            }
             self.set_state(i, JobState::Queued);
             self.push_ready(i);
         }
     }
 
-    fn promote_due(&mut self, now: i64) {
+    /// Queues the scheduled jobs whose run-at has come. A claim (`tag`)
+    /// gives each the frontier as its tag, and files it; a reader leaves
+    /// them untagged for the next claim, as the fair order wants them
+    /// tagged by the first claim after their run-at.
+    fn promote_due(&mut self, now: i64, tag: bool) {
+        if tag && !self.untagged.is_empty() {
+            let v = self.frontier();
+            for i in std::mem::take(&mut self.untagged) {
+                let rec = self.rec_mut(i as usize);
+                if rec.state == JobState::Queued && rec.tag == UNTAGGED {
+                    rec.tag = v;
+                    self.fl.give(v);
+                    self.push_ready(i);
+                }
+            }
+        }
         while let Some(&Reverse((at, i))) = self.scheduled.peek() {
             if at > now {
                 break;
@@ -460,7 +664,14 @@ impl State {
             let rec = self.rec(i as usize);
             if rec.state == JobState::Scheduled && rec.ready_at == at {
                 self.set_state(i, JobState::Queued);
-                self.push_ready(i);
+                if tag {
+                    let v = self.frontier();
+                    self.rec_mut(i as usize).tag = self.fl.give(v);
+                    self.push_ready(i);
+                } else {
+                    self.rec_mut(i as usize).tag = UNTAGGED;
+                    self.untagged.push(i);
+                }
             }
         }
     }
@@ -515,10 +726,7 @@ impl State {
 
 impl Queue for MemoryQueue {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(Durability::Process, Writes::BetweenClaims)
-            .with_all()
-            .without(crate::Capability::UniqueJobs)
-            .without(crate::Capability::Limits)
+        Capabilities::new(Durability::Process, Writes::BetweenClaims).with_all()
     }
 
     fn as_admin(&self) -> Option<&dyn Admin> {
@@ -529,14 +737,26 @@ impl Queue for MemoryQueue {
         Some(self)
     }
 
+    fn as_flow(&self) -> Option<&dyn FlowControl> {
+        Some(self)
+    }
+
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
-        if jobs.iter().any(NewJob::is_linked) {
+        if jobs.iter().any(goes_locked) {
             return self.insert_linked(jobs);
         }
         let now = self.clock.now().as_micros();
         let out: Vec<Enqueued> = {
             let mut ing = self.lock_ingress();
-            let out = jobs.into_iter().map(|job| ing.add(job, now)).collect();
+            let mut place = 0;
+            let out = jobs
+                .into_iter()
+                .map(|job| {
+                    let e = ing.add(job, now, place);
+                    place += 1;
+                    e
+                })
+                .collect();
             self.arriving
                 .store(ing.fresh.len() as u64, Ordering::Release);
             out
@@ -546,13 +766,13 @@ impl Queue for MemoryQueue {
     }
 
     fn insert_one(&self, job: NewJob) -> Result<Enqueued, QueueError> {
-        if job.is_linked() {
+        if goes_locked(&job) {
             return Ok(self.insert_linked(vec![job])?.remove(0));
         }
         let now = self.clock.now().as_micros();
         let e = {
             let mut ing = self.lock_ingress();
-            let e = ing.add(job, now);
+            let e = ing.add(job, now, 0);
             self.arriving
                 .store(ing.fresh.len() as u64, Ordering::Release);
             e
@@ -576,7 +796,7 @@ impl Queue for MemoryQueue {
         let now = self.clock.now().as_micros();
         let until = now.saturating_add(micros(lease));
         let mut st = self.lock();
-        st.promote_due(now);
+        st.promote_due(now, true);
         let w = st.intern_worker(worker);
         let only: Option<Vec<u32>> = tasks.map(|names| {
             names
@@ -584,28 +804,57 @@ impl Queue for MemoryQueue {
                 .filter_map(|n| st.tasks.iter().position(|t| t == n).map(|p| p as u32))
                 .collect()
         });
-        let mut skipped: Vec<(i64, u32)> = Vec::new();
+        st.tasks_known();
+        // Jobs passed over, by priority, in the order they came off.
+        let mut skipped: Vec<(i32, Vec<(u32, u32)>)> = Vec::new();
+        // Held jobs looked at: a claim looks at a bounded window of them.
+        let mut held = 0usize;
+        let window = max.saturating_mul(16).max(1024);
         // Claimed jobs that are after others: their parents' outputs, next.
         let mut linked_at: Vec<(usize, u32)> = Vec::new();
         let mut out = Vec::with_capacity(max.min(st.counts.queued as usize));
         let st = &mut *st;
-        'buckets: while out.len() < max {
+        'buckets: while out.len() < max && held < window {
             let Some(mut bucket) = st.ready.first_entry() else {
                 break;
             };
+            let priority = bucket.key().0;
             while out.len() < max {
-                let Some((at, i)) = bucket.get_mut().pop_front() else {
+                let Some((tag, i)) = bucket.get_mut().pop() else {
                     bucket.remove();
                     continue 'buckets;
                 };
                 let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
-                if rec.state != JobState::Queued || rec.ready_at != at {
+                if rec.state != JobState::Queued || rec.tag != tag {
                     continue;
                 }
-                if only.as_ref().is_some_and(|o| !o.contains(&rec.task)) {
-                    skipped.push((at, i));
+                let pass = only.as_ref().is_some_and(|o| !o.contains(&rec.task));
+                let lim = rec.flow.as_ref().and_then(|f| f.lim.as_ref());
+                let mut rated = false;
+                let mut hold = false;
+                if !pass && (st.fl.active || lim.is_some()) {
+                    match st
+                        .fl
+                        .check(rec.task, &st.tasks[rec.task as usize], lim, now)
+                    {
+                        Ok(r) => rated = r,
+                        Err(_) => {
+                            hold = true;
+                            held += 1;
+                        }
+                    }
+                }
+                if pass || hold {
+                    match skipped.last_mut() {
+                        Some((p, v)) if *p == priority => v.push((tag, i)),
+                        _ => skipped.push((priority, vec![(tag, i)])),
+                    }
+                    if held >= window {
+                        break 'buckets;
+                    }
                     continue;
                 }
+                st.fl.take(rec.task, lim, now);
                 rec.attempt += 1;
                 rec.claims += 1;
                 rec.worker = w;
@@ -625,7 +874,7 @@ impl Queue for MemoryQueue {
                     settings,
                     ready_at: Timestamp::from_micros(rec.ready_at),
                     parents: Output::none(),
-                    admitted_at: None,
+                    admitted_at: rated.then(|| Timestamp::from_micros(now)),
                 });
                 if linked {
                     linked_at.push((out.len() - 1, i));
@@ -638,10 +887,9 @@ impl Queue for MemoryQueue {
         for (pos, i) in linked_at {
             out[pos].parents = st.parents_of(i);
         }
-        // Skipped jobs came off the fronts, in order: back they go.
-        for (at, i) in skipped.into_iter().rev() {
-            let p = st.rec(i as usize).priority;
-            st.ready.entry(Reverse(p)).or_default().push_front((at, i));
+        // Skipped jobs came off in order: back they go, as a run each.
+        for (p, run) in skipped {
+            st.ready.entry(Reverse(p)).or_default().push_run(run);
         }
         Ok(out)
     }
@@ -681,6 +929,10 @@ impl Queue for MemoryQueue {
                     if rec.cancel_requested {
                         reply.cancel_requested.push(*l);
                     }
+                    let (task, started) = (rec.task, rec.started);
+                    if !started && st.fl.is_paused(task) {
+                        reply.paused.push(*l);
+                    }
                 }
                 None => reply.lost.push(*l),
             }
@@ -712,6 +964,8 @@ impl Queue for MemoryQueue {
                     Verdict::Succeeded(output) => {
                         rec.output = output.clone().capped();
                         st.set_state(i, JobState::Succeeded);
+                        let end = c.record.started_at.as_micros() + micros(c.record.duration());
+                        st.succeeded_unique(i, end);
                     }
                     Verdict::Retry { at } => {
                         st.make_waiting(i, at.as_micros(), now);
@@ -751,7 +1005,7 @@ impl Queue for MemoryQueue {
                         let rec = st.rec_mut(i as usize);
                         rec.attempt -= 1;
                         let ready_at = rec.ready_at;
-                        st.make_waiting(i, ready_at.min(now), now);
+                        st.make_waiting_as(i, ready_at.min(now), now, Tag::Keep);
                         out.push(Ok(()));
                     }
                     None => out.push(Err(Fenced(*l))),
@@ -797,7 +1051,7 @@ impl Queue for MemoryQueue {
                     let r = st.rec_mut(i as usize);
                     r.attempt -= 1;
                     r.lost = r.lost.saturating_add(1);
-                    st.make_waiting(i, ready_at.min(now), now);
+                    st.make_waiting_as(i, ready_at.min(now), now, Tag::Keep);
                     out.push(id_of(i));
                     continue;
                 }
@@ -816,7 +1070,7 @@ impl Queue for MemoryQueue {
                     st.set_state(i as u32, JobState::Dead);
                     st.settle(i as u32, now, &mut cascade);
                 } else {
-                    st.make_waiting(i as u32, now, now);
+                    st.make_waiting_as(i as u32, now, now, Tag::Keep);
                 }
                 out.push(id_of(i as u32));
             }
@@ -1045,6 +1299,156 @@ impl Inspect for MemoryQueue {
         }
         Ok(live)
     }
+}
+
+impl MemoryQueue {
+    fn task_index(st: &State, task: &str) -> Option<u32> {
+        st.tasks
+            .iter()
+            .position(|t| t.as_str() == task)
+            .map(|p| p as u32)
+    }
+
+    /// Claims not started of tasks that `paused` holds.
+    fn unstarted_of(st: &State, task: Option<u32>) -> Vec<JobId> {
+        let mut out = Vec::new();
+        if st.unstarted == 0 {
+            return out;
+        }
+        for i in 0..st.len {
+            let r = st.rec(i);
+            if r.state == JobState::Running
+                && !r.started
+                && task.is_none_or(|t| t == r.task)
+                && st.fl.is_paused(r.task)
+            {
+                out.push(id_of(i as u32));
+            }
+        }
+        out
+    }
+}
+
+impl FlowControl for MemoryQueue {
+    fn set_limit(&self, change: &LimitChange) -> Result<Option<StoredLimit>, QueueError> {
+        check_change(change)?;
+        let now = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.fl.set_limit(
+                &change.target,
+                change.concurrency,
+                change.rate,
+                change.clear,
+                &st.tasks,
+            )
+        };
+        self.wake();
+        Ok(now)
+    }
+
+    fn limits(&self) -> Result<Vec<StoredLimit>, QueueError> {
+        Ok(self.lock().fl.limits())
+    }
+
+    fn pause(&self, task: Option<&TaskName>) -> Result<Vec<JobId>, QueueError> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        st.fl.pause(task.map(TaskName::as_str), &st.tasks);
+        let t = match task {
+            Some(t) => match MemoryQueue::task_index(st, t.as_str()) {
+                Some(t) => Some(t),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        Ok(MemoryQueue::unstarted_of(st, t))
+    }
+
+    fn resume(&self, task: Option<&TaskName>) -> Result<bool, QueueError> {
+        let was = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            st.fl.resume(task.map(TaskName::as_str), &st.tasks)
+        };
+        self.wake();
+        Ok(was)
+    }
+
+    fn paused(&self) -> Result<Paused, QueueError> {
+        let (all, tasks) = self.lock().fl.paused();
+        Ok(Paused { all, tasks })
+    }
+
+    fn unstarted(&self) -> Result<Vec<JobId>, QueueError> {
+        let st = self.lock();
+        Ok(MemoryQueue::unstarted_of(&st, None))
+    }
+
+    fn holds(&self) -> Result<Holds, QueueError> {
+        let now = self.clock.now().as_micros();
+        let st = self.lock_due();
+        let mut by: BTreeMap<Hold, u64> = BTreeMap::new();
+        if st.counts.queued > 0 {
+            for i in 0..st.len as u32 {
+                if st.rec(i as usize).state == JobState::Queued {
+                    if let Some(h) = st.hold_of(i, now) {
+                        *by.entry(h).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let mut held: Vec<(Hold, u64)> = by.into_iter().collect();
+        held.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(Holds { held })
+    }
+
+    fn hold(&self, id: JobId) -> Result<Option<Hold>, QueueError> {
+        let now = self.clock.now().as_micros();
+        let st = self.lock_due();
+        let Some(i) = st.get(id) else {
+            return Ok(None);
+        };
+        Ok(match st.rec(i).state {
+            JobState::Blocked => Some(Hold::Dependencies),
+            JobState::Queued => st.hold_of(i as u32, now),
+            _ => None,
+        })
+    }
+}
+
+/// Refuses a limit change that no queue can store, saying what is valid.
+pub(crate) fn check_change(change: &LimitChange) -> Result<(), QueueError> {
+    let bad = |m: String| Err(QueueError::new(crate::QueueErrorKind::InvalidInput, m));
+    if change.concurrency == Some(0) {
+        return bad(format!(
+            "a concurrency limit of {} is at least 1 (to stop a task, pause it)",
+            change.target
+        ));
+    }
+    match &change.target {
+        LimitTarget::Task(t) if t.is_empty() => {
+            return bad("a limit's task name must not be empty".into())
+        }
+        LimitTarget::Key { name, value } => {
+            if let Err(e) = runyard_core::check_key_name(name) {
+                return bad(format!("limit of key `{name}`: {e}"));
+            }
+            if let Some(v) = value {
+                if let Err(e) = runyard_core::FlowKey::new(name, v) {
+                    return bad(format!("limit of key `{name}:{v}`: {e}"));
+                }
+            }
+        }
+        LimitTarget::Task(_) => {}
+    }
+    if !change.clear && change.concurrency.is_none() && change.rate.is_none() {
+        return bad(format!(
+            "a change to the limit of {} gives a concurrency, a rate, or clear",
+            change.target
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,6 @@
+-- Claims waiting job ?4 for worker ?1 with a lease until ?2, at time ?3 (a
+-- claim under limits, which chose it in Rust), as claim.sql returns it.
+UPDATE runyard_jobs
+SET state = {RUNNING}, attempt = attempt + 1, claims = claims + 1, worker = ?1, lease_until = ?2, claimed_at = ?3, started = 0
+WHERE id = ?4 AND state = {WAITING}
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents

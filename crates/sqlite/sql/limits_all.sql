@@ -1,0 +1,2 @@
+-- The stored limits.
+SELECT target, concurrency, rate FROM runyard_limits ORDER BY target

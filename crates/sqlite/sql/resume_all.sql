@@ -1,0 +1,2 @@
+-- Ends every pause.
+DELETE FROM runyard_paused

@@ -1,0 +1,750 @@
+//! Flow control in the SQLite queue (docs/backends.md §8): unique keys at
+//! insert, fair tags, and claims under limits and pauses.
+//!
+//! # Rows
+//!
+//! Schema 5 (`migrations/0005_flow.sql`): a job's row keeps its unique key,
+//! the limits it carries, whether it carries any (`limited`) and its fair
+//! `tag` (NULL while it is not due). `runyard_limits` holds the stored
+//! limits, `runyard_paused` the paused tasks, `runyard_fair` the last tag
+//! of each fairness key (and the largest tag given), `runyard_starts` the
+//! starts each rate target admitted.
+//!
+//! # Claims
+//!
+//! Every claim first gives the due jobs without a tag the frontier `V`
+//! ([`promote`]). While no limit is stored, no task is paused and no
+//! waiting job carries a limit ([`limited`]), a claim is the one statement
+//! it always was, in fair order. Otherwise [`claim_limited`] walks a
+//! bounded window of the due jobs in claim order in Rust, inside the
+//! claim's write transaction, and takes a job only while every limit in
+//! force for it has room. Concurrency is counted from the running rows
+//! themselves, in the same transaction: every transition out of running
+//! (complete, release, rescue, a paused claim given back) frees its slot
+//! by changing the row's state, with nothing else to keep in step.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use runyard_core::{FlowKey, Hold, JobLimits, LimitTarget, OnConflict, Rate, StoredLimit};
+use runyard_queue::stored::{BLOCKED, WAITING};
+use runyard_queue::{Enqueued, NewJob, QueueError, QueueErrorKind};
+use runyard_queue::{Holds, LimitChange, Paused};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::sql::SQL;
+
+type Tx<'a> = rusqlite::Transaction<'a>;
+
+/// The flow columns of a new job's row, in the order the insert
+/// statements take them (after the columns they had before).
+pub(crate) struct Columns {
+    pub unique_key: Option<String>,
+    pub task_concurrency: Option<u32>,
+    pub task_rate: Option<String>,
+    pub concurrency_key: Option<String>,
+    pub key_concurrency: Option<u32>,
+    pub rate_key: Option<String>,
+    pub key_rate: Option<String>,
+    pub limited: bool,
+}
+
+impl Columns {
+    /// What `j` stores.
+    pub(crate) fn of(j: &NewJob) -> Columns {
+        let l = &j.limits;
+        let (ck, kc) = match &l.concurrency_key {
+            Some((k, c)) => (Some(k.to_string()), *c),
+            None => (None, None),
+        };
+        let (rk, kr) = match &l.rate_key {
+            Some((k, r)) => (Some(k.to_string()), r.map(|r| r.to_string())),
+            None => (None, None),
+        };
+        Columns {
+            unique_key: j.unique.as_ref().map(|u| u.key.clone()),
+            task_concurrency: l.task_concurrency,
+            task_rate: l.task_rate.map(|r| r.to_string()),
+            limited: l.task_concurrency.is_some()
+                || l.task_rate.is_some()
+                || kc.is_some()
+                || kr.is_some(),
+            concurrency_key: ck,
+            key_concurrency: kc,
+            rate_key: rk,
+            key_rate: kr,
+        }
+    }
+}
+
+/// The name under which a fairness key keeps its last tag.
+fn fair_name(k: &FlowKey) -> String {
+    format!("k:{k}")
+}
+
+/// The frontier `V` at the start of a transaction: the tag at the head of
+/// the claim order, or one more than the largest tag given; and that largest.
+fn frontier(tx: &Tx<'_>) -> rusqlite::Result<(i64, i64)> {
+    let max: i64 = tx
+        .prepare_cached(&SQL.fair_get)?
+        .query_row([""], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let head: Option<i64> = tx
+        .prepare_cached(&SQL.fair_head)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok((head.unwrap_or(max + 1), max))
+}
+
+/// Gives the tags of one insert's batch (see docs/backends.md §8, "Fair
+/// order"): the frontier is read once, at the first due job.
+#[derive(Default)]
+pub(crate) struct Tagger {
+    /// The frontier and the largest tag given, once read.
+    start: Option<(i64, i64)>,
+    /// Keyless due jobs tagged so far in the batch.
+    keyless: i64,
+    /// The last tag of each fairness key touched.
+    last: HashMap<String, i64>,
+    /// The largest tag given in the batch.
+    max: i64,
+}
+
+impl Tagger {
+    /// The tag for job `j`, whose run-at is `run_at`, inserted at `now`
+    /// (None when not due); [`Tagger::taken`] once it is added.
+    pub(crate) fn tag(
+        &mut self,
+        tx: &Tx<'_>,
+        j: &NewJob,
+        run_at: i64,
+        now: i64,
+    ) -> rusqlite::Result<Option<i64>> {
+        if run_at > now {
+            return Ok(None);
+        }
+        let (v, _) = match self.start {
+            Some(s) => s,
+            None => {
+                let s = frontier(tx)?;
+                self.start = Some(s);
+                s
+            }
+        };
+        Ok(Some(match j.limits.fairness_key() {
+            None => v + self.keyless,
+            Some(k) => {
+                let name = fair_name(k);
+                let last = match self.last.get(&name) {
+                    Some(l) => *l,
+                    None => tx
+                        .prepare_cached(&SQL.fair_get)?
+                        .query_row([&name], |r| r.get(0))
+                        .optional()?
+                        .unwrap_or(i64::MIN + 1),
+                };
+                (last + 1).max(v)
+            }
+        }))
+    }
+
+    /// Job `j` was added with `tag`.
+    pub(crate) fn taken(&mut self, j: &NewJob, tag: Option<i64>) {
+        let Some(tag) = tag else { return };
+        match j.limits.fairness_key() {
+            None => self.keyless += 1,
+            Some(k) => {
+                self.last.insert(fair_name(k), tag);
+            }
+        }
+        self.max = self.max.max(tag);
+    }
+
+    /// Stores the last tags and the largest given.
+    pub(crate) fn finish(self, tx: &Tx<'_>) -> rusqlite::Result<()> {
+        let Some((_, max)) = self.start else {
+            return Ok(());
+        };
+        let mut set = tx.prepare_cached(&SQL.fair_set)?;
+        for (k, last) in &self.last {
+            set.execute(params![k, last])?;
+        }
+        if self.max > max {
+            set.execute(params!["", self.max])?;
+        }
+        Ok(())
+    }
+}
+
+/// What a unique key finds at insert: the job the submit names instead
+/// of a new one, if any (docs/backends.md §8, "Unique jobs").
+pub(crate) fn unique(tx: &Tx<'_>, j: &NewJob, now: i64) -> rusqlite::Result<Option<Enqueued>> {
+    let Some(u) = &j.unique else { return Ok(None) };
+    let holder: Option<(i64, i64, Option<i64>)> = tx
+        .prepare_cached(&SQL.unique_holder)?
+        .query_row([&u.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((id, state, tag)) = holder {
+        let id_ = runyard_core::JobId(id as u64);
+        return Ok(Some(match u.on_conflict {
+            OnConflict::Skip => Enqueued::Duplicate(id_),
+            OnConflict::Replace => {
+                let run_at = j.run_at.map_or(now, |t| t.as_micros());
+                // A waiting holder due now keeps its place; one whose
+                // run-at moves ahead has no tag until it is due.
+                let tag = if state == WAITING && run_at <= now {
+                    tag
+                } else {
+                    debug_assert!(state == WAITING || state == BLOCKED);
+                    None
+                };
+                tx.prepare_cached(&SQL.unique_replace)?.execute(params![
+                    id,
+                    j.params.as_json(),
+                    run_at,
+                    tag
+                ])?;
+                Enqueued::Replaced(id_)
+            }
+        }));
+    }
+    if let Some(d) = u.within {
+        let since = now.saturating_sub(micros(d));
+        let found: Option<i64> = tx
+            .prepare_cached(&SQL.unique_within)?
+            .query_row(params![u.key, since], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+        }
+    }
+    Ok(None)
+}
+
+/// For a job with a unique key: the job already in the queue that a
+/// submit of it names instead (its idempotency key is looked up first,
+/// with `find`, find_key.sql), if any.
+pub(crate) fn existing(
+    tx: &Tx<'_>,
+    find: &mut rusqlite::CachedStatement<'_>,
+    j: &NewJob,
+    now: i64,
+) -> rusqlite::Result<Option<Enqueued>> {
+    if j.unique.is_none() {
+        return Ok(None);
+    }
+    if let Some(k) = j.idempotency_key.as_deref() {
+        let id: Option<i64> = find.query_row([k], |r| r.get(0)).optional()?;
+        if let Some(id) = id {
+            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+        }
+    }
+    unique(tx, j, now)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Gives the due jobs that have no tag yet the frontier `V` (ties by id).
+pub(crate) fn promote(tx: &Tx<'_>, now: i64) -> rusqlite::Result<()> {
+    let any: bool = tx
+        .prepare_cached(&SQL.untagged_due)?
+        .query_row([now], |r| r.get(0))?;
+    if !any {
+        return Ok(());
+    }
+    let (v, max) = frontier(tx)?;
+    tx.prepare_cached(&SQL.promote)?.execute(params![now, v])?;
+    if v > max {
+        tx.prepare_cached(&SQL.fair_set)?.execute(params!["", v])?;
+    }
+    Ok(())
+}
+
+/// Gives the jobs `ids` that are waiting and due at `now` without a tag
+/// (a retry due now, a job released from its parents) the frontier.
+pub(crate) fn tag_due(tx: &Tx<'_>, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(&SQL.tag_job)?;
+    for &id in ids {
+        let (v, max) = frontier(tx)?;
+        if st.execute(params![id, now, v])? == 1 && v > max {
+            tx.prepare_cached(&SQL.fair_set)?.execute(params!["", v])?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a claim must look at limits (see the module's opening).
+pub(crate) fn limited(tx: &Tx<'_>) -> rusqlite::Result<bool> {
+    tx.prepare_cached(&SQL.limited)?.query_row([], |r| r.get(0))
+}
+
+/// The stored limits and pauses, as a claim reads them.
+struct Rules {
+    stored: HashMap<LimitTarget, (Option<u32>, Option<Rate>)>,
+    paused: Paused,
+}
+
+fn bad_row(what: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("runyard_limits holds an unreadable {what} `{text}`").into(),
+    )
+}
+
+fn stored_limits(conn: &Connection) -> rusqlite::Result<Vec<StoredLimit>> {
+    let mut st = conn.prepare_cached(&SQL.limits_all)?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<u32>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (t, c, rate) = row?;
+        let target: LimitTarget = serde_json::from_str(&t).map_err(|_| bad_row("target", &t))?;
+        let rate = match rate {
+            Some(r) => Some(r.parse::<Rate>().map_err(|_| bad_row("rate", &r))?),
+            None => None,
+        };
+        out.push(StoredLimit {
+            target,
+            concurrency: c,
+            rate,
+        });
+    }
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    Ok(out)
+}
+
+fn paused_tasks(conn: &Connection) -> rusqlite::Result<Paused> {
+    let mut st = conn.prepare_cached(&SQL.paused_tasks)?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    let mut p = Paused::default();
+    for t in rows {
+        let t = t?;
+        if t.is_empty() {
+            p.all = true;
+        } else {
+            p.tasks.push(t);
+        }
+    }
+    Ok(p)
+}
+
+impl Rules {
+    fn read(conn: &Connection) -> rusqlite::Result<Rules> {
+        Ok(Rules {
+            stored: stored_limits(conn)?
+                .into_iter()
+                .map(|l| (l.target, (l.concurrency, l.rate)))
+                .collect(),
+            paused: paused_tasks(conn)?,
+        })
+    }
+
+    fn task(&self, task: &str) -> Option<&(Option<u32>, Option<Rate>)> {
+        self.stored.get(&LimitTarget::Task(task.to_string()))
+    }
+
+    /// The stored limits of key `k`: its value's, then its name's, by part.
+    fn key(&self, k: &FlowKey) -> (Option<u32>, Option<Rate>) {
+        let one = self.stored.get(&LimitTarget::Key {
+            name: k.name().to_string(),
+            value: Some(k.value().to_string()),
+        });
+        let all = self.stored.get(&LimitTarget::Key {
+            name: k.name().to_string(),
+            value: None,
+        });
+        (
+            one.and_then(|l| l.0).or(all.and_then(|l| l.0)),
+            one.and_then(|l| l.1).or(all.and_then(|l| l.1)),
+        )
+    }
+}
+
+/// The target a key's holds name: its name and value (none for a key
+/// without a value).
+fn key_target(k: &FlowKey) -> LimitTarget {
+    LimitTarget::Key {
+        name: k.name().to_string(),
+        value: (!k.value().is_empty()).then(|| k.value().to_string()),
+    }
+}
+
+/// A due job as a claim sees it.
+struct Candidate {
+    id: i64,
+    task: String,
+    concurrency_key: Option<String>,
+    key_concurrency: Option<u32>,
+    rate_key: Option<String>,
+    key_rate: Option<String>,
+    task_concurrency: Option<u32>,
+    task_rate: Option<String>,
+}
+
+fn candidate(r: &Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        id: r.get(0)?,
+        task: r.get(1)?,
+        concurrency_key: r.get(2)?,
+        key_concurrency: r.get(3)?,
+        rate_key: r.get(4)?,
+        key_rate: r.get(5)?,
+        task_concurrency: r.get(6)?,
+        task_rate: r.get(7)?,
+    })
+}
+
+/// What a job carries, read back from its row.
+fn carried(c: &Candidate) -> JobLimits {
+    let rate = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<Rate>().ok());
+    JobLimits {
+        task_concurrency: c.task_concurrency,
+        task_rate: rate(&c.task_rate),
+        concurrency_key: c
+            .concurrency_key
+            .as_deref()
+            .and_then(|k| k.parse::<FlowKey>().ok())
+            .map(|k| (k, c.key_concurrency)),
+        rate_key: c
+            .rate_key
+            .as_deref()
+            .and_then(|k| k.parse::<FlowKey>().ok())
+            .map(|k| (k, rate(&c.key_rate))),
+    }
+}
+
+/// One rate in force for a job: its target's name in `runyard_starts`,
+/// the target, the rate.
+type RateInForce = (String, LimitTarget, Rate);
+
+/// The limits in force for one job.
+struct InForce {
+    concurrency: Vec<(CountOf, LimitTarget, u32)>,
+    rates: Vec<RateInForce>,
+}
+
+/// What a concurrency limit counts.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum CountOf {
+    Task(String),
+    Key(String),
+}
+
+/// The limits, counts and starts one claim (or one look at the holds)
+/// works with.
+struct Walk {
+    rules: Rules,
+    running: HashMap<CountOf, u32>,
+    /// For each rate target and window (in µs), the starts in it.
+    starts: HashMap<(String, i64), u32>,
+    /// The widest window seen for each rate target.
+    widest: HashMap<String, i64>,
+    now: i64,
+}
+
+impl Walk {
+    fn new(conn: &Connection, now: i64) -> rusqlite::Result<Walk> {
+        let mut running = HashMap::new();
+        {
+            let mut st = conn.prepare_cached(&SQL.running_counts)?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let task: String = r.get(0)?;
+                let key: Option<String> = r.get(1)?;
+                let n: u32 = r.get(2)?;
+                *running.entry(CountOf::Task(task)).or_insert(0) += n;
+                if let Some(k) = key {
+                    *running.entry(CountOf::Key(k)).or_insert(0) += n;
+                }
+            }
+        }
+        Ok(Walk {
+            rules: Rules::read(conn)?,
+            running,
+            starts: HashMap::new(),
+            widest: HashMap::new(),
+            now,
+        })
+    }
+
+    fn in_force(&self, c: &Candidate) -> InForce {
+        let l = carried(c);
+        let stored = self.rules.task(&c.task);
+        let mut concurrency = Vec::new();
+        let mut rates = Vec::new();
+        let task_c = stored.and_then(|s| s.0).or(l.task_concurrency);
+        if let Some(n) = task_c {
+            concurrency.push((
+                CountOf::Task(c.task.clone()),
+                LimitTarget::Task(c.task.clone()),
+                n,
+            ));
+        }
+        if let Some((k, own)) = &l.concurrency_key {
+            if let Some(n) = self.rules.key(k).0.or(*own) {
+                concurrency.push((CountOf::Key(k.to_string()), key_target(k), n));
+            }
+        }
+        if let Some(r) = stored.and_then(|s| s.1).or(l.task_rate) {
+            rates.push((
+                format!("t:{}", c.task),
+                LimitTarget::Task(c.task.clone()),
+                r,
+            ));
+        }
+        if let Some((k, own)) = &l.rate_key {
+            if let Some(r) = self.rules.key(k).1.or(*own) {
+                rates.push((format!("k:{k}"), key_target(k), r));
+            }
+        }
+        InForce { concurrency, rates }
+    }
+
+    fn used(&mut self, conn: &Connection, target: &str, per: i64) -> rusqlite::Result<u32> {
+        let w = self.widest.entry(target.to_string()).or_insert(per);
+        *w = (*w).max(per);
+        if let Some(n) = self.starts.get(&(target.to_string(), per)) {
+            return Ok(*n);
+        }
+        let n: u32 = conn
+            .prepare_cached(&SQL.starts_count)?
+            .query_row(params![target, self.now - per], |r| r.get(0))?;
+        self.starts.insert((target.to_string(), per), n);
+        Ok(n)
+    }
+
+    /// What holds `c` now, if anything; else the rates it takes.
+    fn check(
+        &mut self,
+        conn: &Connection,
+        c: &Candidate,
+    ) -> rusqlite::Result<Result<InForce, Hold>> {
+        if self.rules.paused.holds(&c.task) {
+            return Ok(Err(Hold::Paused {
+                task: c.task.clone(),
+            }));
+        }
+        let f = self.in_force(c);
+        for (of, target, n) in &f.concurrency {
+            if self.running.get(of).copied().unwrap_or(0) >= *n {
+                return Ok(Err(Hold::Concurrency {
+                    target: target.clone(),
+                    limit: *n,
+                }));
+            }
+        }
+        for (name, target, rate) in &f.rates {
+            if self.used(conn, name, micros(rate.per))? >= rate.count {
+                return Ok(Err(Hold::Rate {
+                    target: target.clone(),
+                    rate: *rate,
+                }));
+            }
+        }
+        Ok(Ok(f))
+    }
+
+    /// `c` is taken: its slots and rate permits are used (the starts
+    /// recorded in `record`, when it is a claim's transaction).
+    fn take(
+        &mut self,
+        record: Option<&Connection>,
+        c: &Candidate,
+        f: &InForce,
+    ) -> rusqlite::Result<()> {
+        *self
+            .running
+            .entry(CountOf::Task(c.task.clone()))
+            .or_insert(0) += 1;
+        if let Some(k) = &c.concurrency_key {
+            *self.running.entry(CountOf::Key(k.clone())).or_insert(0) += 1;
+        }
+        for (name, _, _) in &f.rates {
+            for ((t, _), n) in self.starts.iter_mut() {
+                if t == name {
+                    *n += 1;
+                }
+            }
+            if let Some(conn) = record {
+                conn.prepare_cached(&SQL.starts_add)?
+                    .execute(params![name, self.now])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The jobs a claim under limits takes at `now`: at most `max`, walking
+/// at most `max(1024, 16 × max)` due jobs in claim order; with each,
+/// whether a rate admitted its start. Records the starts it admits.
+pub(crate) fn claim_limited(
+    tx: &Tx<'_>,
+    max: usize,
+    now: i64,
+    tasks: Option<&str>,
+) -> rusqlite::Result<Vec<(i64, bool)>> {
+    let mut walk = Walk::new(tx, now)?;
+    let window = max.saturating_mul(16).max(1024) as i64;
+    let jobs: Vec<Candidate> = {
+        let mut st = tx.prepare_cached(&SQL.claim_window)?;
+        let rows = st.query_map(params![now, window, tasks], candidate)?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for c in &jobs {
+        if out.len() >= max {
+            break;
+        }
+        if let Ok(f) = walk.check(tx, c)? {
+            walk.take(Some(tx), c, &f)?;
+            out.push((c.id, !f.rates.is_empty()));
+        }
+    }
+    let mut drop = tx.prepare_cached(&SQL.starts_drop)?;
+    for (target, per) in &walk.widest {
+        drop.execute(params![target, now - per])?;
+    }
+    Ok(out)
+}
+
+/// What holds each due waiting job a claim would pass over now, in
+/// claim order: `(id, hold)`.
+fn held(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(i64, Hold)>> {
+    let mut walk = Walk::new(conn, now)?;
+    let jobs: Vec<Candidate> = {
+        let mut st = conn.prepare_cached(&SQL.hold_window)?;
+        let rows = st.query_map(params![now], candidate)?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for c in &jobs {
+        match walk.check(conn, c)? {
+            Ok(f) => walk.take(None, c, &f)?,
+            Err(h) => out.push((c.id, h)),
+        }
+    }
+    Ok(out)
+}
+
+/// [`runyard_queue::FlowControl::holds`].
+pub(crate) fn holds(conn: &Connection, now: i64) -> rusqlite::Result<Holds> {
+    let mut by: HashMap<Hold, u64> = HashMap::new();
+    for (_, h) in held(conn, now)? {
+        *by.entry(h).or_insert(0) += 1;
+    }
+    let mut held: Vec<(Hold, u64)> = by.into_iter().collect();
+    held.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Holds { held })
+}
+
+/// [`runyard_queue::FlowControl::hold`].
+pub(crate) fn hold(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Option<Hold>> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached(&SQL.hold_job)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        Some((BLOCKED, _)) => Ok(Some(Hold::Dependencies)),
+        Some((WAITING, run_at)) if run_at <= now => Ok(held(conn, now)?
+            .into_iter()
+            .find(|(j, _)| *j == id)
+            .map(|(_, h)| h)),
+        _ => Ok(None),
+    }
+}
+
+fn invalid(msg: String) -> QueueError {
+    QueueError::new(QueueErrorKind::InvalidInput, msg)
+}
+
+/// [`runyard_queue::FlowControl::set_limit`], in `tx`.
+pub(crate) fn set_limit(
+    tx: &Tx<'_>,
+    change: &LimitChange,
+) -> rusqlite::Result<Result<Option<StoredLimit>, QueueError>> {
+    if change.concurrency == Some(0) {
+        return Ok(Err(invalid(format!(
+            "a concurrency limit for {} must be at least 1 (to stop a task, pause it)",
+            change.target
+        ))));
+    }
+    if let LimitTarget::Key { name, .. } = &change.target {
+        if let Err(e) = runyard_core::check_key_name(name) {
+            return Ok(Err(invalid(format!("a limit for key `{name}`: {e}"))));
+        }
+    }
+    let target = serde_json::to_string(&change.target).unwrap_or_default();
+    let now = stored_limits(tx)?
+        .into_iter()
+        .find(|l| l.target == change.target);
+    let (mut c, mut r) = match (&now, change.clear) {
+        (Some(l), false) => (l.concurrency, l.rate),
+        _ => (None, None),
+    };
+    c = change.concurrency.or(c);
+    r = change.rate.or(r);
+    if c.is_none() && r.is_none() {
+        tx.prepare_cached(&SQL.limit_clear)?.execute([&target])?;
+        return Ok(Ok(None));
+    }
+    tx.prepare_cached(&SQL.limit_set)?
+        .execute(params![target, c, r.map(|r| r.to_string())])?;
+    Ok(Ok(Some(StoredLimit {
+        target: change.target.clone(),
+        concurrency: c,
+        rate: r,
+    })))
+}
+
+/// [`runyard_queue::FlowControl::limits`].
+pub(crate) fn limits(conn: &Connection) -> rusqlite::Result<Vec<StoredLimit>> {
+    stored_limits(conn)
+}
+
+/// [`runyard_queue::FlowControl::paused`].
+pub(crate) fn paused(conn: &Connection) -> rusqlite::Result<Paused> {
+    paused_tasks(conn)
+}
+
+/// The claims not started of `task` (every task when `None`) that a pause
+/// holds back now.
+pub(crate) fn unstarted(conn: &Connection, task: Option<&str>) -> rusqlite::Result<Vec<i64>> {
+    let p = paused_tasks(conn)?;
+    let mut st = conn.prepare_cached(&SQL.unstarted)?;
+    let rows = st.query_map([task], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, t) = row?;
+        if p.holds(&t) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// [`runyard_queue::FlowControl::pause`], in `tx`.
+pub(crate) fn pause(tx: &Tx<'_>, task: Option<&str>) -> rusqlite::Result<Vec<i64>> {
+    tx.prepare_cached(&SQL.pause)?
+        .execute([task.unwrap_or("")])?;
+    unstarted(tx, task)
+}
+
+/// [`runyard_queue::FlowControl::resume`], in `tx`.
+pub(crate) fn resume(tx: &Tx<'_>, task: Option<&str>) -> rusqlite::Result<bool> {
+    let n = match task {
+        Some(t) => tx.prepare_cached(&SQL.resume)?.execute([t])?,
+        None => tx.prepare_cached(&SQL.resume_all)?.execute([])?,
+    };
+    Ok(n > 0)
+}
