@@ -425,3 +425,60 @@ fn flow_exec_rate_starts_no_more_than_the_rate_in_any_second() {
     let r = run(&["exec", "--rate", "0/s", "true", ":::", "a"]);
     assert!(r.code(2).stderr.contains("at least 1"), "{}", r.stderr);
 }
+
+/// The TOML blocks of docs/flow-control.md's "Examples".
+fn doc_examples() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/flow-control.md"
+    ))
+    .expect("docs/flow-control.md");
+    let examples = doc.split("\n## Examples\n").nth(1).expect("an Examples section");
+    examples
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
+    let examples = doc_examples();
+    assert_eq!(examples.len(), 2);
+    let d = Dir::new();
+    let f = d.write("tenants.toml", &examples[0]);
+    run(&["run", "-f", path(&f), "-j", "8", "--json", path(&d.path("r.json")), "-q"]).code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 9);
+    // Each tenant's jobs, by the key each carries: at most 2 at once.
+    let mut by_tenant: std::collections::HashMap<u64, Vec<(String, f64, f64)>> =
+        std::collections::HashMap::new();
+    for (i, j) in r["jobs"].as_array().unwrap().iter().enumerate().take(8) {
+        let tenant = if i < 4 { 1 } else { 2 };
+        let a = &j["attempts"][0];
+        let s = millis(&a["started_at"]);
+        by_tenant.entry(tenant).or_default().push((
+            "t".into(),
+            s,
+            s + a["duration_ms"].as_f64().unwrap(),
+        ));
+    }
+    for (t, a) in &by_tenant {
+        assert!(most_at_once(a, "t") <= 2, "tenant {t}: {a:?}");
+    }
+    let f = d.write("api.toml", &examples[1]);
+    run(&["run", "-f", path(&f), "-j", "8", "--json", path(&d.path("a.json")), "-q"]).code(0);
+    let r = report(&d, "a.json");
+    assert_eq!(r["summary"]["succeeded"], 3);
+    assert_eq!(most_at_once(&attempts(&r), "shell"), 1);
+    // A shared queue refuses the run's [limits] table, and takes the
+    // first example whole; a second submit adds no second import.
+    let url = format!("sqlite://{}", path(&d.path("q.db")));
+    let r = run(&["submit", "--queue", &url, "-f", path(&f)]);
+    assert!(r.code(2).stderr.contains("runyard limit"), "{}", r.stderr);
+    let f = d.write("tenants.toml", &examples[0]);
+    run(&["submit", "--queue", &url, "-f", path(&f)]).code(0);
+    let again = run(&["submit", "--queue", &url, "-f", path(&f)]);
+    assert!(again.code(0).stderr.contains("(unique key `import`); nothing added"), "{}", again.stderr);
+    assert_eq!(status(&url)["counts"]["queued"], 17);
+}
