@@ -3,9 +3,10 @@
 //! whose [`build`](EngineConfigBuilder::build) checks every setting against
 //! what this process can start: a configuration that exists can run.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use runyard_core::{format_duration, JobOptions, Mode, MAX_DURATION};
+use runyard_core::{format_duration, JobOptions, Mode, Rate, MAX_DURATION};
 use runyard_exec::limits::{self, Limit};
 use runyard_exec::process::ProcessConfig;
 use runyard_queue::TaskName;
@@ -44,6 +45,22 @@ pub struct EngineConfig {
     pub(crate) tasks: Option<Vec<TaskName>>,
     pub(crate) prefetch: bool,
     pub(crate) process: Option<ProcessConfig>,
+    pub(crate) task_limits: BTreeMap<String, TaskLimits>,
+}
+
+/// A run's limits for one task's jobs across every worker of a queue (a
+/// job file's `[limits.TASK]`), in place of the task's own defaults
+/// (`#[task(queue_concurrency = N, rate = "R")]`). A limit stored in the
+/// queue for the task still beats them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskLimits {
+    /// The most attempts of the task at once; `None` keeps the task's
+    /// default.
+    pub concurrency: Option<u32>,
+    /// The most starts of the task per window; `None` keeps the task's
+    /// default.
+    pub rate: Option<Rate>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +76,7 @@ impl Default for EngineConfig {
             tasks: None,
             prefetch: true,
             process: None,
+            task_limits: BTreeMap::new(),
         }
     }
 }
@@ -148,12 +166,40 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// Limits for the jobs of `task` across every worker of a queue, in
+    /// place of the task's defaults (`None` keeps the task's own); set
+    /// again for the same task, the last one holds. A concurrency of 0 is
+    /// refused by [`build`](Self::build); a task the engine's registry does
+    /// not have is refused when a run starts, before any job runs.
+    ///
+    /// ```
+    /// use runyard_engine::EngineConfig;
+    ///
+    /// let config = EngineConfig::builder()
+    ///     .task_limits("fetch", Some(4), Some("50/s".parse()?))
+    ///     .build()?;
+    /// assert_eq!(config.task_limits()["fetch"].concurrency, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn task_limits(
+        mut self,
+        task: impl Into<String>,
+        concurrency: Option<u32>,
+        rate: Option<Rate>,
+    ) -> Self {
+        self.config
+            .task_limits
+            .insert(task.into(), TaskLimits { concurrency, rate });
+        self
+    }
+
     /// The configuration, once what it asks of the process has been
     /// checked: in `thread` mode the concurrency in threads, in `process`
     /// mode in child processes, each within what the process can start
     /// (runyard's cap of [`limits::MAX_POOL_THREADS`], `RLIMIT_NPROC`, and
     /// for child processes `RLIMIT_NOFILE`; see [`runyard_exec::limits`]);
-    /// and the grace period and lease within [`MAX_DURATION`]. `async` and
+    /// the grace period and lease within [`MAX_DURATION`]; every task
+    /// limit's concurrency at least 1. `async` and
     /// `auto` modes start no thread per attempt: their concurrency is not
     /// bounded here.
     pub fn build(self) -> Result<EngineConfig, ConfigError> {
@@ -218,6 +264,12 @@ impl EngineConfig {
     pub fn process(&self) -> Option<&ProcessConfig> {
         self.process.as_ref()
     }
+
+    /// The run's limits per task name (see
+    /// [`EngineConfigBuilder::task_limits`]).
+    pub fn task_limits(&self) -> &BTreeMap<String, TaskLimits> {
+        &self.task_limits
+    }
 }
 
 /// Attempts each executor runs at once.
@@ -247,6 +299,15 @@ pub enum ConfigError {
         asked: usize,
         /// What this process can start, and why.
         limit: Limit,
+    },
+    /// A task limit of no attempts at once.
+    #[error(
+        "the concurrency limit of task `{task}` must be at least 1 (the most attempts of it at \
+         once across the queue; to stop a task, pause it)"
+    )]
+    TaskConcurrency {
+        /// The task.
+        task: String,
     },
     /// A duration past [`MAX_DURATION`].
     #[error("the {option} of {} is longer than the maximum of 100 years", format_duration(*value))]
@@ -320,6 +381,13 @@ impl EngineConfig {
             if value > MAX_DURATION {
                 return Err(ConfigError::Duration { option, value });
             }
+        }
+        if let Some((task, _)) = self
+            .task_limits
+            .iter()
+            .find(|(_, l)| l.concurrency == Some(0))
+        {
+            return Err(ConfigError::TaskConcurrency { task: task.clone() });
         }
         let asked = self.concurrency.unwrap_or_else(cores);
         let limit = match self.mode {

@@ -47,12 +47,30 @@ impl Engine {
         let registry = registry.into();
         let names: Vec<TaskName> = registry.iter().map(|t| t.task_name()).collect();
         let process_available = config.process.is_some();
+        let unknown_limit = config
+            .task_limits
+            .keys()
+            .find_map(|t| registry.lookup(t).err());
+        let limits = registry
+            .iter()
+            .map(|t| {
+                let d = t.defaults();
+                let run = config
+                    .task_limits
+                    .get(t.name())
+                    .copied()
+                    .unwrap_or_default();
+                (run.concurrency.or(d.queue_concurrency), run.rate.or(d.rate))
+            })
+            .collect();
         let mut inner = EngineInner {
             settings: Vec::new(),
             names,
             config,
             registry,
             process_available,
+            limits,
+            unknown_limit,
         };
         inner.settings = (0..inner.names.len())
             .map(|i| inner.resolve(TaskIndex(i as u32), &JobOptions::default()))
@@ -84,6 +102,16 @@ impl Engine {
         self.inner.registry.lookup(&job.task).is_ok_and(|i| {
             lane_for(s.mode, self.inner.registry.task(i), s.isolate) == Ok(Lane::Process)
         })
+    }
+
+    /// Checks that the configuration's task limits
+    /// ([`EngineConfigBuilder::task_limits`](crate::EngineConfigBuilder::task_limits))
+    /// are all for tasks of the registry; a run does not start otherwise.
+    pub fn check_task_limits(&self) -> Result<(), runyard_core::UnknownTask> {
+        match &self.inner.unknown_limit {
+            Some(u) => Err(u.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Checks a job and applies every default, without enqueueing it: an
@@ -186,10 +214,10 @@ impl EngineInner {
                 error,
             })?;
         }
-        let d = def.defaults();
+        let (task_concurrency, task_rate) = self.limits[idx.0 as usize];
         let limits = runyard_core::JobLimits {
-            task_concurrency: d.queue_concurrency,
-            task_rate: d.rate,
+            task_concurrency,
+            task_rate,
             concurrency_key: o.concurrency_key.clone().map(|k| (k, o.concurrency)),
             rate_key: o.rate_key.clone().map(|k| (k, o.rate)),
         };

@@ -58,17 +58,38 @@ pub enum SubmitError {
 }
 
 /// A run could not start: the process could not start its dispatcher
-/// thread (it has as many threads as it may have, or no memory for one).
+/// thread (it has as many threads as it may have, or no memory for one),
+/// or the configuration's task limits name a task the engine does not
+/// have ([`StartError::unknown_task`]).
 #[derive(Debug, Error)]
-#[error("the engine's dispatcher thread could not start")]
-pub struct StartError {
-    #[source]
-    source: io::Error,
+#[error(transparent)]
+pub struct StartError(StartCause);
+
+#[derive(Debug, Error)]
+enum StartCause {
+    #[error("the engine's dispatcher thread could not start")]
+    Thread(#[source] io::Error),
+    #[error("the run's limits are for a task the engine does not have")]
+    Limits(#[source] UnknownTask),
 }
 
 impl StartError {
     pub(crate) fn new(source: io::Error) -> StartError {
-        StartError { source }
+        StartError(StartCause::Thread(source))
+    }
+
+    pub(crate) fn limits(unknown: UnknownTask) -> StartError {
+        StartError(StartCause::Limits(unknown))
+    }
+
+    /// The task of the configuration's limits
+    /// ([`EngineConfigBuilder::task_limits`](crate::EngineConfigBuilder::task_limits))
+    /// that the engine does not have, if that is why the run did not start.
+    pub fn unknown_task(&self) -> Option<&UnknownTask> {
+        match &self.0 {
+            StartCause::Limits(u) => Some(u),
+            StartCause::Thread(_) => None,
+        }
     }
 }
 

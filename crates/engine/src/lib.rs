@@ -31,7 +31,8 @@ mod worker;
 mod workflow;
 
 pub use config::{
-    ConfigError, EngineConfig, EngineConfigBuilder, DEFAULT_ASYNC_LIMIT, DEFAULT_BLOCKING_THREADS,
+    ConfigError, EngineConfig, EngineConfigBuilder, TaskLimits, DEFAULT_ASYNC_LIMIT,
+    DEFAULT_BLOCKING_THREADS,
 };
 pub use engine::{Engine, Progress};
 pub use error::{RunError, StartError, SubmitError, WorkflowError};

@@ -66,6 +66,9 @@ impl Engine {
     /// Runs `specs` on a fresh in-memory queue and returns the report. Every
     /// job is checked before any runs.
     pub fn run(&self, specs: impl IntoIterator<Item = JobSpec>) -> Result<Report, RunError> {
+        if let Some(u) = &self.inner().unknown_limit {
+            return Err(StartError::limits(u.clone()).into());
+        }
         let jobs = specs
             .into_iter()
             .map(|s| self.prepare(&s))
@@ -118,6 +121,9 @@ impl Run {
         sinks: Vec<Arc<dyn EventSink>>,
         thread: std::thread::Builder,
     ) -> Result<Run, StartError> {
+        if let Some(u) = &engine.unknown_limit {
+            return Err(StartError::limits(u.clone()));
+        }
         let inbox = Arc::new(Inbox::default());
         let events = Events::new(sinks);
         let tally = Arc::new(Tally::default());

@@ -17,10 +17,12 @@ struct Args {
     timeout: Option<String>,
     isolate: bool,
     worker_concurrency: Option<u32>,
+    queue_concurrency: Option<u32>,
+    rate: Option<String>,
 }
 
-const KNOWN: &str =
-    "name, kind, description, max_attempts, backoff, timeout, isolate, worker_concurrency";
+const KNOWN: &str = "name, kind, description, max_attempts, backoff, timeout, isolate, \
+     worker_concurrency, queue_concurrency, rate";
 
 fn lit_str(e: &Expr, key: &str) -> syn::Result<String> {
     match e {
@@ -102,6 +104,28 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
                             ));
                         }
                         out.worker_concurrency = Some(n);
+                    }
+                    "queue_concurrency" => {
+                        let n = lit_u32(v, k)?;
+                        if n == 0 {
+                            return Err(syn::Error::new(
+                                v.span(),
+                                "queue_concurrency must be >= 1 (the most attempts of this task at \
+                                 once across every worker of a queue; to stop a task, pause it)",
+                            ));
+                        }
+                        out.queue_concurrency = Some(n);
+                    }
+                    "rate" => {
+                        let s = lit_str(v, k).map_err(|e| {
+                            syn::Error::new(
+                                e.span(),
+                                "`rate` takes a string, e.g. rate = \"10/s\" (COUNT/s, COUNT/m or COUNT/h)",
+                            )
+                        })?;
+                        s.parse::<runyard_core::Rate>()
+                            .map_err(|e| syn::Error::new(v.span(), e.to_string()))?;
+                        out.rate = Some(s);
                     }
                     // Renamed, so that it is never taken for a limit per
                     // queue (which two engines on one queue would share).
@@ -264,6 +288,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     if let Some(n) = args.worker_concurrency {
         setters.push(quote!(.worker_concurrency(#n)));
+    }
+    if let Some(n) = args.queue_concurrency {
+        setters.push(quote!(.queue_concurrency(#n)));
+    }
+    if let Some(s) = &args.rate {
+        setters.push(
+            quote!(.rate(<#r::__private::Rate as ::core::str::FromStr>::from_str(#s).expect("checked at compile time"))),
+        );
     }
     let defaults = (!setters.is_empty()).then(|| {
         quote! {

@@ -20,6 +20,9 @@ mod additions;
 mod flow;
 mod flow_admin;
 mod flow_random;
+mod limits;
+mod limits_random;
+mod pause;
 mod support;
 mod unique;
 
@@ -49,6 +52,20 @@ pub use flow_admin::{
     retrying_the_dead_root_gives_back_what_it_cancelled, views_and_counts_of_a_workflow,
 };
 pub use flow_random::random_workflows_respect_every_edge;
+pub use limits::{
+    a_key_is_shared_by_tasks_and_workers, a_key_rate_is_shared_and_a_stored_rate_beats_it,
+    a_rate_admits_a_burst_then_waits_for_the_window, a_stored_limit_beats_the_carried_one,
+    a_task_limit_holds_across_claims, a_value_limit_beats_the_name_limit,
+    bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
+    slots_come_back_on_complete_release_and_rescue,
+};
+pub use limits_random::limits_hold_under_random_operations;
+pub use pause::{
+    a_newcomer_key_is_not_held_back_by_a_backlog,
+    a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+    holds_say_what_keeps_each_job_waiting, pausing_every_task_holds_every_job,
+    rate_keys_share_the_workers_fairly_too,
+};
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
     a_waiting_job_holds_its_unique_key, jobs_of_one_batch_see_the_keys_before_them,
@@ -127,6 +144,21 @@ macro_rules! conformance_tests {
             racing_submitters_of_one_key_make_one_job,
             the_idempotency_key_is_checked_before_the_unique_key,
             a_unique_job_after_others_is_refused,
+            a_task_limit_holds_across_claims,
+            a_key_is_shared_by_tasks_and_workers,
+            slots_come_back_on_complete_release_and_rescue,
+            a_stored_limit_beats_the_carried_one,
+            a_value_limit_beats_the_name_limit,
+            lowering_a_limit_takes_nothing_back,
+            bad_limit_changes_are_refused,
+            a_rate_admits_a_burst_then_waits_for_the_window,
+            a_key_rate_is_shared_and_a_stored_rate_beats_it,
+            a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
+            pausing_every_task_holds_every_job,
+            holds_say_what_keeps_each_job_waiting,
+            a_newcomer_key_is_not_held_back_by_a_backlog,
+            rate_keys_share_the_workers_fairly_too,
+            limits_hold_under_random_operations,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -68,7 +68,13 @@
 //! `exponential[:BASE][,cap=DELAY][,factor=N][,jitter=full|equal|none]`),
 //! `timeout`, `isolate` (run in a child process in `auto` mode) and
 //! `worker_concurrency` (the most attempts of this task one engine runs at
-//! once; the older `concurrency` is refused with a message naming it).
+//! once; the older `concurrency` is refused with a message naming it),
+//! `queue_concurrency` (the most attempts of this task at once across
+//! every worker of a queue, held by the queue) and `rate` (`"N/s"`,
+//! `"N/m"` or `"N/h"`: the most starts per window across every worker of
+//! a queue); see [`flow`]. The two concurrencies differ in who holds
+//! them: `worker_concurrency = 4` lets each of three workers run 4 at
+//! once (12 in all), `queue_concurrency = 4` lets the three together run 4.
 //! Specs are checked at compile time. The function takes its parameters
 //! (any type that implements [`Params`]; `()` for none), optionally
 //! followed by its context (`&Context` for a plain function, `Context` for
@@ -469,6 +475,49 @@ pub mod workflow {
     pub use runyard_engine::{Step, Workflow, WorkflowError, WorkflowIds};
 }
 
+/// Flow control: unique jobs, concurrency and rate limits held across
+/// every worker of a queue, pausing a task, and what holds a job back.
+///
+/// A job carries its own flow options, set by its builder:
+///
+/// ```
+/// use runyard::prelude::*;
+/// use runyard::flow::{FlowKey, OnConflict, Rate};
+///
+/// #[task(queue_concurrency = 8, rate = "100/s")]
+/// fn sync_account(_: ()) -> Result<(), TaskError> {
+///     Ok(())
+/// }
+///
+/// let job = sync_account::job(())
+///     .unique_key("sync:42")
+///     .on_conflict(OnConflict::Replace)
+///     .concurrency_key("tenant:42".parse::<FlowKey>().unwrap(), Some(2))
+///     .rate_key("stripe".parse::<FlowKey>().unwrap(), Some("25/s".parse::<Rate>().unwrap()));
+/// let engine = Engine::new(Registry::linked().unwrap(), EngineConfig::default());
+/// let new = engine.prepare(&job).unwrap();
+/// assert_eq!(new.unique.unwrap().key, "sync:42");
+/// assert_eq!(new.limits.task_concurrency, Some(8));
+/// assert_eq!(new.limits.task_rate, Some("100/s".parse().unwrap()));
+/// assert_eq!(new.limits.concurrency_key.unwrap().1, Some(2));
+/// ```
+///
+/// A task's defaults (`#[task(queue_concurrency = N, rate = "R")]`) limit
+/// its jobs across every worker of a queue; `worker_concurrency` caps only
+/// what one engine runs at once. A run may override a task's limits with
+/// [`EngineConfigBuilder::task_limits`](crate::EngineConfigBuilder::task_limits),
+/// and a limit stored in the queue ([`FlowControl::set_limit`]) beats both.
+/// Submitting a job whose unique key is held returns the id of the job
+/// that holds it.
+pub mod flow {
+    pub use runyard_core::{
+        check_key_name, FlowError, FlowKey, Hold, JobLimits, LimitTarget, OnConflict, Rate,
+        StoredLimit, Unique, KEY_MAX,
+    };
+    pub use runyard_engine::TaskLimits;
+    pub use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
+}
+
 /// Events: what happens to each job as it happens, for a sink of your own
 /// or as JSON lines.
 pub mod event {
@@ -565,7 +614,7 @@ pub mod process {
 pub mod __private {
     pub use runyard_core::__private::*;
     pub use runyard_core::{
-        parse_duration, Backoff, FieldSchema, ParamSchema, Params, Registration, RetryPolicy,
+        parse_duration, Backoff, FieldSchema, ParamSchema, Params, Rate, Registration, RetryPolicy,
         TaskDefaults, Violation,
     };
 }

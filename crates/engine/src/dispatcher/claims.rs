@@ -70,7 +70,7 @@ impl Claims {
         if self.waiting > 0 {
             return 0;
         }
-        self.lanes.room().min(MAX_CLAIM)
+        self.lanes.claim_room().min(MAX_CLAIM)
     }
 
     /// Takes a claimed job: it waits in its lane's list.
@@ -82,9 +82,13 @@ impl Claims {
         token
     }
 
-    #[cfg(test)]
     pub(super) fn get(&self, token: u64) -> Option<&Entry> {
         self.entries.get(token)
+    }
+
+    /// Every entry's token, lease and when it was claimed.
+    pub(super) fn claim_times(&self) -> impl Iterator<Item = (u64, Instant)> + '_ {
+        self.entries.iter().map(|(t, e)| (t, e.claimed_at))
     }
 
     /// Every entry's token and lease.
@@ -122,6 +126,22 @@ impl Claims {
                 self.blocked.entry(task.0).or_default().push_back(token);
             }
         }
+    }
+
+    /// Whether an attempt of `task` in `lane` would start at once if
+    /// handed over now: the lane's executor has a free thread (not only
+    /// room to queue it) and the task is under its limit in this engine.
+    pub(super) fn can_start_now(&self, lane: Lane, task: TaskIndex, now: Instant) -> bool {
+        let l = &self.lanes[lane];
+        !l.down(now) && l.inflight < l.threads && self.task_has_room(task)
+    }
+
+    /// Takes a claimed job straight to its executor, past every waiting
+    /// one (a rate-limited job admitted to start now, once
+    /// [`Claims::can_start_now`] said it can).
+    pub(super) fn insert_started_now(&mut self, entry: Entry) -> Attempt {
+        let token = self.entries.insert(entry);
+        self.hand_over(token)
     }
 
     /// [`Claims::take_ready`] for every lane.
@@ -347,6 +367,8 @@ mod tests {
                 parents: None,
             },
             cancel_requested: false,
+            admitted_at: None,
+            claimed_at: Instant::now(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! is: waiting for room, with its executor, or started.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use runyard_core::{JobParams, JobSettings, TaskIndex, Timestamp};
 use runyard_queue::Lease;
@@ -38,6 +39,12 @@ pub(super) struct Entry {
     pub(super) stage: Stage,
     /// Someone asked to cancel the job: its verdict is `cancelled`.
     pub(super) cancel_requested: bool,
+    /// For a rate-limited job, when the queue admitted its start: its
+    /// attempt starts at once, and its record starts at this time.
+    pub(super) admitted_at: Option<Timestamp>,
+    /// When the claim was asked for: its lease runs at least a lease from
+    /// then, or from the last heartbeat that renewed it.
+    pub(super) claimed_at: Instant,
 }
 
 impl Entry {

@@ -40,6 +40,10 @@ pub(super) struct LaneState {
     pub(super) inflight: usize,
     /// Claimed jobs waiting for room in the lane, by token, in order.
     pub(super) waiting: VecDeque<u64>,
+    /// The lane has had rate-limited claims: claims ask for no more of it
+    /// than it can start at once (a rate-limited job starts when claimed,
+    /// and one given back has used its rate's permit for nothing).
+    pub(super) rated: bool,
 }
 
 impl LaneState {
@@ -52,12 +56,23 @@ impl LaneState {
             low_water,
             inflight: 0,
             waiting: VecDeque::new(),
+            rated: false,
         }
     }
 
     /// How many more attempts the executor may be handed.
     pub(super) fn room(&self) -> usize {
         self.cap.saturating_sub(self.inflight)
+    }
+
+    /// How many more attempts a claim may bring for the lane: its room,
+    /// or for a lane with rate-limited jobs its free threads.
+    pub(super) fn claim_room(&self) -> usize {
+        if self.rated {
+            self.threads.saturating_sub(self.inflight)
+        } else {
+            self.room()
+        }
     }
 
     /// Whether the executor could not start and is not to be tried again yet.
@@ -165,8 +180,15 @@ impl Lanes {
     }
 
     /// How many more attempts the executors may be handed, over all lanes.
+    #[cfg(test)]
     pub(super) fn room(&self) -> usize {
         self.0.iter().map(LaneState::room).sum()
+    }
+
+    /// How many more jobs a claim may bring, over all lanes (see
+    /// [`LaneState::claim_room`]).
+    pub(super) fn claim_room(&self) -> usize {
+        self.0.iter().map(LaneState::claim_room).sum()
     }
 }
 
@@ -214,6 +236,17 @@ mod tests {
         let caps: Vec<usize> = l.iter().map(|(_, s)| s.cap).collect();
         assert_eq!(caps, [4, 8, 100, 2]);
         assert_eq!(l.room(), 114);
+    }
+
+    #[test]
+    fn a_lane_with_rate_limited_jobs_is_claimed_for_its_free_threads_only() {
+        let mut l = Lanes::new(&sizes(), true);
+        let all = l.claim_room();
+        l[Lane::Cpu].inflight = 3;
+        assert_eq!(l[Lane::Cpu].claim_room(), 4 * CPU_PREFETCH - 3);
+        l[Lane::Cpu].rated = true;
+        assert_eq!(l[Lane::Cpu].claim_room(), 1, "one thread is free");
+        assert_eq!(l.claim_room(), all - 4 * CPU_PREFETCH + 1);
     }
 
     #[test]

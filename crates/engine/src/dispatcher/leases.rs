@@ -21,12 +21,24 @@ const QUEUE_RETRY: Duration = Duration::from_secs(1);
 /// enqueued.
 pub(super) const POLL: Duration = Duration::from_millis(500);
 
+/// When a lease last renewed at `renewed` (or claimed after it, at
+/// `claimed_at`) is given up: a sixth of the lease before it would expire.
+/// Its attempt is stopped then, as for a lost lease, so that a worker that
+/// cannot renew never runs an attempt past its lease (whose slot the
+/// queue's rescue frees once it expires).
+pub(super) fn give_up_at(claimed_at: Instant, renewed: Instant, lease: Duration) -> Instant {
+    claimed_at.max(renewed) + (lease - lease / 6)
+}
+
 /// When each of a durable queue's timers last fired.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Timers {
     last_heartbeat: Instant,
     last_rescue: Instant,
     last_poll: Instant,
+    /// A heartbeat failed: the next is tried then, not a third of the
+    /// lease later.
+    heartbeat_retry: Option<Instant>,
 }
 
 /// Which timers are due.
@@ -44,7 +56,14 @@ impl Timers {
             last_heartbeat: now,
             last_rescue: now,
             last_poll: now,
+            heartbeat_retry: None,
         }
+    }
+
+    /// A heartbeat failed at `now`: the next is due [`QUEUE_RETRY`] later
+    /// (or sooner, on its usual time).
+    pub(super) fn heartbeat_failed(&mut self, now: Instant) {
+        self.heartbeat_retry = Some(now + QUEUE_RETRY);
     }
 
     /// The timers due at `now` under `lease`, each restarted; `idle` says
@@ -57,8 +76,14 @@ impl Timers {
             }
             due
         };
+        let retry = self.heartbeat_retry.is_some_and(|t| now >= t);
+        let heartbeat = fire(&mut self.last_heartbeat, lease / 3) || retry;
+        if heartbeat {
+            self.last_heartbeat = now;
+            self.heartbeat_retry = None;
+        }
         Due {
-            heartbeat: fire(&mut self.last_heartbeat, lease / 3),
+            heartbeat,
             rescue: fire(&mut self.last_rescue, lease / 2),
             poll: idle && fire(&mut self.last_poll, POLL),
         }
@@ -73,6 +98,9 @@ impl Timers {
     /// next poll.
     pub(super) fn until_next(&self, now: Instant, lease: Duration, idle: bool) -> Duration {
         let mut next = (self.last_heartbeat + lease / 3).min(self.last_rescue + lease / 2);
+        if let Some(t) = self.heartbeat_retry {
+            next = next.min(t);
+        }
         if idle {
             next = next.min(self.last_poll + POLL);
         }
@@ -188,6 +216,36 @@ mod tests {
         assert!(due.heartbeat && !due.rescue);
         let due = timers.due(t0 + Duration::from_millis(1500), lease, false);
         assert!(!due.heartbeat && due.rescue);
+    }
+
+    #[test]
+    fn a_failed_heartbeat_is_tried_again_soon() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0);
+        let lease = Duration::from_secs(30);
+        assert!(timers.due(t0 + lease / 3, lease, false).heartbeat);
+        timers.heartbeat_failed(t0 + lease / 3);
+        let retry = t0 + lease / 3 + QUEUE_RETRY;
+        assert_eq!(timers.until_next(t0 + lease / 3, lease, false), QUEUE_RETRY);
+        assert!(
+            !timers
+                .due(retry - Duration::from_millis(1), lease, false)
+                .heartbeat
+        );
+        assert!(timers.due(retry, lease, false).heartbeat);
+        assert!(!timers.due(retry, lease, false).heartbeat, "once");
+    }
+
+    #[test]
+    fn a_lease_not_renewed_is_given_up_a_sixth_of_it_before_it_expires() {
+        let t0 = Instant::now();
+        let lease = Duration::from_secs(6);
+        let s = Duration::from_secs;
+        assert_eq!(give_up_at(t0, t0, lease), t0 + s(5));
+        // Claimed after the last renewal: counted from its claim.
+        assert_eq!(give_up_at(t0 + s(2), t0, lease), t0 + s(7));
+        // Renewed after its claim: counted from the renewal.
+        assert_eq!(give_up_at(t0, t0 + s(3), lease), t0 + s(8));
     }
 
     #[test]

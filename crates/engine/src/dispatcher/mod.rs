@@ -50,6 +50,27 @@
 //! list, still claimed and unstarted, the lane is tried again after
 //! [`lanes::EXEC_RETRY`], and meanwhile nothing more is claimed.
 //!
+//! # Flow control
+//!
+//! A claim of a rate-limited job says when the queue admitted its start
+//! (`Claimed::admitted_at`): the job goes to its executor at once, past
+//! every waiting one, and its record starts at that time; when it cannot
+//! start at once (no free thread in its lane, its task at its limit in
+//! this engine, its executor down) it goes back to the queue, and no claim
+//! is made until an attempt ends (or [`leases::POLL`] has passed). A lane
+//! that has had rate-limited jobs is claimed for no more than its free
+//! threads, so that no such claim waits behind prefetched ones.
+//!
+//! A heartbeat's `paused` claims go back to the queue unless they have
+//! started: waiting ones, and those their executor gives back unstarted.
+//! Queues that keep limits are heartbeaten for that even when they are
+//! not durable.
+//!
+//! When heartbeats fail, a lease that was last renewed (or claimed) five
+//! sixths of a lease ago is given up as if it had been lost: its attempt
+//! is stopped and its outcome never recorded, so that no attempt runs
+//! past its lease while the queue's rescue frees its slot.
+//!
 //! # Phases
 //!
 //! `Running` claims and runs; the first interrupt moves to `Draining`
@@ -70,7 +91,9 @@
 //! submissions) or the first of: the queue's next scheduled job, a durable
 //! queue's next heartbeat or poll (at most [`leases::POLL`]), a lane's
 //! executor retry, the queue's return after it could not be reached, a
-//! shutdown deadline.
+//! shutdown deadline. On a queue that keeps limits, due jobs that a claim
+//! passed over (held by limits) are asked for again after a short wait
+//! that doubles, up to [`leases::POLL`], while they stay held.
 
 mod claims;
 mod emit;
@@ -89,7 +112,7 @@ use std::time::{Duration, Instant};
 
 use runyard_core::{Outcome, OutcomeKind, QueuedReason, Timestamp};
 use runyard_exec::{AttemptReport, Executor, Spinner};
-use runyard_queue::{Claimed, Durability, Lease, Queue, QueueError, Rescue};
+use runyard_queue::{Capability, Claimed, Durability, Lease, Queue, QueueError, Rescue};
 
 use self::claims::{Batches, Claims};
 use self::entry::Entry;
@@ -103,6 +126,10 @@ use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
 use crate::lane::Lane;
 use crate::shared::{EngineInner, RunOutcome, Tally};
+
+/// The first wait before asking again for due jobs that limits held (it
+/// doubles, up to [`leases::POLL`], while they stay held).
+const HELD_POLL: Duration = Duration::from_millis(10);
 
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
@@ -125,6 +152,25 @@ pub(crate) struct Dispatcher {
     reach: Reach,
     rng: fastrand::Rng,
     durable: bool,
+    /// Whether the queue is heartbeaten: a durable one, to renew leases;
+    /// one that keeps limits, to hear of paused tasks.
+    heartbeats: bool,
+    /// When the last heartbeat that renewed every lease held was sent (or
+    /// the run started): each lease runs a lease from then, or from its
+    /// claim if later.
+    renewed: Instant,
+    /// Rate-limited claims had to be given back (no thread was free): no
+    /// claim until an attempt ends, or until then. Each claim of such a
+    /// job uses a permit of its rate.
+    claims_held_until: Option<Instant>,
+    /// Whether the queue keeps limits (a claim may pass over due jobs).
+    limits: bool,
+    /// How long the loop last waited before asking again for due jobs
+    /// that limits held; zero once a claim finds jobs.
+    held_backoff: Duration,
+    /// No lease is due to be given up before then (see
+    /// [`leases::give_up_at`]).
+    give_up_check: Instant,
     router: Router,
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
@@ -145,7 +191,11 @@ impl Dispatcher {
             .iter()
             .map(|t| t.worker_concurrency())
             .collect();
-        let durable = queue.capabilities().durability() == Durability::Durable;
+        let caps = queue.capabilities();
+        let durable = caps.durability() == Durability::Durable;
+        let heartbeats = durable || caps.has(Capability::Limits);
+        let now = Instant::now();
+        let give_up_check = leases::give_up_at(now, now, engine.config.lease);
         let events_may_interrupt = !events.is_empty();
         Dispatcher {
             engine,
@@ -159,11 +209,17 @@ impl Dispatcher {
             runtime: None,
             phase: Phase::Running,
             interrupted: false,
-            timers: Timers::new(Instant::now()),
+            timers: Timers::new(now),
             queue_idle: false,
             reach: Reach::default(),
             rng: fastrand::Rng::new(),
             durable,
+            heartbeats,
+            renewed: now,
+            give_up_check,
+            claims_held_until: None,
+            limits: caps.has(Capability::Limits),
+            held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
         }
@@ -259,14 +315,15 @@ impl Dispatcher {
     // ---------------------------------------------------------------- claiming
 
     fn claim(&mut self) -> Result<(), QueueError> {
-        if self.queue_idle || self.queue_down() {
+        if self.queue_idle || self.queue_down() || self.claims_held(Instant::now()) {
             return Ok(());
         }
         let want = self.claims.claim_size();
         if want == 0 {
             return Ok(());
         }
-        self.timers.polled(Instant::now());
+        let asked = Instant::now();
+        self.timers.polled(asked);
         let cfg = &self.engine.config;
         let claimed = self.queue.claim_tasks(
             &self.settings.worker_name,
@@ -277,18 +334,61 @@ impl Dispatcher {
         if claimed.len() < want {
             self.queue_idle = true;
         }
+        if !claimed.is_empty() {
+            self.held_backoff = Duration::ZERO;
+        }
         let now = Instant::now();
         let mut batches = Batches::default();
+        let mut unstartable = Vec::new();
         for c in claimed {
-            self.route(c, now, &mut batches);
+            self.route(c, asked, now, &mut batches, &mut unstartable);
         }
         self.submit(batches);
+        if !unstartable.is_empty() {
+            // Claimed again at once, they would be given back again: the
+            // next claim waits for an attempt's end (or a poll's time).
+            self.claims_held_until = Some(Instant::now() + leases::POLL);
+            self.release_entries(unstartable);
+        }
         Ok(())
     }
 
-    /// Takes a claimed job into its lane, or records it as refused.
-    fn route(&mut self, c: Claimed, now: Instant, batches: &mut Batches) {
-        match self.router.route(&self.engine, c) {
+    /// Whether claims wait for an attempt's end (see `claims_held_until`).
+    fn claims_held(&mut self, now: Instant) -> bool {
+        match self.claims_held_until {
+            Some(t) if now < t => true,
+            Some(_) => {
+                self.claims_held_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a claimed job into its lane, or records it as refused. A
+    /// rate-limited job (admitted to start at its claim) goes to its
+    /// executor at once, or, when it cannot start now, into `unstartable`
+    /// to be given back: it never waits in this worker's hands.
+    fn route(
+        &mut self,
+        c: Claimed,
+        asked: Instant,
+        now: Instant,
+        batches: &mut Batches,
+        unstartable: &mut Vec<Entry>,
+    ) {
+        match self.router.route(&self.engine, c, asked) {
+            Ok(e) if e.admitted_at.is_some() => {
+                let (lane, task) = (e.lane, e.task);
+                self.claims.lanes[lane].rated = true;
+                let startable =
+                    self.claims.can_start_now(lane, task, now) && self.executor(lane).is_some();
+                if startable {
+                    batches[lane.index()].push(self.claims.insert_started_now(e));
+                } else {
+                    unstartable.push(e);
+                }
+            }
             Ok(e) => {
                 let lane = e.lane;
                 self.claims.insert(e);
@@ -339,6 +439,12 @@ impl Dispatcher {
         {
             let _order = self.events.lock();
             for (token, at) in started {
+                // A rate-limited attempt starts when the queue admitted it.
+                let at = self
+                    .claims
+                    .get(token)
+                    .and_then(|e| e.admitted_at)
+                    .unwrap_or(at);
                 let Some(e) = self.claims.started(token, at) else {
                     continue;
                 };
@@ -359,11 +465,14 @@ impl Dispatcher {
     }
 
     fn on_finished(&mut self, finished: Vec<AttemptReport>) {
+        if !finished.is_empty() {
+            self.claims_held_until = None;
+        }
         for f in finished {
             // `None`: an attempt already accounted for (lost lease, given up).
             if let Some(e) = self.claims.end(f.token) {
                 let end = End {
-                    started_at: f.started_at,
+                    started_at: e.admitted_at.unwrap_or(f.started_at),
                     duration: f.duration,
                     outcome: f.outcome,
                 };
@@ -412,6 +521,7 @@ impl Dispatcher {
 
     fn on_timers(&mut self) -> Result<(), QueueError> {
         let now = Instant::now();
+        self.give_up_unrenewed(now);
         let r = if self.queue_down() {
             Ok(())
         } else {
@@ -438,21 +548,25 @@ impl Dispatcher {
         self.reach.is_down(Instant::now())
     }
 
-    /// A durable queue's heartbeats, rescues and polls, when due.
+    /// A durable queue's heartbeats, rescues and polls, when due (and the
+    /// heartbeats of a queue that keeps limits).
     fn queue_timers(&mut self, now: Instant) -> Result<(), QueueError> {
-        if !self.durable {
+        if !self.heartbeats {
             return Ok(());
         }
         let due = self
             .timers
             .due(now, self.engine.config.lease, self.queue_idle);
-        if due.poll {
+        if due.poll && self.durable {
             self.queue_idle = false;
         }
         if due.heartbeat {
-            self.heartbeat()?;
+            if let Err(e) = self.heartbeat() {
+                self.timers.heartbeat_failed(Instant::now());
+                return Err(e);
+            }
         }
-        if due.rescue {
+        if due.rescue && self.durable {
             let rescued = self.queue.rescue(Rescue::Expired)?;
             if !rescued.ids.is_empty() {
                 self.queue_idle = false;
@@ -473,9 +587,18 @@ impl Dispatcher {
     fn heartbeat(&mut self) -> Result<(), QueueError> {
         let held = self.claims.leases();
         let leases: Vec<Lease> = held.iter().map(|(_, l)| *l).collect();
+        let sent = Instant::now();
         let reply = self
             .queue
             .heartbeat(self.worker(), &leases, self.engine.config.lease)?;
+        self.give_back_paused(leases::tokens_of(&held, &reply.paused));
+        if !self.durable {
+            // An in-process queue's leases are not held against other
+            // workers: only its pauses are news.
+            return Ok(());
+        }
+        self.renewed = sent;
+        self.give_up_check = leases::give_up_at(sent, sent, self.engine.config.lease);
         for token in leases::tokens_of(&held, &reply.lost) {
             self.claims.lose(token);
         }
@@ -491,6 +614,74 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// Claims of a paused task: those that have not started here go back
+    /// to the queue (waiting ones, and those their executor gives back
+    /// unstarted); started attempts finish.
+    fn give_back_paused(&mut self, tokens: Vec<u64>) {
+        if tokens.is_empty() {
+            return;
+        }
+        let paused: rustc_hash::FxHashSet<u64> = tokens.iter().copied().collect();
+        let mut back = Vec::new();
+        let mut lanes = [false; 4];
+        for t in tokens {
+            match self.claims.get(t) {
+                Some(e) if !e.holds_slot() => back.push(t),
+                Some(e) if e.started_at().is_none() => lanes[e.lane.index()] = true,
+                _ => {}
+            }
+        }
+        for lane in Lane::ALL.into_iter().filter(|l| lanes[l.index()]) {
+            let Some(ex) = self.claims.lanes[lane].exec.clone() else {
+                continue;
+            };
+            let (mine, others): (Vec<_>, Vec<_>) = ex
+                .take_unstarted()
+                .into_iter()
+                .partition(|a| paused.contains(&a.token));
+            back.extend(mine.iter().map(|a| a.token));
+            if !others.is_empty() {
+                ex.submit(others);
+            }
+        }
+        self.release(back);
+    }
+
+    /// Stops the attempts whose leases could not be renewed (heartbeats
+    /// failed) and would expire within a sixth of the lease: as for a lost
+    /// lease, their outcome is not recorded, and the queue's rescue frees
+    /// their slots once the leases expire, so that no moment holds more
+    /// attempts than a limit.
+    fn give_up_unrenewed(&mut self, now: Instant) {
+        if !self.durable || now < self.give_up_check {
+            return;
+        }
+        let (renewed, lease) = (self.renewed, self.engine.config.lease);
+        let mut next = leases::give_up_at(now, now, lease);
+        let mut lost = Vec::new();
+        for (token, claimed_at) in self.claims.claim_times() {
+            let at = leases::give_up_at(claimed_at, renewed, lease);
+            if at <= now {
+                lost.push(token);
+            } else {
+                next = next.min(at);
+            }
+        }
+        self.give_up_check = next;
+        if lost.is_empty() {
+            return;
+        }
+        eprintln!(
+            "runyard: {} lease(s) could not be renewed (the queue did not answer heartbeats) and \
+             would soon expire: their attempts are stopped, their outcomes not recorded, and \
+             their jobs go back to the queue once the leases expire",
+            lost.len()
+        );
+        for token in lost {
+            self.claims.lose(token);
+        }
     }
 
     // ---------------------------------------------------------------- shutdown
@@ -524,6 +715,11 @@ impl Dispatcher {
             .into_iter()
             .filter_map(|t| self.claims.end(t))
             .collect();
+        self.release_entries(ended);
+    }
+
+    /// Gives back the claims of entries already ended here (unstarted).
+    fn release_entries(&mut self, ended: Vec<Entry>) {
         if ended.is_empty() {
             return;
         }
@@ -584,6 +780,14 @@ impl Dispatcher {
         if self.recorder.has_pending() && !self.recorder.writing() && down.is_none() {
             return Some(Duration::ZERO);
         }
+        if self.durable && !self.claims.is_empty() {
+            // Leases that cannot be renewed are given up on time, even
+            // while the queue is out of reach.
+            let d = self.give_up_check.saturating_duration_since(now);
+            if down.is_some_and(|x| d < x) {
+                return Some(d);
+            }
+        }
         if let Some(d) = down {
             // The queue is out of reach: nothing to ask it before then.
             return Some(d);
@@ -594,7 +798,15 @@ impl Dispatcher {
             at_most(deadline.saturating_duration_since(now));
             return wait;
         }
-        if !self.queue_idle && self.claims.lanes.room() > 0 && self.claims.waiting() == 0 {
+        let held = self.claims_held(now);
+        if let Some(t) = self.claims_held_until {
+            at_most(t.saturating_duration_since(now));
+        }
+        if !self.queue_idle
+            && !held
+            && self.claims.lanes.claim_room() > 0
+            && self.claims.waiting() == 0
+        {
             return Some(Duration::ZERO);
         }
         if self.queue_idle {
@@ -602,6 +814,15 @@ impl Dispatcher {
                 let d = due.since(self.queue.now());
                 if !d.is_zero() {
                     at_most(d);
+                } else if self.limits {
+                    // Due jobs the claim passed over are held by limits
+                    // (or a pause): an attempt's end here wakes the loop,
+                    // and a slot freed or a rate's window passed elsewhere
+                    // is found by asking again, less often while nothing
+                    // comes.
+                    self.held_backoff = (self.held_backoff * 2).clamp(HELD_POLL, leases::POLL);
+                    self.queue_idle = false;
+                    at_most(self.held_backoff);
                 } else if self.engine.config.tasks.is_none() {
                     self.queue_idle = false;
                     return Some(Duration::ZERO);
@@ -612,8 +833,14 @@ impl Dispatcher {
         }
         if self.durable {
             at_most(leases::POLL);
+            if !self.claims.is_empty() {
+                at_most(self.give_up_check.saturating_duration_since(now));
+            }
+        }
+        if self.heartbeats {
             let lease = self.engine.config.lease;
-            at_most(self.timers.until_next(now, lease, self.queue_idle));
+            let idle = self.queue_idle && self.durable;
+            at_most(self.timers.until_next(now, lease, idle));
         }
         // A lane whose executor could not start, with jobs for it.
         if let Some(t) = self.claims.lanes.next_retry() {

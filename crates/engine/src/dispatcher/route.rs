@@ -3,6 +3,7 @@
 //! is dead, permanently: another run would refuse it the same way).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use runyard_core::{JobSettings, TaskIndex, Timestamp};
 use runyard_queue::{Claimed, Lease, TaskName};
@@ -39,8 +40,14 @@ impl Router {
         Some(i)
     }
 
-    /// The entry for a claimed job, waiting in its lane.
-    pub(super) fn route(&mut self, engine: &EngineInner, c: Claimed) -> Result<Entry, Refused> {
+    /// The entry for a claimed job, waiting in its lane; `claimed_at` is
+    /// when its claim was asked for.
+    pub(super) fn route(
+        &mut self,
+        engine: &EngineInner,
+        c: Claimed,
+        claimed_at: Instant,
+    ) -> Result<Entry, Refused> {
         let lease = c.lease();
         let Claimed {
             task,
@@ -48,6 +55,7 @@ impl Router {
             settings,
             ready_at,
             parents,
+            admitted_at,
             ..
         } = c;
         let refuse = |task, message| Refused {
@@ -76,6 +84,8 @@ impl Router {
                 parents: (!parents.is_none()).then(|| Arc::from(parents.as_json())),
             },
             cancel_requested: false,
+            admitted_at,
+            claimed_at,
         })
     }
 }

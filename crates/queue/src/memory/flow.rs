@@ -122,7 +122,7 @@ impl State {
         parents: Vec<u32>,
         at: i64,
         now: i64,
-        tag: u32,
+        tag: Tag,
     ) {
         let mut pending = 0;
         let mut fails = None;
@@ -148,7 +148,7 @@ impl State {
         } else if pending > 0 {
             self.set_state(i, JobState::Blocked);
         } else {
-            self.make_waiting_as(i, at, now, Tag::Is(tag));
+            self.make_waiting_as(i, at, now, tag);
         }
     }
 

@@ -184,8 +184,14 @@ enum Tag {
     Frontier,
     /// The one it has (a claim given back or rescued).
     Keep,
-    /// This one (a new job).
-    Is(u32),
+    /// A new job's: after the last of its fairness key (`fair`), or at
+    /// `place` among its batch's keyless jobs, from the frontier `v` the
+    /// batch saw.
+    Insert {
+        fair: Option<u32>,
+        place: u32,
+        v: u32,
+    },
 }
 
 impl MemoryQueue {
@@ -255,8 +261,15 @@ impl MemoryQueue {
             st.tasks_known();
             let v = st.frontier();
             for (rec, at, place) in fresh.drain(..) {
-                let tag = st.fl.insert_tag(None, place, v);
-                st.insert(rec, at, tag);
+                st.insert(
+                    rec,
+                    at,
+                    Tag::Insert {
+                        fair: None,
+                        place,
+                        v,
+                    },
+                );
             }
             st.spare = fresh;
         }
@@ -280,8 +293,15 @@ impl MemoryQueue {
         st.tasks_known();
         let v = st.frontier();
         for (rec, at, place) in std::mem::take(&mut ing.fresh) {
-            let tag = st.fl.insert_tag(None, place, v);
-            st.insert(rec, at, tag);
+            st.insert(
+                rec,
+                at,
+                Tag::Insert {
+                    fair: None,
+                    place,
+                    v,
+                },
+            );
         }
         flow::check_parents(&jobs, st.len)?;
         let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
@@ -318,7 +338,7 @@ impl MemoryQueue {
             st.tasks_known();
             if let Some((rec, at, _)) = ing.fresh.pop() {
                 let fair = lim.as_ref().and_then(limits::Lim::fair);
-                let tag = st.fl.insert_tag(fair, place, v);
+                let tag = Tag::Insert { fair, place, v };
                 if fair.is_none() {
                     place += 1;
                 }
@@ -341,7 +361,7 @@ impl MemoryQueue {
                             .collect();
                         st.link(i, u, parents, at, now, tag);
                     }
-                    None => st.make_waiting_as(i, at, now, Tag::Is(tag)),
+                    None => st.make_waiting_as(i, at, now, tag),
                 }
             }
             out.push(e);
@@ -473,10 +493,10 @@ impl State {
 
     /// Files a job moved in from the ingress: due or not as it was when
     /// it was submitted (a job due later is tagged once it is due).
-    fn insert(&mut self, rec: Rec, at: i64, tag: u32) {
+    fn insert(&mut self, rec: Rec, at: i64, tag: Tag) {
         let submitted = rec.enqueued_at;
         let i = self.push(rec);
-        self.make_waiting_as(i, at, submitted, Tag::Is(tag));
+        self.make_waiting_as(i, at, submitted, tag);
     }
 
     /// Brings the per-task flow state up to the known tasks.
@@ -626,7 +646,7 @@ impl State {
         } else {
             let t = match tag {
                 Tag::Keep => None,
-                Tag::Is(t) => Some(t),
+                Tag::Insert { fair, place, v } => Some(self.fl.insert_tag(fair, place, v)),
                 Tag::Frontier => {
                     let v = self.frontier();
                     Some(self.fl.give(v))

@@ -1,0 +1,646 @@
+//! Flow control on the engine's side: the limits and unique keys a job
+//! carries to its queue, a run's task limits, and what the dispatcher does
+//! with rate-limited claims, paused tasks and leases it cannot renew.
+//!
+//! The dispatcher's cases run on [`Shim`], an in-memory queue that answers
+//! claims and heartbeats as a queue with limits would (a claim of a
+//! rate-limited task says when it was admitted; a heartbeat lists the
+//! claims of a paused task, or fails on demand).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runyard_core::{
+    Context, Event, FlowKey, JobId, JobSpec, JobState, Mode, OnConflict, OutcomeKind, Rate,
+    Registry, Task, TaskDef, TaskDefaults, TaskError, TaskKind, Timestamp,
+};
+use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink};
+use runyard_queue::{
+    Admin, Capabilities, Capability, Claimed, Completion, Counts, Durability, Enqueued, Fenced,
+    HeartbeatReply, Inspect, Lease, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
+    Recorded, Rescue, Rescued, Submit, TaskName, Waker,
+};
+
+// ------------------------------------------------------------------ tasks
+
+/// Waits until its gate is open, or its attempt is cancelled (then says so).
+struct Gate {
+    open: Arc<AtomicBool>,
+    started: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
+}
+
+impl Task for Gate {
+    const NAME: &'static str = "gate";
+    const KIND: TaskKind = TaskKind::Cpu;
+    type Params = ();
+    type Output = ();
+
+    fn run(&self, _: (), ctx: &Context) -> Result<(), TaskError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        while !self.open.load(Ordering::SeqCst) {
+            if let Err(e) = ctx.sleep(Duration::from_millis(1)) {
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns at once; its defaults limit it across the queue.
+struct Limited;
+
+impl Task for Limited {
+    const NAME: &'static str = "limited";
+    type Params = ();
+    type Output = ();
+
+    fn defaults(&self) -> TaskDefaults {
+        TaskDefaults::new()
+            .queue_concurrency(3)
+            .rate("10/s".parse().unwrap())
+            .worker_concurrency(2)
+    }
+
+    fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// Returns at once, with no defaults.
+struct Plain;
+
+impl Task for Plain {
+    const NAME: &'static str = "plain";
+    type Params = ();
+    type Output = ();
+
+    fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// The gate's switches, shared with the test.
+#[derive(Default, Clone)]
+struct Switches {
+    open: Arc<AtomicBool>,
+    started: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
+}
+
+fn registry(s: &Switches) -> Registry {
+    Registry::builder()
+        .task(TaskDef::from_task(Gate {
+            open: Arc::clone(&s.open),
+            started: Arc::clone(&s.started),
+            cancelled: Arc::clone(&s.cancelled),
+        }))
+        .task(TaskDef::from_task(Limited))
+        .task(TaskDef::from_task(Plain))
+        .build()
+        .unwrap()
+}
+
+/// Waits (at most a minute: a failure, not a timing) until `what` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ------------------------------------------------------------------ the shim
+
+/// An in-memory queue answering as a queue with flow control would.
+#[derive(Debug)]
+struct Shim {
+    inner: MemoryQueue,
+    durable: bool,
+    /// Claims of this task are rate-limited: admitted at their claim, an
+    /// hour before the queue's now (so that a record starting then is
+    /// told apart from one starting when the executor ran it).
+    rated: Option<&'static str>,
+    /// Every admitted claim: the job, and when it was admitted.
+    admitted: Mutex<Vec<(JobId, Timestamp)>>,
+    /// This task is paused: claims skip it, heartbeats list its claims.
+    paused: Mutex<Option<&'static str>>,
+    /// Heartbeats fail while set.
+    fail_heartbeats: AtomicBool,
+    failed_heartbeats: AtomicUsize,
+    /// The task of each lease claimed.
+    claimed: Mutex<HashMap<Lease, TaskName>>,
+    released: Mutex<Vec<Lease>>,
+    completed: Mutex<Vec<Lease>>,
+    /// Unique keys seen, with their job.
+    unique: Mutex<HashMap<String, JobId>>,
+}
+
+impl Shim {
+    fn new(durable: bool) -> Shim {
+        Shim {
+            inner: MemoryQueue::new(),
+            durable,
+            rated: None,
+            admitted: Mutex::default(),
+            paused: Mutex::default(),
+            fail_heartbeats: AtomicBool::new(false),
+            failed_heartbeats: AtomicUsize::new(0),
+            claimed: Mutex::default(),
+            released: Mutex::default(),
+            completed: Mutex::default(),
+            unique: Mutex::default(),
+        }
+    }
+
+    fn released_jobs(&self) -> Vec<JobId> {
+        self.released
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.job)
+            .collect()
+    }
+}
+
+impl Queue for Shim {
+    fn capabilities(&self) -> Capabilities {
+        let d = if self.durable {
+            Durability::Durable
+        } else {
+            Durability::Process
+        };
+        let inner = self.inner.capabilities();
+        let mut c = Capabilities::new(d, inner.writes());
+        for k in inner.kept() {
+            c = c.with(k);
+        }
+        c.with(Capability::UniqueJobs).with(Capability::Limits)
+    }
+
+    fn as_admin(&self) -> Option<&dyn Admin> {
+        self.inner.as_admin()
+    }
+
+    fn as_inspect(&self) -> Option<&dyn Inspect> {
+        self.inner.as_inspect()
+    }
+
+    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let mut out = Vec::new();
+        for mut job in jobs {
+            let unique = job.unique.take();
+            let mut seen = self.unique.lock().unwrap();
+            if let Some(u) = &unique {
+                if let Some(&id) = seen.get(&u.key) {
+                    out.push(match u.on_conflict {
+                        OnConflict::Skip => Enqueued::Duplicate(id),
+                        OnConflict::Replace => Enqueued::Replaced(id),
+                    });
+                    continue;
+                }
+            }
+            job.limits = Default::default();
+            let e = self.inner.insert(vec![job])?.remove(0);
+            if let Some(u) = unique {
+                seen.insert(u.key, e.id());
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
+        Box::pin(std::future::ready(self.insert(jobs)))
+    }
+
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        if self.paused.lock().unwrap().is_some() {
+            return Ok(Vec::new());
+        }
+        let mut claimed = self.inner.claim_tasks(worker, max, lease, tasks)?;
+        let at = self.now() - Duration::from_secs(3600);
+        for c in &mut claimed {
+            self.claimed
+                .lock()
+                .unwrap()
+                .insert(c.lease(), c.task.clone());
+            if self.rated == Some(&*c.task) {
+                c.admitted_at = Some(at);
+                self.admitted.lock().unwrap().push((c.id, at));
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
+        self.inner.started(worker, started)
+    }
+
+    fn heartbeat(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> Result<HeartbeatReply, QueueError> {
+        if self.fail_heartbeats.load(Ordering::SeqCst) {
+            self.failed_heartbeats.fetch_add(1, Ordering::SeqCst);
+            return Err(QueueError::new(
+                QueueErrorKind::Unavailable,
+                "the queue does not answer (on purpose)",
+            ));
+        }
+        let mut reply = self.inner.heartbeat(worker, leases, lease)?;
+        if let Some(task) = *self.paused.lock().unwrap() {
+            let claimed = self.claimed.lock().unwrap();
+            reply.paused = leases
+                .iter()
+                .filter(|l| claimed.get(l).is_some_and(|t| &**t == task))
+                .copied()
+                .collect();
+        }
+        Ok(reply)
+    }
+
+    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
+        self.completed
+            .lock()
+            .unwrap()
+            .extend(done.iter().map(|c| c.lease));
+        self.inner.complete(worker, done)
+    }
+
+    fn release(
+        &self,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
+        self.released.lock().unwrap().extend_from_slice(leases);
+        self.inner.release(worker, leases)
+    }
+
+    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
+        self.inner.rescue(which)
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        self.inner.counts()
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
+        self.inner.next_due()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.inner.set_waker(waker);
+    }
+}
+
+/// Keeps each event's name and job.
+#[derive(Default)]
+struct Names(Mutex<Vec<(&'static str, JobId)>>);
+
+impl EventSink for Names {
+    fn event(&self, e: &Event<'_>) {
+        let name = match e {
+            Event::Queued { .. } => "queued",
+            Event::Running { .. } => "running",
+            Event::Succeeded { .. } => "succeeded",
+            _ => "other",
+        };
+        self.0.lock().unwrap().push((name, e.job()));
+    }
+}
+
+// ------------------------------------------------------------------ what jobs carry
+
+#[test]
+fn a_job_carries_its_tasks_limits_and_its_own_keys_and_unique_key() {
+    let engine = Engine::new(registry(&Switches::default()), EngineConfig::default());
+    let tenant: FlowKey = "tenant:42".parse().unwrap();
+    let api: FlowKey = "stripe".parse().unwrap();
+    let rate: Rate = "25/m".parse().unwrap();
+    let spec = JobSpec::new("limited")
+        .unique_key("sync:42")
+        .unique_for(Duration::from_secs(60))
+        .on_conflict(OnConflict::Replace)
+        .concurrency_key(tenant.clone(), Some(2))
+        .rate_key(api.clone(), Some(rate));
+    let job = engine.prepare(&spec).unwrap();
+    let unique = job.unique.expect("a unique key");
+    assert_eq!(unique.key, "sync:42");
+    assert_eq!(unique.within, Some(Duration::from_secs(60)));
+    assert_eq!(unique.on_conflict, OnConflict::Replace);
+    assert_eq!(job.limits.task_concurrency, Some(3));
+    assert_eq!(job.limits.task_rate, Some("10/s".parse().unwrap()));
+    assert_eq!(job.limits.concurrency_key, Some((tenant, Some(2))));
+    assert_eq!(job.limits.rate_key, Some((api, Some(rate))));
+
+    let plain = engine.prepare(&JobSpec::new("plain")).unwrap();
+    assert!(plain.unique.is_none());
+    assert!(plain.limits.is_empty(), "{:?}", plain.limits);
+}
+
+#[test]
+fn a_jobs_flow_options_are_checked_when_it_is_prepared() {
+    let engine = Engine::new(registry(&Switches::default()), EngineConfig::default());
+    let e = engine
+        .prepare(&JobSpec::new("plain").unique_for(Duration::from_secs(5)))
+        .unwrap_err();
+    assert!(e.to_string().contains("unique_for"), "{e}");
+    assert!(e.to_string().contains("`plain`"), "{e}");
+    let e = engine
+        .prepare(&JobSpec::new("plain").unique_key(""))
+        .unwrap_err();
+    assert!(e.to_string().contains("unique_key"), "{e}");
+}
+
+#[test]
+fn a_runs_task_limits_beat_the_tasks_defaults() {
+    let config = EngineConfig::builder()
+        .task_limits("limited", Some(7), None)
+        .task_limits("plain", None, Some("5/h".parse().unwrap()))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&Switches::default()), config);
+    engine.check_task_limits().unwrap();
+    let limited = engine.prepare(&JobSpec::new("limited")).unwrap().limits;
+    assert_eq!(limited.task_concurrency, Some(7), "the run's");
+    assert_eq!(
+        limited.task_rate,
+        Some("10/s".parse().unwrap()),
+        "the task's"
+    );
+    let plain = engine.prepare(&JobSpec::new("plain")).unwrap().limits;
+    assert_eq!(plain.task_concurrency, None);
+    assert_eq!(plain.task_rate, Some("5/h".parse().unwrap()));
+    let gate = engine.prepare(&JobSpec::new("gate")).unwrap().limits;
+    assert!(gate.is_empty());
+}
+
+#[test]
+fn task_limits_for_an_unknown_task_keep_every_run_from_starting() {
+    let config = EngineConfig::builder()
+        .task_limits("limitd", Some(2), None)
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&Switches::default()), config);
+    let unknown = engine.check_task_limits().unwrap_err();
+    assert_eq!(unknown.name, "limitd");
+    assert_eq!(
+        unknown.suggestions.first().map(String::as_str),
+        Some("limited")
+    );
+
+    let queue = Arc::new(MemoryQueue::new());
+    let e = engine
+        .start(Arc::clone(&queue) as Arc<dyn Queue>)
+        .unwrap_err();
+    assert_eq!(e.unknown_task().map(|u| u.name.as_str()), Some("limitd"));
+    let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+    assert!(
+        chain.contains("limits") && chain.contains("did you mean `limited`"),
+        "{chain}"
+    );
+    let e = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .start()
+        .unwrap_err();
+    assert!(e.unknown_task().is_some(), "{e}");
+    let e = engine.run([JobSpec::new("plain")]).unwrap_err();
+    assert!(matches!(e, runyard_engine::RunError::Start(_)), "{e}");
+    assert_eq!(
+        queue.counts().unwrap().unfinished(),
+        0,
+        "nothing was enqueued"
+    );
+}
+
+#[test]
+fn a_task_limit_of_no_attempts_is_refused_when_the_config_is_built() {
+    let e = EngineConfig::builder()
+        .task_limits("plain", Some(0), None)
+        .build()
+        .unwrap_err();
+    assert!(matches!(&e, ConfigError::TaskConcurrency { task } if task == "plain"));
+    assert!(e.to_string().contains("at least 1"), "{e}");
+}
+
+#[test]
+fn a_duplicate_or_replaced_submit_gives_the_existing_id_and_no_queued_event() {
+    let s = Switches::default();
+    s.open.store(true, Ordering::SeqCst);
+    let engine = Engine::new(registry(&s), EngineConfig::default());
+    let queue = Arc::new(Shim::new(false));
+    let names = Arc::new(Names::default());
+    let run = engine
+        .start_with_sinks(
+            Arc::clone(&queue) as Arc<dyn Queue>,
+            vec![Arc::clone(&names) as Arc<dyn EventSink>],
+        )
+        .unwrap();
+    let first = run.submit(&JobSpec::new("plain").unique_key("k")).unwrap();
+    let again = run.submit(&JobSpec::new("plain").unique_key("k")).unwrap();
+    let replaced = run
+        .submit(
+            &JobSpec::new("plain")
+                .unique_key("k")
+                .on_conflict(OnConflict::Replace),
+        )
+        .unwrap();
+    let other = run.submit(&JobSpec::new("plain").unique_key("j")).unwrap();
+    assert_eq!((again, replaced), (first, first));
+    assert_ne!(other, first);
+    let batch = vec![
+        engine
+            .prepare(&JobSpec::new("plain").unique_key("k"))
+            .unwrap(),
+        engine.prepare(&JobSpec::new("plain")).unwrap(),
+    ];
+    let out = run.submit_prepared(batch).unwrap();
+    assert_eq!(out[0], Enqueued::Duplicate(first));
+    assert!(matches!(out[1], Enqueued::New(_)));
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 3);
+    let queued: Vec<JobId> = names
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == "queued")
+        .map(|(_, j)| *j)
+        .collect();
+    assert_eq!(queued, [first, other, out[1].id()], "one per job made");
+}
+
+// ------------------------------------------------------------------ the dispatcher
+
+fn thread_engine(s: &Switches, lease: Duration) -> Engine {
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .concurrency(1)
+        .lease(lease)
+        .grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    Engine::new(registry(s), config)
+}
+
+#[test]
+fn a_rate_limited_attempt_starts_when_its_claim_was_admitted() {
+    let s = Switches::default();
+    let engine = thread_engine(&s, Duration::from_secs(30));
+    let mut shim = Shim::new(false);
+    shim.rated = Some("plain");
+    let queue = Arc::new(shim);
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let id = run.submit(&JobSpec::new("plain")).unwrap();
+    run.close();
+    let report = run.wait().unwrap();
+    let admitted = queue.admitted.lock().unwrap().clone();
+    assert_eq!(admitted.len(), 1, "{admitted:?}");
+    let job = report.jobs.iter().find(|j| j.id == id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.attempts.len(), 1);
+    assert_eq!(job.attempts[0].started_at, admitted[0].1);
+    assert!(queue.released.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_rate_limited_claim_that_cannot_start_at_once_is_given_back() {
+    let s = Switches::default();
+    let engine = thread_engine(&s, Duration::from_secs(30));
+    let mut shim = Shim::new(false);
+    shim.rated = Some("plain");
+    let queue = Arc::new(shim);
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    // The one thread runs the gate; the rated job cannot start beside it.
+    let gate = run.submit(&JobSpec::new("gate")).unwrap();
+    wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
+    let rated = run.submit(&JobSpec::new("plain")).unwrap();
+    wait_for("the rated job is given back", || {
+        queue.released_jobs().contains(&rated)
+    });
+    assert!(
+        !queue.released_jobs().contains(&gate),
+        "the running gate is kept"
+    );
+    s.open.store(true, Ordering::SeqCst);
+    run.close();
+    let report = run.wait().unwrap();
+    let job = report.jobs.iter().find(|j| j.id == rated).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.attempts.len(), 1, "a claim given back is no attempt");
+    let admitted = queue.admitted.lock().unwrap().clone();
+    let last = admitted.iter().rev().find(|(j, _)| *j == rated).unwrap();
+    assert!(admitted.iter().filter(|(j, _)| *j == rated).count() >= 2);
+    assert_eq!(job.attempts[0].started_at, last.1);
+}
+
+#[test]
+fn claims_of_a_paused_task_go_back_unless_they_started() {
+    let s = Switches::default();
+    // Heartbeats every 100 ms.
+    let engine = thread_engine(&s, Duration::from_millis(300));
+    let queue = Arc::new(Shim::new(false));
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let running = run.submit(&JobSpec::new("gate")).unwrap();
+    wait_for("the first gate runs", || {
+        s.started.load(Ordering::SeqCst) == 1
+    });
+    // Claimed and handed to the busy thread's pool, not started.
+    let waiting = run.submit(&JobSpec::new("gate")).unwrap();
+    wait_for("the second gate is claimed", || {
+        queue
+            .claimed
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|l| l.job == waiting)
+    });
+    *queue.paused.lock().unwrap() = Some("gate");
+    wait_for("the unstarted claim goes back", || {
+        queue.released_jobs().contains(&waiting)
+    });
+    assert!(!queue.released_jobs().contains(&running));
+    assert_eq!(s.started.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        s.cancelled.load(Ordering::SeqCst),
+        0,
+        "the running one goes on"
+    );
+    *queue.paused.lock().unwrap() = None;
+    s.open.store(true, Ordering::SeqCst);
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 2);
+    for j in &report.jobs {
+        assert_eq!(j.attempts.len(), 1, "{:?}", j.id);
+    }
+}
+
+#[test]
+fn attempts_whose_leases_cannot_be_renewed_are_stopped_before_they_expire() {
+    let s = Switches::default();
+    // Heartbeats every 200 ms; a lease not renewed for 500 ms is given up.
+    let engine = thread_engine(&s, Duration::from_millis(600));
+    let queue = Arc::new(Shim::new(true));
+    let run = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .start()
+        .unwrap();
+    let id = queue
+        .enqueue_one(engine.prepare(&JobSpec::new("gate")).unwrap())
+        .unwrap()
+        .id();
+    wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
+    queue.fail_heartbeats.store(true, Ordering::SeqCst);
+    wait_for("the attempt is stopped", || {
+        s.cancelled.load(Ordering::SeqCst) == 1
+    });
+    assert!(queue.failed_heartbeats.load(Ordering::SeqCst) > 0);
+    let first = queue
+        .claimed
+        .lock()
+        .unwrap()
+        .keys()
+        .find(|l| l.job == id)
+        .copied()
+        .unwrap();
+    // The queue answers again: the job's expired lease is rescued and the
+    // job runs again; the stopped attempt's outcome was never recorded.
+    queue.fail_heartbeats.store(false, Ordering::SeqCst);
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("the job succeeds", || {
+        queue
+            .inner
+            .inspect()
+            .unwrap()
+            .get(id)
+            .unwrap()
+            .unwrap()
+            .state
+            == JobState::Succeeded
+    });
+    assert!(!queue.completed.lock().unwrap().contains(&first));
+    let view = queue.inner.inspect().unwrap().get(id).unwrap().unwrap();
+    let kinds: Vec<OutcomeKind> = view.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(kinds.last(), Some(&OutcomeKind::Succeeded), "{kinds:?}");
+    assert!(!kinds.contains(&OutcomeKind::Cancelled), "{kinds:?}");
+    run.interrupt();
+    run.wait().unwrap();
+}

@@ -1,0 +1,302 @@
+//! Conformance cases for pausing tasks, what holds jobs back, and the fair
+//! order (`docs/backends.md` §8, "Pause", "Holds", "Fair order").
+//!
+//! Every case passes without doing anything on a queue that does not claim
+//! [`Capability::Limits`](crate::Capability::Limits).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use runyard_core::{Hold, JobId, JobLimits, TaskName};
+
+use super::limits::{
+    claim, done, keeps_limits, key_target, keyed, limited, rate, rated, task, task_limited,
+};
+use super::support::{fresh, job, Factory};
+use crate::{Capability, Paused};
+
+fn name(t: &str) -> TaskName {
+    TaskName::from(t)
+}
+
+pub fn a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let flow = q.flow().unwrap();
+    q.enqueue((0..3).map(|_| job("a", 3, 0)).collect()).unwrap();
+    let started = claim(&*q, "w", 1);
+    q.started("w", &[(started[0].lease(), q.now())]).unwrap();
+    let waiting = claim(&*q, "w", 1);
+    q.enqueue((0..2).map(|_| job("b", 3, 0)).collect()).unwrap();
+    assert_eq!(
+        flow.pause(Some(&name("a"))).unwrap(),
+        vec![waiting[0].id],
+        "pause returns the claims that have not started"
+    );
+    assert_eq!(
+        flow.paused().unwrap(),
+        Paused {
+            all: false,
+            tasks: vec!["a".into()]
+        }
+    );
+    assert_eq!(flow.unstarted().unwrap(), vec![waiting[0].id]);
+    let c = claim(&*q, "w2", 10);
+    assert_eq!(c.len(), 2, "only b");
+    assert!(c.iter().all(|c| c.task.as_str() == "b"));
+    let reply = q
+        .heartbeat(
+            "w",
+            &[started[0].lease(), waiting[0].lease()],
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(
+        reply.paused,
+        vec![waiting[0].lease()],
+        "only the unstarted claim"
+    );
+    assert!(reply.lost.is_empty());
+    assert!(q.release("w", &[waiting[0].lease()]).unwrap()[0].is_ok());
+    assert!(flow.unstarted().unwrap().is_empty(), "given back");
+    // The running attempt finishes as usual.
+    done(&*q, "w", &started[0]);
+    assert!(claim(&*q, "w", 10).is_empty(), "a stays paused");
+    let counts = q.counts().unwrap();
+    assert_eq!(
+        (counts.total(), counts.succeeded),
+        (5, 1),
+        "nothing is lost"
+    );
+    assert!(flow.resume(Some(&name("a"))).unwrap());
+    assert!(!flow.resume(Some(&name("a"))).unwrap(), "no longer paused");
+    assert_eq!(flow.paused().unwrap(), Paused::default());
+    assert_eq!(claim(&*q, "w", 10).len(), 2, "resumed");
+}
+
+pub fn pausing_every_task_holds_every_job(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let flow = q.flow().unwrap();
+    assert!(flow.pause(None).unwrap().is_empty());
+    q.enqueue(vec![job("a", 3, 0), job("b", 3, 0)]).unwrap();
+    assert!(flow.paused().unwrap().all);
+    assert!(claim(&*q, "w", 10).is_empty());
+    // A task paused by name as well is resumed with the rest.
+    flow.pause(Some(&name("a"))).unwrap();
+    assert!(flow.resume(None).unwrap());
+    assert_eq!(flow.paused().unwrap(), Paused::default());
+    assert_eq!(claim(&*q, "w", 10).len(), 2);
+    assert!(!flow.resume(None).unwrap(), "nothing was paused");
+}
+
+pub fn holds_say_what_keeps_each_job_waiting(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let flow = q.flow().unwrap();
+    let p = q.enqueue(vec![job("p", 3, 0), job("p", 3, 0)]).unwrap();
+    let c = q
+        .enqueue((0..3).map(|_| task_limited("c", 1)).collect())
+        .unwrap();
+    let rated_job = || {
+        limited(
+            "r",
+            JobLimits {
+                task_rate: Some(rate("1/h")),
+                ..JobLimits::default()
+            },
+        )
+    };
+    let r = q.enqueue((0..3).map(|_| rated_job()).collect()).unwrap();
+    let k = q
+        .enqueue((0..2).map(|_| keyed("kt", "tenant:7", Some(1))).collect())
+        .unwrap();
+    let free = q.enqueue(vec![job("free", 3, 0)]).unwrap();
+    flow.pause(Some(&name("p"))).unwrap();
+    let got = claim(&*q, "w", 100);
+    let ids: BTreeSet<JobId> = got.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 4, "one each of c, r and kt, and free");
+    assert!(ids.contains(&free[0].id()));
+    let held = flow.holds().unwrap().held;
+    let want = [
+        (Hold::Paused { task: "p".into() }, 2),
+        (
+            Hold::Concurrency {
+                target: task("c"),
+                limit: 1,
+            },
+            2,
+        ),
+        (
+            Hold::Rate {
+                target: task("r"),
+                rate: rate("1/h"),
+            },
+            2,
+        ),
+        (
+            Hold::Concurrency {
+                target: key_target("tenant", Some("7")),
+                limit: 1,
+            },
+            1,
+        ),
+    ];
+    assert_eq!(held.len(), want.len(), "{held:?}");
+    for w in &want {
+        assert!(held.contains(w), "{w:?} in {held:?}");
+    }
+    assert!(
+        held.windows(2).all(|w| w[0].1 >= w[1].1),
+        "largest first: {held:?}"
+    );
+    // One job at a time: the one claimed holds nothing, the others say why.
+    let waiting = |e: &[crate::Enqueued]| {
+        e.iter()
+            .map(|e| e.id())
+            .find(|id| !ids.contains(id))
+            .unwrap()
+    };
+    assert_eq!(
+        flow.hold(p[0].id()).unwrap(),
+        Some(Hold::Paused { task: "p".into() })
+    );
+    assert_eq!(
+        flow.hold(waiting(&c)).unwrap(),
+        Some(Hold::Concurrency {
+            target: task("c"),
+            limit: 1
+        })
+    );
+    assert_eq!(
+        flow.hold(waiting(&r)).unwrap(),
+        Some(Hold::Rate {
+            target: task("r"),
+            rate: rate("1/h")
+        })
+    );
+    assert_eq!(flow.hold(free[0].id()).unwrap(), None, "running");
+    let kt = k
+        .iter()
+        .map(|e| e.id())
+        .find(|id| ids.contains(id))
+        .unwrap();
+    assert_eq!(flow.hold(kt).unwrap(), None, "running");
+    assert_eq!(flow.hold(JobId(9_999)).unwrap(), None, "unknown");
+    // Paused comes first when several hold a job.
+    flow.pause(Some(&name("c"))).unwrap();
+    assert_eq!(
+        flow.hold(waiting(&c)).unwrap(),
+        Some(Hold::Paused { task: "c".into() })
+    );
+    // A job due later is held by nothing yet.
+    let later = crate::NewJob {
+        run_at: Some(q.now().saturating_add(Duration::from_secs(60))),
+        ..job("p", 3, 0)
+    };
+    let later = q.enqueue(vec![later]).unwrap()[0].id();
+    assert_eq!(flow.hold(later).unwrap(), None);
+    // A blocked job waits for its parents.
+    if q.capabilities().has(Capability::Dependencies) {
+        let mut child = job("free", 1, 0);
+        child.after.push(runyard_core::After::job(later));
+        let child = q.enqueue(vec![child]).unwrap()[0].id();
+        assert_eq!(flow.hold(child).unwrap(), Some(Hold::Dependencies));
+    }
+}
+
+pub fn a_newcomer_key_is_not_held_back_by_a_backlog(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    q.enqueue((0..1000).map(|_| keyed("t", "tenant:a", None)).collect())
+        .unwrap();
+    // Some of A have run before B comes.
+    for _ in 0..5 {
+        let c = claim(&*q, "w", 1);
+        done(&*q, "w", &c[0]);
+    }
+    let b: BTreeSet<JobId> = q
+        .enqueue((0..10).map(|_| keyed("t", "tenant:b", None)).collect())
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let mut seen = 0;
+    for n in 1..=20 {
+        let c = claim(&*q, "w", 1);
+        assert_eq!(c.len(), 1);
+        if b.contains(&c[0].id) {
+            seen += 1;
+        }
+        done(&*q, "w", &c[0]);
+        if seen == b.len() {
+            assert!(n <= 20);
+            break;
+        }
+    }
+    assert_eq!(
+        seen, 10,
+        "all of B within the first 20 claims after it came"
+    );
+    // Priority still comes first.
+    let urgent = crate::NewJob {
+        limits: JobLimits {
+            concurrency_key: Some((super::limits::key("tenant:a"), None)),
+            ..JobLimits::default()
+        },
+        ..job("t", 3, 5)
+    };
+    let urgent = q.enqueue(vec![urgent]).unwrap()[0].id();
+    let c = claim(&*q, "w", 1);
+    assert_eq!(c[0].id, urgent);
+    // Within a key, jobs keep their order.
+    let c = claim(&*q, "w", 5);
+    let mut ids: Vec<JobId> = c.iter().map(|c| c.id).collect();
+    let sorted = {
+        let mut s = ids.clone();
+        s.sort();
+        s
+    };
+    assert_eq!(ids, sorted);
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
+
+pub fn rate_keys_share_the_workers_fairly_too(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let a: Vec<JobId> = q
+        .enqueue((0..50).map(|_| rated("t", "api:a", None)).collect())
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    q.enqueue((0..50).map(|_| rated("t", "api:b", None)).collect())
+        .unwrap();
+    let c = claim(&*q, "w", 10);
+    let of_a = c.iter().filter(|c| a.contains(&c.id)).count();
+    assert_eq!(of_a, 5, "the two keys alternate");
+    // Keyless jobs of two batches start at the same frontier too.
+    let (_, q) = fresh(make);
+    let first: Vec<JobId> = q
+        .enqueue((0..20).map(|_| job("t", 3, 0)).collect())
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    q.enqueue((0..20).map(|_| job("t", 3, 0)).collect())
+        .unwrap();
+    let c = claim(&*q, "w", 10);
+    let of_first = c.iter().filter(|c| first.contains(&c.id)).count();
+    assert_eq!(of_first, 5, "each batch starts at the frontier");
+}
