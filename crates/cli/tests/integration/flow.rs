@@ -433,7 +433,10 @@ fn doc_examples() -> Vec<String> {
         "/../../docs/flow-control.md"
     ))
     .expect("docs/flow-control.md");
-    let examples = doc.split("\n## Examples\n").nth(1).expect("an Examples section");
+    let examples = doc
+        .split("\n## Examples\n")
+        .nth(1)
+        .expect("an Examples section");
     examples
         .split("```toml\n")
         .skip(1)
@@ -447,7 +450,17 @@ fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
     assert_eq!(examples.len(), 2);
     let d = Dir::new();
     let f = d.write("tenants.toml", &examples[0]);
-    run(&["run", "-f", path(&f), "-j", "8", "--json", path(&d.path("r.json")), "-q"]).code(0);
+    run(&[
+        "run",
+        "-f",
+        path(&f),
+        "-j",
+        "8",
+        "--json",
+        path(&d.path("r.json")),
+        "-q",
+    ])
+    .code(0);
     let r = report(&d, "r.json");
     assert_eq!(r["summary"]["succeeded"], 9);
     // Each tenant's jobs, by the key each carries: at most 2 at once.
@@ -467,7 +480,17 @@ fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
         assert!(most_at_once(a, "t") <= 2, "tenant {t}: {a:?}");
     }
     let f = d.write("api.toml", &examples[1]);
-    run(&["run", "-f", path(&f), "-j", "8", "--json", path(&d.path("a.json")), "-q"]).code(0);
+    run(&[
+        "run",
+        "-f",
+        path(&f),
+        "-j",
+        "8",
+        "--json",
+        path(&d.path("a.json")),
+        "-q",
+    ])
+    .code(0);
     let r = report(&d, "a.json");
     assert_eq!(r["summary"]["succeeded"], 3);
     assert_eq!(most_at_once(&attempts(&r), "shell"), 1);
@@ -479,6 +502,13 @@ fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
     let f = d.write("tenants.toml", &examples[0]);
     run(&["submit", "--queue", &url, "-f", path(&f)]).code(0);
     let again = run(&["submit", "--queue", &url, "-f", path(&f)]);
-    assert!(again.code(0).stderr.contains("(unique key `import`); nothing added"), "{}", again.stderr);
+    assert!(
+        again
+            .code(0)
+            .stderr
+            .contains("(unique key `import`); nothing added"),
+        "{}",
+        again.stderr
+    );
     assert_eq!(status(&url)["counts"]["queued"], 17);
 }
