@@ -88,23 +88,24 @@ pub(crate) fn main(args: TaskArgs) -> anyhow::Result<Exit> {
         outln!("no claimed job of it waited to start; running attempts go on to their end")?;
         return Ok(Exit::Success);
     }
-    wait_given_back(&*queue, flow, &claimed)?;
-    Ok(Exit::Success)
-}
-
-/// Waits (looking every [`POLL`], for at most the longest lease of the
-/// live workers) until none of `claimed` is claimed and not started.
-fn wait_given_back(
-    queue: &dyn Queue,
-    flow: &dyn runyard_queue::FlowControl,
-    claimed: &[JobId],
-) -> anyhow::Result<()> {
     let lease = queue
         .inspect()
         .ok()
         .and_then(|i| i.live_workers().ok())
         .and_then(|w| w.iter().map(|w| w.worker.lease).max())
         .unwrap_or(DEFAULT_LEASE);
+    wait_given_back(flow, &claimed, lease)?;
+    Ok(Exit::Success)
+}
+
+/// Waits (looking every [`POLL`], for at most `lease`: the longest lease
+/// of the live workers) until none of `claimed` is claimed and not
+/// started; returns those that still are.
+fn wait_given_back(
+    flow: &dyn runyard_queue::FlowControl,
+    claimed: &[JobId],
+    lease: Duration,
+) -> anyhow::Result<Vec<JobId>> {
     errln!(
         "waiting for {} claimed job{} not yet started to go back to queued (at most {}): {}",
         claimed.len(),
@@ -125,7 +126,7 @@ fn wait_given_back(
                 claimed.len(),
                 if claimed.len() == 1 { "" } else { "s" }
             )?;
-            return Ok(());
+            return Ok(left);
         }
         if start.elapsed() >= lease {
             outln!(
@@ -136,7 +137,7 @@ fn wait_given_back(
                 runyard::duration::format_duration(lease),
                 some(&left)
             )?;
-            return Ok(());
+            return Ok(left);
         }
         std::thread::sleep(POLL);
     }
@@ -148,5 +149,49 @@ fn some(ids: &[JobId]) -> String {
     match ids.len() {
         n if n > 10 => format!("{} and {} more", shown.join(", "), n - 10),
         _ => shown.join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runyard::queue::{MemoryQueue, NewJob};
+
+    /// A memory queue with one `noop` job claimed, not started, then paused.
+    fn paused_claim() -> (MemoryQueue, runyard::queue::Lease) {
+        let q = MemoryQueue::new();
+        let engine = runyard::Engine::new(
+            crate::default_registry().unwrap(),
+            runyard::EngineConfig::default(),
+        );
+        let job: NewJob = engine.prepare(&runyard::JobSpec::new("noop")).unwrap();
+        q.enqueue(vec![job]).unwrap();
+        let c = q.claim("w", 1, Duration::from_secs(60)).unwrap();
+        let lease = c[0].lease();
+        let given = q
+            .flow()
+            .unwrap()
+            .pause(Some(&TaskName::from("noop")))
+            .unwrap();
+        assert_eq!(given, vec![lease.job]);
+        (q, lease)
+    }
+
+    #[test]
+    fn pause_returns_once_the_claims_are_given_back() {
+        let (q, lease) = paused_claim();
+        let flow = q.flow().unwrap();
+        q.release("w", &[lease]).unwrap();
+        let left = wait_given_back(flow, &[lease.job], Duration::from_secs(60)).unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(flow.unstarted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn pause_says_which_claims_were_not_given_back_within_the_lease() {
+        let (q, lease) = paused_claim();
+        let flow = q.flow().unwrap();
+        let left = wait_given_back(flow, &[lease.job], Duration::from_millis(250)).unwrap();
+        assert_eq!(left, vec![lease.job]);
     }
 }
