@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use runyard::queue::{Queue, TaskName};
+use runyard::queue::TaskName;
 use runyard::JobId;
 
 use super::flow::flow_of;
@@ -155,7 +155,7 @@ fn some(ids: &[JobId]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runyard::queue::{MemoryQueue, NewJob};
+    use runyard::queue::{MemoryQueue, NewJob, Queue};
 
     /// A memory queue with one `noop` job claimed, not started, then paused.
     fn paused_claim() -> (MemoryQueue, runyard::queue::Lease) {
