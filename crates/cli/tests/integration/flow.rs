@@ -20,17 +20,14 @@ fn millis(t: &Value) -> f64 {
         * 1e3
 }
 
-/// The attempts of a report: (job's concurrency key or task, start ms, end ms).
+/// The attempts of a report: (task, start ms, end ms).
 fn attempts(r: &Value) -> Vec<(String, f64, f64)> {
     let mut out = Vec::new();
     for j in r["jobs"].as_array().expect("jobs") {
         for a in j["attempts"].as_array().expect("attempts") {
             let start = millis(&a["started_at"]);
             let end = start + a["duration_ms"].as_f64().expect("duration_ms");
-            let who = j["params"]["who"]
-                .as_str()
-                .map_or_else(|| j["task"].as_str().unwrap().to_string(), str::to_string);
-            out.push((who, start, end));
+            out.push((j["task"].as_str().unwrap().to_string(), start, end));
         }
     }
     out
@@ -511,4 +508,78 @@ fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
         again.stderr
     );
     assert_eq!(status(&url)["counts"]["queued"], 17);
+}
+
+#[test]
+fn flow_a_stored_limit_holds_across_two_workers() {
+    let d = Dir::new();
+    let url = format!("sqlite://{}", path(&d.path("q.db")));
+    // Each tenant at most 2 at once, tenant 7 at most 1: stored limits
+    // beat the 3 the jobs carry.
+    run(&[
+        "limit",
+        "--queue",
+        &url,
+        "--key",
+        "tenant",
+        "--concurrency",
+        "2",
+    ])
+    .code(0);
+    run(&[
+        "limit",
+        "--queue",
+        &url,
+        "--key",
+        "tenant:7",
+        "--concurrency",
+        "1",
+    ])
+    .code(0);
+    let f = d.write(
+        "jobs.toml",
+        r#"
+[[job]]
+task = "sleep"
+params = { duration = "40ms" }
+concurrency_key = "tenant:1"
+concurrency = 3
+count = 6
+
+[[job]]
+task = "sleep"
+params = { duration = "41ms" }
+concurrency_key = "tenant:7"
+concurrency = 3
+count = 4
+"#,
+    );
+    let _w1 = background(&["worker", "--queue", &url, "-q", "-j", "4", "--name", "w1"]);
+    let _w2 = background(&["worker", "--queue", &url, "-q", "-j", "4", "--name", "w2"]);
+    let out = d.path("r.json");
+    run(&[
+        "submit",
+        "--queue",
+        &url,
+        "-f",
+        path(&f),
+        "--wait",
+        "--json",
+        path(&out),
+        "-q",
+    ])
+    .code(0);
+    let r = report(&d, "r.json");
+    assert_eq!(r["summary"]["succeeded"], 10);
+    // The tenants' jobs, told apart by their durations.
+    let mut a = Vec::new();
+    for j in r["jobs"].as_array().unwrap() {
+        for at in j["attempts"].as_array().unwrap() {
+            let s = millis(&at["started_at"]);
+            let who = j["params"]["duration"].as_str().unwrap().to_string();
+            a.push((who, s, s + at["duration_ms"].as_f64().unwrap()));
+        }
+    }
+    assert!(most_at_once(&a, "40ms") <= 2, "{a:?}");
+    assert_eq!(most_at_once(&a, "41ms"), 1, "{a:?}");
 }
