@@ -1014,6 +1014,9 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
             let mut held: Vec<(String, Lease)> = Vec::new();
             // One more than the largest tag given so far.
             let mut next_tag = 0u64;
+            // A queue that keeps limits claims in fair order (by tag); one
+            // that does not yet, by ready-at.
+            let fair = q.capabilities().has(crate::Capability::Limits);
             for op in ops {
                 let now = q.now().as_micros();
                 match op {
@@ -1062,7 +1065,11 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                         let mut ready: Vec<usize> = (0..jobs.len())
                             .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
                             .collect();
-                        ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
+                        if fair {
+                            ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
+                        } else {
+                            ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
+                        }
                         ready.truncate(n as usize);
                         let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
                         let have: Vec<JobId> = got.iter().map(|c| c.id).collect();

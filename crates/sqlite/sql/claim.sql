@@ -11,4 +11,4 @@ WHERE id IN (
     ORDER BY priority DESC, tag, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents, tag

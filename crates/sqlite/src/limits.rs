@@ -98,9 +98,14 @@ fn frontier(tx: &Tx<'_>) -> rusqlite::Result<(i64, i64)> {
 }
 
 /// Gives the tags of one insert's batch (see docs/backends.md §8, "Fair
-/// order"): the frontier is read once, at the first due job.
+/// order"): the frontier is read once, at the first due job. A keyless
+/// job's place in the batch counts the keyless jobs added before it (in a
+/// batch of plain jobs only, every job before it, as the memory queue
+/// counts them).
 #[derive(Default)]
 pub(crate) struct Tagger {
+    /// Whether every job of the batch takes a place, added or not.
+    every: bool,
     /// The frontier and the largest tag given, once read.
     start: Option<(i64, i64)>,
     /// Keyless due jobs tagged so far in the batch.
@@ -112,6 +117,22 @@ pub(crate) struct Tagger {
 }
 
 impl Tagger {
+    /// A tagger for a batch; `plain`: no job of it has a name, parents, a
+    /// unique key or limits.
+    pub(crate) fn new(plain: bool) -> Tagger {
+        Tagger {
+            every: plain,
+            ..Tagger::default()
+        }
+    }
+
+    /// Job `j` was not added (a duplicate).
+    pub(crate) fn skipped(&mut self, j: &NewJob) {
+        if self.every && j.limits.fairness_key().is_none() {
+            self.keyless += 1;
+        }
+    }
+
     /// The tag for job `j`, whose run-at is `run_at`, inserted at `now`
     /// (None when not due); [`Tagger::taken`] once it is added.
     pub(crate) fn tag(
@@ -149,14 +170,16 @@ impl Tagger {
         }))
     }
 
-    /// Job `j` was added with `tag`.
+    /// Job `j` was added with `tag` (none when it is not due, or not
+    /// waiting).
     pub(crate) fn taken(&mut self, j: &NewJob, tag: Option<i64>) {
+        let key = j.limits.fairness_key();
+        if key.is_none() {
+            self.keyless += 1;
+        }
         let Some(tag) = tag else { return };
-        match j.limits.fairness_key() {
-            None => self.keyless += 1,
-            Some(k) => {
-                self.last.insert(fair_name(k), tag);
-            }
+        if let Some(k) = key {
+            self.last.insert(fair_name(k), tag);
         }
         self.max = self.max.max(tag);
     }

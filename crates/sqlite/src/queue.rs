@@ -28,9 +28,9 @@ use crate::open::{open, sql_err, OpenMode};
 use crate::sql::SQL;
 
 use runyard_queue::stored::{
-    attach_attempts, counted_state, counts_by_task, name_taken_over, sort_claims, state_of,
-    view_state, Registered, Registrations, StoredAttempt, BLOCKED, CANCELLED, DEAD, RUNNING,
-    SUCCEEDED, WAITING,
+    attach_attempts, counted_state, counts_by_task, name_taken_over, state_of, view_state,
+    Registered, Registrations, StoredAttempt, BLOCKED, CANCELLED, DEAD, RUNNING, SUCCEEDED,
+    WAITING,
 };
 
 /// A [`Queue`] in an SQLite file.
@@ -167,7 +167,10 @@ fn insert_jobs(
 fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
-    let mut tags = limits::Tagger::default();
+    let plain = jobs
+        .iter()
+        .all(|j| j.unique.is_none() && j.limits.is_empty());
+    let mut tags = limits::Tagger::new(plain);
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
         if let Some(existing) = limits::existing(tx, &mut find, j, now)? {
@@ -204,6 +207,7 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             tags.taken(j, tag);
             Enqueued::New(JobId(tx.last_insert_rowid() as u64))
         } else {
+            tags.skipped(j);
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
             Enqueued::Duplicate(JobId(id as u64))
         });
@@ -242,9 +246,9 @@ fn write_checked_on<T>(
     out
 }
 
-/// A claimed job from its row, and whether it has parents (whose outputs
-/// it is then given).
-fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool)> {
+/// A claimed job from its row, whether it has parents (whose outputs it
+/// is then given), and its fair tag.
+fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64)> {
     let backoff: String = r.get(5)?;
     let mode: String = r.get(8)?;
     let priority: i32 = r.get(7)?;
@@ -269,7 +273,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool)> {
         parents: Output::none(),
         admitted_at: None,
     };
-    Ok((c, parents > 0))
+    Ok((c, parents > 0, r.get::<_, Option<i64>>(13)?.unwrap_or(0)))
 }
 
 impl Queue for SqliteQueue {
@@ -327,8 +331,10 @@ impl Queue for SqliteQueue {
         let mut rows = self.write(|tx| {
             let mut out = Vec::with_capacity(max.min(4096));
             let mut linked = Vec::new();
+            let mut tags = Vec::with_capacity(max.min(4096));
             let mut take = |r: &Row<'_>, admitted: bool| -> rusqlite::Result<()> {
-                let (mut c, has_parents) = claimed(self, r)?;
+                let (mut c, has_parents, tag) = claimed(self, r)?;
+                tags.push(tag);
                 if has_parents {
                     linked.push(out.len());
                 }
@@ -375,10 +381,11 @@ impl Queue for SqliteQueue {
                     out[i].parents = flow::parents_of(&mut st, out[i].id.0 as i64)?;
                 }
             }
-            Ok(out)
+            Ok(out.into_iter().zip(tags).collect::<Vec<_>>())
         })?;
-        sort_claims(&mut rows);
-        Ok(rows)
+        // In claim order (`RETURNING` gives none): priority, tag, id.
+        rows.sort_by_key(|(c, tag)| (std::cmp::Reverse(c.settings.priority), *tag, c.id));
+        Ok(rows.into_iter().map(|(c, _)| c).collect())
     }
 
     fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
@@ -448,8 +455,8 @@ impl Queue for SqliteQueue {
             let mut finish = tx.prepare_cached(&SQL.finish)?;
             let mut out = Vec::with_capacity(done.len());
             let mut cascade = Cascade::default();
-            let mut ended = Vec::new();
-            let mut due = Vec::new();
+            // The jobs that ended (true) or wait again due now (false), in order.
+            let mut moved: Vec<(i64, bool)> = Vec::new();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -474,9 +481,9 @@ impl Queue for SqliteQueue {
                 if n == 1 {
                     insert_attempt(tx, c.lease.job, &c.record)?;
                     if state != WAITING {
-                        ended.push(c.lease.job.0 as i64);
+                        moved.push((c.lease.job.0 as i64, true));
                     } else if run_at <= now {
-                        due.push(c.lease.job.0 as i64);
+                        moved.push((c.lease.job.0 as i64, false));
                     }
                     out.push(Ok(()));
                 } else {
@@ -486,22 +493,27 @@ impl Queue for SqliteQueue {
             // The dependents of the jobs that ended move on in this same
             // transaction: no crash can record an end without them. In the
             // order the jobs ended (settling one never reads the state of
-            // another job of the batch, so after all their ends is the same).
-            if !ended.is_empty() {
-                let ids = serde_json::to_string(&ended).unwrap_or_default();
-                let linked: rustc_hash::FxHashSet<i64> = tx
-                    .prepare_cached(&SQL.with_children)?
-                    .query_map([ids], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+            // another job of the batch, so after all their ends is the same),
+            // with the retries due now: each takes the frontier as it
+            // becomes due, as do the dependents a settle releases.
+            if !moved.is_empty() {
+                let ended: Vec<i64> = moved.iter().filter(|m| m.1).map(|m| m.0).collect();
+                let linked: rustc_hash::FxHashSet<i64> = if ended.is_empty() {
+                    Default::default()
+                } else {
+                    let ids = serde_json::to_string(&ended).unwrap_or_default();
+                    tx.prepare_cached(&SQL.with_children)?
+                        .query_map([ids], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?
+                };
                 let mut settler = None;
-                for id in ended.into_iter().filter(|id| linked.contains(id)) {
-                    flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
+                for (id, ended) in moved {
+                    if !ended {
+                        limits::tag_due(tx, &[id], now)?;
+                    } else if linked.contains(&id) {
+                        settle(&mut settler, tx, id, now, &mut cascade)?;
+                    }
                 }
-            }
-            // Retries due now and released dependents take the frontier.
-            due.extend(cascade.unblocked.iter().map(|j| j.0 as i64));
-            if !due.is_empty() {
-                limits::tag_due(tx, &due, now)?;
             }
             Ok((out, cascade))
         })?;
@@ -591,12 +603,11 @@ impl Queue for SqliteQueue {
                     let state = if attempt >= max { DEAD } else { WAITING };
                     tx.execute(&SQL.requeue, params![state, now, id])?;
                     if state == DEAD && children > 0 {
-                        flow::Settler::get(&mut settler, tx)?.settle(id, now, &mut cascade)?;
+                        settle(&mut settler, tx, id, now, &mut cascade)?;
                     }
                 }
                 ids.push(JobId(id as u64));
             }
-            tag_unblocked(tx, &cascade, now)?;
             Ok((ids, cascade))
         })?;
         if !out.is_empty() {
@@ -700,11 +711,7 @@ impl Admin for SqliteQueue {
                     Some((WAITING | BLOCKED, _, children)) => {
                         tx.execute(&SQL.cancel_job, [id.0 as i64])?;
                         if children > 0 {
-                            flow::Settler::get(&mut settler, tx)?.settle(
-                                id.0 as i64,
-                                now,
-                                &mut cascade,
-                            )?;
+                            settle(&mut settler, tx, id.0 as i64, now, &mut cascade)?;
                         }
                         CancelResult::Cancelled
                     }
@@ -715,7 +722,6 @@ impl Admin for SqliteQueue {
                     Some((s, run_at, _)) => CancelResult::AlreadyFinished(state_of(s, run_at, now)),
                 });
             }
-            tag_unblocked(tx, &cascade, now)?;
             Ok((out, cascade))
         })?;
         if !cascade.unblocked.is_empty() {
@@ -745,7 +751,7 @@ impl Admin for SqliteQueue {
             let out = flow::retry(tx, id, now)?;
             if let Some(c) = &out {
                 limits::tag_due(tx, &[id], now)?;
-                tag_unblocked(tx, c, now)?;
+                tag_unblocked(tx, c, 0, now)?;
             }
             Ok(out)
         })?;
@@ -983,13 +989,31 @@ fn attach_parents(jobs: &mut [JobView], edges: Vec<(u64, JobId)>) {
     }
 }
 
-/// The jobs a cascade released that are due now take the frontier.
-fn tag_unblocked(tx: &Tx<'_>, cascade: &Cascade, now: i64) -> rusqlite::Result<()> {
-    if cascade.unblocked.is_empty() {
+/// The jobs a cascade released that are due now take the frontier, from
+/// the `from`th on.
+fn tag_unblocked(tx: &Tx<'_>, cascade: &Cascade, from: usize, now: i64) -> rusqlite::Result<()> {
+    if cascade.unblocked.len() <= from {
         return Ok(());
     }
-    let ids: Vec<i64> = cascade.unblocked.iter().map(|j| j.0 as i64).collect();
+    let ids: Vec<i64> = cascade.unblocked[from..]
+        .iter()
+        .map(|j| j.0 as i64)
+        .collect();
     limits::tag_due(tx, &ids, now)
+}
+
+/// Settles the dependents of job `id`, which ended (see
+/// [`flow::Settler::settle`]); those it releases take the frontier.
+fn settle<'t>(
+    settler: &mut Option<flow::Settler<'t>>,
+    tx: &'t Tx<'_>,
+    id: i64,
+    now: i64,
+    cascade: &mut Cascade,
+) -> rusqlite::Result<()> {
+    let from = cascade.unblocked.len();
+    flow::Settler::get(settler, tx)?.settle(id, now, cascade)?;
+    tag_unblocked(tx, cascade, from, now)
 }
 
 fn micros(d: Duration) -> i64 {
