@@ -61,7 +61,7 @@ pub use limits::{
 };
 pub use limits_random::limits_hold_under_random_operations;
 pub use pause::{
-    a_newcomer_key_is_not_held_back_by_a_backlog,
+    a_claim_looks_past_held_jobs, a_newcomer_key_is_not_held_back_by_a_backlog,
     a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
     holds_say_what_keeps_each_job_waiting, pausing_every_task_holds_every_job,
     rate_keys_share_the_workers_fairly_too,
@@ -159,6 +159,7 @@ macro_rules! conformance_tests {
             a_newcomer_key_is_not_held_back_by_a_backlog,
             rate_keys_share_the_workers_fairly_too,
             limits_hold_under_random_operations,
+            a_claim_looks_past_held_jobs,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

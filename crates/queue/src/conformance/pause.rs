@@ -300,3 +300,32 @@ pub fn rate_keys_share_the_workers_fairly_too(make: Factory<'_>) {
     let of_first = c.iter().filter(|c| first.contains(&c.id)).count();
     assert_eq!(of_first, 5, "each batch starts at the frontier");
 }
+
+pub fn a_claim_looks_past_held_jobs(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let flow = q.flow().unwrap();
+    flow.pause(Some(&name("p"))).unwrap();
+    // One batch: the free jobs' tags come after the held ones'.
+    let mut batch: Vec<_> = (0..200).map(|_| job("p", 3, 0)).collect();
+    batch.extend((0..200).map(|_| keyed("k", "full", Some(1))));
+    batch.extend((0..3).map(|_| job("free", 3, 0)));
+    q.enqueue(batch).unwrap();
+    let c = claim(&*q, "w", 10);
+    let mut tasks: Vec<String> = c.iter().map(|c| c.task.to_string()).collect();
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        vec!["free", "free", "free", "k"],
+        "held jobs are passed over"
+    );
+    assert!(claim(&*q, "w", 10).is_empty(), "and never returned");
+    flow.resume(None).unwrap();
+    assert_eq!(
+        claim(&*q, "w", 500).len(),
+        200,
+        "the held jobs kept their place"
+    );
+}

@@ -98,6 +98,17 @@ pub(super) struct Flows {
     pub(super) active: bool,
 }
 
+/// Why a job is held, before it is said as a [`Hold`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Why {
+    Paused,
+    TaskConcurrency(u32),
+    /// A key (index) and its limit.
+    KeyConcurrency(u32, u32),
+    TaskRate(Rate),
+    KeyRate(u32, Rate),
+}
+
 /// A job's target for a hold, as [`Hold`] names it.
 fn key_target(k: &FlowKey) -> LimitTarget {
     LimitTarget::Key {
@@ -141,6 +152,14 @@ impl Flows {
             None => v.saturating_add(place),
         };
         self.give(tag)
+    }
+
+    /// Every tag in use moved down by `m` (see `State::rebase_tags`).
+    pub(super) fn rebase(&mut self, m: u32) {
+        self.next_tag -= m;
+        for ks in &mut self.keys {
+            ks.last_tag = ks.last_tag.and_then(|t| t.checked_sub(m));
+        }
     }
 
     /// Brings the per-task state up to `n` tasks.
@@ -209,19 +228,11 @@ impl Flows {
     /// What holds a due job of task `task` with limits `lim` now, if
     /// anything: paused, then a full concurrency limit (task, key), then a
     /// used rate (task, key). `Ok(true)` when it may be claimed under a
-    /// rate.
-    pub(super) fn check(
-        &self,
-        task: u32,
-        task_name: &str,
-        lim: Option<&Lim>,
-        now: i64,
-    ) -> Result<bool, Hold> {
+    /// rate. Allocates nothing: a claim asks this of every job it looks at.
+    pub(super) fn check(&self, task: u32, lim: Option<&Lim>, now: i64) -> Result<bool, Why> {
         let tf = self.tasks.get(task as usize);
         if self.paused_all || tf.is_some_and(|t| t.paused) {
-            return Err(Hold::Paused {
-                task: task_name.to_string(),
-            });
+            return Err(Why::Paused);
         }
         let running = tf.map_or(0, |t| t.running);
         let task_conc = tf
@@ -229,20 +240,14 @@ impl Flows {
             .or(lim.and_then(|l| l.task_conc));
         if let Some(limit) = task_conc {
             if running >= limit {
-                return Err(Hold::Concurrency {
-                    target: LimitTarget::Task(task_name.to_string()),
-                    limit,
-                });
+                return Err(Why::TaskConcurrency(limit));
             }
         }
         if let Some((k, own)) = lim.and_then(|l| l.conc) {
             let ks = &self.keys[k as usize];
             if let Some(limit) = ks.stored_conc.or(own) {
                 if ks.running >= limit {
-                    return Err(Hold::Concurrency {
-                        target: key_target(&ks.key),
-                        limit,
-                    });
+                    return Err(Why::KeyConcurrency(k, limit));
                 }
             }
         }
@@ -253,10 +258,7 @@ impl Flows {
         if let Some(rate) = task_rate {
             let starts = tf.map(|t| &t.starts);
             if starts.is_some_and(|s| used(s, rate, now) >= rate.count as usize) {
-                return Err(Hold::Rate {
-                    target: LimitTarget::Task(task_name.to_string()),
-                    rate,
-                });
+                return Err(Why::TaskRate(rate));
             }
             rated = true;
         }
@@ -264,15 +266,38 @@ impl Flows {
             let ks = &self.keys[k as usize];
             if let Some(rate) = ks.stored_rate.or(own) {
                 if used(&ks.starts, rate, now) >= rate.count as usize {
-                    return Err(Hold::Rate {
-                        target: key_target(&ks.key),
-                        rate,
-                    });
+                    return Err(Why::KeyRate(k, rate));
                 }
                 rated = true;
             }
         }
         Ok(rated)
+    }
+
+    /// A reason, as [`Hold`] says it.
+    pub(super) fn hold(&self, why: Why, task_name: &str) -> Hold {
+        let task = || LimitTarget::Task(task_name.to_string());
+        match why {
+            Why::Paused => Hold::Paused {
+                task: task_name.to_string(),
+            },
+            Why::TaskConcurrency(limit) => Hold::Concurrency {
+                target: task(),
+                limit,
+            },
+            Why::KeyConcurrency(k, limit) => Hold::Concurrency {
+                target: key_target(&self.keys[k as usize].key),
+                limit,
+            },
+            Why::TaskRate(rate) => Hold::Rate {
+                target: task(),
+                rate,
+            },
+            Why::KeyRate(k, rate) => Hold::Rate {
+                target: key_target(&self.keys[k as usize].key),
+                rate,
+            },
+        }
     }
 
     /// Takes a claimed job's slots and, where a rate is in force, records

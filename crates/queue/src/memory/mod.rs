@@ -176,6 +176,12 @@ struct State {
 /// The tag of a queued job that a reader found due: given at the next claim.
 const UNTAGGED: u32 = u32::MAX;
 
+/// Tags are moved down once the next one passes this.
+const REBASE_AT: u32 = 1 << 31;
+
+/// How far behind the frontier a rebase keeps tags apart.
+const TAG_SPAN: u32 = 1 << 30;
+
 /// Which tag a job that becomes due gets.
 #[derive(Debug, Clone, Copy)]
 enum Tag {
@@ -575,9 +581,47 @@ impl State {
     fn hold_of(&self, i: u32, now: i64) -> Option<Hold> {
         let r = self.rec(i as usize);
         let lim = r.flow.as_ref().and_then(|f| f.lim.as_ref());
-        self.fl
-            .check(r.task, &self.tasks[r.task as usize], lim, now)
-            .err()
+        let why = self.fl.check(r.task, lim, now).err()?;
+        Some(self.fl.hold(why, &self.tasks[r.task as usize]))
+    }
+
+    /// Keeps tags within `u32`: once the next tag passes [`REBASE_AT`],
+    /// every tag in use is moved down by the smallest one (by at most
+    /// [`REBASE_AT`] less [`TAG_SPAN`], so that one job holding an old tag
+    /// cannot make this happen at every claim: tags further behind the
+    /// frontier than that become ties, ordered by id). Order is kept.
+    fn rebase_tags(&mut self) {
+        let next = self.fl.next_tag;
+        let in_use =
+            |r: &Rec| matches!(r.state, JobState::Queued | JobState::Running) && r.tag != UNTAGGED;
+        let mut m = next;
+        for i in 0..self.len {
+            let r = self.rec(i);
+            if in_use(r) {
+                m = m.min(r.tag);
+            }
+        }
+        let m = m.max(next.saturating_sub(TAG_SPAN));
+        for i in 0..self.len {
+            let r = self.rec_mut(i);
+            if in_use(r) {
+                r.tag = r.tag.saturating_sub(m);
+            }
+        }
+        let old = std::mem::take(&mut self.ready);
+        for (p, mut fair) in old {
+            let mut run = Vec::new();
+            while let Some((t, i)) = fair.pop() {
+                let r = self.rec(i as usize);
+                if r.state == JobState::Queued && r.tag == t.saturating_sub(m) {
+                    run.push((r.tag, i));
+                }
+            }
+            // Tags clamped to 0 tie, and ties go by index.
+            run.sort_unstable();
+            self.ready.entry(p).or_default().push_run(run);
+        }
+        self.fl.rebase(m);
     }
 
     /// The limits job `i` carries, if any.
@@ -816,6 +860,9 @@ impl Queue for MemoryQueue {
         let now = self.clock.now().as_micros();
         let until = now.saturating_add(micros(lease));
         let mut st = self.lock();
+        if st.fl.next_tag >= REBASE_AT {
+            st.rebase_tags();
+        }
         st.promote_due(now, true);
         let w = st.intern_worker(worker);
         let only: Option<Vec<u32>> = tasks.map(|names| {
@@ -853,10 +900,7 @@ impl Queue for MemoryQueue {
                 let mut rated = false;
                 let mut hold = false;
                 if !pass && (st.fl.active || lim.is_some()) {
-                    match st
-                        .fl
-                        .check(rec.task, &st.tasks[rec.task as usize], lim, now)
-                    {
+                    match st.fl.check(rec.task, lim, now) {
                         Ok(r) => rated = r,
                         Err(_) => {
                             hold = true;
@@ -1474,6 +1518,40 @@ pub(crate) fn check_change(change: &LimitChange) -> Result<(), QueueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_moved_down_before_they_run_out_keeping_their_order() {
+        let q = MemoryQueue::new();
+        let job = |_| crate::conformance::job("t", 1, 0);
+        // Two batches: their tags interleave (0, 0, 1, 1, 2, 2).
+        q.enqueue((0..3).map(job).collect()).unwrap();
+        q.enqueue((3..6).map(job).collect()).unwrap();
+        {
+            let mut st = q.lock();
+            // As if a billion tags had been given since: the jobs' tags
+            // sit just below the next one.
+            let shift = REBASE_AT - 10;
+            for i in 0..st.len {
+                st.rec_mut(i).tag += shift;
+            }
+            let old = std::mem::take(&mut st.ready);
+            for (p, mut fair) in old {
+                while let Some((t, i)) = fair.pop() {
+                    st.ready.entry(p).or_default().push((t + shift, i));
+                }
+            }
+            st.fl.next_tag = REBASE_AT;
+        }
+        let c = q.claim("w", 2, Duration::from_secs(30)).unwrap();
+        let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
+        assert_eq!(ids, vec![1, 4], "the fair order is kept");
+        let st = q.lock();
+        assert_eq!(st.fl.next_tag, 10, "moved down by the smallest tag in use");
+        drop(st);
+        let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+        let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
+        assert_eq!(ids, vec![2, 5, 3, 6]);
+    }
 
     #[test]
     fn a_job_record_stays_small() {
