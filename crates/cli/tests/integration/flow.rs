@@ -583,3 +583,59 @@ count = 4
     assert!(most_at_once(&a, "40ms") <= 2, "{a:?}");
     assert_eq!(most_at_once(&a, "41ms"), 1, "{a:?}");
 }
+
+#[test]
+fn flow_a_small_key_submitted_after_a_backlog_takes_turns_with_it() {
+    let d = Dir::new();
+    let f = d.write(
+        "fair.toml",
+        r#"
+[[job]]
+task = "sleep"
+params = { duration = "2ms" }
+concurrency_key = "tenant:big"
+count = 200
+
+[[job]]
+task = "sleep"
+params = { duration = "3ms" }
+concurrency_key = "tenant:small"
+count = 10
+"#,
+    );
+    let out = d.path("r.json");
+    run(&[
+        "run",
+        "-f",
+        path(&f),
+        "-j",
+        "1",
+        "--mode",
+        "thread",
+        "--json",
+        path(&out),
+        "-q",
+    ])
+    .code(0);
+    let r = report(&d, "r.json");
+    let mut starts: Vec<(f64, bool)> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                millis(&j["attempts"][0]["started_at"]),
+                j["params"]["duration"] == "3ms",
+            )
+        })
+        .collect();
+    starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // One at a time: the small key's 10 jobs are done before a tenth of
+    // the backlog (20 jobs) has started beside them.
+    let last_small = starts.iter().rposition(|(_, small)| *small).unwrap();
+    assert!(
+        last_small < 30,
+        "the last small job started {}th",
+        last_small + 1
+    );
+}
