@@ -65,6 +65,13 @@ fn target(args: &LimitArgs) -> Result<Option<LimitTarget>, UsageError> {
         .map_err(|e: runyard_core::FlowError| UsageError(format!("--key {k}: {e}")))?;
     let value = match (key.value(), &args.value) {
         ("", None) => None,
+        ("", Some(v)) if v.is_empty() => {
+            return Err(UsageError(
+                "--value is empty: give a value of the key, or leave --value out to limit \
+                 each of its values"
+                    .into(),
+            ))
+        }
         ("", Some(v)) => Some(
             FlowKey::new(key.name(), v)
                 .map_err(|e| UsageError(format!("--value {v}: {e}")))?
