@@ -46,6 +46,10 @@ pub(crate) enum Command {
     /// Run jobs from a shared queue until stopped (SIGTERM or Ctrl-C drains, then exits); waits for a database that is not up yet.
     #[command(name = "worker")]
     Worker(commands::worker::WorkerArgs),
+    /// Set, clear or list the concurrency and rate limits stored in a shared queue (docs/flow-control.md).
+    Limit(commands::limit::LimitArgs),
+    /// Pause or resume a task on a shared queue.
+    Task(commands::task::TaskArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.
     Retry(commands::retry::RetryArgs),
     /// Cancel jobs: queued ones at once, running ones by asking their worker.

@@ -55,6 +55,70 @@ impl JobFlags {
     }
 }
 
+/// Flow-control options given on the command line (`run`, `submit`):
+/// defaults for every job, as a job file's `[defaults]` (docs/flow-control.md).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct FlowFlags {
+    /// A unique key for the jobs: while a job with it waits, another is not added.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) unique_key: Option<String>,
+
+    /// With --unique-key: also while a job with the key succeeded this long ago or less.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) unique_for: Option<Duration>,
+
+    /// With --unique-key: `skip` keeps the waiting job (the default); `replace` gives it the new parameters.
+    #[arg(long, value_name = "skip|replace", value_parser = parse_on_conflict)]
+    pub(crate) on_conflict: Option<runyard_core::OnConflict>,
+
+    /// The jobs' concurrency key: NAME or NAME:VALUE, e.g. tenant:42.
+    #[arg(long, value_name = "KEY", value_parser = parse_flow_key)]
+    pub(crate) concurrency_key: Option<runyard_core::FlowKey>,
+
+    /// The most attempts at once of jobs with the --concurrency-key's value.
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one_u32)]
+    pub(crate) key_concurrency: Option<u32>,
+
+    /// The jobs' rate key: NAME or NAME:VALUE, e.g. stripe.
+    #[arg(long, value_name = "KEY", value_parser = parse_flow_key)]
+    pub(crate) rate_key: Option<runyard_core::FlowKey>,
+
+    /// The most starts of jobs with the --rate-key's value: COUNT/s, COUNT/m or COUNT/h.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) key_rate: Option<runyard_core::Rate>,
+}
+
+impl FlowFlags {
+    /// Adds the flags to `options`.
+    pub(crate) fn add_to(&self, options: runyard::JobOptions) -> runyard::JobOptions {
+        runyard::JobOptions {
+            unique_key: self.unique_key.clone(),
+            unique_for: self.unique_for,
+            on_conflict: self.on_conflict,
+            concurrency_key: self.concurrency_key.clone(),
+            concurrency: self.key_concurrency,
+            rate_key: self.rate_key.clone(),
+            rate: self.key_rate,
+            ..options
+        }
+    }
+}
+
+pub(crate) fn parse_rate(s: &str) -> Result<runyard_core::Rate, String> {
+    s.parse()
+        .map_err(|e: runyard_core::FlowError| e.to_string())
+}
+
+pub(crate) fn parse_flow_key(s: &str) -> Result<runyard_core::FlowKey, String> {
+    s.parse()
+        .map_err(|e: runyard_core::FlowError| e.to_string())
+}
+
+fn parse_on_conflict(s: &str) -> Result<runyard_core::OnConflict, String> {
+    s.parse()
+        .map_err(|e: runyard_core::FlowError| e.to_string())
+}
+
 /// How worker processes (`--mode process`, isolated tasks) are kept. For
 /// a run in which no job runs in a worker process these do nothing, and
 /// `run` refuses them.

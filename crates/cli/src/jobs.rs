@@ -32,7 +32,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use fields::{AfterEntry, Attempts, Count, FileMode, FileRunIf, ParamTable, Priority, RunAt};
+use fields::{
+    AfterEntry, Attempts, Concurrency, Count, FileKey, FileMode, FileOnConflict, FileRate,
+    FileRunIf, ParamTable, Priority, RunAt,
+};
 pub(crate) use flow::{enqueue, Prepared};
 use flow::{Links, Spot, Target};
 pub(crate) use limits::MAX_JOBS;
@@ -75,6 +78,23 @@ WORKFLOWS (docs/workflows.md)
   params = { cmd = [\"./load.sh\"] }
   after = [\"extract\", 17]  # names of this command's jobs, ids of jobs in the queue
   run_if = \"success\"       # the default; \"always\" runs once they have all ended
+
+FLOW CONTROL (docs/flow-control.md)
+  [[job]]
+  task = \"call_api\"
+  unique_key = \"sync-42\"     # no second job while one with the key waits
+  unique_for = \"10m\"         # ... or succeeded this long ago or less
+  on_conflict = \"replace\"    # the waiting job takes these params (default: skip)
+  concurrency_key = \"tenant:42\"  # NAME or NAME:VALUE, shared across tasks
+  concurrency = 2              # at most 2 at once of each value of the key
+  rate_key = \"stripe\"
+  rate = \"50/s\"              # COUNT/s, /m or /h: starts, across all workers
+  # concurrency_key, concurrency, rate_key, rate, unique_for and on_conflict
+  # may also go in [defaults]
+
+  [limits.call_api]            # `run` only: the task's limits for this run
+  concurrency = 4              # (a shared queue's are set with `runyard limit`)
+  rate = \"10/s\"
 
 COUNTS
   1 to 100000000 jobs per command: every `*COUNT` and `count =` together
@@ -125,6 +145,20 @@ pub(crate) struct Jobs {
     /// Parents before their children.
     pub(crate) list: Vec<Prepared>,
     files: Vec<(PathBuf, String)>,
+    /// The job files' `[limits.TASK]` tables.
+    limits: Vec<TaskLimit>,
+}
+
+/// A task's limits for one run, from a job file's `[limits.TASK]`.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskLimit {
+    /// The task.
+    pub(crate) task: String,
+    /// The most attempts of it at once.
+    pub(crate) concurrency: Option<u32>,
+    /// The most starts of it per window.
+    pub(crate) rate: Option<runyard_core::Rate>,
+    at: Spot,
 }
 
 impl Jobs {
@@ -148,6 +182,42 @@ impl Jobs {
             .iter()
             .flat_map(|p| &p.edges)
             .find(|e| matches!(e.to, Target::Id(_)))
+    }
+
+    /// Refuses `[limits]` tables, for a command whose queue keeps its own
+    /// (`submit`): a shared queue's stored limits are the one truth.
+    pub(crate) fn refuse_limits(&self) -> Result<(), InputError> {
+        match self.limits.first() {
+            Some(l) => Err(self.error(
+                &l.at,
+                format!(
+                    "a `[limits]` table is for `runyard run`; a shared queue keeps its own \
+                     limits, for every worker: set them with `runyard limit --queue URL --task {} \
+                     [--concurrency N] [--rate R]` (nothing was submitted)",
+                    l.task
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives every job of a task with a `[limits.TASK]` table that task's
+    /// limits for this run (in place of its task's defaults).
+    pub(crate) fn apply_limits(&mut self) {
+        for l in &self.limits {
+            for p in self
+                .list
+                .iter_mut()
+                .filter(|p| p.job.task.as_str() == l.task)
+            {
+                if let Some(c) = l.concurrency {
+                    p.job.limits.task_concurrency = Some(c);
+                }
+                if let Some(r) = l.rate {
+                    p.job.limits.task_rate = Some(r);
+                }
+            }
+        }
     }
 
     /// Refuses `after` entries that are ids, for a command whose queue
@@ -216,17 +286,19 @@ fn collect(
     flags: &JobOptions,
 ) -> Result<Jobs, InputError> {
     let mut tally = Tally::default();
+    let mut limits = Vec::new();
     let mut drafts: Vec<(Prepared, Links)> = from_args(engine, args, flags, &mut tally)?
         .into_iter()
         .map(|p| (p, Links::default()))
         .collect();
     for (i, (path, text)) in files.iter().enumerate() {
         let src = Source { path, text };
-        drafts.extend(from_text(engine, &src, i, flags, &mut tally)?);
+        drafts.extend(from_text(engine, &src, i, flags, &mut tally, &mut limits)?);
     }
     let jobs = Jobs {
         list: Vec::new(),
         files,
+        limits,
     };
     match flow::resolve(drafts) {
         Ok(list) => Ok(Jobs { list, ..jobs }),
@@ -413,6 +485,16 @@ struct JobFile {
     defaults: Option<FileDefaults>,
     #[serde(default)]
     job: Vec<Spanned<FileJob>>,
+    #[serde(default)]
+    limits: Option<Spanned<std::collections::BTreeMap<String, Spanned<FileLimit>>>>,
+}
+
+/// One task's `[limits.TASK]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimit {
+    concurrency: Option<Concurrency>,
+    rate: Option<FileRate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +506,13 @@ struct FileDefaults {
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
+    unique_for: Option<Duration>,
+    on_conflict: Option<FileOnConflict>,
+    concurrency_key: Option<FileKey>,
+    concurrency: Option<Concurrency>,
+    rate_key: Option<FileKey>,
+    rate: Option<FileRate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,6 +535,14 @@ struct FileJob {
     name: Option<Spanned<String>>,
     after: Option<Vec<Spanned<AfterEntry>>>,
     run_if: Option<FileRunIf>,
+    unique_key: Option<Spanned<String>>,
+    #[serde(default, with = "runyard::duration::serde_duration::option")]
+    unique_for: Option<Duration>,
+    on_conflict: Option<FileOnConflict>,
+    concurrency_key: Option<FileKey>,
+    concurrency: Option<Spanned<Concurrency>>,
+    rate_key: Option<FileKey>,
+    rate: Option<Spanned<FileRate>>,
 }
 
 /// Checks the jobs of a job file's text (the command's file number
@@ -456,9 +553,47 @@ fn from_text(
     file_no: usize,
     flags: &JobOptions,
     tally: &mut Tally,
+    task_limits: &mut Vec<TaskLimit>,
 ) -> Result<Vec<(Prepared, Links)>, InputError> {
     let file: JobFile =
         toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
+    for (task, l) in file.limits.map(Spanned::into_inner).unwrap_or_default() {
+        let at = Spot {
+            file: file_no,
+            span: l.span(),
+        };
+        if let Err(e) = engine.registry().lookup(&task) {
+            return Err(src.error(
+                Some(at.span),
+                format!(
+                    "[limits.{}]: {}",
+                    clip(&task, ARG_CHARS),
+                    unknown_task_message(&e)
+                ),
+            ));
+        }
+        let l = l.into_inner();
+        if l.concurrency.is_none() && l.rate.is_none() {
+            return Err(src.error(
+                Some(at.span),
+                format!(
+                    "[limits.{task}] sets nothing: give `concurrency = N` (the most attempts of                      the task at once) and/or `rate = \"COUNT/s\"` (or /m, /h)"
+                ),
+            ));
+        }
+        if task_limits.iter().any(|t| t.task == task) {
+            return Err(src.error(
+                Some(at.span),
+                format!("[limits.{task}] is given in more than one job file: give it once"),
+            ));
+        }
+        task_limits.push(TaskLimit {
+            task,
+            concurrency: l.concurrency.map(|c| c.0),
+            rate: l.rate.map(|r| r.0),
+            at,
+        });
+    }
     let defaults = file.defaults.unwrap_or_default();
     let file_defaults = JobOptions {
         mode: defaults.mode.map(|m| m.0),
@@ -466,10 +601,16 @@ fn from_text(
         timeout: defaults.timeout,
         backoff: defaults.backoff,
         priority: defaults.priority.map(|p| p.0),
+        unique_for: defaults.unique_for,
+        on_conflict: defaults.on_conflict.map(|c| c.0),
+        concurrency_key: defaults.concurrency_key.map(|k| k.0),
+        concurrency: defaults.concurrency.map(|c| c.0),
+        rate_key: defaults.rate_key.map(|k| k.0),
+        rate: defaults.rate.map(|r| r.0),
         ..JobOptions::default()
     };
     let fallback = flags.or(&file_defaults);
-    if file.job.is_empty() {
+    if file.job.is_empty() && task_limits.is_empty() {
         return Err(src.error(
             None,
             "the file has no jobs (expected one or more [[job]] tables)",
@@ -507,7 +648,13 @@ fn from_text(
                 idempotency_key: j.idempotency_key,
                 mode: j.mode.map(|m| m.0),
                 isolate: j.isolate,
-                ..JobOptions::default()
+                unique_key: j.unique_key.as_ref().map(|k| k.get_ref().clone()),
+                unique_for: j.unique_for,
+                on_conflict: j.on_conflict.map(|c| c.0),
+                concurrency_key: j.concurrency_key.map(|k| k.0),
+                concurrency: j.concurrency.as_ref().map(|c| c.get_ref().0),
+                rate_key: j.rate_key.map(|k| k.0),
+                rate: j.rate.as_ref().map(|r| r.get_ref().0),
             };
             let spec = JobSpec::new(j.task.get_ref().clone())
                 .with_params(params)
@@ -516,6 +663,13 @@ fn from_text(
                 let at = match &e {
                     SubmitError::UnknownTask(_) => Some(j.task.span()),
                     SubmitError::Params(_) => params_span.clone().or(Some(span.clone())),
+                    SubmitError::Options { error, .. } => match error.option {
+                        "unique_key" => j.unique_key.as_ref().map(|k| k.span()),
+                        "concurrency" => j.concurrency.as_ref().map(|c| c.span()),
+                        "rate" => j.rate.as_ref().map(|r| r.span()),
+                        _ => None,
+                    }
+                    .or(Some(span.clone())),
                     _ => Some(span.clone()),
                 };
                 src.error(at, submit_message(e))

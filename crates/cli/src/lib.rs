@@ -119,6 +119,8 @@ fn dispatch(
         Command::Bench(args) => commands::bench::main(args, registry()?),
         Command::Submit(args) => commands::submit::main(args, color, registry()?),
         Command::Worker(args) => commands::worker::main(args, color, registry()?),
+        Command::Limit(args) => commands::limit::main(args),
+        Command::Task(args) => commands::task::main(args),
         Command::Retry(args) => commands::retry::main(args),
         Command::Cancel(args) => commands::cancel::main(args),
         Command::Prune(args) => commands::prune::main(args),

@@ -81,6 +81,15 @@ enum Workload {
         batch: usize,
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// Spread the jobs over K concurrency keys (`bench:0` .. `bench:K-1`, round-robin).
+        #[arg(long, value_name = "K", value_parser = crate::flags::parse_at_least_one_u32)]
+        keys: Option<u32>,
+        /// With --keys: each key's limit, the most of its jobs at once.
+        #[arg(long, value_name = "N", requires = "keys", value_parser = crate::flags::parse_at_least_one_u32)]
+        key_concurrency: Option<u32>,
+        /// Enqueue each job with a unique key of its own.
+        #[arg(long)]
+        unique: bool,
     },
     /// B8: workflows on a queue. A chain of CHAIN `noop` jobs, each after
     /// the one before (`hop_p50_ms`: from one job's recorded end to the
@@ -229,11 +238,19 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
             queue,
             batch,
             samples,
+            keys,
+            key_concurrency,
+            unique,
         } => {
             if batch == 0 {
                 return Err(UsageError("--batch must be at least 1".into()).into());
             }
-            queue_bench(&registry, n, &queue, batch, samples)?;
+            let flow = QueueFlow {
+                keys,
+                key_concurrency,
+                unique,
+            };
+            queue_bench(&registry, n, &queue, batch, samples, flow)?;
         }
     }
     Ok(Exit::Success)
@@ -427,6 +444,33 @@ fn seed(registry: &Arc<Registry>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The flow control of B7's jobs: concurrency keys, unique keys.
+#[derive(Debug, Clone, Copy)]
+struct QueueFlow {
+    keys: Option<u32>,
+    key_concurrency: Option<u32>,
+    unique: bool,
+}
+
+impl QueueFlow {
+    /// Job `i` of the benchmark, from the plain `job`.
+    fn job(&self, job: &runyard::queue::NewJob, i: u64) -> anyhow::Result<runyard::queue::NewJob> {
+        let mut j = job.clone();
+        if let Some(k) = self.keys {
+            let key = runyard_core::FlowKey::new("bench", &(i % u64::from(k)).to_string())?;
+            j.limits.concurrency_key = Some((key, self.key_concurrency));
+        }
+        if self.unique {
+            j.unique = Some(runyard_core::Unique {
+                key: format!("bench-{i}"),
+                within: None,
+                on_conflict: runyard_core::OnConflict::Skip,
+            });
+        }
+        Ok(j)
+    }
+}
+
 /// B7: enqueue, drain, and idle latency on a queue of `url`.
 fn queue_bench(
     registry: &Arc<Registry>,
@@ -434,17 +478,28 @@ fn queue_bench(
     url: &QueueUrl,
     batch: usize,
     samples: usize,
+    flow: QueueFlow,
 ) -> anyhow::Result<()> {
     let (queue, backend) = scratch_queue(url)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let e = engine(registry, Mode::Thread, Some(cores))?;
     let job = e.prepare(&JobSpec::new("noop"))?;
+    if flow.keys.is_some() || flow.unique {
+        let probe = flow.job(&job, 0)?;
+        runyard::queue::admit(&queue.capabilities(), std::slice::from_ref(&probe))
+            .map_err(|e| UsageError(format!("--keys/--unique on {backend}: {e}")))?;
+    }
 
     let t = Instant::now();
     let mut left = n;
+    let mut next = 0u64;
     while left > 0 {
         let k = left.min(batch as u64);
-        queue.enqueue((0..k).map(|_| job.clone()).collect())?;
+        let jobs = (next..next + k)
+            .map(|i| flow.job(&job, i))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        queue.enqueue(jobs)?;
+        next += k;
         left -= k;
     }
     let enqueue = t.elapsed();
@@ -502,6 +557,9 @@ fn queue_bench(
             "p50_latency_ms": pct(0.5).map(round6),
             "p95_latency_ms": pct(0.95).map(round6),
             "latency_samples": lat.len(),
+            "keys": flow.keys,
+            "key_concurrency": flow.key_concurrency,
+            "unique": flow.unique,
         }),
     )?;
     Ok(())

@@ -23,7 +23,9 @@ use runyard::queue::{ListFilter, Queue};
 use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run};
 
 use crate::exit::{Exit, UsageError};
-use crate::flags::{parse_at_least_one, parse_positive_duration, Color, JobFlags, ProcessFlags};
+use crate::flags::{
+    parse_at_least_one, parse_positive_duration, Color, FlowFlags, JobFlags, ProcessFlags,
+};
 use crate::interrupt::{on_interrupts, Interrupts};
 use crate::jobs::{enqueue, JobInput, Jobs, Prepared};
 use crate::output::human::{print_summary, Human, JobLines};
@@ -39,6 +41,9 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) flags: JobFlags,
+
+    #[command(flatten)]
+    pub(crate) flow: FlowFlags,
 
     #[command(flatten)]
     pub(crate) process: ProcessFlags,
@@ -171,7 +176,10 @@ fn plan(args: &RunArgs, color: Color, registry: Arc<Registry>) -> anyhow::Result
     if args.resume {
         check_resume(args, &url)?;
     }
-    let jobs = args.input.prepare(&engine, &args.flags.options())?;
+    let mut jobs = args
+        .input
+        .prepare(&engine, &args.flow.add_to(args.flags.options()))?;
+    jobs.apply_limits();
     if jobs.is_empty() && !args.resume {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard run cpu sleep`) or give a job file with -f; `runyard list` shows the tasks"

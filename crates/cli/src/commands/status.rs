@@ -71,6 +71,29 @@ struct Status {
     workers: Vec<LiveWorkerView>,
     tasks: Vec<TaskCounts>,
     dead: Vec<DeadJob>,
+    /// Flow control, for a queue that keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<FlowView>,
+}
+
+/// A queue's stored limits, paused tasks and what holds its waiting jobs.
+#[derive(Debug, Serialize)]
+struct FlowView {
+    limits: Vec<runyard_core::StoredLimit>,
+    /// Every task is paused.
+    paused_all: bool,
+    /// The tasks paused by name.
+    paused: Vec<String>,
+    /// Each reason that holds due jobs, with how many it holds.
+    held: Vec<HeldView>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldView {
+    hold: runyard_core::Hold,
+    jobs: u64,
+    /// The reason in words.
+    says: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,7 +256,31 @@ fn read(
             .map(|(task, counts)| TaskCounts { task, counts })
             .collect(),
         dead: dead_jobs(q, dead)?,
+        flow: flow_view(q)?,
     })
+}
+
+/// The flow control of `q`, if it keeps it.
+fn flow_view(q: &dyn Queue) -> anyhow::Result<Option<FlowView>> {
+    let Some(f) = q.as_flow() else {
+        return Ok(None);
+    };
+    let paused = f.paused()?;
+    Ok(Some(FlowView {
+        limits: f.limits()?,
+        paused_all: paused.all,
+        paused: paused.tasks,
+        held: f
+            .holds()?
+            .held
+            .into_iter()
+            .map(|(hold, jobs)| HeldView {
+                says: super::flow::hold_text(&hold),
+                hold,
+                jobs,
+            })
+            .collect(),
+    }))
 }
 
 /// The queue named by --state or --queue, or else by `RUNYARD_QUEUE`.
@@ -358,6 +405,9 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
             k.running
         );
     }
+    if let Some(f) = &s.flow {
+        render_flow(&mut out, f, human);
+    }
     if !s.dead.is_empty() {
         let shown = if (s.dead.len() as u64) < c.dead {
             format!(" (first {} of {})", s.dead.len(), c.dead)
@@ -382,4 +432,25 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
         }
     }
     out
+}
+
+fn render_flow(out: &mut String, f: &FlowView, human: &Human) {
+    if f.paused_all {
+        let _ = writeln!(out, "\npaused: every task (`runyard task resume --all`)");
+    } else if !f.paused.is_empty() {
+        let tasks: Vec<String> = f.paused.iter().map(|t| format!("`{t}`")).collect();
+        let _ = writeln!(out, "\npaused: {}", tasks.join(", "));
+    }
+    if !f.limits.is_empty() {
+        let _ = writeln!(out, "\n{}", human.bold("stored limits:"));
+        for l in &f.limits {
+            let _ = writeln!(out, "  {}", super::flow::limit_line(l));
+        }
+    }
+    if !f.held.is_empty() {
+        let _ = writeln!(out, "\n{}", human.bold("waiting jobs held:"));
+        for h in &f.held {
+            let _ = writeln!(out, "  {} held: {}", h.jobs, h.says);
+        }
+    }
 }

@@ -20,7 +20,7 @@ use runyard::report::{JobView, SummaryBuilder};
 use runyard::{Engine, EngineConfig, JobId, JobState, Registry};
 
 use crate::exit::{Exit, UsageError};
-use crate::flags::{Color, JobFlags, ProcessFlags, QueueFlag};
+use crate::flags::{Color, FlowFlags, JobFlags, ProcessFlags, QueueFlag};
 use crate::jobs::{enqueue, JobInput, Jobs};
 use crate::output::human::{cancel_reason, print_summary, state_in, Human};
 use crate::output::report::{create_output, is_stdout, OutputPaths};
@@ -38,6 +38,9 @@ pub(crate) struct SubmitArgs {
     #[command(flatten)]
     pub(crate) flags: JobFlags,
 
+    #[command(flatten)]
+    pub(crate) flow: FlowFlags,
+
     /// Wait until every submitted job has ended, then report on them (exit 1 if any did not succeed).
     #[arg(long)]
     pub(crate) wait: bool,
@@ -47,7 +50,8 @@ pub(crate) struct SubmitArgs {
     pub(crate) quiet: bool,
 
     /// Write one JSON object per submitted job to FILE (`-` for stdout,
-    /// then without the id lines): `{"id", "task", "name", "existing"}`;
+    /// then without the id lines): `{"id", "task", "name", "existing"}`
+    /// (and `"replaced": true` for a job that took the new parameters);
     /// with --wait, the report `run --json` writes, for these jobs.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
@@ -87,7 +91,7 @@ pub(crate) fn main(
 fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Jobs> {
     args.queue.queue.require_lasting("submit")?;
     OutputPaths::check(args.json.as_ref(), None)?;
-    let flags = args.flags.options();
+    let flags = args.flow.add_to(args.flags.options());
     // Workers run these jobs: jobs for worker processes are checked as this
     // binary's own workers would take them, not refused for want of any.
     let mut config = EngineConfig::builder();
@@ -96,6 +100,7 @@ fn plan(args: &SubmitArgs, registry: Arc<Registry>) -> anyhow::Result<Jobs> {
     }
     let engine = Engine::new(registry, config.build()?);
     let prepared = args.input.prepare(&engine, &flags)?;
+    prepared.refuse_limits()?;
     if prepared.is_empty() {
         return Err(UsageError(
             "no jobs given: name tasks (e.g. `runyard submit --queue URL cpu sleep`) or give a job file with -f"
@@ -112,9 +117,13 @@ struct Submitted<'a> {
     id: u64,
     task: &'a str,
     name: Option<&'a str>,
-    /// Whether a job with its idempotency key was already in the queue
-    /// (`id` is that job's).
+    /// Whether a job with its idempotency key or unique key was already
+    /// in the queue (`id` is that job's): nothing was added.
     existing: bool,
+    /// Whether that job, of the same unique key, took this one's
+    /// parameters and run-at (`on_conflict = "replace"`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replaced: bool,
 }
 
 /// Enqueues the jobs in batches of [`SUBMIT_BATCH`], parents first;
@@ -130,19 +139,36 @@ fn submit(
     enqueue(&jobs.list, SUBMIT_BATCH, |batch| {
         let named: Vec<_> = batch
             .iter()
-            .map(|j| (j.task.clone(), j.name.clone()))
+            .map(|j| {
+                let key = j.unique.as_ref().map(|u| u.key.clone());
+                (j.task.clone(), j.name.clone(), key)
+            })
             .collect();
         let out = queue.enqueue(batch).context("submitting jobs")?;
-        for (e, (task, name)) in out.iter().zip(named) {
+        for (e, (task, name, key)) in out.iter().zip(named) {
             if print {
                 outln!("{}", e.id().0)?;
+            }
+            let why = match &key {
+                Some(k) => format!("unique key `{k}`"),
+                None => "idempotency key".to_string(),
+            };
+            match e {
+                Enqueued::Duplicate(id) => {
+                    errln!("job {id} exists ({why}); nothing added");
+                }
+                Enqueued::Replaced(id) => {
+                    errln!("job {id} exists ({why}); it took the new parameters");
+                }
+                Enqueued::New(_) => {}
             }
             if let Some(l) = lines.as_mut() {
                 let line = Submitted {
                     id: e.id().0,
                     task: task.as_str(),
                     name: name.as_deref(),
-                    existing: matches!(e, Enqueued::Duplicate(_)),
+                    existing: !matches!(e, Enqueued::New(_)),
+                    replaced: matches!(e, Enqueued::Replaced(_)),
                 };
                 let line = serde_json::to_string(&line)?;
                 writeln!(l, "{line}").context("writing the job list")?;

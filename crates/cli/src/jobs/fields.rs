@@ -363,3 +363,90 @@ impl<'de> Deserialize<'de> for AfterEntry {
         d.deserialize_any(V)
     }
 }
+
+whole_number!(
+    /// `concurrency` (of a key, or of a task in `[limits.TASK]`): 1 or more.
+    Concurrency(u32) from 1, to i64::from(u32::MAX),
+        " (the most attempts at once; to stop a task, pause it: `runyard task pause TASK`)"
+);
+
+/// `rate`: `COUNT/s`, `COUNT/m` or `COUNT/h` in a string.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FileRate(pub(super) runyard_core::Rate);
+
+impl<'de> Deserialize<'de> for FileRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileRate, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileRate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rate in a string: COUNT/s, COUNT/m or COUNT/h, e.g. \"100/s\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileRate, E> {
+                v.parse::<runyard_core::Rate>()
+                    .map(FileRate)
+                    .map_err(|e| E::custom(clip(&e.to_string(), ARG_CHARS * 2)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `concurrency_key` and `rate_key`: `NAME` or `NAME:VALUE` in a string.
+#[derive(Debug, Clone)]
+pub(super) struct FileKey(pub(super) runyard_core::FlowKey);
+
+impl<'de> Deserialize<'de> for FileKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileKey, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key in a string: NAME or NAME:VALUE, e.g. \"tenant:42\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileKey, E> {
+                v.parse::<runyard_core::FlowKey>()
+                    .map(FileKey)
+                    .map_err(|e| E::custom(clip(&e.to_string(), ARG_CHARS * 2)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `on_conflict`: `"skip"` or `"replace"`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FileOnConflict(pub(super) runyard_core::OnConflict);
+
+impl<'de> Deserialize<'de> for FileOnConflict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileOnConflict, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileOnConflict;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "\"skip\" (keep the waiting job, the default) or \"replace\" (it takes the \
+                     new parameters and run_at)",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileOnConflict, E> {
+                v.parse::<runyard_core::OnConflict>()
+                    .map(FileOnConflict)
+                    .map_err(|_| {
+                        E::custom(format!(
+                            "unknown on_conflict `{}`: expected \"skip\" (keep the waiting job, \
+                             the default) or \"replace\" (it takes the new parameters and run_at)",
+                            clip(v, ARG_CHARS)
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

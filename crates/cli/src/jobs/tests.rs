@@ -133,7 +133,7 @@ fn the_cap_holds_for_all_counts_of_a_command_together() {
         path: Path::new("jobs.toml"),
         text: "[[job]]\ntask = \"noop\"\ncount = 2\n",
     };
-    let e = from_text(&engine, &src, 0, &flags, &mut tally).unwrap_err();
+    let e = from_text(&engine, &src, 0, &flags, &mut tally, &mut Vec::new()).unwrap_err();
     assert_eq!(e.location, "jobs.toml:3:9");
     assert!(
         e.message.contains("at most 100000000 jobs per command"),
@@ -258,6 +258,129 @@ fn the_example_job_files_are_valid() {
 }
 
 mod workflow;
+
+#[test]
+fn flow_keys_of_a_file_reach_the_job() {
+    let jobs = file(
+        "[defaults]\nconcurrency_key = \"tenant:1\"\nconcurrency = 2\n\n\
+         [[job]]\ntask = \"noop\"\nunique_key = \"k\"\nunique_for = \"1h\"\n\
+         on_conflict = \"replace\"\nrate_key = \"api\"\nrate = \"50/s\"\n\n\
+         [[job]]\ntask = \"noop\"\nconcurrency_key = \"tenant:2\"\n",
+    )
+    .unwrap();
+    let j = &jobs[0].job;
+    let u = j.unique.as_ref().unwrap();
+    assert_eq!(u.key, "k");
+    assert_eq!(u.within, Some(Duration::from_secs(3600)));
+    assert_eq!(u.on_conflict, runyard_core::OnConflict::Replace);
+    let (k, n) = j.limits.concurrency_key.as_ref().unwrap();
+    assert_eq!((k.to_string(), *n), ("tenant:1".to_string(), Some(2)));
+    let (k, r) = j.limits.rate_key.as_ref().unwrap();
+    assert_eq!(
+        (k.to_string(), r.unwrap().to_string()),
+        ("api".into(), "50/s".into())
+    );
+    // The job's own key beats the default's; the default's limit stays.
+    let (k, n) = jobs[1].job.limits.concurrency_key.as_ref().unwrap();
+    assert_eq!((k.to_string(), *n), ("tenant:2".to_string(), Some(2)));
+    assert!(jobs[1].job.unique.is_none());
+}
+
+#[test]
+fn bad_flow_keys_say_where_and_what_is_valid() {
+    for (text, at, says) in [
+        (
+            "[[job]]\ntask = \"noop\"\nrate_key = \"a\"\nrate = \"0/s\"\n",
+            "jobs.toml:4:8",
+            "at least 1",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nrate_key = \"a\"\nrate = \"ten/s\"\n",
+            "jobs.toml:4:8",
+            "COUNT/s, COUNT/m or COUNT/h",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nrate_key = \"a\"\nrate = 10\n",
+            "jobs.toml:4:8",
+            "e.g. \"100/s\"",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nconcurrency_key = \"t\"\nconcurrency = 0\n",
+            "jobs.toml:4:15",
+            "from 1 to",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nconcurrency = 2\n",
+            "jobs.toml:3:15",
+            "has none",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nunique_for = \"1h\"\n",
+            "jobs.toml:1:1",
+            "needs a `unique_key`",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nunique_key = \"k\"\non_conflict = \"merge\"\n",
+            "jobs.toml:4:15",
+            "\"skip\"",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\nconcurrency_key = \"a b\"\n",
+            "jobs.toml:3:19",
+            "NAME or NAME:VALUE",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\n[limits.nope]\nconcurrency = 1\n",
+            "jobs.toml:3:1",
+            "unknown task `nope`",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\n[limits.noop]\n",
+            "jobs.toml:3:1",
+            "sets nothing",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\n[limits.noop]\nlimit = 1\n",
+            "jobs.toml:4:1",
+            "unknown field",
+        ),
+        (
+            "[[job]]\ntask = \"noop\"\n[limits.noop]\nrate = \"0/m\"\n",
+            "jobs.toml:4:8",
+            "at least 1",
+        ),
+    ] {
+        let e = file(text).unwrap_err();
+        assert_eq!(e.location, at, "{text}: {e}");
+        assert!(e.message.contains(says), "{text}: {e}");
+    }
+}
+
+#[test]
+fn a_runs_limits_go_to_its_tasks_jobs_and_submit_refuses_them() {
+    let mut jobs = files(&[
+        "[[job]]\ntask = \"noop\"\ncount = 2\n\n[[job]]\ntask = \"fail\"\n",
+        "[limits.noop]\nconcurrency = 3\nrate = \"5/m\"\n",
+    ])
+    .unwrap();
+    let e = jobs.refuse_limits().unwrap_err();
+    assert_eq!(e.location, "jobs2.toml:1:1");
+    assert!(
+        e.message.contains("runyard limit --queue URL --task noop"),
+        "{e}"
+    );
+    jobs.apply_limits();
+    let noop = &jobs.list[0].job.limits;
+    assert_eq!(noop.task_concurrency, Some(3));
+    assert_eq!(noop.task_rate.unwrap().to_string(), "5/m");
+    assert!(jobs.list[1].job.limits.is_empty());
+    let e = files(&[
+        "[limits.noop]\nconcurrency = 1\n",
+        "[limits.noop]\nconcurrency = 2\n",
+    ])
+    .unwrap_err();
+    assert!(e.message.contains("more than one job file"), "{e}");
+}
 
 /// Arbitrary input, and valid input mutated at random, never panics
 /// the parsers, and each rejection says where: the argument, or the

@@ -6,6 +6,7 @@ mod closed;
 mod errors;
 mod exec;
 mod exit_codes;
+mod flow;
 mod guarantees;
 mod jobfile;
 mod limits;

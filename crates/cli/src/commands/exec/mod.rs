@@ -129,6 +129,10 @@ pub(crate) struct ExecArgs {
     #[command(flatten)]
     flags: JobFlags,
 
+    /// Start at most RATE commands per window: COUNT/s, COUNT/m or COUNT/h (e.g. 10/s).
+    #[arg(long, value_name = "RATE", value_parser = crate::flags::parse_rate)]
+    rate: Option<runyard_core::Rate>,
+
     /// Write the full report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -268,14 +272,26 @@ fn plan(args: &ExecArgs) -> anyhow::Result<Plan> {
         .build()?;
     let engine = Engine::new(registry, config);
     let flags = args.flags.options();
+    if args.rate.is_some()
+        && !MemoryQueue::new()
+            .capabilities()
+            .has(runyard::queue::Capability::Limits)
+    {
+        return Err(UsageError(
+            "--rate needs a queue that keeps rate limits, and this build's in-memory queue \
+             does not"
+                .into(),
+        )
+        .into());
+    }
     let mut jobs = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
         let spec = JobSpec::new("shell").params(p)?.with_options(flags.clone());
-        jobs.push(
-            engine
-                .prepare(&spec)
-                .map_err(|e| UsageError(format!("input {} (`{}`): {e}", i + 1, metas[i].input)))?,
-        );
+        let mut job = engine
+            .prepare(&spec)
+            .map_err(|e| UsageError(format!("input {} (`{}`): {e}", i + 1, metas[i].input)))?;
+        job.limits.task_rate = args.rate;
+        jobs.push(job);
     }
     let outputs = OutputPaths::check(args.json.as_ref(), args.events.as_ref())?;
     if let Some(p) = &args.joblog {

@@ -58,15 +58,27 @@ pub(super) fn show(
         Some(c) => inspect.get(c.job)?.map(|o| o.state),
         None => None,
     };
+    let hold = match queue.as_flow() {
+        Some(f) if !v.state.is_terminal() && v.state != JobState::Running => f.hold(id)?,
+        _ => None,
+    };
     if json {
         let mut out = serde_json::to_value(&v)?;
         if let Value::Object(m) = &mut out {
             m.insert("after".into(), serde_json::to_value(&after)?);
             m.insert("dependents".into(), serde_json::to_value(&dependents)?);
+            if let Some(h) = &hold {
+                m.insert("hold".into(), serde_json::to_value(h)?);
+                m.insert("held".into(), super::super::flow::hold_text(h).into());
+            }
         }
         return Ok(Some(serde_json::to_string_pretty(&out)? + "\n"));
     }
-    Ok(Some(render(&v, &after, &dependents, cause_state, human)))
+    let mut text = render(&v, &after, &dependents, cause_state, human);
+    if let Some(h) = &hold {
+        let _ = writeln!(text, "  held        {}", super::super::flow::hold_text(h));
+    }
+    Ok(Some(text))
 }
 
 fn render(
