@@ -182,6 +182,25 @@ fn append(p: Append, ctx: &Context) -> Result<u64, TaskError> {
     Ok(ctx.job_id().0)
 }
 
+/// Parameters of `nap`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct Nap {
+    /// Milliseconds to sleep.
+    ms: u64,
+    /// A label the test reads back from the job's parameters (the flow
+    /// tests put the job's key here).
+    #[serde(default)]
+    key: String,
+}
+
+/// Sleeps `ms` milliseconds, holding no core: many attempts at once.
+#[task(kind = "blocking")]
+fn nap(p: Nap) -> Result<u64, TaskError> {
+    std::thread::sleep(Duration::from_millis(p.ms));
+    Ok(p.ms)
+}
+
 /// Parameters of `step`.
 #[derive(Debug, Serialize, Deserialize, runyard::Params)]
 #[serde(deny_unknown_fields)]
