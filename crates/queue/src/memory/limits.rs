@@ -549,6 +549,12 @@ impl Fair {
         r
     }
 
+    /// How many runs hold entries.
+    #[cfg(test)]
+    pub(super) fn runs(&self) -> usize {
+        self.heap.len()
+    }
+
     /// The first entry.
     pub(super) fn peek(&self) -> Option<(u32, u32)> {
         self.heap.peek().map(|Reverse((t, i, _))| (*t, *i))

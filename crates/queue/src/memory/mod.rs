@@ -1573,6 +1573,39 @@ mod tests {
     }
 
     #[test]
+    fn plain_batches_stay_one_sorted_run() {
+        let q = MemoryQueue::new();
+        let lease = Duration::from_secs(30);
+        let batch = || {
+            (0..100)
+                .map(|_| crate::conformance::job("t", 1, 0))
+                .collect()
+        };
+        let mut claimed = Vec::new();
+        for _ in 0..3 {
+            q.enqueue(batch()).unwrap();
+            claimed.extend(q.claim("w", 10, lease).unwrap().iter().map(|c| c.id.0));
+        }
+        let runs = |q: &MemoryQueue| {
+            let st = q.lock();
+            let fair = st.ready.values().collect::<Vec<_>>();
+            assert_eq!(fair.len(), 1, "one priority");
+            fair[0].runs()
+        };
+        assert_eq!(runs(&q), 1, "batches after a backlog join its run");
+        // One submitted while another is in the ingress, drained together.
+        q.enqueue(batch()).unwrap();
+        q.enqueue(batch()).unwrap();
+        assert_eq!(runs(&q), 1);
+        claimed.extend(q.claim("w", 1_000, lease).unwrap().iter().map(|c| c.id.0));
+        assert_eq!(
+            claimed,
+            (1..=500).collect::<Vec<u64>>(),
+            "first in first out"
+        );
+    }
+
+    #[test]
     fn next_due_waits_out_jobs_that_every_limit_holds() {
         use runyard_core::JobLimits;
         let q = MemoryQueue::with_clock(Arc::new(crate::ManualClock::default()));
