@@ -107,7 +107,7 @@ pub(crate) fn insert_linked(
     // The first state and cause of each job this batch added (None for a
     // duplicate, whose row is read).
     let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
-    let mut tags = crate::limits::Tagger::new(false);
+    let mut tags = crate::limits::Tagger::new();
     for (i, j) in jobs.iter().enumerate() {
         if let Some(existing) = crate::limits::existing(tx, &mut find, j, now)? {
             added.push(None);

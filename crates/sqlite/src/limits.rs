@@ -7,7 +7,8 @@
 //! the limits it carries, whether it carries any (`limited`) and its fair
 //! `tag` (NULL while it is not due). `runyard_limits` holds the stored
 //! limits, `runyard_paused` the paused tasks, `runyard_fair` the last tag
-//! of each fairness key (and the largest tag given), `runyard_starts` the
+//! of each fairness group (`k:KEY` for a key, `k:` for the jobs without
+//! one) and, under `''`, the largest tag given, `runyard_starts` the
 //! starts each rate target admitted.
 //!
 //! # Claims
@@ -77,9 +78,14 @@ impl Columns {
     }
 }
 
-/// The name under which a fairness key keeps its last tag.
-fn fair_name(k: &FlowKey) -> String {
-    format!("k:{k}")
+/// The name under which a fairness group keeps its last tag: `k:KEY` for
+/// a fairness key, `k:` for the group of the jobs without one (a key's
+/// name is never empty, and the row `''` keeps the largest tag given).
+fn fair_name(k: Option<&FlowKey>) -> String {
+    match k {
+        Some(k) => format!("k:{k}"),
+        None => "k:".to_string(),
+    }
 }
 
 /// The frontier `V` at the start of a transaction: the tag at the head of
@@ -98,39 +104,25 @@ fn frontier(tx: &Tx<'_>) -> rusqlite::Result<(i64, i64)> {
 }
 
 /// Gives the tags of one insert's batch (see docs/backends.md §8, "Fair
-/// order"): the frontier is read once, at the first due job. A keyless
-/// job's place in the batch counts the keyless jobs added before it (in a
-/// batch of plain jobs only, every job before it, as the memory queue
-/// counts them).
+/// order"): the frontier is read once, at the first due job. A due job
+/// gets `max(last(g) + 1, V)` for its fairness group `g`: its fairness
+/// key, or the one group of the jobs without a key (so successive keyless
+/// batches stay first in, first out).
 #[derive(Default)]
 pub(crate) struct Tagger {
-    /// Whether every job of the batch takes a place, added or not.
-    every: bool,
     /// The frontier and the largest tag given, once read.
     start: Option<(i64, i64)>,
-    /// Keyless due jobs tagged so far in the batch.
-    keyless: i64,
-    /// The last tag of each fairness key touched.
-    last: HashMap<String, i64>,
+    /// The last tag of each fairness group looked at, and whether the
+    /// batch gave it one.
+    last: HashMap<String, (i64, bool)>,
     /// The largest tag given in the batch.
     max: i64,
 }
 
 impl Tagger {
-    /// A tagger for a batch; `plain`: no job of it has a name, parents, a
-    /// unique key or limits.
-    pub(crate) fn new(plain: bool) -> Tagger {
-        Tagger {
-            every: plain,
-            ..Tagger::default()
-        }
-    }
-
-    /// Job `j` was not added (a duplicate).
-    pub(crate) fn skipped(&mut self, j: &NewJob) {
-        if self.every && j.limits.fairness_key().is_none() {
-            self.keyless += 1;
-        }
+    /// A tagger for one batch.
+    pub(crate) fn new() -> Tagger {
+        Tagger::default()
     }
 
     /// The tag for job `j`, whose run-at is `run_at`, inserted at `now`
@@ -153,34 +145,28 @@ impl Tagger {
                 s
             }
         };
-        Ok(Some(match j.limits.fairness_key() {
-            None => v + self.keyless,
-            Some(k) => {
-                let name = fair_name(k);
-                let last = match self.last.get(&name) {
-                    Some(l) => *l,
-                    None => tx
-                        .prepare_cached(&SQL.fair_get)?
-                        .query_row([&name], |r| r.get(0))
-                        .optional()?
-                        .unwrap_or(i64::MIN + 1),
-                };
-                (last + 1).max(v)
+        let name = fair_name(j.limits.fairness_key());
+        let last = match self.last.get(&name) {
+            Some(&(l, _)) => l,
+            None => {
+                let l = tx
+                    .prepare_cached(&SQL.fair_get)?
+                    .query_row([&name], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(i64::MIN + 1);
+                self.last.insert(name, (l, false));
+                l
             }
-        }))
+        };
+        Ok(Some((last + 1).max(v)))
     }
 
     /// Job `j` was added with `tag` (none when it is not due, or not
     /// waiting).
     pub(crate) fn taken(&mut self, j: &NewJob, tag: Option<i64>) {
-        let key = j.limits.fairness_key();
-        if key.is_none() {
-            self.keyless += 1;
-        }
         let Some(tag) = tag else { return };
-        if let Some(k) = key {
-            self.last.insert(fair_name(k), tag);
-        }
+        self.last
+            .insert(fair_name(j.limits.fairness_key()), (tag, true));
         self.max = self.max.max(tag);
     }
 
@@ -190,8 +176,10 @@ impl Tagger {
             return Ok(());
         };
         let mut set = tx.prepare_cached(&SQL.fair_set)?;
-        for (k, last) in &self.last {
-            set.execute(params![k, last])?;
+        for (k, (last, given)) in &self.last {
+            if *given {
+                set.execute(params![k, last])?;
+            }
         }
         if self.max > max {
             set.execute(params!["", self.max])?;

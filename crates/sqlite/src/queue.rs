@@ -184,10 +184,7 @@ fn insert_jobs(
 fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
-    let plain = jobs
-        .iter()
-        .all(|j| j.unique.is_none() && j.limits.is_empty());
-    let mut tags = limits::Tagger::new(plain);
+    let mut tags = limits::Tagger::new();
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
         if let Some(existing) = limits::existing(tx, &mut find, j, now)? {
@@ -224,7 +221,6 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             tags.taken(j, tag);
             Enqueued::New(JobId(tx.last_insert_rowid() as u64))
         } else {
-            tags.skipped(j);
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
             Enqueued::Duplicate(JobId(id as u64))
         });

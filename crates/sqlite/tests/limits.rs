@@ -1,6 +1,7 @@
 //! Flow control in the SQLite queue where one file is shared: two handles
 //! on one file are what two worker processes see, and every limit, pause
-//! and unique key holds across them. Also the migration of a schema 4 file.
+//! and unique key holds across them, and keyless jobs keep their order
+//! across them. Also the migration of a schema 4 file.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -365,4 +366,50 @@ fn next_due_waits_out_jobs_that_every_limit_holds() {
 
 fn q_due(q: &SqliteQueue) -> Option<Timestamp> {
     q.next_due().unwrap()
+}
+
+#[test]
+fn keyless_batches_from_two_handles_stay_first_in_first_out() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, a, b) = two(d.path());
+    let ids = |r: Vec<Enqueued>| -> Vec<JobId> { r.into_iter().map(Enqueued::id).collect() };
+    let mut first = job("t", 1, 0);
+    first.idempotency_key = Some("once".into());
+    let mut want = ids(a
+        .enqueue(
+            std::iter::once(first.clone())
+                .chain((0..9).map(|_| job("t", 1, 0)))
+                .collect(),
+        )
+        .unwrap());
+    // The other handle's batch, with a duplicate in it, comes after.
+    let mut dup_batch: Vec<NewJob> = (0..5).map(|_| job("t", 1, 0)).collect();
+    dup_batch.insert(2, first);
+    let got = b.enqueue(dup_batch).unwrap();
+    assert!(matches!(got[2], Enqueued::Duplicate(id) if id == want[0]));
+    want.extend(
+        got.iter()
+            .filter(|e| matches!(e, Enqueued::New(_)))
+            .map(|e| e.id()),
+    );
+    // A batch inserted the linked way (a named job) keeps the same group.
+    let mut named = job("t", 1, 0);
+    named.name = Some("n".into());
+    want.extend(ids(a.enqueue(vec![named, job("t", 1, 0)]).unwrap()));
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let c = b.claim("w", 1, LEASE).unwrap();
+        order.push(c[0].id);
+    }
+    // A keyed newcomer enters at the frontier, beside the keyless head.
+    let k = b.enqueue(vec![keyed("t", "tenant:1", None)]).unwrap()[0].id();
+    let rest = a.claim("w", 100, LEASE).unwrap();
+    let rest: Vec<JobId> = rest.iter().map(|c| c.id).collect();
+    let at = rest.iter().position(|&id| id == k);
+    assert!(
+        at.is_some_and(|at| at < 2),
+        "the keyed job at {at:?} of {rest:?}"
+    );
+    order.extend(rest.into_iter().filter(|&id| id != k));
+    assert_eq!(order, want, "keyless jobs in the order they were submitted");
 }
