@@ -63,8 +63,8 @@ pub use limits_random::limits_hold_under_random_operations;
 pub use pause::{
     a_claim_looks_past_held_jobs, a_newcomer_key_is_not_held_back_by_a_backlog,
     a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
-    holds_say_what_keeps_each_job_waiting, pausing_every_task_holds_every_job,
-    rate_keys_share_the_workers_fairly_too,
+    holds_say_what_keeps_each_job_waiting, keyless_batches_stay_first_in_first_out,
+    pausing_every_task_holds_every_job, rate_keys_share_the_workers_fairly_too,
 };
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
@@ -158,6 +158,7 @@ macro_rules! conformance_tests {
             holds_say_what_keeps_each_job_waiting,
             a_newcomer_key_is_not_held_back_by_a_backlog,
             rate_keys_share_the_workers_fairly_too,
+            keyless_batches_stay_first_in_first_out,
             limits_hold_under_random_operations,
             a_claim_looks_past_held_jobs,
         );
@@ -1015,6 +1016,9 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
             let mut held: Vec<(String, Lease)> = Vec::new();
             // One more than the largest tag given so far.
             let mut next_tag = 0u64;
+            // The last tag given to a job inserted due: these jobs have no
+            // fairness key, so they are one group (the empty key's).
+            let mut last_keyless: Option<u64> = None;
             // A queue that keeps limits claims in fair order (by tag); one
             // that does not yet, by ready-at.
             let fair = q.capabilities().has(crate::Capability::Limits);
@@ -1030,9 +1034,11 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
                             })
                             .collect();
                         let v = model::frontier(&jobs, next_tag);
-                        for (place, e) in q.enqueue(batch).unwrap().into_iter().enumerate() {
-                            let tag = (!later).then_some(v + place as u64);
+                        for e in q.enqueue(batch).unwrap() {
+                            // tag = max(last('') + 1, V), and last('') = tag.
+                            let tag = (!later).then(|| last_keyless.map_or(v, |l| (l + 1).max(v)));
                             if let Some(t) = tag {
+                                last_keyless = Some(t);
                                 next_tag = next_tag.max(t + 1);
                             }
                             jobs.push(Job {

@@ -286,19 +286,56 @@ pub fn rate_keys_share_the_workers_fairly_too(make: Factory<'_>) {
     let c = claim(&*q, "w", 10);
     let of_a = c.iter().filter(|c| a.contains(&c.id)).count();
     assert_eq!(of_a, 5, "the two keys alternate");
-    // Keyless jobs of two batches start at the same frontier too.
+}
+
+pub fn keyless_batches_stay_first_in_first_out(make: Factory<'_>) {
     let (_, q) = fresh(make);
-    let first: Vec<JobId> = q
-        .enqueue((0..20).map(|_| job("t", 3, 0)).collect())
-        .unwrap()
-        .iter()
-        .map(|e| e.id())
-        .collect();
-    q.enqueue((0..20).map(|_| job("t", 3, 0)).collect())
-        .unwrap();
-    let c = claim(&*q, "w", 10);
-    let of_first = c.iter().filter(|c| first.contains(&c.id)).count();
-    assert_eq!(of_first, 5, "each batch starts at the frontier");
+    if !keeps_limits(&*q) {
+        return;
+    }
+    let plain = |n: usize| -> Vec<JobId> {
+        q.enqueue((0..n).map(|_| job("t", 3, 0)).collect())
+            .unwrap()
+            .iter()
+            .map(|e| e.id())
+            .collect()
+    };
+    // Jobs without a fairness key are one group: a second batch comes
+    // after the first, it does not interleave with it.
+    let a = plain(20);
+    let b = plain(20);
+    let mut keyless = Vec::new();
+    for _ in 0..5 {
+        let c = claim(&*q, "w", 1);
+        assert_eq!(c.len(), 1);
+        keyless.push(c[0].id);
+        done(&*q, "w", &c[0]);
+    }
+    assert_eq!(keyless, a[..5], "the first batch comes first");
+    // A keyed newcomer enters at the frontier: beside the head of the
+    // keyless backlog, not behind it.
+    let k = q.enqueue(vec![keyed("t", "tenant:a", None)]).unwrap()[0].id();
+    let mut order = Vec::new();
+    loop {
+        let c = claim(&*q, "w", 1);
+        let Some(c) = c.first() else { break };
+        order.push(c.id);
+        done(&*q, "w", c);
+    }
+    let at = order.iter().position(|&id| id == k);
+    assert!(
+        at.is_some_and(|at| at < 3),
+        "the keyed job is claimed within the first few claims after it came, \
+         not at {at:?} of {}",
+        order.len()
+    );
+    keyless.extend(order.iter().filter(|&&id| id != k));
+    let want: Vec<JobId> = a.iter().chain(&b).copied().collect();
+    assert_eq!(keyless, want, "keyless batches are claimed in batch order");
+    // A batch submitted once the others are done still goes in order.
+    let c = plain(3);
+    let got: Vec<JobId> = claim(&*q, "w", 10).iter().map(|c| c.id).collect();
+    assert_eq!(got, c);
 }
 
 pub fn a_claim_looks_past_held_jobs(make: Factory<'_>) {

@@ -85,6 +85,9 @@ pub(super) struct UniqueEntry {
 pub(super) struct Flows {
     /// One more than the largest tag given so far.
     pub(super) next_tag: u32,
+    /// The tag last given to a job inserted due without a fairness key:
+    /// such jobs are one group, the empty key's.
+    keyless_last: Option<u32>,
     keys: Vec<KeyState>,
     key_ids: FxHashMap<FlowKey, u32>,
     pub(super) tasks: Vec<TaskFlow>,
@@ -139,26 +142,37 @@ impl Flows {
     }
 
     /// The tag of a due job inserted with fairness key `fair` (a key
-    /// index) or, without one, at `place` among its batch's keyless jobs,
-    /// the frontier being `v`.
-    pub(super) fn insert_tag(&mut self, fair: Option<u32>, place: u32, v: u32) -> u32 {
-        let tag = match fair {
-            Some(k) => {
-                let ks = &mut self.keys[k as usize];
-                let t = ks.last_tag.map_or(v, |l| l.saturating_add(1).max(v));
-                ks.last_tag = Some(t);
-                t
-            }
-            None => v.saturating_add(place),
+    /// index; `None` is the group of the empty key, every job without
+    /// one), the frontier being `v`: `max(last + 1, v)`, which becomes the
+    /// group's last. So a group's jobs keep their order, and a queue of
+    /// keyless jobs stays one sorted run.
+    pub(super) fn insert_tag(&mut self, fair: Option<u32>, v: u32) -> u32 {
+        let last = match fair {
+            Some(k) => &mut self.keys[k as usize].last_tag,
+            None => &mut self.keyless_last,
         };
+        let tag = last.map_or(v, |l| l.saturating_add(1).max(v));
+        *last = Some(tag);
         self.give(tag)
     }
 
     /// Every tag in use moved down by `m` (see `State::rebase_tags`).
     pub(super) fn rebase(&mut self, m: u32) {
         self.next_tag -= m;
+        self.keyless_last = self.keyless_last.and_then(|t| t.checked_sub(m));
         for ks in &mut self.keys {
             ks.last_tag = ks.last_tag.and_then(|t| t.checked_sub(m));
+        }
+    }
+
+    /// Every last tag moved up by `by` and the next one set to `next`, as
+    /// if that many tags had been given since.
+    #[cfg(test)]
+    pub(super) fn lift(&mut self, by: u32, next: u32) {
+        self.next_tag = next;
+        self.keyless_last = self.keyless_last.map(|t| t + by);
+        for ks in &mut self.keys {
+            ks.last_tag = ks.last_tag.map(|t| t + by);
         }
     }
 
@@ -533,6 +547,12 @@ impl Fair {
         let (t, i) = run[0];
         self.heap.push(Reverse((t, i, r)));
         r
+    }
+
+    /// How many runs hold entries.
+    #[cfg(test)]
+    pub(super) fn runs(&self) -> usize {
+        self.heap.len()
     }
 
     /// The first entry.

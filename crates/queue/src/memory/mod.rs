@@ -75,9 +75,8 @@ const CHUNK: usize = 1 << 14;
 #[derive(Default)]
 struct Ingress {
     next: u64,
-    /// New jobs with their run-at and their place among their batch's
-    /// keyless jobs (for their tag).
-    fresh: Vec<(Rec, i64, u32)>,
+    /// New jobs with their run-at.
+    fresh: Vec<(Rec, i64)>,
     keys: FxHashMap<String, JobId>,
     tasks: Vec<TaskName>,
     task_ids: FxHashMap<TaskName, u32>,
@@ -171,7 +170,7 @@ struct State {
     counts: Counts,
     /// Claimed jobs whose attempt has not started (within `counts.running`).
     unstarted: u64,
-    spare: Vec<(Rec, i64, u32)>,
+    spare: Vec<(Rec, i64)>,
     /// Limits, pauses, unique keys and tags.
     fl: limits::Flows,
     /// Jobs a reader found due, queued without a tag until the next claim.
@@ -201,14 +200,10 @@ enum Tag {
     Frontier,
     /// The one it has (a claim given back or rescued).
     Keep,
-    /// A new job's: after the last of its fairness key (`fair`), or at
-    /// `place` among its batch's keyless jobs, from the frontier `v` the
-    /// batch saw.
-    Insert {
-        fair: Option<u32>,
-        place: u32,
-        v: u32,
-    },
+    /// A new job's: after the last of its fairness key (`fair`; keyless
+    /// jobs are the group of the empty key), not before the frontier `v`
+    /// its batch saw.
+    Insert { fair: Option<u32>, v: u32 },
 }
 
 impl MemoryQueue {
@@ -277,16 +272,8 @@ impl MemoryQueue {
             }
             st.tasks_known();
             let v = st.frontier();
-            for (rec, at, place) in fresh.drain(..) {
-                st.insert(
-                    rec,
-                    at,
-                    Tag::Insert {
-                        fair: None,
-                        place,
-                        v,
-                    },
-                );
+            for (rec, at) in fresh.drain(..) {
+                st.insert(rec, at, Tag::Insert { fair: None, v });
             }
             st.spare = fresh;
         }
@@ -309,20 +296,11 @@ impl MemoryQueue {
         st.tasks.extend(ing.tasks[known..].iter().cloned());
         st.tasks_known();
         let v = st.frontier();
-        for (rec, at, place) in std::mem::take(&mut ing.fresh) {
-            st.insert(
-                rec,
-                at,
-                Tag::Insert {
-                    fair: None,
-                    place,
-                    v,
-                },
-            );
+        for (rec, at) in std::mem::take(&mut ing.fresh) {
+            st.insert(rec, at, Tag::Insert { fair: None, v });
         }
         flow::check_parents(&jobs, st.len)?;
         let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
-        let mut place = 0;
         for mut job in jobs {
             if let Some(k) = &job.idempotency_key {
                 if let Some(&existing) = ing.keys.get(k) {
@@ -349,16 +327,13 @@ impl MemoryQueue {
             let lim = (unique.is_some() || !job.limits.is_empty())
                 .then(|| st.fl.lim(&job.limits, unique));
             let unlinked = flow::Unlinked::take(&mut job);
-            let e = ing.add(job, now, 0);
+            let e = ing.add(job, now);
             let known = st.tasks.len();
             st.tasks.extend(ing.tasks[known..].iter().cloned());
             st.tasks_known();
-            if let Some((rec, at, _)) = ing.fresh.pop() {
+            if let Some((rec, at)) = ing.fresh.pop() {
                 let fair = lim.as_ref().and_then(limits::Lim::fair);
-                let tag = Tag::Insert { fair, place, v };
-                if fair.is_none() {
-                    place += 1;
-                }
+                let tag = Tag::Insert { fair, v };
                 let i = st.push(rec);
                 if let Some(l) = lim {
                     if let Some(u) = l.unique {
@@ -440,7 +415,7 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Ingress {
-    fn add(&mut self, job: NewJob, now: i64, place: u32) -> Enqueued {
+    fn add(&mut self, job: NewJob, now: i64) -> Enqueued {
         if let Some(k) = &job.idempotency_key {
             if let Some(&existing) = self.keys.get(k) {
                 return Enqueued::Duplicate(existing);
@@ -490,7 +465,7 @@ impl Ingress {
             flow: None,
         };
         self.fresh
-            .push((rec, job.run_at.map_or(now, Timestamp::as_micros), place));
+            .push((rec, job.run_at.map_or(now, Timestamp::as_micros)));
         Enqueued::New(id)
     }
 }
@@ -708,7 +683,7 @@ impl State {
         } else {
             let t = match tag {
                 Tag::Keep => None,
-                Tag::Insert { fair, place, v } => Some(self.fl.insert_tag(fair, place, v)),
+                Tag::Insert { fair, v } => Some(self.fl.insert_tag(fair, v)),
                 Tag::Frontier => {
                     let v = self.frontier();
                     Some(self.fl.give(v))
@@ -831,15 +806,7 @@ impl Queue for MemoryQueue {
         let now = self.clock.now().as_micros();
         let out: Vec<Enqueued> = {
             let mut ing = self.lock_ingress();
-            let mut place = 0;
-            let out = jobs
-                .into_iter()
-                .map(|job| {
-                    let e = ing.add(job, now, place);
-                    place += 1;
-                    e
-                })
-                .collect();
+            let out = jobs.into_iter().map(|job| ing.add(job, now)).collect();
             self.arriving
                 .store(ing.fresh.len() as u64, Ordering::Release);
             out
@@ -855,7 +822,7 @@ impl Queue for MemoryQueue {
         let now = self.clock.now().as_micros();
         let e = {
             let mut ing = self.lock_ingress();
-            let e = ing.add(job, now, 0);
+            let e = ing.add(job, now);
             self.arriving
                 .store(ing.fresh.len() as u64, Ordering::Release);
             e
@@ -1562,9 +1529,17 @@ mod tests {
     fn tags_are_moved_down_before_they_run_out_keeping_their_order() {
         let q = MemoryQueue::new();
         let job = |_| crate::conformance::job("t", 1, 0);
-        // Two batches: their tags interleave (0, 0, 1, 1, 2, 2).
+        let keyed = |_| NewJob {
+            limits: runyard_core::JobLimits {
+                concurrency_key: Some(("tenant:b".parse().unwrap(), None)),
+                ..runyard_core::JobLimits::default()
+            },
+            ..crate::conformance::job("t", 1, 0)
+        };
+        // Keyless jobs, then a key's: their tags interleave (0, 0, 1, 1,
+        // 2, 2).
         q.enqueue((0..3).map(job).collect()).unwrap();
-        q.enqueue((3..6).map(job).collect()).unwrap();
+        q.enqueue((3..6).map(keyed).collect()).unwrap();
         {
             let mut st = q.lock();
             // As if a billion tags had been given since: the jobs' tags
@@ -1579,7 +1554,7 @@ mod tests {
                     st.ready.entry(p).or_default().push((t + shift, i));
                 }
             }
-            st.fl.next_tag = REBASE_AT;
+            st.fl.lift(shift, REBASE_AT);
         }
         let c = q.claim("w", 2, Duration::from_secs(30)).unwrap();
         let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
@@ -1587,9 +1562,47 @@ mod tests {
         let st = q.lock();
         assert_eq!(st.fl.next_tag, 10, "moved down by the smallest tag in use");
         drop(st);
+        // The keyless group's last tag (2) moved down too: a keyless
+        // newcomer comes after it, not at the frontier (1) nor far ahead.
+        q.enqueue(vec![job(6)]).unwrap();
+        assert_eq!(q.lock().fl.next_tag, 10);
+        q.enqueue(vec![keyed(7)]).unwrap();
         let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
         let ids: Vec<u64> = c.iter().map(|c| c.id.0).collect();
-        assert_eq!(ids, vec![2, 5, 3, 6]);
+        assert_eq!(ids, vec![2, 5, 3, 6, 7, 8]);
+    }
+
+    #[test]
+    fn plain_batches_stay_one_sorted_run() {
+        let q = MemoryQueue::new();
+        let lease = Duration::from_secs(30);
+        let batch = || {
+            (0..100)
+                .map(|_| crate::conformance::job("t", 1, 0))
+                .collect()
+        };
+        let mut claimed = Vec::new();
+        for _ in 0..3 {
+            q.enqueue(batch()).unwrap();
+            claimed.extend(q.claim("w", 10, lease).unwrap().iter().map(|c| c.id.0));
+        }
+        let runs = |q: &MemoryQueue| {
+            let st = q.lock();
+            let fair = st.ready.values().collect::<Vec<_>>();
+            assert_eq!(fair.len(), 1, "one priority");
+            fair[0].runs()
+        };
+        assert_eq!(runs(&q), 1, "batches after a backlog join its run");
+        // One submitted while another is in the ingress, drained together.
+        q.enqueue(batch()).unwrap();
+        q.enqueue(batch()).unwrap();
+        assert_eq!(runs(&q), 1);
+        claimed.extend(q.claim("w", 1_000, lease).unwrap().iter().map(|c| c.id.0));
+        assert_eq!(
+            claimed,
+            (1..=500).collect::<Vec<u64>>(),
+            "first in first out"
+        );
     }
 
     #[test]
