@@ -81,6 +81,44 @@ CREATE INDEX rate_starts_target ON runyard.rate_starts (target, at);
 -- submitters wait on).
 CREATE SEQUENCE runyard.tag_next MINVALUE 0 START 0;
 
+-- The next tag of the group of the jobs without a fairness key (its last
+-- tag + 1): a sequence, not a `key_tags` row, so that a keyless insert
+-- holds no lock until its commit (see runyard.keyless_tags).
+CREATE SEQUENCE runyard.keyless_next MINVALUE 0 START 0;
+
+-- Reserves p_n consecutive tags for the due keyless jobs of one insert,
+-- whose frontier is p_front, and returns the first: max(last('') + 1,
+-- p_front), the group's last tag moving to the last of them. The read and
+-- the move are one step under a session-level advisory lock held only for
+-- this call (a sequence change is seen by every session at once, and
+-- outlives a rollback: a batch rolled back leaves a gap, never a tag given
+-- twice), so concurrent submitters wait on each other for microseconds,
+-- not for their whole insert, and a batch that starts after another
+-- committed gets tags after that one's: keyless batches stay first in,
+-- first out.
+CREATE FUNCTION runyard.keyless_tags(p_n bigint, p_front bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    s bigint;
+BEGIN
+    IF p_n <= 0 THEN
+        RETURN p_front;
+    END IF;
+    PERFORM pg_advisory_lock(hashtext('runyard.keyless_next')::bigint);
+    BEGIN
+        SELECT CASE WHEN q.is_called THEN q.last_value + 1 ELSE q.last_value END
+        INTO s FROM runyard.keyless_next q;
+        s := GREATEST(s, p_front);
+        PERFORM setval('runyard.keyless_next', s + p_n - 1, true);
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(hashtext('runyard.keyless_next')::bigint);
+        RAISE;
+    END;
+    PERFORM pg_advisory_unlock(hashtext('runyard.keyless_next')::bigint);
+    RETURN s;
+END
+$$;
+
 -- The frontier of the fair order: the smallest tag among the due, waiting
 -- jobs at the top priority, or, when none waits, one more than the
 -- largest tag given so far (of any key, of a running job, or `tag_next`).

@@ -1,6 +1,11 @@
 -- Adds jobs given as parallel arrays, in order; a job whose idempotency key
--- is taken is skipped. A due job's fair tag is the frontier plus its place
--- among the batch's due jobs. Returns the added jobs.
+-- is taken is skipped. Due jobs are the keyless fairness group's next
+-- tags in batch order (runyard.keyless_tags: after the group's last tag,
+-- never below the frontier; a skipped job leaves a gap). Returns the added jobs.
+WITH f AS MATERIALIZED (
+    SELECT runyard.keyless_tags(
+        (SELECT count(*) FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1), runyard.frontier()) AS v
+)
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,
      backoff, timeout_us, mode, isolate, idempotency_key, tag)
@@ -11,7 +16,7 @@ FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], 
             $8::bigint[], $9::text[], $10::boolean[], $11::text[])
     WITH ORDINALITY AS j(task, params, priority, run_at, max_attempts, backoff, timeout_us, mode,
                          isolate, key, ord)
-CROSS JOIN (SELECT runyard.frontier() AS v) f
+CROSS JOIN f
 ORDER BY j.ord
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, idempotency_key, tag

@@ -1,4 +1,8 @@
 -- As insert_jobs.sql, for a batch in which no job has an idempotency key.
+WITH f AS MATERIALIZED (
+    SELECT runyard.keyless_tags(
+        (SELECT count(*) FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1), runyard.frontier()) AS v
+)
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,
      backoff, timeout_us, mode, isolate, tag)
@@ -9,6 +13,6 @@ FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[], 
             $8::bigint[], $9::text[], $10::boolean[])
     WITH ORDINALITY AS j(task, params, priority, run_at, max_attempts, backoff, timeout_us, mode,
                          isolate, ord)
-CROSS JOIN (SELECT runyard.frontier() AS v) f
+CROSS JOIN f
 ORDER BY j.ord
 RETURNING id, NULL::text, tag

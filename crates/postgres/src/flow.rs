@@ -87,7 +87,7 @@ pub(crate) struct FlowSql {
     edges_of: String,
     edges_between: String,
     parents: String,
-    frontier: String,
+    keyless_tags: String,
     gave_tags: String,
     notify: String,
     channel: String,
@@ -112,7 +112,7 @@ impl FlowSql {
             edges_of: o.sql(include_str!("../sql/edges_of.sql")),
             edges_between: o.sql(include_str!("../sql/edges_between.sql")),
             parents: o.sql(include_str!("../sql/parents.sql")),
-            frontier: o.sql(include_str!("../sql/frontier.sql")),
+            keyless_tags: o.sql(include_str!("../sql/keyless_tags.sql")),
             gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
@@ -409,21 +409,30 @@ pub(crate) fn insert_resolved(
         state_at[i] = (state, cause.unwrap_or(id_at[i]));
         rows.push(j, id_at[i], state, pending, cause, now, &mut last);
     }
-    // Due waiting jobs without a fairness key take the frontier plus
-    // their place among them (those with one are tagged by key after).
-    let front: i64 = c.query_one(&sql.frontier, &[])?.get(0);
+    // Due waiting jobs without a fairness key are the keyless group's
+    // next tags, in batch order (those with one are tagged by key after).
+    let keyless = |at: usize, j: &NewJob| {
+        rows.state[at] == WAITING && rows.run_at[at] <= now && j.limits.fairness_key().is_none()
+    };
+    let due = slot
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_ok())
+        .enumerate()
+        .filter(|&(at, (i, _))| keyless(at, &jobs[i]))
+        .count() as i64;
+    let front: i64 = c.query_one(&sql.keyless_tags, &[&due])?.get(0);
     let mut place = 0i64;
     let mut at = 0;
     for (i, s) in slot.iter().enumerate() {
         if s.is_ok() {
             rows.children.push(has_children[i]);
             let j = &jobs[i];
-            let due = rows.state[at] == WAITING && rows.run_at[at] <= now;
-            rows.tag
-                .push((due && j.limits.fairness_key().is_none()).then(|| {
-                    place += 1;
-                    front + place - 1
-                }));
+            let tagged = keyless(at, j);
+            rows.tag.push(tagged.then(|| {
+                place += 1;
+                front + place - 1
+            }));
             at += 1;
         }
     }

@@ -407,7 +407,12 @@ impl PgQueue {
         let mut tx = c.transaction()?;
         let n = jobs.len() as i64;
         let ids: Vec<i64> = tx.query(&ids_st, &[&n])?.iter().map(|r| r.get(0)).collect();
-        let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
+        // The due jobs are the keyless group's next tags, reserved at once.
+        let due = jobs
+            .iter()
+            .filter(|j| j.run_at.is_none_or(|t| t.as_micros() <= now))
+            .count() as i64;
+        let front: i64 = tx.query_one(&self.lsql.keyless_tags, &[&due])?.get(0);
         let mut place = 0i64;
         let types = [
             Type::INT8,

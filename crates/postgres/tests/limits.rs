@@ -327,3 +327,35 @@ fn a_late_small_key_is_not_held_behind_a_large_backlog() {
         );
     }
 }
+
+/// Jobs without a fairness key are one group: a keyless insert still open
+/// in its transaction does not hold up another submitter's (it holds no
+/// lock until its commit), the two take tags of their own, and batches
+/// are claimed in the order they took them, first in, first out.
+#[test]
+fn keyless_inserts_do_not_wait_for_each_other_and_stay_in_order() {
+    let u = url("keyless_fifo");
+    let (q, other) = (open(&u), open(&u));
+    let plain = || (0..3).map(|_| job("t", 3, 0)).collect::<Vec<NewJob>>();
+    let ids = |out: Vec<Enqueued>| out.iter().map(|e| e.id()).collect::<Vec<JobId>>();
+    let mut c =
+        postgres::Client::connect(runyard_postgres::testing::server().url(), postgres::NoTls)
+            .unwrap();
+    let mut tx = c.transaction().unwrap();
+    let first = ids(q.enqueue_in(&mut tx, &plain()).unwrap());
+    // Added and committed while the first batch's transaction is open.
+    let second = ids(other.enqueue(plain()).unwrap());
+    tx.commit().unwrap();
+    let third = ids(other.enqueue(plain()).unwrap());
+    let got: Vec<JobId> = q
+        .claim("w", 20, LEASE)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let want: Vec<JobId> = first.iter().chain(&second).chain(&third).copied().collect();
+    assert_eq!(
+        got, want,
+        "each batch after the one before, none interleaved"
+    );
+}
