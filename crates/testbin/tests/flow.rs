@@ -209,9 +209,17 @@ fn slots_held_by_a_killed_worker_come_back_after_its_lease() {
     let log = d.path().join("a.log");
     let a = q.worker("a", &["-j", "4", "--lease", "2s"], &log);
     let mut db = q.db();
-    wait_until(Duration::from_secs(30), "worker a to run two jobs", || {
-        q.count(&mut db, "running") == 2
-    });
+    // Started, not only claimed: a claim killed before its start is seen
+    // is undone, not recorded lost.
+    let started = format!(
+        "SELECT COUNT(*) FROM \"{}\".jobs WHERE worker = 'a' AND started",
+        q.schema
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "worker a to start two jobs",
+        || db.query_one(&started, &[]).unwrap().get::<_, i64>(0) == 2,
+    );
     signal(&a, libc::SIGKILL);
     let mut a = a;
     a.wait().unwrap();
