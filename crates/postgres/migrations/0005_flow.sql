@@ -171,17 +171,25 @@ DECLARE
     rt_us    bigint[];
     ok       boolean;
     i        integer;
+    -- Targets found full (or held by another claim) in this claim: the
+    -- jobs after them that need them are passed over without a query.
+    v_full   jsonb := '{}';
 BEGIN
     SELECT coalesce(bool_or(p.task = ''), false), array_agg(p.task) INTO v_all, v_paused
     FROM runyard.paused p;
     IF v_all THEN
         RETURN;
     END IF;
-    v_front := runyard.frontier();
-    UPDATE runyard.jobs j SET tag = v_front WHERE j.id = ANY(ARRAY(
-        SELECT u.id FROM runyard.jobs u
-        WHERE u.state = {WAITING} AND u.tag IS NULL AND u.run_at <= v_now
-        ORDER BY u.run_at, u.id LIMIT 10000 FOR UPDATE SKIP LOCKED));
+    -- The frontier is read only when a job becomes due: on an empty queue
+    -- reading it takes a tag.
+    IF EXISTS (SELECT 1 FROM runyard.jobs u
+               WHERE u.state = {WAITING} AND u.tag IS NULL AND u.run_at <= v_now) THEN
+        v_front := runyard.frontier();
+        UPDATE runyard.jobs j SET tag = v_front WHERE j.id = ANY(ARRAY(
+            SELECT u.id FROM runyard.jobs u
+            WHERE u.state = {WAITING} AND u.tag IS NULL AND u.run_at <= v_now
+            ORDER BY u.run_at, u.id LIMIT 10000 FOR UPDATE SKIP LOCKED));
+    END IF;
     FOR r IN
         SELECT c.id, c.task, c.task_conc, c.task_rate_n, c.task_rate_us, c.ckey_name,
                c.ckey_value, c.ckey_conc, c.rkey_name, c.rkey_value, c.rkey_rate_n,
@@ -192,7 +200,6 @@ BEGIN
           AND (v_paused IS NULL OR NOT (c.task = ANY(v_paused)))
         ORDER BY c.priority DESC, c.tag, c.id
         LIMIT p_window
-        FOR UPDATE SKIP LOCKED
     LOOP
         EXIT WHEN taken >= p_max;
         ok := true;
@@ -207,6 +214,10 @@ BEGIN
                                 r.task_conc);
                 t := CASE WHEN lim IS NOT NULL THEN 't:' || r.task END;
             ELSIF r.ckey_name IS NOT NULL THEN
+                IF v_full ? ('k:' || r.ckey_name || ':' || r.ckey_value) THEN
+                    ok := false;
+                    EXIT;
+                END IF;
                 lim := coalesce((SELECT l.concurrency FROM runyard.limits l
                                  WHERE l.kind = 1 AND l.name = r.ckey_name
                                    AND l.value = r.ckey_value),
@@ -218,6 +229,20 @@ BEGIN
                 t := NULL;
             END IF;
             CONTINUE WHEN t IS NULL;
+            IF v_full ? t THEN
+                ok := false;
+                EXIT;
+            END IF;
+            -- A key found full without a lock is passed over: its counter
+            -- row stays free for the completions that give slots back.
+            IF i = 2 AND lim IS NOT NULL THEN
+                SELECT x.n INTO cur FROM runyard.running x WHERE x.target = t;
+                IF FOUND AND cur >= lim THEN
+                    v_full := v_full || jsonb_build_object(t, true);
+                    ok := false;
+                    EXIT;
+                END IF;
+            END IF;
             SELECT x.n INTO cur FROM runyard.running x WHERE x.target = t FOR UPDATE SKIP LOCKED;
             IF NOT FOUND THEN
                 INSERT INTO runyard.running (target, n) VALUES (t, 0) ON CONFLICT DO NOTHING;
@@ -231,6 +256,7 @@ BEGIN
                 WHERE x.state = {RUNNING} AND x.task = r.task;
             END IF;
             IF NOT FOUND OR (lim IS NOT NULL AND cur >= lim) THEN
+                v_full := v_full || jsonb_build_object(t, true);
                 ok := false;
                 EXIT;
             END IF;
@@ -262,6 +288,10 @@ BEGIN
                 t := 'r:k:' || r.rkey_name || ':' || r.rkey_value;
             END IF;
             CONTINUE WHEN rn IS NULL;
+            IF v_full ? t THEN
+                ok := false;
+                EXIT;
+            END IF;
             PERFORM 1 FROM runyard.running x WHERE x.target = t FOR UPDATE SKIP LOCKED;
             IF NOT FOUND THEN
                 INSERT INTO runyard.running (target, n) VALUES (t, 0) ON CONFLICT DO NOTHING;
@@ -269,6 +299,7 @@ BEGIN
             END IF;
             IF NOT FOUND OR (SELECT count(*) FROM runyard.rate_starts s
                              WHERE s.target = t AND s.at > v_now - rus) >= rn THEN
+                v_full := v_full || jsonb_build_object(t, true);
                 ok := false;
                 EXIT;
             END IF;
@@ -276,6 +307,13 @@ BEGIN
             rt_us := rt_us || rus;
         END LOOP;
         CONTINUE WHEN NOT ok;
+        -- The walk read without locking (locking every row it passes over
+        -- would write each one); the job taken is locked now, and passed
+        -- over if another claim has it or took it meanwhile.
+        PERFORM 1 FROM runyard.jobs z
+        WHERE z.id = r.id AND z.state = {WAITING} AND z.tag IS NOT NULL
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
         FOR i IN 1..coalesce(array_length(conc, 1), 0) LOOP
             UPDATE runyard.running x SET n = x.n + 1 WHERE x.target = conc[i];
         END LOOP;
