@@ -18,6 +18,7 @@ mod params;
 mod registry;
 mod report;
 mod retry;
+mod schedule;
 mod task;
 mod time;
 mod workflow;
@@ -43,6 +44,10 @@ pub use report::{percentile, JobView, Summary, SummaryBuilder, TaskSummary};
 pub use retry::{
     Backoff, BackoffError, GiveUpReason, Jitter, PolicyError, RetryDecision, RetryPolicy,
     MAX_RETRY_AFTER,
+};
+pub use schedule::{
+    check_schedule_name, plan, CatchUp, CronSpec, Overlap, Plan, Policy, ScheduleError, Spec, Tick,
+    EVERY_MIN, SCHEDULE_NAME_MAX,
 };
 pub use task::{AsyncTask, Task, TaskDef, TaskKind};
 pub use time::Timestamp;

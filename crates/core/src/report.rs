@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::job::{JobId, JobState};
 use crate::outcome::{AttemptRecord, Output};
 use crate::params::JobParams;
+use crate::schedule::Tick;
 use crate::time::Timestamp;
 use crate::workflow::{Cause, RunIf};
 
@@ -66,6 +67,10 @@ pub struct JobView {
     /// cancelled: that job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_by: Option<Box<Cause>>,
+    /// For a job a schedule made: `schedule` (its name) and `tick` (its
+    /// time).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Tick>,
 }
 
 fn is_success(r: &RunIf) -> bool {

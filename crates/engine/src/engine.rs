@@ -222,6 +222,7 @@ impl EngineInner {
             rate_key: o.rate_key.clone().map(|k| (k, o.rate)),
         };
         Ok(NewJob {
+            schedule: None,
             unique: o.unique(),
             limits,
             task: self.names[idx.0 as usize].clone(),

@@ -706,6 +706,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     let run_at: i64 = r.get(10);
     let timeout: Option<i64> = r.get(6);
     Claimed {
+        schedule: None,
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
         claim: r.get::<_, i64>(11) as u64,
@@ -1409,6 +1410,7 @@ impl Inspect for PgQueue {
                     (None, RunIf::Success, None)
                 };
                 JobView {
+                    schedule: None,
                     id: JobId(id as u64),
                     task: r.get(1),
                     params: JobParams::from_trusted_json(r.get::<_, &str>(2)),

@@ -14,6 +14,7 @@ mod inspect;
 mod limits;
 mod memory;
 mod queue;
+mod schedules;
 pub mod stored;
 mod submit;
 mod workers;
@@ -33,6 +34,9 @@ pub use queue::{
     admit, lost_attempt, lost_attempt_message, Cascade, Claimed, Completion, Enqueued, Fenced,
     HeartbeatReply, Lease, NewJob, Queue, Recorded, Rescue, Rescued, Submit, TaskName, TaskNames,
     Verdict, Waker, WakerSlot,
+};
+pub use schedules::{
+    decode_jobs, encode_jobs, FireReport, Fired, Put, ScheduleDef, ScheduleInfo, Schedules,
 };
 pub use submit::{LazySubmit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

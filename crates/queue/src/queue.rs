@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runyard_core::{
-    After, AttemptRecord, JobId, JobLimits, JobParams, JobSettings, Output, Parent, RunIf,
+    After, AttemptRecord, JobId, JobLimits, JobParams, JobSettings, Output, Parent, RunIf, Tick,
     Timestamp, Unique,
 };
 
@@ -46,6 +46,7 @@ use crate::counts::Counts;
 use crate::error::{QueueError, QueueErrorKind};
 use crate::inspect::Inspect;
 use crate::limits::FlowControl;
+use crate::schedules::Schedules;
 use crate::workers::{NameTaken, WorkerInfo};
 
 pub use runyard_core::TaskName;
@@ -78,6 +79,9 @@ pub struct NewJob {
     /// The limits it carries and its fairness key (see
     /// [`runyard_core::JobLimits`]).
     pub limits: JobLimits,
+    /// For a job a schedule made: the schedule and the tick (set by the
+    /// queue when it fires a schedule; kept and shown).
+    pub schedule: Option<Tick>,
 }
 
 impl NewJob {
@@ -95,6 +99,7 @@ impl NewJob {
             run_if: RunIf::Success,
             unique: None,
             limits: JobLimits::default(),
+            schedule: None,
         }
     }
 }
@@ -234,6 +239,8 @@ pub struct Claimed {
     /// claim, on the queue's clock). Its attempt's record starts at this
     /// time: the rate counts these (see `docs/backends.md` §8).
     pub admitted_at: Option<Timestamp>,
+    /// For a job a schedule made: the schedule and the tick.
+    pub schedule: Option<Tick>,
 }
 
 impl Claimed {
@@ -418,6 +425,17 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     fn flow(&self) -> Result<&dyn FlowControl, QueueError> {
         self.as_flow()
             .ok_or_else(|| missing("flow control (limits, pausing tasks)"))
+    }
+
+    /// Schedules, if the queue keeps them.
+    fn as_schedules(&self) -> Option<&dyn Schedules> {
+        None
+    }
+
+    /// Schedules, or an error naming them when the queue has none.
+    fn schedules(&self) -> Result<&dyn Schedules, QueueError> {
+        self.as_schedules()
+            .ok_or_else(|| missing("schedules (use a SQLite state file or PostgreSQL)"))
     }
 
     /// Inspection, or an error naming it when the queue has none.

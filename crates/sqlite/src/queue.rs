@@ -269,6 +269,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
     let timeout: Option<i64> = r.get(6)?;
     let parents: i64 = r.get(12)?;
     let c = Claimed {
+        schedule: None,
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
         claim: r.get::<_, i64>(11)? as u64,
@@ -952,6 +953,7 @@ impl Inspect for SqliteQueue {
             let output: Option<String> = r.get(6).map_err(sql_err)?;
             let started: bool = r.get(7).map_err(sql_err)?;
             jobs.push(JobView {
+                schedule: None,
                 id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
                 task: r.get(1).map_err(sql_err)?,
                 params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),

@@ -758,6 +758,8 @@ impl State {
         let r = self.rec(i);
         let f = r.flow.as_deref();
         JobView {
+            // The memory queue keeps no schedules: none of its jobs has a tick.
+            schedule: None,
             name: f.and_then(|f| f.name.clone()),
             after: f.map_or_else(Vec::new, |f| f.after.iter().map(|a| id_of(a.0)).collect()),
             run_if: f.map_or_else(Default::default, |f| f.run_if),
@@ -928,6 +930,7 @@ impl Queue for MemoryQueue {
                     ready_at: Timestamp::from_micros(rec.ready_at),
                     parents: Output::none(),
                     admitted_at: rated.then(|| Timestamp::from_micros(now)),
+                    schedule: None,
                 });
                 if linked {
                     linked_at.push((out.len() - 1, i));

@@ -1,0 +1,142 @@
+//! Schedules kept in a queue: the [`Schedules`] capability, which a queue
+//! returns from [`Queue::as_schedules`](crate::Queue::as_schedules).
+//!
+//! A schedule is a [`Spec`] (when it ticks), a [`Policy`] (what to do with
+//! late ticks and overlaps) and the submission each tick makes (one job, or
+//! one workflow: a batch of [`NewJob`]s). Every worker of the queue calls
+//! [`Schedules::fire_due`] now and then; the queue makes sure that each
+//! tick is recorded as settled (fired, skipped or missed) exactly once, in
+//! the transaction that inserts its jobs, so however many workers call it,
+//! and whenever they die, each tick makes at most one submission, and a
+//! settled tick never fires again. The rules are in `docs/backends.md` §9;
+//! the conformance suite holds them.
+
+use runyard_core::{JobId, JobState, Policy, Spec, Timestamp};
+
+use crate::error::QueueError;
+use crate::queue::NewJob;
+
+pub use template::{decode_jobs, encode_jobs};
+
+mod template;
+
+/// A schedule as it is added or changed.
+#[derive(Debug, Clone)]
+pub struct ScheduleDef {
+    /// Its name, unique in the queue (see
+    /// [`check_schedule_name`](runyard_core::check_schedule_name)).
+    pub name: String,
+    /// When it ticks.
+    pub spec: Spec,
+    /// Late ticks and overlaps.
+    pub policy: Policy,
+    /// What each tick submits: one job, or a workflow (a batch whose jobs
+    /// may be after earlier ones of it). Their `run_at` is `None` and their
+    /// `schedule` is set by the queue when it fires.
+    pub jobs: Vec<NewJob>,
+}
+
+/// What [`Schedules::put_schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// There was no schedule of that name.
+    Added,
+    /// There was one and something differed. When its spec (or zone)
+    /// changed, it ticks from now on: ticks of the old spec that had not
+    /// come are dropped, and an `every` schedule's anchor is now.
+    Changed,
+    /// There was one, the same in every part.
+    Unchanged,
+}
+
+/// A schedule as the queue holds it.
+#[derive(Debug, Clone)]
+pub struct ScheduleInfo {
+    /// The definition.
+    pub def: ScheduleDef,
+    /// Whether it is paused (paused schedules settle no ticks; on resume,
+    /// the ticks that passed meanwhile count as missed and follow the
+    /// policy's catch-up).
+    pub paused: bool,
+    /// When it was added.
+    pub created_at: Timestamp,
+    /// When its definition last changed.
+    pub updated_at: Timestamp,
+    /// Every tick up to this one is settled. Starts at the time it was
+    /// added (or its spec last changed).
+    pub last_tick: Timestamp,
+    /// Its next tick after `last_tick`, as the workers will fire it.
+    pub next_tick: Option<Timestamp>,
+    /// The last submission it made (by a tick or by `schedule run`): its
+    /// tick and the id of its first job.
+    pub last_fire: Option<(Timestamp, JobId)>,
+    /// The state of that job, if it is still in the queue.
+    pub last_state: Option<JobState>,
+    /// Ticks fired, ticks skipped for overlap, ticks missed, in all.
+    pub fired: u64,
+    /// See `fired`.
+    pub skipped: u64,
+    /// See `fired`.
+    pub missed: u64,
+}
+
+/// One submission a schedule made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    /// The schedule.
+    pub schedule: String,
+    /// The tick (for [`Schedules::fire_now`], the time it ran).
+    pub tick: Timestamp,
+    /// The ids of its jobs, in the order of the definition's `jobs`.
+    pub jobs: Vec<JobId>,
+}
+
+/// What one [`Schedules::fire_due`] call settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FireReport {
+    /// The submissions made, oldest tick first per schedule.
+    pub fired: Vec<Fired>,
+    /// Ticks skipped because the previous tick's job had not ended:
+    /// (schedule, tick).
+    pub skipped: Vec<(String, Timestamp)>,
+    /// Ticks missed and not caught up: (schedule, how many, the last of them).
+    pub missed: Vec<(String, u64)>,
+    /// The earliest next tick of any schedule that is not paused, on the
+    /// queue's clock: the caller need not call again before it (but should
+    /// within a second or so, to see schedules added meanwhile).
+    pub next: Option<Timestamp>,
+    /// The queue's clock when the call read it.
+    pub now: Timestamp,
+}
+
+/// Schedules kept in a queue.
+pub trait Schedules: Send + Sync {
+    /// Adds a schedule, or changes the one of that name (see [`Put`]).
+    /// Refuses jobs the queue cannot keep, as `enqueue` would.
+    fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError>;
+
+    /// Every schedule, by name.
+    fn schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError>;
+
+    /// One schedule.
+    fn schedule(&self, name: &str) -> Result<Option<ScheduleInfo>, QueueError>;
+
+    /// Pauses (`true`) or resumes (`false`) a schedule; `false` when there
+    /// is none of that name.
+    fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, QueueError>;
+
+    /// Removes a schedule (its jobs stay); `false` when there is none.
+    fn remove_schedule(&self, name: &str) -> Result<bool, QueueError>;
+
+    /// Settles every due tick of every schedule that is not paused, on the
+    /// queue's clock, by its policy ([`runyard_core::plan`], then
+    /// [`runyard_core::Overlap`]): inserts the submissions of the ticks
+    /// that fire and advances the schedule's last tick, in one transaction
+    /// per schedule, so no tick is settled twice whoever else calls this.
+    fn fire_due(&self) -> Result<FireReport, QueueError>;
+
+    /// Fires a schedule now, outside its ticks (`schedule run`): one
+    /// submission whose tick is the queue's time; its ticks are not
+    /// changed. `None` when there is no schedule of that name.
+    fn fire_now(&self, name: &str) -> Result<Option<Fired>, QueueError>;
+}
