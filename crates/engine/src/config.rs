@@ -46,6 +46,7 @@ pub struct EngineConfig {
     pub(crate) prefetch: bool,
     pub(crate) process: Option<ProcessConfig>,
     pub(crate) task_limits: BTreeMap<String, TaskLimits>,
+    pub(crate) schedules: bool,
 }
 
 /// A run's limits for one task's jobs across every worker of a queue (a
@@ -77,6 +78,7 @@ impl Default for EngineConfig {
             prefetch: true,
             process: None,
             task_limits: BTreeMap::new(),
+            schedules: true,
         }
     }
 }
@@ -196,6 +198,14 @@ impl EngineConfigBuilder {
         self
     }
 
+    /// Whether workers of this engine fire the due ticks of the schedules
+    /// their queue keeps (default on; see [`Worker::schedules`](crate::Worker::schedules)).
+    /// Runs ([`Engine::start`](crate::Engine::start)) never fire schedules.
+    pub fn schedules(mut self, on: bool) -> Self {
+        self.config.schedules = on;
+        self
+    }
+
     /// The configuration, once what it asks of the process has been
     /// checked: in `thread` mode the concurrency in threads, in `process`
     /// mode in child processes, each within what the process can start
@@ -272,6 +282,11 @@ impl EngineConfig {
     /// [`EngineConfigBuilder::task_limits`]).
     pub fn task_limits(&self) -> &BTreeMap<String, TaskLimits> {
         &self.task_limits
+    }
+
+    /// Whether workers fire schedules (see [`EngineConfigBuilder::schedules`]).
+    pub fn schedules(&self) -> bool {
+        self.schedules
     }
 }
 
@@ -424,6 +439,9 @@ pub(crate) struct RunSettings {
     /// Whether the run ends when the queue has no unfinished jobs left and
     /// the run is closed.
     pub(crate) exit_when_drained: bool,
+    /// Whether it fires the due ticks of the queue's schedules (a worker's
+    /// run, unless turned off).
+    pub(crate) fire_schedules: bool,
 }
 
 impl RunSettings {
@@ -432,6 +450,7 @@ impl RunSettings {
         RunSettings {
             worker_name: default_worker_name(),
             exit_when_drained: true,
+            fire_schedules: false,
         }
     }
 }

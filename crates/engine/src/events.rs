@@ -195,6 +195,7 @@ mod tests {
             task: "noop",
             at: Timestamp::EPOCH,
             reason: QueuedReason::Submitted,
+            schedule: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct Written {
 pub(crate) struct Note {
     pub(crate) task: runyard_queue::TaskName,
     pub(crate) delay: Duration,
+    /// For a job a schedule made: its schedule and tick, for its events.
+    pub(crate) schedule: Option<Box<runyard_core::Tick>>,
 }
 
 #[derive(Default)]

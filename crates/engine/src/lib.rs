@@ -20,6 +20,7 @@ mod dispatcher;
 mod engine;
 mod error;
 mod events;
+mod firing;
 mod inbox;
 mod lane;
 mod offload;

@@ -35,6 +35,7 @@ use crate::dispatcher::Dispatcher;
 use crate::engine::{Engine, Progress};
 use crate::error::{RunError, StartError, SubmitError};
 use crate::events::{EventSink, Events};
+use crate::firing::Firing;
 use crate::inbox::Inbox;
 use crate::offload::Offload;
 use crate::report::{Report, ReportReader};
@@ -126,6 +127,7 @@ impl Run {
         }
         let inbox = Arc::new(Inbox::default());
         let events = Events::new(sinks);
+        let settings_fire = settings.fire_schedules;
         let tally = Arc::new(Tally::default());
         let dispatcher = Dispatcher::new(
             Arc::clone(&engine),
@@ -136,9 +138,15 @@ impl Run {
             Arc::clone(&tally),
         );
         let (ended_tx, ended) = oneshot::channel::<()>();
+        let firing =
+            settings_fire.then(|| (Arc::clone(&queue), events.clone(), Arc::clone(&inbox)));
         let thread = thread
             .spawn(move || {
                 let _ended = ended_tx;
+                // Fires while the dispatcher runs; stopped before the run's
+                // end is announced.
+                let _firing =
+                    firing.and_then(|(queue, events, inbox)| Firing::start(queue, events, inbox));
                 dispatcher.run()
             })
             .map_err(StartError::new)?;
@@ -411,7 +419,12 @@ fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, af
     };
     match view {
         Some(v) if v.state == JobState::Blocked => {
-            events.emit(&Event::Blocked { job, task, at });
+            events.emit(&Event::Blocked {
+                job,
+                task,
+                at,
+                schedule: None,
+            });
         }
         Some(v) if v.state == JobState::Cancelled => {
             events.emit(&Event::Cancelled {
@@ -420,6 +433,7 @@ fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, af
                 at,
                 attempts: v.attempts.len() as u32,
                 cancelled_by: v.cancelled_by.as_deref(),
+                schedule: None,
             });
         }
         _ => events.emit(&Event::Queued {
@@ -427,6 +441,7 @@ fn emit_submitted(queue: &dyn Queue, events: &Events, job: JobId, task: &str, af
             task,
             at,
             reason: QueuedReason::Submitted,
+            schedule: None,
         }),
     }
 }

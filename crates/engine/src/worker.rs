@@ -29,6 +29,7 @@ impl Engine {
             queue,
             name: default_worker_name(),
             sinks: Vec::new(),
+            schedules: self.inner().config.schedules,
         }
     }
 }
@@ -60,6 +61,7 @@ pub struct Worker {
     queue: Arc<dyn Queue>,
     name: String,
     sinks: Vec<Arc<dyn EventSink>>,
+    schedules: bool,
 }
 
 impl fmt::Debug for Worker {
@@ -67,6 +69,7 @@ impl fmt::Debug for Worker {
         f.debug_struct("Worker")
             .field("queue", &self.queue)
             .field("name", &self.name)
+            .field("schedules", &self.schedules)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +84,21 @@ impl Worker {
     /// The name it will run under.
     pub fn worker_name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the worker fires the due ticks of the schedules its queue
+    /// keeps (default: the engine's
+    /// [`EngineConfigBuilder::schedules`](crate::EngineConfigBuilder::schedules),
+    /// on unless turned off). Every worker of a queue may fire them: each
+    /// tick makes one submission however many do. A worker that fires
+    /// calls [`Schedules::fire_due`](runyard_queue::Schedules::fire_due) at
+    /// each schedule's next tick, and at least once a second (schedules
+    /// added meanwhile are seen within a second); their events (`fired`,
+    /// `skipped`, `missed`) go to its sinks. It stops firing at its first
+    /// interrupt.
+    pub fn schedules(mut self, on: bool) -> Self {
+        self.schedules = on;
+        self
     }
 
     /// Sends the worker's events to `sink` too.
@@ -104,6 +122,7 @@ impl Worker {
             RunSettings {
                 worker_name: self.name,
                 exit_when_drained: false,
+                fire_schedules: self.schedules,
             },
             self.queue,
             self.sinks,

@@ -332,7 +332,9 @@ impl EventSink for Names {
             Event::Succeeded { .. } => "succeeded",
             _ => "other",
         };
-        self.0.lock().unwrap().push((name, e.job()));
+        if let Some(job) = e.job() {
+            self.0.lock().unwrap().push((name, job));
+        }
     }
 }
 

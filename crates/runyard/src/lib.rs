@@ -331,6 +331,8 @@
 //!             Event::Succeeded { .. } => "succeeded",
 //!             Event::Dead { .. } => "dead",
 //!             Event::Cancelled { .. } => "cancelled",
+//!             // A schedule's events, from a worker that fires schedules.
+//!             Event::Fired { .. } | Event::Skipped { .. } | Event::Missed { .. } => return,
 //!         };
 //!         self.0.lock().unwrap().push(name);
 //!     }

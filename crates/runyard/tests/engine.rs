@@ -194,10 +194,11 @@ struct Collect(Mutex<Vec<(u64, String)>>);
 impl EventSink for Collect {
     fn event(&self, e: &Event<'_>) {
         let v = serde_json::to_value(e).unwrap();
+        let Some(job) = e.job() else { return };
         self.0
             .lock()
             .unwrap()
-            .push((e.job().0, v["type"].as_str().unwrap().to_string()));
+            .push((job.0, v["type"].as_str().unwrap().to_string()));
     }
 }
 

@@ -346,6 +346,7 @@ mod tests {
 
     fn entry(job: u64, task: u32, lane: Lane) -> Entry {
         Entry {
+            schedule: None,
             lease: Lease {
                 job: JobId(job),
                 attempt: 1,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use runyard_core::{Event, JobId, QueuedReason, Timestamp};
+use runyard_core::{Event, JobId, QueuedReason, Tick, Timestamp};
 use runyard_queue::{Cascade, Completion, Queue, Verdict};
 
 use super::entry::Entry;
@@ -24,6 +24,7 @@ pub(super) fn end_event<'a>(
     c: &'a Completion,
     delay: Duration,
     at: Timestamp,
+    schedule: Option<&'a Tick>,
 ) -> Event<'a> {
     let (job, attempt, r) = (c.lease.job, c.lease.attempt, &c.record);
     let error = r.error_message().unwrap_or("");
@@ -34,6 +35,7 @@ pub(super) fn end_event<'a>(
             at,
             attempt,
             duration_ms: ms(r.duration()),
+            schedule,
         },
         Verdict::Retry { at: run_at } => Event::Scheduled {
             job,
@@ -45,6 +47,7 @@ pub(super) fn end_event<'a>(
             error,
             delay_ms: ms(delay),
             run_at: *run_at,
+            schedule,
         },
         Verdict::Dead => Event::Dead {
             job,
@@ -54,6 +57,7 @@ pub(super) fn end_event<'a>(
             outcome: r.outcome,
             duration_ms: ms(r.duration()),
             error,
+            schedule,
         },
         Verdict::Cancelled => Event::Cancelled {
             job,
@@ -61,6 +65,7 @@ pub(super) fn end_event<'a>(
             at,
             attempts: attempt,
             cancelled_by: None,
+            schedule,
         },
     }
 }
@@ -73,7 +78,13 @@ pub(super) fn ends(events: &Events, queue: &dyn Queue, done: &Recorded) {
     let _order = events.lock();
     for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
         if r.is_ok() {
-            events.emit(&end_event(&note.task, c, note.delay, queue.now()));
+            events.emit(&end_event(
+                &note.task,
+                c,
+                note.delay,
+                queue.now(),
+                note.schedule.as_deref(),
+            ));
         }
     }
     cascaded(events, queue, &done.cascade);
@@ -98,11 +109,12 @@ fn cascaded(events: &Events, queue: &dyn Queue, cascade: &Cascade) {
     let at = queue.now();
     let view = |id| queue.inspect().and_then(|q| q.get(id)).ok().flatten();
     for &id in &cascade.unblocked {
-        let task = view(id).map(|v| v.task).unwrap_or_default();
+        let v = view(id);
         events.emit(&Event::Unblocked {
             job: id,
-            task: &task,
+            task: v.as_ref().map_or("", |v| &v.task),
             at,
+            schedule: v.as_ref().and_then(|v| v.schedule.as_ref()),
         });
     }
     for &id in &cascade.cancelled {
@@ -113,6 +125,7 @@ fn cascaded(events: &Events, queue: &dyn Queue, cascade: &Cascade) {
                 at,
                 attempts: v.attempts.len() as u32,
                 cancelled_by: v.cancelled_by.as_deref(),
+                schedule: v.schedule.as_ref(),
             });
         }
     }
@@ -127,6 +140,7 @@ pub(super) fn running(events: &Events, task: &str, e: &Entry, at: Timestamp) {
         at,
         attempt: e.lease.attempt,
         queued_ms: ms(at.since(e.ready_at)),
+        schedule: e.schedule.as_deref(),
     });
 }
 
@@ -139,6 +153,7 @@ pub(super) fn released(events: &Events, released: &[(&Entry, &str)], at: Timesta
             task,
             at,
             reason: QueuedReason::Released,
+            schedule: e.schedule.as_deref(),
         });
     }
 }
@@ -151,18 +166,13 @@ pub(super) fn requeued(events: &Events, queue: &dyn Queue, ids: &[JobId], reason
     let _order = events.lock();
     let at = queue.now();
     for &id in ids {
-        let task = queue
-            .inspect()
-            .and_then(|q| q.get(id))
-            .ok()
-            .flatten()
-            .map(|v| v.task)
-            .unwrap_or_default();
+        let v = queue.inspect().and_then(|q| q.get(id)).ok().flatten();
         events.emit(&Event::Queued {
             job: id,
-            task: &task,
+            task: v.as_ref().map_or("", |v| &v.task),
             at,
             reason,
+            schedule: v.as_ref().and_then(|v| v.schedule.as_ref()),
         });
     }
 }
@@ -182,6 +192,7 @@ pub(super) fn cancelled(events: &Events, queue: &dyn Queue, ids: &[JobId]) {
                 at,
                 attempts: v.attempts.len() as u32,
                 cancelled_by: v.cancelled_by.as_deref(),
+                schedule: v.schedule.as_ref(),
             });
         }
     }
@@ -218,7 +229,7 @@ mod tests {
         };
         // Emitted 1 ms after the decision (the record was written first).
         let later = decided + Duration::from_millis(1);
-        match end_event("flaky", &c, chosen, later) {
+        match end_event("flaky", &c, chosen, later, None) {
             Event::Scheduled {
                 delay_ms, run_at, ..
             } => {

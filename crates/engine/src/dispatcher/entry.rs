@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use runyard_core::{JobParams, JobSettings, TaskIndex, Timestamp};
+use runyard_core::{JobParams, JobSettings, TaskIndex, Tick, Timestamp};
 use runyard_queue::Lease;
 
 use crate::lane::Lane;
@@ -45,6 +45,9 @@ pub(super) struct Entry {
     /// When the claim was asked for: its lease runs at least a lease from
     /// then, or from the last heartbeat that renewed it.
     pub(super) claimed_at: Instant,
+    /// For a job a schedule made: its schedule and tick (boxed: most jobs
+    /// have none, and an entry stays small).
+    pub(super) schedule: Option<Box<Tick>>,
 }
 
 impl Entry {

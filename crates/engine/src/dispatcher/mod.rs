@@ -465,6 +465,7 @@ impl Dispatcher {
                 let note = Note {
                     task: r.task,
                     delay: Duration::ZERO,
+                    schedule: None,
                 };
                 self.recorder.push(c, note);
             }
@@ -556,7 +557,15 @@ impl Dispatcher {
         let queue = &self.queue;
         let (c, delay) = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
         let task = self.engine.names[e.task.0 as usize].clone();
-        self.recorder.push(c, Note { task, delay });
+        let schedule = e.schedule;
+        self.recorder.push(
+            c,
+            Note {
+                task,
+                delay,
+                schedule,
+            },
+        );
     }
 
     /// Writes the waiting records, here or by the writer thread.

@@ -56,6 +56,7 @@ impl Router {
             ready_at,
             parents,
             admitted_at,
+            schedule,
             ..
         } = c;
         let refuse = |task, message| Refused {
@@ -86,6 +87,7 @@ impl Router {
             cancel_requested: false,
             admitted_at,
             claimed_at,
+            schedule: schedule.map(Box::new),
         })
     }
 }
