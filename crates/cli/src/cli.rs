@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Worker(commands::worker::WorkerArgs),
     /// Set, clear or list the concurrency and rate limits stored in a shared queue (docs/flow-control.md).
     Limit(commands::limit::LimitArgs),
+    /// Add, list, pause, resume, remove, run or sync the schedules of a shared queue, whose ticks every worker fires once each (docs/schedules.md).
+    Schedule(commands::schedule::ScheduleArgs),
     /// Pause or resume a task on a shared queue.
     Task(commands::task::TaskArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.

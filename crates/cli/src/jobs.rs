@@ -17,6 +17,7 @@ mod fields;
 mod flow;
 mod limits;
 mod place;
+mod schedules;
 
 use std::fmt;
 use std::ops::Range;
@@ -42,6 +43,7 @@ pub(crate) use limits::MAX_JOBS;
 use limits::{clip, ARG_CHARS};
 pub(crate) use place::InputError;
 use place::Source;
+pub(crate) use schedules::{policy_of, read_sync_file, spec_of, Part, SpecInput};
 
 pub(crate) const SYNTAX_HELP: &str = "\
 JOBS ON THE COMMAND LINE
@@ -105,6 +107,17 @@ PRECEDENCE
 DURATIONS
   250ms, 2s, 1m, 1h 30m, 7d; at most 100y";
 
+/// What a command's jobs are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Uses {
+    /// Jobs to run or submit now.
+    Now,
+    /// The submission a schedule makes at each tick: one of each job, run
+    /// when the tick fires, so no `count`, `*COUNT`, `run_at` or
+    /// `idempotency_key`.
+    Schedule,
+}
+
 /// Jobs named on the command line and in job files.
 #[derive(Debug, Args)]
 pub(crate) struct JobInput {
@@ -124,6 +137,16 @@ impl JobInput {
     /// file's, in order, then put in an order where each comes after the
     /// jobs it is after.
     pub(crate) fn prepare(&self, engine: &Engine, flags: &JobOptions) -> Result<Jobs, InputError> {
+        self.prepare_for(engine, flags, Uses::Now)
+    }
+
+    /// [`JobInput::prepare`] for `uses`.
+    pub(crate) fn prepare_for(
+        &self,
+        engine: &Engine,
+        flags: &JobOptions,
+        uses: Uses,
+    ) -> Result<Jobs, InputError> {
         let mut files = Vec::with_capacity(self.files.len());
         for path in &self.files {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -134,7 +157,7 @@ impl JobInput {
             })?;
             files.push((path.clone(), text));
         }
-        collect(engine, &self.jobs, files, flags)
+        collect(engine, &self.jobs, files, flags, uses)
     }
 }
 
@@ -279,21 +302,30 @@ impl Jobs {
 
 /// The jobs of the command line and of the job files' texts, checked and
 /// ordered.
-fn collect(
+pub(crate) fn collect(
     engine: &Engine,
     args: &[String],
     files: Vec<(PathBuf, String)>,
     flags: &JobOptions,
+    uses: Uses,
 ) -> Result<Jobs, InputError> {
     let mut tally = Tally::default();
     let mut limits = Vec::new();
-    let mut drafts: Vec<(Prepared, Links)> = from_args(engine, args, flags, &mut tally)?
+    let mut drafts: Vec<(Prepared, Links)> = from_args(engine, args, flags, &mut tally, uses)?
         .into_iter()
         .map(|p| (p, Links::default()))
         .collect();
     for (i, (path, text)) in files.iter().enumerate() {
         let src = Source { path, text };
-        drafts.extend(from_text(engine, &src, i, flags, &mut tally, &mut limits)?);
+        drafts.extend(from_text(
+            engine,
+            &src,
+            i,
+            flags,
+            &mut tally,
+            &mut limits,
+            uses,
+        )?);
     }
     let jobs = Jobs {
         list: Vec::new(),
@@ -437,6 +469,7 @@ fn from_args(
     args: &[String],
     flags: &JobOptions,
     tally: &mut Tally,
+    uses: Uses,
 ) -> Result<Vec<Prepared>, InputError> {
     args.iter()
         .enumerate()
@@ -447,6 +480,13 @@ fn from_args(
                     message,
                 )
             };
+            if uses == Uses::Schedule && split_count(arg).map_err(err)?.0.len() < arg.len() {
+                return Err(err(
+                    "`*COUNT` is not for a schedule: each tick makes one submission of the job; \
+                     for several jobs per tick, give a job file (-f FILE) with a [[job]] table each"
+                        .into(),
+                ));
+            }
             let (spec, count) = parse_job_arg(arg).map_err(err)?;
             let spec = spec.with_options(flags.clone());
             let job = engine.prepare(&spec).map_err(|e| err(submit_message(e)))?;
@@ -529,7 +569,7 @@ struct FileJob {
     timeout: Option<Duration>,
     backoff: Option<Backoff>,
     priority: Option<Priority>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<Spanned<String>>,
     isolate: Option<bool>,
     run_at: Option<Spanned<RunAt>>,
     name: Option<Spanned<String>>,
@@ -554,6 +594,7 @@ fn from_text(
     flags: &JobOptions,
     tally: &mut Tally,
     task_limits: &mut Vec<TaskLimit>,
+    uses: Uses,
 ) -> Result<Vec<(Prepared, Links)>, InputError> {
     let file: JobFile =
         toml::from_str(src.text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
@@ -620,101 +661,166 @@ fn from_text(
         .into_iter()
         .map(|entry| {
             let span = entry.span();
-            let j = entry.into_inner();
-            let (count, count_span) = match &j.count {
-                Some(c) => (c.get_ref().0, c.span()),
-                None => (1, span.clone()),
+            let ctx = EntryContext {
+                engine,
+                src,
+                file_no,
+                fallback: &fallback,
+                uses,
             };
-            let run_at = match j.run_at {
-                Some(t) => Some(
-                    t.get_ref()
-                        .timestamp()
-                        .map_err(|e| src.error(Some(t.span()), format!("invalid run_at: {e}")))?,
-                ),
-                None => None,
-            };
-            let params_span = j.params.as_ref().map(|p| p.span());
-            let params = match j.params {
-                Some(p) => JobParams::from_value(Value::Object(p.into_inner().0))
-                    .map_err(|e| src.error(params_span.clone(), e))?,
-                None => JobParams::empty(),
-            };
-            let own = JobOptions {
-                max_attempts: j.max_attempts.map(|a| a.0),
-                backoff: j.backoff,
-                timeout: j.timeout,
-                priority: j.priority.map(|p| p.0),
-                run_at,
-                idempotency_key: j.idempotency_key,
-                mode: j.mode.map(|m| m.0),
-                isolate: j.isolate,
-                unique_key: j.unique_key.as_ref().map(|k| k.get_ref().clone()),
-                unique_for: j.unique_for,
-                on_conflict: j.on_conflict.map(|c| c.0),
-                concurrency_key: j.concurrency_key.map(|k| k.0),
-                concurrency: j.concurrency.as_ref().map(|c| c.get_ref().0),
-                rate_key: j.rate_key.map(|k| k.0),
-                rate: j.rate.as_ref().map(|r| r.get_ref().0),
-            };
-            let spec = JobSpec::new(j.task.get_ref().clone())
-                .with_params(params)
-                .with_options(own.or(&fallback));
-            let job = engine.prepare(&spec).map_err(|e| {
-                let at = match &e {
-                    SubmitError::UnknownTask(_) => Some(j.task.span()),
-                    SubmitError::Params(_) => params_span.clone().or(Some(span.clone())),
-                    SubmitError::Options { error, .. } => match error.option {
-                        "unique_key" => j.unique_key.as_ref().map(|k| k.span()),
-                        "concurrency" => j.concurrency.as_ref().map(|c| c.span()),
-                        "rate" => j.rate.as_ref().map(|r| r.span()),
-                        _ => None,
-                    }
-                    .or(Some(span.clone())),
-                    _ => Some(span.clone()),
-                };
-                src.error(at, submit_message(e))
-            })?;
-            tally
-                .add(count)
-                .map_err(|e| src.error(Some(count_span), e))?;
-            let spot = |span: Range<usize>| Spot {
-                file: file_no,
-                span,
-            };
-            let name = match j.name {
-                Some(n) => {
-                    let text = n.get_ref();
-                    if let Some(why) = bad_name(text) {
-                        return Err(src.error(Some(n.span()), why));
-                    }
-                    Some((text.clone(), spot(n.span())))
-                }
-                None => None,
-            };
-            let links = Links {
-                name,
-                after: j
-                    .after
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| {
-                        let s = spot(a.span());
-                        (a.into_inner(), s)
-                    })
-                    .collect(),
-                counted: j.count.is_some(),
-            };
-            let mut job = job;
-            job.name = links.name.as_ref().map(|(n, _)| n.clone());
-            job.run_if = j.run_if.map(|r| r.0).unwrap_or_default();
-            let prepared = Prepared {
-                job,
-                count,
-                edges: Vec::new(),
-            };
-            Ok((prepared, links))
+            file_job(&ctx, span, entry.into_inner(), tally)
         })
         .collect()
+}
+
+/// What [`file_job`] reads an entry with.
+struct EntryContext<'a> {
+    engine: &'a Engine,
+    src: &'a Source<'a>,
+    file_no: usize,
+    /// The command line's options over the file's `[defaults]`.
+    fallback: &'a JobOptions,
+    uses: Uses,
+}
+
+/// Checks one `[[job]]` entry (at `span` of its file), with its workflow
+/// keys.
+fn file_job(
+    ctx: &EntryContext<'_>,
+    span: Range<usize>,
+    j: FileJob,
+    tally: &mut Tally,
+) -> Result<(Prepared, Links), InputError> {
+    let EntryContext {
+        engine,
+        src,
+        file_no,
+        fallback,
+        uses,
+    } = *ctx;
+    if uses == Uses::Schedule {
+        refuse_for_schedule(src, &j)?;
+    }
+    let (count, count_span) = match &j.count {
+        Some(c) => (c.get_ref().0, c.span()),
+        None => (1, span.clone()),
+    };
+    let run_at = match j.run_at {
+        Some(t) => Some(
+            t.get_ref()
+                .timestamp()
+                .map_err(|e| src.error(Some(t.span()), format!("invalid run_at: {e}")))?,
+        ),
+        None => None,
+    };
+    let params_span = j.params.as_ref().map(|p| p.span());
+    let params = match j.params {
+        Some(p) => JobParams::from_value(Value::Object(p.into_inner().0))
+            .map_err(|e| src.error(params_span.clone(), e))?,
+        None => JobParams::empty(),
+    };
+    let own = JobOptions {
+        max_attempts: j.max_attempts.map(|a| a.0),
+        backoff: j.backoff,
+        timeout: j.timeout,
+        priority: j.priority.map(|p| p.0),
+        run_at,
+        idempotency_key: j.idempotency_key.map(Spanned::into_inner),
+        mode: j.mode.map(|m| m.0),
+        isolate: j.isolate,
+        unique_key: j.unique_key.as_ref().map(|k| k.get_ref().clone()),
+        unique_for: j.unique_for,
+        on_conflict: j.on_conflict.map(|c| c.0),
+        concurrency_key: j.concurrency_key.map(|k| k.0),
+        concurrency: j.concurrency.as_ref().map(|c| c.get_ref().0),
+        rate_key: j.rate_key.map(|k| k.0),
+        rate: j.rate.as_ref().map(|r| r.get_ref().0),
+    };
+    let spec = JobSpec::new(j.task.get_ref().clone())
+        .with_params(params)
+        .with_options(own.or(fallback));
+    let job = engine.prepare(&spec).map_err(|e| {
+        let at = match &e {
+            SubmitError::UnknownTask(_) => Some(j.task.span()),
+            SubmitError::Params(_) => params_span.clone().or(Some(span.clone())),
+            SubmitError::Options { error, .. } => match error.option {
+                "unique_key" => j.unique_key.as_ref().map(|k| k.span()),
+                "concurrency" => j.concurrency.as_ref().map(|c| c.span()),
+                "rate" => j.rate.as_ref().map(|r| r.span()),
+                _ => None,
+            }
+            .or(Some(span.clone())),
+            _ => Some(span.clone()),
+        };
+        src.error(at, submit_message(e))
+    })?;
+    tally
+        .add(count)
+        .map_err(|e| src.error(Some(count_span), e))?;
+    let spot = |span: Range<usize>| Spot {
+        file: file_no,
+        span,
+    };
+    let name = match j.name {
+        Some(n) => {
+            let text = n.get_ref();
+            if let Some(why) = bad_name(text) {
+                return Err(src.error(Some(n.span()), why));
+            }
+            Some((text.clone(), spot(n.span())))
+        }
+        None => None,
+    };
+    let links = Links {
+        name,
+        after: j
+            .after
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                let s = spot(a.span());
+                (a.into_inner(), s)
+            })
+            .collect(),
+        counted: j.count.is_some(),
+    };
+    let mut job = job;
+    job.name = links.name.as_ref().map(|(n, _)| n.clone());
+    job.run_if = j.run_if.map(|r| r.0).unwrap_or_default();
+    let prepared = Prepared {
+        job,
+        count,
+        edges: Vec::new(),
+    };
+    Ok((prepared, links))
+}
+
+/// Refuses the keys of a `[[job]]` entry that a schedule's submission
+/// cannot have.
+fn refuse_for_schedule(src: &Source<'_>, j: &FileJob) -> Result<(), InputError> {
+    if let Some(c) = &j.count {
+        return Err(src.error(
+            Some(c.span()),
+            "`count` is not for a schedule: each tick makes one submission, one job per \
+             [[job]] table (give several tables for several jobs per tick)",
+        ));
+    }
+    if let Some(t) = &j.run_at {
+        return Err(src.error(
+            Some(t.span()),
+            "`run_at` is not for a schedule: its jobs are due at each tick (the schedule's \
+             `cron` or `every` says when)",
+        ));
+    }
+    if let Some(k) = &j.idempotency_key {
+        return Err(src.error(
+            Some(k.span()),
+            "`idempotency_key` is not for a schedule: the first tick's job would hold the key \
+             for good and no later tick would make one; to skip a tick while the last job \
+             waits, give `unique_key` (or the schedule's `overlap = \"skip\"`)",
+        ));
+    }
+    Ok(())
 }
 
 /// Why `name` cannot be a job's name, if it cannot.

@@ -17,6 +17,7 @@ pub(crate) mod migrate;
 pub(crate) mod prune;
 pub(crate) mod retry;
 pub(crate) mod run;
+pub(crate) mod schedule;
 pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;

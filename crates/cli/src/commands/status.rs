@@ -1,5 +1,6 @@
-//! `runyard status`: what a queue or a recorded run holds, or with
-//! `--job ID` one job in full ([`job`]).
+//! `runyard status`: what a queue or a recorded run holds (counts, live
+//! workers, flow control, schedules, dead jobs), or with `--job ID` one job
+//! in full ([`job`]).
 
 mod job;
 
@@ -74,6 +75,9 @@ struct Status {
     /// Flow control, for a queue that keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<FlowView>,
+    /// The schedules, for a queue that keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedules: Option<Vec<super::schedule::ScheduleView>>,
 }
 
 /// A queue's stored limits, paused tasks and what holds its waiting jobs.
@@ -257,6 +261,10 @@ fn read(
             .collect(),
         dead: dead_jobs(q, dead)?,
         flow: flow_view(q)?,
+        schedules: match q.as_schedules() {
+            Some(s) => Some(s.schedules()?.iter().map(Into::into).collect()),
+            None => None,
+        },
     })
 }
 
@@ -407,6 +415,12 @@ fn render(s: &Status, now: Timestamp, human: &Human) -> String {
     }
     if let Some(f) = &s.flow {
         render_flow(&mut out, f, human);
+    }
+    if let Some(views) = s.schedules.as_deref().filter(|v| !v.is_empty()) {
+        let _ = writeln!(out, "\n{}", human.bold("schedules:"));
+        for line in super::schedule::table(views) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     if !s.dead.is_empty() {
         let shown = if (s.dead.len() as u64) < c.dead {

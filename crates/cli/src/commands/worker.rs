@@ -68,6 +68,11 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) events: Option<PathBuf>,
 
+    /// Fire no schedules: leave their ticks to the queue's other workers
+    /// (by default every worker fires the due ticks; each makes one job).
+    #[arg(long)]
+    pub(crate) no_schedules: bool,
+
     /// Print only errors (no line per finished job).
     #[arg(short, long)]
     pub(crate) quiet: bool,
@@ -173,6 +178,7 @@ fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
         .mode(args.mode.unwrap_or(Mode::Auto))
         .grace(args.grace)
         .lease(args.lease)
+        .schedules(!args.no_schedules)
         .tasks(tasks);
     if let Some(j) = args.concurrency {
         config = config.concurrency(j as usize);

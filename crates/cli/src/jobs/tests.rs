@@ -66,7 +66,7 @@ fn files(texts: &[&str]) -> Result<Jobs, InputError> {
             (PathBuf::from(name), t.to_string())
         })
         .collect();
-    collect(&engine(), &[], files, &JobOptions::default())
+    collect(&engine(), &[], files, &JobOptions::default(), Uses::Now)
 }
 
 fn args(args: &[&str]) -> Result<Vec<Prepared>, InputError> {
@@ -76,6 +76,7 @@ fn args(args: &[&str]) -> Result<Vec<Prepared>, InputError> {
         &args,
         &JobOptions::default(),
         &mut Tally::default(),
+        Uses::Now,
     )
 }
 
@@ -128,12 +129,28 @@ fn the_cap_holds_for_all_counts_of_a_command_together() {
     let mut tally = Tally::default();
     let engine = engine();
     let flags = JobOptions::default();
-    from_args(&engine, &[format!("noop*{MAX_JOBS}")], &flags, &mut tally).unwrap();
+    from_args(
+        &engine,
+        &[format!("noop*{MAX_JOBS}")],
+        &flags,
+        &mut tally,
+        Uses::Now,
+    )
+    .unwrap();
     let src = Source {
         path: Path::new("jobs.toml"),
         text: "[[job]]\ntask = \"noop\"\ncount = 2\n",
     };
-    let e = from_text(&engine, &src, 0, &flags, &mut tally, &mut Vec::new()).unwrap_err();
+    let e = from_text(
+        &engine,
+        &src,
+        0,
+        &flags,
+        &mut tally,
+        &mut Vec::new(),
+        Uses::Now,
+    )
+    .unwrap_err();
     assert_eq!(e.location, "jobs.toml:3:9");
     assert!(
         e.message.contains("at most 100000000 jobs per command"),

@@ -174,7 +174,35 @@ impl EventSink for JobLines {
                     self.human.state("cancelled")
                 )
             }
+            Event::Fired {
+                schedule,
+                tick,
+                jobs,
+                ..
+            } => {
+                let ids: Vec<String> = jobs.iter().map(|j| format!("#{j}")).collect();
+                format!(
+                    "{} schedule {schedule} tick {tick}: {}",
+                    self.human.state("fired"),
+                    ids.join(" ")
+                )
+            }
+            Event::Skipped { schedule, tick, .. } => format!(
+                "{} schedule {schedule} tick {tick}: its last job has not ended (overlap = skip)",
+                self.human.state("skipped")
+            ),
+            Event::Missed {
+                schedule, count, ..
+            } => format!(
+                "{} schedule {schedule}: {count} tick{} not fired within the grace",
+                self.human.state("missed"),
+                if *count == 1 { "" } else { "s" }
+            ),
             _ => return,
+        };
+        let line = match e.tick() {
+            Some(t) => format!("{line} schedule={} tick={}", t.schedule, t.tick),
+            None => line,
         };
         // A failure is kept in `human`, and told when the run ends.
         let _ = self.human.line(&line);

@@ -1,7 +1,8 @@
 //! `runyard status --job ID`: one job in full: its state, every attempt
 //! (outcome, times, the whole error), its output, the jobs it is after and
 //! the jobs after it (each with its name and state), and, for a job
-//! cancelled by a job it was after, that job.
+//! cancelled by a job it was after, that job; for a job a schedule made,
+//! the schedule and the tick.
 
 use std::fmt::Write as _;
 
@@ -104,6 +105,9 @@ fn render(
     }
     let _ = writeln!(out, "  params      {}", v.params.as_json());
     let _ = writeln!(out, "  enqueued    {}", v.enqueued_at);
+    if let Some(t) = &v.schedule {
+        let _ = writeln!(out, "  schedule    {}, tick {}", t.schedule, t.tick);
+    }
     if !v.after.is_empty() {
         let _ = writeln!(out, "  run_if      {}", v.run_if);
     }
