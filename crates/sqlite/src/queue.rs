@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use runyard_core::{
     AttemptRecord, Backoff, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Timestamp,
+    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
@@ -216,6 +216,8 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             f.key_rate,
             f.limited,
             tag,
+            j.schedule.as_ref().map(|t| t.schedule.as_str()),
+            j.schedule.as_ref().map(|t| t.tick.as_micros()),
         ])?;
         out.push(if n == 1 {
             tags.taken(j, tag);
@@ -269,7 +271,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
     let timeout: Option<i64> = r.get(6)?;
     let parents: i64 = r.get(12)?;
     let c = Claimed {
-        schedule: None,
+        schedule: tick_of(r.get(14)?, r.get(15)?),
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
         claim: r.get::<_, i64>(11)? as u64,
@@ -288,6 +290,14 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
         admitted_at: None,
     };
     Ok((c, parents > 0, r.get::<_, Option<i64>>(13)?.unwrap_or(0)))
+}
+
+/// A job's schedule and tick from its row's columns.
+pub(crate) fn tick_of(schedule: Option<String>, tick: Option<i64>) -> Option<Tick> {
+    Some(Tick {
+        schedule: schedule?,
+        tick: Timestamp::from_micros(tick?),
+    })
 }
 
 impl Queue for SqliteQueue {
@@ -919,9 +929,15 @@ impl Inspect for SqliteQueue {
         } else {
             filter.limit as i64
         };
-        // A file from before workflows, read as it is, has no workflow columns.
+        // A file from before workflows, read as it is, has no workflow
+        // columns; one from before schedules, no schedule columns.
         let linked = self.version >= 4;
-        let sql = if linked { &SQL.list } else { &SQL.list_v3 };
+        let scheduled = self.version >= 6;
+        let sql = match self.version {
+            ..=3 => &SQL.list_v3,
+            4 | 5 => &SQL.list_v5,
+            _ => &SQL.list,
+        };
         let mut st = conn.prepare_cached(sql).map_err(sql_err)?;
         st.raw_bind_parameter(1, filter.after.map_or(0, |a| a.0) as i64)
             .and_then(|_| st.raw_bind_parameter(2, filter.state.map(JobState::as_str)))
@@ -952,8 +968,13 @@ impl Inspect for SqliteQueue {
             let run_at: i64 = r.get(4).map_err(sql_err)?;
             let output: Option<String> = r.get(6).map_err(sql_err)?;
             let started: bool = r.get(7).map_err(sql_err)?;
+            let schedule = if scheduled {
+                tick_of(r.get(13).map_err(sql_err)?, r.get(14).map_err(sql_err)?)
+            } else {
+                None
+            };
             jobs.push(JobView {
-                schedule: None,
+                schedule,
                 id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
                 task: r.get(1).map_err(sql_err)?,
                 params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),

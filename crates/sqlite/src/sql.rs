@@ -60,6 +60,7 @@ statements! {
     limits_all = "limits_all.sql";
     list = "list.sql";
     list_v3 = "list_v3.sql";
+    list_v5 = "list_v5.sql";
     live_workers = "live_workers.sql";
     meta_get = "meta_get.sql";
     meta_set = "meta_set.sql";
