@@ -15,8 +15,8 @@ use runyard_core::{
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
     Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
-    Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot, Writes,
+    Queue, QueueError, Recorded, Rescue, Rescued, Schedules, Submit, SystemClock, TaskNames,
+    Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
@@ -42,7 +42,7 @@ pub struct SqliteQueue {
     names: TaskNames,
     /// The file's schema version (older than this build's only when the
     /// file was opened to inspect it).
-    version: u32,
+    pub(crate) version: u32,
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
     submit: LazySubmit,
@@ -96,7 +96,7 @@ impl SqliteQueue {
         &self.path
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -105,11 +105,11 @@ impl SqliteQueue {
         write_on(&mut self.lock(), f)
     }
 
-    fn now_us(&self) -> i64 {
+    pub(crate) fn now_us(&self) -> i64 {
         self.clock.now().as_micros()
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.unstall();
         self.waker.wake();
     }
@@ -167,7 +167,7 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
 /// Adds jobs in `tx` at time `now`: a batch where some job has a name or
 /// parents the linked way ([`flow::insert_linked`]), others one plain
 /// statement a job. An `Err` inside means nothing may be committed.
-fn insert_jobs(
+pub(crate) fn insert_jobs(
     tx: &Tx<'_>,
     jobs: &[NewJob],
     now: i64,
@@ -247,7 +247,7 @@ fn write_on<T>(
 
 /// As [`write_on`], for work that may refuse its input: committed only
 /// when `f` accepts it, rolled back (nothing written) otherwise.
-fn write_checked_on<T>(
+pub(crate) fn write_checked_on<T>(
     conn: &mut Connection,
     f: impl Fn(&Tx<'_>) -> rusqlite::Result<Result<T, QueueError>>,
 ) -> Result<T, QueueError> {
@@ -314,6 +314,10 @@ impl Queue for SqliteQueue {
     }
 
     fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn Schedules> {
         Some(self)
     }
 

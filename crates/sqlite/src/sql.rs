@@ -88,6 +88,15 @@ statements! {
     retry = "retry.sql";
     retry_row = "retry_row.sql";
     running_counts = "running_counts.sql";
+    schedule_add = "schedule_add.sql";
+    schedule_change = "schedule_change.sql";
+    schedule_fired_now = "schedule_fired_now.sql";
+    schedule_get = "schedule_get.sql";
+    schedule_pause = "schedule_pause.sql";
+    schedule_remove = "schedule_remove.sql";
+    schedule_settle = "schedule_settle.sql";
+    schedules_due = "schedules_due.sql";
+    schedules_next = "schedules_next.sql";
     set_cause = "set_cause.sql";
     started = "started.sql";
     starts_add = "starts_add.sql";
