@@ -203,6 +203,12 @@ impl PgQueue {
         self.pool.opts.sql(s)
     }
 
+    /// The schema's version (older than this build's only when the queue
+    /// was opened to inspect it).
+    pub(crate) fn schema_version(&self) -> i32 {
+        self.version
+    }
+
     pub(crate) fn clock_now_us(&self) -> i64 {
         self.now_us()
     }
@@ -829,6 +835,10 @@ impl Queue for PgQueue {
     }
 
     fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn runyard_queue::Schedules> {
         Some(self)
     }
 
