@@ -18,4 +18,4 @@ WHERE j.id = ANY(ARRAY(
 ))
 RETURNING j.id, j.attempt, j.task, j.params, j.max_attempts, j.backoff, j.timeout_us, j.priority,
           j.mode, j.isolate, j.run_at, j.claims,
-          EXISTS (SELECT 1 FROM runyard.edges e WHERE e.child = j.id), j.tag
+          EXISTS (SELECT 1 FROM runyard.edges e WHERE e.child = j.id), j.tag, j.schedule, j.tick

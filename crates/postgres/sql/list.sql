@@ -1,10 +1,12 @@
 -- Jobs with ids above $1, at most $5 (all when NULL), by id: only those of
 -- task $4 unless it is NULL, and only those in state $2 (a state's name) at
 -- time $3 unless it is NULL. A claim that has not started is queued, as
--- counts_by_task.sql counts it. With each, its name, run_if, and the id and
--- name of the job whose end cancelled it.
+-- counts_by_task.sql counts it. With each, its name, run_if, the id and
+-- name of the job whose end cancelled it, and the schedule and tick that
+-- made it.
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started, j.name,
-       j.run_if, j.cause, (SELECT c.name FROM runyard.jobs c WHERE c.id = j.cause)
+       j.run_if, j.cause, (SELECT c.name FROM runyard.jobs c WHERE c.id = j.cause), j.schedule,
+       j.tick
 FROM runyard.jobs j
 WHERE id > $1
   AND ($4::text IS NULL OR j.task = $4)

@@ -16,7 +16,7 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_claims.sql"),
     include_str!("../migrations/0004_workflows.sql"),
     include_str!("../migrations/0005_flow.sql"),
+    include_str!("../migrations/0006_schedules.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the
@@ -42,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "key_tags",
     "running",
     "rate_starts",
+    "schedules",
 ];
 
 /// What connecting may do to the queue's schema.
@@ -75,6 +77,7 @@ pub struct PgOptions {
     pub(crate) pool_size: usize,
     pub(crate) mode: OpenMode,
     pub(crate) limits_on_queue_clock: bool,
+    pub(crate) schedules_on_queue_clock: bool,
     url: String,
 }
 
@@ -164,6 +167,7 @@ impl PgOptions {
             pool_size: 4,
             mode: OpenMode::CreateOrOpen,
             limits_on_queue_clock: false,
+            schedules_on_queue_clock: false,
             url: redact(url),
         })
     }
@@ -181,6 +185,17 @@ impl PgOptions {
     /// clocks differ). For tests that drive the queue with a manual clock.
     pub fn limits_on_queue_clock(mut self, yes: bool) -> PgOptions {
         self.limits_on_queue_clock = yes;
+        self
+    }
+
+    /// Whether schedules tick on the clock the queue was opened with rather
+    /// than on the database's (default no: every worker then decides which
+    /// ticks are due, adds schedules and anchors their intervals by one
+    /// clock, however the workers' clocks differ). For tests that drive the
+    /// queue with a manual clock, as [`PgOptions::limits_on_queue_clock`]
+    /// does for limits.
+    pub fn schedules_on_queue_clock(mut self, yes: bool) -> PgOptions {
+        self.schedules_on_queue_clock = yes;
         self
     }
 

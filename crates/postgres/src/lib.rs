@@ -22,6 +22,7 @@ mod conn;
 mod flow;
 mod limits;
 mod queue;
+mod schedules;
 #[cfg(feature = "testing")]
 pub mod testing;
 

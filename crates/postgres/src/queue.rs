@@ -13,7 +13,7 @@ use postgres::types::ToSql;
 use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
     AttemptRecord, Backoff, Cause, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
-    RunIf, TaskName, Timestamp,
+    RunIf, TaskName, Tick, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
@@ -63,6 +63,7 @@ struct Sql {
     release: String,
     renew_worker: String,
     started: String,
+    set_ticks: String,
     flow: FlowSql,
 }
 
@@ -162,6 +163,7 @@ impl PgQueue {
             release: o.sql(RELEASE),
             renew_worker: o.sql(RENEW_WORKER),
             started: o.sql(STARTED),
+            set_ticks: o.sql(include_str!("../sql/set_ticks.sql")),
             flow: FlowSql::new(o),
         };
         let lsql = LimitSql::new(o);
@@ -199,6 +201,12 @@ impl PgQueue {
 
     pub(crate) fn q(&self, s: &str) -> String {
         self.pool.opts.sql(s)
+    }
+
+    /// The schema's version (older than this build's only when the queue
+    /// was opened to inspect it).
+    pub(crate) fn schema_version(&self) -> i32 {
+        self.version
     }
 
     pub(crate) fn clock_now_us(&self) -> i64 {
@@ -247,37 +255,91 @@ impl PgQueue {
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, QueueError> {
         runyard_queue::admit(&self.capabilities(), jobs)?;
-        if jobs.iter().any(needs_flow) {
-            let now = self.now_us();
-            return match self
-                .insert_flow_in(tx, jobs, now)
-                .map_err(|e| pg_err("enqueueing jobs", e))??
-            {
-                Some(out) => Ok(out),
-                None => Err(QueueError::new(
-                    QueueErrorKind::Conflict,
-                    "an idempotency key of the batch was taken by another transaction at the                      same moment; nothing was enqueued: roll back and enqueue again",
-                )),
-            };
+        match self
+            .insert_in(tx, jobs)
+            .map_err(|e| pg_err("enqueueing jobs", e))??
+        {
+            Some(out) => Ok(out),
+            None => Err(QueueError::new(
+                QueueErrorKind::Conflict,
+                "an idempotency key of the batch was taken by another transaction at the \
+                 same moment; nothing was enqueued: roll back and enqueue again",
+            )),
         }
-        if linked(jobs) {
-            return match flow::insert(tx, &self.sql.flow, jobs, self.now_us())
-                .map_err(|e| pg_err("enqueueing jobs", e))??
-            {
-                Some(out) => Ok(out),
-                None => Err(QueueError::new(
-                    QueueErrorKind::Conflict,
-                    "an idempotency key of the batch was taken by another transaction at the \
-                     same moment; nothing was enqueued: roll back and enqueue again",
-                )),
-            };
+    }
+
+    /// Adds admitted jobs in `tx` by the way their batch needs (flow,
+    /// linked or plain), and marks those a schedule made: `Ok(None)` when
+    /// an idempotency key was taken at the same moment.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn insert_in(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        jobs: &[NewJob],
+    ) -> Result<Result<Option<Vec<Enqueued>>, QueueError>, postgres::Error> {
+        let out = if jobs.iter().any(needs_flow) {
+            self.insert_flow_in(tx, jobs, self.now_us())?
+        } else if linked(jobs) {
+            flow::insert(tx, &self.sql.flow, jobs, self.now_us())?
+        } else {
+            let sql = [
+                self.sql.insert_plain.as_str(),
+                self.sql.insert_jobs.as_str(),
+            ];
+            Ok(Some(self.insert_rows(tx, sql, jobs)?))
+        };
+        if let Ok(Some(added)) = &out {
+            self.mark_ticks(tx, jobs, added)?;
         }
-        let sql = [
-            self.sql.insert_plain.as_str(),
-            self.sql.insert_jobs.as_str(),
-        ];
-        self.insert_rows(tx, sql, jobs)
-            .map_err(|e| pg_err("enqueueing jobs", e))
+        Ok(out)
+    }
+
+    /// Writes the schedule and tick of the new jobs that carry one.
+    fn mark_ticks(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        jobs: &[NewJob],
+        added: &[Enqueued],
+    ) -> Result<(), postgres::Error> {
+        let (mut ids, mut names, mut ticks) = (Vec::new(), Vec::new(), Vec::new());
+        for (j, e) in jobs.iter().zip(added) {
+            if let (Some(t), Enqueued::New(id)) = (&j.schedule, e) {
+                ids.push(id.0 as i64);
+                names.push(t.schedule.as_str());
+                ticks.push(t.tick.as_micros());
+            }
+        }
+        if !ids.is_empty() {
+            tx.execute(&self.sql.set_ticks, &[&ids, &names, &ticks])?;
+        }
+        Ok(())
+    }
+
+    /// Adds a batch with jobs a schedule made, in one transaction (again
+    /// when an idempotency key was taken meanwhile).
+    fn insert_marked(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, QueueError> {
+        let out = self.pool.run("enqueueing jobs", |c, committing| loop {
+            let mut tx = c.transaction()?;
+            match self.insert_in(&mut tx, jobs)? {
+                Err(e) => return Ok(Err(e)),
+                Ok(None) => tx.rollback()?,
+                Ok(Some(out)) => {
+                    committing.set(true);
+                    tx.commit()?;
+                    return Ok(Ok(out));
+                }
+            }
+        })??;
+        if jobs.iter().any(|j| !j.limits.is_empty()) {
+            self.flow_on.store(true, Ordering::Relaxed);
+        }
+        if out
+            .iter()
+            .any(|e| matches!(e, Enqueued::New(_) | Enqueued::Replaced(_)))
+        {
+            self.shared.waker.wake();
+        }
+        Ok(out)
     }
 
     /// Adds `jobs` with `insert`: the statement for jobs without
@@ -699,6 +761,14 @@ fn lease_at(r: &Row, at: usize) -> Lease {
     }
 }
 
+/// The mark of a job a schedule made, from its `schedule` and `tick` columns.
+fn tick_of(schedule: Option<String>, tick: Option<i64>) -> Option<Tick> {
+    Some(Tick {
+        schedule: schedule?,
+        tick: Timestamp::from_micros(tick?),
+    })
+}
+
 fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     let backoff: String = r.get(5);
     let mode: String = r.get(8);
@@ -706,7 +776,7 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
     let run_at: i64 = r.get(10);
     let timeout: Option<i64> = r.get(6);
     Claimed {
-        schedule: None,
+        schedule: tick_of(r.get(14), r.get(15)),
         id: JobId(r.get::<_, i64>(0) as u64),
         attempt: r.get::<_, i32>(1) as u32,
         claim: r.get::<_, i64>(11) as u64,
@@ -768,6 +838,10 @@ impl Queue for PgQueue {
         Some(self)
     }
 
+    fn as_schedules(&self) -> Option<&dyn runyard_queue::Schedules> {
+        Some(self)
+    }
+
     /// On a thread of its own with a connection of its own: the future
     /// waits for its answer (see [`LazySubmit`]).
     fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
@@ -785,6 +859,9 @@ impl Queue for PgQueue {
         // and enqueueing again could add the jobs twice. Jobs without keys
         // go in one statement (its own transaction); with keys, the
         // duplicates are looked up in the same transaction.
+        if jobs.iter().any(|j| j.schedule.is_some()) {
+            return self.insert_marked(&jobs);
+        }
         if jobs.iter().any(needs_flow) {
             return self.insert_flow(&jobs);
         }
@@ -1364,8 +1441,11 @@ impl Inspect for PgQueue {
         let after = filter.after.map_or(0, |a| a.0) as i64;
         let limit: Option<i64> = (filter.limit > 0).then_some(filter.limit as i64);
         let flows = self.version >= 4;
-        let jobs_sql = if flows {
+        let ticks = self.version >= 6;
+        let jobs_sql = if ticks {
             self.q(include_str!("../sql/list.sql"))
+        } else if flows {
+            self.q(include_str!("../sql/list_v5.sql"))
         } else {
             self.q(include_str!("../sql/list_v3.sql"))
         };
@@ -1410,7 +1490,11 @@ impl Inspect for PgQueue {
                     (None, RunIf::Success, None)
                 };
                 JobView {
-                    schedule: None,
+                    schedule: if ticks {
+                        tick_of(r.get(12), r.get(13))
+                    } else {
+                        None
+                    },
                     id: JobId(id as u64),
                     task: r.get(1),
                     params: JobParams::from_trusted_json(r.get::<_, &str>(2)),

@@ -152,6 +152,26 @@ impl Cluster {
     }
 }
 
+/// A connection inside an open transaction that holds schedule `name`'s
+/// row as a worker firing it does (the same timeouts set), and then does
+/// nothing more: a worker stopped in the middle of firing. The server
+/// ends the session once the transaction has been idle too long.
+///
+/// # Panics
+///
+/// When the queue cannot be reached, or has no schedule `name`.
+pub fn hold_schedule(opts: &crate::PgOptions, name: &str) -> postgres::Client {
+    let mut c = opts.connect_client().expect("a connection to the queue");
+    c.batch_execute(&format!("BEGIN; {}", crate::schedules::firing_settings()))
+        .expect("a firing transaction begun");
+    let lock = opts.sql("SELECT 1 FROM runyard.schedules WHERE name = $1 FOR UPDATE");
+    let n = c
+        .execute(&lock, &[&name])
+        .expect("the schedule's row locked");
+    assert_eq!(n, 1, "no schedule `{name}` to hold");
+    c
+}
+
 extern "C" fn stop_at_exit() {
     if let Some(Server {
         cluster: Some(c), ..
