@@ -542,6 +542,19 @@ pub mod queue {
     };
 }
 
+/// Schedules kept in a queue (SQLite or PostgreSQL), whose ticks every
+/// worker fires, each once: when they tick ([`Spec`](schedule::Spec)),
+/// their policy, and the queue's side ([`Schedules`](schedule::Schedules),
+/// from [`Queue::schedules`](queue::Queue::schedules)). A
+/// [`Worker`] fires them unless told not to ([`Worker::schedules`]).
+pub mod schedule {
+    pub use runyard_core::{
+        check_schedule_name, plan, CatchUp, CronSpec, Overlap, Plan, Policy, ScheduleError, Spec,
+        Tick, EVERY_MIN, SCHEDULE_NAME_MAX,
+    };
+    pub use runyard_queue::{FireReport, Fired, Put, ScheduleDef, ScheduleInfo, Schedules};
+}
+
 /// The SQLite queue: runs recorded in one file, resumed after a crash
 /// (feature `sqlite`).
 #[cfg(feature = "sqlite")]
