@@ -480,7 +480,10 @@ fn on_a_state_file_one_worker_fires_each_tick_once_across_a_kill_and_catches_up(
     );
     assert!(late[0].tick > last_before);
     assert!(info.missed - missed_before >= 2, "{info:?}");
-    assert_eq!(missed.get("late").copied(), Some(info.missed - missed_before));
+    assert_eq!(
+        missed.get("late").copied(),
+        Some(info.missed - missed_before)
+    );
     // The restarted worker's events name the ticks of the jobs it made
     // (to the millisecond, as events write times).
     let ms = |t: i64| t - t.rem_euclid(1000);

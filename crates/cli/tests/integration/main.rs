@@ -11,6 +11,7 @@ mod guarantees;
 mod jobfile;
 mod limits;
 mod report;
+mod schedules;
 mod signals;
 mod tasks;
 mod util;
