@@ -69,7 +69,7 @@ impl Look {
                     .filter(|v| v.schedule.as_ref().is_some_and(|t| t.schedule == name)),
             );
         }
-        out.sort_by_key(|v| tick_of(v));
+        out.sort_by_key(tick_of);
         out
     }
 
