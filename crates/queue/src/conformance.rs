@@ -79,7 +79,7 @@ pub use schedules::{
     missed_ticks_follow_catch_up_after_the_clock_jumps, nothing_fires_before_the_first_tick,
     overlap_allow_fires_while_the_last_job_runs, overlap_skip_waits_for_the_last_job_to_end,
     put_adds_changes_and_restarts_ticks_when_the_spec_changes,
-    schedules_are_listed_with_what_they_did, Handles,
+    random_firing_settles_every_tick_once, schedules_are_listed_with_what_they_did, Handles,
 };
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
@@ -210,6 +210,11 @@ macro_rules! schedule_conformance_tests {
         fn concurrent_firing_makes_one_submission_per_tick() {
             $crate::conformance::concurrent_firing_makes_one_submission_per_tick(&$make, None);
         }
+
+        #[test]
+        fn random_firing_settles_every_tick_once() {
+            $crate::conformance::random_firing_settles_every_tick_once(&$make, None);
+        }
     };
     ($make:expr, $handles:expr) => {
         $crate::schedule_conformance_tests!(@cases $make);
@@ -220,6 +225,11 @@ macro_rules! schedule_conformance_tests {
                 &$make,
                 Some(&$handles),
             );
+        }
+
+        #[test]
+        fn random_firing_settles_every_tick_once() {
+            $crate::conformance::random_firing_settles_every_tick_once(&$make, Some(&$handles));
         }
     };
     (@cases $make:expr) => {
