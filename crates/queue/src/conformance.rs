@@ -195,8 +195,8 @@ macro_rules! conformance_tests {
 /// for [`conformance_tests!`](crate::conformance_tests). The second, when
 /// the backend can open several handles on one store (as several worker
 /// processes would), makes `n` of them on one fresh store (see
-/// [`Handles`]); the concurrent case then fires from each. Without it,
-/// that case fires from threads sharing one handle.
+/// [`Handles`]); the concurrent and random cases then fire from each.
+/// Without it, those cases fire from threads sharing one handle.
 ///
 /// ```ignore
 /// runyard_queue::schedule_conformance_tests!(fresh, |clock, n| handles(clock, n));
