@@ -11,6 +11,9 @@
 //! runyard_queue::conformance_tests!(|clock| Box::new(MyQueue::open_temp(clock)));
 //! ```
 //!
+//! A queue that keeps schedules also runs
+//! [`schedule_conformance_tests!`](crate::schedule_conformance_tests).
+//!
 //! Time only moves when a test moves the [`ManualClock`](crate::ManualClock), so lease expiry
 //! and retry schedules are tested without sleeping.
 
@@ -23,6 +26,7 @@ mod flow_random;
 mod limits;
 mod limits_random;
 mod pause;
+mod schedules;
 mod support;
 mod unique;
 
@@ -65,6 +69,17 @@ pub use pause::{
     a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
     holds_say_what_keeps_each_job_waiting, keyless_batches_stay_first_in_first_out,
     pausing_every_task_holds_every_job, rate_keys_share_the_workers_fairly_too,
+};
+pub use schedules::{
+    a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
+    a_removed_schedule_fires_no_more_and_its_jobs_stay, a_settled_tick_never_fires_again,
+    a_tick_fires_once_and_its_job_carries_the_tick, a_tick_s_jobs_go_through_the_insert_path,
+    a_workflow_submission_fires_linked, bad_schedules_are_refused_and_nothing_is_stored,
+    concurrent_firing_makes_one_submission_per_tick, fire_now_submits_outside_the_ticks,
+    missed_ticks_follow_catch_up_after_the_clock_jumps, nothing_fires_before_the_first_tick,
+    overlap_allow_fires_while_the_last_job_runs, overlap_skip_waits_for_the_last_job_to_end,
+    put_adds_changes_and_restarts_ticks_when_the_spec_changes,
+    schedules_are_listed_with_what_they_did, Handles,
 };
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
@@ -170,6 +185,60 @@ macro_rules! conformance_tests {
                 $crate::conformance::$name(&$make);
             }
         )*
+    };
+}
+
+/// Runs every schedule conformance case (`conformance/schedules.rs`) as a
+/// `#[test]` of the calling crate, for a queue that keeps schedules.
+///
+/// The first argument makes a fresh, empty queue on the given clock, as
+/// for [`conformance_tests!`](crate::conformance_tests). The second, when
+/// the backend can open several handles on one store (as several worker
+/// processes would), makes `n` of them on one fresh store (see
+/// [`Handles`]); the concurrent case then fires from each. Without it,
+/// that case fires from threads sharing one handle.
+///
+/// ```ignore
+/// runyard_queue::schedule_conformance_tests!(fresh, |clock, n| handles(clock, n));
+/// ```
+#[macro_export]
+macro_rules! schedule_conformance_tests {
+    ($make:expr) => {
+        $crate::schedule_conformance_tests!(@cases $make);
+
+        #[test]
+        fn concurrent_firing_makes_one_submission_per_tick() {
+            $crate::conformance::concurrent_firing_makes_one_submission_per_tick(&$make, None);
+        }
+    };
+    ($make:expr, $handles:expr) => {
+        $crate::schedule_conformance_tests!(@cases $make);
+
+        #[test]
+        fn concurrent_firing_makes_one_submission_per_tick() {
+            $crate::conformance::concurrent_firing_makes_one_submission_per_tick(
+                &$make,
+                Some(&$handles),
+            );
+        }
+    };
+    (@cases $make:expr) => {
+        $crate::conformance_tests!(@tests $make;
+            nothing_fires_before_the_first_tick,
+            a_tick_fires_once_and_its_job_carries_the_tick,
+            missed_ticks_follow_catch_up_after_the_clock_jumps,
+            overlap_skip_waits_for_the_last_job_to_end,
+            overlap_allow_fires_while_the_last_job_runs,
+            a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
+            fire_now_submits_outside_the_ticks,
+            put_adds_changes_and_restarts_ticks_when_the_spec_changes,
+            a_removed_schedule_fires_no_more_and_its_jobs_stay,
+            a_workflow_submission_fires_linked,
+            a_tick_s_jobs_go_through_the_insert_path,
+            a_settled_tick_never_fires_again,
+            schedules_are_listed_with_what_they_did,
+            bad_schedules_are_refused_and_nothing_is_stored,
+        );
     };
 }
 

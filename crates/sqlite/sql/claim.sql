@@ -2,7 +2,7 @@
 -- the planner would take the state index and sort.)
 -- Claims up to ?4 due jobs in fair order (their tags) for worker ?1 with a lease until ?2, at time ?3
 -- (with each its number of parents: only those with some have their
--- parents' outputs read).
+-- parents' outputs read; and the schedule and tick that made it).
 -- SQLite has no SKIP LOCKED: a claim runs in a write transaction (one writer
 -- at a time), so this select-and-update is atomic.
 UPDATE runyard_jobs
@@ -13,4 +13,5 @@ WHERE id IN (
     ORDER BY priority DESC, tag, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents, tag
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents, tag,
+          schedule, tick

@@ -7,4 +7,5 @@ WHERE id IN (
     ORDER BY priority DESC, tag, id
     LIMIT ?4
 )
-RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents, tag
+RETURNING id, attempt, task, params, max_attempts, backoff, timeout_us, priority, mode, isolate, run_at, claims, parents, tag,
+          schedule, tick

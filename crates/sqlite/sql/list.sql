@@ -2,9 +2,10 @@
 -- it is NULL, and only those in state ?2 (a state's name) at time ?3 unless
 -- it is NULL. A claim that has not started is queued, as counts.sql
 -- counts it. Each with its name, run_if, number of parents, and the cause
--- of its cancellation with that job's name.
+-- of its cancellation with that job's name, and the schedule and tick that
+-- made it.
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started,
-       j.name, j.run_if, j.parents, j.cause, c.name
+       j.name, j.run_if, j.parents, j.cause, c.name, j.schedule, j.tick
 FROM runyard_jobs j LEFT JOIN runyard_jobs c ON c.id = j.cause
 WHERE j.id > ?1
   AND (?4 IS NULL OR j.task = ?4)

@@ -202,6 +202,8 @@ pub(crate) fn insert_linked(
             f.key_rate,
             f.limited,
             tag,
+            j.schedule.as_ref().map(|t| t.schedule.as_str()),
+            j.schedule.as_ref().map(|t| t.tick.as_micros()),
         ])?;
         if n == 1 {
             tags.taken(j, tag);

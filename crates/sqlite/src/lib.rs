@@ -15,6 +15,7 @@ mod flow;
 mod limits;
 mod open;
 mod queue;
+mod schedules;
 mod sql;
 
 pub use open::{OpenMode, SCHEMA_VERSION};

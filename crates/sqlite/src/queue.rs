@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use runyard_core::{
     AttemptRecord, Backoff, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Timestamp,
+    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
 use runyard_queue::{
     Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
     Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
-    Queue, QueueError, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker,
-    WakerSlot, Writes,
+    Queue, QueueError, Recorded, Rescue, Rescued, Schedules, Submit, SystemClock, TaskNames,
+    Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
@@ -42,7 +42,7 @@ pub struct SqliteQueue {
     names: TaskNames,
     /// The file's schema version (older than this build's only when the
     /// file was opened to inspect it).
-    version: u32,
+    pub(crate) version: u32,
     registered: Registrations,
     /// Where async callers enqueue (see [`Queue::insert_async`]).
     submit: LazySubmit,
@@ -96,7 +96,7 @@ impl SqliteQueue {
         &self.path
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -105,11 +105,11 @@ impl SqliteQueue {
         write_on(&mut self.lock(), f)
     }
 
-    fn now_us(&self) -> i64 {
+    pub(crate) fn now_us(&self) -> i64 {
         self.clock.now().as_micros()
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.unstall();
         self.waker.wake();
     }
@@ -167,7 +167,7 @@ fn insert_attempt(tx: &Tx<'_>, job: JobId, r: &AttemptRecord) -> rusqlite::Resul
 /// Adds jobs in `tx` at time `now`: a batch where some job has a name or
 /// parents the linked way ([`flow::insert_linked`]), others one plain
 /// statement a job. An `Err` inside means nothing may be committed.
-fn insert_jobs(
+pub(crate) fn insert_jobs(
     tx: &Tx<'_>,
     jobs: &[NewJob],
     now: i64,
@@ -216,6 +216,8 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             f.key_rate,
             f.limited,
             tag,
+            j.schedule.as_ref().map(|t| t.schedule.as_str()),
+            j.schedule.as_ref().map(|t| t.tick.as_micros()),
         ])?;
         out.push(if n == 1 {
             tags.taken(j, tag);
@@ -245,7 +247,7 @@ fn write_on<T>(
 
 /// As [`write_on`], for work that may refuse its input: committed only
 /// when `f` accepts it, rolled back (nothing written) otherwise.
-fn write_checked_on<T>(
+pub(crate) fn write_checked_on<T>(
     conn: &mut Connection,
     f: impl Fn(&Tx<'_>) -> rusqlite::Result<Result<T, QueueError>>,
 ) -> Result<T, QueueError> {
@@ -269,7 +271,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
     let timeout: Option<i64> = r.get(6)?;
     let parents: i64 = r.get(12)?;
     let c = Claimed {
-        schedule: None,
+        schedule: tick_of(r.get(14)?, r.get(15)?),
         id: JobId(r.get::<_, i64>(0)? as u64),
         attempt: r.get(1)?,
         claim: r.get::<_, i64>(11)? as u64,
@@ -290,6 +292,14 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
     Ok((c, parents > 0, r.get::<_, Option<i64>>(13)?.unwrap_or(0)))
 }
 
+/// A job's schedule and tick from its row's columns.
+pub(crate) fn tick_of(schedule: Option<String>, tick: Option<i64>) -> Option<Tick> {
+    Some(Tick {
+        schedule: schedule?,
+        tick: Timestamp::from_micros(tick?),
+    })
+}
+
 impl Queue for SqliteQueue {
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(Durability::Durable, Writes::BetweenClaims).with_all()
@@ -304,6 +314,10 @@ impl Queue for SqliteQueue {
     }
 
     fn as_inspect(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn Schedules> {
         Some(self)
     }
 
@@ -919,9 +933,15 @@ impl Inspect for SqliteQueue {
         } else {
             filter.limit as i64
         };
-        // A file from before workflows, read as it is, has no workflow columns.
+        // A file from before workflows, read as it is, has no workflow
+        // columns; one from before schedules, no schedule columns.
         let linked = self.version >= 4;
-        let sql = if linked { &SQL.list } else { &SQL.list_v3 };
+        let scheduled = self.version >= 6;
+        let sql = match self.version {
+            ..=3 => &SQL.list_v3,
+            4 | 5 => &SQL.list_v5,
+            _ => &SQL.list,
+        };
         let mut st = conn.prepare_cached(sql).map_err(sql_err)?;
         st.raw_bind_parameter(1, filter.after.map_or(0, |a| a.0) as i64)
             .and_then(|_| st.raw_bind_parameter(2, filter.state.map(JobState::as_str)))
@@ -952,8 +972,13 @@ impl Inspect for SqliteQueue {
             let run_at: i64 = r.get(4).map_err(sql_err)?;
             let output: Option<String> = r.get(6).map_err(sql_err)?;
             let started: bool = r.get(7).map_err(sql_err)?;
+            let schedule = if scheduled {
+                tick_of(r.get(13).map_err(sql_err)?, r.get(14).map_err(sql_err)?)
+            } else {
+                None
+            };
             jobs.push(JobView {
-                schedule: None,
+                schedule,
                 id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
                 task: r.get(1).map_err(sql_err)?,
                 params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),

@@ -60,6 +60,7 @@ statements! {
     limits_all = "limits_all.sql";
     list = "list.sql";
     list_v3 = "list_v3.sql";
+    list_v5 = "list_v5.sql";
     live_workers = "live_workers.sql";
     meta_get = "meta_get.sql";
     meta_set = "meta_set.sql";
@@ -87,6 +88,15 @@ statements! {
     retry = "retry.sql";
     retry_row = "retry_row.sql";
     running_counts = "running_counts.sql";
+    schedule_add = "schedule_add.sql";
+    schedule_change = "schedule_change.sql";
+    schedule_fired_now = "schedule_fired_now.sql";
+    schedule_get = "schedule_get.sql";
+    schedule_pause = "schedule_pause.sql";
+    schedule_remove = "schedule_remove.sql";
+    schedule_settle = "schedule_settle.sql";
+    schedules_due = "schedules_due.sql";
+    schedules_next = "schedules_next.sql";
     set_cause = "set_cause.sql";
     started = "started.sql";
     starts_add = "starts_add.sql";

@@ -272,7 +272,7 @@ fn a_version_4_file_migrates_and_its_waiting_jobs_are_claimed_in_order() {
         )
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     assert_eq!(q.next_due().unwrap(), Some(Timestamp::from_micros(0)));
     let first = q.claim("w", 10, LEASE).unwrap();
     assert_eq!(
