@@ -405,31 +405,77 @@ impl PgQueue {
     }
 
     /// Refuses a definition the queue cannot keep, before anything is
-    /// written.
+    /// written: a bad name or interval, no job, jobs the queue lacks a
+    /// capability for, a job with a run-at (a tick's jobs run at the tick)
+    /// or after a job given by id (a submission links only within itself).
     fn check_def(&self, def: &ScheduleDef) -> Result<(), QueueError> {
         runyard_core::check_schedule_name(&def.name).map_err(|e| invalid(e.to_string()))?;
-        if def.jobs.is_empty() {
-            return Err(invalid(format!(
-                "schedule `{}` submits no job: give it one job, or one workflow",
-                def.name
-            )));
-        }
+        let name = &def.name;
         if let Spec::Every { every, .. } = &def.spec {
-            if *every < EVERY_MIN {
+            if *every < EVERY_MIN || every.as_micros() > i64::MAX as u128 {
                 return Err(invalid(format!(
-                    "schedule `{}`: {}",
-                    def.name,
+                    "schedule {name:?}: {}",
                     runyard_core::ScheduleError::Every(runyard_core::format_duration(*every))
                 )));
             }
         }
-        runyard_queue::admit(&self.capabilities(), &def.jobs)
+        if def.jobs.is_empty() {
+            return Err(invalid(format!(
+                "schedule {name:?} submits no job: give it one job, or one workflow"
+            )));
+        }
+        runyard_queue::admit(&self.capabilities(), &def.jobs)?;
+        for (i, j) in def.jobs.iter().enumerate() {
+            let which = || {
+                if def.jobs.len() == 1 {
+                    format!("schedule {name:?}: its job (task `{}`)", j.task)
+                } else {
+                    format!("schedule {name:?}: job {} (task `{}`)", i + 1, j.task)
+                }
+            };
+            if j.run_at.is_some() {
+                return Err(invalid(format!(
+                    "{} has a run-at: a schedule's jobs run at its ticks",
+                    which()
+                )));
+            }
+            if j.after
+                .iter()
+                .any(|a| matches!(a.parent, runyard_core::Parent::Job(_)))
+            {
+                return Err(invalid(format!(
+                    "{} is after a job given by id: a schedule's jobs may only be after jobs \
+                     of its own submission",
+                    which()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to change schedules in a schema older than schedules (a
+    /// queue opened to inspect it as it is).
+    fn schedules_writable(&self) -> Result<(), QueueError> {
+        let v = self.schema_version();
+        if v < SINCE {
+            return Err(QueueError::new(
+                QueueErrorKind::ReadOnly,
+                format!(
+                    "{} (schema `{}`): a queue of schema version {v}, opened to inspect it, \
+                     keeps no schedules (`runyard migrate --queue URL` upgrades it)",
+                    self.options().url(),
+                    self.options().schema_name()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Schedules for PgQueue {
     fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError> {
         self.check_def(def)?;
+        self.schedules_writable()?;
         let jobs = encode_jobs(&def.jobs);
         let parts = SpecParts::of(&def.spec);
         let p = &def.policy;
@@ -528,6 +574,7 @@ impl Schedules for PgQueue {
     }
 
     fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, QueueError> {
+        self.schedules_writable()?;
         let sql = self.q(include_str!("../sql/pause_schedule.sql"));
         let found = self.tx_run("pausing a schedule", |tx| {
             Ok(tx.query_opt(&sql, &[&name, &paused])?.is_some())
@@ -536,6 +583,7 @@ impl Schedules for PgQueue {
     }
 
     fn remove_schedule(&self, name: &str) -> Result<bool, QueueError> {
+        self.schedules_writable()?;
         let sql = self.q(include_str!("../sql/remove_schedule.sql"));
         let n = self.tx_run("removing a schedule", |tx| tx.execute(&sql, &[&name]))?;
         Ok(n > 0)
@@ -591,6 +639,7 @@ impl Schedules for PgQueue {
     }
 
     fn fire_now(&self, name: &str) -> Result<Option<Fired>, QueueError> {
+        self.schedules_writable()?;
         let lock = self.q(include_str!("../sql/lock_schedule.sql"));
         let record = self.q(include_str!("../sql/fired_now.sql"));
         let out = self.pool_run("running a schedule", |c, committing| 'again: loop {

@@ -313,6 +313,8 @@ fn a_schema_5_queue_is_upgraded_to_6_with_its_jobs() {
     assert_eq!((jobs.len(), jobs[0].schedule.clone()), (1, None));
     assert!(Schedules::schedules(&old).unwrap().is_empty());
     assert!(old.fire_due().unwrap().fired.is_empty());
+    let e = old.put_schedule(&def("s", every(5))).unwrap_err();
+    assert_eq!(e.kind(), runyard_queue::QueueErrorKind::ReadOnly, "{e}");
     assert_eq!(version(&mut db), 5, "inspecting upgraded nothing");
 
     let clock = Arc::new(ManualClock::new(start()));
