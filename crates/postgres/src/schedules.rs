@@ -29,6 +29,7 @@
 
 use std::time::Duration;
 
+use postgres::error::SqlState;
 use postgres::{GenericClient, Row, Transaction};
 use runyard_core::{plan, CatchUp, JobId, Overlap, Policy, Spec, Tick, Timestamp, EVERY_MIN};
 use runyard_queue::{
@@ -229,6 +230,14 @@ impl Stored {
     }
 }
 
+/// The statements of a firing transaction.
+struct FireSql {
+    read: String,
+    lock: String,
+    unfinished: String,
+    settle: String,
+}
+
 /// What one firing transaction settled.
 struct Settled {
     fired: Vec<Fired>,
@@ -268,33 +277,81 @@ impl PgQueue {
     /// holds its row; `None` when another transaction holds it, or it is
     /// paused, gone or not due.
     fn fire_one(&self, name: &str) -> Result<Option<Settled>, QueueError> {
-        let lock = self.q(include_str!("../sql/lock_due_schedule.sql"));
-        let unfinished = self.q(include_str!("../sql/unfinished.sql"));
-        let settle = self.q(include_str!("../sql/settle_schedule.sql"));
-        let out = self.pool_run("firing a schedule", |c, committing| 'again: loop {
+        let sql = FireSql {
+            read: self.q(include_str!("../sql/schedules.sql")),
+            lock: self.q(include_str!("../sql/lock_due_schedule.sql")),
+            unfinished: self.q(include_str!("../sql/unfinished.sql")),
+            settle: self.q(include_str!("../sql/settle_schedule.sql")),
+        };
+        let out = self.pool_run("firing a schedule", |c, committing| {
+            match self.fire_in(c, committing, &sql, name) {
+                // A lock of the insert held by a worker stopped in its own
+                // transaction: the ticks stay due, for the next call.
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(Ok(None)),
+                r => r,
+            }
+        })??;
+        if let Some(s) = &out {
+            if s.limited {
+                self.flow_on
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !s.fired.is_empty() {
+                self.wake_local();
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`PgQueue::fire_one`] on connection `c`.
+    #[allow(clippy::type_complexity)]
+    fn fire_in(
+        &self,
+        c: &mut postgres::Client,
+        committing: &std::cell::Cell<bool>,
+        sql: &FireSql,
+        name: &str,
+    ) -> Result<Result<Option<Settled>, QueueError>, postgres::Error> {
+        'again: loop {
+            // Planned before the row is locked, from the row as it stands:
+            // a schedule far behind may have many ticks to walk, and the
+            // transaction must not sit idle that long (see FIRING_IDLE).
+            // Under the lock the row must be as planned from, or it is
+            // planned again.
+            let Some(row) = c.query_opt(&sql.read, &[&name])? else {
+                return Ok(Ok(None));
+            };
+            let seen = match Stored::from_row(&row) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            };
+            let now = self.schedule_now(c)?;
+            if seen.paused || seen.next_tick.is_none_or(|n| n > now) {
+                return Ok(Ok(None));
+            }
+            let p = plan(
+                &seen.spec,
+                &seen.policy,
+                Timestamp::from_micros(seen.last_tick),
+                Timestamp::from_micros(now),
+            );
             let mut tx = begin_firing(c)?;
-            let Some(row) = tx.query_opt(&lock, &[&name])? else {
+            let Some(row) = tx.query_opt(&sql.lock, &[&name])? else {
                 return Ok(Ok(None));
             };
             let s = match Stored::from_row(&row) {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(e)),
             };
-            let now = self.schedule_now(&mut tx)?;
-            if s.next_tick.is_none_or(|n| n > now) {
-                return Ok(Ok(None));
+            if (&s.spec, &s.policy, s.last_tick) != (&seen.spec, &seen.policy, seen.last_tick) {
+                tx.rollback()?;
+                continue 'again;
             }
-            let p = plan(
-                &s.spec,
-                &s.policy,
-                Timestamp::from_micros(s.last_tick),
-                Timestamp::from_micros(now),
-            );
             let mut fire = p.fire;
             let mut skipped = Vec::new();
             if s.policy.overlap == Overlap::Skip && !fire.is_empty() {
                 let going = match s.fire {
-                    Some((_, job)) => tx.query_one(&unfinished, &[&job])?.get(0),
+                    Some((_, job)) => tx.query_one(&sql.unfinished, &[&job])?.get(0),
                     None => false,
                 };
                 let keep = if going { 0 } else { 1 };
@@ -328,7 +385,7 @@ impl PgQueue {
                 .last()
                 .and_then(|f| Some((f.tick.as_micros(), f.jobs.first()?.0 as i64)));
             tx.execute(
-                &settle,
+                &sql.settle,
                 &[
                     &name,
                     &p.last.as_micros(),
@@ -348,17 +405,7 @@ impl PgQueue {
                 skipped,
                 missed: p.missed,
             })));
-        })??;
-        if let Some(s) = &out {
-            if s.limited {
-                self.flow_on
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            if !s.fired.is_empty() {
-                self.wake_local();
-            }
         }
-        Ok(out)
     }
 
     /// The schedules (only `name`'s when given).

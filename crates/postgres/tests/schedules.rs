@@ -9,11 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use runyard_core::{JobState, Policy, Spec, Tick, Timestamp};
+use runyard_core::{JobState, OnConflict, Policy, Spec, Tick, Timestamp, Unique};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::job;
 use runyard_queue::{
-    Clock, Inspect, ListFilter, ManualClock, Put, Queue, ScheduleDef, Schedules, SystemClock,
+    Clock, Inspect, ListFilter, ManualClock, NewJob, Put, Queue, ScheduleDef, Schedules,
+    SystemClock,
 };
 
 fn url(name: &str) -> String {
@@ -267,6 +268,43 @@ fn a_worker_stopped_inside_a_firing_transaction_does_not_keep_others_from_firing
         q.fire_due().unwrap().fired.is_empty(),
         "and the tick fired once"
     );
+}
+
+/// A tick whose job waits for a lock that another transaction holds (a
+/// submitter stopped inside its transaction, holding the unique key the
+/// job carries): the firing gives up within its lock timeout, without an
+/// error and without settling the tick, and fires it once the lock is
+/// free, through the unique key like any insert.
+#[test]
+fn a_tick_waiting_on_a_held_lock_stays_due_and_fires_once_it_is_free() {
+    let u = url("sched_lock");
+    let clock = Arc::new(ManualClock::new(start()));
+    let q = on_clock(&u, clock.clone());
+    let keyed = || NewJob {
+        unique: Some(Unique {
+            key: "nightly".into(),
+            within: None,
+            on_conflict: OnConflict::Skip,
+        }),
+        ..job("report", 1, 0)
+    };
+    let mut d = def("s", every(1));
+    d.jobs = vec![keyed()];
+    q.put_schedule(&d).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let mut submitter = client();
+    let mut tx = submitter.transaction().unwrap();
+    let held = q.enqueue_in(&mut tx, &[keyed()]).unwrap()[0].id();
+
+    let r = q.fire_due().unwrap();
+    assert!(r.fired.is_empty(), "{r:?}");
+    assert_eq!(q.schedule("s").unwrap().unwrap().fired, 0, "not settled");
+
+    tx.commit().unwrap();
+    let r = q.fire_due().unwrap();
+    assert_eq!(r.fired.len(), 1);
+    assert_eq!(r.fired[0].jobs, [held], "the waiting job holds the key");
+    assert_eq!(q.counts().unwrap().total(), 1);
 }
 
 /// A queue at schema version 5 (flow control, no schedules) with a job in
