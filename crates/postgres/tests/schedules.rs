@@ -127,6 +127,32 @@ fn a_tick_fires_once_and_its_job_carries_the_mark_in_claims_and_views() {
     assert_eq!(q.get(e[1].id()).unwrap().unwrap().schedule, None);
 }
 
+/// A tick's job under a concurrency limit is claimed by the limited claim
+/// (`claim_limited`), which returns its mark too, and the limit holds.
+#[test]
+fn a_limited_tick_job_is_claimed_with_its_mark_under_its_limit() {
+    let u = url("sched_limited");
+    let clock = Arc::new(ManualClock::new(start()));
+    let q = on_clock(&u, clock.clone());
+    let mut limited = job("report", 1, 0);
+    limited.limits.task_concurrency = Some(1);
+    let mut d = def("s", every(1));
+    d.jobs = vec![limited];
+    q.put_schedule(&d).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let r = q.fire_due().unwrap();
+    assert_eq!(r.fired.len(), 2, "two ticks within the grace");
+    let got = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(got.len(), 1, "a concurrency of one");
+    assert_eq!(
+        got[0].schedule,
+        Some(Tick {
+            schedule: "s".into(),
+            tick: start() + Duration::from_secs(1),
+        })
+    );
+}
+
 /// Two handles on connections of their own (workers on two machines)
 /// calling `fire_due` at the same moment, tick after tick: each tick makes
 /// one submission, whichever of them settles it.
