@@ -742,6 +742,53 @@ pub fn schedules_are_listed_with_what_they_did(make: Factory<'_>) {
     assert_eq!(fire(q).next, Some(at(30)), "the earliest next tick");
 }
 
+pub fn a_cron_schedule_ticks_in_its_zone(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let q = &*q;
+    // START is 08:00 UTC on a January day: 09:00 in Berlin (UTC+1).
+    let berlin = Spec::cron("0 9 * * *", Some("Europe/Berlin")).expect("a valid expression");
+    let quarter = Spec::cron("*/15 * * * *", None).expect("a valid expression");
+    assert_eq!(put(q, &simple("daily", berlin.clone())), Put::Added);
+    assert_eq!(put(q, &simple("quarter", quarter)), Put::Added);
+    let i = info(q, "daily");
+    assert_eq!(
+        i.next_tick,
+        Some(at(24 * 3600)),
+        "the first 09:00 in Berlin strictly after it was added"
+    );
+    assert_eq!(i.def.spec, berlin, "the expression and zone are stored");
+    assert_eq!(i.def.spec.zone(), Some("Europe/Berlin"));
+    assert_eq!(info(q, "quarter").def.spec.zone(), Some("UTC"));
+    assert_eq!(info(q, "quarter").next_tick, Some(at(15 * 60)));
+    clock.advance(secs(15 * 60));
+    let r = fire(q);
+    assert_eq!(ticks(&r, "quarter"), vec![at(15 * 60)]);
+    assert!(ticks(&r, "daily").is_empty());
+    assert_eq!(
+        view(q, r.fired[0].jobs[0]).schedule,
+        mark("quarter", at(15 * 60))
+    );
+    assert_eq!(r.next, Some(at(30 * 60)));
+
+    // Another zone is another spec: it ticks from now.
+    let tokyo = Spec::cron("0 9 * * *", Some("Asia/Tokyo")).expect("a valid expression");
+    assert_eq!(put(q, &simple("daily", berlin)), Put::Unchanged);
+    assert_eq!(put(q, &simple("daily", tokyo)), Put::Changed);
+    let i = info(q, "daily");
+    assert_eq!(i.last_tick, at(15 * 60));
+    // 09:00 in Tokyo (UTC+9) is 00:00 UTC: the next one is 16 h after START.
+    assert_eq!(i.next_tick, Some(at(16 * 3600)));
+    clock.set(at(16 * 3600));
+    let r = fire(q);
+    assert_eq!(ticks(&r, "daily"), vec![at(16 * 3600)]);
+    // The quarter hours passed meanwhile: the grace holds none of them but
+    // the last (16:00), and the latest missed one (15:45) is caught up.
+    assert_eq!(
+        ticks(&r, "quarter"),
+        vec![at(16 * 3600 - 15 * 60), at(16 * 3600)]
+    );
+}
+
 pub fn bad_schedules_are_refused_and_nothing_is_stored(make: Factory<'_>) {
     let (_, q) = fresh(make);
     let q = &*q;
