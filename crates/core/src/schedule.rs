@@ -106,7 +106,9 @@ pub enum Spec {
 /// Day of month and day of week combine as in Vixie cron: when both are
 /// restricted (neither starts with `*`), a day matches when either field
 /// does (`0 0 1,15 * MON`: the 1st, the 15th and every Monday); otherwise
-/// it must match both (`0 0 */2 * MON`: odd days that are Mondays).
+/// it must match both (`0 0 */2 * MON`: odd days that are Mondays). A
+/// `+` before the day of week (`0 0 1 * +MON`) asks for both always.
+/// Seven fields (with a year) are refused.
 ///
 /// # Time zone and daylight saving
 ///
@@ -128,6 +130,9 @@ pub enum Spec {
 ///   (`30 2 * * *` in Europe/Berlin on 2026-03-29: at 03:00 CEST, which
 ///   is 01:00 UTC). Local times that land on the same instant this way
 ///   (`0,30 2 * * *` on that day) make one tick.
+///
+/// Ticks are found up to the year 5000 (croner's horizon) and follow the
+/// zone rules of the IANA database that `chrono-tz` carries.
 #[derive(Clone)]
 pub struct CronSpec {
     expr: String,
