@@ -106,7 +106,9 @@ pub enum Spec {
 /// Day of month and day of week combine as in Vixie cron: when both are
 /// restricted (neither starts with `*`), a day matches when either field
 /// does (`0 0 1,15 * MON`: the 1st, the 15th and every Monday); otherwise
-/// it must match both (`0 0 */2 * MON`: odd days that are Mondays).
+/// it must match both (`0 0 */2 * MON`: odd days that are Mondays). A
+/// `+` before the day of week (`0 0 1 * +MON`) asks for both always.
+/// Seven fields (with a year) are refused.
 ///
 /// # Time zone and daylight saving
 ///
@@ -128,6 +130,9 @@ pub enum Spec {
 ///   (`30 2 * * *` in Europe/Berlin on 2026-03-29: at 03:00 CEST, which
 ///   is 01:00 UTC). Local times that land on the same instant this way
 ///   (`0,30 2 * * *` on that day) make one tick.
+///
+/// Ticks are found up to the year 5000 (croner's horizon) and follow the
+/// zone rules of the IANA database that `chrono-tz` carries.
 #[derive(Clone)]
 pub struct CronSpec {
     expr: String,
@@ -881,6 +886,71 @@ mod tests {
                 let expected = brute_force(zone, from, 12, keep);
                 let got = ticks(&cron(expr, zone), from, expected.len());
                 assert_eq!(got, expected, "{expr} in {zone} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_hour_ticks_are_each_local_time_once_around_each_transition() {
+        // From the definition: each matching local time of each day, at
+        // its first instant, or at the first whole minute after its gap.
+        let expected = |zone: &str, day: &str| -> Vec<Timestamp> {
+            let tz: Tz = zone.parse().unwrap();
+            let day: chrono::NaiveDate = day.parse().unwrap();
+            let mut out: Vec<Timestamp> = (-1..=1)
+                .flat_map(|d| [(1, 0), (1, 30), (2, 0), (2, 30), (3, 0), (3, 30)].map(|hm| (d, hm)))
+                .map(|(d, (h, m))| {
+                    let mut local = (day + TimeDelta::days(d)).and_hms_opt(h, m, 0).unwrap();
+                    loop {
+                        if let Some(at) = tz.from_local_datetime(&local).earliest() {
+                            break Timestamp::from_micros(at.timestamp() * 1_000_000);
+                        }
+                        local += TimeDelta::minutes(1);
+                    }
+                })
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        for (zone, day) in [
+            ("Europe/Berlin", "2026-03-29"),
+            ("Europe/Berlin", "2026-10-25"),
+            ("America/New_York", "2026-03-08"),
+            ("America/New_York", "2026-11-01"),
+        ] {
+            let want = expected(zone, day);
+            let s = cron("0,30 1-3 * * *", zone);
+            let from = Timestamp::from_micros(want[0].as_micros() - 1);
+            let mut got = vec![s.next_after(from).unwrap()];
+            while got.len() < want.len() {
+                got.push(s.next_after(*got.last().unwrap()).unwrap());
+            }
+            assert_eq!(got, want, "in {zone} around {day}");
+        }
+    }
+
+    #[test]
+    fn ticks_move_forward_over_a_whole_year() {
+        // Samples over 2026 in both zones: the next tick is later, and it
+        // is also the next tick from just before it.
+        for zone in ["Europe/Berlin", "America/New_York"] {
+            for expr in [
+                "*/7 * * * *",
+                "0 */5 * * *",
+                "45 1,2 * * *",
+                "30 2 * * 0",
+                "@daily",
+            ] {
+                let s = cron(expr, zone);
+                let mut t = z("2026-01-01T00:00:00Z");
+                while t < z("2027-01-01T00:00:00Z") {
+                    let next = s.next_after(t).unwrap();
+                    assert!(next > t, "{expr} in {zone} after {t:?}: {next:?}");
+                    let just_before = Timestamp::from_micros(next.as_micros() - 1);
+                    assert_eq!(s.next_after(just_before), Some(next), "{expr} in {zone}");
+                    t = t + Duration::from_secs(23_767);
+                }
             }
         }
     }
