@@ -29,6 +29,7 @@
 
 use std::time::Duration;
 
+use postgres::error::SqlState;
 use postgres::{GenericClient, Row, Transaction};
 use runyard_core::{plan, CatchUp, JobId, Overlap, Policy, Spec, Tick, Timestamp, EVERY_MIN};
 use runyard_queue::{
@@ -229,6 +230,14 @@ impl Stored {
     }
 }
 
+/// The statements of a firing transaction.
+struct FireSql {
+    read: String,
+    lock: String,
+    unfinished: String,
+    settle: String,
+}
+
 /// What one firing transaction settled.
 struct Settled {
     fired: Vec<Fired>,
@@ -268,33 +277,81 @@ impl PgQueue {
     /// holds its row; `None` when another transaction holds it, or it is
     /// paused, gone or not due.
     fn fire_one(&self, name: &str) -> Result<Option<Settled>, QueueError> {
-        let lock = self.q(include_str!("../sql/lock_due_schedule.sql"));
-        let unfinished = self.q(include_str!("../sql/unfinished.sql"));
-        let settle = self.q(include_str!("../sql/settle_schedule.sql"));
-        let out = self.pool_run("firing a schedule", |c, committing| 'again: loop {
+        let sql = FireSql {
+            read: self.q(include_str!("../sql/schedules.sql")),
+            lock: self.q(include_str!("../sql/lock_due_schedule.sql")),
+            unfinished: self.q(include_str!("../sql/unfinished.sql")),
+            settle: self.q(include_str!("../sql/settle_schedule.sql")),
+        };
+        let out = self.pool_run("firing a schedule", |c, committing| {
+            match self.fire_in(c, committing, &sql, name) {
+                // A lock of the insert held by a worker stopped in its own
+                // transaction: the ticks stay due, for the next call.
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(Ok(None)),
+                r => r,
+            }
+        })??;
+        if let Some(s) = &out {
+            if s.limited {
+                self.flow_on
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !s.fired.is_empty() {
+                self.wake_local();
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`PgQueue::fire_one`] on connection `c`.
+    #[allow(clippy::type_complexity)]
+    fn fire_in(
+        &self,
+        c: &mut postgres::Client,
+        committing: &std::cell::Cell<bool>,
+        sql: &FireSql,
+        name: &str,
+    ) -> Result<Result<Option<Settled>, QueueError>, postgres::Error> {
+        'again: loop {
+            // Planned before the row is locked, from the row as it stands:
+            // a schedule far behind may have many ticks to walk, and the
+            // transaction must not sit idle that long (see FIRING_IDLE).
+            // Under the lock the row must be as planned from, or it is
+            // planned again.
+            let Some(row) = c.query_opt(&sql.read, &[&name])? else {
+                return Ok(Ok(None));
+            };
+            let seen = match Stored::from_row(&row) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e)),
+            };
+            let now = self.schedule_now(c)?;
+            if seen.paused || seen.next_tick.is_none_or(|n| n > now) {
+                return Ok(Ok(None));
+            }
+            let p = plan(
+                &seen.spec,
+                &seen.policy,
+                Timestamp::from_micros(seen.last_tick),
+                Timestamp::from_micros(now),
+            );
             let mut tx = begin_firing(c)?;
-            let Some(row) = tx.query_opt(&lock, &[&name])? else {
+            let Some(row) = tx.query_opt(&sql.lock, &[&name])? else {
                 return Ok(Ok(None));
             };
             let s = match Stored::from_row(&row) {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(e)),
             };
-            let now = self.schedule_now(&mut tx)?;
-            if s.next_tick.is_none_or(|n| n > now) {
-                return Ok(Ok(None));
+            if (&s.spec, &s.policy, s.last_tick) != (&seen.spec, &seen.policy, seen.last_tick) {
+                tx.rollback()?;
+                continue 'again;
             }
-            let p = plan(
-                &s.spec,
-                &s.policy,
-                Timestamp::from_micros(s.last_tick),
-                Timestamp::from_micros(now),
-            );
             let mut fire = p.fire;
             let mut skipped = Vec::new();
             if s.policy.overlap == Overlap::Skip && !fire.is_empty() {
                 let going = match s.fire {
-                    Some((_, job)) => tx.query_one(&unfinished, &[&job])?.get(0),
+                    Some((_, job)) => tx.query_one(&sql.unfinished, &[&job])?.get(0),
                     None => false,
                 };
                 let keep = if going { 0 } else { 1 };
@@ -328,7 +385,7 @@ impl PgQueue {
                 .last()
                 .and_then(|f| Some((f.tick.as_micros(), f.jobs.first()?.0 as i64)));
             tx.execute(
-                &settle,
+                &sql.settle,
                 &[
                     &name,
                     &p.last.as_micros(),
@@ -348,17 +405,7 @@ impl PgQueue {
                 skipped,
                 missed: p.missed,
             })));
-        })??;
-        if let Some(s) = &out {
-            if s.limited {
-                self.flow_on
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            if !s.fired.is_empty() {
-                self.wake_local();
-            }
         }
-        Ok(out)
     }
 
     /// The schedules (only `name`'s when given).
@@ -405,31 +452,77 @@ impl PgQueue {
     }
 
     /// Refuses a definition the queue cannot keep, before anything is
-    /// written.
+    /// written: a bad name or interval, no job, jobs the queue lacks a
+    /// capability for, a job with a run-at (a tick's jobs run at the tick)
+    /// or after a job given by id (a submission links only within itself).
     fn check_def(&self, def: &ScheduleDef) -> Result<(), QueueError> {
         runyard_core::check_schedule_name(&def.name).map_err(|e| invalid(e.to_string()))?;
-        if def.jobs.is_empty() {
-            return Err(invalid(format!(
-                "schedule `{}` submits no job: give it one job, or one workflow",
-                def.name
-            )));
-        }
+        let name = &def.name;
         if let Spec::Every { every, .. } = &def.spec {
-            if *every < EVERY_MIN {
+            if *every < EVERY_MIN || every.as_micros() > i64::MAX as u128 {
                 return Err(invalid(format!(
-                    "schedule `{}`: {}",
-                    def.name,
+                    "schedule {name:?}: {}",
                     runyard_core::ScheduleError::Every(runyard_core::format_duration(*every))
                 )));
             }
         }
-        runyard_queue::admit(&self.capabilities(), &def.jobs)
+        if def.jobs.is_empty() {
+            return Err(invalid(format!(
+                "schedule {name:?} submits no job: give it one job, or one workflow"
+            )));
+        }
+        runyard_queue::admit(&self.capabilities(), &def.jobs)?;
+        for (i, j) in def.jobs.iter().enumerate() {
+            let which = || {
+                if def.jobs.len() == 1 {
+                    format!("schedule {name:?}: its job (task `{}`)", j.task)
+                } else {
+                    format!("schedule {name:?}: job {} (task `{}`)", i + 1, j.task)
+                }
+            };
+            if j.run_at.is_some() {
+                return Err(invalid(format!(
+                    "{} has a run-at: a schedule's jobs run at its ticks",
+                    which()
+                )));
+            }
+            if j.after
+                .iter()
+                .any(|a| matches!(a.parent, runyard_core::Parent::Job(_)))
+            {
+                return Err(invalid(format!(
+                    "{} is after a job given by id: a schedule's jobs may only be after jobs \
+                     of its own submission",
+                    which()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to change schedules in a schema older than schedules (a
+    /// queue opened to inspect it as it is).
+    fn schedules_writable(&self) -> Result<(), QueueError> {
+        let v = self.schema_version();
+        if v < SINCE {
+            return Err(QueueError::new(
+                QueueErrorKind::ReadOnly,
+                format!(
+                    "{} (schema `{}`): a queue of schema version {v}, opened to inspect it, \
+                     keeps no schedules (`runyard migrate --queue URL` upgrades it)",
+                    self.options().url(),
+                    self.options().schema_name()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Schedules for PgQueue {
     fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError> {
         self.check_def(def)?;
+        self.schedules_writable()?;
         let jobs = encode_jobs(&def.jobs);
         let parts = SpecParts::of(&def.spec);
         let p = &def.policy;
@@ -528,6 +621,7 @@ impl Schedules for PgQueue {
     }
 
     fn pause_schedule(&self, name: &str, paused: bool) -> Result<bool, QueueError> {
+        self.schedules_writable()?;
         let sql = self.q(include_str!("../sql/pause_schedule.sql"));
         let found = self.tx_run("pausing a schedule", |tx| {
             Ok(tx.query_opt(&sql, &[&name, &paused])?.is_some())
@@ -536,6 +630,7 @@ impl Schedules for PgQueue {
     }
 
     fn remove_schedule(&self, name: &str) -> Result<bool, QueueError> {
+        self.schedules_writable()?;
         let sql = self.q(include_str!("../sql/remove_schedule.sql"));
         let n = self.tx_run("removing a schedule", |tx| tx.execute(&sql, &[&name]))?;
         Ok(n > 0)
@@ -591,6 +686,7 @@ impl Schedules for PgQueue {
     }
 
     fn fire_now(&self, name: &str) -> Result<Option<Fired>, QueueError> {
+        self.schedules_writable()?;
         let lock = self.q(include_str!("../sql/lock_schedule.sql"));
         let record = self.q(include_str!("../sql/fired_now.sql"));
         let out = self.pool_run("running a schedule", |c, committing| 'again: loop {

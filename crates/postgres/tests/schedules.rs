@@ -9,11 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
-use runyard_core::{JobState, Policy, Spec, Tick, Timestamp};
+use runyard_core::{JobState, OnConflict, Policy, Spec, Tick, Timestamp, Unique};
 use runyard_postgres::{OpenMode, PgOptions, PgQueue, SCHEMA_VERSION};
 use runyard_queue::conformance::job;
 use runyard_queue::{
-    Clock, Inspect, ListFilter, ManualClock, Put, Queue, ScheduleDef, Schedules, SystemClock,
+    Clock, Inspect, ListFilter, ManualClock, NewJob, Put, Queue, ScheduleDef, Schedules,
+    SystemClock,
 };
 
 fn url(name: &str) -> String {
@@ -124,6 +125,32 @@ fn a_tick_fires_once_and_its_job_carries_the_mark_in_claims_and_views() {
     let e = q.enqueue(vec![marked.clone(), job("plain", 1, 0)]).unwrap();
     assert_eq!(q.get(e[0].id()).unwrap().unwrap().schedule, marked.schedule);
     assert_eq!(q.get(e[1].id()).unwrap().unwrap().schedule, None);
+}
+
+/// A tick's job under a concurrency limit is claimed by the limited claim
+/// (`claim_limited`), which returns its mark too, and the limit holds.
+#[test]
+fn a_limited_tick_job_is_claimed_with_its_mark_under_its_limit() {
+    let u = url("sched_limited");
+    let clock = Arc::new(ManualClock::new(start()));
+    let q = on_clock(&u, clock.clone());
+    let mut limited = job("report", 1, 0);
+    limited.limits.task_concurrency = Some(1);
+    let mut d = def("s", every(1));
+    d.jobs = vec![limited];
+    q.put_schedule(&d).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let r = q.fire_due().unwrap();
+    assert_eq!(r.fired.len(), 2, "two ticks within the grace");
+    let got = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+    assert_eq!(got.len(), 1, "a concurrency of one");
+    assert_eq!(
+        got[0].schedule,
+        Some(Tick {
+            schedule: "s".into(),
+            tick: start() + Duration::from_secs(1),
+        })
+    );
 }
 
 /// Two handles on connections of their own (workers on two machines)
@@ -269,6 +296,43 @@ fn a_worker_stopped_inside_a_firing_transaction_does_not_keep_others_from_firing
     );
 }
 
+/// A tick whose job waits for a lock that another transaction holds (a
+/// submitter stopped inside its transaction, holding the unique key the
+/// job carries): the firing gives up within its lock timeout, without an
+/// error and without settling the tick, and fires it once the lock is
+/// free, through the unique key like any insert.
+#[test]
+fn a_tick_waiting_on_a_held_lock_stays_due_and_fires_once_it_is_free() {
+    let u = url("sched_lock");
+    let clock = Arc::new(ManualClock::new(start()));
+    let q = on_clock(&u, clock.clone());
+    let keyed = || NewJob {
+        unique: Some(Unique {
+            key: "nightly".into(),
+            within: None,
+            on_conflict: OnConflict::Skip,
+        }),
+        ..job("report", 1, 0)
+    };
+    let mut d = def("s", every(1));
+    d.jobs = vec![keyed()];
+    q.put_schedule(&d).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let mut submitter = client();
+    let mut tx = submitter.transaction().unwrap();
+    let held = q.enqueue_in(&mut tx, &[keyed()]).unwrap()[0].id();
+
+    let r = q.fire_due().unwrap();
+    assert!(r.fired.is_empty(), "{r:?}");
+    assert_eq!(q.schedule("s").unwrap().unwrap().fired, 0, "not settled");
+
+    tx.commit().unwrap();
+    let r = q.fire_due().unwrap();
+    assert_eq!(r.fired.len(), 1);
+    assert_eq!(r.fired[0].jobs, [held], "the waiting job holds the key");
+    assert_eq!(q.counts().unwrap().total(), 1);
+}
+
 /// A queue at schema version 5 (flow control, no schedules) with a job in
 /// it: read as it is when inspected (no schedules), and upgraded to 6 on
 /// first use, its job kept and schedules working.
@@ -313,6 +377,8 @@ fn a_schema_5_queue_is_upgraded_to_6_with_its_jobs() {
     assert_eq!((jobs.len(), jobs[0].schedule.clone()), (1, None));
     assert!(Schedules::schedules(&old).unwrap().is_empty());
     assert!(old.fire_due().unwrap().fired.is_empty());
+    let e = old.put_schedule(&def("s", every(5))).unwrap_err();
+    assert_eq!(e.kind(), runyard_queue::QueueErrorKind::ReadOnly, "{e}");
     assert_eq!(version(&mut db), 5, "inspecting upgraded nothing");
 
     let clock = Arc::new(ManualClock::new(start()));

@@ -71,7 +71,7 @@ pub use pause::{
     pausing_every_task_holds_every_job, rate_keys_share_the_workers_fairly_too,
 };
 pub use schedules::{
-    a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
+    a_cron_schedule_ticks_in_its_zone, a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
     a_removed_schedule_fires_no_more_and_its_jobs_stay, a_settled_tick_never_fires_again,
     a_tick_fires_once_and_its_job_carries_the_tick, a_tick_s_jobs_go_through_the_insert_path,
     a_workflow_submission_fires_linked, bad_schedules_are_refused_and_nothing_is_stored,
@@ -79,7 +79,7 @@ pub use schedules::{
     missed_ticks_follow_catch_up_after_the_clock_jumps, nothing_fires_before_the_first_tick,
     overlap_allow_fires_while_the_last_job_runs, overlap_skip_waits_for_the_last_job_to_end,
     put_adds_changes_and_restarts_ticks_when_the_spec_changes,
-    schedules_are_listed_with_what_they_did, Handles,
+    random_firing_settles_every_tick_once, schedules_are_listed_with_what_they_did, Handles,
 };
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
@@ -195,8 +195,8 @@ macro_rules! conformance_tests {
 /// for [`conformance_tests!`](crate::conformance_tests). The second, when
 /// the backend can open several handles on one store (as several worker
 /// processes would), makes `n` of them on one fresh store (see
-/// [`Handles`]); the concurrent case then fires from each. Without it,
-/// that case fires from threads sharing one handle.
+/// [`Handles`]); the concurrent and random cases then fire from each.
+/// Without it, those cases fire from threads sharing one handle.
 ///
 /// ```ignore
 /// runyard_queue::schedule_conformance_tests!(fresh, |clock, n| handles(clock, n));
@@ -210,6 +210,11 @@ macro_rules! schedule_conformance_tests {
         fn concurrent_firing_makes_one_submission_per_tick() {
             $crate::conformance::concurrent_firing_makes_one_submission_per_tick(&$make, None);
         }
+
+        #[test]
+        fn random_firing_settles_every_tick_once() {
+            $crate::conformance::random_firing_settles_every_tick_once(&$make, None);
+        }
     };
     ($make:expr, $handles:expr) => {
         $crate::schedule_conformance_tests!(@cases $make);
@@ -220,6 +225,11 @@ macro_rules! schedule_conformance_tests {
                 &$make,
                 Some(&$handles),
             );
+        }
+
+        #[test]
+        fn random_firing_settles_every_tick_once() {
+            $crate::conformance::random_firing_settles_every_tick_once(&$make, Some(&$handles));
         }
     };
     (@cases $make:expr) => {
@@ -237,6 +247,7 @@ macro_rules! schedule_conformance_tests {
             a_tick_s_jobs_go_through_the_insert_path,
             a_settled_tick_never_fires_again,
             schedules_are_listed_with_what_they_did,
+            a_cron_schedule_ticks_in_its_zone,
             bad_schedules_are_refused_and_nothing_is_stored,
         );
     };

@@ -9,6 +9,10 @@
 //! checked: not an SQLite file, an SQLite file that is not a runyard
 //! queue, a schema from a newer runyard, a read-only file or directory are
 //! each an error, and the file is left untouched.
+//!
+//! The file also keeps schedules (`Queue::as_schedules`): any process that
+//! opens it may fire them, and each tick makes one submission, settled in
+//! the write transaction that inserts its jobs.
 #![forbid(unsafe_code)]
 
 mod flow;

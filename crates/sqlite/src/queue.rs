@@ -1,7 +1,8 @@
 //! The SQLite queue: one concept, the `Queue`, `Admin` and `Inspect`
 //! implementations over one file (its statements are in `sql/`, loaded by
 //! `sql.rs`; opening and migrating the file is `open.rs`; what dependencies
-//! between jobs add, `flow.rs`).
+//! between jobs add, `flow.rs`; schedules, which insert their jobs through
+//! [`insert_jobs`], `schedules.rs`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -277,6 +277,81 @@ pub fn concurrent_firing_makes_one_submission_per_tick(
     assert_eq!(marks, want, "each job carries its own tick");
 }
 
+/// Random clock steps, pauses and concurrent `fire_due` calls from several
+/// handles: under `catch_up = all` with room for every missed tick, each
+/// tick of every schedule is fired exactly once, none lost, none twice,
+/// in order, and each job carries its own tick.
+pub fn random_firing_settles_every_tick_once(make: Factory<'_>, handles: Option<Handles<'_>>) {
+    const HANDLES: usize = 3;
+    let clock = Arc::new(ManualClock::new(START));
+    let qs: Vec<Box<dyn Queue>> = match handles {
+        Some(h) => h(clock.clone(), HANDLES),
+        None => vec![make(clock.clone())],
+    };
+    let q0 = &*qs[0];
+    let all = Policy {
+        overlap: Overlap::Allow,
+        misfire_grace: secs(60),
+        catch_up: CatchUp::All,
+        catch_up_max: 10_000,
+    };
+    let intervals = [1u64, 3, 7, 10];
+    let names: Vec<String> = (0..intervals.len()).map(|i| format!("s{i}")).collect();
+    for (n, e) in names.iter().zip(intervals) {
+        put(q0, &def(n, every(e), all, vec![job("t", 1, 0)]));
+    }
+    let mut rng = fastrand::Rng::with_seed(0x5c4e_d01e);
+    let mut fired: Vec<Fired> = Vec::new();
+    let mut paused = vec![false; names.len()];
+    for _ in 0..150 {
+        match rng.u8(0..10) {
+            0 => {
+                let i = rng.usize(0..names.len());
+                paused[i] = !paused[i];
+                let q = &*qs[rng.usize(0..qs.len())];
+                assert!(sched(q).pause_schedule(&names[i], paused[i]).unwrap());
+            }
+            1..=4 => clock.advance(Duration::from_millis(rng.u64(0..15_000))),
+            _ => {
+                let (a, b) = (rng.usize(0..qs.len()), rng.usize(0..qs.len()));
+                let reports: Vec<FireReport> = std::thread::scope(|s| {
+                    let ta = s.spawn(|| fire(&*qs[a]));
+                    let tb = s.spawn(|| fire(&*qs[b]));
+                    vec![ta.join().unwrap(), tb.join().unwrap()]
+                });
+                for r in reports {
+                    assert!(r.missed.is_empty(), "catch-up has room for all: {r:?}");
+                    assert!(r.skipped.is_empty());
+                    fired.extend(r.fired);
+                }
+            }
+        }
+    }
+    for n in &names {
+        sched(q0).pause_schedule(n, false).unwrap();
+    }
+    fired.extend(fire(q0).fired);
+    let now = q0.now();
+    let mut jobs = 0;
+    for (n, e) in names.iter().zip(intervals) {
+        let mut got: Vec<Timestamp> = fired
+            .iter()
+            .filter(|f| &f.schedule == n)
+            .map(|f| f.tick)
+            .collect();
+        got.sort();
+        let want: Vec<Timestamp> = (1..).map(|k| at(k * e)).take_while(|t| *t <= now).collect();
+        assert_eq!(got, want, "schedule {n}: every tick up to now, once");
+        jobs += want.len() as u64;
+        let i = info(q0, n);
+        assert_eq!((i.fired, i.missed, i.skipped), (want.len() as u64, 0, 0));
+    }
+    assert_eq!(total_jobs(q0), jobs, "one job per tick");
+    for f in &fired {
+        assert_eq!(view(q0, f.jobs[0]).schedule, mark(&f.schedule, f.tick));
+    }
+}
+
 pub fn missed_ticks_follow_catch_up_after_the_clock_jumps(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     let q = &*q;
@@ -380,6 +455,7 @@ pub fn overlap_skip_waits_for_the_last_job_to_end(make: Factory<'_>) {
     clock.advance(secs(60));
     let c = claim_started(q);
     assert_eq!(c[0].id, id);
+    assert_eq!(c[0].schedule, mark("s", at(10)), "a retry keeps its tick");
     end(q, &c[0], Verdict::Succeeded(Output::none()));
     clock.set(at(105));
     // Ticks 50..=100 are due, all within the grace: the plan fires them,
@@ -742,6 +818,53 @@ pub fn schedules_are_listed_with_what_they_did(make: Factory<'_>) {
     assert_eq!(fire(q).next, Some(at(30)), "the earliest next tick");
 }
 
+pub fn a_cron_schedule_ticks_in_its_zone(make: Factory<'_>) {
+    let (clock, q) = fresh(make);
+    let q = &*q;
+    // START is 08:00 UTC on a January day: 09:00 in Berlin (UTC+1).
+    let berlin = Spec::cron("0 9 * * *", Some("Europe/Berlin")).expect("a valid expression");
+    let quarter = Spec::cron("*/15 * * * *", None).expect("a valid expression");
+    assert_eq!(put(q, &simple("daily", berlin.clone())), Put::Added);
+    assert_eq!(put(q, &simple("quarter", quarter)), Put::Added);
+    let i = info(q, "daily");
+    assert_eq!(
+        i.next_tick,
+        Some(at(24 * 3600)),
+        "the first 09:00 in Berlin strictly after it was added"
+    );
+    assert_eq!(i.def.spec, berlin, "the expression and zone are stored");
+    assert_eq!(i.def.spec.zone(), Some("Europe/Berlin"));
+    assert_eq!(info(q, "quarter").def.spec.zone(), Some("UTC"));
+    assert_eq!(info(q, "quarter").next_tick, Some(at(15 * 60)));
+    clock.advance(secs(15 * 60));
+    let r = fire(q);
+    assert_eq!(ticks(&r, "quarter"), vec![at(15 * 60)]);
+    assert!(ticks(&r, "daily").is_empty());
+    assert_eq!(
+        view(q, r.fired[0].jobs[0]).schedule,
+        mark("quarter", at(15 * 60))
+    );
+    assert_eq!(r.next, Some(at(30 * 60)));
+
+    // Another zone is another spec: it ticks from now.
+    let tokyo = Spec::cron("0 9 * * *", Some("Asia/Tokyo")).expect("a valid expression");
+    assert_eq!(put(q, &simple("daily", berlin)), Put::Unchanged);
+    assert_eq!(put(q, &simple("daily", tokyo)), Put::Changed);
+    let i = info(q, "daily");
+    assert_eq!(i.last_tick, at(15 * 60));
+    // 09:00 in Tokyo (UTC+9) is 00:00 UTC: the next one is 16 h after START.
+    assert_eq!(i.next_tick, Some(at(16 * 3600)));
+    clock.set(at(16 * 3600));
+    let r = fire(q);
+    assert_eq!(ticks(&r, "daily"), vec![at(16 * 3600)]);
+    // The quarter hours passed meanwhile: the grace holds none of them but
+    // the last (16:00), and the latest missed one (15:45) is caught up.
+    assert_eq!(
+        ticks(&r, "quarter"),
+        vec![at(16 * 3600 - 15 * 60), at(16 * 3600)]
+    );
+}
+
 pub fn bad_schedules_are_refused_and_nothing_is_stored(make: Factory<'_>) {
     let (_, q) = fresh(make);
     let q = &*q;
@@ -791,6 +914,8 @@ pub fn bad_schedules_are_refused_and_nothing_is_stored(make: Factory<'_>) {
     };
     refused(&simple("s", short), "an interval under a second");
     assert!(sched(q).schedules().unwrap().is_empty(), "nothing stored");
+    let r = fire(q);
+    assert_eq!((r.fired.len(), r.next, r.now), (0, None, START));
 }
 
 #[cfg(test)]
