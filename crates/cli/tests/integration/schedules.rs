@@ -86,6 +86,41 @@ fn add_says_what_it_did_and_list_shows_the_schedule() {
 }
 
 #[test]
+fn a_cron_schedule_keeps_its_zone_and_its_next_tick_is_local() {
+    let d = Dir::new();
+    let q = queue(&d);
+    let out = run(&[
+        "schedule",
+        "add",
+        "berlin",
+        "--queue",
+        &q,
+        "--cron",
+        "0 3 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "noop",
+    ]);
+    out.code(0);
+    assert!(
+        out.stdout.contains("cron \"0 3 * * *\" in Europe/Berlin"),
+        "{}",
+        out.stdout
+    );
+    let s = &list(&q)[0];
+    assert_eq!(
+        (&s["kind"], &s["cron"], &s["zone"]),
+        (&"cron".into(), &"0 3 * * *".into(), &"Europe/Berlin".into())
+    );
+    // 03:00 in Berlin is 02:00 or 01:00 UTC (summer time), on the hour.
+    let next = s["next_tick"].as_str().unwrap();
+    assert!(
+        next.ends_with("T02:00:00.000Z") || next.ends_with("T01:00:00.000Z"),
+        "{next}"
+    );
+}
+
+#[test]
 fn pause_resume_run_and_remove_act_on_the_named_schedule() {
     let d = Dir::new();
     let q = queue(&d);
@@ -283,6 +318,28 @@ fn bad_input_is_refused_before_anything_is_written() {
     );
     refused(&["add", "x", "--queue", &q, "noop"], &["--cron", "--every"]);
     refused(
+        &["add", "x", "--queue", &q, "--cron", "61 * * * *", "noop"],
+        &["--cron", "minute", "e.g. \"0 3 * * *\""],
+    );
+    refused(
+        &["add", "x", "--queue", &q, "--cron", "@reboot", "noop"],
+        &["@reboot has no tick"],
+    );
+    refused(
+        &[
+            "add",
+            "x",
+            "--queue",
+            &q,
+            "--cron",
+            "@daily",
+            "--tz",
+            "Mars/Base",
+            "noop",
+        ],
+        &["--tz", "not an IANA zone", "Europe/Berlin"],
+    );
+    refused(
         &["add", "x", "--queue", &q, "--every", "1s"],
         &["a job", "-f FILE"],
     );
@@ -378,6 +435,11 @@ fn bad_input_is_refused_before_anything_is_written() {
     refused(
         &["sync", "--queue", &q, "-f", "s.toml"],
         &["s.toml:7:8", "given twice"],
+    );
+    d.write("s.toml", "[[schedule]]\nname = \"a\"\ncron = \"0 3 * * *\"\ntz = \"Nowhere/City\"\ntask = \"noop\"\n");
+    refused(
+        &["sync", "--queue", &q, "-f", "s.toml"],
+        &["s.toml:4:6", "not an IANA zone"],
     );
     d.write("s.toml", "[[schedule]]\nname = \"a\"\nevery = \"1s\"\n");
     refused(
