@@ -263,7 +263,7 @@ pub(crate) fn read_sync_file(
     })?;
     let src = Source { path, text: &text };
     let file: SyncFile =
-        toml::from_str(&text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
+        toml::from_str(&text).map_err(|e| src.error(e.span(), sync_message(e.message())))?;
     if file.schedule.is_empty() {
         return Err(src.error(
             None,
@@ -291,6 +291,28 @@ pub(crate) fn read_sync_file(
         out.push(entry_def(engine, &src, span, e, flags)?);
     }
     Ok(out)
+}
+
+/// A sync file's parse error in its words: an unknown key is told with the
+/// keys an entry takes (serde's list would name the refused ones too).
+fn sync_message(m: &str) -> String {
+    let m = m.trim_end();
+    match m
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((key, rest)) if rest.contains("`name`") => format!(
+            "unknown key `{key}` in a [[schedule]] entry: it takes `name`, `cron` (with `tz`) \
+             or `every`, `overlap`, `misfire_grace`, `catch_up`, `catch_up_max`, and either a \
+             job's keys (`task`, `params`, `mode`, `max_attempts`, `timeout`, `backoff`, \
+             `priority`, `isolate`, `unique_key`, `unique_for`, `on_conflict`, \
+             `concurrency_key`, `concurrency`, `rate_key`, `rate`) or `file`"
+        ),
+        Some((key, _)) => {
+            format!("unknown table or key `{key}`: a schedule file holds [[schedule]] tables")
+        }
+        None => m.to_string(),
+    }
 }
 
 fn line_col(text: &str, at: usize) -> (usize, usize) {

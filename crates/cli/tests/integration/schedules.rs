@@ -446,6 +446,19 @@ fn bad_input_is_refused_before_anything_is_written() {
         &["sync", "--queue", &q, "-f", "s.toml"],
         &["s.toml:1:1", "`task`", "`file"],
     );
+    d.write(
+        "s.toml",
+        "[[schedule]]\nname = \"a\"\nevery = \"1s\"\ntask = \"noop\"\nbogus = 1\n",
+    );
+    refused(
+        &["sync", "--queue", &q, "-f", "s.toml"],
+        &["s.toml:5:1", "unknown key `bogus`", "`misfire_grace`"],
+    );
+    d.write("s.toml", "[[schedules]]\nname = \"a\"\n");
+    refused(
+        &["sync", "--queue", &q, "-f", "s.toml"],
+        &["s.toml:1:", "[[schedule]] tables"],
+    );
     // A good entry before a bad one: nothing of the file was written.
     d.write("s.toml", "[[schedule]]\nname = \"good\"\nevery = \"1s\"\ntask = \"noop\"\n\n[[schedule]]\nname = \"bad\"\nevery = \"1s\"\ntask = \"nosuch\"\n");
     refused(
