@@ -333,7 +333,7 @@ mod tests {
     }
 
     /// Parameters whose keys are not in order.
-    const PARAMS: &str = r#"{"z":[1,2.5,"x"],"a":{"b":null}}"#;
+    const PARAMS: &str = r#"{"z":[1,2.5,"x\"y\u00e9\n"],"a":{"b":null}}"#;
 
     /// Every field, with a value other than its default.
     fn full() -> Vec<NewJob> {
