@@ -878,6 +878,26 @@ mod tests {
             .collect()
     }
 
+    /// From points spread over `[from, to)` (at odd microseconds too), the
+    /// next tick is the first of `expected` after the point.
+    fn assert_next_from_anywhere(
+        spec: &Spec,
+        expected: &[Timestamp],
+        from: Timestamp,
+        to: Timestamp,
+    ) {
+        let mut t = from;
+        while t < to {
+            let i = expected.partition_point(|&e| e <= t);
+            assert_eq!(
+                spec.next_after(t),
+                expected.get(i).copied(),
+                "{spec} after {t:?}"
+            );
+            t = t + Duration::from_micros(173_000_317);
+        }
+    }
+
     #[test]
     fn real_time_ticks_are_every_matching_instant_around_each_transition() {
         let days = [
@@ -893,8 +913,10 @@ mod tests {
                 ("*/20 */3 * * *", |h, m| h % 3 == 0 && m % 20 == 0),
             ] {
                 let expected = brute_force(zone, from, 12, keep);
-                let got = ticks(&cron(expr, zone), from, expected.len());
+                let s = cron(expr, zone);
+                let got = ticks(&s, from, expected.len());
                 assert_eq!(got, expected, "{expr} in {zone} from {from}");
+                assert_next_from_anywhere(&s, &expected, z(from), *expected.last().unwrap());
             }
         }
     }
@@ -936,6 +958,7 @@ mod tests {
                 got.push(s.next_after(*got.last().unwrap()).unwrap());
             }
             assert_eq!(got, want, "in {zone} around {day}");
+            assert_next_from_anywhere(&s, &want, from, *want.last().unwrap());
         }
     }
 
