@@ -612,9 +612,9 @@ impl Schedules for SqliteQueue {
         // keep the others from firing: its error is returned after them.
         let mut failed = None;
         for name in due {
-            let planned = read_one(&self.lock(), &name)
-                .map_err(sql_err)?
-                .and_then(|row| Planned::of(&row, now).ok());
+            // Read, then planned with the connection free.
+            let row = read_one(&self.lock(), &name).map_err(sql_err)?;
+            let planned = row.and_then(|row| Planned::of(&row, now).ok());
             let fired = write_checked_on(&mut self.lock(), |tx| {
                 fire_one(tx, &name, now, planned.as_ref())
             });
