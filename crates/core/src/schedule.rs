@@ -106,7 +106,9 @@ pub enum Spec {
 /// Day of month and day of week combine as in Vixie cron: when both are
 /// restricted (neither starts with `*`), a day matches when either field
 /// does (`0 0 1,15 * MON`: the 1st, the 15th and every Monday); otherwise
-/// it must match both (`0 0 */2 * MON`: odd days that are Mondays).
+/// it must match both (`0 0 */2 * MON`: odd days that are Mondays). A
+/// `+` before the day of week (`0 0 1 * +MON`) asks for both always.
+/// Seven fields (with a year) are refused.
 ///
 /// # Time zone and daylight saving
 ///
@@ -128,6 +130,9 @@ pub enum Spec {
 ///   (`30 2 * * *` in Europe/Berlin on 2026-03-29: at 03:00 CEST, which
 ///   is 01:00 UTC). Local times that land on the same instant this way
 ///   (`0,30 2 * * *` on that day) make one tick.
+///
+/// Ticks are found up to the year 5000 (croner's horizon) and follow the
+/// zone rules of the IANA database that `chrono-tz` carries.
 #[derive(Clone)]
 pub struct CronSpec {
     expr: String,
@@ -293,18 +298,23 @@ impl CronSpec {
     /// one). That instant never decreases as the local time grows, so the
     /// tick is that of the first matching local time whose instant is
     /// after `t`: local times up to `t`'s reading ticked at or before it;
-    /// in a second pass, so did those up to `t`'s reading in the first
-    /// pass's offset.
+    /// in a second pass, so did the rest of the repeated ones, in the
+    /// first pass.
     fn next_fixed(
         &self,
         utc: NaiveDateTime,
         local: NaiveDateTime,
         pass: Option<(bool, i64, i64)>,
     ) -> Option<Timestamp> {
-        let mut from = match pass {
-            Some((false, first, second)) => local + TimeDelta::seconds(first - second),
-            _ => local,
-        };
+        let mut from = local;
+        if let Some((false, first, second)) = pass {
+            let now = utc.and_utc().timestamp();
+            if let Some(fall) = self.transition(now - (first - second), now, first) {
+                // The repeated readings end at the fall-back's reading in
+                // the first pass's offset.
+                from = fall + TimeDelta::seconds(first - 1);
+            }
+        }
         loop {
             let l = self.naive_next(from)?;
             let at = match self.offsets_at(&l) {
@@ -332,7 +342,8 @@ impl CronSpec {
         let mut from = local;
         let mut after = utc;
         if let Some((true, first, second)) = pass {
-            if let Some(fall) = self.fall_back(utc, first, first - second) {
+            let now = utc.and_utc().timestamp();
+            if let Some(fall) = self.transition(now, now + (first - second), first) {
                 // The repeated readings are [start, end).
                 let end = fall + TimeDelta::seconds(first);
                 let start = fall + TimeDelta::seconds(second);
@@ -373,24 +384,20 @@ impl CronSpec {
         }
     }
 
-    /// The instant (UTC) at which the clock falls back, in the first pass
-    /// of a repeated hour at `utc` under `offset`: within `span` seconds
-    /// after it, found by bisection (transitions fall on whole seconds).
-    fn fall_back(&self, utc: NaiveDateTime, offset: i64, span: i64) -> Option<NaiveDateTime> {
+    /// The instant (UTC) at which the offset changes from `offset`: the
+    /// first whole second after `lo` (under `offset`) up to `hi` (under
+    /// another), found by bisection; transitions fall on whole seconds.
+    fn transition(&self, mut lo: i64, mut hi: i64, offset: i64) -> Option<NaiveDateTime> {
         let offset_at = |s: i64| {
-            let at = DateTime::from_timestamp(s, 0).map(|d| d.naive_utc());
-            at.map(|at| {
-                i64::from(
-                    self.tz
-                        .offset_from_utc_datetime(&at)
-                        .fix()
-                        .local_minus_utc(),
-                )
-            })
+            let at = DateTime::from_timestamp(s, 0)?.naive_utc();
+            let o = self
+                .tz
+                .offset_from_utc_datetime(&at)
+                .fix()
+                .local_minus_utc();
+            Some(i64::from(o))
         };
-        let mut lo = utc.and_utc().timestamp();
-        let mut hi = lo + span;
-        if offset_at(hi)? == offset {
+        if offset_at(lo)? != offset || offset_at(hi)? == offset {
             return None;
         }
         while hi - lo > 1 {
@@ -770,6 +777,13 @@ mod tests {
         ] {
             assert_eq!(ticks(&s, from, 1), zs(&["2026-10-26T01:30:00Z"]), "{from}");
         }
+        // From the second pass, a time just after the repeated hour comes
+        // next (03:00 CET).
+        let s = cron("0 3 * * *", "Europe/Berlin");
+        assert_eq!(
+            ticks(&s, "2026-10-25T01:10:00Z", 1),
+            zs(&["2026-10-25T02:00:00Z"])
+        );
         // Minutes that step inside a fixed hour: once each, first pass.
         let s = cron("*/20 2 * * *", "Europe/Berlin");
         assert_eq!(
@@ -886,6 +900,71 @@ mod tests {
     }
 
     #[test]
+    fn fixed_hour_ticks_are_each_local_time_once_around_each_transition() {
+        // From the definition: each matching local time of each day, at
+        // its first instant, or at the first whole minute after its gap.
+        let expected = |zone: &str, day: &str| -> Vec<Timestamp> {
+            let tz: Tz = zone.parse().unwrap();
+            let day: chrono::NaiveDate = day.parse().unwrap();
+            let mut out: Vec<Timestamp> = (-1..=1)
+                .flat_map(|d| [(1, 0), (1, 30), (2, 0), (2, 30), (3, 0), (3, 30)].map(|hm| (d, hm)))
+                .map(|(d, (h, m))| {
+                    let mut local = (day + TimeDelta::days(d)).and_hms_opt(h, m, 0).unwrap();
+                    loop {
+                        if let Some(at) = tz.from_local_datetime(&local).earliest() {
+                            break Timestamp::from_micros(at.timestamp() * 1_000_000);
+                        }
+                        local += TimeDelta::minutes(1);
+                    }
+                })
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        for (zone, day) in [
+            ("Europe/Berlin", "2026-03-29"),
+            ("Europe/Berlin", "2026-10-25"),
+            ("America/New_York", "2026-03-08"),
+            ("America/New_York", "2026-11-01"),
+        ] {
+            let want = expected(zone, day);
+            let s = cron("0,30 1-3 * * *", zone);
+            let from = Timestamp::from_micros(want[0].as_micros() - 1);
+            let mut got = vec![s.next_after(from).unwrap()];
+            while got.len() < want.len() {
+                got.push(s.next_after(*got.last().unwrap()).unwrap());
+            }
+            assert_eq!(got, want, "in {zone} around {day}");
+        }
+    }
+
+    #[test]
+    fn ticks_move_forward_over_a_whole_year() {
+        // Samples over 2026 in both zones: the next tick is later, and it
+        // is also the next tick from just before it.
+        for zone in ["Europe/Berlin", "America/New_York"] {
+            for expr in [
+                "*/7 * * * *",
+                "0 */5 * * *",
+                "45 1,2 * * *",
+                "30 2 * * 0",
+                "@daily",
+            ] {
+                let s = cron(expr, zone);
+                let mut t = z("2026-01-01T00:00:00Z");
+                while t < z("2027-01-01T00:00:00Z") {
+                    let next = s.next_after(t).unwrap();
+                    assert!(next > t, "{expr} in {zone} after {t:?}: {next:?}");
+                    let just_before = Timestamp::from_micros(next.as_micros() - 1);
+                    assert_eq!(s.next_after(just_before), Some(next), "{expr} in {zone}");
+                    t = t + Duration::from_secs(23_767);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_next_tick_is_the_same_from_anywhere_before_it() {
         // For t in [tick - d, tick), the next tick after t is that tick:
         // nothing between is skipped, whatever the pass or the gap.
@@ -894,7 +973,20 @@ mod tests {
             ("*/10 1 * * *", "America/New_York", "2026-11-01T04:00:00Z"),
             ("*/10 * * * *", "Europe/Berlin", "2026-03-28T23:00:00Z"),
             ("0,20 2 * * *", "Europe/Berlin", "2026-03-28T23:00:00Z"),
-            ("0,20 2 * * *", "Europe/Berlin", "2026-10-24T23:00:00Z"),
+            ("0,20 2,3 * * *", "Europe/Berlin", "2026-10-24T23:00:00Z"),
+            // Falls back half an hour, from 02:00 to 01:30.
+            (
+                "*/30 1,2 * * *",
+                "Australia/Lord_Howe",
+                "2026-04-04T12:00:00Z",
+            ),
+            (
+                "*/30 * * * *",
+                "Australia/Lord_Howe",
+                "2026-04-04T12:00:00Z",
+            ),
+            // Springs forward at midnight: @daily fires at 01:00.
+            ("@daily", "America/Santiago", "2026-09-04T12:00:00Z"),
         ] {
             let s = cron(expr, zone);
             let mut prev = z(from);
