@@ -298,18 +298,23 @@ impl CronSpec {
     /// one). That instant never decreases as the local time grows, so the
     /// tick is that of the first matching local time whose instant is
     /// after `t`: local times up to `t`'s reading ticked at or before it;
-    /// in a second pass, so did those up to `t`'s reading in the first
-    /// pass's offset.
+    /// in a second pass, so did the rest of the repeated ones, in the
+    /// first pass.
     fn next_fixed(
         &self,
         utc: NaiveDateTime,
         local: NaiveDateTime,
         pass: Option<(bool, i64, i64)>,
     ) -> Option<Timestamp> {
-        let mut from = match pass {
-            Some((false, first, second)) => local + TimeDelta::seconds(first - second),
-            _ => local,
-        };
+        let mut from = local;
+        if let Some((false, first, second)) = pass {
+            let now = utc.and_utc().timestamp();
+            if let Some(fall) = self.transition(now - (first - second), now, first) {
+                // The repeated readings end at the fall-back's reading in
+                // the first pass's offset.
+                from = fall + TimeDelta::seconds(first - 1);
+            }
+        }
         loop {
             let l = self.naive_next(from)?;
             let at = match self.offsets_at(&l) {
@@ -337,7 +342,8 @@ impl CronSpec {
         let mut from = local;
         let mut after = utc;
         if let Some((true, first, second)) = pass {
-            if let Some(fall) = self.fall_back(utc, first, first - second) {
+            let now = utc.and_utc().timestamp();
+            if let Some(fall) = self.transition(now, now + (first - second), first) {
                 // The repeated readings are [start, end).
                 let end = fall + TimeDelta::seconds(first);
                 let start = fall + TimeDelta::seconds(second);
@@ -378,24 +384,20 @@ impl CronSpec {
         }
     }
 
-    /// The instant (UTC) at which the clock falls back, in the first pass
-    /// of a repeated hour at `utc` under `offset`: within `span` seconds
-    /// after it, found by bisection (transitions fall on whole seconds).
-    fn fall_back(&self, utc: NaiveDateTime, offset: i64, span: i64) -> Option<NaiveDateTime> {
+    /// The instant (UTC) at which the offset changes from `offset`: the
+    /// first whole second after `lo` (under `offset`) up to `hi` (under
+    /// another), found by bisection; transitions fall on whole seconds.
+    fn transition(&self, mut lo: i64, mut hi: i64, offset: i64) -> Option<NaiveDateTime> {
         let offset_at = |s: i64| {
-            let at = DateTime::from_timestamp(s, 0).map(|d| d.naive_utc());
-            at.map(|at| {
-                i64::from(
-                    self.tz
-                        .offset_from_utc_datetime(&at)
-                        .fix()
-                        .local_minus_utc(),
-                )
-            })
+            let at = DateTime::from_timestamp(s, 0)?.naive_utc();
+            let o = self
+                .tz
+                .offset_from_utc_datetime(&at)
+                .fix()
+                .local_minus_utc();
+            Some(i64::from(o))
         };
-        let mut lo = utc.and_utc().timestamp();
-        let mut hi = lo + span;
-        if offset_at(hi)? == offset {
+        if offset_at(lo)? != offset || offset_at(hi)? == offset {
             return None;
         }
         while hi - lo > 1 {
@@ -775,6 +777,13 @@ mod tests {
         ] {
             assert_eq!(ticks(&s, from, 1), zs(&["2026-10-26T01:30:00Z"]), "{from}");
         }
+        // From the second pass, a time just after the repeated hour comes
+        // next (03:00 CET).
+        let s = cron("0 3 * * *", "Europe/Berlin");
+        assert_eq!(
+            ticks(&s, "2026-10-25T01:10:00Z", 1),
+            zs(&["2026-10-25T02:00:00Z"])
+        );
         // Minutes that step inside a fixed hour: once each, first pass.
         let s = cron("*/20 2 * * *", "Europe/Berlin");
         assert_eq!(
@@ -869,6 +878,26 @@ mod tests {
             .collect()
     }
 
+    /// From points spread over `[from, to)` (at odd microseconds too), the
+    /// next tick is the first of `expected` after the point.
+    fn assert_next_from_anywhere(
+        spec: &Spec,
+        expected: &[Timestamp],
+        from: Timestamp,
+        to: Timestamp,
+    ) {
+        let mut t = from;
+        while t < to {
+            let i = expected.partition_point(|&e| e <= t);
+            assert_eq!(
+                spec.next_after(t),
+                expected.get(i).copied(),
+                "{spec} after {t:?}"
+            );
+            t = t + Duration::from_micros(173_000_317);
+        }
+    }
+
     #[test]
     fn real_time_ticks_are_every_matching_instant_around_each_transition() {
         let days = [
@@ -884,8 +913,10 @@ mod tests {
                 ("*/20 */3 * * *", |h, m| h % 3 == 0 && m % 20 == 0),
             ] {
                 let expected = brute_force(zone, from, 12, keep);
-                let got = ticks(&cron(expr, zone), from, expected.len());
+                let s = cron(expr, zone);
+                let got = ticks(&s, from, expected.len());
                 assert_eq!(got, expected, "{expr} in {zone} from {from}");
+                assert_next_from_anywhere(&s, &expected, z(from), *expected.last().unwrap());
             }
         }
     }
@@ -927,6 +958,7 @@ mod tests {
                 got.push(s.next_after(*got.last().unwrap()).unwrap());
             }
             assert_eq!(got, want, "in {zone} around {day}");
+            assert_next_from_anywhere(&s, &want, from, *want.last().unwrap());
         }
     }
 
@@ -964,7 +996,20 @@ mod tests {
             ("*/10 1 * * *", "America/New_York", "2026-11-01T04:00:00Z"),
             ("*/10 * * * *", "Europe/Berlin", "2026-03-28T23:00:00Z"),
             ("0,20 2 * * *", "Europe/Berlin", "2026-03-28T23:00:00Z"),
-            ("0,20 2 * * *", "Europe/Berlin", "2026-10-24T23:00:00Z"),
+            ("0,20 2,3 * * *", "Europe/Berlin", "2026-10-24T23:00:00Z"),
+            // Falls back half an hour, from 02:00 to 01:30.
+            (
+                "*/30 1,2 * * *",
+                "Australia/Lord_Howe",
+                "2026-04-04T12:00:00Z",
+            ),
+            (
+                "*/30 * * * *",
+                "Australia/Lord_Howe",
+                "2026-04-04T12:00:00Z",
+            ),
+            // Springs forward at midnight: @daily fires at 01:00.
+            ("@daily", "America/Santiago", "2026-09-04T12:00:00Z"),
         ] {
             let s = cron(expr, zone);
             let mut prev = z(from);

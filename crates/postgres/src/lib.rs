@@ -12,6 +12,10 @@
 //! comes back after its lease was taken over cannot overwrite the new
 //! attempt's outcome.
 //!
+//! The queue keeps schedules too ([`runyard_queue::Schedules`], from
+//! `as_schedules()`): any worker fires them, each tick once, on the
+//! database's clock (see `docs/backends.md` §9).
+//!
 //! A dropped connection or a restarting server is retried with backoff
 //! (60 s by default, [`PgOptions::reconnect_for`]); an enqueue whose
 //! commit was sent but not acknowledged is reported as an error rather than

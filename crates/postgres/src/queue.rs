@@ -79,7 +79,8 @@ struct Sql {
 ///
 /// Times (run-at, leases) are read from the clock of the machine that
 /// writes them: keep the workers' clocks synchronized (NTP), well within
-/// the lease.
+/// the lease. Rate windows and schedule ticks are counted on the
+/// database's clock.
 ///
 /// Every call is a blocking one: call it from a thread, not from inside an
 /// async runtime (the driver runs its own), except

@@ -11,13 +11,16 @@
 //! [`Schedules::fire_due`] reads the due schedules by the `schedules_due`
 //! index, then settles each in a transaction of its own that locks its row
 //! with `FOR UPDATE SKIP LOCKED`: a worker that finds the row locked goes
-//! on to the next schedule, since the holder is firing it. Under the lock
-//! the row is read again, its ticks planned ([`runyard_core::plan`]), the
-//! submissions of the ticks that fire inserted by the queue's own insert
-//! (unique keys, limits and workflow links apply; the insert trigger
-//! notifies the workers at commit), and the row's last tick moved on, all
-//! in that transaction: a tick is settled exactly once, and deleting or
-//! pruning its jobs never makes it fire again.
+//! on to the next schedule, since the holder is firing it. The ticks are
+//! planned ([`runyard_core::plan`]) from the row as read just before (a
+//! schedule far behind may have many ticks to walk, and the transaction
+//! must not sit idle meanwhile); under the lock the row must still be as
+//! planned from, or it is read and planned again. Then the submissions of
+//! the ticks that fire are inserted by the queue's own insert (unique
+//! keys, limits and workflow links apply; the insert trigger notifies the
+//! workers at commit) and the row's last tick is moved on, all in that
+//! transaction: a tick is settled exactly once, and deleting or pruning
+//! its jobs never makes it fire again.
 //!
 //! A worker stopped (SIGSTOP) or cut off inside a firing transaction must
 //! not hold its schedule for long: the transaction sets
@@ -566,7 +569,7 @@ impl Schedules for PgQueue {
                     ],
                 )?;
                 if added.is_some() {
-                    return Ok(Ok(Put::Added));
+                    return Ok(Put::Added);
                 }
                 // Added by another transaction meanwhile: change that one.
                 continue;
@@ -575,7 +578,7 @@ impl Schedules for PgQueue {
             let old = Stored::from_row(&row).ok().filter(|o| o.parts == parts);
             let (spec, last, next) = if let Some(old) = old {
                 if old.policy == *p && old.jobs == jobs {
-                    return Ok(Ok(Put::Unchanged));
+                    return Ok(Put::Unchanged);
                 }
                 (old.spec, old.last_tick, old.next_tick)
             } else {
@@ -608,8 +611,8 @@ impl Schedules for PgQueue {
                     &next,
                 ],
             )?;
-            return Ok(Ok(Put::Changed));
-        })?
+            return Ok(Put::Changed);
+        })
     }
 
     fn schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError> {

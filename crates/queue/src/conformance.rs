@@ -71,7 +71,8 @@ pub use pause::{
     pausing_every_task_holds_every_job, rate_keys_share_the_workers_fairly_too,
 };
 pub use schedules::{
-    a_cron_schedule_ticks_in_its_zone, a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
+    a_cron_schedule_ticks_in_its_zone, a_job_inserted_with_a_tick_keeps_it,
+    a_paused_schedule_fires_nothing_and_resumes_by_its_catch_up,
     a_removed_schedule_fires_no_more_and_its_jobs_stay, a_settled_tick_never_fires_again,
     a_tick_fires_once_and_its_job_carries_the_tick, a_tick_s_jobs_go_through_the_insert_path,
     a_workflow_submission_fires_linked, bad_schedules_are_refused_and_nothing_is_stored,
@@ -248,6 +249,7 @@ macro_rules! schedule_conformance_tests {
             a_settled_tick_never_fires_again,
             schedules_are_listed_with_what_they_did,
             a_cron_schedule_ticks_in_its_zone,
+            a_job_inserted_with_a_tick_keeps_it,
             bad_schedules_are_refused_and_nothing_is_stored,
         );
     };

@@ -17,8 +17,12 @@
 //!   on the file). Inside it, the row is read again: a schedule that
 //!   another handle settled meanwhile (or paused, changed or removed) is
 //!   seen as it is now, and is left alone when it is no longer due. The
-//!   ticks come from [`plan`] on that row; [`Overlap::Skip`] reads the
-//!   state of the last submission's first job in the same statement. The
+//!   ticks come from [`plan`], computed before the transaction from the
+//!   row as it was read then (walking the ticks of a cron schedule far
+//!   behind holds no lock), and used only if the row in the transaction
+//!   has the same last tick and definition (planned again otherwise: a few
+//!   ticks at most); [`Overlap::Skip`] reads the state of the last
+//!   submission's first job in the transaction, with the row. The
 //!   jobs of each tick that fires are inserted by the queue's own insert
 //!   path (so unique keys, limits and workflow links apply as to any
 //!   batch), marked with the schedule and the tick, and the row advances
@@ -37,8 +41,8 @@
 use std::time::Duration;
 
 use runyard_core::{
-    check_schedule_name, plan, CatchUp, JobId, Overlap, Parent, Policy, Spec, Tick, Timestamp,
-    EVERY_MIN,
+    check_schedule_name, plan, CatchUp, JobId, Overlap, Parent, Plan, Policy, Spec, Tick,
+    Timestamp, EVERY_MIN,
 };
 use runyard_queue::stored::{view_state, BLOCKED, RUNNING, WAITING};
 use runyard_queue::{
@@ -380,6 +384,33 @@ fn submit(
     }))
 }
 
+/// A schedule's ticks planned from its row as read before the firing
+/// transaction, at `now`: walking many ticks (a cron schedule far behind)
+/// holds no lock. The transaction uses the plan only if the row it reads
+/// has the same last tick and definition.
+struct Planned {
+    last_tick: i64,
+    cols: Columns,
+    plan: Plan,
+}
+
+impl Planned {
+    fn of(row: &Stored, now: i64) -> Result<Planned, QueueError> {
+        let spec = row.cols.spec(&row.name)?;
+        let policy = row.cols.policy(&row.name)?;
+        Ok(Planned {
+            last_tick: row.last_tick,
+            cols: row.cols.clone(),
+            plan: plan(
+                &spec,
+                &policy,
+                Timestamp::from_micros(row.last_tick),
+                Timestamp::from_micros(now),
+            ),
+        })
+    }
+}
+
 /// What one schedule's firing transaction settled.
 #[derive(Default)]
 struct Settled {
@@ -390,23 +421,31 @@ struct Settled {
 
 /// Settles the due ticks of schedule `name` at `now`, in `tx` (see the
 /// protocol above): nothing when it is not due (any more), paused or gone.
-fn fire_one(tx: &Tx<'_>, name: &str, now: i64) -> rusqlite::Result<Result<Settled, QueueError>> {
+fn fire_one(
+    tx: &Tx<'_>,
+    name: &str,
+    now: i64,
+    planned: Option<&Planned>,
+) -> rusqlite::Result<Result<Settled, QueueError>> {
     let Some(row) = read_one(tx, name)? else {
         return Ok(Ok(Settled::default()));
     };
     if row.paused || row.next_tick.is_none_or(|t| t > now) {
         return Ok(Ok(Settled::default()));
     }
-    let (spec, policy) = match (row.cols.spec(name), row.cols.policy(name)) {
-        (Ok(s), Ok(p)) => (s, p),
-        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    let policy = match row.cols.policy(name) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
     };
-    let p = plan(
-        &spec,
-        &policy,
-        Timestamp::from_micros(row.last_tick),
-        Timestamp::from_micros(now),
-    );
+    let p = match planned {
+        Some(pl) if pl.last_tick == row.last_tick && pl.cols == row.cols => pl.plan.clone(),
+        // Settled or changed since it was planned: planned again (from a
+        // later last tick, or for a new spec: a few ticks at most).
+        _ => match Planned::of(&row, now) {
+            Ok(pl) => pl.plan,
+            Err(e) => return Ok(Err(e)),
+        },
+    };
     let (fire, skipped) = match policy.overlap {
         Overlap::Allow => (p.fire, Vec::new()),
         Overlap::Skip if row.last_unfinished() => (Vec::new(), p.fire),
@@ -573,7 +612,13 @@ impl Schedules for SqliteQueue {
         // keep the others from firing: its error is returned after them.
         let mut failed = None;
         for name in due {
-            let s = match write_checked_on(&mut self.lock(), |tx| fire_one(tx, &name, now)) {
+            // Read, then planned with the connection free.
+            let row = read_one(&self.lock(), &name).map_err(sql_err)?;
+            let planned = row.and_then(|row| Planned::of(&row, now).ok());
+            let fired = write_checked_on(&mut self.lock(), |tx| {
+                fire_one(tx, &name, now, planned.as_ref())
+            });
+            let s = match fired {
                 Ok(s) => s,
                 Err(e) if e.kind() == QueueErrorKind::Corrupt => {
                     failed = failed.or(Some(e));
@@ -626,5 +671,66 @@ impl Schedules for SqliteQueue {
             self.wake();
         }
         Ok(fired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use runyard_queue::{Clock, ManualClock};
+
+    use super::*;
+    use crate::OpenMode;
+
+    const START: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+
+    fn every(name: &str, s: u64) -> ScheduleDef {
+        ScheduleDef {
+            name: name.into(),
+            spec: Spec::every(Duration::from_secs(s), START).unwrap(),
+            policy: Policy::default(),
+            jobs: vec![runyard_queue::conformance::job("t", 1, 0)],
+        }
+    }
+
+    /// A plan made before another handle settled the ticks, or changed
+    /// the schedule, is not used: the firing transaction plans again.
+    #[test]
+    fn a_stale_plan_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let clock = Arc::new(ManualClock::new(START));
+        let a = SqliteQueue::open_with_clock(&path, OpenMode::CreateOrOpen, clock.clone()).unwrap();
+        let b = SqliteQueue::open_with_clock(&path, OpenMode::Existing, clock.clone()).unwrap();
+        a.put_schedule(&every("s", 10)).unwrap();
+        clock.advance(Duration::from_secs(10));
+        let now = clock.now().as_micros();
+        let stale = || {
+            let row = read_one(&a.lock(), "s").unwrap().unwrap();
+            Planned::of(&row, now).unwrap()
+        };
+        let fire_with = |planned: &Planned| {
+            write_checked_on(&mut a.lock(), |tx| fire_one(tx, "s", now, Some(planned))).unwrap()
+        };
+
+        // Settled by the other handle meanwhile: nothing fires twice.
+        let planned = stale();
+        assert_eq!(planned.plan.fire.len(), 1);
+        assert_eq!(b.fire_due().unwrap().fired.len(), 1);
+        assert!(fire_with(&planned).fired.is_empty());
+
+        // Changed meanwhile (another interval, from now): the old ticks
+        // are not fired.
+        clock.advance(Duration::from_secs(10));
+        let now = clock.now().as_micros();
+        let row = read_one(&a.lock(), "s").unwrap().unwrap();
+        let planned = Planned::of(&row, now).unwrap();
+        assert_eq!(planned.plan.fire.len(), 1, "tick 20 was due");
+        b.put_schedule(&every("s", 7)).unwrap();
+        let s =
+            write_checked_on(&mut a.lock(), |tx| fire_one(tx, "s", now, Some(&planned))).unwrap();
+        assert!(s.fired.is_empty(), "ticks of the old spec are dropped");
+        assert_eq!(a.counts().unwrap().total(), 1);
     }
 }

@@ -865,6 +865,35 @@ pub fn a_cron_schedule_ticks_in_its_zone(make: Factory<'_>) {
     );
 }
 
+pub fn a_job_inserted_with_a_tick_keeps_it(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let q = &*q;
+    let plain = NewJob {
+        schedule: mark("by-hand", at(7)),
+        ..job("t", 1, 0)
+    };
+    let linked = NewJob {
+        name: Some("named".into()),
+        schedule: mark("by-hand", at(8)),
+        ..job("t", 1, 0)
+    };
+    let ids: Vec<_> = q
+        .enqueue(vec![plain, job("t", 1, 0)])
+        .unwrap()
+        .into_iter()
+        .chain(q.enqueue(vec![linked]).unwrap())
+        .map(|e| e.id())
+        .collect();
+    let want = [mark("by-hand", at(7)), None, mark("by-hand", at(8))];
+    for (id, w) in ids.iter().zip(&want) {
+        assert_eq!(&view(q, *id).schedule, w, "job {id}'s view");
+    }
+    let c = q.claim("w", 10, LEASE).unwrap();
+    let got: Vec<_> = c.iter().map(|c| (c.id, c.schedule.clone())).collect();
+    let want: Vec<_> = ids.iter().copied().zip(want).collect();
+    assert_eq!(got, want, "claims carry them (plain and linked inserts)");
+}
+
 pub fn bad_schedules_are_refused_and_nothing_is_stored(make: Factory<'_>) {
     let (_, q) = fresh(make);
     let q = &*q;

@@ -36,9 +36,9 @@ pub fn encode_jobs(jobs: &[NewJob]) -> String {
         v: VERSION,
         jobs: jobs.iter().map(JobV1::of).collect(),
     };
-    // Every part is a plain string, number, bool or a JSON object already
-    // checked when its `JobParams` was made.
-    serde_json::to_string(&doc).expect("a submission always serializes")
+    // Strings, numbers, booleans and checked JSON text: writing them to a
+    // string cannot fail.
+    serde_json::to_string(&doc).unwrap_or_default()
 }
 
 /// The jobs back from [`encode_jobs`]'s JSON.
@@ -179,8 +179,10 @@ fn micros(d: Duration) -> u64 {
 impl<'a> JobV1<'a> {
     fn of(j: &'a NewJob) -> JobV1<'a> {
         let s = &j.settings;
-        let params: &RawValue =
-            serde_json::from_str(j.params.as_json()).expect("a job's parameters are a JSON object");
+        // Parameters are a JSON object when they were made; text that is
+        // not JSON (from a damaged store) is written as null, which
+        // `decode_jobs` refuses, naming the job.
+        let params: &RawValue = serde_json::from_str(j.params.as_json()).unwrap_or(RawValue::NULL);
         JobV1 {
             task: j.task.as_str().to_owned(),
             params,
@@ -331,7 +333,7 @@ mod tests {
     }
 
     /// Parameters whose keys are not in order.
-    const PARAMS: &str = r#"{"z":[1,2.5,"x"],"a":{"b":null}}"#;
+    const PARAMS: &str = r#"{"z":[1,2.5,"x\"y\u00e9\n"],"a":{"b":null}}"#;
 
     /// Every field, with a value other than its default.
     fn full() -> Vec<NewJob> {
@@ -432,6 +434,21 @@ mod tests {
         });
         let back = decode_jobs(&encode_jobs(&[j])).unwrap();
         assert_eq!((back[0].run_at, back[0].schedule.clone()), (None, None));
+    }
+
+    #[test]
+    fn parameters_that_are_not_json_are_refused_when_read_back() {
+        let j = NewJob {
+            params: JobParams::from_trusted_json("{not json"),
+            ..job("t")
+        };
+        let e = decode_jobs(&encode_jobs(&[j])).unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::Corrupt);
+        assert!(
+            e.to_string()
+                .contains("job 1: its parameters are not a JSON object: null"),
+            "{e}"
+        );
     }
 
     #[test]
