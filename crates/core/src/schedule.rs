@@ -585,6 +585,58 @@ pub enum CatchUp {
     All,
 }
 
+impl Overlap {
+    /// Its name, as stored and as job files and flags give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Allow => "allow",
+            Overlap::Skip => "skip",
+        }
+    }
+
+    /// The policy of that name (`allow` or `skip`).
+    pub fn from_name(name: &str) -> Option<Overlap> {
+        [Overlap::Allow, Overlap::Skip]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
+    /// Splits the ticks of a [`Plan`] into those that fire and those that
+    /// are skipped: under [`Overlap::Skip`] all are skipped while the last
+    /// fire's job has not ended (`unfinished`, asked only then), else only
+    /// the latest fires.
+    pub fn split<E>(
+        self,
+        mut fire: Vec<Timestamp>,
+        unfinished: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<(Vec<Timestamp>, Vec<Timestamp>), E> {
+        if self == Overlap::Allow || fire.is_empty() {
+            return Ok((fire, Vec::new()));
+        }
+        let keep = if unfinished()? { 0 } else { 1 };
+        let skipped = fire.drain(..fire.len() - keep).collect();
+        Ok((fire, skipped))
+    }
+}
+
+impl CatchUp {
+    /// Its name, as stored and as job files and flags give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatchUp::None => "none",
+            CatchUp::Latest => "latest",
+            CatchUp::All => "all",
+        }
+    }
+
+    /// The policy of that name (`none`, `latest` or `all`).
+    pub fn from_name(name: &str) -> Option<CatchUp> {
+        [CatchUp::None, CatchUp::Latest, CatchUp::All]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+}
+
 /// What a schedule does with ticks that were not fired on time, and with
 /// ticks whose previous job is still going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -1357,6 +1409,31 @@ mod tests {
             vec![at(50), at(60), at(70), at(80), at(90), at(100)]
         );
         assert_eq!(all.missed, 4);
+    }
+
+    #[test]
+    fn overlap_skip_fires_only_the_latest_tick_and_none_while_the_last_job_runs() {
+        let ticks = vec![at(10), at(20), at(30)];
+        let ok = |b| Ok::<_, ()>(b);
+        assert_eq!(
+            Overlap::Allow.split(ticks.clone(), || ok(true)),
+            Ok((ticks.clone(), vec![]))
+        );
+        assert_eq!(
+            Overlap::Skip.split(ticks.clone(), || ok(false)),
+            Ok((vec![at(30)], vec![at(10), at(20)]))
+        );
+        assert_eq!(
+            Overlap::Skip.split(ticks.clone(), || ok(true)),
+            Ok((vec![], ticks))
+        );
+        for o in [Overlap::Allow, Overlap::Skip] {
+            assert_eq!(Overlap::from_name(o.as_str()), Some(o));
+        }
+        for c in [CatchUp::None, CatchUp::Latest, CatchUp::All] {
+            assert_eq!(CatchUp::from_name(c.as_str()), Some(c));
+        }
+        assert_eq!(Overlap::from_name("never"), None);
     }
 
     #[test]

@@ -34,10 +34,10 @@ use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{GenericClient, Row, Transaction};
-use runyard_core::{plan, CatchUp, JobId, Overlap, Policy, Spec, Tick, Timestamp, EVERY_MIN};
+use runyard_core::{plan, CatchUp, JobId, Overlap, Policy, Spec, Tick, Timestamp};
 use runyard_queue::{
-    decode_jobs, encode_jobs, stored, Enqueued, FireReport, Fired, NewJob, Put, Queue, QueueError,
-    QueueErrorKind, ScheduleDef, ScheduleInfo, Schedules,
+    check_schedule, decode_jobs, encode_jobs, stored, submission_at, Enqueued, FireReport, Fired,
+    NewJob, Put, Queue, QueueError, QueueErrorKind, ScheduleDef, ScheduleInfo, Schedules,
 };
 
 use crate::queue::PgQueue;
@@ -128,25 +128,6 @@ fn corrupt(name: &str, what: String) -> QueueError {
     )
 }
 
-fn invalid(msg: String) -> QueueError {
-    QueueError::new(QueueErrorKind::InvalidInput, msg)
-}
-
-fn overlap_str(o: Overlap) -> &'static str {
-    match o {
-        Overlap::Allow => "allow",
-        Overlap::Skip => "skip",
-    }
-}
-
-fn catch_up_str(c: CatchUp) -> &'static str {
-    match c {
-        CatchUp::None => "none",
-        CatchUp::Latest => "latest",
-        CatchUp::All => "all",
-    }
-}
-
 impl Stored {
     fn from_row(r: &Row) -> Result<Stored, QueueError> {
         let name: String = r.get(0);
@@ -174,17 +155,12 @@ impl Stored {
                 ))
             }
         };
-        let overlap = match r.get::<_, &str>(6) {
-            "allow" => Overlap::Allow,
-            "skip" => Overlap::Skip,
-            o => return Err(corrupt(&name, format!("overlap `{o}`"))),
-        };
-        let catch_up = match r.get::<_, &str>(8) {
-            "none" => CatchUp::None,
-            "latest" => CatchUp::Latest,
-            "all" => CatchUp::All,
-            c => return Err(corrupt(&name, format!("catch_up `{c}`"))),
-        };
+        let o = r.get::<_, &str>(6);
+        let overlap =
+            Overlap::from_name(o).ok_or_else(|| corrupt(&name, format!("overlap `{o}`")))?;
+        let c = r.get::<_, &str>(8);
+        let catch_up =
+            CatchUp::from_name(c).ok_or_else(|| corrupt(&name, format!("catch_up `{c}`")))?;
         let policy = Policy {
             overlap,
             misfire_grace: Duration::from_micros(r.get::<_, i64>(7).max(0) as u64),
@@ -222,14 +198,7 @@ impl Stored {
             schedule: self.name.clone(),
             tick: Timestamp::from_micros(tick),
         };
-        jobs.iter()
-            .map(|j| {
-                let mut j = j.clone();
-                j.run_at = None;
-                j.schedule = Some(mark.clone());
-                j
-            })
-            .collect()
+        submission_at(jobs, &mark)
     }
 }
 
@@ -350,16 +319,10 @@ impl PgQueue {
                 tx.rollback()?;
                 continue 'again;
             }
-            let mut fire = p.fire;
-            let mut skipped = Vec::new();
-            if s.policy.overlap == Overlap::Skip && !fire.is_empty() {
-                let going = match s.fire {
-                    Some((_, job)) => tx.query_one(&sql.unfinished, &[&job])?.get(0),
-                    None => false,
-                };
-                let keep = if going { 0 } else { 1 };
-                skipped = fire.drain(..fire.len() - keep).collect();
-            }
+            let (fire, skipped) = s.policy.overlap.split(p.fire, || match s.fire {
+                Some((_, job)) => tx.query_one(&sql.unfinished, &[&job]).map(|r| r.get(0)),
+                None => Ok(false),
+            })?;
             let jobs = if fire.is_empty() {
                 Vec::new()
             } else {
@@ -454,55 +417,6 @@ impl PgQueue {
             .collect()
     }
 
-    /// Refuses a definition the queue cannot keep, before anything is
-    /// written: a bad name or interval, no job, jobs the queue lacks a
-    /// capability for, a job with a run-at (a tick's jobs run at the tick)
-    /// or after a job given by id (a submission links only within itself).
-    fn check_def(&self, def: &ScheduleDef) -> Result<(), QueueError> {
-        runyard_core::check_schedule_name(&def.name).map_err(|e| invalid(e.to_string()))?;
-        let name = &def.name;
-        if let Spec::Every { every, .. } = &def.spec {
-            if *every < EVERY_MIN || every.as_micros() > i64::MAX as u128 {
-                return Err(invalid(format!(
-                    "schedule {name:?}: {}",
-                    runyard_core::ScheduleError::Every(runyard_core::format_duration(*every))
-                )));
-            }
-        }
-        if def.jobs.is_empty() {
-            return Err(invalid(format!(
-                "schedule {name:?} submits no job: give it one job, or one workflow"
-            )));
-        }
-        runyard_queue::admit(&self.capabilities(), &def.jobs)?;
-        for (i, j) in def.jobs.iter().enumerate() {
-            let which = || {
-                if def.jobs.len() == 1 {
-                    format!("schedule {name:?}: its job (task `{}`)", j.task)
-                } else {
-                    format!("schedule {name:?}: job {} (task `{}`)", i + 1, j.task)
-                }
-            };
-            if j.run_at.is_some() {
-                return Err(invalid(format!(
-                    "{} has a run-at: a schedule's jobs run at its ticks",
-                    which()
-                )));
-            }
-            if j.after
-                .iter()
-                .any(|a| matches!(a.parent, runyard_core::Parent::Job(_)))
-            {
-                return Err(invalid(format!(
-                    "{} is after a job given by id: a schedule's jobs may only be after jobs \
-                     of its own submission",
-                    which()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Refuses to change schedules in a schema older than schedules (a
     /// queue opened to inspect it as it is).
     fn schedules_writable(&self) -> Result<(), QueueError> {
@@ -524,14 +438,14 @@ impl PgQueue {
 
 impl Schedules for PgQueue {
     fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError> {
-        self.check_def(def)?;
+        check_schedule(&self.capabilities(), def)?;
         self.schedules_writable()?;
         let jobs = encode_jobs(&def.jobs);
         let parts = SpecParts::of(&def.spec);
         let p = &def.policy;
         let grace = i64::try_from(p.misfire_grace.as_micros()).unwrap_or(i64::MAX);
         let max = p.catch_up_max.min(i32::MAX as u32) as i32;
-        let (overlap, catch_up) = (overlap_str(p.overlap), catch_up_str(p.catch_up));
+        let (overlap, catch_up) = (p.overlap.as_str(), p.catch_up.as_str());
         let lock = self.q(include_str!("../sql/lock_schedule.sql"));
         let insert = self.q(include_str!("../sql/insert_schedule.sql"));
         let update = self.q(include_str!("../sql/update_schedule.sql"));

@@ -36,7 +36,8 @@ pub use queue::{
     Verdict, Waker, WakerSlot,
 };
 pub use schedules::{
-    decode_jobs, encode_jobs, FireReport, Fired, Put, ScheduleDef, ScheduleInfo, Schedules,
+    check_schedule, decode_jobs, encode_jobs, submission_at, FireReport, Fired, Put, ScheduleDef,
+    ScheduleInfo, Schedules,
 };
 pub use submit::{LazySubmit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};

@@ -11,10 +11,14 @@
 //! settled tick never fires again. The rules are in `docs/backends.md` §9;
 //! the conformance suite holds them.
 
-use runyard_core::{JobId, JobState, Policy, Spec, Timestamp};
+use runyard_core::{
+    check_schedule_name, format_duration, JobId, JobState, Parent, Policy, ScheduleError, Spec,
+    Tick, Timestamp, EVERY_MIN,
+};
 
-use crate::error::QueueError;
-use crate::queue::NewJob;
+use crate::capability::Capabilities;
+use crate::error::{QueueError, QueueErrorKind};
+use crate::queue::{admit, NewJob};
 
 pub use template::{decode_jobs, encode_jobs};
 
@@ -139,4 +143,64 @@ pub trait Schedules: Send + Sync {
     /// submission whose tick is the queue's time; its ticks are not
     /// changed. `None` when there is no schedule of that name.
     fn fire_now(&self, name: &str) -> Result<Option<Fired>, QueueError>;
+}
+
+/// Checks a schedule before a queue with `caps` stores it: its name, its
+/// interval, and a submission the queue can keep, of at least one job, with
+/// no run-at (its jobs run at its ticks) and no parent given by id (a
+/// submission links only within itself). Every backend's
+/// [`Schedules::put_schedule`] calls it first.
+pub fn check_schedule(caps: &Capabilities, def: &ScheduleDef) -> Result<(), QueueError> {
+    let invalid = |msg: String| QueueError::new(QueueErrorKind::InvalidInput, msg);
+    check_schedule_name(&def.name).map_err(|e| invalid(e.to_string()))?;
+    let name = &def.name;
+    if let Spec::Every { every, .. } = &def.spec {
+        if *every < EVERY_MIN || every.as_micros() > i64::MAX as u128 {
+            return Err(invalid(format!(
+                "schedule {name:?}: {}",
+                ScheduleError::Every(format_duration(*every))
+            )));
+        }
+    }
+    if def.jobs.is_empty() {
+        return Err(invalid(format!(
+            "schedule {name:?} submits no job: give it one job, or one workflow"
+        )));
+    }
+    admit(caps, &def.jobs)?;
+    for (i, j) in def.jobs.iter().enumerate() {
+        let which = || {
+            if def.jobs.len() == 1 {
+                format!("schedule {name:?}: its job (task `{}`)", j.task)
+            } else {
+                format!("schedule {name:?}: job {} (task `{}`)", i + 1, j.task)
+            }
+        };
+        if j.run_at.is_some() {
+            return Err(invalid(format!(
+                "{} has a run-at: a schedule's jobs run at its ticks",
+                which()
+            )));
+        }
+        if j.after.iter().any(|a| matches!(a.parent, Parent::Job(_))) {
+            return Err(invalid(format!(
+                "{} is after a job given by id: a schedule's jobs may only be after jobs of \
+                 its own submission",
+                which()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The jobs of one submission of a schedule for a tick: its stored jobs,
+/// each with no run-at and marked with `tick`, as the firing inserts them.
+pub fn submission_at(jobs: &[NewJob], tick: &Tick) -> Vec<NewJob> {
+    jobs.iter()
+        .map(|j| NewJob {
+            run_at: None,
+            schedule: Some(tick.clone()),
+            ..j.clone()
+        })
+        .collect()
 }

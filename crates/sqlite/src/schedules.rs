@@ -38,16 +38,14 @@
 //!   settles the ticks up to then, so the ticks every handle computes are
 //!   the same, whatever anchor the caller's spec had.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use runyard_core::{
-    check_schedule_name, plan, CatchUp, JobId, Overlap, Parent, Plan, Policy, Spec, Tick,
-    Timestamp, EVERY_MIN,
-};
+use runyard_core::{plan, CatchUp, JobId, Overlap, Plan, Policy, Spec, Tick, Timestamp, EVERY_MIN};
 use runyard_queue::stored::{view_state, BLOCKED, RUNNING, WAITING};
 use runyard_queue::{
-    admit, decode_jobs, encode_jobs, Enqueued, FireReport, Fired, NewJob, Put, Queue, QueueError,
-    QueueErrorKind, ScheduleDef, ScheduleInfo, Schedules,
+    check_schedule, decode_jobs, encode_jobs, submission_at, Enqueued, FireReport, Fired, NewJob,
+    Put, Queue, QueueError, QueueErrorKind, ScheduleDef, ScheduleInfo, Schedules,
 };
 use rusqlite::{params, Connection, Row};
 
@@ -111,9 +109,9 @@ impl Columns {
             zone,
             every_us,
             anchor,
-            overlap: overlap_name(p.overlap).to_owned(),
+            overlap: p.overlap.as_str().to_owned(),
             grace_us: micros(p.misfire_grace),
-            catch_up: catch_up_name(p.catch_up).to_owned(),
+            catch_up: p.catch_up.as_str().to_owned(),
             catch_up_max: i64::from(p.catch_up_max),
             jobs: encode_jobs(&def.jobs),
         }
@@ -162,22 +160,12 @@ impl Columns {
 
     /// The policy these columns hold.
     fn policy(&self, name: &str) -> Result<Policy, QueueError> {
-        let overlap = match self.overlap.as_str() {
-            "allow" => Overlap::Allow,
-            "skip" => Overlap::Skip,
-            o => return Err(corrupt(name, format!("overlap {o:?} is not allow or skip"))),
-        };
-        let catch_up = match self.catch_up.as_str() {
-            "none" => CatchUp::None,
-            "latest" => CatchUp::Latest,
-            "all" => CatchUp::All,
-            c => {
-                return Err(corrupt(
-                    name,
-                    format!("catch_up {c:?} is not none, latest or all"),
-                ))
-            }
-        };
+        let o = &self.overlap;
+        let overlap = Overlap::from_name(o)
+            .ok_or_else(|| corrupt(name, format!("overlap {o:?} is not allow or skip")))?;
+        let c = &self.catch_up;
+        let catch_up = CatchUp::from_name(c)
+            .ok_or_else(|| corrupt(name, format!("catch_up {c:?} is not none, latest or all")))?;
         Ok(Policy {
             overlap,
             misfire_grace: Duration::from_micros(self.grace_us.max(0) as u64),
@@ -262,21 +250,6 @@ impl Stored {
     }
 }
 
-fn overlap_name(o: Overlap) -> &'static str {
-    match o {
-        Overlap::Allow => "allow",
-        Overlap::Skip => "skip",
-    }
-}
-
-fn catch_up_name(c: CatchUp) -> &'static str {
-    match c {
-        CatchUp::None => "none",
-        CatchUp::Latest => "latest",
-        CatchUp::All => "all",
-    }
-}
-
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -286,10 +259,6 @@ fn corrupt(name: &str, what: String) -> QueueError {
         QueueErrorKind::Corrupt,
         format!("schedule {name:?} as stored: {what} (the state file is damaged?)"),
     )
-}
-
-fn invalid(msg: String) -> QueueError {
-    QueueError::new(QueueErrorKind::InvalidInput, msg)
 }
 
 /// Schedule `name` (every schedule when `None`).
@@ -314,48 +283,6 @@ fn anchored(spec: &Spec, anchor: i64) -> Spec {
     }
 }
 
-/// Checks a definition before anything is stored: its name, its interval,
-/// and jobs the queue can keep that a tick can submit.
-fn check(q: &SqliteQueue, def: &ScheduleDef) -> Result<(), QueueError> {
-    check_schedule_name(&def.name).map_err(|e| invalid(e.to_string()))?;
-    let name = &def.name;
-    if let Spec::Every { every, .. } = &def.spec {
-        if *every < EVERY_MIN || every.as_micros() > i64::MAX as u128 {
-            return Err(invalid(format!(
-                "schedule {name:?}: its interval must be at least a second and fit in 292,000 years"
-            )));
-        }
-    }
-    if def.jobs.is_empty() {
-        return Err(invalid(format!(
-            "schedule {name:?} submits no job: give it one job, or one workflow"
-        )));
-    }
-    admit(&q.capabilities(), &def.jobs)?;
-    for (i, j) in def.jobs.iter().enumerate() {
-        let which = || {
-            if def.jobs.len() == 1 {
-                format!("schedule {name:?}: its job (task `{}`)", j.task)
-            } else {
-                format!("schedule {name:?}: job {} (task `{}`)", i + 1, j.task)
-            }
-        };
-        if j.run_at.is_some() {
-            return Err(invalid(format!(
-                "{} has a run-at: a schedule's jobs run at its ticks",
-                which()
-            )));
-        }
-        if j.after.iter().any(|a| matches!(a.parent, Parent::Job(_))) {
-            return Err(invalid(format!(
-                "{} is after a job given by id: a schedule's jobs may only be after jobs of its own submission",
-                which()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The jobs of one submission of schedule `name` for `tick`, inserted in
 /// `tx` at `now` by the queue's insert path.
 fn submit(
@@ -369,14 +296,7 @@ fn submit(
         schedule: name.to_owned(),
         tick: Timestamp::from_micros(tick),
     };
-    let jobs: Vec<NewJob> = template
-        .iter()
-        .map(|j| NewJob {
-            run_at: None,
-            schedule: Some(mark.clone()),
-            ..j.clone()
-        })
-        .collect();
+    let jobs = submission_at(template, &mark);
     Ok(insert_jobs(tx, &jobs, now)?.map(|e| Fired {
         schedule: name.to_owned(),
         tick: mark.tick,
@@ -446,15 +366,9 @@ fn fire_one(
             Err(e) => return Ok(Err(e)),
         },
     };
-    let (fire, skipped) = match policy.overlap {
-        Overlap::Allow => (p.fire, Vec::new()),
-        Overlap::Skip if row.last_unfinished() => (Vec::new(), p.fire),
-        Overlap::Skip => {
-            let mut earlier = p.fire;
-            let latest = earlier.pop();
-            (latest.into_iter().collect(), earlier)
-        }
-    };
+    let Ok((fire, skipped)) = policy
+        .overlap
+        .split(p.fire, || Ok::<_, Infallible>(row.last_unfinished()));
     let mut out = Settled {
         fired: Vec::with_capacity(fire.len()),
         skipped,
@@ -507,7 +421,7 @@ impl SqliteQueue {
 impl Schedules for SqliteQueue {
     fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError> {
         self.schedules_writable()?;
-        check(self, def)?;
+        check_schedule(&self.capabilities(), def)?;
         let now = self.now_us();
         let given = Columns::of(def, now);
         write_checked_on(&mut self.lock(), |tx| {

@@ -98,19 +98,15 @@ pub(crate) fn policy_of(
 ) -> Result<Policy, PolicyError> {
     let mut p = Policy::default();
     if let Some(o) = overlap {
-        p.overlap = match o {
-            "allow" => Overlap::Allow,
-            "skip" => Overlap::Skip,
-            _ => {
-                return Err((
-                    "overlap",
-                    format!(
-                        "`{o}` is not an overlap policy: `allow` (a tick fires while the last \
-                         tick's job runs; the default) or `skip` (it is skipped)"
-                    ),
-                ))
-            }
-        };
+        p.overlap = Overlap::from_name(o).ok_or_else(|| {
+            (
+                "overlap",
+                format!(
+                    "`{o}` is not an overlap policy: `allow` (a tick fires while the last \
+                     tick's job runs; the default) or `skip` (it is skipped)"
+                ),
+            )
+        })?;
     }
     if let Some(g) = misfire_grace {
         p.misfire_grace = runyard::duration::parse_positive_duration(g).map_err(|e| {
@@ -123,21 +119,16 @@ pub(crate) fn policy_of(
         })?;
     }
     if let Some(c) = catch_up {
-        p.catch_up = match c {
-            "none" => CatchUp::None,
-            "latest" => CatchUp::Latest,
-            "all" => CatchUp::All,
-            _ => {
-                return Err((
-                    "catch_up",
-                    format!(
-                        "`{c}` is not a catch-up policy: `none` (missed ticks are dropped), \
-                         `latest` (the last missed one fires; the default) or `all` (each, up \
-                         to catch_up_max)"
-                    ),
-                ))
-            }
-        };
+        p.catch_up = CatchUp::from_name(c).ok_or_else(|| {
+            (
+                "catch_up",
+                format!(
+                    "`{c}` is not a catch-up policy: `none` (missed ticks are dropped), \
+                     `latest` (the last missed one fires; the default) or `all` (each, up \
+                     to catch_up_max)"
+                ),
+            )
+        })?;
     }
     if let Some(m) = catch_up_max {
         p.catch_up_max = u32::try_from(m).ok().filter(|&m| m >= 1).ok_or_else(|| {
