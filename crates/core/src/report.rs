@@ -23,13 +23,17 @@
 //! `state` is one of `succeeded`, `dead`, `cancelled` (or `queued`,
 //! `scheduled`, `running` for a job a durable queue still holds);
 //! `outcome` is one of `succeeded`, `failed`, `panicked`, `crashed`,
-//! `timed_out`, `cancelled`.
+//! `timed_out`, `cancelled`. An interrupted run's summary also says what
+//! held the jobs it had not started, when something did:
+//! `"held": [{"hold": {"kind": "concurrency", "target": {"task": "sleep"},
+//! "limit": 1}, "jobs": 2}]` (see [`HeldJobs`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flow::Hold;
 use crate::job::{JobId, JobState};
 use crate::outcome::{AttemptRecord, Output};
 use crate::params::JobParams;
@@ -129,6 +133,20 @@ pub struct Summary {
     pub interrupted: bool,
     /// Per task, by name.
     pub tasks: Vec<TaskSummary>,
+    /// For an interrupted run: what held the jobs it had not started, as
+    /// they were at the first interrupt (each reason with how many jobs it
+    /// held, largest first). Empty when nothing held a job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldJobs>,
+}
+
+/// Jobs that could have run but did not, and what held them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldJobs {
+    /// The reason (the first that held each job).
+    pub hold: Hold,
+    /// How many jobs it held.
+    pub jobs: u64,
 }
 
 impl Summary {
@@ -203,6 +221,7 @@ impl SummaryBuilder {
             wall_ms: wall.as_secs_f64() * 1e3,
             interrupted,
             tasks: Vec::with_capacity(self.tasks.len()),
+            held: Vec::new(),
         };
         for (task, mut acc) in self.tasks {
             acc.attempt_us.sort_unstable();

@@ -462,8 +462,8 @@ pub mod duration {
 /// What a run reports: each job with its attempts, and the summary.
 pub mod report {
     pub use runyard_core::{
-        percentile, AttemptError, AttemptRecord, JobView, Outcome, OutcomeKind, Output, Summary,
-        SummaryBuilder, TaskSummary,
+        percentile, AttemptError, AttemptRecord, HeldJobs, JobView, Outcome, OutcomeKind, Output,
+        Summary, SummaryBuilder, TaskSummary,
     };
     pub use runyard_engine::{write_report_json, Report, ReportError};
 }

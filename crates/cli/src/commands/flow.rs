@@ -2,7 +2,7 @@
 //! [`FlowControl`], and stored limits and holds in words.
 
 use runyard::queue::Queue;
-use runyard_core::{Hold, StoredLimit};
+use runyard_core::{HeldJobs, Hold, StoredLimit};
 use runyard_queue::{FlowControl, QueueErrorKind};
 
 use crate::exit::UsageError;
@@ -54,6 +54,45 @@ pub(crate) fn hold_text(h: &Hold) -> String {
     }
 }
 
+/// What holds the jobs of `queue` that could run but do not, now: the
+/// reasons of its flow control (for a queue that keeps it), then the
+/// blocked jobs. A queue that cannot answer holds nothing it can tell.
+pub(crate) fn held_now(queue: &dyn Queue) -> Vec<HeldJobs> {
+    let mut held: Vec<HeldJobs> = queue
+        .as_flow()
+        .and_then(|f| f.holds().ok())
+        .map(|h| {
+            h.held
+                .into_iter()
+                .map(|(hold, jobs)| HeldJobs { hold, jobs })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(c) = queue.counts() {
+        if c.blocked > 0 {
+            held.push(HeldJobs {
+                hold: Hold::Dependencies,
+                jobs: c.blocked,
+            });
+        }
+    }
+    held
+}
+
+/// Held jobs in words: `2 by the concurrency limit of task `sleep` (1 at
+/// once), 1 blocked on dependencies`.
+pub(crate) fn held_text(held: &[HeldJobs]) -> String {
+    let parts: Vec<String> = held
+        .iter()
+        .map(|h| match h.hold {
+            Hold::Dependencies => format!("{} blocked on dependencies", h.jobs),
+            Hold::Paused { .. } => format!("{} {}", h.jobs, hold_text(&h.hold)),
+            _ => format!("{} by the {}", h.jobs, hold_text(&h.hold)),
+        })
+        .collect();
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +121,32 @@ mod tests {
             limit_line(&l),
             "task `cpu`: at most 4 at once, at most 10/s"
         );
+    }
+
+    #[test]
+    fn held_jobs_read_as_words() {
+        let held = [
+            HeldJobs {
+                hold: Hold::Rate {
+                    target: LimitTarget::Task("http".into()),
+                    rate: "1/h".parse().unwrap(),
+                },
+                jobs: 3,
+            },
+            HeldJobs {
+                hold: Hold::Paused { task: "cpu".into() },
+                jobs: 2,
+            },
+            HeldJobs {
+                hold: Hold::Dependencies,
+                jobs: 1,
+            },
+        ];
+        assert_eq!(
+            held_text(&held),
+            "3 by the rate limit of task `http` (1/h), 2 paused (task `cpu`), \
+             1 blocked on dependencies"
+        );
+        assert_eq!(held_text(&[]), "");
     }
 }

@@ -9,7 +9,7 @@ pub(crate) mod child;
 pub(crate) mod completions;
 pub(crate) mod describe;
 pub(crate) mod exec;
-mod flow;
+pub(crate) mod flow;
 mod ids;
 pub(crate) mod limit;
 pub(crate) mod list;

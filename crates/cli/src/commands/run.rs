@@ -13,15 +13,17 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use runyard::event::EventSink;
 use runyard::queue::{ListFilter, Queue};
+use runyard::report::HeldJobs;
 use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run};
 
+use super::flow::held_now;
 use crate::exit::{Exit, UsageError};
 use crate::flags::{
     parse_at_least_one, parse_positive_duration, Color, FlowFlags, JobFlags, ProcessFlags,
@@ -129,6 +131,8 @@ struct Ran {
     /// The queue failure that stopped the run early, if any.
     stopped: Option<runyard::queue::QueueError>,
     interrupts: Interrupts,
+    /// What held the jobs not yet started at the first interrupt.
+    held: Vec<HeldJobs>,
     human: Human,
 }
 
@@ -239,8 +243,18 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     }
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let grace = runyard::duration::format_duration(args.grace);
+    // What held the jobs not yet started, taken at the first interrupt
+    // (before running attempts end and free their slots), for the report.
+    let held: Arc<OnceLock<Vec<HeldJobs>>> = Arc::default();
+    let interrupt = {
+        let (queue, held, interrupt) = (Arc::clone(&queue), Arc::clone(&held), run.interrupter());
+        move || {
+            held.get_or_init(|| held_now(&*queue));
+            interrupt();
+        }
+    };
     let interrupts = on_interrupts(
-        run.interrupter(),
+        interrupt,
         "runyard",
         format!(
             "interrupted: starting no more jobs; running attempts may finish (up to {grace}); \
@@ -252,7 +266,8 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     let total: u64 = jobs.total() + queue.counts().map_or(0, |c| c.total());
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let source = run.progress_source();
-        ProgressView::start(total, move || source().ok())
+        let queue = Arc::clone(&queue);
+        ProgressView::start(total, move || source().ok(), move || held_now(&*queue))
     });
     submit(&run, jobs, opened.file.is_some())?;
     run.close();
@@ -267,6 +282,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         ended,
         stopped,
         interrupts,
+        held: held.get().cloned().unwrap_or_default(),
         human,
     })
 }
@@ -284,7 +300,8 @@ fn submit(run: &Run, jobs: Jobs, in_file: bool) -> anyhow::Result<()> {
 /// Summarizes the run, finishes its outputs, and says how it ended.
 fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
     let (queue, human) = (&*ran.opened.queue, ran.human);
-    let summary = ran.ended.summary().context("reading the report")?;
+    let mut summary = ran.ended.summary().context("reading the report")?;
+    summary.held = ran.held;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
     let mut failures = ran.outputs.finish(queue, &summary)?;

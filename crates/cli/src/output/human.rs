@@ -247,7 +247,17 @@ pub(crate) fn print_summary(human: &Human, s: &Summary, blocked: u64) -> Result<
     if s.unfinished > 0 {
         tail.push_str(&format!("; {} jobs unfinished", s.unfinished));
     }
-    if blocked > 0 {
+    if !s.held.is_empty() {
+        tail.push_str(&format!(
+            "; held when interrupted: {}",
+            crate::commands::flow::held_text(&s.held)
+        ));
+    }
+    let told = s
+        .held
+        .iter()
+        .any(|h| h.hold == runyard_core::Hold::Dependencies);
+    if blocked > 0 && !told {
         tail.push_str(&format!(
             " ({blocked} blocked: waiting for the jobs they are after)"
         ));

@@ -1,5 +1,5 @@
 //! The live progress bar on standard error (a terminal only), fed by
-//! polling the run's counts.
+//! polling the run's counts and, while jobs wait, what holds them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,7 +7,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use runyard::report::HeldJobs;
 use runyard::Progress;
+use runyard_core::Hold;
+
+/// Polls between two looks at what holds waiting jobs (a look reads every
+/// waiting job of the queue: not on every redraw).
+const HELD_EVERY: u32 = 20;
 
 /// A live progress bar on standard error, fed by polling the run's counts.
 pub(crate) struct ProgressView {
@@ -17,9 +23,13 @@ pub(crate) struct ProgressView {
 }
 
 impl ProgressView {
+    /// Starts the bar: `poll` gives the counts (ten times a second),
+    /// `held` what holds the waiting jobs (every two seconds while some
+    /// wait).
     pub(crate) fn start(
         total: u64,
         poll: impl Fn() -> Option<Progress> + Send + 'static,
+        held: impl Fn() -> Vec<HeldJobs> + Send + 'static,
     ) -> ProgressView {
         let bar =
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
@@ -38,9 +48,16 @@ impl ProgressView {
         let thread = std::thread::Builder::new()
             .name("runyard-progress".into())
             .spawn(move || {
+                let (mut polls, mut note) = (0u32, String::new());
                 while !s.load(Ordering::Relaxed) {
                     if let Some(p) = poll() {
                         let c = p.counts;
+                        if c.queued == 0 {
+                            note.clear();
+                        } else if polls % HELD_EVERY == 0 {
+                            note = held_note(&held());
+                        }
+                        polls = polls.wrapping_add(1);
                         b.set_position(c.succeeded + c.dead + c.cancelled);
                         let blocked = if c.blocked > 0 {
                             format!(" blocked {}", c.blocked)
@@ -48,7 +65,7 @@ impl ProgressView {
                             String::new()
                         };
                         b.set_message(format!(
-                            "ok {} dead {} cancelled {} running {}{blocked} failed attempts {}",
+                            "ok {} dead {} cancelled {} running {}{blocked}{note} failed attempts {}",
                             c.succeeded, c.dead, c.cancelled, c.running, p.failed_attempts
                         ));
                     }
@@ -66,6 +83,29 @@ impl ProgressView {
         }
         self.bar.finish_and_clear();
     }
+}
+
+/// What holds waiting jobs, for the bar (blocked jobs are counted apart):
+/// ` held 4 (concurrency limit of task `sleep` (1 at once))`, with
+/// `+N more reasons` when there are others; empty when nothing does.
+fn held_note(held: &[HeldJobs]) -> String {
+    let limits: Vec<&HeldJobs> = held
+        .iter()
+        .filter(|h| h.hold != Hold::Dependencies)
+        .collect();
+    let Some(first) = limits.first() else {
+        return String::new();
+    };
+    let jobs: u64 = limits.iter().map(|h| h.jobs).sum();
+    let more = match limits.len() - 1 {
+        0 => String::new(),
+        1 => ", +1 more reason".to_string(),
+        n => format!(", +{n} more reasons"),
+    };
+    format!(
+        " held {jobs} ({}{more})",
+        crate::commands::flow::hold_text(&first.hold)
+    )
 }
 
 /// Jobs per second, to three digits or whole with thousands separators:
@@ -94,7 +134,41 @@ fn rate(per_sec: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rate;
+    use super::{held_note, rate, HeldJobs};
+    use runyard_core::{Hold, LimitTarget};
+
+    #[test]
+    fn the_bar_says_what_holds_waiting_jobs() {
+        let concurrency = HeldJobs {
+            hold: Hold::Concurrency {
+                target: LimitTarget::Task("sleep".into()),
+                limit: 1,
+            },
+            jobs: 4,
+        };
+        let paused = HeldJobs {
+            hold: Hold::Paused { task: "cpu".into() },
+            jobs: 2,
+        };
+        let blocked = HeldJobs {
+            hold: Hold::Dependencies,
+            jobs: 7,
+        };
+        assert_eq!(
+            held_note(std::slice::from_ref(&concurrency)),
+            " held 4 (concurrency limit of task `sleep` (1 at once))"
+        );
+        assert_eq!(
+            held_note(&[concurrency, paused, blocked.clone()]),
+            " held 6 (concurrency limit of task `sleep` (1 at once), +1 more reason)"
+        );
+        assert_eq!(
+            held_note(&[blocked]),
+            "",
+            "blocked jobs have their own count"
+        );
+        assert_eq!(held_note(&[]), "");
+    }
 
     #[test]
     fn rates_are_rounded_for_people() {

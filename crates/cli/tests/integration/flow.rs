@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::util::{background, run, wait_until, Dir};
+use crate::signals::running;
+use crate::util::{background, run, runyard, signal, wait_exit, wait_until, Dir};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -330,6 +331,105 @@ concurrency = 1
     assert_eq!(most_at_once(&a, "shell"), 1, "{a:?}");
     let sleeps = most_at_once(&a, "sleep");
     assert!((1..=2).contains(&sleeps), "{a:?}");
+}
+
+/// An interrupted run's summary and report say what held the jobs it had
+/// not started: the limits of its `[limits]` tables, as they were at the
+/// interrupt (the sleep's slot was still taken then), and blocked jobs.
+fn interrupted_run_says_what_held_its_jobs(store: &[&str]) {
+    let d = Dir::new();
+    let f = d.write(
+        "jobs.toml",
+        r#"
+[[job]]
+task = "sleep"
+params = { duration = "1h" }
+count = 3
+
+[[job]]
+task = "noop"
+count = 3
+
+[[job]]
+name = "last"
+task = "noop"
+after = ["first"]
+
+[[job]]
+name = "first"
+task = "sleep"
+params = { duration = "1h" }
+
+[limits.sleep]
+concurrency = 1
+
+[limits.noop]
+rate = "1/h"
+"#,
+    );
+    let (ev, out) = (d.path("events.jsonl"), d.path("r.json"));
+    let mut args = vec![
+        "run",
+        "-f",
+        path(&f),
+        "-j",
+        "8",
+        "--grace",
+        "1ms",
+        "--events",
+        path(&ev),
+        "--json",
+        path(&out),
+    ];
+    args.extend(store);
+    let mut child = runyard()
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(d.path("stdout")).unwrap())
+        .stderr(std::fs::File::create(d.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    // One sleep (the limit's one slot) and one noop (the rate's one start
+    // an hour) have started; nothing else can.
+    wait_until(
+        Duration::from_secs(30),
+        "a sleep and a noop to start",
+        || running(&d) == 2,
+    );
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), 130);
+    let held = &report(&d, "r.json")["summary"]["held"];
+    assert_eq!(
+        held,
+        &serde_json::json!([
+            {"hold": {"kind": "concurrency", "target": {"task": "sleep"}, "limit": 1}, "jobs": 3},
+            {"hold": {"kind": "rate", "target": {"task": "noop"}, "rate": "1/h"}, "jobs": 2},
+            {"hold": {"kind": "dependencies"}, "jobs": 1},
+        ]),
+        "{held}"
+    );
+    let text = d.read("stdout");
+    assert!(
+        text.contains(
+            "held when interrupted: 3 by the concurrency limit of task `sleep` (1 at once), \
+             2 by the rate limit of task `noop` (1/h), 1 blocked on dependencies"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("blocked: waiting"), "said once: {text}");
+}
+
+#[test]
+fn flow_an_interrupted_run_says_what_held_its_jobs() {
+    interrupted_run_says_what_held_its_jobs(&[]);
+}
+
+/// On a state file, the held jobs stay unfinished for a resume.
+#[test]
+fn flow_an_interrupted_run_on_a_state_file_says_what_held_its_jobs() {
+    let d = Dir::new();
+    let state = d.path("run.db");
+    interrupted_run_says_what_held_its_jobs(&["--state", path(&state)]);
 }
 
 #[test]

@@ -354,7 +354,12 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     );
     let progress = std::io::stderr().is_terminal().then(|| {
         let source = run.progress_source();
-        ProgressView::start(total, move || source().ok())
+        let queue = Arc::clone(&queue);
+        ProgressView::start(
+            total,
+            move || source().ok(),
+            move || crate::commands::flow::held_now(&*queue),
+        )
     });
     let submitted = run
         .submit_prepared(jobs)
