@@ -129,7 +129,8 @@ pub(crate) struct ExecArgs {
     #[command(flatten)]
     flags: JobFlags,
 
-    /// Start at most RATE commands per window: COUNT/s, COUNT/m or COUNT/h (e.g. 10/s).
+    /// Start at most RATE commands per window: COUNT/s, COUNT/m or COUNT/h (e.g. 10/s),
+    /// held by this run (exec keeps its jobs in memory).
     #[arg(long, value_name = "RATE", value_parser = crate::flags::parse_rate)]
     rate: Option<runyard_core::Rate>,
 
