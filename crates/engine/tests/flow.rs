@@ -16,11 +16,11 @@ use runyard_core::{
     Context, Event, FlowKey, Hold, JobId, JobSpec, JobState, Mode, OnConflict, OutcomeKind, Rate,
     Registry, Task, TaskDef, TaskDefaults, TaskError, TaskKind, Timestamp,
 };
-use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink};
+use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink, Run};
 use runyard_queue::{
-    Admin, Capabilities, Capability, Claimed, Clock, Completion, Counts, Durability, Enqueued,
-    Fenced, HeartbeatReply, Inspect, Lease, ManualClock, MemoryQueue, NewJob, Queue, QueueError,
-    QueueErrorKind, Recorded, Rescue, Rescued, Submit, TaskName, Waker,
+    Capabilities, Capability, Claimed, Clock, Completion, Durability, Enqueued, Fenced,
+    HeartbeatReply, Lease, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
+    Recorded, Submit, TaskName,
 };
 
 // ------------------------------------------------------------------ tasks
@@ -167,6 +167,12 @@ impl Shim {
         }
     }
 
+    /// The shim, its claims of `task` rate-limited.
+    fn rating(mut self, task: &'static str) -> Shim {
+        self.rated = Some(task);
+        self
+    }
+
     fn released_jobs(&self) -> Vec<JobId> {
         self.released
             .lock()
@@ -192,13 +198,8 @@ impl Queue for Shim {
         c.with(Capability::UniqueJobs).with(Capability::Limits)
     }
 
-    fn as_admin(&self) -> Option<&dyn Admin> {
-        self.inner.as_admin()
-    }
-
-    fn as_inspect(&self) -> Option<&dyn Inspect> {
-        self.inner.as_inspect()
-    }
+    runyard_queue::forward_queue!(inner: as_admin, as_inspect, started, rescue, counts, next_due,
+        now, set_waker);
 
     fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
         let mut out = Vec::new();
@@ -253,10 +254,6 @@ impl Queue for Shim {
         Ok(claimed)
     }
 
-    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
-        self.inner.started(worker, started)
-    }
-
     fn heartbeat(
         &self,
         worker: &str,
@@ -297,26 +294,6 @@ impl Queue for Shim {
     ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
         self.released.lock().unwrap().extend_from_slice(leases);
         self.inner.release(worker, leases)
-    }
-
-    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
-        self.inner.rescue(which)
-    }
-
-    fn counts(&self) -> Result<Counts, QueueError> {
-        self.inner.counts()
-    }
-
-    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        self.inner.next_due()
-    }
-
-    fn now(&self) -> Timestamp {
-        self.inner.now()
-    }
-
-    fn set_waker(&self, waker: Waker) {
-        self.inner.set_waker(waker);
     }
 }
 
@@ -502,6 +479,13 @@ fn a_duplicate_or_replaced_submit_gives_the_existing_id_and_no_queued_event() {
 
 // ------------------------------------------------------------------ the dispatcher
 
+/// A run of `engine` on `shim`, and the shim to look at.
+fn start_on(engine: &Engine, shim: Shim) -> (Arc<Shim>, Run) {
+    let queue = Arc::new(shim);
+    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    (queue, run)
+}
+
 fn thread_engine(s: &Switches, lease: Duration) -> Engine {
     let config = EngineConfig::builder()
         .mode(Mode::Thread)
@@ -517,10 +501,7 @@ fn thread_engine(s: &Switches, lease: Duration) -> Engine {
 fn a_rate_limited_attempt_starts_when_its_claim_was_admitted() {
     let s = Switches::default();
     let engine = thread_engine(&s, Duration::from_secs(30));
-    let mut shim = Shim::new(false);
-    shim.rated = Some("plain");
-    let queue = Arc::new(shim);
-    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let (queue, run) = start_on(&engine, Shim::new(false).rating("plain"));
     let id = run.submit(&JobSpec::new("plain")).unwrap();
     run.close();
     let report = run.wait().unwrap();
@@ -537,10 +518,7 @@ fn a_rate_limited_attempt_starts_when_its_claim_was_admitted() {
 fn a_rate_limited_claim_that_cannot_start_at_once_is_given_back() {
     let s = Switches::default();
     let engine = thread_engine(&s, Duration::from_secs(30));
-    let mut shim = Shim::new(false);
-    shim.rated = Some("plain");
-    let queue = Arc::new(shim);
-    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let (queue, run) = start_on(&engine, Shim::new(false).rating("plain"));
     // The one thread runs the gate; the rated job cannot start beside it.
     let gate = run.submit(&JobSpec::new("gate")).unwrap();
     wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
@@ -569,8 +547,7 @@ fn claims_of_a_paused_task_go_back_unless_they_started() {
     let s = Switches::default();
     // Heartbeats every 100 ms.
     let engine = thread_engine(&s, Duration::from_millis(300));
-    let queue = Arc::new(Shim::new(false));
-    let run = engine.start(Arc::clone(&queue) as Arc<dyn Queue>).unwrap();
+    let (queue, run) = start_on(&engine, Shim::new(false));
     let running = run.submit(&JobSpec::new("gate")).unwrap();
     wait_for("the first gate runs", || {
         s.started.load(Ordering::SeqCst) == 1

@@ -10,6 +10,7 @@ mod capability;
 mod clock;
 mod counts;
 mod error;
+mod forward;
 mod inspect;
 mod limits;
 mod memory;
@@ -41,3 +42,7 @@ pub use schedules::{
 };
 pub use submit::{LazySubmit, SubmitThread};
 pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};
+
+/// The time type of [`Queue`]'s methods, for [`forward_queue!`].
+#[doc(hidden)]
+pub use runyard_core::Timestamp as __Timestamp;

@@ -23,12 +23,17 @@ fn millis(t: &Value) -> f64 {
 
 /// The attempts of a report: (task, start ms, end ms).
 fn attempts(r: &Value) -> Vec<(String, f64, f64)> {
+    attempts_by(r, |j| &j["task"])
+}
+
+/// The attempts of a report: (`who` of the job, start ms, end ms).
+fn attempts_by(r: &Value, who: impl Fn(&Value) -> &Value) -> Vec<(String, f64, f64)> {
     let mut out = Vec::new();
     for j in r["jobs"].as_array().expect("jobs") {
         for a in j["attempts"].as_array().expect("attempts") {
             let start = millis(&a["started_at"]);
             let end = start + a["duration_ms"].as_f64().expect("duration_ms");
-            out.push((j["task"].as_str().unwrap().to_string(), start, end));
+            out.push((who(j).as_str().expect("a string").to_string(), start, end));
         }
     }
     out
@@ -616,26 +621,9 @@ fn flow_a_stored_limit_holds_across_two_workers() {
     let url = format!("sqlite://{}", path(&d.path("q.db")));
     // Each tenant at most 2 at once, tenant 7 at most 1: stored limits
     // beat the 3 the jobs carry.
-    run(&[
-        "limit",
-        "--queue",
-        &url,
-        "--key",
-        "tenant",
-        "--concurrency",
-        "2",
-    ])
-    .code(0);
-    run(&[
-        "limit",
-        "--queue",
-        &url,
-        "--key",
-        "tenant:7",
-        "--concurrency",
-        "1",
-    ])
-    .code(0);
+    for (key, n) in [("tenant", "2"), ("tenant:7", "1")] {
+        run(&["limit", "--queue", &url, "--key", key, "--concurrency", n]).code(0);
+    }
     let f = d.write(
         "jobs.toml",
         r#"
@@ -672,14 +660,7 @@ count = 4
     let r = report(&d, "r.json");
     assert_eq!(r["summary"]["succeeded"], 10);
     // The tenants' jobs, told apart by their durations.
-    let mut a = Vec::new();
-    for j in r["jobs"].as_array().unwrap() {
-        for at in j["attempts"].as_array().unwrap() {
-            let s = millis(&at["started_at"]);
-            let who = j["params"]["duration"].as_str().unwrap().to_string();
-            a.push((who, s, s + at["duration_ms"].as_f64().unwrap()));
-        }
-    }
+    let a = attempts_by(&r, |j| &j["params"]["duration"]);
     assert!(most_at_once(&a, "40ms") <= 2, "{a:?}");
     assert_eq!(most_at_once(&a, "41ms"), 1, "{a:?}");
 }

@@ -9,9 +9,8 @@ use runyard_core::{JobId, JobState, OutcomeKind, Output, Timestamp};
 
 use super::support::{fresh, job, record, view, Factory, LEASE};
 use crate::{
-    Admin, Capabilities, Capability, Claimed, Completion, Counts, Enqueued, Fenced, HeartbeatReply,
-    Inspect, Lease, NameTaken, NewJob, Queue, QueueError, QueueErrorKind, Recorded, Rescue,
-    Rescued, Submit, TaskName, Verdict, Waker, WorkerInfo,
+    Capabilities, Capability, Claimed, Completion, Enqueued, Fenced, NewJob, Queue, QueueError,
+    QueueErrorKind, Rescue, Verdict,
 };
 
 /// A backend as it is, but keeping one capability fewer.
@@ -25,69 +24,9 @@ impl Queue for Lacking {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities().without(self.lacks)
     }
-    fn as_admin(&self) -> Option<&dyn Admin> {
-        self.inner.as_admin()
-    }
-    fn as_inspect(&self) -> Option<&dyn Inspect> {
-        self.inner.as_inspect()
-    }
-    fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
-        self.inner.insert(jobs)
-    }
-    fn insert_async(&self, jobs: Vec<NewJob>) -> Submit<'_> {
-        self.inner.insert_async(jobs)
-    }
-    fn claim_tasks(
-        &self,
-        worker: &str,
-        max: usize,
-        lease: Duration,
-        tasks: Option<&[TaskName]>,
-    ) -> Result<Vec<Claimed>, QueueError> {
-        self.inner.claim_tasks(worker, max, lease, tasks)
-    }
-    fn started(&self, worker: &str, started: &[(Lease, Timestamp)]) -> Result<(), QueueError> {
-        self.inner.started(worker, started)
-    }
-    fn heartbeat(
-        &self,
-        worker: &str,
-        leases: &[Lease],
-        lease: Duration,
-    ) -> Result<HeartbeatReply, QueueError> {
-        self.inner.heartbeat(worker, leases, lease)
-    }
-    fn complete(&self, worker: &str, done: &[Completion]) -> Result<Recorded, QueueError> {
-        self.inner.complete(worker, done)
-    }
-    fn release(
-        &self,
-        worker: &str,
-        leases: &[Lease],
-    ) -> Result<Vec<Result<(), Fenced>>, QueueError> {
-        self.inner.release(worker, leases)
-    }
-    fn rescue(&self, which: Rescue) -> Result<Rescued, QueueError> {
-        self.inner.rescue(which)
-    }
-    fn counts(&self) -> Result<Counts, QueueError> {
-        self.inner.counts()
-    }
-    fn next_due(&self) -> Result<Option<Timestamp>, QueueError> {
-        self.inner.next_due()
-    }
-    fn now(&self) -> Timestamp {
-        self.inner.now()
-    }
-    fn set_waker(&self, waker: Waker) {
-        self.inner.set_waker(waker)
-    }
-    fn register_worker(&self, worker: &WorkerInfo) -> Result<Result<(), NameTaken>, QueueError> {
-        self.inner.register_worker(worker)
-    }
-    fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
-        self.inner.unregister_worker(name)
-    }
+    crate::forward_queue!(inner: as_admin, as_inspect, insert, insert_async, claim_tasks,
+        started, heartbeat, complete, release, rescue, counts, next_due, now, set_waker,
+        register_worker, unregister_worker);
 }
 
 /// A job that needs `c`.
