@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::defaults::TaskDefaults;
 use crate::duration::serde_duration;
-use crate::flow::{FlowKey, OnConflict, Rate, Unique, KEY_MAX};
+use crate::flow::{FlowKey, JobLimits, OnConflict, Rate, Unique, KEY_MAX};
 use crate::params::JobParams;
 use crate::retry::{Backoff, RetryPolicy};
 use crate::time::Timestamp;
@@ -336,11 +337,52 @@ impl JobOptions {
 
     /// Its unique key, with `unique_for` and `on_conflict`, if it has one.
     pub fn unique(&self) -> Option<Unique> {
-        self.unique_key.as_ref().map(|key| Unique {
-            key: key.clone(),
-            within: self.unique_for,
-            on_conflict: self.on_conflict.unwrap_or_default(),
-        })
+        unique_of(self.unique_key.clone(), self.unique_for, self.on_conflict)
+    }
+
+    /// The job these options make of a task with the defaults `task` (its
+    /// own, with any limits a run sets for it in place) in an engine whose
+    /// mode is `mode`: each option the job gives, else the task's default,
+    /// else runyard's (priority 0). The one place every option lands: an
+    /// option added to `JobOptions` does not compile until it is placed
+    /// here. Checks nothing ([`JobOptions::validate`] does).
+    pub fn over(self, task: &TaskDefaults, mode: Mode) -> Applied {
+        let JobOptions {
+            max_attempts,
+            backoff,
+            timeout,
+            priority,
+            run_at,
+            idempotency_key,
+            mode: asked,
+            isolate,
+            unique_key,
+            unique_for,
+            on_conflict,
+            concurrency_key,
+            concurrency,
+            rate_key,
+            rate,
+        } = self;
+        Applied {
+            settings: JobSettings {
+                max_attempts: max_attempts.unwrap_or(task.policy.max_attempts),
+                backoff: backoff.unwrap_or(task.policy.backoff),
+                timeout: timeout.or(task.timeout),
+                priority: priority.unwrap_or(0),
+                mode: asked.unwrap_or(mode),
+                isolate: isolate.unwrap_or(task.isolate),
+            },
+            limits: JobLimits {
+                task_concurrency: task.queue_concurrency,
+                task_rate: task.rate,
+                concurrency_key: concurrency_key.map(|k| (k, concurrency)),
+                rate_key: rate_key.map(|k| (k, rate)),
+            },
+            unique: unique_of(unique_key, unique_for, on_conflict),
+            run_at,
+            idempotency_key,
+        }
     }
 
     /// Each option of `self`, or else of `fallback`.
@@ -372,6 +414,34 @@ impl JobOptions {
             rate: self.rate.or(fallback.rate),
         }
     }
+}
+
+fn unique_of(
+    key: Option<String>,
+    within: Option<Duration>,
+    on_conflict: Option<OnConflict>,
+) -> Option<Unique> {
+    key.map(|key| Unique {
+        key,
+        within,
+        on_conflict: on_conflict.unwrap_or_default(),
+    })
+}
+
+/// A job as its options and its task's defaults make it
+/// ([`JobOptions::over`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// Its settings.
+    pub settings: JobSettings,
+    /// The limits it carries to its queue.
+    pub limits: JobLimits,
+    /// Its unique key, if it has one.
+    pub unique: Option<Unique>,
+    /// Not before this time.
+    pub run_at: Option<Timestamp>,
+    /// Its idempotency key.
+    pub idempotency_key: Option<String>,
 }
 
 /// A job to submit: a task name, parameters and options.
@@ -559,6 +629,90 @@ impl JobSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every option lands in the job, and each one left out takes the
+    /// task's default. (The literals name every field: an option added
+    /// without a place in `over` fails here too.)
+    #[test]
+    fn options_over_a_tasks_defaults_land_each_in_its_place() {
+        let task = TaskDefaults::new()
+            .policy(RetryPolicy {
+                max_attempts: 7,
+                backoff: Backoff::Fixed(Duration::from_secs(7)),
+            })
+            .timeout(Duration::from_secs(70))
+            .isolate(true)
+            .queue_concurrency(4)
+            .rate("9/m".parse().unwrap());
+        let tenant: FlowKey = "tenant:7".parse().unwrap();
+        let stripe: FlowKey = "stripe".parse().unwrap();
+        let at = Timestamp::from_micros(1_000_000);
+        let all = JobOptions {
+            max_attempts: Some(2),
+            backoff: Some(Backoff::None),
+            timeout: Some(Duration::from_secs(3)),
+            priority: Some(5),
+            run_at: Some(at),
+            idempotency_key: Some("once".into()),
+            mode: Some(Mode::Process),
+            isolate: Some(false),
+            unique_key: Some("u".into()),
+            unique_for: Some(Duration::from_secs(60)),
+            on_conflict: Some(OnConflict::Replace),
+            concurrency_key: Some(tenant.clone()),
+            concurrency: Some(2),
+            rate_key: Some(stripe.clone()),
+            rate: Some("3/s".parse().unwrap()),
+        };
+        assert_eq!(
+            all.over(&task, Mode::Thread),
+            Applied {
+                settings: JobSettings {
+                    max_attempts: 2,
+                    backoff: Backoff::None,
+                    timeout: Some(Duration::from_secs(3)),
+                    priority: 5,
+                    mode: Mode::Process,
+                    isolate: false,
+                },
+                limits: JobLimits {
+                    task_concurrency: Some(4),
+                    task_rate: Some("9/m".parse().unwrap()),
+                    concurrency_key: Some((tenant, Some(2))),
+                    rate_key: Some((stripe, Some("3/s".parse().unwrap()))),
+                },
+                unique: Some(Unique {
+                    key: "u".into(),
+                    within: Some(Duration::from_secs(60)),
+                    on_conflict: OnConflict::Replace,
+                }),
+                run_at: Some(at),
+                idempotency_key: Some("once".into()),
+            }
+        );
+        assert_eq!(
+            JobOptions::default().over(&task, Mode::Thread),
+            Applied {
+                settings: JobSettings {
+                    max_attempts: 7,
+                    backoff: Backoff::Fixed(Duration::from_secs(7)),
+                    timeout: Some(Duration::from_secs(70)),
+                    priority: 0,
+                    mode: Mode::Thread,
+                    isolate: true,
+                },
+                limits: JobLimits {
+                    task_concurrency: Some(4),
+                    task_rate: Some("9/m".parse().unwrap()),
+                    concurrency_key: None,
+                    rate_key: None,
+                },
+                unique: None,
+                run_at: None,
+                idempotency_key: None,
+            }
+        );
+    }
 
     #[test]
     fn options_validate_their_bounds() {

@@ -35,7 +35,9 @@ pub use flow::{
     check_key_name, FlowError, FlowKey, Hold, JobLimits, LimitTarget, OnConflict, Rate,
     StoredLimit, Unique, KEY_MAX,
 };
-pub use job::{JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError};
+pub use job::{
+    Applied, JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError,
+};
 pub use name::TaskName;
 pub use outcome::{AttemptError, AttemptRecord, Outcome, OutcomeKind, Output};
 pub use params::{FieldSchema, JobParams, ParamSchema, Params, Violation};

@@ -51,16 +51,19 @@ impl Engine {
             .task_limits
             .keys()
             .find_map(|t| registry.lookup(t).err());
-        let limits = registry
+        // Each task's defaults, with the run's limits for it in place.
+        let defaults = registry
             .iter()
             .map(|t| {
-                let d = t.defaults();
+                let mut d = *t.defaults();
                 let run = config
                     .task_limits
                     .get(t.name())
                     .copied()
                     .unwrap_or_default();
-                (run.concurrency.or(d.queue_concurrency), run.rate.or(d.rate))
+                d.queue_concurrency = run.concurrency.or(d.queue_concurrency);
+                d.rate = run.rate.or(d.rate);
+                d
             })
             .collect();
         let mut inner = EngineInner {
@@ -69,11 +72,17 @@ impl Engine {
             config,
             registry,
             process_available,
-            limits,
+            defaults,
             unknown_limit,
         };
         inner.settings = (0..inner.names.len())
-            .map(|i| inner.resolve(TaskIndex(i as u32), &JobOptions::default()))
+            .map(|i| {
+                let task = TaskIndex(i as u32);
+                let o = JobOptions::default().or(&inner.config.defaults);
+                o.validate().map_err(SettingsError::Options)?;
+                let applied = o.over(&inner.defaults[i], inner.config.mode);
+                inner.check_settings(task, applied.settings).map(Arc::new)
+            })
             .collect();
         Engine {
             inner: Arc::new(inner),
@@ -139,24 +148,14 @@ impl Engine {
 }
 
 impl EngineInner {
-    fn resolve(
+    /// Checks a job's settings: the task's own defaults are held to the
+    /// bounds of a job's options, and its mode must have a lane here.
+    fn check_settings(
         &self,
         task: TaskIndex,
-        options: &JobOptions,
-    ) -> Result<Arc<JobSettings>, SettingsError> {
+        settings: JobSettings,
+    ) -> Result<JobSettings, SettingsError> {
         let def = self.registry.task(task);
-        let o = options.or(&self.config.defaults);
-        o.validate().map_err(SettingsError::Options)?;
-        let policy = def.policy();
-        let settings = JobSettings {
-            max_attempts: o.max_attempts.unwrap_or(policy.max_attempts),
-            backoff: o.backoff.unwrap_or(policy.backoff),
-            timeout: o.timeout.or(def.timeout()),
-            priority: o.priority.unwrap_or(0),
-            mode: o.mode.unwrap_or(self.config.mode),
-            isolate: o.isolate.unwrap_or(def.isolate()),
-        };
-        // The task's own defaults are held to the bounds of a job's options.
         JobOptions {
             max_attempts: Some(settings.max_attempts),
             backoff: Some(settings.backoff),
@@ -174,62 +173,42 @@ impl EngineInner {
                     .to_string(),
             }));
         }
-        Ok(Arc::new(settings))
+        Ok(settings)
     }
 
     pub(crate) fn prepare(&self, spec: &JobSpec) -> Result<NewJob, SubmitError> {
         let idx = self.registry.lookup(&spec.task)?;
         let def = self.registry.task(idx);
         def.validate_params(&spec.params)?;
-        let own = &spec.options;
-        let settings = if own.max_attempts.is_none()
-            && own.backoff.is_none()
-            && own.timeout.is_none()
-            && own.priority.is_none()
-            && own.mode.is_none()
-            && own.isolate.is_none()
-        {
-            self.settings[idx.0 as usize].clone()
-        } else {
-            self.resolve(idx, own)
-        };
-        let settings = settings.map_err(|e| match e {
+        let refused = |e| match e {
             SettingsError::Options(error) => SubmitError::Options {
                 task: def.name().to_string(),
                 error,
             },
             SettingsError::Mode(m) => SubmitError::Mode(m),
-        })?;
-        let o = own.or(&self.config.defaults);
-        let flow = o.unique_key.is_some()
-            || o.unique_for.is_some()
-            || o.on_conflict.is_some()
-            || o.concurrency_key.is_some()
-            || o.concurrency.is_some()
-            || o.rate_key.is_some()
-            || o.rate.is_some();
-        if flow {
-            o.validate().map_err(|error| SubmitError::Options {
-                task: def.name().to_string(),
-                error,
-            })?;
-        }
-        let (task_concurrency, task_rate) = self.limits[idx.0 as usize];
-        let limits = runyard_core::JobLimits {
-            task_concurrency,
-            task_rate,
-            concurrency_key: o.concurrency_key.clone().map(|k| (k, o.concurrency)),
-            rate_key: o.rate_key.clone().map(|k| (k, o.rate)),
+        };
+        let o = spec.options.or(&self.config.defaults);
+        o.validate()
+            .map_err(|e| refused(SettingsError::Options(e)))?;
+        let applied = o.over(&self.defaults[idx.0 as usize], self.config.mode);
+        // The task's settings, checked once, serve every job that ends up
+        // with the same.
+        let settings = match &self.settings[idx.0 as usize] {
+            Ok(s) if **s == applied.settings => Arc::clone(s),
+            _ => Arc::new(
+                self.check_settings(idx, applied.settings)
+                    .map_err(refused)?,
+            ),
         };
         Ok(NewJob {
             schedule: None,
-            unique: o.unique(),
-            limits,
+            unique: applied.unique,
+            limits: applied.limits,
             task: self.names[idx.0 as usize].clone(),
             params: spec.params.clone(),
             settings,
-            run_at: o.run_at,
-            idempotency_key: o.idempotency_key,
+            run_at: applied.run_at,
+            idempotency_key: applied.idempotency_key,
             name: None,
             after: Vec::new(),
             run_if: runyard_core::RunIf::Success,

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runyard_core::{JobSettings, OptionError, Rate, Registry, UnknownTask};
+use runyard_core::{JobSettings, OptionError, Registry, TaskDefaults, UnknownTask};
 use runyard_exec::Executor;
 use runyard_queue::{QueueError, TaskName};
 
@@ -25,9 +25,9 @@ pub(crate) struct EngineInner {
     pub(crate) settings: Vec<Result<Arc<JobSettings>, SettingsError>>,
     /// Which lanes can run here.
     pub(crate) process_available: bool,
-    /// Per task: its limits across the queue (the run's, else its own
-    /// defaults).
-    pub(crate) limits: Vec<(Option<u32>, Option<Rate>)>,
+    /// Per task: its defaults, with the run's limits across the queue
+    /// for it in place of its own.
+    pub(crate) defaults: Vec<TaskDefaults>,
     /// A task of the configuration's limits that the registry lacks: no
     /// run starts.
     pub(crate) unknown_limit: Option<UnknownTask>,

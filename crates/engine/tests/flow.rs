@@ -356,6 +356,42 @@ fn a_jobs_flow_options_are_checked_when_it_is_prepared() {
         .prepare(&JobSpec::new("plain").unique_key(""))
         .unwrap_err();
     assert!(e.to_string().contains("unique_key"), "{e}");
+    // An option of neither the settings nor flow control is checked too.
+    let e = engine
+        .prepare(&JobSpec::new("plain").idempotency_key(""))
+        .unwrap_err();
+    assert!(e.to_string().contains("idempotency_key"), "{e}");
+}
+
+/// Every option a job gives reaches the job the engine makes; those it
+/// leaves out come from its task's defaults.
+#[test]
+fn a_prepared_job_carries_each_option_over_its_tasks_defaults() {
+    let engine = Engine::new(registry(&Switches::default()), EngineConfig::default());
+    let tenant: FlowKey = "tenant:1".parse().unwrap();
+    let job = engine
+        .prepare(
+            &JobSpec::new("limited")
+                .max_attempts(4)
+                .priority(3)
+                .idempotency_key("once")
+                .unique_key("u")
+                .concurrency_key(tenant.clone(), Some(2)),
+        )
+        .unwrap();
+    assert_eq!((job.settings.max_attempts, job.settings.priority), (4, 3));
+    assert_eq!(job.idempotency_key.as_deref(), Some("once"));
+    assert_eq!(job.unique.map(|u| u.key), Some("u".to_string()));
+    assert_eq!(job.limits.concurrency_key, Some((tenant, Some(2))));
+    assert_eq!(job.limits.task_concurrency, Some(3), "the task's default");
+    let plain = engine.prepare(&JobSpec::new("limited")).unwrap();
+    assert!(
+        Arc::ptr_eq(
+            &plain.settings,
+            &engine.prepare(&JobSpec::new("limited")).unwrap().settings
+        ),
+        "jobs with the task's settings share them"
+    );
 }
 
 #[test]

@@ -234,7 +234,7 @@ impl Dispatcher {
         // Tasks rate-limited by their defaults or the run's limits, in
         // the lane their jobs run in unless they ask for another mode.
         for i in 0..tasks {
-            if !d.limits || d.engine.limits[i].1.is_none() {
+            if !d.limits || d.engine.defaults[i].rate.is_none() {
                 continue;
             }
             let def = d.engine.registry.task(TaskIndex(i as u32));
