@@ -529,7 +529,7 @@ impl Schedules for PgQueue {
         })
     }
 
-    fn schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError> {
+    fn list_schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError> {
         self.read_schedules(None)
     }
 

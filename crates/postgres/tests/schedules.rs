@@ -375,7 +375,7 @@ fn a_schema_5_queue_is_upgraded_to_6_with_its_jobs() {
     .unwrap();
     let jobs = old.list(&ListFilter::default()).unwrap();
     assert_eq!((jobs.len(), jobs[0].schedule.clone()), (1, None));
-    assert!(Schedules::schedules(&old).unwrap().is_empty());
+    assert!(old.list_schedules().unwrap().is_empty());
     assert!(old.fire_due().unwrap().fired.is_empty());
     let e = old.put_schedule(&def("s", every(5))).unwrap_err();
     assert_eq!(e.kind(), runyard_queue::QueueErrorKind::ReadOnly, "{e}");

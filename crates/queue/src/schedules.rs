@@ -120,7 +120,7 @@ pub trait Schedules: Send + Sync {
     fn put_schedule(&self, def: &ScheduleDef) -> Result<Put, QueueError>;
 
     /// Every schedule, by name.
-    fn schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError>;
+    fn list_schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError>;
 
     /// One schedule.
     fn schedule(&self, name: &str) -> Result<Option<ScheduleInfo>, QueueError>;

@@ -469,7 +469,7 @@ impl Schedules for SqliteQueue {
         })
     }
 
-    fn schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError> {
+    fn list_schedules(&self) -> Result<Vec<ScheduleInfo>, QueueError> {
         if self.version < 6 {
             return Ok(Vec::new());
         }

@@ -149,7 +149,7 @@ fn a_version_5_file_is_read_as_it_is_then_gains_schedules() {
         let v = q.get(JobId(1)).unwrap().unwrap();
         assert_eq!((v.state, v.schedule), (JobState::Queued, None));
         let s = q.schedules().unwrap();
-        assert!(s.schedules().unwrap().is_empty());
+        assert!(s.list_schedules().unwrap().is_empty());
         assert!(s.fire_due().unwrap().fired.is_empty());
         let e = s.put_schedule(&every(10)).unwrap_err();
         assert_eq!(e.kind(), QueueErrorKind::ReadOnly, "{e}");

@@ -262,7 +262,7 @@ fn read(
         dead: dead_jobs(q, dead)?,
         flow: flow_view(q)?,
         schedules: match q.as_schedules() {
-            Some(s) => Some(s.schedules()?.iter().map(Into::into).collect()),
+            Some(s) => Some(s.list_schedules()?.iter().map(Into::into).collect()),
             None => None,
         },
     })

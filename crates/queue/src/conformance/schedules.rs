@@ -648,7 +648,7 @@ pub fn a_removed_schedule_fires_no_more_and_its_jobs_stay(make: Factory<'_>) {
     assert!(!sched(q).remove_schedule("s").unwrap(), "already removed");
     assert!(sched(q).schedule("s").unwrap().is_none());
     let names: Vec<String> = sched(q)
-        .schedules()
+        .list_schedules()
         .unwrap()
         .into_iter()
         .map(|i| i.def.name)
@@ -776,7 +776,7 @@ pub fn a_settled_tick_never_fires_again(make: Factory<'_>) {
 pub fn schedules_are_listed_with_what_they_did(make: Factory<'_>) {
     let (clock, q) = fresh(make);
     let q = &*q;
-    assert!(sched(q).schedules().unwrap().is_empty());
+    assert!(sched(q).list_schedules().unwrap().is_empty());
     assert!(sched(q).schedule("b").unwrap().is_none());
     let p = Policy {
         overlap: Overlap::Skip,
@@ -789,7 +789,7 @@ pub fn schedules_are_listed_with_what_they_did(make: Factory<'_>) {
     put(q, &def("b", every(10), p, vec![j]));
     clock.advance(secs(1));
     put(q, &simple("a", every(3600)));
-    let all = sched(q).schedules().unwrap();
+    let all = sched(q).list_schedules().unwrap();
     let names: Vec<&str> = all.iter().map(|i| i.def.name.as_str()).collect();
     assert_eq!(names, vec!["a", "b"], "by name");
     let b = &all[1];
@@ -942,7 +942,10 @@ pub fn bad_schedules_are_refused_and_nothing_is_stored(make: Factory<'_>) {
         anchor: START,
     };
     refused(&simple("s", short), "an interval under a second");
-    assert!(sched(q).schedules().unwrap().is_empty(), "nothing stored");
+    assert!(
+        sched(q).list_schedules().unwrap().is_empty(),
+        "nothing stored"
+    );
     let r = fire(q);
     assert_eq!((r.fired.len(), r.next, r.now), (0, None, START));
 }

@@ -322,7 +322,7 @@ fn list(args: &ListArgs) -> anyhow::Result<Exit> {
     let url = args.queue.url()?;
     let queue = open(url, Purpose::Inspect)?;
     let all = schedules_of(&*queue, url)?
-        .schedules()
+        .list_schedules()
         .context("reading the schedules")?;
     let views: Vec<ScheduleView> = all.iter().map(ScheduleView::from).collect();
     if args.json {
@@ -431,7 +431,7 @@ fn sync(args: &SyncArgs, registry: Arc<Registry>) -> anyhow::Result<Exit> {
         check_jobs(&*queue, def)?;
     }
     let stored: BTreeMap<String, ScheduleInfo> = s
-        .schedules()
+        .list_schedules()
         .context("reading the schedules")?
         .into_iter()
         .map(|i| (i.def.name.clone(), i))
