@@ -28,6 +28,14 @@ use runyard::{JobState, Timestamp};
 
 const SECOND: i64 = 1_000_000;
 
+/// The misfire grace of the catch-up schedules, and so the test's line
+/// between a tick fired on time and one caught up: several intervals of
+/// their every-second schedules, so that a worker of a loaded machine
+/// that fires a tick late does not make it a catch-up; the workers are
+/// kept down for longer than the grace and five ticks more.
+const GRACE: i64 = 5 * SECOND;
+const GRACE_FLAG: &str = "5s";
+
 /// A queue to look at from the test: the one the workers share.
 struct Look {
     queue: Arc<dyn Queue>,
@@ -249,7 +257,7 @@ fn missed_ticks_follow_each_catch_up_policy_after_every_worker_was_down() {
         ("all", &["--catch-up", "all", "--catch-up-max", "2"][..]),
     ] {
         let mut args = vec!["schedule", "add", name, "--every", "1s"];
-        args.extend(["--misfire-grace", "1s"]);
+        args.extend(["--misfire-grace", GRACE_FLAG]);
         args.extend(policy);
         args.push("nap:ms=5");
         ok(q.cli(&args));
@@ -261,7 +269,8 @@ fn missed_ticks_follow_each_catch_up_policy_after_every_worker_was_down() {
         look.wait_jobs(n, 2, Duration::from_secs(30));
     }
     stop_all(workers);
-    // Every worker is down for about five ticks.
+    // Every worker is down for the grace and about five ticks more: those
+    // five are older than the grace at the restart.
     let before: Vec<(i64, usize, u64)> = names
         .iter()
         .map(|n| {
@@ -269,11 +278,15 @@ fn missed_ticks_follow_each_catch_up_policy_after_every_worker_was_down() {
             (i.last_tick.as_micros(), look.jobs(n).len(), i.missed)
         })
         .collect();
-    let down_until = before.iter().map(|b| b.0).max().unwrap() + 5 * SECOND + SECOND / 2;
-    wait_until(Duration::from_secs(30), "five ticks to pass", || {
-        std::thread::sleep(Duration::from_millis(20));
-        now_us() >= down_until
-    });
+    let down_until = before.iter().map(|b| b.0).max().unwrap() + GRACE + 5 * SECOND + SECOND / 2;
+    wait_until(
+        Duration::from_secs(30),
+        "the grace and five ticks to pass",
+        || {
+            std::thread::sleep(Duration::from_millis(20));
+            now_us() >= down_until
+        },
+    );
     let events = d.path().join("events.jsonl");
     let log = d.path().join("back.log");
     let back = q.worker(
@@ -306,7 +319,7 @@ fn missed_ticks_follow_each_catch_up_policy_after_every_worker_was_down() {
         // up.
         let late: Vec<&Fired> = fired
             .iter()
-            .filter(|f| f.schedule == *n && f.at - f.tick > SECOND)
+            .filter(|f| f.schedule == *n && f.at - f.tick > GRACE)
             .collect();
         let want = match *n {
             "none" => 0,
@@ -412,7 +425,7 @@ fn on_a_state_file_one_worker_fires_each_tick_once_across_a_kill_and_catches_up(
         "--every",
         "1s",
         "--misfire-grace",
-        "1s",
+        GRACE_FLAG,
         "--catch-up",
         "latest",
         "nap:ms=10",
@@ -429,17 +442,21 @@ fn on_a_state_file_one_worker_fires_each_tick_once_across_a_kill_and_catches_up(
     let n = look.jobs("tick").len();
     look.wait_jobs("tick", n + 3, Duration::from_secs(30));
     stop(w, Duration::from_secs(30), &log2);
-    // Down for about five ticks: `late` misses some and catches up the
-    // latest.
+    // Down for the grace and about five ticks more: `late` misses some and
+    // catches up the latest.
     let (last_before, missed_before) = {
         let i = look.info("late");
         (i.last_tick.as_micros(), i.missed)
     };
-    let down_until = last_before + 5 * SECOND + SECOND / 2;
-    wait_until(Duration::from_secs(30), "five ticks to pass", || {
-        std::thread::sleep(Duration::from_millis(20));
-        now_us() >= down_until
-    });
+    let down_until = last_before + GRACE + 5 * SECOND + SECOND / 2;
+    wait_until(
+        Duration::from_secs(30),
+        "the grace and five ticks to pass",
+        || {
+            std::thread::sleep(Duration::from_millis(20));
+            now_us() >= down_until
+        },
+    );
     let (ev3, log3) = (d.path().join("ev3.jsonl"), d.path().join("w3.log"));
     let w = sqlite_worker(&state, &ev3, &log3);
     let restarted = now_us();
@@ -471,7 +488,7 @@ fn on_a_state_file_one_worker_fires_each_tick_once_across_a_kill_and_catches_up(
     let (fired, missed) = fired_events(&ev3);
     let late: Vec<&Fired> = fired
         .iter()
-        .filter(|f| f.schedule == "late" && f.at - f.tick > SECOND)
+        .filter(|f| f.schedule == "late" && f.at - f.tick > GRACE)
         .collect();
     assert_eq!(
         late.len(),
