@@ -39,20 +39,20 @@ type Tx<'a> = rusqlite::Transaction<'a>;
 
 /// The flow columns of a new job's row, in the order the insert
 /// statements take them (after the columns they had before).
-pub(crate) struct Columns {
-    pub unique_key: Option<String>,
-    pub task_concurrency: Option<u32>,
-    pub task_rate: Option<String>,
-    pub concurrency_key: Option<String>,
-    pub key_concurrency: Option<u32>,
-    pub rate_key: Option<String>,
-    pub key_rate: Option<String>,
-    pub limited: bool,
+struct Columns {
+    unique_key: Option<String>,
+    task_concurrency: Option<u32>,
+    task_rate: Option<String>,
+    concurrency_key: Option<String>,
+    key_concurrency: Option<u32>,
+    rate_key: Option<String>,
+    key_rate: Option<String>,
+    limited: bool,
 }
 
 impl Columns {
     /// What `j` stores.
-    pub(crate) fn of(j: &NewJob) -> Columns {
+    fn of(j: &NewJob) -> Columns {
         let l = &j.limits;
         let (ck, kc) = match &l.concurrency_key {
             Some((k, c)) => (Some(k.to_string()), *c),
@@ -76,6 +76,47 @@ impl Columns {
             key_rate: kr,
         }
     }
+}
+
+/// Binds what insert_job.sql and insert_linked_job.sql share for job `j`
+/// (run-at `run_at`, inserted at `now`, fair tag `tag`): its settings and
+/// idempotency key as `?1` to `?11`, and from `?flow` on the eleven flow
+/// parameters: its unique key, carried limits, whether it carries any, its
+/// tag, and the schedule and tick that made it. The statement is then run
+/// with `raw_execute`.
+pub(crate) fn bind_job(
+    st: &mut rusqlite::Statement<'_>,
+    j: &NewJob,
+    run_at: i64,
+    now: i64,
+    tag: Option<i64>,
+    flow: usize,
+) -> rusqlite::Result<()> {
+    let s = &j.settings;
+    st.raw_bind_parameter(1, j.task.as_str())?;
+    st.raw_bind_parameter(2, j.params.as_json())?;
+    st.raw_bind_parameter(3, s.priority)?;
+    st.raw_bind_parameter(4, run_at)?;
+    st.raw_bind_parameter(5, now)?;
+    st.raw_bind_parameter(6, s.max_attempts)?;
+    st.raw_bind_parameter(7, s.backoff.to_string())?;
+    st.raw_bind_parameter(8, s.timeout.map(|t| t.as_micros() as i64))?;
+    st.raw_bind_parameter(9, s.mode.as_str())?;
+    st.raw_bind_parameter(10, s.isolate)?;
+    st.raw_bind_parameter(11, j.idempotency_key.as_deref())?;
+    let f = Columns::of(j);
+    st.raw_bind_parameter(flow, f.unique_key)?;
+    st.raw_bind_parameter(flow + 1, f.task_concurrency)?;
+    st.raw_bind_parameter(flow + 2, f.task_rate)?;
+    st.raw_bind_parameter(flow + 3, f.concurrency_key)?;
+    st.raw_bind_parameter(flow + 4, f.key_concurrency)?;
+    st.raw_bind_parameter(flow + 5, f.rate_key)?;
+    st.raw_bind_parameter(flow + 6, f.key_rate)?;
+    st.raw_bind_parameter(flow + 7, f.limited)?;
+    st.raw_bind_parameter(flow + 8, tag)?;
+    st.raw_bind_parameter(flow + 9, j.schedule.as_ref().map(|t| t.schedule.as_str()))?;
+    st.raw_bind_parameter(flow + 10, j.schedule.as_ref().map(|t| t.tick.as_micros()))?;
+    Ok(())
 }
 
 /// The name under which a fairness group keeps its last tag: `k:KEY` for

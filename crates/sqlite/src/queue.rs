@@ -192,34 +192,10 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             out.push(existing);
             continue;
         }
-        let s = &j.settings;
         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
         let tag = tags.tag(tx, j, run_at, now)?;
-        let f = limits::Columns::of(j);
-        let n = insert.execute(params![
-            j.task.as_str(),
-            j.params.as_json(),
-            s.priority,
-            run_at,
-            now,
-            s.max_attempts,
-            s.backoff.to_string(),
-            s.timeout.map(|t| t.as_micros() as i64),
-            s.mode.as_str(),
-            s.isolate,
-            j.idempotency_key.as_deref(),
-            f.unique_key,
-            f.task_concurrency,
-            f.task_rate,
-            f.concurrency_key,
-            f.key_concurrency,
-            f.rate_key,
-            f.key_rate,
-            f.limited,
-            tag,
-            j.schedule.as_ref().map(|t| t.schedule.as_str()),
-            j.schedule.as_ref().map(|t| t.tick.as_micros()),
-        ])?;
+        limits::bind_job(&mut insert, j, run_at, now, tag, 12)?;
+        let n = insert.raw_execute()?;
         out.push(if n == 1 {
             tags.taken(j, tag);
             Enqueued::New(JobId(tx.last_insert_rowid() as u64))
