@@ -108,8 +108,9 @@ pub(crate) fn insert_linked(
     // duplicate, whose row is read).
     let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
     let mut tags = crate::limits::Tagger::new();
+    let mut unique = crate::limits::UniqueKeys::read(tx, jobs, now)?;
     for (i, j) in jobs.iter().enumerate() {
-        if let Some(existing) = crate::limits::existing(tx, &mut find, j, now)? {
+        if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             added.push(None);
             out.push(existing);
             continue;
@@ -184,6 +185,7 @@ pub(crate) fn insert_linked(
         if n == 1 {
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
+            unique.added(j, id, state, tag);
             for (pos, (a, p)) in j.after.iter().zip(parents).enumerate() {
                 edge.execute(params![id, pos as i64, p, a.key, a.many])?;
                 add_child.execute(params![p, 1])?;

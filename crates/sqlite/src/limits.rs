@@ -229,70 +229,132 @@ impl Tagger {
     }
 }
 
-/// What a unique key finds at insert: the job the submit names instead
-/// of a new one, if any (docs/backends.md §8, "Unique jobs").
-pub(crate) fn unique(tx: &Tx<'_>, j: &NewJob, now: i64) -> rusqlite::Result<Option<Enqueued>> {
-    let Some(u) = &j.unique else { return Ok(None) };
-    let holder: Option<(i64, i64, Option<i64>)> = tx
-        .prepare_cached(&SQL.unique_holder)?
-        .query_row([&u.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((id, state, tag)) = holder {
-        let id_ = runyard_core::JobId(id as u64);
-        return Ok(Some(match u.on_conflict {
-            OnConflict::Skip => Enqueued::Duplicate(id_),
-            OnConflict::Replace => {
-                let run_at = j.run_at.map_or(now, |t| t.as_micros());
-                // A waiting holder due now keeps its place; one whose
-                // run-at moves ahead has no tag until it is due.
-                let tag = if state == WAITING && run_at <= now {
-                    tag
-                } else {
-                    debug_assert!(state == WAITING || state == BLOCKED);
-                    None
-                };
-                tx.prepare_cached(&SQL.unique_replace)?.execute(params![
-                    id,
-                    j.params.as_json(),
-                    run_at,
-                    tag
-                ])?;
-                Enqueued::Replaced(id_)
-            }
-        }));
-    }
-    if let Some(d) = u.within {
-        let since = now.saturating_sub(micros(d));
-        let found: Option<i64> = tx
-            .prepare_cached(&SQL.unique_within)?
-            .query_row(params![u.key, since], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = found {
-            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
-        }
-    }
-    Ok(None)
+/// The holders of a batch's unique keys, looked up for the whole batch at
+/// once (one statement for the holders, one for the keys with a window),
+/// then kept up to date as the batch adds and replaces jobs (jobs of one
+/// batch see the earlier jobs of the batch). Runs in the insert's write
+/// transaction, which holds the file's write lock from its start: no other
+/// submitter can add a holder between the lookup and the inserts.
+#[derive(Default)]
+pub(crate) struct UniqueKeys {
+    /// Each key's holder: its id, state and tag (for a replace).
+    holders: HashMap<String, (i64, i64, Option<i64>)>,
+    /// For each (key, since) of a job with a window: the latest job with
+    /// the key that succeeded at `since` or later.
+    succeeded: HashMap<(String, i64), i64>,
 }
 
-/// For a job with a unique key: the job already in the queue that a
-/// submit of it names instead (its idempotency key is looked up first,
-/// with `find`, find_key.sql), if any.
-pub(crate) fn existing(
-    tx: &Tx<'_>,
-    find: &mut rusqlite::CachedStatement<'_>,
-    j: &NewJob,
-    now: i64,
-) -> rusqlite::Result<Option<Enqueued>> {
-    if j.unique.is_none() {
-        return Ok(None);
+impl UniqueKeys {
+    /// Looks up the holders (and, for keys with a window, the latest
+    /// successes) of the unique keys of `jobs`, inserted at `now`.
+    pub(crate) fn read(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<UniqueKeys> {
+        let mut out = UniqueKeys::default();
+        let keys: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.unique.as_ref().map(|u| u.key.as_str()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let json = serde_json::to_string(&keys).unwrap_or_default();
+        {
+            let mut st = tx.prepare_cached(&SQL.unique_holders)?;
+            let mut rows = st.query([json])?;
+            while let Some(r) = rows.next()? {
+                // By key and id: the first row of a key is its holder.
+                let key: String = r.get(0)?;
+                if !out.holders.contains_key(&key) {
+                    out.holders.insert(key, (r.get(1)?, r.get(2)?, r.get(3)?));
+                }
+            }
+        }
+        let windows: Vec<(&str, i64)> = jobs
+            .iter()
+            .filter_map(|j| j.unique.as_ref())
+            .filter_map(|u| Some((u.key.as_str(), now.saturating_sub(micros(u.within?)))))
+            .collect();
+        if !windows.is_empty() {
+            let json = serde_json::to_string(&windows).unwrap_or_default();
+            let mut st = tx.prepare_cached(&SQL.unique_within)?;
+            let mut rows = st.query([json])?;
+            while let Some(r) = rows.next()? {
+                if let Some(id) = r.get::<_, Option<i64>>(2)? {
+                    out.succeeded.insert((r.get(0)?, r.get(1)?), id);
+                }
+            }
+        }
+        Ok(out)
     }
-    if let Some(k) = j.idempotency_key.as_deref() {
-        let id: Option<i64> = find.query_row([k], |r| r.get(0)).optional()?;
-        if let Some(id) = id {
-            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+
+    /// What job `j`'s unique key finds: the job the submit names instead
+    /// of a new one, if any (docs/backends.md §8, "Unique jobs"); a
+    /// replaced holder takes `j`'s parameters and run-at here.
+    fn find(&mut self, tx: &Tx<'_>, j: &NewJob, now: i64) -> rusqlite::Result<Option<Enqueued>> {
+        let Some(u) = &j.unique else { return Ok(None) };
+        if let Some((id, state, tag)) = self.holders.get_mut(&u.key) {
+            let id_ = runyard_core::JobId(*id as u64);
+            return Ok(Some(match u.on_conflict {
+                OnConflict::Skip => Enqueued::Duplicate(id_),
+                OnConflict::Replace => {
+                    let run_at = j.run_at.map_or(now, |t| t.as_micros());
+                    // A waiting holder due now keeps its place; one whose
+                    // run-at moves ahead has no tag until it is due.
+                    if !(*state == WAITING && run_at <= now) {
+                        debug_assert!(*state == WAITING || *state == BLOCKED);
+                        *tag = None;
+                    }
+                    tx.prepare_cached(&SQL.unique_replace)?.execute(params![
+                        *id,
+                        j.params.as_json(),
+                        run_at,
+                        *tag
+                    ])?;
+                    Enqueued::Replaced(id_)
+                }
+            }));
+        }
+        if let Some(d) = u.within {
+            let since = now.saturating_sub(micros(d));
+            if let Some(id) = self.succeeded.get(&(u.key.clone(), since)) {
+                return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(*id as u64))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// For a job with a unique key: the job already in the queue (or added
+    /// earlier in the batch) that a submit of it names instead (its
+    /// idempotency key is looked up first, with `find`, find_key.sql), if
+    /// any.
+    pub(crate) fn existing(
+        &mut self,
+        tx: &Tx<'_>,
+        find: &mut rusqlite::CachedStatement<'_>,
+        j: &NewJob,
+        now: i64,
+    ) -> rusqlite::Result<Option<Enqueued>> {
+        if j.unique.is_none() {
+            return Ok(None);
+        }
+        if let Some(k) = j.idempotency_key.as_deref() {
+            let id: Option<i64> = find.query_row([k], |r| r.get(0)).optional()?;
+            if let Some(id) = id {
+                return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+            }
+        }
+        self.find(tx, j, now)
+    }
+
+    /// Job `j` was added as `id` in `state` with `tag`: it holds its key
+    /// unless an earlier job does (the holder is the first by id).
+    pub(crate) fn added(&mut self, j: &NewJob, id: i64, state: i64, tag: Option<i64>) {
+        let Some(u) = &j.unique else { return };
+        if state == WAITING || state == BLOCKED {
+            self.holders
+                .entry(u.key.clone())
+                .or_insert((id, state, tag));
         }
     }
-    unique(tx, j, now)
 }
 
 fn micros(d: Duration) -> i64 {
@@ -832,4 +894,78 @@ pub(crate) fn resume(tx: &Tx<'_>, task: Option<&str>) -> rusqlite::Result<bool> 
         None => tx.prepare_cached(&SQL.resume_all)?.execute([])?,
     };
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{OpenMode, SqliteQueue};
+    use runyard_queue::conformance::job;
+    use runyard_queue::Queue;
+    use rusqlite::StatementStatus;
+
+    fn unique(key: &str, on_conflict: OnConflict) -> NewJob {
+        let mut j = job("t", 1, 0);
+        j.unique = Some(runyard_core::Unique {
+            key: key.into(),
+            within: Some(Duration::from_secs(60)),
+            on_conflict,
+        });
+        j
+    }
+
+    /// A batch's unique keys find their holders (and their latest successes
+    /// within a window) in one statement each, run once for the batch, not
+    /// once a job.
+    #[test]
+    fn a_batch_looks_up_its_unique_keys_in_one_statement() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let batch = |keys: std::ops::Range<u32>| {
+            keys.map(|i| unique(&format!("k{i}"), OnConflict::Skip))
+                .collect::<Vec<_>>()
+        };
+        let first = q.enqueue(batch(0..50)).unwrap();
+        assert!(first.iter().all(|e| matches!(e, Enqueued::New(_))));
+        let second = q.enqueue(batch(25..75)).unwrap();
+        assert_eq!(
+            &second[..25],
+            &first[25..]
+                .iter()
+                .map(|e| Enqueued::Duplicate(e.id()))
+                .collect::<Vec<_>>()[..]
+        );
+        assert!(second[25..].iter().all(|e| matches!(e, Enqueued::New(_))));
+        let conn = q.lock();
+        for sql in [&SQL.unique_holders, &SQL.unique_within] {
+            let st = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                st.get_status(StatementStatus::Run),
+                2,
+                "once a batch: {sql}"
+            );
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
+
+    /// Jobs of one batch see the earlier jobs of the batch: the first with
+    /// a key holds it for the later ones, which replace or skip.
+    #[test]
+    fn a_batch_sees_its_own_holders() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let out = q
+            .enqueue(vec![
+                unique("a", OnConflict::Skip),
+                unique("a", OnConflict::Replace),
+                unique("b", OnConflict::Replace),
+                unique("a", OnConflict::Skip),
+            ])
+            .unwrap();
+        let a = out[0].id();
+        assert!(matches!(out[0], Enqueued::New(_)));
+        assert_eq!(out[1], Enqueued::Replaced(a));
+        assert!(matches!(out[2], Enqueued::New(b) if b != a));
+        assert_eq!(out[3], Enqueued::Duplicate(a));
+    }
 }

@@ -181,14 +181,15 @@ pub(crate) fn insert_jobs(
 
 /// Adds jobs without names or parents in `tx` at time `now` (a job with a
 /// unique key may name one already there instead, see
-/// [`limits::existing`]).
+/// [`limits::UniqueKeys`]).
 fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
     let mut tags = limits::Tagger::new();
+    let mut unique = limits::UniqueKeys::read(tx, jobs, now)?;
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
-        if let Some(existing) = limits::existing(tx, &mut find, j, now)? {
+        if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             out.push(existing);
             continue;
         }
@@ -198,7 +199,9 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
         let n = insert.raw_execute()?;
         out.push(if n == 1 {
             tags.taken(j, tag);
-            Enqueued::New(JobId(tx.last_insert_rowid() as u64))
+            let id = tx.last_insert_rowid();
+            unique.added(j, id, WAITING, tag);
+            Enqueued::New(JobId(id as u64))
         } else {
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
             Enqueued::Duplicate(JobId(id as u64))

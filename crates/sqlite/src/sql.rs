@@ -106,7 +106,7 @@ statements! {
     tables = "tables.sql";
     tag_job = "tag_job.sql";
     undo_claim = "undo_claim.sql";
-    unique_holder = "unique_holder.sql";
+    unique_holders = "unique_holders.sql";
     unique_replace = "unique_replace.sql";
     unique_within = "unique_within.sql";
     unregister_worker = "unregister_worker.sql";
