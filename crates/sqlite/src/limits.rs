@@ -32,6 +32,7 @@ use runyard_queue::stored::{BLOCKED, WAITING};
 use runyard_queue::{Enqueued, NewJob, QueueError, QueueErrorKind};
 use runyard_queue::{Holds, LimitChange, Paused};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use rustc_hash::FxHashMap;
 
 use crate::sql::SQL;
 
@@ -557,7 +558,15 @@ enum CountOf {
 /// works with.
 struct Walk {
     rules: Rules,
-    running: HashMap<CountOf, u32>,
+    /// The running jobs of each task, and of each concurrency key (by the
+    /// key as its rows keep it).
+    tasks_running: FxHashMap<String, u32>,
+    keys_running: FxHashMap<String, u32>,
+    /// Whether some stored limit names a key.
+    key_limits: bool,
+    /// For each key looked at by [`Walk::key_full`]: none when it does not
+    /// parse, else its stored concurrency limit in force, if any.
+    key_stored: FxHashMap<String, Option<Option<u32>>>,
     /// For each rate target and window (in µs), the starts in it.
     starts: HashMap<(String, i64), u32>,
     /// The widest window seen for each rate target.
@@ -567,7 +576,8 @@ struct Walk {
 
 impl Walk {
     fn new(conn: &Connection, now: i64) -> rusqlite::Result<Walk> {
-        let mut running = HashMap::new();
+        let mut tasks_running: FxHashMap<String, u32> = FxHashMap::default();
+        let mut keys_running: FxHashMap<String, u32> = FxHashMap::default();
         {
             let mut st = conn.prepare_cached(&SQL.running_counts)?;
             let mut rows = st.query([])?;
@@ -575,15 +585,22 @@ impl Walk {
                 let task: String = r.get(0)?;
                 let key: Option<String> = r.get(1)?;
                 let n: u32 = r.get(2)?;
-                *running.entry(CountOf::Task(task)).or_insert(0) += n;
+                *tasks_running.entry(task).or_insert(0) += n;
                 if let Some(k) = key {
-                    *running.entry(CountOf::Key(k)).or_insert(0) += n;
+                    *keys_running.entry(k).or_insert(0) += n;
                 }
             }
         }
+        let rules = Rules::read(conn)?;
         Ok(Walk {
-            rules: Rules::read(conn)?,
-            running,
+            key_limits: rules
+                .stored
+                .keys()
+                .any(|t| matches!(t, LimitTarget::Key { .. })),
+            rules,
+            tasks_running,
+            keys_running,
+            key_stored: FxHashMap::default(),
             starts: HashMap::new(),
             widest: HashMap::new(),
             now,
@@ -623,6 +640,51 @@ impl Walk {
         InForce { concurrency, rates }
     }
 
+    /// The running jobs that `of` counts.
+    fn running(&self, of: &CountOf) -> u32 {
+        let n = match of {
+            CountOf::Task(t) => self.tasks_running.get(t),
+            CountOf::Key(k) => self.keys_running.get(k),
+        };
+        n.copied().unwrap_or(0)
+    }
+
+    /// Whether the row `r` of claim_window.sql is of a concurrency key
+    /// that is full for it: passed over by its key, before anything else
+    /// of it is read (a key full once stays full for the rest of a claim).
+    fn key_full(&mut self, r: &Row<'_>) -> rusqlite::Result<bool> {
+        let rusqlite::types::ValueRef::Text(k) = r.get_ref(2)? else {
+            return Ok(false);
+        };
+        let Ok(k) = std::str::from_utf8(k) else {
+            return Ok(false);
+        };
+        let Some(&running) = self.keys_running.get(k) else {
+            return Ok(false);
+        };
+        // A key its rows keep is one that parses (a row whose key does not
+        // is held by no key limit, see `carried`); its stored limit, once.
+        let stored = match self.key_stored.get(k) {
+            Some(l) => *l,
+            None => {
+                let l = k
+                    .parse::<FlowKey>()
+                    .ok()
+                    .map(|f| self.key_limits.then(|| self.rules.key(&f).0).flatten());
+                self.key_stored.insert(k.to_string(), l);
+                l
+            }
+        };
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        let limit = match stored {
+            Some(l) => Some(l),
+            None => r.get::<_, Option<u32>>(3)?,
+        };
+        Ok(limit.is_some_and(|l| running >= l))
+    }
+
     fn used(&mut self, conn: &Connection, target: &str, per: i64) -> rusqlite::Result<u32> {
         let w = self.widest.entry(target.to_string()).or_insert(per);
         *w = (*w).max(per);
@@ -649,7 +711,7 @@ impl Walk {
         }
         let f = self.in_force(c);
         for (of, target, n) in &f.concurrency {
-            if self.running.get(of).copied().unwrap_or(0) >= *n {
+            if self.running(of) >= *n {
                 return Ok(Err(Hold::Concurrency {
                     target: target.clone(),
                     limit: *n,
@@ -675,12 +737,9 @@ impl Walk {
         c: &Candidate,
         f: &InForce,
     ) -> rusqlite::Result<()> {
-        *self
-            .running
-            .entry(CountOf::Task(c.task.clone()))
-            .or_insert(0) += 1;
+        *self.tasks_running.entry(c.task.clone()).or_insert(0) += 1;
         if let Some(k) = &c.concurrency_key {
-            *self.running.entry(CountOf::Key(k.clone())).or_insert(0) += 1;
+            *self.keys_running.entry(k.clone()).or_insert(0) += 1;
         }
         for (name, _, _) in &f.rates {
             for ((t, _), n) in self.starts.iter_mut() {
@@ -729,20 +788,23 @@ pub(crate) fn claim_limited(
 ) -> rusqlite::Result<Taken> {
     let mut walk = Walk::new(tx, now)?;
     let window = max.saturating_mul(16).max(1024) as i64;
-    let jobs: Vec<Candidate> = {
-        let mut st = tx.prepare_cached(&SQL.claim_window)?;
-        let rows = st.query_map(params![now, window, tasks], candidate)?;
-        rows.collect::<Result<_, _>>()?
-    };
     let mut out = Vec::new();
     let mut frees = i64::MAX;
-    for c in &jobs {
-        if out.len() >= max {
-            break;
+    let mut seen = false;
+    // Walked as it is read, up to `max` taken: a job of a full key is
+    // passed over by its key alone.
+    let mut st = tx.prepare_cached(&SQL.claim_window)?;
+    let mut rows = st.query(params![now, window, tasks])?;
+    while out.len() < max {
+        let Some(r) = rows.next()? else { break };
+        seen = true;
+        if walk.key_full(r)? {
+            continue;
         }
-        match walk.check(tx, c)? {
+        let c = candidate(r)?;
+        match walk.check(tx, &c)? {
             Ok(f) => {
-                walk.take(Some(tx), c, &f)?;
+                walk.take(Some(tx), &c, &f)?;
                 out.push((c.id, !f.rates.is_empty()));
             }
             Err(Hold::Rate { target, rate }) if out.is_empty() => {
@@ -755,11 +817,13 @@ pub(crate) fn claim_limited(
             Err(_) => {}
         }
     }
-    let mut drop = tx.prepare_cached(&SQL.starts_drop)?;
+    drop(rows);
+    drop(st);
+    let mut forget = tx.prepare_cached(&SQL.starts_drop)?;
     for (target, per) in &walk.widest {
-        drop.execute(params![target, now - per])?;
+        forget.execute(params![target, now - per])?;
     }
-    let stalled = (out.is_empty() && !jobs.is_empty()).then_some(frees);
+    let stalled = (out.is_empty() && seen).then_some(frees);
     Ok(Taken { jobs: out, stalled })
 }
 
@@ -967,5 +1031,33 @@ mod tests {
         assert_eq!(out[1], Enqueued::Replaced(a));
         assert!(matches!(out[2], Enqueued::New(b) if b != a));
         assert_eq!(out[3], Enqueued::Duplicate(a));
+    }
+
+    /// A claim under limits reads its window as it walks and stops once it
+    /// has taken `max`: claiming one of 2,000 due jobs reads a few rows of
+    /// the fair index, not the whole window of 1,024.
+    #[test]
+    fn a_claim_under_limits_reads_only_as_far_as_it_takes() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let jobs = (0..2000)
+            .map(|i| {
+                let mut j = job("t", 1, 0);
+                let k = FlowKey::new("k", &i.to_string()).unwrap();
+                j.limits.concurrency_key = Some((k, Some(1)));
+                j
+            })
+            .collect();
+        q.enqueue(jobs).unwrap();
+        let steps = || {
+            let conn = q.lock();
+            let st = conn.prepare_cached(&SQL.claim_window).unwrap();
+            st.get_status(StatementStatus::VmStep)
+        };
+        assert_eq!(steps(), 0);
+        let c = q.claim("w", 1, Duration::from_secs(30)).unwrap();
+        assert_eq!(c.len(), 1);
+        let read = steps();
+        assert!(read > 0 && read < 200, "{read} steps to take one job");
     }
 }

@@ -364,11 +364,16 @@ impl Queue for SqliteQueue {
                     if filter.is_none() {
                         stalled.set(taken.stalled);
                     }
-                    let mut st = tx.prepare_cached(&SQL.claim_one)?;
-                    for (id, admitted) in taken.jobs {
-                        let mut rows = st.query(params![worker, until, now, id])?;
-                        if let Some(r) = rows.next()? {
-                            take(r, admitted)?;
+                    if !taken.jobs.is_empty() {
+                        let ids: Vec<i64> = taken.jobs.iter().map(|j| j.0).collect();
+                        let admitted: rustc_hash::FxHashSet<i64> =
+                            taken.jobs.iter().filter(|j| j.1).map(|j| j.0).collect();
+                        let ids = serde_json::to_string(&ids).unwrap_or_default();
+                        let mut st = tx.prepare_cached(&SQL.claim_ids)?;
+                        let mut rows = st.query(params![worker, until, now, ids])?;
+                        while let Some(r) = rows.next()? {
+                            let id: i64 = r.get(0)?;
+                            take(r, admitted.contains(&id))?;
                         }
                     }
                 }

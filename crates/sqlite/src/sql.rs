@@ -30,7 +30,7 @@ statements! {
     cancel_pending = "cancel_pending.sql";
     children = "children.sql";
     claim = "claim.sql";
-    claim_one = "claim_one.sql";
+    claim_ids = "claim_ids.sql";
     claim_tasks = "claim_tasks.sql";
     claim_window = "claim_window.sql";
     counts = "counts.sql";
