@@ -18,8 +18,10 @@
 //! waiting job carries a limit ([`limited`]), a claim is the one statement
 //! it always was, in fair order. Otherwise [`claim_limited`] walks a
 //! bounded window of the due jobs in claim order in Rust, inside the
-//! claim's write transaction, and takes a job only while every limit in
-//! force for it has room. Concurrency is counted from the running rows
+//! claim's write transaction, as it reads them from the fair index (which
+//! schema 7 widened with what the walk reads: no table lookups), and
+//! takes a job only while every limit in force for it has room; a job of
+//! a full concurrency key is passed over by its key alone. Concurrency is counted from the running rows
 //! themselves, in the same transaction: every transition out of running
 //! (complete, release, rescue, a paused claim given back) frees its slot
 //! by changing the row's state, with nothing else to keep in step.
