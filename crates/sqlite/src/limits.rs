@@ -266,8 +266,8 @@ impl UniqueKeys {
             while let Some(r) = rows.next()? {
                 // By key and id: the first row of a key is its holder.
                 let key: String = r.get(0)?;
-                if !out.holders.contains_key(&key) {
-                    out.holders.insert(key, (r.get(1)?, r.get(2)?, r.get(3)?));
+                if let std::collections::hash_map::Entry::Vacant(e) = out.holders.entry(key) {
+                    e.insert((r.get(1)?, r.get(2)?, r.get(3)?));
                 }
             }
         }
