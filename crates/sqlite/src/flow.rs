@@ -108,8 +108,9 @@ pub(crate) fn insert_linked(
     // duplicate, whose row is read).
     let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
     let mut tags = crate::limits::Tagger::new();
+    let mut unique = crate::limits::UniqueKeys::read(tx, jobs, now)?;
     for (i, j) in jobs.iter().enumerate() {
-        if let Some(existing) = crate::limits::existing(tx, &mut find, j, now)? {
+        if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             added.push(None);
             out.push(existing);
             continue;
@@ -167,47 +168,24 @@ pub(crate) fn insert_linked(
         } else {
             RunIf::Success
         };
-        let s = &j.settings;
         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
         let tag = if state == WAITING {
             tags.tag(tx, j, run_at, now)?
         } else {
             None
         };
-        let f = crate::limits::Columns::of(j);
-        let n = insert.execute(params![
-            j.task.as_str(),
-            j.params.as_json(),
-            s.priority,
-            run_at,
-            now,
-            s.max_attempts,
-            s.backoff.to_string(),
-            s.timeout.map(|t| t.as_micros() as i64),
-            s.mode.as_str(),
-            s.isolate,
-            j.idempotency_key.as_deref(),
-            state,
-            j.name.as_deref(),
-            run_if.code(),
-            pending,
-            cause,
-            j.after.len() as i64,
-            f.unique_key,
-            f.task_concurrency,
-            f.task_rate,
-            f.concurrency_key,
-            f.key_concurrency,
-            f.rate_key,
-            f.key_rate,
-            f.limited,
-            tag,
-            j.schedule.as_ref().map(|t| t.schedule.as_str()),
-            j.schedule.as_ref().map(|t| t.tick.as_micros()),
-        ])?;
+        crate::limits::bind_job(&mut insert, j, run_at, now, tag, 18)?;
+        insert.raw_bind_parameter(12, state)?;
+        insert.raw_bind_parameter(13, j.name.as_deref())?;
+        insert.raw_bind_parameter(14, run_if.code())?;
+        insert.raw_bind_parameter(15, pending)?;
+        insert.raw_bind_parameter(16, cause)?;
+        insert.raw_bind_parameter(17, j.after.len() as i64)?;
+        let n = insert.raw_execute()?;
         if n == 1 {
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
+            unique.added(j, id, state, tag);
             for (pos, (a, p)) in j.after.iter().zip(parents).enumerate() {
                 edge.execute(params![id, pos as i64, p, a.key, a.many])?;
                 add_child.execute(params![p, 1])?;

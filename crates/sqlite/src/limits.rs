@@ -18,8 +18,10 @@
 //! waiting job carries a limit ([`limited`]), a claim is the one statement
 //! it always was, in fair order. Otherwise [`claim_limited`] walks a
 //! bounded window of the due jobs in claim order in Rust, inside the
-//! claim's write transaction, and takes a job only while every limit in
-//! force for it has room. Concurrency is counted from the running rows
+//! claim's write transaction, as it reads them from the fair index (which
+//! schema 7 widened with what the walk reads: no table lookups), and
+//! takes a job only while every limit in force for it has room; a job of
+//! a full concurrency key is passed over by its key alone. Concurrency is counted from the running rows
 //! themselves, in the same transaction: every transition out of running
 //! (complete, release, rescue, a paused claim given back) frees its slot
 //! by changing the row's state, with nothing else to keep in step.
@@ -32,6 +34,7 @@ use runyard_queue::stored::{BLOCKED, WAITING};
 use runyard_queue::{Enqueued, NewJob, QueueError, QueueErrorKind};
 use runyard_queue::{Holds, LimitChange, Paused};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use rustc_hash::FxHashMap;
 
 use crate::sql::SQL;
 
@@ -39,20 +42,20 @@ type Tx<'a> = rusqlite::Transaction<'a>;
 
 /// The flow columns of a new job's row, in the order the insert
 /// statements take them (after the columns they had before).
-pub(crate) struct Columns {
-    pub unique_key: Option<String>,
-    pub task_concurrency: Option<u32>,
-    pub task_rate: Option<String>,
-    pub concurrency_key: Option<String>,
-    pub key_concurrency: Option<u32>,
-    pub rate_key: Option<String>,
-    pub key_rate: Option<String>,
-    pub limited: bool,
+struct Columns {
+    unique_key: Option<String>,
+    task_concurrency: Option<u32>,
+    task_rate: Option<String>,
+    concurrency_key: Option<String>,
+    key_concurrency: Option<u32>,
+    rate_key: Option<String>,
+    key_rate: Option<String>,
+    limited: bool,
 }
 
 impl Columns {
     /// What `j` stores.
-    pub(crate) fn of(j: &NewJob) -> Columns {
+    fn of(j: &NewJob) -> Columns {
         let l = &j.limits;
         let (ck, kc) = match &l.concurrency_key {
             Some((k, c)) => (Some(k.to_string()), *c),
@@ -76,6 +79,47 @@ impl Columns {
             key_rate: kr,
         }
     }
+}
+
+/// Binds what insert_job.sql and insert_linked_job.sql share for job `j`
+/// (run-at `run_at`, inserted at `now`, fair tag `tag`): its settings and
+/// idempotency key as `?1` to `?11`, and from `?flow` on the eleven flow
+/// parameters: its unique key, carried limits, whether it carries any, its
+/// tag, and the schedule and tick that made it. The statement is then run
+/// with `raw_execute`.
+pub(crate) fn bind_job(
+    st: &mut rusqlite::Statement<'_>,
+    j: &NewJob,
+    run_at: i64,
+    now: i64,
+    tag: Option<i64>,
+    flow: usize,
+) -> rusqlite::Result<()> {
+    let s = &j.settings;
+    st.raw_bind_parameter(1, j.task.as_str())?;
+    st.raw_bind_parameter(2, j.params.as_json())?;
+    st.raw_bind_parameter(3, s.priority)?;
+    st.raw_bind_parameter(4, run_at)?;
+    st.raw_bind_parameter(5, now)?;
+    st.raw_bind_parameter(6, s.max_attempts)?;
+    st.raw_bind_parameter(7, s.backoff.to_string())?;
+    st.raw_bind_parameter(8, s.timeout.map(|t| t.as_micros() as i64))?;
+    st.raw_bind_parameter(9, s.mode.as_str())?;
+    st.raw_bind_parameter(10, s.isolate)?;
+    st.raw_bind_parameter(11, j.idempotency_key.as_deref())?;
+    let f = Columns::of(j);
+    st.raw_bind_parameter(flow, f.unique_key)?;
+    st.raw_bind_parameter(flow + 1, f.task_concurrency)?;
+    st.raw_bind_parameter(flow + 2, f.task_rate)?;
+    st.raw_bind_parameter(flow + 3, f.concurrency_key)?;
+    st.raw_bind_parameter(flow + 4, f.key_concurrency)?;
+    st.raw_bind_parameter(flow + 5, f.rate_key)?;
+    st.raw_bind_parameter(flow + 6, f.key_rate)?;
+    st.raw_bind_parameter(flow + 7, f.limited)?;
+    st.raw_bind_parameter(flow + 8, tag)?;
+    st.raw_bind_parameter(flow + 9, j.schedule.as_ref().map(|t| t.schedule.as_str()))?;
+    st.raw_bind_parameter(flow + 10, j.schedule.as_ref().map(|t| t.tick.as_micros()))?;
+    Ok(())
 }
 
 /// The name under which a fairness group keeps its last tag: `k:KEY` for
@@ -188,70 +232,132 @@ impl Tagger {
     }
 }
 
-/// What a unique key finds at insert: the job the submit names instead
-/// of a new one, if any (docs/backends.md §8, "Unique jobs").
-pub(crate) fn unique(tx: &Tx<'_>, j: &NewJob, now: i64) -> rusqlite::Result<Option<Enqueued>> {
-    let Some(u) = &j.unique else { return Ok(None) };
-    let holder: Option<(i64, i64, Option<i64>)> = tx
-        .prepare_cached(&SQL.unique_holder)?
-        .query_row([&u.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((id, state, tag)) = holder {
-        let id_ = runyard_core::JobId(id as u64);
-        return Ok(Some(match u.on_conflict {
-            OnConflict::Skip => Enqueued::Duplicate(id_),
-            OnConflict::Replace => {
-                let run_at = j.run_at.map_or(now, |t| t.as_micros());
-                // A waiting holder due now keeps its place; one whose
-                // run-at moves ahead has no tag until it is due.
-                let tag = if state == WAITING && run_at <= now {
-                    tag
-                } else {
-                    debug_assert!(state == WAITING || state == BLOCKED);
-                    None
-                };
-                tx.prepare_cached(&SQL.unique_replace)?.execute(params![
-                    id,
-                    j.params.as_json(),
-                    run_at,
-                    tag
-                ])?;
-                Enqueued::Replaced(id_)
-            }
-        }));
-    }
-    if let Some(d) = u.within {
-        let since = now.saturating_sub(micros(d));
-        let found: Option<i64> = tx
-            .prepare_cached(&SQL.unique_within)?
-            .query_row(params![u.key, since], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = found {
-            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
-        }
-    }
-    Ok(None)
+/// The holders of a batch's unique keys, looked up for the whole batch at
+/// once (one statement for the holders, one for the keys with a window),
+/// then kept up to date as the batch adds and replaces jobs (jobs of one
+/// batch see the earlier jobs of the batch). Runs in the insert's write
+/// transaction, which holds the file's write lock from its start: no other
+/// submitter can add a holder between the lookup and the inserts.
+#[derive(Default)]
+pub(crate) struct UniqueKeys {
+    /// Each key's holder: its id, state and tag (for a replace).
+    holders: HashMap<String, (i64, i64, Option<i64>)>,
+    /// For each (key, since) of a job with a window: the latest job with
+    /// the key that succeeded at `since` or later.
+    succeeded: HashMap<(String, i64), i64>,
 }
 
-/// For a job with a unique key: the job already in the queue that a
-/// submit of it names instead (its idempotency key is looked up first,
-/// with `find`, find_key.sql), if any.
-pub(crate) fn existing(
-    tx: &Tx<'_>,
-    find: &mut rusqlite::CachedStatement<'_>,
-    j: &NewJob,
-    now: i64,
-) -> rusqlite::Result<Option<Enqueued>> {
-    if j.unique.is_none() {
-        return Ok(None);
+impl UniqueKeys {
+    /// Looks up the holders (and, for keys with a window, the latest
+    /// successes) of the unique keys of `jobs`, inserted at `now`.
+    pub(crate) fn read(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<UniqueKeys> {
+        let mut out = UniqueKeys::default();
+        let keys: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.unique.as_ref().map(|u| u.key.as_str()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let json = serde_json::to_string(&keys).unwrap_or_default();
+        {
+            let mut st = tx.prepare_cached(&SQL.unique_holders)?;
+            let mut rows = st.query([json])?;
+            while let Some(r) = rows.next()? {
+                // By key and id: the first row of a key is its holder.
+                let key: String = r.get(0)?;
+                if let std::collections::hash_map::Entry::Vacant(e) = out.holders.entry(key) {
+                    e.insert((r.get(1)?, r.get(2)?, r.get(3)?));
+                }
+            }
+        }
+        let windows: Vec<(&str, i64)> = jobs
+            .iter()
+            .filter_map(|j| j.unique.as_ref())
+            .filter_map(|u| Some((u.key.as_str(), now.saturating_sub(micros(u.within?)))))
+            .collect();
+        if !windows.is_empty() {
+            let json = serde_json::to_string(&windows).unwrap_or_default();
+            let mut st = tx.prepare_cached(&SQL.unique_within)?;
+            let mut rows = st.query([json])?;
+            while let Some(r) = rows.next()? {
+                if let Some(id) = r.get::<_, Option<i64>>(2)? {
+                    out.succeeded.insert((r.get(0)?, r.get(1)?), id);
+                }
+            }
+        }
+        Ok(out)
     }
-    if let Some(k) = j.idempotency_key.as_deref() {
-        let id: Option<i64> = find.query_row([k], |r| r.get(0)).optional()?;
-        if let Some(id) = id {
-            return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+
+    /// What job `j`'s unique key finds: the job the submit names instead
+    /// of a new one, if any (docs/backends.md §8, "Unique jobs"); a
+    /// replaced holder takes `j`'s parameters and run-at here.
+    fn find(&mut self, tx: &Tx<'_>, j: &NewJob, now: i64) -> rusqlite::Result<Option<Enqueued>> {
+        let Some(u) = &j.unique else { return Ok(None) };
+        if let Some((id, state, tag)) = self.holders.get_mut(&u.key) {
+            let id_ = runyard_core::JobId(*id as u64);
+            return Ok(Some(match u.on_conflict {
+                OnConflict::Skip => Enqueued::Duplicate(id_),
+                OnConflict::Replace => {
+                    let run_at = j.run_at.map_or(now, |t| t.as_micros());
+                    // A waiting holder due now keeps its place; one whose
+                    // run-at moves ahead has no tag until it is due.
+                    if !(*state == WAITING && run_at <= now) {
+                        debug_assert!(*state == WAITING || *state == BLOCKED);
+                        *tag = None;
+                    }
+                    tx.prepare_cached(&SQL.unique_replace)?.execute(params![
+                        *id,
+                        j.params.as_json(),
+                        run_at,
+                        *tag
+                    ])?;
+                    Enqueued::Replaced(id_)
+                }
+            }));
+        }
+        if let Some(d) = u.within {
+            let since = now.saturating_sub(micros(d));
+            if let Some(id) = self.succeeded.get(&(u.key.clone(), since)) {
+                return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(*id as u64))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// For a job with a unique key: the job already in the queue (or added
+    /// earlier in the batch) that a submit of it names instead (its
+    /// idempotency key is looked up first, with `find`, find_key.sql), if
+    /// any.
+    pub(crate) fn existing(
+        &mut self,
+        tx: &Tx<'_>,
+        find: &mut rusqlite::CachedStatement<'_>,
+        j: &NewJob,
+        now: i64,
+    ) -> rusqlite::Result<Option<Enqueued>> {
+        if j.unique.is_none() {
+            return Ok(None);
+        }
+        if let Some(k) = j.idempotency_key.as_deref() {
+            let id: Option<i64> = find.query_row([k], |r| r.get(0)).optional()?;
+            if let Some(id) = id {
+                return Ok(Some(Enqueued::Duplicate(runyard_core::JobId(id as u64))));
+            }
+        }
+        self.find(tx, j, now)
+    }
+
+    /// Job `j` was added as `id` in `state` with `tag`: it holds its key
+    /// unless an earlier job does (the holder is the first by id).
+    pub(crate) fn added(&mut self, j: &NewJob, id: i64, state: i64, tag: Option<i64>) {
+        let Some(u) = &j.unique else { return };
+        if state == WAITING || state == BLOCKED {
+            self.holders
+                .entry(u.key.clone())
+                .or_insert((id, state, tag));
         }
     }
-    unique(tx, j, now)
 }
 
 fn micros(d: Duration) -> i64 {
@@ -454,7 +560,15 @@ enum CountOf {
 /// works with.
 struct Walk {
     rules: Rules,
-    running: HashMap<CountOf, u32>,
+    /// The running jobs of each task, and of each concurrency key (by the
+    /// key as its rows keep it).
+    tasks_running: FxHashMap<String, u32>,
+    keys_running: FxHashMap<String, u32>,
+    /// Whether some stored limit names a key.
+    key_limits: bool,
+    /// For each key looked at by [`Walk::key_full`]: none when it does not
+    /// parse, else its stored concurrency limit in force, if any.
+    key_stored: FxHashMap<String, Option<Option<u32>>>,
     /// For each rate target and window (in µs), the starts in it.
     starts: HashMap<(String, i64), u32>,
     /// The widest window seen for each rate target.
@@ -464,7 +578,8 @@ struct Walk {
 
 impl Walk {
     fn new(conn: &Connection, now: i64) -> rusqlite::Result<Walk> {
-        let mut running = HashMap::new();
+        let mut tasks_running: FxHashMap<String, u32> = FxHashMap::default();
+        let mut keys_running: FxHashMap<String, u32> = FxHashMap::default();
         {
             let mut st = conn.prepare_cached(&SQL.running_counts)?;
             let mut rows = st.query([])?;
@@ -472,15 +587,22 @@ impl Walk {
                 let task: String = r.get(0)?;
                 let key: Option<String> = r.get(1)?;
                 let n: u32 = r.get(2)?;
-                *running.entry(CountOf::Task(task)).or_insert(0) += n;
+                *tasks_running.entry(task).or_insert(0) += n;
                 if let Some(k) = key {
-                    *running.entry(CountOf::Key(k)).or_insert(0) += n;
+                    *keys_running.entry(k).or_insert(0) += n;
                 }
             }
         }
+        let rules = Rules::read(conn)?;
         Ok(Walk {
-            rules: Rules::read(conn)?,
-            running,
+            key_limits: rules
+                .stored
+                .keys()
+                .any(|t| matches!(t, LimitTarget::Key { .. })),
+            rules,
+            tasks_running,
+            keys_running,
+            key_stored: FxHashMap::default(),
             starts: HashMap::new(),
             widest: HashMap::new(),
             now,
@@ -520,6 +642,51 @@ impl Walk {
         InForce { concurrency, rates }
     }
 
+    /// The running jobs that `of` counts.
+    fn running(&self, of: &CountOf) -> u32 {
+        let n = match of {
+            CountOf::Task(t) => self.tasks_running.get(t),
+            CountOf::Key(k) => self.keys_running.get(k),
+        };
+        n.copied().unwrap_or(0)
+    }
+
+    /// Whether the row `r` of claim_window.sql is of a concurrency key
+    /// that is full for it: passed over by its key, before anything else
+    /// of it is read (a key full once stays full for the rest of a claim).
+    fn key_full(&mut self, r: &Row<'_>) -> rusqlite::Result<bool> {
+        let rusqlite::types::ValueRef::Text(k) = r.get_ref(2)? else {
+            return Ok(false);
+        };
+        let Ok(k) = std::str::from_utf8(k) else {
+            return Ok(false);
+        };
+        let Some(&running) = self.keys_running.get(k) else {
+            return Ok(false);
+        };
+        // A key its rows keep is one that parses (a row whose key does not
+        // is held by no key limit, see `carried`); its stored limit, once.
+        let stored = match self.key_stored.get(k) {
+            Some(l) => *l,
+            None => {
+                let l = k
+                    .parse::<FlowKey>()
+                    .ok()
+                    .map(|f| self.key_limits.then(|| self.rules.key(&f).0).flatten());
+                self.key_stored.insert(k.to_string(), l);
+                l
+            }
+        };
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        let limit = match stored {
+            Some(l) => Some(l),
+            None => r.get::<_, Option<u32>>(3)?,
+        };
+        Ok(limit.is_some_and(|l| running >= l))
+    }
+
     fn used(&mut self, conn: &Connection, target: &str, per: i64) -> rusqlite::Result<u32> {
         let w = self.widest.entry(target.to_string()).or_insert(per);
         *w = (*w).max(per);
@@ -546,7 +713,7 @@ impl Walk {
         }
         let f = self.in_force(c);
         for (of, target, n) in &f.concurrency {
-            if self.running.get(of).copied().unwrap_or(0) >= *n {
+            if self.running(of) >= *n {
                 return Ok(Err(Hold::Concurrency {
                     target: target.clone(),
                     limit: *n,
@@ -572,12 +739,9 @@ impl Walk {
         c: &Candidate,
         f: &InForce,
     ) -> rusqlite::Result<()> {
-        *self
-            .running
-            .entry(CountOf::Task(c.task.clone()))
-            .or_insert(0) += 1;
+        *self.tasks_running.entry(c.task.clone()).or_insert(0) += 1;
         if let Some(k) = &c.concurrency_key {
-            *self.running.entry(CountOf::Key(k.clone())).or_insert(0) += 1;
+            *self.keys_running.entry(k.clone()).or_insert(0) += 1;
         }
         for (name, _, _) in &f.rates {
             for ((t, _), n) in self.starts.iter_mut() {
@@ -626,20 +790,23 @@ pub(crate) fn claim_limited(
 ) -> rusqlite::Result<Taken> {
     let mut walk = Walk::new(tx, now)?;
     let window = max.saturating_mul(16).max(1024) as i64;
-    let jobs: Vec<Candidate> = {
-        let mut st = tx.prepare_cached(&SQL.claim_window)?;
-        let rows = st.query_map(params![now, window, tasks], candidate)?;
-        rows.collect::<Result<_, _>>()?
-    };
     let mut out = Vec::new();
     let mut frees = i64::MAX;
-    for c in &jobs {
-        if out.len() >= max {
-            break;
+    let mut seen = false;
+    // Walked as it is read, up to `max` taken: a job of a full key is
+    // passed over by its key alone.
+    let mut st = tx.prepare_cached(&SQL.claim_window)?;
+    let mut rows = st.query(params![now, window, tasks])?;
+    while out.len() < max {
+        let Some(r) = rows.next()? else { break };
+        seen = true;
+        if walk.key_full(r)? {
+            continue;
         }
-        match walk.check(tx, c)? {
+        let c = candidate(r)?;
+        match walk.check(tx, &c)? {
             Ok(f) => {
-                walk.take(Some(tx), c, &f)?;
+                walk.take(Some(tx), &c, &f)?;
                 out.push((c.id, !f.rates.is_empty()));
             }
             Err(Hold::Rate { target, rate }) if out.is_empty() => {
@@ -652,11 +819,13 @@ pub(crate) fn claim_limited(
             Err(_) => {}
         }
     }
-    let mut drop = tx.prepare_cached(&SQL.starts_drop)?;
+    drop(rows);
+    drop(st);
+    let mut forget = tx.prepare_cached(&SQL.starts_drop)?;
     for (target, per) in &walk.widest {
-        drop.execute(params![target, now - per])?;
+        forget.execute(params![target, now - per])?;
     }
-    let stalled = (out.is_empty() && !jobs.is_empty()).then_some(frees);
+    let stalled = (out.is_empty() && seen).then_some(frees);
     Ok(Taken { jobs: out, stalled })
 }
 
@@ -791,4 +960,106 @@ pub(crate) fn resume(tx: &Tx<'_>, task: Option<&str>) -> rusqlite::Result<bool> 
         None => tx.prepare_cached(&SQL.resume_all)?.execute([])?,
     };
     Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{OpenMode, SqliteQueue};
+    use runyard_queue::conformance::job;
+    use runyard_queue::Queue;
+    use rusqlite::StatementStatus;
+
+    fn unique(key: &str, on_conflict: OnConflict) -> NewJob {
+        let mut j = job("t", 1, 0);
+        j.unique = Some(runyard_core::Unique {
+            key: key.into(),
+            within: Some(Duration::from_secs(60)),
+            on_conflict,
+        });
+        j
+    }
+
+    /// A batch's unique keys find their holders (and their latest successes
+    /// within a window) in one statement each, run once for the batch, not
+    /// once a job.
+    #[test]
+    fn a_batch_looks_up_its_unique_keys_in_one_statement() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let batch = |keys: std::ops::Range<u32>| {
+            keys.map(|i| unique(&format!("k{i}"), OnConflict::Skip))
+                .collect::<Vec<_>>()
+        };
+        let first = q.enqueue(batch(0..50)).unwrap();
+        assert!(first.iter().all(|e| matches!(e, Enqueued::New(_))));
+        let second = q.enqueue(batch(25..75)).unwrap();
+        assert_eq!(
+            &second[..25],
+            &first[25..]
+                .iter()
+                .map(|e| Enqueued::Duplicate(e.id()))
+                .collect::<Vec<_>>()[..]
+        );
+        assert!(second[25..].iter().all(|e| matches!(e, Enqueued::New(_))));
+        let conn = q.lock();
+        for sql in [&SQL.unique_holders, &SQL.unique_within] {
+            let st = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                st.get_status(StatementStatus::Run),
+                2,
+                "once a batch: {sql}"
+            );
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
+
+    /// Jobs of one batch see the earlier jobs of the batch: the first with
+    /// a key holds it for the later ones, which replace or skip.
+    #[test]
+    fn a_batch_sees_its_own_holders() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let out = q
+            .enqueue(vec![
+                unique("a", OnConflict::Skip),
+                unique("a", OnConflict::Replace),
+                unique("b", OnConflict::Replace),
+                unique("a", OnConflict::Skip),
+            ])
+            .unwrap();
+        let a = out[0].id();
+        assert!(matches!(out[0], Enqueued::New(_)));
+        assert_eq!(out[1], Enqueued::Replaced(a));
+        assert!(matches!(out[2], Enqueued::New(b) if b != a));
+        assert_eq!(out[3], Enqueued::Duplicate(a));
+    }
+
+    /// A claim under limits reads its window as it walks and stops once it
+    /// has taken `max`: claiming one of 2,000 due jobs reads a few rows of
+    /// the fair index, not the whole window of 1,024.
+    #[test]
+    fn a_claim_under_limits_reads_only_as_far_as_it_takes() {
+        let d = tempfile::tempdir().unwrap();
+        let q = SqliteQueue::open(&d.path().join("q.db"), OpenMode::CreateOrOpen).unwrap();
+        let jobs = (0..2000)
+            .map(|i| {
+                let mut j = job("t", 1, 0);
+                let k = FlowKey::new("k", &i.to_string()).unwrap();
+                j.limits.concurrency_key = Some((k, Some(1)));
+                j
+            })
+            .collect();
+        q.enqueue(jobs).unwrap();
+        let steps = || {
+            let conn = q.lock();
+            let st = conn.prepare_cached(&SQL.claim_window).unwrap();
+            st.get_status(StatementStatus::VmStep)
+        };
+        assert_eq!(steps(), 0);
+        let c = q.claim("w", 1, Duration::from_secs(30)).unwrap();
+        assert_eq!(c.len(), 1);
+        let read = steps();
+        assert!(read > 0 && read < 200, "{read} steps to take one job");
+    }
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_workflows.sql"),
     include_str!("../migrations/0005_flow.sql"),
     include_str!("../migrations/0006_schedules.sql"),
+    include_str!("../migrations/0007_flow_speed.sql"),
 ];
 
 /// What opening a state file may do.

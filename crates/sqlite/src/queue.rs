@@ -181,48 +181,27 @@ pub(crate) fn insert_jobs(
 
 /// Adds jobs without names or parents in `tx` at time `now` (a job with a
 /// unique key may name one already there instead, see
-/// [`limits::existing`]).
+/// [`limits::UniqueKeys`]).
 fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<Enqueued>> {
     let mut insert = tx.prepare_cached(&SQL.insert_job)?;
     let mut find = tx.prepare_cached(&SQL.find_key)?;
     let mut tags = limits::Tagger::new();
+    let mut unique = limits::UniqueKeys::read(tx, jobs, now)?;
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
-        if let Some(existing) = limits::existing(tx, &mut find, j, now)? {
+        if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             out.push(existing);
             continue;
         }
-        let s = &j.settings;
         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
         let tag = tags.tag(tx, j, run_at, now)?;
-        let f = limits::Columns::of(j);
-        let n = insert.execute(params![
-            j.task.as_str(),
-            j.params.as_json(),
-            s.priority,
-            run_at,
-            now,
-            s.max_attempts,
-            s.backoff.to_string(),
-            s.timeout.map(|t| t.as_micros() as i64),
-            s.mode.as_str(),
-            s.isolate,
-            j.idempotency_key.as_deref(),
-            f.unique_key,
-            f.task_concurrency,
-            f.task_rate,
-            f.concurrency_key,
-            f.key_concurrency,
-            f.rate_key,
-            f.key_rate,
-            f.limited,
-            tag,
-            j.schedule.as_ref().map(|t| t.schedule.as_str()),
-            j.schedule.as_ref().map(|t| t.tick.as_micros()),
-        ])?;
+        limits::bind_job(&mut insert, j, run_at, now, tag, 12)?;
+        let n = insert.raw_execute()?;
         out.push(if n == 1 {
             tags.taken(j, tag);
-            Enqueued::New(JobId(tx.last_insert_rowid() as u64))
+            let id = tx.last_insert_rowid();
+            unique.added(j, id, WAITING, tag);
+            Enqueued::New(JobId(id as u64))
         } else {
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
             Enqueued::Duplicate(JobId(id as u64))
@@ -385,11 +364,16 @@ impl Queue for SqliteQueue {
                     if filter.is_none() {
                         stalled.set(taken.stalled);
                     }
-                    let mut st = tx.prepare_cached(&SQL.claim_one)?;
-                    for (id, admitted) in taken.jobs {
-                        let mut rows = st.query(params![worker, until, now, id])?;
-                        if let Some(r) = rows.next()? {
-                            take(r, admitted)?;
+                    if !taken.jobs.is_empty() {
+                        let ids: Vec<i64> = taken.jobs.iter().map(|j| j.0).collect();
+                        let admitted: rustc_hash::FxHashSet<i64> =
+                            taken.jobs.iter().filter(|j| j.1).map(|j| j.0).collect();
+                        let ids = serde_json::to_string(&ids).unwrap_or_default();
+                        let mut st = tx.prepare_cached(&SQL.claim_ids)?;
+                        let mut rows = st.query(params![worker, until, now, ids])?;
+                        while let Some(r) = rows.next()? {
+                            let id: i64 = r.get(0)?;
+                            take(r, admitted.contains(&id))?;
                         }
                     }
                 }

@@ -30,7 +30,7 @@ statements! {
     cancel_pending = "cancel_pending.sql";
     children = "children.sql";
     claim = "claim.sql";
-    claim_one = "claim_one.sql";
+    claim_ids = "claim_ids.sql";
     claim_tasks = "claim_tasks.sql";
     claim_window = "claim_window.sql";
     counts = "counts.sql";
@@ -106,7 +106,7 @@ statements! {
     tables = "tables.sql";
     tag_job = "tag_job.sql";
     undo_claim = "undo_claim.sql";
-    unique_holder = "unique_holder.sql";
+    unique_holders = "unique_holders.sql";
     unique_replace = "unique_replace.sql";
     unique_within = "unique_within.sql";
     unregister_worker = "unregister_worker.sql";

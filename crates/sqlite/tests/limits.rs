@@ -272,7 +272,7 @@ fn a_version_4_file_migrates_and_its_waiting_jobs_are_claimed_in_order() {
         )
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     assert_eq!(q.next_due().unwrap(), Some(Timestamp::from_micros(0)));
     let first = q.claim("w", 10, LEASE).unwrap();
     assert_eq!(
@@ -412,4 +412,89 @@ fn keyless_batches_from_two_handles_stay_first_in_first_out() {
     );
     order.extend(rest.into_iter().filter(|&id| id != k));
     assert_eq!(order, want, "keyless jobs in the order they were submitted");
+}
+
+/// A state file as schema 6 wrote it, with jobs in flight: two queued
+/// jobs of key `tenant:a` (limit 1), one of that key running on worker
+/// `w0`, and a queued keyless job.
+fn version_6_file(p: &Path) {
+    let c = rusqlite::Connection::open(p).unwrap();
+    for m in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_workers.sql"),
+        include_str!("../migrations/0003_claims.sql"),
+        include_str!("../migrations/0004_workflows.sql"),
+        include_str!("../migrations/0005_flow.sql"),
+        include_str!("../migrations/0006_schedules.sql"),
+    ] {
+        c.execute_batch(m).unwrap();
+    }
+    c.execute_batch(
+        "INSERT INTO runyard_meta (key, value) VALUES ('schema_version', '6');
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate,
+             concurrency_key, key_concurrency, limited, tag)
+         VALUES ('t', '{}', 0, 0, 0, 0, 1, 1, 'none', 'auto', 0, 'tenant:a', 1, 1, 2),
+                ('t', '{}', 0, 0, 0, 0, 1, 1, 'none', 'auto', 0, 'tenant:a', 1, 1, 3);
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate,
+             concurrency_key, key_concurrency, limited, tag, worker, lease_until,
+             claimed_at, attempt, claims)
+         VALUES ('t', '{}', 2, 0, 0, 0, 1, 1, 'none', 'auto', 0, 'tenant:a', 1, 1, 1,
+                 'w0', 1, 0, 1, 1);
+         INSERT INTO runyard_jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate, tag)
+         VALUES ('plain', '{}', 0, 0, 0, 0, 1, 1, 'none', 'auto', 0, 4);
+         INSERT INTO runyard_fair (key, last) VALUES ('k:tenant:a', 3), ('k:', 4);
+         UPDATE runyard_fair SET last = 4 WHERE key = '';",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_version_6_file_with_jobs_in_flight_migrates_and_drains() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("v6.db");
+    version_6_file(&p);
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_700_000_000_000_000,
+    )));
+    let q = SqliteQueue::open_with_clock(&p, OpenMode::Existing, clock.clone()).unwrap();
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let (v, fair): (String, String) = c
+        .query_row(
+            "SELECT (SELECT value FROM runyard_meta WHERE key = 'schema_version'),
+                    (SELECT sql FROM sqlite_master WHERE name = 'runyard_jobs_fair')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION.to_string());
+    assert_eq!(SCHEMA_VERSION, 7);
+    assert!(
+        fair.contains("concurrency_key"),
+        "the fair index carries the limits: {fair}"
+    );
+    let ids = |c: Vec<Claimed>| c.iter().map(|c| c.id).collect::<Vec<_>>();
+    // The running job fills its key: only the keyless job is claimed.
+    let first = q.claim("w", 10, LEASE).unwrap();
+    assert_eq!(ids(first.clone()), vec![JobId(4)]);
+    succeed(&q, "w", &first[0]);
+    // The dead worker's claim comes back first (its tag), then the key's
+    // jobs one at a time.
+    assert_eq!(
+        q.rescue(Rescue::Worker("w0".into())).unwrap().ids,
+        vec![JobId(3)]
+    );
+    for want in [3, 1, 2] {
+        let c = q.claim("w", 10, LEASE).unwrap();
+        assert_eq!(
+            ids(c.clone()),
+            vec![JobId(want)],
+            "one of tenant:a at a time"
+        );
+        succeed(&q, "w", &c[0]);
+    }
+    assert!(q.claim("w", 10, LEASE).unwrap().is_empty());
+    assert_eq!(q.counts().unwrap().succeeded, 4);
 }

@@ -1,3 +1,0 @@
--- The holder of unique key ?1: the first job with it that waits or is blocked.
-SELECT id, state, tag FROM runyard_jobs INDEXED BY runyard_jobs_unique
-WHERE unique_key = ?1 AND state IN ({WAITING}, {BLOCKED}) ORDER BY id LIMIT 1
