@@ -540,3 +540,25 @@ fn a_claim_takes_each_keys_free_slots_in_fair_order() {
         "the freed slot goes to its key's next job"
     );
 }
+
+/// A rescue of a worker holding several slots of one key and one of
+/// another gives every one of them back in one go.
+#[test]
+fn a_rescue_gives_back_every_slot_of_a_key_at_once() {
+    let q = open(&url("rescue_slots"));
+    let mut batch: Vec<NewJob> = (0..6).map(|_| keyed("t", "tenant:1", Some(3))).collect();
+    batch.extend((0..2).map(|_| keyed("t", "tenant:2", Some(1))));
+    q.enqueue(batch).unwrap();
+    assert_eq!(q.claim("dead", 10, LEASE).unwrap().len(), 4);
+    assert!(
+        q.claim("w", 10, LEASE).unwrap().is_empty(),
+        "both keys full"
+    );
+    let r = q.rescue(Rescue::Worker("dead".into())).unwrap();
+    assert_eq!(r.ids.len(), 4);
+    assert_eq!(
+        q.claim("w", 10, LEASE).unwrap().len(),
+        4,
+        "three slots of tenant:1 and one of tenant:2 came back"
+    );
+}
