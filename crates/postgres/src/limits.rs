@@ -21,60 +21,8 @@ use runyard_queue::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::conn::PgOptions;
 use crate::flow;
 use crate::queue::PgQueue;
-
-/// The flow statements, rendered for the configured schema once.
-pub(crate) struct LimitSql {
-    pub(crate) claim_limited: String,
-    pub(crate) claimed_rows: String,
-    pub(crate) free_slots: String,
-    pub(crate) promote: String,
-    pub(crate) frontier: String,
-    pub(crate) gave_tags: String,
-    pub(crate) keyless_tags: String,
-    set_flow_columns: String,
-    tag_keyed: String,
-    unique_holder: String,
-    unique_recent: String,
-    unique_replace: String,
-    lock_unique: String,
-    holds: String,
-    pub(crate) flow_on: String,
-    turn_on: String,
-}
-
-impl LimitSql {
-    pub(crate) fn new(o: &PgOptions) -> LimitSql {
-        LimitSql {
-            claim_limited: o.sql(include_str!("../sql/claim_limited.sql")),
-            claimed_rows: o.sql(include_str!("../sql/claimed_rows.sql")),
-            free_slots: o.sql(include_str!("../sql/free_slots.sql")),
-            promote: o.sql(include_str!("../sql/promote.sql")),
-            frontier: o.sql(include_str!("../sql/frontier.sql")),
-            gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
-            keyless_tags: o.sql(include_str!("../sql/keyless_tags.sql")),
-            set_flow_columns: o.sql(include_str!("../sql/set_flow_columns.sql")),
-            tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
-            unique_holder: o.sql(include_str!("../sql/unique_holder.sql")),
-            unique_recent: o.sql(include_str!("../sql/unique_recent.sql")),
-            unique_replace: o.sql(include_str!("../sql/unique_replace.sql")),
-            lock_unique: o.sql(include_str!("../sql/lock_unique.sql")),
-            holds: o.sql(include_str!("../sql/holds.sql")),
-            flow_on: o.sql("SELECT EXISTS (SELECT 1 FROM runyard.meta WHERE key = 'flow')"),
-            turn_on: o.sql(
-                "INSERT INTO runyard.meta (key, value) VALUES ('flow', 'on') ON CONFLICT DO NOTHING",
-            ),
-        }
-    }
-}
-
-/// Whether a job needs the flow insert: a unique key, or limits (or a
-/// fairness key) to carry.
-pub(crate) fn needs_flow(j: &NewJob) -> bool {
-    j.unique.is_some() || !j.limits.is_empty()
-}
 
 fn rate_parts(r: Option<Rate>) -> (Option<i32>, Option<i64>) {
     match r {
@@ -184,6 +132,28 @@ impl PgQueue {
                     idem_taken.insert(r.get::<_, String>(0));
                 }
             }
+            // The holders of the batch's keys, and the recent successes of
+            // those without one, each read in one statement.
+            let mut holder: FxHashMap<String, i64> = FxHashMap::default();
+            for r in tx.query(&self.lsql.unique_holders, &[&keys])? {
+                holder.entry(r.get(0)).or_insert(r.get(1));
+            }
+            let mut want: (Vec<&str>, Vec<i64>, Vec<usize>) = Default::default();
+            for (i, j) in jobs.iter().enumerate() {
+                let Some(u) = &j.unique else { continue };
+                if let (Some(d), false) = (u.within, holder.contains_key(u.key.as_str())) {
+                    want.0.push(u.key.as_str());
+                    want.1.push(now.saturating_sub(d.as_micros() as i64));
+                    want.2.push(i);
+                }
+            }
+            let mut recent: FxHashMap<usize, i64> = FxHashMap::default();
+            if !want.0.is_empty() {
+                for r in tx.query(&self.lsql.unique_recents, &[&want.0, &want.1])? {
+                    let at: i64 = r.get(0);
+                    recent.insert(want.2[(at - 1) as usize], r.get(1));
+                }
+            }
             let mut first: FxHashMap<&str, usize> = FxHashMap::default();
             for (i, j) in jobs.iter().enumerate() {
                 let Some(u) = &j.unique else { continue };
@@ -203,8 +173,7 @@ impl PgQueue {
                     }
                     continue;
                 }
-                if let Some(r) = tx.query_opt(&self.lsql.unique_holder, &[&u.key])? {
-                    let id: i64 = r.get(0);
+                if let Some(&id) = holder.get(u.key.as_str()) {
                     resolved[i] = Some(Ok(id));
                     if u.on_conflict == OnConflict::Replace {
                         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
@@ -216,12 +185,9 @@ impl PgQueue {
                     }
                     continue;
                 }
-                if let Some(d) = u.within {
-                    let since = now.saturating_sub(d.as_micros() as i64);
-                    if let Some(r) = tx.query_opt(&self.lsql.unique_recent, &[&u.key, &since])? {
-                        resolved[i] = Some(Ok(r.get(0)));
-                        continue;
-                    }
+                if let Some(&id) = recent.get(&i) {
+                    resolved[i] = Some(Ok(id));
+                    continue;
                 }
                 first.insert(u.key.as_str(), i);
             }

@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 use crate::flow::{self, FlowSql};
-use crate::limits::{needs_flow, LimitSql};
+use crate::limit_sql::{needs_flow, LimitSql};
 
 // The state codes of `runyard_queue::stored`, as the schema's smallint.
 const WAITING: i16 = stored::WAITING as i16;

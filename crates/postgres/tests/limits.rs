@@ -562,3 +562,65 @@ fn a_rescue_gives_back_every_slot_of_a_key_at_once() {
         "three slots of tenant:1 and one of tenant:2 came back"
     );
 }
+
+/// One batch over many unique keys: those held by a waiting job name it,
+/// those that succeeded within the window name the success, a key new to
+/// the queue is added once and its later jobs in the batch name it.
+#[test]
+fn a_batch_resolves_all_its_unique_keys_at_once() {
+    let q = open(&url("unique_batch"));
+    let held: Vec<JobId> = q
+        .enqueue(
+            (0..10)
+                .map(|i| unique("t", &format!("k{i}"), OnConflict::Skip))
+                .collect(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let ok: Vec<JobId> = q
+        .enqueue(
+            (0..5)
+                .map(|i| unique("u", &format!("u{i}"), OnConflict::Skip))
+                .collect(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let got = q
+        .claim_tasks("w", 10, LEASE, Some(&[runyard_core::TaskName::from("u")]))
+        .unwrap();
+    let recs: Vec<_> = got.iter().map(|c| done(&q, c)).collect();
+    q.complete("w", &recs).unwrap();
+    let within = |key: &str| {
+        let mut j = unique("u", key, OnConflict::Skip);
+        j.unique.as_mut().unwrap().within = Some(Duration::from_secs(3600));
+        j
+    };
+    let mut batch: Vec<NewJob> = (0..10)
+        .map(|i| unique("t", &format!("k{i}"), OnConflict::Skip))
+        .collect();
+    batch.extend((0..5).map(|i| within(&format!("u{i}"))));
+    batch.push(within("u5"));
+    batch.push(unique("t", "u5", OnConflict::Skip));
+    batch.push(unique("t", "k10", OnConflict::Skip));
+    let out = q.enqueue(batch).unwrap();
+    for (i, id) in held.iter().enumerate() {
+        assert_eq!(out[i], Enqueued::Duplicate(*id), "k{i} is held");
+    }
+    for (i, id) in ok.iter().enumerate() {
+        assert_eq!(
+            out[10 + i],
+            Enqueued::Duplicate(*id),
+            "u{i} succeeded within"
+        );
+    }
+    let Enqueued::New(u5) = out[15] else {
+        panic!("u5 is new: {:?}", out[15])
+    };
+    assert_eq!(out[16], Enqueued::Duplicate(u5), "the batch's own u5");
+    assert!(matches!(out[17], Enqueued::New(_)), "k10 is new");
+    assert_eq!(q.counts().unwrap().queued, 12);
+}
