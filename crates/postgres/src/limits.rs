@@ -205,17 +205,41 @@ impl PgQueue {
         }
         // The new jobs' keys and limits.
         let mut cols = FlowCols::default();
-        let mut tag_ids = Vec::new();
-        let mut tag_keys = Vec::new();
+        // The due new jobs' fairness keys, by their place in `cols`.
+        let mut fkeys: Vec<Option<String>> = Vec::new();
         for (i, j) in batch.iter().enumerate() {
             if !matches!(out[i], Enqueued::New(_)) {
                 continue;
             }
             cols.push(ids[i], j);
-            if let Some(k) = j.limits.fairness_key() {
-                if j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now) {
-                    tag_ids.push(ids[i]);
-                    tag_keys.push(k.to_string());
+            let due = j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now);
+            fkeys.push(
+                j.limits
+                    .fairness_key()
+                    .filter(|_| due)
+                    .map(|k| k.to_string()),
+            );
+        }
+        cols.tag = vec![None; fkeys.len()];
+        if fkeys.iter().any(Option::is_some) {
+            // Each key moves on by its number of jobs, in one statement; its
+            // jobs take the tags up to its new last one, in batch order.
+            let mut n: FxHashMap<&str, i64> = FxHashMap::default();
+            for k in fkeys.iter().flatten() {
+                *n.entry(k.as_str()).or_default() += 1;
+            }
+            let (keys, counts): (Vec<&str>, Vec<i64>) = n.iter().map(|(k, c)| (*k, *c)).unzip();
+            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
+            let mut next: FxHashMap<String, i64> = FxHashMap::default();
+            for r in tx.query(&self.lsql.tag_keyed, &[&keys, &counts, &front])? {
+                let (k, last): (String, i64) = (r.get(0), r.get(1));
+                let first = last - n[k.as_str()] + 1;
+                next.insert(k, first);
+            }
+            for (at, k) in fkeys.iter().enumerate() {
+                if let Some(t) = k.as_ref().and_then(|k| next.get_mut(k)) {
+                    cols.tag[at] = Some(*t);
+                    *t += 1;
                 }
             }
         }
@@ -224,13 +248,9 @@ impl PgQueue {
                 &self.lsql.set_flow_columns,
                 &[
                     &cols.id, &cols.uk, &cols.tc, &cols.trn, &cols.trus, &cols.ckn, &cols.ckv,
-                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus,
+                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus, &cols.tag,
                 ],
             )?;
-        }
-        if !tag_ids.is_empty() {
-            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
-            tx.execute(&self.lsql.tag_keyed, &[&tag_ids, &tag_keys, &front])?;
         }
         Ok(Ok(Some(out)))
     }
@@ -459,6 +479,8 @@ struct FlowCols {
     rkv: Vec<Option<String>>,
     rrn: Vec<Option<i32>>,
     rrus: Vec<Option<i64>>,
+    /// The fair tag of a due job with a fairness key (others keep theirs).
+    tag: Vec<Option<i64>>,
 }
 
 impl FlowCols {
