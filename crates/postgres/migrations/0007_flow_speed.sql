@@ -109,7 +109,9 @@ BEGIN
                     OR c.rkey_name IS NOT NULL
                     OR (v_stored AND EXISTS (SELECT 1 FROM runyard.limits l
                                              WHERE l.kind = 0 AND l.name = c.task))) AS own
-            FROM (SELECT c.* FROM runyard.jobs c
+            FROM (SELECT c.id, c.task, c.priority, c.tag, c.task_conc, c.task_rate_n,
+                         c.ckey_name, c.ckey_value, c.ckey_conc, c.rkey_name
+                  FROM runyard.jobs c
                   WHERE c.state = {WAITING} AND c.tag IS NOT NULL
                     AND (p_tasks IS NULL OR c.task = ANY(p_tasks))
                     AND (v_paused IS NULL OR NOT (c.task = ANY(v_paused)))
@@ -308,10 +310,13 @@ BEGIN
         RETURN;
     END IF;
     -- The walk read without locking; the jobs chosen are locked now, and
-    -- passed over if another claim has one or took it meanwhile.
+    -- passed over if another claim has one or took it meanwhile. (The
+    -- state test is a CASE so that the rows are found by primary key, not
+    -- by a scan of the fair order's index, whose predicate it would match.)
     SELECT array_agg(z.id) INTO got
     FROM (SELECT j.id FROM runyard.jobs j
-          WHERE j.id = ANY(pick) AND j.state = {WAITING} AND j.tag IS NOT NULL
+          WHERE j.id = ANY(pick)
+            AND CASE WHEN j.state = {WAITING} THEN j.tag IS NOT NULL ELSE false END
           ORDER BY j.id FOR UPDATE SKIP LOCKED) z;
     IF got IS NULL THEN
         RETURN;
