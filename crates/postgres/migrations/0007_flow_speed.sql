@@ -36,6 +36,7 @@ DECLARE
     w_tgt    text[];
     w_lim    integer[];
     w_care   boolean[];
+    w_miss   boolean[];
     v_care   boolean;
     -- The set-based path: counters locked (target, running), the jobs
     -- that may take a slot (position in the window), the jobs chosen and
@@ -83,14 +84,19 @@ BEGIN
     -- The window: a job is careful when it carries a task limit or a rate,
     -- or a stored limit holds its task, or it shares a task or a key with
     -- a careful job of the window.
-    SELECT array_agg(x.id ORDER BY x.ord), array_agg(x.tgt ORDER BY x.ord),
-           array_agg(x.lim ORDER BY x.ord), array_agg(x.care ORDER BY x.ord),
-           coalesce(bool_or(x.care), false)
-    INTO w_id, w_tgt, w_lim, w_care, v_care
+    SELECT array_agg(z.id ORDER BY z.ord), array_agg(z.tgt ORDER BY z.ord),
+           array_agg(z.lim ORDER BY z.ord), array_agg(z.care ORDER BY z.ord),
+           array_agg(z.missing ORDER BY z.ord), coalesce(bool_or(z.care), false)
+    INTO w_id, w_tgt, w_lim, w_care, w_miss, v_care
     FROM (
-        SELECT y.id, y.ord, y.tgt, y.lim,
+    SELECT x.*, bool_and(x.fits) OVER (PARTITION BY x.tgt ORDER BY x.ord) AS pfits
+    FROM (
+        SELECT y.id, y.ord, y.tgt, y.lim, (y.tgt IS NOT NULL AND k.target IS NULL) AS missing,
                (bool_or(y.own) OVER (PARTITION BY y.task)
-                OR (y.tgt IS NOT NULL AND bool_or(y.own) OVER (PARTITION BY y.tgt))) AS care
+                OR (y.tgt IS NOT NULL AND bool_or(y.own) OVER (PARTITION BY y.tgt))) AS care,
+               (y.lim IS NULL
+                OR row_number() OVER (PARTITION BY y.tgt ORDER BY y.ord)
+                   <= y.lim - coalesce(k.n, 0)) AS fits
         FROM (
             SELECT c.id, c.task, row_number() OVER (ORDER BY c.priority DESC, c.tag, c.id) AS ord,
                    CASE WHEN c.ckey_name IS NOT NULL
@@ -118,7 +124,13 @@ BEGIN
                   ORDER BY c.priority DESC, c.tag, c.id
                   LIMIT p_window) c
         ) y
-    ) x;
+        LEFT JOIN runyard.running k ON k.target = y.tgt
+    ) x
+    ) z
+    -- A key's jobs past those its free slots (read without a lock) could
+    -- take are left out of the claim's work: they are a suffix of the
+    -- key's jobs in the window, so the rest keep their ranks.
+    WHERE z.care OR z.tgt IS NULL OR z.pfits;
     IF w_id IS NULL THEN
         RETURN;
     END IF;
@@ -128,9 +140,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM unnest(w_tgt, w_care) AS u(t, cf) WHERE u.t IS NOT NULL AND NOT u.cf)
     THEN
         INSERT INTO runyard.running (target, n)
-        SELECT DISTINCT u.t, 0 FROM unnest(w_tgt, w_care) AS u(t, cf)
-        WHERE u.t IS NOT NULL AND NOT u.cf
-          AND NOT EXISTS (SELECT 1 FROM runyard.running x WHERE x.target = u.t)
+        SELECT DISTINCT u.t, 0 FROM unnest(w_tgt, w_care, w_miss) AS u(t, cf, miss)
+        WHERE u.miss AND NOT u.cf
         ORDER BY 1
         ON CONFLICT DO NOTHING;
         SELECT array_agg(k.target), array_agg(k.n) INTO k_tgt, k_n
