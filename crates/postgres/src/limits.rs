@@ -5,11 +5,16 @@
 //! no task was paused, claims take the plain statement (`claim.sql`). The
 //! first of those writes the `flow` row of `meta`, in its own transaction;
 //! from then on the plain statement finds nothing and every claim is the
-//! limited one (`claim_limited` in migration 0005), which keeps the
+//! limited one (`claim_limited`, migration 0007), which keeps the
 //! counters: a row per target in `running`, locked by the claim that takes
 //! a slot (`FOR UPDATE SKIP LOCKED`: claims never wait on each other) and
 //! given back in the transaction of whatever moves the job out of running.
-//! Rate windows are counted on the database's clock.
+//! Jobs that carry only a concurrency key are claimed set-based, a fixed
+//! number of statements per claim; jobs with a task limit or a rate one by
+//! one (see the migration). Rate windows are counted on the database's
+//! clock. A batch's unique keys are resolved in two statements, under
+//! per-key advisory locks taken in one order (`lock_unique.sql`), so that
+//! concurrent submitters of a key see each other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
