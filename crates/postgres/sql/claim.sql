@@ -1,5 +1,5 @@
 -- The plain claim, while no job of the queue is limited or keyed (the
--- `flow` row of meta is absent; see claim_limited in migration 0005).
+-- `flow` row of meta is absent; see claim_limited in migrations 0005 and 0007).
 -- Claims up to $4 ready jobs, in fair order (promote.sql has tagged
 -- those due), (only of the tasks in $5 unless it is NULL) for
 -- worker $1 with a lease until $2, at time $3. Rows another worker is

@@ -27,12 +27,13 @@ WITH done AS (
       AND j.worker = done.holder
       AND ($16::boolean OR NOT j.children)
     RETURNING j.id, j.claims, j.state, COALESCE(j.cause, j.id) AS cause, j.children, j.held
+), gone AS (
+    -- The slots the ended claims held, counted per counter.
+    SELECT h.t, count(*)::integer AS c FROM ended e, unnest(e.held) AS h(t)
+    GROUP BY h.t ORDER BY h.t
 ), freed AS (
-    -- The slots the ended claims held, given back (counters locked in
-    -- target order).
-    UPDATE runyard.running r
-    SET n = r.n - (SELECT count(*) FROM ended e, unnest(e.held) AS h(t) WHERE h.t = r.target)
-    WHERE r.target = ANY(ARRAY(SELECT DISTINCT h.t FROM ended e, unnest(e.held) AS h(t)))
+    -- Given back, each counter found by its key (in target order).
+    UPDATE runyard.running r SET n = r.n - g.c FROM gone g WHERE r.target = g.t
 ), recorded AS (
     INSERT INTO runyard.attempts
         (job, n, outcome, started_at, duration_us, queued_us, error, permanent, detail, worker)

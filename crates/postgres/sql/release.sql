@@ -9,9 +9,10 @@ FROM (SELECT l.*, {RUNNING}::smallint AS running, $1::text AS holder
       FROM unnest($3::bigint[], $4::integer[], $5::bigint[]) AS l(id, attempt, claim) OFFSET 0) l
 WHERE j.id = ANY($3) AND j.id = l.id AND j.attempt = l.attempt AND j.claims = l.claim AND j.state = l.running AND j.worker = l.holder
 RETURNING l.id, l.attempt, l.claim, j.held
+), gone AS (
+    SELECT h.t, count(*)::integer AS c FROM back b, unnest(b.held) AS h(t)
+    GROUP BY h.t ORDER BY h.t
 ), freed AS (
-    UPDATE runyard.running r
-    SET n = r.n - (SELECT count(*) FROM back b, unnest(b.held) AS h(t) WHERE h.t = r.target)
-    WHERE r.target = ANY(ARRAY(SELECT DISTINCT h.t FROM back b, unnest(b.held) AS h(t)))
+    UPDATE runyard.running r SET n = r.n - g.c FROM gone g WHERE r.target = g.t
 )
 SELECT id, attempt, claim FROM back

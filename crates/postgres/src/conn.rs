@@ -16,7 +16,7 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_workflows.sql"),
     include_str!("../migrations/0005_flow.sql"),
     include_str!("../migrations/0006_schedules.sql"),
+    include_str!("../migrations/0007_flow_speed.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the

@@ -24,6 +24,7 @@
 
 mod conn;
 mod flow;
+mod limit_sql;
 mod limits;
 mod queue;
 mod schedules;

@@ -5,11 +5,16 @@
 //! no task was paused, claims take the plain statement (`claim.sql`). The
 //! first of those writes the `flow` row of `meta`, in its own transaction;
 //! from then on the plain statement finds nothing and every claim is the
-//! limited one (`claim_limited` in migration 0005), which keeps the
+//! limited one (`claim_limited`, migration 0007), which keeps the
 //! counters: a row per target in `running`, locked by the claim that takes
 //! a slot (`FOR UPDATE SKIP LOCKED`: claims never wait on each other) and
 //! given back in the transaction of whatever moves the job out of running.
-//! Rate windows are counted on the database's clock.
+//! Jobs that carry only a concurrency key are claimed set-based, a fixed
+//! number of statements per claim; jobs with a task limit or a rate one by
+//! one (see the migration). Rate windows are counted on the database's
+//! clock. A batch's unique keys are resolved in two statements, under
+//! per-key advisory locks taken in one order (`lock_unique.sql`), so that
+//! concurrent submitters of a key see each other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,60 +26,8 @@ use runyard_queue::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::conn::PgOptions;
 use crate::flow;
 use crate::queue::PgQueue;
-
-/// The flow statements, rendered for the configured schema once.
-pub(crate) struct LimitSql {
-    pub(crate) claim_limited: String,
-    pub(crate) claimed_rows: String,
-    pub(crate) free_slots: String,
-    pub(crate) promote: String,
-    pub(crate) frontier: String,
-    pub(crate) gave_tags: String,
-    pub(crate) keyless_tags: String,
-    set_flow_columns: String,
-    tag_keyed: String,
-    unique_holder: String,
-    unique_recent: String,
-    unique_replace: String,
-    lock_unique: String,
-    holds: String,
-    pub(crate) flow_on: String,
-    turn_on: String,
-}
-
-impl LimitSql {
-    pub(crate) fn new(o: &PgOptions) -> LimitSql {
-        LimitSql {
-            claim_limited: o.sql(include_str!("../sql/claim_limited.sql")),
-            claimed_rows: o.sql(include_str!("../sql/claimed_rows.sql")),
-            free_slots: o.sql(include_str!("../sql/free_slots.sql")),
-            promote: o.sql(include_str!("../sql/promote.sql")),
-            frontier: o.sql(include_str!("../sql/frontier.sql")),
-            gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
-            keyless_tags: o.sql(include_str!("../sql/keyless_tags.sql")),
-            set_flow_columns: o.sql(include_str!("../sql/set_flow_columns.sql")),
-            tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
-            unique_holder: o.sql(include_str!("../sql/unique_holder.sql")),
-            unique_recent: o.sql(include_str!("../sql/unique_recent.sql")),
-            unique_replace: o.sql(include_str!("../sql/unique_replace.sql")),
-            lock_unique: o.sql(include_str!("../sql/lock_unique.sql")),
-            holds: o.sql(include_str!("../sql/holds.sql")),
-            flow_on: o.sql("SELECT EXISTS (SELECT 1 FROM runyard.meta WHERE key = 'flow')"),
-            turn_on: o.sql(
-                "INSERT INTO runyard.meta (key, value) VALUES ('flow', 'on') ON CONFLICT DO NOTHING",
-            ),
-        }
-    }
-}
-
-/// Whether a job needs the flow insert: a unique key, or limits (or a
-/// fairness key) to carry.
-pub(crate) fn needs_flow(j: &NewJob) -> bool {
-    j.unique.is_some() || !j.limits.is_empty()
-}
 
 fn rate_parts(r: Option<Rate>) -> (Option<i32>, Option<i64>) {
     match r {
@@ -184,6 +137,28 @@ impl PgQueue {
                     idem_taken.insert(r.get::<_, String>(0));
                 }
             }
+            // The holders of the batch's keys, and the recent successes of
+            // those without one, each read in one statement.
+            let mut holder: FxHashMap<String, i64> = FxHashMap::default();
+            for r in tx.query(&self.lsql.unique_holders, &[&keys])? {
+                holder.entry(r.get(0)).or_insert(r.get(1));
+            }
+            let mut want: (Vec<&str>, Vec<i64>, Vec<usize>) = Default::default();
+            for (i, j) in jobs.iter().enumerate() {
+                let Some(u) = &j.unique else { continue };
+                if let (Some(d), false) = (u.within, holder.contains_key(u.key.as_str())) {
+                    want.0.push(u.key.as_str());
+                    want.1.push(now.saturating_sub(d.as_micros() as i64));
+                    want.2.push(i);
+                }
+            }
+            let mut recent: FxHashMap<usize, i64> = FxHashMap::default();
+            if !want.0.is_empty() {
+                for r in tx.query(&self.lsql.unique_recents, &[&want.0, &want.1])? {
+                    let at: i64 = r.get(0);
+                    recent.insert(want.2[(at - 1) as usize], r.get(1));
+                }
+            }
             let mut first: FxHashMap<&str, usize> = FxHashMap::default();
             for (i, j) in jobs.iter().enumerate() {
                 let Some(u) = &j.unique else { continue };
@@ -203,8 +178,7 @@ impl PgQueue {
                     }
                     continue;
                 }
-                if let Some(r) = tx.query_opt(&self.lsql.unique_holder, &[&u.key])? {
-                    let id: i64 = r.get(0);
+                if let Some(&id) = holder.get(u.key.as_str()) {
                     resolved[i] = Some(Ok(id));
                     if u.on_conflict == OnConflict::Replace {
                         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
@@ -216,12 +190,9 @@ impl PgQueue {
                     }
                     continue;
                 }
-                if let Some(d) = u.within {
-                    let since = now.saturating_sub(d.as_micros() as i64);
-                    if let Some(r) = tx.query_opt(&self.lsql.unique_recent, &[&u.key, &since])? {
-                        resolved[i] = Some(Ok(r.get(0)));
-                        continue;
-                    }
+                if let Some(&id) = recent.get(&i) {
+                    resolved[i] = Some(Ok(id));
+                    continue;
                 }
                 first.insert(u.key.as_str(), i);
             }
@@ -239,17 +210,41 @@ impl PgQueue {
         }
         // The new jobs' keys and limits.
         let mut cols = FlowCols::default();
-        let mut tag_ids = Vec::new();
-        let mut tag_keys = Vec::new();
+        // The due new jobs' fairness keys, by their place in `cols`.
+        let mut fkeys: Vec<Option<String>> = Vec::new();
         for (i, j) in batch.iter().enumerate() {
             if !matches!(out[i], Enqueued::New(_)) {
                 continue;
             }
             cols.push(ids[i], j);
-            if let Some(k) = j.limits.fairness_key() {
-                if j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now) {
-                    tag_ids.push(ids[i]);
-                    tag_keys.push(k.to_string());
+            let due = j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now);
+            fkeys.push(
+                j.limits
+                    .fairness_key()
+                    .filter(|_| due)
+                    .map(|k| k.to_string()),
+            );
+        }
+        cols.tag = vec![None; fkeys.len()];
+        if fkeys.iter().any(Option::is_some) {
+            // Each key moves on by its number of jobs, in one statement; its
+            // jobs take the tags up to its new last one, in batch order.
+            let mut n: FxHashMap<&str, i64> = FxHashMap::default();
+            for k in fkeys.iter().flatten() {
+                *n.entry(k.as_str()).or_default() += 1;
+            }
+            let (keys, counts): (Vec<&str>, Vec<i64>) = n.iter().map(|(k, c)| (*k, *c)).unzip();
+            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
+            let mut next: FxHashMap<String, i64> = FxHashMap::default();
+            for r in tx.query(&self.lsql.tag_keyed, &[&keys, &counts, &front])? {
+                let (k, last): (String, i64) = (r.get(0), r.get(1));
+                let first = last - n[k.as_str()] + 1;
+                next.insert(k, first);
+            }
+            for (at, k) in fkeys.iter().enumerate() {
+                if let Some(t) = k.as_ref().and_then(|k| next.get_mut(k)) {
+                    cols.tag[at] = Some(*t);
+                    *t += 1;
                 }
             }
         }
@@ -258,13 +253,9 @@ impl PgQueue {
                 &self.lsql.set_flow_columns,
                 &[
                     &cols.id, &cols.uk, &cols.tc, &cols.trn, &cols.trus, &cols.ckn, &cols.ckv,
-                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus,
+                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus, &cols.tag,
                 ],
             )?;
-        }
-        if !tag_ids.is_empty() {
-            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
-            tx.execute(&self.lsql.tag_keyed, &[&tag_ids, &tag_keys, &front])?;
         }
         Ok(Ok(Some(out)))
     }
@@ -493,6 +484,8 @@ struct FlowCols {
     rkv: Vec<Option<String>>,
     rrn: Vec<Option<i32>>,
     rrus: Vec<Option<i64>>,
+    /// The fair tag of a due job with a fairness key (others keep theirs).
+    tag: Vec<Option<i64>>,
 }
 
 impl FlowCols {

@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 use crate::flow::{self, FlowSql};
-use crate::limits::{needs_flow, LimitSql};
+use crate::limit_sql::{needs_flow, LimitSql};
 
 // The state codes of `runyard_queue::stored`, as the schema's smallint.
 const WAITING: i16 = stored::WAITING as i16;
@@ -1183,6 +1183,12 @@ impl Queue for PgQueue {
                 Some(w) => tx.query(&select, &[w])?,
             };
             let mut ids = Vec::with_capacity(rows.len());
+            // The slots of every rescued job, given back at once (they are
+            // still running: their rows are locked).
+            let all: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            if !all.is_empty() {
+                tx.execute(free, &[&all])?;
+            }
             for r in &rows {
                 let id: i64 = r.get(0);
                 let attempt = r.get::<_, i32>(1) as u32;
@@ -1193,7 +1199,6 @@ impl Queue for PgQueue {
                 let run_at: i64 = r.get(5);
                 let started: bool = r.get(6);
                 let lost_claims = r.get::<_, i32>(7) as u32;
-                tx.execute(free, &[&id])?;
                 if !started && lost_claims < max {
                     // Claimed ahead, never started: undone, not counted.
                     tx.execute(&undo, &[&now, &id])?;

@@ -359,3 +359,268 @@ fn keyless_inserts_do_not_wait_for_each_other_and_stay_in_order() {
         "each batch after the one before, none interleaved"
     );
 }
+
+/// Four handles claim at once from a queue of jobs over six keys, with
+/// carried limits, a stored limit for one value and a stored limit for
+/// every value of another key's name, beside jobs that also carry a task
+/// limit (the careful path) and jobs with no key: at no moment does a key
+/// run more than its limit, the task limit holds, and every job ends.
+#[test]
+fn four_claimers_never_run_more_than_a_keys_limit_with_stored_limits() {
+    let u = url("four_claimers");
+    let q = open(&u);
+    let flow = q.flow().unwrap();
+    let stored = |name: &str, value: Option<&str>, c: u32| {
+        flow.set_limit(&LimitChange {
+            target: LimitTarget::Key {
+                name: name.into(),
+                value: value.map(Into::into),
+            },
+            concurrency: Some(c),
+            rate: None,
+            clear: false,
+        })
+        .unwrap();
+    };
+    // tenant:0 stored 1 (carried 3), tenant:1..2 carried 2, region:*
+    // stored 3 (carried 1), plain jobs, and task `capped` limited to 2.
+    stored("tenant", Some("0"), 1);
+    stored("region", None, 3);
+    let mut limit_of: HashMap<String, u32> = HashMap::new();
+    limit_of.insert("tenant:0".into(), 1);
+    limit_of.insert("tenant:1".into(), 2);
+    limit_of.insert("tenant:2".into(), 2);
+    limit_of.insert("region:a".into(), 3);
+    limit_of.insert("region:b".into(), 3);
+    limit_of.insert("task:capped".into(), 2);
+    let mut keys = HashMap::new();
+    let total = 360;
+    let batch: Vec<NewJob> = (0..total)
+        .map(|i| match i % 6 {
+            0 => keyed("t", "tenant:0", Some(3)),
+            1 => keyed("t", "tenant:1", Some(2)),
+            2 => keyed("t", "tenant:2", Some(2)),
+            3 => keyed("t", &format!("region:{}", ["a", "b"][i / 6 % 2]), Some(1)),
+            4 => {
+                let mut j = keyed("capped", "tenant:2", Some(2));
+                j.limits.task_concurrency = Some(2);
+                j
+            }
+            _ => job("t", 3, 0),
+        })
+        .collect();
+    let names: Vec<String> = batch
+        .iter()
+        .map(|j| match (&j.limits.concurrency_key, j.task.as_str()) {
+            (Some((k, _)), _) => format!("{}:{}", k.name(), k.value()),
+            (None, _) => "none".into(),
+        })
+        .collect();
+    let capped: Vec<bool> = batch.iter().map(|j| j.task.as_str() == "capped").collect();
+    for (i, e) in q.enqueue(batch).unwrap().iter().enumerate() {
+        keys.insert(e.id(), (names[i].clone(), capped[i]));
+    }
+    let keys = Arc::new(keys);
+    let running: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let over: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ended: Arc<Mutex<usize>> = Arc::default();
+    let limit_of = Arc::new(limit_of);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let q = Arc::new(open(&u));
+            let (keys, running, over, ended, limit_of) = (
+                keys.clone(),
+                running.clone(),
+                over.clone(),
+                ended.clone(),
+                limit_of.clone(),
+            );
+            thread::spawn(move || {
+                let me = format!("w{t}");
+                let mut idle = 0;
+                while *ended.lock().unwrap() < total && idle < 50_000 {
+                    let got = q.claim(&me, 4, LEASE).unwrap();
+                    if got.is_empty() {
+                        idle += 1;
+                        thread::yield_now();
+                        continue;
+                    }
+                    let targets = |c: &Claimed| {
+                        let (k, capped) = &keys[&c.id];
+                        let mut v = vec![k.clone()];
+                        if *capped {
+                            v.push("task:capped".into());
+                        }
+                        v
+                    };
+                    for c in &got {
+                        let mut r = running.lock().unwrap();
+                        for k in targets(c) {
+                            let n = r.entry(k.clone()).or_default();
+                            *n += 1;
+                            if limit_of.get(&k).is_some_and(|l| *n > *l) {
+                                over.lock().unwrap().push(format!("{k}: {n} running"));
+                            }
+                        }
+                    }
+                    let starts: Vec<_> = got.iter().map(|c| (c.lease(), q.now())).collect();
+                    q.started(&me, &starts).unwrap();
+                    thread::yield_now();
+                    for c in &got {
+                        let mut r = running.lock().unwrap();
+                        for k in targets(c) {
+                            *r.get_mut(&k).unwrap() -= 1;
+                        }
+                    }
+                    let recs: Vec<_> = got.iter().map(|c| done(&q, c)).collect();
+                    let r = q.complete(&me, &recs).unwrap();
+                    assert!(r.results.iter().all(Result::is_ok));
+                    *ended.lock().unwrap() += got.len();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        *over.lock().unwrap(),
+        Vec::<String>::new(),
+        "no limit exceeded"
+    );
+    assert_eq!(*ended.lock().unwrap(), total, "every job ended");
+    assert_eq!(q.counts().unwrap().succeeded, total as u64);
+    // Every slot was given back: each key runs its limit again at once.
+    let again: Vec<NewJob> = [
+        ("tenant:0", 1),
+        ("tenant:1", 2),
+        ("tenant:2", 2),
+        ("region:a", 3),
+    ]
+    .iter()
+    .flat_map(|&(k, n)| (0..n + 1).map(move |_| keyed("t", k, Some(2))))
+    .collect();
+    q.enqueue(again).unwrap();
+    assert_eq!(q.claim("w", 100, LEASE).unwrap().len(), 1 + 2 + 2 + 3);
+}
+
+/// One claim over keys with free slots takes each key's first jobs up to
+/// its free slots, in fair order (round-robin over the keys), and no more
+/// while they run.
+#[test]
+fn a_claim_takes_each_keys_free_slots_in_fair_order() {
+    let q = open(&url("set_claim_order"));
+    let batch: Vec<NewJob> = (0..30)
+        .map(|i| keyed("t", &format!("tenant:{}", i % 3), Some(2)))
+        .collect();
+    let ids: Vec<JobId> = q
+        .enqueue(batch)
+        .unwrap()
+        .into_iter()
+        .map(Enqueued::id)
+        .collect();
+    let got = q.claim("w", 100, LEASE).unwrap();
+    let got_ids: Vec<JobId> = got.iter().map(|c| c.id).collect();
+    assert_eq!(got_ids, ids[..6].to_vec(), "two of each key, round-robin");
+    assert!(
+        q.claim("w", 100, LEASE).unwrap().is_empty(),
+        "every key full"
+    );
+    let recs: Vec<_> = got[..1].iter().map(|c| done(&q, c)).collect();
+    q.complete("w", &recs).unwrap();
+    let next: Vec<JobId> = q
+        .claim("w", 100, LEASE)
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        next,
+        vec![ids[6]],
+        "the freed slot goes to its key's next job"
+    );
+}
+
+/// A rescue of a worker holding several slots of one key and one of
+/// another gives every one of them back in one go.
+#[test]
+fn a_rescue_gives_back_every_slot_of_a_key_at_once() {
+    let q = open(&url("rescue_slots"));
+    let mut batch: Vec<NewJob> = (0..6).map(|_| keyed("t", "tenant:1", Some(3))).collect();
+    batch.extend((0..2).map(|_| keyed("t", "tenant:2", Some(1))));
+    q.enqueue(batch).unwrap();
+    assert_eq!(q.claim("dead", 10, LEASE).unwrap().len(), 4);
+    assert!(
+        q.claim("w", 10, LEASE).unwrap().is_empty(),
+        "both keys full"
+    );
+    let r = q.rescue(Rescue::Worker("dead".into())).unwrap();
+    assert_eq!(r.ids.len(), 4);
+    assert_eq!(
+        q.claim("w", 10, LEASE).unwrap().len(),
+        4,
+        "three slots of tenant:1 and one of tenant:2 came back"
+    );
+}
+
+/// One batch over many unique keys: those held by a waiting job name it,
+/// those that succeeded within the window name the success, a key new to
+/// the queue is added once and its later jobs in the batch name it.
+#[test]
+fn a_batch_resolves_all_its_unique_keys_at_once() {
+    let q = open(&url("unique_batch"));
+    let held: Vec<JobId> = q
+        .enqueue(
+            (0..10)
+                .map(|i| unique("t", &format!("k{i}"), OnConflict::Skip))
+                .collect(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let ok: Vec<JobId> = q
+        .enqueue(
+            (0..5)
+                .map(|i| unique("u", &format!("u{i}"), OnConflict::Skip))
+                .collect(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let got = q
+        .claim_tasks("w", 10, LEASE, Some(&[runyard_core::TaskName::from("u")]))
+        .unwrap();
+    let recs: Vec<_> = got.iter().map(|c| done(&q, c)).collect();
+    q.complete("w", &recs).unwrap();
+    let within = |key: &str| {
+        let mut j = unique("u", key, OnConflict::Skip);
+        j.unique.as_mut().unwrap().within = Some(Duration::from_secs(3600));
+        j
+    };
+    let mut batch: Vec<NewJob> = (0..10)
+        .map(|i| unique("t", &format!("k{i}"), OnConflict::Skip))
+        .collect();
+    batch.extend((0..5).map(|i| within(&format!("u{i}"))));
+    batch.push(within("u5"));
+    batch.push(unique("t", "u5", OnConflict::Skip));
+    batch.push(unique("t", "k10", OnConflict::Skip));
+    let out = q.enqueue(batch).unwrap();
+    for (i, id) in held.iter().enumerate() {
+        assert_eq!(out[i], Enqueued::Duplicate(*id), "k{i} is held");
+    }
+    for (i, id) in ok.iter().enumerate() {
+        assert_eq!(
+            out[10 + i],
+            Enqueued::Duplicate(*id),
+            "u{i} succeeded within"
+        );
+    }
+    let Enqueued::New(u5) = out[15] else {
+        panic!("u5 is new: {:?}", out[15])
+    };
+    assert_eq!(out[16], Enqueued::Duplicate(u5), "the batch's own u5");
+    assert!(matches!(out[17], Enqueued::New(_)), "k10 is new");
+    assert_eq!(q.counts().unwrap().queued, 12);
+}

@@ -621,3 +621,84 @@ fn a_released_child_wakes_a_worker_listening_on_another_connection() {
         || woken.load(Ordering::SeqCst) > before,
     );
 }
+
+/// A queue at schema version 6 with keyed jobs, one claimed by version 6's
+/// limited claim (its slot held): upgraded to 7 on first use, the held
+/// slot still counts (its key stays full), a rescue gives it back, and the
+/// key's next claim takes it.
+#[test]
+fn a_schema_6_queue_with_a_claim_in_flight_is_upgraded_to_7() {
+    assert_eq!(SCHEMA_VERSION, 7);
+    let u = url("v6_flow");
+    let s = schema_of(&u);
+    let mut db = client();
+    let migrations = [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_workers.sql"),
+        include_str!("../migrations/0003_claims.sql"),
+        include_str!("../migrations/0004_workflows.sql"),
+        include_str!("../migrations/0005_flow.sql"),
+        include_str!("../migrations/0006_schedules.sql"),
+    ]
+    .map(|m| runyard_queue::stored::render_states(m).replace("runyard.", &format!("\"{s}\".")))
+    .join("\n");
+    let job = |key: &str, tag: i64| {
+        format!(
+            "('t', '{{}}', 0, 0, 0, 0, 1, 1, 'none', 'auto', false, {tag}, 'tenant', '{key}', 1)"
+        )
+    };
+    db.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\";
+         CREATE TABLE \"{s}\".migrations (version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now());
+         {migrations}
+         INSERT INTO \"{s}\".migrations (version) VALUES (1), (2), (3), (4), (5), (6);
+         INSERT INTO \"{s}\".meta (key, value) VALUES ('flow', 'on');
+         INSERT INTO \"{s}\".jobs (task, params, state, priority, run_at, enqueued_at,
+             max_attempts, attempts_per_round, backoff, mode, isolate, tag, ckey_name,
+             ckey_value, ckey_conc)
+         VALUES {}, {}, {}, {};",
+        job("a", 1),
+        job("b", 1),
+        job("a", 2),
+        job("a", 3),
+    ))
+    .unwrap();
+    let until = Timestamp::now().as_micros() + 60_000_000;
+    let old: Vec<i64> = db
+        .query(
+            &format!(
+                "SELECT out_id FROM \"{s}\".claim_limited('old', $1::bigint, $1::bigint - 60000000, 1, NULL, \
+                 1024, true)"
+            ),
+            &[&until],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(old.len(), 1, "version 6 claimed a job of key a");
+
+    let q = PgQueue::open(PgOptions::from_url(&u).unwrap(), Arc::new(SystemClock)).unwrap();
+    let version: i32 = db
+        .query_one(&format!("SELECT MAX(version) FROM \"{s}\".migrations"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 7);
+    let got = q.claim("w", 10, LEASE).unwrap();
+    assert_eq!(got.len(), 1, "key a is full: only key b's job");
+    let b = got[0].id;
+    q.rescue(runyard_queue::Rescue::Worker("old".into()))
+        .unwrap();
+    let got = q.claim("w", 10, LEASE).unwrap();
+    let ids: Vec<i64> = got.iter().map(|c| c.id.0 as i64).collect();
+    assert_eq!(
+        ids, old,
+        "the slot came back to key a, whose first job goes again"
+    );
+    assert_ne!(got[0].id, b);
+    assert!(
+        q.claim("w", 10, LEASE).unwrap().is_empty(),
+        "both keys full"
+    );
+}
