@@ -516,6 +516,41 @@ fn read_only_serves_no_action() {
 }
 
 #[test]
+fn sigterm_stops_the_server_and_a_queue_that_is_not_there_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let mut s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let sent = Command::new("kill")
+        .args(["-TERM", &s.proc.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(sent);
+    let mut code = None;
+    wait_until(Duration::from_secs(60), "serve to exit", || {
+        code = s.proc.child.try_wait().unwrap().map(|st| st.code());
+        code.is_some()
+    });
+    assert_eq!(code, Some(Some(0)), "{}", s.proc.stderr());
+    assert!(s.proc.stderr().contains("stopping"), "{}", s.proc.stderr());
+
+    // Nothing is created for a server: a missing file is exit 2.
+    let missing = dir.path().join("missing.db");
+    let q = format!("sqlite://{}", missing.display());
+    for extra in [&[][..], &["--read-only"][..]] {
+        let mut args = vec!["serve", "--queue", &q, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("no such state file"), "{err}");
+        assert!(!missing.exists());
+    }
+    let (code, _, err) = run(&["serve", "--queue", "memory"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outlives the process"), "{err}");
+}
+
+#[test]
 fn other_sites_are_refused_by_host_and_origin() {
     let dir = tempfile::tempdir().unwrap();
     let db = state_file(dir.path(), &[]);
