@@ -868,3 +868,56 @@ fn a_postgres_queue_is_served_and_its_password_is_shown_nowhere() {
     }
     assert!(s.proc.stderr().contains("listening on"));
 }
+
+#[test]
+fn a_job_shows_the_jobs_it_is_after_those_after_it_and_what_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flow.db");
+    let q = format!("sqlite://{}", db.display());
+    let flow = dir.path().join("flow.toml");
+    std::fs::write(
+        &flow,
+        "[[job]]\nname = \"first\"\ntask = \"cpu\"\nparams = { n = 1 }\n\n\
+         [[job]]\nname = \"second\"\ntask = \"sleep\"\nafter = [\"first\"]\n\
+         params = { duration = \"1ms\" }\n",
+    )
+    .unwrap();
+    ok(&["submit", "--queue", &q, "-f", flow.to_str().unwrap()]);
+    ok(&["task", "pause", "--queue", &q, "cpu"]);
+    let s = serve(&["--queue", &q]);
+    let first = s.get_json("/api/v1/jobs/1");
+    assert_eq!(first["name"], "first");
+    assert_eq!(first["state"], "queued");
+    assert_eq!(first["dependents"], serde_json::json!([2]));
+    assert_eq!(
+        first["hold"],
+        serde_json::json!({ "kind": "paused", "task": "cpu" })
+    );
+    let second = s.get_json("/api/v1/jobs/2");
+    assert_eq!(second["state"], "blocked");
+    assert_eq!(second["after"], serde_json::json!([1]));
+    assert_eq!(second["hold"]["kind"], "dependencies", "{second}");
+    let limits = s.get_json("/api/v1/limits");
+    assert_eq!(limits["paused"], serde_json::json!(["cpu"]), "{limits}");
+    let held = &limits["held"][0];
+    assert_eq!(
+        (held["hold"]["kind"].clone(), held["jobs"].clone()),
+        ("paused".into(), 1.into())
+    );
+    assert!(held["says"].as_str().unwrap().contains("paused"), "{held}");
+    // Cancelling the first cancels the job after it.
+    let r = s.post("/api/v1/jobs/1/cancel");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["cascade"]["cancelled"], serde_json::json!([2]));
+    assert_eq!(s.get_json("/api/v1/jobs/2")["state"], "cancelled");
+    assert_eq!(s.get_json("/api/v1/jobs/2")["hold"], Value::Null);
+    let page = s.get_json("/api/v1/jobs?state=cancelled");
+    assert_eq!(page["jobs"][1]["name"], "second");
+    // Retrying it gives the job after it its wait back.
+    let r = s.post("/api/v1/jobs/1/retry");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["cascade"]["reblocked"], serde_json::json!([2]));
+    assert_eq!(s.get_json("/api/v1/jobs/2")["state"], "blocked");
+    let e = s.post("/api/v1/jobs/2/retry").error(409);
+    assert!(e.contains("job 2 is blocked"), "{e}");
+}
