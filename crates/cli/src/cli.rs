@@ -50,6 +50,8 @@ pub(crate) enum Command {
     Limit(commands::limit::LimitArgs),
     /// Add, list, pause, resume, remove, run or sync the schedules of a shared queue, whose ticks every worker fires once each (docs/schedules.md).
     Schedule(commands::schedule::ScheduleArgs),
+    /// Serve a queue's JSON API, Prometheus metrics and health checks over HTTP (docs/api.md).
+    Serve(commands::serve::ServeArgs),
     /// Pause or resume a task on a shared queue.
     Task(commands::task::TaskArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.

@@ -121,6 +121,7 @@ fn dispatch(
         Command::Worker(args) => commands::worker::main(args, color, registry()?),
         Command::Limit(args) => commands::limit::main(args),
         Command::Task(args) => commands::task::main(args),
+        Command::Serve(args) => commands::serve::main(args),
         Command::Schedule(args) => commands::schedule::main(args, registry()?),
         Command::Retry(args) => commands::retry::main(args),
         Command::Cancel(args) => commands::cancel::main(args),

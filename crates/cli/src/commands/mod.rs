@@ -18,6 +18,7 @@ pub(crate) mod prune;
 pub(crate) mod retry;
 pub(crate) mod run;
 pub(crate) mod schedule;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;

@@ -1,0 +1,923 @@
+//! `runyard serve` end to end: the real binary on an ephemeral port over a
+//! state file that `run --state`, `submit` and a worker wrote (and a
+//! PostgreSQL queue), asked with plain HTTP/1.1 over a TCP stream.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn runyard() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
+    c.env("NO_COLOR", "1").env_remove("RUNYARD_SERVE_TOKEN");
+    c
+}
+
+/// Runs `runyard ARGS` to the end; its exit code, stdout and stderr.
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = runyard()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runyard starts");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "runyard {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+    out
+}
+
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "gave up waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process in the background, its stderr collected as it comes; killed
+/// (by its pid) when dropped.
+struct Background {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Background {
+        let mut child = runyard()
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runyard starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Background { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `runyard serve` and the address it said it bound.
+struct Server {
+    proc: Background,
+    addr: SocketAddr,
+}
+
+fn serve(args: &[&str]) -> Server {
+    serve_with(args, &[])
+}
+
+fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut proc = Background::start(&all, env);
+    let start = Instant::now();
+    let addr = loop {
+        let err = proc.stderr();
+        if let Some(addr) = said_address(&err) {
+            break addr;
+        }
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            panic!("runyard serve ended ({status}) before listening:\n{err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "runyard serve did not say its address:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Server { proc, addr }
+}
+
+/// The address in a whole line `... listening on http://ADDR ...`.
+fn said_address(stderr: &str) -> Option<SocketAddr> {
+    let rest = stderr.split("listening on http://").nth(1)?;
+    let (line, _) = rest.split_once('\n')?;
+    let a = line.split_whitespace().next().expect("an address");
+    Some(a.parse().expect("an address"))
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    /// The `error` of a JSON refusal with `status`.
+    fn error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{}\n{}", self.head, self.body);
+        assert!(
+            self.head
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{}",
+            self.head
+        );
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error: {}", self.body))
+            .to_string()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+impl Server {
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+
+    /// `METHOD PATH` with `headers` (a `Host` of the server's address
+    /// unless one is given).
+    fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {}\r\n", self.host()));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if method == "POST" {
+            req.push_str("Content-Length: 0\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let raw = String::from_utf8(raw).expect("UTF-8");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        Reply {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.ask("GET", path, &[])
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.json()
+    }
+
+    fn post(&self, path: &str) -> Reply {
+        self.ask("POST", path, &[])
+    }
+}
+
+/// A state file with 3 succeeded `cpu` jobs (ids 1-3), a dead `fail` job
+/// (4, two failed attempts), and `extra` submitted after them.
+fn state_file(dir: &Path, extra: &[&str]) -> String {
+    let db = dir.join("s.db");
+    let db = db.to_str().unwrap().to_string();
+    let (code, out, err) = run(&[
+        "run",
+        "--state",
+        &db,
+        "-q",
+        "--max-attempts",
+        "2",
+        "cpu:n=10*3",
+        "fail:k=5",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    if !extra.is_empty() {
+        let q = format!("sqlite://{db}");
+        let mut args = vec!["submit", "--queue", &q];
+        args.extend_from_slice(extra);
+        ok(&args);
+    }
+    db
+}
+
+fn ids(page: &Value) -> Vec<u64> {
+    page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn each_route_answers_over_a_state_file_a_worker_is_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &["sleep:duration=60s", "cpu:n=1*3"]);
+    let q = format!("sqlite://{db}");
+    ok(&[
+        "limit",
+        "--queue",
+        &q,
+        "--task",
+        "cpu",
+        "--concurrency",
+        "7",
+    ]);
+    ok(&[
+        "schedule", "add", "--queue", &q, "hourly", "cpu:n=1", "--every", "1h",
+    ]);
+    let s = serve(&["--queue", &q]);
+    // A worker drains the file meanwhile: the 60 s sleep (id 5) stays running.
+    let worker = Background::start(&["worker", "--queue", &q, "--name", "w1"], &[]);
+    wait_until(Duration::from_secs(60), "the sleep job running", || {
+        s.get_json("/api/v1/jobs/5")["state"] == "running"
+    });
+
+    // Jobs: every one once across pages of 2, in id order.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/jobs?limit=2".to_string();
+    loop {
+        let page = s.get_json(&path);
+        let got = ids(&page);
+        assert!(got.len() <= 2, "{page}");
+        seen.extend(got);
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/jobs?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=8).collect::<Vec<_>>());
+    // The default page holds them all; filters by state and by task.
+    let all = s.get_json("/api/v1/jobs");
+    assert_eq!(ids(&all), (1..=8).collect::<Vec<_>>());
+    assert!(all["next_cursor"].is_null());
+    let dead = s.get_json("/api/v1/jobs?state=dead");
+    assert_eq!(ids(&dead), [4]);
+    assert_eq!(dead["jobs"][0]["task"], "fail");
+    assert_eq!(dead["jobs"][0]["attempts"], 2);
+    assert_eq!(dead["jobs"][0]["last_outcome"], "failed");
+    assert!(dead["jobs"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("failing on purpose"));
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?task=fail")), [4]);
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?task=sleep&state=running")),
+        [5]
+    );
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?task=nothing")),
+        Vec::<u64>::new()
+    );
+
+    // One job: its parameters and every attempt with outcome, time, error.
+    let job = s.get_json("/api/v1/jobs/4");
+    assert_eq!(job["id"], 4);
+    assert_eq!(job["state"], "dead");
+    assert_eq!(job["params"], serde_json::json!({ "k": 5 }));
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    for (i, a) in attempts.iter().enumerate() {
+        assert_eq!(a["attempt"], i + 1);
+        assert_eq!(a["outcome"], "failed");
+        assert!(
+            a["started_at"].is_string() && a["duration_ms"].is_number(),
+            "{a}"
+        );
+        assert!(
+            a["error"].as_str().unwrap().contains("failing on purpose"),
+            "{a}"
+        );
+    }
+    assert_eq!(job["dependents"], serde_json::json!([]));
+    let done = s.get_json("/api/v1/jobs/1");
+    assert_eq!(done["state"], "succeeded");
+    assert!(!done["output"].is_null(), "{done}");
+
+    // Tasks, workers (with the lease on job 5), limits, schedules.
+    let tasks = s.get_json("/api/v1/tasks");
+    let task = |name: &str| {
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no task {name}: {tasks}"))
+    };
+    assert_eq!(task("fail")["dead"], 1);
+    assert_eq!(task("sleep")["running"], 1);
+    assert_eq!(task("cpu")["total"], 6);
+    wait_until(Duration::from_secs(60), "the cpu jobs done", || {
+        s.get_json("/api/v1/jobs?task=cpu&state=succeeded")["jobs"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 6
+    });
+    let workers = s.get_json("/api/v1/workers");
+    let w = &workers["workers"][0];
+    assert_eq!(w["name"], "w1", "{workers}");
+    assert_eq!(w["leases"], 1, "{workers}");
+    assert!(w["last_heartbeat"].is_string() && w["heartbeat_age_s"].is_number());
+    let limits = s.get_json("/api/v1/limits");
+    assert_eq!(limits["limits"][0]["concurrency"], 7, "{limits}");
+    assert_eq!(limits["paused_all"], false);
+    let schedules = s.get_json("/api/v1/schedules");
+    assert_eq!(schedules["schedules"][0]["name"], "hourly", "{schedules}");
+    assert_eq!(
+        schedules["schedules"][0]["tasks"],
+        serde_json::json!(["cpu"])
+    );
+    assert!(schedules["schedules"][0]["next_tick"].is_string());
+
+    // Health.
+    assert_eq!(s.get_json("/healthz")["status"], "ok");
+    assert_eq!(s.get_json("/readyz")["status"], "ready");
+
+    // Actions: cancel the running job (its worker is asked), retry the dead.
+    let r = s.post("/api/v1/jobs/5/cancel");
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["action"], "cancel_requested");
+    wait_until(Duration::from_secs(60), "the running job cancelled", || {
+        s.get_json("/api/v1/jobs/5")["state"] == "cancelled"
+    });
+    let r = s.post("/api/v1/jobs/4/retry");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (v["id"].clone(), v["action"].clone()),
+        (4.into(), "retried".into())
+    );
+    // The worker runs it again: `fail:k=5` fails two more attempts.
+    wait_until(
+        Duration::from_secs(60),
+        "the retried job dead again",
+        || {
+            let j = s.get_json("/api/v1/jobs/4");
+            j["state"] == "dead" && j["attempts"].as_array().unwrap().len() == 4
+        },
+    );
+    drop(worker);
+    assert!(
+        s.proc.stderr().contains("listening on"),
+        "{}",
+        s.proc.stderr()
+    );
+}
+
+#[test]
+fn a_state_file_is_served_while_its_run_is_writing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("run.db");
+    let db = db.to_str().unwrap();
+    let _run = Background::start(
+        &["run", "--state", db, "sleep:duration=60s", "cpu:n=1"],
+        &[],
+    );
+    let q = format!("sqlite://{db}");
+    wait_until(Duration::from_secs(60), "the run's sleep running", || {
+        let (code, out, _) = run(&["status", "--queue", &q, "--json"]);
+        code == 0 && out.contains("\"running\": 1")
+    });
+    let s = serve(&["--queue", &q]);
+    let page = s.get_json("/api/v1/jobs");
+    assert_eq!(ids(&page), [1, 2]);
+    assert_eq!(page["jobs"][0]["state"], "running");
+    let r = s.post("/api/v1/jobs/1/cancel");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let ro = serve(&["--queue", &q, "--read-only"]);
+    assert_eq!(ids(&ro.get_json("/api/v1/jobs")), [1, 2]);
+}
+
+#[test]
+fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let says = |path: &str, status: u16, what: &[&str]| {
+        let e = s.get(path).error(status);
+        for w in what {
+            assert!(e.contains(w), "GET {path}: {e}");
+        }
+    };
+    says(
+        "/api/v1/jobs?state=lost",
+        400,
+        &["\"lost\"", "queued, scheduled"],
+    );
+    says("/api/v1/jobs?limit=0", 400, &["`limit`", "1 to 500"]);
+    says("/api/v1/jobs?limit=lots", 400, &["`limit`"]);
+    says("/api/v1/jobs?limit=501", 400, &["`limit`"]);
+    says("/api/v1/jobs?cursor=42", 400, &["`cursor`", "next_cursor"]);
+    says("/api/v1/jobs?task=", 400, &["`task` is empty"]);
+    says(
+        "/api/v1/jobs?colour=red",
+        400,
+        &["`colour`", "state, task, limit, cursor"],
+    );
+    says("/api/v1/jobs?q=boom", 400, &["text search is not offered"]);
+    says(
+        "/api/v1/jobs?state=dead&state=queued",
+        400,
+        &["`state`", "twice"],
+    );
+    says("/api/v1/jobs/abc", 400, &["\"abc\" is not a job id"]);
+    says("/api/v1/jobs/-1", 400, &["not a job id"]);
+    says("/api/v1/jobs/99999999999999999999", 400, &["not a job id"]);
+    says("/api/v1/jobs/77", 404, &["no job with the id 77"]);
+    says("/api/v1/tasks?x=1", 400, &["unknown query parameter `x`"]);
+    says(
+        "/api/v2/jobs",
+        404,
+        &["no route /api/v2/jobs", "/api/v1/jobs"],
+    );
+    says("/", 404, &["no route /"]);
+    let e = s.get("/api/v1/jobs/4/retry").error(405);
+    assert!(e.contains("use POST"), "{e}");
+    let e = s.post("/api/v1/jobs").error(405);
+    assert!(e.contains("use GET"), "{e}");
+    let e = s.post("/api/v1/jobs/77/retry").error(404);
+    assert!(e.contains("no job with the id 77"), "{e}");
+    let e = s.post("/api/v1/jobs/77/cancel").error(404);
+    assert!(e.contains("no job with the id 77"), "{e}");
+    let e = s.post("/api/v1/jobs/1/retry").error(409);
+    assert!(
+        e.contains("job 1 is succeeded") && e.contains("dead or cancelled"),
+        "{e}"
+    );
+    let e = s.post("/api/v1/jobs/4/cancel").error(409);
+    assert!(e.contains("already finished (dead)"), "{e}");
+    // A request that is not HTTP gets a 400 from the HTTP layer, and the
+    // server goes on.
+    let mut t = TcpStream::connect(s.addr).unwrap();
+    t.write_all(b"\x00\x01 nonsense\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    let _ = t.read_to_string(&mut raw);
+    assert!(raw.is_empty() || raw.starts_with("HTTP/1.1 400"), "{raw}");
+    assert_eq!(s.get_json("/healthz")["status"], "ok");
+}
+
+#[test]
+fn read_only_serves_no_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &["sleep:duration=60s"]);
+    let s = serve(&["--queue", &format!("sqlite://{db}"), "--read-only"]);
+    assert!(s.proc.stderr().contains("read-only"), "{}", s.proc.stderr());
+    for path in ["/api/v1/jobs/4/retry", "/api/v1/jobs/5/cancel"] {
+        let e = s.post(path).error(403);
+        assert!(e.contains("read-only"), "{e}");
+    }
+    let v = s.get_json("/api/v1/jobs?state=dead");
+    assert_eq!(ids(&v), [4]);
+    assert_eq!(s.get_json("/api/v1/jobs/5")["state"], "queued");
+}
+
+#[test]
+fn sigterm_stops_the_server_and_a_queue_that_is_not_there_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let mut s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let sent = Command::new("kill")
+        .args(["-TERM", &s.proc.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(sent);
+    let mut code = None;
+    wait_until(Duration::from_secs(60), "serve to exit", || {
+        code = s.proc.child.try_wait().unwrap().map(|st| st.code());
+        code.is_some()
+    });
+    assert_eq!(code, Some(Some(0)), "{}", s.proc.stderr());
+    assert!(s.proc.stderr().contains("stopping"), "{}", s.proc.stderr());
+
+    // Nothing is created for a server: a missing file is exit 2.
+    let missing = dir.path().join("missing.db");
+    let q = format!("sqlite://{}", missing.display());
+    for extra in [&[][..], &["--read-only"][..]] {
+        let mut args = vec!["serve", "--queue", &q, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("no such state file"), "{err}");
+        assert!(!missing.exists());
+    }
+    let (code, _, err) = run(&["serve", "--queue", "memory"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outlives the process"), "{err}");
+}
+
+#[test]
+fn other_sites_are_refused_by_host_and_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let port = s.addr.port();
+    // DNS rebinding: a page of another name, now resolving to 127.0.0.1.
+    for host in [
+        format!("evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        "127.0.0.1".to_string(),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+    ] {
+        let e = s.ask("GET", "/api/v1/jobs", &[("Host", &host)]).error(403);
+        assert!(
+            e.contains("Host header") && e.contains(&host),
+            "{host}: {e}"
+        );
+        s.ask("GET", "/metrics", &[("Host", &host)]).error(403);
+    }
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let r = s.ask("GET", "/api/v1/jobs", &[("Host", &host)]);
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    // A cross-site POST.
+    for origin in [
+        "http://evil.example",
+        "null",
+        &format!("https://127.0.0.1:{port}"),
+    ] {
+        let e = s
+            .ask("POST", "/api/v1/jobs/4/retry", &[("Origin", origin)])
+            .error(403);
+        assert!(e.contains("origin") && e.contains(origin), "{e}");
+    }
+    assert_eq!(s.get_json("/api/v1/jobs/4")["state"], "dead");
+    let own = format!("http://127.0.0.1:{port}");
+    let r = s.ask("POST", "/api/v1/jobs/4/retry", &[("Origin", &own)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn beyond_loopback_a_token_is_needed_and_then_asked_of_every_api_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let q = format!("sqlite://{db}");
+    // No token: refused before anything is opened.
+    for listen in ["0.0.0.0:0", "192.0.2.1:8080"] {
+        let (code, _, err) = run(&["serve", "--queue", &q, "--listen", listen]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("not a loopback address") && err.contains("--token-file"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = run(&["serve", "--queue", &q, "--listen", "somewhere:80"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("IP:PORT"), "{err}");
+    // A short token is refused, and not repeated.
+    let short = dir.path().join("short");
+    std::fs::write(&short, "hunter2\n").unwrap();
+    let (code, _, err) = run(&[
+        "serve",
+        "--queue",
+        &q,
+        "--token-file",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("at least 16") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    let token = "0123456789abcdef-token";
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let s = Background::start(
+        &[
+            "serve",
+            "--queue",
+            &q,
+            "--listen",
+            "0.0.0.0:0",
+            "--token-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let addr = {
+        let mut a = None;
+        wait_until(Duration::from_secs(60), "the address", || {
+            a = said_address(&s.stderr());
+            a.is_some()
+        });
+        a.unwrap()
+    };
+    assert!(!s.stderr().contains(token), "{}", s.stderr());
+    let s = Server {
+        addr: SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        proc: s,
+    };
+    for path in ["/api/v1/jobs", "/api/v1/nothing", "/metrics"] {
+        let r = s.get(path);
+        let e = r.error(401);
+        assert!(e.contains("Authorization: Bearer"), "{e}");
+        assert!(r.header("www-authenticate").is_some(), "{}", r.head);
+        let bad = format!("Bearer {token}x");
+        let e = s.ask("GET", path, &[("Authorization", &bad)]).error(401);
+        assert!(e.contains("not this server's") && !e.contains(token), "{e}");
+        s.ask("GET", path, &[("Authorization", "Basic abc")])
+            .error(401);
+    }
+    let bearer = format!("Bearer {token}");
+    // With the token, any Host: the token, not the name, is the guard.
+    let r = s.ask(
+        "GET",
+        "/api/v1/jobs",
+        &[
+            ("Authorization", &bearer),
+            ("Host", "queue.example.com:8080"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r.json()).len(), 4);
+    let r = s.ask("GET", "/metrics", &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.ask(
+        "POST",
+        "/api/v1/jobs/4/retry",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Health stays open for probes.
+    assert_eq!(s.get_json("/healthz")["status"], "ok");
+    assert_eq!(s.get_json("/readyz")["status"], "ready");
+
+    // The token from the environment; both at once is refused.
+    let s = serve_with(&["--queue", &q], &[("RUNYARD_SERVE_TOKEN", token)]);
+    s.get("/api/v1/jobs").error(401);
+    let r = s.ask("GET", "/api/v1/jobs", &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let o = runyard()
+        .args([
+            "serve",
+            "--queue",
+            &q,
+            "--token-file",
+            file.to_str().unwrap(),
+        ])
+        .env("RUNYARD_SERVE_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("given twice"));
+}
+
+/// One sample of the text format: name, labels, value.
+fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+    let (series, value) = line.rsplit_once(' ').expect("a value");
+    let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
+    let (name, labels) = match series.split_once('{') {
+        None => (series.to_string(), Vec::new()),
+        Some((name, rest)) => {
+            let body = rest.strip_suffix('}').expect("labels end with }");
+            let labels = body
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("k=v");
+                    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+                    (k.to_string(), v.expect("a quoted value").to_string())
+                })
+                .collect();
+            (name.to_string(), labels)
+        }
+    };
+    assert!(
+        name.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+        "{line}"
+    );
+    (name, labels, value)
+}
+
+#[test]
+fn metrics_are_gauges_in_the_prometheus_text_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &["sleep:duration=1s*2"]);
+    let s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let mut typed = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in r.body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split(' ').next().unwrap().to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                typed.insert(name.to_string(), kind.to_string()).is_none(),
+                "{line}"
+            );
+        } else {
+            let sample = parse_sample(line);
+            assert!(typed.contains_key(&sample.0), "no # TYPE before {line}");
+            samples.push(sample);
+        }
+    }
+    for (name, kind) in &typed {
+        assert_eq!(kind, "gauge", "{name}");
+        assert!(helped.contains(name), "no # HELP for {name}");
+    }
+    let jobs = |task: &str, state: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == "runyard_jobs"
+                    && l.as_slice()
+                        == [
+                            ("task".to_string(), task.to_string()),
+                            ("state".to_string(), state.to_string()),
+                        ]
+            })
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("no runyard_jobs{{{task},{state}}}:\n{}", r.body))
+    };
+    assert_eq!(jobs("cpu", "succeeded"), 3.0);
+    assert_eq!(jobs("fail", "dead"), 1.0);
+    assert_eq!(jobs("sleep", "queued"), 2.0);
+    assert_eq!(jobs("sleep", "running"), 0.0);
+    let one = |name: &str| {
+        samples
+            .iter()
+            .find(|s| s.0 == name)
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert!(one("runyard_oldest_queued_job_age_seconds") >= 0.0);
+    assert_eq!(one("runyard_workers_alive"), 0.0);
+    assert_eq!(one("runyard_leases"), 0.0);
+}
+
+#[test]
+fn a_postgres_queue_is_served_and_its_password_is_shown_nowhere() {
+    let server = runyard_postgres::testing::server();
+    let url = server.fresh_url("serve");
+    // The test cluster trusts local connections: a password in the URL is
+    // accepted and unused, as a secret the server must never show.
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap();
+    let secret = "Sekrit-Passw0rd";
+    let url = format!("{scheme}://{user}:{secret}@{host}");
+    ok(&[
+        "submit",
+        "--queue",
+        &url,
+        "--max-attempts",
+        "1",
+        "cpu:n=1*3",
+        "fail:k=9",
+    ]);
+    let s = serve(&["--queue", &url]);
+    let worker = Background::start(&["worker", "--queue", &url, "--name", "pg1"], &[]);
+    wait_until(Duration::from_secs(60), "every job ended", || {
+        let t = s.get_json("/api/v1/tasks");
+        t["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["total"] == t["succeeded"].as_u64().unwrap() + t["dead"].as_u64().unwrap())
+            && t["tasks"].as_array().unwrap().len() == 2
+    });
+    assert_eq!(s.get_json("/api/v1/workers")["workers"][0]["name"], "pg1");
+    drop(worker);
+    let mut bodies = Vec::new();
+    let page = s.get_json("/api/v1/jobs?limit=3");
+    assert_eq!(ids(&page), [1, 2, 3]);
+    let next = page["next_cursor"].as_str().unwrap().to_string();
+    let rest = s.get_json(&format!("/api/v1/jobs?cursor={next}"));
+    assert_eq!(ids(&rest), [4]);
+    assert_eq!(rest["jobs"][0]["state"], "dead");
+    bodies.push(page.to_string());
+    bodies.push(rest.to_string());
+    let r = s.post("/api/v1/jobs/4/retry");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "queued");
+    for path in [
+        "/api/v1/jobs/4",
+        "/api/v1/tasks",
+        "/api/v1/workers",
+        "/api/v1/limits",
+        "/api/v1/schedules",
+        "/metrics",
+        "/readyz",
+        "/api/v1/jobs/abc",
+        "/nowhere",
+    ] {
+        bodies.push(s.get(path).body);
+    }
+    // The queue goes away: not ready, and nothing says the password.
+    server.stop();
+    let r = s.get("/readyz");
+    server.start();
+    let e = r.error(503);
+    assert!(e.starts_with("not ready"), "{e}");
+    bodies.push(r.body);
+    bodies.push(s.proc.stderr());
+    for b in &bodies {
+        assert!(!b.contains(secret), "the password in: {b}");
+    }
+    assert!(s.proc.stderr().contains("listening on"));
+}
+
+#[test]
+fn a_job_shows_the_jobs_it_is_after_those_after_it_and_what_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flow.db");
+    let q = format!("sqlite://{}", db.display());
+    let flow = dir.path().join("flow.toml");
+    std::fs::write(
+        &flow,
+        "[[job]]\nname = \"first\"\ntask = \"cpu\"\nparams = { n = 1 }\n\n\
+         [[job]]\nname = \"second\"\ntask = \"sleep\"\nafter = [\"first\"]\n\
+         params = { duration = \"1ms\" }\n",
+    )
+    .unwrap();
+    ok(&["submit", "--queue", &q, "-f", flow.to_str().unwrap()]);
+    ok(&["task", "pause", "--queue", &q, "cpu"]);
+    let s = serve(&["--queue", &q]);
+    let first = s.get_json("/api/v1/jobs/1");
+    assert_eq!(first["name"], "first");
+    assert_eq!(first["state"], "queued");
+    assert_eq!(first["dependents"], serde_json::json!([2]));
+    assert_eq!(
+        first["hold"],
+        serde_json::json!({ "kind": "paused", "task": "cpu" })
+    );
+    let second = s.get_json("/api/v1/jobs/2");
+    assert_eq!(second["state"], "blocked");
+    assert_eq!(second["after"], serde_json::json!([1]));
+    assert_eq!(second["hold"]["kind"], "dependencies", "{second}");
+    let limits = s.get_json("/api/v1/limits");
+    assert_eq!(limits["paused"], serde_json::json!(["cpu"]), "{limits}");
+    let held = &limits["held"][0];
+    assert_eq!(
+        (held["hold"]["kind"].clone(), held["jobs"].clone()),
+        ("paused".into(), 1.into())
+    );
+    assert!(held["says"].as_str().unwrap().contains("paused"), "{held}");
+    // Cancelling the first cancels the job after it.
+    let r = s.post("/api/v1/jobs/1/cancel");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["cascade"]["cancelled"], serde_json::json!([2]));
+    assert_eq!(s.get_json("/api/v1/jobs/2")["state"], "cancelled");
+    assert_eq!(s.get_json("/api/v1/jobs/2")["hold"], Value::Null);
+    let page = s.get_json("/api/v1/jobs?state=cancelled");
+    assert_eq!(page["jobs"][1]["name"], "second");
+    // Retrying it gives the job after it its wait back.
+    let r = s.post("/api/v1/jobs/1/retry");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["cascade"]["reblocked"], serde_json::json!([2]));
+    assert_eq!(s.get_json("/api/v1/jobs/2")["state"], "blocked");
+    let e = s.post("/api/v1/jobs/2/retry").error(409);
+    assert!(e.contains("job 2 is blocked"), "{e}");
+}

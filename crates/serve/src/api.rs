@@ -1,0 +1,397 @@
+//! The `/api/v1/` routes and the health checks. Each reads or changes the
+//! queue through one of its capabilities, on the blocking pool, and
+//! answers JSON; every refusal is an [`ApiError`].
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use runyard_core::{JobId, JobState};
+use runyard_queue::{CancelResult, ListFilter, Queue};
+
+use crate::error::ApiError;
+use crate::views::{
+    ActionView, HeldView, JobDetail, JobPage, JobSummary, LimitsView, ScheduleView, TaskView,
+    WorkerView,
+};
+use crate::AppState;
+
+/// Jobs on a page when `limit` is not given.
+const DEFAULT_LIMIT: usize = 50;
+/// The most jobs on a page.
+const MAX_LIMIT: usize = 500;
+
+/// Runs `f` on the queue on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&dyn Queue) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let q = s.queue.clone();
+    tokio::task::spawn_blocking(move || f(&*q))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the queue failed: {e}"),
+            )
+        })?
+}
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query's pairs, each key among `known` and given once.
+fn query_pairs(q: Params, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let Query(pairs) =
+        q.map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))?;
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if matches!(k.as_str(), "q" | "search" | "text") {
+            return Err(ApiError::bad_request(format!(
+                "`{k}`: text search is not offered: this queue's inspection filters jobs by \
+                 state and task only (the parameters are {})",
+                known.join(", ")
+            )));
+        }
+        if !known.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{k}`: the parameters are {}",
+                known.join(", ")
+            )));
+        }
+        if pairs[..i].iter().any(|(j, _)| j == k) {
+            return Err(ApiError::bad_request(format!(
+                "the query parameter `{k}` is given twice: give it once"
+            )));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The cursor of the page after the job `last`: opaque to clients.
+fn cursor_after(last: JobId) -> String {
+    format!("v1:{}", last.0)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn parse_cursor(s: &str) -> Result<JobId, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "`cursor`: {s:?} is not a cursor this server gave: pass the `next_cursor` of \
+             the page before, or leave it out for the first page"
+        ))
+    };
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let id = text.strip_prefix("v1:").ok_or_else(bad)?;
+    id.parse::<u64>().map(JobId).map_err(|_| bad())
+}
+
+fn parse_state(s: &str) -> Result<JobState, ApiError> {
+    s.parse::<JobState>().map_err(|_| {
+        let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::bad_request(format!(
+            "`state`: {s:?} is not a job state: give one of {}",
+            all.join(", ")
+        ))
+    })
+}
+
+fn parse_limit(s: &str) -> Result<usize, ApiError> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(format!(
+            "`limit`: {s:?} is not a number of jobs from 1 to {MAX_LIMIT}"
+        ))),
+    }
+}
+
+fn parse_id(p: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+    let Path(raw) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match raw.parse::<u64>() {
+        Ok(id) => Ok(JobId(id)),
+        Err(_) => Err(ApiError::bad_request(format!(
+            "{raw:?} is not a job id: ids are whole numbers, e.g. /api/v1/jobs/42"
+        ))),
+    }
+}
+
+fn no_such_job(id: JobId) -> ApiError {
+    ApiError::not_found(format!("no job with the id {} in this queue", id.0))
+}
+
+/// `GET /api/v1/jobs?state=&task=&limit=&cursor=`: jobs by id.
+pub(crate) async fn list_jobs(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    let pairs = query_pairs(q, &["state", "task", "limit", "cursor"])?;
+    let mut filter = ListFilter {
+        limit: DEFAULT_LIMIT,
+        ..ListFilter::default()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "state" => filter.state = Some(parse_state(&v)?),
+            "task" if v.is_empty() => {
+                return Err(ApiError::bad_request(
+                    "`task` is empty: give a task's name, or leave it out for every task",
+                ))
+            }
+            "task" => filter.task = Some(v),
+            "limit" => filter.limit = parse_limit(&v)?,
+            "cursor" => filter.after = Some(parse_cursor(&v)?),
+            _ => unreachable!("query_pairs keeps only known keys"),
+        }
+    }
+    let limit = filter.limit;
+    // One more than asked: whether there is a next page.
+    filter.limit += 1;
+    let mut views = blocking(&s, move |q| Ok(q.inspect()?.list(&filter)?)).await?;
+    let next_cursor = if views.len() > limit {
+        views.truncate(limit);
+        views.last().map(|v| cursor_after(v.id))
+    } else {
+        None
+    };
+    let jobs = views.iter().map(JobSummary::from).collect();
+    Ok(Json(JobPage { jobs, next_cursor }).into_response())
+}
+
+/// `GET /api/v1/jobs/{id}`: one job with every attempt.
+pub(crate) async fn get_job(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let detail = blocking(&s, move |q| {
+        let inspect = q.inspect()?;
+        let Some(job) = inspect.get(id)? else {
+            return Err(no_such_job(id));
+        };
+        let dependents = inspect.dependents(id)?.into_iter().map(|i| i.0).collect();
+        let hold = match q.as_flow() {
+            Some(f) if !job.state.is_terminal() && job.state != JobState::Running => f.hold(id)?,
+            _ => None,
+        };
+        Ok(JobDetail {
+            job,
+            dependents,
+            hold,
+        })
+    })
+    .await?;
+    Ok(Json(detail).into_response())
+}
+
+/// `POST /api/v1/jobs/{id}/retry`: a dead or cancelled job queued again.
+pub(crate) async fn retry_job(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let view = blocking(&s, move |q| {
+        let inspect = q.inspect()?;
+        let Some(before) = inspect.get(id)? else {
+            return Err(no_such_job(id));
+        };
+        match q.admin()?.retry(id)? {
+            Some(cascade) => Ok(ActionView {
+                id: id.0,
+                action: "retried",
+                state: inspect.get(id)?.map(|v| v.state),
+                cascade: cascade.into(),
+            }),
+            None if !matches!(before.state, JobState::Dead | JobState::Cancelled) => {
+                Err(ApiError::conflict(format!(
+                    "job {} is {}: only dead or cancelled jobs can be retried",
+                    id.0, before.state
+                )))
+            }
+            None => Err(ApiError::conflict(format!(
+                "job {} cannot be retried now: a job it is after is still dead or cancelled \
+                 (retry that one first; its jobs come back with it)",
+                id.0
+            ))),
+        }
+    })
+    .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `POST /api/v1/jobs/{id}/cancel`: a waiting job cancelled, a running
+/// one's worker asked to stop it.
+pub(crate) async fn cancel_job(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let (status, view) = blocking(&s, move |q| {
+        let done = q.admin()?.cancel(&[id])?;
+        let (status, action) = match done.results.first() {
+            Some(CancelResult::Cancelled) => (StatusCode::OK, "cancelled"),
+            Some(CancelResult::Requested) => (StatusCode::ACCEPTED, "cancel_requested"),
+            Some(CancelResult::AlreadyFinished(state)) => {
+                return Err(ApiError::conflict(format!(
+                    "job {} has already finished ({state}): only queued, scheduled, blocked \
+                     or running jobs can be cancelled",
+                    id.0
+                )))
+            }
+            Some(CancelResult::NotFound) | None => return Err(no_such_job(id)),
+        };
+        let state = q.inspect()?.get(id)?.map(|v| v.state);
+        Ok((
+            status,
+            ActionView {
+                id: id.0,
+                action,
+                state,
+                cascade: done.cascade.into(),
+            },
+        ))
+    })
+    .await?;
+    Ok((status, Json(view)).into_response())
+}
+
+#[derive(serde::Serialize)]
+struct Tasks {
+    tasks: Vec<TaskView>,
+}
+
+#[derive(serde::Serialize)]
+struct Workers {
+    workers: Vec<WorkerView>,
+}
+
+#[derive(serde::Serialize)]
+struct Schedules {
+    schedules: Vec<ScheduleView>,
+}
+
+/// `GET /api/v1/tasks`: counts per state for each task.
+pub(crate) async fn tasks(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    query_pairs(q, &[])?;
+    let tasks = blocking(&s, |q| Ok(q.inspect()?.counts_by_task()?)).await?;
+    let tasks: Vec<TaskView> = tasks
+        .into_iter()
+        .map(|(task, counts)| TaskView {
+            task,
+            total: counts.total(),
+            counts,
+        })
+        .collect();
+    Ok(Json(Tasks { tasks }).into_response())
+}
+
+/// `GET /api/v1/workers`: live workers, their leases and last heartbeat.
+pub(crate) async fn workers(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    query_pairs(q, &[])?;
+    let workers = blocking(&s, |q| {
+        let now = q.now();
+        let live = q.inspect()?.live_workers()?;
+        Ok(live
+            .into_iter()
+            .map(|w| WorkerView::new(w, now))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(Workers { workers }).into_response())
+}
+
+/// `GET /api/v1/limits`: stored limits, paused tasks, what holds due jobs.
+pub(crate) async fn limits(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    query_pairs(q, &[])?;
+    let view = blocking(&s, |q| {
+        let Some(flow) = q.as_flow() else {
+            return Err(ApiError::not_found(
+                "this queue keeps no limits (it lacks flow control)",
+            ));
+        };
+        let paused = flow.paused()?;
+        Ok(LimitsView {
+            limits: flow.limits()?,
+            paused_all: paused.all,
+            paused: paused.tasks,
+            held: flow
+                .holds()?
+                .held
+                .into_iter()
+                .map(|(hold, jobs)| HeldView {
+                    says: hold.to_string(),
+                    hold,
+                    jobs,
+                })
+                .collect(),
+        })
+    })
+    .await?;
+    Ok(Json(view).into_response())
+}
+
+/// `GET /api/v1/schedules`: every schedule, by name.
+pub(crate) async fn schedules(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
+    query_pairs(q, &[])?;
+    let list = blocking(&s, |q| {
+        let Some(sch) = q.as_schedules() else {
+            return Err(ApiError::not_found("this queue keeps no schedules"));
+        };
+        Ok(sch
+            .list_schedules()?
+            .into_iter()
+            .map(ScheduleView::from)
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(Schedules { schedules: list }).into_response())
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /readyz`: the queue answers (503 when it does not, or not in time).
+pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
+    let wait = s.config.ready_timeout;
+    let asked = blocking(&s, |q| Ok(q.counts()?));
+    match tokio::time::timeout(wait, asked).await {
+        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", e.message),
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the queue did not answer within {} s",
+                wait.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_read_back_and_others_are_refused() {
+        for id in [0, 1, 42, u64::MAX] {
+            assert_eq!(parse_cursor(&cursor_after(JobId(id))).unwrap(), JobId(id));
+        }
+        for bad in ["", "zz", "7631", "42", "v1:42", "é1", "76313a78"] {
+            let e = parse_cursor(bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.contains("next_cursor"), "{}", e.message);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Who may ask what, checked before any route runs:
+//!
+//! - with a token, every `/api` and `/metrics` request carries
+//!   `Authorization: Bearer TOKEN` (compared in constant time), or is
+//!   refused 401; `/healthz` and `/readyz` stay open;
+//! - on a loopback address without a token, a request whose `Host` is not
+//!   a loopback name or address with the server's port is refused 403 (a
+//!   page of another site whose name was rebound to 127.0.0.1 sends its
+//!   own name);
+//! - a `POST` whose `Origin` is not the server's own (`http://` and its
+//!   `Host`) is refused 403: no page of another site can act;
+//! - under `--read-only`, every `POST` is refused 403.
+//!
+//! [`check_listen`] is the rule the command applies before it binds: no
+//! address but a loopback one without a token.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The shortest token accepted.
+pub const TOKEN_MIN_LEN: usize = 16;
+
+/// Refuses an address other than a loopback one unless a token guards it.
+pub fn check_listen(addr: &SocketAddr, has_token: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || has_token {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr}, which is not a loopback address, without a token: \
+         anyone who can reach it could read and change the queue. Give a token \
+         (--token-file FILE, or the environment variable RUNYARD_SERVE_TOKEN) that every \
+         request must carry, or listen on 127.0.0.1"
+    ))
+}
+
+/// Checks a token: at least [`TOKEN_MIN_LEN`] characters, printable ASCII
+/// with no space (it travels in a header). The message never repeats it.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() < TOKEN_MIN_LEN {
+        return Err(format!(
+            "the token is {} characters long: give one of at least {TOKEN_MIN_LEN} \
+             (e.g. `openssl rand -hex 32`)",
+            token.len()
+        ));
+    }
+    if let Some(i) = token.bytes().position(|b| !b.is_ascii_graphic()) {
+        return Err(format!(
+            "the token has a space, a control or a non-ASCII character at byte {}: \
+             give printable ASCII only (e.g. `openssl rand -hex 32`)",
+            i + 1
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths
+/// only, not on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// The checks of this file, in order, before the route.
+pub(crate) async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match check(&s, req.method(), req.uri().path(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = &s.config;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if config.token.is_none() && !host_is_loopback(host, config.addr.port()) {
+        return Err(ApiError::forbidden(format!(
+            "refused: the Host header is {host:?}, not a loopback name or address with this \
+             server's port (e.g. 127.0.0.1:{port} or localhost:{port}); without a token \
+             the server answers only requests made to it by its loopback address",
+            port = config.addr.port()
+        )));
+    }
+    let guarded = path == "/metrics" || path == "/api" || path.starts_with("/api/");
+    if let (Some(token), true) = (&config.token, guarded) {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.as_bytes().strip_prefix(b"Bearer "));
+        match given {
+            None => {
+                return Err(ApiError::unauthorized(
+                    "this server needs a token: send `Authorization: Bearer TOKEN`",
+                ))
+            }
+            Some(t) if !constant_time_eq(t, token.as_bytes()) => {
+                return Err(ApiError::unauthorized(
+                    "the bearer token is not this server's",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if method == Method::POST {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let own = format!("http://{host}");
+            if !origin.eq_ignore_ascii_case(&own) {
+                return Err(ApiError::forbidden(format!(
+                    "refused: a POST from the origin {origin:?}, not this server's own \
+                     ({own}); actions are taken only from the server's own pages or \
+                     from clients that send no Origin"
+                )));
+            }
+        }
+        if config.read_only {
+            return Err(ApiError::forbidden(
+                "the server is read-only (--read-only): it takes no action; \
+                 start it without --read-only to retry or cancel jobs",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `host` (a `Host` header) is a loopback name or address with
+/// `port`: `localhost:PORT`, `127.x.y.z:PORT`, `[::1]:PORT`.
+fn host_is_loopback(host: &str, port: u16) -> bool {
+    let Some((name, p)) = host.rsplit_once(':') else {
+        return false;
+    };
+    if p.parse::<u16>().ok() != Some(port) {
+        return false;
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    // An IPv6 address is written in brackets: `[::1]:PORT`.
+    let ip = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6,
+        None if name.contains(':') => return false,
+        None => name,
+    };
+    ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_only_when_every_byte_and_the_length_agree() {
+        assert!(constant_time_eq(b"abcdef", b"abcdef"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abcdef", b"abcdeg"));
+        assert!(!constant_time_eq(b"abcdef", b"abcde"));
+        assert!(!constant_time_eq(b"abc", b"abc\0"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+
+    #[test]
+    fn loopback_hosts_need_the_port() {
+        assert!(host_is_loopback("127.0.0.1:8080", 8080));
+        assert!(host_is_loopback("localhost:8080", 8080));
+        assert!(host_is_loopback("LOCALHOST:8080", 8080));
+        assert!(host_is_loopback("127.1.2.3:8080", 8080));
+        assert!(host_is_loopback("[::1]:8080", 8080));
+        assert!(!host_is_loopback("127.0.0.1", 8080));
+        assert!(!host_is_loopback("127.0.0.1:8081", 8080));
+        assert!(!host_is_loopback("evil.example:8080", 8080));
+        assert!(!host_is_loopback("localhost.evil.example:8080", 8080));
+        assert!(!host_is_loopback("10.0.0.1:8080", 8080));
+        assert!(!host_is_loopback("", 8080));
+        assert!(!host_is_loopback("::1:8080", 8080));
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_token() {
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:80".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_listen(&lo, false).is_ok());
+        assert!(check_listen(&lo6, false).is_ok());
+        assert!(check_listen(&any, true).is_ok());
+        let e = check_listen(&any, false).unwrap_err();
+        assert!(
+            e.contains("0.0.0.0:8080") && e.contains("--token-file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tokens_are_long_and_printable_and_never_repeated() {
+        assert!(check_token("0123456789abcdef").is_ok());
+        let e = check_token("short").unwrap_err();
+        assert!(e.contains("at least 16") && !e.contains("short"), "{e}");
+        let e = check_token("0123456789 abcdef").unwrap_err();
+        assert!(e.contains("byte 11") && !e.contains("abcdef"), "{e}");
+    }
+}

@@ -1,0 +1,146 @@
+//! runyard's operations surface over HTTP: a JSON API that reads a queue
+//! through its capabilities ([`Inspect`](runyard_queue::Inspect),
+//! [`Admin`](runyard_queue::Admin), [`FlowControl`](runyard_queue::FlowControl),
+//! [`Schedules`](runyard_queue::Schedules)) and retries or cancels its
+//! jobs, Prometheus metrics, and health checks. `runyard serve` runs it.
+//!
+//! # Where things are
+//!
+//! - `guard.rs`: who may ask what: the token, `Host` and `Origin` checks,
+//!   the read-only mode (and [`check_listen`], the rule on addresses);
+//! - `api.rs`: the `/api/v1/` routes; `views.rs`: what they answer with;
+//! - `metrics.rs`: `/metrics` in the Prometheus text format;
+//! - `error.rs`: every refusal as a status and `{"error": "..."}`.
+//!
+//! Every queue call is blocking; each runs on tokio's blocking pool, so a
+//! slow queue never stalls the server's own threads.
+#![forbid(unsafe_code)]
+
+mod api;
+mod error;
+mod guard;
+mod metrics;
+mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use runyard_queue::Queue;
+
+pub use guard::{check_listen, check_token, constant_time_eq, TOKEN_MIN_LEN};
+
+/// How a server answers.
+#[derive(Clone)]
+pub struct Config {
+    /// The address it is bound to (its port is the one `Host` must name).
+    pub addr: SocketAddr,
+    /// When set, every `/api` and `/metrics` request must carry
+    /// `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// Refuse every action (retry, cancel).
+    pub read_only: bool,
+    /// The queue's name as it may be shown: never with a password.
+    pub queue_name: String,
+    /// How long `/readyz` waits for the queue before it answers 503.
+    pub ready_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("read_only", &self.read_only)
+            .field("queue_name", &self.queue_name)
+            .field("ready_timeout", &self.ready_timeout)
+            .finish()
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) config: Arc<Config>,
+}
+
+/// The routes, with their guards, over `queue`.
+pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
+    let state = AppState {
+        queue,
+        config: Arc::new(config),
+    };
+    let api = Router::new()
+        .route("/jobs", get(api::list_jobs))
+        .route("/jobs/{id}", get(api::get_job))
+        .route("/jobs/{id}/retry", post(api::retry_job))
+        .route("/jobs/{id}/cancel", post(api::cancel_job))
+        .route("/tasks", get(api::tasks))
+        .route("/workers", get(api::workers))
+        .route("/limits", get(api::limits))
+        .route("/schedules", get(api::schedules));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .with_state(state)
+}
+
+/// Stops a [`serve`] from another thread (a signal handler's, say).
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<tokio::sync::Notify>);
+
+impl Stop {
+    /// A handle that has not stopped anything yet.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Stops the server: it takes no new connection and ends once the
+    /// requests under way are answered. Before `serve` starts, it makes
+    /// `serve` end at once.
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let n = self.0.clone();
+        async move { n.notified().await }
+    }
+}
+
+/// Serves `queue` on `listener` until `stop` is stopped, then lets the
+/// requests under way finish. Runs its own tokio runtime (two threads,
+/// the queue's calls on its blocking pool).
+pub fn serve(
+    queue: Arc<dyn Queue>,
+    listener: std::net::TcpListener,
+    config: Config,
+    stop: Stop,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_name("runyard-serve")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let app = router(queue, config);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.stopped())
+            .await
+    })
+}
