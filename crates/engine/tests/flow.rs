@@ -772,6 +772,50 @@ fn a_task_limit_holds_across_two_workers_on_one_queue() {
 }
 
 #[test]
+fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
+    // 400 jobs, each of its own key with a limit of 1: no limit is ever
+    // full, yet each claimed job holds its key's slot. Worker `a` (2
+    // threads) must leave most of them for worker `b`, started after it.
+    let s = Switches::default();
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .cpu_threads(2)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let queue = Arc::new(MemoryQueue::new());
+    let jobs: Vec<NewJob> = (0..400)
+        .map(|i| {
+            let key = FlowKey::new("tenant", &i.to_string()).unwrap();
+            let spec = JobSpec::new("gate").concurrency_key(key, Some(1));
+            engine.prepare(&spec).unwrap()
+        })
+        .collect();
+    queue.enqueue(jobs).unwrap();
+    let a = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .name("a")
+        .start()
+        .unwrap();
+    wait_for("a runs two", || s.started.load(Ordering::SeqCst) == 2);
+    let b = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .name("b")
+        .start()
+        .unwrap();
+    wait_for("b runs two as well", || {
+        s.started.load(Ordering::SeqCst) == 4
+    });
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("all succeed", || queue.counts().unwrap().succeeded == 400);
+    a.interrupt();
+    b.interrupt();
+    a.wait().unwrap();
+    b.wait().unwrap();
+}
+
+#[test]
 fn pausing_a_task_on_the_memory_queue_gives_its_unstarted_claims_back() {
     let s = Switches::default();
     // A long lease: an in-process queue is heartbeaten every second all

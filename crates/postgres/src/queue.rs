@@ -794,6 +794,8 @@ fn claimed(q: &PgQueue, r: &Row) -> Claimed {
         ready_at: Timestamp::from_micros(run_at),
         parents: Output::none(),
         admitted_at: None,
+        // claimed_rows.sql says; claim.sql's jobs are under no limit.
+        slotted: r.len() > 16 && r.get::<_, bool>(16),
     }
 }
 

@@ -239,6 +239,11 @@ pub struct Claimed {
     /// claim, on the queue's clock). Its attempt's record starts at this
     /// time: the rate counts these (see `docs/backends.md` §8).
     pub admitted_at: Option<Timestamp>,
+    /// Whether the claim took a slot of a concurrency limit (its task's or
+    /// a key's) for this job: the slot is held, and other workers cannot
+    /// use it, until the attempt ends. A worker claims such jobs for the
+    /// threads it can start them on, not ahead (see `docs/backends.md` §8).
+    pub slotted: bool,
     /// For a job a schedule made: the schedule and the tick.
     pub schedule: Option<Tick>,
 }

@@ -763,7 +763,9 @@ impl Walk {
 /// time one of them could be admitted with nothing else changing
 /// (`i64::MAX` when only a slot freed or a pause ended would do).
 pub(crate) struct Taken {
-    pub jobs: Vec<(i64, bool)>,
+    /// Each job taken: its id, whether a rate admitted its start, and
+    /// whether it took a concurrency slot.
+    pub jobs: Vec<(i64, bool, bool)>,
     pub stalled: Option<i64>,
 }
 
@@ -807,7 +809,7 @@ pub(crate) fn claim_limited(
         match walk.check(tx, &c)? {
             Ok(f) => {
                 walk.take(Some(tx), &c, &f)?;
-                out.push((c.id, !f.rates.is_empty()));
+                out.push((c.id, !f.rates.is_empty(), !f.concurrency.is_empty()));
             }
             Err(Hold::Rate { target, rate }) if out.is_empty() => {
                 let per = micros(rate.per);

@@ -268,6 +268,7 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
         ready_at: Timestamp::from_micros(run_at),
         parents: Output::none(),
         admitted_at: None,
+        slotted: false,
     };
     Ok((c, parents > 0, r.get::<_, Option<i64>>(13)?.unwrap_or(0)))
 }
@@ -342,18 +343,20 @@ impl Queue for SqliteQueue {
             let mut out = Vec::with_capacity(max.min(4096));
             let mut linked = Vec::new();
             let mut tags = Vec::with_capacity(max.min(4096));
-            let mut take = |r: &Row<'_>, admitted: bool| -> rusqlite::Result<()> {
-                let (mut c, has_parents, tag) = claimed(self, r)?;
-                tags.push(tag);
-                if has_parents {
-                    linked.push(out.len());
-                }
-                if admitted {
-                    c.admitted_at = Some(Timestamp::from_micros(now));
-                }
-                out.push(c);
-                Ok(())
-            };
+            let mut take =
+                |r: &Row<'_>, (admitted, slotted): (bool, bool)| -> rusqlite::Result<()> {
+                    let (mut c, has_parents, tag) = claimed(self, r)?;
+                    tags.push(tag);
+                    if has_parents {
+                        linked.push(out.len());
+                    }
+                    if admitted {
+                        c.admitted_at = Some(Timestamp::from_micros(now));
+                    }
+                    c.slotted = slotted;
+                    out.push(c);
+                    Ok(())
+                };
             // Due jobs without a tag get the frontier; then, while nothing
             // limits any waiting job, one statement claims.
             limits::promote(tx, now)?;
@@ -366,14 +369,14 @@ impl Queue for SqliteQueue {
                     }
                     if !taken.jobs.is_empty() {
                         let ids: Vec<i64> = taken.jobs.iter().map(|j| j.0).collect();
-                        let admitted: rustc_hash::FxHashSet<i64> =
-                            taken.jobs.iter().filter(|j| j.1).map(|j| j.0).collect();
+                        let how: rustc_hash::FxHashMap<i64, (bool, bool)> =
+                            taken.jobs.iter().map(|j| (j.0, (j.1, j.2))).collect();
                         let ids = serde_json::to_string(&ids).unwrap_or_default();
                         let mut st = tx.prepare_cached(&SQL.claim_ids)?;
                         let mut rows = st.query(params![worker, until, now, ids])?;
                         while let Some(r) = rows.next()? {
                             let id: i64 = r.get(0)?;
-                            take(r, admitted.contains(&id))?;
+                            take(r, how.get(&id).copied().unwrap_or_default())?;
                         }
                     }
                 }
@@ -381,14 +384,14 @@ impl Queue for SqliteQueue {
                     let mut st = tx.prepare_cached(&SQL.claim)?;
                     let mut rows = st.query(params![worker, until, now, max as i64])?;
                     while let Some(r) = rows.next()? {
-                        take(r, false)?;
+                        take(r, (false, false))?;
                     }
                 }
                 Some(f) => {
                     let mut st = tx.prepare_cached(&SQL.claim_tasks)?;
                     let mut rows = st.query(params![worker, until, now, max as i64, f])?;
                     while let Some(r) = rows.next()? {
-                        take(r, false)?;
+                        take(r, (false, false))?;
                     }
                 }
             }

@@ -17,6 +17,13 @@ const CPU_PREFETCH: usize = 256;
 /// Attempts handed to the worker processes per worker: room for a batch
 /// in flight and the next one waiting.
 const PROCESS_PREFETCH: usize = 256;
+/// The most attempts of jobs that take concurrency slots a lane holds per
+/// thread, in flight and waiting (see the dispatcher's docs, "Flow
+/// control"): for jobs much shorter than a claim.
+pub(super) const SLOTTED_AHEAD: usize = 128;
+/// The fewest: for jobs longer than a claim, one running and one ready
+/// per thread; also the number before any job of the lane has ended.
+pub(super) const SLOTTED_MIN: usize = 2;
 /// How long a lane whose executor could not start waits before it is tried again.
 pub(super) const EXEC_RETRY: Duration = Duration::from_secs(1);
 
@@ -44,6 +51,12 @@ pub(super) struct LaneState {
     /// than its free threads (a rate-limited job starts when claimed, and
     /// one given back has used its rate's permit for nothing).
     pub(super) rated: bool,
+    /// The lane runs tasks whose jobs take concurrency slots: their claims
+    /// ask for no more than its slotted room.
+    pub(super) slotted: bool,
+    /// The mean length of its attempts, in µs (a moving average; 0 until
+    /// one has ended).
+    mean_run_us: f64,
 }
 
 impl LaneState {
@@ -57,6 +70,8 @@ impl LaneState {
             inflight: 0,
             waiting: VecDeque::new(),
             rated: false,
+            slotted: false,
+            mean_run_us: 0.0,
         }
     }
 
@@ -68,6 +83,30 @@ impl LaneState {
     /// Attempts the executor would start at once: its free threads.
     pub(super) fn free_threads(&self) -> usize {
         self.threads.saturating_sub(self.inflight)
+    }
+
+    /// How many jobs that take concurrency slots this lane holds per
+    /// thread: enough to run for four claims' time, within
+    /// [`SLOTTED_MIN`]..=[`SLOTTED_AHEAD`], given a claim's mean time.
+    fn ahead(&self, claim_us: f64) -> usize {
+        if self.mean_run_us <= 0.0 || claim_us <= 0.0 {
+            return SLOTTED_MIN;
+        }
+        let n = (4.0 * claim_us / self.mean_run_us).ceil();
+        (n as usize).clamp(SLOTTED_MIN, SLOTTED_AHEAD)
+    }
+
+    /// How many jobs that take concurrency slots a claim may bring for this
+    /// lane: up to [`LaneState::ahead`] per thread, in flight and waiting,
+    /// once it has fallen to half that (so claims come in batches, not one
+    /// job at a time).
+    fn slotted_room(&self, claim_us: f64) -> usize {
+        let ahead = self.threads.saturating_mul(self.ahead(claim_us));
+        let held = self.inflight + self.waiting.len();
+        if held > ahead / 2 {
+            return 0;
+        }
+        ahead - held
     }
 
     /// Whether the executor could not start and is not to be tried again yet.
@@ -126,9 +165,20 @@ impl LaneState {
     }
 }
 
-/// Every lane's state, indexed by [`Lane`].
+/// Every lane's state, indexed by [`Lane`], and a claim's mean time.
 #[derive(Debug)]
-pub(super) struct Lanes([LaneState; 4]);
+pub(super) struct Lanes([LaneState; 4], f64);
+
+/// The weight of the newest figure in the lanes' moving averages.
+const EWMA: f64 = 1.0 / 8.0;
+
+fn ewma(mean: &mut f64, us: f64) {
+    *mean = if *mean <= 0.0 {
+        us.max(1.0)
+    } else {
+        *mean + EWMA * (us.max(1.0) - *mean)
+    };
+}
 
 impl Lanes {
     /// Lanes sized for `sizes`; with `prefetch`, an executor is handed more
@@ -152,9 +202,10 @@ impl Lanes {
             threads
         };
         let low_water = [cap[0] / 2, cap[1], cap[2], cap[3] / 2];
-        Lanes(std::array::from_fn(|i| {
-            LaneState::new(threads[i], cap[i], low_water[i])
-        }))
+        Lanes(
+            std::array::from_fn(|i| LaneState::new(threads[i], cap[i], low_water[i])),
+            0.0,
+        )
     }
 
     #[cfg(test)]
@@ -177,6 +228,35 @@ impl Lanes {
     /// How many more attempts the executors may be handed, over all lanes.
     pub(super) fn room(&self) -> usize {
         self.0.iter().map(LaneState::room).sum()
+    }
+
+    /// How many jobs that take concurrency slots a claim may bring: the
+    /// slotted room of the lanes that run such tasks.
+    pub(super) fn slotted_room(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|l| l.slotted)
+            .map(|l| l.slotted_room(self.1))
+            .sum()
+    }
+
+    /// How many jobs the first claim on a queue that keeps limits may
+    /// bring: the room for jobs that take slots of the lanes `used`.
+    pub(super) fn first_room(&self, used: &[bool; 4]) -> usize {
+        (self.0.iter().zip(used))
+            .filter(|(_, u)| **u)
+            .map(|(l, _)| l.slotted_room(self.1))
+            .sum()
+    }
+
+    /// An attempt in `lane` ran for `d`.
+    pub(super) fn ran(&mut self, lane: Lane, d: Duration) {
+        ewma(&mut self[lane].mean_run_us, d.as_secs_f64() * 1e6);
+    }
+
+    /// A claim took `d`.
+    pub(super) fn claimed_in(&mut self, d: Duration) {
+        ewma(&mut self.1, d.as_secs_f64() * 1e6);
     }
 
     /// How many rate-limited jobs a claim may bring: the free threads of
@@ -246,6 +326,36 @@ mod tests {
         assert_eq!(l[Lane::Cpu].room(), 4 * CPU_PREFETCH - 3);
         l[Lane::Blocking].rated = true;
         assert_eq!(l.rated_room(), 1 + 8);
+    }
+
+    #[test]
+    fn jobs_that_take_slots_are_claimed_for_a_few_per_thread_in_batches() {
+        let mut l = Lanes::new(&sizes(), true);
+        assert_eq!(l.slotted_room(), 0, "no lane runs such tasks yet");
+        l[Lane::Cpu].slotted = true;
+        assert_eq!(l.slotted_room(), 4 * SLOTTED_MIN, "nothing has ended yet");
+        l.claimed_in(Duration::from_millis(1));
+        l.ran(Lane::Cpu, Duration::from_secs(1));
+        assert_eq!(l.slotted_room(), 4 * SLOTTED_MIN, "long jobs: the fewest");
+        l.ran(Lane::Blocking, Duration::from_micros(1));
+        l[Lane::Cpu].mean_run_us = 100.0;
+        assert_eq!(l.slotted_room(), 4 * 40, "four claims' time of 100 µs jobs");
+        l[Lane::Cpu].mean_run_us = 1.0;
+        let ahead = 4 * SLOTTED_AHEAD;
+        assert_eq!(l.slotted_room(), ahead);
+        assert!(ahead < l[Lane::Cpu].room(), "fewer than the prefetch");
+        l[Lane::Cpu].inflight = ahead / 2;
+        assert_eq!(l.slotted_room(), ahead / 2, "refilled at half");
+        l[Lane::Cpu].inflight = ahead / 2 + 1;
+        assert_eq!(l.slotted_room(), 0, "not one job at a time");
+        l[Lane::Cpu].inflight = 1;
+        l[Lane::Cpu].waiting.extend([1, 2]);
+        assert_eq!(l.slotted_room(), ahead - 3, "waiting jobs count too");
+        let blocking = l[Lane::Blocking].threads * SLOTTED_AHEAD;
+        assert_eq!(
+            l.first_room(&[true, true, false, false]),
+            ahead - 3 + blocking
+        );
     }
 
     #[test]

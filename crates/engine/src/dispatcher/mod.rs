@@ -64,6 +64,18 @@
 //! others, they would come in prefetched numbers and most would go back,
 //! each having used a permit of its rate.
 //!
+//! A claimed job that took a slot of a concurrency limit
+//! (`Claimed::slotted`) holds that slot, for every worker of the queue,
+//! until its attempt ends. Once some task's jobs take slots (by its
+//! defaults or the run's limits, or once a claim of its took one), claims
+//! bring no more than [`lanes::SLOTTED_AHEAD`] attempts per thread of the
+//! lanes of such tasks, in flight and waiting: prefetched by the
+//! thousand like others, a worker would sit on the slots that idle
+//! workers could run, and a claim would walk past ever more jobs of full
+//! keys. Until a claim has brought a job, a queue that keeps limits is
+//! asked for no more than that room either: the first claim cannot know
+//! whether its jobs take slots.
+//!
 //! A heartbeat's `paused` claims go back to the queue unless they have
 //! started: waiting ones, and those their executor gives back unstarted.
 //! Queues that keep limits are heartbeaten for that even when they are
@@ -169,6 +181,13 @@ pub(crate) struct Dispatcher {
     /// Per task: whether it is rate-limited (by its defaults or the run's
     /// limits, or as its claims have shown).
     rated: Vec<bool>,
+    /// Per task: whether its jobs take slots of concurrency limits (by its
+    /// defaults or the run's limits, or as its claims have shown).
+    slotted: Vec<bool>,
+    /// Some claim has brought a job (see the module docs, "Flow control").
+    claimed_any: bool,
+    /// The lanes the engine's tasks run in, by their defaults.
+    used_lanes: [bool; 4],
     /// Whether the queue keeps limits (a claim may pass over due jobs).
     limits: bool,
     /// How long the loop last waited before asking again for due jobs
@@ -227,6 +246,9 @@ impl Dispatcher {
             claims_held_until: None,
             limits: caps.has(Capability::Limits),
             rated: vec![false; tasks],
+            slotted: vec![false; tasks],
+            claimed_any: false,
+            used_lanes: [false; 4],
             held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
@@ -234,12 +256,28 @@ impl Dispatcher {
         // Tasks rate-limited by their defaults or the run's limits, in
         // the lane their jobs run in unless they ask for another mode.
         for i in 0..tasks {
-            if !d.limits || d.engine.defaults[i].rate.is_none() {
+            let def = d.engine.registry.task(TaskIndex(i as u32));
+            if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
+                d.used_lanes[lane.index()] = true;
+            }
+        }
+        for i in 0..tasks {
+            let defaults = &d.engine.defaults[i];
+            let (rated, slotted) = (
+                defaults.rate.is_some(),
+                defaults.queue_concurrency.is_some(),
+            );
+            if !d.limits || !(rated || slotted) {
                 continue;
             }
             let def = d.engine.registry.task(TaskIndex(i as u32));
             if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
-                d.mark_rated(TaskIndex(i as u32), lane);
+                if rated {
+                    d.mark_rated(TaskIndex(i as u32), lane);
+                }
+                if slotted {
+                    d.mark_slotted(TaskIndex(i as u32), lane);
+                }
             }
         }
         d
@@ -338,18 +376,32 @@ impl Dispatcher {
         if self.queue_idle || self.queue_down() || self.claims_held(Instant::now()) {
             return Ok(());
         }
-        let want = self.claims.claim_size();
+        let mut want = self.claims.claim_size();
+        if self.limits && !self.claimed_any {
+            want = want.min(self.claims.lanes.first_room(&self.used_lanes));
+        }
         if want == 0 {
             return Ok(());
         }
         let asked = Instant::now();
         self.timers.polled(asked);
         let (claimed, asked_for) = self.claim_batch(want)?;
-        if claimed.len() < asked_for || asked_for == 0 {
+        if asked_for > 0 {
+            self.claims.lanes.claimed_in(asked.elapsed());
+        }
+        if asked_for == 0 {
+            // The lanes have room, but not for the jobs of limited tasks
+            // (their threads are busy): nothing is asked until an attempt
+            // ends, or a poll's time has passed.
+            self.claims_held_until = Some(asked + leases::POLL);
+            return Ok(());
+        }
+        if claimed.len() < asked_for {
             self.queue_idle = true;
         }
         if !claimed.is_empty() {
             self.held_backoff = Duration::ZERO;
+            self.claimed_any = true;
         }
         let now = Instant::now();
         let mut batches = Batches::default();
@@ -369,15 +421,27 @@ impl Dispatcher {
 
     /// Claims up to `want` jobs; returns them and how many were asked for.
     /// Jobs of rate-limited tasks are claimed apart, for no more than the
-    /// free threads of their lanes (see the module docs).
+    /// free threads of their lanes; once some task's jobs take concurrency
+    /// slots, the others are claimed for no more than the slotted room of
+    /// the lanes (see the module docs).
     fn claim_batch(&mut self, want: usize) -> Result<(Vec<Claimed>, usize), QueueError> {
         let cfg = &self.engine.config;
         let (worker, lease) = (&self.settings.worker_name, cfg.lease);
+        let lanes = &self.claims.lanes;
+        let others_room = if self.slotted.contains(&true) {
+            lanes.slotted_room()
+        } else {
+            usize::MAX
+        };
         if !self.rated.contains(&true) {
+            let w = want.min(others_room);
+            if w == 0 {
+                return Ok((Vec::new(), 0));
+            }
             let claimed = self
                 .queue
-                .claim_tasks(worker, want, lease, cfg.tasks.as_deref())?;
-            return Ok((claimed, want));
+                .claim_tasks(worker, w, lease, cfg.tasks.as_deref())?;
+            return Ok((claimed, w));
         }
         let names = &self.engine.names;
         let allowed = |i: usize| {
@@ -393,7 +457,7 @@ impl Dispatcher {
                 others.push(name.clone());
             }
         }
-        let rated_want = self.claims.lanes.rated_room().min(want);
+        let rated_want = lanes.rated_room().min(want);
         let mut claimed = Vec::new();
         if rated_want > 0 && !rated.is_empty() {
             claimed = self
@@ -401,7 +465,7 @@ impl Dispatcher {
                 .claim_tasks(worker, rated_want, lease, Some(&rated))?;
         }
         let mut asked_for = rated_want;
-        let others_want = want - claimed.len();
+        let others_want = (want - claimed.len()).min(others_room);
         if others_want > 0 && !others.is_empty() {
             asked_for += others_want;
             claimed.extend(
@@ -410,6 +474,13 @@ impl Dispatcher {
             );
         }
         Ok((claimed, asked_for))
+    }
+
+    /// Marks `task` (in `lane`) as one whose jobs take concurrency slots:
+    /// they are claimed for the lane's slotted room only.
+    fn mark_slotted(&mut self, task: TaskIndex, lane: Lane) {
+        self.slotted[task.0 as usize] = true;
+        self.claims.lanes[lane].slotted = true;
     }
 
     /// Marks `task` (in `lane`) as rate-limited: its jobs are claimed for
@@ -443,6 +514,7 @@ impl Dispatcher {
         batches: &mut Batches,
         unstartable: &mut Vec<Entry>,
     ) {
+        let slotted = c.slotted;
         match self.router.route(&self.engine, c, asked) {
             Ok(e) if e.admitted_at.is_some() => {
                 let (lane, task) = (e.lane, e.task);
@@ -457,6 +529,9 @@ impl Dispatcher {
             }
             Ok(e) => {
                 let lane = e.lane;
+                if slotted && !self.slotted[e.task.0 as usize] {
+                    self.mark_slotted(e.task, lane);
+                }
                 self.claims.insert(e);
                 self.claims.take_ready(lane, now, batches);
             }
@@ -538,6 +613,7 @@ impl Dispatcher {
         for f in finished {
             // `None`: an attempt already accounted for (lost lease, given up).
             if let Some(e) = self.claims.end(f.token) {
+                self.claims.lanes.ran(e.lane, f.duration);
                 let end = End {
                     started_at: e.admitted_at.unwrap_or(f.started_at),
                     duration: f.duration,

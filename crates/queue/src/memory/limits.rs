@@ -288,6 +288,19 @@ impl Flows {
         Ok(rated)
     }
 
+    /// Whether a job of task `task` with limits `lim` takes a slot of a
+    /// concurrency limit in force when it is claimed.
+    pub(super) fn slotted(&self, task: u32, lim: Option<&Lim>) -> bool {
+        let tf = self.tasks.get(task as usize);
+        let task_conc = tf
+            .and_then(|t| t.stored_conc)
+            .or(lim.and_then(|l| l.task_conc));
+        let key_conc = lim
+            .and_then(|l| l.conc)
+            .and_then(|(k, own)| self.keys[k as usize].stored_conc.or(own));
+        task_conc.is_some() || key_conc.is_some()
+    }
+
     /// The earliest time a job held for `why` may be claimed, with nothing
     /// else changing: when the oldest start in a used window leaves it
     /// (never, for a pause or a full concurrency limit).

@@ -909,6 +909,7 @@ impl Queue for MemoryQueue {
                     }
                     continue;
                 }
+                let slotted = st.fl.slotted(rec.task, lim);
                 st.fl.take(rec.task, lim, now);
                 rec.attempt += 1;
                 rec.claims += 1;
@@ -930,6 +931,7 @@ impl Queue for MemoryQueue {
                     ready_at: Timestamp::from_micros(rec.ready_at),
                     parents: Output::none(),
                     admitted_at: rated.then(|| Timestamp::from_micros(now)),
+                    slotted,
                     schedule: None,
                 });
                 if linked {
