@@ -271,13 +271,26 @@ impl PgQueue {
         filter: &Option<Vec<&str>>,
     ) -> Result<Vec<(postgres::Row, Option<i64>)>, QueueError> {
         let window = (16 * max).max(1024).min(i32::MAX as usize) as i32;
+        // The first walk is short: while few keys are full, it finds its
+        // jobs among the first, and the window's cost grows with its
+        // length. Only when it finds too few does the full window follow,
+        // in the same transaction (the jobs taken are no longer waiting,
+        // so the two walk the fair order as one would).
+        let short = (2 * max).max(64).min(window as usize) as i32;
         let max = max.min(i32::MAX as usize) as i32;
         let db_clock = !self.options().limits_on_queue_clock;
         self.tx_run("claiming jobs", |tx| {
-            let got = tx.query(
+            let mut got = tx.query(
                 &self.lsql.claim_limited,
-                &[&worker, &until, &now, &max, filter, &window, &db_clock],
+                &[&worker, &until, &now, &max, filter, &short, &db_clock],
             )?;
+            if (got.len() as i32) < max && short < window {
+                let more = max - got.len() as i32;
+                got.extend(tx.query(
+                    &self.lsql.claim_limited,
+                    &[&worker, &until, &now, &more, filter, &window, &db_clock],
+                )?);
+            }
             if got.is_empty() {
                 return Ok(Vec::new());
             }
