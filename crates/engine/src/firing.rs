@@ -86,7 +86,6 @@ impl Firing {
             Err(e) => {
                 tracing::error!(
                     target: ENGINE,
-                    error = %e,
                     "this worker fires no schedules: no thread could be started ({e})"
                 );
                 None
@@ -126,7 +125,6 @@ fn fire_loop(queue: &dyn Queue, events: &Events, inbox: &Inbox, stop: &Stop) {
                 if !reported {
                     tracing::warn!(
                         target: ENGINE,
-                        error = %e,
                         "firing schedules failed ({e}); trying again"
                     );
                     reported = true;

@@ -107,7 +107,7 @@ impl LaneState {
         match started {
             Ok(exec) => {
                 if self.down_until.take().is_some() {
-                    tracing::info!(target: ENGINE, lane = lane.mode(), "the {lane} started");
+                    tracing::info!(target: ENGINE, "the {lane} started");
                 }
                 self.exec = Some(Arc::clone(&exec));
                 Some(exec)
@@ -116,8 +116,6 @@ impl LaneState {
                 if self.down_until.is_none() {
                     tracing::warn!(
                         target: ENGINE,
-                        lane = lane.mode(),
-                        error = %e,
                         "the {lane} cannot start ({e}); its jobs wait, no attempt is counted, \
                          and it is tried again every {}s",
                         EXEC_RETRY.as_secs()

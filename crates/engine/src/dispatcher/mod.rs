@@ -326,8 +326,9 @@ impl Dispatcher {
         let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
-            // A durable queue is told when claims start (see `on_started`).
-            wants_started: !self.events.is_empty() || self.durable,
+            // A durable queue is told when claims start (see `on_started`),
+            // and so is a subscriber of `started` events.
+            wants_started: !self.events.is_empty() || self.durable || trace::wants_started(),
         });
         self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
             let exec = executors::start(lane, threads, engine, sink, runtime)?;
@@ -775,7 +776,6 @@ impl Dispatcher {
         }
         tracing::warn!(
             target: ENGINE,
-            leases = lost.len(),
             "{} lease(s) could not be renewed (the queue did not answer heartbeats) and would \
              soon expire: their attempts are stopped, their outcomes not recorded, and their \
              jobs go back to the queue once the leases expire",

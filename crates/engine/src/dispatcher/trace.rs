@@ -51,6 +51,13 @@ pub(super) fn claimed(e: &Entry, task: &str, worker: &str) -> AttemptSpan {
     span
 }
 
+/// Whether a subscriber listens for `started` events: executors then
+/// report each attempt's start, which they do not otherwise when no one
+/// needs it.
+pub(super) fn wants_started() -> bool {
+    tracing::enabled!(target: ATTEMPT, tracing::Level::DEBUG)
+}
+
 /// The attempt started, `queued_ms` after its job became ready.
 pub(super) fn started(e: &Entry, queued_ms: f64) {
     tracing::debug!(
