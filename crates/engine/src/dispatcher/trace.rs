@@ -117,8 +117,13 @@ pub(super) fn rescued(ids: &[JobId]) {
 
 /// The ends of a written batch: each attempt's outcome and duration go on
 /// its span, then the event of what follows (succeeded, retry scheduled,
-/// dead, cancelled), and the span closes as the batch is dropped.
+/// dead, cancelled), and the span closes as the batch is dropped. One
+/// check for the batch when no one listens: the least verbose of these
+/// events is a warning, and a span is kept only at a more verbose level.
 pub(super) fn ends(done: &Recorded) {
+    if !tracing::enabled!(target: ATTEMPT, tracing::Level::WARN) {
+        return;
+    }
     for ((c, note), r) in done.records.iter().zip(&done.notes).zip(&done.results) {
         let span = note.span.as_deref();
         let job = c.lease.job.0;
