@@ -26,9 +26,8 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
 
-    /// How log lines on standard error are written: text, or one JSON
-    /// object a line. Which are written: RUNYARD_LOG (docs/tracing.md).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log lines on stderr as text or JSON; RUNYARD_LOG picks them (docs/tracing.md).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
     #[command(subcommand)]

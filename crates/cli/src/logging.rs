@@ -33,9 +33,9 @@ const DEFAULT_FILTER: &str = "runyard::engine=info";
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LogFormat {
-    /// `runyard: MESSAGE key=value ...`, as the command always printed.
+    // `runyard: MESSAGE key=value ...`, as the command always printed.
     Text,
-    /// One JSON object a line.
+    // One JSON object a line.
     Json,
 }
 
