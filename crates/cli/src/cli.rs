@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands;
 use crate::flags::Color;
+use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +25,10 @@ pub(crate) struct Cli {
     /// When to use colour.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub(crate) color: Color,
+
+    /// Log lines on stderr as text or JSON; RUNYARD_LOG picks them (docs/tracing.md).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
 
     #[command(subcommand)]
     pub(crate) command: Command,

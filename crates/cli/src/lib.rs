@@ -57,6 +57,7 @@ mod exit;
 mod flags;
 mod interrupt;
 mod jobs;
+mod logging;
 mod output;
 mod queues;
 mod stdio;
@@ -87,6 +88,11 @@ pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
         return commands::child::main(registry()).into();
     }
     let cli = Cli::parse();
+    if let Err(e) = logging::install(cli.log_format) {
+        let e = anyhow::Error::new(e);
+        errln!("error: {}", error_text(&e));
+        return error_code(&e);
+    }
     match dispatch(cli, &registry) {
         Ok(exit) => exit.into(),
         Err(e) => {

@@ -29,6 +29,7 @@ use runyard_queue::{FireReport, Queue};
 
 use crate::events::Events;
 use crate::inbox::Inbox;
+use crate::trace::ENGINE;
 
 /// The longest wait between two calls: schedules added meanwhile are seen
 /// within it.
@@ -83,8 +84,9 @@ impl Firing {
                 thread: Some(t),
             }),
             Err(e) => {
-                eprintln!(
-                    "runyard: this worker fires no schedules: no thread could be started ({e})"
+                tracing::error!(
+                    target: ENGINE,
+                    "this worker fires no schedules: no thread could be started ({e})"
                 );
                 None
             }
@@ -121,7 +123,10 @@ fn fire_loop(queue: &dyn Queue, events: &Events, inbox: &Inbox, stop: &Stop) {
             }
             Err(e) => {
                 if !reported {
-                    eprintln!("runyard: firing schedules failed ({e}); trying again");
+                    tracing::warn!(
+                        target: ENGINE,
+                        "firing schedules failed ({e}); trying again"
+                    );
                     reported = true;
                 }
                 let w = retry;

@@ -35,6 +35,8 @@ pub(crate) struct Note {
     pub(crate) delay: Duration,
     /// For a job a schedule made: its schedule and tick, for its events.
     pub(crate) schedule: Option<Box<runyard_core::Tick>>,
+    /// The attempt's span, closed once its record is written.
+    pub(crate) span: crate::dispatcher::AttemptSpan,
 }
 
 #[derive(Default)]

@@ -36,6 +36,17 @@ impl Lane {
             Lane::Process => "worker processes",
         }
     }
+
+    /// The execution mode's name, for tracing fields: `thread`,
+    /// `blocking`, `async` or `process`.
+    pub(crate) fn mode(self) -> &'static str {
+        match self {
+            Lane::Cpu => "thread",
+            Lane::Blocking => "blocking",
+            Lane::Async => "async",
+            Lane::Process => "process",
+        }
+    }
 }
 
 impl fmt::Display for Lane {

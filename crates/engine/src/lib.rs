@@ -28,6 +28,7 @@ mod report;
 mod run;
 mod shared;
 mod slab;
+mod trace;
 mod worker;
 mod workflow;
 

@@ -93,10 +93,9 @@ impl AsyncExecutor {
         });
         if let Err(e) = Watchdog::start(&inner, "runyard-async-watchdog".to_string()) {
             // The attempts' own timers still stop every future that awaits.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "runyard: could not start the async executor's watchdog: {e}"
+            tracing::error!(
+                target: "runyard::engine",
+                "could not start the async executor's watchdog: {e}"
             );
         }
         AsyncExecutor { inner }

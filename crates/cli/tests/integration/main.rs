@@ -10,6 +10,7 @@ mod flow;
 mod guarantees;
 mod jobfile;
 mod limits;
+mod logging;
 mod report;
 mod schedules;
 mod signals;

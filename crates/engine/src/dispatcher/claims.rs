@@ -370,6 +370,7 @@ mod tests {
             cancel_requested: false,
             admitted_at: None,
             claimed_at: Instant::now(),
+            span: None,
         }
     }
 

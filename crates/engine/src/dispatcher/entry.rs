@@ -7,6 +7,7 @@ use std::time::Instant;
 use runyard_core::{JobParams, JobSettings, TaskIndex, Tick, Timestamp};
 use runyard_queue::Lease;
 
+use super::trace::AttemptSpan;
 use crate::lane::Lane;
 
 /// Where a claimed job's attempt is.
@@ -48,6 +49,8 @@ pub(super) struct Entry {
     /// For a job a schedule made: its schedule and tick (boxed: most jobs
     /// have none, and an entry stays small).
     pub(super) schedule: Option<Box<Tick>>,
+    /// The attempt's `runyard.attempt` span, when a subscriber wants it.
+    pub(super) span: AttemptSpan,
 }
 
 impl Entry {

@@ -10,6 +10,7 @@ use runyard_exec::Executor;
 
 use crate::config::Sizes;
 use crate::lane::Lane;
+use crate::trace::ENGINE;
 
 /// Attempts handed to the CPU pool per thread: enough that a thread always
 /// has a chunk waiting while the dispatcher records the last one.
@@ -134,8 +135,8 @@ impl LaneState {
     }
 
     /// Takes the result of starting the executor: it is kept, or the lane
-    /// waits [`EXEC_RETRY`] before the next try. Says so on stderr once per
-    /// change.
+    /// waits [`EXEC_RETRY`] before the next try. Says so (a tracing event)
+    /// once per change.
     fn on_start(
         &mut self,
         lane: Lane,
@@ -145,16 +146,17 @@ impl LaneState {
         match started {
             Ok(exec) => {
                 if self.down_until.take().is_some() {
-                    eprintln!("runyard: the {lane} started");
+                    tracing::info!(target: ENGINE, "the {lane} started");
                 }
                 self.exec = Some(Arc::clone(&exec));
                 Some(exec)
             }
             Err(e) => {
                 if self.down_until.is_none() {
-                    eprintln!(
-                        "runyard: the {lane} cannot start ({e}); its jobs wait, no attempt \
-                         is counted, and it is tried again every {}s",
+                    tracing::warn!(
+                        target: ENGINE,
+                        "the {lane} cannot start ({e}); its jobs wait, no attempt is counted, \
+                         and it is tried again every {}s",
                         EXEC_RETRY.as_secs()
                     );
                 }

@@ -119,6 +119,7 @@ mod leases;
 mod record;
 mod route;
 mod shutdown;
+mod trace;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -141,6 +142,9 @@ use crate::events::Events;
 use crate::inbox::{Inbox, InboxSink, Mail, Note, Written};
 use crate::lane::{lane_for, Lane};
 use crate::shared::{EngineInner, RunOutcome, Tally};
+use crate::trace::ENGINE;
+
+pub(crate) use self::trace::AttemptSpan;
 
 /// The first wait before asking again for due jobs that limits held (it
 /// doubles, up to [`leases::POLL`], while they stay held).
@@ -360,8 +364,9 @@ impl Dispatcher {
         let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
-            // A durable queue is told when claims start (see `on_started`).
-            wants_started: !self.events.is_empty() || self.durable,
+            // A durable queue is told when claims start (see `on_started`),
+            // and so is a subscriber of `started` events.
+            wants_started: !self.events.is_empty() || self.durable || trace::wants_started(),
         });
         self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
             let exec = executors::start(lane, threads, engine, sink, runtime)?;
@@ -515,7 +520,12 @@ impl Dispatcher {
         unstartable: &mut Vec<Entry>,
     ) {
         let slotted = c.slotted;
-        match self.router.route(&self.engine, c, asked) {
+        let routed = self.router.route(&self.engine, c, asked).map(|mut e| {
+            let task = &self.engine.names[e.task.0 as usize];
+            e.span = trace::claimed(&e, task, &self.settings.worker_name);
+            e
+        });
+        match routed {
             Ok(e) if e.admitted_at.is_some() => {
                 let (lane, task) = (e.lane, e.task);
                 self.mark_rated(task, lane);
@@ -536,11 +546,13 @@ impl Dispatcher {
                 self.claims.take_ready(lane, now, batches);
             }
             Err(r) => {
+                trace::refused(r.lease.job, &r.task, r.lease.attempt, &r.message);
                 let c = record::refusal(r.lease, r.ready_at, self.queue.now(), r.message);
                 let note = Note {
                     task: r.task,
                     delay: Duration::ZERO,
                     schedule: None,
+                    span: None,
                 };
                 self.recorder.push(c, note);
             }
@@ -593,6 +605,7 @@ impl Dispatcher {
                 if self.durable && !done.contains(&token) {
                     marks.push((e.lease, at));
                 }
+                trace::started(e, emit::ms(at.since(e.ready_at)));
                 if !self.events.is_empty() {
                     let task = &self.engine.names[e.task.0 as usize];
                     emit::running(&self.events, task, e, at);
@@ -633,13 +646,14 @@ impl Dispatcher {
         let queue = &self.queue;
         let (c, delay) = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
         let task = self.engine.names[e.task.0 as usize].clone();
-        let schedule = e.schedule;
+        let (schedule, span) = (e.schedule, e.span);
         self.recorder.push(
             c,
             Note {
                 task,
                 delay,
                 schedule,
+                span,
             },
         );
     }
@@ -663,6 +677,7 @@ impl Dispatcher {
     /// what the event announces.
     fn on_written(&mut self, w: Written) -> Result<(), QueueError> {
         let done = self.recorder.written(w)?;
+        trace::ends(&done);
         emit::ends(&self.events, &*self.queue, &done);
         self.queue_idle = false;
         Ok(())
@@ -719,6 +734,7 @@ impl Dispatcher {
             let rescued = self.queue.rescue(Rescue::Expired)?;
             if !rescued.ids.is_empty() {
                 self.queue_idle = false;
+                trace::rescued(&rescued.ids);
                 emit::requeued(
                     &self.events,
                     &*self.queue,
@@ -761,7 +777,7 @@ impl Dispatcher {
         self.renewed = sent;
         self.give_up_check = leases::give_up_at(sent, sent, self.engine.config.lease);
         for token in leases::tokens_of(&held, &reply.lost) {
-            self.claims.lose(token);
+            self.lose(token);
         }
         for token in leases::tokens_of(&held, &reply.cancel_requested) {
             // Not started: recorded as cancelled without running.
@@ -834,15 +850,25 @@ impl Dispatcher {
         if lost.is_empty() {
             return;
         }
-        eprintln!(
-            "runyard: {} lease(s) could not be renewed (the queue did not answer heartbeats) and \
-             would soon expire: their attempts are stopped, their outcomes not recorded, and \
-             their jobs go back to the queue once the leases expire",
+        tracing::warn!(
+            target: ENGINE,
+            "{} lease(s) could not be renewed (the queue did not answer heartbeats) and would \
+             soon expire: their attempts are stopped, their outcomes not recorded, and their \
+             jobs go back to the queue once the leases expire",
             lost.len()
         );
         for token in lost {
-            self.claims.lose(token);
+            self.lose(token);
         }
+    }
+
+    /// A lease lost (or given up): its attempt is stopped, its outcome
+    /// never recorded.
+    fn lose(&mut self, token: u64) {
+        if let Some(e) = self.claims.get(token) {
+            trace::lost(e);
+        }
+        self.claims.lose(token);
     }
 
     // ---------------------------------------------------------------- shutdown
@@ -885,6 +911,7 @@ impl Dispatcher {
             return;
         }
         let leases: Vec<Lease> = ended.iter().map(|e| e.lease).collect();
+        ended.iter().for_each(trace::released);
         // A release that fails leaves the leases to expire and be rescued.
         let _ = self.queue.release(self.worker(), &leases);
         if self.durable && !self.events.is_empty() {

@@ -88,6 +88,7 @@ impl Router {
             admitted_at,
             claimed_at,
             schedule: schedule.map(Box::new),
+            span: None,
         })
     }
 }

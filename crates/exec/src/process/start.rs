@@ -72,11 +72,10 @@ impl Pool {
             Err(e) => {
                 let first = self.failures.fetch_add(1, Ordering::Relaxed) == 0;
                 if first && for_want_of_resources(e) {
-                    use std::io::Write as _;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "runyard: a worker process cannot start ({e}); its jobs wait, no \
-                         attempt is counted, and it is tried again"
+                    tracing::warn!(
+                        target: "runyard::engine",
+                        "a worker process cannot start ({e}); its jobs wait, no attempt is \
+                         counted, and it is tried again"
                     );
                 }
             }

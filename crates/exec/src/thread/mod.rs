@@ -258,11 +258,10 @@ impl Inner {
                 // has, and tries again (see the module docs).
                 sh.slots.pop();
                 if !this.short.swap(true, Ordering::Relaxed) {
-                    use std::io::Write as _;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "runyard: could not start a thread for pool `{}` ({e}); it goes on with \
-                         {} and tries again",
+                    tracing::warn!(
+                        target: "runyard::engine",
+                        "could not start a thread for pool `{}` ({e}); it goes on with {} and \
+                         tries again",
                         this.cfg.name,
                         sh.slots.len()
                     );
