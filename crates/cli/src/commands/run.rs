@@ -246,10 +246,15 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     // What held the jobs not yet started, taken at the first interrupt
     // (before running attempts end and free their slots), for the report.
     let held: Arc<OnceLock<Vec<HeldJobs>>> = Arc::default();
+    // The handler outlives the run: it holds the queue weakly, so that the
+    // queue is closed (an SQLite file checkpointed) when the run ends.
     let interrupt = {
-        let (queue, held, interrupt) = (Arc::clone(&queue), Arc::clone(&held), run.interrupter());
+        let (queue, held, interrupt) =
+            (Arc::downgrade(&queue), Arc::clone(&held), run.interrupter());
         move || {
-            held.get_or_init(|| held_now(&*queue));
+            if let Some(queue) = queue.upgrade() {
+                held.get_or_init(|| held_now(&*queue));
+            }
             interrupt();
         }
     };
@@ -266,8 +271,9 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     let total: u64 = jobs.total() + queue.counts().map_or(0, |c| c.total());
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let source = run.progress_source();
-        let queue = Arc::clone(&queue);
-        ProgressView::start(total, move || source().ok(), move || held_now(&*queue))
+        let queue = Arc::downgrade(&queue);
+        let held = move || queue.upgrade().map(|q| held_now(&*q)).unwrap_or_default();
+        ProgressView::start(total, move || source().ok(), held)
     });
     submit(&run, jobs, opened.file.is_some())?;
     run.close();
