@@ -257,15 +257,22 @@ impl Dispatcher {
             router: Router::default(),
             events_may_interrupt,
         };
-        // Tasks rate-limited by their defaults or the run's limits, in
-        // the lane their jobs run in unless they ask for another mode.
-        for i in 0..tasks {
+        // The lanes of the tasks this engine claims, and the tasks
+        // rate-limited or taking slots by their defaults or the run's
+        // limits, in the lane their jobs run in unless they ask for
+        // another mode.
+        let claimed_here = |i: usize| {
+            let names = &d.engine.names;
+            (d.engine.config.tasks.as_ref()).is_none_or(|t| t.iter().any(|n| *n == names[i]))
+        };
+        let claimed_here: Vec<bool> = (0..tasks).map(claimed_here).collect();
+        for i in (0..tasks).filter(|i| claimed_here[*i]) {
             let def = d.engine.registry.task(TaskIndex(i as u32));
             if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
                 d.used_lanes[lane.index()] = true;
             }
         }
-        for i in 0..tasks {
+        for i in (0..tasks).filter(|i| claimed_here[*i]) {
             let defaults = &d.engine.defaults[i];
             let (rated, slotted) = (
                 defaults.rate.is_some(),
@@ -383,7 +390,12 @@ impl Dispatcher {
         }
         let mut want = self.claims.claim_size();
         if self.limits && !self.claimed_any {
-            want = want.min(self.claims.lanes.first_room(&self.used_lanes));
+            // (No lane of its own tasks: the claim is not held back, its
+            // jobs are routed or refused as they come.)
+            let first = self.claims.lanes.first_room(&self.used_lanes);
+            if first > 0 {
+                want = want.min(first);
+            }
         }
         if want == 0 {
             return Ok(());
