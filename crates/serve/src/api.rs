@@ -363,11 +363,17 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     let asked = blocking(&s, |q| Ok(q.counts()?));
     match tokio::time::timeout(wait, asked).await {
         Ok(Ok(_)) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Ok(Err(e)) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}", e.message),
-        )
-        .into_response(),
+        Ok(Err(e)) => {
+            // Open to probes even when a token guards the rest: the cause
+            // (which names the database's host, user and name) goes to the
+            // server's own log, not to whoever asks.
+            eprintln!("runyard serve: not ready: {}", e.message);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the queue does not answer (the server's log says why)".to_string(),
+            )
+            .into_response()
+        }
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
