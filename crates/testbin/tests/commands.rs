@@ -74,11 +74,38 @@ fn piped_sleeps(seconds: u32) -> String {
     format!("shell:cmd=\"sleep {seconds} | cat\",shell=true*2")
 }
 
-/// Starts `args`, waits for its two commands, kills it with SIGKILL and
-/// checks that their groups go with it. Returns the groups.
+/// The command groups in the table of live groups of runner `pid` (its
+/// memfd `runyard-groups`: slots of `i32`, see the reaper's protocol).
+fn registered_groups(pid: u32) -> BTreeSet<u32> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return BTreeSet::new();
+    };
+    for fd in fds.flatten() {
+        let to = std::fs::read_link(fd.path()).unwrap_or_default();
+        if to.to_string_lossy().starts_with("/memfd:runyard-groups") {
+            let bytes = std::fs::read(fd.path()).unwrap_or_default();
+            return (bytes.chunks_exact(4))
+                .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                .filter(|g| *g > 0)
+                .map(|g| g as u32)
+                .collect();
+        }
+    }
+    BTreeSet::new()
+}
+
+/// Starts `args`, waits for its two commands (and for their groups to be
+/// in its table: a SIGKILL between a command's start and that store is
+/// the documented gap), kills it with SIGKILL and checks that their groups
+/// go with it. Returns the groups.
 fn killed_while_running_commands(args: &[&str], seconds: u32) -> BTreeSet<u32> {
     let (mut child, mark) = spawn_run(args);
     let groups = wait_for_sleeps(seconds, 2);
+    wait_until(
+        Duration::from_secs(60),
+        "the commands' groups in the runner's table",
+        || registered_groups(child.id()).is_superset(&groups),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     wait_groups_gone(&groups);
