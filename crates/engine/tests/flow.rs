@@ -90,6 +90,20 @@ impl Task for Plain {
     }
 }
 
+/// Returns at once, on the blocking pool.
+struct Quick;
+
+impl Task for Quick {
+    const NAME: &'static str = "quick";
+    const KIND: TaskKind = TaskKind::Blocking;
+    type Params = ();
+    type Output = ();
+
+    fn run(&self, _: (), _: &Context) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
 /// The gate's switches, shared with the test.
 #[derive(Default, Clone)]
 struct Switches {
@@ -111,6 +125,7 @@ fn registry(s: &Switches) -> Registry {
         }))
         .task(TaskDef::from_task(Limited))
         .task(TaskDef::from_task(Plain))
+        .task(TaskDef::from_task(Quick))
         .build()
         .unwrap()
 }
@@ -813,6 +828,56 @@ fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
     b.interrupt();
     a.wait().unwrap();
     b.wait().unwrap();
+}
+
+#[test]
+fn jobs_of_other_lanes_are_claimed_while_the_lane_of_jobs_that_take_slots_is_full() {
+    let s = Switches::default();
+    let config = EngineConfig::builder()
+        .mode(Mode::Auto)
+        .cpu_threads(2)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let queue = Arc::new(MemoryQueue::new());
+    let gates: Vec<NewJob> = (0..100)
+        .map(|i| {
+            let key = FlowKey::new("tenant", &i.to_string()).unwrap();
+            let spec = JobSpec::new("gate").concurrency_key(key, Some(1));
+            engine.prepare(&spec).unwrap()
+        })
+        .collect();
+    queue.enqueue(gates).unwrap();
+    let w = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .start()
+        .unwrap();
+    wait_for("two gates run", || s.started.load(Ordering::SeqCst) == 2);
+    let quick: Vec<NewJob> = (0..5)
+        .map(|_| engine.prepare(&JobSpec::new("quick")).unwrap())
+        .collect();
+    let ids: Vec<JobId> = (queue.enqueue(quick).unwrap().iter())
+        .map(|e| e.id())
+        .collect();
+    wait_for(
+        "the quick jobs succeed while the gates hold the CPU lane",
+        || {
+            ids.iter().all(|id| {
+                let v = queue.inspect().unwrap().get(*id).unwrap().unwrap();
+                v.state == JobState::Succeeded
+            })
+        },
+    );
+    let claimed = 100 - queue.counts().unwrap().queued;
+    assert!(
+        claimed <= 4,
+        "the gates claimed stay few: {claimed} of 100 taken"
+    );
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("all succeed", || queue.counts().unwrap().succeeded == 105);
+    w.interrupt();
+    w.wait().unwrap();
 }
 
 #[test]

@@ -192,6 +192,11 @@ pub(crate) struct Dispatcher {
     claimed_any: bool,
     /// The lanes the engine's tasks run in, by their defaults.
     used_lanes: [bool; 4],
+    /// Per task this engine claims: its lane, by its defaults.
+    task_lanes: Vec<Option<Lane>>,
+    /// No claim for the other lanes (see [`Dispatcher::claim_other_lanes`])
+    /// before then: the last one found nothing.
+    others_after: Option<Instant>,
     /// Whether the queue keeps limits (a claim may pass over due jobs).
     limits: bool,
     /// How long the loop last waited before asking again for due jobs
@@ -253,6 +258,8 @@ impl Dispatcher {
             slotted: vec![false; tasks],
             claimed_any: false,
             used_lanes: [false; 4],
+            task_lanes: vec![None; tasks],
+            others_after: None,
             held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
@@ -270,6 +277,7 @@ impl Dispatcher {
             let def = d.engine.registry.task(TaskIndex(i as u32));
             if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
                 d.used_lanes[lane.index()] = true;
+                d.task_lanes[i] = Some(lane);
             }
         }
         for i in (0..tasks).filter(|i| claimed_here[*i]) {
@@ -453,7 +461,7 @@ impl Dispatcher {
         if !self.rated.contains(&true) {
             let w = want.min(others_room);
             if w == 0 {
-                return Ok((Vec::new(), 0));
+                return self.claim_other_lanes(want);
             }
             let claimed = self
                 .queue
@@ -489,8 +497,52 @@ impl Dispatcher {
                 self.queue
                     .claim_tasks(worker, others_want, lease, Some(&others))?,
             );
+        } else if others_room == 0 && want > claimed.len() {
+            let (more, n) = self.claim_other_lanes(want - claimed.len())?;
+            asked_for += n;
+            claimed.extend(more);
         }
         Ok((claimed, asked_for))
+    }
+
+    /// While the lanes of tasks whose jobs take slots are full, the jobs of
+    /// the other tasks this engine claims, for the free threads of their
+    /// lanes (a claim without a filter would bring more of the first).
+    /// One that finds nothing is not made again for a poll's time.
+    /// Asked-for is what it brought, so that an empty one waits for an
+    /// attempt's end.
+    fn claim_other_lanes(&mut self, want: usize) -> Result<(Vec<Claimed>, usize), QueueError> {
+        let now = Instant::now();
+        if self.others_after.is_some_and(|t| now < t) {
+            return Ok((Vec::new(), 0));
+        }
+        let lanes = &self.claims.lanes;
+        let free = |l: Lane| !lanes[l].slotted && lanes[l].free_threads() > 0;
+        let mut tasks = Vec::new();
+        let mut seen = [false; 4];
+        let mut room = 0;
+        for (i, lane) in self.task_lanes.iter().enumerate() {
+            let Some(lane) = *lane else { continue };
+            if self.slotted[i] || self.rated[i] || !free(lane) {
+                continue;
+            }
+            tasks.push(self.engine.names[i].clone());
+            if !std::mem::replace(&mut seen[lane.index()], true) {
+                room += lanes[lane].free_threads();
+            }
+        }
+        let w = want.min(room).min(lanes::SLOTTED_AHEAD);
+        if w == 0 || tasks.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let cfg = &self.engine.config;
+        let claimed =
+            (self.queue).claim_tasks(&self.settings.worker_name, w, cfg.lease, Some(&tasks))?;
+        if claimed.is_empty() {
+            self.others_after = Some(now + leases::POLL);
+        }
+        let n = claimed.len();
+        Ok((claimed, n))
     }
 
     /// Marks `task` (in `lane`) as one whose jobs take concurrency slots:
