@@ -786,21 +786,20 @@ fn a_task_limit_holds_across_two_workers_on_one_queue() {
     b.wait().unwrap();
 }
 
-#[test]
-fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
-    // 400 jobs, each of its own key with a limit of 1: no limit is ever
-    // full, yet each claimed job holds its key's slot. Worker `a` (2
-    // threads) must leave most of them for worker `b`, started after it.
+/// An engine of 2 CPU threads in `mode`, and a memory queue holding `n`
+/// `gate` jobs, each of a key of its own with a limit of 1 (so each
+/// claimed one holds a slot).
+fn keyed_gates(mode: Mode, n: usize) -> (Switches, Engine, Arc<MemoryQueue>) {
     let s = Switches::default();
     let config = EngineConfig::builder()
-        .mode(Mode::Thread)
+        .mode(mode)
         .cpu_threads(2)
         .lease(Duration::from_secs(30))
         .build()
         .unwrap();
     let engine = Engine::new(registry(&s), config);
     let queue = Arc::new(MemoryQueue::new());
-    let jobs: Vec<NewJob> = (0..400)
+    let jobs: Vec<NewJob> = (0..n)
         .map(|i| {
             let key = FlowKey::new("tenant", &i.to_string()).unwrap();
             let spec = JobSpec::new("gate").concurrency_key(key, Some(1));
@@ -808,6 +807,15 @@ fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
         })
         .collect();
     queue.enqueue(jobs).unwrap();
+    (s, engine, queue)
+}
+
+#[test]
+fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
+    // 400 jobs, each of its own key with a limit of 1: no limit is ever
+    // full, yet each claimed job holds its key's slot. Worker `a` (2
+    // threads) must leave most of them for worker `b`, started after it.
+    let (s, engine, queue) = keyed_gates(Mode::Thread, 400);
     let a = engine
         .worker(Arc::clone(&queue) as Arc<dyn Queue>)
         .name("a")
@@ -832,23 +840,7 @@ fn a_worker_claims_jobs_that_take_slots_for_its_threads_not_by_the_thousand() {
 
 #[test]
 fn jobs_of_other_lanes_are_claimed_while_the_lane_of_jobs_that_take_slots_is_full() {
-    let s = Switches::default();
-    let config = EngineConfig::builder()
-        .mode(Mode::Auto)
-        .cpu_threads(2)
-        .lease(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let engine = Engine::new(registry(&s), config);
-    let queue = Arc::new(MemoryQueue::new());
-    let gates: Vec<NewJob> = (0..100)
-        .map(|i| {
-            let key = FlowKey::new("tenant", &i.to_string()).unwrap();
-            let spec = JobSpec::new("gate").concurrency_key(key, Some(1));
-            engine.prepare(&spec).unwrap()
-        })
-        .collect();
-    queue.enqueue(gates).unwrap();
+    let (s, engine, queue) = keyed_gates(Mode::Auto, 100);
     let w = engine
         .worker(Arc::clone(&queue) as Arc<dyn Queue>)
         .start()

@@ -190,8 +190,6 @@ pub(crate) struct Dispatcher {
     slotted: Vec<bool>,
     /// Some claim has brought a job (see the module docs, "Flow control").
     claimed_any: bool,
-    /// The lanes the engine's tasks run in, by their defaults.
-    used_lanes: [bool; 4],
     /// Per task this engine claims: its lane, by its defaults.
     task_lanes: Vec<Option<Lane>>,
     /// No claim for the other lanes (see [`Dispatcher::claim_other_lanes`])
@@ -257,7 +255,6 @@ impl Dispatcher {
             rated: vec![false; tasks],
             slotted: vec![false; tasks],
             claimed_any: false,
-            used_lanes: [false; 4],
             task_lanes: vec![None; tasks],
             others_after: None,
             held_backoff: Duration::ZERO,
@@ -276,7 +273,6 @@ impl Dispatcher {
         for i in (0..tasks).filter(|i| claimed_here[*i]) {
             let def = d.engine.registry.task(TaskIndex(i as u32));
             if let Ok(lane) = lane_for(d.engine.config.mode, def, def.isolate()) {
-                d.used_lanes[lane.index()] = true;
                 d.task_lanes[i] = Some(lane);
             }
         }
@@ -400,7 +396,11 @@ impl Dispatcher {
         if self.limits && !self.claimed_any {
             // (No lane of its own tasks: the claim is not held back, its
             // jobs are routed or refused as they come.)
-            let first = self.claims.lanes.first_room(&self.used_lanes);
+            let mut used = [false; 4];
+            for lane in self.task_lanes.iter().flatten() {
+                used[lane.index()] = true;
+            }
+            let first = self.claims.lanes.first_room(&used);
             if first > 0 {
                 want = want.min(first);
             }
