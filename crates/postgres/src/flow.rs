@@ -837,3 +837,15 @@ pub(crate) fn after_between(
     }
     Ok(by)
 }
+
+/// The parents of the jobs `ids`, as [`after_between`] gives them.
+pub(crate) fn after_of(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    ids: &[i64],
+) -> Result<FxHashMap<i64, Vec<JobId>>, postgres::Error> {
+    Ok(edges_of(c, sql, ids)?
+        .into_iter()
+        .map(|(child, parents)| (child, parents.into_iter().map(id_of).collect()))
+        .collect())
+}

@@ -17,13 +17,14 @@ use runyard_core::{
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
-    Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
+    stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
+    Clock, Completion, Counts, Deleted, NewEvent,
     Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
     Queue, QueueError, QueueErrorKind, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames,
     Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
 use crate::flow::{self, FlowSql};
@@ -1396,6 +1397,85 @@ impl Admin for PgQueue {
         let sql = self.q(include_str!("../sql/workflow.sql"));
         self.ids("reading a workflow", &sql, id)
     }
+
+    fn delete(&self, ids: &[JobId]) -> Result<Vec<Deleted>, QueueError> {
+        let now = self.now_us();
+        let want: Vec<i64> = ids.iter().filter_map(|i| i64::try_from(i.0).ok()).collect();
+        let delete = self.q(include_str!("../sql/delete_jobs.sql"));
+        let why = self.q(include_str!("../sql/delete_why.sql"));
+        let (gone, left) = self.tx("deleting jobs", |tx| {
+            let gone: FxHashSet<i64> = tx.query(&delete, &[&want])?.iter().map(|r| r.get(0)).collect();
+            let left: FxHashMap<i64, (i16, i64, Option<i64>)> = tx
+                .query(&why, &[&want])?
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+                .collect();
+            Ok((gone, left))
+        })?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let i = id.0 as i64;
+                if gone.contains(&i) {
+                    return Deleted::Deleted;
+                }
+                match left.get(&i) {
+                    None => Deleted::NotFound,
+                    Some(&(s, run_at, child)) => {
+                        let state = stored::state_of(i64::from(s), run_at, now);
+                        match child {
+                            Some(c) if state.is_terminal() => Deleted::Awaited(JobId(c as u64)),
+                            _ => Deleted::NotFinished(state),
+                        }
+                    }
+                }
+            })
+            .collect())
+    }
+
+    fn record_event(&self, e: &NewEvent) -> Result<AdminEvent, QueueError> {
+        let now = self.now_us();
+        let jobs = stored_event::jobs_json(&e.jobs);
+        let detail = e.detail.to_string();
+        let sql = self.q(include_str!("../sql/events_add.sql"));
+        let row = self.pool.run("recording an action", |c, _| {
+            c.query_one(
+                &sql,
+                &[&now, &e.action, &jobs, &detail, &e.source.via, &e.source.client],
+            )
+        })?;
+        Ok(AdminEvent::recorded(
+            row.get::<_, i64>(0) as u64,
+            Timestamp::from_micros(now),
+            e,
+        ))
+    }
+
+    fn events(&self, before: Option<u64>, limit: usize) -> Result<Vec<AdminEvent>, QueueError> {
+        if self.version < 8 {
+            // A schema read as it is, from before the record: none.
+            return Ok(Vec::new());
+        }
+        let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = self.q(include_str!("../sql/events_page.sql"));
+        let rows = self
+            .pool
+            .run("reading the actions", |c, _| c.query(&sql, &[&before, &limit]))?;
+        rows.iter()
+            .map(|r| {
+                stored_event::read(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                )
+            })
+            .collect()
+    }
 }
 
 impl PgQueue {
@@ -1459,10 +1539,39 @@ impl Inspect for PgQueue {
         };
         let attempts_sql = self.q(include_str!("../sql/attempts.sql"));
         let task = filter.task.as_deref();
-        let params: [&(dyn ToSql + Sync); 5] = [&after, &state, &now, &task, &limit];
+        let key = filter.key.as_deref();
+        // A flow key is kept as its name and value.
+        let (key_name, key_value) = match key {
+            Some(k) => {
+                let (n, v) = k.split_once(':').unwrap_or((k, ""));
+                (Some(n), Some(v))
+            }
+            None => (None, None),
+        };
+        let text = filter.text.as_deref().map(str::to_ascii_lowercase);
+        let since = filter.since.map(Timestamp::as_micros);
+        let until = filter.until.map(Timestamp::as_micros);
+        let params: [&(dyn ToSql + Sync); 11] = [
+            &after, &state, &now, &task, &limit, &key, &key_name, &key_value, &text, &since,
+            &until,
+        ];
+        let attempts_of_sql = self.q(include_str!("../sql/attempts_of.sql"));
         let (rows, attempts, mut after) = self.tx("listing jobs", |tx| {
             let rows = tx.query(&jobs_sql, &params)?;
             let (attempts, after) = match (rows.first(), rows.last()) {
+                // A filtered page's ids may lie far apart: its jobs'
+                // attempts and parents are then read by id.
+                (Some(a), Some(b))
+                    if b.get::<_, i64>(0) - a.get::<_, i64>(0) >= 2 * rows.len() as i64 =>
+                {
+                    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                    let after = if flows {
+                        flow::after_of(tx, &self.sql.flow, &ids)?
+                    } else {
+                        FxHashMap::default()
+                    };
+                    (tx.query(&attempts_of_sql, &[&ids])?, after)
+                }
                 (Some(a), Some(b)) => {
                     let (a, b) = (a.get::<_, i64>(0), b.get::<_, i64>(0));
                     let after = if flows {

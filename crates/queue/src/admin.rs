@@ -1,10 +1,33 @@
-//! Administration: the [`Admin`] capability (cancel, retry), which a queue
-//! returns from [`Queue::as_admin`](crate::Queue::as_admin) when it has it.
+//! Administration: the [`Admin`] capability (cancel, retry, delete, and
+//! the record of operators' actions), which a queue returns from
+//! [`Queue::as_admin`](crate::Queue::as_admin) when it has it.
 
 use runyard_core::{JobId, JobState};
 
-use crate::error::QueueError;
+use crate::error::{QueueError, QueueErrorKind};
+use crate::events::{AdminEvent, NewEvent};
 use crate::queue::Cascade;
+
+/// What `delete` did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// It was removed, with its attempts.
+    Deleted,
+    /// It has not finished (it is in this state): only succeeded, dead or
+    /// cancelled jobs are deleted.
+    NotFinished(JobState),
+    /// A blocked job is after it (this one): it waits on its record.
+    Awaited(JobId),
+    /// No such job.
+    NotFound,
+}
+
+fn unsupported(what: &str) -> QueueError {
+    QueueError::new(
+        QueueErrorKind::Unsupported,
+        format!("this queue does not keep {what}"),
+    )
+}
 
 /// What `cancel` did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,4 +77,27 @@ pub trait Admin: Send + Sync {
     /// `after`, either way, transitively, itself included, by id. Empty
     /// when there is no such job.
     fn workflow(&self, id: JobId) -> Result<Vec<JobId>, QueueError>;
+
+    /// Deletes finished jobs (succeeded, dead, cancelled) with their
+    /// attempts and their links to the jobs after them, each unless a
+    /// blocked job is after it. One result per id, in order. The default
+    /// deletes nothing: the queue does not offer it.
+    fn delete(&self, ids: &[JobId]) -> Result<Vec<Deleted>, QueueError> {
+        let _ = ids;
+        Err(unsupported("deleting jobs"))
+    }
+
+    /// Records an operator's action, on the queue's clock; returns it as
+    /// stored. The default records nothing: the queue keeps no events.
+    fn record_event(&self, event: &NewEvent) -> Result<AdminEvent, QueueError> {
+        let _ = event;
+        Err(unsupported("a record of actions"))
+    }
+
+    /// The recorded actions, newest first: at most `limit` of those with
+    /// an id below `before` (all when `None`).
+    fn events(&self, before: Option<u64>, limit: usize) -> Result<Vec<AdminEvent>, QueueError> {
+        let _ = (before, limit);
+        Err(unsupported("a record of actions"))
+    }
 }

@@ -2,7 +2,7 @@
 //! task, live workers), which a queue returns from
 //! [`Queue::as_inspect`](crate::Queue::as_inspect) when it has it.
 
-use runyard_core::{JobId, JobState, JobView};
+use runyard_core::{JobId, JobState, JobView, Timestamp};
 
 use crate::counts::Counts;
 use crate::error::QueueError;
@@ -15,10 +15,51 @@ pub struct ListFilter {
     pub state: Option<JobState>,
     /// Only jobs of this task.
     pub task: Option<String>,
+    /// Only jobs that carry this key as their unique key, their
+    /// concurrency key or their rate key (the key's whole value, e.g.
+    /// `tenant:42`).
+    pub key: Option<String>,
+    /// Only jobs whose parameters (as JSON) or one of whose attempts' error
+    /// messages hold this text, compared without regard to ASCII case.
+    pub text: Option<String>,
+    /// Only jobs submitted at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only jobs submitted before this time.
+    pub until: Option<Timestamp>,
     /// Only jobs with a larger id (for paging).
     pub after: Option<JobId>,
     /// At most this many (0 = no limit).
     pub limit: usize,
+}
+
+impl ListFilter {
+    /// Whether a job with this view, submitted under these keys, passes
+    /// the filters other than state, task and paging: the rule every
+    /// backend keeps, written once for queues that filter in memory.
+    pub fn admits(&self, view: &JobView, keys: &[Option<&str>]) -> bool {
+        if let Some(k) = &self.key {
+            if !keys.iter().any(|have| *have == Some(k.as_str())) {
+                return false;
+            }
+        }
+        if self.since.is_some_and(|t| view.enqueued_at < t)
+            || self.until.is_some_and(|t| view.enqueued_at >= t)
+        {
+            return false;
+        }
+        match &self.text {
+            None => true,
+            Some(t) => {
+                let t = t.to_ascii_lowercase();
+                let holds = |s: &str| s.to_ascii_lowercase().contains(&t);
+                holds(view.params.as_json())
+                    || view
+                        .attempts
+                        .iter()
+                        .any(|a| a.error_message().is_some_and(holds))
+            }
+        }
+    }
 }
 
 /// Reading jobs: what `runyard status`, `list` and reports read.

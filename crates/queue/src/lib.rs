@@ -10,6 +10,7 @@ mod capability;
 mod clock;
 mod counts;
 mod error;
+mod events;
 mod forward;
 mod inspect;
 mod limits;
@@ -23,11 +24,12 @@ mod workers;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use admin::{Admin, CancelResult, Cancelled};
+pub use admin::{Admin, CancelResult, Cancelled, Deleted};
 pub use capability::{Capabilities, Capability, Durability, Writes};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counts::Counts;
 pub use error::{QueueError, QueueErrorKind};
+pub use events::{stored_event, AdminEvent, EventSource, NewEvent};
 pub use inspect::{Inspect, ListFilter};
 pub use limits::{FlowControl, Holds, LimitChange, Paused};
 pub use memory::MemoryQueue;

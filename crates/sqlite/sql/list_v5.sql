@@ -1,8 +1,9 @@
 -- As list.sql, for a file of schema 4 or 5 read as it is (its jobs have
 -- no schedule columns): jobs with ids above ?1, at most ?5, by id, only
 -- those of task ?4 unless it is NULL, and only those in state ?2 at time
--- ?3 unless it is NULL; each with its name, run_if, number of parents, and
--- the cause of its cancellation with that job's name.
+-- ?3 unless it is NULL, and the filters ?6 to ?9 of list.sql; each with
+-- its name, run_if, number of parents, and the cause of its cancellation
+-- with that job's name.
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started,
        j.name, j.run_if, j.parents, j.cause, c.name
 FROM runyard_jobs j LEFT JOIN runyard_jobs c ON c.id = j.cause
@@ -18,5 +19,11 @@ WHERE j.id > ?1
         WHEN j.state = {DEAD} THEN 'dead'
         ELSE 'cancelled'
       END)
+  AND (?6 IS NULL OR j.unique_key = ?6 OR j.concurrency_key = ?6 OR j.rate_key = ?6)
+  AND (?7 IS NULL OR instr(lower(j.params), ?7) > 0
+       OR EXISTS (SELECT 1 FROM runyard_attempts a
+                  WHERE a.job = j.id AND instr(lower(a.error), ?7) > 0))
+  AND (?8 IS NULL OR j.enqueued_at >= ?8)
+  AND (?9 IS NULL OR j.enqueued_at < ?9)
 ORDER BY j.id
 LIMIT ?5

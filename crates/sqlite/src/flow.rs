@@ -453,11 +453,21 @@ pub(crate) fn edges_between(
     last: i64,
 ) -> rusqlite::Result<Vec<(u64, JobId)>> {
     let mut st = conn.prepare_cached(&SQL.edges_between)?;
-    let rows = st.query_map([first, last], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as u64,
-            JobId(r.get::<_, i64>(1)? as u64),
-        ))
-    })?;
+    let rows = st.query_map([first, last], edge)?;
     rows.collect()
+}
+
+/// The edges of the jobs whose ids are in the JSON array `ids`, as
+/// [`edges_between`] gives them.
+pub(crate) fn edges_of(conn: &Connection, ids: &str) -> rusqlite::Result<Vec<(u64, JobId)>> {
+    let mut st = conn.prepare_cached(&SQL.edges_of)?;
+    let rows = st.query_map([ids], edge)?;
+    rows.collect()
+}
+
+fn edge(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, JobId)> {
+    Ok((
+        r.get::<_, i64>(0)? as u64,
+        JobId(r.get::<_, i64>(1)? as u64),
+    ))
 }

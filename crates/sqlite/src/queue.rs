@@ -14,7 +14,7 @@ use runyard_core::{
     OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
 use runyard_queue::{
-    Admin, CancelResult, Cancelled, Capabilities, Cascade, Claimed, Clock, Completion, Counts,
+    stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Deleted, NewEvent, Cascade, Claimed, Clock, Completion, Counts,
     Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
     Queue, QueueError, Recorded, Rescue, Rescued, Schedules, Submit, SystemClock, TaskNames,
     Verdict, Waker, WakerSlot, Writes,
@@ -810,6 +810,83 @@ impl Admin for SqliteQueue {
         };
         flow::workflow(&self.lock(), id).map_err(sql_err)
     }
+
+    fn delete(&self, ids: &[JobId]) -> Result<Vec<Deleted>, QueueError> {
+        let now = self.now_us();
+        let linked = self.version >= 4;
+        self.write(|tx| {
+            let mut check = tx.prepare_cached(&SQL.delete_check)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Ok(id) = i64::try_from(id.0) else {
+                    out.push(Deleted::NotFound);
+                    continue;
+                };
+                let row: Option<(i64, Option<i64>)> = check
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                out.push(match row {
+                    None => Deleted::NotFound,
+                    Some((s @ (WAITING | RUNNING | BLOCKED), _)) => {
+                        Deleted::NotFinished(state_of(s, now, now))
+                    }
+                    Some((_, Some(child))) => Deleted::Awaited(JobId(child as u64)),
+                    Some((_, None)) => {
+                        tx.prepare_cached(&SQL.delete_attempts)?.execute([id])?;
+                        if linked {
+                            tx.prepare_cached(&SQL.delete_edges)?.execute([id])?;
+                        }
+                        tx.prepare_cached(&SQL.delete_job)?.execute([id])?;
+                        Deleted::Deleted
+                    }
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn record_event(&self, e: &NewEvent) -> Result<AdminEvent, QueueError> {
+        let now = self.now_us();
+        let jobs = stored_event::jobs_json(&e.jobs);
+        let detail = e.detail.to_string();
+        let id: i64 = self.write(|tx| {
+            tx.prepare_cached(&SQL.events_add)?.query_row(
+                params![now, e.action, jobs, detail, e.source.via, e.source.client],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(AdminEvent::recorded(id as u64, Timestamp::from_micros(now), e))
+    }
+
+    fn events(&self, before: Option<u64>, limit: usize) -> Result<Vec<AdminEvent>, QueueError> {
+        if self.version < 8 {
+            // A file read as it is, from before the record: none.
+            return Ok(Vec::new());
+        }
+        let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.lock();
+        let mut st = conn.prepare_cached(&SQL.events_page).map_err(sql_err)?;
+        let rows = st
+            .query_map(params![before, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(sql_err)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, at, action, jobs, detail, via, client) = r.map_err(sql_err)?;
+            out.push(stored_event::read(id, at, action, &jobs, &detail, via, client)?);
+        }
+        Ok(out)
+    }
 }
 
 impl FlowControl for SqliteQueue {
@@ -936,6 +1013,12 @@ impl Inspect for SqliteQueue {
             .and_then(|_| st.raw_bind_parameter(3, now))
             .and_then(|_| st.raw_bind_parameter(4, filter.task.as_deref()))
             .and_then(|_| st.raw_bind_parameter(5, limit))
+            .and_then(|_| st.raw_bind_parameter(6, filter.key.as_deref()))
+            .and_then(|_| {
+                st.raw_bind_parameter(7, filter.text.as_deref().map(str::to_ascii_lowercase))
+            })
+            .and_then(|_| st.raw_bind_parameter(8, filter.since.map(Timestamp::as_micros)))
+            .and_then(|_| st.raw_bind_parameter(9, filter.until.map(Timestamp::as_micros)))
             .map_err(sql_err)?;
         let mut jobs: Vec<JobView> = Vec::new();
         let mut with_parents = false;
@@ -986,9 +1069,24 @@ impl Inspect for SqliteQueue {
         if let (Some(first), Some(last)) =
             (jobs.first().map(|j| j.id.0), jobs.last().map(|j| j.id.0))
         {
-            let mut st = conn.prepare_cached(&SQL.attempts).map_err(sql_err)?;
+            // A filtered page's ids may lie far apart: its jobs' attempts
+            // are then read by id, not by the range between them.
+            let sparse = last - first >= 2 * jobs.len() as u64;
+            let ids = sparse.then(|| {
+                serde_json::to_string(&jobs.iter().map(|j| j.id.0).collect::<Vec<_>>())
+                    .expect("ids serialize")
+            });
+            let mut st = conn
+                .prepare_cached(if sparse {
+                    &SQL.attempts_of
+                } else {
+                    &SQL.attempts
+                })
+                .map_err(sql_err)?;
+            let bounds: &[&dyn rusqlite::ToSql] = params![first as i64, last as i64];
+            let by_ids: &[&dyn rusqlite::ToSql] = params![ids];
             let rows = st
-                .query_map(params![first as i64, last as i64], |r| {
+                .query_map(if sparse { by_ids } else { bounds }, |r| {
                     Ok(StoredAttempt {
                         job: r.get::<_, i64>(0)? as u64,
                         n: r.get(1)?,
@@ -1005,8 +1103,11 @@ impl Inspect for SqliteQueue {
             let attempts: Vec<StoredAttempt> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
             attach_attempts(&mut jobs, attempts);
             if with_parents {
-                let edges =
-                    flow::edges_between(&conn, first as i64, last as i64).map_err(sql_err)?;
+                let edges = match &ids {
+                    Some(ids) => flow::edges_of(&conn, ids),
+                    None => flow::edges_between(&conn, first as i64, last as i64),
+                }
+                .map_err(sql_err)?;
                 attach_parents(&mut jobs, edges);
             }
         }

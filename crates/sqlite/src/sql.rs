@@ -25,6 +25,7 @@ statements! {
     add_child = "add_child.sql";
     ask_cancel = "ask_cancel.sql";
     attempts = "attempts.sql";
+    attempts_of = "attempts_of.sql";
     cancel_blocked = "cancel_blocked.sql";
     cancel_job = "cancel_job.sql";
     cancel_pending = "cancel_pending.sql";
@@ -37,7 +38,14 @@ statements! {
     counts_by_task = "counts_by_task.sql";
     dependents = "dependents.sql";
     drop_lapsed_workers = "drop_lapsed_workers.sql";
+    delete_attempts = "delete_attempts.sql";
+    delete_check = "delete_check.sql";
+    delete_edges = "delete_edges.sql";
+    delete_job = "delete_job.sql";
     edges_between = "edges_between.sql";
+    edges_of = "edges_of.sql";
+    events_add = "events_add.sql";
+    events_page = "events_page.sql";
     fair_get = "fair_get.sql";
     fair_head = "fair_head.sql";
     fair_set = "fair_set.sql";

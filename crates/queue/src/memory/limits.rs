@@ -40,6 +40,15 @@ pub(super) struct Lim {
 }
 
 impl Lim {
+    /// Whether it carries the unique key `unique` or the flow key `flow`
+    /// as its concurrency or rate key (see [`Flows::find_filter_key`]).
+    pub(super) fn carries(&self, (unique, flow): (Option<u32>, Option<u32>)) -> bool {
+        (unique.is_some() && self.unique == unique)
+            || flow.is_some_and(|k| {
+                self.conc.is_some_and(|c| c.0 == k) || self.rate.is_some_and(|r| r.0 == k)
+            })
+    }
+
     /// Its fairness key: the concurrency key, else the rate key.
     pub(super) fn fair(&self) -> Option<u32> {
         self.conc.map(|c| c.0).or(self.rate.map(|r| r.0))
@@ -237,6 +246,16 @@ impl Flows {
     /// The index of a unique key, if a job ever had it.
     pub(super) fn find_unique(&self, key: &str) -> Option<u32> {
         self.unique_ids.get(key).copied()
+    }
+
+    /// What a list's key filter `key` names here: the unique key of that
+    /// text and the flow key of it, where jobs carry them.
+    pub(super) fn find_filter_key(&self, key: &str) -> (Option<u32>, Option<u32>) {
+        let (name, value) = key.split_once(':').unwrap_or((key, ""));
+        let flow = FlowKey::new(name, value)
+            .ok()
+            .and_then(|k| self.key_ids.get(&k).copied());
+        (self.find_unique(key), flow)
     }
 
     /// What holds a due job of task `task` with limits `lim` now, if

@@ -1348,13 +1348,30 @@ impl Inspect for MemoryQueue {
             },
             None => None,
         };
+        let key = filter.key.as_deref().map(|k| st.fl.find_filter_key(k));
+        let keyed = |r: &Rec| {
+            key.is_none_or(|k| {
+                r.flow
+                    .as_ref()
+                    .and_then(|f| f.lim.as_ref())
+                    .is_some_and(|l| l.carries(k))
+            })
+        };
+        // The key is checked here; the rest of the filter on the view.
+        let rest = ListFilter {
+            key: None,
+            ..filter.clone()
+        };
         Ok((start..st.len)
             .filter(|&i| {
                 let r = st.rec(i);
-                filter.state.is_none_or(|s| s == r.shown()) && task.is_none_or(|t| t == r.task)
+                filter.state.is_none_or(|s| s == r.shown())
+                    && task.is_none_or(|t| t == r.task)
+                    && keyed(r)
             })
-            .take(limit)
             .map(|i| st.view(i))
+            .filter(|v| rest.admits(v, &[]))
+            .take(limit)
             .collect())
     }
 
