@@ -7,9 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use runyard_core::{JobId, JobState};
-use runyard_queue::{CancelResult, ListFilter, Queue};
+use std::time::Duration;
 
+use runyard_core::{JobId, JobState, Timestamp};
+use runyard_queue::{CancelResult, ListFilter, Queue};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::actions::{record_one, Client};
 use crate::error::ApiError;
 use crate::views::{
     ActionView, HeldView, JobDetail, JobPage, JobSummary, LimitsView, ScheduleView, TaskView,
@@ -22,49 +26,169 @@ const DEFAULT_LIMIT: usize = 50;
 /// The most jobs on a page.
 const MAX_LIMIT: usize = 500;
 
-/// Runs `f` on the queue on the blocking pool.
+/// How long a request waits for one of the [`QUEUE_CALLS`](crate::QUEUE_CALLS)
+/// places before it is answered 503.
+const CALL_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs `f` on the queue on the blocking pool, once one of the server's
+/// places for queue calls is free (503 when none frees within
+/// [`CALL_WAIT`]). The place is held until `f` returns, even when the
+/// request has been answered meanwhile: a hung queue holds at most
+/// [`QUEUE_CALLS`](crate::QUEUE_CALLS) threads, and the requests beyond
+/// them are answered without calling it.
 pub(crate) async fn blocking<T: Send + 'static>(
     s: &AppState,
     f: impl FnOnce(&dyn Queue) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let q = s.queue.clone();
-    tokio::task::spawn_blocking(move || f(&*q))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reading the queue failed: {e}"),
-            )
-        })?
+    blocking_within(s, CALL_WAIT, f).await
 }
 
-type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+/// [`blocking`], waiting at most `wait` for a place.
+pub(crate) async fn blocking_within<T: Send + 'static>(
+    s: &AppState,
+    wait: Duration,
+    f: impl FnOnce(&dyn Queue) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let Some(place) = place(s, wait).await else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the queue is busy: {} calls to it are under way and none ended within \
+                 {} s; try again later",
+                crate::QUEUE_CALLS,
+                wait.as_secs_f64()
+            ),
+        ));
+    };
+    call(s, place, f).await
+}
 
-/// The query's pairs, each key among `known` and given once.
-fn query_pairs(q: Params, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+/// One of the places for queue calls, if one frees within `wait`.
+async fn place(s: &AppState, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    tokio::time::timeout(wait, s.calls.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Runs `f` on the blocking pool, holding `place` until it returns.
+async fn call<T: Send + 'static>(
+    s: &AppState,
+    place: OwnedSemaphorePermit,
+    f: impl FnOnce(&dyn Queue) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let q = s.queue.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = f(&*q);
+        drop(place);
+        out
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the queue failed: {e}"),
+        )
+    })?
+}
+
+pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The query's pairs, each key among `known` and given once, no value
+/// holding a NUL (no name, key or text in a queue holds one).
+pub(crate) fn query_pairs(q: Params, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let Query(pairs) =
         q.map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))?;
-    for (i, (k, _)) in pairs.iter().enumerate() {
-        if matches!(k.as_str(), "q" | "search" | "text") {
-            return Err(ApiError::bad_request(format!(
-                "`{k}`: text search is not offered: this queue's inspection filters jobs by \
-                 state and task only (the parameters are {})",
-                known.join(", ")
-            )));
-        }
+    check_pairs(&pairs, known, "query parameter")?;
+    Ok(pairs)
+}
+
+/// `pairs` (of a bulk action's filter, say), checked as [`query_pairs`]
+/// checks a query's.
+pub(crate) fn checked_pairs(
+    pairs: Vec<(String, String)>,
+    known: &[&str],
+    what: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    check_pairs(&pairs, known, what)?;
+    Ok(pairs)
+}
+
+fn check_pairs(pairs: &[(String, String)], known: &[&str], what: &str) -> Result<(), ApiError> {
+    for (i, (k, v)) in pairs.iter().enumerate() {
         if !known.contains(&k.as_str()) {
             return Err(ApiError::bad_request(format!(
-                "unknown query parameter `{k}`: the parameters are {}",
-                known.join(", ")
+                "unknown {what} `{}`: the {what}s are {}",
+                k.escape_debug(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         if pairs[..i].iter().any(|(j, _)| j == k) {
             return Err(ApiError::bad_request(format!(
-                "the query parameter `{k}` is given twice: give it once"
+                "the {what} `{k}` is given twice: give it once"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "`{k}` holds a NUL character (%00): no name, key or text in a queue holds one"
             )));
         }
     }
-    Ok(pairs)
+    Ok(())
+}
+
+/// The names of the list's filters (`GET /api/v1/jobs` and the bulk
+/// actions' `filter`).
+pub(crate) const FILTERS: &[&str] = &["state", "task", "key", "q", "since", "until"];
+
+/// A list filter from its pairs (each among [`FILTERS`], or `limit` and
+/// `cursor` for a page).
+pub(crate) fn list_filter(pairs: Vec<(String, String)>) -> Result<ListFilter, ApiError> {
+    let mut filter = ListFilter {
+        limit: DEFAULT_LIMIT,
+        ..ListFilter::default()
+    };
+    let empty = |k: &str, what: &str| {
+        ApiError::bad_request(format!(
+            "`{k}` is empty: give {what}, or leave it out for every job"
+        ))
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "state" => filter.state = Some(parse_state(&v)?),
+            "task" if v.is_empty() => return Err(empty("task", "a task's name")),
+            "task" => filter.task = Some(v),
+            "key" if v.is_empty() => return Err(empty("key", "a key, e.g. tenant:42")),
+            "key" => filter.key = Some(v),
+            "q" if v.is_empty() => return Err(empty("q", "some text to look for")),
+            "q" => filter.text = Some(v),
+            "since" => filter.since = Some(parse_time("since", &v)?),
+            "until" => filter.until = Some(parse_time("until", &v)?),
+            "limit" => filter.limit = parse_limit(&v)?,
+            "cursor" => filter.after = Some(parse_cursor(&v)?),
+            _ => unreachable!("the pairs are checked against the known names"),
+        }
+    }
+    if let (Some(a), Some(b)) = (filter.since, filter.until) {
+        if a >= b {
+            return Err(ApiError::bad_request(format!(
+                "`since` ({a}) is not before `until` ({b}): no job was submitted in between"
+            )));
+        }
+    }
+    Ok(filter)
+}
+
+fn parse_time(k: &str, v: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(v).map_err(|_| {
+        ApiError::bad_request(format!(
+            "`{k}`: {v:?} is not a time in RFC 3339: give e.g. 2026-12-01T10:00:00Z"
+        ))
+    })
 }
 
 /// The cursor of the page after the job `last`: opaque to clients.
@@ -114,7 +238,7 @@ fn parse_limit(s: &str) -> Result<usize, ApiError> {
     }
 }
 
-fn parse_id(p: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+pub(crate) fn parse_id(p: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
     let Path(raw) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
     match raw.parse::<u64>() {
         Ok(id) => Ok(JobId(id)),
@@ -128,27 +252,12 @@ fn no_such_job(id: JobId) -> ApiError {
     ApiError::not_found(format!("no job with the id {} in this queue", id.0))
 }
 
-/// `GET /api/v1/jobs?state=&task=&limit=&cursor=`: jobs by id.
+/// `GET /api/v1/jobs?state=&task=&key=&q=&since=&until=&limit=&cursor=`:
+/// jobs by id.
 pub(crate) async fn list_jobs(State(s): State<AppState>, q: Params) -> Result<Response, ApiError> {
-    let pairs = query_pairs(q, &["state", "task", "limit", "cursor"])?;
-    let mut filter = ListFilter {
-        limit: DEFAULT_LIMIT,
-        ..ListFilter::default()
-    };
-    for (k, v) in pairs {
-        match k.as_str() {
-            "state" => filter.state = Some(parse_state(&v)?),
-            "task" if v.is_empty() => {
-                return Err(ApiError::bad_request(
-                    "`task` is empty: give a task's name, or leave it out for every task",
-                ))
-            }
-            "task" => filter.task = Some(v),
-            "limit" => filter.limit = parse_limit(&v)?,
-            "cursor" => filter.after = Some(parse_cursor(&v)?),
-            _ => unreachable!("query_pairs keeps only known keys"),
-        }
-    }
+    let mut known = FILTERS.to_vec();
+    known.extend(["limit", "cursor"]);
+    let mut filter = list_filter(query_pairs(q, &known)?)?;
     let limit = filter.limit;
     // One more than asked: whether there is a next page.
     filter.limit += 1;
@@ -192,6 +301,7 @@ pub(crate) async fn get_job(
 /// `POST /api/v1/jobs/{id}/retry`: a dead or cancelled job queued again.
 pub(crate) async fn retry_job(
     State(s): State<AppState>,
+    client: Client,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
@@ -202,6 +312,7 @@ pub(crate) async fn retry_job(
         };
         match q.admin()?.retry(id)? {
             Some(cascade) => Ok(ActionView {
+                event: record_one(q, "retry", id, &client)?,
                 id: id.0,
                 action: "retried",
                 state: inspect.get(id)?.map(|v| v.state),
@@ -228,6 +339,7 @@ pub(crate) async fn retry_job(
 /// one's worker asked to stop it.
 pub(crate) async fn cancel_job(
     State(s): State<AppState>,
+    client: Client,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
@@ -249,6 +361,7 @@ pub(crate) async fn cancel_job(
         Ok((
             status,
             ActionView {
+                event: record_one(q, "cancel", id, &client)?,
                 id: id.0,
                 action,
                 state,
@@ -357,13 +470,30 @@ pub(crate) async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
-/// `GET /readyz`: the queue answers (503 when it does not, or not in time).
+/// `GET /readyz`: the queue answers (503 when it does not, or not in
+/// time: waiting for a place among the queue calls counts too).
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     let wait = s.config.ready_timeout;
-    let asked = blocking(&s, |q| Ok(q.counts()?));
+    let late = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the queue did not answer within {} s",
+                wait.as_secs_f64()
+            ),
+        )
+        .into_response()
+    };
+    let asked = async {
+        match place(&s, wait).await {
+            Some(p) => Some(call(&s, p, |q| Ok(q.counts()?)).await),
+            None => None,
+        }
+    };
     match tokio::time::timeout(wait, asked).await {
-        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Ok(Err(e)) => {
+        Ok(Some(Ok(_))) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(None) | Err(_) => late(),
+        Ok(Some(Err(e))) => {
             // Open to probes even when a token guards the rest: the cause
             // (which names the database's host, user and name) goes to the
             // server's own log, not to whoever asks.
@@ -374,14 +504,6 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
             )
             .into_response()
         }
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: the queue did not answer within {} s",
-                wait.as_secs_f64()
-            ),
-        )
-        .into_response(),
     }
 }
 

@@ -84,9 +84,12 @@ impl IntoResponse for ApiError {
 /// The answer to a path that names no route.
 pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no route {}: the routes are /api/v1/jobs, /api/v1/jobs/ID, /api/v1/jobs/ID/retry, \
-         /api/v1/jobs/ID/cancel, /api/v1/tasks, /api/v1/workers, /api/v1/limits, \
-         /api/v1/schedules, /metrics, /healthz, /readyz",
+        "no route {}: the routes are /api/v1/jobs, /api/v1/jobs/ID, \
+         /api/v1/jobs/ID/retry|cancel|delete, /api/v1/jobs/retry|cancel|delete, \
+         /api/v1/events, /api/v1/tasks, /api/v1/tasks[/TASK]/pause|resume, /api/v1/workers, \
+         /api/v1/limits, /api/v1/limits/task/NAME, /api/v1/limits/key/KEY, \
+         /api/v1/schedules, /api/v1/schedules/NAME/pause|resume|trigger, /metrics, /healthz, \
+         /readyz",
         uri.path()
     ))
 }
@@ -94,7 +97,10 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
 /// The answer to a route asked with a method it does not take.
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
-    let allowed = if path.ends_with("/retry") || path.ends_with("/cancel") {
+    let action = ["/retry", "/cancel", "/delete", "/pause", "/resume", "/trigger"];
+    let allowed = if path.starts_with("/api/v1/limits/") {
+        "PUT or DELETE"
+    } else if action.iter().any(|a| path.ends_with(a)) {
         "POST"
     } else {
         "GET"

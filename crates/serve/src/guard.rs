@@ -7,9 +7,10 @@
 //!   a loopback name or address with the server's port is refused 403 (a
 //!   page of another site whose name was rebound to 127.0.0.1 sends its
 //!   own name);
-//! - a `POST` whose `Origin` is not the server's own (`http://` and its
-//!   `Host`) is refused 403: no page of another site can act;
-//! - under `--read-only`, every `POST` is refused 403.
+//! - an action (`POST`, `PUT`, `DELETE`) whose `Origin` is not the
+//!   server's own (`http://` and its `Host`) is refused 403: no page of
+//!   another site can act;
+//! - under `--read-only`, every action is refused 403.
 //!
 //! [`check_listen`] is the rule the command applies before it binds: no
 //! address but a loopback one without a token.
@@ -114,13 +115,14 @@ fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Resu
             Some(_) => {}
         }
     }
-    if method == Method::POST {
+    // Every method but a read changes something: POST, PUT, DELETE.
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             let own = format!("http://{host}");
             if !origin.eq_ignore_ascii_case(&own) {
                 return Err(ApiError::forbidden(format!(
-                    "refused: a POST from the origin {origin:?}, not this server's own \
+                    "refused: a {method} from the origin {origin:?}, not this server's own \
                      ({own}); actions are taken only from the server's own pages or \
                      from clients that send no Origin"
                 )));
@@ -129,7 +131,7 @@ fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Resu
         if config.read_only {
             return Err(ApiError::forbidden(
                 "the server is read-only (--read-only): it takes no action; \
-                 start it without --read-only to retry or cancel jobs",
+                 start it without --read-only to act on jobs, tasks, limits or schedules",
             ));
         }
     }

@@ -8,14 +8,19 @@
 //!
 //! - `guard.rs`: who may ask what: the token, `Host` and `Origin` checks,
 //!   the read-only mode (and [`check_listen`], the rule on addresses);
-//! - `api.rs`: the `/api/v1/` routes; `views.rs`: what they answer with;
+//! - `api.rs`: the `/api/v1/` routes that read, and retry or cancel one
+//!   job; `actions.rs`: the other actions (bulk, delete, pause, limits,
+//!   schedules) and the record of them all; `views.rs`: what they answer
+//!   with;
 //! - `metrics.rs`: `/metrics` in the Prometheus text format;
 //! - `error.rs`: every refusal as a status and `{"error": "..."}`.
 //!
 //! Every queue call is blocking; each runs on tokio's blocking pool, so a
-//! slow queue never stalls the server's own threads.
+//! slow queue never stalls the server's own threads, and at most
+//! [`QUEUE_CALLS`] run at once, so a hung one never fills that pool.
 #![forbid(unsafe_code)]
 
+mod actions;
 mod api;
 mod error;
 mod guard;
@@ -27,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use runyard_queue::Queue;
 
@@ -41,7 +46,8 @@ pub struct Config {
     /// When set, every `/api` and `/metrics` request must carry
     /// `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
-    /// Refuse every action (retry, cancel).
+    /// Refuse every action (retry, cancel, delete, pause, limits,
+    /// schedules).
     pub read_only: bool,
     /// The queue's name as it may be shown: never with a password.
     pub queue_name: String,
@@ -61,11 +67,19 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// The most queue calls under way at once (each holds a thread of the
+/// blocking pool until the queue answers). Requests beyond them wait for a
+/// place, `/readyz` no longer than its timeout: a queue that hangs holds
+/// this many threads, never the whole pool.
+pub const QUEUE_CALLS: usize = 8;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) config: Arc<Config>,
+    /// The places for queue calls ([`QUEUE_CALLS`]).
+    pub(crate) calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// The routes, with their guards, over `queue`.
@@ -73,16 +87,33 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
     let state = AppState {
         queue,
         config: Arc::new(config),
+        calls: Arc::new(tokio::sync::Semaphore::new(QUEUE_CALLS)),
     };
     let api = Router::new()
         .route("/jobs", get(api::list_jobs))
+        .route("/jobs/retry", post(actions::bulk_retry))
+        .route("/jobs/cancel", post(actions::bulk_cancel))
+        .route("/jobs/delete", post(actions::bulk_delete))
         .route("/jobs/{id}", get(api::get_job))
         .route("/jobs/{id}/retry", post(api::retry_job))
         .route("/jobs/{id}/cancel", post(api::cancel_job))
+        .route("/jobs/{id}/delete", post(actions::delete_job))
+        .route("/events", get(actions::events))
         .route("/tasks", get(api::tasks))
+        .route("/tasks/pause", post(actions::pause_all))
+        .route("/tasks/resume", post(actions::resume_all))
+        .route("/tasks/{task}/pause", post(actions::pause_task))
+        .route("/tasks/{task}/resume", post(actions::resume_task))
         .route("/workers", get(api::workers))
         .route("/limits", get(api::limits))
-        .route("/schedules", get(api::schedules));
+        .route(
+            "/limits/{kind}/{name}",
+            put(actions::put_limit).delete(actions::delete_limit),
+        )
+        .route("/schedules", get(api::schedules))
+        .route("/schedules/{name}/pause", post(actions::pause_schedule_route))
+        .route("/schedules/{name}/resume", post(actions::resume_schedule_route))
+        .route("/schedules/{name}/trigger", post(actions::trigger_schedule));
     Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(metrics::metrics))
@@ -138,7 +169,7 @@ pub fn serve(
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let app = router(queue, config);
+        let app = router(queue, config).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(stop.stopped())
             .await

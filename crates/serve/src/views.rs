@@ -88,6 +88,8 @@ pub(crate) struct ActionView {
     /// The job's state now.
     pub(crate) state: Option<JobState>,
     pub(crate) cascade: CascadeView,
+    /// The recorded event (`null` on a queue that keeps no record).
+    pub(crate) event: Option<u64>,
 }
 
 /// One task's counts.
