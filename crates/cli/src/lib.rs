@@ -60,6 +60,7 @@ mod jobs;
 mod logging;
 mod output;
 mod queues;
+mod reporting;
 mod stdio;
 
 use std::process::ExitCode;

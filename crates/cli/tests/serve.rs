@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Held by the tests on the shared PostgreSQL cluster: one of them stops
+/// it for a moment.
+static PG_CLUSTER: Mutex<()> = Mutex::new(());
+
 fn runyard() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
     c.env("NO_COLOR", "1").env_remove("RUNYARD_SERVE_TOKEN");
@@ -176,6 +180,21 @@ impl Server {
     /// `METHOD PATH` with `headers` (a `Host` of the server's address
     /// unless one is given).
     fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(method, path, headers, None)
+    }
+
+    /// `METHOD PATH` with a JSON `body`.
+    fn with_body(&self, method: &str, path: &str, body: &Value) -> Reply {
+        self.send(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            Some(&body.to_string()),
+        )
+    }
+
+    /// `METHOD PATH` with `headers` and a raw `body` (with its length).
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
         let mut s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -185,10 +204,13 @@ impl Server {
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if method == "POST" {
-            req.push_str("Content-Length: 0\r\n");
+        match body {
+            Some(b) => req.push_str(&format!("Content-Length: {}\r\n", b.len())),
+            None if method != "GET" => req.push_str("Content-Length: 0\r\n"),
+            None => {}
         }
         req.push_str("\r\n");
+        req.push_str(body.unwrap_or(""));
         s.write_all(req.as_bytes()).unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
@@ -426,6 +448,14 @@ fn a_state_file_is_served_while_its_run_is_writing_it() {
     let page = s.get_json("/api/v1/jobs");
     assert_eq!(ids(&page), [1, 2]);
     assert_eq!(page["jobs"][0]["state"], "running");
+    // The run reports every job when it ends: none may be deleted
+    // meanwhile, and the refusal says which run holds the file.
+    let e = s.post("/api/v1/jobs/2/delete").error(409);
+    assert!(e.contains("`runyard run` (pid") && e.contains("once it has ended"), "{e}");
+    let e = s
+        .with_body("POST", "/api/v1/jobs/delete", &serde_json::json!({ "ids": [2] }))
+        .error(409);
+    assert!(e.contains("`runyard run`"), "{e}");
     let r = s.post("/api/v1/jobs/1/cancel");
     assert_eq!(r.status, 202, "{}", r.body);
     let ro = serve(&["--queue", &q, "--read-only"]);
@@ -456,9 +486,24 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     says(
         "/api/v1/jobs?colour=red",
         400,
-        &["`colour`", "state, task, limit, cursor"],
+        &["`colour`", "state, task, key, q, since, until, limit, cursor"],
     );
-    says("/api/v1/jobs?q=boom", 400, &["text search is not offered"]);
+    says("/api/v1/jobs?task=%00", 400, &["`task`", "NUL"]);
+    says("/api/v1/jobs?q=a%00b", 400, &["`q`", "NUL"]);
+    says("/api/v1/jobs?key=", 400, &["`key` is empty"]);
+    says("/api/v1/jobs?q=", 400, &["`q` is empty"]);
+    says(
+        "/api/v1/jobs?since=yesterday",
+        400,
+        &["`since`", "RFC 3339", "2026-12-01T10:00:00Z"],
+    );
+    says(
+        "/api/v1/jobs?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z",
+        400,
+        &["`since`", "not before `until`"],
+    );
+    says("/api/v1/events?cursor=7", 400, &["`cursor`", "next_cursor"]);
+    says("/api/v1/events?limit=0", 400, &["`limit`", "1 to 500"]);
     says(
         "/api/v1/jobs?state=dead&state=queued",
         400,
@@ -490,6 +535,59 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     );
     let e = s.post("/api/v1/jobs/4/cancel").error(409);
     assert!(e.contains("already finished (dead)"), "{e}");
+    // Bulk actions: a body that is not one of the two shapes.
+    let bulk = |body: &str, what: &[&str]| {
+        let r = s.send(
+            "POST",
+            "/api/v1/jobs/retry",
+            &[("Content-Type", "application/json")],
+            Some(body),
+        );
+        let e = r.error(400);
+        for w in what {
+            assert!(e.contains(w), "{body}: {e}");
+        }
+    };
+    bulk("{", &["not JSON", "\"ids\""]);
+    bulk("[1, 2]", &["not a JSON object"]);
+    bulk("{}", &["exactly one of `ids` and `filter`"]);
+    bulk(r#"{"ids": [1], "filter": {}}"#, &["exactly one"]);
+    bulk(r#"{"ids": []}"#, &["`ids` is empty"]);
+    bulk(r#"{"ids": [1, "two"]}"#, &["`ids`[1]", "not a job id"]);
+    bulk(r#"{"ids": [1, 1]}"#, &["job 1 is named twice"]);
+    bulk(r#"{"ids": 4}"#, &["`ids` is 4"]);
+    bulk(r#"{"jobs": [4]}"#, &["unknown field `jobs`"]);
+    bulk(r#"{"filter": {"state": "lost"}}"#, &["\"lost\"", "queued"]);
+    bulk(r#"{"filter": {"colour": "red"}}"#, &["`colour`", "state, task, key"]);
+    bulk(r#"{"filter": {"limit": "3"}}"#, &["`limit`"]);
+    bulk(r#"{"filter": {"task": 3}}"#, &["`filter.task` is 3", "string"]);
+    bulk(r#"{"filter": {"task": "a\u0000"}}"#, &["NUL"]);
+    let e = s
+        .send("POST", "/api/v1/jobs/retry", &[], Some("{\"ids\": [4]}"))
+        .error(400);
+    assert!(e.contains("not JSON") && e.contains("Content-Type"), "{e}");
+    // Limits and schedules: bad targets and bodies, unknown names.
+    let put = |path: &str, body: Value| s.with_body("PUT", path, &body);
+    let e = put("/api/v1/limits/task/cpu", serde_json::json!({})).error(400);
+    assert!(e.contains("nothing to set"), "{e}");
+    let e = put("/api/v1/limits/task/cpu", serde_json::json!({"concurrency": 0})).error(400);
+    assert!(e.contains("`concurrency` is 0"), "{e}");
+    let e = put("/api/v1/limits/task/cpu", serde_json::json!({"rate": "fast"})).error(400);
+    assert!(e.contains("`rate`") && e.contains("N/s"), "{e}");
+    let e = put("/api/v1/limits/task/cpu", serde_json::json!({"burst": 3})).error(400);
+    assert!(e.contains("unknown field `burst`"), "{e}");
+    let e = put("/api/v1/limits/queue/cpu", serde_json::json!({"concurrency": 1})).error(400);
+    assert!(e.contains("/api/v1/limits/task/NAME"), "{e}");
+    let e = put("/api/v1/limits/key/a%20b", serde_json::json!({"concurrency": 1})).error(400);
+    assert!(e.contains("key \"a b\""), "{e}");
+    let e = s.get("/api/v1/limits/task/cpu").error(405);
+    assert!(e.contains("PUT or DELETE"), "{e}");
+    let e = s.post("/api/v1/schedules/nightly/trigger").error(404);
+    assert!(e.contains("no schedule named \"nightly\""), "{e}");
+    let e = s.post("/api/v1/schedules/nightly/pause").error(404);
+    assert!(e.contains("no schedule named"), "{e}");
+    let e = s.post("/api/v1/jobs/77/delete").error(404);
+    assert!(e.contains("no job with the id 77"), "{e}");
     // A request that is not HTTP gets a 400 from the HTTP layer, and the
     // server goes on.
     let mut t = TcpStream::connect(s.addr).unwrap();
@@ -506,10 +604,35 @@ fn read_only_serves_no_action() {
     let db = state_file(dir.path(), &["sleep:duration=60s"]);
     let s = serve(&["--queue", &format!("sqlite://{db}"), "--read-only"]);
     assert!(s.proc.stderr().contains("read-only"), "{}", s.proc.stderr());
-    for path in ["/api/v1/jobs/4/retry", "/api/v1/jobs/5/cancel"] {
+    for path in [
+        "/api/v1/jobs/4/retry",
+        "/api/v1/jobs/5/cancel",
+        "/api/v1/jobs/4/delete",
+        "/api/v1/tasks/cpu/pause",
+        "/api/v1/tasks/pause",
+        "/api/v1/tasks/resume",
+        "/api/v1/schedules/hourly/trigger",
+    ] {
         let e = s.post(path).error(403);
         assert!(e.contains("read-only"), "{e}");
     }
+    for path in [
+        "/api/v1/jobs/retry",
+        "/api/v1/jobs/cancel",
+        "/api/v1/jobs/delete",
+    ] {
+        let e = s
+            .with_body("POST", path, &serde_json::json!({ "ids": [4] }))
+            .error(403);
+        assert!(e.contains("read-only"), "{e}");
+    }
+    let limit = serde_json::json!({ "concurrency": 1 });
+    let e = s.with_body("PUT", "/api/v1/limits/task/cpu", &limit).error(403);
+    assert!(e.contains("read-only"), "{e}");
+    let e = s.ask("DELETE", "/api/v1/limits/task/cpu", &[]).error(403);
+    assert!(e.contains("read-only"), "{e}");
+    // Reading the record of actions is not an action.
+    assert_eq!(s.get_json("/api/v1/events")["events"], serde_json::json!([]));
     let v = s.get_json("/api/v1/jobs?state=dead");
     assert_eq!(ids(&v), [4]);
     assert_eq!(s.get_json("/api/v1/jobs/5")["state"], "queued");
@@ -800,6 +923,8 @@ fn metrics_are_gauges_in_the_prometheus_text_format() {
 
 #[test]
 fn a_postgres_queue_is_served_and_its_password_is_shown_nowhere() {
+    // This test stops the shared cluster for a moment: the others on it wait.
+    let _only = PG_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let server = runyard_postgres::testing::server();
     let url = server.fresh_url("serve");
     // The test cluster trusts local connections: a password in the URL is
@@ -923,4 +1048,347 @@ fn a_job_shows_the_jobs_it_is_after_those_after_it_and_what_holds_it() {
     assert_eq!(s.get_json("/api/v1/jobs/2")["state"], "blocked");
     let e = s.post("/api/v1/jobs/2/retry").error(409);
     assert!(e.contains("job 2 is blocked"), "{e}");
+}
+
+/// Submits `args` to queue `q` (one `runyard submit`).
+fn submit(q: &str, args: &[&str]) {
+    let mut all = vec!["submit", "--queue", q];
+    all.extend_from_slice(args);
+    ok(&all);
+}
+
+/// Every page of `path` (a list with a `limit`), followed by its cursors.
+fn all_pages(s: &Server, path: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let mut next = path.to_string();
+    loop {
+        let page = s.get_json(&next);
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("{path}&cursor={c}"),
+            None => return seen,
+        }
+    }
+}
+
+/// The list's filters by key, text and submission time, alone, together
+/// with state and task, and page by page: on a state file, or on
+/// PostgreSQL (`url`, its jobs submitted as `state_file` does).
+fn filters_hold(s: &Server, q: &str) {
+    submit(q, &["--unique-key", "order-7", "sleep:duration=1s"]);
+    submit(q, &["--concurrency-key", "tenant:42", "cpu:n=2"]);
+    submit(q, &["--rate-key", "tenant:42", "--key-rate", "5/s", "cpu:n=3"]);
+    submit(q, &["--concurrency-key", "tenant:43", "cpu:n=4"]);
+    // By key: the unique key, a concurrency or a rate key, whole values.
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=order-7")), [5]);
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=tenant:42")), [6, 7]);
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=tenant")), Vec::<u64>::new());
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=order")), Vec::<u64>::new());
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?key=tenant:42&state=queued&task=cpu")),
+        [6, 7]
+    );
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?key=tenant:42&state=dead")),
+        Vec::<u64>::new()
+    );
+    // Pages under a filter: each job once, none of the others.
+    assert_eq!(all_pages(s, "/api/v1/jobs?key=tenant:42&limit=1"), [6, 7]);
+    assert_eq!(all_pages(s, "/api/v1/jobs?task=cpu&limit=2"), [1, 2, 3, 6, 7, 8]);
+    // By text: in an attempt's error or in the parameters, in any case.
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?q=FAILING+on+PURPOSE")), [4]);
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?q=duration")), [5]);
+    assert_eq!(ids(&s.get_json("/api/v1/jobs?q=%22n%22%3A4")), [8]);
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?q=purpose&state=succeeded")),
+        Vec::<u64>::new()
+    );
+    assert_eq!(all_pages(s, "/api/v1/jobs?q=%22n%22&limit=2"), [1, 2, 3, 6, 7, 8]);
+    // By submission time: from `since`, before `until`.
+    let fifth = s.get_json("/api/v1/jobs/5")["enqueued_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last = s.get_json("/api/v1/jobs/8")["enqueued_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ids(&s.get_json(&format!("/api/v1/jobs?until={fifth}"))),
+        [1, 2, 3, 4]
+    );
+    let since = ids(&s.get_json(&format!("/api/v1/jobs?since={fifth}")));
+    assert_eq!(since, [5, 6, 7, 8]);
+    assert_eq!(
+        ids(&s.get_json(&format!(
+            "/api/v1/jobs?since={fifth}&until={last}&task=cpu"
+        ))),
+        [6, 7]
+    );
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?since=2999-01-01T00:00:00Z")),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn jobs_are_found_by_key_text_and_submission_time_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let q = format!("sqlite://{db}");
+    let s = serve(&["--queue", &q]);
+    filters_hold(&s, &q);
+}
+
+#[test]
+fn jobs_are_found_by_key_text_and_submission_time_on_postgres() {
+    let _only = PG_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let server = runyard_postgres::testing::server();
+    let url = server.fresh_url("serve_filters");
+    ok(&[
+        "submit",
+        "--queue",
+        &url,
+        "--max-attempts",
+        "2",
+        "cpu:n=10*3",
+        "fail:k=5",
+    ]);
+    let worker = Background::start(&["worker", "--queue", &url, "--name", "f1"], &[]);
+    let s = serve(&["--queue", &url]);
+    wait_until(Duration::from_secs(60), "the four jobs ended", || {
+        ids(&s.get_json("/api/v1/jobs?state=succeeded")).len() == 3
+            && ids(&s.get_json("/api/v1/jobs?state=dead")) == [4]
+    });
+    drop(worker);
+    filters_hold(&s, &url);
+    // A NUL in a text parameter is the request's fault, not the server's.
+    for path in ["/api/v1/jobs?task=%00", "/api/v1/jobs?key=a%00", "/api/v1/jobs?q=%00"] {
+        let e = s.get(path).error(400);
+        assert!(e.contains("NUL"), "{path}: {e}");
+    }
+    bulk_actions_hold(&s);
+}
+
+/// What each bulk action did, and the record of it: on a queue holding
+/// `state_file`'s four jobs and `filters_hold`'s four queued ones.
+fn bulk_actions_hold(s: &Server) {
+    let post = |path: &str, body: Value| {
+        let r = s.with_body("POST", path, &body);
+        assert_eq!(r.status, 200, "POST {path} {body}: {}", r.body);
+        r.json()
+    };
+    // Retry by filter: the dead job.
+    let r = post(
+        "/api/v1/jobs/retry",
+        serde_json::json!({ "filter": { "state": "dead" } }),
+    );
+    assert_eq!(r["matched"], 1, "{r}");
+    assert_eq!(r["done"], serde_json::json!([4]));
+    assert_eq!(r["skipped"], serde_json::json!([]));
+    let retried = r["event"].as_u64().expect("an event");
+    // Cancel by ids: the waiting ones cancelled, the others skipped with why.
+    let r = post(
+        "/api/v1/jobs/cancel",
+        serde_json::json!({ "ids": [4, 5, 1, 99] }),
+    );
+    assert_eq!(r["matched"], 4, "{r}");
+    assert_eq!(r["done"], serde_json::json!([4, 5]));
+    let skipped = r["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{r}");
+    assert_eq!(skipped[0]["id"], 1);
+    assert!(skipped[0]["why"].as_str().unwrap().contains("already finished (succeeded)"));
+    assert_eq!(skipped[1]["id"], 99);
+    assert!(skipped[1]["why"].as_str().unwrap().contains("no job with the id 99"));
+    let cancelled = r["event"].as_u64().unwrap();
+    assert!(cancelled > retried);
+    // Retry by filter again: what is not dead or cancelled is skipped.
+    let r = post(
+        "/api/v1/jobs/retry",
+        serde_json::json!({ "filter": { "key": "tenant:42" } }),
+    );
+    assert_eq!(r["done"], serde_json::json!([]), "{r}");
+    assert!(r["skipped"][0]["why"].as_str().unwrap().contains("it is queued"));
+    assert_eq!(r["event"], Value::Null, "nothing changed, nothing recorded");
+    // Delete: finished jobs by filter, a waiting one refused.
+    let r = post(
+        "/api/v1/jobs/delete",
+        serde_json::json!({ "filter": { "task": "cpu", "state": "succeeded" } }),
+    );
+    assert_eq!(r["done"], serde_json::json!([1, 2, 3]), "{r}");
+    let deleted = r["event"].as_u64().unwrap();
+    assert_eq!(s.get("/api/v1/jobs/1").error(404), "no job with the id 1 in this queue");
+    let r = post("/api/v1/jobs/delete", serde_json::json!({ "ids": [6] }));
+    assert_eq!(r["done"], serde_json::json!([]), "{r}");
+    assert!(
+        r["skipped"][0]["why"].as_str().unwrap().contains("it is queued"),
+        "{r}"
+    );
+    let e = s.post("/api/v1/jobs/6/delete").error(409);
+    assert!(e.contains("job 6 is not deleted: it is queued"), "{e}");
+    let r = s.post("/api/v1/jobs/5/delete");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["action"], "deleted");
+    let one = r.json()["event"].as_u64().unwrap();
+    assert_eq!(ids(&s.get_json("/api/v1/jobs")), [4, 6, 7, 8]);
+    // Every action in the record, newest first, with where it came from.
+    let page = s.get_json("/api/v1/events");
+    let events = page["events"].as_array().unwrap();
+    let got: Vec<(u64, &str, Value)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_u64().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["jobs"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (one, "delete", serde_json::json!([5])),
+            (deleted, "delete", serde_json::json!([1, 2, 3])),
+            (cancelled, "cancel", serde_json::json!([4, 5])),
+            (retried, "retry", serde_json::json!([4])),
+        ]
+    );
+    for e in events {
+        assert_eq!(e["via"], "api", "{e}");
+        assert!(
+            e["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{e}"
+        );
+        assert!(e["at"].is_string(), "{e}");
+    }
+    assert_eq!(events[1]["detail"]["filter"]["task"], "cpu");
+    assert_eq!(events[2]["detail"]["skipped"], 2);
+    // Paged.
+    let first = s.get_json("/api/v1/events?limit=3");
+    assert_eq!(first["events"].as_array().unwrap().len(), 3);
+    let next = first["next_cursor"].as_str().unwrap();
+    let rest = s.get_json(&format!("/api/v1/events?limit=3&cursor={next}"));
+    assert_eq!(rest["events"][0]["id"], retried);
+    assert!(rest["next_cursor"].is_null());
+}
+
+#[test]
+fn bulk_actions_say_what_they_did_and_each_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let q = format!("sqlite://{db}");
+    let s = serve(&["--queue", &q]);
+    filters_hold(&s, &q);
+    bulk_actions_hold(&s);
+    // A finished job that a blocked job is after keeps its record.
+    let flow = dir.path().join("flow.toml");
+    std::fs::write(
+        &flow,
+        "[[job]]\nname = \"a\"\ntask = \"cpu\"\nparams = { n = 1 }\n\n\
+         [[job]]\nname = \"b\"\ntask = \"cpu\"\nparams = { n = 1 }\n\n\
+         [[job]]\nname = \"c\"\ntask = \"cpu\"\nafter = [\"a\", \"b\"]\n\
+         run_if = \"always\"\nparams = { n = 1 }\n",
+    )
+    .unwrap();
+    submit(&q, &["-f", flow.to_str().unwrap()]);
+    let r = s.post("/api/v1/jobs/9/cancel");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.get_json("/api/v1/jobs/11")["state"], "blocked");
+    let e = s.post("/api/v1/jobs/9/delete").error(409);
+    assert!(e.contains("job 11 is blocked after it"), "{e}");
+    // Once the job after it runs, it may go.
+    let r = s.with_body("POST", "/api/v1/jobs/cancel", &serde_json::json!({ "ids": [10, 11] }));
+    assert_eq!(r.json()["done"], serde_json::json!([10, 11]), "{}", r.body);
+    let r = s.with_body("POST", "/api/v1/jobs/delete", &serde_json::json!({ "ids": [9, 10, 11] }));
+    assert_eq!(r.json()["done"], serde_json::json!([9, 10, 11]), "{}", r.body);
+}
+
+#[test]
+fn tasks_limits_and_schedules_are_steered_and_each_change_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let q = format!("sqlite://{db}");
+    ok(&[
+        "schedule", "add", "--queue", &q, "hourly", "cpu:n=1", "--every", "1h",
+    ]);
+    let s = serve(&["--queue", &q]);
+    let ok_json = |r: Reply| {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    // Pause and resume a task, then every task.
+    let r = ok_json(s.post("/api/v1/tasks/cpu/pause"));
+    assert_eq!(
+        (r["action"].as_str(), r["paused"].clone()),
+        (Some("paused"), serde_json::json!(["cpu"]))
+    );
+    assert_eq!(s.get_json("/api/v1/limits")["paused"], serde_json::json!(["cpu"]));
+    let r = ok_json(s.post("/api/v1/tasks/cpu/resume"));
+    assert_eq!(r["action"], "resumed");
+    let r = ok_json(s.post("/api/v1/tasks/cpu/resume"));
+    assert_eq!(r["action"], "nothing_paused");
+    assert_eq!(r["event"], Value::Null);
+    let r = ok_json(s.post("/api/v1/tasks/pause"));
+    assert_eq!(r["paused_all"], true);
+    let r = ok_json(s.post("/api/v1/tasks/resume"));
+    assert_eq!(r["paused_all"], false);
+    // Set a task's limit, then a key's, and clear one.
+    let r = ok_json(s.with_body(
+        "PUT",
+        "/api/v1/limits/task/cpu",
+        &serde_json::json!({ "concurrency": 2, "rate": "10/s" }),
+    ));
+    assert_eq!(r["limit"]["concurrency"], 2, "{r}");
+    let r = ok_json(s.with_body(
+        "PUT",
+        "/api/v1/limits/key/tenant:42",
+        &serde_json::json!({ "concurrency": 1 }),
+    ));
+    assert_eq!(
+        r["target"],
+        serde_json::json!({ "key": { "name": "tenant", "value": "42" } })
+    );
+    let limits = s.get_json("/api/v1/limits")["limits"].clone();
+    assert_eq!(limits.as_array().unwrap().len(), 2, "{limits}");
+    let r = ok_json(s.ask("DELETE", "/api/v1/limits/task/cpu", &[]));
+    assert_eq!(r["limit"], Value::Null);
+    let limits = s.get_json("/api/v1/limits")["limits"].clone();
+    assert_eq!(limits[0]["target"]["key"]["name"], "tenant", "{limits}");
+    // A schedule: paused, resumed, and fired now.
+    let r = ok_json(s.post("/api/v1/schedules/hourly/pause"));
+    assert_eq!(r["action"], "paused");
+    assert_eq!(s.get_json("/api/v1/schedules")["schedules"][0]["paused"], true);
+    ok_json(s.post("/api/v1/schedules/hourly/resume"));
+    assert_eq!(s.get_json("/api/v1/schedules")["schedules"][0]["paused"], false);
+    let r = ok_json(s.post("/api/v1/schedules/hourly/trigger"));
+    assert_eq!(r["jobs"], serde_json::json!([5]), "{r}");
+    let job = s.get_json("/api/v1/jobs/5");
+    assert_eq!((job["task"].as_str(), job["schedule"].as_str()), (Some("cpu"), Some("hourly")));
+    // The record, newest first.
+    let events = s.get_json("/api/v1/events")["events"].clone();
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "trigger_schedule",
+            "resume_schedule",
+            "pause_schedule",
+            "clear_limit",
+            "set_limit",
+            "set_limit",
+            "resume",
+            "pause",
+            "resume",
+            "pause",
+        ]
+    );
+    assert_eq!(events[0]["jobs"], serde_json::json!([5]));
+    assert_eq!(events[0]["detail"]["schedule"], "hourly");
+    assert_eq!(events[7]["detail"]["task"], Value::Null, "every task");
+    assert_eq!(events[9]["detail"]["task"], "cpu");
 }

@@ -25,6 +25,7 @@ use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run}
 
 use super::flow::held_now;
 use crate::exit::{Exit, UsageError};
+use crate::reporting::Reporting;
 use crate::flags::{
     parse_at_least_one, parse_positive_duration, Color, FlowFlags, JobFlags, ProcessFlags,
 };
@@ -125,6 +126,10 @@ struct Plan {
 
 /// A run that has ended, for [`report`].
 struct Ran {
+    /// The run's registration as the one reporting its state file, held
+    /// until its report is written (`reporting.rs`). First: dropped (the
+    /// registration ended) while the queue is still open.
+    _reporting: Option<Reporting>,
     opened: Opened,
     outputs: RunOutputs,
     ended: ReportReader,
@@ -225,6 +230,11 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     } = plan;
     let opened = queues::open(&url, purpose)?;
     let queue = Arc::clone(&opened.queue);
+    let reporting = opened
+        .file
+        .is_some()
+        .then(|| Reporting::start(&queue))
+        .flatten();
     if args.resume {
         check_tasks(&*queue, &engine)?;
         if args.retry_dead {
@@ -290,6 +300,7 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         interrupts,
         held: held.get().cloned().unwrap_or_default(),
         human,
+        _reporting: reporting,
     })
 }
 
