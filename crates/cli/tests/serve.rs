@@ -194,7 +194,13 @@ impl Server {
     }
 
     /// `METHOD PATH` with `headers` and a raw `body` (with its length).
-    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
         let mut s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -451,9 +457,16 @@ fn a_state_file_is_served_while_its_run_is_writing_it() {
     // The run reports every job when it ends: none may be deleted
     // meanwhile, and the refusal says which run holds the file.
     let e = s.post("/api/v1/jobs/2/delete").error(409);
-    assert!(e.contains("`runyard run` (pid") && e.contains("once it has ended"), "{e}");
+    assert!(
+        e.contains("`runyard run` (pid") && e.contains("once it has ended"),
+        "{e}"
+    );
     let e = s
-        .with_body("POST", "/api/v1/jobs/delete", &serde_json::json!({ "ids": [2] }))
+        .with_body(
+            "POST",
+            "/api/v1/jobs/delete",
+            &serde_json::json!({ "ids": [2] }),
+        )
         .error(409);
     assert!(e.contains("`runyard run`"), "{e}");
     let r = s.post("/api/v1/jobs/1/cancel");
@@ -486,7 +499,10 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     says(
         "/api/v1/jobs?colour=red",
         400,
-        &["`colour`", "state, task, key, q, since, until, limit, cursor"],
+        &[
+            "`colour`",
+            "state, task, key, q, since, until, limit, cursor",
+        ],
     );
     says("/api/v1/jobs?task=%00", 400, &["`task`", "NUL"]);
     says("/api/v1/jobs?q=a%00b", 400, &["`q`", "NUL"]);
@@ -558,9 +574,15 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     bulk(r#"{"ids": 4}"#, &["`ids` is 4"]);
     bulk(r#"{"jobs": [4]}"#, &["unknown field `jobs`"]);
     bulk(r#"{"filter": {"state": "lost"}}"#, &["\"lost\"", "queued"]);
-    bulk(r#"{"filter": {"colour": "red"}}"#, &["`colour`", "state, task, key"]);
+    bulk(
+        r#"{"filter": {"colour": "red"}}"#,
+        &["`colour`", "state, task, key"],
+    );
     bulk(r#"{"filter": {"limit": "3"}}"#, &["`limit`"]);
-    bulk(r#"{"filter": {"task": 3}}"#, &["`filter.task` is 3", "string"]);
+    bulk(
+        r#"{"filter": {"task": 3}}"#,
+        &["`filter.task` is 3", "string"],
+    );
     bulk(r#"{"filter": {"task": "a\u0000"}}"#, &["NUL"]);
     let e = s
         .send("POST", "/api/v1/jobs/retry", &[], Some("{\"ids\": [4]}"))
@@ -570,15 +592,31 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     let put = |path: &str, body: Value| s.with_body("PUT", path, &body);
     let e = put("/api/v1/limits/task/cpu", serde_json::json!({})).error(400);
     assert!(e.contains("nothing to set"), "{e}");
-    let e = put("/api/v1/limits/task/cpu", serde_json::json!({"concurrency": 0})).error(400);
+    let e = put(
+        "/api/v1/limits/task/cpu",
+        serde_json::json!({"concurrency": 0}),
+    )
+    .error(400);
     assert!(e.contains("`concurrency` is 0"), "{e}");
-    let e = put("/api/v1/limits/task/cpu", serde_json::json!({"rate": "fast"})).error(400);
+    let e = put(
+        "/api/v1/limits/task/cpu",
+        serde_json::json!({"rate": "fast"}),
+    )
+    .error(400);
     assert!(e.contains("`rate`") && e.contains("N/s"), "{e}");
     let e = put("/api/v1/limits/task/cpu", serde_json::json!({"burst": 3})).error(400);
     assert!(e.contains("unknown field `burst`"), "{e}");
-    let e = put("/api/v1/limits/queue/cpu", serde_json::json!({"concurrency": 1})).error(400);
+    let e = put(
+        "/api/v1/limits/queue/cpu",
+        serde_json::json!({"concurrency": 1}),
+    )
+    .error(400);
     assert!(e.contains("/api/v1/limits/task/NAME"), "{e}");
-    let e = put("/api/v1/limits/key/a%20b", serde_json::json!({"concurrency": 1})).error(400);
+    let e = put(
+        "/api/v1/limits/key/a%20b",
+        serde_json::json!({"concurrency": 1}),
+    )
+    .error(400);
     assert!(e.contains("key \"a b\""), "{e}");
     let e = s.get("/api/v1/limits/task/cpu").error(405);
     assert!(e.contains("PUT or DELETE"), "{e}");
@@ -627,12 +665,17 @@ fn read_only_serves_no_action() {
         assert!(e.contains("read-only"), "{e}");
     }
     let limit = serde_json::json!({ "concurrency": 1 });
-    let e = s.with_body("PUT", "/api/v1/limits/task/cpu", &limit).error(403);
+    let e = s
+        .with_body("PUT", "/api/v1/limits/task/cpu", &limit)
+        .error(403);
     assert!(e.contains("read-only"), "{e}");
     let e = s.ask("DELETE", "/api/v1/limits/task/cpu", &[]).error(403);
     assert!(e.contains("read-only"), "{e}");
     // Reading the record of actions is not an action.
-    assert_eq!(s.get_json("/api/v1/events")["events"], serde_json::json!([]));
+    assert_eq!(
+        s.get_json("/api/v1/events")["events"],
+        serde_json::json!([])
+    );
     let v = s.get_json("/api/v1/jobs?state=dead");
     assert_eq!(ids(&v), [4]);
     assert_eq!(s.get_json("/api/v1/jobs/5")["state"], "queued");
@@ -1077,13 +1120,22 @@ fn all_pages(s: &Server, path: &str) -> Vec<u64> {
 fn filters_hold(s: &Server, q: &str) {
     submit(q, &["--unique-key", "order-7", "sleep:duration=1s"]);
     submit(q, &["--concurrency-key", "tenant:42", "cpu:n=2"]);
-    submit(q, &["--rate-key", "tenant:42", "--key-rate", "5/s", "cpu:n=3"]);
+    submit(
+        q,
+        &["--rate-key", "tenant:42", "--key-rate", "5/s", "cpu:n=3"],
+    );
     submit(q, &["--concurrency-key", "tenant:43", "cpu:n=4"]);
     // By key: the unique key, a concurrency or a rate key, whole values.
     assert_eq!(ids(&s.get_json("/api/v1/jobs?key=order-7")), [5]);
     assert_eq!(ids(&s.get_json("/api/v1/jobs?key=tenant:42")), [6, 7]);
-    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=tenant")), Vec::<u64>::new());
-    assert_eq!(ids(&s.get_json("/api/v1/jobs?key=order")), Vec::<u64>::new());
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?key=tenant")),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        ids(&s.get_json("/api/v1/jobs?key=order")),
+        Vec::<u64>::new()
+    );
     assert_eq!(
         ids(&s.get_json("/api/v1/jobs?key=tenant:42&state=queued&task=cpu")),
         [6, 7]
@@ -1094,7 +1146,10 @@ fn filters_hold(s: &Server, q: &str) {
     );
     // Pages under a filter: each job once, none of the others.
     assert_eq!(all_pages(s, "/api/v1/jobs?key=tenant:42&limit=1"), [6, 7]);
-    assert_eq!(all_pages(s, "/api/v1/jobs?task=cpu&limit=2"), [1, 2, 3, 6, 7, 8]);
+    assert_eq!(
+        all_pages(s, "/api/v1/jobs?task=cpu&limit=2"),
+        [1, 2, 3, 6, 7, 8]
+    );
     // By text: in an attempt's error or in the parameters, in any case.
     assert_eq!(ids(&s.get_json("/api/v1/jobs?q=FAILING+on+PURPOSE")), [4]);
     assert_eq!(ids(&s.get_json("/api/v1/jobs?q=duration")), [5]);
@@ -1103,7 +1158,10 @@ fn filters_hold(s: &Server, q: &str) {
         ids(&s.get_json("/api/v1/jobs?q=purpose&state=succeeded")),
         Vec::<u64>::new()
     );
-    assert_eq!(all_pages(s, "/api/v1/jobs?q=%22n%22&limit=2"), [1, 2, 3, 6, 7, 8]);
+    assert_eq!(
+        all_pages(s, "/api/v1/jobs?q=%22n%22&limit=2"),
+        [1, 2, 3, 6, 7, 8]
+    );
     // By submission time: from `since`, before `until`.
     let fifth = s.get_json("/api/v1/jobs/5")["enqueued_at"]
         .as_str()
@@ -1120,9 +1178,7 @@ fn filters_hold(s: &Server, q: &str) {
     let since = ids(&s.get_json(&format!("/api/v1/jobs?since={fifth}")));
     assert_eq!(since, [5, 6, 7, 8]);
     assert_eq!(
-        ids(&s.get_json(&format!(
-            "/api/v1/jobs?since={fifth}&until={last}&task=cpu"
-        ))),
+        ids(&s.get_json(&format!("/api/v1/jobs?since={fifth}&until={last}&task=cpu"))),
         [6, 7]
     );
     assert_eq!(
@@ -1163,7 +1219,11 @@ fn jobs_are_found_by_key_text_and_submission_time_on_postgres() {
     drop(worker);
     filters_hold(&s, &url);
     // A NUL in a text parameter is the request's fault, not the server's.
-    for path in ["/api/v1/jobs?task=%00", "/api/v1/jobs?key=a%00", "/api/v1/jobs?q=%00"] {
+    for path in [
+        "/api/v1/jobs?task=%00",
+        "/api/v1/jobs?key=a%00",
+        "/api/v1/jobs?q=%00",
+    ] {
         let e = s.get(path).error(400);
         assert!(e.contains("NUL"), "{path}: {e}");
     }
@@ -1197,9 +1257,15 @@ fn bulk_actions_hold(s: &Server) {
     let skipped = r["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 2, "{r}");
     assert_eq!(skipped[0]["id"], 1);
-    assert!(skipped[0]["why"].as_str().unwrap().contains("already finished (succeeded)"));
+    assert!(skipped[0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("already finished (succeeded)"));
     assert_eq!(skipped[1]["id"], 99);
-    assert!(skipped[1]["why"].as_str().unwrap().contains("no job with the id 99"));
+    assert!(skipped[1]["why"]
+        .as_str()
+        .unwrap()
+        .contains("no job with the id 99"));
     let cancelled = r["event"].as_u64().unwrap();
     assert!(cancelled > retried);
     // Retry by filter again: what is not dead or cancelled is skipped.
@@ -1208,7 +1274,10 @@ fn bulk_actions_hold(s: &Server) {
         serde_json::json!({ "filter": { "key": "tenant:42" } }),
     );
     assert_eq!(r["done"], serde_json::json!([]), "{r}");
-    assert!(r["skipped"][0]["why"].as_str().unwrap().contains("it is queued"));
+    assert!(r["skipped"][0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("it is queued"));
     assert_eq!(r["event"], Value::Null, "nothing changed, nothing recorded");
     // Delete: finished jobs by filter, a waiting one refused.
     let r = post(
@@ -1217,11 +1286,17 @@ fn bulk_actions_hold(s: &Server) {
     );
     assert_eq!(r["done"], serde_json::json!([1, 2, 3]), "{r}");
     let deleted = r["event"].as_u64().unwrap();
-    assert_eq!(s.get("/api/v1/jobs/1").error(404), "no job with the id 1 in this queue");
+    assert_eq!(
+        s.get("/api/v1/jobs/1").error(404),
+        "no job with the id 1 in this queue"
+    );
     let r = post("/api/v1/jobs/delete", serde_json::json!({ "ids": [6] }));
     assert_eq!(r["done"], serde_json::json!([]), "{r}");
     assert!(
-        r["skipped"][0]["why"].as_str().unwrap().contains("it is queued"),
+        r["skipped"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("it is queued"),
         "{r}"
     );
     let e = s.post("/api/v1/jobs/6/delete").error(409);
@@ -1297,10 +1372,23 @@ fn bulk_actions_say_what_they_did_and_each_is_recorded() {
     let e = s.post("/api/v1/jobs/9/delete").error(409);
     assert!(e.contains("job 11 is blocked after it"), "{e}");
     // Once the job after it runs, it may go.
-    let r = s.with_body("POST", "/api/v1/jobs/cancel", &serde_json::json!({ "ids": [10, 11] }));
+    let r = s.with_body(
+        "POST",
+        "/api/v1/jobs/cancel",
+        &serde_json::json!({ "ids": [10, 11] }),
+    );
     assert_eq!(r.json()["done"], serde_json::json!([10, 11]), "{}", r.body);
-    let r = s.with_body("POST", "/api/v1/jobs/delete", &serde_json::json!({ "ids": [9, 10, 11] }));
-    assert_eq!(r.json()["done"], serde_json::json!([9, 10, 11]), "{}", r.body);
+    let r = s.with_body(
+        "POST",
+        "/api/v1/jobs/delete",
+        &serde_json::json!({ "ids": [9, 10, 11] }),
+    );
+    assert_eq!(
+        r.json()["done"],
+        serde_json::json!([9, 10, 11]),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -1322,7 +1410,10 @@ fn tasks_limits_and_schedules_are_steered_and_each_change_is_recorded() {
         (r["action"].as_str(), r["paused"].clone()),
         (Some("paused"), serde_json::json!(["cpu"]))
     );
-    assert_eq!(s.get_json("/api/v1/limits")["paused"], serde_json::json!(["cpu"]));
+    assert_eq!(
+        s.get_json("/api/v1/limits")["paused"],
+        serde_json::json!(["cpu"])
+    );
     let r = ok_json(s.post("/api/v1/tasks/cpu/resume"));
     assert_eq!(r["action"], "resumed");
     let r = ok_json(s.post("/api/v1/tasks/cpu/resume"));
@@ -1357,13 +1448,22 @@ fn tasks_limits_and_schedules_are_steered_and_each_change_is_recorded() {
     // A schedule: paused, resumed, and fired now.
     let r = ok_json(s.post("/api/v1/schedules/hourly/pause"));
     assert_eq!(r["action"], "paused");
-    assert_eq!(s.get_json("/api/v1/schedules")["schedules"][0]["paused"], true);
+    assert_eq!(
+        s.get_json("/api/v1/schedules")["schedules"][0]["paused"],
+        true
+    );
     ok_json(s.post("/api/v1/schedules/hourly/resume"));
-    assert_eq!(s.get_json("/api/v1/schedules")["schedules"][0]["paused"], false);
+    assert_eq!(
+        s.get_json("/api/v1/schedules")["schedules"][0]["paused"],
+        false
+    );
     let r = ok_json(s.post("/api/v1/schedules/hourly/trigger"));
     assert_eq!(r["jobs"], serde_json::json!([5]), "{r}");
     let job = s.get_json("/api/v1/jobs/5");
-    assert_eq!((job["task"].as_str(), job["schedule"].as_str()), (Some("cpu"), Some("hourly")));
+    assert_eq!(
+        (job["task"].as_str(), job["schedule"].as_str()),
+        (Some("cpu"), Some("hourly"))
+    );
     // The record, newest first.
     let events = s.get_json("/api/v1/events")["events"].clone();
     let actions: Vec<&str> = events

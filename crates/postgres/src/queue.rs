@@ -18,10 +18,9 @@ use runyard_core::{
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::{
     stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
-    Clock, Completion, Counts, Deleted, NewEvent,
-    Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
-    Queue, QueueError, QueueErrorKind, Recorded, Rescue, Rescued, Submit, SystemClock, TaskNames,
-    Verdict, Waker, WakerSlot, Writes,
+    Clock, Completion, Counts, Deleted, Durability, Enqueued, Fenced, HeartbeatReply, Inspect,
+    LazySubmit, Lease, ListFilter, NewEvent, NewJob, Queue, QueueError, QueueErrorKind, Recorded,
+    Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -1404,7 +1403,11 @@ impl Admin for PgQueue {
         let delete = self.q(include_str!("../sql/delete_jobs.sql"));
         let why = self.q(include_str!("../sql/delete_why.sql"));
         let (gone, left) = self.tx("deleting jobs", |tx| {
-            let gone: FxHashSet<i64> = tx.query(&delete, &[&want])?.iter().map(|r| r.get(0)).collect();
+            let gone: FxHashSet<i64> = tx
+                .query(&delete, &[&want])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             let left: FxHashMap<i64, (i16, i64, Option<i64>)> = tx
                 .query(&why, &[&want])?
                 .iter()
@@ -1441,7 +1444,14 @@ impl Admin for PgQueue {
         let row = self.pool.run("recording an action", |c, _| {
             c.query_one(
                 &sql,
-                &[&now, &e.action, &jobs, &detail, &e.source.via, &e.source.client],
+                &[
+                    &now,
+                    &e.action,
+                    &jobs,
+                    &detail,
+                    &e.source.via,
+                    &e.source.client,
+                ],
             )
         })?;
         Ok(AdminEvent::recorded(
@@ -1459,9 +1469,9 @@ impl Admin for PgQueue {
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let sql = self.q(include_str!("../sql/events_page.sql"));
-        let rows = self
-            .pool
-            .run("reading the actions", |c, _| c.query(&sql, &[&before, &limit]))?;
+        let rows = self.pool.run("reading the actions", |c, _| {
+            c.query(&sql, &[&before, &limit])
+        })?;
         rows.iter()
             .map(|r| {
                 stored_event::read(
@@ -1552,8 +1562,7 @@ impl Inspect for PgQueue {
         let since = filter.since.map(Timestamp::as_micros);
         let until = filter.until.map(Timestamp::as_micros);
         let params: [&(dyn ToSql + Sync); 11] = [
-            &after, &state, &now, &task, &limit, &key, &key_name, &key_value, &text, &since,
-            &until,
+            &after, &state, &now, &task, &limit, &key, &key_name, &key_value, &text, &since, &until,
         ];
         let attempts_of_sql = self.q(include_str!("../sql/attempts_of.sql"));
         let (rows, attempts, mut after) = self.tx("listing jobs", |tx| {

@@ -628,7 +628,7 @@ fn a_released_child_wakes_a_worker_listening_on_another_connection() {
 /// key's next claim takes it.
 #[test]
 fn a_schema_6_queue_with_a_claim_in_flight_is_upgraded_to_7() {
-    assert!(SCHEMA_VERSION >= 7);
+    const { assert!(SCHEMA_VERSION >= 7) };
     let u = url("v6_flow");
     let s = schema_of(&u);
     let mut db = client();

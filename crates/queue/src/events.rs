@@ -73,8 +73,7 @@ pub mod stored_event {
 
     /// The jobs as a JSON array of ids.
     pub fn jobs_json(jobs: &[JobId]) -> String {
-        serde_json::to_string(&jobs.iter().map(|j| j.0).collect::<Vec<_>>())
-            .expect("ids serialize")
+        serde_json::to_string(&jobs.iter().map(|j| j.0).collect::<Vec<_>>()).expect("ids serialize")
     }
 
     /// An event read back from its columns.

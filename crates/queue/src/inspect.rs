@@ -38,7 +38,7 @@ impl ListFilter {
     /// backend keeps, written once for queues that filter in memory.
     pub fn admits(&self, view: &JobView, keys: &[Option<&str>]) -> bool {
         if let Some(k) = &self.key {
-            if !keys.iter().any(|have| *have == Some(k.as_str())) {
+            if !keys.contains(&Some(k.as_str())) {
                 return false;
             }
         }

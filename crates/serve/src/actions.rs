@@ -172,9 +172,7 @@ fn which(body: Result<Json<Value>, JsonRejection>) -> Result<Which, ApiError> {
             let pairs = crate::api::checked_pairs(pairs, FILTERS, "filter")?;
             Ok(Which::Filter(list_filter(pairs)?, spec))
         }
-        ("ids" | "filter", v) => Err(ApiError::bad_request(format!(
-            "`{k}` is {v}; {shape}"
-        ))),
+        ("ids" | "filter", v) => Err(ApiError::bad_request(format!("`{k}` is {v}; {shape}"))),
         (other, _) => Err(ApiError::bad_request(format!(
             "unknown field `{other}`; {shape}"
         ))),
@@ -297,9 +295,9 @@ fn delete_each(q: &dyn Queue, ids: &[JobId]) -> Result<BulkView, ApiError> {
                 out.done.push(id.0);
                 continue;
             }
-            Deleted::NotFinished(s) => format!(
-                "it is {s}: only succeeded, dead or cancelled jobs are deleted"
-            ),
+            Deleted::NotFinished(s) => {
+                format!("it is {s}: only succeeded, dead or cancelled jobs are deleted")
+            }
             Deleted::Awaited(c) => format!(
                 "job {} is blocked after it: it waits on its record (cancel or finish that \
                  one first)",
@@ -610,9 +608,10 @@ pub(crate) async fn put_limit(
             }
             "rate" => {
                 let text = v.as_str().unwrap_or("");
-                change.rate = Some(text.parse::<Rate>().map_err(|e| {
-                    ApiError::bad_request(format!("`rate` is {v}: {e}; {shape}"))
-                })?)
+                change.rate =
+                    Some(text.parse::<Rate>().map_err(|e| {
+                        ApiError::bad_request(format!("`rate` is {v}: {e}; {shape}"))
+                    })?)
             }
             other => {
                 return Err(ApiError::bad_request(format!(
@@ -647,7 +646,11 @@ async fn set_limit(s: AppState, change: LimitChange, client: Client) -> Result<R
     let view = blocking(&s, move |q| {
         let flow = q.as_flow().ok_or_else(no_flow)?;
         let now = flow.set_limit(&change)?;
-        let action = if change.clear { "clear_limit" } else { "set_limit" };
+        let action = if change.clear {
+            "clear_limit"
+        } else {
+            "set_limit"
+        };
         let event = record(
             q,
             action,

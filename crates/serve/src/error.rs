@@ -97,7 +97,9 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
 /// The answer to a route asked with a method it does not take.
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
-    let action = ["/retry", "/cancel", "/delete", "/pause", "/resume", "/trigger"];
+    let action = [
+        "/retry", "/cancel", "/delete", "/pause", "/resume", "/trigger",
+    ];
     let allowed = if path.starts_with("/api/v1/limits/") {
         "PUT or DELETE"
     } else if action.iter().any(|a| path.ends_with(a)) {

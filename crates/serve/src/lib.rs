@@ -111,8 +111,14 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
             put(actions::put_limit).delete(actions::delete_limit),
         )
         .route("/schedules", get(api::schedules))
-        .route("/schedules/{name}/pause", post(actions::pause_schedule_route))
-        .route("/schedules/{name}/resume", post(actions::resume_schedule_route))
+        .route(
+            "/schedules/{name}/pause",
+            post(actions::pause_schedule_route),
+        )
+        .route(
+            "/schedules/{name}/resume",
+            post(actions::resume_schedule_route),
+        )
         .route("/schedules/{name}/trigger", post(actions::trigger_schedule));
     Router::new()
         .nest("/api/v1", api)

@@ -102,7 +102,11 @@ fn a_hung_queue_holds_a_bounded_number_of_calls_and_readyz_answers_503() {
     // found no place are not made now.
     q.calls.lock().unwrap().open = true;
     q.gate.notify_all();
-    drop(q.gate.wait_while(q.calls.lock().unwrap(), |c| c.now > 0).unwrap());
+    drop(
+        q.gate
+            .wait_while(q.calls.lock().unwrap(), |c| c.now > 0)
+            .unwrap(),
+    );
     let made = q.calls.lock().unwrap().all;
     assert!(made <= QUEUE_CALLS, "{made} calls");
     assert_eq!(get(addr, "/readyz"), 200);

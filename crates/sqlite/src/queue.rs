@@ -14,10 +14,10 @@ use runyard_core::{
     OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
 use runyard_queue::{
-    stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Deleted, NewEvent, Cascade, Claimed, Clock, Completion, Counts,
-    Durability, Enqueued, Fenced, HeartbeatReply, Inspect, LazySubmit, Lease, ListFilter, NewJob,
-    Queue, QueueError, Recorded, Rescue, Rescued, Schedules, Submit, SystemClock, TaskNames,
-    Verdict, Waker, WakerSlot, Writes,
+    stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
+    Clock, Completion, Counts, Deleted, Durability, Enqueued, Fenced, HeartbeatReply, Inspect,
+    LazySubmit, Lease, ListFilter, NewEvent, NewJob, Queue, QueueError, Recorded, Rescue, Rescued,
+    Schedules, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
 use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
@@ -855,7 +855,11 @@ impl Admin for SqliteQueue {
                 |r| r.get(0),
             )
         })?;
-        Ok(AdminEvent::recorded(id as u64, Timestamp::from_micros(now), e))
+        Ok(AdminEvent::recorded(
+            id as u64,
+            Timestamp::from_micros(now),
+            e,
+        ))
     }
 
     fn events(&self, before: Option<u64>, limit: usize) -> Result<Vec<AdminEvent>, QueueError> {
@@ -883,7 +887,9 @@ impl Admin for SqliteQueue {
         let mut out = Vec::new();
         for r in rows {
             let (id, at, action, jobs, detail, via, client) = r.map_err(sql_err)?;
-            out.push(stored_event::read(id, at, action, &jobs, &detail, via, client)?);
+            out.push(stored_event::read(
+                id, at, action, &jobs, &detail, via, client,
+            )?);
         }
         Ok(out)
     }

@@ -36,12 +36,12 @@ statements! {
     claim_window = "claim_window.sql";
     counts = "counts.sql";
     counts_by_task = "counts_by_task.sql";
-    dependents = "dependents.sql";
-    drop_lapsed_workers = "drop_lapsed_workers.sql";
     delete_attempts = "delete_attempts.sql";
     delete_check = "delete_check.sql";
     delete_edges = "delete_edges.sql";
     delete_job = "delete_job.sql";
+    dependents = "dependents.sql";
+    drop_lapsed_workers = "drop_lapsed_workers.sql";
     edges_between = "edges_between.sql";
     edges_of = "edges_of.sql";
     events_add = "events_add.sql";

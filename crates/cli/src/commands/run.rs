@@ -25,7 +25,6 @@ use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run}
 
 use super::flow::held_now;
 use crate::exit::{Exit, UsageError};
-use crate::reporting::Reporting;
 use crate::flags::{
     parse_at_least_one, parse_positive_duration, Color, FlowFlags, JobFlags, ProcessFlags,
 };
@@ -35,6 +34,7 @@ use crate::output::human::{print_summary, Human, JobLines};
 use crate::output::progress::ProgressView;
 use crate::output::report::{check_outputs, is_stdout, split_end, OutputPaths, RunOutputs};
 use crate::queues::{self, Opened, Purpose, QueueUrl, QueueUrlParser};
+use crate::reporting::Reporting;
 
 #[derive(Debug, Args)]
 #[command(after_long_help = crate::jobs::SYNTAX_HELP)]
