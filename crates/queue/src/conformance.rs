@@ -20,6 +20,7 @@
 #![allow(missing_docs)]
 
 mod additions;
+mod counts;
 mod flow;
 mod flow_admin;
 mod flow_random;
@@ -38,6 +39,7 @@ pub use additions::{
     an_undone_claim_never_shares_its_fencing_token,
     enqueue_async_adds_jobs_from_a_current_thread_runtime,
 };
+pub use counts::counts_match_a_scan_after_every_transition;
 pub use flow::{
     a_chain_runs_in_order_and_passes_outputs_on,
     a_dead_parent_cancels_its_dependents_naming_the_root, a_diamond_with_a_failed_branch,
@@ -122,6 +124,7 @@ macro_rules! conformance_tests {
             dead_jobs_can_be_retried_by_hand,
             list_get_and_counts,
             a_claim_counts_as_running_only_once_started,
+            counts_match_a_scan_after_every_transition,
             claims_can_be_limited_to_tasks,
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,

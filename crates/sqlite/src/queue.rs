@@ -641,6 +641,13 @@ impl Queue for SqliteQueue {
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
+        if self.version >= 9 {
+            let mut c = Counts::default();
+            for (_, t) in self.counts_by_task()? {
+                c += &t;
+            }
+            return Ok(c);
+        }
         let now = self.now_us();
         let conn = self.lock();
         let mut st = conn.prepare_cached(&SQL.counts).map_err(sql_err)?;
@@ -961,7 +968,14 @@ impl Inspect for SqliteQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let conn = self.lock();
-        let mut st = conn.prepare_cached(&SQL.counts_by_task).map_err(sql_err)?;
+        // Schema 9 keeps the counts; a file read as it is, from before,
+        // is counted by a scan.
+        let sql = if self.version >= 9 {
+            &SQL.counts_kept_by_task
+        } else {
+            &SQL.counts_by_task
+        };
+        let mut st = conn.prepare_cached(sql).map_err(sql_err)?;
         let rows = st
             .query_map([now], |r| {
                 Ok((

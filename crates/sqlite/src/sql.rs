@@ -36,6 +36,7 @@ statements! {
     claim_window = "claim_window.sql";
     counts = "counts.sql";
     counts_by_task = "counts_by_task.sql";
+    counts_kept_by_task = "counts_kept_by_task.sql";
     delete_attempts = "delete_attempts.sql";
     delete_check = "delete_check.sql";
     delete_edges = "delete_edges.sql";
