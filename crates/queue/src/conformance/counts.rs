@@ -100,7 +100,10 @@ pub fn counts_match_a_scan_after_every_transition(make: Factory<'_>) {
     let more = q.claim("w2", 10, Duration::from_secs(1)).unwrap();
     q.started(
         "w2",
-        &more.iter().map(|c| (c.lease(), q.now())).collect::<Vec<_>>(),
+        &more
+            .iter()
+            .map(|c| (c.lease(), q.now()))
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     agree(q, "a claim started");
