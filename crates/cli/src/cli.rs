@@ -63,7 +63,7 @@ pub(crate) enum Command {
     Retry(commands::retry::RetryArgs),
     /// Cancel jobs: queued ones at once, running ones by asking their worker.
     Cancel(commands::cancel::CancelArgs),
-    /// Delete jobs that finished long ago from a PostgreSQL queue.
+    /// Delete jobs that finished long ago from a PostgreSQL queue or an SQLite state file.
     Prune(commands::prune::PruneArgs),
     /// Create or upgrade a PostgreSQL queue's schema.
     Migrate(commands::migrate::MigrateArgs),

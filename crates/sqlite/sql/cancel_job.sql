@@ -1,2 +1,3 @@
--- Cancels job ?1 (it is waiting or blocked).
-UPDATE runyard_jobs SET state = {CANCELLED} WHERE id = ?1 AND state IN ({WAITING}, {BLOCKED})
+-- Cancels job ?1 (it is waiting or blocked) at ?2: a finished job's run-at
+-- is when it ended.
+UPDATE runyard_jobs SET state = {CANCELLED}, run_at = ?2 WHERE id = ?1 AND state IN ({WAITING}, {BLOCKED})

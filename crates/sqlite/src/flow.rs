@@ -299,7 +299,7 @@ impl<'t> Settler<'t> {
                         cascade.unblocked.push(JobId(c.id as u64));
                     }
                     Seen::Fails(root) => {
-                        self.cancel.execute(params![c.id, root])?;
+                        self.cancel.execute(params![c.id, root, now])?;
                         cascade.cancelled.push(JobId(c.id as u64));
                         ended.push(c.id);
                     }

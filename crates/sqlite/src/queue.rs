@@ -144,6 +144,49 @@ impl SqliteQueue {
         self.write(|tx| tx.execute(&SQL.meta_set, [key, value]))
             .map(|_| ())
     }
+
+    /// Deletes the jobs that finished (succeeded or cancelled, and with
+    /// `dead` dead ones too) more than `older_than` ago, with their
+    /// attempts and links; returns how many went. A job that an
+    /// unfinished job is after stays (its output is still to be read).
+    /// One transaction per range of ids, so a long prune lets a run or a
+    /// worker writing the file go on between them. The file keeps its
+    /// size: SQLite reuses the freed pages for new jobs.
+    pub fn prune(&self, older_than: Duration, dead: bool) -> Result<u64, QueueError> {
+        const RANGE: i64 = 10_000;
+        let before = self
+            .now_us()
+            .saturating_sub(i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX));
+        let (first, last): (Option<i64>, Option<i64>) = self
+            .lock()
+            .query_row("SELECT MIN(id), MAX(id) FROM runyard_jobs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql_err)?;
+        let (Some(mut from), Some(last)) = (first, last) else {
+            return Ok(0);
+        };
+        let mut total = 0u64;
+        while from <= last {
+            total += self.write(|tx| {
+                let ids: Vec<i64> = tx
+                    .prepare_cached(&SQL.prune_ids)?
+                    .query_map(params![from, RANGE, before, dead], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut attempts = tx.prepare_cached(&SQL.delete_attempts)?;
+                let mut edges = tx.prepare_cached(&SQL.delete_edges)?;
+                let mut job = tx.prepare_cached(&SQL.delete_job)?;
+                for &id in &ids {
+                    attempts.execute([id])?;
+                    edges.execute([id])?;
+                    job.execute([id])?;
+                }
+                Ok(ids.len() as u64)
+            })?;
+            from = from.saturating_add(RANGE);
+        }
+        Ok(total)
+    }
 }
 
 fn outcome_name(o: OutcomeKind) -> &'static str {
@@ -755,7 +798,7 @@ impl Admin for SqliteQueue {
                 out.push(match row {
                     None => CancelResult::NotFound,
                     Some((WAITING | BLOCKED, _, children)) => {
-                        tx.execute(&SQL.cancel_job, [id.0 as i64])?;
+                        tx.execute(&SQL.cancel_job, [id.0 as i64, now])?;
                         if children > 0 {
                             settle(&mut settler, tx, id.0 as i64, now, &mut cascade)?;
                         }
@@ -777,9 +820,10 @@ impl Admin for SqliteQueue {
     }
 
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
+        let now = self.now_us();
         self.write(|tx| {
             let mut st = tx.prepare_cached(&SQL.cancel_pending)?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            let rows = st.query_map([now], |r| r.get::<_, i64>(0))?;
             let mut ids: Vec<JobId> = rows
                 .map(|r| r.map(|id| JobId(id as u64)))
                 .collect::<Result<_, _>>()?;

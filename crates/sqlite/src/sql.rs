@@ -82,6 +82,7 @@ statements! {
     paused_tasks = "paused_tasks.sql";
     pending_left = "pending_left.sql";
     promote = "promote.sql";
+    prune_ids = "prune_ids.sql";
     reblock = "reblock.sql";
     recount = "recount.sql";
     register_worker = "register_worker.sql";

@@ -1,13 +1,14 @@
 //! `runyard prune`: deletes jobs that finished long ago from a PostgreSQL
-//! queue.
+//! queue or an SQLite state file.
 
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::exit::Exit;
+use crate::exit::UsageError;
 use crate::flags::{parse_positive_duration, QueueFlag};
-use crate::queues::{self, Purpose};
+use crate::queues::{self, Purpose, QueueUrl};
 
 #[derive(Debug, Args)]
 pub(crate) struct PruneArgs {
@@ -24,9 +25,21 @@ pub(crate) struct PruneArgs {
 }
 
 pub(crate) fn main(args: PruneArgs) -> anyhow::Result<Exit> {
-    let url = args.queue.queue.require_postgres("prune")?;
-    let q = queues::connect_postgres(url, Purpose::Change)?;
-    let n = q.prune(args.older_than, args.dead)?;
+    let n =
+        match &args.queue.queue {
+            QueueUrl::Postgres(url) => {
+                queues::connect_postgres(url, Purpose::Change)?.prune(args.older_than, args.dead)?
+            }
+            QueueUrl::Sqlite(path) => {
+                queues::open_state(path, Purpose::Change)?.prune(args.older_than, args.dead)?
+            }
+            QueueUrl::Memory => return Err(UsageError(
+                "`runyard prune` needs a queue that outlives the process: --queue postgres://... \
+                 or sqlite://PATH"
+                    .into(),
+            )
+            .into()),
+        };
     outln!(
         "pruned {n} jobs that finished more than {} ago",
         runyard::duration::format_duration(args.older_than)

@@ -11,6 +11,7 @@ mod guarantees;
 mod jobfile;
 mod limits;
 mod logging;
+mod prune;
 mod report;
 mod schedules;
 mod signals;
