@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::flow;
 use crate::limits;
 use crate::open::{open, sql_err, OpenMode};
-use crate::sql::SQL;
+use crate::sql::{LIST_ONE_CODE, SQL};
 
 use runyard_queue::stored::{
     attach_attempts, counted_state, counts_by_task, name_taken_over, state_of, view_state,
@@ -1066,12 +1066,21 @@ impl Inspect for SqliteQueue {
         // columns; one from before schedules, no schedule columns.
         let linked = self.version >= 4;
         let scheduled = self.version >= 6;
-        let sql = match self.version {
-            ..=3 => &SQL.list_v3,
-            4 | 5 => &SQL.list_v5,
+        // One state of one code is read from the state index.
+        let one_code = filter
+            .state
+            .filter(|s| *s != JobState::Queued)
+            .map(|s| runyard_queue::stored::filter_of(s).0);
+        let sql = match (self.version, one_code) {
+            (..=3, _) => &SQL.list_v3,
+            (4 | 5, _) => &SQL.list_v5,
+            (_, Some(_)) => &*LIST_ONE_CODE,
             _ => &SQL.list,
         };
         let mut st = conn.prepare_cached(sql).map_err(sql_err)?;
+        if let Some(code) = one_code.filter(|_| self.version > 5) {
+            st.raw_bind_parameter(10, code).map_err(sql_err)?;
+        }
         st.raw_bind_parameter(1, filter.after.map_or(0, |a| a.0) as i64)
             .and_then(|_| st.raw_bind_parameter(2, filter.state.map(JobState::as_str)))
             .and_then(|_| st.raw_bind_parameter(3, now))

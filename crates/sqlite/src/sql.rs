@@ -21,6 +21,18 @@ macro_rules! statements {
     };
 }
 
+/// `list.sql` for a state whose jobs all have one state code (every state
+/// but `queued`, whose jobs are waiting or claimed and not started): the
+/// code is ?10, so that the jobs are read from the state index in id order
+/// rather than by scanning the table.
+pub(crate) static LIST_ONE_CODE: LazyLock<String> = LazyLock::new(|| {
+    let with = SQL
+        .list
+        .replacen("WHERE j.id > ?1", "WHERE j.state = ?10 AND j.id > ?1", 1);
+    assert_ne!(with, SQL.list, "list.sql filters by id first");
+    with
+});
+
 statements! {
     add_child = "add_child.sql";
     ask_cancel = "ask_cancel.sql";
