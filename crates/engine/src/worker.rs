@@ -121,6 +121,9 @@ impl Worker {
     /// ([`Queue::publish_tasks`]): a queue that cannot record them is an
     /// error here.
     pub fn start(self) -> Result<Run, StartError> {
+        if let Some(u) = &self.engine.unknown_limit {
+            return Err(StartError::limits(u.clone()));
+        }
         self.queue
             .publish_tasks(&self.name, &published(&self.engine))
             .map_err(StartError::publish)?;
