@@ -102,7 +102,12 @@ BEGIN
     END IF;
     SELECT * INTO d FROM runyard.tasks t WHERE t.task = submit.task;
     IF NOT FOUND THEN
-        SELECT string_agg(t.task, ', ' ORDER BY t.task) INTO v_known FROM runyard.tasks t;
+        -- The first 50 by name, and how many more.
+        SELECT string_agg(k.task, ', ' ORDER BY k.task)
+               || CASE WHEN max(k.n) > 50 THEN ' and ' || (max(k.n) - 50) || ' more' ELSE '' END
+        INTO v_known
+        FROM (SELECT t.task, count(*) OVER () AS n FROM runyard.tasks t
+              ORDER BY t.task LIMIT 50) k;
         RAISE EXCEPTION 'runyard: no worker of this queue has published a task named "%"',
                 submit.task
             USING ERRCODE = 'invalid_parameter_value',

@@ -261,6 +261,25 @@ fn unknown_tasks_and_bad_options_are_sql_errors_that_say_what_would_do() {
         .get(0);
     assert_eq!(n, 0, "nothing added by a refused call");
 
+    // A long list is cut.
+    let u = url("sql_many_tasks");
+    let q = PgQueue::connect(&u).unwrap();
+    let many: Vec<PublishedTask> = (0..60)
+        .map(|i| PublishedTask {
+            task: TaskName::from(format!("t{i:02}").as_str()),
+            settings: settings(),
+            concurrency: None,
+            rate: None,
+        })
+        .collect();
+    q.publish_tasks("w1", &many).unwrap();
+    let e = c
+        .query_one(&format!("SELECT \"{}\".submit('x')", schema_of(&u)), &[])
+        .unwrap_err();
+    let hint = e.as_db_error().unwrap().hint().unwrap().to_string();
+    assert!(hint.starts_with("Published tasks: t00, t01, "), "{hint}");
+    assert!(hint.ends_with(", t49 and 10 more."), "{hint}");
+
     // An empty queue says how tasks get published.
     let u = url("sql_none");
     let _q = PgQueue::connect(&u).unwrap();
@@ -390,4 +409,56 @@ fn a_submit_in_the_callers_transaction_wakes_listeners_only_at_commit() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(ids, vec![id], "the rolled-back job is not there");
+}
+
+#[test]
+fn a_task_published_again_takes_the_later_workers_defaults() {
+    let (q, s) = published("sql_republish");
+    let mut later = (*settings()).clone();
+    later.max_attempts = 8;
+    later.timeout = None;
+    q.publish_tasks(
+        "w2",
+        &[PublishedTask {
+            task: TaskName::from("resize"),
+            settings: Arc::new(later),
+            concurrency: None,
+            rate: None,
+        }],
+    )
+    .unwrap();
+    let mut c = client();
+    let r = c
+        .query_one(
+            &format!(
+                "SELECT worker, max_attempts, task_conc FROM \"{s}\".tasks WHERE task = 'resize'"
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "w2");
+    assert_eq!(r.get::<_, i32>(1), 8);
+    assert_eq!(r.get::<_, Option<i32>>(2), None);
+    let id: i64 = c
+        .query_one(&format!("SELECT \"{s}\".submit('resize')"), &[])
+        .unwrap()
+        .get(0);
+    let r = c
+        .query_one(
+            &format!("SELECT max_attempts, timeout_us, task_conc FROM \"{s}\".jobs WHERE id = $1"),
+            &[&id],
+        )
+        .unwrap();
+    assert_eq!(r.get::<_, i32>(0), 8);
+    assert_eq!(r.get::<_, Option<i64>>(1), None);
+    assert_eq!(r.get::<_, Option<i32>>(2), None);
+    // The other task keeps what w1 published.
+    let w: String = c
+        .query_one(
+            &format!("SELECT worker FROM \"{s}\".tasks WHERE task = 'plain'"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(w, "w1");
 }

@@ -294,6 +294,59 @@ fn jobs_submitted_from_psql_and_python_run_on_a_worker() {
 }
 
 #[test]
+fn bad_parameters_end_dead_in_child_processes_too_and_the_worker_goes_on() {
+    let q = TestQueue::new("sql_lanes");
+    let s = &q.schema;
+    let d = dir();
+    let admin = admin_role();
+    // Jobs of this worker run in child processes (the mode it publishes).
+    let log = d.path().join("w1.log");
+    let worker = q.worker("w1", &["--mode", "process", "--tasks", "cpu,sleep"], &log);
+    wait_published(&q, "sleep");
+    let out = psql(
+        &admin,
+        &format!(
+            "SELECT \"{s}\".submit('cpu', '{{\"n\": \"lots\"}}'); \
+             SELECT \"{s}\".submit('sleep', '{{\"duration\": 5}}'); \
+             SELECT \"{s}\".submit('sleep', '{{\"seconds\": 1}}'); \
+             SELECT \"{s}\".submit('cpu', '{{\"n\": 3}}'); \
+             SELECT \"{s}\".submit('sleep', '{{\"duration\": \"1ms\"}}');"
+        ),
+    );
+    let ids = ids_of(&out);
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let states = ended(&q, 5);
+    let mode: String = q
+        .db()
+        .query_one(
+            &format!("SELECT mode FROM \"{s}\".jobs WHERE id = $1"),
+            &[&ids[0]],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "process");
+    for (id, field) in [
+        (ids[0], "`n`"),
+        (ids[1], "`duration`"),
+        (ids[2], "`seconds`"),
+    ] {
+        assert!(
+            states.contains(&(id, "dead".into())),
+            "job {id}: {states:?}"
+        );
+        let e = last_error(&q, id);
+        assert!(e.contains("invalid parameters") && e.contains(field), "{e}");
+    }
+    for id in [ids[3], ids[4]] {
+        assert!(
+            states.contains(&(id, "succeeded".into())),
+            "job {id}: {states:?}"
+        );
+    }
+    stop(worker, Duration::from_secs(30), &log);
+}
+
+#[test]
 fn a_least_privilege_worker_drains_what_a_submit_only_role_adds() {
     let q = TestQueue::new("sql_roles");
     let s = q.schema.clone();
