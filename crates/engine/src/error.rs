@@ -59,8 +59,9 @@ pub enum SubmitError {
 
 /// A run could not start: the process could not start its dispatcher
 /// thread (it has as many threads as it may have, or no memory for one),
-/// or the configuration's task limits name a task the engine does not
-/// have ([`StartError::unknown_task`]).
+/// the configuration's task limits name a task the engine does not
+/// have ([`StartError::unknown_task`]), or a worker could not publish its
+/// tasks to its queue.
 #[derive(Debug, Error)]
 #[error(transparent)]
 pub struct StartError(StartCause);
@@ -71,6 +72,8 @@ enum StartCause {
     Thread(#[source] io::Error),
     #[error("the run's limits are for a task the engine does not have")]
     Limits(#[source] UnknownTask),
+    #[error("the worker could not publish its tasks to the queue")]
+    Publish(#[source] QueueError),
 }
 
 impl StartError {
@@ -82,13 +85,17 @@ impl StartError {
         StartError(StartCause::Limits(unknown))
     }
 
+    pub(crate) fn publish(source: QueueError) -> StartError {
+        StartError(StartCause::Publish(source))
+    }
+
     /// The task of the configuration's limits
     /// ([`EngineConfigBuilder::task_limits`](crate::EngineConfigBuilder::task_limits))
     /// that the engine does not have, if that is why the run did not start.
     pub fn unknown_task(&self) -> Option<&UnknownTask> {
         match &self.0 {
             StartCause::Limits(u) => Some(u),
-            StartCause::Thread(_) => None,
+            StartCause::Thread(_) | StartCause::Publish(_) => None,
         }
     }
 }

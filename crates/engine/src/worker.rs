@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use runyard_queue::Queue;
+use runyard_queue::{PublishedTask, Queue};
 
 use crate::config::{default_worker_name, RunSettings};
 use crate::engine::Engine;
@@ -115,8 +115,18 @@ impl Worker {
 
     /// Starts draining, for blocking code: the run ends once interrupted
     /// ([`Run::interrupt`]: the first call drains gracefully, the second
-    /// cancels), or when the queue fails for good.
+    /// cancels), or when the queue fails for good. First the worker
+    /// publishes the tasks it claims to the queue, each with the settings
+    /// this engine gives a job of it that names no option
+    /// ([`Queue::publish_tasks`]): a queue that cannot record them is an
+    /// error here.
     pub fn start(self) -> Result<Run, StartError> {
+        if let Some(u) = &self.engine.unknown_limit {
+            return Err(StartError::limits(u.clone()));
+        }
+        self.queue
+            .publish_tasks(&self.name, &published(&self.engine))
+            .map_err(StartError::publish)?;
         Run::start(
             self.engine,
             RunSettings {
@@ -143,4 +153,25 @@ impl Worker {
         }
         run.join_async().await.map(drop)
     }
+}
+
+/// The tasks this engine claims whose settings resolve, as a worker
+/// publishes them.
+fn published(engine: &EngineInner) -> Vec<PublishedTask> {
+    let claimed = engine.config.tasks.as_deref();
+    engine
+        .names
+        .iter()
+        .zip(&engine.settings)
+        .zip(&engine.defaults)
+        .filter(|((name, _), _)| claimed.is_none_or(|t| t.contains(name)))
+        .filter_map(|((name, settings), d)| {
+            Some(PublishedTask {
+                task: name.clone(),
+                settings: Arc::clone(settings.as_ref().ok()?),
+                concurrency: d.queue_concurrency,
+                rate: d.rate,
+            })
+        })
+        .collect()
 }

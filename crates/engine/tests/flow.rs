@@ -19,8 +19,8 @@ use runyard_core::{
 use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink, Run};
 use runyard_queue::{
     Capabilities, Capability, Claimed, Clock, Completion, Durability, Enqueued, Fenced,
-    HeartbeatReply, Lease, ManualClock, MemoryQueue, NewJob, Queue, QueueError, QueueErrorKind,
-    Recorded, Submit, TaskName,
+    HeartbeatReply, Lease, ManualClock, MemoryQueue, NewJob, PublishedTask, Queue, QueueError,
+    QueueErrorKind, Recorded, Submit, TaskName,
 };
 
 // ------------------------------------------------------------------ tasks
@@ -947,4 +947,91 @@ fn a_unique_key_on_the_memory_queue_makes_one_job_whether_it_skips_or_replaces()
         .filter(|(n, _)| *n == "queued")
         .count();
     assert_eq!(queued, 1, "the duplicates were never queued");
+}
+
+/// A memory queue that records what workers publish, or refuses it.
+#[derive(Debug, Default)]
+struct Publishing {
+    inner: MemoryQueue,
+    refuse: bool,
+    published: Mutex<Vec<(String, Vec<PublishedTask>)>>,
+}
+
+impl Queue for Publishing {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    runyard_queue::forward_queue!(inner: as_admin, as_inspect, as_flow, insert, insert_async,
+        claim_tasks, started, heartbeat, complete, release, rescue, counts, next_due, now,
+        set_waker);
+
+    fn publish_tasks(&self, worker: &str, tasks: &[PublishedTask]) -> Result<(), QueueError> {
+        if self.refuse {
+            return Err(QueueError::new(
+                QueueErrorKind::ReadOnly,
+                "permission denied for table tasks",
+            ));
+        }
+        self.published
+            .lock()
+            .unwrap()
+            .push((worker.to_string(), tasks.to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_worker_publishes_the_tasks_it_claims_with_what_their_jobs_get() {
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .task_limits("plain", None, Some("5/h".parse().unwrap()))
+        .tasks([TaskName::from("limited"), TaskName::from("plain")])
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&Switches::default()), config);
+    let queue = Arc::new(Publishing::default());
+    let run = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .name("w1")
+        .start()
+        .unwrap();
+    let published = queue.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 1, "once, at start");
+    let (worker, tasks) = &published[0];
+    assert_eq!(worker, "w1");
+    let names: Vec<&str> = tasks.iter().map(|t| t.task.as_str()).collect();
+    assert_eq!(
+        names,
+        ["limited", "plain"],
+        "the tasks it claims, and no other"
+    );
+    for t in tasks {
+        let job = engine.prepare(&JobSpec::new(t.task.as_str())).unwrap();
+        assert_eq!(t.settings, job.settings, "{}", t.task);
+        assert_eq!(t.concurrency, job.limits.task_concurrency, "{}", t.task);
+        assert_eq!(t.rate, job.limits.task_rate, "{}", t.task);
+    }
+    assert_eq!(
+        tasks[1].rate,
+        Some("5/h".parse().unwrap()),
+        "the run's limit"
+    );
+    run.interrupt();
+    run.join().unwrap();
+
+    // A queue that cannot record them: the worker does not start.
+    let queue = Arc::new(Publishing {
+        refuse: true,
+        ..Publishing::default()
+    });
+    let e = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .start()
+        .unwrap_err();
+    let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+    assert!(
+        chain.contains("could not publish its tasks") && chain.contains("permission denied"),
+        "{chain}"
+    );
 }

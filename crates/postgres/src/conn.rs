@@ -16,7 +16,7 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 9;
+pub const SCHEMA_VERSION: i32 = 10;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_flow_speed.sql"),
     include_str!("../migrations/0008_admin_events.sql"),
     include_str!("../migrations/0009_counts.sql"),
+    include_str!("../migrations/0010_submit.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the
@@ -49,6 +50,7 @@ pub const TABLES: &[&str] = &[
     "schedules",
     "events",
     "counts",
+    "tasks",
 ];
 
 /// What connecting may do to the queue's schema.

@@ -22,7 +22,7 @@ use runyard_queue::{
     LazySubmit, Lease, ListFilter, NewEvent, NewJob, Queue, QueueError, QueueErrorKind, Recorded,
     Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
-use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
+use runyard_queue::{LiveWorker, NameTaken, PublishedTask, WorkerInfo};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};
@@ -1295,6 +1295,53 @@ impl Queue for PgQueue {
             self.fold_counts()?;
         }
         Ok(out)
+    }
+
+    /// Upserts the rows of `runyard.tasks` (migration 0010) that the
+    /// `submit` SQL function reads, in one statement.
+    fn publish_tasks(&self, worker: &str, tasks: &[PublishedTask]) -> Result<(), QueueError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let task: Vec<&str> = tasks.iter().map(|t| t.task.as_str()).collect();
+        let max: Vec<i32> = tasks
+            .iter()
+            .map(|t| t.settings.max_attempts as i32)
+            .collect();
+        let backoff: Vec<String> = tasks
+            .iter()
+            .map(|t| t.settings.backoff.to_string())
+            .collect();
+        let timeout: Vec<Option<i64>> = tasks
+            .iter()
+            .map(|t| t.settings.timeout.map(micros))
+            .collect();
+        let prio: Vec<i32> = tasks.iter().map(|t| t.settings.priority).collect();
+        let mode: Vec<&str> = tasks.iter().map(|t| t.settings.mode.as_str()).collect();
+        let isolate: Vec<bool> = tasks.iter().map(|t| t.settings.isolate).collect();
+        let conc: Vec<Option<i32>> = tasks
+            .iter()
+            .map(|t| t.concurrency.map(|c| c.min(i32::MAX as u32) as i32))
+            .collect();
+        let rate_n: Vec<Option<i32>> = tasks
+            .iter()
+            .map(|t| t.rate.map(|r| r.count.min(i32::MAX as u32) as i32))
+            .collect();
+        let rate_us: Vec<Option<i64>> = tasks
+            .iter()
+            .map(|t| t.rate.map(|r| micros(r.per)))
+            .collect();
+        let sql = self.q(include_str!("../sql/publish_tasks.sql"));
+        self.pool.run("publishing the worker's tasks", |c, _| {
+            c.execute(
+                &sql,
+                &[
+                    &worker, &task, &max, &backoff, &timeout, &prio, &mode, &isolate, &conc,
+                    &rate_n, &rate_us,
+                ],
+            )
+            .map(drop)
+        })
     }
 
     fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {

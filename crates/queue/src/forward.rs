@@ -162,6 +162,15 @@ macro_rules! forward_queue {
             self.$f.register_worker(worker)
         }
     };
+    (@one $f:ident publish_tasks) => {
+        fn publish_tasks(
+            &self,
+            worker: &str,
+            tasks: &[$crate::PublishedTask],
+        ) -> ::std::result::Result<(), $crate::QueueError> {
+            self.$f.publish_tasks(worker, tasks)
+        }
+    };
     (@one $f:ident unregister_worker) => {
         fn unregister_worker(&self, name: &str) -> ::std::result::Result<(), $crate::QueueError> {
             self.$f.unregister_worker(name)

@@ -43,7 +43,7 @@ pub use schedules::{
     ScheduleInfo, Schedules,
 };
 pub use submit::{LazySubmit, SubmitThread};
-pub use workers::{host_name, LiveWorker, NameTaken, WorkerInfo};
+pub use workers::{host_name, LiveWorker, NameTaken, PublishedTask, WorkerInfo};
 
 /// The time type of [`Queue`]'s methods, for [`forward_queue!`].
 #[doc(hidden)]

@@ -47,7 +47,7 @@ use crate::error::{QueueError, QueueErrorKind};
 use crate::inspect::Inspect;
 use crate::limits::FlowControl;
 use crate::schedules::Schedules;
-use crate::workers::{NameTaken, WorkerInfo};
+use crate::workers::{NameTaken, PublishedTask, WorkerInfo};
 
 pub use runyard_core::TaskName;
 
@@ -582,6 +582,16 @@ pub trait Queue: Send + Sync + fmt::Debug + 'static {
     /// Ends a registration made through this queue: the name is free at once.
     fn unregister_worker(&self, name: &str) -> Result<(), QueueError> {
         let _ = name;
+        Ok(())
+    }
+
+    /// Records the tasks worker `worker` runs, each with what its jobs
+    /// get when a submit names only the task, replacing what an earlier
+    /// worker published for them: called by a worker when it starts, so
+    /// that the queue knows its tasks (the PostgreSQL queue's `submit` SQL
+    /// function applies them). The default keeps nothing.
+    fn publish_tasks(&self, worker: &str, tasks: &[PublishedTask]) -> Result<(), QueueError> {
+        let _ = (worker, tasks);
         Ok(())
     }
 }

@@ -1,10 +1,12 @@
 //! Workers as a queue knows them: [`WorkerInfo`] (as one registers),
-//! [`LiveWorker`] (as one is listed), [`NameTaken`] (a refused name).
+//! [`LiveWorker`] (as one is listed), [`NameTaken`] (a refused name),
+//! [`PublishedTask`] (a task it runs, as it publishes it).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use runyard_core::Timestamp;
+use runyard_core::{JobSettings, Rate, TaskName, Timestamp};
 
 /// A worker process, as it registers with a queue (see
 /// [`Queue::register_worker`](crate::Queue::register_worker)).
@@ -30,6 +32,22 @@ impl WorkerInfo {
             lease,
         }
     }
+}
+
+/// A task a worker runs, with what its jobs get when a submit names only
+/// the task: the settings the worker's engine gives such a job, and the
+/// task's limits across the queue (see
+/// [`Queue::publish_tasks`](crate::Queue::publish_tasks)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedTask {
+    /// The task.
+    pub task: TaskName,
+    /// The settings of a job that gives no option of its own.
+    pub settings: Arc<JobSettings>,
+    /// The most attempts of it at once across the queue.
+    pub concurrency: Option<u32>,
+    /// The most starts of it per window across the queue.
+    pub rate: Option<Rate>,
 }
 
 /// This machine's host name (`localhost` when it cannot be read).
