@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_schedules.sql"),
     include_str!("../migrations/0007_flow_speed.sql"),
     include_str!("../migrations/0008_admin_events.sql"),
+    include_str!("../migrations/0010_attempt_ends.sql"),
 ];
 
 /// What opening a state file may do.
