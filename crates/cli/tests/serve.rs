@@ -1596,7 +1596,11 @@ fn the_dashboard_logs_in_with_the_token_and_its_actions_need_the_csrf_token() {
     };
     let r = login("0123456789abcdef-wrong", &[]);
     assert_eq!(r.status, 401);
-    assert!(r.body.contains("not the token of this server"), "{}", r.body);
+    assert!(
+        r.body.contains("not the token of this server"),
+        "{}",
+        r.body
+    );
     assert!(!r.body.contains("wrong") && !r.body.contains(token));
     assert!(r.header("set-cookie").is_none());
     // A login posted from another site is refused by its Origin.

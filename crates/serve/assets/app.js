@@ -278,11 +278,11 @@
         (Number.isInteger(v) ? v : v.toFixed(1)) + unit));
     }
     const n = minutes.length;
-    for (const i of [0, Math.floor(n / 2), n - 1]) {
+    [[0, "start"], [Math.floor(n / 2), "middle"], [n - 1, "end"]].forEach(([i, anchor]) => {
       const t = new Date(Date.parse(minutes[i].minute));
-      svg.append(s("text", { x: ML + ((W - ML - MR) * (i + 0.5)) / n, y: H - 6, "text-anchor": "middle", class: "axis" },
-        t.toTimeString().slice(0, 5)));
-    }
+      const x = anchor === "start" ? ML : anchor === "end" ? W - MR : ML + ((W - ML - MR) * (i + 0.5)) / n;
+      svg.append(s("text", { x, y: H - 6, "text-anchor": anchor, class: "axis" }, t.toTimeString().slice(0, 5)));
+    });
     return { svg, y, bar: (W - ML - MR) / n };
   }
 
@@ -382,7 +382,8 @@
     const retryAll = h("button", { type: "button", id: "retry-all", onclick: () => {
       if (confirm("Retry every dead job matching this filter?")) retry({ filter: filterBody() });
     } }, "Retry all matching");
-    append(actions, [retrySelected, " ", retryAll]);
+    // A read-only server takes no action: no button is made.
+    if (dead && !READ_ONLY) append(actions, [retrySelected, " ", retryAll]);
     const counted = () => {
       retrySelected.disabled = selected.size === 0;
       retrySelected.textContent = "Retry selected" + (selected.size ? " (" + selected.size + ")" : "");
@@ -513,7 +514,7 @@
     });
     const t0 = Math.min(...spans.map((x) => x.start));
     const t1 = Math.max(...spans.map((x) => x.end), t0 + 1);
-    const w = 600, row = 22, left = 70;
+    const w = 1200, row = 24, left = 80;
     const svg = s("svg", { viewBox: "0 0 " + w + " " + (spans.length * row + 24), class: "plot", role: "img" });
     const x = (t) => left + ((w - left - 10) * (t - t0)) / (t1 - t0);
     spans.forEach((sp, i) => {

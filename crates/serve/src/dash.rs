@@ -138,7 +138,7 @@ fn page(html: String) -> Response {
 }
 
 /// The headers of every page and asset: the content security policy, no
-/// framing, no sniffing, no referrer.
+/// framing, no sniffing, no referrer sent to another site.
 fn secure(r: &mut Response) {
     let h = r.headers_mut();
     h.insert(
@@ -150,9 +150,11 @@ fn secure(r: &mut Response) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under the latter a form's POST
+    // carries `Origin: null`, which the Origin check refuses.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
 }
 
