@@ -1564,6 +1564,48 @@ fn the_dashboard_is_served_with_its_assets_and_the_host_check() {
     assert_eq!(meta(&ro.get("/").body, "runyard-read-only"), "true");
 }
 
+/// Read-only with a token: logging in is not an action on the queue, but
+/// the session can act no more than a bearer token could.
+#[test]
+fn read_only_with_a_token_logs_in_but_acts_on_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let token = "0123456789abcdef-ro";
+    let ro = serve_with(
+        &["--queue", &format!("sqlite://{db}"), "--read-only"],
+        &[("RUNYARD_SERVE_TOKEN", token)],
+    );
+    let r = ro.send(
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&format!("token={token}")),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (id, _) = set_cookie(&r, &format!("runyard_session_{}", ro.addr.port()));
+    let cookie = format!("runyard_session_{}={id}", ro.addr.port());
+    let page = ro.ask("GET", "/", &[("Cookie", &cookie)]);
+    assert_eq!(meta(&page.body, "runyard-read-only"), "true");
+    let csrf = meta(&page.body, "runyard-csrf");
+    let e = ro
+        .ask(
+            "POST",
+            "/api/v1/jobs/4/retry",
+            &[("Cookie", &cookie), ("X-Runyard-CSRF", &csrf)],
+        )
+        .error(403);
+    assert!(e.contains("read-only"), "{e}");
+    // A login form that is not a form is refused with what it needs.
+    let r = ro.send(
+        "POST",
+        "/login",
+        &[("Content-Type", "application/json")],
+        Some("{}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("x-www-form-urlencoded"), "{}", r.body);
+}
+
 #[test]
 fn the_dashboard_logs_in_with_the_token_and_its_actions_need_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
