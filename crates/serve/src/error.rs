@@ -89,7 +89,7 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
          /api/v1/events, /api/v1/stats, /api/v1/tasks, /api/v1/tasks[/TASK]/pause|resume, /api/v1/workers, \
          /api/v1/limits, /api/v1/limits/task/NAME, /api/v1/limits/key/KEY, \
          /api/v1/schedules, /api/v1/schedules/NAME/pause|resume|trigger, /metrics, /healthz, \
-         /readyz",
+         /readyz, and the dashboard at / (with /login)",
         uri.path()
     ))
 }
