@@ -489,7 +489,7 @@
         const opt = [
           ["submitted", when(j.enqueued_at)],
           ["name", j.name],
-          ["after", (j.after || []).map((a) => (a.job !== undefined ? "#" + a.job : JSON.stringify(a))).join(", ")],
+          ["after", (j.after || []).map((a) => (typeof a === "number" ? "#" + a : JSON.stringify(a))).join(", ")],
           ["run if", j.run_if],
           ["cancelled by", j.cancelled_by ? "#" + j.cancelled_by.job + (j.cancelled_by.name ? " (" + j.cancelled_by.name + ")" : "") : ""],
           ["jobs after it", (j.dependents || []).map((d) => "#" + d).join(", ")],
