@@ -232,7 +232,8 @@
       update: async () => {
         const [t, st, q, w] = await Promise.all([
           get("/api/v1/tasks"),
-          get("/api/v1/stats?window=1h"),
+          // A queue that cannot count finished attempts still shows the rest.
+          get("/api/v1/stats?window=1h").catch((e) => ({ error: String(e.message || e) })),
           get("/api/v1/jobs?state=queued&limit=1"),
           get("/api/v1/workers"),
         ]);
@@ -250,8 +251,12 @@
         const leases = w.workers.reduce((a, x) => a + x.leases, 0);
         fill(workers, h("h2", {}, "Workers"),
           h("p", {}, h("a", { href: "#/workers" }, w.workers.length + " live"), ", holding " + leases + " leases"));
-        drawThroughput(through, st);
-        drawFailureRate(rate, st);
+        if (st.error) {
+          for (const el of [through, rate]) fill(el, h("p", { class: "muted" }, "No chart: " + st.error));
+        } else {
+          drawThroughput(through, st);
+          drawFailureRate(rate, st);
+        }
         fill(tasks,
           h("thead", {}, h("tr", {}, h("th", {}, "task"), STATES.map((k) => h("th", { class: "num" }, k)), h("th", { class: "num" }, "total"))),
           h("tbody", {}, t.tasks.length ? t.tasks.map((task) =>
