@@ -261,10 +261,21 @@ impl Browser {
 
     /// A command of the session; its `value`.
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_cmd(method, path, body) {
+            Ok(v) => v,
+            Err(v) => panic!("{method} {path}: {v}"),
+        }
+    }
+
+    /// A command of the session: its `value`, or WebDriver's error.
+    fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let url = format!("/session/{}{path}", self.session);
         let (status, v) = http(self.addr, method, &url, body.as_ref());
-        assert_eq!(status, 200, "{method} {path}: {v}");
-        v["value"].clone()
+        if status == 200 {
+            Ok(v["value"].clone())
+        } else {
+            Err(v["value"].clone())
+        }
     }
 
     fn go(&self, url: &str) {
@@ -319,9 +330,20 @@ impl Browser {
         self.all(css).remove(0)
     }
 
+    /// Clicks the element `css` selects. The page redraws what changed
+    /// every 2 s: an element replaced between finding and clicking it is
+    /// found again.
     fn click(&self, css: &str) {
-        let e = self.find(css);
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+        let start = Instant::now();
+        loop {
+            let e = self.find(css);
+            match self.try_cmd("POST", &format!("/element/{e}/click"), Some(json!({}))) {
+                Ok(_) => return,
+                Err(v) if v["error"] == "stale element reference" && start.elapsed() < PATIENCE => {
+                }
+                Err(v) => panic!("clicking {css}: {v}"),
+            }
+        }
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -334,18 +356,31 @@ impl Browser {
         );
     }
 
+    /// The text of the first element `css` selects (waiting for it).
     fn text(&self, css: &str) -> String {
-        let e = self.find(css);
-        self.cmd("GET", &format!("/element/{e}/text"), None)
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.find(css);
+        self.texts(css).remove(0)
     }
 
-    fn displayed(&self, css: &str) -> bool {
-        self.all(css)
+    /// The text of each element `css` selects, read at one moment.
+    fn texts(&self, css: &str) -> Vec<String> {
+        let v = self.js(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);",
+            json!([css]),
+        );
+        v.as_array()
+            .unwrap()
             .iter()
-            .any(|e| self.cmd("GET", &format!("/element/{e}/displayed"), None) == true)
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Whether an element `css` selects is shown (laid out, not hidden).
+    fn displayed(&self, css: &str) -> bool {
+        self.js(
+            "return Array.from(document.querySelectorAll(arguments[0])).some(e => e.offsetParent !== null);",
+            json!([css]),
+        ) == true
     }
 
     /// Writes a screenshot to docs/img/dashboard-NAME.png when
@@ -462,17 +497,7 @@ fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
         "location.hash === '#/jobs?state=dead' && document.querySelectorAll('#jobs tbody tr[data-job]').length === 2",
         "the two dead jobs listed",
     );
-    let states: Vec<String> = b
-        .all("#jobs tbody .badge")
-        .iter()
-        .map(|e| {
-            b.cmd("GET", &format!("/element/{e}/text"), None)
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(states, ["dead", "dead"]);
+    assert_eq!(b.texts("#jobs tbody .badge"), ["dead", "dead"]);
     assert!(b
         .text("#jobs tbody tr[data-job='1']")
         .contains("no marker at"));
@@ -509,18 +534,8 @@ fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
         "document.querySelectorAll('#attempts li.attempt').length === 2",
         "job 2's two attempts",
     );
-    let errors: Vec<String> = b
-        .all("#attempts pre.error-text")
-        .iter()
-        .map(|e| {
-            b.cmd("GET", &format!("/element/{e}/text"), None)
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
     assert_eq!(
-        errors,
+        b.texts("#attempts pre.error-text"),
         [
             "failing on purpose (attempt 1 of the first 5)",
             "failing on purpose (attempt 2 of the first 5)"

@@ -187,6 +187,10 @@
     const live = document.getElementById("live");
     try {
       await view.update();
+      // Times shown as "... ago" move on even where nothing was redrawn.
+      document.querySelectorAll("[data-ago]").forEach((el) => {
+        el.textContent = ago(el.dataset.ago);
+      });
       if (mine === undefined || mine === generation) {
         live.classList.remove("down");
         live.textContent = "live";
@@ -374,6 +378,7 @@
         const r = await post("/api/v1/jobs/retry", body);
         r.done.forEach((id) => retried.set(id, "queued"));
         selected.clear();
+        lastPage = null;
         const skipped = r.skipped.map((x) => "#" + x.id + ": " + x.why).join("; ");
         notice(done, "Retried " + r.done.length + " of " + r.matched + (skipped ? ". Skipped " + skipped : "") + ".", "ok");
         await refresh();
@@ -396,6 +401,19 @@
 
     main.append(h("h1", {}, dead ? "Dead jobs" : "Jobs"), form, actions, done, retriedBox, err, table, pager);
 
+    let lastPage = null;
+    // The jobs retried from this page, with their state as it changes.
+    const showRetried = async () => {
+      if (!retried.size) return;
+      const ids = Array.from(retried.keys()).slice(-20);
+      const views = await Promise.all(ids.map((id) => get("/api/v1/jobs/" + id).catch(() => null)));
+      views.forEach((v, i) => v && retried.set(ids[i], v.state));
+      retriedBox.hidden = false;
+      fill(retriedBox, h("h2", {}, "Retried from this page"),
+        h("ul", { class: "retried" }, ids.map((id) =>
+          h("li", { "data-job": id }, jobLink(id), " ", badge(retried.get(id))))));
+    };
+
     const go = (cursor) => {
       location.hash = hashOf(path, Object.assign({}, params, { cursor }));
     };
@@ -409,6 +427,11 @@
         q.set("limit", "50");
         const page = await get("/api/v1/jobs?" + q.toString());
         notice(err, "");
+        await showRetried();
+        // Redrawn only when it changed: a row being clicked stays put.
+        const drawn = JSON.stringify(page);
+        if (drawn === lastPage) return;
+        lastPage = drawn;
         const pick = dead && !READ_ONLY;
         const all = h("input", { type: "checkbox", title: "select the jobs of this page", onchange: (e) => {
           page.jobs.forEach((j) => (e.target.checked ? selected.add(j.id) : selected.delete(j.id)));
@@ -429,7 +452,7 @@
               h("td", { class: "num" }, j.attempts),
               h("td", {}, j.last_outcome || ""),
               h("td", { class: "error-cell", title: j.last_error || "" }, j.last_error || ""),
-              h("td", { title: j.enqueued_at }, ago(j.enqueued_at))))
+              h("td", { title: j.enqueued_at, "data-ago": j.enqueued_at }, ago(j.enqueued_at))))
             : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No job matches."))));
         counted();
         fill(pager,
@@ -437,15 +460,6 @@
           " ",
           h("button", { type: "button", id: "next-page", disabled: !page.next_cursor, onclick: () => go(page.next_cursor) }, "Next page"),
           h("span", { class: "muted" }, " " + page.jobs.length + " on this page"));
-        if (retried.size) {
-          const ids = Array.from(retried.keys()).slice(-20);
-          const views = await Promise.all(ids.map((id) => get("/api/v1/jobs/" + id).catch(() => null)));
-          views.forEach((v, i) => v && retried.set(ids[i], v.state));
-          retriedBox.hidden = false;
-          fill(retriedBox, h("h2", {}, "Retried from this page"),
-            h("ul", { class: "retried" }, ids.map((id) =>
-              h("li", { "data-job": id }, jobLink(id), " ", badge(retried.get(id))))));
-        }
       },
     };
   }
@@ -461,6 +475,7 @@
     const attempts = h("ol", { class: "attempts", id: "attempts" });
     const details = h("div", { class: "row details" });
     main.append(head, done, err, h("h2", {}, "Attempts"), timeline, attempts, details);
+    let lastJob = null;
     const act = async (what) => {
       try {
         const r = await post("/api/v1/jobs/" + id + "/" + what);
@@ -476,6 +491,9 @@
         if (!Number.isSafeInteger(id) || id < 0) throw new Error(idText + " is not a job id");
         const j = await get("/api/v1/jobs/" + id);
         notice(err, "");
+        const drawn = JSON.stringify(j);
+        if (drawn === lastJob) return;
+        lastJob = drawn;
         const buttons = READ_ONLY ? [] : [
           (j.state === "dead" || j.state === "cancelled") && h("button", { type: "button", id: "retry-job", onclick: () => act("retry") }, "Retry"),
           !["succeeded", "dead", "cancelled"].includes(j.state) && h("button", { type: "button", id: "cancel-job", onclick: () => act("cancel") }, "Cancel"),
