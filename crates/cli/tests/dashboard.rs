@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Where Debian puts them; `RUNYARD_TEST_CHROMIUM` and
+/// `RUNYARD_TEST_CHROMEDRIVER` name others.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a condition in the page may take to come true.
@@ -197,12 +199,15 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        for (what, path) in [("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)] {
+        let chromium = program("RUNYARD_TEST_CHROMIUM", CHROMIUM);
+        let chromedriver = program("RUNYARD_TEST_CHROMEDRIVER", CHROMEDRIVER);
+        for (what, path) in [("chromium", &chromium), ("chromedriver", &chromedriver)] {
             assert!(
-                Path::new(path).exists(),
-                "the dashboard's browser test needs {what} ({path}), from Debian's chromium and \
-                 chromium-driver packages: `apt-get install chromium chromium-driver` (bash \
-                 scripts/test installs them)"
+                Path::new(path).is_file(),
+                "the dashboard's browser test needs {what}, and there is none at {path}: install \
+                 Debian's chromium and chromium-driver packages (`apt-get install chromium \
+                 chromium-driver`; bash scripts/test installs them), or name it in \
+                 RUNYARD_TEST_CHROMIUM / RUNYARD_TEST_CHROMEDRIVER"
             );
         }
         // A free port for chromedriver: one the system just gave.
@@ -210,7 +215,7 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
-        let mut cmd = Command::new(CHROMEDRIVER);
+        let mut cmd = Command::new(&chromedriver);
         cmd.args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()]);
         let driver = Background::start(cmd);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -240,7 +245,7 @@ impl Browser {
         let caps = json!({
             "capabilities": {"alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+                "goog:chromeOptions": {"binary": chromium, "args": args},
             }}
         });
         let (status, v) = http(addr, "POST", "/session", Some(&caps));
@@ -408,6 +413,14 @@ impl Drop for Browser {
     }
 }
 
+/// The program named by the environment variable `var`, or `default`.
+fn program(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
@@ -459,6 +472,8 @@ fn state_file(dir: &Path, marker: &Path) -> String {
 
 #[test]
 fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
+    // First, so that a missing browser is said before anything starts.
+    let b = Browser::start();
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("marker");
     let db = state_file(dir.path(), &marker);
@@ -467,7 +482,6 @@ fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
     let mut w = runyard();
     w.args(["worker", "--queue", &q, "--name", "dash-worker"]);
     let _worker = Background::start(w);
-    let b = Browser::start();
     let base = format!("http://{addr}");
 
     // The overview: counts, charts, the worker.
