@@ -535,7 +535,7 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
         404,
         &["no route /api/v2/jobs", "/api/v1/jobs"],
     );
-    says("/", 404, &["no route /"]);
+    says("/nowhere", 404, &["no route /nowhere"]);
     let e = s.get("/api/v1/jobs/4/retry").error(405);
     assert!(e.contains("use POST"), "{e}");
     let e = s.post("/api/v1/jobs").error(405);
@@ -1491,4 +1491,285 @@ fn tasks_limits_and_schedules_are_steered_and_each_change_is_recorded() {
     assert_eq!(events[0]["detail"]["schedule"], "hourly");
     assert_eq!(events[7]["detail"]["task"], Value::Null, "every task");
     assert_eq!(events[9]["detail"]["task"], "cpu");
+}
+
+/// The value of `name=` in a `Set-Cookie` header, and the whole header.
+fn set_cookie(r: &Reply, name: &str) -> (String, String) {
+    let h = r
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("no Set-Cookie: {}", r.head));
+    let v = h
+        .split(';')
+        .next()
+        .and_then(|kv| kv.trim().strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {h}"))
+        .to_string();
+    (v, h)
+}
+
+/// The `content` of `<meta name="NAME" content="...">` in a page.
+fn meta(page: &str, name: &str) -> String {
+    let at = format!("<meta name=\"{name}\" content=\"");
+    let rest = page
+        .split(&at)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {name}"));
+    rest.split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_dashboard_is_served_with_its_assets_and_the_host_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let r = s.get("/");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let csp = r.header("content-security-policy").expect("a CSP");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(r.header("x-frame-options").as_deref(), Some("DENY"));
+    assert!(r.body.contains("/assets/app.js") && r.body.contains("/assets/style.css"));
+    // Nothing from another host: every src and href is this server's.
+    for attr in ["src=\"http", "href=\"http", "//cdn"] {
+        assert!(!r.body.contains(attr), "{attr} in the page");
+    }
+    assert_eq!(meta(&r.body, "runyard-read-only"), "false");
+    assert_eq!(
+        meta(&r.body, "runyard-csrf"),
+        "",
+        "no session, no CSRF token"
+    );
+    let js = s.get("/assets/app.js");
+    assert_eq!(js.status, 200);
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    // The one URL in the script is SVG's namespace, which loads nothing.
+    let js_urls = js.body.replace("\"http://www.w3.org/2000/svg\"", "");
+    assert!(!js_urls.contains("http://") && !js_urls.contains("https://"));
+    let css = s.get("/assets/style.css");
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").unwrap().starts_with("text/css"));
+    // The Host check holds for the page too; no login without a token.
+    let e = s.ask("GET", "/", &[("Host", "evil.example:80")]).error(403);
+    assert!(e.contains("Host"), "{e}");
+    let r = s.get("/login");
+    assert_eq!(
+        (r.status, r.header("location").as_deref()),
+        (303, Some("/"))
+    );
+
+    let ro = serve(&["--queue", &format!("sqlite://{db}"), "--read-only"]);
+    assert_eq!(meta(&ro.get("/").body, "runyard-read-only"), "true");
+}
+
+/// Read-only with a token: logging in is not an action on the queue, but
+/// the session can act no more than a bearer token could.
+#[test]
+fn read_only_with_a_token_logs_in_but_acts_on_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let token = "0123456789abcdef-ro";
+    let ro = serve_with(
+        &["--queue", &format!("sqlite://{db}"), "--read-only"],
+        &[("RUNYARD_SERVE_TOKEN", token)],
+    );
+    let r = ro.send(
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(&format!("token={token}")),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (id, _) = set_cookie(&r, &format!("runyard_session_{}", ro.addr.port()));
+    let cookie = format!("runyard_session_{}={id}", ro.addr.port());
+    let page = ro.ask("GET", "/", &[("Cookie", &cookie)]);
+    assert_eq!(meta(&page.body, "runyard-read-only"), "true");
+    let csrf = meta(&page.body, "runyard-csrf");
+    let e = ro
+        .ask(
+            "POST",
+            "/api/v1/jobs/4/retry",
+            &[("Cookie", &cookie), ("X-Runyard-CSRF", &csrf)],
+        )
+        .error(403);
+    assert!(e.contains("read-only"), "{e}");
+    // A login form that is not a form is refused with what it needs.
+    let r = ro.send(
+        "POST",
+        "/login",
+        &[("Content-Type", "application/json")],
+        Some("{}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("x-www-form-urlencoded"), "{}", r.body);
+}
+
+#[test]
+fn the_dashboard_logs_in_with_the_token_and_its_actions_need_the_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let q = format!("sqlite://{db}");
+    let token = "0123456789abcdef-dash";
+    let s = serve_with(&["--queue", &q], &[("RUNYARD_SERVE_TOKEN", token)]);
+    let name = format!("runyard_session_{}", s.addr.port());
+
+    // Without a session: the page sends to the login form, the API says 401.
+    let r = s.get("/");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/login"));
+    let form = s.get("/login");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"token\"") && form.body.contains("action=\"/login\""));
+    assert_eq!(
+        s.get("/assets/style.css").status,
+        200,
+        "the form's style is open"
+    );
+    let e = s.get("/api/v1/jobs").error(401);
+    assert!(e.contains("/login"), "{e}");
+
+    let login = |t: &str, headers: &[(&str, &str)]| {
+        let body = format!("token={t}");
+        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        h.extend_from_slice(headers);
+        s.send("POST", "/login", &h, Some(&body))
+    };
+    let r = login("0123456789abcdef-wrong", &[]);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body.contains("not the token of this server"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("wrong") && !r.body.contains(token));
+    assert!(r.header("set-cookie").is_none());
+    // A login posted from another site is refused by its Origin.
+    let r = login(token, &[("Origin", "http://evil.example")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    let r = login(token, &[]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/"));
+    let (id, header) = set_cookie(&r, &name);
+    assert_eq!(id.len(), 64);
+    assert!(!header.contains(token));
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(header.contains(part), "{part} in {header}");
+    }
+    assert!(!header.contains("Secure"), "plain HTTP: {header}");
+    let cookie = format!("{name}={id}");
+    let page = s.ask("GET", "/", &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains(token), "the token is in no page");
+    assert_eq!(meta(&page.body, "runyard-session"), "true");
+    let csrf = meta(&page.body, "runyard-csrf");
+    assert_eq!(csrf.len(), 64);
+    assert_ne!(csrf, id);
+    let r = s.ask("GET", "/api/v1/jobs?state=dead", &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r.json()), [4]);
+
+    // An action with the cookie needs the session's CSRF token.
+    let e = s
+        .ask("POST", "/api/v1/jobs/4/retry", &[("Cookie", &cookie)])
+        .error(403);
+    assert!(e.contains("CSRF") && e.contains("x-runyard-csrf"), "{e}");
+    let wrong = "0".repeat(64);
+    let e = s
+        .ask(
+            "POST",
+            "/api/v1/jobs/4/retry",
+            &[("Cookie", &cookie), ("X-Runyard-CSRF", &wrong)],
+        )
+        .error(403);
+    assert!(e.contains("CSRF"), "{e}");
+    let with = [
+        ("Cookie", cookie.as_str()),
+        ("X-Runyard-CSRF", csrf.as_str()),
+    ];
+    let r = s.ask("POST", "/api/v1/jobs/4/retry", &with);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["action"], "retried");
+    // The Origin check still holds with both.
+    let mut evil = with.to_vec();
+    evil.push(("Origin", "http://evil.example"));
+    let e = s.ask("POST", "/api/v1/jobs/4/cancel", &evil).error(403);
+    assert!(e.contains("origin"), "{e}");
+    // A bearer token needs no CSRF token.
+    let bearer = format!("Bearer {token}");
+    let r = s.ask(
+        "POST",
+        "/api/v1/jobs/4/cancel",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["action"], "cancelled");
+
+    // Logging out ends the session.
+    let r = s.ask("POST", "/logout", &with);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (cleared, _) = set_cookie(&r, &name);
+    assert_eq!(cleared, "");
+    s.ask("GET", "/api/v1/jobs", &[("Cookie", &cookie)])
+        .error(401);
+    assert_eq!(s.ask("GET", "/", &[("Cookie", &cookie)]).status, 303);
+    // A cookie this server never gave is no session.
+    let forged = format!("{name}={}", "a".repeat(64));
+    s.ask("GET", "/api/v1/jobs", &[("Cookie", &forged)])
+        .error(401);
+    assert!(!s.proc.stderr().contains(token));
+}
+
+#[test]
+fn stats_count_finished_attempts_per_minute_and_refuse_bad_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = state_file(dir.path(), &[]);
+    let s = serve(&["--queue", &format!("sqlite://{db}")]);
+    let v = s.get_json("/api/v1/stats?window=1h");
+    assert_eq!(v["window"], "1h");
+    let minutes = v["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 60);
+    // 3 cpu jobs succeeded, the fail job failed twice: all in the window.
+    assert_eq!(v["totals"]["succeeded"], 3, "{v}");
+    assert_eq!(v["totals"]["failed"], 2, "{v}");
+    let sum: u64 = minutes
+        .iter()
+        .map(|m| m["succeeded"].as_u64().unwrap() + m["failed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 5);
+    let first = minutes[0]["minute"].as_str().unwrap();
+    assert_eq!(v["since"].as_str().unwrap(), first);
+    assert!(first.ends_with(":00.000Z"), "whole minutes: {first}");
+    assert_eq!(
+        s.get_json("/api/v1/stats")["minutes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        60
+    );
+    assert_eq!(
+        s.get_json("/api/v1/stats?window=24h")["minutes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1440
+    );
+    assert_eq!(
+        s.get_json("/api/v1/stats?window=5m")["minutes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    for bad in ["4m", "25h", "1d", "", "abc"] {
+        let e = s.get(&format!("/api/v1/stats?window={bad}")).error(400);
+        assert!(
+            e.contains("`window`") && e.contains("5m to 24h"),
+            "{bad}: {e}"
+        );
+    }
+    let e = s.get("/api/v1/stats?windows=1h").error(400);
+    assert!(e.contains("unknown query parameter `windows`"), "{e}");
 }

@@ -16,7 +16,7 @@ use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 10;
+pub const SCHEMA_VERSION: i32 = 11;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_admin_events.sql"),
     include_str!("../migrations/0009_counts.sql"),
     include_str!("../migrations/0010_submit.sql"),
+    include_str!("../migrations/0011_attempt_ends.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the

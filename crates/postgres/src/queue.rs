@@ -16,6 +16,7 @@ use runyard_core::{
     RunIf, TaskName, Tick, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
+use runyard_queue::{finished_from_rows, FinishedCount, LiveWorker, NameTaken, WorkerInfo};
 use runyard_queue::{
     stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
     Clock, Completion, Counts, Deleted, Durability, Enqueued, Fenced, HeartbeatReply, Inspect,
@@ -1565,6 +1566,25 @@ impl PgQueue {
 }
 
 impl Inspect for PgQueue {
+    fn finished_per_minute(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<FinishedCount>, QueueError> {
+        let sql = self.q(include_str!("../sql/finished_per_minute.sql"));
+        let (a, b) = (since.as_micros(), until.as_micros());
+        let rows = self.pool.run("counting finished attempts", |c, _| {
+            c.query(&sql, &[&a, &b])
+        })?;
+        Ok(finished_from_rows(rows.iter().map(|r| {
+            (
+                r.get::<_, i64>(0),
+                r.get::<_, String>(1),
+                r.get::<_, i64>(2),
+            )
+        })))
+    }
+
     fn dependents(&self, id: JobId) -> Result<Vec<JobId>, QueueError> {
         let sql = self.q(include_str!("../sql/dependents.sql"));
         self.ids("reading a job's dependents", &sql, id)

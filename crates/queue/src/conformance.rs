@@ -28,6 +28,7 @@ mod limits;
 mod limits_random;
 mod pause;
 mod schedules;
+mod stats;
 mod support;
 mod unique;
 
@@ -84,6 +85,7 @@ pub use schedules::{
     put_adds_changes_and_restarts_ticks_when_the_spec_changes,
     random_firing_settles_every_tick_once, schedules_are_listed_with_what_they_did, Handles,
 };
+pub use stats::finished_attempts_are_counted_per_minute_and_outcome;
 pub use unique::{
     a_running_job_holds_no_key_and_one_waits_behind_it, a_unique_job_after_others_is_refused,
     a_waiting_job_holds_its_unique_key, jobs_of_one_batch_see_the_keys_before_them,
@@ -180,6 +182,7 @@ macro_rules! conformance_tests {
             keyless_batches_stay_first_in_first_out,
             limits_hold_under_random_operations,
             a_claim_looks_past_held_jobs,
+            finished_attempts_are_counted_per_minute_and_outcome,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -2,10 +2,10 @@
 //! task, live workers), which a queue returns from
 //! [`Queue::as_inspect`](crate::Queue::as_inspect) when it has it.
 
-use runyard_core::{JobId, JobState, JobView, Timestamp};
+use runyard_core::{JobId, JobState, JobView, OutcomeKind, Timestamp};
 
 use crate::counts::Counts;
-use crate::error::QueueError;
+use crate::error::{QueueError, QueueErrorKind};
 use crate::workers::LiveWorker;
 
 /// Which jobs `list` returns.
@@ -62,6 +62,79 @@ impl ListFilter {
     }
 }
 
+/// The microseconds of a minute, the width of the buckets of
+/// [`Inspect::finished_per_minute`].
+pub const MINUTE_US: i64 = 60_000_000;
+
+/// How many attempts ended with one outcome in one minute (see
+/// [`Inspect::finished_per_minute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedCount {
+    /// The minute's start: a whole minute of UTC.
+    pub minute: Timestamp,
+    /// How they ended.
+    pub outcome: OutcomeKind,
+    /// How many.
+    pub attempts: u64,
+}
+
+/// The whole minute of UTC that holds `t`.
+pub fn minute_of(t: Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_micros().div_euclid(MINUTE_US) * MINUTE_US)
+}
+
+/// Counts attempts by the minute they ended in (their start plus their
+/// duration) and their outcome, keeping those that ended in
+/// `[since, until)`: the rule every backend keeps, written once for
+/// queues that count in memory. Sorted by minute, then outcome.
+pub fn count_finished<'a>(
+    attempts: impl IntoIterator<Item = &'a runyard_core::AttemptRecord>,
+    since: Timestamp,
+    until: Timestamp,
+) -> Vec<FinishedCount> {
+    let mut by: std::collections::BTreeMap<(Timestamp, usize), u64> = Default::default();
+    for a in attempts {
+        let end = a.started_at.saturating_add(a.duration());
+        if end >= since && end < until {
+            *by.entry((minute_of(end), outcome_rank(a.outcome)))
+                .or_default() += 1;
+        }
+    }
+    by.into_iter()
+        .map(|((minute, rank), attempts)| FinishedCount {
+            minute,
+            outcome: OutcomeKind::ALL[rank],
+            attempts,
+        })
+        .collect()
+}
+
+/// Counts read from a store as rows (the minute's number since the epoch,
+/// the outcome's name, the count), sorted by minute then outcome; a name
+/// this build does not know is left out.
+pub fn finished_from_rows(
+    rows: impl IntoIterator<Item = (i64, String, i64)>,
+) -> Vec<FinishedCount> {
+    let mut out: Vec<FinishedCount> = rows
+        .into_iter()
+        .filter_map(|(minute, outcome, n)| {
+            Some(FinishedCount {
+                minute: Timestamp::from_micros(minute.saturating_mul(MINUTE_US)),
+                outcome: OutcomeKind::from_name(&outcome)?,
+                attempts: u64::try_from(n).unwrap_or(0),
+            })
+        })
+        .collect();
+    out.sort_by_key(|c| (c.minute, outcome_rank(c.outcome)));
+    out
+}
+
+/// Where `o` is in [`OutcomeKind::ALL`]: the order of outcomes within a
+/// minute of [`Inspect::finished_per_minute`].
+pub fn outcome_rank(o: OutcomeKind) -> usize {
+    OutcomeKind::ALL.iter().position(|x| *x == o).unwrap_or(0)
+}
+
 /// Reading jobs: what `runyard status`, `list` and reports read.
 ///
 /// A job's view and a listing by state say `running` only for an attempt
@@ -97,6 +170,24 @@ pub trait Inspect: Send + Sync {
                 return Ok(by.into_iter().collect());
             }
         }
+    }
+
+    /// The attempts that ended (their start plus their duration) at or
+    /// after `since` and before `until`, counted per whole minute of UTC
+    /// and outcome, sorted by minute then outcome, each count above zero:
+    /// what a dashboard draws throughput and failure rates from. A
+    /// durable queue reads them by an index on the attempts' ends, not by
+    /// a scan. The default says the queue cannot count them.
+    fn finished_per_minute(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<FinishedCount>, QueueError> {
+        let _ = (since, until);
+        Err(QueueError::new(
+            QueueErrorKind::Unsupported,
+            "this queue does not count finished attempts per minute",
+        ))
     }
 
     /// The registered workers whose heartbeat has not lapsed, by name (see

@@ -30,7 +30,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use counts::Counts;
 pub use error::{QueueError, QueueErrorKind};
 pub use events::{stored_event, AdminEvent, EventSource, NewEvent};
-pub use inspect::{Inspect, ListFilter};
+pub use inspect::{
+    count_finished, finished_from_rows, minute_of, outcome_rank, FinishedCount, Inspect,
+    ListFilter, MINUTE_US,
+};
 pub use limits::{FlowControl, Holds, LimitChange, Paused};
 pub use memory::MemoryQueue;
 pub use queue::{

@@ -86,10 +86,10 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
         "no route {}: the routes are /api/v1/jobs, /api/v1/jobs/ID, \
          /api/v1/jobs/ID/retry|cancel|delete, /api/v1/jobs/retry|cancel|delete, \
-         /api/v1/events, /api/v1/tasks, /api/v1/tasks[/TASK]/pause|resume, /api/v1/workers, \
+         /api/v1/events, /api/v1/stats, /api/v1/tasks, /api/v1/tasks[/TASK]/pause|resume, /api/v1/workers, \
          /api/v1/limits, /api/v1/limits/task/NAME, /api/v1/limits/key/KEY, \
          /api/v1/schedules, /api/v1/schedules/NAME/pause|resume|trigger, /metrics, /healthz, \
-         /readyz",
+         /readyz, and the dashboard at / (with /login)",
         uri.path()
     ))
 }

@@ -1,8 +1,12 @@
 //! Who may ask what, checked before any route runs:
 //!
-//! - with a token, every `/api` and `/metrics` request carries
-//!   `Authorization: Bearer TOKEN` (compared in constant time), or is
-//!   refused 401; `/healthz` and `/readyz` stay open;
+//! - with a token, every request but `/healthz`, `/readyz`, `/login` and
+//!   the dashboard's two assets carries `Authorization: Bearer TOKEN` (compared in constant time) or
+//!   the cookie of a dashboard session (`dash.rs`), or is refused 401 (the
+//!   dashboard's page `/` is sent to `/login` instead);
+//! - an action made with a session's cookie (not with a bearer token)
+//!   carries that session's CSRF token in `X-Runyard-CSRF`, or is refused
+//!   403: a cookie alone, which a browser sends by itself, never acts;
 //! - on a loopback address without a token, a request whose `Host` is not
 //!   a loopback name or address with the server's port is refused 403 (a
 //!   page of another site whose name was rebound to 127.0.0.1 sends its
@@ -10,7 +14,8 @@
 //! - an action (`POST`, `PUT`, `DELETE`) whose `Origin` is not the
 //!   server's own (`http://` and its `Host`) is refused 403: no page of
 //!   another site can act;
-//! - under `--read-only`, every action is refused 403.
+//! - under `--read-only`, every action is refused 403 (logging in and
+//!   out are not actions on the queue).
 //!
 //! [`check_listen`] is the rule the command applies before it binds: no
 //! address but a loopback one without a token.
@@ -22,6 +27,7 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::dash::{cookie, cookie_name, CSRF_HEADER};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -78,45 +84,89 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match check(&s, req.method(), req.uri().path(), req.headers()) {
         Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+        Err(Refused::Api(e)) => e.into_response(),
+        Err(Refused::Login) => (
+            axum::http::StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/login")],
+        )
+            .into_response(),
     }
 }
 
-fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Why a request is not let through.
+enum Refused {
+    Api(ApiError),
+    /// The dashboard's page without a session: the login form instead.
+    Login,
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Api(e)
+    }
+}
+
+/// How a request proved it may ask.
+enum Credential {
+    /// No token guards the server, or the path is open.
+    None,
+    Bearer,
+    /// A dashboard session, with its CSRF token.
+    Session(String),
+}
+
+fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refused> {
     let config = &s.config;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if config.token.is_none() && !host_is_loopback(host, config.addr.port()) {
-        return Err(ApiError::forbidden(format!(
+        return Err(Refused::Api(ApiError::forbidden(format!(
             "refused: the Host header is {host:?}, not a loopback name or address with this \
              server's port (e.g. 127.0.0.1:{port} or localhost:{port}); without a token \
              the server answers only requests made to it by its loopback address",
             port = config.addr.port()
-        )));
+        ))));
     }
-    let guarded = path == "/metrics" || path == "/api" || path.starts_with("/api/");
-    if let (Some(token), true) = (&config.token, guarded) {
+    // The assets hold no data of the queue: the login form uses them.
+    let open = matches!(
+        path,
+        "/healthz" | "/readyz" | "/login" | "/assets/app.js" | "/assets/style.css"
+    );
+    let mut credential = Credential::None;
+    if let (Some(token), false) = (&config.token, open) {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.as_bytes().strip_prefix(b"Bearer "));
-        match given {
-            None => {
-                return Err(ApiError::unauthorized(
-                    "this server needs a token: send `Authorization: Bearer TOKEN`",
-                ))
+        let session =
+            cookie(headers, &cookie_name(config.addr.port())).and_then(|id| s.sessions.csrf_of(id));
+        credential = match (given, session) {
+            (Some(t), _) if !constant_time_eq(t, token.as_bytes()) => {
+                return Err(ApiError::unauthorized("the bearer token is not this server's").into())
             }
-            Some(t) if !constant_time_eq(t, token.as_bytes()) => {
+            (Some(_), _) => Credential::Bearer,
+            (None, Some(csrf)) => Credential::Session(csrf),
+            (None, None) if path == "/" && *method == Method::GET => return Err(Refused::Login),
+            (None, None) => {
                 return Err(ApiError::unauthorized(
-                    "the bearer token is not this server's",
-                ))
+                    "this server needs a token: send `Authorization: Bearer TOKEN`, or log in                      to the dashboard at /login",
+                )
+                .into())
             }
-            Some(_) => {}
-        }
+        };
     }
     // Every method but a read changes something: POST, PUT, DELETE.
     if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        if let Credential::Session(csrf) = &credential {
+            let sent = headers.get(CSRF_HEADER).map(|h| h.as_bytes());
+            if !sent.is_some_and(|t| constant_time_eq(t, csrf.as_bytes())) {
+                return Err(ApiError::forbidden(format!(
+                    "refused: a {method} with the dashboard's session cookie but without its                      CSRF token in the {CSRF_HEADER} header: act from the dashboard's page, or                      send `Authorization: Bearer TOKEN`"
+                ))
+                .into());
+            }
+        }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             let own = format!("http://{host}");
@@ -125,14 +175,16 @@ fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Resu
                     "refused: a {method} from the origin {origin:?}, not this server's own \
                      ({own}); actions are taken only from the server's own pages or \
                      from clients that send no Origin"
-                )));
+                ))
+                .into());
             }
         }
-        if config.read_only {
+        if config.read_only && !matches!(path, "/login" | "/logout") {
             return Err(ApiError::forbidden(
                 "the server is read-only (--read-only): it takes no action; \
                  start it without --read-only to act on jobs, tasks, limits or schedules",
-            ));
+            )
+            .into());
         }
     }
     Ok(())

@@ -6,12 +6,16 @@
 //!
 //! # Where things are
 //!
-//! - `guard.rs`: who may ask what: the token, `Host` and `Origin` checks,
-//!   the read-only mode (and [`check_listen`], the rule on addresses);
+//! - `guard.rs`: who may ask what: the token, the dashboard's session and
+//!   its CSRF token, `Host` and `Origin` checks, the read-only mode (and
+//!   [`check_listen`], the rule on addresses);
+//! - `dash.rs`: the web dashboard (its assets, under `assets/`, held in
+//!   the binary) and its login;
 //! - `api.rs`: the `/api/v1/` routes that read, and retry or cancel one
 //!   job; `actions.rs`: the other actions (bulk, delete, pause, limits,
 //!   schedules) and the record of them all; `views.rs`: what they answer
 //!   with;
+//! - `stats.rs`: `/api/v1/stats`, the attempts that ended per minute;
 //! - `metrics.rs`: `/metrics` in the Prometheus text format;
 //! - `error.rs`: every refusal as a status and `{"error": "..."}`.
 //!
@@ -22,9 +26,11 @@
 
 mod actions;
 mod api;
+mod dash;
 mod error;
 mod guard;
 mod metrics;
+mod stats;
 mod views;
 
 use std::future::Future;
@@ -43,8 +49,9 @@ pub use guard::{check_listen, check_token, constant_time_eq, TOKEN_MIN_LEN};
 pub struct Config {
     /// The address it is bound to (its port is the one `Host` must name).
     pub addr: SocketAddr,
-    /// When set, every `/api` and `/metrics` request must carry
-    /// `Authorization: Bearer TOKEN`.
+    /// When set, every request but the health checks and the login form
+    /// must carry `Authorization: Bearer TOKEN` or a dashboard session's
+    /// cookie.
     pub token: Option<String>,
     /// Refuse every action (retry, cancel, delete, pause, limits,
     /// schedules).
@@ -80,6 +87,8 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// The places for queue calls ([`QUEUE_CALLS`]).
     pub(crate) calls: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's logged-in browsers.
+    pub(crate) sessions: Arc<dash::Sessions>,
 }
 
 /// The routes, with their guards, over `queue`.
@@ -88,6 +97,7 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
         queue,
         config: Arc::new(config),
         calls: Arc::new(tokio::sync::Semaphore::new(QUEUE_CALLS)),
+        sessions: Arc::default(),
     };
     let api = Router::new()
         .route("/jobs", get(api::list_jobs))
@@ -104,6 +114,7 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
         .route("/tasks/resume", post(actions::resume_all))
         .route("/tasks/{task}/pause", post(actions::pause_task))
         .route("/tasks/{task}/resume", post(actions::resume_task))
+        .route("/stats", get(stats::stats))
         .route("/workers", get(api::workers))
         .route("/limits", get(api::limits))
         .route(
@@ -121,6 +132,11 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
         )
         .route("/schedules/{name}/trigger", post(actions::trigger_schedule));
     Router::new()
+        .route("/", get(dash::index))
+        .route("/assets/app.js", get(dash::app_js))
+        .route("/assets/style.css", get(dash::style_css))
+        .route("/login", get(dash::login_form).post(dash::login))
+        .route("/logout", post(dash::logout))
         .nest("/api/v1", api)
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(api::healthz))

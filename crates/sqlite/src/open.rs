@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_flow_speed.sql"),
     include_str!("../migrations/0008_admin_events.sql"),
     include_str!("../migrations/0009_counts.sql"),
+    include_str!("../migrations/0010_attempt_ends.sql"),
 ];
 
 /// What opening a state file may do.

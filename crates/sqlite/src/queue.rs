@@ -13,13 +13,13 @@ use runyard_core::{
     AttemptRecord, Backoff, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, Mode,
     OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
+use runyard_queue::{finished_from_rows, FinishedCount, FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{
     stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
     Clock, Completion, Counts, Deleted, Durability, Enqueued, Fenced, HeartbeatReply, Inspect,
     LazySubmit, Lease, ListFilter, NewEvent, NewJob, Queue, QueueError, Recorded, Rescue, Rescued,
     Schedules, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
-use runyard_queue::{FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -1009,6 +1009,28 @@ impl FlowControl for SqliteQueue {
 }
 
 impl Inspect for SqliteQueue {
+    fn finished_per_minute(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<FinishedCount>, QueueError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(&SQL.finished_per_minute)
+            .map_err(sql_err)?;
+        let rows = st
+            .query_map([since.as_micros(), until.as_micros()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sql_err)?;
+        let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(sql_err)?;
+        Ok(finished_from_rows(rows))
+    }
+
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let now = self.now_us();
         let conn = self.lock();

@@ -64,6 +64,7 @@ statements! {
     fair_set = "fair_set.sql";
     find_key = "find_key.sql";
     finish = "finish.sql";
+    finished_per_minute = "finished_per_minute.sql";
     flow_state = "flow_state.sql";
     heartbeat = "heartbeat.sql";
     hold_job = "hold_job.sql";

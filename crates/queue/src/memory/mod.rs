@@ -47,7 +47,7 @@ use crate::capability::{Capabilities, Durability, Writes};
 use crate::clock::{Clock, SystemClock};
 use crate::counts::Counts;
 use crate::error::QueueError;
-use crate::inspect::{Inspect, ListFilter};
+use crate::inspect::{count_finished, FinishedCount, Inspect, ListFilter};
 use crate::limits::{FlowControl, Holds, LimitChange, Paused};
 use crate::queue::{
     Cascade, Claimed, Completion, Enqueued, Fenced, HeartbeatReply, Lease, NewJob, Queue, Recorded,
@@ -103,6 +103,14 @@ impl Attempts {
                 Attempts::Many(v)
             }
         };
+    }
+
+    fn as_slice(&self) -> &[AttemptRecord] {
+        match self {
+            Attempts::None => &[],
+            Attempts::One(r) => std::slice::from_ref(r),
+            Attempts::Many(v) => v,
+        }
     }
 
     fn to_vec(&self) -> Vec<AttemptRecord> {
@@ -1373,6 +1381,19 @@ impl Inspect for MemoryQueue {
             .filter(|v| rest.admits(v, &[]))
             .take(limit)
             .collect())
+    }
+
+    fn finished_per_minute(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<FinishedCount>, QueueError> {
+        let st = self.lock();
+        Ok(count_finished(
+            (0..st.len).flat_map(|i| st.rec(i).attempts.as_slice()),
+            since,
+            until,
+        ))
     }
 
     fn live_workers(&self) -> Result<Vec<LiveWorker>, QueueError> {
