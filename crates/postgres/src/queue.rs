@@ -16,6 +16,7 @@ use runyard_core::{
     RunIf, TaskName, Tick, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
+use runyard_queue::PublishedTask;
 use runyard_queue::{finished_from_rows, FinishedCount, LiveWorker, NameTaken, WorkerInfo};
 use runyard_queue::{
     stored_event, Admin, AdminEvent, CancelResult, Cancelled, Capabilities, Cascade, Claimed,
@@ -23,7 +24,6 @@ use runyard_queue::{
     LazySubmit, Lease, ListFilter, NewEvent, NewJob, Queue, QueueError, QueueErrorKind, Recorded,
     Rescue, Rescued, Submit, SystemClock, TaskNames, Verdict, Waker, WakerSlot, Writes,
 };
-use runyard_queue::{LiveWorker, NameTaken, PublishedTask, WorkerInfo};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{self, pg_err, Conn, PgOptions, Pool};

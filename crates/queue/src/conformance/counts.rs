@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use runyard_core::{After, JobId, JobState, OutcomeKind};
+use runyard_core::{After, JobId, OutcomeKind};
 
 use super::support::{fresh, job, record, succeed, Factory, LEASE};
 use crate::{Completion, Counts, ListFilter, Queue, QueueErrorKind, Rescue, Verdict};
