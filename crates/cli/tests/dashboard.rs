@@ -557,6 +557,11 @@ fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
     );
     assert_eq!(b.all("#timeline svg rect").len(), 2, "a bar per attempt");
     assert!(b.text("#params").contains("\"k\": 5"));
+    let options = b.text("table.kv");
+    assert!(
+        options.contains("max attempts") && options.contains("backoff"),
+        "the job's options: {options}"
+    );
     assert!(b.displayed("#retry-job"), "a dead job can be retried");
     b.screenshot("job");
     // Job 1's page says how it ended: its third attempt succeeded.

@@ -360,6 +360,10 @@ fn each_route_answers_over_a_state_file_a_worker_is_writing() {
         );
     }
     assert_eq!(job["dependents"], serde_json::json!([]));
+    // Its options: the attempts it was given, its task's backoff and mode.
+    assert_eq!(job["settings"]["max_attempts"], 2, "{job}");
+    assert!(job["settings"]["backoff"].is_string(), "{job}");
+    assert_eq!(job["run_at"], Value::Null, "a dead job has no run-at");
     let done = s.get_json("/api/v1/jobs/1");
     assert_eq!(done["state"], "succeeded");
     assert!(!done["output"].is_null(), "{done}");

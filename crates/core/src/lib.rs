@@ -42,7 +42,7 @@ pub use name::TaskName;
 pub use outcome::{AttemptError, AttemptRecord, Outcome, OutcomeKind, Output};
 pub use params::{FieldSchema, JobParams, ParamSchema, Params, Violation};
 pub use registry::{Registration, Registry, RegistryBuilder, TaskIndex};
-pub use report::{percentile, HeldJobs, JobView, Summary, SummaryBuilder, TaskSummary};
+pub use report::{percentile, HeldJobs, JobKeys, JobView, Summary, SummaryBuilder, TaskSummary};
 pub use retry::{
     Backoff, BackoffError, GiveUpReason, Jitter, PolicyError, RetryDecision, RetryPolicy,
     MAX_RETRY_AFTER,

@@ -34,7 +34,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::Hold;
-use crate::job::{JobId, JobState};
+use crate::job::{JobId, JobSettings, JobState};
 use crate::outcome::{AttemptRecord, Output};
 use crate::params::JobParams;
 use crate::schedule::Tick;
@@ -75,6 +75,38 @@ pub struct JobView {
     /// time).
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Tick>,
+    /// The options it runs with: attempts, backoff, timeout, priority,
+    /// mode (`None` where a view does not carry them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<JobSettings>,
+    /// For a waiting job (queued or scheduled), when it may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    /// The keys it carries (unique, concurrency, rate).
+    #[serde(default, skip_serializing_if = "JobKeys::is_empty")]
+    pub keys: JobKeys,
+}
+
+/// The keys a job carries, as written when it was submitted (a
+/// concurrency or rate key as `NAME` or `NAME:VALUE`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobKeys {
+    /// Its unique key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<String>,
+    /// Its concurrency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<String>,
+    /// Its rate key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+}
+
+impl JobKeys {
+    /// Whether it carries none.
+    pub fn is_empty(&self) -> bool {
+        *self == JobKeys::default()
+    }
 }
 
 fn is_success(r: &RunIf) -> bool {

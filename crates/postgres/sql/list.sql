@@ -8,11 +8,15 @@
 -- is written out state by state (not as a CASE) so that, planned with its
 -- value, a page by task and state or by state is read from the index
 -- (task, state, id) or (state, id). With each, its name, run_if, the id
--- and name of the job whose end cancelled it, and the schedule and tick
--- that made it.
+-- and name of the job whose end cancelled it, the schedule and tick that
+-- made it, its settings and the keys it carries (a flow key as NAME or
+-- NAME:VALUE).
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started, j.name,
        j.run_if, j.cause, (SELECT c.name FROM runyard.jobs c WHERE c.id = j.cause), j.schedule,
-       j.tick
+       j.tick, j.max_attempts, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
+       j.unique_key,
+       j.ckey_name || CASE WHEN COALESCE(j.ckey_value, '') = '' THEN '' ELSE ':' || j.ckey_value END,
+       j.rkey_name || CASE WHEN COALESCE(j.rkey_value, '') = '' THEN '' ELSE ':' || j.rkey_value END
 FROM runyard.jobs j
 WHERE id > $1
   AND ($4::text IS NULL OR j.task = $4)

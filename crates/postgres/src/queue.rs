@@ -12,8 +12,8 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row, ToStatement};
 use runyard_core::{
-    AttemptRecord, Backoff, Cause, JobId, JobParams, JobSettings, JobState, JobView, Mode, Output,
-    RunIf, TaskName, Tick, Timestamp,
+    AttemptRecord, Backoff, Cause, JobId, JobKeys, JobParams, JobSettings, JobState, JobView, Mode,
+    Output, RunIf, TaskName, Tick, Timestamp,
 };
 use runyard_queue::stored::{self, Registered, Registrations};
 use runyard_queue::PublishedTask;
@@ -783,6 +783,27 @@ fn tick_of(schedule: Option<String>, tick: Option<i64>) -> Option<Tick> {
         schedule: schedule?,
         tick: Timestamp::from_micros(tick?),
     })
+}
+
+/// A listed job's settings and keys, from columns 14 to 22 of list.sql.
+fn view_options(r: &Row) -> (Option<JobSettings>, JobKeys) {
+    let backoff: String = r.get(15);
+    let timeout: Option<i64> = r.get(16);
+    let mode: String = r.get(18);
+    let settings = JobSettings {
+        max_attempts: r.get::<_, i32>(14).max(0) as u32,
+        backoff: backoff.parse().unwrap_or(Backoff::DEFAULT_EXPONENTIAL),
+        timeout: timeout.map(|t| Duration::from_micros(t.max(0) as u64)),
+        priority: r.get(17),
+        mode: mode.parse().unwrap_or(Mode::Auto),
+        isolate: r.get(19),
+    };
+    let keys = JobKeys {
+        unique: r.get(20),
+        concurrency: r.get(21),
+        rate: r.get(22),
+    };
+    (Some(settings), keys)
 }
 
 fn claimed(q: &PgQueue, r: &Row) -> Claimed {
@@ -1704,7 +1725,19 @@ impl Inspect for PgQueue {
                 } else {
                     (None, RunIf::Success, None)
                 };
+                let view_state = stored::view_state(i64::from(state), run_at, started, now);
+                // A schema read as it is, from before schedules, lists no
+                // settings or keys.
+                let (settings, keys) = if ticks {
+                    view_options(r)
+                } else {
+                    (None, JobKeys::default())
+                };
                 JobView {
+                    settings,
+                    run_at: matches!(view_state, JobState::Queued | JobState::Scheduled)
+                        .then(|| Timestamp::from_micros(run_at)),
+                    keys,
                     schedule: if ticks {
                         tick_of(r.get(12), r.get(13))
                     } else {
@@ -1713,7 +1746,7 @@ impl Inspect for PgQueue {
                     id: JobId(id as u64),
                     task: r.get(1),
                     params: JobParams::from_trusted_json(r.get::<_, &str>(2)),
-                    state: stored::view_state(i64::from(state), run_at, started, now),
+                    state: view_state,
                     attempts: Vec::new(),
                     output: output
                         .and_then(|o| Output::from_json(o).ok())

@@ -31,6 +31,7 @@ mod schedules;
 mod stats;
 mod support;
 mod unique;
+mod views;
 
 use support::{fresh, ids, state, succeed, view, LEASE};
 pub use support::{job, record, settings, Factory};
@@ -93,6 +94,7 @@ pub use unique::{
     replace_gives_the_waiting_job_new_parameters_and_run_at,
     the_idempotency_key_is_checked_before_the_unique_key, within_holds_the_key_after_a_success,
 };
+pub use views::a_job_s_view_carries_its_settings_run_at_and_keys;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -127,6 +129,7 @@ macro_rules! conformance_tests {
             list_get_and_counts,
             a_claim_counts_as_running_only_once_started,
             counts_match_a_scan_after_every_transition,
+            a_job_s_view_carries_its_settings_run_at_and_keys,
             claims_can_be_limited_to_tasks,
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,

@@ -509,8 +509,20 @@
             a.error !== null && a.error !== undefined && h("pre", { class: "error-text" }, errorText(a.error)),
             a.detail && h("pre", { class: "detail" }, JSON.stringify(a.detail, null, 2))))
           : h("li", { class: "muted" }, "No attempt yet."));
+        const set = j.settings || {};
+        const text = (v) => (v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+        const keys = j.keys || {};
         const opt = [
           ["submitted", when(j.enqueued_at)],
+          ["runs at", j.run_at ? when(j.run_at) : ""],
+          ["max attempts", text(set.max_attempts)],
+          ["backoff", text(set.backoff)],
+          ["timeout", text(set.timeout)],
+          ["priority", text(set.priority)],
+          ["mode", text(set.mode) + (set.isolate ? " (isolated)" : "")],
+          ["unique key", keys.unique],
+          ["concurrency key", keys.concurrency],
+          ["rate key", keys.rate],
           ["name", j.name],
           ["after", (j.after || []).map((a) => (typeof a === "number" ? "#" + a : JSON.stringify(a))).join(", ")],
           ["run if", j.run_if],

@@ -5,9 +5,12 @@
 -- (compared in lower case), and submitted from ?8 and before ?9, each unless
 -- NULL. A claim that has not started is queued, as counts.sql counts it.
 -- Each with its name, run_if, number of parents, and the cause of its
--- cancellation with that job's name, and the schedule and tick that made it.
+-- cancellation with that job's name, the schedule and tick that made it,
+-- its settings and the keys it carries.
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started,
-       j.name, j.run_if, j.parents, j.cause, c.name, j.schedule, j.tick
+       j.name, j.run_if, j.parents, j.cause, c.name, j.schedule, j.tick,
+       j.max_attempts, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
+       j.unique_key, j.concurrency_key, j.rate_key
 FROM runyard_jobs j LEFT JOIN runyard_jobs c ON c.id = j.cause
 WHERE j.id > ?1
   AND (?4 IS NULL OR j.task = ?4)

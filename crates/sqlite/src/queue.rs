@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
-    AttemptRecord, Backoff, Cause, Hold, JobId, JobParams, JobSettings, JobState, JobView, Mode,
-    OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
+    AttemptRecord, Backoff, Cause, Hold, JobId, JobKeys, JobParams, JobSettings, JobState, JobView,
+    Mode, OutcomeKind, Output, RunIf, StoredLimit, TaskName, Tick, Timestamp,
 };
 use runyard_queue::{finished_from_rows, FinishedCount, FlowControl, Holds, LimitChange, Paused};
 use runyard_queue::{
@@ -314,6 +314,27 @@ fn claimed(q: &SqliteQueue, r: &Row<'_>) -> rusqlite::Result<(Claimed, bool, i64
         slotted: false,
     };
     Ok((c, parents > 0, r.get::<_, Option<i64>>(13)?.unwrap_or(0)))
+}
+
+/// A listed job's settings and keys, from columns 15 to 23 of list.sql.
+fn view_options(r: &Row<'_>) -> rusqlite::Result<(Option<JobSettings>, JobKeys)> {
+    let backoff: String = r.get(16)?;
+    let timeout: Option<i64> = r.get(17)?;
+    let mode: String = r.get(19)?;
+    let settings = JobSettings {
+        max_attempts: r.get(15)?,
+        backoff: backoff.parse().unwrap_or(Backoff::DEFAULT_EXPONENTIAL),
+        timeout: timeout.map(|t| Duration::from_micros(t.max(0) as u64)),
+        priority: r.get(18)?,
+        mode: mode.parse().unwrap_or(Mode::Auto),
+        isolate: r.get(20)?,
+    };
+    let keys = JobKeys {
+        unique: r.get(21)?,
+        concurrency: r.get(22)?,
+        rate: r.get(23)?,
+    };
+    Ok((Some(settings), keys))
 }
 
 /// A job's schedule and tick from its row's columns.
@@ -1143,12 +1164,24 @@ impl Inspect for SqliteQueue {
             } else {
                 None
             };
+            // A file read as it is, from before schedules, lists no
+            // settings or keys.
+            let (settings, keys) = if scheduled {
+                view_options(r).map_err(sql_err)?
+            } else {
+                (None, JobKeys::default())
+            };
+            let view_state = view_state(state, run_at, started, now);
             jobs.push(JobView {
                 schedule,
                 id: JobId(r.get::<_, i64>(0).map_err(sql_err)? as u64),
                 task: r.get(1).map_err(sql_err)?,
                 params: JobParams::from_trusted_json(&r.get::<_, String>(2).map_err(sql_err)?),
-                state: view_state(state, run_at, started, now),
+                state: view_state,
+                settings,
+                run_at: matches!(view_state, JobState::Queued | JobState::Scheduled)
+                    .then(|| Timestamp::from_micros(run_at)),
+                keys,
                 attempts: Vec::new(),
                 output: output
                     .and_then(|o| Output::from_json(&o).ok())

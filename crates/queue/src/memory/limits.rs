@@ -83,6 +83,8 @@ pub(super) struct TaskFlow {
 /// success.
 #[derive(Debug, Default)]
 pub(super) struct UniqueEntry {
+    /// The key.
+    pub(super) key: String,
     /// Jobs with the key not known to have ended (pruned on lookup).
     pub(super) live: Vec<u32>,
     /// The end of the latest success with the key, and whose.
@@ -238,9 +240,21 @@ impl Flows {
             return u;
         }
         let u = self.uniques.len() as u32;
-        self.uniques.push(UniqueEntry::default());
+        self.uniques.push(UniqueEntry {
+            key: key.to_string(),
+            ..UniqueEntry::default()
+        });
         self.unique_ids.insert(key.to_string(), u);
         u
+    }
+
+    /// The keys a job with these limits carries, as a view shows them.
+    pub(super) fn keys_of(&self, lim: &Lim) -> runyard_core::JobKeys {
+        runyard_core::JobKeys {
+            unique: lim.unique.map(|u| self.uniques[u as usize].key.clone()),
+            concurrency: lim.conc.map(|(k, _)| self.keys[k as usize].key.to_string()),
+            rate: lim.rate.map(|(k, _)| self.keys[k as usize].key.to_string()),
+        }
     }
 
     /// The index of a unique key, if a job ever had it.

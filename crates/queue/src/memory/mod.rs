@@ -788,6 +788,13 @@ impl State {
             attempts: r.attempts.to_vec(),
             output: r.output.clone(),
             enqueued_at: Timestamp::from_micros(r.enqueued_at),
+            settings: Some((*r.settings).clone()),
+            run_at: matches!(r.shown(), JobState::Queued | JobState::Scheduled)
+                .then(|| Timestamp::from_micros(r.ready_at)),
+            keys: f
+                .and_then(|f| f.lim.as_ref())
+                .map(|l| self.fl.keys_of(l))
+                .unwrap_or_default(),
         }
     }
 }
