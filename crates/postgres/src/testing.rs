@@ -307,14 +307,15 @@ impl OwnServer {
         self.port
     }
 
-    /// A superuser's connection over the Unix socket, for setting it up.
+    /// A superuser's connection to database `dbname` over the Unix
+    /// socket, for setting the server up and reading what it holds.
     ///
     /// # Panics
     ///
     /// When the server does not answer.
-    pub fn admin(&self) -> postgres::Client {
+    pub fn admin(&self, dbname: &str) -> postgres::Client {
         let conn = format!(
-            "host={} port={} user=postgres dbname=postgres",
+            "host={} port={} user=postgres dbname={dbname}",
             self.dir.display(),
             self.port
         );

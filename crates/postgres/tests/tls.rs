@@ -81,7 +81,7 @@ fn tls_modes_certificates_and_passwords_against_a_tls_only_server() {
             ("root.crt", ca.pem().as_bytes()),
         ],
     );
-    let mut admin = server.admin();
+    let mut admin = server.admin("postgres");
     admin
         .batch_execute(&format!(
             "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'; CREATE ROLE certuser LOGIN"
