@@ -407,6 +407,18 @@ fn server_name(n: &ServerName<'_>) -> String {
     }
 }
 
+/// A name as rustls lists a certificate's names (`DnsName("db")`,
+/// `IpAddress(10.0.0.5)`), without the wrapping.
+fn presented_name(n: &str) -> &str {
+    n.strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .or_else(|| {
+            n.strip_prefix("IpAddress(")
+                .and_then(|r| r.strip_suffix(')'))
+        })
+        .unwrap_or(n)
+}
+
 fn explain_rustls(e: &rustls::Error) -> String {
     use CertificateError as C;
     match e {
@@ -426,7 +438,11 @@ fn explain_rustls(e: &rustls::Error) -> String {
                 if presented.is_empty() {
                     "no host name".to_string()
                 } else {
-                    presented.join(", ")
+                    presented
+                        .iter()
+                        .map(|n| presented_name(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
                 server_name(expected)
             ),
