@@ -132,6 +132,22 @@ fn a_password_appears_nowhere_and_commands_do_not_inherit_it() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         written += &said(&out);
     }
+    // The same file readable by others: ignored, with a warning.
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = finish({
+        let mut c = runyard();
+        c.args(["status", "--queue", &without])
+            .env("PGPASSFILE", &pgpass)
+            .env_remove("PGPASSWORD");
+        c
+    });
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("has group or world access (mode 644); it is ignored"),
+        "{err}"
+    );
+    written += &said(&out);
     let wrong = with_password.replace(SECRET, &format!("{SECRET}-wrong"));
     let out = finish({
         let mut c = runyard();
