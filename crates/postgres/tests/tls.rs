@@ -221,6 +221,27 @@ fn tls_modes_certificates_and_passwords_against_a_tls_only_server() {
     );
     let mut c = connect(&url, &none).unwrap();
     assert!(uses_tls(&mut c));
+    // A standby first (a server that takes no writes, without TLS): passed
+    // over with target_session_attrs=read-write, as after a failover;
+    // taken without it.
+    let standby = OwnServer::start("", "host all all 127.0.0.1/32 trust", &[]);
+    let mut s = standby.admin("postgres");
+    s.batch_execute("CREATE ROLE app LOGIN").unwrap();
+    s.batch_execute("CREATE DATABASE appdb OWNER app").unwrap();
+    s.batch_execute("ALTER DATABASE appdb SET default_transaction_read_only = on")
+        .unwrap();
+    let both = |attrs: &str| {
+        format!(
+            "postgres://app@127.0.0.1:{},127.0.0.1:{port}/appdb?passfile={}{attrs}",
+            standby.port(),
+            pgpass.display()
+        )
+    };
+    let mut c = connect(&both("&target_session_attrs=read-write"), &none).unwrap();
+    assert!(uses_tls(&mut c), "the writable server, with TLS");
+    let mut c = connect(&both(""), &none).unwrap();
+    assert!(!uses_tls(&mut c), "the first server, the standby");
+    drop(standby);
 
     // A client certificate (pg_hba `cert`: its common name is the user).
     let cert_url = |extra: &str| {
