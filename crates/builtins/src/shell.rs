@@ -110,7 +110,8 @@ pub struct ShellParams {
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]
     pub shell: bool,
-    /// Environment variables added to the inherited ones.
+    /// Environment variables added to the inherited ones (which leave out
+    /// runyard's secrets, PGPASSWORD and RUNYARD_SERVE_TOKEN, unless set here).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// The working directory.
