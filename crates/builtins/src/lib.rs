@@ -20,7 +20,7 @@ pub use cpu::{hash_chain, splitmix64, Cpu, CpuParams};
 pub use fail::{Fail, FailParams};
 pub use http::{Expect, Http, HttpOutput, HttpParams};
 pub use parents_file::PARENTS_ENV;
-pub use shell::{Cmd, Shell, ShellOutput, ShellParams};
+pub use shell::{Cmd, Shell, ShellOutput, ShellParams, SECRET_ENV};
 pub use sleep::{Sleep, SleepParams};
 
 /// Every built-in task.

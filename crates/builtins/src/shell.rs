@@ -110,7 +110,8 @@ pub struct ShellParams {
     /// Run `cmd` (a string) through `sh -c`.
     #[serde(default)]
     pub shell: bool,
-    /// Environment variables added to the inherited ones.
+    /// Environment variables added to the inherited ones (which leave out
+    /// runyard's secrets, PGPASSWORD and RUNYARD_SERVE_TOKEN, unless set here).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// The working directory.
@@ -227,6 +228,7 @@ impl Task for Shell {
             }
         };
         cmd.envs(&p.env);
+        hide_secrets(&mut cmd, &p.env);
         if let Some(d) = &p.cwd {
             cmd.current_dir(d);
         }
@@ -561,6 +563,21 @@ impl Pipes {
     }
 }
 
+/// The environment variables that hold runyard's own secrets (the
+/// PostgreSQL queue's password, the dashboard's token): a command run by a
+/// `shell` job does not inherit them.
+pub const SECRET_ENV: &[&str] = &["PGPASSWORD", "RUNYARD_SERVE_TOKEN"];
+
+/// Leaves [`SECRET_ENV`] out of `cmd`'s environment, but for those the
+/// job's own `env` sets.
+fn hide_secrets(cmd: &mut Command, env: &BTreeMap<String, String>) {
+    for name in SECRET_ENV {
+        if !env.contains_key(*name) {
+            cmd.env_remove(name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use runyard::Params;
@@ -643,6 +660,35 @@ mod tests {
             "{e}"
         );
         assert!(e.contains(r#"["sleep", "5"]"#), "{e}");
+    }
+
+    #[test]
+    fn runyards_secrets_are_not_passed_to_commands() {
+        let mut cmd = Command::new("env");
+        let mut env = BTreeMap::new();
+        hide_secrets(&mut cmd, &env);
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.to_owned())
+            .collect();
+        assert_eq!(removed, ["PGPASSWORD", "RUNYARD_SERVE_TOKEN"]);
+        // A job that sets one on purpose keeps it.
+        env.insert("PGPASSWORD".to_string(), "given".to_string());
+        let mut cmd = Command::new("env");
+        cmd.envs(&env);
+        hide_secrets(&mut cmd, &env);
+        let set: Vec<_> = cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("PGPASSWORD".into(), Some("given".into())),
+                ("RUNYARD_SERVE_TOKEN".into(), None)
+            ]
+        );
     }
 
     #[test]

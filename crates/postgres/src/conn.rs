@@ -7,13 +7,16 @@
 use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls, Statement};
+use postgres::{Client, GenericClient, Statement};
 use runyard_queue::{QueueError, QueueErrorKind};
 use rustc_hash::FxHashMap;
+
+use crate::libpq;
+use crate::tls::{SslMode, Tls, TlsParams};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 11;
@@ -79,6 +82,9 @@ const DEFAULT_SCHEMA: &str = "runyard";
 #[derive(Clone)]
 pub struct PgOptions {
     pub(crate) config: postgres::Config,
+    /// One configuration per host, each with its own password.
+    targets: Arc<Vec<postgres::Config>>,
+    tls: Tls,
     pub(crate) schema: String,
     pub(crate) migrate: bool,
     pub(crate) reconnect_for: Duration,
@@ -97,24 +103,55 @@ impl fmt::Debug for PgOptions {
             .field("migrate", &self.migrate)
             .field("reconnect_for", &self.reconnect_for)
             .field("mode", &self.mode)
+            .field("sslmode", &self.tls.mode)
             .finish_non_exhaustive()
     }
 }
 
 impl PgOptions {
     /// Reads a connection URL (`postgres://user:password@host:port/db`, or
-    /// libpq's `key=value` form). runyard reads options of its own from
-    /// the URL's query: `schema=NAME` (default `runyard`), the schema that
-    /// holds the queue's tables, so several queues can share a database;
-    /// `migrate=false`, for a role that may not change the schema (see
-    /// [`PgOptions::migrate_on_connect`]); `reconnect=DURATION`, how long
-    /// one operation keeps reconnecting (see [`PgOptions::reconnect_for`]).
+    /// libpq's `key=value` form), with libpq's environment variables for
+    /// what it does not say (see [`PgOptions::from_url_and_env`]).
     pub fn from_url(url: &str) -> Result<PgOptions, QueueError> {
+        PgOptions::from_url_and_env(url, &libpq::process_env)
+    }
+
+    /// Reads a connection URL, `env` giving the environment's variables.
+    ///
+    /// runyard reads options of its own from the URL's query: `schema=NAME`
+    /// (default `runyard`), the schema that holds the queue's tables, so
+    /// several queues can share a database; `migrate=false`, for a role
+    /// that may not change the schema (see [`PgOptions::migrate_on_connect`]);
+    /// `reconnect=DURATION`, how long one operation keeps reconnecting (see
+    /// [`PgOptions::reconnect_for`]).
+    ///
+    /// TLS is libpq's: `sslmode` (`disable`, `prefer` (the default),
+    /// `require`, `verify-ca`, `verify-full`), `sslrootcert` (a file of PEM
+    /// certificates, or `system`), `sslcert` and `sslkey` (a client
+    /// certificate). What the URL does not say comes from libpq's
+    /// variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`,
+    /// `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGPASSFILE`,
+    /// `PGTARGETSESSIONATTRS`, `PGAPPNAME`, `PGOPTIONS`,
+    /// `PGCONNECT_TIMEOUT`), and a password from the password file
+    /// (`passfile=`, `PGPASSFILE`, or `~/.pgpass`), for each host.
+    pub fn from_url_and_env(
+        url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PgOptions, QueueError> {
+        let invalid = |text: String| {
+            QueueError::new(
+                QueueErrorKind::InvalidInput,
+                format!("`{}`: {text}", redact(url)),
+            )
+        };
         let (rest, ours) = take_ours(url);
         let Ours {
             schema,
             migrate,
             reconnect,
+            tls,
+            passfile,
+            keys,
         } = ours;
         let reconnect_for = match reconnect.as_deref() {
             None => Duration::from_secs(60),
@@ -137,27 +174,40 @@ impl PgOptions {
                 ))
             }
         };
-        let config = postgres::Config::from_str(&rest).map_err(|e| {
+        if let Some(bad) = env("PGPORT").and_then(|ps| {
+            ps.split(',')
+                .find(|p| p.parse::<u16>().is_err())
+                .map(str::to_string)
+        }) {
+            return Err(invalid(format!(
+                "PGPORT: `{bad}` is not a port (expected 1 to 65535)"
+            )));
+        }
+        let rest = match env("PGPORT") {
+            Some(ports) if !keys.iter().any(|k| k == "port") => url_with_ports(&rest, &ports),
+            _ => rest,
+        };
+        let mut config = postgres::Config::from_str(&rest).map_err(|e| {
             QueueError::with_source(
                 QueueErrorKind::InvalidInput,
                 format!("`{}` is not a PostgreSQL connection URL", redact(url)),
                 e,
             )
         })?;
+        apply_env(&mut config, &keys, env).map_err(invalid)?;
         if config.get_hosts().is_empty() {
             return Err(QueueError::new(
                 QueueErrorKind::InvalidInput,
                 format!(
                     "`{}` names no host: write the server's host after the `@` \
-                     (postgres://user@localhost/db), or a socket directory as \
-                     `?host=/run/postgresql`",
+                     (postgres://user@localhost/db), a socket directory as \
+                     `?host=/run/postgresql`, or set PGHOST",
                     redact(url)
                 ),
             ));
         }
         let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
         check_schema_name(&schema)?;
-        let mut config = config;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -167,8 +217,20 @@ impl PgOptions {
         if config.get_application_name().is_none() {
             config.application_name("runyard");
         }
+        let tls = TlsParams {
+            mode: tls.mode.or_else(|| env("PGSSLMODE")),
+            rootcert: tls.rootcert.or_else(|| env("PGSSLROOTCERT")),
+            cert: tls.cert.or_else(|| env("PGSSLCERT")),
+            key: tls.key.or_else(|| env("PGSSLKEY")),
+        };
+        let tls = Tls::from_params(&tls, libpq::home(env).as_deref()).map_err(invalid)?;
+        config.ssl_mode(tls.mode.driver());
+        let passfile = libpq::passfile(passfile.as_deref(), env);
+        let targets = one_per_host(&config, passfile.as_deref());
         Ok(PgOptions {
             config,
+            targets: Arc::new(targets),
+            tls,
             schema,
             migrate,
             reconnect_for,
@@ -178,6 +240,36 @@ impl PgOptions {
             schedules_on_queue_clock: false,
             url: redact(url),
         })
+    }
+
+    /// The TLS mode connections use (after `sslrootcert` given with
+    /// `require`, which makes it `verify-ca` as with libpq).
+    pub fn ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+
+    /// A new connection to the first host that takes it (in the URL's
+    /// order, or from a random one with `load_balance_hosts=random`); the
+    /// last host's error if none does.
+    pub(crate) fn connect_raw(&self) -> Result<Client, postgres::Error> {
+        let n = self.targets.len();
+        let first = match self.config.get_load_balance_hosts() {
+            postgres::config::LoadBalanceHosts::Random if n > 1 => {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos() as usize)
+                    % n
+            }
+            _ => 0,
+        };
+        let mut last = None;
+        for i in 0..n {
+            match self.targets[(first + i) % n].connect(self.tls.connector.clone()) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("a URL names one host at least"))
     }
 
     /// What connecting may do to the schema (default
@@ -236,7 +328,7 @@ impl PgOptions {
 
     /// A new connection of the driver, outside the queue's pool.
     pub fn connect_client(&self) -> Result<postgres::Client, QueueError> {
-        self.config.connect(NoTls).map_err(|e| {
+        self.connect_raw().map_err(|e| {
             pg_err(
                 &format!("cannot connect to {} ({})", self.server(), self.url),
                 e,
@@ -313,33 +405,65 @@ fn check_schema_name(s: &str) -> Result<(), QueueError> {
     }
 }
 
-/// runyard's own options in a queue URL's query.
+/// runyard's own options in a queue URL's query, and the TLS and
+/// password-file parameters the driver does not know.
 #[derive(Debug, Default, PartialEq)]
 struct Ours {
     schema: Option<String>,
     migrate: Option<String>,
     reconnect: Option<String>,
+    tls: TlsParams,
+    passfile: Option<String>,
+    /// The names of the parameters left for the driver.
+    keys: Vec<String>,
 }
 
-/// Splits runyard's own options (`schema=`, `migrate=`, `reconnect=`) off
-/// a URL's query: the URL for the driver, and the options.
+impl Ours {
+    /// Takes `key=value` if it is one of ours; whether it was.
+    fn take(&mut self, key: &str, value: String) -> bool {
+        let slot = match key {
+            "schema" => &mut self.schema,
+            "migrate" => &mut self.migrate,
+            "reconnect" => &mut self.reconnect,
+            "sslmode" => &mut self.tls.mode,
+            "sslrootcert" => &mut self.tls.rootcert,
+            "sslcert" => &mut self.tls.cert,
+            "sslkey" => &mut self.tls.key,
+            "passfile" => &mut self.passfile,
+            _ => {
+                self.keys.push(key.to_string());
+                return false;
+            }
+        };
+        *slot = Some(value);
+        true
+    }
+}
+
+/// Splits runyard's own options (`schema=`, `migrate=`, `reconnect=`) and
+/// the parameters it applies itself (`sslmode=`, `sslrootcert=`,
+/// `sslcert=`, `sslkey=`, `passfile=`) off a URL's query or a `key=value`
+/// string: what is left for the driver, and the options.
 fn take_ours(url: &str) -> (String, Ours) {
     let mut ours = Ours::default();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        let pairs: Vec<(String, String)> = libpq::split_key_values(url)
+            .into_iter()
+            .filter(|(k, v)| !ours.take(k, v.clone()))
+            .collect();
+        return (libpq::join_key_values(&pairs), ours);
+    }
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_string(), ours);
     };
     let rest: Vec<&str> = query
         .split('&')
         .filter(|kv| {
+            if kv.is_empty() {
+                return false;
+            }
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let slot = match k {
-                "schema" => &mut ours.schema,
-                "migrate" => &mut ours.migrate,
-                "reconnect" => &mut ours.reconnect,
-                _ => return !kv.is_empty(),
-            };
-            *slot = Some(v.to_string());
-            false
+            !ours.take(k, libpq::percent_decode(v))
         })
         .collect();
     if rest.is_empty() {
@@ -347,6 +471,220 @@ fn take_ours(url: &str) -> (String, Ours) {
     } else {
         (format!("{base}?{}", rest.join("&")), ours)
     }
+}
+
+/// A URL whose hosts name no port, with `ports` (a comma-separated list,
+/// one for all hosts or one each) written after them: the driver takes a
+/// host without a port as one on 5432.
+fn url_with_ports(url: &str, ports: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let has_port = |chunk: &str| match chunk.rsplit_once(']') {
+        Some((_, after)) => after.starts_with(':'),
+        None => chunk.contains(':'),
+    };
+    if hosts.is_empty() || hosts.split(',').any(has_port) {
+        return url.to_string();
+    }
+    let ports: Vec<&str> = ports.split(',').collect();
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .enumerate()
+        .map(|(i, h)| format!("{h}:{}", ports.get(i).unwrap_or(&ports[0])))
+        .collect();
+    format!("{scheme}://{user}{}{tail}", hosts.join(","))
+}
+
+/// Fills in from libpq's environment variables what the URL leaves out
+/// (`keys`: the parameters its query names).
+fn apply_env(
+    config: &mut postgres::Config,
+    keys: &[String],
+    env: libpq::Env<'_>,
+) -> Result<(), String> {
+    if config.get_hosts().is_empty() {
+        if let Some(hosts) = env("PGHOST") {
+            for h in hosts.split(',') {
+                if h.starts_with('/') {
+                    config.host_path(h);
+                } else {
+                    config.host(h);
+                }
+            }
+        }
+    }
+    if config.get_hostaddrs().is_empty() {
+        if let Some(addrs) = env("PGHOSTADDR") {
+            for a in addrs.split(',') {
+                let ip = a.parse().map_err(|_| {
+                    format!("PGHOSTADDR: `{a}` is not an IP address (expected e.g. 10.0.0.5)")
+                })?;
+                config.hostaddr(ip);
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(ports) = env("PGPORT") {
+            for p in ports.split(',') {
+                let port = p
+                    .parse()
+                    .map_err(|_| format!("PGPORT: `{p}` is not a port (expected 1 to 65535)"))?;
+                config.port(port);
+            }
+        }
+    }
+    if config.get_user().is_none() {
+        // libpq's default is the operating system's user name.
+        if let Some(u) = env("PGUSER")
+            .or_else(|| env("USER"))
+            .or_else(|| env("LOGNAME"))
+        {
+            config.user(&u);
+        }
+    }
+    if config.get_password().is_none() {
+        if let Some(p) = env("PGPASSWORD") {
+            config.password(p);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(d) = env("PGDATABASE") {
+            config.dbname(&d);
+        }
+    }
+    if config.get_options().is_none() {
+        if let Some(o) = env("PGOPTIONS") {
+            config.options(&o);
+        }
+    }
+    if config.get_application_name().is_none() {
+        if let Some(a) = env("PGAPPNAME") {
+            config.application_name(&a);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        if let Some(t) = env("PGCONNECT_TIMEOUT") {
+            let secs: u64 = t
+                .parse()
+                .map_err(|_| format!("PGCONNECT_TIMEOUT: `{t}` is not a number of seconds"))?;
+            if secs > 0 {
+                // As libpq: less than 2 s is taken as 2 s.
+                config.connect_timeout(Duration::from_secs(secs.max(2)));
+            }
+        }
+    }
+    if !keys.iter().any(|k| k == "target_session_attrs") {
+        if let Some(t) = env("PGTARGETSESSIONATTRS") {
+            use postgres::config::TargetSessionAttrs;
+            config.target_session_attrs(match t.as_str() {
+                "any" => TargetSessionAttrs::Any,
+                "read-write" => TargetSessionAttrs::ReadWrite,
+                "read-only" => TargetSessionAttrs::ReadOnly,
+                other => {
+                    return Err(format!(
+                        "PGTARGETSESSIONATTRS: `{other}` (expected any, read-write or read-only)"
+                    ))
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A configuration for each of `config`'s hosts: its address and port,
+/// no TLS over a Unix socket (as libpq), and, when no password was
+/// given, the password file's for that host.
+fn one_per_host(
+    config: &postgres::Config,
+    passfile: Option<&std::path::Path>,
+) -> Vec<postgres::Config> {
+    use postgres::config::Host;
+    let ports = config.get_ports();
+    let addrs = config.get_hostaddrs();
+    let user = config.get_user().unwrap_or_default();
+    let dbname = config.get_dbname().unwrap_or(user);
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            let mut c = postgres::Config::new();
+            let (name, unix) = match host {
+                Host::Tcp(h) => {
+                    c.host(h);
+                    (h.clone(), false)
+                }
+                Host::Unix(p) => {
+                    c.host_path(p);
+                    (p.display().to_string(), true)
+                }
+            };
+            if let Some(a) = addrs.get(i) {
+                c.hostaddr(*a);
+            }
+            c.port(port);
+            if let Some(u) = config.get_user() {
+                c.user(u);
+            }
+            match config.get_password() {
+                Some(p) => {
+                    c.password(p);
+                }
+                None => {
+                    let login = libpq::Login {
+                        host: &name,
+                        unix,
+                        port,
+                        dbname,
+                        user,
+                    };
+                    if let Some(p) = passfile.and_then(|f| libpq::pgpass_password(f, login)) {
+                        c.password(p);
+                    }
+                }
+            }
+            if let Some(d) = config.get_dbname() {
+                c.dbname(d);
+            }
+            if let Some(o) = config.get_options() {
+                c.options(o);
+            }
+            if let Some(a) = config.get_application_name() {
+                c.application_name(a);
+            }
+            c.ssl_mode(if unix {
+                postgres::config::SslMode::Disable
+            } else {
+                config.get_ssl_mode()
+            });
+            c.ssl_negotiation(config.get_ssl_negotiation());
+            if let Some(t) = config.get_connect_timeout() {
+                c.connect_timeout(*t);
+            }
+            if let Some(t) = config.get_tcp_user_timeout() {
+                c.tcp_user_timeout(*t);
+            }
+            c.keepalives(config.get_keepalives());
+            c.keepalives_idle(config.get_keepalives_idle());
+            if let Some(t) = config.get_keepalives_interval() {
+                c.keepalives_interval(t);
+            }
+            if let Some(n) = config.get_keepalives_retries() {
+                c.keepalives_retries(n);
+            }
+            c.target_session_attrs(config.get_target_session_attrs());
+            c.channel_binding(config.get_channel_binding());
+            c
+        })
+        .collect()
 }
 
 /// The URL (or `key=value` string) with any password replaced, for messages.
@@ -442,6 +780,10 @@ fn redact_key_values(s: &str) -> String {
 /// Whether a failure is of the connection or the server's availability
 /// (trying again later may help), not of the request.
 pub(crate) fn is_transient(e: &postgres::Error) -> bool {
+    // A certificate refused, or TLS refused: trying again will not help.
+    if crate::tls::explain(e).is_some() {
+        return false;
+    }
     if e.is_closed() {
         return true;
     }
@@ -482,6 +824,9 @@ pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
         QueueErrorKind::Storage
     };
     let what = format!("PostgreSQL: {what}");
+    if let Some(why) = crate::tls::explain(&e) {
+        return QueueError::with_source(kind, format!("{what}: {why}"), e);
+    }
     // A server's error is said as the server said it (`FATAL: ...`), not
     // under the driver's "db error" besides.
     if e.as_db_error().is_some() {
@@ -555,7 +900,7 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Client, postgres::Error> {
-        self.opts.config.connect(NoTls)
+        self.opts.connect_raw()
     }
 
     fn take(&self) -> Result<Conn, postgres::Error> {
@@ -796,16 +1141,32 @@ mod tests {
             )
         );
         assert_eq!(
-            take_ours("postgres://u@h/db?sslmode=disable&schema=x_1&migrate=false&reconnect=5s"),
+            take_ours(
+                "postgres://u@h/db?sslmode=verify-full&schema=x_1&migrate=false&reconnect=5s\
+                 &target_session_attrs=read-write&sslrootcert=%2Fetc%2Fca%20x.pem"
+            ),
             (
-                "postgres://u@h/db?sslmode=disable".to_string(),
+                "postgres://u@h/db?target_session_attrs=read-write".to_string(),
                 Ours {
                     schema: Some("x_1".into()),
                     migrate: Some("false".into()),
                     reconnect: Some("5s".into()),
+                    tls: TlsParams {
+                        mode: Some("verify-full".into()),
+                        rootcert: Some("/etc/ca x.pem".into()),
+                        ..TlsParams::default()
+                    },
+                    passfile: None,
+                    keys: vec!["target_session_attrs".into()],
                 }
             )
         );
+        let (rest, ours) =
+            take_ours("host=db sslmode=require user=me sslcert='/a b/c.crt' schema=s");
+        assert_eq!(rest, "host='db' user='me'");
+        assert_eq!(ours.tls.mode.as_deref(), Some("require"));
+        assert_eq!(ours.tls.cert.as_deref(), Some("/a b/c.crt"));
+        assert_eq!(ours.schema.as_deref(), Some("s"));
         assert_eq!(take_ours("postgres://u@h/db").1, Ours::default());
         let o = PgOptions::from_url("postgres://u@h/db?reconnect=2s").unwrap();
         assert_eq!(o.reconnect_for, Duration::from_secs(2));
@@ -872,6 +1233,117 @@ mod tests {
                 assert!(!e.to_string().contains("secret"), "{e}");
             }
         }
+    }
+
+    /// An environment of the given variables only.
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_environment_fills_in_what_the_url_leaves_out() {
+        let env = env_of(&[
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6543"),
+            ("PGUSER", "envuser"),
+            ("PGPASSWORD", "envsecret"),
+            ("PGDATABASE", "envdb"),
+            ("PGSSLMODE", "require"),
+            ("PGTARGETSESSIONATTRS", "read-write"),
+            ("PGAPPNAME", "envapp"),
+        ]);
+        let o = PgOptions::from_url_and_env("postgres://", &env).unwrap();
+        assert_eq!(o.server(), "envhost:6543");
+        assert_eq!(o.config.get_user(), Some("envuser"));
+        assert_eq!(o.config.get_password(), Some(&b"envsecret"[..]));
+        assert_eq!(o.config.get_dbname(), Some("envdb"));
+        assert_eq!(o.config.get_application_name(), Some("envapp"));
+        assert_eq!(o.ssl_mode(), SslMode::Require);
+        assert_eq!(
+            o.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        assert!(!format!("{o:?}").contains("envsecret"));
+        // A value in the URL beats the environment.
+        let o = PgOptions::from_url_and_env(
+            "postgres://me:urlsecret@urlhost:7000/urldb?sslmode=disable&target_session_attrs=any",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(o.server(), "urlhost:7000");
+        assert_eq!(o.config.get_user(), Some("me"));
+        assert_eq!(o.config.get_password(), Some(&b"urlsecret"[..]));
+        assert_eq!(o.config.get_dbname(), Some("urldb"));
+        assert_eq!(o.ssl_mode(), SslMode::Disable);
+        assert_eq!(
+            o.config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::Any
+        );
+        let o = PgOptions::from_url_and_env("postgres://u:p@a,b/db", &env).unwrap();
+        assert_eq!(o.server(), "a:6543, b:6543");
+        let o = PgOptions::from_url_and_env("postgres://u@a:1,b/db", &env).unwrap();
+        assert_eq!(o.server(), "a:1, b:5432");
+        // Without PGHOST nothing names a host.
+        let e = PgOptions::from_url_and_env("postgres:///db", &env_of(&[])).unwrap_err();
+        assert!(e.to_string().contains("set PGHOST"), "{e}");
+        let e = PgOptions::from_url_and_env("postgres://h/db", &env_of(&[("PGPORT", "x")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("PGPORT: `x` is not a port"), "{e}");
+    }
+
+    #[test]
+    fn sslmodes_are_read_as_libpq_reads_them() {
+        let none = env_of(&[]);
+        let mode = |url: &str| PgOptions::from_url_and_env(url, &none).map(|o| o.ssl_mode());
+        assert_eq!(mode("postgres://h/db").unwrap(), SslMode::Prefer);
+        assert_eq!(
+            mode("postgres://h/db?sslmode=require").unwrap(),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode("postgres://h/db?sslrootcert=system").unwrap(),
+            SslMode::VerifyFull
+        );
+        let e = mode("postgres://h/db?sslmode=require&sslrootcert=system").unwrap_err();
+        assert!(e.to_string().contains("only sslmode=verify-full"), "{e}");
+        let e = mode("postgres://me:pw@h/db?sslmode=strict").unwrap_err();
+        assert_eq!(e.kind(), QueueErrorKind::InvalidInput);
+        assert!(
+            e.to_string()
+                .contains("expected disable, prefer, require, verify-ca or verify-full"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("pw@"), "{e}");
+        let e = mode("postgres://h/db?sslmode=verify-ca").unwrap_err();
+        assert!(e.to_string().contains("set sslrootcert=FILE"), "{e}");
+        let e =
+            mode("postgres://h/db?sslmode=verify-full&sslrootcert=/no/such/ca.pem").unwrap_err();
+        assert!(e.to_string().contains("/no/such/ca.pem"), "{e}");
+        let e =
+            mode("host=h sslmode=require sslcert=/no/such.crt sslkey=/no/such.key").unwrap_err();
+        assert!(e.to_string().contains("sslcert /no/such.crt"), "{e}");
+    }
+
+    #[test]
+    fn each_host_gets_its_password_from_the_password_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pgpass");
+        std::fs::write(&f, "a:5432:db:me:for-a\\:1\nb:5433:*:me:for-b\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = env_of(&[("PGPASSFILE", f.to_str().unwrap())]);
+        let o = PgOptions::from_url_and_env("postgres://me@a:5432,b:5433,c/db", &env).unwrap();
+        let pw: Vec<Option<&[u8]>> = o.targets.iter().map(|c| c.get_password()).collect();
+        assert_eq!(pw, [Some(&b"for-a:1"[..]), Some(&b"for-b"[..]), None]);
+        assert!(!format!("{o:?}").contains("for-a"));
+        // A password given beats the file.
+        let env = env_of(&[("PGPASSFILE", f.to_str().unwrap()), ("PGPASSWORD", "given")]);
+        let o = PgOptions::from_url_and_env("postgres://me@a/db", &env).unwrap();
+        assert_eq!(o.targets[0].get_password(), Some(&b"given"[..]));
     }
 
     #[test]

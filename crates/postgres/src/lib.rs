@@ -24,12 +24,15 @@
 
 mod conn;
 mod flow;
+mod libpq;
 mod limit_sql;
 mod limits;
 mod queue;
 mod schedules;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use conn::{OpenMode, PgOptions, SCHEMA_VERSION, TABLES};
 pub use queue::{Activity, PgQueue};
+pub use tls::SslMode;

@@ -691,11 +691,11 @@ impl PgQueue {
             return;
         }
         let shared = Arc::downgrade(&self.shared);
-        let config = self.pool.opts.config.clone();
+        let opts = self.pool.opts.clone();
         let channel = self.pool.opts.channel();
         let spawned = std::thread::Builder::new()
             .name("runyard-pg-listen".into())
-            .spawn(move || listen_loop(shared, config, channel));
+            .spawn(move || listen_loop(shared, opts, channel));
         if spawned.is_err() {
             // Workers poll as well; without the thread they only wake later.
             self.shared.listening.store(false, Ordering::SeqCst);
@@ -706,7 +706,7 @@ impl PgQueue {
 /// Holds a connection that `LISTEN`s on the queue's channel and calls the
 /// waker on each notification; reconnects (waking once, for what was missed)
 /// when the connection is lost. Ends once the queue is dropped.
-fn listen_loop(shared: Weak<Shared>, config: postgres::Config, channel: String) {
+fn listen_loop(shared: Weak<Shared>, opts: PgOptions, channel: String) {
     use postgres::fallible_iterator::FallibleIterator;
     let alive = || {
         shared
@@ -715,7 +715,7 @@ fn listen_loop(shared: Weak<Shared>, config: postgres::Config, channel: String) 
     };
     let mut pause = Duration::from_millis(100);
     while alive().is_some() {
-        let mut c = match config.connect(postgres::NoTls) {
+        let mut c = match opts.connect_raw() {
             Ok(c) => c,
             Err(_) => {
                 std::thread::sleep(pause);

@@ -278,3 +278,130 @@ fn start() -> Result<Server, String> {
     }
     Err(format!("pg_ctl start failed; the server's log:\n{last}"))
 }
+
+/// A cluster of one test's own, with settings and client authentication
+/// of its own (TLS, passwords), unlike the shared [`server`]; stopped and
+/// removed when dropped.
+#[derive(Debug)]
+pub struct OwnServer {
+    cluster: Cluster,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl OwnServer {
+    /// Starts a cluster with `conf` appended to its `postgresql.conf`,
+    /// `hba` as its `pg_hba.conf` after a line trusting the Unix socket
+    /// (where [`OwnServer::admin`] connects), and `files` (name, contents)
+    /// written into its data directory, readable by the server only.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster cannot be made or started, with the server's log.
+    pub fn start(conf: &str, hba: &str, files: &[(&str, &[u8])]) -> OwnServer {
+        own_server(conf, hba, files).unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+    }
+
+    /// The TCP port it listens on, at 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A superuser's connection to database `dbname` over the Unix
+    /// socket, for setting the server up and reading what it holds.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer.
+    pub fn admin(&self, dbname: &str) -> postgres::Client {
+        let conn = format!(
+            "host={} port={} user=postgres dbname={dbname}",
+            self.dir.display(),
+            self.port
+        );
+        postgres::Client::connect(&conn, postgres::NoTls).expect("the test cluster answers")
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .pg_ctl(&["stop", "-m", "immediate", "-w"])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn own_server(conf: &str, hba: &str, files: &[(&str, &[u8])]) -> Result<OwnServer, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = find_bin()?;
+    let as_postgres = runyard_exec::os::is_root();
+    let dir = tempfile::Builder::new()
+        .prefix("runyard-test-pg-own.")
+        .tempdir_in(std::env::temp_dir())
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?
+        .keep();
+    let data = dir.join("data");
+    let cluster = Cluster {
+        bin,
+        data: data.clone(),
+        as_postgres,
+        opts: OnceLock::new(),
+    };
+    if as_postgres {
+        chown_to_postgres(&dir)?;
+    }
+    let init = cluster
+        .cmd("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        .status()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !init.success() {
+        return Err(format!("initdb failed ({init})"));
+    }
+    let write = |name: &str, contents: &[u8]| -> Result<(), String> {
+        let p = data.join(name);
+        std::fs::write(&p, contents).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    for (name, contents) in files {
+        write(name, contents)?;
+    }
+    write(
+        "pg_hba.conf",
+        format!("local all all trust\n{hba}\n").as_bytes(),
+    )?;
+    let mut main = std::fs::read_to_string(data.join("postgresql.conf")).unwrap_or_default();
+    main.push('\n');
+    main.push_str(conf);
+    main.push('\n');
+    write("postgresql.conf", main.as_bytes())?;
+    if as_postgres {
+        chown_to_postgres(&dir)?;
+    }
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off",
+            dir.display()
+        );
+        let log = dir.join("server.log");
+        let ok = cluster
+            .pg_ctl(&["start", "-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(&log)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(OwnServer { cluster, dir, port });
+        }
+        last = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Err(format!("pg_ctl start failed; the server's log:\n{last}"))
+}
