@@ -128,6 +128,7 @@ impl Run {
         let inbox = Arc::new(Inbox::default());
         let events = Events::new(sinks);
         let settings_fire = settings.fire_schedules;
+        let meter = settings.meter.clone();
         let tally = Arc::new(Tally::default());
         let dispatcher = Dispatcher::new(
             Arc::clone(&engine),
@@ -138,15 +139,22 @@ impl Run {
             Arc::clone(&tally),
         );
         let (ended_tx, ended) = oneshot::channel::<()>();
-        let firing =
-            settings_fire.then(|| (Arc::clone(&queue), events.clone(), Arc::clone(&inbox)));
+        let firing = settings_fire.then(|| {
+            (
+                Arc::clone(&queue),
+                events.clone(),
+                Arc::clone(&inbox),
+                meter,
+            )
+        });
         let thread = thread
             .spawn(move || {
                 let _ended = ended_tx;
                 // Fires while the dispatcher runs; stopped before the run's
                 // end is announced.
-                let _firing =
-                    firing.and_then(|(queue, events, inbox)| Firing::start(queue, events, inbox));
+                let _firing = firing.and_then(|(queue, events, inbox, meter)| {
+                    Firing::start(queue, events, inbox, meter)
+                });
                 dispatcher.run()
             })
             .map_err(StartError::new)?;
