@@ -23,15 +23,15 @@ use runyard::{Engine, EngineConfig, Mode, Registry, RunError, Worker};
 use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{
     parse_at_least_one, parse_lease, parse_mode, parse_positive_duration, Color, ProcessFlags,
-    QueueFlag,
 };
 use crate::interrupt::on_interrupts;
 use crate::jobs::unknown_task_message;
 use crate::output::human::{Human, JobLines};
 use crate::output::report::{check_outputs, OutputPaths, RunOutputs};
-use crate::queues;
+use crate::queues::{self, QueueUrl, QueueUrlParser};
 
 use super::serve::parse_listen;
+use super::worker_config;
 
 #[derive(Debug, Args)]
 #[command(
@@ -42,8 +42,16 @@ to listen on an address other than a loopback one; with a token, /metrics reques
 `Authorization: Bearer TOKEN`."
 )]
 pub(crate) struct WorkerArgs {
-    #[command(flatten)]
-    pub(crate) queue: QueueFlag,
+    /// Settings from this TOML file, its keys the long flags' names with `_`
+    /// for `-` (queue, mode, jobs, tasks, lease, listen, ...); each is also a
+    /// $RUNYARD_<KEY> variable. A flag beats the variable, which beats the
+    /// file (docs/worker-config.md).
+    #[arg(long, value_name = "FILE", env = "RUNYARD_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser, env = "RUNYARD_QUEUE")]
+    pub(crate) queue: Option<QueueUrl>,
 
     /// Where attempts run unless a job says otherwise: auto, thread, process or async.
     #[arg(long, value_parser = parse_mode)]
@@ -66,13 +74,14 @@ pub(crate) struct WorkerArgs {
 
     /// How long a claim is held without a heartbeat, at least 1s (heartbeats
     /// go every third of it): a worker that dies has its jobs run elsewhere,
-    /// and its name freed, after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
-    pub(crate) lease: Duration,
+    /// and its name freed, after this long [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_lease)]
+    pub(crate) lease: Option<Duration>,
 
-    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
-    pub(crate) grace: Duration,
+    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) grace: Option<Duration>,
 
     #[command(flatten)]
     pub(crate) process: ProcessFlags,
@@ -101,6 +110,21 @@ pub(crate) struct WorkerArgs {
     /// address other than a loopback one.
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+}
+
+impl WorkerArgs {
+    /// The queue (set once the settings are merged).
+    fn queue(&self) -> &QueueUrl {
+        self.queue.as_ref().expect("merged settings have a queue")
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease.unwrap_or(worker_config::DEFAULT_LEASE)
+    }
+
+    fn grace(&self) -> Duration {
+        self.grace.unwrap_or(worker_config::DEFAULT_GRACE)
+    }
 }
 
 /// What a worker does, checked before anything is opened.
@@ -152,7 +176,7 @@ impl MetricsServer {
             addr,
             token: listen.token,
             read_only: true,
-            queue_name: args.queue.queue.display(),
+            queue_name: args.queue().display(),
             ready_timeout: Duration::from_secs(5),
         };
         let stop = runyard_serve::Stop::new();
@@ -178,6 +202,7 @@ pub(crate) fn main(
     color: Color,
     registry: Arc<Registry>,
 ) -> anyhow::Result<Exit> {
+    let args = worker_config::merge(args)?;
     let Plan {
         engine,
         name,
@@ -185,7 +210,7 @@ pub(crate) fn main(
         listen,
         tasks,
     } = plan(&args, registry)?;
-    let queue = queues::open_waiting(&args.queue.queue)?;
+    let queue = queues::open_waiting(args.queue())?;
     let mut worker = engine.worker(Arc::clone(&queue));
     if let Some(name) = name {
         worker = worker.name(name);
@@ -202,21 +227,24 @@ pub(crate) fn main(
         None => None,
     };
     let name = worker.worker_name().to_string();
-    let exit = register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))
-        .and_then(|()| match outputs.open() {
-            Ok(o) => Ok(o),
-            Err(e) => {
-                let _ = queue.unregister_worker(&name);
-                Err(e.into())
-            }
-        })
-        .and_then(|outputs| {
-            let exit = drain(&args, worker, &queue, &name, outputs, color);
-            // Its name is free at once (were this to fail, once its
-            // heartbeat lapses).
+    let exit = register(
+        &*queue,
+        &WorkerInfo::this_process(name.clone(), args.lease()),
+    )
+    .and_then(|()| match outputs.open() {
+        Ok(o) => Ok(o),
+        Err(e) => {
             let _ = queue.unregister_worker(&name);
-            exit
-        });
+            Err(e.into())
+        }
+    })
+    .and_then(|outputs| {
+        let exit = drain(&args, worker, &queue, &name, outputs, color);
+        // Its name is free at once (were this to fail, once its
+        // heartbeat lapses).
+        let _ = queue.unregister_worker(&name);
+        exit
+    });
     if let Some(s) = server {
         s.stop();
     }
@@ -242,7 +270,7 @@ fn drain(
         }));
     }
     let run = worker.sinks(sinks).start()?;
-    let grace = runyard::duration::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace());
     on_interrupts(
         run.interrupter(),
         "runyard worker",
@@ -255,7 +283,7 @@ fn drain(
     if !args.quiet {
         errln!(
             "runyard worker `{name}` draining {}",
-            args.queue.queue.display()
+            args.queue().display()
         );
     }
     match run.join() {
@@ -279,13 +307,13 @@ fn drain(
 /// The worker's engine and name: its tasks (its own, or those `--tasks`
 /// names) and its configuration, checked.
 fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
-    args.queue.queue.require_lasting("worker")?;
+    args.queue().require_lasting("worker")?;
     let tasks = tasks(args.tasks.as_deref(), &registry)?;
     let claimed = tasks.clone();
     let mut config = EngineConfig::builder()
         .mode(args.mode.unwrap_or(Mode::Auto))
-        .grace(args.grace)
-        .lease(args.lease)
+        .grace(args.grace())
+        .lease(args.lease())
         .schedules(!args.no_schedules)
         .tasks(claimed);
     if let Some(j) = args.concurrency {

@@ -69,13 +69,13 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// A file's text, to turn byte offsets into lines and columns.
-pub(super) struct Source<'a> {
-    pub(super) path: &'a Path,
-    pub(super) text: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
 }
 
 impl Source<'_> {
-    pub(super) fn error(
+    pub(crate) fn error(
         &self,
         span: Option<Range<usize>>,
         message: impl fmt::Display,
