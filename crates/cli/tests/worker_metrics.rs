@@ -392,3 +392,30 @@ fn beyond_loopback_a_worker_listens_only_with_a_token_which_metrics_then_need() 
     // The token never reaches the worker's output.
     assert!(!w.stderr.lock().unwrap().contains(TOKEN));
 }
+
+#[test]
+fn the_queue_benchmark_can_meter_its_drain_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = format!("sqlite://{}", dir.path().join("b.db").display());
+    let o = runyard()
+        .args([
+            "bench",
+            "queue",
+            "--n",
+            "50",
+            "--samples",
+            "2",
+            "--queue",
+            &q,
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON line");
+    assert_eq!(line["metered"], true, "{line}");
+    assert_eq!(line["tasks"], 50, "{line}");
+    let (code, out) = run(&["bench", "queue", "--queue", &q, "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("loopback"), "{out}");
+}

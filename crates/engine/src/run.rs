@@ -34,7 +34,7 @@ use crate::config::RunSettings;
 use crate::dispatcher::Dispatcher;
 use crate::engine::{Engine, Progress};
 use crate::error::{RunError, StartError, SubmitError};
-use crate::events::{EventSink, Events};
+use crate::events::{EventSink, Events, Meter, Meters};
 use crate::firing::Firing;
 use crate::inbox::Inbox;
 use crate::offload::Offload;
@@ -58,6 +58,27 @@ impl Engine {
         Run::start(
             Arc::clone(self.inner()),
             RunSettings::run(),
+            queue,
+            sinks,
+            dispatcher_thread(),
+        )
+    }
+
+    /// [`Engine::start_with_sinks`], its own work counted by `meter` (as a
+    /// worker's is with [`Worker::meter`](crate::Worker::meter)).
+    pub fn start_metered(
+        &self,
+        queue: Arc<dyn Queue>,
+        sinks: Vec<Arc<dyn EventSink>>,
+        meter: Arc<dyn Meter>,
+    ) -> Result<Run, StartError> {
+        let settings = RunSettings {
+            meter: Meters::new(Some(meter)),
+            ..RunSettings::run()
+        };
+        Run::start(
+            Arc::clone(self.inner()),
+            settings,
             queue,
             sinks,
             dispatcher_thread(),
