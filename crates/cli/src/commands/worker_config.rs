@@ -101,8 +101,8 @@ pub(crate) fn merge(mut args: WorkerArgs) -> anyhow::Result<WorkerArgs> {
                 path: &path,
                 text: &text,
             };
-            let file: File =
-                toml::from_str(&text).map_err(|e| src.error(e.span(), e.message().trim_end()))?;
+            let file: File = toml::from_str(&text)
+                .map_err(|e| discreet(src.error(e.span(), e.message().trim_end())))?;
             Some(Loaded { src, file })
         }
         None => None,
@@ -206,6 +206,20 @@ pub(crate) fn merge(mut args: WorkerArgs) -> anyhow::Result<WorkerArgs> {
     Ok(args)
 }
 
+/// `e`, without its line when that may show a secret: a misspelled key's
+/// value (a token under `tokn`, say) or a URL with credentials.
+fn discreet(e: InputError) -> InputError {
+    let url_with_user = e
+        .line()
+        .and_then(|l| l.split_once("://"))
+        .is_some_and(|(_, rest)| rest.contains('@'));
+    if url_with_user || e.message().starts_with("unknown field") {
+        e.without_line()
+    } else {
+        e
+    }
+}
+
 fn nonempty(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("must not be empty".into());
@@ -280,7 +294,7 @@ impl Merger<'_> {
     }
 
     fn at(&self, src: &Source<'_>, v: &FileValue, key: &str, e: &str) -> InputError {
-        src.error(Some(v.span.clone()), format!("`{key}`: {e}"))
+        discreet(src.error(Some(v.span.clone()), format!("`{key}`: {e}")))
     }
 }
 

@@ -24,6 +24,25 @@ impl InputError {
             snippet: None,
         }
     }
+
+    /// The same without the offending line shown (the place is still
+    /// named): for a line that may hold a secret.
+    pub(crate) fn without_line(self) -> InputError {
+        InputError {
+            snippet: None,
+            ..self
+        }
+    }
+
+    /// The offending line, as it would be shown.
+    pub(crate) fn line(&self) -> Option<&str> {
+        self.snippet.as_ref().map(|(_, text, _, _)| text.as_str())
+    }
+
+    /// The message, without the place.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The part of a long `line` around the mark at column `col` (from 1, in
