@@ -59,6 +59,9 @@ pub struct Config {
     pub queue_name: String,
     /// How long `/readyz` waits for the queue before it answers 503.
     pub ready_timeout: Duration,
+    /// How the server names itself in its log (`runyard serve`,
+    /// `runyard worker`).
+    pub program: &'static str,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +72,7 @@ impl std::fmt::Debug for Config {
             .field("read_only", &self.read_only)
             .field("queue_name", &self.queue_name)
             .field("ready_timeout", &self.ready_timeout)
+            .field("program", &self.program)
             .finish()
     }
 }

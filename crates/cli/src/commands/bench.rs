@@ -507,6 +507,7 @@ fn queue_bench(
                 read_only: true,
                 queue_name: backend.to_string(),
                 ready_timeout: Duration::from_secs(5),
+                program: "runyard bench",
             };
             let stop = runyard_serve::Stop::new();
             let (s, q, m) = (stop.clone(), Arc::clone(&queue), Arc::clone(&metrics));

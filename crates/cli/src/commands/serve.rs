@@ -137,6 +137,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
         read_only: args.read_only,
         queue_name: url.display(),
         ready_timeout: Duration::from_secs(5),
+        program: "runyard serve",
     };
     runyard_serve::serve(queue, listener, config, stop)
         .map_err(|e| RunnerFailure(format!("serving on {addr}: {e}")))?;

@@ -178,6 +178,7 @@ impl MetricsServer {
             read_only: true,
             queue_name: args.queue().display(),
             ready_timeout: Duration::from_secs(5),
+            program: "runyard worker",
         };
         let stop = runyard_serve::Stop::new();
         let (s, queue) = (stop.clone(), Arc::clone(queue));
