@@ -42,7 +42,7 @@ use flow::{Links, Spot, Target};
 pub(crate) use limits::MAX_JOBS;
 use limits::{clip, ARG_CHARS};
 pub(crate) use place::InputError;
-use place::Source;
+pub(crate) use place::Source;
 pub(crate) use schedules::{policy_of, read_sync_file, spec_of, Part, SpecInput};
 
 pub(crate) const SYNTAX_HELP: &str = "\

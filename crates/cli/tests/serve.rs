@@ -878,33 +878,6 @@ fn beyond_loopback_a_token_is_needed_and_then_asked_of_every_api_request() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("given twice"));
 }
 
-/// One sample of the text format: name, labels, value.
-fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
-    let (series, value) = line.rsplit_once(' ').expect("a value");
-    let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
-    let (name, labels) = match series.split_once('{') {
-        None => (series.to_string(), Vec::new()),
-        Some((name, rest)) => {
-            let body = rest.strip_suffix('}').expect("labels end with }");
-            let labels = body
-                .split(',')
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').expect("k=v");
-                    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
-                    (k.to_string(), v.expect("a quoted value").to_string())
-                })
-                .collect();
-            (name.to_string(), labels)
-        }
-    };
-    assert!(
-        name.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-        "{line}"
-    );
-    (name, labels, value)
-}
-
 #[test]
 fn metrics_are_gauges_in_the_prometheus_text_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -916,40 +889,43 @@ fn metrics_are_gauges_in_the_prometheus_text_format() {
         r.header("content-type").as_deref(),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
+    // Every metric is typed before its samples, and helped.
     let mut typed = std::collections::HashMap::new();
-    let mut helped = std::collections::HashSet::new();
-    let mut samples = Vec::new();
     for line in r.body.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            helped.insert(rest.split(' ').next().unwrap().to_string());
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
             assert!(
                 typed.insert(name.to_string(), kind.to_string()).is_none(),
                 "{line}"
             );
-        } else {
-            let sample = parse_sample(line);
-            assert!(typed.contains_key(&sample.0), "no # TYPE before {line}");
-            samples.push(sample);
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(typed.contains_key(name), "no # TYPE before {line}");
         }
     }
+    let scrape = prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not the text format ({e}):\n{}", r.body));
     for (name, kind) in &typed {
         assert_eq!(kind, "gauge", "{name}");
-        assert!(helped.contains(name), "no # HELP for {name}");
+        assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
     }
+    let gauge = |s: &prometheus_parse::Sample| match s.value {
+        prometheus_parse::Value::Gauge(v) => v,
+        ref other => panic!("{} is not a gauge: {other:?}", s.metric),
+    };
+    let samples = &scrape.samples;
+    let lines = r.body.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(samples.len(), lines, "every sample parsed:\n{}", r.body);
     let jobs = |task: &str, state: &str| {
         samples
             .iter()
-            .find(|(n, l, _)| {
-                n == "runyard_jobs"
-                    && l.as_slice()
-                        == [
-                            ("task".to_string(), task.to_string()),
-                            ("state".to_string(), state.to_string()),
-                        ]
+            .find(|s| {
+                s.metric == "runyard_jobs"
+                    && s.labels.len() == 2
+                    && s.labels.get("task") == Some(task)
+                    && s.labels.get("state") == Some(state)
             })
-            .map(|s| s.2)
+            .map(gauge)
             .unwrap_or_else(|| panic!("no runyard_jobs{{{task},{state}}}:\n{}", r.body))
     };
     assert_eq!(jobs("cpu", "succeeded"), 3.0);
@@ -959,8 +935,8 @@ fn metrics_are_gauges_in_the_prometheus_text_format() {
     let one = |name: &str| {
         samples
             .iter()
-            .find(|s| s.0 == name)
-            .map(|s| s.2)
+            .find(|s| s.metric == name && s.labels.is_empty())
+            .map(gauge)
             .unwrap_or_else(|| panic!("no {name}"))
     };
     assert!(one("runyard_oldest_queued_job_age_seconds") >= 0.0);

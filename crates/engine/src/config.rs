@@ -442,6 +442,8 @@ pub(crate) struct RunSettings {
     /// Whether it fires the due ticks of the queue's schedules (a worker's
     /// run, unless turned off).
     pub(crate) fire_schedules: bool,
+    /// What it counts of its own work, if anything does.
+    pub(crate) meter: crate::events::Meters,
 }
 
 impl RunSettings {
@@ -451,6 +453,7 @@ impl RunSettings {
             worker_name: default_worker_name(),
             exit_when_drained: true,
             fire_schedules: false,
+            meter: crate::events::Meters::default(),
         }
     }
 }

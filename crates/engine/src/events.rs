@@ -1,11 +1,13 @@
 //! Event sinks: where job state transitions go (JSON lines, log lines, a
 //! progress bar). See [`runyard_core::Event`] for the events and their JSON.
+//! And the [`Meter`]: what a worker counts of its own work, for metrics.
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use runyard_core::Event;
+use runyard_core::{Event, OutcomeKind};
 
 /// Receives every job state transition of a run, in order.
 pub trait EventSink: Send + Sync {
@@ -14,6 +16,84 @@ pub trait EventSink: Send + Sync {
 
     /// The run ended: write out anything buffered.
     fn flush(&self) {}
+}
+
+/// Counts what one run or worker does itself: its claims, the attempts
+/// it starts and ends, the leases it rescues or loses, the schedule ticks
+/// it fires. Each call is about this process's own work only, so that
+/// metrics summed over every worker of a queue count each thing once.
+///
+/// The dispatcher calls it from its own thread as things happen (the
+/// firing thread for ticks), with no lock held and nothing allocated for
+/// the call: an implementation should be as cheap (atomic counters, say).
+/// Every method does nothing by default.
+pub trait Meter: Send + Sync {
+    /// `jobs` were claimed by one claim (never called for an empty one).
+    fn claimed(&self, jobs: usize) {
+        let _ = jobs;
+    }
+
+    /// An attempt of `task` started, `queue_wait` after its job became
+    /// ready to run (submitted, due, unblocked or retried).
+    fn started(&self, task: &str, queue_wait: Duration) {
+        let _ = (task, queue_wait);
+    }
+
+    /// An attempt of `task` ended with `outcome` after running `duration`:
+    /// the outcome this worker records (a job cancelled before its attempt
+    /// started ends `cancelled` after zero).
+    fn finished(&self, task: &str, outcome: OutcomeKind, duration: Duration) {
+        let _ = (task, outcome, duration);
+    }
+
+    /// How many attempts are running now (started and not ended); called
+    /// when the number changes, at most once per turn of the dispatcher.
+    fn running(&self, attempts: usize) {
+        let _ = attempts;
+    }
+
+    /// This worker's rescue put back `jobs` whose leases (another
+    /// worker's, which died) had expired.
+    fn rescued(&self, jobs: usize) {
+        let _ = jobs;
+    }
+
+    /// `leases` held here were lost (taken over, or given up when they
+    /// could not be renewed): their attempts were stopped unrecorded.
+    fn lost(&self, leases: usize) {
+        let _ = leases;
+    }
+
+    /// Schedule ticks this worker settled in one call: `fired` made their
+    /// submissions, `skipped` did not (overlap), `missed` were never fired
+    /// within their grace.
+    fn ticks(&self, fired: usize, skipped: usize, missed: u64) {
+        let _ = (fired, skipped, missed);
+    }
+}
+
+/// A run's meter, if it has one.
+#[derive(Clone, Default)]
+pub(crate) struct Meters(Option<Arc<dyn Meter>>);
+
+impl fmt::Debug for Meters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Meter" } else { "None" })
+    }
+}
+
+impl Meters {
+    pub(crate) fn new(meter: Option<Arc<dyn Meter>>) -> Meters {
+        Meters(meter)
+    }
+
+    pub(crate) fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(crate) fn get(&self) -> Option<&dyn Meter> {
+        self.0.as_deref()
+    }
 }
 
 /// Writes events as JSON lines: `{"type": ..., "data": {...}}` per line.

@@ -27,7 +27,7 @@ use std::time::Duration;
 use runyard_core::{Event, JobState, QueuedReason, Tick};
 use runyard_queue::{FireReport, Queue};
 
-use crate::events::Events;
+use crate::events::{Events, Meters};
 use crate::inbox::Inbox;
 use crate::trace::ENGINE;
 
@@ -71,13 +71,14 @@ impl Firing {
         queue: Arc<dyn Queue>,
         events: Events,
         inbox: Arc<Inbox>,
+        meter: Meters,
     ) -> Option<Firing> {
         queue.as_schedules()?;
         let stop = Arc::new(Stop::default());
         let s = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("runyard-schedules".into())
-            .spawn(move || fire_loop(&*queue, &events, &inbox, &s));
+            .spawn(move || fire_loop(&*queue, &events, &meter, &inbox, &s));
         match thread {
             Ok(t) => Some(Firing {
                 stop,
@@ -104,7 +105,7 @@ impl Drop for Firing {
     }
 }
 
-fn fire_loop(queue: &dyn Queue, events: &Events, inbox: &Inbox, stop: &Stop) {
+fn fire_loop(queue: &dyn Queue, events: &Events, meter: &Meters, inbox: &Inbox, stop: &Stop) {
     let Some(schedules) = queue.as_schedules() else {
         return;
     };
@@ -118,6 +119,12 @@ fn fire_loop(queue: &dyn Queue, events: &Events, inbox: &Inbox, stop: &Stop) {
             Ok(report) => {
                 retry = FIRE_RETRY;
                 reported = false;
+                if let Some(m) = meter.get() {
+                    let missed = report.missed.iter().map(|(_, n)| *n).sum();
+                    if !report.fired.is_empty() || !report.skipped.is_empty() || missed > 0 {
+                        m.ticks(report.fired.len(), report.skipped.len(), missed);
+                    }
+                }
                 emit(events, queue, &report);
                 wait_for(&report)
             }

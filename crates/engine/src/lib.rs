@@ -38,7 +38,7 @@ pub use config::{
 };
 pub use engine::{Engine, Progress};
 pub use error::{RunError, StartError, SubmitError, WorkflowError};
-pub use events::{EventSink, JsonLines};
+pub use events::{EventSink, JsonLines, Meter};
 pub use lane::ModeRefused;
 pub use report::{write_report_json, Report, ReportError, ReportReader};
 pub use run::Run;

@@ -34,7 +34,7 @@ use crate::config::RunSettings;
 use crate::dispatcher::Dispatcher;
 use crate::engine::{Engine, Progress};
 use crate::error::{RunError, StartError, SubmitError};
-use crate::events::{EventSink, Events};
+use crate::events::{EventSink, Events, Meter, Meters};
 use crate::firing::Firing;
 use crate::inbox::Inbox;
 use crate::offload::Offload;
@@ -58,6 +58,27 @@ impl Engine {
         Run::start(
             Arc::clone(self.inner()),
             RunSettings::run(),
+            queue,
+            sinks,
+            dispatcher_thread(),
+        )
+    }
+
+    /// [`Engine::start_with_sinks`], its own work counted by `meter` (as a
+    /// worker's is with [`Worker::meter`](crate::Worker::meter)).
+    pub fn start_metered(
+        &self,
+        queue: Arc<dyn Queue>,
+        sinks: Vec<Arc<dyn EventSink>>,
+        meter: Arc<dyn Meter>,
+    ) -> Result<Run, StartError> {
+        let settings = RunSettings {
+            meter: Meters::new(Some(meter)),
+            ..RunSettings::run()
+        };
+        Run::start(
+            Arc::clone(self.inner()),
+            settings,
             queue,
             sinks,
             dispatcher_thread(),
@@ -128,6 +149,7 @@ impl Run {
         let inbox = Arc::new(Inbox::default());
         let events = Events::new(sinks);
         let settings_fire = settings.fire_schedules;
+        let meter = settings.meter.clone();
         let tally = Arc::new(Tally::default());
         let dispatcher = Dispatcher::new(
             Arc::clone(&engine),
@@ -138,15 +160,22 @@ impl Run {
             Arc::clone(&tally),
         );
         let (ended_tx, ended) = oneshot::channel::<()>();
-        let firing =
-            settings_fire.then(|| (Arc::clone(&queue), events.clone(), Arc::clone(&inbox)));
+        let firing = settings_fire.then(|| {
+            (
+                Arc::clone(&queue),
+                events.clone(),
+                Arc::clone(&inbox),
+                meter,
+            )
+        });
         let thread = thread
             .spawn(move || {
                 let _ended = ended_tx;
                 // Fires while the dispatcher runs; stopped before the run's
                 // end is announced.
-                let _firing =
-                    firing.and_then(|(queue, events, inbox)| Firing::start(queue, events, inbox));
+                let _firing = firing.and_then(|(queue, events, inbox, meter)| {
+                    Firing::start(queue, events, inbox, meter)
+                });
                 dispatcher.run()
             })
             .map_err(StartError::new)?;

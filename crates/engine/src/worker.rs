@@ -16,7 +16,7 @@ use runyard_queue::{PublishedTask, Queue};
 use crate::config::{default_worker_name, RunSettings};
 use crate::engine::Engine;
 use crate::error::{RunError, StartError};
-use crate::events::EventSink;
+use crate::events::{EventSink, Meter, Meters};
 use crate::run::{dispatcher_thread, Run};
 use crate::shared::EngineInner;
 
@@ -30,6 +30,7 @@ impl Engine {
             name: default_worker_name(),
             sinks: Vec::new(),
             schedules: self.inner().config.schedules,
+            meter: None,
         }
     }
 }
@@ -62,6 +63,7 @@ pub struct Worker {
     name: String,
     sinks: Vec<Arc<dyn EventSink>>,
     schedules: bool,
+    meter: Option<Arc<dyn Meter>>,
 }
 
 impl fmt::Debug for Worker {
@@ -70,6 +72,7 @@ impl fmt::Debug for Worker {
             .field("queue", &self.queue)
             .field("name", &self.name)
             .field("schedules", &self.schedules)
+            .field("meter", &self.meter.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +116,15 @@ impl Worker {
         self
     }
 
+    /// Counts the worker's own work with `meter`: its claims, the attempts
+    /// it runs, the leases it rescues or loses, the ticks it fires (see
+    /// [`Meter`]). One meter per worker: nothing another worker does is
+    /// counted in it.
+    pub fn meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// Starts draining, for blocking code: the run ends once interrupted
     /// ([`Run::interrupt`]: the first call drains gracefully, the second
     /// cancels), or when the queue fails for good. First the worker
@@ -133,6 +145,7 @@ impl Worker {
                 worker_name: self.name,
                 exit_when_drained: false,
                 fire_schedules: self.schedules,
+                meter: Meters::new(self.meter),
             },
             self.queue,
             self.sinks,

@@ -1,15 +1,19 @@
 //! Schedules on the engine's side: a `Worker` fires the due ticks of its
 //! queue's schedules and its events tell them (and carry each job's tick);
 //! a worker told not to, and a run, fire none. On an SQLite queue with a
-//! manual clock: ticks come due when the test moves the clock.
+//! manual clock: ticks come due when the test moves the clock. A worker's
+//! meter is told the ticks it fired, the leases it rescued and the
+//! attempts it ran.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    Context, Event, JobSpec, Policy, Registry, Spec, Task, TaskDef, TaskError, TaskKind, Timestamp,
+    Context, Event, JobSpec, OutcomeKind, Policy, Registry, Spec, Task, TaskDef, TaskError,
+    TaskKind, Timestamp,
 };
-use runyard_engine::{Engine, EngineConfig, EventSink};
+use runyard_engine::{Engine, EngineConfig, EventSink, Meter};
 use runyard_queue::{ManualClock, Queue, ScheduleDef};
 use runyard_sqlite::{OpenMode, SqliteQueue};
 
@@ -165,4 +169,86 @@ fn a_worker_told_not_to_and_a_run_fire_no_schedule() {
     assert_eq!(s.schedule("ten").unwrap().unwrap().fired, 0);
     let report = s.fire_due().unwrap();
     assert_eq!(report.fired.len(), 1, "the tick was left due: {report:?}");
+}
+
+/// Counts what a worker's meter is told.
+#[derive(Default)]
+struct Counted {
+    claimed: AtomicUsize,
+    started: AtomicUsize,
+    succeeded: AtomicUsize,
+    other: AtomicUsize,
+    running: AtomicUsize,
+    rescued: AtomicUsize,
+    fired: AtomicUsize,
+}
+
+impl Meter for Counted {
+    fn claimed(&self, jobs: usize) {
+        self.claimed.fetch_add(jobs, Ordering::SeqCst);
+    }
+    fn started(&self, task: &str, _: Duration) {
+        assert_eq!(task, "noop");
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+    fn finished(&self, _: &str, outcome: OutcomeKind, _: Duration) {
+        match outcome {
+            OutcomeKind::Succeeded => &self.succeeded,
+            _ => &self.other,
+        }
+        .fetch_add(1, Ordering::SeqCst);
+    }
+    fn running(&self, attempts: usize) {
+        self.running.store(attempts, Ordering::SeqCst);
+    }
+    fn rescued(&self, jobs: usize) {
+        self.rescued.fetch_add(jobs, Ordering::SeqCst);
+    }
+    fn ticks(&self, fired: usize, _: usize, _: u64) {
+        self.fired.fetch_add(fired, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_worker_meters_the_ticks_it_fires_the_leases_it_rescues_and_the_attempts_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (q, clock) = queue(&dir);
+    // A job claimed by a worker that is gone: its lease expires once the
+    // clock moves, and the metered worker's rescue puts it back.
+    q.enqueue_one(engine(true).prepare(&JobSpec::new("noop")).unwrap())
+        .unwrap();
+    assert_eq!(
+        q.claim_tasks("gone", 1, Duration::from_secs(2), None)
+            .unwrap()
+            .len(),
+        1
+    );
+    let counted = Arc::new(Counted::default());
+    let registry = Registry::builder()
+        .task(TaskDef::from_task(Noop))
+        .build()
+        .unwrap();
+    let config = EngineConfig::builder()
+        .grace(Duration::from_millis(200))
+        .lease(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let run = Engine::new(registry, config)
+        .worker(Arc::clone(&q))
+        .meter(Arc::clone(&counted) as _)
+        .start()
+        .unwrap();
+    clock.advance(Duration::from_secs(20));
+    let n = |a: &AtomicUsize| a.load(Ordering::SeqCst);
+    wait_until(Duration::from_secs(30), "three attempts", || {
+        n(&counted.succeeded) == 3 && n(&counted.running) == 0
+    });
+    run.interrupt();
+    run.join().unwrap();
+    assert_eq!(n(&counted.fired), 2, "two ticks came due");
+    assert_eq!(n(&counted.rescued), 1);
+    assert_eq!(n(&counted.claimed), 3);
+    assert_eq!(n(&counted.started), 3);
+    assert_eq!(n(&counted.succeeded), 3);
+    assert_eq!(n(&counted.other), 0);
 }

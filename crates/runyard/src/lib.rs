@@ -524,7 +524,7 @@ pub mod flow {
 /// or as JSON lines.
 pub mod event {
     pub use runyard_core::{Event, QueuedReason};
-    pub use runyard_engine::{EventSink, JsonLines};
+    pub use runyard_engine::{EventSink, JsonLines, Meter};
 }
 
 /// Queues: the core trait (the worker protocol), the capability traits

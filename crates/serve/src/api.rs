@@ -497,7 +497,7 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
             // Open to probes even when a token guards the rest: the cause
             // (which names the database's host, user and name) goes to the
             // server's own log, not to whoever asks.
-            eprintln!("runyard serve: not ready: {}", e.message);
+            eprintln!("{}: not ready: {}", s.config.program, e.message);
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: the queue does not answer (the server's log says why)".to_string(),

@@ -2,7 +2,9 @@
 //! through its capabilities ([`Inspect`](runyard_queue::Inspect),
 //! [`Admin`](runyard_queue::Admin), [`FlowControl`](runyard_queue::FlowControl),
 //! [`Schedules`](runyard_queue::Schedules)) and retries or cancels its
-//! jobs, Prometheus metrics, and health checks. `runyard serve` runs it.
+//! jobs, Prometheus metrics, and health checks. `runyard serve` runs it;
+//! `runyard worker --listen` runs [`serve_worker`]: a worker's own
+//! metrics ([`WorkerMetrics`]) and the health checks.
 //!
 //! # Where things are
 //!
@@ -17,6 +19,8 @@
 //!   with;
 //! - `stats.rs`: `/api/v1/stats`, the attempts that ended per minute;
 //! - `metrics.rs`: `/metrics` in the Prometheus text format;
+//!   `worker_metrics.rs`: a worker's own counters and histograms, and its
+//!   `/metrics`;
 //! - `error.rs`: every refusal as a status and `{"error": "..."}`.
 //!
 //! Every queue call is blocking; each runs on tokio's blocking pool, so a
@@ -32,6 +36,7 @@ mod guard;
 mod metrics;
 mod stats;
 mod views;
+mod worker_metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +48,7 @@ use axum::Router;
 use runyard_queue::Queue;
 
 pub use guard::{check_listen, check_token, constant_time_eq, TOKEN_MIN_LEN};
+pub use worker_metrics::WorkerMetrics;
 
 /// How a server answers.
 #[derive(Clone)]
@@ -60,6 +66,9 @@ pub struct Config {
     pub queue_name: String,
     /// How long `/readyz` waits for the queue before it answers 503.
     pub ready_timeout: Duration,
+    /// How the server names itself in its log (`runyard serve`,
+    /// `runyard worker`).
+    pub program: &'static str,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("read_only", &self.read_only)
             .field("queue_name", &self.queue_name)
             .field("ready_timeout", &self.ready_timeout)
+            .field("program", &self.program)
             .finish()
     }
 }
@@ -89,16 +99,43 @@ pub(crate) struct AppState {
     pub(crate) calls: Arc<tokio::sync::Semaphore>,
     /// The dashboard's logged-in browsers.
     pub(crate) sessions: Arc<dash::Sessions>,
+    /// A worker's metrics, served by a worker's server.
+    pub(crate) worker: Option<Arc<WorkerMetrics>>,
+}
+
+impl AppState {
+    fn new(queue: Arc<dyn Queue>, config: Config, worker: Option<Arc<WorkerMetrics>>) -> Self {
+        AppState {
+            queue,
+            config: Arc::new(config),
+            calls: Arc::new(tokio::sync::Semaphore::new(QUEUE_CALLS)),
+            worker,
+            sessions: Arc::default(),
+        }
+    }
+}
+
+/// The routes of a worker's server, with the guards of [`router`]:
+/// `/metrics` (the worker's own, from `metrics`), `/healthz` and
+/// `/readyz` (the worker's queue answers).
+pub fn worker_router(queue: Arc<dyn Queue>, config: Config, metrics: Arc<WorkerMetrics>) -> Router {
+    let state = AppState::new(queue, config, Some(metrics));
+    Router::new()
+        .route("/metrics", get(worker_metrics::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .with_state(state)
 }
 
 /// The routes, with their guards, over `queue`.
 pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
-    let state = AppState {
-        queue,
-        config: Arc::new(config),
-        calls: Arc::new(tokio::sync::Semaphore::new(QUEUE_CALLS)),
-        sessions: Arc::default(),
-    };
+    let state = AppState::new(queue, config, None);
     let api = Router::new()
         .route("/jobs", get(api::list_jobs))
         .route("/jobs/retry", post(actions::bulk_retry))
@@ -182,16 +219,38 @@ pub fn serve(
     config: Config,
     stop: Stop,
 ) -> std::io::Result<()> {
+    serve_routes(router(queue, config), listener, stop, 2)
+}
+
+/// Serves a worker's [`worker_router`] on `listener` until `stop` is
+/// stopped. Runs its own tokio runtime of one thread (the queue's calls
+/// of `/readyz` on its blocking pool), beside the worker's own threads.
+pub fn serve_worker(
+    queue: Arc<dyn Queue>,
+    listener: std::net::TcpListener,
+    config: Config,
+    metrics: Arc<WorkerMetrics>,
+    stop: Stop,
+) -> std::io::Result<()> {
+    serve_routes(worker_router(queue, config, metrics), listener, stop, 1)
+}
+
+fn serve_routes(
+    routes: Router,
+    listener: std::net::TcpListener,
+    stop: Stop,
+    threads: usize,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .max_blocking_threads(16)
         .thread_name("runyard-serve")
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let app = router(queue, config).into_make_service_with_connect_info::<SocketAddr>();
+        let app = routes.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(stop.stopped())
             .await

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// The content type of the text format.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What one scrape reads from the queue.
 struct Scrape {

@@ -78,6 +78,7 @@ fn a_hung_queue_holds_a_bounded_number_of_calls_and_readyz_answers_503() {
         read_only: true,
         queue_name: "hung".into(),
         ready_timeout: Duration::from_millis(200),
+        program: "ready-test",
     };
     let stop = Stop::new();
     let server = {

@@ -90,6 +90,11 @@ enum Workload {
         /// Enqueue each job with a unique key of its own.
         #[arg(long)]
         unique: bool,
+        /// Count the drain's work as `runyard worker --listen` does, and
+        /// serve those metrics on ADDR (a loopback address): what a
+        /// worker's metering costs its drain.
+        #[arg(long, value_name = "ADDR", value_parser = super::serve::parse_listen)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// B8: workflows on a queue. A chain of CHAIN `noop` jobs, each after
     /// the one before (`hop_p50_ms`: from one job's recorded end to the
@@ -241,7 +246,15 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
             keys,
             key_concurrency,
             unique,
+            listen,
         } => {
+            if let Some(addr) = listen.filter(|a| !a.ip().is_loopback()) {
+                return Err(UsageError(format!(
+                    "--listen {addr}: give a loopback address, e.g. 127.0.0.1:0 (the benchmark \
+                     serves its metrics without a token)"
+                ))
+                .into());
+            }
             if batch == 0 {
                 return Err(UsageError("--batch must be at least 1".into()).into());
             }
@@ -250,7 +263,7 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
                 key_concurrency,
                 unique,
             };
-            queue_bench(&registry, n, &queue, batch, samples, flow)?;
+            queue_bench(&registry, n, &queue, batch, samples, flow, listen)?;
         }
     }
     Ok(Exit::Success)
@@ -479,8 +492,39 @@ fn queue_bench(
     batch: usize,
     samples: usize,
     flow: QueueFlow,
+    listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let (queue, backend) = scratch_queue(url)?;
+    // With --listen: every run metered as a worker's is, its metrics served.
+    let metered = match listen {
+        Some(addr) => {
+            let metrics = Arc::new(runyard_serve::WorkerMetrics::new(["noop"], false));
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| RunnerFailure(format!("--listen: cannot listen on {addr}: {e}")))?;
+            let config = runyard_serve::Config {
+                addr: listener.local_addr()?,
+                token: None,
+                read_only: true,
+                queue_name: backend.to_string(),
+                ready_timeout: Duration::from_secs(5),
+                program: "runyard bench",
+            };
+            let stop = runyard_serve::Stop::new();
+            let (s, q, m) = (stop.clone(), Arc::clone(&queue), Arc::clone(&metrics));
+            let server =
+                std::thread::spawn(move || runyard_serve::serve_worker(q, listener, config, m, s));
+            Some((metrics, stop, server))
+        }
+        None => None,
+    };
+    let start = |e: &Engine, sinks: Vec<Arc<dyn runyard::event::EventSink>>| match &metered {
+        Some((m, _, _)) => e.start_metered(
+            Arc::clone(&queue),
+            sinks,
+            Arc::clone(m) as Arc<dyn runyard::event::Meter>,
+        ),
+        None => e.start_with_sinks(Arc::clone(&queue), sinks),
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let e = engine(registry, Mode::Thread, Some(cores))?;
     let job = e.prepare(&JobSpec::new("noop"))?;
@@ -505,7 +549,7 @@ fn queue_bench(
     let enqueue = t.elapsed();
 
     let t = Instant::now();
-    let run = e.start(Arc::clone(&queue))?;
+    let run = start(&e, Vec::new())?;
     run.close();
     run.join()?;
     let drain = t.elapsed();
@@ -519,7 +563,7 @@ fn queue_bench(
     // events say when each job is done (no polling beside the worker).
     let (tx, rx) = std::sync::mpsc::channel();
     let ended: Arc<dyn runyard::event::EventSink> = Arc::new(Outcome(tx));
-    let run = e.start_with_sinks(Arc::clone(&queue), vec![ended])?;
+    let run = start(&e, vec![ended])?;
     let noop = JobSpec::new("noop");
     let mut lat = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -539,6 +583,10 @@ fn queue_bench(
     }
     run.close();
     run.join()?;
+    if let Some((_, stop, server)) = metered {
+        stop.stop();
+        let _ = server.join();
+    }
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
@@ -560,6 +608,7 @@ fn queue_bench(
             "keys": flow.keys,
             "key_concurrency": flow.key_concurrency,
             "unique": flow.unique,
+            "metered": listen.is_some(),
         }),
     )?;
     Ok(())

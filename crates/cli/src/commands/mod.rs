@@ -23,3 +23,4 @@ pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;
 pub(crate) mod worker;
+mod worker_config;

@@ -4,7 +4,7 @@
 //! token guards it (docs/api.md).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -47,7 +47,7 @@ pub(crate) struct ServeArgs {
 }
 
 /// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080` or `localhost:8080`.
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     if let Some(port) = s.strip_prefix("localhost:") {
         if let Ok(p) = port.parse::<u16>() {
             return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
@@ -62,9 +62,9 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// The token from `--token-file` or the environment, checked.
-fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+pub(crate) fn token(token_file: Option<&Path>) -> anyhow::Result<Option<String>> {
     let env = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    let token = match (&args.token_file, env) {
+    let token = match (token_file, env) {
         (Some(_), Some(_)) => {
             return Err(UsageError(format!(
                 "a token is given twice, by --token-file and by ${TOKEN_ENV}: give one"
@@ -95,7 +95,7 @@ fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
 pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
     let url = &args.queue.queue;
     url.require_lasting("serve")?;
-    let token = token(&args)?;
+    let token = token(args.token_file.as_deref())?;
     runyard_serve::check_listen(&args.listen, token.is_some()).map_err(UsageError)?;
     // Read-only: the queue is read as `status` reads it, nothing created,
     // upgraded or written. Otherwise as `retry` and `cancel` open it.
@@ -137,6 +137,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
         read_only: args.read_only,
         queue_name: url.display(),
         ready_timeout: Duration::from_secs(5),
+        program: "runyard serve",
     };
     runyard_serve::serve(queue, listener, config, stop)
         .map_err(|e| RunnerFailure(format!("serving on {addr}: {e}")))?;

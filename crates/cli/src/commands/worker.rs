@@ -5,7 +5,11 @@
 //! PostgreSQL server that is not up yet), the name registered and the
 //! events file created, then the engine run until an interrupt drains it;
 //! the name is given back, and an output that failed is told (exit 3).
+//! With `--listen`, the worker's own metrics and its health checks are
+//! served on that address (checked in the plan, bound once the queue is
+//! open) for as long as it drains.
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,18 +23,35 @@ use runyard::{Engine, EngineConfig, Mode, Registry, RunError, Worker};
 use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{
     parse_at_least_one, parse_lease, parse_mode, parse_positive_duration, Color, ProcessFlags,
-    QueueFlag,
 };
 use crate::interrupt::on_interrupts;
 use crate::jobs::unknown_task_message;
 use crate::output::human::{Human, JobLines};
 use crate::output::report::{check_outputs, OutputPaths, RunOutputs};
-use crate::queues;
+use crate::queues::{self, QueueUrl, QueueUrlParser};
+
+use super::serve::parse_listen;
+use super::worker_config;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --listen ADDR, the worker serves /metrics (its own counters and \
+histograms: docs/metrics.md), /healthz and /readyz on ADDR (port 0: any free port; the address \
+bound is said on standard error). A token (--token-file FILE, or $RUNYARD_SERVE_TOKEN) is needed \
+to listen on an address other than a loopback one; with a token, /metrics requests must carry \
+`Authorization: Bearer TOKEN`."
+)]
 pub(crate) struct WorkerArgs {
-    #[command(flatten)]
-    pub(crate) queue: QueueFlag,
+    /// Settings from this TOML file, its keys the long flags' names with `_`
+    /// for `-` (queue, mode, jobs, tasks, lease, listen, ...); each is also a
+    /// $RUNYARD_<KEY> variable. A flag beats the variable, which beats the
+    /// file (docs/worker-config.md).
+    #[arg(long, value_name = "FILE", env = "RUNYARD_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser, env = "RUNYARD_QUEUE")]
+    pub(crate) queue: Option<QueueUrl>,
 
     /// Where attempts run unless a job says otherwise: auto, thread, process or async.
     #[arg(long, value_parser = parse_mode)]
@@ -53,13 +74,14 @@ pub(crate) struct WorkerArgs {
 
     /// How long a claim is held without a heartbeat, at least 1s (heartbeats
     /// go every third of it): a worker that dies has its jobs run elsewhere,
-    /// and its name freed, after this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_lease)]
-    pub(crate) lease: Duration,
+    /// and its name freed, after this long [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_lease)]
+    pub(crate) lease: Option<Duration>,
 
-    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
-    pub(crate) grace: Duration,
+    /// On SIGTERM or Ctrl-C, how long running attempts may take to finish
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) grace: Option<Duration>,
 
     #[command(flatten)]
     pub(crate) process: ProcessFlags,
@@ -76,6 +98,33 @@ pub(crate) struct WorkerArgs {
     /// Print only errors (no line per finished job).
     #[arg(short, long)]
     pub(crate) quiet: bool,
+
+    /// Serve this worker's metrics (/metrics) and health (/healthz, /readyz)
+    /// on ADDR, e.g. 127.0.0.1:9464 (port 0: any free port; the address
+    /// bound is said on standard error, even with --quiet).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub(crate) listen: Option<SocketAddr>,
+
+    /// A file holding the token every /metrics request must carry (its
+    /// first line; also $RUNYARD_SERVE_TOKEN); needed to --listen on an
+    /// address other than a loopback one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+}
+
+impl WorkerArgs {
+    /// The queue (set once the settings are merged).
+    fn queue(&self) -> &QueueUrl {
+        self.queue.as_ref().expect("merged settings have a queue")
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease.unwrap_or(worker_config::DEFAULT_LEASE)
+    }
+
+    fn grace(&self) -> Duration {
+        self.grace.unwrap_or(worker_config::DEFAULT_GRACE)
+    }
 }
 
 /// What a worker does, checked before anything is opened.
@@ -84,6 +133,69 @@ struct Plan {
     /// `--name`; else the engine's default (host and process id).
     name: Option<String>,
     outputs: OutputPaths,
+    /// `--listen`: where to serve the worker's metrics, and its token.
+    listen: Option<Listen>,
+    /// The tasks it claims (the labels its metrics start with).
+    tasks: Vec<TaskName>,
+}
+
+/// `--listen` and the token that guards it, checked.
+struct Listen {
+    addr: SocketAddr,
+    token: Option<String>,
+}
+
+/// The worker's metrics server, running on a thread of its own until
+/// stopped.
+struct MetricsServer {
+    stop: runyard_serve::Stop,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `listen`, says where, and serves `metrics` there.
+    fn start(
+        listen: Listen,
+        args: &WorkerArgs,
+        queue: &Arc<dyn Queue>,
+        metrics: Arc<runyard_serve::WorkerMetrics>,
+    ) -> anyhow::Result<MetricsServer> {
+        let listener = TcpListener::bind(listen.addr).map_err(|e| {
+            RunnerFailure(format!("--listen: cannot listen on {}: {e}", listen.addr))
+        })?;
+        let addr = listener.local_addr()?;
+        errln!(
+            "runyard worker: listening on http://{addr} for /metrics, /healthz and /readyz{}",
+            if listen.token.is_some() {
+                ", with a token"
+            } else {
+                ""
+            }
+        );
+        let config = runyard_serve::Config {
+            addr,
+            token: listen.token,
+            read_only: true,
+            queue_name: args.queue().display(),
+            ready_timeout: Duration::from_secs(5),
+            program: "runyard worker",
+        };
+        let stop = runyard_serve::Stop::new();
+        let (s, queue) = (stop.clone(), Arc::clone(queue));
+        let thread = std::thread::Builder::new()
+            .name("runyard-metrics".into())
+            .spawn(move || runyard_serve::serve_worker(queue, listener, config, metrics, s))
+            .map_err(|e| RunnerFailure(format!("--listen: cannot start its thread: {e}")))?;
+        Ok(MetricsServer { stop, thread })
+    }
+
+    /// Stops serving once the requests under way are answered.
+    fn stop(self) {
+        self.stop.stop();
+        if let Ok(Err(e)) = self.thread.join() {
+            errln!("runyard worker: serving metrics failed: {e}");
+        }
+    }
 }
 
 pub(crate) fn main(
@@ -91,28 +203,52 @@ pub(crate) fn main(
     color: Color,
     registry: Arc<Registry>,
 ) -> anyhow::Result<Exit> {
+    let args = worker_config::merge(args)?;
     let Plan {
         engine,
         name,
         outputs,
+        listen,
+        tasks,
     } = plan(&args, registry)?;
-    let queue = queues::open_waiting(&args.queue.queue)?;
+    let queue = queues::open_waiting(args.queue())?;
     let mut worker = engine.worker(Arc::clone(&queue));
     if let Some(name) = name {
         worker = worker.name(name);
     }
+    let server = match listen {
+        Some(listen) => {
+            let metrics = Arc::new(runyard_serve::WorkerMetrics::new(
+                tasks.iter().map(|t| t.as_ref()),
+                !args.no_schedules,
+            ));
+            worker = worker.meter(Arc::clone(&metrics) as Arc<dyn runyard::event::Meter>);
+            Some(MetricsServer::start(listen, &args, &queue, metrics)?)
+        }
+        None => None,
+    };
     let name = worker.worker_name().to_string();
-    register(&*queue, &WorkerInfo::this_process(name.clone(), args.lease))?;
-    let outputs = match outputs.open() {
-        Ok(o) => o,
+    let exit = register(
+        &*queue,
+        &WorkerInfo::this_process(name.clone(), args.lease()),
+    )
+    .and_then(|()| match outputs.open() {
+        Ok(o) => Ok(o),
         Err(e) => {
             let _ = queue.unregister_worker(&name);
-            return Err(e.into());
+            Err(e.into())
         }
-    };
-    let exit = drain(&args, worker, &queue, &name, outputs, color);
-    // Its name is free at once (were this to fail, once its heartbeat lapses).
-    let _ = queue.unregister_worker(&name);
+    })
+    .and_then(|outputs| {
+        let exit = drain(&args, worker, &queue, &name, outputs, color);
+        // Its name is free at once (were this to fail, once its
+        // heartbeat lapses).
+        let _ = queue.unregister_worker(&name);
+        exit
+    });
+    if let Some(s) = server {
+        s.stop();
+    }
     exit
 }
 
@@ -135,7 +271,7 @@ fn drain(
         }));
     }
     let run = worker.sinks(sinks).start()?;
-    let grace = runyard::duration::format_duration(args.grace);
+    let grace = runyard::duration::format_duration(args.grace());
     on_interrupts(
         run.interrupter(),
         "runyard worker",
@@ -148,7 +284,7 @@ fn drain(
     if !args.quiet {
         errln!(
             "runyard worker `{name}` draining {}",
-            args.queue.queue.display()
+            args.queue().display()
         );
     }
     match run.join() {
@@ -172,14 +308,15 @@ fn drain(
 /// The worker's engine and name: its tasks (its own, or those `--tasks`
 /// names) and its configuration, checked.
 fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
-    args.queue.queue.require_lasting("worker")?;
+    args.queue().require_lasting("worker")?;
     let tasks = tasks(args.tasks.as_deref(), &registry)?;
+    let claimed = tasks.clone();
     let mut config = EngineConfig::builder()
         .mode(args.mode.unwrap_or(Mode::Auto))
-        .grace(args.grace)
-        .lease(args.lease)
+        .grace(args.grace())
+        .lease(args.lease())
         .schedules(!args.no_schedules)
-        .tasks(tasks);
+        .tasks(claimed);
     if let Some(j) = args.concurrency {
         config = config.concurrency(j as usize);
     }
@@ -189,11 +326,34 @@ fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
     let config = config.build().map_err(|e| UsageError(e.to_string()))?;
     let name = args.name.clone();
     let outputs = OutputPaths::check(None, args.events.as_ref())?;
+    let listen = listen(args)?;
     Ok(Plan {
         engine: Engine::new(registry, config),
         name,
         outputs,
+        listen,
+        tasks,
     })
+}
+
+/// `--listen` with its token, by the rules of `runyard serve`: no address
+/// but a loopback one without a token.
+fn listen(args: &WorkerArgs) -> anyhow::Result<Option<Listen>> {
+    let Some(addr) = args.listen else {
+        if args.token_file.is_some() {
+            return Err(UsageError(
+                "--token-file guards the address of --listen: give --listen ADDR too, \
+                 or leave --token-file out"
+                    .into(),
+            )
+            .into());
+        }
+        return Ok(None);
+    };
+    let token = super::serve::token(args.token_file.as_deref())?;
+    runyard_serve::check_listen(&addr, token.is_some())
+        .map_err(|e| UsageError(format!("--listen: {e}")))?;
+    Ok(Some(Listen { addr, token }))
 }
 
 /// The tasks a worker claims jobs of: its own, or those `--tasks` names.

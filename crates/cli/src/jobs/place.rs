@@ -24,6 +24,25 @@ impl InputError {
             snippet: None,
         }
     }
+
+    /// The same without the offending line shown (the place is still
+    /// named): for a line that may hold a secret.
+    pub(crate) fn without_line(self) -> InputError {
+        InputError {
+            snippet: None,
+            ..self
+        }
+    }
+
+    /// The offending line, as it would be shown.
+    pub(crate) fn line(&self) -> Option<&str> {
+        self.snippet.as_ref().map(|(_, text, _, _)| text.as_str())
+    }
+
+    /// The message, without the place.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The part of a long `line` around the mark at column `col` (from 1, in
@@ -69,13 +88,13 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// A file's text, to turn byte offsets into lines and columns.
-pub(super) struct Source<'a> {
-    pub(super) path: &'a Path,
-    pub(super) text: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
 }
 
 impl Source<'_> {
-    pub(super) fn error(
+    pub(crate) fn error(
         &self,
         span: Option<Range<usize>>,
         message: impl fmt::Display,

@@ -39,6 +39,8 @@ pub(super) struct Claims {
     blocked: FxHashMap<u32, VecDeque<u64>>,
     /// Entries in the lanes' waiting lists and in `blocked`.
     waiting: usize,
+    /// Entries whose attempt started (and has not ended).
+    started: usize,
 }
 
 impl Claims {
@@ -51,6 +53,7 @@ impl Claims {
             task_limit,
             blocked: FxHashMap::default(),
             waiting: 0,
+            started: 0,
         }
     }
 
@@ -61,6 +64,11 @@ impl Claims {
     /// Entries waiting for room or for their task's limit.
     pub(super) fn waiting(&self) -> usize {
         self.waiting
+    }
+
+    /// Entries whose attempt has started and not ended: attempts running.
+    pub(super) fn started_count(&self) -> usize {
+        self.started
     }
 
     /// How many jobs to claim now: as many as the lanes have room for, at
@@ -202,6 +210,9 @@ impl Claims {
     /// The executor said the attempt started.
     pub(super) fn started(&mut self, token: u64, at: Timestamp) -> Option<&Entry> {
         let e = self.entries.get_mut(token)?;
+        if matches!(e.stage, Stage::Submitted) {
+            self.started += 1;
+        }
         if e.holds_slot() {
             e.stage = Stage::Started { at };
         }
@@ -213,6 +224,9 @@ impl Claims {
     /// place in the waiting lists dropped. `None` when it was already.
     pub(super) fn end(&mut self, token: u64) -> Option<Entry> {
         let e = self.entries.remove(token)?;
+        if e.started_at().is_some() {
+            self.started -= 1;
+        }
         if e.holds_slot() {
             self.free_slot(e.lane, e.task);
         } else {

@@ -206,6 +206,8 @@ pub(crate) struct Dispatcher {
     router: Router,
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
+    /// The running attempts the meter was last told of.
+    metered_running: usize,
 }
 
 impl Dispatcher {
@@ -260,6 +262,7 @@ impl Dispatcher {
             held_backoff: Duration::ZERO,
             router: Router::default(),
             events_may_interrupt,
+            metered_running: 0,
         };
         // The lanes of the tasks this engine claims, and the tasks
         // rate-limited or taking slots by their defaults or the run's
@@ -349,6 +352,7 @@ impl Dispatcher {
             }
             let wait = self.wait_time();
             self.events.flush_if_dirty();
+            self.meter_running();
             if wait != Some(Duration::ZERO) {
                 self.inbox
                     .wait(&mut spinner, wait, seen_interrupts, mail.closed);
@@ -369,6 +373,17 @@ impl Dispatcher {
         }
     }
 
+    /// Tells the meter how many attempts run, when that changed.
+    fn meter_running(&mut self) {
+        if let Some(m) = self.settings.meter.get() {
+            let n = self.claims.started_count();
+            if n != self.metered_running {
+                self.metered_running = n;
+                m.running(n);
+            }
+        }
+    }
+
     /// The lane's executor, started on first use; `None` when it cannot
     /// start (see the module docs).
     fn executor(&mut self, lane: Lane) -> Option<Arc<dyn Executor>> {
@@ -376,8 +391,11 @@ impl Dispatcher {
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
             // A durable queue is told when claims start (see `on_started`),
-            // and so is a subscriber of `started` events.
-            wants_started: !self.events.is_empty() || self.durable || trace::wants_started(),
+            // and so are a subscriber of `started` events and a meter.
+            wants_started: !self.events.is_empty()
+                || self.durable
+                || self.settings.meter.is_some()
+                || trace::wants_started(),
         });
         self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
             let exec = executors::start(lane, threads, engine, sink, runtime)?;
@@ -427,6 +445,9 @@ impl Dispatcher {
         if !claimed.is_empty() {
             self.held_backoff = Duration::ZERO;
             self.claimed_any = true;
+            if let Some(m) = self.settings.meter.get() {
+                m.claimed(claimed.len());
+            }
         }
         let now = Instant::now();
         let mut batches = Batches::default();
@@ -611,6 +632,9 @@ impl Dispatcher {
             }
             Err(r) => {
                 trace::refused(r.lease.job, &r.task, r.lease.attempt, &r.message);
+                if let Some(m) = self.settings.meter.get() {
+                    m.finished(&r.task, OutcomeKind::Failed, Duration::ZERO);
+                }
                 let c = record::refusal(r.lease, r.ready_at, self.queue.now(), r.message);
                 let note = Note {
                     task: r.task,
@@ -670,6 +694,9 @@ impl Dispatcher {
                     marks.push((e.lease, at));
                 }
                 trace::started(e, emit::ms(at.since(e.ready_at)));
+                if let Some(m) = self.settings.meter.get() {
+                    m.started(&self.engine.names[e.task.0 as usize], at.since(e.ready_at));
+                }
                 if !self.events.is_empty() {
                     let task = &self.engine.names[e.task.0 as usize];
                     emit::running(&self.events, task, e, at);
@@ -706,6 +733,10 @@ impl Dispatcher {
     fn end_attempt(&mut self, e: Entry, end: End) {
         if end.outcome.kind() != OutcomeKind::Succeeded {
             self.tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(m) = self.settings.meter.get() {
+            let task = &self.engine.names[e.task.0 as usize];
+            m.finished(task, end.outcome.kind(), end.duration);
         }
         let queue = &self.queue;
         let (c, delay) = record::completion(&e, end, self.durable, self.rng.f64(), || queue.now());
@@ -799,6 +830,9 @@ impl Dispatcher {
             if !rescued.ids.is_empty() {
                 self.queue_idle = false;
                 trace::rescued(&rescued.ids);
+                if let Some(m) = self.settings.meter.get() {
+                    m.rescued(rescued.ids.len());
+                }
                 emit::requeued(
                     &self.events,
                     &*self.queue,
@@ -931,6 +965,9 @@ impl Dispatcher {
     fn lose(&mut self, token: u64) {
         if let Some(e) = self.claims.get(token) {
             trace::lost(e);
+            if let Some(m) = self.settings.meter.get() {
+                m.lost(1);
+            }
         }
         self.claims.lose(token);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use runyard_core::{FlowKey, JobKeys, JobParams, JobSettings, JobState, Mode, OnConflict, Unique};
 
 use super::support::{fresh, view, Factory, LEASE};
-use crate::{Capability, NewJob, Queue};
+use crate::{Capability, NewJob};
 
 /// A job's view shows the settings it was submitted with, its keys as
 /// written, and while it waits (queued or scheduled) when it may start;

@@ -1,0 +1,219 @@
+//! `runyard worker --config FILE`: settings from a TOML file, the
+//! `RUNYARD_<KEY>` variables and the flags, a flag beating its variable
+//! and the variable the file; and a bad file refused (exit 2, with its
+//! file, line and column) before the queue is opened.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn runyard() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
+    c.env("NO_COLOR", "1");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RUNYARD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs `runyard worker ARGS` with `env` to the end: exit code, stderr.
+fn worker_ends(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let o = runyard()
+        .arg("worker")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runyard starts");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A worker in the background, its stderr collected; killed when dropped.
+struct Worker {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let mut child = runyard()
+            .arg("worker")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runyard starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Worker { child, stderr }
+    }
+
+    /// The name it said it drains under, once it says so.
+    fn draining_as(&mut self) -> String {
+        let start = Instant::now();
+        loop {
+            let err = self.stderr.lock().unwrap().clone();
+            if let Some(rest) = err.split("runyard worker `").nth(1) {
+                if let Some((name, _)) = rest.split_once("` draining") {
+                    return name.to_string();
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the worker ended ({status}):\n{err}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the worker did not start draining:\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_flag_beats_its_variable_which_beats_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let file = write(
+        dir.path(),
+        "runyard.toml",
+        &format!(
+            "queue = \"sqlite://{}\"\nname = \"from-file\"\njobs = 2\nlease = \"5s\"\n\
+             tasks = [\"cpu\", \"sleep\"]\nno_schedules = true\n",
+            db.display()
+        ),
+    );
+    // The file alone: its queue and name.
+    let mut w = Worker::start(&["--config", &file], &[]);
+    assert_eq!(w.draining_as(), "from-file");
+    drop(w);
+    assert!(db.exists(), "the file's queue was opened");
+    // The variable beats the file.
+    let mut w = Worker::start(&["--config", &file], &[("RUNYARD_NAME", "from-env")]);
+    assert_eq!(w.draining_as(), "from-env");
+    drop(w);
+    // The flag beats both; the file may come from $RUNYARD_CONFIG too.
+    let mut w = Worker::start(
+        &["--name", "from-flag"],
+        &[("RUNYARD_NAME", "from-env"), ("RUNYARD_CONFIG", &file)],
+    );
+    assert_eq!(w.draining_as(), "from-flag");
+    drop(w);
+    // A switch in the file (quiet) holds unless the variable turns it off.
+    let quiet = write(
+        dir.path(),
+        "quiet.toml",
+        &format!("queue = \"sqlite://{}\"\nquiet = true\n", db.display()),
+    );
+    let mut w = Worker::start(&["--config", &quiet], &[("RUNYARD_QUIET", "false")]);
+    w.draining_as();
+    drop(w);
+    // A value the flag would refuse is refused from the variable, naming it.
+    let (code, err) = worker_ends(&["--config", &file], &[("RUNYARD_LEASE", "10ms")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("$RUNYARD_LEASE") && err.contains("at least 1s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_refused_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let q = format!("queue = \"sqlite://{}\"\n", db.display());
+    let cases = [
+        // (file text after the queue line, line:column, what the message says)
+        ("jobs = 4\nlese = \"5s\"\n", ":3:1:", "unknown field `lese`"),
+        (
+            "jobs = \"four\"\n",
+            ":2:8:",
+            "invalid type: string \"four\"",
+        ),
+        ("no_schedules = \"yes\"\n", ":2:16:", "invalid type"),
+        ("mode = \"fast\"\n", ":2:8:", "`mode`: unknown mode `fast`"),
+        ("jobs = 0\n", ":2:8:", "`jobs`: must be at least 1"),
+        (
+            "lease = \"100ms\"\n",
+            ":2:9:",
+            "`lease`: a lease of 100ms is too short",
+        ),
+        ("tasks = [\"cpu\", 3]\n", ":2:9:", "list of task names"),
+        ("listen = \"example.com:80\"\n", ":2:10:", "IP:PORT"),
+    ];
+    for (i, (text, place, message)) in cases.iter().enumerate() {
+        let name = format!("bad{i}.toml");
+        let file = write(dir.path(), &name, &format!("{q}{text}"));
+        let (code, err) = worker_ends(&["--config", &file], &[]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(
+            err.contains(&format!("{name}{place}")) && err.contains(message),
+            "{text}: expected {name}{place} and {message:?} in:\n{err}"
+        );
+        // The line is shown, the place marked (but not a misspelled
+        // key's value: it may be a secret).
+        assert_eq!(
+            err.contains(" | "),
+            !message.starts_with("unknown"),
+            "{err}"
+        );
+    }
+    // A secret is not shown: not under a misspelled key, nor in a URL.
+    for (i, text) in [
+        "tokn = \"Sekrit-0123456789abcdef\"\n",
+        "queue = \"postgres://u:Sekrit-0123456789abcdef@/db?sslmode=bogus\"\n",
+        "queue = postgres://u:Sekrit-0123456789abcdef@h/db\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = write(dir.path(), &format!("secret{i}.toml"), text);
+        let (code, err) = worker_ends(&["--config", &file], &[]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(&format!("secret{i}.toml:")), "{err}");
+        assert!(!err.contains("Sekrit"), "{text}: {err}");
+    }
+    // A queue is needed from somewhere.
+    let file = write(dir.path(), "noqueue.toml", "jobs = 2\n");
+    let (code, err) = worker_ends(&["--config", &file], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a queue is needed"), "{err}");
+    // A file that is not there.
+    let (code, err) = worker_ends(&["--config", "/nonexistent/runyard.toml"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--config /nonexistent/runyard.toml"), "{err}");
+    assert!(!db.exists(), "nothing was opened");
+}
