@@ -396,7 +396,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
         outputs,
         concurrency,
     } = plan;
-    let outputs = outputs.open()?;
+    let mut outputs = outputs.open()?;
     let joblog = args.joblog.as_deref().map(Joblog::create).transpose()?;
 
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
@@ -411,6 +411,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     });
     let mut sinks: Vec<Arc<dyn EventSink>> = vec![printer.clone()];
     sinks.extend(outputs.events_sink());
+    sinks.extend(outputs.report_sink(Arc::clone(&queue)));
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
     let interrupts = {
@@ -518,7 +519,7 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
         .summary()
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
-    failures.extend(ran.outputs.finish(&*queue, &summary)?);
+    failures.extend(ran.outputs.finish(&queue, &summary)?);
     let human = Human::new(true, color);
     for line in &printed.dead {
         human.line(line)?;
