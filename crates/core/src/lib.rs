@@ -19,6 +19,7 @@ mod registry;
 mod report;
 mod retry;
 mod schedule;
+mod sketch;
 mod task;
 mod time;
 mod workflow;
@@ -51,6 +52,7 @@ pub use schedule::{
     check_schedule_name, plan, CatchUp, CronSpec, Overlap, Plan, Policy, ScheduleError, Spec, Tick,
     EVERY_MIN, SCHEDULE_NAME_MAX,
 };
+pub use sketch::{Sketch, SKETCH_RELATIVE_ERROR};
 pub use task::{AsyncTask, Task, TaskDef, TaskKind};
 pub use time::Timestamp;
 pub use workflow::{After, Cause, Parent, Parents, RunIf, OUTPUT_CAP, PARENTS_CAP};

@@ -38,6 +38,7 @@ use crate::job::{JobId, JobSettings, JobState};
 use crate::outcome::{AttemptRecord, Output};
 use crate::params::JobParams;
 use crate::schedule::Tick;
+use crate::sketch::Sketch;
 use crate::time::Timestamp;
 use crate::workflow::{Cause, RunIf};
 
@@ -135,11 +136,13 @@ pub struct TaskSummary {
     pub cancelled: u64,
     /// Attempts in all.
     pub attempts: u64,
-    /// Median attempt time.
+    /// Median attempt time (nearest rank, from a [`Sketch`]: within
+    /// [`SKETCH_RELATIVE_ERROR`](crate::SKETCH_RELATIVE_ERROR) of the exact
+    /// one).
     pub p50_ms: f64,
-    /// 95th percentile attempt time.
+    /// 95th percentile attempt time (as `p50_ms`).
     pub p95_ms: f64,
-    /// Longest attempt.
+    /// Longest attempt (exact).
     pub max_ms: f64,
 }
 
@@ -189,7 +192,9 @@ impl Summary {
 }
 
 /// Builds a [`Summary`] from job views, one at a time, so that a report of
-/// a million jobs never needs them all in memory at once.
+/// a million jobs never needs them all in memory at once: per task, counts
+/// and a [`Sketch`] of attempt times (memory bounded whatever the number
+/// of attempts).
 #[derive(Debug, Default)]
 pub struct SummaryBuilder {
     tasks: BTreeMap<String, TaskAcc>,
@@ -201,7 +206,8 @@ struct TaskAcc {
     succeeded: u64,
     dead: u64,
     cancelled: u64,
-    attempt_us: Vec<u64>,
+    /// Attempt times in microseconds (the percentiles' sketch).
+    attempt_us: Sketch,
 }
 
 impl SummaryBuilder {
@@ -237,8 +243,10 @@ impl SummaryBuilder {
             JobState::Cancelled => acc.cancelled += 1,
             _ => {}
         }
-        acc.attempt_us
-            .extend(attempt_times.map(|d| d.as_micros().min(u64::MAX as u128) as u64));
+        for d in attempt_times {
+            acc.attempt_us
+                .add(d.as_micros().min(u64::MAX as u128) as u64);
+        }
     }
 
     /// The summary, with the run's wall time.
@@ -255,25 +263,24 @@ impl SummaryBuilder {
             tasks: Vec::with_capacity(self.tasks.len()),
             held: Vec::new(),
         };
-        for (task, mut acc) in self.tasks {
-            acc.attempt_us.sort_unstable();
-            let pct = |p: f64| percentile(&acc.attempt_us, p) as f64 / 1e3;
+        for (task, acc) in self.tasks {
+            let pct = |p: f64| acc.attempt_us.percentile(p) as f64 / 1e3;
             s.jobs += acc.jobs;
             s.succeeded += acc.succeeded;
             s.dead += acc.dead;
             s.cancelled += acc.cancelled;
             s.unfinished += acc.jobs - acc.succeeded - acc.dead - acc.cancelled;
-            s.attempts += acc.attempt_us.len() as u64;
+            s.attempts += acc.attempt_us.len();
             s.tasks.push(TaskSummary {
                 task,
                 jobs: acc.jobs,
                 succeeded: acc.succeeded,
                 dead: acc.dead,
                 cancelled: acc.cancelled,
-                attempts: acc.attempt_us.len() as u64,
+                attempts: acc.attempt_us.len(),
                 p50_ms: pct(50.0),
                 p95_ms: pct(95.0),
-                max_ms: acc.attempt_us.last().copied().unwrap_or(0) as f64 / 1e3,
+                max_ms: acc.attempt_us.max() as f64 / 1e3,
             });
         }
         s

@@ -463,7 +463,7 @@ pub mod duration {
 pub mod report {
     pub use runyard_core::{
         percentile, AttemptError, AttemptRecord, HeldJobs, JobView, Outcome, OutcomeKind, Output,
-        Summary, SummaryBuilder, TaskSummary,
+        Sketch, Summary, SummaryBuilder, TaskSummary, SKETCH_RELATIVE_ERROR,
     };
     pub use runyard_engine::{write_report_json, Report, ReportError};
 }

@@ -242,9 +242,10 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         }
     }
     jobs.check_queue(&*queue)?;
-    let outputs = outputs.open()?;
+    let mut outputs = outputs.open()?;
 
     let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
+    sinks.extend(outputs.report_sink(Arc::clone(&queue)));
     if !args.quiet && !human.is_terminal {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
@@ -321,7 +322,7 @@ fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
     summary.held = ran.held;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
-    let mut failures = ran.outputs.finish(queue, &summary)?;
+    let mut failures = ran.outputs.finish(&ran.opened.queue, &summary)?;
     if !args.quiet {
         // A failure is kept in `human` (the job lines' too), told below.
         let blocked = queue.counts().map_or(0, |c| c.blocked);

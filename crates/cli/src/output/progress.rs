@@ -23,7 +23,8 @@ pub(crate) struct ProgressView {
 }
 
 impl ProgressView {
-    /// Starts the bar: `poll` gives the counts (ten times a second),
+    /// Starts the bar over `total` jobs (0: as many as the queue holds, for
+    /// jobs submitted as they are read): `poll` gives the counts (ten times a second),
     /// `held` what holds the waiting jobs (every two seconds while some
     /// wait).
     pub(crate) fn start(
@@ -58,6 +59,9 @@ impl ProgressView {
                             note = held_note(&held());
                         }
                         polls = polls.wrapping_add(1);
+                        if total == 0 {
+                            b.set_length(c.total());
+                        }
                         b.set_position(c.succeeded + c.dead + c.cancelled);
                         let blocked = if c.blocked > 0 {
                             format!(" blocked {}", c.blocked)

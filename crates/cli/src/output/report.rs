@@ -2,15 +2,28 @@
 //! lines), checked before anything is opened ([`OutputPaths`]), created
 //! before the run starts ([`RunOutputs`]) and finished after it; a write
 //! that fails is told once, by the flag that named the output.
+//!
+//! The report is written as the run goes ([`RunOutputs::report_sink`]):
+//! a thread writes each job that ended, read back from the queue, as soon
+//! as every job before it (by id) is written, so the jobs keep their
+//! order and only the ids of jobs that ended ahead of an unfinished one
+//! wait. When the run ends, the jobs not written yet (from the first
+//! one not written, by id: unfinished ones, and those a resumed run found
+//! ended) are read a page at a time and written, then the summary. Each
+//! job is written once, and the file is the one `write_report_json`
+//! writes.
 
-use std::io::{self, Write};
+use std::collections::BTreeSet;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-use runyard::event::{EventSink, JsonLines};
-use runyard::queue::{Queue, QueueError};
-use runyard::report::{write_report_json, Summary};
-use runyard::{ReportError, ReportReader, RunError};
+use runyard::event::{Event, EventSink, JsonLines};
+use runyard::queue::{ListFilter, Queue, QueueError};
+use runyard::report::{JobView, Summary};
+use runyard::{JobId, ReportReader, RunError};
 
 use crate::exit::RunnerFailure;
 use crate::jobs::InputError;
@@ -95,9 +108,158 @@ fn cannot_create(p: &Path, what: &str, e: io::Error) -> InputError {
     )
 }
 
+/// The report as it is written (see the module comment).
+struct Streaming {
+    out: BufWriter<Out>,
+    queue: Arc<dyn Queue>,
+    /// The id of the first job not written.
+    next: u64,
+    /// Jobs that ended after `next`, not written yet.
+    ended: BTreeSet<u64>,
+    wrote_one: bool,
+    /// The first write that failed: nothing more is written.
+    failed: Option<io::Error>,
+    /// Reading a job back failed.
+    unread: Option<QueueError>,
+}
+
+const PAGE: usize = 10_000;
+
+impl Streaming {
+    fn new(out: Out, queue: Arc<dyn Queue>) -> Streaming {
+        let mut s = Streaming {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            queue,
+            next: 1,
+            ended: BTreeSet::new(),
+            wrote_one: false,
+            failed: None,
+            unread: None,
+        };
+        let head = s.out.write_all(b"{\"jobs\": [");
+        s.wrote(head);
+        s
+    }
+
+    fn wrote(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn write_view(&mut self, v: &JobView) {
+        if self.failed.is_some() {
+            return;
+        }
+        let sep: &[u8] = if self.wrote_one { b",\n  " } else { b"\n  " };
+        self.wrote_one = true;
+        let r = self
+            .out
+            .write_all(sep)
+            .and_then(|()| serde_json::to_writer(&mut self.out, v).map_err(io::Error::from));
+        self.wrote(r);
+    }
+
+    /// Notes that `id` ended and writes every job now due.
+    fn ended(&mut self, id: u64) {
+        if id < self.next || self.unread.is_some() {
+            return;
+        }
+        self.ended.insert(id);
+        while self.ended.first() == Some(&self.next) {
+            let view = match self.queue.inspect().and_then(|q| q.get(JobId(self.next))) {
+                Ok(Some(v)) if v.state.is_terminal() => v,
+                // Not recorded as ended yet: left for the end.
+                Ok(_) => return,
+                Err(e) => {
+                    self.unread = Some(e);
+                    return;
+                }
+            };
+            self.ended.pop_first();
+            self.write_view(&view);
+            self.next += 1;
+        }
+    }
+
+    fn run(mut self, rx: Receiver<JobId>) -> Streaming {
+        while let Ok(id) = rx.recv() {
+            self.ended(id.0);
+            while let Ok(id) = rx.try_recv() {
+                self.ended(id.0);
+            }
+            if self.failed.is_none() {
+                let r = self.out.flush();
+                self.wrote(r);
+            }
+        }
+        self
+    }
+
+    /// Writes the jobs not written yet, then the summary.
+    fn finish(mut self, summary: &Summary) -> Result<Option<io::Error>, QueueError> {
+        if let Some(e) = self.unread.take() {
+            return Err(e);
+        }
+        let mut after = self.next.checked_sub(1).filter(|n| *n > 0).map(JobId);
+        loop {
+            let page = self.queue.inspect()?.list(&ListFilter {
+                after,
+                limit: PAGE,
+                ..ListFilter::default()
+            })?;
+            after = page.last().map(|v| v.id);
+            for v in &page {
+                self.write_view(v);
+            }
+            if page.len() < PAGE || self.failed.is_some() {
+                break;
+            }
+        }
+        if self.failed.is_none() {
+            let r = (|| {
+                self.out.write_all(b"\n],\n\"summary\": ")?;
+                serde_json::to_writer_pretty(&mut self.out, summary).map_err(io::Error::from)?;
+                self.out.write_all(b"}\n")?;
+                self.out.flush()
+            })();
+            self.wrote(r);
+        }
+        Ok(self.failed)
+    }
+}
+
+/// The event sink of a streamed report: passes each ended job to the
+/// writing thread.
+struct ReportSink {
+    tx: Mutex<Option<Sender<JobId>>>,
+}
+
+impl EventSink for ReportSink {
+    fn event(&self, e: &Event<'_>) {
+        let job = match e {
+            Event::Succeeded { job, .. }
+            | Event::Dead { job, .. }
+            | Event::Cancelled { job, .. } => *job,
+            _ => return,
+        };
+        if let Some(tx) = &*self.tx.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tx.send(job);
+        }
+    }
+}
+
+/// The report while it is written: the sink, and the thread that writes.
+struct StreamedReport {
+    path: PathBuf,
+    sink: Arc<ReportSink>,
+    thread: JoinHandle<Streaming>,
+}
+
 /// A run's `--json` and `--events` outputs, opened before anything runs.
 pub(crate) struct RunOutputs {
     json: Option<(PathBuf, Out)>,
+    streamed: Option<StreamedReport>,
     events: Option<(PathBuf, Arc<JsonLines<Out>>)>,
 }
 
@@ -111,6 +273,7 @@ impl RunOutputs {
             json: json
                 .map(|p| Ok::<_, InputError>((p.clone(), create_output(p, "report")?)))
                 .transpose()?,
+            streamed: None,
             events: events
                 .map(|p| {
                     Ok::<_, InputError>((
@@ -120,6 +283,27 @@ impl RunOutputs {
                 })
                 .transpose()?,
         })
+    }
+
+    /// Starts writing the report as jobs of `queue` end (see the module
+    /// comment); its sink, when `--json` was given.
+    pub(crate) fn report_sink(&mut self, queue: Arc<dyn Queue>) -> Option<Arc<dyn EventSink>> {
+        let (path, out) = self.json.take()?;
+        let (tx, rx) = channel();
+        let streaming = Streaming::new(out, queue);
+        let thread = std::thread::Builder::new()
+            .name("runyard-report".into())
+            .spawn(move || streaming.run(rx))
+            .expect("a thread for the report");
+        let sink = Arc::new(ReportSink {
+            tx: Mutex::new(Some(tx)),
+        });
+        self.streamed = Some(StreamedReport {
+            path,
+            sink: Arc::clone(&sink),
+            thread,
+        });
+        Some(sink)
     }
 
     /// The sink of `--events`, if given.
@@ -142,14 +326,24 @@ impl RunOutputs {
     /// failed, and writes the report. Returns the outputs that failed.
     pub(crate) fn finish(
         self,
-        queue: &dyn Queue,
+        queue: &Arc<dyn Queue>,
         summary: &Summary,
     ) -> anyhow::Result<Vec<RunnerFailure>> {
         let mut failed: Vec<RunnerFailure> = self.events_failure().into_iter().collect();
-        if let Some((path, w)) = self.json {
-            match write_report_json(queue, summary, w) {
-                Ok(()) => {}
-                Err(ReportError::Io(e)) => failed.push(output_failed("--json", &path, &e)),
+        let streaming = match (self.streamed, self.json) {
+            (Some(s), _) => {
+                drop(s.sink.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+                let st = s.thread.join().expect("the report's thread does not panic");
+                Some((s.path, st))
+            }
+            // Not streamed by the command: written whole now.
+            (None, Some((path, out))) => Some((path, Streaming::new(out, Arc::clone(queue)))),
+            (None, None) => None,
+        };
+        if let Some((path, st)) = streaming {
+            match st.finish(summary) {
+                Ok(None) => {}
+                Ok(Some(e)) => failed.push(output_failed("--json", &path, &e)),
                 Err(e) => return Err(RunnerFailure(format!("reading the report: {e}")).into()),
             }
         }

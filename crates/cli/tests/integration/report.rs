@@ -163,3 +163,68 @@ fn quiet_prints_nothing_but_keeps_the_exit_code() {
     r.code(1);
     assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
 }
+
+/// The ids of a report's jobs, in the order written.
+fn report_ids(v: &serde_json::Value) -> Vec<u64> {
+    v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_streamed_report_lists_every_job_once_in_order() {
+    let d = Dir::new();
+    let path = d.path("r.json");
+    let r = run(&[
+        "run",
+        "-q",
+        "-j",
+        "4",
+        "noop*3000",
+        "fail:permanent=true*3",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    r.code(1);
+    let v: serde_json::Value = serde_json::from_str(&d.read("r.json")).unwrap();
+    assert_eq!(report_ids(&v), (1..=3003).collect::<Vec<_>>());
+    assert_eq!(v["summary"]["jobs"], 3003);
+    assert_eq!(v["summary"]["dead"], 3);
+}
+
+#[test]
+fn the_report_is_written_as_jobs_end_and_an_interrupted_run_keeps_every_job_once() {
+    let d = Dir::new();
+    let path = d.path("r.json");
+    let mut bg = crate::util::background(&[
+        "run",
+        "-q",
+        "-j",
+        "2",
+        "noop*50",
+        "sleep:duration=1h",
+        "noop*5",
+        "--grace",
+        "100ms",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    // The 50 jobs before the sleep reach the file while the run goes on.
+    crate::util::wait_until(
+        std::time::Duration::from_secs(60),
+        "the first 50 jobs in the report file",
+        || d.read("r.json").contains("\"id\":50,"),
+    );
+    assert!(!d.read("r.json").contains("\"summary\""));
+    crate::util::signal(&bg.child, "INT");
+    crate::util::signal(&bg.child, "INT");
+    let code = crate::util::wait_exit(&mut bg.child, std::time::Duration::from_secs(60));
+    assert_eq!(code, 130, "{}", bg.stderr());
+    let v: serde_json::Value = serde_json::from_str(&d.read("r.json")).unwrap();
+    assert_eq!(report_ids(&v), (1..=56).collect::<Vec<_>>());
+    assert_eq!(v["jobs"][50]["task"], "sleep");
+    assert_eq!(v["summary"]["interrupted"], true);
+}

@@ -9,15 +9,129 @@
 //! first input of each goes to one job, then the second of each, and so on
 //! as far as the shorter goes. `-a` sources come first, then those after
 //! the command, in order.
+//!
+//! A single file source (standard input by default: `seq N | runyard
+//! exec ...`) is read as jobs are made ([`Inputs::Streamed`]: a record at a
+//! time, through a buffer), so that the first jobs start before the input
+//! ends and the inputs are never all in memory. Several sources are read
+//! whole first, since every combination needs every list.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::exit::UsageError;
 
-/// The most jobs one `exec` makes: every job is prepared (and its command
-/// line kept) before any starts.
+/// The most jobs one `exec` makes from several sources (their lists are
+/// read whole and combined before any job starts). A single source read
+/// as it goes has no such limit.
 pub(super) const MAX_JOBS: u64 = 10_000_000;
+
+/// The jobs' inputs, in order.
+pub(super) enum Inputs {
+    /// One file source, read a record at a time.
+    Streamed(Records),
+    /// Several sources, combined.
+    Listed(std::vec::IntoIter<Vec<String>>),
+}
+
+impl Inputs {
+    /// Opens the sources: one file source is opened and its first record
+    /// read (so a file that cannot be read is refused before anything
+    /// runs); several are read whole and combined.
+    pub(super) fn open(
+        arg_files: &[PathBuf],
+        line: &CommandLine<'_>,
+        null: bool,
+    ) -> Result<Inputs, UsageError> {
+        let sources = sources(arg_files, line);
+        if let [Source {
+            given: Given::File(f),
+            ..
+        }] = sources.as_slice()
+        {
+            let mut records = Records::open(f, null)?;
+            records.peeked = records.read()?;
+            return Ok(Inputs::Streamed(records));
+        }
+        Ok(Inputs::Listed(
+            combine(read_sources(sources, null)?)?.into_iter(),
+        ))
+    }
+
+    /// Whether the next input can be had without waiting for the source
+    /// (it is already read, or in the reader's buffer).
+    pub(super) fn ready(&self) -> bool {
+        match self {
+            Inputs::Streamed(r) => r.peeked.is_some() || !r.reader.buffer().is_empty(),
+            Inputs::Listed(_) => true,
+        }
+    }
+}
+
+impl Iterator for Inputs {
+    type Item = Result<Vec<String>, UsageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Inputs::Listed(l) => l.next().map(Ok),
+            Inputs::Streamed(r) => match r.peeked.take() {
+                Some(p) => Some(Ok(vec![p])),
+                None => r.read().transpose().map(|x| x.map(|p| vec![p])),
+            },
+        }
+    }
+}
+
+/// The records of one file (or of standard input), read as asked for.
+pub(super) struct Records {
+    reader: BufReader<Box<dyn Read + Send>>,
+    name: PathBuf,
+    sep: u8,
+    peeked: Option<String>,
+    line: Vec<u8>,
+}
+
+impl Records {
+    fn open(f: &Path, null: bool) -> Result<Records, UsageError> {
+        let read: Box<dyn Read + Send> = if f == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(f).map_err(|e| {
+                UsageError(format!("{}: cannot read the input file: {e}", f.display()))
+            })?)
+        };
+        Ok(Records {
+            reader: BufReader::with_capacity(64 * 1024, read),
+            name: f.to_path_buf(),
+            sep: if null { b'\0' } else { b'\n' },
+            peeked: None,
+            line: Vec::new(),
+        })
+    }
+
+    /// The next record; `None` at the end. A final separator ends the last
+    /// record; it does not start an empty one.
+    fn read(&mut self) -> Result<Option<String>, UsageError> {
+        self.line.clear();
+        let n = self
+            .reader
+            .read_until(self.sep, &mut self.line)
+            .map_err(|e| {
+                UsageError(if self.name == Path::new("-") {
+                    format!("cannot read inputs from standard input: {e}")
+                } else {
+                    format!("{}: cannot read the input file: {e}", self.name.display())
+                })
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.line.last() == Some(&self.sep) {
+            self.line.pop();
+        }
+        Ok(Some(String::from_utf8_lossy(&self.line).into_owned()))
+    }
+}
 
 /// One input source as given.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,13 +192,9 @@ impl CommandLine<'_> {
     }
 }
 
-/// Reads every source: `-a` files first, then those of the command line;
+/// The sources: `-a` files first, then those of the command line;
 /// standard input when there is none.
-pub(super) fn read(
-    arg_files: &[PathBuf],
-    line: &CommandLine<'_>,
-    null: bool,
-) -> Result<Vec<(Vec<String>, bool)>, UsageError> {
+fn sources(arg_files: &[PathBuf], line: &CommandLine<'_>) -> Vec<Source> {
     let mut sources: Vec<Source> = arg_files
         .iter()
         .map(|f| Source {
@@ -99,6 +209,11 @@ pub(super) fn read(
             linked: false,
         });
     }
+    sources
+}
+
+/// Reads every source whole.
+fn read_sources(sources: Vec<Source>, null: bool) -> Result<Vec<(Vec<String>, bool)>, UsageError> {
     let mut stdin_read = false;
     sources
         .into_iter()

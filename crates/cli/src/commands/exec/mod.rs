@@ -31,13 +31,13 @@ use clap::Args;
 use runyard::duration::format_duration;
 use runyard::event::EventSink;
 use runyard::queue::QueueError;
-use runyard::queue::{MemoryQueue, NewJob, Queue};
+use runyard::queue::{MemoryQueue, Queue};
 use runyard::{Engine, EngineConfig, JobId, JobSpec, Mode, Registry, ReportReader, TaskDef};
 use serde_json::json;
 
-use self::inputs::CommandLine;
+use self::inputs::{CommandLine, Inputs};
 use self::joblog::Joblog;
-use self::printer::{print_outputs, Halt, Meta, Printed, Printer, Printing};
+use self::printer::{print_outputs, Halt, Meta, Printed, Printer, Printing, Window};
 use self::spool::{Spooled, Spools};
 use self::template::Template;
 use crate::exit::{Exit, RunnerFailure, UsageError};
@@ -186,13 +186,15 @@ fn check_flags(args: &ExecArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// What `exec` runs, checked, with nothing opened yet.
+/// What `exec` runs, checked, with nothing opened yet but its input.
 struct Plan {
     engine: Engine,
-    jobs: Vec<NewJob>,
-    metas: Vec<Meta>,
+    commands: Commands,
+    flags: runyard::JobOptions,
+    rate: Option<runyard_core::Rate>,
     spools: Arc<Spools>,
     outputs: OutputPaths,
+    concurrency: usize,
 }
 
 /// A run that has ended, for [`report`].
@@ -209,17 +211,52 @@ struct Ran {
 
 pub(crate) fn main(args: ExecArgs, color: Color) -> anyhow::Result<Exit> {
     if args.dry_run {
-        let (_, metas) = commands(&args)?;
-        return dry_run(&metas, args.tag);
+        return dry_run(commands(&args)?, args.tag);
     }
     let plan = plan(&args)?;
     let ran = execute(&args, plan)?;
     report(ran, color)
 }
 
-/// The command of every job, and what the printer shows of it: one job
-/// of the `shell` task per combination of inputs.
-fn commands(args: &ExecArgs) -> anyhow::Result<(Vec<serde_json::Value>, Vec<Meta>)> {
+/// The jobs' commands, made from the inputs as they are read: one job of
+/// the `shell` task per combination of inputs, with what the printer
+/// shows of it.
+struct Commands {
+    template: Template,
+    inputs: Inputs,
+    shell: bool,
+    seq: u64,
+}
+
+impl Iterator for Commands {
+    type Item = Result<(serde_json::Value, Meta), UsageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let job_args = match self.inputs.next()? {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        self.seq += 1;
+        let seq = self.seq;
+        let (cmd, command) = if self.shell {
+            let line = self.template.line(&job_args, seq);
+            (json!(line), line)
+        } else {
+            let command = self.template.shown(&job_args, seq);
+            (json!(self.template.argv(&job_args, seq)), command)
+        };
+        Some(Ok((
+            json!({"cmd": cmd, "shell": self.shell}),
+            Meta {
+                input: job_args.join(" "),
+                command,
+            },
+        )))
+    }
+}
+
+/// Checks the command and opens its inputs (see [`inputs`]).
+fn commands(args: &ExecArgs) -> anyhow::Result<Commands> {
     let line = CommandLine::split(&args.command);
     if line.command.is_empty() {
         return Err(UsageError(
@@ -229,37 +266,27 @@ fn commands(args: &ExecArgs) -> anyhow::Result<(Vec<serde_json::Value>, Vec<Meta
     }
     check_flags(args)?;
     let template = Template::parse(line.command).map_err(UsageError)?;
-    let inputs = inputs::combine(inputs::read(&args.arg_file, &line, args.null)?)?;
-    let mut metas = Vec::with_capacity(inputs.len());
-    let mut params = Vec::with_capacity(inputs.len());
-    for (i, job_args) in inputs.into_iter().enumerate() {
-        let seq = i as u64 + 1;
-        let (cmd, command) = if args.shell {
-            let line = template.line(&job_args, seq);
-            (json!(line), line)
-        } else {
-            let command = template.shown(&job_args, seq);
-            (json!(template.argv(&job_args, seq)), command)
-        };
-        params.push(json!({"cmd": cmd, "shell": args.shell}));
-        metas.push(Meta {
-            input: job_args.join(" "),
-            command,
-        });
-    }
-    Ok((params, metas))
+    let inputs = Inputs::open(&args.arg_file, &line, args.null)?;
+    Ok(Commands {
+        template,
+        inputs,
+        shell: args.shell,
+        seq: 0,
+    })
 }
 
-/// Checks everything before anything is opened: the command and its
-/// inputs, the engine's configuration, every job, and the output paths.
+/// Checks everything before anything runs: the command and its inputs'
+/// sources, the engine's configuration and the output paths. Jobs are
+/// made as the inputs are read ([`feed`]).
 fn plan(args: &ExecArgs) -> anyhow::Result<Plan> {
-    let (params, metas) = commands(args)?;
+    let commands = commands(args)?;
+    let concurrency = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
     let config = EngineConfig::builder()
         .mode(args.flags.mode.unwrap_or(Mode::Auto))
-        .concurrency(args.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            |j| j as usize,
-        ))
+        .concurrency(concurrency)
         .grace(args.grace)
         // With --halt, nothing may start once a job has ended dead.
         .prefetch(args.halt.is_none())
@@ -285,87 +312,145 @@ fn plan(args: &ExecArgs) -> anyhow::Result<Plan> {
         )
         .into());
     }
-    let mut jobs = Vec::with_capacity(params.len());
-    for (i, p) in params.iter().enumerate() {
-        let spec = JobSpec::new("shell").params(p)?.with_options(flags.clone());
-        let mut job = engine
-            .prepare(&spec)
-            .map_err(|e| UsageError(format!("input {} (`{}`): {e}", i + 1, metas[i].input)))?;
-        job.limits.task_rate = args.rate;
-        jobs.push(job);
-    }
     let outputs = OutputPaths::check(args.json.as_ref(), args.events.as_ref())?;
     if let Some(p) = &args.joblog {
         Joblog::check(p)?;
     }
     Ok(Plan {
         engine,
-        jobs,
-        metas,
+        commands,
+        flags,
+        rate: args.rate,
         spools,
         outputs,
+        concurrency,
     })
 }
 
-/// Creates the outputs, runs the jobs with the printer, and waits for the
-/// run and the printer.
+/// How many jobs `exec` holds at most (made and not yet printed) with
+/// `concurrency` running at once: the running ones, as many again waiting
+/// to start, and room for the out-of-order ones of `--keep-order`.
+fn read_ahead(concurrency: usize) -> u64 {
+    (concurrency as u64).saturating_mul(2).saturating_add(128)
+}
+
+/// The environment variable that makes `exec` say, at its end on
+/// standard error, how many jobs it held at once (for tests).
+pub(crate) const DEBUG_HELD_VAR: &str = "RUNYARD_EXEC_DEBUG_HELD";
+
+/// Makes jobs from the inputs as the window has room and submits them,
+/// until the inputs end or the run stops. Jobs are submitted in batches of
+/// what can be read without waiting for the input, so a slow input's jobs
+/// start as each arrives.
+fn feed(
+    run: &runyard::Run,
+    engine: &Engine,
+    mut commands: Commands,
+    flags: &runyard::JobOptions,
+    rate: Option<runyard_core::Rate>,
+    window: &Window,
+) -> Result<(), RunnerFailure> {
+    let mut made = 0u64;
+    while let Some(room) = window.wait_for_room() {
+        let mut jobs = Vec::new();
+        let mut metas = Vec::new();
+        while (jobs.len() as u64) < room && (jobs.is_empty() || commands.inputs.ready()) {
+            let Some(next) = commands.next() else { break };
+            let (params, meta) = next.map_err(|e| RunnerFailure(e.0))?;
+            let spec = JobSpec::new("shell")
+                .params(&params)
+                .map_err(|e| RunnerFailure(format!("input {} (`{}`): {e}", made + 1, meta.input)))?
+                .with_options(flags.clone());
+            let mut job = engine.prepare(&spec).map_err(|e| {
+                RunnerFailure(format!("input {} (`{}`): {e}", made + 1, meta.input))
+            })?;
+            job.limits.task_rate = rate;
+            made += 1;
+            jobs.push(job);
+            metas.push((made, meta));
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // Held before they are enqueued: a job may end before the submit returns.
+        for (id, meta) in metas {
+            window.add(id, meta);
+        }
+        let enqueued = run
+            .submit_prepared(jobs)
+            .map_err(|e| RunnerFailure(format!("enqueueing the jobs: {e}")))?;
+        debug_assert!(enqueued.last().is_none_or(|e| e.id().0 == made));
+    }
+    Ok(())
+}
+
+/// Creates the outputs, runs the jobs with the printer as the inputs are
+/// read, and waits for the run and the printer.
 fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     let Plan {
         engine,
-        jobs,
-        metas,
+        commands,
+        flags,
+        rate,
         spools,
         outputs,
+        concurrency,
     } = plan;
-    let outputs = outputs.open()?;
+    let mut outputs = outputs.open()?;
     let joblog = args.joblog.as_deref().map(Joblog::create).transpose()?;
 
     let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+    let window = Arc::new(Window::new(read_ahead(concurrency)));
     let (tx, rx) = channel::<JobId>();
     let printer = Arc::new(Printer {
         tx: Mutex::new(tx),
         halt: args.halt,
         halted: AtomicBool::new(false),
         interrupt: OnceLock::new(),
+        window: Arc::clone(&window),
     });
     let mut sinks: Vec<Arc<dyn EventSink>> = vec![printer.clone()];
     sinks.extend(outputs.events_sink());
+    sinks.extend(outputs.report_sink(Arc::clone(&queue)));
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
-    let interrupts = on_interrupts(
-        run.interrupter(),
-        "runyard",
-        format!(
-            "interrupted: starting no more commands; running ones may finish (up to {}); \
-             interrupt again to cancel them",
-            format_duration(args.grace)
-        ),
-        false,
-    );
+    let interrupts = {
+        let (interrupt, window) = (run.interrupter(), Arc::clone(&window));
+        on_interrupts(
+            move || {
+                window.stop();
+                interrupt();
+            },
+            "runyard",
+            format!(
+                "interrupted: starting no more commands; running ones may finish (up to {}); \
+                 interrupt again to cancel them",
+                format_duration(args.grace)
+            ),
+            false,
+        )
+    };
 
-    let total = jobs.len() as u64;
     let printing = start_printer(
         args,
         rx,
         Arc::clone(&queue),
         spools,
-        metas,
+        Arc::clone(&window),
         joblog,
         Box::new(run.interrupter()),
     );
     let progress = std::io::stderr().is_terminal().then(|| {
         let source = run.progress_source();
         let queue = Arc::clone(&queue);
+        // The total grows as the inputs are read.
         ProgressView::start(
-            total,
+            0,
             move || source().ok(),
             move || crate::commands::flow::held_now(&*queue),
         )
     });
-    let submitted = run
-        .submit_prepared(jobs)
-        .map(drop)
-        .map_err(|e| RunnerFailure(format!("enqueueing the jobs: {e}")));
+    let submitted = feed(&run, &engine, commands, &flags, rate, &window);
     run.close();
     let ended = run.join();
     if let Some(p) = progress {
@@ -373,6 +458,13 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     }
     drop(printer);
     let printed = printing.join().expect("the printer does not panic");
+    if std::env::var_os(DEBUG_HELD_VAR).is_some() {
+        errln!(
+            "runyard: debug: at most {} jobs held at once (limit {})",
+            window.most_held(),
+            window.limit()
+        );
+    }
     let (ended, stopped) = split_end(ended)?;
     Ok(Ran {
         queue,
@@ -392,7 +484,7 @@ fn start_printer(
     rx: Receiver<JobId>,
     queue: Arc<dyn Queue>,
     spools: Arc<Spools>,
-    metas: Vec<Meta>,
+    window: Arc<Window>,
     joblog: Option<Joblog>,
     stop: Box<dyn Fn() + Send + Sync>,
 ) -> JoinHandle<Printed> {
@@ -403,7 +495,7 @@ fn start_printer(
             Printing {
                 queue: &*queue,
                 spools: &spools,
-                metas: &metas,
+                window: &window,
                 keep_order,
                 tag,
                 joblog,
@@ -427,7 +519,7 @@ fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
         .summary()
         .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
     let mut failures = printed.failures;
-    failures.extend(ran.outputs.finish(&*queue, &summary)?);
+    failures.extend(ran.outputs.finish(&queue, &summary)?);
     let human = Human::new(true, color);
     for line in &printed.dead {
         human.line(line)?;
@@ -466,18 +558,23 @@ fn ended(
 }
 
 /// `--dry-run`: every job's command, in order, nothing run.
-fn dry_run(metas: &[Meta], tag: bool) -> anyhow::Result<Exit> {
+fn dry_run(commands: Commands, tag: bool) -> anyhow::Result<Exit> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let written = metas
-        .iter()
-        .try_for_each(|m| {
+    let mut written = Ok(());
+    for next in commands {
+        let (_, m) = next?;
+        written = (|| {
             if tag {
                 write!(out, "{}\t", m.input)?;
             }
             writeln!(out, "{}", m.command)
-        })
-        .and_then(|()| out.flush());
+        })();
+        if written.is_err() {
+            break;
+        }
+    }
+    let written = written.and_then(|()| out.flush());
     match written {
         Ok(()) => Ok(Exit::Success),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::StdoutClosed),

@@ -18,12 +18,19 @@
 //! way and is reported (exit code 3). A spool that cannot be read back, or
 //! standard error or the job log failing, is reported when the run ends
 //! (exit code 3); the run goes on.
+//!
+//! Read-ahead: the jobs' inputs are read as the run needs them. [`Window`]
+//! holds the [`Meta`] of every job made and not yet printed, and makes the
+//! reader wait while it holds its limit: with `--keep-order`, the jobs
+//! waiting behind a slow one count too, so the out-of-order window is
+//! bounded by the same limit. Nothing of a job stays in `exec` once its
+//! output is printed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use runyard::event::{Event, EventSink};
 use runyard::queue::Queue;
@@ -52,12 +59,92 @@ pub(super) struct Meta {
     pub(super) command: String,
 }
 
+/// The jobs made and not yet printed, by job number, and the reader's
+/// wait for room (see the module comment).
+pub(super) struct Window {
+    limit: u64,
+    state: Mutex<WindowState>,
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct WindowState {
+    metas: HashMap<u64, Meta>,
+    /// The run stopped (interrupted, halted, standard output gone): no
+    /// more jobs are made.
+    stopped: bool,
+    /// The most metas held at once.
+    most_held: usize,
+}
+
+impl Window {
+    /// A window that holds at most `limit` jobs (at least 1).
+    pub(super) fn new(limit: u64) -> Window {
+        Window {
+            limit: limit.max(1),
+            state: Mutex::new(WindowState::default()),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds a job made, until it is printed.
+    pub(super) fn add(&self, id: u64, meta: Meta) {
+        let mut st = self.lock();
+        st.metas.insert(id, meta);
+        st.most_held = st.most_held.max(st.metas.len());
+    }
+
+    /// Gives a job's meta back as it is printed, making room.
+    fn take(&self, id: u64) -> Option<Meta> {
+        let meta = self.lock().metas.remove(&id);
+        self.room.notify_all();
+        meta
+    }
+
+    /// No more jobs are to be made.
+    pub(super) fn stop(&self) {
+        self.lock().stopped = true;
+        self.room.notify_all();
+    }
+
+    /// Waits until fewer than the limit are held; how many more may be
+    /// made, or `None` once the run stopped.
+    pub(super) fn wait_for_room(&self) -> Option<u64> {
+        let mut st = self.lock();
+        loop {
+            if st.stopped {
+                return None;
+            }
+            let held = st.metas.len() as u64;
+            if held < self.limit {
+                return Some(self.limit - held);
+            }
+            st = self.room.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The most jobs held at once so far.
+    pub(super) fn most_held(&self) -> usize {
+        self.lock().most_held
+    }
+
+    /// The limit.
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
 /// Forwards ended jobs to the printing thread and halts the run when asked.
 pub(super) struct Printer {
     pub(super) tx: Mutex<Sender<JobId>>,
     pub(super) halt: Option<Halt>,
     pub(super) halted: AtomicBool,
     pub(super) interrupt: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    pub(super) window: std::sync::Arc<Window>,
 }
 
 impl EventSink for Printer {
@@ -69,6 +156,7 @@ impl EventSink for Printer {
         };
         let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(job);
         if dead && self.halt.is_some() && !self.halted.swap(true, Ordering::SeqCst) {
+            self.window.stop();
             if let Some(interrupt) = self.interrupt.get() {
                 interrupt();
                 if self.halt == Some(Halt::Now) {
@@ -83,7 +171,7 @@ impl EventSink for Printer {
 pub(super) struct Printing<'a> {
     pub(super) queue: &'a dyn Queue,
     pub(super) spools: &'a Spools,
-    pub(super) metas: &'a [Meta],
+    pub(super) window: &'a Window,
     pub(super) keep_order: bool,
     pub(super) tag: bool,
     pub(super) joblog: Option<Joblog>,
@@ -197,8 +285,7 @@ pub(super) fn print_outputs(rx: Receiver<JobId>, p: Printing<'_>) -> Printed {
 }
 
 impl State<'_> {
-    fn failed_to_read(&mut self, id: u64, e: &io::Error) {
-        let input = &self.p.metas[id as usize - 1].input;
+    fn failed_to_read(&mut self, id: u64, input: &str, e: &io::Error) {
         self.out.failures.push(RunnerFailure(format!(
             "job {id} (`{input}`): its output could not be read back from its spool file: {}",
             io_message(e)
@@ -207,7 +294,15 @@ impl State<'_> {
 
     /// Prints one ended job's output and writes its job log line.
     fn emit(&mut self, id: u64) {
-        let tag = self.tag(id);
+        let meta = self.p.window.take(id).unwrap_or(Meta {
+            input: String::new(),
+            command: String::new(),
+        });
+        let tag = self.p.tag.then(|| {
+            let mut t = meta.input.clone().into_bytes();
+            t.push(b'\t');
+            t
+        });
         let (receive, copied) = match self.p.spools.take(JobId(id)) {
             Held::None => (0, Ok(())),
             Held::Lost(e) => (0, Err(Failed::Read(e))),
@@ -226,28 +321,20 @@ impl State<'_> {
                 let (mut o, mut e) = at.readers(&file);
                 let copied = print_job(&mut o, &mut e, tag, &mut self.buf, self.stdout_gone);
                 if let Err(e) = self.p.spools.release() {
-                    self.failed_to_read(id, &e);
+                    self.failed_to_read(id, &meta.input, &e);
                 }
                 (at.out_len(), copied)
             }
         };
         if let Err(e) = copied {
-            self.failed(id, e);
+            self.failed(id, &meta, e);
         }
-        self.record(id, receive);
+        self.record(id, &meta, receive);
     }
 
-    fn tag(&self, id: u64) -> Option<Vec<u8>> {
-        self.p.tag.then(|| {
-            let mut t = self.p.metas[id as usize - 1].input.clone().into_bytes();
-            t.push(b'\t');
-            t
-        })
-    }
-
-    fn failed(&mut self, id: u64, f: Failed) {
+    fn failed(&mut self, id: u64, meta: &Meta, f: Failed) {
         match f {
-            Failed::Read(e) => self.failed_to_read(id, &e),
+            Failed::Read(e) => self.failed_to_read(id, &meta.input, &e),
             Failed::Stdout(e) => {
                 self.stdout_gone = true;
                 if e.kind() == io::ErrorKind::BrokenPipe {
@@ -258,6 +345,7 @@ impl State<'_> {
                         io_message(&e)
                     )));
                 }
+                self.p.window.stop();
                 (self.p.stop)();
             }
             Failed::Stderr(e) => {
@@ -271,7 +359,7 @@ impl State<'_> {
         }
     }
 
-    fn record(&mut self, id: u64, receive: u64) {
+    fn record(&mut self, id: u64, meta: &Meta, receive: u64) {
         let view = match self.p.queue.inspect().and_then(|q| q.get(JobId(id))) {
             Ok(Some(v)) => v,
             Ok(None) => return,
@@ -282,7 +370,6 @@ impl State<'_> {
                 return;
             }
         };
-        let meta = &self.p.metas[id as usize - 1];
         if view.state == JobState::Dead {
             self.out.dead.push(format!(
                 "runyard: job {id} (`{}`) dead after {} attempt(s): {}",
@@ -359,10 +446,14 @@ mod tests {
         spools.started(JobId(1), Arc::new(spool));
         spools.ended(JobId(1), 1);
         let queue = MemoryQueue::new();
-        let metas = [Meta {
-            input: "in put".into(),
-            command: "cat 'in put'".into(),
-        }];
+        let window = Window::new(4);
+        window.add(
+            1,
+            Meta {
+                input: "in put".into(),
+                command: "cat 'in put'".into(),
+            },
+        );
         let (tx, rx) = channel();
         tx.send(JobId(1)).unwrap();
         drop(tx);
@@ -371,7 +462,7 @@ mod tests {
             Printing {
                 queue: &queue,
                 spools: &spools,
-                metas: &metas,
+                window: &window,
                 keep_order: false,
                 tag: false,
                 joblog: None,

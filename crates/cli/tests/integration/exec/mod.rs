@@ -5,6 +5,7 @@
 mod parallel;
 mod runs;
 mod spool;
+mod stream;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
