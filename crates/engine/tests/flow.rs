@@ -1035,3 +1035,75 @@ fn a_worker_publishes_the_tasks_it_claims_with_what_their_jobs_get() {
         "{chain}"
     );
 }
+
+/// Three workers of 4 CPU threads each on `queue`, holding 12 `gate` jobs
+/// of one key whose jobs carry a limit of 2: two run and the others are
+/// held by the key's limit, and at no moment, from the first claim to the
+/// last attempt, do more than two run.
+fn a_carried_key_limit_holds_three_workers_to_it(queue: Arc<dyn Queue>) {
+    let s = Switches::default();
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .cpu_threads(4)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let key = FlowKey::new("tenant", "42").unwrap();
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|_| {
+            let spec = JobSpec::new("gate").concurrency_key(key.clone(), Some(2));
+            engine.prepare(&spec).unwrap()
+        })
+        .collect();
+    queue.enqueue(jobs).unwrap();
+    let workers: Vec<Run> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            engine
+                .worker(Arc::clone(&queue))
+                .name(*name)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let flow = queue.as_flow().unwrap();
+    wait_for("two run and ten are held by the key's limit", || {
+        let most = s.most.load(Ordering::SeqCst);
+        assert!(most <= 2, "{most} ran at once, over the key's limit of 2");
+        let held = flow.holds().unwrap().held;
+        s.started.load(Ordering::SeqCst) == 2
+            && held
+                .iter()
+                .any(|(h, n)| matches!(h, Hold::Concurrency { .. }) && *n == 10)
+    });
+    assert_eq!(s.most.load(Ordering::SeqCst), 2, "two at once so far");
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("all twelve succeed", || {
+        queue.counts().unwrap().succeeded == 12
+    });
+    assert_eq!(
+        s.most.load(Ordering::SeqCst),
+        2,
+        "never more than two at once"
+    );
+    for w in &workers {
+        w.interrupt();
+    }
+    for w in workers {
+        w.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_carried_key_limit_holds_three_workers_to_it_on_the_memory_queue() {
+    a_carried_key_limit_holds_three_workers_to_it(Arc::new(MemoryQueue::new()));
+}
+
+#[test]
+fn a_carried_key_limit_holds_three_workers_to_it_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = runyard_sqlite::SqliteQueue::open(&path, runyard_sqlite::OpenMode::CreateOrOpen);
+    a_carried_key_limit_holds_three_workers_to_it(Arc::new(q.unwrap()));
+}

@@ -60,7 +60,9 @@ pub use flow_admin::{
 };
 pub use flow_random::random_workflows_respect_every_edge;
 pub use limits::{
-    a_key_is_shared_by_tasks_and_workers, a_key_rate_is_shared_and_a_stored_rate_beats_it,
+    a_key_is_shared_by_tasks_and_workers,
+    a_key_limit_holds_across_concurrent_workers_from_the_first_claim,
+    a_key_rate_is_shared_and_a_stored_rate_beats_it,
     a_rate_admits_a_burst_then_waits_for_the_window, a_stored_limit_beats_the_carried_one,
     a_task_limit_holds_across_claims, a_value_limit_beats_the_name_limit,
     bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
@@ -169,6 +171,7 @@ macro_rules! conformance_tests {
             a_unique_job_after_others_is_refused,
             a_task_limit_holds_across_claims,
             a_key_is_shared_by_tasks_and_workers,
+            a_key_limit_holds_across_concurrent_workers_from_the_first_claim,
             slots_come_back_on_complete_release_and_rescue,
             a_stored_limit_beats_the_carried_one,
             a_value_limit_beats_the_name_limit,
