@@ -1035,3 +1035,160 @@ fn a_worker_publishes_the_tasks_it_claims_with_what_their_jobs_get() {
         "{chain}"
     );
 }
+
+/// Three workers of 4 CPU threads each on `queue`, holding 12 `gate` jobs
+/// of one key whose jobs carry a limit of 2: two run and the others are
+/// held by the key's limit, and at no moment, from the first claim to the
+/// last attempt, do more than two run.
+fn a_carried_key_limit_holds_three_workers_to_it(queue: Arc<dyn Queue>) {
+    let s = Switches::default();
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .cpu_threads(4)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let key = FlowKey::new("tenant", "42").unwrap();
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|_| {
+            let spec = JobSpec::new("gate").concurrency_key(key.clone(), Some(2));
+            engine.prepare(&spec).unwrap()
+        })
+        .collect();
+    queue.enqueue(jobs).unwrap();
+    let workers: Vec<Run> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            engine
+                .worker(Arc::clone(&queue))
+                .name(*name)
+                .start()
+                .unwrap()
+        })
+        .collect();
+    let flow = queue.as_flow().unwrap();
+    wait_for("two run and ten are held by the key's limit", || {
+        let most = s.most.load(Ordering::SeqCst);
+        assert!(most <= 2, "{most} ran at once, over the key's limit of 2");
+        let held = flow.holds().unwrap().held;
+        s.started.load(Ordering::SeqCst) == 2
+            && held
+                .iter()
+                .any(|(h, n)| matches!(h, Hold::Concurrency { .. }) && *n == 10)
+    });
+    assert_eq!(s.most.load(Ordering::SeqCst), 2, "two at once so far");
+    s.open.store(true, Ordering::SeqCst);
+    wait_for("all twelve succeed", || {
+        queue.counts().unwrap().succeeded == 12
+    });
+    assert_eq!(
+        s.most.load(Ordering::SeqCst),
+        2,
+        "never more than two at once"
+    );
+    for w in &workers {
+        w.interrupt();
+    }
+    for w in workers {
+        w.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_carried_key_limit_holds_three_workers_to_it_on_the_memory_queue() {
+    a_carried_key_limit_holds_three_workers_to_it(Arc::new(MemoryQueue::new()));
+}
+
+#[test]
+fn a_carried_key_limit_holds_three_workers_to_it_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = runyard_sqlite::SqliteQueue::open(&path, runyard_sqlite::OpenMode::CreateOrOpen);
+    a_carried_key_limit_holds_three_workers_to_it(Arc::new(q.unwrap()));
+}
+
+/// A memory queue that notes how many jobs each claim asked for.
+#[derive(Debug, Default)]
+struct Asking {
+    inner: MemoryQueue,
+    asked: Mutex<Vec<usize>>,
+}
+
+impl Queue for Asking {
+    runyard_queue::forward_queue!(inner: capabilities, as_admin, as_inspect, as_flow, insert,
+        insert_async, started, heartbeat, complete, release, rescue, counts, next_due, now,
+        set_waker);
+
+    fn claim_tasks(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+        tasks: Option<&[TaskName]>,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        self.asked.lock().unwrap().push(max);
+        self.inner.claim_tasks(worker, max, lease, tasks)
+    }
+}
+
+#[test]
+fn claims_are_prefetched_again_once_a_tasks_jobs_stop_taking_slots() {
+    // Only `plain`, which has no limits of its own (`limited`'s defaults
+    // would hold the claims small for good).
+    let config = EngineConfig::builder()
+        .mode(Mode::Thread)
+        .concurrency(2)
+        .tasks([TaskName::from("plain")])
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&Switches::default()), config);
+    let queue = Arc::new(Asking::default());
+    let plain = |n: usize| -> Vec<NewJob> {
+        (0..n)
+            .map(|_| engine.prepare(&JobSpec::new("plain")).unwrap())
+            .collect()
+    };
+    // Jobs of `plain` that take slots (each of a key of its own, limited
+    // to 1): the worker learns that the task's jobs take slots.
+    let keyed: Vec<NewJob> = (0..8)
+        .map(|i| {
+            let key = FlowKey::new("tenant", &i.to_string()).unwrap();
+            let spec = JobSpec::new("plain").concurrency_key(key, Some(1));
+            engine.prepare(&spec).unwrap()
+        })
+        .collect();
+    queue.enqueue(keyed).unwrap();
+    let run = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .start()
+        .unwrap();
+    wait_for("the keyed jobs succeed", || {
+        queue.counts().unwrap().succeeded == 8
+    });
+    // Then more jobs of `plain` that take none than the worker waits for
+    // before it drops the mark, and, once they are done, as many again.
+    queue.enqueue(plain(300)).unwrap();
+    wait_for("the first plain jobs succeed", || {
+        queue.counts().unwrap().succeeded == 308
+    });
+    let before = queue.asked.lock().unwrap().len();
+    queue.enqueue(plain(300)).unwrap();
+    wait_for("the others succeed", || {
+        queue.counts().unwrap().succeeded == 608
+    });
+    run.interrupt();
+    run.wait().unwrap();
+    // While the task is marked, a claim asks for at most what two threads
+    // hold of jobs that take slots (2 × 128); an idle worker that
+    // prefetches asks for its lanes' room (2 × 256 in the CPU lane alone).
+    let asked = queue.asked.lock().unwrap();
+    let most = asked[before..].iter().copied().max().unwrap_or(0);
+    assert!(
+        most > 256,
+        "claims stayed as small as for jobs that take slots, though the last 300 took none \
+         (at most {most} asked for, in {} claims)",
+        asked.len() - before
+    );
+}

@@ -1,10 +1,14 @@
 -- Adds jobs given as parallel arrays, in order; a job whose idempotency key
 -- is taken is skipped. Due jobs are the keyless fairness group's next
 -- tags in batch order (runyard.keyless_tags: after the group's last tag,
--- never below the frontier; a skipped job leaves a gap). Returns the added jobs.
-WITH f AS MATERIALIZED (
-    SELECT runyard.keyless_tags(
-        (SELECT count(*) FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1), runyard.frontier()) AS v
+-- never below the frontier; a skipped job leaves a gap). The frontier is
+-- read only when some job is due: read while nothing waits, it counts as a
+-- tag given (runyard.frontier), and a batch of jobs not yet due gives none.
+-- Returns the added jobs.
+WITH d AS MATERIALIZED (
+    SELECT count(*) AS n FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1
+), f AS MATERIALIZED (
+    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, runyard.frontier()) END AS v FROM d
 )
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,

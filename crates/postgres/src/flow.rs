@@ -421,7 +421,9 @@ pub(crate) fn insert_resolved(
         .enumerate()
         .filter(|&(at, (i, _))| keyless(at, &jobs[i]))
         .count() as i64;
-    let front: i64 = c.query_one(&sql.keyless_tags, &[&due])?.get(0);
+    // NULL when none is due: then no job takes a tag.
+    let front: Option<i64> = c.query_one(&sql.keyless_tags, &[&due])?.get(0);
+    let front = front.unwrap_or_default();
     let mut place = 0i64;
     let mut at = 0;
     for (i, s) in slot.iter().enumerate() {

@@ -476,7 +476,9 @@ impl PgQueue {
             .iter()
             .filter(|j| j.run_at.is_none_or(|t| t.as_micros() <= now))
             .count() as i64;
-        let front: i64 = tx.query_one(&self.lsql.keyless_tags, &[&due])?.get(0);
+        // NULL when none is due: then no job takes a tag.
+        let front: Option<i64> = tx.query_one(&self.lsql.keyless_tags, &[&due])?.get(0);
+        let front = front.unwrap_or_default();
         let mut place = 0i64;
         let types = [
             Type::INT8,

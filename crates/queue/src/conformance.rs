@@ -61,7 +61,9 @@ pub use flow_admin::{
 };
 pub use flow_random::random_workflows_respect_every_edge;
 pub use limits::{
-    a_key_is_shared_by_tasks_and_workers, a_key_rate_is_shared_and_a_stored_rate_beats_it,
+    a_key_is_shared_by_tasks_and_workers,
+    a_key_limit_holds_across_concurrent_workers_from_the_first_claim,
+    a_key_rate_is_shared_and_a_stored_rate_beats_it,
     a_rate_admits_a_burst_then_waits_for_the_window, a_stored_limit_beats_the_carried_one,
     a_task_limit_holds_across_claims, a_value_limit_beats_the_name_limit,
     bad_limit_changes_are_refused, lowering_a_limit_takes_nothing_back,
@@ -71,8 +73,9 @@ pub use limits_random::limits_hold_under_random_operations;
 pub use pause::{
     a_claim_looks_past_held_jobs, a_newcomer_key_is_not_held_back_by_a_backlog,
     a_paused_task_is_not_claimed_and_its_unstarted_claims_go_back,
-    holds_say_what_keeps_each_job_waiting, keyless_batches_stay_first_in_first_out,
-    pausing_every_task_holds_every_job, rate_keys_share_the_workers_fairly_too,
+    holds_say_what_keeps_each_job_waiting, inserting_jobs_not_yet_due_does_not_move_the_frontier,
+    keyless_batches_stay_first_in_first_out, pausing_every_task_holds_every_job,
+    rate_keys_share_the_workers_fairly_too,
 };
 pub use schedules::{
     a_cron_schedule_ticks_in_its_zone, a_job_inserted_with_a_tick_keeps_it,
@@ -134,6 +137,7 @@ macro_rules! conformance_tests {
             outputs_and_errors_round_trip,
             nothing_lost_under_random_operations,
             agrees_with_a_model_step_by_step,
+            jobs_due_after_an_insert_that_tagged_nothing_keep_their_place,
             the_latest_waker_is_called,
             a_live_worker_holds_its_name_until_its_heartbeat_lapses,
             unregistering_frees_a_name_and_only_registered_workers_are_listed,
@@ -170,6 +174,7 @@ macro_rules! conformance_tests {
             a_unique_job_after_others_is_refused,
             a_task_limit_holds_across_claims,
             a_key_is_shared_by_tasks_and_workers,
+            a_key_limit_holds_across_concurrent_workers_from_the_first_claim,
             slots_come_back_on_complete_release_and_rescue,
             a_stored_limit_beats_the_carried_one,
             a_value_limit_beats_the_name_limit,
@@ -183,6 +188,7 @@ macro_rules! conformance_tests {
             a_newcomer_key_is_not_held_back_by_a_backlog,
             rate_keys_share_the_workers_fairly_too,
             keyless_batches_stay_first_in_first_out,
+            inserting_jobs_not_yet_due_does_not_move_the_frontier,
             limits_hold_under_random_operations,
             a_claim_looks_past_held_jobs,
             finished_attempts_are_counted_per_minute_and_outcome,
@@ -1090,8 +1096,6 @@ mod model {
 /// Random operations, applied to the queue and to a plain model of the job
 /// lifecycle; after every step each job's state and attempts must agree.
 pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
-    use model::{Job, Op, S};
-    use proptest::prop_assert_eq;
     use proptest::test_runner::{Config, TestRunner};
 
     let mut runner = TestRunner::new(Config {
@@ -1101,223 +1105,281 @@ pub fn agrees_with_a_model_step_by_step(make: Factory<'_>) {
     });
     let ops = proptest::collection::vec(model::op(), 1..60);
     runner
-        .run(&ops, |ops| {
-            let (clock, q) = fresh(make);
-            let mut jobs: Vec<Job> = Vec::new();
-            let mut held: Vec<(String, Lease)> = Vec::new();
-            // One more than the largest tag given so far.
-            let mut next_tag = 0u64;
-            // The last tag given to a job inserted due: these jobs have no
-            // fairness key, so they are one group (the empty key's).
-            let mut last_keyless: Option<u64> = None;
-            // A queue that keeps limits claims in fair order (by tag); one
-            // that does not yet, by ready-at.
-            let fair = q.capabilities().has(crate::Capability::Limits);
-            for op in ops {
-                let now = q.now().as_micros();
-                match op {
-                    Op::Enqueue { n, max, later } => {
-                        let run_at = later.then(|| q.now().saturating_add(Duration::from_secs(5)));
-                        let batch: Vec<NewJob> = (0..n)
-                            .map(|_| NewJob {
-                                run_at,
-                                ..job("t", max, 0)
-                            })
-                            .collect();
-                        let v = model::frontier(&jobs, next_tag);
-                        for e in q.enqueue(batch).unwrap() {
-                            // tag = max(last('') + 1, V), and last('') = tag.
-                            let tag = (!later).then(|| last_keyless.map_or(v, |l| (l + 1).max(v)));
-                            if let Some(t) = tag {
-                                last_keyless = Some(t);
-                                next_tag = next_tag.max(t + 1);
-                            }
-                            jobs.push(Job {
-                                tag,
-                                id: e.id(),
-                                state: S::Waiting,
-                                attempt: 0,
-                                max,
-                                ready_at: run_at.map_or(now, |t| t.as_micros()),
-                                worker: String::new(),
-                                lease_until: 0,
-                                started: false,
-                                lost: 0,
-                                claims: 0,
-                                outcomes: Vec::new(),
-                            });
-                        }
+        .run(&ops, |ops| check_against_model(make, ops))
+        .unwrap();
+}
+
+/// A sequence [`agrees_with_a_model_step_by_step`] once found: two jobs
+/// become due while nothing waits, after an insert of jobs not yet due;
+/// the first claim after their run-at tags them at the frontier, one more
+/// than the largest tag given (the insert gave none), so after a rescue
+/// and a later batch the earlier of them is claimed first.
+pub fn jobs_due_after_an_insert_that_tagged_nothing_keep_their_place(make: Factory<'_>) {
+    use model::Op;
+    let ops = vec![
+        Op::Enqueue {
+            n: 2,
+            max: 1,
+            later: false,
+        },
+        Op::Claim {
+            worker: 0,
+            n: 2,
+            lease: 1,
+        },
+        Op::Enqueue {
+            n: 2,
+            max: 1,
+            later: true,
+        },
+        Op::Advance(5),
+        Op::Verdict(0, 0),
+        Op::Claim {
+            worker: 0,
+            n: 1,
+            lease: 1,
+        },
+        Op::Cancel(1),
+        Op::Advance(7),
+        Op::Rescue,
+        Op::Enqueue {
+            n: 3,
+            max: 2,
+            later: false,
+        },
+        Op::Cancel(1),
+        Op::Claim {
+            worker: 1,
+            n: 1,
+            lease: 3,
+        },
+    ];
+    if let Err(e) = check_against_model(make, ops) {
+        panic!("{e}");
+    }
+}
+
+/// Applies `ops` to a fresh queue and to the model, checking after every
+/// step that each job's state and attempts agree.
+fn check_against_model(
+    make: Factory<'_>,
+    ops: Vec<model::Op>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use model::{Job, Op, S};
+    use proptest::prop_assert_eq;
+
+    let (clock, q) = fresh(make);
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut held: Vec<(String, Lease)> = Vec::new();
+    // One more than the largest tag given so far.
+    let mut next_tag = 0u64;
+    // The last tag given to a job inserted due: these jobs have no
+    // fairness key, so they are one group (the empty key's).
+    let mut last_keyless: Option<u64> = None;
+    // A queue that keeps limits claims in fair order (by tag); one
+    // that does not yet, by ready-at.
+    let fair = q.capabilities().has(crate::Capability::Limits);
+    for op in ops {
+        let now = q.now().as_micros();
+        match op {
+            Op::Enqueue { n, max, later } => {
+                let run_at = later.then(|| q.now().saturating_add(Duration::from_secs(5)));
+                let batch: Vec<NewJob> = (0..n)
+                    .map(|_| NewJob {
+                        run_at,
+                        ..job("t", max, 0)
+                    })
+                    .collect();
+                let v = model::frontier(&jobs, next_tag);
+                for e in q.enqueue(batch).unwrap() {
+                    // tag = max(last('') + 1, V), and last('') = tag.
+                    let tag = (!later).then(|| last_keyless.map_or(v, |l| (l + 1).max(v)));
+                    if let Some(t) = tag {
+                        last_keyless = Some(t);
+                        next_tag = next_tag.max(t + 1);
                     }
-                    Op::Claim { worker, n, lease } => {
-                        let w = format!("w{worker}");
-                        let lease = Duration::from_secs(lease as u64);
-                        let got = q.claim(&w, n as usize, lease).unwrap();
-                        // The claim tags the jobs that became due: the frontier.
-                        let v = model::frontier(&jobs, next_tag);
-                        for j in jobs.iter_mut() {
-                            if j.state == S::Waiting && j.tag.is_none() && j.ready_at <= now {
-                                j.tag = Some(v);
-                                next_tag = next_tag.max(v + 1);
-                            }
-                        }
-                        let mut ready: Vec<usize> = (0..jobs.len())
-                            .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
-                            .collect();
-                        if fair {
-                            ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
-                        } else {
-                            ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
-                        }
-                        ready.truncate(n as usize);
-                        let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
-                        let have: Vec<JobId> = got.iter().map(|c| c.id).collect();
-                        prop_assert_eq!(have, want, "claim order");
-                        for (c, &i) in got.iter().zip(&ready) {
-                            let j = &mut jobs[i];
-                            j.attempt += 1;
-                            j.claims += 1;
-                            j.state = S::Running;
-                            j.worker = w.clone();
-                            j.lease_until = now + lease.as_micros() as i64;
-                            j.started = false;
-                            prop_assert_eq!(c.attempt, j.attempt);
-                            proptest::prop_assert!(
-                                held.iter().all(|(_, h)| *h != c.lease()),
-                                "a fencing token never repeats"
-                            );
-                            held.push((w.clone(), c.lease()));
-                        }
-                    }
-                    Op::Start(i) if !held.is_empty() => {
-                        let (w, l) = held[i % held.len()].clone();
-                        q.started(&w, &[(l, q.now())]).unwrap();
-                        if let Some(j) = jobs.iter_mut().find(|j| j.id == l.job && j.holds(&w, l)) {
-                            j.started = true;
-                        }
-                    }
-                    Op::Verdict(i, kind) if !held.is_empty() => {
-                        let (w, l) = held.remove(i % held.len());
-                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
-                        let holds = j.holds(&w, l);
-                        let (outcome, finish) = match kind {
-                            0 => (OutcomeKind::Succeeded, Verdict::Succeeded(Output::none())),
-                            1 if l.attempt < j.max => {
-                                (OutcomeKind::Failed, Verdict::Retry { at: q.now() })
-                            }
-                            2 | 1 => (OutcomeKind::Failed, Verdict::Dead),
-                            _ => (OutcomeKind::Cancelled, Verdict::Cancelled),
-                        };
-                        let r = q
-                            .complete(
-                                &w,
-                                &[Completion {
-                                    lease: l,
-                                    record: record(&*q, l, outcome),
-                                    verdict: finish.clone(),
-                                }],
-                            )
-                            .unwrap();
-                        prop_assert_eq!(r.results[0].is_ok(), holds, "fencing");
-                        if holds {
-                            j.outcomes.push(outcome);
-                            // A retry due now is tagged at the frontier.
-                            let v = model::frontier(&jobs, next_tag);
-                            let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
-                            j.state = match finish {
-                                Verdict::Succeeded(_) => S::Succeeded,
-                                Verdict::Retry { .. } => {
-                                    j.ready_at = now;
-                                    j.tag = Some(v);
-                                    next_tag = next_tag.max(v + 1);
-                                    S::Waiting
-                                }
-                                Verdict::Dead => S::Dead,
-                                Verdict::Cancelled => S::Cancelled,
-                            };
-                        }
-                    }
-                    Op::Release(i) if !held.is_empty() => {
-                        let (w, l) = held.remove(i % held.len());
-                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
-                        let holds = j.holds(&w, l);
-                        prop_assert_eq!(q.release(&w, &[l]).unwrap()[0].is_ok(), holds, "fencing");
-                        if holds {
-                            j.attempt -= 1;
-                            j.state = S::Waiting;
-                            j.ready_at = j.ready_at.min(now);
-                        }
-                    }
-                    Op::Cancel(i) if !jobs.is_empty() => {
-                        let n = jobs.len();
-                        let j = &mut jobs[i % n];
-                        let r = q.admin().unwrap().cancel(&[j.id]).unwrap().results[0];
-                        let want = match j.state {
-                            S::Waiting => {
-                                j.state = S::Cancelled;
-                                CancelResult::Cancelled
-                            }
-                            S::Running => CancelResult::Requested,
-                            _ => CancelResult::AlreadyFinished(j.state_at(now)),
-                        };
-                        prop_assert_eq!(r, want);
-                    }
-                    Op::Heartbeat(i) if !held.is_empty() => {
-                        let (w, l) = held[i % held.len()].clone();
-                        let reply = q.heartbeat(&w, &[l], Duration::from_secs(5)).unwrap();
-                        let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
-                        let holds = j.holds(&w, l);
-                        prop_assert_eq!(reply.lost.is_empty(), holds, "heartbeat");
-                        if holds {
-                            j.lease_until = now + 5_000_000;
-                        }
-                    }
-                    Op::Advance(s) => clock.advance(Duration::from_secs(s as u64)),
-                    Op::Rescue => {
-                        let mut got = q.rescue(Rescue::Expired).unwrap().ids;
-                        got.sort();
-                        let mut want = Vec::new();
-                        for j in jobs
-                            .iter_mut()
-                            .filter(|j| j.state == S::Running && j.lease_until < now)
-                        {
-                            want.push(j.id);
-                            if j.started || j.lost >= j.max {
-                                j.outcomes.push(OutcomeKind::Crashed);
-                                j.state = if j.attempt >= j.max {
-                                    S::Dead
-                                } else {
-                                    S::Waiting
-                                };
-                                j.ready_at = now;
-                            } else {
-                                j.attempt -= 1;
-                                j.lost += 1;
-                                j.state = S::Waiting;
-                                j.ready_at = j.ready_at.min(now);
-                            }
-                        }
-                        want.sort();
-                        prop_assert_eq!(got, want, "rescued");
-                    }
-                    _ => {}
-                }
-                let now = q.now().as_micros();
-                let mut want = crate::Counts::default();
-                for j in &jobs {
-                    *want.get_mut(j.counted_at(now)) += 1;
-                }
-                prop_assert_eq!(q.counts().unwrap(), want, "counts");
-                for j in &jobs {
-                    // A view shows the state it is counted in.
-                    let v = q.inspect().unwrap().get(j.id).unwrap().expect("exists");
-                    prop_assert_eq!(v.state, j.counted_at(now), "state of job {}", j.id);
-                    let outcomes: Vec<OutcomeKind> = v.attempts.iter().map(|a| a.outcome).collect();
-                    prop_assert_eq!(&outcomes, &j.outcomes, "attempts of job {}", j.id);
+                    jobs.push(Job {
+                        tag,
+                        id: e.id(),
+                        state: S::Waiting,
+                        attempt: 0,
+                        max,
+                        ready_at: run_at.map_or(now, |t| t.as_micros()),
+                        worker: String::new(),
+                        lease_until: 0,
+                        started: false,
+                        lost: 0,
+                        claims: 0,
+                        outcomes: Vec::new(),
+                    });
                 }
             }
-            Ok(())
-        })
-        .unwrap();
+            Op::Claim { worker, n, lease } => {
+                let w = format!("w{worker}");
+                let lease = Duration::from_secs(lease as u64);
+                let got = q.claim(&w, n as usize, lease).unwrap();
+                // The claim tags the jobs that became due: the frontier.
+                let v = model::frontier(&jobs, next_tag);
+                for j in jobs.iter_mut() {
+                    if j.state == S::Waiting && j.tag.is_none() && j.ready_at <= now {
+                        j.tag = Some(v);
+                        next_tag = next_tag.max(v + 1);
+                    }
+                }
+                let mut ready: Vec<usize> = (0..jobs.len())
+                    .filter(|&i| jobs[i].state == S::Waiting && jobs[i].ready_at <= now)
+                    .collect();
+                if fair {
+                    ready.sort_by_key(|&i| (jobs[i].tag, jobs[i].id));
+                } else {
+                    ready.sort_by_key(|&i| (jobs[i].ready_at, jobs[i].id));
+                }
+                ready.truncate(n as usize);
+                let want: Vec<JobId> = ready.iter().map(|&i| jobs[i].id).collect();
+                let have: Vec<JobId> = got.iter().map(|c| c.id).collect();
+                prop_assert_eq!(have, want, "claim order");
+                for (c, &i) in got.iter().zip(&ready) {
+                    let j = &mut jobs[i];
+                    j.attempt += 1;
+                    j.claims += 1;
+                    j.state = S::Running;
+                    j.worker = w.clone();
+                    j.lease_until = now + lease.as_micros() as i64;
+                    j.started = false;
+                    prop_assert_eq!(c.attempt, j.attempt);
+                    proptest::prop_assert!(
+                        held.iter().all(|(_, h)| *h != c.lease()),
+                        "a fencing token never repeats"
+                    );
+                    held.push((w.clone(), c.lease()));
+                }
+            }
+            Op::Start(i) if !held.is_empty() => {
+                let (w, l) = held[i % held.len()].clone();
+                q.started(&w, &[(l, q.now())]).unwrap();
+                if let Some(j) = jobs.iter_mut().find(|j| j.id == l.job && j.holds(&w, l)) {
+                    j.started = true;
+                }
+            }
+            Op::Verdict(i, kind) if !held.is_empty() => {
+                let (w, l) = held.remove(i % held.len());
+                let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                let holds = j.holds(&w, l);
+                let (outcome, finish) = match kind {
+                    0 => (OutcomeKind::Succeeded, Verdict::Succeeded(Output::none())),
+                    1 if l.attempt < j.max => (OutcomeKind::Failed, Verdict::Retry { at: q.now() }),
+                    2 | 1 => (OutcomeKind::Failed, Verdict::Dead),
+                    _ => (OutcomeKind::Cancelled, Verdict::Cancelled),
+                };
+                let r = q
+                    .complete(
+                        &w,
+                        &[Completion {
+                            lease: l,
+                            record: record(&*q, l, outcome),
+                            verdict: finish.clone(),
+                        }],
+                    )
+                    .unwrap();
+                prop_assert_eq!(r.results[0].is_ok(), holds, "fencing");
+                if holds {
+                    j.outcomes.push(outcome);
+                    // A retry due now is tagged at the frontier.
+                    let v = model::frontier(&jobs, next_tag);
+                    let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                    j.state = match finish {
+                        Verdict::Succeeded(_) => S::Succeeded,
+                        Verdict::Retry { .. } => {
+                            j.ready_at = now;
+                            j.tag = Some(v);
+                            next_tag = next_tag.max(v + 1);
+                            S::Waiting
+                        }
+                        Verdict::Dead => S::Dead,
+                        Verdict::Cancelled => S::Cancelled,
+                    };
+                }
+            }
+            Op::Release(i) if !held.is_empty() => {
+                let (w, l) = held.remove(i % held.len());
+                let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                let holds = j.holds(&w, l);
+                prop_assert_eq!(q.release(&w, &[l]).unwrap()[0].is_ok(), holds, "fencing");
+                if holds {
+                    j.attempt -= 1;
+                    j.state = S::Waiting;
+                    j.ready_at = j.ready_at.min(now);
+                }
+            }
+            Op::Cancel(i) if !jobs.is_empty() => {
+                let n = jobs.len();
+                let j = &mut jobs[i % n];
+                let r = q.admin().unwrap().cancel(&[j.id]).unwrap().results[0];
+                let want = match j.state {
+                    S::Waiting => {
+                        j.state = S::Cancelled;
+                        CancelResult::Cancelled
+                    }
+                    S::Running => CancelResult::Requested,
+                    _ => CancelResult::AlreadyFinished(j.state_at(now)),
+                };
+                prop_assert_eq!(r, want);
+            }
+            Op::Heartbeat(i) if !held.is_empty() => {
+                let (w, l) = held[i % held.len()].clone();
+                let reply = q.heartbeat(&w, &[l], Duration::from_secs(5)).unwrap();
+                let j = jobs.iter_mut().find(|j| j.id == l.job).expect("known");
+                let holds = j.holds(&w, l);
+                prop_assert_eq!(reply.lost.is_empty(), holds, "heartbeat");
+                if holds {
+                    j.lease_until = now + 5_000_000;
+                }
+            }
+            Op::Advance(s) => clock.advance(Duration::from_secs(s as u64)),
+            Op::Rescue => {
+                let mut got = q.rescue(Rescue::Expired).unwrap().ids;
+                got.sort();
+                let mut want = Vec::new();
+                for j in jobs
+                    .iter_mut()
+                    .filter(|j| j.state == S::Running && j.lease_until < now)
+                {
+                    want.push(j.id);
+                    if j.started || j.lost >= j.max {
+                        j.outcomes.push(OutcomeKind::Crashed);
+                        j.state = if j.attempt >= j.max {
+                            S::Dead
+                        } else {
+                            S::Waiting
+                        };
+                        j.ready_at = now;
+                    } else {
+                        j.attempt -= 1;
+                        j.lost += 1;
+                        j.state = S::Waiting;
+                        j.ready_at = j.ready_at.min(now);
+                    }
+                }
+                want.sort();
+                prop_assert_eq!(got, want, "rescued");
+            }
+            _ => {}
+        }
+        let now = q.now().as_micros();
+        let mut want = crate::Counts::default();
+        for j in &jobs {
+            *want.get_mut(j.counted_at(now)) += 1;
+        }
+        prop_assert_eq!(q.counts().unwrap(), want, "counts");
+        for j in &jobs {
+            // A view shows the state it is counted in.
+            let v = q.inspect().unwrap().get(j.id).unwrap().expect("exists");
+            prop_assert_eq!(v.state, j.counted_at(now), "state of job {}", j.id);
+            let outcomes: Vec<OutcomeKind> = v.attempts.iter().map(|a| a.outcome).collect();
+            prop_assert_eq!(&outcomes, &j.outcomes, "attempts of job {}", j.id);
+        }
+    }
+    Ok(())
 }
 
 pub fn the_latest_waker_is_called(make: Factory<'_>) {

@@ -74,7 +74,10 @@
 //! workers could run, and a claim would walk past ever more jobs of full
 //! keys. Until a claim has brought a job, a queue that keeps limits is
 //! asked for no more than that room either: the first claim cannot know
-//! whether its jobs take slots.
+//! whether its jobs take slots. A mark its claims gave a task is dropped
+//! once [`SLOTTED_FORGET`] of its claimed jobs in a row took no slot (its
+//! limit was cleared, its jobs no longer carry a key), so that the claims
+//! of a worker that once saw a limited job are not held small for good.
 //!
 //! A heartbeat's `paused` claims go back to the queue unless they have
 //! started: waiting ones, and those their executor gives back unstarted.
@@ -150,6 +153,11 @@ pub(crate) use self::trace::AttemptSpan;
 /// doubles, up to [`leases::POLL`], while they stay held).
 const HELD_POLL: Duration = Duration::from_millis(10);
 
+/// A task marked as taking slots by its claims (not by its defaults or the
+/// run's limits) loses the mark once this many of its claimed jobs in a
+/// row took none: its claims are then prefetched again.
+const SLOTTED_FORGET: usize = 256;
+
 pub(crate) struct Dispatcher {
     engine: Arc<EngineInner>,
     /// This run's worker name and whether it ends once drained.
@@ -188,6 +196,12 @@ pub(crate) struct Dispatcher {
     /// Per task: whether its jobs take slots of concurrency limits (by its
     /// defaults or the run's limits, or as its claims have shown).
     slotted: Vec<bool>,
+    /// Per task marked slotted as its claims have shown: the lane it was
+    /// marked in, and how many of its claimed jobs in a row have taken no
+    /// slot since (at [`SLOTTED_FORGET`] the mark is dropped). `None` for
+    /// the tasks marked by their defaults or the run's limits, and for
+    /// those not marked.
+    slotted_learned: Vec<Option<(Lane, usize)>>,
     /// Some claim has brought a job (see the module docs, "Flow control").
     claimed_any: bool,
     /// Per task this engine claims: its lane, by its defaults.
@@ -256,6 +270,7 @@ impl Dispatcher {
             limits: caps.has(Capability::Limits),
             rated: vec![false; tasks],
             slotted: vec![false; tasks],
+            slotted_learned: vec![None; tasks],
             claimed_any: false,
             task_lanes: vec![None; tasks],
             others_after: None,
@@ -573,6 +588,23 @@ impl Dispatcher {
         self.claims.lanes[lane].slotted = true;
     }
 
+    /// Drops the mark of `task`, whose claims showed it takes slots but
+    /// whose last [`SLOTTED_FORGET`] claimed jobs took none; its lane stays
+    /// marked while another task marked in it is.
+    fn forget_slotted(&mut self, task: TaskIndex) {
+        let t = task.0 as usize;
+        let Some((lane, _)) = self.slotted_learned[t].take() else {
+            return;
+        };
+        self.slotted[t] = false;
+        let by_defaults = |i: usize| self.slotted[i] && self.slotted_learned[i].is_none();
+        let still = (0..self.slotted.len()).any(|i| {
+            self.slotted_learned[i].is_some_and(|(l, _)| l == lane)
+                || (by_defaults(i) && self.task_lanes[i] == Some(lane))
+        });
+        self.claims.lanes[lane].slotted = still;
+    }
+
     /// Marks `task` (in `lane`) as rate-limited: its jobs are claimed for
     /// free threads only.
     fn mark_rated(&mut self, task: TaskIndex, lane: Lane) {
@@ -624,8 +656,15 @@ impl Dispatcher {
             }
             Ok(e) => {
                 let lane = e.lane;
-                if slotted && !self.slotted[e.task.0 as usize] {
+                let t = e.task.0 as usize;
+                if slotted && !self.slotted[t] {
                     self.mark_slotted(e.task, lane);
+                    self.slotted_learned[t] = Some((lane, 0));
+                } else if let Some((_, since)) = &mut self.slotted_learned[t] {
+                    *since = if slotted { 0 } else { *since + 1 };
+                    if *since >= SLOTTED_FORGET {
+                        self.forget_slotted(e.task);
+                    }
                 }
                 self.claims.insert(e);
                 self.claims.take_ready(lane, now, batches);

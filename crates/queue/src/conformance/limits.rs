@@ -406,3 +406,145 @@ pub fn a_key_rate_is_shared_and_a_stored_rate_beats_it(make: Factory<'_>) {
     clock.advance(Duration::from_secs(30));
     assert_eq!(claim(&*q, "w2", 10).len(), 2);
 }
+
+/// Ends the attempt of `c`, by the worker's `turn`: a release every
+/// seventh, a retry every fifth while attempts are left, else a success.
+/// Whether the job finished.
+fn end(q: &dyn Queue, worker: &str, c: &Claimed, turn: usize) -> Result<bool, String> {
+    use runyard_core::{OutcomeKind, Output};
+    if turn % 7 == 3 {
+        let r = q
+            .release(worker, &[c.lease()])
+            .map_err(|e| format!("release: {e}"))?;
+        r[0].map_err(|_| format!("the release of {} was fenced", c.id))?;
+        return Ok(false);
+    }
+    let ends = !(turn % 5 == 1 && c.attempt < 3);
+    let (verdict, outcome) = if ends {
+        (
+            crate::Verdict::Succeeded(Output::none()),
+            OutcomeKind::Succeeded,
+        )
+    } else {
+        (crate::Verdict::Retry { at: q.now() }, OutcomeKind::Failed)
+    };
+    let done = crate::Completion {
+        lease: c.lease(),
+        record: super::support::record(q, c.lease(), outcome),
+        verdict,
+    };
+    let r = q
+        .complete(worker, &[done])
+        .map_err(|e| format!("complete: {e}"))?;
+    r.results[0].map_err(|_| format!("the completion of {} was fenced", c.id))?;
+    Ok(ends)
+}
+
+/// Four workers claim at once, round after round from the first claim on,
+/// the jobs of three key values limited to two each, and hold what they
+/// claimed until every worker's claim of the round has returned; then each
+/// attempt ends by a success, a retry or a release. A job is counted from
+/// when its claim returned until just before its attempt is ended, so the
+/// count never exceeds the jobs truly running: at no moment may it exceed
+/// a value's limit.
+pub fn a_key_limit_holds_across_concurrent_workers_from_the_first_claim(make: Factory<'_>) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier, Mutex};
+
+    const LIMIT: usize = 2;
+    const WORKERS: usize = 4;
+    const VALUES: [&str; 3] = ["tenant:a", "tenant:b", "tenant:c"];
+    for round in 0..3 {
+        let (_, q) = fresh(make);
+        if !keeps_limits(&*q) {
+            return;
+        }
+        let mut jobs = Vec::new();
+        for _ in 0..20 {
+            for v in VALUES {
+                jobs.push(keyed("t", v, Some(LIMIT as u32)));
+            }
+        }
+        let total = jobs.len();
+        let key_of: HashMap<runyard_core::JobId, &str> = q
+            .enqueue(jobs)
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id(), VALUES[i % VALUES.len()]))
+            .collect();
+        let q: Arc<dyn Queue> = Arc::from(q);
+        // Per value: running now, and the most seen at once.
+        let running: Mutex<HashMap<&str, (usize, usize)>> = Mutex::new(HashMap::new());
+        let finished = AtomicUsize::new(0);
+        let failed: Mutex<Option<String>> = Mutex::new(None);
+        let (claimed, ended) = (Barrier::new(WORKERS), Barrier::new(WORKERS));
+        std::thread::scope(|s| {
+            for w in 0..WORKERS {
+                let q = Arc::clone(&q);
+                let (key_of, running, finished, failed) = (&key_of, &running, &finished, &failed);
+                let (claimed, ended) = (&claimed, &ended);
+                s.spawn(move || {
+                    let name = format!("w{w}");
+                    let mut turn = w;
+                    let mut rounds = 0;
+                    // `finished` and `failed` change only between the two barriers, so
+                    // every worker reads the same values and all stop after the same
+                    // round. A failure is reported once the threads end: a panic here
+                    // would leave the others waiting at a barrier.
+                    while finished.load(Ordering::SeqCst) < total
+                        && failed.lock().unwrap().is_none()
+                    {
+                        rounds += 1;
+                        let mut problem = None;
+                        let got = q.claim(&name, 3, LEASE).unwrap_or_else(|e| {
+                            problem = Some(format!("claim: {e}"));
+                            Vec::new()
+                        });
+                        {
+                            let mut r = running.lock().unwrap();
+                            for c in &got {
+                                let e = r.entry(key_of[&c.id]).or_default();
+                                e.0 += 1;
+                                e.1 = e.1.max(e.0);
+                            }
+                        }
+                        claimed.wait();
+                        if rounds >= 10_000 {
+                            problem = Some("the jobs were not all run in 10,000 rounds".into());
+                        }
+                        for c in &got {
+                            turn += 1;
+                            running.lock().unwrap().get_mut(key_of[&c.id]).unwrap().0 -= 1;
+                            match end(&*q, &name, c, turn) {
+                                Ok(true) => {
+                                    finished.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Ok(false) => {}
+                                Err(e) => problem = Some(e),
+                            }
+                        }
+                        if let Some(p) = problem {
+                            failed.lock().unwrap().get_or_insert(format!("{name}: {p}"));
+                        }
+                        ended.wait();
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().unwrap() {
+            panic!("round {round}: {e}");
+        }
+        let seen = running.into_inner().unwrap();
+        for v in VALUES {
+            let (now, most) = seen.get(v).copied().unwrap_or_default();
+            assert_eq!(now, 0, "round {round}: {v}");
+            assert!(
+                most <= LIMIT,
+                "round {round}: {most} jobs of {v} ran at once, over its limit of {LIMIT}"
+            );
+        }
+        assert_eq!(q.counts().unwrap().succeeded, total as u64, "round {round}");
+    }
+}

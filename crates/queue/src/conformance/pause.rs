@@ -366,3 +366,84 @@ pub fn a_claim_looks_past_held_jobs(make: Factory<'_>) {
         "the held jobs kept their place"
     );
 }
+
+/// Each way of inserting jobs that are not yet due (a plain batch, a job
+/// with an idempotency key, a large batch, a keyed job, a unique job, a
+/// workflow) gives no tag, so it leaves the frontier where it was: a retry
+/// due now, tagged at the frontier while nothing waits, keeps its place
+/// before a keyless batch inserted after it.
+pub fn inserting_jobs_not_yet_due_does_not_move_the_frontier(make: Factory<'_>) {
+    type Insert = fn(&dyn crate::Queue, runyard_core::Timestamp);
+    fn later(run_at: runyard_core::Timestamp, j: crate::NewJob) -> crate::NewJob {
+        crate::NewJob {
+            run_at: Some(run_at),
+            ..j
+        }
+    }
+    let inserts: [(&str, Insert); 7] = [
+        ("nothing", |_, _| {}),
+        ("a plain batch", |q, at| {
+            q.enqueue(vec![later(at, job("x", 3, 0)), later(at, job("x", 3, 0))])
+                .unwrap();
+        }),
+        ("a job with an idempotency key", |q, at| {
+            let j = crate::NewJob {
+                idempotency_key: Some("once".into()),
+                ..later(at, job("x", 3, 0))
+            };
+            q.enqueue(vec![j]).unwrap();
+        }),
+        ("a large batch", |q, at| {
+            q.enqueue((0..300).map(|_| later(at, job("x", 3, 0))).collect())
+                .unwrap();
+        }),
+        ("a keyed job", |q, at| {
+            q.enqueue(vec![later(at, keyed("x", "tenant:a", None))])
+                .unwrap();
+        }),
+        ("a unique job", |q, at| {
+            if q.capabilities().has(Capability::UniqueJobs) {
+                let j = super::unique::unique("u", runyard_core::OnConflict::Skip, None);
+                q.enqueue(vec![later(at, j)]).unwrap();
+            }
+        }),
+        ("a workflow", |q, at| {
+            if q.capabilities().has(Capability::Dependencies) {
+                let first = later(at, job("x", 3, 0));
+                let second = super::flow::after(job("x", 3, 0), 0, "first");
+                q.enqueue(vec![first, second]).unwrap();
+            }
+        }),
+    ];
+    for (what, insert) in inserts {
+        let (_, q) = fresh(make);
+        if !keeps_limits(&*q) {
+            return;
+        }
+        // Two keyless jobs take tags 0 and 1; once claimed, nothing waits.
+        q.enqueue(vec![job("t", 3, 0), job("t", 3, 0)]).unwrap();
+        let c = claim(&*q, "w", 2);
+        assert_eq!(c.len(), 2, "{what}");
+        insert(&*q, q.now().saturating_add(Duration::from_secs(3600)));
+        // A retry due now, while nothing waits, is tagged one more than the
+        // largest tag given: 2, the keyless group's next.
+        let retry = crate::Completion {
+            lease: c[0].lease(),
+            record: super::support::record(&*q, c[0].lease(), runyard_core::OutcomeKind::Failed),
+            verdict: crate::Verdict::Retry { at: q.now() },
+        };
+        q.complete("w", &[retry]).unwrap().results[0].expect("the lease is held");
+        // The second job waits again (tag 1: the frontier), and a keyless
+        // job comes after them: max(last('') + 1, frontier) = 2, tied with
+        // the retry, which has the smaller id.
+        q.release("w", &[c[1].lease()]).unwrap()[0].expect("the lease is held");
+        let newcomer = q.enqueue(vec![job("t", 3, 0)]).unwrap()[0].id();
+        let got: Vec<JobId> = claim(&*q, "w", 3).iter().map(|c| c.id).collect();
+        assert_eq!(
+            got,
+            vec![c[1].id, c[0].id, newcomer],
+            "after an insert of {what} not yet due: the released job, the retry, \
+             then the job inserted after them"
+        );
+    }
+}
