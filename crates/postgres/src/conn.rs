@@ -19,7 +19,7 @@ use crate::libpq;
 use crate::tls::{SslMode, Tls, TlsParams};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 11;
+pub const SCHEMA_VERSION: i32 = 12;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_counts.sql"),
     include_str!("../migrations/0010_submit.sql"),
     include_str!("../migrations/0011_attempt_ends.sql"),
+    include_str!("../migrations/0012_finished_index.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the
