@@ -956,6 +956,7 @@ fn beyond_loopback_a_token_is_needed_and_then_asked_of_every_api_request() {
         let r = s.get(path);
         let e = r.error(401);
         assert!(e.contains("Authorization: Bearer"), "{e}");
+        assert!(e.contains("or log in to the dashboard at /login"), "{e}");
         assert!(r.header("www-authenticate").is_some(), "{}", r.head);
         let bad = format!("Bearer {token}x");
         let e = s.ask("GET", path, &[("Authorization", &bad)]).error(401);
@@ -1786,6 +1787,7 @@ fn the_dashboard_logs_in_with_the_token_and_its_actions_need_the_csrf_token() {
         .ask("POST", "/api/v1/jobs/4/retry", &[("Cookie", &cookie)])
         .error(403);
     assert!(e.contains("CSRF") && e.contains("x-runyard-csrf"), "{e}");
+    assert!(e.contains("without its CSRF token"), "{e}");
     let wrong = "0".repeat(64);
     let e = s
         .ask(
