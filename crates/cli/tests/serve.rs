@@ -638,6 +638,136 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     let _ = t.read_to_string(&mut raw);
     assert!(raw.is_empty() || raw.starts_with("HTTP/1.1 400"), "{raw}");
     assert_eq!(s.get_json("/healthz")["status"], "ok");
+    edge_requests_get_a_4xx(&s);
+}
+
+/// `n` letters that do not compress (as a name a store must index).
+fn letters(n: usize) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect()
+}
+
+/// Requests at the edges of what is valid (bytes that are not UTF-8, ids
+/// and cursors beyond any store's, names longer than a store indexes,
+/// bodies larger than the server reads): each a 4xx naming what was
+/// wrong, on any queue.
+fn edge_requests_get_a_4xx(s: &Server) {
+    let says = |path: &str, status: u16, what: &[&str]| {
+        let e = s.get(path).error(status);
+        for w in what {
+            assert!(e.contains(w), "GET {path}: {e}");
+        }
+    };
+    says("/api/v1/jobs?q=%FF", 400, &["`q` is not UTF-8", "%C3%A9"]);
+    says("/api/v1/jobs?key=a%FFb", 400, &["`key` is not UTF-8"]);
+    says("/api/v1/jobs?task=%C3", 400, &["`task` is not UTF-8"]);
+    says("/api/v1/jobs?%FF=1", 400, &["name (%FF) is not UTF-8"]);
+    says("/api/v1/stats?window=%FF", 400, &["`window` is not UTF-8"]);
+    // "v1:9223372036854775808": one past the largest id a store keeps.
+    let beyond: String = "v1:9223372036854775808"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    says(
+        &format!("/api/v1/jobs?cursor={beyond}"),
+        400,
+        &["`cursor`", "next_cursor"],
+    );
+    says(
+        "/api/v1/events?cursor=e9223372036854775808",
+        400,
+        &["`cursor`", "next_cursor"],
+    );
+    says(
+        "/api/v1/jobs?since=1900-01-01T00:00:00Z",
+        400,
+        &["`since`", "from 1970 to 9999"],
+    );
+    says(
+        "/api/v1/jobs/9223372036854775808",
+        404,
+        &["no job with the id 9223372036854775808"],
+    );
+    let e = s
+        .with_body(
+            "POST",
+            "/api/v1/jobs/cancel",
+            &serde_json::json!({"ids": [u64::MAX]}),
+        )
+        .json();
+    assert_eq!(e["done"], serde_json::json!([]), "{e}");
+    assert!(
+        e["skipped"][0]["why"].as_str().unwrap().contains("no job"),
+        "{e}"
+    );
+    // A task's name beyond what a store indexes; the longest one taken.
+    let long = letters(9000);
+    let e = s.post(&format!("/api/v1/tasks/{long}/pause")).error(400);
+    assert!(e.contains("at most 1024 bytes, this one has 9000"), "{e}");
+    let e = s
+        .with_body(
+            "PUT",
+            &format!("/api/v1/limits/task/{long}"),
+            &serde_json::json!({"concurrency": 1}),
+        )
+        .error(400);
+    assert!(e.contains("at most 1024 bytes"), "{e}");
+    let longest = letters(1024);
+    for path in [
+        format!("/api/v1/tasks/{longest}/pause"),
+        format!("/api/v1/tasks/{longest}/resume"),
+    ] {
+        let r = s.post(&path);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = s.with_body(
+        "PUT",
+        &format!("/api/v1/limits/task/{longest}"),
+        &serde_json::json!({"rate": "5/s"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.ask("DELETE", &format!("/api/v1/limits/task/{longest}"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A body one byte larger than the server reads.
+    let head = r#"{"ids": [1], "pad": ""#;
+    let pad = "x".repeat((1 << 20) + 1 - head.len() - 2);
+    let body = format!("{head}{pad}\"}}");
+    assert_eq!(body.len(), (1 << 20) + 1);
+    let e = s
+        .send(
+            "POST",
+            "/api/v1/jobs/retry",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        )
+        .error(413);
+    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    assert_eq!(s.get_json("/healthz")["status"], "ok");
+}
+
+#[test]
+fn bad_requests_on_postgres_get_a_4xx_that_names_what_was_wrong() {
+    let _only = PG_CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    let server = runyard_postgres::testing::server();
+    let url = server.fresh_url("serve_bad");
+    ok(&["submit", "--queue", &url, "cpu:n=1"]);
+    let s = serve(&["--queue", &url]);
+    edge_requests_get_a_4xx(&s);
+    for path in [
+        "/api/v1/jobs?task=%00",
+        "/api/v1/jobs?key=a%00",
+        "/api/v1/jobs?q=%00",
+    ] {
+        let e = s.get(path).error(400);
+        assert!(e.contains("NUL"), "{path}: {e}");
+    }
 }
 
 #[test]
@@ -826,6 +956,7 @@ fn beyond_loopback_a_token_is_needed_and_then_asked_of_every_api_request() {
         let r = s.get(path);
         let e = r.error(401);
         assert!(e.contains("Authorization: Bearer"), "{e}");
+        assert!(e.contains("or log in to the dashboard at /login"), "{e}");
         assert!(r.header("www-authenticate").is_some(), "{}", r.head);
         let bad = format!("Bearer {token}x");
         let e = s.ask("GET", path, &[("Authorization", &bad)]).error(401);
@@ -1656,6 +1787,7 @@ fn the_dashboard_logs_in_with_the_token_and_its_actions_need_the_csrf_token() {
         .ask("POST", "/api/v1/jobs/4/retry", &[("Cookie", &cookie)])
         .error(403);
     assert!(e.contains("CSRF") && e.contains("x-runyard-csrf"), "{e}");
+    assert!(e.contains("without its CSRF token"), "{e}");
     let wrong = "0".repeat(64);
     let e = s
         .ask(

@@ -20,7 +20,7 @@ use runyard_queue::{
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::api::{blocking, list_filter, query_pairs, Params, FILTERS};
+use crate::api::{blocking, body_error, list_filter, query_pairs, Params, FILTERS};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -112,9 +112,7 @@ fn which(body: Result<Json<Value>, JsonRejection>) -> Result<Which, ApiError> {
     let shape = "give {\"ids\": [12, 13]} or {\"filter\": {\"state\": \"dead\", ...}} \
                  (the filter's names are those of GET /api/v1/jobs: state, task, key, q, \
                  since, until)";
-    let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!("the body is not JSON: {}; {shape}", e.body_text()))
-    })?;
+    let Json(body) = body.map_err(|e| body_error(e, shape))?;
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request(format!(
             "the body is not a JSON object; {shape}"
@@ -421,6 +419,8 @@ pub(crate) async fn events(State(s): State<AppState>, q: Params) -> Result<Respo
                 before = Some(
                     v.strip_prefix('e')
                         .and_then(|n| n.parse::<u64>().ok())
+                        // Event ids are at most i64::MAX, as the stores keep them.
+                        .filter(|&n| i64::try_from(n).is_ok())
                         .ok_or_else(|| {
                             ApiError::bad_request(format!(
                                 "`cursor`: {v:?} is not a cursor this server gave: pass the \
@@ -464,11 +464,30 @@ fn no_flow() -> ApiError {
     )
 }
 
+/// The longest task name the routes that pause tasks or limit them take,
+/// in bytes (a queue's index of paused tasks and limits holds names far
+/// shorter than PostgreSQL's longest index entry).
+pub(crate) const TASK_NAME_MAX: usize = 1024;
+
+/// Why `t` is not a task's name a pause or a limit may name, if it is not.
+fn bad_task_name(t: &str) -> Option<String> {
+    if t.trim().is_empty() || t.contains('\0') {
+        Some(format!("{t:?} is not a task's name"))
+    } else if t.len() > TASK_NAME_MAX {
+        Some(format!(
+            "a task's name is at most {TASK_NAME_MAX} bytes, this one has {}",
+            t.len()
+        ))
+    } else {
+        None
+    }
+}
+
 fn task_name(p: Result<Path<String>, PathRejection>) -> Result<TaskName, ApiError> {
     let Path(t) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if t.trim().is_empty() || t.contains('\0') {
+    if let Some(why) = bad_task_name(&t) {
         return Err(ApiError::bad_request(format!(
-            "{t:?} is not a task's name: give one, e.g. /api/v1/tasks/fetch/pause"
+            "{why}: give one, e.g. /api/v1/tasks/fetch/pause"
         )));
     }
     Ok(TaskName::from(t.as_str()))
@@ -547,10 +566,12 @@ fn limit_target(p: Result<Path<(String, String)>, PathRejection>) -> Result<Limi
     let Path((kind, name)) = p.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let bad = |why: String| ApiError::bad_request(why);
     match kind.as_str() {
-        "task" if name.trim().is_empty() || name.contains('\0') => {
-            Err(bad(format!("{name:?} is not a task's name")))
-        }
-        "task" => Ok(LimitTarget::Task(name)),
+        "task" => match bad_task_name(&name) {
+            Some(why) => Err(bad(format!(
+                "{why}: give one, e.g. /api/v1/limits/task/fetch"
+            ))),
+            None => Ok(LimitTarget::Task(name)),
+        },
         "key" => {
             let key: FlowKey = name
                 .parse()
@@ -578,9 +599,7 @@ pub(crate) async fn put_limit(
     let target = limit_target(target)?;
     let shape = "give {\"concurrency\": 3} or {\"rate\": \"10/s\"} or both \
                  (a rate is N/s, N/m or N/h)";
-    let Json(body) = body.map_err(|e| {
-        ApiError::bad_request(format!("the body is not JSON: {}; {shape}", e.body_text()))
-    })?;
+    let Json(body) = body.map_err(|e| body_error(e, shape))?;
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request(format!(
             "the body is not a JSON object; {shape}"

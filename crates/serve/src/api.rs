@@ -2,8 +2,8 @@
 //! queue through one of its capabilities, on the blocking pool, and
 //! answers JSON; every refusal is an [`ApiError`].
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -92,15 +92,85 @@ async fn call<T: Send + 'static>(
     })?
 }
 
-pub(crate) type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(crate) type Params = RawQuery;
 
-/// The query's pairs, each key among `known` and given once, no value
-/// holding a NUL (no name, key or text in a queue holds one).
+/// The query's pairs, each key among `known` and given once, each name
+/// and value UTF-8 once decoded, no value holding a NUL (no name, key or
+/// text in a queue holds one).
 pub(crate) fn query_pairs(q: Params, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
-    let Query(pairs) =
-        q.map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))?;
+    let pairs = decode_query(q.0.as_deref().unwrap_or(""))?;
     check_pairs(&pairs, known, "query parameter")?;
     Ok(pairs)
+}
+
+/// The pairs of a query string `NAME=VALUE&...` (`+` a space, `%XX` a
+/// byte): refused when a name or value is not UTF-8 once decoded, where a
+/// lenient decoding would look for U+FFFD instead.
+fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for part in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let Some(k) = decode_component(k) else {
+            return Err(ApiError::bad_request(format!(
+                "a query parameter's name ({k}) is not UTF-8 once its %XX escapes are \
+                 decoded: the query parameters are ASCII names"
+            )));
+        };
+        let Some(v) = decode_component(v) else {
+            return Err(ApiError::bad_request(format!(
+                "`{}` is not UTF-8 once its %XX escapes are decoded ({v}): give text in \
+                 UTF-8, e.g. %C3%A9 for é",
+                k.escape_debug()
+            )));
+        };
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// One name or value of a query, decoded (`+` a space, `%XX` a byte, a
+/// `%` not followed by two hex digits kept as it is); `None` when the
+/// bytes are not UTF-8.
+fn decode_component(s: &str) -> Option<String> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).and_then(|&h| hex(h)),
+                b.get(i + 2).and_then(|&l| hex(l)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The refusal of a JSON body that could not be read: too large (413,
+/// naming the most read), or not JSON (400); `shape` says what to send.
+pub(crate) fn body_error(e: JsonRejection, shape: &str) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} bytes, the most this server reads; {shape}",
+                crate::BODY_MAX
+            ),
+        );
+    }
+    ApiError::bad_request(format!("the body is not JSON: {}; {shape}", e.body_text()))
 }
 
 /// `pairs` (of a bulk action's filter, say), checked as [`query_pairs`]
@@ -186,7 +256,8 @@ pub(crate) fn list_filter(pairs: Vec<(String, String)>) -> Result<ListFilter, Ap
 fn parse_time(k: &str, v: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse_rfc3339(v).map_err(|_| {
         ApiError::bad_request(format!(
-            "`{k}`: {v:?} is not a time in RFC 3339: give e.g. 2026-12-01T10:00:00Z"
+            "`{k}`: {v:?} is not a time in RFC 3339 from 1970 to 9999: give e.g. \
+             2026-12-01T10:00:00Z"
         ))
     })
 }
@@ -216,7 +287,12 @@ fn parse_cursor(s: &str) -> Result<JobId, ApiError> {
         .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let id = text.strip_prefix("v1:").ok_or_else(bad)?;
-    id.parse::<u64>().map(JobId).map_err(|_| bad())
+    // Ids are those of the stores, at most i64::MAX: a larger one was
+    // never a job's.
+    match id.parse::<u64>() {
+        Ok(n) if i64::try_from(n).is_ok() => Ok(JobId(n)),
+        _ => Err(bad()),
+    }
 }
 
 fn parse_state(s: &str) -> Result<JobState, ApiError> {
@@ -512,11 +588,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn queries_decode_as_forms_do_and_refuse_what_is_not_utf8() {
+        let pairs = decode_query("q=a+b%20c&key=tenant%3A42&&task&x=100%&y=%zz%C3%A9").unwrap();
+        let want = [
+            ("q", "a b c"),
+            ("key", "tenant:42"),
+            ("task", ""),
+            ("x", "100%"),
+            ("y", "%zzé"),
+        ];
+        let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(got, want);
+        let e = decode_query("q=%FF").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("`q` is not UTF-8"), "{}", e.message);
+        let e = decode_query("%C3=1").unwrap_err();
+        assert!(
+            e.message.contains("name (%C3) is not UTF-8"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn cursors_read_back_and_others_are_refused() {
-        for id in [0, 1, 42, u64::MAX] {
+        for id in [0, 1, 42, i64::MAX as u64] {
             assert_eq!(parse_cursor(&cursor_after(JobId(id))).unwrap(), JobId(id));
         }
-        for bad in ["", "zz", "7631", "42", "v1:42", "é1", "76313a78"] {
+        let beyond = cursor_after(JobId(i64::MAX as u64 + 1));
+        for bad in ["", "zz", "7631", "42", "v1:42", "é1", "76313a78", &beyond] {
             let e = parse_cursor(bad).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
             assert!(e.message.contains("next_cursor"), "{}", e.message);

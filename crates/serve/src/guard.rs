@@ -150,7 +150,8 @@ fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Resu
             (None, None) if path == "/" && *method == Method::GET => return Err(Refused::Login),
             (None, None) => {
                 return Err(ApiError::unauthorized(
-                    "this server needs a token: send `Authorization: Bearer TOKEN`, or log in                      to the dashboard at /login",
+                    "this server needs a token: send `Authorization: Bearer TOKEN`, or log in \
+                     to the dashboard at /login",
                 )
                 .into())
             }
@@ -162,7 +163,9 @@ fn check(s: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Resu
             let sent = headers.get(CSRF_HEADER).map(|h| h.as_bytes());
             if !sent.is_some_and(|t| constant_time_eq(t, csrf.as_bytes())) {
                 return Err(ApiError::forbidden(format!(
-                    "refused: a {method} with the dashboard's session cookie but without its                      CSRF token in the {CSRF_HEADER} header: act from the dashboard's page, or                      send `Authorization: Bearer TOKEN`"
+                    "refused: a {method} with the dashboard's session cookie but without its \
+                     CSRF token in the {CSRF_HEADER} header: act from the dashboard's page, or \
+                     send `Authorization: Bearer TOKEN`"
                 ))
                 .into());
             }

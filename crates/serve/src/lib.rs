@@ -90,6 +90,10 @@ impl std::fmt::Debug for Config {
 /// this many threads, never the whole pool.
 pub const QUEUE_CALLS: usize = 8;
 
+/// The largest request body read, in bytes (a bulk action's 10,000 ids
+/// take far less); a larger one is refused 413.
+pub const BODY_MAX: usize = 1 << 20;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -180,6 +184,7 @@ pub fn router(queue: Arc<dyn Queue>, config: Config) -> Router {
         .route("/readyz", get(api::readyz))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
