@@ -9,11 +9,11 @@
 -- value, a page by task and state or by state is read from the index
 -- (task, state, id) or (state, id). With each, its name, run_if, the id
 -- and name of the job whose end cancelled it, the schedule and tick that
--- made it, its settings and the keys it carries (a flow key as NAME or
--- NAME:VALUE).
+-- made it, its settings (its attempts per round as submitted) and the keys
+-- it carries (a flow key as NAME or NAME:VALUE).
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started, j.name,
        j.run_if, j.cause, (SELECT c.name FROM runyard.jobs c WHERE c.id = j.cause), j.schedule,
-       j.tick, j.max_attempts, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
+       j.tick, j.attempts_per_round, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
        j.unique_key,
        j.ckey_name || CASE WHEN COALESCE(j.ckey_value, '') = '' THEN '' ELSE ':' || j.ckey_value END,
        j.rkey_name || CASE WHEN COALESCE(j.rkey_value, '') = '' THEN '' ELSE ':' || j.rkey_value END

@@ -6,10 +6,11 @@
 -- NULL. A claim that has not started is queued, as counts.sql counts it.
 -- Each with its name, run_if, number of parents, and the cause of its
 -- cancellation with that job's name, the schedule and tick that made it,
--- its settings and the keys it carries.
+-- its settings (with its attempts per round as submitted, which a retry by
+-- hand gives again) and the keys it carries.
 SELECT j.id, j.task, j.params, j.state, j.run_at, j.enqueued_at, j.output, j.started,
        j.name, j.run_if, j.parents, j.cause, c.name, j.schedule, j.tick,
-       j.max_attempts, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
+       j.attempts_per_round, j.backoff, j.timeout_us, j.priority, j.mode, j.isolate,
        j.unique_key, j.concurrency_key, j.rate_key
 FROM runyard_jobs j LEFT JOIN runyard_jobs c ON c.id = j.cause
 WHERE j.id > ?1
