@@ -5,23 +5,21 @@
 //! action that changed something is recorded in the queue as an event:
 //! what, which jobs, when, from where (the client's address, `api`).
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use runyard_core::{FlowKey, JobId, JobState, LimitTarget, Rate};
 use runyard_queue::{
-    AdminEvent, CancelResult, Deleted, EventSource, LimitChange, NewEvent, Queue, QueueErrorKind,
-    TaskName,
+    AdminEvent, CancelResult, Deleted, LimitChange, Queue, QueueErrorKind, TaskName,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::api::{blocking, body_error, list_filter, query_pairs, Params, FILTERS};
 use crate::error::ApiError;
+use crate::record::{record, Client};
 use crate::AppState;
 
 /// The most jobs one bulk action takes.
@@ -29,41 +27,6 @@ pub(crate) const MAX_BULK: usize = 10_000;
 /// Events on a page when `limit` is not given, and the most.
 const EVENTS_LIMIT: usize = 50;
 const EVENTS_MAX: usize = 500;
-
-/// The client's address, when the server knows it.
-pub(crate) type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
-
-fn source(client: &Client) -> EventSource {
-    EventSource {
-        via: "api".to_string(),
-        client: client.as_ref().map(|c| c.0 .0.to_string()),
-    }
-}
-
-/// Records `action` if it changed something (jobs, or `changed`); the
-/// event's id. A queue that keeps no record of actions answers `None`.
-fn record(
-    q: &dyn Queue,
-    action: &str,
-    jobs: Vec<JobId>,
-    detail: Value,
-    client: &Client,
-) -> Result<Option<u64>, ApiError> {
-    let Some(admin) = q.as_admin() else {
-        return Ok(None);
-    };
-    let e = NewEvent {
-        action: action.to_string(),
-        jobs,
-        detail,
-        source: source(client),
-    };
-    match admin.record_event(&e) {
-        Ok(AdminEvent { id, .. }) => Ok(Some(id)),
-        Err(e) if e.kind() == QueueErrorKind::Unsupported => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Why a job a `run` is reporting may not be deleted: the run that holds
 /// the queue, if one does (a `run` registers as a live worker named
@@ -381,16 +344,6 @@ pub(crate) async fn delete_job(
     })
     .await?;
     Ok(Json(view).into_response())
-}
-
-/// Records a single job's retry or cancel (called by their routes).
-pub(crate) fn record_one(
-    q: &dyn Queue,
-    action: &str,
-    id: JobId,
-    client: &Client,
-) -> Result<Option<u64>, ApiError> {
-    record(q, action, vec![id], json!({}), client)
 }
 
 #[derive(Serialize)]

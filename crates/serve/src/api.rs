@@ -13,8 +13,8 @@ use runyard_core::{JobId, JobState, Timestamp};
 use runyard_queue::{CancelResult, ListFilter, Queue};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::actions::{record_one, Client};
 use crate::error::ApiError;
+use crate::record::{record_one, Client};
 use crate::views::{
     ActionView, HeldView, JobDetail, JobPage, JobSummary, LimitsView, ScheduleView, TaskView,
     WorkerView,

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::guard::constant_time_eq;
+use crate::secret::constant_time_eq;
 use crate::AppState;
 
 const INDEX: &str = include_str!("../assets/index.html");

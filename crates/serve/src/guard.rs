@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::dash::{cookie, cookie_name, CSRF_HEADER};
 use crate::error::ApiError;
+use crate::secret::constant_time_eq;
 use crate::AppState;
 
 /// The shortest token accepted.
@@ -65,19 +66,6 @@ pub fn check_token(token: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Whether `a` and `b` are equal, in a time that depends on their lengths
-/// only, not on where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len().max(b.len());
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= x ^ y;
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// The checks of this file, in order, before the route.

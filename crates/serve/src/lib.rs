@@ -15,12 +15,13 @@
 //!   the binary) and its login;
 //! - `api.rs`: the `/api/v1/` routes that read, and retry or cancel one
 //!   job; `actions.rs`: the other actions (bulk, delete, pause, limits,
-//!   schedules) and the record of them all; `views.rs`: what they answer
-//!   with;
+//!   schedules); `record.rs`: the record of them all; `views.rs`: what
+//!   they answer with;
 //! - `stats.rs`: `/api/v1/stats`, the attempts that ended per minute;
 //! - `metrics.rs`: `/metrics` in the Prometheus text format;
 //!   `worker_metrics.rs`: a worker's own counters and histograms, and its
 //!   `/metrics`;
+//! - `secret.rs`: comparing secrets in constant time;
 //! - `error.rs`: every refusal as a status and `{"error": "..."}`.
 //!
 //! Every queue call is blocking; each runs on tokio's blocking pool, so a
@@ -34,6 +35,8 @@ mod dash;
 mod error;
 mod guard;
 mod metrics;
+mod record;
+mod secret;
 mod stats;
 mod views;
 mod worker_metrics;
@@ -47,7 +50,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use runyard_queue::Queue;
 
-pub use guard::{check_listen, check_token, constant_time_eq, TOKEN_MIN_LEN};
+pub use guard::{check_listen, check_token, TOKEN_MIN_LEN};
+pub use secret::constant_time_eq;
 pub use worker_metrics::WorkerMetrics;
 
 /// How a server answers.
