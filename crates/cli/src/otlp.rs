@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, SpanBuilder, Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, Key, KeyValue, Value};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::WithHttpConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -41,7 +41,8 @@ const ENDPOINT_VARS: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
-/// The service name when `OTEL_SERVICE_NAME` is not set.
+/// The service name when neither `OTEL_SERVICE_NAME` nor
+/// `OTEL_RESOURCE_ATTRIBUTES` names one.
 const SERVICE: &str = "runyard";
 
 /// The name of the engine's attempt span (docs/tracing.md).
@@ -94,12 +95,17 @@ impl Exporter {
                      e.g. http://localhost:4318"
                 )
             })?;
-        let mut resource = Resource::builder();
-        if !set("OTEL_SERVICE_NAME") {
-            resource = resource.with_service_name(SERVICE);
+        // The SDK's default name when the environment gives none is
+        // `unknown_service...`: the service is then `runyard`.
+        let mut resource = Resource::builder().build();
+        let named = resource
+            .get(&Key::from_static_str("service.name"))
+            .is_some_and(|v| !v.as_str().starts_with("unknown_service"));
+        if !named {
+            resource = Resource::builder().with_service_name(SERVICE).build();
         }
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource.build())
+            .with_resource(resource)
             .with_batch_exporter(WarnOnce::new(otlp))
             .build();
         Ok(Some(Exporter {
