@@ -68,7 +68,20 @@ pub(crate) struct Exporter {
 
 /// The span of each job whose attempt this process ran, until the job
 /// ends (succeeded, dead, cancelled) or the command does.
-type Jobs = Arc<Mutex<HashMap<u64, Context>>>;
+type Jobs = Arc<Mutex<HashMap<u64, JobSpan>>>;
+
+/// A job's open span, and how many of its attempts run here now.
+#[derive(Debug)]
+struct JobSpan {
+    cx: Context,
+    running: u32,
+}
+
+/// How many job spans stay open at most: past that, those with no attempt
+/// running here (jobs waiting for a retry, or whose next attempt another
+/// worker ran) are ended without a `state`, so that a long-lived worker's
+/// memory does not grow with them.
+const OPEN_JOBS: usize = 10_000;
 
 impl Exporter {
     /// The exporter the standard variables configure, or `None` when no
@@ -119,6 +132,7 @@ impl Exporter {
         SpanLayer {
             tracer: opentelemetry::trace::TracerProvider::tracer(&self.provider, "runyard"),
             jobs: Arc::clone(&self.jobs),
+            open_jobs: OPEN_JOBS,
         }
     }
 
@@ -126,15 +140,15 @@ impl Exporter {
     /// they carry no `state`), then sends what is batched and stops the
     /// batch processor, waiting at most a few seconds.
     pub(crate) fn shutdown(self) {
-        let open: Vec<Context> = lock(&self.jobs).drain().map(|(_, cx)| cx).collect();
-        for cx in open {
-            cx.span().end();
+        let open: Vec<JobSpan> = lock(&self.jobs).drain().map(|(_, j)| j).collect();
+        for j in open {
+            j.cx.span().end();
         }
         let _ = self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
     }
 }
 
-fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<u64, Context>> {
+fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<u64, JobSpan>> {
     jobs.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -142,6 +156,7 @@ fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<u64, Context>> {
 pub(crate) struct SpanLayer {
     tracer: SdkTracer,
     jobs: Jobs,
+    open_jobs: usize,
 }
 
 impl fmt::Debug for SpanLayer {
@@ -239,20 +254,32 @@ where
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         let Some(job) = fields.job else { return };
-        let parent = lock(&self.jobs)
-            .entry(job)
-            .or_insert_with(|| {
-                let mut job_attrs =
-                    vec![KeyValue::new("job", i64::try_from(job).unwrap_or(i64::MAX))];
-                if let Some(task) = fields.get("task") {
-                    job_attrs.push(KeyValue::new("task", task.clone()));
+        let mut jobs = lock(&self.jobs);
+        if jobs.len() >= self.open_jobs && !jobs.contains_key(&job) {
+            jobs.retain(|_, j| {
+                if j.running > 0 {
+                    return true;
                 }
-                let span = SpanBuilder::from_name(JOB_SPAN)
-                    .with_attributes(job_attrs)
-                    .start_with_context(&self.tracer, &Context::new());
-                Context::new().with_span(span)
-            })
-            .clone();
+                j.cx.span().end();
+                false
+            });
+        }
+        let entry = jobs.entry(job).or_insert_with(|| {
+            let mut job_attrs = vec![KeyValue::new("job", i64::try_from(job).unwrap_or(i64::MAX))];
+            if let Some(task) = fields.get("task") {
+                job_attrs.push(KeyValue::new("task", task.clone()));
+            }
+            let span = SpanBuilder::from_name(JOB_SPAN)
+                .with_attributes(job_attrs)
+                .start_with_context(&self.tracer, &Context::new());
+            JobSpan {
+                cx: Context::new().with_span(span),
+                running: 0,
+            }
+        });
+        entry.running += 1;
+        let parent = entry.cx.clone();
+        drop(jobs);
         let otel = SpanBuilder::from_name(ATTEMPT_SPAN)
             .with_attributes(fields.attrs)
             .start_with_context(&self.tracer, &parent);
@@ -304,9 +331,14 @@ where
             return;
         };
         attempt.span.end();
+        let mut jobs = lock(&self.jobs);
+        let Some(j) = jobs.get_mut(&attempt.job) else {
+            return;
+        };
+        j.running = j.running.saturating_sub(1);
         if let Some(end) = attempt.end {
-            if let Some(cx) = lock(&self.jobs).remove(&attempt.job) {
-                let job = cx.span();
+            if let Some(j) = jobs.remove(&attempt.job) {
+                let job = j.cx.span();
                 job.set_attribute(KeyValue::new("state", end));
                 if end == "dead" {
                     job.set_status(Status::error("dead: no attempt left"));
@@ -383,5 +415,107 @@ impl HttpClient for Client {
         let mut response = Response::builder().status(status).body(body)?;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Keeps every span it is given.
+    #[derive(Debug, Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collect {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    /// Runs `f` under a subscriber with the layer alone (at most
+    /// `open_jobs` job spans open); the spans exported.
+    fn exported(open_jobs: usize, f: impl FnOnce()) -> Vec<SpanData> {
+        let collect = Collect::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(collect.clone())
+            .build();
+        let layer = SpanLayer {
+            tracer: opentelemetry::trace::TracerProvider::tracer(&provider, "test"),
+            jobs: Jobs::default(),
+            open_jobs,
+        };
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        let spans = collect.0.lock().unwrap().clone();
+        spans
+    }
+
+    fn attempt(job: u64, attempt: u32) -> tracing::Span {
+        tracing::info_span!(
+            target: "runyard::attempt",
+            "runyard.attempt",
+            job,
+            task = "t",
+            attempt,
+            outcome = tracing::field::Empty,
+        )
+    }
+
+    /// Ends `span` as the engine does: its outcome, then `message`.
+    fn end(span: tracing::Span, job: u64, outcome: &str, message: &str) {
+        span.record("outcome", outcome);
+        tracing::info!(target: "runyard::attempt", parent: &span, job, "{message}");
+    }
+
+    fn attr(s: &SpanData, key: &str) -> Option<String> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    fn jobs(spans: &[SpanData]) -> Vec<(String, Option<String>)> {
+        spans
+            .iter()
+            .filter(|s| s.name == JOB_SPAN)
+            .map(|s| (attr(s, "job").unwrap(), attr(s, "state")))
+            .collect()
+    }
+
+    #[test]
+    fn a_jobs_attempts_are_children_of_one_job_span_that_ends_with_the_job() {
+        let spans = exported(OPEN_JOBS, || {
+            end(attempt(7, 1), 7, "failed", "retry scheduled");
+            end(attempt(7, 2), 7, "succeeded", "succeeded");
+        });
+        assert_eq!(jobs(&spans), [("7".into(), Some("succeeded".into()))]);
+        let job = spans.iter().find(|s| s.name == JOB_SPAN).unwrap();
+        let attempts: Vec<_> = spans.iter().filter(|s| s.name == ATTEMPT_SPAN).collect();
+        assert_eq!(attempts.len(), 2);
+        for a in attempts {
+            assert_eq!(a.parent_span_id, job.span_context.span_id());
+            assert_eq!(a.span_context.trace_id(), job.span_context.trace_id());
+        }
+    }
+
+    #[test]
+    fn past_the_limit_the_job_spans_with_no_attempt_running_are_ended_without_a_state() {
+        let spans = exported(2, || {
+            end(attempt(1, 1), 1, "failed", "retry scheduled");
+            let running = attempt(2, 1);
+            // A third job: job 1 waits for its retry and its span ends;
+            // job 2's attempt runs and its span stays open.
+            end(attempt(3, 1), 3, "succeeded", "succeeded");
+            end(running, 2, "succeeded", "succeeded");
+        });
+        assert_eq!(
+            jobs(&spans),
+            [
+                ("1".into(), None),
+                ("3".into(), Some("succeeded".into())),
+                ("2".into(), Some("succeeded".into())),
+            ]
+        );
     }
 }
