@@ -58,6 +58,8 @@ mod flags;
 mod interrupt;
 mod jobs;
 mod logging;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod output;
 mod queues;
 mod reporting;
@@ -89,18 +91,23 @@ pub fn main_with(registry: impl Fn() -> anyhow::Result<Registry>) -> ExitCode {
         return commands::child::main(registry()).into();
     }
     let cli = Cli::parse();
-    if let Err(e) = logging::install(cli.log_format) {
-        let e = anyhow::Error::new(e);
-        errln!("error: {}", error_text(&e));
-        return error_code(&e);
-    }
-    match dispatch(cli, &registry) {
+    let installed = match logging::install(cli.log_format) {
+        Ok(installed) => installed,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            errln!("error: {}", error_text(&e));
+            return error_code(&e);
+        }
+    };
+    let code = match dispatch(cli, &registry) {
         Ok(exit) => exit.into(),
         Err(e) => {
             errln!("error: {}", error_text(&e));
             error_code(&e)
         }
-    }
+    };
+    installed.finish();
+    code
 }
 
 fn dispatch(

@@ -18,8 +18,10 @@ use clap::ValueEnum;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::exit::UsageError;
 
@@ -55,25 +57,73 @@ fn filter(value: Option<&str>) -> Result<EnvFilter, UsageError> {
 }
 
 /// Installs the command's subscriber, once, before anything runs. A bad
-/// `RUNYARD_LOG` is a usage error.
-pub(crate) fn install(format: LogFormat) -> Result<(), UsageError> {
+/// `RUNYARD_LOG` is a usage error. With the `otlp` feature and an OTLP
+/// endpoint set, the subscriber also exports the attempts' spans; the
+/// returned [`Installed`] then flushes them when it is finished.
+pub(crate) fn install(format: LogFormat) -> Result<Installed, UsageError> {
     let env = std::env::var(LOG_ENV).ok();
     let filter = filter(env.as_deref())?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(false);
-    // Another subscriber already installed (a test harness) is kept.
-    let _ = match format {
-        LogFormat::Text => builder.event_format(Text).try_init(),
-        LogFormat::Json => builder
+    let printed = match format {
+        LogFormat::Text => layer.event_format(Text).boxed(),
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-    };
-    Ok(())
+            .boxed(),
+    }
+    .with_filter(filter);
+    #[cfg(feature = "otlp")]
+    {
+        let exporter = crate::otlp::Exporter::from_env().map_err(UsageError)?;
+        let exported = exporter.as_ref().map(|x| {
+            x.layer().with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(ATTEMPT_TARGET, tracing::Level::INFO),
+            )
+        });
+        let installed = tracing_subscriber::registry()
+            .with(printed)
+            .with(exported)
+            .try_init()
+            .is_ok();
+        // Another subscriber already installed (a test harness) is kept,
+        // and nothing is exported.
+        let exporter = exporter.filter(|_| installed);
+        Ok(Installed { exporter })
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        // Another subscriber already installed (a test harness) is kept.
+        let _ = tracing_subscriber::registry().with(printed).try_init();
+        Ok(Installed {})
+    }
+}
+
+/// The target of the engine's attempt spans and their events, which the
+/// OTLP exporter takes at `info` and up whatever `RUNYARD_LOG` says.
+#[cfg(feature = "otlp")]
+const ATTEMPT_TARGET: &str = "runyard::attempt";
+
+/// The installed subscriber's parts that need finishing at the command's
+/// end (the OTLP exporter's last spans).
+#[derive(Debug)]
+pub(crate) struct Installed {
+    #[cfg(feature = "otlp")]
+    exporter: Option<crate::otlp::Exporter>,
+}
+
+impl Installed {
+    /// Sends the spans still batched, waiting at most a few seconds.
+    pub(crate) fn finish(self) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = self.exporter {
+            x.shutdown();
+        }
+    }
 }
 
 /// The text format: `runyard: MESSAGE`, the event's other fields, then
