@@ -1,10 +1,15 @@
 //! A real partition: one worker reaches the PostgreSQL queue through a TCP
 //! proxy that the test turns into a black hole (bytes neither read nor
 //! passed on, connections left open, as when a cable is cut) for longer
-//! than the worker's lease, then lets through again. The cut-off worker
-//! stops its attempts, the other worker rescues its jobs, its late
-//! outcomes are refused by fencing, it rejoins, and every job is recorded
-//! exactly once.
+//! than the worker's lease, then lets through again. The other worker
+//! rescues the cut-off worker's jobs, the cut-off worker's late outcomes
+//! are refused by fencing, it rejoins and runs jobs again, and every job
+//! is recorded exactly once.
+//!
+//! The proxy's black hole keeps TCP alive (the kernel still acknowledges
+//! what the worker sends), as a frozen server or middlebox would: no TCP
+//! timeout ends the worker's blocked operations, which go on when the cut
+//! ends (see docs/deployment.md).
 
 mod common;
 mod pg;
