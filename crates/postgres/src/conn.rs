@@ -83,7 +83,8 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Unanswered keepalive probes before an idle connection is dropped.
 const KEEPALIVE_RETRIES: u32 = 3;
 /// How long sent data may stay unacknowledged before the connection is
-/// dropped (TCP_USER_TIMEOUT): a third of the default 30 s lease.
+/// dropped (TCP_USER_TIMEOUT): no longer than `runyard worker`'s default
+/// lease (10 s).
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach a queue.
