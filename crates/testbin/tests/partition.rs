@@ -115,6 +115,20 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, cut: &RwLock<bool>, stop: &Atomi
     let _ = to.shutdown(Shutdown::Write);
 }
 
+/// Kills the workers of a test that failed, so that none outlives it.
+struct KillOnPanic(Vec<u32>);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in &self.0 {
+                // SAFETY: sending a signal has no memory effects.
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// The `host:port` of a `postgres://user@host:port/db` URL.
 fn host_port(url: &str) -> String {
     let after = url.split_once('@').map_or(url, |(_, r)| r);
@@ -175,11 +189,13 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     let (log_a, log_b) = (d.path().join("a.log"), d.path().join("b.log"));
     let args = ["--lease", "3s", "-j", "4"];
     let a = cut_q.worker("a", &args, &log_a);
+    let mut guard = KillOnPanic(vec![a.id()]);
     wait_until(Duration::from_secs(60), "worker a to run jobs", || {
         running_under(&q, &mut db, "a") >= 2
     });
     assert!(proxy.accepted.load(Ordering::SeqCst) > 0);
     let b = q.worker("b", &args, &log_b);
+    guard.0.push(b.id());
     wait_until(Duration::from_secs(60), "worker b to run jobs", || {
         running_under(&q, &mut db, "b") >= 1
     });
@@ -224,6 +240,8 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
         "a ran no job after the cut: {}",
         said(&log_a)
     );
+    // `stop` kills a worker that does not stop, and reaps it.
+    guard.0.clear();
     stop(a, Duration::from_secs(30), &log_a);
     stop(b, Duration::from_secs(30), &log_b);
 
