@@ -79,6 +79,15 @@ pub enum OpenMode {
 /// replaces it.
 const DEFAULT_SCHEMA: &str = "runyard";
 
+/// Seconds between TCP keepalive probes of an idle connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Unanswered keepalive probes before an idle connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped (TCP_USER_TIMEOUT): no longer than `runyard worker`'s default
+/// lease (10 s).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to reach a queue.
 #[derive(Clone)]
 pub struct PgOptions {
@@ -212,9 +221,21 @@ impl PgOptions {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        // A worker notices a vanished server (not just a closed socket).
+        // A worker notices a vanished server (not just a closed socket):
+        // an idle connection after 10 s + 3 probes 2 s apart, one with
+        // unacknowledged data after TCP_USER_TIMEOUT (unless the URL sets
+        // `keepalives_interval`, `keepalives_retries`, `tcp_user_timeout`).
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(KEEPALIVE_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         if config.get_application_name().is_none() {
             config.application_name("runyard");
         }
@@ -814,6 +835,20 @@ pub(crate) fn is_transient(e: &postgres::Error) -> bool {
     }
 }
 
+/// Said with the errors a transaction-mode pooler causes.
+const POOLER_HINT: &str = " (runyard's connections keep prepared statements and LISTEN from one \
+     transaction to the next: a pooler between runyard and the server must keep each client's \
+     server connection, e.g. PgBouncer with pool_mode = session, not transaction; see \
+     docs/deployment.md)";
+
+/// Whether `e` says a prepared statement is missing or already there: a
+/// connection pooler moved the session's statements to another server
+/// connection (PgBouncer's transaction mode does).
+fn is_pooler_error(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
+        || e.code() == Some(&SqlState::DUPLICATE_PSTATEMENT)
+}
+
 pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
     let kind = if is_transient(&e) {
         QueueErrorKind::Unavailable
@@ -824,7 +859,10 @@ pub(crate) fn pg_err(what: &str, e: postgres::Error) -> QueueError {
     } else {
         QueueErrorKind::Storage
     };
-    let what = format!("PostgreSQL: {what}");
+    let mut what = format!("PostgreSQL: {what}");
+    if is_pooler_error(&e) {
+        what.push_str(POOLER_HINT);
+    }
     if let Some(why) = crate::tls::explain(&e) {
         return QueueError::with_source(kind, format!("{what}: {why}"), e);
     }
@@ -1345,6 +1383,27 @@ mod tests {
         let env = env_of(&[("PGPASSFILE", f.to_str().unwrap()), ("PGPASSWORD", "given")]);
         let o = PgOptions::from_url_and_env("postgres://me@a/db", &env).unwrap();
         assert_eq!(o.targets[0].get_password(), Some(&b"given"[..]));
+    }
+
+    #[test]
+    fn a_vanished_server_is_noticed_unless_the_url_says_otherwise() {
+        let o = PgOptions::from_url("postgres://u@h/db").unwrap();
+        for c in std::iter::once(&o.config).chain(o.targets.iter()) {
+            assert!(c.get_keepalives());
+            assert_eq!(c.get_keepalives_idle(), Duration::from_secs(10));
+            assert_eq!(c.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+            assert_eq!(c.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+            assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        }
+        let o = PgOptions::from_url(
+            "postgres://u@h/db?tcp_user_timeout=4&keepalives_interval=1&keepalives_retries=5",
+        )
+        .unwrap();
+        for c in std::iter::once(&o.config).chain(o.targets.iter()) {
+            assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(4)));
+            assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(1)));
+            assert_eq!(c.get_keepalives_retries(), Some(5));
+        }
     }
 
     #[test]
