@@ -23,4 +23,5 @@ pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;
 pub(crate) mod worker;
+mod worker_args;
 mod worker_config;

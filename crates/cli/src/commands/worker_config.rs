@@ -11,13 +11,12 @@
 //! variable. All of it is checked before the worker opens anything.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::serve::parse_listen;
-use super::worker::WorkerArgs;
+use super::worker_args::WorkerArgs;
 use crate::exit::UsageError;
 use crate::flags::{
     parse_at_least_one, parse_lease, parse_mode, parse_positive_duration, parse_size,
@@ -297,8 +296,3 @@ impl Merger<'_> {
         discreet(src.error(Some(v.span.clone()), format!("`{key}`: {e}")))
     }
 }
-
-/// The lease when none is given.
-pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(10);
-/// The grace period when none is given.
-pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
