@@ -14,11 +14,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use support::{said_address, Background};
+
+mod support;
 
 /// Where Debian puts them; `RUNYARD_TEST_CHROMIUM` and
 /// `RUNYARD_TEST_CHROMEDRIVER` name others.
@@ -35,49 +38,6 @@ fn runyard() -> Command {
     c
 }
 
-/// A process in the background, its stderr collected; killed (by its own
-/// handle, so by its pid) when dropped.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Background {
-    fn start(mut cmd: Command) -> Background {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        Background { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -92,18 +52,9 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> (Background, SocketAddr) {
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied());
-    let proc = Background::start(cmd);
-    let mut addr = None;
-    wait_until("runyard serve saying its address", || {
-        addr = proc
-            .stderr()
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok());
-        addr.is_some()
-    });
-    (proc, addr.unwrap())
+    let mut proc = Background::start(cmd);
+    let addr = proc.wait_for("runyard serve says its address", said_address);
+    (proc, addr)
 }
 
 // ---- a WebDriver client ---------------------------------------------------

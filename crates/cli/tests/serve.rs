@@ -5,11 +5,15 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use support::{said_address, Background};
+
+mod support;
 
 /// Held by the tests on the shared PostgreSQL cluster: one of them stops
 /// it for a moment.
@@ -49,49 +53,11 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A process in the background, its stderr collected as it comes; killed
-/// (by its pid) when dropped.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Background {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Background {
-        let mut child = runyard()
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runyard starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        Background { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `runyard ARGS` in the background, with `env`.
+fn background(args: &[&str], env: &[(&str, &str)]) -> Background {
+    let mut c = runyard();
+    c.args(args).envs(env.iter().copied());
+    Background::start(c)
 }
 
 /// A `runyard serve` and the address it said it bound.
@@ -107,31 +73,9 @@ fn serve(args: &[&str]) -> Server {
 fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Server {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
-    let mut proc = Background::start(&all, env);
-    let start = Instant::now();
-    let addr = loop {
-        let err = proc.stderr();
-        if let Some(addr) = said_address(&err) {
-            break addr;
-        }
-        if let Some(status) = proc.child.try_wait().unwrap() {
-            panic!("runyard serve ended ({status}) before listening:\n{err}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "runyard serve did not say its address:\n{err}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut proc = background(&all, env);
+    let addr = proc.wait_for("runyard serve says its address", said_address);
     Server { proc, addr }
-}
-
-/// The address in a whole line `... listening on http://ADDR ...`.
-fn said_address(stderr: &str) -> Option<SocketAddr> {
-    let rest = stderr.split("listening on http://").nth(1)?;
-    let (line, _) = rest.split_once('\n')?;
-    let a = line.split_whitespace().next().expect("an address");
-    Some(a.parse().expect("an address"))
 }
 
 /// An HTTP answer.
@@ -298,7 +242,7 @@ fn each_route_answers_over_a_state_file_a_worker_is_writing() {
     ]);
     let s = serve(&["--queue", &q]);
     // A worker drains the file meanwhile: the 60 s sleep (id 5) stays running.
-    let worker = Background::start(&["worker", "--queue", &q, "--name", "w1"], &[]);
+    let worker = background(&["worker", "--queue", &q, "--name", "w1"], &[]);
     wait_until(Duration::from_secs(60), "the sleep job running", || {
         s.get_json("/api/v1/jobs/5")["state"] == "running"
     });
@@ -445,7 +389,7 @@ fn a_state_file_is_served_while_its_run_is_writing_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("run.db");
     let db = db.to_str().unwrap();
-    let _run = Background::start(
+    let _run = background(
         &["run", "--state", db, "sleep:duration=60s", "cpu:n=1"],
         &[],
     );
@@ -927,7 +871,7 @@ fn beyond_loopback_a_token_is_needed_and_then_asked_of_every_api_request() {
     let token = "0123456789abcdef-token";
     let file = dir.path().join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
-    let s = Background::start(
+    let s = background(
         &[
             "serve",
             "--queue",
@@ -1097,7 +1041,7 @@ fn a_postgres_queue_is_served_and_its_password_is_shown_nowhere() {
         "fail:k=9",
     ]);
     let s = serve(&["--queue", &url]);
-    let worker = Background::start(&["worker", "--queue", &url, "--name", "pg1"], &[]);
+    let worker = background(&["worker", "--queue", &url, "--name", "pg1"], &[]);
     wait_until(Duration::from_secs(60), "every job ended", || {
         let t = s.get_json("/api/v1/tasks");
         t["tasks"]
@@ -1321,7 +1265,7 @@ fn jobs_are_found_by_key_text_and_submission_time_on_postgres() {
         "cpu:n=10*3",
         "fail:k=5",
     ]);
-    let worker = Background::start(&["worker", "--queue", &url, "--name", "f1"], &[]);
+    let worker = background(&["worker", "--queue", &url, "--name", "f1"], &[]);
     let s = serve(&["--queue", &url]);
     wait_until(Duration::from_secs(60), "the four jobs ended", || {
         ids(&s.get_json("/api/v1/jobs?state=succeeded")).len() == 3

@@ -3,11 +3,12 @@
 //! and the variable the file; and a bad file refused (exit 2, with its
 //! file, line and column) before the queue is opened.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use support::Background;
+
+mod support;
 
 fn runyard() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
@@ -36,64 +37,22 @@ fn worker_ends(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 }
 
 /// A worker in the background, its stderr collected; killed when dropped.
-struct Worker {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
+struct Worker(Background);
 
 impl Worker {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Worker {
-        let mut child = runyard()
-            .arg("worker")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runyard starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        Worker { child, stderr }
+        let mut c = runyard();
+        c.arg("worker").args(args).envs(env.iter().copied());
+        Worker(Background::start(c))
     }
 
     /// The name it said it drains under, once it says so.
     fn draining_as(&mut self) -> String {
-        let start = Instant::now();
-        loop {
-            let err = self.stderr.lock().unwrap().clone();
-            if let Some(rest) = err.split("runyard worker `").nth(1) {
-                if let Some((name, _)) = rest.split_once("` draining") {
-                    return name.to_string();
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the worker ended ({status}):\n{err}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the worker did not start draining:\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.wait_for("the worker starts draining", |err| {
+            let rest = err.split("runyard worker `").nth(1)?;
+            let (name, _) = rest.split_once("` draining")?;
+            Some(name.to_string())
+        })
     }
 }
 

@@ -5,11 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value};
+
+use support::{said_address, Background};
+
+mod support;
 
 const TOKEN: &str = "0123456789abcdef0123";
 
@@ -43,55 +46,17 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// A `runyard worker --listen ...`, its stderr collected as it comes, and
 /// the address it said it bound; killed (by its pid) when dropped.
 struct Worker {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+    proc: Background,
     addr: SocketAddr,
 }
 
 impl Worker {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Worker {
-        let mut child = runyard()
-            .arg("worker")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runyard starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        let start = Instant::now();
-        let addr = loop {
-            let err = stderr.lock().unwrap().clone();
-            if let Some(addr) = said_address(&err) {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("runyard worker ended ({status}) before listening:\n{err}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "runyard worker did not say its address:\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Worker {
-            child,
-            stderr,
-            addr,
-        }
+        let mut c = runyard();
+        c.arg("worker").args(args).envs(env.iter().copied());
+        let mut proc = Background::start(c);
+        let addr = proc.wait_for("runyard worker says its address", said_address);
+        Worker { proc, addr }
     }
 
     /// `GET PATH` over loopback with `headers`: status and body.
@@ -117,26 +82,11 @@ impl Worker {
     /// `/metrics`, parsed.
     fn scrape(&self, headers: &[(&str, &str)]) -> Metrics {
         let (status, body) = self.get("/metrics", headers);
-        assert_eq!(status, 200, "{body}\n{}", self.stderr.lock().unwrap());
+        assert_eq!(status, 200, "{body}\n{}", self.proc.stderr());
         let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
             .unwrap_or_else(|e| panic!("not the text format ({e}):\n{body}"));
         Metrics { scrape, body }
     }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in a whole line `... listening on http://ADDR ...`.
-fn said_address(stderr: &str) -> Option<SocketAddr> {
-    let rest = stderr.split("listening on http://").nth(1)?;
-    let (line, _) = rest.split_once('\n')?;
-    let a = line.split_whitespace().next().expect("an address");
-    Some(a.parse().expect("an address"))
 }
 
 /// One scrape.
@@ -369,9 +319,9 @@ fn beyond_loopback_a_worker_listens_only_with_a_token_which_metrics_then_need() 
         &[("RUNYARD_SERVE_TOKEN", TOKEN)],
     );
     assert!(
-        w.stderr.lock().unwrap().contains("with a token"),
+        w.proc.stderr().contains("with a token"),
         "{}",
-        w.stderr.lock().unwrap()
+        w.proc.stderr()
     );
     let (status, body) = w.get("/metrics", &[]);
     assert_eq!(status, 401, "{body}");
@@ -390,7 +340,7 @@ fn beyond_loopback_a_worker_listens_only_with_a_token_which_metrics_then_need() 
     let (status, body) = w.get("/api/v1/jobs", &[("Authorization", &bearer)]);
     assert_eq!(status, 404, "{body}");
     // The token never reaches the worker's output.
-    assert!(!w.stderr.lock().unwrap().contains(TOKEN));
+    assert!(!w.proc.stderr().contains(TOKEN));
 }
 
 #[test]
