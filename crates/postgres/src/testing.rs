@@ -222,13 +222,15 @@ fn chown_to_postgres(p: &Path) -> Result<(), String> {
     }
 }
 
-fn start() -> Result<Server, String> {
+/// A new cluster's directory (named from `prefix`, owned by `postgres`
+/// when running as root), its data directory, and the cluster, made by
+/// `initdb` (trust authentication, no sync) and not yet started.
+fn init_cluster(prefix: &str) -> Result<(PathBuf, PathBuf, Cluster), String> {
     let bin = find_bin()?;
     let as_postgres = runyard_exec::os::is_root();
-    let base = std::env::temp_dir();
     let dir = tempfile::Builder::new()
-        .prefix("runyard-test-pg.")
-        .tempdir_in(&base)
+        .prefix(prefix)
+        .tempdir_in(std::env::temp_dir())
         .map_err(|e| format!("cannot make a temporary directory: {e}"))?
         .keep();
     let data = dir.join("data");
@@ -251,6 +253,11 @@ fn start() -> Result<Server, String> {
     if !init.success() {
         return Err(format!("initdb failed ({init})"));
     }
+    Ok((dir, data, cluster))
+}
+
+fn start() -> Result<Server, String> {
+    let (dir, _, cluster) = init_cluster("runyard-test-pg.")?;
     let _ = runyard_exec::os::at_exit(stop_at_exit);
     let mut last = String::new();
     for _ in 0..5 {
@@ -335,33 +342,7 @@ impl Drop for OwnServer {
 
 fn own_server(conf: &str, hba: &str, files: &[(&str, &[u8])]) -> Result<OwnServer, String> {
     use std::os::unix::fs::PermissionsExt;
-    let bin = find_bin()?;
-    let as_postgres = runyard_exec::os::is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("runyard-test-pg-own.")
-        .tempdir_in(std::env::temp_dir())
-        .map_err(|e| format!("cannot make a temporary directory: {e}"))?
-        .keep();
-    let data = dir.join("data");
-    let cluster = Cluster {
-        bin,
-        data: data.clone(),
-        as_postgres,
-        opts: OnceLock::new(),
-    };
-    if as_postgres {
-        chown_to_postgres(&dir)?;
-    }
-    let init = cluster
-        .cmd("initdb")
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-        .status()
-        .map_err(|e| format!("cannot run initdb: {e}"))?;
-    if !init.success() {
-        return Err(format!("initdb failed ({init})"));
-    }
+    let (dir, data, cluster) = init_cluster("runyard-test-pg-own.")?;
     let write = |name: &str, contents: &[u8]| -> Result<(), String> {
         let p = data.join(name);
         std::fs::write(&p, contents).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -380,7 +361,7 @@ fn own_server(conf: &str, hba: &str, files: &[(&str, &[u8])]) -> Result<OwnServe
     main.push_str(conf);
     main.push('\n');
     write("postgresql.conf", main.as_bytes())?;
-    if as_postgres {
+    if cluster.as_postgres {
         chown_to_postgres(&dir)?;
     }
     let mut last = String::new();
