@@ -159,9 +159,7 @@ impl SqliteQueue {
             .saturating_sub(i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX));
         let (first, last): (Option<i64>, Option<i64>) = self
             .lock()
-            .query_row("SELECT MIN(id), MAX(id) FROM runyard_jobs", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(&SQL.id_bounds, [], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(sql_err)?;
         let (Some(mut from), Some(last)) = (first, last) else {
             return Ok(0);

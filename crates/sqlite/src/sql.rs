@@ -69,6 +69,7 @@ statements! {
     heartbeat = "heartbeat.sql";
     hold_job = "hold_job.sql";
     hold_window = "hold_window.sql";
+    id_bounds = "id_bounds.sql";
     insert_attempt = "insert_attempt.sql";
     insert_edge = "insert_edge.sql";
     insert_job = "insert_job.sql";
