@@ -41,7 +41,10 @@ pub use additions::{
     an_undone_claim_never_shares_its_fencing_token,
     enqueue_async_adds_jobs_from_a_current_thread_runtime,
 };
-pub use counts::counts_match_a_scan_after_every_transition;
+pub use counts::{
+    counts_match_a_scan_after_duplicates_and_every_kind_of_claim,
+    counts_match_a_scan_after_every_transition,
+};
 pub use flow::{
     a_chain_runs_in_order_and_passes_outputs_on,
     a_dead_parent_cancels_its_dependents_naming_the_root, a_diamond_with_a_failed_branch,
@@ -132,6 +135,7 @@ macro_rules! conformance_tests {
             list_get_and_counts,
             a_claim_counts_as_running_only_once_started,
             counts_match_a_scan_after_every_transition,
+            counts_match_a_scan_after_duplicates_and_every_kind_of_claim,
             a_job_s_view_carries_its_settings_run_at_and_keys,
             claims_can_be_limited_to_tasks,
             outputs_and_errors_round_trip,

@@ -43,6 +43,7 @@ use runyard_queue::stored::{BLOCKED, CANCELLED, DEAD, SUCCEEDED, WAITING};
 use runyard_queue::{Cascade, Enqueued, NewJob, QueueError, QueueErrorKind};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Statement, Transaction};
 
+use crate::counts::Tally;
 use crate::sql::SQL;
 
 type Tx<'a> = Transaction<'a>;
@@ -109,6 +110,7 @@ pub(crate) fn insert_linked(
     let mut added: Vec<Option<(i64, Option<i64>)>> = Vec::with_capacity(jobs.len());
     let mut tags = crate::limits::Tagger::new();
     let mut unique = crate::limits::UniqueKeys::read(tx, jobs, now)?;
+    let mut tally = Tally::default();
     for (i, j) in jobs.iter().enumerate() {
         if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             added.push(None);
@@ -186,6 +188,7 @@ pub(crate) fn insert_linked(
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
             unique.added(j, id, state, tag);
+            tally.moved(j.task.as_str(), None, state);
             for (pos, (a, p)) in j.after.iter().zip(parents).enumerate() {
                 edge.execute(params![id, pos as i64, p, a.key, a.many])?;
                 add_child.execute(params![p, 1])?;
@@ -201,6 +204,7 @@ pub(crate) fn insert_linked(
         }
     }
     tags.finish(tx)?;
+    tally.write(tx)?;
     Ok(Ok(out))
 }
 

@@ -15,6 +15,7 @@
 //! the write transaction that inserts its jobs.
 #![forbid(unsafe_code)]
 
+mod counts;
 mod flow;
 mod limits;
 mod open;

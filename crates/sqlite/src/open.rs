@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::sql::SQL;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_admin_events.sql"),
     include_str!("../migrations/0009_counts.sql"),
     include_str!("../migrations/0010_attempt_ends.sql"),
+    include_str!("../migrations/0011_counted_in_batches.sql"),
 ];
 
 /// What opening a state file may do.
@@ -240,7 +241,7 @@ fn migrate(conn: &Connection, from: u32) -> rusqlite::Result<()> {
             }
         }
         let r = conn
-            .execute_batch(sql)
+            .execute_batch(&runyard_queue::stored::render_states(sql))
             .and_then(|_| conn.execute(&SQL.meta_set, ["schema_version", &to.to_string()]));
         match r {
             Ok(_) => conn.execute_batch("COMMIT")?,

@@ -23,6 +23,7 @@ use runyard_queue::{
 use runyard_queue::{LiveWorker, NameTaken, WorkerInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::counts::Tally;
 use crate::flow;
 use crate::limits;
 use crate::open::{open, sql_err, OpenMode};
@@ -228,6 +229,7 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
     let mut find = tx.prepare_cached(&SQL.find_key)?;
     let mut tags = limits::Tagger::new();
     let mut unique = limits::UniqueKeys::read(tx, jobs, now)?;
+    let mut tally = Tally::default();
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
         if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
@@ -242,6 +244,7 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
             unique.added(j, id, WAITING, tag);
+            tally.moved(j.task.as_str(), None, WAITING);
             Enqueued::New(JobId(id as u64))
         } else {
             let id: i64 = find.query_row([j.idempotency_key.as_deref()], |r| r.get(0))?;
@@ -249,6 +252,7 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
         });
     }
     tags.finish(tx)?;
+    tally.write(tx)?;
     Ok(out)
 }
 
@@ -405,9 +409,11 @@ impl Queue for SqliteQueue {
             let mut out = Vec::with_capacity(max.min(4096));
             let mut linked = Vec::new();
             let mut tags = Vec::with_capacity(max.min(4096));
+            let mut tally = Tally::default();
             let mut take =
                 |r: &Row<'_>, (admitted, slotted): (bool, bool)| -> rusqlite::Result<()> {
                     let (mut c, has_parents, tag) = claimed(self, r)?;
+                    tally.moved(c.task.as_str(), Some(WAITING), RUNNING);
                     tags.push(tag);
                     if has_parents {
                         linked.push(out.len());
@@ -457,6 +463,7 @@ impl Queue for SqliteQueue {
                     }
                 }
             }
+            tally.write(tx)?;
             // One more read only for the claimed jobs that have parents.
             if !linked.is_empty() {
                 let mut st = tx.prepare_cached(&SQL.parent_outputs)?;
@@ -543,6 +550,7 @@ impl Queue for SqliteQueue {
             let mut cascade = Cascade::default();
             // The jobs that ended (true) or wait again due now (false), in order.
             let mut moved: Vec<(i64, bool)> = Vec::new();
+            let mut tally = Tally::default();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -555,16 +563,24 @@ impl Queue for SqliteQueue {
                     Verdict::Dead => (DEAD, now, None),
                     Verdict::Cancelled => (CANCELLED, now, None),
                 };
-                let n = finish.execute(params![
-                    state,
-                    run_at,
-                    output,
-                    c.lease.job.0 as i64,
-                    c.lease.attempt,
-                    worker,
-                    c.lease.claim as i64
-                ])?;
-                if n == 1 {
+                let task: Option<String> = finish
+                    .query_row(
+                        params![
+                            state,
+                            run_at,
+                            output,
+                            c.lease.job.0 as i64,
+                            c.lease.attempt,
+                            worker,
+                            c.lease.claim as i64
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(task) = task {
+                    if state == SUCCEEDED {
+                        tally.moved(&task, Some(RUNNING), SUCCEEDED);
+                    }
                     insert_attempt(tx, c.lease.job, &c.record)?;
                     if state != WAITING {
                         moved.push((c.lease.job.0 as i64, true));
@@ -576,6 +592,7 @@ impl Queue for SqliteQueue {
                     out.push(Err(Fenced(c.lease)));
                 }
             }
+            tally.write(tx)?;
             // The dependents of the jobs that ended move on in this same
             // transaction: no crash can record an end without them. In the
             // order the jobs ended (settling one never reads the state of

@@ -47,6 +47,7 @@ statements! {
     claim_tasks = "claim_tasks.sql";
     claim_window = "claim_window.sql";
     counts = "counts.sql";
+    counts_add = "counts_add.sql";
     counts_by_task = "counts_by_task.sql";
     counts_kept_by_task = "counts_kept_by_task.sql";
     delete_attempts = "delete_attempts.sql";

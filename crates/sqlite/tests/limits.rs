@@ -272,7 +272,7 @@ fn a_version_4_file_migrates_and_its_waiting_jobs_are_claimed_in_order() {
         )
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 10);
+    assert_eq!(SCHEMA_VERSION, 11);
     assert_eq!(q.next_due().unwrap(), Some(Timestamp::from_micros(0)));
     let first = q.claim("w", 10, LEASE).unwrap();
     assert_eq!(
@@ -470,7 +470,7 @@ fn a_version_6_file_with_jobs_in_flight_migrates_and_drains() {
         )
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION.to_string());
-    assert_eq!(SCHEMA_VERSION, 10);
+    assert_eq!(SCHEMA_VERSION, 11);
     assert!(
         fair.contains("concurrency_key"),
         "the fair index carries the limits: {fair}"

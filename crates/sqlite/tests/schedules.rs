@@ -158,7 +158,7 @@ fn a_version_5_file_is_read_as_it_is_then_gains_schedules() {
     let clock = Arc::new(ManualClock::new(START));
     let q = SqliteQueue::open_with_clock(&p, OpenMode::Existing, clock.clone()).unwrap();
     assert_eq!(version_of(&p), SCHEMA_VERSION.to_string(), "migrated");
-    assert_eq!(SCHEMA_VERSION, 10);
+    assert_eq!(SCHEMA_VERSION, 11);
     assert_eq!(q.get(JobId(1)).unwrap().unwrap().schedule, None, "kept");
     q.schedules().unwrap().put_schedule(&every(10)).unwrap();
     clock.advance(Duration::from_secs(10));

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use runyard_core::{After, JobId, OutcomeKind};
+use runyard_core::{After, JobId, OnConflict, OutcomeKind, Unique};
 
+use super::limits;
 use super::support::{fresh, job, record, succeed, Factory, LEASE};
 use crate::{Completion, Counts, ListFilter, Queue, QueueErrorKind, Rescue, Verdict};
 
@@ -140,4 +141,78 @@ pub fn counts_match_a_scan_after_every_transition(make: Factory<'_>) {
         }
         Err(e) => assert_eq!(e.kind(), QueueErrorKind::Unsupported, "{e}"),
     }
+}
+
+/// The counts agree with a scan after the ways of adding and claiming
+/// jobs that the first case does not take: a duplicate by idempotency
+/// key (adds nothing), a unique key held by a waiting job (adds nothing),
+/// a claim of named tasks only, a claim of jobs that carry limits, and
+/// the success of a job that had a parent. Backends may count these
+/// changes apart from the others (the SQLite queue does, a batch at a
+/// time), so each is checked.
+pub fn counts_match_a_scan_after_duplicates_and_every_kind_of_claim(make: Factory<'_>) {
+    let (_clock, q) = fresh(make);
+    let q = &*q;
+    let mut once = job("a", 1, 0);
+    once.idempotency_key = Some("once".into());
+    q.enqueue(vec![once.clone()]).unwrap();
+    q.enqueue(vec![once]).unwrap();
+    agree(q, "a duplicate by idempotency key");
+    let unique = |t: &str| {
+        let mut j = job(t, 1, 0);
+        j.unique = Some(Unique {
+            key: "u".into(),
+            within: None,
+            on_conflict: OnConflict::Skip,
+        });
+        j
+    };
+    if q.enqueue(vec![unique("a")]).is_ok() {
+        q.enqueue(vec![unique("a")]).unwrap();
+        agree(q, "a unique key held");
+    }
+    q.enqueue(vec![job("b", 1, 0), job("b", 1, 0), job("c", 1, 0)])
+        .unwrap();
+    agree(q, "more inserts");
+    let only_c = q.claim_tasks("w", 10, LEASE, Some(&["c".into()])).unwrap();
+    assert_eq!(only_c.len(), 1);
+    agree(q, "a claim of named tasks");
+    succeed(q, "w", &only_c[0]).unwrap();
+    agree(q, "its success");
+    if limits::keeps_limits(q) {
+        q.enqueue(vec![
+            limits::keyed("d", "k", Some(1)),
+            limits::keyed("d", "k", Some(1)),
+            limits::task_limited("e", 2),
+        ])
+        .unwrap();
+        agree(q, "inserts of limited jobs");
+        let held = q.claim("w", 10, LEASE).unwrap();
+        assert!(!held.is_empty());
+        agree(q, "a claim under limits");
+        for c in &held {
+            succeed(q, "w", c).unwrap();
+        }
+        agree(q, "their successes");
+    }
+    let parent = q.enqueue(vec![job("p", 1, 0)]).unwrap()[0].id();
+    let mut child = job("q", 1, 0);
+    child.after = vec![After::job(parent)];
+    if q.enqueue(vec![child]).is_ok() {
+        agree(q, "a child added");
+        let mut all = q.claim("w", 100, LEASE).unwrap();
+        agree(q, "a claim of everything due");
+        while !all.is_empty() {
+            for c in &all {
+                succeed(q, "w", c).unwrap();
+            }
+            agree(q, "successes, a parent's releasing its child");
+            all = q.claim("w", 100, LEASE).unwrap();
+        }
+    }
+    let left = scanned(q).iter().fold(Counts::default(), |mut t, (_, c)| {
+        t += c;
+        t
+    });
+    assert_eq!(q.counts().unwrap(), left, "at the end");
 }
