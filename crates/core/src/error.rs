@@ -210,14 +210,17 @@ pub enum RegistryError {
         /// Where the second was defined.
         second: String,
     },
-    /// A task name that is empty or has characters other than letters,
-    /// digits, `_`, `-`, `.` and `/`.
-    #[error("invalid task name `{name}` ({origin}): use letters, digits, `_`, `-`, `.` or `/`")]
+    /// A task name that is empty, longer than
+    /// [`TASK_NAME_MAX`](crate::TASK_NAME_MAX) bytes, or has characters
+    /// other than letters, digits, `_`, `-`, `.` and `/`.
+    #[error("invalid task name `{name}` ({origin}): {problem}")]
     InvalidName {
-        /// The name.
+        /// The name (its first 64 characters).
         name: String,
         /// Where it was defined.
         origin: String,
+        /// What is wrong with it.
+        problem: String,
     },
 }
 

@@ -39,7 +39,7 @@ pub use flow::{
 pub use job::{
     Applied, JobId, JobOptions, JobSettings, JobSpec, JobState, Mode, ModeError, OptionError,
 };
-pub use name::TaskName;
+pub use name::{check_task_name, TaskName, TASK_NAME_MAX};
 pub use outcome::{AttemptError, AttemptRecord, Outcome, OutcomeKind, Output};
 pub use params::{FieldSchema, JobParams, ParamSchema, Params, Violation};
 pub use registry::{Registration, Registry, RegistryBuilder, TaskIndex};

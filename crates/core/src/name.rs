@@ -128,6 +128,35 @@ impl From<Cow<'static, str>> for TaskName {
     }
 }
 
+/// The longest a task's name may be, in bytes: long enough for any path
+/// of names, short enough for every index a queue keeps on names.
+pub const TASK_NAME_MAX: usize = 200;
+
+/// Checks a task's name as a task is registered under it and as the
+/// command line and the HTTP API take it: 1 to [`TASK_NAME_MAX`] bytes of
+/// letters, digits, `_`, `-`, `.` and `/`. The error says what is wrong.
+pub fn check_task_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a task's name must not be empty".into());
+    }
+    if name.len() > TASK_NAME_MAX {
+        let head: String = name.chars().take(24).collect();
+        return Err(format!(
+            "a task's name is at most {TASK_NAME_MAX} bytes; `{head}…` has {}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
+    {
+        return Err(format!(
+            "a task's name holds letters, digits, `_`, `-`, `.` and `/`; `{name}` has {c:?}"
+        ));
+    }
+    Ok(())
+}
+
 impl Serialize for TaskName {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -137,6 +166,20 @@ impl Serialize for TaskName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_names_are_checked_for_length_and_characters() {
+        assert_eq!(check_task_name("resize/thumb-2.v1"), Ok(()));
+        assert_eq!(check_task_name(&"x".repeat(TASK_NAME_MAX)), Ok(()));
+        let long = check_task_name(&"x".repeat(TASK_NAME_MAX + 1)).unwrap_err();
+        assert!(
+            long.contains("at most 200 bytes") && long.contains("has 201"),
+            "{long}"
+        );
+        assert!(check_task_name("").unwrap_err().contains("empty"));
+        let bad = check_task_name("has space").unwrap_err();
+        assert!(bad.contains("' '"), "{bad}");
+    }
 
     #[test]
     fn names_compare_by_text_whatever_their_storage() {

@@ -154,14 +154,11 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, RegistryError> {
         let mut tasks = self.tasks;
         for t in &tasks {
-            let valid = !t.name().is_empty()
-                && t.name()
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
-            if !valid {
+            if let Err(problem) = crate::name::check_task_name(t.name()) {
                 return Err(RegistryError::InvalidName {
-                    name: t.name().to_string(),
+                    name: t.name().chars().take(64).collect(),
                     origin: t.origin().to_string(),
+                    problem,
                 });
             }
         }

@@ -417,23 +417,10 @@ fn no_flow() -> ApiError {
     )
 }
 
-/// The longest task name the routes that pause tasks or limit them take,
-/// in bytes (a queue's index of paused tasks and limits holds names far
-/// shorter than PostgreSQL's longest index entry).
-pub(crate) const TASK_NAME_MAX: usize = 1024;
-
-/// Why `t` is not a task's name a pause or a limit may name, if it is not.
+/// Why `t` is not a task's name (`runyard_core::check_task_name`), if it
+/// is not one.
 fn bad_task_name(t: &str) -> Option<String> {
-    if t.trim().is_empty() || t.contains('\0') {
-        Some(format!("{t:?} is not a task's name"))
-    } else if t.len() > TASK_NAME_MAX {
-        Some(format!(
-            "a task's name is at most {TASK_NAME_MAX} bytes, this one has {}",
-            t.len()
-        ))
-    } else {
-        None
-    }
+    runyard_core::check_task_name(t).err()
 }
 
 fn task_name(p: Result<Path<String>, PathRejection>) -> Result<TaskName, ApiError> {

@@ -57,6 +57,7 @@ fn target(args: &LimitArgs) -> Result<Option<LimitTarget>, UsageError> {
         if t.trim().is_empty() {
             return Err(UsageError("--task needs a task's name".into()));
         }
+        runyard_core::check_task_name(t).map_err(|e| UsageError(format!("--task: {e}")))?;
         return Ok(Some(LimitTarget::Task(t.clone())));
     }
     let Some(k) = &args.key else { return Ok(None) };

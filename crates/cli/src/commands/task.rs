@@ -65,7 +65,10 @@ pub(crate) fn main(args: TaskArgs) -> anyhow::Result<Exit> {
         Some("") => {
             return Err(UsageError("the task's name is empty (or give --all)".into()).into())
         }
-        Some(t) => Some(TaskName::from(t.to_string())),
+        Some(t) => {
+            runyard_core::check_task_name(t).map_err(UsageError)?;
+            Some(TaskName::from(t.to_string()))
+        }
         None => None,
     };
     let what = match &task {

@@ -133,6 +133,7 @@ fn flow_a_second_submit_of_a_unique_key_adds_nothing_and_says_so() {
 #[test]
 fn flow_limit_sets_lists_and_clears_stored_limits() {
     let d = Dir::new();
+    let long = &"x".repeat(9000);
     let url = format!("sqlite://{}", path(&d.path("q.db")));
     // Listing creates nothing; setting creates the queue.
     let r = run(&["limit", "--queue", &url]);
@@ -219,6 +220,14 @@ fn flow_limit_sets_lists_and_clears_stored_limits() {
             vec!["--key", "t:1", "--value", "2", "--concurrency", "2"],
             "already names a value",
         ),
+        (
+            vec!["--task", long, "--concurrency", "2"],
+            "at most 200 bytes",
+        ),
+        (
+            vec!["--task", "a b", "--concurrency", "2"],
+            "letters, digits",
+        ),
     ] {
         let mut all = vec!["limit", "--queue", &url];
         all.extend(args.iter().copied());
@@ -287,6 +296,14 @@ fn flow_a_paused_task_waits_while_others_run_and_runs_once_resumed() {
     );
     let r = run(&["task", "resume", "--queue", &url, "--all"]);
     assert!(r.code(0).stdout.contains("nothing to do"), "{}", r.stdout);
+    // A name no task could have: refused before the queue is asked.
+    let long = "x".repeat(9000);
+    let r = run(&["task", "pause", "--queue", &url, &long]);
+    assert!(
+        r.code(2).stderr.contains("at most 200 bytes"),
+        "{}",
+        r.stderr
+    );
     let r = run(&["task", "pause", "--queue", "memory", "--all"]);
     assert!(
         r.code(2).stderr.contains("outlives the process"),
