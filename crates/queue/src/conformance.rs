@@ -109,7 +109,8 @@ use std::time::Duration;
 use runyard_core::{AttemptError, JobId, JobParams, JobState, OutcomeKind, Output};
 
 use crate::{
-    CancelResult, Claimed, Completion, Enqueued, Lease, ListFilter, NewJob, Queue, Rescue, Verdict,
+    CancelResult, Claimed, Completion, Deleted, Enqueued, Lease, ListFilter, NewJob, Queue,
+    QueueErrorKind, Rescue, Verdict,
 };
 use crate::{LiveWorker, NameTaken, WorkerInfo};
 
@@ -132,6 +133,7 @@ macro_rules! conformance_tests {
             a_job_that_kills_workers_before_its_start_is_seen_ends_dead,
             cancel_by_state,
             dead_jobs_can_be_retried_by_hand,
+            ids_of_deleted_jobs_are_never_given_again,
             list_get_and_counts,
             a_claim_counts_as_running_only_once_started,
             counts_match_a_scan_after_every_transition,
@@ -663,6 +665,41 @@ pub fn dead_jobs_can_be_retried_by_hand(make: Factory<'_>) {
         2,
         "earlier attempts stay in the record"
     );
+}
+
+/// A deleted job's id is never given to another job, even when every job
+/// with a larger id was deleted too (plain jobs and named ones, which are
+/// added another way). A queue that deletes nothing passes.
+pub fn ids_of_deleted_jobs_are_never_given_again(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let mut named = job("t", 1, 0);
+    named.name = Some("n".into());
+    let mut last = 0;
+    for batch in [vec![job("t", 1, 0), job("t", 1, 0)], vec![named]] {
+        let added = ids(&q.enqueue(batch.clone()).unwrap());
+        assert!(added.iter().all(|i| i.0 > last), "{added:?} after {last}");
+        last = added.iter().map(|i| i.0).max().unwrap();
+        for c in q.claim("w", 10, LEASE).unwrap() {
+            succeed(&*q, "w", &c).unwrap();
+        }
+        match q.admin().unwrap().delete(&added) {
+            Ok(d) => assert!(d.iter().all(|d| *d == Deleted::Deleted), "{d:?}"),
+            Err(e) => {
+                assert_eq!(e.kind(), QueueErrorKind::Unsupported, "{e}");
+                return;
+            }
+        }
+        let again = ids(&q.enqueue(batch).unwrap());
+        assert!(
+            again.iter().all(|i| i.0 > last),
+            "ids {again:?} were given again: every job up to {last} was deleted"
+        );
+        last = again.iter().map(|i| i.0).max().unwrap();
+        for c in q.claim("w", 10, LEASE).unwrap() {
+            succeed(&*q, "w", &c).unwrap();
+        }
+        q.admin().unwrap().delete(&again).unwrap();
+    }
 }
 
 pub fn list_get_and_counts(make: Factory<'_>) {

@@ -111,6 +111,7 @@ pub(crate) fn insert_linked(
     let mut tags = crate::limits::Tagger::new();
     let mut unique = crate::limits::UniqueKeys::read(tx, jobs, now)?;
     let mut tally = Tally::default();
+    let mut first_id = crate::queue::id_floor(tx)?;
     for (i, j) in jobs.iter().enumerate() {
         if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             added.push(None);
@@ -183,8 +184,10 @@ pub(crate) fn insert_linked(
         insert.raw_bind_parameter(15, pending)?;
         insert.raw_bind_parameter(16, cause)?;
         insert.raw_bind_parameter(17, j.after.len() as i64)?;
+        insert.raw_bind_parameter(29, first_id)?;
         let n = insert.raw_execute()?;
         if n == 1 {
+            first_id = None;
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
             unique.added(j, id, state, tag);

@@ -180,6 +180,9 @@ impl SqliteQueue {
                     edges.execute([id])?;
                     job.execute([id])?;
                 }
+                if let Some(&max) = ids.iter().max() {
+                    raise_id_floor(tx, max)?;
+                }
                 Ok(ids.len() as u64)
             })?;
             from = from.saturating_add(RANGE);
@@ -230,6 +233,7 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
     let mut tags = limits::Tagger::new();
     let mut unique = limits::UniqueKeys::read(tx, jobs, now)?;
     let mut tally = Tally::default();
+    let mut first_id = id_floor(tx)?;
     let mut out = Vec::with_capacity(jobs.len());
     for j in jobs {
         if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
@@ -239,8 +243,10 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
         let run_at = j.run_at.map_or(now, Timestamp::as_micros);
         let tag = tags.tag(tx, j, run_at, now)?;
         limits::bind_job(&mut insert, j, run_at, now, tag, 12)?;
+        insert.raw_bind_parameter(23, first_id)?;
         let n = insert.raw_execute()?;
         out.push(if n == 1 {
+            first_id = None;
             tags.taken(j, tag);
             let id = tx.last_insert_rowid();
             unique.added(j, id, WAITING, tag);
@@ -254,6 +260,21 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
     tags.finish(tx)?;
     tally.write(tx)?;
     Ok(out)
+}
+
+/// The id the first job `tx` adds must take, if jobs were deleted above
+/// every job left (id_floor.sql): no id is ever given to two jobs.
+pub(crate) fn id_floor(tx: &Tx<'_>) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(&SQL.id_floor)?
+        .query_row([], |r| r.get(0))
+        .optional()
+}
+
+/// Keeps `deleted`, the largest id `tx` deleted, as the floor of the ids
+/// to come ([`id_floor`]).
+fn raise_id_floor(tx: &Tx<'_>, deleted: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(&SQL.id_floor_raise)?.execute([deleted])?;
+    Ok(())
 }
 
 /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying while
@@ -904,6 +925,7 @@ impl Admin for SqliteQueue {
         self.write(|tx| {
             let mut check = tx.prepare_cached(&SQL.delete_check)?;
             let mut out = Vec::with_capacity(ids.len());
+            let mut deleted = 0i64;
             for id in ids {
                 let Ok(id) = i64::try_from(id.0) else {
                     out.push(Deleted::NotFound);
@@ -924,9 +946,13 @@ impl Admin for SqliteQueue {
                             tx.prepare_cached(&SQL.delete_edges)?.execute([id])?;
                         }
                         tx.prepare_cached(&SQL.delete_job)?.execute([id])?;
+                        deleted = deleted.max(id);
                         Deleted::Deleted
                     }
                 });
+            }
+            if deleted > 0 {
+                raise_id_floor(tx, deleted)?;
             }
             Ok(out)
         })

@@ -71,6 +71,8 @@ statements! {
     hold_job = "hold_job.sql";
     hold_window = "hold_window.sql";
     id_bounds = "id_bounds.sql";
+    id_floor = "id_floor.sql";
+    id_floor_raise = "id_floor_raise.sql";
     insert_attempt = "insert_attempt.sql";
     insert_edge = "insert_edge.sql";
     insert_job = "insert_job.sql";

@@ -103,3 +103,34 @@ fn prune_deletes_what_ended_before_the_cut_off_and_keeps_what_is_still_read() {
     assert_eq!(q.counts().unwrap().total(), 0);
     assert!(q.inspect().unwrap().counts_by_task().unwrap().is_empty());
 }
+
+#[test]
+fn after_a_prune_of_every_job_the_next_job_takes_a_new_id() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_micros(
+        1_700_000_000_000_000,
+    )));
+    let p = d.path().join("q.db");
+    let q = SqliteQueue::open_with_clock(&p, OpenMode::CreateOrOpen, clock.clone()).unwrap();
+    let e = q.enqueue(vec![job("a", 1, 0), job("a", 1, 0)]).unwrap();
+    let last = e[1].id();
+    let done: Vec<Completion> = q
+        .claim("w", 2, LEASE)
+        .unwrap()
+        .iter()
+        .map(|c| Completion {
+            lease: c.lease(),
+            record: record(&q, c.lease(), OutcomeKind::Succeeded),
+            verdict: Verdict::Succeeded(runyard_core::Output::none()),
+        })
+        .collect();
+    q.complete("w", &done).unwrap();
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(q.prune(Duration::from_secs(60), false).unwrap(), 2);
+    assert_eq!(q.counts().unwrap().total(), 0, "every job went");
+    drop(q);
+    // Another process opening the file gives the next job a new id too.
+    let q = SqliteQueue::open(&p, OpenMode::Existing).unwrap();
+    let next = q.enqueue(vec![job("a", 1, 0)]).unwrap()[0].id();
+    assert!(next > last, "job {next:?} took an id a pruned job had");
+}
