@@ -134,6 +134,7 @@ macro_rules! conformance_tests {
             cancel_by_state,
             dead_jobs_can_be_retried_by_hand,
             ids_of_deleted_jobs_are_never_given_again,
+            an_unfinished_job_is_not_deleted_and_its_state_is_said,
             list_get_and_counts,
             a_claim_counts_as_running_only_once_started,
             counts_match_a_scan_after_every_transition,
@@ -700,6 +701,36 @@ pub fn ids_of_deleted_jobs_are_never_given_again(make: Factory<'_>) {
         }
         q.admin().unwrap().delete(&again).unwrap();
     }
+}
+
+/// A job that has not finished is not deleted, and the answer names its
+/// state: queued, scheduled (run-at ahead), running. A queue that deletes
+/// nothing passes.
+pub fn an_unfinished_job_is_not_deleted_and_its_state_is_said(make: Factory<'_>) {
+    let (_, q) = fresh(make);
+    let mut later = job("t", 1, 0);
+    later.run_at = Some(q.now() + Duration::from_secs(600));
+    let e = ids(&q
+        .enqueue(vec![job("t", 1, 0), later, job("t", 1, 0)])
+        .unwrap());
+    let running = q.claim("w", 1, LEASE).unwrap().remove(0);
+    q.started("w", &[(running.lease(), q.now())]).unwrap();
+    let queued = if running.id == e[0] { e[2] } else { e[0] };
+    let d = match q.admin().unwrap().delete(&[queued, e[1], running.id]) {
+        Ok(d) => d,
+        Err(e) => {
+            assert_eq!(e.kind(), QueueErrorKind::Unsupported, "{e}");
+            return;
+        }
+    };
+    assert_eq!(
+        d,
+        vec![
+            Deleted::NotFinished(JobState::Queued),
+            Deleted::NotFinished(JobState::Scheduled),
+            Deleted::NotFinished(JobState::Running),
+        ]
+    );
 }
 
 pub fn list_get_and_counts(make: Factory<'_>) {

@@ -931,16 +931,16 @@ impl Admin for SqliteQueue {
                     out.push(Deleted::NotFound);
                     continue;
                 };
-                let row: Option<(i64, Option<i64>)> = check
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                let row: Option<(i64, Option<i64>, i64)> = check
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 out.push(match row {
                     None => Deleted::NotFound,
-                    Some((s @ (WAITING | RUNNING | BLOCKED), _)) => {
-                        Deleted::NotFinished(state_of(s, now, now))
+                    Some((s @ (WAITING | RUNNING | BLOCKED), _, run_at)) => {
+                        Deleted::NotFinished(state_of(s, run_at, now))
                     }
-                    Some((_, Some(child))) => Deleted::Awaited(JobId(child as u64)),
-                    Some((_, None)) => {
+                    Some((_, Some(child), _)) => Deleted::Awaited(JobId(child as u64)),
+                    Some((_, None, _)) => {
                         tx.prepare_cached(&SQL.delete_attempts)?.execute([id])?;
                         if linked {
                             tx.prepare_cached(&SQL.delete_edges)?.execute([id])?;
