@@ -1503,6 +1503,21 @@ fn tasks_limits_and_schedules_are_steered_and_each_change_is_recorded() {
     assert_eq!(r["limit"], Value::Null);
     let limits = s.get_json("/api/v1/limits")["limits"].clone();
     assert_eq!(limits[0]["target"]["key"]["name"], "tenant", "{limits}");
+    // Clearing it again: nothing is stored, nothing is recorded.
+    let events = s.get_json("/api/v1/events")["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    let e = s.ask("DELETE", "/api/v1/limits/task/cpu", &[]).error(404);
+    assert!(e.contains("no limit of task `cpu` is stored"), "{e}");
+    assert_eq!(
+        s.get_json("/api/v1/events")["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        events,
+        "a clear of nothing is not an event"
+    );
     // A schedule: paused, resumed, and fired now.
     let r = ok_json(s.post("/api/v1/schedules/hourly/pause"));
     assert_eq!(r["action"], "paused");

@@ -604,6 +604,12 @@ pub(crate) async fn delete_limit(
 async fn set_limit(s: AppState, change: LimitChange, client: Client) -> Result<Response, ApiError> {
     let view = blocking(&s, move |q| {
         let flow = q.as_flow().ok_or_else(no_flow)?;
+        if change.clear && !flow.limits()?.iter().any(|l| l.target == change.target) {
+            return Err(ApiError::not_found(format!(
+                "no limit of {} is stored (GET /api/v1/limits lists them)",
+                change.target
+            )));
+        }
         let now = flow.set_limit(&change)?;
         let action = if change.clear {
             "clear_limit"

@@ -128,6 +128,7 @@ pub(crate) fn main(args: LimitArgs) -> anyhow::Result<Exit> {
     };
     let queue = queues::open(url, Purpose::Share)?.queue;
     let flow = flow_of(&*queue, url, "limit")?;
+    let stored = args.clear && flow.limits()?.iter().any(|l| l.target == target);
     let now = flow.set_limit(&LimitChange {
         target: target.clone(),
         concurrency: args.concurrency,
@@ -144,9 +145,10 @@ pub(crate) fn main(args: LimitArgs) -> anyhow::Result<Exit> {
             limit_line(&l),
             url.display()
         )?,
-        None => {
+        None if stored => {
             outln!("cleared the stored limit of {target}: its jobs keep the limits they carry")?
         }
+        None => outln!("no limit of {target} was stored: nothing to clear")?,
     }
     Ok(Exit::Success)
 }

@@ -193,6 +193,12 @@ fn flow_limit_sets_lists_and_clears_stored_limits() {
         "limit", "--queue", &url, "--task", "sleep", "--clear", "--json",
     ]);
     assert_eq!(r.code(0).stdout.trim(), "null");
+    let r = run(&["limit", "--queue", &url, "--task", "sleep", "--clear"]);
+    assert!(
+        r.code(0).stdout.contains("was stored: nothing to clear"),
+        "{}",
+        r.stdout
+    );
     let r = run(&["limit", "--queue", &url, "--json"]);
     let all: Value = serde_json::from_str(&r.code(0).stdout).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
