@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::api::{blocking, body_error, list_filter, query_pairs, Params, FILTERS};
+use crate::body::Strict;
 use crate::error::ApiError;
 use crate::record::{record, Client};
 use crate::AppState;
@@ -71,11 +72,11 @@ enum Which {
     Filter(runyard_queue::ListFilter, Value),
 }
 
-fn which(body: Result<Json<Value>, JsonRejection>) -> Result<Which, ApiError> {
+fn which(body: Result<Json<Strict>, JsonRejection>) -> Result<Which, ApiError> {
     let shape = "give {\"ids\": [12, 13]} or {\"filter\": {\"state\": \"dead\", ...}} \
                  (the filter's names are those of GET /api/v1/jobs: state, task, key, q, \
                  since, until)";
-    let Json(body) = body.map_err(|e| body_error(e, shape))?;
+    let Json(Strict(body)) = body.map_err(|e| body_error(e, shape))?;
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request(format!(
             "the body is not a JSON object; {shape}"
@@ -278,7 +279,7 @@ async fn bulk(
     action: &'static str,
     each: Each,
     client: Client,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Strict>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let which = which(body)?;
     let view = blocking(&s, move |q| {
@@ -300,7 +301,7 @@ async fn bulk(
 pub(crate) async fn bulk_retry(
     State(s): State<AppState>,
     client: Client,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Strict>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     bulk(s, "retry", retry_each, client, body).await
 }
@@ -309,7 +310,7 @@ pub(crate) async fn bulk_retry(
 pub(crate) async fn bulk_cancel(
     State(s): State<AppState>,
     client: Client,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Strict>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     bulk(s, "cancel", cancel_each, client, body).await
 }
@@ -318,7 +319,7 @@ pub(crate) async fn bulk_cancel(
 pub(crate) async fn bulk_delete(
     State(s): State<AppState>,
     client: Client,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Strict>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     bulk(s, "delete", delete_each, client, body).await
 }
@@ -534,12 +535,12 @@ pub(crate) async fn put_limit(
     State(s): State<AppState>,
     client: Client,
     target: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<Json<Strict>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let target = limit_target(target)?;
     let shape = "give {\"concurrency\": 3} or {\"rate\": \"10/s\"} or both \
                  (a rate is N/s, N/m or N/h)";
-    let Json(body) = body.map_err(|e| body_error(e, shape))?;
+    let Json(Strict(body)) = body.map_err(|e| body_error(e, shape))?;
     let Value::Object(map) = body else {
         return Err(ApiError::bad_request(format!(
             "the body is not a JSON object; {shape}"

@@ -31,6 +31,7 @@
 
 mod actions;
 mod api;
+mod body;
 mod dash;
 mod error;
 mod guard;
