@@ -23,5 +23,7 @@ pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;
 pub(crate) mod worker;
+mod serve_config;
+mod settings;
 mod worker_args;
 mod worker_config;
