@@ -173,10 +173,7 @@ fn a_flag_beats_its_variable_which_beats_the_file_and_a_workers_variables_are_no
         err.contains("$RUNYARD_SERVE_LISTEN") && err.contains("IP:PORT"),
         "{err}"
     );
-    let (code, err) = serve_ends(
-        &["--config", &file],
-        &[("RUNYARD_SERVE_READ_ONLY", "yes")],
-    );
+    let (code, err) = serve_ends(&["--config", &file], &[("RUNYARD_SERVE_READ_ONLY", "yes")]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("$RUNYARD_SERVE_READ_ONLY"), "{err}");
 }
@@ -196,7 +193,11 @@ fn unknown_keys_and_wrong_types_are_refused_with_file_line_and_column() {
         ("read_only = \"yes\"\n", ":2:13:", "invalid type"),
         ("listen = 8080\n", ":2:10:", "invalid type: integer"),
         ("listen = \"example.com:80\"\n", ":2:10:", "IP:PORT"),
-        ("token_file = \"\"\n", ":2:14:", "`token_file`: must not be empty"),
+        (
+            "token_file = \"\"\n",
+            ":2:14:",
+            "`token_file`: must not be empty",
+        ),
         ("mode = \"thread\"\n", ":2:1:", "unknown field `mode`"),
     ];
     for (i, (text, place, message)) in cases.iter().enumerate() {

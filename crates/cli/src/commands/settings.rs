@@ -78,7 +78,8 @@ pub(crate) fn text(v: &Option<Spanned<String>>) -> Option<FileValue> {
 
 /// A number or boolean key's value, as its flag would read it.
 pub(crate) fn shown<T: ToString>(v: &Option<Spanned<T>>) -> Option<FileValue> {
-    v.as_ref().map(|v| FileValue::at(v, v.get_ref().to_string()))
+    v.as_ref()
+        .map(|v| FileValue::at(v, v.get_ref().to_string()))
 }
 
 /// `e`, without its line when that may show a secret: a misspelled key's
@@ -159,7 +160,10 @@ impl<'a> Merger<'a> {
         }
         if let (Some(v), Some(f)) = (file, self.file) {
             *slot = Some(parse(&v.text).map_err(|e| {
-                discreet(f.source().error(Some(v.span.clone()), format!("`{key}`: {e}")))
+                discreet(
+                    f.source()
+                        .error(Some(v.span.clone()), format!("`{key}`: {e}")),
+                )
             })?);
         }
         Ok(())
