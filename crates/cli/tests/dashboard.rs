@@ -6,7 +6,9 @@
 //! to the dead jobs, retry one whose command now succeeds, watch it
 //! succeed without reloading the page; open a job's page and find each
 //! attempt's error. Then the login form of a server with a token, and a
-//! read-only server, which shows no action button.
+//! read-only server, which shows no action button. And the Tasks, Limits
+//! and Schedules pages: a task paused from its page starts no job until it
+//! is resumed, a limit set and cleared, a schedule triggered and paused.
 //!
 //! `RUNYARD_UPDATE_SCREENSHOTS=1` also writes the screenshots of
 //! docs/dashboard.md (`docs/img/dashboard-*.png`).
@@ -600,4 +602,157 @@ fn an_operator_finds_why_a_job_died_and_retries_it_in_a_real_browser() {
         "job 2's attempts, read-only",
     );
     assert!(b.all("#retry-job").is_empty() && b.all("#cancel-job").is_empty());
+
+    tasks_limits_and_schedules(&b, &base, &q, &format!("http://{raddr}"));
+}
+
+/// Runs `runyard ARGS` to a successful end.
+fn cli(args: &[&str]) {
+    let o = runyard().args(args).stdin(Stdio::null()).output().unwrap();
+    assert!(
+        o.status.success(),
+        "runyard {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The Tasks, Limits and Schedules pages over the queue `q` that a worker
+/// drains (`base` serves it; `read_only` too, read-only): pause a task and
+/// see none of its jobs start while another task's do, resume it and see
+/// them run; set and clear a limit; trigger and pause a schedule.
+fn tasks_limits_and_schedules(b: &Browser, base: &str, q: &str, read_only: &str) {
+    let count = |task: &str, state: &str| {
+        format!("document.querySelector('#tasks tr[data-task={task}] td[data-state={state}]')?.textContent")
+    };
+    // Tasks: pause `cpu` from its row.
+    b.go(&format!("{base}/#/tasks"));
+    b.click("button.pause-task[data-task=cpu]");
+    b.wait_for(
+        "document.querySelector('#tasks tr[data-task=cpu] [data-paused]') && document.querySelector('button.resume-task[data-task=cpu]')",
+        "cpu shown paused, with a resume button",
+    );
+    // Three `cpu` jobs, then one `sleep` job after them: the worker runs
+    // the `sleep` one, and none of the `cpu` ones starts.
+    cli(&["submit", "-q", "--queue", q, "cpu:n=1*3"]);
+    cli(&["submit", "-q", "--queue", q, "sleep:duration=10ms"]);
+    b.wait_for(
+        &format!("{} === '1'", count("sleep", "succeeded")),
+        "the sleep job run by the worker",
+    );
+    assert_eq!(
+        b.js(
+            &format!(
+                "return [{}, {}, {}];",
+                count("cpu", "queued"),
+                count("cpu", "running"),
+                count("cpu", "succeeded")
+            ),
+            json!([])
+        ),
+        json!(["3", "0", "3"]),
+        "no cpu job started while cpu is paused"
+    );
+    b.screenshot("tasks");
+    b.click("button.resume-task[data-task=cpu]");
+    b.wait_for(
+        &format!(
+            "{} === '6' && {} === '0'",
+            count("cpu", "succeeded"),
+            count("cpu", "queued")
+        ),
+        "the three cpu jobs run once cpu is resumed",
+    );
+    // Pause every task, and resume them.
+    b.click("#pause-all");
+    b.wait_for(
+        "!document.querySelector('#paused-all').hidden",
+        "every task shown paused",
+    );
+    b.click("#resume-all");
+    b.wait_for(
+        "document.querySelector('#paused-all').hidden && !document.querySelector('#tasks [data-paused]')",
+        "every task resumed",
+    );
+
+    // Limits: set two from the form, then clear one.
+    b.click("nav a[data-nav=limits]");
+    b.type_into("#l-name", "cpu");
+    b.type_into("#l-concurrency", "2");
+    b.click("#set-limit");
+    b.wait_for(
+        "document.querySelector('#limits tr[data-limit=\"task/cpu\"]')?.textContent.includes('0 of 2')",
+        "the task's limit listed, with its slots in use",
+    );
+    b.click("#l-kind option[value=key]");
+    b.type_into("#l-name", "tenant:42");
+    b.type_into("#l-rate", "10/s");
+    b.click("#set-limit");
+    b.wait_for(
+        "document.querySelector('#limits tr[data-limit=\"key/tenant:42\"]')?.textContent.includes('10/s')",
+        "the key's limit listed",
+    );
+    b.click("#l-kind option[value=task]");
+    b.type_into("#l-name", "cpu");
+    b.type_into("#l-concurrency", "0");
+    b.click("#set-limit");
+    b.wait_for(
+        "document.querySelector('#action-result')?.textContent.includes('at least 1')",
+        "a bad limit refused, saying why",
+    );
+    b.screenshot("limits");
+    b.click("button.clear-limit[data-limit=\"task/cpu\"]");
+    b.wait_for(
+        "!document.querySelector('#limits tr[data-limit=\"task/cpu\"]') && document.querySelector('#limits tr[data-limit=\"key/tenant:42\"]')",
+        "the task's limit cleared, the key's kept",
+    );
+
+    // Schedules: trigger one and see its job run; pause another.
+    cli(&[
+        "schedule", "add", "--queue", q, "hourly", "cpu:n=2", "--every", "1h",
+    ]);
+    cli(&[
+        "schedule",
+        "add",
+        "--queue",
+        q,
+        "nightly",
+        "cpu:n=5",
+        "--cron",
+        "0 3 * * *",
+    ]);
+    b.click("nav a[data-nav=schedules]");
+    b.click("button.trigger-schedule[data-schedule=hourly]");
+    b.wait_for(
+        "document.querySelector('#action-result')?.textContent.includes('Schedule hourly triggered')",
+        "the trigger's answer",
+    );
+    b.wait_for(
+        "document.querySelector('#schedules tr[data-schedule=hourly] .last-fire .badge')?.textContent === 'succeeded'",
+        "the triggered job run by the worker",
+    );
+    b.click("button.pause-schedule[data-schedule=nightly]");
+    b.wait_for(
+        "document.querySelector('#schedules tr[data-schedule=nightly] [data-paused]') && document.querySelector('button.resume-schedule[data-schedule=nightly]')",
+        "nightly shown paused",
+    );
+    b.screenshot("schedules");
+    b.click("button.resume-schedule[data-schedule=nightly]");
+    b.wait_for(
+        "!document.querySelector('#schedules tr[data-schedule=nightly] [data-paused]')",
+        "nightly resumed",
+    );
+
+    // Read-only: the same pages, with no button and no form.
+    for (page, row) in [
+        ("tasks", "#tasks tr[data-task=cpu]"),
+        ("limits", "#limits tr[data-limit]"),
+        ("schedules", "#schedules tr[data-schedule=hourly]"),
+    ] {
+        b.go(&format!("{read_only}/#/{page}"));
+        b.find(row);
+        assert!(
+            b.all("main button").is_empty() && b.all("main form").is_empty(),
+            "no action on the read-only {page} page"
+        );
+    }
 }

@@ -81,17 +81,20 @@
   }
 
   // An action: the session's CSRF token goes with it.
-  async function post(path, body) {
-    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+  async function send(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     if (CSRF) headers["X-Runyard-CSRF"] = CSRF;
     const r = await fetch(path, {
-      method: "POST",
+      method,
       credentials: "same-origin",
       headers,
-      body: body === undefined ? "" : JSON.stringify(body),
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
     return answer(r);
   }
+
+  const post = (path, body) => send("POST", path, body);
 
   // ---- words and numbers ---------------------------------------------------
 
@@ -164,6 +167,9 @@
       jobs: () => jobsView(params, false),
       dead: () => jobsView(Object.assign({}, params, { state: "dead" }), true),
       workers: workersView,
+      tasks: tasksView,
+      limits: limitsView,
+      schedules: schedulesView,
       job: () => jobView(path.slice(4)),
     }[name];
     view = make ? make() : notFoundView(path);
@@ -564,6 +570,241 @@
     fill(el, svg);
   }
 
+  // ---- tasks, limits and schedules -------------------------------------------
+
+  // The flow control of the queue (`GET /api/v1/limits`), or null on a
+  // queue that keeps none (404).
+  async function flowOf() {
+    try {
+      return await get("/api/v1/limits");
+    } catch (e) {
+      if (/keeps no limits/.test(String(e.message))) return null;
+      throw e;
+    }
+  }
+
+  // An action's button: while its request is under way it is disabled;
+  // the answer, or the refusal, goes to `done`.
+  function actionButton(attrs, label, done, run) {
+    const b = h("button", Object.assign({ type: "button" }, attrs, {
+      onclick: async () => {
+        b.disabled = true;
+        try {
+          notice(done, await run(), "ok");
+          await refresh();
+        } catch (e) {
+          notice(done, label + " refused: " + e.message, "error");
+        } finally {
+          b.disabled = false;
+        }
+      },
+    }), label);
+    return b;
+  }
+
+  function tasksView() {
+    const err = h("p", { class: "notice", hidden: true });
+    const done = h("p", { class: "notice", hidden: true, id: "action-result" });
+    const all = h("div", { class: "actions", id: "pause-all-box" });
+    const banner = h("p", { class: "notice warn", id: "paused-all", hidden: true },
+      "Every task is paused: no worker claims any job until they are resumed.");
+    const table = h("table", { class: "grid", id: "tasks" });
+    main.append(h("h1", {}, "Tasks"), all, done, banner, err, table);
+    let last = null;
+    const pauseAll = actionButton({ id: "pause-all" }, "Pause all", done, async () => {
+      await post("/api/v1/tasks/pause");
+      return "Every task paused: running attempts go on, no job is claimed.";
+    });
+    const resumeAll = actionButton({ id: "resume-all" }, "Resume all", done, async () => {
+      const r = await post("/api/v1/tasks/resume");
+      return r.action === "nothing_paused" ? "Nothing was paused." : "Every task resumed.";
+    });
+    return {
+      failed: (e) => notice(err, String(e.message || e), "error"),
+      update: async () => {
+        const [t, flow] = await Promise.all([get("/api/v1/tasks"), flowOf()]);
+        notice(err, "");
+        const drawn = JSON.stringify([t, flow && [flow.paused, flow.paused_all]]);
+        if (drawn === last) return;
+        last = drawn;
+        const paused = new Set(flow ? flow.paused : []);
+        const rows = t.tasks.slice();
+        // A task paused by name with no job yet still has a row.
+        for (const name of paused) {
+          if (!rows.some((x) => x.task === name)) {
+            const empty = { task: name, total: 0 };
+            STATES.forEach((k) => (empty[k] = 0));
+            rows.push(empty);
+          }
+        }
+        rows.sort((a, b) => (a.task < b.task ? -1 : a.task > b.task ? 1 : 0));
+        banner.hidden = !(flow && flow.paused_all);
+        const acts = flow && !READ_ONLY;
+        fill(all, acts ? [pauseAll, " ", resumeAll] : [],
+          flow ? "" : h("span", { class: "muted" }, "This queue keeps no flow control: tasks cannot be paused."));
+        const task = (x) => encodeURIComponent(x.task);
+        fill(table,
+          h("thead", {}, h("tr", {}, h("th", {}, "task"), STATES.map((k) => h("th", { class: "num" }, k)),
+            h("th", { class: "num" }, "total"), flow && h("th", {}, "paused"), acts && h("th", {}, ""))),
+          h("tbody", {}, rows.length ? rows.map((x) => {
+            const p = paused.has(x.task);
+            return h("tr", { "data-task": x.task },
+              h("td", {}, h("a", { href: hashOf("jobs", { task: x.task }) }, x.task)),
+              STATES.map((k) => h("td", { class: "num", "data-state": k }, x[k]
+                ? h("a", { href: hashOf("jobs", { task: x.task, state: k }) }, x[k]) : "0")),
+              h("td", { class: "num" }, x.total),
+              flow && h("td", { class: "paused-cell" }, p || flow.paused_all
+                ? h("span", { class: "badge paused", "data-paused": "true" }, p ? "paused" : "paused (all)")
+                : h("span", { class: "muted" }, "no")),
+              acts && h("td", {}, p
+                ? actionButton({ class: "resume-task", "data-task": x.task }, "Resume", done, async () => {
+                  await post("/api/v1/tasks/" + task(x) + "/resume");
+                  return "Task " + x.task + " resumed.";
+                })
+                : actionButton({ class: "pause-task", "data-task": x.task }, "Pause", done, async () => {
+                  await post("/api/v1/tasks/" + task(x) + "/pause");
+                  return "Task " + x.task + " paused: its jobs wait, its running attempts go on.";
+                })));
+          }) : h("tr", {}, h("td", { colspan: STATES.length + 4, class: "muted" }, "No task has jobs in this queue."))));
+      },
+    };
+  }
+
+  // A limit's target as words, and as the {kind}/{name} of its route.
+  function targetOf(t) {
+    if (t.task !== undefined) return { label: "task " + t.task, kind: "task", name: t.task };
+    const name = t.key.value === undefined ? t.key.name : t.key.name + ":" + t.key.value;
+    return { label: "key " + name + (t.key.value === undefined ? " (each value)" : ""), kind: "key", name };
+  }
+
+  const sameTarget = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+  function limitsView() {
+    const err = h("p", { class: "notice", hidden: true });
+    const done = h("p", { class: "notice", hidden: true, id: "action-result" });
+    const table = h("table", { class: "grid", id: "limits" });
+    const heldBox = h("section", { id: "held" });
+    const kind = h("select", { name: "kind", id: "l-kind" },
+      h("option", { value: "task" }, "task"), h("option", { value: "key" }, "key"));
+    const name = h("input", { name: "name", id: "l-name", placeholder: "task, or key e.g. tenant:42", required: true });
+    const conc = h("input", { name: "concurrency", id: "l-concurrency", placeholder: "at once, e.g. 4", inputmode: "numeric" });
+    const rate = h("input", { name: "rate", id: "l-rate", placeholder: "rate, e.g. 10/s" });
+    const form = h("form", { class: "filters", id: "limit-form", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {};
+      const c = conc.value.trim(), r = rate.value.trim(), n = name.value.trim();
+      if (c !== "") body.concurrency = /^\d+$/.test(c) ? Number(c) : c;
+      if (r !== "") body.rate = r;
+      try {
+        const a = await send("PUT", "/api/v1/limits/" + kind.value + "/" + encodeURIComponent(n), body);
+        notice(done, "Limit of " + targetOf(a.target).label + " set.", "ok");
+        conc.value = "";
+        rate.value = "";
+        await refresh();
+      } catch (x) {
+        notice(done, "Setting the limit refused: " + x.message, "error");
+      }
+    } }, kind, name, conc, rate, h("button", { type: "submit", id: "set-limit" }, "Set limit"));
+    main.append(h("h1", {}, "Limits"), READ_ONLY ? "" : form, done, err, table, heldBox);
+    let last = null;
+    return {
+      failed: (e) => notice(err, String(e.message || e), "error"),
+      update: async () => {
+        const [flow, t] = await Promise.all([flowOf(), get("/api/v1/tasks")]);
+        notice(err, "");
+        const drawn = JSON.stringify([flow, t]);
+        if (drawn === last) return;
+        last = drawn;
+        if (!flow) {
+          form.hidden = true;
+          fill(table, h("tbody", {}, h("tr", {}, h("td", { class: "muted" }, "This queue keeps no limits."))));
+          return heldBox.replaceChildren();
+        }
+        const running = new Map(t.tasks.map((x) => [x.task, x.running]));
+        // The due jobs each limit holds back.
+        const heldBy = (l) => flow.held
+          .filter((x) => (x.hold.kind === "concurrency" || x.hold.kind === "rate") && sameTarget(x.hold.target, l.target))
+          .reduce((a, x) => a + x.jobs, 0);
+        const acts = !READ_ONLY;
+        fill(table,
+          h("thead", {}, h("tr", {}, ["limit of", "at once", "rate", "in use", "jobs held"].map((x) => h("th", {}, x)), acts && h("th", {}, ""))),
+          h("tbody", {}, flow.limits.length ? flow.limits.map((l) => {
+            const tg = targetOf(l.target);
+            // A task's limit counts its running attempts; the API does not
+            // count a key's slots.
+            const use = tg.kind === "task" && l.concurrency ? (running.get(tg.name) || 0) + " of " + l.concurrency : "";
+            return h("tr", { "data-limit": tg.kind + "/" + tg.name },
+              h("td", {}, tg.label),
+              h("td", { class: "num" }, l.concurrency || ""),
+              h("td", {}, l.rate || ""),
+              h("td", { class: "num", title: tg.kind === "key" ? "a key's slots in use are not counted by the API" : "attempts of the task running" }, use),
+              h("td", { class: "num" }, heldBy(l)),
+              acts && h("td", {}, actionButton({ class: "clear-limit", "data-limit": tg.kind + "/" + tg.name }, "Clear", done, async () => {
+                await send("DELETE", "/api/v1/limits/" + tg.kind + "/" + encodeURIComponent(tg.name));
+                return "Limit of " + tg.label + " cleared.";
+              })));
+          }) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No limit is stored in this queue."))));
+        fill(heldBox, flow.held.length ? [h("h2", {}, "What holds due jobs"),
+          h("ul", { class: "held" }, flow.held.map((x) => h("li", {}, x.jobs + " job" + (x.jobs === 1 ? "" : "s") + ": " + x.says)))] : []);
+      },
+    };
+  }
+
+  function schedulesView() {
+    const err = h("p", { class: "notice", hidden: true });
+    const done = h("p", { class: "notice", hidden: true, id: "action-result" });
+    const table = h("table", { class: "grid", id: "schedules" });
+    main.append(h("h1", {}, "Schedules"), done, err, table);
+    let last = null;
+    const path = (sc, what) => "/api/v1/schedules/" + encodeURIComponent(sc.name) + "/" + what;
+    return {
+      failed: (e) => notice(err, String(e.message || e), "error"),
+      update: async () => {
+        let list;
+        try {
+          list = (await get("/api/v1/schedules")).schedules;
+        } catch (e) {
+          if (!/keeps no schedules/.test(String(e.message))) throw e;
+          list = null;
+        }
+        notice(err, "");
+        const drawn = JSON.stringify(list);
+        if (drawn === last) return;
+        last = drawn;
+        if (!list) return fill(table, h("tbody", {}, h("tr", {}, h("td", { class: "muted" }, "This queue keeps no schedules."))));
+        const acts = !READ_ONLY;
+        fill(table,
+          h("thead", {}, h("tr", {}, ["name", "when", "tasks", "next tick", "last fire", "fired", "skipped", "missed", "state"].map((x) => h("th", {}, x)), acts && h("th", {}, ""))),
+          h("tbody", {}, list.length ? list.map((sc) => {
+            const f = sc.last_fire;
+            return h("tr", { "data-schedule": sc.name },
+              h("td", {}, sc.name),
+              h("td", { title: "overlap " + sc.overlap + ", misfire grace " + sc.misfire_grace + ", catch-up " + sc.catch_up }, sc.spec),
+              h("td", {}, sc.tasks.join(", ")),
+              h("td", { title: sc.next_tick || "" }, sc.paused ? h("span", { class: "muted" }, "none while paused") : when(sc.next_tick)),
+              h("td", { class: "last-fire" }, f ? [when(f.tick), " ", jobLink(f.job), " ", badge(f.state)] : h("span", { class: "muted" }, "never")),
+              h("td", { class: "num" }, sc.fired), h("td", { class: "num" }, sc.skipped), h("td", { class: "num" }, sc.missed),
+              h("td", {}, sc.paused ? h("span", { class: "badge paused", "data-paused": "true" }, "paused") : h("span", { class: "muted" }, "active")),
+              acts && h("td", { class: "buttons" },
+                sc.paused
+                  ? actionButton({ class: "resume-schedule", "data-schedule": sc.name }, "Resume", done, async () => {
+                    await post(path(sc, "resume"));
+                    return "Schedule " + sc.name + " resumed.";
+                  })
+                  : actionButton({ class: "pause-schedule", "data-schedule": sc.name }, "Pause", done, async () => {
+                    await post(path(sc, "pause"));
+                    return "Schedule " + sc.name + " paused: it settles no tick until resumed.";
+                  }),
+                " ",
+                actionButton({ class: "trigger-schedule", "data-schedule": sc.name }, "Run now", done, async () => {
+                  const r = await post(path(sc, "trigger"));
+                  return "Schedule " + sc.name + " triggered: job " + r.jobs.map((j) => "#" + j).join(", ") + " submitted.";
+                })));
+          }) : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No schedule in this queue."))));
+      },
+    };
+  }
+
   // ---- workers -----------------------------------------------------------------
 
   function workersView() {
@@ -592,7 +833,9 @@
   function notFoundView(path) {
     main.append(h("h1", {}, "No such page"), h("p", {}, "#/" + path + " is not a page: the pages are ",
       h("a", { href: "#/" }, "Overview"), ", ", h("a", { href: "#/jobs" }, "Jobs"), ", ",
-      h("a", { href: "#/dead" }, "Dead"), " and ", h("a", { href: "#/workers" }, "Workers"), "."));
+      h("a", { href: "#/dead" }, "Dead"), ", ", h("a", { href: "#/tasks" }, "Tasks"), ", ",
+      h("a", { href: "#/limits" }, "Limits"), ", ", h("a", { href: "#/schedules" }, "Schedules"), " and ",
+      h("a", { href: "#/workers" }, "Workers"), "."));
     return { update: async () => {} };
   }
 

@@ -19,6 +19,8 @@ pub(crate) mod retry;
 pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod serve;
+mod serve_config;
+mod settings;
 pub(crate) mod status;
 pub(crate) mod submit;
 pub(crate) mod task;

@@ -1,7 +1,9 @@
 //! `runyard serve`: the JSON API, `/metrics` and the health checks of
 //! `runyard-serve` over a queue (PostgreSQL, or a state file that a run or
 //! a worker may be writing). Safe by default: loopback only unless a
-//! token guards it (docs/api.md).
+//! token guards it (docs/api.md). Its settings are merged from its flags,
+//! the `RUNYARD_SERVE_<KEY>` variables and `--config FILE` by
+//! `serve_config.rs`.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -9,9 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::serve_config;
 use crate::exit::{Exit, RunnerFailure, UsageError};
-use crate::flags::QueueFlag;
-use crate::queues::{self, Purpose, QueueUrl};
+use crate::queues::{self, Purpose, QueueUrl, QueueUrlParser};
 
 /// The environment variable that may hold the token.
 const TOKEN_ENV: &str = "RUNYARD_SERVE_TOKEN";
@@ -21,6 +23,11 @@ const TOKEN_ENV: &str = "RUNYARD_SERVE_TOKEN";
     after_help = "Routes: /api/v1/jobs, /api/v1/jobs/ID, POST /api/v1/jobs/ID/retry and /cancel, \
 /api/v1/tasks, /api/v1/workers, /api/v1/limits, /api/v1/schedules, /metrics, /healthz, /readyz \
 (docs/api.md, docs/metrics.md).\n\n\
+Settings: each flag's long name with `_` for `-` is a key of the --config file (queue, listen, \
+read_only, token_file) and a $RUNYARD_SERVE_<KEY> variable (RUNYARD_SERVE_QUEUE, \
+RUNYARD_SERVE_LISTEN, RUNYARD_SERVE_READ_ONLY, RUNYARD_SERVE_TOKEN_FILE); a flag beats its \
+variable, which beats the file. A worker's RUNYARD_QUEUE and RUNYARD_LISTEN are not read \
+(docs/api.md, \"Settings\").\n\n\
 A token (--token-file FILE, or $RUNYARD_SERVE_TOKEN) is needed to listen on an address other \
 than a loopback one; with a token, every /api and /metrics request must carry \
 `Authorization: Bearer TOKEN`.\n\n\
@@ -28,13 +35,21 @@ Exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 usage error (a non-loopback addres
 token among them); 3 the queue or the address could not be opened."
 )]
 pub(crate) struct ServeArgs {
-    #[command(flatten)]
-    pub(crate) queue: QueueFlag,
+    /// Settings from this TOML file, its keys the long flags' names with `_`
+    /// for `-` (queue, listen, read_only, token_file); each is also a
+    /// $RUNYARD_SERVE_<KEY> variable. A flag beats the variable, which beats
+    /// the file.
+    #[arg(long, value_name = "FILE", env = "RUNYARD_SERVE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
 
-    /// The address to listen on (port 0: any free port; the address bound
-    /// is said on standard error).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
-    pub(crate) listen: SocketAddr,
+    /// The queue: postgres://USER@HOST/DB[?schema=NAME], or sqlite://PATH.
+    #[arg(long, value_name = "URL", value_parser = QueueUrlParser, env = "RUNYARD_SERVE_QUEUE")]
+    pub(crate) queue: Option<QueueUrl>,
+
+    /// The address to listen on [default: 127.0.0.1:8080] (port 0: any free
+    /// port; the address bound is said on standard error).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub(crate) listen: Option<SocketAddr>,
 
     /// Serve no action: retry and cancel are refused (403).
     #[arg(long)]
@@ -45,6 +60,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
 }
+
+/// The address `serve` listens on when none is given.
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
 /// `127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080` or `localhost:8080`.
 pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -93,10 +112,12 @@ pub(crate) fn token(token_file: Option<&Path>) -> anyhow::Result<Option<String>>
 }
 
 pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
-    let url = &args.queue.queue;
+    let args = serve_config::merge(args)?;
+    let url = args.queue.as_ref().expect("merged settings have a queue");
+    let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
     url.require_lasting("serve")?;
     let token = token(args.token_file.as_deref())?;
-    runyard_serve::check_listen(&args.listen, token.is_some()).map_err(UsageError)?;
+    runyard_serve::check_listen(&listen, token.is_some()).map_err(UsageError)?;
     // Read-only: the queue is read as `status` reads it, nothing created,
     // upgraded or written. Otherwise as `retry` and `cancel` open it.
     let purpose = if args.read_only {
@@ -108,8 +129,8 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
         QueueUrl::Postgres(u) => queues::connect_postgres(u, purpose)?,
         _ => queues::open(url, purpose)?.queue,
     };
-    let listener = TcpListener::bind(args.listen)
-        .map_err(|e| RunnerFailure(format!("cannot listen on {}: {e}", args.listen)))?;
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| RunnerFailure(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr()?;
     let stop = runyard_serve::Stop::new();
     let s = stop.clone();
