@@ -67,7 +67,8 @@ pub(crate) enum Command {
     Prune(commands::prune::PruneArgs),
     /// Create or upgrade a PostgreSQL queue's schema.
     Migrate(commands::migrate::MigrateArgs),
-    /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line.
+    /// Run a benchmark workload (docs/BENCHMARKS.md says what each measures); prints one JSON line
+    /// (`curve`: one per workload and job count).
     Bench(commands::bench::BenchArgs),
     /// The role of a child process of `--mode process` (started by runyard itself).
     #[command(name = "__child", hide = true)]

@@ -16,6 +16,8 @@ use crate::exit::{Exit, RunnerFailure, UsageError};
 use crate::flags::{parse_mode, parse_positive_duration, ProcessFlags};
 use crate::queues::{parse_queue_url, QueueUrl};
 
+mod curve;
+
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     #[command(subcommand)]
@@ -117,6 +119,12 @@ enum Workload {
         #[arg(long, default_value_t = 2)]
         parallel: usize,
     },
+    /// B10: cost as the work grows. B1, B7 (on a scratch SQLite file, and
+    /// on each --queue) and B6 at each of SIZES jobs, each in a `runyard
+    /// bench` process of its own; one JSON line per workload and count,
+    /// with `size`, `run`, `loadavg` and what the rate and the peak RSS
+    /// are of (`rate_of`, `peak_rss_of`).
+    Curve(curve::CurveArgs),
 }
 
 #[derive(Serialize)]
@@ -233,6 +241,7 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
         Workload::Shell { n, parallel } => shell(&registry, n, parallel)?,
         Workload::NoopProcess { n, workers } => noop_process(&registry, n, workers)?,
         Workload::Seed => seed(&registry)?,
+        Workload::Curve(args) => curve::main(args)?,
         Workload::Dag {
             queue,
             chain,

@@ -2,6 +2,7 @@
 //! the report formats, signals, and DESIGN.md's guarantees as a user meets
 //! them on the command line.
 
+mod bench;
 mod closed;
 mod errors;
 mod exec;

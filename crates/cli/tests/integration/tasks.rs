@@ -162,6 +162,7 @@ fn help_texts_point_at_what_exists_and_offer_what_works() {
         "seed",
         "queue",
         "dag",
+        "curve",
     ] {
         assert!(
             text.contains(&format!("runyard bench {workload}")),
