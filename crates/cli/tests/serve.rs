@@ -519,7 +519,10 @@ fn bad_requests_get_a_4xx_that_names_what_was_wrong() {
     bulk(r#"{"ids": []}"#, &["`ids` is empty"]);
     bulk(r#"{"ids": [1, "two"]}"#, &["`ids`[1]", "not a job id"]);
     bulk(r#"{"ids": [1, 1]}"#, &["job 1 is named twice"]);
-    bulk(r#"{"ids": [1], "ids": [2]}"#, &["the key `ids` is given twice"]);
+    bulk(
+        r#"{"ids": [1], "ids": [2]}"#,
+        &["the key `ids` is given twice"],
+    );
     bulk(
         r#"{"filter": {"state": "dead", "state": "queued"}}"#,
         &["the key `state` is given twice"],

@@ -100,6 +100,11 @@
 //! has attempts left (the next run takes it); on a queue that ends with the
 //! run it is cancelled, with the jobs that never ran.
 //!
+//! Claims also wait for the queue to take outcomes: no more are claimed
+//! while [`record::UNWRITTEN_MAX`] ended attempts wait for their records to
+//! be written (waiting, or with the writer), so that a queue slow to write
+//! never has its backlog claimed and run ahead of its recorded ends.
+//!
 //! # Sleeping and waking
 //!
 //! The loop does not sleep while records wait to be written (and the writer
@@ -425,7 +430,14 @@ impl Dispatcher {
         if self.queue_idle || self.queue_down() || self.claims_held(Instant::now()) {
             return Ok(());
         }
-        let mut want = self.claims.claim_size();
+        // While the queue writes outcomes more slowly than it hands out
+        // jobs, no more are claimed than the unwritten records leave room
+        // for: a claim waits for a written batch.
+        let unwritten = self.recorder.unwritten();
+        let mut want = self
+            .claims
+            .claim_size()
+            .min(record::UNWRITTEN_MAX.saturating_sub(unwritten));
         if self.limits && !self.claimed_any {
             // (No lane of its own tasks: the claim is not held back, its
             // jobs are routed or refused as they come.)

@@ -145,6 +145,14 @@ pub(super) fn refusal(
     }
 }
 
+/// The most ended attempts whose records are not yet written (waiting, or
+/// with the writer) before the dispatcher claims more: claims stop while
+/// the queue takes outcomes more slowly than it hands out jobs. Without
+/// it, a queue slow to write (a deep PostgreSQL table) saw hundreds of
+/// thousands of jobs claimed and run ahead of their recorded ends, whose
+/// leases then ran out before the ends were written.
+pub(super) const UNWRITTEN_MAX: usize = 16_384;
+
 /// Records waiting to be written, and the writer thread if there is one.
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -153,6 +161,8 @@ pub(super) struct Recorder {
     writer: Option<Writer>,
     /// A batch is with the writer.
     writing: bool,
+    /// How many records the batch with the writer holds.
+    writing_len: usize,
 }
 
 impl Recorder {
@@ -170,6 +180,12 @@ impl Recorder {
     /// A batch is with the writer thread.
     pub(super) fn writing(&self) -> bool {
         self.writing
+    }
+
+    /// Records of ended attempts not yet written: waiting, and with the
+    /// writer.
+    pub(super) fn unwritten(&self) -> usize {
+        self.pending.len() + self.writing_len
     }
 
     fn take(pending: &mut Vec<Completion>, notes: &mut Vec<Note>) -> Written {
@@ -198,9 +214,11 @@ impl Recorder {
             self.writer = Writer::start(Arc::clone(queue), worker.to_string(), Arc::clone(inbox));
         }
         if let Some(w) = &self.writer {
+            let len = self.pending.len();
             match w.send(Recorder::take(&mut self.pending, &mut self.notes)) {
                 Ok(()) => {
                     self.writing = true;
+                    self.writing_len = len;
                     return None;
                 }
                 Err(back) => {
@@ -220,6 +238,7 @@ impl Recorder {
     /// results, or the error, with the records queued again.
     pub(super) fn written(&mut self, w: Written) -> Result<Recorded, QueueError> {
         self.writing = false;
+        self.writing_len = 0;
         match w.results {
             Ok(results) => Ok(Recorded {
                 records: w.records,
