@@ -1,8 +1,9 @@
 //! The kept counts (`runyard_counts`, schema 9) of the changes that no
-//! trigger counts (schema 11): jobs added, claimed and succeeded. Their
-//! statements tally what they changed, and the tally is written once per
+//! trigger counts (schema 11): jobs added, claimed and succeeded. Inserts
+//! and claims tally what they changed, and the tally is written once per
 //! transaction, a row for each task and state it moved, before the
-//! transaction commits.
+//! transaction commits; a batch's successes are counted by one statement
+//! over their ids.
 
 use crate::sql::SQL;
 use rusqlite::{params, Transaction};
@@ -41,6 +42,17 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// Counts the successes `tx` recorded of the jobs `ids` (each running
+/// until then), one statement for the batch (counts_succeeded.sql).
+pub(crate) fn succeeded(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids = serde_json::to_string(ids).unwrap_or_default();
+    tx.prepare_cached(&SQL.counts_succeeded)?.execute([ids])?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -571,7 +571,7 @@ impl Queue for SqliteQueue {
             let mut cascade = Cascade::default();
             // The jobs that ended (true) or wait again due now (false), in order.
             let mut moved: Vec<(i64, bool)> = Vec::new();
-            let mut tally = Tally::default();
+            let mut succeeded = Vec::new();
             for c in done {
                 let capped;
                 let (state, run_at, output) = match &c.verdict {
@@ -584,23 +584,18 @@ impl Queue for SqliteQueue {
                     Verdict::Dead => (DEAD, now, None),
                     Verdict::Cancelled => (CANCELLED, now, None),
                 };
-                let task: Option<String> = finish
-                    .query_row(
-                        params![
-                            state,
-                            run_at,
-                            output,
-                            c.lease.job.0 as i64,
-                            c.lease.attempt,
-                            worker,
-                            c.lease.claim as i64
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(task) = task {
+                let n = finish.execute(params![
+                    state,
+                    run_at,
+                    output,
+                    c.lease.job.0 as i64,
+                    c.lease.attempt,
+                    worker,
+                    c.lease.claim as i64
+                ])?;
+                if n == 1 {
                     if state == SUCCEEDED {
-                        tally.moved(&task, Some(RUNNING), SUCCEEDED);
+                        succeeded.push(c.lease.job.0 as i64);
                     }
                     insert_attempt(tx, c.lease.job, &c.record)?;
                     if state != WAITING {
@@ -613,7 +608,7 @@ impl Queue for SqliteQueue {
                     out.push(Err(Fenced(c.lease)));
                 }
             }
-            tally.write(tx)?;
+            crate::counts::succeeded(tx, &succeeded)?;
             // The dependents of the jobs that ended move on in this same
             // transaction: no crash can record an end without them. In the
             // order the jobs ended (settling one never reads the state of

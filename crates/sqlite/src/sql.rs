@@ -50,6 +50,7 @@ statements! {
     counts_add = "counts_add.sql";
     counts_by_task = "counts_by_task.sql";
     counts_kept_by_task = "counts_kept_by_task.sql";
+    counts_succeeded = "counts_succeeded.sql";
     delete_attempts = "delete_attempts.sql";
     delete_check = "delete_check.sql";
     delete_edges = "delete_edges.sql";
