@@ -114,6 +114,7 @@
 //! that doubles, up to [`leases::POLL`], while they stay held.
 
 mod claims;
+mod cutoff;
 mod emit;
 mod entry;
 mod executors;
@@ -134,6 +135,7 @@ use runyard_exec::{AttemptReport, Executor, Spinner};
 use runyard_queue::{Capability, Claimed, Durability, Lease, Queue, QueueError, Rescue};
 
 use self::claims::{Batches, Claims};
+use self::cutoff::Cutoff;
 use self::entry::Entry;
 use self::lanes::Lanes;
 use self::leases::{Reach, Timers};
@@ -217,6 +219,9 @@ pub(crate) struct Dispatcher {
     /// No lease is due to be given up before then (see
     /// [`leases::give_up_at`]).
     give_up_check: Instant,
+    /// For a durable queue, what the cut-off watchdog shares (see
+    /// [`cutoff`]).
+    cutoff: Option<Arc<Cutoff>>,
     router: Router,
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
@@ -246,6 +251,11 @@ impl Dispatcher {
         let give_up_check = leases::give_up_at(now, now, engine.config.lease);
         let events_may_interrupt = !events.is_empty();
         let tasks = engine.names.len();
+        let cutoff = durable.then(|| Arc::new(Cutoff::new(now, engine.config.lease)));
+        let mut claims = Claims::new(lanes, limits);
+        if let Some(c) = &cutoff {
+            claims.watched_by(Arc::clone(c));
+        }
         let mut d = Dispatcher {
             engine,
             settings,
@@ -253,7 +263,7 @@ impl Dispatcher {
             inbox,
             events,
             tally,
-            claims: Claims::new(lanes, limits),
+            claims,
             recorder: Recorder::default(),
             runtime: None,
             phase: Phase::Running,
@@ -266,6 +276,7 @@ impl Dispatcher {
             heartbeats,
             renewed: now,
             give_up_check,
+            cutoff,
             claims_held_until: None,
             limits: caps.has(Capability::Limits),
             rated: vec![false; tasks],
@@ -325,10 +336,14 @@ impl Dispatcher {
         let mut mail = Mail::default();
         let mut seen_interrupts = 0;
         let mut spinner = Spinner::default();
+        let watchdog = (self.cutoff.as_ref()).and_then(|c| c.start(Arc::clone(&self.inbox)));
         let error = loop {
             if self.inbox.take(&mut mail) {
                 self.queue_idle = false;
             }
+            // Before the reports taken: those of attempts the watchdog
+            // stopped are not recorded.
+            self.give_up_stopped();
             let started = std::mem::take(&mut mail.started);
             let finished = std::mem::take(&mut mail.finished);
             self.on_started(started, &finished);
@@ -374,6 +389,12 @@ impl Dispatcher {
             }
         };
         let error = error.or_else(|| self.finish().err());
+        if let Some(c) = &self.cutoff {
+            c.close();
+        }
+        if let Some(t) = watchdog {
+            let _ = t.join();
+        }
         self.recorder.stop();
         for e in self.claims.lanes.executors() {
             e.shutdown();
@@ -403,6 +424,7 @@ impl Dispatcher {
     /// start (see the module docs).
     fn executor(&mut self, lane: Lane) -> Option<Arc<dyn Executor>> {
         let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
+        let cutoff = &self.cutoff;
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
             // A durable queue is told when claims start (see `on_started`),
@@ -415,6 +437,9 @@ impl Dispatcher {
         self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
             let exec = executors::start(lane, threads, engine, sink, runtime)?;
             tally.add_executor(&exec);
+            if let Some(c) = cutoff {
+                c.add_executor(lane, &exec);
+            }
             Ok(exec)
         })
     }
@@ -904,7 +929,12 @@ impl Dispatcher {
         let sent = Instant::now();
         let reply = self
             .queue
-            .heartbeat(self.worker(), &leases, self.engine.config.lease)?;
+            .heartbeat(self.worker(), &leases, self.engine.config.lease);
+        // The heartbeat may have waited past leases' give-up times: what
+        // the watchdog stopped meanwhile is given up before the reply is
+        // applied to the entries.
+        self.give_up_stopped();
+        let reply = reply?;
         self.give_back_paused(leases::tokens_of(&held, &reply.paused));
         if !self.durable {
             // An in-process queue's leases are not held against other
@@ -912,6 +942,9 @@ impl Dispatcher {
             return Ok(());
         }
         self.renewed = sent;
+        if let Some(c) = &self.cutoff {
+            c.renewed(sent);
+        }
         self.give_up_check = leases::give_up_at(sent, sent, self.engine.config.lease);
         for token in leases::tokens_of(&held, &reply.lost) {
             self.lose(token);
@@ -996,6 +1029,24 @@ impl Dispatcher {
         );
         for token in lost {
             self.lose(token);
+        }
+    }
+
+    /// The attempts the cut-off watchdog stopped (their leases could not
+    /// be renewed in time while a queue operation waited): given up as
+    /// lost, once, if still held under the lease the watchdog stopped.
+    fn give_up_stopped(&mut self) {
+        let Some(c) = &self.cutoff else { return };
+        for (token, lease) in c.take_stopped() {
+            let Some(e) = self.claims.get(token).filter(|e| e.lease == lease) else {
+                continue;
+            };
+            trace::lost(e);
+            if let Some(m) = self.settings.meter.get() {
+                m.lost(1);
+            }
+            // Already stopped: only the entry ends.
+            self.claims.end(token);
         }
     }
 
