@@ -23,6 +23,10 @@
 //!   beside claims, owns one batch of records at a time, from the hand-over
 //!   to its return through the inbox; the dispatcher writes no record while
 //!   a batch is with it.
+//! - The **cut-off watchdog** ([`cutoff`]), for a durable queue, watches
+//!   the attempts handed to executors and the time of the last renewal,
+//!   and stops those whose leases it is time to give up; the dispatcher
+//!   ends their entries.
 //! - **Executors** own the attempts handed to them until they report an
 //!   attempt's start and its end to the inbox (or give it back when asked).
 //! - The **inbox** holds what others tell the dispatcher; the wake-up
@@ -88,6 +92,20 @@
 //! sixths of a lease ago is given up as if it had been lost: its attempt
 //! is stopped and its outcome never recorded, so that no attempt runs
 //! past its lease while the queue's rescue frees its slot.
+//!
+//! When a queue operation neither answers nor fails (a connection whose
+//! traffic is swallowed keeps the dispatcher's thread waiting in a
+//! heartbeat, a claim or a record), the dispatcher cannot look at the
+//! time; the cut-off watchdog, a thread that needs no queue, stops those
+//! attempts at the same time instead, and the dispatcher gives their
+//! entries up (unrecorded, counted lost once, their slots freed) at the
+//! top of its next turn, before it reads their reports (see [`cutoff`]
+//! for the protocol). A watchdog was chosen over heartbeats on a thread
+//! and a connection of their own: those would still fail to reach a
+//! queue that cannot be reached, and the give-up must not wait on any
+//! queue operation; only the stop needs another thread, and it costs the
+//! dispatcher one uncontended lock per attempt handed over and ended, on
+//! durable queues only.
 //!
 //! # Phases
 //!
