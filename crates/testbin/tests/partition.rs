@@ -182,6 +182,18 @@ fn jobs_of(q: &TestQueue, db: &mut postgres::Client, task: &str) -> Vec<i64> {
     .collect()
 }
 
+/// The mode of each job of `task`, by id.
+fn modes_of(q: &TestQueue, db: &mut postgres::Client, task: &str) -> BTreeMap<i64, String> {
+    db.query(
+        &format!("SELECT id, mode FROM \"{}\".jobs WHERE task = $1", q.schema),
+        &[&task],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 /// Jobs running under worker `name`, by the queue's record.
 fn running_under(q: &TestQueue, db: &mut postgres::Client, name: &str) -> i64 {
     db.query_one(
@@ -198,7 +210,7 @@ fn running_under(q: &TestQueue, db: &mut postgres::Client, name: &str) -> i64 {
 #[test]
 fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     const JOBS: i64 = 120;
-    const TICKS: i64 = 2;
+    const TICKS: i64 = 4;
     const LEASE: Duration = Duration::from_secs(3);
     let q = TestQueue::new("partition");
     let upstream = host_port(&q.url);
@@ -216,14 +228,21 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
 
     let d = dir();
     // Attempts longer than the cut: they tick into `ticks` until `until`
-    // exists. Submitted first, the cut-off worker claims them.
+    // exists, half of them on the blocking pool, half in worker processes.
+    // Submitted first, the cut-off worker claims them.
     let (ticks, until) = (d.path().join("ticks"), d.path().join("until"));
-    let tick = format!(
-        "tick:file={},until={}*{TICKS}",
-        ticks.display(),
-        until.display()
-    );
-    let out = q.cli(&["submit", &tick]);
+    let mut file = String::new();
+    for i in 0..TICKS {
+        let mode = if i % 2 == 0 { "auto" } else { "process" };
+        file.push_str(&format!(
+            "[[job]]\ntask = \"tick\"\nmode = \"{mode}\"\nparams.file = {:?}\nparams.until = {:?}\n",
+            ticks.display().to_string(),
+            until.display().to_string()
+        ));
+    }
+    let tick_file = d.path().join("ticks.toml");
+    std::fs::write(&tick_file, file).unwrap();
+    let out = q.cli(&["submit", "-f", tick_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = q.cli(&["submit", &format!("sleep:duration=500ms*{JOBS}")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -357,10 +376,12 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
             );
         }
     }
+    let modes = modes_of(&q, &mut db, "tick");
     for (attempt, lease_until) in cut_off {
         let last = last_tick.get(attempt).expect("a's tick attempt ticked");
         eprintln!(
-            "a's attempt {attempt:?} last ticked {} ms before its lease expired",
+            "a's attempt {attempt:?} ({} mode) last ticked {} ms before its lease expired",
+            modes[&attempt.0],
             (lease_until - last) / 1000
         );
     }
