@@ -942,6 +942,8 @@ impl Dispatcher {
     /// Renews the leases held, and (with none, too) the worker's
     /// registration as a live worker, if it has one.
     fn heartbeat(&mut self) -> Result<(), QueueError> {
+        // Stopped attempts are not renewed.
+        self.give_up_stopped();
         let held = self.claims.leases();
         let leases: Vec<Lease> = held.iter().map(|(_, l)| *l).collect();
         let sent = Instant::now();
@@ -1136,6 +1138,8 @@ impl Dispatcher {
 
     /// Cancelled attempts that never reported: recorded as cancelled here.
     fn give_up_running(&mut self) {
+        // Those the watchdog stopped are lost, not cancelled.
+        self.give_up_stopped();
         let now = self.queue.now();
         for e in self.claims.end_all() {
             let started = e.started_at().unwrap_or(now);
