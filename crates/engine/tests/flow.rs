@@ -180,6 +180,13 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 // ------------------------------------------------------------------ the shim
 
+/// A call to the shim that a test can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Heartbeat,
+    Claim,
+}
+
 /// An in-memory queue answering as a queue with flow control would.
 #[derive(Debug)]
 struct Shim {
@@ -196,12 +203,12 @@ struct Shim {
     /// Heartbeats fail while set.
     fail_heartbeats: AtomicBool,
     failed_heartbeats: AtomicUsize,
-    /// Heartbeats wait while set, as on a connection that neither answers
-    /// nor fails, until it is cleared (and `unheld` notified).
-    hold_heartbeats: Mutex<bool>,
+    /// The calls that wait while held, as on a connection that neither
+    /// answers nor fails, until let go (and `unheld` notified).
+    hold: Mutex<Option<Call>>,
     unheld: Condvar,
-    /// Heartbeats waiting now.
-    held_heartbeats: AtomicUsize,
+    /// Calls waiting now.
+    held_calls: AtomicUsize,
     /// The task of each lease claimed.
     claimed: Mutex<HashMap<Lease, TaskName>>,
     released: Mutex<Vec<Lease>>,
@@ -220,9 +227,9 @@ impl Shim {
             paused: Mutex::default(),
             fail_heartbeats: AtomicBool::new(false),
             failed_heartbeats: AtomicUsize::new(0),
-            hold_heartbeats: Mutex::new(false),
+            hold: Mutex::new(None),
             unheld: Condvar::new(),
-            held_heartbeats: AtomicUsize::new(0),
+            held_calls: AtomicUsize::new(0),
             claimed: Mutex::default(),
             released: Mutex::default(),
             completed: Mutex::default(),
@@ -236,10 +243,22 @@ impl Shim {
         self
     }
 
-    /// Heartbeats wait from now on (`true`), or go on (`false`).
-    fn hold_heartbeats(&self, hold: bool) {
-        *self.hold_heartbeats.lock().unwrap() = hold;
+    /// Calls of this kind wait from now on (`Some`), or none does.
+    fn hold(&self, call: Option<Call>) {
+        *self.hold.lock().unwrap() = call;
         self.unheld.notify_all();
+    }
+
+    /// Waits while calls of this kind are held.
+    fn wait_if_held(&self, call: Call) {
+        let mut hold = self.hold.lock().unwrap();
+        if *hold == Some(call) {
+            self.held_calls.fetch_add(1, Ordering::SeqCst);
+            while *hold == Some(call) {
+                hold = self.unheld.wait(hold).unwrap();
+            }
+            self.held_calls.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn released_jobs(&self) -> Vec<JobId> {
@@ -305,6 +324,7 @@ impl Queue for Shim {
         lease: Duration,
         tasks: Option<&[TaskName]>,
     ) -> Result<Vec<Claimed>, QueueError> {
+        self.wait_if_held(Call::Claim);
         if self.paused.lock().unwrap().is_some() {
             return Ok(Vec::new());
         }
@@ -329,15 +349,7 @@ impl Queue for Shim {
         leases: &[Lease],
         lease: Duration,
     ) -> Result<HeartbeatReply, QueueError> {
-        let mut hold = self.hold_heartbeats.lock().unwrap();
-        if *hold {
-            self.held_heartbeats.fetch_add(1, Ordering::SeqCst);
-            while *hold {
-                hold = self.unheld.wait(hold).unwrap();
-            }
-            self.held_heartbeats.fetch_sub(1, Ordering::SeqCst);
-        }
-        drop(hold);
+        self.wait_if_held(Call::Heartbeat);
         if self.fail_heartbeats.load(Ordering::SeqCst) {
             self.failed_heartbeats.fetch_add(1, Ordering::SeqCst);
             return Err(QueueError::new(
@@ -771,16 +783,17 @@ struct Unhold<'a>(&'a Shim);
 
 impl Drop for Unhold<'_> {
     fn drop(&mut self) {
-        self.0.hold_heartbeats(false);
+        self.0.hold(None);
     }
 }
 
-/// A heartbeat that neither answers nor fails holds the dispatcher's
-/// thread: the attempt of `task` (run in `mode`, on one thread) is stopped
-/// all the same before its lease expires, while the heartbeat still waits;
-/// its outcome is never recorded, its loss counted once, and its slot
-/// freed: the job, rescued, runs again there, and so does another.
-fn stopped_before_expiry_while_a_heartbeat_waits(mode: Mode, task: &str) {
+/// A queue call (`held`) that neither answers nor fails holds the
+/// dispatcher's thread: the attempt of `task` (run in `mode`, on one
+/// thread) is stopped all the same before its lease expires, while the
+/// call still waits; its outcome is never recorded, its loss counted once,
+/// and its slot freed: the job, rescued, runs again there, and so does
+/// another.
+fn stopped_before_expiry_while_a_call_waits(mode: Mode, task: &str, held: Call) {
     let s = Switches::default();
     // Heartbeats every 400 ms; a lease not renewed for 1 s is given up.
     let config = EngineConfig::builder()
@@ -803,17 +816,17 @@ fn stopped_before_expiry_while_a_heartbeat_waits(mode: Mode, task: &str) {
     let job = || engine.prepare(&JobSpec::new(task)).unwrap();
     let id = queue.enqueue_one(job()).unwrap().id();
     wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
-    queue.hold_heartbeats(true);
-    wait_for("a heartbeat waits", || {
-        queue.held_heartbeats.load(Ordering::SeqCst) == 1
+    queue.hold(Some(held));
+    wait_for("a call waits", || {
+        queue.held_calls.load(Ordering::SeqCst) == 1
     });
     wait_for("the attempt is stopped", || {
         s.cancelled.load(Ordering::SeqCst) == 1
     });
     assert_eq!(
-        queue.held_heartbeats.load(Ordering::SeqCst),
+        queue.held_calls.load(Ordering::SeqCst),
         1,
-        "stopped while the heartbeat waits"
+        "stopped while the call waits"
     );
     assert_eq!(s.running.load(Ordering::SeqCst), 0);
     let first = queue
@@ -824,9 +837,9 @@ fn stopped_before_expiry_while_a_heartbeat_waits(mode: Mode, task: &str) {
         .find(|l| l.job == id)
         .copied()
         .unwrap();
-    // The heartbeat returns: the job's lease expires and is rescued, and
-    // the job runs again on the one thread, whose slot was given back.
-    queue.hold_heartbeats(false);
+    // The call returns: the job's lease expires and is rescued, and the
+    // job runs again on the one thread, whose slot was given back.
+    queue.hold(None);
     s.open.store(true, Ordering::SeqCst);
     let state = |id| {
         let view = queue.inner.inspect().unwrap().get(id).unwrap().unwrap();
@@ -849,12 +862,17 @@ fn stopped_before_expiry_while_a_heartbeat_waits(mode: Mode, task: &str) {
 
 #[test]
 fn a_thread_attempt_is_stopped_before_its_lease_expires_while_a_heartbeat_waits() {
-    stopped_before_expiry_while_a_heartbeat_waits(Mode::Thread, "gate");
+    stopped_before_expiry_while_a_call_waits(Mode::Thread, "gate", Call::Heartbeat);
 }
 
 #[test]
 fn an_async_attempt_is_stopped_before_its_lease_expires_while_a_heartbeat_waits() {
-    stopped_before_expiry_while_a_heartbeat_waits(Mode::Async, "async_gate");
+    stopped_before_expiry_while_a_call_waits(Mode::Async, "async_gate", Call::Heartbeat);
+}
+
+#[test]
+fn an_attempt_is_stopped_before_its_lease_expires_while_a_claim_waits() {
+    stopped_before_expiry_while_a_call_waits(Mode::Thread, "gate", Call::Claim);
 }
 
 // ------------------------------------------------------------------ on the memory queue
