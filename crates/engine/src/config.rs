@@ -139,10 +139,11 @@ impl EngineConfigBuilder {
     }
 
     /// The lease a claim holds; heartbeats renew it every third of it
-    /// (default 30 s). When heartbeats fail, an attempt whose lease has
-    /// gone unrenewed for five sixths of it is stopped, its outcome not
-    /// recorded: no attempt runs past its lease, and the queue's rescue
-    /// gives its job (and its limit's slot) to another worker.
+    /// (default 30 s). When heartbeats fail or do not return, an attempt
+    /// whose lease has gone unrenewed for five sixths of it is stopped,
+    /// its outcome not recorded: no attempt runs past its lease, and the
+    /// queue's rescue gives its job (and its limit's slot) to another
+    /// worker.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config.lease = lease;
         self

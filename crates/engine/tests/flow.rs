@@ -5,18 +5,18 @@
 //! The dispatcher's cases run on [`Shim`], an in-memory queue that answers
 //! claims and heartbeats as a queue with limits would (a claim of a
 //! rate-limited task says when it was admitted; a heartbeat lists the
-//! claims of a paused task, or fails on demand).
+//! claims of a paused task, or fails, or waits, on demand).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use runyard_core::{
-    Context, Event, FlowKey, Hold, JobId, JobSpec, JobState, Mode, OnConflict, OutcomeKind, Rate,
-    Registry, Task, TaskDef, TaskDefaults, TaskError, TaskKind, Timestamp,
+    AsyncTask, Context, Event, FlowKey, Hold, JobId, JobSpec, JobState, Mode, OnConflict,
+    OutcomeKind, Rate, Registry, Task, TaskDef, TaskDefaults, TaskError, TaskKind, Timestamp,
 };
-use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink, Run};
+use runyard_engine::{ConfigError, Engine, EngineConfig, EventSink, Meter, Run};
 use runyard_queue::{
     Capabilities, Capability, Claimed, Clock, Completion, Durability, Enqueued, Fenced,
     HeartbeatReply, Lease, ManualClock, MemoryQueue, NewJob, PublishedTask, Queue, QueueError,
@@ -54,6 +54,44 @@ impl Task for Gate {
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
         r
+    }
+}
+
+/// The gate as an async task: waits until its gate is open; a future
+/// dropped before (its attempt stopped) counts as cancelled.
+struct AsyncGate(Switches);
+
+/// Counts an async gate's end: cancelled unless it saw the gate open.
+struct GateEnd<'a> {
+    s: &'a Switches,
+    opened: bool,
+}
+
+impl Drop for GateEnd<'_> {
+    fn drop(&mut self) {
+        if !self.opened {
+            self.s.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+        self.s.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AsyncTask for AsyncGate {
+    const NAME: &'static str = "async_gate";
+    type Params = ();
+    type Output = ();
+
+    async fn run(&self, _: (), _: Context) -> Result<(), TaskError> {
+        let s = &self.0;
+        let now = s.running.fetch_add(1, Ordering::SeqCst) + 1;
+        s.most.fetch_max(now, Ordering::SeqCst);
+        s.started.fetch_add(1, Ordering::SeqCst);
+        let mut end = GateEnd { s, opened: false };
+        while !s.open.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        end.opened = true;
+        Ok(())
     }
 }
 
@@ -123,6 +161,7 @@ fn registry(s: &Switches) -> Registry {
             running: Arc::clone(&s.running),
             most: Arc::clone(&s.most),
         }))
+        .task(TaskDef::from_async(AsyncGate(s.clone())))
         .task(TaskDef::from_task(Limited))
         .task(TaskDef::from_task(Plain))
         .task(TaskDef::from_task(Quick))
@@ -141,6 +180,13 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 // ------------------------------------------------------------------ the shim
 
+/// A call to the shim that a test can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Heartbeat,
+    Claim,
+}
+
 /// An in-memory queue answering as a queue with flow control would.
 #[derive(Debug)]
 struct Shim {
@@ -157,6 +203,12 @@ struct Shim {
     /// Heartbeats fail while set.
     fail_heartbeats: AtomicBool,
     failed_heartbeats: AtomicUsize,
+    /// The calls that wait while held, as on a connection that neither
+    /// answers nor fails, until let go (and `unheld` notified).
+    hold: Mutex<Option<Call>>,
+    unheld: Condvar,
+    /// Calls waiting now.
+    held_calls: AtomicUsize,
     /// The task of each lease claimed.
     claimed: Mutex<HashMap<Lease, TaskName>>,
     released: Mutex<Vec<Lease>>,
@@ -175,6 +227,9 @@ impl Shim {
             paused: Mutex::default(),
             fail_heartbeats: AtomicBool::new(false),
             failed_heartbeats: AtomicUsize::new(0),
+            hold: Mutex::new(None),
+            unheld: Condvar::new(),
+            held_calls: AtomicUsize::new(0),
             claimed: Mutex::default(),
             released: Mutex::default(),
             completed: Mutex::default(),
@@ -186,6 +241,24 @@ impl Shim {
     fn rating(mut self, task: &'static str) -> Shim {
         self.rated = Some(task);
         self
+    }
+
+    /// Calls of this kind wait from now on (`Some`), or none does.
+    fn hold(&self, call: Option<Call>) {
+        *self.hold.lock().unwrap() = call;
+        self.unheld.notify_all();
+    }
+
+    /// Waits while calls of this kind are held.
+    fn wait_if_held(&self, call: Call) {
+        let mut hold = self.hold.lock().unwrap();
+        if *hold == Some(call) {
+            self.held_calls.fetch_add(1, Ordering::SeqCst);
+            while *hold == Some(call) {
+                hold = self.unheld.wait(hold).unwrap();
+            }
+            self.held_calls.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn released_jobs(&self) -> Vec<JobId> {
@@ -251,6 +324,7 @@ impl Queue for Shim {
         lease: Duration,
         tasks: Option<&[TaskName]>,
     ) -> Result<Vec<Claimed>, QueueError> {
+        self.wait_if_held(Call::Claim);
         if self.paused.lock().unwrap().is_some() {
             return Ok(Vec::new());
         }
@@ -275,6 +349,7 @@ impl Queue for Shim {
         leases: &[Lease],
         lease: Duration,
     ) -> Result<HeartbeatReply, QueueError> {
+        self.wait_if_held(Call::Heartbeat);
         if self.fail_heartbeats.load(Ordering::SeqCst) {
             self.failed_heartbeats.fetch_add(1, Ordering::SeqCst);
             return Err(QueueError::new(
@@ -691,6 +766,113 @@ fn attempts_whose_leases_cannot_be_renewed_are_stopped_before_they_expire() {
     assert!(!kinds.contains(&OutcomeKind::Cancelled), "{kinds:?}");
     run.interrupt();
     run.wait().unwrap();
+}
+
+/// Counts the leases a worker says it lost.
+#[derive(Default)]
+struct Lost(AtomicUsize);
+
+impl Meter for Lost {
+    fn lost(&self, leases: usize) {
+        self.0.fetch_add(leases, Ordering::SeqCst);
+    }
+}
+
+/// Lets the shim's heartbeats go when dropped.
+struct Unhold<'a>(&'a Shim);
+
+impl Drop for Unhold<'_> {
+    fn drop(&mut self) {
+        self.0.hold(None);
+    }
+}
+
+/// A queue call (`held`) that neither answers nor fails holds the
+/// dispatcher's thread: the attempt of `task` (run in `mode`, on one
+/// thread) is stopped all the same before its lease expires, while the
+/// call still waits; its outcome is never recorded, its loss counted once,
+/// and its slot freed: the job, rescued, runs again there, and so does
+/// another.
+fn stopped_before_expiry_while_a_call_waits(mode: Mode, task: &str, held: Call) {
+    let s = Switches::default();
+    // Heartbeats every 400 ms; a lease not renewed for 1 s is given up.
+    let config = EngineConfig::builder()
+        .mode(mode)
+        .concurrency(1)
+        .lease(Duration::from_millis(1200))
+        .grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let queue = Arc::new(Shim::new(true));
+    let lost = Arc::new(Lost::default());
+    let run = engine
+        .worker(Arc::clone(&queue) as Arc<dyn Queue>)
+        .meter(Arc::clone(&lost) as Arc<dyn Meter>)
+        .start()
+        .unwrap();
+    // A failed test lets heartbeats go, so that its run can end.
+    let _unhold = Unhold(&queue);
+    let job = || engine.prepare(&JobSpec::new(task)).unwrap();
+    let id = queue.enqueue_one(job()).unwrap().id();
+    wait_for("the gate runs", || s.started.load(Ordering::SeqCst) == 1);
+    queue.hold(Some(held));
+    wait_for("a call waits", || {
+        queue.held_calls.load(Ordering::SeqCst) == 1
+    });
+    wait_for("the attempt is stopped", || {
+        s.cancelled.load(Ordering::SeqCst) == 1
+    });
+    assert_eq!(
+        queue.held_calls.load(Ordering::SeqCst),
+        1,
+        "stopped while the call waits"
+    );
+    assert_eq!(s.running.load(Ordering::SeqCst), 0);
+    let first = queue
+        .claimed
+        .lock()
+        .unwrap()
+        .keys()
+        .find(|l| l.job == id)
+        .copied()
+        .unwrap();
+    // The call returns: the job's lease expires and is rescued, and the
+    // job runs again on the one thread, whose slot was given back.
+    queue.hold(None);
+    s.open.store(true, Ordering::SeqCst);
+    let state = |id| {
+        let view = queue.inner.inspect().unwrap().get(id).unwrap().unwrap();
+        view.state
+    };
+    wait_for("the job succeeds", || state(id) == JobState::Succeeded);
+    let other = queue.enqueue_one(job()).unwrap().id();
+    wait_for("another job succeeds", || {
+        state(other) == JobState::Succeeded
+    });
+    assert!(!queue.completed.lock().unwrap().contains(&first));
+    let view = queue.inner.inspect().unwrap().get(id).unwrap().unwrap();
+    let kinds: Vec<OutcomeKind> = view.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(kinds.last(), Some(&OutcomeKind::Succeeded), "{kinds:?}");
+    assert!(!kinds.contains(&OutcomeKind::Cancelled), "{kinds:?}");
+    assert_eq!(lost.0.load(Ordering::SeqCst), 1, "given up once");
+    run.interrupt();
+    run.wait().unwrap();
+}
+
+#[test]
+fn a_thread_attempt_is_stopped_before_its_lease_expires_while_a_heartbeat_waits() {
+    stopped_before_expiry_while_a_call_waits(Mode::Thread, "gate", Call::Heartbeat);
+}
+
+#[test]
+fn an_async_attempt_is_stopped_before_its_lease_expires_while_a_heartbeat_waits() {
+    stopped_before_expiry_while_a_call_waits(Mode::Async, "async_gate", Call::Heartbeat);
+}
+
+#[test]
+fn an_attempt_is_stopped_before_its_lease_expires_while_a_claim_waits() {
+    stopped_before_expiry_while_a_call_waits(Mode::Thread, "gate", Call::Claim);
 }
 
 // ------------------------------------------------------------------ on the memory queue

@@ -233,6 +233,41 @@ fn step(p: Step, ctx: &Context) -> Result<u64, TaskError> {
     Ok(job)
 }
 
+/// Parameters of `tick`.
+#[derive(Debug, Serialize, Deserialize, runyard::Params)]
+#[serde(deny_unknown_fields)]
+struct TickParams {
+    /// The file each tick is recorded in.
+    file: std::path::PathBuf,
+    /// The attempt succeeds once this file exists.
+    until: std::path::PathBuf,
+}
+
+/// Appends `JOB ATTEMPT MICROS` (the wall clock, in microseconds since
+/// the Unix epoch) to `file` every 50 ms while it runs, until the file
+/// `until` exists or its attempt is stopped: a test reads from it when
+/// each attempt last ran.
+#[task(kind = "blocking")]
+fn tick(p: TickParams, ctx: &Context) -> Result<u64, TaskError> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p.file)?;
+    let (job, attempt) = (ctx.job_id().0, ctx.attempt());
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        // One write of one short line: O_APPEND keeps lines whole.
+        f.write_all(format!("{job} {attempt} {now}\n").as_bytes())?;
+        if p.until.exists() {
+            return Ok(job);
+        }
+        ctx.sleep(Duration::from_millis(50))?;
+    }
+}
+
 fn main() -> std::process::ExitCode {
     runyard_cli::main_with(|| {
         Ok(Registry::builder()

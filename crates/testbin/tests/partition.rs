@@ -1,10 +1,11 @@
 //! A real partition: one worker reaches the PostgreSQL queue through a TCP
 //! proxy that the test turns into a black hole (bytes neither read nor
 //! passed on, connections left open, as when a cable is cut) for longer
-//! than the worker's lease, then lets through again. The other worker
-//! rescues the cut-off worker's jobs, the cut-off worker's late outcomes
-//! are refused by fencing, it rejoins and runs jobs again, and every job
-//! is recorded exactly once.
+//! than the worker's lease, then lets through again. The cut-off worker
+//! stops its attempts before their leases expire, although its queue
+//! operations wait through the cut; the other worker rescues its jobs, the
+//! cut-off worker's late outcomes are refused by fencing, it rejoins and
+//! runs jobs again, and every job is recorded exactly once.
 //!
 //! The proxy's black hole keeps TCP alive (the kernel still acknowledges
 //! what the worker sends), as a frozen server or middlebox would: no TCP
@@ -14,6 +15,7 @@
 mod common;
 mod pg;
 
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -151,6 +153,47 @@ fn attempts(q: &TestQueue, db: &mut postgres::Client) -> Vec<(i64, i32, String, 
     .collect()
 }
 
+/// The lease (until when, in microseconds since the Unix epoch) of each
+/// attempt `(job, attempt)` running under worker `name`, by the queue's
+/// record.
+fn leases_of(q: &TestQueue, db: &mut postgres::Client, name: &str) -> Vec<((i64, i32), i64)> {
+    db.query(
+        &format!(
+            "SELECT id, attempt, lease_until FROM \"{}\".jobs WHERE state = 2 AND worker = $1",
+            q.schema
+        ),
+        &[&name],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+    .collect()
+}
+
+/// The ids of the jobs of `task`.
+fn jobs_of(q: &TestQueue, db: &mut postgres::Client, task: &str) -> Vec<i64> {
+    db.query(
+        &format!("SELECT id FROM \"{}\".jobs WHERE task = $1", q.schema),
+        &[&task],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The mode of each job of `task`, by id.
+fn modes_of(q: &TestQueue, db: &mut postgres::Client, task: &str) -> BTreeMap<i64, String> {
+    db.query(
+        &format!("SELECT id, mode FROM \"{}\".jobs WHERE task = $1", q.schema),
+        &[&task],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 /// Jobs running under worker `name`, by the queue's record.
 fn running_under(q: &TestQueue, db: &mut postgres::Client, name: &str) -> i64 {
     db.query_one(
@@ -167,6 +210,7 @@ fn running_under(q: &TestQueue, db: &mut postgres::Client, name: &str) -> i64 {
 #[test]
 fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     const JOBS: i64 = 120;
+    const TICKS: i64 = 4;
     const LEASE: Duration = Duration::from_secs(3);
     let q = TestQueue::new("partition");
     let upstream = host_port(&q.url);
@@ -183,15 +227,37 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     cut_q.url.push_str("&reconnect=1s");
 
     let d = dir();
+    // Attempts longer than the cut: they tick into `ticks` until `until`
+    // exists, half of them on the blocking pool, half in worker processes.
+    // Submitted first, the cut-off worker claims them.
+    let (ticks, until) = (d.path().join("ticks"), d.path().join("until"));
+    let mut file = String::new();
+    for i in 0..TICKS {
+        let mode = if i % 2 == 0 { "auto" } else { "process" };
+        file.push_str(&format!(
+            "[[job]]\ntask = \"tick\"\nmode = \"{mode}\"\nparams.file = {:?}\nparams.until = {:?}\n",
+            ticks.display().to_string(),
+            until.display().to_string()
+        ));
+    }
+    let tick_file = d.path().join("ticks.toml");
+    std::fs::write(&tick_file, file).unwrap();
+    let out = q.cli(&["submit", "-f", tick_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let out = q.cli(&["submit", &format!("sleep:duration=500ms*{JOBS}")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut db = q.db();
+    let tick_jobs = jobs_of(&q, &mut db, "tick");
     let (log_a, log_b) = (d.path().join("a.log"), d.path().join("b.log"));
     let args = ["--lease", "3s", "-j", "4"];
     let a = cut_q.worker("a", &args, &log_a);
     let mut guard = KillOnPanic(vec![a.id()]);
     wait_until(Duration::from_secs(60), "worker a to run jobs", || {
-        running_under(&q, &mut db, "a") >= 2
+        let held = leases_of(&q, &mut db, "a");
+        let ticking = tick_jobs
+            .iter()
+            .all(|j| held.iter().any(|((id, _), _)| id == j));
+        ticking && held.len() >= 2
     });
     assert!(proxy.accepted.load(Ordering::SeqCst) > 0);
     let b = q.worker("b", &args, &log_b);
@@ -208,9 +274,17 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
         "a held no job at the cut"
     );
 
-    // b takes over a's jobs once a's leases expired.
+    // b takes over a's jobs once a's leases expired. Until then the
+    // queue's record says until when each of a's leases runs (renewed by
+    // no heartbeat after the cut).
+    let mut a_leases: BTreeMap<(i64, i32), i64> = BTreeMap::new();
     wait_until(Duration::from_secs(60), "b to rescue a's jobs", || {
-        running_under(&q, &mut db, "a") == 0
+        let held = leases_of(&q, &mut db, "a");
+        for (attempt, until) in &held {
+            let e = a_leases.entry(*attempt).or_insert(*until);
+            *e = (*e).max(*until);
+        }
+        held.is_empty()
     });
     let rescued_after = cut_at.elapsed();
     let said = |log: &std::path::Path| std::fs::read_to_string(log).unwrap_or_default();
@@ -219,6 +293,7 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
         std::thread::sleep(Duration::from_millis(50));
     }
     proxy.set_cut(false);
+    std::fs::write(&until, b"").unwrap();
 
     // a rejoins: it runs jobs again.
     let before: i64 = attempts(&q, &mut db)
@@ -228,7 +303,7 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     let out = q.cli(&["submit", &format!("sleep:duration=200ms*{JOBS}")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     wait_until(Duration::from_secs(120), "every job to succeed", || {
-        q.count(&mut db, "succeeded") == 2 * JOBS
+        q.count(&mut db, "succeeded") == 2 * JOBS + TICKS
     });
     let all = attempts(&q, &mut db);
     let after = all
@@ -275,9 +350,41 @@ fn a_worker_cut_off_past_its_lease_gives_way_and_rejoins() {
     );
     assert_eq!(
         q.states(&mut db),
-        std::collections::BTreeMap::from([("succeeded".into(), 2 * JOBS)])
+        BTreeMap::from([("succeeded".into(), 2 * JOBS + TICKS)])
     );
     assert_each_success_recorded_once(&q, &mut db);
+
+    // No attempt of a's ran past its lease: its last tick came before the
+    // lease the queue recorded for it expired.
+    let mut last_tick: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    for line in std::fs::read_to_string(&ticks).unwrap().lines() {
+        let f: Vec<i64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        let e = last_tick.entry((f[0], f[1] as i32)).or_insert(f[2]);
+        *e = (*e).max(f[2]);
+    }
+    let cut_off: Vec<_> = (a_leases.iter())
+        .filter(|(k, _)| tick_jobs.contains(&k.0))
+        .collect();
+    assert_eq!(cut_off.len(), TICKS as usize, "{a_leases:?}");
+    for (attempt, lease_until) in &a_leases {
+        if let Some(last) = last_tick.get(attempt) {
+            assert!(
+                last < lease_until,
+                "attempt {attempt:?} of a ticked {} ms past its lease: {}",
+                (last - *lease_until) / 1000,
+                said(&log_a)
+            );
+        }
+    }
+    let modes = modes_of(&q, &mut db, "tick");
+    for (attempt, lease_until) in cut_off {
+        let last = last_tick.get(attempt).expect("a's tick attempt ticked");
+        eprintln!(
+            "a's attempt {attempt:?} ({} mode) last ticked {} ms before its lease expired",
+            modes[&attempt.0],
+            (lease_until - last) / 1000
+        );
+    }
     eprintln!(
         "a's jobs rescued {rescued_after:?} after the cut; {} of a's attempts lost",
         lost.len()

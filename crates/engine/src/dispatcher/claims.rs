@@ -10,6 +10,7 @@
 //! and is the one place that does.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use runyard_core::{TaskIndex, Timestamp};
@@ -17,6 +18,7 @@ use runyard_exec::Attempt;
 use runyard_queue::Lease;
 use rustc_hash::FxHashMap;
 
+use super::cutoff::Cutoff;
 use super::entry::{Entry, Stage};
 use super::lanes::Lanes;
 use crate::lane::Lane;
@@ -41,6 +43,9 @@ pub(super) struct Claims {
     waiting: usize,
     /// Entries whose attempt started (and has not ended).
     started: usize,
+    /// For a durable queue, the cut-off watchdog, told of every attempt
+    /// handed over and of its end (see [`super::cutoff`]).
+    cutoff: Option<Arc<Cutoff>>,
 }
 
 impl Claims {
@@ -54,7 +59,13 @@ impl Claims {
             blocked: FxHashMap::default(),
             waiting: 0,
             started: 0,
+            cutoff: None,
         }
+    }
+
+    /// Tells `cutoff` of every attempt handed over, and of its end.
+    pub(super) fn watched_by(&mut self, cutoff: Arc<Cutoff>) {
+        self.cutoff = Some(cutoff);
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -178,6 +189,9 @@ impl Claims {
         };
         self.lanes[e.lane].inflight += 1;
         self.task_running[e.task.0 as usize] += 1;
+        if let Some(c) = &self.cutoff {
+            c.watch_attempt(token, e.lease, e.lane, e.claimed_at);
+        }
         Attempt {
             token,
             job: e.lease.job,
@@ -201,6 +215,9 @@ impl Claims {
                 parents: a.parents,
             };
             let task = e.task;
+            if let Some(c) = &self.cutoff {
+                c.forget(a.token);
+            }
             self.free_slot(lane, task);
             self.lanes[lane].waiting.push_front(a.token);
             self.waiting += 1;
@@ -228,6 +245,9 @@ impl Claims {
             self.started -= 1;
         }
         if e.holds_slot() {
+            if let Some(c) = &self.cutoff {
+                c.forget(token);
+            }
             self.free_slot(e.lane, e.task);
         } else {
             self.drop_waiting(token, &e);

@@ -23,6 +23,10 @@
 //!   beside claims, owns one batch of records at a time, from the hand-over
 //!   to its return through the inbox; the dispatcher writes no record while
 //!   a batch is with it.
+//! - The **cut-off watchdog** ([`cutoff`]), for a durable queue, watches
+//!   the attempts handed to executors and the time of the last renewal,
+//!   and stops those whose leases it is time to give up; the dispatcher
+//!   ends their entries.
 //! - **Executors** own the attempts handed to them until they report an
 //!   attempt's start and its end to the inbox (or give it back when asked).
 //! - The **inbox** holds what others tell the dispatcher; the wake-up
@@ -89,6 +93,20 @@
 //! is stopped and its outcome never recorded, so that no attempt runs
 //! past its lease while the queue's rescue frees its slot.
 //!
+//! When a queue operation neither answers nor fails (a connection whose
+//! traffic is swallowed keeps the dispatcher's thread waiting in a
+//! heartbeat, a claim or a record), the dispatcher cannot look at the
+//! time; the cut-off watchdog, a thread that needs no queue, stops those
+//! attempts at the same time instead, and the dispatcher gives their
+//! entries up (unrecorded, counted lost once, their slots freed) at the
+//! top of its next turn, before it reads their reports (see [`cutoff`]
+//! for the protocol). A watchdog was chosen over heartbeats on a thread
+//! and a connection of their own: those would still fail to reach a
+//! queue that cannot be reached, and the give-up must not wait on any
+//! queue operation; only the stop needs another thread, and it costs the
+//! dispatcher one uncontended lock per attempt handed over and ended, on
+//! durable queues only.
+//!
 //! # Phases
 //!
 //! `Running` claims and runs; the first interrupt moves to `Draining`
@@ -119,6 +137,7 @@
 //! that doubles, up to [`leases::POLL`], while they stay held.
 
 mod claims;
+mod cutoff;
 mod emit;
 mod entry;
 mod executors;
@@ -139,6 +158,7 @@ use runyard_exec::{AttemptReport, Executor, Spinner};
 use runyard_queue::{Capability, Claimed, Durability, Lease, Queue, QueueError, Rescue};
 
 use self::claims::{Batches, Claims};
+use self::cutoff::Cutoff;
 use self::entry::Entry;
 use self::lanes::Lanes;
 use self::leases::{Reach, Timers};
@@ -222,6 +242,9 @@ pub(crate) struct Dispatcher {
     /// No lease is due to be given up before then (see
     /// [`leases::give_up_at`]).
     give_up_check: Instant,
+    /// For a durable queue, what the cut-off watchdog shares (see
+    /// [`cutoff`]).
+    cutoff: Option<Arc<Cutoff>>,
     router: Router,
     /// Whether event sinks are present (and so might interrupt the run).
     events_may_interrupt: bool,
@@ -251,6 +274,11 @@ impl Dispatcher {
         let give_up_check = leases::give_up_at(now, now, engine.config.lease);
         let events_may_interrupt = !events.is_empty();
         let tasks = engine.names.len();
+        let cutoff = durable.then(|| Arc::new(Cutoff::new(now, engine.config.lease)));
+        let mut claims = Claims::new(lanes, limits);
+        if let Some(c) = &cutoff {
+            claims.watched_by(Arc::clone(c));
+        }
         let mut d = Dispatcher {
             engine,
             settings,
@@ -258,7 +286,7 @@ impl Dispatcher {
             inbox,
             events,
             tally,
-            claims: Claims::new(lanes, limits),
+            claims,
             recorder: Recorder::default(),
             runtime: None,
             phase: Phase::Running,
@@ -271,6 +299,7 @@ impl Dispatcher {
             heartbeats,
             renewed: now,
             give_up_check,
+            cutoff,
             claims_held_until: None,
             limits: caps.has(Capability::Limits),
             rated: vec![false; tasks],
@@ -330,10 +359,14 @@ impl Dispatcher {
         let mut mail = Mail::default();
         let mut seen_interrupts = 0;
         let mut spinner = Spinner::default();
+        let watchdog = (self.cutoff.as_ref()).and_then(|c| c.start(Arc::clone(&self.inbox)));
         let error = loop {
             if self.inbox.take(&mut mail) {
                 self.queue_idle = false;
             }
+            // Before the reports taken: those of attempts the watchdog
+            // stopped are not recorded.
+            self.give_up_stopped();
             let started = std::mem::take(&mut mail.started);
             let finished = std::mem::take(&mut mail.finished);
             self.on_started(started, &finished);
@@ -379,6 +412,12 @@ impl Dispatcher {
             }
         };
         let error = error.or_else(|| self.finish().err());
+        if let Some(c) = &self.cutoff {
+            c.close();
+        }
+        if let Some(t) = watchdog {
+            let _ = t.join();
+        }
         self.recorder.stop();
         for e in self.claims.lanes.executors() {
             e.shutdown();
@@ -408,6 +447,7 @@ impl Dispatcher {
     /// start (see the module docs).
     fn executor(&mut self, lane: Lane) -> Option<Arc<dyn Executor>> {
         let (engine, runtime, tally) = (&self.engine, &mut self.runtime, &self.tally);
+        let cutoff = &self.cutoff;
         let sink = Arc::new(InboxSink {
             inbox: Arc::clone(&self.inbox),
             // A durable queue is told when claims start (see `on_started`),
@@ -420,6 +460,9 @@ impl Dispatcher {
         self.claims.lanes[lane].executor(lane, Instant::now(), |threads| {
             let exec = executors::start(lane, threads, engine, sink, runtime)?;
             tally.add_executor(&exec);
+            if let Some(c) = cutoff {
+                c.add_executor(lane, &exec);
+            }
             Ok(exec)
         })
     }
@@ -911,12 +954,19 @@ impl Dispatcher {
     /// Renews the leases held, and (with none, too) the worker's
     /// registration as a live worker, if it has one.
     fn heartbeat(&mut self) -> Result<(), QueueError> {
+        // Stopped attempts are not renewed.
+        self.give_up_stopped();
         let held = self.claims.leases();
         let leases: Vec<Lease> = held.iter().map(|(_, l)| *l).collect();
         let sent = Instant::now();
         let reply = self
             .queue
-            .heartbeat(self.worker(), &leases, self.engine.config.lease)?;
+            .heartbeat(self.worker(), &leases, self.engine.config.lease);
+        // The heartbeat may have waited past leases' give-up times: what
+        // the watchdog stopped meanwhile is given up before the reply is
+        // applied to the entries.
+        self.give_up_stopped();
+        let reply = reply?;
         self.give_back_paused(leases::tokens_of(&held, &reply.paused));
         if !self.durable {
             // An in-process queue's leases are not held against other
@@ -924,6 +974,9 @@ impl Dispatcher {
             return Ok(());
         }
         self.renewed = sent;
+        if let Some(c) = &self.cutoff {
+            c.renewed(sent);
+        }
         self.give_up_check = leases::give_up_at(sent, sent, self.engine.config.lease);
         for token in leases::tokens_of(&held, &reply.lost) {
             self.lose(token);
@@ -1011,6 +1064,24 @@ impl Dispatcher {
         }
     }
 
+    /// The attempts the cut-off watchdog stopped (their leases could not
+    /// be renewed in time while a queue operation waited): given up as
+    /// lost, once, if still held under the lease the watchdog stopped.
+    fn give_up_stopped(&mut self) {
+        let Some(c) = &self.cutoff else { return };
+        for (token, lease) in c.take_stopped() {
+            let Some(e) = self.claims.get(token).filter(|e| e.lease == lease) else {
+                continue;
+            };
+            trace::lost(e);
+            if let Some(m) = self.settings.meter.get() {
+                m.lost(1);
+            }
+            // Already stopped: only the entry ends.
+            self.claims.end(token);
+        }
+    }
+
     /// A lease lost (or given up): its attempt is stopped, its outcome
     /// never recorded.
     fn lose(&mut self, token: u64) {
@@ -1079,6 +1150,8 @@ impl Dispatcher {
 
     /// Cancelled attempts that never reported: recorded as cancelled here.
     fn give_up_running(&mut self) {
+        // Those the watchdog stopped are lost, not cancelled.
+        self.give_up_stopped();
         let now = self.queue.now();
         for e in self.claims.end_all() {
             let started = e.started_at().unwrap_or(now);
