@@ -197,65 +197,15 @@ impl PgQueue {
                 first.insert(u.key.as_str(), i);
             }
         }
-        let (mut out, ids) =
-            match flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)? {
-                Err(e) => return Ok(Err(e)),
-                Ok(None) => return Ok(Ok(None)),
-                Ok(Some(x)) => x,
-            };
+        let mut out = match flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)? {
+            Err(e) => return Ok(Err(e)),
+            Ok(None) => return Ok(Ok(None)),
+            Ok(Some(x)) => x,
+        };
         for (i, o) in out.iter_mut().enumerate() {
             if replaced[i] {
                 *o = Enqueued::Replaced(o.id());
             }
-        }
-        // The new jobs' keys and limits.
-        let mut cols = FlowCols::default();
-        // The due new jobs' fairness keys, by their place in `cols`.
-        let mut fkeys: Vec<Option<String>> = Vec::new();
-        for (i, j) in batch.iter().enumerate() {
-            if !matches!(out[i], Enqueued::New(_)) {
-                continue;
-            }
-            cols.push(ids[i], j);
-            let due = j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now);
-            fkeys.push(
-                j.limits
-                    .fairness_key()
-                    .filter(|_| due)
-                    .map(|k| k.to_string()),
-            );
-        }
-        cols.tag = vec![None; fkeys.len()];
-        if fkeys.iter().any(Option::is_some) {
-            // Each key moves on by its number of jobs, in one statement; its
-            // jobs take the tags up to its new last one, in batch order.
-            let mut n: FxHashMap<&str, i64> = FxHashMap::default();
-            for k in fkeys.iter().flatten() {
-                *n.entry(k.as_str()).or_default() += 1;
-            }
-            let (keys, counts): (Vec<&str>, Vec<i64>) = n.iter().map(|(k, c)| (*k, *c)).unzip();
-            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
-            let mut next: FxHashMap<String, i64> = FxHashMap::default();
-            for r in tx.query(&self.lsql.tag_keyed, &[&keys, &counts, &front])? {
-                let (k, last): (String, i64) = (r.get(0), r.get(1));
-                let first = last - n[k.as_str()] + 1;
-                next.insert(k, first);
-            }
-            for (at, k) in fkeys.iter().enumerate() {
-                if let Some(t) = k.as_ref().and_then(|k| next.get_mut(k)) {
-                    cols.tag[at] = Some(*t);
-                    *t += 1;
-                }
-            }
-        }
-        if !cols.id.is_empty() {
-            tx.execute(
-                &self.lsql.set_flow_columns,
-                &[
-                    &cols.id, &cols.uk, &cols.tc, &cols.trn, &cols.trus, &cols.ckn, &cols.ckv,
-                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus, &cols.tag,
-                ],
-            )?;
         }
         Ok(Ok(Some(out)))
     }
@@ -479,47 +429,6 @@ impl PgQueue {
             }
             Ok(out)
         })
-    }
-}
-
-/// The flow columns of new jobs, as `set_flow_columns.sql` takes them.
-#[derive(Default)]
-struct FlowCols {
-    id: Vec<i64>,
-    uk: Vec<Option<String>>,
-    tc: Vec<Option<i32>>,
-    trn: Vec<Option<i32>>,
-    trus: Vec<Option<i64>>,
-    ckn: Vec<Option<String>>,
-    ckv: Vec<Option<String>>,
-    ckc: Vec<Option<i32>>,
-    rkn: Vec<Option<String>>,
-    rkv: Vec<Option<String>>,
-    rrn: Vec<Option<i32>>,
-    rrus: Vec<Option<i64>>,
-    /// The fair tag of a due job with a fairness key (others keep theirs).
-    tag: Vec<Option<i64>>,
-}
-
-impl FlowCols {
-    fn push(&mut self, id: i64, j: &NewJob) {
-        let l = &j.limits;
-        self.id.push(id);
-        self.uk.push(j.unique.as_ref().map(|u| u.key.clone()));
-        self.tc.push(l.task_concurrency.map(|c| c as i32));
-        let (n, us) = rate_parts(l.task_rate);
-        self.trn.push(n);
-        self.trus.push(us);
-        let ck = l.concurrency_key.as_ref();
-        self.ckn.push(ck.map(|(k, _)| k.name().to_string()));
-        self.ckv.push(ck.map(|(k, _)| k.value().to_string()));
-        self.ckc.push(ck.and_then(|(_, c)| c.map(|c| c as i32)));
-        let rk = l.rate_key.as_ref();
-        self.rkn.push(rk.map(|(k, _)| k.name().to_string()));
-        self.rkv.push(rk.map(|(k, _)| k.value().to_string()));
-        let (n, us) = rate_parts(rk.and_then(|(_, r)| *r));
-        self.rrn.push(n);
-        self.rrus.push(us);
     }
 }
 
