@@ -10,6 +10,7 @@ use crate::conn::PgOptions;
 /// The flow statements, rendered for the configured schema once.
 pub(crate) struct LimitSql {
     pub(crate) claim_limited: String,
+    pub(crate) claim_keyed: String,
     pub(crate) claimed_rows: String,
     pub(crate) free_slots: String,
     pub(crate) promote: String,
@@ -28,6 +29,7 @@ impl LimitSql {
     pub(crate) fn new(o: &PgOptions) -> LimitSql {
         LimitSql {
             claim_limited: o.sql(include_str!("../sql/claim_limited.sql")),
+            claim_keyed: o.sql(include_str!("../sql/claim_keyed.sql")),
             claimed_rows: o.sql(include_str!("../sql/claimed_rows.sql")),
             free_slots: o.sql(include_str!("../sql/free_slots.sql")),
             promote: o.sql(include_str!("../sql/promote.sql")),

@@ -9,12 +9,17 @@
 //! counters: a row per target in `running`, locked by the claim that takes
 //! a slot (`FOR UPDATE SKIP LOCKED`: claims never wait on each other) and
 //! given back in the transaction of whatever moves the job out of running.
-//! Jobs that carry only a concurrency key are claimed set-based, a fixed
-//! number of statements per claim; jobs with a task limit or a rate one by
-//! one (see the migration). Rate windows are counted on the database's
-//! clock. A batch's unique keys are resolved in two statements, under
-//! per-key advisory locks taken in one order (`lock_unique.sql`), so that
-//! concurrent submitters of a key see each other's jobs.
+//! Jobs that carry only a concurrency key are claimed set-based: in one
+//! statement (`claim_keyed.sql`) while no limit is stored, no task is
+//! paused and every job of the claim's window carries at most a
+//! concurrency key, otherwise by the function in a fixed number of
+//! statements; jobs with a task limit or a rate one by one (see the
+//! migration). Rate windows are counted on the database's clock. New jobs
+//! are written with their flow columns and fair tags in the insert
+//! (`flow::insert_resolved`). A batch's unique keys are resolved in two
+//! statements, under per-key advisory locks taken in one order
+//! (`lock_unique.sql`), so that concurrent submitters of a key see each
+//! other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -230,32 +235,78 @@ impl PgQueue {
         let max = max.min(i32::MAX as usize) as i32;
         let db_clock = !self.options().limits_on_queue_clock;
         self.tx_run("claiming jobs", |tx| {
-            let mut got = tx.query(
-                &self.lsql.claim_limited,
-                &[&worker, &until, &now, &max, filter, &short, &db_clock],
-            )?;
+            // The one-statement claim first (claim_keyed.sql); where it
+            // does not apply, the function.
+            let fast = |tx: &mut postgres::Transaction<'_>, max: i32, window: i32| {
+                let rows = tx.query(
+                    &self.lsql.claim_keyed,
+                    &[&worker, &until, &now, &max, filter, &window, &db_clock],
+                )?;
+                let applied = rows.first().is_some_and(|r| r.get::<_, bool>(17));
+                let got: Vec<(postgres::Row, Option<i64>)> = rows
+                    .into_iter()
+                    .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+                    .map(|r| (r, None))
+                    .collect();
+                Ok::<_, postgres::Error>(applied.then_some(got))
+            };
+            if let Some(mut got) = fast(tx, max, short)? {
+                if (got.len() as i32) < max && short < window {
+                    let more = max - got.len() as i32;
+                    match fast(tx, more, window)? {
+                        Some(rows) => got.extend(rows),
+                        None => got.extend(self.claim_by_function(
+                            tx, worker, until, now, more, filter, window, db_clock,
+                        )?),
+                    }
+                }
+                return Ok(got);
+            }
+            let mut got =
+                self.claim_by_function(tx, worker, until, now, max, filter, short, db_clock)?;
             if (got.len() as i32) < max && short < window {
                 let more = max - got.len() as i32;
-                got.extend(tx.query(
-                    &self.lsql.claim_limited,
-                    &[&worker, &until, &now, &more, filter, &window, &db_clock],
-                )?);
+                got.extend(
+                    self.claim_by_function(tx, worker, until, now, more, filter, window, db_clock)?,
+                );
             }
-            if got.is_empty() {
-                return Ok(Vec::new());
-            }
-            let admitted: FxHashMap<i64, Option<i64>> =
-                got.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let ids: Vec<i64> = got.iter().map(|r| r.get(0)).collect();
-            let rows = tx.query(&self.lsql.claimed_rows, &[&ids])?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let a = admitted.get(&r.get::<_, i64>(0)).copied().flatten();
-                    (r, a)
-                })
-                .collect())
+            Ok(got)
         })
+    }
+
+    /// The limited claim by `claim_limited` (migration 0007) over a window
+    /// of `window` jobs, in the caller's transaction: the claimed jobs'
+    /// rows with the start each rate admitted.
+    #[allow(clippy::too_many_arguments)]
+    fn claim_by_function(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        worker: &str,
+        until: i64,
+        now: i64,
+        max: i32,
+        filter: &Option<Vec<&str>>,
+        window: i32,
+        db_clock: bool,
+    ) -> Result<Vec<(postgres::Row, Option<i64>)>, postgres::Error> {
+        let got = tx.query(
+            &self.lsql.claim_limited,
+            &[&worker, &until, &now, &max, filter, &window, &db_clock],
+        )?;
+        if got.is_empty() {
+            return Ok(Vec::new());
+        }
+        let admitted: FxHashMap<i64, Option<i64>> =
+            got.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let ids: Vec<i64> = got.iter().map(|r| r.get(0)).collect();
+        let rows = tx.query(&self.lsql.claimed_rows, &[&ids])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let a = admitted.get(&r.get::<_, i64>(0)).copied().flatten();
+                (r, a)
+            })
+            .collect())
     }
 
     /// Whether some claim must be the limited one (read from the queue).
