@@ -89,6 +89,10 @@ pub(crate) struct FlowSql {
     parents: String,
     keyless_tags: String,
     gave_tags: String,
+    frontier: String,
+    tag_keyed: String,
+    set_tags: String,
+    copy_linked: String,
     notify: String,
     channel: String,
 }
@@ -114,6 +118,10 @@ impl FlowSql {
             parents: o.sql(include_str!("../sql/parents.sql")),
             keyless_tags: o.sql(include_str!("../sql/keyless_tags.sql")),
             gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
+            frontier: o.sql(include_str!("../sql/frontier.sql")),
+            tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
+            set_tags: o.sql(include_str!("../sql/set_tags.sql")),
+            copy_linked: o.sql(include_str!("../sql/copy_linked.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
         }
@@ -244,23 +252,20 @@ pub(crate) fn insert(
     now: i64,
 ) -> Result<Result<Option<Vec<Enqueued>>, QueueError>, postgres::Error> {
     insert_resolved(c, sql, jobs, &vec![None; jobs.len()], now)
-        .map(|r| r.map(|o| o.map(|(e, _)| e)))
 }
-
-/// What a batch became, per job: its result, and its id (new or existing).
-pub(crate) type Inserted = (Vec<Enqueued>, Vec<i64>);
 
 /// [`insert`], with some jobs already resolved to an existing job
 /// (`Some(Ok(id))`) or to an earlier job of the batch (`Some(Err(i))`):
-/// those are not added (unique keys, see `limits.rs`). Also returns each
-/// job's id, new or existing.
+/// those are not added (unique keys, see `limits.rs`). The new jobs are
+/// written with their flow columns, and those due with a fairness key
+/// with their keys' tags.
 pub(crate) fn insert_resolved(
     c: &mut impl GenericClient,
     sql: &FlowSql,
     jobs: &[NewJob],
     resolved: &[Option<Result<i64, usize>>],
     now: i64,
-) -> Result<Result<Option<Inserted>, QueueError>, postgres::Error> {
+) -> Result<Result<Option<Vec<Enqueued>>, QueueError>, postgres::Error> {
     let n = jobs.len();
     // Which jobs are new, and which are duplicates (of what).
     let keys: Vec<&str> = jobs
@@ -426,6 +431,8 @@ pub(crate) fn insert_resolved(
     let front = front.unwrap_or_default();
     let mut place = 0i64;
     let mut at = 0;
+    // The due new jobs with a fairness key, by their place in `rows`.
+    let mut fkeys: Vec<(usize, String)> = Vec::new();
     for (i, s) in slot.iter().enumerate() {
         if s.is_ok() {
             rows.children.push(has_children[i]);
@@ -435,38 +442,78 @@ pub(crate) fn insert_resolved(
                 place += 1;
                 front + place - 1
             }));
+            if let Some(k) = j.limits.fairness_key() {
+                if j.after.is_empty() && rows.run_at[at] <= now {
+                    fkeys.push((at, k.to_string()));
+                }
+            }
             at += 1;
         }
     }
-    let added = c.query(
-        &sql.insert_linked,
-        &[
-            &now,
-            &rows.id,
-            &rows.task,
-            &rows.params,
-            &rows.priority,
-            &rows.run_at,
-            &rows.max,
-            &rows.backoff,
-            &rows.timeout,
-            &rows.mode,
-            &rows.isolate,
-            &rows.key,
-            &rows.state,
-            &rows.name,
-            &rows.run_if,
-            &rows.pending,
-            &rows.cause,
-            &rows.children,
-            &rows.tag,
-        ],
-    )?;
-    if added.len() != fresh {
+    // Jobs with a fairness key take their keys' next tags from the
+    // frontier as it is with the batch in. When no keyless job of the
+    // batch is due, the batch adds no tagged waiting job, so the frontier
+    // read before the insert is that one, and the tags are written with
+    // the rows; otherwise they are given after the insert, in a second
+    // statement.
+    let keyed_first = !fkeys.is_empty() && due == 0;
+    if keyed_first {
+        tag_keyed(c, sql, &fkeys, &mut rows.tag)?;
+    }
+    let added = if fresh >= COPY_FROM && rows.key.iter().all(Option::is_none) {
+        copy_rows(c, sql, &rows, now)?
+    } else {
+        c.query(
+            &sql.insert_linked,
+            &[
+                &now,
+                &rows.id,
+                &rows.task,
+                &rows.params,
+                &rows.priority,
+                &rows.run_at,
+                &rows.max,
+                &rows.backoff,
+                &rows.timeout,
+                &rows.mode,
+                &rows.isolate,
+                &rows.key,
+                &rows.state,
+                &rows.name,
+                &rows.run_if,
+                &rows.pending,
+                &rows.cause,
+                &rows.children,
+                &rows.tag,
+                &rows.uk,
+                &rows.tc,
+                &rows.trn,
+                &rows.trus,
+                &rows.ckn,
+                &rows.ckv,
+                &rows.ckc,
+                &rows.rkn,
+                &rows.rkv,
+                &rows.rrn,
+                &rows.rrus,
+            ],
+        )?
+        .len()
+    };
+    if added != fresh {
         return Ok(Ok(None));
     }
     if place > 0 {
         c.execute(&sql.gave_tags, &[&(front + place - 1)])?;
+    }
+    if !fkeys.is_empty() && !keyed_first {
+        let mut tags = vec![None; rows.id.len()];
+        tag_keyed(c, sql, &fkeys, &mut tags)?;
+        let (ids, tags): (Vec<i64>, Vec<Option<i64>>) = fkeys
+            .iter()
+            .map(|(at, _)| (rows.id[*at], tags[*at]))
+            .unzip();
+        c.execute(&sql.set_tags, &[&ids, &tags])?;
     }
     if !edges.child.is_empty() {
         c.execute(
@@ -497,7 +544,125 @@ pub(crate) fn insert_resolved(
             Err(_) => Enqueued::Duplicate(id_of(*id)),
         })
         .collect();
-    Ok(Ok(Some((out, ids))))
+    Ok(Ok(Some(out)))
+}
+
+/// Batches of at least this many new jobs, none with an idempotency key,
+/// go in by `COPY` (as plain batches do, see `queue.rs`).
+const COPY_FROM: usize = 256;
+
+/// Moves the fairness keys of the due jobs `fkeys` (their places in the
+/// batch's rows, with their keys) on by their numbers of jobs, from the
+/// frontier as it is now, in one statement; each job takes its key's next
+/// tag, in batch order, in `tags`.
+fn tag_keyed(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    fkeys: &[(usize, String)],
+    tags: &mut [Option<i64>],
+) -> Result<(), postgres::Error> {
+    let mut n: FxHashMap<&str, i64> = FxHashMap::default();
+    for (_, k) in fkeys {
+        *n.entry(k.as_str()).or_default() += 1;
+    }
+    let (keys, counts): (Vec<&str>, Vec<i64>) = n.iter().map(|(k, c)| (*k, *c)).unzip();
+    let front: i64 = c.query_one(&sql.frontier, &[])?.get(0);
+    let mut next: FxHashMap<String, i64> = FxHashMap::default();
+    for r in c.query(&sql.tag_keyed, &[&keys, &counts, &front])? {
+        let (k, last): (String, i64) = (r.get(0), r.get(1));
+        let first = last - n[k.as_str()] + 1;
+        next.insert(k, first);
+    }
+    for (at, k) in fkeys {
+        if let Some(t) = next.get_mut(k) {
+            tags[*at] = Some(*t);
+            *t += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `rows` (none with an idempotency key) by a binary `COPY`, their
+/// flow columns with them; returns how many went in.
+fn copy_rows(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    rows: &Rows<'_>,
+    now: i64,
+) -> Result<usize, postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT4,
+        Type::INT4,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::BOOL,
+        Type::TEXT,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::BOOL,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT4,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT8,
+    ];
+    let mut w = BinaryCopyInWriter::new(c.copy_in(&sql.copy_linked)?, &types);
+    for i in 0..rows.id.len() {
+        let finished = (rows.state[i] == CANCELLED).then_some(now);
+        w.write(&[
+            &rows.id[i],
+            &rows.task[i],
+            &rows.params[i],
+            &rows.state[i],
+            &rows.priority[i],
+            &rows.run_at[i],
+            &now,
+            &finished,
+            &rows.max[i],
+            &rows.max[i],
+            &rows.backoff[i],
+            &rows.timeout[i],
+            &rows.mode[i],
+            &rows.isolate[i],
+            &rows.name[i],
+            &rows.run_if[i],
+            &rows.pending[i],
+            &rows.cause[i],
+            &rows.children[i],
+            &rows.tag[i],
+            &rows.uk[i],
+            &rows.tc[i],
+            &rows.trn[i],
+            &rows.trus[i],
+            &rows.ckn[i],
+            &rows.ckv[i],
+            &rows.ckc[i],
+            &rows.rkn[i],
+            &rows.rkv[i],
+            &rows.rrn[i],
+            &rows.rrus[i],
+        ])?;
+    }
+    Ok(w.finish()? as usize)
 }
 
 /// The new jobs of a linked batch as `insert_linked.sql` takes them.
@@ -521,6 +686,27 @@ struct Rows<'a> {
     cause: Vec<Option<i64>>,
     children: Vec<bool>,
     tag: Vec<Option<i64>>,
+    // What flow control reads (see migration 0005): the unique key, the
+    // task's limits, the concurrency key and the rate key with theirs.
+    uk: Vec<Option<&'a str>>,
+    tc: Vec<Option<i32>>,
+    trn: Vec<Option<i32>>,
+    trus: Vec<Option<i64>>,
+    ckn: Vec<Option<&'a str>>,
+    ckv: Vec<Option<&'a str>>,
+    ckc: Vec<Option<i32>>,
+    rkn: Vec<Option<&'a str>>,
+    rkv: Vec<Option<&'a str>>,
+    rrn: Vec<Option<i32>>,
+    rrus: Vec<Option<i64>>,
+}
+
+/// A rate as its count and window in microseconds.
+fn rate_parts(r: Option<runyard_core::Rate>) -> (Option<i32>, Option<i64>) {
+    match r {
+        Some(r) => (Some(r.count as i32), Some(r.per.as_micros() as i64)),
+        None => (None, None),
+    }
 }
 
 impl<'a> Rows<'a> {
@@ -566,6 +752,22 @@ impl<'a> Rows<'a> {
         self.run_if.push(j.run_if.code() as i16);
         self.pending.push(pending);
         self.cause.push(cause);
+        let l = &j.limits;
+        self.uk.push(j.unique.as_ref().map(|u| u.key.as_str()));
+        self.tc.push(l.task_concurrency.map(|c| c as i32));
+        let (n, us) = rate_parts(l.task_rate);
+        self.trn.push(n);
+        self.trus.push(us);
+        let ck = l.concurrency_key.as_ref();
+        self.ckn.push(ck.map(|(k, _)| k.name()));
+        self.ckv.push(ck.map(|(k, _)| k.value()));
+        self.ckc.push(ck.and_then(|(_, c)| c.map(|c| c as i32)));
+        let rk = l.rate_key.as_ref();
+        self.rkn.push(rk.map(|(k, _)| k.name()));
+        self.rkv.push(rk.map(|(k, _)| k.value()));
+        let (n, us) = rate_parts(rk.and_then(|(_, r)| *r));
+        self.rrn.push(n);
+        self.rrus.push(us);
     }
 }
 

@@ -10,14 +10,12 @@ use crate::conn::PgOptions;
 /// The flow statements, rendered for the configured schema once.
 pub(crate) struct LimitSql {
     pub(crate) claim_limited: String,
+    pub(crate) claim_keyed: String,
     pub(crate) claimed_rows: String,
     pub(crate) free_slots: String,
     pub(crate) promote: String,
-    pub(crate) frontier: String,
     pub(crate) gave_tags: String,
     pub(crate) keyless_tags: String,
-    pub(crate) set_flow_columns: String,
-    pub(crate) tag_keyed: String,
     pub(crate) unique_holders: String,
     pub(crate) unique_recents: String,
     pub(crate) unique_replace: String,
@@ -31,14 +29,12 @@ impl LimitSql {
     pub(crate) fn new(o: &PgOptions) -> LimitSql {
         LimitSql {
             claim_limited: o.sql(include_str!("../sql/claim_limited.sql")),
+            claim_keyed: o.sql(include_str!("../sql/claim_keyed.sql")),
             claimed_rows: o.sql(include_str!("../sql/claimed_rows.sql")),
             free_slots: o.sql(include_str!("../sql/free_slots.sql")),
             promote: o.sql(include_str!("../sql/promote.sql")),
-            frontier: o.sql(include_str!("../sql/frontier.sql")),
             gave_tags: o.sql(include_str!("../sql/gave_tags.sql")),
             keyless_tags: o.sql(include_str!("../sql/keyless_tags.sql")),
-            set_flow_columns: o.sql(include_str!("../sql/set_flow_columns.sql")),
-            tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
             unique_holders: o.sql(include_str!("../sql/unique_holders.sql")),
             unique_recents: o.sql(include_str!("../sql/unique_recents.sql")),
             unique_replace: o.sql(include_str!("../sql/unique_replace.sql")),

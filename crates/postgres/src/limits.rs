@@ -9,12 +9,17 @@
 //! counters: a row per target in `running`, locked by the claim that takes
 //! a slot (`FOR UPDATE SKIP LOCKED`: claims never wait on each other) and
 //! given back in the transaction of whatever moves the job out of running.
-//! Jobs that carry only a concurrency key are claimed set-based, a fixed
-//! number of statements per claim; jobs with a task limit or a rate one by
-//! one (see the migration). Rate windows are counted on the database's
-//! clock. A batch's unique keys are resolved in two statements, under
-//! per-key advisory locks taken in one order (`lock_unique.sql`), so that
-//! concurrent submitters of a key see each other's jobs.
+//! Jobs that carry only a concurrency key are claimed set-based: in one
+//! statement (`claim_keyed.sql`) while no limit is stored, no task is
+//! paused and every job of the claim's window carries at most a
+//! concurrency key, otherwise by the function in a fixed number of
+//! statements; jobs with a task limit or a rate one by one (see the
+//! migration). Rate windows are counted on the database's clock. New jobs
+//! are written with their flow columns and fair tags in the insert
+//! (`flow::insert_resolved`). A batch's unique keys are resolved in two
+//! statements, under per-key advisory locks taken in one order
+//! (`lock_unique.sql`), so that concurrent submitters of a key see each
+//! other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -197,65 +202,15 @@ impl PgQueue {
                 first.insert(u.key.as_str(), i);
             }
         }
-        let (mut out, ids) =
-            match flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)? {
-                Err(e) => return Ok(Err(e)),
-                Ok(None) => return Ok(Ok(None)),
-                Ok(Some(x)) => x,
-            };
+        let mut out = match flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)? {
+            Err(e) => return Ok(Err(e)),
+            Ok(None) => return Ok(Ok(None)),
+            Ok(Some(x)) => x,
+        };
         for (i, o) in out.iter_mut().enumerate() {
             if replaced[i] {
                 *o = Enqueued::Replaced(o.id());
             }
-        }
-        // The new jobs' keys and limits.
-        let mut cols = FlowCols::default();
-        // The due new jobs' fairness keys, by their place in `cols`.
-        let mut fkeys: Vec<Option<String>> = Vec::new();
-        for (i, j) in batch.iter().enumerate() {
-            if !matches!(out[i], Enqueued::New(_)) {
-                continue;
-            }
-            cols.push(ids[i], j);
-            let due = j.after.is_empty() && j.run_at.is_none_or(|t| t.as_micros() <= now);
-            fkeys.push(
-                j.limits
-                    .fairness_key()
-                    .filter(|_| due)
-                    .map(|k| k.to_string()),
-            );
-        }
-        cols.tag = vec![None; fkeys.len()];
-        if fkeys.iter().any(Option::is_some) {
-            // Each key moves on by its number of jobs, in one statement; its
-            // jobs take the tags up to its new last one, in batch order.
-            let mut n: FxHashMap<&str, i64> = FxHashMap::default();
-            for k in fkeys.iter().flatten() {
-                *n.entry(k.as_str()).or_default() += 1;
-            }
-            let (keys, counts): (Vec<&str>, Vec<i64>) = n.iter().map(|(k, c)| (*k, *c)).unzip();
-            let front: i64 = tx.query_one(&self.lsql.frontier, &[])?.get(0);
-            let mut next: FxHashMap<String, i64> = FxHashMap::default();
-            for r in tx.query(&self.lsql.tag_keyed, &[&keys, &counts, &front])? {
-                let (k, last): (String, i64) = (r.get(0), r.get(1));
-                let first = last - n[k.as_str()] + 1;
-                next.insert(k, first);
-            }
-            for (at, k) in fkeys.iter().enumerate() {
-                if let Some(t) = k.as_ref().and_then(|k| next.get_mut(k)) {
-                    cols.tag[at] = Some(*t);
-                    *t += 1;
-                }
-            }
-        }
-        if !cols.id.is_empty() {
-            tx.execute(
-                &self.lsql.set_flow_columns,
-                &[
-                    &cols.id, &cols.uk, &cols.tc, &cols.trn, &cols.trus, &cols.ckn, &cols.ckv,
-                    &cols.ckc, &cols.rkn, &cols.rkv, &cols.rrn, &cols.rrus, &cols.tag,
-                ],
-            )?;
         }
         Ok(Ok(Some(out)))
     }
@@ -280,32 +235,78 @@ impl PgQueue {
         let max = max.min(i32::MAX as usize) as i32;
         let db_clock = !self.options().limits_on_queue_clock;
         self.tx_run("claiming jobs", |tx| {
-            let mut got = tx.query(
-                &self.lsql.claim_limited,
-                &[&worker, &until, &now, &max, filter, &short, &db_clock],
-            )?;
+            // The one-statement claim first (claim_keyed.sql); where it
+            // does not apply, the function.
+            let fast = |tx: &mut postgres::Transaction<'_>, max: i32, window: i32| {
+                let rows = tx.query(
+                    &self.lsql.claim_keyed,
+                    &[&worker, &until, &now, &max, filter, &window, &db_clock],
+                )?;
+                let applied = rows.first().is_some_and(|r| r.get::<_, bool>(17));
+                let got: Vec<(postgres::Row, Option<i64>)> = rows
+                    .into_iter()
+                    .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+                    .map(|r| (r, None))
+                    .collect();
+                Ok::<_, postgres::Error>(applied.then_some(got))
+            };
+            if let Some(mut got) = fast(tx, max, short)? {
+                if (got.len() as i32) < max && short < window {
+                    let more = max - got.len() as i32;
+                    match fast(tx, more, window)? {
+                        Some(rows) => got.extend(rows),
+                        None => got.extend(self.claim_by_function(
+                            tx, worker, until, now, more, filter, window, db_clock,
+                        )?),
+                    }
+                }
+                return Ok(got);
+            }
+            let mut got =
+                self.claim_by_function(tx, worker, until, now, max, filter, short, db_clock)?;
             if (got.len() as i32) < max && short < window {
                 let more = max - got.len() as i32;
-                got.extend(tx.query(
-                    &self.lsql.claim_limited,
-                    &[&worker, &until, &now, &more, filter, &window, &db_clock],
-                )?);
+                got.extend(
+                    self.claim_by_function(tx, worker, until, now, more, filter, window, db_clock)?,
+                );
             }
-            if got.is_empty() {
-                return Ok(Vec::new());
-            }
-            let admitted: FxHashMap<i64, Option<i64>> =
-                got.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let ids: Vec<i64> = got.iter().map(|r| r.get(0)).collect();
-            let rows = tx.query(&self.lsql.claimed_rows, &[&ids])?;
-            Ok(rows
-                .into_iter()
-                .map(|r| {
-                    let a = admitted.get(&r.get::<_, i64>(0)).copied().flatten();
-                    (r, a)
-                })
-                .collect())
+            Ok(got)
         })
+    }
+
+    /// The limited claim by `claim_limited` (migration 0007) over a window
+    /// of `window` jobs, in the caller's transaction: the claimed jobs'
+    /// rows with the start each rate admitted.
+    #[allow(clippy::too_many_arguments)]
+    fn claim_by_function(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        worker: &str,
+        until: i64,
+        now: i64,
+        max: i32,
+        filter: &Option<Vec<&str>>,
+        window: i32,
+        db_clock: bool,
+    ) -> Result<Vec<(postgres::Row, Option<i64>)>, postgres::Error> {
+        let got = tx.query(
+            &self.lsql.claim_limited,
+            &[&worker, &until, &now, &max, filter, &window, &db_clock],
+        )?;
+        if got.is_empty() {
+            return Ok(Vec::new());
+        }
+        let admitted: FxHashMap<i64, Option<i64>> =
+            got.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let ids: Vec<i64> = got.iter().map(|r| r.get(0)).collect();
+        let rows = tx.query(&self.lsql.claimed_rows, &[&ids])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let a = admitted.get(&r.get::<_, i64>(0)).copied().flatten();
+                (r, a)
+            })
+            .collect())
     }
 
     /// Whether some claim must be the limited one (read from the queue).
@@ -479,47 +480,6 @@ impl PgQueue {
             }
             Ok(out)
         })
-    }
-}
-
-/// The flow columns of new jobs, as `set_flow_columns.sql` takes them.
-#[derive(Default)]
-struct FlowCols {
-    id: Vec<i64>,
-    uk: Vec<Option<String>>,
-    tc: Vec<Option<i32>>,
-    trn: Vec<Option<i32>>,
-    trus: Vec<Option<i64>>,
-    ckn: Vec<Option<String>>,
-    ckv: Vec<Option<String>>,
-    ckc: Vec<Option<i32>>,
-    rkn: Vec<Option<String>>,
-    rkv: Vec<Option<String>>,
-    rrn: Vec<Option<i32>>,
-    rrus: Vec<Option<i64>>,
-    /// The fair tag of a due job with a fairness key (others keep theirs).
-    tag: Vec<Option<i64>>,
-}
-
-impl FlowCols {
-    fn push(&mut self, id: i64, j: &NewJob) {
-        let l = &j.limits;
-        self.id.push(id);
-        self.uk.push(j.unique.as_ref().map(|u| u.key.clone()));
-        self.tc.push(l.task_concurrency.map(|c| c as i32));
-        let (n, us) = rate_parts(l.task_rate);
-        self.trn.push(n);
-        self.trus.push(us);
-        let ck = l.concurrency_key.as_ref();
-        self.ckn.push(ck.map(|(k, _)| k.name().to_string()));
-        self.ckv.push(ck.map(|(k, _)| k.value().to_string()));
-        self.ckc.push(ck.and_then(|(_, c)| c.map(|c| c as i32)));
-        let rk = l.rate_key.as_ref();
-        self.rkn.push(rk.map(|(k, _)| k.name().to_string()));
-        self.rkv.push(rk.map(|(k, _)| k.value().to_string()));
-        let (n, us) = rate_parts(rk.and_then(|(_, r)| *r));
-        self.rrn.push(n);
-        self.rrus.push(us);
     }
 }
 

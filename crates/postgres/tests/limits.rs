@@ -624,3 +624,67 @@ fn a_batch_resolves_all_its_unique_keys_at_once() {
     assert!(matches!(out[17], Enqueued::New(_)), "k10 is new");
     assert_eq!(q.counts().unwrap().queued, 12);
 }
+
+/// Batches large enough to go in by `COPY` keep what a small one keeps:
+/// their unique keys (the same batch again adds nothing), their key
+/// limits, and the fair places of their keyed jobs, with or without
+/// keyless jobs in the same batch.
+#[test]
+fn a_copied_batch_keeps_its_unique_keys_limits_and_fair_places() {
+    let q = open(&url("copied_batch"));
+    // 100 jobs of each of three keys, one key after the other; the last
+    // key is limited to one at once.
+    let batch = || -> Vec<NewJob> {
+        (0..300)
+            .map(|i| {
+                let key = ["a", "b", "c"][i / 100];
+                let limit = (key == "c").then_some(1);
+                let mut j = keyed("t", &format!("tenant:{key}"), limit);
+                j.unique = Some(Unique {
+                    key: format!("u{i}"),
+                    within: None,
+                    on_conflict: OnConflict::Skip,
+                });
+                j
+            })
+            .collect()
+    };
+    let first = q.enqueue(batch()).unwrap();
+    assert!(first.iter().all(|e| matches!(e, Enqueued::New(_))));
+    let again = q.enqueue(batch()).unwrap();
+    let held: Vec<Enqueued> = first.iter().map(|e| Enqueued::Duplicate(e.id())).collect();
+    assert_eq!(again, held, "every unique key is held by the first batch");
+    let group = |ids: &[Enqueued], id: JobId, sizes: &[usize]| {
+        let mut at = ids.iter().position(|e| e.id() == id).unwrap();
+        sizes
+            .iter()
+            .position(|s| {
+                let inside = at < *s;
+                at = at.saturating_sub(*s);
+                inside
+            })
+            .unwrap()
+    };
+    let got = q.claim("w", 9, LEASE).unwrap();
+    let groups: Vec<usize> = got
+        .iter()
+        .map(|c| group(&first, c.id, &[100, 100, 100]))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![0, 1, 2, 0, 1, 0, 1, 0, 1],
+        "round-robin over the keys, the third at its limit of one"
+    );
+
+    // Keyless jobs first, then two keys: the three groups share the claims.
+    let q = open(&url("copied_mixed"));
+    let mut batch: Vec<NewJob> = (0..150).map(|_| job("t", 3, 0)).collect();
+    batch.extend((0..150).map(|i| keyed("t", ["tenant:a", "tenant:b"][i / 75], None)));
+    let ids = q.enqueue(batch).unwrap();
+    let got = q.claim("w", 9, LEASE).unwrap();
+    let groups: Vec<usize> = got
+        .iter()
+        .map(|c| group(&ids, c.id, &[150, 75, 75]))
+        .collect();
+    assert_eq!(groups, vec![0, 1, 2, 0, 1, 2, 0, 1, 2]);
+}
