@@ -56,7 +56,7 @@ pub(crate) enum Command {
     /// Add, list, pause, resume, remove, run or sync the schedules of a shared queue, whose ticks every worker fires once each (docs/schedules.md).
     Schedule(commands::schedule::ScheduleArgs),
     /// Serve a queue's JSON API, Prometheus metrics and health checks over HTTP (docs/api.md).
-    Serve(commands::serve::ServeArgs),
+    Serve(commands::serve_args::ServeArgs),
     /// Pause or resume a task on a shared queue.
     Task(commands::task::TaskArgs),
     /// Give dead or cancelled jobs a fresh set of attempts.

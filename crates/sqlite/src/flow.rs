@@ -111,7 +111,7 @@ pub(crate) fn insert_linked(
     let mut tags = crate::limits::Tagger::new();
     let mut unique = crate::limits::UniqueKeys::read(tx, jobs, now)?;
     let mut tally = Tally::default();
-    let mut first_id = crate::queue::id_floor(tx)?;
+    let mut first_id = crate::ids::id_floor(tx)?;
     for (i, j) in jobs.iter().enumerate() {
         if let Some(existing) = unique.existing(tx, &mut find, j, now)? {
             added.push(None);

@@ -17,6 +17,7 @@
 
 mod counts;
 mod flow;
+mod ids;
 mod limits;
 mod open;
 mod queue;

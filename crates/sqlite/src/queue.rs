@@ -25,6 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::counts::Tally;
 use crate::flow;
+use crate::ids::{id_floor, raise_id_floor};
 use crate::limits;
 use crate::open::{open, sql_err, OpenMode};
 use crate::sql::{LIST_ONE_CODE, SQL};
@@ -260,21 +261,6 @@ fn insert_plain(tx: &Tx<'_>, jobs: &[NewJob], now: i64) -> rusqlite::Result<Vec<
     tags.finish(tx)?;
     tally.write(tx)?;
     Ok(out)
-}
-
-/// The id the first job `tx` adds must take, if jobs were deleted above
-/// every job left (id_floor.sql): no id is ever given to two jobs.
-pub(crate) fn id_floor(tx: &Tx<'_>) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached(&SQL.id_floor)?
-        .query_row([], |r| r.get(0))
-        .optional()
-}
-
-/// Keeps `deleted`, the largest id `tx` deleted, as the floor of the ids
-/// to come ([`id_floor`]).
-fn raise_id_floor(tx: &Tx<'_>, deleted: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached(&SQL.id_floor_raise)?.execute([deleted])?;
-    Ok(())
 }
 
 /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`), retrying while

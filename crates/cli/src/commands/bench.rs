@@ -95,7 +95,7 @@ enum Workload {
         /// Count the drain's work as `runyard worker --listen` does, and
         /// serve those metrics on ADDR (a loopback address): what a
         /// worker's metering costs its drain.
-        #[arg(long, value_name = "ADDR", value_parser = super::serve::parse_listen)]
+        #[arg(long, value_name = "ADDR", value_parser = super::serve_args::parse_listen)]
         listen: Option<std::net::SocketAddr>,
     },
     /// B8: workflows on a queue. A chain of CHAIN `noop` jobs, each after

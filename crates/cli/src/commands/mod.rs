@@ -19,6 +19,7 @@ pub(crate) mod retry;
 pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod serve;
+pub(crate) mod serve_args;
 mod serve_config;
 mod settings;
 pub(crate) mod status;

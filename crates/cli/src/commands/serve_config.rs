@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::serve::{parse_listen, ServeArgs};
+use super::serve_args::{parse_listen, ServeArgs};
 use super::settings::{self, path_of, Merger};
 use crate::exit::UsageError;
 use crate::queues::parse_queue_url;

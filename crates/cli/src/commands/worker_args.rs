@@ -14,7 +14,7 @@ use crate::flags::{
 };
 use crate::queues::{QueueUrl, QueueUrlParser};
 
-use super::serve::parse_listen;
+use super::serve_args::parse_listen;
 
 #[derive(Debug, Args)]
 #[command(

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::serve::parse_listen;
+use super::serve_args::parse_listen;
 use super::settings::{self, nonempty, path_of, FileValue, Merger};
 use super::worker_args::WorkerArgs;
 use crate::exit::UsageError;
