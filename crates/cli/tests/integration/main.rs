@@ -16,6 +16,8 @@ mod prune;
 mod report;
 mod schedules;
 mod signals;
+#[path = "../support/mod.rs"]
+mod support;
 mod tasks;
 mod util;
 mod workflow;

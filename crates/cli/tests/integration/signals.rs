@@ -75,11 +75,7 @@ fn first_interrupt_lets_running_attempts_finish_and_cancels_the_rest() {
         "unstarted jobs never ran"
     );
     assert_eq!(r["summary"]["interrupted"], true);
-    assert!(bg
-        .stderr
-        .lock()
-        .unwrap()
-        .contains("interrupted: starting no more jobs"));
+    assert!(bg.stderr().contains("interrupted: starting no more jobs"));
 }
 
 #[test]
@@ -115,12 +111,7 @@ fn second_interrupt_cancels_running_attempts_in(mode: &str) {
     wait_until(
         Duration::from_secs(30),
         "the first interrupt to be taken",
-        || {
-            bg.stderr
-                .lock()
-                .unwrap()
-                .contains("interrupted: starting no more jobs")
-        },
+        || bg.stderr().contains("interrupted: starting no more jobs"),
     );
     signal(&bg.child, "INT");
     assert_eq!(wait_exit(&mut bg.child, Duration::from_secs(60)), 130);

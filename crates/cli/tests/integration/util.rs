@@ -1,9 +1,7 @@
 //! Running the real `runyard` binary in tests.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -149,48 +147,11 @@ pub(crate) fn events(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A run in the background, its stderr collected as it comes.
-pub(crate) struct Background {
-    pub(crate) child: Child,
-    pub(crate) stderr: Arc<Mutex<String>>,
-}
-
-impl Background {
-    /// What it has written to stderr so far.
-    pub(crate) fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-/// A test that fails leaves no run behind.
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub(crate) use crate::support::Background;
 
 /// Starts `runyard ARGS` in the background.
 pub(crate) fn background(args: &[&str]) -> Background {
-    let mut child = runyard()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (mut pipe, buf) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            buf.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    });
-    Background { child, stderr }
+    let mut cmd = runyard();
+    cmd.args(args);
+    Background::start(cmd)
 }

@@ -47,6 +47,7 @@ impl Background {
 
     /// What `find` finds in its stderr, once it does; a failure if the
     /// process ends first, or after a minute.
+    #[allow(dead_code)] // the integration tests wait on their own conditions
     pub(crate) fn wait_for<T>(&mut self, what: &str, find: impl Fn(&str) -> Option<T>) -> T {
         let start = Instant::now();
         loop {
