@@ -7,37 +7,18 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use settings_files::{runyard, write};
 use support::{said_address, Background};
 
+mod settings_files;
 mod support;
-
-fn runyard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
-    c.env("NO_COLOR", "1");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("RUNYARD_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 /// Runs `runyard serve ARGS` with `env` to the end: exit code, stderr.
 fn serve_ends(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let o = runyard()
-        .arg("serve")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("runyard starts");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    settings_files::ends("serve", args, env)
 }
 
 /// A server in the background, killed when dropped.
@@ -81,12 +62,6 @@ impl Server {
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no HTTP answer: {raw}"))
     }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
 }
 
 /// A state file with one succeeded job, at `dir/NAME`: its queue URL.
@@ -200,23 +175,7 @@ fn unknown_keys_and_wrong_types_are_refused_with_file_line_and_column() {
         ),
         ("mode = \"thread\"\n", ":2:1:", "unknown field `mode`"),
     ];
-    for (i, (text, place, message)) in cases.iter().enumerate() {
-        let name = format!("bad{i}.toml");
-        let file = write(dir.path(), &name, &format!("{q}{text}"));
-        let (code, err) = serve_ends(&["--config", &file], &[]);
-        assert_eq!(code, 2, "{text}: {err}");
-        assert!(
-            err.contains(&format!("{name}{place}")) && err.contains(message),
-            "{text}: expected {name}{place} and {message:?} in:\n{err}"
-        );
-        // The line is shown, the place marked (but not a misspelled
-        // key's value: it may be a secret).
-        assert_eq!(
-            err.contains(" | "),
-            !message.starts_with("unknown"),
-            "{err}"
-        );
-    }
+    settings_files::refuses_each_file(dir.path(), "serve", &q, &cases);
     // A bad queue URL in the file, with its place.
     let file = write(dir.path(), "badq.toml", "queue = \"mysql://h/db\"\n");
     let (code, err) = serve_ends(&["--config", &file], &[]);

@@ -3,37 +3,15 @@
 //! and the variable the file; and a bad file refused (exit 2, with its
 //! file, line and column) before the queue is opened.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
+use settings_files::{runyard, write};
 use support::Background;
 
+mod settings_files;
 mod support;
-
-fn runyard() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runyard"));
-    c.env("NO_COLOR", "1");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("RUNYARD_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 /// Runs `runyard worker ARGS` with `env` to the end: exit code, stderr.
 fn worker_ends(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let o = runyard()
-        .arg("worker")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("runyard starts");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    settings_files::ends("worker", args, env)
 }
 
 /// A worker in the background, its stderr collected; killed when dropped.
@@ -54,12 +32,6 @@ impl Worker {
             Some(name.to_string())
         })
     }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
 }
 
 #[test]
@@ -133,23 +105,7 @@ fn unknown_keys_and_wrong_types_are_refused_with_file_line_and_column() {
         ("tasks = [\"cpu\", 3]\n", ":2:9:", "list of task names"),
         ("listen = \"example.com:80\"\n", ":2:10:", "IP:PORT"),
     ];
-    for (i, (text, place, message)) in cases.iter().enumerate() {
-        let name = format!("bad{i}.toml");
-        let file = write(dir.path(), &name, &format!("{q}{text}"));
-        let (code, err) = worker_ends(&["--config", &file], &[]);
-        assert_eq!(code, 2, "{text}: {err}");
-        assert!(
-            err.contains(&format!("{name}{place}")) && err.contains(message),
-            "{text}: expected {name}{place} and {message:?} in:\n{err}"
-        );
-        // The line is shown, the place marked (but not a misspelled
-        // key's value: it may be a secret).
-        assert_eq!(
-            err.contains(" | "),
-            !message.starts_with("unknown"),
-            "{err}"
-        );
-    }
+    settings_files::refuses_each_file(dir.path(), "worker", &q, &cases);
     // A secret is not shown: not under a misspelled key, nor in a URL.
     for (i, text) in [
         "tokn = \"Sekrit-0123456789abcdef\"\n",
