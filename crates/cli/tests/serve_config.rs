@@ -224,3 +224,51 @@ fn unknown_keys_and_wrong_types_are_refused_with_file_line_and_column() {
     assert!(err.contains("--config /nonexistent/serve.toml"), "{err}");
     assert!(!db.exists(), "nothing was opened");
 }
+
+#[test]
+fn a_token_files_errors_name_where_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let q = format!("sqlite://{}", db.display());
+    let missing = dir.path().join("no-token");
+    let missing = missing.to_str().unwrap();
+    // An unreadable token file: named by the flag, its variable, or the
+    // file and key of --config, whichever gave it.
+    let (code, err) = serve_ends(&["--queue", &q, "--token-file", missing], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("--token-file {missing}: cannot read it")),
+        "{err}"
+    );
+    let (code, err) = serve_ends(&["--queue", &q], &[("RUNYARD_SERVE_TOKEN_FILE", missing)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "$RUNYARD_SERVE_TOKEN_FILE {missing}: cannot read it"
+        )),
+        "{err}"
+    );
+    let file = write(
+        dir.path(),
+        "t.toml",
+        &format!("queue = \"{q}\"\ntoken_file = \"{missing}\"\n"),
+    );
+    let (code, err) = serve_ends(&["--config", &file], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("`token_file` in {file} {missing}: cannot read it")),
+        "{err}"
+    );
+    // Given twice: by the file's key and by $RUNYARD_SERVE_TOKEN.
+    let (code, err) = serve_ends(
+        &["--config", &file],
+        &[("RUNYARD_SERVE_TOKEN", "0123456789abcdef-env")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("given twice") && err.contains(&format!("(`token_file` in {file})")),
+        "{err}"
+    );
+    assert!(!err.contains("--token-file"), "{err}");
+    assert!(!db.exists(), "nothing was opened");
+}

@@ -17,26 +17,30 @@ use crate::queues::{self, Purpose, QueueUrl};
 /// The environment variable that may hold the token.
 const TOKEN_ENV: &str = "RUNYARD_SERVE_TOKEN";
 
-/// The token from `--token-file` or the environment, checked.
-pub(crate) fn token(token_file: Option<&Path>) -> anyhow::Result<Option<String>> {
+/// The token from a token file or the environment, checked. `from` names
+/// where the file's path was given (`--token-file`, its variable or the
+/// `--config` file), for the messages.
+pub(crate) fn token(
+    token_file: Option<&Path>,
+    from: Option<&str>,
+) -> anyhow::Result<Option<String>> {
     let env = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let from = from.unwrap_or("--token-file");
     let token = match (token_file, env) {
-        (Some(_), Some(_)) => {
+        (Some(path), Some(_)) => {
             return Err(UsageError(format!(
-                "a token is given twice, by --token-file and by ${TOKEN_ENV}: give one"
+                "a token is given twice, by the file {} ({from}) and by ${TOKEN_ENV}: give one",
+                path.display()
             ))
             .into())
         }
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError(format!(
-                    "--token-file {}: cannot read it: {e}",
-                    path.display()
-                ))
+                UsageError(format!("{from} {}: cannot read it: {e}", path.display()))
             })?;
             let first = text.lines().next().unwrap_or("").trim().to_string();
             runyard_serve::check_token(&first)
-                .map_err(|e| UsageError(format!("--token-file {}: {e}", path.display())))?;
+                .map_err(|e| UsageError(format!("{from} {}: {e}", path.display())))?;
             Some(first)
         }
         (None, Some(t)) => {
@@ -53,7 +57,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<Exit> {
     let url = args.queue.as_ref().expect("merged settings have a queue");
     let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
     url.require_lasting("serve")?;
-    let token = token(args.token_file.as_deref())?;
+    let token = token(args.token_file.as_deref(), args.token_from.as_deref())?;
     runyard_serve::check_listen(&listen, token.is_some()).map_err(UsageError)?;
     // Read-only: the queue is read as `status` reads it, nothing created,
     // upgraded or written. Otherwise as `retry` and `cancel` open it.

@@ -50,6 +50,11 @@ pub(crate) struct ServeArgs {
     /// (its first line; also $RUNYARD_SERVE_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+
+    /// Where `token_file` came from, as messages name it (set when the
+    /// settings are merged).
+    #[arg(skip)]
+    pub(crate) token_from: Option<String>,
 }
 
 /// The address `serve` listens on when none is given.

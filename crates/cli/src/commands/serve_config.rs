@@ -50,7 +50,7 @@ pub(crate) fn merge(mut args: ServeArgs) -> anyhow::Result<ServeArgs> {
         parse_queue_url,
     )?;
     m.fill(&mut args.listen, "listen", true, s(&f.listen), parse_listen)?;
-    m.fill(
+    args.token_from = m.fill(
         &mut args.token_file,
         "token_file",
         true,

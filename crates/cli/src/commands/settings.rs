@@ -135,6 +135,9 @@ impl<'a> Merger<'a> {
 
     /// `slot`, unless a flag set it: from the variable of `key` (when
     /// `reads_env`; otherwise the flag reads it), else from the file.
+    /// Returns where the value came from, as a message about it should
+    /// name it (`--token-file`, `$RUNYARD_SERVE_TOKEN_FILE`, `` `token_file`
+    /// in FILE ``), or `None` when it is still unset.
     pub(crate) fn fill<T>(
         &self,
         slot: &mut Option<T>,
@@ -142,9 +145,9 @@ impl<'a> Merger<'a> {
         reads_env: bool,
         file: Option<FileValue>,
         parse: impl Fn(&str) -> Result<T, String>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<String>> {
         if slot.is_some() {
-            return Ok(());
+            return Ok(Some(format!("--{}", key.replace('_', "-"))));
         }
         if reads_env {
             let var = self.var(key);
@@ -154,7 +157,7 @@ impl<'a> Merger<'a> {
                     .map_err(|_| UsageError(format!("${var}: not UTF-8")))?;
                 if !v.is_empty() {
                     *slot = Some(parse(&v).map_err(|e| UsageError(format!("${var}: {e}")))?);
-                    return Ok(());
+                    return Ok(Some(format!("${var}")));
                 }
             }
         }
@@ -165,8 +168,9 @@ impl<'a> Merger<'a> {
                         .error(Some(v.span.clone()), format!("`{key}`: {e}")),
                 )
             })?);
+            return Ok(Some(format!("`{key}` in {}", f.path.display())));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// A switch: on if its flag is given, else as its variable or the file

@@ -244,16 +244,16 @@ fn plan(args: &WorkerArgs, registry: Arc<Registry>) -> anyhow::Result<Plan> {
 fn listen(args: &WorkerArgs) -> anyhow::Result<Option<Listen>> {
     let Some(addr) = args.listen else {
         if args.token_file.is_some() {
-            return Err(UsageError(
-                "--token-file guards the address of --listen: give --listen ADDR too, \
-                 or leave --token-file out"
-                    .into(),
-            )
+            let from = args.token_from.as_deref().unwrap_or("--token-file");
+            return Err(UsageError(format!(
+                "a token file ({from}) guards the address of --listen: give --listen ADDR too \
+                 (or `listen` by its variable or the --config file), or leave the token file out"
+            ))
             .into());
         }
         return Ok(None);
     };
-    let token = super::serve::token(args.token_file.as_deref())?;
+    let token = super::serve::token(args.token_file.as_deref(), args.token_from.as_deref())?;
     runyard_serve::check_listen(&addr, token.is_some())
         .map_err(|e| UsageError(format!("--listen: {e}")))?;
     Ok(Some(Listen { addr, token }))

@@ -93,6 +93,11 @@ pub(crate) struct WorkerArgs {
     /// address other than a loopback one.
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
+
+    /// Where `token_file` came from, as messages name it (set when the
+    /// settings are merged).
+    #[arg(skip)]
+    pub(crate) token_from: Option<String>,
 }
 
 impl WorkerArgs {

@@ -145,7 +145,7 @@ pub(crate) fn merge(mut args: WorkerArgs) -> anyhow::Result<WorkerArgs> {
     )?;
     m.fill(&mut args.events, "events", true, s(&f.events), path_of)?;
     m.fill(&mut args.listen, "listen", true, s(&f.listen), parse_listen)?;
-    m.fill(
+    args.token_from = m.fill(
         &mut args.token_file,
         "token_file",
         true,
