@@ -7,13 +7,14 @@
 -- $2, at $3, at most $4 jobs of the tasks $5 (all when NULL), over a
 -- window of $6 jobs, the database's clock when $7.
 --
--- As in the function: the counters of the window's keys that have a free
--- slot (read without a lock), as far into the window as those free slots
--- would take the claim, are locked, skipping those another claim
--- holds (a locked row is re-read as it now is); each key gives its first
--- jobs up to its free slots, in fair order; those rows are locked
--- (skipping those another claim holds or took), claimed, and their
--- counters moved on by the jobs claimed. Returns the jobs as
+-- As in the function, with the counters read once: the window is joined
+-- to its keys' counters (read without a lock); the jobs those counts
+-- would give (each key's first jobs up to its free slots, in fair order,
+-- the first $4) name the counters that are locked, skipping those another
+-- claim holds (a locked row is re-read as it now is); each key then gives
+-- its first jobs up to its free slots by the locked count; those rows
+-- are locked (skipping those another claim holds or took), claimed, and
+-- their counters moved on by the jobs claimed. Returns the jobs as
 -- claimed_rows.sql does, then whether this path applied; one row of NULL
 -- job columns when it claimed nothing.
 WITH gate AS MATERIALIZED (
@@ -25,43 +26,41 @@ WITH gate AS MATERIALIZED (
                              THEN (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
                              ELSE $3::bigint END) AS ok
 ), w AS MATERIALIZED (
-    SELECT c.id, row_number() OVER (ORDER BY c.priority DESC, c.tag, c.id) AS ord,
-           CASE WHEN c.ckey_name IS NOT NULL THEN 'k:' || c.ckey_name || ':' || c.ckey_value END AS tgt,
-           c.ckey_conc AS lim,
-           (c.task_conc IS NOT NULL OR c.task_rate_n IS NOT NULL OR c.rkey_name IS NOT NULL) AS care
-    FROM (SELECT c.id, c.priority, c.tag, c.ckey_name, c.ckey_value, c.ckey_conc, c.task_conc,
-                 c.task_rate_n, c.rkey_name
-          FROM runyard.jobs c
-          WHERE (SELECT ok FROM gate) AND c.state = {WAITING} AND c.tag IS NOT NULL
-            AND ($5::text[] IS NULL OR c.task = ANY($5))
-          ORDER BY c.priority DESC, c.tag, c.id
-          LIMIT $6::integer) c
+    -- The window in fair order, each job with its key's counter as read
+    -- without a lock (NULL, and `bare`, when the key has none).
+    SELECT c.id, c.ord, c.tgt, c.lim, c.care, x.n AS n0,
+           (c.tgt IS NOT NULL AND x.target IS NULL) AS bare
+    FROM (SELECT c.id, row_number() OVER (ORDER BY c.priority DESC, c.tag, c.id) AS ord,
+                 CASE WHEN c.ckey_name IS NOT NULL THEN 'k:' || c.ckey_name || ':' || c.ckey_value END AS tgt,
+                 c.ckey_conc AS lim,
+                 (c.task_conc IS NOT NULL OR c.task_rate_n IS NOT NULL OR c.rkey_name IS NOT NULL) AS care
+          FROM (SELECT c.id, c.priority, c.tag, c.ckey_name, c.ckey_value, c.ckey_conc, c.task_conc,
+                       c.task_rate_n, c.rkey_name
+                FROM runyard.jobs c
+                WHERE (SELECT ok FROM gate) AND c.state = {WAITING} AND c.tag IS NOT NULL
+                  AND ($5::text[] IS NULL OR c.task = ANY($5))
+                ORDER BY c.priority DESC, c.tag, c.id
+                LIMIT $6::integer) c) c
+    LEFT JOIN runyard.running x ON x.target = c.tgt
 ), path AS MATERIALIZED (
-    SELECT (SELECT ok FROM gate)
-           AND NOT EXISTS (SELECT 1 FROM w WHERE w.care)
-           AND NOT EXISTS (SELECT 1 FROM w LEFT JOIN runyard.running x ON x.target = w.tgt
-                           WHERE w.tgt IS NOT NULL AND x.target IS NULL) AS fast
-), cut AS MATERIALIZED (
-    -- How far into the window the claim reaches, by the counters read
-    -- without a lock: the counters of keys past it are not locked.
-    SELECT coalesce(max(s.ord), 0) AS o FROM (
-        SELECT s.ord FROM (
-            SELECT w.ord, w.tgt, w.lim, x.n,
-                   row_number() OVER (PARTITION BY w.tgt ORDER BY w.ord) AS rk
-            FROM w LEFT JOIN runyard.running x ON x.target = w.tgt
-            WHERE (SELECT fast FROM path)
-        ) s
-        WHERE s.tgt IS NULL OR s.lim IS NULL OR s.rk <= s.lim - coalesce(s.n, 0)
-        ORDER BY s.ord
-        LIMIT $4::integer
+    SELECT (SELECT ok FROM gate) AND NOT EXISTS (SELECT 1 FROM w WHERE w.care OR w.bare) AS fast
+), cand AS MATERIALIZED (
+    -- The jobs the claim would take by the counters read without a lock:
+    -- each key's first jobs up to its free slots, the first $4 of them.
+    SELECT s.id, s.ord, s.tgt, s.lim FROM (
+        SELECT w.id, w.ord, w.tgt, w.lim, w.n0,
+               row_number() OVER (PARTITION BY w.tgt ORDER BY w.ord) AS rk
+        FROM w WHERE (SELECT fast FROM path)
     ) s
+    WHERE s.tgt IS NULL OR s.lim IS NULL OR s.rk <= s.lim - coalesce(s.n0, 0)
+    ORDER BY s.ord
+    LIMIT $4::integer
 ), k AS MATERIALIZED (
+    -- Their keys' counters, locked (skipping those another claim holds)
+    -- and read as they now are.
     SELECT x.target, x.n
     FROM runyard.running x
-    JOIN (SELECT DISTINCT ON (w.tgt) w.tgt, w.lim FROM w
-          WHERE w.tgt IS NOT NULL AND w.ord <= (SELECT o FROM cut)
-          ORDER BY w.tgt, w.ord) f ON f.tgt = x.target
-    WHERE f.lim IS NULL OR x.n < f.lim
+    WHERE x.target = ANY(ARRAY(SELECT DISTINCT cand.tgt FROM cand WHERE cand.tgt IS NOT NULL))
     ORDER BY x.target
     FOR UPDATE OF x SKIP LOCKED
 ), pick AS MATERIALIZED (
@@ -72,8 +71,7 @@ WITH gate AS MATERIALIZED (
     SELECT s.id FROM (
         SELECT u.id, u.ord, u.tgt, u.lim, first_value(u.n) OVER p AS n,
                first_value(u.id IS NULL) OVER p AS locked, row_number() OVER p - 1 AS rk
-        FROM (SELECT w.id, w.ord, w.tgt, w.lim, NULL::integer AS n FROM w
-              WHERE (SELECT fast FROM path)
+        FROM (SELECT cand.id, cand.ord, cand.tgt, cand.lim, NULL::integer AS n FROM cand
               UNION ALL
               SELECT NULL::bigint, 0::bigint, k.target, NULL::integer, k.n FROM k) u
         WINDOW p AS (PARTITION BY u.tgt ORDER BY u.ord)
@@ -81,7 +79,6 @@ WITH gate AS MATERIALIZED (
     WHERE s.id IS NOT NULL
       AND (s.tgt IS NULL OR (s.locked AND (s.lim IS NULL OR s.rk <= s.lim - s.n)))
     ORDER BY s.ord
-    LIMIT $4::integer
 ), locked AS MATERIALIZED (
     -- (The state test is a CASE so that the rows are found by primary
     -- key, not by a scan of the fair order's index.)
