@@ -17,9 +17,9 @@
 //! migration). Rate windows are counted on the database's clock. New jobs
 //! are written with their flow columns and fair tags in the insert
 //! (`flow::insert_resolved`). A batch's unique keys are resolved in two
-//! statements, under per-key advisory locks taken in one order
-//! (`lock_unique.sql`), so that concurrent submitters of a key see each
-//! other's jobs.
+//! statements, under advisory locks on the keys' buckets (at most 32 a
+//! batch, `lock_unique.sql`), taken in one order, so that concurrent
+//! submitters of a key see each other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
