@@ -123,8 +123,9 @@ impl PgQueue {
         let mut replaced = vec![false; n];
         let mut batch = std::borrow::Cow::Borrowed(jobs);
         if !keys.is_empty() {
-            keys.sort_unstable();
-            keys.dedup();
+            // Each key once (the server sorts the buckets it locks).
+            let mut seen = rustc_hash::FxHashSet::default();
+            keys.retain(|k| seen.insert(*k));
             tx.execute(
                 &self.lsql.lock_unique,
                 &[&self.options().schema_name(), &keys],

@@ -470,7 +470,9 @@ fn an_sql_and_a_rust_submitter_of_one_key_at_once_make_one_job() {
     // The Rust insert first, the SQL submit while its transaction is open.
     let mut rust = q.options().connect_client().unwrap();
     let mut rtx = rust.transaction().unwrap();
-    let rust_id = q.enqueue_in(&mut rtx, &[unique_plain("race-b")]).unwrap()[0].id().0 as i64;
+    let rust_id = q.enqueue_in(&mut rtx, &[unique_plain("race-b")]).unwrap()[0]
+        .id()
+        .0 as i64;
     let mut c = client();
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let done = AtomicBool::new(false);

@@ -41,7 +41,11 @@ fn batch(first: usize, n: usize) -> Vec<NewJob> {
                 within: None,
                 on_conflict: OnConflict::Skip,
             }),
-            ..NewJob::new(TaskName::from("t"), JobParams::empty(), Arc::clone(&settings))
+            ..NewJob::new(
+                TaskName::from("t"),
+                JobParams::empty(),
+                Arc::clone(&settings),
+            )
         })
         .collect()
 }
@@ -81,10 +85,7 @@ fn concurrent_unique_batches_of_thousands_of_keys_fit_the_default_lock_table() {
             let mut c = q.options().connect_client().unwrap();
             scope.spawn(move || {
                 let mut tx = c.transaction().unwrap();
-                let pid: i32 = tx
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .unwrap()
-                    .get(0);
+                let pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
                 set(s, Phase::Enqueueing(pid));
                 let out = match q.enqueue_in(&mut tx, &jobs) {
                     Ok(out) => out,
@@ -97,10 +98,7 @@ fn concurrent_unique_batches_of_thousands_of_keys_fit_the_default_lock_table() {
                         .wait_while(phases.0.lock().unwrap(), |p| p[s] != Some(Phase::Go))
                         .unwrap(),
                 );
-                let new = out
-                    .iter()
-                    .filter(|e| matches!(e, Enqueued::New(_)))
-                    .count();
+                let new = out.iter().filter(|e| matches!(e, Enqueued::New(_))).count();
                 let done = tx.commit().map(|()| new).map_err(|e| e.to_string());
                 set(s, Phase::Done(done));
             });
@@ -150,5 +148,13 @@ fn concurrent_unique_batches_of_thousands_of_keys_fit_the_default_lock_table() {
             "submitter {s} added its {KEYS} jobs"
         );
     }
+    assert_eq!(q.counts().unwrap().total(), (SUBMITTERS * KEYS) as u64);
+    // The keys were stored with the jobs (a batch this large goes in by
+    // COPY): submitted again, each finds its job.
+    let again = q.insert(batch(KEYS / 2, KEYS)).unwrap();
+    assert!(
+        again.iter().all(|e| matches!(e, Enqueued::Duplicate(_))),
+        "every key is held"
+    );
     assert_eq!(q.counts().unwrap().total(), (SUBMITTERS * KEYS) as u64);
 }
