@@ -17,7 +17,7 @@
 //! migration). Rate windows are counted on the database's clock. New jobs
 //! are written with their flow columns and fair tags in the insert
 //! (`flow::insert_resolved`). A batch's unique keys are resolved in two
-//! statements, under advisory locks on the keys' buckets (at most 32 a
+//! statements, under advisory locks on the keys' buckets (at most 128 a
 //! batch, `lock_unique.sql`), taken in one order, so that concurrent
 //! submitters of a key see each other's jobs.
 

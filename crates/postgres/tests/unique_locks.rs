@@ -55,7 +55,7 @@ fn batch(first: usize, n: usize) -> Vec<NewJob> {
 /// either enqueued too or waits for a lock: their locks are all held at
 /// the same moment. With a lock per key that is 15,000 advisory locks,
 /// more than the lock table of a server with default settings holds
-/// ("out of shared memory"); with the bounded set, each holds at most 32
+/// ("out of shared memory"); with the bounded set, each holds at most 128
 /// and they take turns.
 #[test]
 fn concurrent_unique_batches_of_thousands_of_keys_fit_the_default_lock_table() {
