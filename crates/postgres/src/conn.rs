@@ -19,7 +19,7 @@ use crate::libpq;
 use crate::tls::{SslMode, Tls, TlsParams};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 12;
+pub const SCHEMA_VERSION: i32 = 13;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_submit.sql"),
     include_str!("../migrations/0011_attempt_ends.sql"),
     include_str!("../migrations/0012_finished_index.sql"),
+    include_str!("../migrations/0013_unique_locks.sql"),
 ];
 
 /// Every table the migrations create in the queue's schema, besides the

@@ -93,6 +93,7 @@ pub(crate) struct FlowSql {
     tag_keyed: String,
     set_tags: String,
     copy_linked: String,
+    copy_unique: String,
     notify: String,
     channel: String,
 }
@@ -122,6 +123,7 @@ impl FlowSql {
             tag_keyed: o.sql(include_str!("../sql/tag_keyed.sql")),
             set_tags: o.sql(include_str!("../sql/set_tags.sql")),
             copy_linked: o.sql(include_str!("../sql/copy_linked.sql")),
+            copy_unique: o.sql(include_str!("../sql/copy_unique.sql")),
             notify: include_str!("../sql/notify.sql").to_string(),
             channel: o.channel(),
         }
@@ -592,6 +594,9 @@ fn copy_rows(
 ) -> Result<usize, postgres::Error> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
+    if rows.only_unique() {
+        return copy_unique(c, sql, rows, now);
+    }
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -660,6 +665,56 @@ fn copy_rows(
             &rows.rkv[i],
             &rows.rrn[i],
             &rows.rrus[i],
+        ])?;
+    }
+    Ok(w.finish()? as usize)
+}
+
+/// [`copy_rows`] for rows that [`Rows::only_unique`]: the plain columns
+/// and the unique key (`copy_unique.sql`), not the full width.
+fn copy_unique(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    rows: &Rows<'_>,
+    now: i64,
+) -> Result<usize, postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::INT4,
+        Type::INT4,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::BOOL,
+        Type::INT8,
+        Type::TEXT,
+    ];
+    let mut w = BinaryCopyInWriter::new(c.copy_in(&sql.copy_unique)?, &types);
+    for i in 0..rows.id.len() {
+        w.write(&[
+            &rows.id[i],
+            &rows.task[i],
+            &rows.params[i],
+            &rows.state[i],
+            &rows.priority[i],
+            &rows.run_at[i],
+            &now,
+            &rows.max[i],
+            &rows.max[i],
+            &rows.backoff[i],
+            &rows.timeout[i],
+            &rows.mode[i],
+            &rows.isolate[i],
+            &rows.tag[i],
+            &rows.uk[i],
         ])?;
     }
     Ok(w.finish()? as usize)
@@ -768,6 +823,31 @@ impl<'a> Rows<'a> {
         let (n, us) = rate_parts(rk.and_then(|(_, r)| *r));
         self.rrn.push(n);
         self.rrus.push(us);
+    }
+
+    /// Whether every row is a waiting job whose only column beyond the
+    /// plain insert's is its unique key (no name, parents, children,
+    /// limits or keys): the other columns would take their defaults.
+    fn only_unique(&self) -> bool {
+        let none = |v: &[Option<i32>]| v.iter().all(Option::is_none);
+        let none64 = |v: &[Option<i64>]| v.iter().all(Option::is_none);
+        let no_str = |v: &[Option<&str>]| v.iter().all(Option::is_none);
+        self.state.iter().all(|&s| s == WAITING)
+            && self.run_if.iter().all(|&r| r == 0)
+            && self.pending.iter().all(|&p| p == 0)
+            && !self.children.iter().any(|&c| c)
+            && no_str(&self.name)
+            && none64(&self.cause)
+            && none(&self.tc)
+            && none(&self.trn)
+            && none64(&self.trus)
+            && no_str(&self.ckn)
+            && no_str(&self.ckv)
+            && none(&self.ckc)
+            && no_str(&self.rkn)
+            && no_str(&self.rkv)
+            && none(&self.rrn)
+            && none64(&self.rrus)
     }
 }
 

@@ -17,9 +17,9 @@
 //! migration). Rate windows are counted on the database's clock. New jobs
 //! are written with their flow columns and fair tags in the insert
 //! (`flow::insert_resolved`). A batch's unique keys are resolved in two
-//! statements, under per-key advisory locks taken in one order
-//! (`lock_unique.sql`), so that concurrent submitters of a key see each
-//! other's jobs.
+//! statements, under advisory locks on the keys' buckets (at most 128 a
+//! batch, `lock_unique.sql`), taken in one order, so that concurrent
+//! submitters of a key see each other's jobs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -123,8 +123,9 @@ impl PgQueue {
         let mut replaced = vec![false; n];
         let mut batch = std::borrow::Cow::Borrowed(jobs);
         if !keys.is_empty() {
-            keys.sort_unstable();
-            keys.dedup();
+            // Each key once (the server sorts the buckets it locks).
+            let mut seen = rustc_hash::FxHashSet::default();
+            keys.retain(|k| seen.insert(*k));
             tx.execute(
                 &self.lsql.lock_unique,
                 &[&self.options().schema_name(), &keys],

@@ -1,9 +1,10 @@
-//! The `submit` and `submit_many` SQL functions (migration 0010): a job
-//! they add is stored as the queue's own insert stores it, with the
-//! published defaults for what they leave out; they refuse unknown tasks
-//! and bad options with SQL errors that say what would do; they keep
-//! idempotency and unique keys as the insert does; they work inside the
-//! caller's transaction and wake listening workers at its commit.
+//! The `submit` and `submit_many` SQL functions (migration 0010; `submit`'s
+//! unique-key lock, 0013): a job they add is stored as the queue's own
+//! insert stores it, with the published defaults for what they leave out;
+//! they refuse unknown tasks and bad options with SQL errors that say what
+//! would do; they keep idempotency and unique keys as the insert does, a
+//! unique key under the insert's lock; they work inside the caller's
+//! transaction and wake listening workers at its commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -369,6 +370,132 @@ fn keys_are_kept_as_the_insert_keeps_them() {
         assert_eq!(r.get::<_, i32>(1), 1);
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// A job of task `plain` with unique key `key`.
+fn unique_plain(key: &str) -> NewJob {
+    NewJob {
+        unique: Some(runyard_core::Unique {
+            key: key.into(),
+            within: None,
+            on_conflict: runyard_core::OnConflict::Skip,
+        }),
+        ..NewJob::new(
+            TaskName::from("plain"),
+            JobParams::empty(),
+            Arc::new(JobSettings {
+                max_attempts: 3,
+                backoff: Backoff::DEFAULT_EXPONENTIAL,
+                timeout: None,
+                priority: 0,
+                mode: Mode::Auto,
+                isolate: false,
+            }),
+        )
+    }
+}
+
+/// Waits until `done` says the other submitter finished, or the backend
+/// `pid` it submits on waits for a lock; returns whether it waited.
+fn waits_or_finishes(pid: i32, done: &std::sync::atomic::AtomicBool) -> bool {
+    let mut c = client();
+    loop {
+        if done.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let waits: bool = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+                &[&pid],
+            )
+            .unwrap()
+            .get(0);
+        if waits {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An SQL submitter and a Rust one of the same unique key at once make one
+/// job, whichever takes the key first: the second waits for the first's
+/// lock (the same one: migration 0013 and `lock_unique.sql`), then finds
+/// its job.
+#[test]
+fn an_sql_and_a_rust_submitter_of_one_key_at_once_make_one_job() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (q, s) = published("sql_rust_race");
+    let count = |key: &str| -> i64 {
+        client()
+            .query_one(
+                &format!("SELECT count(*) FROM \"{s}\".jobs WHERE unique_key = $1"),
+                &[&key],
+            )
+            .unwrap()
+            .get(0)
+    };
+    // The SQL submit first, its transaction open while the Rust one comes.
+    let mut c = client();
+    let mut tx = c.transaction().unwrap();
+    let sql_id: i64 = tx
+        .query_one(
+            &format!("SELECT \"{s}\".submit('plain', unique_key => 'race-a')"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let mut rust = q.options().connect_client().unwrap();
+    let pid: i32 = rust
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let done = AtomicBool::new(false);
+    let rust_id = std::thread::scope(|scope| {
+        let h = scope.spawn(|| {
+            let mut rtx = rust.transaction().unwrap();
+            let out = q.enqueue_in(&mut rtx, &[unique_plain("race-a")]).unwrap();
+            rtx.commit().unwrap();
+            done.store(true, Ordering::SeqCst);
+            out[0].id().0 as i64
+        });
+        let waited = waits_or_finishes(pid, &done);
+        tx.commit().unwrap();
+        let id = h.join().unwrap();
+        assert!(waited, "the Rust submitter waited for the SQL one's lock");
+        id
+    });
+    assert_eq!(rust_id, sql_id, "the Rust submit found the SQL one's job");
+    assert_eq!(count("race-a"), 1);
+
+    // The Rust insert first, the SQL submit while its transaction is open.
+    let mut rust = q.options().connect_client().unwrap();
+    let mut rtx = rust.transaction().unwrap();
+    let rust_id = q.enqueue_in(&mut rtx, &[unique_plain("race-b")]).unwrap()[0]
+        .id()
+        .0 as i64;
+    let mut c = client();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let done = AtomicBool::new(false);
+    let sql_id = std::thread::scope(|scope| {
+        let h = scope.spawn(|| {
+            let id: i64 = c
+                .query_one(
+                    &format!("SELECT \"{s}\".submit('plain', unique_key => 'race-b')"),
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            done.store(true, Ordering::SeqCst);
+            id
+        });
+        let waited = waits_or_finishes(pid, &done);
+        rtx.commit().unwrap();
+        let id = h.join().unwrap();
+        assert!(waited, "the SQL submitter waited for the Rust one's lock");
+        id
+    });
+    assert_eq!(sql_id, rust_id, "the SQL submit found the Rust one's job");
+    assert_eq!(count("race-b"), 1);
 }
 
 #[test]
