@@ -1,29 +1,8 @@
--- As insert_jobs.sql, for a batch in which no job has an idempotency key
--- (the frontier read as there).
+-- As insert_jobs.sql, for a batch in which no job has an idempotency key.
 WITH d AS MATERIALIZED (
     SELECT count(*) AS n FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1
-), k AS MATERIALIZED (
-    SELECT coalesce(sum(c.n) FILTER (WHERE c.state = {WAITING}), 0)::bigint AS waiting,
-           coalesce(sum(c.n) FILTER (WHERE c.state = {RUNNING}), 0)::bigint AS running
-    FROM runyard.counts c
 ), f AS MATERIALIZED (
-    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, CASE
-        WHEN k.waiting > 256 THEN runyard.frontier()
-        ELSE coalesce(
-            (SELECT u.tag FROM (SELECT v.priority, v.tag, v.id FROM runyard.jobs v
-                                WHERE v.state = {WAITING} ORDER BY v.id DESC LIMIT k.waiting) u
-             WHERE u.tag IS NOT NULL ORDER BY u.priority DESC, u.tag, u.id LIMIT 1),
-            (SELECT setval('runyard.tag_next', g.v + 1) - 1 FROM (SELECT GREATEST(
-                 (SELECT max(t.last) + 1 FROM runyard.key_tags t),
-                 CASE WHEN k.running = 0 THEN NULL
-                      WHEN k.running <= 256 THEN
-                          (SELECT max(u.tag) + 1 FROM (SELECT v.tag FROM runyard.jobs v
-                                                       WHERE v.state = {RUNNING}
-                                                       ORDER BY v.id DESC LIMIT k.running) u)
-                      ELSE (SELECT max(r.tag) + 1 FROM runyard.jobs r WHERE r.state = {RUNNING}) END,
-                 (SELECT s.last_value FROM runyard.tag_next s)) AS v) g))
-        END) END AS v
-    FROM d, k
+    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, {FRONTIER}) END AS v FROM d
 )
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,

@@ -703,9 +703,9 @@ fn a_schema_6_queue_with_a_claim_in_flight_is_upgraded_to_7() {
     );
 }
 
-/// A statement file of `sql/` as the queue in schema `s` runs it.
-fn statement(text: &str, s: &str) -> String {
-    runyard_queue::stored::render_states(text).replace("runyard.", &format!("\"{s}\"."))
+/// A statement file of `sql/` as the queue at `u` runs it.
+fn statement(text: &str, u: &str) -> String {
+    runyard_postgres::testing::statement(&PgOptions::from_url(u).unwrap(), text)
 }
 
 /// Right after a drain, the entries at the heads of the fair order's
@@ -754,14 +754,14 @@ fn a_job_into_a_drained_queue_is_claimed_without_walking_the_drained_heads() {
     assert_eq!(scans(&mut tx), none);
     let added = q.enqueue_in(&mut tx, &[job("t", 1, 0)]).unwrap();
     let now = q.now().as_micros();
-    tx.execute(&statement(include_str!("../sql/promote.sql"), &s), &[&now])
+    tx.execute(&statement(include_str!("../sql/promote.sql"), &u), &[&now])
         .unwrap();
     let due: Option<i64> = tx
-        .query_one(&statement(include_str!("../sql/next_due.sql"), &s), &[])
+        .query_one(&statement(include_str!("../sql/next_due.sql"), &u), &[])
         .unwrap()
         .get(0);
     assert!(due.is_some_and(|d| d <= now), "{due:?}");
-    let claim = statement(include_str!("../sql/claim.sql"), &s);
+    let claim = statement(include_str!("../sql/claim.sql"), &u);
     let tasks: Option<Vec<String>> = None;
     let got = tx
         .query(&claim, &[&"w2", &(now + 60_000_000), &now, &4i64, &tasks])
