@@ -39,7 +39,7 @@ pub fn the_claim_order_holds_from_a_deep_queue_to_a_drained_one(make: Factory<'_
     let (clock, q) = fresh(make);
     let mut want: Vec<(i32, usize, JobId)> = Vec::new();
     for b in 0..6 {
-        let jobs: Vec<NewJob> = (0..100).map(|i| job("t", 1, (i % 3) as i32)).collect();
+        let jobs: Vec<NewJob> = (0..100i32).map(|i| job("t", 1, i % 3)).collect();
         for (i, id) in ids(&q.enqueue(jobs).unwrap()).into_iter().enumerate() {
             want.push(((i % 3) as i32, b * 100 + i, id));
         }
