@@ -19,7 +19,7 @@ WITH done AS (
     SET state = done.state, run_at = done.run_at, output = done.output, worker = NULL,
         lease_until = NULL, cancel_requested = false,
         tag = CASE WHEN done.state = {WAITING} AND done.run_at <= $7::bigint
-                   THEN (SELECT runyard.frontier()) END,
+                   THEN {FRONTIER} END,
         finished_at = CASE WHEN done.state = {WAITING} THEN NULL ELSE $7::bigint END
     FROM done
     WHERE j.id = ANY($2) AND j.id = done.id AND j.attempt = done.attempt AND j.claims = done.claim

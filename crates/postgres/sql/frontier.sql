@@ -1,2 +1,2 @@
--- The fair order's frontier (see migration 0005).
-SELECT runyard.frontier()
+-- The fair order's frontier (see migration 0005, and frontier_few.sql).
+SELECT {FRONTIER}

@@ -5,10 +5,11 @@
 -- read only when some job is due: read while nothing waits, it counts as a
 -- tag given (runyard.frontier), and a batch of jobs not yet due gives none.
 -- Returns the added jobs.
+-- (FRONTIER in braces: the frontier, see frontier_few.sql.)
 WITH d AS MATERIALIZED (
     SELECT count(*) AS n FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1
 ), f AS MATERIALIZED (
-    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, runyard.frontier()) END AS v FROM d
+    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, {FRONTIER}) END AS v FROM d
 )
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,

@@ -2,7 +2,7 @@
 WITH d AS MATERIALIZED (
     SELECT count(*) AS n FROM unnest($5::bigint[]) AS r(at) WHERE r.at <= $1
 ), f AS MATERIALIZED (
-    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, runyard.frontier()) END AS v FROM d
+    SELECT CASE WHEN d.n > 0 THEN runyard.keyless_tags(d.n, {FRONTIER}) END AS v FROM d
 )
 INSERT INTO runyard.jobs
     (task, params, state, priority, run_at, enqueued_at, max_attempts, attempts_per_round,

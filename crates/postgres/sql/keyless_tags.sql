@@ -2,4 +2,4 @@
 -- after the keyless group's last tag, never below the frontier. NULL when
 -- $1 is 0: the frontier is then not read (read while nothing waits, it
 -- counts as a tag given, see runyard.frontier).
-SELECT CASE WHEN $1::bigint > 0 THEN runyard.keyless_tags($1::bigint, runyard.frontier()) END
+SELECT CASE WHEN $1::bigint > 0 THEN runyard.keyless_tags($1::bigint, {FRONTIER}) END

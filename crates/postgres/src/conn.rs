@@ -397,16 +397,30 @@ impl PgOptions {
 
     /// SQL written for the `runyard` schema, for this one.
     /// A statement for this queue: its schema's name in place of
-    /// `runyard.`, and its state codes by name rendered (see
+    /// `runyard.`, the frontier's expression in place of `{FRONTIER}`
+    /// (see [`with_frontier`]), and its state codes by name rendered (see
     /// `runyard_queue::stored::render_states`).
     pub(crate) fn sql(&self, text: &str) -> String {
-        let text = runyard_queue::stored::render_states(text);
+        let text = runyard_queue::stored::render_states(&with_frontier(text));
         if self.schema == DEFAULT_SCHEMA {
             text
         } else {
             text.replace("runyard.", &format!("\"{}\".", self.schema))
         }
     }
+}
+
+/// `text` with `{FRONTIER}` replaced by the frontier's expression of
+/// `sql/frontier_few.sql` (its comment lines left out).
+pub(crate) fn with_frontier(text: &str) -> String {
+    if !text.contains("{FRONTIER}") {
+        return text.to_string();
+    }
+    let expr: Vec<&str> = include_str!("../sql/frontier_few.sql")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect();
+    text.replace("{FRONTIER}", &expr.join("\n"))
 }
 
 fn check_schema_name(s: &str) -> Result<(), QueueError> {
@@ -1159,7 +1173,7 @@ mod tests {
         let mut n = 0;
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = with_frontier(&std::fs::read_to_string(&path).unwrap());
             runyard_queue::stored::check_statement(&path.display().to_string(), &text).unwrap();
             n += 1;
         }

@@ -152,6 +152,12 @@ impl Cluster {
     }
 }
 
+/// A statement file of `sql/` (its text) as the queue of `opts` runs it:
+/// for running a queue's statement in a test's own transaction.
+pub fn statement(opts: &crate::PgOptions, text: &str) -> String {
+    opts.sql(text)
+}
+
 /// A connection inside an open transaction that holds schedule `name`'s
 /// row as a worker firing it does (the same timeouts set), and then does
 /// nothing more: a worker stopped in the middle of firing. The server

@@ -21,6 +21,7 @@
 
 mod additions;
 mod counts;
+mod drained;
 mod flow;
 mod flow_admin;
 mod flow_random;
@@ -45,6 +46,7 @@ pub use counts::{
     counts_match_a_scan_after_duplicates_and_every_kind_of_claim,
     counts_match_a_scan_after_every_transition,
 };
+pub use drained::the_claim_order_holds_from_a_deep_queue_to_a_drained_one;
 pub use flow::{
     a_chain_runs_in_order_and_passes_outputs_on,
     a_dead_parent_cancels_its_dependents_naming_the_root, a_diamond_with_a_failed_branch,
@@ -120,6 +122,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@tests $make;
             enqueue_and_claim_in_priority_order,
+            the_claim_order_holds_from_a_deep_queue_to_a_drained_one,
             claims_are_exclusive_under_concurrent_workers,
             expired_leases_are_rescued_and_counted,
             fencing_refuses_a_taken_over_lease,

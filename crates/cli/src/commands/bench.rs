@@ -92,6 +92,11 @@ enum Workload {
         /// Enqueue each job with a unique key of its own.
         #[arg(long)]
         unique: bool,
+        /// Enqueue the N jobs with a run-at an hour ahead and do not drain
+        /// them: the idle latency is then taken with them in the queue,
+        /// scheduled for later (the drain's figures are left out).
+        #[arg(long)]
+        later: bool,
         /// Count the drain's work as `runyard worker --listen` does, and
         /// serve those metrics on ADDR (a loopback address): what a
         /// worker's metering costs its drain.
@@ -255,6 +260,7 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
             keys,
             key_concurrency,
             unique,
+            later,
             listen,
         } => {
             if let Some(addr) = listen.filter(|a| !a.ip().is_loopback()) {
@@ -271,6 +277,7 @@ pub(crate) fn main(args: BenchArgs, registry: Arc<Registry>) -> anyhow::Result<E
                 keys,
                 key_concurrency,
                 unique,
+                later,
             };
             queue_bench(&registry, n, &queue, batch, samples, flow, listen)?;
         }
@@ -466,12 +473,14 @@ fn seed(registry: &Arc<Registry>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The flow control of B7's jobs: concurrency keys, unique keys.
+/// The flow control of B7's jobs: concurrency keys, unique keys; and
+/// whether they are scheduled for later and left undrained.
 #[derive(Debug, Clone, Copy)]
 struct QueueFlow {
     keys: Option<u32>,
     key_concurrency: Option<u32>,
     unique: bool,
+    later: bool,
 }
 
 impl QueueFlow {
@@ -546,10 +555,15 @@ fn queue_bench(
     let t = Instant::now();
     let mut left = n;
     let mut next = 0u64;
+    let later = flow.later.then(|| queue.now() + Duration::from_secs(3600));
     while left > 0 {
         let k = left.min(batch as u64);
         let jobs = (next..next + k)
-            .map(|i| flow.job(&job, i))
+            .map(|i| {
+                let mut j = flow.job(&job, i)?;
+                j.run_at = later;
+                Ok(j)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         queue.enqueue(jobs)?;
         next += k;
@@ -558,12 +572,14 @@ fn queue_bench(
     let enqueue = t.elapsed();
 
     let t = Instant::now();
-    let run = start(&e, Vec::new())?;
-    run.close();
-    run.join()?;
+    if !flow.later {
+        let run = start(&e, Vec::new())?;
+        run.close();
+        run.join()?;
+    }
     let drain = t.elapsed();
     let c = queue.counts()?;
-    if c.succeeded != n {
+    if !flow.later && c.succeeded != n {
         bail!("only {} of {n} jobs succeeded ({c:?})", c.succeeded);
     }
 
@@ -590,7 +606,13 @@ fn queue_bench(
         let started = v.attempts.first().context("an attempt")?.started_at;
         lat.push(started.since(v.enqueued_at).as_secs_f64() * 1e3);
     }
-    run.close();
+    if flow.later {
+        // The scheduled jobs stay for later: stop claiming rather than
+        // wait for them.
+        run.interrupt();
+    } else {
+        run.close();
+    }
     run.join()?;
     if let Some((_, stop, server)) = metered {
         stop.stop();
@@ -602,7 +624,11 @@ fn queue_bench(
             .copied()
     };
     emit(
-        "B7 queue",
+        if flow.later {
+            "B7 queue, scheduled for later (not drained)"
+        } else {
+            "B7 queue"
+        },
         "runyard",
         n,
         drain,
@@ -617,6 +643,7 @@ fn queue_bench(
             "keys": flow.keys,
             "key_concurrency": flow.key_concurrency,
             "unique": flow.unique,
+            "later": flow.later,
             "metered": listen.is_some(),
         }),
     )?;

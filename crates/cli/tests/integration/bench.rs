@@ -1,5 +1,6 @@
 //! `runyard bench curve` and the script that plots it (scripts/plot_bench.py),
-//! at tiny sizes: what the lines carry, not how fast anything is.
+//! and `bench queue --later`, at tiny sizes: what the lines carry, not how
+//! fast anything is.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -113,6 +114,39 @@ fn curve_prints_one_complete_line_per_workload_and_count_and_the_script_plots_th
         }
         other => panic!("plot_bench.py --png exited {other:?}: {}", p.stderr),
     }
+}
+
+/// With `--later`, the jobs stay scheduled and undrained while the idle
+/// latency is taken: the line says so, and the file still holds them.
+#[test]
+fn bench_queue_later_leaves_its_jobs_scheduled_and_says_so() {
+    let dir = Dir::new();
+    let db = dir.path("later.db");
+    let queue = format!("sqlite://{}", db.display());
+    let r = run(&[
+        "bench",
+        "queue",
+        "--n",
+        "300",
+        "--samples",
+        "3",
+        "--later",
+        "--queue",
+        &queue,
+    ]);
+    r.code(0);
+    let l: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        l["workload"], "B7 queue, scheduled for later (not drained)",
+        "{l}"
+    );
+    assert_eq!(l["later"], true, "{l}");
+    assert_eq!(l["latency_samples"], 3, "{l}");
+    let s = run(&["status", "--queue", &queue, "--json"]);
+    s.code(0);
+    let counts: Value = serde_json::from_str(s.stdout.trim()).unwrap();
+    assert_eq!(counts["counts"]["scheduled"], 300, "{counts}");
+    assert_eq!(counts["counts"]["succeeded"], 3, "{counts}");
 }
 
 #[test]
