@@ -275,12 +275,12 @@ impl AttemptTask {
         if matches!(outcome, Outcome::TimedOut(_) | Outcome::Cancelled) {
             self.cancel.cancel();
         }
-        inner.sink.finished(vec![AttemptReport {
+        inner.sink.finished_one(AttemptReport {
             token: self.token,
             started_at: inner.epoch.at(started),
             duration,
             outcome,
-        }]);
+        });
     }
 }
 
