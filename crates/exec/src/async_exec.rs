@@ -13,16 +13,15 @@
 //! a cancel request raises the attempt's token and aborts its tokio task,
 //! whose future tokio then drops, reporting the attempt `cancelled` as it
 //! goes (the task's own drop): either way an `async` task is stopped at its
-//! next `.await`. A
-//! future that blocks its runtime thread (a synchronous sleep, a blocking
-//! read) never reaches an `.await`, and its own timer cannot fire while the
-//! thread is held; the watchdog, on a thread of its own, reports it
-//! `timed_out` at its deadline all the same and cancels its context. The
-//! attempt is abandoned, as in the thread pool: when the future at last
-//! gives its thread back, its task finds the entry gone, drops the future
-//! without polling it again and reports nothing. Its runtime thread stays
-//! busy until then; `blocking` tasks and `process` mode are for such code.
-
+//! next `.await`. A future that blocks its runtime thread (a synchronous
+//! sleep, a blocking read) never reaches an `.await`, and its own timer
+//! cannot fire while the thread is held; the watchdog, on a thread of its
+//! own, reports it `timed_out` at its deadline all the same and cancels
+//! its context. The attempt is abandoned, as in the thread pool: when the
+//! future at last gives its thread back, its task finds the entry gone,
+//! drops the future without polling it again and reports nothing. Its
+//! runtime thread stays busy until then; `blocking` tasks and `process`
+//! mode are for such code.
 //!
 //! # What an attempt costs
 //!
