@@ -178,6 +178,12 @@ impl Sink for InboxSink {
         self.inbox.wake_if_sleeping();
     }
 
+    fn finished_one(&self, report: AttemptReport) {
+        self.inbox.lock().finished.push(report);
+        self.inbox.news.store(true, Ordering::SeqCst);
+        self.inbox.wake_if_sleeping();
+    }
+
     fn started(&self, token: u64, at: Timestamp) {
         self.inbox.lock().started.push((token, at));
         self.inbox.news.store(true, Ordering::SeqCst);

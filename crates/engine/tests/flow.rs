@@ -213,6 +213,8 @@ struct Shim {
     claimed: Mutex<HashMap<Lease, TaskName>>,
     released: Mutex<Vec<Lease>>,
     completed: Mutex<Vec<Lease>>,
+    /// The leases each heartbeat named, in order.
+    heartbeats: Mutex<Vec<Vec<Lease>>>,
     /// Unique keys seen, with their job.
     unique: Mutex<HashMap<String, JobId>>,
 }
@@ -233,6 +235,7 @@ impl Shim {
             claimed: Mutex::default(),
             released: Mutex::default(),
             completed: Mutex::default(),
+            heartbeats: Mutex::default(),
             unique: Mutex::default(),
         }
     }
@@ -350,6 +353,7 @@ impl Queue for Shim {
         lease: Duration,
     ) -> Result<HeartbeatReply, QueueError> {
         self.wait_if_held(Call::Heartbeat);
+        self.heartbeats.lock().unwrap().push(leases.to_vec());
         if self.fail_heartbeats.load(Ordering::SeqCst) {
             self.failed_heartbeats.fetch_add(1, Ordering::SeqCst);
             return Err(QueueError::new(
@@ -707,6 +711,38 @@ fn claims_of_a_paused_task_go_back_unless_they_started() {
     for j in &report.jobs {
         assert_eq!(j.attempts.len(), 1, "{:?}", j.id);
     }
+}
+
+/// An in-process queue's leases never expire: its heartbeats are for
+/// pauses, which send back only claims that have not started, so they do
+/// not name the running attempts (a hundred thousand of them, each time).
+#[test]
+fn an_in_process_queues_heartbeats_name_only_claims_that_have_not_started() {
+    let s = Switches::default();
+    // Heartbeats every 100 ms.
+    let config = EngineConfig::builder()
+        .mode(Mode::Async)
+        .concurrency(4)
+        .lease(Duration::from_millis(300))
+        .grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let engine = Engine::new(registry(&s), config);
+    let (queue, run) = start_on(&engine, Shim::new(false));
+    for _ in 0..3 {
+        run.submit(&JobSpec::new("async_gate")).unwrap();
+    }
+    wait_for("the gates run", || s.started.load(Ordering::SeqCst) == 3);
+    let seen = queue.heartbeats.lock().unwrap().len();
+    wait_for("two heartbeats while they run", || {
+        queue.heartbeats.lock().unwrap().len() >= seen + 2
+    });
+    let last = queue.heartbeats.lock().unwrap().last().cloned().unwrap();
+    assert!(last.is_empty(), "running attempts were named: {last:?}");
+    s.open.store(true, Ordering::SeqCst);
+    run.close();
+    let report = run.wait().unwrap();
+    assert_eq!(report.summary.succeeded, 3);
 }
 
 #[test]

@@ -45,6 +45,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Attempts that ended. Called from executor threads, with batches.
     fn finished(&self, batch: Vec<AttemptReport>);
 
+    /// One attempt that ended, reported on its own (an async attempt's
+    /// end): the same as a batch of one, without making one.
+    fn finished_one(&self, report: AttemptReport) {
+        self.finished(vec![report]);
+    }
+
     /// An attempt started (only called when [`Sink::wants_started`]).
     fn started(&self, token: u64, at: Timestamp) {
         let _ = (token, at);

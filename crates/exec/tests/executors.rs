@@ -385,6 +385,45 @@ fn async_attempts_time_out_panic_and_cancel() {
     assert!(matches!(c.outcome, Outcome::Cancelled));
 }
 
+/// An attempt cancelled before its task was first polled, and one whose
+/// runtime shuts down under it, are each reported cancelled, once: the
+/// attempt's task reports as it is dropped.
+#[test]
+fn async_attempts_cancelled_unpolled_or_dropped_with_their_runtime_are_reported_once() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reg = registry();
+    let (s, rx) = sink();
+    let ex = AsyncExecutor::new(rt.handle().clone(), reg.clone(), s);
+    ex.submit(vec![
+        attempt(&reg, "asleep", 1, None),
+        attempt(&reg, "asleep", 2, None),
+    ]);
+    // Nothing has driven the runtime: neither task was polled.
+    ex.cancel(1);
+    let c = rt.block_on(async {
+        loop {
+            match rx.try_recv() {
+                Ok(f) => break f,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    });
+    assert_eq!(c.token, 1);
+    assert!(matches!(c.outcome, Outcome::Cancelled), "{:?}", c.outcome);
+    assert_eq!(c.duration, Duration::ZERO, "it never ran");
+    assert_eq!(ex.running(), 1, "the second one started");
+    // The runtime's end drops the second attempt's task, here.
+    drop(rt);
+    let d = rx.try_recv().expect("reported as its task was dropped");
+    assert_eq!(d.token, 2);
+    assert!(matches!(d.outcome, Outcome::Cancelled), "{:?}", d.outcome);
+    assert!(rx.try_recv().is_err(), "each once");
+    assert_eq!(ex.running(), 0);
+}
+
 /// On tokio's paused clock: timeouts fire in the order of their deadlines,
 /// a timed-out future is dropped (its guard runs), and hours of virtual
 /// time pass without the test waiting for them.

@@ -115,6 +115,22 @@ impl Claims {
         self.entries.iter().map(|(t, e)| (t, e.lease)).collect()
     }
 
+    /// The token and lease of every entry whose attempt may not have
+    /// started: waiting, or with an executor that can give it back
+    /// unstarted (the async executor starts each attempt it is given, and
+    /// a started one is known only when its executor reports starts).
+    pub(super) fn unstarted_leases(&self) -> Vec<(u64, Lease)> {
+        let unstarted = |e: &Entry| match e.stage {
+            Stage::Waiting { .. } => true,
+            Stage::Submitted => e.lane != Lane::Async,
+            Stage::Started { .. } => false,
+        };
+        (self.entries.iter())
+            .filter(|(_, e)| unstarted(e))
+            .map(|(t, e)| (t, e.lease))
+            .collect()
+    }
+
     /// Every entry's token.
     pub(super) fn tokens(&self) -> Vec<u64> {
         self.entries.iter().map(|(t, _)| t).collect()
@@ -183,8 +199,7 @@ impl Claims {
     /// attempt.
     fn hand_over(&mut self, token: u64) -> Attempt {
         let e = self.entries.get_mut(token).expect("entry exists");
-        let Stage::Waiting { params, parents } = std::mem::replace(&mut e.stage, Stage::Submitted)
-        else {
+        let Stage::Waiting { params } = std::mem::replace(&mut e.stage, Stage::Submitted) else {
             unreachable!("only waiting entries are in the waiting lists")
         };
         self.lanes[e.lane].inflight += 1;
@@ -199,7 +214,7 @@ impl Claims {
             task: e.task,
             params,
             timeout: e.settings.timeout,
-            parents,
+            parents: e.take_parents(),
         }
     }
 
@@ -210,10 +225,10 @@ impl Claims {
             let Some(e) = self.entries.get_mut(a.token) else {
                 continue;
             };
-            e.stage = Stage::Waiting {
-                params: a.params,
-                parents: a.parents,
-            };
+            e.stage = Stage::Waiting { params: a.params };
+            if let Some(p) = a.parents {
+                e.rare.get_or_insert_with(Default::default).parents = Some(p);
+            }
             let task = e.task;
             if let Some(c) = &self.cutoff {
                 c.forget(a.token);
@@ -388,23 +403,22 @@ mod tests {
             },
             task: TaskIndex(task),
             lane,
-            settings: JobSettings {
+            settings: Arc::new(JobSettings {
                 max_attempts: 3,
                 backoff: Backoff::None,
                 timeout: None,
                 priority: 0,
                 mode: Mode::Auto,
                 isolate: false,
-            },
+            }),
             ready_at: Timestamp::EPOCH,
             stage: Stage::Waiting {
                 params: JobParams::default(),
-                parents: None,
             },
             cancel_requested: false,
-            admitted_at: None,
             claimed_at: Instant::now(),
             span: None,
+            rare: None,
         }
     }
 

@@ -86,7 +86,8 @@
 //! A heartbeat's `paused` claims go back to the queue unless they have
 //! started: waiting ones, and those their executor gives back unstarted.
 //! Queues that keep limits are heartbeaten for that even when they are
-//! not durable.
+//! not durable; such a heartbeat names only the claims that have not
+//! started.
 //!
 //! When heartbeats fail, a lease that was last renewed (or claimed) five
 //! sixths of a lease ago is given up as if it had been lost: its attempt
@@ -698,7 +699,7 @@ impl Dispatcher {
             e
         });
         match routed {
-            Ok(e) if e.admitted_at.is_some() => {
+            Ok(e) if e.admitted_at().is_some() => {
                 let (lane, task) = (e.lane, e.task);
                 self.mark_rated(task, lane);
                 let startable =
@@ -779,7 +780,7 @@ impl Dispatcher {
                 let at = self
                     .claims
                     .get(token)
-                    .and_then(|e| e.admitted_at)
+                    .and_then(|e| e.admitted_at())
                     .unwrap_or(at);
                 let Some(e) = self.claims.started(token, at) else {
                     continue;
@@ -813,7 +814,7 @@ impl Dispatcher {
             if let Some(e) = self.claims.end(f.token) {
                 self.claims.lanes.ran(e.lane, f.duration);
                 let end = End {
-                    started_at: e.admitted_at.unwrap_or(f.started_at),
+                    started_at: e.admitted_at().unwrap_or(f.started_at),
                     duration: f.duration,
                     outcome: f.outcome,
                 };
@@ -956,7 +957,15 @@ impl Dispatcher {
     fn heartbeat(&mut self) -> Result<(), QueueError> {
         // Stopped attempts are not renewed.
         self.give_up_stopped();
-        let held = self.claims.leases();
+        // An in-process queue's leases do not expire: it is heartbeaten to
+        // hear of paused tasks, and only claims that have not started go
+        // back for a pause (a hundred thousand running attempts are not
+        // sent each time).
+        let held = if self.durable {
+            self.claims.leases()
+        } else {
+            self.claims.unstarted_leases()
+        };
         let leases: Vec<Lease> = held.iter().map(|(_, l)| *l).collect();
         let sent = Instant::now();
         let reply = self

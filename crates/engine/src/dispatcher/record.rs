@@ -153,6 +153,9 @@ pub(super) fn refusal(
 /// leases then ran out before the ends were written.
 pub(super) const UNWRITTEN_MAX: usize = 16_384;
 
+/// The most records a new batch has room for before its first push.
+const BATCH_ROOM: usize = 4096;
+
 /// Records waiting to be written, and the writer thread if there is one.
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -188,10 +191,14 @@ impl Recorder {
         self.pending.len() + self.writing_len
     }
 
+    /// Takes the waiting records; the next batch starts with room for as
+    /// many, up to [`BATCH_ROOM`] (a batch grown from nothing reallocates
+    /// and copies its records a dozen times).
     fn take(pending: &mut Vec<Completion>, notes: &mut Vec<Note>) -> Written {
+        let room = pending.len().min(BATCH_ROOM);
         Written {
-            records: std::mem::take(pending),
-            notes: std::mem::take(notes),
+            records: std::mem::replace(pending, Vec::with_capacity(room)),
+            notes: std::mem::replace(notes, Vec::with_capacity(room)),
             results: Ok(Vec::new()),
             cascade: None,
         }

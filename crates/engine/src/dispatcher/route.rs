@@ -8,7 +8,7 @@ use std::time::Instant;
 use runyard_core::{JobSettings, TaskIndex, Timestamp};
 use runyard_queue::{Claimed, Lease, TaskName};
 
-use super::entry::{Entry, Stage};
+use super::entry::{Entry, Rare, Stage};
 use crate::lane::{lane_for, Lane};
 use crate::shared::EngineInner;
 
@@ -22,10 +22,12 @@ pub(super) struct Refused {
 }
 
 /// Routes claimed jobs, remembering the last task looked up (claims come
-/// in runs of one task).
+/// in runs of one task) and the last settings seen: the entries of jobs
+/// with the same settings share one copy.
 #[derive(Debug, Default)]
 pub(super) struct Router {
     last_task: Option<(TaskName, TaskIndex)>,
+    last_settings: Option<Arc<JobSettings>>,
 }
 
 impl Router {
@@ -38,6 +40,14 @@ impl Router {
         let i = engine.registry.lookup(name).ok()?;
         self.last_task = Some((name.clone(), i));
         Some(i)
+    }
+
+    /// `settings`, shared with the last entry's if they are the same.
+    fn shared(&mut self, settings: JobSettings) -> Arc<JobSettings> {
+        match &self.last_settings {
+            Some(s) if **s == settings => Arc::clone(s),
+            _ => Arc::clone(self.last_settings.insert(Arc::new(settings))),
+        }
     }
 
     /// The entry for a claimed job, waiting in its lane; `claimed_at` is
@@ -73,22 +83,27 @@ impl Router {
             Ok(l) => l,
             Err(msg) => return Err(refuse(task, msg)),
         };
+        // Jobs without parents or an admitted start (most) allocate
+        // nothing for them.
+        let parents = (!parents.is_none()).then(|| Arc::from(parents.as_json()));
+        let rare = (parents.is_some() || admitted_at.is_some()).then(|| {
+            Box::new(Rare {
+                parents,
+                admitted_at,
+            })
+        });
         Ok(Entry {
             lease,
             task: idx,
             lane,
-            settings,
+            settings: self.shared(settings),
             ready_at,
-            stage: Stage::Waiting {
-                params,
-                // Jobs without parents (most) allocate nothing here.
-                parents: (!parents.is_none()).then(|| Arc::from(parents.as_json())),
-            },
+            stage: Stage::Waiting { params },
             cancel_requested: false,
-            admitted_at,
             claimed_at,
             schedule: schedule.map(Box::new),
             span: None,
+            rare,
         })
     }
 }

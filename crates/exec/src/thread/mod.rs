@@ -297,7 +297,9 @@ impl Inner {
     }
 
     fn run_thread(self: Arc<Inner>, slot: Arc<Slot>) {
-        let mut oldest_done: Option<Instant> = None;
+        // When the results held in the slot are to be handed over, by the
+        // age of the oldest.
+        let mut flush_at: Option<Instant> = None;
         loop {
             let next = {
                 let mut st = lock(&slot.state);
@@ -310,7 +312,7 @@ impl Inner {
                 Some(a) => a,
                 None => {
                     self.flush(&slot);
-                    oldest_done = None;
+                    flush_at = None;
                     match self.fetch(&slot) {
                         true => continue,
                         false => return,
@@ -319,9 +321,9 @@ impl Inner {
             };
             let task = self.registry.task(att.task);
             let started = Instant::now();
-            if oldest_done.is_some_and(|t| started - t >= FLUSH_AGE) {
+            if flush_at.is_some_and(|t| started >= t) {
                 self.flush(&slot);
-                oldest_done = None;
+                flush_at = None;
             }
             let started_at = self.epoch.at(started);
             let seq = {
@@ -347,7 +349,8 @@ impl Inner {
                 .with_parents(att.parents.clone());
             let result = catch_panic(|| task.run_sync(&att.params, &ctx));
             drop(ctx);
-            let duration = started.elapsed();
+            let ended_at = Instant::now();
+            let duration = ended_at.saturating_duration_since(started);
             let ended = match result {
                 Ok(Ok(out)) => Outcome::Succeeded(out),
                 Ok(Err(e)) => Outcome::Failed(e),
@@ -365,12 +368,12 @@ impl Inner {
                 duration,
                 outcome: ended,
             });
-            oldest_done.get_or_insert(started + duration);
+            flush_at.get_or_insert(ended_at + FLUSH_AGE);
             if st.done.len() >= FLUSH_LEN {
                 let batch = std::mem::replace(&mut st.done, Vec::with_capacity(FLUSH_LEN));
                 drop(st);
                 self.sink.finished(batch);
-                oldest_done = None;
+                flush_at = None;
             }
         }
     }
