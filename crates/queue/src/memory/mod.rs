@@ -85,7 +85,11 @@ pub struct MemoryQueue {
     registered: Mutex<BTreeMap<String, LiveWorker>>,
 }
 
-const CHUNK: usize = 1 << 14;
+/// Records per chunk: small enough that the chunks a forgetting queue
+/// holds at the edge of what it forgot (one part forgotten, one being
+/// filled) stay small, large enough that the list of chunks does not
+/// matter (ten thousand for ten million jobs).
+const CHUNK: usize = 1 << 10;
 
 /// Jobs enqueued but not yet moved into the state.
 #[derive(Default)]
