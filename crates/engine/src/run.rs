@@ -287,6 +287,13 @@ impl Run {
         move || inbox.interrupt()
     }
 
+    /// Whether the dispatcher has ended (drained after [`Run::close`],
+    /// interrupted, or stopped by a failure of the queue): a caller that
+    /// waits for the run to make room stops waiting then.
+    pub fn has_ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// The queue.
     pub fn queue(&self) -> &Arc<dyn Queue> {
         &self.queue

@@ -8,18 +8,25 @@
 //! 2. [`execute`]: the queue (a state file) is opened, the outputs are
 //!    created, the run starts with the interrupt handler and the progress
 //!    bar, its jobs are submitted and it is waited for;
+//!
+//!    in memory the queue forgets each job once the report's thread has
+//!    read it (for `--json` and the summary: `output/report.rs`), and the
+//!    jobs of a file with no dependencies are submitted as the run makes
+//!    room ([`Backlog`]), so a run of ten million jobs holds the records
+//!    of a bounded number at a time;
 //! 3. [`report`]: the summary, the report and events files finished, and
 //!    the exit code.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use runyard::event::EventSink;
-use runyard::queue::{ListFilter, Queue};
+use runyard::queue::{ListFilter, MemoryQueue, Queue};
 use runyard::report::HeldJobs;
 use runyard::{Engine, EngineConfig, JobState, Mode, Registry, ReportReader, Run};
 
@@ -131,6 +138,8 @@ struct Ran {
     /// registration ended) while the queue is still open.
     _reporting: Option<Reporting>,
     opened: Opened,
+    /// The queue in memory, which forgets the jobs read.
+    forget: Option<Arc<MemoryQueue>>,
     outputs: RunOutputs,
     ended: ReportReader,
     /// The queue failure that stopped the run early, if any.
@@ -228,7 +237,15 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         outputs,
         human,
     } = plan;
-    let opened = queues::open(&url, purpose)?;
+    // In memory: a queue that forgets each job the report's thread read.
+    let forget = (url == QueueUrl::Memory).then(|| Arc::new(MemoryQueue::new().forgetting(1)));
+    let opened = match &forget {
+        Some(q) => Opened {
+            queue: Arc::clone(q) as Arc<dyn Queue>,
+            file: None,
+        },
+        None => queues::open(&url, purpose)?,
+    };
     let queue = Arc::clone(&opened.queue);
     let reporting = opened
         .file
@@ -245,13 +262,15 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     let mut outputs = outputs.open()?;
 
     let mut sinks: Vec<Arc<dyn EventSink>> = outputs.events_sink().into_iter().collect();
-    sinks.extend(outputs.report_sink(Arc::clone(&queue)));
     if !args.quiet && !human.is_terminal {
         sinks.push(Arc::new(JobLines {
             human: human.clone(),
             queue: Arc::clone(&queue),
         }));
     }
+    let backlog = forget.clone().map(|q| Arc::new(Backlog::new(q)));
+    // Last: a job is read (and forgotten) once every other sink saw it end.
+    sinks.extend(outputs.report_sink(Arc::clone(&queue), forget.clone()));
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let grace = runyard::duration::format_duration(args.grace);
     // What held the jobs not yet started, taken at the first interrupt
@@ -262,11 +281,15 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     let interrupt = {
         let (queue, held, interrupt) =
             (Arc::downgrade(&queue), Arc::clone(&held), run.interrupter());
+        let backlog = backlog.clone();
         move || {
             if let Some(queue) = queue.upgrade() {
                 held.get_or_init(|| held_now(&*queue));
             }
             interrupt();
+            if let Some(b) = &backlog {
+                b.stop();
+            }
         }
     };
     let interrupts = on_interrupts(
@@ -286,15 +309,17 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
         let held = move || queue.upgrade().map(|q| held_now(&*q)).unwrap_or_default();
         ProgressView::start(total, move || source().ok(), held)
     });
-    submit(&run, jobs, opened.file.is_some())?;
+    submit(&run, jobs, opened.file.is_some(), backlog.as_deref())?;
     run.close();
     let ended = run.join();
+
     if let Some(p) = progress {
         p.finish();
     }
     let (ended, stopped) = split_end(ended)?;
     Ok(Ran {
         opened,
+        forget,
         outputs,
         ended,
         stopped,
@@ -305,24 +330,98 @@ fn execute(args: &RunArgs, plan: Plan) -> anyhow::Result<Ran> {
     })
 }
 
+/// The environment variable that makes `run` say, at its end on
+/// standard error, how many job records its memory queue held at once
+/// (for tests).
+pub(crate) const DEBUG_HELD_VAR: &str = "RUNYARD_RUN_DEBUG_HELD";
+
+/// Says on standard error how many job records `queue` held at most, and
+/// holds now (`RUNYARD_RUN_DEBUG_HELD`, `RUNYARD_EXEC_DEBUG_HELD`).
+pub(crate) fn debug_records(queue: &MemoryQueue) {
+    let (now, most) = queue.held();
+    errln!("runyard: debug: at most {most} job records in the queue at once, {now} at the end");
+}
+
+/// Jobs submitted in memory at a time.
+const BATCH: usize = 10_000;
+
 /// Submits the jobs, parents first. A state file gets the whole run in
 /// one transaction: a crash records all of it or none. In memory, batches
-/// let work start sooner.
-fn submit(run: &Run, jobs: Jobs, in_file: bool) -> anyhow::Result<()> {
-    let chunk = if in_file { usize::MAX } else { 10_000 };
+/// let work start sooner; with a `backlog`, each batch waits until the
+/// run has room for it. Jobs with dependencies go in one batch: a job
+/// may be after any job before it, which a memory queue that forgets
+/// must still hold.
+fn submit(run: &Run, jobs: Jobs, in_file: bool, backlog: Option<&Backlog>) -> anyhow::Result<()> {
+    let linked = jobs.list.iter().any(|p| !p.edges.is_empty());
+    let chunk = if in_file || linked { usize::MAX } else { BATCH };
+    let room = backlog.filter(|_| !linked);
     enqueue(&jobs.list, chunk, |batch| {
+        if let Some(b) = room {
+            b.wait_for_room(batch.len() as u64, run);
+        }
         run.submit_prepared(batch).context("enqueueing jobs")
     })
+}
+
+/// How many jobs the queue of a run in memory holds at most (not ended,
+/// or not yet read by the report's thread), unless one batch is more.
+const IN_FLIGHT: u64 = 3 * BATCH as u64;
+
+/// The submitter's wait for room in a run in memory: before each batch
+/// it waits until the queue, which forgets each job once the report's
+/// thread has read it, holds few enough jobs for the batch to fit in
+/// [`IN_FLIGHT`], so that it holds a bounded number however many jobs
+/// the run has. A job that runs long while that many after it end holds
+/// the submission up until it ends (the report is written in id order).
+/// An interrupt, or the end of the dispatcher (a failure), stops the
+/// waiting: what is left is submitted at once, and the report lists it
+/// unfinished.
+pub(crate) struct Backlog {
+    queue: Arc<MemoryQueue>,
+    stopped: AtomicBool,
+}
+
+impl Backlog {
+    fn new(queue: Arc<MemoryQueue>) -> Backlog {
+        Backlog {
+            queue,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// No more waiting.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until `n` more jobs fit in [`IN_FLIGHT`] (or one batch alone).
+    fn wait_for_room(&self, n: u64, run: &Run) {
+        let most = IN_FLIGHT.saturating_sub(n);
+        // The timeout only to see an interrupt or a dispatcher that ended.
+        while !self
+            .queue
+            .wait_held_at_most(most, Duration::from_millis(50))
+        {
+            if self.stopped.load(Ordering::SeqCst) || run.has_ended() {
+                return;
+            }
+        }
+    }
 }
 
 /// Summarizes the run, finishes its outputs, and says how it ended.
 fn report(args: &RunArgs, ran: Ran) -> anyhow::Result<Exit> {
     let (queue, human) = (&*ran.opened.queue, ran.human);
-    let mut summary = ran.ended.summary().context("reading the report")?;
-    summary.held = ran.held;
     // An output that cannot be written does not stop the run: each is
     // reported once at the end (exit code 3).
-    let mut failures = ran.outputs.finish(&ran.opened.queue, &summary)?;
+    let (summary, mut failures) = ran.outputs.finish(&ran.ended, ran.held)?;
+    if let Some(q) = ran
+        .forget
+        .as_ref()
+        .filter(|_| std::env::var_os(DEBUG_HELD_VAR).is_some())
+    {
+        debug_records(q);
+    }
     if !args.quiet {
         // A failure is kept in `human` (the job lines' too), told below.
         let blocked = queue.counts().map_or(0, |c| c.blocked);

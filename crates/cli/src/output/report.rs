@@ -12,6 +12,17 @@
 //! ended) are read a page at a time and written, then the summary. Each
 //! job is written once, and the file is the one `write_report_json`
 //! writes.
+//!
+//! The same thread counts each job it reads in the summary (its
+//! percentiles from the histogram sketch of `runyard_core::Sketch`), so
+//! the summary needs no second reading of the queue; and on a memory
+//! queue that forgets ([`runyard::queue::MemoryQueue::forgetting`]) it
+//! tells the queue each job it has read, which then holds only the jobs
+//! not yet ended or read. With such a queue the thread runs even without
+//! `--json`, for the summary alone: then it counts each job as it ends,
+//! in any order, and at the end the jobs that did not end. Its sink must
+//! be the run's last: a job is read (and may be forgotten) once its end
+//! has reached every other sink.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufWriter, Write};
@@ -21,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use runyard::event::{Event, EventSink, JsonLines};
-use runyard::queue::{ListFilter, Queue, QueueError};
-use runyard::report::{JobView, Summary};
+use runyard::queue::{ListFilter, MemoryQueue, Queue, QueueError};
+use runyard::report::{HeldJobs, JobView, Summary, SummaryBuilder};
 use runyard::{JobId, ReportReader, RunError};
 
 use crate::exit::RunnerFailure;
@@ -108,10 +119,20 @@ fn cannot_create(p: &Path, what: &str, e: io::Error) -> InputError {
     )
 }
 
-/// The report as it is written (see the module comment).
+/// The report as it is written, and the summary as it is counted (see
+/// the module comment).
 struct Streaming {
-    out: BufWriter<Out>,
+    /// The report, when `--json` was given.
+    out: Option<BufWriter<Out>>,
     queue: Arc<dyn Queue>,
+    /// The queue that forgets the jobs read, if it does.
+    forget: Option<Arc<MemoryQueue>>,
+    /// Jobs read since the queue was last told.
+    read: Vec<JobId>,
+    /// With no report: jobs whose end was told before the queue had it,
+    /// counted at the end.
+    later: Vec<JobId>,
+    summary: SummaryBuilder,
     /// The id of the first job not written.
     next: u64,
     /// Jobs that ended after `next`, not written yet.
@@ -126,18 +147,24 @@ struct Streaming {
 const PAGE: usize = 10_000;
 
 impl Streaming {
-    fn new(out: Out, queue: Arc<dyn Queue>) -> Streaming {
+    fn new(out: Option<Out>, queue: Arc<dyn Queue>, forget: Option<Arc<MemoryQueue>>) -> Streaming {
         let mut s = Streaming {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out: out.map(|o| BufWriter::with_capacity(64 * 1024, o)),
             queue,
+            forget,
+            read: Vec::new(),
+            later: Vec::new(),
+            summary: SummaryBuilder::new(),
             next: 1,
             ended: BTreeSet::new(),
             wrote_one: false,
             failed: None,
             unread: None,
         };
-        let head = s.out.write_all(b"{\"jobs\": [");
-        s.wrote(head);
+        if let Some(out) = &mut s.out {
+            let head = out.write_all(b"{\"jobs\": [");
+            s.wrote(head);
+        }
         s
     }
 
@@ -147,21 +174,39 @@ impl Streaming {
         }
     }
 
-    fn write_view(&mut self, v: &JobView) {
-        if self.failed.is_some() {
+    /// Counts one job in the summary and writes it to the report.
+    fn write_view(&mut self, mut v: JobView) {
+        self.summary.add(&v);
+        let Some(out) = self.out.as_mut().filter(|_| self.failed.is_none()) else {
             return;
-        }
+        };
+        // As `write_report_json` writes it: without each job's settings
+        // (mostly its task's, the same for thousands of jobs).
+        v.settings = None;
         let sep: &[u8] = if self.wrote_one { b",\n  " } else { b"\n  " };
         self.wrote_one = true;
-        let r = self
-            .out
+        let r = out
             .write_all(sep)
-            .and_then(|()| serde_json::to_writer(&mut self.out, v).map_err(io::Error::from));
+            .and_then(|()| serde_json::to_writer(&mut *out, &v).map_err(io::Error::from));
         self.wrote(r);
     }
 
-    /// Notes that `id` ended and writes every job now due.
+    /// Tells a forgetting queue the jobs read since it was last told.
+    fn tell(&mut self) {
+        if let Some(q) = &self.forget {
+            if !self.read.is_empty() {
+                q.reported(&self.read);
+            }
+        }
+        self.read.clear();
+    }
+
+    /// Notes that `id` ended and writes every job now due; with no report
+    /// to write, counts it at once.
     fn ended(&mut self, id: u64) {
+        if self.out.is_none() {
+            return self.counted(JobId(id));
+        }
         if id < self.next || self.unread.is_some() {
             return;
         }
@@ -177,8 +222,29 @@ impl Streaming {
                 }
             };
             self.ended.pop_first();
-            self.write_view(&view);
+            self.write_view(view);
+            if self.forget.is_some() {
+                self.read.push(JobId(self.next));
+            }
             self.next += 1;
+        }
+    }
+
+    /// Counts job `id`, which ended, in the summary (no report is
+    /// written: the order does not matter, and a job that ended long after
+    /// the others holds none of them up).
+    fn counted(&mut self, id: JobId) {
+        if self.unread.is_some() {
+            return;
+        }
+        match self.queue.inspect().and_then(|q| q.get(id)) {
+            Ok(Some(v)) if v.state.is_terminal() => {
+                self.summary.add(&v);
+                self.read.push(id);
+            }
+            Ok(Some(_)) => self.later.push(id),
+            Ok(None) => {}
+            Err(e) => self.unread = Some(e),
         }
     }
 
@@ -188,18 +254,56 @@ impl Streaming {
             while let Ok(id) = rx.try_recv() {
                 self.ended(id.0);
             }
-            if self.failed.is_none() {
-                let r = self.out.flush();
+            self.tell();
+            if let Some(out) = self.out.as_mut().filter(|_| self.failed.is_none()) {
+                let r = out.flush();
                 self.wrote(r);
             }
         }
         self
     }
 
-    /// Writes the jobs not written yet, then the summary.
-    fn finish(mut self, summary: &Summary) -> Result<Option<io::Error>, QueueError> {
+    /// Reads and writes the jobs not written yet, then writes the summary
+    /// (`held` its part that the jobs do not say); the summary and the
+    /// write that failed, if one did.
+    fn finish(
+        mut self,
+        ended: &ReportReader,
+        held: Vec<HeldJobs>,
+    ) -> Result<(Summary, Option<io::Error>), QueueError> {
         if let Some(e) = self.unread.take() {
             return Err(e);
+        }
+        if self.out.is_none() {
+            // Counted as they ended: the jobs that did not end are left,
+            // and those told early.
+            for id in std::mem::take(&mut self.later) {
+                match self.queue.inspect()?.get(id)? {
+                    Some(v) if v.state.is_terminal() => self.summary.add(&v),
+                    // Not ended: counted with the others below.
+                    _ => {}
+                }
+            }
+            let mut after = None;
+            loop {
+                let page = self.queue.inspect()?.list(&ListFilter {
+                    after,
+                    limit: PAGE,
+                    ..ListFilter::default()
+                })?;
+                after = page.last().map(|v| v.id);
+                let n = page.len();
+                for v in page.iter().filter(|v| !v.state.is_terminal()) {
+                    self.summary.add(v);
+                }
+                if n < PAGE {
+                    break;
+                }
+            }
+            let mut summary =
+                std::mem::take(&mut self.summary).finish(ended.wall(), ended.interrupted());
+            summary.held = held;
+            return Ok((summary, None));
         }
         let mut after = self.next.checked_sub(1).filter(|n| *n > 0).map(JobId);
         loop {
@@ -209,23 +313,27 @@ impl Streaming {
                 ..ListFilter::default()
             })?;
             after = page.last().map(|v| v.id);
-            for v in &page {
+            let n = page.len();
+            for v in page {
                 self.write_view(v);
             }
-            if page.len() < PAGE || self.failed.is_some() {
+            if n < PAGE {
                 break;
             }
         }
-        if self.failed.is_none() {
+        let mut summary =
+            std::mem::take(&mut self.summary).finish(ended.wall(), ended.interrupted());
+        summary.held = held;
+        if let Some(out) = self.out.as_mut().filter(|_| self.failed.is_none()) {
             let r = (|| {
-                self.out.write_all(b"\n],\n\"summary\": ")?;
-                serde_json::to_writer_pretty(&mut self.out, summary).map_err(io::Error::from)?;
-                self.out.write_all(b"}\n")?;
-                self.out.flush()
+                out.write_all(b"\n],\n\"summary\": ")?;
+                serde_json::to_writer_pretty(&mut *out, &summary).map_err(io::Error::from)?;
+                out.write_all(b"}\n")?;
+                out.flush()
             })();
             self.wrote(r);
         }
-        Ok(self.failed)
+        Ok((summary, self.failed))
     }
 }
 
@@ -251,7 +359,8 @@ impl EventSink for ReportSink {
 
 /// The report while it is written: the sink, and the thread that writes.
 struct StreamedReport {
-    path: PathBuf,
+    /// The report's path; none when only the summary is counted.
+    path: Option<PathBuf>,
     sink: Arc<ReportSink>,
     thread: JoinHandle<Streaming>,
 }
@@ -285,12 +394,22 @@ impl RunOutputs {
         })
     }
 
-    /// Starts writing the report as jobs of `queue` end (see the module
-    /// comment); its sink, when `--json` was given.
-    pub(crate) fn report_sink(&mut self, queue: Arc<dyn Queue>) -> Option<Arc<dyn EventSink>> {
-        let (path, out) = self.json.take()?;
+    /// Starts writing the report and counting the summary as jobs of
+    /// `queue` end (see the module comment); its sink, when `--json` was
+    /// given or `forget` is the queue, which forgets each job read. The
+    /// sink goes last among the run's sinks.
+    pub(crate) fn report_sink(
+        &mut self,
+        queue: Arc<dyn Queue>,
+        forget: Option<Arc<MemoryQueue>>,
+    ) -> Option<Arc<dyn EventSink>> {
+        let (path, out) = match self.json.take() {
+            Some((path, out)) => (Some(path), Some(out)),
+            None if forget.is_some() => (None, None),
+            None => return None,
+        };
         let (tx, rx) = channel();
-        let streaming = Streaming::new(out, queue);
+        let streaming = Streaming::new(out, queue, forget);
         let thread = std::thread::Builder::new()
             .name("runyard-report".into())
             .spawn(move || streaming.run(rx))
@@ -322,32 +441,41 @@ impl RunOutputs {
             .map(|e| output_failed("--events", path, &e))
     }
 
-    /// After the run (its events flushed): notes an events file that
-    /// failed, and writes the report. Returns the outputs that failed.
+    /// After the run `ended` (its events flushed): notes an events file
+    /// that failed, counts the summary (`held` its jobs held at the
+    /// interrupt) and writes the report. Returns the summary and the
+    /// outputs that failed.
     pub(crate) fn finish(
         self,
-        queue: &Arc<dyn Queue>,
-        summary: &Summary,
-    ) -> anyhow::Result<Vec<RunnerFailure>> {
+        ended: &ReportReader,
+        held: Vec<HeldJobs>,
+    ) -> anyhow::Result<(Summary, Vec<RunnerFailure>)> {
+        let reading = |e: QueueError| RunnerFailure(format!("reading the report: {e}"));
         let mut failed: Vec<RunnerFailure> = self.events_failure().into_iter().collect();
         let streaming = match (self.streamed, self.json) {
             (Some(s), _) => {
                 drop(s.sink.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
                 let st = s.thread.join().expect("the report's thread does not panic");
-                Some((s.path, st))
+                (s.path, st)
             }
             // Not streamed by the command: written whole now.
-            (None, Some((path, out))) => Some((path, Streaming::new(out, Arc::clone(queue)))),
-            (None, None) => None,
-        };
-        if let Some((path, st)) = streaming {
-            match st.finish(summary) {
-                Ok(None) => {}
-                Ok(Some(e)) => failed.push(output_failed("--json", &path, &e)),
-                Err(e) => return Err(RunnerFailure(format!("reading the report: {e}")).into()),
+            (None, Some((path, out))) => (
+                Some(path),
+                Streaming::new(Some(out), Arc::clone(ended.queue()), None),
+            ),
+            // No report: the summary alone, read from the queue.
+            (None, None) => {
+                let mut summary = ended.summary().map_err(reading)?;
+                summary.held = held;
+                return Ok((summary, failed));
             }
+        };
+        let (path, st) = streaming;
+        let (summary, write) = st.finish(ended, held).map_err(reading)?;
+        if let (Some(e), Some(path)) = (write, path) {
+            failed.push(output_failed("--json", &path, &e));
         }
-        Ok(failed)
+        Ok((summary, failed))
     }
 }
 

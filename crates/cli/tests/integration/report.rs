@@ -228,3 +228,165 @@ fn the_report_is_written_as_jobs_end_and_an_interrupted_run_keeps_every_job_once
     assert_eq!(v["jobs"][50]["task"], "sleep");
     assert_eq!(v["summary"]["interrupted"], true);
 }
+
+/// The `(most, now)` job records that `RUNYARD_RUN_DEBUG_HELD` makes a run
+/// in memory say its queue held.
+fn records_held(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("runyard: debug: at most "))
+        .unwrap_or_else(|| panic!("no count of records in {stderr}"));
+    let (most, rest) = line
+        .split_once(" job records in the queue at once, ")
+        .unwrap();
+    let now = rest.strip_suffix(" at the end").unwrap();
+    (most.parse().unwrap(), now.parse().unwrap())
+}
+
+fn run_counted(args: &[&str]) -> crate::util::Ran {
+    let mut c = crate::util::runyard();
+    c.env("RUNYARD_RUN_DEBUG_HELD", "1")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    crate::util::Ran::from(c.output().expect("runyard starts"))
+}
+
+/// The ids of the report's jobs, in its order.
+fn ids_of(report: &serde_json::Value) -> Vec<u64> {
+    report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_long_run_in_memory_holds_a_bounded_number_of_job_records() {
+    let d = Dir::new();
+    let out = d.path("report.json");
+    let n = 60_000u64;
+    let jobs = format!("noop*{n}");
+    for json in [true, false] {
+        let mut args = vec!["run", jobs.as_str(), "-j2", "-q"];
+        if json {
+            args.extend(["--json", out.to_str().unwrap()]);
+        }
+        let r = run_counted(&args);
+        r.code(0);
+        let (most, now) = records_held(&r.stderr);
+        // Submitted as the run makes room (two batches of 10,000 not
+        // ended at most), forgotten once read: not every job at once.
+        assert!(
+            most <= 30_000,
+            "held {most} of {n} at once (--json: {json})"
+        );
+        assert_eq!(now, 0, "every job read is forgotten");
+    }
+    let v: serde_json::Value = serde_json::from_str(&d.read("report.json")).unwrap();
+    assert_eq!(
+        ids_of(&v),
+        (1..=n).collect::<Vec<_>>(),
+        "every job once, in order"
+    );
+    assert_eq!(v["summary"]["jobs"], n);
+    assert_eq!(v["summary"]["succeeded"], n);
+    assert!(v["jobs"][0].get("settings").is_none(), "{}", v["jobs"][0]);
+}
+
+#[test]
+fn a_streamed_report_lists_every_job_once_with_its_retries_and_its_workflow() {
+    let d = Dir::new();
+    // Plain jobs first, then a workflow: a root retried once, a fan-out
+    // after it, a job that fails for good and the jobs its end cancels
+    // (one of them two steps away), and one after it whatever happens.
+    let file = d.write(
+        "jobs.toml",
+        r#"
+[[job]]
+task = "noop"
+count = 300
+
+[[job]]
+name = "root"
+task = "fail"
+params = { k = 1 }
+max_attempts = 3
+backoff = "none"
+
+[[job]]
+name = "fan"
+task = "noop"
+count = 50
+after = ["root"]
+
+[[job]]
+name = "bad"
+task = "fail"
+params = { permanent = true }
+after = ["fan"]
+
+[[job]]
+name = "next"
+task = "noop"
+after = ["bad"]
+
+[[job]]
+name = "later"
+task = "noop"
+after = ["next"]
+
+[[job]]
+name = "anyway"
+task = "noop"
+after = ["bad"]
+run_if = "always"
+"#,
+    );
+    let out = d.path("report.json");
+    let r = run_counted(&[
+        "run",
+        "-f",
+        file.to_str().unwrap(),
+        "-j2",
+        "-q",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    r.code(1);
+    let (_, now) = records_held(&r.stderr);
+    assert_eq!(now, 0, "every job forgotten once read and no longer needed");
+    let v: serde_json::Value = serde_json::from_str(&d.read("report.json")).unwrap();
+    let total = 300 + 1 + 50 + 4;
+    assert_eq!(
+        ids_of(&v),
+        (1..=total).collect::<Vec<_>>(),
+        "every job once, in order"
+    );
+    let jobs = v["jobs"].as_array().unwrap();
+    let fail = |state: &str| {
+        jobs.iter()
+            .find(|j| j["task"] == "fail" && j["state"] == state)
+            .unwrap()
+    };
+    let root = fail("succeeded");
+    assert_eq!(root["attempts"].as_array().unwrap().len(), 2, "{root}");
+    let bad = fail("dead");
+    let cancelled: Vec<&serde_json::Value> =
+        jobs.iter().filter(|j| j["state"] == "cancelled").collect();
+    assert_eq!(cancelled.len(), 2, "next, and later two steps away");
+    for c in cancelled {
+        assert_eq!(c["cancelled_by"]["job"], bad["id"], "{c}");
+        assert_eq!(c["cancelled_by"]["name"], "bad", "{c}");
+    }
+    let s = &v["summary"];
+    assert_eq!(
+        (
+            s["jobs"].as_u64(),
+            s["succeeded"].as_u64(),
+            s["dead"].as_u64(),
+            s["cancelled"].as_u64()
+        ),
+        (Some(total), Some(total - 3), Some(1), Some(2))
+    );
+}

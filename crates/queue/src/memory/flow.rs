@@ -7,6 +7,11 @@
 //! parents that have not yet ended as the job needs: it is `blocked` while
 //! that is above zero. Every transition into a terminal state goes through
 //! [`State::settle`], which moves the dependents on.
+//!
+//! `pins` counts the jobs that still need this one (see "Forgetting" in
+//! the queue's module comment): each job after it, and each job naming it
+//! as its cause, until that job is forgotten. A cause is only ever set
+//! through [`State::set_cause`], which keeps the count.
 
 use runyard_core::{JobId, JobState, Output, Parent, Parents, RunIf};
 
@@ -29,6 +34,8 @@ pub(super) struct Flow {
     pub(super) cause: Option<u32>,
     /// Its limits and unique key, if it has any.
     pub(super) lim: Option<super::limits::Lim>,
+    /// Jobs not forgotten that are after this one or name it as their cause.
+    pub(super) pins: u32,
 }
 
 /// A new job's flow before its parents are resolved to indices.
@@ -66,12 +73,16 @@ enum Seen {
     Fails(u32),
 }
 
-/// Checks that every parent given by id exists (`len` jobs are known).
-pub(super) fn check_parents(jobs: &[NewJob], len: usize) -> Result<(), QueueError> {
+/// Checks that every parent given by id is in the queue (`known`; a job
+/// forgotten is not).
+pub(super) fn check_parents(
+    jobs: &[NewJob],
+    known: impl Fn(JobId) -> bool,
+) -> Result<(), QueueError> {
     for j in jobs {
         for a in &j.after {
             if let Parent::Job(id) = a.parent {
-                if id.0 == 0 || id.0 as usize > len {
+                if !known(id) {
                     return Err(QueueError::new(
                         QueueErrorKind::InvalidInput,
                         format!(
@@ -95,6 +106,30 @@ impl State {
         self.rec_mut(i as usize)
             .flow
             .get_or_insert_with(Box::default)
+    }
+
+    /// Sets (or clears) the cause of job `i`, keeping the pins of the
+    /// old and the new cause; the old one may be forgotten then.
+    pub(super) fn set_cause(&mut self, i: u32, cause: Option<u32>) {
+        let old = std::mem::replace(&mut self.flow_mut(i).cause, cause);
+        if old == cause {
+            return;
+        }
+        if let Some(c) = cause {
+            self.flow_mut(c).pins += 1;
+        }
+        if let Some(o) = old {
+            if self.unpin(o) {
+                self.forget(o);
+            }
+        }
+    }
+
+    /// One job fewer needs job `p`; whether none does now.
+    pub(super) fn unpin(&mut self, p: u32) -> bool {
+        let f = self.flow_mut(p);
+        f.pins = f.pins.saturating_sub(1);
+        f.pins == 0
     }
 
     /// The job that a child of `p` names as its cause when `p`'s end
@@ -128,7 +163,9 @@ impl State {
         let mut fails = None;
         let mut after = Vec::with_capacity(parents.len());
         for (p, (_, key, many)) in parents.into_iter().zip(flow.after) {
-            self.flow_mut(p).children.push(i);
+            let pf = self.flow_mut(p);
+            pf.children.push(i);
+            pf.pins += 1;
             match self.seen(p, flow.run_if) {
                 Seen::Met => {}
                 Seen::Pending => pending += 1,
@@ -143,7 +180,7 @@ impl State {
         f.pending = pending;
         self.rec_mut(i as usize).ready_at = at;
         if let Some(c) = fails {
-            self.flow_mut(i).cause = Some(c);
+            self.set_cause(i, Some(c));
             self.set_state(i, JobState::Cancelled);
         } else if pending > 0 {
             self.set_state(i, JobState::Blocked);
@@ -182,7 +219,7 @@ impl State {
                         }
                     }
                     Seen::Fails(cause) => {
-                        self.flow_mut(c).cause = Some(cause);
+                        self.set_cause(c, Some(cause));
                         self.set_state(c, JobState::Cancelled);
                         cascade.cancelled.push(id_of(c));
                         ended.push(c);
@@ -242,11 +279,10 @@ impl State {
         let mut again = vec![i];
         for c in found {
             match self.count(c) {
-                (_, Some(cause)) => self.flow_mut(c).cause = Some(cause),
+                (_, Some(cause)) => self.set_cause(c, Some(cause)),
                 (pending, None) => {
-                    let f = self.flow_mut(c);
-                    f.cause = None;
-                    f.pending = pending;
+                    self.set_cause(c, None);
+                    self.flow_mut(c).pending = pending;
                     self.set_state(c, JobState::Blocked);
                     cascade.reblocked.push(id_of(c));
                     again.push(c);
@@ -290,9 +326,8 @@ impl State {
             return false;
         }
         let pending = self.count(i).0;
-        let f = self.flow_mut(i);
-        f.pending = pending;
-        f.cause = None;
+        self.flow_mut(i).pending = pending;
+        self.set_cause(i, None);
         if pending > 0 {
             self.set_state(i, JobState::Blocked);
         }

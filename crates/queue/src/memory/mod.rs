@@ -25,12 +25,26 @@
 //!
 //! Records live in fixed-size chunks that never move, so a million queued
 //! jobs never pay for (or briefly double their memory in) a reallocation.
+//!
+//! # Forgetting
+//!
+//! A queue made with [`MemoryQueue::forgetting`] forgets each job once it
+//! has ended and each of its readers (a report, a job log) has read it and
+//! said so with [`MemoryQueue::reported`]; a long run then holds only the
+//! records of the jobs not yet ended or read. A job that other jobs still
+//! need stays: its children need its state and output, and a job cancelled
+//! by its end names it, so each job is *pinned* by every job after it and
+//! every job naming it as its cause until those are forgotten in turn. A
+//! forgotten job's record keeps only its task and state (for the counts)
+//! until every record of its chunk is forgotten, and then the chunk goes.
+//! To every reader a forgotten job is not in the queue; a batch naming one
+//! as a parent is refused.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use runyard_core::{
@@ -62,6 +76,8 @@ pub struct MemoryQueue {
     /// Jobs in the ingress, for `counts` without the ingress lock.
     arriving: AtomicU64,
     state: Mutex<State>,
+    /// Notified when jobs are forgotten ([`MemoryQueue::wait_held_at_most`]).
+    room: Condvar,
     waker: WakerSlot,
     clock: Arc<dyn Clock>,
     /// Registered workers by name (their `leases` counted when asked). A
@@ -69,7 +85,11 @@ pub struct MemoryQueue {
     registered: Mutex<BTreeMap<String, LiveWorker>>,
 }
 
-const CHUNK: usize = 1 << 14;
+/// Records per chunk: small enough that the chunks a forgetting queue
+/// holds at the edge of what it forgot (one part forgotten, one being
+/// filled) stay small, large enough that the list of chunks does not
+/// matter (ten thousand for ten million jobs).
+const CHUNK: usize = 1 << 10;
 
 /// Jobs enqueued but not yet moved into the state.
 #[derive(Default)]
@@ -137,9 +157,9 @@ struct Rec {
     /// Claims undone because their worker died before they were seen
     /// starting (see [`Queue::rescue`]).
     lost: u8,
-    /// Its place in the fair order (`docs/backends.md` §8).
+    /// Its place in the fair order (`docs/backends.md` §8), within its
+    /// priority (its settings').
     tag: u32,
-    priority: i32,
     lease_until: i64,
     claimed_at: i64,
     enqueued_at: i64,
@@ -150,6 +170,49 @@ struct Rec {
     output: Output,
     /// Its name, parents and children, if it has any.
     flow: Option<Box<flow::Flow>>,
+    /// How many readers released it since it ended, or [`GONE`]: forgotten.
+    released: u8,
+}
+
+/// [`Rec::released`] of a forgotten job.
+const GONE: u8 = u8::MAX;
+
+/// What a forgotten job's place reads as once its chunk is gone: a job
+/// that ended, forgotten.
+struct Gone(Rec);
+
+impl Default for Gone {
+    fn default() -> Gone {
+        Gone(Rec {
+            task: 0,
+            state: JobState::Succeeded,
+            attempt: 0,
+            claims: 0,
+            max_attempts: 0,
+            worker: 0,
+            cancel_requested: false,
+            started: false,
+            lost: 0,
+            tag: UNTAGGED,
+            lease_until: 0,
+            claimed_at: 0,
+            enqueued_at: 0,
+            ready_at: 0,
+            params: JobParams::empty(),
+            settings: Arc::new(JobSettings {
+                max_attempts: 1,
+                backoff: runyard_core::Backoff::None,
+                timeout: None,
+                priority: 0,
+                mode: runyard_core::Mode::Auto,
+                isolate: false,
+            }),
+            attempts: Attempts::None,
+            output: Output::none(),
+            flow: None,
+            released: GONE,
+        })
+    }
 }
 
 impl Rec {
@@ -189,6 +252,21 @@ struct State {
     stalled: Option<i64>,
     /// An emptied priority's order, kept for the next one (its space).
     spare_fair: Option<limits::Fair>,
+    /// How many readers release each ended job before it is forgotten
+    /// (0: never; see the module comment).
+    readers: u8,
+    /// The record read in a chunk that is gone.
+    gone: Gone,
+    /// Forgotten jobs per chunk: a chunk all forgotten is freed.
+    forgotten_in: Vec<u32>,
+    /// Forgotten jobs in all, and per task by state (for the counts by task).
+    forgotten: u64,
+    forgotten_by_task: Vec<Counts>,
+    /// The first index of the first chunk not freed: loops over the jobs
+    /// start there.
+    live_from: usize,
+    /// The most records held at once (jobs not forgotten).
+    most_held: u64,
 }
 
 /// The tag of a queued job that a reader found due: given at the next claim.
@@ -229,10 +307,60 @@ impl MemoryQueue {
             }),
             arriving: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            room: Condvar::new(),
             waker: WakerSlot::new(),
             clock,
             registered: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// This queue, forgetting each job once it has ended and `readers`
+    /// readers have each released it ([`MemoryQueue::reported`]; see the
+    /// module comment). With `readers` 0 it never forgets, as
+    /// [`MemoryQueue::new`] makes it.
+    pub fn forgetting(self, readers: u8) -> MemoryQueue {
+        self.lock().readers = readers.min(GONE - 1);
+        self
+    }
+
+    /// One reader is done with these jobs: each that has ended is
+    /// forgotten once every reader has released it and no job still needs
+    /// it (its children, the jobs it cancelled). Jobs not ended, or not in
+    /// the queue, are passed over.
+    pub fn reported(&self, ids: &[JobId]) {
+        let mut st = self.lock();
+        let before = st.forgotten;
+        for &id in ids {
+            if let Some(i) = st.get(id) {
+                st.reported(i);
+            }
+        }
+        if st.forgotten > before {
+            self.room.notify_all();
+        }
+    }
+
+    /// How many jobs the queue holds now, and the most it held at once
+    /// (forgotten jobs are not held; jobs submitted are).
+    pub fn held(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.len as u64 - st.forgotten, st.most_held)
+    }
+
+    /// Waits until the queue holds at most `most` jobs, for at most
+    /// `timeout`; whether it does. A submitter that waits so before each
+    /// batch keeps a forgetting queue's records bounded.
+    pub fn wait_held_at_most(&self, most: u64, timeout: Duration) -> bool {
+        let mut st = self.lock();
+        if st.len as u64 - st.forgotten <= most {
+            return true;
+        }
+        st = self
+            .room
+            .wait_timeout(st, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        st.len as u64 - st.forgotten + self.arriving.load(Ordering::Acquire) <= most
     }
 
     fn lock_registered(&self) -> MutexGuard<'_, BTreeMap<String, LiveWorker>> {
@@ -244,7 +372,7 @@ impl MemoryQueue {
         let st = self.lock();
         let mut by: FxHashMap<String, u64> = FxHashMap::default();
         if st.counts.running > 0 {
-            for i in 0..st.len {
+            for i in st.live() {
                 let r = st.rec(i);
                 if r.state == JobState::Running {
                     *by.entry(st.workers[r.worker as usize].clone()).or_default() += 1;
@@ -307,7 +435,7 @@ impl MemoryQueue {
         for (rec, at) in std::mem::take(&mut ing.fresh) {
             st.insert(rec, at, Tag::Insert { fair: None, v });
         }
-        flow::check_parents(&jobs, st.len)?;
+        flow::check_parents(&jobs, |id| st.get(id).is_some())?;
         let mut out: Vec<Enqueued> = Vec::with_capacity(jobs.len());
         for mut job in jobs {
             if let Some(k) = &job.idempotency_key {
@@ -461,7 +589,6 @@ impl Ingress {
             started: false,
             lost: 0,
             tag: 0,
-            priority: job.settings.priority,
             lease_until: 0,
             claimed_at: 0,
             enqueued_at: now,
@@ -471,6 +598,7 @@ impl Ingress {
             attempts: Attempts::None,
             output: Output::none(),
             flow: None,
+            released: 0,
         };
         self.fresh
             .push((rec, job.run_at.map_or(now, Timestamp::as_micros)));
@@ -479,16 +607,94 @@ impl Ingress {
 }
 
 impl State {
+    /// Job `i`'s record; for a job whose chunk is gone, one that ended,
+    /// forgotten.
     fn rec(&self, i: usize) -> &Rec {
-        &self.chunks[i / CHUNK][i % CHUNK]
+        self.chunks[i / CHUNK]
+            .get(i % CHUNK)
+            .unwrap_or(&self.gone.0)
     }
 
+    /// Job `i`'s record, which is not in a chunk that is gone: only
+    /// forgotten jobs are, and none of them changes.
     fn rec_mut(&mut self, i: usize) -> &mut Rec {
         &mut self.chunks[i / CHUNK][i % CHUNK]
     }
 
+    /// The index of a job that is in the queue (not forgotten).
     fn get(&self, id: JobId) -> Option<usize> {
-        idx(id).filter(|&i| i < self.len)
+        idx(id).filter(|&i| i < self.len && self.rec(i).released != GONE)
+    }
+
+    /// The indices of the jobs in chunks not freed (forgotten ones among them).
+    fn live(&self) -> std::ops::Range<usize> {
+        self.live_from..self.len
+    }
+
+    /// A reader is done with job `i`, which ended: forgotten once every
+    /// reader is, and no job needs it.
+    fn reported(&mut self, i: usize) {
+        let readers = self.readers;
+        let r = self.rec(i);
+        if readers == 0 || r.released == GONE || !r.state.is_terminal() {
+            return;
+        }
+        let r = self.rec_mut(i);
+        r.released = r.released.saturating_add(1).min(GONE - 1);
+        if r.released >= readers {
+            self.forget(i as u32);
+        }
+    }
+
+    /// Forgets job `i` if every reader released it and no job pins it,
+    /// then the jobs it pinned that are free now.
+    fn forget(&mut self, i: u32) {
+        let mut todo = vec![i];
+        while let Some(i) = todo.pop() {
+            let r = self.rec(i as usize);
+            if r.released == GONE
+                || r.released < self.readers
+                || r.flow.as_ref().is_some_and(|f| f.pins > 0)
+            {
+                continue;
+            }
+            let (task, state) = (r.task as usize, r.state);
+            let r = self.rec_mut(i as usize);
+            let flow = r.flow.take();
+            r.params = JobParams::empty();
+            r.attempts = Attempts::None;
+            r.output = Output::none();
+            r.released = GONE;
+            if let Some(f) = flow {
+                let pinned = f.after.iter().map(|a| a.0).chain(f.cause);
+                for p in pinned {
+                    if self.unpin(p) {
+                        todo.push(p);
+                    }
+                }
+            }
+            if self.forgotten_by_task.len() <= task {
+                self.forgotten_by_task.resize(task + 1, Counts::default());
+            }
+            *self.forgotten_by_task[task].get_mut(state) += 1;
+            self.forgotten += 1;
+            let c = i as usize / CHUNK;
+            self.forgotten_in[c] += 1;
+            if self.forgotten_in[c] as usize == CHUNK {
+                self.chunks[c] = Vec::new();
+                while self.live_from < self.len
+                    && self.forgotten_in[self.live_from / CHUNK] as usize == CHUNK
+                {
+                    self.live_from += CHUNK;
+                }
+            }
+        }
+    }
+
+    /// Notes the records held now, after one was added.
+    fn note_held(&mut self) {
+        let held = self.len as u64 - self.forgotten;
+        self.most_held = self.most_held.max(held);
     }
 
     /// Files a job moved in from the ingress: due or not as it was when
@@ -514,8 +720,9 @@ impl State {
                 return self.fl.next_tag;
             };
             while let Some((t, i)) = b.get().peek() {
-                let r = &self.chunks[i as usize / CHUNK][i as usize % CHUNK];
-                if r.state == JobState::Queued && r.tag == t {
+                // A job forgotten since is in a chunk that may be gone.
+                let r = self.chunks[i as usize / CHUNK].get(i as usize % CHUNK);
+                if r.is_some_and(|r| r.state == JobState::Queued && r.tag == t) {
                     return t;
                 }
                 b.get_mut().pop();
@@ -589,16 +796,16 @@ impl State {
         let in_use =
             |r: &Rec| matches!(r.state, JobState::Queued | JobState::Running) && r.tag != UNTAGGED;
         let mut m = next;
-        for i in 0..self.len {
+        for i in self.live() {
             let r = self.rec(i);
             if in_use(r) {
                 m = m.min(r.tag);
             }
         }
         let m = m.max(next.saturating_sub(TAG_SPAN));
-        for i in 0..self.len {
-            let r = self.rec_mut(i);
-            if in_use(r) {
+        for i in self.live() {
+            if in_use(self.rec(i)) {
+                let r = self.rec_mut(i);
                 r.tag = r.tag.saturating_sub(m);
             }
         }
@@ -630,11 +837,13 @@ impl State {
     fn push(&mut self, rec: Rec) -> u32 {
         if self.len % CHUNK == 0 {
             self.chunks.push(Vec::with_capacity(CHUNK));
+            self.forgotten_in.push(0);
         }
         self.chunks.last_mut().expect("a chunk").push(rec);
         let i = self.len as u32;
         self.len += 1;
         self.counts.queued += 1;
+        self.note_held();
         i
     }
 
@@ -661,7 +870,7 @@ impl State {
     fn push_ready(&mut self, i: u32) {
         self.stalled = None;
         let rec = self.rec(i as usize);
-        let (p, key) = (rec.priority, (rec.tag, i));
+        let (p, key) = (rec.settings.priority, (rec.tag, i));
         let bucket = match self.ready.last_entry() {
             // Most jobs share one priority: skip the map lookup for it.
             Some(last) if last.key().0 == p => last.into_mut(),
@@ -896,7 +1105,10 @@ impl Queue for MemoryQueue {
                     st.spare_fair = Some(bucket.remove());
                     continue 'buckets;
                 };
-                let rec = &mut st.chunks[i as usize / CHUNK][i as usize % CHUNK];
+                let Some(rec) = st.chunks[i as usize / CHUNK].get_mut(i as usize % CHUNK) else {
+                    // A job forgotten since: its chunk is gone.
+                    continue;
+                };
                 if rec.state != JobState::Queued || rec.tag != tag {
                     continue;
                 }
@@ -1111,7 +1323,7 @@ impl Queue for MemoryQueue {
                     None => return Ok(Rescued::default()),
                 },
             };
-            for i in 0..st.len {
+            for i in st.live() {
                 let rec = st.rec(i);
                 if rec.state != JobState::Running {
                     continue;
@@ -1269,7 +1481,7 @@ impl Admin for MemoryQueue {
     fn cancel_pending(&self) -> Result<Vec<JobId>, QueueError> {
         let mut st = self.lock();
         let mut out = Vec::new();
-        for i in 0..st.len {
+        for i in st.live() {
             if matches!(
                 st.rec(i).state,
                 JobState::Queued | JobState::Scheduled | JobState::Blocked
@@ -1288,7 +1500,9 @@ impl Admin for MemoryQueue {
             let Some(i) = st.get(id) else {
                 return Ok(None);
             };
+            // A job released to a reader was read as it ended: it stays so.
             if !matches!(st.rec(i).state, JobState::Dead | JobState::Cancelled)
+                || st.rec(i).released > 0
                 || st.parents_fail(i as u32)
             {
                 return Ok(None);
@@ -1317,8 +1531,14 @@ impl Inspect for MemoryQueue {
     fn counts_by_task(&self) -> Result<Vec<(String, Counts)>, QueueError> {
         let st = self.lock_due();
         let mut by = vec![(Counts::default(), 0u64); st.tasks.len()];
-        for i in 0..st.len {
+        for (t, c) in st.forgotten_by_task.iter().enumerate() {
+            by[t].0 = *c;
+        }
+        for i in st.live() {
             let r = st.rec(i);
+            if r.released == GONE {
+                continue;
+            }
             let (counts, unstarted) = &mut by[r.task as usize];
             *counts.get_mut(r.state) += 1;
             if r.state == JobState::Running && !r.started {
@@ -1350,7 +1570,7 @@ impl Inspect for MemoryQueue {
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<JobView>, QueueError> {
         let st = self.lock_due();
-        let start = filter.after.map_or(0, |a| a.0 as usize);
+        let start = filter.after.map_or(0, |a| a.0 as usize).max(st.live_from);
         let limit = if filter.limit == 0 {
             usize::MAX
         } else {
@@ -1380,7 +1600,8 @@ impl Inspect for MemoryQueue {
         Ok((start..st.len)
             .filter(|&i| {
                 let r = st.rec(i);
-                filter.state.is_none_or(|s| s == r.shown())
+                r.released != GONE
+                    && filter.state.is_none_or(|s| s == r.shown())
                     && task.is_none_or(|t| t == r.task)
                     && keyed(r)
             })
@@ -1397,7 +1618,7 @@ impl Inspect for MemoryQueue {
     ) -> Result<Vec<FinishedCount>, QueueError> {
         let st = self.lock();
         Ok(count_finished(
-            (0..st.len).flat_map(|i| st.rec(i).attempts.as_slice()),
+            st.live().flat_map(|i| st.rec(i).attempts.as_slice()),
             since,
             until,
         ))
@@ -1433,7 +1654,7 @@ impl MemoryQueue {
         if st.unstarted == 0 {
             return out;
         }
-        for i in 0..st.len {
+        for i in st.live() {
             let r = st.rec(i);
             if r.state == JobState::Running
                 && !r.started
@@ -1510,7 +1731,7 @@ impl FlowControl for MemoryQueue {
         let st = self.lock_due();
         let mut by: BTreeMap<Hold, u64> = BTreeMap::new();
         if st.counts.queued > 0 {
-            for i in 0..st.len as u32 {
+            for i in st.live_from as u32..st.len as u32 {
                 if st.rec(i as usize).state == JobState::Queued {
                     if let Some(h) = st.hold_of(i, now) {
                         *by.entry(h).or_default() += 1;
@@ -1595,7 +1816,7 @@ mod tests {
             // As if a billion tags had been given since: the jobs' tags
             // sit just below the next one.
             let shift = REBASE_AT - 10;
-            for i in 0..st.len {
+            for i in st.live() {
                 st.rec_mut(i).tag += shift;
             }
             let old = std::mem::take(&mut st.ready);
@@ -1693,6 +1914,144 @@ mod tests {
         );
         clock2.advance(Duration::from_secs(1));
         assert_eq!(q.claim("w", 10, lease).unwrap().len(), 1);
+    }
+
+    /// Claims every ready job and ends each with `verdict`.
+    fn end_all(q: &MemoryQueue, verdict: impl Fn(&Claimed) -> Verdict) -> Vec<JobId> {
+        let c = q.claim("w", 100_000, Duration::from_secs(30)).unwrap();
+        let starts: Vec<_> = c.iter().map(|c| (c.lease(), q.now())).collect();
+        q.started("w", &starts).unwrap();
+        let done: Vec<Completion> = c
+            .iter()
+            .map(|c| {
+                let v = verdict(c);
+                let kind = match v {
+                    Verdict::Succeeded(_) => runyard_core::OutcomeKind::Succeeded,
+                    _ => runyard_core::OutcomeKind::Failed,
+                };
+                Completion {
+                    lease: c.lease(),
+                    record: crate::conformance::record(q, c.lease(), kind),
+                    verdict: v,
+                }
+            })
+            .collect();
+        q.complete("w", &done).unwrap();
+        c.iter().map(|c| c.id).collect()
+    }
+
+    fn after(mut j: NewJob, parent: Parent, key: &str) -> NewJob {
+        j.after.push(runyard_core::After {
+            parent,
+            key: key.to_string(),
+            many: false,
+        });
+        j
+    }
+
+    #[test]
+    fn a_forgetting_queue_holds_only_the_jobs_not_ended_or_not_read() {
+        let q = MemoryQueue::new().forgetting(2);
+        let n = 2 * CHUNK + 10;
+        q.enqueue((0..n).map(|_| crate::conformance::job("t", 1, 0)).collect())
+            .unwrap();
+        let ids = end_all(&q, |_| Verdict::Succeeded(Output::none()));
+        assert_eq!(ids.len(), n);
+        let first: Vec<JobId> = ids[..CHUNK + 5].to_vec();
+        // One reader of two: every job is still held.
+        q.reported(&first);
+        assert_eq!(q.held().0, n as u64);
+        assert!(q.inspect().unwrap().get(JobId(1)).unwrap().is_some());
+        q.reported(&first);
+        assert_eq!(q.held(), ((n - first.len()) as u64, n as u64));
+        // Forgotten: not in the queue for any reader, counted still.
+        assert_eq!(q.inspect().unwrap().get(JobId(1)).unwrap(), None);
+        let listed = q.inspect().unwrap().list(&ListFilter::default()).unwrap();
+        assert_eq!(listed.len(), n - first.len());
+        assert_eq!(listed[0].id, JobId(first.len() as u64 + 1));
+        assert_eq!(q.counts().unwrap().succeeded, n as u64);
+        let by_task = q.inspect().unwrap().counts_by_task().unwrap();
+        assert_eq!(by_task[0].1.succeeded, n as u64);
+        {
+            let st = q.lock();
+            assert_eq!(st.chunks[0].capacity(), 0, "a chunk all forgotten is freed");
+            assert!(st.chunks[1].capacity() > 0);
+            assert_eq!(st.live_from, CHUNK);
+        }
+        // A job not ended is not forgotten, whoever reads it.
+        q.enqueue(vec![crate::conformance::job("t", 1, 0)]).unwrap();
+        let last = JobId(n as u64 + 1);
+        q.reported(&[last]);
+        q.reported(&[last]);
+        assert!(q.inspect().unwrap().get(last).unwrap().is_some());
+        // Nor retried once read.
+        assert_eq!(q.admin().unwrap().retry(first[0]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_forgetting_queue_keeps_a_job_while_a_job_after_it_or_cancelled_by_it_is_held() {
+        let q = MemoryQueue::new().forgetting(1);
+        let named = |name: &str, j: NewJob| NewJob {
+            name: Some(name.to_string()),
+            ..j
+        };
+        let j = || crate::conformance::job("t", 1, 0);
+        // 1 ← 2 ← 3 (a chain), and 4 after 1 that waits.
+        q.enqueue(vec![
+            named("root", j()),
+            after(j(), Parent::Batch(0), "root"),
+            after(j(), Parent::Batch(1), "mid"),
+            after(j(), Parent::Batch(0), "root"),
+        ])
+        .unwrap();
+        // The root fails: 2 and 3 are cancelled naming it, 4 too.
+        end_all(&q, |_| Verdict::Dead);
+        let view = |id| q.inspect().unwrap().get(JobId(id)).unwrap();
+        assert_eq!(view(3).unwrap().state, JobState::Cancelled);
+        q.reported(&[JobId(1), JobId(2)]);
+        // Job 1 is named by 3 and 4, which are held: it stays, and so does
+        // the name they give; 2 stays while 3 is after it.
+        assert!(view(1).is_some());
+        assert!(view(2).is_some());
+        let cause = view(3).unwrap().cancelled_by.unwrap();
+        assert_eq!((cause.job, cause.name.as_deref()), (JobId(1), Some("root")));
+        q.reported(&[JobId(3)]);
+        assert_eq!(view(2), None);
+        assert!(view(1).is_some(), "4 still names it");
+        q.reported(&[JobId(4)]);
+        assert_eq!(view(1), None);
+        assert_eq!(q.held().0, 0);
+
+        // A parent that succeeded stays, with its output, for a child
+        // that has not run; a batch cannot be after a job forgotten.
+        let q = MemoryQueue::new().forgetting(1);
+        q.enqueue(vec![named("p", j()), after(j(), Parent::Batch(0), "p")])
+            .unwrap();
+        end_all(&q, |_| Verdict::Succeeded(Output::from_json("7").unwrap()));
+        q.reported(&[JobId(1)]);
+        let c = q.claim("w", 10, Duration::from_secs(30)).unwrap();
+        assert_eq!(c[0].parents.as_json(), r#"{"p":7}"#);
+        let starts = [(c[0].lease(), q.now())];
+        q.started("w", &starts).unwrap();
+        q.complete(
+            "w",
+            &[Completion {
+                lease: c[0].lease(),
+                record: crate::conformance::record(
+                    &q,
+                    c[0].lease(),
+                    runyard_core::OutcomeKind::Succeeded,
+                ),
+                verdict: Verdict::Succeeded(Output::none()),
+            }],
+        )
+        .unwrap();
+        q.reported(&[JobId(2)]);
+        assert_eq!(q.held().0, 0);
+        let e = q
+            .enqueue(vec![after(j(), Parent::Job(JobId(1)), "p")])
+            .unwrap_err();
+        assert!(e.to_string().contains("not in the queue"), "{e}");
     }
 
     #[test]

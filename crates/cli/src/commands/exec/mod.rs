@@ -199,7 +199,7 @@ struct Plan {
 
 /// A run that has ended, for [`report`].
 struct Ran {
-    queue: Arc<dyn Queue>,
+    memory: Arc<MemoryQueue>,
     outputs: RunOutputs,
     ended: ReportReader,
     /// The queue failure that stopped the run early, if any.
@@ -344,6 +344,7 @@ pub(crate) const DEBUG_HELD_VAR: &str = "RUNYARD_EXEC_DEBUG_HELD";
 /// start as each arrives.
 fn feed(
     run: &runyard::Run,
+    memory: &MemoryQueue,
     engine: &Engine,
     mut commands: Commands,
     flags: &runyard::JobOptions,
@@ -372,6 +373,15 @@ fn feed(
         if jobs.is_empty() {
             return Ok(());
         }
+        // The queue forgets a job once the printer and the report's thread
+        // have read it: it holds at most twice the window, whichever reads
+        // later.
+        let most = (2 * window.limit()).saturating_sub(jobs.len() as u64);
+        while !memory.wait_held_at_most(most, Duration::from_millis(50)) {
+            if window.stopped() || run.has_ended() {
+                break;
+            }
+        }
         // Held before they are enqueued: a job may end before the submit returns.
         for (id, meta) in metas {
             window.add(id, meta);
@@ -399,7 +409,9 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     let mut outputs = outputs.open()?;
     let joblog = args.joblog.as_deref().map(Joblog::create).transpose()?;
 
-    let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+    // Forgets each job once the printer and the report's thread read it.
+    let memory = Arc::new(MemoryQueue::new().forgetting(2));
+    let queue: Arc<dyn Queue> = Arc::clone(&memory) as Arc<dyn Queue>;
     let window = Arc::new(Window::new(read_ahead(concurrency)));
     let (tx, rx) = channel::<JobId>();
     let printer = Arc::new(Printer {
@@ -411,7 +423,8 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     });
     let mut sinks: Vec<Arc<dyn EventSink>> = vec![printer.clone()];
     sinks.extend(outputs.events_sink());
-    sinks.extend(outputs.report_sink(Arc::clone(&queue)));
+    // Last: a job is read (and forgotten) once every other sink saw it end.
+    sinks.extend(outputs.report_sink(Arc::clone(&queue), Some(Arc::clone(&memory))));
     let run = engine.start_with_sinks(Arc::clone(&queue), sinks)?;
     let _ = printer.interrupt.set(Box::new(run.interrupter()));
     let interrupts = {
@@ -434,7 +447,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     let printing = start_printer(
         args,
         rx,
-        Arc::clone(&queue),
+        Arc::clone(&memory),
         spools,
         Arc::clone(&window),
         joblog,
@@ -450,7 +463,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
             move || crate::commands::flow::held_now(&*queue),
         )
     });
-    let submitted = feed(&run, &engine, commands, &flags, rate, &window);
+    let submitted = feed(&run, &memory, &engine, commands, &flags, rate, &window);
     run.close();
     let ended = run.join();
     if let Some(p) = progress {
@@ -467,7 +480,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
     }
     let (ended, stopped) = split_end(ended)?;
     Ok(Ran {
-        queue,
+        memory,
         outputs,
         ended,
         stopped,
@@ -482,7 +495,7 @@ fn execute(args: &ExecArgs, plan: Plan) -> anyhow::Result<Ran> {
 fn start_printer(
     args: &ExecArgs,
     rx: Receiver<JobId>,
-    queue: Arc<dyn Queue>,
+    queue: Arc<MemoryQueue>,
     spools: Arc<Spools>,
     window: Arc<Window>,
     joblog: Option<Joblog>,
@@ -494,6 +507,7 @@ fn start_printer(
             rx,
             Printing {
                 queue: &*queue,
+                forget: Some(&*queue),
                 spools: &spools,
                 window: &window,
                 keep_order,
@@ -512,14 +526,14 @@ fn start_printer(
 /// Summarizes the run on standard error, finishes its outputs, and says
 /// how it ended.
 fn report(ran: Ran, color: Color) -> anyhow::Result<Exit> {
-    let (queue, printed) = (ran.queue, ran.printed);
+    let printed = ran.printed;
     ran.submitted?;
-    let summary = ran
-        .ended
-        .summary()
-        .map_err(|e| RunnerFailure(format!("reading the report: {e}")))?;
+    let (summary, failed) = ran.outputs.finish(&ran.ended, Vec::new())?;
+    if std::env::var_os(DEBUG_HELD_VAR).is_some() {
+        crate::commands::run::debug_records(&ran.memory);
+    }
     let mut failures = printed.failures;
-    failures.extend(ran.outputs.finish(&queue, &summary)?);
+    failures.extend(failed);
     let human = Human::new(true, color);
     for line in &printed.dead {
         human.line(line)?;

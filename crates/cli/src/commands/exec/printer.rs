@@ -33,7 +33,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use runyard::event::{Event, EventSink};
-use runyard::queue::Queue;
+use runyard::queue::{MemoryQueue, Queue};
 use runyard::{JobId, JobState};
 
 use super::joblog::Joblog;
@@ -127,6 +127,11 @@ impl Window {
         }
     }
 
+    /// Whether the run stopped: no more jobs are made.
+    pub(super) fn stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
     /// The most jobs held at once so far.
     pub(super) fn most_held(&self) -> usize {
         self.lock().most_held
@@ -170,6 +175,9 @@ impl EventSink for Printer {
 /// How the printing thread prints.
 pub(super) struct Printing<'a> {
     pub(super) queue: &'a dyn Queue,
+    /// The queue, when it forgets each job its readers read: told of each
+    /// job once its record is read.
+    pub(super) forget: Option<&'a MemoryQueue>,
     pub(super) spools: &'a Spools,
     pub(super) window: &'a Window,
     pub(super) keep_order: bool,
@@ -359,7 +367,16 @@ impl State<'_> {
         }
     }
 
+    /// Reads job `id`'s record for its line of the job log and its dead
+    /// message, then tells a forgetting queue it is read.
     fn record(&mut self, id: u64, meta: &Meta, receive: u64) {
+        self.read_record(id, meta, receive);
+        if let Some(q) = self.p.forget {
+            q.reported(&[JobId(id)]);
+        }
+    }
+
+    fn read_record(&mut self, id: u64, meta: &Meta, receive: u64) {
         let view = match self.p.queue.inspect().and_then(|q| q.get(JobId(id))) {
             Ok(Some(v)) => v,
             Ok(None) => return,
@@ -461,6 +478,7 @@ mod tests {
             rx,
             Printing {
                 queue: &queue,
+                forget: None,
                 spools: &spools,
                 window: &window,
                 keep_order: false,

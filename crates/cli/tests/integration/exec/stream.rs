@@ -98,3 +98,58 @@ fn without_the_variable_nothing_more_is_said() {
     r.code(0);
     assert!(!r.stderr.contains("debug"), "{}", r.stderr);
 }
+
+/// The `(most, now)` job records the queue held, that
+/// `RUNYARD_EXEC_DEBUG_HELD` makes `exec` say.
+fn records(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("runyard: debug: at most ")
+                .and_then(|l| l.strip_suffix(" at the end"))
+        })
+        .unwrap_or_else(|| panic!("no count of records in {stderr}"));
+    let (most, now) = line
+        .split_once(" job records in the queue at once, ")
+        .unwrap();
+    (most.parse().unwrap(), now.parse().unwrap())
+}
+
+#[test]
+fn the_queue_forgets_each_job_once_printed_and_reported() {
+    let n = 3000;
+    let input: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let with_report = ["--json", report.to_str().unwrap(), "-j2", "true"];
+    for args in [&["-j2", "true"][..], &with_report[..]] {
+        let r = exec_counted(args, &input);
+        r.code(0);
+        let (_, limit) = held(&r.stderr);
+        let (most, now) = records(&r.stderr);
+        assert!(
+            most <= 2 * limit,
+            "{most} records held, window {limit} ({args:?})"
+        );
+        assert!(
+            2 * limit < n,
+            "the bound ({}) is far below the inputs",
+            2 * limit
+        );
+        assert_eq!(now, 0, "every job forgotten at the end ({args:?})");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ids: Vec<u64> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=n).collect::<Vec<u64>>(),
+        "every job once, in order"
+    );
+    assert_eq!(v["summary"]["succeeded"], n);
+}
