@@ -670,17 +670,13 @@ fn copy_rows(
     Ok(w.finish()? as usize)
 }
 
-/// [`copy_rows`] for rows that [`Rows::only_unique`]: the plain columns
-/// and the unique key (`copy_unique.sql`), not the full width.
-fn copy_unique(
-    c: &mut impl GenericClient,
-    sql: &FlowSql,
-    rows: &Rows<'_>,
-    now: i64,
-) -> Result<usize, postgres::Error> {
-    use postgres::binary_copy::BinaryCopyInWriter;
+/// The types of the columns that `copy_jobs.sql` copies, in its order
+/// (id, task, params, state, priority, run_at, enqueued_at, max_attempts,
+/// attempts_per_round, backoff, timeout_us, mode, isolate, tag), the
+/// first columns of `copy_unique.sql` too.
+pub(crate) const PLAIN_COPY_TYPES: [postgres::types::Type; 14] = {
     use postgres::types::Type;
-    let types = [
+    [
         Type::INT8,
         Type::TEXT,
         Type::TEXT,
@@ -695,8 +691,22 @@ fn copy_unique(
         Type::TEXT,
         Type::BOOL,
         Type::INT8,
-        Type::TEXT,
-    ];
+    ]
+};
+
+/// [`copy_rows`] for rows that [`Rows::only_unique`]: the plain columns
+/// and the unique key (`copy_unique.sql`), not the full width.
+fn copy_unique(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    rows: &Rows<'_>,
+    now: i64,
+) -> Result<usize, postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    // The plain columns, then the unique key.
+    let mut types = [Type::TEXT; PLAIN_COPY_TYPES.len() + 1];
+    types[..PLAIN_COPY_TYPES.len()].clone_from_slice(&PLAIN_COPY_TYPES);
     let mut w = BinaryCopyInWriter::new(c.copy_in(&sql.copy_unique)?, &types);
     for i in 0..rows.id.len() {
         w.write(&[

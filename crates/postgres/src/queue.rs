@@ -464,7 +464,6 @@ impl PgQueue {
         jobs: &[NewJob],
     ) -> Result<Vec<Enqueued>, postgres::Error> {
         use postgres::binary_copy::BinaryCopyInWriter;
-        use postgres::types::Type;
         let now = self.now_us();
         let ids_st = c.st(&self.q(include_str!("../sql/next_ids.sql")))?;
         let copy = self.q(include_str!("../sql/copy_jobs.sql"));
@@ -480,23 +479,7 @@ impl PgQueue {
         let front: Option<i64> = tx.query_one(&self.lsql.keyless_tags, &[&due])?.get(0);
         let front = front.unwrap_or_default();
         let mut place = 0i64;
-        let types = [
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT2,
-            Type::INT4,
-            Type::INT8,
-            Type::INT8,
-            Type::INT4,
-            Type::INT4,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-            Type::BOOL,
-            Type::INT8,
-        ];
-        let mut w = BinaryCopyInWriter::new(tx.copy_in(&copy)?, &types);
+        let mut w = BinaryCopyInWriter::new(tx.copy_in(&copy)?, &flow::PLAIN_COPY_TYPES);
         // Settings are shared between copies: render each once.
         let mut last: Option<(*const JobSettings, String)> = None;
         for (j, id) in jobs.iter().zip(&ids) {
