@@ -618,7 +618,11 @@ fn flow_the_examples_of_the_doc_run_and_hold_their_limits() {
     .code(0);
     let r = report(&d, "a.json");
     assert_eq!(r["summary"]["succeeded"], 3);
-    assert_eq!(most_at_once(&attempts(&r), "shell"), 1);
+    // At most one at once. (Not "exactly one": an attempt shorter than the
+    // millisecond its start is cut to is never surely running.)
+    let a = attempts(&r);
+    assert_eq!(a.len(), 3);
+    assert!(most_at_once(&a, "shell") <= 1, "{a:?}");
     // A shared queue refuses the run's [limits] table, and takes the
     // first example whole; a second submit adds no second import.
     let url = format!("sqlite://{}", path(&d.path("q.db")));
