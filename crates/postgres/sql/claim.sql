@@ -22,7 +22,7 @@ WITH w AS MATERIALIZED (
 )
 UPDATE runyard.jobs j
 SET state = {RUNNING}, attempt = j.attempt + 1, claims = j.claims + 1, worker = $1, lease_until = $2, claimed_at = $3, started = false
-WHERE j.id = ANY(CASE WHEN (SELECT n FROM w) <= 256 THEN ARRAY(
+WHERE j.id = ANY(CASE WHEN (SELECT n FROM w) <= {FEW} THEN ARRAY(
     -- (The state test is a CASE so that the rows are found by primary
     -- key, not by a walk of the fair order's index.)
     SELECT f.id FROM runyard.jobs f

@@ -12,7 +12,7 @@
 -- marks such entries dead, so it read all of them, with their heap pages,
 -- on every insert into an idle queue (about 0.3 s with 10^6 drained).
 (SELECT CASE
-    WHEN k.waiting > 256 THEN runyard.frontier()
+    WHEN k.waiting > {FEW} THEN runyard.frontier()
     ELSE coalesce(
         (SELECT u.tag FROM (SELECT v.priority, v.tag, v.id FROM runyard.jobs v
                             WHERE v.state = {WAITING} ORDER BY v.id DESC LIMIT k.waiting) u
@@ -20,7 +20,7 @@
         (SELECT setval('runyard.tag_next', g.v + 1) - 1 FROM (SELECT GREATEST(
              (SELECT max(t.last) + 1 FROM runyard.key_tags t),
              CASE WHEN k.running = 0 THEN NULL
-                  WHEN k.running <= 256 THEN
+                  WHEN k.running <= {FEW} THEN
                       (SELECT max(u.tag) + 1 FROM (SELECT v.tag FROM runyard.jobs v
                                                    WHERE v.state = {RUNNING}
                                                    ORDER BY v.id DESC LIMIT k.running) u)

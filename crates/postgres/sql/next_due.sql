@@ -9,7 +9,7 @@ WITH w AS MATERIALIZED (
 )
 SELECT CASE
     WHEN (SELECT n FROM w) = 0 THEN NULL
-    WHEN (SELECT n FROM w) <= 256 THEN
+    WHEN (SELECT n FROM w) <= {FEW} THEN
         (SELECT MIN(u.run_at) FROM (SELECT v.run_at FROM runyard.jobs v WHERE v.state = {WAITING}
                                     ORDER BY v.id DESC LIMIT (SELECT n FROM w)) u)
     ELSE LEAST(

@@ -10,7 +10,7 @@ WITH w AS MATERIALIZED (
     SELECT coalesce(sum(c.n), 0)::bigint AS n FROM runyard.counts c WHERE c.state = {WAITING}
 )
 UPDATE runyard.jobs j SET tag = {FRONTIER}
-WHERE j.id = ANY(CASE WHEN (SELECT n FROM w) <= 256 THEN ARRAY(
+WHERE j.id = ANY(CASE WHEN (SELECT n FROM w) <= {FEW} THEN ARRAY(
     SELECT u.id FROM runyard.jobs u
     WHERE u.id = ANY(ARRAY(SELECT v.id FROM runyard.jobs v WHERE v.state = {WAITING}
                            ORDER BY v.id DESC LIMIT (SELECT n FROM w)))

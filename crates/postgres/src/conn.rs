@@ -397,8 +397,8 @@ impl PgOptions {
 
     /// SQL written for the `runyard` schema, for this one.
     /// A statement for this queue: its schema's name in place of
-    /// `runyard.`, the frontier's expression in place of `{FRONTIER}`
-    /// (see [`with_frontier`]), and its state codes by name rendered (see
+    /// `runyard.`, the frontier's expression in place of `{FRONTIER}` and
+    /// [`FEW`] in place of `{FEW}` (see [`with_frontier`]), and its state codes by name rendered (see
     /// `runyard_queue::stored::render_states`).
     pub(crate) fn sql(&self, text: &str) -> String {
         let text = runyard_queue::stored::render_states(&with_frontier(text));
@@ -410,17 +410,26 @@ impl PgOptions {
     }
 }
 
+/// How many waiting (or running) jobs the kept counts may say for the
+/// statements to read them from the newest end of the state index
+/// instead of walking the fair order's or the leases' index, which right
+/// after a deep drain hold runs of dead entries (`{FEW}` in `sql/`).
+pub(crate) const FEW: u32 = 256;
+
 /// `text` with `{FRONTIER}` replaced by the frontier's expression of
-/// `sql/frontier_few.sql` (its comment lines left out).
+/// `sql/frontier_few.sql` (its comment lines left out), and `{FEW}` by
+/// [`FEW`].
 pub(crate) fn with_frontier(text: &str) -> String {
-    if !text.contains("{FRONTIER}") {
-        return text.to_string();
-    }
-    let expr: Vec<&str> = include_str!("../sql/frontier_few.sql")
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect();
-    text.replace("{FRONTIER}", &expr.join("\n"))
+    let text = if text.contains("{FRONTIER}") {
+        let expr: Vec<&str> = include_str!("../sql/frontier_few.sql")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect();
+        text.replace("{FRONTIER}", &expr.join("\n"))
+    } else {
+        text.to_string()
+    };
+    text.replace("{FEW}", &FEW.to_string())
 }
 
 fn check_schema_name(s: &str) -> Result<(), QueueError> {

@@ -315,27 +315,7 @@ fn keys_are_kept_as_the_insert_keeps_them() {
         u
     );
     // A job the Rust insert adds with the key finds the SQL one holding it.
-    let dup = q
-        .insert(vec![NewJob {
-            unique: Some(runyard_core::Unique {
-                key: "sync".into(),
-                within: None,
-                on_conflict: runyard_core::OnConflict::Skip,
-            }),
-            ..NewJob::new(
-                TaskName::from("plain"),
-                JobParams::empty(),
-                Arc::new(JobSettings {
-                    max_attempts: 3,
-                    backoff: Backoff::DEFAULT_EXPONENTIAL,
-                    timeout: None,
-                    priority: 0,
-                    mode: Mode::Auto,
-                    isolate: false,
-                }),
-            )
-        }])
-        .unwrap();
+    let dup = q.insert(vec![unique_plain("sync")]).unwrap();
     assert_eq!(dup[0].id().0 as i64, u);
     let params: String = c
         .query_one(

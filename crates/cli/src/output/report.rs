@@ -146,6 +146,28 @@ struct Streaming {
 
 const PAGE: usize = 10_000;
 
+/// Calls `each` with every job of `queue` after `after` (from the first
+/// when `None`), in id order, read a page at a time.
+fn each_job(
+    queue: &dyn Queue,
+    mut after: Option<JobId>,
+    mut each: impl FnMut(JobView),
+) -> Result<(), QueueError> {
+    loop {
+        let page = queue.inspect()?.list(&ListFilter {
+            after,
+            limit: PAGE,
+            ..ListFilter::default()
+        })?;
+        after = page.last().map(|v| v.id);
+        let n = page.len();
+        page.into_iter().for_each(&mut each);
+        if n < PAGE {
+            return Ok(());
+        }
+    }
+}
+
 impl Streaming {
     fn new(out: Option<Out>, queue: Arc<dyn Queue>, forget: Option<Arc<MemoryQueue>>) -> Streaming {
         let mut s = Streaming {
@@ -284,43 +306,20 @@ impl Streaming {
                     _ => {}
                 }
             }
-            let mut after = None;
-            loop {
-                let page = self.queue.inspect()?.list(&ListFilter {
-                    after,
-                    limit: PAGE,
-                    ..ListFilter::default()
-                })?;
-                after = page.last().map(|v| v.id);
-                let n = page.len();
-                for v in page.iter().filter(|v| !v.state.is_terminal()) {
-                    self.summary.add(v);
+            let queue = Arc::clone(&self.queue);
+            each_job(&*queue, None, |v| {
+                if !v.state.is_terminal() {
+                    self.summary.add(&v);
                 }
-                if n < PAGE {
-                    break;
-                }
-            }
+            })?;
             let mut summary =
                 std::mem::take(&mut self.summary).finish(ended.wall(), ended.interrupted());
             summary.held = held;
             return Ok((summary, None));
         }
-        let mut after = self.next.checked_sub(1).filter(|n| *n > 0).map(JobId);
-        loop {
-            let page = self.queue.inspect()?.list(&ListFilter {
-                after,
-                limit: PAGE,
-                ..ListFilter::default()
-            })?;
-            after = page.last().map(|v| v.id);
-            let n = page.len();
-            for v in page {
-                self.write_view(v);
-            }
-            if n < PAGE {
-                break;
-            }
-        }
+        let after = self.next.checked_sub(1).filter(|n| *n > 0).map(JobId);
+        let queue = Arc::clone(&self.queue);
+        each_job(&*queue, after, |v| self.write_view(v))?;
         let mut summary =
             std::mem::take(&mut self.summary).finish(ended.wall(), ended.interrupted());
         summary.held = held;
