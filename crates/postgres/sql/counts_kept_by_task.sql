@@ -2,13 +2,18 @@
 -- from the kept counts (schema 9): each task's count of a state summed over
 -- its shards, less its waiting jobs whose run-at is ahead and its running
 -- jobs not started, which are counted apart (over the indexes jobs_due and
--- jobs_state).
+-- jobs_state; the running ones from the index's newest end, as many as the
+-- kept counts say, as running_by_worker.sql reads them).
 WITH later AS (
     SELECT task, COUNT(*) AS n FROM runyard.jobs
     WHERE state = {WAITING} AND tag IS NULL AND run_at > $1 GROUP BY task
 ), unstarted AS (
-    SELECT task, COUNT(*) AS n FROM runyard.jobs
-    WHERE state = {RUNNING} AND NOT started GROUP BY task
+    SELECT r.task, COUNT(*) AS n FROM (
+        SELECT v.task, v.started FROM runyard.jobs v WHERE v.state = {RUNNING}
+        ORDER BY v.id DESC
+        LIMIT (SELECT coalesce(sum(c.n), 0) FROM runyard.counts c WHERE c.state = {RUNNING})
+    ) r
+    WHERE NOT r.started GROUP BY r.task
 ), kept AS (
     SELECT task, state, SUM(n)::bigint AS n FROM runyard.counts
     GROUP BY task, state HAVING SUM(n) <> 0

@@ -373,11 +373,7 @@ impl PgQueue {
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
             // A task's running jobs are counted from the jobs table.
-            for r in tx.query(
-                &self.q("SELECT 't:' || task, count(*)::integer FROM runyard.jobs \
-                     WHERE state = {RUNNING} GROUP BY task"),
-                &[],
-            )? {
+            for r in tx.query(&self.q(include_str!("../sql/running_by_task.sql")), &[])? {
                 running.insert(r.get(0), r.get(1));
             }
             let lnow = self.limits_now(tx)?;

@@ -771,3 +771,92 @@ fn a_job_into_a_drained_queue_is_claimed_without_walking_the_drained_heads() {
     assert_eq!(scans(&mut tx), none, "the heads were not walked");
     tx.commit().unwrap();
 }
+
+/// What `runyard status` reads of an idle queue right after a drain (the
+/// counts by task, the workers' running attempts, the oldest ready job,
+/// what holds the due jobs and each task's running count) reads no index
+/// of the waiting or running jobs: their entries are those of the drained
+/// jobs until vacuum removes them, and each read walked all of them (0.85
+/// s of `status` with 10^6 just drained). The answers are still right.
+#[test]
+fn status_of_a_drained_queue_does_not_walk_the_drained_jobs() {
+    let u = url("status_drained");
+    let q = open(&u);
+    let s = schema_of(&u);
+    q.enqueue((0..300).map(|_| job("t", 1, 0)).collect())
+        .unwrap();
+    loop {
+        let c = claim_n(&q, "w", 64);
+        if c.is_empty() {
+            break;
+        }
+        let done: Vec<Completion> = c.iter().map(|c| succeeded(&q, c, "null")).collect();
+        q.complete("w", &done).unwrap();
+    }
+    let mut c = client();
+    let mut tx = c.transaction().unwrap();
+    let scans = |tx: &mut postgres::Transaction<'_>| -> i64 {
+        tx.query_one(
+            "SELECT coalesce(sum(pg_stat_get_xact_numscans(c.oid)), 0)::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'i' \
+               AND c.relname IN ('jobs_state', 'jobs_task_state', 'jobs_leases', 'jobs_fair', \
+                                 'jobs_ready')",
+            &[&s],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(scans(&mut tx), 0);
+    let now = q.now().as_micros();
+    let counts = tx
+        .query(
+            &statement(include_str!("../sql/counts_kept_by_task.sql"), &u),
+            &[&now],
+        )
+        .unwrap();
+    let counts: Vec<(String, i16, i64)> = counts
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(4)))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(
+            "t".to_string(),
+            runyard_queue::stored::SUCCEEDED as i16,
+            300
+        )]
+    );
+    let workers = tx
+        .query(
+            &statement(include_str!("../sql/running_by_worker.sql"), &u),
+            &[],
+        )
+        .unwrap();
+    assert!(workers.is_empty());
+    let oldest: Option<i64> = tx
+        .query_one(
+            &statement(include_str!("../sql/oldest_ready.sql"), &u),
+            &[&now],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(oldest, None);
+    let none: Option<i64> = None;
+    let holds = tx
+        .query(
+            &statement(include_str!("../sql/holds.sql"), &u),
+            &[&now, &none],
+        )
+        .unwrap();
+    assert!(holds.is_empty());
+    let by_task = tx
+        .query(
+            &statement(include_str!("../sql/running_by_task.sql"), &u),
+            &[],
+        )
+        .unwrap();
+    assert!(by_task.is_empty());
+    assert_eq!(scans(&mut tx), 0, "the drained jobs' entries were walked");
+    tx.commit().unwrap();
+}
