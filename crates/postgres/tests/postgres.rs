@@ -708,6 +708,20 @@ fn statement(text: &str, u: &str) -> String {
     runyard_postgres::testing::statement(&PgOptions::from_url(u).unwrap(), text)
 }
 
+/// Enqueues 300 jobs of task `t` and runs them all to success, 64 a claim.
+fn drain_300(q: &PgQueue) {
+    q.enqueue((0..300).map(|_| job("t", 1, 0)).collect())
+        .unwrap();
+    loop {
+        let c = claim_n(q, "w", 64);
+        if c.is_empty() {
+            break;
+        }
+        let done: Vec<Completion> = c.iter().map(|c| succeeded(q, c, "null")).collect();
+        q.complete("w", &done).unwrap();
+    }
+}
+
 /// Right after a drain, the entries at the heads of the fair order's
 /// index and of the running jobs' lease index are of jobs that have moved
 /// on; a walk reads each of them until vacuum removes them. The enqueue,
@@ -720,16 +734,7 @@ fn a_job_into_a_drained_queue_is_claimed_without_walking_the_drained_heads() {
     let u = url("drained");
     let q = open(&u);
     let s = schema_of(&u);
-    q.enqueue((0..300).map(|_| job("t", 1, 0)).collect())
-        .unwrap();
-    loop {
-        let c = claim_n(&q, "w", 64);
-        if c.is_empty() {
-            break;
-        }
-        let done: Vec<Completion> = c.iter().map(|c| succeeded(&q, c, "null")).collect();
-        q.complete("w", &done).unwrap();
-    }
+    drain_300(&q);
     assert_eq!(q.counts().unwrap().succeeded, 300);
 
     let mut c = client();
@@ -783,16 +788,7 @@ fn status_of_a_drained_queue_does_not_walk_the_drained_jobs() {
     let u = url("status_drained");
     let q = open(&u);
     let s = schema_of(&u);
-    q.enqueue((0..300).map(|_| job("t", 1, 0)).collect())
-        .unwrap();
-    loop {
-        let c = claim_n(&q, "w", 64);
-        if c.is_empty() {
-            break;
-        }
-        let done: Vec<Completion> = c.iter().map(|c| succeeded(&q, c, "null")).collect();
-        q.complete("w", &done).unwrap();
-    }
+    drain_300(&q);
     let mut c = client();
     let mut tx = c.transaction().unwrap();
     let scans = |tx: &mut postgres::Transaction<'_>| -> i64 {
