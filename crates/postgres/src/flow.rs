@@ -553,6 +553,127 @@ pub(crate) fn insert_resolved(
 /// go in by `COPY` (as plain batches do, see `queue.rs`).
 const COPY_FROM: usize = 256;
 
+/// Whether [`insert_unique`] adds the new jobs of this batch (those not
+/// `resolved`): at least [`COPY_FROM`] of them, and each a waiting job
+/// whose only column beyond the plain insert's is its unique key (no
+/// idempotency key, name, parents, `run_if` or limits).
+pub(crate) fn unique_only(jobs: &[NewJob], resolved: &[Option<Result<i64, usize>>]) -> bool {
+    let mut fresh = 0;
+    for (j, r) in jobs.iter().zip(resolved) {
+        if r.is_some() {
+            continue;
+        }
+        if j.idempotency_key.is_some()
+            || j.is_linked()
+            || j.run_if != RunIf::Success
+            || !j.limits.is_empty()
+        {
+            return false;
+        }
+        fresh += 1;
+    }
+    fresh >= COPY_FROM
+}
+
+/// [`insert_resolved`] for a batch that is [`unique_only`], straight from
+/// the jobs: the new ones by a binary COPY of the plain columns and the
+/// unique key (`copy_unique.sql`), their ids drawn first and the due ones
+/// tagged as the keyless group's next, in batch order, as the plain
+/// `COPY` does (`queue.rs`). `None` when fewer rows went in than were
+/// sent (as [`insert_resolved`]'s `Ok(None)`).
+pub(crate) fn insert_unique(
+    c: &mut impl GenericClient,
+    sql: &FlowSql,
+    jobs: &[NewJob],
+    resolved: &[Option<Result<i64, usize>>],
+    now: i64,
+) -> Result<Option<Vec<Enqueued>>, postgres::Error> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+    let run_at = |j: &NewJob| j.run_at.map_or(now, Timestamp::as_micros);
+    let fresh = resolved.iter().filter(|r| r.is_none()).count();
+    let due = jobs
+        .iter()
+        .zip(resolved)
+        .filter(|(j, r)| r.is_none() && run_at(j) <= now)
+        .count() as i64;
+    let ids: Vec<i64> = c
+        .query(&sql.next_ids, &[&(fresh as i64)])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // NULL when none is due: then no job takes a tag.
+    let front: Option<i64> = c.query_one(&sql.keyless_tags, &[&due])?.get(0);
+    let front = front.unwrap_or_default();
+    let mut place = 0i64;
+    let mut types = [Type::TEXT; PLAIN_COPY_TYPES.len() + 1];
+    types[..PLAIN_COPY_TYPES.len()].clone_from_slice(&PLAIN_COPY_TYPES);
+    let mut w = BinaryCopyInWriter::new(c.copy_in(&sql.copy_unique)?, &types);
+    let mut id_at: Vec<i64> = vec![0; jobs.len()];
+    let mut drawn = ids.iter();
+    // Settings are shared between copies: render each once.
+    let mut last: Option<(*const runyard_core::JobSettings, String)> = None;
+    for (i, j) in jobs.iter().enumerate() {
+        if resolved[i].is_some() {
+            continue;
+        }
+        let id = *drawn.next().unwrap_or(&0);
+        id_at[i] = id;
+        let s = &j.settings;
+        let ptr = std::sync::Arc::as_ptr(s);
+        if last.as_ref().is_none_or(|(p, _)| *p != ptr) {
+            last = Some((ptr, s.backoff.to_string()));
+        }
+        let backoff = last.as_ref().map_or("", |l| l.1.as_str());
+        let max = s.max_attempts as i32;
+        let at = run_at(j);
+        let tag = (at <= now).then(|| {
+            place += 1;
+            front + place - 1
+        });
+        w.write(&[
+            &id,
+            &j.task.as_str(),
+            &j.params.as_json(),
+            &WAITING,
+            &s.priority,
+            &at,
+            &now,
+            &max,
+            &max,
+            &backoff,
+            &s.timeout.map(|t| t.as_micros() as i64),
+            &s.mode.as_str(),
+            &s.isolate,
+            &tag,
+            &j.unique.as_ref().map(|u| u.key.as_str()),
+        ])?;
+    }
+    if w.finish()? as usize != fresh {
+        return Ok(None);
+    }
+    if place > 0 {
+        c.execute(&sql.gave_tags, &[&(front + place - 1)])?;
+    }
+    Ok(Some(
+        (0..jobs.len())
+            .map(|i| {
+                // A job resolved to an earlier one of the batch takes that
+                // one's id (its answer, when that one was resolved too).
+                let mut at = i;
+                loop {
+                    match resolved[at] {
+                        None if at == i => return Enqueued::New(id_of(id_at[i])),
+                        None => return Enqueued::Duplicate(id_of(id_at[at])),
+                        Some(Ok(id)) => return Enqueued::Duplicate(id_of(id)),
+                        Some(Err(b)) => at = b,
+                    }
+                }
+            })
+            .collect(),
+    ))
+}
+
 /// Moves the fairness keys of the due jobs `fkeys` (their places in the
 /// batch's rows, with their keys) on by their numbers of jobs, from the
 /// frontier as it is now, in one statement; each job takes its key's next
@@ -594,9 +715,6 @@ fn copy_rows(
 ) -> Result<usize, postgres::Error> {
     use postgres::binary_copy::BinaryCopyInWriter;
     use postgres::types::Type;
-    if rows.only_unique() {
-        return copy_unique(c, sql, rows, now);
-    }
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -693,42 +811,6 @@ pub(crate) const PLAIN_COPY_TYPES: [postgres::types::Type; 14] = {
         Type::INT8,
     ]
 };
-
-/// [`copy_rows`] for rows that [`Rows::only_unique`]: the plain columns
-/// and the unique key (`copy_unique.sql`), not the full width.
-fn copy_unique(
-    c: &mut impl GenericClient,
-    sql: &FlowSql,
-    rows: &Rows<'_>,
-    now: i64,
-) -> Result<usize, postgres::Error> {
-    use postgres::binary_copy::BinaryCopyInWriter;
-    use postgres::types::Type;
-    // The plain columns, then the unique key.
-    let mut types = [Type::TEXT; PLAIN_COPY_TYPES.len() + 1];
-    types[..PLAIN_COPY_TYPES.len()].clone_from_slice(&PLAIN_COPY_TYPES);
-    let mut w = BinaryCopyInWriter::new(c.copy_in(&sql.copy_unique)?, &types);
-    for i in 0..rows.id.len() {
-        w.write(&[
-            &rows.id[i],
-            &rows.task[i],
-            &rows.params[i],
-            &rows.state[i],
-            &rows.priority[i],
-            &rows.run_at[i],
-            &now,
-            &rows.max[i],
-            &rows.max[i],
-            &rows.backoff[i],
-            &rows.timeout[i],
-            &rows.mode[i],
-            &rows.isolate[i],
-            &rows.tag[i],
-            &rows.uk[i],
-        ])?;
-    }
-    Ok(w.finish()? as usize)
-}
 
 /// The new jobs of a linked batch as `insert_linked.sql` takes them.
 #[derive(Default)]
@@ -833,31 +915,6 @@ impl<'a> Rows<'a> {
         let (n, us) = rate_parts(rk.and_then(|(_, r)| *r));
         self.rrn.push(n);
         self.rrus.push(us);
-    }
-
-    /// Whether every row is a waiting job whose only column beyond the
-    /// plain insert's is its unique key (no name, parents, children,
-    /// limits or keys): the other columns would take their defaults.
-    fn only_unique(&self) -> bool {
-        let none = |v: &[Option<i32>]| v.iter().all(Option::is_none);
-        let none64 = |v: &[Option<i64>]| v.iter().all(Option::is_none);
-        let no_str = |v: &[Option<&str>]| v.iter().all(Option::is_none);
-        self.state.iter().all(|&s| s == WAITING)
-            && self.run_if.iter().all(|&r| r == 0)
-            && self.pending.iter().all(|&p| p == 0)
-            && !self.children.iter().any(|&c| c)
-            && no_str(&self.name)
-            && none64(&self.cause)
-            && none(&self.tc)
-            && none(&self.trn)
-            && none64(&self.trus)
-            && no_str(&self.ckn)
-            && no_str(&self.ckv)
-            && none(&self.ckc)
-            && no_str(&self.rkn)
-            && no_str(&self.rkv)
-            && none(&self.rrn)
-            && none64(&self.rrus)
     }
 }
 

@@ -16,7 +16,9 @@
 //! statements; jobs with a task limit or a rate one by one (see the
 //! migration). Rate windows are counted on the database's clock. New jobs
 //! are written with their flow columns and fair tags in the insert
-//! (`flow::insert_resolved`). A batch's unique keys are resolved in two
+//! (`flow::insert_resolved`; a batch of at least 256 new jobs that carry
+//! a unique key and nothing else of flow control, straight from the jobs
+//! by `flow::insert_unique`). A batch's unique keys are resolved in two
 //! statements, under advisory locks on the keys' buckets (at most 128 a
 //! batch, `lock_unique.sql`), taken in one order, so that concurrent
 //! submitters of a key see each other's jobs.
@@ -123,9 +125,14 @@ impl PgQueue {
         let mut replaced = vec![false; n];
         let mut batch = std::borrow::Cow::Borrowed(jobs);
         if !keys.is_empty() {
-            // Each key once (the server sorts the buckets it locks).
+            // Each key once (the server sorts the buckets it locks); the
+            // batch repeats a key only if that leaves fewer.
+            let with_key = keys.len();
             let mut seen = rustc_hash::FxHashSet::default();
+            seen.reserve(with_key);
             keys.retain(|k| seen.insert(*k));
+            drop(seen);
+            let repeats = keys.len() < with_key;
             tx.execute(
                 &self.lsql.lock_unique,
                 &[&self.options().schema_name(), &keys],
@@ -152,7 +159,8 @@ impl PgQueue {
             let mut want: (Vec<&str>, Vec<i64>, Vec<usize>) = Default::default();
             for (i, j) in jobs.iter().enumerate() {
                 let Some(u) = &j.unique else { continue };
-                if let (Some(d), false) = (u.within, holder.contains_key(u.key.as_str())) {
+                let Some(d) = u.within else { continue };
+                if !holder.contains_key(u.key.as_str()) {
                     want.0.push(u.key.as_str());
                     want.1.push(now.saturating_sub(d.as_micros() as i64));
                     want.2.push(i);
@@ -174,7 +182,12 @@ impl PgQueue {
                 {
                     continue;
                 }
-                if let Some(&b) = first.get(u.key.as_str()) {
+                let earlier = if repeats {
+                    first.get(u.key.as_str()).copied()
+                } else {
+                    None
+                };
+                if let Some(b) = earlier {
                     resolved[i] = Some(Err(b));
                     if u.on_conflict == OnConflict::Replace {
                         let jobs = batch.to_mut();
@@ -200,10 +213,25 @@ impl PgQueue {
                     resolved[i] = Some(Ok(id));
                     continue;
                 }
-                first.insert(u.key.as_str(), i);
+                if repeats {
+                    first.insert(u.key.as_str(), i);
+                }
             }
         }
-        let mut out = match flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)? {
+        // A large batch of plain jobs with unique keys goes in straight
+        // from the jobs; any other by the general insert.
+        let added = if flow::unique_only(&batch, &resolved) {
+            Ok(flow::insert_unique(
+                tx,
+                self.flow_sql(),
+                &batch,
+                &resolved,
+                now,
+            )?)
+        } else {
+            flow::insert_resolved(tx, self.flow_sql(), &batch, &resolved, now)?
+        };
+        let mut out = match added {
             Err(e) => return Ok(Err(e)),
             Ok(None) => return Ok(Ok(None)),
             Ok(Some(x)) => x,
